@@ -1,0 +1,585 @@
+#include "config/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace tp {
+namespace {
+
+// Keys of one YAML map, first occurrence of each.
+using Fields = std::map<std::string, YAML::Node>;
+
+bool IsName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  };
+  return std::all_of(s.begin(), s.end(), ok) && s.front() != '-' && s.front() != '.';
+}
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string JoinNames(std::initializer_list<const char*> names) {
+  std::string out;
+  for (const char* n : names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  LoadResult Load(std::string_view text) {
+    YAML::Node root;
+    try {
+      root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      // yaml-cpp stops at the first syntax error; there is no more to report.
+      std::string msg = e.msg.empty() ? "invalid YAML" : e.msg;
+      AddError(e.mark, "YAML syntax: " + msg);
+      return Finish();
+    } catch (const YAML::Exception& e) {
+      AddError(e.mark, std::string("YAML: ") + e.what());
+      return Finish();
+    }
+    if (!root.IsMap()) {
+      errors_.push_back({file_, 1, 1, "the config must be a YAML map of top-level keys"});
+      return Finish();
+    }
+    LoadRoot(root);
+    return Finish();
+  }
+
+ private:
+  LoadResult Finish() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    LoadResult result;
+    if (errors_.empty()) {
+      result.rules = std::make_shared<const Rules>(std::move(rules_));
+    }
+    result.errors = std::move(errors_);
+    return result;
+  }
+
+  void AddError(const YAML::Mark& mark, std::string message) {
+    const int line = mark.line >= 0 ? mark.line + 1 : 1;
+    const int column = mark.column >= 0 ? mark.column + 1 : 1;
+    errors_.push_back({file_, line, column, std::move(message)});
+  }
+  void Error(const YAML::Node& node, std::string message) {
+    AddError(node.Mark(), std::move(message));
+  }
+
+  // Checks that `node` is a map whose keys are all in `allowed` and unique.
+  // Returns the fields, or nullopt (with an error) when `node` is no map.
+  std::optional<Fields> Map(const YAML::Node& node, const std::string& what,
+                            std::initializer_list<const char*> allowed) {
+    if (!node.IsMap()) {
+      Error(node, what + " must be a map");
+      return std::nullopt;
+    }
+    Fields fields;
+    for (const auto& kv : node) {
+      const YAML::Node& key = kv.first;
+      if (!key.IsScalar()) {
+        Error(key, "keys in " + what + " must be plain strings");
+        continue;
+      }
+      const std::string& k = key.Scalar();
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
+        Error(key, "unknown key " + Quote(k) + " in " + what +
+                       " (expected one of: " + JoinNames(allowed) + ")");
+        continue;
+      }
+      if (!fields.emplace(k, kv.second).second) {
+        Error(key, "duplicate key " + Quote(k) + " in " + what);
+      }
+    }
+    return fields;
+  }
+
+  // The field, or an undefined node with an error at the map when required.
+  YAML::Node Field(const Fields& fields, const YAML::Node& map, const char* key,
+                   const std::string& what, bool required) {
+    auto it = fields.find(key);
+    if (it != fields.end()) return it->second;
+    if (required) Error(map, "missing required key " + Quote(key) + " in " + what);
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  std::optional<std::string> String(const YAML::Node& node, const std::string& what) {
+    if (!node.IsScalar() || node.Scalar().empty()) {
+      Error(node, what + " must be a non-empty string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<std::string> Name(const YAML::Node& node, const std::string& what) {
+    auto s = String(node, what);
+    if (s && !IsName(*s)) {
+      Error(node,
+            what + " " + Quote(*s) +
+                " must be 1-64 letters, digits, '_', '-' or '.', not starting with '-' or '.'");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::optional<std::int64_t> Integer(const YAML::Node& node, const std::string& what,
+                                      std::int64_t min, std::int64_t max) {
+    const std::string range =
+        " must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    if (!node.IsScalar()) {
+      Error(node, what + range);
+      return std::nullopt;
+    }
+    const std::string& s = node.Scalar();
+    std::int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
+      Error(node, what + range + ", got " + Quote(s));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<double> Number(const YAML::Node& node, const std::string& what) {
+    if (node.IsScalar()) {
+      const std::string& s = node.Scalar();
+      double v = 0;
+      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec == std::errc() && end == s.data() + s.size() && std::isfinite(v) && v >= 0) return v;
+      Error(node, what + " must be a number >= 0, got " + Quote(s));
+    } else {
+      Error(node, what + " must be a number >= 0");
+    }
+    return std::nullopt;
+  }
+
+  std::optional<bool> Bool(const YAML::Node& node, const std::string& what) {
+    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
+      return node.Scalar() == "true";
+    }
+    Error(node, what + " must be true or false");
+    return std::nullopt;
+  }
+
+  std::optional<Duration> DurationValue(const YAML::Node& node, const std::string& what) {
+    std::optional<Duration> d;
+    if (node.IsScalar()) d = ParseDuration(node.Scalar());
+    if (!d) {
+      Error(node, what + " must be a duration like 90s, 15m, 24h or 3d" +
+                      (node.IsScalar() ? ", got " + Quote(node.Scalar()) : std::string()));
+    }
+    return d;
+  }
+
+  std::optional<TimeOfDay> TimeOfDayValue(const YAML::Node& node, const std::string& what) {
+    std::optional<TimeOfDay> t;
+    if (node.IsScalar()) t = ParseTimeOfDay(node.Scalar());
+    if (!t) Error(node, what + " must be a time of day \"HH:MM\" from 00:00 to 24:00");
+    return t;
+  }
+
+  // A list of names each of which must be in `known` (by index); unknown
+  // names are errors naming `kind`.
+  template <typename T>
+  std::vector<int> References(const YAML::Node& node, const std::string& what,
+                              const std::vector<T>& known, const char* kind) {
+    std::vector<int> out;
+    if (!node.IsSequence() || node.size() == 0) {
+      Error(node, what + " must be a non-empty list of " + kind + " names");
+      return out;
+    }
+    for (const auto& item : node) {
+      auto name = String(item, what + " entries");
+      if (!name) continue;
+      auto it =
+          std::find_if(known.begin(), known.end(), [&](const T& k) { return k.name == *name; });
+      if (it == known.end()) {
+        Error(item, "unknown " + std::string(kind) + " " + Quote(*name) + " in " + what);
+        continue;
+      }
+      const int index = static_cast<int>(it - known.begin());
+      if (std::find(out.begin(), out.end(), index) != out.end()) {
+        Error(item, std::string(kind) + " " + Quote(*name) + " is listed twice in " + what);
+        continue;
+      }
+      out.push_back(index);
+    }
+    return out;
+  }
+
+  void LoadRoot(const YAML::Node& root) {
+    auto fields = Map(root, "the config",
+                      {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
+                       "products", "tiers", "cadences", "sinks", "listen", "database"});
+    if (!fields) return;
+
+    if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
+      if (!v.IsScalar() || v.Scalar() != "1") {
+        Error(v, "unsupported config version (this build reads version: 1)");
+      }
+    }
+    if (auto v = Field(*fields, root, "timezone", "the config", false); v.IsDefined()) {
+      if (auto name = String(v, "timezone")) {
+        if (const Zone* zone = FindZone(*name)) {
+          rules_.timezone_name = *name;
+          rules_.timezone = zone;
+        } else {
+          Error(v, "unknown time zone " + Quote(*name) + " (use an IANA name like Asia/Shanghai)");
+        }
+      }
+    }
+    if (rules_.timezone == nullptr) rules_.timezone = UtcZone();
+    if (auto v = Field(*fields, root, "send_window", "the config", false); v.IsDefined()) {
+      LoadSendWindow(v);
+    }
+    if (auto v = Field(*fields, root, "frequency_cap", "the config", false); v.IsDefined()) {
+      LoadFrequencyCap(v);
+    }
+    if (auto v = Field(*fields, root, "misfire_grace", "the config", false); v.IsDefined()) {
+      if (auto d = DurationValue(v, "misfire_grace")) {
+        if (d->count <= 0) {
+          Error(v, "misfire_grace must be positive");
+        } else {
+          rules_.misfire_grace = *d;
+        }
+      }
+    }
+    if (auto v = Field(*fields, root, "listen", "the config", false); v.IsDefined()) {
+      if (auto s = String(v, "listen")) {
+        const auto colon = s->rfind(':');
+        std::int64_t port = 0;
+        const bool port_ok =
+            colon != std::string::npos && colon > 0 &&
+            std::from_chars(s->data() + colon + 1, s->data() + s->size(), port).ptr ==
+                s->data() + s->size() &&
+            colon + 1 < s->size() && port > 0 && port < 65536;
+        if (!port_ok) {
+          Error(v, "listen must be HOST:PORT with a port from 1 to 65535, got " + Quote(*s));
+        } else {
+          rules_.listen = *s;
+        }
+      }
+    }
+    if (auto v = Field(*fields, root, "database", "the config", false); v.IsDefined()) {
+      if (auto s = String(v, "database")) rules_.database = *s;
+    }
+
+    // Order matters: later sections refer to the names earlier ones define.
+    if (auto v = Field(*fields, root, "products", "the config", true); v.IsDefined()) {
+      LoadProducts(v);
+    }
+    if (auto v = Field(*fields, root, "tiers", "the config", false); v.IsDefined()) {
+      LoadTiers(v);
+    } else {
+      rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+    }
+    if (auto v = Field(*fields, root, "sinks", "the config", true); v.IsDefined()) {
+      LoadSinks(v);
+    }
+    if (auto v = Field(*fields, root, "cadences", "the config", true); v.IsDefined()) {
+      LoadCadences(v);
+    }
+  }
+
+  void LoadSendWindow(const YAML::Node& node) {
+    auto fields = Map(node, "send_window", {"from", "to"});
+    if (!fields) return;
+    auto from_node = Field(*fields, node, "from", "send_window", true);
+    auto to_node = Field(*fields, node, "to", "send_window", true);
+    std::optional<TimeOfDay> from, to;
+    if (from_node.IsDefined()) from = TimeOfDayValue(from_node, "send_window.from");
+    if (to_node.IsDefined()) to = TimeOfDayValue(to_node, "send_window.to");
+    if (from && from->minutes == 24 * 60) {
+      Error(from_node, "send_window.from must be earlier than 24:00");
+      return;
+    }
+    if (from && to) {
+      if (*to <= *from) {
+        Error(to_node, "send_window.to (" + FormatTimeOfDay(*to) + ") must be later than from (" +
+                           FormatTimeOfDay(*from) + "); the window is [from, to) within one day");
+        return;
+      }
+      rules_.send_window = SendWindow{*from, *to};
+    }
+  }
+
+  void LoadFrequencyCap(const YAML::Node& node) {
+    auto fields = Map(node, "frequency_cap", {"max", "per"});
+    if (!fields) return;
+    if (auto per = Field(*fields, node, "per", "frequency_cap", false); per.IsDefined()) {
+      if (!per.IsScalar() || per.Scalar() != "day") {
+        Error(per, "frequency_cap.per must be 'day' (a buyer-local calendar day)");
+      }
+    }
+    if (auto max = Field(*fields, node, "max", "frequency_cap", true); max.IsDefined()) {
+      if (auto v = Integer(max, "frequency_cap.max", 1, 1000))
+        rules_.frequency_cap = static_cast<int>(*v);
+    }
+  }
+
+  void LoadProducts(const YAML::Node& node) {
+    if (!node.IsMap() || node.size() == 0) {
+      Error(node, "products must be a non-empty map of product name to {supply_days}");
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      auto name = Name(kv.first, "product name");
+      if (!name) continue;
+      if (!seen.insert(*name).second) {
+        Error(kv.first, "duplicate product " + Quote(*name));
+        continue;
+      }
+      const std::string what = "product " + Quote(*name);
+      Product product{*name, 0};
+      if (auto fields = Map(kv.second, what, {"supply_days"})) {
+        if (auto v = Field(*fields, kv.second, "supply_days", what, true); v.IsDefined()) {
+          if (auto days = Integer(v, what + " supply_days", 1, 36500)) {
+            product.supply_days = static_cast<int>(*days);
+          }
+        }
+      }
+      rules_.products.push_back(std::move(product));
+    }
+  }
+
+  void LoadTiers(const YAML::Node& node) {
+    if (!node.IsSequence() || node.size() == 0) {
+      Error(node, "tiers must be a non-empty list of {name, min_purchases, min_spend}");
+      rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& item : node) {
+      auto fields = Map(item, "a tier", {"name", "min_purchases", "min_spend"});
+      if (!fields) continue;
+      Tier tier;
+      auto name_node = Field(*fields, item, "name", "a tier", true);
+      if (name_node.IsDefined()) {
+        if (auto name = Name(name_node, "tier name")) {
+          if (!seen.insert(*name).second) {
+            Error(name_node, "duplicate tier " + Quote(*name));
+          }
+          tier.name = *name;
+        }
+      }
+      const std::string what = "tier " + Quote(tier.name);
+      if (auto v = Field(*fields, item, "min_purchases", what, false); v.IsDefined()) {
+        tier.min_purchases = Integer(v, what + " min_purchases", 0, 1000000);
+      }
+      if (auto v = Field(*fields, item, "min_spend", what, false); v.IsDefined()) {
+        tier.min_spend = Number(v, what + " min_spend");
+      }
+      rules_.tiers.push_back(std::move(tier));
+    }
+    const Tier& last = rules_.tiers.back();
+    const bool catch_all = (!last.min_purchases || *last.min_purchases <= 1) &&
+                           (!last.min_spend || *last.min_spend <= 0);
+    if (!catch_all) {
+      Error(node[node.size() - 1],
+            "the last tier must have no conditions, so that every buyer gets a tier");
+    }
+  }
+
+  void LoadSinks(const YAML::Node& node) {
+    if (!node.IsSequence() || node.size() == 0) {
+      Error(node, "sinks must be a non-empty list of {name, type}");
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& item : node) {
+      auto fields = Map(item, "a sink", {"name", "type"});
+      if (!fields) continue;
+      Sink sink;
+      if (auto v = Field(*fields, item, "name", "a sink", true); v.IsDefined()) {
+        if (auto name = Name(v, "sink name")) {
+          if (!seen.insert(*name).second) Error(v, "duplicate sink " + Quote(*name));
+          sink.name = *name;
+        }
+      }
+      if (auto v = Field(*fields, item, "type", "sink " + Quote(sink.name), true); v.IsDefined()) {
+        if (!v.IsScalar() || v.Scalar() != "queue") {
+          Error(v, "unknown sink type" + (v.IsScalar() ? " " + Quote(v.Scalar()) : std::string()) +
+                       " (this build supports: queue)");
+        }
+      }
+      rules_.sinks.push_back(std::move(sink));
+    }
+  }
+
+  void LoadCadences(const YAML::Node& node) {
+    if (!node.IsSequence() || node.size() == 0) {
+      Error(node, "cadences must be a non-empty list");
+      return;
+    }
+    std::set<std::string> seen;
+    for (const auto& item : node) {
+      auto fields = Map(
+          item, "a cadence",
+          {"name", "trigger", "products", "from", "to", "cancel_on_repurchase", "sinks", "steps"});
+      if (!fields) continue;
+      Cadence cadence;
+      if (auto v = Field(*fields, item, "name", "a cadence", true); v.IsDefined()) {
+        if (auto name = Name(v, "cadence name")) {
+          if (!seen.insert(*name).second) Error(v, "duplicate cadence " + Quote(*name));
+          cadence.name = *name;
+        }
+      }
+      const std::string what = "cadence " + Quote(cadence.name);
+      if (auto v = Field(*fields, item, "trigger", what, false); v.IsDefined()) {
+        if (v.IsScalar() && v.Scalar() == "purchase") {
+          cadence.trigger = Trigger::kPurchase;
+        } else if (v.IsScalar() && v.Scalar() == "switch") {
+          cadence.trigger = Trigger::kSwitch;
+        } else {
+          Error(v, what + " trigger must be 'purchase' or 'switch'");
+        }
+      }
+      auto products = Field(*fields, item, "products", what, false);
+      auto from = Field(*fields, item, "from", what, false);
+      auto to = Field(*fields, item, "to", what, false);
+      if (cadence.trigger == Trigger::kPurchase) {
+        if (from.IsDefined()) Error(from, "'from' applies only to trigger: switch");
+        if (to.IsDefined()) Error(to, "'to' applies only to trigger: switch");
+        if (products.IsDefined()) {
+          cadence.products = References(products, what + " products", rules_.products, "product");
+        } else {
+          for (std::size_t i = 0; i < rules_.products.size(); ++i) {
+            cadence.products.push_back(static_cast<int>(i));
+          }
+        }
+      } else {
+        if (products.IsDefined()) {
+          Error(products, "'products' applies only to trigger: purchase (a switch uses from/to)");
+        }
+        if (!from.IsDefined())
+          Error(item, "missing required key 'from' in " + what + " (trigger: switch)");
+        if (!to.IsDefined())
+          Error(item, "missing required key 'to' in " + what + " (trigger: switch)");
+        if (from.IsDefined())
+          cadence.from = References(from, what + " from", rules_.products, "product");
+        if (to.IsDefined()) cadence.to = References(to, what + " to", rules_.products, "product");
+      }
+      if (auto v = Field(*fields, item, "cancel_on_repurchase", what, false); v.IsDefined()) {
+        cadence.cancel_on_repurchase = Bool(v, what + " cancel_on_repurchase").value_or(false);
+      }
+      if (auto v = Field(*fields, item, "sinks", what, false); v.IsDefined()) {
+        cadence.sinks = References(v, what + " sinks", rules_.sinks, "sink");
+      } else {
+        for (std::size_t i = 0; i < rules_.sinks.size(); ++i)
+          cadence.sinks.push_back(static_cast<int>(i));
+      }
+      if (auto v = Field(*fields, item, "steps", what, true); v.IsDefined()) {
+        LoadSteps(v, what, cadence);
+      }
+      rules_.cadences.push_back(std::move(cadence));
+    }
+  }
+
+  void LoadSteps(const YAML::Node& node, const std::string& what, Cadence& cadence) {
+    if (!node.IsSequence() || node.size() == 0) {
+      Error(node, what + " steps must be a non-empty list");
+      return;
+    }
+    std::map<std::string, int> ids;
+    for (const auto& item : node) {
+      const std::string step_what = "a step of " + what;
+      auto fields = Map(item, step_what, {"id", "after", "anchor", "topic", "tiers"});
+      if (!fields) continue;
+      Step step;
+      // Where a duplicate id is reported: the id, else the topic it defaults
+      // to. (A Mark, not a Node: assigning to a YAML::Node rebinds the node
+      // it was copied from.)
+      YAML::Mark id_mark = item.Mark();
+      if (auto v = Field(*fields, item, "topic", step_what, true); v.IsDefined()) {
+        step.topic = String(v, "topic").value_or("");
+        id_mark = v.Mark();
+      }
+      if (auto v = Field(*fields, item, "id", step_what, false); v.IsDefined()) {
+        step.id = Name(v, "step id").value_or("");
+        id_mark = v.Mark();
+      } else {
+        step.id = step.topic;
+      }
+      if (!step.id.empty() && !ids.emplace(step.id, id_mark.line).second) {
+        AddError(id_mark, "step id " + Quote(step.id) + " is used twice in " + what +
+                              " (ids default to the topic; give one step an 'id:')");
+      }
+      if (auto v = Field(*fields, item, "anchor", step_what, false); v.IsDefined()) {
+        if (v.IsScalar() && v.Scalar() == "purchase") {
+          step.anchor = Anchor::kPurchase;
+        } else if (v.IsScalar() && v.Scalar() == "runout") {
+          step.anchor = Anchor::kRunout;
+        } else {
+          Error(v, "anchor must be 'purchase' or 'runout'");
+        }
+      }
+      if (auto v = Field(*fields, item, "after", step_what, true); v.IsDefined()) {
+        if (auto d = DurationValue(v, "after")) {
+          if (d->IsNegative() && step.anchor != Anchor::kRunout) {
+            Error(v, "a negative 'after' is allowed only with anchor: runout");
+          } else {
+            step.after = *d;
+          }
+        }
+      }
+      if (auto v = Field(*fields, item, "tiers", step_what, false); v.IsDefined()) {
+        step.tiers = References(v, "step tiers", rules_.tiers, "tier");
+      }
+      cadence.steps.push_back(std::move(step));
+    }
+  }
+
+  std::string file_;
+  Rules rules_;
+  std::vector<ConfigError> errors_;
+};
+
+}  // namespace
+
+std::string ConfigError::ToString() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": error: " + message;
+}
+
+LoadResult LoadRulesFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back({path, 1, 1, "cannot read the file"});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadRulesString(text.str(), path);
+}
+
+LoadResult LoadRulesString(std::string_view yaml, const std::string& file) {
+  try {
+    return Loader(file).Load(yaml);
+  } catch (const std::exception& e) {
+    // yaml-cpp throws on some malformed documents outside Load(); never crash.
+    LoadResult result;
+    result.errors.push_back({file, 1, 1, std::string("cannot load the config: ") + e.what()});
+    return result;
+  }
+}
+
+}  // namespace tp

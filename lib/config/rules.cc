@@ -1,0 +1,30 @@
+#include "config/rules.h"
+
+namespace tp {
+namespace {
+
+template <typename T>
+int IndexByName(const std::vector<T>& items, std::string_view name) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+int Rules::ProductIndex(std::string_view name) const { return IndexByName(products, name); }
+int Rules::TierIndex(std::string_view name) const { return IndexByName(tiers, name); }
+int Rules::CadenceIndex(std::string_view name) const { return IndexByName(cadences, name); }
+
+int Rules::TierFor(std::int64_t purchases, double spend) const {
+  for (std::size_t i = 0; i < tiers.size(); ++i) {
+    const Tier& t = tiers[i];
+    if (t.min_purchases && purchases < *t.min_purchases) continue;
+    if (t.min_spend && spend < *t.min_spend) continue;
+    return static_cast<int>(i);
+  }
+  return static_cast<int>(tiers.size()) - 1;
+}
+
+}  // namespace tp

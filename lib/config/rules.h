@@ -1,0 +1,86 @@
+// The operator's cadence rules, validated and immutable once loaded.
+// Cross references (products, tiers, sinks) are resolved to indices into the
+// vectors below, so nothing downstream looks a name up twice.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/time.h"
+
+namespace tp {
+
+struct Product {
+  std::string name;
+  int supply_days = 0;  // per unit; runout = purchase + quantity * supply_days days
+};
+
+// A tier matches when every condition it states holds (absent ones hold).
+struct Tier {
+  std::string name;
+  std::optional<std::int64_t> min_purchases;  // count so far, this purchase included
+  std::optional<double> min_spend;            // total amount so far, this one included
+};
+
+enum class Anchor : std::uint8_t { kPurchase, kRunout };
+enum class Trigger : std::uint8_t { kPurchase, kSwitch };
+
+struct Step {
+  std::string id;  // unique within its cadence; defaults to the topic
+  std::string topic;
+  Duration after;
+  Anchor anchor = Anchor::kPurchase;
+  std::vector<int> tiers;  // indices into Rules::tiers; empty = every tier
+};
+
+struct Cadence {
+  std::string name;
+  Trigger trigger = Trigger::kPurchase;
+  std::vector<int> products;  // trigger purchase: the products that start it
+  std::vector<int> from;      // trigger switch: previous purchase's product
+  std::vector<int> to;        // trigger switch: this purchase's product
+  bool cancel_on_repurchase = false;
+  std::vector<int> sinks;  // indices into Rules::sinks; every sink by default
+  std::vector<Step> steps;
+};
+
+struct Sink {
+  enum class Type : std::uint8_t { kQueue };
+  std::string name;
+  Type type = Type::kQueue;
+};
+
+// [from, to) in buyer-local wall-clock time.
+struct SendWindow {
+  TimeOfDay from{0};
+  TimeOfDay to{24 * 60};
+  bool Contains(TimeOfDay t) const { return from <= t && t < to; }
+};
+
+struct Rules {
+  int version = 1;
+  std::string timezone_name = "UTC";
+  const Zone* timezone = nullptr;  // default zone for buyers who bring none
+  SendWindow send_window;
+  std::optional<int> frequency_cap;  // max touchpoints per buyer per local day
+  Duration misfire_grace{1, Duration::Unit::kHours};
+  std::string listen = "127.0.0.1:8787";
+  std::string database = "/var/lib/touchpoint/touchpoint.db";
+  std::vector<Product> products;
+  std::vector<Tier> tiers;
+  std::vector<Cadence> cadences;
+  std::vector<Sink> sinks;
+
+  // Index of the named entity, or -1.
+  int ProductIndex(std::string_view name) const;
+  int TierIndex(std::string_view name) const;
+  int CadenceIndex(std::string_view name) const;
+  // The first tier whose conditions hold for `purchases` and `spend`.
+  // Validation guarantees the last tier always matches.
+  int TierFor(std::int64_t purchases, double spend) const;
+};
+
+}  // namespace tp

@@ -1,0 +1,71 @@
+#include "planner/planner.h"
+
+#include <algorithm>
+
+#include "core/ids.h"
+#include "planner/window.h"
+
+namespace tp {
+namespace {
+
+bool Contains(const std::vector<int>& v, int x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
+                  const Purchase& purchase, int product, const Zone* zone) {
+  const auto place =
+      std::upper_bound(history.begin(), history.end(), purchase.purchased_at,
+                       [](Instant t, const PastPurchase& p) { return t < p.purchased_at; });
+  double spend = purchase.amount;
+  for (auto it = history.begin(); it != place; ++it) spend += it->amount;
+  const auto count = static_cast<std::int64_t>(place - history.begin()) + 1;
+  const PastPurchase* previous = place == history.begin() ? nullptr : &*(place - 1);
+  const PastPurchase* newer = place == history.end() ? nullptr : &*place;
+
+  Plan plan;
+  plan.tier = rules.TierFor(count, spend);
+  const Product& bought = rules.products[static_cast<std::size_t>(product)];
+  const Instant runout =
+      AddCalendarDays(purchase.purchased_at,
+                      static_cast<std::int64_t>(bought.supply_days) * purchase.quantity, zone);
+
+  for (std::size_t c = 0; c < rules.cadences.size(); ++c) {
+    const Cadence& cadence = rules.cadences[c];
+    bool triggered = false;
+    if (cadence.trigger == Trigger::kPurchase) {
+      triggered = Contains(cadence.products, product);
+    } else {
+      triggered = previous != nullptr && previous->product != product &&
+                  Contains(cadence.from, previous->product) && Contains(cadence.to, product);
+      plan.switched = plan.switched || triggered;
+    }
+    if (!triggered) continue;
+    for (std::size_t s = 0; s < cadence.steps.size(); ++s) {
+      const Step& step = cadence.steps[s];
+      if (!step.tiers.empty() && !Contains(step.tiers, plan.tier)) continue;
+      PlannedTouchpoint tp;
+      tp.id = TouchpointId(purchase.order_id, cadence.name, step.id);
+      tp.cadence = static_cast<int>(c);
+      tp.step = static_cast<int>(s);
+      const Instant anchor = step.anchor == Anchor::kRunout ? runout : purchase.purchased_at;
+      tp.due_at = AddDuration(anchor, step.after, zone);
+      tp.next_at = NextOpening(tp.due_at, rules.send_window, zone);
+      tp.cancel_on_repurchase = cadence.cancel_on_repurchase;
+      if (tp.due_at < purchase.purchased_at) {
+        tp.state = TouchpointState::kSkipped;
+        tp.reason = "due before the purchase was made";
+      } else if (newer != nullptr && cadence.cancel_on_repurchase &&
+                 tp.next_at >= newer->purchased_at) {
+        tp.state = TouchpointState::kCancelled;
+        tp.reason = "repurchased: a newer purchase was already recorded";
+      }
+      plan.touchpoints.push_back(std::move(tp));
+    }
+  }
+  return plan;
+}
+
+}  // namespace tp

@@ -1,0 +1,63 @@
+// The planner: rules + a buyer's history + a new purchase -> touchpoints.
+// Pure: no I/O, no clock, no state; safe to call from any thread.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/rules.h"
+#include "core/model.h"
+
+namespace tp {
+
+// What the planner needs to know of a buyer's earlier purchases.
+struct PastPurchase {
+  Instant purchased_at;
+  int product = 0;  // index into Rules::products
+  double amount = 0;
+};
+
+struct PlannedTouchpoint {
+  std::string id;  // TouchpointId(order_id, cadence name, step id)
+  int cadence = 0;
+  int step = 0;
+  Instant due_at;   // anchor + after
+  Instant next_at;  // due_at moved into the send window: when it may first fire
+  bool cancel_on_repurchase = false;
+  // kPending normally; kCancelled or kSkipped when it is final at birth (see
+  // PlanPurchase), with the reason.
+  TouchpointState state = TouchpointState::kPending;
+  std::string reason;
+};
+
+struct Plan {
+  int tier = 0;                                // index into Rules::tiers
+  bool switched = false;                       // a switch cadence's from -> to matched
+  std::vector<PlannedTouchpoint> touchpoints;  // cadence order, then step order
+};
+
+// Plans `purchase` (whose product must exist in `rules`) for a buyer whose
+// earlier purchases are `history`, sorted by purchased_at (ties in arrival
+// order) and not containing `purchase`. `zone` is the buyer's zone for it.
+//
+// The purchase takes effect at its place in purchased_at order, after any
+// history entry with the same instant:
+//  - tier: first tier matching the count and total amount of the history up to
+//    that place plus this purchase;
+//  - switch cadences: match when the purchase just before that place has a
+//    different product, listed in `from`, and this product is in `to`;
+//  - due_at = anchor + after, in calendar days of `zone` for `d` (same
+//    wall-clock time), exactly for s/m/h; runout = purchased_at +
+//    quantity * supply_days days;
+//  - a touchpoint due before the purchase itself (a negative runout offset)
+//    is born kSkipped;
+//  - when history holds a newer purchase (this order arrived late), that
+//    purchase would have cancelled this one's cancel_on_repurchase
+//    touchpoints not yet due by then: those are born kCancelled.
+// Cancelling earlier purchases' touchpoints is the caller's job (it owns the
+// state); see Scheduler::Ingest.
+Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
+                  const Purchase& purchase, int product, const Zone* zone);
+
+}  // namespace tp

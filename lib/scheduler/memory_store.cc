@@ -1,0 +1,299 @@
+#include "scheduler/memory_store.h"
+
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+namespace tp {
+namespace {
+
+// FNV-1a over the purchase's content; identity is the order id itself.
+std::uint64_t Fingerprint(const Purchase& p) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const void* data, std::size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+      h ^= bytes[i];
+      h *= 1099511628211ULL;
+    }
+    const unsigned char separator = 0x1f;
+    h ^= separator;
+    h *= 1099511628211ULL;
+  };
+  mix(p.buyer_id.data(), p.buyer_id.size());
+  mix(p.product.data(), p.product.size());
+  mix(&p.quantity, sizeof p.quantity);
+  std::uint64_t amount_bits;
+  std::memcpy(&amount_bits, &p.amount, sizeof amount_bits);
+  mix(&amount_bits, sizeof amount_bits);
+  const auto at = p.purchased_at.time_since_epoch().count();
+  mix(&at, sizeof at);
+  mix(p.timezone.data(), p.timezone.size());
+  return h;
+}
+
+constexpr auto kRecentFireWindow = std::chrono::hours(72);
+
+}  // namespace
+
+bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
+  return std::tie(next_at, due_at, cadence, step, seq) >
+         std::tie(o.next_at, o.due_at, o.cadence, o.step, o.seq);
+}
+
+MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
+    : rules_(std::move(rules)), observer_(observer) {}
+
+StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase) {
+  auto it = orders_.find(purchase.order_id);
+  if (it == orders_.end()) return PurchaseMatch::kNew;
+  return it->second == Fingerprint(purchase) ? PurchaseMatch::kSame : PurchaseMatch::kConflict;
+}
+
+std::uint32_t MemoryStore::BuyerIndex(std::string_view buyer_id) {
+  auto it = buyer_index_.find(std::string(buyer_id));
+  if (it != buyer_index_.end()) return it->second;
+  const auto index = static_cast<std::uint32_t>(buyers_.size());
+  buyers_.push_back(BuyerRec{std::string(buyer_id), false, {}, {}, {}});
+  buyer_index_.emplace(std::string(buyer_id), index);
+  return index;
+}
+
+StatusOr<BuyerState> MemoryStore::LoadBuyer(std::string_view buyer_id) {
+  auto it = buyer_index_.find(std::string(buyer_id));
+  if (it == buyer_index_.end()) return BuyerState{};
+  const BuyerRec& b = buyers_[it->second];
+  return BuyerState{b.opted_out, b.history};
+}
+
+bool MemoryStore::IsLive(SlotRef ref) const {
+  const TouchpointRec& t = touchpoints_[ref.slot];
+  return t.generation == ref.generation && t.state == TouchpointState::kPending;
+}
+
+Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                                std::span<const PlannedTouchpoint> touchpoints, Instant /*now*/) {
+  if (!orders_.emplace(purchase.order_id, Fingerprint(purchase)).second) {
+    return Status::Error("order " + purchase.order_id + " is already recorded");
+  }
+  const int product = rules_->ProductIndex(purchase.product);
+  const std::uint32_t buyer = BuyerIndex(purchase.buyer_id);
+  BuyerRec& b = buyers_[buyer];
+  const auto place =
+      std::upper_bound(b.history.begin(), b.history.end(), purchase.purchased_at,
+                       [](Instant t, const PastPurchase& p) { return t < p.purchased_at; });
+  b.history.insert(place, PastPurchase{purchase.purchased_at, product, purchase.amount});
+  std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
+
+  std::uint32_t p_index;
+  if (!free_purchases_.empty()) {
+    p_index = free_purchases_.back();
+    free_purchases_.pop_back();
+  } else {
+    p_index = static_cast<std::uint32_t>(purchases_.size());
+    purchases_.emplace_back();
+  }
+  PurchaseRec& p = purchases_[p_index];
+  p.order_id = purchase.order_id;
+  p.buyer = buyer;
+  p.product = product;
+  p.tier = tier;
+  p.live = 0;
+  p.zone = zone;
+  p.purchased_at = purchase.purchased_at;
+
+  for (const PlannedTouchpoint& planned : touchpoints) {
+    if (planned.state != TouchpointState::kPending) {
+      if (observer_ != nullptr) {
+        const Cadence& c = rules_->cadences[static_cast<std::size_t>(planned.cadence)];
+        TouchpointView v;
+        v.id = planned.id;
+        v.buyer_id = buyers_[buyer].id;
+        v.order_id = p.order_id;
+        v.cadence = c.name;
+        v.topic = c.steps[static_cast<std::size_t>(planned.step)].topic;
+        v.tier = rules_->tiers[static_cast<std::size_t>(tier)].name;
+        v.product = rules_->products[static_cast<std::size_t>(product)].name;
+        v.zone = zone;
+        v.due_at = planned.due_at;
+        v.next_at = planned.next_at;
+        v.state = planned.state;
+        v.reason = planned.reason;
+        observer_->OnFinal(v);
+      }
+      continue;
+    }
+    std::uint32_t slot;
+    if (!free_touchpoints_.empty()) {
+      slot = free_touchpoints_.back();
+      free_touchpoints_.pop_back();
+    } else {
+      slot = static_cast<std::uint32_t>(touchpoints_.size());
+      touchpoints_.emplace_back();
+    }
+    TouchpointRec& t = touchpoints_[slot];
+    t.id = planned.id;
+    t.purchase = p_index;
+    ++t.generation;
+    t.cadence = static_cast<std::uint16_t>(planned.cadence);
+    t.step = static_cast<std::uint16_t>(planned.step);
+    t.cancel_on_repurchase = planned.cancel_on_repurchase;
+    t.state = TouchpointState::kPending;
+    t.due_at = planned.due_at;
+    t.next_at = planned.next_at;
+    t.seq = next_seq_++;
+    heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+    buyers_[buyer].pending.push_back(SlotRef{slot, t.generation});
+    ++p.live;
+    ++pending_count_;
+  }
+  if (p.live == 0) ReleasePurchaseRef(p_index);
+  return Status::Ok();
+}
+
+void MemoryStore::ReleasePurchaseRef(std::uint32_t purchase) {
+  PurchaseRec& p = purchases_[purchase];
+  if (p.live > 0) --p.live;
+  if (p.live == 0) free_purchases_.push_back(purchase);
+}
+
+TouchpointView MemoryStore::View(std::uint32_t slot) const {
+  const TouchpointRec& t = touchpoints_[slot];
+  const PurchaseRec& p = purchases_[t.purchase];
+  const Cadence& c = rules_->cadences[t.cadence];
+  TouchpointView v;
+  v.id = t.id;
+  v.buyer_id = buyers_[p.buyer].id;
+  v.order_id = p.order_id;
+  v.cadence = c.name;
+  v.topic = c.steps[t.step].topic;
+  v.tier = rules_->tiers[static_cast<std::size_t>(p.tier)].name;
+  v.product = rules_->products[static_cast<std::size_t>(p.product)].name;
+  v.zone = p.zone;
+  v.due_at = t.due_at;
+  v.next_at = t.next_at;
+  v.state = t.state;
+  return v;
+}
+
+void MemoryStore::Finish(std::uint32_t slot, TouchpointState state, std::optional<Instant> fire_at,
+                         std::string_view reason) {
+  TouchpointRec& t = touchpoints_[slot];
+  t.state = state;
+  if (observer_ != nullptr) {
+    TouchpointView v = View(slot);
+    v.fire_at = fire_at;
+    v.reason = reason;
+    observer_->OnFinal(v);
+  }
+  --pending_count_;
+  // The strings stay in place until the slot is reused by AddPurchase, so
+  // views handed out by TakeDue stay valid as documented.
+  free_touchpoints_.push_back(slot);
+  ReleasePurchaseRef(t.purchase);
+}
+
+Status MemoryStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                  std::string_view except_order, Instant /*now*/,
+                                  std::string_view reason) {
+  auto it = buyer_index_.find(std::string(buyer_id));
+  if (it == buyer_index_.end()) return Status::Ok();
+  BuyerRec& b = buyers_[it->second];
+  for (const SlotRef ref : b.pending) {
+    if (!IsLive(ref)) continue;
+    const TouchpointRec& t = touchpoints_[ref.slot];
+    const PurchaseRec& p = purchases_[t.purchase];
+    if (t.cancel_on_repurchase && p.purchased_at <= up_to && p.order_id != except_order) {
+      Finish(ref.slot, TouchpointState::kCancelled, std::nullopt, reason);
+    }
+  }
+  std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
+  return Status::Ok();
+}
+
+Status MemoryStore::SetOptedOut(std::string_view buyer_id, bool opted_out, Instant /*now*/) {
+  BuyerRec& b = buyers_[BuyerIndex(buyer_id)];
+  b.opted_out = opted_out;
+  if (!opted_out) return Status::Ok();
+  for (const SlotRef ref : b.pending) {
+    if (IsLive(ref)) Finish(ref.slot, TouchpointState::kSuppressed, std::nullopt, "opted out");
+  }
+  b.pending.clear();
+  return Status::Ok();
+}
+
+StatusOr<std::optional<Instant>> MemoryStore::NextWakeup() {
+  while (!heap_.empty()) {
+    const HeapEntry& top = heap_.top();
+    if (IsLive(SlotRef{top.slot, top.generation}) &&
+        touchpoints_[top.slot].next_at == top.next_at) {
+      return std::optional<Instant>(top.next_at);
+    }
+    heap_.pop();  // stale: cancelled, suppressed or rescheduled since pushed
+  }
+  return std::optional<Instant>();
+}
+
+StatusOr<std::vector<DueTouchpoint>> MemoryStore::TakeDue(Instant now, std::size_t max) {
+  std::vector<DueTouchpoint> due;
+  while (!heap_.empty() && due.size() < max) {
+    const HeapEntry top = heap_.top();
+    const bool live =
+        IsLive(SlotRef{top.slot, top.generation}) && touchpoints_[top.slot].next_at == top.next_at;
+    if (live && top.next_at > now) break;
+    heap_.pop();
+    if (live) due.push_back(DueTouchpoint{top.slot, View(top.slot)});
+  }
+  return due;
+}
+
+StatusOr<int> MemoryStore::CountFired(std::string_view buyer_id, Instant from, Instant to) {
+  auto it = buyer_index_.find(std::string(buyer_id));
+  if (it == buyer_index_.end()) return 0;
+  const auto& fires = buyers_[it->second].recent_fires;
+  return static_cast<int>(
+      std::count_if(fires.begin(), fires.end(), [&](Instant t) { return from <= t && t < to; }));
+}
+
+Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
+                                  std::span<const FiringOutcome> outcomes) {
+  if (due.size() != outcomes.size()) return Status::Error("one outcome per due touchpoint");
+  for (std::size_t i = 0; i < due.size(); ++i) {
+    const auto slot = static_cast<std::uint32_t>(due[i].handle);
+    const FiringOutcome& o = outcomes[i];
+    TouchpointRec& t = touchpoints_[slot];
+    switch (o.kind) {
+      case FiringOutcome::Kind::kFired: {
+        auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
+        std::erase_if(fires, [&](Instant f) { return f < o.at - kRecentFireWindow; });
+        fires.push_back(o.at);
+        Finish(slot, TouchpointState::kFired, o.at, {});
+        break;
+      }
+      case FiringOutcome::Kind::kDeferred:
+        t.next_at = o.at;
+        heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+        break;
+      case FiringOutcome::Kind::kSkipped:
+        Finish(slot, TouchpointState::kSkipped, std::nullopt, o.reason);
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+void MemoryStore::ForEachPending(const std::function<void(const TouchpointView&)>& visit) const {
+  std::vector<HeapEntry> live;
+  for (std::uint32_t slot = 0; slot < touchpoints_.size(); ++slot) {
+    const TouchpointRec& t = touchpoints_[slot];
+    // Released slots are never kPending: Finish() sets the final state first.
+    if (t.state == TouchpointState::kPending && t.generation != 0) {
+      live.push_back(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+    }
+  }
+  // operator< orders "fires later" first; sort so the earliest comes first.
+  std::sort(live.begin(), live.end(), [](const HeapEntry& a, const HeapEntry& b) { return b < a; });
+  for (const HeapEntry& e : live) visit(View(e.slot));
+}
+
+}  // namespace tp

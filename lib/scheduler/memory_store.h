@@ -1,0 +1,120 @@
+// ScheduleStore in memory, for `simulate` and tests.
+//
+// Memory is bounded by the live state, not by history: a touchpoint's record
+// is released as soon as it is final (the observer has seen it), a purchase's
+// once none of its touchpoints is pending. What stays per purchase is its
+// order id with a 64-bit fingerprint of its content (for idempotency), and
+// per buyer the (time, product, amount) history the planner needs.
+// Not thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/rules.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+class MemoryStore final : public ScheduleStore {
+ public:
+  // Sees every touchpoint once, when it reaches a final state (born-final ones
+  // included), in the order that happens. The view is valid during the call.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    virtual void OnFinal(const TouchpointView& touchpoint) = 0;
+  };
+
+  // `observer`, if any, must outlive *this.
+  explicit MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer = nullptr);
+
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) override;
+  StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
+  Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                     std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
+  Status CancelEarlier(std::string_view buyer_id, Instant up_to, std::string_view except_order,
+                       Instant now, std::string_view reason) override;
+  Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) override;
+  StatusOr<std::optional<Instant>> NextWakeup() override;
+  StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
+  StatusOr<int> CountFired(std::string_view buyer_id, Instant from, Instant to) override;
+  Status ApplyOutcomes(std::span<const DueTouchpoint> due,
+                       std::span<const FiringOutcome> outcomes) override;
+
+  // Visits every pending touchpoint in firing order.
+  void ForEachPending(const std::function<void(const TouchpointView&)>& visit) const;
+  std::size_t PendingCount() const { return pending_count_; }
+
+ private:
+  struct PurchaseRec {
+    std::string order_id;
+    std::uint32_t buyer = 0;
+    std::int32_t product = 0;
+    std::int32_t tier = 0;
+    std::uint32_t live = 0;  // pending touchpoints
+    const Zone* zone = nullptr;
+    Instant purchased_at;
+  };
+  struct TouchpointRec {
+    std::string id;
+    std::uint32_t purchase = 0;
+    std::uint32_t generation = 0;  // bumped when the slot is reused
+    std::uint16_t cadence = 0;
+    std::uint16_t step = 0;
+    bool cancel_on_repurchase = false;
+    TouchpointState state = TouchpointState::kPending;
+    Instant due_at;
+    Instant next_at;
+    std::uint64_t seq = 0;  // arrival order, the last tie-breaker
+  };
+  struct SlotRef {
+    std::uint32_t slot;
+    std::uint32_t generation;
+  };
+  struct BuyerRec {
+    std::string id;
+    bool opted_out = false;
+    std::vector<PastPurchase> history;
+    std::vector<SlotRef> pending;       // may hold stale refs; compacted as visited
+    std::vector<Instant> recent_fires;  // the last few days' fire times
+  };
+  struct HeapEntry {
+    Instant next_at;
+    Instant due_at;
+    std::uint16_t cadence;
+    std::uint16_t step;
+    std::uint64_t seq;
+    std::uint32_t slot;
+    std::uint32_t generation;
+    // std::priority_queue is a max-heap: "less" means "fires later".
+    bool operator<(const HeapEntry& o) const;
+  };
+
+  std::uint32_t BuyerIndex(std::string_view buyer_id);
+  bool IsLive(SlotRef ref) const;
+  TouchpointView View(std::uint32_t slot) const;
+  // Moves a pending touchpoint to a final state, tells the observer, releases it.
+  void Finish(std::uint32_t slot, TouchpointState state, std::optional<Instant> fire_at,
+              std::string_view reason);
+  void ReleasePurchaseRef(std::uint32_t purchase);
+
+  std::shared_ptr<const Rules> rules_;
+  Observer* observer_;
+  std::unordered_map<std::string, std::uint64_t> orders_;  // order id -> content fingerprint
+  std::vector<PurchaseRec> purchases_;
+  std::vector<std::uint32_t> free_purchases_;
+  std::vector<BuyerRec> buyers_;
+  std::unordered_map<std::string, std::uint32_t> buyer_index_;
+  std::vector<TouchpointRec> touchpoints_;
+  std::vector<std::uint32_t> free_touchpoints_;
+  std::priority_queue<HeapEntry> heap_;
+  std::size_t pending_count_ = 0;
+  std::uint64_t next_seq_ = 0;
+};
+
+}  // namespace tp

@@ -1,0 +1,126 @@
+#include "scheduler/scheduler.h"
+
+#include <map>
+#include <utility>
+
+#include "planner/planner.h"
+#include "planner/window.h"
+
+namespace tp {
+namespace {
+
+constexpr std::size_t kBatchSize = 512;
+
+std::string DurationText(Millis d) {
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
+  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
+}
+
+}  // namespace
+
+Scheduler::Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules)
+    : store_(store), clock_(clock), rules_(std::move(rules)) {}
+
+const Zone* Scheduler::ZoneFor(std::string_view name) const {
+  return name.empty() ? rules_->timezone : FindZone(name);
+}
+
+StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
+  const int product = rules_->ProductIndex(purchase.product);
+  if (product < 0) return Status::Error("unknown product '" + purchase.product + "'");
+  const Zone* zone = ZoneFor(purchase.timezone);
+  if (zone == nullptr) return Status::Error("unknown time zone '" + purchase.timezone + "'");
+  if (purchase.quantity < 1) return Status::Error("quantity must be at least 1");
+  if (!(purchase.amount >= 0)) return Status::Error("amount must not be negative");
+
+  auto match = store_.MatchPurchase(purchase);
+  if (!match.ok()) return match.status();
+  if (*match == PurchaseMatch::kSame) return IngestOutcome{IngestOutcome::Kind::kDuplicate};
+  if (*match == PurchaseMatch::kConflict) return IngestOutcome{IngestOutcome::Kind::kConflict};
+
+  auto buyer = store_.LoadBuyer(purchase.buyer_id);
+  if (!buyer.ok()) return buyer.status();
+  Plan plan = PlanPurchase(*rules_, buyer->history, purchase, product, zone);
+  if (buyer->opted_out) plan.touchpoints.clear();
+
+  const Instant now = clock_.Now();
+  if (Status s = store_.CancelEarlier(purchase.buyer_id, purchase.purchased_at, purchase.order_id,
+                                      now, "repurchased: order " + purchase.order_id);
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = store_.AddPurchase(purchase, zone, plan.tier, plan.touchpoints, now); !s.ok()) {
+    return s;
+  }
+  IngestOutcome outcome{IngestOutcome::Kind::kPlanned, plan.tier};
+  for (const auto& t : plan.touchpoints) {
+    (t.state == TouchpointState::kPending ? outcome.planned : outcome.born_final)++;
+  }
+  return outcome;
+}
+
+Status Scheduler::OptOut(std::string_view buyer_id) {
+  return store_.SetOptedOut(buyer_id, true, clock_.Now());
+}
+
+Status Scheduler::OptIn(std::string_view buyer_id) {
+  return store_.SetOptedOut(buyer_id, false, clock_.Now());
+}
+
+StatusOr<RunStats> Scheduler::RunDue() {
+  const Instant now = clock_.Now();
+  const Rules& rules = *rules_;
+  const Millis grace = rules.misfire_grace.Exact();
+  RunStats stats;
+  std::vector<FiringOutcome> outcomes;
+  for (;;) {
+    auto due = store_.TakeDue(now, kBatchSize);
+    if (!due.ok()) return due.status();
+    if (due->empty()) break;
+    outcomes.clear();
+    outcomes.reserve(due->size());
+    // Fires decided in this batch, not yet visible through CountFired().
+    std::map<std::pair<std::string_view, Instant>, int> batch_fires;
+    for (const DueTouchpoint& d : *due) {
+      const TouchpointView& t = d.view;
+      const Millis late = now - t.next_at;
+      if (late > grace) {
+        outcomes.push_back({FiringOutcome::Kind::kSkipped, now,
+                            "missed by " + DurationText(late) + ", more than misfire_grace " +
+                                rules.misfire_grace.ToString()});
+        ++stats.skipped;
+        continue;
+      }
+      if (!rules.send_window.Contains(LocalTimeOfDay(now, t.zone))) {
+        outcomes.push_back({FiringOutcome::Kind::kDeferred,
+                            NextOpening(now, rules.send_window, t.zone),
+                            "late, outside the send window"});
+        ++stats.deferred;
+        continue;
+      }
+      if (rules.frequency_cap) {
+        const Instant day = StartOfLocalDay(now, t.zone);
+        auto fired = store_.CountFired(t.buyer_id, day, StartOfNextLocalDay(now, t.zone));
+        if (!fired.ok()) return fired.status();
+        int& in_batch = batch_fires[{t.buyer_id, day}];
+        if (*fired + in_batch >= *rules.frequency_cap) {
+          outcomes.push_back({FiringOutcome::Kind::kDeferred,
+                              NextDayOpening(now, rules.send_window, t.zone),
+                              "frequency cap reached for the buyer's day"});
+          ++stats.deferred;
+          continue;
+        }
+        ++in_batch;
+      }
+      outcomes.push_back({FiringOutcome::Kind::kFired, now, {}});
+      ++stats.fired;
+    }
+    if (Status s = store_.ApplyOutcomes(*due, outcomes); !s.ok()) return s;
+  }
+  return stats;
+}
+
+}  // namespace tp

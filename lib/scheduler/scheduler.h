@@ -1,0 +1,76 @@
+// The scheduler core: ingest (plan + record + cancel) and firing (send window,
+// frequency cap, misfire) on an injectable clock. It is the one implementation
+// of BRIEF section 4: `simulate` drives it on a virtual clock over a
+// MemoryStore, the daemon on the system clock over its SQLite store.
+//
+// Not thread-safe: call from one thread (the daemon's I/O executor). `store`
+// and `clock` must outlive *this.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/rules.h"
+#include "core/clock.h"
+#include "core/model.h"
+#include "core/status.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+struct IngestOutcome {
+  enum class Kind : std::uint8_t {
+    kPlanned,    // recorded; touchpoints planned (none while opted out)
+    kDuplicate,  // same order id, same content: nothing new
+    kConflict,   // same order id, different content: nothing recorded
+  };
+  Kind kind = Kind::kPlanned;
+  int tier = -1;       // kPlanned only
+  int planned = 0;     // touchpoints recorded pending
+  int born_final = 0;  // touchpoints recorded already cancelled/skipped
+};
+
+struct RunStats {
+  std::size_t fired = 0;
+  std::size_t deferred = 0;  // by the window after a delay, or by the cap
+  std::size_t skipped = 0;   // misfired beyond misfire_grace
+};
+
+class Scheduler {
+ public:
+  Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules);
+
+  // Validates the purchase against the rules (known product, known zone),
+  // then records and plans it. A purchase cancels the pending
+  // cancel_on_repurchase touchpoints of the buyer's earlier purchases (by
+  // purchased_at), never those of newer ones.
+  StatusOr<IngestOutcome> Ingest(const Purchase& purchase);
+
+  // Opt-out suppresses the buyer's pending touchpoints and plans none while
+  // opted out; opt-in plans only future purchases.
+  Status OptOut(std::string_view buyer_id);
+  Status OptIn(std::string_view buyer_id);
+
+  // Decides every touchpoint due at clock.Now(), in batches: later than
+  // misfire_grace -> skipped; outside the send window (only possible when
+  // late) -> the next opening; the buyer already had frequency_cap.max
+  // touchpoints this buyer-local day -> the next day's opening; else fired at
+  // Now(). Ties go by due_at, cadence order, step order.
+  StatusOr<RunStats> RunDue();
+
+  // When RunDue() next has something to do, or nullopt if nothing is pending.
+  StatusOr<std::optional<Instant>> NextWakeup() { return store_.NextWakeup(); }
+
+  const Rules& rules() const { return *rules_; }
+  // The zone for a buyer-supplied name ("" = the config's default), or null.
+  const Zone* ZoneFor(std::string_view name) const;
+
+ private:
+  ScheduleStore& store_;
+  const Clock& clock_;
+  std::shared_ptr<const Rules> rules_;
+};
+
+}  // namespace tp

@@ -1,0 +1,97 @@
+// The narrow interface between the scheduler core and whatever keeps its
+// state: MemoryStore for `simulate` and tests, the SQLite store in the daemon.
+// The scheduler knows no SQL; a store knows no scheduling rules beyond what
+// each method's contract states.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+#include "core/status.h"
+#include "planner/planner.h"
+
+namespace tp {
+
+// A touchpoint as handed out. The string_views point into storage owned by
+// the store and stay valid until the store's next TakeDue() or mutation.
+struct TouchpointView {
+  std::string_view id;
+  std::string_view buyer_id;
+  std::string_view order_id;
+  std::string_view cadence;
+  std::string_view topic;
+  std::string_view tier;
+  std::string_view product;
+  const Zone* zone = nullptr;  // the buyer's zone for this touchpoint
+  Instant due_at;
+  Instant next_at;  // when it may next fire
+  std::optional<Instant> fire_at;
+  TouchpointState state = TouchpointState::kPending;
+  std::string_view reason;  // why it is not pending/fired, if so
+};
+
+// A pending touchpoint whose next_at has come.
+struct DueTouchpoint {
+  std::uint64_t handle = 0;  // the store's key for it
+  TouchpointView view;
+};
+
+struct FiringOutcome {
+  enum class Kind : std::uint8_t { kFired, kDeferred, kSkipped };
+  Kind kind = Kind::kFired;
+  Instant at;  // kFired: fire_at; kDeferred: the new next_at; kSkipped: when decided
+  std::string reason;
+};
+
+enum class PurchaseMatch : std::uint8_t { kNew, kSame, kConflict };
+
+struct BuyerState {
+  bool opted_out = false;
+  // Sorted by purchased_at, ties in arrival order. Product is an index into
+  // the current rules' products, -1 for a product the rules no longer have.
+  std::vector<PastPurchase> history;
+};
+
+class ScheduleStore {
+ public:
+  virtual ~ScheduleStore() = default;
+
+  // Whether `order_id` is new, recorded with the same content, or recorded
+  // with different content.
+  virtual StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) = 0;
+  // A buyer never seen is not opted out and has an empty history.
+  virtual StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) = 0;
+  // Records the purchase with the tier it was planned at, and its touchpoints
+  // (pending ones become due at their next_at; born-final ones are recorded
+  // with their state and reason at `now`).
+  virtual Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                             std::span<const PlannedTouchpoint> touchpoints, Instant now) = 0;
+  // Cancels the pending cancel_on_repurchase touchpoints of the buyer's
+  // purchases made at or before `up_to`, other than `except_order`.
+  virtual Status CancelEarlier(std::string_view buyer_id, Instant up_to,
+                               std::string_view except_order, Instant now,
+                               std::string_view reason) = 0;
+  // Opting out suppresses every pending touchpoint of the buyer (creating the
+  // buyer if unknown); opting in only clears the flag.
+  virtual Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) = 0;
+
+  // The earliest next_at of any pending touchpoint, or nullopt if none.
+  virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;
+  // Up to `max` pending touchpoints with next_at <= now, ordered by next_at,
+  // then due_at, then cadence order, then step order, then arrival. Each is
+  // returned once until ApplyOutcomes() decides it.
+  virtual StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) = 0;
+  // Touchpoints of the buyer fired in [from, to).
+  virtual StatusOr<int> CountFired(std::string_view buyer_id, Instant from, Instant to) = 0;
+  // Applies one outcome per due touchpoint (outcomes[i] for due[i]), all or
+  // nothing.
+  virtual Status ApplyOutcomes(std::span<const DueTouchpoint> due,
+                               std::span<const FiringOutcome> outcomes) = 0;
+};
+
+}  // namespace tp

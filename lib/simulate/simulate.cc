@@ -1,0 +1,304 @@
+#include "simulate/simulate.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "scheduler/memory_store.h"
+#include "scheduler/scheduler.h"
+#include "simulate/csv.h"
+
+namespace tp {
+namespace {
+
+void AppendLine(std::string& buf, const TouchpointView& t) {
+  buf += "{\"id\":";
+  AppendJsonString(buf, t.id);
+  buf += ",\"buyer_id\":";
+  AppendJsonString(buf, t.buyer_id);
+  buf += ",\"order_id\":";
+  AppendJsonString(buf, t.order_id);
+  buf += ",\"cadence\":";
+  AppendJsonString(buf, t.cadence);
+  buf += ",\"topic\":";
+  AppendJsonString(buf, t.topic);
+  buf += ",\"tier\":";
+  AppendJsonString(buf, t.tier);
+  buf += ",\"product\":";
+  AppendJsonString(buf, t.product);
+  buf += ",\"due_at\":\"";
+  AppendRfc3339(buf, t.due_at, t.zone);
+  buf += "\",\"fire_at\":";
+  if (t.fire_at) {
+    buf.push_back('"');
+    AppendRfc3339(buf, *t.fire_at, t.zone);
+    buf.push_back('"');
+  } else {
+    buf += "null";
+  }
+  buf += ",\"status\":\"";
+  buf += StateName(t.state);
+  buf += "\"}\n";
+}
+
+// Buffers output lines; fired ones go to `out`, the rest to a temporary
+// spool file appended at the end, so memory stays flat however long the run.
+class LineWriter final : public MemoryStore::Observer {
+ public:
+  explicit LineWriter(std::ostream& out) : out_(out), spool_(std::tmpfile()) {}
+  ~LineWriter() override {
+    if (spool_ != nullptr) std::fclose(spool_);
+  }
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
+
+  bool ok() const { return spool_ != nullptr && spool_ok_ && out_.good(); }
+
+  void OnFinal(const TouchpointView& t) override {
+    ++lines_;
+    if (t.state == TouchpointState::kFired) {
+      AppendLine(fired_, t);
+      if (fired_.size() > kFlushAt) FlushFired();
+    } else {
+      AppendLine(rest_, t);
+      if (rest_.size() > kFlushAt) FlushRest();
+    }
+  }
+  void Pending(const TouchpointView& t) {
+    ++lines_;
+    AppendLine(fired_, t);
+    if (fired_.size() > kFlushAt) FlushFired();
+  }
+  // Writes the fired lines, then the spool.
+  void FinishFinals() {
+    FlushFired();
+    FlushRest();
+    if (spool_ == nullptr) return;
+    std::rewind(spool_);
+    char buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, spool_)) > 0) {
+      out_.write(buf, static_cast<std::streamsize>(n));
+    }
+    spool_ok_ = spool_ok_ && !std::ferror(spool_);
+  }
+  void Flush() {
+    FlushFired();
+    out_.flush();
+  }
+  std::uint64_t lines() const { return lines_; }
+
+ private:
+  static constexpr std::size_t kFlushAt = 1 << 16;
+  void FlushFired() {
+    out_.write(fired_.data(), static_cast<std::streamsize>(fired_.size()));
+    fired_.clear();
+  }
+  void FlushRest() {
+    if (spool_ != nullptr && !rest_.empty()) {
+      spool_ok_ = spool_ok_ && std::fwrite(rest_.data(), 1, rest_.size(), spool_) == rest_.size();
+    }
+    rest_.clear();
+  }
+
+  std::ostream& out_;
+  std::FILE* spool_;
+  bool spool_ok_ = true;
+  std::string fired_;
+  std::string rest_;
+  std::uint64_t lines_ = 0;
+};
+
+struct Row {
+  std::int64_t at_ms;
+  std::uint64_t offset;  // byte offset of the line in the file
+  std::uint64_t line;
+  std::uint64_t order_hash;
+};
+
+std::string ErrorAt(const std::string& file, std::uint64_t line, const std::string& message) {
+  return file + ":" + std::to_string(line) + ": error: " + message;
+}
+
+// Reads lines with their 1-based numbers and byte offsets.
+class LineReader {
+ public:
+  explicit LineReader(const std::string& path) : in_(path, std::ios::binary) {}
+  bool is_open() const { return in_.is_open(); }
+  bool Next(std::string& line, std::uint64_t& number, std::uint64_t& offset) {
+    offset = static_cast<std::uint64_t>(in_.tellg());
+    if (!std::getline(in_, line)) return false;
+    number = ++line_;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+    return true;
+  }
+  // The offset of the next line.
+  std::uint64_t Position() { return static_cast<std::uint64_t>(in_.tellg()); }
+  void Seek(std::uint64_t offset, std::uint64_t line_number) {
+    in_.clear();
+    in_.seekg(static_cast<std::streamoff>(offset));
+    line_ = line_number - 1;
+  }
+
+ private:
+  std::ifstream in_;
+  std::uint64_t line_ = 0;
+};
+
+}  // namespace
+
+SimulateResult Simulate(std::shared_ptr<const Rules> rules, const SimulateOptions& options,
+                        std::ostream& out) {
+  SimulateResult result;
+  const std::string& path = options.purchases_path;
+  auto fail = [&](std::uint64_t line, const std::string& message) {
+    if (result.errors.size() < options.max_errors)
+      result.errors.push_back(ErrorAt(path, line, message));
+  };
+
+  // Pass 1: validate every row; remember where each is and when it happened.
+  LineReader reader(path);
+  if (!reader.is_open()) {
+    result.errors.push_back(path + ": error: cannot open the file");
+    return result;
+  }
+  std::string line;
+  std::uint64_t number = 0, offset = 0;
+  std::vector<std::string> fields;
+  if (!reader.Next(line, number, offset)) {
+    fail(1, "the file is empty (expected a header line)");
+    return result;
+  }
+  if (auto e = SplitCsvLine(line, fields)) {
+    fail(1, *e);
+    return result;
+  }
+  auto parser = PurchaseRowParser::FromHeader(fields, *rules);
+  if (!parser.ok()) {
+    fail(1, parser.status().message());
+    return result;
+  }
+  std::vector<Row> rows;
+  Purchase purchase;
+  std::uint64_t bad_rows = 0;
+  bool sorted = true;
+  while (reader.Next(line, number, offset)) {
+    if (line.empty()) continue;
+    std::optional<std::string> problem = SplitCsvLine(line, fields);
+    if (!problem) problem = parser->Parse(fields, purchase);
+    if (problem) {
+      ++bad_rows;
+      fail(number, *problem);
+      continue;
+    }
+    const std::int64_t at = purchase.purchased_at.time_since_epoch().count();
+    if (!rows.empty() && at < rows.back().at_ms) sorted = false;
+    rows.push_back(Row{at, offset, number, std::hash<std::string>{}(purchase.order_id)});
+  }
+  // Same order id twice: fine when identical (ingest ignores the repeat),
+  // an error otherwise. Compare the candidates found by hash exactly.
+  {
+    std::vector<std::uint32_t> by_hash(rows.size());
+    for (std::uint32_t i = 0; i < by_hash.size(); ++i) by_hash[i] = i;
+    std::sort(by_hash.begin(), by_hash.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return std::tie(rows[a].order_hash, rows[a].line) <
+             std::tie(rows[b].order_hash, rows[b].line);
+    });
+    LineReader again(path);
+    auto load = [&](const Row& r, Purchase& p) {
+      again.Seek(r.offset, r.line);
+      std::uint64_t n, o;
+      again.Next(line, n, o);
+      (void)SplitCsvLine(line, fields);
+      (void)parser->Parse(fields, p);
+    };
+    Purchase first, other;
+    for (std::size_t i = 0; i < by_hash.size();) {
+      std::size_t j = i + 1;
+      while (j < by_hash.size() && rows[by_hash[j]].order_hash == rows[by_hash[i]].order_hash) ++j;
+      for (std::size_t a = i; a + 1 < j; ++a) {
+        load(rows[by_hash[a]], first);
+        for (std::size_t b = a + 1; b < j; ++b) {
+          load(rows[by_hash[b]], other);
+          if (other.order_id == first.order_id && !other.SameAs(first)) {
+            ++bad_rows;
+            fail(rows[by_hash[b]].line, "order_id '" + other.order_id + "' conflicts with line " +
+                                            std::to_string(rows[by_hash[a]].line) +
+                                            " (same order, different content)");
+          }
+        }
+      }
+      i = j;
+    }
+  }
+  if (bad_rows > 0) {
+    if (bad_rows > result.errors.size()) {
+      result.errors.push_back(path + ": error: " + std::to_string(bad_rows) +
+                              " bad rows in all; nothing was simulated");
+    }
+    return result;
+  }
+  if (!sorted) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const Row& a, const Row& b) { return a.at_ms < b.at_ms; });
+  }
+
+  // Pass 2: replay on the virtual clock.
+  LineWriter writer(out);
+  MemoryStore store(rules, &writer);
+  FakeClock clock(Instant{});
+  Scheduler scheduler(store, clock, rules);
+  const Instant end = options.until.value_or(Instant::max());
+  auto run_until = [&](Instant limit) -> bool {
+    for (;;) {
+      auto next = scheduler.NextWakeup();
+      if (!next.ok() || !*next || **next > limit) return next.ok();
+      clock.Set(**next);
+      if (!scheduler.RunDue().ok()) return false;
+    }
+  };
+  LineReader replay(path);
+  std::uint64_t expected_offset = std::numeric_limits<std::uint64_t>::max();
+  for (const Row& r : rows) {
+    const Instant at{Millis(r.at_ms)};
+    if (at > end) break;
+    if (r.offset != expected_offset) replay.Seek(r.offset, r.line);
+    replay.Next(line, number, offset);
+    expected_offset = replay.Position();
+    (void)SplitCsvLine(line, fields);
+    (void)parser->Parse(fields, purchase);
+    if (!run_until(at)) {
+      result.errors.push_back(path + ": error: the scheduler failed");
+      return result;
+    }
+    if (clock.Now() < at) clock.Set(at);
+    auto outcome = scheduler.Ingest(purchase);
+    if (!outcome.ok()) {
+      result.errors.push_back(ErrorAt(path, r.line, outcome.status().message()));
+      return result;
+    }
+    if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
+      ++result.duplicates;
+    } else {
+      ++result.purchases;
+    }
+  }
+  if (!run_until(end)) {
+    result.errors.push_back(path + ": error: the scheduler failed");
+    return result;
+  }
+  writer.FinishFinals();
+  store.ForEachPending([&](const TouchpointView& t) { writer.Pending(t); });
+  writer.Flush();
+  if (!writer.ok()) result.errors.push_back("error: writing the output failed");
+  result.lines = writer.lines();
+  return result;
+}
+
+}  // namespace tp

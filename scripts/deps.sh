@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Touchpoint builds, tests and runs with.
+# Idempotent; skips apt entirely when everything is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ccache git
+  libboost-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
+  nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
+  libspdlog-dev libfmt-dev libssl-dev libsystemd-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  python3 time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

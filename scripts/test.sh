@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what is needed, builds and runs the whole test suite.
+#   scripts/test.sh              # Debug build in build/, ctest
+#   scripts/test.sh --sanitize   # ASan + UBSan build in build-asan/, ctest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+build_dir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=Debug)
+if [[ ${1:-} == --sanitize ]]; then
+  build_dir=build-asan
+  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON)
+fi
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j"$jobs"
+ctest --test-dir "$build_dir" --output-on-failure -j"$jobs"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmark: `touchpointctl simulate` over N synthetic purchases (default
+# 1,000,000) with the example config, in a Release build. Prints wall time,
+# peak RSS and throughput as `metric=NAME value=NUMBER unit=UNIT` lines.
+#
+#   tests/bench/simulate.sh [--purchases N] [--buyers N] [--build-dir DIR]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+purchases=1000000
+buyers=250000
+build_dir=build-release
+while (($#)); do
+  case $1 in
+    --purchases) purchases=$2; shift 2 ;;
+    --buyers) buyers=$2; shift 2 ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    *) echo "usage: $0 [--purchases N] [--buyers N] [--build-dir DIR]" >&2; exit 64 ;;
+  esac
+done
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DTP_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build_dir" -j"$(nproc)" --target touchpointctl >/dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+csv=$work/purchases.csv
+python3 tests/bench/gen_purchases.py --purchases "$purchases" --buyers "$buyers" >"$csv"
+/usr/bin/time -f "%e %M" -o "$work/time" \
+  "$build_dir/daemon/touchpointctl" simulate --config config/touchpoint.example.yaml \
+  --purchases "$csv" >"$work/out.jsonl"
+read -r seconds max_kib <"$work/time"
+lines=$(wc -l <"$work/out.jsonl")
+fired=$(grep -c '"status":"fired"' "$work/out.jsonl" || true)
+echo "metric=simulate_purchases value=$purchases unit=count"
+echo "metric=simulate_touchpoints value=$lines unit=count"
+echo "metric=simulate_fired value=$fired unit=count"
+echo "metric=simulate_wall_s value=$seconds unit=s"
+echo "metric=simulate_peak_rss_mib value=$((max_kib / 1024)) unit=MiB"
+awk -v n="$purchases" -v s="$seconds" 'BEGIN { printf "metric=simulate_purchases_per_s value=%d unit=1/s\n", (s > 0 ? n / s : 0) }'
