@@ -3,7 +3,6 @@
 #include <date/tz.h>
 
 #include <charconv>
-#include <cstdio>
 #include <exception>
 
 namespace tp {
@@ -24,10 +23,17 @@ bool ParseDigits(std::string_view text, std::size_t pos, std::size_t n, int& out
   return true;
 }
 
+// Appends a non-negative value zero-padded to `width` digits (hot in
+// simulate's output, hence no printf).
 void AppendPadded(std::string& out, int value, int width) {
-  char buf[16];
-  const int n = std::snprintf(buf, sizeof buf, "%0*d", width, value);
-  out.append(buf, static_cast<std::size_t>(n));
+  char buf[12];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0 && n < 12);
+  for (int i = n; i < width; ++i) out.push_back('0');
+  while (n > 0) out.push_back(buf[--n]);
 }
 
 }  // namespace

@@ -37,8 +37,11 @@ constexpr auto kRecentFireWindow = std::chrono::hours(72);
 }  // namespace
 
 bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
-  return std::tie(next_at, due_at, cadence, step, seq) >
-         std::tie(o.next_at, o.due_at, o.cadence, o.step, o.seq);
+  if (next_at != o.next_at) return next_at > o.next_at;
+  if (due_at != o.due_at) return due_at > o.due_at;
+  if (cadence != o.cadence) return cadence > o.cadence;
+  if (step != o.step) return step > o.step;
+  return seq > o.seq;
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
@@ -51,7 +54,7 @@ StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase) {
 }
 
 std::uint32_t MemoryStore::BuyerIndex(std::string_view buyer_id) {
-  auto it = buyer_index_.find(std::string(buyer_id));
+  auto it = buyer_index_.find(buyer_id);
   if (it != buyer_index_.end()) return it->second;
   const auto index = static_cast<std::uint32_t>(buyers_.size());
   buyers_.push_back(BuyerRec{std::string(buyer_id), false, {}, {}, {}});
@@ -60,7 +63,7 @@ std::uint32_t MemoryStore::BuyerIndex(std::string_view buyer_id) {
 }
 
 StatusOr<BuyerState> MemoryStore::LoadBuyer(std::string_view buyer_id) {
-  auto it = buyer_index_.find(std::string(buyer_id));
+  auto it = buyer_index_.find(buyer_id);
   if (it == buyer_index_.end()) return BuyerState{};
   const BuyerRec& b = buyers_[it->second];
   return BuyerState{b.opted_out, b.history};
@@ -73,6 +76,11 @@ bool MemoryStore::IsLive(SlotRef ref) const {
 
 Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                                 std::span<const PlannedTouchpoint> touchpoints, Instant /*now*/) {
+  for (const PlannedTouchpoint& planned : touchpoints) {
+    if (planned.id.size() != std::tuple_size_v<decltype(TouchpointRec::id)>) {
+      return Status::Error("malformed touchpoint id " + planned.id);
+    }
+  }
   if (!orders_.emplace(purchase.order_id, Fingerprint(purchase)).second) {
     return Status::Error("order " + purchase.order_id + " is already recorded");
   }
@@ -132,7 +140,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
       touchpoints_.emplace_back();
     }
     TouchpointRec& t = touchpoints_[slot];
-    t.id = planned.id;
+    std::copy(planned.id.begin(), planned.id.end(), t.id.begin());
     t.purchase = p_index;
     ++t.generation;
     t.cadence = static_cast<std::uint16_t>(planned.cadence);
@@ -162,7 +170,7 @@ TouchpointView MemoryStore::View(std::uint32_t slot) const {
   const PurchaseRec& p = purchases_[t.purchase];
   const Cadence& c = rules_->cadences[t.cadence];
   TouchpointView v;
-  v.id = t.id;
+  v.id = std::string_view(t.id.data(), t.id.size());
   v.buyer_id = buyers_[p.buyer].id;
   v.order_id = p.order_id;
   v.cadence = c.name;
@@ -196,7 +204,7 @@ void MemoryStore::Finish(std::uint32_t slot, TouchpointState state, std::optiona
 Status MemoryStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
                                   std::string_view except_order, Instant /*now*/,
                                   std::string_view reason) {
-  auto it = buyer_index_.find(std::string(buyer_id));
+  auto it = buyer_index_.find(buyer_id);
   if (it == buyer_index_.end()) return Status::Ok();
   BuyerRec& b = buyers_[it->second];
   for (const SlotRef ref : b.pending) {
@@ -247,12 +255,11 @@ StatusOr<std::vector<DueTouchpoint>> MemoryStore::TakeDue(Instant now, std::size
   return due;
 }
 
-StatusOr<int> MemoryStore::CountFired(std::string_view buyer_id, Instant from, Instant to) {
-  auto it = buyer_index_.find(std::string(buyer_id));
-  if (it == buyer_index_.end()) return 0;
-  const auto& fires = buyers_[it->second].recent_fires;
+StatusOr<int> MemoryStore::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
+  const TouchpointRec& t = touchpoints_[static_cast<std::uint32_t>(due.handle)];
+  const auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
   return static_cast<int>(
-      std::count_if(fires.begin(), fires.end(), [&](Instant t) { return from <= t && t < to; }));
+      std::count_if(fires.begin(), fires.end(), [&](Instant f) { return from <= f && f < to; }));
 }
 
 Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,

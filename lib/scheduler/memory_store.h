@@ -8,6 +8,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <queue>
@@ -21,6 +22,15 @@
 namespace tp {
 
 class MemoryStore final : public ScheduleStore {
+ private:
+  // Lets maps keyed by std::string be searched with a string_view.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <typename V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
  public:
   // Sees every touchpoint once, when it reaches a final state (born-final ones
   // included), in the order that happens. The view is valid during the call.
@@ -42,7 +52,7 @@ class MemoryStore final : public ScheduleStore {
   Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) override;
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
-  StatusOr<int> CountFired(std::string_view buyer_id, Instant from, Instant to) override;
+  StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
 
@@ -61,7 +71,7 @@ class MemoryStore final : public ScheduleStore {
     Instant purchased_at;
   };
   struct TouchpointRec {
-    std::string id;
+    std::array<char, 35> id;  // "tp_" + 32 hex digits, inline to save an allocation each
     std::uint32_t purchase = 0;
     std::uint32_t generation = 0;  // bumped when the slot is reused
     std::uint16_t cadence = 0;
@@ -105,11 +115,11 @@ class MemoryStore final : public ScheduleStore {
 
   std::shared_ptr<const Rules> rules_;
   Observer* observer_;
-  std::unordered_map<std::string, std::uint64_t> orders_;  // order id -> content fingerprint
+  StringMap<std::uint64_t> orders_;  // order id -> content fingerprint
   std::vector<PurchaseRec> purchases_;
   std::vector<std::uint32_t> free_purchases_;
   std::vector<BuyerRec> buyers_;
-  std::unordered_map<std::string, std::uint32_t> buyer_index_;
+  StringMap<std::uint32_t> buyer_index_;
   std::vector<TouchpointRec> touchpoints_;
   std::vector<std::uint32_t> free_touchpoints_;
   std::priority_queue<HeapEntry> heap_;

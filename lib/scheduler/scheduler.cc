@@ -103,7 +103,7 @@ StatusOr<RunStats> Scheduler::RunDue() {
       }
       if (rules.frequency_cap) {
         const Instant day = StartOfLocalDay(now, t.zone);
-        auto fired = store_.CountFired(t.buyer_id, day, StartOfNextLocalDay(now, t.zone));
+        auto fired = store_.CountFired(d, day, StartOfNextLocalDay(now, t.zone));
         if (!fired.ok()) return fired.status();
         int& in_batch = batch_fires[{t.buyer_id, day}];
         if (*fired + in_batch >= *rules.frequency_cap) {

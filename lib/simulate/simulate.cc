@@ -153,7 +153,7 @@ class LineReader {
 
 }  // namespace
 
-SimulateResult Simulate(std::shared_ptr<const Rules> rules, const SimulateOptions& options,
+SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const SimulateOptions& options,
                         std::ostream& out) {
   SimulateResult result;
   const std::string& path = options.purchases_path;

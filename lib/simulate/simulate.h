@@ -43,7 +43,7 @@ struct SimulateResult {
 // (so in fire_at order), then the cancelled, suppressed and skipped ones in
 // the order they became final, then the still pending ones in firing order.
 // Memory grows with buyers and live touchpoints, not with output.
-SimulateResult Simulate(std::shared_ptr<const Rules> rules, const SimulateOptions& options,
+SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const SimulateOptions& options,
                         std::ostream& out);
 
 }  // namespace tp
