@@ -34,6 +34,18 @@ std::uint64_t Fingerprint(const Purchase& p) {
 
 constexpr auto kRecentFireWindow = std::chrono::hours(72);
 
+// A slot in `items`: a released one if any, else a new one at the end.
+template <typename T>
+std::uint32_t Allocate(std::vector<T>& items, std::vector<std::uint32_t>& released) {
+  if (released.empty()) {
+    items.emplace_back();
+    return static_cast<std::uint32_t>(items.size() - 1);
+  }
+  const std::uint32_t slot = released.back();
+  released.pop_back();
+  return slot;
+}
+
 }  // namespace
 
 bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
@@ -93,14 +105,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   b.history.insert(place, PastPurchase{purchase.purchased_at, product, purchase.amount});
   std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
 
-  std::uint32_t p_index;
-  if (!free_purchases_.empty()) {
-    p_index = free_purchases_.back();
-    free_purchases_.pop_back();
-  } else {
-    p_index = static_cast<std::uint32_t>(purchases_.size());
-    purchases_.emplace_back();
-  }
+  const std::uint32_t p_index = Allocate(purchases_, free_purchases_);
   PurchaseRec& p = purchases_[p_index];
   p.order_id = purchase.order_id;
   p.buyer = buyer;
@@ -113,16 +118,8 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (planned.state != TouchpointState::kPending) {
       if (observer_ != nullptr) {
-        const Cadence& c = rules_->cadences[static_cast<std::size_t>(planned.cadence)];
-        TouchpointView v;
+        TouchpointView v = NamedView(p, planned.cadence, planned.step);
         v.id = planned.id;
-        v.buyer_id = buyers_[buyer].id;
-        v.order_id = p.order_id;
-        v.cadence = c.name;
-        v.topic = c.steps[static_cast<std::size_t>(planned.step)].topic;
-        v.tier = rules_->tiers[static_cast<std::size_t>(tier)].name;
-        v.product = rules_->products[static_cast<std::size_t>(product)].name;
-        v.zone = zone;
         v.due_at = planned.due_at;
         v.next_at = planned.next_at;
         v.state = planned.state;
@@ -131,14 +128,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
       }
       continue;
     }
-    std::uint32_t slot;
-    if (!free_touchpoints_.empty()) {
-      slot = free_touchpoints_.back();
-      free_touchpoints_.pop_back();
-    } else {
-      slot = static_cast<std::uint32_t>(touchpoints_.size());
-      touchpoints_.emplace_back();
-    }
+    const std::uint32_t slot = Allocate(touchpoints_, free_touchpoints_);
     TouchpointRec& t = touchpoints_[slot];
     std::copy(planned.id.begin(), planned.id.end(), t.id.begin());
     t.purchase = p_index;
@@ -165,19 +155,23 @@ void MemoryStore::ReleasePurchaseRef(std::uint32_t purchase) {
   if (p.live == 0) free_purchases_.push_back(purchase);
 }
 
-TouchpointView MemoryStore::View(std::uint32_t slot) const {
-  const TouchpointRec& t = touchpoints_[slot];
-  const PurchaseRec& p = purchases_[t.purchase];
-  const Cadence& c = rules_->cadences[t.cadence];
+TouchpointView MemoryStore::NamedView(const PurchaseRec& p, int cadence, int step) const {
+  const Cadence& c = rules_->cadences[static_cast<std::size_t>(cadence)];
   TouchpointView v;
-  v.id = std::string_view(t.id.data(), t.id.size());
   v.buyer_id = buyers_[p.buyer].id;
   v.order_id = p.order_id;
   v.cadence = c.name;
-  v.topic = c.steps[t.step].topic;
+  v.topic = c.steps[static_cast<std::size_t>(step)].topic;
   v.tier = rules_->tiers[static_cast<std::size_t>(p.tier)].name;
   v.product = rules_->products[static_cast<std::size_t>(p.product)].name;
   v.zone = p.zone;
+  return v;
+}
+
+TouchpointView MemoryStore::View(std::uint32_t slot) const {
+  const TouchpointRec& t = touchpoints_[slot];
+  TouchpointView v = NamedView(purchases_[t.purchase], t.cadence, t.step);
+  v.id = std::string_view(t.id.data(), t.id.size());
   v.due_at = t.due_at;
   v.next_at = t.next_at;
   v.state = t.state;

@@ -107,6 +107,8 @@ class MemoryStore final : public ScheduleStore {
 
   std::uint32_t BuyerIndex(std::string_view buyer_id);
   bool IsLive(SlotRef ref) const;
+  // The names (buyer, order, cadence, topic, tier, product) and zone.
+  TouchpointView NamedView(const PurchaseRec& p, int cadence, int step) const;
   TouchpointView View(std::uint32_t slot) const;
   // Moves a pending touchpoint to a final state, tells the observer, releases it.
   void Finish(std::uint32_t slot, TouchpointState state, std::optional<Instant> fire_at,

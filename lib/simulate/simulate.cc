@@ -17,20 +17,14 @@ namespace tp {
 namespace {
 
 void AppendLine(std::string& buf, const TouchpointView& t) {
-  buf += "{\"id\":";
-  AppendJsonString(buf, t.id);
-  buf += ",\"buyer_id\":";
-  AppendJsonString(buf, t.buyer_id);
-  buf += ",\"order_id\":";
-  AppendJsonString(buf, t.order_id);
-  buf += ",\"cadence\":";
-  AppendJsonString(buf, t.cadence);
-  buf += ",\"topic\":";
-  AppendJsonString(buf, t.topic);
-  buf += ",\"tier\":";
-  AppendJsonString(buf, t.tier);
-  buf += ",\"product\":";
-  AppendJsonString(buf, t.product);
+  const std::pair<const char*, std::string_view> names[] = {
+      {"{\"id\":", t.id},           {",\"buyer_id\":", t.buyer_id}, {",\"order_id\":", t.order_id},
+      {",\"cadence\":", t.cadence}, {",\"topic\":", t.topic},       {",\"tier\":", t.tier},
+      {",\"product\":", t.product}};
+  for (const auto& [key, value] : names) {
+    buf += key;
+    AppendJsonString(buf, value);
+  }
   buf += ",\"due_at\":\"";
   AppendRfc3339(buf, t.due_at, t.zone);
   buf += "\",\"fire_at\":";
@@ -57,7 +51,7 @@ class LineWriter final : public MemoryStore::Observer {
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
 
-  bool ok() const { return spool_ != nullptr && spool_ok_ && out_.good(); }
+  bool ok() const { return spool_ok_ && out_.good(); }
 
   void OnFinal(const TouchpointView& t) override {
     ++lines_;
@@ -66,7 +60,7 @@ class LineWriter final : public MemoryStore::Observer {
       if (fired_.size() > kFlushAt) FlushFired();
     } else {
       AppendLine(rest_, t);
-      if (rest_.size() > kFlushAt) FlushRest();
+      if (rest_.size() > kFlushAt && spool_ != nullptr) FlushRest();
     }
   }
   void Pending(const TouchpointView& t) {
@@ -74,11 +68,16 @@ class LineWriter final : public MemoryStore::Observer {
     AppendLine(fired_, t);
     if (fired_.size() > kFlushAt) FlushFired();
   }
-  // Writes the fired lines, then the spool.
+  // Writes the fired lines, then the spool. Without a spool file (no
+  // writable temporary directory) the rest were kept in memory instead.
   void FinishFinals() {
     FlushFired();
+    if (spool_ == nullptr) {
+      out_.write(rest_.data(), static_cast<std::streamsize>(rest_.size()));
+      rest_.clear();
+      return;
+    }
     FlushRest();
-    if (spool_ == nullptr) return;
     std::rewind(spool_);
     char buf[1 << 16];
     std::size_t n;
@@ -100,9 +99,7 @@ class LineWriter final : public MemoryStore::Observer {
     fired_.clear();
   }
   void FlushRest() {
-    if (spool_ != nullptr && !rest_.empty()) {
-      spool_ok_ = spool_ok_ && std::fwrite(rest_.data(), 1, rest_.size(), spool_) == rest_.size();
-    }
+    spool_ok_ = spool_ok_ && std::fwrite(rest_.data(), 1, rest_.size(), spool_) == rest_.size();
     rest_.clear();
   }
 
