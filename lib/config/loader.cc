@@ -3,8 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <initializer_list>
 #include <map>
@@ -563,7 +565,8 @@ LoadResult LoadRulesFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadResult result;
-    result.errors.push_back({path, 1, 1, "cannot read the file"});
+    result.errors.push_back(
+        {path, 1, 1, std::string("cannot read the file: ") + std::strerror(errno)});
     return result;
   }
   std::ostringstream text;

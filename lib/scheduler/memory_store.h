@@ -90,8 +90,10 @@ class MemoryStore final : public ScheduleStore {
     std::string id;
     bool opted_out = false;
     std::vector<PastPurchase> history;
-    std::vector<SlotRef> pending;       // may hold stale refs; compacted as visited
-    std::vector<Instant> recent_fires;  // the last few days' fire times
+    std::vector<SlotRef> pending;  // may hold stale refs; compacted as visited
+    // Fire times of the last 72 hours: enough for CountFired, which is asked
+    // only about the local day containing now (time only moves forward here).
+    std::vector<Instant> recent_fires;
   };
   struct HeapEntry {
     Instant next_at;

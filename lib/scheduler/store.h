@@ -86,8 +86,8 @@ class ScheduleStore {
   // then due_at, then cadence order, then step order, then arrival. Each is
   // returned once until ApplyOutcomes() decides it.
   virtual StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) = 0;
-  // Touchpoints of the buyer of `due` fired in [from, to). `from` is never
-  // more than two days before the latest fire recorded for that buyer.
+  // Touchpoints of the buyer of `due` fired in [from, to). The scheduler
+  // asks only about the buyer-local day that contains the current time.
   virtual StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) = 0;
   // Applies one outcome per due touchpoint (outcomes[i] for due[i]), all or
   // nothing.

@@ -266,7 +266,8 @@ TEST(LoaderTest, UnreadableFile) {
   LoadResult r = LoadRulesFile("/nonexistent/touchpoint.yaml");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_THAT(r.errors[0].ToString(),
-              HasSubstr("/nonexistent/touchpoint.yaml:1:1: error: cannot read"));
+              ::testing::Eq("/nonexistent/touchpoint.yaml:1:1: error: cannot read the file: No "
+                            "such file or directory"));
 }
 
 }  // namespace
