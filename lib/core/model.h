@@ -19,12 +19,16 @@ struct Purchase {
   double amount = 0;
   Instant purchased_at;
   std::string timezone;  // IANA name; empty = the config's default zone
+  // Opaque to scheduling and handed out with every touchpoint: a JSON object
+  // in canonical form (keys sorted, no spaces), or empty for none.
+  std::string attributes = {};
 
   // Same content (idempotent re-ingest) as opposed to a conflicting order.
   bool SameAs(const Purchase& other) const {
     return order_id == other.order_id && buyer_id == other.buyer_id && product == other.product &&
            quantity == other.quantity && amount == other.amount &&
-           purchased_at == other.purchased_at && timezone == other.timezone;
+           purchased_at == other.purchased_at && timezone == other.timezone &&
+           attributes == other.attributes;
   }
 };
 

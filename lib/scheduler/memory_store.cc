@@ -29,6 +29,7 @@ std::uint64_t Fingerprint(const Purchase& p) {
   const auto at = p.purchased_at.time_since_epoch().count();
   mix(&at, sizeof at);
   mix(p.timezone.data(), p.timezone.size());
+  mix(p.attributes.data(), p.attributes.size());
   return h;
 }
 

@@ -1,0 +1,839 @@
+#include "store/sqlite_store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <date/tz.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <unordered_map>
+#include <utility>
+
+#include "delivery/event.h"
+
+namespace tp {
+namespace {
+
+// Migration i takes the schema from version i to version i + 1. Forward only:
+// a released migration is never edited, a change is a new entry.
+const char* const kMigrations[] = {
+    // 0 -> 1: the first schema.
+    R"sql(
+CREATE TABLE buyers (
+  id         INTEGER PRIMARY KEY,
+  buyer_id   TEXT NOT NULL UNIQUE,
+  opted_out  INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE purchases (
+  id           INTEGER PRIMARY KEY,
+  order_id     TEXT NOT NULL UNIQUE,
+  buyer        INTEGER NOT NULL REFERENCES buyers(id),
+  product      TEXT NOT NULL,
+  quantity     INTEGER NOT NULL,
+  amount       REAL NOT NULL,
+  purchased_at INTEGER NOT NULL,
+  timezone     TEXT NOT NULL,  -- as given; '' = the config's default
+  zone         TEXT NOT NULL,  -- the zone it was planned in
+  tier         TEXT NOT NULL,
+  attributes   TEXT,           -- canonical JSON object or NULL
+  received_at  INTEGER NOT NULL
+);
+CREATE INDEX purchases_by_buyer ON purchases(buyer, purchased_at);
+CREATE TABLE touchpoints (
+  id                   INTEGER PRIMARY KEY,
+  tp_id                TEXT NOT NULL UNIQUE,
+  purchase             INTEGER NOT NULL REFERENCES purchases(id),
+  buyer                INTEGER NOT NULL REFERENCES buyers(id),
+  cadence              TEXT NOT NULL,
+  step                 TEXT NOT NULL,
+  topic                TEXT NOT NULL,
+  cadence_order        INTEGER NOT NULL,
+  step_order           INTEGER NOT NULL,
+  cancel_on_repurchase INTEGER NOT NULL,
+  state                INTEGER NOT NULL,  -- 0 pending 1 fired 2 cancelled 3 suppressed 4 skipped 5 dead
+  due_at               INTEGER NOT NULL,
+  next_at              INTEGER NOT NULL,
+  fire_at              INTEGER,
+  reason               TEXT
+);
+CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, cadence_order, step_order)
+  WHERE state = 0;
+CREATE INDEX touchpoints_by_buyer ON touchpoints(buyer);
+CREATE TABLE touchpoint_history (
+  touchpoint INTEGER NOT NULL REFERENCES touchpoints(id),
+  at         INTEGER NOT NULL,
+  state      INTEGER NOT NULL,
+  reason     TEXT NOT NULL
+);
+CREATE INDEX touchpoint_history_by_touchpoint ON touchpoint_history(touchpoint);
+CREATE TABLE queue_messages (
+  id          INTEGER PRIMARY KEY,
+  queue       TEXT NOT NULL,
+  touchpoint  INTEGER NOT NULL REFERENCES touchpoints(id),
+  event       TEXT NOT NULL,
+  visible_at  INTEGER NOT NULL,
+  receipt     TEXT,
+  deliveries  INTEGER NOT NULL DEFAULT 0,
+  enqueued_at INTEGER NOT NULL
+);
+CREATE INDEX queue_messages_visible ON queue_messages(queue, visible_at);
+)sql",
+};
+constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
+static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
+
+std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
+Instant FromMs(std::int64_t ms) { return Instant(Millis(ms)); }
+
+int StateCode(TouchpointState s) { return static_cast<int>(s); }
+TouchpointState StateFrom(int code) {
+  return code >= 0 && code <= StateCode(TouchpointState::kDead) ? static_cast<TouchpointState>(code)
+                                                                : TouchpointState::kDead;
+}
+
+void BindText(SQLite::Statement& q, int index, std::string_view text) {
+  q.bind(index, text.data(), static_cast<int>(text.size()));
+}
+void BindTextOrNull(SQLite::Statement& q, int index, std::string_view text) {
+  if (text.empty()) {
+    q.bind(index);
+  } else {
+    BindText(q, index, text);
+  }
+}
+std::string Text(const SQLite::Column& c) { return c.isNull() ? std::string() : c.getString(); }
+
+// Runs `fn`, turning SQLite's exceptions into a Status naming `what`.
+template <typename Fn>
+auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::Error(std::string(what) + ": " + e.what());
+  }
+}
+
+StatusOr<int> ReadVersion(SQLite::Database& db) {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+  SQLite::Statement q(db, "SELECT version FROM schema_version");
+  if (!q.executeStep()) return 0;
+  return q.getColumn(0).getInt();
+}
+
+Status Migrate(SQLite::Database& db, int target) {
+  SQLite::Transaction txn(db, SQLite::TransactionBehavior::IMMEDIATE);
+  auto current = ReadVersion(db);
+  if (!current.ok()) return current.status();
+  if (*current > kMigrationCount) {
+    return Status::Error("database schema version " + std::to_string(*current) +
+                         " is newer than this build knows (" + std::to_string(kMigrationCount) +
+                         "); use a newer touchpointd");
+  }
+  for (int v = *current; v < target; ++v) db.exec(kMigrations[v]);
+  if (*current < target) {
+    db.exec("DELETE FROM schema_version");
+    db.exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(target) + ")");
+  }
+  txn.commit();
+  return Status::Ok();
+}
+
+std::string RandomHex(std::size_t bytes) {
+  unsigned char buf[32];
+  if (bytes > sizeof buf || RAND_bytes(buf, static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("no randomness for a receipt");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out += kHex[buf[i] >> 4];
+    out += kHex[buf[i] & 15];
+  }
+  return out;
+}
+
+// A due touchpoint's data, owned here while the scheduler decides it.
+struct DueRow {
+  std::int64_t rowid = 0;
+  std::string tp_id, buyer_id, order_id, cadence, topic, tier, product, attributes;
+  const Zone* zone = nullptr;
+  Instant due_at, next_at;
+};
+
+}  // namespace
+
+struct SqliteStore::Impl {
+  Impl(const std::string& path, int flags) : db(path, flags) {}
+
+  SQLite::Database db;
+  int lock_fd = -1;
+  std::shared_ptr<const Rules> rules;
+  // Cadence name -> the queue sinks it routes to.
+  std::unordered_map<std::string, std::vector<std::string>> queues_of;
+  std::unordered_map<std::string, const Zone*> zones;
+  std::vector<DueRow> due;
+
+  SQLite::Statement match{db,
+                          "SELECT b.buyer_id, p.product, p.quantity, p.amount, p.purchased_at, "
+                          "p.timezone, p.attributes FROM purchases p JOIN buyers b ON b.id = "
+                          "p.buyer WHERE p.order_id = ?"};
+  SQLite::Statement buyer_get{db, "SELECT id, opted_out FROM buyers WHERE buyer_id = ?"};
+  SQLite::Statement buyer_insert{db, "INSERT INTO buyers (buyer_id, created_at) VALUES (?, ?)"};
+  SQLite::Statement buyer_history{
+      db,
+      "SELECT purchased_at, product, amount FROM purchases WHERE buyer = ? "
+      "ORDER BY purchased_at, id"};
+  SQLite::Statement purchase_insert{
+      db,
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+      "timezone, zone, tier, attributes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+  SQLite::Statement touchpoint_insert{
+      db,
+      "INSERT INTO touchpoints (tp_id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "step_order, cancel_on_repurchase, state, due_at, next_at, reason) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+  SQLite::Statement history_insert{
+      db, "INSERT INTO touchpoint_history (touchpoint, at, state, reason) VALUES (?, ?, ?, ?)"};
+  SQLite::Statement cancel_earlier{
+      db,
+      "UPDATE touchpoints SET state = 2, reason = ?1 WHERE buyer = ?2 AND state = 0 AND "
+      "cancel_on_repurchase = 1 AND purchase IN (SELECT id FROM purchases WHERE buyer = ?2 "
+      "AND purchased_at <= ?3 AND order_id <> ?4) RETURNING id"};
+  SQLite::Statement set_opted_out{db, "UPDATE buyers SET opted_out = ? WHERE id = ?"};
+  SQLite::Statement suppress{db,
+                             "UPDATE touchpoints SET state = 3, reason = ? WHERE buyer = ? AND "
+                             "state = 0 RETURNING id"};
+  SQLite::Statement next_wakeup{
+      db, "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"};
+  SQLite::Statement take_due{
+      db,
+      "SELECT t.id, t.tp_id, b.buyer_id, p.order_id, t.cadence, t.topic, p.tier, p.product, "
+      "p.zone, t.due_at, t.next_at, p.attributes FROM touchpoints t "
+      "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
+      "WHERE t.state = 0 AND t.next_at <= ? "
+      "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
+  SQLite::Statement count_fired{
+      db,
+      "SELECT COUNT(*) FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE id = "
+      "?) AND state = 1 AND fire_at >= ? AND fire_at < ?"};
+  SQLite::Statement fire{
+      db, "UPDATE touchpoints SET state = 1, fire_at = ? WHERE id = ? AND state = 0"};
+  SQLite::Statement defer{db, "UPDATE touchpoints SET next_at = ? WHERE id = ? AND state = 0"};
+  SQLite::Statement skip{db,
+                         "UPDATE touchpoints SET state = 4, reason = ? WHERE id = ? AND state = 0"};
+  SQLite::Statement enqueue{
+      db,
+      "INSERT INTO queue_messages (queue, touchpoint, event, visible_at, enqueued_at) "
+      "VALUES (?, ?, ?, ?, ?)"};
+  SQLite::Statement lease_select{
+      db,
+      "SELECT id, event, deliveries FROM queue_messages WHERE queue = ? AND visible_at <= ? "
+      "ORDER BY visible_at, id LIMIT ?"};
+  SQLite::Statement lease_update{
+      db,
+      "UPDATE queue_messages SET receipt = ?, visible_at = ?, deliveries = deliveries + 1 "
+      "WHERE id = ?"};
+  SQLite::Statement ack{
+      db,
+      "DELETE FROM queue_messages WHERE id = ? AND queue = ? AND receipt = ? RETURNING "
+      "touchpoint"};
+
+  void Exec(std::string_view sql) { db.exec(std::string(sql)); }
+
+  const Zone* ZoneNamed(const std::string& name) {
+    auto it = zones.find(name);
+    if (it != zones.end()) return it->second;
+    const Zone* zone = FindZone(name);
+    if (zone == nullptr) zone = UtcZone();  // tzdata lost the name: UTC beats failing
+    zones.emplace(name, zone);
+    return zone;
+  }
+
+  void SetRules(std::shared_ptr<const Rules> r) {
+    rules = std::move(r);
+    queues_of.clear();
+    for (const Cadence& c : rules->cadences) {
+      auto& names = queues_of[c.name];
+      auto add = [&](const Sink& s) {
+        if (s.type == Sink::Type::kQueue) names.push_back(s.name);
+      };
+      if (c.sinks.empty()) {
+        for (const Sink& s : rules->sinks) add(s);
+      } else {
+        for (int i : c.sinks) add(rules->sinks[i]);
+      }
+    }
+  }
+
+  // Atomic on its own, or as part of the caller's transaction.
+  Status Atomically(const char* what, const std::function<void()>& fn) {
+    try {
+      Exec("SAVEPOINT op");
+    } catch (const std::exception& e) {
+      return Status::Error(std::string(what) + ": " + e.what());
+    }
+    try {
+      fn();
+      Exec("RELEASE op");
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      try {
+        Exec("ROLLBACK TO op");
+        Exec("RELEASE op");
+      } catch (const std::exception&) {
+        // The transaction is gone already (SQLite rolled it back itself).
+      }
+      return Status::Error(std::string(what) + ": " + e.what());
+    }
+  }
+
+  std::optional<std::int64_t> FindBuyer(std::string_view buyer_id, bool* opted_out = nullptr) {
+    buyer_get.reset();
+    BindText(buyer_get, 1, buyer_id);
+    if (!buyer_get.executeStep()) return std::nullopt;
+    if (opted_out != nullptr) *opted_out = buyer_get.getColumn(1).getInt() != 0;
+    return buyer_get.getColumn(0).getInt64();
+  }
+
+  std::int64_t EnsureBuyer(std::string_view buyer_id, Instant now) {
+    if (auto id = FindBuyer(buyer_id)) return *id;
+    buyer_insert.reset();
+    BindText(buyer_insert, 1, buyer_id);
+    buyer_insert.bind(2, Ms(now));
+    buyer_insert.exec();
+    return db.getLastInsertRowid();
+  }
+
+  void AddHistory(std::int64_t touchpoint, Instant at, TouchpointState state,
+                  std::string_view reason) {
+    history_insert.reset();
+    history_insert.bind(1, touchpoint);
+    history_insert.bind(2, Ms(at));
+    history_insert.bind(3, StateCode(state));
+    BindText(history_insert, 4, reason);
+    history_insert.exec();
+  }
+
+  // Runs an UPDATE ... RETURNING id and records the transition of each row.
+  void FinishReturned(SQLite::Statement& q, Instant now, TouchpointState state,
+                      std::string_view reason) {
+    std::vector<std::int64_t> ids;
+    while (q.executeStep()) ids.push_back(q.getColumn(0).getInt64());
+    q.reset();
+    for (std::int64_t id : ids) AddHistory(id, now, state, reason);
+  }
+};
+
+SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+SqliteStore::~SqliteStore() {
+  const int fd = impl_->lock_fd;
+  impl_.reset();  // closes the database first: its POSIX locks die with our last fd
+  if (fd >= 0) ::close(fd);
+}
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                         std::shared_ptr<const Rules> rules) {
+  // Lock first, so a second daemon does not even migrate the file. Locking
+  // with flock() does not interfere with SQLite's own fcntl() locks.
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return Status::Error("cannot open database " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::Error("database " + path +
+                         (err == EWOULDBLOCK
+                              ? " is in use by another touchpointd"
+                              : std::string(": cannot lock: ") + std::strerror(err)));
+  }
+  try {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.setBusyTimeout(5000);
+    db.exec("PRAGMA journal_mode = WAL");
+    if (Status s = Migrate(db, kMigrationCount); !s.ok()) {
+      ::close(fd);
+      return Status::Error("database " + path + ": " + s.message());
+    }
+  } catch (const std::exception& e) {
+    ::close(fd);
+    return Status::Error("cannot open database " + path + ": " + e.what());
+  }
+  try {
+    auto impl = std::make_unique<Impl>(path, SQLite::OPEN_READWRITE);
+    impl->lock_fd = fd;
+    impl->db.setBusyTimeout(5000);
+    impl->Exec("PRAGMA synchronous = FULL");
+    impl->SetRules(std::move(rules));
+    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+  } catch (const std::exception& e) {
+    ::close(fd);
+    return Status::Error("cannot open database " + path + ": " + e.what());
+  }
+}
+
+Status SqliteStore::MigrateTo(const std::string& path, int version) {
+  if (version < 0 || version > kMigrationCount) {
+    return Status::Error("no schema version " + std::to_string(version));
+  }
+  return Guard("migrate", [&]() -> Status {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    return Migrate(db, version);
+  });
+}
+
+StatusOr<int> SqliteStore::SchemaVersion() {
+  return Guard("schema version", [&]() -> StatusOr<int> { return ReadVersion(impl_->db); });
+}
+
+Status SqliteStore::Begin() {
+  return Guard("begin", [&] {
+    impl_->Exec("BEGIN IMMEDIATE");
+    return Status::Ok();
+  });
+}
+Status SqliteStore::Commit() {
+  return Guard("commit", [&] {
+    impl_->Exec("COMMIT");
+    return Status::Ok();
+  });
+}
+Status SqliteStore::Rollback() {
+  return Guard("rollback", [&] {
+    if (!impl_->db.getHandle() || sqlite3_get_autocommit(impl_->db.getHandle()) == 0) {
+      impl_->Exec("ROLLBACK");
+    }
+    return Status::Ok();
+  });
+}
+Status SqliteStore::Savepoint() {
+  return Guard("savepoint", [&] {
+    impl_->Exec("SAVEPOINT request");
+    return Status::Ok();
+  });
+}
+Status SqliteStore::Release() {
+  return Guard("release", [&] {
+    impl_->Exec("RELEASE request");
+    return Status::Ok();
+  });
+}
+Status SqliteStore::RollbackTo() {
+  return Guard("rollback to savepoint", [&] {
+    impl_->Exec("ROLLBACK TO request");
+    impl_->Exec("RELEASE request");
+    return Status::Ok();
+  });
+}
+
+StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
+  return Guard("match purchase", [&]() -> StatusOr<PurchaseMatch> {
+    auto& q = impl_->match;
+    q.reset();
+    BindText(q, 1, purchase.order_id);
+    if (!q.executeStep()) return PurchaseMatch::kNew;
+    Purchase stored;
+    stored.order_id = purchase.order_id;
+    stored.buyer_id = q.getColumn(0).getString();
+    stored.product = q.getColumn(1).getString();
+    stored.quantity = q.getColumn(2).getInt64();
+    stored.amount = q.getColumn(3).getDouble();
+    stored.purchased_at = FromMs(q.getColumn(4).getInt64());
+    stored.timezone = q.getColumn(5).getString();
+    stored.attributes = Text(q.getColumn(6));
+    q.reset();
+    return stored.SameAs(purchase) ? PurchaseMatch::kSame : PurchaseMatch::kConflict;
+  });
+}
+
+StatusOr<BuyerState> SqliteStore::LoadBuyer(std::string_view buyer_id) {
+  return Guard("load buyer", [&]() -> StatusOr<BuyerState> {
+    BuyerState state;
+    auto id = impl_->FindBuyer(buyer_id, &state.opted_out);
+    if (!id) return state;
+    auto& q = impl_->buyer_history;
+    q.reset();
+    q.bind(1, *id);
+    while (q.executeStep()) {
+      state.history.push_back({FromMs(q.getColumn(0).getInt64()),
+                               impl_->rules->ProductIndex(q.getColumn(1).getString()),
+                               q.getColumn(2).getDouble()});
+    }
+    return state;
+  });
+}
+
+Status SqliteStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                                std::span<const PlannedTouchpoint> touchpoints, Instant now) {
+  Impl& m = *impl_;
+  return m.Atomically("add purchase", [&] {
+    const Rules& rules = *m.rules;
+    const std::int64_t buyer = m.EnsureBuyer(purchase.buyer_id, now);
+    auto& p = m.purchase_insert;
+    p.reset();
+    BindText(p, 1, purchase.order_id);
+    p.bind(2, buyer);
+    BindText(p, 3, purchase.product);
+    p.bind(4, purchase.quantity);
+    p.bind(5, purchase.amount);
+    p.bind(6, Ms(purchase.purchased_at));
+    BindText(p, 7, purchase.timezone);
+    BindText(p, 8, zone->name());
+    BindText(p, 9, rules.tiers[tier].name);
+    BindTextOrNull(p, 10, purchase.attributes);
+    p.bind(11, Ms(now));
+    p.exec();
+    const std::int64_t purchase_row = m.db.getLastInsertRowid();
+    auto& t = m.touchpoint_insert;
+    for (const PlannedTouchpoint& planned : touchpoints) {
+      const Cadence& cadence = rules.cadences[planned.cadence];
+      const Step& step = cadence.steps[planned.step];
+      t.reset();
+      BindText(t, 1, planned.id);
+      t.bind(2, purchase_row);
+      t.bind(3, buyer);
+      BindText(t, 4, cadence.name);
+      BindText(t, 5, step.id);
+      BindText(t, 6, step.topic);
+      t.bind(7, planned.cadence);
+      t.bind(8, planned.step);
+      t.bind(9, planned.cancel_on_repurchase ? 1 : 0);
+      t.bind(10, StateCode(planned.state));
+      t.bind(11, Ms(planned.due_at));
+      t.bind(12, Ms(planned.next_at));
+      BindTextOrNull(t, 13, planned.reason);
+      t.exec();
+      if (planned.state != TouchpointState::kPending) {
+        m.AddHistory(m.db.getLastInsertRowid(), now, planned.state, planned.reason);
+      }
+    }
+  });
+}
+
+Status SqliteStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                  std::string_view except_order, Instant now,
+                                  std::string_view reason) {
+  Impl& m = *impl_;
+  return m.Atomically("cancel earlier touchpoints", [&] {
+    auto buyer = m.FindBuyer(buyer_id);
+    if (!buyer) return;
+    auto& q = m.cancel_earlier;
+    q.reset();
+    BindText(q, 1, reason);
+    q.bind(2, *buyer);
+    q.bind(3, Ms(up_to));
+    BindText(q, 4, except_order);
+    m.FinishReturned(q, now, TouchpointState::kCancelled, reason);
+  });
+}
+
+Status SqliteStore::SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) {
+  Impl& m = *impl_;
+  return m.Atomically("set opt-out", [&] {
+    const std::int64_t buyer = m.EnsureBuyer(buyer_id, now);
+    m.set_opted_out.reset();
+    m.set_opted_out.bind(1, opted_out ? 1 : 0);
+    m.set_opted_out.bind(2, buyer);
+    m.set_opted_out.exec();
+    if (!opted_out) return;
+    auto& q = m.suppress;
+    q.reset();
+    static constexpr std::string_view kReason = "opted out";
+    BindText(q, 1, kReason);
+    q.bind(2, buyer);
+    m.FinishReturned(q, now, TouchpointState::kSuppressed, kReason);
+  });
+}
+
+StatusOr<std::optional<Instant>> SqliteStore::NextWakeup() {
+  return Guard("next wakeup", [&]() -> StatusOr<std::optional<Instant>> {
+    auto& q = impl_->next_wakeup;
+    q.reset();
+    if (!q.executeStep()) return std::optional<Instant>();
+    const Instant at = FromMs(q.getColumn(0).getInt64());
+    q.reset();
+    return std::optional<Instant>(at);
+  });
+}
+
+StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size_t max) {
+  Impl& m = *impl_;
+  return Guard("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
+    m.due.clear();
+    auto& q = m.take_due;
+    q.reset();
+    q.bind(1, Ms(now));
+    q.bind(2, static_cast<std::int64_t>(max));
+    while (q.executeStep()) {
+      DueRow& r = m.due.emplace_back();
+      r.rowid = q.getColumn(0).getInt64();
+      r.tp_id = q.getColumn(1).getString();
+      r.buyer_id = q.getColumn(2).getString();
+      r.order_id = q.getColumn(3).getString();
+      r.cadence = q.getColumn(4).getString();
+      r.topic = q.getColumn(5).getString();
+      r.tier = q.getColumn(6).getString();
+      r.product = q.getColumn(7).getString();
+      r.zone = m.ZoneNamed(q.getColumn(8).getString());
+      r.due_at = FromMs(q.getColumn(9).getInt64());
+      r.next_at = FromMs(q.getColumn(10).getInt64());
+      r.attributes = Text(q.getColumn(11));
+    }
+    q.reset();
+    // Views are made only now: the vector no longer moves its strings.
+    std::vector<DueTouchpoint> out;
+    out.reserve(m.due.size());
+    for (const DueRow& r : m.due) {
+      TouchpointView v;
+      v.id = r.tp_id;
+      v.buyer_id = r.buyer_id;
+      v.order_id = r.order_id;
+      v.cadence = r.cadence;
+      v.topic = r.topic;
+      v.tier = r.tier;
+      v.product = r.product;
+      v.zone = r.zone;
+      v.due_at = r.due_at;
+      v.next_at = r.next_at;
+      out.push_back({static_cast<std::uint64_t>(r.rowid), v});
+    }
+    return out;
+  });
+}
+
+StatusOr<int> SqliteStore::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
+  return Guard("count fired touchpoints", [&]() -> StatusOr<int> {
+    auto& q = impl_->count_fired;
+    q.reset();
+    q.bind(1, static_cast<std::int64_t>(due.handle));
+    q.bind(2, Ms(from));
+    q.bind(3, Ms(to));
+    q.executeStep();
+    const int n = q.getColumn(0).getInt();
+    q.reset();
+    return n;
+  });
+}
+
+Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
+                                  std::span<const FiringOutcome> outcomes) {
+  Impl& m = *impl_;
+  if (due.size() != outcomes.size()) return Status::Error("apply outcomes: size mismatch");
+  return m.Atomically("apply firing outcomes", [&] {
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      const auto rowid = static_cast<std::int64_t>(due[i].handle);
+      const FiringOutcome& o = outcomes[i];
+      switch (o.kind) {
+        case FiringOutcome::Kind::kFired: {
+          m.fire.reset();
+          m.fire.bind(1, Ms(o.at));
+          m.fire.bind(2, rowid);
+          if (m.fire.exec() == 0) break;  // decided elsewhere meanwhile
+          const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
+          const auto queues = m.queues_of.find(std::string(due[i].view.cadence));
+          std::string reason;
+          if (queues == m.queues_of.end() || queues->second.empty()) {
+            reason = "fired; no queue sink to hand it to";
+          } else {
+            const std::string event = TouchpointEventJson(
+                due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at);
+            reason = "queued on";
+            for (const std::string& queue : queues->second) {
+              m.enqueue.reset();
+              BindText(m.enqueue, 1, queue);
+              m.enqueue.bind(2, rowid);
+              BindText(m.enqueue, 3, event);
+              m.enqueue.bind(4, Ms(o.at));
+              m.enqueue.bind(5, Ms(o.at));
+              m.enqueue.exec();
+              reason += (reason.back() == 'n' ? " " : ", ") + queue;
+            }
+          }
+          m.AddHistory(rowid, o.at, TouchpointState::kFired, reason);
+          break;
+        }
+        case FiringOutcome::Kind::kDeferred:
+          m.defer.reset();
+          m.defer.bind(1, Ms(o.at));
+          m.defer.bind(2, rowid);
+          if (m.defer.exec() == 0) break;
+          m.AddHistory(rowid, due[i].view.next_at, TouchpointState::kPending,
+                       "deferred to " + FormatRfc3339(o.at, due[i].view.zone) + ": " + o.reason);
+          break;
+        case FiringOutcome::Kind::kSkipped:
+          m.skip.reset();
+          BindText(m.skip, 1, o.reason);
+          m.skip.bind(2, rowid);
+          if (m.skip.exec() == 0) break;
+          m.AddHistory(rowid, o.at, TouchpointState::kSkipped, o.reason);
+          break;
+      }
+    }
+  });
+}
+
+StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id) {
+  Impl& m = *impl_;
+  return Guard("get buyer", [&]() -> StatusOr<std::optional<BuyerReport>> {
+    BuyerReport report;
+    report.buyer_id = std::string(buyer_id);
+    auto buyer = m.FindBuyer(buyer_id, &report.opted_out);
+    if (!buyer) return std::optional<BuyerReport>();
+    SQLite::Statement p(m.db,
+                        "SELECT order_id, product, quantity, amount, purchased_at, timezone, zone, "
+                        "tier, attributes, received_at FROM purchases WHERE buyer = ? "
+                        "ORDER BY purchased_at, id");
+    p.bind(1, *buyer);
+    while (p.executeStep()) {
+      PurchaseRecord& r = report.purchases.emplace_back();
+      r.purchase.order_id = p.getColumn(0).getString();
+      r.purchase.buyer_id = report.buyer_id;
+      r.purchase.product = p.getColumn(1).getString();
+      r.purchase.quantity = p.getColumn(2).getInt64();
+      r.purchase.amount = p.getColumn(3).getDouble();
+      r.purchase.purchased_at = FromMs(p.getColumn(4).getInt64());
+      r.purchase.timezone = p.getColumn(5).getString();
+      r.zone = p.getColumn(6).getString();
+      r.tier = p.getColumn(7).getString();
+      r.purchase.attributes = Text(p.getColumn(8));
+      r.received_at = FromMs(p.getColumn(9).getInt64());
+    }
+    if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
+
+    SQLite::Statement t(
+        m.db,
+        "SELECT t.id, t.tp_id, p.order_id, t.cadence, t.step, t.topic, p.tier, p.product, "
+        "p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
+        "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
+        "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
+    t.bind(1, *buyer);
+    std::unordered_map<std::int64_t, std::size_t> index;
+    while (t.executeStep()) {
+      index.emplace(t.getColumn(0).getInt64(), report.touchpoints.size());
+      TouchpointRecord& r = report.touchpoints.emplace_back();
+      r.id = t.getColumn(1).getString();
+      r.order_id = t.getColumn(2).getString();
+      r.cadence = t.getColumn(3).getString();
+      r.step = t.getColumn(4).getString();
+      r.topic = t.getColumn(5).getString();
+      r.tier = t.getColumn(6).getString();
+      r.product = t.getColumn(7).getString();
+      r.zone = t.getColumn(8).getString();
+      r.due_at = FromMs(t.getColumn(9).getInt64());
+      r.next_at = FromMs(t.getColumn(10).getInt64());
+      if (!t.getColumn(11).isNull()) r.fire_at = FromMs(t.getColumn(11).getInt64());
+      r.state = StateFrom(t.getColumn(12).getInt());
+      r.reason = Text(t.getColumn(13));
+    }
+    SQLite::Statement h(m.db,
+                        "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
+                        "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = ? "
+                        "ORDER BY h.rowid");
+    h.bind(1, *buyer);
+    while (h.executeStep()) {
+      auto it = index.find(h.getColumn(0).getInt64());
+      if (it == index.end()) continue;
+      report.touchpoints[it->second].history.push_back({FromMs(h.getColumn(1).getInt64()),
+                                                        StateFrom(h.getColumn(2).getInt()),
+                                                        h.getColumn(3).getString()});
+    }
+    return std::optional<BuyerReport>(std::move(report));
+  });
+}
+
+StatusOr<int> SqliteStore::PendingOf(std::string_view buyer_id) {
+  Impl& m = *impl_;
+  return Guard("count pending", [&]() -> StatusOr<int> {
+    auto buyer = m.FindBuyer(buyer_id);
+    if (!buyer) return 0;
+    SQLite::Statement q(m.db, "SELECT COUNT(*) FROM touchpoints WHERE buyer = ? AND state = 0");
+    q.bind(1, *buyer);
+    q.executeStep();
+    return q.getColumn(0).getInt();
+  });
+}
+
+StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, int max,
+                                                        Millis visibility, Instant now) {
+  Impl& m = *impl_;
+  std::vector<LeasedMessage> out;
+  Status s = m.Atomically("lease", [&] {
+    auto& q = m.lease_select;
+    q.reset();
+    BindText(q, 1, queue);
+    q.bind(2, Ms(now));
+    q.bind(3, max);
+    std::vector<std::int64_t> ids;
+    while (q.executeStep()) {
+      ids.push_back(q.getColumn(0).getInt64());
+      out.push_back({{}, q.getColumn(1).getString(), q.getColumn(2).getInt() + 1});
+    }
+    q.reset();
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      out[i].receipt = std::to_string(ids[i]) + "." + RandomHex(12);
+      m.lease_update.reset();
+      BindText(m.lease_update, 1, out[i].receipt);
+      m.lease_update.bind(2, Ms(now + visibility));
+      m.lease_update.bind(3, ids[i]);
+      m.lease_update.exec();
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::string> receipts,
+                               Instant now) {
+  Impl& m = *impl_;
+  int acked = 0;
+  const std::string reason = "acked on " + std::string(queue);
+  Status s = m.Atomically("ack", [&] {
+    for (const std::string& receipt : receipts) {
+      const auto dot = receipt.find('.');
+      if (dot == std::string::npos || dot == 0) continue;
+      std::int64_t id = 0;
+      bool numeric = true;
+      for (std::size_t i = 0; i < dot && numeric; ++i) {
+        numeric = receipt[i] >= '0' && receipt[i] <= '9' && id < (INT64_MAX - 9) / 10;
+        id = id * 10 + (receipt[i] - '0');
+      }
+      if (!numeric) continue;
+      auto& q = m.ack;
+      q.reset();
+      q.bind(1, id);
+      BindText(q, 2, queue);
+      BindText(q, 3, receipt);
+      if (!q.executeStep()) continue;
+      const std::int64_t touchpoint = q.getColumn(0).getInt64();
+      q.reset();
+      m.AddHistory(touchpoint, now, TouchpointState::kFired, reason);
+      ++acked;
+    }
+  });
+  if (!s.ok()) return s;
+  return acked;
+}
+
+StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
+  return Guard("queue depth", [&]() -> StatusOr<std::int64_t> {
+    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?");
+    BindText(q, 1, queue);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
+StatusOr<std::int64_t> SqliteStore::PendingCount() {
+  return Guard("pending count", [&]() -> StatusOr<std::int64_t> {
+    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM touchpoints WHERE state = 0");
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
+}  // namespace tp

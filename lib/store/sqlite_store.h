@@ -1,0 +1,139 @@
+// The daemon's durable state in one SQLite file (WAL): buyers, purchases,
+// touchpoints with an append-only history of transitions, and the messages of
+// the embedded queues. All pending state lives in the file; what this object
+// keeps in memory is prepared statements and the last TakeDue() batch.
+//
+// Rows store names (product, cadence, step, tier, zone), never rule indices,
+// so a database outlives any edit of the rules. Times are UTC milliseconds.
+//
+// Transactions: every mutating call is atomic on its own. Begin()/Commit()
+// group several calls into one transaction (the daemon's group commit), and
+// Savepoint()/Release()/RollbackTo() make a part of that group atomic, so one
+// bad request rolls back alone while the others commit.
+//
+// Not thread-safe: one thread owns it (the daemon's I/O thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/rules.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+// A transition of one touchpoint, as kept in its history.
+struct Transition {
+  Instant at;
+  TouchpointState state = TouchpointState::kPending;  // the state after it
+  std::string reason;
+};
+
+struct PurchaseRecord {
+  Purchase purchase;
+  std::string zone;  // the zone it was planned in (the default if none given)
+  std::string tier;  // the tier it was planned at
+  Instant received_at;
+};
+
+struct TouchpointRecord {
+  std::string id;
+  std::string order_id;
+  std::string cadence;
+  std::string step;
+  std::string topic;
+  std::string tier;
+  std::string product;
+  std::string zone;
+  Instant due_at;
+  Instant next_at;
+  std::optional<Instant> fire_at;
+  TouchpointState state = TouchpointState::kPending;
+  std::string reason;
+  std::vector<Transition> history;
+};
+
+struct BuyerReport {
+  std::string buyer_id;
+  std::string tier;  // at the buyer's latest purchase; empty if none
+  bool opted_out = false;
+  std::vector<PurchaseRecord> purchases;      // by purchased_at
+  std::vector<TouchpointRecord> touchpoints;  // by due_at, then cadence and step order
+};
+
+struct LeasedMessage {
+  std::string receipt;
+  std::string event;   // the event JSON
+  int deliveries = 0;  // times handed out, this one included
+};
+
+class SqliteStore final : public ScheduleStore {
+ public:
+  // The schema version this build writes. Opening an older file migrates it
+  // forward; a newer one is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens (creating if needed) and migrates the database at `path`, and takes
+  // an exclusive lock so no second daemon fires from the same file.
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                     std::shared_ptr<const Rules> rules);
+  // Migrates the file at `path` to `version` exactly (for tests of upgrades).
+  static Status MigrateTo(const std::string& path, int version);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  StatusOr<int> SchemaVersion();
+
+  Status Begin();
+  Status Commit();
+  Status Rollback();
+  Status Savepoint();
+  Status Release();
+  Status RollbackTo();
+
+  // ScheduleStore.
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) override;
+  StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
+  Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                     std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
+  Status CancelEarlier(std::string_view buyer_id, Instant up_to, std::string_view except_order,
+                       Instant now, std::string_view reason) override;
+  Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) override;
+  StatusOr<std::optional<Instant>> NextWakeup() override;
+  StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
+  StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;
+  // A fired touchpoint's event is put on every queue sink its cadence routes
+  // to, in the same transaction.
+  Status ApplyOutcomes(std::span<const DueTouchpoint> due,
+                       std::span<const FiringOutcome> outcomes) override;
+
+  // A buyer's purchases and touchpoints with their histories, or nullopt if
+  // the buyer is unknown.
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id);
+  // Pending touchpoints of the buyer.
+  StatusOr<int> PendingOf(std::string_view buyer_id);
+
+  // Up to `max` messages of `queue` visible at `now`, oldest first, each
+  // hidden until now + visibility under a fresh receipt.
+  StatusOr<std::vector<LeasedMessage>> Lease(std::string_view queue, int max, Millis visibility,
+                                             Instant now);
+  // Removes the messages whose receipts are current; returns how many. A
+  // receipt that is unknown, already acked or superseded by a later lease
+  // counts for nothing.
+  StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
+  StatusOr<std::int64_t> QueueDepth(std::string_view queue);
+  StatusOr<std::int64_t> PendingCount();
+
+ private:
+  struct Impl;
+  explicit SqliteStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tp

@@ -1,0 +1,323 @@
+#include "store/sqlite_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "harness.h"
+#include "simulate/csv.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+using ::testing::HasSubstr;
+using testing::kBriefConfig;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string Path() const { return dir_.path() + "/tp.db"; }
+
+  std::unique_ptr<SqliteStore> MustOpen(std::shared_ptr<const Rules> rules = nullptr) {
+    auto store = SqliteStore::Open(Path(), rules ? rules : rules_);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Counts rows with a raw connection, as an operator's sqlite3 would.
+  std::int64_t Count(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(Path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr), SQLITE_OK) << sql;
+    std::int64_t n = -1;
+    if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+  }
+
+  testing::TempDir dir_;
+  std::shared_ptr<const Rules> rules_ = testing::MustLoad(kBriefConfig);
+};
+
+TEST_F(SqliteStoreTest, MigratesAnEmptyFileToTheCurrentVersion) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  auto version = store->SchemaVersion();
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(*version, SqliteStore::kSchemaVersion);
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM schema_version"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'touchpoint_history'"), 1);
+  // Reopening is a no-op migration.
+  store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
+}
+
+TEST_F(SqliteStoreTest, MigratesEveryEarlierVersionForwardKeepingData) {
+  for (int from = 0; from < SqliteStore::kSchemaVersion; ++from) {
+    std::filesystem::remove(Path());
+    ASSERT_TRUE(SqliteStore::MigrateTo(Path(), from).ok());
+    auto store = MustOpen();
+    ASSERT_NE(store, nullptr) << "from version " << from;
+    EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion) << "from version " << from;
+  }
+  // Data written at the current version survives a reopen.
+  {
+    auto store = MustOpen();
+    Purchase p{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""};
+    ASSERT_TRUE(store->AddPurchase(p, rules_->timezone, 0, {}, p.purchased_at).ok());
+  }
+  auto store = MustOpen();
+  EXPECT_EQ(*store->MatchPurchase(
+                Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}),
+            PurchaseMatch::kSame);
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
+  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), SqliteStore::kSchemaVersion).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 99", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteStore::Open(Path(), rules_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 99 is newer"));
+}
+
+TEST_F(SqliteStoreTest, ASecondOpenOfTheSameFileIsRefused) {
+  auto first = MustOpen();
+  ASSERT_NE(first, nullptr);
+  auto second = SqliteStore::Open(Path(), rules_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(second.status().message(), HasSubstr("in use by another touchpointd"));
+  first.reset();
+  EXPECT_TRUE(SqliteStore::Open(Path(), rules_).ok());
+}
+
+TEST_F(SqliteStoreTest, UnwritableLocationIsAClearError) {
+  auto store = SqliteStore::Open(dir_.path() + "/missing/dir/tp.db", rules_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("cannot open database"));
+  EXPECT_THAT(store.status().message(), HasSubstr("No such file or directory"));
+}
+
+TEST_F(SqliteStoreTest, RolledBackSavepointLeavesNothingWhileTheRestCommits) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(store->Begin().ok());
+  ASSERT_TRUE(store->Savepoint().ok());
+  Purchase kept{"kept", "b1", "daily", 1, 10, clock.Now(), ""};
+  ASSERT_TRUE(scheduler.Ingest(kept).ok());
+  ASSERT_TRUE(store->Release().ok());
+  ASSERT_TRUE(store->Savepoint().ok());
+  Purchase dropped{"dropped", "b2", "daily", 1, 10, clock.Now(), ""};
+  ASSERT_TRUE(scheduler.Ingest(dropped).ok());
+  ASSERT_TRUE(store->RollbackTo().ok());
+  ASSERT_TRUE(store->Commit().ok());
+  EXPECT_EQ(*store->MatchPurchase(kept), PurchaseMatch::kSame);
+  EXPECT_EQ(*store->MatchPurchase(dropped), PurchaseMatch::kNew);
+  auto b2 = store->GetBuyer("b2");
+  ASSERT_TRUE(b2.ok());
+  EXPECT_FALSE(b2->has_value());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 6);
+}
+
+TEST_F(SqliteStoreTest, AFailingWriteRollsBackTheWholeCall) {
+  auto store = MustOpen();
+  Purchase p{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""};
+  PlannedTouchpoint t;
+  t.id = "tp_same";
+  t.due_at = t.next_at = p.purchased_at + std::chrono::hours(24);
+  // The same touchpoint id twice violates its UNIQUE constraint half-way.
+  std::vector<PlannedTouchpoint> twice{t, t};
+  Status s = store->AddPurchase(p, rules_->timezone, 0, twice, p.purchased_at);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("UNIQUE"));
+  EXPECT_EQ(*store->MatchPurchase(p), PurchaseMatch::kNew);
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers"), 0);
+}
+
+TEST_F(SqliteStoreTest, ConflictAndDuplicateIncludeAttributes) {
+  auto store = MustOpen();
+  Purchase p{"o1",
+             "b1",
+             "daily",
+             2,
+             10.5,
+             At("2026-11-01T10:00:00+08:00"),
+             "Europe/Berlin",
+             R"({"channel":"wecom"})"};
+  ASSERT_TRUE(store->AddPurchase(p, FindZone("Europe/Berlin"), 0, {}, p.purchased_at).ok());
+  EXPECT_EQ(*store->MatchPurchase(p), PurchaseMatch::kSame);
+  Purchase other = p;
+  other.attributes = R"({"channel":"sms"})";
+  EXPECT_EQ(*store->MatchPurchase(other), PurchaseMatch::kConflict);
+  other = p;
+  other.quantity = 3;
+  EXPECT_EQ(*store->MatchPurchase(other), PurchaseMatch::kConflict);
+}
+
+// The daemon's store must decide exactly as simulate's: replay the brief's
+// acceptance example through Scheduler + SqliteStore and compare every line.
+TEST_F(SqliteStoreTest, BriefAcceptanceExampleMatchesSimulate) {
+  LoadResult loaded = LoadRulesFile(std::string(TP_TEST_DATA) + "/brief/touchpoint.yaml");
+  ASSERT_TRUE(loaded.errors.empty());
+  auto store = MustOpen(loaded.rules);
+  std::ifstream csv(std::string(TP_TEST_DATA) + "/brief/brief-purchases.csv");
+  std::string line;
+  std::vector<std::string> fields;
+  std::getline(csv, line);
+  ASSERT_FALSE(SplitCsvLine(line, fields));
+  auto parser = PurchaseRowParser::FromHeader(fields, *loaded.rules);
+  ASSERT_TRUE(parser.ok());
+  std::vector<Purchase> purchases;
+  while (std::getline(csv, line)) {
+    ASSERT_FALSE(SplitCsvLine(line, fields));
+    ASSERT_FALSE(parser->Parse(fields, purchases.emplace_back()));
+  }
+  std::stable_sort(purchases.begin(), purchases.end(), [](const Purchase& a, const Purchase& b) {
+    return a.purchased_at < b.purchased_at;
+  });
+
+  FakeClock clock(purchases.front().purchased_at);
+  Scheduler scheduler(*store, clock, loaded.rules);
+  auto run_until = [&](Instant until) {
+    for (;;) {
+      auto next = scheduler.NextWakeup();
+      ASSERT_TRUE(next.ok());
+      if (!*next || **next > until) break;
+      clock.Set(std::max(clock.Now(), **next));
+      ASSERT_TRUE(scheduler.RunDue().ok());
+    }
+  };
+  std::set<std::string> buyers;
+  for (const Purchase& p : purchases) {
+    run_until(p.purchased_at);
+    clock.Set(std::max(clock.Now(), p.purchased_at));
+    ASSERT_TRUE(scheduler.Ingest(p).ok());
+    buyers.insert(p.buyer_id);
+  }
+  run_until(At("2030-01-01T00:00:00Z"));
+
+  std::map<std::string, nlohmann::json> got;
+  for (const std::string& buyer : buyers) {
+    auto report = store->GetBuyer(buyer);
+    ASSERT_TRUE(report.ok() && report->has_value());
+    for (const TouchpointRecord& t : (*report)->touchpoints) {
+      const Zone* zone = FindZone(t.zone);
+      got[t.order_id + "/" + t.topic] = {
+          {"buyer_id", buyer},
+          {"order_id", t.order_id},
+          {"cadence", t.cadence},
+          {"topic", t.topic},
+          {"tier", t.tier},
+          {"product", t.product},
+          {"due_at", FormatRfc3339(t.due_at, zone)},
+          {"fire_at", t.fire_at ? nlohmann::json(FormatRfc3339(*t.fire_at, zone)) : nullptr},
+          {"status", std::string(StateName(t.state))}};
+    }
+  }
+  std::ifstream expected(std::string(TP_TEST_DATA) + "/brief/brief-expected.jsonl");
+  std::size_t lines = 0;
+  while (std::getline(expected, line)) {
+    auto want = nlohmann::json::parse(line);
+    want.erase("id");
+    const std::string key =
+        want["order_id"].get<std::string>() + "/" + want["topic"].get<std::string>();
+    ASSERT_TRUE(got.count(key)) << key;
+    EXPECT_EQ(got[key], want) << key;
+    ++lines;
+  }
+  EXPECT_EQ(lines, got.size());
+  // Every touchpoint is final and has a history entry for how it got there.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints t WHERE NOT EXISTS (SELECT 1 FROM "
+                  "touchpoint_history h WHERE h.touchpoint = t.id)"),
+            0);
+}
+
+TEST_F(SqliteStoreTest, FiredTouchpointIsQueuedAndLeaseAckVisibilityWork) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  Purchase p{"o1", "b1", "daily", 2, 240, clock.Now(), "", R"({"channel":"wecom"})"};
+  ASSERT_TRUE(scheduler.Ingest(p).ok());
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  auto stats = scheduler.RunDue();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->fired, 1u);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 1);
+
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  auto event = nlohmann::json::parse((*leased)[0].event);
+  EXPECT_EQ(event["type"], "touchpoint.due");
+  EXPECT_EQ(event["data"]["topic"], "how-to-wear");
+  EXPECT_EQ(event["data"]["fire_at"], "2026-11-02T10:00:00+08:00");
+  EXPECT_EQ(event["data"]["attributes"]["channel"], "wecom");
+  const std::string first_receipt = (*leased)[0].receipt;
+
+  // Invisible while leased, back after the visibility timeout.
+  EXPECT_TRUE(store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now())->empty());
+  clock.Advance(std::chrono::seconds(31));
+  auto again = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].deliveries, 2);
+  EXPECT_EQ(nlohmann::json::parse((*again)[0].event)["data"]["id"], event["data"]["id"]);
+
+  // The superseded receipt acks nothing; the current one removes it.
+  std::vector<std::string> receipts{first_receipt, "garbage", "12.x"};
+  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 0);
+  receipts = {(*again)[0].receipt};
+  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 1);
+  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 0);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+
+  auto report = store->GetBuyer("b1");
+  const auto& t = (*report)->touchpoints.front();
+  EXPECT_EQ(t.topic, "how-to-wear");
+  ASSERT_EQ(t.history.size(), 2u);
+  EXPECT_EQ(t.history[0].reason, "queued on outbox");
+  EXPECT_EQ(t.history[1].reason, "acked on outbox");
+}
+
+TEST_F(SqliteStoreTest, OptOutSuppressesWithHistoryAndPersists) {
+  {
+    auto store = MustOpen();
+    FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+    Scheduler scheduler(*store, clock, rules_);
+    ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 1, 10, clock.Now(), ""}).ok());
+    ASSERT_TRUE(scheduler.OptOut("b1").ok());
+  }
+  auto store = MustOpen();
+  auto report = store->GetBuyer("b1");
+  ASSERT_TRUE(report.ok() && report->has_value());
+  EXPECT_TRUE((*report)->opted_out);
+  ASSERT_EQ((*report)->touchpoints.size(), 6u);
+  for (const auto& t : (*report)->touchpoints) {
+    EXPECT_EQ(t.state, TouchpointState::kSuppressed);
+    EXPECT_EQ(t.reason, "opted out");
+    ASSERT_EQ(t.history.size(), 1u);
+  }
+  EXPECT_EQ(*store->NextWakeup(), std::nullopt);
+}
+
+}  // namespace
+}  // namespace tp
