@@ -230,7 +230,7 @@ class Loader {
   void LoadRoot(const YAML::Node& root) {
     auto fields = Map(root, "the config",
                       {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
-                       "products", "tiers", "cadences", "sinks", "listen", "database"});
+                       "products", "tiers", "cadences", "sinks", "listen", "database", "http"});
     if (!fields) return;
 
     if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
@@ -282,6 +282,20 @@ class Loader {
     }
     if (auto v = Field(*fields, root, "database", "the config", false); v.IsDefined()) {
       if (auto s = String(v, "database")) rules_.database = *s;
+    }
+
+    if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) {
+      if (auto http = Map(v, "http", {"request_timeout"})) {
+        if (auto t = Field(*http, v, "request_timeout", "http", false); t.IsDefined()) {
+          if (auto d = DurationValue(t, "request_timeout")) {
+            if (d->count <= 0 || d->IsCalendar()) {
+              Error(t, "request_timeout must be a positive number of s, m or h");
+            } else {
+              rules_.http_request_timeout = *d;
+            }
+          }
+        }
+      }
     }
 
     // Order matters: later sections refer to the names earlier ones define.

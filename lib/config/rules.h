@@ -69,6 +69,9 @@ struct Rules {
   Duration misfire_grace{1, Duration::Unit::kHours};
   std::string listen = "127.0.0.1:8787";
   std::string database = "/var/lib/touchpoint/touchpoint.db";
+  // How long a client may take to send one request (or keep an idle
+  // keep-alive connection) before the daemon closes the connection.
+  Duration http_request_timeout{30, Duration::Unit::kSeconds};
   std::vector<Product> products;
   std::vector<Tier> tiers;
   std::vector<Cadence> cadences;

@@ -11,12 +11,18 @@ namespace {
 
 constexpr std::size_t kBatchSize = 512;
 
+// "2d8h30m5s", leaving out zero parts; "0s" for nothing.
 std::string DurationText(Millis d) {
-  const auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
-  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
-  if (s % 60 == 0) return std::to_string(s / 60) + "m";
-  return std::to_string(s) + "s";
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
+  std::string out;
+  for (auto [unit, name] : {std::pair<std::int64_t, char>{86400, 'd'}, {3600, 'h'}, {60, 'm'}}) {
+    if (s >= unit) {
+      out += std::to_string(s / unit) + name;
+      s %= unit;
+    }
+  }
+  if (s > 0 || out.empty()) out += std::to_string(s) + "s";
+  return out;
 }
 
 }  // namespace
@@ -70,13 +76,17 @@ Status Scheduler::OptIn(std::string_view buyer_id) {
   return store_.SetOptedOut(buyer_id, false, clock_.Now());
 }
 
-StatusOr<RunStats> Scheduler::RunDue() {
+StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
   const Instant now = clock_.Now();
   const Rules& rules = *rules_;
   const Millis grace = rules.misfire_grace.Exact();
   RunStats stats;
   std::vector<FiringOutcome> outcomes;
-  for (;;) {
+  for (std::size_t batch = 0;; ++batch) {
+    if (batch == max_batches) {
+      stats.more = true;
+      break;
+    }
     auto due = store_.TakeDue(now, kBatchSize);
     if (!due.ok()) return due.status();
     if (due->empty()) break;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@ struct RunStats {
   std::size_t fired = 0;
   std::size_t deferred = 0;  // by the window after a delay, or by the cap
   std::size_t skipped = 0;   // misfired beyond misfire_grace
+  bool more = false;         // stopped at max_batches with more still due
 };
 
 class Scheduler {
@@ -57,8 +59,10 @@ class Scheduler {
   // misfire_grace -> skipped; outside the send window (only possible when
   // late) -> the next opening; the buyer already had frequency_cap.max
   // touchpoints this buyer-local day -> the next day's opening; else fired at
-  // Now(). Ties go by due_at, cadence order, step order.
-  StatusOr<RunStats> RunDue();
+  // Now(). Ties go by due_at, cadence order, step order. Stops after
+  // `max_batches` batches (each one store transaction) so a caller with an
+  // event loop can interleave other work; RunStats::more says to call again.
+  StatusOr<RunStats> RunDue(std::size_t max_batches = SIZE_MAX);
 
   // When RunDue() next has something to do, or nullopt if nothing is pending.
   StatusOr<std::optional<Instant>> NextWakeup() { return store_.NextWakeup(); }

@@ -64,7 +64,7 @@ CREATE TABLE touchpoints (
 );
 CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, cadence_order, step_order)
   WHERE state = 0;
-CREATE INDEX touchpoints_by_buyer ON touchpoints(buyer);
+CREATE INDEX touchpoints_by_buyer ON touchpoints(buyer, state);
 CREATE TABLE touchpoint_history (
   touchpoint INTEGER NOT NULL REFERENCES touchpoints(id),
   at         INTEGER NOT NULL,

@@ -196,7 +196,7 @@ TEST(SchedulerTest, MisfireWithinGraceFiresLateBeyondIsSkipped) {
   EXPECT_EQ(stats->skipped, 1u);
   EXPECT_EQ(stats->fired, 1u);
   EXPECT_EQ(h.Find("o", "how-to-wear")->state, TouchpointState::kSkipped);
-  EXPECT_EQ(h.Find("o", "how-to-wear")->reason, "missed by 50h, more than misfire_grace 24h");
+  EXPECT_EQ(h.Find("o", "how-to-wear")->reason, "missed by 2d2h, more than misfire_grace 24h");
   EXPECT_EQ(h.Find("o", "comfort-check")->fire_at, "2026-11-04T12:00:00+08:00");
 }
 

@@ -1,0 +1,555 @@
+// Boost 1.74's Asio needs <utility> before it under C++20.
+#include <utility>
+// (keep the blank line above: clang-format must not reorder this include)
+
+#include <spdlog/spdlog.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "api/purchase_json.h"
+#include "daemon/daemon.h"
+#include "http/server.h"
+#include "scheduler/scheduler.h"
+#include "store/sqlite_store.h"
+
+namespace tp {
+namespace {
+
+namespace asio = boost::asio;
+// Responses keep their keys in the order written, for people reading them.
+using json = nlohmann::ordered_json;
+
+// Firing batches per loop turn: the rest is posted, so requests interleave.
+constexpr std::size_t kBatchesPerTurn = 8;
+constexpr int kDefaultLeaseMax = 10;
+constexpr int kMaxLeaseMax = 1000;
+constexpr double kDefaultVisibilityS = 30;
+constexpr double kMaxVisibilityS = 12 * 3600;
+constexpr std::size_t kMaxReceipts = 10'000;
+
+HttpResponse Json(int status, const json& body) {
+  return HttpResponse{status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+HttpResponse Error(int status, std::string message) {
+  return Json(status, json{{"error", std::move(message)}});
+}
+
+bool IsJson(std::string_view content_type) {
+  std::string lower;
+  for (char c : content_type.substr(0, content_type.find(';'))) {
+    if (c != ' ' && c != '\t')
+      lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return lower == "application/json";
+}
+
+// Decodes %XX escapes of one path segment; nullopt if malformed.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const auto slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return out;
+}
+
+const Zone* ZoneOrUtc(const std::string& name) {
+  const Zone* zone = FindZone(name);
+  return zone != nullptr ? zone : UtcZone();
+}
+
+json BuyerJson(const BuyerReport& r) {
+  json purchases = json::array();
+  for (const PurchaseRecord& p : r.purchases) {
+    const Zone* zone = ZoneOrUtc(p.zone);
+    purchases.push_back({
+        {"order_id", p.purchase.order_id},
+        {"product", p.purchase.product},
+        {"quantity", p.purchase.quantity},
+        {"amount", p.purchase.amount},
+        {"purchased_at", FormatRfc3339(p.purchase.purchased_at, zone)},
+        {"timezone", p.zone},
+        {"tier", p.tier},
+        {"attributes",
+         p.purchase.attributes.empty() ? json::object() : json::parse(p.purchase.attributes)},
+        {"received_at", FormatRfc3339(p.received_at, UtcZone())},
+    });
+  }
+  json touchpoints = json::array();
+  for (const TouchpointRecord& t : r.touchpoints) {
+    const Zone* zone = ZoneOrUtc(t.zone);
+    json history = json::array();
+    for (const Transition& h : t.history) {
+      history.push_back({{"at", FormatRfc3339(h.at, zone)},
+                         {"status", std::string(StateName(h.state))},
+                         {"reason", h.reason}});
+    }
+    json item = {
+        {"id", t.id},
+        {"buyer_id", r.buyer_id},
+        {"order_id", t.order_id},
+        {"cadence", t.cadence},
+        {"step", t.step},
+        {"topic", t.topic},
+        {"tier", t.tier},
+        {"product", t.product},
+        {"due_at", FormatRfc3339(t.due_at, zone)},
+        {"fire_at", t.fire_at ? json(FormatRfc3339(*t.fire_at, zone)) : json(nullptr)},
+        {"status", std::string(StateName(t.state))},
+    };
+    if (t.state == TouchpointState::kPending) {
+      item["next_at"] = FormatRfc3339(t.next_at, zone);
+      item["reason"] = t.next_at == t.due_at
+                           ? "waiting until due_at"
+                           : "waiting until " + FormatRfc3339(t.next_at, zone) +
+                                 (t.history.empty() ? ": due outside the send window"
+                                                    : " (" + t.history.back().reason + ")");
+    } else if (t.state != TouchpointState::kFired) {
+      item["reason"] = t.reason;
+    }
+    item["history"] = std::move(history);
+    touchpoints.push_back(std::move(item));
+  }
+  return {{"buyer_id", r.buyer_id},
+          {"tier", r.tier.empty() ? json(nullptr) : json(r.tier)},
+          {"opted_out", r.opted_out},
+          {"purchases", std::move(purchases)},
+          {"touchpoints", std::move(touchpoints)}};
+}
+
+}  // namespace
+
+struct Daemon::Impl {
+  struct PendingIngest {
+    std::vector<Purchase> items;
+    HttpRespond respond;
+  };
+
+  Impl(asio::io_context& io_context, std::shared_ptr<const Rules> r, const Clock& c,
+       std::unique_ptr<SqliteStore> s, const HttpLimits& limits)
+      : io(io_context),
+        clock(c),
+        rules(std::move(r)),
+        store(std::move(s)),
+        scheduler(*store, clock, rules),
+        server(
+            io, [this](HttpRequest req, HttpRespond respond) { Handle(req, std::move(respond)); },
+            limits),
+        timer(io),
+        retry(io),
+        signals(io),
+        clock_jumps(io) {}
+
+  // --- scheduling ---------------------------------------------------------
+
+  void Rearm(bool force = false) {
+    if (stopping) return;
+    auto next = store->NextWakeup();
+    if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
+    if (!*next) {
+      armed.reset();
+      timer.cancel();
+      return;
+    }
+    if (!force && armed && *armed == **next) return;
+    armed = **next;
+    timer.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(**next));
+    timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // re-armed or stopped
+      armed.reset();
+      RunDue();
+    });
+  }
+
+  void RunDue() {
+    if (stopping) return;
+    auto stats = scheduler.RunDue(kBatchesPerTurn);
+    if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
+    if (stats->fired + stats->deferred + stats->skipped > 0) {
+      spdlog::debug("scheduler: fired {}, deferred {}, skipped {}", stats->fired, stats->deferred,
+                    stats->skipped);
+    }
+    if (stats->skipped > 0) {
+      spdlog::warn("skipped {} touchpoints missed by more than misfire_grace", stats->skipped);
+    }
+    if (stats->more) {
+      asio::post(io, [this] { RunDue(); });
+      return;
+    }
+    Rearm();
+  }
+
+  // A store error while scheduling (disk full, I/O error): log it and try
+  // again in a second rather than spin or give up.
+  void RetrySoon(const std::string& what) {
+    spdlog::error("{}; retrying in 1s", what);
+    retry.expires_after(std::chrono::seconds(1));
+    retry.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Rearm(true);
+    });
+  }
+
+  // The wall clock was set: the timer's deadline must be recomputed.
+  void WatchClockJumps() {
+    const int fd = ::timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) {
+      spdlog::warn("cannot watch for wall clock changes: {}", std::strerror(errno));
+      return;
+    }
+    clock_jumps.assign(fd);
+    ArmClockJumpWatch();
+  }
+  void ArmClockJumpWatch() {
+    itimerspec spec{};
+    spec.it_value.tv_sec = std::time(nullptr) + 10L * 365 * 86400;
+    if (::timerfd_settime(clock_jumps.native_handle(), TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+                          &spec, nullptr) != 0) {
+      spdlog::warn("cannot watch for wall clock changes: {}", std::strerror(errno));
+      return;
+    }
+    clock_jumps.async_wait(
+        asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+          if (ec || stopping) return;
+          std::uint64_t expirations = 0;
+          if (::read(clock_jumps.native_handle(), &expirations, sizeof expirations) < 0 &&
+              errno == ECANCELED) {
+            spdlog::info("wall clock changed; rescheduling");
+          }
+          ArmClockJumpWatch();
+          Rearm(true);
+        });
+  }
+
+  // --- HTTP ---------------------------------------------------------------
+
+  void Handle(const HttpRequest& req, HttpRespond respond) {
+    const std::string_view target = req.target;
+    const auto path = target.substr(0, target.find('?'));
+    const auto parts = Segments(path);
+    const bool post = req.method == "POST";
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    auto method_not_allowed = [&](const char* allow) {
+      HttpResponse r = Error(405, "method " + req.method + " not allowed here (use " + allow + ")");
+      r.headers.emplace_back("Allow", allow);
+      respond(std::move(r));
+    };
+
+    if (parts.size() == 1 && parts[0] == "healthz") {
+      if (!get) return method_not_allowed("GET");
+      return respond(Json(200, {{"status", "ok"}}));
+    }
+    if (parts.empty() || parts[0] != "v1") return respond(Error(404, "no such endpoint"));
+    if (post && !req.body.empty() && !IsJson(req.content_type)) {
+      return respond(
+          Error(415, "Content-Type must be application/json, got '" + req.content_type + "'"));
+    }
+
+    if (parts.size() == 2 && parts[1] == "purchases") {
+      if (!post) return method_not_allowed("POST");
+      return IngestPurchases(req.body, std::move(respond));
+    }
+    if (parts.size() >= 3 && parts[1] == "buyers") {
+      auto buyer = PercentDecode(parts[2]);
+      if (!buyer || buyer->empty()) return respond(Error(400, "malformed buyer id in the path"));
+      if (parts.size() == 3) {
+        if (!get) return method_not_allowed("GET");
+        return respond(GetBuyer(*buyer));
+      }
+      if (parts.size() == 4 && (parts[3] == "opt-out" || parts[3] == "opt-in")) {
+        if (!post) return method_not_allowed("POST");
+        return respond(SetOptOut(*buyer, parts[3] == "opt-out"));
+      }
+    }
+    if (parts.size() == 4 && parts[1] == "queues" && (parts[3] == "lease" || parts[3] == "ack")) {
+      if (!post) return method_not_allowed("POST");
+      auto queue = PercentDecode(parts[2]);
+      if (!queue || !IsQueue(*queue)) {
+        return respond(Error(404, "unknown queue '" + std::string(parts[2]) + "'"));
+      }
+      return respond(parts[3] == "lease" ? Lease(*queue, req.body) : Ack(*queue, req.body));
+    }
+    respond(Error(404, "no such endpoint"));
+  }
+
+  bool IsQueue(std::string_view name) const {
+    for (const Sink& s : rules->sinks) {
+      if (s.type == Sink::Type::kQueue && s.name == name) return true;
+    }
+    return false;
+  }
+
+  void IngestPurchases(const std::string& body, HttpRespond respond) {
+    if (stopping) return respond(Error(503, "shutting down"));
+    ParsedPurchases parsed = ParsePurchases(body, *rules);
+    if (parsed.error) {
+      const auto& e = *parsed.error;
+      return respond(Json(400, {{"error", e.error},
+                                {"index", e.index ? json(*e.index) : json(nullptr)},
+                                {"field", e.field.empty() ? json(nullptr) : json(e.field)}}));
+    }
+    pending.push_back({std::move(parsed.items), std::move(respond)});
+    if (!flush_posted) {
+      flush_posted = true;
+      asio::post(io, [this] { FlushIngest(); });
+    }
+  }
+
+  // One transaction for every request that queued up; a savepoint each.
+  void FlushIngest() {
+    flush_posted = false;
+    std::vector<PendingIngest> batch = std::move(pending);
+    pending.clear();
+    std::vector<HttpResponse> responses(batch.size());
+    if (Status s = store->Begin(); !s.ok()) {
+      spdlog::error("ingest: {}", s.message());
+      for (auto& p : batch) p.respond(Error(503, "cannot write to the database: " + s.message()));
+      return;
+    }
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      responses[r] = IngestOne(batch[r].items);
+    }
+    if (Status s = store->Commit(); !s.ok()) {
+      spdlog::error("ingest commit: {}", s.message());
+      (void)store->Rollback();
+      for (auto& p : batch) p.respond(Error(503, "cannot commit to the database: " + s.message()));
+      return;
+    }
+    for (std::size_t r = 0; r < batch.size(); ++r) batch[r].respond(std::move(responses[r]));
+    Rearm();
+  }
+
+  HttpResponse IngestOne(const std::vector<Purchase>& items) {
+    if (Status s = store->Savepoint(); !s.ok()) return Error(503, s.message());
+    json results = json::array();
+    int accepted = 0, duplicates = 0, planned = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      auto outcome = scheduler.Ingest(items[i]);
+      if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {
+        (void)store->RollbackTo();
+        if (!outcome.ok()) {
+          spdlog::error("ingest: {}", outcome.status().message());
+          return Error(500, "cannot record purchase: " + outcome.status().message());
+        }
+        return Json(409, {{"error", "order_id '" + items[i].order_id +
+                                        "' was already recorded with different content"},
+                          {"index", i},
+                          {"field", "order_id"},
+                          {"order_id", items[i].order_id}});
+      }
+      json result = {{"order_id", items[i].order_id}};
+      if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
+        ++duplicates;
+        result["status"] = "duplicate";
+      } else {
+        ++accepted;
+        planned += outcome->planned;
+        result["status"] = "accepted";
+        result["tier"] = rules->tiers[outcome->tier].name;
+        result["touchpoints"] = outcome->planned;
+      }
+      results.push_back(std::move(result));
+    }
+    if (Status s = store->Release(); !s.ok()) return Error(503, s.message());
+    return Json(200, {{"accepted", accepted},
+                      {"duplicates", duplicates},
+                      {"touchpoints_planned", planned},
+                      {"results", std::move(results)}});
+  }
+
+  HttpResponse GetBuyer(const std::string& buyer) {
+    auto report = store->GetBuyer(buyer);
+    if (!report.ok()) return Error(500, report.status().message());
+    if (!report->has_value()) return Error(404, "unknown buyer '" + buyer + "'");
+    return Json(200, BuyerJson(**report));
+  }
+
+  HttpResponse SetOptOut(const std::string& buyer, bool opt_out) {
+    auto pending_before = store->PendingOf(buyer);
+    if (!pending_before.ok()) return Error(500, pending_before.status().message());
+    Status s = opt_out ? scheduler.OptOut(buyer) : scheduler.OptIn(buyer);
+    if (!s.ok()) return Error(500, s.message());
+    json body = {{"buyer_id", buyer}, {"opted_out", opt_out}};
+    if (opt_out) body["suppressed"] = *pending_before;
+    return Json(200, body);
+  }
+
+  // Parses an optional JSON object body; an error response if malformed.
+  static std::optional<HttpResponse> ParseObject(const std::string& body, json& out,
+                                                 std::initializer_list<const char*> allowed) {
+    out = json::object();
+    if (body.empty()) return std::nullopt;
+    try {
+      out = json::parse(body);
+    } catch (const json::parse_error& e) {
+      return Error(400, std::string("malformed JSON: ") + e.what());
+    }
+    if (!out.is_object()) return Error(400, "the body must be a JSON object");
+    for (const auto& [key, value] : out.items()) {
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
+        return Json(400, {{"error", "unknown field '" + key + "'"}, {"field", key}});
+      }
+    }
+    return std::nullopt;
+  }
+
+  HttpResponse Lease(const std::string& queue, const std::string& body) {
+    json req;
+    if (auto bad = ParseObject(body, req, {"max", "visibility_s"})) return *bad;
+    int max = kDefaultLeaseMax;
+    if (auto it = req.find("max"); it != req.end()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+          it->get<std::int64_t>() > kMaxLeaseMax) {
+        return Json(400,
+                    {{"error", "max must be an integer from 1 to " + std::to_string(kMaxLeaseMax)},
+                     {"field", "max"}});
+      }
+      max = it->get<int>();
+    }
+    double visibility = kDefaultVisibilityS;
+    if (auto it = req.find("visibility_s"); it != req.end()) {
+      if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > kMaxVisibilityS) {
+        return Json(400, {{"error",
+                           "visibility_s must be a number of seconds, more than 0 and "
+                           "at most 43200"},
+                          {"field", "visibility_s"}});
+      }
+      visibility = it->get<double>();
+    }
+    const auto vis = Millis(static_cast<std::int64_t>(visibility * 1000));
+    auto leased = store->Lease(queue, max, vis, clock.Now());
+    if (!leased.ok()) return Error(500, leased.status().message());
+    std::string out = R"({"messages":[)";
+    for (std::size_t i = 0; i < leased->size(); ++i) {
+      const LeasedMessage& m = (*leased)[i];
+      if (i > 0) out += ',';
+      out += R"({"receipt":)" + json(m.receipt).dump() + R"(,"deliveries":)" +
+             std::to_string(m.deliveries) + R"(,"event":)" + m.event + "}";
+    }
+    out += "]}";
+    return HttpResponse{200, std::move(out)};
+  }
+
+  HttpResponse Ack(const std::string& queue, const std::string& body) {
+    json req;
+    if (auto bad = ParseObject(body, req, {"receipts"})) return *bad;
+    auto it = req.find("receipts");
+    if (it == req.end() || !it->is_array()) {
+      return Json(400, {{"error", "receipts must be an array of strings"}, {"field", "receipts"}});
+    }
+    if (it->size() > kMaxReceipts) {
+      return Json(400,
+                  {{"error", "at most " + std::to_string(kMaxReceipts) + " receipts per request"},
+                   {"field", "receipts"}});
+    }
+    std::vector<std::string> receipts;
+    for (const json& r : *it) {
+      if (!r.is_string()) {
+        return Json(400,
+                    {{"error", "receipts must be an array of strings"}, {"field", "receipts"}});
+      }
+      receipts.push_back(r.get<std::string>());
+    }
+    auto acked = store->Ack(queue, receipts, clock.Now());
+    if (!acked.ok()) return Error(500, acked.status().message());
+    return Json(200, {{"acked", *acked}});
+  }
+
+  void Stop() {
+    if (stopping) return;
+    stopping = true;
+    spdlog::info("stopping: finishing requests in flight");
+    server.Stop();
+    timer.cancel();
+    retry.cancel();
+    boost::system::error_code ignored;
+    signals.cancel(ignored);
+    clock_jumps.close(ignored);
+  }
+
+  asio::io_context& io;
+  const Clock& clock;
+  std::shared_ptr<const Rules> rules;
+  std::unique_ptr<SqliteStore> store;
+  Scheduler scheduler;
+  HttpServer server;
+  asio::system_timer timer;
+  asio::steady_timer retry;
+  asio::signal_set signals;
+  asio::posix::stream_descriptor clock_jumps;
+  std::optional<Instant> armed;
+  std::vector<PendingIngest> pending;
+  bool flush_posted = false;
+  bool stopping = false;
+};
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() = default;
+
+StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
+                                                std::shared_ptr<const Rules> rules,
+                                                const DaemonOptions& options, const Clock& clock) {
+  auto store = SqliteStore::Open(options.database, rules);
+  if (!store.ok()) return store.status();
+  HttpLimits limits;
+  limits.request_timeout = rules->http_request_timeout.Exact();
+  auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits);
+  if (Status s = impl->server.Listen(options.listen); !s.ok()) return s;
+  Impl* self = impl.get();
+  if (options.handle_signals) {
+    self->signals.add(SIGINT);
+    self->signals.add(SIGTERM);
+    self->signals.async_wait([self](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      spdlog::info("received {}", signo == SIGINT ? "SIGINT" : "SIGTERM");
+      self->Stop();
+    });
+  }
+  self->WatchClockJumps();
+  self->Rearm(true);
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+std::string Daemon::Address() const { return impl_->server.LocalAddress(); }
+
+void Daemon::Stop() { impl_->Stop(); }
+
+}  // namespace tp

@@ -1,0 +1,244 @@
+// Boost 1.74's Asio needs <utility> before it under C++20.
+#include <utility>
+// (keep the blank line above: clang-format must not reorder this include)
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <optional>
+#include <unordered_set>
+
+#include "http/server.h"
+
+namespace tp {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string ErrorBody(std::string_view message) {
+  std::string out = R"({"error":")";
+  for (char c : message) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+  }
+  out += "\"}";
+  return out;
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  class Session;
+
+  Impl(asio::io_context& io_context, HttpHandler h, HttpLimits l)
+      : io(io_context), acceptor(io_context), retry(io_context), handler(std::move(h)), limits(l) {}
+
+  void Accept();
+
+  asio::io_context& io;
+  tcp::acceptor acceptor;
+  asio::steady_timer retry;  // backs off when accept fails (e.g. out of fds)
+  HttpHandler handler;
+  HttpLimits limits;
+  bool stopped = false;
+  std::unordered_set<Session*> sessions;
+};
+
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::shared_ptr<Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {
+    server_->sessions.insert(this);
+  }
+  ~Session() { server_->sessions.erase(this); }
+
+  void Read() {
+    if (server_->stopped) return Close();
+    parser_.emplace();
+    parser_->body_limit(server_->limits.max_body);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header));
+    stream_.expires_after(server_->limits.request_timeout);
+    reading_ = true;
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  // Called when the server stops: an idle connection closes now, a busy one
+  // after its answer is written.
+  void Shutdown() {
+    if (reading_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream_.socket().close(ignored);
+    }
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    reading_ = false;
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::bad_descriptor || ec == asio::error::eof) {
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return Reply(413,
+                   "request body exceeds " + std::to_string(server_->limits.max_body) + " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return Reply(
+          431, "request headers exceed " + std::to_string(server_->limits.max_header) + " bytes");
+    }
+    if (ec) return Reply(400, "malformed HTTP request: " + ec.message());
+
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.authorization = std::string(req[http::field::authorization]);
+    request.body = std::move(req.body());
+    stream_.expires_never();
+    answered_ = false;
+    auto respond = [self = shared_from_this()](HttpResponse response) {
+      if (self->answered_) return;
+      self->answered_ = true;
+      self->Write(std::move(response));
+    };
+    try {
+      server_->handler(std::move(request), respond);
+    } catch (const std::exception& e) {
+      respond(HttpResponse{500, ErrorBody(std::string("internal error: ") + e.what())});
+    }
+  }
+
+  void Reply(int status, std::string_view message) {
+    keep_alive_ = false;
+    Write(HttpResponse{status, ErrorBody(message)});
+  }
+
+  void Write(HttpResponse r) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), version_ == 0 ? 11 : version_);
+    res->set(http::field::server, "touchpointd");
+    res->set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) res->set(name, value);
+    res->keep_alive(keep_alive_ && !server_->stopped);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    stream_.expires_after(server_->limits.write_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (ec || !res->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<Impl> server_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
+  bool reading_ = false;
+  bool answered_ = true;
+};
+
+void HttpServer::Impl::Accept() {
+  if (stopped) return;
+  acceptor.async_accept(io, [self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Out of file descriptors or similar: try again shortly instead of
+      // spinning; established connections keep being served.
+      self->retry.expires_after(std::chrono::milliseconds(100));
+      self->retry.async_wait([self](beast::error_code wait_ec) {
+        if (!wait_ec) self->Accept();
+      });
+      return;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<Session>(std::move(socket), self)->Read();
+    self->Accept();
+  });
+}
+
+HttpServer::HttpServer(asio::io_context& io, HttpHandler handler, HttpLimits limits)
+    : impl_(std::make_shared<Impl>(io, std::move(handler), limits)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Listen(std::string_view host_port) {
+  const auto colon = host_port.rfind(':');
+  if (colon == std::string_view::npos) return Status::Error("listen address must be HOST:PORT");
+  std::string host(host_port.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const auto port_text = host_port.substr(colon + 1);
+  if (std::from_chars(port_text.data(), port_text.data() + port_text.size(), port).ptr !=
+          port_text.data() + port_text.size() ||
+      port > 65535) {
+    return Status::Error("invalid port in listen address " + std::string(host_port));
+  }
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) {
+    return Status::Error("listen address " + std::string(host_port) +
+                         ": not an IP address (use e.g. 127.0.0.1 or ::1)");
+  }
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  auto& acceptor = impl_->acceptor;
+  auto fail = [&](const char* what) {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    return Status::Error(std::string("cannot ") + what + " " + std::string(host_port) + ": " +
+                         ec.message());
+  };
+  if (acceptor.open(endpoint.protocol(), ec)) return fail("open a socket for");
+  if (acceptor.set_option(asio::socket_base::reuse_address(true), ec)) return fail("configure");
+  if (acceptor.bind(endpoint, ec)) return fail("listen on");
+  if (acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
+  impl_->Accept();
+  return Status::Ok();
+}
+
+std::string HttpServer::LocalAddress() const {
+  beast::error_code ec;
+  const auto endpoint = impl_->acceptor.local_endpoint(ec);
+  if (ec) return {};
+  const auto address = endpoint.address();
+  return (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+
+void HttpServer::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->retry.cancel();
+  // Copy: closing may not destroy sessions synchronously, but be safe.
+  std::vector<Impl::Session*> sessions(impl_->sessions.begin(), impl_->sessions.end());
+  for (auto* s : sessions) s->Shutdown();
+}
+
+std::size_t HttpServer::Connections() const { return impl_->sessions.size(); }
+
+}  // namespace tp

@@ -1,0 +1,77 @@
+// A small HTTP/1.1 server on the daemon's io_context (Boost.Beast, confined
+// to server.cc). Requests are handed to one handler as plain values; the
+// handler answers through a callback, now or later (after a group commit),
+// always on the io_context's thread.
+//
+// Per connection: one request at a time (keep-alive, no pipelining), a body
+// limit (413), a header limit (431), and one timeout for receiving a request
+// or idling between requests, after which the connection is closed. A slow or
+// stalled client costs one socket and never blocks another client.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tp {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, as sent
+  std::string content_type;
+  std::string authorization;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers = {};
+};
+
+// Must be called exactly once; later calls are ignored.
+using HttpRespond = std::function<void(HttpResponse)>;
+using HttpHandler = std::function<void(HttpRequest, HttpRespond)>;
+
+struct HttpLimits {
+  std::size_t max_body = 32 * 1024 * 1024;
+  std::size_t max_header = 16 * 1024;
+  Millis request_timeout = std::chrono::seconds(30);
+  Millis write_timeout = std::chrono::seconds(30);
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, HttpHandler handler, HttpLimits limits);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens on "HOST:PORT" (port 0 picks a free one) and starts
+  // accepting. The error says what failed, e.g. the address is in use.
+  Status Listen(std::string_view host_port);
+  // The bound address as "HOST:PORT".
+  std::string LocalAddress() const;
+  // Stops accepting and closes idle connections; a request being handled is
+  // answered, then its connection closes.
+  void Stop();
+  std::size_t Connections() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tp

@@ -1,0 +1,128 @@
+// Test support: a real touchpointd process on a free loopback port with its
+// own database and log file, driven over real HTTP.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/client.h"
+
+namespace tp::testing {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void WriteFile(const std::string& path, std::string_view text) {
+  std::ofstream(path) << text;
+}
+
+class DaemonProcess {
+ public:
+  DaemonProcess(std::string config, std::string database, std::string log)
+      : config_(std::move(config)), database_(std::move(database)), log_(std::move(log)) {}
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+  }
+
+  // Starts the daemon and waits until it listens. `listen` defaults to a free
+  // port chosen by the daemon.
+  ::testing::AssertionResult Start(const std::string& listen = "127.0.0.1:0") {
+    const std::size_t log_offset = ReadFile(log_).size();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::FILE* f = std::freopen(log_.c_str(), "a", stderr);
+      if (f == nullptr) ::_exit(127);
+      ::dup2(::fileno(stderr), STDOUT_FILENO);
+      ::execl(TP_DAEMON_BINARY, TP_DAEMON_BINARY, "--config", config_.c_str(), "--listen",
+              listen.c_str(), "--database", database_.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const std::string log = ReadFile(log_).substr(log_offset);
+      const auto at = log.find("listening on ");
+      if (at != std::string::npos) {
+        const auto start = at + 13;
+        const auto end = log.find(' ', start);
+        if (end != std::string::npos) {
+          address_ = log.substr(start, end - start);
+          auto client = HttpClient::Create("http://" + address_);
+          if (!client.ok()) return ::testing::AssertionFailure() << client.status().message();
+          client_ = std::move(*client);
+          client_->set_timeout(std::chrono::seconds(20));
+          return ::testing::AssertionSuccess();
+        }
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_status_ = status;
+        return ::testing::AssertionFailure() << "touchpointd exited early:\n" << log;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return ::testing::AssertionFailure() << "touchpointd did not start:\n" << ReadFile(log_);
+  }
+
+  void Signal(int signo) {
+    if (pid_ > 0) ::kill(pid_, signo);
+  }
+  // Waits for the process; its exit code, or 128 + the signal that ended it.
+  int Wait() {
+    if (pid_ <= 0) return WIFEXITED(exit_status_) ? WEXITSTATUS(exit_status_) : -1;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_status_ = status;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+  }
+  void Kill9() {
+    Signal(SIGKILL);
+    Wait();
+  }
+
+  const std::string& address() const { return address_; }
+  std::string url() const { return "http://" + address_; }
+  std::string log() const { return ReadFile(log_); }
+  HttpClient& http() { return *client_; }
+
+  // A request whose answer must be JSON; fails the test otherwise.
+  std::pair<int, nlohmann::json> Call(std::string_view method, std::string_view target,
+                                      const nlohmann::json& body = nullptr) {
+    auto r = client_->Request(method, target, body.is_null() ? std::string() : body.dump());
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (!r.ok()) return {0, nullptr};
+    auto parsed = nlohmann::json::parse(r->body, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << r->body;
+    return {r->status, parsed};
+  }
+
+ private:
+  std::string config_, database_, log_;
+  pid_t pid_ = -1;
+  int exit_status_ = 0;
+  std::string address_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+}  // namespace tp::testing

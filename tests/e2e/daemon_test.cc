@@ -1,0 +1,498 @@
+// End-to-end: the real touchpointd binary, a temporary SQLite file, real HTTP
+// over loopback, real signals.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+
+// Steps a real-time test can wait for: one due a second after the purchase.
+constexpr std::string_view kFastConfig = R"(version: 1
+timezone: UTC
+misfire_grace: 1h
+products:
+  daily: {supply_days: 15}
+tiers:
+  - {name: newbie, min_purchases: 2}
+  - {name: novice}
+cadences:
+  - name: trust
+    trigger: purchase
+    products: [daily]
+    cancel_on_repurchase: true
+    steps:
+      - {after: 1s, topic: soon}
+      - {after: 1d, topic: later}
+      - {after: 3d, topic: much-later}
+sinks:
+  - {name: outbox, type: queue}
+)";
+
+std::string Ago(std::chrono::milliseconds ago) {
+  return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
+}
+
+// A minute before the tests started: nothing of it is due for a day, and
+// the same for every call, so re-sending a purchase is a true duplicate.
+const std::string& RecentTime() {
+  static const std::string at = Ago(std::chrono::minutes(1));
+  return at;
+}
+
+json Purchase(const std::string& order, const std::string& buyer,
+              const std::string& at = RecentTime()) {
+  return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
+          {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  DaemonProcess& StartDaemon(std::string_view config = testing::kBriefConfig) {
+    testing::WriteFile(Path("touchpoint.yaml"), config);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    EXPECT_TRUE(daemon_->Start());
+    return *daemon_;
+  }
+
+  // Polls the buyer until `done` holds (10 s at most).
+  json WaitForBuyer(const std::string& buyer, const std::function<bool(const json&)>& done) {
+    json last;
+    for (int i = 0; i < 1000; ++i) {
+      auto [status, body] = daemon_->Call("GET", "/v1/buyers/" + buyer);
+      last = body;
+      if (status == 200 && done(body)) return body;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "buyer " << buyer << " never reached the expected state: " << last.dump(2);
+    return last;
+  }
+
+  static int CountStatus(const json& buyer, const std::string& status) {
+    int n = 0;
+    for (const auto& t : buyer["touchpoints"]) n += t["status"] == status;
+    return n;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(DaemonTest, ServesHealthAndStopsCleanlyOnSigterm) {
+  DaemonProcess& d = StartDaemon();
+  auto [status, body] = d.Call("GET", "/healthz");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body["status"], "ok");
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  EXPECT_THAT(d.log(), HasSubstr("stopped"));
+}
+
+TEST_F(DaemonTest, BadConfigExits78WithEveryErrorAndItsPosition) {
+  testing::WriteFile(Path("bad.yaml"), "version: 1\nproducts: {p: {supply_days: -1}}\n");
+  DaemonProcess d(Path("bad.yaml"), Path("tp.db"), Path("daemon.log"));
+  EXPECT_FALSE(d.Start());
+  EXPECT_EQ(d.Wait(), 78);
+  EXPECT_THAT(d.log(), HasSubstr(Path("bad.yaml") + ":2:"));
+  EXPECT_THAT(d.log(), HasSubstr("not starting"));
+}
+
+TEST_F(DaemonTest, PortInUseAndUnusableDatabaseFailWithOneLine) {
+  DaemonProcess& first = StartDaemon();
+  DaemonProcess second(Path("touchpoint.yaml"), Path("other.db"), Path("second.log"));
+  EXPECT_FALSE(second.Start(first.address()));
+  EXPECT_EQ(second.Wait(), 1);
+  EXPECT_THAT(second.log(), HasSubstr("cannot listen on " + first.address()));
+  EXPECT_THAT(second.log(), HasSubstr("Address already in use"));
+
+  DaemonProcess same_db(Path("touchpoint.yaml"), Path("tp.db"), Path("third.log"));
+  EXPECT_FALSE(same_db.Start());
+  EXPECT_EQ(same_db.Wait(), 1);
+  EXPECT_THAT(same_db.log(), HasSubstr("is in use by another touchpointd"));
+
+  DaemonProcess nowhere(Path("touchpoint.yaml"), Path("no/such/dir/tp.db"), Path("fourth.log"));
+  EXPECT_FALSE(nowhere.Start());
+  EXPECT_EQ(nowhere.Wait(), 1);
+  EXPECT_THAT(nowhere.log(), HasSubstr("cannot open database"));
+}
+
+TEST_F(DaemonTest, IngestIsIdempotentAndConflictsAre409) {
+  DaemonProcess& d = StartDaemon();
+  auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "lin"));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 1);
+  EXPECT_EQ(body["touchpoints_planned"], 6);
+  EXPECT_EQ(body["results"][0]["tier"], "novice");
+
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", json::array({Purchase("o1", "lin")}));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 0);
+  EXPECT_EQ(body["duplicates"], 1);
+  EXPECT_EQ(body["results"][0]["status"], "duplicate");
+
+  json changed = Purchase("o1", "lin");
+  changed["quantity"] = 3;
+  std::tie(status, body) =
+      d.Call("POST", "/v1/purchases", json::array({Purchase("o2", "lin"), changed}));
+  EXPECT_EQ(status, 409) << body;
+  EXPECT_EQ(body["index"], 1);
+  EXPECT_EQ(body["field"], "order_id");
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("'o1'"));
+
+  // Nothing of the rejected request was kept: o2 is new, lin has one purchase.
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(body["purchases"].size(), 1u);
+  EXPECT_EQ(body["touchpoints"].size(), 6u);
+  EXPECT_EQ(body["tier"], "novice");
+  EXPECT_FALSE(body["opted_out"]);
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/nobody");
+  EXPECT_EQ(status, 404);
+}
+
+TEST_F(DaemonTest, ABadItemRejectsTheWholeRequestNamingItAndItsField) {
+  DaemonProcess& d = StartDaemon();
+  struct Case {
+    std::string field;
+    json value;  // null = remove the field
+    std::string error_part;
+  };
+  const std::vector<Case> cases = {
+      {"quantity", 0, "at least 1"},
+      {"quantity", "2", "must be an integer"},
+      {"amount", -1, "must not be negative"},
+      {"product", "monthly", "unknown product 'monthly'"},
+      {"timezone", "Mars/Olympus", "unknown time zone"},
+      {"purchased_at", "2026-11-20 10:00", "RFC 3339"},
+      {"purchased_at", "2026-11-20T10:00:00", "RFC 3339"},
+      {"buyer_id", nullptr, "missing field 'buyer_id'"},
+      {"order_id", 17, "must be a string"},
+      {"attributes", json::array(), "must be a JSON object"},
+      {"colour", "blue", "unknown field 'colour'"},
+  };
+  for (const Case& c : cases) {
+    json bad = Purchase("bad", "b2");
+    if (c.value.is_null()) {
+      bad.erase(c.field);
+    } else {
+      bad[c.field] = c.value;
+    }
+    auto [status, body] =
+        d.Call("POST", "/v1/purchases", json::array({Purchase("good", "b1"), bad}));
+    EXPECT_EQ(status, 400) << c.field;
+    EXPECT_EQ(body["index"], 1) << c.field;
+    EXPECT_EQ(body["field"], c.field);
+    EXPECT_THAT(body["error"].get<std::string>(), HasSubstr(c.error_part)) << body;
+  }
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 404);
+}
+
+int RawConnect(const std::string& address) {
+  const auto colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  return fd;
+}
+
+TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
+  DaemonProcess& d = StartDaemon();
+  auto r = d.http().Request("POST", "/v1/purchases", "{\"order_id\": ");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_THAT(r->body, HasSubstr("malformed JSON"));
+
+  r = d.http().Request("POST", "/v1/purchases", Purchase("o1", "b").dump(), "text/plain");
+  EXPECT_EQ(r->status, 415);
+
+  // A body over the limit is refused as soon as its Content-Length is read.
+  const int fd = RawConnect(d.address());
+  const std::string head =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 40000000\r\n\r\n[";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  char buf[512] = {};
+  ASSERT_GT(::recv(fd, buf, sizeof buf - 1, 0), 0);
+  EXPECT_THAT(std::string(buf), HasSubstr("HTTP/1.1 413"));
+  ::close(fd);
+
+  json many = json::array();
+  for (int i = 0; i < 10'001; ++i) {
+    many.push_back(Purchase("m" + std::to_string(i), "b" + std::to_string(i % 2000)));
+  }
+  auto [status, body] = d.Call("POST", "/v1/purchases", many);
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("at most 10000"));
+  many.erase(many.size() - 1);
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", many);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body["accepted"], 10'000);
+
+  EXPECT_EQ(d.Call("GET", "/v1/purchases").first, 405);
+  EXPECT_EQ(d.Call("GET", "/v1/nothing").first, 404);
+  EXPECT_EQ(d.Call("POST", "/v1/queues/nope/lease", json::object()).first, 404);
+  // The daemon is unharmed.
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
+  std::string config(testing::kBriefConfig);
+  config += "http: {request_timeout: 1s}\n";
+  DaemonProcess& d = StartDaemon(config);
+  // Half a request header, then silence; and a body that never completes.
+  const int stalled = RawConnect(d.address());
+  const std::string partial = "POST /v1/purchases HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(::send(stalled, partial.data(), partial.size(), 0),
+            static_cast<ssize_t>(partial.size()));
+  const int short_body = RawConnect(d.address());
+  const std::string head =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 1000\r\n\r\n[";
+  ASSERT_EQ(::send(short_body, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+
+  const auto started = std::chrono::steady_clock::now();
+  auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "lin"));
+  EXPECT_EQ(status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
+
+  // Both stalled connections are closed by the daemon after the timeout.
+  for (int fd : {stalled, short_body}) {
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    EXPECT_LE(::recv(fd, buf, sizeof buf, 0), 0);
+    ::close(fd);
+  }
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+TEST_F(DaemonTest, OptOutSuppressesAndOptInPlansOnlyFuturePurchases) {
+  DaemonProcess& d = StartDaemon();
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", Purchase("o1", "lin")).first, 200);
+  auto [status, body] = d.Call("POST", "/v1/buyers/lin/opt-out");
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["suppressed"], 6);
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o2", "lin", Ago(Millis(0))));
+  EXPECT_EQ(body["touchpoints_planned"], 0);
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  EXPECT_TRUE(body["opted_out"]);
+  EXPECT_EQ(CountStatus(body, "suppressed"), 6);
+  for (const auto& t : body["touchpoints"]) EXPECT_EQ(t["reason"], "opted out");
+
+  std::tie(status, body) = d.Call("POST", "/v1/buyers/lin/opt-in");
+  EXPECT_EQ(status, 200);
+  EXPECT_FALSE(body["opted_out"]);
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o3", "lin", Ago(Millis(0))));
+  EXPECT_GT(body["touchpoints_planned"].get<int>(), 0);
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  EXPECT_EQ(CountStatus(body, "suppressed"), 6);  // opt-in revives nothing
+  // Opting out an unknown buyer records the wish for future purchases.
+  EXPECT_EQ(d.Call("POST", "/v1/buyers/stranger/opt-out").first, 200);
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o9", "stranger"));
+  EXPECT_EQ(body["touchpoints_planned"], 0);
+}
+
+TEST_F(DaemonTest, RepurchaseCancelsEarlierTouchpointsWithAReason) {
+  DaemonProcess& d = StartDaemon(kFastConfig);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(std::chrono::hours(2)))).first,
+      200);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o2", "lin", Ago(std::chrono::hours(1)))).first,
+      200);
+  json buyer = WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
+  EXPECT_EQ(buyer["tier"], "newbie");
+  int cancelled = 0;
+  for (const auto& t : buyer["touchpoints"]) {
+    if (t["order_id"] == "o1" && t["topic"] != "soon") {
+      EXPECT_EQ(t["status"], "cancelled");
+      EXPECT_EQ(t["reason"], "repurchased: order o2");
+      ++cancelled;
+    }
+    if (t["order_id"] == "o1" && t["topic"] == "soon") {
+      // Missed by two hours while grace is one: skipped, with the reason.
+      EXPECT_EQ(t["status"], "skipped");
+      EXPECT_THAT(t["reason"].get<std::string>(), HasSubstr("more than misfire_grace 1h"));
+    }
+  }
+  EXPECT_EQ(cancelled, 2);
+}
+
+TEST_F(DaemonTest, LeaseAckAndVisibilityTimeout) {
+  DaemonProcess& d = StartDaemon(kFastConfig);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(std::chrono::seconds(5)))).first,
+      200);
+  WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
+  auto [status, body] =
+      d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}, {"visibility_s", 1}});
+  ASSERT_EQ(status, 200) << body;
+  ASSERT_EQ(body["messages"].size(), 1u);
+  const json first = body["messages"][0];
+  EXPECT_EQ(first["event"]["type"], "touchpoint.due");
+  EXPECT_EQ(first["event"]["data"]["topic"], "soon");
+  EXPECT_EQ(first["event"]["data"]["buyer_id"], "lin");
+
+  std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/lease", {{"visibility_s", 1}});
+  EXPECT_TRUE(body["messages"].empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/lease", json::object());
+  ASSERT_EQ(body["messages"].size(), 1u);
+  const json second = body["messages"][0];
+  EXPECT_EQ(second["event"]["data"]["id"], first["event"]["data"]["id"]);
+  EXPECT_EQ(second["deliveries"], 2);
+
+  std::tie(status, body) =
+      d.Call("POST", "/v1/queues/outbox/ack", {{"receipts", {first["receipt"]}}});
+  EXPECT_EQ(body["acked"], 0);
+  std::tie(status, body) =
+      d.Call("POST", "/v1/queues/outbox/ack", {{"receipts", {second["receipt"]}}});
+  EXPECT_EQ(body["acked"], 1);
+  std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/lease", {{"visibility_s", 0.01}});
+  EXPECT_TRUE(body["messages"].empty());
+
+  std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/lease", {{"max", 0}});
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["field"], "max");
+  std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/ack", {{"receipts", "x"}});
+  EXPECT_EQ(status, 400);
+}
+
+TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
+  DaemonProcess& d = StartDaemon(kFastConfig);
+  // One touchpoint fired and leased but not acked before the crash.
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("first", "b0", Ago(std::chrono::seconds(5)))).first,
+      200);
+  WaitForBuyer("b0", [](const json& b) { return CountStatus(b, "fired") == 1; });
+  auto [status, leased] =
+      d.Call("POST", "/v1/queues/outbox/lease", {{"max", 1}, {"visibility_s", 1}});
+  ASSERT_EQ(leased["messages"].size(), 1u);
+  const json unacked_id = leased["messages"][0]["event"]["data"]["id"];
+
+  // Writers keep ingesting until the daemon dies under them.
+  std::mutex mu;
+  std::vector<json> acknowledged;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      auto client = HttpClient::Create(d.url());
+      for (int batch = 0; !stop; ++batch) {
+        json items = json::array();
+        for (int i = 0; i < 20; ++i) {
+          items.push_back(Purchase(
+              "w" + std::to_string(w) + "-" + std::to_string(batch) + "-" + std::to_string(i),
+              "b" + std::to_string(i % 7), Ago(std::chrono::seconds(30))));
+        }
+        auto r = (*client)->Request("POST", "/v1/purchases", items.dump());
+        if (!r.ok()) break;  // the daemon is gone
+        if (r->status == 200) {
+          std::lock_guard lock(mu);
+          acknowledged.insert(acknowledged.end(), items.begin(), items.end());
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  d.Kill9();
+  stop = true;
+  for (auto& t : writers) t.join();
+  ASSERT_FALSE(acknowledged.empty());
+
+  ASSERT_TRUE(d.Start());
+  // Every acknowledged purchase is there: re-sending them is all duplicates.
+  for (std::size_t i = 0; i < acknowledged.size(); i += 1000) {
+    json items = json::array();
+    for (std::size_t j = i; j < std::min(acknowledged.size(), i + 1000); ++j) {
+      items.push_back(acknowledged[j]);
+    }
+    auto [code, body] = d.Call("POST", "/v1/purchases", items);
+    ASSERT_EQ(code, 200) << body;
+    EXPECT_EQ(body["accepted"], 0);
+    EXPECT_EQ(body["duplicates"], items.size());
+  }
+  // The fired-but-unacked message comes back after its visibility timeout.
+  json again;
+  for (int i = 0; i < 300 && again.empty(); ++i) {
+    auto [code, body] =
+        d.Call("POST", "/v1/queues/outbox/lease", {{"max", 1000}, {"visibility_s", 60}});
+    for (const auto& m : body["messages"]) {
+      if (m["event"]["data"]["id"] == unacked_id) again = m;
+    }
+    if (again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(again.empty());
+  EXPECT_GE(again["deliveries"].get<int>(), 2);
+  // Every touchpoint due by now reached a final state: nothing pending is late.
+  for (int b = 0; b < 7; ++b) {
+    WaitForBuyer("b" + std::to_string(b), [](const json& buyer) {
+      for (const auto& t : buyer["touchpoints"]) {
+        if (t["status"] == "pending" && t["topic"] == "soon") return false;
+      }
+      return true;
+    });
+  }
+}
+
+TEST_F(DaemonTest, MisfireAfterDowntimeFiresWithinGraceAndSkipsOlder) {
+  DaemonProcess& d = StartDaemon(R"(version: 1
+timezone: UTC
+misfire_grace: 3s
+products: {daily: {supply_days: 15}}
+cadences:
+  - name: c
+    trigger: purchase
+    products: [daily]
+    steps:
+      - {after: 2s, topic: early}
+      - {after: 6s, topic: late}
+sinks: [{name: outbox, type: queue}]
+)");
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(Millis(0)))).first, 200);
+  d.Signal(SIGTERM);
+  ASSERT_EQ(d.Wait(), 0);
+  // Down from ~0 s to 6.5 s: "early" (due at 2 s) is 4.5 s late, past the
+  // 3 s grace; "late" (due at 6 s) is 0.5 s late.
+  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(6500));
+  ASSERT_TRUE(d.Start());
+  json buyer = WaitForBuyer("lin", [](const json& b) {
+    return CountStatus(b, "fired") + CountStatus(b, "skipped") == 2;
+  });
+  for (const auto& t : buyer["touchpoints"]) {
+    if (t["topic"] == "early") {
+      EXPECT_EQ(t["status"], "skipped");
+      EXPECT_THAT(t["reason"].get<std::string>(), HasSubstr("more than misfire_grace 3s"));
+      ASSERT_EQ(t["history"].size(), 1u);
+      EXPECT_EQ(t["history"][0]["status"], "skipped");
+    } else {
+      EXPECT_EQ(t["status"], "fired");
+      EXPECT_EQ(t["history"][0]["reason"], "queued on outbox");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tp
