@@ -1,9 +1,13 @@
 // touchpointctl: the operator's command line. Wiring only; the work is in lib/.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "config/loader.h"
 #include "core/time.h"
+#include "ctl/remote.h"
 #include "simulate/simulate.h"
 
 namespace {
@@ -59,10 +63,39 @@ int Simulate(const std::string& config, const std::string& purchases, const std:
   return result.ok() ? 0 : 1;
 }
 
+std::string DefaultUrl() {
+  const char* env = std::getenv("TOUCHPOINT_URL");
+  return env != nullptr && *env != '\0' ? env : "http://127.0.0.1:8787";
+}
+
+int Import(const tp::ImportOptions& options) {
+  tp::ImportResult result;
+  const tp::Status s = tp::Import(options, result, std::cerr);
+  for (const auto& r : result.rejected) std::cerr << r << '\n';
+  std::cout << options.path << ": " << result.lines << " lines, " << result.accepted
+            << " accepted, " << result.duplicates << " duplicates, " << result.rejected.size()
+            << " rejected\n";
+  if (!s.ok()) {
+    std::cerr << "touchpointctl: " << s.message() << '\n';
+    return 1;
+  }
+  return result.rejected.empty() ? 0 : 1;
+}
+
+int Buyer(const std::string& url, const std::string& id, bool json) {
+  const tp::Status s = tp::ShowBuyer(url, id, json, std::cout);
+  if (!s.ok()) {
+    std::cerr << "touchpointctl: " << s.message() << '\n';
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"touchpointctl: validate and preview Touchpoint cadence rules", "touchpointctl"};
+  CLI::App app{"touchpointctl: validate and preview Touchpoint rules, and talk to touchpointd",
+               "touchpointctl"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("touchpointctl ") + TP_VERSION);
 
@@ -83,6 +116,27 @@ int main(int argc, char** argv) {
       ->required();
   simulate->add_option("--until", until, "stop the virtual clock at this RFC 3339 time");
 
+  tp::ImportOptions import_options;
+  import_options.url = DefaultUrl();
+  auto* import_cmd = app.add_subcommand(
+      "import", "Send a purchases CSV to a running daemon in batches; report rejected lines");
+  import_cmd->add_option("--url", import_options.url,
+                         "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  import_cmd->add_option("--batch", import_options.batch, "purchases per request (1-10000)")
+      ->check(CLI::Range(1, 10000));
+  import_cmd
+      ->add_option("FILE", import_options.path,
+                   "CSV: order_id,buyer_id,product,quantity,amount,purchased_at,timezone")
+      ->required();
+
+  std::string buyer_url = DefaultUrl(), buyer_id;
+  bool buyer_json = false;
+  auto* buyer = app.add_subcommand("buyer", "Show a buyer's purchases and touchpoint timeline");
+  buyer->add_option("--url", buyer_url,
+                    "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  buyer->add_flag("--json", buyer_json, "print the API's JSON instead");
+  buyer->add_option("ID", buyer_id, "buyer id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -97,5 +151,10 @@ int main(int argc, char** argv) {
   }
   if (validate->parsed()) return Validate(validate_file);
   if (simulate->parsed()) return Simulate(config, purchases, until);
+  if (import_cmd->parsed()) {
+    import_options.progress_bar = ::isatty(STDERR_FILENO) != 0;
+    return Import(import_options);
+  }
+  if (buyer->parsed()) return Buyer(buyer_url, buyer_id, buyer_json);
   return kExitUsage;
 }

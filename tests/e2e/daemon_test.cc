@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "harness.h"
+#include "run_ctl.h"
 #include "temp_dir.h"
 
 namespace tp {
@@ -492,6 +493,60 @@ sinks: [{name: outbox, type: queue}]
       EXPECT_EQ(t["history"][0]["reason"], "queued on outbox");
     }
   }
+}
+
+TEST_F(DaemonTest, CtlImportReportsRejectedLinesAndBuyerShowsTheTimeline) {
+  DaemonProcess& d = StartDaemon();
+  const std::string csv = Path("purchases.csv");
+  testing::WriteFile(csv,
+                     "order_id,buyer_id,product,quantity,amount,purchased_at,timezone\n"
+                     "c1,zed,daily,2,240," +
+                         RecentTime() +
+                         ",\n"
+                         "c2,zed,daily,zero,240," +
+                         RecentTime() +
+                         ",\n"
+                         "c3,\"zed,1,2\n"
+                         "c4,amy,daily,1,120," +
+                         RecentTime() +
+                         ",Europe/Berlin\n"
+                         "c1,zed,daily,3,240," +
+                         RecentTime() +
+                         ",\n"
+                         "c5,amy,monthly,1,120," +
+                         RecentTime() + ",\n");
+  auto r = testing::Ctl({"import", "--url", d.url(), "--batch", "2", csv});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("6 lines, 2 accepted, 0 duplicates, 4 rejected"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":3: field 'quantity': quantity must be an integer"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":4: unterminated quoted field"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":6: field 'order_id': order_id 'c1' was already recorded"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":7: field 'product': unknown product 'monthly'"));
+  EXPECT_THAT(r.err, HasSubstr("import: 6 lines read (100%)"));  // plain progress, no terminal
+
+  // Importing again: everything accepted before is a duplicate.
+  r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_THAT(r.out, HasSubstr("6 lines, 0 accepted, 2 duplicates, 4 rejected"));
+
+  r = testing::Ctl({"buyer", "--url", d.url(), "amy"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("buyer amy: tier novice, opted in"));
+  EXPECT_THAT(r.out, HasSubstr("trust/how-to-wear"));
+  EXPECT_THAT(r.out, HasSubstr("waiting until due_at"));
+  r = testing::Ctl({"buyer", "--url", d.url(), "--json", "amy"});
+  EXPECT_EQ(json::parse(r.out)["purchases"][0]["timezone"], "Europe/Berlin");
+  r = testing::Ctl({"buyer", "--url", d.url(), "nobody"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "touchpointctl: unknown buyer 'nobody'\n");
+
+  d.Signal(SIGTERM);
+  ASSERT_EQ(d.Wait(), 0);
+  r = testing::Ctl({"buyer", "--url", d.url(), "amy"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("touchpointctl: cannot connect to " + d.address()));
+  r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot connect to"));
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+// touchpointctl's commands that talk to a running daemon over its HTTP API.
+#pragma once
+
+#include <cstddef>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace tp {
+
+struct ImportOptions {
+  std::string url;   // http://HOST:PORT
+  std::string path;  // the purchases CSV
+  std::size_t batch = 1000;
+  bool progress_bar = false;  // redraw one line (a terminal) vs. print progress lines
+};
+
+struct ImportResult {
+  std::size_t lines = 0;  // data lines read
+  std::size_t accepted = 0;
+  std::size_t duplicates = 0;
+  // "FILE:LINE: field 'NAME': problem", in line order.
+  std::vector<std::string> rejected;
+};
+
+// Streams the CSV into POST /v1/purchases in batches. A row the daemon
+// rejects (400 names its index and field, 409 a conflicting order) is
+// reported with its line number and the rest of its batch is sent again, so
+// one bad row costs nothing else. The status is an error only when the daemon
+// cannot be talked to, or the file cannot be read; the result then says how
+// far the import got.
+Status Import(const ImportOptions& options, ImportResult& result, std::ostream& progress);
+
+// GET /v1/buyers/ID rendered for people: purchases, then every touchpoint with
+// its status and, when not fired, the reason. `json` prints the raw answer.
+Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool json, std::ostream& out);
+
+}  // namespace tp
