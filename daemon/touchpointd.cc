@@ -2,6 +2,7 @@
 #include <utility>
 // (Boost 1.74's Asio needs <utility> first under C++20.)
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("touchpointd ") + TP_VERSION);
   CLI11_PARSE(app, argc, argv);
 
+  // Logs go to stderr, like every message of a daemon; stdout stays unused.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("touchpointd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
   const tp::LoadResult loaded = tp::LoadRulesFile(config_path);
   if (!loaded.ok()) {

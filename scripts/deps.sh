@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
   libspdlog-dev libfmt-dev libssl-dev libsystemd-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 time
+  python3 time curl
 )
 
 missing=()

@@ -230,7 +230,7 @@ class Loader {
   void LoadRoot(const YAML::Node& root) {
     auto fields = Map(root, "the config",
                       {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
-                       "products", "tiers", "cadences", "sinks", "listen", "database", "http"});
+                       "products", "tiers", "cadences", "sinks", "listen", "database", "database_sync", "http"});
     if (!fields) return;
 
     if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
@@ -284,6 +284,17 @@ class Loader {
       if (auto s = String(v, "database")) rules_.database = *s;
     }
 
+    if (auto v = Field(*fields, root, "database_sync", "the config", false); v.IsDefined()) {
+      if (auto s = String(v, "database_sync")) {
+        if (*s == "normal") {
+          rules_.database_sync = Rules::DatabaseSync::kNormal;
+        } else if (*s == "full") {
+          rules_.database_sync = Rules::DatabaseSync::kFull;
+        } else {
+          Error(v, "database_sync must be normal or full, got " + Quote(*s));
+        }
+      }
+    }
     if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) {
       if (auto http = Map(v, "http", {"request_timeout"})) {
         if (auto t = Field(*http, v, "request_timeout", "http", false); t.IsDefined()) {

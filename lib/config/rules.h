@@ -69,6 +69,12 @@ struct Rules {
   Duration misfire_grace{1, Duration::Unit::kHours};
   std::string listen = "127.0.0.1:8787";
   std::string database = "/var/lib/touchpoint/touchpoint.db";
+  // SQLite's synchronous mode for the daemon's WAL database. kNormal: a
+  // commit survives the process being killed, and the last commits may be
+  // lost on power loss; no fsync per commit. kFull: an fsync per commit, so
+  // commits survive power loss too, at a latency cost per commit.
+  enum class DatabaseSync : std::uint8_t { kNormal, kFull };
+  DatabaseSync database_sync = DatabaseSync::kNormal;
   // How long a client may take to send one request (or keep an idle
   // keep-alive connection) before the daemon closes the connection.
   Duration http_request_timeout{30, Duration::Unit::kSeconds};

@@ -368,7 +368,8 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     auto impl = std::make_unique<Impl>(path, SQLite::OPEN_READWRITE);
     impl->lock_fd = fd;
     impl->db.setBusyTimeout(5000);
-    impl->Exec("PRAGMA synchronous = FULL");
+    impl->Exec(rules->database_sync == Rules::DatabaseSync::kFull ? "PRAGMA synchronous = FULL"
+                                                                  : "PRAGMA synchronous = NORMAL");
     impl->SetRules(std::move(rules));
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
   } catch (const std::exception& e) {

@@ -87,6 +87,27 @@ TEST(LoaderTest, DefaultsForKeysNotShown) {
   EXPECT_FALSE(rules.cadences[0].cancel_on_repurchase);
   EXPECT_EQ(rules.listen, "127.0.0.1:8787");
   EXPECT_EQ(rules.database, "/var/lib/touchpoint/touchpoint.db");
+  EXPECT_EQ(rules.database_sync, Rules::DatabaseSync::kNormal);
+  EXPECT_EQ(rules.http_request_timeout, (Duration{30, Duration::Unit::kSeconds}));
+}
+
+TEST(LoaderTest, DaemonKeys) {
+  std::string yaml(kMinimal);
+  yaml += "database_sync: full\nhttp: {request_timeout: 2m}\n";
+  LoadResult r = LoadRulesString(yaml, "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
+  EXPECT_EQ(r.rules->database_sync, Rules::DatabaseSync::kFull);
+  EXPECT_EQ(r.rules->http_request_timeout, (Duration{2, Duration::Unit::kMinutes}));
+
+  std::string bad(kMinimal);
+  bad += "database_sync: sometimes\nhttp: {request_timeout: 1d, body: 1}\n";
+  EXPECT_THAT(Errors(bad),
+              ElementsAre("t.yaml:10:16: error: database_sync must be normal or full, got "
+                          "'sometimes'",
+                          "t.yaml:11:25: error: request_timeout must be a positive number of s, "
+                          "m or h",
+                          "t.yaml:11:29: error: unknown key 'body' in http (expected one of: "
+                          "request_timeout)"));
 }
 
 TEST(LoaderTest, YamlSyntaxErrorHasItsPosition) {
