@@ -1,5 +1,7 @@
 #include "delivery/event.h"
 
+#include <utility>
+
 #include "core/json.h"
 
 namespace tp {
@@ -10,20 +12,18 @@ std::string TouchpointEventJson(const TouchpointView& t, Instant fire_at,
   out.reserve(384 + attributes.size());
   out += R"({"type":"touchpoint.due","timestamp":")";
   AppendRfc3339(out, timestamp, UtcZone());
-  out += R"(","data":{"id":)";
-  AppendJsonString(out, t.id);
-  out += R"(,"buyer_id":)";
-  AppendJsonString(out, t.buyer_id);
-  out += R"(,"order_id":)";
-  AppendJsonString(out, t.order_id);
-  out += R"(,"cadence":)";
-  AppendJsonString(out, t.cadence);
-  out += R"(,"topic":)";
-  AppendJsonString(out, t.topic);
-  out += R"(,"tier":)";
-  AppendJsonString(out, t.tier);
-  out += R"(,"product":)";
-  AppendJsonString(out, t.product);
+  out += R"(","data":{)";
+  const std::pair<const char*, std::string_view> fields[] = {
+      {"id", t.id},           {"buyer_id", t.buyer_id}, {"order_id", t.order_id},
+      {"cadence", t.cadence}, {"topic", t.topic},       {"tier", t.tier},
+      {"product", t.product}};
+  for (const auto& [key, value] : fields) {
+    if (key != fields[0].first) out += ',';
+    out += '"';
+    out += key;
+    out += "\":";
+    AppendJsonString(out, value);
+  }
   out += R"(,"due_at":")";
   AppendRfc3339(out, t.due_at, t.zone);
   out += R"(","fire_at":")";

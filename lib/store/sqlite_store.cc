@@ -245,6 +245,13 @@ struct SqliteStore::Impl {
       "touchpoint"};
 
   void Exec(std::string_view sql) { db.exec(std::string(sql)); }
+  // Exec, with an error naming `what` instead of an exception.
+  Status Run(const char* what, const char* sql) {
+    return Guard(what, [&] {
+      db.exec(sql);
+      return Status::Ok();
+    });
+  }
 
   const Zone* ZoneNamed(const std::string& name) {
     auto it = zones.find(name);
@@ -392,44 +399,17 @@ StatusOr<int> SqliteStore::SchemaVersion() {
   return Guard("schema version", [&]() -> StatusOr<int> { return ReadVersion(impl_->db); });
 }
 
-Status SqliteStore::Begin() {
-  return Guard("begin", [&] {
-    impl_->Exec("BEGIN IMMEDIATE");
-    return Status::Ok();
-  });
-}
-Status SqliteStore::Commit() {
-  return Guard("commit", [&] {
-    impl_->Exec("COMMIT");
-    return Status::Ok();
-  });
-}
+Status SqliteStore::Begin() { return impl_->Run("begin", "BEGIN IMMEDIATE"); }
+Status SqliteStore::Commit() { return impl_->Run("commit", "COMMIT"); }
 Status SqliteStore::Rollback() {
-  return Guard("rollback", [&] {
-    if (!impl_->db.getHandle() || sqlite3_get_autocommit(impl_->db.getHandle()) == 0) {
-      impl_->Exec("ROLLBACK");
-    }
-    return Status::Ok();
-  });
+  // Nothing to undo when SQLite already rolled the transaction back itself.
+  if (sqlite3_get_autocommit(impl_->db.getHandle()) != 0) return Status::Ok();
+  return impl_->Run("rollback", "ROLLBACK");
 }
-Status SqliteStore::Savepoint() {
-  return Guard("savepoint", [&] {
-    impl_->Exec("SAVEPOINT request");
-    return Status::Ok();
-  });
-}
-Status SqliteStore::Release() {
-  return Guard("release", [&] {
-    impl_->Exec("RELEASE request");
-    return Status::Ok();
-  });
-}
+Status SqliteStore::Savepoint() { return impl_->Run("savepoint", "SAVEPOINT request"); }
+Status SqliteStore::Release() { return impl_->Run("release", "RELEASE request"); }
 Status SqliteStore::RollbackTo() {
-  return Guard("rollback to savepoint", [&] {
-    impl_->Exec("ROLLBACK TO request");
-    impl_->Exec("RELEASE request");
-    return Status::Ok();
-  });
+  return impl_->Run("rollback to savepoint", "ROLLBACK TO request; RELEASE request");
 }
 
 StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
