@@ -27,7 +27,6 @@ struct HttpClient::Impl {
   std::string port;
   std::string prefix;  // path prefix of the base URL, without a trailing slash
   Millis timeout = std::chrono::seconds(30);
-  std::vector<std::pair<std::string, std::string>> headers;
   asio::io_context io;
   std::optional<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
@@ -102,10 +101,6 @@ StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(std::string_view base_u
 
 void HttpClient::set_timeout(Millis timeout) { impl_->timeout = timeout; }
 
-void HttpClient::set_header(std::string name, std::string value) {
-  impl_->headers.emplace_back(std::move(name), std::move(value));
-}
-
 StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_view target,
                                          std::string_view body, std::string_view content_type) {
   Impl& m = *impl_;
@@ -115,7 +110,6 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
   req.version(11);
   req.set(http::field::host, m.host + ":" + m.port);
   req.set(http::field::user_agent, "touchpointctl");
-  for (const auto& [name, value] : m.headers) req.set(name, value);
   if (!body.empty() || method == "POST") {
     req.set(http::field::content_type,
             beast::string_view(content_type.data(), content_type.size()));

@@ -28,8 +28,6 @@ class HttpClient {
 
   // Connect, send and receive each within `timeout`.
   void set_timeout(Millis timeout);
-  // Sent with every request, e.g. Authorization.
-  void set_header(std::string name, std::string value);
 
   // An error Status only when no HTTP answer came (connection refused,
   // timeout, reset); any HTTP status is a result.

@@ -239,6 +239,4 @@ void HttpServer::Stop() {
   for (auto* s : sessions) s->Shutdown();
 }
 
-std::size_t HttpServer::Connections() const { return impl_->sessions.size(); }
-
 }  // namespace tp

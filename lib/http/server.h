@@ -67,7 +67,6 @@ class HttpServer {
   // Stops accepting and closes idle connections; a request being handled is
   // answered, then its connection closes.
   void Stop();
-  std::size_t Connections() const;
 
  private:
   struct Impl;

@@ -174,8 +174,13 @@ struct SqliteStore::Impl {
   SQLite::Database db;
   int lock_fd = -1;
   std::shared_ptr<const Rules> rules;
+  // Lets the maps below be searched with a string_view (no copy per fire).
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+  };
   // Cadence name -> the queue sinks it routes to.
-  std::unordered_map<std::string, std::vector<std::string>> queues_of;
+  std::unordered_map<std::string, std::vector<std::string>, StringHash, std::equal_to<>> queues_of;
   std::unordered_map<std::string, const Zone*> zones;
   std::vector<DueRow> due;
 
@@ -616,7 +621,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
           m.fire.bind(2, rowid);
           if (m.fire.exec() == 0) break;  // decided elsewhere meanwhile
           const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
-          const auto queues = m.queues_of.find(std::string(due[i].view.cadence));
+          const auto queues = m.queues_of.find(due[i].view.cadence);
           std::string reason;
           if (queues == m.queues_of.end() || queues->second.empty()) {
             reason = "fired; no queue sink to hand it to";
@@ -804,14 +809,6 @@ StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
   return Guard("queue depth", [&]() -> StatusOr<std::int64_t> {
     SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?");
     BindText(q, 1, queue);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
-  });
-}
-
-StatusOr<std::int64_t> SqliteStore::PendingCount() {
-  return Guard("pending count", [&]() -> StatusOr<std::int64_t> {
-    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM touchpoints WHERE state = 0");
     q.executeStep();
     return q.getColumn(0).getInt64();
   });

@@ -128,7 +128,6 @@ class SqliteStore final : public ScheduleStore {
   // counts for nothing.
   StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
   StatusOr<std::int64_t> QueueDepth(std::string_view queue);
-  StatusOr<std::int64_t> PendingCount();
 
  private:
   struct Impl;
