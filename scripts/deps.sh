@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config ccache git
   libboost-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
   nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
-  libspdlog-dev libfmt-dev libssl-dev libsystemd-dev
+  libspdlog-dev libfmt-dev libssl-dev libsystemd-dev libhiredis-dev redis-server
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 time curl
 )

@@ -1,5 +1,6 @@
 #include "config/loader.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include "core/url.h"
+#include "delivery/signature.h"
 
 namespace tp {
 namespace {
@@ -228,9 +232,10 @@ class Loader {
   }
 
   void LoadRoot(const YAML::Node& root) {
-    auto fields = Map(root, "the config",
-                      {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
-                       "products", "tiers", "cadences", "sinks", "listen", "database", "database_sync", "http"});
+    auto fields =
+        Map(root, "the config",
+            {"version", "timezone", "send_window", "frequency_cap", "misfire_grace", "products",
+             "tiers", "cadences", "sinks", "listen", "database", "database_sync", "http"});
     if (!fields) return;
 
     if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
@@ -428,12 +433,14 @@ class Loader {
 
   void LoadSinks(const YAML::Node& node) {
     if (!node.IsSequence() || node.size() == 0) {
-      Error(node, "sinks must be a non-empty list of {name, type}");
+      Error(node, "sinks must be a non-empty list of {name, type, ...}");
       return;
     }
     std::set<std::string> seen;
     for (const auto& item : node) {
-      auto fields = Map(item, "a sink", {"name", "type"});
+      auto fields = Map(item, "a sink",
+                        {"name", "type", "url", "secret_file", "timeout", "retry", "concurrency",
+                         "ca_file", "tls_verify", "stream", "maxlen"});
       if (!fields) continue;
       Sink sink;
       if (auto v = Field(*fields, item, "name", "a sink", true); v.IsDefined()) {
@@ -442,13 +449,172 @@ class Loader {
           sink.name = *name;
         }
       }
-      if (auto v = Field(*fields, item, "type", "sink " + Quote(sink.name), true); v.IsDefined()) {
-        if (!v.IsScalar() || v.Scalar() != "queue") {
-          Error(v, "unknown sink type" + (v.IsScalar() ? " " + Quote(v.Scalar()) : std::string()) +
-                       " (this build supports: queue)");
+      const std::string what = "sink " + Quote(sink.name);
+      auto type_node = Field(*fields, item, "type", what, true);
+      if (!type_node.IsDefined()) {
+        rules_.sinks.push_back(std::move(sink));
+        continue;
+      }
+      const std::string type = type_node.IsScalar() ? type_node.Scalar() : std::string();
+      if (type == "queue") {
+        sink.type = Sink::Type::kQueue;
+      } else if (type == "webhook") {
+        sink.type = Sink::Type::kWebhook;
+      } else if (type == "redis") {
+        sink.type = Sink::Type::kRedis;
+      } else {
+        Error(type_node, "unknown sink type" + (type.empty() ? std::string() : " " + Quote(type)) +
+                             " (expected queue, webhook or redis)");
+        rules_.sinks.push_back(std::move(sink));  // known by name: no cascade of errors
+        continue;
+      }
+      // Keys that belong to another type are mistakes, not decoration.
+      static const std::map<std::string, Sink::Type> kOwner = {
+          {"secret_file", Sink::Type::kWebhook}, {"retry", Sink::Type::kWebhook},
+          {"concurrency", Sink::Type::kWebhook}, {"ca_file", Sink::Type::kWebhook},
+          {"tls_verify", Sink::Type::kWebhook},  {"stream", Sink::Type::kRedis},
+          {"maxlen", Sink::Type::kRedis}};
+      for (const auto& [key, value] : *fields) {
+        auto owner = kOwner.find(key);
+        if ((owner != kOwner.end() && owner->second != sink.type) ||
+            (key == "url" && sink.type == Sink::Type::kQueue)) {
+          Error(value, "key " + Quote(key) + " does not apply to a " + type + " sink");
         }
       }
+      if (auto v = Field(*fields, item, "timeout", what, false); v.IsDefined()) {
+        if (sink.type == Sink::Type::kQueue) {
+          Error(v, "key 'timeout' does not apply to a queue sink");
+        } else if (auto d = ExactDuration(v, "timeout")) {
+          sink.timeout = *d;
+        }
+      }
+      if (sink.type == Sink::Type::kWebhook) LoadWebhook(*fields, item, what, sink);
+      if (sink.type == Sink::Type::kRedis) LoadRedis(*fields, item, what, sink);
       rules_.sinks.push_back(std::move(sink));
+    }
+  }
+
+  // A positive s/m/h duration as milliseconds.
+  std::optional<Millis> ExactDuration(const YAML::Node& node, const std::string& what) {
+    auto d = DurationValue(node, what);
+    if (!d) return std::nullopt;
+    if (d->count <= 0 || d->IsCalendar()) {
+      Error(node, what + " must be a positive number of s, m or h");
+      return std::nullopt;
+    }
+    return d->Exact();
+  }
+
+  // A path in the config relative to the config file's directory.
+  std::string RelativeToConfig(const std::string& path) const {
+    if (path.starts_with('/')) return path;
+    const auto slash = file_.rfind('/');
+    return slash == std::string::npos ? path : file_.substr(0, slash + 1) + path;
+  }
+
+  void LoadWebhook(const Fields& fields, const YAML::Node& item, const std::string& what,
+                   Sink& sink) {
+    if (auto v = Field(fields, item, "url", what, true); v.IsDefined()) {
+      if (auto s = String(v, "url")) {
+        auto url = ParseHttpUrl(*s);
+        if (url.ok()) {
+          sink.url = *s;
+        } else {
+          Error(v, "url " + Quote(*s) + " " + url.status().message());
+        }
+      }
+    }
+    if (auto v = Field(fields, item, "secret_file", what, true); v.IsDefined()) {
+      if (auto s = String(v, "secret_file")) {
+        sink.secret_file = RelativeToConfig(*s);
+        LoadSecrets(v, sink);
+      }
+    }
+    if (auto v = Field(fields, item, "concurrency", what, false); v.IsDefined()) {
+      if (auto n = Integer(v, "concurrency", 1, 1024)) sink.concurrency = static_cast<int>(*n);
+    }
+    if (auto v = Field(fields, item, "ca_file", what, false); v.IsDefined()) {
+      if (auto s = String(v, "ca_file")) {
+        sink.ca_file = RelativeToConfig(*s);
+        if (::access(sink.ca_file.c_str(), R_OK) != 0) {
+          Error(v, "cannot read ca_file " + Quote(sink.ca_file) + ": " + std::strerror(errno));
+        }
+      }
+    }
+    if (auto v = Field(fields, item, "tls_verify", what, false); v.IsDefined()) {
+      if (auto b = Bool(v, "tls_verify")) sink.tls_verify = *b;
+    }
+    if (auto v = Field(fields, item, "retry", what, false); v.IsDefined()) {
+      auto retry = Map(v, what + " retry", {"initial", "max_delay", "max_attempts"});
+      if (!retry) return;
+      if (auto t = Field(*retry, v, "initial", "retry", false); t.IsDefined()) {
+        if (auto d = ExactDuration(t, "retry initial")) sink.retry.initial = *d;
+      }
+      auto max_delay = Field(*retry, v, "max_delay", "retry", false);
+      if (max_delay.IsDefined()) {
+        if (auto d = ExactDuration(max_delay, "retry max_delay")) sink.retry.max_delay = *d;
+      }
+      if (auto t = Field(*retry, v, "max_attempts", "retry", false); t.IsDefined()) {
+        if (auto n = Integer(t, "retry max_attempts", 1, 1000)) {
+          sink.retry.max_attempts = static_cast<int>(*n);
+        }
+      }
+      if (sink.retry.max_delay < sink.retry.initial) {
+        Error(max_delay.IsDefined() ? max_delay : v,
+              "retry max_delay must be at least retry initial");
+      }
+    }
+  }
+
+  // Reads the secret file now (at start and at every reload): one
+  // "whsec_<base64>" per line; two during a rotation. '#' starts a comment.
+  void LoadSecrets(const YAML::Node& node, Sink& sink) {
+    std::ifstream in(sink.secret_file, std::ios::binary);
+    if (!in) {
+      Error(node,
+            "cannot read secret_file " + Quote(sink.secret_file) + ": " + std::strerror(errno));
+      return;
+    }
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      const auto last = line.find_last_not_of(" \t\r");
+      auto key = DecodeWebhookSecret(std::string_view(line).substr(first, last - first + 1));
+      if (!key) {
+        // Never echo the line: it is meant to be secret.
+        Error(node, "secret_file " + Quote(sink.secret_file) + " line " + std::to_string(number) +
+                        " is not a whsec_<base64> secret");
+        return;
+      }
+      sink.secrets.push_back(std::move(*key));
+    }
+    if (sink.secrets.empty()) {
+      Error(node, "secret_file " + Quote(sink.secret_file) + " holds no secret");
+    }
+  }
+
+  void LoadRedis(const Fields& fields, const YAML::Node& item, const std::string& what,
+                 Sink& sink) {
+    sink.url = "redis://127.0.0.1:6379/0";
+    if (auto v = Field(fields, item, "url", what, false); v.IsDefined()) {
+      if (auto s = String(v, "url")) {
+        auto url = ParseRedisUrl(*s);
+        if (url.ok()) {
+          sink.url = *s;
+        } else {
+          Error(v, "url " + Quote(*s) + " " + url.status().message());
+        }
+      }
+    }
+    sink.stream = "touchpoints";
+    if (auto v = Field(fields, item, "stream", what, false); v.IsDefined()) {
+      if (auto s = String(v, "stream")) sink.stream = *s;
+    }
+    if (auto v = Field(fields, item, "maxlen", what, false); v.IsDefined()) {
+      if (auto n = Integer(v, "maxlen", 1, std::int64_t{1} << 40)) sink.maxlen = *n;
     }
   }
 

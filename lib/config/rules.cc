@@ -13,6 +13,18 @@ int IndexByName(const std::vector<T>& items, std::string_view name) {
 
 }  // namespace
 
+std::string_view SinkTypeName(Sink::Type type) {
+  switch (type) {
+    case Sink::Type::kQueue:
+      return "queue";
+    case Sink::Type::kWebhook:
+      return "webhook";
+    case Sink::Type::kRedis:
+      return "redis";
+  }
+  return "unknown";
+}
+
 int Rules::ProductIndex(std::string_view name) const { return IndexByName(products, name); }
 int Rules::TierIndex(std::string_view name) const { return IndexByName(tiers, name); }
 int Rules::CadenceIndex(std::string_view name) const { return IndexByName(cadences, name); }

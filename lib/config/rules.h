@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/time.h"
+#include "delivery/retry.h"
 
 namespace tp {
 
@@ -47,11 +48,31 @@ struct Cadence {
   std::vector<Step> steps;
 };
 
+// Where fired touchpoints go. A queue is embedded (pulled over HTTP); a
+// webhook and a Redis stream are pushed to from a durable outbox.
 struct Sink {
-  enum class Type : std::uint8_t { kQueue };
+  enum class Type : std::uint8_t { kQueue, kWebhook, kRedis };
   std::string name;
   Type type = Type::kQueue;
+  std::string url;  // webhook: http(s)://...; redis: redis://host:port/db
+
+  // Webhook.
+  std::string secret_file;
+  std::vector<std::string> secrets;  // decoded keys, one per line of the file
+  Millis timeout{10'000};            // connect, TLS handshake, and the whole exchange
+  RetryPolicy retry;
+  int concurrency = 16;  // attempts in flight at once
+  std::string ca_file;   // trust these CAs instead of the system's
+  bool tls_verify = true;
+
+  // Redis.
+  std::string stream;
+  std::optional<std::int64_t> maxlen;  // XADD MAXLEN ~ N when set
+
+  bool IsPush() const { return type != Type::kQueue; }
 };
+
+std::string_view SinkTypeName(Sink::Type type);
 
 // [from, to) in buyer-local wall-clock time.
 struct SendWindow {

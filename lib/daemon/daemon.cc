@@ -13,12 +13,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "api/purchase_json.h"
 #include "daemon/daemon.h"
+#include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "scheduler/scheduler.h"
 #include "store/sqlite_store.h"
@@ -37,6 +39,8 @@ constexpr int kMaxLeaseMax = 1000;
 constexpr double kDefaultVisibilityS = 30;
 constexpr double kMaxVisibilityS = 12 * 3600;
 constexpr std::size_t kMaxReceipts = 10'000;
+constexpr int kDefaultDeadLetterLimit = 100;
+constexpr int kMaxDeadLetterLimit = 1000;
 
 HttpResponse Json(int status, const json& body) {
   return HttpResponse{status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
@@ -90,6 +94,34 @@ std::vector<std::string_view> Segments(std::string_view path) {
     path.remove_prefix(slash);
   }
   return out;
+}
+
+// The value of `key` in a query string, percent-decoded; nullopt if absent.
+std::optional<std::string> QueryParam(std::string_view target, std::string_view key) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == key) {
+      std::string value(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+      std::replace(value.begin(), value.end(), '+', ' ');
+      return PercentDecode(value).value_or(std::string());
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+// A whole non-negative decimal number, or nullopt.
+std::optional<std::int64_t> Count(std::string_view text) {
+  std::int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0) return std::nullopt;
+  return v;
 }
 
 const Zone* ZoneOrUtc(const std::string& name) {
@@ -211,6 +243,7 @@ struct Daemon::Impl {
     if (stats->skipped > 0) {
       spdlog::warn("skipped {} touchpoints missed by more than misfire_grace", stats->skipped);
     }
+    if (stats->fired > 0) dispatcher->Wake();
     if (stats->more) {
       asio::post(io, [this] { RunDue(); });
       return;
@@ -275,7 +308,7 @@ struct Daemon::Impl {
 
     if (parts.size() == 1 && parts[0] == "healthz") {
       if (!get) return method_not_allowed("GET");
-      return respond(Json(200, {{"status", "ok"}}));
+      return respond(Health());
     }
     if (parts.empty() || parts[0] != "v1") return respond(Error(404, "no such endpoint"));
     if (post && !req.body.empty() && !IsJson(req.content_type)) {
@@ -307,7 +340,100 @@ struct Daemon::Impl {
       }
       return respond(parts[3] == "lease" ? Lease(*queue, req.body) : Ack(*queue, req.body));
     }
+    if (parts.size() >= 2 && parts[1] == "dead-letters") {
+      if (parts.size() == 2) {
+        if (!get) return method_not_allowed("GET");
+        return respond(ListDeadLetters(req.target));
+      }
+      if (parts.size() == 3 && parts[2] == "replay") {
+        if (!post) return method_not_allowed("POST");
+        return respond(ReplayAll(req.body));
+      }
+      if (parts.size() == 4 && parts[3] == "replay") {
+        if (!post) return method_not_allowed("POST");
+        return respond(ReplayOne(parts[2]));
+      }
+    }
     respond(Error(404, "no such endpoint"));
+  }
+
+  HttpResponse Health() {
+    json sinks = json::array();
+    for (const SinkHealth& h : dispatcher->Health()) {
+      json item = {{"name", h.name}, {"state", h.state}};
+      if (h.consecutive_failures > 0) item["consecutive_failures"] = h.consecutive_failures;
+      if (!h.last_error.empty()) item["last_error"] = h.last_error;
+      sinks.push_back(std::move(item));
+    }
+    return Json(200, {{"status", "ok"}, {"sinks", std::move(sinks)}});
+  }
+
+  bool IsPushSink(std::string_view name) const {
+    return std::any_of(rules->sinks.begin(), rules->sinks.end(),
+                       [&](const Sink& s) { return s.IsPush() && s.name == name; });
+  }
+
+  HttpResponse ListDeadLetters(std::string_view target) {
+    const std::string sink = QueryParam(target, "sink").value_or("");
+    std::int64_t after = 0;
+    if (auto v = QueryParam(target, "after")) {
+      auto n = Count(*v);
+      if (!n) return Json(400, {{"error", "after must be a dead letter id"}, {"field", "after"}});
+      after = *n;
+    }
+    int limit = kDefaultDeadLetterLimit;
+    if (auto v = QueryParam(target, "limit")) {
+      auto n = Count(*v);
+      if (!n || *n < 1 || *n > kMaxDeadLetterLimit) {
+        return Json(400, {{"error", "limit must be an integer from 1 to " +
+                                        std::to_string(kMaxDeadLetterLimit)},
+                          {"field", "limit"}});
+      }
+      limit = static_cast<int>(*n);
+    }
+    auto letters = store->DeadLetters(sink, after, limit);
+    if (!letters.ok()) return Error(500, letters.status().message());
+    json items = json::array();
+    for (const DeadLetter& d : *letters) {
+      items.push_back({{"id", d.id},
+                       {"sink", d.sink},
+                       {"touchpoint_id", d.touchpoint_id},
+                       {"attempts", d.attempts},
+                       {"last_error", d.last_error},
+                       {"dead_at", FormatRfc3339(d.dead_at, UtcZone())},
+                       {"event", json::parse(d.event, nullptr, false)}});
+    }
+    const bool full = static_cast<int>(letters->size()) == limit;
+    return Json(200, {{"dead_letters", std::move(items)},
+                      {"next_after", full ? json(letters->back().id) : json(nullptr)}});
+  }
+
+  HttpResponse ReplayOne(std::string_view id_text) {
+    auto id = Count(id_text);
+    if (!id || *id == 0) return Error(404, "no dead letter '" + std::string(id_text) + "'");
+    auto replayed = store->ReplayDeadLetters(*id, "", clock.Now());
+    if (!replayed.ok()) return Error(500, replayed.status().message());
+    if (*replayed == 0) return Error(404, "no dead letter " + std::to_string(*id));
+    spdlog::info("dead letter {} replayed", *id);
+    dispatcher->Wake();
+    return Json(200, {{"replayed", *replayed}});
+  }
+
+  HttpResponse ReplayAll(const std::string& body) {
+    json req;
+    if (auto bad = ParseObject(body, req, {"sink"})) return *bad;
+    std::string sink;
+    if (auto it = req.find("sink"); it != req.end()) {
+      if (!it->is_string() || !IsPushSink(it->get<std::string>())) {
+        return Json(400, {{"error", "sink must name a webhook or redis sink"}, {"field", "sink"}});
+      }
+      sink = it->get<std::string>();
+    }
+    auto replayed = store->ReplayDeadLetters(0, sink, clock.Now());
+    if (!replayed.ok()) return Error(500, replayed.status().message());
+    spdlog::info("{} dead letters replayed{}", *replayed, sink.empty() ? "" : " on " + sink);
+    dispatcher->Wake();
+    return Json(200, {{"replayed", *replayed}});
   }
 
   bool IsQueue(std::string_view name) const {
@@ -498,6 +624,7 @@ struct Daemon::Impl {
     stopping = true;
     spdlog::info("stopping: finishing requests in flight");
     server.Stop();
+    dispatcher->Stop();
     timer.cancel();
     retry.cancel();
     boost::system::error_code ignored;
@@ -509,6 +636,7 @@ struct Daemon::Impl {
   const Clock& clock;
   std::shared_ptr<const Rules> rules;
   std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Dispatcher> dispatcher;
   Scheduler scheduler;
   HttpServer server;
   asio::system_timer timer;
@@ -532,6 +660,9 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
   auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits);
+  auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
+  if (!dispatcher.ok()) return dispatcher.status();
+  impl->dispatcher = std::move(*dispatcher);
   if (Status s = impl->server.Listen(options.listen); !s.ok()) return s;
   Impl* self = impl.get();
   if (options.handle_signals) {
@@ -545,6 +676,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   }
   self->WatchClockJumps();
   self->Rearm(true);
+  self->dispatcher->Wake();  // what waited in the outboxes while down
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 

@@ -84,6 +84,35 @@ CREATE TABLE queue_messages (
 );
 CREATE INDEX queue_messages_visible ON queue_messages(queue, visible_at);
 )sql",
+    // 1 -> 2: the outbox of push sinks (webhook, redis) and their dead
+    // letters. Version 1 stored its strings as BLOBs; they become TEXT.
+    R"sql(
+UPDATE buyers SET buyer_id = CAST(buyer_id AS TEXT) WHERE typeof(buyer_id) = 'blob';
+UPDATE purchases SET order_id = CAST(order_id AS TEXT), product = CAST(product AS TEXT),
+  timezone = CAST(timezone AS TEXT), zone = CAST(zone AS TEXT), tier = CAST(tier AS TEXT),
+  attributes = CAST(attributes AS TEXT) WHERE typeof(order_id) = 'blob';
+UPDATE touchpoints SET tp_id = CAST(tp_id AS TEXT), cadence = CAST(cadence AS TEXT),
+  step = CAST(step AS TEXT), topic = CAST(topic AS TEXT), reason = CAST(reason AS TEXT)
+  WHERE typeof(tp_id) = 'blob';
+UPDATE touchpoint_history SET reason = CAST(reason AS TEXT) WHERE typeof(reason) = 'blob';
+UPDATE queue_messages SET queue = CAST(queue AS TEXT), event = CAST(event AS TEXT),
+  receipt = CAST(receipt AS TEXT) WHERE typeof(queue) = 'blob';
+CREATE TABLE deliveries (
+  id              INTEGER PRIMARY KEY,
+  sink            TEXT NOT NULL,
+  touchpoint      INTEGER NOT NULL REFERENCES touchpoints(id),
+  event           TEXT NOT NULL,
+  state           INTEGER NOT NULL DEFAULT 0,  -- 0 waiting, 1 dead-lettered; delivered rows go
+  attempts        INTEGER NOT NULL DEFAULT 0,  -- failed attempts so far
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  created_at      INTEGER NOT NULL,
+  dead_at         INTEGER
+);
+CREATE INDEX deliveries_due ON deliveries(sink, next_attempt_at) WHERE state = 0;
+CREATE INDEX deliveries_by_sink ON deliveries(sink, state, id);
+CREATE INDEX deliveries_by_touchpoint ON deliveries(touchpoint);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
@@ -97,8 +126,10 @@ TouchpointState StateFrom(int code) {
                                                                 : TouchpointState::kDead;
 }
 
+// As TEXT: SQLiteCpp's (pointer, size) overload would bind a BLOB, and a
+// BLOB never equals a TEXT, so literals in SQL would not match it.
 void BindText(SQLite::Statement& q, int index, std::string_view text) {
-  q.bind(index, text.data(), static_cast<int>(text.size()));
+  q.bind(index, std::string(text));
 }
 void BindTextOrNull(SQLite::Statement& q, int index, std::string_view text) {
   if (text.empty()) {
@@ -179,8 +210,12 @@ struct SqliteStore::Impl {
     using is_transparent = void;
     std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
   };
-  // Cadence name -> the queue sinks it routes to.
-  std::unordered_map<std::string, std::vector<std::string>, StringHash, std::equal_to<>> queues_of;
+  // Cadence name -> the sinks it routes to.
+  struct Route {
+    std::string sink;
+    Sink::Type type = Sink::Type::kQueue;
+  };
+  std::unordered_map<std::string, std::vector<Route>, StringHash, std::equal_to<>> routes_of;
   std::unordered_map<std::string, const Zone*> zones;
   std::vector<DueRow> due;
 
@@ -223,10 +258,11 @@ struct SqliteStore::Impl {
       "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
       "WHERE t.state = 0 AND t.next_at <= ? "
       "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
+  // Dead-lettered touchpoints were fired too: they count against the cap.
   SQLite::Statement count_fired{
       db,
       "SELECT COUNT(*) FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE id = "
-      "?) AND state = 1 AND fire_at >= ? AND fire_at < ?"};
+      "?) AND state IN (1, 5) AND fire_at >= ? AND fire_at < ?"};
   SQLite::Statement fire{
       db, "UPDATE touchpoints SET state = 1, fire_at = ? WHERE id = ? AND state = 0"};
   SQLite::Statement defer{db, "UPDATE touchpoints SET next_at = ? WHERE id = ? AND state = 0"};
@@ -236,6 +272,41 @@ struct SqliteStore::Impl {
       db,
       "INSERT INTO queue_messages (queue, touchpoint, event, visible_at, enqueued_at) "
       "VALUES (?, ?, ?, ?, ?)"};
+  SQLite::Statement outbox_insert{
+      db,
+      "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) "
+      "VALUES (?, ?, ?, ?, ?)"};
+  // Webhooks go by their own retry schedules; a stream keeps fire order.
+  SQLite::Statement outbox_due{
+      db,
+      "SELECT d.id, d.touchpoint, t.tp_id, d.event, d.attempts FROM deliveries d "
+      "JOIN touchpoints t ON t.id = d.touchpoint WHERE d.sink = ? AND d.state = 0 "
+      "AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?"};
+  SQLite::Statement outbox_in_order{
+      db,
+      "SELECT d.id, d.touchpoint, t.tp_id, d.event, d.attempts FROM deliveries d "
+      "JOIN touchpoints t ON t.id = d.touchpoint WHERE d.sink = ? AND d.state = 0 "
+      "AND d.next_attempt_at <= ? ORDER BY d.id LIMIT ?"};
+  SQLite::Statement outbox_next{
+      db,
+      "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND state = 0 AND "
+      "next_attempt_at > ?"};
+  SQLite::Statement delivered{db, "DELETE FROM deliveries WHERE id = ? AND state = 0"};
+  SQLite::Statement retry_later{
+      db,
+      "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
+      "WHERE id = ? AND state = 0"};
+  SQLite::Statement dead_letter{
+      db,
+      "UPDATE deliveries SET state = 1, attempts = ?, last_error = ?, dead_at = ? "
+      "WHERE id = ? AND state = 0"};
+  SQLite::Statement touchpoint_dead{
+      db, "UPDATE touchpoints SET state = 5, reason = ? WHERE id = ? AND state IN (1, 5)"};
+  // The touchpoint's current state goes with the entry.
+  SQLite::Statement delivery_history{
+      db,
+      "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
+      "SELECT id, ?, state, ? FROM touchpoints WHERE id = ?"};
   SQLite::Statement lease_select{
       db,
       "SELECT id, event, deliveries FROM queue_messages WHERE queue = ? AND visible_at <= ? "
@@ -269,12 +340,10 @@ struct SqliteStore::Impl {
 
   void SetRules(std::shared_ptr<const Rules> r) {
     rules = std::move(r);
-    queues_of.clear();
+    routes_of.clear();
     for (const Cadence& c : rules->cadences) {
-      auto& names = queues_of[c.name];
-      auto add = [&](const Sink& s) {
-        if (s.type == Sink::Type::kQueue) names.push_back(s.name);
-      };
+      auto& routes = routes_of[c.name];
+      auto add = [&](const Sink& s) { routes.push_back({s.name, s.type}); };
       if (c.sinks.empty()) {
         for (const Sink& s : rules->sinks) add(s);
       } else {
@@ -621,23 +690,27 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
           m.fire.bind(2, rowid);
           if (m.fire.exec() == 0) break;  // decided elsewhere meanwhile
           const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
-          const auto queues = m.queues_of.find(due[i].view.cadence);
+          const auto routes = m.routes_of.find(due[i].view.cadence);
           std::string reason;
-          if (queues == m.queues_of.end() || queues->second.empty()) {
-            reason = "fired; no queue sink to hand it to";
+          if (routes == m.routes_of.end() || routes->second.empty()) {
+            reason = "fired; no sink to hand it to";
           } else {
             const std::string event = TouchpointEventJson(
                 due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at);
-            reason = "queued on";
-            for (const std::string& queue : queues->second) {
-              m.enqueue.reset();
-              BindText(m.enqueue, 1, queue);
-              m.enqueue.bind(2, rowid);
-              BindText(m.enqueue, 3, event);
-              m.enqueue.bind(4, Ms(o.at));
-              m.enqueue.bind(5, Ms(o.at));
-              m.enqueue.exec();
-              reason += (reason.back() == 'n' ? " " : ", ") + queue;
+            for (const Impl::Route& route : routes->second) {
+              auto& q = route.type == Sink::Type::kQueue ? m.enqueue : m.outbox_insert;
+              q.reset();
+              BindText(q, 1, route.sink);
+              q.bind(2, rowid);
+              BindText(q, 3, event);
+              q.bind(4, Ms(o.at));
+              q.bind(5, Ms(o.at));
+              q.exec();
+              if (!reason.empty()) reason += "; ";
+              reason +=
+                  route.type == Sink::Type::kQueue
+                      ? "queued on " + route.sink
+                      : "handed to " + std::string(SinkTypeName(route.type)) + " " + route.sink;
             }
           }
           m.AddHistory(rowid, o.at, TouchpointState::kFired, reason);
@@ -809,6 +882,176 @@ StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
   return Guard("queue depth", [&]() -> StatusOr<std::int64_t> {
     SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?");
     BindText(q, 1, queue);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
+StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(std::string_view sink, Instant now,
+                                                             std::size_t max, bool in_order) {
+  Impl& m = *impl_;
+  return Guard("read the outbox", [&]() -> StatusOr<std::vector<OutboxItem>> {
+    auto& q = in_order ? m.outbox_in_order : m.outbox_due;
+    q.reset();
+    BindText(q, 1, sink);
+    q.bind(2, Ms(now));
+    q.bind(3, static_cast<std::int64_t>(max));
+    std::vector<OutboxItem> out;
+    while (q.executeStep()) {
+      out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
+                     q.getColumn(2).getString(), q.getColumn(3).getString(),
+                     q.getColumn(4).getInt()});
+    }
+    q.reset();
+    return out;
+  });
+}
+
+StatusOr<std::optional<Instant>> SqliteStore::NextDeliveryAfter(std::string_view sink,
+                                                                Instant now) {
+  return Guard("read the outbox", [&]() -> StatusOr<std::optional<Instant>> {
+    auto& q = impl_->outbox_next;
+    q.reset();
+    BindText(q, 1, sink);
+    q.bind(2, Ms(now));
+    std::optional<Instant> at;
+    if (q.executeStep() && !q.getColumn(0).isNull()) at = FromMs(q.getColumn(0).getInt64());
+    q.reset();
+    return at;
+  });
+}
+
+Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
+  Impl& m = *impl_;
+  return m.Atomically("record deliveries", [&] {
+    for (const DeliveryResult& r : results) {
+      int changed = 0;
+      switch (r.kind) {
+        case DeliveryResult::Kind::kDelivered:
+          m.delivered.reset();
+          m.delivered.bind(1, r.id);
+          changed = m.delivered.exec();
+          break;
+        case DeliveryResult::Kind::kRetry:
+          m.retry_later.reset();
+          m.retry_later.bind(1, r.attempts);
+          m.retry_later.bind(2, Ms(r.next_attempt_at));
+          BindText(m.retry_later, 3, r.error);
+          m.retry_later.bind(4, r.id);
+          changed = m.retry_later.exec();
+          break;
+        case DeliveryResult::Kind::kDead:
+          m.dead_letter.reset();
+          m.dead_letter.bind(1, r.attempts);
+          BindText(m.dead_letter, 2, r.error);
+          m.dead_letter.bind(3, Ms(r.at));
+          m.dead_letter.bind(4, r.id);
+          changed = m.dead_letter.exec();
+          if (changed > 0) {
+            m.touchpoint_dead.reset();
+            BindText(m.touchpoint_dead, 1, r.history);
+            m.touchpoint_dead.bind(2, r.touchpoint);
+            m.touchpoint_dead.exec();
+          }
+          break;
+      }
+      if (changed == 0) continue;  // replayed or gone meanwhile
+      m.delivery_history.reset();
+      m.delivery_history.bind(1, Ms(r.at));
+      BindText(m.delivery_history, 2, r.history);
+      m.delivery_history.bind(3, r.touchpoint);
+      m.delivery_history.exec();
+    }
+  });
+}
+
+StatusOr<std::vector<DeadLetter>> SqliteStore::DeadLetters(std::string_view sink,
+                                                           std::int64_t after, int limit) {
+  Impl& m = *impl_;
+  return Guard("list dead letters", [&]() -> StatusOr<std::vector<DeadLetter>> {
+    SQLite::Statement q(
+        m.db,
+        "SELECT d.id, d.sink, t.tp_id, d.event, d.attempts, d.last_error, d.dead_at "
+        "FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+        "WHERE d.state = 1 AND d.id > ?1 AND (?2 = '' OR d.sink = ?2) ORDER BY d.id LIMIT ?3");
+    q.bind(1, after);
+    BindText(q, 2, sink);
+    q.bind(3, limit);
+    std::vector<DeadLetter> out;
+    while (q.executeStep()) {
+      out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                     q.getColumn(2).getString(), q.getColumn(3).getString(),
+                     q.getColumn(4).getInt(), Text(q.getColumn(5)),
+                     FromMs(q.getColumn(6).getInt64())});
+    }
+    return out;
+  });
+}
+
+StatusOr<int> SqliteStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
+  Impl& m = *impl_;
+  int count = 0;
+  Status s = m.Atomically("replay dead letters", [&] {
+    SQLite::Statement q(
+        m.db,
+        "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = ?1, dead_at = NULL "
+        "WHERE state = 1 AND (?2 = 0 OR id = ?2) AND (?3 = '' OR sink = ?3) "
+        "RETURNING touchpoint, sink");
+    q.bind(1, Ms(now));
+    q.bind(2, id);
+    BindText(q, 3, sink);
+    std::vector<std::pair<std::int64_t, std::string>> replayed;
+    while (q.executeStep())
+      replayed.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
+    q.reset();
+    // A touchpoint is fired again once none of its deliveries is dead.
+    SQLite::Statement revive(m.db,
+                             "UPDATE touchpoints SET state = 1, reason = NULL WHERE id = ? AND "
+                             "state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
+                             "touchpoint = touchpoints.id AND state = 1)");
+    for (const auto& [touchpoint, name] : replayed) {
+      revive.reset();
+      revive.bind(1, touchpoint);
+      revive.exec();
+      m.delivery_history.reset();
+      m.delivery_history.bind(1, Ms(now));
+      BindText(m.delivery_history, 2, "dead letter replayed on " + name);
+      m.delivery_history.bind(3, touchpoint);
+      m.delivery_history.exec();
+      ++count;
+    }
+  });
+  if (!s.ok()) return s;
+  return count;
+}
+
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxBySink() {
+  return Guard("outbox sinks",
+               [&]() -> StatusOr<std::vector<std::pair<std::string, std::int64_t>>> {
+                 SQLite::Statement q(impl_->db,
+                                     "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 "
+                                     "GROUP BY sink ORDER BY sink");
+                 std::vector<std::pair<std::string, std::int64_t>> out;
+                 while (q.executeStep()) {
+                   out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());
+                 }
+                 return out;
+               });
+}
+
+StatusOr<std::int64_t> SqliteStore::OutboxDepth(std::string_view sink) {
+  return Guard("outbox depth", [&]() -> StatusOr<std::int64_t> {
+    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 0");
+    BindText(q, 1, sink);
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
+StatusOr<std::int64_t> SqliteStore::DeadLetterCount(std::string_view sink) {
+  return Guard("dead letter count", [&]() -> StatusOr<std::int64_t> {
+    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1");
+    BindText(q, 1, sink);
     q.executeStep();
     return q.getColumn(0).getInt64();
   });

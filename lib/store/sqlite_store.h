@@ -72,11 +72,43 @@ struct LeasedMessage {
   int deliveries = 0;  // times handed out, this one included
 };
 
+// One event waiting in a push sink's outbox.
+struct OutboxItem {
+  std::int64_t id = 0;          // the delivery's id (a dead letter keeps it)
+  std::int64_t touchpoint = 0;  // the touchpoint's row
+  std::string touchpoint_id;    // its stable id: the webhook-id / the stream entry's id field
+  std::string event;            // the event JSON, the same bytes on every attempt
+  int attempts = 0;             // failed attempts so far
+};
+
+// What one delivery attempt came to.
+struct DeliveryResult {
+  enum class Kind : std::uint8_t { kDelivered, kRetry, kDead };
+  std::int64_t id = 0;
+  std::int64_t touchpoint = 0;
+  Kind kind = Kind::kDelivered;
+  Instant at;               // when the attempt ended
+  int attempts = 0;         // failed attempts, this one included (kRetry, kDead)
+  Instant next_attempt_at;  // kRetry
+  std::string error;        // the failure, kept as last_error (kRetry, kDead)
+  std::string history;      // the line for the touchpoint's history
+};
+
+struct DeadLetter {
+  std::int64_t id = 0;
+  std::string sink;
+  std::string touchpoint_id;
+  std::string event;
+  int attempts = 0;
+  std::string last_error;
+  Instant dead_at;
+};
+
 class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -128,6 +160,29 @@ class SqliteStore final : public ScheduleStore {
   // counts for nothing.
   StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
   StatusOr<std::int64_t> QueueDepth(std::string_view queue);
+
+  // Push sinks' outbox. Up to `max` events of `sink` due by `now`: by their
+  // next attempt time, or in fire order when `in_order` (a stream).
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
+                                                  std::size_t max, bool in_order);
+  // When the earliest event of `sink` due after `now` is due, if any.
+  StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now);
+  // Records attempts' results in one transaction: a delivered event leaves
+  // the outbox, a failed one waits for its next attempt, a dead one stays as
+  // a dead letter and its touchpoint becomes dead. Each adds a history line.
+  Status RecordDeliveries(std::span<const DeliveryResult> results);
+  // Dead letters with id > `after`, oldest first, of `sink` if not empty.
+  StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
+                                                int limit);
+  // Puts dead letters back in their outbox, due now with no failed attempts:
+  // the one with `id`, or (id 0) all of `sink`, or all if `sink` is empty.
+  // Returns how many went back (an unknown id: none).
+  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now);
+  // Sinks with events waiting in their outbox, and how many each.
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink();
+  // Events waiting in `sink`'s outbox, and dead letters of `sink`.
+  StatusOr<std::int64_t> OutboxDepth(std::string_view sink);
+  StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);
 
  private:
   struct Impl;

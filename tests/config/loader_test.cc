@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "harness.h"
+#include "temp_dir.h"
 
 namespace tp {
 namespace {
@@ -110,6 +111,98 @@ TEST(LoaderTest, DaemonKeys) {
                           "request_timeout)"));
 }
 
+TEST(LoaderTest, WebhookAndRedisSinks) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/crm.secret")
+      << "# rotated 2026-11\nwhsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n\n  c2Vjb25kIHNlY3JldA==  \n";
+  const std::string yaml = R"(version: 1
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: outbox, type: queue}
+  - name: crm
+    type: webhook
+    url: "https://crm.example/hooks"
+    secret_file: crm.secret
+    timeout: 5s
+    concurrency: 4
+    retry: {initial: 30s, max_delay: 2h, max_attempts: 12}
+  - {name: events, type: redis, url: "redis://cache:6380/1", stream: tp, maxlen: 100000}
+  - {name: plain, type: redis}
+cadences:
+  - name: trust
+    sinks: [crm]
+    steps:
+      - {after: 1d, topic: hello}
+)";
+  // secret_file is relative to the config file.
+  LoadResult r = LoadRulesString(yaml, dir.path() + "/touchpoint.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
+  ASSERT_EQ(r.rules->sinks.size(), 4u);
+  const Sink& crm = r.rules->sinks[1];
+  EXPECT_EQ(crm.type, Sink::Type::kWebhook);
+  EXPECT_EQ(crm.secret_file, dir.path() + "/crm.secret");
+  ASSERT_EQ(crm.secrets.size(), 2u);
+  EXPECT_EQ(crm.secrets[1], "second secret");
+  EXPECT_EQ(crm.timeout, Millis(5000));
+  EXPECT_EQ(crm.concurrency, 4);
+  EXPECT_EQ(crm.retry.initial, Millis(30'000));
+  EXPECT_EQ(crm.retry.max_delay, Millis(7'200'000));
+  EXPECT_EQ(crm.retry.max_attempts, 12);
+  EXPECT_TRUE(crm.tls_verify);
+  const Sink& events = r.rules->sinks[2];
+  EXPECT_EQ(events.type, Sink::Type::kRedis);
+  EXPECT_EQ(events.stream, "tp");
+  EXPECT_EQ(events.maxlen, 100000);
+  EXPECT_EQ(r.rules->sinks[3].url, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(r.rules->sinks[3].stream, "touchpoints");
+  EXPECT_FALSE(r.rules->sinks[3].maxlen.has_value());
+  EXPECT_THAT(r.rules->cadences[0].sinks, ElementsAre(1));
+}
+
+TEST(LoaderTest, SinkErrorsNameTheKey) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/bad.secret") << "whsec_!!!\n";
+  std::ofstream(dir.path() + "/empty.secret") << "# nothing yet\n";
+  const std::string yaml = R"(version: 1
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: a, type: webhook, url: "ftp://x", secret_file: missing.secret}
+  - {name: b, type: webhook, url: "http://x", secret_file: bad.secret, stream: s}
+  - {name: c, type: webhook, url: "http://x", secret_file: empty.secret, retry: {initial: 2h, max_delay: 1h}}
+  - {name: d, type: redis, url: "redis://h/x", secret_file: s, timeout: 1d}
+  - {name: e, type: queue, url: "http://x"}
+  - {name: f, type: webhook}
+cadences:
+  - name: trust
+    steps:
+      - {after: 1d, topic: hello}
+)";
+  LoadResult r = LoadRulesString(yaml, dir.path() + "/t.yaml");
+  ASSERT_FALSE(r.ok());
+  std::vector<std::string> errors;
+  for (const auto& e : r.errors) {
+    errors.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + " " + e.message);
+  }
+  EXPECT_THAT(errors,
+              ElementsAre("5:35 url 'ftp://x' must start with http:// or https://",
+                          "5:59 cannot read secret_file '" + dir.path() +
+                              "/missing.secret': No such file or directory",
+                          "6:60 secret_file '" + dir.path() +
+                              "/bad.secret' line 1 is not a whsec_<base64> secret",
+                          "6:80 key 'stream' does not apply to a webhook sink",
+                          "7:60 secret_file '" + dir.path() + "/empty.secret' holds no secret",
+                          "7:106 retry max_delay must be at least retry initial",
+                          "8:33 url 'redis://h/x' the database after '/' must be a number, like "
+                          "redis://host:6379/0",
+                          "8:61 key 'secret_file' does not apply to a redis sink",
+                          "8:73 timeout must be a positive number of s, m or h",
+                          "9:33 key 'url' does not apply to a queue sink",
+                          "10:5 missing required key 'url' in sink 'f'",
+                          "10:5 missing required key 'secret_file' in sink 'f'"));
+}
+
 TEST(LoaderTest, YamlSyntaxErrorHasItsPosition) {
   EXPECT_THAT(Errors("version: 1\nproducts: {daily: {supply_days: 15}\n"),
               ElementsAre(HasSubstr("t.yaml:3:1: error: YAML syntax:")));
@@ -193,7 +286,7 @@ cadences:
           "got 'many'",
           "t.yaml:11:52: error: tier 'expert' min_spend must be a number >= 0, got '-5'",
           "t.yaml:12:12: error: duplicate tier 'expert'",
-          "t.yaml:14:26: error: unknown sink type 'kafka' (this build supports: queue)",
+          "t.yaml:14:26: error: unknown sink type 'kafka' (expected queue, webhook or redis)",
           "t.yaml:17:14: error: cadence 'trust' trigger must be 'purchase' or 'switch'",
           "t.yaml:18:23: error: unknown product 'weekly' in cadence 'trust' products",
           "t.yaml:19:27: error: cadence 'trust' cancel_on_repurchase must be true or false",
@@ -263,7 +356,7 @@ cadences:
       Errors(yaml),
       ElementsAre(
           "t.yaml:2:11: error: products must be a non-empty map of product name to {supply_days}",
-          "t.yaml:3:8: error: sinks must be a non-empty list of {name, type}",
+          "t.yaml:3:8: error: sinks must be a non-empty list of {name, type, ...}",
           "t.yaml:5:5: error: a cadence must be a map"));
 }
 

@@ -1,0 +1,64 @@
+// Delivery to push sinks (webhooks, Redis streams) from the durable outbox
+// the scheduler fills (the `deliveries` table): one worker per sink on the
+// daemon's io_context, each with its own concurrency limit and circuit
+// breaker, so a failing sink neither starves the others nor spins.
+//
+// Webhooks: every attempt is signed afresh (Standard Webhooks), retried with
+// exponential backoff and jitter (or as Retry-After says) on 408, 429, 5xx
+// and network errors, and dead-lettered on other 4xx or after the last
+// attempt. Redis: events are XADDed in fire order, pipelined; while Redis is
+// down they wait in the outbox and go, in order, when it is back.
+//
+// Results are written in one transaction per loop turn. An event is only
+// taken again once its result is written, so nothing is attempted twice at
+// once; after a crash, what was in flight is attempted again (at least once).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/rules.h"
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace tp {
+
+class SqliteStore;
+
+struct SinkHealth {
+  std::string name;
+  std::string state;  // "ok", "open" (backing off), "half-open" (probing)
+  int consecutive_failures = 0;
+  std::string last_error;
+};
+
+class Dispatcher {
+ public:
+  // A worker per push sink of `rules`. Fails when a sink cannot be set up
+  // (a CA file OpenSSL rejects).
+  static StatusOr<std::unique_ptr<Dispatcher>> Create(boost::asio::io_context& io,
+                                                      SqliteStore& store, const Clock& clock,
+                                                      const Rules& rules);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Outboxes may have new events (after firing, replaying, starting).
+  void Wake();
+  // No new attempts; those in flight finish and are recorded.
+  void Stop();
+  std::vector<SinkHealth> Health() const;
+
+  struct Impl;
+
+ private:
+  explicit Dispatcher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tp
