@@ -91,6 +91,12 @@ int Buyer(const std::string& url, const std::string& id, bool json) {
   return 0;
 }
 
+int Report(const tp::Status& s) {
+  if (s.ok()) return 0;
+  std::cerr << "touchpointctl: " << s.message() << '\n';
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -137,6 +143,25 @@ int main(int argc, char** argv) {
   buyer->add_flag("--json", buyer_json, "print the API's JSON instead");
   buyer->add_option("ID", buyer_id, "buyer id")->required();
 
+  auto* dead = app.add_subcommand("dead-letters", "List or replay webhook and stream dead letters");
+  dead->require_subcommand(1);
+  std::string dead_url = DefaultUrl(), dead_sink;
+  bool dead_json = false, dead_all = false;
+  std::vector<std::string> dead_ids;
+  auto* dead_list = dead->add_subcommand("list", "Every dead letter: id, sink, touchpoint, error");
+  dead_list->add_option("--url", dead_url,
+                        "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  dead_list->add_option("--sink", dead_sink, "only this sink's");
+  dead_list->add_flag("--json", dead_json, "one JSON object per line, event included");
+  auto* dead_replay =
+      dead->add_subcommand("replay", "Put dead letters back in their outbox, due now");
+  dead_replay->add_option("--url", dead_url,
+                          "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  auto* all_flag = dead_replay->add_flag("--all", dead_all, "every dead letter");
+  dead_replay->add_option("--sink", dead_sink, "with --all: only this sink's")->needs(all_flag);
+  auto* ids_option = dead_replay->add_option("ID", dead_ids, "dead letter ids (from 'list')");
+  all_flag->excludes(ids_option);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -156,5 +181,14 @@ int main(int argc, char** argv) {
     return Import(import_options);
   }
   if (buyer->parsed()) return Buyer(buyer_url, buyer_id, buyer_json);
+  if (dead_list->parsed())
+    return Report(tp::ListDeadLetters(dead_url, dead_sink, dead_json, std::cout));
+  if (dead_replay->parsed()) {
+    if (!dead_all && dead_ids.empty()) {
+      std::cerr << "touchpointctl: dead-letters replay needs ids or --all\n";
+      return kExitUsage;
+    }
+    return Report(tp::ReplayDeadLetters(dead_url, dead_ids, dead_all, dead_sink, std::cout));
+  }
   return kExitUsage;
 }

@@ -9,8 +9,11 @@ packages=(
   nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
   libspdlog-dev libfmt-dev libssl-dev libsystemd-dev libhiredis-dev redis-server
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 time curl
+  python3 time curl openssl
 )
+# The webhook signature interop test runs the official Standard Webhooks
+# package on Node.js; use the machine's Node if it has one, else Debian's.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

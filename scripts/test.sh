@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The official standardwebhooks package, for the signature interop test.
+npm ci --prefix tests/interop --no-audit --no-fund --silent
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=Debug)

@@ -242,4 +242,75 @@ Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool raw, 
   return Status::Ok();
 }
 
+Status ListDeadLetters(const std::string& url, const std::string& sink, bool raw,
+                       std::ostream& out) {
+  auto client = HttpClient::Create(url);
+  if (!client.ok()) return client.status();
+  std::string after = "0";
+  std::size_t total = 0;
+  if (!raw) {
+    out << std::left << std::setw(8) << "ID" << std::setw(14) << "SINK" << std::setw(38)
+        << "TOUCHPOINT" << std::setw(10) << "ATTEMPTS" << std::setw(26) << "DEAD AT"
+        << "LAST ERROR\n";
+  }
+  for (;;) {
+    std::string target = "/v1/dead-letters?limit=1000&after=" + after;
+    if (!sink.empty()) target += "&sink=" + UrlEncode(sink);
+    auto answer = (*client)->Request("GET", target);
+    if (!answer.ok()) return answer.status();
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    auto page = json::parse(answer->body, nullptr, false);
+    if (!page.is_object() || !page["dead_letters"].is_array()) {
+      return Status::Error("the daemon sent something other than a dead letter list");
+    }
+    for (const auto& d : page["dead_letters"]) {
+      ++total;
+      if (raw) {
+        out << d.dump() << '\n';
+        continue;
+      }
+      out << std::left << std::setw(8) << d.value("id", 0) << std::setw(14) << d.value("sink", "")
+          << std::setw(38) << d.value("touchpoint_id", "") << std::setw(10)
+          << d.value("attempts", 0) << std::setw(26) << d.value("dead_at", "")
+          << d.value("last_error", "") << '\n';
+    }
+    if (!page["next_after"].is_number_integer()) break;
+    after = std::to_string(page["next_after"].get<std::int64_t>());
+  }
+  if (!raw) out << total << " dead letter" << (total == 1 ? "" : "s") << '\n';
+  return Status::Ok();
+}
+
+Status ReplayDeadLetters(const std::string& url, const std::vector<std::string>& ids, bool all,
+                         const std::string& sink, std::ostream& out) {
+  auto client = HttpClient::Create(url);
+  if (!client.ok()) return client.status();
+  std::int64_t replayed = 0;
+  std::vector<std::string> unknown;
+  if (all) {
+    const json body = sink.empty() ? json::object() : json{{"sink", sink}};
+    auto answer = (*client)->Request("POST", "/v1/dead-letters/replay", body.dump());
+    if (!answer.ok()) return answer.status();
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    replayed = json::parse(answer->body, nullptr, false).value("replayed", 0);
+  }
+  for (const std::string& id : ids) {
+    auto answer = (*client)->Request("POST", "/v1/dead-letters/" + UrlEncode(id) + "/replay");
+    if (!answer.ok()) return answer.status();
+    if (answer->status == 404) {
+      unknown.push_back(id);
+      continue;
+    }
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    replayed += json::parse(answer->body, nullptr, false).value("replayed", 0);
+  }
+  out << "replayed " << replayed << " dead letter" << (replayed == 1 ? "" : "s") << '\n';
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& id : unknown) list += (list.empty() ? "" : ", ") + id;
+    return Status::Error("no dead letter with id " + list);
+  }
+  return Status::Ok();
+}
+
 }  // namespace tp

@@ -37,4 +37,14 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
 // its status and, when not fired, the reason. `json` prints the raw answer.
 Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool json, std::ostream& out);
 
+// GET /v1/dead-letters, every page, as a table (or JSON lines with `json`),
+// of `sink` only when it is not empty.
+Status ListDeadLetters(const std::string& url, const std::string& sink, bool json,
+                       std::ostream& out);
+
+// Replays the dead letters `ids`, or with `all` every one (of `sink` when it
+// is not empty). An unknown id is an error after the others are replayed.
+Status ReplayDeadLetters(const std::string& url, const std::vector<std::string>& ids, bool all,
+                         const std::string& sink, std::ostream& out);
+
 }  // namespace tp
