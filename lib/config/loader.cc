@@ -512,18 +512,23 @@ class Loader {
     return slash == std::string::npos ? path : file_.substr(0, slash + 1) + path;
   }
 
-  void LoadWebhook(const Fields& fields, const YAML::Node& item, const std::string& what,
-                   Sink& sink) {
-    if (auto v = Field(fields, item, "url", what, true); v.IsDefined()) {
-      if (auto s = String(v, "url")) {
-        auto url = ParseHttpUrl(*s);
-        if (url.ok()) {
-          sink.url = *s;
-        } else {
-          Error(v, "url " + Quote(*s) + " " + url.status().message());
-        }
+  void LoadUrl(const Fields& fields, const YAML::Node& item, const std::string& what, bool required,
+               StatusOr<Url> (*parse)(std::string_view), Sink& sink) {
+    auto v = Field(fields, item, "url", what, required);
+    if (!v.IsDefined()) return;
+    if (auto s = String(v, "url")) {
+      auto url = parse(*s);
+      if (url.ok()) {
+        sink.url = *s;
+      } else {
+        Error(v, "url " + Quote(*s) + " " + url.status().message());
       }
     }
+  }
+
+  void LoadWebhook(const Fields& fields, const YAML::Node& item, const std::string& what,
+                   Sink& sink) {
+    LoadUrl(fields, item, what, true, ParseHttpUrl, sink);
     if (auto v = Field(fields, item, "secret_file", what, true); v.IsDefined()) {
       if (auto s = String(v, "secret_file")) {
         sink.secret_file = RelativeToConfig(*s);
@@ -599,16 +604,7 @@ class Loader {
   void LoadRedis(const Fields& fields, const YAML::Node& item, const std::string& what,
                  Sink& sink) {
     sink.url = "redis://127.0.0.1:6379/0";
-    if (auto v = Field(fields, item, "url", what, false); v.IsDefined()) {
-      if (auto s = String(v, "url")) {
-        auto url = ParseRedisUrl(*s);
-        if (url.ok()) {
-          sink.url = *s;
-        } else {
-          Error(v, "url " + Quote(*s) + " " + url.status().message());
-        }
-      }
-    }
+    LoadUrl(fields, item, what, false, ParseRedisUrl, sink);
     sink.stream = "touchpoints";
     if (auto v = Field(fields, item, "stream", what, false); v.IsDefined()) {
       if (auto s = String(v, "stream")) sink.stream = *s;

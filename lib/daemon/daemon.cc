@@ -549,7 +549,8 @@ struct Daemon::Impl {
       return Error(400, std::string("malformed JSON: ") + e.what());
     }
     if (!out.is_object()) return Error(400, "the body must be a JSON object");
-    for (const auto& [key, value] : out.items()) {
+    for (const auto& item : out.items()) {
+      const std::string& key = item.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
         return Json(400, {{"error", "unknown field '" + key + "'"}, {"field", key}});
       }

@@ -461,7 +461,9 @@ StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, S
   }
   // Events left for sinks no longer configured wait; say so, once.
   if (auto waiting = store.OutboxBySink(); waiting.ok()) {
-    for (const auto& [name, count] : *waiting) {
+    for (const auto& entry : *waiting) {
+      const std::string& name = entry.first;
+      const std::int64_t count = entry.second;
       const bool known = std::any_of(rules.sinks.begin(), rules.sinks.end(),
                                      [&](const Sink& s) { return s.name == name && s.IsPush(); });
       if (!known) {

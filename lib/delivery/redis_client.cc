@@ -80,7 +80,7 @@ struct RedisClient::Impl : std::enable_shared_from_this<RedisClient::Impl> {
   std::size_t wanted = 0;  // replies still to read
   std::vector<RedisReply> replies;
   Done done;
-  char buffer[16 * 1024];
+  char buffer[16 * 1024] = {};
 
   void Start(std::vector<Command> commands, Done callback) {
     done = std::move(callback);

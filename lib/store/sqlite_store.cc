@@ -292,14 +292,12 @@ struct SqliteStore::Impl {
       "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND state = 0 AND "
       "next_attempt_at > ?"};
   SQLite::Statement delivered{db, "DELETE FROM deliveries WHERE id = ? AND state = 0"};
-  SQLite::Statement retry_later{
+  // A retry (?1 = 0) waits until ?3; a dead letter (?1 = 1) died at ?3.
+  SQLite::Statement failed_attempt{
       db,
-      "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? "
-      "WHERE id = ? AND state = 0"};
-  SQLite::Statement dead_letter{
-      db,
-      "UPDATE deliveries SET state = 1, attempts = ?, last_error = ?, dead_at = ? "
-      "WHERE id = ? AND state = 0"};
+      "UPDATE deliveries SET state = ?1, attempts = ?2, "
+      "next_attempt_at = CASE ?1 WHEN 0 THEN ?3 ELSE next_attempt_at END, last_error = ?4, "
+      "dead_at = CASE ?1 WHEN 1 THEN ?3 END WHERE id = ?5 AND state = 0"};
   SQLite::Statement touchpoint_dead{
       db, "UPDATE touchpoints SET state = 5, reason = ? WHERE id = ? AND state IN (1, 5)"};
   // The touchpoint's current state goes with the entry.
@@ -326,6 +324,16 @@ struct SqliteStore::Impl {
     return Guard(what, [&] {
       db.exec(sql);
       return Status::Ok();
+    });
+  }
+
+  // SELECT COUNT(*) ... with one text parameter.
+  StatusOr<std::int64_t> Count(const char* what, const char* sql, std::string_view arg) {
+    return Guard(what, [&]() -> StatusOr<std::int64_t> {
+      SQLite::Statement q(db, sql);
+      BindText(q, 1, arg);
+      q.executeStep();
+      return q.getColumn(0).getInt64();
     });
   }
 
@@ -879,12 +887,7 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
 }
 
 StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
-  return Guard("queue depth", [&]() -> StatusOr<std::int64_t> {
-    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM queue_messages WHERE queue = ?");
-    BindText(q, 1, queue);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
-  });
+  return impl_->Count("queue depth", "SELECT COUNT(*) FROM queue_messages WHERE queue = ?", queue);
 }
 
 StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(std::string_view sink, Instant now,
@@ -933,27 +936,24 @@ Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
           changed = m.delivered.exec();
           break;
         case DeliveryResult::Kind::kRetry:
-          m.retry_later.reset();
-          m.retry_later.bind(1, r.attempts);
-          m.retry_later.bind(2, Ms(r.next_attempt_at));
-          BindText(m.retry_later, 3, r.error);
-          m.retry_later.bind(4, r.id);
-          changed = m.retry_later.exec();
-          break;
-        case DeliveryResult::Kind::kDead:
-          m.dead_letter.reset();
-          m.dead_letter.bind(1, r.attempts);
-          BindText(m.dead_letter, 2, r.error);
-          m.dead_letter.bind(3, Ms(r.at));
-          m.dead_letter.bind(4, r.id);
-          changed = m.dead_letter.exec();
-          if (changed > 0) {
+        case DeliveryResult::Kind::kDead: {
+          const bool dead = r.kind == DeliveryResult::Kind::kDead;
+          auto& q = m.failed_attempt;
+          q.reset();
+          q.bind(1, dead ? 1 : 0);
+          q.bind(2, r.attempts);
+          q.bind(3, Ms(dead ? r.at : r.next_attempt_at));
+          BindText(q, 4, r.error);
+          q.bind(5, r.id);
+          changed = q.exec();
+          if (dead && changed > 0) {
             m.touchpoint_dead.reset();
             BindText(m.touchpoint_dead, 1, r.history);
             m.touchpoint_dead.bind(2, r.touchpoint);
             m.touchpoint_dead.exec();
           }
           break;
+        }
       }
       if (changed == 0) continue;  // replayed or gone meanwhile
       m.delivery_history.reset();
@@ -1040,21 +1040,13 @@ StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxB
 }
 
 StatusOr<std::int64_t> SqliteStore::OutboxDepth(std::string_view sink) {
-  return Guard("outbox depth", [&]() -> StatusOr<std::int64_t> {
-    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 0");
-    BindText(q, 1, sink);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
-  });
+  return impl_->Count("outbox depth",
+                      "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 0", sink);
 }
 
 StatusOr<std::int64_t> SqliteStore::DeadLetterCount(std::string_view sink) {
-  return Guard("dead letter count", [&]() -> StatusOr<std::int64_t> {
-    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1");
-    BindText(q, 1, sink);
-    q.executeStep();
-    return q.getColumn(0).getInt64();
-  });
+  return impl_->Count("dead letter count",
+                      "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1", sink);
 }
 
 }  // namespace tp

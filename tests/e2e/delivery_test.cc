@@ -376,6 +376,23 @@ TEST_F(DeliveryTest, KilledDuringDeliveryRedeliversWithTheSameWebhookId) {
   EXPECT_EQ(t["status"], "fired");
 }
 
+TEST_F(DeliveryTest, SigtermLetsTheAttemptInFlightFinishAndRecordsIt) {
+  Receiver receiver;
+  receiver.Start(dir_.path(), "receiver");
+  receiver.Script({{"script", {{{"delay_s", 1}, {"status", 200}}}}});
+  DaemonProcess& d = StartDaemon("  - {name: crm, type: webhook, url: \"" + receiver.url() +
+                                 "\", secret_file: crm.secret}");
+  Ingest(PurchaseNow("o1", "b1"));
+  receiver.WaitForRequests(1);
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  ASSERT_TRUE(d.Start());
+  json t = WaitForHistory("b1", "delivered to crm");
+  EXPECT_EQ(t["status"], "fired");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(receiver.Requests().size(), 1u);  // recorded before exit: not sent again
+}
+
 TEST_F(DeliveryTest, TwoSinksGetTheTouchpointIndependently) {
   Receiver a, b;
   a.Start(dir_.path(), "a");
