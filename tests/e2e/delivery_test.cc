@@ -443,17 +443,28 @@ TEST_F(DeliveryTest, TheOfficialStandardWebhooksLibraryVerifiesOurSignatures) {
 
 class RedisServer {
  public:
-  void Start(const std::string& dir, int port) {
+  void Start(const std::string& dir, int port, const std::string& password = "") {
     port_ = port;
-    process_.Start({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save",
-                    "", "--appendonly", "no", "--dir", dir},
-                   dir + "/redis-" + std::to_string(port) + ".log");
+    password_ = password;
+    std::vector<std::string> argv{"redis-server",
+                                  "--port",
+                                  std::to_string(port),
+                                  "--bind",
+                                  "127.0.0.1",
+                                  "--save",
+                                  "",
+                                  "--appendonly",
+                                  "no",
+                                  "--dir",
+                                  dir};
+    if (!password.empty()) argv.insert(argv.end(), {"--requirepass", password});
+    process_.Start(argv, dir + "/redis-" + std::to_string(port) + ".log");
     process_.WaitFor("Ready to accept connections");
   }
   void Stop() { process_.Stop(); }
 
-  // XRANGE stream - +: each entry's fields as a map.
-  std::vector<std::map<std::string, std::string>> Entries(const std::string& stream) {
+  // XRANGE stream - + in database `db`: each entry's fields as a map.
+  std::vector<std::map<std::string, std::string>> Entries(const std::string& stream, int db = 0) {
     std::vector<std::map<std::string, std::string>> out;
     redisContext* c = redisConnect("127.0.0.1", port_);
     if (c == nullptr || c->err) {
@@ -461,6 +472,8 @@ class RedisServer {
       if (c != nullptr) redisFree(c);
       return out;
     }
+    if (!password_.empty()) freeReplyObject(redisCommand(c, "AUTH %s", password_.c_str()));
+    freeReplyObject(redisCommand(c, "SELECT %d", db));
     auto* reply = static_cast<redisReply*>(redisCommand(c, "XRANGE %s - +", stream.c_str()));
     if (reply != nullptr && reply->type == REDIS_REPLY_ARRAY) {
       for (std::size_t i = 0; i < reply->elements; ++i) {
@@ -507,6 +520,7 @@ class RedisServer {
  private:
   ChildProcess process_;
   int port_ = 0;
+  std::string password_;
 };
 
 // The touchpoint ids of the buyers' "soon" steps, by fire time.
@@ -550,6 +564,25 @@ TEST_F(DeliveryTest, RedisStreamGetsEveryEventInFireOrder) {
   json t = WaitForHistory("b0", "added to stream tp-events on events as ");
   EXPECT_EQ(t["status"], "fired");
   EXPECT_EQ(redis.ReadAsGroup("tp-events"), ids);
+}
+
+TEST_F(DeliveryTest, RedisPasswordAndDatabaseFromTheUrl) {
+  const int port = testing::FreePort();
+  RedisServer redis;
+  redis.Start(dir_.path(), port, "s3cret");
+  StartDaemon(
+      "  - {name: events, type: redis, url: \"redis://:s3cret@127.0.0.1:" + std::to_string(port) +
+      "/2\"}\n  - {name: wrong, type: redis, url: "
+      "\"redis://:nope@127.0.0.1:" +
+      std::to_string(port) + "/0\"}");
+  Ingest(PurchaseNow("o0", "b0"));
+  EXPECT_TRUE(Eventually([&] { return redis.Entries("touchpoints", 2).size() == 1; },
+                         std::chrono::seconds(10)));
+  EXPECT_TRUE(redis.Entries("touchpoints", 0).empty());
+  EXPECT_TRUE(
+      Eventually([&] { return daemon_->log().find("sink wrong: failing") != std::string::npos; },
+                 std::chrono::seconds(5)));
+  EXPECT_THAT(daemon_->log(), HasSubstr("redis refused the login"));
 }
 
 TEST_F(DeliveryTest, WhileRedisIsDownEventsWaitDurablyThenFlowInOrder) {
