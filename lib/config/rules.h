@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/time.h"
-#include "delivery/retry.h"
 
 namespace tp {
 
@@ -46,6 +45,13 @@ struct Cadence {
   bool cancel_on_repurchase = false;
   std::vector<int> sinks;  // indices into Rules::sinks; every sink by default
   std::vector<Step> steps;
+};
+
+// A webhook's retry schedule (delivery/retry.h applies it).
+struct RetryPolicy {
+  Millis initial{10'000};       // the delay after the first failed attempt
+  Millis max_delay{3'600'000};  // delays double up to this
+  int max_attempts = 30;        // the last failure dead-letters
 };
 
 // Where fired touchpoints go. A queue is embedded (pulled over HTTP); a

@@ -374,7 +374,11 @@ struct Daemon::Impl {
   }
 
   HttpResponse ListDeadLetters(std::string_view target) {
-    const std::string sink = QueryParam(target, "sink").value_or("");
+    const auto sink_param = QueryParam(target, "sink");
+    if (sink_param && !IsPushSink(*sink_param)) {
+      return Json(400, {{"error", "sink must name a webhook or redis sink"}, {"field", "sink"}});
+    }
+    const std::string sink = sink_param.value_or("");
     std::int64_t after = 0;
     if (auto v = QueryParam(target, "after")) {
       auto n = Count(*v);

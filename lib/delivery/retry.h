@@ -6,15 +6,10 @@
 #include <random>
 #include <string_view>
 
+#include "config/rules.h"
 #include "core/time.h"
 
 namespace tp {
-
-struct RetryPolicy {
-  Millis initial{10'000};       // the delay after the first failed attempt
-  Millis max_delay{3'600'000};  // delays double up to this
-  int max_attempts = 30;        // the last failure dead-letters
-};
 
 enum class Verdict : std::uint8_t { kDelivered, kRetry, kDeadLetter };
 

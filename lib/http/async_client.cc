@@ -292,6 +292,4 @@ void AsyncHttpClient::CloseIdle() {
   shared_->idle.clear();
 }
 
-std::size_t AsyncHttpClient::idle_connections() const { return shared_->idle.size(); }
-
 }  // namespace tp

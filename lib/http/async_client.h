@@ -61,7 +61,6 @@ class AsyncHttpClient {
   void Post(OutgoingRequest request, std::function<void(Exchange)> done);
   // Closes idle connections; requests in flight finish (or time out).
   void CloseIdle();
-  std::size_t idle_connections() const;
 
   struct Shared;  // the implementation's, shared with its connections
 

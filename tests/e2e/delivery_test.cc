@@ -273,6 +273,8 @@ TEST_F(DeliveryTest, ClientErrorsAndTheLastAttemptDeadLetterThenReplayDelivers) 
   EXPECT_EQ(daemon_->Call("GET", "/v1/dead-letters?sink=crm&limit=1").second["next_after"],
             first["id"]);
   EXPECT_EQ(daemon_->Call("POST", "/v1/dead-letters/999/replay").first, 404);
+  EXPECT_EQ(daemon_->Call("GET", "/v1/dead-letters?sink=nope").first, 400);
+  EXPECT_EQ(daemon_->Call("GET", "/v1/dead-letters?limit=0").first, 400);
 
   // Replay one through the API, the rest through touchpointctl.
   receiver.Script({{"default", {{"status", 200}}}});
