@@ -2,16 +2,15 @@
 #include <utility>
 // (Boost 1.74's Asio needs <utility> first under C++20.)
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
-#include <iostream>
 
 #include "config/loader.h"
 #include "core/clock.h"
 #include "daemon/daemon.h"
+#include "ops/logging.h"
 
 namespace {
 
@@ -27,32 +26,42 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "the YAML rules file")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve the API on (overrides `listen:`)");
   app.add_option("--database", database, "SQLite file (overrides `database:`)");
+  std::string log_level;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error (overrides `log:`)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.set_version_flag("--version", std::string("touchpointd ") + TP_VERSION);
   CLI11_PARSE(app, argc, argv);
 
-  // Logs go to stderr, like every message of a daemon; stdout stays unused.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("touchpointd"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  // Logs go to stderr (the journal under systemd); stdout stays unused.
+  tp::SetupLogging("touchpointd");
   const tp::LoadResult loaded = tp::LoadRulesFile(config_path);
   if (!loaded.ok()) {
-    for (const auto& e : loaded.errors) std::cerr << e.ToString() << '\n';
-    std::cerr << "touchpointd: " << config_path << ": " << loaded.errors.size() << " error"
-              << (loaded.errors.size() == 1 ? "" : "s") << "; not starting\n";
+    for (const auto& e : loaded.errors) spdlog::error("{}", e.ToString());
+    spdlog::critical("{}: {} error{}; not starting", config_path, loaded.errors.size(),
+                     loaded.errors.size() == 1 ? "" : "s");
     return kExitConfig;
   }
   tp::DaemonOptions options;
+  options.config_path = config_path;
   options.listen = listen.empty() ? loaded.rules->listen : listen;
   options.database = database.empty() ? loaded.rules->database : database;
+  options.log_level = log_level;
+  // The startup lines below are logged at info even when the level is warn
+  // or error, so every start leaves a trace; trace and debug apply at once.
+  const std::string level = log_level.empty() ? loaded.rules->log_level : log_level;
+  if (level == "trace" || level == "debug") (void)tp::SetLogLevel(level);
 
   boost::asio::io_context io(1);
   tp::SystemClock clock;
   auto daemon = tp::Daemon::Start(io, loaded.rules, options, clock);
   if (!daemon.ok()) {
-    std::cerr << "touchpointd: " << daemon.status().message() << '\n';
+    spdlog::critical("not starting: {}", daemon.status().message());
     return 1;
   }
-  spdlog::info("touchpointd {} listening on {} (database {})", TP_VERSION, (*daemon)->Address(),
-               options.database);
+  spdlog::info("touchpointd {} listening on {} (database {}, config {} sha256 {})", TP_VERSION,
+               (*daemon)->Address(), options.database, config_path,
+               loaded.rules->sha256.substr(0, 12));
+  (void)tp::SetLogLevel(level);
   io.run();
   daemon->reset();
   spdlog::info("stopped");

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Touchpoint builds, tests and runs with.
+# Installs the Debian 12 packages Touchpoint builds, tests and runs with
+# (systemd for systemd-analyze, prometheus for promtool: both used by tests).
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ packages=(
   libboost-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
   nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
   libspdlog-dev libfmt-dev libssl-dev libsystemd-dev libhiredis-dev redis-server
+  systemd prometheus
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 time curl openssl
 )

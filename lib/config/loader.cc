@@ -1,5 +1,6 @@
 #include "config/loader.h"
 
+#include <openssl/evp.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -16,9 +17,26 @@
 
 #include "core/url.h"
 #include "delivery/signature.h"
+#include "ops/logging.h"
 
 namespace tp {
 namespace {
+
+// API tokens shorter than this are refused: guessable.
+constexpr std::size_t kMinTokenLength = 16;
+
+std::string Sha256Hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) != 1) return {};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
 
 // Keys of one YAML map, first occurrence of each.
 using Fields = std::map<std::string, YAML::Node>;
@@ -64,6 +82,7 @@ class Loader {
       errors_.push_back({file_, 1, 1, "the config must be a YAML map of top-level keys"});
       return Finish();
     }
+    rules_.sha256 = Sha256Hex(text);
     LoadRoot(root);
     return Finish();
   }
@@ -232,10 +251,10 @@ class Loader {
   }
 
   void LoadRoot(const YAML::Node& root) {
-    auto fields =
-        Map(root, "the config",
-            {"version", "timezone", "send_window", "frequency_cap", "misfire_grace", "products",
-             "tiers", "cadences", "sinks", "listen", "database", "database_sync", "http"});
+    auto fields = Map(root, "the config",
+                      {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
+                       "products", "tiers", "cadences", "sinks", "listen", "database",
+                       "database_sync", "http", "log", "auth", "retention"});
     if (!fields) return;
 
     if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
@@ -308,6 +327,47 @@ class Loader {
               Error(t, "request_timeout must be a positive number of s, m or h");
             } else {
               rules_.http_request_timeout = *d;
+            }
+          }
+        }
+      }
+    }
+
+    if (auto v = Field(*fields, root, "log", "the config", false); v.IsDefined()) {
+      if (auto log = Map(v, "log", {"level"})) {
+        if (auto l = Field(*log, v, "level", "log", false); l.IsDefined()) {
+          if (auto s = String(l, "level")) {
+            if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *s) ==
+                std::end(kLogLevels)) {
+              Error(l, "log level must be trace, debug, info, warn or error, got " + Quote(*s));
+            } else {
+              rules_.log_level = *s;
+            }
+          }
+        }
+      }
+    }
+    if (auto v = Field(*fields, root, "auth", "the config", false); v.IsDefined()) {
+      if (auto auth = Map(v, "auth", {"token_file"})) {
+        if (auto t = Field(*auth, v, "token_file", "auth", true); t.IsDefined()) {
+          if (auto s = String(t, "token_file")) {
+            rules_.auth_token_file = RelativeToConfig(*s);
+            LoadTokens(t);
+          }
+        }
+      }
+    }
+    if (auto v = Field(*fields, root, "retention", "the config", false); v.IsDefined()) {
+      if (auto retention = Map(v, "retention", {"touchpoints"})) {
+        if (auto t = Field(*retention, v, "touchpoints", "retention", true); t.IsDefined()) {
+          if (auto d = DurationValue(t, "retention touchpoints")) {
+            if (d->count <= 0) {
+              Error(t, "retention touchpoints must be positive");
+            } else if (d->Exact() <= rules_.misfire_grace.Exact()) {
+              // A re-plan must never find a pruned step still within reach.
+              Error(t, "retention touchpoints must be longer than misfire_grace");
+            } else {
+              rules_.retention = *d;
             }
           }
         }
@@ -599,6 +659,38 @@ class Loader {
     if (sink.secrets.empty()) {
       Error(node, "secret_file " + Quote(sink.secret_file) + " holds no secret");
     }
+  }
+
+  // Reads the API token file now (at start and at every reload): one token
+  // per line, several during a rotation; '#' starts a comment.
+  void LoadTokens(const YAML::Node& node) {
+    const std::string& path = rules_.auth_token_file;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      Error(node, "cannot read token_file " + Quote(path) + ": " + std::strerror(errno));
+      return;
+    }
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      const auto last = line.find_last_not_of(" \t\r");
+      const std::string token = line.substr(first, last - first + 1);
+      const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+      });
+      // Never echo the line: it is meant to be secret.
+      if (!printable || token.size() < kMinTokenLength) {
+        Error(node, "token_file " + Quote(path) + " line " + std::to_string(number) +
+                        " is not a token (at least " + std::to_string(kMinTokenLength) +
+                        " printable characters, no spaces)");
+        return;
+      }
+      rules_.auth_tokens.push_back(token);
+    }
+    if (rules_.auth_tokens.empty()) Error(node, "token_file " + Quote(path) + " holds no token");
   }
 
   void LoadRedis(const Fields& fields, const YAML::Node& item, const std::string& what,

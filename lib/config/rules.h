@@ -105,6 +105,18 @@ struct Rules {
   // How long a client may take to send one request (or keep an idle
   // keep-alive connection) before the daemon closes the connection.
   Duration http_request_timeout{30, Duration::Unit::kSeconds};
+  // `log: {level}`: one of ops/logging.h's kLogLevels.
+  std::string log_level = "info";
+  // `auth: {token_file}`: when set, every /v1/ request needs
+  // "Authorization: Bearer <one of tokens>". Read at start and every reload.
+  std::string auth_token_file;
+  std::vector<std::string> auth_tokens;
+  // `retention: {touchpoints}`: finished touchpoints (fired, cancelled,
+  // suppressed, skipped) whose due and fire times are older than this are
+  // deleted with their history. nullopt keeps them for ever.
+  std::optional<Duration> retention;
+  // SHA-256 of the config file's bytes, in hex (for metrics and /healthz).
+  std::string sha256;
   std::vector<Product> products;
   std::vector<Tier> tiers;
   std::vector<Cadence> cadences;

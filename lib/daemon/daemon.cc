@@ -19,9 +19,13 @@
 #include <nlohmann/json.hpp>
 
 #include "api/purchase_json.h"
+#include "config/loader.h"
 #include "daemon/daemon.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
+#include "ops/logging.h"
+#include "ops/service_manager.h"
+#include "planner/replan.h"
 #include "scheduler/scheduler.h"
 #include "store/sqlite_store.h"
 
@@ -197,8 +201,9 @@ struct Daemon::Impl {
   };
 
   Impl(asio::io_context& io_context, std::shared_ptr<const Rules> r, const Clock& c,
-       std::unique_ptr<SqliteStore> s, const HttpLimits& limits)
+       std::unique_ptr<SqliteStore> s, const HttpLimits& limits, DaemonOptions opts)
       : io(io_context),
+        options(std::move(opts)),
         clock(c),
         rules(std::move(r)),
         store(std::move(s)),
@@ -208,8 +213,12 @@ struct Daemon::Impl {
             limits),
         timer(io),
         retry(io),
+        watchdog(io),
         signals(io),
-        clock_jumps(io) {}
+        clock_jumps(io) {
+    config.sha256 = rules->sha256;
+    config.loaded_at = clock.Now();
+  }
 
   // --- scheduling ---------------------------------------------------------
 
@@ -365,7 +374,144 @@ struct Daemon::Impl {
       if (!h.last_error.empty()) item["last_error"] = h.last_error;
       sinks.push_back(std::move(item));
     }
-    return Json(200, {{"status", "ok"}, {"sinks", std::move(sinks)}});
+    json cfg = {{"path", options.config_path},
+                {"sha256", config.sha256},
+                {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
+    if (config.last_reload_at) {
+      json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
+                   {"ok", config.reload_errors.empty()}};
+      if (!config.reload_errors.empty()) last["errors"] = config.reload_errors;
+      cfg["last_reload"] = std::move(last);
+    }
+    // Still 200: the daemon runs on its last good rules. "degraded" tells a
+    // person (and an alert on /metrics) that the file on disk is not in use.
+    return Json(200, {{"status", config.reload_errors.empty() ? "ok" : "degraded"},
+                      {"config", std::move(cfg)},
+                      {"sinks", std::move(sinks)}});
+  }
+
+  // --- reload -------------------------------------------------------------
+
+  Status Reload() {
+    if (stopping) return Status::Error("stopping");
+    service::NotifyReloading();
+    Status s = SwapRules();
+    config.last_reload_at = clock.Now();
+    service::NotifyReady(s.ok() ? "reloaded; listening on " + server.LocalAddress()
+                                : "reload failed, running the previous config: " + s.message());
+    return s;
+  }
+
+  Status ReloadFailed(std::vector<std::string> errors, const std::string& summary) {
+    for (const std::string& e : errors) spdlog::error("reload: {}", e);
+    spdlog::error("reload failed: {}; still running the config loaded at {} (sha256 {})", summary,
+                  FormatRfc3339(config.loaded_at, UtcZone()), config.sha256.substr(0, 12));
+    config.reload_errors = std::move(errors);
+    ++config.reload_failures;
+    return Status::Error(summary);
+  }
+
+  Status SwapRules() {
+    LoadResult loaded = LoadRulesFile(options.config_path);
+    if (!loaded.ok()) {
+      std::vector<std::string> errors;
+      for (const ConfigError& e : loaded.errors) errors.push_back(e.ToString());
+      return ReloadFailed(std::move(errors), options.config_path + ": " +
+                                                 std::to_string(loaded.errors.size()) + " error" +
+                                                 (loaded.errors.size() == 1 ? "" : "s"));
+    }
+    const std::shared_ptr<const Rules> next = loaded.rules;
+    const std::shared_ptr<const Rules> previous = rules;
+    // Requests parsed under the old rules are recorded under them first.
+    if (flush_posted) FlushIngest();
+
+    const bool replan = !SamePlanning(*previous, *next);
+    ReplanCounts counts;
+    const Instant now = clock.Now();
+    Status s = dispatcher->Reconfigure(*next, [&]() -> Status {
+      if (Status b = store->Begin(); !b.ok()) return b;
+      store->SetRules(next);
+      if (replan) {
+        auto replanned = store->ReplanPending(now);
+        if (!replanned.ok()) {
+          (void)store->Rollback();
+          store->SetRules(previous);
+          return replanned.status();
+        }
+        counts = std::move(*replanned);
+      }
+      if (Status c = store->Commit(); !c.ok()) {
+        (void)store->Rollback();
+        store->SetRules(previous);
+        return c;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return ReloadFailed({s.message()}, s.message());
+
+    rules = next;
+    scheduler.SetRules(next);
+    if (options.log_level.empty()) (void)SetLogLevel(next->log_level);
+    WarnRestartOnly(*previous, *next);
+    config.sha256 = next->sha256;
+    config.loaded_at = now;
+    config.reload_errors.clear();
+    ++config.reload_successes;
+    if (replan) {
+      spdlog::info(
+          "reloaded {} (sha256 {}): re-planned pending touchpoints: {} moved, {} added, "
+          "{} cancelled (rules changed), {} otherwise updated",
+          options.config_path, next->sha256.substr(0, 12), counts.moved, counts.added,
+          counts.cancelled, counts.updated);
+    } else {
+      spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
+                   options.config_path, next->sha256.substr(0, 12));
+    }
+    Rearm(true);
+    return Status::Ok();
+  }
+
+  // Settings a running daemon cannot change: say they wait for a restart.
+  void WarnRestartOnly(const Rules& was, const Rules& now) {
+    auto warn = [](const char* key) {
+      spdlog::warn("reload: '{}' changed; it takes effect at the next restart", key);
+    };
+    if (was.listen != now.listen) warn("listen");
+    if (was.database != now.database) warn("database");
+    if (was.database_sync != now.database_sync) warn("database_sync");
+    if (!(was.http_request_timeout == now.http_request_timeout)) warn("http.request_timeout");
+  }
+
+  // --- watchdog and signals -----------------------------------------------
+
+  // WATCHDOG=1 from the event loop itself: a loop stuck in one handler stops
+  // the pings, and systemd restarts the daemon.
+  void StartWatchdog() {
+    auto interval = service::WatchdogInterval();
+    if (!interval) return;
+    spdlog::info("systemd watchdog: pinging every {} ms", interval->count());
+    PingWatchdog(*interval);
+  }
+  void PingWatchdog(Millis interval) {
+    service::PingWatchdog();
+    watchdog.expires_after(interval);
+    watchdog.async_wait([this, interval](const boost::system::error_code& ec) {
+      if (!ec && !stopping) PingWatchdog(interval);
+    });
+  }
+
+  void WaitForSignal() {
+    signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        spdlog::info("received SIGHUP: reloading {}", options.config_path);
+        (void)Reload();
+        WaitForSignal();
+        return;
+      }
+      spdlog::info("received {}", signo == SIGINT ? "SIGINT" : "SIGTERM");
+      Stop();
+    });
   }
 
   bool IsPushSink(std::string_view name) const {
@@ -627,25 +773,40 @@ struct Daemon::Impl {
   void Stop() {
     if (stopping) return;
     stopping = true;
+    service::NotifyStopping();
     spdlog::info("stopping: finishing requests in flight");
     server.Stop();
     dispatcher->Stop();
     timer.cancel();
     retry.cancel();
+    watchdog.cancel();
     boost::system::error_code ignored;
     signals.cancel(ignored);
     clock_jumps.close(ignored);
   }
 
+  // The config in use and how the last reload went (for /healthz, /metrics).
+  struct ConfigState {
+    std::string sha256;
+    Instant loaded_at;
+    std::optional<Instant> last_reload_at;
+    std::vector<std::string> reload_errors;  // of the last reload; empty if it worked
+    std::int64_t reload_successes = 0;
+    std::int64_t reload_failures = 0;
+  };
+
   asio::io_context& io;
+  const DaemonOptions options;
   const Clock& clock;
   std::shared_ptr<const Rules> rules;
+  ConfigState config;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<Dispatcher> dispatcher;
   Scheduler scheduler;
   HttpServer server;
   asio::system_timer timer;
   asio::steady_timer retry;
+  asio::steady_timer watchdog;
   asio::signal_set signals;
   asio::posix::stream_descriptor clock_jumps;
   std::optional<Instant> armed;
@@ -664,7 +825,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!store.ok()) return store.status();
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
-  auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits);
+  auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits, options);
   auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
@@ -673,20 +834,21 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (options.handle_signals) {
     self->signals.add(SIGINT);
     self->signals.add(SIGTERM);
-    self->signals.async_wait([self](const boost::system::error_code& ec, int signo) {
-      if (ec) return;
-      spdlog::info("received {}", signo == SIGINT ? "SIGINT" : "SIGTERM");
-      self->Stop();
-    });
+    self->signals.add(SIGHUP);
+    self->WaitForSignal();
   }
   self->WatchClockJumps();
   self->Rearm(true);
   self->dispatcher->Wake();  // what waited in the outboxes while down
+  self->StartWatchdog();
+  service::NotifyReady("listening on " + self->server.LocalAddress());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 
 std::string Daemon::Address() const { return impl_->server.LocalAddress(); }
 
 void Daemon::Stop() { impl_->Stop(); }
+
+Status Daemon::Reload() { return impl_->Reload(); }
 
 }  // namespace tp

@@ -25,9 +25,11 @@ class io_context;
 namespace tp {
 
 struct DaemonOptions {
+  std::string config_path;     // the rules file, read again on SIGHUP
   std::string listen;          // HOST:PORT; port 0 picks a free one
   std::string database;        // path of the SQLite file
-  bool handle_signals = true;  // SIGINT/SIGTERM stop the daemon gracefully
+  std::string log_level;       // --log-level: wins over the config's `log:`
+  bool handle_signals = true;  // SIGINT/SIGTERM stop gracefully, SIGHUP reloads
 };
 
 class Daemon {
@@ -44,6 +46,11 @@ class Daemon {
 
   // The address the API listens on, as HOST:PORT.
   std::string Address() const;
+  // Reads options.config_path again and, if it is valid, swaps the rules in
+  // (SIGHUP does this). See docs/operations.md for what happens to buyers in
+  // flight. On an error the old rules stay; the error is returned, logged and
+  // shown on /healthz and /metrics.
+  Status Reload();
   // Stops accepting, answers requests in flight, stops the scheduler; the
   // io_context then runs out of work and returns.
   void Stop();

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <functional>
 #include <random>
 #include <unordered_set>
 
@@ -120,6 +121,9 @@ struct Dispatcher::Impl {
   bool flush_posted = false;
   asio::system_timer flush_timer;
   bool stopping = false;
+  // Events attempted and not yet recorded, of every worker: a worker that
+  // replaced another (a reload) must not take what the old one still has.
+  std::unordered_set<std::int64_t> busy;
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -144,10 +148,12 @@ class Worker : public std::enable_shared_from_this<Worker> {
     });
   }
 
-  // The result of `id` is written: it may be taken again.
-  void Recorded(std::int64_t id) { busy_.erase(id); }
+  const Sink& sink() const { return sink_; }
 
+  // No new attempts (the daemon stops, or a reload replaced this worker);
+  // those in flight finish and are recorded.
   virtual void Stop() {
+    stopped_ = true;
     boost::system::error_code ignored;
     timer_.cancel(ignored);
   }
@@ -178,7 +184,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   // Due events not already being attempted, at most `max`.
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order) {
-    auto due = d_.store.DueDeliveries(sink_.name, now, max + busy_.size(), in_order);
+    auto due = d_.store.DueDeliveries(sink_.name, now, max + d_.busy.size(), in_order);
     if (!due.ok()) {
       spdlog::error("sink {}: {}", sink_.name, due.status().message());
       return {};
@@ -186,7 +192,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
     std::vector<OutboxItem> out;
     for (OutboxItem& item : *due) {
       if (out.size() == max) break;
-      if (busy_.insert(item.id).second) out.push_back(std::move(item));
+      if (d_.busy.insert(item.id).second) out.push_back(std::move(item));
     }
     return out;
   }
@@ -206,9 +212,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   const Sink sink_;
   Circuit circuit_;
   asio::system_timer timer_;
-  // Events attempted and not yet recorded.
-  std::unordered_set<std::int64_t> busy_;
   bool pump_posted_ = false;
+  bool stopped_ = false;
 };
 
 class WebhookWorker final : public Worker {
@@ -226,7 +231,7 @@ class WebhookWorker final : public Worker {
 
  protected:
   void Pump() override {
-    if (d_.stopping) return;
+    if (stopped_) return;
     const Instant now = d_.clock.Now();
     const std::size_t slots =
         circuit_.Slots(now, in_flight_, static_cast<std::size_t>(sink_.concurrency));
@@ -308,7 +313,7 @@ class WebhookWorker final : public Worker {
         break;
     }
     d_.Add(shared_from_this(), std::move(r));
-    if (d_.stopping && in_flight_ == 0) client_->CloseIdle();
+    if (stopped_ && in_flight_ == 0) client_->CloseIdle();
   }
 
   std::unique_ptr<AsyncHttpClient> client_;
@@ -328,7 +333,7 @@ class RedisWorker final : public Worker {
 
  protected:
   void Pump() override {
-    if (d_.stopping || sending_) return;
+    if (stopped_ || sending_) return;
     const Instant now = d_.clock.Now();
     if (circuit_.Slots(now, 0, 1) == 0) return ArmTimer(now);
     std::vector<OutboxItem> items = TakeDue(now, kRedisBatch, true);
@@ -373,13 +378,13 @@ class RedisWorker final : public Worker {
       d_.Add(shared_from_this(), std::move(r));
     }
     // The rest waits, in order, for the next try: nothing was recorded.
-    for (std::size_t i = ok; i < items.size(); ++i) busy_.erase(items[i].id);
+    for (std::size_t i = ok; i < items.size(); ++i) d_.busy.erase(items[i].id);
     if (ok < items.size()) {
       const std::string error = !status.ok()          ? status.message()
                                 : ok < replies.size() ? "XADD refused: " + replies[ok].text
                                                       : "missing replies";
       CircuitFailed(now, error);
-      if (d_.stopping) {
+      if (stopped_) {
         client_.Close();
         return;
       }
@@ -387,7 +392,7 @@ class RedisWorker final : public Worker {
       return;
     }
     CircuitSucceeded();
-    if (d_.stopping) client_.Close();
+    if (stopped_) client_.Close();
     // More may be due; the flush wakes this worker once the results are in.
   }
 
@@ -419,62 +424,113 @@ void Dispatcher::Impl::Flush() {
     });
     return;
   }
-  std::vector<std::shared_ptr<Worker>> touched;
+  std::vector<std::string> touched;
   for (std::size_t i = 0; i < results.size(); ++i) {
-    result_workers[i]->Recorded(results[i].id);
-    if (std::find(touched.begin(), touched.end(), result_workers[i]) == touched.end()) {
-      touched.push_back(result_workers[i]);
-    }
+    busy.erase(results[i].id);
+    const std::string& name = result_workers[i]->name();
+    if (std::find(touched.begin(), touched.end(), name) == touched.end()) touched.push_back(name);
   }
   results.clear();
   result_workers.clear();
-  for (auto& w : touched) w->Wake();
+  // The sink's current worker: the one that attempted may have been replaced.
+  for (auto& w : workers) {
+    if (std::find(touched.begin(), touched.end(), w->name()) != touched.end()) w->Wake();
+  }
 }
 
 Dispatcher::Dispatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Dispatcher::~Dispatcher() = default;
 
+namespace {
+
+StatusOr<std::shared_ptr<Worker>> MakeWorker(Dispatcher::Impl& impl, const Sink& sink) {
+  if (sink.type == Sink::Type::kWebhook) {
+    auto url = ParseHttpUrl(sink.url);
+    if (!url.ok()) return Status::Error("sink " + sink.name + ": " + url.status().message());
+    AsyncHttpClientOptions options;
+    options.timeout = sink.timeout;
+    options.ca_file = sink.ca_file;
+    options.tls_verify = sink.tls_verify;
+    options.user_agent = "touchpoint-webhooks";
+    auto client = AsyncHttpClient::Create(impl.io, *url, options);
+    if (!client.ok()) return Status::Error("sink " + sink.name + ": " + client.status().message());
+    if (!sink.tls_verify) {
+      spdlog::warn("sink {}: TLS certificates are not verified (tls_verify: false)", sink.name);
+    }
+    return std::shared_ptr<Worker>(std::make_shared<WebhookWorker>(impl, sink, std::move(*client)));
+  }
+  auto url = ParseRedisUrl(sink.url);
+  if (!url.ok()) return Status::Error("sink " + sink.name + ": " + url.status().message());
+  return std::shared_ptr<Worker>(std::make_shared<RedisWorker>(impl, sink, std::move(*url)));
+}
+
+// Whether a worker for `a` can go on serving `b` unchanged.
+bool SameDelivery(const Sink& a, const Sink& b) {
+  return a.name == b.name && a.type == b.type && a.url == b.url && a.secrets == b.secrets &&
+         a.timeout == b.timeout && a.retry.initial == b.retry.initial &&
+         a.retry.max_delay == b.retry.max_delay && a.retry.max_attempts == b.retry.max_attempts &&
+         a.concurrency == b.concurrency && a.ca_file == b.ca_file && a.tls_verify == b.tls_verify &&
+         a.stream == b.stream && a.maxlen == b.maxlen;
+}
+
+// Events left for sinks no longer configured wait; say so.
+void WarnOrphans(SqliteStore& store, const Rules& rules) {
+  auto waiting = store.OutboxBySink();
+  if (!waiting.ok()) return;
+  for (const auto& entry : *waiting) {
+    const std::string& name = entry.first;
+    const std::int64_t count = entry.second;
+    const bool known = std::any_of(rules.sinks.begin(), rules.sinks.end(),
+                                   [&](const Sink& s) { return s.name == name && s.IsPush(); });
+    if (!known) {
+      spdlog::warn(
+          "outbox holds {} events for sink '{}', which the config no longer has; "
+          "they wait until it is configured again",
+          count, name);
+    }
+  }
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, SqliteStore& store,
                                                          const Clock& clock, const Rules& rules) {
   auto impl = std::make_unique<Impl>(io, store, clock);
   for (const Sink& sink : rules.sinks) {
-    if (sink.type == Sink::Type::kWebhook) {
-      auto url = ParseHttpUrl(sink.url);
-      if (!url.ok()) return Status::Error("sink " + sink.name + ": " + url.status().message());
-      AsyncHttpClientOptions options;
-      options.timeout = sink.timeout;
-      options.ca_file = sink.ca_file;
-      options.tls_verify = sink.tls_verify;
-      options.user_agent = "touchpoint-webhooks";
-      auto client = AsyncHttpClient::Create(io, *url, options);
-      if (!client.ok())
-        return Status::Error("sink " + sink.name + ": " + client.status().message());
-      if (!sink.tls_verify) {
-        spdlog::warn("sink {}: TLS certificates are not verified (tls_verify: false)", sink.name);
-      }
-      impl->workers.push_back(std::make_shared<WebhookWorker>(*impl, sink, std::move(*client)));
-    } else if (sink.type == Sink::Type::kRedis) {
-      auto url = ParseRedisUrl(sink.url);
-      if (!url.ok()) return Status::Error("sink " + sink.name + ": " + url.status().message());
-      impl->workers.push_back(std::make_shared<RedisWorker>(*impl, sink, std::move(*url)));
-    }
+    if (!sink.IsPush()) continue;
+    auto worker = MakeWorker(*impl, sink);
+    if (!worker.ok()) return worker.status();
+    impl->workers.push_back(std::move(*worker));
   }
-  // Events left for sinks no longer configured wait; say so, once.
-  if (auto waiting = store.OutboxBySink(); waiting.ok()) {
-    for (const auto& entry : *waiting) {
-      const std::string& name = entry.first;
-      const std::int64_t count = entry.second;
-      const bool known = std::any_of(rules.sinks.begin(), rules.sinks.end(),
-                                     [&](const Sink& s) { return s.name == name && s.IsPush(); });
-      if (!known) {
-        spdlog::warn(
-            "outbox holds {} events for sink '{}', which the config no longer has; "
-            "they wait until it is configured again",
-            count, name);
-      }
-    }
-  }
+  WarnOrphans(store, rules);
   return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(impl)));
+}
+
+Status Dispatcher::Reconfigure(const Rules& rules, const std::function<Status()>& commit) {
+  Impl& d = *impl_;
+  std::vector<std::shared_ptr<Worker>> next;
+  for (const Sink& sink : rules.sinks) {
+    if (!sink.IsPush()) continue;
+    auto same = std::find_if(d.workers.begin(), d.workers.end(),
+                             [&](const auto& w) { return SameDelivery(w->sink(), sink); });
+    if (same != d.workers.end()) {
+      next.push_back(*same);  // keeps its connections and circuit
+      continue;
+    }
+    auto worker = MakeWorker(d, sink);
+    if (!worker.ok()) return worker.status();
+    next.push_back(std::move(*worker));
+  }
+  if (Status s = commit(); !s.ok()) return s;
+  for (auto& w : d.workers) {
+    if (std::find(next.begin(), next.end(), w) == next.end()) w->Stop();
+  }
+  d.workers = std::move(next);
+  WarnOrphans(d.store, rules);
+  if (!d.stopping) {
+    for (auto& w : d.workers) w->Wake();
+  }
+  return Status::Ok();
 }
 
 void Dispatcher::Wake() {

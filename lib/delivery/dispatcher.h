@@ -14,6 +14,7 @@
 // once; after a crash, what was in flight is attempted again (at least once).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,13 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
+  // Takes the push sinks of `rules` (a reload): a sink whose delivery
+  // settings are unchanged keeps its worker (connections, circuit); a changed
+  // or new one gets a fresh worker; a removed one stops taking events and
+  // lets those in flight finish. New workers are built first (this can fail,
+  // like Create()), then `commit` runs; only when both succeed is anything
+  // swapped, so on an error nothing has changed.
+  Status Reconfigure(const Rules& rules, const std::function<Status()>& commit);
   // Outboxes may have new events (after firing, replaying, starting).
   void Wake();
   // No new attempts; those in flight finish and are recorded.

@@ -68,6 +68,8 @@ class Scheduler {
   StatusOr<std::optional<Instant>> NextWakeup() { return store_.NextWakeup(); }
 
   const Rules& rules() const { return *rules_; }
+  // Plans and fires by `rules` from now on (a reload).
+  void SetRules(std::shared_ptr<const Rules> rules) { rules_ = std::move(rules); }
   // The zone for a buyer-supplied name ("" = the config's default), or null.
   const Zone* ZoneFor(std::string_view name) const;
 

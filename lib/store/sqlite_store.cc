@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -409,6 +410,29 @@ struct SqliteStore::Impl {
     history_insert.exec();
   }
 
+  std::int64_t InsertTouchpoint(std::int64_t purchase_row, std::int64_t buyer,
+                                const PlannedTouchpoint& planned) {
+    const Cadence& cadence = rules->cadences[planned.cadence];
+    const Step& step = cadence.steps[planned.step];
+    auto& t = touchpoint_insert;
+    t.reset();
+    BindText(t, 1, planned.id);
+    t.bind(2, purchase_row);
+    t.bind(3, buyer);
+    BindText(t, 4, cadence.name);
+    BindText(t, 5, step.id);
+    BindText(t, 6, step.topic);
+    t.bind(7, planned.cadence);
+    t.bind(8, planned.step);
+    t.bind(9, planned.cancel_on_repurchase ? 1 : 0);
+    t.bind(10, StateCode(planned.state));
+    t.bind(11, Ms(planned.due_at));
+    t.bind(12, Ms(planned.next_at));
+    BindTextOrNull(t, 13, planned.reason);
+    t.exec();
+    return db.getLastInsertRowid();
+  }
+
   // Runs an UPDATE ... RETURNING id and records the transition of each row.
   void FinishReturned(SQLite::Statement& q, Instant now, TouchpointState state,
                       std::string_view reason) {
@@ -552,27 +576,10 @@ Status SqliteStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
     p.bind(11, Ms(now));
     p.exec();
     const std::int64_t purchase_row = m.db.getLastInsertRowid();
-    auto& t = m.touchpoint_insert;
     for (const PlannedTouchpoint& planned : touchpoints) {
-      const Cadence& cadence = rules.cadences[planned.cadence];
-      const Step& step = cadence.steps[planned.step];
-      t.reset();
-      BindText(t, 1, planned.id);
-      t.bind(2, purchase_row);
-      t.bind(3, buyer);
-      BindText(t, 4, cadence.name);
-      BindText(t, 5, step.id);
-      BindText(t, 6, step.topic);
-      t.bind(7, planned.cadence);
-      t.bind(8, planned.step);
-      t.bind(9, planned.cancel_on_repurchase ? 1 : 0);
-      t.bind(10, StateCode(planned.state));
-      t.bind(11, Ms(planned.due_at));
-      t.bind(12, Ms(planned.next_at));
-      BindTextOrNull(t, 13, planned.reason);
-      t.exec();
+      const std::int64_t row = m.InsertTouchpoint(purchase_row, buyer, planned);
       if (planned.state != TouchpointState::kPending) {
-        m.AddHistory(m.db.getLastInsertRowid(), now, planned.state, planned.reason);
+        m.AddHistory(row, now, planned.state, planned.reason);
       }
     }
   });
@@ -1047,6 +1054,181 @@ StatusOr<std::int64_t> SqliteStore::OutboxDepth(std::string_view sink) {
 StatusOr<std::int64_t> SqliteStore::DeadLetterCount(std::string_view sink) {
   return impl_->Count("dead letter count",
                       "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1", sink);
+}
+
+void SqliteStore::SetRules(std::shared_ptr<const Rules> rules) {
+  impl_->SetRules(std::move(rules));
+}
+
+StatusOr<std::vector<std::string>> SqliteStore::BuyersWithPending() {
+  return Guard("list buyers with pending touchpoints", [&]() -> StatusOr<std::vector<std::string>> {
+    SQLite::Statement q(impl_->db,
+                        "SELECT buyer_id FROM buyers b WHERE EXISTS (SELECT 1 FROM touchpoints t "
+                        "WHERE t.buyer = b.id AND t.state = 0) ORDER BY id");
+    std::vector<std::string> out;
+    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+    return out;
+  });
+}
+
+StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view buyer_id) {
+  Impl& m = *impl_;
+  return Guard("load purchases", [&]() -> StatusOr<std::vector<StoredPurchase>> {
+    std::vector<StoredPurchase> out;
+    auto buyer = m.FindBuyer(buyer_id);
+    if (!buyer) return out;
+    SQLite::Statement p(
+        m.db,
+        "SELECT id, order_id, product, quantity, amount, purchased_at, timezone, "
+        "zone, attributes FROM purchases WHERE buyer = ? ORDER BY purchased_at, id");
+    p.bind(1, *buyer);
+    std::unordered_map<std::int64_t, std::size_t> index;
+    while (p.executeStep()) {
+      StoredPurchase& sp = out.emplace_back();
+      index.emplace(p.getColumn(0).getInt64(), out.size() - 1);
+      sp.purchase.order_id = p.getColumn(1).getString();
+      sp.purchase.buyer_id = std::string(buyer_id);
+      sp.purchase.product = p.getColumn(2).getString();
+      sp.purchase.quantity = p.getColumn(3).getInt64();
+      sp.purchase.amount = p.getColumn(4).getDouble();
+      sp.purchase.purchased_at = FromMs(p.getColumn(5).getInt64());
+      sp.purchase.timezone = p.getColumn(6).getString();
+      sp.zone = m.ZoneNamed(p.getColumn(7).getString());
+      sp.purchase.attributes = Text(p.getColumn(8));
+    }
+    SQLite::Statement t(m.db,
+                        "SELECT purchase, tp_id, cadence, state, due_at, next_at FROM touchpoints "
+                        "WHERE buyer = ? ORDER BY id");
+    t.bind(1, *buyer);
+    while (t.executeStep()) {
+      auto it = index.find(t.getColumn(0).getInt64());
+      if (it == index.end()) continue;
+      out[it->second].touchpoints.push_back({t.getColumn(1).getString(), t.getColumn(2).getString(),
+                                             StateFrom(t.getColumn(3).getInt()),
+                                             FromMs(t.getColumn(4).getInt64()),
+                                             FromMs(t.getColumn(5).getInt64())});
+    }
+    return out;
+  });
+}
+
+StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int tier,
+                                                std::span<const ReplanChange> changes,
+                                                Instant now) {
+  Impl& m = *impl_;
+  ReplanCounts counts;
+  Status s = m.Atomically("re-plan a purchase", [&] {
+    SQLite::Statement p(m.db, "SELECT id, buyer FROM purchases WHERE order_id = ?");
+    BindText(p, 1, order_id);
+    if (!p.executeStep()) throw std::runtime_error("no order " + std::string(order_id));
+    const std::int64_t purchase_row = p.getColumn(0).getInt64();
+    const std::int64_t buyer = p.getColumn(1).getInt64();
+    if (tier >= 0) {
+      SQLite::Statement q(m.db, "UPDATE purchases SET tier = ? WHERE id = ?");
+      BindText(q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
+      q.bind(2, purchase_row);
+      q.exec();
+    }
+    for (const ReplanChange& c : changes) {
+      const PlannedTouchpoint& t = c.touchpoint;
+      switch (c.kind) {
+        case ReplanChange::Kind::kAdd: {
+          const std::int64_t row = m.InsertTouchpoint(purchase_row, buyer, t);
+          m.AddHistory(row, now, TouchpointState::kPending,
+                       "rules changed: a new step, due " + FormatRfc3339(t.due_at, UtcZone()));
+          ++counts.added;
+          break;
+        }
+        case ReplanChange::Kind::kUpdate: {
+          SQLite::Statement current(
+              m.db, "SELECT id, due_at FROM touchpoints WHERE tp_id = ? AND state = 0");
+          BindText(current, 1, t.id);
+          if (!current.executeStep()) break;
+          const std::int64_t row = current.getColumn(0).getInt64();
+          const Instant was = FromMs(current.getColumn(1).getInt64());
+          const Step& step = m.rules->cadences[t.cadence].steps[t.step];
+          SQLite::Statement q(
+              m.db,
+              "UPDATE touchpoints SET topic = ?1, cadence_order = ?2, step_order = ?3, "
+              "cancel_on_repurchase = ?4, due_at = ?5, next_at = ?6 WHERE id = ?7 AND "
+              "(topic != ?1 OR cadence_order != ?2 OR step_order != ?3 OR "
+              "cancel_on_repurchase != ?4 OR due_at != ?5 OR next_at != ?6)");
+          BindText(q, 1, step.topic);
+          q.bind(2, t.cadence);
+          q.bind(3, t.step);
+          q.bind(4, t.cancel_on_repurchase ? 1 : 0);
+          q.bind(5, Ms(t.due_at));
+          q.bind(6, Ms(t.next_at));
+          q.bind(7, row);
+          if (q.exec() == 0) break;
+          if (was != t.due_at) {
+            m.AddHistory(row, now, TouchpointState::kPending,
+                         "rules changed: due " + FormatRfc3339(t.due_at, UtcZone()) + " (was " +
+                             FormatRfc3339(was, UtcZone()) + ")");
+            ++counts.moved;
+          } else {
+            ++counts.updated;
+          }
+          break;
+        }
+        case ReplanChange::Kind::kCancel: {
+          SQLite::Statement q(m.db,
+                              "UPDATE touchpoints SET state = 2, reason = ? WHERE tp_id = ? AND "
+                              "state = 0 RETURNING id");
+          BindText(q, 1, c.reason);
+          BindText(q, 2, t.id);
+          if (!q.executeStep()) break;
+          const std::int64_t row = q.getColumn(0).getInt64();
+          q.reset();
+          m.AddHistory(row, now, TouchpointState::kCancelled, c.reason);
+          ++counts.cancelled;
+          ++counts.cancelled_by_cadence[c.cadence];
+          break;
+        }
+      }
+    }
+  });
+  if (!s.ok()) return s;
+  return counts;
+}
+
+StatusOr<ReplanCounts> SqliteStore::ReplanPending(Instant now) {
+  const Rules& rules = *impl_->rules;
+  auto buyers = BuyersWithPending();
+  if (!buyers.ok()) return buyers.status();
+  ReplanCounts total;
+  for (const std::string& buyer : *buyers) {
+    auto purchases = PurchasesOf(buyer);
+    if (!purchases.ok()) return purchases.status();
+    std::vector<PastPurchase> all;
+    all.reserve(purchases->size());
+    for (const StoredPurchase& p : *purchases) {
+      all.push_back(
+          {p.purchase.purchased_at, rules.ProductIndex(p.purchase.product), p.purchase.amount});
+    }
+    std::vector<PastPurchase> others;
+    for (std::size_t i = 0; i < purchases->size(); ++i) {
+      const StoredPurchase& p = (*purchases)[i];
+      const bool pending = std::any_of(
+          p.touchpoints.begin(), p.touchpoints.end(),
+          [](const ExistingTouchpoint& t) { return t.state == TouchpointState::kPending; });
+      if (!pending) continue;
+      others.assign(all.begin(), all.end());
+      others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+      const PurchaseReplan plan =
+          ReplanPurchase(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
+      auto counts = ApplyReplan(p.purchase.order_id, plan.tier, plan.changes, now);
+      if (!counts.ok()) return counts.status();
+      total.moved += counts->moved;
+      total.updated += counts->updated;
+      total.added += counts->added;
+      total.cancelled += counts->cancelled;
+      for (const auto& [cadence, n] : counts->cancelled_by_cadence) {
+        total.cancelled_by_cadence[cadence] += n;
+      }
+    }
+  }
+  return total;
 }
 
 }  // namespace tp

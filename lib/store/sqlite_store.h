@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "config/rules.h"
+#include "planner/replan.h"
 #include "scheduler/store.h"
 
 namespace tp {
@@ -104,6 +106,22 @@ struct DeadLetter {
   Instant dead_at;
 };
 
+// A purchase as recorded, with its touchpoints, for re-planning.
+struct StoredPurchase {
+  Purchase purchase;
+  const Zone* zone = nullptr;  // the zone it was planned in
+  std::vector<ExistingTouchpoint> touchpoints;
+};
+
+// What ApplyReplan() changed.
+struct ReplanCounts {
+  std::int64_t moved = 0;      // pending, now due at another time
+  std::int64_t updated = 0;    // pending, same due time, other topic or order
+  std::int64_t added = 0;      // new pending steps
+  std::int64_t cancelled = 0;  // "rules changed"
+  std::map<std::string, std::int64_t> cancelled_by_cadence;
+};
+
 class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
@@ -121,6 +139,26 @@ class SqliteStore final : public ScheduleStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   StatusOr<int> SchemaVersion();
+
+  // The rules that routing (which sinks a cadence's touchpoints go to) and
+  // product lookups follow from now on (a reload).
+  void SetRules(std::shared_ptr<const Rules> rules);
+
+  // Re-planning (planner/replan.h). Buyers with a pending touchpoint, in
+  // arrival order.
+  StatusOr<std::vector<std::string>> BuyersWithPending();
+  // A buyer's purchases by purchased_at (ties in arrival order), each with
+  // its touchpoints; empty for an unknown buyer.
+  StatusOr<std::vector<StoredPurchase>> PurchasesOf(std::string_view buyer_id);
+  // Records a purchase's new tier (unless -1) and applies the changes,
+  // atomically. Each moved, added or cancelled touchpoint gets a history line;
+  // an update that changes nothing writes nothing.
+  StatusOr<ReplanCounts> ApplyReplan(std::string_view order_id, int tier,
+                                     std::span<const ReplanChange> changes, Instant now);
+  // Re-plans, under the current rules (SetRules), every purchase that has a
+  // pending touchpoint. Call inside Begin()/Commit() to make it all or
+  // nothing.
+  StatusOr<ReplanCounts> ReplanPending(Instant now);
 
   Status Begin();
   Status Commit();

@@ -43,6 +43,14 @@ class DaemonProcess {
     }
   }
 
+  // For the next Start(): an environment variable, more command-line arguments.
+  void SetEnv(std::string name, std::string value) {
+    env_.emplace_back(std::move(name), std::move(value));
+  }
+  void AddArgs(std::vector<std::string> args) {
+    args_.insert(args_.end(), args.begin(), args.end());
+  }
+
   // Starts the daemon and waits until it listens. `listen` defaults to a free
   // port chosen by the daemon.
   ::testing::AssertionResult Start(const std::string& listen = "127.0.0.1:0") {
@@ -52,8 +60,14 @@ class DaemonProcess {
       std::FILE* f = std::freopen(log_.c_str(), "a", stderr);
       if (f == nullptr) ::_exit(127);
       ::dup2(::fileno(stderr), STDOUT_FILENO);
-      ::execl(TP_DAEMON_BINARY, TP_DAEMON_BINARY, "--config", config_.c_str(), "--listen",
-              listen.c_str(), "--database", database_.c_str(), static_cast<char*>(nullptr));
+      for (const auto& [name, value] : env_) ::setenv(name.c_str(), value.c_str(), 1);
+      std::vector<std::string> argv = {TP_DAEMON_BINARY, "--config",   config_,  "--listen",
+                                       listen,           "--database", database_};
+      argv.insert(argv.end(), args_.begin(), args_.end());
+      std::vector<char*> raw;
+      for (auto& a : argv) raw.push_back(a.data());
+      raw.push_back(nullptr);
+      ::execv(TP_DAEMON_BINARY, raw.data());
       ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -101,6 +115,7 @@ class DaemonProcess {
     Wait();
   }
 
+  pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }
   std::string url() const { return "http://" + address_; }
   std::string log() const { return ReadFile(log_); }
@@ -119,6 +134,8 @@ class DaemonProcess {
 
  private:
   std::string config_, database_, log_;
+  std::vector<std::pair<std::string, std::string>> env_;
+  std::vector<std::string> args_;
   pid_t pid_ = -1;
   int exit_status_ = 0;
   std::string address_;

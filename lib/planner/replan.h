@@ -1,0 +1,69 @@
+// Re-planning after the rules change (a reload): what becomes of one
+// purchase's touchpoints under the new rules. Pure, like the planner.
+//
+// The policy (docs/operations.md, "Reloading"):
+//  - a touchpoint that is no longer pending (fired, dead, cancelled,
+//    suppressed, skipped) is never touched: ids are stable, so a step that
+//    fired never fires again;
+//  - a pending step the new rules still have is updated to its new due time,
+//    topic and order; if its due time is unchanged it keeps its next_at (a
+//    deferral by the send window or the frequency cap stands); if the new
+//    time is already past misfire_grace it fires at once rather than being
+//    skipped, since the buyer was due to get it anyway;
+//  - a pending step the new rules no longer have (its cadence, step, tier or
+//    product is gone, or it would be cancelled at birth now) is cancelled
+//    with reason "rules changed";
+//  - a step the new rules add is planned if it is still ahead, or late by
+//    no more than misfire_grace; a step that was missed long ago is not
+//    created at all.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/rules.h"
+#include "core/model.h"
+#include "planner/planner.h"
+
+namespace tp {
+
+// A touchpoint of the purchase as stored.
+struct ExistingTouchpoint {
+  std::string id;
+  std::string cadence;  // its cadence's name
+  TouchpointState state = TouchpointState::kPending;
+  Instant due_at;
+  Instant next_at;
+};
+
+struct ReplanChange {
+  enum class Kind : std::uint8_t {
+    kUpdate,  // a pending step: new due_at/next_at/topic/order (may be unchanged)
+    kAdd,     // a new pending step
+    kCancel,  // a pending step cancelled with `reason`
+  };
+  Kind kind = Kind::kUpdate;
+  PlannedTouchpoint touchpoint;  // kUpdate, kAdd; kCancel sets only id
+  std::string cadence;           // the cadence's name (all kinds)
+  std::string reason;            // kCancel
+};
+
+struct PurchaseReplan {
+  int tier = -1;  // index into Rules::tiers; -1 when the purchase cannot be planned
+  std::vector<ReplanChange> changes;
+};
+
+// `others` is the buyer's other purchases, sorted as PlanPurchase wants;
+// `product` is the purchase's product in `rules` (-1 if the rules no longer
+// have it) and `zone` the zone it was planned in.
+PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> others,
+                              const Purchase& purchase, int product, const Zone* zone,
+                              std::span<const ExistingTouchpoint> existing, Instant now);
+
+// Whether the parts of the rules that planning reads (zone, send window,
+// products, tiers, cadences and their steps) are the same, so a reload from
+// `a` to `b` has nothing to re-plan.
+bool SamePlanning(const Rules& a, const Rules& b);
+
+}  // namespace tp

@@ -1,0 +1,336 @@
+// End-to-end operations: reload on a real SIGHUP, systemd's notify protocol
+// on a real datagram socket, log levels and the journal format.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ctime>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr std::string_view kHeader = R"(version: 1
+timezone: UTC
+misfire_grace: 1h
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: outbox, type: queue}
+cadences:
+  - name: trust
+    trigger: purchase
+    products: [daily]
+    steps:
+)";
+
+// Before the reload: one step fires at once, three wait.
+constexpr std::string_view kStepsBefore = R"(      - {after: 1s, topic: soon}
+      - {after: 1d, topic: tomorrow}
+      - {after: 3d, topic: later}
+      - {after: 5d, topic: dropped}
+)";
+
+// After: `soon` changed (but fired already), `tomorrow` moved, `later` the
+// same, `dropped` gone, `added` new.
+constexpr std::string_view kStepsAfter = R"(      - {after: 2s, topic: soon}
+      - {after: 2d, topic: tomorrow}
+      - {after: 3d, topic: later}
+      - {after: 10d, topic: added}
+)";
+
+std::string Config(std::string_view steps) { return std::string(kHeader) + std::string(steps); }
+
+std::string At(Instant t) { return FormatRfc3339(t, UtcZone()); }
+
+class OpsTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  DaemonProcess& Make(std::string_view config) {
+    testing::WriteFile(Path("touchpoint.yaml"), config);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    return *daemon_;
+  }
+
+  // Waits until the log holds `text` `count` times (20 s at most).
+  bool WaitForLog(const std::string& text, int count = 1) {
+    for (int i = 0; i < 2000; ++i) {
+      const std::string log = daemon_->log();
+      int seen = 0;
+      for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++seen;
+      if (seen >= count) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "no '" << text << "' (x" << count << ") in:\n" << daemon_->log();
+    return false;
+  }
+
+  json Touchpoint(const json& buyer, const std::string& topic) {
+    for (const auto& t : buyer["touchpoints"]) {
+      if (t["topic"] == topic) return t;
+    }
+    return nullptr;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  ASSERT_TRUE(d.Start());
+  const Instant bought = SystemClock().Now() - std::chrono::minutes(1);
+  auto [status, body] = d.Call("POST", "/v1/purchases",
+                               {{"order_id", "o1"},
+                                {"buyer_id", "lin"},
+                                {"product", "daily"},
+                                {"quantity", 1},
+                                {"amount", 20},
+                                {"purchased_at", At(bought)}});
+  ASSERT_EQ(status, 200) << body;
+  // `soon` fires at once; take it off the queue.
+  json leased;
+  for (int i = 0; i < 500 && (leased.is_null() || leased["messages"].empty()); ++i) {
+    leased = d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(leased["messages"].size(), 1u) << leased;
+  EXPECT_EQ(leased["messages"][0]["event"]["data"]["topic"], "soon");
+  const std::string sha_before = d.Call("GET", "/healthz").second["config"]["sha256"];
+
+  testing::WriteFile(Path("touchpoint.yaml"), Config(kStepsAfter));
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reloaded " + Path("touchpoint.yaml")));
+  EXPECT_THAT(d.log(), HasSubstr("1 moved, 1 added, 1 cancelled (rules changed)"));
+
+  const json buyer = d.Call("GET", "/v1/buyers/lin").second;
+  const json soon = Touchpoint(buyer, "soon");
+  EXPECT_EQ(soon["status"], "fired");
+  const json tomorrow = Touchpoint(buyer, "tomorrow");
+  EXPECT_EQ(tomorrow["status"], "pending");
+  EXPECT_EQ(tomorrow["due_at"], At(bought + std::chrono::hours(48)));
+  EXPECT_THAT(tomorrow["history"].back()["reason"].get<std::string>(),
+              HasSubstr("rules changed: due " + At(bought + std::chrono::hours(48))));
+  const json later = Touchpoint(buyer, "later");
+  EXPECT_EQ(later["status"], "pending");
+  EXPECT_EQ(later["due_at"], At(bought + std::chrono::hours(72)));
+  EXPECT_TRUE(later["history"].empty()) << later;
+  const json dropped = Touchpoint(buyer, "dropped");
+  EXPECT_EQ(dropped["status"], "cancelled");
+  EXPECT_EQ(dropped["reason"], "rules changed");
+  const json added = Touchpoint(buyer, "added");
+  EXPECT_EQ(added["status"], "pending");
+  EXPECT_EQ(added["due_at"], At(bought + std::chrono::hours(240)));
+
+  // `soon` under the new rules is due a second later than it fired: the same
+  // id, so it is not fired again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto again = d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}, {"visibility_s", 1}});
+  EXPECT_TRUE(again.second["messages"].empty()) << again.second;
+
+  const json health = d.Call("GET", "/healthz").second;
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_NE(health["config"]["sha256"], sha_before);
+  EXPECT_EQ(health["config"]["last_reload"]["ok"], true);
+  // The same file again: nothing to re-plan.
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("planning rules unchanged, nothing re-planned"));
+}
+
+TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  ASSERT_TRUE(d.Start());
+  const std::string sha = d.Call("GET", "/healthz").second["config"]["sha256"];
+
+  // Two mistakes, each reported with its line.
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     Config("      - {after: 1x, topic: soon}\n      - {after: 1d}\n"));
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reload failed"));
+  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":13:"));
+  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":14:"));
+  EXPECT_THAT(d.log(), HasSubstr("still running the config loaded at"));
+
+  json health = d.Call("GET", "/healthz").second;
+  EXPECT_EQ(health["status"], "degraded");
+  EXPECT_EQ(health["config"]["sha256"], sha);
+  EXPECT_EQ(health["config"]["last_reload"]["ok"], false);
+  ASSERT_EQ(health["config"]["last_reload"]["errors"].size(), 2u) << health;
+  EXPECT_THAT(health["config"]["last_reload"]["errors"][0].get<std::string>(), HasSubstr(":13:"));
+
+  // Still planning by the old rules: four steps.
+  auto [status, body] = d.Call("POST", "/v1/purchases",
+                               {{"order_id", "o2"},
+                                {"buyer_id", "kai"},
+                                {"product", "daily"},
+                                {"quantity", 1},
+                                {"amount", 20},
+                                {"purchased_at", At(SystemClock().Now())}});
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["touchpoints_planned"], 4);
+
+  // Fixed: the next reload clears the failure.
+  testing::WriteFile(Path("touchpoint.yaml"), Config(kStepsAfter));
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reloaded " + Path("touchpoint.yaml")));
+  health = d.Call("GET", "/healthz").second;
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_EQ(health["config"]["last_reload"]["ok"], true);
+  EXPECT_FALSE(health["config"]["last_reload"].contains("errors"));
+}
+
+// systemd's side of sd_notify(3): a datagram socket the daemon writes to.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  ~NotifySocket() { ::close(fd_); }
+
+  // The next message, or "" after `timeout`.
+  std::string Next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buffer[4096];
+    const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  }
+  // The next message other than a watchdog ping.
+  std::string NextState(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    for (;;) {
+      std::string m = Next(timeout);
+      if (m != "WATCHDOG=1") return m;
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+std::int64_t MonotonicUsec() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::int64_t>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1'000;
+}
+
+TEST_F(OpsTest, SpeaksSystemdsNotifyProtocol) {
+  NotifySocket systemd(Path("notify.sock"));
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  d.SetEnv("NOTIFY_SOCKET", Path("notify.sock"));
+  d.SetEnv("WATCHDOG_USEC", "200000");
+  ASSERT_TRUE(d.Start());
+
+  const std::string ready = systemd.NextState();
+  EXPECT_THAT(ready, HasSubstr("READY=1"));
+  EXPECT_THAT(ready, HasSubstr("STATUS=listening on " + d.address()));
+  // Pings every 100 ms (half of WATCHDOG_USEC), from the running loop.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(systemd.Next(std::chrono::seconds(1)), "WATCHDOG=1");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+
+  const std::int64_t before = MonotonicUsec();
+  d.Signal(SIGHUP);
+  const std::string reloading = systemd.NextState();
+  EXPECT_THAT(reloading, HasSubstr("RELOADING=1"));
+  const auto at = reloading.find("MONOTONIC_USEC=");
+  ASSERT_NE(at, std::string::npos) << reloading;
+  const std::int64_t usec = std::stoll(reloading.substr(at + 15));
+  EXPECT_GE(usec, before);
+  EXPECT_LE(usec, MonotonicUsec());
+  EXPECT_THAT(systemd.NextState(), HasSubstr("READY=1"));
+
+  // A failed reload ends in READY=1 too (the old rules serve), saying so.
+  testing::WriteFile(Path("touchpoint.yaml"), "version: 2\n");
+  d.Signal(SIGHUP);
+  EXPECT_THAT(systemd.NextState(), HasSubstr("RELOADING=1"));
+  EXPECT_THAT(systemd.NextState(), HasSubstr("STATUS=reload failed"));
+
+  d.Signal(SIGTERM);
+  EXPECT_THAT(systemd.NextState(), HasSubstr("STOPPING=1"));
+  EXPECT_EQ(d.Wait(), 0);
+}
+
+TEST_F(OpsTest, NoWatchdogPingsWhenTheWatchdogIsForAnotherProcess) {
+  NotifySocket systemd(Path("notify.sock"));
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  d.SetEnv("NOTIFY_SOCKET", Path("notify.sock"));
+  d.SetEnv("WATCHDOG_USEC", "200000");
+  d.SetEnv("WATCHDOG_PID", "1");
+  ASSERT_TRUE(d.Start());
+  EXPECT_THAT(systemd.Next(), HasSubstr("READY=1"));
+  EXPECT_EQ(systemd.Next(std::chrono::milliseconds(400)), "");
+}
+
+TEST_F(OpsTest, LogLevelComesFromTheConfigOrTheCommandLine) {
+  DaemonProcess& d = Make("log: {level: warn}\n" + Config(kStepsBefore));
+  ASSERT_TRUE(d.Start());  // the "listening on" line is logged before the level applies
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  EXPECT_THAT(d.log(), Not(HasSubstr("stopping: finishing requests")));
+
+  DaemonProcess verbose(Path("touchpoint.yaml"), Path("tp.db"), Path("verbose.log"));
+  verbose.AddArgs({"--log-level", "debug"});
+  ASSERT_TRUE(verbose.Start());
+  auto [status, body] = verbose.Call("POST", "/v1/purchases",
+                                     {{"order_id", "o3"},
+                                      {"buyer_id", "ana"},
+                                      {"product", "daily"},
+                                      {"quantity", 1},
+                                      {"amount", 20},
+                                      {"purchased_at", At(SystemClock().Now())}});
+  ASSERT_EQ(status, 200) << body;
+  for (int i = 0; i < 500 && verbose.log().find("scheduler: fired 1") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_THAT(verbose.log(), HasSubstr(" debug scheduler: fired 1"));
+  verbose.Signal(SIGTERM);
+  EXPECT_EQ(verbose.Wait(), 0);
+}
+
+TEST_F(OpsTest, UnderTheJournalLinesCarryPrioritiesAndNoTimestamps) {
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  // systemd names the stream it connected to stderr: here, the log file.
+  testing::WriteFile(Path("daemon.log"), "");
+  struct stat st {};
+  ASSERT_EQ(::stat(Path("daemon.log").c_str(), &st), 0);
+  d.SetEnv("JOURNAL_STREAM", std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
+  ASSERT_TRUE(d.Start());
+  testing::WriteFile(Path("touchpoint.yaml"), "version: 2\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reload failed"));
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  std::istringstream lines(d.log());
+  std::string line;
+  int info = 0, error = 0;
+  while (std::getline(lines, line)) {
+    ASSERT_TRUE(line.starts_with("<6>") || line.starts_with("<3>") || line.starts_with("<4>"))
+        << line;
+    info += line.starts_with("<6>");
+    error += line.starts_with("<3>");
+  }
+  EXPECT_GE(info, 2);   // listening, stopped
+  EXPECT_GE(error, 2);  // the error and the summary
+}
+
+}  // namespace
+}  // namespace tp

@@ -1,0 +1,76 @@
+// The shipped unit, with this build's paths, checked by systemd's own tools:
+// `systemd-analyze verify` and `systemd-analyze security` (offline).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+// Runs `command` through the shell; its exit status and combined output.
+std::pair<int, std::string> RunShell(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class SystemdUnitTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ifstream in(TP_UNIT_TEMPLATE);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string unit = text.str();
+    ASSERT_FALSE(unit.empty()) << TP_UNIT_TEMPLATE;
+    const std::string sbindir = std::filesystem::path(TP_DAEMON_BINARY).parent_path().string();
+    unit = std::regex_replace(unit, std::regex("@TP_SBINDIR@"), sbindir);
+    unit = std::regex_replace(unit, std::regex("@TP_CONFIG_DIR@"), "/etc/touchpoint");
+    unit = std::regex_replace(unit, std::regex("@TP_DOCDIR@"), "/usr/share/doc/touchpoint");
+    ASSERT_EQ(unit.find("@TP_"), std::string::npos) << "an unfilled placeholder:\n" << unit;
+    path_ = dir_.path() + "/touchpointd.service";
+    std::ofstream(path_) << unit;
+    unit_ = unit;
+  }
+
+  testing::TempDir dir_;
+  std::string path_;
+  std::string unit_;
+};
+
+TEST_F(SystemdUnitTest, VerifiesClean) {
+  auto [status, out] = RunShell("systemd-analyze verify " + path_);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "") << "systemd-analyze verify had remarks";
+}
+
+TEST_F(SystemdUnitTest, SecurityExposureIsAtMostTwoAndAHalf) {
+  auto [status, out] = RunShell("systemd-analyze security --offline=true --no-pager " + path_);
+  ASSERT_EQ(status, 0) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("Overall exposure level for [^:]+: ([0-9.]+)")))
+      << out;
+  EXPECT_LE(std::stod(m[1]), 2.5) << out;
+}
+
+TEST_F(SystemdUnitTest, IsANotifyServiceThatDoesNotRestartOnABadConfig) {
+  EXPECT_THAT(unit_, ::testing::HasSubstr("\nType=notify\n"));
+  EXPECT_THAT(unit_, ::testing::HasSubstr("\nRestartPreventExitStatus=78\n"));
+  EXPECT_THAT(unit_, ::testing::HasSubstr("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+  EXPECT_THAT(unit_, ::testing::HasSubstr("\nWatchdogSec="));
+}
+
+}  // namespace
+}  // namespace tp

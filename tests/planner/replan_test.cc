@@ -1,0 +1,149 @@
+// The re-planning policy of a reload (planner/replan.h), step by step.
+#include "planner/replan.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/ids.h"
+#include "harness.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+
+constexpr std::string_view kBase = R"(version: 1
+timezone: UTC
+misfire_grace: 1h
+products:
+  daily: {supply_days: 15}
+  yearly: {supply_days: 365}
+sinks:
+  - {name: outbox, type: queue}
+cadences:
+  - name: trust
+    trigger: purchase
+    products: [daily]
+    cancel_on_repurchase: true
+    steps:
+)";
+
+class ReplanTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<const Rules> Load(std::string_view steps) {
+    return testing::MustLoad(std::string(kBase) + std::string(steps));
+  }
+
+  // The purchase's touchpoints as the old rules planned them, all pending.
+  std::vector<ExistingTouchpoint> Existing(const Rules& rules) {
+    const Plan plan = PlanPurchase(rules, {}, purchase_, 0, UtcZone());
+    std::vector<ExistingTouchpoint> out;
+    for (const PlannedTouchpoint& t : plan.touchpoints) {
+      out.push_back({t.id, "trust", TouchpointState::kPending, t.due_at, t.next_at});
+    }
+    return out;
+  }
+
+  PurchaseReplan Replan(const Rules& rules, const std::vector<ExistingTouchpoint>& existing,
+                        std::span<const PastPurchase> others = {}, int product = 0) {
+    return ReplanPurchase(rules, others, purchase_, product, UtcZone(), existing, now_);
+  }
+
+  static const ReplanChange* Find(const PurchaseReplan& r, const std::string& id) {
+    for (const ReplanChange& c : r.changes) {
+      if (c.touchpoint.id == id) return &c;
+    }
+    return nullptr;
+  }
+
+  Purchase purchase_{"o1", "lin", "daily", 1, 20, At("2026-11-01T10:00:00Z"), ""};
+  Instant now_ = At("2026-11-05T10:00:00Z");  // day 4 of the journey
+};
+
+TEST_F(ReplanTest, FinalTouchpointsAreNeverTouched) {
+  auto before = Load("      - {after: 1d, topic: a}\n      - {after: 7d, topic: b}\n");
+  auto existing = Existing(*before);
+  existing[0].state = TouchpointState::kFired;
+  // `a` moves to day 5 (still ahead): it fired, so it stays fired.
+  auto after = Load("      - {after: 5d, topic: a}\n      - {after: 7d, topic: b}\n");
+  const PurchaseReplan r = Replan(*after, existing);
+  EXPECT_EQ(Find(r, existing[0].id), nullptr);
+  ASSERT_NE(Find(r, existing[1].id), nullptr);
+  EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kUpdate);
+}
+
+TEST_F(ReplanTest, AnUnchangedDueTimeKeepsItsDeferral) {
+  auto rules = Load("      - {after: 7d, topic: b}\n");
+  auto existing = Existing(*rules);
+  existing[0].next_at = existing[0].due_at + std::chrono::hours(20);  // deferred by the cap
+  const PurchaseReplan r = Replan(*rules, existing);
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].kind, ReplanChange::Kind::kUpdate);
+  EXPECT_EQ(r.changes[0].touchpoint.next_at, existing[0].next_at);
+}
+
+TEST_F(ReplanTest, AStepMovedIntoThePastFiresAtOnceInsteadOfBeingSkipped) {
+  auto before = Load("      - {after: 7d, topic: b}\n");
+  auto after = Load("      - {after: 2d, topic: b}\n");  // two days ago now
+  const PurchaseReplan r = Replan(*after, Existing(*before));
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].touchpoint.due_at, At("2026-11-03T10:00:00Z"));
+  EXPECT_EQ(r.changes[0].touchpoint.next_at, now_);
+}
+
+TEST_F(ReplanTest, NewStepsArePlannedOnlyWhileStillWithinReach) {
+  auto before = Load("      - {after: 7d, topic: b}\n");
+  auto after = Load(
+      "      - {after: 1d, topic: long-missed}\n"
+      "      - {after: 4d, topic: just-now}\n"  // due at now: within misfire_grace
+      "      - {after: 7d, topic: b}\n"
+      "      - {after: 10d, topic: ahead}\n");
+  const PurchaseReplan r = Replan(*after, Existing(*before));
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "long-missed")), nullptr);
+  ASSERT_NE(Find(r, TouchpointId("o1", "trust", "just-now")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "just-now"))->kind, ReplanChange::Kind::kAdd);
+  ASSERT_NE(Find(r, TouchpointId("o1", "trust", "ahead")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "ahead"))->kind, ReplanChange::Kind::kAdd);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "b"))->kind, ReplanChange::Kind::kUpdate);
+}
+
+TEST_F(ReplanTest, RemovedStepsAndProductsAreCancelledBecauseRulesChanged) {
+  auto before = Load("      - {after: 7d, topic: b}\n      - {after: 9d, topic: c}\n");
+  auto existing = Existing(*before);
+  auto after = Load("      - {after: 7d, topic: b}\n");
+  PurchaseReplan r = Replan(*after, existing);
+  ASSERT_NE(Find(r, existing[1].id), nullptr);
+  EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kCancel);
+  EXPECT_EQ(Find(r, existing[1].id)->reason, "rules changed");
+  EXPECT_EQ(Find(r, existing[1].id)->cadence, "trust");
+
+  r = Replan(*after, existing, {}, -1);  // the product is gone from the rules
+  ASSERT_EQ(r.changes.size(), 2u);
+  for (const ReplanChange& c : r.changes) {
+    EXPECT_EQ(c.kind, ReplanChange::Kind::kCancel);
+    EXPECT_EQ(c.reason, "rules changed: product 'daily' is no longer in the rules");
+  }
+}
+
+TEST_F(ReplanTest, AStepTheNewRulesCancelAtBirthIsCancelled) {
+  // A later purchase exists: under cancel_on_repurchase, steps due after it
+  // would have been cancelled by it.
+  auto rules = Load("      - {after: 7d, topic: b}\n");
+  const std::vector<PastPurchase> later = {{At("2026-11-04T10:00:00Z"), 0, 20}};
+  const PurchaseReplan r = Replan(*rules, Existing(*rules), later);
+  ASSERT_EQ(r.changes.size(), 1u);
+  EXPECT_EQ(r.changes[0].kind, ReplanChange::Kind::kCancel);
+  EXPECT_THAT(r.changes[0].reason, ::testing::StartsWith("rules changed: "));
+}
+
+TEST_F(ReplanTest, SamePlanningIgnoresSinksLoggingAndAuth) {
+  auto a = Load("      - {after: 7d, topic: b}\n");
+  auto b = testing::MustLoad("log: {level: debug}\n" + std::string(kBase) +
+                             "      - {after: 7d, topic: b}\n");
+  EXPECT_TRUE(SamePlanning(*a, *b));
+  EXPECT_FALSE(SamePlanning(*a, *Load("      - {after: 8d, topic: b}\n")));
+  EXPECT_FALSE(SamePlanning(*a, *Load("      - {after: 7d, topic: c}\n")));
+}
+
+}  // namespace
+}  // namespace tp
