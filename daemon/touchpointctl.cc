@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "config/loader.h"
 #include "core/time.h"
@@ -82,8 +83,8 @@ int Import(const tp::ImportOptions& options) {
   return result.rejected.empty() ? 0 : 1;
 }
 
-int Buyer(const std::string& url, const std::string& id, bool json) {
-  const tp::Status s = tp::ShowBuyer(url, id, json, std::cout);
+int Buyer(const tp::Remote& remote, const std::string& id, bool json) {
+  const tp::Status s = tp::ShowBuyer(remote, id, json, std::cout);
   if (!s.ok()) {
     std::cerr << "touchpointctl: " << s.message() << '\n';
     return 1;
@@ -96,6 +97,28 @@ int Report(const tp::Status& s) {
   std::cerr << "touchpointctl: " << s.message() << '\n';
   return 1;
 }
+
+// --url and --token-file, for a command that talks to the daemon.
+struct RemoteFlags {
+  std::string url = DefaultUrl();
+  std::string token_file;
+
+  void Add(CLI::App* command) {
+    command->add_option("--url", url,
+                        "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+    command->add_option("--token-file", token_file,
+                        "file with the API token (default: $TOUCHPOINT_TOKEN, if set)");
+  }
+  // The remote, or nullopt after printing why not.
+  std::optional<tp::Remote> Resolve() const {
+    auto token = tp::ResolveToken(token_file);
+    if (!token.ok()) {
+      std::cerr << "touchpointctl: " << token.status().message() << '\n';
+      return std::nullopt;
+    }
+    return tp::Remote{url, *token};
+  }
+};
 
 }  // namespace
 
@@ -123,11 +146,10 @@ int main(int argc, char** argv) {
   simulate->add_option("--until", until, "stop the virtual clock at this RFC 3339 time");
 
   tp::ImportOptions import_options;
-  import_options.url = DefaultUrl();
+  RemoteFlags import_remote;
   auto* import_cmd = app.add_subcommand(
       "import", "Send a purchases CSV to a running daemon in batches; report rejected lines");
-  import_cmd->add_option("--url", import_options.url,
-                         "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  import_remote.Add(import_cmd);
   import_cmd->add_option("--batch", import_options.batch, "purchases per request (1-10000)")
       ->check(CLI::Range(1, 10000));
   import_cmd
@@ -135,28 +157,27 @@ int main(int argc, char** argv) {
                    "CSV: order_id,buyer_id,product,quantity,amount,purchased_at,timezone")
       ->required();
 
-  std::string buyer_url = DefaultUrl(), buyer_id;
+  RemoteFlags buyer_remote;
+  std::string buyer_id;
   bool buyer_json = false;
   auto* buyer = app.add_subcommand("buyer", "Show a buyer's purchases and touchpoint timeline");
-  buyer->add_option("--url", buyer_url,
-                    "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  buyer_remote.Add(buyer);
   buyer->add_flag("--json", buyer_json, "print the API's JSON instead");
   buyer->add_option("ID", buyer_id, "buyer id")->required();
 
   auto* dead = app.add_subcommand("dead-letters", "List or replay webhook and stream dead letters");
   dead->require_subcommand(1);
-  std::string dead_url = DefaultUrl(), dead_sink;
+  RemoteFlags dead_remote;
+  std::string dead_sink;
   bool dead_json = false, dead_all = false;
   std::vector<std::string> dead_ids;
   auto* dead_list = dead->add_subcommand("list", "Every dead letter: id, sink, touchpoint, error");
-  dead_list->add_option("--url", dead_url,
-                        "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  dead_remote.Add(dead_list);
   dead_list->add_option("--sink", dead_sink, "only this sink's");
   dead_list->add_flag("--json", dead_json, "one JSON object per line, event included");
   auto* dead_replay =
       dead->add_subcommand("replay", "Put dead letters back in their outbox, due now");
-  dead_replay->add_option("--url", dead_url,
-                          "the daemon's API (default $TOUCHPOINT_URL or http://127.0.0.1:8787)");
+  dead_remote.Add(dead_replay);
   auto* all_flag = dead_replay->add_flag("--all", dead_all, "every dead letter");
   dead_replay->add_option("--sink", dead_sink, "with --all: only this sink's")->needs(all_flag);
   auto* ids_option = dead_replay->add_option("ID", dead_ids, "dead letter ids (from 'list')");
@@ -177,18 +198,29 @@ int main(int argc, char** argv) {
   if (validate->parsed()) return Validate(validate_file);
   if (simulate->parsed()) return Simulate(config, purchases, until);
   if (import_cmd->parsed()) {
+    auto remote = import_remote.Resolve();
+    if (!remote) return kExitUsage;
+    import_options.remote = *remote;
     import_options.progress_bar = ::isatty(STDERR_FILENO) != 0;
     return Import(import_options);
   }
-  if (buyer->parsed()) return Buyer(buyer_url, buyer_id, buyer_json);
-  if (dead_list->parsed())
-    return Report(tp::ListDeadLetters(dead_url, dead_sink, dead_json, std::cout));
+  if (buyer->parsed()) {
+    auto remote = buyer_remote.Resolve();
+    return remote ? Buyer(*remote, buyer_id, buyer_json) : kExitUsage;
+  }
+  if (dead_list->parsed()) {
+    auto remote = dead_remote.Resolve();
+    if (!remote) return kExitUsage;
+    return Report(tp::ListDeadLetters(*remote, dead_sink, dead_json, std::cout));
+  }
   if (dead_replay->parsed()) {
     if (!dead_all && dead_ids.empty()) {
       std::cerr << "touchpointctl: dead-letters replay needs ids or --all\n";
       return kExitUsage;
     }
-    return Report(tp::ReplayDeadLetters(dead_url, dead_ids, dead_all, dead_sink, std::cout));
+    auto remote = dead_remote.Resolve();
+    if (!remote) return kExitUsage;
+    return Report(tp::ReplayDeadLetters(*remote, dead_ids, dead_all, dead_sink, std::cout));
   }
   return kExitUsage;
 }

@@ -1,7 +1,10 @@
 #include "ctl/remote.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -44,6 +47,10 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
 }
 
 std::string ErrorOf(const HttpResult& r) {
+  if (r.status == 401) {
+    return "the daemon refused the request (401): it needs an API token; pass --token-file FILE "
+           "or set TOUCHPOINT_TOKEN";
+  }
   auto body = json::parse(r.body, nullptr, false);
   if (body.is_object() && body.contains("error") && body["error"].is_string()) {
     return body["error"].get<std::string>();
@@ -64,6 +71,12 @@ std::string UrlEncode(std::string_view s) {
     }
   }
   return out;
+}
+
+StatusOr<std::unique_ptr<HttpClient>> Connect(const Remote& remote) {
+  auto client = HttpClient::Create(remote.url);
+  if (client.ok()) (*client)->set_bearer_token(remote.token);
+  return client;
 }
 
 class Progress {
@@ -112,7 +125,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   if (!in) return Status::Error("cannot read " + options.path + ": " + std::strerror(errno));
   std::error_code size_error;
   const auto total = std::filesystem::file_size(options.path, size_error);
-  auto client = HttpClient::Create(options.url);
+  auto client = Connect(options.remote);
   if (!client.ok()) return client.status();
 
   std::string line;
@@ -199,8 +212,26 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   return Status::Ok();
 }
 
-Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool raw, std::ostream& out) {
-  auto client = HttpClient::Create(url);
+StatusOr<std::string> ResolveToken(const std::string& token_file) {
+  if (token_file.empty()) {
+    const char* env = std::getenv("TOUCHPOINT_TOKEN");
+    return std::string(env != nullptr ? env : "");
+  }
+  std::ifstream in(token_file);
+  if (!in)
+    return Status::Error("cannot read token file " + token_file + ": " + std::strerror(errno));
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto last = line.find_last_not_of(" \t\r");
+    return line.substr(first, last - first + 1);
+  }
+  return Status::Error("token file " + token_file + " holds no token");
+}
+
+Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool raw, std::ostream& out) {
+  auto client = Connect(remote);
   if (!client.ok()) return client.status();
   auto answer = (*client)->Request("GET", "/v1/buyers/" + UrlEncode(buyer_id));
   if (!answer.ok()) return answer.status();
@@ -242,9 +273,8 @@ Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool raw, 
   return Status::Ok();
 }
 
-Status ListDeadLetters(const std::string& url, const std::string& sink, bool raw,
-                       std::ostream& out) {
-  auto client = HttpClient::Create(url);
+Status ListDeadLetters(const Remote& remote, const std::string& sink, bool raw, std::ostream& out) {
+  auto client = Connect(remote);
   if (!client.ok()) return client.status();
   std::string after = "0";
   std::size_t total = 0;
@@ -281,9 +311,9 @@ Status ListDeadLetters(const std::string& url, const std::string& sink, bool raw
   return Status::Ok();
 }
 
-Status ReplayDeadLetters(const std::string& url, const std::vector<std::string>& ids, bool all,
+Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& ids, bool all,
                          const std::string& sink, std::ostream& out) {
-  auto client = HttpClient::Create(url);
+  auto client = Connect(remote);
   if (!client.ok()) return client.status();
   std::int64_t replayed = 0;
   std::vector<std::string> unknown;

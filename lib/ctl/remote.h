@@ -10,8 +10,18 @@
 
 namespace tp {
 
+// Where the daemon is, and the API token if it wants one.
+struct Remote {
+  std::string url;    // http://HOST:PORT
+  std::string token;  // sent as a bearer token when not empty
+};
+
+// The token from `token_file` (its first line that is not blank or a '#'
+// comment), else from $TOUCHPOINT_TOKEN, else none.
+StatusOr<std::string> ResolveToken(const std::string& token_file);
+
 struct ImportOptions {
-  std::string url;   // http://HOST:PORT
+  Remote remote;
   std::string path;  // the purchases CSV
   std::size_t batch = 1000;
   bool progress_bar = false;  // redraw one line (a terminal) vs. print progress lines
@@ -35,16 +45,15 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
 
 // GET /v1/buyers/ID rendered for people: purchases, then every touchpoint with
 // its status and, when not fired, the reason. `json` prints the raw answer.
-Status ShowBuyer(const std::string& url, const std::string& buyer_id, bool json, std::ostream& out);
+Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool json, std::ostream& out);
 
 // GET /v1/dead-letters, every page, as a table (or JSON lines with `json`),
 // of `sink` only when it is not empty.
-Status ListDeadLetters(const std::string& url, const std::string& sink, bool json,
-                       std::ostream& out);
+Status ListDeadLetters(const Remote& remote, const std::string& sink, bool json, std::ostream& out);
 
 // Replays the dead letters `ids`, or with `all` every one (of `sink` when it
 // is not empty). An unknown id is an error after the others are replayed.
-Status ReplayDeadLetters(const std::string& url, const std::vector<std::string>& ids, bool all,
+Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& ids, bool all,
                          const std::string& sink, std::ostream& out);
 
 }  // namespace tp

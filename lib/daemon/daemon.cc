@@ -18,6 +18,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "api/auth.h"
 #include "api/purchase_json.h"
 #include "config/loader.h"
 #include "daemon/daemon.h"
@@ -320,6 +321,13 @@ struct Daemon::Impl {
       return respond(Health());
     }
     if (parts.empty() || parts[0] != "v1") return respond(Error(404, "no such endpoint"));
+    if (!rules->auth_tokens.empty() && !BearerAuthorized(req.authorization, rules->auth_tokens)) {
+      HttpResponse r =
+          Error(401, req.authorization.empty() ? "this API needs an Authorization: Bearer token"
+                                               : "the bearer token is not valid");
+      r.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="touchpoint")");
+      return respond(std::move(r));
+    }
     if (post && !req.body.empty() && !IsJson(req.content_type)) {
       return respond(
           Error(415, "Content-Type must be application/json, got '" + req.content_type + "'"));

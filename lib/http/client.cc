@@ -26,6 +26,7 @@ struct HttpClient::Impl {
   std::string host;
   std::string port;
   std::string prefix;  // path prefix of the base URL, without a trailing slash
+  std::string authorization;
   Millis timeout = std::chrono::seconds(30);
   asio::io_context io;
   std::optional<beast::tcp_stream> stream;
@@ -101,6 +102,10 @@ StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(std::string_view base_u
 
 void HttpClient::set_timeout(Millis timeout) { impl_->timeout = timeout; }
 
+void HttpClient::set_bearer_token(std::string token) {
+  impl_->authorization = token.empty() ? std::string() : "Bearer " + token;
+}
+
 StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_view target,
                                          std::string_view body, std::string_view content_type) {
   Impl& m = *impl_;
@@ -110,6 +115,7 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
   req.version(11);
   req.set(http::field::host, m.host + ":" + m.port);
   req.set(http::field::user_agent, "touchpointctl");
+  if (!m.authorization.empty()) req.set(http::field::authorization, m.authorization);
   if (!body.empty() || method == "POST") {
     req.set(http::field::content_type,
             beast::string_view(content_type.data(), content_type.size()));

@@ -28,6 +28,8 @@ class HttpClient {
 
   // Connect, send and receive each within `timeout`.
   void set_timeout(Millis timeout);
+  // Sends "Authorization: Bearer <token>" with every request (none if empty).
+  void set_bearer_token(std::string token);
 
   // An error Status only when no HTTP answer came (connection refused,
   // timeout, reset); any HTTP status is a result.
