@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   options.listen = listen.empty() ? loaded.rules->listen : listen;
   options.database = database.empty() ? loaded.rules->database : database;
   options.log_level = log_level;
+  options.version = TP_VERSION;
   // The startup lines below are logged at info even when the level is warn
   // or error, so every start leaves a trace; trace and debug apply at once.
   const std::string level = log_level.empty() ? loaded.rules->log_level : log_level;

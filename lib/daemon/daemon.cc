@@ -16,12 +16,14 @@
 #include <charconv>
 #include <csignal>
 #include <ctime>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "api/auth.h"
 #include "api/purchase_json.h"
 #include "config/loader.h"
 #include "daemon/daemon.h"
+#include "daemon/daemon_metrics.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/logging.h"
@@ -205,6 +207,7 @@ struct Daemon::Impl {
        std::unique_ptr<SqliteStore> s, const HttpLimits& limits, DaemonOptions opts)
       : io(io_context),
         options(std::move(opts)),
+        metrics(options.version),
         clock(c),
         rules(std::move(r)),
         store(std::move(s)),
@@ -219,6 +222,9 @@ struct Daemon::Impl {
         clock_jumps(io) {
     config.sha256 = rules->sha256;
     config.loaded_at = clock.Now();
+    scheduler.set_observer(&metrics);
+    metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));
+    ConfigMetrics();
   }
 
   // --- scheduling ---------------------------------------------------------
@@ -320,12 +326,27 @@ struct Daemon::Impl {
       if (!get) return method_not_allowed("GET");
       return respond(Health());
     }
+    if (parts.size() == 1 && parts[0] == "metrics") {
+      if (!get) return method_not_allowed("GET");
+      return respond(Metrics());
+    }
+    if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "purchases") {
+      respond = [this, respond = std::move(respond)](HttpResponse r) {
+        const char* outcome = r.status == 200   ? "accepted"
+                              : r.status == 409 ? "conflict"
+                              : r.status >= 500 ? "error"
+                                                : "invalid";
+        if (r.status != 401 && r.status != 405) metrics.ingest_requests.Add({outcome});
+        respond(std::move(r));
+      };
+    }
     if (parts.empty() || parts[0] != "v1") return respond(Error(404, "no such endpoint"));
     if (!rules->auth_tokens.empty() && !BearerAuthorized(req.authorization, rules->auth_tokens)) {
       HttpResponse r =
           Error(401, req.authorization.empty() ? "this API needs an Authorization: Bearer token"
                                                : "the bearer token is not valid");
       r.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="touchpoint")");
+      metrics.unauthorized.Add({});
       return respond(std::move(r));
     }
     if (post && !req.body.empty() && !IsJson(req.content_type)) {
@@ -398,6 +419,54 @@ struct Daemon::Impl {
                       {"sinks", std::move(sinks)}});
   }
 
+  // The store-backed gauges are read now; the rest accumulate as things happen.
+  HttpResponse Metrics() {
+    auto pending_count = store->PendingCount();
+    if (!pending_count.ok()) return Error(500, pending_count.status().message());
+    metrics.pending.Set({}, static_cast<double>(*pending_count));
+    metrics.outbox.Clear();
+    metrics.dead_letters.Clear();
+    metrics.queue_messages.Clear();
+    metrics.circuit_open.Clear();
+    for (const Sink& sink : rules->sinks) {
+      if (sink.type == Sink::Type::kQueue) {
+        auto depth = store->QueueDepth(sink.name);
+        if (!depth.ok()) return Error(500, depth.status().message());
+        metrics.queue_messages.Set({sink.name}, static_cast<double>(*depth));
+        continue;
+      }
+      auto dead = store->DeadLetterCount(sink.name);
+      if (!dead.ok()) return Error(500, dead.status().message());
+      metrics.dead_letters.Set({sink.name}, static_cast<double>(*dead));
+      metrics.outbox.Set({sink.name}, 0);
+    }
+    auto waiting = store->OutboxBySink();  // sinks removed from the config included
+    if (!waiting.ok()) return Error(500, waiting.status().message());
+    for (const auto& entry : *waiting) {
+      metrics.outbox.Set({entry.first}, static_cast<double>(entry.second));
+    }
+    for (const SinkHealth& h : dispatcher->Health()) {
+      metrics.circuit_open.Set({h.name}, h.state == "ok" ? 0 : 1);
+    }
+    metrics.resident_memory.Set({}, ResidentBytes());
+    return HttpResponse{200, metrics.registry.Render(), std::string(metrics::kContentType)};
+  }
+
+  static double ResidentBytes() {
+    std::ifstream statm("/proc/self/statm");
+    long long size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return 0;
+    return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  }
+
+  void ConfigMetrics() {
+    metrics.config_info.Clear();
+    metrics.config_info.Set({config.sha256}, 1);
+    metrics.config_loaded.Set(
+        {}, static_cast<double>(config.loaded_at.time_since_epoch().count()) / 1000.0);
+    metrics.reload_ok.Set({}, config.reload_errors.empty() ? 1 : 0);
+  }
+
   // --- reload -------------------------------------------------------------
 
   Status Reload() {
@@ -415,7 +484,8 @@ struct Daemon::Impl {
     spdlog::error("reload failed: {}; still running the config loaded at {} (sha256 {})", summary,
                   FormatRfc3339(config.loaded_at, UtcZone()), config.sha256.substr(0, 12));
     config.reload_errors = std::move(errors);
-    ++config.reload_failures;
+    metrics.reloads.Add({"failure"});
+    ConfigMetrics();
     return Status::Error(summary);
   }
 
@@ -464,7 +534,14 @@ struct Daemon::Impl {
     config.sha256 = next->sha256;
     config.loaded_at = now;
     config.reload_errors.clear();
-    ++config.reload_successes;
+    metrics.reloads.Add({"success"});
+    ConfigMetrics();
+    for (const auto& [cadence, n] : counts.cancelled_by_cadence) {
+      metrics.cancelled.Add({cadence}, static_cast<double>(n));
+    }
+    for (const auto& [cadence, n] : counts.added_by_cadence) {
+      metrics.planned.Add({cadence}, static_cast<double>(n));
+    }
     if (replan) {
       spdlog::info(
           "reloaded {} (sha256 {}): re-planned pending touchpoints: {} moved, {} added, "
@@ -628,20 +705,32 @@ struct Daemon::Impl {
       for (auto& p : batch) p.respond(Error(503, "cannot write to the database: " + s.message()));
       return;
     }
+    PurchaseCounts counts;
     for (std::size_t r = 0; r < batch.size(); ++r) {
-      responses[r] = IngestOne(batch[r].items);
+      metrics.StageBegin();
+      responses[r] = IngestOne(batch[r].items, counts);
     }
     if (Status s = store->Commit(); !s.ok()) {
       spdlog::error("ingest commit: {}", s.message());
       (void)store->Rollback();
+      metrics.StageAbort();
       for (auto& p : batch) p.respond(Error(503, "cannot commit to the database: " + s.message()));
       return;
     }
+    metrics.StageCommit();
+    metrics.ingest_purchases.Add({"accepted"}, static_cast<double>(counts.accepted));
+    metrics.ingest_purchases.Add({"duplicate"}, static_cast<double>(counts.duplicates));
+    metrics.ingest_purchases.Add({"conflict"}, static_cast<double>(counts.conflicts));
     for (std::size_t r = 0; r < batch.size(); ++r) batch[r].respond(std::move(responses[r]));
     Rearm();
   }
 
-  HttpResponse IngestOne(const std::vector<Purchase>& items) {
+  struct PurchaseCounts {
+    std::int64_t accepted = 0, duplicates = 0, conflicts = 0;
+  };
+
+  // One request in its savepoint; `counts` grows only if it is released.
+  HttpResponse IngestOne(const std::vector<Purchase>& items, PurchaseCounts& counts) {
     if (Status s = store->Savepoint(); !s.ok()) return Error(503, s.message());
     json results = json::array();
     int accepted = 0, duplicates = 0, planned = 0;
@@ -649,6 +738,8 @@ struct Daemon::Impl {
       auto outcome = scheduler.Ingest(items[i]);
       if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {
         (void)store->RollbackTo();
+        metrics.StageRollbackRequest();
+        if (outcome.ok()) ++counts.conflicts;
         if (!outcome.ok()) {
           spdlog::error("ingest: {}", outcome.status().message());
           return Error(500, "cannot record purchase: " + outcome.status().message());
@@ -672,7 +763,12 @@ struct Daemon::Impl {
       }
       results.push_back(std::move(result));
     }
-    if (Status s = store->Release(); !s.ok()) return Error(503, s.message());
+    if (Status s = store->Release(); !s.ok()) {
+      metrics.StageRollbackRequest();
+      return Error(503, s.message());
+    }
+    counts.accepted += accepted;
+    counts.duplicates += duplicates;
     return Json(200, {{"accepted", accepted},
                       {"duplicates", duplicates},
                       {"touchpoints_planned", planned},
@@ -799,12 +895,11 @@ struct Daemon::Impl {
     Instant loaded_at;
     std::optional<Instant> last_reload_at;
     std::vector<std::string> reload_errors;  // of the last reload; empty if it worked
-    std::int64_t reload_successes = 0;
-    std::int64_t reload_failures = 0;
   };
 
   asio::io_context& io;
   const DaemonOptions options;
+  DaemonMetrics metrics;
   const Clock& clock;
   std::shared_ptr<const Rules> rules;
   ConfigState config;
@@ -837,6 +932,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
+  impl->dispatcher->set_observer(&impl->metrics);
   if (Status s = impl->server.Listen(options.listen); !s.ok()) return s;
   Impl* self = impl.get();
   if (options.handle_signals) {

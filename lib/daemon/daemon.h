@@ -29,6 +29,7 @@ struct DaemonOptions {
   std::string listen;          // HOST:PORT; port 0 picks a free one
   std::string database;        // path of the SQLite file
   std::string log_level;       // --log-level: wins over the config's `log:`
+  std::string version;         // for touchpoint_build_info
   bool handle_signals = true;  // SIGINT/SIGTERM stop gracefully, SIGHUP reloads
 };
 

@@ -124,6 +124,7 @@ struct Dispatcher::Impl {
   // Events attempted and not yet recorded, of every worker: a worker that
   // replaced another (a reload) must not take what the old one still has.
   std::unordered_set<std::int64_t> busy;
+  DeliveryObserver* observer = nullptr;
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -271,6 +272,7 @@ class WebhookWorker final : public Worker {
     r.touchpoint = item.touchpoint;
     r.at = now;
     r.attempts = attempt;
+    r.latency = ex.latency;
     switch (Judge(ex.status)) {
       case Verdict::kDelivered:
         CircuitSucceeded();
@@ -373,6 +375,7 @@ class RedisWorker final : public Worker {
       r.kind = DeliveryResult::Kind::kDelivered;
       r.at = now;
       r.attempts = items[ok].attempts + 1;
+      r.latency = latency;
       r.history = "added to stream " + sink_.stream + " on " + sink_.name + " as " +
                   replies[ok].text + " in " + MsText(latency);
       d_.Add(shared_from_this(), std::move(r));
@@ -427,6 +430,11 @@ void Dispatcher::Impl::Flush() {
   std::vector<std::string> touched;
   for (std::size_t i = 0; i < results.size(); ++i) {
     busy.erase(results[i].id);
+    if (observer != nullptr) {
+      static constexpr std::string_view kOutcomes[] = {"delivered", "retried", "dead_lettered"};
+      observer->OnAttempt(result_workers[i]->name(), kOutcomes[static_cast<int>(results[i].kind)],
+                          results[i].latency);
+    }
     const std::string& name = result_workers[i]->name();
     if (std::find(touched.begin(), touched.end(), name) == touched.end()) touched.push_back(name);
   }
@@ -542,6 +550,8 @@ void Dispatcher::Stop() {
   impl_->stopping = true;
   for (auto& w : impl_->workers) w->Stop();
 }
+
+void Dispatcher::set_observer(DeliveryObserver* observer) { impl_->observer = observer; }
 
 std::vector<SinkHealth> Dispatcher::Health() const {
   std::vector<SinkHealth> out;

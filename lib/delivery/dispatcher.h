@@ -38,6 +38,14 @@ struct SinkHealth {
   std::string last_error;
 };
 
+// Told of every delivery attempt once its result is recorded, for metrics.
+class DeliveryObserver {
+ public:
+  virtual ~DeliveryObserver() = default;
+  // `outcome`: "delivered", "retried" or "dead_lettered".
+  virtual void OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) = 0;
+};
+
 class Dispatcher {
  public:
   // A worker per push sink of `rules`. Fails when a sink cannot be set up
@@ -61,6 +69,8 @@ class Dispatcher {
   // No new attempts; those in flight finish and are recorded.
   void Stop();
   std::vector<SinkHealth> Health() const;
+  // `observer` (may be null) must outlive *this.
+  void set_observer(DeliveryObserver* observer);
 
   struct Impl;
 

@@ -196,33 +196,39 @@ void MemoryStore::Finish(std::uint32_t slot, TouchpointState state, std::optiona
   ReleasePurchaseRef(t.purchase);
 }
 
-Status MemoryStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
-                                  std::string_view except_order, Instant /*now*/,
-                                  std::string_view reason) {
+StatusOr<CadenceCounts> MemoryStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                                   std::string_view except_order, Instant /*now*/,
+                                                   std::string_view reason) {
+  CadenceCounts counts;
   auto it = buyer_index_.find(buyer_id);
-  if (it == buyer_index_.end()) return Status::Ok();
+  if (it == buyer_index_.end()) return counts;
   BuyerRec& b = buyers_[it->second];
   for (const SlotRef ref : b.pending) {
     if (!IsLive(ref)) continue;
     const TouchpointRec& t = touchpoints_[ref.slot];
     const PurchaseRec& p = purchases_[t.purchase];
     if (t.cancel_on_repurchase && p.purchased_at <= up_to && p.order_id != except_order) {
+      ++counts[rules_->cadences[t.cadence].name];
       Finish(ref.slot, TouchpointState::kCancelled, std::nullopt, reason);
     }
   }
   std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
-  return Status::Ok();
+  return counts;
 }
 
-Status MemoryStore::SetOptedOut(std::string_view buyer_id, bool opted_out, Instant /*now*/) {
+StatusOr<CadenceCounts> MemoryStore::SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                                 Instant /*now*/) {
+  CadenceCounts counts;
   BuyerRec& b = buyers_[BuyerIndex(buyer_id)];
   b.opted_out = opted_out;
-  if (!opted_out) return Status::Ok();
+  if (!opted_out) return counts;
   for (const SlotRef ref : b.pending) {
-    if (IsLive(ref)) Finish(ref.slot, TouchpointState::kSuppressed, std::nullopt, "opted out");
+    if (!IsLive(ref)) continue;
+    ++counts[rules_->cadences[touchpoints_[ref.slot].cadence].name];
+    Finish(ref.slot, TouchpointState::kSuppressed, std::nullopt, "opted out");
   }
   b.pending.clear();
-  return Status::Ok();
+  return counts;
 }
 
 StatusOr<std::optional<Instant>> MemoryStore::NextWakeup() {

@@ -47,9 +47,11 @@ class MemoryStore final : public ScheduleStore {
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                      std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
-  Status CancelEarlier(std::string_view buyer_id, Instant up_to, std::string_view except_order,
-                       Instant now, std::string_view reason) override;
-  Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) override;
+  StatusOr<CadenceCounts> CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                        std::string_view except_order, Instant now,
+                                        std::string_view reason) override;
+  StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                      Instant now) override;
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
   StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;

@@ -53,27 +53,36 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
   if (buyer->opted_out) plan.touchpoints.clear();
 
   const Instant now = clock_.Now();
-  if (Status s = store_.CancelEarlier(purchase.buyer_id, purchase.purchased_at, purchase.order_id,
-                                      now, "repurchased: order " + purchase.order_id);
-      !s.ok()) {
-    return s;
-  }
+  auto cancelled = store_.CancelEarlier(purchase.buyer_id, purchase.purchased_at, purchase.order_id,
+                                        now, "repurchased: order " + purchase.order_id);
+  if (!cancelled.ok()) return cancelled.status();
   if (Status s = store_.AddPurchase(purchase, zone, plan.tier, plan.touchpoints, now); !s.ok()) {
     return s;
   }
   IngestOutcome outcome{IngestOutcome::Kind::kPlanned, plan.tier};
   for (const auto& t : plan.touchpoints) {
     (t.state == TouchpointState::kPending ? outcome.planned : outcome.born_final)++;
+    if (observer_ != nullptr)
+      observer_->OnTouchpoints(rules_->cadences[t.cadence].name, t.state, 1);
   }
+  Report(*cancelled, TouchpointState::kCancelled);
   return outcome;
 }
 
+void Scheduler::Report(const CadenceCounts& counts, TouchpointState state) {
+  if (observer_ == nullptr) return;
+  for (const auto& [cadence, n] : counts) observer_->OnTouchpoints(cadence, state, n);
+}
+
 Status Scheduler::OptOut(std::string_view buyer_id) {
-  return store_.SetOptedOut(buyer_id, true, clock_.Now());
+  auto suppressed = store_.SetOptedOut(buyer_id, true, clock_.Now());
+  if (!suppressed.ok()) return suppressed.status();
+  Report(*suppressed, TouchpointState::kSuppressed);
+  return Status::Ok();
 }
 
 Status Scheduler::OptIn(std::string_view buyer_id) {
-  return store_.SetOptedOut(buyer_id, false, clock_.Now());
+  return store_.SetOptedOut(buyer_id, false, clock_.Now()).status();
 }
 
 StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
@@ -129,6 +138,22 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
       ++stats.fired;
     }
     if (Status s = store_.ApplyOutcomes(*due, outcomes); !s.ok()) return s;
+    if (observer_ != nullptr) {
+      for (std::size_t i = 0; i < due->size(); ++i) {
+        const TouchpointView& t = (*due)[i].view;
+        switch (outcomes[i].kind) {
+          case FiringOutcome::Kind::kFired:
+            observer_->OnFired(t.cadence, now - t.next_at);
+            break;
+          case FiringOutcome::Kind::kDeferred:
+            observer_->OnDeferred(t.cadence);
+            break;
+          case FiringOutcome::Kind::kSkipped:
+            observer_->OnTouchpoints(t.cadence, TouchpointState::kSkipped, 1);
+            break;
+        }
+      }
+    }
   }
   return stats;
 }

@@ -40,6 +40,21 @@ struct RunStats {
   bool more = false;         // stopped at max_batches with more still due
 };
 
+// Told what the scheduler decided, for metrics; called on its thread, after
+// the store recorded it (a caller that rolls back must discard what it heard
+// since).
+class SchedulerObserver {
+ public:
+  virtual ~SchedulerObserver() = default;
+  // `count` touchpoints of `cadence` entered `state` (kPending: planned).
+  virtual void OnTouchpoints(std::string_view cadence, TouchpointState state,
+                             std::int64_t count) = 0;
+  // One was deferred: by the send window after a delay, or by the cap.
+  virtual void OnDeferred(std::string_view cadence) = 0;
+  // One fired `late` after its next_at.
+  virtual void OnFired(std::string_view cadence, Millis late) = 0;
+};
+
 class Scheduler {
  public:
   Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules);
@@ -68,15 +83,20 @@ class Scheduler {
   StatusOr<std::optional<Instant>> NextWakeup() { return store_.NextWakeup(); }
 
   const Rules& rules() const { return *rules_; }
+  // `observer` (may be null) must outlive *this.
+  void set_observer(SchedulerObserver* observer) { observer_ = observer; }
   // Plans and fires by `rules` from now on (a reload).
   void SetRules(std::shared_ptr<const Rules> rules) { rules_ = std::move(rules); }
   // The zone for a buyer-supplied name ("" = the config's default), or null.
   const Zone* ZoneFor(std::string_view name) const;
 
  private:
+  void Report(const CadenceCounts& counts, TouchpointState state);
+
   ScheduleStore& store_;
   const Clock& clock_;
   std::shared_ptr<const Rules> rules_;
+  SchedulerObserver* observer_ = nullptr;
 };
 
 }  // namespace tp

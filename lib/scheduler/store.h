@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,9 @@ struct FiringOutcome {
 
 enum class PurchaseMatch : std::uint8_t { kNew, kSame, kConflict };
 
+// How many touchpoints of each cadence (by name) a call changed.
+using CadenceCounts = std::map<std::string, std::int64_t, std::less<>>;
+
 struct BuyerState {
   bool opted_out = false;
   // Sorted by purchased_at, ties in arrival order. Product is an index into
@@ -73,12 +77,13 @@ class ScheduleStore {
                              std::span<const PlannedTouchpoint> touchpoints, Instant now) = 0;
   // Cancels the pending cancel_on_repurchase touchpoints of the buyer's
   // purchases made at or before `up_to`, other than `except_order`.
-  virtual Status CancelEarlier(std::string_view buyer_id, Instant up_to,
-                               std::string_view except_order, Instant now,
-                               std::string_view reason) = 0;
+  virtual StatusOr<CadenceCounts> CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                                std::string_view except_order, Instant now,
+                                                std::string_view reason) = 0;
   // Opting out suppresses every pending touchpoint of the buyer (creating the
-  // buyer if unknown); opting in only clears the flag.
-  virtual Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) = 0;
+  // buyer if unknown) and says how many; opting in only clears the flag.
+  virtual StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                              Instant now) = 0;
 
   // The earliest next_at of any pending touchpoint, or nullopt if none.
   virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;

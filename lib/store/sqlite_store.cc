@@ -245,11 +245,11 @@ struct SqliteStore::Impl {
       db,
       "UPDATE touchpoints SET state = 2, reason = ?1 WHERE buyer = ?2 AND state = 0 AND "
       "cancel_on_repurchase = 1 AND purchase IN (SELECT id FROM purchases WHERE buyer = ?2 "
-      "AND purchased_at <= ?3 AND order_id <> ?4) RETURNING id"};
+      "AND purchased_at <= ?3 AND order_id <> ?4) RETURNING id, cadence"};
   SQLite::Statement set_opted_out{db, "UPDATE buyers SET opted_out = ? WHERE id = ?"};
   SQLite::Statement suppress{db,
                              "UPDATE touchpoints SET state = 3, reason = ? WHERE buyer = ? AND "
-                             "state = 0 RETURNING id"};
+                             "state = 0 RETURNING id, cadence"};
   SQLite::Statement next_wakeup{
       db, "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"};
   SQLite::Statement take_due{
@@ -434,10 +434,14 @@ struct SqliteStore::Impl {
   }
 
   // Runs an UPDATE ... RETURNING id and records the transition of each row.
+  // The UPDATE returns (id, cadence); counts go to `counts` by cadence.
   void FinishReturned(SQLite::Statement& q, Instant now, TouchpointState state,
-                      std::string_view reason) {
+                      std::string_view reason, CadenceCounts& counts) {
     std::vector<std::int64_t> ids;
-    while (q.executeStep()) ids.push_back(q.getColumn(0).getInt64());
+    while (q.executeStep()) {
+      ids.push_back(q.getColumn(0).getInt64());
+      ++counts[q.getColumn(1).getString()];
+    }
     q.reset();
     for (std::int64_t id : ids) AddHistory(id, now, state, reason);
   }
@@ -585,11 +589,12 @@ Status SqliteStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   });
 }
 
-Status SqliteStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
-                                  std::string_view except_order, Instant now,
-                                  std::string_view reason) {
+StatusOr<CadenceCounts> SqliteStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                                   std::string_view except_order, Instant now,
+                                                   std::string_view reason) {
   Impl& m = *impl_;
-  return m.Atomically("cancel earlier touchpoints", [&] {
+  CadenceCounts counts;
+  Status s = m.Atomically("cancel earlier touchpoints", [&] {
     auto buyer = m.FindBuyer(buyer_id);
     if (!buyer) return;
     auto& q = m.cancel_earlier;
@@ -598,13 +603,17 @@ Status SqliteStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
     q.bind(2, *buyer);
     q.bind(3, Ms(up_to));
     BindText(q, 4, except_order);
-    m.FinishReturned(q, now, TouchpointState::kCancelled, reason);
+    m.FinishReturned(q, now, TouchpointState::kCancelled, reason, counts);
   });
+  if (!s.ok()) return s;
+  return counts;
 }
 
-Status SqliteStore::SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) {
+StatusOr<CadenceCounts> SqliteStore::SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                                 Instant now) {
   Impl& m = *impl_;
-  return m.Atomically("set opt-out", [&] {
+  CadenceCounts counts;
+  Status s = m.Atomically("set opt-out", [&] {
     const std::int64_t buyer = m.EnsureBuyer(buyer_id, now);
     m.set_opted_out.reset();
     m.set_opted_out.bind(1, opted_out ? 1 : 0);
@@ -616,8 +625,10 @@ Status SqliteStore::SetOptedOut(std::string_view buyer_id, bool opted_out, Insta
     static constexpr std::string_view kReason = "opted out";
     BindText(q, 1, kReason);
     q.bind(2, buyer);
-    m.FinishReturned(q, now, TouchpointState::kSuppressed, kReason);
+    m.FinishReturned(q, now, TouchpointState::kSuppressed, kReason, counts);
   });
+  if (!s.ok()) return s;
+  return counts;
 }
 
 StatusOr<std::optional<Instant>> SqliteStore::NextWakeup() {
@@ -893,6 +904,14 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
   return acked;
 }
 
+StatusOr<std::int64_t> SqliteStore::PendingCount() {
+  return Guard("count pending touchpoints", [&]() -> StatusOr<std::int64_t> {
+    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM touchpoints WHERE state = 0");
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+  });
+}
+
 StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
   return impl_->Count("queue depth", "SELECT COUNT(*) FROM queue_messages WHERE queue = ?", queue);
 }
@@ -1137,6 +1156,7 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
           m.AddHistory(row, now, TouchpointState::kPending,
                        "rules changed: a new step, due " + FormatRfc3339(t.due_at, UtcZone()));
           ++counts.added;
+          ++counts.added_by_cadence[c.cadence];
           break;
         }
         case ReplanChange::Kind::kUpdate: {
@@ -1225,6 +1245,9 @@ StatusOr<ReplanCounts> SqliteStore::ReplanPending(Instant now) {
       total.cancelled += counts->cancelled;
       for (const auto& [cadence, n] : counts->cancelled_by_cadence) {
         total.cancelled_by_cadence[cadence] += n;
+      }
+      for (const auto& [cadence, n] : counts->added_by_cadence) {
+        total.added_by_cadence[cadence] += n;
       }
     }
   }

@@ -94,6 +94,7 @@ struct DeliveryResult {
   Instant next_attempt_at;  // kRetry
   std::string error;        // the failure, kept as last_error (kRetry, kDead)
   std::string history;      // the line for the touchpoint's history
+  Millis latency{0};        // how long the attempt took (metrics only)
 };
 
 struct DeadLetter {
@@ -119,7 +120,8 @@ struct ReplanCounts {
   std::int64_t updated = 0;    // pending, same due time, other topic or order
   std::int64_t added = 0;      // new pending steps
   std::int64_t cancelled = 0;  // "rules changed"
-  std::map<std::string, std::int64_t> cancelled_by_cadence;
+  CadenceCounts cancelled_by_cadence;
+  CadenceCounts added_by_cadence;
 };
 
 class SqliteStore final : public ScheduleStore {
@@ -172,9 +174,11 @@ class SqliteStore final : public ScheduleStore {
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                      std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
-  Status CancelEarlier(std::string_view buyer_id, Instant up_to, std::string_view except_order,
-                       Instant now, std::string_view reason) override;
-  Status SetOptedOut(std::string_view buyer_id, bool opted_out, Instant now) override;
+  StatusOr<CadenceCounts> CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                        std::string_view except_order, Instant now,
+                                        std::string_view reason) override;
+  StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                      Instant now) override;
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
   StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;
@@ -198,6 +202,8 @@ class SqliteStore final : public ScheduleStore {
   // counts for nothing.
   StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
   StatusOr<std::int64_t> QueueDepth(std::string_view queue);
+  // Touchpoints waiting to fire.
+  StatusOr<std::int64_t> PendingCount();
 
   // Push sinks' outbox. Up to `max` events of `sink` due by `now`: by their
   // next attempt time, or in fire order when `in_order` (a stream).

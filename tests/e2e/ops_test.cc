@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "core/clock.h"
+#include "child_process.h"
 #include "daemon_process.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
@@ -384,6 +385,82 @@ TEST_F(OpsTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
   EXPECT_EQ(d.Wait(), 78);
   EXPECT_THAT(d.log(), HasSubstr("line 1 is not a token (at least 16 printable characters"));
   EXPECT_THAT(d.log(), Not(HasSubstr("hunter2")));
+}
+
+// The value of the sample `series` (name and labels as printed), or -1.
+double Sample(const std::string& exposition, const std::string& series) {
+  std::istringstream lines(exposition);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
+  testing::WriteFile(Path("crm.secret"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+  // A webhook nobody listens on: its attempts fail, its circuit opens.
+  std::string config = Config(kStepsBefore);
+  config.replace(config.find("sinks:\n"), 7,
+                 "sinks:\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:" +
+                     std::to_string(testing::FreePort()) +
+                     "/hook\", secret_file: crm.secret, retry: {initial: 1s}}\n");
+  DaemonProcess& d = Make(config);
+  ASSERT_TRUE(d.Start());
+  const std::string bought = At(SystemClock().Now() - std::chrono::minutes(1));
+  auto purchase = [&](const std::string& order, const std::string& buyer) {
+    return json{{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
+                {"quantity", 1},     {"amount", 20},      {"purchased_at", bought}};
+  };
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", purchase("o1", "lin")).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", purchase("o1", "lin")).first, 200);  // duplicate
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", json{{"order_id", "o2"}}).first, 400);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", json::array({purchase("o3", "kai"), purchase("o1", "x")}))
+          .first,
+      409);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", purchase("o4", "ana")).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/buyers/ana/opt-out").first, 200);
+  testing::WriteFile(Path("touchpoint.yaml"), "version: 2\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reload failed"));
+
+  std::string text;
+  for (int i = 0; i < 500; ++i) {
+    auto r = d.http().Request("GET", "/metrics");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->content_type, "text/plain; version=0.0.4; charset=utf-8");
+    text = r->body;
+    if (Sample(text, R"(touchpoint_deliveries_total{sink="crm",outcome="retried"})") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  testing::WriteFile(Path("metrics.txt"), text);
+  const std::string check =
+      "promtool check metrics < " + Path("metrics.txt") + " > " + Path("promtool.out") + " 2>&1";
+  EXPECT_EQ(std::system(check.c_str()), 0) << testing::ReadFile(Path("promtool.out")) << text;
+  EXPECT_EQ(testing::ReadFile(Path("promtool.out")), "") << "promtool had remarks";
+
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_requests_total{outcome="accepted"})"), 3);
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_requests_total{outcome="invalid"})"), 1);
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_requests_total{outcome="conflict"})"), 1);
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_purchases_total{outcome="accepted"})"), 2);
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_purchases_total{outcome="duplicate"})"), 1);
+  EXPECT_EQ(Sample(text, R"(touchpoint_ingest_purchases_total{outcome="conflict"})"), 1);
+  // o1 and o4 planned four each; the 409 request's o3 rolled back uncounted.
+  EXPECT_EQ(Sample(text, R"(touchpoint_touchpoints_planned_total{cadence="trust"})"), 8);
+  EXPECT_EQ(Sample(text, R"(touchpoint_touchpoints_fired_total{cadence="trust"})"), 2);
+  EXPECT_EQ(Sample(text, R"(touchpoint_touchpoints_suppressed_total{cadence="trust"})"), 3);
+  EXPECT_EQ(Sample(text, "touchpoint_touchpoints_pending"), 3);
+  EXPECT_EQ(Sample(text, "touchpoint_fire_lateness_seconds_count"), 2);
+  EXPECT_GE(Sample(text, R"(touchpoint_delivery_duration_seconds_count{sink="crm"})"), 1);
+  EXPECT_EQ(Sample(text, R"(touchpoint_config_reloads_total{result="failure"})"), 1);
+  EXPECT_EQ(Sample(text, "touchpoint_config_last_reload_successful"), 0);
+  EXPECT_EQ(Sample(text, R"(touchpoint_dead_letters{sink="crm"})"), 0);
+  EXPECT_GE(Sample(text, R"(touchpoint_outbox_events{sink="crm"})"), 1);
+  EXPECT_GT(Sample(text, "process_resident_memory_bytes"), 1e6);
+  EXPECT_THAT(text, HasSubstr("touchpoint_build_info{version=\""));
+  const std::string sha = d.Call("GET", "/healthz").second["config"]["sha256"];
+  EXPECT_EQ(Sample(text, "touchpoint_config_info{sha256=\"" + sha + "\"}"), 1);
 }
 
 }  // namespace

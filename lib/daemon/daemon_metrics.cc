@@ -1,0 +1,166 @@
+#include "daemon/daemon_metrics.h"
+
+namespace tp {
+namespace {
+
+double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+
+// Fire lateness: timer precision at the low end, a backlog at the high end.
+const std::vector<double> kLatenessBounds = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600};
+// One delivery attempt, up to the usual 10 s timeout and beyond.
+const std::vector<double> kDurationBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,  0.5,    1,     2.5,  5,     10,   30};
+
+}  // namespace
+
+DaemonMetrics::DaemonMetrics(std::string_view version)
+    : ingest_requests(registry.Counter(
+          "touchpoint_ingest_requests_total",
+          "POST /v1/purchases requests by outcome: accepted (200), invalid (400, 413, 415), "
+          "conflict (409), error (5xx).",
+          {"outcome"})),
+      ingest_purchases(registry.Counter(
+          "touchpoint_ingest_purchases_total",
+          "Purchases in committed ingest requests by outcome: accepted or duplicate; conflict "
+          "counts the purchase that made its request a 409.",
+          {"outcome"})),
+      unauthorized(registry.Counter("touchpoint_api_unauthorized_requests_total",
+                                    "/v1/ requests refused with 401 (no or a wrong token).")),
+      planned(registry.Counter("touchpoint_touchpoints_planned_total",
+                               "Touchpoints planned pending, by cadence (at ingest and reload).",
+                               {"cadence"})),
+      fired(registry.Counter("touchpoint_touchpoints_fired_total",
+                             "Touchpoints fired (handed to their sinks), by cadence.",
+                             {"cadence"})),
+      cancelled(registry.Counter(
+          "touchpoint_touchpoints_cancelled_total",
+          "Touchpoints cancelled (repurchase, or rules changed at a reload), by cadence.",
+          {"cadence"})),
+      suppressed(registry.Counter("touchpoint_touchpoints_suppressed_total",
+                                  "Touchpoints suppressed by an opt-out, by cadence.",
+                                  {"cadence"})),
+      skipped(registry.Counter(
+          "touchpoint_touchpoints_skipped_total",
+          "Touchpoints skipped: missed by more than misfire_grace, or due before the purchase.",
+          {"cadence"})),
+      deferred(registry.Counter(
+          "touchpoint_touchpoints_deferred_total",
+          "Deferrals of due touchpoints by the send window (when late) or the frequency cap.",
+          {"cadence"})),
+      lateness(registry.Histogram("touchpoint_fire_lateness_seconds",
+                                  "How long after its next_at a touchpoint fired.", {},
+                                  kLatenessBounds)),
+      deliveries(registry.Counter(
+          "touchpoint_deliveries_total",
+          "Push delivery attempts by sink and outcome: delivered, retried, dead_lettered.",
+          {"sink", "outcome"})),
+      delivery_duration(registry.Histogram("touchpoint_delivery_duration_seconds",
+                                           "Duration of push delivery attempts, by sink.", {"sink"},
+                                           kDurationBounds)),
+      pending(registry.Gauge("touchpoint_touchpoints_pending",
+                             "Touchpoints waiting to fire (in the store).")),
+      outbox(registry.Gauge("touchpoint_outbox_events",
+                            "Fired events waiting in a push sink's outbox, by sink.", {"sink"})),
+      dead_letters(registry.Gauge("touchpoint_dead_letters",
+                                  "Dead letters waiting for a replay, by sink.", {"sink"})),
+      queue_messages(registry.Gauge("touchpoint_queue_messages",
+                                    "Messages in an embedded queue (leased or not), by queue.",
+                                    {"queue"})),
+      circuit_open(registry.Gauge(
+          "touchpoint_sink_circuit_open",
+          "1 while a push sink's circuit is open or half-open (failing), else 0.", {"sink"})),
+      reloads(registry.Counter("touchpoint_config_reloads_total",
+                               "Config reloads (SIGHUP) by result: success or failure.",
+                               {"result"})),
+      reload_ok(registry.Gauge("touchpoint_config_last_reload_successful",
+                               "1 if the last reload succeeded (or none happened yet), else 0.")),
+      config_loaded(registry.Gauge("touchpoint_config_loaded_timestamp_seconds",
+                                   "When the config in use was loaded, in Unix seconds.")),
+      config_info(registry.Gauge("touchpoint_config_info",
+                                 "The config in use: its SHA-256 in the label; always 1.",
+                                 {"sha256"})),
+      pruned(registry.Counter("touchpoint_retention_pruned_touchpoints_total",
+                              "Finished touchpoints deleted by retention.")),
+      build_info(registry.Gauge("touchpoint_build_info",
+                                "The running build: its version in the label; always 1.",
+                                {"version"})),
+      start_time(registry.Gauge("process_start_time_seconds",
+                                "Start time of the process since the Unix epoch in seconds.")),
+      resident_memory(
+          registry.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")) {
+  build_info.Set({version}, 1);
+  for (const char* outcome : {"accepted", "invalid", "conflict", "error"}) {
+    ingest_requests.Add({outcome}, 0);
+  }
+  for (const char* outcome : {"accepted", "duplicate", "conflict"}) {
+    ingest_purchases.Add({outcome}, 0);
+  }
+  unauthorized.Add({}, 0);
+  reloads.Add({"success"}, 0);
+  reloads.Add({"failure"}, 0);
+  reload_ok.Set({}, 1);
+  pruned.Add({}, 0);
+}
+
+void DaemonMetrics::StageBegin() {
+  staging_ = true;
+  request_start_ = staged_.size();
+}
+
+void DaemonMetrics::StageRollbackRequest() { staged_.resize(request_start_); }
+
+void DaemonMetrics::StageCommit() {
+  staging_ = false;
+  for (const Staged& s : staged_) Count(s.cadence, s.state, s.count);
+  staged_.clear();
+}
+
+void DaemonMetrics::StageAbort() {
+  staging_ = false;
+  staged_.clear();
+}
+
+void DaemonMetrics::OnTouchpoints(std::string_view cadence, TouchpointState state,
+                                  std::int64_t count) {
+  if (staging_) {
+    staged_.push_back({std::string(cadence), state, count});
+    return;
+  }
+  Count(cadence, state, count);
+}
+
+void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::int64_t count) {
+  const auto n = static_cast<double>(count);
+  switch (state) {
+    case TouchpointState::kPending:
+      planned.Add({cadence}, n);
+      break;
+    case TouchpointState::kCancelled:
+      cancelled.Add({cadence}, n);
+      break;
+    case TouchpointState::kSuppressed:
+      suppressed.Add({cadence}, n);
+      break;
+    case TouchpointState::kSkipped:
+      skipped.Add({cadence}, n);
+      break;
+    case TouchpointState::kFired:
+    case TouchpointState::kDead:
+      break;  // fired is OnFired; dead is a delivery outcome
+  }
+}
+
+void DaemonMetrics::OnDeferred(std::string_view cadence) { deferred.Add({cadence}); }
+
+void DaemonMetrics::OnFired(std::string_view cadence, Millis late) {
+  fired.Add({cadence});
+  lateness.Observe({}, Seconds(std::max(late, Millis(0))));
+}
+
+void DaemonMetrics::OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) {
+  deliveries.Add({sink, outcome});
+  delivery_duration.Observe({sink}, Seconds(latency));
+}
+
+}  // namespace tp

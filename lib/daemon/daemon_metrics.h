@@ -1,0 +1,75 @@
+// touchpointd's metrics (docs/operations.md lists them): the families, and
+// the observers that feed them from the scheduler and the dispatcher.
+// Gauges that mirror the store (pending, outboxes, dead letters, queues) are
+// set by the daemon at each scrape. Not thread-safe: the I/O thread only.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "delivery/dispatcher.h"
+#include "ops/metrics.h"
+#include "scheduler/scheduler.h"
+
+namespace tp {
+
+class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
+ public:
+  explicit DaemonMetrics(std::string_view version);
+
+  // Ingest runs in a transaction with a savepoint per request: what the
+  // scheduler reports is staged, and counted only once it is committed.
+  void StageBegin();            // a request's savepoint
+  void StageRollbackRequest();  // the request rolled back: forget its part
+  void StageCommit();           // the transaction committed: count everything
+  void StageAbort();            // it did not: forget everything
+
+  // SchedulerObserver.
+  void OnTouchpoints(std::string_view cadence, TouchpointState state, std::int64_t count) override;
+  void OnDeferred(std::string_view cadence) override;
+  void OnFired(std::string_view cadence, Millis late) override;
+  // DeliveryObserver.
+  void OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) override;
+
+  metrics::Registry registry;
+  metrics::Family& ingest_requests;
+  metrics::Family& ingest_purchases;
+  metrics::Family& unauthorized;
+  metrics::Family& planned;
+  metrics::Family& fired;
+  metrics::Family& cancelled;
+  metrics::Family& suppressed;
+  metrics::Family& skipped;
+  metrics::Family& deferred;
+  metrics::Family& lateness;
+  metrics::Family& deliveries;
+  metrics::Family& delivery_duration;
+  metrics::Family& pending;
+  metrics::Family& outbox;
+  metrics::Family& dead_letters;
+  metrics::Family& queue_messages;
+  metrics::Family& circuit_open;
+  metrics::Family& reloads;
+  metrics::Family& reload_ok;
+  metrics::Family& config_loaded;
+  metrics::Family& config_info;
+  metrics::Family& pruned;
+  metrics::Family& build_info;
+  metrics::Family& start_time;
+  metrics::Family& resident_memory;
+
+ private:
+  void Count(std::string_view cadence, TouchpointState state, std::int64_t count);
+
+  struct Staged {
+    std::string cadence;
+    TouchpointState state;
+    std::int64_t count;
+  };
+  bool staging_ = false;
+  std::vector<Staged> staged_;
+  std::size_t request_start_ = 0;
+};
+
+}  // namespace tp
