@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -10,6 +11,7 @@
 #include "core/time.h"
 #include "ctl/remote.h"
 #include "simulate/simulate.h"
+#include "store/sqlite_store.h"
 
 namespace {
 
@@ -183,6 +185,12 @@ int main(int argc, char** argv) {
   auto* ids_option = dead_replay->add_option("ID", dead_ids, "dead letter ids (from 'list')");
   all_flag->excludes(ids_option);
 
+  std::string backup_database, backup_out;
+  auto* backup = app.add_subcommand(
+      "backup", "Copy the database consistently, even while touchpointd runs (SQLite backup API)");
+  backup->add_option("--database", backup_database, "the daemon's SQLite file")->required();
+  backup->add_option("OUT", backup_out, "the new file to write (must not exist)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -196,6 +204,14 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   if (validate->parsed()) return Validate(validate_file);
+  if (backup->parsed()) {
+    const tp::Status s = tp::SqliteStore::Backup(backup_database, backup_out);
+    if (!s.ok()) return Report(s);
+    std::error_code ec;
+    std::cout << "backed up " << backup_database << " to " << backup_out << " ("
+              << std::filesystem::file_size(backup_out, ec) << " bytes, integrity ok)\n";
+    return 0;
+  }
   if (simulate->parsed()) return Simulate(config, purchases, until);
   if (import_cmd->parsed()) {
     auto remote = import_remote.Resolve();

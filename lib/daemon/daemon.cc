@@ -48,6 +48,11 @@ constexpr double kMaxVisibilityS = 12 * 3600;
 constexpr std::size_t kMaxReceipts = 10'000;
 constexpr int kDefaultDeadLetterLimit = 100;
 constexpr int kMaxDeadLetterLimit = 1000;
+// Retention: a pass over the touchpoints table every 10 minutes, in steps of
+// 2,000 row ids with a 10 ms pause between them (a few ms of work each).
+constexpr std::chrono::minutes kPruneInterval{10};
+constexpr std::int64_t kPruneSpan = 2000;
+constexpr std::chrono::milliseconds kPrunePause{10};
 
 HttpResponse Json(int status, const json& body) {
   return HttpResponse{status, body.dump(-1, ' ', false, json::error_handler_t::replace)};
@@ -218,6 +223,7 @@ struct Daemon::Impl {
         timer(io),
         retry(io),
         watchdog(io),
+        prune_timer(io),
         signals(io),
         clock_jumps(io) {
     config.sha256 = rules->sha256;
@@ -567,6 +573,43 @@ struct Daemon::Impl {
     if (!(was.http_request_timeout == now.http_request_timeout)) warn("http.request_timeout");
   }
 
+  // --- retention ----------------------------------------------------------
+
+  void SchedulePrune(std::chrono::steady_clock::duration delay) {
+    prune_timer.expires_after(delay);
+    prune_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) PruneStep();
+    });
+  }
+
+  // One step of a pass; the config may turn retention on or off at a reload.
+  void PruneStep() {
+    if (stopping) return;
+    if (!rules->retention) {
+      prune_cursor = prune_deleted = 0;
+      return SchedulePrune(kPruneInterval);
+    }
+    const Instant cutoff = clock.Now() - rules->retention->Exact();
+    auto step = store->PruneFinished(cutoff, prune_cursor, kPruneSpan);
+    if (!step.ok()) {
+      spdlog::error("retention: {}; trying again in 10 minutes", step.status().message());
+      prune_cursor = prune_deleted = 0;
+      return SchedulePrune(kPruneInterval);
+    }
+    prune_deleted += step->deleted;
+    metrics.pruned.Add({}, static_cast<double>(step->deleted));
+    if (!step->done) {
+      prune_cursor = step->next;
+      return SchedulePrune(kPrunePause);
+    }
+    if (prune_deleted > 0) {
+      spdlog::info("retention: deleted {} touchpoints finished before {} (retention {})",
+                   prune_deleted, FormatRfc3339(cutoff, UtcZone()), rules->retention->ToString());
+    }
+    prune_cursor = prune_deleted = 0;
+    SchedulePrune(kPruneInterval);
+  }
+
   // --- watchdog and signals -----------------------------------------------
 
   // WATCHDOG=1 from the event loop itself: a loop stuck in one handler stops
@@ -884,6 +927,7 @@ struct Daemon::Impl {
     timer.cancel();
     retry.cancel();
     watchdog.cancel();
+    prune_timer.cancel();
     boost::system::error_code ignored;
     signals.cancel(ignored);
     clock_jumps.close(ignored);
@@ -910,6 +954,9 @@ struct Daemon::Impl {
   asio::system_timer timer;
   asio::steady_timer retry;
   asio::steady_timer watchdog;
+  asio::steady_timer prune_timer;
+  std::int64_t prune_cursor = 0;
+  std::int64_t prune_deleted = 0;
   asio::signal_set signals;
   asio::posix::stream_descriptor clock_jumps;
   std::optional<Instant> armed;
@@ -945,6 +992,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   self->Rearm(true);
   self->dispatcher->Wake();  // what waited in the outboxes while down
   self->StartWatchdog();
+  self->SchedulePrune(std::chrono::seconds(0));
   service::NotifyReady("listening on " + self->server.LocalAddress());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }

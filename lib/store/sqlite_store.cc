@@ -1,5 +1,6 @@
 #include "store/sqlite_store.h"
 
+#include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <date/tz.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <unordered_map>
 #include <utility>
@@ -113,6 +115,11 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries(sink, next_attempt_at) WHERE state = 0;
 CREATE INDEX deliveries_by_sink ON deliveries(sink, state, id);
 CREATE INDEX deliveries_by_touchpoint ON deliveries(touchpoint);
+)sql",
+    // 2 -> 3: retention pruning asks whether a touchpoint still has a queue
+    // message; without this index that is a scan of the queue per touchpoint.
+    R"sql(
+CREATE INDEX queue_messages_by_touchpoint ON queue_messages(touchpoint);
 )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
@@ -1252,6 +1259,82 @@ StatusOr<ReplanCounts> SqliteStore::ReplanPending(Instant now) {
     }
   }
   return total;
+}
+
+StatusOr<PruneResult> SqliteStore::PruneFinished(Instant cutoff, std::int64_t after,
+                                                 std::int64_t span) {
+  Impl& m = *impl_;
+  PruneResult result;
+  Status s = m.Atomically("prune finished touchpoints", [&] {
+    // Finished (fired, cancelled, suppressed, skipped; never dead) and due
+    // and fired before the cutoff, with nothing left to deliver.
+    SQLite::Statement find(
+        m.db,
+        "SELECT t.id FROM touchpoints t WHERE t.id > ?1 AND t.id <= ?2 AND t.state IN (1, 2, 3, 4) "
+        "AND t.due_at < ?3 AND COALESCE(t.fire_at, 0) < ?3 "
+        "AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.touchpoint = t.id) "
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
+    find.bind(1, after);
+    find.bind(2, after + span);
+    find.bind(3, Ms(cutoff));
+    std::vector<std::int64_t> ids;
+    while (find.executeStep()) ids.push_back(find.getColumn(0).getInt64());
+    SQLite::Statement history(m.db, "DELETE FROM touchpoint_history WHERE touchpoint = ?");
+    SQLite::Statement touchpoint(m.db, "DELETE FROM touchpoints WHERE id = ?");
+    for (std::int64_t id : ids) {
+      history.reset();
+      history.bind(1, id);
+      history.exec();
+      touchpoint.reset();
+      touchpoint.bind(1, id);
+      touchpoint.exec();
+    }
+    result.deleted = static_cast<std::int64_t>(ids.size());
+    SQLite::Statement last(m.db, "SELECT MAX(id) FROM touchpoints");
+    last.executeStep();
+    const std::int64_t max_id = last.getColumn(0).isNull() ? 0 : last.getColumn(0).getInt64();
+    result.next = after + span;
+    result.done = result.next >= max_id;
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+Status SqliteStore::Backup(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  if (std::filesystem::exists(to, ec)) {
+    return Status::Error(to + " exists; remove it or choose another name");
+  }
+  const std::string partial = to + ".partial";
+  std::filesystem::remove(partial, ec);
+  Status s = Guard("backup", [&]() -> Status {
+    if (!std::filesystem::exists(from)) return Status::Error("no database at " + from);
+    // Read-write only so a WAL file can be read without its writer: nothing
+    // is written to `from`.
+    SQLite::Database source(from, SQLite::OPEN_READWRITE);
+    source.setBusyTimeout(5000);
+    {
+      SQLite::Database target(partial, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      // One step copies every page under one read transaction: a consistent
+      // snapshot, however busy the daemon is meanwhile.
+      SQLite::Backup backup(target, source);
+      backup.executeStep(-1);
+    }
+    SQLite::Database copy(partial, SQLite::OPEN_READWRITE);
+    copy.exec("PRAGMA journal_mode = DELETE");  // one self-contained file
+    SQLite::Statement check(copy, "PRAGMA integrity_check");
+    check.executeStep();
+    const std::string verdict = check.getColumn(0).getString();
+    if (verdict != "ok") return Status::Error("the copy fails its integrity check: " + verdict);
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    std::filesystem::remove(partial, ec);
+    return s;
+  }
+  std::filesystem::rename(partial, to, ec);
+  if (ec) return Status::Error("cannot rename " + partial + " to " + to + ": " + ec.message());
+  return Status::Ok();
 }
 
 }  // namespace tp

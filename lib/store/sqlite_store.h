@@ -124,11 +124,18 @@ struct ReplanCounts {
   CadenceCounts added_by_cadence;
 };
 
+// One step of retention pruning.
+struct PruneResult {
+  std::int64_t deleted = 0;  // touchpoints deleted, with their history
+  std::int64_t next = 0;     // where the next step starts
+  bool done = false;         // the step reached the end of the table
+};
+
 class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -204,6 +211,20 @@ class SqliteStore final : public ScheduleStore {
   StatusOr<std::int64_t> QueueDepth(std::string_view queue);
   // Touchpoints waiting to fire.
   StatusOr<std::int64_t> PendingCount();
+
+  // Retention: deletes, with their history, the touchpoints with row ids in
+  // (after, after + span] that are finished (fired, cancelled, suppressed or
+  // skipped; a dead one waits for its replay), were due and fired before
+  // `cutoff`, and have no queue message or outbox entry left. Walking the
+  // table in spans bounds the work of one call, so the daemon's loop never
+  // stalls on it. Purchases stay: tiers and duplicate detection need them.
+  StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after, std::int64_t span);
+
+  // Copies the database at `from` to the new file `to` with SQLite's backup
+  // API: a consistent snapshot even while a daemon writes to `from`. The copy
+  // is written beside `to` first, checked (PRAGMA integrity_check) and then
+  // renamed, so `to` is either complete or absent.
+  static Status Backup(const std::string& from, const std::string& to);
 
   // Push sinks' outbox. Up to `max` events of `sink` due by `now`: by their
   // next attempt time, or in fire order when `in_order` (a stream).

@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <atomic>
 #include <ctime>
+#include <thread>
 
-#include "core/clock.h"
 #include "child_process.h"
+#include "core/clock.h"
 #include "daemon_process.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
@@ -461,6 +463,89 @@ TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
   EXPECT_THAT(text, HasSubstr("touchpoint_build_info{version=\""));
   const std::string sha = d.Call("GET", "/healthz").second["config"]["sha256"];
   EXPECT_EQ(Sample(text, "touchpoint_config_info{sha256=\"" + sha + "\"}"), 1);
+}
+
+TEST_F(OpsTest, BackupCopiesALiveDatabaseConsistently) {
+  DaemonProcess& d = Make(Config(kStepsBefore));
+  ASSERT_TRUE(d.Start());
+  const std::string bought = At(SystemClock().Now());
+  auto batch = [&](int from) {
+    json items = json::array();
+    for (int i = from; i < from + 100; ++i) {
+      items.push_back({{"order_id", "o" + std::to_string(i)},
+                       {"buyer_id", "b" + std::to_string(i)},
+                       {"product", "daily"},
+                       {"quantity", 1},
+                       {"amount", 20},
+                       {"purchased_at", bought}});
+    }
+    return items;
+  };
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", batch(0)).first, 200);
+  // Ingest keeps going on its own connection while the backup runs.
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    auto client = HttpClient::Create(d.url());
+    for (int from = 100; !done && from < 100'000; from += 100) {
+      (void)(*client)->Request("POST", "/v1/purchases", batch(from).dump());
+    }
+  });
+  auto backup = testing::Ctl({"backup", "--database", Path("tp.db"), Path("copy.db")});
+  done = true;
+  writer.join();
+  EXPECT_EQ(backup.exit_code, 0) << backup.err;
+  EXPECT_THAT(backup.out, HasSubstr("backed up " + Path("tp.db") + " to " + Path("copy.db")));
+  EXPECT_THAT(backup.out, HasSubstr("integrity ok"));
+  auto again = testing::Ctl({"backup", "--database", Path("tp.db"), Path("copy.db")});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("exists"));
+
+  // Restore: a daemon on the copy has every purchase of the first batch, and
+  // every purchase it has is whole (its four touchpoints).
+  DaemonProcess restored(Path("touchpoint.yaml"), Path("copy.db"), Path("restored.log"));
+  ASSERT_TRUE(restored.Start());
+  auto [status, buyer] = restored.Call("GET", "/v1/buyers/b99");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(buyer["touchpoints"].size(), 4u);
+  EXPECT_EQ(testing::Ctl({"backup", "--database", Path("copy.db"), Path("check.db")}).exit_code, 0);
+}
+
+TEST_F(OpsTest, RetentionDeletesOldFinishedTouchpointsKeepingPurchases) {
+  DaemonProcess& d = Make("retention: {touchpoints: 30d}\n" + Config(kStepsBefore));
+  ASSERT_TRUE(d.Start());
+  // Bought 60 days ago: every step was missed long ago and is skipped.
+  auto [status, body] =
+      d.Call("POST", "/v1/purchases",
+             {{"order_id", "old"},
+              {"buyer_id", "lin"},
+              {"product", "daily"},
+              {"quantity", 1},
+              {"amount", 20},
+              {"purchased_at", At(SystemClock().Now() - std::chrono::hours(24 * 60))}});
+  ASSERT_EQ(status, 200) << body;
+  for (int i = 0; i < 500; ++i) {
+    const json b = d.Call("GET", "/v1/buyers/lin").second;
+    if (b["touchpoints"].size() == 4 && b["touchpoints"][3]["status"] == "skipped") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  d.Signal(SIGTERM);
+  ASSERT_EQ(d.Wait(), 0);
+  ASSERT_TRUE(d.Start());  // a pass runs at start
+  ASSERT_TRUE(WaitForLog("retention: deleted 4 touchpoints finished before"));
+  const json buyer = d.Call("GET", "/v1/buyers/lin").second;
+  EXPECT_TRUE(buyer["touchpoints"].empty()) << buyer;
+  EXPECT_EQ(buyer["purchases"].size(), 1u);  // purchases stay
+  // The same order again is still a duplicate, not a new journey.
+  auto resend = d.Call("POST", "/v1/purchases",
+                       {{"order_id", "old"},
+                        {"buyer_id", "lin"},
+                        {"product", "daily"},
+                        {"quantity", 1},
+                        {"amount", 20},
+                        {"purchased_at", buyer["purchases"][0]["purchased_at"]}});
+  EXPECT_EQ(resend.second["duplicates"], 1) << resend.second;
+  auto metrics = d.http().Request("GET", "/metrics");
+  EXPECT_EQ(Sample(metrics->body, "touchpoint_retention_pruned_touchpoints_total"), 4);
 }
 
 }  // namespace

@@ -456,3 +456,73 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
 
 }  // namespace
 }  // namespace tp
+
+namespace tp {
+namespace {
+
+TEST_F(SqliteStoreTest, RetentionPrunesOnlyFinishedTouchpointsWithNothingLeftToDeliver) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  ASSERT_TRUE(scheduler.OptOut("b2").ok());  // six suppressed, due from day 1 to day 30
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // how-to-wear: queued, never acked
+  clock.Set(At("2026-11-04T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // comfort-check: acked below
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(leased->size(), 2u);
+  for (const LeasedMessage& m : *leased) {
+    if (nlohmann::json::parse(m.event)["data"]["topic"] == "comfort-check") {
+      std::vector<std::string> receipts = {m.receipt};
+      ASSERT_EQ(*store->Ack("outbox", receipts, clock.Now()), 1);
+    }
+  }
+  const Instant cutoff = At("2026-11-20T00:00:00+08:00");
+
+  // A bounded step: row ids 1 to 3 only (b1's how-to-wear, comfort-check,
+  // care-tips).
+  auto step = store->PruneFinished(cutoff, 0, 3);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_EQ(step->deleted, 1);
+  EXPECT_FALSE(step->done);
+  EXPECT_EQ(step->next, 3);
+  step = store->PruneFinished(cutoff, step->next, 1000);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->deleted, 4);  // b2's four suppressed due before the cutoff
+  EXPECT_TRUE(step->done);
+  store.reset();
+
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 5);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'comfort-check'"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);  // b1's, untouched
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint NOT IN "
+                  "(SELECT id FROM touchpoints)"),
+            0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 2);
+}
+
+TEST_F(SqliteStoreTest, BackupWritesAConsistentCopyAndNeverOverwrites) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  const std::string copy = dir_.path() + "/copy.db";
+  ASSERT_TRUE(SqliteStore::Backup(Path(), copy).ok());  // the store stays open meanwhile
+  Status again = SqliteStore::Backup(Path(), copy);
+  EXPECT_THAT(again.message(), HasSubstr("exists; remove it or choose another name"));
+  EXPECT_THAT(SqliteStore::Backup(dir_.path() + "/none.db", dir_.path() + "/x.db").message(),
+              HasSubstr("no database at"));
+  EXPECT_FALSE(std::filesystem::exists(copy + ".partial"));
+
+  auto restored = SqliteStore::Open(copy, rules_);
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  auto buyer = (*restored)->GetBuyer("b1");
+  ASSERT_TRUE(buyer.ok() && buyer->has_value());
+  EXPECT_EQ((*buyer)->touchpoints.size(), 6u);
+}
+
+}  // namespace
+}  // namespace tp
