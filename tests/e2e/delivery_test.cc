@@ -624,3 +624,45 @@ TEST_F(DeliveryTest, WhileRedisIsDownEventsWaitDurablyThenFlowInOrder) {
 
 }  // namespace
 }  // namespace tp
+
+namespace tp {
+namespace {
+
+TEST_F(DeliveryTest, ReloadRotatesTheSecretAndAddsASinkWithoutResending) {
+  Receiver crm, audit;
+  crm.Start(dir_.path(), "crm");
+  audit.Start(dir_.path(), "audit");
+  DaemonProcess& d = StartDaemon("  - {name: crm, type: webhook, url: \"" + crm.url() +
+                                 "\", secret_file: crm.secret}");
+  Ingest(PurchaseNow("o1", "b1"));
+  ASSERT_EQ(crm.WaitForRequests(1).size(), 1u);
+
+  constexpr std::string_view kNewSecret = "whsec_c2VjcmV0LWFmdGVyLXRoZS1yb3RhdGlvbg==";
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     Config("  - {name: crm, type: webhook, url: \"" + crm.url() +
+                            "\", secret_file: crm.secret}\n"
+                            "  - {name: audit, type: webhook, url: \"" +
+                            audit.url() + "\", secret_file: crm.secret}"));
+  testing::WriteFile(Path("crm.secret"), std::string(kNewSecret) + "\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(Eventually([&] { return d.log().find("reloaded ") != std::string::npos; },
+                         std::chrono::seconds(10)))
+      << d.log();
+
+  Ingest(PurchaseNow("o2", "b2"));
+  const json to_crm = crm.WaitForRequests(2);
+  const json to_audit = audit.WaitForRequests(1);
+  ASSERT_EQ(to_crm.size(), 2u) << "o1 must not be sent again";
+  ASSERT_EQ(to_audit.size(), 1u);
+  const std::vector<std::string> keys{*DecodeWebhookSecret(kNewSecret)};
+  for (const json& r : {to_crm[1], to_audit[0]}) {
+    const std::string id = r["headers"]["webhook-id"];
+    const std::string ts = r["headers"]["webhook-timestamp"];
+    const std::string body = r["body"];
+    EXPECT_THAT(body, HasSubstr("\"order_id\":\"o2\""));
+    EXPECT_EQ(r["headers"]["webhook-signature"], SignWebhook(id, std::stoll(ts), body, keys));
+  }
+}
+
+}  // namespace
+}  // namespace tp
