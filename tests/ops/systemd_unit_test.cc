@@ -1,5 +1,6 @@
 // The shipped unit, with this build's paths, checked by systemd's own tools:
-// `systemd-analyze verify` and `systemd-analyze security` (offline).
+// `systemd-analyze verify` and `systemd-analyze security` (offline); and the
+// shipped Prometheus alert rules, checked by promtool.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -70,6 +71,12 @@ TEST_F(SystemdUnitTest, IsANotifyServiceThatDoesNotRestartOnABadConfig) {
   EXPECT_THAT(unit_, ::testing::HasSubstr("\nRestartPreventExitStatus=78\n"));
   EXPECT_THAT(unit_, ::testing::HasSubstr("\nExecReload=/bin/kill -HUP $MAINPID\n"));
   EXPECT_THAT(unit_, ::testing::HasSubstr("\nWatchdogSec="));
+}
+
+TEST(AlertRulesTest, TheShippedRulesPassPromtool) {
+  auto [status, out] = RunShell(std::string("promtool check rules ") + TP_ALERT_RULES);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("SUCCESS"));
 }
 
 }  // namespace
