@@ -1332,6 +1332,9 @@ Status SqliteStore::Backup(const std::string& from, const std::string& to) {
     std::filesystem::remove(partial, ec);
     return s;
   }
+  // The copy holds the same buyers' data: give it the original's mode, not
+  // the umask's (often world-readable).
+  std::filesystem::permissions(partial, std::filesystem::status(from, ec).permissions(), ec);
   std::filesystem::rename(partial, to, ec);
   if (ec) return Status::Error("cannot rename " + partial + " to " + to + ": " + ec.message());
   return Status::Ok();

@@ -516,6 +516,8 @@ TEST_F(SqliteStoreTest, BackupWritesAConsistentCopyAndNeverOverwrites) {
   EXPECT_THAT(SqliteStore::Backup(dir_.path() + "/none.db", dir_.path() + "/x.db").message(),
               HasSubstr("no database at"));
   EXPECT_FALSE(std::filesystem::exists(copy + ".partial"));
+  EXPECT_EQ(std::filesystem::status(copy).permissions(),
+            std::filesystem::status(Path()).permissions());  // 0640, as the daemon made it
 
   auto restored = SqliteStore::Open(copy, rules_);
   ASSERT_TRUE(restored.ok()) << restored.status().message();
