@@ -250,6 +250,18 @@ class Loader {
     return out;
   }
 
+  // `section: {key: VALUE}` at the top level, a map with that one key: the
+  // value, or an undefined node when the section (or the key) is absent or
+  // malformed (reported).
+  YAML::Node SectionValue(const Fields& fields, const YAML::Node& root, const char* section,
+                          const char* key, bool required) {
+    auto v = Field(fields, root, section, "the config", false);
+    if (!v.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+    auto map = Map(v, section, {key});
+    if (!map) return YAML::Node(YAML::NodeType::Undefined);
+    return Field(*map, v, key, section, required);
+  }
+
   void LoadRoot(const YAML::Node& root) {
     auto fields = Map(root, "the config",
                       {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
@@ -319,57 +331,39 @@ class Loader {
         }
       }
     }
-    if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) {
-      if (auto http = Map(v, "http", {"request_timeout"})) {
-        if (auto t = Field(*http, v, "request_timeout", "http", false); t.IsDefined()) {
-          if (auto d = DurationValue(t, "request_timeout")) {
-            if (d->count <= 0 || d->IsCalendar()) {
-              Error(t, "request_timeout must be a positive number of s, m or h");
-            } else {
-              rules_.http_request_timeout = *d;
-            }
-          }
+    if (auto t = SectionValue(*fields, root, "http", "request_timeout", false); t.IsDefined()) {
+      if (auto d = DurationValue(t, "request_timeout")) {
+        if (d->count <= 0 || d->IsCalendar()) {
+          Error(t, "request_timeout must be a positive number of s, m or h");
+        } else {
+          rules_.http_request_timeout = *d;
         }
       }
     }
-
-    if (auto v = Field(*fields, root, "log", "the config", false); v.IsDefined()) {
-      if (auto log = Map(v, "log", {"level"})) {
-        if (auto l = Field(*log, v, "level", "log", false); l.IsDefined()) {
-          if (auto s = String(l, "level")) {
-            if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *s) ==
-                std::end(kLogLevels)) {
-              Error(l, "log level must be trace, debug, info, warn or error, got " + Quote(*s));
-            } else {
-              rules_.log_level = *s;
-            }
-          }
+    if (auto l = SectionValue(*fields, root, "log", "level", false); l.IsDefined()) {
+      if (auto s = String(l, "level")) {
+        if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *s) == std::end(kLogLevels)) {
+          Error(l, "log level must be trace, debug, info, warn or error, got " + Quote(*s));
+        } else {
+          rules_.log_level = *s;
         }
       }
     }
-    if (auto v = Field(*fields, root, "auth", "the config", false); v.IsDefined()) {
-      if (auto auth = Map(v, "auth", {"token_file"})) {
-        if (auto t = Field(*auth, v, "token_file", "auth", true); t.IsDefined()) {
-          if (auto s = String(t, "token_file")) {
-            rules_.auth_token_file = RelativeToConfig(*s);
-            LoadTokens(t);
-          }
-        }
+    if (auto t = SectionValue(*fields, root, "auth", "token_file", true); t.IsDefined()) {
+      if (auto s = String(t, "token_file")) {
+        rules_.auth_token_file = RelativeToConfig(*s);
+        LoadTokens(t);
       }
     }
-    if (auto v = Field(*fields, root, "retention", "the config", false); v.IsDefined()) {
-      if (auto retention = Map(v, "retention", {"touchpoints"})) {
-        if (auto t = Field(*retention, v, "touchpoints", "retention", true); t.IsDefined()) {
-          if (auto d = DurationValue(t, "retention touchpoints")) {
-            if (d->count <= 0) {
-              Error(t, "retention touchpoints must be positive");
-            } else if (d->Exact() <= rules_.misfire_grace.Exact()) {
-              // A re-plan must never find a pruned step still within reach.
-              Error(t, "retention touchpoints must be longer than misfire_grace");
-            } else {
-              rules_.retention = *d;
-            }
-          }
+    if (auto t = SectionValue(*fields, root, "retention", "touchpoints", true); t.IsDefined()) {
+      if (auto d = DurationValue(t, "retention touchpoints")) {
+        if (d->count <= 0) {
+          Error(t, "retention touchpoints must be positive");
+        } else if (d->Exact() <= rules_.misfire_grace.Exact()) {
+          // A re-plan must never find a pruned step still within reach.
+          Error(t, "retention touchpoints must be longer than misfire_grace");
+        } else {
+          rules_.retention = *d;
         }
       }
     }

@@ -386,3 +386,32 @@ TEST(LoaderTest, UnreadableFile) {
 
 }  // namespace
 }  // namespace tp
+
+namespace tp {
+namespace {
+
+TEST(LoaderTest, OperationsKeys) {
+  LoadResult r = LoadRulesString(
+      "log: {level: debug}\nretention: {touchpoints: 400d}\n" + std::string(kMinimal), "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
+  EXPECT_EQ(r.rules->log_level, "debug");
+  EXPECT_EQ(r.rules->retention, (Duration{400, Duration::Unit::kDays}));
+  EXPECT_TRUE(r.rules->auth_tokens.empty());
+  EXPECT_EQ(r.rules->sha256.size(), 64u);
+  EXPECT_NE(r.rules->sha256, LoadRulesString(std::string(kMinimal), "t.yaml").rules->sha256);
+
+  EXPECT_THAT(
+      Errors("log: {level: loud, colour: true}\n"
+             "retention: {touchpoints: 30m}\n"
+             "auth: {token_file: /no/such/token}\n" +
+             std::string(kMinimal)),
+      ElementsAre(HasSubstr("t.yaml:1:14: error: log level must be trace, debug, info, "
+                            "warn or error, got 'loud'"),
+                  HasSubstr("t.yaml:1:20: error: unknown key 'colour'"),
+                  HasSubstr("t.yaml:2:26: error: retention touchpoints must be longer "
+                            "than misfire_grace"),
+                  HasSubstr("t.yaml:3:20: error: cannot read token_file '/no/such/token'")));
+}
+
+}  // namespace
+}  // namespace tp
