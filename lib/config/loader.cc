@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -625,66 +626,60 @@ class Loader {
     }
   }
 
-  // Reads the secret file now (at start and at every reload): one
-  // "whsec_<base64>" per line; two during a rotation. '#' starts a comment.
-  void LoadSecrets(const YAML::Node& node, Sink& sink) {
-    std::ifstream in(sink.secret_file, std::ios::binary);
-    if (!in) {
-      Error(node,
-            "cannot read secret_file " + Quote(sink.secret_file) + ": " + std::strerror(errno));
-      return;
-    }
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-      ++number;
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      const auto last = line.find_last_not_of(" \t\r");
-      auto key = DecodeWebhookSecret(std::string_view(line).substr(first, last - first + 1));
-      if (!key) {
-        // Never echo the line: it is meant to be secret.
-        Error(node, "secret_file " + Quote(sink.secret_file) + " line " + std::to_string(number) +
-                        " is not a whsec_<base64> secret");
-        return;
-      }
-      sink.secrets.push_back(std::move(*key));
-    }
-    if (sink.secrets.empty()) {
-      Error(node, "secret_file " + Quote(sink.secret_file) + " holds no secret");
-    }
-  }
-
-  // Reads the API token file now (at start and at every reload): one token
-  // per line, several during a rotation; '#' starts a comment.
-  void LoadTokens(const YAML::Node& node) {
-    const std::string& path = rules_.auth_token_file;
+  // Reads a file of secrets now (at start and at every reload): one per
+  // line, several during a rotation; blank lines and '#' comments are
+  // skipped. `take` gets each trimmed line and says whether it is valid; the
+  // first invalid one is reported by its number only, never echoed.
+  // `what` names the key ("secret_file"), `noun` one line's thing
+  // ("secret"), `expected` what a line must be.
+  void LoadSecretLines(const YAML::Node& node, const std::string& path, const char* what,
+                       const char* noun, const std::string& expected,
+                       const std::function<bool(std::string_view)>& take) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-      Error(node, "cannot read token_file " + Quote(path) + ": " + std::strerror(errno));
+      Error(node,
+            std::string("cannot read ") + what + " " + Quote(path) + ": " + std::strerror(errno));
       return;
     }
     std::string line;
-    int number = 0;
+    int number = 0, taken = 0;
     while (std::getline(in, line)) {
       ++number;
       const auto first = line.find_first_not_of(" \t\r");
       if (first == std::string::npos || line[first] == '#') continue;
       const auto last = line.find_last_not_of(" \t\r");
-      const std::string token = line.substr(first, last - first + 1);
-      const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
-        return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
-      });
-      // Never echo the line: it is meant to be secret.
-      if (!printable || token.size() < kMinTokenLength) {
-        Error(node, "token_file " + Quote(path) + " line " + std::to_string(number) +
-                        " is not a token (at least " + std::to_string(kMinTokenLength) +
-                        " printable characters, no spaces)");
+      if (!take(std::string_view(line).substr(first, last - first + 1))) {
+        Error(node, std::string(what) + " " + Quote(path) + " line " + std::to_string(number) +
+                        " is not " + expected);
         return;
       }
-      rules_.auth_tokens.push_back(token);
+      ++taken;
     }
-    if (rules_.auth_tokens.empty()) Error(node, "token_file " + Quote(path) + " holds no token");
+    if (taken == 0) Error(node, std::string(what) + " " + Quote(path) + " holds no " + noun);
+  }
+
+  void LoadSecrets(const YAML::Node& node, Sink& sink) {
+    LoadSecretLines(node, sink.secret_file, "secret_file", "secret", "a whsec_<base64> secret",
+                    [&](std::string_view line) {
+                      auto key = DecodeWebhookSecret(line);
+                      if (key) sink.secrets.push_back(std::move(*key));
+                      return key.has_value();
+                    });
+  }
+
+  void LoadTokens(const YAML::Node& node) {
+    LoadSecretLines(node, rules_.auth_token_file, "token_file", "token",
+                    "a token (at least " + std::to_string(kMinTokenLength) +
+                        " printable characters, no spaces)",
+                    [&](std::string_view line) {
+                      const bool ok = line.size() >= kMinTokenLength &&
+                                      std::all_of(line.begin(), line.end(), [](char c) {
+                                        return static_cast<unsigned char>(c) > 0x20 &&
+                                               static_cast<unsigned char>(c) < 0x7f;
+                                      });
+                      if (ok) rules_.auth_tokens.emplace_back(line);
+                      return ok;
+                    });
   }
 
   void LoadRedis(const Fields& fields, const YAML::Node& item, const std::string& what,
