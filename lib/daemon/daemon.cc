@@ -1001,6 +1001,4 @@ std::string Daemon::Address() const { return impl_->server.LocalAddress(); }
 
 void Daemon::Stop() { impl_->Stop(); }
 
-Status Daemon::Reload() { return impl_->Reload(); }
-
 }  // namespace tp

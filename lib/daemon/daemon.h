@@ -9,6 +9,11 @@
 // The scheduler sleeps on a timer set to the earliest pending next_at (no
 // polling), re-armed whenever that changes and whenever the wall clock is set
 // (a Linux timerfd with TFD_TIMER_CANCEL_ON_SET reports clock jumps).
+//
+// SIGHUP reloads options.config_path: a file with errors keeps the old
+// rules (the errors are logged and shown on /healthz and /metrics); a valid
+// one is swapped in after re-planning pending touchpoints
+// (docs/operations.md, "Reloading the rules").
 #pragma once
 
 #include <memory>
@@ -47,11 +52,6 @@ class Daemon {
 
   // The address the API listens on, as HOST:PORT.
   std::string Address() const;
-  // Reads options.config_path again and, if it is valid, swaps the rules in
-  // (SIGHUP does this). See docs/operations.md for what happens to buyers in
-  // flight. On an error the old rules stay; the error is returned, logged and
-  // shown on /healthz and /metrics.
-  Status Reload();
   // Stops accepting, answers requests in flight, stops the scheduler; the
   // io_context then runs out of work and returns.
   void Stop();

@@ -70,8 +70,6 @@ void SetupLogging(std::string_view name) {
     formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   }
   logger->set_formatter(std::move(formatter));
-  // Errors reach the journal (or the file) at once, whatever the buffering.
-  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(spdlog::level::info);
 }

@@ -19,23 +19,37 @@ bool SameCadence(const Cadence& a, const Cadence& b) {
          std::equal(a.steps.begin(), a.steps.end(), b.steps.begin(), b.steps.end(), SameSteps);
 }
 
+ReplanChange Cancel(const ExistingTouchpoint& e, std::string reason) {
+  ReplanChange c;
+  c.kind = ReplanChange::Kind::kCancel;
+  c.touchpoint.id = e.id;
+  c.cadence = e.cadence;
+  c.reason = std::move(reason);
+  return c;
+}
+
+ReplanChange Planned(ReplanChange::Kind kind, PlannedTouchpoint t, const std::string& cadence,
+                     Instant previous_due_at = {}) {
+  ReplanChange c;
+  c.kind = kind;
+  c.touchpoint = std::move(t);
+  c.cadence = cadence;
+  c.previous_due_at = previous_due_at;
+  return c;
+}
+
 }  // namespace
 
 PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> others,
                               const Purchase& purchase, int product, const Zone* zone,
                               std::span<const ExistingTouchpoint> existing, Instant now) {
   PurchaseReplan out;
-  auto cancel_all_pending = [&](const std::string& reason) {
-    for (const ExistingTouchpoint& e : existing) {
-      if (e.state != TouchpointState::kPending) continue;
-      ReplanChange c{ReplanChange::Kind::kCancel, {}, e.cadence, reason};
-      c.touchpoint.id = e.id;
-      out.changes.push_back(std::move(c));
-    }
-  };
   if (product < 0 || zone == nullptr) {
-    cancel_all_pending(std::string(kRulesChanged) + ": product '" + purchase.product +
-                       "' is no longer in the rules");
+    const std::string reason = std::string(kRulesChanged) + ": product '" + purchase.product +
+                               "' is no longer in the rules";
+    for (const ExistingTouchpoint& e : existing) {
+      if (e.state == TouchpointState::kPending) out.changes.push_back(Cancel(e, reason));
+    }
     return out;
   }
   Plan plan = PlanPurchase(rules, others, purchase, product, zone);
@@ -50,7 +64,7 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
     auto it = by_id.find(t.id);
     if (it == by_id.end()) {
       if (t.state == TouchpointState::kPending && t.next_at >= missed_before) {
-        out.changes.push_back({ReplanChange::Kind::kAdd, std::move(t), cadence, {}});
+        out.changes.push_back(Planned(ReplanChange::Kind::kAdd, std::move(t), cadence));
       }
       continue;
     }
@@ -58,10 +72,7 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
     by_id.erase(it);
     if (e.state != TouchpointState::kPending) continue;  // final: never again
     if (t.state != TouchpointState::kPending) {
-      ReplanChange c{
-          ReplanChange::Kind::kCancel, {}, cadence, std::string(kRulesChanged) + ": " + t.reason};
-      c.touchpoint.id = e.id;
-      out.changes.push_back(std::move(c));
+      out.changes.push_back(Cancel(e, std::string(kRulesChanged) + ": " + t.reason));
       continue;
     }
     if (t.due_at == e.due_at) {
@@ -69,14 +80,12 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
     } else if (t.next_at < missed_before) {
       t.next_at = now;
     }
-    out.changes.push_back({ReplanChange::Kind::kUpdate, std::move(t), cadence, {}});
+    out.changes.push_back(Planned(ReplanChange::Kind::kUpdate, std::move(t), cadence, e.due_at));
   }
   // What the new plan no longer has.
   for (const ExistingTouchpoint& e : existing) {
     if (e.state != TouchpointState::kPending || !by_id.contains(e.id)) continue;
-    ReplanChange c{ReplanChange::Kind::kCancel, {}, e.cadence, std::string(kRulesChanged)};
-    c.touchpoint.id = e.id;
-    out.changes.push_back(std::move(c));
+    out.changes.push_back(Cancel(e, std::string(kRulesChanged)));
   }
   return out;
 }

@@ -47,6 +47,7 @@ struct ReplanChange {
   PlannedTouchpoint touchpoint;  // kUpdate, kAdd; kCancel sets only id
   std::string cadence;           // the cadence's name (all kinds)
   std::string reason;            // kCancel
+  Instant previous_due_at;       // kUpdate: the due time it had
 };
 
 struct PurchaseReplan {

@@ -326,6 +326,28 @@ struct SqliteStore::Impl {
       "DELETE FROM queue_messages WHERE id = ? AND queue = ? AND receipt = ? RETURNING "
       "touchpoint"};
 
+  // Re-planning (a reload): prepared once, used per purchase and touchpoint.
+  SQLite::Statement purchases_of{
+      db,
+      "SELECT id, order_id, product, quantity, amount, purchased_at, timezone, zone, attributes "
+      "FROM purchases WHERE buyer = ? ORDER BY purchased_at, id"};
+  SQLite::Statement touchpoints_of{
+      db,
+      "SELECT purchase, tp_id, cadence, state, due_at, next_at FROM touchpoints WHERE buyer = ? "
+      "ORDER BY id"};
+  SQLite::Statement purchase_by_order{db, "SELECT id, buyer FROM purchases WHERE order_id = ?"};
+  SQLite::Statement purchase_tier{db, "UPDATE purchases SET tier = ? WHERE id = ?"};
+  // Writes only when something differs, so an unchanged step costs no write.
+  SQLite::Statement replan_update{
+      db,
+      "UPDATE touchpoints SET topic = ?1, cadence_order = ?2, step_order = ?3, "
+      "cancel_on_repurchase = ?4, due_at = ?5, next_at = ?6 WHERE tp_id = ?7 AND state = 0 AND "
+      "(topic != ?1 OR cadence_order != ?2 OR step_order != ?3 OR cancel_on_repurchase != ?4 OR "
+      "due_at != ?5 OR next_at != ?6) RETURNING id"};
+  SQLite::Statement replan_cancel{
+      db,
+      "UPDATE touchpoints SET state = 2, reason = ? WHERE tp_id = ? AND state = 0 RETURNING id"};
+
   void Exec(std::string_view sql) { db.exec(std::string(sql)); }
   // Exec, with an error naming `what` instead of an exception.
   Status Run(const char* what, const char* sql) {
@@ -1103,10 +1125,8 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
     std::vector<StoredPurchase> out;
     auto buyer = m.FindBuyer(buyer_id);
     if (!buyer) return out;
-    SQLite::Statement p(
-        m.db,
-        "SELECT id, order_id, product, quantity, amount, purchased_at, timezone, "
-        "zone, attributes FROM purchases WHERE buyer = ? ORDER BY purchased_at, id");
+    auto& p = m.purchases_of;
+    p.reset();
     p.bind(1, *buyer);
     std::unordered_map<std::int64_t, std::size_t> index;
     while (p.executeStep()) {
@@ -1122,9 +1142,8 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
       sp.zone = m.ZoneNamed(p.getColumn(7).getString());
       sp.purchase.attributes = Text(p.getColumn(8));
     }
-    SQLite::Statement t(m.db,
-                        "SELECT purchase, tp_id, cadence, state, due_at, next_at FROM touchpoints "
-                        "WHERE buyer = ? ORDER BY id");
+    auto& t = m.touchpoints_of;
+    t.reset();
     t.bind(1, *buyer);
     while (t.executeStep()) {
       auto it = index.find(t.getColumn(0).getInt64());
@@ -1143,14 +1162,23 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
                                                 Instant now) {
   Impl& m = *impl_;
   ReplanCounts counts;
+  // Runs an UPDATE ... RETURNING id; the id, or 0 when no row changed.
+  auto returned_id = [](SQLite::Statement& q) -> std::int64_t {
+    const std::int64_t id = q.executeStep() ? q.getColumn(0).getInt64() : 0;
+    q.reset();
+    return id;
+  };
   Status s = m.Atomically("re-plan a purchase", [&] {
-    SQLite::Statement p(m.db, "SELECT id, buyer FROM purchases WHERE order_id = ?");
+    auto& p = m.purchase_by_order;
+    p.reset();
     BindText(p, 1, order_id);
     if (!p.executeStep()) throw std::runtime_error("no order " + std::string(order_id));
     const std::int64_t purchase_row = p.getColumn(0).getInt64();
     const std::int64_t buyer = p.getColumn(1).getInt64();
+    p.reset();
     if (tier >= 0) {
-      SQLite::Statement q(m.db, "UPDATE purchases SET tier = ? WHERE id = ?");
+      auto& q = m.purchase_tier;
+      q.reset();
       BindText(q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
       q.bind(2, purchase_row);
       q.exec();
@@ -1167,31 +1195,21 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
           break;
         }
         case ReplanChange::Kind::kUpdate: {
-          SQLite::Statement current(
-              m.db, "SELECT id, due_at FROM touchpoints WHERE tp_id = ? AND state = 0");
-          BindText(current, 1, t.id);
-          if (!current.executeStep()) break;
-          const std::int64_t row = current.getColumn(0).getInt64();
-          const Instant was = FromMs(current.getColumn(1).getInt64());
-          const Step& step = m.rules->cadences[t.cadence].steps[t.step];
-          SQLite::Statement q(
-              m.db,
-              "UPDATE touchpoints SET topic = ?1, cadence_order = ?2, step_order = ?3, "
-              "cancel_on_repurchase = ?4, due_at = ?5, next_at = ?6 WHERE id = ?7 AND "
-              "(topic != ?1 OR cadence_order != ?2 OR step_order != ?3 OR "
-              "cancel_on_repurchase != ?4 OR due_at != ?5 OR next_at != ?6)");
-          BindText(q, 1, step.topic);
+          auto& q = m.replan_update;
+          q.reset();
+          BindText(q, 1, m.rules->cadences[t.cadence].steps[t.step].topic);
           q.bind(2, t.cadence);
           q.bind(3, t.step);
           q.bind(4, t.cancel_on_repurchase ? 1 : 0);
           q.bind(5, Ms(t.due_at));
           q.bind(6, Ms(t.next_at));
-          q.bind(7, row);
-          if (q.exec() == 0) break;
-          if (was != t.due_at) {
+          BindText(q, 7, t.id);
+          const std::int64_t row = returned_id(q);
+          if (row == 0) break;  // nothing differed
+          if (c.previous_due_at != t.due_at) {
             m.AddHistory(row, now, TouchpointState::kPending,
                          "rules changed: due " + FormatRfc3339(t.due_at, UtcZone()) + " (was " +
-                             FormatRfc3339(was, UtcZone()) + ")");
+                             FormatRfc3339(c.previous_due_at, UtcZone()) + ")");
             ++counts.moved;
           } else {
             ++counts.updated;
@@ -1199,14 +1217,12 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
           break;
         }
         case ReplanChange::Kind::kCancel: {
-          SQLite::Statement q(m.db,
-                              "UPDATE touchpoints SET state = 2, reason = ? WHERE tp_id = ? AND "
-                              "state = 0 RETURNING id");
+          auto& q = m.replan_cancel;
+          q.reset();
           BindText(q, 1, c.reason);
           BindText(q, 2, t.id);
-          if (!q.executeStep()) break;
-          const std::int64_t row = q.getColumn(0).getInt64();
-          q.reset();
+          const std::int64_t row = returned_id(q);
+          if (row == 0) break;
           m.AddHistory(row, now, TouchpointState::kCancelled, c.reason);
           ++counts.cancelled;
           ++counts.cancelled_by_cadence[c.cadence];

@@ -115,7 +115,6 @@ class DaemonProcess {
     Wait();
   }
 
-  pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }
   std::string url() const { return "http://" + address_; }
   std::string log() const { return ReadFile(log_); }

@@ -126,7 +126,8 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
   EXPECT_EQ(tomorrow["status"], "pending");
   EXPECT_EQ(tomorrow["due_at"], At(bought + std::chrono::hours(48)));
   EXPECT_THAT(tomorrow["history"].back()["reason"].get<std::string>(),
-              HasSubstr("rules changed: due " + At(bought + std::chrono::hours(48))));
+              HasSubstr("rules changed: due " + At(bought + std::chrono::hours(48)) + " (was " +
+                        At(bought + std::chrono::hours(24)) + ")"));
   const json later = Touchpoint(buyer, "later");
   EXPECT_EQ(later["status"], "pending");
   EXPECT_EQ(later["due_at"], At(bought + std::chrono::hours(72)));

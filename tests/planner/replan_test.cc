@@ -88,6 +88,7 @@ TEST_F(ReplanTest, AStepMovedIntoThePastFiresAtOnceInsteadOfBeingSkipped) {
   const PurchaseReplan r = Replan(*after, Existing(*before));
   ASSERT_EQ(r.changes.size(), 1u);
   EXPECT_EQ(r.changes[0].touchpoint.due_at, At("2026-11-03T10:00:00Z"));
+  EXPECT_EQ(r.changes[0].previous_due_at, At("2026-11-08T10:00:00Z"));
   EXPECT_EQ(r.changes[0].touchpoint.next_at, now_);
 }
 
