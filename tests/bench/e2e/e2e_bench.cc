@@ -1,0 +1,708 @@
+// The end-to-end benchmark (docs/benchmarks.md): starts a real touchpointd
+// on a free loopback port with a fresh database for each figure, drives it
+// over HTTP from this separate process (the load generator, the queue
+// consumer and the webhook receiver), stops it, and prints one line per
+// figure: `metric=NAME value=NUMBER unit=UNIT`.
+//
+//   touchpoint_e2e_bench --daemon PATH [--purchases N] [--touchpoints N]
+//                        [--webhooks N] [--pending N] [--lateness-s S]
+//                        [--quick] [--keep DIR]
+//
+// tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "core/time.h"
+#include "http/client.h"
+#include "http/server.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+using SystemClock = std::chrono::system_clock;
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "e2e_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+void Note(const std::string& what) {
+  std::fprintf(stderr, "e2e_bench: %s\n", what.c_str());
+  std::fflush(stderr);
+}
+
+void Metric(const char* name, double value, const char* unit) {
+  std::printf("metric=%s value=%.6g unit=%s\n", name, value, unit);
+  std::fflush(stdout);
+}
+
+double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+tp::Instant Now() { return std::chrono::time_point_cast<tp::Millis>(SystemClock::now()); }
+
+// Wall-clock milliseconds since the epoch, with the microseconds.
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(SystemClock::now().time_since_epoch()).count();
+}
+
+std::string Rfc3339(tp::Instant t) { return tp::FormatRfc3339(t, tp::UtcZone()); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFile(const std::string& path, std::string_view text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) Fail("cannot write " + path);
+}
+
+struct Options {
+  std::string daemon;
+  std::string example_config;
+  std::int64_t purchases = 200'000;    // ingest
+  std::int64_t touchpoints = 200'000;  // fire into the embedded queue
+  std::int64_t webhooks = 100'000;     // webhook deliveries
+  std::int64_t pending = 1'000'000;    // restart, RSS and size
+  int lateness_s = 20;                 // at 200 touchpoints/s
+  std::string keep;                    // keep the work directory here
+  bool quick = false;
+};
+
+// One touchpointd process with its own database and log.
+class Daemon {
+ public:
+  Daemon(const Options& options, std::string config, std::string database, std::string log)
+      : options_(options),
+        config_(std::move(config)),
+        database_(std::move(database)),
+        log_(std::move(log)) {}
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Starts it and waits until /healthz answers 200; returns the seconds that
+  // took from fork().
+  double Start() {
+    const std::size_t log_offset = ReadFile(log_).size();
+    const auto started = Steady::now();
+    pid_ = ::fork();
+    if (pid_ < 0) Fail("fork failed");
+    if (pid_ == 0) {
+      if (std::freopen(log_.c_str(), "a", stderr) == nullptr) ::_exit(127);
+      ::dup2(::fileno(stderr), STDOUT_FILENO);
+      std::vector<std::string> argv = {options_.daemon, "--config",   config_,  "--listen",
+                                       "127.0.0.1:0",   "--database", database_};
+      std::vector<char*> raw;
+      for (auto& a : argv) raw.push_back(a.data());
+      raw.push_back(nullptr);
+      ::execv(options_.daemon.c_str(), raw.data());
+      ::_exit(127);
+    }
+    const auto deadline = started + std::chrono::seconds(120);
+    while (address_.empty()) {
+      if (Steady::now() > deadline) Fail("touchpointd did not start:\n" + ReadFile(log_));
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        Fail("touchpointd exited:\n" + ReadFile(log_).substr(log_offset));
+      }
+      const std::string log = ReadFile(log_).substr(log_offset);
+      if (auto at = log.find("listening on "); at != std::string::npos) {
+        const auto end = log.find(' ', at + 13);
+        if (end != std::string::npos) address_ = log.substr(at + 13, end - at - 13);
+      }
+      if (address_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    auto client = Client();
+    for (;;) {
+      auto r = client->Request("GET", "/healthz");
+      if (r.ok() && r->status == 200) break;
+      if (Steady::now() > deadline) Fail("touchpointd never became healthy");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Seconds(Steady::now() - started);
+  }
+
+  // SIGTERM, then wait for a clean exit.
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    address_.clear();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      Fail("touchpointd did not stop cleanly:\n" + ReadFile(log_));
+    }
+  }
+
+  void Signal(int signo) const { ::kill(pid_, signo); }
+
+  std::unique_ptr<tp::HttpClient> Client() const {
+    auto client = tp::HttpClient::Create("http://" + address_);
+    if (!client.ok()) Fail(client.status().message());
+    (*client)->set_timeout(std::chrono::minutes(10));
+    return std::move(*client);
+  }
+
+  // A /proc/PID/status field in MiB (VmRSS, VmHWM).
+  double MemoryMiB(const char* field) const {
+    std::istringstream status(ReadFile("/proc/" + std::to_string(pid_) + "/status"));
+    std::string line;
+    const std::string prefix = std::string(field) + ":";
+    while (std::getline(status, line)) {
+      if (line.rfind(prefix, 0) == 0)
+        return std::strtod(line.c_str() + prefix.size(), nullptr) / 1024;
+    }
+    return 0;
+  }
+
+  const std::string& log() const { return log_; }
+
+ private:
+  const Options& options_;
+  std::string config_, database_, log_;
+  pid_t pid_ = -1;
+  std::string address_;
+};
+
+// --- load generation --------------------------------------------------------
+
+struct Purchase {
+  std::int64_t buyer = 0;
+  tp::Instant at;
+};
+
+// JSON array bodies of `batch` purchases each; order ids are o<prefix><i>.
+std::vector<std::string> Bodies(const std::vector<Purchase>& purchases, std::size_t batch,
+                                const std::string& prefix) {
+  std::vector<std::string> bodies;
+  for (std::size_t start = 0; start < purchases.size(); start += batch) {
+    std::string body = "[";
+    const std::size_t end = std::min(purchases.size(), start + batch);
+    for (std::size_t i = start; i < end; ++i) {
+      if (i > start) body += ',';
+      body += R"({"order_id":"o)" + prefix + std::to_string(i) + R"(","buyer_id":"b)" + prefix +
+              std::to_string(purchases[i].buyer) +
+              R"(","product":"daily","quantity":2,"amount":240,"purchased_at":")" +
+              Rfc3339(purchases[i].at) + "\"}";
+    }
+    body += ']';
+    bodies.push_back(std::move(body));
+  }
+  return bodies;
+}
+
+struct IngestResult {
+  double seconds = 0;
+  std::int64_t purchases = 0;
+  std::int64_t touchpoints = 0;
+};
+
+// POSTs every body from `connections` keep-alive connections at once.
+IngestResult Post(const Daemon& daemon, const std::vector<std::string>& bodies,
+                  int connections = 2) {
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::int64_t> purchases{0}, touchpoints{0};
+  std::mutex error_mutex;
+  std::string error;
+  const auto started = Steady::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&] {
+      auto client = daemon.Client();
+      for (std::size_t i = next++; i < bodies.size(); i = next++) {
+        auto r = client->Request("POST", "/v1/purchases", bodies[i]);
+        if (!r.ok() || r->status != 200) {
+          std::lock_guard lock(error_mutex);
+          error = r.ok() ? std::to_string(r->status) + " " + r->body.substr(0, 300)
+                         : r.status().message();
+          return;
+        }
+        const json answer = json::parse(r->body);
+        purchases += answer.at("accepted").get<std::int64_t>();
+        touchpoints += answer.at("touchpoints_planned").get<std::int64_t>();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (!error.empty()) Fail("ingest failed: " + error);
+  return {Seconds(Steady::now() - started), purchases, touchpoints};
+}
+
+// Leases and acks from `queue` until `expected` messages came; calls
+// `on_message(event, received_at_ms)` for each (under a lock). Returns when the
+// last ack was answered.
+template <typename OnMessage>
+Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, int consumers,
+                           Steady::duration idle_poll, OnMessage on_message) {
+  std::atomic<std::int64_t> received{0};
+  std::mutex mutex;
+  Steady::time_point last_ack{};
+  std::string error;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < consumers; ++c) {
+    threads.emplace_back([&] {
+      auto client = daemon.Client();
+      const auto deadline = Steady::now() + std::chrono::minutes(10);
+      while (received < expected && Steady::now() < deadline) {
+        auto r = client->Request("POST", "/v1/queues/outbox/lease",
+                                 R"({"max":1000,"visibility_s":600})");
+        const double at = NowMs();
+        if (!r.ok() || r->status != 200) {
+          std::lock_guard lock(mutex);
+          error = r.ok() ? r->body : r.status().message();
+          return;
+        }
+        const json batch = json::parse(r->body);
+        const json& messages = batch.at("messages");
+        if (messages.empty()) {
+          std::this_thread::sleep_for(idle_poll);
+          continue;
+        }
+        json receipts = json::array();
+        {
+          std::lock_guard lock(mutex);
+          for (const json& m : messages) {
+            on_message(m.at("event"), at);
+            receipts.push_back(m.at("receipt"));
+          }
+        }
+        auto a = client->Request("POST", "/v1/queues/outbox/ack",
+                                 json{{"receipts", std::move(receipts)}}.dump());
+        if (!a.ok() || a->status != 200) {
+          std::lock_guard lock(mutex);
+          error = a.ok() ? a->body : a.status().message();
+          return;
+        }
+        received += static_cast<std::int64_t>(messages.size());
+        std::lock_guard lock(mutex);
+        last_ack = std::max(last_ack, Steady::now());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (!error.empty()) Fail("consumer failed: " + error);
+  if (received < expected) {
+    Fail("consumer got " + std::to_string(received.load()) + " of " + std::to_string(expected));
+  }
+  return last_ack;
+}
+
+// A webhook receiver on loopback that answers 200 at once, on its own thread.
+class Receiver {
+ public:
+  Receiver()
+      : server_(
+            io_,
+            [this](tp::HttpRequest request, tp::HttpRespond respond) {
+              Handle(request);
+              respond({200, "", "text/plain"});
+            },
+            tp::HttpLimits{}) {
+    if (tp::Status s = server_.Listen("127.0.0.1:0"); !s.ok()) Fail(s.message());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~Receiver() {
+    server_.Stop();
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  std::string url() const { return "http://" + server_.LocalAddress() + "/hook"; }
+  std::int64_t requests() const { return requests_; }
+  std::size_t unique() {
+    std::lock_guard lock(mutex_);
+    return ids_.size();
+  }
+  Steady::time_point last() {
+    std::lock_guard lock(mutex_);
+    return last_;
+  }
+
+ private:
+  void Handle(const tp::HttpRequest& request) {
+    ++requests_;
+    const auto at = request.body.find(R"("id":")");
+    std::string id = at == std::string::npos ? "" : request.body.substr(at + 6, 34);
+    std::lock_guard lock(mutex_);
+    ids_.insert(std::move(id));
+    last_ = Steady::now();
+  }
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
+  tp::HttpServer server_;
+  std::thread thread_;
+  std::atomic<std::int64_t> requests_{0};
+  std::mutex mutex_;
+  std::unordered_set<std::string> ids_;
+  Steady::time_point last_{};
+};
+
+// --- the figures --------------------------------------------------------------
+
+class Bench {
+ public:
+  explicit Bench(Options options) : options_(std::move(options)) {
+    if (!options_.keep.empty()) {
+      work_ = options_.keep;
+      fs::create_directories(work_);
+    } else {
+      char dir[] = "/tmp/touchpoint-e2e-XXXXXX";
+      if (::mkdtemp(dir) == nullptr) Fail("cannot make a temporary directory");
+      work_ = dir;
+    }
+  }
+  ~Bench() {
+    if (options_.keep.empty()) fs::remove_all(work_);
+  }
+  Bench(const Bench&) = delete;
+  Bench& operator=(const Bench&) = delete;
+
+  void Run() {
+    Ingest();
+    Fire();
+    Lateness();
+    Webhooks();
+    Pending();
+  }
+
+ private:
+  // A fresh directory with a config (the example's or `yaml`) and a database.
+  std::unique_ptr<Daemon> Fresh(const std::string& name, const std::string& yaml) {
+    const std::string dir = work_ + "/" + name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string config = dir + "/touchpoint.yaml";
+    if (yaml.empty()) {
+      fs::copy_file(options_.example_config, config);
+    } else {
+      WriteFile(config, yaml);
+    }
+    return std::make_unique<Daemon>(options_, config, dir + "/tp.db", dir + "/touchpointd.log");
+  }
+
+  // Six steps an hour after the purchase, due within `window`; `sink` YAML.
+  static std::string BurstConfig(const std::string& sink) {
+    std::string yaml =
+        "version: 1\ntimezone: UTC\nmisfire_grace: 1h\nproducts: {daily: {supply_days: 15}}\n"
+        "cadences:\n  - name: burst\n    trigger: purchase\n    products: [daily]\n"
+        "    steps:\n";
+    for (int s = 1; s <= 6; ++s)
+      yaml += "      - {after: 1h, topic: step-" + std::to_string(s) + "}\n";
+    return yaml + "sinks:\n  - " + sink + "\nlog: {level: warn}\n";
+  }
+
+  // Purchases whose six touchpoints fall due from `due` over `window`: one
+  // purchase per buyer, an hour before.
+  static std::vector<Purchase> Burst(std::int64_t touchpoints, tp::Instant due, tp::Millis window) {
+    const std::int64_t count = (touchpoints + 5) / 6;
+    std::vector<Purchase> out;
+    for (std::int64_t i = 0; i < count; ++i) {
+      out.push_back({i, due - std::chrono::hours(1) + window * i / count});
+    }
+    return out;
+  }
+
+  // When a burst of `touchpoints` may fall due: after ingesting them, by the
+  // ingest rate measured first, with room to spare.
+  tp::Instant BurstStart(std::int64_t touchpoints) const {
+    const double ingest_s = static_cast<double>(touchpoints) / std::max(ingest_rate_, 1000.0);
+    return Now() + tp::Millis(1000 + static_cast<std::int64_t>(3000 * ingest_s));
+  }
+
+  void WaitUntil(tp::Instant at, const char* what) const {
+    const tp::Instant now = Now();
+    if (now >= at) {
+      Note(std::string(what) +
+           ": the burst fell due before ingest ended; the figure includes "
+           "ingest");
+      return;
+    }
+    std::this_thread::sleep_for(at - now);
+  }
+
+  // `ingest_*`: the example config (six touchpoints for a first daily
+  // purchase); every tenth purchase is a repurchase of a buyer 1,000 back, so
+  // cancelling runs too.
+  void Ingest() {
+    auto daemon = Fresh("ingest", "");
+    daemon->Start();
+    const std::int64_t n = options_.purchases;
+    const tp::Instant base = Now() - std::chrono::hours(1);
+    std::vector<Purchase> purchases;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool repeat = i % 10 == 9 && i >= 1000;
+      purchases.push_back({repeat ? i - 1000 : i, base + tp::Millis(i)});
+    }
+    const auto bodies = Bodies(purchases, 1000, "");
+    const IngestResult r = Post(*daemon, bodies);
+    ingest_hwm_ = daemon->MemoryMiB("VmHWM");
+    daemon->Stop();
+    ingest_rate_ = static_cast<double>(r.touchpoints) / r.seconds;
+    Note("ingest: " + std::to_string(r.purchases) + " purchases, " + std::to_string(r.touchpoints) +
+         " touchpoints in " + std::to_string(r.seconds) + " s");
+    Metric("ingest_purchases_per_s", static_cast<double>(r.purchases) / r.seconds, "1/s");
+    Metric("ingest_touchpoints_per_s", ingest_rate_, "1/s");
+  }
+
+  // `fire_touchpoints_per_s`: N touchpoints due within 100 ms, fired into
+  // the embedded queue and leased and acked by two consumers; from the first
+  // due time to the last ack.
+  void Fire() {
+    auto daemon = Fresh("fire", BurstConfig("{name: outbox, type: queue}"));
+    daemon->Start();
+    const tp::Instant due = BurstStart(options_.touchpoints);
+    const auto purchases = Burst(options_.touchpoints, due, tp::Millis(100));
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    WaitUntil(due, "fire");
+    const auto due_steady = Steady::now();
+    const auto last = Consume(*daemon, r.touchpoints, 2, std::chrono::milliseconds(1),
+                              [](const json&, double) {});
+    daemon->Stop();
+    const double seconds = Seconds(last - due_steady);
+    Note("fire: " + std::to_string(r.touchpoints) + " touchpoints in " + std::to_string(seconds) +
+         " s");
+    Metric("fire_touchpoints_per_s", static_cast<double>(r.touchpoints) / seconds, "1/s");
+  }
+
+  // `lateness_*`: one touchpoint due every 5 ms for lateness_s seconds, a
+  // consumer polling every millisecond while the queue is empty; lateness is
+  // when the consumer got it minus its due_at.
+  void Lateness() {
+    std::string yaml =
+        "version: 1\ntimezone: UTC\nmisfire_grace: 1h\nproducts: {daily: {supply_days: 15}}\n"
+        "cadences:\n  - name: steady\n    trigger: purchase\n    products: [daily]\n"
+        "    steps:\n      - {after: 1h, topic: one}\n"
+        "sinks:\n  - {name: outbox, type: queue}\nlog: {level: warn}\n";
+    auto daemon = Fresh("lateness", yaml);
+    daemon->Start();
+    const std::int64_t count = std::int64_t{200} * options_.lateness_s;
+    const tp::Instant first = Now() + std::chrono::seconds(2);
+    std::vector<Purchase> purchases;
+    for (std::int64_t i = 0; i < count; ++i) {
+      purchases.push_back({i, first - std::chrono::hours(1) + tp::Millis(5 * i)});
+    }
+    Post(*daemon, Bodies(purchases, 1000, ""), 1);
+    std::vector<double> late;
+    late.reserve(static_cast<std::size_t>(count));
+    Consume(*daemon, count, 1, std::chrono::milliseconds(1), [&](const json& event, double at) {
+      const auto due = tp::ParseRfc3339(event.at("data").at("due_at").get<std::string>());
+      if (!due) Fail("an event without a due_at");
+      late.push_back(at - static_cast<double>(due->time_since_epoch().count()));
+    });
+    daemon->Stop();
+    std::sort(late.begin(), late.end());
+    auto percentile = [&](double p) {
+      return late[std::min(late.size() - 1,
+                           static_cast<std::size_t>(p * static_cast<double>(late.size())))];
+    };
+    Note("lateness: " + std::to_string(late.size()) + " touchpoints, max " +
+         std::to_string(late.back()) + " ms");
+    Metric("lateness_p50_ms", percentile(0.50), "ms");
+    Metric("lateness_p99_ms", percentile(0.99), "ms");
+  }
+
+  // `webhook_deliveries_per_s`: N touchpoints due within 100 ms, delivered
+  // to a local keep-alive receiver that answers 200 at once; from the first
+  // due time to the last delivery.
+  void Webhooks() {
+    Receiver receiver;
+    const std::string dir = work_ + "/webhook-secret";
+    WriteFile(dir, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+    auto daemon =
+        Fresh("webhook", BurstConfig("{name: hook, type: webhook, url: \"" + receiver.url() +
+                                     "\", secret_file: " + dir + ", concurrency: 64}"));
+    daemon->Start();
+    const tp::Instant due = BurstStart(options_.webhooks);
+    const auto purchases = Burst(options_.webhooks, due, tp::Millis(100));
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    WaitUntil(due, "webhook");
+    const auto due_steady = Steady::now();
+    const auto deadline = due_steady + std::chrono::minutes(10);
+    while (static_cast<std::int64_t>(receiver.unique()) < r.touchpoints) {
+      if (Steady::now() > deadline) {
+        Fail("webhook: " + std::to_string(receiver.unique()) + " of " +
+             std::to_string(r.touchpoints) + " delivered");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const double seconds = Seconds(receiver.last() - due_steady);
+    daemon->Stop();
+    Note("webhook: " + std::to_string(r.touchpoints) + " deliveries (" +
+         std::to_string(receiver.requests()) + " requests) in " + std::to_string(seconds) + " s");
+    Metric("webhook_deliveries_per_s", static_cast<double>(r.touchpoints) / seconds, "1/s");
+  }
+
+  // `*_pending_1m` and `db_bytes_per_touchpoint`: the example config,
+  // `pending` touchpoints planned from first purchases (none fires or
+  // cancels), then a restart, a /metrics scrape and a reload that moves one
+  // step of every journey. RSS is the peak over all of it.
+  void Pending() {
+    auto daemon = Fresh("pending", "");
+    daemon->Start();
+    const std::int64_t n = (options_.pending + 5) / 6;
+    const tp::Instant base = Now() - std::chrono::minutes(10);
+    std::vector<Purchase> purchases;
+    for (std::int64_t i = 0; i < n; ++i) purchases.push_back({i, base + tp::Millis(i % 600'000)});
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    double hwm = daemon->MemoryMiB("VmHWM");
+    daemon->Stop();
+    const std::string dir = work_ + "/pending";
+    const auto bytes = fs::file_size(dir + "/tp.db");
+    Note("pending: " + std::to_string(r.touchpoints) + " touchpoints, " + std::to_string(bytes) +
+         " bytes, peak RSS while ingesting " + std::to_string(hwm) + " MiB");
+
+    const double startup = daemon->Start();
+    auto client = daemon->Client();
+    const auto scrape_start = Steady::now();
+    auto scrape = client->Request("GET", "/metrics");
+    const double scrape_ms = Seconds(Steady::now() - scrape_start) * 1000;
+    if (!scrape.ok() || scrape->status != 200) Fail("/metrics failed");
+    for (int i = 0; i < 100; ++i) {
+      auto b = client->Request("GET", "/v1/buyers/b" + std::to_string(i * (n / 100)));
+      if (!b.ok() || b->status != 200) Fail("a buyer lookup failed");
+    }
+    // The reload: the last trust step moves from 21d to 22d.
+    std::string yaml = ReadFile(dir + "/touchpoint.yaml");
+    const auto step = yaml.find("after: 21d");
+    if (step == std::string::npos) Fail("the example config has no 'after: 21d' step to move");
+    yaml.replace(step, 10, "after: 22d");
+    WriteFile(dir + "/touchpoint.yaml", yaml);
+    const auto reload_start = Steady::now();
+    daemon->Signal(SIGHUP);
+    double reload_s = 0;
+    for (;;) {
+      auto h = client->Request("GET", "/healthz");
+      if (!h.ok()) Fail("/healthz failed during the reload");
+      const json health = json::parse(h->body);
+      const json& config = health.at("config");
+      if (config.contains("last_reload")) {
+        if (!config.at("last_reload").at("ok").get<bool>()) Fail("the reload failed: " + h->body);
+        reload_s = Seconds(Steady::now() - reload_start);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    hwm = std::max(hwm, daemon->MemoryMiB("VmHWM"));
+    daemon->Stop();
+    Note("pending: restart " + std::to_string(startup) + " s, reload " + std::to_string(reload_s) +
+         " s, /metrics " + std::to_string(scrape_ms) + " ms");
+    Metric("rss_mib_pending_1m", hwm, "MiB");
+    Metric("startup_s_pending_1m", startup, "s");
+    Metric("db_bytes_per_touchpoint",
+           static_cast<double>(bytes) / static_cast<double>(r.touchpoints), "B");
+    Metric("reload_s_pending_1m", reload_s, "s");
+    Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
+    Metric("rss_mib_ingest", ingest_hwm_, "MiB");
+  }
+
+  Options options_;
+  std::string work_;
+  double ingest_rate_ = 0;
+  double ingest_hwm_ = 0;
+};
+
+std::int64_t Count(const char* flag, const char* value) {
+  char* end = nullptr;
+  const long long n = std::strtoll(value, &end, 10);
+  if (end == value || *end != '\0' || n < 1) Fail(std::string(flag) + " needs a positive count");
+  return n;
+}
+
+const char kUsage[] =
+    "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
+    "         [--touchpoints N] [--webhooks N] [--pending N] [--lateness-s S] [--quick]\n"
+    "         [--keep DIR]\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  options.example_config = TP_EXAMPLE_CONFIG;
+  bool sized = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) Fail(arg + " needs a value\n" + kUsage);
+      return argv[++i];
+    };
+    if (arg == "--daemon") {
+      options.daemon = value();
+    } else if (arg == "--config") {
+      options.example_config = value();
+    } else if (arg == "--purchases") {
+      options.purchases = Count("--purchases", value());
+      sized = true;
+    } else if (arg == "--touchpoints") {
+      options.touchpoints = Count("--touchpoints", value());
+      sized = true;
+    } else if (arg == "--webhooks") {
+      options.webhooks = Count("--webhooks", value());
+      sized = true;
+    } else if (arg == "--pending") {
+      options.pending = Count("--pending", value());
+      sized = true;
+    } else if (arg == "--lateness-s") {
+      options.lateness_s = static_cast<int>(Count("--lateness-s", value()));
+      sized = true;
+    } else if (arg == "--quick") {
+      options.quick = true;
+    } else if (arg == "--keep") {
+      options.keep = value();
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      Fail("unknown argument '" + arg + "'\n" + kUsage);
+    }
+  }
+  if (options.daemon.empty()) Fail(std::string("--daemon is required\n") + kUsage);
+  if (options.quick) {
+    if (sized) Fail("--quick sets the sizes; give either --quick or sizes");
+    options.purchases = 20'000;
+    options.touchpoints = 20'000;
+    options.webhooks = 10'000;
+    options.pending = 60'000;
+    options.lateness_s = 3;
+    std::printf("# quick mode: small sizes, the figures are not comparable with a full run\n");
+  }
+  Bench(std::move(options)).Run();
+  return 0;
+}
