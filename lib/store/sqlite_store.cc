@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/ids.h"
 #include "delivery/event.h"
 
 namespace tp {
@@ -121,6 +122,35 @@ CREATE INDEX deliveries_by_touchpoint ON deliveries(touchpoint);
     R"sql(
 CREATE INDEX queue_messages_by_touchpoint ON queue_messages(touchpoint);
 )sql",
+    // 3 -> 4: a touchpoint's id is a hash of (order id, cadence, step), all
+    // stored already, so it is computed when needed, not stored: its unique
+    // index took a random page write per touchpoint planned. The by-buyer
+    // index loses `state`, so firing no longer moves an entry in it.
+    R"sql(
+CREATE TABLE touchpoints_v4 (
+  id                   INTEGER PRIMARY KEY,
+  purchase             INTEGER NOT NULL REFERENCES purchases(id),
+  buyer                INTEGER NOT NULL REFERENCES buyers(id),
+  cadence              TEXT NOT NULL,
+  step                 TEXT NOT NULL,
+  topic                TEXT NOT NULL,
+  cadence_order        INTEGER NOT NULL,
+  step_order           INTEGER NOT NULL,
+  cancel_on_repurchase INTEGER NOT NULL,
+  state                INTEGER NOT NULL,  -- 0 pending 1 fired 2 cancelled 3 suppressed 4 skipped 5 dead
+  due_at               INTEGER NOT NULL,
+  next_at              INTEGER NOT NULL,
+  fire_at              INTEGER,
+  reason               TEXT
+);
+INSERT INTO touchpoints_v4 SELECT id, purchase, buyer, cadence, step, topic, cadence_order,
+  step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason FROM touchpoints;
+DROP TABLE touchpoints;
+ALTER TABLE touchpoints_v4 RENAME TO touchpoints;
+CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, cadence_order, step_order)
+  WHERE state = 0;
+CREATE INDEX touchpoints_by_buyer ON touchpoints(buyer);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
@@ -133,6 +163,9 @@ TouchpointState StateFrom(int code) {
   return code >= 0 && code <= StateCode(TouchpointState::kDead) ? static_cast<TouchpointState>(code)
                                                                 : TouchpointState::kDead;
 }
+
+// Statements are reset with tryReset() before use: after a failed step,
+// reset() would throw that step's error again and fail the next call too.
 
 // As TEXT: SQLiteCpp's (pointer, size) overload would bind a BLOB, and a
 // BLOB never equals a TEXT, so literals in SQL would not match it.
@@ -243,9 +276,9 @@ struct SqliteStore::Impl {
       "timezone, zone, tier, attributes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
   SQLite::Statement touchpoint_insert{
       db,
-      "INSERT INTO touchpoints (tp_id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "INSERT INTO touchpoints (purchase, buyer, cadence, step, topic, cadence_order, "
       "step_order, cancel_on_repurchase, state, due_at, next_at, reason) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"};
   SQLite::Statement history_insert{
       db, "INSERT INTO touchpoint_history (touchpoint, at, state, reason) VALUES (?, ?, ?, ?)"};
   SQLite::Statement cancel_earlier{
@@ -261,7 +294,7 @@ struct SqliteStore::Impl {
       db, "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"};
   SQLite::Statement take_due{
       db,
-      "SELECT t.id, t.tp_id, b.buyer_id, p.order_id, t.cadence, t.topic, p.tier, p.product, "
+      "SELECT t.id, t.step, b.buyer_id, p.order_id, t.cadence, t.topic, p.tier, p.product, "
       "p.zone, t.due_at, t.next_at, p.attributes FROM touchpoints t "
       "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
       "WHERE t.state = 0 AND t.next_at <= ? "
@@ -287,13 +320,15 @@ struct SqliteStore::Impl {
   // Webhooks go by their own retry schedules; a stream keeps fire order.
   SQLite::Statement outbox_due{
       db,
-      "SELECT d.id, d.touchpoint, t.tp_id, d.event, d.attempts FROM deliveries d "
-      "JOIN touchpoints t ON t.id = d.touchpoint WHERE d.sink = ? AND d.state = 0 "
+      "SELECT d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts "
+      "FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+      "JOIN purchases p ON p.id = t.purchase WHERE d.sink = ? AND d.state = 0 "
       "AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?"};
   SQLite::Statement outbox_in_order{
       db,
-      "SELECT d.id, d.touchpoint, t.tp_id, d.event, d.attempts FROM deliveries d "
-      "JOIN touchpoints t ON t.id = d.touchpoint WHERE d.sink = ? AND d.state = 0 "
+      "SELECT d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts "
+      "FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+      "JOIN purchases p ON p.id = t.purchase WHERE d.sink = ? AND d.state = 0 "
       "AND d.next_attempt_at <= ? ORDER BY d.id LIMIT ?"};
   SQLite::Statement outbox_next{
       db,
@@ -333,20 +368,21 @@ struct SqliteStore::Impl {
       "FROM purchases WHERE buyer = ? ORDER BY purchased_at, id"};
   SQLite::Statement touchpoints_of{
       db,
-      "SELECT purchase, tp_id, cadence, state, due_at, next_at FROM touchpoints WHERE buyer = ? "
-      "ORDER BY id"};
+      "SELECT t.purchase, p.order_id, t.cadence, t.step, t.state, t.due_at, t.next_at "
+      "FROM touchpoints t JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? ORDER BY t.id"};
+  SQLite::Statement steps_of{
+      db, "SELECT id, cadence, step FROM touchpoints WHERE buyer = ? AND purchase = ?"};
   SQLite::Statement purchase_by_order{db, "SELECT id, buyer FROM purchases WHERE order_id = ?"};
   SQLite::Statement purchase_tier{db, "UPDATE purchases SET tier = ? WHERE id = ?"};
   // Writes only when something differs, so an unchanged step costs no write.
   SQLite::Statement replan_update{
       db,
       "UPDATE touchpoints SET topic = ?1, cadence_order = ?2, step_order = ?3, "
-      "cancel_on_repurchase = ?4, due_at = ?5, next_at = ?6 WHERE tp_id = ?7 AND state = 0 AND "
+      "cancel_on_repurchase = ?4, due_at = ?5, next_at = ?6 WHERE id = ?7 AND state = 0 AND "
       "(topic != ?1 OR cadence_order != ?2 OR step_order != ?3 OR cancel_on_repurchase != ?4 OR "
       "due_at != ?5 OR next_at != ?6) RETURNING id"};
   SQLite::Statement replan_cancel{
-      db,
-      "UPDATE touchpoints SET state = 2, reason = ? WHERE tp_id = ? AND state = 0 RETURNING id"};
+      db, "UPDATE touchpoints SET state = 2, reason = ? WHERE id = ? AND state = 0 RETURNING id"};
 
   void Exec(std::string_view sql) { db.exec(std::string(sql)); }
   // Exec, with an error naming `what` instead of an exception.
@@ -390,8 +426,23 @@ struct SqliteStore::Impl {
     }
   }
 
-  // Atomic on its own, or as part of the caller's transaction.
+  // True while the caller rolls back on any error (inside Savepoint(), or
+  // ReplanPending() inside Begin()): each call then needs no savepoint of its
+  // own. A savepoint per call made SQLite copy every page a purchase touched
+  // into its sub-journal, several KiB per touchpoint written.
+  bool enclosed = false;
+
+  // Atomic on its own, or as part of the caller's transaction; inside an
+  // enclosing savepoint, atomic with it.
   Status Atomically(const char* what, const std::function<void()>& fn) {
+    if (enclosed) {
+      try {
+        fn();
+        return Status::Ok();
+      } catch (const std::exception& e) {
+        return Status::Error(std::string(what) + ": " + e.what());
+      }
+    }
     try {
       Exec("SAVEPOINT op");
     } catch (const std::exception& e) {
@@ -413,7 +464,7 @@ struct SqliteStore::Impl {
   }
 
   std::optional<std::int64_t> FindBuyer(std::string_view buyer_id, bool* opted_out = nullptr) {
-    buyer_get.reset();
+    buyer_get.tryReset();
     BindText(buyer_get, 1, buyer_id);
     if (!buyer_get.executeStep()) return std::nullopt;
     if (opted_out != nullptr) *opted_out = buyer_get.getColumn(1).getInt() != 0;
@@ -422,7 +473,7 @@ struct SqliteStore::Impl {
 
   std::int64_t EnsureBuyer(std::string_view buyer_id, Instant now) {
     if (auto id = FindBuyer(buyer_id)) return *id;
-    buyer_insert.reset();
+    buyer_insert.tryReset();
     BindText(buyer_insert, 1, buyer_id);
     buyer_insert.bind(2, Ms(now));
     buyer_insert.exec();
@@ -431,7 +482,7 @@ struct SqliteStore::Impl {
 
   void AddHistory(std::int64_t touchpoint, Instant at, TouchpointState state,
                   std::string_view reason) {
-    history_insert.reset();
+    history_insert.tryReset();
     history_insert.bind(1, touchpoint);
     history_insert.bind(2, Ms(at));
     history_insert.bind(3, StateCode(state));
@@ -444,20 +495,19 @@ struct SqliteStore::Impl {
     const Cadence& cadence = rules->cadences[planned.cadence];
     const Step& step = cadence.steps[planned.step];
     auto& t = touchpoint_insert;
-    t.reset();
-    BindText(t, 1, planned.id);
-    t.bind(2, purchase_row);
-    t.bind(3, buyer);
-    BindText(t, 4, cadence.name);
-    BindText(t, 5, step.id);
-    BindText(t, 6, step.topic);
-    t.bind(7, planned.cadence);
-    t.bind(8, planned.step);
-    t.bind(9, planned.cancel_on_repurchase ? 1 : 0);
-    t.bind(10, StateCode(planned.state));
-    t.bind(11, Ms(planned.due_at));
-    t.bind(12, Ms(planned.next_at));
-    BindTextOrNull(t, 13, planned.reason);
+    t.tryReset();
+    t.bind(1, purchase_row);
+    t.bind(2, buyer);
+    BindText(t, 3, cadence.name);
+    BindText(t, 4, step.id);
+    BindText(t, 5, step.topic);
+    t.bind(6, planned.cadence);
+    t.bind(7, planned.step);
+    t.bind(8, planned.cancel_on_repurchase ? 1 : 0);
+    t.bind(9, StateCode(planned.state));
+    t.bind(10, Ms(planned.due_at));
+    t.bind(11, Ms(planned.next_at));
+    BindTextOrNull(t, 12, planned.reason);
     t.exec();
     return db.getLastInsertRowid();
   }
@@ -471,7 +521,7 @@ struct SqliteStore::Impl {
       ids.push_back(q.getColumn(0).getInt64());
       ++counts[q.getColumn(1).getString()];
     }
-    q.reset();
+    q.tryReset();
     for (std::int64_t id : ids) AddHistory(id, now, state, reason);
   }
 };
@@ -541,20 +591,29 @@ StatusOr<int> SqliteStore::SchemaVersion() {
 Status SqliteStore::Begin() { return impl_->Run("begin", "BEGIN IMMEDIATE"); }
 Status SqliteStore::Commit() { return impl_->Run("commit", "COMMIT"); }
 Status SqliteStore::Rollback() {
+  impl_->enclosed = false;
   // Nothing to undo when SQLite already rolled the transaction back itself.
   if (sqlite3_get_autocommit(impl_->db.getHandle()) != 0) return Status::Ok();
   return impl_->Run("rollback", "ROLLBACK");
 }
-Status SqliteStore::Savepoint() { return impl_->Run("savepoint", "SAVEPOINT request"); }
-Status SqliteStore::Release() { return impl_->Run("release", "RELEASE request"); }
+Status SqliteStore::Savepoint() {
+  Status s = impl_->Run("savepoint", "SAVEPOINT request");
+  impl_->enclosed = s.ok();
+  return s;
+}
+Status SqliteStore::Release() {
+  impl_->enclosed = false;
+  return impl_->Run("release", "RELEASE request");
+}
 Status SqliteStore::RollbackTo() {
+  impl_->enclosed = false;
   return impl_->Run("rollback to savepoint", "ROLLBACK TO request; RELEASE request");
 }
 
 StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
   return Guard("match purchase", [&]() -> StatusOr<PurchaseMatch> {
     auto& q = impl_->match;
-    q.reset();
+    q.tryReset();
     BindText(q, 1, purchase.order_id);
     if (!q.executeStep()) return PurchaseMatch::kNew;
     Purchase stored;
@@ -566,7 +625,7 @@ StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
     stored.purchased_at = FromMs(q.getColumn(4).getInt64());
     stored.timezone = q.getColumn(5).getString();
     stored.attributes = Text(q.getColumn(6));
-    q.reset();
+    q.tryReset();
     return stored.SameAs(purchase) ? PurchaseMatch::kSame : PurchaseMatch::kConflict;
   });
 }
@@ -577,7 +636,7 @@ StatusOr<BuyerState> SqliteStore::LoadBuyer(std::string_view buyer_id) {
     auto id = impl_->FindBuyer(buyer_id, &state.opted_out);
     if (!id) return state;
     auto& q = impl_->buyer_history;
-    q.reset();
+    q.tryReset();
     q.bind(1, *id);
     while (q.executeStep()) {
       state.history.push_back({FromMs(q.getColumn(0).getInt64()),
@@ -595,7 +654,7 @@ Status SqliteStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
     const Rules& rules = *m.rules;
     const std::int64_t buyer = m.EnsureBuyer(purchase.buyer_id, now);
     auto& p = m.purchase_insert;
-    p.reset();
+    p.tryReset();
     BindText(p, 1, purchase.order_id);
     p.bind(2, buyer);
     BindText(p, 3, purchase.product);
@@ -627,7 +686,7 @@ StatusOr<CadenceCounts> SqliteStore::CancelEarlier(std::string_view buyer_id, In
     auto buyer = m.FindBuyer(buyer_id);
     if (!buyer) return;
     auto& q = m.cancel_earlier;
-    q.reset();
+    q.tryReset();
     BindText(q, 1, reason);
     q.bind(2, *buyer);
     q.bind(3, Ms(up_to));
@@ -644,13 +703,13 @@ StatusOr<CadenceCounts> SqliteStore::SetOptedOut(std::string_view buyer_id, bool
   CadenceCounts counts;
   Status s = m.Atomically("set opt-out", [&] {
     const std::int64_t buyer = m.EnsureBuyer(buyer_id, now);
-    m.set_opted_out.reset();
+    m.set_opted_out.tryReset();
     m.set_opted_out.bind(1, opted_out ? 1 : 0);
     m.set_opted_out.bind(2, buyer);
     m.set_opted_out.exec();
     if (!opted_out) return;
     auto& q = m.suppress;
-    q.reset();
+    q.tryReset();
     static constexpr std::string_view kReason = "opted out";
     BindText(q, 1, kReason);
     q.bind(2, buyer);
@@ -663,10 +722,10 @@ StatusOr<CadenceCounts> SqliteStore::SetOptedOut(std::string_view buyer_id, bool
 StatusOr<std::optional<Instant>> SqliteStore::NextWakeup() {
   return Guard("next wakeup", [&]() -> StatusOr<std::optional<Instant>> {
     auto& q = impl_->next_wakeup;
-    q.reset();
+    q.tryReset();
     if (!q.executeStep()) return std::optional<Instant>();
     const Instant at = FromMs(q.getColumn(0).getInt64());
-    q.reset();
+    q.tryReset();
     return std::optional<Instant>(at);
   });
 }
@@ -676,16 +735,16 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
   return Guard("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
     m.due.clear();
     auto& q = m.take_due;
-    q.reset();
+    q.tryReset();
     q.bind(1, Ms(now));
     q.bind(2, static_cast<std::int64_t>(max));
     while (q.executeStep()) {
       DueRow& r = m.due.emplace_back();
       r.rowid = q.getColumn(0).getInt64();
-      r.tp_id = q.getColumn(1).getString();
       r.buyer_id = q.getColumn(2).getString();
       r.order_id = q.getColumn(3).getString();
       r.cadence = q.getColumn(4).getString();
+      r.tp_id = TouchpointId(r.order_id, r.cadence, q.getColumn(1).getText());
       r.topic = q.getColumn(5).getString();
       r.tier = q.getColumn(6).getString();
       r.product = q.getColumn(7).getString();
@@ -694,7 +753,7 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
       r.next_at = FromMs(q.getColumn(10).getInt64());
       r.attributes = Text(q.getColumn(11));
     }
-    q.reset();
+    q.tryReset();
     // Views are made only now: the vector no longer moves its strings.
     std::vector<DueTouchpoint> out;
     out.reserve(m.due.size());
@@ -719,13 +778,13 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
 StatusOr<int> SqliteStore::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
   return Guard("count fired touchpoints", [&]() -> StatusOr<int> {
     auto& q = impl_->count_fired;
-    q.reset();
+    q.tryReset();
     q.bind(1, static_cast<std::int64_t>(due.handle));
     q.bind(2, Ms(from));
     q.bind(3, Ms(to));
     q.executeStep();
     const int n = q.getColumn(0).getInt();
-    q.reset();
+    q.tryReset();
     return n;
   });
 }
@@ -740,7 +799,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       const FiringOutcome& o = outcomes[i];
       switch (o.kind) {
         case FiringOutcome::Kind::kFired: {
-          m.fire.reset();
+          m.fire.tryReset();
           m.fire.bind(1, Ms(o.at));
           m.fire.bind(2, rowid);
           if (m.fire.exec() == 0) break;  // decided elsewhere meanwhile
@@ -754,7 +813,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                 due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at);
             for (const Impl::Route& route : routes->second) {
               auto& q = route.type == Sink::Type::kQueue ? m.enqueue : m.outbox_insert;
-              q.reset();
+              q.tryReset();
               BindText(q, 1, route.sink);
               q.bind(2, rowid);
               BindText(q, 3, event);
@@ -772,7 +831,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
           break;
         }
         case FiringOutcome::Kind::kDeferred:
-          m.defer.reset();
+          m.defer.tryReset();
           m.defer.bind(1, Ms(o.at));
           m.defer.bind(2, rowid);
           if (m.defer.exec() == 0) break;
@@ -780,7 +839,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                        "deferred to " + FormatRfc3339(o.at, due[i].view.zone) + ": " + o.reason);
           break;
         case FiringOutcome::Kind::kSkipped:
-          m.skip.reset();
+          m.skip.tryReset();
           BindText(m.skip, 1, o.reason);
           m.skip.bind(2, rowid);
           if (m.skip.exec() == 0) break;
@@ -821,7 +880,7 @@ StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buye
 
     SQLite::Statement t(
         m.db,
-        "SELECT t.id, t.tp_id, p.order_id, t.cadence, t.step, t.topic, p.tier, p.product, "
+        "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, p.tier, p.product, "
         "p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
         "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
         "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
@@ -830,19 +889,19 @@ StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buye
     while (t.executeStep()) {
       index.emplace(t.getColumn(0).getInt64(), report.touchpoints.size());
       TouchpointRecord& r = report.touchpoints.emplace_back();
-      r.id = t.getColumn(1).getString();
-      r.order_id = t.getColumn(2).getString();
-      r.cadence = t.getColumn(3).getString();
-      r.step = t.getColumn(4).getString();
-      r.topic = t.getColumn(5).getString();
-      r.tier = t.getColumn(6).getString();
-      r.product = t.getColumn(7).getString();
-      r.zone = t.getColumn(8).getString();
-      r.due_at = FromMs(t.getColumn(9).getInt64());
-      r.next_at = FromMs(t.getColumn(10).getInt64());
-      if (!t.getColumn(11).isNull()) r.fire_at = FromMs(t.getColumn(11).getInt64());
-      r.state = StateFrom(t.getColumn(12).getInt());
-      r.reason = Text(t.getColumn(13));
+      r.order_id = t.getColumn(1).getString();
+      r.cadence = t.getColumn(2).getString();
+      r.step = t.getColumn(3).getString();
+      r.id = TouchpointId(r.order_id, r.cadence, r.step);
+      r.topic = t.getColumn(4).getString();
+      r.tier = t.getColumn(5).getString();
+      r.product = t.getColumn(6).getString();
+      r.zone = t.getColumn(7).getString();
+      r.due_at = FromMs(t.getColumn(8).getInt64());
+      r.next_at = FromMs(t.getColumn(9).getInt64());
+      if (!t.getColumn(10).isNull()) r.fire_at = FromMs(t.getColumn(10).getInt64());
+      r.state = StateFrom(t.getColumn(11).getInt());
+      r.reason = Text(t.getColumn(12));
     }
     SQLite::Statement h(m.db,
                         "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
@@ -878,7 +937,7 @@ StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, 
   std::vector<LeasedMessage> out;
   Status s = m.Atomically("lease", [&] {
     auto& q = m.lease_select;
-    q.reset();
+    q.tryReset();
     BindText(q, 1, queue);
     q.bind(2, Ms(now));
     q.bind(3, max);
@@ -887,10 +946,10 @@ StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, 
       ids.push_back(q.getColumn(0).getInt64());
       out.push_back({{}, q.getColumn(1).getString(), q.getColumn(2).getInt() + 1});
     }
-    q.reset();
+    q.tryReset();
     for (std::size_t i = 0; i < ids.size(); ++i) {
       out[i].receipt = std::to_string(ids[i]) + "." + RandomHex(12);
-      m.lease_update.reset();
+      m.lease_update.tryReset();
       BindText(m.lease_update, 1, out[i].receipt);
       m.lease_update.bind(2, Ms(now + visibility));
       m.lease_update.bind(3, ids[i]);
@@ -918,13 +977,13 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
       }
       if (!numeric) continue;
       auto& q = m.ack;
-      q.reset();
+      q.tryReset();
       q.bind(1, id);
       BindText(q, 2, queue);
       BindText(q, 3, receipt);
       if (!q.executeStep()) continue;
       const std::int64_t touchpoint = q.getColumn(0).getInt64();
-      q.reset();
+      q.tryReset();
       m.AddHistory(touchpoint, now, TouchpointState::kFired, reason);
       ++acked;
     }
@@ -950,17 +1009,18 @@ StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(std::string_view si
   Impl& m = *impl_;
   return Guard("read the outbox", [&]() -> StatusOr<std::vector<OutboxItem>> {
     auto& q = in_order ? m.outbox_in_order : m.outbox_due;
-    q.reset();
+    q.tryReset();
     BindText(q, 1, sink);
     q.bind(2, Ms(now));
     q.bind(3, static_cast<std::int64_t>(max));
     std::vector<OutboxItem> out;
     while (q.executeStep()) {
       out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getInt64(),
-                     q.getColumn(2).getString(), q.getColumn(3).getString(),
-                     q.getColumn(4).getInt()});
+                     TouchpointId(q.getColumn(2).getText(), q.getColumn(3).getText(),
+                                  q.getColumn(4).getText()),
+                     q.getColumn(5).getString(), q.getColumn(6).getInt()});
     }
-    q.reset();
+    q.tryReset();
     return out;
   });
 }
@@ -969,12 +1029,12 @@ StatusOr<std::optional<Instant>> SqliteStore::NextDeliveryAfter(std::string_view
                                                                 Instant now) {
   return Guard("read the outbox", [&]() -> StatusOr<std::optional<Instant>> {
     auto& q = impl_->outbox_next;
-    q.reset();
+    q.tryReset();
     BindText(q, 1, sink);
     q.bind(2, Ms(now));
     std::optional<Instant> at;
     if (q.executeStep() && !q.getColumn(0).isNull()) at = FromMs(q.getColumn(0).getInt64());
-    q.reset();
+    q.tryReset();
     return at;
   });
 }
@@ -986,7 +1046,7 @@ Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
       int changed = 0;
       switch (r.kind) {
         case DeliveryResult::Kind::kDelivered:
-          m.delivered.reset();
+          m.delivered.tryReset();
           m.delivered.bind(1, r.id);
           changed = m.delivered.exec();
           break;
@@ -994,7 +1054,7 @@ Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
         case DeliveryResult::Kind::kDead: {
           const bool dead = r.kind == DeliveryResult::Kind::kDead;
           auto& q = m.failed_attempt;
-          q.reset();
+          q.tryReset();
           q.bind(1, dead ? 1 : 0);
           q.bind(2, r.attempts);
           q.bind(3, Ms(dead ? r.at : r.next_attempt_at));
@@ -1002,7 +1062,7 @@ Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
           q.bind(5, r.id);
           changed = q.exec();
           if (dead && changed > 0) {
-            m.touchpoint_dead.reset();
+            m.touchpoint_dead.tryReset();
             BindText(m.touchpoint_dead, 1, r.history);
             m.touchpoint_dead.bind(2, r.touchpoint);
             m.touchpoint_dead.exec();
@@ -1011,7 +1071,7 @@ Status SqliteStore::RecordDeliveries(std::span<const DeliveryResult> results) {
         }
       }
       if (changed == 0) continue;  // replayed or gone meanwhile
-      m.delivery_history.reset();
+      m.delivery_history.tryReset();
       m.delivery_history.bind(1, Ms(r.at));
       BindText(m.delivery_history, 2, r.history);
       m.delivery_history.bind(3, r.touchpoint);
@@ -1026,8 +1086,9 @@ StatusOr<std::vector<DeadLetter>> SqliteStore::DeadLetters(std::string_view sink
   return Guard("list dead letters", [&]() -> StatusOr<std::vector<DeadLetter>> {
     SQLite::Statement q(
         m.db,
-        "SELECT d.id, d.sink, t.tp_id, d.event, d.attempts, d.last_error, d.dead_at "
-        "FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+        "SELECT d.id, d.sink, p.order_id, t.cadence, t.step, d.event, d.attempts, d.last_error, "
+        "d.dead_at FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+        "JOIN purchases p ON p.id = t.purchase "
         "WHERE d.state = 1 AND d.id > ?1 AND (?2 = '' OR d.sink = ?2) ORDER BY d.id LIMIT ?3");
     q.bind(1, after);
     BindText(q, 2, sink);
@@ -1035,9 +1096,10 @@ StatusOr<std::vector<DeadLetter>> SqliteStore::DeadLetters(std::string_view sink
     std::vector<DeadLetter> out;
     while (q.executeStep()) {
       out.push_back({q.getColumn(0).getInt64(), q.getColumn(1).getString(),
-                     q.getColumn(2).getString(), q.getColumn(3).getString(),
-                     q.getColumn(4).getInt(), Text(q.getColumn(5)),
-                     FromMs(q.getColumn(6).getInt64())});
+                     TouchpointId(q.getColumn(2).getText(), q.getColumn(3).getText(),
+                                  q.getColumn(4).getText()),
+                     q.getColumn(5).getString(), q.getColumn(6).getInt(), Text(q.getColumn(7)),
+                     FromMs(q.getColumn(8).getInt64())});
     }
     return out;
   });
@@ -1058,17 +1120,17 @@ StatusOr<int> SqliteStore::ReplayDeadLetters(std::int64_t id, std::string_view s
     std::vector<std::pair<std::int64_t, std::string>> replayed;
     while (q.executeStep())
       replayed.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
-    q.reset();
+    q.tryReset();
     // A touchpoint is fired again once none of its deliveries is dead.
     SQLite::Statement revive(m.db,
                              "UPDATE touchpoints SET state = 1, reason = NULL WHERE id = ? AND "
                              "state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
                              "touchpoint = touchpoints.id AND state = 1)");
     for (const auto& [touchpoint, name] : replayed) {
-      revive.reset();
+      revive.tryReset();
       revive.bind(1, touchpoint);
       revive.exec();
-      m.delivery_history.reset();
+      m.delivery_history.tryReset();
       m.delivery_history.bind(1, Ms(now));
       BindText(m.delivery_history, 2, "dead letter replayed on " + name);
       m.delivery_history.bind(3, touchpoint);
@@ -1126,7 +1188,7 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
     auto buyer = m.FindBuyer(buyer_id);
     if (!buyer) return out;
     auto& p = m.purchases_of;
-    p.reset();
+    p.tryReset();
     p.bind(1, *buyer);
     std::unordered_map<std::int64_t, std::size_t> index;
     while (p.executeStep()) {
@@ -1143,15 +1205,17 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
       sp.purchase.attributes = Text(p.getColumn(8));
     }
     auto& t = m.touchpoints_of;
-    t.reset();
+    t.tryReset();
     t.bind(1, *buyer);
     while (t.executeStep()) {
       auto it = index.find(t.getColumn(0).getInt64());
       if (it == index.end()) continue;
-      out[it->second].touchpoints.push_back({t.getColumn(1).getString(), t.getColumn(2).getString(),
-                                             StateFrom(t.getColumn(3).getInt()),
-                                             FromMs(t.getColumn(4).getInt64()),
-                                             FromMs(t.getColumn(5).getInt64())});
+      const char* order_id = t.getColumn(1).getText();
+      std::string cadence = t.getColumn(2).getString();
+      std::string id = TouchpointId(order_id, cadence, t.getColumn(3).getText());
+      out[it->second].touchpoints.push_back(
+          {std::move(id), std::move(cadence), StateFrom(t.getColumn(4).getInt()),
+           FromMs(t.getColumn(5).getInt64()), FromMs(t.getColumn(6).getInt64())});
     }
     return out;
   });
@@ -1165,20 +1229,36 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
   // Runs an UPDATE ... RETURNING id; the id, or 0 when no row changed.
   auto returned_id = [](SQLite::Statement& q) -> std::int64_t {
     const std::int64_t id = q.executeStep() ? q.getColumn(0).getInt64() : 0;
-    q.reset();
+    q.tryReset();
     return id;
   };
   Status s = m.Atomically("re-plan a purchase", [&] {
     auto& p = m.purchase_by_order;
-    p.reset();
+    p.tryReset();
     BindText(p, 1, order_id);
     if (!p.executeStep()) throw std::runtime_error("no order " + std::string(order_id));
     const std::int64_t purchase_row = p.getColumn(0).getInt64();
     const std::int64_t buyer = p.getColumn(1).getInt64();
-    p.reset();
+    p.tryReset();
+    // Touchpoint id -> row, for the changes to existing steps.
+    std::unordered_map<std::string, std::int64_t> rows;
+    auto& steps = m.steps_of;
+    steps.tryReset();
+    steps.bind(1, buyer);
+    steps.bind(2, purchase_row);
+    while (steps.executeStep()) {
+      rows.emplace(
+          TouchpointId(order_id, steps.getColumn(1).getText(), steps.getColumn(2).getText()),
+          steps.getColumn(0).getInt64());
+    }
+    steps.tryReset();
+    auto row_of = [&](const std::string& id) {
+      auto it = rows.find(id);
+      return it == rows.end() ? std::int64_t{0} : it->second;
+    };
     if (tier >= 0) {
       auto& q = m.purchase_tier;
-      q.reset();
+      q.tryReset();
       BindText(q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
       q.bind(2, purchase_row);
       q.exec();
@@ -1196,14 +1276,14 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
         }
         case ReplanChange::Kind::kUpdate: {
           auto& q = m.replan_update;
-          q.reset();
+          q.tryReset();
           BindText(q, 1, m.rules->cadences[t.cadence].steps[t.step].topic);
           q.bind(2, t.cadence);
           q.bind(3, t.step);
           q.bind(4, t.cancel_on_repurchase ? 1 : 0);
           q.bind(5, Ms(t.due_at));
           q.bind(6, Ms(t.next_at));
-          BindText(q, 7, t.id);
+          q.bind(7, row_of(t.id));
           const std::int64_t row = returned_id(q);
           if (row == 0) break;  // nothing differed
           if (c.previous_due_at != t.due_at) {
@@ -1218,9 +1298,9 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
         }
         case ReplanChange::Kind::kCancel: {
           auto& q = m.replan_cancel;
-          q.reset();
+          q.tryReset();
           BindText(q, 1, c.reason);
-          BindText(q, 2, t.id);
+          q.bind(2, row_of(t.id));
           const std::int64_t row = returned_id(q);
           if (row == 0) break;
           m.AddHistory(row, now, TouchpointState::kCancelled, c.reason);
@@ -1237,6 +1317,14 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
 
 StatusOr<ReplanCounts> SqliteStore::ReplanPending(Instant now) {
   const Rules& rules = *impl_->rules;
+  // In the caller's transaction, which rolls back on error: no savepoint per
+  // purchase. On its own, each purchase is atomic.
+  struct Enclose {
+    bool& flag;
+    bool before;
+    ~Enclose() { flag = before; }
+  } enclose{impl_->enclosed, impl_->enclosed};
+  if (sqlite3_get_autocommit(impl_->db.getHandle()) == 0) impl_->enclosed = true;
   auto buyers = BuyersWithPending();
   if (!buyers.ok()) return buyers.status();
   ReplanCounts total;
@@ -1298,10 +1386,10 @@ StatusOr<PruneResult> SqliteStore::PruneFinished(Instant cutoff, std::int64_t af
     SQLite::Statement history(m.db, "DELETE FROM touchpoint_history WHERE touchpoint = ?");
     SQLite::Statement touchpoint(m.db, "DELETE FROM touchpoints WHERE id = ?");
     for (std::int64_t id : ids) {
-      history.reset();
+      history.tryReset();
       history.bind(1, id);
       history.exec();
-      touchpoint.reset();
+      touchpoint.tryReset();
       touchpoint.bind(1, id);
       touchpoint.exec();
     }

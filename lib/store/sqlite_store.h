@@ -9,7 +9,9 @@
 // Transactions: every mutating call is atomic on its own. Begin()/Commit()
 // group several calls into one transaction (the daemon's group commit), and
 // Savepoint()/Release()/RollbackTo() make a part of that group atomic, so one
-// bad request rolls back alone while the others commit.
+// bad request rolls back alone while the others commit. Between Savepoint()
+// and Release() calls open no savepoints of their own (they cost a copy of
+// every page touched): after any error the caller must RollbackTo().
 //
 // Not thread-safe: one thread owns it (the daemon's I/O thread).
 #pragma once
@@ -135,7 +137,7 @@ class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -166,7 +168,7 @@ class SqliteStore final : public ScheduleStore {
                                      std::span<const ReplanChange> changes, Instant now);
   // Re-plans, under the current rules (SetRules), every purchase that has a
   // pending touchpoint. Call inside Begin()/Commit() to make it all or
-  // nothing.
+  // nothing; then, after an error, the caller must Rollback().
   StatusOr<ReplanCounts> ReplanPending(Instant now);
 
   Status Begin();

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/ids.h"
 #include "harness.h"
 #include "simulate/csv.h"
 #include "temp_dir.h"
@@ -140,17 +141,44 @@ TEST_F(SqliteStoreTest, AFailingWriteRollsBackTheWholeCall) {
   auto store = MustOpen();
   Purchase p{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""};
   PlannedTouchpoint t;
-  t.id = "tp_same";
+  t.id = TouchpointId("o1", "trust", "how-to-wear");
   t.due_at = t.next_at = p.purchased_at + std::chrono::hours(24);
-  // The same touchpoint id twice violates its UNIQUE constraint half-way.
-  std::vector<PlannedTouchpoint> twice{t, t};
-  Status s = store->AddPurchase(p, rules_->timezone, 0, twice, p.purchased_at);
+  const std::vector<PlannedTouchpoint> one{t};
+  ASSERT_TRUE(store->AddPurchase(p, rules_->timezone, 0, one, p.purchased_at).ok());
+  // A new buyer is inserted, then the order id's UNIQUE constraint fails.
+  Purchase again = p;
+  again.buyer_id = "b2";
+  Status s = store->AddPurchase(again, rules_->timezone, 0, one, p.purchased_at);
   ASSERT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr("UNIQUE"));
-  EXPECT_EQ(*store->MatchPurchase(p), PurchaseMatch::kNew);
   store.reset();
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 0);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers"), 1);
+}
+
+// Inside the caller's savepoint a call opens none of its own: the caller
+// rolls the whole request back.
+TEST_F(SqliteStoreTest, InsideASavepointTheCallerRollsBack) {
+  auto store = MustOpen();
+  Purchase p{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""};
+  ASSERT_TRUE(store->Begin().ok());
+  ASSERT_TRUE(store->Savepoint().ok());
+  ASSERT_TRUE(store->AddPurchase(p, rules_->timezone, 0, {}, p.purchased_at).ok());
+  Purchase again = p;
+  again.buyer_id = "b2";
+  ASSERT_FALSE(store->AddPurchase(again, rules_->timezone, 0, {}, p.purchased_at).ok());
+  ASSERT_TRUE(store->RollbackTo().ok());
+  // After the request's savepoint, calls are atomic on their own again.
+  Purchase other{"o2", "b3", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""};
+  ASSERT_TRUE(store->AddPurchase(other, rules_->timezone, 0, {}, p.purchased_at).ok());
+  Purchase clash = other;
+  clash.buyer_id = "b4";
+  ASSERT_FALSE(store->AddPurchase(clash, rules_->timezone, 0, {}, p.purchased_at).ok());
+  ASSERT_TRUE(store->Commit().ok());
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b3'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers"), 1);
 }
 
 TEST_F(SqliteStoreTest, ConflictAndDuplicateIncludeAttributes) {
@@ -342,6 +370,45 @@ TEST_F(SqliteStoreTest, Version1BlobStringsBecomeTextSoResendsStayDuplicates) {
   EXPECT_EQ(*store->MatchPurchase(
                 Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}),
             PurchaseMatch::kSame);
+}
+
+// Version 4 stopped storing touchpoint ids (they are a hash of order id,
+// cadence and step): a version 3 file keeps its rows, row ids and history,
+// and reports the same ids.
+TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
+  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), 3).ok());
+  const std::string id = TouchpointId("o1", "trust", "how-to-wear");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  const std::string sql =
+      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
+      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+      "INSERT INTO touchpoints (id, tp_id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
+      "(7, '" +
+      id +
+      "', 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
+      "1793584800000, 1793584800000, 1793584800004, NULL);"
+      "INSERT INTO touchpoint_history (touchpoint, at, state, reason) VALUES "
+      "(7, 1793584800004, 1, 'queued on outbox');";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
+  auto report = store->GetBuyer("b1");
+  ASSERT_TRUE(report.ok() && report->has_value());
+  ASSERT_EQ((*report)->touchpoints.size(), 1u);
+  const TouchpointRecord& t = (*report)->touchpoints[0];
+  EXPECT_EQ(t.id, id);
+  EXPECT_EQ(t.state, TouchpointState::kFired);
+  ASSERT_EQ(t.history.size(), 1u);
+  EXPECT_EQ(t.history[0].reason, "queued on outbox");
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE id = 7"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('touchpoints') WHERE name = 'tp_id'"), 0);
 }
 
 constexpr std::string_view kPushSinks = R"(

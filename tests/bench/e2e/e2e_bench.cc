@@ -6,7 +6,7 @@
 //
 //   touchpoint_e2e_bench --daemon PATH [--purchases N] [--touchpoints N]
 //                        [--webhooks N] [--pending N] [--lateness-s S]
-//                        [--quick] [--keep DIR]
+//                        [--quick] [--only FIGURE,...] [--keep DIR]
 //
 // tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
 #include <signal.h>
@@ -92,6 +92,7 @@ struct Options {
   std::int64_t pending = 1'000'000;    // restart, RSS and size
   int lateness_s = 20;                 // at 200 touchpoints/s
   std::string keep;                    // keep the work directory here
+  std::string only;                    // comma-separated figures to run; empty = all
   bool quick = false;
 };
 
@@ -184,6 +185,17 @@ class Daemon {
     while (std::getline(status, line)) {
       if (line.rfind(prefix, 0) == 0)
         return std::strtod(line.c_str() + prefix.size(), nullptr) / 1024;
+    }
+    return 0;
+  }
+
+  // A /proc/PID/io counter (wchar: bytes written, rchar: bytes read).
+  double IoBytes(const char* field) const {
+    std::istringstream io(ReadFile("/proc/" + std::to_string(pid_) + "/io"));
+    std::string line;
+    const std::string prefix = std::string(field) + ":";
+    while (std::getline(io, line)) {
+      if (line.rfind(prefix, 0) == 0) return std::strtod(line.c_str() + prefix.size(), nullptr);
     }
     return 0;
   }
@@ -396,14 +408,25 @@ class Bench {
   Bench& operator=(const Bench&) = delete;
 
   void Run() {
-    Ingest();
-    Fire();
-    Lateness();
-    Webhooks();
-    Pending();
+    if (Wanted("ingest")) Ingest();
+    if (Wanted("fire")) Fire();
+    if (Wanted("lateness")) Lateness();
+    if (Wanted("webhook")) Webhooks();
+    if (Wanted("pending")) Pending();
   }
 
  private:
+  bool Wanted(std::string_view figure) const {
+    if (options_.only.empty()) return true;
+    std::string_view rest = options_.only;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      if (rest.substr(0, comma) == figure) return true;
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    return false;
+  }
+
   // A fresh directory with a config (the example's or `yaml`) and a database.
   std::unique_ptr<Daemon> Fresh(const std::string& name, const std::string& yaml) {
     const std::string dir = work_ + "/" + name;
@@ -474,10 +497,15 @@ class Bench {
     const auto bodies = Bodies(purchases, 1000, "");
     const IngestResult r = Post(*daemon, bodies);
     ingest_hwm_ = daemon->MemoryMiB("VmHWM");
+    const double written = daemon->IoBytes("wchar"), read = daemon->IoBytes("rchar");
     daemon->Stop();
     ingest_rate_ = static_cast<double>(r.touchpoints) / r.seconds;
+    const auto per_touchpoint = [&](double bytes) {
+      return std::to_string(static_cast<std::int64_t>(bytes / static_cast<double>(r.touchpoints)));
+    };
     Note("ingest: " + std::to_string(r.purchases) + " purchases, " + std::to_string(r.touchpoints) +
-         " touchpoints in " + std::to_string(r.seconds) + " s");
+         " touchpoints in " + std::to_string(r.seconds) + " s; the daemon wrote " +
+         per_touchpoint(written) + " and read " + per_touchpoint(read) + " bytes per touchpoint");
     Metric("ingest_purchases_per_s", static_cast<double>(r.purchases) / r.seconds, "1/s");
     Metric("ingest_touchpoints_per_s", ingest_rate_, "1/s");
   }
@@ -649,7 +677,7 @@ std::int64_t Count(const char* flag, const char* value) {
 const char kUsage[] =
     "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
     "         [--touchpoints N] [--webhooks N] [--pending N] [--lateness-s S] [--quick]\n"
-    "         [--keep DIR]\n";
+    "         [--only ingest,fire,lateness,webhook,pending] [--keep DIR]\n";
 
 }  // namespace
 
@@ -684,6 +712,18 @@ int main(int argc, char** argv) {
       sized = true;
     } else if (arg == "--quick") {
       options.quick = true;
+    } else if (arg == "--only") {
+      options.only = value();
+      for (std::string_view rest = options.only; !rest.empty();) {
+        const auto comma = rest.find(',');
+        const std::string_view name = rest.substr(0, comma);
+        if (name != "ingest" && name != "fire" && name != "lateness" && name != "webhook" &&
+            name != "pending") {
+          Fail("--only takes ingest, fire, lateness, webhook, pending (comma-separated), not '" +
+               std::string(name) + "'");
+        }
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
     } else if (arg == "--keep") {
       options.keep = value();
     } else if (arg == "--help" || arg == "-h") {
