@@ -178,31 +178,25 @@ class Daemon {
   }
 
   // A /proc/PID/status field in MiB (VmRSS, VmHWM).
-  double MemoryMiB(const char* field) const {
-    std::istringstream status(ReadFile("/proc/" + std::to_string(pid_) + "/status"));
-    std::string line;
-    const std::string prefix = std::string(field) + ":";
-    while (std::getline(status, line)) {
-      if (line.rfind(prefix, 0) == 0)
-        return std::strtod(line.c_str() + prefix.size(), nullptr) / 1024;
-    }
-    return 0;
-  }
+  double MemoryMiB(const char* field) const { return ProcField("status", field) / 1024; }
 
   // A /proc/PID/io counter (wchar: bytes written, rchar: bytes read).
-  double IoBytes(const char* field) const {
-    std::istringstream io(ReadFile("/proc/" + std::to_string(pid_) + "/io"));
+  double IoBytes(const char* field) const { return ProcField("io", field); }
+
+  const std::string& log() const { return log_; }
+
+ private:
+  // The number after "FIELD:" in /proc/PID/FILE, or 0.
+  double ProcField(const char* file, const char* field) const {
+    std::istringstream in(ReadFile("/proc/" + std::to_string(pid_) + "/" + file));
     std::string line;
     const std::string prefix = std::string(field) + ":";
-    while (std::getline(io, line)) {
+    while (std::getline(in, line)) {
       if (line.rfind(prefix, 0) == 0) return std::strtod(line.c_str() + prefix.size(), nullptr);
     }
     return 0;
   }
 
-  const std::string& log() const { return log_; }
-
- private:
   const Options& options_;
   std::string config_, database_, log_;
   pid_t pid_ = -1;
