@@ -24,17 +24,22 @@ ReplanChange Cancel(const ExistingTouchpoint& e, std::string reason) {
   c.kind = ReplanChange::Kind::kCancel;
   c.touchpoint.id = e.id;
   c.cadence = e.cadence;
+  c.handle = e.handle;
   c.reason = std::move(reason);
   return c;
 }
 
+// kAdd has no existing touchpoint; kUpdate passes the one it moves.
 ReplanChange Planned(ReplanChange::Kind kind, PlannedTouchpoint t, const std::string& cadence,
-                     Instant previous_due_at = {}) {
+                     const ExistingTouchpoint* existing = nullptr) {
   ReplanChange c;
   c.kind = kind;
   c.touchpoint = std::move(t);
   c.cadence = cadence;
-  c.previous_due_at = previous_due_at;
+  if (existing != nullptr) {
+    c.previous_due_at = existing->due_at;
+    c.handle = existing->handle;
+  }
   return c;
 }
 
@@ -80,7 +85,7 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
     } else if (t.next_at < missed_before) {
       t.next_at = now;
     }
-    out.changes.push_back(Planned(ReplanChange::Kind::kUpdate, std::move(t), cadence, e.due_at));
+    out.changes.push_back(Planned(ReplanChange::Kind::kUpdate, std::move(t), cadence, &e));
   }
   // What the new plan no longer has.
   for (const ExistingTouchpoint& e : existing) {

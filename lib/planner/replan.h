@@ -35,6 +35,7 @@ struct ExistingTouchpoint {
   TouchpointState state = TouchpointState::kPending;
   Instant due_at;
   Instant next_at;
+  std::uint64_t handle = 0;  // the store's key for it, handed back in changes
 };
 
 struct ReplanChange {
@@ -48,6 +49,7 @@ struct ReplanChange {
   std::string cadence;           // the cadence's name (all kinds)
   std::string reason;            // kCancel
   Instant previous_due_at;       // kUpdate: the due time it had
+  std::uint64_t handle = 0;      // kUpdate, kCancel: the existing touchpoint's handle
 };
 
 struct PurchaseReplan {

@@ -368,10 +368,8 @@ struct SqliteStore::Impl {
       "FROM purchases WHERE buyer = ? ORDER BY purchased_at, id"};
   SQLite::Statement touchpoints_of{
       db,
-      "SELECT t.purchase, p.order_id, t.cadence, t.step, t.state, t.due_at, t.next_at "
-      "FROM touchpoints t JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? ORDER BY t.id"};
-  SQLite::Statement steps_of{
-      db, "SELECT id, cadence, step FROM touchpoints WHERE buyer = ? AND purchase = ?"};
+      "SELECT purchase, cadence, step, state, due_at, next_at, id FROM touchpoints "
+      "WHERE buyer = ? ORDER BY id"};
   SQLite::Statement purchase_by_order{db, "SELECT id, buyer FROM purchases WHERE order_id = ?"};
   SQLite::Statement purchase_tier{db, "UPDATE purchases SET tier = ? WHERE id = ?"};
   // Writes only when something differs, so an unchanged step costs no write.
@@ -1223,12 +1221,13 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
     while (t.executeStep()) {
       auto it = index.find(t.getColumn(0).getInt64());
       if (it == index.end()) continue;
-      const char* order_id = t.getColumn(1).getText();
-      std::string cadence = t.getColumn(2).getString();
-      std::string id = TouchpointId(order_id, cadence, t.getColumn(3).getText());
-      out[it->second].touchpoints.push_back(
-          {std::move(id), std::move(cadence), StateFrom(t.getColumn(4).getInt()),
-           FromMs(t.getColumn(5).getInt64()), FromMs(t.getColumn(6).getInt64())});
+      StoredPurchase& sp = out[it->second];
+      std::string cadence = t.getColumn(1).getString();
+      std::string id = TouchpointId(sp.purchase.order_id, cadence, t.getColumn(2).getText());
+      sp.touchpoints.push_back(
+          {std::move(id), std::move(cadence), StateFrom(t.getColumn(3).getInt()),
+           FromMs(t.getColumn(4).getInt64()), FromMs(t.getColumn(5).getInt64()),
+           static_cast<std::uint64_t>(t.getColumn(6).getInt64())});
     }
     return out;
   });
@@ -1253,22 +1252,6 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
     const std::int64_t purchase_row = p.getColumn(0).getInt64();
     const std::int64_t buyer = p.getColumn(1).getInt64();
     p.tryReset();
-    // Touchpoint id -> row, for the changes to existing steps.
-    std::unordered_map<std::string, std::int64_t> rows;
-    auto& steps = m.steps_of;
-    steps.tryReset();
-    steps.bind(1, buyer);
-    steps.bind(2, purchase_row);
-    while (steps.executeStep()) {
-      rows.emplace(
-          TouchpointId(order_id, steps.getColumn(1).getText(), steps.getColumn(2).getText()),
-          steps.getColumn(0).getInt64());
-    }
-    steps.tryReset();
-    auto row_of = [&](const std::string& id) {
-      auto it = rows.find(id);
-      return it == rows.end() ? std::int64_t{0} : it->second;
-    };
     if (tier >= 0) {
       auto& q = m.purchase_tier;
       q.tryReset();
@@ -1296,7 +1279,7 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
           q.bind(4, t.cancel_on_repurchase ? 1 : 0);
           q.bind(5, Ms(t.due_at));
           q.bind(6, Ms(t.next_at));
-          q.bind(7, row_of(t.id));
+          q.bind(7, static_cast<std::int64_t>(c.handle));
           const std::int64_t row = returned_id(q);
           if (row == 0) break;  // nothing differed
           if (c.previous_due_at != t.due_at) {
@@ -1313,7 +1296,7 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
           auto& q = m.replan_cancel;
           q.tryReset();
           BindText(q, 1, c.reason);
-          q.bind(2, row_of(t.id));
+          q.bind(2, static_cast<std::int64_t>(c.handle));
           const std::int64_t row = returned_id(q);
           if (row == 0) break;
           m.AddHistory(row, now, TouchpointState::kCancelled, c.reason);

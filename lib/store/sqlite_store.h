@@ -159,10 +159,11 @@ class SqliteStore final : public ScheduleStore {
   // arrival order.
   StatusOr<std::vector<std::string>> BuyersWithPending();
   // A buyer's purchases by purchased_at (ties in arrival order), each with
-  // its touchpoints; empty for an unknown buyer.
+  // its touchpoints (their handles are row ids); empty for an unknown buyer.
   StatusOr<std::vector<StoredPurchase>> PurchasesOf(std::string_view buyer_id);
   // Records a purchase's new tier (unless -1) and applies the changes,
-  // atomically. Each moved, added or cancelled touchpoint gets a history line;
+  // atomically. Updates and cancels find their touchpoint by the handle
+  // PurchasesOf() gave it. Each moved, added or cancelled touchpoint gets a history line;
   // an update that changes nothing writes nothing.
   StatusOr<ReplanCounts> ApplyReplan(std::string_view order_id, int tier,
                                      std::span<const ReplanChange> changes, Instant now);

@@ -39,7 +39,8 @@ class ReplanTest : public ::testing::Test {
     const Plan plan = PlanPurchase(rules, {}, purchase_, 0, UtcZone());
     std::vector<ExistingTouchpoint> out;
     for (const PlannedTouchpoint& t : plan.touchpoints) {
-      out.push_back({t.id, "trust", TouchpointState::kPending, t.due_at, t.next_at});
+      out.push_back(
+          {t.id, "trust", TouchpointState::kPending, t.due_at, t.next_at, 100 + out.size()});
     }
     return out;
   }
@@ -70,6 +71,7 @@ TEST_F(ReplanTest, FinalTouchpointsAreNeverTouched) {
   EXPECT_EQ(Find(r, existing[0].id), nullptr);
   ASSERT_NE(Find(r, existing[1].id), nullptr);
   EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kUpdate);
+  EXPECT_EQ(Find(r, existing[1].id)->handle, existing[1].handle);
 }
 
 TEST_F(ReplanTest, AnUnchangedDueTimeKeepsItsDeferral) {
@@ -103,6 +105,7 @@ TEST_F(ReplanTest, NewStepsArePlannedOnlyWhileStillWithinReach) {
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "long-missed")), nullptr);
   ASSERT_NE(Find(r, TouchpointId("o1", "trust", "just-now")), nullptr);
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "just-now"))->kind, ReplanChange::Kind::kAdd);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "just-now"))->handle, 0u);
   ASSERT_NE(Find(r, TouchpointId("o1", "trust", "ahead")), nullptr);
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "ahead"))->kind, ReplanChange::Kind::kAdd);
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "b"))->kind, ReplanChange::Kind::kUpdate);
@@ -117,6 +120,7 @@ TEST_F(ReplanTest, RemovedStepsAndProductsAreCancelledBecauseRulesChanged) {
   EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kCancel);
   EXPECT_EQ(Find(r, existing[1].id)->reason, "rules changed");
   EXPECT_EQ(Find(r, existing[1].id)->cadence, "trust");
+  EXPECT_EQ(Find(r, existing[1].id)->handle, existing[1].handle);
 
   r = Replan(*after, existing, {}, -1);  // the product is gone from the rules
   ASSERT_EQ(r.changes.size(), 2u);

@@ -27,6 +27,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -86,13 +87,13 @@ void WriteFile(const std::string& path, std::string_view text) {
 struct Options {
   std::string daemon;
   std::string example_config;
-  std::int64_t purchases = 200'000;    // ingest
-  std::int64_t touchpoints = 200'000;  // fire into the embedded queue
-  std::int64_t webhooks = 100'000;     // webhook deliveries
-  std::int64_t pending = 1'000'000;    // restart, RSS and size
-  int lateness_s = 20;                 // at 200 touchpoints/s
-  std::string keep;                    // keep the work directory here
-  std::string only;                    // comma-separated figures to run; empty = all
+  std::int64_t purchases = 200'000;         // ingest
+  std::int64_t touchpoints = 200'000;       // fire into the embedded queue
+  std::int64_t webhooks = 100'000;          // webhook deliveries
+  std::int64_t pending = 1'000'000;         // restart, RSS and size
+  int lateness_s = 20;                      // at 200 touchpoints/s
+  std::string keep;                         // keep the work directory here
+  std::set<std::string, std::less<>> only;  // the figures to run; empty = all
   bool quick = false;
 };
 
@@ -183,8 +184,6 @@ class Daemon {
   // A /proc/PID/io counter (wchar: bytes written, rchar: bytes read).
   double IoBytes(const char* field) const { return ProcField("io", field); }
 
-  const std::string& log() const { return log_; }
-
  private:
   // The number after "FIELD:" in /proc/PID/FILE, or 0.
   double ProcField(const char* file, const char* field) const {
@@ -210,16 +209,15 @@ struct Purchase {
   tp::Instant at;
 };
 
-// JSON array bodies of `batch` purchases each; order ids are o<prefix><i>.
-std::vector<std::string> Bodies(const std::vector<Purchase>& purchases, std::size_t batch,
-                                const std::string& prefix) {
+// JSON array bodies of `batch` purchases each: order o<i> by buyer b<buyer>.
+std::vector<std::string> Bodies(const std::vector<Purchase>& purchases, std::size_t batch) {
   std::vector<std::string> bodies;
   for (std::size_t start = 0; start < purchases.size(); start += batch) {
     std::string body = "[";
     const std::size_t end = std::min(purchases.size(), start + batch);
     for (std::size_t i = start; i < end; ++i) {
       if (i > start) body += ',';
-      body += R"({"order_id":"o)" + prefix + std::to_string(i) + R"(","buyer_id":"b)" + prefix +
+      body += R"({"order_id":"o)" + std::to_string(i) + R"(","buyer_id":"b)" +
               std::to_string(purchases[i].buyer) +
               R"(","product":"daily","quantity":2,"amount":240,"purchased_at":")" +
               Rfc3339(purchases[i].at) + "\"}";
@@ -426,14 +424,7 @@ class Bench {
 
  private:
   bool Wanted(std::string_view figure) const {
-    if (options_.only.empty()) return true;
-    std::string_view rest = options_.only;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      if (rest.substr(0, comma) == figure) return true;
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
-    return false;
+    return options_.only.empty() || options_.only.contains(figure);
   }
 
   // A fresh directory with a config (the example's or `yaml`) and a database.
@@ -505,9 +496,9 @@ class Bench {
       const bool repeat = i % 10 == 9 && i >= 1000;
       purchases.push_back({repeat ? i - 1000 : i, base + tp::Millis(i)});
     }
-    const auto bodies = Bodies(purchases, 1000, "");
+    const auto bodies = Bodies(purchases, 1000);
     const IngestResult r = Post(*daemon, bodies);
-    ingest_hwm_ = daemon->MemoryMiB("VmHWM");
+    const double hwm = daemon->MemoryMiB("VmHWM");
     const double written = daemon->IoBytes("wchar"), read = daemon->IoBytes("rchar");
     daemon->Stop();
     ingest_rate_ = static_cast<double>(r.touchpoints) / r.seconds;
@@ -519,6 +510,7 @@ class Bench {
          per_touchpoint(written) + " and read " + per_touchpoint(read) + " bytes per touchpoint");
     Metric("ingest_purchases_per_s", static_cast<double>(r.purchases) / r.seconds, "1/s");
     Metric("ingest_touchpoints_per_s", ingest_rate_, "1/s");
+    Metric("rss_mib_ingest", hwm, "MiB");
   }
 
   // `fire_touchpoints_per_s`: N touchpoints due within 100 ms, fired into
@@ -529,7 +521,7 @@ class Bench {
     daemon->Start();
     const tp::Instant due = BurstStart(options_.touchpoints);
     const auto purchases = Burst(options_.touchpoints, due, tp::Millis(100));
-    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     WaitUntil(due, "fire");
     const auto due_steady = Steady::now();
     const auto last = Consume(*daemon, r.touchpoints, 2, std::chrono::milliseconds(1),
@@ -558,7 +550,7 @@ class Bench {
     for (std::int64_t i = 0; i < count; ++i) {
       purchases.push_back({i, first - std::chrono::hours(1) + tp::Millis(5 * i)});
     }
-    Post(*daemon, Bodies(purchases, 1000, ""), 1);
+    Post(*daemon, Bodies(purchases, 1000), 1);
     std::vector<double> late;
     late.reserve(static_cast<std::size_t>(count));
     Consume(*daemon, count, 1, std::chrono::milliseconds(1), [&](std::string_view text, double at) {
@@ -596,7 +588,7 @@ class Bench {
     daemon->Start();
     const tp::Instant due = BurstStart(options_.webhooks);
     const auto purchases = Burst(options_.webhooks, due, tp::Millis(100));
-    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     WaitUntil(due, "webhook");
     const auto due_steady = Steady::now();
     const auto deadline = due_steady + std::chrono::minutes(10);
@@ -625,7 +617,7 @@ class Bench {
     const tp::Instant base = Now() - std::chrono::minutes(10);
     std::vector<Purchase> purchases;
     for (std::int64_t i = 0; i < n; ++i) purchases.push_back({i, base + tp::Millis(i % 600'000)});
-    const IngestResult r = Post(*daemon, Bodies(purchases, 1000, ""));
+    const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     double hwm = daemon->MemoryMiB("VmHWM");
     daemon->Stop();
     const std::string dir = work_ + "/pending";
@@ -674,13 +666,11 @@ class Bench {
            static_cast<double>(bytes) / static_cast<double>(r.touchpoints), "B");
     Metric("reload_s_pending_1m", reload_s, "s");
     Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
-    Metric("rss_mib_ingest", ingest_hwm_, "MiB");
   }
 
   Options options_;
   std::string work_;
   double ingest_rate_ = 0;
-  double ingest_hwm_ = 0;
 };
 
 std::int64_t Count(const char* flag, const char* value) {
@@ -729,16 +719,14 @@ int main(int argc, char** argv) {
     } else if (arg == "--quick") {
       options.quick = true;
     } else if (arg == "--only") {
-      options.only = value();
-      for (std::string_view rest = options.only; !rest.empty();) {
-        const auto comma = rest.find(',');
-        const std::string_view name = rest.substr(0, comma);
+      std::stringstream names(value());
+      for (std::string name; std::getline(names, name, ',');) {
         if (name != "ingest" && name != "fire" && name != "lateness" && name != "webhook" &&
             name != "pending") {
           Fail("--only takes ingest, fire, lateness, webhook, pending (comma-separated), not '" +
-               std::string(name) + "'");
+               name + "'");
         }
-        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        options.only.insert(name);
       }
     } else if (arg == "--keep") {
       options.keep = value();

@@ -88,7 +88,7 @@ void BM_ReplanPurchase(benchmark::State& state) {
   std::vector<ExistingTouchpoint> existing;
   for (const PlannedTouchpoint& t : PlanPurchase(rules, {}, p, product, zone).touchpoints) {
     existing.push_back({t.id, rules.cadences[t.cadence].name, TouchpointState::kPending, t.due_at,
-                        t.next_at});
+                        t.next_at, existing.size() + 1});
   }
   for (auto _ : state) {
     PurchaseReplan r = ReplanPurchase(rules, {}, p, product, zone, existing, T0());
