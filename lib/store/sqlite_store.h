@@ -137,7 +137,7 @@ class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -203,8 +203,9 @@ class SqliteStore final : public ScheduleStore {
   // Pending touchpoints of the buyer.
   StatusOr<int> PendingOf(std::string_view buyer_id);
 
-  // Up to `max` messages of `queue` visible at `now`, oldest first, each
-  // hidden until now + visibility under a fresh receipt.
+  // Up to `max` messages of `queue` visible at `now` (the longest visible
+  // first), in enqueue order, each hidden until now + visibility under a
+  // fresh receipt. One statement: atomic without a transaction of its own.
   StatusOr<std::vector<LeasedMessage>> Lease(std::string_view queue, int max, Millis visibility,
                                              Instant now);
   // Removes the messages whose receipts are current; returns how many. A

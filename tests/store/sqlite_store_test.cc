@@ -6,11 +6,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "core/ids.h"
 #include "harness.h"
@@ -326,6 +328,112 @@ TEST_F(SqliteStoreTest, FiredTouchpointIsQueuedAndLeaseAckVisibilityWork) {
   EXPECT_EQ(t.history[1].reason, "acked on outbox");
 }
 
+// A cadence routed to two queues: one event row serves both, and stays
+// until the last of its messages is acked. Acks take receipts of several
+// leases at once and ignore what is not a current receipt of that queue.
+TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
+  std::string yaml(kBriefConfig);
+  yaml.replace(yaml.find("\n  - {name: outbox, type: queue}\n"), 32,
+               "\n  - {name: outbox, type: queue}\n  - {name: audit, type: queue}\n");
+  auto rules = testing::MustLoad(yaml);
+  ASSERT_NE(rules, nullptr);
+  auto store = MustOpen(rules);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), ""}).ok());
+  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), ""}).ok());
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 2u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+
+  // Two leases of one message each, in enqueue order.
+  auto first = store->Lease("outbox", 1, std::chrono::seconds(30), clock.Now());
+  auto second = store->Lease("outbox", 1, std::chrono::seconds(30), clock.Now());
+  auto audit = store->Lease("audit", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(first.ok() && second.ok() && audit.ok());
+  ASSERT_EQ(first->size(), 1u);
+  ASSERT_EQ(second->size(), 1u);
+  ASSERT_EQ(audit->size(), 2u);
+  EXPECT_EQ((*first)[0].event, (*audit)[0].event);
+  EXPECT_EQ((*second)[0].event, (*audit)[1].event);
+  EXPECT_EQ(nlohmann::json::parse((*first)[0].event)["data"]["order_id"], "o1");
+
+  const std::string& r1 = (*first)[0].receipt;
+  const std::string& r2 = (*second)[0].receipt;
+  // Not receipts of this queue, a leading zero, an id too long, no random
+  // part, a receipt twice: each counts for nothing, and nothing fails.
+  std::vector<std::string> receipts{(*audit)[0].receipt,
+                                    "0" + r1,
+                                    "1234567890123456789.ab",
+                                    r1.substr(0, r1.find('.') + 1),
+                                    r1,
+                                    r1,
+                                    r2};
+  auto acked = store->Ack("outbox", receipts, clock.Now());
+  ASSERT_TRUE(acked.ok()) << acked.status().message();
+  EXPECT_EQ(*acked, 2);
+  // The audit queue still needs both events.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+  receipts = {(*audit)[1].receipt};
+  EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 1);
+  receipts = {(*audit)[0].receipt};
+  EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
+  EXPECT_EQ(*store->QueueDepth("outbox") + *store->QueueDepth("audit"), 0);
+
+  auto report = store->GetBuyer("b1");
+  ASSERT_TRUE(report.ok() && report->has_value());
+  const auto& history = (*report)->touchpoints.front().history;
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history[0].reason, "queued on outbox; queued on audit");
+  EXPECT_EQ(history[1].reason, "acked on outbox");
+  EXPECT_EQ(history[2].reason, "acked on audit");
+}
+
+// SQLite's own checkpointing is replaced by a thread of the store's: a
+// writer's commits alone still get their pages into the database file.
+TEST_F(SqliteStoreTest, CommittedPagesReachTheDatabaseFileInTheBackground) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  const auto size = [&] { return std::filesystem::file_size(Path()); };
+  const auto before = size();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  // About 2,000 pages of WAL: twice what asks for a checkpoint.
+  for (int i = 0; i < 2000; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_TRUE(scheduler.Ingest({"o" + n, "b" + n, "daily", 2, 240, clock.Now(), ""}).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (size() <= before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT(size(), before);
+  // Still one consistent database, as a second connection reads it.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 2000);
+}
+
+// A WAL only starts over when a write begins with all of it copied, which a
+// checkpoint running beside a steady writer never achieves alone: the WAL
+// must still stay bounded while tens of megabytes go through it.
+TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderSteadyWrites) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  const std::string attributes = R"({"note":")" + std::string(8000, 'x') + R"("})";
+  for (int i = 0; i < 4000; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_TRUE(
+        scheduler.Ingest({"o" + n, "b" + n, "daily", 2, 240, clock.Now(), "", attributes}).ok());
+  }
+  // Over 30 MB went through the WAL; SQLite alone would have kept it near
+  // 4 MB, the thread and the writer's backstop within about 16 MB.
+  EXPECT_GT(std::filesystem::file_size(Path()), 30u << 20);
+  EXPECT_LT(std::filesystem::file_size(Path() + "-wal"), 24u << 20);
+}
+
 TEST_F(SqliteStoreTest, OptOutSuppressesWithHistoryAndPersists) {
   {
     auto store = MustOpen();
@@ -409,6 +517,51 @@ TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
   store.reset();
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE id = 7"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('touchpoints') WHERE name = 'tp_id'"), 0);
+}
+
+// Version 5 moved queued events to their own table and keeps only a lease's
+// random part as a message's receipt: a version 4 file's messages keep their
+// events, and a receipt handed out before the upgrade still acks.
+TEST_F(SqliteStoreTest, Version4QueueMessagesKeepTheirEventsAndReceipts) {
+  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), 4).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  const std::string sql =
+      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
+      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+      "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
+      "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, 1793584800000, "
+      "1793584800000, 1793584800004, NULL), "
+      "(8, 1, 1, 'trust', 'day-3', 'day-3', 0, 1, 1, 1, 1793757600000, 1793757600000, "
+      "1793757600000, NULL);"
+      "INSERT INTO queue_messages (id, queue, touchpoint, event, visible_at, receipt, "
+      "deliveries, enqueued_at) VALUES "
+      "(5, 'outbox', 7, '{\"n\":7}', 4102444800000, '5.0123456789abcdef01234567', 1, "
+      "1793584800004), "
+      "(6, 'outbox', 8, '{\"n\":8}', 1793757600000, NULL, 0, 1793757600000);";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('queue_messages') WHERE name = "
+                  "'event'"),
+            0);
+
+  const Instant now = At("2026-11-04T10:00:00+08:00");
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), now);
+  ASSERT_TRUE(leased.ok()) << leased.status().message();
+  ASSERT_EQ(leased->size(), 1u);  // the other one is still leased
+  EXPECT_EQ((*leased)[0].event, R"({"n":8})");
+  EXPECT_EQ((*leased)[0].receipt.substr(0, 2), "6.");
+  std::vector<std::string> receipts{"5.0123456789abcdef01234567", (*leased)[0].receipt};
+  EXPECT_EQ(*store->Ack("outbox", receipts, now), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
 }
 
 constexpr std::string_view kPushSinks = R"(
