@@ -36,6 +36,29 @@ class SqliteStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
+  // A file at schema `version` that `sql` filled by hand, as an older build
+  // would have, then opened (so migrated) by this one.
+  std::unique_ptr<SqliteStore> OpenFrom(int version, const std::string& sql) {
+    EXPECT_TRUE(SqliteStore::MigrateTo(Path(), version).ok());
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+    sqlite3_close(db);
+    auto store = MustOpen();
+    if (store != nullptr) {
+      EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
+    }
+    return store;
+  }
+
+  // The brief's config with `sinks` (YAML list items) after its queue.
+  static std::shared_ptr<const Rules> WithSinks(const std::string& sinks) {
+    std::string yaml(kBriefConfig);
+    yaml.replace(yaml.find("\n  - {name: outbox, type: queue}\n"), 32,
+                 "\n  - {name: outbox, type: queue}" + sinks);
+    return testing::MustLoad(yaml);
+  }
+
   // Counts rows with a raw connection, as an operator's sqlite3 would.
   std::int64_t Count(const std::string& sql) {
     sqlite3* db = nullptr;
@@ -332,10 +355,7 @@ TEST_F(SqliteStoreTest, FiredTouchpointIsQueuedAndLeaseAckVisibilityWork) {
 // until the last of its messages is acked. Acks take receipts of several
 // leases at once and ignore what is not a current receipt of that queue.
 TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
-  std::string yaml(kBriefConfig);
-  yaml.replace(yaml.find("\n  - {name: outbox, type: queue}\n"), 32,
-               "\n  - {name: outbox, type: queue}\n  - {name: audit, type: queue}\n");
-  auto rules = testing::MustLoad(yaml);
+  auto rules = WithSinks("\n  - {name: audit, type: queue}\n");
   ASSERT_NE(rules, nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
@@ -457,20 +477,13 @@ TEST_F(SqliteStoreTest, OptOutSuppressesWithHistoryAndPersists) {
 
 TEST_F(SqliteStoreTest, Version1BlobStringsBecomeTextSoResendsStayDuplicates) {
   // Version 1 bound its strings as BLOBs. Build such a file by hand.
-  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), 1).ok());
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO buyers (buyer_id, created_at) VALUES (CAST('b1' AS BLOB), 0);"
-                         "INSERT INTO purchases (order_id, buyer, product, quantity, amount, "
-                         "purchased_at, timezone, zone, tier, attributes, received_at) VALUES "
-                         "(CAST('o1' AS BLOB), 1, CAST('daily' AS BLOB), 1, 10, 1793498400000, "
-                         "CAST('' AS BLOB), CAST('Asia/Shanghai' AS BLOB), CAST('novice' AS BLOB),"
-                         " NULL, 0);",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  auto store = MustOpen();
+  auto store = OpenFrom(
+      1,
+      "INSERT INTO buyers (buyer_id, created_at) VALUES (CAST('b1' AS BLOB), 0);"
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, timezone, "
+      "zone, tier, attributes, received_at) VALUES (CAST('o1' AS BLOB), 1, CAST('daily' AS BLOB), "
+      "1, 10, 1793498400000, CAST('' AS BLOB), CAST('Asia/Shanghai' AS BLOB), "
+      "CAST('novice' AS BLOB), NULL, 0);");
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE typeof(order_id) = 'text' AND "
                   "typeof(zone) = 'text'"),
@@ -484,10 +497,7 @@ TEST_F(SqliteStoreTest, Version1BlobStringsBecomeTextSoResendsStayDuplicates) {
 // cadence and step): a version 3 file keeps its rows, row ids and history,
 // and reports the same ids.
 TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
-  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), 3).ok());
   const std::string id = TouchpointId("o1", "trust", "how-to-wear");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
   const std::string sql =
       "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
       "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
@@ -501,11 +511,8 @@ TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
       "1793584800000, 1793584800000, 1793584800004, NULL);"
       "INSERT INTO touchpoint_history (touchpoint, at, state, reason) VALUES "
       "(7, 1793584800004, 1, 'queued on outbox');";
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto store = MustOpen();
+  auto store = OpenFrom(3, sql);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
   auto report = store->GetBuyer("b1");
   ASSERT_TRUE(report.ok() && report->has_value());
   ASSERT_EQ((*report)->touchpoints.size(), 1u);
@@ -523,9 +530,6 @@ TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
 // random part as a message's receipt: a version 4 file's messages keep their
 // events, and a receipt handed out before the upgrade still acks.
 TEST_F(SqliteStoreTest, Version4QueueMessagesKeepTheirEventsAndReceipts) {
-  ASSERT_TRUE(SqliteStore::MigrateTo(Path(), 4).ok());
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
   const std::string sql =
       "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
       "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
@@ -542,11 +546,8 @@ TEST_F(SqliteStoreTest, Version4QueueMessagesKeepTheirEventsAndReceipts) {
       "(5, 'outbox', 7, '{\"n\":7}', 4102444800000, '5.0123456789abcdef01234567', 1, "
       "1793584800004), "
       "(6, 'outbox', 8, '{\"n\":8}', 1793757600000, NULL, 0, 1793757600000);";
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto store = MustOpen();
+  auto store = OpenFrom(4, sql);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('queue_messages') WHERE name = "
                   "'event'"),
@@ -572,12 +573,9 @@ constexpr std::string_view kPushSinks = R"(
 TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
   const std::string secret = dir_.path() + "/crm.secret";
   std::ofstream(secret) << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
-  std::string yaml(kBriefConfig);
   std::string sinks(kPushSinks);
   sinks.replace(sinks.find("SECRET"), 6, secret);
-  yaml.replace(yaml.find("\n  - {name: outbox, type: queue}\n"), 32,
-               "\n  - {name: outbox, type: queue}" + sinks);
-  auto rules = testing::MustLoad(yaml);
+  auto rules = WithSinks(sinks);
   ASSERT_NE(rules, nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
