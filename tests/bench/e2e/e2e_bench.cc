@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "burst_config.h"
 #include "core/time.h"
 #include "http/client.h"
 #include "http/server.h"
@@ -441,17 +442,6 @@ class Bench {
     return std::make_unique<Daemon>(options_, config, dir + "/tp.db", dir + "/touchpointd.log");
   }
 
-  // Six steps an hour after the purchase, due within `window`; `sink` YAML.
-  static std::string BurstConfig(const std::string& sink) {
-    std::string yaml =
-        "version: 1\ntimezone: UTC\nmisfire_grace: 1h\nproducts: {daily: {supply_days: 15}}\n"
-        "cadences:\n  - name: burst\n    trigger: purchase\n    products: [daily]\n"
-        "    steps:\n";
-    for (int s = 1; s <= 6; ++s)
-      yaml += "      - {after: 1h, topic: step-" + std::to_string(s) + "}\n";
-    return yaml + "sinks:\n  - " + sink + "\nlog: {level: warn}\n";
-  }
-
   // Purchases whose six touchpoints fall due from `due` over `window`: one
   // purchase per buyer, an hour before.
   static std::vector<Purchase> Burst(std::int64_t touchpoints, tp::Instant due, tp::Millis window) {
@@ -517,7 +507,7 @@ class Bench {
   // the embedded queue and leased and acked by two consumers; from the first
   // due time to the last ack.
   void Fire() {
-    auto daemon = Fresh("fire", BurstConfig("{name: outbox, type: queue}"));
+    auto daemon = Fresh("fire", tp::bench::BurstConfig("{name: outbox, type: queue}"));
     daemon->Start();
     const tp::Instant due = BurstStart(options_.touchpoints);
     const auto purchases = Burst(options_.touchpoints, due, tp::Millis(100));
@@ -582,9 +572,9 @@ class Bench {
     Receiver receiver;
     const std::string dir = work_ + "/webhook-secret";
     WriteFile(dir, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
-    auto daemon =
-        Fresh("webhook", BurstConfig("{name: hook, type: webhook, url: \"" + receiver.url() +
-                                     "\", secret_file: " + dir + ", concurrency: 64}"));
+    auto daemon = Fresh(
+        "webhook", tp::bench::BurstConfig("{name: hook, type: webhook, url: \"" + receiver.url() +
+                                          "\", secret_file: " + dir + ", concurrency: 64}"));
     daemon->Start();
     const tp::Instant due = BurstStart(options_.webhooks);
     const auto purchases = Burst(options_.webhooks, due, tp::Millis(100));

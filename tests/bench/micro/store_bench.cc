@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "burst_config.h"
 #include "config/loader.h"
 #include "core/clock.h"
 #include "scheduler/scheduler.h"
@@ -29,17 +30,8 @@ namespace {
 
 constexpr int kLeaseMax = 1000;  // as the end-to-end consumer leases
 
-// Six steps an hour after the purchase, into one embedded queue: the shape
-// of the end-to-end fire figure.
 std::shared_ptr<const Rules> BurstRules() {
-  std::string yaml =
-      "version: 1\ntimezone: UTC\nmisfire_grace: 1h\nproducts: {daily: {supply_days: 15}}\n"
-      "cadences:\n  - name: burst\n    trigger: purchase\n    products: [daily]\n"
-      "    steps:\n";
-  for (int s = 1; s <= 6; ++s)
-    yaml += "      - {after: 1h, topic: step-" + std::to_string(s) + "}\n";
-  yaml += "sinks:\n  - {name: outbox, type: queue}\n";
-  LoadResult loaded = LoadRulesString(yaml, "burst.yaml");
+  LoadResult loaded = LoadRulesString(bench::BurstConfig("{name: outbox, type: queue}"), "burst");
   if (!loaded.ok()) throw std::runtime_error(loaded.errors.front().ToString());
   return loaded.rules;
 }
@@ -115,51 +107,51 @@ class Fixture {
   std::unique_ptr<Scheduler> scheduler_;
 };
 
-// Each iteration builds its fixture with the timer paused and tears down the
-// previous one there too, so only the phase is timed.
-void BM_Fire(benchmark::State& state) {
+// Times `phase(fixture)` (it returns how many touchpoints it handled) on a
+// fresh fixture per iteration, built by `prepare` with the timer paused; the
+// previous fixture is torn down there too.
+template <typename Prepare, typename Phase>
+void Run(benchmark::State& state, Prepare prepare, Phase phase) {
   std::int64_t items = 0;
   std::unique_ptr<Fixture> f;
   for (auto _ : state) {
     state.PauseTiming();
     f.reset();
     f = std::make_unique<Fixture>(state.range(0));
+    prepare(*f);
     state.ResumeTiming();
-    items += f->Fire();
+    items += phase(*f);
   }
   state.SetItemsProcessed(items);
+}
+
+void BM_Fire(benchmark::State& state) {
+  Run(
+      state, [](Fixture&) {}, [](Fixture& f) { return f.Fire(); });
 }
 BENCHMARK(BM_Fire)->Arg(6000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Lease(benchmark::State& state) {
-  std::int64_t items = 0;
-  std::unique_ptr<Fixture> f;
-  for (auto _ : state) {
-    state.PauseTiming();
-    f.reset();
-    f = std::make_unique<Fixture>(state.range(0));
-    f->Fire();
-    state.ResumeTiming();
-    for (const auto& receipts : f->LeaseAll()) items += static_cast<std::int64_t>(receipts.size());
-  }
-  state.SetItemsProcessed(items);
+  Run(
+      state, [](Fixture& f) { f.Fire(); },
+      [](Fixture& f) {
+        std::int64_t leased = 0;
+        for (const auto& receipts : f.LeaseAll())
+          leased += static_cast<std::int64_t>(receipts.size());
+        return leased;
+      });
 }
 BENCHMARK(BM_Lease)->Arg(6000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Ack(benchmark::State& state) {
-  std::int64_t items = 0;
-  std::unique_ptr<Fixture> f;
   std::vector<std::vector<std::string>> leases;
-  for (auto _ : state) {
-    state.PauseTiming();
-    f.reset();
-    f = std::make_unique<Fixture>(state.range(0));
-    f->Fire();
-    leases = f->LeaseAll();
-    state.ResumeTiming();
-    items += f->AckAll(leases);
-  }
-  state.SetItemsProcessed(items);
+  Run(
+      state,
+      [&](Fixture& f) {
+        f.Fire();
+        leases = f.LeaseAll();
+      },
+      [&](Fixture& f) { return f.AckAll(leases); });
 }
 BENCHMARK(BM_Ack)->Arg(6000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
