@@ -171,6 +171,19 @@ ALTER TABLE queue_messages DROP COLUMN event;
 UPDATE queue_messages SET receipt = substr(receipt, instr(receipt, '.') + 1)
   WHERE instr(receipt, '.') > 0;
 )sql",
+    // 5 -> 6: an event counts the messages that still need it, so an ack
+    // knows when to drop it without the queue_messages(touchpoint) index,
+    // which every fire and ack had to change. Retention asks queue_events.
+    R"sql(
+ALTER TABLE queue_events ADD COLUMN messages INTEGER NOT NULL DEFAULT 1;
+UPDATE queue_events SET messages =
+  (SELECT COUNT(*) FROM queue_messages q WHERE q.touchpoint = queue_events.touchpoint)
+  WHERE touchpoint IN
+  (SELECT touchpoint FROM queue_messages GROUP BY touchpoint HAVING COUNT(*) > 1);
+DELETE FROM queue_events WHERE NOT EXISTS
+  (SELECT 1 FROM queue_messages q WHERE q.touchpoint = queue_events.touchpoint);
+DROP INDEX queue_messages_by_touchpoint;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
@@ -385,6 +398,7 @@ struct SqliteStore::Impl {
   struct Routing {
     std::vector<Route> routes;
     std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
+    int queues = 0;            // how many of the routes are queues
   };
   std::unordered_map<std::string, Routing, StringHash, std::equal_to<>> routing_of;
   const Routing no_routing{{}, "fired; no sink to hand it to"};
@@ -460,13 +474,14 @@ struct SqliteStore::Impl {
   }
   static constexpr const char* kEnqueue =
       "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) VALUES";
-  static constexpr const char* kQueueEvent = "INSERT INTO queue_events (touchpoint, event) VALUES";
+  static constexpr const char* kQueueEvent =
+      "INSERT INTO queue_events (touchpoint, event, messages) VALUES";
   static constexpr const char* kOutboxInsert =
       "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) VALUES";
   SQLite::Statement enqueue{db, InsertRows(kEnqueue, 4, 1)};
   SQLite::Statement enqueue_many{db, InsertRows(kEnqueue, 4, kRowsPerInsert)};
-  SQLite::Statement queue_event{db, InsertRows(kQueueEvent, 2, 1)};
-  SQLite::Statement queue_event_many{db, InsertRows(kQueueEvent, 2, kRowsPerInsert)};
+  SQLite::Statement queue_event{db, InsertRows(kQueueEvent, 3, 1)};
+  SQLite::Statement queue_event_many{db, InsertRows(kQueueEvent, 3, kRowsPerInsert)};
   SQLite::Statement outbox_insert{db, InsertRows(kOutboxInsert, 5, 1)};
   SQLite::Statement outbox_insert_many{db, InsertRows(kOutboxInsert, 5, kRowsPerInsert)};
   // Webhooks go by their own retry schedules; a stream keeps fire order.
@@ -513,11 +528,17 @@ struct SqliteStore::Impl {
   SQLite::Statement ack{db,
                         "DELETE FROM queue_messages WHERE +queue = ?1 AND receipt = ?2 AND id IN "
                         "(SELECT value FROM json_each(?3)) RETURNING touchpoint"};
-  // Events (touchpoint row ids as a JSON array) no queue message needs.
+  // The events of acked messages (touchpoint row ids as a JSON array, each
+  // once: a queue has one message per touchpoint): those no other message
+  // needs go, the others count one message less.
   SQLite::Statement drop_queue_events{
       db,
-      "DELETE FROM queue_events WHERE touchpoint IN (SELECT value FROM json_each(?1)) AND NOT "
-      "EXISTS (SELECT 1 FROM queue_messages q WHERE q.touchpoint = queue_events.touchpoint)"};
+      "DELETE FROM queue_events WHERE touchpoint IN (SELECT value FROM json_each(?1)) AND "
+      "messages <= 1"};
+  SQLite::Statement release_queue_events{
+      db,
+      "UPDATE queue_events SET messages = messages - 1 WHERE touchpoint IN "
+      "(SELECT value FROM json_each(?1))"};
   // One history line for each touchpoint in a JSON array of row ids.
   SQLite::Statement history_each{db,
                                  "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
@@ -579,6 +600,7 @@ struct SqliteStore::Impl {
       Routing& routing = routing_of[c.name];
       auto add = [&](const Sink& s) {
         routing.routes.push_back({s.name, s.type});
+        if (s.type == Sink::Type::kQueue) ++routing.queues;
         if (!routing.fired_reason.empty()) routing.fired_reason += "; ";
         routing.fired_reason +=
             s.type == Sink::Type::kQueue
@@ -1027,6 +1049,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       std::int64_t touchpoint = 0;
       const std::string* event = nullptr;
       std::int64_t at = 0;  // visible from / first attempt at, and created at: the fire
+      int messages = 0;     // queue messages needing the event (queue events only)
     };
     std::vector<Row> queued, queued_events, outboxed;
     // History lines by (reason, time): one statement each.
@@ -1044,7 +1067,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
         const std::string& event = events.emplace_back(TouchpointEventJson(
             due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at));
         for (const Impl::Route& route : routing.routes) {
-          const Row r{&route.sink, rowid, &event, Ms(o.at)};
+          const Row r{&route.sink, rowid, &event, Ms(o.at), routing.queues};
           if (route.type != Sink::Type::kQueue) {
             outboxed.push_back(r);
             continue;
@@ -1064,10 +1087,11 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                        q.bind(p + 2, queued[i].at);
                        q.bind(p + 3, queued[i].at);
                      });
-    Impl::InsertMany(m.queue_event_many, m.queue_event, queued_events.size(), 2,
+    Impl::InsertMany(m.queue_event_many, m.queue_event, queued_events.size(), 3,
                      [&](SQLite::Statement& q, int p, std::size_t i) {
                        q.bind(p, queued_events[i].touchpoint);
                        q.bindNoCopy(p + 1, *queued_events[i].event);
+                       q.bind(p + 2, queued_events[i].messages);
                      });
     Impl::InsertMany(m.outbox_insert_many, m.outbox_insert, outboxed.size(), 5,
                      [&](SQLite::Statement& q, int p, std::size_t i) {
@@ -1272,7 +1296,12 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
     auto& e = m.drop_queue_events;
     e.tryReset();
     BindText(e, 1, touchpoints);
-    e.exec();
+    if (e.exec() < acked) {  // some event still serves another queue
+      auto& r = m.release_queue_events;
+      r.tryReset();
+      BindText(r, 1, touchpoints);
+      r.exec();
+    }
     auto& h = m.history_each;
     h.tryReset();
     h.bind(1, Ms(now));
@@ -1654,7 +1683,7 @@ StatusOr<PruneResult> SqliteStore::PruneFinished(Instant cutoff, std::int64_t af
         m.db,
         "SELECT t.id FROM touchpoints t WHERE t.id > ?1 AND t.id <= ?2 AND t.state IN (1, 2, 3, 4) "
         "AND t.due_at < ?3 AND COALESCE(t.fire_at, 0) < ?3 "
-        "AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.touchpoint = t.id) "
+        "AND NOT EXISTS (SELECT 1 FROM queue_events e WHERE e.touchpoint = t.id) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
     find.bind(1, after);
     find.bind(2, after + span);

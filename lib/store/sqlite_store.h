@@ -137,7 +137,7 @@ class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.

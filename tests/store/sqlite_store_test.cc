@@ -364,7 +364,7 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), ""}).ok());
   clock.Set(At("2026-11-02T10:00:00+08:00"));
   ASSERT_EQ(scheduler.RunDue()->fired, 2u);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events WHERE messages = 2"), 2);
 
   // Two leases of one message each, in enqueue order.
   auto first = store->Lease("outbox", 1, std::chrono::seconds(30), clock.Now());
@@ -393,7 +393,7 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   ASSERT_TRUE(acked.ok()) << acked.status().message();
   EXPECT_EQ(*acked, 2);
   // The audit queue still needs both events.
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events WHERE messages = 1"), 2);
   receipts = {(*audit)[1].receipt};
   EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 1);
@@ -548,9 +548,13 @@ TEST_F(SqliteStoreTest, Version4QueueMessagesKeepTheirEventsAndReceipts) {
       "(6, 'outbox', 8, '{\"n\":8}', 1793757600000, NULL, 0, 1793757600000);";
   auto store = OpenFrom(4, sql);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events WHERE messages = 1"), 2);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('queue_messages') WHERE name = "
                   "'event'"),
+            0);
+  // Version 6 counts an event's messages instead of indexing them.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM sqlite_schema WHERE name = "
+                  "'queue_messages_by_touchpoint'"),
             0);
 
   const Instant now = At("2026-11-04T10:00:00+08:00");
