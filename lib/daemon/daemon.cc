@@ -894,7 +894,7 @@ struct Daemon::Impl {
       out += R"(","deliveries":)";
       out += std::to_string(m.deliveries);
       out += R"(,"event":)";
-      out += m.event.empty() ? std::string_view("null") : std::string_view(m.event);
+      out += m.event;
       out += '}';
     }
     out += "]}";

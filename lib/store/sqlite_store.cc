@@ -285,8 +285,8 @@ class Checkpointer {
   static constexpr int kCheckpointPages = 1000;  // SQLite's own default
   // At most this many frames left, the writer copies them itself.
   static constexpr int kCatchUpPages = 256;
-  // Past this the writer copies what is left itself, however much: the
-  // thread fell behind a writer that writes faster than it copies.
+  // Past this the writer waits for the thread's copy to end and copies what
+  // is left itself: the thread fell behind a writer faster than its copy.
   static constexpr int kBackstopPages = 4 * kCheckpointPages;
 
   explicit Checkpointer(const std::string& path)
@@ -1236,7 +1236,14 @@ StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, 
     q.bind(5, max);
     while (q.executeStep()) {
       const std::int64_t id = q.getColumn(0).getInt64();
-      rows.emplace_back(id, LeasedMessage{std::to_string(id) + "." + token, Text(q.getColumn(2)),
+      std::string event = Text(q.getColumn(2));
+      if (event.empty()) {
+        // Every queued message has its event (same transaction); a file
+        // edited by hand may not. Hand it out so it can be acked, and say so.
+        spdlog::error("queue {}: message {} has no event; handing out null", queue, id);
+        event = "null";
+      }
+      rows.emplace_back(id, LeasedMessage{std::to_string(id) + "." + token, std::move(event),
                                           q.getColumn(1).getInt()});
     }
     q.tryReset();

@@ -13,7 +13,9 @@
 // and Release() calls open no savepoints of their own (they cost a copy of
 // every page touched): after any error the caller must RollbackTo().
 //
-// Not thread-safe: one thread owns it (the daemon's I/O thread).
+// Not thread-safe: one thread owns it (the daemon's I/O thread). Inside, a
+// thread of its own with a second connection copies the WAL into the file
+// (checkpoints), so the owner's commits seldom wait for one.
 #pragma once
 
 #include <cstdint>
@@ -72,7 +74,7 @@ struct BuyerReport {
 
 struct LeasedMessage {
   std::string receipt;
-  std::string event;   // the event JSON
+  std::string event;   // the event JSON ("null" if the store lost it; logged)
   int deliveries = 0;  // times handed out, this one included
 };
 

@@ -411,6 +411,28 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   EXPECT_EQ(history[2].reason, "acked on audit");
 }
 
+// A message whose event is gone (a file edited by hand) is still handed out,
+// as null, so a consumer can ack it instead of the queue sticking on it.
+TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), ""}).ok());
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM queue_events", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(leased.ok()) << leased.status().message();
+  ASSERT_EQ(leased->size(), 1u);
+  EXPECT_EQ((*leased)[0].event, "null");
+  std::vector<std::string> receipts{(*leased)[0].receipt};
+  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 1);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+}
+
 // SQLite's own checkpointing is replaced by a thread of the store's: a
 // writer's commits alone still get their pages into the database file.
 TEST_F(SqliteStoreTest, CommittedPagesReachTheDatabaseFileInTheBackground) {
