@@ -325,11 +325,18 @@ class Checkpointer {
         return SQLITE_OK;
       }
     }
+    if (pages >= kBackstopPages) {
+      // Past the backstop the writer waits for the thread's copy to end
+      // (a checkpoint beside another gets SQLITE_BUSY at once, whatever the
+      // busy timeout) and copies the rest itself: it slows down rather than
+      // the WAL growing, as it would while a slow disk holds up the thread.
+      c.requested_ = false;
+      c.idle_.wait(lock, [&c] { return !c.running_; });
+    }
     lock.unlock();
-    // Past the backstop, FULL waits (the busy timeout) for the thread to
-    // finish its copy: the writer slows down rather than the WAL growing.
-    // Below it, PASSIVE: SQLITE_BUSY means the thread is copying right now,
-    // and the next commit tries again.
+    // FULL also waits (the busy timeout) for readers of older snapshots.
+    // Below the backstop, PASSIVE: SQLITE_BUSY means the thread is copying
+    // right now, and the next commit tries again.
     const int rc = sqlite3_wal_checkpoint_v2(
         db, name, pages >= kBackstopPages ? SQLITE_CHECKPOINT_FULL : SQLITE_CHECKPOINT_PASSIVE,
         nullptr, nullptr);
@@ -361,12 +368,14 @@ class Checkpointer {
       lock.lock();
       running_ = false;
       if (rc == SQLITE_OK) copied_ = copied;
+      idle_.notify_all();
     }
   }
 
   SQLite::Database db_;
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::condition_variable idle_;  // the thread finished a copy
   bool requested_ = false;
   bool running_ = false;
   int copied_ = 0;      // frames of the WAL the thread copied last
