@@ -589,8 +589,11 @@ struct Daemon::Impl {
       prune_cursor = prune_deleted = 0;
       return SchedulePrune(kPruneInterval);
     }
+    // A pass keeps the cutoff it started with (the store reads the queues
+    // once per cutoff), unless a reload lengthened the retention meanwhile.
     const Instant cutoff = clock.Now() - rules->retention->Exact();
-    auto step = store->PruneFinished(cutoff, prune_cursor, kPruneSpan);
+    if (prune_cursor == 0 || cutoff < prune_cutoff) prune_cutoff = cutoff;
+    auto step = store->PruneFinished(prune_cutoff, prune_cursor, kPruneSpan);
     if (!step.ok()) {
       spdlog::error("retention: {}; trying again in 10 minutes", step.status().message());
       prune_cursor = prune_deleted = 0;
@@ -604,7 +607,8 @@ struct Daemon::Impl {
     }
     if (prune_deleted > 0) {
       spdlog::info("retention: deleted {} touchpoints finished before {} (retention {})",
-                   prune_deleted, FormatRfc3339(cutoff, UtcZone()), rules->retention->ToString());
+                   prune_deleted, FormatRfc3339(prune_cutoff, UtcZone()),
+                   rules->retention->ToString());
     }
     prune_cursor = prune_deleted = 0;
     SchedulePrune(kPruneInterval);
@@ -965,6 +969,7 @@ struct Daemon::Impl {
   asio::steady_timer watchdog;
   asio::steady_timer prune_timer;
   std::int64_t prune_cursor = 0;
+  Instant prune_cutoff;  // of the pass under way
   std::int64_t prune_deleted = 0;
   asio::signal_set signals;
   asio::posix::stream_descriptor clock_jumps;

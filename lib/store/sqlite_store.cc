@@ -184,6 +184,16 @@ DELETE FROM queue_events WHERE NOT EXISTS
   (SELECT 1 FROM queue_messages q WHERE q.touchpoint = queue_events.touchpoint);
 DROP INDEX queue_messages_by_touchpoint;
 )sql",
+    // 6 -> 7: a queued event is made when it is handed out, from the
+    // touchpoint, purchase and buyer rows, instead of being stored at the
+    // fire: its text was most of the bytes a fire and an ack wrote.
+    // queue_events keeps the events stored before, handed out as stored
+    // until their last message is acked; nothing new goes in. A fired
+    // touchpoint keeps the tier it fired with in `tier` once its purchase's
+    // tier changes (a reload), so its event does not change.
+    R"sql(
+ALTER TABLE touchpoints ADD COLUMN tier TEXT;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
@@ -264,12 +274,38 @@ std::string RandomHex(std::size_t bytes) {
 }
 
 // A due touchpoint's data, owned here while the scheduler decides it.
+// A touchpoint as due, or as fired for its event: the columns of
+// kTouchpointColumns (joined by kTouchpointJoins), read by Impl::ReadRow.
 struct DueRow {
   std::int64_t rowid = 0;
   std::string tp_id, buyer_id, order_id, cadence, topic, tier, product, attributes;
   const Zone* zone = nullptr;
   Instant due_at, next_at;
+  std::optional<Instant> fire_at;
+
+  // Points into this row: valid while it lives and does not move.
+  TouchpointView View() const {
+    TouchpointView v;
+    v.id = tp_id;
+    v.buyer_id = buyer_id;
+    v.order_id = order_id;
+    v.cadence = cadence;
+    v.topic = topic;
+    v.tier = tier;
+    v.product = product;
+    v.zone = zone;
+    v.due_at = due_at;
+    v.next_at = next_at;
+    v.fire_at = fire_at;
+    return v;
+  }
 };
+// A fired touchpoint's own tier, once pinned, wins over its purchase's.
+constexpr const char* kTouchpointColumns =
+    "t.id, t.step, b.buyer_id, p.order_id, t.cadence, t.topic, COALESCE(t.tier, p.tier), "
+    "p.product, p.zone, t.due_at, t.next_at, p.attributes, t.fire_at";
+constexpr const char* kTouchpointJoins =
+    " FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer ";
 
 // Copies committed WAL frames into the database file on its own thread and
 // connection, so the thread that writes seldom waits for a checkpoint: their
@@ -407,7 +443,6 @@ struct SqliteStore::Impl {
   struct Routing {
     std::vector<Route> routes;
     std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
-    int queues = 0;            // how many of the routes are queues
   };
   std::unordered_map<std::string, Routing, StringHash, std::equal_to<>> routing_of;
   const Routing no_routing{{}, "fired; no sink to hand it to"};
@@ -417,6 +452,17 @@ struct SqliteStore::Impl {
   }
   std::unordered_map<std::string, const Zone*> zones;
   std::vector<DueRow> due;
+  // queue_events held events stored before schema 7 when the file was
+  // opened: leases look there first, and acks drop them.
+  bool stored_events_left = false;
+  // Retention: the touchpoints with a message enqueued before `cutoff`,
+  // sorted. A message is enqueued when its touchpoint fires, so none is
+  // added for a touchpoint fired before a cutoff once it is read: reading it
+  // once per cutoff only errs by keeping one whose message was acked since.
+  struct Queued {
+    std::optional<std::int64_t> cutoff;
+    std::vector<std::int64_t> touchpoints;
+  } queued_before;
 
   SQLite::Statement match{db,
                           "SELECT b.buyer_id, p.product, p.quantity, p.amount, p.purchased_at, "
@@ -450,13 +496,13 @@ struct SqliteStore::Impl {
                              "state = 0 RETURNING id, cadence"};
   SQLite::Statement next_wakeup{
       db, "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"};
-  SQLite::Statement take_due{
-      db,
-      "SELECT t.id, t.step, b.buyer_id, p.order_id, t.cadence, t.topic, p.tier, p.product, "
-      "p.zone, t.due_at, t.next_at, p.attributes FROM touchpoints t "
-      "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
-      "WHERE t.state = 0 AND t.next_at <= ? "
-      "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
+  SQLite::Statement take_due{db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+                                     "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
+                                     "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
+  // The fired touchpoints (row ids as a JSON array) whose queued events are
+  // made as they are handed out.
+  SQLite::Statement event_rows{db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+                                       "WHERE t.id IN (SELECT value FROM json_each(?1))"};
   // Dead-lettered touchpoints were fired too: they count against the cap.
   SQLite::Statement count_fired{
       db,
@@ -483,14 +529,10 @@ struct SqliteStore::Impl {
   }
   static constexpr const char* kEnqueue =
       "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) VALUES";
-  static constexpr const char* kQueueEvent =
-      "INSERT INTO queue_events (touchpoint, event, messages) VALUES";
   static constexpr const char* kOutboxInsert =
       "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) VALUES";
   SQLite::Statement enqueue{db, InsertRows(kEnqueue, 4, 1)};
   SQLite::Statement enqueue_many{db, InsertRows(kEnqueue, 4, kRowsPerInsert)};
-  SQLite::Statement queue_event{db, InsertRows(kQueueEvent, 3, 1)};
-  SQLite::Statement queue_event_many{db, InsertRows(kQueueEvent, 3, kRowsPerInsert)};
   SQLite::Statement outbox_insert{db, InsertRows(kOutboxInsert, 5, 1)};
   SQLite::Statement outbox_insert_many{db, InsertRows(kOutboxInsert, 5, kRowsPerInsert)};
   // Webhooks go by their own retry schedules; a stream keeps fire order.
@@ -530,16 +572,19 @@ struct SqliteStore::Impl {
       db,
       "UPDATE queue_messages SET receipt = ?1, visible_at = ?2, deliveries = deliveries + 1 "
       "WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?3 AND visible_at <= ?4 "
-      "ORDER BY visible_at, id LIMIT ?5) RETURNING id, deliveries, "
-      "(SELECT event FROM queue_events e WHERE e.touchpoint = queue_messages.touchpoint)"};
+      "ORDER BY visible_at, id LIMIT ?5) RETURNING id, deliveries, touchpoint"};
+  // Events stored before schema 7 (touchpoint row ids as a JSON array).
+  SQLite::Statement stored_events{db,
+                                  "SELECT touchpoint, event FROM queue_events WHERE touchpoint IN "
+                                  "(SELECT value FROM json_each(?1))"};
   // The messages (ids as a JSON array) of one lease, by row id: `+queue`
   // keeps the planner off the queue's index, which would scan the queue.
   SQLite::Statement ack{db,
                         "DELETE FROM queue_messages WHERE +queue = ?1 AND receipt = ?2 AND id IN "
                         "(SELECT value FROM json_each(?3)) RETURNING touchpoint"};
-  // The events of acked messages (touchpoint row ids as a JSON array, each
-  // once: a queue has one message per touchpoint): those no other message
-  // needs go, the others count one message less.
+  // The stored events of acked messages (touchpoint row ids as a JSON
+  // array, each once: a queue has one message per touchpoint): those no
+  // other message needs go, the others count one message less.
   SQLite::Statement drop_queue_events{
       db,
       "DELETE FROM queue_events WHERE touchpoint IN (SELECT value FROM json_each(?1)) AND "
@@ -563,7 +608,15 @@ struct SqliteStore::Impl {
       "SELECT purchase, cadence, step, state, due_at, next_at, id FROM touchpoints "
       "WHERE buyer = ? ORDER BY id"};
   SQLite::Statement purchase_by_order{db, "SELECT id, buyer FROM purchases WHERE order_id = ?"};
-  SQLite::Statement purchase_tier{db, "UPDATE purchases SET tier = ? WHERE id = ?"};
+  // A purchase's new tier (?1; buyer ?2, purchase ?3). Its fired touchpoints
+  // keep the tier they fired with: their queued events are made from it.
+  SQLite::Statement pin_tier{
+      db,
+      "UPDATE touchpoints SET tier = p.tier FROM purchases p WHERE p.id = ?3 AND p.tier <> ?1 "
+      "AND touchpoints.buyer = ?2 AND touchpoints.purchase = ?3 "
+      "AND touchpoints.state IN (1, 5) AND touchpoints.tier IS NULL"};
+  SQLite::Statement purchase_tier{db,
+                                  "UPDATE purchases SET tier = ?1 WHERE id = ?3 AND tier <> ?1"};
   // Writes only when something differs, so an unchanged step costs no write.
   SQLite::Statement replan_update{
       db,
@@ -602,6 +655,24 @@ struct SqliteStore::Impl {
     return zone;
   }
 
+  // One row of kTouchpointColumns.
+  void ReadRow(SQLite::Statement& q, DueRow& r) {
+    r.rowid = q.getColumn(0).getInt64();
+    r.buyer_id = q.getColumn(2).getString();
+    r.order_id = q.getColumn(3).getString();
+    r.cadence = q.getColumn(4).getString();
+    r.tp_id = TouchpointId(r.order_id, r.cadence, q.getColumn(1).getText());
+    r.topic = q.getColumn(5).getString();
+    r.tier = q.getColumn(6).getString();
+    r.product = q.getColumn(7).getString();
+    r.zone = ZoneNamed(q.getColumn(8).getString());
+    r.due_at = FromMs(q.getColumn(9).getInt64());
+    r.next_at = FromMs(q.getColumn(10).getInt64());
+    r.attributes = Text(q.getColumn(11));
+    r.fire_at.reset();
+    if (!q.getColumn(12).isNull()) r.fire_at = FromMs(q.getColumn(12).getInt64());
+  }
+
   void SetRules(std::shared_ptr<const Rules> r) {
     rules = std::move(r);
     routing_of.clear();
@@ -609,7 +680,6 @@ struct SqliteStore::Impl {
       Routing& routing = routing_of[c.name];
       auto add = [&](const Sink& s) {
         routing.routes.push_back({s.name, s.type});
-        if (s.type == Sink::Type::kQueue) ++routing.queues;
         if (!routing.fired_reason.empty()) routing.fired_reason += "; ";
         routing.fired_reason +=
             s.type == Sink::Type::kQueue
@@ -802,6 +872,8 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     impl->checkpointer = std::make_unique<Checkpointer>(path);
     sqlite3_wal_hook(impl->db.getHandle(), &Checkpointer::OnCommit, impl->checkpointer.get());
     impl->SetRules(std::move(rules));
+    impl->stored_events_left =
+        impl->db.execAndGet("SELECT EXISTS (SELECT 1 FROM queue_events)").getInt() != 0;
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
   } catch (const std::exception& e) {
     ::close(fd);
@@ -973,39 +1045,12 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
     q.tryReset();
     q.bind(1, Ms(now));
     q.bind(2, static_cast<std::int64_t>(max));
-    while (q.executeStep()) {
-      DueRow& r = m.due.emplace_back();
-      r.rowid = q.getColumn(0).getInt64();
-      r.buyer_id = q.getColumn(2).getString();
-      r.order_id = q.getColumn(3).getString();
-      r.cadence = q.getColumn(4).getString();
-      r.tp_id = TouchpointId(r.order_id, r.cadence, q.getColumn(1).getText());
-      r.topic = q.getColumn(5).getString();
-      r.tier = q.getColumn(6).getString();
-      r.product = q.getColumn(7).getString();
-      r.zone = m.ZoneNamed(q.getColumn(8).getString());
-      r.due_at = FromMs(q.getColumn(9).getInt64());
-      r.next_at = FromMs(q.getColumn(10).getInt64());
-      r.attributes = Text(q.getColumn(11));
-    }
+    while (q.executeStep()) m.ReadRow(q, m.due.emplace_back());
     q.tryReset();
     // Views are made only now: the vector no longer moves its strings.
     std::vector<DueTouchpoint> out;
     out.reserve(m.due.size());
-    for (const DueRow& r : m.due) {
-      TouchpointView v;
-      v.id = r.tp_id;
-      v.buyer_id = r.buyer_id;
-      v.order_id = r.order_id;
-      v.cadence = r.cadence;
-      v.topic = r.topic;
-      v.tier = r.tier;
-      v.product = r.product;
-      v.zone = r.zone;
-      v.due_at = r.due_at;
-      v.next_at = r.next_at;
-      out.push_back({static_cast<std::uint64_t>(r.rowid), v});
-    }
+    for (const DueRow& r : m.due) out.push_back({static_cast<std::uint64_t>(r.rowid), r.View()});
     return out;
   });
 }
@@ -1049,18 +1094,17 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
     }
     std::sort(fired.begin(), fired.end());
 
-    // Their events, then a row per sink: queue messages (the event once per
-    // touchpoint) and outbox entries (the event in each).
+    // A row per sink: queue messages (their event is made when handed out)
+    // and outbox entries (the event in each, made now).
     std::vector<std::string> events;
     events.reserve(fired.size());
     struct Row {
       const std::string* sink = nullptr;
       std::int64_t touchpoint = 0;
-      const std::string* event = nullptr;
+      const std::string* event = nullptr;  // outbox entries only
       std::int64_t at = 0;  // visible from / first attempt at, and created at: the fire
-      int messages = 0;     // queue messages needing the event (queue events only)
     };
-    std::vector<Row> queued, queued_events, outboxed;
+    std::vector<Row> queued, outboxed;
     // History lines by (reason, time): one statement each.
     std::map<std::pair<std::string_view, std::int64_t>, std::string> history;
     for (std::size_t i = 0; i < due.size(); ++i) {
@@ -1071,19 +1115,20 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
         continue;
       }
       const Impl::Routing& routing = m.RoutingOf(due[i].view.cadence);
-      if (!routing.routes.empty()) {
-        const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
-        const std::string& event = events.emplace_back(TouchpointEventJson(
-            due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at));
-        for (const Impl::Route& route : routing.routes) {
-          const Row r{&route.sink, rowid, &event, Ms(o.at), routing.queues};
-          if (route.type != Sink::Type::kQueue) {
-            outboxed.push_back(r);
-            continue;
-          }
-          if (queued.empty() || queued.back().touchpoint != rowid) queued_events.push_back(r);
+      const std::string* event = nullptr;
+      for (const Impl::Route& route : routing.routes) {
+        Row r{&route.sink, rowid, nullptr, Ms(o.at)};
+        if (route.type == Sink::Type::kQueue) {
           queued.push_back(r);
+          continue;
         }
+        if (event == nullptr) {
+          const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
+          event = &events.emplace_back(TouchpointEventJson(
+              due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at));
+        }
+        r.event = event;
+        outboxed.push_back(r);
       }
       std::string& ids = history[{routing.fired_reason, Ms(o.at)}];
       ids += ids.empty() ? '[' : ',';
@@ -1095,12 +1140,6 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                        q.bind(p + 1, queued[i].touchpoint);
                        q.bind(p + 2, queued[i].at);
                        q.bind(p + 3, queued[i].at);
-                     });
-    Impl::InsertMany(m.queue_event_many, m.queue_event, queued_events.size(), 3,
-                     [&](SQLite::Statement& q, int p, std::size_t i) {
-                       q.bind(p, queued_events[i].touchpoint);
-                       q.bindNoCopy(p + 1, *queued_events[i].event);
-                       q.bind(p + 2, queued_events[i].messages);
                      });
     Impl::InsertMany(m.outbox_insert_many, m.outbox_insert, outboxed.size(), 5,
                      [&](SQLite::Statement& q, int p, std::size_t i) {
@@ -1177,8 +1216,8 @@ StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buye
 
     SQLite::Statement t(
         m.db,
-        "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, p.tier, p.product, "
-        "p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
+        "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, COALESCE(t.tier, p.tier), "
+        "p.product, p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
         "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
         "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
     t.bind(1, *buyer);
@@ -1231,7 +1270,14 @@ StatusOr<int> SqliteStore::PendingOf(std::string_view buyer_id) {
 StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, int max,
                                                         Millis visibility, Instant now) {
   Impl& m = *impl_;
-  std::vector<std::pair<std::int64_t, LeasedMessage>> rows;
+  struct Row {
+    std::int64_t id = 0;
+    std::int64_t touchpoint = 0;
+    LeasedMessage message;
+  };
+  std::vector<Row> rows;
+  // A lease is committed by its UPDATE; if reading the events then fails,
+  // its messages are handed out again once the visibility timeout passes.
   Status s = Guard("lease", [&] {
     // One random part per lease (96 bits): a receipt, the message's id and
     // this part, is still unguessable and unique per message and hand-out.
@@ -1243,28 +1289,63 @@ StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, 
     BindText(q, 3, queue);
     q.bind(4, Ms(now));
     q.bind(5, max);
+    std::string touchpoints;  // as a JSON array
     while (q.executeStep()) {
-      const std::int64_t id = q.getColumn(0).getInt64();
-      std::string event = Text(q.getColumn(2));
-      if (event.empty()) {
-        // Every queued message has its event (same transaction); a file
-        // edited by hand may not. Hand it out so it can be acked, and say so.
-        spdlog::error("queue {}: message {} has no event; handing out null", queue, id);
-        event = "null";
-      }
-      rows.emplace_back(id, LeasedMessage{std::to_string(id) + "." + token, std::move(event),
-                                          q.getColumn(1).getInt()});
+      Row& r = rows.emplace_back();
+      r.id = q.getColumn(0).getInt64();
+      r.message.deliveries = q.getColumn(1).getInt();
+      r.touchpoint = q.getColumn(2).getInt64();
+      r.message.receipt = std::to_string(r.id) + "." + token;
+      touchpoints += touchpoints.empty() ? '[' : ',';
+      touchpoints += std::to_string(r.touchpoint);
     }
     q.tryReset();
+    if (rows.empty()) return Status::Ok();
+    touchpoints += ']';
+    // Touchpoint row id -> its event: as stored before schema 7, or as the
+    // fire would have made it (its time is the fire's).
+    std::unordered_map<std::int64_t, std::string> events;
+    if (m.stored_events_left) {
+      auto& e = m.stored_events;
+      e.tryReset();
+      BindText(e, 1, touchpoints);
+      while (e.executeStep()) events.emplace(e.getColumn(0).getInt64(), e.getColumn(1).getString());
+      e.tryReset();
+    }
+    if (events.size() < rows.size()) {
+      auto& e = m.event_rows;
+      e.tryReset();
+      BindText(e, 1, touchpoints);
+      DueRow row;
+      while (e.executeStep()) {
+        m.ReadRow(e, row);
+        if (!row.fire_at || events.count(row.rowid) != 0) continue;
+        events.emplace(row.rowid,
+                       TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
+      }
+      e.tryReset();
+    }
+    for (Row& r : rows) {
+      auto it = events.find(r.touchpoint);
+      if (it != events.end()) r.message.event = std::move(it->second);
+    }
     return Status::Ok();
   });
   if (!s.ok()) return s;
+  for (Row& r : rows) {
+    if (!r.message.event.empty()) continue;
+    // A queued message's touchpoint has fired and stays (retention keeps
+    // it); a file edited by hand may have lost it. Hand the message out so
+    // it can be acked, and say so.
+    spdlog::error("queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
+                  queue, r.id, r.touchpoint);
+    r.message.event = "null";
+  }
   // RETURNING has no defined order: hand them out in enqueue order.
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
   std::vector<LeasedMessage> out;
   out.reserve(rows.size());
-  for (auto& row : rows) out.push_back(std::move(row.second));
+  for (Row& r : rows) out.push_back(std::move(r.message));
   return out;
 }
 
@@ -1309,14 +1390,16 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
     }
     if (acked == 0) return;
     touchpoints += ']';
-    auto& e = m.drop_queue_events;
-    e.tryReset();
-    BindText(e, 1, touchpoints);
-    if (e.exec() < acked) {  // some event still serves another queue
-      auto& r = m.release_queue_events;
-      r.tryReset();
-      BindText(r, 1, touchpoints);
-      r.exec();
+    if (m.stored_events_left) {
+      auto& e = m.drop_queue_events;
+      e.tryReset();
+      BindText(e, 1, touchpoints);
+      if (e.exec() < acked) {  // some event still serves another queue, or none was stored
+        auto& r = m.release_queue_events;
+        r.tryReset();
+        BindText(r, 1, touchpoints);
+        r.exec();
+      }
     }
     auto& h = m.history_each;
     h.tryReset();
@@ -1580,11 +1663,13 @@ StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int t
     const std::int64_t buyer = p.getColumn(1).getInt64();
     p.tryReset();
     if (tier >= 0) {
-      auto& q = m.purchase_tier;
-      q.tryReset();
-      BindText(q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
-      q.bind(2, purchase_row);
-      q.exec();
+      for (SQLite::Statement* q : {&m.pin_tier, &m.purchase_tier}) {
+        q->tryReset();
+        BindText(*q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
+        q->bind(2, buyer);
+        q->bind(3, purchase_row);
+        q->exec();
+      }
     }
     for (const ReplanChange& c : changes) {
       const PlannedTouchpoint& t = c.touchpoint;
@@ -1704,8 +1789,23 @@ StatusOr<PruneResult> SqliteStore::PruneFinished(Instant cutoff, std::int64_t af
     find.bind(1, after);
     find.bind(2, after + span);
     find.bind(3, Ms(cutoff));
+    Impl::Queued& queued = m.queued_before;
+    if (queued.cutoff != Ms(cutoff)) {
+      queued.touchpoints.clear();
+      SQLite::Statement q(m.db,
+                          "SELECT DISTINCT touchpoint FROM queue_messages WHERE enqueued_at < ? "
+                          "ORDER BY touchpoint");
+      q.bind(1, Ms(cutoff));
+      while (q.executeStep()) queued.touchpoints.push_back(q.getColumn(0).getInt64());
+      queued.cutoff = Ms(cutoff);
+    }
     std::vector<std::int64_t> ids;
-    while (find.executeStep()) ids.push_back(find.getColumn(0).getInt64());
+    while (find.executeStep()) {
+      const std::int64_t id = find.getColumn(0).getInt64();
+      if (!std::binary_search(queued.touchpoints.begin(), queued.touchpoints.end(), id)) {
+        ids.push_back(id);
+      }
+    }
     SQLite::Statement history(m.db, "DELETE FROM touchpoint_history WHERE touchpoint = ?");
     SQLite::Statement touchpoint(m.db, "DELETE FROM touchpoints WHERE id = ?");
     for (std::int64_t id : ids) {

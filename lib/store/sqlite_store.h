@@ -139,7 +139,7 @@ class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -223,7 +223,8 @@ class SqliteStore final : public ScheduleStore {
   // skipped; a dead one waits for its replay), were due and fired before
   // `cutoff`, and have no queue message or outbox entry left. Walking the
   // table in spans bounds the work of one call, so the daemon's loop never
-  // stalls on it. Purchases stay: tiers and duplicate detection need them.
+  // stalls on it; the spans of a pass share its cutoff, so the queues are
+  // read once a pass. Purchases stay: tiers and duplicate detection need them.
   StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after, std::int64_t span);
 
   // Copies the database at `from` to the new file `to` with SQLite's backup

@@ -351,10 +351,10 @@ TEST_F(SqliteStoreTest, FiredTouchpointIsQueuedAndLeaseAckVisibilityWork) {
   EXPECT_EQ(t.history[1].reason, "acked on outbox");
 }
 
-// A cadence routed to two queues: one event row serves both, and stays
-// until the last of its messages is acked. Acks take receipts of several
-// leases at once and ignore what is not a current receipt of that queue.
-TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
+// A cadence routed to two queues: each hands out the same event, made from
+// the rows (none is stored). Acks take receipts of several leases at once
+// and ignore what is not a current receipt of that queue.
+TEST_F(SqliteStoreTest, TwoQueuesHandOutTheSameEventAndAckApart) {
   auto rules = WithSinks("\n  - {name: audit, type: queue}\n");
   ASSERT_NE(rules, nullptr);
   auto store = MustOpen(rules);
@@ -364,7 +364,8 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), ""}).ok());
   clock.Set(At("2026-11-02T10:00:00+08:00"));
   ASSERT_EQ(scheduler.RunDue()->fired, 2u);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events WHERE messages = 2"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_messages"), 4);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
 
   // Two leases of one message each, in enqueue order.
   auto first = store->Lease("outbox", 1, std::chrono::seconds(30), clock.Now());
@@ -392,15 +393,16 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   auto acked = store->Ack("outbox", receipts, clock.Now());
   ASSERT_TRUE(acked.ok()) << acked.status().message();
   EXPECT_EQ(*acked, 2);
-  // The audit queue still needs both events.
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events WHERE messages = 1"), 2);
-  receipts = {(*audit)[1].receipt};
-  EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 1);
-  receipts = {(*audit)[0].receipt};
-  EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
-  EXPECT_EQ(*store->QueueDepth("outbox") + *store->QueueDepth("audit"), 0);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+  // The audit queue still hands out both events, unchanged.
+  clock.Advance(std::chrono::seconds(31));
+  auto again = store->Lease("audit", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(again->size(), 2u);
+  EXPECT_EQ((*again)[0].event, (*audit)[0].event);
+  EXPECT_EQ((*again)[1].event, (*audit)[1].event);
+  receipts = {(*again)[1].receipt, (*again)[0].receipt};
+  EXPECT_EQ(*store->Ack("audit", receipts, clock.Now()), 2);
+  EXPECT_EQ(*store->QueueDepth("audit"), 0);
 
   auto report = store->GetBuyer("b1");
   ASSERT_TRUE(report.ok() && report->has_value());
@@ -411,26 +413,109 @@ TEST_F(SqliteStoreTest, TwoQueuesShareAnEventUntilBothAreAcked) {
   EXPECT_EQ(history[2].reason, "acked on audit");
 }
 
-// A message whose event is gone (a file edited by hand) is still handed out,
-// as null, so a consumer can ack it instead of the queue sticking on it.
+// A message whose event cannot be made (a file edited by hand lost its
+// touchpoint) is still handed out, as null, so a consumer can ack it
+// instead of the queue sticking on it; the others of the lease are whole.
 TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  for (const char* n : {"1", "2", "3"}) {
+    ASSERT_TRUE(
+        scheduler
+            .Ingest({std::string("o") + n, std::string("b") + n, "daily", 2, 240, clock.Now(), ""})
+            .ok());
+  }
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 3u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  const char* edit =
+      "DELETE FROM touchpoints WHERE id = (SELECT touchpoint FROM queue_messages "
+      "ORDER BY id LIMIT 1 OFFSET 1);";
+  ASSERT_EQ(sqlite3_exec(db, edit, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(leased.ok()) << leased.status().message();
+  ASSERT_EQ(leased->size(), 3u);
+  EXPECT_EQ(nlohmann::json::parse((*leased)[0].event)["data"]["order_id"], "o1");
+  EXPECT_EQ((*leased)[1].event, "null");
+  EXPECT_EQ(nlohmann::json::parse((*leased)[2].event)["data"]["order_id"], "o3");
+  std::vector<std::string> receipts;
+  for (const LeasedMessage& m : *leased) receipts.push_back(m.receipt);
+  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 3);
+  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+}
+
+// A queued event is made when it is handed out, from the rows: it is the
+// event the fire made for a push sink, byte for byte, at every hand-out.
+TEST_F(SqliteStoreTest, AQueuedEventIsTheEventTheFireMade) {
+  auto rules = WithSinks("\n  - {name: events, type: redis, url: \"redis://127.0.0.1:9/0\"}\n");
+  ASSERT_NE(rules, nullptr);
+  auto store = MustOpen(rules);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules);
+  Purchase p{
+      "o1", "b1",        "daily",        2,
+      240,  clock.Now(), "Europe/Paris", R"({"channel":"wecom","note":"caf\u00e9 \"quoted\""})"};
+  ASSERT_TRUE(scheduler.Ingest(p).ok());
+  clock.Set(At("2026-11-02T10:00:00.250+01:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);
+  // No event is stored for the queue.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
+
+  auto pushed = store->DueDeliveries("events", clock.Now(), 10, false);
+  ASSERT_TRUE(pushed.ok());
+  ASSERT_EQ(pushed->size(), 1u);
+  clock.Advance(std::chrono::hours(5));
+  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(leased.ok()) << leased.status().message();
+  ASSERT_EQ(leased->size(), 1u);
+  EXPECT_EQ((*leased)[0].event, (*pushed)[0].event);
+  auto event = nlohmann::json::parse((*leased)[0].event);
+  EXPECT_EQ(event["timestamp"], "2026-11-02T09:00:00.250Z");
+  EXPECT_EQ(event["data"]["fire_at"], "2026-11-02T10:00:00.250+01:00");
+  EXPECT_EQ(event["data"]["attributes"]["note"], "caf\u00e9 \"quoted\"");
+
+  clock.Advance(std::chrono::seconds(31));
+  auto again = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].event, (*pushed)[0].event);
+}
+
+// A reload that changes a purchase's tier changes what is still pending,
+// not what has fired: a queued event keeps the tier it fired with.
+TEST_F(SqliteStoreTest, AFiredTouchpointKeepsItsTierWhenAReloadChangesThePurchases) {
   auto store = MustOpen();
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules_);
   ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), ""}).ok());
   clock.Set(At("2026-11-02T10:00:00+08:00"));
   ASSERT_EQ(scheduler.RunDue()->fired, 1u);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM queue_events", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
-  ASSERT_TRUE(leased.ok()) << leased.status().message();
-  ASSERT_EQ(leased->size(), 1u);
-  EXPECT_EQ((*leased)[0].event, "null");
-  std::vector<std::string> receipts{(*leased)[0].receipt};
-  EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 1);
-  EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+  auto before = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(before->size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse((*before)[0].event)["data"]["tier"], "novice");
+
+  std::string yaml(kBriefConfig);
+  const std::string newbie = "{name: newbie, min_purchases: 2}";
+  yaml.replace(yaml.find(newbie), newbie.size(), "{name: newbie, min_purchases: 1}");
+  auto reloaded = testing::MustLoad(yaml);
+  ASSERT_NE(reloaded, nullptr);
+  store->SetRules(reloaded);
+  ASSERT_TRUE(store->ReplanPending(clock.Now()).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE tier = 'newbie'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE tier IS NOT NULL"), 1);
+
+  clock.Advance(std::chrono::seconds(31));
+  auto after = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].event, (*before)[0].event);
+  auto report = store->GetBuyer("b1");
+  ASSERT_TRUE(report.ok() && report->has_value());
+  EXPECT_EQ((*report)->tier, "newbie");
+  for (const auto& t : (*report)->touchpoints) {
+    EXPECT_EQ(t.tier, t.state == TouchpointState::kFired ? "novice" : "newbie") << t.topic;
+  }
 }
 
 // SQLite's own checkpointing is replaced by a thread of the store's: a
@@ -579,14 +664,24 @@ TEST_F(SqliteStoreTest, Version4QueueMessagesKeepTheirEventsAndReceipts) {
                   "'queue_messages_by_touchpoint'"),
             0);
 
-  const Instant now = At("2026-11-04T10:00:00+08:00");
+  // A touchpoint fired now, beside them: its event is made, not stored.
+  FakeClock clock(At("2026-11-03T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), ""}).ok());
+  clock.Set(At("2026-11-04T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 2);
+
+  const Instant now = clock.Now();
   auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), now);
   ASSERT_TRUE(leased.ok()) << leased.status().message();
-  ASSERT_EQ(leased->size(), 1u);  // the other one is still leased
+  ASSERT_EQ(leased->size(), 2u);  // message 5 is still leased
   EXPECT_EQ((*leased)[0].event, R"({"n":8})");
   EXPECT_EQ((*leased)[0].receipt.substr(0, 2), "6.");
-  std::vector<std::string> receipts{"5.0123456789abcdef01234567", (*leased)[0].receipt};
-  EXPECT_EQ(*store->Ack("outbox", receipts, now), 2);
+  EXPECT_EQ(nlohmann::json::parse((*leased)[1].event)["data"]["order_id"], "o2");
+  std::vector<std::string> receipts{"5.0123456789abcdef01234567", (*leased)[0].receipt,
+                                    (*leased)[1].receipt};
+  EXPECT_EQ(*store->Ack("outbox", receipts, now), 3);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_events"), 0);
   EXPECT_EQ(*store->QueueDepth("outbox"), 0);
 }
@@ -736,11 +831,23 @@ TEST_F(SqliteStoreTest, RetentionPrunesOnlyFinishedTouchpointsWithNothingLeftToD
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 4);  // b2's four suppressed due before the cutoff
   EXPECT_TRUE(step->done);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
+
+  // Once acked, the next pass (a later cutoff) takes it.
+  for (const LeasedMessage& m : *leased) {
+    if (nlohmann::json::parse(m.event)["data"]["topic"] == "how-to-wear") {
+      std::vector<std::string> receipts = {m.receipt};
+      ASSERT_EQ(*store->Ack("outbox", receipts, clock.Now()), 1);
+    }
+  }
+  step = store->PruneFinished(cutoff + std::chrono::hours(1), 0, 1000);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->deleted, 1);
   store.reset();
 
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 5);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 6);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'comfort-check'"), 0);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 0);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);  // b1's, untouched
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint NOT IN "
                   "(SELECT id FROM touchpoints)"),
