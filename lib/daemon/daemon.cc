@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
@@ -59,6 +60,28 @@ HttpResponse Json(int status, const json& body) {
 }
 HttpResponse Error(int status, std::string message) {
   return Json(status, json{{"error", std::move(message)}});
+}
+
+// {"messages": [{receipt, deliveries, event}]}, events as made.
+HttpResponse LeaseResponse(const std::vector<LeasedRow>& leased) {
+  std::string out = R"({"messages":[)";
+  std::size_t size = out.size() + 2;
+  for (const LeasedRow& r : leased) size += r.message.receipt.size() + r.message.event.size() + 64;
+  out.reserve(size);
+  for (std::size_t i = 0; i < leased.size(); ++i) {
+    const LeasedMessage& m = leased[i].message;
+    if (i > 0) out += ',';
+    // A receipt is digits, a dot and hex: nothing to escape.
+    out += R"({"receipt":")";
+    out += m.receipt;
+    out += R"(","deliveries":)";
+    out += std::to_string(m.deliveries);
+    out += R"(,"event":)";
+    out += m.event;
+    out += '}';
+  }
+  out += "]}";
+  return HttpResponse{200, std::move(out)};
 }
 
 bool IsJson(std::string_view content_type) {
@@ -382,7 +405,8 @@ struct Daemon::Impl {
       if (!queue || !IsQueue(*queue)) {
         return respond(Error(404, "unknown queue '" + std::string(parts[2]) + "'"));
       }
-      return respond(parts[3] == "lease" ? Lease(*queue, req.body) : Ack(*queue, req.body));
+      if (parts[3] == "lease") return Lease(*queue, req.body, std::move(respond));
+      return respond(Ack(*queue, req.body));
     }
     if (parts.size() >= 2 && parts[1] == "dead-letters") {
       if (parts.size() == 2) {
@@ -859,10 +883,33 @@ struct Daemon::Impl {
     return std::nullopt;
   }
 
-  HttpResponse Lease(const std::string& queue, const std::string& body) {
-    json req;
-    if (auto bad = ParseObject(body, req, {"max", "visibility_s"})) return *bad;
+  // The lease is taken here; its events are made, and the answer written,
+  // on the event reader's thread, and the answer goes out from the loop.
+  void Lease(const std::string& queue, const std::string& body, HttpRespond respond) {
     int max = kDefaultLeaseMax;
+    Millis visibility(static_cast<std::int64_t>(kDefaultVisibilityS * 1000));
+    if (auto bad = ParseLease(body, max, visibility)) return respond(std::move(*bad));
+    auto leased = store->TakeLease(queue, max, visibility, clock.Now());
+    if (!leased.ok()) return respond(Error(500, leased.status().message()));
+    if (leased->empty()) return respond(LeaseResponse(*leased));
+    // The work guard keeps the loop running (at a stop too) until the
+    // answer is posted.
+    events->Fill(
+        std::move(*leased), queue,
+        [work = asio::make_work_guard(io),
+         respond = std::move(respond)](StatusOr<std::vector<LeasedRow>> rows) mutable {
+          HttpResponse r = rows.ok() ? LeaseResponse(*rows) : Error(500, rows.status().message());
+          asio::post(work.get_executor(), [respond = std::move(respond),
+                                           r = std::move(r)]() mutable { respond(std::move(r)); });
+          work.reset();
+        });
+  }
+
+  // The lease request's fields, or the 400 that says what is wrong.
+  static std::optional<HttpResponse> ParseLease(const std::string& body, int& max,
+                                                Millis& visibility) {
+    json req;
+    if (auto bad = ParseObject(body, req, {"max", "visibility_s"})) return bad;
     if (auto it = req.find("max"); it != req.end()) {
       if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
           it->get<std::int64_t>() > kMaxLeaseMax) {
@@ -872,7 +919,6 @@ struct Daemon::Impl {
       }
       max = it->get<int>();
     }
-    double visibility = kDefaultVisibilityS;
     if (auto it = req.find("visibility_s"); it != req.end()) {
       if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > kMaxVisibilityS) {
         return Json(400, {{"error",
@@ -880,29 +926,9 @@ struct Daemon::Impl {
                            "at most 43200"},
                           {"field", "visibility_s"}});
       }
-      visibility = it->get<double>();
+      visibility = Millis(static_cast<std::int64_t>(it->get<double>() * 1000));
     }
-    const auto vis = Millis(static_cast<std::int64_t>(visibility * 1000));
-    auto leased = store->Lease(queue, max, vis, clock.Now());
-    if (!leased.ok()) return Error(500, leased.status().message());
-    std::string out = R"({"messages":[)";
-    std::size_t size = out.size() + 2;
-    for (const LeasedMessage& m : *leased) size += m.receipt.size() + m.event.size() + 64;
-    out.reserve(size);
-    for (std::size_t i = 0; i < leased->size(); ++i) {
-      const LeasedMessage& m = (*leased)[i];
-      if (i > 0) out += ',';
-      // A receipt is digits, a dot and hex: nothing to escape.
-      out += R"({"receipt":")";
-      out += m.receipt;
-      out += R"(","deliveries":)";
-      out += std::to_string(m.deliveries);
-      out += R"(,"event":)";
-      out += m.event;
-      out += '}';
-    }
-    out += "]}";
-    return HttpResponse{200, std::move(out)};
+    return std::nullopt;
   }
 
   HttpResponse Ack(const std::string& queue, const std::string& body) {
@@ -961,6 +987,7 @@ struct Daemon::Impl {
   std::shared_ptr<const Rules> rules;
   ConfigState config;
   std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<EventReader> events;  // makes leased events on its own thread
   std::unique_ptr<Dispatcher> dispatcher;
   Scheduler scheduler;
   HttpServer server;
@@ -989,7 +1016,10 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!store.ok()) return store.status();
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
+  auto events = EventReader::Open(options.database);
+  if (!events.ok()) return events.status();
   auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits, options);
+  impl->events = std::move(*events);
   auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);

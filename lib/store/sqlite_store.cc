@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -307,6 +308,124 @@ constexpr const char* kTouchpointColumns =
 constexpr const char* kTouchpointJoins =
     " FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer ";
 
+// Lets maps keyed by std::string be searched with a string_view.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+};
+
+// Zones by name, as rows name them; one per connection's thread.
+class ZoneCache {
+ public:
+  const Zone* Named(std::string_view name) {
+    auto it = zones_.find(name);
+    if (it != zones_.end()) return it->second;
+    const std::string key(name);
+    const Zone* zone = FindZone(key);
+    if (zone == nullptr) zone = UtcZone();  // tzdata lost the name: UTC beats failing
+    zones_.emplace(key, zone);
+    return zone;
+  }
+
+ private:
+  std::unordered_map<std::string, const Zone*, StringHash, std::equal_to<>> zones_;
+};
+
+std::string_view TextView(const SQLite::Column& c) {
+  return {static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes())};
+}
+
+// One row of kTouchpointColumns.
+void ReadRow(SQLite::Statement& q, ZoneCache& zones, DueRow& r) {
+  r.rowid = q.getColumn(0).getInt64();
+  r.buyer_id = TextView(q.getColumn(2));
+  r.order_id = TextView(q.getColumn(3));
+  r.cadence = TextView(q.getColumn(4));
+  r.tp_id = TouchpointId(r.order_id, r.cadence, TextView(q.getColumn(1)));
+  r.topic = TextView(q.getColumn(5));
+  r.tier = TextView(q.getColumn(6));
+  r.product = TextView(q.getColumn(7));
+  r.zone = zones.Named(TextView(q.getColumn(8)));
+  r.due_at = FromMs(q.getColumn(9).getInt64());
+  r.next_at = FromMs(q.getColumn(10).getInt64());
+  r.attributes = TextView(q.getColumn(11));
+  r.fire_at.reset();
+  if (!q.getColumn(12).isNull()) r.fire_at = FromMs(q.getColumn(12).getInt64());
+}
+
+// Makes the events of leased messages on one connection: the store's, or
+// an EventReader's on its own thread. Events stored before schema 7 are
+// handed out as stored; the others are made as the fire would have made
+// them, with its time. Throws SQLite's errors.
+class EventRows {
+ public:
+  explicit EventRows(SQLite::Database& db)
+      : stored_left_(db.execAndGet("SELECT EXISTS (SELECT 1 FROM queue_events)").getInt() != 0),
+        stored_(db,
+                "SELECT touchpoint, event FROM queue_events WHERE touchpoint IN "
+                "(SELECT value FROM json_each(?1))"),
+        rows_(db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+                      "WHERE t.id IN (SELECT value FROM json_each(?1))") {}
+
+  // Whether queue_events held stored events when this was made (none are
+  // added since): acks drop them.
+  bool stored_left() const { return stored_left_; }
+
+  void Fill(std::span<LeasedRow> leased) {
+    if (leased.empty()) return;
+    std::string touchpoints;  // as a JSON array
+    for (const LeasedRow& r : leased) {
+      touchpoints += touchpoints.empty() ? '[' : ',';
+      touchpoints += std::to_string(r.touchpoint);
+    }
+    touchpoints += ']';
+    // Touchpoint row id -> its event.
+    std::unordered_map<std::int64_t, std::string> events;
+    if (stored_left_) {
+      stored_.tryReset();
+      BindText(stored_, 1, touchpoints);
+      while (stored_.executeStep()) {
+        events.emplace(stored_.getColumn(0).getInt64(), stored_.getColumn(1).getString());
+      }
+      stored_.tryReset();
+    }
+    if (events.size() < leased.size()) {
+      rows_.tryReset();
+      BindText(rows_, 1, touchpoints);
+      while (rows_.executeStep()) {
+        ReadRow(rows_, zones_, row_);
+        if (!row_.fire_at || events.count(row_.rowid) != 0) continue;
+        events.emplace(row_.rowid, TouchpointEventJson(row_.View(), *row_.fire_at, row_.attributes,
+                                                       *row_.fire_at));
+      }
+      rows_.tryReset();
+    }
+    for (LeasedRow& r : leased) {
+      auto it = events.find(r.touchpoint);
+      if (it != events.end()) r.message.event = std::move(it->second);
+    }
+  }
+
+ private:
+  bool stored_left_;
+  SQLite::Statement stored_;
+  SQLite::Statement rows_;
+  ZoneCache zones_;
+  DueRow row_;  // reused: its strings keep their capacity
+};
+
+// A queued message's touchpoint has fired and stays (retention keeps it);
+// a file edited by hand may have lost it. Such a message is handed out as
+// null, so it can be acked, and said.
+void HandOutLostEventsAsNull(std::span<LeasedRow> leased, std::string_view queue) {
+  for (LeasedRow& r : leased) {
+    if (!r.message.event.empty()) continue;
+    spdlog::error("queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
+                  queue, r.id, r.touchpoint);
+    r.message.event = "null";
+  }
+}
+
 // Copies committed WAL frames into the database file on its own thread and
 // connection, so the thread that writes seldom waits for a checkpoint: their
 // page copies and fsyncs took about a tenth of that thread's time under load.
@@ -430,11 +549,6 @@ struct SqliteStore::Impl {
   std::unique_ptr<Checkpointer> checkpointer;
   int lock_fd = -1;
   std::shared_ptr<const Rules> rules;
-  // Lets the maps below be searched with a string_view (no copy per fire).
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
-  };
   // Cadence name -> the sinks it routes to, and the history line of a fire.
   struct Route {
     std::string sink;
@@ -450,11 +564,10 @@ struct SqliteStore::Impl {
     auto it = routing_of.find(cadence);
     return it == routing_of.end() ? no_routing : it->second;
   }
-  std::unordered_map<std::string, const Zone*> zones;
+  ZoneCache zones;
   std::vector<DueRow> due;
-  // queue_events held events stored before schema 7 when the file was
-  // opened: leases look there first, and acks drop them.
-  bool stored_events_left = false;
+  // Makes leased messages' events on this connection (Lease()).
+  std::unique_ptr<EventRows> event_rows;
   // Retention: the touchpoints with a message enqueued before `cutoff`,
   // sorted. A message is enqueued when its touchpoint fires, so none is
   // added for a touchpoint fired before a cutoff once it is read: reading it
@@ -499,20 +612,34 @@ struct SqliteStore::Impl {
   SQLite::Statement take_due{db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
                                      "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
                                      "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
-  // The fired touchpoints (row ids as a JSON array) whose queued events are
-  // made as they are handed out.
-  SQLite::Statement event_rows{db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
-                                       "WHERE t.id IN (SELECT value FROM json_each(?1))"};
+
   // Dead-lettered touchpoints were fired too: they count against the cap.
   SQLite::Statement count_fired{
       db,
       "SELECT COUNT(*) FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE id = "
       "?) AND state IN (1, 5) AND fire_at >= ? AND fire_at < ?"};
-  // The fired touchpoints of a batch (row ids as a JSON array) that were
-  // still pending.
+  // Marks a batch (row ids as a JSON array) fired; one no longer pending
+  // stays as it is. ApplyOutcomes() knows beforehand which are pending:
+  // RETURNING would say, but doubled the statement's cost per row.
   SQLite::Statement fire{db,
                          "UPDATE touchpoints SET state = 1, fire_at = ?1 WHERE id IN "
-                         "(SELECT value FROM json_each(?2)) AND state = 0 RETURNING id"};
+                         "(SELECT value FROM json_each(?2)) AND state = 0"};
+  // Which of a batch (row ids as a JSON array) are still pending.
+  SQLite::Statement still_pending{
+      db, "SELECT id FROM touchpoints WHERE id IN (SELECT value FROM json_each(?1)) AND state = 0"};
+  // Changes by this connection, and commits by others: while both stay as
+  // they were when TakeDue() read its rows, those rows are still pending.
+  SQLite::Statement data_version{db, "PRAGMA data_version"};
+  using FileVersion = std::pair<std::int64_t, std::int64_t>;
+  FileVersion Version() {
+    data_version.tryReset();
+    data_version.executeStep();
+    const FileVersion v{sqlite3_total_changes64(db.getHandle()),
+                        data_version.getColumn(0).getInt64()};
+    data_version.tryReset();
+    return v;
+  }
+  std::optional<FileVersion> due_version;  // as TakeDue() left it
   SQLite::Statement defer{db, "UPDATE touchpoints SET next_at = ? WHERE id = ? AND state = 0"};
   SQLite::Statement skip{db,
                          "UPDATE touchpoints SET state = 4, reason = ? WHERE id = ? AND state = 0"};
@@ -568,20 +695,21 @@ struct SqliteStore::Impl {
       "SELECT id, ?, state, ? FROM touchpoints WHERE id = ?"};
   // A lease takes the oldest visible messages and hides them in one
   // statement; each row keeps the lease's random part as its receipt.
+  SQLite::Statement lease_take{
+      db,
+      "SELECT id, deliveries, touchpoint FROM queue_messages WHERE queue = ?1 AND "
+      "visible_at <= ?2 ORDER BY visible_at, id LIMIT ?3"};
   SQLite::Statement lease{
       db,
       "UPDATE queue_messages SET receipt = ?1, visible_at = ?2, deliveries = deliveries + 1 "
-      "WHERE id IN (SELECT id FROM queue_messages WHERE queue = ?3 AND visible_at <= ?4 "
-      "ORDER BY visible_at, id LIMIT ?5) RETURNING id, deliveries, touchpoint"};
-  // Events stored before schema 7 (touchpoint row ids as a JSON array).
-  SQLite::Statement stored_events{db,
-                                  "SELECT touchpoint, event FROM queue_events WHERE touchpoint IN "
-                                  "(SELECT value FROM json_each(?1))"};
+      "WHERE id IN (SELECT value FROM json_each(?3))"};
   // The messages (ids as a JSON array) of one lease, by row id: `+queue`
   // keeps the planner off the queue's index, which would scan the queue.
   SQLite::Statement ack{db,
-                        "DELETE FROM queue_messages WHERE +queue = ?1 AND receipt = ?2 AND id IN "
-                        "(SELECT value FROM json_each(?3)) RETURNING touchpoint"};
+                        "SELECT id, touchpoint FROM queue_messages WHERE +queue = ?1 AND "
+                        "receipt = ?2 AND id IN (SELECT value FROM json_each(?3))"};
+  SQLite::Statement ack_delete{
+      db, "DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?1))"};
   // The stored events of acked messages (touchpoint row ids as a JSON
   // array, each once: a queue has one message per touchpoint): those no
   // other message needs go, the others count one message less.
@@ -644,33 +772,6 @@ struct SqliteStore::Impl {
       q.executeStep();
       return q.getColumn(0).getInt64();
     });
-  }
-
-  const Zone* ZoneNamed(const std::string& name) {
-    auto it = zones.find(name);
-    if (it != zones.end()) return it->second;
-    const Zone* zone = FindZone(name);
-    if (zone == nullptr) zone = UtcZone();  // tzdata lost the name: UTC beats failing
-    zones.emplace(name, zone);
-    return zone;
-  }
-
-  // One row of kTouchpointColumns.
-  void ReadRow(SQLite::Statement& q, DueRow& r) {
-    r.rowid = q.getColumn(0).getInt64();
-    r.buyer_id = q.getColumn(2).getString();
-    r.order_id = q.getColumn(3).getString();
-    r.cadence = q.getColumn(4).getString();
-    r.tp_id = TouchpointId(r.order_id, r.cadence, q.getColumn(1).getText());
-    r.topic = q.getColumn(5).getString();
-    r.tier = q.getColumn(6).getString();
-    r.product = q.getColumn(7).getString();
-    r.zone = ZoneNamed(q.getColumn(8).getString());
-    r.due_at = FromMs(q.getColumn(9).getInt64());
-    r.next_at = FromMs(q.getColumn(10).getInt64());
-    r.attributes = Text(q.getColumn(11));
-    r.fire_at.reset();
-    if (!q.getColumn(12).isNull()) r.fire_at = FromMs(q.getColumn(12).getInt64());
   }
 
   void SetRules(std::shared_ptr<const Rules> r) {
@@ -750,12 +851,19 @@ struct SqliteStore::Impl {
     }
   }
 
+  // Resets its statement before returning: a statement left on a row keeps
+  // its read snapshot, and a later write on this connection fails
+  // (SQLITE_BUSY_SNAPSHOT) if another connection committed since.
   std::optional<std::int64_t> FindBuyer(std::string_view buyer_id, bool* opted_out = nullptr) {
     buyer_get.tryReset();
     BindText(buyer_get, 1, buyer_id);
-    if (!buyer_get.executeStep()) return std::nullopt;
-    if (opted_out != nullptr) *opted_out = buyer_get.getColumn(1).getInt() != 0;
-    return buyer_get.getColumn(0).getInt64();
+    std::optional<std::int64_t> id;
+    if (buyer_get.executeStep()) {
+      id = buyer_get.getColumn(0).getInt64();
+      if (opted_out != nullptr) *opted_out = buyer_get.getColumn(1).getInt() != 0;
+    }
+    buyer_get.tryReset();
+    return id;
   }
 
   std::int64_t EnsureBuyer(std::string_view buyer_id, Instant now) {
@@ -872,8 +980,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     impl->checkpointer = std::make_unique<Checkpointer>(path);
     sqlite3_wal_hook(impl->db.getHandle(), &Checkpointer::OnCommit, impl->checkpointer.get());
     impl->SetRules(std::move(rules));
-    impl->stored_events_left =
-        impl->db.execAndGet("SELECT EXISTS (SELECT 1 FROM queue_events)").getInt() != 0;
+    impl->event_rows = std::make_unique<EventRows>(impl->db);
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
   } catch (const std::exception& e) {
     ::close(fd);
@@ -1045,8 +1152,9 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
     q.tryReset();
     q.bind(1, Ms(now));
     q.bind(2, static_cast<std::int64_t>(max));
-    while (q.executeStep()) m.ReadRow(q, m.due.emplace_back());
+    while (q.executeStep()) ReadRow(q, m.zones, m.due.emplace_back());
     q.tryReset();
+    m.due_version = m.Version();
     // Views are made only now: the vector no longer moves its strings.
     std::vector<DueTouchpoint> out;
     out.reserve(m.due.size());
@@ -1083,13 +1191,34 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       ids += ids.empty() ? '[' : ',';
       ids += std::to_string(due[i].handle);
     }
+    // The rows TakeDue() just read as pending, and nothing written since
+    // (here or by another connection): they all are still. Otherwise each
+    // one is checked.
+    bool unchanged = m.due_version && *m.due_version == m.Version() && due.size() == m.due.size();
+    for (std::size_t i = 0; unchanged && i < due.size(); ++i) {
+      unchanged = static_cast<std::int64_t>(due[i].handle) == m.due[i].rowid;
+    }
+    m.due_version.reset();
     std::vector<std::int64_t> fired;  // still pending, so fired now
     for (auto& [at, ids] : fired_at) {
       ids += ']';
       m.fire.tryReset();
       m.fire.bind(1, at);
       BindText(m.fire, 2, ids);
-      while (m.fire.executeStep()) fired.push_back(m.fire.getColumn(0).getInt64());
+      if (unchanged) {
+        for (std::size_t i = 0; i < due.size(); ++i) {
+          if (outcomes[i].kind == FiringOutcome::Kind::kFired && Ms(outcomes[i].at) == at) {
+            fired.push_back(static_cast<std::int64_t>(due[i].handle));
+          }
+        }
+      } else {
+        auto& p = m.still_pending;
+        p.tryReset();
+        BindText(p, 1, ids);
+        while (p.executeStep()) fired.push_back(p.getColumn(0).getInt64());
+        p.tryReset();
+      }
+      m.fire.exec();
       m.fire.tryReset();
     }
     std::sort(fired.begin(), fired.end());
@@ -1267,85 +1396,62 @@ StatusOr<int> SqliteStore::PendingOf(std::string_view buyer_id) {
   });
 }
 
-StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, int max,
+StatusOr<std::vector<LeasedRow>> SqliteStore::TakeLease(std::string_view queue, int max,
                                                         Millis visibility, Instant now) {
   Impl& m = *impl_;
-  struct Row {
-    std::int64_t id = 0;
-    std::int64_t touchpoint = 0;
-    LeasedMessage message;
-  };
-  std::vector<Row> rows;
-  // A lease is committed by its UPDATE; if reading the events then fails,
-  // its messages are handed out again once the visibility timeout passes.
+  std::vector<LeasedRow> rows;
   Status s = Guard("lease", [&] {
     // One random part per lease (96 bits): a receipt, the message's id and
     // this part, is still unguessable and unique per message and hand-out.
     const std::string token = RandomHex(12);
-    auto& q = m.lease;
+    auto& q = m.lease_take;
     q.tryReset();
-    BindText(q, 1, token);
-    q.bind(2, Ms(now + visibility));
-    BindText(q, 3, queue);
-    q.bind(4, Ms(now));
-    q.bind(5, max);
-    std::string touchpoints;  // as a JSON array
+    BindText(q, 1, queue);
+    q.bind(2, Ms(now));
+    q.bind(3, max);
+    std::string ids;
     while (q.executeStep()) {
-      Row& r = rows.emplace_back();
+      LeasedRow& r = rows.emplace_back();
       r.id = q.getColumn(0).getInt64();
-      r.message.deliveries = q.getColumn(1).getInt();
+      r.message.deliveries = q.getColumn(1).getInt() + 1;
       r.touchpoint = q.getColumn(2).getInt64();
       r.message.receipt = std::to_string(r.id) + "." + token;
-      touchpoints += touchpoints.empty() ? '[' : ',';
-      touchpoints += std::to_string(r.touchpoint);
+      ids += ids.empty() ? '[' : ',';
+      ids += std::to_string(r.id);
     }
     q.tryReset();
     if (rows.empty()) return Status::Ok();
-    touchpoints += ']';
-    // Touchpoint row id -> its event: as stored before schema 7, or as the
-    // fire would have made it (its time is the fire's).
-    std::unordered_map<std::int64_t, std::string> events;
-    if (m.stored_events_left) {
-      auto& e = m.stored_events;
-      e.tryReset();
-      BindText(e, 1, touchpoints);
-      while (e.executeStep()) events.emplace(e.getColumn(0).getInt64(), e.getColumn(1).getString());
-      e.tryReset();
-    }
-    if (events.size() < rows.size()) {
-      auto& e = m.event_rows;
-      e.tryReset();
-      BindText(e, 1, touchpoints);
-      DueRow row;
-      while (e.executeStep()) {
-        m.ReadRow(e, row);
-        if (!row.fire_at || events.count(row.rowid) != 0) continue;
-        events.emplace(row.rowid,
-                       TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
-      }
-      e.tryReset();
-    }
-    for (Row& r : rows) {
-      auto it = events.find(r.touchpoint);
-      if (it != events.end()) r.message.event = std::move(it->second);
-    }
+    ids += ']';
+    auto& u = m.lease;
+    u.tryReset();
+    BindText(u, 1, token);
+    u.bind(2, Ms(now + visibility));
+    BindText(u, 3, ids);
+    u.exec();
     return Status::Ok();
   });
   if (!s.ok()) return s;
-  for (Row& r : rows) {
-    if (!r.message.event.empty()) continue;
-    // A queued message's touchpoint has fired and stays (retention keeps
-    // it); a file edited by hand may have lost it. Hand the message out so
-    // it can be acked, and say so.
-    spdlog::error("queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
-                  queue, r.id, r.touchpoint);
-    r.message.event = "null";
-  }
   // RETURNING has no defined order: hand them out in enqueue order.
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+  std::sort(rows.begin(), rows.end(),
+            [](const LeasedRow& a, const LeasedRow& b) { return a.id < b.id; });
+  return rows;
+}
+
+StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, int max,
+                                                        Millis visibility, Instant now) {
+  auto rows = TakeLease(queue, max, visibility, now);
+  if (!rows.ok()) return rows.status();
+  // The lease is committed: if making the events fails, its messages are
+  // handed out again once the visibility timeout passes.
+  Status s = Guard("make leased events", [&] {
+    impl_->event_rows->Fill(*rows);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  HandOutLostEventsAsNull(*rows, queue);
   std::vector<LeasedMessage> out;
-  out.reserve(rows.size());
-  for (Row& r : rows) out.push_back(std::move(r.message));
+  out.reserve(rows->size());
+  for (LeasedRow& r : *rows) out.push_back(std::move(r.message));
   return out;
 }
 
@@ -1373,7 +1479,7 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
   int acked = 0;
   const std::string reason = "acked on " + std::string(queue);
   Status s = m.Atomically("ack", [&] {
-    std::string touchpoints;
+    std::string messages, touchpoints;  // the current ones, as JSON arrays
     for (auto& [token, ids] : ids_by_lease) {
       ids += ']';
       auto& q = m.ack;
@@ -1382,15 +1488,22 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
       BindText(q, 2, token);
       BindText(q, 3, ids);
       while (q.executeStep()) {
+        messages += messages.empty() ? '[' : ',';
+        messages += std::to_string(q.getColumn(0).getInt64());
         touchpoints += touchpoints.empty() ? '[' : ',';
-        touchpoints += std::to_string(q.getColumn(0).getInt64());
+        touchpoints += std::to_string(q.getColumn(1).getInt64());
         ++acked;
       }
       q.tryReset();
     }
     if (acked == 0) return;
+    messages += ']';
     touchpoints += ']';
-    if (m.stored_events_left) {
+    auto& d = m.ack_delete;
+    d.tryReset();
+    BindText(d, 1, messages);
+    d.exec();
+    if (m.event_rows->stored_left()) {
       auto& e = m.drop_queue_events;
       e.tryReset();
       BindText(e, 1, touchpoints);
@@ -1622,7 +1735,7 @@ StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view 
       sp.purchase.amount = p.getColumn(4).getDouble();
       sp.purchase.purchased_at = FromMs(p.getColumn(5).getInt64());
       sp.purchase.timezone = p.getColumn(6).getString();
-      sp.zone = m.ZoneNamed(p.getColumn(7).getString());
+      sp.zone = m.zones.Named(TextView(p.getColumn(7)));
       sp.purchase.attributes = Text(p.getColumn(8));
     }
     auto& t = m.touchpoints_of;
@@ -1865,6 +1978,78 @@ Status SqliteStore::Backup(const std::string& from, const std::string& to) {
   std::filesystem::rename(partial, to, ec);
   if (ec) return Status::Error("cannot rename " + partial + " to " + to + ": " + ec.message());
   return Status::Ok();
+}
+
+struct EventReader::Impl {
+  struct Job {
+    std::vector<LeasedRow> leased;
+    std::string queue;
+    Done done;
+  };
+
+  explicit Impl(const std::string& path)
+      : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX), rows(db) {
+    db.setBusyTimeout(5000);
+  }
+
+  void Run() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake.wait(lock, [this] { return !jobs.empty() || stop; });
+      if (jobs.empty()) return;  // stopping, and nothing left
+      Job job = std::move(jobs.front());
+      jobs.pop_front();
+      lock.unlock();
+      Status s = Guard("make leased events", [&] {
+        rows.Fill(job.leased);
+        return Status::Ok();
+      });
+      if (s.ok()) {
+        HandOutLostEventsAsNull(job.leased, job.queue);
+        job.done(std::move(job.leased));
+      } else {
+        job.done(s);
+      }
+      lock.lock();
+    }
+  }
+
+  SQLite::Database db;
+  EventRows rows;  // used on the thread only
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Job> jobs;
+  bool stop = false;
+  std::thread thread;  // last: started once the rest exists
+};
+
+StatusOr<std::unique_ptr<EventReader>> EventReader::Open(const std::string& path) {
+  try {
+    auto impl = std::make_unique<Impl>(path);
+    impl->thread = std::thread([p = impl.get()] { p->Run(); });
+    return std::unique_ptr<EventReader>(new EventReader(std::move(impl)));
+  } catch (const std::exception& e) {
+    return Status::Error("cannot open database " + path + " to read events: " + e.what());
+  }
+}
+
+EventReader::EventReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+EventReader::~EventReader() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stop = true;
+  }
+  impl_->wake.notify_one();
+  impl_->thread.join();
+}
+
+void EventReader::Fill(std::vector<LeasedRow> leased, std::string queue, Done done) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->jobs.push_back({std::move(leased), std::move(queue), std::move(done)});
+  }
+  impl_->wake.notify_one();
 }
 
 }  // namespace tp

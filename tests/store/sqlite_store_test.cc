@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -445,6 +448,135 @@ TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
   for (const LeasedMessage& m : *leased) receipts.push_back(m.receipt);
   EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 3);
   EXPECT_EQ(*store->QueueDepth("outbox"), 0);
+}
+
+// The daemon takes a lease on the store's thread and has an EventReader
+// make its events on another: the same events as Lease() makes, the
+// callback on the reader's thread, jobs in order, and a lost touchpoint
+// handed out as null.
+TEST_F(SqliteStoreTest, AnEventReaderMakesTheEventsLeaseWould) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  for (const char* b : {"b1", "b2", "b3"}) {
+    ASSERT_TRUE(scheduler.Ingest({std::string("o") + b, b, "daily", 2, 240, clock.Now(), ""}).ok());
+  }
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 3u);
+  auto reader = EventReader::Open(Path());
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+
+  auto first = store->TakeLease("outbox", 2, std::chrono::seconds(30), clock.Now());
+  auto second = store->TakeLease("outbox", 2, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_EQ(first->size(), 2u);
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_TRUE((*first)[0].message.event.empty());  // not made yet
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  std::vector<std::vector<LeasedRow>> done;
+  const auto caller = std::this_thread::get_id();
+  for (auto* leased : {&*first, &*second}) {
+    (*reader)->Fill(std::move(*leased), "outbox", [&](StatusOr<std::vector<LeasedRow>> rows) {
+      EXPECT_NE(std::this_thread::get_id(), caller);
+      ASSERT_TRUE(rows.ok()) << rows.status().message();
+      std::lock_guard lock(mutex);
+      done.push_back(std::move(*rows));
+      done_cv.notify_one();
+    });
+  }
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(done_cv.wait_for(lock, std::chrono::seconds(10), [&] { return done.size() == 2; }));
+  }
+  ASSERT_EQ(done[0].size(), 2u);
+  ASSERT_EQ(done[1].size(), 1u);
+  std::map<std::string, std::string> made;  // order id -> event
+  for (const auto& rows : done) {
+    for (const LeasedRow& r : rows) {
+      made[nlohmann::json::parse(r.message.event)["data"]["order_id"]] = r.message.event;
+    }
+  }
+  ASSERT_EQ(made.size(), 3u);
+
+  // Handed out again by the store itself: the same bytes.
+  clock.Advance(std::chrono::seconds(31));
+  auto again = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(again->size(), 3u);
+  for (const LeasedMessage& m : *again) {
+    EXPECT_EQ(m.event, made[nlohmann::json::parse(m.event)["data"]["order_id"]]);
+    EXPECT_EQ(m.deliveries, 2);
+  }
+
+  // A touchpoint lost by hand: null, and the rest whole.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DELETE FROM touchpoints WHERE id = (SELECT touchpoint FROM "
+                         "queue_messages ORDER BY id LIMIT 1)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  clock.Advance(std::chrono::seconds(31));
+  auto third = store->TakeLease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_EQ(third->size(), 3u);
+  std::promise<StatusOr<std::vector<LeasedRow>>> filled;
+  (*reader)->Fill(std::move(*third), "outbox", [&](StatusOr<std::vector<LeasedRow>> rows) {
+    filled.set_value(std::move(rows));
+  });
+  auto rows = filled.get_future().get();
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ((*rows)[0].message.event, "null");
+  EXPECT_EQ((*rows)[1].message.event, made["ob2"]) << (*rows)[1].message.event;
+}
+
+// Firing trusts the rows TakeDue() read as pending only while nothing was
+// written since, by the store or by another connection; otherwise a
+// touchpoint no longer pending is left as it is, and queues nothing.
+TEST_F(SqliteStoreTest, ATouchpointChangedSinceTakeDueIsNotFired) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  for (const char* b : {"b1", "b2", "b3"}) {
+    ASSERT_TRUE(scheduler.Ingest({std::string("o") + b, b, "daily", 2, 240, clock.Now(), ""}).ok());
+  }
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  auto fire_all = [&](const std::vector<DueTouchpoint>& due) {
+    std::vector<FiringOutcome> outcomes(due.size(), {FiringOutcome::Kind::kFired, clock.Now(), ""});
+    return store->ApplyOutcomes(due, outcomes);
+  };
+
+  // The store itself changed one (an opt-out).
+  auto due = store->TakeDue(clock.Now(), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 3u);
+  ASSERT_TRUE(store->SetOptedOut("b1", true, clock.Now()).ok());
+  ASSERT_TRUE(fire_all(*due).ok());
+  EXPECT_EQ(*store->QueueDepth("outbox"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 2);
+
+  // Another connection changed one.
+  clock.Set(At("2026-11-04T10:00:00+08:00"));  // comfort-check, day 3
+  due = store->TakeDue(clock.Now(), 10);
+  ASSERT_EQ(due->size(), 2u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  const std::string cancel = "UPDATE touchpoints SET state = 2, reason = 'by hand' WHERE id = " +
+                             std::to_string((*due)[0].handle);
+  ASSERT_EQ(sqlite3_exec(db, cancel.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  Status fired = fire_all(*due);
+  ASSERT_TRUE(fired.ok()) << fired.message();
+  EXPECT_EQ(*store->QueueDepth("outbox"), 3);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 3);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE reason = 'by hand'"), 1);
+
+  // Nothing in between: all fire.
+  clock.Set(At("2026-11-08T10:00:00+08:00"));  // care-tips, day 7
+  due = store->TakeDue(clock.Now(), 10);
+  ASSERT_EQ(due->size(), 2u);
+  ASSERT_TRUE(fire_all(*due).ok());
+  EXPECT_EQ(*store->QueueDepth("outbox"), 5);
 }
 
 // A queued event is made when it is handed out, from the rows: it is the
