@@ -41,7 +41,7 @@ namespace asio = boost::asio;
 using json = nlohmann::ordered_json;
 
 // Firing batches per loop turn: the rest is posted, so requests interleave.
-constexpr std::size_t kBatchesPerTurn = 8;
+constexpr std::size_t kBatchesPerTurn = 2;
 constexpr int kDefaultLeaseMax = 10;
 constexpr int kMaxLeaseMax = 1000;
 constexpr double kDefaultVisibilityS = 30;

@@ -9,7 +9,10 @@
 namespace tp {
 namespace {
 
-constexpr std::size_t kBatchSize = 512;
+// Touchpoints fired per transaction. A commit writes every page it changed,
+// and the last page of each table and index is rewritten at every commit:
+// 2,048 wrote a quarter fewer bytes per touchpoint than 512 (issue 6).
+constexpr std::size_t kBatchSize = 2048;
 
 // "2d8h30m5s", leaving out zero parts; "0s" for nothing.
 std::string DurationText(Millis d) {
