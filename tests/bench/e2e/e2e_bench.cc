@@ -93,6 +93,7 @@ struct Options {
   std::int64_t webhooks = 100'000;          // webhook deliveries
   std::int64_t pending = 1'000'000;         // restart, RSS and size
   int lateness_s = 20;                      // at 200 touchpoints/s
+  int consumers = 2;                        // leasing and acking the fire figure's queue
   std::string keep;                         // keep the work directory here
   std::set<std::string, std::less<>> only;  // the figures to run; empty = all
   bool quick = false;
@@ -184,6 +185,24 @@ class Daemon {
 
   // A /proc/PID/io counter (wchar: bytes written, rchar: bytes read).
   double IoBytes(const char* field) const { return ProcField("io", field); }
+
+  // CPU seconds (user + system) of the daemon's main thread (the loop), or
+  // of all its threads.
+  double CpuSeconds(bool loop_only) const {
+    const std::string path = "/proc/" + std::to_string(pid_) +
+                             (loop_only ? "/task/" + std::to_string(pid_) : std::string()) +
+                             "/stat";
+    const std::string stat = ReadFile(path);
+    // The fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the line.
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
 
  private:
   // The number after "FIELD:" in /proc/PID/FILE, or 0.
@@ -514,8 +533,17 @@ class Bench {
     const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     WaitUntil(due, "fire");
     const auto due_steady = Steady::now();
-    const auto last = Consume(*daemon, r.touchpoints, 2, std::chrono::milliseconds(1),
-                              [](std::string_view, double) {});
+    const double loop_cpu = daemon->CpuSeconds(true), all_cpu = daemon->CpuSeconds(false);
+    const double written = daemon->IoBytes("wchar");
+    const auto last = Consume(*daemon, r.touchpoints, options_.consumers,
+                              std::chrono::milliseconds(1), [](std::string_view, double) {});
+    const auto per_touchpoint = [&](double seconds) {
+      return std::to_string(seconds * 1e6 / static_cast<double>(r.touchpoints));
+    };
+    Note("fire: CPU per touchpoint " + per_touchpoint(daemon->CpuSeconds(true) - loop_cpu) +
+         " us on the loop, " + per_touchpoint(daemon->CpuSeconds(false) - all_cpu) +
+         " us on all the daemon's threads; " +
+         per_touchpoint((daemon->IoBytes("wchar") - written) / 1e6) + " bytes written");
     daemon->Stop();
     const double seconds = Seconds(last - due_steady);
     Note("fire: " + std::to_string(r.touchpoints) + " touchpoints in " + std::to_string(seconds) +
@@ -672,8 +700,9 @@ std::int64_t Count(const char* flag, const char* value) {
 
 const char kUsage[] =
     "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
-    "         [--touchpoints N] [--webhooks N] [--pending N] [--lateness-s S] [--quick]\n"
-    "         [--only ingest,fire,lateness,webhook,pending] [--keep DIR]\n";
+    "         [--touchpoints N] [--consumers N] [--webhooks N] [--pending N] [--lateness-s S]\n"
+    "         [--quick]"
+    " [--only ingest,fire,lateness,webhook,pending] [--keep DIR]\n";
 
 }  // namespace
 
@@ -697,6 +726,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--touchpoints") {
       options.touchpoints = Count("--touchpoints", value());
       sized = true;
+    } else if (arg == "--consumers") {
+      options.consumers = static_cast<int>(Count("--consumers", value()));
     } else if (arg == "--webhooks") {
       options.webhooks = Count("--webhooks", value());
       sized = true;
