@@ -89,7 +89,9 @@ class ScheduleStore {
   virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;
   // Up to `max` pending touchpoints with next_at <= now, ordered by next_at,
   // then due_at, then cadence order, then step order, then arrival. Each is
-  // returned once until ApplyOutcomes() decides it.
+  // returned once until ApplyOutcomes() decides it. A view needs only what
+  // the scheduler decides on (buyer, cadence, zone, due_at, next_at); a
+  // store may leave the rest empty and make events from its rows.
   virtual StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) = 0;
   // Touchpoints of the buyer of `due` fired in [from, to). The scheduler
   // asks only about the buyer-local day that contains the current time.

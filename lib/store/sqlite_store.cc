@@ -275,8 +275,8 @@ std::string RandomHex(std::size_t bytes) {
 }
 
 // A due touchpoint's data, owned here while the scheduler decides it.
-// A touchpoint as due, or as fired for its event: the columns of
-// kTouchpointColumns (joined by kTouchpointJoins), read by Impl::ReadRow.
+// A touchpoint as due (kDueColumns, read by ReadDue), or as fired for its
+// event (kTouchpointColumns, read by ReadRow); joined by kTouchpointJoins.
 struct DueRow {
   std::int64_t rowid = 0;
   std::string tp_id, buyer_id, order_id, cadence, topic, tier, product, attributes;
@@ -308,6 +308,9 @@ constexpr const char* kTouchpointColumns =
 constexpr const char* kTouchpointJoins =
     " FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer ";
 
+// A due touchpoint as TakeDue() reads it, for ReadDue().
+constexpr const char* kDueColumns = "t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at";
+
 // Lets maps keyed by std::string be searched with a string_view.
 struct StringHash {
   using is_transparent = void;
@@ -333,6 +336,16 @@ class ZoneCache {
 
 std::string_view TextView(const SQLite::Column& c) {
   return {static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes())};
+}
+
+// One row of kDueColumns: the rest of the row stays empty.
+void ReadDue(SQLite::Statement& q, ZoneCache& zones, DueRow& r) {
+  r.rowid = q.getColumn(0).getInt64();
+  r.buyer_id = TextView(q.getColumn(1));
+  r.cadence = TextView(q.getColumn(2));
+  r.zone = zones.Named(TextView(q.getColumn(3)));
+  r.due_at = FromMs(q.getColumn(4).getInt64());
+  r.next_at = FromMs(q.getColumn(5).getInt64());
 }
 
 // One row of kTouchpointColumns.
@@ -371,7 +384,8 @@ class EventRows {
   // added since): acks drop them.
   bool stored_left() const { return stored_left_; }
 
-  void Fill(std::span<LeasedRow> leased) {
+  // With `stored`, events stored before schema 7 are looked up first.
+  void Fill(std::span<LeasedRow> leased, bool stored = true) {
     if (leased.empty()) return;
     std::string touchpoints;  // as a JSON array
     for (const LeasedRow& r : leased) {
@@ -381,7 +395,7 @@ class EventRows {
     touchpoints += ']';
     // Touchpoint row id -> its event.
     std::unordered_map<std::int64_t, std::string> events;
-    if (stored_left_) {
+    if (stored && stored_left_) {
       stored_.tryReset();
       BindText(stored_, 1, touchpoints);
       while (stored_.executeStep()) {
@@ -609,7 +623,8 @@ struct SqliteStore::Impl {
                              "state = 0 RETURNING id, cadence"};
   SQLite::Statement next_wakeup{
       db, "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"};
-  SQLite::Statement take_due{db, std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+  // What the scheduler decides on: events are made from the rows later.
+  SQLite::Statement take_due{db, std::string("SELECT ") + kDueColumns + kTouchpointJoins +
                                      "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
                                      "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"};
 
@@ -1152,7 +1167,7 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
     q.tryReset();
     q.bind(1, Ms(now));
     q.bind(2, static_cast<std::int64_t>(max));
-    while (q.executeStep()) ReadRow(q, m.zones, m.due.emplace_back());
+    while (q.executeStep()) ReadDue(q, m.zones, m.due.emplace_back());
     q.tryReset();
     m.due_version = m.Version();
     // Views are made only now: the vector no longer moves its strings.
@@ -1224,9 +1239,8 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
     std::sort(fired.begin(), fired.end());
 
     // A row per sink: queue messages (their event is made when handed out)
-    // and outbox entries (the event in each, made now).
-    std::vector<std::string> events;
-    events.reserve(fired.size());
+    // and outbox entries (the event in each, made now from the rows, as a
+    // lease makes it: `fire_at` is set).
     struct Row {
       const std::string* sink = nullptr;
       std::int64_t touchpoint = 0;
@@ -1234,6 +1248,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       std::int64_t at = 0;  // visible from / first attempt at, and created at: the fire
     };
     std::vector<Row> queued, outboxed;
+    std::vector<LeasedRow> pushed;  // the touchpoints with outbox entries, for their events
     // History lines by (reason, time): one statement each.
     std::map<std::pair<std::string_view, std::int64_t>, std::string> history;
     for (std::size_t i = 0; i < due.size(); ++i) {
@@ -1244,19 +1259,15 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
         continue;
       }
       const Impl::Routing& routing = m.RoutingOf(due[i].view.cadence);
-      const std::string* event = nullptr;
       for (const Impl::Route& route : routing.routes) {
-        Row r{&route.sink, rowid, nullptr, Ms(o.at)};
+        const Row r{&route.sink, rowid, nullptr, Ms(o.at)};
         if (route.type == Sink::Type::kQueue) {
           queued.push_back(r);
           continue;
         }
-        if (event == nullptr) {
-          const DueRow* row = i < m.due.size() && m.due[i].rowid == rowid ? &m.due[i] : nullptr;
-          event = &events.emplace_back(TouchpointEventJson(
-              due[i].view, o.at, row != nullptr ? row->attributes : std::string_view(), o.at));
+        if (outboxed.empty() || outboxed.back().touchpoint != rowid) {
+          pushed.push_back({0, rowid, {}});
         }
-        r.event = event;
         outboxed.push_back(r);
       }
       std::string& ids = history[{routing.fired_reason, Ms(o.at)}];
@@ -1270,6 +1281,16 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                        q.bind(p + 2, queued[i].at);
                        q.bind(p + 3, queued[i].at);
                      });
+    m.event_rows->Fill(pushed, /*stored=*/false);
+    std::size_t made = 0;
+    for (Row& r : outboxed) {
+      while (made < pushed.size() && pushed[made].touchpoint != r.touchpoint) ++made;
+      if (made == pushed.size() || pushed[made].message.event.empty()) {
+        throw std::runtime_error("touchpoint row " + std::to_string(r.touchpoint) +
+                                 " vanished while firing");
+      }
+      r.event = &pushed[made].message.event;
+    }
     Impl::InsertMany(m.outbox_insert_many, m.outbox_insert, outboxed.size(), 5,
                      [&](SQLite::Statement& q, int p, std::size_t i) {
                        q.bindNoCopy(p, *outboxed[i].sink);
