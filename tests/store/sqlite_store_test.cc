@@ -39,14 +39,38 @@ class SqliteStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  // A file at schema `version` that `sql` filled by hand, as an older build
-  // would have, then opened (so migrated) by this one.
-  std::unique_ptr<SqliteStore> OpenFrom(int version, const std::string& sql) {
-    EXPECT_TRUE(SqliteStore::MigrateTo(Path(), version).ok());
+  // Runs `sql` on a connection of its own, as an operator's sqlite3 would.
+  void EditByHand(const std::string& sql) {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
     EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sql;
     sqlite3_close(db);
+  }
+
+  // First daily purchases of buyers b1, b2, ... (orders ob1, ob2, ...) at
+  // the clock's time: each has one touchpoint due a day later.
+  static void IngestFirstPurchases(Scheduler& scheduler, const Clock& clock, int buyers) {
+    for (int i = 1; i <= buyers; ++i) {
+      const std::string b = "b" + std::to_string(i);
+      ASSERT_TRUE(scheduler.Ingest({"o" + b, b, "daily", 2, 240, clock.Now(), ""}).ok());
+    }
+  }
+
+  // IngestFirstPurchases(), then a day later their first steps fired into
+  // the queue.
+  static void FireFirstSteps(Scheduler& scheduler, FakeClock& clock, int buyers) {
+    IngestFirstPurchases(scheduler, clock, buyers);
+    clock.Advance(std::chrono::hours(24));
+    auto stats = scheduler.RunDue();
+    ASSERT_TRUE(stats.ok());
+    ASSERT_EQ(stats->fired, static_cast<std::size_t>(buyers));
+  }
+
+  // A file at schema `version` that `sql` filled by hand, as an older build
+  // would have, then opened (so migrated) by this one.
+  std::unique_ptr<SqliteStore> OpenFrom(int version, const std::string& sql) {
+    EXPECT_TRUE(SqliteStore::MigrateTo(Path(), version).ok());
+    EditByHand(sql);
     auto store = MustOpen();
     if (store != nullptr) {
       EXPECT_EQ(*store->SchemaVersion(), SqliteStore::kSchemaVersion);
@@ -423,27 +447,16 @@ TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
   auto store = MustOpen();
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules_);
-  for (const char* n : {"1", "2", "3"}) {
-    ASSERT_TRUE(
-        scheduler
-            .Ingest({std::string("o") + n, std::string("b") + n, "daily", 2, 240, clock.Now(), ""})
-            .ok());
-  }
-  clock.Set(At("2026-11-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 3u);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
-  const char* edit =
+  FireFirstSteps(scheduler, clock, 3);
+  EditByHand(
       "DELETE FROM touchpoints WHERE id = (SELECT touchpoint FROM queue_messages "
-      "ORDER BY id LIMIT 1 OFFSET 1);";
-  ASSERT_EQ(sqlite3_exec(db, edit, nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+      "ORDER BY id LIMIT 1 OFFSET 1)");
   auto leased = store->Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
   ASSERT_TRUE(leased.ok()) << leased.status().message();
   ASSERT_EQ(leased->size(), 3u);
-  EXPECT_EQ(nlohmann::json::parse((*leased)[0].event)["data"]["order_id"], "o1");
+  EXPECT_EQ(nlohmann::json::parse((*leased)[0].event)["data"]["order_id"], "ob1");
   EXPECT_EQ((*leased)[1].event, "null");
-  EXPECT_EQ(nlohmann::json::parse((*leased)[2].event)["data"]["order_id"], "o3");
+  EXPECT_EQ(nlohmann::json::parse((*leased)[2].event)["data"]["order_id"], "ob3");
   std::vector<std::string> receipts;
   for (const LeasedMessage& m : *leased) receipts.push_back(m.receipt);
   EXPECT_EQ(*store->Ack("outbox", receipts, clock.Now()), 3);
@@ -458,11 +471,7 @@ TEST_F(SqliteStoreTest, AnEventReaderMakesTheEventsLeaseWould) {
   auto store = MustOpen();
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules_);
-  for (const char* b : {"b1", "b2", "b3"}) {
-    ASSERT_TRUE(scheduler.Ingest({std::string("o") + b, b, "daily", 2, 240, clock.Now(), ""}).ok());
-  }
-  clock.Set(At("2026-11-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 3u);
+  FireFirstSteps(scheduler, clock, 3);
   auto reader = EventReader::Open(Path());
   ASSERT_TRUE(reader.ok()) << reader.status().message();
 
@@ -509,14 +518,9 @@ TEST_F(SqliteStoreTest, AnEventReaderMakesTheEventsLeaseWould) {
   }
 
   // A touchpoint lost by hand: null, and the rest whole.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DELETE FROM touchpoints WHERE id = (SELECT touchpoint FROM "
-                         "queue_messages ORDER BY id LIMIT 1)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  EditByHand(
+      "DELETE FROM touchpoints WHERE id = (SELECT touchpoint FROM queue_messages ORDER BY id "
+      "LIMIT 1)");
   clock.Advance(std::chrono::seconds(31));
   auto third = store->TakeLease("outbox", 10, std::chrono::seconds(30), clock.Now());
   ASSERT_EQ(third->size(), 3u);
@@ -537,9 +541,7 @@ TEST_F(SqliteStoreTest, ATouchpointChangedSinceTakeDueIsNotFired) {
   auto store = MustOpen();
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules_);
-  for (const char* b : {"b1", "b2", "b3"}) {
-    ASSERT_TRUE(scheduler.Ingest({std::string("o") + b, b, "daily", 2, 240, clock.Now(), ""}).ok());
-  }
+  IngestFirstPurchases(scheduler, clock, 3);
   clock.Set(At("2026-11-02T10:00:00+08:00"));
   auto fire_all = [&](const std::vector<DueTouchpoint>& due) {
     std::vector<FiringOutcome> outcomes(due.size(), {FiringOutcome::Kind::kFired, clock.Now(), ""});
@@ -559,12 +561,8 @@ TEST_F(SqliteStoreTest, ATouchpointChangedSinceTakeDueIsNotFired) {
   clock.Set(At("2026-11-04T10:00:00+08:00"));  // comfort-check, day 3
   due = store->TakeDue(clock.Now(), 10);
   ASSERT_EQ(due->size(), 2u);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
-  const std::string cancel = "UPDATE touchpoints SET state = 2, reason = 'by hand' WHERE id = " +
-                             std::to_string((*due)[0].handle);
-  ASSERT_EQ(sqlite3_exec(db, cancel.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  EditByHand("UPDATE touchpoints SET state = 2, reason = 'by hand' WHERE id = " +
+             std::to_string((*due)[0].handle));
   Status fired = fire_all(*due);
   ASSERT_TRUE(fired.ok()) << fired.message();
   EXPECT_EQ(*store->QueueDepth("outbox"), 3);
