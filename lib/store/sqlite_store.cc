@@ -708,8 +708,9 @@ struct SqliteStore::Impl {
       db,
       "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
       "SELECT id, ?, state, ? FROM touchpoints WHERE id = ?"};
-  // A lease takes the oldest visible messages and hides them in one
-  // statement; each row keeps the lease's random part as its receipt.
+  // A lease reads the longest visible messages, then hides them (ids as a
+  // JSON array) in one UPDATE; each keeps the lease's random part as its
+  // receipt.
   SQLite::Statement lease_take{
       db,
       "SELECT id, deliveries, touchpoint FROM queue_messages WHERE queue = ?1 AND "
@@ -718,8 +719,9 @@ struct SqliteStore::Impl {
       db,
       "UPDATE queue_messages SET receipt = ?1, visible_at = ?2, deliveries = deliveries + 1 "
       "WHERE id IN (SELECT value FROM json_each(?3))"};
-  // The messages (ids as a JSON array) of one lease, by row id: `+queue`
-  // keeps the planner off the queue's index, which would scan the queue.
+  // The current messages among one lease's receipts (ids as a JSON array),
+  // by row id: `+queue` keeps the planner off the queue's index, which
+  // would scan the queue. Then all an ack's are deleted by id.
   SQLite::Statement ack{db,
                         "SELECT id, touchpoint FROM queue_messages WHERE +queue = ?1 AND "
                         "receipt = ?2 AND id IN (SELECT value FROM json_each(?3))"};
