@@ -367,7 +367,7 @@ void ReadRow(SQLite::Statement& q, ZoneCache& zones, DueRow& r) {
 }
 
 // Makes the events of leased messages on one connection: the store's, or
-// an EventReader's on its own thread. Events stored before schema 7 are
+// a StoreReader's on its own thread. Events stored before schema 7 are
 // handed out as stored; the others are made as the fire would have made
 // them, with its time. Throws SQLite's errors.
 class EventRows {
@@ -438,6 +438,37 @@ void HandOutLostEventsAsNull(std::span<LeasedRow> leased, std::string_view queue
                   queue, r.id, r.touchpoint);
     r.message.event = "null";
   }
+}
+
+// The counts /metrics reports (SqliteStore and StoreReader).
+constexpr const char* kPendingCount = "SELECT COUNT(*) FROM touchpoints WHERE state = 0";
+constexpr const char* kQueueDepth = "SELECT COUNT(*) FROM queue_messages WHERE queue = ?";
+constexpr const char* kDeadLetterCount =
+    "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1";
+constexpr const char* kOutboxBySink =
+    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink";
+
+// Reads them in one read transaction. Throws SQLite's errors.
+StoreGauges ReadGauges(SQLite::Database& db, std::span<const std::string> queues,
+                       std::span<const std::string> push_sinks) {
+  SQLite::Transaction read(db);  // rolled back at the end: it only reads
+  StoreGauges g;
+  g.pending = db.execAndGet(kPendingCount).getInt64();
+  auto each = [&](const char* sql, std::span<const std::string> names, auto& out) {
+    SQLite::Statement q(db, sql);
+    for (const std::string& name : names) {
+      q.tryReset();
+      BindText(q, 1, name);
+      q.executeStep();
+      out.emplace_back(name, q.getColumn(0).getInt64());
+    }
+  };
+  each(kQueueDepth, queues, g.queue_messages);
+  each(kDeadLetterCount, push_sinks, g.dead_letters);
+  SQLite::Statement q(db, kOutboxBySink);
+  while (q.executeStep())
+    g.outbox.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());
+  return g;
 }
 
 // Copies committed WAL frames into the database file on its own thread and
@@ -1551,14 +1582,14 @@ StatusOr<int> SqliteStore::Ack(std::string_view queue, std::span<const std::stri
 
 StatusOr<std::int64_t> SqliteStore::PendingCount() {
   return Guard("count pending touchpoints", [&]() -> StatusOr<std::int64_t> {
-    SQLite::Statement q(impl_->db, "SELECT COUNT(*) FROM touchpoints WHERE state = 0");
+    SQLite::Statement q(impl_->db, kPendingCount);
     q.executeStep();
     return q.getColumn(0).getInt64();
   });
 }
 
 StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
-  return impl_->Count("queue depth", "SELECT COUNT(*) FROM queue_messages WHERE queue = ?", queue);
+  return impl_->Count("queue depth", kQueueDepth, queue);
 }
 
 StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(std::string_view sink, Instant now,
@@ -1702,9 +1733,7 @@ StatusOr<int> SqliteStore::ReplayDeadLetters(std::int64_t id, std::string_view s
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxBySink() {
   return Guard("outbox sinks",
                [&]() -> StatusOr<std::vector<std::pair<std::string, std::int64_t>>> {
-                 SQLite::Statement q(impl_->db,
-                                     "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 "
-                                     "GROUP BY sink ORDER BY sink");
+                 SQLite::Statement q(impl_->db, kOutboxBySink);
                  std::vector<std::pair<std::string, std::int64_t>> out;
                  while (q.executeStep()) {
                    out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());
@@ -1719,8 +1748,7 @@ StatusOr<std::int64_t> SqliteStore::OutboxDepth(std::string_view sink) {
 }
 
 StatusOr<std::int64_t> SqliteStore::DeadLetterCount(std::string_view sink) {
-  return impl_->Count("dead letter count",
-                      "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1", sink);
+  return impl_->Count("dead letter count", kDeadLetterCount, sink);
 }
 
 void SqliteStore::SetRules(std::shared_ptr<const Rules> rules) {
@@ -2003,16 +2031,18 @@ Status SqliteStore::Backup(const std::string& from, const std::string& to) {
   return Status::Ok();
 }
 
-struct EventReader::Impl {
-  struct Job {
-    std::vector<LeasedRow> leased;
-    std::string queue;
-    Done done;
-  };
-
+struct StoreReader::Impl {
   explicit Impl(const std::string& path)
       : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX), rows(db) {
     db.setBusyTimeout(5000);
+  }
+
+  void Post(std::function<void()> job) {
+    {
+      std::lock_guard lock(mutex);
+      jobs.push_back(std::move(job));
+    }
+    wake.notify_one();
   }
 
   void Run() {
@@ -2020,45 +2050,38 @@ struct EventReader::Impl {
     for (;;) {
       wake.wait(lock, [this] { return !jobs.empty() || stop; });
       if (jobs.empty()) return;  // stopping, and nothing left
-      Job job = std::move(jobs.front());
+      std::function<void()> job = std::move(jobs.front());
       jobs.pop_front();
       lock.unlock();
-      Status s = Guard("make leased events", [&] {
-        rows.Fill(job.leased);
-        return Status::Ok();
-      });
-      if (s.ok()) {
-        HandOutLostEventsAsNull(job.leased, job.queue);
-        job.done(std::move(job.leased));
-      } else {
-        job.done(s);
-      }
+      job();
       lock.lock();
     }
   }
 
+  // Used on the thread only.
   SQLite::Database db;
-  EventRows rows;  // used on the thread only
+  EventRows rows;
+
   std::mutex mutex;
   std::condition_variable wake;
-  std::deque<Job> jobs;
+  std::deque<std::function<void()>> jobs;
   bool stop = false;
   std::thread thread;  // last: started once the rest exists
 };
 
-StatusOr<std::unique_ptr<EventReader>> EventReader::Open(const std::string& path) {
+StatusOr<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& path) {
   try {
     auto impl = std::make_unique<Impl>(path);
     impl->thread = std::thread([p = impl.get()] { p->Run(); });
-    return std::unique_ptr<EventReader>(new EventReader(std::move(impl)));
+    return std::unique_ptr<StoreReader>(new StoreReader(std::move(impl)));
   } catch (const std::exception& e) {
-    return Status::Error("cannot open database " + path + " to read events: " + e.what());
+    return Status::Error("cannot open database " + path + " to read it: " + e.what());
   }
 }
 
-EventReader::EventReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StoreReader::StoreReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-EventReader::~EventReader() {
+StoreReader::~StoreReader() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stop = true;
@@ -2067,12 +2090,27 @@ EventReader::~EventReader() {
   impl_->thread.join();
 }
 
-void EventReader::Fill(std::vector<LeasedRow> leased, std::string queue, Done done) {
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->jobs.push_back({std::move(leased), std::move(queue), std::move(done)});
-  }
-  impl_->wake.notify_one();
+void StoreReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
+  impl_->Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
+               done = std::move(done)]() mutable {
+    Status s = Guard("make leased events", [&] {
+      impl->rows.Fill(leased);
+      return Status::Ok();
+    });
+    if (!s.ok()) return done(s);
+    HandOutLostEventsAsNull(leased, queue);
+    done(std::move(leased));
+  });
+}
+
+void StoreReader::Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
+                        Counted done) {
+  impl_->Post([impl = impl_.get(), queues = std::move(queues), push_sinks = std::move(push_sinks),
+               done = std::move(done)] {
+    done(Guard("count for metrics", [&]() -> StatusOr<StoreGauges> {
+      return ReadGauges(impl->db, queues, push_sinks);
+    }));
+  });
 }
 
 }  // namespace tp

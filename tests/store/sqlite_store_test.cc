@@ -463,16 +463,16 @@ TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
   EXPECT_EQ(*store->QueueDepth("outbox"), 0);
 }
 
-// The daemon takes a lease on the store's thread and has an EventReader
+// The daemon takes a lease on the store's thread and has a StoreReader
 // make its events on another: the same events as Lease() makes, the
 // callback on the reader's thread, jobs in order, and a lost touchpoint
 // handed out as null.
-TEST_F(SqliteStoreTest, AnEventReaderMakesTheEventsLeaseWould) {
+TEST_F(SqliteStoreTest, AStoreReaderMakesTheEventsLeaseWould) {
   auto store = MustOpen();
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules_);
   FireFirstSteps(scheduler, clock, 3);
-  auto reader = EventReader::Open(Path());
+  auto reader = StoreReader::Open(Path());
   ASSERT_TRUE(reader.ok()) << reader.status().message();
 
   auto first = store->TakeLease("outbox", 2, std::chrono::seconds(30), clock.Now());
@@ -532,6 +532,50 @@ TEST_F(SqliteStoreTest, AnEventReaderMakesTheEventsLeaseWould) {
   ASSERT_TRUE(rows.ok());
   EXPECT_EQ((*rows)[0].message.event, "null");
   EXPECT_EQ((*rows)[1].message.event, made["ob2"]) << (*rows)[1].message.event;
+}
+
+// /metrics counts on the reader's thread what the store's own counts say.
+TEST_F(SqliteStoreTest, AStoreReaderCountsWhatTheStoreWould) {
+  const std::string secret = dir_.path() + "/crm.secret";
+  std::ofstream(secret) << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+  auto rules = WithSinks(
+      "\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:9/h\", "
+      "secret_file: " +
+      secret + "}\n  - {name: audit, type: queue}\n");
+  ASSERT_NE(rules, nullptr);
+  auto store = MustOpen(rules);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules);
+  FireFirstSteps(scheduler, clock, 3);
+  auto due = store->DueDeliveries("crm", clock.Now(), 10, false);
+  ASSERT_EQ(due->size(), 3u);
+  DeliveryResult dead{(*due)[0].id,
+                      (*due)[0].touchpoint,
+                      DeliveryResult::Kind::kDead,
+                      clock.Now(),
+                      1,
+                      clock.Now(),
+                      "HTTP 410",
+                      "gave up"};
+  ASSERT_TRUE(store->RecordDeliveries(std::span(&dead, 1)).ok());
+  auto leased = store->Lease("audit", 1, std::chrono::seconds(30), clock.Now());
+  std::vector<std::string> receipts{(*leased)[0].receipt};
+  ASSERT_EQ(*store->Ack("audit", receipts, clock.Now()), 1);
+
+  auto reader = StoreReader::Open(Path());
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  std::promise<StatusOr<StoreGauges>> counted;
+  (*reader)->Count({"outbox", "audit"}, {"crm"},
+                   [&](StatusOr<StoreGauges> g) { counted.set_value(std::move(g)); });
+  auto gauges = counted.get_future().get();
+  ASSERT_TRUE(gauges.ok()) << gauges.status().message();
+  EXPECT_EQ(gauges->pending, *store->PendingCount());
+  EXPECT_EQ(gauges->pending, 3 * 5);  // six steps each, one fired
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  EXPECT_EQ(gauges->queue_messages, (Counts{{"outbox", 3}, {"audit", 2}}));
+  EXPECT_EQ(gauges->dead_letters, (Counts{{"crm", 1}}));
+  EXPECT_EQ(gauges->outbox, *store->OutboxBySink());
+  EXPECT_EQ(gauges->outbox, (Counts{{"crm", 2}}));
 }
 
 // Firing trusts the rows TakeDue() read as pending only while nothing was
