@@ -895,7 +895,7 @@ struct Daemon::Impl {
   }
 
   // The lease is taken here; its events are made, and the answer written,
-  // on the event reader's thread, and the answer goes out from the loop.
+  // on the store reader's thread, and the answer goes out from the loop.
   void Lease(const std::string& queue, const std::string& body, HttpRespond respond) {
     int max = kDefaultLeaseMax;
     Millis visibility(static_cast<std::int64_t>(kDefaultVisibilityS * 1000));
