@@ -449,6 +449,18 @@ struct Daemon::Impl {
                       {"sinks", std::move(sinks)}});
   }
 
+  // Wraps `fn` for another thread: calling the result posts fn(value) to the
+  // loop. The work guard keeps the loop running (at a stop too) until then.
+  template <typename Fn>
+  auto OnLoop(Fn fn) {
+    return [work = asio::make_work_guard(io), fn = std::move(fn)](auto value) mutable {
+      asio::post(work.get_executor(), [fn = std::move(fn), value = std::move(value)]() mutable {
+        fn(std::move(value));
+      });
+      work.reset();
+    };
+  }
+
   // The store-backed gauges are counted on the store reader's thread (a
   // scan of the pending index: 50-80 ms at a million pending), then set and
   // the page rendered here; the rest accumulate as things happen.
@@ -459,14 +471,9 @@ struct Daemon::Impl {
     }
     reader->Count(
         std::move(queues), std::move(push_sinks),
-        [this, work = asio::make_work_guard(io),
-         respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
-          asio::post(work.get_executor(), [this, respond = std::move(respond),
-                                           gauges = std::move(gauges)]() mutable {
-            respond(gauges.ok() ? RenderMetrics(*gauges) : Error(500, gauges.status().message()));
-          });
-          work.reset();
-        });
+        OnLoop([this, respond = std::move(respond)](StatusOr<StoreGauges> gauges) {
+          respond(gauges.ok() ? RenderMetrics(*gauges) : Error(500, gauges.status().message()));
+        }));
   }
 
   HttpResponse RenderMetrics(const StoreGauges& gauges) {
@@ -903,16 +910,11 @@ struct Daemon::Impl {
     auto leased = store->TakeLease(queue, max, visibility, clock.Now());
     if (!leased.ok()) return respond(Error(500, leased.status().message()));
     if (leased->empty()) return respond(LeaseResponse(*leased));
-    // The work guard keeps the loop running (at a stop too) until the
-    // answer is posted.
+    // The answer is written on the reader's thread too.
     reader->Fill(
         std::move(*leased), queue,
-        [work = asio::make_work_guard(io),
-         respond = std::move(respond)](StatusOr<std::vector<LeasedRow>> rows) mutable {
-          HttpResponse r = rows.ok() ? LeaseResponse(*rows) : Error(500, rows.status().message());
-          asio::post(work.get_executor(), [respond = std::move(respond),
-                                           r = std::move(r)]() mutable { respond(std::move(r)); });
-          work.reset();
+        [then = OnLoop(std::move(respond))](StatusOr<std::vector<LeasedRow>> rows) mutable {
+          then(rows.ok() ? LeaseResponse(*rows) : Error(500, rows.status().message()));
         });
   }
 

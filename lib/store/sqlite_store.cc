@@ -384,28 +384,29 @@ class EventRows {
   // added since): acks drop them.
   bool stored_left() const { return stored_left_; }
 
-  // With `stored`, events stored before schema 7 are looked up first.
-  void Fill(std::span<LeasedRow> leased, bool stored = true) {
-    if (leased.empty()) return;
-    std::string touchpoints;  // as a JSON array
-    for (const LeasedRow& r : leased) {
-      touchpoints += touchpoints.empty() ? '[' : ',';
-      touchpoints += std::to_string(r.touchpoint);
-    }
-    touchpoints += ']';
-    // Touchpoint row id -> its event.
+  // The events of fired touchpoints (row ids), by row id; one whose row is
+  // gone is left out. With `stored`, events stored before schema 7 win.
+  std::unordered_map<std::int64_t, std::string> Make(std::span<const std::int64_t> touchpoints,
+                                                     bool stored) {
     std::unordered_map<std::int64_t, std::string> events;
+    if (touchpoints.empty()) return events;
+    std::string ids;  // as a JSON array
+    for (const std::int64_t id : touchpoints) {
+      ids += ids.empty() ? '[' : ',';
+      ids += std::to_string(id);
+    }
+    ids += ']';
     if (stored && stored_left_) {
       stored_.tryReset();
-      BindText(stored_, 1, touchpoints);
+      BindText(stored_, 1, ids);
       while (stored_.executeStep()) {
         events.emplace(stored_.getColumn(0).getInt64(), stored_.getColumn(1).getString());
       }
       stored_.tryReset();
     }
-    if (events.size() < leased.size()) {
+    if (events.size() < touchpoints.size()) {
       rows_.tryReset();
-      BindText(rows_, 1, touchpoints);
+      BindText(rows_, 1, ids);
       while (rows_.executeStep()) {
         ReadRow(rows_, zones_, row_);
         if (!row_.fire_at || events.count(row_.rowid) != 0) continue;
@@ -414,10 +415,32 @@ class EventRows {
       }
       rows_.tryReset();
     }
-    for (LeasedRow& r : leased) {
-      auto it = events.find(r.touchpoint);
-      if (it != events.end()) r.message.event = std::move(it->second);
-    }
+    return events;
+  }
+
+  // The events of a lease's messages, as Lease() hands them out: a message
+  // whose touchpoint is gone (a file edited by hand; retention keeps a
+  // queued one) gets null, so it can be acked, and the log says so. Errors
+  // as a Status: the lease stands, and its messages come back after their
+  // visibility timeout.
+  Status Fill(std::span<LeasedRow> leased, std::string_view queue) {
+    return Guard("make leased events", [&] {
+      std::vector<std::int64_t> touchpoints;
+      touchpoints.reserve(leased.size());
+      for (const LeasedRow& r : leased) touchpoints.push_back(r.touchpoint);
+      auto events = Make(touchpoints, /*stored=*/true);
+      for (LeasedRow& r : leased) {
+        if (auto it = events.find(r.touchpoint); it != events.end()) {
+          r.message.event = std::move(it->second);
+          continue;
+        }
+        spdlog::error(
+            "queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
+            queue, r.id, r.touchpoint);
+        r.message.event = "null";
+      }
+      return Status::Ok();
+    });
   }
 
  private:
@@ -427,18 +450,6 @@ class EventRows {
   ZoneCache zones_;
   DueRow row_;  // reused: its strings keep their capacity
 };
-
-// A queued message's touchpoint has fired and stays (retention keeps it);
-// a file edited by hand may have lost it. Such a message is handed out as
-// null, so it can be acked, and said.
-void HandOutLostEventsAsNull(std::span<LeasedRow> leased, std::string_view queue) {
-  for (LeasedRow& r : leased) {
-    if (!r.message.event.empty()) continue;
-    spdlog::error("queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
-                  queue, r.id, r.touchpoint);
-    r.message.event = "null";
-  }
-}
 
 // The counts /metrics reports (SqliteStore and StoreReader).
 constexpr const char* kPendingCount = "SELECT COUNT(*) FROM touchpoints WHERE state = 0";
@@ -1281,7 +1292,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       std::int64_t at = 0;  // visible from / first attempt at, and created at: the fire
     };
     std::vector<Row> queued, outboxed;
-    std::vector<LeasedRow> pushed;  // the touchpoints with outbox entries, for their events
+    std::vector<std::int64_t> pushed;  // the touchpoints with outbox entries, for their events
     // History lines by (reason, time): one statement each.
     std::map<std::pair<std::string_view, std::int64_t>, std::string> history;
     for (std::size_t i = 0; i < due.size(); ++i) {
@@ -1299,7 +1310,7 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
           continue;
         }
         if (outboxed.empty() || outboxed.back().touchpoint != rowid) {
-          pushed.push_back({0, rowid, {}});
+          pushed.push_back(rowid);
         }
         outboxed.push_back(r);
       }
@@ -1314,15 +1325,14 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                        q.bind(p + 2, queued[i].at);
                        q.bind(p + 3, queued[i].at);
                      });
-    m.event_rows->Fill(pushed, /*stored=*/false);
-    std::size_t made = 0;
+    const auto events = m.event_rows->Make(pushed, /*stored=*/false);
     for (Row& r : outboxed) {
-      while (made < pushed.size() && pushed[made].touchpoint != r.touchpoint) ++made;
-      if (made == pushed.size() || pushed[made].message.event.empty()) {
+      auto it = events.find(r.touchpoint);
+      if (it == events.end()) {
         throw std::runtime_error("touchpoint row " + std::to_string(r.touchpoint) +
                                  " vanished while firing");
       }
-      r.event = &pushed[made].message.event;
+      r.event = &it->second;
     }
     Impl::InsertMany(m.outbox_insert_many, m.outbox_insert, outboxed.size(), 5,
                      [&](SQLite::Statement& q, int p, std::size_t i) {
@@ -1495,14 +1505,7 @@ StatusOr<std::vector<LeasedMessage>> SqliteStore::Lease(std::string_view queue, 
                                                         Millis visibility, Instant now) {
   auto rows = TakeLease(queue, max, visibility, now);
   if (!rows.ok()) return rows.status();
-  // The lease is committed: if making the events fails, its messages are
-  // handed out again once the visibility timeout passes.
-  Status s = Guard("make leased events", [&] {
-    impl_->event_rows->Fill(*rows);
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
-  HandOutLostEventsAsNull(*rows, queue);
+  if (Status s = impl_->event_rows->Fill(*rows, queue); !s.ok()) return s;
   std::vector<LeasedMessage> out;
   out.reserve(rows->size());
   for (LeasedRow& r : *rows) out.push_back(std::move(r.message));
@@ -2093,12 +2096,7 @@ StoreReader::~StoreReader() {
 void StoreReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
   impl_->Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
                done = std::move(done)]() mutable {
-    Status s = Guard("make leased events", [&] {
-      impl->rows.Fill(leased);
-      return Status::Ok();
-    });
-    if (!s.ok()) return done(s);
-    HandOutLostEventsAsNull(leased, queue);
+    if (Status s = impl->rows.Fill(leased, queue); !s.ok()) return done(s);
     done(std::move(leased));
   });
 }
