@@ -2,6 +2,7 @@
 # Installs what is needed, builds and runs the whole test suite.
 #   scripts/test.sh              # Debug build in build/, ctest
 #   scripts/test.sh --sanitize   # ASan + UBSan build in build-asan/, ctest
+# TP_WERROR=ON makes compiler warnings errors (CI sets it; .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -9,10 +10,10 @@ scripts/deps.sh
 npm ci --prefix tests/interop --no-audit --no-fund --silent
 
 build_dir=build
-cmake_args=(-DCMAKE_BUILD_TYPE=Debug)
+cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}")
 if [[ ${1:-} == --sanitize ]]; then
   build_dir=build-asan
-  cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_SANITIZE=ON)
+  cmake_args+=(-DTP_SANITIZE=ON)
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null

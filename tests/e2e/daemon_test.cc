@@ -56,6 +56,23 @@ const std::string& RecentTime() {
   return at;
 }
 
+// The latest of 10:00, 15:00 and 20:00 in `zone` that is at least a minute
+// ago: the same wall-clock time a day later is inside a 09:00-21:00 send
+// window and still ahead, whatever the hour and day the test runs at.
+std::string RecentInsideTheWindow(std::string_view zone_name) {
+  const Zone* zone = FindZone(zone_name);
+  const Instant latest = SystemClock().Now() - std::chrono::minutes(1);
+  Instant best{};
+  for (int days_back : {0, 1}) {
+    for (int hour : {10, 15, 20}) {
+      const Instant t =
+          AtLocalTimeOfDay(AddCalendarDays(latest, -days_back, zone), TimeOfDay{hour * 60}, zone);
+      if (t <= latest && t > best) best = t;
+    }
+  }
+  return FormatRfc3339(best, zone);
+}
+
 json Purchase(const std::string& order, const std::string& buyer,
               const std::string& at = RecentTime()) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
@@ -508,7 +525,7 @@ TEST_F(DaemonTest, CtlImportReportsRejectedLinesAndBuyerShowsTheTimeline) {
                          ",\n"
                          "c3,\"zed,1,2\n"
                          "c4,amy,daily,1,120," +
-                         RecentTime() +
+                         RecentInsideTheWindow("Europe/Berlin") +
                          ",Europe/Berlin\n"
                          "c1,zed,daily,3,240," +
                          RecentTime() +

@@ -13,6 +13,6 @@ root="$(cd "$(dirname "$0")/../../.." && pwd)"
 build="${TP_BENCH_BUILD_DIR:-$root/build-release}"
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTP_BUILD_TESTS=OFF \
-  -DTP_BUILD_BENCH=ON >/dev/null
+  -DTP_BUILD_BENCH=ON -DTP_WERROR="${TP_WERROR:-OFF}" >/dev/null
 cmake --build "$build" -j"$jobs" --target touchpointd touchpoint_e2e_bench >/dev/null
 exec "$build/tests/bench/e2e/touchpoint_e2e_bench" --daemon "$build/daemon/touchpointd" "$@"
