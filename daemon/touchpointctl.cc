@@ -1,4 +1,5 @@
 // touchpointctl: the operator's command line. Wiring only; the work is in lib/.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +9,7 @@
 #include <optional>
 
 #include "config/loader.h"
+#include "core/text.h"
 #include "core/time.h"
 #include "ctl/remote.h"
 #include "simulate/simulate.h"
@@ -66,6 +68,14 @@ int Simulate(const std::string& config, const std::string& purchases, const std:
   return result.ok() ? 0 : 1;
 }
 
+// The columns of the terminal `fd` is, or 0 if it is none.
+int TerminalWidth(int fd) {
+  if (::isatty(fd) == 0) return 0;
+  winsize size{};
+  if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;
+}
+
 std::string DefaultUrl() {
   const char* env = std::getenv("TOUCHPOINT_URL");
   return env != nullptr && *env != '\0' ? env : "http://127.0.0.1:8787";
@@ -75,9 +85,10 @@ int Import(const tp::ImportOptions& options) {
   tp::ImportResult result;
   const tp::Status s = tp::Import(options, result, std::cerr);
   for (const auto& r : result.rejected) std::cerr << r << '\n';
-  std::cout << options.path << ": " << result.lines << " lines, " << result.accepted
-            << " accepted, " << result.duplicates << " duplicates, " << result.rejected.size()
-            << " rejected\n";
+  std::cout << options.path << ": " << tp::Plural(static_cast<long long>(result.lines), "line")
+            << ", " << result.accepted << " accepted, "
+            << tp::Plural(static_cast<long long>(result.duplicates), "duplicate") << ", "
+            << result.rejected.size() << " rejected\n";
   if (!s.ok()) {
     std::cerr << "touchpointctl: " << s.message() << '\n';
     return 1;
@@ -217,7 +228,7 @@ int main(int argc, char** argv) {
     auto remote = import_remote.Resolve();
     if (!remote) return kExitUsage;
     import_options.remote = *remote;
-    import_options.progress_bar = ::isatty(STDERR_FILENO) != 0;
+    import_options.terminal_width = TerminalWidth(STDERR_FILENO);
     return Import(import_options);
   }
   if (buyer->parsed()) {

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
   options.config_path = config_path;
   options.listen = listen.empty() ? loaded.rules->listen : listen;
   options.database = database.empty() ? loaded.rules->database : database;
+  options.listen_from_flag = !listen.empty();
+  options.database_from_flag = !database.empty();
   options.log_level = log_level;
   options.version = TP_VERSION;
   // The startup lines below are logged at info even when the level is warn

@@ -28,13 +28,15 @@ struct ParsedPurchases {
 };
 
 inline constexpr std::size_t kMaxPurchasesPerRequest = 10'000;
-inline constexpr std::size_t kMaxIdLength = 256;
 
-// Fields: order_id, buyer_id (non-empty strings), product (one the rules
-// know), quantity (integer >= 1), amount (number >= 0), purchased_at (RFC
-// 3339 with offset), timezone (optional IANA name; empty or null = the
-// config's default), attributes (optional object). Any other field is an
-// error, so a misspelt optional field is not silently ignored.
+// The body is parsed by ParseJson() (nesting, duplicate keys, numbers out of
+// range, NUL bytes: an error at the item and field). Fields: order_id,
+// buyer_id, product, quantity, amount, purchased_at (RFC 3339 with offset),
+// timezone (optional IANA name; empty or null = the config's default),
+// attributes (optional object), each within planner/purchase_check.h's
+// bounds. Any other field is an error, so a misspelt optional field is not
+// silently ignored. An order twice in one array must say the same both
+// times (the second is then a duplicate); otherwise the second is an error.
 ParsedPurchases ParsePurchases(std::string_view body, const Rules& rules,
                                std::size_t max_items = kMaxPurchasesPerRequest);
 

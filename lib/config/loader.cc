@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -25,6 +26,11 @@ namespace {
 
 // API tokens shorter than this are refused: guessable.
 constexpr std::size_t kMinTokenLength = 16;
+// Bounds on walking the YAML tree (Loader::NoTags).
+constexpr int kMaxYamlDepth = 64;
+constexpr std::size_t kMaxNodesWalked = 200'000;
+// The longest duration anywhere in the config, either way.
+constexpr Duration kMaxDuration{36'500, Duration::Unit::kDays};
 
 std::string Sha256Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -67,22 +73,33 @@ class Loader {
   explicit Loader(std::string file) : file_(std::move(file)) {}
 
   LoadResult Load(std::string_view text) {
-    YAML::Node root;
+    std::vector<YAML::Node> documents;
     try {
-      root = YAML::Load(std::string(text));
+      documents = YAML::LoadAll(std::string(text));
     } catch (const YAML::ParserException& e) {
-      // yaml-cpp stops at the first syntax error; there is no more to report.
+      // yaml-cpp stops at the first syntax error; there is no more to report
+      // but a tab in an indentation, which its messages seldom name.
       std::string msg = e.msg.empty() ? "invalid YAML" : e.msg;
       AddError(e.mark, "YAML syntax: " + msg);
+      IndentedWithTabs(text);
       return Finish();
     } catch (const YAML::Exception& e) {
       AddError(e.mark, std::string("YAML: ") + e.what());
       return Finish();
     }
-    if (!root.IsMap()) {
+    if (documents.size() > 1) {
+      // Silently reading only the first would drop what follows.
+      Error(documents[1],
+            "a second YAML document starts here (after '---'): the config is one "
+            "document; remove the '---' line or merge the documents");
+    }
+    if (documents.empty() || !documents[0].IsMap()) {
       errors_.push_back({file_, 1, 1, "the config must be a YAML map of top-level keys"});
       return Finish();
     }
+    const YAML::Node& root = documents[0];
+    std::size_t budget = kMaxNodesWalked;
+    if (!NoTags(root, 0, budget)) return Finish();
     rules_.sha256 = Sha256Hex(text);
     LoadRoot(root);
     return Finish();
@@ -99,6 +116,51 @@ class Loader {
     }
     result.errors = std::move(errors_);
     return result;
+  }
+
+  // An error at each line whose indentation holds a tab.
+  void IndentedWithTabs(std::string_view text) {
+    int line = 1;
+    for (std::size_t start = 0; start < text.size(); ++line) {
+      const std::size_t end = std::min(text.find('\n', start), text.size());
+      const std::string_view l = text.substr(start, end - start);
+      const std::size_t indent = l.find_first_not_of(" \t");
+      const std::size_t tab = l.substr(0, indent).find('\t');
+      if (tab != std::string_view::npos) {
+        errors_.push_back({file_, line, static_cast<int>(tab) + 1,
+                           "a tab in the indentation: YAML indents with spaces only"});
+      }
+      start = end + 1;
+    }
+  }
+
+  // Tags (!!str, !custom) would change what a value means to yaml-cpp and
+  // not to us: refuse them rather than ignore them. An alias can make the
+  // tree a cycle (`a: &x [*x]`) or blow it up exponentially, so the walk is
+  // bounded in depth and in nodes; false once the bound is hit.
+  bool NoTags(const YAML::Node& node, int depth, std::size_t& budget) {
+    if (depth > kMaxYamlDepth || budget == 0) {
+      Error(node, "the YAML nests deeper than " + std::to_string(kMaxYamlDepth) +
+                      " levels or has too many nodes (does an alias refer to itself?)");
+      return false;
+    }
+    --budget;
+    const std::string& tag = node.Tag();
+    if (!tag.empty() && tag != "?" && tag != "!") {
+      Error(node, "YAML tags like '" + tag + "' are not supported: write the plain value");
+    }
+    if (node.IsMap()) {
+      for (const auto& kv : node) {
+        if (!NoTags(kv.first, depth + 1, budget) || !NoTags(kv.second, depth + 1, budget)) {
+          return false;
+        }
+      }
+    } else if (node.IsSequence()) {
+      for (const auto& item : node) {
+        if (!NoTags(item, depth + 1, budget)) return false;
+      }
+    }
+    return true;
   }
 
   void AddError(const YAML::Mark& mark, std::string message) {
@@ -211,6 +273,14 @@ class Loader {
     if (!d) {
       Error(node, what + " must be a duration like 90s, 15m, 24h or 3d" +
                       (node.IsScalar() ? ", got " + Quote(node.Scalar()) : std::string()));
+      return d;
+    }
+    // Every date planned from a duration stays where calendars and RFC 3339
+    // hold (planner/purchase_check.h bounds the rest).
+    if (d->Exact() > kMaxDuration.Exact() || d->Exact() < -kMaxDuration.Exact()) {
+      Error(node, what + " must be at most " + kMaxDuration.ToString() + " (100 years), got " +
+                      Quote(node.Scalar()));
+      return std::nullopt;
     }
     return d;
   }
@@ -830,15 +900,25 @@ std::string ConfigError::ToString() const {
 }
 
 LoadResult LoadRulesFile(const std::string& path) {
+  LoadResult result;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    result.errors.push_back({path, 1, 1, "cannot read the file: it is a directory"});
+    return result;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    LoadResult result;
     result.errors.push_back(
         {path, 1, 1, std::string("cannot read the file: ") + std::strerror(errno)});
     return result;
   }
   std::ostringstream text;
   text << in.rdbuf();
+  if (in.bad()) {
+    result.errors.push_back(
+        {path, 1, 1, std::string("cannot read the file: ") + std::strerror(errno)});
+    return result;
+  }
   return LoadRulesString(text.str(), path);
 }
 

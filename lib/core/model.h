@@ -23,13 +23,22 @@ struct Purchase {
   // in canonical form (keys sorted, no spaces), or empty for none.
   std::string attributes = {};
 
-  // Same content (idempotent re-ingest) as opposed to a conflicting order.
-  bool SameAs(const Purchase& other) const {
-    return order_id == other.order_id && buyer_id == other.buyer_id && product == other.product &&
-           quantity == other.quantity && amount == other.amount &&
-           purchased_at == other.purchased_at && timezone == other.timezone &&
-           attributes == other.attributes;
+  // The first field (in declaration order) whose value differs from
+  // `other`'s, or "" when they are the same purchase (an idempotent
+  // re-send) rather than a conflicting one. `timezone` is compared as text:
+  // a caller that knows the zones may make an equivalent one equal first.
+  std::string_view FirstDifference(const Purchase& other) const {
+    if (order_id != other.order_id) return "order_id";
+    if (buyer_id != other.buyer_id) return "buyer_id";
+    if (product != other.product) return "product";
+    if (quantity != other.quantity) return "quantity";
+    if (amount != other.amount) return "amount";
+    if (purchased_at != other.purchased_at) return "purchased_at";
+    if (timezone != other.timezone) return "timezone";
+    if (attributes != other.attributes) return "attributes";
+    return "";
   }
+  bool SameAs(const Purchase& other) const { return FirstDifference(other).empty(); }
 };
 
 enum class TouchpointState : std::uint8_t {

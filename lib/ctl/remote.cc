@@ -1,16 +1,20 @@
 #include "ctl/remote.h"
 
+#include <date/tz.h>
+
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "core/text.h"
+#include "ctl/table.h"
 #include "http/client.h"
 #include "simulate/csv.h"
 
@@ -36,9 +40,11 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
       auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
       item[key] = (ec == std::errc() && ptr == v.data() + v.size()) ? json(q) : json(v);
     } else if (key == "amount") {
+      // Out of range (1e400 is inf here) goes as text too: JSON has no inf.
       char* end = nullptr;
       const double a = std::strtod(v.c_str(), &end);
-      item[key] = (!v.empty() && end == v.c_str() + v.size()) ? json(a) : json(v);
+      const bool number = !v.empty() && end == v.c_str() + v.size() && std::isfinite(a);
+      item[key] = number ? json(a) : json(v);
     } else {
       item[key] = v;
     }
@@ -46,10 +52,14 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
   return item;
 }
 
-std::string ErrorOf(const HttpResult& r) {
-  if (r.status == 401) {
+std::string ErrorOf(const HttpResult& r, const Remote& remote) {
+  if (r.status == 401 && remote.token.empty()) {
     return "the daemon refused the request (401): it needs an API token; pass --token-file FILE "
            "or set TOUCHPOINT_TOKEN";
+  }
+  if (r.status == 401) {
+    return "the daemon refused the API token (401): it is not one of those in its "
+           "auth.token_file; check --token-file or TOUCHPOINT_TOKEN";
   }
   auto body = json::parse(r.body, nullptr, false);
   if (body.is_object() && body.contains("error") && body["error"].is_string()) {
@@ -79,36 +89,45 @@ StatusOr<std::unique_ptr<HttpClient>> Connect(const Remote& remote) {
   return client;
 }
 
+// The import's progress: on a terminal one line redrawn in place, fitted to
+// its width; otherwise a line about every 10% and one at the end.
 class Progress {
  public:
-  Progress(std::ostream& out, bool bar, std::uintmax_t total_bytes)
-      : out_(out), bar_(bar), total_(total_bytes) {}
+  Progress(std::ostream& out, int terminal_width, std::uintmax_t total_bytes)
+      : out_(out), width_(terminal_width), total_(total_bytes) {}
 
   void Update(std::uintmax_t bytes, const ImportResult& r, bool final = false) {
     const double fraction = total_ > 0 ? std::min(1.0, double(bytes) / double(total_)) : 1.0;
-    if (bar_) {
-      constexpr int kWidth = 30;
-      const int filled = static_cast<int>(fraction * kWidth);
-      out_ << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
-           << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] " << std::setw(3)
-           << static_cast<int>(fraction * 100) << "%  " << r.lines << " lines, " << r.accepted
-           << " accepted, " << r.duplicates << " duplicates, " << r.rejected.size() << " rejected"
-           << std::flush;
-      if (final) out_ << '\n';
+    const int percent = static_cast<int>(fraction * 100);
+    const std::string counts = Plural(static_cast<long long>(r.lines), "line") + ", " +
+                               std::to_string(r.accepted) + " accepted, " +
+                               Plural(static_cast<long long>(r.duplicates), "duplicate") + ", " +
+                               std::to_string(r.rejected.size()) + " rejected";
+    if (width_ > 0) {
+      // The last column stays empty: writing it makes some terminals wrap.
+      const std::size_t room = static_cast<std::size_t>(width_) - 1;
+      std::string text = std::to_string(percent) + "%  " + counts;
+      if (text.size() + 8 <= room) {
+        const std::size_t bar = std::min<std::size_t>(30, room - text.size() - 4);
+        const auto filled = static_cast<std::size_t>(fraction * static_cast<double>(bar));
+        text = "[" + std::string(filled, '#') + std::string(bar - filled, '.') + "] " + text;
+      }
+      if (text.size() > room) text.resize(room);
+      out_ << '\r' << text << "\x1b[K" << (final ? "\n" : "") << std::flush;
       return;
     }
-    // Plain lines: one about every 10% and at the end.
     const int decile = static_cast<int>(fraction * 10);
     if (!final && decile <= last_decile_) return;
     last_decile_ = decile;
-    out_ << "import: " << r.lines << " lines read (" << static_cast<int>(fraction * 100) << "%), "
-         << r.accepted << " accepted, " << r.duplicates << " duplicates, " << r.rejected.size()
+    out_ << "import: " << Plural(static_cast<long long>(r.lines), "line") << " read (" << percent
+         << "%), " << r.accepted << " accepted, "
+         << Plural(static_cast<long long>(r.duplicates), "duplicate") << ", " << r.rejected.size()
          << " rejected\n";
   }
 
  private:
   std::ostream& out_;
-  bool bar_;
+  int width_;
   std::uintmax_t total_;
   int last_decile_ = 0;
 };
@@ -121,17 +140,21 @@ struct PendingRow {
 }  // namespace
 
 Status Import(const ImportOptions& options, ImportResult& result, std::ostream& progress_out) {
-  std::ifstream in(options.path, std::ios::binary);
-  if (!in) return Status::Error("cannot read " + options.path + ": " + std::strerror(errno));
-  std::error_code size_error;
-  const auto total = std::filesystem::file_size(options.path, size_error);
+  CsvLineReader in(options.path);
+  if (!in.open_error().empty()) return Status::Error(in.open_error());
   auto client = Connect(options.remote);
   if (!client.ok()) return client.status();
+  const Remote& remote = options.remote;
 
   std::string line;
   std::vector<std::string> fields;
-  if (!std::getline(in, line)) return Status::Error(options.path + ": empty file (no header)");
-  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const auto header = in.Next(line);
+  if (header == CsvLineReader::Read::kEnd) {
+    return Status::Error(options.path + ": empty file (no header)");
+  }
+  if (header == CsvLineReader::Read::kTooLong) {
+    return Status::Error(options.path + ":1: the header line is longer than 1 MiB");
+  }
   if (auto e = SplitCsvLine(line, fields)) return Status::Error(options.path + ":1: " + *e);
   std::vector<int> index(std::size(kColumns), -1);
   for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -143,13 +166,13 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       }
     }
     if (!known) {
-      return Status::Error(options.path + ":1: unknown column '" + fields[i] +
+      return Status::Error(options.path + ":1: unknown column '" + Excerpt(fields[i]) +
                            "' (expected order_id,buyer_id,product,quantity,amount,"
                            "purchased_at,timezone)");
     }
   }
 
-  Progress progress(progress_out, options.progress_bar, size_error ? 0 : total);
+  Progress progress(progress_out, options.terminal_width, in.size());
   auto reject = [&](std::size_t line_no, const std::string& what) {
     result.rejected.push_back(options.path + ":" + std::to_string(line_no) + ": " + what);
   };
@@ -173,10 +196,10 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
                              body.contains("index") && body["index"].is_number_unsigned() &&
                              body["index"].get<std::size_t>() < rows.size();
       if (!names_row) {
-        return Status::Error("the daemon refused a batch: " + ErrorOf(*answer));
+        return Status::Error("the daemon refused a batch: " + ErrorOf(*answer, remote));
       }
       const auto bad = body["index"].get<std::size_t>();
-      std::string what = ErrorOf(*answer);
+      std::string what = ErrorOf(*answer, remote);
       if (body.contains("field") && body["field"].is_string()) {
         what = "field '" + body["field"].get<std::string>() + "': " + what;
       }
@@ -187,28 +210,33 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   };
 
   std::vector<PendingRow> batch;
-  std::size_t line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+  for (CsvLineReader::Read read; (read = in.Next(line)) != CsvLineReader::Read::kEnd;) {
+    if (read == CsvLineReader::Read::kLine && line.empty()) continue;
     ++result.lines;
-    if (auto e = SplitCsvLine(line, fields)) {
-      reject(line_no, *e);
+    if (read == CsvLineReader::Read::kTooLong) {
+      reject(in.number(), "the line is longer than 1 MiB");
       continue;
     }
-    batch.push_back({line_no, RowToItem(fields, index)});
+    if (auto e = SplitCsvLine(line, fields)) {
+      reject(in.number(), *e);
+      continue;
+    }
+    batch.push_back({in.number(), RowToItem(fields, index)});
     if (batch.size() >= options.batch) {
       if (Status s = send(batch); !s.ok()) {
-        return Status::Error(s.message() + " (after line " + std::to_string(line_no - 1) + ")");
+        return Status::Error(s.message() + " (after line " + std::to_string(in.number() - 1) + ")");
       }
-      progress.Update(static_cast<std::uintmax_t>(in.tellg()), result);
+      progress.Update(in.position(), result);
     }
   }
-  if (Status s = send(batch); !s.ok()) {
-    return Status::Error(s.message() + " (after line " + std::to_string(line_no) + ")");
+  if (in.read_error()) {
+    return Status::Error("reading " + options.path + " failed after line " +
+                         std::to_string(in.number()) + ": " + std::strerror(errno));
   }
-  progress.Update(total, result, true);
+  if (Status s = send(batch); !s.ok()) {
+    return Status::Error(s.message() + " (after line " + std::to_string(in.number()) + ")");
+  }
+  progress.Update(in.size(), result, true);
   return Status::Ok();
 }
 
@@ -236,7 +264,7 @@ Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool raw, st
   auto answer = (*client)->Request("GET", "/v1/buyers/" + UrlEncode(buyer_id));
   if (!answer.ok()) return answer.status();
   if (answer->status == 404) return Status::Error("unknown buyer '" + buyer_id + "'");
-  if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+  if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
   auto b = json::parse(answer->body, nullptr, false);
   if (!b.is_object()) return Status::Error("the daemon sent something other than JSON");
   if (raw) {
@@ -244,32 +272,39 @@ Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool raw, st
     return Status::Ok();
   }
   auto str = [](const json& v) { return v.is_string() ? v.get<std::string>() : std::string("-"); };
-  auto when = [&](const json& v) {
-    std::string s = str(v);
-    if (s.size() > 10 && s[10] == 'T') s[10] = ' ';
-    return s;
-  };
+  // Every time in one zone: the buyer's latest purchase's (the API gives
+  // each time with its own purchase's offset, received_at in UTC).
+  const json& purchases = b["purchases"];
+  const json& touchpoints = b["touchpoints"];
+  std::string zone_name = "UTC";
+  if (purchases.is_array() && !purchases.empty()) zone_name = str(purchases.back()["timezone"]);
+  const Zone* zone = FindZone(zone_name);
+  if (zone == nullptr) zone = UtcZone();
+  auto when = [&](const json& v) { return DisplayTime(str(v), zone); };
+
   out << "buyer " << str(b["buyer_id"]) << ": tier " << str(b["tier"]) << ", "
-      << (b.value("opted_out", false) ? "opted out" : "opted in") << "\n\n";
-  out << "purchases (" << b["purchases"].size() << ")\n";
-  for (const auto& p : b["purchases"]) {
-    out << "  " << std::left << std::setw(26) << when(p["purchased_at"]) << std::setw(16)
-        << str(p["order_id"]) << str(p["product"]) << " x" << p.value("quantity", 0) << "  "
-        << p.value("amount", 0.0) << "  tier " << str(p["tier"]) << '\n';
+      << (b.value("opted_out", false) ? "opted out" : "opted in") << "; times in " << zone->name()
+      << "\n\n";
+  Table bought({"PURCHASED", "ORDER", "PRODUCT", "QUANTITY", "AMOUNT", "TIER", "RECEIVED"});
+  for (const auto& p : purchases) {
+    const json& amount = p["amount"];
+    bought.Add({when(p["purchased_at"]), str(p["order_id"]), str(p["product"]),
+                std::to_string(p.value("quantity", std::int64_t{0})),
+                amount.is_number() ? DisplayAmount(amount.get<double>()) : "-", str(p["tier"]),
+                when(p["received_at"])});
   }
-  out << "\ntouchpoints (" << b["touchpoints"].size() << ")\n";
-  for (const auto& t : b["touchpoints"]) {
+  out << Plural(static_cast<long long>(bought.rows()), "purchase") << "\n";
+  bought.Print(out, "  ");
+
+  Table planned({"DUE", "STATUS", "CADENCE/TOPIC", "ORDER", "FIRED OR WHY NOT"});
+  for (const auto& t : touchpoints) {
     const std::string status = str(t["status"]);
-    out << "  " << std::left << std::setw(26) << when(t["due_at"]) << std::setw(11) << status
-        << std::setw(34) << (str(t["cadence"]) + "/" + str(t["topic"])) << std::setw(16)
-        << str(t["order_id"]);
-    if (status == "fired") {
-      out << "fired " << when(t["fire_at"]);
-    } else {
-      out << str(t["reason"]);
-    }
-    out << '\n';
+    planned.Add({when(t["due_at"]), status, str(t["cadence"]) + "/" + str(t["topic"]),
+                 str(t["order_id"]),
+                 status == "fired" ? when(t["fire_at"]) : DisplayTimesIn(str(t["reason"]), zone)});
   }
+  out << "\n" << Plural(static_cast<long long>(planned.rows()), "touchpoint") << "\n";
+  planned.Print(out, "  ");
   return Status::Ok();
 }
 
@@ -277,37 +312,33 @@ Status ListDeadLetters(const Remote& remote, const std::string& sink, bool raw, 
   auto client = Connect(remote);
   if (!client.ok()) return client.status();
   std::string after = "0";
-  std::size_t total = 0;
-  if (!raw) {
-    out << std::left << std::setw(8) << "ID" << std::setw(14) << "SINK" << std::setw(38)
-        << "TOUCHPOINT" << std::setw(10) << "ATTEMPTS" << std::setw(26) << "DEAD AT"
-        << "LAST ERROR\n";
-  }
+  Table table({"ID", "SINK", "TOUCHPOINT", "ATTEMPTS", "DEAD AT", "LAST ERROR"});
   for (;;) {
     std::string target = "/v1/dead-letters?limit=1000&after=" + after;
     if (!sink.empty()) target += "&sink=" + UrlEncode(sink);
     auto answer = (*client)->Request("GET", target);
     if (!answer.ok()) return answer.status();
-    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
     auto page = json::parse(answer->body, nullptr, false);
     if (!page.is_object() || !page["dead_letters"].is_array()) {
       return Status::Error("the daemon sent something other than a dead letter list");
     }
     for (const auto& d : page["dead_letters"]) {
-      ++total;
       if (raw) {
         out << d.dump() << '\n';
         continue;
       }
-      out << std::left << std::setw(8) << d.value("id", 0) << std::setw(14) << d.value("sink", "")
-          << std::setw(38) << d.value("touchpoint_id", "") << std::setw(10)
-          << d.value("attempts", 0) << std::setw(26) << d.value("dead_at", "")
-          << d.value("last_error", "") << '\n';
+      table.Add({std::to_string(d.value("id", std::int64_t{0})), d.value("sink", ""),
+                 d.value("touchpoint_id", ""), std::to_string(d.value("attempts", 0)),
+                 DisplayTime(d.value("dead_at", ""), UtcZone()), d.value("last_error", "")});
     }
     if (!page["next_after"].is_number_integer()) break;
     after = std::to_string(page["next_after"].get<std::int64_t>());
   }
-  if (!raw) out << total << " dead letter" << (total == 1 ? "" : "s") << '\n';
+  if (!raw) {
+    if (table.rows() > 0) table.Print(out);
+    out << Plural(static_cast<long long>(table.rows()), "dead letter") << '\n';
+  }
   return Status::Ok();
 }
 
@@ -318,10 +349,10 @@ Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& i
   std::int64_t replayed = 0;
   std::vector<std::string> unknown;
   if (all) {
-    const json body = sink.empty() ? json::object() : json{{"sink", sink}};
+    const json body = sink.empty() ? json{{"all", true}} : json{{"sink", sink}};
     auto answer = (*client)->Request("POST", "/v1/dead-letters/replay", body.dump());
     if (!answer.ok()) return answer.status();
-    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
     replayed = json::parse(answer->body, nullptr, false).value("replayed", 0);
   }
   for (const std::string& id : ids) {
@@ -331,10 +362,10 @@ Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& i
       unknown.push_back(id);
       continue;
     }
-    if (answer->status != 200) return Status::Error(ErrorOf(*answer));
+    if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
     replayed += json::parse(answer->body, nullptr, false).value("replayed", 0);
   }
-  out << "replayed " << replayed << " dead letter" << (replayed == 1 ? "" : "s") << '\n';
+  out << "replayed " << Plural(replayed, "dead letter") << '\n';
   if (!unknown.empty()) {
     std::string list;
     for (const auto& id : unknown) list += (list.empty() ? "" : ", ") + id;

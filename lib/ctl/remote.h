@@ -24,7 +24,9 @@ struct ImportOptions {
   Remote remote;
   std::string path;  // the purchases CSV
   std::size_t batch = 1000;
-  bool progress_bar = false;  // redraw one line (a terminal) vs. print progress lines
+  // The terminal's columns, to redraw one progress line fitted to it; 0
+  // when not a terminal: a progress line about every 10% instead.
+  int terminal_width = 0;
 };
 
 struct ImportResult {

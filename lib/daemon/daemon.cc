@@ -23,6 +23,8 @@
 #include "api/auth.h"
 #include "api/purchase_json.h"
 #include "config/loader.h"
+#include "core/json_parse.h"
+#include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
 #include "delivery/dispatcher.h"
@@ -39,6 +41,8 @@ namespace {
 namespace asio = boost::asio;
 // Responses keep their keys in the order written, for people reading them.
 using json = nlohmann::ordered_json;
+// Request bodies, as core/json_parse.h parses them.
+using RequestJson = nlohmann::json;
 
 // Firing batches per loop turn: the rest is posted, so requests interleave.
 constexpr std::size_t kBatchesPerTurn = 2;
@@ -232,7 +236,7 @@ struct Daemon::Impl {
   };
 
   Impl(asio::io_context& io_context, std::shared_ptr<const Rules> r, const Clock& c,
-       std::unique_ptr<SqliteStore> s, const HttpLimits& limits, DaemonOptions opts)
+       std::unique_ptr<SqliteStore> s, std::unique_ptr<HttpServer> listening, DaemonOptions opts)
       : io(io_context),
         options(std::move(opts)),
         metrics(options.version),
@@ -240,9 +244,8 @@ struct Daemon::Impl {
         rules(std::move(r)),
         store(std::move(s)),
         scheduler(*store, clock, rules),
-        server(
-            io, [this](HttpRequest req, HttpRespond respond) { Handle(req, std::move(respond)); },
-            limits),
+        server_owned(std::move(listening)),
+        server(*server_owned),
         timer(io),
         retry(io),
         watchdog(io),
@@ -286,7 +289,8 @@ struct Daemon::Impl {
                     stats->skipped);
     }
     if (stats->skipped > 0) {
-      spdlog::warn("skipped {} touchpoints missed by more than misfire_grace", stats->skipped);
+      spdlog::warn("skipped {} missed by more than misfire_grace",
+                   Plural(static_cast<long long>(stats->skipped), "touchpoint"));
     }
     if (stats->fired > 0) dispatcher->Wake();
     if (stats->more) {
@@ -389,7 +393,12 @@ struct Daemon::Impl {
     }
     if (parts.size() >= 3 && parts[1] == "buyers") {
       auto buyer = PercentDecode(parts[2]);
-      if (!buyer || buyer->empty()) return respond(Error(400, "malformed buyer id in the path"));
+      if (!buyer) return respond(Error(400, "malformed percent-encoding in the buyer id"));
+      // The same rules as a purchase's buyer_id: no one else can exist.
+      if (auto problem = IdProblem(*buyer)) {
+        return respond(
+            Json(400, {{"error", "the buyer id in the path " + *problem}, {"field", "buyer_id"}}));
+      }
       if (parts.size() == 3) {
         if (!get) return method_not_allowed("GET");
         return respond(GetBuyer(*buyer));
@@ -609,8 +618,16 @@ struct Daemon::Impl {
     auto warn = [](const char* key) {
       spdlog::warn("reload: '{}' changed; it takes effect at the next restart", key);
     };
-    if (was.listen != now.listen) warn("listen");
-    if (was.database != now.database) warn("database");
+    // A key the command line overrides changes nothing, even at a restart.
+    auto overridden = [](const char* key, const char* flag) {
+      spdlog::info("reload: '{}' changed; {} overrides it", key, flag);
+    };
+    if (was.listen != now.listen) {
+      options.listen_from_flag ? overridden("listen", "--listen") : warn("listen");
+    }
+    if (was.database != now.database) {
+      options.database_from_flag ? overridden("database", "--database") : warn("database");
+    }
     if (was.database_sync != now.database_sync) warn("database_sync");
     if (!(was.http_request_timeout == now.http_request_timeout)) warn("http.request_timeout");
   }
@@ -648,8 +665,8 @@ struct Daemon::Impl {
       return SchedulePrune(kPrunePause);
     }
     if (prune_deleted > 0) {
-      spdlog::info("retention: deleted {} touchpoints finished before {} (retention {})",
-                   prune_deleted, FormatRfc3339(prune_cutoff, UtcZone()),
+      spdlog::info("retention: deleted {} finished before {} (retention {})",
+                   Plural(prune_deleted, "touchpoint"), FormatRfc3339(prune_cutoff, UtcZone()),
                    rules->retention->ToString());
     }
     prune_cursor = prune_deleted = 0;
@@ -743,19 +760,33 @@ struct Daemon::Impl {
     return Json(200, {{"replayed", *replayed}});
   }
 
+  // Which dead letters must be said: {"all": true}, or {"sink": NAME} for
+  // one sink's. A bare POST replays nothing.
   HttpResponse ReplayAll(const std::string& body) {
-    json req;
-    if (auto bad = ParseObject(body, req, {"sink"})) return *bad;
+    RequestJson req;
+    if (auto bad = ParseObject(body, req, {"all", "sink"})) return *bad;
+    const auto all = req.find("all");
+    const auto named = req.find("sink");
+    if ((all == req.end()) == (named == req.end())) {
+      return Json(400, {{"error",
+                         "say which dead letters to replay: {\"all\": true} for every one, or "
+                         "{\"sink\": NAME} for one sink's"},
+                        {"field", nullptr}});
+    }
     std::string sink;
-    if (auto it = req.find("sink"); it != req.end()) {
-      if (!it->is_string() || !IsPushSink(it->get<std::string>())) {
+    if (all != req.end() && *all != true) {
+      return Json(400, {{"error", "all must be true (or use sink)"}, {"field", "all"}});
+    }
+    if (named != req.end()) {
+      if (!named->is_string() || !IsPushSink(named->get<std::string>())) {
         return Json(400, {{"error", "sink must name a webhook or redis sink"}, {"field", "sink"}});
       }
-      sink = it->get<std::string>();
+      sink = named->get<std::string>();
     }
     auto replayed = store->ReplayDeadLetters(0, sink, clock.Now());
     if (!replayed.ok()) return Error(500, replayed.status().message());
-    spdlog::info("{} dead letters replayed{}", *replayed, sink.empty() ? "" : " on " + sink);
+    spdlog::info("{} replayed{}", Plural(*replayed, "dead letter"),
+                 sink.empty() ? "" : " on " + sink);
     dispatcher->Wake();
     return Json(200, {{"replayed", *replayed}});
   }
@@ -822,7 +853,7 @@ struct Daemon::Impl {
   HttpResponse IngestOne(const std::vector<Purchase>& items, PurchaseCounts& counts) {
     if (Status s = store->Savepoint(); !s.ok()) return Error(503, s.message());
     json results = json::array();
-    int accepted = 0, duplicates = 0, planned = 0;
+    int accepted = 0, duplicates = 0, planned = 0, skipped = 0, cancelled = 0;
     for (std::size_t i = 0; i < items.size(); ++i) {
       auto outcome = scheduler.Ingest(items[i]);
       if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {
@@ -833,11 +864,13 @@ struct Daemon::Impl {
           spdlog::error("ingest: {}", outcome.status().message());
           return Error(500, "cannot record purchase: " + outcome.status().message());
         }
-        return Json(409, {{"error", "order_id '" + items[i].order_id +
-                                        "' was already recorded with different content"},
-                          {"index", i},
-                          {"field", "order_id"},
-                          {"order_id", items[i].order_id}});
+        const std::string& field = outcome->conflict_field;
+        return Json(409,
+                    {{"error", "order_id '" + items[i].order_id + "' was already recorded with " +
+                                   (field.empty() ? "different content" : "another " + field)},
+                     {"index", i},
+                     {"field", field.empty() ? "order_id" : field},
+                     {"order_id", items[i].order_id}});
       }
       json result = {{"order_id", items[i].order_id}};
       if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
@@ -846,9 +879,13 @@ struct Daemon::Impl {
       } else {
         ++accepted;
         planned += outcome->planned;
+        skipped += outcome->skipped;
+        cancelled += outcome->cancelled;
         result["status"] = "accepted";
         result["tier"] = rules->tiers[outcome->tier].name;
         result["touchpoints"] = outcome->planned;
+        result["skipped"] = outcome->skipped;
+        result["cancelled"] = outcome->cancelled;
       }
       results.push_back(std::move(result));
     }
@@ -861,6 +898,8 @@ struct Daemon::Impl {
     return Json(200, {{"accepted", accepted},
                       {"duplicates", duplicates},
                       {"touchpoints_planned", planned},
+                      {"touchpoints_skipped", skipped},
+                      {"touchpoints_cancelled", cancelled},
                       {"results", std::move(results)}});
   }
 
@@ -881,24 +920,36 @@ struct Daemon::Impl {
     return Json(200, body);
   }
 
-  // Parses an optional JSON object body; an error response if malformed.
-  static std::optional<HttpResponse> ParseObject(const std::string& body, json& out,
+  // Parses an optional JSON object body (core/json_parse.h); the 400 that
+  // says what is wrong, with the field when there is one.
+  static std::optional<HttpResponse> ParseObject(const std::string& body, RequestJson& out,
                                                  std::initializer_list<const char*> allowed) {
-    out = json::object();
+    out = RequestJson::object();
     if (body.empty()) return std::nullopt;
-    try {
-      out = json::parse(body);
-    } catch (const json::parse_error& e) {
-      return Error(400, std::string("malformed JSON: ") + e.what());
+    ParsedJson parsed = ParseJson(body);
+    if (parsed.error) {
+      const JsonParseError& e = *parsed.error;
+      json answer = {{"error", e.path.empty() ? e.message : e.PathText() + ": " + e.message}};
+      if (!e.path.empty() && !e.path[0].index) answer["field"] = Excerpt(e.path[0].key);
+      return Json(400, answer);
     }
+    out = std::move(parsed.value);
     if (!out.is_object()) return Error(400, "the body must be a JSON object");
     for (const auto& item : out.items()) {
       const std::string& key = item.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
-        return Json(400, {{"error", "unknown field '" + key + "'"}, {"field", key}});
+        return Json(400, {{"error", "unknown field '" + Excerpt(key) + "' (expected " +
+                                        JoinKeys(allowed) + ")"},
+                          {"field", Excerpt(key)}});
       }
     }
     return std::nullopt;
+  }
+
+  static std::string JoinKeys(std::initializer_list<const char*> keys) {
+    std::string out;
+    for (const char* k : keys) out += (out.empty() ? "" : ", ") + std::string(k);
+    return out;
   }
 
   // The lease is taken here; its events are made, and the answer written,
@@ -921,7 +972,7 @@ struct Daemon::Impl {
   // The lease request's fields, or the 400 that says what is wrong.
   static std::optional<HttpResponse> ParseLease(const std::string& body, int& max,
                                                 Millis& visibility) {
-    json req;
+    RequestJson req;
     if (auto bad = ParseObject(body, req, {"max", "visibility_s"})) return bad;
     if (auto it = req.find("max"); it != req.end()) {
       if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
@@ -945,7 +996,7 @@ struct Daemon::Impl {
   }
 
   HttpResponse Ack(const std::string& queue, const std::string& body) {
-    json req;
+    RequestJson req;
     if (auto bad = ParseObject(body, req, {"receipts"})) return *bad;
     auto it = req.find("receipts");
     if (it == req.end() || !it->is_array()) {
@@ -957,7 +1008,7 @@ struct Daemon::Impl {
                    {"field", "receipts"}});
     }
     std::vector<std::string> receipts;
-    for (const json& r : *it) {
+    for (const RequestJson& r : *it) {
       if (!r.is_string()) {
         return Json(400,
                     {{"error", "receipts must be an array of strings"}, {"field", "receipts"}});
@@ -1003,7 +1054,8 @@ struct Daemon::Impl {
   std::unique_ptr<StoreReader> reader;  // leased events and /metrics counts, on its thread
   std::unique_ptr<Dispatcher> dispatcher;
   Scheduler scheduler;
-  HttpServer server;
+  std::unique_ptr<HttpServer> server_owned;
+  HttpServer& server;
   asio::system_timer timer;
   asio::steady_timer retry;
   asio::steady_timer watchdog;
@@ -1025,20 +1077,25 @@ Daemon::~Daemon() = default;
 StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
                                                 std::shared_ptr<const Rules> rules,
                                                 const DaemonOptions& options, const Clock& clock) {
-  auto store = SqliteStore::Open(options.database, rules);
-  if (!store.ok()) return store.status();
+  // The port first: a daemon that cannot listen leaves the database alone.
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
+  auto server = std::make_unique<HttpServer>(io, limits);
+  if (Status s = server->Listen(options.listen); !s.ok()) return s;
+  auto store = SqliteStore::Open(options.database, rules);
+  if (!store.ok()) return store.status();
   auto reader = StoreReader::Open(options.database);
   if (!reader.ok()) return reader.status();
-  auto impl = std::make_unique<Impl>(io, rules, clock, std::move(*store), limits, options);
+  auto impl =
+      std::make_unique<Impl>(io, rules, clock, std::move(*store), std::move(server), options);
   impl->reader = std::move(*reader);
   auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
-  if (Status s = impl->server.Listen(options.listen); !s.ok()) return s;
   Impl* self = impl.get();
+  self->server.Serve(
+      [self](HttpRequest req, HttpRespond respond) { self->Handle(req, std::move(respond)); });
   if (options.handle_signals) {
     self->signals.add(SIGINT);
     self->signals.add(SIGTERM);

@@ -30,12 +30,14 @@ class io_context;
 namespace tp {
 
 struct DaemonOptions {
-  std::string config_path;     // the rules file, read again on SIGHUP
-  std::string listen;          // HOST:PORT; port 0 picks a free one
-  std::string database;        // path of the SQLite file
-  std::string log_level;       // --log-level: wins over the config's `log:`
-  std::string version;         // for touchpoint_build_info
-  bool handle_signals = true;  // SIGINT/SIGTERM stop gracefully, SIGHUP reloads
+  std::string config_path;          // the rules file, read again on SIGHUP
+  std::string listen;               // HOST:PORT; port 0 picks a free one
+  std::string database;             // path of the SQLite file
+  bool listen_from_flag = false;    // --listen set `listen`, not the config
+  bool database_from_flag = false;  // --database set `database`
+  std::string log_level;            // --log-level: wins over the config's `log:`
+  std::string version;              // for touchpoint_build_info
+  bool handle_signals = true;       // SIGINT/SIGTERM stop gracefully, SIGHUP reloads
 };
 
 class Daemon {

@@ -35,8 +35,8 @@ std::string ErrorBody(std::string_view message) {
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   class Session;
 
-  Impl(asio::io_context& io_context, HttpHandler h, HttpLimits l)
-      : io(io_context), acceptor(io_context), retry(io_context), handler(std::move(h)), limits(l) {}
+  Impl(asio::io_context& io_context, HttpLimits l)
+      : io(io_context), acceptor(io_context), retry(io_context), limits(l) {}
 
   void Accept();
 
@@ -100,6 +100,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
+    if (auto refused = RefusedCoding(req)) return Reply(refused->first, refused->second);
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -120,9 +121,47 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // Codings the server does not decode, which RFC 9112 (6.1, 6.3) and
+  // RFC 9110 (8.4) say to refuse rather than read the body as plain bytes:
+  // Beast treats a request with a Transfer-Encoding that does not end in
+  // chunked as having no body, so its bytes would be read as the next
+  // request. The connection closes after the answer.
+  static std::optional<std::pair<int, std::string>> RefusedCoding(
+      const http::request<http::string_body>& req) {
+    const auto lower = [](beast::string_view s) {
+      std::string out;
+      for (char c : s) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return out;
+    };
+    if (auto te = req.find(http::field::transfer_encoding); te != req.end()) {
+      std::vector<std::string> codings;
+      for (auto coding : http::token_list(te->value())) codings.push_back(lower(coding));
+      if (codings.empty() || codings.back() != "chunked") {
+        return std::pair{
+            400, "Transfer-Encoding must end with chunked, got '" + std::string(te->value()) + "'"};
+      }
+      for (const std::string& c : codings) {
+        if (c != "chunked") {
+          return std::pair{501, "transfer coding '" + c + "' is not supported (only chunked)"};
+        }
+      }
+    }
+    if (auto ce = req.find(http::field::content_encoding); ce != req.end()) {
+      for (auto coding : http::token_list(ce->value())) {
+        if (lower(coding) != "identity") {
+          return std::pair{415, "Content-Encoding '" + std::string(ce->value()) +
+                                    "' is not supported: send the body uncompressed"};
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
   void Reply(int status, std::string_view message) {
     keep_alive_ = false;
-    Write(HttpResponse{status, ErrorBody(message)});
+    HttpResponse r{status, ErrorBody(message)};
+    if (status == 415) r.headers.emplace_back("Accept-Encoding", "identity");
+    Write(std::move(r));
   }
 
   void Write(HttpResponse r) {
@@ -178,8 +217,8 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(asio::io_context& io, HttpHandler handler, HttpLimits limits)
-    : impl_(std::make_shared<Impl>(io, std::move(handler), limits)) {}
+HttpServer::HttpServer(asio::io_context& io, HttpLimits limits)
+    : impl_(std::make_shared<Impl>(io, limits)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -215,8 +254,13 @@ Status HttpServer::Listen(std::string_view host_port) {
   if (acceptor.set_option(asio::socket_base::reuse_address(true), ec)) return fail("configure");
   if (acceptor.bind(endpoint, ec)) return fail("listen on");
   if (acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
-  impl_->Accept();
   return Status::Ok();
+}
+
+void HttpServer::Serve(HttpHandler handler) {
+  if (impl_->handler) return;
+  impl_->handler = std::move(handler);
+  impl_->Accept();
 }
 
 std::string HttpServer::LocalAddress() const {

@@ -54,14 +54,18 @@ struct HttpLimits {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, HttpHandler handler, HttpLimits limits);
+  HttpServer(boost::asio::io_context& io, HttpLimits limits);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and listens on "HOST:PORT" (port 0 picks a free one) and starts
-  // accepting. The error says what failed, e.g. the address is in use.
+  // Binds and listens on "HOST:PORT" (port 0 picks a free one); clients
+  // that connect wait in the kernel's backlog until Serve(). The error says
+  // what failed, e.g. the address is in use. Binding first lets a daemon
+  // fail on a taken port before it touches anything else.
   Status Listen(std::string_view host_port);
+  // Starts accepting, handing every request to `handler` (once).
+  void Serve(HttpHandler handler);
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;
   // Stops accepting and closes idle connections; a request being handled is

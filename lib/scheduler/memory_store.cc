@@ -1,5 +1,7 @@
 #include "scheduler/memory_store.h"
 
+#include <date/tz.h>
+
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -7,8 +9,9 @@
 namespace tp {
 namespace {
 
-// FNV-1a over the purchase's content; identity is the order id itself.
-std::uint64_t Fingerprint(const Purchase& p) {
+// FNV-1a over the purchase's content, its zone's name for its timezone;
+// identity is the order id itself.
+std::uint64_t Fingerprint(const Purchase& p, const Zone* zone) {
   std::uint64_t h = 1469598103934665603ULL;
   auto mix = [&h](const void* data, std::size_t n) {
     const auto* bytes = static_cast<const unsigned char*>(data);
@@ -28,7 +31,8 @@ std::uint64_t Fingerprint(const Purchase& p) {
   mix(&amount_bits, sizeof amount_bits);
   const auto at = p.purchased_at.time_since_epoch().count();
   mix(&at, sizeof at);
-  mix(p.timezone.data(), p.timezone.size());
+  const std::string_view zone_name = zone != nullptr ? zone->name() : std::string_view(p.timezone);
+  mix(zone_name.data(), zone_name.size());
   mix(p.attributes.data(), p.attributes.size());
   return h;
 }
@@ -60,10 +64,12 @@ bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
 MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
     : rules_(std::move(rules)), observer_(observer) {}
 
-StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase) {
+StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
   auto it = orders_.find(purchase.order_id);
-  if (it == orders_.end()) return PurchaseMatch::kNew;
-  return it->second == Fingerprint(purchase) ? PurchaseMatch::kSame : PurchaseMatch::kConflict;
+  if (it == orders_.end()) return PurchaseMatch{};
+  // A fingerprint cannot say which field differs.
+  return PurchaseMatch{it->second == Fingerprint(purchase, zone) ? PurchaseMatch::Kind::kSame
+                                                                 : PurchaseMatch::Kind::kConflict};
 }
 
 std::uint32_t MemoryStore::BuyerIndex(std::string_view buyer_id) {
@@ -88,13 +94,13 @@ bool MemoryStore::IsLive(SlotRef ref) const {
 }
 
 Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
-                                std::span<const PlannedTouchpoint> touchpoints, Instant /*now*/) {
+                                std::span<const PlannedTouchpoint> touchpoints, Instant now) {
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (planned.id.size() != std::tuple_size_v<decltype(TouchpointRec::id)>) {
       return Status::Error("malformed touchpoint id " + planned.id);
     }
   }
-  if (!orders_.emplace(purchase.order_id, Fingerprint(purchase)).second) {
+  if (!orders_.emplace(purchase.order_id, Fingerprint(purchase, zone)).second) {
     return Status::Error("order " + purchase.order_id + " is already recorded");
   }
   const int product = rules_->ProductIndex(purchase.product);
@@ -115,6 +121,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   p.live = 0;
   p.zone = zone;
   p.purchased_at = purchase.purchased_at;
+  p.received_at = now;
 
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (planned.state != TouchpointState::kPending) {
@@ -175,6 +182,7 @@ TouchpointView MemoryStore::View(std::uint32_t slot) const {
   v.id = std::string_view(t.id.data(), t.id.size());
   v.due_at = t.due_at;
   v.next_at = t.next_at;
+  v.ready_at = std::max(t.next_at, purchases_[t.purchase].received_at);
   v.state = t.state;
   return v;
 }

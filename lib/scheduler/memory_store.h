@@ -43,7 +43,7 @@ class MemoryStore final : public ScheduleStore {
   // `observer`, if any, must outlive *this.
   explicit MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer = nullptr);
 
-  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) override;
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override;
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                      std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
@@ -71,6 +71,7 @@ class MemoryStore final : public ScheduleStore {
     std::uint32_t live = 0;  // pending touchpoints
     const Zone* zone = nullptr;
     Instant purchased_at;
+    Instant received_at;  // when AddPurchase() recorded it
   };
   struct TouchpointRec {
     std::array<char, 35> id;  // "tp_" + 32 hex digits, inline to save an allocation each

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "planner/planner.h"
+#include "planner/purchase_check.h"
 #include "planner/window.h"
 
 namespace tp {
@@ -28,6 +29,11 @@ std::string DurationText(Millis d) {
   return out;
 }
 
+std::string MissedReason(Millis late, const Rules& rules) {
+  return "missed by " + DurationText(late) + ", more than misfire_grace " +
+         rules.misfire_grace.ToString();
+}
+
 }  // namespace
 
 Scheduler::Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules)
@@ -38,24 +44,38 @@ const Zone* Scheduler::ZoneFor(std::string_view name) const {
 }
 
 StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
+  // Callers check first, to name the field; this keeps whatever they miss
+  // from the planner's arithmetic.
+  if (auto problem = CheckPurchase(purchase, *rules_)) return Status::Error(problem->message);
   const int product = rules_->ProductIndex(purchase.product);
-  if (product < 0) return Status::Error("unknown product '" + purchase.product + "'");
   const Zone* zone = ZoneFor(purchase.timezone);
-  if (zone == nullptr) return Status::Error("unknown time zone '" + purchase.timezone + "'");
-  if (purchase.quantity < 1) return Status::Error("quantity must be at least 1");
-  if (!(purchase.amount >= 0)) return Status::Error("amount must not be negative");
 
-  auto match = store_.MatchPurchase(purchase);
+  auto match = store_.MatchPurchase(purchase, zone);
   if (!match.ok()) return match.status();
-  if (*match == PurchaseMatch::kSame) return IngestOutcome{IngestOutcome::Kind::kDuplicate};
-  if (*match == PurchaseMatch::kConflict) return IngestOutcome{IngestOutcome::Kind::kConflict};
+  if (match->kind == PurchaseMatch::Kind::kSame) {
+    return IngestOutcome{IngestOutcome::Kind::kDuplicate};
+  }
+  if (match->kind == PurchaseMatch::Kind::kConflict) {
+    IngestOutcome conflict{IngestOutcome::Kind::kConflict};
+    conflict.conflict_field = std::move(match->field);
+    return conflict;
+  }
 
   auto buyer = store_.LoadBuyer(purchase.buyer_id);
   if (!buyer.ok()) return buyer.status();
   Plan plan = PlanPurchase(*rules_, buyer->history, purchase, product, zone);
   if (buyer->opted_out) plan.touchpoints.clear();
 
+  // An order recorded long after its steps were due: those missed by more
+  // than misfire_grace are skipped now, as the first firing pass would.
   const Instant now = clock_.Now();
+  const Millis grace = rules_->misfire_grace.Exact();
+  for (PlannedTouchpoint& t : plan.touchpoints) {
+    if (t.state == TouchpointState::kPending && now - t.next_at > grace) {
+      t.state = TouchpointState::kSkipped;
+      t.reason = MissedReason(now - t.next_at, *rules_);
+    }
+  }
   auto cancelled = store_.CancelEarlier(purchase.buyer_id, purchase.purchased_at, purchase.order_id,
                                         now, "repurchased: order " + purchase.order_id);
   if (!cancelled.ok()) return cancelled.status();
@@ -64,7 +84,17 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
   }
   IngestOutcome outcome{IngestOutcome::Kind::kPlanned, plan.tier};
   for (const auto& t : plan.touchpoints) {
-    (t.state == TouchpointState::kPending ? outcome.planned : outcome.born_final)++;
+    switch (t.state) {
+      case TouchpointState::kPending:
+        ++outcome.planned;
+        break;
+      case TouchpointState::kSkipped:
+        ++outcome.skipped;
+        break;
+      default:
+        ++outcome.cancelled;
+        break;
+    }
     if (observer_ != nullptr)
       observer_->OnTouchpoints(rules_->cadences[t.cadence].name, t.state, 1);
   }
@@ -110,9 +140,7 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
       const TouchpointView& t = d.view;
       const Millis late = now - t.next_at;
       if (late > grace) {
-        outcomes.push_back({FiringOutcome::Kind::kSkipped, now,
-                            "missed by " + DurationText(late) + ", more than misfire_grace " +
-                                rules.misfire_grace.ToString()});
+        outcomes.push_back({FiringOutcome::Kind::kSkipped, now, MissedReason(late, rules)});
         ++stats.skipped;
         continue;
       }
@@ -146,7 +174,7 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
         const TouchpointView& t = (*due)[i].view;
         switch (outcomes[i].kind) {
           case FiringOutcome::Kind::kFired:
-            observer_->OnFired(t.cadence, now - t.next_at);
+            observer_->OnFired(t.cadence, now - std::max(t.next_at, t.ready_at));
             break;
           case FiringOutcome::Kind::kDeferred:
             observer_->OnDeferred(t.cadence);

@@ -28,9 +28,16 @@ struct IngestOutcome {
     kConflict,   // same order id, different content: nothing recorded
   };
   Kind kind = Kind::kPlanned;
-  int tier = -1;       // kPlanned only
-  int planned = 0;     // touchpoints recorded pending
-  int born_final = 0;  // touchpoints recorded already cancelled/skipped
+  int tier = -1;  // kPlanned only
+  // Touchpoints recorded pending (planned), and those final at birth:
+  // skipped (due before the purchase, or missed by more than misfire_grace
+  // when the order arrived) or cancelled (by a newer purchase of the buyer).
+  int planned = 0;
+  int skipped = 0;
+  int cancelled = 0;
+  // kConflict: the field that differs from the recorded purchase, or "" if
+  // the store cannot tell.
+  std::string conflict_field = {};
 };
 
 struct RunStats {
@@ -59,7 +66,7 @@ class Scheduler {
  public:
   Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules);
 
-  // Validates the purchase against the rules (known product, known zone),
+  // Validates the purchase (planner/purchase_check.h: an error, not a plan),
   // then records and plans it. A purchase cancels the pending
   // cancel_on_repurchase touchpoints of the buyer's earlier purchases (by
   // purchased_at), never those of newer ones.

@@ -31,6 +31,10 @@ struct TouchpointView {
   const Zone* zone = nullptr;  // the buyer's zone for this touchpoint
   Instant due_at;
   Instant next_at;  // when it may next fire
+  // When it could first fire: next_at, or when its purchase was recorded if
+  // that was later (an order that arrived after its step was due). Lateness
+  // is measured from it; a store that leaves it at the epoch means next_at.
+  Instant ready_at;
   std::optional<Instant> fire_at;
   TouchpointState state = TouchpointState::kPending;
   std::string_view reason;  // why it is not pending/fired, if so
@@ -49,7 +53,14 @@ struct FiringOutcome {
   std::string reason;
 };
 
-enum class PurchaseMatch : std::uint8_t { kNew, kSame, kConflict };
+// What an order id already stands for.
+struct PurchaseMatch {
+  enum class Kind : std::uint8_t { kNew, kSame, kConflict };
+  Kind kind = Kind::kNew;
+  // kConflict: the first field that differs (Purchase::FirstDifference), or
+  // "" when the store keeps too little to tell.
+  std::string field = {};
+};
 
 // How many touchpoints of each cadence (by name) a call changed.
 using CadenceCounts = std::map<std::string, std::int64_t, std::less<>>;
@@ -66,8 +77,11 @@ class ScheduleStore {
   virtual ~ScheduleStore() = default;
 
   // Whether `order_id` is new, recorded with the same content, or recorded
-  // with different content.
-  virtual StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) = 0;
+  // with different content. `zone` is the purchase's zone (its timezone, or
+  // the default): a timezone that names the zone the recorded purchase was
+  // planned in is the same timezone, so re-sending an order with the
+  // default zone spelt out is not a conflict.
+  virtual StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) = 0;
   // A buyer never seen is not opted out and has an empty history.
   virtual StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) = 0;
   // Records the purchase with the tier it was planned at, and its touchpoints

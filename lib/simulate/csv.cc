@@ -1,9 +1,67 @@
 #include "simulate/csv.h"
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "core/text.h"
+#include "planner/purchase_check.h"
 
 namespace tp {
+
+CsvLineReader::CsvLineReader(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    open_error_ = "cannot read " + path + ": it is a directory";
+    return;
+  }
+  in_.open(path, std::ios::binary);
+  if (!in_.is_open()) {
+    open_error_ = "cannot read " + path + ": " + std::strerror(errno);
+    return;
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  size_ = ec ? 0 : static_cast<std::uint64_t>(size);
+}
+
+CsvLineReader::Read CsvLineReader::Next(std::string& line) {
+  line.clear();
+  offset_ = position_;
+  std::streambuf* buf = in_.rdbuf();
+  if (!open_error_.empty() || buf == nullptr) return Read::kEnd;
+  bool too_long = false;
+  bool any = false;
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) break;
+    any = true;
+    ++position_;
+    if (c == '\n') break;
+    if (line.size() < kMaxLine) {
+      line.push_back(static_cast<char>(c));
+    } else {
+      too_long = true;
+    }
+  }
+  if (!any) return Read::kEnd;
+  ++number_;
+  if (too_long) {
+    line.clear();
+    return Read::kTooLong;
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+  return Read::kLine;
+}
+
+void CsvLineReader::Seek(std::uint64_t offset, std::uint64_t number) {
+  in_.clear();
+  in_.seekg(static_cast<std::streamoff>(offset));
+  position_ = offset;
+  number_ = number - 1;
+}
 
 std::optional<std::string> SplitCsvLine(std::string_view line, std::vector<std::string>& fields) {
   std::size_t count = 0;
@@ -57,7 +115,8 @@ StatusOr<PurchaseRowParser> PurchaseRowParser::FromHeader(const std::vector<std:
     for (int c = 0; c < kColumns; ++c) {
       if (kColumnNames[static_cast<std::size_t>(c)] == name) column = c;
     }
-    if (column < 0) return Status::Error("unknown column '" + header[i] + "' in the header");
+    if (column < 0)
+      return Status::Error("unknown column '" + Excerpt(header[i]) + "' in the header");
     if (parser.index_[static_cast<std::size_t>(column)] >= 0) {
       return Status::Error("column '" + header[i] + "' appears twice in the header");
     }
@@ -83,41 +142,45 @@ std::optional<std::string> PurchaseRowParser::Parse(const std::vector<std::strin
   auto problem = [](Column c, const std::string& what) {
     return "field '" + std::string(kColumnNames[static_cast<std::size_t>(c)]) + "': " + what;
   };
+  auto check = [&](Column c, std::optional<std::string> what) -> std::optional<std::string> {
+    if (!what) return std::nullopt;
+    return problem(c, *what);
+  };
   out.order_id = field(kOrderId);
-  if (out.order_id.empty()) return problem(kOrderId, "must not be empty");
+  if (auto e = check(kOrderId, IdFieldProblem("order_id", out.order_id))) return e;
   out.buyer_id = field(kBuyerId);
-  if (out.buyer_id.empty()) return problem(kBuyerId, "must not be empty");
+  if (auto e = check(kBuyerId, IdFieldProblem("buyer_id", out.buyer_id))) return e;
   out.product = field(kProduct);
-  if (rules_->ProductIndex(out.product) < 0) {
-    return problem(kProduct, "unknown product '" + out.product + "'");
-  }
+  if (auto e = check(kProduct, ProductProblem(out.product, *rules_))) return e;
   const std::string& q = field(kQuantity);
   auto [q_end, q_ec] = std::from_chars(q.data(), q.data() + q.size(), out.quantity);
-  if (q_ec != std::errc() || q_end != q.data() + q.size() || out.quantity < 1 ||
-      out.quantity > 1000000) {
-    return problem(kQuantity, "must be an integer from 1 to 1000000, got '" + q + "'");
+  if (q_ec != std::errc() || q_end != q.data() + q.size()) {
+    return problem(kQuantity, "quantity must be an integer from 1 to " +
+                                  std::to_string(kMaxQuantity) + ", got '" + Excerpt(q) + "'");
   }
+  if (auto e = check(kQuantity, QuantityProblem(out.quantity, out.product, *rules_))) return e;
   const std::string& a = field(kAmount);
   auto [a_end, a_ec] = std::from_chars(a.data(), a.data() + a.size(), out.amount);
-  if (a_ec != std::errc() || a_end != a.data() + a.size() || !std::isfinite(out.amount) ||
-      out.amount < 0) {
-    return problem(kAmount, "must be a number >= 0, got '" + a + "'");
+  if (a_ec != std::errc() || a_end != a.data() + a.size()) {
+    return problem(kAmount, "amount must be a number from 0 to 1e12, got '" + Excerpt(a) + "'");
   }
+  if (auto e = check(kAmount, AmountProblem(out.amount))) return e;
   const auto at = ParseRfc3339(field(kPurchasedAt));
   if (!at) {
     return problem(kPurchasedAt,
-                   "must be an RFC 3339 time with an offset, like "
+                   "purchased_at must be an RFC 3339 time with an offset, like "
                    "2026-11-01T15:30:00+08:00, got '" +
-                       field(kPurchasedAt) + "'");
+                       Excerpt(field(kPurchasedAt)) + "'");
   }
   out.purchased_at = *at;
+  if (auto e = check(kPurchasedAt, PurchasedAtProblem(out.purchased_at))) return e;
   out.timezone.clear();
   if (index_[kTimezone] >= 0) {
     out.timezone = field(kTimezone);
     if (!out.timezone.empty()) {
       auto [it, inserted] = zone_ok_.try_emplace(out.timezone, false);
       if (inserted) it->second = FindZone(out.timezone) != nullptr;
-      if (!it->second) return problem(kTimezone, "unknown time zone '" + out.timezone + "'");
+      if (!it->second) return check(kTimezone, TimezoneProblem(out.timezone));
     }
   }
   return std::nullopt;

@@ -1,9 +1,12 @@
 // Purchases as CSV: header `order_id,buyer_id,product,quantity,amount,
 // purchased_at,timezone` (any column order; `timezone` may be omitted or
-// blank). Fields follow RFC 4180 quoting; a record is one line.
+// blank). Fields follow RFC 4180 quoting; a record is one line. `simulate`
+// and `touchpointctl import` read files the same way (CsvLineReader).
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +22,38 @@ namespace tp {
 // Splits one CSV line into `fields` (reused to avoid allocations). Returns an
 // error message for an unterminated or stray quote.
 std::optional<std::string> SplitCsvLine(std::string_view line, std::vector<std::string>& fields);
+
+// Reads a CSV file a line at a time: LF or CRLF endings, a UTF-8 byte order
+// mark before the header dropped, and a line longer than kMaxLine refused
+// (skipped, never held in memory whole). Not thread-safe.
+class CsvLineReader {
+ public:
+  static constexpr std::size_t kMaxLine = 1 << 20;
+
+  explicit CsvLineReader(const std::string& path);
+  // Empty once the file is open; else "cannot read FILE: REASON".
+  const std::string& open_error() const { return open_error_; }
+
+  enum class Read : std::uint8_t { kLine, kTooLong, kEnd };
+  // The next line into `line` (kTooLong: the line was skipped). A read
+  // error ends the file early: check read_error() after kEnd.
+  Read Next(std::string& line);
+  // The number (1-based) and byte offset of the line Next() returned.
+  std::uint64_t number() const { return number_; }
+  std::uint64_t offset() const { return offset_; }
+  // Where the next line starts.
+  std::uint64_t position() const { return position_; }
+  // The bytes of the file, or 0 if unknown.
+  std::uint64_t size() const { return size_; }
+  bool read_error() const { return in_.bad(); }
+  // Continues at `offset`, the start of line `number`.
+  void Seek(std::uint64_t offset, std::uint64_t number);
+
+ private:
+  std::ifstream in_;
+  std::string open_error_;
+  std::uint64_t number_ = 0, offset_ = 0, position_ = 0, size_ = 0;
+};
 
 // Reads purchase rows once the header has told where each column is.
 // Keeps a cache of zone lookups; not thread-safe.
@@ -41,7 +76,8 @@ class PurchaseRowParser {
   static StatusOr<PurchaseRowParser> FromHeader(const std::vector<std::string>& header,
                                                 const Rules& rules);
 
-  // Parses one row into `out`. On failure returns "field 'NAME': PROBLEM".
+  // Parses one row into `out`, checked as the API checks a purchase
+  // (planner/purchase_check.h). On failure returns "field 'NAME': PROBLEM".
   std::optional<std::string> Parse(const std::vector<std::string>& fields, Purchase& out);
 
  private:

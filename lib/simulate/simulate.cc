@@ -1,7 +1,11 @@
 #include "simulate/simulate.h"
 
+#include <date/tz.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -122,32 +126,6 @@ std::string ErrorAt(const std::string& file, std::uint64_t line, const std::stri
   return file + ":" + std::to_string(line) + ": error: " + message;
 }
 
-// Reads lines with their 1-based numbers and byte offsets.
-class LineReader {
- public:
-  explicit LineReader(const std::string& path) : in_(path, std::ios::binary) {}
-  bool is_open() const { return in_.is_open(); }
-  bool Next(std::string& line, std::uint64_t& number, std::uint64_t& offset) {
-    offset = static_cast<std::uint64_t>(in_.tellg());
-    if (!std::getline(in_, line)) return false;
-    number = ++line_;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
-    return true;
-  }
-  // The offset of the next line.
-  std::uint64_t Position() { return static_cast<std::uint64_t>(in_.tellg()); }
-  void Seek(std::uint64_t offset, std::uint64_t line_number) {
-    in_.clear();
-    in_.seekg(static_cast<std::streamoff>(offset));
-    line_ = line_number - 1;
-  }
-
- private:
-  std::ifstream in_;
-  std::uint64_t line_ = 0;
-};
-
 }  // namespace
 
 SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const SimulateOptions& options,
@@ -160,16 +138,17 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   };
 
   // Pass 1: validate every row; remember where each is and when it happened.
-  LineReader reader(path);
-  if (!reader.is_open()) {
-    result.errors.push_back(path + ": error: cannot open the file");
+  CsvLineReader reader(path);
+  if (!reader.open_error().empty()) {
+    result.errors.push_back("error: " + reader.open_error());
     return result;
   }
   std::string line;
-  std::uint64_t number = 0, offset = 0;
   std::vector<std::string> fields;
-  if (!reader.Next(line, number, offset)) {
-    fail(1, "the file is empty (expected a header line)");
+  const auto header = reader.Next(line);
+  if (header != CsvLineReader::Read::kLine) {
+    fail(1, header == CsvLineReader::Read::kEnd ? "the file is empty (expected a header line)"
+                                                : "the header line is longer than 1 MiB");
     return result;
   }
   if (auto e = SplitCsvLine(line, fields)) {
@@ -185,7 +164,13 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   Purchase purchase;
   std::uint64_t bad_rows = 0;
   bool sorted = true;
-  while (reader.Next(line, number, offset)) {
+  for (CsvLineReader::Read read; (read = reader.Next(line)) != CsvLineReader::Read::kEnd;) {
+    const std::uint64_t number = reader.number(), offset = reader.offset();
+    if (read == CsvLineReader::Read::kTooLong) {
+      ++bad_rows;
+      fail(number, "the line is longer than 1 MiB");
+      continue;
+    }
     if (line.empty()) continue;
     std::optional<std::string> problem = SplitCsvLine(line, fields);
     if (!problem) problem = parser->Parse(fields, purchase);
@@ -198,6 +183,11 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
     if (!rows.empty() && at < rows.back().at_ms) sorted = false;
     rows.push_back(Row{at, offset, number, std::hash<std::string>{}(purchase.order_id)});
   }
+  if (reader.read_error()) {
+    result.errors.push_back(path + ": error: reading failed after line " +
+                            std::to_string(reader.number()) + ": " + std::strerror(errno));
+    return result;
+  }
   // Same order id twice: fine when identical (ingest ignores the repeat),
   // an error otherwise. Compare the candidates found by hash exactly.
   {
@@ -207,13 +197,15 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
       return std::tie(rows[a].order_hash, rows[a].line) <
              std::tie(rows[b].order_hash, rows[b].line);
     });
-    LineReader again(path);
+    CsvLineReader again(path);
     auto load = [&](const Row& r, Purchase& p) {
       again.Seek(r.offset, r.line);
-      std::uint64_t n, o;
-      again.Next(line, n, o);
+      again.Next(line);
       (void)SplitCsvLine(line, fields);
       (void)parser->Parse(fields, p);
+      // The zone, not its spelling: "" and the default named are the same.
+      if (p.timezone.empty()) p.timezone = rules->timezone->name();
+      if (const Zone* zone = FindZone(p.timezone)) p.timezone = zone->name();
     };
     Purchase first, other;
     for (std::size_t i = 0; i < by_hash.size();) {
@@ -223,12 +215,14 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
         load(rows[by_hash[a]], first);
         for (std::size_t b = a + 1; b < j; ++b) {
           load(rows[by_hash[b]], other);
-          if (other.order_id == first.order_id && !other.SameAs(first)) {
-            ++bad_rows;
-            fail(rows[by_hash[b]].line, "order_id '" + other.order_id + "' conflicts with line " +
-                                            std::to_string(rows[by_hash[a]].line) +
-                                            " (same order, different content)");
-          }
+          if (other.order_id != first.order_id) continue;
+          const std::string_view differs = first.FirstDifference(other);
+          if (differs.empty()) continue;
+          ++bad_rows;
+          fail(rows[by_hash[b]].line, "field '" + std::string(differs) + "': order_id '" +
+                                          other.order_id + "' is also line " +
+                                          std::to_string(rows[by_hash[a]].line) +
+                                          ", with another " + std::string(differs));
         }
       }
       i = j;
@@ -260,14 +254,14 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
       if (!scheduler.RunDue().ok()) return false;
     }
   };
-  LineReader replay(path);
+  CsvLineReader replay(path);
   std::uint64_t expected_offset = std::numeric_limits<std::uint64_t>::max();
   for (const Row& r : rows) {
     const Instant at{Millis(r.at_ms)};
     if (at > end) break;
     if (r.offset != expected_offset) replay.Seek(r.offset, r.line);
-    replay.Next(line, number, offset);
-    expected_offset = replay.Position();
+    replay.Next(line);
+    expected_offset = replay.position();
     (void)SplitCsvLine(line, fields);
     (void)parser->Parse(fields, purchase);
     if (!run_until(at)) {

@@ -281,7 +281,7 @@ struct DueRow {
   std::int64_t rowid = 0;
   std::string tp_id, buyer_id, order_id, cadence, topic, tier, product, attributes;
   const Zone* zone = nullptr;
-  Instant due_at, next_at;
+  Instant due_at, next_at, ready_at;
   std::optional<Instant> fire_at;
 
   // Points into this row: valid while it lives and does not move.
@@ -297,6 +297,7 @@ struct DueRow {
     v.zone = zone;
     v.due_at = due_at;
     v.next_at = next_at;
+    v.ready_at = ready_at;
     v.fire_at = fire_at;
     return v;
   }
@@ -309,7 +310,8 @@ constexpr const char* kTouchpointJoins =
     " FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer ";
 
 // A due touchpoint as TakeDue() reads it, for ReadDue().
-constexpr const char* kDueColumns = "t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at";
+constexpr const char* kDueColumns =
+    "t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, MAX(t.next_at, p.received_at)";
 
 // Lets maps keyed by std::string be searched with a string_view.
 struct StringHash {
@@ -346,6 +348,7 @@ void ReadDue(SQLite::Statement& q, ZoneCache& zones, DueRow& r) {
   r.zone = zones.Named(TextView(q.getColumn(3)));
   r.due_at = FromMs(q.getColumn(4).getInt64());
   r.next_at = FromMs(q.getColumn(5).getInt64());
+  r.ready_at = FromMs(q.getColumn(6).getInt64());
 }
 
 // One row of kTouchpointColumns.
@@ -635,8 +638,8 @@ struct SqliteStore::Impl {
 
   SQLite::Statement match{db,
                           "SELECT b.buyer_id, p.product, p.quantity, p.amount, p.purchased_at, "
-                          "p.timezone, p.attributes FROM purchases p JOIN buyers b ON b.id = "
-                          "p.buyer WHERE p.order_id = ?"};
+                          "p.timezone, p.attributes, p.zone FROM purchases p JOIN buyers b ON "
+                          "b.id = p.buyer WHERE p.order_id = ?"};
   SQLite::Statement buyer_get{db, "SELECT id, opted_out FROM buyers WHERE buyer_id = ?"};
   SQLite::Statement buyer_insert{db, "INSERT INTO buyers (buyer_id, created_at) VALUES (?, ?)"};
   SQLite::Statement buyer_history{
@@ -1083,12 +1086,12 @@ Status SqliteStore::RollbackTo() {
   return impl_->Run("rollback to savepoint", "ROLLBACK TO request; RELEASE request");
 }
 
-StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
+StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
   return Guard("match purchase", [&]() -> StatusOr<PurchaseMatch> {
     auto& q = impl_->match;
     q.tryReset();
     BindText(q, 1, purchase.order_id);
-    if (!q.executeStep()) return PurchaseMatch::kNew;
+    if (!q.executeStep()) return PurchaseMatch{};
     Purchase stored;
     stored.order_id = purchase.order_id;
     stored.buyer_id = q.getColumn(0).getString();
@@ -1098,8 +1101,14 @@ StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase) {
     stored.purchased_at = FromMs(q.getColumn(4).getInt64());
     stored.timezone = q.getColumn(5).getString();
     stored.attributes = Text(q.getColumn(6));
+    // The zone it was planned in: a timezone naming it is the same one.
+    if (zone != nullptr && q.getColumn(7).getString() == zone->name()) {
+      stored.timezone = purchase.timezone;
+    }
     q.tryReset();
-    return stored.SameAs(purchase) ? PurchaseMatch::kSame : PurchaseMatch::kConflict;
+    const std::string_view differs = stored.FirstDifference(purchase);
+    if (differs.empty()) return PurchaseMatch{PurchaseMatch::Kind::kSame};
+    return PurchaseMatch{PurchaseMatch::Kind::kConflict, std::string(differs)};
   });
 }
 
@@ -2001,8 +2010,18 @@ Status SqliteStore::Backup(const std::string& from, const std::string& to) {
   }
   const std::string partial = to + ".partial";
   std::filesystem::remove(partial, ec);
+  if (::access(from.c_str(), R_OK) != 0) {
+    return Status::Error("cannot read the database " + from + ": " + std::strerror(errno));
+  }
+  // Made here first so a missing or read-only folder is named with the
+  // system's reason (SQLite would only say "unable to open database file").
+  if (const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      fd >= 0) {
+    ::close(fd);
+  } else {
+    return Status::Error("cannot write " + partial + ": " + std::strerror(errno));
+  }
   Status s = Guard("backup", [&]() -> Status {
-    if (!std::filesystem::exists(from)) return Status::Error("no database at " + from);
     // Read-write only so a WAL file can be read without its writer: nothing
     // is written to `from`.
     SQLite::Database source(from, SQLite::OPEN_READWRITE);

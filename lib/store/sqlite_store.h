@@ -201,7 +201,7 @@ class SqliteStore final : public ScheduleStore {
   Status RollbackTo();
 
   // ScheduleStore.
-  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase) override;
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override;
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                      std::span<const PlannedTouchpoint> touchpoints, Instant now) override;

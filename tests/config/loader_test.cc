@@ -413,5 +413,57 @@ TEST(LoaderTest, OperationsKeys) {
                   HasSubstr("t.yaml:3:20: error: cannot read token_file '/no/such/token'")));
 }
 
+TEST(LoaderTest, ASecondDocumentIsAnErrorNotIgnored) {
+  EXPECT_THAT(Errors(std::string(kMinimal) + "---\nversion: 2\n"),
+              ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
+}
+
+TEST(LoaderTest, TagsAreRefused) {
+  std::string yaml(kMinimal);
+  yaml.replace(yaml.find("{supply_days: 15}"), 17, "{supply_days: !!str 15}");
+  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("YAML tags like 'tag:yaml.org,2002:str' are "
+                                                  "not supported")));
+}
+
+TEST(LoaderTest, AnAliasThatRefersToItselfIsAnErrorNotACrash) {
+  EXPECT_THAT(Errors(std::string(kMinimal) + "log: &x [1, *x]\n"),
+              ElementsAre(HasSubstr("does an alias refer to itself?")));
+  // Billion laughs: ten levels of ten aliases each.
+  std::string laughs = std::string(kMinimal) + "x0: &a0 [lol]\n";
+  for (int i = 1; i <= 10; ++i) {
+    laughs += "x" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) laughs += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    laughs += "]\n";
+  }
+  const auto errors = Errors(laughs);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_THAT(errors.front(), HasSubstr("too many nodes"));
+}
+
+TEST(LoaderTest, ATabInTheIndentationIsNamed) {
+  const auto errors = Errors("version: 1\nproducts:\n\tdaily: {supply_days: 15}\n");
+  EXPECT_THAT(errors,
+              ::testing::Contains(HasSubstr(
+                  "t.yaml:3:1: error: a tab in the indentation: YAML indents with spaces")));
+}
+
+TEST(LoaderTest, DurationsAreAtMostAHundredYears) {
+  std::string yaml(kMinimal);
+  yaml.replace(yaml.find("after: 1d"), 9, "after: 999999999d");
+  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("after must be at most 36500d (100 years)")));
+  yaml = std::string(kMinimal) + "misfire_grace: 876001h\n";
+  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("misfire_grace must be at most 36500d")));
+  yaml = std::string(kMinimal) + "misfire_grace: 876000h\n";
+  EXPECT_TRUE(LoadRulesString(yaml, "t.yaml").ok());
+}
+
+TEST(LoaderTest, ADirectoryIsNamedAsSuch) {
+  testing::TempDir dir;
+  LoadResult r = LoadRulesFile(dir.path());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            dir.path() + ":1:1: error: cannot read the file: it is a directory");
+}
+
 }  // namespace
 }  // namespace tp

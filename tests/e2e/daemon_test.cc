@@ -172,8 +172,9 @@ TEST_F(DaemonTest, IngestIsIdempotentAndConflictsAre409) {
       d.Call("POST", "/v1/purchases", json::array({Purchase("o2", "lin"), changed}));
   EXPECT_EQ(status, 409) << body;
   EXPECT_EQ(body["index"], 1);
-  EXPECT_EQ(body["field"], "order_id");
-  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("'o1'"));
+  EXPECT_EQ(body["field"], "quantity");  // what differs
+  EXPECT_EQ(body["order_id"], "o1");
+  EXPECT_EQ(body["error"], "order_id 'o1' was already recorded with another quantity");
 
   // Nothing of the rejected request was kept: o2 is new, lin has one purchase.
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
@@ -194,9 +195,9 @@ TEST_F(DaemonTest, ABadItemRejectsTheWholeRequestNamingItAndItsField) {
     std::string error_part;
   };
   const std::vector<Case> cases = {
-      {"quantity", 0, "at least 1"},
-      {"quantity", "2", "must be an integer"},
-      {"amount", -1, "must not be negative"},
+      {"quantity", 0, "from 1 to 1000000, got 0"},
+      {"quantity", "2", "must be an integer, got \"2\""},
+      {"amount", -1, "from 0 to 1e12, got -1"},
       {"product", "monthly", "unknown product 'monthly'"},
       {"timezone", "Mars/Olympus", "unknown time zone"},
       {"purchased_at", "2026-11-20 10:00", "RFC 3339"},
@@ -537,7 +538,8 @@ TEST_F(DaemonTest, CtlImportReportsRejectedLinesAndBuyerShowsTheTimeline) {
   EXPECT_THAT(r.out, HasSubstr("6 lines, 2 accepted, 0 duplicates, 4 rejected"));
   EXPECT_THAT(r.err, HasSubstr(csv + ":3: field 'quantity': quantity must be an integer"));
   EXPECT_THAT(r.err, HasSubstr(csv + ":4: unterminated quoted field"));
-  EXPECT_THAT(r.err, HasSubstr(csv + ":6: field 'order_id': order_id 'c1' was already recorded"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":6: field 'quantity': order_id 'c1' was already recorded "
+                                     "with another quantity"));
   EXPECT_THAT(r.err, HasSubstr(csv + ":7: field 'product': unknown product 'monthly'"));
   EXPECT_THAT(r.err, HasSubstr("import: 6 lines read (100%)"));  // plain progress, no terminal
 

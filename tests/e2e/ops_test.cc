@@ -391,14 +391,7 @@ TEST_F(OpsTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
 }
 
 // The value of the sample `series` (name and labels as printed), or -1.
-double Sample(const std::string& exposition, const std::string& series) {
-  std::istringstream lines(exposition);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
+using testing::Sample;
 
 TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
   testing::WriteFile(Path("crm.secret"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");

@@ -11,6 +11,7 @@ namespace {
 using testing::At;
 using ::testing::ElementsAre;
 using testing::Harness;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using testing::kBriefConfig;
 
@@ -216,13 +217,20 @@ TEST(SchedulerTest, RejectsPurchasesTheRulesCannotPlan) {
   Purchase p{"o", "b", "weekly", 1, 1, At("2026-11-01T10:00:00+08:00"), ""};
   auto r = h.scheduler().Ingest(p);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(), "unknown product 'weekly'");
+  EXPECT_EQ(r.status().message(), "unknown product 'weekly' (the rules have daily, yearly)");
   p.product = "daily";
   p.timezone = "Nowhere/Land";
-  EXPECT_EQ(h.scheduler().Ingest(p).status().message(), "unknown time zone 'Nowhere/Land'");
+  EXPECT_THAT(h.scheduler().Ingest(p).status().message(),
+              HasSubstr("unknown time zone 'Nowhere/Land'"));
   p.timezone = "";
   p.quantity = 0;
   EXPECT_FALSE(h.scheduler().Ingest(p).ok());
+  // Whatever a caller lets through, the planner's arithmetic never sees.
+  p.quantity = 5000;  // boxes of 15 days: 205 years
+  EXPECT_THAT(h.scheduler().Ingest(p).status().message(), HasSubstr("more than the 36500"));
+  p.quantity = 1;
+  p.purchased_at = At("9999-05-15T10:00:00+08:00");
+  EXPECT_THAT(h.scheduler().Ingest(p).status().message(), HasSubstr("purchased_at must be"));
   EXPECT_THAT(h.Pending(), IsEmpty());
 }
 

@@ -56,23 +56,31 @@ TEST_F(RowParserTest, NamesTheBadField) {
   Purchase p;
   const std::string t = "2026-03-27T08:00:00+01:00";
   EXPECT_EQ(ParseRow({"", "b", "daily", "1", "1", t, ""}, p),
-            "field 'order_id': must not be empty");
+            "field 'order_id': order_id must not be empty");
   EXPECT_EQ(ParseRow({"o", "", "daily", "1", "1", t, ""}, p),
-            "field 'buyer_id': must not be empty");
+            "field 'buyer_id': buyer_id must not be empty");
   EXPECT_EQ(ParseRow({"o", "b", "weekly", "1", "1", t, ""}, p),
-            "field 'product': unknown product 'weekly'");
+            "field 'product': unknown product 'weekly' (the rules have daily, yearly)");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "0", "1", t, ""}, p),
-            "field 'quantity': must be an integer from 1 to 1000000, got '0'");
+            "field 'quantity': quantity must be an integer from 1 to 1000000, got 0");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1.5", "1", t, ""}, p),
-            "field 'quantity': must be an integer from 1 to 1000000, got '1.5'");
+            "field 'quantity': quantity must be an integer from 1 to 1000000, got '1.5'");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "-3", t, ""}, p),
-            "field 'amount': must be a number >= 0, got '-3'");
+            "field 'amount': amount must be a number from 0 to 1e12, got -3");
+  EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1e400", t, ""}, p),
+            "field 'amount': amount must be a number from 0 to 1e12, got '1e400'");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", "2026-03-27 08:00", ""}, p),
-            "field 'purchased_at': must be an RFC 3339 time with an offset, like "
-            "2026-11-01T15:30:00+08:00, "
-            "got '2026-03-27 08:00'");
+            "field 'purchased_at': purchased_at must be an RFC 3339 time with an offset, like "
+            "2026-11-01T15:30:00+08:00, got '2026-03-27 08:00'");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "Berlin"}, p),
-            "field 'timezone': unknown time zone 'Berlin'");
+            "field 'timezone': unknown time zone 'Berlin' (use an IANA name like Asia/Shanghai)");
+  // The API's bounds, so that a file that simulates also imports.
+  EXPECT_EQ(ParseRow({std::string(300, 'o'), "b", "daily", "1", "1", t, ""}, p),
+            "field 'order_id': order_id must be at most 256 bytes, got 300");
+  EXPECT_THAT(*ParseRow({"o", "b\xff", "daily", "1", "1", t, ""}, p),
+              ::testing::HasSubstr("buyer_id must be UTF-8 (byte 1 is not)"));
+  EXPECT_THAT(*ParseRow({"o", "b", "daily", "1", "1", "1900-01-01T00:00:00Z", ""}, p),
+              ::testing::HasSubstr("purchased_at must be from 2000-01-01T00:00:00Z"));
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t}, p), "expected 7 fields, got 6");
 }
 

@@ -39,6 +39,14 @@ class SqliteStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
+  // What the store says of `p`'s order id, `p` in its zone (or the default).
+  PurchaseMatch Match(SqliteStore& store, const Purchase& p) {
+    auto match =
+        store.MatchPurchase(p, p.timezone.empty() ? rules_->timezone : FindZone(p.timezone));
+    EXPECT_TRUE(match.ok()) << match.status().message();
+    return match.ok() ? *match : PurchaseMatch{};
+  }
+
   // Runs `sql` on a connection of its own, as an operator's sqlite3 would.
   void EditByHand(const std::string& sql) {
     sqlite3* db = nullptr;
@@ -133,9 +141,9 @@ TEST_F(SqliteStoreTest, MigratesEveryEarlierVersionForwardKeepingData) {
     ASSERT_TRUE(store->AddPurchase(p, rules_->timezone, 0, {}, p.purchased_at).ok());
   }
   auto store = MustOpen();
-  EXPECT_EQ(*store->MatchPurchase(
-                Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}),
-            PurchaseMatch::kSame);
+  EXPECT_EQ(
+      Match(*store, Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}).kind,
+      PurchaseMatch::Kind::kSame);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerBuild) {
@@ -181,8 +189,8 @@ TEST_F(SqliteStoreTest, RolledBackSavepointLeavesNothingWhileTheRestCommits) {
   ASSERT_TRUE(scheduler.Ingest(dropped).ok());
   ASSERT_TRUE(store->RollbackTo().ok());
   ASSERT_TRUE(store->Commit().ok());
-  EXPECT_EQ(*store->MatchPurchase(kept), PurchaseMatch::kSame);
-  EXPECT_EQ(*store->MatchPurchase(dropped), PurchaseMatch::kNew);
+  EXPECT_EQ(Match(*store, kept).kind, PurchaseMatch::Kind::kSame);
+  EXPECT_EQ(Match(*store, dropped).kind, PurchaseMatch::Kind::kNew);
   auto b2 = store->GetBuyer("b2");
   ASSERT_TRUE(b2.ok());
   EXPECT_FALSE(b2->has_value());
@@ -244,13 +252,27 @@ TEST_F(SqliteStoreTest, ConflictAndDuplicateIncludeAttributes) {
              "Europe/Berlin",
              R"({"channel":"wecom"})"};
   ASSERT_TRUE(store->AddPurchase(p, FindZone("Europe/Berlin"), 0, {}, p.purchased_at).ok());
-  EXPECT_EQ(*store->MatchPurchase(p), PurchaseMatch::kSame);
+  EXPECT_EQ(Match(*store, p).kind, PurchaseMatch::Kind::kSame);
   Purchase other = p;
   other.attributes = R"({"channel":"sms"})";
-  EXPECT_EQ(*store->MatchPurchase(other), PurchaseMatch::kConflict);
+  EXPECT_EQ(Match(*store, other).kind, PurchaseMatch::Kind::kConflict);
+  EXPECT_EQ(Match(*store, other).field, "attributes");
   other = p;
   other.quantity = 3;
-  EXPECT_EQ(*store->MatchPurchase(other), PurchaseMatch::kConflict);
+  EXPECT_EQ(Match(*store, other).kind, PurchaseMatch::Kind::kConflict);
+  EXPECT_EQ(Match(*store, other).field, "quantity");
+}
+
+TEST_F(SqliteStoreTest, TheDefaultZoneSpeltOutIsTheSameTimezone) {
+  auto store = MustOpen();
+  Purchase p{"o1", "b1", "daily", 2, 10.5, At("2026-11-01T10:00:00+08:00"), ""};
+  ASSERT_TRUE(store->AddPurchase(p, rules_->timezone, 0, {}, p.purchased_at).ok());
+  Purchase spelt = p;
+  spelt.timezone = "Asia/Shanghai";  // the config's default, which it was planned in
+  EXPECT_EQ(Match(*store, spelt).kind, PurchaseMatch::Kind::kSame);
+  spelt.timezone = "Europe/Berlin";
+  EXPECT_EQ(Match(*store, spelt).kind, PurchaseMatch::Kind::kConflict);
+  EXPECT_EQ(Match(*store, spelt).field, "timezone");
 }
 
 // The daemon's store must decide exactly as simulate's: replay the brief's
@@ -769,9 +791,9 @@ TEST_F(SqliteStoreTest, Version1BlobStringsBecomeTextSoResendsStayDuplicates) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE typeof(order_id) = 'text' AND "
                   "typeof(zone) = 'text'"),
             1);
-  EXPECT_EQ(*store->MatchPurchase(
-                Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}),
-            PurchaseMatch::kSame);
+  EXPECT_EQ(
+      Match(*store, Purchase{"o1", "b1", "daily", 1, 10, At("2026-11-01T10:00:00+08:00"), ""}).kind,
+      PurchaseMatch::Kind::kSame);
 }
 
 // Version 4 stopped storing touchpoint ids (they are a hash of order id,
@@ -1039,7 +1061,9 @@ TEST_F(SqliteStoreTest, BackupWritesAConsistentCopyAndNeverOverwrites) {
   Status again = SqliteStore::Backup(Path(), copy);
   EXPECT_THAT(again.message(), HasSubstr("exists; remove it or choose another name"));
   EXPECT_THAT(SqliteStore::Backup(dir_.path() + "/none.db", dir_.path() + "/x.db").message(),
-              HasSubstr("no database at"));
+              HasSubstr("none.db: No such file or directory"));
+  EXPECT_THAT(SqliteStore::Backup(Path(), dir_.path() + "/no/such/dir/x.db").message(),
+              HasSubstr("cannot write " + dir_.path() + "/no/such/dir/x.db.partial: No such file"));
   EXPECT_FALSE(std::filesystem::exists(copy + ".partial"));
   EXPECT_EQ(std::filesystem::status(copy).permissions(),
             std::filesystem::status(Path()).permissions());  // 0640, as the daemon made it

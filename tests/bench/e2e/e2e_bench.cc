@@ -362,15 +362,12 @@ Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, int cons
 // A webhook receiver on loopback that answers 200 at once, on its own thread.
 class Receiver {
  public:
-  Receiver()
-      : server_(
-            io_,
-            [this](tp::HttpRequest request, tp::HttpRespond respond) {
-              Handle(request);
-              respond({200, "", "text/plain"});
-            },
-            tp::HttpLimits{}) {
+  Receiver() : server_(io_, tp::HttpLimits{}) {
     if (tp::Status s = server_.Listen("127.0.0.1:0"); !s.ok()) Fail(s.message());
+    server_.Serve([this](tp::HttpRequest request, tp::HttpRespond respond) {
+      Handle(request);
+      respond({200, "", "text/plain"});
+    });
     thread_ = std::thread([this] { io_.run(); });
   }
   ~Receiver() {

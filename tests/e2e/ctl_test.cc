@@ -1,0 +1,187 @@
+// End-to-end: the real touchpointctl against a real touchpointd, as an
+// operator uses them (a terminal included, through a pseudo-terminal).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "run_ctl.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr std::string_view kHeader =
+    "order_id,buyer_id,product,quantity,amount,purchased_at,timezone\n";
+
+std::string Recently() {
+  return FormatRfc3339(SystemClock().Now() - std::chrono::minutes(5), UtcZone());
+}
+
+// Runs touchpointctl with stdout and stderr on a pseudo-terminal `columns`
+// wide; everything it wrote.
+std::string CtlOnTerminal(std::vector<std::string> args, unsigned short columns) {
+  args.insert(args.begin(), TP_CTL_BINARY);
+  winsize size{};
+  size.ws_row = 24;
+  size.ws_col = columns;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, &size);
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(master, buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
+  ::close(master);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return out;
+}
+
+class CtlTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  DaemonProcess& Start(const std::string& extra_config = "") {
+    testing::WriteFile(Path("touchpoint.yaml"), std::string(testing::kBriefConfig) + extra_config);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    EXPECT_TRUE(daemon_->Start());
+    return *daemon_;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(CtlTest, ImportTakesWhatSimulateTakesAndShowsBadValues) {
+  DaemonProcess& d = Start();
+  const std::string csv = Path("p.csv");
+  // A byte order mark and CRLF endings, as spreadsheets write them.
+  testing::WriteFile(csv, "\xEF\xBB\xBF" + std::string(kHeader.substr(0, kHeader.size() - 1)) +
+                              "\r\no1,lin,daily,2,240," + Recently() +
+                              ",\r\no2,lin,daily,1,1e400," + Recently() + ",\r\n");
+  auto r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(csv + ": 2 lines, 1 accepted, 0 duplicates, 1 rejected"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":3: field 'amount': amount must be a number, got \"1e400\""));
+  const auto simulated =
+      testing::Ctl({"simulate", "--config", Path("touchpoint.yaml"), "--purchases", csv});
+  EXPECT_THAT(simulated.err, HasSubstr(csv + ":3: error: field 'amount': amount must be a number "
+                                             "from 0 to 1e12, got '1e400'"));
+  // One line: "1 line", "1 duplicate".
+  testing::WriteFile(csv, std::string(kHeader) + "o1,lin,daily,2,240," + Recently() + ",\n");
+  r = testing::Ctl({"import", "--url", d.url(), csv});
+  // (a different purchased_at: a conflict, named by its field)
+  EXPECT_THAT(r.err, HasSubstr("field 'purchased_at': order_id 'o1' was already recorded"));
+  EXPECT_THAT(r.out, HasSubstr(": 1 line, 0 accepted, 0 duplicates, 1 rejected"));
+}
+
+TEST_F(CtlTest, TheProgressBarFitsANarrowTerminal) {
+  DaemonProcess& d = Start();
+  const std::string csv = Path("p.csv");
+  std::string rows(kHeader);
+  for (int i = 0; i < 50; ++i) {
+    rows +=
+        "o" + std::to_string(i) + ",b" + std::to_string(i) + ",daily,1,10," + Recently() + ",\n";
+  }
+  testing::WriteFile(csv, rows);
+  const std::string out = CtlOnTerminal({"import", "--url", d.url(), "--batch", "5", csv}, 60);
+  EXPECT_THAT(out, HasSubstr(": 50 lines, 50 accepted, 0 duplicates, 0 rejected"));
+  // Every redraw starts at the line's start and stops short of the last
+  // column, so the terminal never wraps it into a line per batch.
+  std::size_t redraws = 0;
+  for (std::size_t at = out.find('\r'); at != std::string::npos; at = out.find('\r', at + 1)) {
+    const std::size_t end = out.find("\x1b[K", at);
+    if (end == std::string::npos) continue;
+    ++redraws;
+    EXPECT_LE(end - at - 1, 59u) << out.substr(at + 1, end - at - 1);
+  }
+  EXPECT_GE(redraws, 10u) << out;
+  EXPECT_THAT(out, HasSubstr("100%"));
+}
+
+TEST_F(CtlTest, BuyerIsATableInOneZoneWithDecimalAmounts) {
+  DaemonProcess& d = Start();
+  json p = {{"order_id", "an-order-id-much-longer-than-sixteen"},
+            {"buyer_id", "lin"},
+            {"product", "daily"},
+            {"quantity", 2000},
+            {"amount", 99999.99},
+            {"purchased_at", "2099-12-31T23:00:00+08:00"}};
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", p).first, 200);
+  p["order_id"] = "o2";
+  p["amount"] = 1234567;
+  p["quantity"] = 1;
+  p["purchased_at"] = Recently();
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", p).first, 200);
+  auto r = testing::Ctl({"buyer", "--url", d.url(), "lin"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("buyer lin: tier novice, opted in; times in Asia/Shanghai"));
+  EXPECT_THAT(r.out, HasSubstr("99999.99"));
+  EXPECT_THAT(r.out, HasSubstr("1234567"));
+  EXPECT_THAT(r.out, Not(HasSubstr("e+06")));
+  EXPECT_THAT(r.out, HasSubstr("2099-12-31 23:00:00 +08:00  an-order-id-much-longer-than-sixteen"));
+  // The purchases' columns line up under their header, whatever the ids.
+  std::istringstream lines(r.out);
+  std::string line, header, first, second;
+  while (std::getline(lines, line) && !line.starts_with("2 purchases")) {
+  }
+  std::getline(lines, header);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_EQ(header.find("ORDER"), second.find("an-order-id")) << r.out;
+  EXPECT_EQ(header.find("ORDER"), first.find("o2")) << r.out;
+  EXPECT_EQ(header.find("AMOUNT"), second.find("99999.99")) << r.out;
+  // No T-separated or Z times: one format throughout.
+  EXPECT_THAT(r.out, Not(HasSubstr("T0")));
+  EXPECT_THAT(r.out, Not(HasSubstr("Z ")));
+}
+
+TEST_F(CtlTest, AWrongTokenIsNotCalledAMissingOne) {
+  testing::WriteFile(Path("api.token"), "tok-0123456789abcdef\n");
+  DaemonProcess& d = Start("auth: {token_file: api.token}\n");
+  testing::WriteFile(Path("wrong.token"), "tok-wrong-wrong-wrong\n");
+  auto r = testing::Ctl({"buyer", "--url", d.url(), "--token-file", Path("wrong.token"), "lin"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("the daemon refused the API token (401)"));
+  r = testing::Ctl({"buyer", "--url", d.url(), "lin"});
+  EXPECT_THAT(r.err, HasSubstr("it needs an API token"));
+}
+
+TEST_F(CtlTest, FilesThatCannotBeReadAreNamedWithTheReason) {
+  auto r = testing::Ctl({"validate", dir_.path()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err,
+              HasSubstr(dir_.path() + ":1:1: error: cannot read the file: it is a directory"));
+  testing::WriteFile(Path("touchpoint.yaml"), testing::kBriefConfig);
+  r = testing::Ctl(
+      {"simulate", "--config", Path("touchpoint.yaml"), "--purchases", Path("none.csv")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot read " + Path("none.csv") + ": No such file or directory"));
+  r = testing::Ctl({"backup", "--database", Path("none.db"), Path("out.db")});
+  EXPECT_THAT(r.err, HasSubstr(Path("none.db") + ": No such file or directory"));
+  Start();
+  r = testing::Ctl({"backup", "--database", Path("tp.db"), Path("missing/out.db")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot write " + Path("missing/out.db.partial") +
+                               ": No such file or directory"));
+}
+
+}  // namespace
+}  // namespace tp

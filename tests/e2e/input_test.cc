@@ -1,0 +1,284 @@
+// End-to-end: what a careless or hostile client sends a real touchpointd,
+// over real HTTP. Each answer must be a 4xx naming what is wrong, nothing
+// may be recorded from a refused request, and the daemon must stay up.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string Now(std::chrono::milliseconds ago = {}) {
+  return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
+}
+
+json Purchase(const std::string& order, const std::string& buyer, const std::string& at = Now()) {
+  return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
+          {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
+}
+
+// A purchase body with one field's raw JSON text replaced.
+std::string WithRaw(const std::string& field, const std::string& raw) {
+  json p = Purchase("raw", "b1");
+  p[field] = "@@";
+  std::string body = p.dump();
+  body.replace(body.find("\"@@\""), 4, raw);
+  return body;
+}
+
+class InputTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  DaemonProcess& Start(std::string_view config = testing::kBriefConfig) {
+    testing::WriteFile(Path("touchpoint.yaml"), config);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    EXPECT_TRUE(daemon_->Start());
+    return *daemon_;
+  }
+
+  // POSTs `body` as it is; the status and parsed answer.
+  std::pair<int, json> Post(const std::string& target, const std::string& body) {
+    auto r = daemon_->http().Request("POST", target, body);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (!r.ok()) return {0, nullptr};
+    return {r->status, json::parse(r->body, nullptr, false)};
+  }
+
+  std::string Metrics() {
+    auto r = daemon_->http().Request("GET", "/metrics");
+    return r.ok() ? r->body : "";
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(InputTest, NumbersBeyondTheDoubleRangeAre400NotErrors) {
+  DaemonProcess& d = Start();
+  for (const auto& [field, raw] : std::vector<std::pair<std::string, std::string>>{
+           {"amount", "1e400"}, {"quantity", "-1e400"}, {"amount", std::string(400, '7')}}) {
+    auto [status, body] = Post("/v1/purchases", WithRaw(field, raw));
+    EXPECT_EQ(status, 400) << body;
+    EXPECT_EQ(body["field"], field) << body;
+    EXPECT_EQ(body["index"], 0);
+    EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("a number out of range"));
+  }
+  auto [status, body] = Post("/v1/queues/outbox/lease", R"({"visibility_s": 1e400})");
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_EQ(body["field"], "visibility_s");
+  std::tie(status, body) = Post("/v1/queues/outbox/ack", R"({"receipts": [1e999]})");
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_EQ(body["field"], "receipts");
+  // Counted as invalid requests, which no alert fires on, and never as errors.
+  const std::string metrics = Metrics();
+  EXPECT_EQ(testing::Sample(metrics, R"(touchpoint_ingest_requests_total{outcome="invalid"})"), 3);
+  EXPECT_LE(testing::Sample(metrics, R"(touchpoint_ingest_requests_total{outcome="error"})"), 0);
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+TEST_F(InputTest, DeepNestingIs400AndTheDaemonStaysUp) {
+  DaemonProcess& d = Start();
+  // About 390 KB of attributes nested 65,000 deep killed the daemon.
+  const std::string deep = std::string(65'000, '[') + std::string(65'000, ']');
+  auto [status, body] = Post("/v1/purchases", WithRaw("attributes", R"({"a":)" + deep + "}"));
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["field"], "attributes");
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("nested deeper than 32 levels"));
+  std::tie(status, body) = Post("/v1/queues/outbox/ack", R"({"receipts":)" + deep + "}");
+  EXPECT_EQ(status, 400);
+  std::tie(status, body) = Post("/v1/purchases", deep);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 404);
+}
+
+TEST_F(InputTest, DuplicateKeysNulBytesAndBadIdsAre400) {
+  DaemonProcess& d = Start();
+  std::string body = Purchase("o1", "b1").dump();
+  body.insert(1, R"("amount": 1, )");
+  auto [status, answer] = Post("/v1/purchases", body);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(answer["field"], "amount");
+  EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("duplicate key 'amount'"));
+
+  std::tie(status, answer) =
+      Post("/v1/purchases", Purchase("o1", "b1").dump() + std::string("\0{]]garbage", 11));
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("NUL byte"));
+
+  std::tie(status, answer) = Post("/v1/purchases", Purchase("a\u0001b", "b1").dump());
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(answer["field"], "order_id");
+  for (const char* path :
+       {"/v1/buyers/%ff/opt-out", "/v1/buyers/a%00b/opt-out", "/v1/buyers/a%0a"}) {
+    const bool post = std::string_view(path).ends_with("opt-out");
+    auto r = d.Call(post ? "POST" : "GET", path);
+    EXPECT_EQ(r.first, 400) << path;
+    EXPECT_EQ(r.second["field"], "buyer_id") << path;
+  }
+  // None of it created a buyer.
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 404);
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+TEST_F(InputTest, CodingsTheDaemonDoesNotDecodeAreRefused) {
+  DaemonProcess& d = Start();
+  const std::string body = Purchase("o1", "b1").dump();
+  const std::string head =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  std::string answer =
+      testing::RawExchange(d.address(), head + "Transfer-Encoding: gzip\r\n\r\n" + body);
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(answer, HasSubstr("Transfer-Encoding must end with chunked"));
+  answer =
+      testing::RawExchange(d.address(), head + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 501"));
+  answer = testing::RawExchange(d.address(), head + "Content-Encoding: gzip\r\nContent-Length: " +
+                                                 std::to_string(body.size()) + "\r\n\r\n" + body);
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 415"));
+  EXPECT_THAT(answer, HasSubstr("Accept-Encoding: identity"));
+  // Chunked alone is fine.
+  answer = testing::RawExchange(
+      d.address(), head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + ([&] {
+                     char size[16];
+                     std::snprintf(size, sizeof size, "%zx", body.size());
+                     return std::string(size);
+                   })() +
+                       "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 200);
+}
+
+TEST_F(InputTest, DatesAndQuantitiesOutsideTheBoundsAre400) {
+  DaemonProcess& d = Start();
+  for (const char* at : {"9999-05-15T10:00:00+08:00", "1900-01-01T00:00:00Z"}) {
+    auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "b1", at));
+    EXPECT_EQ(status, 400) << at;
+    EXPECT_EQ(body["field"], "purchased_at");
+  }
+  json p = Purchase("o1", "b1");
+  p["quantity"] = 143'165'577;  // x 15 days wrapped past 2^31 days and skipped the reminder
+  auto [status, body] = d.Call("POST", "/v1/purchases", p);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["field"], "quantity");
+  p["quantity"] = 2'433;  // 36,495 days: the most of daily lenses
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", p);
+  ASSERT_EQ(status, 200) << body;
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/b1");
+  for (const auto& t : body["touchpoints"]) {
+    EXPECT_THAT(t["due_at"].get<std::string>(), StartsWith("2")) << t;  // a year 2xxx
+    EXPECT_EQ(t["status"], "pending") << t;
+  }
+}
+
+TEST_F(InputTest, AnOrderTwiceInOneRequestAndTheDefaultZoneSpeltOut) {
+  DaemonProcess& d = Start();
+  json changed = Purchase("o1", "lin");
+  changed["amount"] = 250;
+  auto [status, body] =
+      d.Call("POST", "/v1/purchases", json::array({Purchase("o1", "lin"), changed}));
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_EQ(body["index"], 1);
+  EXPECT_EQ(body["field"], "amount");
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("is also item 0 of this request"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").first, 404);  // nothing recorded
+
+  const json first = Purchase("o2", "lin");
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", first).first, 200);
+  json spelt = first;
+  spelt["timezone"] = "Asia/Shanghai";  // the config's default, which it was recorded in
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", spelt);
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(body["duplicates"], 1);
+}
+
+TEST_F(InputTest, AnOldOrderReportsItsStepsSkippedNotPlanned) {
+  DaemonProcess& d = Start();
+  auto [status, body] =
+      d.Call("POST", "/v1/purchases", Purchase("old", "lin", Now(std::chrono::hours(24 * 60))));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["touchpoints_planned"], 0);
+  EXPECT_EQ(body["touchpoints_skipped"], 6);
+  EXPECT_EQ(body["results"][0]["skipped"], 6);
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  for (const auto& t : body["touchpoints"]) {
+    EXPECT_EQ(t["status"], "skipped");
+    EXPECT_THAT(t["reason"].get<std::string>(), HasSubstr("more than misfire_grace 24h"));
+  }
+  const std::string metrics = Metrics();
+  EXPECT_LE(testing::Sample(metrics, R"(touchpoint_touchpoints_planned_total{cadence="trust"})"),
+            0);
+  EXPECT_EQ(testing::Sample(metrics, R"(touchpoint_touchpoints_skipped_total{cadence="trust"})"),
+            4);
+}
+
+TEST_F(InputTest, AnOrderRecordedAfterItsStepWasDueIsNotLateFiring) {
+  DaemonProcess& d = Start(R"(version: 1
+timezone: UTC
+misfire_grace: 1h
+products:
+  daily: {supply_days: 15}
+tiers:
+  - {name: novice}
+cadences:
+  - name: trust
+    trigger: purchase
+    products: [daily]
+    steps:
+      - {after: 1s, topic: soon}
+sinks:
+  - {name: outbox, type: queue}
+)");
+  // Due 30 minutes ago; it can fire only now that the order arrived.
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Now(std::chrono::minutes(30)))).first,
+      200);
+  std::string metrics;
+  for (int i = 0; i < 500; ++i) {
+    metrics = Metrics();
+    if (testing::Sample(metrics, "touchpoint_fire_lateness_seconds_count") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(testing::Sample(metrics, "touchpoint_fire_lateness_seconds_count"), 1) << metrics;
+  EXPECT_LT(testing::Sample(metrics, "touchpoint_fire_lateness_seconds_sum"), 5.0);
+}
+
+TEST_F(InputTest, ReplayingDeadLettersNeedsToSayWhich) {
+  Start();
+  auto [status, body] = Post("/v1/dead-letters/replay", "");
+  EXPECT_EQ(status, 400);
+  EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("say which dead letters"));
+  std::tie(status, body) = Post("/v1/dead-letters/replay", "{}");
+  EXPECT_EQ(status, 400);
+  std::tie(status, body) = Post("/v1/dead-letters/replay", R"({"all": false})");
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["field"], "all");
+  std::tie(status, body) = Post("/v1/dead-letters/replay", R"({"all": true})");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(body["replayed"], 0);
+}
+
+TEST_F(InputTest, AStartThatCannotListenLeavesNoDatabase) {
+  DaemonProcess& first = Start();
+  DaemonProcess second(Path("touchpoint.yaml"), Path("second.db"), Path("second.log"));
+  EXPECT_FALSE(second.Start(first.address()));
+  EXPECT_EQ(second.Wait(), 1);
+  EXPECT_THAT(second.log(), HasSubstr("Address already in use"));
+  EXPECT_FALSE(std::filesystem::exists(Path("second.db")));
+}
+
+}  // namespace
+}  // namespace tp
