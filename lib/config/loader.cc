@@ -285,6 +285,35 @@ class Loader {
     return d;
   }
 
+  // "512MiB", "10GiB" or a number of bytes: from 1 MiB to 1 PiB.
+  std::optional<std::uint64_t> ByteSize(const YAML::Node& node, const std::string& what) {
+    const std::string problem = what + " must be a size like 512MiB or 10GiB, from 1MiB to 1PiB";
+    if (!node.IsScalar()) {
+      Error(node, problem);
+      return std::nullopt;
+    }
+    const std::string& s = node.Scalar();
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    const std::string_view unit(end, static_cast<std::size_t>(s.data() + s.size() - end));
+    int shift = -1;
+    for (const auto& [name, bits] : {std::pair<std::string_view, int>{"", 0},
+                                     {"KiB", 10},
+                                     {"MiB", 20},
+                                     {"GiB", 30},
+                                     {"TiB", 40},
+                                     {"PiB", 50}}) {
+      if (unit == name) shift = bits;
+    }
+    constexpr std::uint64_t kMin = 1u << 20, kMax = std::uint64_t{1} << 50;
+    if (ec != std::errc() || end == s.data() || shift < 0 || n > (kMax >> shift) ||
+        (n << shift) < kMin) {
+      Error(node, problem + ", got " + Quote(s));
+      return std::nullopt;
+    }
+    return n << shift;
+  }
+
   std::optional<TimeOfDay> TimeOfDayValue(const YAML::Node& node, const std::string& what) {
     std::optional<TimeOfDay> t;
     if (node.IsScalar()) t = ParseTimeOfDay(node.Scalar());
@@ -337,7 +366,7 @@ class Loader {
     auto fields = Map(root, "the config",
                       {"version", "timezone", "send_window", "frequency_cap", "misfire_grace",
                        "products", "tiers", "cadences", "sinks", "listen", "database",
-                       "database_sync", "http", "log", "auth", "retention"});
+                       "database_sync", "database_max_size", "http", "log", "auth", "retention"});
     if (!fields) return;
 
     if (auto v = Field(*fields, root, "version", "the config", true); v.IsDefined()) {
@@ -401,6 +430,9 @@ class Loader {
           Error(v, "database_sync must be normal or full, got " + Quote(*s));
         }
       }
+    }
+    if (auto v = Field(*fields, root, "database_max_size", "the config", false); v.IsDefined()) {
+      if (auto size = ByteSize(v, "database_max_size")) rules_.database_max_size = *size;
     }
     if (auto t = SectionValue(*fields, root, "http", "request_timeout", false); t.IsDefined()) {
       if (auto d = DurationValue(t, "request_timeout")) {

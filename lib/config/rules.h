@@ -102,6 +102,9 @@ struct Rules {
   // commits survive power loss too, at a latency cost per commit.
   enum class DatabaseSync : std::uint8_t { kNormal, kFull };
   DatabaseSync database_sync = DatabaseSync::kNormal;
+  // `database_max_size`: the database file may not grow past this; beyond
+  // it the daemon works as on a full disk. nullopt: only the disk limits it.
+  std::optional<std::uint64_t> database_max_size;
   // How long a client may take to send one request (or keep an idle
   // keep-alive connection) before the daemon closes the connection.
   Duration http_request_timeout{30, Duration::Unit::kSeconds};

@@ -12,8 +12,16 @@ class [[nodiscard]] Status {
  public:
   static Status Ok() { return Status(); }
   static Status Error(std::string message) { return Status(std::move(message)); }
+  // Something the call needs is short for now (the disk is full): the same
+  // call may work later, so an API answers 503 with Retry-After, not 500.
+  static Status Unavailable(std::string message) {
+    Status s(std::move(message));
+    s.unavailable_ = true;
+    return s;
+  }
 
   bool ok() const { return !message_.has_value(); }
+  bool unavailable() const { return unavailable_; }
   // Empty when ok().
   const std::string& message() const {
     static const std::string kEmpty;
@@ -24,6 +32,7 @@ class [[nodiscard]] Status {
   Status() = default;
   explicit Status(std::string message) : message_(std::move(message)) {}
   std::optional<std::string> message_;
+  bool unavailable_ = false;
 };
 
 // A value or the Status saying why there is none.

@@ -27,6 +27,7 @@
 #include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/space_guard.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/logging.h"
@@ -250,6 +251,9 @@ struct Daemon::Impl {
         retry(io),
         watchdog(io),
         prune_timer(io),
+        reserve(options.database + "-reserve"),
+        space([this] { return store->Space(); }, reserve, clock),
+        space_timer(io),
         signals(io),
         clock_jumps(io) {
     config.sha256 = rules->sha256;
@@ -262,7 +266,7 @@ struct Daemon::Impl {
   // --- scheduling ---------------------------------------------------------
 
   void Rearm(bool force = false) {
-    if (stopping) return;
+    if (stopping || space.short_of_space()) return;
     auto next = store->NextWakeup();
     if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
     if (!*next) {
@@ -281,8 +285,12 @@ struct Daemon::Impl {
   }
 
   void RunDue() {
-    if (stopping) return;
+    if (stopping || space.short_of_space()) return;
     auto stats = scheduler.RunDue(kBatchesPerTurn);
+    if (!stats.ok() && stats.status().unavailable()) {
+      spdlog::error("firing due touchpoints: {}", stats.status().message());
+      return CheckSpace(true);
+    }
     if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
     if (stats->fired + stats->deferred + stats->skipped > 0) {
       spdlog::debug("scheduler: fired {}, deferred {}, skipped {}", stats->fired, stats->deferred,
@@ -308,6 +316,51 @@ struct Daemon::Impl {
     retry.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) Rearm(true);
     });
+  }
+
+  // --- disk space -----------------------------------------------------------
+
+  // Every second, and after a write failed for want of space: short of space
+  // stops firing (Rearm, RunDue) and purchases (IngestPurchases); room again
+  // resumes both (daemon/space_guard.h).
+  void CheckSpace(bool write_failed = false) {
+    if (stopping) return;
+    if (space.Check(write_failed)) {
+      if (space.short_of_space()) {
+        armed.reset();
+        timer.cancel();
+        retry.cancel();
+      } else {
+        Rearm(true);
+        dispatcher->Wake();
+      }
+    }
+    const SpaceGuard::Report r = space.report();
+    metrics.storage_short.Set({}, r.short_of_space ? 1 : 0);
+    metrics.storage_room.Set({}, static_cast<double>(r.last.Room()));
+  }
+
+  void WatchSpace() {
+    space_timer.expires_after(std::chrono::seconds(1));
+    space_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping) return;
+      CheckSpace();
+      WatchSpace();
+    });
+  }
+
+  // A store call failed: 503 with Retry-After when it was for want of space
+  // (the daemon then stops taking on more, CheckSpace), else 500.
+  HttpResponse StoreFailed(const Status& s, const std::string& what) {
+    if (!s.unavailable()) return Error(500, what + ": " + s.message());
+    CheckSpace(true);
+    return Unavailable(what + ": " + s.message());
+  }
+
+  static HttpResponse Unavailable(std::string message) {
+    HttpResponse r = Error(503, std::move(message) + "; try again later");
+    r.headers.emplace_back("Retry-After", "10");
+    return r;
   }
 
   // The wall clock was set: the timer's deadline must be recomputed.
@@ -365,8 +418,10 @@ struct Daemon::Impl {
     }
     if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "purchases") {
       respond = [this, respond = std::move(respond)](HttpResponse r) {
+        // 503: for want of space or while stopping, the client retries.
         const char* outcome = r.status == 200   ? "accepted"
                               : r.status == 409 ? "conflict"
+                              : r.status == 503 ? "unavailable"
                               : r.status >= 500 ? "error"
                                                 : "invalid";
         if (r.status != 401 && r.status != 405) metrics.ingest_requests.Add({outcome});
@@ -451,10 +506,20 @@ struct Daemon::Impl {
       if (!config.reload_errors.empty()) last["errors"] = config.reload_errors;
       cfg["last_reload"] = std::move(last);
     }
-    // Still 200: the daemon runs on its last good rules. "degraded" tells a
-    // person (and an alert on /metrics) that the file on disk is not in use.
-    return Json(200, {{"status", config.reload_errors.empty() ? "ok" : "degraded"},
+    const SpaceGuard::Report room = space.report();
+    json storage = {{"state", room.short_of_space ? "short" : "ok"},
+                    {"room_bytes", room.last.Room()},
+                    {"disk_free_bytes", room.last.fs_free},
+                    {"reserve_bytes", room.reserve_held}};
+    if (room.since) storage["since"] = FormatRfc3339(*room.since, UtcZone());
+    if (!room.reason.empty()) storage["reason"] = room.reason;
+    // Still 200: the daemon runs on its last good rules, and serves leases
+    // and acks when short of space. "degraded" tells a person (and an alert
+    // on /metrics) that something needs them.
+    const bool degraded = !config.reload_errors.empty() || room.short_of_space;
+    return Json(200, {{"status", degraded ? "degraded" : "ok"},
                       {"config", std::move(cfg)},
+                      {"storage", std::move(storage)},
                       {"sinks", std::move(sinks)}});
   }
 
@@ -753,7 +818,7 @@ struct Daemon::Impl {
     auto id = Count(id_text);
     if (!id || *id == 0) return Error(404, "no dead letter '" + std::string(id_text) + "'");
     auto replayed = store->ReplayDeadLetters(*id, "", clock.Now());
-    if (!replayed.ok()) return Error(500, replayed.status().message());
+    if (!replayed.ok()) return StoreFailed(replayed.status(), "cannot replay");
     if (*replayed == 0) return Error(404, "no dead letter " + std::to_string(*id));
     spdlog::info("dead letter {} replayed", *id);
     dispatcher->Wake();
@@ -784,7 +849,7 @@ struct Daemon::Impl {
       sink = named->get<std::string>();
     }
     auto replayed = store->ReplayDeadLetters(0, sink, clock.Now());
-    if (!replayed.ok()) return Error(500, replayed.status().message());
+    if (!replayed.ok()) return StoreFailed(replayed.status(), "cannot replay");
     spdlog::info("{} replayed{}", Plural(*replayed, "dead letter"),
                  sink.empty() ? "" : " on " + sink);
     dispatcher->Wake();
@@ -807,6 +872,10 @@ struct Daemon::Impl {
                                 {"index", e.index ? json(*e.index) : json(nullptr)},
                                 {"field", e.field.empty() ? json(nullptr) : json(e.field)}}));
     }
+    if (space.short_of_space()) {
+      return respond(
+          Unavailable("the database has no room for purchases: " + space.report().reason));
+    }
     pending.push_back({std::move(parsed.items), std::move(respond)});
     if (!flush_posted) {
       flush_posted = true;
@@ -822,19 +891,35 @@ struct Daemon::Impl {
     std::vector<HttpResponse> responses(batch.size());
     if (Status s = store->Begin(); !s.ok()) {
       spdlog::error("ingest: {}", s.message());
-      for (auto& p : batch) p.respond(Error(503, "cannot write to the database: " + s.message()));
+      if (s.unavailable()) CheckSpace(true);
+      for (auto& p : batch) p.respond(Unavailable("cannot write to the database: " + s.message()));
       return;
     }
     PurchaseCounts counts;
     for (std::size_t r = 0; r < batch.size(); ++r) {
       metrics.StageBegin();
       responses[r] = IngestOne(batch[r].items, counts);
+      if (responses[r].status < 500) continue;
+      // A failed write may have ended the whole transaction (SQLite rolls
+      // back by itself on a full disk or an I/O error): the requests before
+      // are not recorded either, and those after must not start afresh.
+      (void)store->Rollback();
+      metrics.StageAbort();
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        batch[k].respond(k == r ? std::move(responses[r])
+                                : Unavailable("not recorded: another request written with it "
+                                              "failed"));
+      }
+      return;
     }
     if (Status s = store->Commit(); !s.ok()) {
       spdlog::error("ingest commit: {}", s.message());
       (void)store->Rollback();
       metrics.StageAbort();
-      for (auto& p : batch) p.respond(Error(503, "cannot commit to the database: " + s.message()));
+      if (s.unavailable()) CheckSpace(true);
+      for (auto& p : batch) {
+        p.respond(Unavailable("cannot commit to the database: " + s.message()));
+      }
       return;
     }
     metrics.StageCommit();
@@ -851,7 +936,7 @@ struct Daemon::Impl {
 
   // One request in its savepoint; `counts` grows only if it is released.
   HttpResponse IngestOne(const std::vector<Purchase>& items, PurchaseCounts& counts) {
-    if (Status s = store->Savepoint(); !s.ok()) return Error(503, s.message());
+    if (Status s = store->Savepoint(); !s.ok()) return StoreFailed(s, "cannot record purchases");
     json results = json::array();
     int accepted = 0, duplicates = 0, planned = 0, skipped = 0, cancelled = 0;
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -862,7 +947,7 @@ struct Daemon::Impl {
         if (outcome.ok()) ++counts.conflicts;
         if (!outcome.ok()) {
           spdlog::error("ingest: {}", outcome.status().message());
-          return Error(500, "cannot record purchase: " + outcome.status().message());
+          return StoreFailed(outcome.status(), "cannot record purchase");
         }
         const std::string& field = outcome->conflict_field;
         return Json(409,
@@ -891,7 +976,7 @@ struct Daemon::Impl {
     }
     if (Status s = store->Release(); !s.ok()) {
       metrics.StageRollbackRequest();
-      return Error(503, s.message());
+      return StoreFailed(s, "cannot record purchases");
     }
     counts.accepted += accepted;
     counts.duplicates += duplicates;
@@ -912,9 +997,9 @@ struct Daemon::Impl {
 
   HttpResponse SetOptOut(const std::string& buyer, bool opt_out) {
     auto pending_before = store->PendingOf(buyer);
-    if (!pending_before.ok()) return Error(500, pending_before.status().message());
+    if (!pending_before.ok()) return StoreFailed(pending_before.status(), "cannot read the buyer");
     Status s = opt_out ? scheduler.OptOut(buyer) : scheduler.OptIn(buyer);
-    if (!s.ok()) return Error(500, s.message());
+    if (!s.ok()) return StoreFailed(s, opt_out ? "cannot opt out" : "cannot opt in");
     json body = {{"buyer_id", buyer}, {"opted_out", opt_out}};
     if (opt_out) body["suppressed"] = *pending_before;
     return Json(200, body);
@@ -959,7 +1044,7 @@ struct Daemon::Impl {
     Millis visibility(static_cast<std::int64_t>(kDefaultVisibilityS * 1000));
     if (auto bad = ParseLease(body, max, visibility)) return respond(std::move(*bad));
     auto leased = store->TakeLease(queue, max, visibility, clock.Now());
-    if (!leased.ok()) return respond(Error(500, leased.status().message()));
+    if (!leased.ok()) return respond(StoreFailed(leased.status(), "cannot lease"));
     if (leased->empty()) return respond(LeaseResponse(*leased));
     // The answer is written on the reader's thread too.
     reader->Fill(
@@ -1016,7 +1101,7 @@ struct Daemon::Impl {
       receipts.push_back(r.get<std::string>());
     }
     auto acked = store->Ack(queue, receipts, clock.Now());
-    if (!acked.ok()) return Error(500, acked.status().message());
+    if (!acked.ok()) return StoreFailed(acked.status(), "cannot ack");
     return Json(200, {{"acked", *acked}});
   }
 
@@ -1031,6 +1116,7 @@ struct Daemon::Impl {
     retry.cancel();
     watchdog.cancel();
     prune_timer.cancel();
+    space_timer.cancel();
     boost::system::error_code ignored;
     signals.cancel(ignored);
     clock_jumps.close(ignored);
@@ -1060,6 +1146,9 @@ struct Daemon::Impl {
   asio::steady_timer retry;
   asio::steady_timer watchdog;
   asio::steady_timer prune_timer;
+  DiskReserve reserve;
+  SpaceGuard space;
+  asio::steady_timer space_timer;
   std::int64_t prune_cursor = 0;
   Instant prune_cutoff;  // of the pass under way
   std::int64_t prune_deleted = 0;
@@ -1083,6 +1172,14 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
   auto store = SqliteStore::Open(options.database, rules);
+  if (!store.ok() && store.status().unavailable()) {
+    // A full disk (or database_max_size): say so plainly, in one line.
+    auto fs = MeasureFilesystem(options.database);
+    return Status::Error(
+        "no room to open the database " + options.database + " (" +
+        (fs.ok() ? std::to_string(fs->fs_free) + " bytes free on its disk" : "disk not measured") +
+        "): " + store.status().message() + "; free some space, then start touchpointd again");
+  }
   if (!store.ok()) return store.status();
   auto reader = StoreReader::Open(options.database);
   if (!reader.ok()) return reader.status();
@@ -1103,6 +1200,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     self->WaitForSignal();
   }
   self->WatchClockJumps();
+  self->CheckSpace();  // a full disk at start: short of space from the outset
+  self->WatchSpace();
   self->Rearm(true);
   self->dispatcher->Wake();  // what waited in the outboxes while down
   self->StartWatchdog();

@@ -82,6 +82,13 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
                                  {"sha256"})),
       pruned(registry.Counter("touchpoint_retention_pruned_touchpoints_total",
                               "Finished touchpoints deleted by retention.")),
+      storage_short(registry.Gauge(
+          "touchpoint_storage_short",
+          "1 while the database has no room (disk full, or database_max_size reached): "
+          "purchases are refused and firing paused; else 0.")),
+      storage_room(registry.Gauge("touchpoint_storage_room_bytes",
+                                  "Bytes the database can still grow by: its disk's free space "
+                                  "(or what database_max_size leaves) plus its free pages.")),
       build_info(registry.Gauge("touchpoint_build_info",
                                 "The running build: its version in the label; always 1.",
                                 {"version"})),
@@ -90,7 +97,7 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
       resident_memory(
           registry.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")) {
   build_info.Set({version}, 1);
-  for (const char* outcome : {"accepted", "invalid", "conflict", "error"}) {
+  for (const char* outcome : {"accepted", "invalid", "conflict", "unavailable", "error"}) {
     ingest_requests.Add({outcome}, 0);
   }
   for (const char* outcome : {"accepted", "duplicate", "conflict"}) {

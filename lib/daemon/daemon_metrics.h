@@ -55,6 +55,8 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& config_loaded;
   metrics::Family& config_info;
   metrics::Family& pruned;
+  metrics::Family& storage_short;
+  metrics::Family& storage_room;
   metrics::Family& build_info;
   metrics::Family& start_time;
   metrics::Family& resident_memory;

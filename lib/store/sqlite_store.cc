@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -27,6 +28,18 @@
 
 namespace tp {
 namespace {
+
+// A failed checkpoint fails again at every commit while its cause lasts (a
+// full disk): one line a minute, from either thread.
+void WarnCheckpoint(int rc) {
+  static std::atomic<std::int64_t> last_logged{-60};
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  std::int64_t last = last_logged.load();
+  if (now - last < 60 || !last_logged.compare_exchange_strong(last, now)) return;
+  spdlog::warn("database checkpoint: {} (logged once a minute while it lasts)", sqlite3_errstr(rc));
+}
 
 // Migration i takes the schema from version i to version i + 1. Forward only:
 // a released migration is never edited, a change is a new entry.
@@ -225,13 +238,26 @@ void BindTextOrNull(SQLite::Statement& q, int index, std::string_view text) {
 }
 std::string Text(const SQLite::Column& c) { return c.isNull() ? std::string() : c.getString(); }
 
+// Whether `e` says the disk (or database_max_size) is full.
+bool IsFull(const std::exception& e) {
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+  return sqlite != nullptr && sqlite->getErrorCode() == SQLITE_FULL;
+}
+
+// An exception as a Status naming `what`: Unavailable when the disk is
+// full (the same call may work once space returns), an Error otherwise.
+Status Failed(std::string_view what, const std::exception& e) {
+  std::string message = std::string(what) + ": " + e.what();
+  return IsFull(e) ? Status::Unavailable(std::move(message)) : Status::Error(std::move(message));
+}
+
 // Runs `fn`, turning SQLite's exceptions into a Status naming `what`.
 template <typename Fn>
 auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const std::exception& e) {
-    return Status::Error(std::string(what) + ": " + e.what());
+    return Failed(what, e);
   }
 }
 
@@ -558,7 +584,7 @@ class Checkpointer {
       lock.lock();
       c.copied_ = 0;  // the WAL starts over at the next transaction
     } else if (rc != SQLITE_BUSY) {
-      spdlog::warn("database checkpoint: {}", sqlite3_errstr(rc));
+      WarnCheckpoint(rc);
     }
     return SQLITE_OK;
   }
@@ -577,7 +603,7 @@ class Checkpointer {
       const int rc = sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                                &frames, &copied);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        spdlog::warn("database checkpoint: {}", sqlite3_errstr(rc));
+        WarnCheckpoint(rc);
       }
       lock.lock();
       running_ = false;
@@ -601,12 +627,15 @@ class Checkpointer {
 }  // namespace
 
 struct SqliteStore::Impl {
-  Impl(const std::string& path, int flags) : db(path, flags) {}
+  Impl(const std::string& file, int flags) : db(file, flags), path(file) {}
 
   SQLite::Database db;
+  std::string path;
   // Declared after `db`: stops and closes its connection before `db` closes.
   std::unique_ptr<Checkpointer> checkpointer;
   int lock_fd = -1;
+  // PRAGMA max_page_count as set from database_max_size, if any.
+  std::optional<std::int64_t> max_pages;
   std::shared_ptr<const Rules> rules;
   // Cadence name -> the sinks it routes to, and the history line of a fire.
   struct Route {
@@ -838,6 +867,16 @@ struct SqliteStore::Impl {
 
   void SetRules(std::shared_ptr<const Rules> r) {
     rules = std::move(r);
+    // SQLite answers SQLITE_FULL past the cap, as on a full disk. No cap
+    // is SQLite's own maximum; a cap under the file's size holds it there.
+    const std::int64_t page_size = db.execAndGet("PRAGMA page_size").getInt64();
+    const std::int64_t pages =
+        rules->database_max_size ? static_cast<std::int64_t>(*rules->database_max_size) / page_size
+                                 : std::int64_t{4294967294};
+    const std::int64_t set =
+        db.execAndGet("PRAGMA max_page_count = " + std::to_string(pages)).getInt64();
+    max_pages.reset();
+    if (rules->database_max_size) max_pages = set;
     routing_of.clear();
     for (const Cadence& c : rules->cadences) {
       Routing& routing = routing_of[c.name];
@@ -890,13 +929,13 @@ struct SqliteStore::Impl {
         fn();
         return Status::Ok();
       } catch (const std::exception& e) {
-        return Status::Error(std::string(what) + ": " + e.what());
+        return Failed(what, e);
       }
     }
     try {
       Exec("SAVEPOINT op");
     } catch (const std::exception& e) {
-      return Status::Error(std::string(what) + ": " + e.what());
+      return Failed(what, e);
     }
     try {
       fn();
@@ -909,7 +948,7 @@ struct SqliteStore::Impl {
       } catch (const std::exception&) {
         // The transaction is gone already (SQLite rolled it back itself).
       }
-      return Status::Error(std::string(what) + ": " + e.what());
+      return Failed(what, e);
     }
   }
 
@@ -1022,7 +1061,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     }
   } catch (const std::exception& e) {
     ::close(fd);
-    return Status::Error("cannot open database " + path + ": " + e.what());
+    return Failed("cannot open database " + path, e);
   }
   try {
     // One thread owns the connection: SQLite's per-call connection mutex
@@ -1046,7 +1085,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
   } catch (const std::exception& e) {
     ::close(fd);
-    return Status::Error("cannot open database " + path + ": " + e.what());
+    return Failed("cannot open database " + path, e);
   }
 }
 
@@ -1057,6 +1096,25 @@ Status SqliteStore::MigrateTo(const std::string& path, int version) {
   return Guard("migrate", [&]() -> Status {
     SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     return Migrate(db, version);
+  });
+}
+
+StatusOr<StorageSpace> SqliteStore::Space() {
+  auto space = MeasureFilesystem(impl_->path);
+  if (!space.ok()) return space;
+  return Guard("measure the database", [&]() -> StatusOr<StorageSpace> {
+    SQLite::Database& db = impl_->db;
+    const auto page_size = static_cast<std::uint64_t>(db.execAndGet("PRAGMA page_size").getInt64());
+    const auto pages = static_cast<std::uint64_t>(db.execAndGet("PRAGMA page_count").getInt64());
+    const auto free_pages =
+        static_cast<std::uint64_t>(db.execAndGet("PRAGMA freelist_count").getInt64());
+    space->free_pages = free_pages * page_size;
+    if (impl_->max_pages) {
+      const auto cap = static_cast<std::uint64_t>(*impl_->max_pages) * page_size;
+      space->cap = cap;
+      space->cap_left = cap > pages * page_size ? cap - pages * page_size : 0;
+    }
+    return *space;
   });
 }
 

@@ -32,6 +32,7 @@
 #include "config/rules.h"
 #include "planner/replan.h"
 #include "scheduler/store.h"
+#include "store/space.h"
 
 namespace tp {
 
@@ -172,8 +173,15 @@ class SqliteStore final : public ScheduleStore {
 
   StatusOr<int> SchemaVersion();
 
-  // The rules that routing (which sinks a cadence's touchpoints go to) and
-  // product lookups follow from now on (a reload).
+  // The room the database has to grow: its filesystem's free bytes, its
+  // free pages, and what database_max_size leaves. Cheap (a statvfs() and
+  // three PRAGMAs): the daemon asks every second.
+  StatusOr<StorageSpace> Space();
+
+  // The rules that routing (which sinks a cadence's touchpoints go to),
+  // product lookups and database_max_size follow from now on (a reload).
+  // Writes that fail for want of space (a full disk, or past
+  // database_max_size) return Status::Unavailable.
   void SetRules(std::shared_ptr<const Rules> rules);
 
   // Re-planning (planner/replan.h). Buyers with a pending touchpoint, in

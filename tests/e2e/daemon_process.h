@@ -89,6 +89,10 @@ class DaemonProcess {
   void AddArgs(std::vector<std::string> args) {
     args_.insert(args_.end(), args.begin(), args.end());
   }
+  // A command that runs the daemon: its arguments come first, then the
+  // daemon's command line (e.g. unshare, to give it a file system of its own).
+  void SetWrapper(std::vector<std::string> command) { wrapper_ = std::move(command); }
+  pid_t pid() const { return pid_; }
 
   // Starts the daemon and waits until it listens. `listen` defaults to a free
   // port chosen by the daemon.
@@ -100,13 +104,17 @@ class DaemonProcess {
       if (f == nullptr) ::_exit(127);
       ::dup2(::fileno(stderr), STDOUT_FILENO);
       for (const auto& [name, value] : env_) ::setenv(name.c_str(), value.c_str(), 1);
-      std::vector<std::string> argv = {TP_DAEMON_BINARY, "--config",   config_,  "--listen",
-                                       listen,           "--database", database_};
+      std::vector<std::string> argv = wrapper_;
+      for (std::string a :
+           {std::string(TP_DAEMON_BINARY), std::string("--config"), config_,
+            std::string("--listen"), listen, std::string("--database"), database_}) {
+        argv.push_back(std::move(a));
+      }
       argv.insert(argv.end(), args_.begin(), args_.end());
       std::vector<char*> raw;
       for (auto& a : argv) raw.push_back(a.data());
       raw.push_back(nullptr);
-      ::execv(TP_DAEMON_BINARY, raw.data());
+      ::execvp(raw[0], raw.data());
       ::_exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -174,6 +182,7 @@ class DaemonProcess {
   std::string config_, database_, log_;
   std::vector<std::pair<std::string, std::string>> env_;
   std::vector<std::string> args_;
+  std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
   int exit_status_ = 0;
   std::string address_;
