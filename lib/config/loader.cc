@@ -1,6 +1,5 @@
 #include "config/loader.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -17,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/ids.h"
 #include "core/url.h"
 #include "delivery/signature.h"
 #include "ops/logging.h"
@@ -31,19 +31,6 @@ constexpr int kMaxYamlDepth = 64;
 constexpr std::size_t kMaxNodesWalked = 200'000;
 // The longest duration anywhere in the config, either way.
 constexpr Duration kMaxDuration{36'500, Duration::Unit::kDays};
-
-std::string Sha256Hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
-}
 
 // Keys of one YAML map, first occurrence of each.
 using Fields = std::map<std::string, YAML::Node>;

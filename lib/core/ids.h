@@ -13,4 +13,7 @@ namespace tp {
 std::string TouchpointId(std::string_view order_id, std::string_view cadence,
                          std::string_view step);
 
+// SHA-256 of `text` as 64 lowercase hex digits. Thread-safe.
+std::string Sha256Hex(std::string_view text);
+
 }  // namespace tp

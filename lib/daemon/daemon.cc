@@ -27,6 +27,7 @@
 #include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/replanner.h"
 #include "daemon/space_guard.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
@@ -254,6 +255,8 @@ struct Daemon::Impl {
         reserve(options.database + "-reserve"),
         space([this] { return store->Space(); }, reserve, clock),
         space_timer(io),
+        replanner(io, *store, clock,
+                  [this](const ReplanCounts& step, bool done) { Replanned(step, done); }),
         signals(io),
         clock_jumps(io) {
     config.sha256 = rules->sha256;
@@ -286,6 +289,8 @@ struct Daemon::Impl {
 
   void RunDue() {
     if (stopping || space.short_of_space()) return;
+    // A touchpoint the re-plan has not reached waits for it (Replanned()).
+    if (!replanner.Covers(clock.Now())) return;
     auto stats = scheduler.RunDue(kBatchesPerTurn);
     if (!stats.ok() && stats.status().unavailable()) {
       spdlog::error("firing due touchpoints: {}", stats.status().message());
@@ -316,6 +321,46 @@ struct Daemon::Impl {
     retry.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) Rearm(true);
     });
+  }
+
+  // The rules the pending touchpoints were planned by, at start: other ones
+  // (the config changed while the daemon was down) are re-planned to, and a
+  // re-plan that a stop or a crash interrupted resumes.
+  void StartPlanning() {
+    auto state = store->Planning();
+    const std::string fingerprint = PlanningFingerprint(*rules);
+    Status s = state.status();
+    if (state.ok() && state->fingerprint.empty()) {
+      // A database from before schema 8: planned by these rules, as far as
+      // anyone can tell.
+      s = store->SetPlanning(fingerprint, false);
+    } else if (state.ok() && state->fingerprint != fingerprint) {
+      s = store->SetPlanning(fingerprint, true);
+      if (s.ok()) {
+        replanner.Run(
+            "the config's planning rules are not those the pending touchpoints were "
+            "planned by (it changed while touchpointd was stopped)");
+      }
+    } else if (state.ok() && state->replanning) {
+      replanner.Run("resuming the re-plan a stop interrupted");
+    }
+    if (!s.ok()) {
+      spdlog::error("planning state: {}; the next start tries again", s.message());
+    }
+    metrics.replanning.Set({}, replanner.running() ? 1 : 0);
+  }
+
+  // A step of the re-plan went through: what it changed, counted; what it
+  // moved or passed, fired when due.
+  void Replanned(const ReplanCounts& step, bool done) {
+    for (const auto& [cadence, n] : step.cancelled_by_cadence) {
+      metrics.cancelled.Add({cadence}, static_cast<double>(n));
+    }
+    for (const auto& [cadence, n] : step.added_by_cadence) {
+      metrics.planned.Add({cadence}, static_cast<double>(n));
+    }
+    metrics.replanning.Set({}, done ? 0 : 1);
+    Rearm(true);
   }
 
   // --- disk space -----------------------------------------------------------
@@ -500,6 +545,17 @@ struct Daemon::Impl {
     json cfg = {{"path", options.config_path},
                 {"sha256", config.sha256},
                 {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
+    if (const Replanner::Progress& p = replanner.progress(); p.started_at) {
+      json replan = {{"state", p.running ? "running" : "done"},
+                     {"started_at", FormatRfc3339(*p.started_at, UtcZone())},
+                     {"buyers", p.buyers},
+                     {"moved", p.counts.moved},
+                     {"added", p.counts.added},
+                     {"cancelled", p.counts.cancelled},
+                     {"updated", p.counts.updated}};
+      if (p.finished_at) replan["finished_at"] = FormatRfc3339(*p.finished_at, UtcZone());
+      cfg["replan"] = std::move(replan);
+    }
     if (config.last_reload_at) {
       json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
                    {"ok", config.reload_errors.empty()}};
@@ -625,27 +681,23 @@ struct Daemon::Impl {
     // Requests parsed under the old rules are recorded under them first.
     if (flush_posted) FlushIngest();
 
+    // The swap is one short transaction: the rules, and a re-plan to them
+    // starting from the first pending touchpoint (Replanner steps through
+    // it afterwards, so the loop is never held for long).
     const bool replan = !SamePlanning(*previous, *next);
-    ReplanCounts counts;
+    const std::string fingerprint = PlanningFingerprint(*next);
     const Instant now = clock.Now();
     Status s = dispatcher->Reconfigure(*next, [&]() -> Status {
       if (Status b = store->Begin(); !b.ok()) return b;
       store->SetRules(next);
-      if (replan) {
-        auto replanned = store->ReplanPending(now);
-        if (!replanned.ok()) {
-          (void)store->Rollback();
-          store->SetRules(previous);
-          return replanned.status();
-        }
-        counts = std::move(*replanned);
-      }
-      if (Status c = store->Commit(); !c.ok()) {
+      Status planned = replan ? store->SetPlanning(fingerprint, true) : Status::Ok();
+      if (planned.ok()) planned = store->Commit();
+      if (!planned.ok()) {
         (void)store->Rollback();
         store->SetRules(previous);
-        return c;
+        (void)store->Planning();  // the re-plan under way, if any, as it was
       }
-      return Status::Ok();
+      return planned;
     });
     if (!s.ok()) return ReloadFailed({s.message()}, s.message());
 
@@ -658,18 +710,10 @@ struct Daemon::Impl {
     config.reload_errors.clear();
     metrics.reloads.Add({"success"});
     ConfigMetrics();
-    for (const auto& [cadence, n] : counts.cancelled_by_cadence) {
-      metrics.cancelled.Add({cadence}, static_cast<double>(n));
-    }
-    for (const auto& [cadence, n] : counts.added_by_cadence) {
-      metrics.planned.Add({cadence}, static_cast<double>(n));
-    }
     if (replan) {
-      spdlog::info(
-          "reloaded {} (sha256 {}): re-planned pending touchpoints: {} moved, {} added, "
-          "{} cancelled (rules changed), {} otherwise updated",
-          options.config_path, next->sha256.substr(0, 12), counts.moved, counts.added,
-          counts.cancelled, counts.updated);
+      spdlog::info("reloaded {} (sha256 {}): planning rules changed", options.config_path,
+                   next->sha256.substr(0, 12));
+      replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()));
     } else {
       spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
                    options.config_path, next->sha256.substr(0, 12));
@@ -1117,6 +1161,7 @@ struct Daemon::Impl {
     watchdog.cancel();
     prune_timer.cancel();
     space_timer.cancel();
+    replanner.Stop();
     boost::system::error_code ignored;
     signals.cancel(ignored);
     clock_jumps.close(ignored);
@@ -1149,6 +1194,7 @@ struct Daemon::Impl {
   DiskReserve reserve;
   SpaceGuard space;
   asio::steady_timer space_timer;
+  Replanner replanner;
   std::int64_t prune_cursor = 0;
   Instant prune_cutoff;  // of the pass under way
   std::int64_t prune_deleted = 0;
@@ -1201,6 +1247,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   }
   self->WatchClockJumps();
   self->CheckSpace();  // a full disk at start: short of space from the outset
+  self->StartPlanning();
   self->WatchSpace();
   self->Rearm(true);
   self->dispatcher->Wake();  // what waited in the outboxes while down

@@ -86,6 +86,10 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           "touchpoint_storage_short",
           "1 while the database has no room (disk full, or database_max_size reached): "
           "purchases are refused and firing paused; else 0.")),
+      replanning(registry.Gauge(
+          "touchpoint_replan_running",
+          "1 while pending touchpoints are being re-planned to new rules (after a reload), else "
+          "0.")),
       storage_room(registry.Gauge("touchpoint_storage_room_bytes",
                                   "Bytes the database can still grow by: its disk's free space "
                                   "(or what database_max_size leaves) plus its free pages.")),

@@ -56,6 +56,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& config_info;
   metrics::Family& pruned;
   metrics::Family& storage_short;
+  metrics::Family& replanning;
   metrics::Family& storage_room;
   metrics::Family& build_info;
   metrics::Family& start_time;

@@ -1,23 +1,15 @@
 #include "planner/replan.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <unordered_map>
+
+#include "core/ids.h"
 
 namespace tp {
 namespace {
 
 constexpr std::string_view kRulesChanged = "rules changed";
-
-bool SameSteps(const Step& a, const Step& b) {
-  return a.id == b.id && a.topic == b.topic && a.after == b.after && a.anchor == b.anchor &&
-         a.tiers == b.tiers;
-}
-
-bool SameCadence(const Cadence& a, const Cadence& b) {
-  return a.name == b.name && a.trigger == b.trigger && a.products == b.products &&
-         a.from == b.from && a.to == b.to && a.cancel_on_repurchase == b.cancel_on_repurchase &&
-         std::equal(a.steps.begin(), a.steps.end(), b.steps.begin(), b.steps.end(), SameSteps);
-}
 
 ReplanChange Cancel(const ExistingTouchpoint& e, std::string reason) {
   ReplanChange c;
@@ -95,20 +87,42 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
   return out;
 }
 
+std::string PlanningFingerprint(const Rules& rules) {
+  // One line per thing planning reads, names for references, in file order.
+  std::string text = "zone " + rules.timezone_name + "\nwindow " +
+                     FormatTimeOfDay(rules.send_window.from) + " " +
+                     FormatTimeOfDay(rules.send_window.to) + "\n";
+  auto names = [](const auto& all, const std::vector<int>& indices) {
+    std::string out;
+    for (int i : indices) out += " " + all[static_cast<std::size_t>(i)].name;
+    return out;
+  };
+  for (const Product& p : rules.products) {
+    text += "product " + p.name + " " + std::to_string(p.supply_days) + "\n";
+  }
+  for (const Tier& t : rules.tiers) {
+    char spend[40] = "-";
+    if (t.min_spend) std::snprintf(spend, sizeof spend, "%.17g", *t.min_spend);
+    text += "tier " + t.name + " " +
+            (t.min_purchases ? std::to_string(*t.min_purchases) : std::string("-")) + " " + spend +
+            "\n";
+  }
+  for (const Cadence& c : rules.cadences) {
+    text += "cadence " + c.name + " " + (c.trigger == Trigger::kSwitch ? "switch" : "purchase") +
+            " products" + names(rules.products, c.products) + " from" +
+            names(rules.products, c.from) + " to" + names(rules.products, c.to) +
+            (c.cancel_on_repurchase ? " cancel_on_repurchase" : "") + "\n";
+    for (const Step& s : c.steps) {
+      text += "step " + s.id + " " + s.topic + " " + s.after.ToString() + " " +
+              (s.anchor == Anchor::kRunout ? "runout" : "purchase") + " tiers" +
+              names(rules.tiers, s.tiers) + "\n";
+    }
+  }
+  return Sha256Hex(text);
+}
+
 bool SamePlanning(const Rules& a, const Rules& b) {
-  auto same_product = [](const Product& x, const Product& y) {
-    return x.name == y.name && x.supply_days == y.supply_days;
-  };
-  auto same_tier = [](const Tier& x, const Tier& y) {
-    return x.name == y.name && x.min_purchases == y.min_purchases && x.min_spend == y.min_spend;
-  };
-  return a.timezone_name == b.timezone_name && a.send_window.from == b.send_window.from &&
-         a.send_window.to == b.send_window.to &&
-         std::equal(a.products.begin(), a.products.end(), b.products.begin(), b.products.end(),
-                    same_product) &&
-         std::equal(a.tiers.begin(), a.tiers.end(), b.tiers.begin(), b.tiers.end(), same_tier) &&
-         std::equal(a.cadences.begin(), a.cadences.end(), b.cadences.begin(), b.cadences.end(),
-                    SameCadence);
+  return PlanningFingerprint(a) == PlanningFingerprint(b);
 }
 
 }  // namespace tp

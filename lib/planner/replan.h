@@ -69,4 +69,10 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
 // `a` to `b` has nothing to re-plan.
 bool SamePlanning(const Rules& a, const Rules& b);
 
+// Those parts as a SHA-256 in hex: equal for rules SamePlanning() calls the
+// same (references by name, so reordering a list is a change only where
+// order matters). The database keeps the one its pending touchpoints are
+// planned by, so a start on other rules re-plans them.
+std::string PlanningFingerprint(const Rules& rules);
+
 }  // namespace tp

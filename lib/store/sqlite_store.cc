@@ -208,6 +208,22 @@ DROP INDEX queue_messages_by_touchpoint;
     R"sql(
 ALTER TABLE touchpoints ADD COLUMN tier TEXT;
 )sql",
+    // 7 -> 8: the planning rules the pending touchpoints follow (their
+    // PlanningFingerprint), and how far a re-plan under way has got, as a
+    // position in the pending index's order: a reload re-plans in steps, and
+    // a start on other rules, or after a crash mid-way, re-plans too.
+    R"sql(
+CREATE TABLE planning (
+  id            INTEGER PRIMARY KEY CHECK (id = 1),
+  fingerprint   TEXT NOT NULL,
+  replanning    INTEGER NOT NULL DEFAULT 0,
+  next_at       INTEGER,
+  due_at        INTEGER,
+  cadence_order INTEGER,
+  step_order    INTEGER,
+  touchpoint    INTEGER
+);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == SqliteStore::kSchemaVersion);
@@ -624,6 +640,14 @@ class Checkpointer {
   std::thread thread_;
 };
 
+// A purchase as recorded, with its touchpoints, for re-planning.
+struct StoredPurchase {
+  std::int64_t row = 0;
+  Purchase purchase;
+  const Zone* zone = nullptr;  // the zone it was planned in
+  std::vector<ExistingTouchpoint> touchpoints;
+};
+
 }  // namespace
 
 struct SqliteStore::Impl {
@@ -845,6 +869,198 @@ struct SqliteStore::Impl {
       "due_at != ?5 OR next_at != ?6) RETURNING id"};
   SQLite::Statement replan_cancel{
       db, "UPDATE touchpoints SET state = 2, reason = ? WHERE id = ? AND state = 0 RETURNING id"};
+
+  // A re-plan's sweep: where it is in the pending index's order (from the
+  // start: the least values), and the buyers (by row id) it re-planned.
+  struct Sweep {
+    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, cadence_order = INT64_MIN,
+                 step_order = INT64_MIN, id = INT64_MIN;
+  } sweep;
+  std::vector<bool> replanned;
+  // The pending touchpoints after the sweep's position, in firing order.
+  SQLite::Statement sweep_rows{
+      db,
+      "SELECT id, buyer, next_at, due_at, cadence_order, step_order FROM touchpoints WHERE "
+      "state = 0 AND (next_at, due_at, cadence_order, step_order, id) > (?1, ?2, ?3, ?4, ?5) "
+      "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT ?6"};
+  SQLite::Statement buyer_name{db, "SELECT buyer_id FROM buyers WHERE id = ?"};
+  SQLite::Statement save_sweep{
+      db,
+      "UPDATE planning SET replanning = ?1, next_at = ?2, due_at = ?3, cadence_order = ?4, "
+      "step_order = ?5, touchpoint = ?6 WHERE id = 1"};
+
+  void BindSweep(SQLite::Statement& q, int first, const std::optional<Sweep>& at) {
+    if (!at) {
+      for (int i = 0; i < 5; ++i) q.bind(first + i);
+      return;
+    }
+    q.bind(first, at->next_at);
+    q.bind(first + 1, at->due_at);
+    q.bind(first + 2, at->cadence_order);
+    q.bind(first + 3, at->step_order);
+    q.bind(first + 4, at->id);
+  }
+  // `at`: a re-plan under way continues from there; nullopt: none.
+  void SavePlanning(std::string_view fingerprint, const std::optional<Sweep>& at) {
+    SQLite::Statement q(db,
+                        "INSERT OR REPLACE INTO planning (id, fingerprint, replanning, next_at, "
+                        "due_at, cadence_order, step_order, touchpoint) "
+                        "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    BindText(q, 1, fingerprint);
+    q.bind(2, at ? 1 : 0);
+    BindSweep(q, 3, at);
+    q.exec();
+  }
+  void SaveSweep(const std::optional<Sweep>& at) {
+    save_sweep.tryReset();
+    save_sweep.bind(1, at ? 1 : 0);
+    BindSweep(save_sweep, 2, at);
+    save_sweep.exec();
+  }
+
+  // A buyer's purchases by purchased_at (ties in arrival order), each with
+  // its touchpoints (their handles are row ids). Throws SQLite's errors.
+  std::vector<StoredPurchase> LoadPurchases(std::int64_t buyer, const std::string& buyer_id) {
+    std::vector<StoredPurchase> out;
+    auto& p = purchases_of;
+    p.tryReset();
+    p.bind(1, buyer);
+    std::unordered_map<std::int64_t, std::size_t> index;
+    while (p.executeStep()) {
+      StoredPurchase& sp = out.emplace_back();
+      sp.row = p.getColumn(0).getInt64();
+      index.emplace(sp.row, out.size() - 1);
+      sp.purchase.order_id = p.getColumn(1).getString();
+      sp.purchase.buyer_id = buyer_id;
+      sp.purchase.product = p.getColumn(2).getString();
+      sp.purchase.quantity = p.getColumn(3).getInt64();
+      sp.purchase.amount = p.getColumn(4).getDouble();
+      sp.purchase.purchased_at = FromMs(p.getColumn(5).getInt64());
+      sp.purchase.timezone = p.getColumn(6).getString();
+      sp.zone = zones.Named(TextView(p.getColumn(7)));
+      sp.purchase.attributes = Text(p.getColumn(8));
+    }
+    p.tryReset();
+    auto& t = touchpoints_of;
+    t.tryReset();
+    t.bind(1, buyer);
+    while (t.executeStep()) {
+      auto it = index.find(t.getColumn(0).getInt64());
+      if (it == index.end()) continue;
+      StoredPurchase& sp = out[it->second];
+      std::string cadence = t.getColumn(1).getString();
+      std::string id = TouchpointId(sp.purchase.order_id, cadence, t.getColumn(2).getText());
+      sp.touchpoints.push_back(
+          {std::move(id), std::move(cadence), StateFrom(t.getColumn(3).getInt()),
+           FromMs(t.getColumn(4).getInt64()), FromMs(t.getColumn(5).getInt64()),
+           static_cast<std::uint64_t>(t.getColumn(6).getInt64())});
+    }
+    t.tryReset();
+    return out;
+  }
+
+  // Records a purchase's new tier (unless -1) and applies the changes.
+  // Updates and cancels find their touchpoint by its handle. Each moved,
+  // added or cancelled touchpoint gets a history line; an update that
+  // changes nothing writes nothing. Throws SQLite's errors.
+  void ApplyChanges(std::int64_t purchase_row, std::int64_t buyer, int tier,
+                    std::span<const ReplanChange> changes, Instant now, ReplanCounts& counts) {
+    // Runs an UPDATE ... RETURNING id; the id, or 0 when no row changed.
+    auto returned_id = [](SQLite::Statement& q) -> std::int64_t {
+      const std::int64_t id = q.executeStep() ? q.getColumn(0).getInt64() : 0;
+      q.tryReset();
+      return id;
+    };
+    if (tier >= 0) {
+      for (SQLite::Statement* q : {&pin_tier, &purchase_tier}) {
+        q->tryReset();
+        BindText(*q, 1, rules->tiers[static_cast<std::size_t>(tier)].name);
+        q->bind(2, buyer);
+        q->bind(3, purchase_row);
+        q->exec();
+      }
+    }
+    for (const ReplanChange& c : changes) {
+      const PlannedTouchpoint& t = c.touchpoint;
+      switch (c.kind) {
+        case ReplanChange::Kind::kAdd: {
+          const std::int64_t row = InsertTouchpoint(purchase_row, buyer, t);
+          AddHistory(row, now, TouchpointState::kPending,
+                     "rules changed: a new step, due " + FormatRfc3339(t.due_at, UtcZone()));
+          ++counts.added;
+          ++counts.added_by_cadence[c.cadence];
+          break;
+        }
+        case ReplanChange::Kind::kUpdate: {
+          auto& q = replan_update;
+          q.tryReset();
+          BindText(q, 1, rules->cadences[t.cadence].steps[t.step].topic);
+          q.bind(2, t.cadence);
+          q.bind(3, t.step);
+          q.bind(4, t.cancel_on_repurchase ? 1 : 0);
+          q.bind(5, Ms(t.due_at));
+          q.bind(6, Ms(t.next_at));
+          q.bind(7, static_cast<std::int64_t>(c.handle));
+          const std::int64_t row = returned_id(q);
+          if (row == 0) break;  // nothing differed
+          if (c.previous_due_at != t.due_at) {
+            AddHistory(row, now, TouchpointState::kPending,
+                       "rules changed: due " + FormatRfc3339(t.due_at, UtcZone()) + " (was " +
+                           FormatRfc3339(c.previous_due_at, UtcZone()) + ")");
+            ++counts.moved;
+          } else {
+            ++counts.updated;
+          }
+          break;
+        }
+        case ReplanChange::Kind::kCancel: {
+          auto& q = replan_cancel;
+          q.tryReset();
+          BindText(q, 1, c.reason);
+          q.bind(2, static_cast<std::int64_t>(c.handle));
+          const std::int64_t row = returned_id(q);
+          if (row == 0) break;
+          AddHistory(row, now, TouchpointState::kCancelled, c.reason);
+          ++counts.cancelled;
+          ++counts.cancelled_by_cadence[c.cadence];
+          break;
+        }
+      }
+    }
+  }
+
+  // Re-plans, under `rules`, every purchase of the buyer (row id) that has
+  // a pending touchpoint. Throws SQLite's errors.
+  void ReplanBuyer(std::int64_t buyer, Instant now, ReplanCounts& counts) {
+    buyer_name.tryReset();
+    buyer_name.bind(1, buyer);
+    if (!buyer_name.executeStep()) {
+      buyer_name.tryReset();
+      return;
+    }
+    const std::string buyer_id = buyer_name.getColumn(0).getString();
+    buyer_name.tryReset();
+    const std::vector<StoredPurchase> purchases = LoadPurchases(buyer, buyer_id);
+    std::vector<PastPurchase> all;
+    all.reserve(purchases.size());
+    for (const StoredPurchase& p : purchases) {
+      all.push_back(
+          {p.purchase.purchased_at, rules->ProductIndex(p.purchase.product), p.purchase.amount});
+    }
+    std::vector<PastPurchase> others;
+    for (std::size_t i = 0; i < purchases.size(); ++i) {
+      const StoredPurchase& p = purchases[i];
+      const bool pending = std::any_of(
+          p.touchpoints.begin(), p.touchpoints.end(),
+          [](const ExistingTouchpoint& t) { return t.state == TouchpointState::kPending; });
+      if (!pending) continue;
+      others.assign(all.begin(), all.end());
+      others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+      const PurchaseReplan plan =
+          ReplanPurchase(*rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
+      ApplyChanges(p.row, buyer, plan.tier, plan.changes, now, counts);
+    }
+  }
 
   void Exec(std::string_view sql) { db.exec(std::string(sql)); }
   // Exec, with an error naming `what` instead of an exception.
@@ -1082,7 +1298,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     sqlite3_wal_hook(impl->db.getHandle(), &Checkpointer::OnCommit, impl->checkpointer.get());
     impl->SetRules(std::move(rules));
     impl->event_rows = std::make_unique<EventRows>(impl->db);
-    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+    auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
+    if (auto planning = store->Planning(); !planning.ok()) return planning.status();
+    return store;
   } catch (const std::exception& e) {
     ::close(fd);
     return Failed("cannot open database " + path, e);
@@ -1825,186 +2043,109 @@ void SqliteStore::SetRules(std::shared_ptr<const Rules> rules) {
   impl_->SetRules(std::move(rules));
 }
 
-StatusOr<std::vector<std::string>> SqliteStore::BuyersWithPending() {
-  return Guard("list buyers with pending touchpoints", [&]() -> StatusOr<std::vector<std::string>> {
-    SQLite::Statement q(impl_->db,
-                        "SELECT buyer_id FROM buyers b WHERE EXISTS (SELECT 1 FROM touchpoints t "
-                        "WHERE t.buyer = b.id AND t.state = 0) ORDER BY id");
-    std::vector<std::string> out;
-    while (q.executeStep()) out.push_back(q.getColumn(0).getString());
-    return out;
-  });
-}
-
-StatusOr<std::vector<StoredPurchase>> SqliteStore::PurchasesOf(std::string_view buyer_id) {
+StatusOr<PlanningState> SqliteStore::Planning() {
   Impl& m = *impl_;
-  return Guard("load purchases", [&]() -> StatusOr<std::vector<StoredPurchase>> {
-    std::vector<StoredPurchase> out;
-    auto buyer = m.FindBuyer(buyer_id);
-    if (!buyer) return out;
-    auto& p = m.purchases_of;
-    p.tryReset();
-    p.bind(1, *buyer);
-    std::unordered_map<std::int64_t, std::size_t> index;
-    while (p.executeStep()) {
-      StoredPurchase& sp = out.emplace_back();
-      index.emplace(p.getColumn(0).getInt64(), out.size() - 1);
-      sp.purchase.order_id = p.getColumn(1).getString();
-      sp.purchase.buyer_id = std::string(buyer_id);
-      sp.purchase.product = p.getColumn(2).getString();
-      sp.purchase.quantity = p.getColumn(3).getInt64();
-      sp.purchase.amount = p.getColumn(4).getDouble();
-      sp.purchase.purchased_at = FromMs(p.getColumn(5).getInt64());
-      sp.purchase.timezone = p.getColumn(6).getString();
-      sp.zone = m.zones.Named(TextView(p.getColumn(7)));
-      sp.purchase.attributes = Text(p.getColumn(8));
+  return Guard("read the planning state", [&]() -> StatusOr<PlanningState> {
+    PlanningState state;
+    SQLite::Statement q(m.db,
+                        "SELECT fingerprint, replanning, next_at, due_at, cadence_order, "
+                        "step_order, touchpoint FROM planning WHERE id = 1");
+    if (!q.executeStep()) return state;
+    state.fingerprint = q.getColumn(0).getString();
+    state.replanning = q.getColumn(1).getInt() != 0;
+    m.sweep = Impl::Sweep{};
+    m.replanned.clear();
+    if (state.replanning && !q.getColumn(2).isNull()) {
+      m.sweep = {q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
+                 q.getColumn(5).getInt64(), q.getColumn(6).getInt64()};
     }
-    auto& t = m.touchpoints_of;
-    t.tryReset();
-    t.bind(1, *buyer);
-    while (t.executeStep()) {
-      auto it = index.find(t.getColumn(0).getInt64());
-      if (it == index.end()) continue;
-      StoredPurchase& sp = out[it->second];
-      std::string cadence = t.getColumn(1).getString();
-      std::string id = TouchpointId(sp.purchase.order_id, cadence, t.getColumn(2).getText());
-      sp.touchpoints.push_back(
-          {std::move(id), std::move(cadence), StateFrom(t.getColumn(3).getInt()),
-           FromMs(t.getColumn(4).getInt64()), FromMs(t.getColumn(5).getInt64()),
-           static_cast<std::uint64_t>(t.getColumn(6).getInt64())});
-    }
-    return out;
+    return state;
   });
 }
 
-StatusOr<ReplanCounts> SqliteStore::ApplyReplan(std::string_view order_id, int tier,
-                                                std::span<const ReplanChange> changes,
-                                                Instant now) {
+Status SqliteStore::SetPlanning(std::string_view fingerprint, bool replan) {
   Impl& m = *impl_;
-  ReplanCounts counts;
-  // Runs an UPDATE ... RETURNING id; the id, or 0 when no row changed.
-  auto returned_id = [](SQLite::Statement& q) -> std::int64_t {
-    const std::int64_t id = q.executeStep() ? q.getColumn(0).getInt64() : 0;
-    q.tryReset();
-    return id;
-  };
-  Status s = m.Atomically("re-plan a purchase", [&] {
-    auto& p = m.purchase_by_order;
-    p.tryReset();
-    BindText(p, 1, order_id);
-    if (!p.executeStep()) throw std::runtime_error("no order " + std::string(order_id));
-    const std::int64_t purchase_row = p.getColumn(0).getInt64();
-    const std::int64_t buyer = p.getColumn(1).getInt64();
-    p.tryReset();
-    if (tier >= 0) {
-      for (SQLite::Statement* q : {&m.pin_tier, &m.purchase_tier}) {
-        q->tryReset();
-        BindText(*q, 1, m.rules->tiers[static_cast<std::size_t>(tier)].name);
-        q->bind(2, buyer);
-        q->bind(3, purchase_row);
-        q->exec();
-      }
-    }
-    for (const ReplanChange& c : changes) {
-      const PlannedTouchpoint& t = c.touchpoint;
-      switch (c.kind) {
-        case ReplanChange::Kind::kAdd: {
-          const std::int64_t row = m.InsertTouchpoint(purchase_row, buyer, t);
-          m.AddHistory(row, now, TouchpointState::kPending,
-                       "rules changed: a new step, due " + FormatRfc3339(t.due_at, UtcZone()));
-          ++counts.added;
-          ++counts.added_by_cadence[c.cadence];
-          break;
-        }
-        case ReplanChange::Kind::kUpdate: {
-          auto& q = m.replan_update;
-          q.tryReset();
-          BindText(q, 1, m.rules->cadences[t.cadence].steps[t.step].topic);
-          q.bind(2, t.cadence);
-          q.bind(3, t.step);
-          q.bind(4, t.cancel_on_repurchase ? 1 : 0);
-          q.bind(5, Ms(t.due_at));
-          q.bind(6, Ms(t.next_at));
-          q.bind(7, static_cast<std::int64_t>(c.handle));
-          const std::int64_t row = returned_id(q);
-          if (row == 0) break;  // nothing differed
-          if (c.previous_due_at != t.due_at) {
-            m.AddHistory(row, now, TouchpointState::kPending,
-                         "rules changed: due " + FormatRfc3339(t.due_at, UtcZone()) + " (was " +
-                             FormatRfc3339(c.previous_due_at, UtcZone()) + ")");
-            ++counts.moved;
-          } else {
-            ++counts.updated;
-          }
-          break;
-        }
-        case ReplanChange::Kind::kCancel: {
-          auto& q = m.replan_cancel;
-          q.tryReset();
-          BindText(q, 1, c.reason);
-          q.bind(2, static_cast<std::int64_t>(c.handle));
-          const std::int64_t row = returned_id(q);
-          if (row == 0) break;
-          m.AddHistory(row, now, TouchpointState::kCancelled, c.reason);
-          ++counts.cancelled;
-          ++counts.cancelled_by_cadence[c.cadence];
-          break;
-        }
-      }
-    }
+  return m.Atomically("record the planning state", [&] {
+    m.SavePlanning(fingerprint, replan ? std::optional<Impl::Sweep>(Impl::Sweep{}) : std::nullopt);
+    m.sweep = Impl::Sweep{};
+    m.replanned.clear();
   });
-  if (!s.ok()) return s;
-  return counts;
 }
 
-StatusOr<ReplanCounts> SqliteStore::ReplanPending(Instant now) {
-  const Rules& rules = *impl_->rules;
-  // In the caller's transaction, which rolls back on error: no savepoint per
-  // purchase. On its own, each purchase is atomic.
-  struct Enclose {
-    bool& flag;
-    bool before;
-    ~Enclose() { flag = before; }
-  } enclose{impl_->enclosed, impl_->enclosed};
-  if (sqlite3_get_autocommit(impl_->db.getHandle()) == 0) impl_->enclosed = true;
-  auto buyers = BuyersWithPending();
-  if (!buyers.ok()) return buyers.status();
-  ReplanCounts total;
-  for (const std::string& buyer : *buyers) {
-    auto purchases = PurchasesOf(buyer);
-    if (!purchases.ok()) return purchases.status();
-    std::vector<PastPurchase> all;
-    all.reserve(purchases->size());
-    for (const StoredPurchase& p : *purchases) {
-      all.push_back(
-          {p.purchase.purchased_at, rules.ProductIndex(p.purchase.product), p.purchase.amount});
-    }
-    std::vector<PastPurchase> others;
-    for (std::size_t i = 0; i < purchases->size(); ++i) {
-      const StoredPurchase& p = (*purchases)[i];
-      const bool pending = std::any_of(
-          p.touchpoints.begin(), p.touchpoints.end(),
-          [](const ExistingTouchpoint& t) { return t.state == TouchpointState::kPending; });
-      if (!pending) continue;
-      others.assign(all.begin(), all.end());
-      others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
-      const PurchaseReplan plan =
-          ReplanPurchase(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
-      auto counts = ApplyReplan(p.purchase.order_id, plan.tier, plan.changes, now);
-      if (!counts.ok()) return counts.status();
-      total.moved += counts->moved;
-      total.updated += counts->updated;
-      total.added += counts->added;
-      total.cancelled += counts->cancelled;
-      for (const auto& [cadence, n] : counts->cancelled_by_cadence) {
-        total.cancelled_by_cadence[cadence] += n;
+StatusOr<ReplanStep> SqliteStore::ReplanSome(std::chrono::steady_clock::time_point deadline,
+                                             Instant now) {
+  Impl& m = *impl_;
+  ReplanStep step;
+  if (Status s = Begin(); !s.ok()) return s;
+  m.enclosed = true;  // all or nothing: no savepoint per buyer
+  try {
+    constexpr int kRowsPerRead = 256;
+    struct Row {
+      Impl::Sweep at;
+      std::int64_t buyer;
+    };
+    std::vector<Row> rows;
+    bool out_of_time = false;
+    while (!out_of_time) {
+      auto& q = m.sweep_rows;
+      q.tryReset();
+      q.bind(1, m.sweep.next_at);
+      q.bind(2, m.sweep.due_at);
+      q.bind(3, m.sweep.cadence_order);
+      q.bind(4, m.sweep.step_order);
+      q.bind(5, m.sweep.id);
+      q.bind(6, kRowsPerRead);
+      rows.clear();
+      while (q.executeStep()) {
+        rows.push_back(
+            {{q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
+              q.getColumn(5).getInt64(), q.getColumn(0).getInt64()},
+             q.getColumn(1).getInt64()});
       }
-      for (const auto& [cadence, n] : counts->added_by_cadence) {
-        total.added_by_cadence[cadence] += n;
+      q.tryReset();
+      if (rows.empty()) {
+        step.done = true;
+        break;
+      }
+      for (const Row& r : rows) {
+        m.sweep = r.at;
+        const auto buyer = static_cast<std::size_t>(r.buyer);
+        if (buyer >= m.replanned.size()) m.replanned.resize(buyer + 1 + buyer / 4, false);
+        if (m.replanned[buyer]) continue;
+        m.replanned[buyer] = true;
+        m.ReplanBuyer(r.buyer, now, step.counts);
+        ++step.buyers;
+        if (std::chrono::steady_clock::now() >= deadline) {
+          out_of_time = true;
+          break;
+        }
       }
     }
+    m.SaveSweep(step.done ? std::nullopt : std::optional<Impl::Sweep>(m.sweep));
+  } catch (const std::exception& e) {
+    m.enclosed = false;
+    (void)Rollback();
+    (void)Planning();  // back to the position the file holds
+    return Failed("re-plan", e);
   }
-  return total;
+  m.enclosed = false;
+  if (Status s = Commit(); !s.ok()) {
+    (void)Rollback();
+    (void)Planning();
+    return s;
+  }
+  if (step.done) m.replanned.clear();
+  step.covered = step.done ? Instant::max() : FromMs(m.sweep.next_at);
+  return step;
+}
+
+void ReplanCounts::Add(const ReplanCounts& other) {
+  moved += other.moved;
+  updated += other.updated;
+  added += other.added;
+  cancelled += other.cancelled;
+  for (const auto& [cadence, n] : other.cancelled_by_cadence) cancelled_by_cadence[cadence] += n;
+  for (const auto& [cadence, n] : other.added_by_cadence) added_by_cadence[cadence] += n;
 }
 
 StatusOr<PruneResult> SqliteStore::PruneFinished(Instant cutoff, std::int64_t after,

@@ -18,6 +18,7 @@
 // (checkpoints), so the owner's commits seldom wait for one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -131,14 +132,7 @@ struct DeadLetter {
   Instant dead_at;
 };
 
-// A purchase as recorded, with its touchpoints, for re-planning.
-struct StoredPurchase {
-  Purchase purchase;
-  const Zone* zone = nullptr;  // the zone it was planned in
-  std::vector<ExistingTouchpoint> touchpoints;
-};
-
-// What ApplyReplan() changed.
+// What re-planning changed.
 struct ReplanCounts {
   std::int64_t moved = 0;      // pending, now due at another time
   std::int64_t updated = 0;    // pending, same due time, other topic or order
@@ -146,6 +140,27 @@ struct ReplanCounts {
   std::int64_t cancelled = 0;  // "rules changed"
   CadenceCounts cancelled_by_cadence;
   CadenceCounts added_by_cadence;
+
+  void Add(const ReplanCounts& other);
+};
+
+// Where the pending touchpoints stand with the rules (planner/replan.h).
+struct PlanningState {
+  // PlanningFingerprint() of the rules the pending touchpoints are planned
+  // by, or are being re-planned to; empty in a database that never recorded
+  // one (written before schema 8).
+  std::string fingerprint;
+  bool replanning = false;  // a re-plan to `fingerprint` is under way
+};
+
+// One step of a re-plan (SqliteStore::ReplanSome).
+struct ReplanStep {
+  ReplanCounts counts;
+  std::int64_t buyers = 0;  // buyers re-planned in this step
+  // Every pending touchpoint with next_at before this has been re-planned
+  // (the sweep goes in firing order); Instant::max() once done.
+  Instant covered;
+  bool done = false;
 };
 
 // One step of retention pruning.
@@ -159,7 +174,7 @@ class SqliteStore final : public ScheduleStore {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
@@ -184,22 +199,25 @@ class SqliteStore final : public ScheduleStore {
   // database_max_size) return Status::Unavailable.
   void SetRules(std::shared_ptr<const Rules> rules);
 
-  // Re-planning (planner/replan.h). Buyers with a pending touchpoint, in
-  // arrival order.
-  StatusOr<std::vector<std::string>> BuyersWithPending();
-  // A buyer's purchases by purchased_at (ties in arrival order), each with
-  // its touchpoints (their handles are row ids); empty for an unknown buyer.
-  StatusOr<std::vector<StoredPurchase>> PurchasesOf(std::string_view buyer_id);
-  // Records a purchase's new tier (unless -1) and applies the changes,
-  // atomically. Updates and cancels find their touchpoint by the handle
-  // PurchasesOf() gave it. Each moved, added or cancelled touchpoint gets a history line;
-  // an update that changes nothing writes nothing.
-  StatusOr<ReplanCounts> ApplyReplan(std::string_view order_id, int tier,
-                                     std::span<const ReplanChange> changes, Instant now);
-  // Re-plans, under the current rules (SetRules), every purchase that has a
-  // pending touchpoint. Call inside Begin()/Commit() to make it all or
-  // nothing; then, after an error, the caller must Rollback().
-  StatusOr<ReplanCounts> ReplanPending(Instant now);
+  // Re-planning after the planning rules change (planner/replan.h), in
+  // steps a caller interleaves with everything else, so a reload never holds
+  // it for long. The sweep visits pending touchpoints in firing order and
+  // re-plans each one's buyer (every purchase of the buyer with a pending
+  // touchpoint) under the current rules (SetRules), once; where it has got
+  // to is in the file, so a re-plan interrupted by a crash resumes at the
+  // next start (the buyers it had done are done again, which changes
+  // nothing).
+  //
+  // The state in the file, which Open() also loads for ReplanSome().
+  StatusOr<PlanningState> Planning();
+  // Records that the pending touchpoints are planned by `fingerprint`
+  // (nothing to re-plan), or that a re-plan to it starts from the first
+  // pending touchpoint. Inside the caller's transaction if there is one.
+  Status SetPlanning(std::string_view fingerprint, bool replan);
+  // Re-plans from where the sweep is until `deadline` (one buyer at least),
+  // in one transaction that also records how far it got. Only while
+  // Planning().replanning.
+  StatusOr<ReplanStep> ReplanSome(std::chrono::steady_clock::time_point deadline, Instant now);
 
   Status Begin();
   Status Commit();

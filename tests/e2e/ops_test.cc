@@ -117,6 +117,8 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
   testing::WriteFile(Path("touchpoint.yaml"), Config(kStepsAfter));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reloaded " + Path("touchpoint.yaml")));
+  // The re-plan runs in the background and says what it did when done.
+  ASSERT_TRUE(WaitForLog("re-planned pending touchpoints of 1 buyer in"));
   EXPECT_THAT(d.log(), HasSubstr("1 moved, 1 added, 1 cancelled (rules changed)"));
 
   const json buyer = d.Call("GET", "/v1/buyers/lin").second;

@@ -1,0 +1,83 @@
+#include "daemon/replanner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "core/text.h"
+
+namespace tp {
+namespace {
+
+// A step's work: short enough for requests to wait at most about this long
+// behind one, long enough that a commit per step costs little.
+constexpr auto kStepBudget = std::chrono::milliseconds(20);
+// After a failed step (the disk is full, say), the next try.
+constexpr auto kRetryAfter = std::chrono::seconds(1);
+
+}  // namespace
+
+Replanner::Replanner(boost::asio::io_context& io, SqliteStore& store, const Clock& clock,
+                     OnStep on_step)
+    : io_(io), retry_(io), store_(store), clock_(clock), on_step_(std::move(on_step)) {}
+
+void Replanner::Stop() {
+  stopped_ = true;
+  retry_.cancel();
+}
+
+void Replanner::Run(std::string why) {
+  stopped_ = false;
+  if (running_) {
+    spdlog::info("re-planning pending touchpoints again from the start: {}", why);
+  } else {
+    spdlog::info("re-planning pending touchpoints in the background: {}", why);
+  }
+  // A restart from the start (SetPlanning) covers nothing yet.
+  covered_ = Instant::min();
+  running_ = true;
+  progress_ = Progress{true, clock_.Now(), std::nullopt, 0, {}};
+  started_ = std::chrono::steady_clock::now();
+  if (!posted_) {
+    posted_ = true;
+    boost::asio::post(io_, [this] { Step(); });
+  }
+}
+
+void Replanner::Step() {
+  posted_ = false;
+  if (stopped_ || !running_) return;
+  auto step = store_.ReplanSome(std::chrono::steady_clock::now() + kStepBudget, clock_.Now());
+  if (!step.ok()) {
+    spdlog::error("re-planning: {}; trying again in 1 s", step.status().message());
+    posted_ = true;
+    retry_.expires_after(kRetryAfter);
+    retry_.async_wait([this](const boost::system::error_code& ec) {
+      posted_ = false;
+      if (!ec) Step();
+    });
+    return;
+  }
+  covered_ = step->covered;
+  progress_.buyers += step->buyers;
+  progress_.counts.Add(step->counts);
+  if (step->done) {
+    running_ = false;
+    progress_.running = false;
+    progress_.finished_at = clock_.Now();
+    const ReplanCounts& c = progress_.counts;
+    spdlog::info(
+        "re-planned pending touchpoints of {} in {:.1f} s: {} moved, {} added, {} cancelled "
+        "(rules changed), {} otherwise updated",
+        Plural(progress_.buyers, "buyer"),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(), c.moved,
+        c.added, c.cancelled, c.updated);
+  }
+  on_step_(step->counts, step->done);
+  if (!step->done && !posted_) {
+    posted_ = true;
+    boost::asio::post(io_, [this] { Step(); });
+  }
+}
+
+}  // namespace tp

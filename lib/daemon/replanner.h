@@ -1,0 +1,77 @@
+// Re-plans pending touchpoints after the planning rules change (a reload,
+// or a start on rules other than those the database was planned by), in
+// steps of about 20 ms posted to the loop, so that a reload never holds it:
+// requests, fires and the watchdog get their turn between steps, however
+// many touchpoints are pending.
+//
+// The sweep goes in firing order (SqliteStore::ReplanSome), so it passes
+// what is due now in its first step and stays ahead of the clock; until it
+// has passed a touchpoint, that touchpoint waits (Covers()), so nothing
+// fires by rules that were replaced. How far it got is in the database: a
+// crash or a stop mid-way resumes at the next start.
+//
+// Not thread-safe: the daemon's loop only. `io`, `store` and `clock` must
+// outlive *this.
+#pragma once
+
+#include <utility>
+// (Boost 1.74's Asio needs <utility> first under C++20.)
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+#include "store/sqlite_store.h"
+
+namespace tp {
+
+class Replanner {
+ public:
+  // After each step, with what it changed: the daemon re-arms its timer
+  // and counts metrics. After the last, `done` is true.
+  using OnStep = std::function<void(const ReplanCounts& step, bool done)>;
+
+  Replanner(boost::asio::io_context& io, SqliteStore& store, const Clock& clock, OnStep on_step);
+
+  // Starts stepping through the re-plan the store has under way (its
+  // Planning() says where); `why` is for the log. A re-plan already being
+  // stepped through just goes on: the store's position decides.
+  void Run(std::string why);
+  // Stops after the step in progress (the daemon is stopping); the next
+  // start resumes.
+  void Stop();
+
+  bool running() const { return running_; }
+  // Whether every touchpoint due by `now` has been re-planned (always, when
+  // no re-plan runs).
+  bool Covers(Instant now) const { return !running_ || covered_ > now; }
+
+  // For /healthz.
+  struct Progress {
+    bool running = false;
+    std::optional<Instant> started_at, finished_at;
+    std::int64_t buyers = 0;  // re-planned so far (this run)
+    ReplanCounts counts;
+  };
+  const Progress& progress() const { return progress_; }
+
+ private:
+  void Step();
+
+  boost::asio::io_context& io_;
+  boost::asio::steady_timer retry_;
+  SqliteStore& store_;
+  const Clock& clock_;
+  OnStep on_step_;
+  bool running_ = false;
+  bool posted_ = false;
+  bool stopped_ = false;
+  Instant covered_ = Instant::min();
+  std::chrono::steady_clock::time_point started_;
+  Progress progress_;
+};
+
+}  // namespace tp

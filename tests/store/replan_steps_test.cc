@@ -1,0 +1,170 @@
+// SqliteStore's re-plan in steps (ReplanSome): the same outcome as in one
+// go, in firing order, and resumed from the file after an interruption.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "harness.h"
+#include "planner/replan.h"
+#include "scheduler/scheduler.h"
+#include "store/sqlite_store.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+
+// The brief's rules, and the same with the last trust step a day later and
+// a new one-week step.
+std::shared_ptr<const Rules> Before() { return testing::MustLoad(testing::kBriefConfig); }
+std::shared_ptr<const Rules> After() {
+  std::string yaml(testing::kBriefConfig);
+  yaml.replace(yaml.find("{after: 21d, topic: style-ideas}"), 32,
+               "{after: 22d, topic: style-ideas}\n      - {after: 14d, topic: two-weeks}");
+  return testing::MustLoad(yaml);
+}
+
+// Every touchpoint of every buyer: id, state, due and next times.
+std::string Snapshot(SqliteStore& store, int buyers) {
+  std::string out;
+  for (int b = 0; b < buyers; ++b) {
+    auto report = store.GetBuyer("b" + std::to_string(b));
+    if (!report.ok() || !report->has_value()) continue;
+    for (const TouchpointRecord& t : (*report)->touchpoints) {
+      out += t.id + " " + std::string(StateName(t.state)) + " " +
+             FormatRfc3339(t.due_at, UtcZone()) + " " + FormatRfc3339(t.next_at, UtcZone()) + " " +
+             t.tier + "\n";
+    }
+  }
+  return out;
+}
+
+class ReplanStepsTest : public ::testing::Test {
+ protected:
+  static constexpr int kBuyers = 40;
+
+  // A database at `name` with kBuyers buyers, each with a purchase or two
+  // made over the last days, planned by Before().
+  std::unique_ptr<SqliteStore> Filled(const std::string& name) {
+    auto store = SqliteStore::Open(dir_.path() + "/" + name, Before());
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+    Scheduler scheduler(**store, clock, Before());
+    for (int b = 0; b < kBuyers; ++b) {
+      const std::string buyer = "b" + std::to_string(b);
+      const Instant at = clock_.Now() - std::chrono::hours(24 * (b % 9)) - std::chrono::hours(b);
+      EXPECT_TRUE(scheduler.Ingest({"o" + buyer, buyer, "daily", 2, 240, at, ""}).ok());
+      if (b % 3 == 0) {
+        EXPECT_TRUE(
+            scheduler
+                .Ingest({"p" + buyer, buyer, "yearly", 1, 900, at + std::chrono::hours(30), ""})
+                .ok());
+      }
+    }
+    EXPECT_TRUE((*store)->SetPlanning(PlanningFingerprint(*Before()), false).ok());
+    return std::move(*store);
+  }
+
+  // Steps until done, each with `deadline` budget; the number of steps.
+  int ReplanToEnd(SqliteStore& store, std::chrono::milliseconds budget) {
+    int steps = 0;
+    for (; steps < 10'000; ++steps) {
+      auto step = store.ReplanSome(std::chrono::steady_clock::now() + budget, clock_.Now());
+      EXPECT_TRUE(step.ok()) << step.status().message();
+      if (!step.ok() || step->done) break;
+    }
+    return steps + 1;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{At("2026-11-10T10:00:00+08:00")};
+};
+
+TEST_F(ReplanStepsTest, StepByStepIsTheSameAsInOneGo) {
+  auto a = Filled("a.db");
+  auto b = Filled("b.db");
+  for (SqliteStore* s : {a.get(), b.get()}) {
+    s->SetRules(After());
+    ASSERT_TRUE(s->SetPlanning(PlanningFingerprint(*After()), true).ok());
+  }
+  EXPECT_EQ(ReplanToEnd(*a, std::chrono::hours(1)), 1);
+  EXPECT_GT(ReplanToEnd(*b, std::chrono::milliseconds(0)), kBuyers / 2);  // a buyer a step
+  const std::string snapshot = Snapshot(*a, kBuyers);
+  EXPECT_THAT(snapshot, ::testing::HasSubstr("2026-11"));
+  EXPECT_EQ(Snapshot(*b, kBuyers), snapshot);
+  EXPECT_FALSE(a->Planning()->replanning);
+  EXPECT_EQ(a->Planning()->fingerprint, PlanningFingerprint(*After()));
+}
+
+TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
+  auto store = Filled("a.db");
+  auto first_due = store->NextWakeup();
+  ASSERT_TRUE(first_due.ok() && first_due->has_value());
+  store->SetRules(After());
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
+  auto step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->buyers, 1);
+  EXPECT_FALSE(step->done);
+  // It started with the touchpoint that fires first, and covers only that.
+  EXPECT_EQ(step->covered, **first_due);
+  Instant covered = step->covered;
+  for (int i = 0; i < 5; ++i) {
+    step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+    ASSERT_TRUE(step.ok());
+    EXPECT_GE(step->covered, covered);
+    covered = step->covered;
+  }
+}
+
+TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
+  {
+    auto reference = Filled("reference.db");
+    reference->SetRules(After());
+    ASSERT_TRUE(reference->SetPlanning(PlanningFingerprint(*After()), true).ok());
+    ReplanToEnd(*reference, std::chrono::hours(1));
+  }
+  Instant covered;
+  {
+    auto store = Filled("a.db");
+    store->SetRules(After());
+    ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
+    for (int i = 0; i < 7; ++i) {
+      auto step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+      ASSERT_TRUE(step.ok());
+      covered = step->covered;
+    }
+  }  // as a crash would leave it: the steps so far committed, the rest not done
+  auto store = SqliteStore::Open(dir_.path() + "/a.db", After());
+  ASSERT_TRUE(store.ok());
+  auto state = (*store)->Planning();
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->replanning);
+  EXPECT_EQ(state->fingerprint, PlanningFingerprint(*After()));
+  // It goes on from there, not from the start (the buyers it did before
+  // are done again when their later touchpoints come: that changes nothing).
+  auto step = (*store)->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+  ASSERT_TRUE(step.ok());
+  EXPECT_GE(step->covered, covered);
+  ReplanToEnd(**store, std::chrono::milliseconds(0));
+  auto reference = SqliteStore::Open(dir_.path() + "/reference.db", After());
+  ASSERT_TRUE(reference.ok());
+  EXPECT_EQ(Snapshot(**store, kBuyers), Snapshot(**reference, kBuyers));
+}
+
+TEST_F(ReplanStepsTest, TheFingerprintFollowsWhatPlanningReads) {
+  auto before = Before();
+  EXPECT_EQ(PlanningFingerprint(*before), PlanningFingerprint(*Before()));
+  EXPECT_NE(PlanningFingerprint(*before), PlanningFingerprint(*After()));
+  std::string sinks_only(testing::kBriefConfig);
+  sinks_only += "  - {name: other, type: queue}\n";
+  EXPECT_EQ(PlanningFingerprint(*before), PlanningFingerprint(*testing::MustLoad(sinks_only)));
+  std::string window(testing::kBriefConfig);
+  window.replace(window.find("\"21:00\""), 7, "\"20:00\"");
+  EXPECT_NE(PlanningFingerprint(*before), PlanningFingerprint(*testing::MustLoad(window)));
+}
+
+}  // namespace
+}  // namespace tp
