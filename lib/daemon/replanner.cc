@@ -47,7 +47,8 @@ void Replanner::Run(std::string why) {
 void Replanner::Step() {
   posted_ = false;
   if (stopped_ || !running_) return;
-  auto step = store_.ReplanSome(std::chrono::steady_clock::now() + kStepBudget, clock_.Now());
+  const auto began = std::chrono::steady_clock::now();
+  auto step = store_.ReplanSome(began + kStepBudget, clock_.Now());
   if (!step.ok()) {
     spdlog::error("re-planning: {}; trying again in 1 s", step.status().message());
     posted_ = true;
@@ -58,6 +59,10 @@ void Replanner::Step() {
     });
     return;
   }
+  spdlog::debug("re-plan step: {} buyers in {} ms", step->buyers,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - began)
+                    .count());
   covered_ = step->covered;
   progress_.buyers += step->buyers;
   progress_.counts.Add(step->counts);

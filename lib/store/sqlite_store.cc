@@ -2120,6 +2120,9 @@ StatusOr<ReplanStep> SqliteStore::ReplanSome(std::chrono::steady_clock::time_poi
           break;
         }
       }
+      // Rows of buyers done already (a moved touchpoint comes round again)
+      // cost a read each: the deadline holds for them too.
+      if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;
     }
     m.SaveSweep(step.done ? std::nullopt : std::optional<Impl::Sweep>(m.sweep));
   } catch (const std::exception& e) {
