@@ -151,6 +151,7 @@ struct Ledger {
   std::vector<std::string> errors;
   int resent_batches = 0;
   int committed_unanswered = 0;  // duplicates on a resend: committed, answer lost
+  int unavailable = 0;           // 503 answers to a purchase batch
   int leases = 0;
   int unacked_leases = 0;  // on purpose
   int lost_acks = 0;       // no answer
@@ -200,6 +201,14 @@ void Ingest(int thread, std::uint32_t seed, const std::string& url, const std::a
       }
       auto r = client->Request("POST", "/v1/purchases", body);
       if (!r.ok()) {  // down, or died with the request in flight
+        std::this_thread::sleep_for(milliseconds(5));
+        continue;
+      }
+      if (r->status == 503) {  // could not commit: nothing recorded, try again
+        {
+          std::lock_guard lock(ledger.mu);
+          ++ledger.unavailable;
+        }
         std::this_thread::sleep_for(milliseconds(5));
         continue;
       }
@@ -393,25 +402,32 @@ TEST(CrashTest, ThirtyKill9RoundsUnderLoadLoseNothing) {
   }
   threads.JoinIngest();
 
-  // Every step due by now fires; then the consumers drain the queue (what
-  // was leased and not acked comes back after its visibility timeout).
+  // Every step due by now fires, leaving only the last order's "later"
+  // step of each buyer pending; the consumers drain the queue (what was
+  // leased and not acked comes back after its visibility timeout).
   Instant last_due;
+  double buyers = 0;
   {
     std::lock_guard lock(ledger.mu);
     last_due = ledger.last_purchased_at + kLastStep;
+    std::set<std::string> distinct;
+    for (const auto& [order, buyer] : ledger.acknowledged) distinct.insert(buyer);
+    buyers = static_cast<double>(distinct.size());
   }
-  std::this_thread::sleep_until(last_due + Scaled(milliseconds(500)));
+  std::this_thread::sleep_until(last_due);
   const auto drain_deadline = std::chrono::steady_clock::now() + Scaled(seconds(30));
-  double depth = -1;
+  double depth = -1, pending = -1;
   while (std::chrono::steady_clock::now() < drain_deadline) {
     auto r = d.http().Request("GET", "/metrics");
     ASSERT_TRUE(r.ok()) << r.status().message();
     depth = testing::Sample(r->body, R"(touchpoint_queue_messages{queue="outbox"})");
-    if (depth == 0) break;
+    pending = testing::Sample(r->body, "touchpoint_touchpoints_pending");
+    if (depth == 0 && pending == buyers) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
   threads.JoinConsumers();
   EXPECT_EQ(depth, 0) << "the queue was not drained";
+  EXPECT_EQ(pending, buyers) << "pending touchpoints, one per buyer expected";
   const Instant checked_at = SystemClock().Now();
 
   std::lock_guard lock(ledger.mu);
@@ -504,7 +520,8 @@ TEST(CrashTest, ThirtyKill9RoundsUnderLoadLoseNothing) {
   std::ostringstream summary;
   summary << "seed " << seed << ", " << kRounds << " rounds, " << ledger.acknowledged.size()
           << " purchases acknowledged (" << ledger.resent_batches << " batches resent, "
-          << ledger.committed_unanswered << " committed before a lost answer), touchpoints";
+          << ledger.committed_unanswered << " committed before a lost answer, "
+          << ledger.unavailable << " answered 503), touchpoints";
   for (const auto& [state, n] : by_status) summary << " " << state << " " << n;
   summary << "; " << ledger.leases << " leases (" << ledger.unacked_leases
           << " not acked on purpose, " << ledger.lost_acks << " acks lost, "
