@@ -49,8 +49,15 @@ void Replanner::Step() {
   if (stopped_ || !running_) return;
   const auto began = std::chrono::steady_clock::now();
   auto step = store_.ReplanSome(began + kStepBudget, clock_.Now());
+  if (step.ok() && failures_ > 0) {
+    spdlog::info("re-planning goes on after {} failed tries", failures_);
+    failures_ = 0;
+  }
   if (!step.ok()) {
-    spdlog::error("re-planning: {}; trying again in 1 s", step.status().message());
+    // Once per spell of failures (a full disk can last hours).
+    if (failures_++ == 0) {
+      spdlog::error("re-planning: {}; trying again every second", step.status().message());
+    }
     posted_ = true;
     retry_.expires_after(kRetryAfter);
     retry_.async_wait([this](const boost::system::error_code& ec) {

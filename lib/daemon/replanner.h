@@ -69,6 +69,7 @@ class Replanner {
   bool running_ = false;
   bool posted_ = false;
   bool stopped_ = false;
+  int failures_ = 0;  // failed steps in a row
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

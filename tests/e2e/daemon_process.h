@@ -3,6 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -28,6 +30,20 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// The program `name` as found on $PATH, or `name` if it is not there.
+inline std::string OnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/bin:/bin";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    const std::string candidate = std::string(dirs.substr(0, colon)) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return name;
 }
 
 inline void WriteFile(const std::string& path, std::string_view text) {
@@ -98,25 +114,38 @@ class DaemonProcess {
   // port chosen by the daemon.
   ::testing::AssertionResult Start(const std::string& listen = "127.0.0.1:0") {
     const std::size_t log_offset = ReadFile(log_).size();
+    // Everything the child needs is made before fork(): a test with threads
+    // running forks while one of them may hold an allocator lock, and a
+    // malloc in the child then waits forever (ASan's allocator does). The
+    // child only makes async-signal-safe calls.
+    std::vector<std::string> argv = wrapper_;
+    for (std::string a : {std::string(TP_DAEMON_BINARY), std::string("--config"), config_,
+                          std::string("--listen"), listen, std::string("--database"), database_}) {
+      argv.push_back(std::move(a));
+    }
+    argv.insert(argv.end(), args_.begin(), args_.end());
+    // A wrapper named without a path is looked up here: execve() does not.
+    if (argv[0].find('/') == std::string::npos) argv[0] = OnPath(argv[0]);
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+    for (const auto& [name, value] : env_) {
+      std::erase_if(env, [&](const std::string& e) { return e.starts_with(name + "="); });
+      env.push_back(name + "=" + value);
+    }
+    std::vector<char*> raw_argv, raw_env;
+    for (auto& a : argv) raw_argv.push_back(a.data());
+    raw_argv.push_back(nullptr);
+    for (auto& e : env) raw_env.push_back(e.data());
+    raw_env.push_back(nullptr);
+    const int log_fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (log_fd < 0) return ::testing::AssertionFailure() << "cannot open " << log_;
     pid_ = ::fork();
     if (pid_ == 0) {
-      std::FILE* f = std::freopen(log_.c_str(), "a", stderr);
-      if (f == nullptr) ::_exit(127);
-      ::dup2(::fileno(stderr), STDOUT_FILENO);
-      for (const auto& [name, value] : env_) ::setenv(name.c_str(), value.c_str(), 1);
-      std::vector<std::string> argv = wrapper_;
-      for (std::string a :
-           {std::string(TP_DAEMON_BINARY), std::string("--config"), config_,
-            std::string("--listen"), listen, std::string("--database"), database_}) {
-        argv.push_back(std::move(a));
-      }
-      argv.insert(argv.end(), args_.begin(), args_.end());
-      std::vector<char*> raw;
-      for (auto& a : argv) raw.push_back(a.data());
-      raw.push_back(nullptr);
-      ::execvp(raw[0], raw.data());
+      if (::dup2(log_fd, STDERR_FILENO) < 0 || ::dup2(log_fd, STDOUT_FILENO) < 0) ::_exit(127);
+      ::execve(raw_argv[0], raw_argv.data(), raw_env.data());
       ::_exit(127);
     }
+    ::close(log_fd);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       const std::string log = ReadFile(log_).substr(log_offset);
