@@ -547,6 +547,12 @@ class Loader {
       }
       rules_.tiers.push_back(std::move(tier));
     }
+    if (rules_.tiers.empty()) {
+      // Every item was refused, each with its error; the rest of the load
+      // still needs a tier, as above.
+      rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+      return;
+    }
     const Tier& last = rules_.tiers.back();
     const bool catch_all = (!last.min_purchases || *last.min_purchases <= 1) &&
                            (!last.min_spend || *last.min_spend <= 0);

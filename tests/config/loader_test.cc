@@ -345,6 +345,15 @@ TEST(LoaderTest, LastTierMustMatchEveryBuyer) {
                           "that every buyer gets a tier"));
 }
 
+// Found by tests/fuzz/config_fuzz: with no tier left to check, the check
+// of the last one read before an empty vector.
+TEST(LoaderTest, TiersThatAreAllRefusedAreErrorsNotACrash) {
+  std::string yaml(kMinimal);
+  yaml += "tiers: [vip, 3]\n";
+  EXPECT_THAT(Errors(yaml), ElementsAre("t.yaml:10:9: error: a tier must be a map",
+                                        "t.yaml:10:14: error: a tier must be a map"));
+}
+
 TEST(LoaderTest, WrongShapes) {
   constexpr std::string_view yaml = R"(version: 1
 products: [daily]
