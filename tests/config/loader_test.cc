@@ -427,6 +427,17 @@ TEST(LoaderTest, ASecondDocumentIsAnErrorNotIgnored) {
               ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
 }
 
+// Found by tests/fuzz/config_fuzz: yaml-cpp 0.7's LoadAll() loops forever,
+// allocating, on a lone ',' (jbeder/yaml-cpp#1040).
+TEST(LoaderTest, AStrayCommaIsASyntaxErrorNotAHang) {
+  EXPECT_THAT(Errors(","), ElementsAre("t.yaml:1:1: error: YAML syntax: a ',' outside a flow "
+                                       "[list] or {map}"));
+  EXPECT_THAT(Errors("# the rules\n  , steps: [{after: 1d}]\n"),
+              ElementsAre("t.yaml:2:3: error: YAML syntax: a ',' outside a flow [list] or {map}"));
+  EXPECT_THAT(Errors(std::string(kMinimal) + "---\n,\n"),
+              ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
+}
+
 TEST(LoaderTest, TagsAreRefused) {
   std::string yaml(kMinimal);
   yaml.replace(yaml.find("{supply_days: 15}"), 17, "{supply_days: !!str 15}");
