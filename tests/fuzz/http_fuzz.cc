@@ -11,7 +11,7 @@
 // (Boost 1.74's Asio needs <utility> first under C++20.)
 
 #include <spdlog/spdlog.h>
-#include <stdlib.h>
+#include <stdlib.h>  // mkdtemp
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -166,9 +167,12 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static int inputs = 0;
+  // For a person replaying inputs by hand: TP_FUZZ_SHOW=1 prints each answer.
+  static const bool show = std::getenv("TP_FUZZ_SHOW") != nullptr;
   std::string response;
   const bool closed =
       Exchange(std::string_view(reinterpret_cast<const char*>(data), size), response, kDeadline);
+  if (show) std::fprintf(stderr, "%s\n", response.c_str());
   FUZZ_CHECK(response.empty() || response.starts_with("HTTP/1."));
   for (int status : Statuses(response)) {
     if (status == 500) {
