@@ -40,6 +40,7 @@ using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr auto kDeadline = std::chrono::milliseconds(200);
+constexpr auto kConnectDeadline = std::chrono::seconds(5);
 constexpr auto kHealthDeadline = std::chrono::seconds(5);
 constexpr int kHealthEvery = 256;
 
@@ -53,15 +54,42 @@ struct Server {
 // Lives until exit; LSan sees it through this pointer if exit comes early.
 Server* g_server = nullptr;
 
+// Runs the loop until `done` or `until`; whether `done`.
+bool RunUntil(const bool& done, SteadyClock::time_point until) {
+  Server& s = *g_server;
+  while (!done && SteadyClock::now() < until) {
+    if (s.io.stopped()) s.io.restart();
+    s.io.run_one_until(until);
+  }
+  return done;
+}
+
 // Writes `request` on a new connection, half-closes it and runs the loop
 // until the daemon closes the connection (true) or `deadline` passes.
 // `response` gets what was read either way.
 bool Exchange(std::string_view request, std::string& response, SteadyClock::duration deadline) {
   Server& s = *g_server;
   tcp::socket client(s.io);
+  // Not a blocking connect(): libFuzzer's timer signal makes it fail with
+  // EINTR if it has to wait (a SYN retransmitted).
+  bool connected = false;
   boost::system::error_code ec;
-  client.connect(s.endpoint, ec);
-  FUZZ_CHECK(!ec);
+  const auto start = SteadyClock::now();
+  client.async_connect(s.endpoint, [&](const boost::system::error_code& e) {
+    ec = e;
+    connected = true;
+  });
+  if (!RunUntil(connected, start + kConnectDeadline) || ec) {
+    std::fprintf(stderr, "http_fuzz: cannot connect to the daemon: %s\n",
+                 connected ? ec.message().c_str() : "timed out");
+    std::abort();
+  }
+  if (SteadyClock::now() - start > kDeadline) {
+    std::fprintf(stderr, "http_fuzz: connecting took %lld ms\n",
+                 static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            SteadyClock::now() - start)
+                                            .count()));
+  }
   bool done = false;
   // The daemon may answer and close before reading everything (a 400 ends
   // the connection): write errors are expected, and what it sent is read.
@@ -73,13 +101,8 @@ bool Exchange(std::string_view request, std::string& response, SteadyClock::dura
                           client, asio::dynamic_buffer(response),
                           [&](const boost::system::error_code&, std::size_t) { done = true; });
                     });
-  const auto until = SteadyClock::now() + deadline;
-  while (!done && SteadyClock::now() < until) {
-    if (s.io.stopped()) s.io.restart();
-    s.io.run_one_until(until);
-  }
-  const bool closed = done;
-  if (!done) {
+  const bool closed = RunUntil(done, SteadyClock::now() + deadline);
+  if (!closed) {
     // The handlers above refer to this frame: let them finish, aborted.
     client.close(ec);
     while (!done) s.io.run_one();

@@ -50,7 +50,7 @@ for target in "${targets[@]}"; do
   if (cd "$dir/cwd" && "$root/$build/tests/fuzz/$target" "${args[@]}" \
         "$root/$dir/corpus" "$root/tests/fuzz/corpus/$target") >"$log" 2>&1; then
     runs=$(stat_of number_of_executed_units)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     printf '%-20s ok     %ss, %s runs (%s/s), cov %s, %s new inputs\n' "$target" "$seconds" \
       "$runs" "$(stat_of average_exec_per_sec)" "${cov:-?}" "$(stat_of new_units_added)"
   else
