@@ -14,11 +14,13 @@
 #     -max_len=8192 . $OLDPWD/tests/fuzz/corpus/csv_fuzz
 # (the first directory receives new inputs; -jobs=N runs N at once).
 # Reproducing a crash: run the target on the saved input alone, which runs it
-# once and prints the sanitizer's report with a symbolized stack:
-#   build-fuzz/tests/fuzz/csv_fuzz build-fuzz/fuzz-out/csv_fuzz/crash-<sha1>
-# -minimize_crash=1 -runs=10000 shrinks it first. A fixed crash becomes a
-# regression test in the gtest suite (tests/<dir>/<file>_test.cc), with the
-# input written out in the test.
+# and prints the sanitizer's report (llvm-symbolizer names the lines):
+#   UBSAN_OPTIONS=print_stacktrace=1 \
+#     build-fuzz/tests/fuzz/csv_fuzz build-fuzz/fuzz-out/csv_fuzz/crash-<sha1>
+# -minimize_crash=1 -runs=10000 shrinks it first; TP_FUZZ_SHOW=1 makes
+# http_fuzz print the daemon's answers. A fixed crash becomes a regression
+# test in the gtest suite (tests/<dir>/<file>_test.cc) with the input spelt
+# out in it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
