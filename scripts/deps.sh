@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Touchpoint builds, tests and runs with
-# (systemd for systemd-analyze, prometheus for promtool: both used by tests).
+# (systemd for systemd-analyze, prometheus for promtool: both used by tests;
+# clang, its libFuzzer runtime and llvm-symbolizer for tests/fuzz).
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   systemd prometheus
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 time curl openssl
+  clang libclang-rt-14-dev llvm
 )
 # The webhook signature interop test runs the official Standard Webhooks
 # package on Node.js; use the machine's Node if it has one, else Debian's.

@@ -1,6 +1,7 @@
 #include "config/loader.h"
 
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -55,14 +56,76 @@ std::string JoinNames(std::initializer_list<const char*> names) {
   return out;
 }
 
+// Where the first two documents of a YAML stream begin (their root nodes),
+// without building them. yaml-cpp 0.7's LoadAll() never returns, allocating
+// all the while, on a token no document can begin with, such as a lone ','
+// (jbeder/yaml-cpp#1040): each document it parses is empty and leaves the
+// token in place. Counting two at most ends that, and a second document that
+// begins where the first did is that token, reported as a syntax error.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  // Throws YAML::ParserException as YAML::LoadAll() would.
+  static std::vector<YAML::Mark> Scan(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts handler;
+    while (handler.starts_.size() < 2 && parser.HandleNextDocument(handler)) {
+    }
+    const std::vector<YAML::Mark>& starts = handler.starts_;
+    if (starts.size() == 2 && starts[1].pos == starts[0].pos) {
+      const std::size_t at = static_cast<std::size_t>(starts[1].pos);
+      throw YAML::ParserException(starts[1], at < text.size() && text[at] == ','
+                                                 ? "a ',' outside a flow [list] or {map}"
+                                                 : "unexpected text where a value should begin");
+    }
+    return handler.starts_;
+  }
+
+ private:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts_.push_back(mark);
+    at_root_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+  // The root's mark is the document's, as its node would have it.
+  void Node(const YAML::Mark& mark) {
+    if (!at_root_) return;
+    starts_.back() = mark;
+    at_root_ = false;
+  }
+
+  std::vector<YAML::Mark> starts_;
+  bool at_root_ = false;
+};
+
 class Loader {
  public:
   explicit Loader(std::string file) : file_(std::move(file)) {}
 
   LoadResult Load(std::string_view text) {
-    std::vector<YAML::Node> documents;
+    const std::string yaml(text);
+    std::vector<YAML::Mark> starts;
+    YAML::Node root;
     try {
-      documents = YAML::LoadAll(std::string(text));
+      starts = DocumentStarts::Scan(yaml);
+      root = YAML::Load(yaml);
     } catch (const YAML::ParserException& e) {
       // yaml-cpp stops at the first syntax error; there is no more to report
       // but a tab in an indentation, which its messages seldom name.
@@ -74,17 +137,16 @@ class Loader {
       AddError(e.mark, std::string("YAML: ") + e.what());
       return Finish();
     }
-    if (documents.size() > 1) {
+    if (starts.size() > 1) {
       // Silently reading only the first would drop what follows.
-      Error(documents[1],
-            "a second YAML document starts here (after '---'): the config is one "
-            "document; remove the '---' line or merge the documents");
+      AddError(starts[1],
+               "a second YAML document starts here (after '---'): the config is one "
+               "document; remove the '---' line or merge the documents");
     }
-    if (documents.empty() || !documents[0].IsMap()) {
+    if (!root.IsMap()) {
       errors_.push_back({file_, 1, 1, "the config must be a YAML map of top-level keys"});
       return Finish();
     }
-    const YAML::Node& root = documents[0];
     std::size_t budget = kMaxNodesWalked;
     if (!NoTags(root, 0, budget)) return Finish();
     rules_.sha256 = Sha256Hex(text);
@@ -565,6 +627,12 @@ class Loader {
         tier.min_spend = Number(v, what + " min_spend");
       }
       rules_.tiers.push_back(std::move(tier));
+    }
+    if (rules_.tiers.empty()) {
+      // Every item was refused, each with its error; the rest of the load
+      // still needs a tier, as above.
+      rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+      return;
     }
     const Tier& last = rules_.tiers.back();
     const bool catch_all = (!last.min_purchases || *last.min_purchases <= 1) &&

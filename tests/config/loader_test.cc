@@ -345,6 +345,15 @@ TEST(LoaderTest, LastTierMustMatchEveryBuyer) {
                           "that every buyer gets a tier"));
 }
 
+// Found by tests/fuzz/config_fuzz: with no tier left to check, the check
+// of the last one read before an empty vector.
+TEST(LoaderTest, TiersThatAreAllRefusedAreErrorsNotACrash) {
+  std::string yaml(kMinimal);
+  yaml += "tiers: [vip, 3]\n";
+  EXPECT_THAT(Errors(yaml), ElementsAre("t.yaml:10:9: error: a tier must be a map",
+                                        "t.yaml:10:14: error: a tier must be a map"));
+}
+
 TEST(LoaderTest, WrongShapes) {
   constexpr std::string_view yaml = R"(version: 1
 products: [daily]
@@ -415,6 +424,17 @@ TEST(LoaderTest, OperationsKeys) {
 
 TEST(LoaderTest, ASecondDocumentIsAnErrorNotIgnored) {
   EXPECT_THAT(Errors(std::string(kMinimal) + "---\nversion: 2\n"),
+              ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
+}
+
+// Found by tests/fuzz/config_fuzz: yaml-cpp 0.7's LoadAll() loops forever,
+// allocating, on a lone ',' (jbeder/yaml-cpp#1040).
+TEST(LoaderTest, AStrayCommaIsASyntaxErrorNotAHang) {
+  EXPECT_THAT(Errors(","), ElementsAre("t.yaml:1:1: error: YAML syntax: a ',' outside a flow "
+                                       "[list] or {map}"));
+  EXPECT_THAT(Errors("# the rules\n  , steps: [{after: 1d}]\n"),
+              ElementsAre("t.yaml:2:3: error: YAML syntax: a ',' outside a flow [list] or {map}"));
+  EXPECT_THAT(Errors(std::string(kMinimal) + "---\n,\n"),
               ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
 }
 
