@@ -60,6 +60,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Read() {
     if (server_->stopped) return Close();
     parser_.emplace();
+    head_ = false;
     parser_->body_limit(server_->limits.max_body);
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header));
     stream_.expires_after(server_->limits.request_timeout);
@@ -100,6 +101,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
+    head_ = req.method() == http::verb::head;
     if (auto refused = RefusedCoding(req)) return Reply(refused->first, refused->second);
     HttpRequest request;
     request.method = std::string(req.method_string());
@@ -173,6 +175,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive_ && !server_->stopped);
     res->body() = std::move(r.body);
     res->prepare_payload();
+    // The answer to HEAD is GET's without its body (RFC 9110 9.3.2): the
+    // Content-Length stays, the bytes go.
+    if (head_) res->body().clear();
     stream_.expires_after(server_->limits.write_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
@@ -193,6 +198,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Impl> server_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
+  bool head_ = false;
   bool reading_ = false;
   bool answered_ = true;
 };

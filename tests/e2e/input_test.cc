@@ -162,6 +162,15 @@ TEST_F(InputTest, CodingsTheDaemonDoesNotDecodeAreRefused) {
   EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 200);
 }
 
+TEST_F(InputTest, HeadAnswersWithoutABody) {
+  DaemonProcess& d = Start();
+  const std::string answer = testing::RawExchange(
+      d.address(), "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(answer, HasSubstr("Content-Length: "));
+  EXPECT_EQ(answer.substr(answer.find("\r\n\r\n") + 4), "") << answer;
+}
+
 TEST_F(InputTest, DatesAndQuantitiesOutsideTheBoundsAre400) {
   DaemonProcess& d = Start();
   for (const char* at : {"9999-05-15T10:00:00+08:00", "1900-01-01T00:00:00Z"}) {
