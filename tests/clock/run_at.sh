@@ -16,7 +16,6 @@ if ((${#instants[@]} == 0)); then
     2026-12-31T23:59:40Z  # the UTC day, month and year end during the run
     2027-03-28T00:59:30Z  # Europe/Berlin springs forward during the run
     2027-10-31T00:59:30Z  # Europe/Berlin falls back during the run
-    2027-03-14T06:59:30Z  # America/New_York springs forward during the run
     2028-02-29T15:59:40Z  # a leap day; Asia/Shanghai's midnight during the run
     2027-07-04T12:59:40Z  # a Sunday; Shanghai's send window closes during the run
   )
@@ -24,12 +23,15 @@ fi
 lib=$(find "$(cd "$build" && pwd)" -name libtp_shift_clock.so -print -quit)
 [[ -n $lib ]] || { echo "run_at.sh: no libtp_shift_clock.so under $build (build the tests)" >&2; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
+# The crash loop kills and restarts daemons for 20 s whatever the time; it
+# runs once, in the plain suite.
+exclude=${TP_RUN_AT_EXCLUDE:-CrashTest}
 failed=()
 for at in "${instants[@]}"; do
   shift_s=$(($(date -u -d "$at" +%s) - $(date -u +%s)))
   echo "=== the suite at $at (wall clock moved ${shift_s}s) ==="
   if ! LD_PRELOAD=$lib TP_CLOCK_SHIFT_S=$shift_s \
-      ctest --test-dir "$build" --output-on-failure -j"$jobs"; then
+      ctest --test-dir "$build" --output-on-failure -j"$jobs" -E "$exclude"; then
     failed+=("$at")
   fi
 done

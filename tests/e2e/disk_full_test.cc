@@ -99,7 +99,8 @@ class DiskFullTest : public ::testing::Test {
       ASSERT_TRUE(lease->status == 200 || lease->status == 503) << lease->body;
       if (lease->status != 200) continue;
       json receipts = json::array();
-      for (const auto& m : json::parse(lease->body)["messages"]) receipts.push_back(m["receipt"]);
+      const json leased = json::parse(lease->body);
+      for (const auto& m : leased["messages"]) receipts.push_back(m["receipt"]);
       auto ack = daemon_->http().Request("POST", "/v1/queues/outbox/ack",
                                          json{{"receipts", receipts}}.dump());
       ASSERT_TRUE(ack.ok());
