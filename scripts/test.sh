@@ -18,4 +18,5 @@ fi
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
 cmake --build "$build_dir" -j"$jobs"
-ctest --test-dir "$build_dir" --output-on-failure -j"$jobs"
+# The suite mostly waits on daemons and sockets: two tests per core.
+ctest --test-dir "$build_dir" --output-on-failure -j"$((2 * jobs))"

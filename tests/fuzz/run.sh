@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz/ and runs
-# each for SECONDS (default 60), starting from its seed corpus in
-# tests/fuzz/corpus/TARGET/. Inputs that reach new code go to
+# each for SECONDS (default 60), one per core at a time, starting from its
+# seed corpus in tests/fuzz/corpus/TARGET/. Inputs that reach new code go to
 # build-fuzz/fuzz-out/TARGET/corpus/, never into the committed corpus; a crash
 # leaves its input in build-fuzz/fuzz-out/TARGET/ and makes the script exit 1
 # once every target has run.
@@ -37,29 +37,45 @@ cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target "${targets[@]
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 root=$PWD
-failed=0
-# A figure from libFuzzer's final stats (-print_final_stats=1) in $log.
-stat_of() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
-for target in "${targets[@]}"; do
-  dir=$out/$target
+# A figure from libFuzzer's final stats (-print_final_stats=1) in a log.
+stat_of() { sed -n "s/^stat::$1: *//p" "$2" | tail -1; }
+# Runs one target; its report goes to $out/TARGET/report, its status to
+# $out/TARGET/failed when it fails.
+fuzz_one() {
+  local target=$1 dir=$out/$1
   rm -rf "$dir"
   mkdir -p "$dir/corpus" "$dir/cwd"
-  args=(-max_total_time="$seconds" -timeout=10 -max_len=8192 -print_final_stats=1
-        -artifact_prefix="$root/$dir/")
+  local args=(-max_total_time="$seconds" -timeout=10 -max_len=8192 -print_final_stats=1
+              -artifact_prefix="$root/$dir/")
   [[ -f tests/fuzz/$target.dict ]] && args+=(-dict="$root/tests/fuzz/$target.dict")
-  log=$dir/fuzz.log
+  local log=$dir/fuzz.log
   # In a scratch directory: paths in fuzzed configs are relative to it.
   if (cd "$dir/cwd" && "$root/$build/tests/fuzz/$target" "${args[@]}" \
         "$root/$dir/corpus" "$root/tests/fuzz/corpus/$target") >"$log" 2>&1; then
-    runs=$(stat_of number_of_executed_units)
+    local cov
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
     printf '%-20s ok     %ss, %s runs (%s/s), cov %s, %s new inputs\n' "$target" "$seconds" \
-      "$runs" "$(stat_of average_exec_per_sec)" "${cov:-?}" "$(stat_of new_units_added)"
+      "$(stat_of number_of_executed_units "$log")" "$(stat_of average_exec_per_sec "$log")" \
+      "${cov:-?}" "$(stat_of new_units_added "$log")" >"$dir/report"
   else
-    failed=1
+    touch "$dir/failed"
+    local artifact
     artifact=$(sed -n 's/.*Test unit written to \(.*\)/\1/p' "$log" | tail -1)
-    printf '%-20s FAILED input: %s (log: %s)\n' "$target" "${artifact:-none}" "$log"
-    grep -m1 -A25 -E '^==[0-9]+==ERROR|runtime error|invariant broken|ERROR: libFuzzer' "$log" || tail -25 "$log"
+    { printf '%-20s FAILED input: %s (log: %s)\n' "$target" "${artifact:-none}" "$log"
+      grep -m1 -A25 -E '^==[0-9]+==ERROR|runtime error|invariant broken|ERROR: libFuzzer' "$log" ||
+        tail -25 "$log"; } >"$dir/report"
   fi
+}
+# One target per core at a time: each is a single process.
+jobs=$(nproc 2>/dev/null || echo 2)
+for target in "${targets[@]}"; do
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+  fuzz_one "$target" &
+done
+wait
+failed=0
+for target in "${targets[@]}"; do
+  cat "$out/$target/report"
+  [[ -e $out/$target/failed ]] && failed=1
 done
 exit "$failed"
