@@ -36,6 +36,7 @@
 #include "planner/replan.h"
 #include "scheduler/scheduler.h"
 #include "store/sqlite_store.h"
+#include "store/store_reader.h"
 
 namespace tp {
 namespace {

@@ -17,7 +17,7 @@ constexpr auto kRetryAfter = std::chrono::seconds(1);
 
 }  // namespace
 
-Replanner::Replanner(boost::asio::io_context& io, SqliteStore& store, const Clock& clock,
+Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock,
                      OnStep on_step)
     : io_(io), retry_(io), store_(store), clock_(clock), on_step_(std::move(on_step)) {}
 

@@ -4,7 +4,7 @@
 // requests, fires and the watchdog get their turn between steps, however
 // many touchpoints are pending.
 //
-// The sweep goes in firing order (SqliteStore::ReplanSome), so it passes
+// The sweep goes in firing order (ReplanStore::ReplanSome), so it passes
 // what is due now in its first step and stays ahead of the clock; until it
 // has passed a touchpoint, that touchpoint waits (Covers()), so nothing
 // fires by rules that were replaced. How far it got is in the database: a
@@ -24,7 +24,7 @@
 #include <string>
 
 #include "core/clock.h"
-#include "store/sqlite_store.h"
+#include "store/replan_store.h"
 
 namespace tp {
 
@@ -34,7 +34,7 @@ class Replanner {
   // and counts metrics. After the last, `done` is true.
   using OnStep = std::function<void(const ReplanCounts& step, bool done)>;
 
-  Replanner(boost::asio::io_context& io, SqliteStore& store, const Clock& clock, OnStep on_step);
+  Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step);
 
   // Starts stepping through the re-plan the store has under way (its
   // Planning() says where); `why` is for the log. A re-plan already being
@@ -63,7 +63,7 @@ class Replanner {
 
   boost::asio::io_context& io_;
   boost::asio::steady_timer retry_;
-  SqliteStore& store_;
+  ReplanStore& store_;
   const Clock& clock_;
   OnStep on_step_;
   bool running_ = false;

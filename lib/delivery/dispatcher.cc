@@ -17,7 +17,7 @@
 #include "delivery/retry.h"
 #include "delivery/signature.h"
 #include "http/async_client.h"
-#include "store/sqlite_store.h"
+#include "store/outbox_store.h"
 
 namespace tp {
 namespace {
@@ -105,14 +105,14 @@ class Worker;
 }  // namespace
 
 struct Dispatcher::Impl {
-  Impl(asio::io_context& io_context, SqliteStore& s, const Clock& c)
+  Impl(asio::io_context& io_context, OutboxStore& s, const Clock& c)
       : io(io_context), store(s), clock(c), flush_timer(io_context) {}
 
   void Add(std::shared_ptr<Worker> worker, DeliveryResult result);
   void Flush();
 
   asio::io_context& io;
-  SqliteStore& store;
+  OutboxStore& store;
   const Clock& clock;
   std::vector<std::shared_ptr<Worker>> workers;
   // Results not yet written, with the worker each belongs to.
@@ -482,7 +482,7 @@ bool SameDelivery(const Sink& a, const Sink& b) {
 }
 
 // Events left for sinks no longer configured wait; say so.
-void WarnOrphans(SqliteStore& store, const Rules& rules) {
+void WarnOrphans(OutboxStore& store, const Rules& rules) {
   auto waiting = store.OutboxBySink();
   if (!waiting.ok()) return;
   for (const auto& entry : *waiting) {
@@ -501,7 +501,7 @@ void WarnOrphans(SqliteStore& store, const Rules& rules) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, SqliteStore& store,
+StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, OutboxStore& store,
                                                          const Clock& clock, const Rules& rules) {
   auto impl = std::make_unique<Impl>(io, store, clock);
   for (const Sink& sink : rules.sinks) {

@@ -29,7 +29,7 @@ class io_context;
 
 namespace tp {
 
-class SqliteStore;
+class OutboxStore;
 
 struct SinkHealth {
   std::string name;
@@ -51,7 +51,7 @@ class Dispatcher {
   // A worker per push sink of `rules`. Fails when a sink cannot be set up
   // (a CA file OpenSSL rejects).
   static StatusOr<std::unique_ptr<Dispatcher>> Create(boost::asio::io_context& io,
-                                                      SqliteStore& store, const Clock& clock,
+                                                      OutboxStore& store, const Clock& clock,
                                                       const Rules& rules);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;

@@ -19,7 +19,9 @@
 
 #include "core/ids.h"
 #include "harness.h"
+#include "planner/replan.h"
 #include "simulate/csv.h"
+#include "store/store_reader.h"
 #include "temp_dir.h"
 
 namespace tp {

@@ -1,4 +1,4 @@
-#include "delivery/event.h"
+#include "scheduler/event.h"
 
 #include <utility>
 

@@ -1,0 +1,84 @@
+// The fire side of the schedule (ScheduleStore's NextWakeup, TakeDue,
+// CountFired, ApplyOutcomes) and the fan-out of a fire: a fired touchpoint
+// becomes a message on each queue sink and an outbox entry for each push
+// sink its cadence routes to, in the same transaction. Internal to
+// lib/store; SqliteStore forwards to it.
+#pragma once
+
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "config/rules.h"
+#include "core/status.h"
+#include "scheduler/store.h"
+#include "store/database.h"
+#include "store/event_rows.h"
+#include "store/row_writer.h"
+#include "store/sql.h"
+#include "store/touchpoint_row.h"
+
+namespace tp {
+
+class FireTables {
+ public:
+  FireTables(Database& db, RowWriter& rows, EventRows& events);
+
+  // Which sinks each cadence's touchpoints go to from now on (a reload).
+  void SetRouting(const Rules& rules);
+
+  StatusOr<std::optional<Instant>> NextWakeup();
+  // Reads the due rows and keeps them (their views point into them) until
+  // the next call.
+  StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max);
+  StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to);
+  Status ApplyOutcomes(std::span<const DueTouchpoint> due, std::span<const FiringOutcome> outcomes);
+
+ private:
+  struct Route {
+    std::string sink;
+    Sink::Type type = Sink::Type::kQueue;
+  };
+  struct Routing {
+    std::vector<Route> routes;
+    std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
+  };
+  const Routing& RoutingOf(std::string_view cadence) const;
+  // Changes by this connection, and commits by others: while both stay as
+  // they were when TakeDue() read its rows, those rows are still pending.
+  using FileVersion = std::pair<std::int64_t, std::int64_t>;
+  FileVersion Version();
+
+  Database& db_;
+  RowWriter& rows_;
+  EventRows& events_;
+  // Cadence name -> the sinks it routes to, and the history line of a fire.
+  std::unordered_map<std::string, Routing, sql::StringHash, std::equal_to<>> routing_of_;
+  const Routing no_routing_{{}, "fired; no sink to hand it to"};
+  sql::ZoneCache zones_;
+  std::vector<DueRow> due_;
+  std::optional<FileVersion> due_version_;  // as TakeDue() left it
+
+  SQLite::Statement next_wakeup_;
+  // What the scheduler decides on: events are made from the rows later.
+  SQLite::Statement take_due_;
+  SQLite::Statement count_fired_;
+  SQLite::Statement fire_;
+  SQLite::Statement still_pending_;
+  SQLite::Statement data_version_;
+  SQLite::Statement defer_;
+  SQLite::Statement skip_;
+  SQLite::Statement enqueue_;
+  SQLite::Statement enqueue_many_;
+  SQLite::Statement outbox_insert_;
+  SQLite::Statement outbox_insert_many_;
+};
+
+}  // namespace tp

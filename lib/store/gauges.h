@@ -1,0 +1,26 @@
+// The counts /metrics reports from the file, and the statements behind
+// them, shared by the store's own counts and StoreReader's. Internal to
+// lib/store.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+
+#include <span>
+#include <string>
+
+#include "store/report_store.h"
+
+namespace tp {
+
+inline constexpr const char* kPendingCount = "SELECT COUNT(*) FROM touchpoints WHERE state = 0";
+inline constexpr const char* kQueueDepth = "SELECT COUNT(*) FROM queue_messages WHERE queue = ?";
+inline constexpr const char* kDeadLetterCount =
+    "SELECT COUNT(*) FROM deliveries WHERE sink = ? AND state = 1";
+inline constexpr const char* kOutboxBySink =
+    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink";
+
+// Reads them in one read transaction. Throws SQLite's errors.
+StoreGauges ReadGauges(SQLite::Database& db, std::span<const std::string> queues,
+                       std::span<const std::string> push_sinks);
+
+}  // namespace tp

@@ -1,0 +1,87 @@
+// What the dispatcher needs from storage: the push sinks' outbox (each
+// fired touchpoint's event, per webhook or stream sink, until delivered)
+// and its dead letters (docs/webhooks.md). SqliteStore implements it; a
+// second backend, or a test's fake, implements the same.
+//
+// Threading: called on the thread that owns the store (the daemon's loop).
+// Errors: a Status, Unavailable when storage is full for now; a failed call
+// changes nothing.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+
+namespace tp {
+
+// One event waiting in a push sink's outbox.
+struct OutboxItem {
+  std::int64_t id = 0;          // the delivery's id (a dead letter keeps it)
+  std::int64_t touchpoint = 0;  // the touchpoint's row
+  std::string touchpoint_id;    // its stable id: the webhook-id / the stream entry's id field
+  std::string event;            // the event JSON, the same bytes on every attempt
+  int attempts = 0;             // failed attempts so far
+};
+
+// What one delivery attempt came to.
+struct DeliveryResult {
+  enum class Kind : std::uint8_t { kDelivered, kRetry, kDead };
+  std::int64_t id = 0;
+  std::int64_t touchpoint = 0;
+  Kind kind = Kind::kDelivered;
+  Instant at;               // when the attempt ended
+  int attempts = 0;         // failed attempts, this one included (kRetry, kDead)
+  Instant next_attempt_at;  // kRetry
+  std::string error;        // the failure, kept as last_error (kRetry, kDead)
+  std::string history;      // the line for the touchpoint's history
+  Millis latency{0};        // how long the attempt took (metrics only)
+};
+
+struct DeadLetter {
+  std::int64_t id = 0;
+  std::string sink;
+  std::string touchpoint_id;
+  std::string event;
+  int attempts = 0;
+  std::string last_error;
+  Instant dead_at;
+};
+
+class OutboxStore {
+ public:
+  virtual ~OutboxStore() = default;
+
+  // Up to `max` events of `sink` due by `now`: by their next attempt time,
+  // or in fire order when `in_order` (a stream).
+  virtual StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
+                                                          std::size_t max, bool in_order) = 0;
+  // When the earliest event of `sink` due after `now` is due, if any.
+  virtual StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink,
+                                                             Instant now) = 0;
+  // Records attempts' results in one transaction: a delivered event leaves
+  // the outbox, a failed one waits for its next attempt, a dead one stays as
+  // a dead letter and its touchpoint becomes dead. Each adds a history line.
+  // A result for an entry replayed or gone meanwhile changes nothing.
+  virtual Status RecordDeliveries(std::span<const DeliveryResult> results) = 0;
+  // Dead letters with id > `after`, oldest first, of `sink` if not empty.
+  virtual StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
+                                                        int limit) = 0;
+  // Puts dead letters back in their outbox, due now with no failed attempts:
+  // the one with `id`, or (id 0) all of `sink`, or all if `sink` is empty.
+  // Returns how many went back (an unknown id: none).
+  virtual StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) = 0;
+  // Sinks with events waiting in their outbox, and how many each.
+  virtual StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() = 0;
+  // Events waiting in `sink`'s outbox, and dead letters of `sink`.
+  virtual StatusOr<std::int64_t> OutboxDepth(std::string_view sink) = 0;
+  virtual StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) = 0;
+};
+
+}  // namespace tp

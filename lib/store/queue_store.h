@@ -1,0 +1,53 @@
+// What the embedded queues' routes need from storage: leases and acks of the
+// messages a fire put on a queue (docs/queues.md). SqliteStore implements
+// it; a second backend implements the same.
+//
+// Threading: called on the thread that owns the store. Errors: a Status,
+// Unavailable when storage is full for now (the route answers 503).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/time.h"
+
+namespace tp {
+
+struct LeasedMessage {
+  std::string receipt;
+  std::string event;   // the event JSON ("null" if the store lost it; logged)
+  int deliveries = 0;  // times handed out, this one included
+};
+
+// A message a lease took (QueueStore::TakeLease), its event still to make
+// from its touchpoint (StoreReader::Fill).
+struct LeasedRow {
+  std::int64_t id = 0;          // the message's row id
+  std::int64_t touchpoint = 0;  // its touchpoint's row id
+  LeasedMessage message;
+};
+
+class QueueStore {
+ public:
+  virtual ~QueueStore() = default;
+
+  // Up to `max` messages of `queue` visible at `now` (the longest visible
+  // first), in enqueue order, each hidden until now + visibility under a
+  // fresh receipt, without their events (a StoreReader makes them on its
+  // own thread). Atomic on its own.
+  virtual StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max,
+                                                     Millis visibility, Instant now) = 0;
+  // Removes the messages whose receipts are current, with a history line
+  // each; returns how many. A receipt that is unknown, malformed, already
+  // acked or superseded by a later lease counts for nothing.
+  virtual StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts,
+                            Instant now) = 0;
+  // Messages on `queue`, visible or not.
+  virtual StatusOr<std::int64_t> QueueDepth(std::string_view queue) = 0;
+};
+
+}  // namespace tp

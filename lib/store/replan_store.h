@@ -1,0 +1,77 @@
+// What the re-planner needs from storage: where the pending touchpoints
+// stand with the rules, and re-planning them in steps after the planning
+// rules change (planner/replan.h, docs/operations.md "Re-planning in the
+// background"). SqliteStore implements it.
+//
+// Threading: called on the thread that owns the store, between its other
+// calls, never inside the caller's transaction (ReplanSome() is one of its
+// own). Errors: a Status; a failed step changes nothing and the next one
+// starts where the file says the sweep is.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "core/time.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+// What re-planning changed.
+struct ReplanCounts {
+  std::int64_t moved = 0;      // pending, now due at another time
+  std::int64_t updated = 0;    // pending, same due time, other topic or order
+  std::int64_t added = 0;      // new pending steps
+  std::int64_t cancelled = 0;  // "rules changed"
+  CadenceCounts cancelled_by_cadence;
+  CadenceCounts added_by_cadence;
+
+  void Add(const ReplanCounts& other);
+};
+
+// Where the pending touchpoints stand with the rules.
+struct PlanningState {
+  // PlanningFingerprint() of the rules the pending touchpoints are planned
+  // by, or are being re-planned to; empty in a database that never recorded
+  // one (written before schema 8).
+  std::string fingerprint;
+  bool replanning = false;  // a re-plan to `fingerprint` is under way
+};
+
+// One step of a re-plan (ReplanStore::ReplanSome).
+struct ReplanStep {
+  ReplanCounts counts;
+  std::int64_t buyers = 0;  // buyers re-planned in this step
+  // Every pending touchpoint with next_at before this has been re-planned
+  // (the sweep goes in firing order); Instant::max() once done.
+  Instant covered;
+  bool done = false;
+};
+
+class ReplanStore {
+ public:
+  virtual ~ReplanStore() = default;
+
+  // The sweep visits pending touchpoints in firing order and re-plans each
+  // one's buyer (every purchase of the buyer with a pending touchpoint)
+  // under the store's current rules, once; where it has got to is kept, so
+  // a re-plan interrupted by a crash resumes at the next start (the buyers
+  // it had done are done again, which changes nothing).
+  //
+  // The state kept, which opening the store also loads for ReplanSome().
+  virtual StatusOr<PlanningState> Planning() = 0;
+  // Records that the pending touchpoints are planned by `fingerprint`
+  // (nothing to re-plan), or that a re-plan to it starts from the first
+  // pending touchpoint. Inside the caller's transaction if there is one.
+  virtual Status SetPlanning(std::string_view fingerprint, bool replan) = 0;
+  // Re-plans from where the sweep is until `deadline` (one buyer at least),
+  // in one transaction that also records how far it got. Only while
+  // Planning().replanning.
+  virtual StatusOr<ReplanStep> ReplanSome(std::chrono::steady_clock::time_point deadline,
+                                          Instant now) = 0;
+};
+
+}  // namespace tp

@@ -1,0 +1,83 @@
+// What the read routes and /metrics need from storage: a buyer's timeline,
+// and the counts the gauges report. SqliteStore implements it (and its
+// StoreReader reads the gauges on a thread of its own).
+//
+// Threading: called on the thread that owns the store. Errors: a Status.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/model.h"
+#include "core/status.h"
+#include "core/time.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+// A transition of one touchpoint, as kept in its history.
+struct Transition {
+  Instant at;
+  TouchpointState state = TouchpointState::kPending;  // the state after it
+  std::string reason;
+};
+
+struct PurchaseRecord {
+  Purchase purchase;
+  std::string zone;  // the zone it was planned in (the default if none given)
+  std::string tier;  // the tier it was planned at
+  Instant received_at;
+};
+
+struct TouchpointRecord {
+  std::string id;
+  std::string order_id;
+  std::string cadence;
+  std::string step;
+  std::string topic;
+  std::string tier;
+  std::string product;
+  std::string zone;
+  Instant due_at;
+  Instant next_at;
+  std::optional<Instant> fire_at;
+  TouchpointState state = TouchpointState::kPending;
+  std::string reason;
+  std::vector<Transition> history;
+};
+
+struct BuyerReport {
+  std::string buyer_id;
+  std::string tier;  // at the buyer's latest purchase; empty if none
+  bool opted_out = false;
+  std::vector<PurchaseRecord> purchases;      // by purchased_at
+  std::vector<TouchpointRecord> touchpoints;  // by due_at, then cadence and step order
+};
+
+// The counts /metrics reports from the file.
+struct StoreGauges {
+  std::int64_t pending = 0;  // pending touchpoints
+  // Per queue asked for: its messages. Per push sink asked for: its dead
+  // letters. Per sink with entries waiting in the outbox (sinks no longer
+  // configured too): how many.
+  std::vector<std::pair<std::string, std::int64_t>> queue_messages, dead_letters, outbox;
+};
+
+class ReportStore {
+ public:
+  virtual ~ReportStore() = default;
+
+  // A buyer's purchases and touchpoints with their histories, or nullopt if
+  // the buyer is unknown.
+  virtual StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) = 0;
+  // Pending touchpoints of the buyer (0 for an unknown buyer).
+  virtual StatusOr<int> PendingOf(std::string_view buyer_id) = 0;
+  // Touchpoints waiting to fire, of every buyer.
+  virtual StatusOr<std::int64_t> PendingCount() = 0;
+};
+
+}  // namespace tp

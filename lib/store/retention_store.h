@@ -1,0 +1,38 @@
+// What the retention loop needs from storage: deleting finished touchpoints
+// past `retention` (docs/config.md), a bounded span at a time. SqliteStore
+// implements it.
+//
+// Threading: called on the thread that owns the store. Errors: a Status; a
+// failed step deletes nothing.
+#pragma once
+
+#include <cstdint>
+
+#include "core/status.h"
+#include "core/time.h"
+
+namespace tp {
+
+// One step of retention pruning.
+struct PruneResult {
+  std::int64_t deleted = 0;  // touchpoints deleted, with their history
+  std::int64_t next = 0;     // where the next step starts
+  bool done = false;         // the step reached the end of the table
+};
+
+class RetentionStore {
+ public:
+  virtual ~RetentionStore() = default;
+
+  // Deletes, with their history, the touchpoints with row ids in
+  // (after, after + span] that are finished (fired, cancelled, suppressed or
+  // skipped; a dead one waits for its replay), were due and fired before
+  // `cutoff`, and have no queue message or outbox entry left. Walking the
+  // table in spans bounds the work of one call, so the daemon's loop never
+  // stalls on it; the spans of a pass share its cutoff, so the queues are
+  // read once a pass. Purchases stay: tiers and duplicate detection need them.
+  virtual StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after,
+                                              std::int64_t span) = 0;
+};
+
+}  // namespace tp

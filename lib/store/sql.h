@@ -1,0 +1,131 @@
+// What every file of the SQLite store shares: times and states as stored,
+// text binding, SQLite's exceptions as a Status, row ids as JSON arrays,
+// multi-row INSERTs, and zones by name. Internal to lib/store.
+//
+// Statements are reset with tryReset() before use: after a failed step,
+// reset() would throw that step's error again and fail the next call too.
+#pragma once
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/status.h"
+#include "core/time.h"
+#include "scheduler/store.h"
+
+namespace tp::sql {
+
+// Times are UTC milliseconds.
+inline std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
+inline Instant FromMs(std::int64_t ms) { return Instant(Millis(ms)); }
+
+// States are stored as their enum's value.
+inline int StateCode(TouchpointState s) { return static_cast<int>(s); }
+TouchpointState StateFrom(int code);
+
+// As TEXT: SQLiteCpp's (pointer, size) overload would bind a BLOB, and a
+// BLOB never equals a TEXT, so literals in SQL would not match it.
+inline void BindText(SQLite::Statement& q, int index, std::string_view text) {
+  q.bind(index, std::string(text));
+}
+// NULL for an empty text.
+void BindTextOrNull(SQLite::Statement& q, int index, std::string_view text);
+// "" for NULL.
+inline std::string Text(const SQLite::Column& c) {
+  return c.isNull() ? std::string() : c.getString();
+}
+// The column's bytes, valid until the statement steps or resets.
+inline std::string_view TextView(const SQLite::Column& c) {
+  return {static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes())};
+}
+
+// Whether `e` says the disk (or database_max_size) is full.
+bool IsFull(const std::exception& e);
+// An exception as a Status naming `what`: Unavailable when the disk is
+// full (the same call may work once space returns), an Error otherwise.
+Status Failed(std::string_view what, const std::exception& e);
+// Runs `fn`, turning SQLite's exceptions into a Status naming `what`.
+template <typename Fn>
+auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Failed(what, e);
+  }
+}
+
+// Row ids as a JSON array, for `IN (SELECT value FROM json_each(?))`: one
+// statement for a whole batch. Add() each id, then Close() once.
+class IdList {
+ public:
+  void Add(std::int64_t id) {
+    text_ += text_.empty() ? '[' : ',';
+    text_ += std::to_string(id);
+  }
+  // Appends an id already spelt as digits.
+  void AddDigits(std::string_view digits) {
+    text_ += text_.empty() ? '[' : ',';
+    text_ += digits;
+  }
+  bool empty() const { return text_.empty(); }
+  // The array; "[]" when nothing was added.
+  const std::string& Close() {
+    text_ += text_.empty() ? "[]" : "]";
+    return text_;
+  }
+
+ private:
+  std::string text_;
+};
+
+// `bytes` random bytes as hex (a lease's receipt). Throws if the system
+// has no randomness.
+std::string RandomHex(std::size_t bytes);
+
+// Rows inserted kRowsPerInsert per statement: one statement per row costs
+// about as much again as the row.
+inline constexpr int kRowsPerInsert = 32;
+// "HEAD (?, ?), (?, ?)...": `rows` rows of `columns` parameters.
+std::string InsertRows(const char* head, int columns, int rows);
+// Inserts `count` rows with `many` (kRowsPerInsert rows a statement), the
+// rest with `one`; bind(statement, first parameter, row) binds a row.
+template <typename Bind>
+void InsertMany(SQLite::Statement& many, SQLite::Statement& one, std::size_t count, int columns,
+                Bind bind) {
+  std::size_t i = 0;
+  for (; i + kRowsPerInsert <= count; i += kRowsPerInsert) {
+    many.tryReset();
+    for (int k = 0; k < kRowsPerInsert; ++k) bind(many, columns * k + 1, i + k);
+    many.exec();
+  }
+  for (; i < count; ++i) {
+    one.tryReset();
+    bind(one, 1, i);
+    one.exec();
+  }
+}
+
+// Lets maps keyed by std::string be searched with a string_view.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+};
+
+// Zones by name, as rows name them; one per connection's thread.
+class ZoneCache {
+ public:
+  // UTC if tzdata lost the name: UTC beats failing.
+  const Zone* Named(std::string_view name);
+
+ private:
+  std::unordered_map<std::string, const Zone*, StringHash, std::equal_to<>> zones_;
+};
+
+}  // namespace tp::sql
