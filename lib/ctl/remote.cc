@@ -229,9 +229,9 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       progress.Update(in.position(), result);
     }
   }
-  if (in.read_error()) {
+  if (!in.read_error().empty()) {
     return Status::Error("reading " + options.path + " failed after line " +
-                         std::to_string(in.number()) + ": " + std::strerror(errno));
+                         std::to_string(in.number()) + ": " + in.read_error());
   }
   if (Status s = send(batch); !s.ok()) {
     return Status::Error(s.message() + " (after line " + std::to_string(in.number()) + ")");

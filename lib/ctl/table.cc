@@ -78,10 +78,11 @@ std::string DisplayTimesIn(std::string_view text, const Zone* zone) {
   std::string out;
   std::size_t i = 0;
   while (i < text.size()) {
-    const bool stamp = digits(i, 4) && text[i + 4] == '-' && digits(i + 5, 2) &&
-                       text[i + 7] == '-' && digits(i + 8, 2) && i + 10 < text.size() &&
-                       text[i + 10] == 'T' && digits(i + 11, 2) && text[i + 13] == ':' &&
-                       digits(i + 14, 2) && text[i + 16] == ':' && digits(i + 17, 2);
+    const bool stamp = i + 19 <= text.size() && digits(i, 4) && text[i + 4] == '-' &&
+                       digits(i + 5, 2) && text[i + 7] == '-' && digits(i + 8, 2) &&
+                       i + 10 < text.size() && text[i + 10] == 'T' && digits(i + 11, 2) &&
+                       text[i + 13] == ':' && digits(i + 14, 2) && text[i + 16] == ':' &&
+                       digits(i + 17, 2);
     if (!stamp) {
       out += text[i++];
       continue;

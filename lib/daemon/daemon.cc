@@ -256,8 +256,13 @@ struct Daemon::Impl {
         reserve(options.database + "-reserve"),
         space([this] { return store->Space(); }, reserve, clock),
         space_timer(io),
-        replanner(io, *store, clock,
-                  [this](const ReplanCounts& step, bool done) { Replanned(step, done); }),
+        replanner(
+            io, *store, clock,
+            [this](const ReplanCounts& step, bool done) { Replanned(step, done); },
+            [this] { return !space.short_of_space(); },
+            [this](const Status& failed) {
+              if (failed.unavailable()) CheckSpace(true);
+            }),
         signals(io),
         clock_jumps(io) {
     config.sha256 = rules->sha256;
@@ -265,6 +270,14 @@ struct Daemon::Impl {
     scheduler.set_observer(&metrics);
     metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));
     ConfigMetrics();
+  }
+
+  // Whether `id`, though not an id ingest takes today, names a recorded
+  // buyer: only UTF-8 of an id's size is looked up.
+  bool KnownBuyer(std::string_view id) {
+    if (id.empty() || id.size() > kMaxIdBytes || InvalidUtf8At(id)) return false;
+    auto report = store->GetBuyer(id);
+    return report.ok() && report->has_value();
   }
 
   // --- scheduling ---------------------------------------------------------
@@ -495,8 +508,10 @@ struct Daemon::Impl {
     if (parts.size() >= 3 && parts[1] == "buyers") {
       auto buyer = PercentDecode(parts[2]);
       if (!buyer) return respond(Error(400, "malformed percent-encoding in the buyer id"));
-      // The same rules as a purchase's buyer_id: no one else can exist.
-      if (auto problem = IdProblem(*buyer)) {
+      // The same rules as a purchase's buyer_id: no one else can exist, but
+      // for buyers recorded before ids were checked (control characters
+      // were let in then): they can still be looked up and opted out.
+      if (auto problem = IdProblem(*buyer); problem && !KnownBuyer(*buyer)) {
         return respond(
             Json(400, {{"error", "the buyer id in the path " + *problem}, {"field", "buyer_id"}}));
       }
@@ -555,8 +570,13 @@ struct Daemon::Impl {
                      {"cancelled", p.counts.cancelled},
                      {"updated", p.counts.updated}};
       if (p.finished_at) replan["finished_at"] = FormatRfc3339(*p.finished_at, UtcZone());
+      if (p.failures > 0) {
+        replan["failures"] = p.failures;
+        replan["last_error"] = p.last_error;
+      }
       cfg["replan"] = std::move(replan);
     }
+    const bool replan_failing = replanner.progress().failures >= Replanner::kFailuresDegrade;
     if (config.last_reload_at) {
       json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
                    {"ok", config.reload_errors.empty()}};
@@ -573,7 +593,7 @@ struct Daemon::Impl {
     // Still 200: the daemon runs on its last good rules, and serves leases
     // and acks when short of space. "degraded" tells a person (and an alert
     // on /metrics) that something needs them.
-    const bool degraded = !config.reload_errors.empty() || room.short_of_space;
+    const bool degraded = !config.reload_errors.empty() || room.short_of_space || replan_failing;
     return Json(200, {{"status", degraded ? "degraded" : "ok"},
                       {"config", std::move(cfg)},
                       {"storage", std::move(storage)},

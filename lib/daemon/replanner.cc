@@ -18,8 +18,14 @@ constexpr auto kRetryAfter = std::chrono::seconds(1);
 }  // namespace
 
 Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock,
-                     OnStep on_step)
-    : io_(io), retry_(io), store_(store), clock_(clock), on_step_(std::move(on_step)) {}
+                     OnStep on_step, MayWrite may_write, OnFailure on_failure)
+    : io_(io),
+      retry_(io),
+      store_(store),
+      clock_(clock),
+      on_step_(std::move(on_step)),
+      may_write_(std::move(may_write)),
+      on_failure_(std::move(on_failure)) {}
 
 void Replanner::Stop() {
   stopped_ = true;
@@ -36,7 +42,7 @@ void Replanner::Run(std::string why) {
   // A restart from the start (SetPlanning) covers nothing yet.
   covered_ = Instant::min();
   running_ = true;
-  progress_ = Progress{true, clock_.Now(), std::nullopt, 0, {}};
+  progress_ = Progress{true, clock_.Now(), std::nullopt, 0, {}, 0, {}};
   started_ = std::chrono::steady_clock::now();
   if (!posted_) {
     posted_ = true;
@@ -44,27 +50,39 @@ void Replanner::Run(std::string why) {
   }
 }
 
+void Replanner::Retry() {
+  posted_ = true;
+  retry_.expires_after(kRetryAfter);
+  retry_.async_wait([this](const boost::system::error_code& ec) {
+    posted_ = false;
+    if (!ec) Step();
+  });
+}
+
 void Replanner::Step() {
   posted_ = false;
   if (stopped_ || !running_) return;
+  if (!may_write_()) return Retry();
   const auto began = std::chrono::steady_clock::now();
   auto step = store_.ReplanSome(began + kStepBudget, clock_.Now());
-  if (step.ok() && failures_ > 0) {
-    spdlog::info("re-planning goes on after {} failed tries", failures_);
-    failures_ = 0;
+  int& failures = progress_.failures;
+  if (step.ok() && failures > 0) {
+    spdlog::info("re-planning goes on after {} failed tries", failures);
+    failures = 0;
+    progress_.last_error.clear();
   }
   if (!step.ok()) {
-    // Once per spell of failures (a full disk can last hours).
-    if (failures_++ == 0) {
-      spdlog::error("re-planning: {}; trying again every second", step.status().message());
+    // At the first failure, then once a minute while they last (a full
+    // disk can last hours): firing waits meanwhile.
+    if (failures++ % 60 == 0) {
+      spdlog::error(
+          "re-planning: {}; trying again every second ({} failed in a row); due touchpoints "
+          "wait for it",
+          step.status().message(), failures);
     }
-    posted_ = true;
-    retry_.expires_after(kRetryAfter);
-    retry_.async_wait([this](const boost::system::error_code& ec) {
-      posted_ = false;
-      if (!ec) Step();
-    });
-    return;
+    progress_.last_error = step.status().message();
+    on_failure_(step.status());
+    return Retry();
   }
   spdlog::debug("re-plan step: {} buyers in {} ms", step->buyers,
                 std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -33,8 +33,20 @@ class Replanner {
   // After each step, with what it changed: the daemon re-arms its timer
   // and counts metrics. After the last, `done` is true.
   using OnStep = std::function<void(const ReplanCounts& step, bool done)>;
+  // Whether a step may write now: not while storage is short (the room
+  // left is for leases and acks). Asked before each step; a held step is
+  // tried again a second later.
+  using MayWrite = std::function<bool()>;
+  // After a failed step, with why (the daemon checks its space when the
+  // store says it is full).
+  using OnFailure = std::function<void(const Status&)>;
 
-  Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step);
+  // Failed steps in a row after which /healthz says degraded: firing waits
+  // for the re-plan, so a re-plan that cannot go on holds every fire.
+  static constexpr int kFailuresDegrade = 10;
+
+  Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
+            MayWrite may_write, OnFailure on_failure);
 
   // Starts stepping through the re-plan the store has under way (its
   // Planning() says where); `why` is for the log. A re-plan already being
@@ -45,9 +57,10 @@ class Replanner {
   void Stop();
 
   bool running() const { return running_; }
-  // Whether every touchpoint due by `now` has been re-planned (always, when
-  // no re-plan runs).
-  bool Covers(Instant now) const { return !running_ || covered_ > now; }
+  // Whether every touchpoint due by `now`, and for a second after it, has
+  // been re-planned (always, when no re-plan runs). The second covers the
+  // time the scheduler's pass takes: it reads the clock again.
+  bool Covers(Instant now) const { return !running_ || covered_ > now + std::chrono::seconds(1); }
 
   // For /healthz.
   struct Progress {
@@ -55,21 +68,26 @@ class Replanner {
     std::optional<Instant> started_at, finished_at;
     std::int64_t buyers = 0;  // re-planned so far (this run)
     ReplanCounts counts;
+    int failures = 0;        // failed steps in a row
+    std::string last_error;  // of the last failed step, while failing
   };
   const Progress& progress() const { return progress_; }
 
  private:
   void Step();
+  // Steps again after kRetryAfter.
+  void Retry();
 
   boost::asio::io_context& io_;
   boost::asio::steady_timer retry_;
   ReplanStore& store_;
   const Clock& clock_;
   OnStep on_step_;
+  MayWrite may_write_;
+  OnFailure on_failure_;
   bool running_ = false;
   bool posted_ = false;
   bool stopped_ = false;
-  int failures_ = 0;  // failed steps in a row
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

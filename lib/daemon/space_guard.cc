@@ -53,7 +53,10 @@ bool SpaceGuard::Check(bool write_failed) {
     return false;
   }
   const bool quiet = !last_failure_ || now - *last_failure_ >= kQuietAfterFailure;
-  if (space->Room() < 2 * reserve || !quiet) return false;
+  // Free pages inside the file count as room, but the disk must have the
+  // reserve to give back: without it the first write that grows the WAL
+  // would fail and make it short again.
+  if (space->Room() < 2 * reserve || space->fs_free < reserve || !quiet) return false;
   reserve_.Fill(reserve);
   short_ = false;
   spdlog::info(

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/ids.h"
+#include "planner/purchase_check.h"
 #include "planner/window.h"
 
 namespace tp {
@@ -28,9 +29,13 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
   Plan plan;
   plan.tier = rules.TierFor(count, spend);
   const Product& bought = rules.products[static_cast<std::size_t>(product)];
-  const Instant runout =
-      AddCalendarDays(purchase.purchased_at,
-                      static_cast<std::int64_t>(bought.supply_days) * purchase.quantity, zone);
+  // Ingest refuses quantity x supply_days past kMaxRunoutDays, but a reload
+  // may raise supply_days under purchases already taken: a re-plan then
+  // plans their runout at the bound, never past it (dates stay in range).
+  const Instant runout = AddCalendarDays(
+      purchase.purchased_at,
+      std::min(static_cast<std::int64_t>(bought.supply_days) * purchase.quantity, kMaxRunoutDays),
+      zone);
 
   for (std::size_t c = 0; c < rules.cadences.size(); ++c) {
     const Cadence& cadence = rules.cadences[c];

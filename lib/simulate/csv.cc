@@ -34,7 +34,16 @@ CsvLineReader::Read CsvLineReader::Next(std::string& line) {
   bool too_long = false;
   bool any = false;
   for (;;) {
-    const int c = buf->sbumpc();
+    int c = 0;
+    try {
+      c = buf->sbumpc();
+    } catch (const std::exception&) {
+      // libstdc++'s filebuf throws when read() fails (EIO): the file ends
+      // here, with the system's reason, and the partial line is dropped.
+      read_error_ = errno != 0 ? std::strerror(errno) : "read failed";
+      line.clear();
+      return Read::kEnd;
+    }
     if (c == std::char_traits<char>::eof()) break;
     any = true;
     ++position_;

@@ -45,13 +45,15 @@ class CsvLineReader {
   std::uint64_t position() const { return position_; }
   // The bytes of the file, or 0 if unknown.
   std::uint64_t size() const { return size_; }
-  bool read_error() const { return in_.bad(); }
+  // Why reading failed ("Input/output error"), or empty if it did not.
+  const std::string& read_error() const { return read_error_; }
   // Continues at `offset`, the start of line `number`.
   void Seek(std::uint64_t offset, std::uint64_t number);
 
  private:
   std::ifstream in_;
   std::string open_error_;
+  std::string read_error_;
   std::uint64_t number_ = 0, offset_ = 0, position_ = 0, size_ = 0;
 };
 

@@ -183,9 +183,9 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
     if (!rows.empty() && at < rows.back().at_ms) sorted = false;
     rows.push_back(Row{at, offset, number, std::hash<std::string>{}(purchase.order_id)});
   }
-  if (reader.read_error()) {
+  if (!reader.read_error().empty()) {
     result.errors.push_back(path + ": error: reading failed after line " +
-                            std::to_string(reader.number()) + ": " + std::strerror(errno));
+                            std::to_string(reader.number()) + ": " + reader.read_error());
     return result;
   }
   // Same order id twice: fine when identical (ingest ignores the repeat),

@@ -43,6 +43,9 @@ TEST(TableTest, TimesInOneFormatAndAmountsAsDecimals) {
             "waiting until 2026-11-02 09:00:00 +08:00: due outside the send window (x "
             "2026-11-03 09:00:00 +08:00)");
   EXPECT_EQ(DisplayTimesIn("2026-11-02T01:00 is not one", shanghai), "2026-11-02T01:00 is not one");
+  // Digits at the very end are no time, and nothing past the end is read.
+  EXPECT_EQ(DisplayTimesIn("repurchased: order A-2026", shanghai), "repurchased: order A-2026");
+  EXPECT_EQ(DisplayTimesIn("2026-11-02T01:00:0", shanghai), "2026-11-02T01:00:0");
   EXPECT_EQ(DisplayAmount(99999.99), "99999.99");
   EXPECT_EQ(DisplayAmount(1234567), "1234567");
   EXPECT_EQ(DisplayAmount(0.5), "0.5");

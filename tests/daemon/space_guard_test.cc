@@ -60,6 +60,23 @@ TEST_F(SpaceGuardTest, GoesShortUnderHalfTheReserveAndGivesItBack) {
   EXPECT_EQ(reserve_.held(), 2 * kMiB);
 }
 
+// Free pages inside the database, on a disk with no room for the reserve:
+// the first write that grows the WAL would fail again, so it stays short.
+TEST_F(SpaceGuardTest, FreePagesAloneDoNotEndIt) {
+  ASSERT_FALSE(guard_.Check());
+  free_ = 2 * kMiB + kMiB / 2;
+  ASSERT_TRUE(guard_.Check());
+  free_ = kMiB;
+  free_pages_ = 8 * kMiB;
+  EXPECT_FALSE(guard_.Check());
+  EXPECT_TRUE(guard_.short_of_space());
+  EXPECT_EQ(reserve_.held(), 0u);
+  free_ = 2 * kMiB;
+  EXPECT_TRUE(guard_.Check());
+  EXPECT_FALSE(guard_.short_of_space());
+  EXPECT_EQ(reserve_.held(), 2 * kMiB);
+}
+
 TEST_F(SpaceGuardTest, AFailedWriteMakesItShortAndHoldsItShortForFiveSeconds) {
   ASSERT_FALSE(guard_.Check());
   EXPECT_TRUE(guard_.Check(/*write_failed=*/true));

@@ -74,7 +74,7 @@ std::vector<std::string> ReadAll(std::string_view text) {
     offsets.push_back(reader.offset());
     lines.push_back(line);
   }
-  FUZZ_CHECK(!reader.read_error());
+  FUZZ_CHECK(reader.read_error().empty());
   FUZZ_CHECK(reader.position() == text.size());
   if (!lines.empty()) {
     // Back to the middle line, as an import resumes.

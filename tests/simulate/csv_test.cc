@@ -103,3 +103,15 @@ TEST_F(RowParserTest, HeaderInAnyOrderWithOptionalTimezone) {
 
 }  // namespace
 }  // namespace tp
+
+// A file that fails to read (here EIO: /proc/self/mem at address 0 is not
+// mapped) ends early with the system's reason; libstdc++'s filebuf throws
+// there, which once crashed touchpointctl.
+TEST(CsvLineReaderTest, AReadErrorEndsTheFileWithTheReason) {
+  tp::CsvLineReader reader("/proc/self/mem");
+  ASSERT_EQ(reader.open_error(), "");
+  std::string line;
+  EXPECT_EQ(reader.Next(line), tp::CsvLineReader::Read::kEnd);
+  EXPECT_EQ(line, "");
+  EXPECT_EQ(reader.read_error(), "Input/output error");
+}
