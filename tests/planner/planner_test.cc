@@ -82,6 +82,23 @@ TEST_F(PlannerTest, RunoutScalesWithQuantity) {
       "2027-01-30T10:00:00+08:00");
 }
 
+// Ingest bounds quantity x supply_days at 36,500 days, but a reload can
+// raise supply_days under a purchase already taken: its re-planned runout
+// stops at the bound instead of leaving the range of dates.
+TEST_F(PlannerTest, ARunoutPastTheBoundIsPlannedAtIt) {
+  auto rules = testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 36500}}
+sinks: [{name: q, type: queue}]
+cadences:
+  - name: r
+    steps: [{anchor: runout, after: 0d, topic: runout}]
+)");
+  Purchase p{"o", "b", "daily", 1000000, 10, At("2026-11-01T10:00:00Z"), ""};
+  const Plan plan = PlanPurchase(*rules, {}, p, 0, UtcZone());
+  ASSERT_EQ(plan.touchpoints.size(), 1u);
+  EXPECT_EQ(Fmt(plan.touchpoints[0].due_at, "UTC"), "2126-10-08T10:00:00Z");
+}
+
 TEST_F(PlannerTest, NegativeOffsetFromRunout) {
   auto rules = testing::MustLoad(R"(version: 1
 products: {daily: {supply_days: 15}}
