@@ -9,7 +9,8 @@
 //
 // This is the SQLite backend of the store's interfaces, each a contract a
 // second backend implements too: ScheduleStore (scheduler/store.h),
-// QueueStore, OutboxStore, ReplanStore, ReportStore, RetentionStore. Each
+// QueueStore, OutboxStore, ReplanStore, ReportStore, RetentionStore,
+// Transactions. Each
 // concern lives in a file of its own with its statements:
 //   database.h        the handle: open, lock, pragmas, transactions
 //   schema.h          the tables and their migrations
@@ -24,12 +25,7 @@
 //   store_reader.h    reads on a thread of their own (events, gauges)
 //   backup.cc         a consistent copy of a live file
 //
-// Transactions: every mutating call is atomic on its own. Begin()/Commit()
-// group several calls into one transaction (the daemon's group commit), and
-// Savepoint()/Release()/RollbackTo() make a part of that group atomic, so one
-// bad request rolls back alone while the others commit. Between Savepoint()
-// and Release() calls open no savepoints of their own (they cost a copy of
-// every page touched): after any error the caller must RollbackTo().
+// Every mutating call is atomic on its own; Transactions groups them.
 //
 // Not thread-safe: one thread owns it (the daemon's I/O thread). Inside, a
 // thread of its own with a second connection copies the WAL into the file
@@ -55,6 +51,7 @@
 #include "store/retention_store.h"
 #include "store/schema.h"
 #include "store/space.h"
+#include "store/transactions.h"
 
 namespace tp {
 
@@ -63,7 +60,8 @@ class SqliteStore final : public ScheduleStore,
                           public OutboxStore,
                           public ReplanStore,
                           public ReportStore,
-                          public RetentionStore {
+                          public RetentionStore,
+                          public Transactions {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
@@ -92,12 +90,13 @@ class SqliteStore final : public ScheduleStore,
   // database_max_size) return Status::Unavailable.
   void SetRules(std::shared_ptr<const Rules> rules);
 
-  Status Begin();
-  Status Commit();
-  Status Rollback();
-  Status Savepoint();
-  Status Release();
-  Status RollbackTo();
+  // Transactions.
+  Status Begin() override;
+  Status Commit() override;
+  Status Rollback() override;
+  Status Savepoint() override;
+  Status Release() override;
+  Status RollbackTo() override;
 
   // ScheduleStore.
   StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override;

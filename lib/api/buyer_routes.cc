@@ -1,0 +1,126 @@
+#include "api/buyer_routes.h"
+
+#include <optional>
+#include <utility>
+
+#include "api/http_json.h"
+#include "core/text.h"
+
+namespace tp::api {
+namespace {
+
+const Zone* ZoneOrUtc(const std::string& name) {
+  const Zone* zone = FindZone(name);
+  return zone != nullptr ? zone : UtcZone();
+}
+
+Json BuyerJson(const BuyerReport& r) {
+  Json purchases = Json::array();
+  for (const PurchaseRecord& p : r.purchases) {
+    const Zone* zone = ZoneOrUtc(p.zone);
+    purchases.push_back({
+        {"order_id", p.purchase.order_id},
+        {"product", p.purchase.product},
+        {"quantity", p.purchase.quantity},
+        {"amount", p.purchase.amount},
+        {"purchased_at", FormatRfc3339(p.purchase.purchased_at, zone)},
+        {"timezone", p.zone},
+        {"tier", p.tier},
+        {"attributes",
+         p.purchase.attributes.empty() ? Json::object() : Json::parse(p.purchase.attributes)},
+        {"received_at", FormatRfc3339(p.received_at, UtcZone())},
+    });
+  }
+  Json touchpoints = Json::array();
+  for (const TouchpointRecord& t : r.touchpoints) {
+    const Zone* zone = ZoneOrUtc(t.zone);
+    Json history = Json::array();
+    for (const Transition& h : t.history) {
+      history.push_back({{"at", FormatRfc3339(h.at, zone)},
+                         {"status", std::string(StateName(h.state))},
+                         {"reason", h.reason}});
+    }
+    Json item = {
+        {"id", t.id},
+        {"buyer_id", r.buyer_id},
+        {"order_id", t.order_id},
+        {"cadence", t.cadence},
+        {"step", t.step},
+        {"topic", t.topic},
+        {"tier", t.tier},
+        {"product", t.product},
+        {"due_at", FormatRfc3339(t.due_at, zone)},
+        {"fire_at", t.fire_at ? Json(FormatRfc3339(*t.fire_at, zone)) : Json(nullptr)},
+        {"status", std::string(StateName(t.state))},
+    };
+    if (t.state == TouchpointState::kPending) {
+      item["next_at"] = FormatRfc3339(t.next_at, zone);
+      item["reason"] = t.next_at == t.due_at
+                           ? "waiting until due_at"
+                           : "waiting until " + FormatRfc3339(t.next_at, zone) +
+                                 (t.history.empty() ? ": due outside the send window"
+                                                    : " (" + t.history.back().reason + ")");
+    } else if (t.state != TouchpointState::kFired) {
+      item["reason"] = t.reason;
+    }
+    item["history"] = std::move(history);
+    touchpoints.push_back(std::move(item));
+  }
+  return {{"buyer_id", r.buyer_id},
+          {"tier", r.tier.empty() ? Json(nullptr) : Json(r.tier)},
+          {"opted_out", r.opted_out},
+          {"purchases", std::move(purchases)},
+          {"touchpoints", std::move(touchpoints)}};
+}
+
+}  // namespace
+
+void BuyerRoutes::AddTo(Router& router) {
+  // The id in the path: the same rules as a purchase's buyer_id, so no one
+  // else can exist, but for buyers recorded before ids were checked
+  // (control characters were let in then): they can still be looked up and
+  // opted out.
+  auto with_buyer = [this](auto then) {
+    return [this, then](const HttpRequest&, const RouteParams& params, HttpRespond respond) {
+      auto buyer = PercentDecode(params[0]);
+      if (!buyer) return respond(ErrorResponse(400, "malformed percent-encoding in the buyer id"));
+      if (auto problem = IdProblem(*buyer); problem && !Known(*buyer)) {
+        return respond(FieldError(400, "the buyer id in the path " + *problem, "buyer_id"));
+      }
+      respond(then(*buyer));
+    };
+  };
+  router.Add("GET", "/v1/buyers/{buyer}",
+             with_buyer([this](const std::string& buyer) { return Get(buyer); }));
+  router.Add("POST", "/v1/buyers/{buyer}/opt-out",
+             with_buyer([this](const std::string& buyer) { return SetOptOut(buyer, true); }));
+  router.Add("POST", "/v1/buyers/{buyer}/opt-in",
+             with_buyer([this](const std::string& buyer) { return SetOptOut(buyer, false); }));
+}
+
+bool BuyerRoutes::Known(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdBytes || InvalidUtf8At(id)) return false;
+  auto report = reports_.GetBuyer(id);
+  return report.ok() && report->has_value();
+}
+
+HttpResponse BuyerRoutes::Get(const std::string& buyer) {
+  auto report = reports_.GetBuyer(buyer);
+  if (!report.ok()) return ErrorResponse(500, report.status().message());
+  if (!report->has_value()) return ErrorResponse(404, "unknown buyer '" + buyer + "'");
+  return JsonResponse(200, BuyerJson(**report));
+}
+
+HttpResponse BuyerRoutes::SetOptOut(const std::string& buyer, bool opt_out) {
+  auto pending_before = reports_.PendingOf(buyer);
+  if (!pending_before.ok()) {
+    return context_.store_failed(pending_before.status(), "cannot read the buyer");
+  }
+  Status s = opt_out ? scheduler_.OptOut(buyer) : scheduler_.OptIn(buyer);
+  if (!s.ok()) return context_.store_failed(s, opt_out ? "cannot opt out" : "cannot opt in");
+  Json body = {{"buyer_id", buyer}, {"opted_out", opt_out}};
+  if (opt_out) body["suppressed"] = *pending_before;
+  return JsonResponse(200, body);
+}
+
+}  // namespace tp::api

@@ -1,0 +1,112 @@
+#include "api/dead_letter_routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "api/http_json.h"
+#include "core/text.h"
+
+namespace tp::api {
+
+void DeadLetterRoutes::AddTo(Router& router) {
+  router.Add("GET", "/v1/dead-letters",
+             [this](const HttpRequest& req, const RouteParams&, HttpRespond respond) {
+               respond(List(req.target));
+             });
+  router.Add("POST", "/v1/dead-letters/replay",
+             [this](const HttpRequest& req, const RouteParams&, HttpRespond respond) {
+               respond(ReplayAll(req.body));
+             });
+  router.Add("POST", "/v1/dead-letters/{id}/replay",
+             [this](const HttpRequest&, const RouteParams& params, HttpRespond respond) {
+               respond(ReplayOne(params[0]));
+             });
+}
+
+bool DeadLetterRoutes::IsPushSink(std::string_view name) const {
+  const auto& sinks = context_.rules->sinks;
+  return std::any_of(sinks.begin(), sinks.end(),
+                     [&](const Sink& s) { return s.IsPush() && s.name == name; });
+}
+
+HttpResponse DeadLetterRoutes::List(std::string_view target) {
+  const auto sink_param = QueryParam(target, "sink");
+  if (sink_param && !IsPushSink(*sink_param)) {
+    return FieldError(400, "sink must name a webhook or redis sink", "sink");
+  }
+  const std::string sink = sink_param.value_or("");
+  std::int64_t after = 0;
+  if (auto v = QueryParam(target, "after")) {
+    auto n = WholeNumber(*v);
+    if (!n) return FieldError(400, "after must be a dead letter id", "after");
+    after = *n;
+  }
+  int limit = kDefaultDeadLetterLimit;
+  if (auto v = QueryParam(target, "limit")) {
+    auto n = WholeNumber(*v);
+    if (!n || *n < 1 || *n > kMaxDeadLetterLimit) {
+      return FieldError(400,
+                        "limit must be an integer from 1 to " + std::to_string(kMaxDeadLetterLimit),
+                        "limit");
+    }
+    limit = static_cast<int>(*n);
+  }
+  auto letters = outbox_.DeadLetters(sink, after, limit);
+  if (!letters.ok()) return ErrorResponse(500, letters.status().message());
+  Json items = Json::array();
+  for (const DeadLetter& d : *letters) {
+    items.push_back({{"id", d.id},
+                     {"sink", d.sink},
+                     {"touchpoint_id", d.touchpoint_id},
+                     {"attempts", d.attempts},
+                     {"last_error", d.last_error},
+                     {"dead_at", FormatRfc3339(d.dead_at, UtcZone())},
+                     {"event", Json::parse(d.event, nullptr, false)}});
+  }
+  const bool full = static_cast<int>(letters->size()) == limit;
+  return JsonResponse(200, {{"dead_letters", std::move(items)},
+                            {"next_after", full ? Json(letters->back().id) : Json(nullptr)}});
+}
+
+HttpResponse DeadLetterRoutes::ReplayOne(std::string_view id_text) {
+  auto id = WholeNumber(id_text);
+  if (!id || *id == 0) return ErrorResponse(404, "no dead letter '" + std::string(id_text) + "'");
+  auto replayed = outbox_.ReplayDeadLetters(*id, "", context_.clock.Now());
+  if (!replayed.ok()) return context_.store_failed(replayed.status(), "cannot replay");
+  if (*replayed == 0) return ErrorResponse(404, "no dead letter " + std::to_string(*id));
+  spdlog::info("dead letter {} replayed", *id);
+  wake_();
+  return JsonResponse(200, Json{{"replayed", *replayed}});
+}
+
+HttpResponse DeadLetterRoutes::ReplayAll(const std::string& body) {
+  RequestJson req;
+  if (auto bad = ParseObject(body, req, {"all", "sink"})) return *bad;
+  const auto all = req.find("all");
+  const auto named = req.find("sink");
+  if ((all == req.end()) == (named == req.end())) {
+    return JsonResponse(400, {{"error",
+                               "say which dead letters to replay: {\"all\": true} for every one, "
+                               "or {\"sink\": NAME} for one sink's"},
+                              {"field", nullptr}});
+  }
+  std::string sink;
+  if (all != req.end() && *all != true) {
+    return FieldError(400, "all must be true (or use sink)", "all");
+  }
+  if (named != req.end()) {
+    if (!named->is_string() || !IsPushSink(named->get<std::string>())) {
+      return FieldError(400, "sink must name a webhook or redis sink", "sink");
+    }
+    sink = named->get<std::string>();
+  }
+  auto replayed = outbox_.ReplayDeadLetters(0, sink, context_.clock.Now());
+  if (!replayed.ok()) return context_.store_failed(replayed.status(), "cannot replay");
+  spdlog::info("{} replayed{}", Plural(*replayed, "dead letter"),
+               sink.empty() ? "" : " on " + sink);
+  wake_();
+  return JsonResponse(200, Json{{"replayed", *replayed}});
+}
+
+}  // namespace tp::api

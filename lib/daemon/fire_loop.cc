@@ -1,0 +1,132 @@
+#include "daemon/fire_loop.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "core/text.h"
+
+namespace tp {
+
+FireLoop::FireLoop(boost::asio::io_context& io, ScheduleStore& store, Scheduler& scheduler,
+                   const Clock& clock, Hooks hooks)
+    : io_(io),
+      store_(store),
+      scheduler_(scheduler),
+      clock_(clock),
+      hooks_(std::move(hooks)),
+      timer_(io),
+      retry_(io),
+      clock_jumps_(io) {}
+
+void FireLoop::Start() {
+  WatchClockJumps();
+  Rearm(true);
+}
+
+void FireLoop::Pause() {
+  armed_.reset();
+  timer_.cancel();
+  retry_.cancel();
+}
+
+void FireLoop::Stop() {
+  stopped_ = true;
+  timer_.cancel();
+  retry_.cancel();
+  boost::system::error_code ignored;
+  clock_jumps_.close(ignored);
+}
+
+void FireLoop::Rearm(bool force) {
+  if (stopped_ || !hooks_.may_fire()) return;
+  auto next = store_.NextWakeup();
+  if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
+  if (!*next) {
+    armed_.reset();
+    timer_.cancel();
+    return;
+  }
+  if (!force && armed_ && *armed_ == **next) return;
+  armed_ = **next;
+  timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(**next));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // re-armed or stopped
+    armed_.reset();
+    RunDue();
+  });
+}
+
+void FireLoop::RunDue() {
+  if (stopped_ || !hooks_.may_fire()) return;
+  // A touchpoint the re-plan has not reached waits for it (the daemon
+  // re-arms after each of its steps).
+  if (!hooks_.covered(clock_.Now())) return;
+  auto stats = scheduler_.RunDue(kBatchesPerTurn);
+  if (!stats.ok() && stats.status().unavailable()) {
+    spdlog::error("firing due touchpoints: {}", stats.status().message());
+    return hooks_.storage_full();
+  }
+  if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
+  if (stats->fired + stats->deferred + stats->skipped > 0) {
+    spdlog::debug("scheduler: fired {}, deferred {}, skipped {}", stats->fired, stats->deferred,
+                  stats->skipped);
+  }
+  if (stats->skipped > 0) {
+    spdlog::warn("skipped {} missed by more than misfire_grace",
+                 Plural(static_cast<long long>(stats->skipped), "touchpoint"));
+  }
+  if (stats->fired > 0) hooks_.fired();
+  if (stats->more) {
+    boost::asio::post(io_, [this] { RunDue(); });
+    return;
+  }
+  Rearm();
+}
+
+void FireLoop::RetrySoon(const std::string& what) {
+  spdlog::error("{}; retrying in 1s", what);
+  retry_.expires_after(std::chrono::seconds(1));
+  retry_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Rearm(true);
+  });
+}
+
+void FireLoop::WatchClockJumps() {
+  const int fd = ::timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) {
+    spdlog::warn("cannot watch for wall clock changes: {}", std::strerror(errno));
+    return;
+  }
+  clock_jumps_.assign(fd);
+  ArmClockJumpWatch();
+}
+
+void FireLoop::ArmClockJumpWatch() {
+  itimerspec spec{};
+  spec.it_value.tv_sec = std::time(nullptr) + 10L * 365 * 86400;
+  if (::timerfd_settime(clock_jumps_.native_handle(), TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+                        &spec, nullptr) != 0) {
+    spdlog::warn("cannot watch for wall clock changes: {}", std::strerror(errno));
+    return;
+  }
+  clock_jumps_.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this](const boost::system::error_code& ec) {
+        if (ec || stopped_) return;
+        std::uint64_t expirations = 0;
+        if (::read(clock_jumps_.native_handle(), &expirations, sizeof expirations) < 0 &&
+            errno == ECANCELED) {
+          spdlog::info("wall clock changed; rescheduling");
+        }
+        ArmClockJumpWatch();
+        Rearm(true);
+      });
+}
+
+}  // namespace tp

@@ -1,0 +1,78 @@
+// The fire loop: sleeps on a timer set to the earliest pending next_at (no
+// polling), re-armed whenever that changes and whenever the wall clock is
+// set (a Linux timerfd with TFD_TIMER_CANCEL_ON_SET reports clock jumps);
+// when it wakes, the scheduler fires what is due, a few batches per loop
+// turn so requests interleave. A store error is retried a second later.
+//
+// Not thread-safe: the daemon's loop only.
+#pragma once
+
+// Boost 1.74's Asio needs <utility> before it under C++20.
+#include <utility>
+// (keep the blank line above: clang-format must not reorder this include)
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/store.h"
+
+namespace tp {
+
+class FireLoop {
+ public:
+  // Firing batches per loop turn: the rest is posted, so requests interleave.
+  static constexpr std::size_t kBatchesPerTurn = 2;
+
+  struct Hooks {
+    // Whether firing may go on now (not while stopping or short of space).
+    std::function<bool()> may_fire;
+    // Whether what is due by `now` may fire by the current rules (a re-plan
+    // under way has passed it).
+    std::function<bool(Instant now)> covered;
+    // A write failed for want of space.
+    std::function<void()> storage_full;
+    // Touchpoints fired: the dispatcher has outbox entries to deliver.
+    std::function<void()> fired;
+  };
+
+  FireLoop(boost::asio::io_context& io, ScheduleStore& store, Scheduler& scheduler,
+           const Clock& clock, Hooks hooks);
+
+  // Watches for wall clock changes and arms the timer.
+  void Start();
+  // Sets the timer to the earliest pending next_at, if that changed (or
+  // always, with `force`: the rules or the clock changed).
+  void Rearm(bool force = false);
+  // Fires what is due now, then re-arms.
+  void RunDue();
+  // Cancels the timers until the next Rearm() (short of space).
+  void Pause();
+  void Stop();
+
+ private:
+  // A store error while scheduling (disk full, I/O error): log it and try
+  // again in a second rather than spin or give up.
+  void RetrySoon(const std::string& what);
+  void WatchClockJumps();
+  void ArmClockJumpWatch();
+
+  boost::asio::io_context& io_;
+  ScheduleStore& store_;
+  Scheduler& scheduler_;
+  const Clock& clock_;
+  Hooks hooks_;
+  boost::asio::system_timer timer_;
+  boost::asio::steady_timer retry_;
+  boost::asio::posix::stream_descriptor clock_jumps_;
+  std::optional<Instant> armed_;
+  bool stopped_ = false;
+};
+
+}  // namespace tp

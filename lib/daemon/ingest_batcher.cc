@@ -1,0 +1,145 @@
+#include "daemon/ingest_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "api/http_json.h"
+
+namespace tp {
+
+using api::Json;
+
+IngestBatcher::IngestBatcher(boost::asio::io_context& io, Transactions& store, Scheduler& scheduler,
+                             DaemonMetrics& metrics, const std::shared_ptr<const Rules>& rules,
+                             Hooks hooks)
+    : io_(io),
+      store_(store),
+      scheduler_(scheduler),
+      metrics_(metrics),
+      rules_(rules),
+      hooks_(std::move(hooks)) {}
+
+std::optional<HttpResponse> IngestBatcher::Closed() const {
+  if (stopping_) return api::ErrorResponse(503, "shutting down");
+  return std::nullopt;
+}
+
+void IngestBatcher::Submit(std::vector<Purchase> items, HttpRespond respond) {
+  if (auto why = hooks_.no_room()) {
+    return respond(api::Unavailable("the database has no room for purchases: " + *why));
+  }
+  pending_.push_back({std::move(items), std::move(respond)});
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    boost::asio::post(io_, [this] {
+      if (flush_posted_) Flush();
+    });
+  }
+}
+
+void IngestBatcher::Flush() {
+  flush_posted_ = false;
+  if (pending_.empty()) return;
+  std::vector<Pending> batch = std::move(pending_);
+  pending_.clear();
+  std::vector<HttpResponse> responses(batch.size());
+  if (Status s = store_.Begin(); !s.ok()) {
+    spdlog::error("ingest: {}", s.message());
+    if (s.unavailable()) hooks_.storage_full();
+    for (auto& p : batch) {
+      p.respond(api::Unavailable("cannot write to the database: " + s.message()));
+    }
+    return;
+  }
+  Counts counts;
+  for (std::size_t r = 0; r < batch.size(); ++r) {
+    metrics_.StageBegin();
+    responses[r] = RecordOne(batch[r].items, counts);
+    if (responses[r].status < 500) continue;
+    // A failed write may have ended the whole transaction (SQLite rolls
+    // back by itself on a full disk or an I/O error): the requests before
+    // are not recorded either, and those after must not start afresh.
+    (void)store_.Rollback();
+    metrics_.StageAbort();
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      batch[k].respond(k == r ? std::move(responses[r])
+                              : api::Unavailable("not recorded: another request written with it "
+                                                 "failed"));
+    }
+    return;
+  }
+  if (Status s = store_.Commit(); !s.ok()) {
+    spdlog::error("ingest commit: {}", s.message());
+    (void)store_.Rollback();
+    metrics_.StageAbort();
+    if (s.unavailable()) hooks_.storage_full();
+    for (auto& p : batch) {
+      p.respond(api::Unavailable("cannot commit to the database: " + s.message()));
+    }
+    return;
+  }
+  metrics_.StageCommit();
+  metrics_.ingest_purchases.Add({"accepted"}, static_cast<double>(counts.accepted));
+  metrics_.ingest_purchases.Add({"duplicate"}, static_cast<double>(counts.duplicates));
+  metrics_.ingest_purchases.Add({"conflict"}, static_cast<double>(counts.conflicts));
+  for (std::size_t r = 0; r < batch.size(); ++r) batch[r].respond(std::move(responses[r]));
+  hooks_.committed();
+}
+
+HttpResponse IngestBatcher::RecordOne(const std::vector<Purchase>& items, Counts& counts) {
+  if (Status s = store_.Savepoint(); !s.ok()) {
+    return hooks_.store_failed(s, "cannot record purchases");
+  }
+  Json results = Json::array();
+  int accepted = 0, duplicates = 0, planned = 0, skipped = 0, cancelled = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto outcome = scheduler_.Ingest(items[i]);
+    if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {
+      (void)store_.RollbackTo();
+      metrics_.StageRollbackRequest();
+      if (outcome.ok()) ++counts.conflicts;
+      if (!outcome.ok()) {
+        spdlog::error("ingest: {}", outcome.status().message());
+        return hooks_.store_failed(outcome.status(), "cannot record purchase");
+      }
+      const std::string& field = outcome->conflict_field;
+      return api::JsonResponse(
+          409, {{"error", "order_id '" + items[i].order_id + "' was already recorded with " +
+                              (field.empty() ? "different content" : "another " + field)},
+                {"index", i},
+                {"field", field.empty() ? "order_id" : field},
+                {"order_id", items[i].order_id}});
+    }
+    Json result = {{"order_id", items[i].order_id}};
+    if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
+      ++duplicates;
+      result["status"] = "duplicate";
+    } else {
+      ++accepted;
+      planned += outcome->planned;
+      skipped += outcome->skipped;
+      cancelled += outcome->cancelled;
+      result["status"] = "accepted";
+      result["tier"] = rules_->tiers[outcome->tier].name;
+      result["touchpoints"] = outcome->planned;
+      result["skipped"] = outcome->skipped;
+      result["cancelled"] = outcome->cancelled;
+    }
+    results.push_back(std::move(result));
+  }
+  if (Status s = store_.Release(); !s.ok()) {
+    metrics_.StageRollbackRequest();
+    return hooks_.store_failed(s, "cannot record purchases");
+  }
+  counts.accepted += accepted;
+  counts.duplicates += duplicates;
+  return api::JsonResponse(200, {{"accepted", accepted},
+                                 {"duplicates", duplicates},
+                                 {"touchpoints_planned", planned},
+                                 {"touchpoints_skipped", skipped},
+                                 {"touchpoints_cancelled", cancelled},
+                                 {"results", std::move(results)}});
+}
+
+}  // namespace tp
