@@ -9,7 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +81,30 @@ inline int FreePort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// A loopback port free now, for a server started a while later (a peer
+// that is down, then up): outside the kernel's ephemeral range, which
+// FreePort(), daemons listening on port 0 and every outgoing connection
+// draw from, so nothing else in the suite takes it meanwhile. Starts at a
+// place of its own per process, for suites running side by side.
+inline int PortForLater() {
+  int low = 32768, high = 60999;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low >> high;
+  const int start = std::max(1024, low - 12000);
+  const int span = low - start;
+  for (int i = 0; span > 0 && i < span; ++i) {
+    const int port = start + static_cast<int>((::getpid() + i) % span);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  return FreePort();
 }
 
 }  // namespace tp::testing

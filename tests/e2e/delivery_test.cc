@@ -550,7 +550,7 @@ std::vector<std::string> FireOrder(DaemonProcess& d, int buyers) {
 }
 
 TEST_F(DeliveryTest, RedisStreamGetsEveryEventInFireOrder) {
-  const int port = testing::FreePort();
+  const int port = testing::PortForLater();
   RedisServer redis;
   redis.Start(dir_.path(), port);
   StartDaemon("  - {name: events, type: redis, url: \"redis://127.0.0.1:" + std::to_string(port) +
@@ -577,7 +577,7 @@ TEST_F(DeliveryTest, RedisStreamGetsEveryEventInFireOrder) {
 }
 
 TEST_F(DeliveryTest, RedisPasswordAndDatabaseFromTheUrl) {
-  const int port = testing::FreePort();
+  const int port = testing::PortForLater();
   RedisServer redis;
   redis.Start(dir_.path(), port, "s3cret");
   StartDaemon(
@@ -596,7 +596,7 @@ TEST_F(DeliveryTest, RedisPasswordAndDatabaseFromTheUrl) {
 }
 
 TEST_F(DeliveryTest, WhileRedisIsDownEventsWaitDurablyThenFlowInOrder) {
-  const int port = testing::FreePort();
+  const int port = testing::PortForLater();
   DaemonProcess& d = StartDaemon(
       "  - {name: events, type: redis, url: \"redis://127.0.0.1:" + std::to_string(port) + "/0\"}");
   for (int i = 0; i < 4; ++i) {

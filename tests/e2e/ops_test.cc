@@ -401,7 +401,7 @@ TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
   std::string config = Config(kStepsBefore);
   config.replace(config.find("sinks:\n"), 7,
                  "sinks:\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:" +
-                     std::to_string(testing::FreePort()) +
+                     std::to_string(testing::PortForLater()) +
                      "/hook\", secret_file: crm.secret, retry: {initial: 1s}}\n");
   DaemonProcess& d = Make(config);
   ASSERT_TRUE(d.Start());
