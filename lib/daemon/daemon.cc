@@ -34,9 +34,11 @@
 #include "daemon/daemon_metrics.h"
 #include "daemon/fire_loop.h"
 #include "daemon/ingest_batcher.h"
+#include "daemon/reloader.h"
 #include "daemon/replanner.h"
 #include "daemon/retention_loop.h"
 #include "daemon/space_guard.h"
+#include "daemon/status_routes.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/logging.h"
@@ -107,11 +109,8 @@ struct Daemon::Impl {
         buyer_routes(route_context, *store, scheduler),
         dead_letter_routes(route_context, *store, [this] { dispatcher->Wake(); }),
         signals(io) {
-    config.sha256 = rules->sha256;
-    config.loaded_at = clock.Now();
     scheduler.set_observer(&metrics);
     metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));
-    ConfigMetrics();
   }
 
   // --- planning -----------------------------------------------------------
@@ -195,21 +194,29 @@ struct Daemon::Impl {
 
   // --- HTTP ---------------------------------------------------------------
 
-  // The routes, once the store reader and the dispatcher exist.
-  void AddRoutes() {
-    router.Add("GET", "/healthz",
-               [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
-                 respond(Health());
-               });
-    router.Add("GET", "/metrics",
-               [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
-                 Metrics(std::move(respond));
-               });
+  // The parts made once the store reader and the dispatcher exist, and the
+  // routes.
+  void Complete() {
+    reloader = std::make_unique<Reloader>(
+        options, clock, rules,
+        Reloader::Parts{*store, scheduler, *dispatcher, batcher, replanner, fire, metrics});
+    status_routes = std::make_unique<StatusRoutes>(StatusRoutes::Parts{
+        io, options, rules, *reloader, replanner, space, *dispatcher, *reader, metrics});
+    queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
+    status_routes->AddTo(router);
     purchase_routes.AddTo(router);
     buyer_routes.AddTo(router);
-    queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
     queue_routes->AddTo(router);
     dead_letter_routes.AddTo(router);
+  }
+
+  // SIGHUP (daemon/reloader.h), told to systemd.
+  void Reload() {
+    if (stopping) return;
+    service::NotifyReloading();
+    Status s = reloader->Reload();
+    service::NotifyReady(s.ok() ? "reloaded; listening on " + server.LocalAddress()
+                                : "reload failed, running the previous config: " + s.message());
   }
 
   // Every request: /v1 needs the bearer token (when the config has tokens)
@@ -246,218 +253,6 @@ struct Daemon::Impl {
     router.Route(req, std::move(respond));
   }
 
-  HttpResponse Health() {
-    json sinks = json::array();
-    for (const SinkHealth& h : dispatcher->Health()) {
-      json item = {{"name", h.name}, {"state", h.state}};
-      if (h.consecutive_failures > 0) item["consecutive_failures"] = h.consecutive_failures;
-      if (!h.last_error.empty()) item["last_error"] = h.last_error;
-      sinks.push_back(std::move(item));
-    }
-    json cfg = {{"path", options.config_path},
-                {"sha256", config.sha256},
-                {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
-    if (const Replanner::Progress& p = replanner.progress(); p.started_at) {
-      json replan = {{"state", p.running ? "running" : "done"},
-                     {"started_at", FormatRfc3339(*p.started_at, UtcZone())},
-                     {"buyers", p.buyers},
-                     {"moved", p.counts.moved},
-                     {"added", p.counts.added},
-                     {"cancelled", p.counts.cancelled},
-                     {"updated", p.counts.updated}};
-      if (p.finished_at) replan["finished_at"] = FormatRfc3339(*p.finished_at, UtcZone());
-      if (p.failures > 0) {
-        replan["failures"] = p.failures;
-        replan["last_error"] = p.last_error;
-      }
-      cfg["replan"] = std::move(replan);
-    }
-    const bool replan_failing = replanner.progress().failures >= Replanner::kFailuresDegrade;
-    if (config.last_reload_at) {
-      json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
-                   {"ok", config.reload_errors.empty()}};
-      if (!config.reload_errors.empty()) last["errors"] = config.reload_errors;
-      cfg["last_reload"] = std::move(last);
-    }
-    const SpaceGuard::Report room = space.report();
-    json storage = {{"state", room.short_of_space ? "short" : "ok"},
-                    {"room_bytes", room.last.Room()},
-                    {"disk_free_bytes", room.last.fs_free},
-                    {"reserve_bytes", room.reserve_held}};
-    if (room.since) storage["since"] = FormatRfc3339(*room.since, UtcZone());
-    if (!room.reason.empty()) storage["reason"] = room.reason;
-    // Still 200: the daemon runs on its last good rules, and serves leases
-    // and acks when short of space. "degraded" tells a person (and an alert
-    // on /metrics) that something needs them.
-    const bool degraded = !config.reload_errors.empty() || room.short_of_space || replan_failing;
-    return api::JsonResponse(200, {{"status", degraded ? "degraded" : "ok"},
-                                   {"config", std::move(cfg)},
-                                   {"storage", std::move(storage)},
-                                   {"sinks", std::move(sinks)}});
-  }
-
-  // Wraps `fn` for another thread: calling the result posts fn(value) to the
-  // loop. The work guard keeps the loop running (at a stop too) until then.
-  template <typename Fn>
-  auto OnLoop(Fn fn) {
-    return [work = asio::make_work_guard(io), fn = std::move(fn)](auto value) mutable {
-      asio::post(work.get_executor(), [fn = std::move(fn), value = std::move(value)]() mutable {
-        fn(std::move(value));
-      });
-      work.reset();
-    };
-  }
-
-  // The store-backed gauges are counted on the store reader's thread (a
-  // scan of the pending index: 50-80 ms at a million pending), then set and
-  // the page rendered here; the rest accumulate as things happen.
-  void Metrics(HttpRespond respond) {
-    std::vector<std::string> queues, push_sinks;
-    for (const Sink& sink : rules->sinks) {
-      (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
-    }
-    reader->Count(std::move(queues), std::move(push_sinks),
-                  OnLoop([this, respond = std::move(respond)](StatusOr<StoreGauges> gauges) {
-                    respond(gauges.ok() ? RenderMetrics(*gauges)
-                                        : api::ErrorResponse(500, gauges.status().message()));
-                  }));
-  }
-
-  HttpResponse RenderMetrics(const StoreGauges& gauges) {
-    metrics.pending.Set({}, static_cast<double>(gauges.pending));
-    metrics.outbox.Clear();
-    metrics.dead_letters.Clear();
-    metrics.queue_messages.Clear();
-    metrics.circuit_open.Clear();
-    for (const auto& [queue, depth] : gauges.queue_messages) {
-      metrics.queue_messages.Set({queue}, static_cast<double>(depth));
-    }
-    for (const auto& [sink, dead] : gauges.dead_letters) {
-      metrics.dead_letters.Set({sink}, static_cast<double>(dead));
-      metrics.outbox.Set({sink}, 0);
-    }
-    // Sinks removed from the config included.
-    for (const auto& [sink, waiting] : gauges.outbox) {
-      metrics.outbox.Set({sink}, static_cast<double>(waiting));
-    }
-    for (const SinkHealth& h : dispatcher->Health()) {
-      metrics.circuit_open.Set({h.name}, h.state == "ok" ? 0 : 1);
-    }
-    metrics.resident_memory.Set({}, ResidentBytes());
-    return HttpResponse{200, metrics.registry.Render(), std::string(metrics::kContentType)};
-  }
-
-  static double ResidentBytes() {
-    std::ifstream statm("/proc/self/statm");
-    long long size = 0, resident = 0;
-    if (!(statm >> size >> resident)) return 0;
-    return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
-  }
-
-  void ConfigMetrics() {
-    metrics.config_info.Clear();
-    metrics.config_info.Set({config.sha256}, 1);
-    metrics.config_loaded.Set(
-        {}, static_cast<double>(config.loaded_at.time_since_epoch().count()) / 1000.0);
-    metrics.reload_ok.Set({}, config.reload_errors.empty() ? 1 : 0);
-  }
-
-  // --- reload -------------------------------------------------------------
-
-  Status Reload() {
-    if (stopping) return Status::Error("stopping");
-    service::NotifyReloading();
-    Status s = SwapRules();
-    config.last_reload_at = clock.Now();
-    service::NotifyReady(s.ok() ? "reloaded; listening on " + server.LocalAddress()
-                                : "reload failed, running the previous config: " + s.message());
-    return s;
-  }
-
-  Status ReloadFailed(std::vector<std::string> errors, const std::string& summary) {
-    for (const std::string& e : errors) spdlog::error("reload: {}", e);
-    spdlog::error("reload failed: {}; still running the config loaded at {} (sha256 {})", summary,
-                  FormatRfc3339(config.loaded_at, UtcZone()), config.sha256.substr(0, 12));
-    config.reload_errors = std::move(errors);
-    metrics.reloads.Add({"failure"});
-    ConfigMetrics();
-    return Status::Error(summary);
-  }
-
-  Status SwapRules() {
-    LoadResult loaded = LoadRulesFile(options.config_path);
-    if (!loaded.ok()) {
-      std::vector<std::string> errors;
-      for (const ConfigError& e : loaded.errors) errors.push_back(e.ToString());
-      return ReloadFailed(std::move(errors), options.config_path + ": " +
-                                                 std::to_string(loaded.errors.size()) + " error" +
-                                                 (loaded.errors.size() == 1 ? "" : "s"));
-    }
-    const std::shared_ptr<const Rules> next = loaded.rules;
-    const std::shared_ptr<const Rules> previous = rules;
-    // Requests parsed under the old rules are recorded under them first.
-    batcher.Flush();
-
-    // The swap is one short transaction: the rules, and a re-plan to them
-    // starting from the first pending touchpoint (Replanner steps through
-    // it afterwards, so the loop is never held for long).
-    const bool replan = !SamePlanning(*previous, *next);
-    const std::string fingerprint = PlanningFingerprint(*next);
-    const Instant now = clock.Now();
-    Status s = dispatcher->Reconfigure(*next, [&]() -> Status {
-      if (Status b = store->Begin(); !b.ok()) return b;
-      store->SetRules(next);
-      Status planned = replan ? store->SetPlanning(fingerprint, true) : Status::Ok();
-      if (planned.ok()) planned = store->Commit();
-      if (!planned.ok()) {
-        (void)store->Rollback();
-        store->SetRules(previous);
-        (void)store->Planning();  // the re-plan under way, if any, as it was
-      }
-      return planned;
-    });
-    if (!s.ok()) return ReloadFailed({s.message()}, s.message());
-
-    rules = next;
-    scheduler.SetRules(next);
-    if (options.log_level.empty()) (void)SetLogLevel(next->log_level);
-    WarnRestartOnly(*previous, *next);
-    config.sha256 = next->sha256;
-    config.loaded_at = now;
-    config.reload_errors.clear();
-    metrics.reloads.Add({"success"});
-    ConfigMetrics();
-    if (replan) {
-      spdlog::info("reloaded {} (sha256 {}): planning rules changed", options.config_path,
-                   next->sha256.substr(0, 12));
-      replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()));
-    } else {
-      spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
-                   options.config_path, next->sha256.substr(0, 12));
-    }
-    fire.Rearm(true);
-    return Status::Ok();
-  }
-
-  // Settings a running daemon cannot change: say they wait for a restart.
-  void WarnRestartOnly(const Rules& was, const Rules& now) {
-    auto warn = [](const char* key) {
-      spdlog::warn("reload: '{}' changed; it takes effect at the next restart", key);
-    };
-    // A key the command line overrides changes nothing, even at a restart.
-    auto overridden = [](const char* key, const char* flag) {
-      spdlog::info("reload: '{}' changed; {} overrides it", key, flag);
-    };
-    if (was.listen != now.listen) {
-      options.listen_from_flag ? overridden("listen", "--listen") : warn("listen");
-    }
-    if (was.database != now.database) {
-      options.database_from_flag ? overridden("database", "--database") : warn("database");
-    }
-    if (was.database_sync != now.database_sync) warn("database_sync");
-    if (!(was.http_request_timeout == now.http_request_timeout)) warn("http.request_timeout");
-  }
-
   // --- watchdog and signals -----------------------------------------------
 
   // WATCHDOG=1 from the event loop itself: a loop stuck in one handler stops
@@ -481,7 +276,7 @@ struct Daemon::Impl {
       if (ec) return;
       if (signo == SIGHUP) {
         spdlog::info("received SIGHUP: reloading {}", options.config_path);
-        (void)Reload();
+        Reload();
         WaitForSignal();
         return;
       }
@@ -507,20 +302,13 @@ struct Daemon::Impl {
     signals.cancel(ignored);
   }
 
-  // The config in use and how the last reload went (for /healthz, /metrics).
-  struct ConfigState {
-    std::string sha256;
-    Instant loaded_at;
-    std::optional<Instant> last_reload_at;
-    std::vector<std::string> reload_errors;  // of the last reload; empty if it worked
-  };
-
   asio::io_context& io;
   const DaemonOptions options;
   DaemonMetrics metrics;
   const Clock& clock;
+  // The rules in force: components read them at each use, the Reloader
+  // swaps them.
   std::shared_ptr<const Rules> rules;
-  ConfigState config;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<StoreReader> reader;  // leased events and /metrics counts, on its thread
   std::unique_ptr<Dispatcher> dispatcher;
@@ -539,8 +327,11 @@ struct Daemon::Impl {
   api::Router router;
   api::PurchaseRoutes purchase_routes;
   api::BuyerRoutes buyer_routes;
-  std::unique_ptr<api::QueueRoutes> queue_routes;  // once the store reader is open
   api::DeadLetterRoutes dead_letter_routes;
+  // Made by Complete(), once the store reader and the dispatcher exist.
+  std::unique_ptr<Reloader> reloader;
+  std::unique_ptr<StatusRoutes> status_routes;
+  std::unique_ptr<api::QueueRoutes> queue_routes;
   asio::signal_set signals;
   bool stopping = false;
 };
@@ -576,7 +367,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
   Impl* self = impl.get();
-  self->AddRoutes();
+  self->Complete();
   self->server.Serve(
       [self](HttpRequest req, HttpRespond respond) { self->Handle(req, std::move(respond)); });
   if (options.handle_signals) {

@@ -514,22 +514,35 @@ StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, O
   return std::unique_ptr<Dispatcher>(new Dispatcher(std::move(impl)));
 }
 
-Status Dispatcher::Reconfigure(const Rules& rules, const std::function<Status()>& commit) {
+struct Dispatcher::Prepared::Workers {
+  std::vector<std::shared_ptr<Worker>> workers;
+};
+Dispatcher::Prepared::Prepared(std::unique_ptr<Workers> workers) : workers_(std::move(workers)) {}
+Dispatcher::Prepared::Prepared(Prepared&&) noexcept = default;
+Dispatcher::Prepared& Dispatcher::Prepared::operator=(Prepared&&) noexcept = default;
+Dispatcher::Prepared::~Prepared() = default;
+
+StatusOr<Dispatcher::Prepared> Dispatcher::Prepare(const Rules& rules) {
   Impl& d = *impl_;
-  std::vector<std::shared_ptr<Worker>> next;
+  auto next = std::make_unique<Prepared::Workers>();
   for (const Sink& sink : rules.sinks) {
     if (!sink.IsPush()) continue;
     auto same = std::find_if(d.workers.begin(), d.workers.end(),
                              [&](const auto& w) { return SameDelivery(w->sink(), sink); });
     if (same != d.workers.end()) {
-      next.push_back(*same);  // keeps its connections and circuit
+      next->workers.push_back(*same);  // keeps its connections and circuit
       continue;
     }
     auto worker = MakeWorker(d, sink);
     if (!worker.ok()) return worker.status();
-    next.push_back(std::move(*worker));
+    next->workers.push_back(std::move(*worker));
   }
-  if (Status s = commit(); !s.ok()) return s;
+  return Prepared(std::move(next));
+}
+
+void Dispatcher::Commit(Prepared prepared, const Rules& rules) {
+  Impl& d = *impl_;
+  std::vector<std::shared_ptr<Worker>>& next = prepared.workers_->workers;
   for (auto& w : d.workers) {
     if (std::find(next.begin(), next.end(), w) == next.end()) w->Stop();
   }
@@ -538,7 +551,6 @@ Status Dispatcher::Reconfigure(const Rules& rules, const std::function<Status()>
   if (!d.stopping) {
     for (auto& w : d.workers) w->Wake();
   }
-  return Status::Ok();
 }
 
 void Dispatcher::Wake() {

@@ -57,13 +57,28 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Takes the push sinks of `rules` (a reload): a sink whose delivery
-  // settings are unchanged keeps its worker (connections, circuit); a changed
-  // or new one gets a fresh worker; a removed one stops taking events and
-  // lets those in flight finish. New workers are built first (this can fail,
-  // like Create()), then `commit` runs; only when both succeed is anything
-  // swapped, so on an error nothing has changed.
-  Status Reconfigure(const Rules& rules, const std::function<Status()>& commit);
+  // A reload's push sinks, built and not yet in use: dropping it changes
+  // nothing.
+  class Prepared {
+   public:
+    Prepared(Prepared&&) noexcept;
+    Prepared& operator=(Prepared&&) noexcept;
+    ~Prepared();
+
+   private:
+    friend class Dispatcher;
+    struct Workers;
+    explicit Prepared(std::unique_ptr<Workers> workers);
+    std::unique_ptr<Workers> workers_;
+  };
+  // Builds the push sinks of `rules` (a reload): a sink whose delivery
+  // settings are unchanged keeps its worker (connections, circuit); a
+  // changed or new one gets a fresh worker. Fails, changing nothing, when a
+  // sink cannot be set up (like Create()).
+  StatusOr<Prepared> Prepare(const Rules& rules);
+  // Puts `prepared` in use: a removed sink stops taking events and lets
+  // those in flight finish.
+  void Commit(Prepared prepared, const Rules& rules);
   // Outboxes may have new events (after firing, replaying, starting).
   void Wake();
   // No new attempts; those in flight finish and are recorded.

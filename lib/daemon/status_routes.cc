@@ -1,0 +1,133 @@
+#include "daemon/status_routes.h"
+
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <fstream>
+
+#include "api/http_json.h"
+#include "ops/metrics.h"
+
+namespace tp {
+
+namespace asio = boost::asio;
+using json = api::Json;
+
+void StatusRoutes::AddTo(api::Router& router) {
+  router.Add("GET", "/healthz",
+             [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
+               respond(Health());
+             });
+  router.Add("GET", "/metrics",
+             [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
+               Metrics(std::move(respond));
+             });
+}
+
+HttpResponse StatusRoutes::Health() const {
+  json sinks = json::array();
+  for (const SinkHealth& h : parts_.dispatcher.Health()) {
+    json item = {{"name", h.name}, {"state", h.state}};
+    if (h.consecutive_failures > 0) item["consecutive_failures"] = h.consecutive_failures;
+    if (!h.last_error.empty()) item["last_error"] = h.last_error;
+    sinks.push_back(std::move(item));
+  }
+  const Reloader::State& config = parts_.reloader.state();
+  json cfg = {{"path", parts_.options.config_path},
+              {"sha256", config.sha256},
+              {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
+  if (const Replanner::Progress& p = parts_.replanner.progress(); p.started_at) {
+    json replan = {{"state", p.running ? "running" : "done"},
+                   {"started_at", FormatRfc3339(*p.started_at, UtcZone())},
+                   {"buyers", p.buyers},
+                   {"moved", p.counts.moved},
+                   {"added", p.counts.added},
+                   {"cancelled", p.counts.cancelled},
+                   {"updated", p.counts.updated}};
+    if (p.finished_at) replan["finished_at"] = FormatRfc3339(*p.finished_at, UtcZone());
+    if (p.failures > 0) {
+      replan["failures"] = p.failures;
+      replan["last_error"] = p.last_error;
+    }
+    cfg["replan"] = std::move(replan);
+  }
+  const bool replan_failing = parts_.replanner.progress().failures >= Replanner::kFailuresDegrade;
+  if (config.last_reload_at) {
+    json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
+                 {"ok", config.errors.empty()}};
+    if (!config.errors.empty()) last["errors"] = config.errors;
+    cfg["last_reload"] = std::move(last);
+  }
+  const SpaceGuard::Report room = parts_.space.report();
+  json storage = {{"state", room.short_of_space ? "short" : "ok"},
+                  {"room_bytes", room.last.Room()},
+                  {"disk_free_bytes", room.last.fs_free},
+                  {"reserve_bytes", room.reserve_held}};
+  if (room.since) storage["since"] = FormatRfc3339(*room.since, UtcZone());
+  if (!room.reason.empty()) storage["reason"] = room.reason;
+  // Still 200: the daemon runs on its last good rules, and serves leases
+  // and acks when short of space. "degraded" tells a person (and an alert
+  // on /metrics) that something needs them.
+  const bool degraded = !config.errors.empty() || room.short_of_space || replan_failing;
+  return api::JsonResponse(200, {{"status", degraded ? "degraded" : "ok"},
+                                 {"config", std::move(cfg)},
+                                 {"storage", std::move(storage)},
+                                 {"sinks", std::move(sinks)}});
+}
+
+// The store-backed gauges are counted on the store reader's thread (a
+// scan of the pending index: 50-80 ms at a million pending), then set and
+// the page rendered here; the rest accumulate as things happen.
+void StatusRoutes::Metrics(HttpRespond respond) {
+  std::vector<std::string> queues, push_sinks;
+  for (const Sink& sink : parts_.rules->sinks) {
+    (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
+  }
+  // The page is rendered back on the loop; the work guard keeps the loop
+  // running (at a stop too) until then.
+  parts_.reader.Count(std::move(queues), std::move(push_sinks),
+                      [this, work = asio::make_work_guard(parts_.io),
+                       respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
+                        asio::post(work.get_executor(), [this, respond = std::move(respond),
+                                                         gauges = std::move(gauges)]() mutable {
+                          respond(gauges.ok() ? RenderMetrics(*gauges)
+                                              : api::ErrorResponse(500, gauges.status().message()));
+                        });
+                        work.reset();
+                      });
+}
+
+HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
+  DaemonMetrics& m = parts_.metrics;
+  m.pending.Set({}, static_cast<double>(gauges.pending));
+  m.outbox.Clear();
+  m.dead_letters.Clear();
+  m.queue_messages.Clear();
+  m.circuit_open.Clear();
+  for (const auto& [queue, depth] : gauges.queue_messages) {
+    m.queue_messages.Set({queue}, static_cast<double>(depth));
+  }
+  for (const auto& [sink, dead] : gauges.dead_letters) {
+    m.dead_letters.Set({sink}, static_cast<double>(dead));
+    m.outbox.Set({sink}, 0);
+  }
+  // Sinks removed from the config included.
+  for (const auto& [sink, waiting] : gauges.outbox) {
+    m.outbox.Set({sink}, static_cast<double>(waiting));
+  }
+  for (const SinkHealth& h : parts_.dispatcher.Health()) {
+    m.circuit_open.Set({h.name}, h.state == "ok" ? 0 : 1);
+  }
+  m.resident_memory.Set({}, ResidentBytes());
+  return HttpResponse{200, m.registry.Render(), std::string(metrics::kContentType)};
+}
+
+double StatusRoutes::ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long long size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace tp
