@@ -17,10 +17,9 @@
 #include <set>
 #include <sstream>
 
+#include "core/base64.h"
 #include "core/ids.h"
 #include "core/url.h"
-#include "delivery/signature.h"
-#include "ops/logging.h"
 
 namespace tp {
 namespace {

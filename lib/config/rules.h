@@ -87,6 +87,9 @@ struct SendWindow {
   bool Contains(TimeOfDay t) const { return from <= t && t < to; }
 };
 
+// The levels `log: {level}` and --log-level accept (ops/logging.h sets them).
+inline constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
+
 struct Rules {
   int version = 1;
   std::string timezone_name = "UTC";
@@ -108,7 +111,7 @@ struct Rules {
   // How long a client may take to send one request (or keep an idle
   // keep-alive connection) before the daemon closes the connection.
   Duration http_request_timeout{30, Duration::Unit::kSeconds};
-  // `log: {level}`: one of ops/logging.h's kLogLevels.
+  // `log: {level}`: one of kLogLevels.
   std::string log_level = "info";
   // `auth: {token_file}`: when set, every /v1/ request needs
   // "Authorization: Bearer <one of tokens>". Read at start and every reload.

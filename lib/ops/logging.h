@@ -9,12 +9,10 @@
 
 #include <string_view>
 
+#include "config/rules.h"  // kLogLevels
 #include "core/status.h"
 
 namespace tp {
-
-// The levels `log: {level}` and --log-level accept.
-inline constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 
 // Installs the default logger named `name`, at info.
 void SetupLogging(std::string_view name);
