@@ -22,7 +22,10 @@ void Router::Add(std::string method, std::string_view pattern, RouteHandler hand
 void Router::Route(const HttpRequest& req, HttpRespond respond) const {
   const std::string_view target = req.target;
   const auto parts = Segments(target.substr(0, target.find('?')));
-  const std::string_view method = req.method == "HEAD" ? "GET" : req.method;
+  // Both sides string_views: "GET" : req.method would make a temporary
+  // std::string that dies at the semicolon.
+  const std::string_view method =
+      req.method == "HEAD" ? std::string_view("GET") : std::string_view(req.method);
   std::string allow;
   RouteParams params;
   for (const Entry& e : routes_) {
