@@ -115,33 +115,6 @@ struct Daemon::Impl {
 
   // --- planning -----------------------------------------------------------
 
-  // The rules the pending touchpoints were planned by, at start: other ones
-  // (the config changed while the daemon was down) are re-planned to, and a
-  // re-plan that a stop or a crash interrupted resumes.
-  void StartPlanning() {
-    auto state = store->Planning();
-    const std::string fingerprint = PlanningFingerprint(*rules);
-    Status s = state.status();
-    if (state.ok() && state->fingerprint.empty()) {
-      // A database from before schema 8: planned by these rules, as far as
-      // anyone can tell.
-      s = store->SetPlanning(fingerprint, false);
-    } else if (state.ok() && state->fingerprint != fingerprint) {
-      s = store->SetPlanning(fingerprint, true);
-      if (s.ok()) {
-        replanner.Run(
-            "the config's planning rules are not those the pending touchpoints were "
-            "planned by (it changed while touchpointd was stopped)");
-      }
-    } else if (state.ok() && state->replanning) {
-      replanner.Run("resuming the re-plan a stop interrupted");
-    }
-    if (!s.ok()) {
-      spdlog::error("planning state: {}; the next start tries again", s.message());
-    }
-    metrics.replanning.Set({}, replanner.running() ? 1 : 0);
-  }
-
   // A step of the re-plan went through: what it changed, counted; what it
   // moved or passed, fired when due.
   void Replanned(const ReplanCounts& step, bool done) {
@@ -377,7 +350,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     self->WaitForSignal();
   }
   self->CheckSpace();  // a full disk at start: short of space from the outset
-  self->StartPlanning();
+  self->replanner.Start(PlanningFingerprint(*rules));
+  self->metrics.replanning.Set({}, self->replanner.running() ? 1 : 0);
   self->WatchSpace();
   self->fire.Start();
   self->dispatcher->Wake();  // what waited in the outboxes while down

@@ -27,6 +27,25 @@ Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Cloc
       may_write_(std::move(may_write)),
       on_failure_(std::move(on_failure)) {}
 
+void Replanner::Start(const std::string& fingerprint) {
+  auto state = store_.Planning();
+  Status s = state.status();
+  if (state.ok() && state->fingerprint.empty()) {
+    // A database from before schema 8: planned by these rules, as far as
+    // anyone can tell.
+    s = store_.SetPlanning(fingerprint, false);
+  } else if (state.ok() && state->fingerprint != fingerprint) {
+    s = store_.SetPlanning(fingerprint, true);
+    if (s.ok()) {
+      Run("the config's planning rules are not those the pending touchpoints were planned by "
+          "(it changed while touchpointd was stopped)");
+    }
+  } else if (state.ok() && state->replanning) {
+    Run("resuming the re-plan a stop interrupted");
+  }
+  if (!s.ok()) spdlog::error("planning state: {}; the next start tries again", s.message());
+}
+
 void Replanner::Stop() {
   stopped_ = true;
   retry_.cancel();

@@ -48,6 +48,12 @@ class Replanner {
   Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
             MayWrite may_write, OnFailure on_failure);
 
+  // At start: the planning state the store keeps against `fingerprint`,
+  // the config's PlanningFingerprint(). Rules other than those the pending
+  // touchpoints were planned by (the config changed while the daemon was
+  // stopped) are re-planned to; a re-plan a stop or a crash interrupted
+  // resumes. A failure is logged: the next start tries again.
+  void Start(const std::string& fingerprint);
   // Starts stepping through the re-plan the store has under way (its
   // Planning() says where); `why` is for the log. A re-plan already being
   // stepped through just goes on: the store's position decides.
