@@ -26,6 +26,7 @@
 #include "core/time.h"
 #include "daemon_process.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -55,23 +56,13 @@ milliseconds Scaled(milliseconds m) { return m * kSlowdown; }
 // pending; no send window and a long grace, so every due step fires at any
 // hour whatever the downtime. Repurchases cancel, so cancellations race
 // with firing too.
-constexpr std::string_view kConfig = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-cadences:
-  - name: crash
-    trigger: purchase
-    products: [daily]
-    cancel_on_repurchase: true
-    steps:
-      - {after: 1s, topic: first}
-      - {after: 2s, topic: second}
-      - {after: 1d, topic: later}
-sinks:
-  - {name: outbox, type: queue}
-)";
+const std::string kConfig = testing::TestConfig()
+                                .Cadence("crash")
+                                .CancelOnRepurchase()
+                                .Step("1s", "first")
+                                .Step("2s", "second")
+                                .Step("1d", "later")
+                                .Yaml();
 
 constexpr int kRounds = 30;
 constexpr int kIngestThreads = 2;

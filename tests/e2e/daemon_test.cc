@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -24,26 +25,14 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
 // Steps a real-time test can wait for: one due a second after the purchase.
-constexpr std::string_view kFastConfig = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-tiers:
-  - {name: newbie, min_purchases: 2}
-  - {name: novice}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    cancel_on_repurchase: true
-    steps:
-      - {after: 1s, topic: soon}
-      - {after: 1d, topic: later}
-      - {after: 3d, topic: much-later}
-sinks:
-  - {name: outbox, type: queue}
-)";
+const std::string kFastConfig = testing::TestConfig()
+                                    .Tier("{name: newbie, min_purchases: 2}")
+                                    .Tier("{name: novice}")
+                                    .CancelOnRepurchase()
+                                    .Step("1s", "soon")
+                                    .Step("1d", "later")
+                                    .Step("3d", "much-later")
+                                    .Yaml();
 
 std::string Ago(std::chrono::milliseconds ago) {
   return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
@@ -476,19 +465,13 @@ TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
 }
 
 TEST_F(DaemonTest, MisfireAfterDowntimeFiresWithinGraceAndSkipsOlder) {
-  DaemonProcess& d = StartDaemon(R"(version: 1
-timezone: UTC
-misfire_grace: 3s
-products: {daily: {supply_days: 15}}
-cadences:
-  - name: c
-    trigger: purchase
-    products: [daily]
-    steps:
-      - {after: 2s, topic: early}
-      - {after: 6s, topic: late}
-sinks: [{name: outbox, type: queue}]
-)");
+  DaemonProcess& d = StartDaemon(testing::TestConfig()
+                                     .MisfireGrace("3s")
+                                     .Cadence("c")
+                                     .Step("2s", "early")
+                                     .Step("6s", "late")
+                                     .Yaml());
+
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(Millis(0)))).first, 200);
   d.Signal(SIGTERM);

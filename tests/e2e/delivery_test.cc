@@ -19,6 +19,7 @@
 #include "delivery/signature.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -29,23 +30,6 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
 constexpr std::string_view kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-// One step due a second after the purchase; SINKS is replaced per test.
-constexpr std::string_view kConfig = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    steps:
-      - {after: 1s, topic: soon}
-      - {after: 1d, topic: later}
-sinks:
-SINKS
-)";
 
 json PurchaseNow(const std::string& order, const std::string& buyer) {
   return {{"order_id", order},  {"buyer_id", buyer},
@@ -110,9 +94,8 @@ class DeliveryTest : public ::testing::Test {
 
   std::string Config(const std::string& sinks) {
     testing::WriteFile(Path("crm.secret"), std::string(kSecret) + "\n");
-    std::string yaml(kConfig);
-    yaml.replace(yaml.find("SINKS"), 5, sinks);
-    return yaml;
+    // One step due a second after the purchase.
+    return testing::TestConfig().Step("1s", "soon").Step("1d", "later").Sinks(sinks).Yaml();
   }
   DaemonProcess& StartDaemon(const std::string& sinks) {
     testing::WriteFile(Path("touchpoint.yaml"), Config(sinks));

@@ -15,6 +15,7 @@
 #include "daemon_process.h"
 #include "harness.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -23,23 +24,9 @@ using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
-constexpr std::string_view kConfig = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-tiers:
-  - {name: novice}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    steps:
-      - {after: 1s, topic: soon}
-      - {after: 1d, topic: later}
-sinks:
-  - {name: outbox, type: queue}
-)";
+testing::TestConfig Config() {
+  return testing::TestConfig().Tier("{name: novice}").Step("1s", "soon").Step("1d", "later");
+}
 
 json Batch(int batch, int size) {
   const std::string now = FormatRfc3339(SystemClock().Now(), UtcZone());
@@ -113,7 +100,7 @@ class DiskFullTest : public ::testing::Test {
 };
 
 TEST_F(DiskFullTest, AtDatabaseMaxSizeItRefusesWithRetryAfterAndRecoversWhenRaised) {
-  testing::WriteFile(Path("touchpoint.yaml"), "database_max_size: 1MiB\n" + std::string(kConfig));
+  testing::WriteFile(Path("touchpoint.yaml"), Config().Top("database_max_size: 1MiB").Yaml());
   daemon_ =
       std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
   ASSERT_TRUE(daemon_->Start());
@@ -135,7 +122,7 @@ TEST_F(DiskFullTest, AtDatabaseMaxSizeItRefusesWithRetryAfterAndRecoversWhenRais
   EXPECT_THAT(daemon_->log(), HasSubstr("refusing purchases (503) and pausing firing"));
 
   // The operator raises the cap: the daemon takes purchases again by itself.
-  testing::WriteFile(Path("touchpoint.yaml"), "database_max_size: 64MiB\n" + std::string(kConfig));
+  testing::WriteFile(Path("touchpoint.yaml"), Config().Top("database_max_size: 64MiB").Yaml());
   daemon_->Signal(SIGHUP);
   ASSERT_TRUE(WaitForStorage("ok")) << daemon_->log();
   EXPECT_EQ(Health()["status"], "ok");
@@ -157,7 +144,7 @@ class TmpfsTest : public DiskFullTest {
   void SetUp() override {
     if (!CanMountTmpfs()) GTEST_SKIP() << "no user and mount namespaces here (unshare -Urm)";
     std::filesystem::create_directories(Path("disk"));
-    testing::WriteFile(Path("touchpoint.yaml"), kConfig);
+    testing::WriteFile(Path("touchpoint.yaml"), Config().Yaml());
   }
 
   // A daemon whose database is on a fresh 2 MiB tmpfs mounted at disk/;

@@ -11,6 +11,7 @@
 #include "daemon_process.h"
 #include "harness.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -236,22 +237,8 @@ TEST_F(InputTest, AnOldOrderReportsItsStepsSkippedNotPlanned) {
 }
 
 TEST_F(InputTest, AnOrderRecordedAfterItsStepWasDueIsNotLateFiring) {
-  DaemonProcess& d = Start(R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-tiers:
-  - {name: novice}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    steps:
-      - {after: 1s, topic: soon}
-sinks:
-  - {name: outbox, type: queue}
-)");
+  DaemonProcess& d = Start(testing::TestConfig().Tier("{name: novice}").Step("1s", "soon").Yaml());
+
   // Due 30 minutes ago; it can fire only now that the order arrived.
   ASSERT_EQ(
       d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Now(std::chrono::minutes(30)))).first,

@@ -15,6 +15,7 @@
 #include "daemon_process.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -24,36 +25,22 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr std::string_view kHeader = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-sinks:
-  - {name: outbox, type: queue}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    steps:
-)";
-
 // Before the reload: one step fires at once, three wait.
-constexpr std::string_view kStepsBefore = R"(      - {after: 1s, topic: soon}
-      - {after: 1d, topic: tomorrow}
-      - {after: 3d, topic: later}
-      - {after: 5d, topic: dropped}
-)";
+const std::vector<std::string> kStepsBefore = {
+    "{after: 1s, topic: soon}", "{after: 1d, topic: tomorrow}", "{after: 3d, topic: later}",
+    "{after: 5d, topic: dropped}"};
 
 // After: `soon` changed (but fired already), `tomorrow` moved, `later` the
 // same, `dropped` gone, `added` new.
-constexpr std::string_view kStepsAfter = R"(      - {after: 2s, topic: soon}
-      - {after: 2d, topic: tomorrow}
-      - {after: 3d, topic: later}
-      - {after: 10d, topic: added}
-)";
+const std::vector<std::string> kStepsAfter = {
+    "{after: 2s, topic: soon}", "{after: 2d, topic: tomorrow}", "{after: 3d, topic: later}",
+    "{after: 10d, topic: added}"};
 
-std::string Config(std::string_view steps) { return std::string(kHeader) + std::string(steps); }
+std::string Config(const std::vector<std::string>& steps) {
+  testing::TestConfig config;
+  for (const std::string& step : steps) config.StepYaml(step);
+  return config.Yaml();
+}
 
 std::string At(Instant t) { return FormatRfc3339(t, UtcZone()); }
 
@@ -162,12 +149,11 @@ TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
   const std::string sha = d.Call("GET", "/healthz").second["config"]["sha256"];
 
   // Two mistakes, each reported with its line.
-  testing::WriteFile(Path("touchpoint.yaml"),
-                     Config("      - {after: 1x, topic: soon}\n      - {after: 1d}\n"));
+  testing::WriteFile(Path("touchpoint.yaml"), Config({"{after: 1x, topic: soon}", "{after: 1d}"}));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reload failed"));
-  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":13:"));
-  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":14:"));
+  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":11:"));
+  EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":12:"));
   EXPECT_THAT(d.log(), HasSubstr("still running the config loaded at"));
 
   json health = d.Call("GET", "/healthz").second;
@@ -175,7 +161,7 @@ TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
   EXPECT_EQ(health["config"]["sha256"], sha);
   EXPECT_EQ(health["config"]["last_reload"]["ok"], false);
   ASSERT_EQ(health["config"]["last_reload"]["errors"].size(), 2u) << health;
-  EXPECT_THAT(health["config"]["last_reload"]["errors"][0].get<std::string>(), HasSubstr(":13:"));
+  EXPECT_THAT(health["config"]["last_reload"]["errors"][0].get<std::string>(), HasSubstr(":11:"));
 
   // Still planning by the old rules: four steps.
   auto [status, body] = d.Call("POST", "/v1/purchases",

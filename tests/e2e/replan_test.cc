@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "temp_dir.h"
+#include "test_config.h"
 
 namespace tp {
 namespace {
@@ -17,25 +18,12 @@ using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
-constexpr std::string_view kHeader = R"(version: 1
-timezone: UTC
-misfire_grace: 1h
-products:
-  daily: {supply_days: 15}
-tiers:
-  - {name: novice}
-sinks:
-  - {name: outbox, type: queue}
-cadences:
-  - name: trust
-    trigger: purchase
-    products: [daily]
-    steps:
-      - {after: 1d, topic: tomorrow}
-)";
-
 std::string Config(std::string_view last_step) {
-  return std::string(kHeader) + "      - " + std::string(last_step) + "\n";
+  return testing::TestConfig()
+      .Tier("{name: novice}")
+      .Step("1d", "tomorrow")
+      .StepYaml(std::string(last_step))
+      .Yaml();
 }
 
 class BackgroundReplanTest : public ::testing::Test {
