@@ -3,22 +3,12 @@
 // (keep the blank line above: clang-format must not reorder this include)
 
 #include <spdlog/spdlog.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/system_timer.hpp>
-#include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <ctime>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "api/auth.h"
 #include "api/buyer_routes.h"
@@ -27,8 +17,6 @@
 #include "api/purchase_routes.h"
 #include "api/queue_routes.h"
 #include "api/router.h"
-#include "config/loader.h"
-#include "core/json_parse.h"
 #include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
@@ -41,7 +29,6 @@
 #include "daemon/status_routes.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
-#include "ops/logging.h"
 #include "ops/service_manager.h"
 #include "planner/replan.h"
 #include "scheduler/scheduler.h"
@@ -52,7 +39,6 @@ namespace tp {
 namespace {
 
 namespace asio = boost::asio;
-using json = api::Json;
 
 }  // namespace
 

@@ -24,12 +24,9 @@ std::unordered_map<std::int64_t, std::string> EventRows::Make(
     std::span<const std::int64_t> touchpoints, bool stored) {
   std::unordered_map<std::int64_t, std::string> events;
   if (touchpoints.empty()) return events;
-  std::string ids;  // as a JSON array
-  for (const std::int64_t id : touchpoints) {
-    ids += ids.empty() ? '[' : ',';
-    ids += std::to_string(id);
-  }
-  ids += ']';
+  sql::IdList list;
+  for (const std::int64_t id : touchpoints) list.Add(id);
+  const std::string& ids = list.Close();
   if (stored && stored_left_) {
     stored_.tryReset();
     BindText(stored_, 1, ids);

@@ -140,12 +140,10 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
   return db_.Atomically("apply firing outcomes", [&] {
     // Fired ones in bulk, per fire time (in practice one per batch): a
     // statement for all of them, not one per touchpoint.
-    std::map<std::int64_t, std::string> fired_at;  // fire time -> row ids
+    std::map<std::int64_t, sql::IdList> fired_at;  // fire time -> row ids
     for (std::size_t i = 0; i < due.size(); ++i) {
       if (outcomes[i].kind != FiringOutcome::Kind::kFired) continue;
-      std::string& ids = fired_at[Ms(outcomes[i].at)];
-      ids += ids.empty() ? '[' : ',';
-      ids += std::to_string(due[i].handle);
+      fired_at[Ms(outcomes[i].at)].Add(static_cast<std::int64_t>(due[i].handle));
     }
     // The rows TakeDue() just read as pending, and nothing written since
     // (here or by another connection): they all are still. Otherwise each
@@ -156,8 +154,8 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
     }
     due_version_.reset();
     std::vector<std::int64_t> fired;  // still pending, so fired now
-    for (auto& [at, ids] : fired_at) {
-      ids += ']';
+    for (auto& [at, list] : fired_at) {
+      const std::string& ids = list.Close();
       fire_.tryReset();
       fire_.bind(1, at);
       BindText(fire_, 2, ids);
@@ -191,7 +189,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
     std::vector<Row> queued, outboxed;
     std::vector<std::int64_t> pushed;  // the touchpoints with outbox entries, for their events
     // History lines by (reason, time): one statement each.
-    std::map<std::pair<std::string_view, std::int64_t>, std::string> history;
+    std::map<std::pair<std::string_view, std::int64_t>, sql::IdList> history;
     for (std::size_t i = 0; i < due.size(); ++i) {
       const FiringOutcome& o = outcomes[i];
       const auto rowid = static_cast<std::int64_t>(due[i].handle);
@@ -211,9 +209,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
         }
         outboxed.push_back(r);
       }
-      std::string& ids = history[{routing.fired_reason, Ms(o.at)}];
-      ids += ids.empty() ? '[' : ',';
-      ids += std::to_string(rowid);
+      history[{routing.fired_reason, Ms(o.at)}].Add(rowid);
     }
     InsertMany(enqueue_many_, enqueue_, queued.size(), 4,
                [&](SQLite::Statement& q, int p, std::size_t i) {
@@ -240,8 +236,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
                  q.bind(p + 4, outboxed[i].at);
                });
     for (auto& [key, ids] : history) {
-      ids += ']';
-      rows_.AddHistoryEach(ids, FromMs(key.second), TouchpointState::kFired, key.first);
+      rows_.AddHistoryEach(ids.Close(), FromMs(key.second), TouchpointState::kFired, key.first);
     }
 
     for (std::size_t i = 0; i < due.size(); ++i) {

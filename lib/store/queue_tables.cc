@@ -47,24 +47,22 @@ StatusOr<std::vector<LeasedRow>> QueueTables::TakeLease(std::string_view queue, 
     BindText(q, 1, queue);
     q.bind(2, Ms(now));
     q.bind(3, max);
-    std::string ids;
+    sql::IdList ids;
     while (q.executeStep()) {
       LeasedRow& r = rows.emplace_back();
       r.id = q.getColumn(0).getInt64();
       r.message.deliveries = q.getColumn(1).getInt() + 1;
       r.touchpoint = q.getColumn(2).getInt64();
       r.message.receipt = std::to_string(r.id) + "." + token;
-      ids += ids.empty() ? '[' : ',';
-      ids += std::to_string(r.id);
+      ids.Add(r.id);
     }
     q.tryReset();
     if (rows.empty()) return Status::Ok();
-    ids += ']';
     auto& u = lease_;
     u.tryReset();
     BindText(u, 1, token);
     u.bind(2, Ms(now + visibility));
-    BindText(u, 3, ids);
+    BindText(u, 3, ids.Close());
     u.exec();
     return Status::Ok();
   });
@@ -90,7 +88,7 @@ StatusOr<int> QueueTables::Ack(std::string_view queue, std::span<const std::stri
                                Instant now) {
   // Receipts by their lease's random part, each with its message ids as a
   // JSON array: one DELETE per lease, usually one per ack.
-  std::map<std::string_view, std::string, std::less<>> ids_by_lease;
+  std::map<std::string_view, sql::IdList, std::less<>> ids_by_lease;
   for (const std::string& receipt : receipts) {
     const auto dot = receipt.find('.');
     // Row ids are 1 to 18 digits with no leading zero (that would not be JSON).
@@ -102,36 +100,31 @@ StatusOr<int> QueueTables::Ack(std::string_view queue, std::span<const std::stri
                      [](char c) { return c >= '0' && c <= '9'; })) {
       continue;
     }
-    std::string& ids = ids_by_lease[std::string_view(receipt).substr(dot + 1)];
-    ids += ids.empty() ? '[' : ',';
-    ids.append(receipt, 0, dot);
+    ids_by_lease[std::string_view(receipt).substr(dot + 1)].AddDigits(
+        std::string_view(receipt).substr(0, dot));
   }
   int acked = 0;
   const std::string reason = "acked on " + std::string(queue);
   Status s = db_.Atomically("ack", [&] {
-    std::string messages, touchpoints;  // the current ones, as JSON arrays
+    sql::IdList messages, touched;  // the current ones, and their touchpoints
     for (auto& [token, ids] : ids_by_lease) {
-      ids += ']';
       auto& q = ack_;
       q.tryReset();
       BindText(q, 1, queue);
       BindText(q, 2, token);
-      BindText(q, 3, ids);
+      BindText(q, 3, ids.Close());
       while (q.executeStep()) {
-        messages += messages.empty() ? '[' : ',';
-        messages += std::to_string(q.getColumn(0).getInt64());
-        touchpoints += touchpoints.empty() ? '[' : ',';
-        touchpoints += std::to_string(q.getColumn(1).getInt64());
+        messages.Add(q.getColumn(0).getInt64());
+        touched.Add(q.getColumn(1).getInt64());
         ++acked;
       }
       q.tryReset();
     }
     if (acked == 0) return;
-    messages += ']';
-    touchpoints += ']';
+    const std::string& touchpoints = touched.Close();
     auto& d = ack_delete_;
     d.tryReset();
-    BindText(d, 1, messages);
+    BindText(d, 1, messages.Close());
     d.exec();
     if (events_.stored_left()) {
       auto& e = drop_queue_events_;

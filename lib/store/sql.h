@@ -62,7 +62,7 @@ auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
 }
 
 // Row ids as a JSON array, for `IN (SELECT value FROM json_each(?))`: one
-// statement for a whole batch. Add() each id, then Close() once.
+// statement for a whole batch. Add() ids, then Close() for the text.
 class IdList {
  public:
   void Add(std::int64_t id) {
@@ -74,15 +74,16 @@ class IdList {
     text_ += text_.empty() ? '[' : ',';
     text_ += digits;
   }
-  bool empty() const { return text_.empty(); }
-  // The array; "[]" when nothing was added.
+  // The array; "[]" when nothing was added. Nothing may be added after.
   const std::string& Close() {
-    text_ += text_.empty() ? "[]" : "]";
+    if (!closed_) text_ += text_.empty() ? "[]" : "]";
+    closed_ = true;
     return text_;
   }
 
  private:
   std::string text_;
+  bool closed_ = false;
 };
 
 // `bytes` random bytes as hex (a lease's receipt). Throws if the system
