@@ -63,8 +63,9 @@ class Harness : public MemoryStore::Observer {
   Harness(std::string_view yaml, Instant start)
       : rules_(MustLoad(yaml)),
         clock_(start),
+        in_force_(rules_),
         store_(rules_, this),
-        scheduler_(store_, clock_, rules_) {}
+        scheduler_(store_, clock_, in_force_) {}
 
   void OnFinal(const TouchpointView& v) override { finals_.push_back(ToRecord(v)); }
 
@@ -132,6 +133,7 @@ class Harness : public MemoryStore::Observer {
  private:
   std::shared_ptr<const Rules> rules_;
   FakeClock clock_;
+  RulesInForce in_force_;
   MemoryStore store_;
   Scheduler scheduler_;
   std::vector<Record> finals_;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "core/clock.h"
 #include "core/status.h"
 #include "http/server.h"
@@ -15,7 +16,7 @@ namespace tp::api {
 struct RouteContext {
   const Clock& clock;
   // The rules in force, read at each request: a reload swaps them.
-  const std::shared_ptr<const Rules>& rules;
+  const RulesInForce& rules;
   // A store call failed: 503 with Retry-After when storage is full for now
   // (the daemon then stops taking on more), else 500; `what` says what
   // could not be done.

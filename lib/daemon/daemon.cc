@@ -43,13 +43,14 @@ namespace asio = boost::asio;
 }  // namespace
 
 struct Daemon::Impl {
-  Impl(asio::io_context& io_context, std::shared_ptr<const Rules> r, const Clock& c,
+  Impl(asio::io_context& io_context, std::unique_ptr<RulesInForce> r, const Clock& c,
        std::unique_ptr<SqliteStore> s, std::unique_ptr<HttpServer> listening, DaemonOptions opts)
       : io(io_context),
         options(std::move(opts)),
         metrics(options.version),
         clock(c),
-        rules(std::move(r)),
+        rules_owned(std::move(r)),
+        rules(*rules_owned),
         store(std::move(s)),
         scheduler(*store, clock, rules),
         server_owned(std::move(listening)),
@@ -158,7 +159,7 @@ struct Daemon::Impl {
   void Complete() {
     reloader = std::make_unique<Reloader>(
         options, clock, rules,
-        Reloader::Parts{*store, scheduler, *dispatcher, batcher, replanner, fire, metrics});
+        Reloader::Parts{*store, *dispatcher, batcher, replanner, fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(StatusRoutes::Parts{
         io, options, rules, *reloader, replanner, space, *dispatcher, *reader, metrics});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
@@ -267,7 +268,8 @@ struct Daemon::Impl {
   const Clock& clock;
   // The rules in force: components read them at each use, the Reloader
   // swaps them.
-  std::shared_ptr<const Rules> rules;
+  std::unique_ptr<RulesInForce> rules_owned;
+  RulesInForce& rules;
   std::unique_ptr<SqliteStore> store;
   std::unique_ptr<StoreReader> reader;  // leased events and /metrics counts, on its thread
   std::unique_ptr<Dispatcher> dispatcher;
@@ -306,7 +308,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   limits.request_timeout = rules->http_request_timeout.Exact();
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
-  auto store = SqliteStore::Open(options.database, rules);
+  auto in_force = std::make_unique<RulesInForce>(rules);
+  auto store = SqliteStore::Open(options.database, *in_force);
   if (!store.ok() && store.status().unavailable()) {
     // A full disk (or database_max_size): say so plainly, in one line.
     auto fs = MeasureFilesystem(options.database);
@@ -318,8 +321,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!store.ok()) return store.status();
   auto reader = StoreReader::Open(options.database);
   if (!reader.ok()) return reader.status();
-  auto impl =
-      std::make_unique<Impl>(io, rules, clock, std::move(*store), std::move(server), options);
+  auto impl = std::make_unique<Impl>(io, std::move(in_force), clock, std::move(*store),
+                                     std::move(server), options);
   impl->reader = std::move(*reader);
   auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
   if (!dispatcher.ok()) return dispatcher.status();

@@ -11,8 +11,7 @@ namespace tp {
 using api::Json;
 
 IngestBatcher::IngestBatcher(boost::asio::io_context& io, Transactions& store, Scheduler& scheduler,
-                             DaemonMetrics& metrics, const std::shared_ptr<const Rules>& rules,
-                             Hooks hooks)
+                             DaemonMetrics& metrics, const RulesInForce& rules, Hooks hooks)
     : io_(io),
       store_(store),
       scheduler_(scheduler),

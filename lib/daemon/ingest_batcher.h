@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "core/model.h"
 #include "daemon/daemon_metrics.h"
 #include "http/server.h"
@@ -41,7 +42,7 @@ class IngestBatcher {
   };
 
   IngestBatcher(boost::asio::io_context& io, Transactions& store, Scheduler& scheduler,
-                DaemonMetrics& metrics, const std::shared_ptr<const Rules>& rules, Hooks hooks);
+                DaemonMetrics& metrics, const RulesInForce& rules, Hooks hooks);
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
@@ -69,7 +70,7 @@ class IngestBatcher {
   Transactions& store_;
   Scheduler& scheduler_;
   DaemonMetrics& metrics_;
-  const std::shared_ptr<const Rules>& rules_;
+  const RulesInForce& rules_;
   Hooks hooks_;
   std::vector<Pending> pending_;
   bool flush_posted_ = false;

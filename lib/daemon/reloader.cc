@@ -10,8 +10,8 @@
 
 namespace tp {
 
-Reloader::Reloader(const DaemonOptions& options, const Clock& clock,
-                   std::shared_ptr<const Rules>& rules, Parts parts)
+Reloader::Reloader(const DaemonOptions& options, const Clock& clock, RulesInForce& rules,
+                   Parts parts)
     : options_(options), clock_(clock), rules_(rules), parts_(parts) {
   state_.sha256 = rules_->sha256;
   state_.loaded_at = clock_.Now();
@@ -30,7 +30,7 @@ Status Reloader::Reload() {
                                          (loaded.errors.size() == 1 ? "" : "s"));
   }
   const std::shared_ptr<const Rules> next = loaded.rules;
-  const std::shared_ptr<const Rules> previous = rules_;
+  const std::shared_ptr<const Rules> previous = rules_.shared();
   // Requests parsed under the old rules are recorded under them first.
   parts_.batcher.Flush();
 
@@ -39,29 +39,25 @@ Status Reloader::Reload() {
   auto sinks = parts_.dispatcher.Prepare(*next);
   if (!sinks.ok()) return Failed({sinks.status().message()}, sinks.status().message());
 
-  // One short transaction: the store's rules, and a re-plan to them
-  // starting from the first pending touchpoint (the Replanner steps
-  // through it afterwards, so the loop is never held for long).
+  // When the planning rules changed, one short write records that a
+  // re-plan to them starts from the first pending touchpoint (the
+  // Replanner steps through it afterwards, so the loop is never held for
+  // long); a crash from here on resumes it at the next start.
   const bool replan = !SamePlanning(*previous, *next);
   const Instant now = clock_.Now();
-  SqliteStore& store = parts_.store;
-  Status s = store.Begin();
-  if (s.ok()) {
-    store.SetRules(next);
-    if (replan) s = store.SetPlanning(PlanningFingerprint(*next), true);
-    if (s.ok()) s = store.Commit();
-    if (!s.ok()) {
-      (void)store.Rollback();
-      store.SetRules(previous);
-      (void)store.Planning();  // the re-plan under way, if any, as it was
+  if (replan) {
+    if (Status s = parts_.store.SetPlanning(PlanningFingerprint(*next), true); !s.ok()) {
+      (void)parts_.store.Planning();  // the re-plan under way, if any, as it was
+      return Failed({s.message()}, s.message());
     }
   }
-  if (!s.ok()) return Failed({s.message()}, s.message());
 
-  // Commit the sinks, then swap the rules.
+  // Commit the sinks, then swap the rules every component reads.
   parts_.dispatcher.Commit(std::move(*sinks), *next);
-  rules_ = next;
-  parts_.scheduler.SetRules(next);
+  rules_.Swap(next);
+  if (Status s = parts_.store.SetMaxSize(next->database_max_size); !s.ok()) {
+    spdlog::warn("database_max_size: cannot apply it, the previous cap stays: {}", s.message());
+  }
   if (options_.log_level.empty()) (void)SetLogLevel(next->log_level);
   WarnRestartOnly(*previous, *next);
   state_.sha256 = next->sha256;

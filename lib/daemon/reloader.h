@@ -1,10 +1,9 @@
 // SIGHUP: the rules file read again and swapped in, top to bottom in
-// Reload(): load -> prepare the push sinks -> one transaction (the store's
-// rules, a re-plan to them) -> commit the sinks -> swap the rules every
-// component reads. A file with errors, or a step that fails, keeps the
-// rules in force: the errors are logged and shown on /healthz and /metrics
-// (docs/operations.md, "Reloading the rules"). The one writer of the
-// daemon's rules.
+// Reload(): load -> prepare the push sinks -> record the re-plan to them
+// (when the planning rules changed) -> commit the sinks -> swap the rules
+// every component reads (config/rules_in_force.h). A file with errors, or a step that fails, keeps
+// the rules in force: the errors are logged and shown on /healthz and /metrics (docs/operations.md,
+// "Reloading the rules"). The one writer of the daemon's rules.
 //
 // Not thread-safe: the daemon's loop only.
 #pragma once
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
@@ -22,7 +22,6 @@
 #include "daemon/ingest_batcher.h"
 #include "daemon/replanner.h"
 #include "delivery/dispatcher.h"
-#include "scheduler/scheduler.h"
 #include "store/sqlite_store.h"
 
 namespace tp {
@@ -39,7 +38,6 @@ class Reloader {
   // What a reload changes besides the rules.
   struct Parts {
     SqliteStore& store;
-    Scheduler& scheduler;
     Dispatcher& dispatcher;
     IngestBatcher& batcher;
     Replanner& replanner;
@@ -48,8 +46,7 @@ class Reloader {
   };
 
   // `rules`: the daemon's rules in force, which Reload() swaps.
-  Reloader(const DaemonOptions& options, const Clock& clock, std::shared_ptr<const Rules>& rules,
-           Parts parts);
+  Reloader(const DaemonOptions& options, const Clock& clock, RulesInForce& rules, Parts parts);
 
   // Reads options.config_path and swaps it in; the error says why not.
   Status Reload();
@@ -63,7 +60,7 @@ class Reloader {
 
   const DaemonOptions& options_;
   const Clock& clock_;
-  std::shared_ptr<const Rules>& rules_;
+  RulesInForce& rules_;
   Parts parts_;
   State state_;
 };

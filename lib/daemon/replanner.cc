@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/text.h"
+#include "planner/replan.h"
 
 namespace tp {
 namespace {
@@ -83,7 +84,7 @@ void Replanner::Step() {
   if (stopped_ || !running_) return;
   if (!may_write_()) return Retry();
   const auto began = std::chrono::steady_clock::now();
-  auto step = store_.ReplanSome(began + kStepBudget, clock_.Now());
+  auto step = store_.ReplanSome(ReplanPurchase, began + kStepBudget, clock_.Now());
   int& failures = progress_.failures;
   if (step.ok() && failures > 0) {
     spdlog::info("re-planning goes on after {} failed tries", failures);

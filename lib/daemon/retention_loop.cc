@@ -7,8 +7,7 @@
 namespace tp {
 
 RetentionLoop::RetentionLoop(boost::asio::io_context& io, RetentionStore& store, const Clock& clock,
-                             const std::shared_ptr<const Rules>& rules,
-                             std::function<void(std::int64_t)> deleted)
+                             const RulesInForce& rules, std::function<void(std::int64_t)> deleted)
     : timer_(io), store_(store), clock_(clock), rules_(rules), deleted_(std::move(deleted)) {}
 
 void RetentionLoop::Stop() {

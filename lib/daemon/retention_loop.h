@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "core/clock.h"
 #include "store/retention_store.h"
 
@@ -32,8 +33,7 @@ class RetentionLoop {
 
   // `deleted`: after each step, how many touchpoints it deleted.
   RetentionLoop(boost::asio::io_context& io, RetentionStore& store, const Clock& clock,
-                const std::shared_ptr<const Rules>& rules,
-                std::function<void(std::int64_t deleted)> deleted);
+                const RulesInForce& rules, std::function<void(std::int64_t deleted)> deleted);
 
   // The first step now, then on.
   void Start() { Schedule(std::chrono::seconds(0)); }
@@ -47,7 +47,7 @@ class RetentionLoop {
   boost::asio::steady_timer timer_;
   RetentionStore& store_;
   const Clock& clock_;
-  const std::shared_ptr<const Rules>& rules_;
+  const RulesInForce& rules_;
   std::function<void(std::int64_t)> deleted_;
   std::int64_t cursor_ = 0;
   Instant cutoff_;  // of the pass under way

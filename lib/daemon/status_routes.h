@@ -15,6 +15,7 @@
 
 #include "api/router.h"
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/reloader.h"
@@ -30,7 +31,7 @@ class StatusRoutes {
   struct Parts {
     boost::asio::io_context& io;
     const DaemonOptions& options;
-    const std::shared_ptr<const Rules>& rules;
+    const RulesInForce& rules;
     const Reloader& reloader;
     const Replanner& replanner;
     const SpaceGuard& space;

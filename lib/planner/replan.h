@@ -28,35 +28,6 @@
 
 namespace tp {
 
-// A touchpoint of the purchase as stored.
-struct ExistingTouchpoint {
-  std::string id;
-  std::string cadence;  // its cadence's name
-  TouchpointState state = TouchpointState::kPending;
-  Instant due_at;
-  Instant next_at;
-  std::uint64_t handle = 0;  // the store's key for it, handed back in changes
-};
-
-struct ReplanChange {
-  enum class Kind : std::uint8_t {
-    kUpdate,  // a pending step: new due_at/next_at/topic/order (may be unchanged)
-    kAdd,     // a new pending step
-    kCancel,  // a pending step cancelled with `reason`
-  };
-  Kind kind = Kind::kUpdate;
-  PlannedTouchpoint touchpoint;  // kUpdate, kAdd; kCancel sets only id
-  std::string cadence;           // the cadence's name (all kinds)
-  std::string reason;            // kCancel
-  Instant previous_due_at;       // kUpdate: the due time it had
-  std::uint64_t handle = 0;      // kUpdate, kCancel: the existing touchpoint's handle
-};
-
-struct PurchaseReplan {
-  int tier = -1;  // index into Rules::tiers; -1 when the purchase cannot be planned
-  std::vector<ReplanChange> changes;
-};
-
 // `others` is the buyer's other purchases, sorted as PlanPurchase wants;
 // `product` is the purchase's product in `rules` (-1 if the rules no longer
 // have it) and `zone` the zone it was planned in.

@@ -36,8 +36,8 @@ std::string MissedReason(Millis late, const Rules& rules) {
 
 }  // namespace
 
-Scheduler::Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules)
-    : store_(store), clock_(clock), rules_(std::move(rules)) {}
+Scheduler::Scheduler(ScheduleStore& store, const Clock& clock, const RulesInForce& rules)
+    : store_(store), clock_(clock), rules_(rules) {}
 
 const Zone* Scheduler::ZoneFor(std::string_view name) const {
   return name.empty() ? rules_->timezone : FindZone(name);

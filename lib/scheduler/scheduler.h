@@ -14,6 +14,7 @@
 #include <string>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "core/clock.h"
 #include "core/model.h"
 #include "core/status.h"
@@ -64,7 +65,10 @@ class SchedulerObserver {
 
 class Scheduler {
  public:
-  Scheduler(ScheduleStore& store, const Clock& clock, std::shared_ptr<const Rules> rules);
+  // Plans and fires by the rules in force at each call (`rules` outlives
+  // *this; a reload swaps what it holds).
+  Scheduler(ScheduleStore& store, const Clock& clock, const RulesInForce& rules);
+  Scheduler(ScheduleStore& store, const Clock& clock, RulesInForce&& rules) = delete;
 
   // Validates the purchase (planner/purchase_check.h: an error, not a plan),
   // then records and plans it. A purchase cancels the pending
@@ -92,8 +96,6 @@ class Scheduler {
   const Rules& rules() const { return *rules_; }
   // `observer` (may be null) must outlive *this.
   void set_observer(SchedulerObserver* observer) { observer_ = observer; }
-  // Plans and fires by `rules` from now on (a reload).
-  void SetRules(std::shared_ptr<const Rules> rules) { rules_ = std::move(rules); }
   // The zone for a buyer-supplied name ("" = the config's default), or null.
   const Zone* ZoneFor(std::string_view name) const;
 
@@ -102,7 +104,7 @@ class Scheduler {
 
   ScheduleStore& store_;
   const Clock& clock_;
-  std::shared_ptr<const Rules> rules_;
+  const RulesInForce& rules_;
   SchedulerObserver* observer_ = nullptr;
 };
 

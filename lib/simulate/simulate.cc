@@ -244,7 +244,8 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   LineWriter writer(out);
   MemoryStore store(rules, &writer);
   FakeClock clock(Instant{});
-  Scheduler scheduler(store, clock, rules);
+  const RulesInForce in_force(rules);  // no reload here: these rules throughout
+  Scheduler scheduler(store, clock, in_force);
   const Instant end = options.until.value_or(Instant::max());
   auto run_until = [&](Instant limit) -> bool {
     for (;;) {

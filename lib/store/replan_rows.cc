@@ -186,8 +186,8 @@ void ReplanRows::ApplyChanges(const Rules& rules, std::int64_t purchase_row, std
   }
 }
 
-void ReplanRows::ReplanBuyer(const Rules& rules, std::int64_t buyer, Instant now,
-                             ReplanCounts& counts) {
+void ReplanRows::ReplanBuyer(const Rules& rules, const PurchaseReplanner& replan,
+                             std::int64_t buyer, Instant now, ReplanCounts& counts) {
   buyer_name_.tryReset();
   buyer_name_.bind(1, buyer);
   if (!buyer_name_.executeStep()) {
@@ -213,7 +213,7 @@ void ReplanRows::ReplanBuyer(const Rules& rules, std::int64_t buyer, Instant now
     others.assign(all.begin(), all.end());
     others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
     const PurchaseReplan plan =
-        ReplanPurchase(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
+        replan(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
     ApplyChanges(rules, p.row, buyer, plan.tier, plan.changes, now, counts);
   }
 }
@@ -245,7 +245,7 @@ Status ReplanRows::SetPlanning(std::string_view fingerprint, bool replan) {
   });
 }
 
-StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules,
+StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules, const PurchaseReplanner& replan,
                                             std::chrono::steady_clock::time_point deadline,
                                             Instant now) {
   ReplanStep step;
@@ -289,7 +289,7 @@ StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules,
           if (buyer >= replanned_.size()) replanned_.resize(buyer + 1 + buyer / 4, false);
           if (replanned_[buyer]) continue;
           replanned_[buyer] = true;
-          ReplanBuyer(rules, r.buyer, now, step.counts);
+          ReplanBuyer(rules, replan, r.buyer, now, step.counts);
           ++step.buyers;
           if (std::chrono::steady_clock::now() >= deadline) {
             out_of_time = true;

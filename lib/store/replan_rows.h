@@ -1,7 +1,7 @@
 // Re-planning's rows (ReplanStore): the planning state in the `planning`
 // table, the sweep over pending touchpoints in firing order, and each
-// buyer's purchases re-planned under the current rules (planner/replan.h)
-// with the changes written back. Internal to lib/store; SqliteStore
+// buyer's purchases handed to the planner's function under the rules in
+// force, with the changes written back. Internal to lib/store; SqliteStore
 // forwards to it.
 #pragma once
 
@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "config/rules.h"
-#include "planner/replan.h"
 #include "store/database.h"
 #include "store/replan_store.h"
 #include "store/row_writer.h"
@@ -30,7 +29,7 @@ class ReplanRows {
 
   StatusOr<PlanningState> Planning();
   Status SetPlanning(std::string_view fingerprint, bool replan);
-  StatusOr<ReplanStep> ReplanSome(const Rules& rules,
+  StatusOr<ReplanStep> ReplanSome(const Rules& rules, const PurchaseReplanner& replan,
                                   std::chrono::steady_clock::time_point deadline, Instant now);
 
  private:
@@ -59,9 +58,10 @@ class ReplanRows {
   // Throws SQLite's errors.
   void ApplyChanges(const Rules& rules, std::int64_t purchase_row, std::int64_t buyer, int tier,
                     std::span<const ReplanChange> changes, Instant now, ReplanCounts& counts);
-  // Re-plans, under `rules`, every purchase of the buyer (row id) that has
-  // a pending touchpoint. Throws SQLite's errors.
-  void ReplanBuyer(const Rules& rules, std::int64_t buyer, Instant now, ReplanCounts& counts);
+  // Re-plans by `replan` under `rules` every purchase of the buyer (row id)
+  // that has a pending touchpoint. Throws SQLite's errors.
+  void ReplanBuyer(const Rules& rules, const PurchaseReplanner& replan, std::int64_t buyer,
+                   Instant now, ReplanCounts& counts);
 
   Database& db_;
   RowWriter& rows_;

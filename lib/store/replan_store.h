@@ -1,7 +1,8 @@
 // What the re-planner needs from storage: where the pending touchpoints
 // stand with the rules, and re-planning them in steps after the planning
-// rules change (planner/replan.h, docs/operations.md "Re-planning in the
-// background"). SqliteStore implements it.
+// rules change (docs/operations.md "Re-planning in the background"): the
+// store sweeps and writes, the planner's function it is handed decides.
+// SqliteStore implements it.
 //
 // Threading: called on the thread that owns the store, between its other
 // calls, never inside the caller's transaction (ReplanSome() is one of its
@@ -11,9 +12,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "config/rules.h"
+#include "core/model.h"
 #include "core/status.h"
 #include "core/time.h"
 #include "scheduler/store.h"
@@ -51,13 +56,21 @@ struct ReplanStep {
   bool done = false;
 };
 
+// The planner's half of a re-plan: what becomes of one purchase's
+// touchpoints under `rules` (planner/replan.h's ReplanPurchase, which the
+// daemon passes). The store loads the rows and writes the changes back; it
+// does not plan.
+using PurchaseReplanner = std::function<PurchaseReplan(
+    const Rules& rules, std::span<const PastPurchase> others, const Purchase& purchase, int product,
+    const Zone* zone, std::span<const ExistingTouchpoint> existing, Instant now)>;
+
 class ReplanStore {
  public:
   virtual ~ReplanStore() = default;
 
   // The sweep visits pending touchpoints in firing order and re-plans each
   // one's buyer (every purchase of the buyer with a pending touchpoint)
-  // under the store's current rules, once; where it has got to is kept, so
+  // under the rules in force, once; where it has got to is kept, so
   // a re-plan interrupted by a crash resumes at the next start (the buyers
   // it had done are done again, which changes nothing).
   //
@@ -68,9 +81,10 @@ class ReplanStore {
   // pending touchpoint. Inside the caller's transaction if there is one.
   virtual Status SetPlanning(std::string_view fingerprint, bool replan) = 0;
   // Re-plans from where the sweep is until `deadline` (one buyer at least),
-  // in one transaction that also records how far it got. Only while
-  // Planning().replanning.
-  virtual StatusOr<ReplanStep> ReplanSome(std::chrono::steady_clock::time_point deadline,
+  // each purchase by `replan`, in one transaction that also records how far
+  // it got. Only while Planning().replanning.
+  virtual StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+                                          std::chrono::steady_clock::time_point deadline,
                                           Instant now) = 0;
 };
 

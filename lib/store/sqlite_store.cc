@@ -34,8 +34,17 @@ struct SqliteStore::Impl {
         retention(*db),
         reports(*db, rows) {}
 
+  // The fan-out's routing, derived from the rules in force when their
+  // generation changes.
+  void Route() {
+    if (routed == rules->generation()) return;
+    fire.SetRouting(**rules);
+    routed = rules->generation();
+  }
+
   std::unique_ptr<Database> db;  // first: closed last
-  std::shared_ptr<const Rules> rules;
+  const RulesInForce* rules = nullptr;
+  std::optional<std::uint64_t> routed;  // the generation routing follows
   RowWriter rows;
   EventRows events;
   ScheduleTables schedule;
@@ -52,7 +61,7 @@ SqliteStore::SqliteStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SqliteStore::~SqliteStore() = default;
 
 StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
-                                                         std::shared_ptr<const Rules> rules) {
+                                                         const RulesInForce& rules) {
   auto db = Database::Open(path, rules->database_sync == Rules::DatabaseSync::kFull);
   if (!db.ok()) return db.status();
   std::unique_ptr<Impl> impl;
@@ -66,8 +75,8 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   } catch (const std::exception& e) {
     return sql::Failed("cannot open database " + path, e);
   }
-  impl->fire.SetRouting(*rules);
-  impl->rules = std::move(rules);
+  impl->rules = &rules;
+  impl->Route();
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(impl)));
   if (auto planning = store->Planning(); !planning.ok()) return planning.status();
   return store;
@@ -90,16 +99,11 @@ StatusOr<int> SqliteStore::SchemaVersion() {
 
 StatusOr<StorageSpace> SqliteStore::Space() { return impl_->db->Space(); }
 
-void SqliteStore::SetRules(std::shared_ptr<const Rules> rules) {
-  Impl& m = *impl_;
-  try {
-    m.db->SetMaxSize(rules->database_max_size);
-  } catch (const std::exception& e) {
-    // The cap stays as it was; everything else takes the new rules.
-    spdlog::warn("database_max_size: cannot apply it: {}", e.what());
-  }
-  m.fire.SetRouting(*rules);
-  m.rules = std::move(rules);
+Status SqliteStore::SetMaxSize(std::optional<std::uint64_t> bytes) {
+  return sql::Guard("set database_max_size", [&] {
+    impl_->db->SetMaxSize(bytes);
+    return Status::Ok();
+  });
 }
 
 Status SqliteStore::Begin() { return impl_->db->Begin(); }
@@ -113,11 +117,11 @@ StatusOr<PurchaseMatch> SqliteStore::MatchPurchase(const Purchase& purchase, con
   return impl_->schedule.MatchPurchase(purchase, zone);
 }
 StatusOr<BuyerState> SqliteStore::LoadBuyer(std::string_view buyer_id) {
-  return impl_->schedule.LoadBuyer(*impl_->rules, buyer_id);
+  return impl_->schedule.LoadBuyer(**impl_->rules, buyer_id);
 }
 Status SqliteStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                                 std::span<const PlannedTouchpoint> touchpoints, Instant now) {
-  return impl_->schedule.AddPurchase(*impl_->rules, purchase, zone, tier, touchpoints, now);
+  return impl_->schedule.AddPurchase(**impl_->rules, purchase, zone, tier, touchpoints, now);
 }
 StatusOr<CadenceCounts> SqliteStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
                                                    std::string_view except_order, Instant now,
@@ -137,6 +141,7 @@ StatusOr<int> SqliteStore::CountFired(const DueTouchpoint& due, Instant from, In
 }
 Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                                   std::span<const FiringOutcome> outcomes) {
+  impl_->Route();
   return impl_->fire.ApplyOutcomes(due, outcomes);
 }
 
@@ -188,9 +193,10 @@ StatusOr<PlanningState> SqliteStore::Planning() { return impl_->replan.Planning(
 Status SqliteStore::SetPlanning(std::string_view fingerprint, bool replan) {
   return impl_->replan.SetPlanning(fingerprint, replan);
 }
-StatusOr<ReplanStep> SqliteStore::ReplanSome(std::chrono::steady_clock::time_point deadline,
+StatusOr<ReplanStep> SqliteStore::ReplanSome(const PurchaseReplanner& replan,
+                                             std::chrono::steady_clock::time_point deadline,
                                              Instant now) {
-  return impl_->replan.ReplanSome(*impl_->rules, deadline, now);
+  return impl_->replan.ReplanSome(**impl_->rules, replan, deadline, now);
 }
 
 StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id) {

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "config/rules.h"
+#include "config/rules_in_force.h"
 #include "scheduler/store.h"
 #include "store/outbox_store.h"
 #include "store/queue_store.h"
@@ -69,8 +70,14 @@ class SqliteStore final : public ScheduleStore,
 
   // Opens (creating if needed) and migrates the database at `path`, and takes
   // an exclusive lock so no second daemon fires from the same file.
+  // Routing (which sinks a cadence's touchpoints go to), product lookups
+  // and re-planning follow `rules` as it is at each call (it outlives the
+  // store; a reload swaps what it holds); its database_max_size caps the
+  // file from the start (SetMaxSize() changes it).
   static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
-                                                     std::shared_ptr<const Rules> rules);
+                                                     const RulesInForce& rules);
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                     RulesInForce&& rules) = delete;
   // Migrates the file at `path` to `version` exactly (for tests of upgrades).
   static Status MigrateTo(const std::string& path, int version);
   ~SqliteStore() override;
@@ -84,11 +91,10 @@ class SqliteStore final : public ScheduleStore,
   // three PRAGMAs): the daemon asks every second.
   StatusOr<StorageSpace> Space();
 
-  // The rules that routing (which sinks a cadence's touchpoints go to),
-  // product lookups, re-planning and database_max_size follow from now on
-  // (a reload). Writes that fail for want of space (a full disk, or past
-  // database_max_size) return Status::Unavailable.
-  void SetRules(std::shared_ptr<const Rules> rules);
+  // Caps the file at `bytes` (none: no cap), as database_max_size says at
+  // a reload. Writes that fail for want of space (a full disk, or past the
+  // cap) return Status::Unavailable.
+  Status SetMaxSize(std::optional<std::uint64_t> bytes);
 
   // Transactions.
   Status Begin() override;
@@ -139,10 +145,11 @@ class SqliteStore final : public ScheduleStore,
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;
 
-  // ReplanStore, under the rules of the last SetRules().
+  // ReplanStore, under the rules in force.
   StatusOr<PlanningState> Planning() override;
   Status SetPlanning(std::string_view fingerprint, bool replan) override;
-  StatusOr<ReplanStep> ReplanSome(std::chrono::steady_clock::time_point deadline,
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+                                  std::chrono::steady_clock::time_point deadline,
                                   Instant now) override;
 
   // ReportStore.

@@ -15,8 +15,8 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
   std::ofstream(secret) << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
   std::string sinks(kPushSinks);
   sinks.replace(sinks.find("SECRET"), 6, secret);
-  auto rules = WithSinks(sinks);
-  ASSERT_NE(rules, nullptr);
+  auto& rules = InForce(WithSinks(sinks));
+  ASSERT_NE(rules.shared(), nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules);

@@ -51,12 +51,36 @@ TEST_F(SqliteStoreTest, FiredTouchpointIsQueuedAndLeaseAckVisibilityWork) {
   EXPECT_EQ(t.history[1].reason, "acked on outbox");
 }
 
+// Routing follows the rules in force: after a swap (a reload adding a
+// queue), the next fire goes to the new queue too, without reopening.
+TEST_F(SqliteStoreTest, ASwapOfTheRulesInForceReroutesTheNextFire) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), ""}).ok());
+  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), ""}).ok());
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue(1)->fired, 2u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_messages"), 2);
+
+  auto with_audit = WithSinks("\n  - {name: audit, type: queue}\n");
+  ASSERT_NE(with_audit, nullptr);
+  rules_.Swap(with_audit);
+  clock.Set(At("2026-11-04T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 2u);
+  auto audit = store->Lease("audit", 10, std::chrono::seconds(30), clock.Now());
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse((*audit)[0].event)["data"]["topic"], "comfort-check");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM queue_messages"), 6);
+}
+
 // A cadence routed to two queues: each hands out the same event, made from
 // the rows (none is stored). Acks take receipts of several leases at once
 // and ignore what is not a current receipt of that queue.
 TEST_F(SqliteStoreTest, TwoQueuesHandOutTheSameEventAndAckApart) {
-  auto rules = WithSinks("\n  - {name: audit, type: queue}\n");
-  ASSERT_NE(rules, nullptr);
+  auto& rules = InForce(WithSinks("\n  - {name: audit, type: queue}\n"));
+  ASSERT_NE(rules.shared(), nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules);
@@ -139,8 +163,9 @@ TEST_F(SqliteStoreTest, AMessageWithoutItsEventIsHandedOutAsNull) {
 // A queued event is made when it is handed out, from the rows: it is the
 // event the fire made for a push sink, byte for byte, at every hand-out.
 TEST_F(SqliteStoreTest, AQueuedEventIsTheEventTheFireMade) {
-  auto rules = WithSinks("\n  - {name: events, type: redis, url: \"redis://127.0.0.1:9/0\"}\n");
-  ASSERT_NE(rules, nullptr);
+  auto& rules =
+      InForce(WithSinks("\n  - {name: events, type: redis, url: \"redis://127.0.0.1:9/0\"}\n"));
+  ASSERT_NE(rules.shared(), nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules);

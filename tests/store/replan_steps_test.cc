@@ -46,12 +46,12 @@ class ReplanStepsTest : public ::testing::Test {
   static constexpr int kBuyers = 40;
 
   // A database at `name` with kBuyers buyers, each with a purchase or two
-  // made over the last days, planned by Before().
+  // made over the last days, planned by Before() (which must be in force).
   std::unique_ptr<SqliteStore> Filled(const std::string& name) {
-    auto store = SqliteStore::Open(dir_.path() + "/" + name, Before());
+    auto store = SqliteStore::Open(dir_.path() + "/" + name, rules_);
     EXPECT_TRUE(store.ok()) << store.status().message();
     FakeClock clock(At("2026-11-01T10:00:00+08:00"));
-    Scheduler scheduler(**store, clock, Before());
+    Scheduler scheduler(**store, clock, rules_);
     for (int b = 0; b < kBuyers; ++b) {
       const std::string buyer = "b" + std::to_string(b);
       const Instant at = clock_.Now() - std::chrono::hours(24 * (b % 9)) - std::chrono::hours(b);
@@ -71,22 +71,27 @@ class ReplanStepsTest : public ::testing::Test {
   int ReplanToEnd(SqliteStore& store, std::chrono::milliseconds budget) {
     int steps = 0;
     for (; steps < 10'000; ++steps) {
-      auto step = store.ReplanSome(std::chrono::steady_clock::now() + budget, clock_.Now());
+      auto step =
+          store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + budget, clock_.Now());
       EXPECT_TRUE(step.ok()) << step.status().message();
       if (!step.ok() || step->done) break;
     }
     return steps + 1;
   }
 
+  // After(): what a reload does to the rules every store here reads.
+  void Reload() { rules_.Swap(After()); }
+
   testing::TempDir dir_;
+  RulesInForce rules_{Before()};
   FakeClock clock_{At("2026-11-10T10:00:00+08:00")};
 };
 
 TEST_F(ReplanStepsTest, StepByStepIsTheSameAsInOneGo) {
   auto a = Filled("a.db");
   auto b = Filled("b.db");
+  Reload();
   for (SqliteStore* s : {a.get(), b.get()}) {
-    s->SetRules(After());
     ASSERT_TRUE(s->SetPlanning(PlanningFingerprint(*After()), true).ok());
   }
   EXPECT_EQ(ReplanToEnd(*a, std::chrono::hours(1)), 1);
@@ -102,9 +107,9 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
   auto store = Filled("a.db");
   auto first_due = store->NextWakeup();
   ASSERT_TRUE(first_due.ok() && first_due->has_value());
-  store->SetRules(After());
+  Reload();
   ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
-  auto step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+  auto step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->buyers, 1);
   EXPECT_FALSE(step->done);
@@ -112,7 +117,7 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
   EXPECT_EQ(step->covered, **first_due);
   Instant covered = step->covered;
   for (int i = 0; i < 5; ++i) {
-    step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+    step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
     ASSERT_TRUE(step.ok());
     EXPECT_GE(step->covered, covered);
     covered = step->covered;
@@ -122,22 +127,23 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
 TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   {
     auto reference = Filled("reference.db");
-    reference->SetRules(After());
+    Reload();
     ASSERT_TRUE(reference->SetPlanning(PlanningFingerprint(*After()), true).ok());
     ReplanToEnd(*reference, std::chrono::hours(1));
   }
   Instant covered;
   {
+    rules_.Swap(Before());
     auto store = Filled("a.db");
-    store->SetRules(After());
+    Reload();
     ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
     for (int i = 0; i < 7; ++i) {
-      auto step = store->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+      auto step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
       ASSERT_TRUE(step.ok());
       covered = step->covered;
     }
   }  // as a crash would leave it: the steps so far committed, the rest not done
-  auto store = SqliteStore::Open(dir_.path() + "/a.db", After());
+  auto store = SqliteStore::Open(dir_.path() + "/a.db", rules_);
   ASSERT_TRUE(store.ok());
   auto state = (*store)->Planning();
   ASSERT_TRUE(state.ok());
@@ -145,11 +151,11 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   EXPECT_EQ(state->fingerprint, PlanningFingerprint(*After()));
   // It goes on from there, not from the start (the buyers it did before
   // are done again when their later touchpoints come: that changes nothing).
-  auto step = (*store)->ReplanSome(std::chrono::steady_clock::now(), clock_.Now());
+  auto step = (*store)->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
   EXPECT_GE(step->covered, covered);
   ReplanToEnd(**store, std::chrono::milliseconds(0));
-  auto reference = SqliteStore::Open(dir_.path() + "/reference.db", After());
+  auto reference = SqliteStore::Open(dir_.path() + "/reference.db", rules_);
   ASSERT_TRUE(reference.ok());
   EXPECT_EQ(Snapshot(**store, kBuyers), Snapshot(**reference, kBuyers));
 }

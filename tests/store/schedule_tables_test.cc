@@ -44,7 +44,8 @@ TEST_F(SqliteStoreTest, TheDefaultZoneSpeltOutIsTheSameTimezone) {
 TEST_F(SqliteStoreTest, BriefAcceptanceExampleMatchesSimulate) {
   LoadResult loaded = LoadRulesFile(std::string(TP_TEST_DATA) + "/brief/touchpoint.yaml");
   ASSERT_TRUE(loaded.errors.empty());
-  auto store = MustOpen(loaded.rules);
+  auto& rules = InForce(loaded.rules);
+  auto store = MustOpen(rules);
   std::ifstream csv(std::string(TP_TEST_DATA) + "/brief/brief-purchases.csv");
   std::string line;
   std::vector<std::string> fields;
@@ -62,7 +63,7 @@ TEST_F(SqliteStoreTest, BriefAcceptanceExampleMatchesSimulate) {
   });
 
   FakeClock clock(purchases.front().purchased_at);
-  Scheduler scheduler(*store, clock, loaded.rules);
+  Scheduler scheduler(*store, clock, rules);
   auto run_until = [&](Instant until) {
     for (;;) {
       auto next = scheduler.NextWakeup();
@@ -179,7 +180,7 @@ TEST_F(SqliteStoreTest, AFiredTouchpointKeepsItsTierWhenAReloadChangesThePurchas
   yaml.replace(yaml.find(newbie), newbie.size(), "{name: newbie, min_purchases: 1}");
   auto reloaded = testing::MustLoad(yaml);
   ASSERT_NE(reloaded, nullptr);
-  store->SetRules(reloaded);
+  rules_.Swap(reloaded);
   ReplanAll(*store, *reloaded, clock.Now());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE tier = 'newbie'"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE tier IS NOT NULL"), 1);

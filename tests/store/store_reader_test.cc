@@ -80,11 +80,11 @@ TEST_F(SqliteStoreTest, AStoreReaderMakesTheEventsLeaseWould) {
 TEST_F(SqliteStoreTest, AStoreReaderCountsWhatTheStoreWould) {
   const std::string secret = dir_.path() + "/crm.secret";
   std::ofstream(secret) << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
-  auto rules = WithSinks(
-      "\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:9/h\", "
-      "secret_file: " +
-      secret + "}\n  - {name: audit, type: queue}\n");
-  ASSERT_NE(rules, nullptr);
+  auto& rules =
+      InForce(WithSinks("\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:9/h\", "
+                        "secret_file: " +
+                        secret + "}\n  - {name: audit, type: queue}\n"));
+  ASSERT_NE(rules.shared(), nullptr);
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-11-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules);

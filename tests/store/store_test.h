@@ -37,8 +37,9 @@ class SqliteStoreTest : public ::testing::Test {
  protected:
   std::string Path() const { return dir_.path() + "/tp.db"; }
 
-  std::unique_ptr<SqliteStore> MustOpen(std::shared_ptr<const Rules> rules = nullptr) {
-    auto store = SqliteStore::Open(Path(), rules ? rules : rules_);
+  std::unique_ptr<SqliteStore> MustOpen() { return MustOpen(rules_); }
+  std::unique_ptr<SqliteStore> MustOpen(const RulesInForce& rules) {
+    auto store = SqliteStore::Open(Path(), rules);
     EXPECT_TRUE(store.ok()) << store.status().message();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -51,13 +52,13 @@ class SqliteStoreTest : public ::testing::Test {
     return match.ok() ? *match : PurchaseMatch{};
   }
 
-  // Re-plans every pending touchpoint under `rules` (already the store's),
+  // Re-plans every pending touchpoint under `rules` (already in force),
   // step after step as the daemon does.
   static ReplanCounts ReplanAll(SqliteStore& store, const Rules& rules, Instant now) {
     ReplanCounts total;
     EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(rules), true).ok());
     for (int i = 0; i < 100'000; ++i) {
-      auto step = store.ReplanSome(std::chrono::steady_clock::now(), now);
+      auto step = store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), now);
       EXPECT_TRUE(step.ok()) << step.status().message();
       if (!step.ok()) break;
       total.Add(step->counts);
@@ -127,8 +128,14 @@ class SqliteStoreTest : public ::testing::Test {
     return n;
   }
 
+  // Rules a test loads besides the brief's, held for the test's life.
+  RulesInForce& InForce(std::shared_ptr<const Rules> rules) {
+    return *other_rules_.emplace_back(std::make_unique<RulesInForce>(std::move(rules)));
+  }
+
   testing::TempDir dir_;
-  std::shared_ptr<const Rules> rules_ = testing::MustLoad(testing::kBriefConfig);
+  RulesInForce rules_{testing::MustLoad(testing::kBriefConfig)};
+  std::vector<std::unique_ptr<RulesInForce>> other_rules_;
 };
 
 namespace {

@@ -101,7 +101,7 @@ class Fixture {
   static constexpr Instant kStart = Instant(std::chrono::milliseconds(1'800'000'000'000));
 
   std::string dir_;
-  std::shared_ptr<const Rules> rules_ = BurstRules();
+  RulesInForce rules_{BurstRules()};
   FakeClock clock_{kStart};
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<Scheduler> scheduler_;
