@@ -88,9 +88,9 @@ void QueueRoutes::Lease(const std::string& queue, const std::string& body, HttpR
   auto leased = queues_.TakeLease(queue, max, visibility, context_.clock.Now());
   if (!leased.ok()) return respond(context_.store_failed(leased.status(), "cannot lease"));
   if (leased->empty()) return respond(LeaseResponse(*leased));
-  // The answer is written on the reader's thread too, then sent from the
+  // The answer is written on the events maker's thread too, then sent from the
   // loop; the work guard keeps the loop running (at a stop too) until then.
-  reader_.Fill(std::move(*leased), queue,
+  events_.Fill(std::move(*leased), queue,
                [work = boost::asio::make_work_guard(io_),
                 respond = std::move(respond)](StatusOr<std::vector<LeasedRow>> rows) mutable {
                  HttpResponse answer =

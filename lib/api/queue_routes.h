@@ -14,7 +14,6 @@
 #include "api/route_context.h"
 #include "api/router.h"
 #include "store/queue_store.h"
-#include "store/store_reader.h"
 
 namespace tp::api {
 
@@ -27,8 +26,8 @@ inline constexpr std::size_t kMaxReceipts = 10'000;
 class QueueRoutes {
  public:
   QueueRoutes(const RouteContext& context, boost::asio::io_context& io, QueueStore& queues,
-              StoreReader& reader)
-      : context_(context), io_(io), queues_(queues), reader_(reader) {}
+              LeasedEvents& events)
+      : context_(context), io_(io), queues_(queues), events_(events) {}
 
   void AddTo(Router& router);
 
@@ -40,7 +39,7 @@ class QueueRoutes {
   const RouteContext& context_;
   boost::asio::io_context& io_;
   QueueStore& queues_;
-  StoreReader& reader_;
+  LeasedEvents& events_;
 };
 
 }  // namespace tp::api

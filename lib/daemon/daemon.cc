@@ -10,13 +10,12 @@
 #include <csignal>
 #include <ctime>
 
-#include "api/auth.h"
 #include "api/buyer_routes.h"
 #include "api/dead_letter_routes.h"
-#include "api/http_json.h"
 #include "api/purchase_routes.h"
 #include "api/queue_routes.h"
 #include "api/router.h"
+#include "api/v1_gate.h"
 #include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
@@ -25,7 +24,7 @@
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
 #include "daemon/retention_loop.h"
-#include "daemon/space_guard.h"
+#include "daemon/space_watch.h"
 #include "daemon/status_routes.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
@@ -56,37 +55,41 @@ struct Daemon::Impl {
         server_owned(std::move(listening)),
         server(*server_owned),
         watchdog(io),
-        reserve(options.database + "-reserve"),
-        space([this] { return store->Space(); }, reserve, clock),
-        space_timer(io),
+        space(
+            io, options.database, [this] { return store->Space(); }, clock, metrics,
+            [this](bool short_of_space) { SpaceChanged(short_of_space); }),
         replanner(
             io, *store, clock,
-            [this](const ReplanCounts& step, bool done) { Replanned(step, done); },
+            [this](const ReplanCounts& step, bool done) {
+              metrics.OnReplanned(step, done);
+              fire.Rearm(true);  // what it moved or passed, fired when due
+            },
             [this] { return !space.short_of_space(); },
             [this](const Status& failed) {
-              if (failed.unavailable()) CheckSpace(true);
+              if (failed.unavailable()) space.Check(true);
             }),
         fire(io, *store, scheduler, clock,
              {.may_fire = [this] { return !stopping && !space.short_of_space(); },
               .covered = [this](Instant now) { return replanner.Covers(now); },
-              .storage_full = [this] { CheckSpace(true); },
+              .storage_full = [this] { space.Check(true); },
               .fired = [this] { dispatcher->Wake(); }}),
-        batcher(
-            io, *store, scheduler, metrics, rules,
-            {.no_room = [this]() -> std::optional<std::string> {
-               if (!space.short_of_space()) return std::nullopt;
-               return space.report().reason;
-             },
-             .store_failed = [this](const Status& failed,
-                                    const std::string& what) { return StoreFailed(failed, what); },
-             .storage_full = [this] { CheckSpace(true); },
-             .committed = [this] { fire.Rearm(); }}),
+        batcher(io, *store, scheduler, metrics, rules,
+                {.no_room = [this]() -> std::optional<std::string> {
+                   if (!space.short_of_space()) return std::nullopt;
+                   return space.guard().report().reason;
+                 },
+                 .store_failed =
+                     [this](const Status& failed, const std::string& what) {
+                       return space.StoreFailed(failed, what);
+                     },
+                 .storage_full = [this] { space.Check(true); },
+                 .committed = [this] { fire.Rearm(); }}),
         retention(
             io, *store, clock, rules,
             [this](std::int64_t deleted) { metrics.pruned.Add({}, static_cast<double>(deleted)); }),
         route_context{clock, rules,
                       [this](const Status& failed, const std::string& what) {
-                        return StoreFailed(failed, what);
+                        return space.StoreFailed(failed, what);
                       }},
         purchase_routes(
             route_context, [this] { return batcher.Closed(); },
@@ -100,59 +103,14 @@ struct Daemon::Impl {
     metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));
   }
 
-  // --- planning -----------------------------------------------------------
-
-  // A step of the re-plan went through: what it changed, counted; what it
-  // moved or passed, fired when due.
-  void Replanned(const ReplanCounts& step, bool done) {
-    for (const auto& [cadence, n] : step.cancelled_by_cadence) {
-      metrics.cancelled.Add({cadence}, static_cast<double>(n));
-    }
-    for (const auto& [cadence, n] : step.added_by_cadence) {
-      metrics.planned.Add({cadence}, static_cast<double>(n));
-    }
-    metrics.replanning.Set({}, done ? 0 : 1);
-    fire.Rearm(true);
-  }
-
-  // --- disk space -----------------------------------------------------------
-
-  // Every second, and after a write failed for want of space: short of space
-  // stops firing (Rearm, RunDue) and purchases (IngestPurchases); room again
-  // resumes both (daemon/space_guard.h).
-  void CheckSpace(bool write_failed = false) {
+  // Short of space stops firing (and ingest, IngestBatcher asks); room
+  // again resumes it and the deliveries (daemon/space_watch.h).
+  void SpaceChanged(bool short_of_space) {
     if (stopping) return;
-    if (space.Check(write_failed)) {
-      if (space.short_of_space()) {
-        fire.Pause();
-      } else {
-        fire.Rearm(true);
-        dispatcher->Wake();
-      }
-    }
-    const SpaceGuard::Report r = space.report();
-    metrics.storage_short.Set({}, r.short_of_space ? 1 : 0);
-    metrics.storage_room.Set({}, static_cast<double>(r.last.Room()));
+    if (short_of_space) return fire.Pause();
+    fire.Rearm(true);
+    dispatcher->Wake();
   }
-
-  void WatchSpace() {
-    space_timer.expires_after(std::chrono::seconds(1));
-    space_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping) return;
-      CheckSpace();
-      WatchSpace();
-    });
-  }
-
-  // A store call failed: 503 with Retry-After when it was for want of space
-  // (the daemon then stops taking on more, CheckSpace), else 500.
-  HttpResponse StoreFailed(const Status& s, const std::string& what) {
-    if (!s.unavailable()) return api::ErrorResponse(500, what + ": " + s.message());
-    CheckSpace(true);
-    return api::Unavailable(what + ": " + s.message());
-  }
-
-  // --- HTTP ---------------------------------------------------------------
 
   // The parts made once the store reader and the dispatcher exist, and the
   // routes.
@@ -161,7 +119,7 @@ struct Daemon::Impl {
         options, clock, rules,
         Reloader::Parts{*store, *dispatcher, batcher, replanner, fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(StatusRoutes::Parts{
-        io, options, rules, *reloader, replanner, space, *dispatcher, *reader, metrics});
+        io, options, rules, *reloader, replanner, space.guard(), *dispatcher, *reader, metrics});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
     status_routes->AddTo(router);
     purchase_routes.AddTo(router);
@@ -180,35 +138,12 @@ struct Daemon::Impl {
   }
 
   // Every request: /v1 needs the bearer token (when the config has tokens)
-  // and JSON bodies; then its route answers.
+  // and JSON bodies (api/v1_gate.h); then its route answers.
   void Handle(const HttpRequest& req, HttpRespond respond) {
-    const std::string_view target = req.target;
-    const auto parts = api::Segments(target.substr(0, target.find('?')));
-    if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "purchases") {
-      respond = [this, respond = std::move(respond)](HttpResponse r) {
-        // 503: for want of space or while stopping, the client retries.
-        const char* outcome = r.status == 200   ? "accepted"
-                              : r.status == 409 ? "conflict"
-                              : r.status == 503 ? "unavailable"
-                              : r.status >= 500 ? "error"
-                                                : "invalid";
-        if (r.status != 401 && r.status != 405) metrics.ingest_requests.Add({outcome});
-        respond(std::move(r));
-      };
-    }
-    if (!parts.empty() && parts[0] == "v1") {
-      if (!rules->auth_tokens.empty() && !BearerAuthorized(req.authorization, rules->auth_tokens)) {
-        HttpResponse r = api::ErrorResponse(
-            401, req.authorization.empty() ? "this API needs an Authorization: Bearer token"
-                                           : "the bearer token is not valid");
-        r.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="touchpoint")");
-        metrics.unauthorized.Add({});
-        return respond(std::move(r));
-      }
-      if (req.method == "POST" && !req.body.empty() && !api::IsJson(req.content_type)) {
-        return respond(api::ErrorResponse(
-            415, "Content-Type must be application/json, got '" + req.content_type + "'"));
-      }
+    if (api::IsPurchases(req.target)) respond = metrics.CountingIngest(std::move(respond));
+    if (auto refused = api::CheckV1(req, rules->auth_tokens)) {
+      if (refused->status == 401) metrics.unauthorized.Add({});
+      return respond(std::move(*refused));
     }
     router.Route(req, std::move(respond));
   }
@@ -256,7 +191,7 @@ struct Daemon::Impl {
     fire.Stop();
     watchdog.cancel();
     retention.Stop();
-    space_timer.cancel();
+    space.Stop();
     replanner.Stop();
     boost::system::error_code ignored;
     signals.cancel(ignored);
@@ -277,9 +212,7 @@ struct Daemon::Impl {
   std::unique_ptr<HttpServer> server_owned;
   HttpServer& server;
   asio::steady_timer watchdog;
-  DiskReserve reserve;
-  SpaceGuard space;
-  asio::steady_timer space_timer;
+  SpaceWatch space;
   Replanner replanner;
   FireLoop fire;
   IngestBatcher batcher;
@@ -338,10 +271,9 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     self->signals.add(SIGHUP);
     self->WaitForSignal();
   }
-  self->CheckSpace();  // a full disk at start: short of space from the outset
+  self->space.Start();  // a full disk at start: short of space from the outset
   self->replanner.Start(PlanningFingerprint(*rules));
   self->metrics.replanning.Set({}, self->replanner.running() ? 1 : 0);
-  self->WatchSpace();
   self->fire.Start();
   self->dispatcher->Wake();  // what waited in the outboxes while down
   self->StartWatchdog();

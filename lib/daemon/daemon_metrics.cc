@@ -1,5 +1,7 @@
 #include "daemon/daemon_metrics.h"
 
+#include <utility>
+
 namespace tp {
 namespace {
 
@@ -172,6 +174,29 @@ void DaemonMetrics::OnFired(std::string_view cadence, Millis late) {
 void DaemonMetrics::OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) {
   deliveries.Add({sink, outcome});
   delivery_duration.Observe({sink}, Seconds(latency));
+}
+
+HttpRespond DaemonMetrics::CountingIngest(HttpRespond respond) {
+  return [this, respond = std::move(respond)](HttpResponse r) {
+    // 503: for want of space or while stopping, the client retries.
+    const char* outcome = r.status == 200   ? "accepted"
+                          : r.status == 409 ? "conflict"
+                          : r.status == 503 ? "unavailable"
+                          : r.status >= 500 ? "error"
+                                            : "invalid";
+    if (r.status != 401 && r.status != 405) ingest_requests.Add({outcome});
+    respond(std::move(r));
+  };
+}
+
+void DaemonMetrics::OnReplanned(const ReplanCounts& step, bool done) {
+  for (const auto& [cadence, n] : step.cancelled_by_cadence) {
+    cancelled.Add({cadence}, static_cast<double>(n));
+  }
+  for (const auto& [cadence, n] : step.added_by_cadence) {
+    planned.Add({cadence}, static_cast<double>(n));
+  }
+  replanning.Set({}, done ? 0 : 1);
 }
 
 }  // namespace tp

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "delivery/dispatcher.h"
+#include "http/server.h"
 #include "ops/metrics.h"
 #include "scheduler/scheduler.h"
+#include "store/replan_store.h"
 
 namespace tp {
 
@@ -24,6 +26,13 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   void StageRollbackRequest();  // the request rolled back: forget its part
   void StageCommit();           // the transaction committed: count everything
   void StageAbort();            // it did not: forget everything
+
+  // `respond` for an ingest request, counting its outcome by status
+  // (touchpoint_ingest_requests_total; 401 and 405 are not ingest).
+  HttpRespond CountingIngest(HttpRespond respond);
+
+  // A step of a re-plan went through: what it changed, counted.
+  void OnReplanned(const ReplanCounts& step, bool done);
 
   // SchedulerObserver.
   void OnTouchpoints(std::string_view cadence, TouchpointState state, std::int64_t count) override;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,6 +30,20 @@ struct LeasedRow {
   std::int64_t id = 0;          // the message's row id
   std::int64_t touchpoint = 0;  // its touchpoint's row id
   LeasedMessage message;
+};
+
+// Makes the events of leased messages (StoreReader does, on a thread of
+// its own and a read-only connection, so the loop does not).
+class LeasedEvents {
+ public:
+  using Filled = std::function<void(StatusOr<std::vector<LeasedRow>>)>;
+  virtual ~LeasedEvents() = default;
+
+  // Fills in the events of `leased` (of `queue`, for the log), then calls
+  // `done` with the rows, or with the error that stopped it (the lease
+  // stands; its messages come back after their visibility timeout). `done`
+  // may run on another thread.
+  virtual void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) = 0;
 };
 
 class QueueStore {

@@ -17,15 +17,14 @@ namespace tp {
 // message, and the counts /metrics reports, which scan an index (50-80 ms
 // at a million pending). Jobs run in order; each calls its `done` on the
 // reader's thread.
-class StoreReader {
+class StoreReader final : public LeasedEvents {
  public:
-  using Filled = std::function<void(StatusOr<std::vector<LeasedRow>>)>;
   using Counted = std::function<void(StatusOr<StoreGauges>)>;
 
   // Opens `path` (a store's file, already open and migrated by it).
   static StatusOr<std::unique_ptr<StoreReader>> Open(const std::string& path);
   // Finishes the jobs queued so far, then stops.
-  ~StoreReader();
+  ~StoreReader() override;
   StoreReader(const StoreReader&) = delete;
   StoreReader& operator=(const StoreReader&) = delete;
 
@@ -35,7 +34,7 @@ class StoreReader {
   // comes here), then calls `done` with the rows, or with the error that
   // stopped it (the lease stands; its messages come back after their
   // visibility timeout).
-  void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done);
+  void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) override;
   // Reads, in one read transaction, what SqliteStore's PendingCount(),
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
   // `push_sinks` and OutboxBySink() would say, then calls `done` with it.

@@ -14,7 +14,7 @@ TEST(AuthTest, AcceptsExactlyTheConfiguredBearerTokens) {
   EXPECT_TRUE(BearerAuthorized("BEARER  tok-fedcba9876543210 ", tokens));
   EXPECT_FALSE(BearerAuthorized("", tokens));
   EXPECT_FALSE(BearerAuthorized("Bearer ", tokens));
-  EXPECT_FALSE(BearerAuthorized("Bearer tok-0123456789abcde", tokens));   // a prefix
+  EXPECT_FALSE(BearerAuthorized("Bearer tok-0123456789abcde", tokens));    // a prefix
   EXPECT_FALSE(BearerAuthorized("Bearer tok-0123456789abcdefX", tokens));  // longer
   EXPECT_FALSE(BearerAuthorized("Basic tok-0123456789abcdef", tokens));
   EXPECT_FALSE(BearerAuthorized("tok-0123456789abcdef", tokens));

@@ -16,138 +16,16 @@
 #include <functional>
 #include <map>
 
+#include "delivery/fake_outbox.h"
 #include "harness.h"
 #include "http/server.h"
-#include "store/outbox_store.h"
 #include "temp_dir.h"
 
 namespace tp {
 namespace {
 
+using testing::FakeOutbox;
 using ::testing::HasSubstr;
-
-// The outbox as a vector; what the dispatcher records, kept for the test.
-class FakeOutbox final : public OutboxStore {
- public:
-  struct Entry {
-    OutboxItem item;
-    std::string sink;
-    Instant next;
-    bool dead = false;
-    std::string last_error;
-  };
-
-  void Add(std::int64_t id, const std::string& sink, Instant due) {
-    entries_.push_back(
-        {{id, id, "tp-" + std::to_string(id), R"({"n":)" + std::to_string(id) + "}", 0},
-         sink,
-         due,
-         false,
-         ""});
-  }
-  const Entry* Find(std::int64_t id) const {
-    for (const Entry& e : entries_) {
-      if (e.item.id == id) return &e;
-    }
-    return nullptr;
-  }
-  const std::vector<std::string>& history(std::int64_t touchpoint) { return history_[touchpoint]; }
-  int recorded() const { return recorded_; }
-
-  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                  std::size_t max, bool in_order) override {
-    std::vector<const Entry*> due;
-    for (const Entry& e : entries_) {
-      if (e.sink == sink && !e.dead && e.next <= now) due.push_back(&e);
-    }
-    std::sort(due.begin(), due.end(), [&](const Entry* a, const Entry* b) {
-      return in_order ? a->item.id < b->item.id
-                      : std::pair(a->next, a->item.id) < std::pair(b->next, b->item.id);
-    });
-    std::vector<OutboxItem> out;
-    for (const Entry* e : due) {
-      if (out.size() == max) break;
-      out.push_back(e->item);
-    }
-    return out;
-  }
-  StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override {
-    std::optional<Instant> next;
-    for (const Entry& e : entries_) {
-      if (e.sink == sink && !e.dead && e.next > now && (!next || e.next < *next)) next = e.next;
-    }
-    return next;
-  }
-  Status RecordDeliveries(std::span<const DeliveryResult> results) override {
-    for (const DeliveryResult& r : results) {
-      auto it = std::find_if(entries_.begin(), entries_.end(),
-                             [&](const Entry& e) { return e.item.id == r.id && !e.dead; });
-      if (it == entries_.end()) continue;
-      ++recorded_;
-      history_[r.touchpoint].push_back(r.history);
-      switch (r.kind) {
-        case DeliveryResult::Kind::kDelivered:
-          entries_.erase(it);
-          break;
-        case DeliveryResult::Kind::kRetry:
-          it->item.attempts = r.attempts;
-          it->next = r.next_attempt_at;
-          it->last_error = r.error;
-          break;
-        case DeliveryResult::Kind::kDead:
-          it->item.attempts = r.attempts;
-          it->dead = true;
-          it->last_error = r.error;
-          break;
-      }
-    }
-    return Status::Ok();
-  }
-  StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
-                                                int limit) override {
-    std::vector<DeadLetter> out;
-    for (const Entry& e : entries_) {
-      if (!e.dead || e.item.id <= after || (!sink.empty() && e.sink != sink)) continue;
-      if (static_cast<int>(out.size()) == limit) break;
-      out.push_back({e.item.id, e.sink, e.item.touchpoint_id, e.item.event, e.item.attempts,
-                     e.last_error, e.next});
-    }
-    return out;
-  }
-  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override {
-    int n = 0;
-    for (Entry& e : entries_) {
-      if (!e.dead || (id != 0 && e.item.id != id) || (!sink.empty() && e.sink != sink)) continue;
-      e.dead = false;
-      e.item.attempts = 0;
-      e.next = now;
-      ++n;
-    }
-    return n;
-  }
-  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override {
-    std::map<std::string, std::int64_t> by;
-    for (const Entry& e : entries_) {
-      if (!e.dead) ++by[e.sink];
-    }
-    return std::vector<std::pair<std::string, std::int64_t>>(by.begin(), by.end());
-  }
-  StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override {
-    return static_cast<std::int64_t>(
-        std::count_if(entries_.begin(), entries_.end(),
-                      [&](const Entry& e) { return e.sink == sink && !e.dead; }));
-  }
-  StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override {
-    return static_cast<std::int64_t>(
-        std::count_if(entries_.begin(), entries_.end(),
-                      [&](const Entry& e) { return e.sink == sink && e.dead; }));
-  }
-
- private:
-  std::vector<Entry> entries_;
-  std::map<std::int64_t, std::vector<std::string>> history_;
-  int recorded_ = 0;
-};
 
 class DispatcherTest : public ::testing::Test {
  protected:

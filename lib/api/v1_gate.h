@@ -1,0 +1,24 @@
+// What every /v1 request passes before its route: the bearer token when
+// the config has tokens (401 with WWW-Authenticate; docs/api.md,
+// "Authentication"), and a JSON body for a POST that has one (415).
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "http/server.h"
+
+namespace tp::api {
+
+// Whether `target` (path and query) is under /v1/.
+bool IsV1(std::string_view target);
+// Whether `target` is the purchases ingest route, /v1/purchases.
+bool IsPurchases(std::string_view target);
+
+// The refusal for a /v1 request that may not reach its route, or nullopt.
+// `tokens`: the config's auth tokens (none: no token needed).
+std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens);
+
+}  // namespace tp::api

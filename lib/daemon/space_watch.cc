@@ -1,0 +1,52 @@
+#include "daemon/space_watch.h"
+
+#include <chrono>
+#include <utility>
+
+#include "api/http_json.h"
+
+namespace tp {
+
+SpaceWatch::SpaceWatch(boost::asio::io_context& io, const std::string& database, Measure measure,
+                       const Clock& clock, DaemonMetrics& metrics,
+                       std::function<void(bool short_of_space)> changed)
+    : reserve_(database + "-reserve"),
+      guard_(std::move(measure), reserve_, clock),
+      timer_(io),
+      metrics_(metrics),
+      changed_(std::move(changed)) {}
+
+void SpaceWatch::Start() {
+  Check();
+  Watch();
+}
+
+void SpaceWatch::Stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void SpaceWatch::Check(bool write_failed) {
+  if (stopped_) return;
+  if (guard_.Check(write_failed)) changed_(guard_.short_of_space());
+  const SpaceGuard::Report r = guard_.report();
+  metrics_.storage_short.Set({}, r.short_of_space ? 1 : 0);
+  metrics_.storage_room.Set({}, static_cast<double>(r.last.Room()));
+}
+
+void SpaceWatch::Watch() {
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    Check();
+    Watch();
+  });
+}
+
+HttpResponse SpaceWatch::StoreFailed(const Status& failed, const std::string& what) {
+  if (!failed.unavailable()) return api::ErrorResponse(500, what + ": " + failed.message());
+  Check(true);
+  return api::Unavailable(what + ": " + failed.message());
+}
+
+}  // namespace tp

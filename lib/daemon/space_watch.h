@@ -1,0 +1,60 @@
+// The daemon's side of a full disk (daemon/space_guard.h decides): the
+// reserve file beside the database, a check every second and after every
+// write that failed for want of space, the metrics, and the answer a route
+// gives when a store call failed. When the state changes it tells the
+// daemon, which pauses firing (short) or resumes it (room again).
+//
+// Not thread-safe: the daemon's loop only.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <string>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "daemon/daemon_metrics.h"
+#include "daemon/space_guard.h"
+#include "http/server.h"
+#include "store/space.h"
+
+namespace tp {
+
+class SpaceWatch {
+ public:
+  using Measure = SpaceGuard::Measure;
+  // `changed(short_of_space)` after each change of state. The reserve file
+  // is `database` + "-reserve".
+  SpaceWatch(boost::asio::io_context& io, const std::string& database, Measure measure,
+             const Clock& clock, DaemonMetrics& metrics,
+             std::function<void(bool short_of_space)> changed);
+
+  // Checks now (a full disk at start: short from the outset), then every
+  // second.
+  void Start();
+  void Stop();
+
+  // Measures and decides; `write_failed`: a write just failed for want of
+  // space.
+  void Check(bool write_failed = false);
+  // A store call failed: 503 with Retry-After when it was for want of space
+  // (checked at once, so the daemon stops taking on more), else 500; `what`
+  // says what could not be done.
+  HttpResponse StoreFailed(const Status& failed, const std::string& what);
+
+  bool short_of_space() const { return guard_.short_of_space(); }
+  const SpaceGuard& guard() const { return guard_; }
+
+ private:
+  void Watch();
+
+  DiskReserve reserve_;
+  SpaceGuard guard_;
+  boost::asio::steady_timer timer_;
+  DaemonMetrics& metrics_;
+  std::function<void(bool)> changed_;
+  bool stopped_ = false;
+};
+
+}  // namespace tp

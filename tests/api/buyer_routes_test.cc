@@ -1,0 +1,162 @@
+// A buyer's routes in-process: the timeline from a fake ReportStore, opt-out
+// and opt-in through a Scheduler over the in-memory store simulate uses.
+#include "api/buyer_routes.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/route_test.h"
+#include "scheduler/memory_store.h"
+#include "scheduler/scheduler.h"
+
+namespace tp {
+namespace {
+
+using ::testing::HasSubstr;
+
+class FakeReports final : public ReportStore {
+ public:
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override {
+    if (!fail.ok()) return fail;
+    for (const BuyerReport& r : buyers) {
+      if (r.buyer_id == buyer_id) return std::optional<BuyerReport>(r);
+    }
+    return std::optional<BuyerReport>();
+  }
+  StatusOr<int> PendingOf(std::string_view buyer_id) override {
+    if (!fail.ok()) return fail;
+    return buyer_id == "lin" ? 2 : 0;
+  }
+  StatusOr<std::int64_t> PendingCount() override { return 2; }
+
+  std::vector<BuyerReport> buyers;
+  Status fail = Status::Ok();
+};
+
+class BuyerRoutesTest : public testing::RouteTest {
+ protected:
+  // A touchpoint of order o1's trust cadence, in Shanghai.
+  static TouchpointRecord Touchpoint(std::string id, std::string step, std::string topic,
+                                     std::string tier) {
+    TouchpointRecord t;
+    t.id = std::move(id);
+    t.order_id = "o1";
+    t.cadence = "trust";
+    t.step = std::move(step);
+    t.topic = std::move(topic);
+    t.tier = std::move(tier);
+    t.product = "daily";
+    t.zone = "Asia/Shanghai";
+    return t;
+  }
+
+  BuyerRoutesTest() {
+    routes_.AddTo(router_);
+    using testing::At;
+    BuyerReport lin;
+    lin.buyer_id = "lin";
+    lin.tier = "novice";
+    Purchase p{"o1", "lin", "daily", 2, 240, At("2026-10-31T20:00:00+08:00"), "Asia/Shanghai"};
+    p.attributes = R"({"style":"natural"})";
+    lin.purchases.push_back({p, "Asia/Shanghai", "novice", At("2026-10-31T12:00:05Z")});
+    TouchpointRecord fired = Touchpoint("tp-1", "s0", "how-to-wear", "novice");
+    fired.due_at = fired.next_at = At("2026-11-01T20:00:00+08:00");
+    fired.fire_at = fired.due_at;
+    fired.state = TouchpointState::kFired;
+    fired.history = {{At("2026-10-31T12:00:05Z"), TouchpointState::kPending, "planned"},
+                     {At("2026-11-01T12:00:00Z"), TouchpointState::kFired, "queued on outbox"}};
+    TouchpointRecord deferred = Touchpoint("tp-2", "s2", "comfort-check", "");
+    deferred.due_at = At("2026-11-03T20:00:00+08:00");
+    deferred.next_at = At("2026-11-04T09:00:00+08:00");
+    deferred.history = {
+        {At("2026-10-31T12:00:05Z"), TouchpointState::kPending, "planned"},
+        {At("2026-11-03T12:00:00Z"), TouchpointState::kPending, "frequency cap: 2 per day"}};
+    TouchpointRecord waiting = deferred;
+    waiting.id = "tp-3";
+    waiting.history.resize(1);
+    waiting.next_at = waiting.due_at;
+    TouchpointRecord cancelled = waiting;
+    cancelled.id = "tp-4";
+    cancelled.state = TouchpointState::kCancelled;
+    cancelled.reason = "repurchase o2";
+    lin.touchpoints = {fired, deferred, waiting, cancelled};
+    reports_.buyers.push_back(lin);
+    BuyerReport legacy;  // recorded before ids were checked
+    legacy.buyer_id = "old\x01id";
+    reports_.buyers.push_back(legacy);
+  }
+
+  FakeReports reports_;
+  MemoryStore memory_{rules_.shared()};
+  Scheduler scheduler_{memory_, clock_, rules_};
+  api::BuyerRoutes routes_{context_, reports_, scheduler_};
+};
+
+TEST_F(BuyerRoutesTest, TheTimelineIsInTheBuyersZoneWithReasons) {
+  HttpResponse r = Send("GET", "/v1/buyers/lin");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto b = Body(r);
+  EXPECT_EQ(b["tier"], "novice");
+  EXPECT_EQ(b["opted_out"], false);
+  ASSERT_EQ(b["purchases"].size(), 1u);
+  EXPECT_EQ(b["purchases"][0]["purchased_at"], "2026-10-31T20:00:00+08:00");
+  EXPECT_EQ(b["purchases"][0]["attributes"]["style"], "natural");
+  EXPECT_EQ(b["purchases"][0]["received_at"], "2026-10-31T12:00:05Z");
+  const auto& t = b["touchpoints"];
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t[0]["status"], "fired");
+  EXPECT_EQ(t[0]["fire_at"], "2026-11-01T20:00:00+08:00");
+  EXPECT_FALSE(t[0].contains("reason"));
+  EXPECT_EQ(t[0]["history"][1]["at"], "2026-11-01T20:00:00+08:00");
+  EXPECT_EQ(t[1]["reason"], "waiting until 2026-11-04T09:00:00+08:00 (frequency cap: 2 per day)");
+  EXPECT_EQ(t[1]["next_at"], "2026-11-04T09:00:00+08:00");
+  EXPECT_TRUE(t[1]["fire_at"].is_null());
+  EXPECT_EQ(t[2]["reason"], "waiting until due_at");
+  EXPECT_EQ(t[3]["status"], "cancelled");
+  EXPECT_EQ(t[3]["reason"], "repurchase o2");
+  EXPECT_FALSE(t[3].contains("next_at"));
+}
+
+TEST_F(BuyerRoutesTest, AnIdIsDecodedAndChecked) {
+  HttpResponse unknown = Send("GET", "/v1/buyers/l%69n%20wu");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(Body(unknown)["error"], "unknown buyer 'lin wu'");
+  EXPECT_EQ(Send("GET", "/v1/buyers/l%69n").status, 200);
+  EXPECT_EQ(Send("GET", "/v1/buyers/lin%zz").status, 400);
+  HttpResponse control = Send("GET", "/v1/buyers/new%01id");
+  EXPECT_EQ(control.status, 400);
+  EXPECT_EQ(Body(control)["field"], "buyer_id");
+  // One recorded before ids were checked can still be seen and opted out.
+  EXPECT_EQ(Send("GET", "/v1/buyers/old%01id").status, 200);
+  EXPECT_EQ(Send("POST", "/v1/buyers/old%01id/opt-out").status, 200);
+}
+
+TEST_F(BuyerRoutesTest, OptOutSaysWhatItSuppressedAndOptInUndoesIt) {
+  ASSERT_TRUE(scheduler_.Ingest({"o9", "lin", "daily", 2, 240, clock_.Now(), ""}).ok());
+  HttpResponse out = Send("POST", "/v1/buyers/lin/opt-out");
+  ASSERT_EQ(out.status, 200) << out.body;
+  EXPECT_EQ(Body(out)["opted_out"], true);
+  EXPECT_EQ(Body(out)["suppressed"], 2);  // as the report store counted them
+  std::size_t suppressed = 0;
+  memory_.ForEachPending([&](const TouchpointView&) { ++suppressed; });
+  EXPECT_EQ(suppressed, 0u);  // the scheduler suppressed every pending one
+
+  HttpResponse in = Send("POST", "/v1/buyers/lin/opt-in");
+  ASSERT_EQ(in.status, 200);
+  EXPECT_EQ(Body(in)["opted_out"], false);
+  EXPECT_FALSE(Body(in).contains("suppressed"));
+  EXPECT_EQ(Send("GET", "/v1/buyers/lin/opt-out").status, 405);
+}
+
+TEST_F(BuyerRoutesTest, AStoreWithoutRoomAnswers503) {
+  reports_.fail = Status::Unavailable("database or disk is full");
+  HttpResponse r = Send("POST", "/v1/buyers/lin/opt-out");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(Header(r, "Retry-After").has_value());
+  EXPECT_THAT(Body(r)["error"].get<std::string>(), HasSubstr("cannot read the buyer"));
+  reports_.fail = Status::Error("disk I/O error");
+  EXPECT_EQ(Send("GET", "/v1/buyers/lin").status, 500);
+}
+
+}  // namespace
+}  // namespace tp

@@ -1,0 +1,126 @@
+// The dead-letter routes in-process, over a fake OutboxStore.
+#include "api/dead_letter_routes.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "api/route_test.h"
+#include "delivery/fake_outbox.h"
+
+namespace tp {
+namespace {
+
+using ::testing::HasSubstr;
+
+class DeadLetterRoutesTest : public testing::RouteTest {
+ protected:
+  DeadLetterRoutesTest() {
+    routes_.AddTo(router_);
+    // Five dead letters, three of them on "events"; one entry still trying.
+    for (std::int64_t id = 1; id <= 6; ++id) {
+      outbox_.Add(id, id % 2 == 1 || id == 6 ? "events" : "crm", clock_.Now());
+      if (id < 6) outbox_.Kill(id, 8, "HTTP 500 from the receiver");
+    }
+  }
+
+  testing::FakeOutbox outbox_;
+  int woken_ = 0;
+  api::DeadLetterRoutes routes_{context_, outbox_, [this] { ++woken_; }};
+};
+
+TEST_F(DeadLetterRoutesTest, TheListPagesThroughOneSinkOrAll) {
+  HttpResponse all = Send("GET", "/v1/dead-letters");
+  ASSERT_EQ(all.status, 200) << all.body;
+  ASSERT_EQ(Body(all)["dead_letters"].size(), 5u);
+  EXPECT_TRUE(Body(all)["next_after"].is_null());
+  const auto first = Body(all)["dead_letters"][0];
+  EXPECT_EQ(first["id"], 1);
+  EXPECT_EQ(first["sink"], "events");
+  EXPECT_EQ(first["touchpoint_id"], "tp-1");
+  EXPECT_EQ(first["attempts"], 8);
+  EXPECT_EQ(first["last_error"], "HTTP 500 from the receiver");
+  EXPECT_EQ(first["event"]["n"], 1);  // the event as JSON, not a string
+
+  HttpResponse page = Send("GET", "/v1/dead-letters?sink=events&limit=2");
+  ASSERT_EQ(page.status, 200);
+  ASSERT_EQ(Body(page)["dead_letters"].size(), 2u);
+  EXPECT_EQ(Body(page)["next_after"], 3);
+  HttpResponse rest = Send("GET", "/v1/dead-letters?sink=events&limit=2&after=3");
+  ASSERT_EQ(Body(rest)["dead_letters"].size(), 1u);
+  EXPECT_EQ(Body(rest)["dead_letters"][0]["id"], 5);
+  EXPECT_TRUE(Body(rest)["next_after"].is_null());
+}
+
+TEST_F(DeadLetterRoutesTest, ABadListingNamesItsParameter) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"/v1/dead-letters?sink=outbox", "sink"},  // a queue has no dead letters
+      {"/v1/dead-letters?sink=nope", "sink"},
+      {"/v1/dead-letters?after=-1", "after"},
+      {"/v1/dead-letters?after=1e3", "after"},
+      {"/v1/dead-letters?limit=0", "limit"},
+      {"/v1/dead-letters?limit=1001", "limit"},
+      {"/v1/dead-letters?limit=99999999999999999999", "limit"},
+  };
+  for (const auto& [target, field] : cases) {
+    HttpResponse r = Send("GET", target);
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_EQ(Body(r)["field"], field) << target;
+  }
+}
+
+TEST_F(DeadLetterRoutesTest, ReplayingOneWakesTheDispatcher) {
+  HttpResponse r = Send("POST", "/v1/dead-letters/2/replay");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["replayed"], 1);
+  EXPECT_FALSE(outbox_.Find(2)->dead);
+  EXPECT_EQ(outbox_.Find(2)->item.attempts, 0);
+  EXPECT_EQ(woken_, 1);
+
+  for (const char* target : {"/v1/dead-letters/2/replay", "/v1/dead-letters/6/replay",
+                             "/v1/dead-letters/0/replay", "/v1/dead-letters/x/replay"}) {
+    HttpResponse missing = Send("POST", target);
+    EXPECT_EQ(missing.status, 404) << target;
+    EXPECT_THAT(Body(missing)["error"].get<std::string>(), HasSubstr("no dead letter")) << target;
+  }
+  EXPECT_EQ(woken_, 1);
+}
+
+TEST_F(DeadLetterRoutesTest, ReplayingManySaysWhich) {
+  HttpResponse r = Send("POST", "/v1/dead-letters/replay", R"({"sink": "crm"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["replayed"], 2);
+  EXPECT_TRUE(outbox_.Find(1)->dead);
+  EXPECT_EQ(Body(Send("POST", "/v1/dead-letters/replay", R"({"all": true})"))["replayed"], 3);
+  EXPECT_EQ(woken_, 2);
+
+  const std::pair<const char*, const char*> cases[] = {
+      {"{}", ""},
+      {R"({"all": true, "sink": "crm"})", ""},
+      {R"({"all": false})", "all"},
+      {R"({"sink": "outbox"})", "sink"},
+      {R"({"sink": 7})", "sink"},
+  };
+  for (const auto& [body, field] : cases) {
+    HttpResponse bad = Send("POST", "/v1/dead-letters/replay", body);
+    EXPECT_EQ(bad.status, 400) << body;
+    if (*field != '\0') {
+      EXPECT_EQ(Body(bad)["field"], field) << body;
+    }
+  }
+  EXPECT_EQ(woken_, 2);
+}
+
+TEST_F(DeadLetterRoutesTest, AStoreWithoutRoomAnswers503) {
+  outbox_.fail = Status::Unavailable("database or disk is full");
+  HttpResponse r = Send("POST", "/v1/dead-letters/replay", R"({"all": true})");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_TRUE(Header(r, "Retry-After").has_value());
+  EXPECT_THAT(Body(r)["error"].get<std::string>(), HasSubstr("cannot replay"));
+  EXPECT_EQ(Send("POST", "/v1/dead-letters/1/replay").status, 503);
+  EXPECT_EQ(Send("GET", "/v1/dead-letters").status, 500);
+  EXPECT_EQ(woken_, 0);
+  EXPECT_TRUE(outbox_.Find(1)->dead);
+}
+
+}  // namespace
+}  // namespace tp

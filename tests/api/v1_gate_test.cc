@@ -1,0 +1,69 @@
+// What every /v1 request passes before its route, in-process.
+#include "api/v1_gate.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace tp::api {
+namespace {
+
+using ::testing::HasSubstr;
+
+HttpRequest Request(std::string method, std::string target, std::string content_type = "",
+                    std::string authorization = "", std::string body = "") {
+  return {std::move(method), std::move(target), std::move(content_type), std::move(authorization),
+          std::move(body)};
+}
+
+const std::vector<std::string> kTokens = {"s3cret-token-for-tests-0123456789"};
+
+TEST(V1GateTest, TokensGuardOnlyV1) {
+  auto missing = CheckV1(Request("GET", "/v1/buyers/lin"), kTokens);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->status, 401);
+  EXPECT_THAT(missing->body, HasSubstr("needs an Authorization: Bearer token"));
+  ASSERT_EQ(missing->headers.size(), 1u);
+  EXPECT_EQ(missing->headers[0].first, "WWW-Authenticate");
+
+  auto wrong = CheckV1(Request("GET", "/v1/buyers/lin", "", "Bearer guess"), kTokens);
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_EQ(wrong->status, 401);
+  EXPECT_THAT(wrong->body, HasSubstr("not valid"));
+
+  EXPECT_FALSE(
+      CheckV1(Request("GET", "/v1/buyers/lin", "", "bearer " + kTokens[0]), kTokens).has_value());
+  EXPECT_FALSE(CheckV1(Request("GET", "/healthz"), kTokens).has_value());
+  EXPECT_FALSE(CheckV1(Request("GET", "/metrics?x=/v1/"), kTokens).has_value());
+  EXPECT_FALSE(CheckV1(Request("GET", "/v1/buyers/lin"), {}).has_value());  // no auth configured
+}
+
+TEST(V1GateTest, APostWithABodyMustBeJson) {
+  auto form = CheckV1(Request("POST", "/v1/purchases", "text/plain", "", "order_id=1"), {});
+  ASSERT_TRUE(form.has_value());
+  EXPECT_EQ(form->status, 415);
+  EXPECT_EQ(nlohmann::json::parse(form->body)["error"],
+            "Content-Type must be application/json, got 'text/plain'");
+  EXPECT_FALSE(
+      CheckV1(Request("POST", "/v1/purchases", "application/json; charset=utf-8", "", "{}"), {})
+          .has_value());
+  // No body, nothing to judge (a replay of one dead letter, an opt-out).
+  EXPECT_FALSE(CheckV1(Request("POST", "/v1/buyers/lin/opt-out"), {}).has_value());
+  // The token is checked first: a stranger learns nothing of the route.
+  EXPECT_EQ(CheckV1(Request("POST", "/v1/purchases", "text/plain", "", "x"), kTokens)->status, 401);
+}
+
+TEST(V1GateTest, TellsTheIngestRouteApart) {
+  EXPECT_TRUE(IsPurchases("/v1/purchases"));
+  EXPECT_TRUE(IsPurchases("/v1/purchases?x=1"));
+  EXPECT_TRUE(IsPurchases("//v1//purchases/"));
+  EXPECT_FALSE(IsPurchases("/v1/purchases/x"));
+  EXPECT_FALSE(IsPurchases("/v2/purchases"));
+  EXPECT_TRUE(IsV1("/v1"));
+  EXPECT_FALSE(IsV1("/v10/x"));
+  EXPECT_FALSE(IsV1("/"));
+}
+
+}  // namespace
+}  // namespace tp::api
