@@ -1,5 +1,5 @@
 // The schedule in SQLite: purchases and buyers as ingest records them
-// (store/schedule_tables.h), and the fire side (store/fire_tables.h).
+// (store/schedule_tables.h), opt-out, and a reload's re-tiering.
 #include "store/store_test.h"
 
 namespace tp {
@@ -117,49 +117,6 @@ TEST_F(SqliteStoreTest, BriefAcceptanceExampleMatchesSimulate) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints t WHERE NOT EXISTS (SELECT 1 FROM "
                   "touchpoint_history h WHERE h.touchpoint = t.id)"),
             0);
-}
-
-// Firing trusts the rows TakeDue() read as pending only while nothing was
-// written since, by the store or by another connection; otherwise a
-// touchpoint no longer pending is left as it is, and queues nothing.
-TEST_F(SqliteStoreTest, ATouchpointChangedSinceTakeDueIsNotFired) {
-  auto store = MustOpen();
-  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
-  Scheduler scheduler(*store, clock, rules_);
-  IngestFirstPurchases(scheduler, clock, 3);
-  clock.Set(At("2026-11-02T10:00:00+08:00"));
-  auto fire_all = [&](const std::vector<DueTouchpoint>& due) {
-    std::vector<FiringOutcome> outcomes(due.size(), {FiringOutcome::Kind::kFired, clock.Now(), ""});
-    return store->ApplyOutcomes(due, outcomes);
-  };
-
-  // The store itself changed one (an opt-out).
-  auto due = store->TakeDue(clock.Now(), 10);
-  ASSERT_TRUE(due.ok());
-  ASSERT_EQ(due->size(), 3u);
-  ASSERT_TRUE(store->SetOptedOut("b1", true, clock.Now()).ok());
-  ASSERT_TRUE(fire_all(*due).ok());
-  EXPECT_EQ(*store->QueueDepth("outbox"), 2);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 2);
-
-  // Another connection changed one.
-  clock.Set(At("2026-11-04T10:00:00+08:00"));  // comfort-check, day 3
-  due = store->TakeDue(clock.Now(), 10);
-  ASSERT_EQ(due->size(), 2u);
-  EditByHand("UPDATE touchpoints SET state = 2, reason = 'by hand' WHERE id = " +
-             std::to_string((*due)[0].handle));
-  Status fired = fire_all(*due);
-  ASSERT_TRUE(fired.ok()) << fired.message();
-  EXPECT_EQ(*store->QueueDepth("outbox"), 3);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 3);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE reason = 'by hand'"), 1);
-
-  // Nothing in between: all fire.
-  clock.Set(At("2026-11-08T10:00:00+08:00"));  // care-tips, day 7
-  due = store->TakeDue(clock.Now(), 10);
-  ASSERT_EQ(due->size(), 2u);
-  ASSERT_TRUE(fire_all(*due).ok());
-  EXPECT_EQ(*store->QueueDepth("outbox"), 5);
 }
 
 // A reload that changes a purchase's tier changes what is still pending,

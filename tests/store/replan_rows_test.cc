@@ -1,5 +1,6 @@
-// SqliteStore's re-plan in steps (ReplanSome): the same outcome as in one
-// go, in firing order, and resumed from the file after an interruption.
+// The re-plan in steps (store/replan_rows.h, ReplanSome): the same outcome
+// as in one go, in firing order, and resumed from the file after an
+// interruption.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
