@@ -28,6 +28,9 @@ std::string_view SinkTypeName(Sink::Type type) {
 int Rules::ProductIndex(std::string_view name) const { return IndexByName(products, name); }
 int Rules::TierIndex(std::string_view name) const { return IndexByName(tiers, name); }
 int Rules::CadenceIndex(std::string_view name) const { return IndexByName(cadences, name); }
+int Rules::EngagementTypeIndex(std::string_view name) const {
+  return IndexByName(engagement_types, name);
+}
 
 int Rules::TierFor(std::int64_t purchases, double spend) const {
   for (std::size_t i = 0; i < tiers.size(); ++i) {

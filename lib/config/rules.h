@@ -26,6 +26,10 @@ struct Tier {
 };
 
 enum class Anchor : std::uint8_t { kPurchase, kRunout };
+// A step's `when`: decided as it comes due (after the send window and the
+// frequency cap). Engaged: the buyer sent a trust-signal event at or after
+// the touchpoint's purchase, up to that moment.
+enum class When : std::uint8_t { kAlways, kEngaged, kNotEngaged };
 enum class Trigger : std::uint8_t { kPurchase, kSwitch };
 
 struct Step {
@@ -34,6 +38,7 @@ struct Step {
   Duration after;
   Anchor anchor = Anchor::kPurchase;
   std::vector<int> tiers;  // indices into Rules::tiers; empty = every tier
+  When when = When::kAlways;
 };
 
 struct Cadence {
@@ -44,6 +49,9 @@ struct Cadence {
   std::vector<int> to;        // trigger switch: this purchase's product
   bool cancel_on_repurchase = false;
   std::vector<int> sinks;  // indices into Rules::sinks; every sink by default
+  // Event types (indices into Rules::engagement_types) that cancel the
+  // buyer's pending touchpoints of this cadence.
+  std::vector<int> stop_on;
   std::vector<Step> steps;
 };
 
@@ -79,6 +87,19 @@ struct Sink {
 };
 
 std::string_view SinkTypeName(Sink::Type type);
+
+// An engagement event's type (`engagement: {types, trust}`).
+struct EngagementType {
+  std::string name;
+  bool trust = false;  // a trust signal: the buyer engaging
+};
+
+// `outcomes`: the windows of docs/outcomes.md.
+struct OutcomeWindows {
+  Duration trust_within{10, Duration::Unit::kDays};
+  Duration repurchase_grace{0, Duration::Unit::kDays};
+  Duration attribution_window{7, Duration::Unit::kDays};
+};
 
 // [from, to) in buyer-local wall-clock time.
 struct SendWindow {
@@ -127,11 +148,17 @@ struct Rules {
   std::vector<Tier> tiers;
   std::vector<Cadence> cadences;
   std::vector<Sink> sinks;
+  // The event types POST /v1/events takes; by default delivered, read,
+  // replied and clicked, the last two trust signals.
+  std::vector<EngagementType> engagement_types = {
+      {"delivered", false}, {"read", false}, {"replied", true}, {"clicked", true}};
+  OutcomeWindows outcomes;
 
   // Index of the named entity, or -1.
   int ProductIndex(std::string_view name) const;
   int TierIndex(std::string_view name) const;
   int CadenceIndex(std::string_view name) const;
+  int EngagementTypeIndex(std::string_view name) const;
   // The first tier whose conditions hold for `purchases` and `spend`.
   // Validation guarantees the last tier always matches.
   int TierFor(std::int64_t purchases, double spend) const;
