@@ -92,6 +92,18 @@ class Harness : public MemoryStore::Observer {
     return Ingest(order, buyer, product, quantity, amount, purchased_at, zone);
   }
 
+  // Runs the clock up to the event's time, then records it (as simulate
+  // does with its events).
+  EventOutcome Event(const std::string& event_id, const std::string& buyer,
+                     const std::string& type, std::string_view at,
+                     const std::string& touchpoint_id = "") {
+    RunUntil(at);
+    EngagementEvent e{event_id, buyer, type, At(at), touchpoint_id};
+    auto r = scheduler_.RecordEvent(e);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : EventOutcome{};
+  }
+
   // Advances the virtual clock through every wake-up up to `until`.
   void RunUntil(Instant until) {
     for (;;) {

@@ -5,19 +5,13 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "core/json_parse.h"
 #include "core/text.h"
 #include "planner/purchase_check.h"
 
 namespace tp {
 namespace {
 
-using nlohmann::json;
-
-// A JSON value for a message: short, and never the whole of a huge one.
-std::string Shown(const json& v) {
-  return Excerpt(v.dump(-1, ' ', false, json::error_handler_t::replace), 48);
-}
+using namespace json_items;  // NOLINT(google-build-using-namespace): the field readers
 
 class ItemParser {
  public:
@@ -26,16 +20,10 @@ class ItemParser {
   // Fills `out` from `item`; on failure returns the error (index unset).
   // Each field is checked for its type, then for its value, in order.
   std::optional<PurchaseBodyError> Parse(const json& item, Purchase& out) {
-    if (!item.is_object()) {
-      return Fail("", "each purchase must be a JSON object, got " + Shown(item));
-    }
-    for (const auto& [key, value] : item.items()) {
-      if (key != "order_id" && key != "buyer_id" && key != "product" && key != "quantity" &&
-          key != "amount" && key != "purchased_at" && key != "timezone" && key != "attributes") {
-        return Fail(Excerpt(key), "unknown field '" + Excerpt(key) +
-                                      "' (expected order_id, buyer_id, product, quantity, "
-                                      "amount, purchased_at, timezone, attributes)");
-      }
+    if (auto e = OnlyFields(item, "purchase",
+                            {"order_id", "buyer_id", "product", "quantity", "amount",
+                             "purchased_at", "timezone", "attributes"})) {
+      return e;
     }
     if (auto e = Text(item, "order_id", out.order_id)) return e;
     if (auto e = Check("order_id", IdFieldProblem("order_id", out.order_id))) return e;
@@ -65,16 +53,7 @@ class ItemParser {
     out.amount = amount->get<double>();
     if (auto e = Check("amount", AmountProblem(out.amount))) return e;
 
-    const json* at = Find(item, "purchased_at");
-    if (at == nullptr) return Missing("purchased_at");
-    auto instant = at->is_string() ? ParseRfc3339(at->get_ref<const std::string&>()) : std::nullopt;
-    if (!instant) {
-      return Fail("purchased_at",
-                  "purchased_at must be an RFC 3339 time with an offset, like "
-                  "2026-11-01T15:30:00+08:00, got " +
-                      Shown(*at));
-    }
-    out.purchased_at = *instant;
+    if (auto e = Time(item, "purchased_at", out.purchased_at)) return e;
     if (auto e = Check("purchased_at", PurchasedAtProblem(out.purchased_at))) return e;
 
     out.timezone.clear();
@@ -86,44 +65,10 @@ class ItemParser {
       }
     }
 
-    out.attributes.clear();
-    if (const json* attrs = Find(item, "attributes"); attrs != nullptr && !attrs->is_null()) {
-      if (!attrs->is_object()) {
-        return Fail("attributes", "attributes must be a JSON object, got " + Shown(*attrs));
-      }
-      // Canonical: keys sorted (std::map), no whitespace. Its depth is
-      // bounded by the parse, so dump() cannot recurse too deep.
-      if (!attrs->empty()) out.attributes = attrs->dump();
-      if (auto e = Check("attributes", AttributesProblem(out.attributes))) return e;
-    }
-    return std::nullopt;
+    return Attributes(item, out.attributes);
   }
 
  private:
-  static const json* Find(const json& item, const char* key) {
-    auto it = item.find(key);
-    return it == item.end() ? nullptr : &*it;
-  }
-  static PurchaseBodyError Fail(std::string field, std::string message) {
-    return {std::move(message), std::nullopt, std::move(field)};
-  }
-  static std::optional<PurchaseBodyError> Check(const char* field,
-                                                std::optional<std::string> problem) {
-    if (!problem) return std::nullopt;
-    return Fail(field, std::move(*problem));
-  }
-  static PurchaseBodyError Missing(const char* field) {
-    return Fail(field, std::string("missing field '") + field + "'");
-  }
-  static std::optional<PurchaseBodyError> Text(const json& item, const char* field,
-                                               std::string& out) {
-    const json* v = Find(item, field);
-    if (v == nullptr) return Missing(field);
-    if (!v->is_string())
-      return Fail(field, std::string(field) + " must be a string, got " + Shown(*v));
-    out = v->get<std::string>();
-    return std::nullopt;
-  }
   bool ZoneKnown(const std::string& name) {
     auto it = zones_.find(name);
     if (it == zones_.end()) it = zones_.emplace(name, FindZone(name) != nullptr).first;
@@ -133,22 +78,6 @@ class ItemParser {
   const Rules& rules_;
   std::unordered_map<std::string, bool> zones_;
 };
-
-// The error ParseJson() reported, as the body's: the item's index and its
-// top-level field when the path has them (a path that starts with an index
-// is in an array of purchases, one that starts with a key in the one
-// purchase the body is).
-PurchaseBodyError BodyError(const JsonParseError& e) {
-  PurchaseBodyError out{e.message, std::nullopt, ""};
-  if (e.path.empty()) return out;
-  out.error = e.PathText() + ": " + e.message;
-  const bool array = e.path[0].index.has_value();
-  out.index = array ? *e.path[0].index : 0;
-  const std::size_t field_at = array ? 1 : 0;
-  if (e.path.size() > field_at && !e.path[field_at].index)
-    out.field = Excerpt(e.path[field_at].key);
-  return out;
-}
 
 // The effective zone's name, so that "" and the default zone spelt out
 // compare equal (as the store compares them).
@@ -182,51 +111,12 @@ std::optional<PurchaseBodyError> RepeatedOrder(const std::vector<Purchase>& item
 
 ParsedPurchases ParsePurchases(std::string_view body, const Rules& rules, std::size_t max_items) {
   ParsedPurchases result;
-  ParsedJson parsed = ParseJson(body);
-  if (parsed.error) {
-    result.error = BodyError(*parsed.error);
-    return result;
-  }
-  const json& doc = parsed.value;
   ItemParser parser(rules);
-  if (doc.is_object()) {
-    result.items.resize(1);
-    if (auto e = parser.Parse(doc, result.items[0])) {
-      e->index = 0;
-      result.error = std::move(e);
-      result.items.clear();
-    }
-    return result;
-  }
-  if (!doc.is_array()) {
-    result.error = PurchaseBodyError{"the body must be a purchase object or an array of them",
-                                     std::nullopt, ""};
-    return result;
-  }
-  if (doc.empty()) {
-    result.error = PurchaseBodyError{"the array holds no purchases", std::nullopt, ""};
-    return result;
-  }
-  if (doc.size() > max_items) {
-    result.error =
-        PurchaseBodyError{"too many purchases in one request: " + std::to_string(doc.size()) +
-                              " (at most " + std::to_string(max_items) + ")",
-                          std::nullopt, ""};
-    return result;
-  }
-  result.items.resize(doc.size());
-  for (std::size_t i = 0; i < doc.size(); ++i) {
-    if (auto e = parser.Parse(doc[i], result.items[i])) {
-      e->index = i;
-      result.error = std::move(e);
-      result.items.clear();
-      return result;
-    }
-  }
-  if (auto e = RepeatedOrder(result.items, rules)) {
-    result.error = std::move(e);
-    result.items.clear();
-  }
+  result.error = ParseItems<Purchase>(
+      body, "purchase", "purchases", max_items,
+      [&](const json& item, Purchase& out) { return parser.Parse(item, out); }, result.items);
+  if (!result.error) result.error = RepeatedOrder(result.items, rules);
+  if (result.error) result.items.clear();
   return result;
 }
 

@@ -8,19 +8,14 @@
 #include <string_view>
 #include <vector>
 
+#include "api/json_items.h"
 #include "config/rules.h"
 #include "core/model.h"
 
 namespace tp {
 
-// What is wrong with a request body: the first bad item and field. `index`
-// is the item's position (0 for a single object); `field` is empty when the
-// problem is not one field's (malformed JSON, wrong shape, too many items).
-struct PurchaseBodyError {
-  std::string error;
-  std::optional<std::size_t> index;
-  std::string field;
-};
+// The body's first problem (api/json_items.h).
+using PurchaseBodyError = BodyError;
 
 struct ParsedPurchases {
   std::vector<Purchase> items;

@@ -41,6 +41,30 @@ struct Purchase {
   bool SameAs(const Purchase& other) const { return FirstDifference(other).empty(); }
 };
 
+// An engagement event: the buyer (or the messaging tool on the buyer's
+// behalf) did something, one CSV row or one item of POST /v1/events.
+struct EngagementEvent {
+  std::string event_id;
+  std::string buyer_id;
+  std::string type;  // one of the config's engagement types
+  Instant at;
+  std::string touchpoint_id = {};  // the touchpoint it answers; empty if none
+  // A JSON object in canonical form, or empty for none (as a purchase's).
+  std::string attributes = {};
+
+  // The first field whose value differs from `other`'s, or "" for the same
+  // event (an idempotent re-send).
+  std::string_view FirstDifference(const EngagementEvent& other) const {
+    if (event_id != other.event_id) return "event_id";
+    if (buyer_id != other.buyer_id) return "buyer_id";
+    if (type != other.type) return "type";
+    if (at != other.at) return "at";
+    if (touchpoint_id != other.touchpoint_id) return "touchpoint_id";
+    if (attributes != other.attributes) return "attributes";
+    return "";
+  }
+};
+
 enum class TouchpointState : std::uint8_t {
   kPending,
   kFired,

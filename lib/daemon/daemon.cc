@@ -12,7 +12,7 @@
 
 #include "api/buyer_routes.h"
 #include "api/dead_letter_routes.h"
-#include "api/purchase_routes.h"
+#include "api/ingest_routes.h"
 #include "api/queue_routes.h"
 #include "api/router.h"
 #include "api/v1_gate.h"
@@ -91,9 +91,12 @@ struct Daemon::Impl {
                       [this](const Status& failed, const std::string& what) {
                         return space.StoreFailed(failed, what);
                       }},
-        purchase_routes(
+        ingest_routes(
             route_context, [this] { return batcher.Closed(); },
             [this](std::vector<Purchase> items, HttpRespond respond) {
+              batcher.Submit(std::move(items), std::move(respond));
+            },
+            [this](std::vector<EngagementEvent> items, HttpRespond respond) {
               batcher.Submit(std::move(items), std::move(respond));
             }),
         buyer_routes(route_context, *store, scheduler),
@@ -122,7 +125,7 @@ struct Daemon::Impl {
         io, options, rules, *reloader, replanner, space.guard(), *dispatcher, *reader, metrics});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
     status_routes->AddTo(router);
-    purchase_routes.AddTo(router);
+    ingest_routes.AddTo(router);
     buyer_routes.AddTo(router);
     queue_routes->AddTo(router);
     dead_letter_routes.AddTo(router);
@@ -219,7 +222,7 @@ struct Daemon::Impl {
   RetentionLoop retention;
   api::RouteContext route_context;
   api::Router router;
-  api::PurchaseRoutes purchase_routes;
+  api::IngestRoutes ingest_routes;
   api::BuyerRoutes buyer_routes;
   api::DeadLetterRoutes dead_letter_routes;
   // Made by Complete(), once the store reader and the dispatcher exist.

@@ -27,6 +27,16 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           "Purchases in committed ingest requests by outcome: accepted or duplicate; conflict "
           "counts the purchase that made its request a 409.",
           {"outcome"})),
+      events(registry.Counter(
+          "touchpoint_events_total",
+          "Engagement events in committed POST /v1/events requests, by type and outcome: "
+          "accepted or duplicate; conflict (409) and invalid (its touchpoint_id names none of "
+          "the buyer's) count the event that refused its request.",
+          {"type", "outcome"})),
+      engaged(registry.Counter("touchpoint_touchpoints_engaged_total",
+                               "Engagement events credited to a touchpoint (the one they name, "
+                               "else the last fired within the attribution window), by cadence.",
+                               {"cadence"})),
       unauthorized(registry.Counter("touchpoint_api_unauthorized_requests_total",
                                     "/v1/ requests refused with 401 (no or a wrong token).")),
       planned(registry.Counter("touchpoint_touchpoints_planned_total",
@@ -37,14 +47,16 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
                              {"cadence"})),
       cancelled(registry.Counter(
           "touchpoint_touchpoints_cancelled_total",
-          "Touchpoints cancelled (repurchase, or rules changed at a reload), by cadence.",
+          "Touchpoints cancelled (repurchase, rules changed at a reload, or a stop_on event), by "
+          "cadence.",
           {"cadence"})),
       suppressed(registry.Counter("touchpoint_touchpoints_suppressed_total",
                                   "Touchpoints suppressed by an opt-out, by cadence.",
                                   {"cadence"})),
       skipped(registry.Counter(
           "touchpoint_touchpoints_skipped_total",
-          "Touchpoints skipped: missed by more than misfire_grace, or due before the purchase.",
+          "Touchpoints skipped: missed by more than misfire_grace, due before the purchase, or "
+          "their step's when unmet.",
           {"cadence"})),
       deferred(registry.Counter(
           "touchpoint_touchpoints_deferred_total",
@@ -125,7 +137,13 @@ void DaemonMetrics::StageRollbackRequest() { staged_.resize(request_start_); }
 
 void DaemonMetrics::StageCommit() {
   staging_ = false;
-  for (const Staged& s : staged_) Count(s.cadence, s.state, s.count);
+  for (const Staged& s : staged_) {
+    if (s.engaged) {
+      engaged.Add({s.cadence}, static_cast<double>(s.count));
+    } else {
+      Count(s.cadence, s.state, s.count);
+    }
+  }
   staged_.clear();
 }
 
@@ -137,7 +155,7 @@ void DaemonMetrics::StageAbort() {
 void DaemonMetrics::OnTouchpoints(std::string_view cadence, TouchpointState state,
                                   std::int64_t count) {
   if (staging_) {
-    staged_.push_back({std::string(cadence), state, count});
+    staged_.push_back({std::string(cadence), state, count, false});
     return;
   }
   Count(cadence, state, count);
@@ -162,6 +180,14 @@ void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::
     case TouchpointState::kDead:
       break;  // fired is OnFired; dead is a delivery outcome
   }
+}
+
+void DaemonMetrics::OnEngaged(std::string_view cadence) {
+  if (staging_) {
+    staged_.push_back({std::string(cadence), TouchpointState::kFired, 1, true});
+    return;
+  }
+  engaged.Add({cadence});
 }
 
 void DaemonMetrics::OnDeferred(std::string_view cadence) { deferred.Add({cadence}); }

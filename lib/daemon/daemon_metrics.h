@@ -38,12 +38,15 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   void OnTouchpoints(std::string_view cadence, TouchpointState state, std::int64_t count) override;
   void OnDeferred(std::string_view cadence) override;
   void OnFired(std::string_view cadence, Millis late) override;
+  void OnEngaged(std::string_view cadence) override;
   // DeliveryObserver.
   void OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) override;
 
   metrics::Registry registry;
   metrics::Family& ingest_requests;
   metrics::Family& ingest_purchases;
+  metrics::Family& events;
+  metrics::Family& engaged;
   metrics::Family& unauthorized;
   metrics::Family& planned;
   metrics::Family& fired;
@@ -78,6 +81,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
     std::string cadence;
     TouchpointState state;
     std::int64_t count;
+    bool engaged = false;  // an event credited to a touchpoint of the cadence, not a state
   };
   bool staging_ = false;
   std::vector<Staged> staged_;

@@ -28,6 +28,17 @@ void IngestBatcher::Submit(std::vector<Purchase> items, HttpRespond respond) {
   if (auto why = hooks_.no_room()) {
     return respond(api::Unavailable("the database has no room for purchases: " + *why));
   }
+  Queue(std::move(items), std::move(respond));
+}
+
+void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respond) {
+  if (auto why = hooks_.no_room()) {
+    return respond(api::Unavailable("the database has no room for events: " + *why));
+  }
+  Queue(std::move(items), std::move(respond));
+}
+
+void IngestBatcher::Queue(Items items, HttpRespond respond) {
   pending_.push_back({std::move(items), std::move(respond)});
   if (!flush_posted_) {
     flush_posted_ = true;
@@ -82,26 +93,62 @@ void IngestBatcher::Flush() {
   metrics_.ingest_purchases.Add({"accepted"}, static_cast<double>(counts.accepted));
   metrics_.ingest_purchases.Add({"duplicate"}, static_cast<double>(counts.duplicates));
   metrics_.ingest_purchases.Add({"conflict"}, static_cast<double>(counts.conflicts));
+  for (const auto& [key, n] : counts.events) {
+    metrics_.events.Add({key.first, key.second}, static_cast<double>(n));
+  }
   for (std::size_t r = 0; r < batch.size(); ++r) batch[r].respond(std::move(responses[r]));
   hooks_.committed();
 }
 
-HttpResponse IngestBatcher::RecordOne(const std::vector<Purchase>& items, Counts& counts) {
-  if (Status s = store_.Savepoint(); !s.ok()) {
-    return hooks_.store_failed(s, "cannot record purchases");
+HttpResponse IngestBatcher::RecordOne(const Items& items, Counts& counts) {
+  const char* what = std::holds_alternative<std::vector<Purchase>>(items)
+                         ? "cannot record purchases"
+                         : "cannot record events";
+  if (Status s = store_.Savepoint(); !s.ok()) return hooks_.store_failed(s, what);
+  Counts mine;
+  bool rolled_back = false;
+  HttpResponse answer = std::visit(
+      [&](const auto& list) {
+        using T = std::decay_t<decltype(list)>;
+        if constexpr (std::is_same_v<T, std::vector<Purchase>>) {
+          return RecordPurchases(list, mine, rolled_back);
+        } else {
+          return RecordEvents(list, mine, rolled_back);
+        }
+      },
+      items);
+  if (rolled_back) {
+    (void)store_.RollbackTo();
+    metrics_.StageRollbackRequest();
+    counts.conflicts += mine.conflicts;
+    for (const auto& [key, n] : mine.events) {
+      if (key.second != "accepted" && key.second != "duplicate") counts.events[key] += n;
+    }
+    return answer;
   }
+  if (Status s = store_.Release(); !s.ok()) {
+    metrics_.StageRollbackRequest();
+    return hooks_.store_failed(s, what);
+  }
+  counts.accepted += mine.accepted;
+  counts.duplicates += mine.duplicates;
+  for (const auto& [key, n] : mine.events) counts.events[key] += n;
+  return answer;
+}
+
+HttpResponse IngestBatcher::RecordPurchases(const std::vector<Purchase>& items, Counts& counts,
+                                            bool& rolled_back) {
   Json results = Json::array();
-  int accepted = 0, duplicates = 0, planned = 0, skipped = 0, cancelled = 0;
+  int planned = 0, skipped = 0, cancelled = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto outcome = scheduler_.Ingest(items[i]);
     if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {
-      (void)store_.RollbackTo();
-      metrics_.StageRollbackRequest();
-      if (outcome.ok()) ++counts.conflicts;
+      rolled_back = true;
       if (!outcome.ok()) {
         spdlog::error("ingest: {}", outcome.status().message());
         return hooks_.store_failed(outcome.status(), "cannot record purchase");
       }
+      ++counts.conflicts;
       const std::string& field = outcome->conflict_field;
       return api::JsonResponse(
           409, {{"error", "order_id '" + items[i].order_id + "' was already recorded with " +
@@ -112,10 +159,10 @@ HttpResponse IngestBatcher::RecordOne(const std::vector<Purchase>& items, Counts
     }
     Json result = {{"order_id", items[i].order_id}};
     if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
-      ++duplicates;
+      ++counts.duplicates;
       result["status"] = "duplicate";
     } else {
-      ++accepted;
+      ++counts.accepted;
       planned += outcome->planned;
       skipped += outcome->skipped;
       cancelled += outcome->cancelled;
@@ -127,16 +174,63 @@ HttpResponse IngestBatcher::RecordOne(const std::vector<Purchase>& items, Counts
     }
     results.push_back(std::move(result));
   }
-  if (Status s = store_.Release(); !s.ok()) {
-    metrics_.StageRollbackRequest();
-    return hooks_.store_failed(s, "cannot record purchases");
-  }
-  counts.accepted += accepted;
-  counts.duplicates += duplicates;
-  return api::JsonResponse(200, {{"accepted", accepted},
-                                 {"duplicates", duplicates},
+  return api::JsonResponse(200, {{"accepted", counts.accepted},
+                                 {"duplicates", counts.duplicates},
                                  {"touchpoints_planned", planned},
                                  {"touchpoints_skipped", skipped},
+                                 {"touchpoints_cancelled", cancelled},
+                                 {"results", std::move(results)}});
+}
+
+HttpResponse IngestBatcher::RecordEvents(const std::vector<EngagementEvent>& items, Counts& counts,
+                                         bool& rolled_back) {
+  Json results = Json::array();
+  std::int64_t accepted = 0, duplicates = 0;
+  int cancelled = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const EngagementEvent& e = items[i];
+    auto outcome = scheduler_.RecordEvent(e);
+    if (!outcome.ok()) {
+      rolled_back = true;
+      spdlog::error("events: {}", outcome.status().message());
+      return hooks_.store_failed(outcome.status(), "cannot record event");
+    }
+    switch (outcome->kind) {
+      case EventOutcome::Kind::kConflict: {
+        rolled_back = true;
+        ++counts.events[{e.type, "conflict"}];
+        const std::string& field = outcome->conflict_field;
+        return api::JsonResponse(
+            409, {{"error", "event_id '" + e.event_id + "' was already recorded with " +
+                                (field.empty() ? "different content" : "another " + field)},
+                  {"index", i},
+                  {"field", field.empty() ? "event_id" : field},
+                  {"event_id", e.event_id}});
+      }
+      case EventOutcome::Kind::kUnknownTouchpoint:
+        rolled_back = true;
+        ++counts.events[{e.type, "invalid"}];
+        return api::JsonResponse(
+            400, {{"error", "touchpoint_id '" + e.touchpoint_id +
+                                "' names no touchpoint of buyer '" + e.buyer_id + "'"},
+                  {"index", i},
+                  {"field", "touchpoint_id"}});
+      case EventOutcome::Kind::kDuplicate:
+        ++duplicates;
+        ++counts.events[{e.type, "duplicate"}];
+        results.push_back({{"event_id", e.event_id}, {"status", "duplicate"}});
+        break;
+      case EventOutcome::Kind::kRecorded:
+        ++accepted;
+        cancelled += outcome->cancelled;
+        ++counts.events[{e.type, "accepted"}];
+        results.push_back(
+            {{"event_id", e.event_id}, {"status", "accepted"}, {"cancelled", outcome->cancelled}});
+        break;
+    }
+  }
+  return api::JsonResponse(200, {{"accepted", accepted},
+                                 {"duplicates", duplicates},
                                  {"touchpoints_cancelled", cancelled},
                                  {"results", std::move(results)}});
 }

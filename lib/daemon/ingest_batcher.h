@@ -1,4 +1,4 @@
-// Group commit of POST /v1/purchases: requests that arrive while the loop is
+// Group commit of POST /v1/purchases and POST /v1/events: requests that arrive while the loop is
 // busy are written in one transaction, each in a savepoint of its own so a
 // bad request rolls back alone, and every answer is sent only after the
 // commit. A failure that may have ended the whole transaction (a full disk,
@@ -13,9 +13,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "config/rules.h"
@@ -46,9 +48,10 @@ class IngestBatcher {
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
-  // Queues a request's purchases for the next group; answers 503 at once
-  // when there is no room for them.
+  // Queues a request's purchases (or events) for the next group; answers
+  // 503 at once when there is no room for them.
   void Submit(std::vector<Purchase> items, HttpRespond respond);
+  void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
   // Writes the group waiting now, if any (a reload records what was parsed
   // under the old rules first).
   void Flush();
@@ -56,15 +59,27 @@ class IngestBatcher {
   void Stop() { stopping_ = true; }
 
  private:
+  using Items = std::variant<std::vector<Purchase>, std::vector<EngagementEvent>>;
   struct Pending {
-    std::vector<Purchase> items;
+    Items items;
     HttpRespond respond;
   };
+  // What a group recorded, counted once it commits.
   struct Counts {
     std::int64_t accepted = 0, duplicates = 0, conflicts = 0;
+    // Events by (type, outcome).
+    std::map<std::pair<std::string, std::string>, std::int64_t> events;
   };
+  void Queue(Items items, HttpRespond respond);
   // One request in its savepoint; `counts` grows only if it is released.
-  HttpResponse RecordOne(const std::vector<Purchase>& items, Counts& counts);
+  HttpResponse RecordOne(const Items& items, Counts& counts);
+  // A request's items, inside its savepoint: the answer, with
+  // `rolled_back` set when the request must be rolled back (a conflict, an
+  // unknown touchpoint, a failed write).
+  HttpResponse RecordPurchases(const std::vector<Purchase>& items, Counts& counts,
+                               bool& rolled_back);
+  HttpResponse RecordEvents(const std::vector<EngagementEvent>& items, Counts& counts,
+                            bool& rolled_back);
 
   boost::asio::io_context& io_;
   Transactions& store_;

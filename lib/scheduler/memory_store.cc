@@ -37,6 +37,39 @@ std::uint64_t Fingerprint(const Purchase& p, const Zone* zone) {
   return h;
 }
 
+// An event's content, its id aside.
+std::uint64_t Fingerprint(const EngagementEvent& e) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+    h ^= 0x1f;
+    h *= 1099511628211ULL;
+  };
+  mix(e.buyer_id);
+  mix(e.type);
+  mix(std::to_string(e.at.time_since_epoch().count()));
+  mix(e.touchpoint_id);
+  mix(e.attributes);
+  return h;
+}
+
+// A touchpoint id's first 16 hex digits after "tp_", as a number: its
+// identity among one buyer's touchpoints (a digest, so two of a buyer's
+// ids sharing it is a 2^-64 chance).
+std::optional<std::uint64_t> IdKey(std::string_view id) {
+  if (id.size() != 35 || !id.starts_with("tp_")) return std::nullopt;
+  std::uint64_t key = 0;
+  for (char c : id.substr(3, 16)) {
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    key = key << 4 | static_cast<std::uint64_t>(digit);
+  }
+  return key;
+}
+
 constexpr auto kRecentFireWindow = std::chrono::hours(72);
 
 // A slot in `items`: a released one if any, else a new one at the end.
@@ -76,7 +109,7 @@ std::uint32_t MemoryStore::BuyerIndex(std::string_view buyer_id) {
   auto it = buyer_index_.find(buyer_id);
   if (it != buyer_index_.end()) return it->second;
   const auto index = static_cast<std::uint32_t>(buyers_.size());
-  buyers_.push_back(BuyerRec{std::string(buyer_id), false, {}, {}, {}});
+  buyers_.push_back(BuyerRec{std::string(buyer_id), false, {}, {}, {}, {}, {}});
   buyer_index_.emplace(std::string(buyer_id), index);
   return index;
 }
@@ -123,7 +156,13 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   p.purchased_at = purchase.purchased_at;
   p.received_at = now;
 
+  std::uint32_t tracked = 0;
   for (const PlannedTouchpoint& planned : touchpoints) {
+    if (track_) {
+      buyers_[buyer].tracked.push_back({IdKey(planned.id).value_or(0), zone, Instant::max(),
+                                        static_cast<std::uint16_t>(planned.cadence)});
+      tracked = static_cast<std::uint32_t>(buyers_[buyer].tracked.size());
+    }
     if (planned.state != TouchpointState::kPending) {
       if (observer_ != nullptr) {
         TouchpointView v = NamedView(p, planned.cadence, planned.step);
@@ -148,6 +187,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
     t.due_at = planned.due_at;
     t.next_at = planned.next_at;
     t.seq = next_seq_++;
+    t.tracked = tracked;
     heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
     buyers_[buyer].pending.push_back(SlotRef{slot, t.generation});
     ++p.live;
@@ -169,6 +209,7 @@ TouchpointView MemoryStore::NamedView(const PurchaseRec& p, int cadence, int ste
   v.buyer_id = buyers_[p.buyer].id;
   v.order_id = p.order_id;
   v.cadence = c.name;
+  v.step = c.steps[static_cast<std::size_t>(step)].id;
   v.topic = c.steps[static_cast<std::size_t>(step)].topic;
   v.tier = rules_->tiers[static_cast<std::size_t>(p.tier)].name;
   v.product = rules_->products[static_cast<std::size_t>(p.product)].name;
@@ -283,6 +324,9 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
         auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
         std::erase_if(fires, [&](Instant f) { return f < o.at - kRecentFireWindow; });
         fires.push_back(o.at);
+        if (t.tracked != 0) {
+          buyers_[purchases_[t.purchase].buyer].tracked[t.tracked - 1].fire_at = o.at;
+        }
         Finish(slot, TouchpointState::kFired, o.at, {});
         break;
       }
@@ -296,6 +340,106 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
     }
   }
   return Status::Ok();
+}
+
+StatusOr<EventMatch> MemoryStore::MatchEvent(const EngagementEvent& event) {
+  auto it = events_.find(event.event_id);
+  if (it == events_.end()) return EventMatch{};
+  // A fingerprint cannot say which field differs.
+  return EventMatch{it->second == Fingerprint(event) ? EventMatch::Kind::kSame
+                                                     : EventMatch::Kind::kConflict};
+}
+
+std::optional<TouchpointRef> MemoryStore::RefOf(std::uint32_t buyer, std::size_t index,
+                                                const Tracked& t, const Rules& rules) {
+  TouchpointRef ref;
+  ref.handle = std::uint64_t{buyer} << 32 | (index + 1);
+  ref.cadence = rules.cadences[t.cadence].name;
+  ref.zone = t.zone;
+  if (t.fire_at != Instant::max()) ref.fire_at = t.fire_at;
+  return ref;
+}
+
+StatusOr<std::optional<TouchpointRef>> MemoryStore::FindTouchpoint(std::string_view buyer_id,
+                                                                   std::string_view touchpoint_id) {
+  auto it = buyer_index_.find(buyer_id);
+  const auto key = IdKey(touchpoint_id);
+  if (it == buyer_index_.end() || !key) return std::optional<TouchpointRef>();
+  const auto& tracked = buyers_[it->second].tracked;
+  for (std::size_t i = 0; i < tracked.size(); ++i) {
+    if (tracked[i].key == *key) return RefOf(it->second, i, tracked[i], *rules_);
+  }
+  return std::optional<TouchpointRef>();
+}
+
+StatusOr<std::optional<TouchpointRef>> MemoryStore::LastFiredBefore(std::string_view buyer_id,
+                                                                    Instant at) {
+  auto it = buyer_index_.find(buyer_id);
+  if (it == buyer_index_.end()) return std::optional<TouchpointRef>();
+  const auto& tracked = buyers_[it->second].tracked;
+  std::optional<std::size_t> last;
+  for (std::size_t i = 0; i < tracked.size(); ++i) {
+    const Instant f = tracked[i].fire_at;
+    if (f < at && (!last || f >= tracked[*last].fire_at)) last = i;
+  }
+  if (!last) return std::optional<TouchpointRef>();
+  return RefOf(it->second, *last, tracked[*last], *rules_);
+}
+
+Status MemoryStore::AddEvent(const EngagementEvent& event, std::uint64_t /*credited*/,
+                             Instant /*now*/) {
+  if (!events_.emplace(event.event_id, Fingerprint(event)).second) {
+    return Status::Error("event " + event.event_id + " is already recorded");
+  }
+  const int type = rules_->EngagementTypeIndex(event.type);
+  if (type < 0) return Status::Error("unknown event type " + event.type);
+  auto& events = buyers_[BuyerIndex(event.buyer_id)].events;
+  const auto place = std::upper_bound(events.begin(), events.end(), event.at,
+                                      [](Instant t, const EventRec& e) { return t < e.at; });
+  events.insert(place, EventRec{event.at, static_cast<std::uint16_t>(type)});
+  return Status::Ok();
+}
+
+StatusOr<CadenceCounts> MemoryStore::CancelCadences(std::string_view buyer_id,
+                                                    std::span<const std::string> cadences,
+                                                    Instant up_to, Instant /*now*/,
+                                                    std::string_view reason) {
+  CadenceCounts counts;
+  auto it = buyer_index_.find(buyer_id);
+  if (it == buyer_index_.end()) return counts;
+  BuyerRec& b = buyers_[it->second];
+  for (const SlotRef ref : b.pending) {
+    if (!IsLive(ref)) continue;
+    const TouchpointRec& t = touchpoints_[ref.slot];
+    const std::string& name = rules_->cadences[t.cadence].name;
+    if (purchases_[t.purchase].purchased_at <= up_to &&
+        std::find(cadences.begin(), cadences.end(), name) != cadences.end()) {
+      ++counts[name];
+      Finish(ref.slot, TouchpointState::kCancelled, std::nullopt, reason);
+    }
+  }
+  std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
+  return counts;
+}
+
+StatusOr<std::optional<EngagementEvent>> MemoryStore::FirstEngagement(
+    const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
+  const TouchpointRec& t = touchpoints_[static_cast<std::uint32_t>(due.handle)];
+  const PurchaseRec& p = purchases_[t.purchase];
+  const auto& events = buyers_[p.buyer].events;
+  auto e = std::lower_bound(events.begin(), events.end(), p.purchased_at,
+                            [](const EventRec& r, Instant at) { return r.at < at; });
+  for (; e != events.end() && e->at <= until; ++e) {
+    const std::string& name = rules_->engagement_types[e->type].name;
+    if (std::find(types.begin(), types.end(), name) != types.end()) {
+      EngagementEvent found;
+      found.buyer_id = buyers_[p.buyer].id;
+      found.type = name;
+      found.at = e->at;
+      return std::optional<EngagementEvent>(std::move(found));
+    }
+  }
+  return std::optional<EngagementEvent>();
 }
 
 void MemoryStore::ForEachPending(const std::function<void(const TouchpointView&)>& visit) const {

@@ -57,6 +57,24 @@ class MemoryStore final : public ScheduleStore {
   StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
+  StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
+  // Without TrackTouchpoints(), no touchpoint is found.
+  StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
+                                                        std::string_view touchpoint_id) override;
+  StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id,
+                                                         Instant at) override;
+  Status AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) override;
+  StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
+                                         std::span<const std::string> cadences, Instant up_to,
+                                         Instant now, std::string_view reason) override;
+  StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
+                                                           std::span<const std::string> types,
+                                                           Instant until) override;
+
+  // Keeps every touchpoint's id (a 64-bit digest) and fire time per buyer
+  // from now on, so events can name them and be credited to them (about 32
+  // bytes a touchpoint; simulate does it only when given events).
+  void TrackTouchpoints() { track_ = true; }
 
   // Visits every pending touchpoint in firing order.
   void ForEachPending(const std::function<void(const TouchpointView&)>& visit) const;
@@ -83,7 +101,20 @@ class MemoryStore final : public ScheduleStore {
     TouchpointState state = TouchpointState::kPending;
     Instant due_at;
     Instant next_at;
-    std::uint64_t seq = 0;  // arrival order, the last tie-breaker
+    std::uint64_t seq = 0;      // arrival order, the last tie-breaker
+    std::uint32_t tracked = 0;  // its BuyerRec::tracked index + 1; 0 if untracked
+  };
+  // A touchpoint as TrackTouchpoints() keeps it.
+  struct Tracked {
+    std::uint64_t key = 0;  // IdKey() of its id
+    const Zone* zone = nullptr;
+    Instant fire_at = Instant::max();  // max: not fired
+    std::uint16_t cadence = 0;
+  };
+  // An engagement event as the buyer's record keeps it.
+  struct EventRec {
+    Instant at;
+    std::uint16_t type = 0;  // index into Rules::engagement_types
   };
   struct SlotRef {
     std::uint32_t slot;
@@ -97,6 +128,8 @@ class MemoryStore final : public ScheduleStore {
     // Fire times of the last 72 hours: enough for CountFired, which is asked
     // only about the local day containing now (time only moves forward here).
     std::vector<Instant> recent_fires;
+    std::vector<EventRec> events;  // by `at`, ties in arrival order
+    std::vector<Tracked> tracked;
   };
   struct HeapEntry {
     Instant next_at;
@@ -119,6 +152,11 @@ class MemoryStore final : public ScheduleStore {
   void Finish(std::uint32_t slot, TouchpointState state, std::optional<Instant> fire_at,
               std::string_view reason);
   void ReleasePurchaseRef(std::uint32_t purchase);
+  // The buyer's tracked touchpoint by handle (buyer index << 32 | tracked
+  // index + 1), or null.
+  const Tracked* TrackedOf(std::uint64_t handle) const;
+  static std::optional<TouchpointRef> RefOf(std::uint32_t buyer, std::size_t index,
+                                            const Tracked& t, const Rules& rules);
 
   std::shared_ptr<const Rules> rules_;
   Observer* observer_;
@@ -130,6 +168,8 @@ class MemoryStore final : public ScheduleStore {
   std::vector<TouchpointRec> touchpoints_;
   std::vector<std::uint32_t> free_touchpoints_;
   std::priority_queue<HeapEntry> heap_;
+  StringMap<std::uint64_t> events_;  // event id -> content fingerprint
+  bool track_ = false;
   std::size_t pending_count_ = 0;
   std::uint64_t next_seq_ = 0;
 };

@@ -1,8 +1,10 @@
 #include "scheduler/scheduler.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
+#include "planner/event_check.h"
 #include "planner/planner.h"
 #include "planner/purchase_check.h"
 #include "planner/window.h"
@@ -102,6 +104,91 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
   return outcome;
 }
 
+StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
+  const Rules& rules = *rules_;
+  if (auto problem = CheckEvent(event, rules)) return Status::Error(problem->message);
+  auto match = store_.MatchEvent(event);
+  if (!match.ok()) return match.status();
+  if (match->kind == EventMatch::Kind::kSame) return EventOutcome{EventOutcome::Kind::kDuplicate};
+  if (match->kind == EventMatch::Kind::kConflict) {
+    EventOutcome conflict{EventOutcome::Kind::kConflict};
+    conflict.conflict_field = std::move(match->field);
+    return conflict;
+  }
+  // Credit (docs/outcomes.md): the touchpoint it names, else the last one
+  // fired to the buyer within the attribution window before it (calendar
+  // days in that touchpoint's zone).
+  std::optional<TouchpointRef> credited;
+  if (!event.touchpoint_id.empty()) {
+    auto named = store_.FindTouchpoint(event.buyer_id, event.touchpoint_id);
+    if (!named.ok()) return named.status();
+    if (!named->has_value()) return EventOutcome{EventOutcome::Kind::kUnknownTouchpoint};
+    credited = std::move(*named);
+  } else {
+    auto last = store_.LastFiredBefore(event.buyer_id, event.at);
+    if (!last.ok()) return last.status();
+    if (last->has_value()) {
+      const TouchpointRef& t = **last;
+      Duration back = rules.outcomes.attribution_window;
+      back.count = -back.count;
+      if (t.fire_at && *t.fire_at >= AddDuration(event.at, back, t.zone)) credited = *last;
+    }
+  }
+  const Instant now = clock_.Now();
+  if (Status s = store_.AddEvent(event, credited ? credited->handle : 0, now); !s.ok()) return s;
+  if (credited && observer_ != nullptr) observer_->OnEngaged(credited->cadence);
+
+  EventOutcome outcome;
+  const int type = rules.EngagementTypeIndex(event.type);
+  std::vector<std::string> stopped;
+  for (const Cadence& c : rules.cadences) {
+    if (std::find(c.stop_on.begin(), c.stop_on.end(), type) != c.stop_on.end()) {
+      stopped.push_back(c.name);
+    }
+  }
+  if (!stopped.empty()) {
+    auto cancelled =
+        store_.CancelCadences(event.buyer_id, stopped, event.at, now,
+                              "buyer " + event.type + " at " + FormatRfc3339(event.at, UtcZone()));
+    if (!cancelled.ok()) return cancelled.status();
+    for (const auto& [cadence, n] : *cancelled) outcome.cancelled += static_cast<int>(n);
+    Report(*cancelled, TouchpointState::kCancelled);
+  }
+  return outcome;
+}
+
+StatusOr<std::optional<std::string>> Scheduler::UnmetWhen(const DueTouchpoint& due, Instant now) {
+  const Rules& rules = *rules_;
+  const int c = rules.CadenceIndex(due.view.cadence);
+  if (c < 0) return std::optional<std::string>();
+  const Cadence& cadence = rules.cadences[static_cast<std::size_t>(c)];
+  auto step = std::find_if(cadence.steps.begin(), cadence.steps.end(),
+                           [&](const Step& s) { return s.id == due.view.step; });
+  // A step the rules no longer have fires as planned until the re-plan
+  // reaches it.
+  if (step == cadence.steps.end() || step->when == When::kAlways) {
+    return std::optional<std::string>();
+  }
+  std::vector<std::string> trust;
+  std::string named;
+  for (const EngagementType& t : rules.engagement_types) {
+    if (!t.trust) continue;
+    named += (named.empty() ? "" : " or ") + t.name;
+    trust.push_back(t.name);
+  }
+  auto first = store_.FirstEngagement(due, trust, now);
+  if (!first.ok()) return first.status();
+  if (step->when == When::kEngaged && !first->has_value()) {
+    return std::optional<std::string>("when: engaged, and the buyer has not " + named +
+                                      " since the purchase");
+  }
+  if (step->when == When::kNotEngaged && first->has_value()) {
+    return std::optional<std::string>("when: not_engaged, and the buyer " + (*first)->type +
+                                      " at " + FormatRfc3339((*first)->at, due.view.zone));
+  }
+  return std::optional<std::string>();
+}
+
 void Scheduler::Report(const CadenceCounts& counts, TouchpointState state) {
   if (observer_ == nullptr) return;
   for (const auto& [cadence, n] : counts) observer_->OnTouchpoints(cadence, state, n);
@@ -122,6 +209,11 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
   const Instant now = clock_.Now();
   const Rules& rules = *rules_;
   const Millis grace = rules.misfire_grace.Exact();
+  const bool any_when =
+      std::any_of(rules.cadences.begin(), rules.cadences.end(), [](const auto& c) {
+        return std::any_of(c.steps.begin(), c.steps.end(),
+                           [](const Step& s) { return s.when != When::kAlways; });
+      });
   RunStats stats;
   std::vector<FiringOutcome> outcomes;
   for (std::size_t batch = 0;; ++batch) {
@@ -151,20 +243,30 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
         ++stats.deferred;
         continue;
       }
+      int* in_batch = nullptr;
       if (rules.frequency_cap) {
         const Instant day = StartOfLocalDay(now, t.zone);
         auto fired = store_.CountFired(d, day, StartOfNextLocalDay(now, t.zone));
         if (!fired.ok()) return fired.status();
-        int& in_batch = batch_fires[{t.buyer_id, day}];
-        if (*fired + in_batch >= *rules.frequency_cap) {
+        in_batch = &batch_fires[{t.buyer_id, day}];
+        if (*fired + *in_batch >= *rules.frequency_cap) {
           outcomes.push_back({FiringOutcome::Kind::kDeferred,
                               NextDayOpening(now, rules.send_window, t.zone),
                               "frequency cap reached for the buyer's day"});
           ++stats.deferred;
           continue;
         }
-        ++in_batch;
       }
+      if (any_when) {
+        auto unmet = UnmetWhen(d, now);
+        if (!unmet.ok()) return unmet.status();
+        if (unmet->has_value()) {
+          outcomes.push_back({FiringOutcome::Kind::kSkipped, now, std::move(**unmet)});
+          ++stats.skipped;
+          continue;
+        }
+      }
+      if (in_batch != nullptr) ++*in_batch;
       outcomes.push_back({FiringOutcome::Kind::kFired, now, {}});
       ++stats.fired;
     }

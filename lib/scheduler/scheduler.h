@@ -41,10 +41,23 @@ struct IngestOutcome {
   std::string conflict_field = {};
 };
 
+struct EventOutcome {
+  enum class Kind : std::uint8_t {
+    kRecorded,           // recorded; stop_on applied
+    kDuplicate,          // same event id, same content: nothing new
+    kConflict,           // same event id, different content: nothing recorded
+    kUnknownTouchpoint,  // touchpoint_id names no touchpoint of the buyer: nothing recorded
+  };
+  Kind kind = Kind::kRecorded;
+  int cancelled = 0;  // kRecorded: pending touchpoints its type stopped (stop_on)
+  // kConflict: the field that differs from the recorded event.
+  std::string conflict_field = {};
+};
+
 struct RunStats {
   std::size_t fired = 0;
   std::size_t deferred = 0;  // by the window after a delay, or by the cap
-  std::size_t skipped = 0;   // misfired beyond misfire_grace
+  std::size_t skipped = 0;   // misfired beyond misfire_grace, or its `when` unmet
   bool more = false;         // stopped at max_batches with more still due
 };
 
@@ -61,6 +74,8 @@ class SchedulerObserver {
   virtual void OnDeferred(std::string_view cadence) = 0;
   // One fired `late` after its next_at.
   virtual void OnFired(std::string_view cadence, Millis late) = 0;
+  // An engagement event was credited to a touchpoint of `cadence`.
+  virtual void OnEngaged(std::string_view /*cadence*/) {}
 };
 
 class Scheduler {
@@ -76,6 +91,14 @@ class Scheduler {
   // purchased_at), never those of newer ones.
   StatusOr<IngestOutcome> Ingest(const Purchase& purchase);
 
+  // Validates the event (planner/event_check.h: an error), then records it
+  // unless its id is known; its touchpoint_id, if any, must name a
+  // touchpoint of the buyer. A type some cadences stop_on cancels the
+  // buyer's pending touchpoints of those cadences whose purchase was made at
+  // or before the event (one older than a purchase leaves that purchase's
+  // alone).
+  StatusOr<EventOutcome> RecordEvent(const EngagementEvent& event);
+
   // Opt-out suppresses the buyer's pending touchpoints and plans none while
   // opted out; opt-in plans only future purchases.
   Status OptOut(std::string_view buyer_id);
@@ -84,10 +107,11 @@ class Scheduler {
   // Decides every touchpoint due at clock.Now(), in batches: later than
   // misfire_grace -> skipped; outside the send window (only possible when
   // late) -> the next opening; the buyer already had frequency_cap.max
-  // touchpoints this buyer-local day -> the next day's opening; else fired at
-  // Now(). Ties go by due_at, cadence order, step order. Stops after
-  // `max_batches` batches (each one store transaction) so a caller with an
-  // event loop can interleave other work; RunStats::more says to call again.
+  // touchpoints this buyer-local day -> the next day's opening; a step whose
+  // `when` does not hold (engaged: a trust-signal event from the buyer since
+  // the purchase) -> skipped with the reason; else fired at Now(). Ties go by due_at, cadence
+  // order, step order. Stops after `max_batches` batches (each one store transaction) so a caller
+  // with an event loop can interleave other work; RunStats::more says to call again.
   StatusOr<RunStats> RunDue(std::size_t max_batches = SIZE_MAX);
 
   // When RunDue() next has something to do, or nullopt if nothing is pending.
@@ -101,6 +125,8 @@ class Scheduler {
 
  private:
   void Report(const CadenceCounts& counts, TouchpointState state);
+  // Why `due`'s step may not fire now by its `when`, or nullopt.
+  StatusOr<std::optional<std::string>> UnmetWhen(const DueTouchpoint& due, Instant now);
 
   ScheduleStore& store_;
   const Clock& clock_;

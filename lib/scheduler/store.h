@@ -25,6 +25,7 @@ struct TouchpointView {
   std::string_view buyer_id;
   std::string_view order_id;
   std::string_view cadence;
+  std::string_view step;  // its step's id
   std::string_view topic;
   std::string_view tier;
   std::string_view product;
@@ -62,6 +63,18 @@ struct PurchaseMatch {
   std::string field = {};
 };
 
+// A touchpoint an event may be credited to.
+struct TouchpointRef {
+  std::uint64_t handle = 0;  // the store's key for it, never 0
+  std::string cadence;       // its cadence's name
+  const Zone* zone = nullptr;
+  std::optional<Instant> fire_at;  // when it fired, if it did
+};
+
+// What an event id already stands for (kConflict: the first field that
+// differs, EngagementEvent::FirstDifference).
+using EventMatch = PurchaseMatch;
+
 // How many touchpoints of each cadence (by name) a call changed.
 using CadenceCounts = std::map<std::string, std::int64_t, std::less<>>;
 
@@ -98,6 +111,34 @@ class ScheduleStore {
   // buyer if unknown) and says how many; opting in only clears the flag.
   virtual StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
                                               Instant now) = 0;
+
+  // Engagement events (docs/outcomes.md).
+  //
+  // Whether `event_id` is new, recorded with the same content, or with
+  // different content.
+  virtual StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) = 0;
+  // The buyer's touchpoint `touchpoint_id`, whatever its state, or nullopt
+  // if the buyer has none by that id.
+  virtual StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
+                                                                std::string_view touchpoint_id) = 0;
+  // The buyer's touchpoint fired last before `at`, or nullopt.
+  virtual StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id,
+                                                                 Instant at) = 0;
+  // Records the event (creating the buyer if unknown), received at `now`,
+  // credited to the touchpoint `credited` (a TouchpointRef's handle; 0:
+  // none).
+  virtual Status AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) = 0;
+  // Cancels the buyer's pending touchpoints of the cadences named in
+  // `cadences` whose purchase was made at or before `up_to`.
+  virtual StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
+                                                 std::span<const std::string> cadences,
+                                                 Instant up_to, Instant now,
+                                                 std::string_view reason) = 0;
+  // The first event of the buyer of `due` of one of `types` with `at` from
+  // its purchase's purchased_at up to `until` (inclusive), by time; nullopt
+  // if none.
+  virtual StatusOr<std::optional<EngagementEvent>> FirstEngagement(
+      const DueTouchpoint& due, std::span<const std::string> types, Instant until) = 0;
 
   // The earliest next_at of any pending touchpoint, or nullopt if none.
   virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;

@@ -191,6 +191,24 @@ CREATE TABLE planning (
   touchpoint    INTEGER
 );
 )sql",
+    // 8 -> 9: engagement events (POST /v1/events), each credited to the
+    // touchpoint it names or the one fired last before it within the
+    // attribution window (a touchpoint row id, NULL for none; not a foreign
+    // key, since retention may delete the touchpoint).
+    R"sql(
+CREATE TABLE events (
+  id            INTEGER PRIMARY KEY,
+  event_id      TEXT NOT NULL UNIQUE,
+  buyer         INTEGER NOT NULL REFERENCES buyers(id),
+  type          TEXT NOT NULL,
+  at            INTEGER NOT NULL,
+  touchpoint_id TEXT,
+  credited      INTEGER,
+  attributes    TEXT,
+  received_at   INTEGER NOT NULL
+);
+CREATE INDEX events_by_buyer ON events(buyer, at);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -7,6 +7,7 @@
 
 #include "store/buyer_report.h"
 #include "store/database.h"
+#include "store/engagement_tables.h"
 #include "store/event_rows.h"
 #include "store/fire_tables.h"
 #include "store/gauges.h"
@@ -28,6 +29,7 @@ struct SqliteStore::Impl {
         events(db->sql()),
         schedule(*db, rows),
         fire(*db, rows, events),
+        engagement(*db, rows),
         queues(*db, rows, events),
         outbox(*db, rows),
         replan(*db, rows),
@@ -49,6 +51,7 @@ struct SqliteStore::Impl {
   EventRows events;
   ScheduleTables schedule;
   FireTables fire;
+  EngagementTables engagement;
   QueueTables queues;
   OutboxTables outbox;
   ReplanRows replan;
@@ -143,6 +146,31 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                                   std::span<const FiringOutcome> outcomes) {
   impl_->Route();
   return impl_->fire.ApplyOutcomes(due, outcomes);
+}
+
+StatusOr<EventMatch> SqliteStore::MatchEvent(const EngagementEvent& event) {
+  return impl_->engagement.Match(event);
+}
+StatusOr<std::optional<TouchpointRef>> SqliteStore::FindTouchpoint(std::string_view buyer_id,
+                                                                   std::string_view touchpoint_id) {
+  return impl_->engagement.FindTouchpoint(buyer_id, touchpoint_id);
+}
+StatusOr<std::optional<TouchpointRef>> SqliteStore::LastFiredBefore(std::string_view buyer_id,
+                                                                    Instant at) {
+  return impl_->engagement.LastFiredBefore(buyer_id, at);
+}
+Status SqliteStore::AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) {
+  return impl_->engagement.Add(event, credited, now);
+}
+StatusOr<CadenceCounts> SqliteStore::CancelCadences(std::string_view buyer_id,
+                                                    std::span<const std::string> cadences,
+                                                    Instant up_to, Instant now,
+                                                    std::string_view reason) {
+  return impl_->engagement.CancelCadences(buyer_id, cadences, up_to, now, reason);
+}
+StatusOr<std::optional<EngagementEvent>> SqliteStore::FirstEngagement(
+    const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
+  return impl_->engagement.FirstEngagement(due, types, until);
 }
 
 StatusOr<std::vector<LeasedRow>> SqliteStore::TakeLease(std::string_view queue, int max,

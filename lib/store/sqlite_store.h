@@ -17,6 +17,7 @@
 //   checkpointer.h    the thread that copies the WAL into the file
 //   schedule_tables.h purchases and buyers as ingest records them
 //   fire_tables.h     due touchpoints, a fire's outcome and its fan-out
+//   engagement_tables.h engagement events, stop_on and a step's `when`
 //   queue_tables.h    leases and acks of the embedded queues
 //   outbox_tables.h   push sinks' deliveries, retries and dead letters
 //   replan_rows.h     re-planning after the rules change
@@ -121,6 +122,18 @@ class SqliteStore final : public ScheduleStore,
   // to, in the same transaction.
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
+  StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
+  StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
+                                                        std::string_view touchpoint_id) override;
+  StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id,
+                                                         Instant at) override;
+  Status AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) override;
+  StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
+                                         std::span<const std::string> cadences, Instant up_to,
+                                         Instant now, std::string_view reason) override;
+  StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
+                                                           std::span<const std::string> types,
+                                                           Instant until) override;
 
   // QueueStore.
   StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max, Millis visibility,

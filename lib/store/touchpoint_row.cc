@@ -15,6 +15,7 @@ void ReadDue(SQLite::Statement& q, sql::ZoneCache& zones, DueRow& r) {
   r.due_at = FromMs(q.getColumn(4).getInt64());
   r.next_at = FromMs(q.getColumn(5).getInt64());
   r.ready_at = FromMs(q.getColumn(6).getInt64());
+  r.step = TextView(q.getColumn(7));
 }
 
 void ReadRow(SQLite::Statement& q, sql::ZoneCache& zones, DueRow& r) {
@@ -22,7 +23,8 @@ void ReadRow(SQLite::Statement& q, sql::ZoneCache& zones, DueRow& r) {
   r.buyer_id = TextView(q.getColumn(2));
   r.order_id = TextView(q.getColumn(3));
   r.cadence = TextView(q.getColumn(4));
-  r.tp_id = TouchpointId(r.order_id, r.cadence, TextView(q.getColumn(1)));
+  r.step = TextView(q.getColumn(1));
+  r.tp_id = TouchpointId(r.order_id, r.cadence, r.step);
   r.topic = TextView(q.getColumn(5));
   r.tier = TextView(q.getColumn(6));
   r.product = TextView(q.getColumn(7));

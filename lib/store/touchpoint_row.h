@@ -19,7 +19,7 @@ namespace tp {
 // event (kTouchpointColumns, read by ReadRow); joined by kTouchpointJoins.
 struct DueRow {
   std::int64_t rowid = 0;
-  std::string tp_id, buyer_id, order_id, cadence, topic, tier, product, attributes;
+  std::string tp_id, buyer_id, order_id, cadence, step, topic, tier, product, attributes;
   const Zone* zone = nullptr;
   Instant due_at, next_at, ready_at;
   std::optional<Instant> fire_at;
@@ -31,6 +31,7 @@ struct DueRow {
     v.buyer_id = buyer_id;
     v.order_id = order_id;
     v.cadence = cadence;
+    v.step = step;
     v.topic = topic;
     v.tier = tier;
     v.product = product;
@@ -51,7 +52,8 @@ inline constexpr const char* kTouchpointJoins =
 
 // A due touchpoint as TakeDue() reads it, for ReadDue().
 inline constexpr const char* kDueColumns =
-    "t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, MAX(t.next_at, p.received_at)";
+    "t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, MAX(t.next_at, p.received_at), "
+    "t.step";
 
 // One row of kDueColumns: the rest of the row stays empty.
 void ReadDue(SQLite::Statement& q, sql::ZoneCache& zones, DueRow& r);

@@ -1,0 +1,239 @@
+// End-to-end: engagement events against the real touchpointd (issue 17):
+// POST /v1/events with the purchases' contract (idempotent, atomic 400
+// naming the item and field, 409 naming what differs), stop_on and `when`
+// on the real clock, and a kill -9 during event ingest losing nothing
+// acknowledged.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "http/client.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+
+// UTC, no send window, steps due two seconds after the purchase: the
+// test waits for them at any hour.
+constexpr std::string_view kConfig = R"(version: 1
+timezone: UTC
+misfire_grace: 1h
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: outbox, type: queue}
+cadences:
+  - name: trust
+    stop_on: [replied]
+    steps:
+      - {after: 1d, topic: day-one}
+      - {after: 3d, topic: day-three}
+  - name: engaged
+    steps:
+      - {after: 2s, topic: style-ideas, when: engaged}
+  - name: checkpoint
+    steps:
+      - {after: 2s, topic: trust-checkpoint, when: not_engaged}
+)";
+
+std::string Now(std::chrono::milliseconds shift = {}) {
+  return FormatRfc3339(SystemClock().Now() + shift, UtcZone());
+}
+
+json Event(const std::string& id, const std::string& buyer, const std::string& type,
+           const std::string& at) {
+  return {{"event_id", id}, {"buyer_id", buyer}, {"type", type}, {"at", at}};
+}
+
+class EventsTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  DaemonProcess& StartDaemon() {
+    testing::WriteFile(Path("touchpoint.yaml"), kConfig);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    EXPECT_TRUE(daemon_->Start());
+    return *daemon_;
+  }
+
+  void Buy(const std::string& order, const std::string& buyer, const std::string& at) {
+    auto [status, body] = daemon_->Call("POST", "/v1/purchases",
+                                        {{"order_id", order},
+                                         {"buyer_id", buyer},
+                                         {"product", "daily"},
+                                         {"quantity", 1},
+                                         {"amount", 120},
+                                         {"purchased_at", at}});
+    ASSERT_EQ(status, 200) << body;
+  }
+
+  // The buyer's touchpoint with `topic`, once `done` holds for it (10 s).
+  json WaitFor(const std::string& buyer, const std::string& topic,
+               const std::function<bool(const json&)>& done) {
+    json last;
+    for (int i = 0; i < 1000; ++i) {
+      auto [status, body] = daemon_->Call("GET", "/v1/buyers/" + buyer);
+      for (const auto& t : body["touchpoints"]) {
+        if (t["topic"] == topic) last = t;
+      }
+      if (status == 200 && !last.is_null() && done(last)) return last;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << buyer << "'s " << topic << " never got there: " << last.dump(2);
+    return last;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(EventsTest, EventsAreIdempotentAtomicAndConflictsNameTheField) {
+  DaemonProcess& d = StartDaemon();
+  const std::string at = Now(-std::chrono::minutes(5));
+  auto [status, body] = d.Call("POST", "/v1/events", Event("e1", "lin", "read", at));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 1);
+  EXPECT_EQ(body["results"][0]["status"], "accepted");
+
+  std::tie(status, body) =
+      d.Call("POST", "/v1/events", json::array({Event("e1", "lin", "read", at)}));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 0);
+  EXPECT_EQ(body["duplicates"], 1);
+
+  std::tie(status, body) =
+      d.Call("POST", "/v1/events",
+             json::array({Event("e2", "lin", "read", at), Event("e1", "lin", "clicked", at)}));
+  EXPECT_EQ(status, 409) << body;
+  EXPECT_EQ(body["index"], 1);
+  EXPECT_EQ(body["field"], "type");
+  EXPECT_EQ(body["error"], "event_id 'e1' was already recorded with another type");
+
+  struct Case {
+    json item;
+    std::string field;
+    std::string error;
+  };
+  json unknown_tp = Event("e3", "lin", "clicked", at);
+  unknown_tp["touchpoint_id"] = "tp_0123456789abcdef0123456789abcdef";
+  const Case cases[] = {
+      {Event("e3", "lin", "opened", at), "type", "unknown type 'opened'"},
+      {Event("e3", "lin", "read", "yesterday"), "at", "at must be an RFC 3339 time"},
+      {Event("e3", "lin", "read", "1999-12-31T23:59:59Z"), "at", "at must be from 2000"},
+      {json{{"event_id", "e3"}, {"buyer_id", "lin"}, {"type", "read"}}, "at", "missing field"},
+      {unknown_tp, "touchpoint_id", "names no touchpoint of buyer 'lin'"},
+  };
+  for (const Case& c : cases) {
+    std::tie(status, body) =
+        d.Call("POST", "/v1/events", json::array({Event("e4", "wu", "read", at), c.item}));
+    EXPECT_EQ(status, 400) << c.item.dump();
+    EXPECT_EQ(body["index"], 1) << c.item.dump();
+    EXPECT_EQ(body["field"], c.field) << c.item.dump();
+    EXPECT_THAT(body["error"].get<std::string>(), HasSubstr(c.error)) << c.item.dump();
+  }
+  // Nothing of a refused request was kept: e2 and e4 are new.
+  std::tie(status, body) =
+      d.Call("POST", "/v1/events",
+             json::array({Event("e2", "lin", "read", at), Event("e4", "wu", "read", at)}));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 2);
+  auto metrics = d.http().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body,
+              HasSubstr(R"(touchpoint_events_total{type="read",outcome="accepted"} 3)"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr(R"(touchpoint_events_total{type="read",outcome="duplicate"} 1)"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr(R"(touchpoint_events_total{type="clicked",outcome="conflict"} 1)"));
+}
+
+TEST_F(EventsTest, AReplyStopsTheCadenceAndWhenDecidesAtTheFire) {
+  DaemonProcess& d = StartDaemon();
+  const std::string bought = Now();
+  Buy("o1", "lin", bought);
+  Buy("o2", "wu", bought);
+  auto [status, body] = d.Call("POST", "/v1/events", Event("e1", "lin", "replied", Now()));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["touchpoints_cancelled"], 2);  // lin's day-one and day-three
+
+  const json day_one = WaitFor("lin", "day-one", [](const json&) { return true; });
+  EXPECT_EQ(day_one["status"], "cancelled");
+  EXPECT_THAT(day_one["reason"].get<std::string>(), HasSubstr("buyer replied at "));
+  EXPECT_EQ(WaitFor("wu", "day-one", [](const json&) { return true; })["status"], "pending");
+
+  auto settled = [](const json& t) { return t["status"] != "pending"; };
+  EXPECT_EQ(WaitFor("lin", "style-ideas", settled)["status"], "fired");
+  const json lin_checkpoint = WaitFor("lin", "trust-checkpoint", settled);
+  EXPECT_EQ(lin_checkpoint["status"], "skipped");
+  EXPECT_THAT(lin_checkpoint["reason"].get<std::string>(),
+              HasSubstr("when: not_engaged, and the buyer replied at"));
+  const json wu_style = WaitFor("wu", "style-ideas", settled);
+  EXPECT_EQ(wu_style["status"], "skipped");
+  EXPECT_EQ(wu_style["reason"],
+            "when: engaged, and the buyer has not replied or clicked since the purchase");
+  EXPECT_EQ(WaitFor("wu", "trust-checkpoint", settled)["status"], "fired");
+}
+
+TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
+  DaemonProcess& d = StartDaemon();
+  const std::string at = Now(-std::chrono::minutes(1));
+  auto client = HttpClient::Create(d.url());
+  ASSERT_TRUE(client.ok());
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> acknowledged;
+  std::thread sender([&] {
+    for (int batch = 0; !stop; ++batch) {
+      json items = json::array();
+      std::vector<std::string> ids;
+      for (int i = 0; i < 50; ++i) {
+        ids.push_back("k" + std::to_string(batch) + "-" + std::to_string(i));
+        items.push_back(Event(ids.back(), "b" + std::to_string(i % 7), "read", at));
+      }
+      auto r = (*client)->Request("POST", "/v1/events", items.dump());
+      if (!r.ok()) break;  // the daemon is gone
+      if (r->status != 200) continue;
+      std::lock_guard lock(mu);
+      acknowledged.insert(acknowledged.end(), ids.begin(), ids.end());
+    }
+  });
+  // Some batches in, then a kill while more are in flight.
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (acknowledged.size() >= 1000) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  d.Kill9();
+  stop = true;
+  sender.join();
+  ASSERT_GE(acknowledged.size(), 1000u);
+
+  ASSERT_TRUE(d.Start());
+  for (std::size_t from = 0; from < acknowledged.size(); from += 5000) {
+    json items = json::array();
+    for (std::size_t i = from; i < std::min(acknowledged.size(), from + 5000); ++i) {
+      const std::string& id = acknowledged[i];
+      const int n = std::stoi(id.substr(id.find('-') + 1));
+      items.push_back(Event(id, "b" + std::to_string(n % 7), "read", at));
+    }
+    auto [status, body] = d.Call("POST", "/v1/events", items);
+    ASSERT_EQ(status, 200) << body;
+    EXPECT_EQ(body["accepted"], 0) << "an acknowledged event was lost";
+    EXPECT_EQ(body["duplicates"], items.size());
+  }
+}
+
+}  // namespace
+}  // namespace tp

@@ -1,0 +1,132 @@
+// Engagement events in SQLite (store/engagement_tables.h), through the
+// scheduler as the daemon records them: idempotency with the differing
+// field named, the touchpoint an event names or is credited to, stop_on,
+// and a step's `when` decided at its fire.
+#include "store/store_test.h"
+
+namespace tp {
+namespace {
+
+constexpr std::string_view kRules = R"(version: 1
+timezone: Asia/Shanghai
+misfire_grace: 24h
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: outbox, type: queue}
+cadences:
+  - name: trust
+    stop_on: [replied]
+    steps:
+      - {after: 1d, topic: how-to-wear}
+      - {after: 3d, topic: comfort-check}
+  - name: engaged
+    steps:
+      - {after: 5d, topic: style-ideas, when: engaged}
+  - name: checkpoint
+    steps:
+      - {after: 10d, topic: trust-checkpoint, when: not_engaged}
+)";
+
+class EngagementTablesTest : public SqliteStoreTest {
+ protected:
+  void SetUp() override {
+    rules_.Swap(testing::MustLoad(kRules));
+    store_ = MustOpen();
+    ASSERT_NE(store_, nullptr);
+    scheduler_ = std::make_unique<Scheduler>(*store_, clock_, rules_);
+  }
+
+  EventOutcome Record(const std::string& id, const std::string& buyer, const std::string& type,
+                      std::string_view at, const std::string& touchpoint = "") {
+    auto r = scheduler_->RecordEvent({id, buyer, type, At(at), touchpoint});
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : EventOutcome{};
+  }
+  // Runs the fire loop at `at`.
+  void FireAt(std::string_view at) {
+    clock_.Set(At(at));
+    ASSERT_TRUE(scheduler_->RunDue().ok());
+  }
+  // A touchpoint of buyer `buyer` with `topic`, as the store reports it.
+  std::optional<TouchpointRecord> Touchpoint(const std::string& buyer, const std::string& topic) {
+    auto report = store_->GetBuyer(buyer);
+    if (!report.ok() || !report->has_value()) return std::nullopt;
+    for (const TouchpointRecord& t : (*report)->touchpoints) {
+      if (t.topic == topic) return t;
+    }
+    return std::nullopt;
+  }
+
+  FakeClock clock_{At("2026-11-01T10:00:00+08:00")};
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(EngagementTablesTest, AnEventIdIsRecordedOnceAndAConflictNamesTheField) {
+  EXPECT_EQ(Record("e1", "lin", "read", "2026-11-01T09:00:00+08:00").kind,
+            EventOutcome::Kind::kRecorded);
+  EXPECT_EQ(Record("e1", "lin", "read", "2026-11-01T09:00:00+08:00").kind,
+            EventOutcome::Kind::kDuplicate);
+  const EventOutcome conflict = Record("e1", "lin", "read", "2026-11-01T09:00:01+08:00");
+  EXPECT_EQ(conflict.kind, EventOutcome::Kind::kConflict);
+  EXPECT_EQ(conflict.conflict_field, "at");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events"), 1);
+  // The buyer exists now, with no purchase: an event older than any.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'lin'"), 1);
+}
+
+TEST_F(EngagementTablesTest, AnEventIsCreditedToItsTouchpointOrTheLastFired) {
+  ASSERT_TRUE(scheduler_->Ingest({"o1", "lin", "daily", 1, 120, clock_.Now(), ""}).ok());
+  ASSERT_TRUE(scheduler_->Ingest({"o2", "wu", "daily", 1, 120, clock_.Now(), ""}).ok());
+  FireAt("2026-11-02T10:00:00+08:00");
+  const auto fired = Touchpoint("lin", "how-to-wear");
+  ASSERT_TRUE(fired.has_value());
+  ASSERT_EQ(fired->state, TouchpointState::kFired);
+
+  // Named: credited to it; named by another buyer: refused, nothing kept.
+  EXPECT_EQ(Record("e1", "lin", "clicked", "2026-11-02T11:00:00+08:00", fired->id).kind,
+            EventOutcome::Kind::kRecorded);
+  EXPECT_EQ(Record("e2", "wu", "clicked", "2026-11-02T11:00:00+08:00", fired->id).kind,
+            EventOutcome::Kind::kUnknownTouchpoint);
+  // Not named: the last one fired within the attribution window (7d).
+  Record("e3", "lin", "read", "2026-11-08T09:00:00+08:00");
+  Record("e4", "lin", "read", "2026-11-10T09:00:00+08:00");
+  // Before anything fired: none.
+  Record("e5", "wu", "read", "2026-11-02T09:00:00+08:00");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events WHERE credited IS NOT NULL"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events WHERE event_id IN ('e1', 'e3') AND credited = "
+                  "(SELECT id FROM touchpoints WHERE topic = 'how-to-wear' AND buyer = "
+                  "(SELECT id FROM buyers WHERE buyer_id = 'lin'))"),
+            2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events WHERE event_id = 'e2'"), 0);
+}
+
+TEST_F(EngagementTablesTest, StopOnAndWhenDecideAsInMemory) {
+  ASSERT_TRUE(scheduler_->Ingest({"o1", "lin", "daily", 1, 120, clock_.Now(), ""}).ok());
+  ASSERT_TRUE(scheduler_->Ingest({"o2", "wu", "daily", 1, 120, clock_.Now(), ""}).ok());
+  FireAt("2026-11-02T10:00:00+08:00");
+  const EventOutcome replied = Record("e1", "lin", "replied", "2026-11-02T12:00:00+08:00");
+  EXPECT_EQ(replied.cancelled, 1);
+  const auto comfort = Touchpoint("lin", "comfort-check");
+  EXPECT_EQ(comfort->state, TouchpointState::kCancelled);
+  EXPECT_EQ(comfort->reason, "buyer replied at 2026-11-02T04:00:00Z");
+  EXPECT_EQ(Touchpoint("wu", "comfort-check")->state, TouchpointState::kPending);
+
+  for (const char* at :
+       {"2026-11-04T10:00:00+08:00", "2026-11-06T10:00:00+08:00", "2026-11-11T10:00:00+08:00"}) {
+    FireAt(at);
+  }
+  EXPECT_EQ(Touchpoint("lin", "style-ideas")->state, TouchpointState::kFired);
+  EXPECT_EQ(Touchpoint("lin", "trust-checkpoint")->state, TouchpointState::kSkipped);
+  EXPECT_EQ(Touchpoint("lin", "trust-checkpoint")->reason,
+            "when: not_engaged, and the buyer replied at 2026-11-02T12:00:00+08:00");
+  EXPECT_EQ(Touchpoint("wu", "style-ideas")->state, TouchpointState::kSkipped);
+  EXPECT_EQ(Touchpoint("wu", "trust-checkpoint")->state, TouchpointState::kFired);
+  // A skipped step leaves a history line with its reason.
+  EXPECT_EQ(Touchpoint("wu", "style-ideas")->history.back().reason,
+            "when: engaged, and the buyer has not replied or clicked since the purchase");
+}
+
+}  // namespace
+}  // namespace tp
