@@ -11,7 +11,9 @@
 #include "config/loader.h"
 #include "core/text.h"
 #include "core/time.h"
+#include "ctl/outcome_table.h"
 #include "ctl/remote.h"
+#include "outcomes/report_json.h"
 #include "simulate/simulate.h"
 #include "store/sqlite_store.h"
 
@@ -47,14 +49,23 @@ int Validate(const std::string& path) {
   return 0;
 }
 
-int Simulate(const std::string& config, const std::string& purchases, const std::string& until) {
+struct SimulateFlags {
+  std::string config, purchases, events, until, report_by;
+  bool report = false, json = false;
+};
+
+int Simulate(const SimulateFlags& flags) {
+  const std::string& config = flags.config;
+  const std::string& until = flags.until;
   const tp::LoadResult loaded = tp::LoadRulesFile(config);
   if (!loaded.ok()) {
     PrintErrors(loaded.errors);
     return 1;
   }
   tp::SimulateOptions options;
-  options.purchases_path = purchases;
+  options.purchases_path = flags.purchases;
+  if (!flags.events.empty()) options.events_path = flags.events;
+  if (flags.report) options.report = tp::ParseReportBy(flags.report_by);
   if (!until.empty()) {
     options.until = tp::ParseRfc3339(until);
     if (!options.until) {
@@ -64,7 +75,16 @@ int Simulate(const std::string& config, const std::string& purchases, const std:
   }
   std::ios::sync_with_stdio(false);
   const tp::SimulateResult result = tp::Simulate(loaded.rules, options, std::cout);
+  for (const auto& w : result.warnings) std::cerr << w << '\n';
   for (const auto& e : result.errors) std::cerr << e << '\n';
+  if (result.ok() && result.report) {
+    const auto report = tp::ReportJson(*result.report);
+    if (flags.json) {
+      std::cout << report.dump(2) << '\n';
+    } else {
+      tp::PrintOutcomeReport(report, std::cout);
+    }
+  }
   return result.ok() ? 0 : 1;
 }
 
@@ -146,29 +166,59 @@ int main(int argc, char** argv) {
       app.add_subcommand("validate", "Check a config file; print every error with its line");
   validate->add_option("FILE", validate_file, "config file")->required();
 
-  std::string config, purchases, until;
+  SimulateFlags sim;
   auto* simulate = app.add_subcommand(
       "simulate",
       "Replay a purchases CSV on a virtual clock; print every touchpoint as JSON lines");
-  simulate->add_option("--config", config, "config file")->required();
+  simulate->add_option("--config", sim.config, "config file")->required();
   simulate
-      ->add_option("--purchases", purchases,
+      ->add_option("--purchases", sim.purchases,
                    "CSV: "
                    "order_id,buyer_id,product,quantity,amount,purchased_at,timezone")
       ->required();
-  simulate->add_option("--until", until, "stop the virtual clock at this RFC 3339 time");
+  simulate->add_option("--events", sim.events,
+                       "CSV of engagement events: event_id,buyer_id,type,at,touchpoint_id");
+  simulate->add_option("--until", sim.until, "stop the virtual clock at this RFC 3339 time");
+  auto* sim_report =
+      simulate->add_flag("--report", sim.report,
+                         "print the outcomes report (docs/outcomes.md) instead of the touchpoints");
+  sim.report_by = "tier";
+  simulate->add_option("--by", sim.report_by, "with --report: tier, product, cadence or topic")
+      ->check(CLI::IsMember({"tier", "product", "cadence", "topic"}))
+      ->needs(sim_report);
+  simulate->add_flag("--json", sim.json, "with --report: the API's JSON instead of a table")
+      ->needs(sim_report);
 
   tp::ImportOptions import_options;
   RemoteFlags import_remote;
+  bool import_events = false;
   auto* import_cmd = app.add_subcommand(
-      "import", "Send a purchases CSV to a running daemon in batches; report rejected lines");
+      "import",
+      "Send a purchases (or --events) CSV to a running daemon in batches; report rejected lines");
   import_remote.Add(import_cmd);
-  import_cmd->add_option("--batch", import_options.batch, "purchases per request (1-10000)")
+  import_cmd->add_option("--batch", import_options.batch, "rows per request (1-10000)")
       ->check(CLI::Range(1, 10000));
+  import_cmd->add_flag("--events", import_events,
+                       "FILE is engagement events: event_id,buyer_id,type,at,touchpoint_id");
   import_cmd
       ->add_option("FILE", import_options.path,
                    "CSV: order_id,buyer_id,product,quantity,amount,purchased_at,timezone")
       ->required();
+
+  RemoteFlags report_remote;
+  tp::OutcomeReportQuery report_query;
+  bool report_json = false;
+  auto* report = app.add_subcommand(
+      "report",
+      "Outcomes: trust and repurchase rates by tier or product, or what each cadence's "
+      "or topic's touchpoints achieved (docs/outcomes.md)");
+  report_remote.Add(report);
+  report->add_option("--from", report_query.from, "purchases (or fires) from this RFC 3339 time");
+  report->add_option("--to", report_query.to, "... up to before this one");
+  report->add_option("--as-of", report_query.as_of, "what was known then (default: now)");
+  report->add_option("--by", report_query.by, "tier (default), product, cadence or topic")
+      ->check(CLI::IsMember({"tier", "product", "cadence", "topic"}));
+  report->add_flag("--json", report_json, "print the API's JSON instead");
 
   RemoteFlags buyer_remote;
   std::string buyer_id;
@@ -223,13 +273,19 @@ int main(int argc, char** argv) {
               << std::filesystem::file_size(backup_out, ec) << " bytes, integrity ok)\n";
     return 0;
   }
-  if (simulate->parsed()) return Simulate(config, purchases, until);
+  if (simulate->parsed()) return Simulate(sim);
   if (import_cmd->parsed()) {
     auto remote = import_remote.Resolve();
     if (!remote) return kExitUsage;
     import_options.remote = *remote;
+    if (import_events) import_options.kind = tp::ImportOptions::Kind::kEvents;
     import_options.terminal_width = TerminalWidth(STDERR_FILENO);
     return Import(import_options);
+  }
+  if (report->parsed()) {
+    auto remote = report_remote.Resolve();
+    if (!remote) return kExitUsage;
+    return Report(tp::ShowOutcomes(*remote, report_query, report_json, std::cout));
   }
   if (buyer->parsed()) {
     auto remote = buyer_remote.Resolve();

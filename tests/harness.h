@@ -94,9 +94,8 @@ class Harness : public MemoryStore::Observer {
 
   // Runs the clock up to the event's time, then records it (as simulate
   // does with its events).
-  EventOutcome Event(const std::string& event_id, const std::string& buyer,
-                     const std::string& type, std::string_view at,
-                     const std::string& touchpoint_id = "") {
+  EventOutcome Event(const std::string& event_id, const std::string& buyer, const std::string& type,
+                     std::string_view at, const std::string& touchpoint_id = "") {
     RunUntil(at);
     EngagementEvent e{event_id, buyer, type, At(at), touchpoint_id};
     auto r = scheduler_.RecordEvent(e);

@@ -12,8 +12,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <span>
 
 #include "core/text.h"
+#include "ctl/outcome_table.h"
 #include "ctl/table.h"
 #include "http/client.h"
 #include "simulate/csv.h"
@@ -23,18 +25,27 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kColumns[] = {"order_id", "buyer_id",     "product", "quantity",
-                                         "amount",   "purchased_at", "timezone"};
+constexpr std::string_view kPurchaseColumns[] = {"order_id", "buyer_id",     "product", "quantity",
+                                                 "amount",   "purchased_at", "timezone"};
+constexpr std::string_view kEventColumns[] = {"event_id", "buyer_id", "type", "at",
+                                              "touchpoint_id"};
+
+std::span<const std::string_view> ColumnsOf(ImportOptions::Kind kind) {
+  if (kind == ImportOptions::Kind::kEvents) return kEventColumns;
+  return kPurchaseColumns;
+}
 
 // A CSV row as the API's JSON item. Numbers that do not parse are sent as
 // text, so the daemon's answer names the field: one set of messages.
-json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& index) {
+json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& index,
+               std::span<const std::string_view> columns) {
   json item = json::object();
-  for (std::size_t c = 0; c < std::size(kColumns); ++c) {
+  for (std::size_t c = 0; c < columns.size(); ++c) {
     if (index[c] < 0 || static_cast<std::size_t>(index[c]) >= fields.size()) continue;
     const std::string& v = fields[static_cast<std::size_t>(index[c])];
-    const std::string key(kColumns[c]);
-    if (key == "timezone" && v.empty()) continue;
+    const std::string key(columns[c]);
+    // Optional columns: blank is absent.
+    if ((key == "timezone" || key == "touchpoint_id") && v.empty()) continue;
     if (key == "quantity") {
       std::int64_t q = 0;
       auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
@@ -156,19 +167,23 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     return Status::Error(options.path + ":1: the header line is longer than 1 MiB");
   }
   if (auto e = SplitCsvLine(line, fields)) return Status::Error(options.path + ":1: " + *e);
-  std::vector<int> index(std::size(kColumns), -1);
+  const std::span<const std::string_view> columns = ColumnsOf(options.kind);
+  const char* target =
+      options.kind == ImportOptions::Kind::kEvents ? "/v1/events" : "/v1/purchases";
+  std::vector<int> index(columns.size(), -1);
   for (std::size_t i = 0; i < fields.size(); ++i) {
     bool known = false;
-    for (std::size_t c = 0; c < std::size(kColumns); ++c) {
-      if (fields[i] == kColumns[c]) {
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      if (fields[i] == columns[c]) {
         index[c] = static_cast<int>(i);
         known = true;
       }
     }
     if (!known) {
+      std::string expected;
+      for (std::string_view c : columns) expected += (expected.empty() ? "" : ",") + std::string(c);
       return Status::Error(options.path + ":1: unknown column '" + Excerpt(fields[i]) +
-                           "' (expected order_id,buyer_id,product,quantity,amount,"
-                           "purchased_at,timezone)");
+                           "' (expected " + expected + ")");
     }
   }
 
@@ -182,7 +197,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     while (!rows.empty()) {
       json items = json::array();
       for (const PendingRow& r : rows) items.push_back(r.item);
-      auto answer = (*client)->Request("POST", "/v1/purchases", items.dump());
+      auto answer = (*client)->Request("POST", target, items.dump());
       if (!answer.ok()) return answer.status();
       if (answer->status == 200) {
         auto body = json::parse(answer->body, nullptr, false);
@@ -221,7 +236,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       reject(in.number(), *e);
       continue;
     }
-    batch.push_back({in.number(), RowToItem(fields, index)});
+    batch.push_back({in.number(), RowToItem(fields, index, columns)});
     if (batch.size() >= options.batch) {
       if (Status s = send(batch); !s.ok()) {
         return Status::Error(s.message() + " (after line " + std::to_string(in.number() - 1) + ")");
@@ -305,6 +320,33 @@ Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool raw, st
   }
   out << "\n" << Plural(static_cast<long long>(planned.rows()), "touchpoint") << "\n";
   planned.Print(out, "  ");
+  return Status::Ok();
+}
+
+Status ShowOutcomes(const Remote& remote, const OutcomeReportQuery& query, bool raw,
+                    std::ostream& out) {
+  auto client = Connect(remote);
+  if (!client.ok()) return client.status();
+  std::string target = "/v1/reports/outcomes";
+  char sep = '?';
+  for (const auto& [key, value] : {std::pair{"from", &query.from}, std::pair{"to", &query.to},
+                                   std::pair{"as_of", &query.as_of}, std::pair{"by", &query.by}}) {
+    if (value->empty()) continue;
+    target += sep + std::string(key) + "=" + UrlEncode(*value);
+    sep = '&';
+  }
+  auto answer = (*client)->Request("GET", target);
+  if (!answer.ok()) return answer.status();
+  if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
+  auto report = nlohmann::ordered_json::parse(answer->body, nullptr, false);
+  if (!report.is_object() || !report["rows"].is_array()) {
+    return Status::Error("the daemon sent something other than an outcomes report");
+  }
+  if (raw) {
+    out << report.dump(2) << '\n';
+  } else {
+    PrintOutcomeReport(report, out);
+  }
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -21,8 +22,11 @@ struct Remote {
 StatusOr<std::string> ResolveToken(const std::string& token_file);
 
 struct ImportOptions {
+  // Purchases (POST /v1/purchases) or engagement events (POST /v1/events).
+  enum class Kind : std::uint8_t { kPurchases, kEvents };
   Remote remote;
-  std::string path;  // the purchases CSV
+  Kind kind = Kind::kPurchases;
+  std::string path;  // the CSV
   std::size_t batch = 1000;
   // The terminal's columns, to redraw one progress line fitted to it; 0
   // when not a terminal: a progress line about every 10% instead.
@@ -37,8 +41,10 @@ struct ImportResult {
   std::vector<std::string> rejected;
 };
 
-// Streams the CSV into POST /v1/purchases in batches. A row the daemon
-// rejects (400 names its index and field, 409 a conflicting order) is
+// Streams the CSV into POST /v1/purchases (columns order_id, buyer_id,
+// product, quantity, amount, purchased_at, timezone) or POST /v1/events
+// (event_id, buyer_id, type, at, touchpoint_id) in batches. A row the daemon
+// rejects (400 names its index and field, 409 a conflicting id) is
 // reported with its line number and the rest of its batch is sent again, so
 // one bad row costs nothing else. The status is an error only when the daemon
 // cannot be talked to, or the file cannot be read; the result then says how
@@ -48,6 +54,15 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
 // GET /v1/buyers/ID rendered for people: purchases, then every touchpoint with
 // its status and, when not fired, the reason. `json` prints the raw answer.
 Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool json, std::ostream& out);
+
+// GET /v1/reports/outcomes with the query's parameters (each may be empty:
+// the daemon's default), as a table (ctl/outcome_table.h) or, with `json`,
+// the API's JSON.
+struct OutcomeReportQuery {
+  std::string from, to, as_of, by;
+};
+Status ShowOutcomes(const Remote& remote, const OutcomeReportQuery& query, bool json,
+                    std::ostream& out);
 
 // GET /v1/dead-letters, every page, as a table (or JSON lines with `json`),
 // of `sink` only when it is not empty.

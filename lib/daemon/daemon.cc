@@ -14,6 +14,7 @@
 #include "api/dead_letter_routes.h"
 #include "api/ingest_routes.h"
 #include "api/queue_routes.h"
+#include "api/report_routes.h"
 #include "api/router.h"
 #include "api/v1_gate.h"
 #include "core/text.h"
@@ -124,11 +125,16 @@ struct Daemon::Impl {
     status_routes = std::make_unique<StatusRoutes>(StatusRoutes::Parts{
         io, options, rules, *reloader, replanner, space.guard(), *dispatcher, *reader, metrics});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
+    report_routes = std::make_unique<api::ReportRoutes>(
+        route_context, io, [this](OutcomeQuery query, api::ReportRoutes::Done done) {
+          reader->Outcomes(std::move(query), std::move(done));
+        });
     status_routes->AddTo(router);
     ingest_routes.AddTo(router);
     buyer_routes.AddTo(router);
     queue_routes->AddTo(router);
     dead_letter_routes.AddTo(router);
+    report_routes->AddTo(router);
   }
 
   // SIGHUP (daemon/reloader.h), told to systemd.
@@ -229,6 +235,7 @@ struct Daemon::Impl {
   std::unique_ptr<Reloader> reloader;
   std::unique_ptr<StatusRoutes> status_routes;
   std::unique_ptr<api::QueueRoutes> queue_routes;
+  std::unique_ptr<api::ReportRoutes> report_routes;
   asio::signal_set signals;
   bool stopping = false;
 };

@@ -37,6 +37,16 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
                                "Engagement events credited to a touchpoint (the one they name, "
                                "else the last fired within the attribution window), by cadence.",
                                {"cadence"})),
+      repurchases(registry.Counter(
+          "touchpoint_repurchases_total",
+          "Purchases after a buyer's earlier one, by whether they came by that one's runout "
+          "plus repurchase_grace.",
+          {"in_window"})),
+      repurchases_credited(registry.Counter(
+          "touchpoint_repurchases_credited_total",
+          "Repurchases credited to the last touchpoint fired to the buyer within the "
+          "attribution window, by its cadence.",
+          {"cadence"})),
       unauthorized(registry.Counter("touchpoint_api_unauthorized_requests_total",
                                     "/v1/ requests refused with 401 (no or a wrong token).")),
       planned(registry.Counter("touchpoint_touchpoints_planned_total",
@@ -121,6 +131,8 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
   for (const char* outcome : {"accepted", "duplicate", "conflict"}) {
     ingest_purchases.Add({outcome}, 0);
   }
+  repurchases.Add({"true"}, 0);
+  repurchases.Add({"false"}, 0);
   unauthorized.Add({}, 0);
   reloads.Add({"success"}, 0);
   reloads.Add({"failure"}, 0);
@@ -137,13 +149,7 @@ void DaemonMetrics::StageRollbackRequest() { staged_.resize(request_start_); }
 
 void DaemonMetrics::StageCommit() {
   staging_ = false;
-  for (const Staged& s : staged_) {
-    if (s.engaged) {
-      engaged.Add({s.cadence}, static_cast<double>(s.count));
-    } else {
-      Count(s.cadence, s.state, s.count);
-    }
-  }
+  for (const Staged& s : staged_) Apply(s);
   staged_.clear();
 }
 
@@ -152,13 +158,30 @@ void DaemonMetrics::StageAbort() {
   staged_.clear();
 }
 
+void DaemonMetrics::Stage(Staged s) {
+  if (staging_) {
+    staged_.push_back(std::move(s));
+  } else {
+    Apply(s);
+  }
+}
+
+void DaemonMetrics::Apply(const Staged& s) {
+  switch (s.kind) {
+    case Staged::Kind::kState:
+      return Count(s.label, s.state, s.count);
+    case Staged::Kind::kEngaged:
+      return engaged.Add({s.label}, static_cast<double>(s.count));
+    case Staged::Kind::kRepurchase:
+      return repurchases.Add({s.label}, static_cast<double>(s.count));
+    case Staged::Kind::kCredited:
+      return repurchases_credited.Add({s.label}, static_cast<double>(s.count));
+  }
+}
+
 void DaemonMetrics::OnTouchpoints(std::string_view cadence, TouchpointState state,
                                   std::int64_t count) {
-  if (staging_) {
-    staged_.push_back({std::string(cadence), state, count, false});
-    return;
-  }
-  Count(cadence, state, count);
+  Stage({Staged::Kind::kState, std::string(cadence), state, count});
 }
 
 void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::int64_t count) {
@@ -183,11 +206,14 @@ void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::
 }
 
 void DaemonMetrics::OnEngaged(std::string_view cadence) {
-  if (staging_) {
-    staged_.push_back({std::string(cadence), TouchpointState::kFired, 1, true});
-    return;
+  Stage({Staged::Kind::kEngaged, std::string(cadence), TouchpointState::kFired, 1});
+}
+
+void DaemonMetrics::OnRepurchase(bool in_window, std::string_view credited_cadence) {
+  Stage({Staged::Kind::kRepurchase, in_window ? "true" : "false", TouchpointState::kFired, 1});
+  if (!credited_cadence.empty()) {
+    Stage({Staged::Kind::kCredited, std::string(credited_cadence), TouchpointState::kFired, 1});
   }
-  engaged.Add({cadence});
 }
 
 void DaemonMetrics::OnDeferred(std::string_view cadence) { deferred.Add({cadence}); }

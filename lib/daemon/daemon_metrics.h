@@ -39,6 +39,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   void OnDeferred(std::string_view cadence) override;
   void OnFired(std::string_view cadence, Millis late) override;
   void OnEngaged(std::string_view cadence) override;
+  void OnRepurchase(bool in_window, std::string_view credited_cadence) override;
   // DeliveryObserver.
   void OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) override;
 
@@ -47,6 +48,8 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& ingest_purchases;
   metrics::Family& events;
   metrics::Family& engaged;
+  metrics::Family& repurchases;
+  metrics::Family& repurchases_credited;
   metrics::Family& unauthorized;
   metrics::Family& planned;
   metrics::Family& fired;
@@ -78,11 +81,18 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   void Count(std::string_view cadence, TouchpointState state, std::int64_t count);
 
   struct Staged {
-    std::string cadence;
+    // kState: `count` touchpoints of `label` (a cadence) entered `state`;
+    // kEngaged: an event credited to a touchpoint of cadence `label`;
+    // kRepurchase: one, in_window `label`; kCredited: one credited to
+    // cadence `label`.
+    enum class Kind : std::uint8_t { kState, kEngaged, kRepurchase, kCredited };
+    Kind kind;
+    std::string label;
     TouchpointState state;
     std::int64_t count;
-    bool engaged = false;  // an event credited to a touchpoint of the cadence, not a state
   };
+  void Stage(Staged s);
+  void Apply(const Staged& s);
   bool staging_ = false;
   std::vector<Staged> staged_;
   std::size_t request_start_ = 0;

@@ -15,6 +15,16 @@ bool Contains(const std::vector<int>& v, int x) {
 
 }  // namespace
 
+Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& product,
+               const Zone* zone) {
+  // Ingest refuses quantity x supply_days past kMaxRunoutDays, but a reload
+  // may raise supply_days under purchases already taken: a re-plan then
+  // plans their runout at the bound, never past it (dates stay in range).
+  return AddCalendarDays(
+      purchased_at,
+      std::min(static_cast<std::int64_t>(product.supply_days) * quantity, kMaxRunoutDays), zone);
+}
+
 Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
                   const Purchase& purchase, int product, const Zone* zone) {
   const auto place =
@@ -29,13 +39,7 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
   Plan plan;
   plan.tier = rules.TierFor(count, spend);
   const Product& bought = rules.products[static_cast<std::size_t>(product)];
-  // Ingest refuses quantity x supply_days past kMaxRunoutDays, but a reload
-  // may raise supply_days under purchases already taken: a re-plan then
-  // plans their runout at the bound, never past it (dates stay in range).
-  const Instant runout = AddCalendarDays(
-      purchase.purchased_at,
-      std::min(static_cast<std::int64_t>(bought.supply_days) * purchase.quantity, kMaxRunoutDays),
-      zone);
+  const Instant runout = Runout(purchase.purchased_at, purchase.quantity, bought, zone);
 
   for (std::size_t c = 0; c < rules.cadences.size(); ++c) {
     const Cadence& cadence = rules.cadences[c];

@@ -16,6 +16,8 @@ struct PastPurchase {
   Instant purchased_at;
   int product = 0;  // index into Rules::products
   double amount = 0;
+  std::int64_t quantity = 1;
+  const Zone* zone = nullptr;  // the zone it was planned in
 };
 
 struct PlannedTouchpoint {
@@ -68,6 +70,12 @@ struct PurchaseReplan {
   int tier = -1;  // index into Rules::tiers; -1 when the purchase cannot be planned
   std::vector<ReplanChange> changes;
 };
+
+// When a purchase of `quantity` units of `product` at `purchased_at` runs
+// out: quantity x supply_days calendar days later in `zone` (at most
+// kMaxRunoutDays).
+Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& product,
+               const Zone* zone);
 
 // Plans `purchase` (whose product must exist in `rules`) for a buyer whose
 // earlier purchases are `history`, sorted by purchased_at (ties in arrival

@@ -56,20 +56,6 @@ std::uint64_t Fingerprint(const EngagementEvent& e) {
   return h;
 }
 
-// A touchpoint id's first 16 hex digits after "tp_", as a number: its
-// identity among one buyer's touchpoints (a digest, so two of a buyer's
-// ids sharing it is a 2^-64 chance).
-std::optional<std::uint64_t> IdKey(std::string_view id) {
-  if (id.size() != 35 || !id.starts_with("tp_")) return std::nullopt;
-  std::uint64_t key = 0;
-  for (char c : id.substr(3, 16)) {
-    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (digit < 0) return std::nullopt;
-    key = key << 4 | static_cast<std::uint64_t>(digit);
-  }
-  return key;
-}
-
 constexpr auto kRecentFireWindow = std::chrono::hours(72);
 
 // A slot in `items`: a released one if any, else a new one at the end.
@@ -142,7 +128,8 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   const auto place =
       std::upper_bound(b.history.begin(), b.history.end(), purchase.purchased_at,
                        [](Instant t, const PastPurchase& p) { return t < p.purchased_at; });
-  b.history.insert(place, PastPurchase{purchase.purchased_at, product, purchase.amount});
+  b.history.insert(place, PastPurchase{purchase.purchased_at, product, purchase.amount,
+                                       purchase.quantity, zone});
   std::erase_if(b.pending, [this](SlotRef r) { return !IsLive(r); });
 
   const std::uint32_t p_index = Allocate(purchases_, free_purchases_);
@@ -159,7 +146,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   std::uint32_t tracked = 0;
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (track_) {
-      buyers_[buyer].tracked.push_back({IdKey(planned.id).value_or(0), zone, Instant::max(),
+      buyers_[buyer].tracked.push_back({TouchpointKey(planned.id).value_or(0), zone, Instant::max(),
                                         static_cast<std::uint16_t>(planned.cadence)});
       tracked = static_cast<std::uint32_t>(buyers_[buyer].tracked.size());
     }
@@ -342,6 +329,27 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
   return Status::Ok();
 }
 
+// The id's first 16 hex digits after "tp_", as a number: its identity
+// among one buyer's touchpoints (a digest, so two of a buyer's ids sharing
+// it is a 2^-64 chance).
+std::optional<std::uint64_t> MemoryStore::TouchpointKey(std::string_view id) {
+  if (id.size() != 35 || !id.starts_with("tp_")) return std::nullopt;
+  std::uint64_t key = 0;
+  for (char c : id.substr(3, 16)) {
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    key = key << 4 | static_cast<std::uint64_t>(digit);
+  }
+  return key;
+}
+
+std::uint64_t MemoryStore::TrackedKey(std::uint64_t handle) const {
+  const auto buyer = static_cast<std::size_t>(handle >> 32);
+  const auto index = static_cast<std::size_t>(handle & 0xffffffffu);
+  if (buyer >= buyers_.size() || index == 0 || index > buyers_[buyer].tracked.size()) return 0;
+  return buyers_[buyer].tracked[index - 1].key;
+}
+
 StatusOr<EventMatch> MemoryStore::MatchEvent(const EngagementEvent& event) {
   auto it = events_.find(event.event_id);
   if (it == events_.end()) return EventMatch{};
@@ -363,7 +371,7 @@ std::optional<TouchpointRef> MemoryStore::RefOf(std::uint32_t buyer, std::size_t
 StatusOr<std::optional<TouchpointRef>> MemoryStore::FindTouchpoint(std::string_view buyer_id,
                                                                    std::string_view touchpoint_id) {
   auto it = buyer_index_.find(buyer_id);
-  const auto key = IdKey(touchpoint_id);
+  const auto key = TouchpointKey(touchpoint_id);
   if (it == buyer_index_.end() || !key) return std::optional<TouchpointRef>();
   const auto& tracked = buyers_[it->second].tracked;
   for (std::size_t i = 0; i < tracked.size(); ++i) {

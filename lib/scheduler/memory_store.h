@@ -75,6 +75,11 @@ class MemoryStore final : public ScheduleStore {
   // from now on, so events can name them and be credited to them (about 32
   // bytes a touchpoint; simulate does it only when given events).
   void TrackTouchpoints() { track_ = true; }
+  // A touchpoint id's key among its buyer's (its digest's first 64 bits),
+  // or nullopt for no id of ours.
+  static std::optional<std::uint64_t> TouchpointKey(std::string_view id);
+  // The key of the tracked touchpoint a TouchpointRef's handle names, or 0.
+  std::uint64_t TrackedKey(std::uint64_t handle) const;
 
   // Visits every pending touchpoint in firing order.
   void ForEachPending(const std::function<void(const TouchpointView&)>& visit) const;
@@ -152,9 +157,6 @@ class MemoryStore final : public ScheduleStore {
   void Finish(std::uint32_t slot, TouchpointState state, std::optional<Instant> fire_at,
               std::string_view reason);
   void ReleasePurchaseRef(std::uint32_t purchase);
-  // The buyer's tracked touchpoint by handle (buyer index << 32 | tracked
-  // index + 1), or null.
-  const Tracked* TrackedOf(std::uint64_t handle) const;
   static std::optional<TouchpointRef> RefOf(std::uint32_t buyer, std::size_t index,
                                             const Tracked& t, const Rules& rules);
 

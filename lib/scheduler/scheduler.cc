@@ -101,7 +101,42 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
       observer_->OnTouchpoints(rules_->cadences[t.cadence].name, t.state, 1);
   }
   Report(*cancelled, TouchpointState::kCancelled);
+  if (Status s = ObserveRepurchase(purchase, buyer->history, zone); !s.ok()) return s;
   return outcome;
+}
+
+Status Scheduler::ObserveRepurchase(const Purchase& purchase, std::span<const PastPurchase> history,
+                                    const Zone* zone) {
+  if (observer_ == nullptr) return Status::Ok();
+  // The buyer's purchase just before this one (ties: the one recorded
+  // first).
+  const PastPurchase* previous = nullptr;
+  for (const PastPurchase& p : history) {
+    if (p.purchased_at < purchase.purchased_at) previous = &p;
+  }
+  if (previous == nullptr) return Status::Ok();
+  const Rules& rules = *rules_;
+  bool in_window = false;
+  if (previous->product >= 0) {
+    const Zone* previous_zone = previous->zone != nullptr ? previous->zone : zone;
+    const Instant runout =
+        Runout(previous->purchased_at, previous->quantity,
+               rules.products[static_cast<std::size_t>(previous->product)], previous_zone);
+    in_window = purchase.purchased_at <=
+                AddDuration(runout, rules.outcomes.repurchase_grace, previous_zone);
+  }
+  auto last = store_.LastFiredBefore(purchase.buyer_id, purchase.purchased_at);
+  if (!last.ok()) return last.status();
+  std::string_view cadence;
+  if (last->has_value() && (*last)->fire_at) {
+    Duration back = rules.outcomes.attribution_window;
+    back.count = -back.count;
+    if (*(*last)->fire_at >= AddDuration(purchase.purchased_at, back, (*last)->zone)) {
+      cadence = (*last)->cadence;
+    }
+  }
+  observer_->OnRepurchase(in_window, cadence);
+  return Status::Ok();
 }
 
 StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
@@ -139,6 +174,7 @@ StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
   if (credited && observer_ != nullptr) observer_->OnEngaged(credited->cadence);
 
   EventOutcome outcome;
+  outcome.credited = credited ? credited->handle : 0;
   const int type = rules.EngagementTypeIndex(event.type);
   std::vector<std::string> stopped;
   for (const Cadence& c : rules.cadences) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "config/rules.h"
@@ -50,6 +51,8 @@ struct EventOutcome {
   };
   Kind kind = Kind::kRecorded;
   int cancelled = 0;  // kRecorded: pending touchpoints its type stopped (stop_on)
+  // kRecorded: the touchpoint it was credited to (the store's handle), 0: none.
+  std::uint64_t credited = 0;
   // kConflict: the field that differs from the recorded event.
   std::string conflict_field = {};
 };
@@ -76,6 +79,11 @@ class SchedulerObserver {
   virtual void OnFired(std::string_view cadence, Millis late) = 0;
   // An engagement event was credited to a touchpoint of `cadence`.
   virtual void OnEngaged(std::string_view /*cadence*/) {}
+  // A repurchase (a purchase after the buyer's earlier one) was recorded:
+  // `in_window` when it came by the previous purchase's runout plus
+  // repurchase_grace; `credited_cadence` the cadence of the touchpoint it
+  // is credited to ("" for none).
+  virtual void OnRepurchase(bool /*in_window*/, std::string_view /*credited_cadence*/) {}
 };
 
 class Scheduler {
@@ -125,6 +133,9 @@ class Scheduler {
 
  private:
   void Report(const CadenceCounts& counts, TouchpointState state);
+  // Tells the observer when `purchase` repurchases (docs/outcomes.md).
+  Status ObserveRepurchase(const Purchase& purchase, std::span<const PastPurchase> history,
+                           const Zone* zone);
   // Why `due`'s step may not fire now by its `when`, or nullopt.
   StatusOr<std::optional<std::string>> UnmetWhen(const DueTouchpoint& due, Instant now);
 

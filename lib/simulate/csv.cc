@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/text.h"
+#include "planner/event_check.h"
 #include "planner/purchase_check.h"
 
 namespace tp {
@@ -113,31 +114,94 @@ std::optional<std::string> SplitCsvLine(std::string_view line, std::vector<std::
   return std::nullopt;
 }
 
+namespace {
+
+// Where each of `names` is in `header` (-1: absent); the first `required`
+// names must be there.
+template <std::size_t N>
+Status IndexHeader(const std::vector<std::string>& header,
+                   const std::array<std::string_view, N>& names, std::size_t required,
+                   std::array<int, N>& index) {
+  index.fill(-1);
+  for (std::size_t i = 0; i < header.size(); ++i) {
+    int column = -1;
+    for (std::size_t c = 0; c < N; ++c) {
+      if (names[c] == header[i]) column = static_cast<int>(c);
+    }
+    if (column < 0) {
+      return Status::Error("unknown column '" + Excerpt(header[i]) + "' in the header");
+    }
+    if (index[static_cast<std::size_t>(column)] >= 0) {
+      return Status::Error("column '" + header[i] + "' appears twice in the header");
+    }
+    index[static_cast<std::size_t>(column)] = static_cast<int>(i);
+  }
+  for (std::size_t c = 0; c < required; ++c) {
+    if (index[c] < 0) {
+      return Status::Error("the header lacks column '" + std::string(names[c]) + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<PurchaseRowParser> PurchaseRowParser::FromHeader(const std::vector<std::string>& header,
                                                           const Rules& rules) {
   PurchaseRowParser parser(rules);
-  parser.index_.fill(-1);
   parser.width_ = header.size();
-  for (std::size_t i = 0; i < header.size(); ++i) {
-    std::string_view name = header[i];
-    int column = -1;
-    for (int c = 0; c < kColumns; ++c) {
-      if (kColumnNames[static_cast<std::size_t>(c)] == name) column = c;
-    }
-    if (column < 0)
-      return Status::Error("unknown column '" + Excerpt(header[i]) + "' in the header");
-    if (parser.index_[static_cast<std::size_t>(column)] >= 0) {
-      return Status::Error("column '" + header[i] + "' appears twice in the header");
-    }
-    parser.index_[static_cast<std::size_t>(column)] = static_cast<int>(i);
-  }
-  for (int c = 0; c < kTimezone; ++c) {
-    if (parser.index_[static_cast<std::size_t>(c)] < 0) {
-      return Status::Error("the header lacks column '" +
-                           std::string(kColumnNames[static_cast<std::size_t>(c)]) + "'");
-    }
+  if (Status s = IndexHeader(header, kColumnNames, kTimezone, parser.index_); !s.ok()) return s;
+  return parser;
+}
+
+StatusOr<EventRowParser> EventRowParser::FromHeader(const std::vector<std::string>& header,
+                                                    const Rules& rules) {
+  EventRowParser parser(rules);
+  parser.width_ = header.size();
+  if (Status s = IndexHeader(header, kColumnNames, kTouchpointId, parser.index_); !s.ok()) {
+    return s;
   }
   return parser;
+}
+
+std::optional<std::string> EventRowParser::Parse(const std::vector<std::string>& fields,
+                                                 EngagementEvent& out) {
+  if (fields.size() != width_) {
+    return "expected " + std::to_string(width_) + " fields, got " + std::to_string(fields.size());
+  }
+  auto field = [&](Column c) -> const std::string& {
+    return fields[static_cast<std::size_t>(index_[static_cast<std::size_t>(c)])];
+  };
+  auto check = [&](Column c, std::optional<std::string> what) -> std::optional<std::string> {
+    if (!what) return std::nullopt;
+    return "field '" + std::string(kColumnNames[static_cast<std::size_t>(c)]) + "': " + *what;
+  };
+  out.event_id = field(kEventId);
+  if (auto e = check(kEventId, IdFieldProblem("event_id", out.event_id))) return e;
+  out.buyer_id = field(kBuyerId);
+  if (auto e = check(kBuyerId, IdFieldProblem("buyer_id", out.buyer_id))) return e;
+  out.type = field(kType);
+  if (auto e = check(kType, EventTypeProblem(out.type, *rules_))) return e;
+  const auto at = ParseRfc3339(field(kAt));
+  if (!at) {
+    return check(kAt,
+                 "at must be an RFC 3339 time with an offset, like "
+                 "2026-11-01T15:30:00+08:00, got '" +
+                     Excerpt(field(kAt)) + "'");
+  }
+  out.at = *at;
+  if (auto e = check(kAt, EventAtProblem(out.at))) return e;
+  out.touchpoint_id.clear();
+  out.attributes.clear();
+  if (index_[kTouchpointId] >= 0) {
+    out.touchpoint_id = field(kTouchpointId);
+    if (!out.touchpoint_id.empty()) {
+      if (auto e = check(kTouchpointId, IdFieldProblem("touchpoint_id", out.touchpoint_id))) {
+        return e;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> PurchaseRowParser::Parse(const std::vector<std::string>& fields,

@@ -1,7 +1,9 @@
 // Purchases as CSV: header `order_id,buyer_id,product,quantity,amount,
 // purchased_at,timezone` (any column order; `timezone` may be omitted or
-// blank). Fields follow RFC 4180 quoting; a record is one line. `simulate`
-// and `touchpointctl import` read files the same way (CsvLineReader).
+// blank); engagement events as CSV: `event_id,buyer_id,type,at,
+// touchpoint_id` (`touchpoint_id` may be omitted or blank). Fields follow
+// RFC 4180 quoting; a record is one line. `simulate` and `touchpointctl
+// import` read files the same way (CsvLineReader).
 #pragma once
 
 #include <array>
@@ -88,6 +90,26 @@ class PurchaseRowParser {
   std::array<int, kColumns> index_{};
   std::size_t width_ = 0;
   std::unordered_map<std::string, bool> zone_ok_;
+};
+
+// Reads engagement event rows once the header has told where each column
+// is; checked as the API checks an event (planner/event_check.h).
+class EventRowParser {
+ public:
+  enum Column { kEventId, kBuyerId, kType, kAt, kTouchpointId, kColumns };
+  static constexpr std::array<std::string_view, kColumns> kColumnNames = {
+      "event_id", "buyer_id", "type", "at", "touchpoint_id"};
+
+  static StatusOr<EventRowParser> FromHeader(const std::vector<std::string>& header,
+                                             const Rules& rules);
+  // On failure returns "field 'NAME': PROBLEM".
+  std::optional<std::string> Parse(const std::vector<std::string>& fields, EngagementEvent& out);
+
+ private:
+  explicit EventRowParser(const Rules& rules) : rules_(&rules) {}
+  const Rules* rules_;
+  std::array<int, kColumns> index_{};
+  std::size_t width_ = 0;
 };
 
 }  // namespace tp

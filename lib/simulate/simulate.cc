@@ -13,9 +13,12 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "planner/purchase_check.h"
 #include "scheduler/memory_store.h"
 #include "scheduler/scheduler.h"
 #include "simulate/csv.h"
+#include "simulate/csv_pass.h"
+#include "simulate/report_collector.h"
 
 namespace tp {
 namespace {
@@ -48,7 +51,9 @@ void AppendLine(std::string& buf, const TouchpointView& t) {
 // spool file appended at the end, so memory stays flat however long the run.
 class LineWriter final : public MemoryStore::Observer {
  public:
-  explicit LineWriter(std::ostream& out) : out_(out), spool_(std::tmpfile()) {}
+  // With `collector`, fired touchpoints go to it and no line is written.
+  LineWriter(std::ostream& out, ReportCollector* collector)
+      : out_(out), spool_(collector == nullptr ? std::tmpfile() : nullptr), collector_(collector) {}
   ~LineWriter() override {
     if (spool_ != nullptr) std::fclose(spool_);
   }
@@ -58,6 +63,12 @@ class LineWriter final : public MemoryStore::Observer {
   bool ok() const { return spool_ok_ && out_.good(); }
 
   void OnFinal(const TouchpointView& t) override {
+    if (collector_ != nullptr) {
+      if (t.state == TouchpointState::kFired) {
+        collector_->OnFired(t, MemoryStore::TouchpointKey(t.id).value_or(0));
+      }
+      return;
+    }
     ++lines_;
     if (t.state == TouchpointState::kFired) {
       AppendLine(fired_, t);
@@ -68,6 +79,7 @@ class LineWriter final : public MemoryStore::Observer {
     }
   }
   void Pending(const TouchpointView& t) {
+    if (collector_ != nullptr) return;
     ++lines_;
     AppendLine(fired_, t);
     if (fired_.size() > kFlushAt) FlushFired();
@@ -113,13 +125,7 @@ class LineWriter final : public MemoryStore::Observer {
   std::string fired_;
   std::string rest_;
   std::uint64_t lines_ = 0;
-};
-
-struct Row {
-  std::int64_t at_ms;
-  std::uint64_t offset;  // byte offset of the line in the file
-  std::uint64_t line;
-  std::uint64_t order_hash;
+  ReportCollector* collector_;
 };
 
 std::string ErrorAt(const std::string& file, std::uint64_t line, const std::string& message) {
@@ -131,118 +137,66 @@ std::string ErrorAt(const std::string& file, std::uint64_t line, const std::stri
 SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const SimulateOptions& options,
                         std::ostream& out) {
   SimulateResult result;
-  const std::string& path = options.purchases_path;
-  auto fail = [&](std::uint64_t line, const std::string& message) {
-    if (result.errors.size() < options.max_errors)
-      result.errors.push_back(ErrorAt(path, line, message));
+  auto failing = [&](const std::string& path) {
+    return [&result, &options, path](std::uint64_t line, const std::string& message) {
+      if (result.errors.size() < options.max_errors) {
+        result.errors.push_back(ErrorAt(path, line, message));
+      }
+    };
   };
 
-  // Pass 1: validate every row; remember where each is and when it happened.
-  CsvLineReader reader(path);
-  if (!reader.open_error().empty()) {
-    result.errors.push_back("error: " + reader.open_error());
-    return result;
+  // Pass 1: validate every row of both files; remember where each is and
+  // when it happened.
+  CsvPass<Purchase, PurchaseRowParser> purchases(
+      options.purchases_path,
+      {[&](const std::vector<std::string>& header) {
+         return PurchaseRowParser::FromHeader(header, *rules);
+       },
+       [](const Purchase& p) { return p.purchased_at; },
+       [](const Purchase& p) -> const std::string& { return p.order_id; },
+       // The zone, not its spelling: "" and the default named are the same.
+       [&](Purchase& p) {
+         if (p.timezone.empty()) p.timezone = rules->timezone->name();
+         if (const Zone* zone = FindZone(p.timezone)) p.timezone = zone->name();
+       },
+       "order_id"},
+      failing(options.purchases_path));
+  std::optional<CsvPass<EngagementEvent, EventRowParser>> events;
+  if (options.events_path) {
+    events.emplace(*options.events_path,
+                   CsvKind<EngagementEvent, EventRowParser>{
+                       [&](const std::vector<std::string>& header) {
+                         return EventRowParser::FromHeader(header, *rules);
+                       },
+                       [](const EngagementEvent& e) { return e.at; },
+                       [](const EngagementEvent& e) -> const std::string& { return e.event_id; },
+                       [](EngagementEvent&) {}, "event_id"},
+                   failing(*options.events_path));
   }
-  std::string line;
-  std::vector<std::string> fields;
-  const auto header = reader.Next(line);
-  if (header != CsvLineReader::Read::kLine) {
-    fail(1, header == CsvLineReader::Read::kEnd ? "the file is empty (expected a header line)"
-                                                : "the header line is longer than 1 MiB");
-    return result;
-  }
-  if (auto e = SplitCsvLine(line, fields)) {
-    fail(1, *e);
-    return result;
-  }
-  auto parser = PurchaseRowParser::FromHeader(fields, *rules);
-  if (!parser.ok()) {
-    fail(1, parser.status().message());
-    return result;
-  }
-  std::vector<Row> rows;
-  Purchase purchase;
-  std::uint64_t bad_rows = 0;
-  bool sorted = true;
-  for (CsvLineReader::Read read; (read = reader.Next(line)) != CsvLineReader::Read::kEnd;) {
-    const std::uint64_t number = reader.number(), offset = reader.offset();
-    if (read == CsvLineReader::Read::kTooLong) {
-      ++bad_rows;
-      fail(number, "the line is longer than 1 MiB");
-      continue;
-    }
-    if (line.empty()) continue;
-    std::optional<std::string> problem = SplitCsvLine(line, fields);
-    if (!problem) problem = parser->Parse(fields, purchase);
-    if (problem) {
-      ++bad_rows;
-      fail(number, *problem);
-      continue;
-    }
-    const std::int64_t at = purchase.purchased_at.time_since_epoch().count();
-    if (!rows.empty() && at < rows.back().at_ms) sorted = false;
-    rows.push_back(Row{at, offset, number, std::hash<std::string>{}(purchase.order_id)});
-  }
-  if (!reader.read_error().empty()) {
-    result.errors.push_back(path + ": error: reading failed after line " +
-                            std::to_string(reader.number()) + ": " + reader.read_error());
-    return result;
-  }
-  // Same order id twice: fine when identical (ingest ignores the repeat),
-  // an error otherwise. Compare the candidates found by hash exactly.
-  {
-    std::vector<std::uint32_t> by_hash(rows.size());
-    for (std::uint32_t i = 0; i < by_hash.size(); ++i) by_hash[i] = i;
-    std::sort(by_hash.begin(), by_hash.end(), [&](std::uint32_t a, std::uint32_t b) {
-      return std::tie(rows[a].order_hash, rows[a].line) <
-             std::tie(rows[b].order_hash, rows[b].line);
-    });
-    CsvLineReader again(path);
-    auto load = [&](const Row& r, Purchase& p) {
-      again.Seek(r.offset, r.line);
-      again.Next(line);
-      (void)SplitCsvLine(line, fields);
-      (void)parser->Parse(fields, p);
-      // The zone, not its spelling: "" and the default named are the same.
-      if (p.timezone.empty()) p.timezone = rules->timezone->name();
-      if (const Zone* zone = FindZone(p.timezone)) p.timezone = zone->name();
-    };
-    Purchase first, other;
-    for (std::size_t i = 0; i < by_hash.size();) {
-      std::size_t j = i + 1;
-      while (j < by_hash.size() && rows[by_hash[j]].order_hash == rows[by_hash[i]].order_hash) ++j;
-      for (std::size_t a = i; a + 1 < j; ++a) {
-        load(rows[by_hash[a]], first);
-        for (std::size_t b = a + 1; b < j; ++b) {
-          load(rows[by_hash[b]], other);
-          if (other.order_id != first.order_id) continue;
-          const std::string_view differs = first.FirstDifference(other);
-          if (differs.empty()) continue;
-          ++bad_rows;
-          fail(rows[by_hash[b]].line, "field '" + std::string(differs) + "': order_id '" +
-                                          other.order_id + "' is also line " +
-                                          std::to_string(rows[by_hash[a]].line) +
-                                          ", with another " + std::string(differs));
-        }
-      }
-      i = j;
+  for (auto fatal : {purchases.Index(), events ? events->Index() : std::nullopt}) {
+    if (fatal) {
+      result.errors.push_back(*fatal);
+      return result;
     }
   }
-  if (bad_rows > 0) {
-    if (bad_rows > result.errors.size()) {
-      result.errors.push_back(path + ": error: " + std::to_string(bad_rows) +
+  for (const auto& [path, bad] :
+       {std::pair{options.purchases_path, purchases.bad_rows()},
+        std::pair{options.events_path.value_or(""), events ? events->bad_rows() : 0}}) {
+    if (bad > 0 && bad > result.errors.size()) {
+      result.errors.push_back(path + ": error: " + std::to_string(bad) +
                               " bad rows in all; nothing was simulated");
     }
-    return result;
   }
-  if (!sorted) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const Row& a, const Row& b) { return a.at_ms < b.at_ms; });
-  }
+  if (!result.errors.empty()) return result;
 
-  // Pass 2: replay on the virtual clock.
-  LineWriter writer(out);
+  // Pass 2: replay both on the virtual clock, in time order; at one instant
+  // the purchase first (an answer at the very moment of a purchase counts
+  // for it).
+  std::optional<ReportCollector> collector;
+  if (options.report) collector.emplace(*rules, *options.report);
+  LineWriter writer(out, collector ? &*collector : nullptr);
   MemoryStore store(rules, &writer);
+  if (events) store.TrackTouchpoints();
   FakeClock clock(Instant{});
   const RulesInForce in_force(rules);  // no reload here: these rules throughout
   Scheduler scheduler(store, clock, in_force);
@@ -255,34 +209,72 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
       if (!scheduler.RunDue().ok()) return false;
     }
   };
-  CsvLineReader replay(path);
-  std::uint64_t expected_offset = std::numeric_limits<std::uint64_t>::max();
-  for (const Row& r : rows) {
+  const std::vector<CsvRow>& bought = purchases.rows();
+  static const std::vector<CsvRow> kNone;
+  const std::vector<CsvRow>& heard = events ? events->rows() : kNone;
+  Purchase purchase;
+  EngagementEvent event;
+  for (std::size_t p = 0, e = 0; p < bought.size() || e < heard.size();) {
+    const bool purchase_next =
+        e == heard.size() || (p < bought.size() && bought[p].at_ms <= heard[e].at_ms);
+    const CsvRow& r = purchase_next ? bought[p++] : heard[e++];
     const Instant at{Millis(r.at_ms)};
     if (at > end) break;
-    if (r.offset != expected_offset) replay.Seek(r.offset, r.line);
-    replay.Next(line);
-    expected_offset = replay.position();
-    (void)SplitCsvLine(line, fields);
-    (void)parser->Parse(fields, purchase);
     if (!run_until(at)) {
-      result.errors.push_back(path + ": error: the scheduler failed");
+      result.errors.push_back("error: the scheduler failed");
       return result;
     }
     if (clock.Now() < at) clock.Set(at);
-    auto outcome = scheduler.Ingest(purchase);
+    if (purchase_next) {
+      purchases.Load(r, purchase);
+      auto outcome = scheduler.Ingest(purchase);
+      if (!outcome.ok()) {
+        result.errors.push_back(ErrorAt(purchases.path(), r.line, outcome.status().message()));
+        return result;
+      }
+      if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
+        ++result.duplicates;
+        continue;
+      }
+      ++result.purchases;
+      if (collector) {
+        collector->OnPurchase(purchase, outcome->tier, scheduler.ZoneFor(purchase.timezone));
+      }
+      continue;
+    }
+    events->Load(r, event);
+    auto outcome = scheduler.RecordEvent(event);
     if (!outcome.ok()) {
-      result.errors.push_back(ErrorAt(path, r.line, outcome.status().message()));
+      result.errors.push_back(ErrorAt(events->path(), r.line, outcome.status().message()));
       return result;
     }
-    if (outcome->kind == IngestOutcome::Kind::kDuplicate) {
-      ++result.duplicates;
-    } else {
-      ++result.purchases;
+    if (outcome->kind == EventOutcome::Kind::kUnknownTouchpoint) {
+      // Refused, as the daemon would refuse it; the run goes on.
+      result.warnings.push_back(events->path() + ":" + std::to_string(r.line) +
+                                ": warning: field 'touchpoint_id': '" + event.touchpoint_id +
+                                "' names no touchpoint of buyer '" + event.buyer_id +
+                                "'; the event is left out, as the daemon would refuse it");
+      continue;
     }
+    if (outcome->kind == EventOutcome::Kind::kDuplicate) {
+      ++result.event_duplicates;
+      continue;
+    }
+    ++result.events;
+    if (collector) collector->OnEvent(event, store.TrackedKey(outcome->credited));
   }
   if (!run_until(end)) {
-    result.errors.push_back(path + ": error: the scheduler failed");
+    result.errors.push_back("error: the scheduler failed");
+    return result;
+  }
+  if (collector) {
+    ReportOptions report_options;
+    report_options.from = kMinPurchasedAt;  // every purchase: the API's bounds
+    report_options.to = kMaxPurchasedAt;
+    report_options.as_of = options.until.value_or(clock.Now());
+    report_options.by = *options.report;
+    report_options.windows = rules->outcomes;
+    result.report = collector->Report(report_options);
     return result;
   }
   writer.FinishFinals();

@@ -200,8 +200,8 @@ void ReplanRows::ReplanBuyer(const Rules& rules, const PurchaseReplanner& replan
   std::vector<PastPurchase> all;
   all.reserve(purchases.size());
   for (const StoredPurchase& p : purchases) {
-    all.push_back(
-        {p.purchase.purchased_at, rules.ProductIndex(p.purchase.product), p.purchase.amount});
+    all.push_back({p.purchase.purchased_at, rules.ProductIndex(p.purchase.product),
+                   p.purchase.amount, p.purchase.quantity, p.zone});
   }
   std::vector<PastPurchase> others;
   for (std::size_t i = 0; i < purchases.size(); ++i) {

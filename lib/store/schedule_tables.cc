@@ -23,7 +23,8 @@ ScheduleTables::ScheduleTables(Database& db, RowWriter& rows)
              "p.attributes, p.zone FROM purchases p JOIN buyers b ON b.id = p.buyer "
              "WHERE p.order_id = ?"),
       buyer_history_(db.sql(),
-                     "SELECT purchased_at, product, amount FROM purchases WHERE buyer = ? "
+                     "SELECT purchased_at, product, amount, quantity, zone FROM purchases "
+                     "WHERE buyer = ? "
                      "ORDER BY purchased_at, id"),
       purchase_insert_(db.sql(),
                        "INSERT INTO purchases (order_id, buyer, product, quantity, amount, "
@@ -76,7 +77,8 @@ StatusOr<BuyerState> ScheduleTables::LoadBuyer(const Rules& rules, std::string_v
     while (q.executeStep()) {
       state.history.push_back({FromMs(q.getColumn(0).getInt64()),
                                rules.ProductIndex(q.getColumn(1).getString()),
-                               q.getColumn(2).getDouble()});
+                               q.getColumn(2).getDouble(), q.getColumn(3).getInt64(),
+                               zones_.Named(sql::TextView(q.getColumn(4)))});
     }
     q.tryReset();
     return state;

@@ -14,6 +14,7 @@
 #include "scheduler/store.h"
 #include "store/database.h"
 #include "store/row_writer.h"
+#include "store/sql.h"
 
 namespace tp {
 
@@ -33,6 +34,7 @@ class ScheduleTables {
  private:
   Database& db_;
   RowWriter& rows_;
+  sql::ZoneCache zones_;
   SQLite::Statement match_;
   SQLite::Statement buyer_history_;
   SQLite::Statement purchase_insert_;

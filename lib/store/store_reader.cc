@@ -93,4 +93,14 @@ void StoreReader::Count(std::vector<std::string> queues, std::vector<std::string
   });
 }
 
+void StoreReader::Outcomes(OutcomeQuery query, Reported done) {
+  impl_->Post([impl = impl_.get(), query = std::move(query), done = std::move(done)] {
+    done(Guard("compute the outcomes report", [&]() -> StatusOr<OutcomeReport> {
+      OutcomeReport report(query.options);
+      ReadOutcomes(impl->db, query, report);
+      return report;
+    }));
+  });
+}
+
 }  // namespace tp

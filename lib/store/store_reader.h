@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "store/outcome_rows.h"
 #include "store/queue_store.h"
 #include "store/report_store.h"
 
@@ -20,6 +21,7 @@ namespace tp {
 class StoreReader final : public LeasedEvents {
  public:
   using Counted = std::function<void(StatusOr<StoreGauges>)>;
+  using Reported = std::function<void(StatusOr<OutcomeReport>)>;
 
   // Opens `path` (a store's file, already open and migrated by it).
   static StatusOr<std::unique_ptr<StoreReader>> Open(const std::string& path);
@@ -39,6 +41,9 @@ class StoreReader final : public LeasedEvents {
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
   // `push_sinks` and OutboxBySink() would say, then calls `done` with it.
   void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks, Counted done);
+  // Computes the outcomes report over the whole file (store/outcome_rows.h)
+  // in one read transaction, then calls `done` with it.
+  void Outcomes(OutcomeQuery query, Reported done);
 
  private:
   struct Impl;

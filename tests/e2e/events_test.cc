@@ -13,6 +13,7 @@
 #include "daemon_process.h"
 #include "harness.h"
 #include "http/client.h"
+#include "run_ctl.h"
 #include "temp_dir.h"
 
 namespace tp {
@@ -233,6 +234,99 @@ TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
     EXPECT_EQ(body["accepted"], 0) << "an acknowledged event was lost";
     EXPECT_EQ(body["duplicates"], items.size());
   }
+}
+
+TEST_F(EventsTest, CtlImportsAnEventsCsvNamingRejectedLines) {
+  DaemonProcess& d = StartDaemon();
+  const std::string at = Now(-std::chrono::minutes(5));
+  const std::string csv = Path("events.csv");
+  testing::WriteFile(csv,
+                     "event_id,buyer_id,type,at,touchpoint_id\n"
+                     "v1,lin,read," +
+                         at +
+                         ",\n"
+                         "v2,lin,opened," +
+                         at +
+                         ",\n"
+                         "v3,lin,clicked," +
+                         at +
+                         ",tp_0123456789abcdef0123456789abcdef\n"
+                         "v4,wu,replied," +
+                         at +
+                         ",\n"
+                         "v1,lin,clicked," +
+                         at + ",\n");
+  auto r = testing::Ctl({"import", "--events", "--url", d.url(), "--batch", "2", csv});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("5 lines, 2 accepted, 0 duplicates, 3 rejected"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":3: field 'type': unknown type 'opened'"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":4: field 'touchpoint_id': touchpoint_id "));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":6: field 'type': event_id 'v1' was already recorded "
+                                     "with another type"));
+  r = testing::Ctl({"import", "--events", "--url", d.url(), csv});
+  EXPECT_THAT(r.out, HasSubstr("5 lines, 0 accepted, 2 duplicates, 3 rejected"));
+}
+
+TEST_F(EventsTest, TheOutcomesReportCountsTrustAndRepurchasesWithOpenWindowsApart) {
+  DaemonProcess& d = StartDaemon();
+  auto days_ago = [](int n) { return Now(-std::chrono::hours(24) * n); };
+  // Two boxes of 15 days: a 30-day repurchase window.
+  auto buy = [&](const std::string& order, const std::string& buyer, int ago) {
+    auto [status, body] = d.Call("POST", "/v1/purchases",
+                                 {{"order_id", order},
+                                  {"buyer_id", buyer},
+                                  {"product", "daily"},
+                                  {"quantity", 2},
+                                  {"amount", 240},
+                                  {"purchased_at", days_ago(ago)}});
+    ASSERT_EQ(status, 200) << body;
+  };
+  buy("o1", "lin", 40);
+  buy("o2", "lin", 15);  // repurchases o1, 25 days on; its own window is open
+  buy("o3", "wu", 40);   // never repurchased: its window closed 10 days ago
+  buy("o4", "amy", 5);   // open
+  ASSERT_EQ(d.Call("POST", "/v1/events",
+                   json::array({Event("t1", "lin", "clicked", days_ago(39)),
+                                Event("t2", "wu", "read", days_ago(39)),
+                                Event("t3", "amy", "replied", days_ago(4))}))
+                .first,
+            200);
+  auto [status, body] = d.Call("GET", "/v1/reports/outcomes?by=tier");
+  ASSERT_EQ(status, 200) << body;
+  ASSERT_EQ(body["rows"].size(), 1u) << body;
+  const json& row = body["rows"][0];
+  EXPECT_EQ(row["key"], "default");
+  EXPECT_EQ(row["purchases"], 4);
+  EXPECT_EQ(row["trust_built"], 2);  // o1 (lin's click), o4 (amy's reply)
+  EXPECT_EQ(row["trust_open"], 0);
+  EXPECT_DOUBLE_EQ(row["trust_rate"].get<double>(), 0.5);
+  EXPECT_EQ(row["repurchased"], 1);
+  EXPECT_EQ(row["open"], 2);  // o2, o4
+  EXPECT_DOUBLE_EQ(row["repurchase_rate"].get<double>(), 0.5);
+  EXPECT_NEAR(row["median_days_to_repurchase"].get<double>(), 25, 0.001);  // times a few ms apart
+
+  // As of 20 days ago: o2 and o4 were not bought yet.
+  std::tie(status, body) = d.Call("GET", "/v1/reports/outcomes?by=product&as_of=" + days_ago(20));
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["rows"][0]["key"], "daily");
+  EXPECT_EQ(body["rows"][0]["purchases"], 2);  // o1 and o3, both still open then
+  EXPECT_EQ(body["rows"][0]["open"], 2);
+
+  for (const char* bad : {"by=store", "from=yesterday", "as_of=1999-01-01T00:00:00Z",
+                          "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"}) {
+    std::tie(status, body) = d.Call("GET", std::string("/v1/reports/outcomes?") + bad);
+    EXPECT_EQ(status, 400) << bad;
+    EXPECT_TRUE(body["field"].is_string()) << bad;
+  }
+  auto metrics = d.http().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, HasSubstr(R"(touchpoint_repurchases_total{in_window="true"} 1)"));
+  EXPECT_THAT(metrics->body, HasSubstr(R"(touchpoint_repurchases_total{in_window="false"} 0)"));
+
+  auto r = testing::Ctl({"report", "--url", d.url(), "--by", "tier"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("outcomes by tier"));
+  EXPECT_THAT(r.out, HasSubstr("50.0%"));
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ class PlannerTest : public ::testing::Test {
                         zone != nullptr ? zone : shanghai_);
   }
   PastPurchase Past(std::string_view at, const std::string& product, double amount) {
-    return PastPurchase{At(at), rules_->ProductIndex(product), amount};
+    return PastPurchase{At(at), rules_->ProductIndex(product), amount, 1, rules_->timezone};
   }
   std::vector<std::string> Topics(const Plan& plan) {
     std::vector<std::string> out;
