@@ -2,7 +2,8 @@
 # Installs what is needed, builds and runs the whole test suite.
 #   scripts/test.sh              # Debug build in build/, ctest
 #   scripts/test.sh --sanitize   # ASan + UBSan build in build-asan/, ctest
-# TP_WERROR=ON makes compiler warnings errors (CI sets it; .ci/run).
+# TP_WERROR=ON makes compiler warnings errors, TP_LINE_TABLES=ON keeps only
+# line tables as debug info (CI sets both; .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -10,7 +11,8 @@ scripts/deps.sh
 npm ci --prefix tests/interop --no-audit --no-fund --silent
 
 build_dir=build
-cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}")
+cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}"
+            -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}")
 if [[ ${1:-} == --sanitize ]]; then
   build_dir=build-asan
   cmake_args+=(-DTP_SANITIZE=ON)

@@ -31,7 +31,8 @@ targets=(purchase_json_fuzz json_body_fuzz config_fuzz csv_fuzz http_fuzz)
 
 # The compiler is chosen when build-fuzz is first configured.
 CXX=clang++ cmake -S . -B "$build" -DTP_FUZZ=ON -DTP_BUILD_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR="${TP_WERROR:-OFF}" >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR="${TP_WERROR:-OFF}" \
+  -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}" >/dev/null
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
