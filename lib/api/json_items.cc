@@ -1,5 +1,7 @@
 #include "api/json_items.h"
 
+#include <algorithm>
+
 #include "core/json_parse.h"
 #include "core/text.h"
 #include "planner/purchase_check.h"
@@ -53,15 +55,12 @@ std::optional<BodyError> OnlyFields(const json& item, const char* noun,
     return Fail("", std::string("each ") + noun + " must be a JSON object, got " + Shown(item));
   }
   for (const auto& [key, value] : item.items()) {
-    bool known = false;
+    if (std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
+      continue;
+    }
     std::string expected;
-    for (const char* a : allowed) {
-      known = known || key == a;
-      expected += (expected.empty() ? "" : ", ") + std::string(a);
-    }
-    if (!known) {
-      return Fail(Excerpt(key), "unknown field '" + Excerpt(key) + "' (expected " + expected + ")");
-    }
+    for (const char* a : allowed) expected += (expected.empty() ? "" : ", ") + std::string(a);
+    return Fail(Excerpt(key), "unknown field '" + Excerpt(key) + "' (expected " + expected + ")");
   }
   return std::nullopt;
 }

@@ -46,10 +46,13 @@ EngagementTables::EngagementTables(Database& db, RowWriter& rows)
                       "SELECT t.id, t.cadence, p.zone, t.fire_at, p.order_id, t.step FROM "
                       "touchpoints t JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
                       "ORDER BY t.fire_at IS NULL, t.fire_at DESC, t.id DESC"),
+      // The buyer by id in the statement, and the purchase's zone for the
+      // one row found only: this runs for every event.
       last_fired_(db.sql(),
-                  "SELECT t.id, t.cadence, p.zone, t.fire_at FROM touchpoints t JOIN purchases p "
-                  "ON p.id = t.purchase WHERE t.buyer = ? AND t.state IN (1, 5) AND "
-                  "t.fire_at < ? ORDER BY t.fire_at DESC, t.id DESC LIMIT 1"),
+                  "SELECT t.id, t.cadence, (SELECT zone FROM purchases WHERE id = t.purchase), "
+                  "t.fire_at FROM touchpoints t WHERE t.buyer = (SELECT id FROM buyers WHERE "
+                  "buyer_id = ?) AND t.state IN (1, 5) AND t.fire_at < ? "
+                  "ORDER BY t.fire_at DESC, t.id DESC LIMIT 1"),
       insert_(db.sql(),
               "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, "
               "attributes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
@@ -120,11 +123,9 @@ StatusOr<std::optional<TouchpointRef>> EngagementTables::LastFiredBefore(std::st
                                                                          Instant at) {
   return Guard("find the last touchpoint fired", [&]() -> StatusOr<std::optional<TouchpointRef>> {
     std::optional<TouchpointRef> found;
-    auto buyer = rows_.FindBuyer(buyer_id);
-    if (!buyer) return found;
     auto& q = last_fired_;
     q.tryReset();
-    q.bind(1, *buyer);
+    BindText(q, 1, buyer_id);
     q.bind(2, Ms(at));
     if (q.executeStep()) found = Ref(q);
     q.tryReset();
