@@ -54,7 +54,9 @@ std::optional<BodyError> OnlyFields(const json& item, const char* noun,
   if (!item.is_object()) {
     return Fail("", std::string("each ") + noun + " must be a JSON object, got " + Shown(item));
   }
-  for (const auto& [key, value] : item.items()) {
+  for (const auto& field : item.items()) {
+    // (Not a structured binding: clang 14 cannot capture one in a lambda.)
+    const std::string& key = field.key();
     if (std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
       continue;
     }
