@@ -50,6 +50,10 @@ void ReportRoutes::Outcomes(const HttpRequest& req, HttpRespond respond) {
   // Computed on the reader's thread; answered on the loop (store_failed
   // reacts on the loop). The work guard keeps the loop running (at a stop
   // too) until then.
+  if (computing_) {
+    return respond(Unavailable("another outcomes report is being computed; try again shortly"));
+  }
+  computing_ = true;
   // The rules in force now, kept alive for the reader's thread.
   OutcomeQuery query;
   query.options = options;
@@ -70,6 +74,7 @@ void ReportRoutes::Outcomes(const HttpRequest& req, HttpRespond respond) {
                                   std::move(respond)](StatusOr<OutcomeReport> report) mutable {
     boost::asio::post(work.get_executor(), [this, respond = std::move(respond),
                                             report = std::move(report)]() mutable {
+      computing_ = false;
       respond(report.ok() ? JsonResponse(200, ReportJson(*report))
                           : context_.store_failed(report.status(), "cannot compute the report"));
     });

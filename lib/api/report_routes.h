@@ -1,6 +1,7 @@
 // GET /v1/reports/outcomes (docs/api.md, docs/outcomes.md): the query
 // checked, the report computed off the loop (the StoreReader's thread
-// streams the file), the answer sent from the loop.
+// streams the file), the answer sent from the loop. One at a time: another
+// request meanwhile is a 503 with Retry-After.
 #pragma once
 
 // Boost 1.74's Asio needs <utility> before it under C++20.
@@ -35,6 +36,9 @@ class ReportRoutes {
   const RouteContext& context_;
   boost::asio::io_context& io_;
   Compute compute_;
+  // One report at a time: it runs on the store reader's thread, ahead of
+  // the leases' events queued behind it.
+  bool computing_ = false;
 };
 
 }  // namespace tp::api

@@ -57,7 +57,8 @@ std::optional<double> PurchaseOutcomes::MedianDaysToRepurchase() const {
   std::nth_element(days.begin(), days.begin() + static_cast<std::ptrdiff_t>(mid), days.end());
   if (days.size() % 2 == 1) return days[mid];
   const double upper = days[mid];
-  const double lower = *std::max_element(days.begin(), days.begin() + static_cast<std::ptrdiff_t>(mid));
+  const double lower =
+      *std::max_element(days.begin(), days.begin() + static_cast<std::ptrdiff_t>(mid));
   return (lower + upper) / 2;
 }
 
@@ -87,9 +88,17 @@ void OutcomeReport::AddPurchases(const BuyerHistory& buyer) {
     // Trust: a trust signal in [purchased_at, purchased_at + trust_within),
     // known by as_of.
     const Instant trust_end = AddDuration(p.purchased_at, o.windows.trust_within, p.zone);
-    const bool trusted = std::any_of(buyer.events.begin(), buyer.events.end(), [&](const auto& e) {
-      return e.trust && e.at >= p.purchased_at && e.at < trust_end && e.at <= o.as_of;
-    });
+    // Events are in time order: from the first at or after the purchase.
+    bool trusted = false;
+    for (auto e =
+             std::lower_bound(buyer.events.begin(), buyer.events.end(), p.purchased_at,
+                              [](const BuyerHistory::Event&ev, Instant at) { return ev.at < at; });
+         e != buyer.events.end() && e->at < trust_end && e->at <= o.as_of; ++e) {
+      if (e->trust) {
+        trusted = true;
+        break;
+      }
+    }
     if (trusted) {
       ++row.trust_built;
     } else if (trust_end > o.as_of) {
@@ -99,14 +108,13 @@ void OutcomeReport::AddPurchases(const BuyerHistory& buyer) {
     // Repurchase: the first later purchase up to runout + grace, known by
     // as_of.
     const Instant repurchase_end = AddDuration(p.runout, o.windows.repurchase_grace, p.zone);
+    // Purchases are in time order: the first one after this one's instant.
     const BuyerHistory::Purchase* again = nullptr;
-    for (std::size_t j = 0; j < purchases.size(); ++j) {
+    for (std::size_t j = i + 1; j < purchases.size(); ++j) {
       const BuyerHistory::Purchase& q = purchases[j];
-      if (j == i || q.purchased_at <= p.purchased_at || q.purchased_at > repurchase_end ||
-          q.purchased_at > o.as_of) {
-        continue;
-      }
-      if (again == nullptr || q.purchased_at < again->purchased_at) again = &q;
+      if (q.purchased_at <= p.purchased_at) continue;
+      if (q.purchased_at <= repurchase_end && q.purchased_at <= o.as_of) again = &q;
+      break;
     }
     if (again != nullptr) {
       ++row.repurchased;
@@ -138,14 +146,15 @@ void OutcomeReport::AddFires(const BuyerHistory& buyer) {
   // A repurchase (any purchase after the buyer's first) is credited to the
   // last touchpoint fired within attribution_window before it.
   const auto& purchases = buyer.purchases;
+  const auto& fires = buyer.fires;
+  std::size_t next_fire = 0;  // the fires before q, walked forward once
   for (std::size_t i = 1; i < purchases.size(); ++i) {
     const BuyerHistory::Purchase& q = purchases[i];
-    if (q.purchased_at > o.as_of) continue;
-    const BuyerHistory::Fire* last = nullptr;
-    for (const BuyerHistory::Fire& f : buyer.fires) {
-      if (f.fire_at >= q.purchased_at) break;
-      last = &f;
-    }
+    // Not a repurchase: at the same instant as the buyer's first.
+    if (q.purchased_at <= purchases[0].purchased_at) continue;
+    if (q.purchased_at > o.as_of) break;
+    while (next_fire < fires.size() && fires[next_fire].fire_at < q.purchased_at) ++next_fire;
+    const BuyerHistory::Fire* last = next_fire == 0 ? nullptr : &fires[next_fire - 1];
     if (last == nullptr ||
         last->fire_at < Before(q.purchased_at, o.windows.attribution_window, last->zone)) {
       continue;

@@ -146,7 +146,8 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   std::uint32_t tracked = 0;
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (track_) {
-      buyers_[buyer].tracked.push_back({TouchpointKey(planned.id).value_or(0), zone, Instant::max(),
+      buyers_[buyer].tracked.push_back({TouchpointKey(planned.id).value_or(0),
+                                        TouchpointRest(planned.id), zone, Instant::max(),
                                         static_cast<std::uint16_t>(planned.cadence)});
       tracked = static_cast<std::uint32_t>(buyers_[buyer].tracked.size());
     }
@@ -329,18 +330,33 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
   return Status::Ok();
 }
 
-// The id's first 16 hex digits after "tp_", as a number: its identity
-// among one buyer's touchpoints (a digest, so two of a buyer's ids sharing
-// it is a 2^-64 chance).
-std::optional<std::uint64_t> MemoryStore::TouchpointKey(std::string_view id) {
-  if (id.size() != 35 || !id.starts_with("tp_")) return std::nullopt;
-  std::uint64_t key = 0;
-  for (char c : id.substr(3, 16)) {
+namespace {
+
+// 16 lowercase hex digits as a number, or nullopt.
+std::optional<std::uint64_t> Hex64(std::string_view hex) {
+  std::uint64_t value = 0;
+  for (char c : hex) {
     const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
     if (digit < 0) return std::nullopt;
-    key = key << 4 | static_cast<std::uint64_t>(digit);
+    value = value << 4 | static_cast<std::uint64_t>(digit);
   }
-  return key;
+  return value;
+}
+
+bool IsTouchpointId(std::string_view id) { return id.size() == 35 && id.starts_with("tp_"); }
+
+}  // namespace
+
+// The id's first 16 hex digits after "tp_", as a number: with the second
+// 16 (TouchpointRest), its identity among one buyer's touchpoints.
+std::optional<std::uint64_t> MemoryStore::TouchpointKey(std::string_view id) {
+  if (!IsTouchpointId(id) || !Hex64(id.substr(19))) return std::nullopt;
+  return Hex64(id.substr(3, 16));
+}
+
+std::uint64_t MemoryStore::TouchpointRest(std::string_view id) {
+  if (!IsTouchpointId(id)) return 0;
+  return Hex64(id.substr(19)).value_or(0);
 }
 
 std::uint64_t MemoryStore::TrackedKey(std::uint64_t handle) const {
@@ -372,10 +388,13 @@ StatusOr<std::optional<TouchpointRef>> MemoryStore::FindTouchpoint(std::string_v
                                                                    std::string_view touchpoint_id) {
   auto it = buyer_index_.find(buyer_id);
   const auto key = TouchpointKey(touchpoint_id);
+  const std::uint64_t rest = TouchpointRest(touchpoint_id);
   if (it == buyer_index_.end() || !key) return std::optional<TouchpointRef>();
   const auto& tracked = buyers_[it->second].tracked;
   for (std::size_t i = 0; i < tracked.size(); ++i) {
-    if (tracked[i].key == *key) return RefOf(it->second, i, tracked[i], *rules_);
+    if (tracked[i].key == *key && tracked[i].rest == rest) {
+      return RefOf(it->second, i, tracked[i], *rules_);
+    }
   }
   return std::optional<TouchpointRef>();
 }
@@ -396,11 +415,11 @@ StatusOr<std::optional<TouchpointRef>> MemoryStore::LastFiredBefore(std::string_
 
 Status MemoryStore::AddEvent(const EngagementEvent& event, std::uint64_t /*credited*/,
                              Instant /*now*/) {
+  const int type = rules_->EngagementTypeIndex(event.type);
+  if (type < 0) return Status::Error("unknown event type " + event.type);
   if (!events_.emplace(event.event_id, Fingerprint(event)).second) {
     return Status::Error("event " + event.event_id + " is already recorded");
   }
-  const int type = rules_->EngagementTypeIndex(event.type);
-  if (type < 0) return Status::Error("unknown event type " + event.type);
   auto& events = buyers_[BuyerIndex(event.buyer_id)].events;
   const auto place = std::upper_bound(events.begin(), events.end(), event.at,
                                       [](Instant t, const EventRec& e) { return t < e.at; });

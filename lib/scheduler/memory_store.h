@@ -72,12 +72,14 @@ class MemoryStore final : public ScheduleStore {
                                                            Instant until) override;
 
   // Keeps every touchpoint's id (a 64-bit digest) and fire time per buyer
-  // from now on, so events can name them and be credited to them (about 32
+  // from now on, so events can name them and be credited to them (about 40
   // bytes a touchpoint; simulate does it only when given events).
   void TrackTouchpoints() { track_ = true; }
   // A touchpoint id's key among its buyer's (its digest's first 64 bits),
   // or nullopt for no id of ours.
   static std::optional<std::uint64_t> TouchpointKey(std::string_view id);
+  // The second half of the id's digest (0 for no id of ours).
+  static std::uint64_t TouchpointRest(std::string_view id);
   // The key of the tracked touchpoint a TouchpointRef's handle names, or 0.
   std::uint64_t TrackedKey(std::uint64_t handle) const;
 
@@ -111,7 +113,8 @@ class MemoryStore final : public ScheduleStore {
   };
   // A touchpoint as TrackTouchpoints() keeps it.
   struct Tracked {
-    std::uint64_t key = 0;  // IdKey() of its id
+    std::uint64_t key = 0;   // TouchpointKey() of its id: the first half of its digest
+    std::uint64_t rest = 0;  // the second half
     const Zone* zone = nullptr;
     Instant fire_at = Instant::max();  // max: not fired
     std::uint16_t cadence = 0;

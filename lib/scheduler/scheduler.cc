@@ -112,7 +112,10 @@ Status Scheduler::ObserveRepurchase(const Purchase& purchase, std::span<const Pa
   // first).
   const PastPurchase* previous = nullptr;
   for (const PastPurchase& p : history) {
-    if (p.purchased_at < purchase.purchased_at) previous = &p;
+    if (p.purchased_at < purchase.purchased_at &&
+        (previous == nullptr || p.purchased_at > previous->purchased_at)) {
+      previous = &p;
+    }
   }
   if (previous == nullptr) return Status::Ok();
   const Rules& rules = *rules_;

@@ -121,34 +121,37 @@ class CsvPass {
   }
 
   // One id twice: fine when the rows say the same (the second is a
-  // duplicate), a bad row otherwise. Rows are compared exactly among those
-  // whose ids share a digest.
+  // duplicate), a bad row otherwise. Among the rows whose ids share a
+  // digest, each is read once and compared with the first row of its id
+  // (sameness is transitive), so a retried id costs a read per copy.
   void CheckRepeats() {
     std::vector<std::uint32_t> by_hash(rows_.size());
     for (std::uint32_t i = 0; i < by_hash.size(); ++i) by_hash[i] = i;
     std::sort(by_hash.begin(), by_hash.end(), [&](std::uint32_t a, std::uint32_t b) {
       return std::tie(rows_[a].id_hash, rows_[a].line) < std::tie(rows_[b].id_hash, rows_[b].line);
     });
-    auto load = [&](const CsvRow& r, Item& item) {
-      Load(r, item);
-      kind_.normalize(item);
-    };
-    Item first, other;
+    std::vector<std::pair<Item, std::uint64_t>> firsts;  // of each id in the group, and its line
+    Item other;
     for (std::size_t i = 0; i < by_hash.size();) {
       std::size_t j = i + 1;
       while (j < by_hash.size() && rows_[by_hash[j]].id_hash == rows_[by_hash[i]].id_hash) ++j;
-      for (std::size_t a = i; a + 1 < j; ++a) {
-        load(rows_[by_hash[a]], first);
-        for (std::size_t b = a + 1; b < j; ++b) {
-          load(rows_[by_hash[b]], other);
-          if (kind_.id(other) != kind_.id(first)) continue;
-          const std::string_view differs = first.FirstDifference(other);
-          if (differs.empty()) continue;
-          Bad(rows_[by_hash[b]].line, "field '" + std::string(differs) + "': " + kind_.id_field +
-                                          " '" + kind_.id(other) + "' is also line " +
-                                          std::to_string(rows_[by_hash[a]].line) +
-                                          ", with another " + std::string(differs));
+      firsts.clear();
+      for (std::size_t k = i; j - i > 1 && k < j; ++k) {
+        const CsvRow& r = rows_[by_hash[k]];
+        Load(r, other);
+        kind_.normalize(other);
+        auto first = std::find_if(firsts.begin(), firsts.end(), [&](const auto& f) {
+          return kind_.id(f.first) == kind_.id(other);
+        });
+        if (first == firsts.end()) {
+          firsts.emplace_back(other, r.line);
+          continue;
         }
+        const std::string_view differs = first->first.FirstDifference(other);
+        if (differs.empty()) continue;
+        Bad(r.line, "field '" + std::string(differs) + "': " + kind_.id_field + " '" +
+                        kind_.id(other) + "' is also line " + std::to_string(first->second) +
+                        ", with another " + std::string(differs));
       }
       i = j;
     }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "child_process.h"
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "harness.h"
@@ -543,10 +544,13 @@ TEST_F(DaemonTest, CtlImportReportsRejectedLinesAndBuyerShowsTheTimeline) {
 
   d.Signal(SIGTERM);
   ASSERT_EQ(d.Wait(), 0);
-  r = testing::Ctl({"buyer", "--url", d.url(), "amy"});
+  // No daemon there: not the stopped one's port, which another test's
+  // daemon may be given meanwhile (and this import once went to one).
+  const std::string nobody = "127.0.0.1:" + std::to_string(testing::PortForLater());
+  r = testing::Ctl({"buyer", "--url", "http://" + nobody, "amy"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("touchpointctl: cannot connect to " + d.address()));
-  r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_THAT(r.err, HasSubstr("touchpointctl: cannot connect to " + nobody));
+  r = testing::Ctl({"import", "--url", "http://" + nobody, csv});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("cannot connect to"));
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <thread>
 
+#include "child_process.h"
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "harness.h"
@@ -59,11 +60,13 @@ class EventsTest : public ::testing::Test {
  protected:
   std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
 
-  DaemonProcess& StartDaemon() {
+  // `listen`: a port of its own (testing::PortForLater) when the test
+  // talks to it across a kill: no other test's daemon is given that one.
+  DaemonProcess& StartDaemon(const std::string& listen = "127.0.0.1:0") {
     testing::WriteFile(Path("touchpoint.yaml"), kConfig);
     daemon_ =
         std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
-    EXPECT_TRUE(daemon_->Start());
+    EXPECT_TRUE(daemon_->Start(listen));
     return *daemon_;
   }
 
@@ -186,7 +189,8 @@ TEST_F(EventsTest, AReplyStopsTheCadenceAndWhenDecidesAtTheFire) {
 }
 
 TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
-  DaemonProcess& d = StartDaemon();
+  const std::string listen = "127.0.0.1:" + std::to_string(testing::PortForLater());
+  DaemonProcess& d = StartDaemon(listen);
   const std::string at = Now(-std::chrono::minutes(1));
   auto client = HttpClient::Create(d.url());
   ASSERT_TRUE(client.ok());
@@ -221,7 +225,7 @@ TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
   sender.join();
   ASSERT_GE(acknowledged.size(), 1000u);
 
-  ASSERT_TRUE(d.Start());
+  ASSERT_TRUE(d.Start(listen));
   for (std::size_t from = 0; from < acknowledged.size(); from += 5000) {
     json items = json::array();
     for (std::size_t i = from; i < std::min(acknowledged.size(), from + 5000); ++i) {
