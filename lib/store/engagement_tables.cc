@@ -10,29 +10,10 @@ using sql::BindText;
 using sql::BindTextOrNull;
 using sql::FromMs;
 using sql::Guard;
+using sql::JsonStrings;
 using sql::Ms;
 using sql::Text;
 using sql::TextView;
-
-namespace {
-
-// A JSON array of strings, for `IN (SELECT value FROM json_each(?))`.
-std::string JsonStrings(std::span<const std::string> names) {
-  std::string out = "[";
-  for (const std::string& n : names) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : n) {
-      // Names are config names: letters, digits, '_', '-', '.'.
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "]";
-}
-
-}  // namespace
 
 EngagementTables::EngagementTables(Database& db, RowWriter& rows)
     : db_(db),

@@ -15,7 +15,12 @@ using sql::TextView;
 // One ordered scan, read a buyer at a time.
 class Scan {
  public:
-  Scan(SQLite::Database& db, const std::string& sql) : q_(db, sql) { Step(); }
+  // `text`, if any, bound to the statement's one parameter.
+  Scan(SQLite::Database& db, const std::string& sql, const std::string* text = nullptr)
+      : q_(db, sql) {
+    if (text != nullptr) sql::BindText(q_, 1, *text);
+    Step();
+  }
   SQLite::Statement& q() { return q_; }
   // The buyer (row id) of the current row, or nullopt at the end.
   std::optional<std::int64_t> buyer() const { return buyer_; }
@@ -28,12 +33,6 @@ class Scan {
   SQLite::Statement q_;
   std::optional<std::int64_t> buyer_;
 };
-
-std::string JsonStrings(const std::vector<std::string>& names) {
-  std::string out = "[";
-  for (const std::string& n : names) out += (out.size() > 1 ? ",\"" : "\"") + n + "\"";
-  return out + "]";
-}
 
 }  // namespace
 
@@ -52,12 +51,13 @@ void ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, OutcomeReport
                   "JOIN purchases p ON p.id = t.purchase WHERE t.state IN (1, 5) "
                   "ORDER BY t.buyer, t.fire_at, t.id");
   }
-  // Names are config names (letters, digits, '_', '-', '.'): no escaping.
-  Scan events(db, by_fires ? "SELECT buyer, at, 0, credited FROM events WHERE credited IS NOT "
-                             "NULL ORDER BY buyer, at, id"
-                           : "SELECT buyer, at, 1, NULL FROM events WHERE type IN (SELECT value "
-                             "FROM json_each('" +
-                                 JsonStrings(query.trust_types) + "')) ORDER BY buyer, at, id");
+  const std::string trust = sql::JsonStrings(query.trust_types);
+  Scan events(db,
+              by_fires ? "SELECT buyer, at, 0, credited FROM events WHERE credited IS NOT NULL "
+                         "ORDER BY buyer, at, id"
+                       : "SELECT buyer, at, 1, NULL FROM events WHERE type IN (SELECT value FROM "
+                         "json_each(?)) ORDER BY buyer, at, id",
+              by_fires ? nullptr : &trust);
   BuyerHistory buyer;
   for (;;) {
     std::optional<std::int64_t> next = purchases.buyer();

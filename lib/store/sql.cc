@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/json.h"
+
 namespace tp::sql {
 
 TouchpointState StateFrom(int code) {
@@ -62,6 +64,15 @@ const Zone* ZoneCache::Named(std::string_view name) {
   if (zone == nullptr) zone = UtcZone();
   zones_.emplace(key, zone);
   return zone;
+}
+
+std::string JsonStrings(std::span<const std::string> names) {
+  std::string out = "[";
+  for (const std::string& n : names) {
+    if (out.size() > 1) out += ',';
+    AppendJsonString(out, n);
+  }
+  return out + "]";
 }
 
 }  // namespace tp::sql

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -60,6 +61,10 @@ auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {
     return Failed(what, e);
   }
 }
+
+// Names as a JSON array of strings, for `IN (SELECT value FROM
+// json_each(?))`.
+std::string JsonStrings(std::span<const std::string> names);
 
 // Row ids as a JSON array, for `IN (SELECT value FROM json_each(?))`: one
 // statement for a whole batch. Add() ids, then Close() for the text.

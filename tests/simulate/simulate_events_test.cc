@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/ids.h"
+#include "engagement_rules.h"
 #include "harness.h"
 #include "simulate/simulate.h"
 
@@ -21,26 +22,7 @@ using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr std::string_view kRules = R"(version: 1
-timezone: Asia/Shanghai
-misfire_grace: 24h
-products:
-  daily: {supply_days: 15}
-sinks:
-  - {name: outbox, type: queue}
-cadences:
-  - name: trust
-    stop_on: [replied]
-    steps:
-      - {after: 1d, topic: how-to-wear}
-      - {after: 3d, topic: comfort-check}
-  - name: style
-    steps:
-      - {after: 5d, topic: style-ideas, when: engaged}
-  - name: checkpoint
-    steps:
-      - {after: 10d, topic: trust-checkpoint, when: not_engaged}
-)";
+using testing::kEngagementRules;
 
 constexpr std::string_view kPurchases =
     "order_id,buyer_id,product,quantity,amount,purchased_at\n"
@@ -66,7 +48,7 @@ class SimulateEventsTest : public ::testing::Test {
     options.purchases_path = Write("p.csv", kPurchases);
     options.events_path = Write("e.csv", events);
     std::ostringstream out;
-    SimulateResult r = Simulate(testing::MustLoad(kRules), options, out);
+    SimulateResult r = Simulate(testing::MustLoad(kEngagementRules), options, out);
     std::istringstream lines(out.str());
     for (std::string line; std::getline(lines, line);) {
       const json j = json::parse(line);
@@ -144,7 +126,7 @@ TEST_F(SimulateEventsTest, TheReportIsComputedFromTheReplay) {
                               "e1,lin,clicked,2026-11-02T12:00:00+08:00\n");
   options.report = ReportBy::kTier;
   std::ostringstream out;
-  const SimulateResult r = Simulate(testing::MustLoad(kRules), options, out);
+  const SimulateResult r = Simulate(testing::MustLoad(kEngagementRules), options, out);
   ASSERT_TRUE(r.ok()) << r.errors.front();
   EXPECT_TRUE(out.str().empty());  // the report instead of the touchpoints
   ASSERT_TRUE(r.report.has_value());
@@ -155,7 +137,7 @@ TEST_F(SimulateEventsTest, TheReportIsComputedFromTheReplay) {
   EXPECT_DOUBLE_EQ(*row.MedianDaysToRepurchase(), 9);
 
   options.report = ReportBy::kCadence;
-  const SimulateResult by_cadence = Simulate(testing::MustLoad(kRules), options, out);
+  const SimulateResult by_cadence = Simulate(testing::MustLoad(kEngagementRules), options, out);
   ASSERT_TRUE(by_cadence.ok());
   // The click a day after how-to-wear fired to lin is credited to it.
   EXPECT_EQ(by_cadence.report->fire_rows().at("trust").engaged, 1);

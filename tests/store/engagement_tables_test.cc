@@ -2,36 +2,18 @@
 // scheduler as the daemon records them: idempotency with the differing
 // field named, the touchpoint an event names or is credited to, stop_on,
 // and a step's `when` decided at its fire.
+#include "engagement_rules.h"
 #include "store/store_test.h"
 
 namespace tp {
 namespace {
 
-constexpr std::string_view kRules = R"(version: 1
-timezone: Asia/Shanghai
-misfire_grace: 24h
-products:
-  daily: {supply_days: 15}
-sinks:
-  - {name: outbox, type: queue}
-cadences:
-  - name: trust
-    stop_on: [replied]
-    steps:
-      - {after: 1d, topic: how-to-wear}
-      - {after: 3d, topic: comfort-check}
-  - name: engaged
-    steps:
-      - {after: 5d, topic: style-ideas, when: engaged}
-  - name: checkpoint
-    steps:
-      - {after: 10d, topic: trust-checkpoint, when: not_engaged}
-)";
+using testing::kEngagementRules;
 
 class EngagementTablesTest : public SqliteStoreTest {
  protected:
   void SetUp() override {
-    rules_.Swap(testing::MustLoad(kRules));
+    rules_.Swap(testing::MustLoad(kEngagementRules));
     store_ = MustOpen();
     ASSERT_NE(store_, nullptr);
     scheduler_ = std::make_unique<Scheduler>(*store_, clock_, rules_);
