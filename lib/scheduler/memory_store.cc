@@ -384,47 +384,52 @@ std::optional<TouchpointRef> MemoryStore::RefOf(std::uint32_t buyer, std::size_t
   return ref;
 }
 
-StatusOr<std::optional<TouchpointRef>> MemoryStore::FindTouchpoint(std::string_view buyer_id,
-                                                                   std::string_view touchpoint_id) {
+StatusOr<BuyerTouchpoint> MemoryStore::FindTouchpoint(std::string_view buyer_id,
+                                                      std::string_view touchpoint_id) {
+  BuyerTouchpoint found;
   auto it = buyer_index_.find(buyer_id);
+  if (it == buyer_index_.end()) return found;
+  found.buyer = std::uint64_t{it->second} + 1;
   const auto key = TouchpointKey(touchpoint_id);
   const std::uint64_t rest = TouchpointRest(touchpoint_id);
-  if (it == buyer_index_.end() || !key) return std::optional<TouchpointRef>();
+  if (!key) return found;
   const auto& tracked = buyers_[it->second].tracked;
   for (std::size_t i = 0; i < tracked.size(); ++i) {
     if (tracked[i].key == *key && tracked[i].rest == rest) {
-      return RefOf(it->second, i, tracked[i], *rules_);
+      found.touchpoint = RefOf(it->second, i, tracked[i], *rules_);
+      break;
     }
   }
-  return std::optional<TouchpointRef>();
+  return found;
 }
 
-StatusOr<std::optional<TouchpointRef>> MemoryStore::LastFiredBefore(std::string_view buyer_id,
-                                                                    Instant at) {
+StatusOr<BuyerTouchpoint> MemoryStore::LastFiredBefore(std::string_view buyer_id, Instant at) {
+  BuyerTouchpoint found;
   auto it = buyer_index_.find(buyer_id);
-  if (it == buyer_index_.end()) return std::optional<TouchpointRef>();
+  if (it == buyer_index_.end()) return found;
+  found.buyer = std::uint64_t{it->second} + 1;
   const auto& tracked = buyers_[it->second].tracked;
   std::optional<std::size_t> last;
   for (std::size_t i = 0; i < tracked.size(); ++i) {
     const Instant f = tracked[i].fire_at;
     if (f < at && (!last || f >= tracked[*last].fire_at)) last = i;
   }
-  if (!last) return std::optional<TouchpointRef>();
-  return RefOf(it->second, *last, tracked[*last], *rules_);
+  if (last) found.touchpoint = RefOf(it->second, *last, tracked[*last], *rules_);
+  return found;
 }
 
-Status MemoryStore::AddEvent(const EngagementEvent& event, std::uint64_t /*credited*/,
-                             Instant /*now*/) {
+StatusOr<bool> MemoryStore::AddEvent(const EngagementEvent& event, std::uint64_t buyer,
+                                     std::uint64_t /*credited*/, Instant /*now*/) {
   const int type = rules_->EngagementTypeIndex(event.type);
   if (type < 0) return Status::Error("unknown event type " + event.type);
-  if (!events_.emplace(event.event_id, Fingerprint(event)).second) {
-    return Status::Error("event " + event.event_id + " is already recorded");
-  }
-  auto& events = buyers_[BuyerIndex(event.buyer_id)].events;
+  if (!events_.emplace(event.event_id, Fingerprint(event)).second) return false;
+  const std::uint32_t index =
+      buyer != 0 ? static_cast<std::uint32_t>(buyer - 1) : BuyerIndex(event.buyer_id);
+  auto& events = buyers_[index].events;
   const auto place = std::upper_bound(events.begin(), events.end(), event.at,
                                       [](Instant t, const EventRec& e) { return t < e.at; });
   events.insert(place, EventRec{event.at, static_cast<std::uint16_t>(type)});
-  return Status::Ok();
+  return true;
 }
 
 StatusOr<CadenceCounts> MemoryStore::CancelCadences(std::string_view buyer_id,

@@ -130,50 +130,59 @@ Status Scheduler::ObserveRepurchase(const Purchase& purchase, std::span<const Pa
   }
   auto last = store_.LastFiredBefore(purchase.buyer_id, purchase.purchased_at);
   if (!last.ok()) return last.status();
+  const std::optional<TouchpointRef>& t = last->touchpoint;
   std::string_view cadence;
-  if (last->has_value() && (*last)->fire_at) {
+  if (t && t->fire_at) {
     Duration back = rules.outcomes.attribution_window;
     back.count = -back.count;
-    if (*(*last)->fire_at >= AddDuration(purchase.purchased_at, back, (*last)->zone)) {
-      cadence = (*last)->cadence;
-    }
+    if (*t->fire_at >= AddDuration(purchase.purchased_at, back, t->zone)) cadence = t->cadence;
   }
   observer_->OnRepurchase(in_window, cadence);
   return Status::Ok();
 }
 
+StatusOr<EventOutcome> Scheduler::AsRecorded(const EngagementEvent& event,
+                                             EventOutcome::Kind if_new) {
+  auto match = store_.MatchEvent(event);
+  if (!match.ok()) return match.status();
+  EventOutcome outcome{if_new};
+  if (match->kind == EventMatch::Kind::kSame) outcome.kind = EventOutcome::Kind::kDuplicate;
+  if (match->kind == EventMatch::Kind::kConflict) {
+    outcome.kind = EventOutcome::Kind::kConflict;
+    outcome.conflict_field = std::move(match->field);
+  }
+  return outcome;
+}
+
 StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
   const Rules& rules = *rules_;
   if (auto problem = CheckEvent(event, rules)) return Status::Error(problem->message);
-  auto match = store_.MatchEvent(event);
-  if (!match.ok()) return match.status();
-  if (match->kind == EventMatch::Kind::kSame) return EventOutcome{EventOutcome::Kind::kDuplicate};
-  if (match->kind == EventMatch::Kind::kConflict) {
-    EventOutcome conflict{EventOutcome::Kind::kConflict};
-    conflict.conflict_field = std::move(match->field);
-    return conflict;
-  }
   // Credit (docs/outcomes.md): the touchpoint it names, else the last one
   // fired to the buyer within the attribution window before it (calendar
   // days in that touchpoint's zone).
-  std::optional<TouchpointRef> credited;
-  if (!event.touchpoint_id.empty()) {
-    auto named = store_.FindTouchpoint(event.buyer_id, event.touchpoint_id);
-    if (!named.ok()) return named.status();
-    if (!named->has_value()) return EventOutcome{EventOutcome::Kind::kUnknownTouchpoint};
-    credited = std::move(*named);
-  } else {
-    auto last = store_.LastFiredBefore(event.buyer_id, event.at);
-    if (!last.ok()) return last.status();
-    if (last->has_value()) {
-      const TouchpointRef& t = **last;
-      Duration back = rules.outcomes.attribution_window;
-      back.count = -back.count;
-      if (t.fire_at && *t.fire_at >= AddDuration(event.at, back, t.zone)) credited = *last;
+  auto found = event.touchpoint_id.empty()
+                   ? store_.LastFiredBefore(event.buyer_id, event.at)
+                   : store_.FindTouchpoint(event.buyer_id, event.touchpoint_id);
+  if (!found.ok()) return found.status();
+  std::optional<TouchpointRef>& credited = found->touchpoint;
+  if (!event.touchpoint_id.empty() && !credited) {
+    // A retry of an event recorded before its touchpoint was pruned by
+    // retention is still a duplicate.
+    return AsRecorded(event, EventOutcome::Kind::kUnknownTouchpoint);
+  }
+  if (event.touchpoint_id.empty() && credited) {
+    Duration back = rules.outcomes.attribution_window;
+    back.count = -back.count;
+    if (!credited->fire_at || *credited->fire_at < AddDuration(event.at, back, credited->zone)) {
+      credited.reset();
     }
   }
   const Instant now = clock_.Now();
-  if (Status s = store_.AddEvent(event, credited ? credited->handle : 0, now); !s.ok()) return s;
+  auto added = store_.AddEvent(event, found->buyer, credited ? credited->handle : 0, now);
+  if (!added.ok()) return added.status();
+  // Its event_id is recorded already: nothing was written. (Were it gone
+  // meanwhile, a conflict that cannot name its field is the safe answer.)
+  if (!*added) return AsRecorded(event, EventOutcome::Kind::kConflict);
   if (credited && observer_ != nullptr) observer_->OnEngaged(credited->cadence);
 
   EventOutcome outcome;

@@ -136,6 +136,9 @@ class Scheduler {
   // Tells the observer when `purchase` repurchases (docs/outcomes.md).
   Status ObserveRepurchase(const Purchase& purchase, std::span<const PastPurchase> history,
                            const Zone* zone);
+  // An event whose id the store may hold already: a duplicate or a
+  // conflict if it does, else `if_new`.
+  StatusOr<EventOutcome> AsRecorded(const EngagementEvent& event, EventOutcome::Kind if_new);
   // Why `due`'s step may not fire now by its `when`, or nullopt.
   StatusOr<std::optional<std::string>> UnmetWhen(const DueTouchpoint& due, Instant now);
 

@@ -71,6 +71,13 @@ struct TouchpointRef {
   std::optional<Instant> fire_at;  // when it fired, if it did
 };
 
+// A lookup's answer: the buyer's key in the store (0: not recorded yet)
+// and the touchpoint found, if any.
+struct BuyerTouchpoint {
+  std::uint64_t buyer = 0;
+  std::optional<TouchpointRef> touchpoint;
+};
+
 // What an event id already stands for (kConflict: the first field that
 // differs, EngagementEvent::FirstDifference).
 using EventMatch = PurchaseMatch;
@@ -112,22 +119,27 @@ class ScheduleStore {
   virtual StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
                                               Instant now) = 0;
 
-  // Engagement events (docs/outcomes.md).
+  // Engagement events (docs/outcomes.md). Recording one is a lookup
+  // (FindTouchpoint or LastFiredBefore), then AddEvent with the buyer key
+  // that lookup returned, so the store finds the buyer once per event.
   //
   // Whether `event_id` is new, recorded with the same content, or with
   // different content.
   virtual StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) = 0;
-  // The buyer's touchpoint `touchpoint_id`, whatever its state, or nullopt
-  // if the buyer has none by that id.
-  virtual StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
-                                                                std::string_view touchpoint_id) = 0;
-  // The buyer's touchpoint fired last before `at`, or nullopt.
-  virtual StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id,
-                                                                 Instant at) = 0;
-  // Records the event (creating the buyer if unknown), received at `now`,
-  // credited to the touchpoint `credited` (a TouchpointRef's handle; 0:
-  // none).
-  virtual Status AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) = 0;
+  // The buyer's touchpoint `touchpoint_id`, whatever its state, or none if
+  // the buyer has none by that id.
+  virtual StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view buyer_id,
+                                                   std::string_view touchpoint_id) = 0;
+  // The buyer's touchpoint fired last before `at` (ties: the one recorded
+  // last), or none.
+  virtual StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view buyer_id, Instant at) = 0;
+  // Records the event received at `now` unless its event_id is recorded
+  // already: then it writes nothing and says false (MatchEvent tells a
+  // duplicate from a conflict). `buyer` is the key the lookup just made
+  // for this event returned, or 0 (the buyer is looked up, and created if
+  // unknown); `credited` a TouchpointRef's handle, or 0: none.
+  virtual StatusOr<bool> AddEvent(const EngagementEvent& event, std::uint64_t buyer,
+                                  std::uint64_t credited, Instant now) = 0;
   // Cancels the buyer's pending touchpoints of the cadences named in
   // `cadences` whose purchase was made at or before `up_to`.
   virtual StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,

@@ -24,19 +24,20 @@ EngagementTables::EngagementTables(Database& db, RowWriter& rows)
       // A buyer's touchpoints, most recently fired first: an event names one
       // it just received far more often than an old one.
       touchpoints_of_(db.sql(),
-                      "SELECT t.id, t.cadence, p.zone, t.fire_at, p.order_id, t.step FROM "
+                      "SELECT t.id, t.cadence, t.purchase, t.fire_at, p.order_id, t.step FROM "
                       "touchpoints t JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
                       "ORDER BY t.fire_at IS NULL, t.fire_at DESC, t.id DESC"),
-      // The buyer by id in the statement, and the purchase's zone for the
-      // one row found only: this runs for every event.
-      last_fired_(db.sql(),
-                  "SELECT t.id, t.cadence, (SELECT zone FROM purchases WHERE id = t.purchase), "
-                  "t.fire_at FROM touchpoints t WHERE t.buyer = (SELECT id FROM buyers WHERE "
-                  "buyer_id = ?) AND t.state IN (1, 5) AND t.fire_at < ? "
-                  "ORDER BY t.fire_at DESC, t.id DESC LIMIT 1"),
+      // Unordered, so SQLite builds no temporary B-tree to sort them: this
+      // runs for every event, and the caller keeps the latest.
+      fired_before_(db.sql(),
+                    "SELECT id, cadence, purchase, fire_at FROM touchpoints "
+                    "WHERE buyer = ? AND state IN (1, 5) AND fire_at < ?"),
+      touchpoint_(db.sql(), "SELECT id, cadence, purchase, fire_at FROM touchpoints WHERE id = ?"),
+      zone_of_(db.sql(), "SELECT zone FROM purchases WHERE id = ?"),
       insert_(db.sql(),
               "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, "
-              "attributes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+              "attributes, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT (event_id) DO NOTHING"),
       cancel_(db.sql(),
               "UPDATE touchpoints SET state = 2, reason = ?1 WHERE buyer = ?2 AND state = 0 AND "
               "cadence IN (SELECT value FROM json_each(?3)) AND purchase IN (SELECT id FROM "
@@ -52,8 +53,12 @@ TouchpointRef EngagementTables::Ref(SQLite::Statement& q) {
   TouchpointRef ref;
   ref.handle = static_cast<std::uint64_t>(q.getColumn(0).getInt64());
   ref.cadence = q.getColumn(1).getString();
-  ref.zone = zones_.Named(TextView(q.getColumn(2)));
   if (!q.getColumn(3).isNull()) ref.fire_at = FromMs(q.getColumn(3).getInt64());
+  // The purchase's zone (UTC if the purchase is gone), for the row kept only.
+  zone_of_.tryReset();
+  zone_of_.bind(1, q.getColumn(2).getInt64());
+  ref.zone = zone_of_.executeStep() ? zones_.Named(TextView(zone_of_.getColumn(0))) : UtcZone();
+  zone_of_.tryReset();
   return ref;
 }
 
@@ -77,12 +82,13 @@ StatusOr<EventMatch> EngagementTables::Match(const EngagementEvent& event) {
   });
 }
 
-StatusOr<std::optional<TouchpointRef>> EngagementTables::FindTouchpoint(
-    std::string_view buyer_id, std::string_view touchpoint_id) {
-  return Guard("find the event's touchpoint", [&]() -> StatusOr<std::optional<TouchpointRef>> {
-    std::optional<TouchpointRef> found;
+StatusOr<BuyerTouchpoint> EngagementTables::FindTouchpoint(std::string_view buyer_id,
+                                                           std::string_view touchpoint_id) {
+  return Guard("find the event's touchpoint", [&]() -> StatusOr<BuyerTouchpoint> {
+    BuyerTouchpoint found;
     auto buyer = rows_.FindBuyer(buyer_id);
     if (!buyer) return found;
+    found.buyer = static_cast<std::uint64_t>(*buyer);
     // Ids are digests of (order, cadence, step), not stored: each of the
     // buyer's is made until one matches.
     auto& q = touchpoints_of_;
@@ -91,7 +97,7 @@ StatusOr<std::optional<TouchpointRef>> EngagementTables::FindTouchpoint(
     while (q.executeStep()) {
       if (TouchpointId(TextView(q.getColumn(4)), TextView(q.getColumn(1)),
                        TextView(q.getColumn(5))) == touchpoint_id) {
-        found = Ref(q);
+        found.touchpoint = Ref(q);
         break;
       }
     }
@@ -100,27 +106,49 @@ StatusOr<std::optional<TouchpointRef>> EngagementTables::FindTouchpoint(
   });
 }
 
-StatusOr<std::optional<TouchpointRef>> EngagementTables::LastFiredBefore(std::string_view buyer_id,
-                                                                         Instant at) {
-  return Guard("find the last touchpoint fired", [&]() -> StatusOr<std::optional<TouchpointRef>> {
-    std::optional<TouchpointRef> found;
-    auto& q = last_fired_;
+StatusOr<BuyerTouchpoint> EngagementTables::LastFiredBefore(std::string_view buyer_id, Instant at) {
+  return Guard("find the last touchpoint fired", [&]() -> StatusOr<BuyerTouchpoint> {
+    BuyerTouchpoint found;
+    auto buyer = rows_.FindBuyer(buyer_id);
+    if (!buyer) return found;
+    found.buyer = static_cast<std::uint64_t>(*buyer);
+    auto& q = fired_before_;
     q.tryReset();
-    BindText(q, 1, buyer_id);
+    q.bind(1, *buyer);
     q.bind(2, Ms(at));
-    if (q.executeStep()) found = Ref(q);
+    // The latest fire_at; ties: the touchpoint recorded last. Its row is
+    // read again (by rowid) rather than each better one's text copied.
+    std::int64_t best_at = 0;
+    std::int64_t best_id = 0;
+    while (q.executeStep()) {
+      const std::int64_t fired = q.getColumn(3).getInt64();
+      const std::int64_t id = q.getColumn(0).getInt64();
+      if (best_id == 0 || fired > best_at || (fired == best_at && id > best_id)) {
+        best_at = fired;
+        best_id = id;
+      }
+    }
     q.tryReset();
+    if (best_id == 0) return found;
+    auto& row = touchpoint_;
+    row.tryReset();
+    row.bind(1, best_id);
+    if (row.executeStep()) found.touchpoint = Ref(row);
+    row.tryReset();
     return found;
   });
 }
 
-Status EngagementTables::Add(const EngagementEvent& event, std::uint64_t credited, Instant now) {
-  return db_.Atomically("record event", [&] {
-    const std::int64_t buyer = rows_.EnsureBuyer(event.buyer_id, now);
+StatusOr<bool> EngagementTables::Add(const EngagementEvent& event, std::uint64_t buyer,
+                                     std::uint64_t credited, Instant now) {
+  bool added = false;
+  Status s = db_.Atomically("record event", [&] {
+    const std::int64_t row =
+        buyer != 0 ? static_cast<std::int64_t>(buyer) : rows_.EnsureBuyer(event.buyer_id, now);
     auto& q = insert_;
     q.tryReset();
     BindText(q, 1, event.event_id);
-    q.bind(2, buyer);
+    q.bind(2, row);
     BindText(q, 3, event.type);
     q.bind(4, Ms(event.at));
     BindTextOrNull(q, 5, event.touchpoint_id);
@@ -131,8 +159,10 @@ Status EngagementTables::Add(const EngagementEvent& event, std::uint64_t credite
     }
     BindTextOrNull(q, 7, event.attributes);
     q.bind(8, Ms(now));
-    q.exec();
+    added = q.exec() > 0;
   });
+  if (!s.ok()) return s;
+  return added;
 }
 
 StatusOr<CadenceCounts> EngagementTables::CancelCadences(std::string_view buyer_id,

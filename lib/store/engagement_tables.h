@@ -26,10 +26,11 @@ class EngagementTables {
   EngagementTables(Database& db, RowWriter& rows);
 
   StatusOr<EventMatch> Match(const EngagementEvent& event);
-  StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
-                                                        std::string_view touchpoint_id);
-  StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id, Instant at);
-  Status Add(const EngagementEvent& event, std::uint64_t credited, Instant now);
+  StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view buyer_id,
+                                           std::string_view touchpoint_id);
+  StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view buyer_id, Instant at);
+  StatusOr<bool> Add(const EngagementEvent& event, std::uint64_t buyer, std::uint64_t credited,
+                     Instant now);
   StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
                                          std::span<const std::string> cadences, Instant up_to,
                                          Instant now, std::string_view reason);
@@ -38,7 +39,8 @@ class EngagementTables {
                                                            Instant until);
 
  private:
-  // A TouchpointRef from a row of (id, cadence, zone, fire_at).
+  // A TouchpointRef from a row of (id, cadence, purchase, fire_at), with the
+  // purchase's zone.
   TouchpointRef Ref(SQLite::Statement& q);
 
   Database& db_;
@@ -46,7 +48,9 @@ class EngagementTables {
   sql::ZoneCache zones_;
   SQLite::Statement match_;
   SQLite::Statement touchpoints_of_;
-  SQLite::Statement last_fired_;
+  SQLite::Statement fired_before_;
+  SQLite::Statement touchpoint_;
+  SQLite::Statement zone_of_;
   SQLite::Statement insert_;
   SQLite::Statement cancel_;
   SQLite::Statement first_engagement_;

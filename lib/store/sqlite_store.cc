@@ -151,16 +151,16 @@ Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
 StatusOr<EventMatch> SqliteStore::MatchEvent(const EngagementEvent& event) {
   return impl_->engagement.Match(event);
 }
-StatusOr<std::optional<TouchpointRef>> SqliteStore::FindTouchpoint(std::string_view buyer_id,
-                                                                   std::string_view touchpoint_id) {
+StatusOr<BuyerTouchpoint> SqliteStore::FindTouchpoint(std::string_view buyer_id,
+                                                      std::string_view touchpoint_id) {
   return impl_->engagement.FindTouchpoint(buyer_id, touchpoint_id);
 }
-StatusOr<std::optional<TouchpointRef>> SqliteStore::LastFiredBefore(std::string_view buyer_id,
-                                                                    Instant at) {
+StatusOr<BuyerTouchpoint> SqliteStore::LastFiredBefore(std::string_view buyer_id, Instant at) {
   return impl_->engagement.LastFiredBefore(buyer_id, at);
 }
-Status SqliteStore::AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) {
-  return impl_->engagement.Add(event, credited, now);
+StatusOr<bool> SqliteStore::AddEvent(const EngagementEvent& event, std::uint64_t buyer,
+                                     std::uint64_t credited, Instant now) {
+  return impl_->engagement.Add(event, buyer, credited, now);
 }
 StatusOr<CadenceCounts> SqliteStore::CancelCadences(std::string_view buyer_id,
                                                     std::span<const std::string> cadences,

@@ -123,11 +123,11 @@ class SqliteStore final : public ScheduleStore,
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
   StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
-  StatusOr<std::optional<TouchpointRef>> FindTouchpoint(std::string_view buyer_id,
-                                                        std::string_view touchpoint_id) override;
-  StatusOr<std::optional<TouchpointRef>> LastFiredBefore(std::string_view buyer_id,
-                                                         Instant at) override;
-  Status AddEvent(const EngagementEvent& event, std::uint64_t credited, Instant now) override;
+  StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view buyer_id,
+                                           std::string_view touchpoint_id) override;
+  StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view buyer_id, Instant at) override;
+  StatusOr<bool> AddEvent(const EngagementEvent& event, std::uint64_t buyer, std::uint64_t credited,
+                          Instant now) override;
   StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
                                          std::span<const std::string> cadences, Instant up_to,
                                          Instant now, std::string_view reason) override;

@@ -121,5 +121,23 @@ TEST(EngagementTest, ATouchpointIdMustBeTheBuyers) {
             EventOutcome::Kind::kUnknownTouchpoint);
 }
 
+TEST(EngagementTest, OfTwoFiredAtOneInstantTheOneRecordedLastIsCredited) {
+  Harness h(kRules, testing::At("2026-11-01T08:00:00+08:00"));
+  h.store().TrackTouchpoints();
+  h.Buy("o1", "lin", "daily", 1, 120, "2026-11-01T10:00:00+08:00");
+  h.Buy("o2", "lin", "daily", 1, 120, "2026-11-01T20:00:00+08:00");
+  // Both how-to-wear are due by then, and fire in one pass, at one instant.
+  h.clock().Set(testing::At("2026-11-02T20:00:00+08:00"));
+  ASSERT_EQ(h.scheduler().RunDue()->fired, 2u);
+  const auto first = h.Find("o1", "how-to-wear");
+  const auto second = h.Find("o2", "how-to-wear");
+  ASSERT_EQ(first->state, TouchpointState::kFired);
+  ASSERT_EQ(second->state, TouchpointState::kFired);
+  const EventOutcome read = h.Event("e1", "lin", "read", "2026-11-02T21:00:00+08:00");
+  auto named = h.store().FindTouchpoint("lin", second->id);
+  ASSERT_TRUE(named.ok() && named->touchpoint.has_value());
+  EXPECT_EQ(read.credited, named->touchpoint->handle);
+}
+
 }  // namespace
 }  // namespace tp

@@ -84,6 +84,52 @@ TEST_F(EngagementTablesTest, AnEventIsCreditedToItsTouchpointOrTheLastFired) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM events WHERE event_id = 'e2'"), 0);
 }
 
+TEST_F(EngagementTablesTest, OfTwoFiredAtOneInstantTheOneRecordedLastIsCredited) {
+  // Both purchases' how-to-wear fire in one pass, at one instant.
+  ASSERT_TRUE(scheduler_->Ingest({"o1", "lin", "daily", 1, 120, clock_.Now(), ""}).ok());
+  ASSERT_TRUE(
+      scheduler_->Ingest({"o2", "lin", "daily", 1, 120, At("2026-11-01T20:00:00+08:00"), ""}).ok());
+  FireAt("2026-11-02T20:00:00+08:00");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 2);
+  const EventOutcome read = Record("e1", "lin", "read", "2026-11-02T21:00:00+08:00");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events WHERE credited = (SELECT t.id FROM touchpoints t "
+                  "JOIN purchases p ON p.id = t.purchase WHERE p.order_id = 'o2' AND "
+                  "t.topic = 'how-to-wear')"),
+            1);
+  // What the store answers is what it recorded.
+  auto last = store_->LastFiredBefore("lin", At("2026-11-02T21:00:00+08:00"));
+  ASSERT_TRUE(last.ok() && last->touchpoint.has_value());
+  EXPECT_EQ(read.credited, last->touchpoint->handle);
+  EXPECT_NE(last->buyer, 0u);
+  EXPECT_EQ(last->touchpoint->cadence, "trust");
+  EXPECT_EQ(last->touchpoint->zone, FindZone("Asia/Shanghai"));
+}
+
+TEST_F(EngagementTablesTest, ARetryNamingATouchpointRetentionPrunedIsStillADuplicate) {
+  ASSERT_TRUE(scheduler_->Ingest({"o1", "lin", "daily", 1, 120, clock_.Now(), ""}).ok());
+  FireAt("2026-11-02T10:00:00+08:00");
+  const std::string id = Touchpoint("lin", "how-to-wear")->id;
+  EXPECT_EQ(Record("e1", "lin", "clicked", "2026-11-02T11:00:00+08:00", id).kind,
+            EventOutcome::Kind::kRecorded);
+  // Delivered (acked), then pruned.
+  auto leased = store_->Lease("outbox", 10, std::chrono::seconds(30), clock_.Now());
+  ASSERT_TRUE(leased.ok());
+  ASSERT_EQ(leased->size(), 1u);
+  std::vector<std::string> receipts = {(*leased)[0].receipt};
+  ASSERT_EQ(*store_->Ack("outbox", receipts, clock_.Now()), 1);
+  auto pruned = store_->PruneFinished(At("2026-11-03T00:00:00+08:00"), 0, 1000);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().message();
+  ASSERT_EQ(pruned->deleted, 1);
+
+  EXPECT_EQ(Record("e1", "lin", "clicked", "2026-11-02T11:00:00+08:00", id).kind,
+            EventOutcome::Kind::kDuplicate);
+  EXPECT_EQ(Record("e1", "lin", "read", "2026-11-02T11:00:00+08:00", id).kind,
+            EventOutcome::Kind::kConflict);
+  EXPECT_EQ(Record("e2", "lin", "clicked", "2026-11-02T11:00:00+08:00", id).kind,
+            EventOutcome::Kind::kUnknownTouchpoint);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events"), 1);
+}
+
 TEST_F(EngagementTablesTest, StopOnAndWhenDecideAsInMemory) {
   ASSERT_TRUE(scheduler_->Ingest({"o1", "lin", "daily", 1, 120, clock_.Now(), ""}).ok());
   ASSERT_TRUE(scheduler_->Ingest({"o2", "wu", "daily", 1, 120, clock_.Now(), ""}).ok());
