@@ -27,12 +27,12 @@ EngagementTables::EngagementTables(Database& db, RowWriter& rows)
                       "SELECT t.id, t.cadence, t.purchase, t.fire_at, p.order_id, t.step FROM "
                       "touchpoints t JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
                       "ORDER BY t.fire_at IS NULL, t.fire_at DESC, t.id DESC"),
-      // Unordered, so SQLite builds no temporary B-tree to sort them: this
-      // runs for every event, and the caller keeps the latest.
+      // From touchpoints_fired alone: the latest first, ties to the one
+      // recorded last.
       fired_before_(db.sql(),
-                    "SELECT id, cadence, purchase, fire_at FROM touchpoints "
-                    "WHERE buyer = ? AND state IN (1, 5) AND fire_at < ?"),
-      touchpoint_(db.sql(), "SELECT id, cadence, purchase, fire_at FROM touchpoints WHERE id = ?"),
+                    "SELECT id, cadence, purchase, fire_at FROM touchpoints INDEXED BY "
+                    "touchpoints_fired WHERE buyer = ? AND state IN (1, 5) AND fire_at < ? "
+                    "ORDER BY fire_at DESC, id DESC LIMIT 1"),
       zone_of_(db.sql(), "SELECT zone FROM purchases WHERE id = ?"),
       insert_(db.sql(),
               "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, "
@@ -116,25 +116,8 @@ StatusOr<BuyerTouchpoint> EngagementTables::LastFiredBefore(std::string_view buy
     q.tryReset();
     q.bind(1, *buyer);
     q.bind(2, Ms(at));
-    // The latest fire_at; ties: the touchpoint recorded last. Its row is
-    // read again (by rowid) rather than each better one's text copied.
-    std::int64_t best_at = 0;
-    std::int64_t best_id = 0;
-    while (q.executeStep()) {
-      const std::int64_t fired = q.getColumn(3).getInt64();
-      const std::int64_t id = q.getColumn(0).getInt64();
-      if (best_id == 0 || fired > best_at || (fired == best_at && id > best_id)) {
-        best_at = fired;
-        best_id = id;
-      }
-    }
+    if (q.executeStep()) found.touchpoint = Ref(q);
     q.tryReset();
-    if (best_id == 0) return found;
-    auto& row = touchpoint_;
-    row.tryReset();
-    row.bind(1, best_id);
-    if (row.executeStep()) found.touchpoint = Ref(row);
-    row.tryReset();
     return found;
   });
 }

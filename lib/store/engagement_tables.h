@@ -49,7 +49,6 @@ class EngagementTables {
   SQLite::Statement match_;
   SQLite::Statement touchpoints_of_;
   SQLite::Statement fired_before_;
-  SQLite::Statement touchpoint_;
   SQLite::Statement zone_of_;
   SQLite::Statement insert_;
   SQLite::Statement cancel_;

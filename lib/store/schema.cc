@@ -209,6 +209,19 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_buyer ON events(buyer, at);
 )sql",
+    // 9 -> 10: each buyer's fired (and dead-lettered) touchpoints in time
+    // order, with what crediting, the frequency cap's count and the
+    // outcomes report read of them, so an event finds the last one fired
+    // before it in one seek, and the report reads them without visiting the
+    // table; and each buyer's events with their type and credit, for the
+    // report and a step's `when`. One more B-tree write per fire.
+    R"sql(
+CREATE INDEX touchpoints_fired ON touchpoints(buyer, fire_at, id, cadence, topic, purchase,
+                                              state)
+  WHERE state IN (1, 5);
+DROP INDEX events_by_buyer;
+CREATE INDEX events_by_buyer ON events(buyer, at, id, type, credited);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -103,6 +103,45 @@ TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('touchpoints') WHERE name = 'tp_id'"), 0);
 }
 
+// Version 10 indexes each buyer's fired touchpoints and events: a version 9
+// file's are in the indexes, so an event is credited to the touchpoint
+// fired before it, and the cap counts it.
+TEST_F(SqliteStoreTest, Version9FiredTouchpointsAreFoundForCreditAfterTheUpgrade) {
+  const std::string sql =
+      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
+      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+      "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
+      "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
+      "1793584800000, 1793584800000, 1793584800004, NULL),"
+      "(8, 1, 1, 'trust', 'comfort-check', 'comfort-check', 0, 1, 1, 0, "
+      "1793757600000, 1793757600000, NULL, NULL);"
+      "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, attributes, "
+      "received_at) VALUES ('e1', 1, 'read', 1793584900000, NULL, 7, NULL, 0);";
+  auto store = OpenFrom(9, sql);
+  ASSERT_NE(store, nullptr);
+  auto last = store->LastFiredBefore("b1", Instant(Millis(1793584900000)));
+  ASSERT_TRUE(last.ok()) << last.status().message();
+  EXPECT_EQ(last->buyer, 1u);
+  ASSERT_TRUE(last->touchpoint.has_value());
+  EXPECT_EQ(last->touchpoint->handle, 7u);
+  EXPECT_EQ(last->touchpoint->cadence, "trust");
+  EXPECT_EQ(last->touchpoint->zone, FindZone("Asia/Shanghai"));
+  // Not before it fired.
+  last = store->LastFiredBefore("b1", Instant(Millis(1793584800004)));
+  ASSERT_TRUE(last.ok());
+  EXPECT_FALSE(last->touchpoint.has_value());
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints INDEXED BY touchpoints_fired "
+                  "WHERE buyer = 1 AND state IN (1, 5)"),
+            1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM events INDEXED BY events_by_buyer WHERE buyer = 1 AND "
+                  "credited = 7"),
+            1);
+}
+
 // Version 5 moved queued events to their own table and keeps only a lease's
 // random part as a message's receipt: a version 4 file's messages keep their
 // events, and a receipt handed out before the upgrade still acks.
