@@ -47,7 +47,7 @@ void ReportRoutes::Outcomes(const HttpRequest& req, HttpRespond respond) {
     }
     options.by = *parsed;
   }
-  // Computed on the reader's thread; answered on the loop (store_failed
+  // Computed on the report threads; answered on the loop (store_failed
   // reacts on the loop). The work guard keeps the loop running (at a stop
   // too) until then.
   if (computing_) {

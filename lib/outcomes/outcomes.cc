@@ -75,6 +75,28 @@ void OutcomeReport::Add(const BuyerHistory& buyer) {
   }
 }
 
+void OutcomeReport::Merge(OutcomeReport&& other) {
+  for (auto& [key, theirs] : other.purchases_) {
+    PurchaseOutcomes& row = purchases_[key];
+    row.key = key;
+    row.purchases += theirs.purchases;
+    row.open += theirs.open;
+    row.trust_open += theirs.trust_open;
+    row.trust_built += theirs.trust_built;
+    row.repurchased += theirs.repurchased;
+    row.days_to_repurchase.insert(row.days_to_repurchase.end(), theirs.days_to_repurchase.begin(),
+                                  theirs.days_to_repurchase.end());
+  }
+  for (auto& [key, theirs] : other.fires_) {
+    FireOutcomes& row = fires_[key];
+    row.key = key;
+    row.fired += theirs.fired;
+    row.engaged += theirs.engaged;
+    row.repurchases += theirs.repurchases;
+    row.revenue += theirs.revenue;
+  }
+}
+
 void OutcomeReport::AddPurchases(const BuyerHistory& buyer) {
   const ReportOptions& o = options_;
   const auto& purchases = buyer.purchases;

@@ -91,6 +91,8 @@ class OutcomeReport {
 
   // Adds one buyer's history (each buyer once).
   void Add(const BuyerHistory& buyer);
+  // Adds what `other` (of the same options, over other buyers) counted.
+  void Merge(OutcomeReport&& other);
 
   const ReportOptions& options() const { return options_; }
   // By key, for by tier or product; empty otherwise.

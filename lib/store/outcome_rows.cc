@@ -1,8 +1,15 @@
 #include "store/outcome_rows.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
+#include <algorithm>
+#include <limits>
+#include <memory>
 #include <optional>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 #include "store/sql.h"
 
@@ -10,88 +17,189 @@ namespace tp {
 namespace {
 
 using sql::FromMs;
-using sql::TextView;
 
-// One ordered scan, read a buyer at a time.
+// One ordered scan, read a buyer at a time. On SQLite's C interface: the
+// report reads every row of three tables, and SQLiteCpp's Column copies a
+// shared pointer for each value read.
 class Scan {
  public:
-  // `text`, if any, bound to the statement's one parameter.
-  Scan(SQLite::Database& db, const std::string& sql, const std::string* text = nullptr)
-      : q_(db, sql) {
-    if (text != nullptr) sql::BindText(q_, 1, *text);
+  // `range` bound to ?1 and ?2, and `text`, if any, to ?3.
+  Scan(SQLite::Database& db, const char* sql, BuyerRange range, const std::string* text = nullptr)
+      : db_(db.getHandle()) {
+    sqlite3_stmt* q = nullptr;
+    Check(sqlite3_prepare_v2(db_, sql, -1, &q, nullptr));
+    q_.reset(q);
+    Check(sqlite3_bind_int64(q, 1, range.first));
+    Check(sqlite3_bind_int64(q, 2, range.end));
+    if (text != nullptr) {
+      Check(
+          sqlite3_bind_text(q, 3, text->data(), static_cast<int>(text->size()), SQLITE_TRANSIENT));
+    }
     Step();
   }
-  SQLite::Statement& q() { return q_; }
-  // The buyer (row id) of the current row, or nullopt at the end.
-  std::optional<std::int64_t> buyer() const { return buyer_; }
+  // The buyer (row id) of the current row, or kEnd past the last.
+  static constexpr std::int64_t kEnd = std::numeric_limits<std::int64_t>::max();
+  std::int64_t buyer() const { return buyer_; }
   void Step() {
-    buyer_.reset();
-    if (q_.executeStep()) buyer_ = q_.getColumn(0).getInt64();
+    buyer_ = kEnd;
+    const int rc = sqlite3_step(q_.get());
+    if (rc == SQLITE_ROW) {
+      buyer_ = Int(0);
+    } else if (rc != SQLITE_DONE) {
+      Check(rc);
+    }
+  }
+  std::int64_t Int(int column) const { return sqlite3_column_int64(q_.get(), column); }
+  double Real(int column) const { return sqlite3_column_double(q_.get(), column); }
+  bool Null(int column) const { return sqlite3_column_type(q_.get(), column) == SQLITE_NULL; }
+  std::string_view Text(int column) const {
+    const auto* text = sqlite3_column_text(q_.get(), column);
+    if (text == nullptr) return {};
+    return {reinterpret_cast<const char*>(text),
+            static_cast<std::size_t>(sqlite3_column_bytes(q_.get(), column))};
   }
 
  private:
-  SQLite::Statement q_;
-  std::optional<std::int64_t> buyer_;
+  void Check(int rc) const {
+    if (rc != SQLITE_OK) throw SQLite::Exception(db_, rc);
+  }
+  struct Finalize {
+    void operator()(sqlite3_stmt* q) const { sqlite3_finalize(q); }
+  };
+  sqlite3* db_;
+  std::unique_ptr<sqlite3_stmt, Finalize> q_;
+  std::int64_t buyer_ = kEnd;
 };
+
+// Makes `list` `n` long, keeping the elements (and their strings' room)
+// already there: most buyers need as many as the one before.
+template <typename T>
+T& Slot(std::vector<T>& list, std::size_t n) {
+  if (list.size() < n) list.resize(n);
+  return list[n - 1];
+}
 
 }  // namespace
 
-void ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, OutcomeReport& report) {
+bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange range,
+                  OutcomeReport& report, const std::atomic<bool>& stop) {
   const bool by_fires =
       query.options.by == ReportBy::kCadence || query.options.by == ReportBy::kTopic;
   sql::ZoneCache zones;
   SQLite::Transaction snapshot(db);  // one snapshot; rolled back at the end: it only reads
   Scan purchases(db,
-                 "SELECT buyer, purchased_at, quantity, product, amount, tier, zone FROM "
-                 "purchases ORDER BY buyer, purchased_at, id");
+                 "SELECT buyer, purchased_at, quantity, product, amount, tier, zone, id FROM "
+                 "purchases WHERE buyer >= ?1 AND buyer < ?2 ORDER BY buyer, purchased_at, id",
+                 range);
+  // From touchpoints_fired alone (schema 10), in its order.
   std::optional<Scan> fires;
   if (by_fires) {
     fires.emplace(db,
-                  "SELECT t.buyer, t.fire_at, t.id, t.cadence, t.topic, p.zone FROM touchpoints t "
-                  "JOIN purchases p ON p.id = t.purchase WHERE t.state IN (1, 5) "
-                  "ORDER BY t.buyer, t.fire_at, t.id");
+                  "SELECT buyer, fire_at, id, cadence, topic, purchase FROM touchpoints INDEXED BY "
+                  "touchpoints_fired WHERE state IN (1, 5) AND buyer >= ?1 AND buyer < ?2 "
+                  "ORDER BY buyer, fire_at, id",
+                  range);
   }
   const std::string trust = sql::JsonStrings(query.trust_types);
   Scan events(db,
               by_fires ? "SELECT buyer, at, 0, credited FROM events WHERE credited IS NOT NULL "
-                         "ORDER BY buyer, at, id"
+                         "AND buyer >= ?1 AND buyer < ?2 ORDER BY buyer, at, id"
                        : "SELECT buyer, at, 1, NULL FROM events WHERE type IN (SELECT value FROM "
-                         "json_each(?)) ORDER BY buyer, at, id",
-              by_fires ? nullptr : &trust);
+                         "json_each(?3)) AND buyer >= ?1 AND buyer < ?2 ORDER BY buyer, at, id",
+              range, by_fires ? nullptr : &trust);
   BuyerHistory buyer;
-  for (;;) {
-    std::optional<std::int64_t> next = purchases.buyer();
-    for (Scan* s : {fires ? &*fires : nullptr, &events}) {
-      if (s != nullptr && s->buyer() && (!next || *s->buyer() < *next)) next = s->buyer();
-    }
-    if (!next) break;
-    buyer.purchases.clear();
-    buyer.fires.clear();
-    buyer.events.clear();
+  std::vector<std::int64_t> purchase_ids;  // of buyer.purchases, by index
+  for (std::int64_t buyers = 0;; ++buyers) {
+    if (buyers % 4096 == 0 && stop.load(std::memory_order_relaxed)) return false;
+    const std::int64_t next =
+        std::min({purchases.buyer(), fires ? fires->buyer() : Scan::kEnd, events.buyer()});
+    if (next == Scan::kEnd) break;
+    std::size_t purchases_read = 0;
+    purchase_ids.clear();
     for (; purchases.buyer() == next; purchases.Step()) {
-      SQLite::Statement& q = purchases.q();
-      const Instant at = FromMs(q.getColumn(1).getInt64());
-      const Zone* zone = zones.Named(TextView(q.getColumn(6)));
-      std::string product = q.getColumn(3).getString();
-      const Instant runout = query.runout(at, q.getColumn(2).getInt64(), product, zone);
-      buyer.purchases.push_back({at, runout, q.getColumn(4).getDouble(), q.getColumn(5).getString(),
-                                 std::move(product), zone});
+      BuyerHistory::Purchase& p = Slot(buyer.purchases, ++purchases_read);
+      p.purchased_at = FromMs(purchases.Int(1));
+      p.zone = zones.Named(purchases.Text(6));
+      p.product.assign(purchases.Text(3));
+      p.runout = query.runout(p.purchased_at, purchases.Int(2), p.product, p.zone);
+      p.amount = purchases.Real(4);
+      p.tier.assign(purchases.Text(5));
+      purchase_ids.push_back(purchases.Int(7));
     }
+    buyer.purchases.resize(purchases_read);
+    std::size_t fires_read = 0;
     for (; fires && fires->buyer() == next; fires->Step()) {
-      SQLite::Statement& q = fires->q();
-      buyer.fires.push_back({FromMs(q.getColumn(1).getInt64()),
-                             static_cast<std::uint64_t>(q.getColumn(2).getInt64()),
-                             q.getColumn(3).getString(), q.getColumn(4).getString(),
-                             zones.Named(TextView(q.getColumn(5)))});
+      BuyerHistory::Fire& f = Slot(buyer.fires, ++fires_read);
+      f.fire_at = FromMs(fires->Int(1));
+      f.touchpoint = static_cast<std::uint64_t>(fires->Int(2));
+      f.cadence.assign(fires->Text(3));
+      f.topic.assign(fires->Text(4));
+      const auto mine = std::find(purchase_ids.begin(), purchase_ids.end(), fires->Int(5));
+      f.zone = mine == purchase_ids.end()
+                   ? UtcZone()
+                   : buyer.purchases[static_cast<std::size_t>(mine - purchase_ids.begin())].zone;
     }
+    buyer.fires.resize(fires_read);
+    buyer.events.clear();
     for (; events.buyer() == next; events.Step()) {
-      SQLite::Statement& q = events.q();
-      buyer.events.push_back(
-          {FromMs(q.getColumn(1).getInt64()), q.getColumn(2).getInt() != 0,
-           q.getColumn(3).isNull() ? 0 : static_cast<std::uint64_t>(q.getColumn(3).getInt64())});
+      buyer.events.push_back({FromMs(events.Int(1)), events.Int(2) != 0,
+                              events.Null(3) ? 0 : static_cast<std::uint64_t>(events.Int(3))});
     }
     report.Add(buyer);
   }
+  return true;
+}
+
+std::vector<BuyerRange> SplitBuyers(SQLite::Database& db, int parts) {
+  SQLite::Statement q(db, "SELECT COALESCE(MAX(id), 0) FROM buyers");
+  q.executeStep();
+  const std::int64_t last = q.getColumn(0).getInt64();
+  std::vector<BuyerRange> ranges(static_cast<std::size_t>(std::max(parts, 1)));
+  const std::int64_t span = last / static_cast<std::int64_t>(ranges.size()) + 1;
+  for (std::size_t i = 1; i < ranges.size(); ++i) {
+    ranges[i].first = static_cast<std::int64_t>(i) * span;
+    ranges[i - 1].end = ranges[i].first;
+  }
+  return ranges;
+}
+
+StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQuery& query,
+                                        int parts, const std::atomic<bool>& stop) {
+  struct Part {
+    BuyerRange range;
+    OutcomeReport report;
+    Status status;
+  };
+  std::vector<Part> done;
+  try {
+    SQLite::Database first(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX);
+    for (const BuyerRange& r : SplitBuyers(first, parts)) {
+      done.push_back({r, OutcomeReport(query.options), Status::Ok()});
+    }
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cannot read the buyers: ") + e.what());
+  }
+  const auto read = [&](Part& part) {
+    try {
+      SQLite::Database db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX);
+      db.setBusyTimeout(5000);
+      if (!ReadOutcomes(db, query, part.range, part.report, stop)) {
+        part.status = Status::Error("stopped");
+      }
+    } catch (const std::exception& e) {
+      part.status = Status::Error(e.what());
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < done.size(); ++i) threads.emplace_back(read, std::ref(done[i]));
+  read(done[0]);
+  for (std::thread& t : threads) t.join();
+  for (Part& part : done) {
+    if (!part.status.ok()) return part.status;
+  }
+  OutcomeReport report = std::move(done[0].report);
+  for (std::size_t i = 1; i < done.size(); ++i) report.Merge(std::move(done[i].report));
+  return report;
 }
 
 }  // namespace tp

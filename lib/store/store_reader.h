@@ -17,7 +17,8 @@ namespace tp {
 // events of leased messages, which took a quarter of that thread's time per
 // message, and the counts /metrics reports, which scan an index (50-80 ms
 // at a million pending). Jobs run in order; each calls its `done` on the
-// reader's thread.
+// reader's thread. Outcomes reports run apart, on threads of their own, so
+// a report of seconds holds up no lease.
 class StoreReader final : public LeasedEvents {
  public:
   using Counted = std::function<void(StatusOr<StoreGauges>)>;
@@ -25,7 +26,8 @@ class StoreReader final : public LeasedEvents {
 
   // Opens `path` (a store's file, already open and migrated by it).
   static StatusOr<std::unique_ptr<StoreReader>> Open(const std::string& path);
-  // Finishes the jobs queued so far, then stops.
+  // Finishes the jobs queued so far (a report under way gives up), then
+  // stops.
   ~StoreReader() override;
   StoreReader(const StoreReader&) = delete;
   StoreReader& operator=(const StoreReader&) = delete;
@@ -41,8 +43,9 @@ class StoreReader final : public LeasedEvents {
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
   // `push_sinks` and OutboxBySink() would say, then calls `done` with it.
   void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks, Counted done);
-  // Computes the outcomes report over the whole file (store/outcome_rows.h)
-  // in one read transaction, then calls `done` with it.
+  // Computes the outcomes report over the whole file (store/outcome_rows.h
+  // ComputeOutcomes, on as many threads as there are cores, up to four),
+  // then calls `done` with it on the last of them.
   void Outcomes(OutcomeQuery query, Reported done);
 
  private:
