@@ -146,9 +146,9 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
   std::uint32_t tracked = 0;
   for (const PlannedTouchpoint& planned : touchpoints) {
     if (track_) {
-      buyers_[buyer].tracked.push_back({TouchpointKey(planned.id).value_or(0),
-                                        TouchpointRest(planned.id), zone, Instant::max(),
-                                        static_cast<std::uint16_t>(planned.cadence)});
+      buyers_[buyer].tracked.push_back(
+          {TouchpointKey(planned.id).value_or(0), TouchpointRest(planned.id), zone, Instant::max(),
+           static_cast<std::uint16_t>(planned.cadence), static_cast<std::uint16_t>(planned.step)});
       tracked = static_cast<std::uint32_t>(buyers_[buyer].tracked.size());
     }
     if (planned.state != TouchpointState::kPending) {
@@ -359,11 +359,21 @@ std::uint64_t MemoryStore::TouchpointRest(std::string_view id) {
   return Hex64(id.substr(19)).value_or(0);
 }
 
-std::uint64_t MemoryStore::TrackedKey(std::uint64_t handle) const {
-  const auto buyer = static_cast<std::size_t>(handle >> 32);
-  const auto index = static_cast<std::size_t>(handle & 0xffffffffu);
-  if (buyer >= buyers_.size() || index == 0 || index > buyers_[buyer].tracked.size()) return 0;
-  return buyers_[buyer].tracked[index - 1].key;
+std::optional<std::uint32_t> MemoryStore::BuyerIndexOf(std::string_view buyer_id) const {
+  auto it = buyer_index_.find(buyer_id);
+  if (it == buyer_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MemoryStore::FiredOf(std::uint32_t buyer, std::vector<Fired>& out) const {
+  out.clear();
+  if (buyer >= buyers_.size()) return;
+  const auto& tracked = buyers_[buyer].tracked;
+  for (std::size_t i = 0; i < tracked.size(); ++i) {
+    const Tracked& t = tracked[i];
+    if (t.fire_at == Instant::max()) continue;
+    out.push_back({std::uint64_t{buyer} << 32 | (i + 1), t.fire_at, t.cadence, t.step, t.zone});
+  }
 }
 
 StatusOr<EventMatch> MemoryStore::MatchEvent(const EngagementEvent& event) {

@@ -80,8 +80,19 @@ class MemoryStore final : public ScheduleStore {
   static std::optional<std::uint64_t> TouchpointKey(std::string_view id);
   // The second half of the id's digest (0 for no id of ours).
   static std::uint64_t TouchpointRest(std::string_view id);
-  // The key of the tracked touchpoint a TouchpointRef's handle names, or 0.
-  std::uint64_t TrackedKey(std::uint64_t handle) const;
+  // A buyer's index (a TouchpointRef's handle is the index << 32 | n), if
+  // the buyer is known; indices run from 0 to buyer_count() - 1.
+  std::optional<std::uint32_t> BuyerIndexOf(std::string_view buyer_id) const;
+  std::uint32_t buyer_count() const { return static_cast<std::uint32_t>(buyers_.size()); }
+  // With TrackTouchpoints(): the touchpoints of buyer `buyer` that fired,
+  // in the order they were planned (as a store's row ids run), into `out`.
+  struct Fired {
+    std::uint64_t handle = 0;  // as a TouchpointRef's
+    Instant fire_at;
+    std::uint16_t cadence = 0, step = 0;  // indices into the rules
+    const Zone* zone = nullptr;
+  };
+  void FiredOf(std::uint32_t buyer, std::vector<Fired>& out) const;
 
   // Visits every pending touchpoint in firing order.
   void ForEachPending(const std::function<void(const TouchpointView&)>& visit) const;
@@ -118,6 +129,7 @@ class MemoryStore final : public ScheduleStore {
     const Zone* zone = nullptr;
     Instant fire_at = Instant::max();  // max: not fired
     std::uint16_t cadence = 0;
+    std::uint16_t step = 0;
   };
   // An engagement event as the buyer's record keeps it.
   struct EventRec {

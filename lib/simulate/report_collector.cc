@@ -12,44 +12,31 @@ std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
 
 }  // namespace
 
-ReportCollector::ReportCollector(const Rules& rules, ReportBy by)
-    : rules_(rules), fires_wanted_(by == ReportBy::kCadence || by == ReportBy::kTopic) {}
-
-std::uint32_t ReportCollector::Buyer(std::string_view id) {
-  auto [it, inserted] =
-      buyers_.try_emplace(std::string(id), static_cast<std::uint32_t>(buyers_.size()));
-  return it->second;
-}
+ReportCollector::ReportCollector(const Rules& rules, ReportBy by, const MemoryStore& store)
+    : rules_(rules),
+      fires_wanted_(by == ReportBy::kCadence || by == ReportBy::kTopic),
+      store_(store) {}
 
 void ReportCollector::OnPurchase(const Purchase& purchase, int tier, const Zone* zone) {
   const int product = rules_.ProductIndex(purchase.product);
-  if (product < 0 || tier < 0) return;
+  const auto buyer = store_.BuyerIndexOf(purchase.buyer_id);
+  if (product < 0 || tier < 0 || !buyer) return;
   const Instant runout = Runout(purchase.purchased_at, purchase.quantity,
                                 rules_.products[static_cast<std::size_t>(product)], zone);
-  purchases_.push_back({Buyer(purchase.buyer_id), static_cast<std::uint16_t>(tier),
+  purchases_.push_back({*buyer, static_cast<std::uint16_t>(tier),
                         static_cast<std::uint16_t>(product), static_cast<float>(purchase.amount),
                         Ms(purchase.purchased_at), Ms(runout), zone});
 }
 
-void ReportCollector::OnFired(const TouchpointView& t, std::uint64_t key) {
-  if (!fires_wanted_ || !t.fire_at) return;
-  const int cadence = rules_.CadenceIndex(t.cadence);
-  if (cadence < 0) return;
-  const auto& steps = rules_.cadences[static_cast<std::size_t>(cadence)].steps;
-  const auto step =
-      std::find_if(steps.begin(), steps.end(), [&](const Step& s) { return s.id == t.step; });
-  fires_.push_back({Buyer(t.buyer_id), static_cast<std::uint16_t>(cadence),
-                    static_cast<std::uint16_t>(step - steps.begin()), Ms(*t.fire_at), key, t.zone});
-}
-
-void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credited_key) {
+void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credited) {
   const int type = rules_.EngagementTypeIndex(event.type);
-  if (type < 0) return;
+  const auto buyer = store_.BuyerIndexOf(event.buyer_id);
+  if (type < 0 || !buyer) return;
   const bool trust = rules_.engagement_types[static_cast<std::size_t>(type)].trust;
   // By tier or product only trust signals matter; by cadence or topic only
   // credited events.
-  if (fires_wanted_ ? credited_key == 0 : !trust) return;
-  events_.push_back({Buyer(event.buyer_id), trust, Ms(event.at), credited_key});
+  if (fires_wanted_ ? credited == 0 : !trust) return;
+  events_.push_back({*buyer, trust, Ms(event.at), credited});
 }
 
 OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
@@ -63,10 +50,11 @@ OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
     });
     return index;
   };
-  const auto p_order = order(purchases_), f_order = order(fires_), e_order = order(events_);
-  std::size_t p = 0, f = 0, e = 0;
+  const auto p_order = order(purchases_), e_order = order(events_);
+  std::size_t p = 0, e = 0;
   BuyerHistory buyer;
-  for (std::uint32_t b = 0; b < buyers_.size(); ++b) {
+  std::vector<MemoryStore::Fired> fired;
+  for (std::uint32_t b = 0; b < store_.buyer_count(); ++b) {
     buyer.purchases.clear();
     buyer.fires.clear();
     buyer.events.clear();
@@ -76,10 +64,15 @@ OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
                                  rules_.tiers[r.tier].name, rules_.products[r.product].name,
                                  r.zone});
     }
-    for (; f < f_order.size() && fires_[f_order[f]].buyer == b; ++f) {
-      const FireRec& r = fires_[f_order[f]];
+    // In time order, ties in planning order (as the store's row ids).
+    if (fires_wanted_) store_.FiredOf(b, fired);
+    std::stable_sort(fired.begin(), fired.end(),
+                     [](const MemoryStore::Fired& x, const MemoryStore::Fired& y) {
+                       return x.fire_at < y.fire_at;
+                     });
+    for (const MemoryStore::Fired& r : fired) {
       const Cadence& c = rules_.cadences[r.cadence];
-      buyer.fires.push_back({FromMs(r.at_ms), r.key, c.name,
+      buyer.fires.push_back({r.fire_at, r.handle, c.name,
                              r.step < c.steps.size() ? c.steps[r.step].topic : "", r.zone});
     }
     for (; e < e_order.size() && events_[e_order[e]].buyer == b; ++e) {

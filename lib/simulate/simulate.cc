@@ -51,9 +51,9 @@ void AppendLine(std::string& buf, const TouchpointView& t) {
 // spool file appended at the end, so memory stays flat however long the run.
 class LineWriter final : public MemoryStore::Observer {
  public:
-  // With `collector`, fired touchpoints go to it and no line is written.
-  LineWriter(std::ostream& out, ReportCollector* collector)
-      : out_(out), spool_(collector == nullptr ? std::tmpfile() : nullptr), collector_(collector) {}
+  // With `report`, no line is written (the report is printed instead).
+  LineWriter(std::ostream& out, bool report)
+      : out_(out), spool_(report ? nullptr : std::tmpfile()), report_(report) {}
   ~LineWriter() override {
     if (spool_ != nullptr) std::fclose(spool_);
   }
@@ -63,12 +63,7 @@ class LineWriter final : public MemoryStore::Observer {
   bool ok() const { return spool_ok_ && out_.good(); }
 
   void OnFinal(const TouchpointView& t) override {
-    if (collector_ != nullptr) {
-      if (t.state == TouchpointState::kFired) {
-        collector_->OnFired(t, MemoryStore::TouchpointKey(t.id).value_or(0));
-      }
-      return;
-    }
+    if (report_) return;
     ++lines_;
     if (t.state == TouchpointState::kFired) {
       AppendLine(fired_, t);
@@ -79,7 +74,7 @@ class LineWriter final : public MemoryStore::Observer {
     }
   }
   void Pending(const TouchpointView& t) {
-    if (collector_ != nullptr) return;
+    if (report_) return;
     ++lines_;
     AppendLine(fired_, t);
     if (fired_.size() > kFlushAt) FlushFired();
@@ -125,7 +120,7 @@ class LineWriter final : public MemoryStore::Observer {
   std::string fired_;
   std::string rest_;
   std::uint64_t lines_ = 0;
-  ReportCollector* collector_;
+  bool report_;
 };
 
 std::string ErrorAt(const std::string& file, std::uint64_t line, const std::string& message) {
@@ -192,11 +187,13 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   // Pass 2: replay both on the virtual clock, in time order; at one instant
   // the purchase first (an answer at the very moment of a purchase counts
   // for it).
-  std::optional<ReportCollector> collector;
-  if (options.report) collector.emplace(*rules, *options.report);
-  LineWriter writer(out, collector ? &*collector : nullptr);
+  LineWriter writer(out, options.report.has_value());
   MemoryStore store(rules, &writer);
-  if (events) store.TrackTouchpoints();
+  // Events are credited to the touchpoints it tracks, and the report reads
+  // their fires there.
+  if (events || options.report) store.TrackTouchpoints();
+  std::optional<ReportCollector> collector;
+  if (options.report) collector.emplace(*rules, *options.report, store);
   FakeClock clock(Instant{});
   const RulesInForce in_force(rules);  // no reload here: these rules throughout
   Scheduler scheduler(store, clock, in_force);
@@ -261,7 +258,7 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
       continue;
     }
     ++result.events;
-    if (collector) collector->OnEvent(event, store.TrackedKey(outcome->credited));
+    if (collector) collector->OnEvent(event, outcome->credited);
   }
   if (!run_until(end)) {
     result.errors.push_back("error: the scheduler failed");
