@@ -2,23 +2,13 @@
 // scheduler as the daemon records them: idempotency with the differing
 // field named, the touchpoint an event names or is credited to, stop_on,
 // and a step's `when` decided at its fire.
-#include "engagement_rules.h"
-#include "store/store_test.h"
+#include "store/engagement_store_test.h"
 
 namespace tp {
 namespace {
 
-using testing::kEngagementRules;
-
-class EngagementTablesTest : public SqliteStoreTest {
+class EngagementTablesTest : public EngagementStoreTest {
  protected:
-  void SetUp() override {
-    rules_.Swap(testing::MustLoad(kEngagementRules));
-    store_ = MustOpen();
-    ASSERT_NE(store_, nullptr);
-    scheduler_ = std::make_unique<Scheduler>(*store_, clock_, rules_);
-  }
-
   EventOutcome Record(const std::string& id, const std::string& buyer, const std::string& type,
                       std::string_view at, const std::string& touchpoint = "") {
     auto r = scheduler_->RecordEvent({id, buyer, type, At(at), touchpoint});
@@ -39,10 +29,6 @@ class EngagementTablesTest : public SqliteStoreTest {
     }
     return std::nullopt;
   }
-
-  FakeClock clock_{At("2026-11-01T10:00:00+08:00")};
-  std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<Scheduler> scheduler_;
 };
 
 TEST_F(EngagementTablesTest, AnEventIdIsRecordedOnceAndAConflictNamesTheField) {

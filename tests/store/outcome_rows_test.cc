@@ -3,25 +3,15 @@
 // stop gives up.
 #include "store/outcome_rows.h"
 
-#include "engagement_rules.h"
 #include "outcomes/report_json.h"
 #include "planner/planner.h"
-#include "store/store_test.h"
+#include "store/engagement_store_test.h"
 
 namespace tp {
 namespace {
 
-using testing::kEngagementRules;
-
-class OutcomeRowsTest : public SqliteStoreTest {
+class OutcomeRowsTest : public EngagementStoreTest {
  protected:
-  void SetUp() override {
-    rules_.Swap(testing::MustLoad(kEngagementRules));
-    store_ = MustOpen();
-    ASSERT_NE(store_, nullptr);
-    scheduler_ = std::make_unique<Scheduler>(*store_, clock_, rules_);
-  }
-
   OutcomeQuery Query(ReportBy by) const {
     OutcomeQuery query;
     query.options.by = by;
@@ -44,10 +34,6 @@ class OutcomeRowsTest : public SqliteStoreTest {
     EXPECT_TRUE(report.ok()) << report.status().message();
     return report.ok() ? ReportJson(*report).dump() : "";
   }
-
-  FakeClock clock_{At("2026-11-01T10:00:00+08:00")};
-  std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<Scheduler> scheduler_;
 };
 
 TEST_F(OutcomeRowsTest, BuyersReadInRangesAtOnceGiveTheFiguresOfOneRange) {
