@@ -12,6 +12,13 @@
 namespace tp {
 namespace {
 
+// Whether `t` fired within `window` before `at` (calendar days in its zone):
+// what an event or a repurchase at `at` is credited to (docs/outcomes.md).
+bool FiredWithin(const TouchpointRef& t, Duration window, Instant at) {
+  window.count = -window.count;
+  return t.fire_at && *t.fire_at >= AddDuration(at, window, t.zone);
+}
+
 // Touchpoints fired per transaction. A commit writes every page it changed,
 // and the last page of each table and index is rewritten at every commit:
 // 2,048 wrote a quarter fewer bytes per touchpoint than 512 (issue 6).
@@ -132,10 +139,8 @@ Status Scheduler::ObserveRepurchase(const Purchase& purchase, std::span<const Pa
   if (!last.ok()) return last.status();
   const std::optional<TouchpointRef>& t = last->touchpoint;
   std::string_view cadence;
-  if (t && t->fire_at) {
-    Duration back = rules.outcomes.attribution_window;
-    back.count = -back.count;
-    if (*t->fire_at >= AddDuration(purchase.purchased_at, back, t->zone)) cadence = t->cadence;
+  if (t && FiredWithin(*t, rules.outcomes.attribution_window, purchase.purchased_at)) {
+    cadence = t->cadence;
   }
   observer_->OnRepurchase(in_window, cadence);
   return Status::Ok();
@@ -170,12 +175,9 @@ StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
     // retention is still a duplicate.
     return AsRecorded(event, EventOutcome::Kind::kUnknownTouchpoint);
   }
-  if (event.touchpoint_id.empty() && credited) {
-    Duration back = rules.outcomes.attribution_window;
-    back.count = -back.count;
-    if (!credited->fire_at || *credited->fire_at < AddDuration(event.at, back, credited->zone)) {
-      credited.reset();
-    }
+  if (event.touchpoint_id.empty() && credited &&
+      !FiredWithin(*credited, rules.outcomes.attribution_window, event.at)) {
+    credited.reset();
   }
   const Instant now = clock_.Now();
   auto added = store_.AddEvent(event, found->buyer, credited ? credited->handle : 0, now);

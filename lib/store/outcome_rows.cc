@@ -79,6 +79,20 @@ T& Slot(std::vector<T>& list, std::size_t n) {
   return list[n - 1];
 }
 
+// Up to `parts` ranges of about equal row-id span covering every buyer.
+std::vector<BuyerRange> SplitBuyers(SQLite::Database& db, int parts) {
+  SQLite::Statement q(db, "SELECT COALESCE(MAX(id), 0) FROM buyers");
+  q.executeStep();
+  const std::int64_t last = q.getColumn(0).getInt64();
+  std::vector<BuyerRange> ranges(static_cast<std::size_t>(std::max(parts, 1)));
+  const std::int64_t span = last / static_cast<std::int64_t>(ranges.size()) + 1;
+  for (std::size_t i = 1; i < ranges.size(); ++i) {
+    ranges[i].first = static_cast<std::int64_t>(i) * span;
+    ranges[i - 1].end = ranges[i].first;
+  }
+  return ranges;
+}
+
 }  // namespace
 
 bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange range,
@@ -148,19 +162,6 @@ bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange ra
     report.Add(buyer);
   }
   return true;
-}
-
-std::vector<BuyerRange> SplitBuyers(SQLite::Database& db, int parts) {
-  SQLite::Statement q(db, "SELECT COALESCE(MAX(id), 0) FROM buyers");
-  q.executeStep();
-  const std::int64_t last = q.getColumn(0).getInt64();
-  std::vector<BuyerRange> ranges(static_cast<std::size_t>(std::max(parts, 1)));
-  const std::int64_t span = last / static_cast<std::int64_t>(ranges.size()) + 1;
-  for (std::size_t i = 1; i < ranges.size(); ++i) {
-    ranges[i].first = static_cast<std::int64_t>(i) * span;
-    ranges[i - 1].end = ranges[i].first;
-  }
-  return ranges;
 }
 
 StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQuery& query,
