@@ -4,8 +4,11 @@
 // is released as soon as it is final (the observer has seen it), a purchase's
 // once none of its touchpoints is pending. What stays per purchase is its
 // order id with a 64-bit fingerprint of its content (for idempotency), and
-// per buyer the (time, product, amount) history the planner needs.
-// Not thread-safe.
+// per buyer the (time, product, amount) history the planner needs. With
+// TrackTouchpoints() (simulate with events, or its report) each touchpoint's
+// 40-byte record stays too, and every event: history, then, by design.
+// The schedule is in memory_store.cc, the events and crediting in
+// memory_engagement.cc. Not thread-safe.
 #pragma once
 
 #include <array>
