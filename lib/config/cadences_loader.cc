@@ -86,7 +86,8 @@ void Loader::LoadSteps(const YAML::Node& node, const std::string& what, Cadence&
   std::map<std::string, int> ids;
   for (const auto& item : node) {
     const std::string step_what = "a step of " + what;
-    auto fields = Map(item, step_what, {"id", "after", "anchor", "topic", "tiers", "when"});
+    auto fields =
+        Map(item, step_what, {"id", "after", "anchor", "topic", "tiers", "when", "sinks"});
     if (!fields) continue;
     Step step;
     // Where a duplicate id is reported: the id, else the topic it defaults
@@ -141,6 +142,10 @@ void Loader::LoadSteps(const YAML::Node& node, const std::string& what, Cadence&
           std::none_of(types.begin(), types.end(), [](const auto& t) { return t.trust; })) {
         Error(v, "'when' needs a trust signal to decide on, and engagement trust lists none");
       }
+    }
+    if (auto v = Field(*fields, item, "sinks", step_what, false); v.IsDefined()) {
+      // Replaces the cadence's sinks for this step (a channel per step).
+      step.sinks = References(v, "step sinks", rules_.sinks, "sink");
     }
     cadence.steps.push_back(std::move(step));
   }

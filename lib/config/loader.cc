@@ -14,6 +14,16 @@
 #include "core/ids.h"
 
 namespace tp::config {
+namespace {
+
+// The one tier of a config that names none, or whose tiers are refused.
+Tier DefaultTier() {
+  Tier tier;
+  tier.name = "default";
+  return tier;
+}
+
+}  // namespace
 
 LoadResult Loader::Load(std::string_view text) {
   if (auto root = Parse(text)) {
@@ -61,9 +71,6 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (rules_.timezone == nullptr) rules_.timezone = UtcZone();
   if (auto v = Field(*fields, root, "send_window", "the config", false); v.IsDefined()) {
     LoadSendWindow(v);
-  }
-  if (auto v = Field(*fields, root, "frequency_cap", "the config", false); v.IsDefined()) {
-    LoadFrequencyCap(v);
   }
   if (auto v = Field(*fields, root, "misfire_grace", "the config", false); v.IsDefined()) {
     if (auto d = DurationValue(v, "misfire_grace")) {
@@ -152,10 +159,13 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "tiers", "the config", false); v.IsDefined()) {
     LoadTiers(v);
   } else {
-    rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+    rules_.tiers.push_back(DefaultTier());
   }
   if (auto v = Field(*fields, root, "sinks", "the config", true); v.IsDefined()) {
     LoadSinks(v);
+  }
+  if (auto v = Field(*fields, root, "frequency_cap", "the config", false); v.IsDefined()) {
+    LoadFrequencyCaps(v);  // after sinks: a cap may name some
   }
   if (auto v = Field(*fields, root, "engagement", "the config", false); v.IsDefined()) {
     LoadEngagement(v);
@@ -190,18 +200,52 @@ void Loader::LoadSendWindow(const YAML::Node& node) {
   }
 }
 
-void Loader::LoadFrequencyCap(const YAML::Node& node) {
-  auto fields = Map(node, "frequency_cap", {"max", "per"});
+void Loader::LoadFrequencyCaps(const YAML::Node& node) {
+  if (node.IsSequence()) {
+    if (node.size() == 0 || node.size() > kMaxFrequencyCaps) {
+      Error(node, "frequency_cap must be one cap or a list of 1 to " +
+                      std::to_string(kMaxFrequencyCaps) + " caps");
+      return;
+    }
+    for (const auto& item : node) LoadFrequencyCap(item, "a frequency_cap");
+    return;
+  }
+  LoadFrequencyCap(node, "frequency_cap");
+}
+
+void Loader::LoadFrequencyCap(const YAML::Node& node, const std::string& what) {
+  auto fields = Map(node, what, {"max", "per", "sinks"});
   if (!fields) return;
-  if (auto per = Field(*fields, node, "per", "frequency_cap", false); per.IsDefined()) {
-    if (!per.IsScalar() || per.Scalar() != "day") {
-      Error(per, "frequency_cap.per must be 'day' (a buyer-local calendar day)");
+  FrequencyCap cap;
+  bool ok = true;
+  if (auto per = Field(*fields, node, "per", what, false); per.IsDefined()) {
+    const std::string text = per.IsScalar() ? per.Scalar() : "";
+    if (text == "day") {
+      cap.per = FrequencyCap::Per::kDay;
+    } else if (text == "week") {
+      cap.per = FrequencyCap::Per::kWeek;
+    } else if (text == "month") {
+      cap.per = FrequencyCap::Per::kMonth;
+    } else {
+      Error(per, "frequency_cap.per must be day, week or month (buyer-local calendar periods)");
+      ok = false;
     }
   }
-  if (auto max = Field(*fields, node, "max", "frequency_cap", true); max.IsDefined()) {
-    if (auto v = Integer(max, "frequency_cap.max", 1, 1000))
-      rules_.frequency_cap = static_cast<int>(*v);
+  if (auto max = Field(*fields, node, "max", what, true); max.IsDefined()) {
+    if (auto v = Integer(max, "frequency_cap.max", 1, 1000)) {
+      cap.max = static_cast<int>(*v);
+    } else {
+      ok = false;
+    }
+  } else {
+    ok = false;
   }
+  if (auto v = Field(*fields, node, "sinks", what, false); v.IsDefined()) {
+    const std::size_t errors_before = errors().size();
+    cap.sinks = References(v, "frequency_cap.sinks", rules_.sinks, "sink");
+    ok = ok && errors().size() == errors_before;
+  }
+  if (ok) rules_.frequency_caps.push_back(std::move(cap));
 }
 
 void Loader::LoadProducts(const YAML::Node& node) {
@@ -232,13 +276,16 @@ void Loader::LoadProducts(const YAML::Node& node) {
 
 void Loader::LoadTiers(const YAML::Node& node) {
   if (!node.IsSequence() || node.size() == 0) {
-    Error(node, "tiers must be a non-empty list of {name, min_purchases, min_spend}");
-    rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+    Error(node,
+          "tiers must be a non-empty list of {name, min_purchases, min_spend, within, bought, "
+          "attributes}");
+    rules_.tiers.push_back(DefaultTier());
     return;
   }
   std::set<std::string> seen;
   for (const auto& item : node) {
-    auto fields = Map(item, "a tier", {"name", "min_purchases", "min_spend"});
+    auto fields = Map(item, "a tier",
+                      {"name", "min_purchases", "min_spend", "within", "bought", "attributes"});
     if (!fields) continue;
     Tier tier;
     auto name_node = Field(*fields, item, "name", "a tier", true);
@@ -257,20 +304,65 @@ void Loader::LoadTiers(const YAML::Node& node) {
     if (auto v = Field(*fields, item, "min_spend", what, false); v.IsDefined()) {
       tier.min_spend = Number(v, what + " min_spend");
     }
+    if (auto v = Field(*fields, item, "within", what, false); v.IsDefined()) {
+      if (auto d = DurationValue(v, what + " within")) {
+        if (d->count <= 0) {
+          Error(v, what + " within must be positive, like 180d");
+        } else {
+          tier.within = *d;
+        }
+      }
+    }
+    if (auto v = Field(*fields, item, "bought", what, false); v.IsDefined()) {
+      tier.bought = References(v, what + " bought", rules_.products, "product");
+    }
+    if (auto v = Field(*fields, item, "attributes", what, false); v.IsDefined()) {
+      LoadTierAttributes(v, what, tier);
+    }
     rules_.tiers.push_back(std::move(tier));
   }
   if (rules_.tiers.empty()) {
     // Every item was refused, each with its error; the rest of the load
     // still needs a tier, as above.
-    rules_.tiers.push_back(Tier{"default", std::nullopt, std::nullopt});
+    rules_.tiers.push_back(DefaultTier());
     return;
   }
-  const Tier& last = rules_.tiers.back();
-  const bool catch_all = (!last.min_purchases || *last.min_purchases <= 1) &&
-                         (!last.min_spend || *last.min_spend <= 0);
-  if (!catch_all) {
+  if (!rules_.tiers.back().MatchesEveryPurchase()) {
     Error(node[node.size() - 1],
           "the last tier must have no conditions, so that every buyer gets a tier");
+  }
+}
+
+void Loader::LoadTierAttributes(const YAML::Node& node, const std::string& what, Tier& tier) {
+  const std::string where = what + " attributes";
+  if (!node.IsMap() || node.size() == 0) {
+    Error(node, where + " must be a non-empty map of key to a value or a list of values");
+    return;
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    auto key = String(kv.first, where + " keys");
+    if (!key) continue;
+    if (!seen.insert(*key).second) {
+      Error(kv.first, "duplicate key " + Quote(*key) + " in " + where);
+      continue;
+    }
+    AttributeCondition condition{*key, {}};
+    const std::string values_what = where + " " + Quote(*key);
+    if (kv.second.IsSequence()) {
+      if (kv.second.size() == 0) {
+        Error(kv.second, values_what + " must list at least one value");
+        continue;
+      }
+      for (const auto& value : kv.second) {
+        if (auto text = String(value, values_what + " values")) {
+          condition.values.push_back(std::move(*text));
+        }
+      }
+    } else if (auto text = String(kv.second, values_what)) {
+      condition.values.push_back(std::move(*text));
+    }
+    if (!condition.values.empty()) tier.attributes.push_back(std::move(condition));
   }
 }
 

@@ -18,6 +18,9 @@
 
 namespace tp::config {
 
+// A config may list this many frequency caps.
+inline constexpr std::size_t kMaxFrequencyCaps = 16;
+
 class Loader : public YamlReader {
  public:
   using YamlReader::YamlReader;
@@ -29,9 +32,12 @@ class Loader : public YamlReader {
   LoadResult Finish();
   void LoadRoot(const YAML::Node& root);
   void LoadSendWindow(const YAML::Node& node);
-  void LoadFrequencyCap(const YAML::Node& node);
+  // One cap or a list of them (after the sinks: a cap may name some).
+  void LoadFrequencyCaps(const YAML::Node& node);
+  void LoadFrequencyCap(const YAML::Node& node, const std::string& what);
   void LoadProducts(const YAML::Node& node);
   void LoadTiers(const YAML::Node& node);
+  void LoadTierAttributes(const YAML::Node& node, const std::string& what, Tier& tier);
   // sinks_loader.cc
   void LoadSinks(const YAML::Node& node);
   // A path in the config relative to the config file's directory.

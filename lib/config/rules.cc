@@ -32,14 +32,16 @@ int Rules::EngagementTypeIndex(std::string_view name) const {
   return IndexByName(engagement_types, name);
 }
 
-int Rules::TierFor(std::int64_t purchases, double spend) const {
-  for (std::size_t i = 0; i < tiers.size(); ++i) {
-    const Tier& t = tiers[i];
-    if (t.min_purchases && purchases < *t.min_purchases) continue;
-    if (t.min_spend && spend < *t.min_spend) continue;
-    return static_cast<int>(i);
+std::string_view PeriodName(FrequencyCap::Per per) {
+  switch (per) {
+    case FrequencyCap::Per::kDay:
+      return "day";
+    case FrequencyCap::Per::kWeek:
+      return "week";
+    case FrequencyCap::Per::kMonth:
+      return "month";
   }
-  return static_cast<int>(tiers.size()) - 1;
+  return "day";
 }
 
 }  // namespace tp

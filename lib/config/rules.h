@@ -18,11 +18,31 @@ struct Product {
   int supply_days = 0;  // per unit; runout = purchase + quantity * supply_days days
 };
 
-// A tier matches when every condition it states holds (absent ones hold).
+// A tier's `attributes` condition on one key: the purchase's attributes
+// hold `key` as a string equal to one of `values`.
+struct AttributeCondition {
+  std::string key;
+  std::vector<std::string> values;
+  friend bool operator==(const AttributeCondition&, const AttributeCondition&) = default;
+};
+
+// A tier matches when every condition it states holds (absent ones hold);
+// planner/tier.h evaluates them.
 struct Tier {
   std::string name;
   std::optional<std::int64_t> min_purchases;  // count so far, this purchase included
   std::optional<double> min_spend;            // total amount so far, this one included
+  // Counts purchases (for min_purchases, min_spend and bought) only from
+  // (this purchase's purchased_at - within, its purchased_at]; all if unset.
+  std::optional<Duration> within;
+  std::vector<int> bought;  // products (indices); one must have been bought
+  std::vector<AttributeCondition> attributes;
+
+  // Whether every purchase, the buyer's first included, matches it.
+  bool MatchesEveryPurchase() const {
+    return (!min_purchases || *min_purchases <= 1) && (!min_spend || *min_spend <= 0) &&
+           bought.empty() && attributes.empty();
+  }
 };
 
 enum class Anchor : std::uint8_t { kPurchase, kRunout };
@@ -39,6 +59,7 @@ struct Step {
   Anchor anchor = Anchor::kPurchase;
   std::vector<int> tiers;  // indices into Rules::tiers; empty = every tier
   When when = When::kAlways;
+  std::vector<int> sinks;  // indices into Rules::sinks; empty = its cadence's
 };
 
 struct Cadence {
@@ -101,6 +122,18 @@ struct OutcomeWindows {
   Duration attribution_window{7, Duration::Unit::kDays};
 };
 
+// `frequency_cap`: at most `max` touchpoints per buyer per buyer-local
+// calendar period (a day, an ISO week from Monday 00:00, a calendar month),
+// counting only touchpoints routed to one of `sinks` when it names any.
+struct FrequencyCap {
+  enum class Per : std::uint8_t { kDay, kWeek, kMonth };
+  int max = 1;
+  Per per = Per::kDay;
+  std::vector<int> sinks;  // indices into Rules::sinks; empty = every sink
+};
+
+std::string_view PeriodName(FrequencyCap::Per per);
+
 // [from, to) in buyer-local wall-clock time.
 struct SendWindow {
   TimeOfDay from{0};
@@ -116,7 +149,7 @@ struct Rules {
   std::string timezone_name = "UTC";
   const Zone* timezone = nullptr;  // default zone for buyers who bring none
   SendWindow send_window;
-  std::optional<int> frequency_cap;  // max touchpoints per buyer per local day
+  std::vector<FrequencyCap> frequency_caps;  // every one must allow a fire
   Duration misfire_grace{1, Duration::Unit::kHours};
   std::string listen = "127.0.0.1:8787";
   std::string database = "/var/lib/touchpoint/touchpoint.db";
@@ -159,9 +192,10 @@ struct Rules {
   int TierIndex(std::string_view name) const;
   int CadenceIndex(std::string_view name) const;
   int EngagementTypeIndex(std::string_view name) const;
-  // The first tier whose conditions hold for `purchases` and `spend`.
-  // Validation guarantees the last tier always matches.
-  int TierFor(std::int64_t purchases, double spend) const;
+  // The sinks a touchpoint of `step` (of `cadence`) is handed to.
+  const std::vector<int>& SinksOf(const Cadence& cadence, const Step& step) const {
+    return step.sinks.empty() ? cadence.sinks : step.sinks;
+  }
 };
 
 }  // namespace tp

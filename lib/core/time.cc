@@ -151,6 +151,41 @@ Instant StartOfNextLocalDay(Instant t, const Zone* zone) {
   return FromLocal(floor<date::days>(ToLocal(t, zone)) + date::days(1), zone);
 }
 
+namespace {
+
+// t's local day, as a count of days since 1970-01-01 (local).
+date::local_days LocalDay(Instant t, const Zone* zone) {
+  return floor<date::days>(ToLocal(t, zone));
+}
+
+date::local_days MondayOf(date::local_days day) {
+  return day - (date::weekday(day) - date::Monday);
+}
+
+date::local_days FirstOfMonth(date::local_days day) {
+  const date::year_month_day ymd(day);
+  return date::local_days(ymd.year() / ymd.month() / 1);
+}
+
+}  // namespace
+
+Instant StartOfLocalWeek(Instant t, const Zone* zone) {
+  return FromLocal(MondayOf(LocalDay(t, zone)), zone);
+}
+
+Instant StartOfNextLocalWeek(Instant t, const Zone* zone) {
+  return FromLocal(MondayOf(LocalDay(t, zone)) + date::weeks(1), zone);
+}
+
+Instant StartOfLocalMonth(Instant t, const Zone* zone) {
+  return FromLocal(FirstOfMonth(LocalDay(t, zone)), zone);
+}
+
+Instant StartOfNextLocalMonth(Instant t, const Zone* zone) {
+  const date::year_month_day first(FirstOfMonth(LocalDay(t, zone)));
+  return FromLocal(date::local_days(first.year() / first.month() / 1 + date::months(1)), zone);
+}
+
 TimeOfDay LocalTimeOfDay(Instant t, const Zone* zone) {
   const LocalTime local = ToLocal(t, zone);
   const auto since_midnight = local - floor<date::days>(local);

@@ -69,6 +69,12 @@ Instant AddDuration(Instant t, const Duration& d, const Zone* zone);
 // The local midnight that starts t's local day, and the one after it.
 Instant StartOfLocalDay(Instant t, const Zone* zone);
 Instant StartOfNextLocalDay(Instant t, const Zone* zone);
+// The local Monday 00:00 that starts t's ISO week, and the next one.
+Instant StartOfLocalWeek(Instant t, const Zone* zone);
+Instant StartOfNextLocalWeek(Instant t, const Zone* zone);
+// The local 00:00 of the first day of t's calendar month, and of the next.
+Instant StartOfLocalMonth(Instant t, const Zone* zone);
+Instant StartOfNextLocalMonth(Instant t, const Zone* zone);
 // Minutes since local midnight of t's wall-clock time.
 TimeOfDay LocalTimeOfDay(Instant t, const Zone* zone);
 // The instant of `tod` on the local day that contains t.

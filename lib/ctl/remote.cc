@@ -14,6 +14,7 @@
 #include <ostream>
 #include <span>
 
+#include "core/json_parse.h"
 #include "core/text.h"
 #include "ctl/outcome_table.h"
 #include "ctl/table.h"
@@ -25,8 +26,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kPurchaseColumns[] = {"order_id", "buyer_id",     "product", "quantity",
-                                                 "amount",   "purchased_at", "timezone"};
+constexpr std::string_view kPurchaseColumns[] = {"order_id", "buyer_id",  "product",
+                                                 "quantity", "amount",    "purchased_at",
+                                                 "timezone", "attributes"};
 constexpr std::string_view kEventColumns[] = {"event_id", "buyer_id", "type", "at",
                                               "touchpoint_id"};
 
@@ -45,7 +47,9 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
     const std::string& v = fields[static_cast<std::size_t>(index[c])];
     const std::string key(columns[c]);
     // Optional columns: blank is absent.
-    if ((key == "timezone" || key == "touchpoint_id") && v.empty()) continue;
+    if ((key == "timezone" || key == "touchpoint_id" || key == "attributes") && v.empty()) {
+      continue;
+    }
     if (key == "quantity") {
       std::int64_t q = 0;
       auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), q);
@@ -56,6 +60,11 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
       const double a = std::strtod(v.c_str(), &end);
       const bool number = !v.empty() && end == v.c_str() + v.size() && std::isfinite(a);
       item[key] = number ? json(a) : json(v);
+    } else if (key == "attributes") {
+      // A JSON object goes as one; anything else as text, for the daemon
+      // to refuse by name.
+      ParsedJson parsed = ParseJson(v);
+      item[key] = parsed.error ? json(v) : std::move(parsed.value);
     } else {
       item[key] = v;
     }

@@ -4,6 +4,7 @@
 
 #include "core/ids.h"
 #include "planner/purchase_check.h"
+#include "planner/tier.h"
 #include "planner/window.h"
 
 namespace tp {
@@ -30,14 +31,12 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
   const auto place =
       std::upper_bound(history.begin(), history.end(), purchase.purchased_at,
                        [](Instant t, const PastPurchase& p) { return t < p.purchased_at; });
-  double spend = purchase.amount;
-  for (auto it = history.begin(); it != place; ++it) spend += it->amount;
-  const auto count = static_cast<std::int64_t>(place - history.begin()) + 1;
   const PastPurchase* previous = place == history.begin() ? nullptr : &*(place - 1);
   const PastPurchase* newer = place == history.end() ? nullptr : &*place;
 
   Plan plan;
-  plan.tier = rules.TierFor(count, spend);
+  plan.tier = TierOf(rules, history.first(static_cast<std::size_t>(place - history.begin())),
+                     purchase, product, zone);
   const Product& bought = rules.products[static_cast<std::size_t>(product)];
   const Instant runout = Runout(purchase.purchased_at, purchase.quantity, bought, zone);
 

@@ -83,8 +83,7 @@ Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& produ
 //
 // The purchase takes effect at its place in purchased_at order, after any
 // history entry with the same instant:
-//  - tier: first tier matching the count and total amount of the history up to
-//    that place plus this purchase;
+//  - tier: planner/tier.h's TierOf over the history up to that place;
 //  - switch cadences: match when the purchase just before that place has a
 //    different product, listed in `from`, and this product is in `to`;
 //  - due_at = anchor + after, in calendar days of `zone` for `d` (same

@@ -104,8 +104,16 @@ std::string PlanningFingerprint(const Rules& rules) {
     char spend[40] = "-";
     if (t.min_spend) std::snprintf(spend, sizeof spend, "%.17g", *t.min_spend);
     text += "tier " + t.name + " " +
-            (t.min_purchases ? std::to_string(*t.min_purchases) : std::string("-")) + " " + spend +
-            "\n";
+            (t.min_purchases ? std::to_string(*t.min_purchases) : std::string("-")) + " " + spend;
+    // Later conditions only when set: a config without them keeps the
+    // fingerprint it had before they existed.
+    if (t.within) text += " within " + t.within->ToString();
+    if (!t.bought.empty()) text += " bought" + names(rules.products, t.bought);
+    for (const AttributeCondition& a : t.attributes) {
+      text += " attribute " + std::to_string(a.key.size()) + ":" + a.key;
+      for (const std::string& v : a.values) text += " " + std::to_string(v.size()) + ":" + v;
+    }
+    text += "\n";
   }
   for (const Cadence& c : rules.cadences) {
     text += "cadence " + c.name + " " + (c.trigger == Trigger::kSwitch ? "switch" : "purchase") +

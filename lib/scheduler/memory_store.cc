@@ -37,7 +37,19 @@ std::uint64_t Fingerprint(const Purchase& p, const Zone* zone) {
   return h;
 }
 
-constexpr auto kRecentFireWindow = std::chrono::hours(72);
+// How far back the frequency caps' periods containing now may begin: a
+// day (25 hours at most), an ISO week, a calendar month (the week that
+// contains its first day may begin 6 days earlier), with a day to spare.
+Millis FiresToKeep(const Rules& rules) {
+  Millis keep{0};
+  for (const FrequencyCap& cap : rules.frequency_caps) {
+    const int days = cap.per == FrequencyCap::Per::kDay    ? 3
+                     : cap.per == FrequencyCap::Per::kWeek ? 9
+                                                           : 33;
+    keep = std::max<Millis>(keep, std::chrono::hours(24 * days));
+  }
+  return keep;
+}
 
 // A slot in `items`: a released one if any, else a new one at the end.
 template <typename T>
@@ -62,7 +74,7 @@ bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
-    : rules_(std::move(rules)), observer_(observer) {}
+    : rules_(std::move(rules)), keep_fires_(FiresToKeep(*rules_)), observer_(observer) {}
 
 StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
   auto it = orders_.find(purchase.order_id);
@@ -274,11 +286,21 @@ StatusOr<std::vector<DueTouchpoint>> MemoryStore::TakeDue(Instant now, std::size
   return due;
 }
 
-StatusOr<int> MemoryStore::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
+StatusOr<std::vector<FiredTouchpoint>> MemoryStore::FiredBetween(const DueTouchpoint& due,
+                                                                 Instant from, Instant to,
+                                                                 bool names) {
   const TouchpointRec& t = touchpoints_[static_cast<std::uint32_t>(due.handle)];
-  const auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
-  return static_cast<int>(
-      std::count_if(fires.begin(), fires.end(), [&](Instant f) { return from <= f && f < to; }));
+  std::vector<FiredTouchpoint> out;
+  for (const RecentFire& f : buyers_[purchases_[t.purchase].buyer].recent_fires) {
+    if (f.at < from || f.at >= to) continue;
+    FiredTouchpoint& fired = out.emplace_back(FiredTouchpoint{f.at});
+    if (names) {
+      const Cadence& c = rules_->cadences[f.cadence];
+      fired.cadence = c.name;
+      fired.step = c.steps[f.step].id;
+    }
+  }
+  return out;
 }
 
 Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
@@ -290,9 +312,11 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
     TouchpointRec& t = touchpoints_[slot];
     switch (o.kind) {
       case FiringOutcome::Kind::kFired: {
-        auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
-        std::erase_if(fires, [&](Instant f) { return f < o.at - kRecentFireWindow; });
-        fires.push_back(o.at);
+        if (keep_fires_ > Millis(0)) {
+          auto& fires = buyers_[purchases_[t.purchase].buyer].recent_fires;
+          std::erase_if(fires, [&](const RecentFire& f) { return f.at < o.at - keep_fires_; });
+          fires.push_back({o.at, t.cadence, t.step});
+        }
         if (t.tracked != 0) {
           buyers_[purchases_[t.purchase].buyer].tracked[t.tracked - 1].fire_at = o.at;
         }

@@ -57,7 +57,8 @@ class MemoryStore final : public ScheduleStore {
                                       Instant now) override;
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
-  StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) override;
+  StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
+                                                      Instant to, bool names) override;
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
   StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
@@ -139,6 +140,11 @@ class MemoryStore final : public ScheduleStore {
     Instant at;
     std::uint16_t type = 0;  // index into Rules::engagement_types
   };
+  struct RecentFire {
+    Instant at;
+    std::uint16_t cadence = 0;  // indices into the rules
+    std::uint16_t step = 0;
+  };
   struct SlotRef {
     std::uint32_t slot;
     std::uint32_t generation;
@@ -148,9 +154,10 @@ class MemoryStore final : public ScheduleStore {
     bool opted_out = false;
     std::vector<PastPurchase> history;
     std::vector<SlotRef> pending;  // may hold stale refs; compacted as visited
-    // Fire times of the last 72 hours: enough for CountFired, which is asked
-    // only about the local day containing now (time only moves forward here).
-    std::vector<Instant> recent_fires;
+    // The fires of the last keep_fires_: enough for FiredBetween, which
+    // is asked only about the frequency caps' periods containing now (time
+    // only moves forward here). None without caps.
+    std::vector<RecentFire> recent_fires;
     std::vector<EventRec> events;  // by `at`, ties in arrival order
     std::vector<Tracked> tracked;
   };
@@ -179,6 +186,7 @@ class MemoryStore final : public ScheduleStore {
                                             const Tracked& t, const Rules& rules);
 
   std::shared_ptr<const Rules> rules_;
+  Millis keep_fires_{0};  // how long recent_fires reaches back
   Observer* observer_;
   StringMap<std::uint64_t> orders_;  // order id -> content fingerprint
   std::vector<PurchaseRec> purchases_;

@@ -8,6 +8,7 @@
 #include "planner/planner.h"
 #include "planner/purchase_check.h"
 #include "planner/window.h"
+#include "scheduler/frequency_caps.h"
 
 namespace tp {
 namespace {
@@ -266,6 +267,7 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
       });
   RunStats stats;
   std::vector<FiringOutcome> outcomes;
+  CapLedger caps(rules, store_, now);
   for (std::size_t batch = 0;; ++batch) {
     if (batch == max_batches) {
       stats.more = true;
@@ -276,8 +278,7 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
     if (due->empty()) break;
     outcomes.clear();
     outcomes.reserve(due->size());
-    // Fires decided in this batch, not yet visible through CountFired().
-    std::map<std::pair<std::string_view, Instant>, int> batch_fires;
+    caps.NewBatch();
     for (const DueTouchpoint& d : *due) {
       const TouchpointView& t = d.view;
       const Millis late = now - t.next_at;
@@ -293,16 +294,13 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
         ++stats.deferred;
         continue;
       }
-      int* in_batch = nullptr;
-      if (rules.frequency_cap) {
-        const Instant day = StartOfLocalDay(now, t.zone);
-        auto fired = store_.CountFired(d, day, StartOfNextLocalDay(now, t.zone));
-        if (!fired.ok()) return fired.status();
-        in_batch = &batch_fires[{t.buyer_id, day}];
-        if (*fired + *in_batch >= *rules.frequency_cap) {
+      if (!caps.empty()) {
+        auto full = caps.Check(d);
+        if (!full.ok()) return full.status();
+        if (full->has_value()) {
+          // Again and again, a day at a time, until every cap allows it.
           outcomes.push_back({FiringOutcome::Kind::kDeferred,
-                              NextDayOpening(now, rules.send_window, t.zone),
-                              "frequency cap reached for the buyer's day"});
+                              NextDayOpening(now, rules.send_window, t.zone), std::move(**full)});
           ++stats.deferred;
           continue;
         }
@@ -316,7 +314,7 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
           continue;
         }
       }
-      if (in_batch != nullptr) ++*in_batch;
+      if (!caps.empty()) caps.Count(d);
       outcomes.push_back({FiringOutcome::Kind::kFired, now, {}});
       ++stats.fired;
     }

@@ -114,8 +114,9 @@ class Scheduler {
 
   // Decides every touchpoint due at clock.Now(), in batches: later than
   // misfire_grace -> skipped; outside the send window (only possible when
-  // late) -> the next opening; the buyer already had frequency_cap.max
-  // touchpoints this buyer-local day -> the next day's opening; a step whose
+  // late) -> the next opening; a frequency cap that applies to it (by its
+  // step's sinks) is full for its buyer-local period -> the next day's
+  // opening (scheduler/frequency_caps.h); a step whose
   // `when` does not hold (engaged: a trust-signal event from the buyer since
   // the purchase) -> skipped with the reason; else fired at Now(). Ties go by due_at, cadence
   // order, step order. Stops after `max_batches` batches (each one store transaction) so a caller

@@ -47,6 +47,13 @@ struct DueTouchpoint {
   TouchpointView view;
 };
 
+// A touchpoint a buyer was handed, as the frequency caps count it.
+struct FiredTouchpoint {
+  Instant fire_at;
+  std::string cadence = {};  // its cadence's name
+  std::string step = {};     // its step's id
+};
+
 struct FiringOutcome {
   enum class Kind : std::uint8_t { kFired, kDeferred, kSkipped };
   Kind kind = Kind::kFired;
@@ -160,9 +167,14 @@ class ScheduleStore {
   // the scheduler decides on (buyer, cadence, zone, due_at, next_at); a
   // store may leave the rest empty and make events from its rows.
   virtual StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) = 0;
-  // Touchpoints of the buyer of `due` fired in [from, to). The scheduler
-  // asks only about the buyer-local day that contains the current time.
-  virtual StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to) = 0;
+  // The touchpoints of the buyer of `due` fired (dead-lettered ones
+  // included) in [from, to), with their cadence and step names when
+  // `names`, else with those left empty. The scheduler asks only about the
+  // frequency caps' periods that contain the current time: at most a
+  // calendar month and the ISO week it starts in.
+  virtual StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due,
+                                                              Instant from, Instant to,
+                                                              bool names) = 0;
   // Applies one outcome per due touchpoint (outcomes[i] for due[i]), all or
   // nothing.
   virtual Status ApplyOutcomes(std::span<const DueTouchpoint> due,

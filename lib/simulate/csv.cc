@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/json_parse.h"
 #include "core/text.h"
 #include "planner/event_check.h"
 #include "planner/purchase_check.h"
@@ -255,6 +256,20 @@ std::optional<std::string> PurchaseRowParser::Parse(const std::vector<std::strin
       if (inserted) it->second = FindZone(out.timezone) != nullptr;
       if (!it->second) return check(kTimezone, TimezoneProblem(out.timezone));
     }
+  }
+  out.attributes.clear();
+  if (index_[kAttributes] >= 0 && !field(kAttributes).empty()) {
+    const std::string& text = field(kAttributes);
+    ParsedJson parsed = ParseJson(text);
+    if (parsed.error || !parsed.value.is_object()) {
+      return problem(kAttributes,
+                     "attributes must be a JSON object, like {\"style\":\"natural\"}, got '" +
+                         Excerpt(text) + "'" +
+                         (parsed.error ? " (" + parsed.error->message + ")" : ""));
+    }
+    // Canonical, as the API keeps it: keys sorted, no whitespace.
+    if (!parsed.value.empty()) out.attributes = parsed.value.dump();
+    if (auto e = check(kAttributes, AttributesProblem(out.attributes))) return e;
   }
   return std::nullopt;
 }

@@ -1,9 +1,9 @@
 // Purchases as CSV: header `order_id,buyer_id,product,quantity,amount,
-// purchased_at,timezone` (any column order; `timezone` may be omitted or
-// blank); engagement events as CSV: `event_id,buyer_id,type,at,
-// touchpoint_id` (`touchpoint_id` may be omitted or blank). Fields follow
-// RFC 4180 quoting; a record is one line. `simulate` and `touchpointctl
-// import` read files the same way (CsvLineReader).
+// purchased_at,timezone,attributes` (any column order; `timezone` and
+// `attributes`, a JSON object, may be omitted or blank); engagement events as CSV:
+// `event_id,buyer_id,type,at, touchpoint_id` (`touchpoint_id` may be omitted or blank). Fields
+// follow RFC 4180 quoting; a record is one line. `simulate` and `touchpointctl import` read files
+// the same way (CsvLineReader).
 #pragma once
 
 #include <array>
@@ -71,10 +71,12 @@ class PurchaseRowParser {
     kAmount,
     kPurchasedAt,
     kTimezone,
+    kAttributes,
     kColumns
   };
   static constexpr std::array<std::string_view, kColumns> kColumnNames = {
-      "order_id", "buyer_id", "product", "quantity", "amount", "purchased_at", "timezone"};
+      "order_id", "buyer_id",     "product",  "quantity",
+      "amount",   "purchased_at", "timezone", "attributes"};
 
   // Validates the header row; the error names what is missing or unknown.
   static StatusOr<PurchaseRowParser> FromHeader(const std::vector<std::string>& header,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <stdexcept>
 
 namespace tp {
@@ -34,11 +35,17 @@ FireTables::FireTables(Database& db, RowWriter& rows, EventRows& events)
       take_due_(db.sql(), std::string("SELECT ") + kDueColumns + kTouchpointJoins +
                               "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
                               "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"),
-      // Dead-lettered touchpoints were fired too: they count against the cap.
-      count_fired_(db.sql(),
-                   "SELECT COUNT(*) FROM touchpoints WHERE buyer = (SELECT buyer FROM "
-                   "touchpoints WHERE id = ?) AND state IN (1, 5) AND fire_at >= ? AND "
-                   "fire_at < ?"),
+      // Dead-lettered touchpoints were fired too: they count against the
+      // caps. The first reads the touchpoints_fired index alone; the
+      // second the table too, for the step.
+      fired_between_(db.sql(),
+                     "SELECT fire_at FROM touchpoints WHERE buyer = (SELECT buyer FROM "
+                     "touchpoints WHERE id = ?) AND state IN (1, 5) AND fire_at >= ? AND "
+                     "fire_at < ?"),
+      fired_between_named_(db.sql(),
+                           "SELECT fire_at, cadence, step FROM touchpoints WHERE buyer = (SELECT "
+                           "buyer FROM touchpoints WHERE id = ?) AND state IN (1, 5) AND "
+                           "fire_at >= ? AND fire_at < ?"),
       // Marks a batch (row ids as a JSON array) fired; one no longer pending
       // stays as it is. ApplyOutcomes() knows beforehand which are pending:
       // RETURNING would say, but doubled the statement's cost per row.
@@ -59,27 +66,38 @@ FireTables::FireTables(Database& db, RowWriter& rows, EventRows& events)
 
 void FireTables::SetRouting(const Rules& rules) {
   routing_of_.clear();
-  for (const Cadence& c : rules.cadences) {
-    Routing& routing = routing_of_[c.name];
-    auto add = [&](const Sink& s) {
-      routing.routes.push_back({s.name, s.type});
-      if (!routing.fired_reason.empty()) routing.fired_reason += "; ";
-      routing.fired_reason += s.type == Sink::Type::kQueue
-                                  ? "queued on " + s.name
-                                  : "handed to " + std::string(SinkTypeName(s.type)) + " " + s.name;
-    };
-    if (c.sinks.empty()) {
-      for (const Sink& s : rules.sinks) add(s);
-    } else {
-      for (int i : c.sinks) add(rules.sinks[i]);
+  auto routing = [&](const std::vector<int>& sinks) {
+    Routing r;
+    for (int i : sinks) {
+      const Sink& s = rules.sinks[static_cast<std::size_t>(i)];
+      r.routes.push_back({s.name, s.type});
+      if (!r.fired_reason.empty()) r.fired_reason += "; ";
+      r.fired_reason += s.type == Sink::Type::kQueue
+                            ? "queued on " + s.name
+                            : "handed to " + std::string(SinkTypeName(s.type)) + " " + s.name;
     }
-    if (routing.routes.empty()) routing.fired_reason = no_routing_.fired_reason;
+    if (r.routes.empty()) r.fired_reason = no_routing_.fired_reason;
+    return r;
+  };
+  std::vector<int> every_sink(rules.sinks.size());
+  std::iota(every_sink.begin(), every_sink.end(), 0);
+  for (const Cadence& c : rules.cadences) {
+    CadenceRouting& cadence = routing_of_[c.name];
+    cadence.routing = routing(c.sinks.empty() ? every_sink : c.sinks);
+    for (const Step& step : c.steps) {
+      if (!step.sinks.empty()) cadence.steps.emplace_back(step.id, routing(step.sinks));
+    }
   }
 }
 
-const FireTables::Routing& FireTables::RoutingOf(std::string_view cadence) const {
+const FireTables::Routing& FireTables::RoutingOf(std::string_view cadence,
+                                                 std::string_view step) const {
   auto it = routing_of_.find(cadence);
-  return it == routing_of_.end() ? no_routing_ : it->second;
+  if (it == routing_of_.end()) return no_routing_;
+  for (const auto& [id, routing] : it->second.steps) {
+    if (id == step) return routing;
+  }
+  return it->second.routing;
 }
 
 FireTables::FileVersion FireTables::Version() {
@@ -120,18 +138,27 @@ StatusOr<std::vector<DueTouchpoint>> FireTables::TakeDue(Instant now, std::size_
   });
 }
 
-StatusOr<int> FireTables::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
-  return Guard("count fired touchpoints", [&]() -> StatusOr<int> {
-    auto& q = count_fired_;
-    q.tryReset();
-    q.bind(1, static_cast<std::int64_t>(due.handle));
-    q.bind(2, Ms(from));
-    q.bind(3, Ms(to));
-    q.executeStep();
-    const int n = q.getColumn(0).getInt();
-    q.tryReset();
-    return n;
-  });
+StatusOr<std::vector<FiredTouchpoint>> FireTables::FiredBetween(const DueTouchpoint& due,
+                                                                Instant from, Instant to,
+                                                                bool names) {
+  return Guard(
+      "read the buyer's fired touchpoints", [&]() -> StatusOr<std::vector<FiredTouchpoint>> {
+        auto& q = names ? fired_between_named_ : fired_between_;
+        q.tryReset();
+        q.bind(1, static_cast<std::int64_t>(due.handle));
+        q.bind(2, Ms(from));
+        q.bind(3, Ms(to));
+        std::vector<FiredTouchpoint> out;
+        while (q.executeStep()) {
+          FiredTouchpoint& f = out.emplace_back(FiredTouchpoint{FromMs(q.getColumn(0).getInt64())});
+          if (names) {
+            f.cadence = q.getColumn(1).getString();
+            f.step = q.getColumn(2).getString();
+          }
+        }
+        q.tryReset();
+        return out;
+      });
 }
 
 Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
@@ -197,7 +224,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
           !std::binary_search(fired.begin(), fired.end(), rowid)) {
         continue;
       }
-      const Routing& routing = RoutingOf(due[i].view.cadence);
+      const Routing& routing = RoutingOf(due[i].view.cadence, due[i].view.step);
       for (const Route& route : routing.routes) {
         const Row r{&route.sink, rowid, nullptr, Ms(o.at)};
         if (route.type == Sink::Type::kQueue) {

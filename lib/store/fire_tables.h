@@ -1,5 +1,5 @@
 // The fire side of the schedule (ScheduleStore's NextWakeup, TakeDue,
-// CountFired, ApplyOutcomes) and the fan-out of a fire: a fired touchpoint
+// FiredBetween, ApplyOutcomes) and the fan-out of a fire: a fired touchpoint
 // becomes a message on each queue sink and an outbox entry for each push
 // sink its cadence routes to, in the same transaction. Internal to
 // lib/store; SqliteStore forwards to it.
@@ -31,14 +31,16 @@ class FireTables {
  public:
   FireTables(Database& db, RowWriter& rows, EventRows& events);
 
-  // Which sinks each cadence's touchpoints go to from now on (a reload).
+  // Which sinks each step's touchpoints go to from now on (a reload): its
+  // own, else its cadence's.
   void SetRouting(const Rules& rules);
 
   StatusOr<std::optional<Instant>> NextWakeup();
   // Reads the due rows and keeps them (their views point into them) until
   // the next call.
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max);
-  StatusOr<int> CountFired(const DueTouchpoint& due, Instant from, Instant to);
+  StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
+                                                      Instant to, bool names);
   Status ApplyOutcomes(std::span<const DueTouchpoint> due, std::span<const FiringOutcome> outcomes);
 
  private:
@@ -50,7 +52,7 @@ class FireTables {
     std::vector<Route> routes;
     std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
   };
-  const Routing& RoutingOf(std::string_view cadence) const;
+  const Routing& RoutingOf(std::string_view cadence, std::string_view step) const;
   // Changes by this connection, and commits by others: while both stay as
   // they were when TakeDue() read its rows, those rows are still pending.
   using FileVersion = std::pair<std::int64_t, std::int64_t>;
@@ -59,8 +61,13 @@ class FireTables {
   Database& db_;
   RowWriter& rows_;
   EventRows& events_;
-  // Cadence name -> the sinks it routes to, and the history line of a fire.
-  std::unordered_map<std::string, Routing, sql::StringHash, std::equal_to<>> routing_of_;
+  // Cadence name -> the sinks it routes to, and the history line of a fire;
+  // and its steps that have sinks of their own, by id.
+  struct CadenceRouting {
+    Routing routing;
+    std::vector<std::pair<std::string, Routing>> steps;
+  };
+  std::unordered_map<std::string, CadenceRouting, sql::StringHash, std::equal_to<>> routing_of_;
   const Routing no_routing_{{}, "fired; no sink to hand it to"};
   sql::ZoneCache zones_;
   std::vector<DueRow> due_;
@@ -69,7 +76,8 @@ class FireTables {
   SQLite::Statement next_wakeup_;
   // What the scheduler decides on: events are made from the rows later.
   SQLite::Statement take_due_;
-  SQLite::Statement count_fired_;
+  SQLite::Statement fired_between_;
+  SQLite::Statement fired_between_named_;
   SQLite::Statement fire_;
   SQLite::Statement still_pending_;
   SQLite::Statement data_version_;

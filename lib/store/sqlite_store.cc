@@ -139,8 +139,10 @@ StatusOr<std::optional<Instant>> SqliteStore::NextWakeup() { return impl_->fire.
 StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size_t max) {
   return impl_->fire.TakeDue(now, max);
 }
-StatusOr<int> SqliteStore::CountFired(const DueTouchpoint& due, Instant from, Instant to) {
-  return impl_->fire.CountFired(due, from, to);
+StatusOr<std::vector<FiredTouchpoint>> SqliteStore::FiredBetween(const DueTouchpoint& due,
+                                                                 Instant from, Instant to,
+                                                                 bool names) {
+  return impl_->fire.FiredBetween(due, from, to, names);
 }
 Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                                   std::span<const FiringOutcome> outcomes) {

@@ -41,7 +41,10 @@ TEST(LoaderTest, TheBriefsConfigLoadsWithEveryValue) {
   EXPECT_EQ(rules.timezone_name, "Asia/Shanghai");
   EXPECT_EQ(rules.send_window.from.minutes, 9 * 60);
   EXPECT_EQ(rules.send_window.to.minutes, 21 * 60);
-  EXPECT_EQ(rules.frequency_cap, 2);
+  ASSERT_EQ(rules.frequency_caps.size(), 1u);
+  EXPECT_EQ(rules.frequency_caps[0].max, 2);
+  EXPECT_EQ(rules.frequency_caps[0].per, FrequencyCap::Per::kDay);
+  EXPECT_TRUE(rules.frequency_caps[0].sinks.empty());
   EXPECT_EQ(rules.misfire_grace, (Duration{24, Duration::Unit::kHours}));
   ASSERT_EQ(rules.products.size(), 2u);
   EXPECT_EQ(rules.products[1].name, "yearly");
@@ -79,7 +82,7 @@ TEST(LoaderTest, DefaultsForKeysNotShown) {
   EXPECT_EQ(rules.timezone_name, "UTC");
   EXPECT_EQ(rules.send_window.from.minutes, 0);
   EXPECT_EQ(rules.send_window.to.minutes, 24 * 60);
-  EXPECT_FALSE(rules.frequency_cap.has_value());
+  EXPECT_TRUE(rules.frequency_caps.empty());
   EXPECT_EQ(rules.misfire_grace, (Duration{1, Duration::Unit::kHours}));
   ASSERT_EQ(rules.tiers.size(), 1u);
   EXPECT_EQ(rules.tiers[0].name, "default");
@@ -238,7 +241,7 @@ TEST(LoaderTest, EveryValueErrorAtOnceWithLineAndColumn) {
   constexpr std::string_view yaml = R"(version: 2
 timezone: Mars/Olympus
 send_window: {from: "9am", to: "21:00"}
-frequency_cap: {max: 0, per: week}
+frequency_cap: {max: 0, per: fortnight}
 misfire_grace: soon
 products:
   daily: {supply_days: -1}
@@ -273,7 +276,8 @@ cadences:
           "t.yaml:3:21: error: send_window.from must be a time of day \"HH:MM\" from 00:00 to "
           "24:00",
           "t.yaml:4:22: error: frequency_cap.max must be an integer from 1 to 1000, got '0'",
-          "t.yaml:4:30: error: frequency_cap.per must be 'day' (a buyer-local calendar day)",
+          "t.yaml:4:30: error: frequency_cap.per must be day, week or month (buyer-local "
+          "calendar periods)",
           "t.yaml:5:16: error: misfire_grace must be a duration like 90s, 15m, 24h or 3d, got "
           "'soon'",
           "t.yaml:7:24: error: product 'daily' supply_days must be an integer from 1 to 36500, got "

@@ -37,14 +37,26 @@ void CheckConsistent(const tp::Rules& rules) {
   FUZZ_CHECK(!rules.products.empty() && !rules.tiers.empty() && !rules.sinks.empty());
   for (const tp::Product& p : rules.products) FUZZ_CHECK(p.supply_days >= 1);
   const tp::Tier& last = rules.tiers.back();
-  FUZZ_CHECK(!last.min_purchases || *last.min_purchases <= 1);
-  FUZZ_CHECK(!last.min_spend || *last.min_spend <= 0);
+  FUZZ_CHECK(last.MatchesEveryPurchase());
+  for (const tp::Tier& t : rules.tiers) {
+    FUZZ_CHECK(Indices(t.bought, rules.products.size()));
+    FUZZ_CHECK(!t.within || t.within->count > 0);
+    for (const tp::AttributeCondition& a : t.attributes) FUZZ_CHECK(!a.values.empty());
+  }
+  FUZZ_CHECK(rules.frequency_caps.size() <= 16);
+  for (const tp::FrequencyCap& cap : rules.frequency_caps) {
+    FUZZ_CHECK(cap.max >= 1 && cap.max <= 1000);
+    FUZZ_CHECK(Indices(cap.sinks, rules.sinks.size()));
+  }
   for (const tp::Cadence& c : rules.cadences) {
     FUZZ_CHECK(Indices(c.products, rules.products.size()));
     FUZZ_CHECK(Indices(c.from, rules.products.size()));
     FUZZ_CHECK(Indices(c.to, rules.products.size()));
     FUZZ_CHECK(Indices(c.sinks, rules.sinks.size()));
-    for (const tp::Step& step : c.steps) FUZZ_CHECK(Indices(step.tiers, rules.tiers.size()));
+    for (const tp::Step& step : c.steps) {
+      FUZZ_CHECK(Indices(step.tiers, rules.tiers.size()));
+      FUZZ_CHECK(Indices(step.sinks, rules.sinks.size()));
+    }
   }
 }
 

@@ -101,6 +101,29 @@ TEST_F(RowParserTest, HeaderInAnyOrderWithOptionalTimezone) {
             "unknown column 'order' in the header");
 }
 
+TEST_F(RowParserTest, AttributesAreAnOptionalJsonObjectKeptCanonical) {
+  header_.push_back("attributes");
+  Purchase p;
+  const std::string t = "2026-03-27T08:00:00+01:00";
+  EXPECT_EQ(
+      ParseRow({"o", "b", "daily", "1", "1", t, "", R"({ "style": "natural", "a": [1] })"}, p),
+      std::nullopt);
+  EXPECT_EQ(p.attributes, R"({"a":[1],"style":"natural"})");
+  EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", ""}, p), std::nullopt);
+  EXPECT_EQ(p.attributes, "");
+  EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", "{}"}, p), std::nullopt);
+  EXPECT_EQ(p.attributes, "");
+  EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", "[1]"}, p),
+            "field 'attributes': attributes must be a JSON object, like {\"style\":\"natural\"}, "
+            "got '[1]'");
+  EXPECT_THAT(*ParseRow({"o", "b", "daily", "1", "1", t, "", R"({"a":1,"a":2})"}, p),
+              ::testing::HasSubstr("duplicate key 'a'"));
+  EXPECT_THAT(
+      *ParseRow({"o", "b", "daily", "1", "1", t, "", "{\"a\":\"" + std::string(70000, 'x') + "\"}"},
+                p),
+      ::testing::HasSubstr("field 'attributes': attributes must be at most"));
+}
+
 }  // namespace
 }  // namespace tp
 

@@ -73,11 +73,20 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
   ASSERT_NE(fired, (*report)->touchpoints.end());
   EXPECT_EQ(fired->state, TouchpointState::kDead);
   EXPECT_EQ(fired->reason, "dead-lettered on crm");
-  // A dead-lettered touchpoint still counts against the frequency cap.
+  // A dead-lettered touchpoint still counts against the frequency caps,
+  // with its cadence and step for those scoped to sinks.
   DueTouchpoint probe{static_cast<std::uint64_t>(item.touchpoint), {}};
-  EXPECT_EQ(*store->CountFired(probe, clock.Now() - std::chrono::hours(1),
-                               clock.Now() + std::chrono::hours(1)),
-            1);
+  auto counted = store->FiredBetween(probe, clock.Now() - std::chrono::hours(1),
+                                     clock.Now() + std::chrono::hours(1), true);
+  ASSERT_TRUE(counted.ok());
+  ASSERT_EQ(counted->size(), 1u);
+  EXPECT_FALSE((*counted)[0].cadence.empty());
+  EXPECT_FALSE((*counted)[0].step.empty());
+  EXPECT_EQ(store
+                ->FiredBetween(probe, clock.Now() - std::chrono::hours(1),
+                               clock.Now() + std::chrono::hours(1), false)
+                ->size(),
+            1u);
 
   // Replay: waiting again with no failed attempts; the touchpoint is fired.
   EXPECT_EQ(*store->ReplayDeadLetters(999, "", clock.Now()), 0);

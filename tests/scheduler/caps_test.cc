@@ -1,0 +1,129 @@
+// Frequency caps (scheduler/frequency_caps.h) on a fake clock: day, ISO
+// week and calendar month periods in the buyer's zone, several caps at
+// once, caps scoped to sinks, and steps whose sinks differ from their
+// cadence's. A touchpoint a full cap holds back moves to the next local
+// day's window opening, again and again, until every cap allows it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+using ::testing::ElementsAre;
+using testing::Harness;
+
+std::string Config(std::string_view caps, std::string_view zone = "Asia/Shanghai",
+                   std::string_view window = "send_window: {from: \"09:00\", to: \"21:00\"}\n") {
+  return "version: 1\ntimezone: " + std::string(zone) + "\n" + std::string(window) +
+         "frequency_cap: " + std::string(caps) + R"(
+products: {p: {supply_days: 365}}
+sinks: [{name: q, type: queue}]
+cadences:
+  - name: c
+    steps:
+      - {after: 1d, topic: a}
+      - {after: 2d, topic: b}
+      - {after: 3d, topic: c}
+      - {after: 4d, topic: d}
+      - {after: 5d, topic: e}
+)";
+}
+
+TEST(CapsTest, AWeekCapCountsTheIsoWeekAcrossAMonthBoundary) {
+  // Sunday 06-28; the ISO week of Monday 06-29 runs into July.
+  Harness h(Config("{max: 2, per: week}"), At("2026-06-28T10:00:00+08:00"));
+  h.Buy("o", "b", "p", 1, 1, "2026-06-28T10:00:00+08:00");
+  h.RunAll();
+  EXPECT_EQ(h.Find("o", "a")->fire_at, "2026-06-29T10:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "b")->fire_at, "2026-06-30T10:00:00+08:00");
+  // 07-01 is a new month, not a new week: c and d wait for Monday 07-06.
+  EXPECT_EQ(h.Find("o", "c")->fire_at, "2026-07-06T09:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "d")->fire_at, "2026-07-06T09:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "e")->fire_at, "2026-07-13T09:00:00+08:00");
+}
+
+TEST(CapsTest, AMonthCapCountsTheLocalMonthAcrossDst) {
+  // Berlin, no window. 03-29 moves the clocks forward: April begins at
+  // 03-31T22:00Z, which a UTC month would still count as March.
+  Harness h(Config("{max: 1, per: month}", "Europe/Berlin", ""), At("2026-03-01T10:00:00+01:00"));
+  h.Buy("o", "b", "p", 1, 1, "2026-03-01T10:00:00+01:00");
+  h.RunUntil("2026-03-31T23:59:00+02:00");
+  EXPECT_EQ(h.Find("o", "a")->fire_at, "2026-03-02T10:00:00+01:00");
+  // b, c, d, e: due in March, held back a day at a time.
+  EXPECT_EQ(h.Find("o", "b")->state, TouchpointState::kPending);
+  h.RunAll();
+  EXPECT_EQ(h.Find("o", "b")->fire_at, "2026-04-01T00:00:00+02:00");
+  EXPECT_EQ(h.Find("o", "c")->fire_at, "2026-05-01T00:00:00+02:00");
+  EXPECT_EQ(h.Find("o", "d")->fire_at, "2026-06-01T00:00:00+02:00");
+}
+
+TEST(CapsTest, EveryCapMustAllowAFire) {
+  // One a day and three a week, bought Monday 06-29: a, b, c fill the
+  // week; d waits for Monday 07-06, and e, the day cap being full then,
+  // for Tuesday.
+  Harness h(Config("[{max: 1, per: day}, {max: 3, per: week}]"), At("2026-06-29T10:00:00+08:00"));
+  h.Buy("o", "b", "p", 1, 1, "2026-06-29T10:00:00+08:00");
+  h.RunAll();
+  EXPECT_EQ(h.Find("o", "c")->fire_at, "2026-07-02T10:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "d")->due_at, "2026-07-03T10:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "d")->fire_at, "2026-07-06T09:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "e")->fire_at, "2026-07-07T09:00:00+08:00");
+}
+
+TEST(CapsTest, ACapIsPerBuyer) {
+  Harness h(Config("{max: 1, per: month}"), At("2026-06-01T10:00:00+08:00"));
+  h.Buy("o1", "x", "p", 1, 1, "2026-06-01T10:00:00+08:00");
+  h.Buy("o2", "y", "p", 1, 1, "2026-06-01T10:00:00+08:00");
+  h.RunUntil("2026-06-30T20:00:00+08:00");
+  EXPECT_THAT(h.FiredTopics("x"), ElementsAre("a"));
+  EXPECT_THAT(h.FiredTopics("y"), ElementsAre("a"));
+}
+
+constexpr std::string_view kScopedConfig = R"(version: 1
+timezone: Asia/Shanghai
+send_window: {from: "09:00", to: "21:00"}
+frequency_cap:
+  - {max: 1, per: day, sinks: [wecom]}
+products: {p: {supply_days: 365}}
+sinks:
+  - {name: wecom, type: queue}
+  - {name: email, type: queue}
+cadences:
+  - name: chat
+    sinks: [wecom]
+    steps:
+      - {after: 1d, topic: a}
+      - {after: 1d, topic: b}
+  - name: mail
+    sinks: [email]
+    steps:
+      - {after: 1d, topic: x}
+      - {after: 1d, topic: y, sinks: [wecom]}
+      - {after: 1d, topic: z}
+)";
+
+TEST(CapsTest, ACapScopedToASinkLeavesOtherSinksAlone) {
+  Harness h(kScopedConfig, At("2026-06-01T10:00:00+08:00"));
+  h.Buy("o", "b", "p", 1, 1, "2026-06-01T10:00:00+08:00");
+  h.RunUntil("2026-06-02T20:00:00+08:00");
+  // Day one: a (wecom) fires, b (wecom) waits; x and z (email) fire.
+  EXPECT_THAT(h.FiredTopics("b"), ElementsAre("a", "x", "z"));
+  EXPECT_EQ(h.Find("o", "x")->fire_at, "2026-06-02T10:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "z")->fire_at, "2026-06-02T10:00:00+08:00");
+}
+
+TEST(CapsTest, AStepWithItsOwnSinksCountsByThem) {
+  Harness h(kScopedConfig, At("2026-06-01T10:00:00+08:00"));
+  h.Buy("o", "b", "p", 1, 1, "2026-06-01T10:00:00+08:00");
+  h.RunAll();
+  // y is in the email cadence but goes to wecom: it waits its turn there,
+  // behind b (due at the same time, earlier cadence).
+  EXPECT_EQ(h.Find("o", "b")->fire_at, "2026-06-03T09:00:00+08:00");
+  EXPECT_EQ(h.Find("o", "y")->fire_at, "2026-06-04T09:00:00+08:00");
+}
+
+}  // namespace
+}  // namespace tp
