@@ -92,6 +92,24 @@ TEST_F(CtlTest, ImportTakesWhatSimulateTakesAndShowsBadValues) {
   EXPECT_THAT(r.out, HasSubstr(": 1 line, 0 accepted, 0 duplicates, 1 rejected"));
 }
 
+// The attributes column: a JSON object goes as one (and is kept
+// canonical); anything else is refused by the daemon, naming the field.
+TEST_F(CtlTest, ImportSendsTheAttributesColumnAsAnObject) {
+  DaemonProcess& d = Start();
+  const std::string csv = Path("p.csv");
+  testing::WriteFile(csv, std::string(kHeader.substr(0, kHeader.size() - 1)) +
+                              ",attributes\no1,lin,daily,2,240," + Recently() +
+                              ",,\"{ \"\"style\"\": \"\"natural\"\" }\"\no2,mei,daily,2,240," +
+                              Recently() + ",,[1]\no3,ola,daily,2,240," + Recently() + ",,\n");
+  auto r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(": 3 lines, 2 accepted, 0 duplicates, 1 rejected"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":3: field 'attributes': attributes must be a JSON object"));
+  auto [status, lin] = d.Call("GET", "/v1/buyers/lin");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(lin["purchases"][0]["attributes"], (nlohmann::json{{"style", "natural"}}));
+}
+
 TEST_F(CtlTest, TheProgressBarFitsANarrowTerminal) {
   DaemonProcess& d = Start();
   const std::string csv = Path("p.csv");

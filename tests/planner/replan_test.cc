@@ -150,5 +150,50 @@ TEST_F(ReplanTest, SamePlanningIgnoresSinksLoggingAndAuth) {
   EXPECT_FALSE(SamePlanning(*a, *Load("      - {after: 7d, topic: c}\n")));
 }
 
+// A reload that changes a tier's conditions re-plans: the purchase's tier
+// is decided again, its old tier's pending steps cancelled and the new
+// one's still ahead added. Caps and a step's sinks are read as touchpoints
+// come due: changing them re-plans nothing.
+TEST_F(ReplanTest, ATierConditionChangeReplansAndCapsOrSinksDoNot) {
+  constexpr std::string_view kSteps = R"(      - {after: 7d, topic: beginner, tiers: [novice]}
+      - {after: 7d, topic: regular, tiers: [regular]}
+)";
+  auto tiers = [&](std::string_view regular) {
+    return testing::MustLoad(std::string(kBase).replace(
+               std::string(kBase).find("cadences:"), 0,
+               "tiers:\n  - " + std::string(regular) + "\n  - {name: novice}\n") +
+           std::string(kSteps));
+  };
+  // Two purchases in 30 days: a regular under `within: 30d`, not under 3d.
+  const std::vector<PastPurchase> earlier = {{At("2026-10-20T10:00:00Z"), 0, 20}};
+  auto before = tiers("{name: regular, min_purchases: 2, within: 30d}");
+  const Plan plan = PlanPurchase(*before, earlier, purchase_, 0, UtcZone());
+  ASSERT_EQ(before->tiers[static_cast<std::size_t>(plan.tier)].name, "regular");
+  std::vector<ExistingTouchpoint> existing;
+  for (const PlannedTouchpoint& t : plan.touchpoints) {
+    existing.push_back({t.id, "trust", TouchpointState::kPending, t.due_at, t.next_at, 7});
+  }
+  ASSERT_EQ(existing.size(), 1u);
+
+  auto after = tiers("{name: regular, min_purchases: 2, within: 3d}");
+  EXPECT_FALSE(SamePlanning(*before, *after));
+  const PurchaseReplan r = Replan(*after, existing, earlier);
+  EXPECT_EQ(after->tiers[static_cast<std::size_t>(r.tier)].name, "novice");
+  ASSERT_EQ(r.changes.size(), 2u);
+  EXPECT_EQ(r.changes[0].kind, ReplanChange::Kind::kAdd);  // beginner, day 7: ahead
+  EXPECT_EQ(r.changes[1].kind, ReplanChange::Kind::kCancel);
+  EXPECT_EQ(r.changes[1].handle, 7u);
+  EXPECT_FALSE(SamePlanning(*before, *tiers("{name: regular, bought: [yearly]}")));
+  EXPECT_FALSE(SamePlanning(*before, *tiers("{name: regular, attributes: {a: b}}")));
+
+  auto capped = testing::MustLoad("frequency_cap: [{max: 1, per: month, sinks: [outbox]}]\n" +
+                                  std::string(kBase).replace(
+                                      std::string(kBase).find("cadences:"), 0,
+                                      "tiers:\n  - {name: regular, min_purchases: 2, within: "
+                                      "30d}\n  - {name: novice}\n") +
+                                  std::string(kSteps));
+  EXPECT_TRUE(SamePlanning(*before, *capped));
+}
+
 }  // namespace
 }  // namespace tp

@@ -37,6 +37,7 @@ class Bench {
   void Run() {
     if (Wanted("ingest")) Ingest();
     if (Wanted("fire")) Fire();
+    if (Wanted("caps")) Caps();
     if (Wanted("lateness")) Lateness();
     if (Wanted("webhook")) Webhooks();
     if (Wanted("pending")) Pending();
@@ -117,12 +118,28 @@ class Bench {
   // the embedded queue and leased and acked by two consumers; from the first
   // due time to the last ack.
   void Fire() {
-    auto daemon = Fresh("fire", tp::bench::BurstConfig("{name: outbox, type: queue}"));
+    Fire("fire", tp::bench::BurstConfig("{name: outbox, type: queue}"), "fire_touchpoints_per_s");
+  }
+  // `fire_touchpoints_per_s_one_cap` and `_three_caps`: the same under a
+  // day cap, and under a day, a week and a month cap, none of them reached:
+  // what checking the caps costs.
+  void Caps() {
+    const std::string queue = tp::bench::BurstConfig("{name: outbox, type: queue}");
+    Fire("fire-one-cap", "frequency_cap: {max: 10, per: day}\n" + queue,
+         "fire_touchpoints_per_s_one_cap");
+    Fire("fire-three-caps",
+         "frequency_cap:\n  - {max: 10, per: day}\n  - {max: 50, per: week}\n"
+         "  - {max: 200, per: month}\n" +
+             queue,
+         "fire_touchpoints_per_s_three_caps");
+  }
+  void Fire(const std::string& name, const std::string& config, const std::string& metric) {
+    auto daemon = Fresh(name, config);
     daemon->Start();
     const tp::Instant due = BurstStart(options_.touchpoints);
     const auto purchases = Burst(options_.touchpoints, due, tp::Millis(100));
     const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
-    WaitUntil(due, "fire");
+    WaitUntil(due, name.c_str());
     const auto due_steady = Steady::now();
     const double loop_cpu = daemon->CpuSeconds(true), all_cpu = daemon->CpuSeconds(false);
     const double written = daemon->IoBytes("wchar");
@@ -131,15 +148,15 @@ class Bench {
     const auto per_touchpoint = [&](double seconds) {
       return std::to_string(seconds * 1e6 / static_cast<double>(r.touchpoints));
     };
-    Note("fire: CPU per touchpoint " + per_touchpoint(daemon->CpuSeconds(true) - loop_cpu) +
+    Note(name + ": CPU per touchpoint " + per_touchpoint(daemon->CpuSeconds(true) - loop_cpu) +
          " us on the loop, " + per_touchpoint(daemon->CpuSeconds(false) - all_cpu) +
          " us on all the daemon's threads; " +
          per_touchpoint((daemon->IoBytes("wchar") - written) / 1e6) + " bytes written");
     daemon->Stop();
     const double seconds = Seconds(last - due_steady);
-    Note("fire: " + std::to_string(r.touchpoints) + " touchpoints in " + std::to_string(seconds) +
-         " s");
-    Metric("fire_touchpoints_per_s", static_cast<double>(r.touchpoints) / seconds, "1/s");
+    Note(name + ": " + std::to_string(r.touchpoints) + " touchpoints in " +
+         std::to_string(seconds) + " s");
+    Metric(metric.c_str(), static_cast<double>(r.touchpoints) / seconds, "1/s");
   }
 
   // `lateness_*`: one touchpoint due every 5 ms for lateness_s seconds, a
@@ -303,7 +320,7 @@ const char kUsage[] =
     "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
     "         [--touchpoints N] [--consumers N] [--webhooks N] [--pending N] [--lateness-s S]\n"
     "         [--report-purchases N] [--quick]"
-    " [--only ingest,fire,lateness,webhook,pending,events] [--keep DIR]\n";
+    " [--only ingest,fire,caps,lateness,webhook,pending,events] [--keep DIR]\n";
 
 }  // namespace
 }  // namespace tp::e2e
@@ -348,10 +365,11 @@ int main(int argc, char** argv) {
     } else if (arg == "--only") {
       std::stringstream names(value());
       for (std::string name; std::getline(names, name, ',');) {
-        if (name != "ingest" && name != "fire" && name != "lateness" && name != "webhook" &&
-            name != "pending" && name != "events") {
+        if (name != "ingest" && name != "fire" && name != "caps" && name != "lateness" &&
+            name != "webhook" && name != "pending" && name != "events") {
           Fail(
-              "--only takes ingest, fire, lateness, webhook, pending, events (comma-separated), "
+              "--only takes ingest, fire, caps, lateness, webhook, pending, events "
+              "(comma-separated), "
               "not '" +
               name + "'");
         }

@@ -8,6 +8,7 @@ trap 'rm -f "$out"' EXIT
 "$here/run.sh" --quick | tee "$out"
 missing=0
 for name in ingest_purchases_per_s ingest_touchpoints_per_s fire_touchpoints_per_s \
+            fire_touchpoints_per_s_one_cap fire_touchpoints_per_s_three_caps \
             lateness_p50_ms lateness_p99_ms webhook_deliveries_per_s rss_mib_pending_1m \
             startup_s_pending_1m db_bytes_per_touchpoint reload_s_pending_1m reload_max_stall_ms \
             metrics_scrape_ms_pending_1m events_per_s report_s_1m report_max_stall_ms \
