@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
+#include "scoped_caps_config.h"
 
 namespace tp {
 namespace {
@@ -82,31 +83,8 @@ TEST(CapsTest, ACapIsPerBuyer) {
   EXPECT_THAT(h.FiredTopics("y"), ElementsAre("a"));
 }
 
-constexpr std::string_view kScopedConfig = R"(version: 1
-timezone: Asia/Shanghai
-send_window: {from: "09:00", to: "21:00"}
-frequency_cap:
-  - {max: 1, per: day, sinks: [wecom]}
-products: {p: {supply_days: 365}}
-sinks:
-  - {name: wecom, type: queue}
-  - {name: email, type: queue}
-cadences:
-  - name: chat
-    sinks: [wecom]
-    steps:
-      - {after: 1d, topic: a}
-      - {after: 1d, topic: b}
-  - name: mail
-    sinks: [email]
-    steps:
-      - {after: 1d, topic: x}
-      - {after: 1d, topic: y, sinks: [wecom]}
-      - {after: 1d, topic: z}
-)";
-
 TEST(CapsTest, ACapScopedToASinkLeavesOtherSinksAlone) {
-  Harness h(kScopedConfig, At("2026-06-01T10:00:00+08:00"));
+  Harness h(testing::kScopedCapsConfig, At("2026-06-01T10:00:00+08:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-06-01T10:00:00+08:00");
   h.RunUntil("2026-06-02T20:00:00+08:00");
   // Day one: a (wecom) fires, b (wecom) waits; x and z (email) fire.
@@ -116,7 +94,7 @@ TEST(CapsTest, ACapScopedToASinkLeavesOtherSinksAlone) {
 }
 
 TEST(CapsTest, AStepWithItsOwnSinksCountsByThem) {
-  Harness h(kScopedConfig, At("2026-06-01T10:00:00+08:00"));
+  Harness h(testing::kScopedCapsConfig, At("2026-06-01T10:00:00+08:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-06-01T10:00:00+08:00");
   h.RunAll();
   // y is in the email cadence but goes to wecom: it waits its turn there,

@@ -2,6 +2,7 @@
 // in one transaction, their fan-out to every sink the cadence routes to,
 // the routing following the rules in force, and the events made from the
 // rows (store/event_rows.h).
+#include "scoped_caps_config.h"
 #include "store/store_test.h"
 
 namespace tp {
@@ -177,28 +178,7 @@ TEST_F(SqliteStoreTest, AQueuedEventIsTheEventTheFireMade) {
 // counts against a cap scoped to them; touchpoints to other sinks pass.
 // The deferral's history line names the cap.
 TEST_F(SqliteStoreTest, AStepGoesToItsOwnSinksAndAScopedCapCountsIt) {
-  constexpr std::string_view kConfig = R"(version: 1
-timezone: Asia/Shanghai
-send_window: {from: "09:00", to: "21:00"}
-frequency_cap:
-  - {max: 1, per: day, sinks: [wecom]}
-  - {max: 10, per: month}
-products: {p: {supply_days: 365}}
-sinks:
-  - {name: wecom, type: queue}
-  - {name: email, type: queue}
-cadences:
-  - name: chat
-    sinks: [wecom]
-    steps:
-      - {after: 1d, topic: a}
-  - name: mail
-    sinks: [email]
-    steps:
-      - {after: 1d, topic: x}
-      - {after: 1d, topic: y, sinks: [wecom]}
-)";
-  RulesInForce& rules = InForce(testing::MustLoad(kConfig));
+  RulesInForce& rules = InForce(testing::MustLoad(testing::kScopedCapsConfig));
   auto store = MustOpen(rules);
   FakeClock clock(At("2026-06-01T10:00:00+08:00"));
   Scheduler scheduler(*store, clock, rules);
@@ -213,16 +193,20 @@ cadences:
   clock.Set(At("2026-06-02T10:00:00+08:00"));
   auto day1 = scheduler.RunDue();
   ASSERT_TRUE(day1.ok()) << day1.status().message();
-  EXPECT_EQ(day1->fired, 2u);
-  EXPECT_EQ(day1->deferred, 1u);
+  EXPECT_EQ(day1->fired, 3u);     // a on wecom; x and z on email
+  EXPECT_EQ(day1->deferred, 2u);  // b, and y: its own sink is wecom
   EXPECT_EQ(queued("wecom", "a"), 1);
   EXPECT_EQ(queued("email", "x"), 1);
+  EXPECT_EQ(queued("email", "z"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE reason = 'deferred to "
                   "2026-06-03T09:00:00+08:00: frequency cap reached for the buyer''s day (1 per "
                   "day on wecom)'"),
-            1);
+            2);
 
   clock.Set(At("2026-06-03T09:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // b; y waits a day more
+  EXPECT_EQ(queued("wecom", "b"), 1);
+  clock.Set(At("2026-06-04T09:00:00+08:00"));
   ASSERT_EQ(scheduler.RunDue()->fired, 1u);
   EXPECT_EQ(queued("wecom", "y"), 1);
   EXPECT_EQ(queued("email", "y"), 0);
