@@ -145,7 +145,8 @@ void Loader::LoadSteps(const YAML::Node& node, const std::string& what, Cadence&
     }
     if (auto v = Field(*fields, item, "sinks", step_what, false); v.IsDefined()) {
       // Replaces the cadence's sinks for this step (a channel per step).
-      step.sinks = References(v, "step sinks", rules_.sinks, "sink");
+      step.sinks = References(v, "the sinks of step " + Quote(step.id) + " of " + what,
+                              rules_.sinks, "sink");
     }
     cadence.steps.push_back(std::move(step));
   }

@@ -210,6 +210,10 @@ void Loader::LoadFrequencyCaps(const YAML::Node& node) {
     for (const auto& item : node) LoadFrequencyCap(item, "a frequency_cap");
     return;
   }
+  if (!node.IsMap()) {
+    Error(node, "frequency_cap must be one cap {max, per, sinks} or a list of them");
+    return;
+  }
   LoadFrequencyCap(node, "frequency_cap");
 }
 
@@ -227,7 +231,10 @@ void Loader::LoadFrequencyCap(const YAML::Node& node, const std::string& what) {
     } else if (text == "month") {
       cap.per = FrequencyCap::Per::kMonth;
     } else {
-      Error(per, "frequency_cap.per must be day, week or month (buyer-local calendar periods)");
+      Error(per,
+            "frequency_cap.per must be day, week or month (buyer-local calendar periods), "
+            "got " +
+                Quote(text));
       ok = false;
     }
   }

@@ -32,6 +32,23 @@ int Rules::EngagementTypeIndex(std::string_view name) const {
   return IndexByName(engagement_types, name);
 }
 
+std::vector<int> Rules::SinksOf(const Cadence& cadence, const Step& step) const {
+  if (!step.sinks.empty()) return step.sinks;
+  if (!cadence.sinks.empty()) return cadence.sinks;
+  std::vector<int> every(sinks.size());
+  for (std::size_t i = 0; i < every.size(); ++i) every[i] = static_cast<int>(i);
+  return every;
+}
+
+std::string Rules::SinkList(const std::vector<int>& indices) const {
+  std::string out;
+  for (int i : indices) {
+    if (!out.empty()) out += ',';
+    out += sinks[static_cast<std::size_t>(i)].name;
+  }
+  return out;
+}
+
 std::string_view PeriodName(FrequencyCap::Per per) {
   switch (per) {
     case FrequencyCap::Per::kDay:

@@ -192,10 +192,13 @@ struct Rules {
   int TierIndex(std::string_view name) const;
   int CadenceIndex(std::string_view name) const;
   int EngagementTypeIndex(std::string_view name) const;
-  // The sinks a touchpoint of `step` (of `cadence`) is handed to.
-  const std::vector<int>& SinksOf(const Cadence& cadence, const Step& step) const {
-    return step.sinks.empty() ? cadence.sinks : step.sinks;
-  }
+  // The sinks a touchpoint of `step` (of `cadence`) is handed to: the
+  // step's, else the cadence's, else (rules not from the loader, which
+  // fills a cadence's) every sink.
+  std::vector<int> SinksOf(const Cadence& cadence, const Step& step) const;
+  // Sink names, comma-separated, as a fired touchpoint records where it
+  // went (names cannot hold a comma).
+  std::string SinkList(const std::vector<int>& sinks) const;
 };
 
 }  // namespace tp

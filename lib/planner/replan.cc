@@ -107,9 +107,20 @@ std::string PlanningFingerprint(const Rules& rules) {
             (t.min_purchases ? std::to_string(*t.min_purchases) : std::string("-")) + " " + spend;
     // Later conditions only when set: a config without them keeps the
     // fingerprint it had before they existed.
+    // Sets, so sorted: reordering one is no change.
     if (t.within) text += " within " + t.within->ToString();
-    if (!t.bought.empty()) text += " bought" + names(rules.products, t.bought);
-    for (const AttributeCondition& a : t.attributes) {
+    if (!t.bought.empty()) {
+      std::vector<std::string> bought;
+      for (int p : t.bought) bought.push_back(rules.products[static_cast<std::size_t>(p)].name);
+      std::sort(bought.begin(), bought.end());
+      text += " bought";
+      for (const std::string& b : bought) text += " " + b;
+    }
+    std::vector<AttributeCondition> attributes = t.attributes;
+    std::sort(attributes.begin(), attributes.end(),
+              [](const auto& a, const auto& b) { return a.key < b.key; });
+    for (AttributeCondition& a : attributes) {
+      std::sort(a.values.begin(), a.values.end());
       text += " attribute " + std::to_string(a.key.size()) + ":" + a.key;
       for (const std::string& v : a.values) text += " " + std::to_string(v.size()) + ":" + v;
     }

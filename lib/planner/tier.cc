@@ -31,9 +31,18 @@ bool AttributesMatch(const std::vector<AttributeCondition>& conditions,
                      const nlohmann::json& attributes) {
   return std::all_of(conditions.begin(), conditions.end(), [&](const AttributeCondition& c) {
     const auto it = attributes.find(c.key);
-    if (it == attributes.end() || !it->is_string()) return false;
-    const auto& value = it->get_ref<const std::string&>();
-    return std::find(c.values.begin(), c.values.end(), value) != c.values.end();
+    if (it == attributes.end()) return false;
+    // A string as it is; a number or true/false as JSON writes it (YAML's
+    // `size: 14` is the text "14"). Arrays, objects and null match nothing.
+    std::string text;
+    if (it->is_string()) {
+      text = it->get<std::string>();
+    } else if (it->is_number() || it->is_boolean()) {
+      text = it->dump();
+    } else {
+      return false;
+    }
+    return std::find(c.values.begin(), c.values.end(), text) != c.values.end();
   });
 }
 

@@ -19,8 +19,9 @@ struct PastPurchase;
 //  - bought: one of them is of one of these products;
 //  - within: those three count only purchases made in
 //    (purchased_at - within, purchased_at], calendar days in `zone`;
-//  - attributes: this purchase's attributes hold each key as a string
-//    equal to one of its values.
+//  - attributes: this purchase's attributes hold each key with a value
+//    equal to one of its values (a string as it is, a number or a boolean
+//    by its JSON text: 14, true).
 // Validation guarantees the last tier always matches.
 int TierOf(const Rules& rules, std::span<const PastPurchase> before, const Purchase& purchase,
            int product, const Zone* zone);

@@ -5,11 +5,6 @@
 namespace tp {
 namespace {
 
-bool Overlap(const std::vector<int>& a, const std::vector<int>& b) {
-  return std::any_of(a.begin(), a.end(),
-                     [&](int x) { return std::find(b.begin(), b.end(), x) != b.end(); });
-}
-
 std::string FullReason(const Rules& rules, const FrequencyCap& cap) {
   std::string reason = "frequency cap reached for the buyer's " + std::string(PeriodName(cap.per)) +
                        " (" + std::to_string(cap.max) + " per " + std::string(PeriodName(cap.per));
@@ -31,22 +26,38 @@ CapLedger::CapLedger(const Rules& rules, ScheduleStore& store, Instant now)
   scoped_ = std::any_of(caps.begin(), caps.end(), [](const auto& c) { return !c.sinks.empty(); });
   if (!scoped_) return;
   for (const Cadence& cadence : rules.cadences) {
-    auto& steps = masks_[cadence.name];
+    auto& steps = step_masks_[cadence.name];
     for (const Step& step : cadence.steps) {
-      const std::vector<int>& sinks = rules.SinksOf(cadence, step);
-      Mask mask = 0;
-      for (std::size_t i = 0; i < caps.size(); ++i) {
-        if (caps[i].sinks.empty() || Overlap(caps[i].sinks, sinks)) mask |= Mask{1} << i;
-      }
-      steps.emplace_back(step.id, mask);
+      steps.emplace_back(step.id, MaskOfSinks(rules.SinkList(rules.SinksOf(cadence, step))));
     }
   }
 }
 
+CapLedger::Mask CapLedger::MaskOfSinks(std::string_view sinks) {
+  if (auto it = masks_.find(sinks); it != masks_.end()) return it->second;
+  Mask mask = 0;
+  const auto& caps = rules_.frequency_caps;
+  for (std::size_t i = 0; i < caps.size(); ++i) {
+    bool applies = caps[i].sinks.empty();
+    for (int s : caps[i].sinks) {
+      // Whole names between commas.
+      const std::string& name = rules_.sinks[static_cast<std::size_t>(s)].name;
+      for (std::size_t at = sinks.find(name); !applies && at != std::string_view::npos;
+           at = sinks.find(name, at + 1)) {
+        const std::size_t end = at + name.size();
+        applies = (at == 0 || sinks[at - 1] == ',') && (end == sinks.size() || sinks[end] == ',');
+      }
+    }
+    if (applies) mask |= Mask{1} << i;
+  }
+  masks_.emplace(std::string(sinks), mask);
+  return mask;
+}
+
 CapLedger::Mask CapLedger::MaskOf(std::string_view cadence, std::string_view step) const {
   if (!scoped_) return all_;
-  auto it = masks_.find(std::string(cadence));
-  if (it == masks_.end()) return all_;
+  auto it = step_masks_.find(cadence);
+  if (it == step_masks_.end()) return all_;
   for (const auto& [id, mask] : it->second) {
     if (id == step) return mask;
   }
@@ -85,7 +96,9 @@ StatusOr<CapLedger::BuyerFires*> CapLedger::FiresOf(const DueTouchpoint& due, In
   buyer.from = from;
   buyer.stored.clear();
   for (const FiredTouchpoint& f : *stored) {
-    buyer.stored.push_back({f.fire_at, MaskOf(f.cadence, f.step)});
+    // Where it went as it fired; unknown (fired before the store recorded
+    // it): every cap, erring on the quiet side.
+    buyer.stored.push_back({f.fire_at, f.sinks ? MaskOfSinks(*f.sinks) : all_});
   }
   return &buyer;
 }

@@ -1,8 +1,9 @@
 // The frequency caps as the scheduler applies them while it decides one
-// RunDue(): which caps a touchpoint counts against (by the sinks its step
-// goes to), the buyer-local periods they count in, and the buyer's fires in
-// those periods, read from the store once per buyer per batch and kept
-// with the batch's own fires (docs/config.md, "frequency_cap").
+// RunDue(): which caps a touchpoint counts against (by the sinks it goes
+// to), the buyer-local periods they count in, and the buyer's fires in
+// those periods, read from the store once per buyer per batch (again only
+// if a touchpoint in another zone needs them from earlier) and kept with
+// the batch's own fires (docs/config.md, "frequency_cap").
 #pragma once
 
 #include <cstdint>
@@ -47,9 +48,16 @@ class CapLedger {
     std::vector<Fire> stored;  // as the store had them
     std::vector<Fire> batch;   // this batch's, not in the store yet
   };
-  // The caps a touchpoint of `step` of `cadence` counts against: those
-  // without sinks, and those naming one of its step's sinks. A cadence or
-  // step the rules no longer have counts against every cap.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  // The caps a touchpoint that went to `sinks` (Rules::SinkList) counts
+  // against: those naming no sinks, and those naming one of these.
+  Mask MaskOfSinks(std::string_view sinks);
+  // The caps a touchpoint of `step` of `cadence` counts against, by where
+  // the rules in force send it (every cap for one they do not have).
   Mask MaskOf(std::string_view cadence, std::string_view step) const;
   // Each cap's period containing now in `zone`.
   const std::vector<Period>& PeriodsIn(const Zone* zone);
@@ -62,8 +70,12 @@ class CapLedger {
   const Instant now_;
   const Mask all_;
   bool scoped_ = false;  // some cap names sinks
-  // Cadence name -> (step id, mask) for each of its steps.
-  std::unordered_map<std::string, std::vector<std::pair<std::string, Mask>>> masks_;
+  // Sink lists seen so far -> their mask (few: a routing per step).
+  std::unordered_map<std::string, Mask, StringHash, std::equal_to<>> masks_;
+  // With scoped caps: cadence name -> (step id, mask) for each step.
+  std::unordered_map<std::string, std::vector<std::pair<std::string, Mask>>, StringHash,
+                     std::equal_to<>>
+      step_masks_;
   std::vector<std::pair<const Zone*, std::vector<Period>>> periods_;
   std::unordered_map<std::string_view, BuyerFires> buyers_;
 };

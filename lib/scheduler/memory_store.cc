@@ -74,7 +74,12 @@ bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
-    : rules_(std::move(rules)), keep_fires_(FiresToKeep(*rules_)), observer_(observer) {}
+    : rules_(std::move(rules)), keep_fires_(FiresToKeep(*rules_)), observer_(observer) {
+  for (const Cadence& c : rules_->cadences) {
+    auto& steps = sinks_of_.emplace_back();
+    for (const Step& step : c.steps) steps.push_back(rules_->SinkList(rules_->SinksOf(c, step)));
+  }
+}
 
 StatusOr<PurchaseMatch> MemoryStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
   auto it = orders_.find(purchase.order_id);
@@ -288,17 +293,13 @@ StatusOr<std::vector<DueTouchpoint>> MemoryStore::TakeDue(Instant now, std::size
 
 StatusOr<std::vector<FiredTouchpoint>> MemoryStore::FiredBetween(const DueTouchpoint& due,
                                                                  Instant from, Instant to,
-                                                                 bool names) {
+                                                                 bool sinks) {
   const TouchpointRec& t = touchpoints_[static_cast<std::uint32_t>(due.handle)];
   std::vector<FiredTouchpoint> out;
   for (const RecentFire& f : buyers_[purchases_[t.purchase].buyer].recent_fires) {
     if (f.at < from || f.at >= to) continue;
     FiredTouchpoint& fired = out.emplace_back(FiredTouchpoint{f.at});
-    if (names) {
-      const Cadence& c = rules_->cadences[f.cadence];
-      fired.cadence = c.name;
-      fired.step = c.steps[f.step].id;
-    }
+    if (sinks) fired.sinks = sinks_of_[f.cadence][f.step];
   }
   return out;
 }

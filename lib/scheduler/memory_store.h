@@ -58,7 +58,7 @@ class MemoryStore final : public ScheduleStore {
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
   StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
-                                                      Instant to, bool names) override;
+                                                      Instant to, bool sinks) override;
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,
                        std::span<const FiringOutcome> outcomes) override;
   StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
@@ -187,6 +187,9 @@ class MemoryStore final : public ScheduleStore {
 
   std::shared_ptr<const Rules> rules_;
   Millis keep_fires_{0};  // how long recent_fires reaches back
+  // [cadence][step]: where its touchpoints go (Rules::SinkList), for
+  // FiredBetween; the rules never change under this store.
+  std::vector<std::vector<std::string>> sinks_of_;
   Observer* observer_;
   StringMap<std::uint64_t> orders_;  // order id -> content fingerprint
   std::vector<PurchaseRec> purchases_;

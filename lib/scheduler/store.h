@@ -50,8 +50,10 @@ struct DueTouchpoint {
 // A touchpoint a buyer was handed, as the frequency caps count it.
 struct FiredTouchpoint {
   Instant fire_at;
-  std::string cadence = {};  // its cadence's name
-  std::string step = {};     // its step's id
+  // The sinks it went to as it fired, names comma-separated (Rules::
+  // SinkList); nullopt when not asked for, or not known (fired before the
+  // store recorded it).
+  std::optional<std::string> sinks = {};
 };
 
 struct FiringOutcome {
@@ -168,13 +170,13 @@ class ScheduleStore {
   // store may leave the rest empty and make events from its rows.
   virtual StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) = 0;
   // The touchpoints of the buyer of `due` fired (dead-lettered ones
-  // included) in [from, to), with their cadence and step names when
-  // `names`, else with those left empty. The scheduler asks only about the
-  // frequency caps' periods that contain the current time: at most a
-  // calendar month and the ISO week it starts in.
+  // included) in [from, to), with the sinks each went to when `sinks`.
+  // The scheduler asks only about the frequency caps' periods that contain
+  // the current time: at most the calendar month, or the ISO week, that
+  // contains it.
   virtual StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due,
                                                               Instant from, Instant to,
-                                                              bool names) = 0;
+                                                              bool sinks) = 0;
   // Applies one outcome per due touchpoint (outcomes[i] for due[i]), all or
   // nothing.
   virtual Status ApplyOutcomes(std::span<const DueTouchpoint> due,

@@ -261,6 +261,8 @@ std::optional<std::string> PurchaseRowParser::Parse(const std::vector<std::strin
   if (index_[kAttributes] >= 0 && !field(kAttributes).empty()) {
     const std::string& text = field(kAttributes);
     ParsedJson parsed = ParseJson(text);
+    if (!parsed.error && parsed.value.is_null())
+      parsed.value = nlohmann::json::object();  // as the API
     if (parsed.error || !parsed.value.is_object()) {
       return problem(kAttributes,
                      "attributes must be a JSON object, like {\"style\":\"natural\"}, got '" +

@@ -1,6 +1,6 @@
 // Purchases as CSV: header `order_id,buyer_id,product,quantity,amount,
 // purchased_at,timezone,attributes` (any column order; `timezone` and
-// `attributes`, a JSON object, may be omitted or blank); engagement events as CSV:
+// `attributes`, a JSON object, may be omitted, blank or null); engagement events as CSV:
 // `event_id,buyer_id,type,at, touchpoint_id` (`touchpoint_id` may be omitted or blank). Fields
 // follow RFC 4180 quoting; a record is one line. `simulate` and `touchpointctl import` read files
 // the same way (CsvLineReader).

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <map>
-#include <numeric>
 #include <stdexcept>
 
 namespace tp {
@@ -36,21 +35,16 @@ FireTables::FireTables(Database& db, RowWriter& rows, EventRows& events)
                               "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
                               "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"),
       // Dead-lettered touchpoints were fired too: they count against the
-      // caps. The first reads the touchpoints_fired index alone; the
-      // second the table too, for the step.
+      // caps. From the touchpoints_fired index alone.
       fired_between_(db.sql(),
-                     "SELECT fire_at FROM touchpoints WHERE buyer = (SELECT buyer FROM "
+                     "SELECT fire_at, sinks FROM touchpoints WHERE buyer = (SELECT buyer FROM "
                      "touchpoints WHERE id = ?) AND state IN (1, 5) AND fire_at >= ? AND "
                      "fire_at < ?"),
-      fired_between_named_(db.sql(),
-                           "SELECT fire_at, cadence, step FROM touchpoints WHERE buyer = (SELECT "
-                           "buyer FROM touchpoints WHERE id = ?) AND state IN (1, 5) AND "
-                           "fire_at >= ? AND fire_at < ?"),
       // Marks a batch (row ids as a JSON array) fired; one no longer pending
       // stays as it is. ApplyOutcomes() knows beforehand which are pending:
       // RETURNING would say, but doubled the statement's cost per row.
       fire_(db.sql(),
-            "UPDATE touchpoints SET state = 1, fire_at = ?1 WHERE id IN "
+            "UPDATE touchpoints SET state = 1, fire_at = ?1, sinks = ?3 WHERE id IN "
             "(SELECT value FROM json_each(?2)) AND state = 0"),
       // Which of a batch (row ids as a JSON array) are still pending.
       still_pending_(db.sql(),
@@ -68,6 +62,7 @@ void FireTables::SetRouting(const Rules& rules) {
   routing_of_.clear();
   auto routing = [&](const std::vector<int>& sinks) {
     Routing r;
+    r.sinks = rules.SinkList(sinks);
     for (int i : sinks) {
       const Sink& s = rules.sinks[static_cast<std::size_t>(i)];
       r.routes.push_back({s.name, s.type});
@@ -79,11 +74,9 @@ void FireTables::SetRouting(const Rules& rules) {
     if (r.routes.empty()) r.fired_reason = no_routing_.fired_reason;
     return r;
   };
-  std::vector<int> every_sink(rules.sinks.size());
-  std::iota(every_sink.begin(), every_sink.end(), 0);
   for (const Cadence& c : rules.cadences) {
     CadenceRouting& cadence = routing_of_[c.name];
-    cadence.routing = routing(c.sinks.empty() ? every_sink : c.sinks);
+    cadence.routing = routing(rules.SinksOf(c, Step{}));
     for (const Step& step : c.steps) {
       if (!step.sinks.empty()) cadence.steps.emplace_back(step.id, routing(step.sinks));
     }
@@ -140,10 +133,10 @@ StatusOr<std::vector<DueTouchpoint>> FireTables::TakeDue(Instant now, std::size_
 
 StatusOr<std::vector<FiredTouchpoint>> FireTables::FiredBetween(const DueTouchpoint& due,
                                                                 Instant from, Instant to,
-                                                                bool names) {
+                                                                bool sinks) {
   return Guard(
       "read the buyer's fired touchpoints", [&]() -> StatusOr<std::vector<FiredTouchpoint>> {
-        auto& q = names ? fired_between_named_ : fired_between_;
+        auto& q = fired_between_;
         q.tryReset();
         q.bind(1, static_cast<std::int64_t>(due.handle));
         q.bind(2, Ms(from));
@@ -151,10 +144,7 @@ StatusOr<std::vector<FiredTouchpoint>> FireTables::FiredBetween(const DueTouchpo
         std::vector<FiredTouchpoint> out;
         while (q.executeStep()) {
           FiredTouchpoint& f = out.emplace_back(FiredTouchpoint{FromMs(q.getColumn(0).getInt64())});
-          if (names) {
-            f.cadence = q.getColumn(1).getString();
-            f.step = q.getColumn(2).getString();
-          }
+          if (sinks && !q.isColumnNull(1)) f.sinks = q.getColumn(1).getString();
         }
         q.tryReset();
         return out;
@@ -165,12 +155,15 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
                                  std::span<const FiringOutcome> outcomes) {
   if (due.size() != outcomes.size()) return Status::Error("apply outcomes: size mismatch");
   return db_.Atomically("apply firing outcomes", [&] {
-    // Fired ones in bulk, per fire time (in practice one per batch): a
-    // statement for all of them, not one per touchpoint.
-    std::map<std::int64_t, sql::IdList> fired_at;  // fire time -> row ids
+    // Fired ones in bulk, per fire time and routing (in practice one time
+    // per batch, and a routing per step with sinks of its own): a statement
+    // for each, not one per touchpoint.
+    std::vector<const Routing*> routing(due.size(), nullptr);
+    std::map<std::pair<std::int64_t, const Routing*>, sql::IdList> fired_at;  // -> row ids
     for (std::size_t i = 0; i < due.size(); ++i) {
       if (outcomes[i].kind != FiringOutcome::Kind::kFired) continue;
-      fired_at[Ms(outcomes[i].at)].Add(static_cast<std::int64_t>(due[i].handle));
+      routing[i] = &RoutingOf(due[i].view.cadence, due[i].view.step);
+      fired_at[{Ms(outcomes[i].at), routing[i]}].Add(static_cast<std::int64_t>(due[i].handle));
     }
     // The rows TakeDue() just read as pending, and nothing written since
     // (here or by another connection): they all are still. Otherwise each
@@ -181,14 +174,16 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
     }
     due_version_.reset();
     std::vector<std::int64_t> fired;  // still pending, so fired now
-    for (auto& [at, list] : fired_at) {
+    for (auto& [key, list] : fired_at) {
+      const auto [at, route] = key;
       const std::string& ids = list.Close();
       fire_.tryReset();
       fire_.bind(1, at);
       BindText(fire_, 2, ids);
+      BindText(fire_, 3, route->sinks);
       if (unchanged) {
         for (std::size_t i = 0; i < due.size(); ++i) {
-          if (outcomes[i].kind == FiringOutcome::Kind::kFired && Ms(outcomes[i].at) == at) {
+          if (routing[i] == route && Ms(outcomes[i].at) == at) {
             fired.push_back(static_cast<std::int64_t>(due[i].handle));
           }
         }
@@ -224,8 +219,8 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
           !std::binary_search(fired.begin(), fired.end(), rowid)) {
         continue;
       }
-      const Routing& routing = RoutingOf(due[i].view.cadence, due[i].view.step);
-      for (const Route& route : routing.routes) {
+      const Routing& routes = *routing[i];
+      for (const Route& route : routes.routes) {
         const Row r{&route.sink, rowid, nullptr, Ms(o.at)};
         if (route.type == Sink::Type::kQueue) {
           queued.push_back(r);
@@ -236,7 +231,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
         }
         outboxed.push_back(r);
       }
-      history[{routing.fired_reason, Ms(o.at)}].Add(rowid);
+      history[{routes.fired_reason, Ms(o.at)}].Add(rowid);
     }
     InsertMany(enqueue_many_, enqueue_, queued.size(), 4,
                [&](SQLite::Statement& q, int p, std::size_t i) {

@@ -40,7 +40,7 @@ class FireTables {
   // the next call.
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max);
   StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
-                                                      Instant to, bool names);
+                                                      Instant to, bool sinks);
   Status ApplyOutcomes(std::span<const DueTouchpoint> due, std::span<const FiringOutcome> outcomes);
 
  private:
@@ -50,6 +50,7 @@ class FireTables {
   };
   struct Routing {
     std::vector<Route> routes;
+    std::string sinks;         // the names, comma-separated, as the row records them
     std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
   };
   const Routing& RoutingOf(std::string_view cadence, std::string_view step) const;
@@ -68,7 +69,7 @@ class FireTables {
     std::vector<std::pair<std::string, Routing>> steps;
   };
   std::unordered_map<std::string, CadenceRouting, sql::StringHash, std::equal_to<>> routing_of_;
-  const Routing no_routing_{{}, "fired; no sink to hand it to"};
+  const Routing no_routing_{{}, "", "fired; no sink to hand it to"};
   sql::ZoneCache zones_;
   std::vector<DueRow> due_;
   std::optional<FileVersion> due_version_;  // as TakeDue() left it
@@ -77,7 +78,6 @@ class FireTables {
   // What the scheduler decides on: events are made from the rows later.
   SQLite::Statement take_due_;
   SQLite::Statement fired_between_;
-  SQLite::Statement fired_between_named_;
   SQLite::Statement fire_;
   SQLite::Statement still_pending_;
   SQLite::Statement data_version_;

@@ -222,6 +222,18 @@ CREATE INDEX touchpoints_fired ON touchpoints(buyer, fire_at, id, cadence, topic
 DROP INDEX events_by_buyer;
 CREATE INDEX events_by_buyer ON events(buyer, at, id, type, credited);
 )sql",
+    // 10 -> 11: where a fired touchpoint went, recorded as it fires (sink
+    // names, comma-separated; NULL for one fired before this version), so
+    // a frequency cap scoped to sinks counts what went to them even after
+    // a reload routes that step elsewhere; in touchpoints_fired, so the
+    // caps read it from the index alone.
+    R"sql(
+ALTER TABLE touchpoints ADD COLUMN sinks TEXT;
+DROP INDEX touchpoints_fired;
+CREATE INDEX touchpoints_fired ON touchpoints(buyer, fire_at, id, cadence, topic, purchase,
+                                              state, sinks)
+  WHERE state IN (1, 5);
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -141,8 +141,8 @@ StatusOr<std::vector<DueTouchpoint>> SqliteStore::TakeDue(Instant now, std::size
 }
 StatusOr<std::vector<FiredTouchpoint>> SqliteStore::FiredBetween(const DueTouchpoint& due,
                                                                  Instant from, Instant to,
-                                                                 bool names) {
-  return impl_->fire.FiredBetween(due, from, to, names);
+                                                                 bool sinks) {
+  return impl_->fire.FiredBetween(due, from, to, sinks);
 }
 Status SqliteStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
                                   std::span<const FiringOutcome> outcomes) {

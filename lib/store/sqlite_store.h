@@ -118,7 +118,7 @@ class SqliteStore final : public ScheduleStore,
   StatusOr<std::optional<Instant>> NextWakeup() override;
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
   StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
-                                                      Instant to, bool names) override;
+                                                      Instant to, bool sinks) override;
   // A fired touchpoint's event is put on every queue sink its cadence routes
   // to, in the same transaction.
   Status ApplyOutcomes(std::span<const DueTouchpoint> due,

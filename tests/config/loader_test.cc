@@ -277,7 +277,7 @@ cadences:
           "24:00",
           "t.yaml:4:22: error: frequency_cap.max must be an integer from 1 to 1000, got '0'",
           "t.yaml:4:30: error: frequency_cap.per must be day, week or month (buyer-local "
-          "calendar periods)",
+          "calendar periods), got 'fortnight'",
           "t.yaml:5:16: error: misfire_grace must be a duration like 90s, 15m, 24h or 3d, got "
           "'soon'",
           "t.yaml:7:24: error: product 'daily' supply_days must be an integer from 1 to 36500, got "

@@ -105,7 +105,7 @@ cadences:
       Errors(yaml),
       ElementsAre(
           "t.yaml:7:19: error: frequency_cap.per must be day, week or month (buyer-local "
-          "calendar periods)",
+          "calendar periods), got 'fortnight'",
           "t.yaml:8:33: error: unknown sink 'sms' in frequency_cap.sinks",
           "t.yaml:9:33: error: frequency_cap.sinks must be a non-empty list of sink names",
           "t.yaml:10:5: error: missing required key 'max' in a frequency_cap",
@@ -116,8 +116,9 @@ cadences:
           "or a list of values",
           "t.yaml:16:5: error: the last tier must have no conditions, so that every buyer gets a "
           "tier",
-          "t.yaml:20:38: error: step sinks must be a non-empty list of sink names",
-          "t.yaml:21:39: error: unknown sink 'sms' in step sinks"));
+          "t.yaml:20:38: error: the sinks of step 'a' of cadence 'c' must be a non-empty list of "
+          "sink names",
+          "t.yaml:21:39: error: unknown sink 'sms' in the sinks of step 'b' of cadence 'c'"));
 }
 
 TEST(PlaybookLoaderTest, AtMostSixteenCaps) {
@@ -126,6 +127,9 @@ TEST(PlaybookLoaderTest, AtMostSixteenCaps) {
   EXPECT_THAT(Errors(std::string(kHead) + caps + "]\n" + std::string(kCadences)),
               ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap or a list of 1 to 16 "
                           "caps"));
+  EXPECT_THAT(Errors(std::string(kHead) + "frequency_cap: 2\n" + std::string(kCadences)),
+              ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap {max, per, sinks} or "
+                          "a list of them"));
   EXPECT_THAT(Errors(std::string(kHead) + "frequency_cap: []\n" + std::string(kCadences)),
               ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap or a list of 1 to 16 "
                           "caps"));

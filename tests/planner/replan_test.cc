@@ -160,9 +160,9 @@ TEST_F(ReplanTest, ATierConditionChangeReplansAndCapsOrSinksDoNot) {
 )";
   auto tiers = [&](std::string_view regular) {
     return testing::MustLoad(std::string(kBase).replace(
-               std::string(kBase).find("cadences:"), 0,
-               "tiers:\n  - " + std::string(regular) + "\n  - {name: novice}\n") +
-           std::string(kSteps));
+                                 std::string(kBase).find("cadences:"), 0,
+                                 "tiers:\n  - " + std::string(regular) + "\n  - {name: novice}\n") +
+                             std::string(kSteps));
   };
   // Two purchases in 30 days: a regular under `within: 30d`, not under 3d.
   const std::vector<PastPurchase> earlier = {{At("2026-10-20T10:00:00Z"), 0, 20}};
@@ -185,13 +185,18 @@ TEST_F(ReplanTest, ATierConditionChangeReplansAndCapsOrSinksDoNot) {
   EXPECT_EQ(r.changes[1].handle, 7u);
   EXPECT_FALSE(SamePlanning(*before, *tiers("{name: regular, bought: [yearly]}")));
   EXPECT_FALSE(SamePlanning(*before, *tiers("{name: regular, attributes: {a: b}}")));
+  // Sets: their order is no change.
+  EXPECT_TRUE(SamePlanning(*tiers("{name: regular, bought: [daily, yearly], attributes: {a: [x, "
+                                  "y], b: z}}"),
+                           *tiers("{name: regular, bought: [yearly, daily], attributes: {b: z, a: "
+                                  "[y, x]}}")));
 
-  auto capped = testing::MustLoad("frequency_cap: [{max: 1, per: month, sinks: [outbox]}]\n" +
-                                  std::string(kBase).replace(
-                                      std::string(kBase).find("cadences:"), 0,
-                                      "tiers:\n  - {name: regular, min_purchases: 2, within: "
-                                      "30d}\n  - {name: novice}\n") +
-                                  std::string(kSteps));
+  auto capped = testing::MustLoad(
+      "frequency_cap: [{max: 1, per: month, sinks: [outbox]}]\n" +
+      std::string(kBase).replace(std::string(kBase).find("cadences:"), 0,
+                                 "tiers:\n  - {name: regular, min_purchases: 2, within: "
+                                 "30d}\n  - {name: novice}\n") +
+      std::string(kSteps));
   EXPECT_TRUE(SamePlanning(*before, *capped));
 }
 

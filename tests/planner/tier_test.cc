@@ -24,6 +24,7 @@ tiers:
   - {name: yearly-lately, bought: [yearly], within: 365d}
   - {name: natural-on-wecom, attributes: {style: [natural, nude], channel: wecom}}
   - {name: yearly-ever, bought: [yearly]}
+  - {name: sized-vip, attributes: {size: [14, 15], vip: true}}
   - {name: novice}
 cadences:
   - name: c
@@ -67,7 +68,7 @@ TEST_F(TierTest, WithinCountsFromJustAfterTheBoundaryInCalendarDays) {
 
 TEST_F(TierTest, WithinIsCalendarDaysInTheBuyersZoneAcrossDst) {
   // In Berlin, 180 days before 2026-11-01T10:00+01:00 (winter time) is
-  // 2026-05-05T10:00+02:00 (summer time): 23 hours more than 180 x 24.
+  // 2026-05-05T10:00+02:00 (summer time): an hour more than 180 x 24 hours.
   const Zone* berlin = FindZone("Europe/Berlin");
   history_ = {{At("2026-05-05T10:00:00+02:00"), 0, 100, 1, berlin},
               {At("2026-09-01T10:00:00+02:00"), 0, 100, 1, berlin}};
@@ -100,12 +101,16 @@ TEST_F(TierTest, AttributesMatchOneOfTheListedStringsForEveryKey) {
             "natural-on-wecom");
   EXPECT_EQ(TierOf(at, "daily", 100, R"({"channel":"wecom","style":"nude","x":[1]})"),
             "natural-on-wecom");
-  // A value not listed, a key missing, a value that is no string, none.
+  // A value not listed, a key missing, an array or a number not listed, none.
   EXPECT_EQ(TierOf(at, "daily", 100, R"({"channel":"wecom","style":"glam"})"), "novice");
   EXPECT_EQ(TierOf(at, "daily", 100, R"({"style":"natural"})"), "novice");
   EXPECT_EQ(TierOf(at, "daily", 100, R"({"channel":"wecom","style":["natural"]})"), "novice");
   EXPECT_EQ(TierOf(at, "daily", 100, R"({"channel":1,"style":"natural"})"), "novice");
   EXPECT_EQ(TierOf(at, "daily", 100, ""), "novice");
+  // Numbers and booleans by their JSON text, as YAML reads `vip: true`.
+  EXPECT_EQ(TierOf(at, "daily", 100, R"({"size":14,"vip":true})"), "sized-vip");
+  EXPECT_EQ(TierOf(at, "daily", 100, R"({"size":"14","vip":"true"})"), "sized-vip");
+  EXPECT_EQ(TierOf(at, "daily", 100, R"({"size":14.5,"vip":true})"), "novice");
 }
 
 TEST_F(TierTest, AllConditionsMustHoldAndTheFirstMatchWins) {

@@ -46,9 +46,10 @@ TEST(CapsTest, AWeekCapCountsTheIsoWeekAcrossAMonthBoundary) {
   EXPECT_EQ(h.Find("o", "e")->fire_at, "2026-07-13T09:00:00+08:00");
 }
 
-TEST(CapsTest, AMonthCapCountsTheLocalMonthAcrossDst) {
-  // Berlin, no window. 03-29 moves the clocks forward: April begins at
-  // 03-31T22:00Z, which a UTC month would still count as March.
+TEST(CapsTest, AMonthCapCountsTheLocalMonthNotTheUtcOne) {
+  // Berlin, no window. March's fires are counted across the change to
+  // summer time (03-29); April begins at 03-31T22:00Z, which a UTC month
+  // would still count as March.
   Harness h(Config("{max: 1, per: month}", "Europe/Berlin", ""), At("2026-03-01T10:00:00+01:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-03-01T10:00:00+01:00");
   h.RunUntil("2026-03-31T23:59:00+02:00");
@@ -81,6 +82,31 @@ TEST(CapsTest, ACapIsPerBuyer) {
   h.RunUntil("2026-06-30T20:00:00+08:00");
   EXPECT_THAT(h.FiredTopics("x"), ElementsAre("a"));
   EXPECT_THAT(h.FiredTopics("y"), ElementsAre("a"));
+}
+
+// Two touchpoints of one buyer due in one batch, planned in zones whose
+// days begin at different instants: the second needs the buyer's fires
+// from earlier than the first read, and is read again with the first's
+// fire (in this batch, not yet stored) still counted.
+TEST(CapsTest, ABuyersFiresAreReadAgainForAnotherZoneAndTheBatchsFireStillCounts) {
+  constexpr std::string_view kConfig = R"(version: 1
+timezone: Asia/Shanghai
+frequency_cap: {max: 1, per: day}
+products: {p: {supply_days: 365}}
+sinks: [{name: q, type: queue}]
+cadences:
+  - name: c
+    steps: [{after: 24h, topic: a}]
+)";
+  Harness h(kConfig, At("2026-06-01T02:00:00Z"));
+  // Shanghai's day of 06-02T02:00Z began at 06-01T16:00Z; New York's at
+  // 06-01T04:00Z, earlier.
+  h.Ingest("east", "b", "p", 1, 1, "2026-06-01T10:00:00+08:00");
+  h.Ingest("west", "b", "p", 1, 1, "2026-05-31T22:00:00-04:00", "America/New_York");
+  h.RunAll();
+  EXPECT_EQ(h.Find("east", "a")->fire_at, "2026-06-02T10:00:00+08:00");
+  EXPECT_EQ(h.Find("west", "a")->due_at, "2026-06-01T22:00:00-04:00");
+  EXPECT_EQ(h.Find("west", "a")->fire_at, "2026-06-02T00:00:00-04:00");
 }
 
 TEST(CapsTest, ACapScopedToASinkLeavesOtherSinksAlone) {

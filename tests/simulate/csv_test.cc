@@ -113,6 +113,8 @@ TEST_F(RowParserTest, AttributesAreAnOptionalJsonObjectKeptCanonical) {
   EXPECT_EQ(p.attributes, "");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", "{}"}, p), std::nullopt);
   EXPECT_EQ(p.attributes, "");
+  EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", "null"}, p), std::nullopt);
+  EXPECT_EQ(p.attributes, "");
   EXPECT_EQ(ParseRow({"o", "b", "daily", "1", "1", t, "", "[1]"}, p),
             "field 'attributes': attributes must be a JSON object, like {\"style\":\"natural\"}, "
             "got '[1]'");

@@ -74,14 +74,13 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
   EXPECT_EQ(fired->state, TouchpointState::kDead);
   EXPECT_EQ(fired->reason, "dead-lettered on crm");
   // A dead-lettered touchpoint still counts against the frequency caps,
-  // with its cadence and step for those scoped to sinks.
+  // with the sinks it was routed to for those scoped to sinks.
   DueTouchpoint probe{static_cast<std::uint64_t>(item.touchpoint), {}};
   auto counted = store->FiredBetween(probe, clock.Now() - std::chrono::hours(1),
                                      clock.Now() + std::chrono::hours(1), true);
   ASSERT_TRUE(counted.ok());
   ASSERT_EQ(counted->size(), 1u);
-  EXPECT_FALSE((*counted)[0].cadence.empty());
-  EXPECT_FALSE((*counted)[0].step.empty());
+  EXPECT_EQ((*counted)[0].sinks, "outbox,crm,events");
   EXPECT_EQ(store
                 ->FiredBetween(probe, clock.Now() - std::chrono::hours(1),
                                clock.Now() + std::chrono::hours(1), false)

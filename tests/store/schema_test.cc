@@ -142,6 +142,32 @@ TEST_F(SqliteStoreTest, Version9FiredTouchpointsAreFoundForCreditAfterTheUpgrade
             1);
 }
 
+// Version 11 records where a fired touchpoint went: a version 10 file's
+// fires have none recorded, and are read so (every cap counts them).
+TEST_F(SqliteStoreTest, Version10FiresHaveNoSinksRecordedAfterTheUpgrade) {
+  const std::string sql =
+      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
+      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
+      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+      "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
+      "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
+      "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
+      "1793584800000, 1793584800000, 1793584800004, NULL);";
+  auto store = OpenFrom(10, sql);
+  ASSERT_NE(store, nullptr);
+  DueTouchpoint probe{7, {}};
+  auto fired = store->FiredBetween(probe, Instant(Millis(1793584800000)),
+                                   Instant(Millis(1793584900000)), true);
+  ASSERT_TRUE(fired.ok()) << fired.status().message();
+  ASSERT_EQ(fired->size(), 1u);
+  EXPECT_FALSE((*fired)[0].sinks.has_value());
+  store.reset();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints INDEXED BY touchpoints_fired "
+                  "WHERE buyer = 1 AND state IN (1, 5) AND sinks IS NULL"),
+            1);
+}
+
 // Version 5 moved queued events to their own table and keeps only a lease's
 // random part as a message's receipt: a version 4 file's messages keep their
 // events, and a receipt handed out before the upgrade still acks.
