@@ -122,8 +122,9 @@ TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderSteadyWrites) {
   const std::string attributes = R"({"note":")" + std::string(8000, 'x') + R"("})";
   for (int i = 0; i < 4000; ++i) {
     const std::string n = std::to_string(i);
-    ASSERT_TRUE(
-        scheduler.Ingest({"o" + n, "b" + n, "daily", 2, 240, clock.Now(), "", attributes}).ok());
+    auto ingested =
+        scheduler.Ingest({"o" + n, "b" + n, "daily", 2, 240, clock.Now(), "", attributes});
+    ASSERT_TRUE(ingested.ok()) << "purchase " << i << ": " << ingested.status().message();
   }
   // Over 30 MB went through the WAL; SQLite alone would have kept it near
   // 4 MB, the thread and the writer's backstop within about 16 MB.
