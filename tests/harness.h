@@ -35,6 +35,15 @@ inline std::shared_ptr<const Rules> MustLoad(std::string_view yaml) {
   return r.rules;
 }
 
+// The errors of a config that must not load, as `FILE:LINE:COL: error: ...`.
+inline std::vector<std::string> ConfigErrors(std::string_view yaml) {
+  LoadResult r = LoadRulesString(yaml, "t.yaml");
+  EXPECT_FALSE(r.ok());
+  std::vector<std::string> out;
+  for (const auto& e : r.errors) out.push_back(e.ToString());
+  return out;
+}
+
 // A touchpoint's final (or, via Pending(), current) state, owned.
 struct Record {
   std::string id, buyer_id, order_id, cadence, topic, tier, product, reason;

@@ -11,16 +11,9 @@
 namespace tp {
 namespace {
 
+using testing::ConfigErrors;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::vector<std::string> Errors(std::string_view yaml) {
-  LoadResult r = LoadRulesString(yaml, "t.yaml");
-  EXPECT_FALSE(r.ok());
-  std::vector<std::string> out;
-  for (const auto& e : r.errors) out.push_back(e.ToString());
-  return out;
-}
 
 // A valid config to break one piece at a time.
 constexpr std::string_view kMinimal = R"(version: 1
@@ -105,7 +98,7 @@ TEST(LoaderTest, DaemonKeys) {
 
   std::string bad(kMinimal);
   bad += "database_sync: sometimes\nhttp: {request_timeout: 1d, body: 1}\n";
-  EXPECT_THAT(Errors(bad),
+  EXPECT_THAT(ConfigErrors(bad),
               ElementsAre("t.yaml:10:16: error: database_sync must be normal or full, got "
                           "'sometimes'",
                           "t.yaml:11:25: error: request_timeout must be a positive number of s, "
@@ -207,21 +200,21 @@ cadences:
 }
 
 TEST(LoaderTest, YamlSyntaxErrorHasItsPosition) {
-  EXPECT_THAT(Errors("version: 1\nproducts: {daily: {supply_days: 15}\n"),
+  EXPECT_THAT(ConfigErrors("version: 1\nproducts: {daily: {supply_days: 15}\n"),
               ElementsAre(HasSubstr("t.yaml:3:1: error: YAML syntax:")));
-  EXPECT_THAT(Errors("version: 1\n  bad: indent\n"),
+  EXPECT_THAT(ConfigErrors("version: 1\n  bad: indent\n"),
               ElementsAre(HasSubstr("t.yaml:2:6: error: YAML syntax")));
 }
 
 TEST(LoaderTest, NonMapDocument) {
-  EXPECT_THAT(Errors("- 1\n- 2\n"),
+  EXPECT_THAT(ConfigErrors("- 1\n- 2\n"),
               ElementsAre("t.yaml:1:1: error: the config must be a YAML map of top-level keys"));
-  EXPECT_THAT(Errors(""),
+  EXPECT_THAT(ConfigErrors(""),
               ElementsAre("t.yaml:1:1: error: the config must be a YAML map of top-level keys"));
 }
 
 TEST(LoaderTest, MissingRequiredTopLevelKeysPointAtTheRoot) {
-  EXPECT_THAT(Errors("timezone: UTC\n"),
+  EXPECT_THAT(ConfigErrors("timezone: UTC\n"),
               ElementsAre("t.yaml:1:1: error: missing required key 'version' in the config",
                           "t.yaml:1:1: error: missing required key 'products' in the config",
                           "t.yaml:1:1: error: missing required key 'sinks' in the config",
@@ -231,7 +224,7 @@ TEST(LoaderTest, MissingRequiredTopLevelKeysPointAtTheRoot) {
 TEST(LoaderTest, UnknownAndDuplicateKeys) {
   std::string yaml(kMinimal);
   yaml += "timezon: UTC\nversion: 1\n";
-  EXPECT_THAT(Errors(yaml),
+  EXPECT_THAT(ConfigErrors(yaml),
               ElementsAre(HasSubstr("t.yaml:10:1: error: unknown key 'timezon' in the config "
                                     "(expected one of: version, timezone,"),
                           "t.yaml:11:1: error: duplicate key 'version' in the config"));
@@ -268,7 +261,7 @@ cadences:
     steps: []
 )";
   EXPECT_THAT(
-      Errors(yaml),
+      ConfigErrors(yaml),
       ElementsAre(
           "t.yaml:1:10: error: unsupported config version (this build reads version: 1)",
           "t.yaml:2:11: error: unknown time zone 'Mars/Olympus' (use an IANA name like "
@@ -309,12 +302,12 @@ cadences:
 TEST(LoaderTest, SendWindowMustBeForwardWithinADay) {
   std::string yaml(kMinimal);
   yaml += "send_window: {from: \"21:00\", to: \"09:00\"}\n";
-  EXPECT_THAT(Errors(yaml),
+  EXPECT_THAT(ConfigErrors(yaml),
               ElementsAre("t.yaml:10:34: error: send_window.to (09:00) must be later than from "
                           "(21:00); the window is [from, to) within one day"));
   std::string missing(kMinimal);
   missing += "send_window: {from: \"09:00\"}\n";
-  EXPECT_THAT(Errors(missing),
+  EXPECT_THAT(ConfigErrors(missing),
               ElementsAre("t.yaml:10:14: error: missing required key 'to' in send_window"));
 }
 
@@ -332,7 +325,7 @@ cadences:
     steps: [{after: 1d, topic: x}]
 )";
   EXPECT_THAT(
-      Errors(yaml),
+      ConfigErrors(yaml),
       ElementsAre(
           "t.yaml:5:5: error: missing required key 'from' in cadence 'sw' (trigger: switch)",
           "t.yaml:5:5: error: missing required key 'to' in cadence 'sw' (trigger: switch)",
@@ -344,7 +337,7 @@ cadences:
 TEST(LoaderTest, LastTierMustMatchEveryBuyer) {
   std::string yaml(kMinimal);
   yaml += "tiers:\n  - {name: vip, min_spend: 100}\n";
-  EXPECT_THAT(Errors(yaml),
+  EXPECT_THAT(ConfigErrors(yaml),
               ElementsAre("t.yaml:11:5: error: the last tier must have no conditions, so "
                           "that every buyer gets a tier"));
 }
@@ -354,8 +347,8 @@ TEST(LoaderTest, LastTierMustMatchEveryBuyer) {
 TEST(LoaderTest, TiersThatAreAllRefusedAreErrorsNotACrash) {
   std::string yaml(kMinimal);
   yaml += "tiers: [vip, 3]\n";
-  EXPECT_THAT(Errors(yaml), ElementsAre("t.yaml:10:9: error: a tier must be a map",
-                                        "t.yaml:10:14: error: a tier must be a map"));
+  EXPECT_THAT(ConfigErrors(yaml), ElementsAre("t.yaml:10:9: error: a tier must be a map",
+                                              "t.yaml:10:14: error: a tier must be a map"));
 }
 
 TEST(LoaderTest, WrongShapes) {
@@ -366,7 +359,7 @@ cadences:
   - just-a-string
 )";
   EXPECT_THAT(
-      Errors(yaml),
+      ConfigErrors(yaml),
       ElementsAre(
           "t.yaml:2:11: error: products must be a non-empty map of product name to {supply_days}",
           "t.yaml:3:8: error: sinks must be a non-empty list of {name, type, ...}",
@@ -414,10 +407,10 @@ TEST(LoaderTest, OperationsKeys) {
   EXPECT_NE(r.rules->sha256, LoadRulesString(std::string(kMinimal), "t.yaml").rules->sha256);
 
   EXPECT_THAT(
-      Errors("log: {level: loud, colour: true}\n"
-             "retention: {touchpoints: 30m}\n"
-             "auth: {token_file: /no/such/token}\n" +
-             std::string(kMinimal)),
+      ConfigErrors("log: {level: loud, colour: true}\n"
+                   "retention: {touchpoints: 30m}\n"
+                   "auth: {token_file: /no/such/token}\n" +
+                   std::string(kMinimal)),
       ElementsAre(HasSubstr("t.yaml:1:14: error: log level must be trace, debug, info, "
                             "warn or error, got 'loud'"),
                   HasSubstr("t.yaml:1:20: error: unknown key 'colour'"),
@@ -427,30 +420,31 @@ TEST(LoaderTest, OperationsKeys) {
 }
 
 TEST(LoaderTest, ASecondDocumentIsAnErrorNotIgnored) {
-  EXPECT_THAT(Errors(std::string(kMinimal) + "---\nversion: 2\n"),
+  EXPECT_THAT(ConfigErrors(std::string(kMinimal) + "---\nversion: 2\n"),
               ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
 }
 
 // Found by tests/fuzz/config_fuzz: yaml-cpp 0.7's LoadAll() loops forever,
 // allocating, on a lone ',' (jbeder/yaml-cpp#1040).
 TEST(LoaderTest, AStrayCommaIsASyntaxErrorNotAHang) {
-  EXPECT_THAT(Errors(","), ElementsAre("t.yaml:1:1: error: YAML syntax: a ',' outside a flow "
-                                       "[list] or {map}"));
-  EXPECT_THAT(Errors("# the rules\n  , steps: [{after: 1d}]\n"),
+  EXPECT_THAT(ConfigErrors(","), ElementsAre("t.yaml:1:1: error: YAML syntax: a ',' outside a flow "
+                                             "[list] or {map}"));
+  EXPECT_THAT(ConfigErrors("# the rules\n  , steps: [{after: 1d}]\n"),
               ElementsAre("t.yaml:2:3: error: YAML syntax: a ',' outside a flow [list] or {map}"));
-  EXPECT_THAT(Errors(std::string(kMinimal) + "---\n,\n"),
+  EXPECT_THAT(ConfigErrors(std::string(kMinimal) + "---\n,\n"),
               ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
 }
 
 TEST(LoaderTest, TagsAreRefused) {
   std::string yaml(kMinimal);
   yaml.replace(yaml.find("{supply_days: 15}"), 17, "{supply_days: !!str 15}");
-  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("YAML tags like 'tag:yaml.org,2002:str' are "
-                                                  "not supported")));
+  EXPECT_THAT(ConfigErrors(yaml),
+              ElementsAre(HasSubstr("YAML tags like 'tag:yaml.org,2002:str' are "
+                                    "not supported")));
 }
 
 TEST(LoaderTest, AnAliasThatRefersToItselfIsAnErrorNotACrash) {
-  EXPECT_THAT(Errors(std::string(kMinimal) + "log: &x [1, *x]\n"),
+  EXPECT_THAT(ConfigErrors(std::string(kMinimal) + "log: &x [1, *x]\n"),
               ElementsAre(HasSubstr("does an alias refer to itself?")));
   // Billion laughs: ten levels of ten aliases each.
   std::string laughs = std::string(kMinimal) + "x0: &a0 [lol]\n";
@@ -459,13 +453,13 @@ TEST(LoaderTest, AnAliasThatRefersToItselfIsAnErrorNotACrash) {
     for (int k = 0; k < 10; ++k) laughs += (k ? ", *a" : "*a") + std::to_string(i - 1);
     laughs += "]\n";
   }
-  const auto errors = Errors(laughs);
+  const auto errors = ConfigErrors(laughs);
   ASSERT_FALSE(errors.empty());
   EXPECT_THAT(errors.front(), HasSubstr("too many nodes"));
 }
 
 TEST(LoaderTest, ATabInTheIndentationIsNamed) {
-  const auto errors = Errors("version: 1\nproducts:\n\tdaily: {supply_days: 15}\n");
+  const auto errors = ConfigErrors("version: 1\nproducts:\n\tdaily: {supply_days: 15}\n");
   EXPECT_THAT(errors,
               ::testing::Contains(HasSubstr(
                   "t.yaml:3:1: error: a tab in the indentation: YAML indents with spaces")));
@@ -474,9 +468,10 @@ TEST(LoaderTest, ATabInTheIndentationIsNamed) {
 TEST(LoaderTest, DurationsAreAtMostAHundredYears) {
   std::string yaml(kMinimal);
   yaml.replace(yaml.find("after: 1d"), 9, "after: 999999999d");
-  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("after must be at most 36500d (100 years)")));
+  EXPECT_THAT(ConfigErrors(yaml),
+              ElementsAre(HasSubstr("after must be at most 36500d (100 years)")));
   yaml = std::string(kMinimal) + "misfire_grace: 876001h\n";
-  EXPECT_THAT(Errors(yaml), ElementsAre(HasSubstr("misfire_grace must be at most 36500d")));
+  EXPECT_THAT(ConfigErrors(yaml), ElementsAre(HasSubstr("misfire_grace must be at most 36500d")));
   yaml = std::string(kMinimal) + "misfire_grace: 876000h\n";
   EXPECT_TRUE(LoadRulesString(yaml, "t.yaml").ok());
 }

@@ -11,15 +11,8 @@
 namespace tp {
 namespace {
 
+using testing::ConfigErrors;
 using ::testing::ElementsAre;
-
-std::vector<std::string> Errors(const std::string& yaml) {
-  LoadResult r = LoadRulesString(yaml, "t.yaml");
-  EXPECT_FALSE(r.ok());
-  std::vector<std::string> out;
-  for (const auto& e : r.errors) out.push_back(e.ToString());
-  return out;
-}
 
 // The lines before `tiers`, `frequency_cap` and `cadences`, which each test
 // appends.
@@ -102,7 +95,7 @@ cadences:
       - {after: 2d, topic: b, sinks: [sms]}
 )";
   EXPECT_THAT(
-      Errors(yaml),
+      ConfigErrors(yaml),
       ElementsAre(
           "t.yaml:7:19: error: frequency_cap.per must be day, week or month (buyer-local "
           "calendar periods), got 'fortnight'",
@@ -124,13 +117,13 @@ cadences:
 TEST(PlaybookLoaderTest, AtMostSixteenCaps) {
   std::string caps = "frequency_cap: [";
   for (int i = 0; i < 17; ++i) caps += std::string(i ? ", " : "") + "{max: 1}";
-  EXPECT_THAT(Errors(std::string(kHead) + caps + "]\n" + std::string(kCadences)),
+  EXPECT_THAT(ConfigErrors(std::string(kHead) + caps + "]\n" + std::string(kCadences)),
               ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap or a list of 1 to 16 "
                           "caps"));
-  EXPECT_THAT(Errors(std::string(kHead) + "frequency_cap: 2\n" + std::string(kCadences)),
+  EXPECT_THAT(ConfigErrors(std::string(kHead) + "frequency_cap: 2\n" + std::string(kCadences)),
               ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap {max, per, sinks} or "
                           "a list of them"));
-  EXPECT_THAT(Errors(std::string(kHead) + "frequency_cap: []\n" + std::string(kCadences)),
+  EXPECT_THAT(ConfigErrors(std::string(kHead) + "frequency_cap: []\n" + std::string(kCadences)),
               ElementsAre("t.yaml:6:16: error: frequency_cap must be one cap or a list of 1 to 16 "
                           "caps"));
 }

@@ -212,26 +212,40 @@ TEST_F(SqliteStoreTest, AStepGoesToItsOwnSinksAndAScopedCapCountsIt) {
   EXPECT_EQ(queued("email", "y"), 0);
 }
 
+// kScopedCapsConfig with its wecom cap per month instead of per day, one
+// purchase, and its first day decided: a fired on wecom, x and z on email;
+// b and y (wecom) held back.
+class MonthlyWecomCapTest : public SqliteStoreTest {
+ protected:
+  void SetUp() override {
+    yaml_.replace(yaml_.find("per: day"), 8, "per: month");
+    in_force_ = &InForce(testing::MustLoad(yaml_));
+    store_ = MustOpen(*in_force_);
+    ASSERT_NE(store_, nullptr);
+    scheduler_ = std::make_unique<Scheduler>(*store_, clock_, *in_force_);
+    ASSERT_TRUE(scheduler_->Ingest({"o", "b", "p", 1, 1, clock_.Now(), ""}).ok());
+    clock_.Set(At("2026-06-02T10:00:00+08:00"));
+    ASSERT_EQ(scheduler_->RunDue()->fired, 3u);
+  }
+
+  std::string yaml_{testing::kScopedCapsConfig};
+  RulesInForce* in_force_ = nullptr;
+  std::unique_ptr<SqliteStore> store_;
+  FakeClock clock_{At("2026-06-01T10:00:00+08:00")};
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
 // A cap scoped to sinks counts a fire by where it went as it fired (the
 // row records it), not by where its step goes after a reload.
-TEST_F(SqliteStoreTest, AScopedCapCountsWhereAFireWentNotWhereItsStepGoesNow) {
-  std::string yaml(testing::kScopedCapsConfig);
-  yaml.replace(yaml.find("per: day"), 8, "per: month");
-  RulesInForce& rules = InForce(testing::MustLoad(yaml));
-  auto store = MustOpen(rules);
-  FakeClock clock(At("2026-06-01T10:00:00+08:00"));
-  Scheduler scheduler(*store, clock, rules);
-  ASSERT_TRUE(scheduler.Ingest({"o", "b", "p", 1, 1, clock.Now(), ""}).ok());
-  clock.Set(At("2026-06-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 3u);  // a on wecom, x and z on email
+TEST_F(MonthlyWecomCapTest, AScopedCapCountsWhereAFireWentNotWhereItsStepGoesNow) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'a' AND sinks = 'wecom'"), 1);
 
   // The chat cadence moves to email: b goes there and may fire; a still
   // counts on wecom, so y (wecom) waits.
-  yaml.replace(yaml.find("sinks: [wecom]\n    steps"), 14, "sinks: [email]");
-  rules.Swap(testing::MustLoad(yaml));
-  clock.Set(At("2026-06-03T09:00:00+08:00"));
-  auto day2 = scheduler.RunDue();
+  yaml_.replace(yaml_.find("sinks: [wecom]\n    steps"), 14, "sinks: [email]");
+  in_force_->Swap(testing::MustLoad(yaml_));
+  clock_.Set(At("2026-06-03T09:00:00+08:00"));
+  auto day2 = scheduler_->RunDue();
   ASSERT_TRUE(day2.ok());
   EXPECT_EQ(day2->fired, 1u);
   EXPECT_EQ(day2->deferred, 1u);
@@ -242,28 +256,19 @@ TEST_F(SqliteStoreTest, AScopedCapCountsWhereAFireWentNotWhereItsStepGoesNow) {
   // What is recorded counts: had a gone to email, nothing went to wecom
   // this month.
   EditByHand("UPDATE touchpoints SET sinks = 'email' WHERE topic = 'a'");
-  clock.Set(At("2026-06-04T09:00:00+08:00"));
-  EXPECT_EQ(scheduler.RunDue()->fired, 1u);  // y: nothing on wecom this month
+  clock_.Set(At("2026-06-04T09:00:00+08:00"));
+  EXPECT_EQ(scheduler_->RunDue()->fired, 1u);  // y: nothing on wecom this month
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'y' AND sinks = 'wecom'"), 1);
 }
 
 // A fire from before the store recorded its sinks (schema 11) counts
 // against every cap.
-TEST_F(SqliteStoreTest, AFireWithNoSinksRecordedCountsAgainstEveryCap) {
-  std::string yaml(testing::kScopedCapsConfig);
-  yaml.replace(yaml.find("per: day"), 8, "per: month");
-  RulesInForce& rules = InForce(testing::MustLoad(yaml));
-  auto store = MustOpen(rules);
-  FakeClock clock(At("2026-06-01T10:00:00+08:00"));
-  Scheduler scheduler(*store, clock, rules);
-  ASSERT_TRUE(scheduler.Ingest({"o", "b", "p", 1, 1, clock.Now(), ""}).ok());
-  clock.Set(At("2026-06-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 3u);
+TEST_F(MonthlyWecomCapTest, AFireWithNoSinksRecordedCountsAgainstEveryCap) {
   // As an older build left them: a, x and z fired, sinks unknown.
   EditByHand("UPDATE touchpoints SET sinks = NULL WHERE state = 1");
   EditByHand("UPDATE touchpoints SET sinks = 'email' WHERE topic IN ('x', 'z')");
-  clock.Set(At("2026-06-03T09:00:00+08:00"));
-  auto day2 = scheduler.RunDue();
+  clock_.Set(At("2026-06-03T09:00:00+08:00"));
+  auto day2 = scheduler_->RunDue();
   ASSERT_TRUE(day2.ok());
   EXPECT_EQ(day2->fired, 0u);  // a, unknown, fills the wecom cap for b and y
   EXPECT_EQ(day2->deferred, 2u);

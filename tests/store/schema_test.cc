@@ -103,19 +103,26 @@ TEST_F(SqliteStoreTest, Version3TouchpointsKeepTheirIdsRowsAndHistory) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM pragma_table_info('touchpoints') WHERE name = 'tp_id'"), 0);
 }
 
+// A buyer b1 (row 1) with a purchase o1 and its touchpoint row 7, fired at
+// 1793584800004, as schemas 9 and 10 hold them.
+constexpr std::string_view kBuyerWithAFire =
+    "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
+    "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
+    "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
+    "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+    "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
+    "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
+    "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
+    "1793584800000, 1793584800000, 1793584800004, NULL);";
+
 // Version 10 indexes each buyer's fired touchpoints and events: a version 9
 // file's are in the indexes, so an event is credited to the touchpoint
 // fired before it, and the cap counts it.
 TEST_F(SqliteStoreTest, Version9FiredTouchpointsAreFoundForCreditAfterTheUpgrade) {
   const std::string sql =
-      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
-      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
-      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
-      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
+      std::string(kBuyerWithAFire) +
       "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
       "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
-      "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
-      "1793584800000, 1793584800000, 1793584800004, NULL),"
       "(8, 1, 1, 'trust', 'comfort-check', 'comfort-check', 0, 1, 1, 0, "
       "1793757600000, 1793757600000, NULL, NULL);"
       "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, attributes, "
@@ -145,16 +152,7 @@ TEST_F(SqliteStoreTest, Version9FiredTouchpointsAreFoundForCreditAfterTheUpgrade
 // Version 11 records where a fired touchpoint went: a version 10 file's
 // fires have none recorded, and are read so (every cap counts them).
 TEST_F(SqliteStoreTest, Version10FiresHaveNoSinksRecordedAfterTheUpgrade) {
-  const std::string sql =
-      "INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 0);"
-      "INSERT INTO purchases (order_id, buyer, product, quantity, amount, purchased_at, "
-      "timezone, zone, tier, attributes, received_at) VALUES ('o1', 1, 'daily', 1, 10, "
-      "1793498400000, '', 'Asia/Shanghai', 'novice', NULL, 0);"
-      "INSERT INTO touchpoints (id, purchase, buyer, cadence, step, topic, cadence_order, "
-      "step_order, cancel_on_repurchase, state, due_at, next_at, fire_at, reason) VALUES "
-      "(7, 1, 1, 'trust', 'how-to-wear', 'how-to-wear', 0, 0, 1, 1, "
-      "1793584800000, 1793584800000, 1793584800004, NULL);";
-  auto store = OpenFrom(10, sql);
+  auto store = OpenFrom(10, std::string(kBuyerWithAFire));
   ASSERT_NE(store, nullptr);
   DueTouchpoint probe{7, {}};
   auto fired = store->FiredBetween(probe, Instant(Millis(1793584800000)),
