@@ -3,9 +3,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include "config/loader.h"
@@ -14,6 +18,9 @@
 #include "ctl/outcome_table.h"
 #include "ctl/remote.h"
 #include "outcomes/report_json.h"
+#include "simulate/digest.h"
+#include "simulate/html_report.h"
+#include "simulate/run_diff.h"
 #include "simulate/simulate.h"
 #include "store/sqlite_store.h"
 
@@ -50,9 +57,56 @@ int Validate(const std::string& path) {
 }
 
 struct SimulateFlags {
-  std::string config, purchases, events, until, report_by;
+  std::string config, purchases, events, until, report_by, html, compare;
   bool report = false, json = false;
 };
+
+// --html (and --compare): the page instead of JSON lines.
+int SimulateHtml(const SimulateFlags& flags, std::shared_ptr<const tp::Rules> rules,
+                 tp::SimulateOptions options) {
+  std::vector<std::shared_ptr<const tp::Rules>> rule_sets{std::move(rules)};
+  std::vector<std::string> labels{flags.config};
+  if (!flags.compare.empty()) {
+    const tp::LoadResult other = tp::LoadRulesFile(flags.compare);
+    if (!other.ok()) {
+      PrintErrors(other.errors);
+      return 1;
+    }
+    rule_sets.push_back(other.rules);
+    labels.push_back(flags.compare);
+  }
+  std::vector<std::unique_ptr<tp::SimDigest>> digests;
+  std::optional<tp::RunDiff> diff;
+  if (rule_sets.size() > 1) diff.emplace();
+  std::vector<tp::HtmlRun> runs;
+  for (std::size_t i = 0; i < rule_sets.size(); ++i) {
+    digests.push_back(std::make_unique<tp::SimDigest>(*rule_sets[i]));
+    options.digest = digests.back().get();
+    if (diff) {
+      options.on_touchpoint = [&diff, i](const tp::TouchpointView& t) {
+        i == 0 ? diff->AddA(t) : diff->AddB(t);
+      };
+    }
+    const tp::SimulateResult result = tp::Simulate(rule_sets[i], options, std::cout);
+    for (const auto& w : result.warnings) std::cerr << labels[i] << ": " << w << '\n';
+    for (const auto& e : result.errors) std::cerr << labels[i] << ": " << e << '\n';
+    if (!result.ok()) return 1;
+    if (diff && i == 0) diff->Seal();
+    runs.push_back({labels[i], digests.back().get()});
+  }
+  const std::string page =
+      tp::SimulationPage(runs, diff ? &*diff : nullptr, std::string("touchpointctl ") + TP_VERSION);
+  std::ofstream out(flags.html, std::ios::binary | std::ios::trunc);
+  out.write(page.data(), static_cast<std::streamsize>(page.size()));
+  out.close();
+  if (!out) {
+    std::cerr << "touchpointctl: cannot write " << flags.html << ": " << std::strerror(errno)
+              << '\n';
+    return 1;
+  }
+  std::cerr << "wrote " << flags.html << " (" << page.size() / 1024 << " KiB)\n";
+  return 0;
+}
 
 int Simulate(const SimulateFlags& flags) {
   const std::string& config = flags.config;
@@ -74,6 +128,7 @@ int Simulate(const SimulateFlags& flags) {
     }
   }
   std::ios::sync_with_stdio(false);
+  if (!flags.html.empty()) return SimulateHtml(flags, loaded.rules, options);
   const tp::SimulateResult result = tp::Simulate(loaded.rules, options, std::cout);
   for (const auto& w : result.warnings) std::cerr << w << '\n';
   for (const auto& e : result.errors) std::cerr << e << '\n';
@@ -188,6 +243,15 @@ int main(int argc, char** argv) {
       ->needs(sim_report);
   simulate->add_flag("--json", sim.json, "with --report: the API's JSON instead of a table")
       ->needs(sim_report);
+  auto* sim_html = simulate->add_option(
+      "--html", sim.html,
+      "write a self-contained HTML page (load per day, hours, funnel, outcomes, journeys) "
+      "instead of the touchpoints");
+  sim_html->excludes(sim_report);
+  simulate
+      ->add_option("--compare", sim.compare,
+                   "with --html: the same purchases under this config too, and what changes")
+      ->needs(sim_html);
 
   tp::ImportOptions import_options;
   RemoteFlags import_remote;

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 # The official standardwebhooks package, for the signature interop test.
 npm ci --prefix tests/interop --no-audit --no-fund --silent
+# puppeteer-core, which drives Debian's chromium in the browser tests (it
+# downloads no browser).
+npm ci --prefix tests/browser --no-audit --no-fund --silent
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}"

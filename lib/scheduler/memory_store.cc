@@ -325,6 +325,7 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
         break;
       }
       case FiringOutcome::Kind::kDeferred:
+        if (o.capped && observer_ != nullptr) observer_->OnCapDeferred(View(slot), o.at, o.reason);
         t.next_at = o.at;
         heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
         break;

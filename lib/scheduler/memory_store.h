@@ -41,6 +41,10 @@ class MemoryStore final : public ScheduleStore {
    public:
     virtual ~Observer() = default;
     virtual void OnFinal(const TouchpointView& touchpoint) = 0;
+    // A frequency cap held the touchpoint back to `until` (its next_at is
+    // still when it came due); it stays pending.
+    virtual void OnCapDeferred(const TouchpointView& /*touchpoint*/, Instant /*until*/,
+                               std::string_view /*reason*/) {}
   };
 
   // `observer`, if any, must outlive *this.

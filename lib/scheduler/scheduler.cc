@@ -300,7 +300,8 @@ StatusOr<RunStats> Scheduler::RunDue(std::size_t max_batches) {
         if (full->has_value()) {
           // Again and again, a day at a time, until every cap allows it.
           outcomes.push_back({FiringOutcome::Kind::kDeferred,
-                              NextDayOpening(now, rules.send_window, t.zone), std::move(**full)});
+                              NextDayOpening(now, rules.send_window, t.zone), std::move(**full),
+                              true});
           ++stats.deferred;
           continue;
         }

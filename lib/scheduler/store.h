@@ -61,6 +61,7 @@ struct FiringOutcome {
   Kind kind = Kind::kFired;
   Instant at;  // kFired: fire_at; kDeferred: the new next_at; kSkipped: when decided
   std::string reason;
+  bool capped = false;  // kDeferred by a frequency cap (not by the send window)
 };
 
 // What an order id already stands for.

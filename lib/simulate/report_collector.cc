@@ -12,10 +12,13 @@ std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
 
 }  // namespace
 
-ReportCollector::ReportCollector(const Rules& rules, ReportBy by, const MemoryStore& store)
-    : rules_(rules),
-      fires_wanted_(by == ReportBy::kCadence || by == ReportBy::kTopic),
-      store_(store) {}
+ReportCollector::ReportCollector(const Rules& rules, std::initializer_list<ReportBy> by,
+                                 const MemoryStore& store)
+    : rules_(rules), store_(store) {
+  for (ReportBy b : by) {
+    (b == ReportBy::kCadence || b == ReportBy::kTopic ? fires_wanted_ : purchases_wanted_) = true;
+  }
+}
 
 void ReportCollector::OnPurchase(const Purchase& purchase, int tier, const Zone* zone) {
   const int product = rules_.ProductIndex(purchase.product);
@@ -35,7 +38,7 @@ void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credit
   const bool trust = rules_.engagement_types[static_cast<std::size_t>(type)].trust;
   // By tier or product only trust signals matter; by cadence or topic only
   // credited events.
-  if (fires_wanted_ ? credited == 0 : !trust) return;
+  if (!(purchases_wanted_ && trust) && !(fires_wanted_ && credited != 0)) return;
   events_.push_back({*buyer, trust, Ms(event.at), credited});
 }
 
@@ -65,7 +68,9 @@ OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
                                  r.zone});
     }
     // In time order, ties in planning order (as the store's row ids).
-    if (fires_wanted_) store_.FiredOf(b, fired);
+    if (options.by == ReportBy::kCadence || options.by == ReportBy::kTopic) {
+      store_.FiredOf(b, fired);
+    }
     std::stable_sort(fired.begin(), fired.end(),
                      [](const MemoryStore::Fired& x, const MemoryStore::Fired& y) {
                        return x.fire_at < y.fire_at;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,8 +21,9 @@ namespace tp {
 
 class ReportCollector {
  public:
-  // `store` (which must outlive *this) tracks its touchpoints.
-  ReportCollector(const Rules& rules, ReportBy by, const MemoryStore& store);
+  // `store` (which must outlive *this) tracks its touchpoints. Report()
+  // may then group by any of `by`.
+  ReportCollector(const Rules& rules, std::initializer_list<ReportBy> by, const MemoryStore& store);
 
   // A purchase the store recorded.
   void OnPurchase(const Purchase& purchase, int tier, const Zone* zone);
@@ -47,7 +49,8 @@ class ReportCollector {
     std::uint64_t credited;
   };
   const Rules& rules_;
-  const bool fires_wanted_;
+  bool purchases_wanted_ = false;  // by tier or product
+  bool fires_wanted_ = false;      // by cadence or topic
   const MemoryStore& store_;
   std::vector<PurchaseRec> purchases_;
   std::vector<EventRec> events_;

@@ -13,11 +13,13 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "outcomes/report_json.h"
 #include "planner/purchase_check.h"
 #include "scheduler/memory_store.h"
 #include "scheduler/scheduler.h"
 #include "simulate/csv.h"
 #include "simulate/csv_pass.h"
+#include "simulate/digest.h"
 #include "simulate/report_collector.h"
 
 namespace tp {
@@ -123,6 +125,24 @@ class LineWriter final : public MemoryStore::Observer {
   bool report_;
 };
 
+// Hands what becomes of each touchpoint to a digest.
+class DigestFeed final : public MemoryStore::Observer {
+ public:
+  DigestFeed(SimDigest& digest, const std::function<void(const TouchpointView&)>& also)
+      : digest_(digest), also_(also) {}
+  void OnFinal(const TouchpointView& t) override {
+    digest_.OnTouchpoint(t);
+    if (also_) also_(t);
+  }
+  void OnCapDeferred(const TouchpointView& t, Instant until, std::string_view reason) override {
+    digest_.OnCapDeferred(t, until, reason);
+  }
+
+ private:
+  SimDigest& digest_;
+  const std::function<void(const TouchpointView&)>& also_;
+};
+
 std::string ErrorAt(const std::string& file, std::uint64_t line, const std::string& message) {
   return file + ":" + std::to_string(line) + ": error: " + message;
 }
@@ -187,13 +207,21 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   // Pass 2: replay both on the virtual clock, in time order; at one instant
   // the purchase first (an answer at the very moment of a purchase counts
   // for it).
-  LineWriter writer(out, options.report.has_value());
-  MemoryStore store(rules, &writer);
+  SimDigest* const digest = options.digest;
+  LineWriter writer(out, options.report.has_value() || digest != nullptr);
+  std::optional<DigestFeed> feed;
+  if (digest != nullptr) feed.emplace(*digest, options.on_touchpoint);
+  MemoryStore store(rules, feed ? static_cast<MemoryStore::Observer*>(&*feed) : &writer);
   // Events are credited to the touchpoints it tracks, and the report reads
   // their fires there.
   if (events || options.report) store.TrackTouchpoints();
   std::optional<ReportCollector> collector;
-  if (options.report) collector.emplace(*rules, *options.report, store);
+  if (options.report) {
+    collector.emplace(*rules, std::initializer_list<ReportBy>{*options.report}, store);
+  } else if (digest != nullptr && events) {
+    collector.emplace(*rules, std::initializer_list<ReportBy>{ReportBy::kTier, ReportBy::kTopic},
+                      store);
+  }
   FakeClock clock(Instant{});
   const RulesInForce in_force(rules);  // no reload here: these rules throughout
   Scheduler scheduler(store, clock, in_force);
@@ -224,6 +252,7 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
     if (clock.Now() < at) clock.Set(at);
     if (purchase_next) {
       purchases.Load(r, purchase);
+      const std::uint32_t buyers_before = store.buyer_count();
       auto outcome = scheduler.Ingest(purchase);
       if (!outcome.ok()) {
         result.errors.push_back(ErrorAt(purchases.path(), r.line, outcome.status().message()));
@@ -234,6 +263,9 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
         continue;
       }
       ++result.purchases;
+      if (digest != nullptr) {
+        digest->OnPurchase(purchase, outcome->tier, store.buyer_count() > buyers_before);
+      }
       if (collector) {
         collector->OnPurchase(purchase, outcome->tier, scheduler.ZoneFor(purchase.timezone));
       }
@@ -264,14 +296,29 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
     result.errors.push_back("error: the scheduler failed");
     return result;
   }
-  if (collector) {
-    ReportOptions report_options;
-    report_options.from = kMinPurchasedAt;  // every purchase: the API's bounds
-    report_options.to = kMaxPurchasedAt;
-    report_options.as_of = options.until.value_or(clock.Now());
+  ReportOptions report_options;
+  report_options.from = kMinPurchasedAt;  // every purchase: the API's bounds
+  report_options.to = kMaxPurchasedAt;
+  report_options.as_of = options.until.value_or(clock.Now());
+  report_options.windows = rules->outcomes;
+  if (options.report) {
     report_options.by = *options.report;
-    report_options.windows = rules->outcomes;
     result.report = collector->Report(report_options);
+    return result;
+  }
+  if (digest != nullptr) {
+    store.ForEachPending([&](const TouchpointView& t) { feed->OnFinal(t); });
+    digest->SetTotals({store.buyer_count(), result.purchases, result.duplicates, result.events,
+                       result.event_duplicates});
+    if (collector) {
+      nlohmann::ordered_json outcomes;
+      for (const auto& [key, by] :
+           {std::pair{"by_tier", ReportBy::kTier}, std::pair{"by_topic", ReportBy::kTopic}}) {
+        report_options.by = by;
+        outcomes[key] = ReportJson(collector->Report(report_options));
+      }
+      digest->SetOutcomes(outcomes.dump());
+    }
     return result;
   }
   writer.FinishFinals();

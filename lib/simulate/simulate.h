@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -12,8 +13,11 @@
 #include "config/rules.h"
 #include "core/time.h"
 #include "outcomes/outcomes.h"
+#include "scheduler/store.h"
 
 namespace tp {
+
+class SimDigest;
 
 struct SimulateOptions {
   std::string purchases_path;
@@ -28,6 +32,11 @@ struct SimulateOptions {
   // Instead of the touchpoints, the outcomes report grouped so (over all
   // purchases, as of --until or the replay's end).
   std::optional<ReportBy> report;
+  // Instead of the touchpoints, feed this digest (simulate/digest.h; with
+  // events, the outcomes by tier and by topic too). Must outlive the call.
+  SimDigest* digest = nullptr;
+  // With `digest`: also handed each touchpoint the digest is (--compare).
+  std::function<void(const TouchpointView&)> on_touchpoint;
 };
 
 struct SimulateResult {

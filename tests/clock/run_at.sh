@@ -26,8 +26,9 @@ lib=$(find "$(cd "$build" && pwd)" -name libtp_shift_clock.so -print -quit)
 # at -j2), so it runs four tests per core.
 jobs=$((4 * $(nproc 2>/dev/null || echo 2)))
 # The crash loop kills and restarts daemons for 20 s whatever the time; it
-# runs once, in the plain suite.
-exclude=${TP_RUN_AT_EXCLUDE:-CrashTest}
+# runs once, in the plain suite. So does the simulate page's browser test:
+# its replay runs on a virtual clock, and chromium is not preloaded.
+exclude=${TP_RUN_AT_EXCLUDE:-CrashTest|BrowserTest.SimulatePage}
 failed=()
 for at in "${instants[@]}"; do
   shift_s=$(($(date -u -d "$at" +%s) - $(date -u +%s)))

@@ -1,0 +1,58 @@
+// What the browser tests share: Debian's chromium, headless, and a list of
+// failures that also collects every console error, uncaught exception,
+// refused resource (a Content-Security-Policy violation among them) and
+// request to anywhere the page should not reach.
+import puppeteer from 'puppeteer-core';
+
+export const chromium = process.env.TP_CHROMIUM || '/usr/bin/chromium';
+
+export function launch() {
+  return puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    // The sandbox needs user namespaces, which CI's root containers lack.
+    args: ['--no-sandbox', '--disable-gpu', '--font-render-hinting=none', '--lang=en-US'],
+  });
+}
+
+// Sorts object keys, so two objects compare by content.
+export function canon(value) {
+  if (Array.isArray(value)) return value.map(canon);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().map(k => [k, canon(value[k])]));
+  }
+  return value;
+}
+
+export class Failures {
+  constructor() { this.list = []; }
+  add(message) { this.list.push(message); }
+  equal(got, want, what) {
+    const g = JSON.stringify(canon(got)), w = JSON.stringify(canon(want));
+    if (g !== w) this.add(`${what}: got ${g}, want ${w}`);
+  }
+  // Every console error or warning, page error, failed request and request
+  // whose URL does not start with `allowed`.
+  watch(page, allowed) {
+    page.on('console', m => {
+      if (m.type() === 'error' || m.type() === 'warn') this.add(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', e => this.add(`page error: ${e.message}`));
+    page.on('requestfailed', r => this.add(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+    page.on('request', r => {
+      if (!r.url().startsWith(allowed)) this.add(`request to ${r.url()}`);
+    });
+  }
+  report() {
+    for (const f of this.list) console.error('FAIL ' + f);
+    if (this.list.length === 0) console.log('ok');
+    return this.list.length === 0 ? 0 : 1;
+  }
+}
+
+// A 1280x800 screenshot of what the viewport shows (canvases included,
+// which full-page captures in headless mode leave blank).
+export async function screenshot(page, file) {
+  await page.evaluate(() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.screenshot({path: file});
+}
