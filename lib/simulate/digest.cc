@@ -92,11 +92,12 @@ SimDigest::Journey* SimDigest::JourneyOf(std::string_view buyer) {
   return it == journey_of_buyer_.end() ? nullptr : &journeys_[it->second];
 }
 
-void SimDigest::OnPurchase(const Purchase& purchase, int tier, bool new_buyer) {
+void SimDigest::OnPurchase(const Purchase& purchase, int tier, bool first) {
+  if (first) ++buyers_;
   const std::string tier_name = tier >= 0 && static_cast<std::size_t>(tier) < rules_.tiers.size()
                                     ? rules_.tiers[static_cast<std::size_t>(tier)].name
                                     : std::string();
-  if (new_buyer && !tier_name.empty() &&
+  if (first && !tier_name.empty() &&
       sampled_per_tier_[static_cast<std::size_t>(tier)] < journeys_per_tier_) {
     ++sampled_per_tier_[static_cast<std::size_t>(tier)];
     journey_of_buyer_.emplace(purchase.buyer_id, journeys_.size());
@@ -138,7 +139,13 @@ void SimDigest::OnTouchpoint(const TouchpointView& t) {
     ++heat_[weekday - 1][static_cast<std::size_t>(hour)];
   }
   Journey* j = JourneyOf(t.buyer_id);
-  if (j == nullptr || j->touchpoints.size() == kMaxJourneyTouchpoints) return;
+  if (j == nullptr) return;
+  std::pair<std::uint32_t, std::string> held;
+  if (auto it = j->held.find(std::string(t.id)); it != j->held.end()) {
+    held = std::move(it->second);
+    j->held.erase(it);  // final now: held no more, whether shown or not
+  }
+  if (j->touchpoints.size() == kMaxJourneyTouchpoints) return;
   Journey::Touch touch{std::string(t.id),
                        std::string(t.cadence),
                        std::string(t.step),
@@ -148,13 +155,8 @@ void SimDigest::OnTouchpoint(const TouchpointView& t) {
                        std::string(StateName(t.state)),
                        std::string(t.reason),
                        t.due_at.time_since_epoch().count(),
-                       0,
-                       {}};
-  if (auto held = j->held.find(touch.id); held != j->held.end()) {
-    touch.held = held->second.first;
-    touch.held_reason = std::move(held->second.second);
-    j->held.erase(held);
-  }
+                       held.first,
+                       std::move(held.second)};
   j->touchpoints.push_back(std::move(touch));
 }
 
@@ -182,7 +184,7 @@ std::string SimDigest::Json(std::string_view label) const {
     statuses[std::string(StateName(state))] = by_state_[s];
     touchpoints += by_state_[s];
   }
-  out["summary"] = {{"buyers", totals.buyers},
+  out["summary"] = {{"buyers", buyers_},
                     {"purchases", totals.purchases},
                     {"duplicates", totals.duplicates},
                     {"events", totals.events},

@@ -24,8 +24,9 @@ class SimDigest {
   // purchase) have their whole timeline kept.
   explicit SimDigest(const Rules& rules, std::size_t journeys_per_tier = 3);
 
-  // A purchase recorded; `new_buyer` when it is the buyer's first.
-  void OnPurchase(const Purchase& purchase, int tier, bool new_buyer);
+  // A purchase recorded; `first` when it is the buyer's first purchase
+  // (the summary's buyers are those who bought).
+  void OnPurchase(const Purchase& purchase, int tier, bool first);
   // A touchpoint final, or still pending when the replay ends: each once.
   void OnTouchpoint(const TouchpointView& t);
   // A touchpoint a frequency cap held back to `until` (`t.next_at` is when
@@ -34,7 +35,7 @@ class SimDigest {
 
   // What the summary counts besides touchpoints, when the replay ends.
   struct Totals {
-    std::uint64_t buyers = 0, purchases = 0, duplicates = 0, events = 0, event_duplicates = 0;
+    std::uint64_t purchases = 0, duplicates = 0, events = 0, event_duplicates = 0;
   };
   void SetTotals(const Totals& totals) { totals_ = totals; }
   // The outcomes reports as JSON: {"by_tier": ..., "by_topic": ...}
@@ -93,6 +94,7 @@ class SimDigest {
   std::array<std::array<std::uint64_t, 24>, 7> heat_{};  // [ISO weekday - 1][hour], buyer-local
   std::array<std::uint64_t, kStates> by_state_{};
   std::uint64_t cap_deferrals_ = 0;
+  std::uint64_t buyers_ = 0;
   Totals totals_;
   std::string outcomes_;
   std::vector<Journey> journeys_;

@@ -252,7 +252,16 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
     if (clock.Now() < at) clock.Set(at);
     if (purchase_next) {
       purchases.Load(r, purchase);
-      const std::uint32_t buyers_before = store.buyer_count();
+      // Whether this is the buyer's first purchase (an event may have
+      // made the buyer known before it).
+      bool first_purchase = false;
+      if (digest != nullptr) {
+        first_purchase = !store.BuyerIndexOf(purchase.buyer_id);
+        if (!first_purchase) {
+          auto known = store.LoadBuyer(purchase.buyer_id);
+          first_purchase = known.ok() && known->history.empty();
+        }
+      }
       auto outcome = scheduler.Ingest(purchase);
       if (!outcome.ok()) {
         result.errors.push_back(ErrorAt(purchases.path(), r.line, outcome.status().message()));
@@ -264,7 +273,7 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
       }
       ++result.purchases;
       if (digest != nullptr) {
-        digest->OnPurchase(purchase, outcome->tier, store.buyer_count() > buyers_before);
+        digest->OnPurchase(purchase, outcome->tier, first_purchase);
       }
       if (collector) {
         collector->OnPurchase(purchase, outcome->tier, scheduler.ZoneFor(purchase.timezone));
@@ -308,8 +317,8 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
   }
   if (digest != nullptr) {
     store.ForEachPending([&](const TouchpointView& t) { feed->OnFinal(t); });
-    digest->SetTotals({store.buyer_count(), result.purchases, result.duplicates, result.events,
-                       result.event_duplicates});
+    digest->SetTotals(
+        {result.purchases, result.duplicates, result.events, result.event_duplicates});
     if (collector) {
       nlohmann::ordered_json outcomes;
       for (const auto& [key, by] :
