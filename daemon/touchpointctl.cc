@@ -15,6 +15,7 @@
 #include "config/loader.h"
 #include "core/text.h"
 #include "core/time.h"
+#include "ctl/export.h"
 #include "ctl/outcome_table.h"
 #include "ctl/remote.h"
 #include "outcomes/report_json.h"
@@ -310,6 +311,16 @@ int main(int argc, char** argv) {
   auto* ids_option = dead_replay->add_option("ID", dead_ids, "dead letter ids (from 'list')");
   all_flag->excludes(ids_option);
 
+  tp::ExportOptions export_options;
+  auto* export_cmd = app.add_subcommand(
+      "export",
+      "Write a database's purchases and events as the CSVs simulate reads "
+      "(OUT_DIR/purchases.csv, OUT_DIR/events.csv), from one snapshot, even while touchpointd "
+      "runs");
+  export_cmd->add_option("--database", export_options.database, "the daemon's SQLite file")
+      ->required();
+  export_cmd->add_option("OUT_DIR", export_options.out_dir, "folder for the two files")->required();
+
   std::string backup_database, backup_out;
   auto* backup = app.add_subcommand(
       "backup", "Copy the database consistently, even while touchpointd runs (SQLite backup API)");
@@ -338,6 +349,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (simulate->parsed()) return Simulate(sim);
+  if (export_cmd->parsed()) {
+    export_options.terminal_width = TerminalWidth(STDERR_FILENO);
+    tp::ExportResult exported;
+    const tp::Status s = tp::Export(export_options, exported, std::cerr);
+    if (!s.ok()) return Report(s);
+    std::cout << "exported " << tp::Plural(exported.purchases, "purchase") << " and "
+              << tp::Plural(exported.events, "event") << " from " << export_options.database
+              << " to " << export_options.out_dir << "/purchases.csv and events.csv\n";
+    return 0;
+  }
   if (import_cmd->parsed()) {
     auto remote = import_remote.Resolve();
     if (!remote) return kExitUsage;

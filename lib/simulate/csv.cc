@@ -13,6 +13,21 @@
 
 namespace tp {
 
+void AppendCsvField(std::string& out, std::string_view value) {
+  const bool quote = value.find_first_of(",\"\r\n") != std::string_view::npos ||
+                     (!value.empty() && (value.front() == ' ' || value.back() == ' '));
+  if (!quote) {
+    out += value;
+    return;
+  }
+  out.push_back('"');
+  for (char c : value) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
 CsvLineReader::CsvLineReader(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

@@ -21,6 +21,10 @@
 
 namespace tp {
 
+// Appends `value` as one CSV field: quoted (quotes doubled) when it holds a
+// comma, a quote, a line break or leading or trailing space, as is otherwise.
+void AppendCsvField(std::string& out, std::string_view value);
+
 // Splits one CSV line into `fields` (reused to avoid allocations). Returns an
 // error message for an unterminated or stray quote.
 std::optional<std::string> SplitCsvLine(std::string_view line, std::vector<std::string>& fields);
