@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds and runs the whole test suite.
 #   scripts/test.sh              # Debug build in build/, ctest
-#   scripts/test.sh --sanitize   # ASan + UBSan build in build-asan/, ctest
+#   scripts/test.sh --sanitize   # ASan + UBSan build (clang) in build-asan/, ctest
 # TP_WERROR=ON makes compiler warnings errors, TP_LINE_TABLES=ON keeps only
 # line tables as debug info (CI sets both; .ci/run).
 set -euo pipefail
@@ -18,7 +18,12 @@ cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}"
             -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}")
 if [[ ${1:-} == --sanitize ]]; then
   build_dir=build-asan
-  cmake_args+=(-DTP_SANITIZE=ON)
+  # clang, with libFuzzer's coverage instrumentation as well (TP_FUZZ): the
+  # same objects then serve the fuzz targets (tests/fuzz/run.sh 60
+  # build-asan), so CI compiles the library once for both, not twice. The
+  # compiler is chosen when build-asan is first configured.
+  export CXX=${CXX:-clang++}
+  cmake_args+=(-DTP_SANITIZE=ON -DTP_FUZZ=ON)
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null

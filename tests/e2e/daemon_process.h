@@ -129,8 +129,10 @@ class DaemonProcess {
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
     for (const auto& [name, value] : env_) {
-      std::erase_if(env, [&](const std::string& e) { return e.starts_with(name + "="); });
-      env.push_back(name + "=" + value);
+      // (clang 14, the sanitizer build's, cannot capture a structured binding)
+      const std::string prefix = name + "=";
+      std::erase_if(env, [&prefix](const std::string& e) { return e.starts_with(prefix); });
+      env.push_back(prefix + value);
     }
     std::vector<char*> raw_argv, raw_env;
     for (auto& a : argv) raw_argv.push_back(a.data());

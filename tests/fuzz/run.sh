@@ -7,6 +7,11 @@
 # once every target has run.
 #   tests/fuzz/run.sh           # 60 s each
 #   tests/fuzz/run.sh 600       # longer
+#   tests/fuzz/run.sh 60 build-asan
+#                               # in a build already configured with TP_FUZZ
+#                               # (scripts/test.sh --sanitize makes one; CI
+#                               # uses it rather than compiling everything
+#                               # a second time)
 #
 # One target by hand (from the repository's root, after one run.sh):
 #   mkdir -p /tmp/csv-out && cd /tmp/csv-out
@@ -25,14 +30,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${1:-60}
-build=build-fuzz
+build=${2:-build-fuzz}
 out=$build/fuzz-out
 targets=(purchase_json_fuzz json_body_fuzz config_fuzz csv_fuzz http_fuzz)
 
-# The compiler is chosen when build-fuzz is first configured.
-CXX=clang++ cmake -S . -B "$build" -DTP_FUZZ=ON -DTP_BUILD_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR="${TP_WERROR:-OFF}" \
-  -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}" >/dev/null
+if [[ -n ${2:-} ]]; then
+  grep -q '^TP_FUZZ:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null ||
+    { echo "run.sh: $build is not a build configured with TP_FUZZ=ON" >&2; exit 64; }
+else
+  # The compiler is chosen when build-fuzz is first configured.
+  CXX=clang++ cmake -S . -B "$build" -DTP_FUZZ=ON -DTP_BUILD_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_WERROR="${TP_WERROR:-OFF}" \
+    -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}" >/dev/null
+fi
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
