@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages Touchpoint builds, tests and runs with
 # (systemd for systemd-analyze, prometheus for promtool: both used by tests;
 # clang, its libFuzzer runtime and llvm-symbolizer for tests/fuzz; Chart.js,
-# compiled into the pages; chromium and a font for the browser tests).
+# compiled into the pages; chromium, firefox-esr and a font for the browser
+# tests).
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 time curl openssl
   clang libclang-rt-14-dev llvm
-  libjs-chart.js chromium fonts-dejavu-core
+  libjs-chart.js chromium firefox-esr fonts-dejavu-core
 )
 # The webhook signature interop test runs the official Standard Webhooks
 # package on Node.js; use the machine's Node if it has one, else Debian's.

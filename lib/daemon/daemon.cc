@@ -16,6 +16,7 @@
 #include "api/queue_routes.h"
 #include "api/report_routes.h"
 #include "api/router.h"
+#include "api/ui_routes.h"
 #include "api/v1_gate.h"
 #include "core/text.h"
 #include "daemon/daemon.h"
@@ -122,8 +123,9 @@ struct Daemon::Impl {
     reloader = std::make_unique<Reloader>(
         options, clock, rules,
         Reloader::Parts{*store, *dispatcher, batcher, replanner, fire, metrics});
-    status_routes = std::make_unique<StatusRoutes>(StatusRoutes::Parts{
-        io, options, rules, *reloader, replanner, space.guard(), *dispatcher, *reader, metrics});
+    status_routes = std::make_unique<StatusRoutes>(
+        StatusRoutes::Parts{io, options, rules, *reloader, replanner, space.guard(), *dispatcher,
+                            *reader, metrics, clock});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
     report_routes = std::make_unique<api::ReportRoutes>(
         route_context, io, [this](OutcomeQuery query, api::ReportRoutes::Done done) {
@@ -135,6 +137,7 @@ struct Daemon::Impl {
     queue_routes->AddTo(router);
     dead_letter_routes.AddTo(router);
     report_routes->AddTo(router);
+    api::AddUiRoutes(router);
   }
 
   // SIGHUP (daemon/reloader.h), told to systemd.

@@ -1,5 +1,6 @@
 #include "daemon/status_routes.h"
 
+#include <date/tz.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -22,6 +23,10 @@ void StatusRoutes::AddTo(api::Router& router) {
   router.Add("GET", "/metrics",
              [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
                Metrics(std::move(respond));
+             });
+  router.Add("GET", "/v1/status",
+             [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
+               Status(std::move(respond));
              });
 }
 
@@ -96,6 +101,103 @@ void StatusRoutes::Metrics(HttpRespond respond) {
                         });
                         work.reset();
                       });
+}
+
+// Both counts on the store reader's thread, one after the other (each
+// consistent in itself), then the answer rendered on the loop.
+void StatusRoutes::Status(HttpRespond respond) {
+  std::vector<std::string> queues, push_sinks;
+  for (const Sink& sink : parts_.rules->sinks) {
+    (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
+  }
+  // Local days in the rules' zone, from today's start.
+  const Zone* zone = parts_.rules->timezone;
+  const Instant today = StartOfLocalDay(parts_.clock.Now(), zone);
+  std::vector<Instant> boundaries;
+  for (int d = 0; d <= kPendingDays; ++d) boundaries.push_back(AddCalendarDays(today, d, zone));
+  StoreReader& reader = parts_.reader;
+  reader.Count(
+      std::move(queues), std::move(push_sinks),
+      [this, &reader, boundaries, work = asio::make_work_guard(parts_.io),
+       respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
+        if (!gauges.ok()) {
+          asio::post(work.get_executor(),
+                     [respond = std::move(respond), s = gauges.status()]() mutable {
+                       respond(api::ErrorResponse(500, s.message()));
+                     });
+          return work.reset();
+        }
+        // Still on the reader's thread: the next job queues behind this one.
+        reader.PendingByDay(
+            boundaries, [this, boundaries, work = std::move(work), respond = std::move(respond),
+                         gauges = std::move(*gauges)](StatusOr<PendingDays> days) mutable {
+              asio::post(work.get_executor(),
+                         [this, boundaries = std::move(boundaries), respond = std::move(respond),
+                          gauges = std::move(gauges), days = std::move(days)]() mutable {
+                           respond(days.ok() ? RenderStatus(gauges, *days, boundaries)
+                                             : api::ErrorResponse(500, days.status().message()));
+                         });
+              work.reset();
+            });
+      });
+}
+
+HttpResponse StatusRoutes::RenderStatus(const StoreGauges& gauges, const PendingDays& days,
+                                        const std::vector<Instant>& boundaries) const {
+  const Rules& rules = *parts_.rules;
+  auto count_of = [](const auto& pairs, const std::string& name) -> std::int64_t {
+    for (const auto& [key, n] : pairs) {
+      if (key == name) return n;
+    }
+    return 0;
+  };
+  json sinks = json::array();
+  const std::vector<SinkHealth> health = parts_.dispatcher.Health();
+  for (const Sink& sink : rules.sinks) {
+    if (sink.type == Sink::Type::kQueue) continue;
+    json item = {{"name", sink.name},
+                 {"type", sink.type == Sink::Type::kWebhook ? "webhook" : "redis"},
+                 {"state", "ok"},
+                 {"consecutive_failures", 0},
+                 {"last_error", nullptr},
+                 {"outbox", count_of(gauges.outbox, sink.name)},
+                 {"dead_letters", count_of(gauges.dead_letters, sink.name)}};
+    for (const SinkHealth& h : health) {
+      if (h.name != sink.name) continue;
+      item["state"] = h.state;
+      item["consecutive_failures"] = h.consecutive_failures;
+      if (!h.last_error.empty()) item["last_error"] = h.last_error;
+    }
+    sinks.push_back(std::move(item));
+  }
+  json queues = json::array();
+  for (const auto& [name, messages] : gauges.queue_messages) {
+    queues.push_back({{"name", name}, {"messages", messages}});
+  }
+  json per_day = json::array();
+  for (std::size_t i = 0; i < days.days.size(); ++i) {
+    json cadences = json::object();
+    std::int64_t total = 0;
+    for (const auto& [order, n] : days.days[i]) {
+      const std::string name = order >= 0 && static_cast<std::size_t>(order) < rules.cadences.size()
+                                   ? rules.cadences[static_cast<std::size_t>(order)].name
+                                   : "(not in the rules)";
+      cadences[name] = cadences.value(name, std::int64_t{0}) + n;
+      total += n;
+    }
+    per_day.push_back({{"day", FormatRfc3339(boundaries[i], rules.timezone).substr(0, 10)},
+                       {"total", total},
+                       {"cadences", std::move(cadences)}});
+  }
+  return api::JsonResponse(200, {{"as_of", FormatRfc3339(parts_.clock.Now(), UtcZone())},
+                                 {"sinks", std::move(sinks)},
+                                 {"queues", std::move(queues)},
+                                 {"pending",
+                                  {{"total", gauges.pending},
+                                   {"timezone", rules.timezone->name()},
+                                   {"before", days.before},
+                                   {"days", std::move(per_day)},
+                                   {"later", days.later}}}});
 }
 
 HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {

@@ -16,6 +16,7 @@
 #include "api/router.h"
 #include "config/rules.h"
 #include "config/rules_in_force.h"
+#include "core/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/reloader.h"
@@ -38,7 +39,11 @@ class StatusRoutes {
     Dispatcher& dispatcher;
     StoreReader& reader;
     DaemonMetrics& metrics;
+    const Clock& clock;
   };
+
+  // The days GET /v1/status counts pending touchpoints over.
+  static constexpr int kPendingDays = 30;
 
   explicit StatusRoutes(Parts parts) : parts_(parts) {}
 
@@ -49,6 +54,11 @@ class StatusRoutes {
   // the re-plan keeps failing; always 200.
   HttpResponse Health() const;
   void Metrics(HttpRespond respond);
+  // GET /v1/status (docs/api.md): sinks with their outbox and dead
+  // letters, queue depths, and pending touchpoints per day for 30 days.
+  void Status(HttpRespond respond);
+  HttpResponse RenderStatus(const StoreGauges& gauges, const PendingDays& days,
+                            const std::vector<Instant>& boundaries) const;
   HttpResponse RenderMetrics(const StoreGauges& gauges);
   static double ResidentBytes();
 

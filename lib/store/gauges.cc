@@ -30,4 +30,34 @@ StoreGauges ReadGauges(SQLite::Database& db, std::span<const std::string> queues
   return g;
 }
 
+PendingDays ReadPendingDays(SQLite::Database& db, std::span<const Instant> boundaries) {
+  PendingDays out;
+  if (boundaries.size() < 2) return out;
+  SQLite::Transaction read(db);
+  out.days.resize(boundaries.size() - 1);
+  const char* kCount = "SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND next_at < ?";
+  SQLite::Statement before(db, kCount);
+  before.bind(1, sql::Ms(boundaries.front()));
+  before.executeStep();
+  out.before = before.getColumn(0).getInt64();
+  SQLite::Statement later(db, "SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND next_at >= ?");
+  later.bind(1, sql::Ms(boundaries.back()));
+  later.executeStep();
+  out.later = later.getColumn(0).getInt64();
+  // One range of the pending index per span, grouped by what the index
+  // holds: no row of the table is read.
+  SQLite::Statement span(db,
+                         "SELECT cadence_order, COUNT(*) FROM touchpoints "
+                         "WHERE state = 0 AND next_at >= ? AND next_at < ? GROUP BY cadence_order");
+  for (std::size_t i = 0; i + 1 < boundaries.size(); ++i) {
+    span.tryReset();
+    span.bind(1, sql::Ms(boundaries[i]));
+    span.bind(2, sql::Ms(boundaries[i + 1]));
+    while (span.executeStep()) {
+      out.days[i][span.getColumn(0).getInt()] = span.getColumn(1).getInt64();
+    }
+  }
+  return out;
+}
+
 }  // namespace tp

@@ -23,4 +23,8 @@ inline constexpr const char* kOutboxBySink =
 StoreGauges ReadGauges(SQLite::Database& db, std::span<const std::string> queues,
                        std::span<const std::string> push_sinks);
 
+// Counts the pending touchpoints between `boundaries` (ascending), in one
+// read transaction, from the pending index alone. Throws SQLite's errors.
+PendingDays ReadPendingDays(SQLite::Database& db, std::span<const Instant> boundaries);
+
 }  // namespace tp

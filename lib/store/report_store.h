@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,6 +66,16 @@ struct StoreGauges {
   // letters. Per sink with entries waiting in the outbox (sinks no longer
   // configured too): how many.
   std::vector<std::pair<std::string, std::int64_t>> queue_messages, dead_letters, outbox;
+};
+
+// Pending touchpoints by when they may next fire (GET /v1/status): per
+// span [boundaries[i], boundaries[i + 1]), a count per cadence (its index
+// in the rules the touchpoint was planned under); `before` counts those
+// due before the first boundary, `later` those from the last on.
+struct PendingDays {
+  std::vector<std::map<int, std::int64_t>> days;
+  std::int64_t before = 0;
+  std::int64_t later = 0;
 };
 
 class ReportStore {

@@ -120,6 +120,15 @@ void StoreReader::Count(std::vector<std::string> queues, std::vector<std::string
   });
 }
 
+void StoreReader::PendingByDay(std::vector<Instant> boundaries,
+                               std::function<void(StatusOr<PendingDays>)> done) {
+  impl_->reader.Post([impl = impl_.get(), boundaries = std::move(boundaries),
+                      done = std::move(done)] {
+    done(Guard("count pending by day",
+               [&]() -> StatusOr<PendingDays> { return ReadPendingDays(impl->db, boundaries); }));
+  });
+}
+
 void StoreReader::Outcomes(OutcomeQuery query, Reported done) {
   impl_->reports.Post([impl = impl_.get(), query = std::move(query), done = std::move(done)] {
     auto report = ComputeOutcomes(impl->path, query, ReportParts(), impl->stopping);

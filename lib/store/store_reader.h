@@ -43,6 +43,10 @@ class StoreReader final : public LeasedEvents {
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
   // `push_sinks` and OutboxBySink() would say, then calls `done` with it.
   void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks, Counted done);
+  // Counts the pending touchpoints between `boundaries` (gauges.h
+  // ReadPendingDays), then calls `done` with them.
+  void PendingByDay(std::vector<Instant> boundaries,
+                    std::function<void(StatusOr<PendingDays>)> done);
   // Computes the outcomes report over the whole file (store/outcome_rows.h
   // ComputeOutcomes, on as many threads as there are cores, up to four),
   // then calls `done` with it on the last of them.

@@ -1,14 +1,20 @@
-// What the browser tests share: Debian's chromium, headless, and a list of
+// What the browser tests share: Debian's chromium and firefox-esr, headless, and a list of
 // failures that also collects every console error, uncaught exception,
 // refused resource (a Content-Security-Policy violation among them) and
 // request to anywhere the page should not reach.
 import puppeteer from 'puppeteer-core';
 
-export const chromium = process.env.TP_CHROMIUM || '/usr/bin/chromium';
+// The browsers every page is tested in: Debian's chromium (over the
+// DevTools protocol) and firefox-esr (over WebDriver BiDi).
+export const browsers = ['chromium', 'firefox'];
 
-export function launch() {
+export function launch(name = 'chromium') {
+  if (name === 'firefox') {
+    return puppeteer.launch({browser: 'firefox', headless: true,
+                             executablePath: process.env.TP_FIREFOX || '/usr/bin/firefox-esr'});
+  }
   return puppeteer.launch({
-    executablePath: chromium,
+    executablePath: process.env.TP_CHROMIUM || '/usr/bin/chromium',
     headless: true,
     // The sandbox needs user namespaces, which CI's root containers lack.
     args: ['--no-sandbox', '--disable-gpu', '--font-render-hinting=none', '--lang=en-US'],
@@ -25,22 +31,26 @@ export function canon(value) {
 }
 
 export class Failures {
-  constructor() { this.list = []; }
-  add(message) { this.list.push(message); }
+  constructor() { this.list = []; this.prefix = ''; }
+  add(message) { this.list.push(this.prefix + message); }
   equal(got, want, what) {
     const g = JSON.stringify(canon(got)), w = JSON.stringify(canon(want));
     if (g !== w) this.add(`${what}: got ${g}, want ${w}`);
   }
   // Every console error or warning, page error, failed request and request
   // whose URL does not start with `allowed`.
+  // `this.expected`, while set, is a RegExp of console messages that are
+  // expected (a 401 while no token is given, say).
   watch(page, allowed) {
     page.on('console', m => {
+      if (this.expected && this.expected.test(m.text())) return;
       if (m.type() === 'error' || m.type() === 'warn') this.add(`console ${m.type()}: ${m.text()}`);
     });
     page.on('pageerror', e => this.add(`page error: ${e.message}`));
     page.on('requestfailed', r => this.add(`request failed: ${r.url()} (${r.failure()?.errorText})`));
     page.on('request', r => {
-      if (!r.url().startsWith(allowed)) this.add(`request to ${r.url()}`);
+      // data: URLs (the page's empty icon) never leave the browser.
+      if (!r.url().startsWith(allowed) && !r.url().startsWith('data:')) this.add(`request to ${r.url()}`);
     });
   }
   report() {
