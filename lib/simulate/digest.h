@@ -38,7 +38,7 @@ class SimDigest {
     std::uint64_t purchases = 0, duplicates = 0, events = 0, event_duplicates = 0;
   };
   void SetTotals(const Totals& totals) { totals_ = totals; }
-  // The outcomes reports as JSON: {"by_tier": ..., "by_topic": ...}
+  // The outcomes reports as JSON: {"by_tier": ..., "by_step": ...}
   // (outcomes/report_json.h), when the replay had events.
   void SetOutcomes(std::string json) { outcomes_ = std::move(json); }
 

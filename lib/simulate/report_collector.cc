@@ -43,6 +43,15 @@ void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credit
 }
 
 OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
+  return Collect(options, false);
+}
+
+OutcomeReport ReportCollector::ReportBySteps(ReportOptions options) const {
+  options.by = ReportBy::kTopic;
+  return Collect(options, true);
+}
+
+OutcomeReport ReportCollector::Collect(const ReportOptions& options, bool by_step) const {
   OutcomeReport report(options);
   // Each list by buyer, then time (stable: ties stay in arrival order).
   auto order = [](const auto& list) {
@@ -77,8 +86,10 @@ OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
                      });
     for (const MemoryStore::Fired& r : fired) {
       const Cadence& c = rules_.cadences[r.cadence];
-      buyer.fires.push_back({r.fire_at, r.handle, c.name,
-                             r.step < c.steps.size() ? c.steps[r.step].topic : "", r.zone});
+      const std::string key = r.step >= c.steps.size() ? ""
+                              : by_step                ? c.name + "/" + c.steps[r.step].id
+                                                       : c.steps[r.step].topic;
+      buyer.fires.push_back({r.fire_at, r.handle, c.name, key, r.zone});
     }
     for (; e < e_order.size() && events_[e_order[e]].buyer == b; ++e) {
       const EventRec& r = events_[e_order[e]];

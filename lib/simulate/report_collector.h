@@ -33,6 +33,10 @@ class ReportCollector {
 
   // The report over everything collected.
   OutcomeReport Report(const ReportOptions& options) const;
+  // By topic, but each fire keyed by its step ("cadence/step") instead:
+  // what each step achieved (simulate --html; the daemon's report has no
+  // such grouping).
+  OutcomeReport ReportBySteps(ReportOptions options) const;
 
  private:
   struct PurchaseRec {
@@ -51,6 +55,8 @@ class ReportCollector {
   const Rules& rules_;
   bool purchases_wanted_ = false;  // by tier or product
   bool fires_wanted_ = false;      // by cadence or topic
+  OutcomeReport Collect(const ReportOptions& options, bool by_step) const;
+
   const MemoryStore& store_;
   std::vector<PurchaseRec> purchases_;
   std::vector<EventRec> events_;

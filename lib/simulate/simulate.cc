@@ -321,11 +321,9 @@ SimulateResult Simulate(const std::shared_ptr<const Rules>& rules, const Simulat
         {result.purchases, result.duplicates, result.events, result.event_duplicates});
     if (collector) {
       nlohmann::ordered_json outcomes;
-      for (const auto& [key, by] :
-           {std::pair{"by_tier", ReportBy::kTier}, std::pair{"by_topic", ReportBy::kTopic}}) {
-        report_options.by = by;
-        outcomes[key] = ReportJson(collector->Report(report_options));
-      }
+      report_options.by = ReportBy::kTier;
+      outcomes["by_tier"] = ReportJson(collector->Report(report_options));
+      outcomes["by_step"] = ReportJson(collector->ReportBySteps(report_options));
       digest->SetOutcomes(outcomes.dump());
     }
     return result;

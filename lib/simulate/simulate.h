@@ -33,7 +33,7 @@ struct SimulateOptions {
   // purchases, as of --until or the replay's end).
   std::optional<ReportBy> report;
   // Instead of the touchpoints, feed this digest (simulate/digest.h; with
-  // events, the outcomes by tier and by topic too). Must outlive the call.
+  // events, the outcomes by tier and by step too). Must outlive the call.
   SimDigest* digest = nullptr;
   // With `digest`: also handed each touchpoint the digest is (--compare).
   std::function<void(const TouchpointView&)> on_touchpoint;

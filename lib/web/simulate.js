@@ -98,14 +98,14 @@
       el('td', {class: 'l'}, r.key), el('td', {}, fmt(r.purchases)), el('td', {}, pct(r.trust_rate)),
       el('td', {}, pct(r.repurchase_rate)), el('td', {}, fmt(r.repurchased)),
       el('td', {}, r.median_days_to_repurchase === null ? '–' : r.median_days_to_repurchase.toFixed(1))));
-    const topics = run.outcomes.by_topic.rows.map(r => el('tr', {'data-key': r.key},
+    const steps = run.outcomes.by_step.rows.map(r => el('tr', {'data-key': r.key},
       el('td', {class: 'l'}, r.key), el('td', {}, fmt(r.fired)), el('td', {}, fmt(r.engaged)),
       el('td', {}, pct(r.engagement_rate)), el('td', {}, fmt(r.repurchases)), el('td', {}, fmt(Math.round(r.revenue)))));
-    return panel('Outcomes', 'Trust and repurchase by the tier a purchase was planned in; what each step\'s topic ' +
-                 'achieved (events and repurchases credited to it). docs/outcomes.md defines each figure.',
+    return panel('Outcomes', 'Trust and repurchase by the tier a purchase was planned in; what each step ' +
+                 'achieved (the events and repurchases credited to its touchpoints). docs/outcomes.md defines each figure.',
       el('div', {class: 'cols'},
          el('div', {id: 'outcomes-tier'}, table(['tier', 'purchases', 'trust rate', 'repurchase rate', 'repurchased', 'median days'], tiers)),
-         el('div', {id: 'outcomes-topic'}, table(['topic', 'fired', 'engaged', 'engagement', 'repurchases', 'revenue'], topics))));
+         el('div', {id: 'outcomes-step'}, table(['step', 'fired', 'engaged', 'engagement', 'repurchases', 'revenue'], steps))));
   }
 
   function journeys(run) {

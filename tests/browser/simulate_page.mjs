@@ -96,6 +96,8 @@ for (const name of browsers) {
         cards[run.dataset.run] = Object.fromEntries([...run.querySelectorAll('.card')].map(
           c => [c.dataset.key, Number(c.querySelector('.n').textContent.replace(/,/g, ''))]));
       }
+      const stepFired = Object.fromEntries([...document.querySelectorAll('.run[data-run="0"] #outcomes-step tbody tr')]
+        .map(tr => [tr.dataset.key, Number(tr.children[1].textContent.replace(/,/g, ''))]));
       const tierRows = Object.fromEntries([...document.querySelectorAll('.run[data-run="0"] #outcomes-tier tbody tr')]
         .map(tr => [tr.dataset.key, [...tr.children].map(td => td.textContent)]));
       const compare = Object.fromEntries([...document.querySelectorAll('.run[data-run="compare"] tbody tr')]
@@ -104,7 +106,7 @@ for (const name of browsers) {
       const journeys = [...document.querySelectorAll('.run[data-run="0"] .journey')].map(j => ({
         buyer: j.dataset.buyer, touchpoints: j.querySelectorAll('li[data-touchpoint]').length,
         purchases: j.querySelectorAll('li.purchase').length}));
-      return {charts, heat, cards, tierRows, compare, journeys, report: window.tpReport};
+      return {charts, heat, cards, tierRows, stepFired, compare, journeys, report: window.tpReport};
     });
 
     for (const [n, touchpoints] of runs.entries()) {
@@ -149,6 +151,15 @@ for (const name of browsers) {
         fail.equal(byTopic.get(key) || {}, want.funnel.get(key) || {}, `run ${n}: funnel ${key}`);
       }
     }
+
+    // Outcomes by step: each step's fires, as the JSON lines count them.
+    const firedBySteps = {};
+    for (const t of runs[0]) {
+      if (t.status !== 'fired') continue;
+      const step = pageData.report.runs[0].funnel.find(s => s.cadence === t.cadence && s.topic === t.topic).step;
+      firedBySteps[t.cadence + '/' + step] = (firedBySteps[t.cadence + '/' + step] || 0) + 1;
+    }
+    fail.equal(pageData.stepFired, firedBySteps, 'outcomes by step: fired');
 
     // Outcomes by tier, as `simulate --report --json` prints them.
     for (const row of reportByTier.rows) {
