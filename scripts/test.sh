@@ -20,13 +20,13 @@ if [[ ${1:-} == --sanitize ]]; then
   build_dir=build-asan
   # clang, with libFuzzer's coverage instrumentation as well (TP_FUZZ): the
   # same objects then serve the fuzz targets (tests/fuzz/run.sh 60
-  # build-asan), so CI compiles the library once for both, not twice. The
-  # compiler is chosen when build-asan is first configured.
-  export CXX=${CXX:-clang++}
-  # -O1, as ASan advises: at -O0 with the coverage hooks the daemons in the
-  # suite ran too slowly for its 30 s request timeouts, and the fuzzers got
-  # a fraction of the runs.
-  cmake_args+=(-DTP_SANITIZE=ON -DTP_FUZZ=ON "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1")
+  # build-asan), so CI compiles the library once for both, not twice.
+  # Naming the compiler makes CMake start an existing build-asan afresh if
+  # it was configured with another. -O1, as ASan advises: at -O0 with the
+  # coverage hooks the suite's daemons ran too slowly for its 30 s request
+  # timeouts, and the fuzzers got a fraction of the runs.
+  cmake_args+=(-DCMAKE_CXX_COMPILER=clang++ -DTP_SANITIZE=ON -DTP_FUZZ=ON
+               "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1")
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null

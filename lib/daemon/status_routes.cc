@@ -110,15 +110,20 @@ void StatusRoutes::Status(HttpRespond respond) {
   for (const Sink& sink : parts_.rules->sinks) {
     (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
   }
-  // Local days in the rules' zone, from today's start.
-  const Zone* zone = parts_.rules->timezone;
-  const Instant today = StartOfLocalDay(parts_.clock.Now(), zone);
+  // Local days in the rules' zone, from today's start. Each day's start is
+  // its own midnight (or the first instant after it, where summer time
+  // skips midnight), not the previous day's start plus a day.
+  std::shared_ptr<const Rules> rules = parts_.rules.shared();  // the same rules throughout
+  const Zone* zone = rules->timezone;
+  const auto today = date::floor<date::days>(ToLocal(parts_.clock.Now(), zone));
   std::vector<Instant> boundaries;
-  for (int d = 0; d <= kPendingDays; ++d) boundaries.push_back(AddCalendarDays(today, d, zone));
+  for (int d = 0; d <= kPendingDays; ++d) {
+    boundaries.push_back(FromLocal(LocalTime(today + date::days(d)), zone));
+  }
   StoreReader& reader = parts_.reader;
   reader.Count(
       std::move(queues), std::move(push_sinks),
-      [this, &reader, boundaries, work = asio::make_work_guard(parts_.io),
+      [this, &reader, rules, boundaries, work = asio::make_work_guard(parts_.io),
        respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
         if (!gauges.ok()) {
           asio::post(work.get_executor(),
@@ -128,23 +133,24 @@ void StatusRoutes::Status(HttpRespond respond) {
           return work.reset();
         }
         // Still on the reader's thread: the next job queues behind this one.
-        reader.PendingByDay(
-            boundaries, [this, boundaries, work = std::move(work), respond = std::move(respond),
-                         gauges = std::move(*gauges)](StatusOr<PendingDays> days) mutable {
-              asio::post(work.get_executor(),
-                         [this, boundaries = std::move(boundaries), respond = std::move(respond),
-                          gauges = std::move(gauges), days = std::move(days)]() mutable {
-                           respond(days.ok() ? RenderStatus(gauges, *days, boundaries)
-                                             : api::ErrorResponse(500, days.status().message()));
-                         });
-              work.reset();
-            });
+        reader.PendingByDay(boundaries, [this, rules, boundaries, work = std::move(work),
+                                         respond = std::move(respond), gauges = std::move(*gauges)](
+                                            StatusOr<PendingDays> days) mutable {
+          asio::post(work.get_executor(),
+                     [this, rules = std::move(rules), boundaries = std::move(boundaries),
+                      respond = std::move(respond), gauges = std::move(gauges),
+                      days = std::move(days)]() mutable {
+                       respond(days.ok() ? RenderStatus(*rules, gauges, *days, boundaries)
+                                         : api::ErrorResponse(500, days.status().message()));
+                     });
+          work.reset();
+        });
       });
 }
 
-HttpResponse StatusRoutes::RenderStatus(const StoreGauges& gauges, const PendingDays& days,
+HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& gauges,
+                                        const PendingDays& days,
                                         const std::vector<Instant>& boundaries) const {
-  const Rules& rules = *parts_.rules;
   auto count_of = [](const auto& pairs, const std::string& name) -> std::int64_t {
     for (const auto& [key, n] : pairs) {
       if (key == name) return n;

@@ -57,7 +57,8 @@ class StatusRoutes {
   // GET /v1/status (docs/api.md): sinks with their outbox and dead
   // letters, queue depths, and pending touchpoints per day for 30 days.
   void Status(HttpRespond respond);
-  HttpResponse RenderStatus(const StoreGauges& gauges, const PendingDays& days,
+  // With the rules the days were counted under (a reload may come between).
+  HttpResponse RenderStatus(const Rules& rules, const StoreGauges& gauges, const PendingDays& days,
                             const std::vector<Instant>& boundaries) const;
   HttpResponse RenderMetrics(const StoreGauges& gauges);
   static double ResidentBytes();

@@ -51,6 +51,7 @@
       e.preventDefault();
       token = input.value.trim();
       sessionStorage.setItem('tp-token', token);
+      outcomesStarted = false;
       load();
     }}, input, el('button', {class: 'act', type: 'submit'}, 'Use token'));
     main.replaceChildren(panel('This daemon needs a token',
@@ -148,6 +149,34 @@
                    : el('p', {class: 'muted', id: 'no-dead-letters'}, 'None.'));
   }
 
+  // The outcomes panel stays across refreshes: a report reads the whole
+  // database (a second or so at a million purchases) and the daemon makes
+  // one at a time, so it is loaded at start, every 5 minutes and on demand,
+  // and a refused one (503, another report under way) keeps the last.
+  const outcomesBody = el('div', {id: 'outcomes'}, el('p', {class: 'muted'}, 'Loading…'));
+  const outcomesNote = el('span', {class: 'muted', id: 'outcomes-note'}, '');
+  const outcomesPanel = panel('Outcomes', 'GET /v1/reports/outcomes by tier and by topic, over all purchases ' +
+    '(docs/outcomes.md); refreshed every 5 minutes.',
+    el('p', {}, el('button', {class: 'act secondary', id: 'outcomes-refresh', onclick: () => loadOutcomes()},
+                  'Refresh outcomes'), ' ', outcomesNote),
+    outcomesBody);
+  let outcomesTimer = null;
+  async function loadOutcomes() {
+    clearTimeout(outcomesTimer);
+    outcomesTimer = setTimeout(loadOutcomes, 300 * 1000);
+    try {
+      // One after the other: the daemon computes one report at a time.
+      const byTier = await call('v1/reports/outcomes?by=tier');
+      const byTopic = await call('v1/reports/outcomes?by=topic');
+      outcomesBody.replaceChildren(outcomes(byTier, byTopic));
+      outcomesNote.textContent = 'as of ' + byTier.as_of;
+      document.body.dataset.outcomesLoaded = String(Date.now());
+    } catch (e) {
+      if (e instanceof Unauthorized) return askForToken('The token was refused.');
+      outcomesNote.textContent = 'not refreshed: ' + e.message;
+    }
+  }
+
   function outcomes(byTier, byTopic) {
     const tiers = byTier.rows.map(r => el('tr', {'data-key': r.key},
       el('td', {class: 'l'}, r.key), el('td', {}, fmt(r.purchases)), el('td', {}, pct(r.trust_rate)),
@@ -155,10 +184,9 @@
     const topics = byTopic.rows.map(r => el('tr', {'data-key': r.key},
       el('td', {class: 'l'}, r.key), el('td', {}, fmt(r.fired)), el('td', {}, fmt(r.engaged)),
       el('td', {}, pct(r.engagement_rate)), el('td', {}, fmt(r.repurchases))));
-    return panel('Outcomes', 'GET /v1/reports/outcomes by tier and by topic, over all purchases (docs/outcomes.md).',
-      el('div', {class: 'cols'},
+    return el('div', {class: 'cols'},
          el('div', {id: 'outcomes-tier'}, table(['tier', 'purchases', 'trust rate', 'repurchase rate', 'open'], tiers)),
-         el('div', {id: 'outcomes-topic'}, table(['topic', 'fired', 'engaged', 'engagement', 'repurchases'], topics))));
+         el('div', {id: 'outcomes-topic'}, table(['topic', 'fired', 'engaged', 'engagement', 'repurchases'], topics)));
   }
 
   function buyerLookup() {
@@ -208,17 +236,19 @@
   }
 
   let lookup = null;  // kept across refreshes, with what it shows
+  let outcomesStarted = false;
   async function load() {
     clearTimeout(timer);
     try {
       const [h, status, dead] = await Promise.all([
         call('healthz'), call('v1/status'), call('v1/dead-letters?limit=100')]);
-      // The daemon computes one outcomes report at a time: one after the other.
-      const byTier = await call('v1/reports/outcomes?by=tier');
-      const byTopic = await call('v1/reports/outcomes?by=topic');
       lookup = lookup || buyerLookup();
       main.replaceChildren(health(h), sinks(status), pending(status), deadLetters(dead),
-                           outcomes(byTier, byTopic), lookup);
+                           outcomesPanel, lookup);
+      if (!outcomesStarted) {
+        outcomesStarted = true;
+        loadOutcomes();
+      }
       document.getElementById('forget-token').hidden = !token;
       setNote('as of ' + status.as_of + ' · refreshed every ' + refreshSeconds + ' s');
       document.body.dataset.loaded = String(Date.now());

@@ -36,10 +36,11 @@ const base = `http://127.0.0.1:${port}`;
 
 fs.writeFileSync(path.join(out, 'api.token'), token + '\n');
 fs.writeFileSync(path.join(out, 'crm.secret'), 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64') + '\n');
-// UTC and no send window: the test passes at any hour. A webhook nobody
-// answers, tried once, so the day-1 touchpoints become dead letters.
+// No send window: the test passes at any hour. Days are Shanghai's, not
+// UTC's. A webhook nobody answers, tried once, so the day-1 touchpoints
+// become dead letters.
 fs.writeFileSync(path.join(out, 'touchpoint.yaml'), `version: 1
-timezone: UTC
+timezone: Asia/Shanghai
 auth: {token_file: api.token}
 products:
   daily: {supply_days: 15}
@@ -97,7 +98,8 @@ await until('the daemon', async () => (await fetch(base + '/healthz')).ok);
 const ago = (ms) => new Date(Date.now() - ms).toISOString();
 const buyers = ['lin', 'wu', 'mei', 'nan', 'zhao'];
 await api('/v1/purchases', {method: 'POST', body: buyers.map((b, i) => ({
-  order_id: 'o-' + b, buyer_id: b, product: 'daily', quantity: 2, amount: 120 + i,
+  // zhao buys for two months: her reorder is after the 30 days.
+  order_id: 'o-' + b, buyer_id: b, product: 'daily', quantity: b === 'zhao' ? 4 : 2, amount: 120 + i,
   purchased_at: ago(i === 0 ? 86400e3 + 60e3 : (i + 1) * 3600e3), timezone: 'UTC'}))});
 await until('a dead letter', async () => (await api('/v1/dead-letters')).dead_letters.length > 0);
 
@@ -129,6 +131,7 @@ for (const name of browsers) {
     await page.type('#token', token);
     await page.click('#token-form button');
     await page.waitForSelector('body[data-loaded]');
+    await page.waitForSelector('body[data-outcomes-loaded]');
     fail.expected = null;
 
     const status = await api('/v1/status');
@@ -140,6 +143,8 @@ for (const name of browsers) {
         crmOutbox: cell('tr[data-sink="crm"] td[data-field="outbox"]'),
         outbox: cell('tr[data-queue="outbox"] td[data-field="messages"]'),
         total: cell('.card[data-key="total"] .n'),
+      before: cell('.card[data-key="before"] .n'),
+      later: cell('.card[data-key="later"] .n'),
         labels: chart.data.labels,
         datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data})),
         deadRows: document.querySelectorAll('tr[data-dead-letter]').length,
@@ -158,11 +163,13 @@ for (const name of browsers) {
     // The pending chart, against the buyers' own timelines.
     const want = {};
     let pendingTotal = 0;
+    const shanghaiDay = new Intl.DateTimeFormat('en-CA', {timeZone: 'Asia/Shanghai', year: 'numeric',
+                                                          month: '2-digit', day: '2-digit'});
     for (const b of buyers) {
       for (const t of (await api('/v1/buyers/' + b)).touchpoints) {
         if (t.status !== 'pending') continue;
         ++pendingTotal;
-        const day = new Date(Date.parse(t.next_at)).toISOString().slice(0, 10);  // UTC days
+        const day = shanghaiDay.format(new Date(Date.parse(t.next_at)));
         (want[day] ??= {})[t.cadence] = (want[day]?.[t.cadence] || 0) + 1;
       }
     }
@@ -170,10 +177,20 @@ for (const name of browsers) {
     shown.labels.forEach((day, i) => {
       for (const d of shown.datasets) if (d.data[i]) (drawn[day] ??= {})[d.label] = d.data[i];
     });
+    fail.equal(shown.labels.length, 30, 'days on the chart');
+    fail.equal(shown.labels[0], shanghaiDay.format(new Date()), 'the first day: today in Shanghai');
     const horizon = shown.labels[shown.labels.length - 1];
-    for (const day of Object.keys(want)) if (day > horizon || day < shown.labels[0]) delete want[day];
+    let before = 0, later = 0;
+    for (const [day, counts] of Object.entries(want)) {
+      const n = Object.values(counts).reduce((a, b) => a + b, 0);
+      if (day < shown.labels[0]) before += n;
+      if (day > horizon) later += n;
+      if (day < shown.labels[0] || day > horizon) delete want[day];
+    }
     fail.equal(drawn, want, 'pending per day');
     fail.equal(shown.total, pendingTotal, 'pending in all');
+    fail.equal([shown.before, shown.later], [before, later], 'pending before today and after the 30 days');
+    if (later === 0) fail.add('nothing pending after the 30 days: the test proves little');
     if (Object.keys(want).length < 3) fail.add('fewer than three days with pending touchpoints: the test proves little');
 
     // Outcomes by tier, as the API gives them.
