@@ -3,7 +3,8 @@
 #   scripts/test.sh              # Debug build in build/, ctest
 #   scripts/test.sh --sanitize   # ASan + UBSan build (clang) in build-asan/, ctest
 # TP_WERROR=ON makes compiler warnings errors, TP_LINE_TABLES=ON keeps only
-# line tables as debug info (CI sets both; .ci/run).
+# line tables as debug info (CI sets both; .ci/run), TP_UNITY=ON compiles
+# the library as a unity build (CI, for the sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -15,7 +16,7 @@ npm ci --prefix tests/browser --no-audit --no-fund --silent
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=Debug -DTP_WERROR="${TP_WERROR:-OFF}"
-            -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}")
+            -DTP_LINE_TABLES="${TP_LINE_TABLES:-OFF}" -DTP_UNITY="${TP_UNITY:-OFF}")
 if [[ ${1:-} == --sanitize ]]; then
   build_dir=build-asan
   # clang, with libFuzzer's coverage instrumentation as well (TP_FUZZ): the

@@ -18,9 +18,9 @@ namespace fs = std::filesystem;
 
 // One progress line per file: redrawn in place on a terminal, otherwise
 // printed about every 10% and at the end.
-class Progress {
+class ExportProgress {
  public:
-  Progress(std::ostream& out, int width, std::string what, std::int64_t total)
+  ExportProgress(std::ostream& out, int width, std::string what, std::int64_t total)
       : out_(out), width_(width), what_(std::move(what)), total_(total) {}
   void Update(std::int64_t done, bool final = false) {
     const int percent = total_ > 0 ? static_cast<int>(100 * done / total_) : 100;
@@ -156,7 +156,7 @@ Status Export(const ExportOptions& options, ExportResult& result, std::ostream& 
     return s;
   }
 
-  Progress p_progress(progress, options.terminal_width, "purchases", *purchases);
+  ExportProgress p_progress(progress, options.terminal_width, "purchases", *purchases);
   std::string at;
   Status s = (*reader)->ForEachPurchase([&](const Purchase& p) {
     bought.Field(p.order_id);
@@ -176,7 +176,7 @@ Status Export(const ExportOptions& options, ExportResult& result, std::ostream& 
   if (!s.ok()) return s;
   p_progress.Update(result.purchases, true);
 
-  Progress e_progress(progress, options.terminal_width, "events", *events);
+  ExportProgress e_progress(progress, options.terminal_width, "events", *events);
   s = (*reader)->ForEachEvent([&](const EngagementEvent& e) {
     heard.Field(e.event_id);
     heard.Field(e.buyer_id);

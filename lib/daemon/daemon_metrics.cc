@@ -5,7 +5,7 @@
 namespace tp {
 namespace {
 
-double Seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+double InSeconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
 
 // Fire lateness: timer precision at the low end, a backlog at the high end.
 const std::vector<double> kLatenessBounds = {
@@ -220,12 +220,12 @@ void DaemonMetrics::OnDeferred(std::string_view cadence) { deferred.Add({cadence
 
 void DaemonMetrics::OnFired(std::string_view cadence, Millis late) {
   fired.Add({cadence});
-  lateness.Observe({}, Seconds(std::max(late, Millis(0))));
+  lateness.Observe({}, InSeconds(std::max(late, Millis(0))));
 }
 
 void DaemonMetrics::OnAttempt(std::string_view sink, std::string_view outcome, Millis latency) {
   deliveries.Add({sink, outcome});
-  delivery_duration.Observe({sink}, Seconds(latency));
+  delivery_duration.Observe({sink}, InSeconds(latency));
 }
 
 HttpRespond DaemonMetrics::CountingIngest(HttpRespond respond) {

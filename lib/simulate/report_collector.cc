@@ -7,8 +7,8 @@
 namespace tp {
 namespace {
 
-Instant FromMs(std::int64_t ms) { return Instant{Millis(ms)}; }
-std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
+Instant InstantAt(std::int64_t ms) { return Instant{Millis(ms)}; }
+std::int64_t MsOf(Instant t) { return t.time_since_epoch().count(); }
 
 }  // namespace
 
@@ -28,7 +28,7 @@ void ReportCollector::OnPurchase(const Purchase& purchase, int tier, const Zone*
                                 rules_.products[static_cast<std::size_t>(product)], zone);
   purchases_.push_back({*buyer, static_cast<std::uint16_t>(tier),
                         static_cast<std::uint16_t>(product), static_cast<float>(purchase.amount),
-                        Ms(purchase.purchased_at), Ms(runout), zone});
+                        MsOf(purchase.purchased_at), MsOf(runout), zone});
 }
 
 void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credited) {
@@ -39,7 +39,7 @@ void ReportCollector::OnEvent(const EngagementEvent& event, std::uint64_t credit
   // By tier or product only trust signals matter; by cadence or topic only
   // credited events.
   if (!(purchases_wanted_ && trust) && !(fires_wanted_ && credited != 0)) return;
-  events_.push_back({*buyer, trust, Ms(event.at), credited});
+  events_.push_back({*buyer, trust, MsOf(event.at), credited});
 }
 
 OutcomeReport ReportCollector::Report(const ReportOptions& options) const {
@@ -72,7 +72,7 @@ OutcomeReport ReportCollector::Collect(const ReportOptions& options, bool by_ste
     buyer.events.clear();
     for (; p < p_order.size() && purchases_[p_order[p]].buyer == b; ++p) {
       const PurchaseRec& r = purchases_[p_order[p]];
-      buyer.purchases.push_back({FromMs(r.at_ms), FromMs(r.runout_ms), r.amount,
+      buyer.purchases.push_back({InstantAt(r.at_ms), InstantAt(r.runout_ms), r.amount,
                                  rules_.tiers[r.tier].name, rules_.products[r.product].name,
                                  r.zone});
     }
@@ -93,7 +93,7 @@ OutcomeReport ReportCollector::Collect(const ReportOptions& options, bool by_ste
     }
     for (; e < e_order.size() && events_[e_order[e]].buyer == b; ++e) {
       const EventRec& r = events_[e_order[e]];
-      buyer.events.push_back({FromMs(r.at_ms), r.trust, r.credited});
+      buyer.events.push_back({InstantAt(r.at_ms), r.trust, r.credited});
     }
     report.Add(buyer);
   }

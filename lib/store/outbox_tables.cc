@@ -16,7 +16,7 @@ using sql::Text;
 
 namespace {
 
-constexpr const char* kDueColumns =
+constexpr const char* kOutboxDue =
     "SELECT d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts "
     "FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
     "JOIN purchases p ON p.id = t.purchase WHERE d.sink = ? AND d.state = 0 "
@@ -27,8 +27,8 @@ constexpr const char* kDueColumns =
 OutboxTables::OutboxTables(Database& db, RowWriter& rows)
     : db_(db),
       rows_(rows),
-      due_(db.sql(), std::string(kDueColumns) + "ORDER BY d.next_attempt_at, d.id LIMIT ?"),
-      due_in_order_(db.sql(), std::string(kDueColumns) + "ORDER BY d.id LIMIT ?"),
+      due_(db.sql(), std::string(kOutboxDue) + "ORDER BY d.next_attempt_at, d.id LIMIT ?"),
+      due_in_order_(db.sql(), std::string(kOutboxDue) + "ORDER BY d.id LIMIT ?"),
       next_(db.sql(),
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE sink = ? AND state = 0 AND "
             "next_attempt_at > ?"),
