@@ -58,13 +58,6 @@ SimDigest::SimDigest(const Rules& rules, std::size_t journeys_per_tier)
   }
 }
 
-std::string SimDigest::StepKey(std::string_view cadence, std::string_view step) {
-  std::string key(cadence);
-  key += '/';
-  key += step;
-  return key;
-}
-
 std::size_t SimDigest::StepIndex(std::string_view cadence, std::string_view step,
                                  std::string_view topic) {
   // A handful of steps: a scan beats hashing two strings.

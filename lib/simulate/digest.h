@@ -47,9 +47,6 @@ class SimDigest {
   // journeys.
   std::string Json(std::string_view label) const;
 
-  // A step's key in the rules: "cadence/step".
-  static std::string StepKey(std::string_view cadence, std::string_view step);
-
  private:
   static constexpr std::size_t kStates = 6;  // TouchpointState's values
   static constexpr std::size_t kReasonsPerStep = 32;
