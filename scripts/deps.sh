@@ -3,7 +3,8 @@
 # (systemd for systemd-analyze, prometheus for promtool: both used by tests;
 # clang, its libFuzzer runtime and llvm-symbolizer for tests/fuzz; Chart.js,
 # compiled into the pages; chromium, firefox-esr and a font for the browser
-# tests).
+# tests; libpq for the PostgreSQL store, and Debian's PostgreSQL server,
+# which the tests start in a folder of their own: tests/pg/cluster.sh).
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   libboost-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
   nlohmann-json3-dev libcli11-dev libsqlitecpp-dev libsqlite3-dev
   libspdlog-dev libfmt-dev libssl-dev libsystemd-dev libhiredis-dev redis-server
+  libpq-dev postgresql
   systemd prometheus
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 time curl openssl

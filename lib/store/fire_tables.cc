@@ -58,40 +58,7 @@ FireTables::FireTables(Database& db, RowWriter& rows, EventRows& events)
       outbox_insert_(db.sql(), InsertRows(kOutboxInsert, 5, 1)),
       outbox_insert_many_(db.sql(), InsertRows(kOutboxInsert, 5, kRowsPerInsert)) {}
 
-void FireTables::SetRouting(const Rules& rules) {
-  routing_of_.clear();
-  auto routing = [&](const std::vector<int>& sinks) {
-    Routing r;
-    r.sinks = rules.SinkList(sinks);
-    for (int i : sinks) {
-      const Sink& s = rules.sinks[static_cast<std::size_t>(i)];
-      r.routes.push_back({s.name, s.type});
-      if (!r.fired_reason.empty()) r.fired_reason += "; ";
-      r.fired_reason += s.type == Sink::Type::kQueue
-                            ? "queued on " + s.name
-                            : "handed to " + std::string(SinkTypeName(s.type)) + " " + s.name;
-    }
-    if (r.routes.empty()) r.fired_reason = no_routing_.fired_reason;
-    return r;
-  };
-  for (const Cadence& c : rules.cadences) {
-    CadenceRouting& cadence = routing_of_[c.name];
-    cadence.routing = routing(rules.SinksOf(c, Step{}));
-    for (const Step& step : c.steps) {
-      if (!step.sinks.empty()) cadence.steps.emplace_back(step.id, routing(step.sinks));
-    }
-  }
-}
-
-const FireTables::Routing& FireTables::RoutingOf(std::string_view cadence,
-                                                 std::string_view step) const {
-  auto it = routing_of_.find(cadence);
-  if (it == routing_of_.end()) return no_routing_;
-  for (const auto& [id, routing] : it->second.steps) {
-    if (id == step) return routing;
-  }
-  return it->second.routing;
-}
+void FireTables::SetRouting(const Rules& rules) { routing_.Set(rules); }
 
 FireTables::FileVersion FireTables::Version() {
   data_version_.tryReset();
@@ -162,7 +129,7 @@ Status FireTables::ApplyOutcomes(std::span<const DueTouchpoint> due,
     std::map<std::pair<std::int64_t, const Routing*>, sql::IdList> fired_at;  // -> row ids
     for (std::size_t i = 0; i < due.size(); ++i) {
       if (outcomes[i].kind != FiringOutcome::Kind::kFired) continue;
-      routing[i] = &RoutingOf(due[i].view.cadence, due[i].view.step);
+      routing[i] = &routing_.Of(due[i].view.cadence, due[i].view.step);
       fired_at[{Ms(outcomes[i].at), routing[i]}].Add(static_cast<std::int64_t>(due[i].handle));
     }
     // The rows TakeDue() just read as pending, and nothing written since

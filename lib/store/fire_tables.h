@@ -12,7 +12,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -21,6 +20,7 @@
 #include "scheduler/store.h"
 #include "store/database.h"
 #include "store/event_rows.h"
+#include "store/fire_routing.h"
 #include "store/row_writer.h"
 #include "store/sql.h"
 #include "store/touchpoint_row.h"
@@ -44,16 +44,8 @@ class FireTables {
   Status ApplyOutcomes(std::span<const DueTouchpoint> due, std::span<const FiringOutcome> outcomes);
 
  private:
-  struct Route {
-    std::string sink;
-    Sink::Type type = Sink::Type::kQueue;
-  };
-  struct Routing {
-    std::vector<Route> routes;
-    std::string sinks;         // the names, comma-separated, as the row records them
-    std::string fired_reason;  // e.g. "queued on outbox; handed to webhook crm"
-  };
-  const Routing& RoutingOf(std::string_view cadence, std::string_view step) const;
+  using Routing = FireRouting::Routing;
+  using Route = FireRouting::Route;
   // Changes by this connection, and commits by others: while both stay as
   // they were when TakeDue() read its rows, those rows are still pending.
   using FileVersion = std::pair<std::int64_t, std::int64_t>;
@@ -62,14 +54,7 @@ class FireTables {
   Database& db_;
   RowWriter& rows_;
   EventRows& events_;
-  // Cadence name -> the sinks it routes to, and the history line of a fire;
-  // and its steps that have sinks of their own, by id.
-  struct CadenceRouting {
-    Routing routing;
-    std::vector<std::pair<std::string, Routing>> steps;
-  };
-  std::unordered_map<std::string, CadenceRouting, sql::StringHash, std::equal_to<>> routing_of_;
-  const Routing no_routing_{{}, "", "fired; no sink to hand it to"};
+  FireRouting routing_;
   sql::ZoneCache zones_;
   std::vector<DueRow> due_;
   std::optional<FileVersion> due_version_;  // as TakeDue() left it

@@ -1,6 +1,6 @@
-// What every file of the SQLite store shares: times and states as stored,
-// text binding, SQLite's exceptions as a Status, row ids as JSON arrays,
-// multi-row INSERTs, and zones by name. Internal to lib/store.
+// What every file of the SQLite store shares (beside values.h): text
+// binding, SQLite's exceptions as a Status, row ids as JSON arrays,
+// multi-row INSERTs. Internal to lib/store.
 //
 // Statements are reset with tryReset() before use: after a failed step,
 // reset() would throw that step's error again and fail the next call too.
@@ -11,25 +11,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "core/status.h"
 #include "core/time.h"
 #include "scheduler/store.h"
+#include "store/values.h"
 
 namespace tp::sql {
-
-// Times are UTC milliseconds.
-inline std::int64_t Ms(Instant t) { return t.time_since_epoch().count(); }
-inline Instant FromMs(std::int64_t ms) { return Instant(Millis(ms)); }
-
-// States are stored as their enum's value.
-inline int StateCode(TouchpointState s) { return static_cast<int>(s); }
-TouchpointState StateFrom(int code);
 
 // As TEXT: SQLiteCpp's (pointer, size) overload would bind a BLOB, and a
 // BLOB never equals a TEXT, so literals in SQL would not match it.
@@ -91,10 +82,6 @@ class IdList {
   bool closed_ = false;
 };
 
-// `bytes` random bytes as hex (a lease's receipt). Throws if the system
-// has no randomness.
-std::string RandomHex(std::size_t bytes);
-
 // Rows inserted kRowsPerInsert per statement: one statement per row costs
 // about as much again as the row.
 inline constexpr int kRowsPerInsert = 32;
@@ -117,21 +104,5 @@ void InsertMany(SQLite::Statement& many, SQLite::Statement& one, std::size_t cou
     one.exec();
   }
 }
-
-// Lets maps keyed by std::string be searched with a string_view.
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
-};
-
-// Zones by name, as rows name them; one per connection's thread.
-class ZoneCache {
- public:
-  // UTC if tzdata lost the name: UTC beats failing.
-  const Zone* Named(std::string_view name);
-
- private:
-  std::unordered_map<std::string, const Zone*, StringHash, std::equal_to<>> zones_;
-};
 
 }  // namespace tp::sql

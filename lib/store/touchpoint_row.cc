@@ -1,6 +1,7 @@
 #include "store/touchpoint_row.h"
 
 #include "core/ids.h"
+#include "store/sql.h"
 
 namespace tp {
 

@@ -1,16 +1,19 @@
 // A touchpoint as the store reads it from its tables (with its purchase
 // and buyer joined): as due, for the scheduler, or as fired, for its event.
-// Internal to lib/store.
+// The rows and columns serve every backend; ReadDue() and ReadRow() read
+// SQLite's. Internal to lib/store.
 #pragma once
-
-#include <SQLiteCpp/Statement.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "scheduler/store.h"
-#include "store/sql.h"
+#include "store/values.h"
+
+namespace SQLite {
+class Statement;
+}  // namespace SQLite
 
 namespace tp {
 

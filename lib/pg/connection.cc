@@ -1,0 +1,332 @@
+#include "pg/connection.h"
+
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+namespace tp::pg {
+namespace {
+
+// The connection is gone, or never was: SQLSTATE class 08.
+bool IsConnectionClass(std::string_view sqlstate) { return sqlstate.substr(0, 2) == "08"; }
+
+[[noreturn]] void Throw(pg_conn* conn, const pg_result* r, std::string_view what) {
+  std::string state;
+  if (r != nullptr) {
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
+  }
+  const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD || IsConnectionClass(state);
+  std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
+  if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  if (message.empty()) message = "unknown error";
+  std::string full(what);
+  if (!full.empty()) full += ": ";
+  full += message;
+  throw Error(full, std::move(state), lost);
+}
+
+template <typename T>
+T Parse(std::string_view text, const char* what) {
+  T v{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    throw Error(std::string("not ") + what + ": " + std::string(text), "", false);
+  }
+  return v;
+}
+
+void AppendArrayElement(std::string& out, std::string_view v) {
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+}  // namespace
+
+bool Error::transient() const {
+  if (connection_lost_ || IsConnectionClass(sqlstate_) || retry_transaction()) return true;
+  // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now;
+  // class 53: insufficient resources (disk full, out of memory, too many
+  // connections).
+  return sqlstate_ == "57P01" || sqlstate_ == "57P02" || sqlstate_ == "57P03" ||
+         sqlstate_.substr(0, 2) == "53";
+}
+
+Status ToStatus(std::string_view what, const std::exception& e) {
+  std::string message = std::string(what) + ": " + e.what();
+  if (const auto* pe = dynamic_cast<const Error*>(&e); pe != nullptr && pe->transient()) {
+    return Status::Unavailable(std::move(message));
+  }
+  return Status::Error(std::move(message));
+}
+
+// --- Result ------------------------------------------------------------
+
+Result& Result::operator=(Result&& other) noexcept {
+  if (this != &other) {
+    if (r_ != nullptr) PQclear(r_);
+    r_ = other.r_;
+    other.r_ = nullptr;
+  }
+  return *this;
+}
+
+Result::~Result() {
+  if (r_ != nullptr) PQclear(r_);
+}
+
+int Result::rows() const { return r_ == nullptr ? 0 : PQntuples(r_); }
+
+int Result::cols() const { return r_ == nullptr ? 0 : PQnfields(r_); }
+
+std::int64_t Result::affected() const {
+  if (r_ == nullptr) return 0;
+  const char* n = PQcmdTuples(r_);
+  if (n == nullptr || *n == '\0') return 0;
+  return Parse<std::int64_t>(n, "a row count");
+}
+
+bool Result::IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+
+std::string_view Result::Text(int row, int col) const {
+  return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
+}
+
+std::int64_t Result::Int64(int row, int col) const {
+  return Parse<std::int64_t>(Text(row, col), "an integer");
+}
+
+double Result::Double(int row, int col) const {
+  // PostgreSQL prints a float8 in its shortest exact form (extra_float_digits
+  // defaults to 1 since 12), which strtod reads back exactly.
+  const std::string text(Text(row, col));
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) throw Error("not a number: " + text, "", false);
+  return v;
+}
+
+bool Result::Bool(int row, int col) const { return Text(row, col) == "t"; }
+
+std::optional<std::int64_t> Result::OptionalInt64(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Int64(row, col);
+}
+
+// --- Params --------------------------------------------------------------
+
+Params& Params::Add(std::string_view text) {
+  const std::string& s = storage_.emplace_back(text);
+  values_.push_back(s.c_str());
+  lengths_.push_back(static_cast<int>(s.size()));
+  return *this;
+}
+
+Params& Params::Add(std::int64_t v) { return Add(std::string_view(std::to_string(v))); }
+
+Params& Params::Add(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  if (ec != std::errc()) throw Error("cannot print a number", "", false);
+  return Add(std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
+
+Params& Params::AddNull() {
+  values_.push_back(nullptr);
+  lengths_.push_back(0);
+  return *this;
+}
+
+Params& Params::AddTextOrNull(std::string_view text) {
+  return text.empty() ? AddNull() : Add(text);
+}
+
+Params& Params::AddArray(const std::vector<std::int64_t>& values) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(values[i]);
+  }
+  s += '}';
+  return Add(std::string_view(s));
+}
+
+Params& Params::AddArray(const std::vector<std::string>& values) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) s += ',';
+    AppendArrayElement(s, values[i]);
+  }
+  s += '}';
+  return Add(std::string_view(s));
+}
+
+// --- Statement -----------------------------------------------------------
+
+Statement::Statement(std::string sql) : sql_(std::move(sql)) {
+  static std::atomic<std::uint64_t> next{0};
+  name_ = "tp" + std::to_string(next.fetch_add(1, std::memory_order_relaxed));
+}
+
+// --- Connection ----------------------------------------------------------
+
+std::unique_ptr<Connection> Connection::Open(const std::string& url,
+                                             std::string_view application_name) {
+  // Keepalives: an idle connection to a host cut from the network fails
+  // within about 10 s instead of the kernel's two hours.
+  const std::string app(application_name);
+  const char* keys[] = {"dbname",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "connect_timeout",
+                        nullptr};
+  const char* values[] = {url.c_str(), app.c_str(), "1", "5", "2", "3", "10", nullptr};
+  pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr)
+    throw Error("cannot connect to " + Redacted(url) + ": out of memory", "", true);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = PQerrorMessage(conn);
+    PQfinish(conn);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+      message.pop_back();
+    }
+    throw Error("cannot connect to " + Redacted(url) + ": " + message, "08006", true);
+  }
+  // Notices (a table that already exists, ...) are not for stderr.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
+  return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+
+int Connection::backend_pid() const { return PQbackendPID(conn_); }
+
+Result Connection::Check(pg_result* r, std::string_view sql) {
+  const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
+  if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || s == PGRES_COPY_IN) return Result(r);
+  Result owned(r);  // freed as the exception leaves
+  // The statement's first words name it in the message; the rest is noise.
+  std::string_view head = sql.substr(0, 60);
+  if (auto nl = head.find('\n'); nl != std::string_view::npos) head = head.substr(0, nl);
+  Throw(conn_, r, head);
+}
+
+Result Connection::Exec(std::string_view sql) {
+  const std::string text(sql);
+  return Check(PQexec(conn_, text.c_str()), sql);
+}
+
+Result Connection::Exec(std::string_view sql, const Params& params) {
+  const std::string text(sql);
+  return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
+                            params.lengths(), nullptr, 0),
+               sql);
+}
+
+Result Connection::Run(const Statement& statement, const Params& params) {
+  if (prepared_.count(statement.name()) == 0) {
+    Check(PQprepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr),
+          statement.sql());
+    prepared_.insert(statement.name());
+  }
+  return Check(PQexecPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
+                              params.lengths(), nullptr, 0),
+               statement.sql());
+}
+
+void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
+  Result started = Exec(copy_sql);
+  if (!data.empty() && PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
+    Throw(conn_, nullptr, "copy");
+  }
+  if (PQputCopyEnd(conn_, nullptr) != 1) Throw(conn_, nullptr, "copy");
+  Result last;
+  while (pg_result* r = PQgetResult(conn_)) {
+    last = Result(r);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) Throw(conn_, r, copy_sql.substr(0, 40));
+  }
+}
+
+std::vector<std::string> Connection::TakeNotifications() {
+  if (PQconsumeInput(conn_) != 1) Throw(conn_, nullptr, "read notifications");
+  std::vector<std::string> channels;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    channels.emplace_back(n->relname);
+    PQfreemem(n);
+  }
+  return channels;
+}
+
+void CopyText(std::string& row, std::string_view text) {
+  for (char c : text) {
+    switch (c) {
+      case '\\':
+        row += "\\\\";
+        break;
+      case '\t':
+        row += "\\t";
+        break;
+      case '\n':
+        row += "\\n";
+        break;
+      case '\r':
+        row += "\\r";
+        break;
+      default:
+        row += c;
+    }
+  }
+}
+
+// --- Transaction ---------------------------------------------------------
+
+Transaction::Transaction(Connection& conn) : conn_(conn) { conn_.Exec("BEGIN"); }
+
+Transaction::~Transaction() {
+  if (!open_) return;
+  try {
+    if (conn_.ok()) conn_.Exec("ROLLBACK");
+  } catch (const std::exception&) {
+    // The connection is gone: so is the transaction.
+  }
+}
+
+void Transaction::Commit() {
+  open_ = false;
+  conn_.Exec("COMMIT");
+}
+
+// --- URLs ----------------------------------------------------------------
+
+bool IsUrl(std::string_view location) {
+  return location.starts_with("postgresql://") || location.starts_with("postgres://");
+}
+
+std::string Redacted(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const std::size_t start = scheme + 3;
+  const std::size_t at = url.find('@', start);
+  const std::size_t slash = url.find('/', start);
+  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
+    return std::string(url);
+  }
+  const std::size_t colon = url.find(':', start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+}  // namespace tp::pg

@@ -1,0 +1,196 @@
+// A small RAII layer over libpq, in the manner of SQLiteCpp: a Connection
+// owns a PGconn, a Result owns a PGresult, a Statement is prepared once per
+// connection and reused, a Transaction rolls back in its destructor unless
+// committed. Parameters and results travel as text (PostgreSQL's own input
+// and output forms), so nothing here knows a type's binary layout.
+//
+// Errors are exceptions inside the store (pg::Error, with the SQLSTATE and
+// whether the connection is gone) and become a Status at the store's
+// boundary (ToStatus): a lost connection or a server that is starting,
+// stopping or out of disk is Unavailable (the same call may work later),
+// anything else an Error.
+//
+// Not thread-safe: a Connection belongs to one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/status.h"
+
+struct pg_conn;
+struct pg_result;
+
+namespace tp::pg {
+
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& message, std::string sqlstate, bool connection_lost)
+      : std::runtime_error(message),
+        sqlstate_(std::move(sqlstate)),
+        connection_lost_(connection_lost) {}
+  // The five-character SQLSTATE, or "" when the server sent none (the
+  // connection failed).
+  const std::string& sqlstate() const { return sqlstate_; }
+  bool connection_lost() const { return connection_lost_; }
+  // Whether the same work may succeed if tried again: the connection is
+  // gone, the server is starting or shutting down, short of disk or
+  // memory, or the transaction lost a deadlock or serialization race.
+  bool transient() const;
+  // A deadlock or serialization failure: retry the whole transaction.
+  bool retry_transaction() const { return sqlstate_ == "40001" || sqlstate_ == "40P01"; }
+
+ private:
+  std::string sqlstate_;
+  bool connection_lost_;
+};
+
+// An exception as a Status naming `what`: Unavailable when transient.
+Status ToStatus(std::string_view what, const std::exception& e);
+
+// Runs `fn`, turning exceptions into a Status naming `what`.
+template <typename Fn>
+auto Guard(std::string_view what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return ToStatus(what, e);
+  }
+}
+
+// A query's rows. Values are text; NULL reads as IsNull().
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* r) : r_(r) {}
+  Result(Result&& other) noexcept : r_(other.r_) { other.r_ = nullptr; }
+  Result& operator=(Result&& other) noexcept;
+  ~Result();
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+
+  int rows() const;
+  int cols() const;
+  // Rows an INSERT/UPDATE/DELETE touched.
+  std::int64_t affected() const;
+  bool IsNull(int row, int col) const;
+  // Valid while this Result lives.
+  std::string_view Text(int row, int col) const;
+  std::int64_t Int64(int row, int col) const;
+  double Double(int row, int col) const;
+  bool Bool(int row, int col) const;
+  std::optional<std::int64_t> OptionalInt64(int row, int col) const;
+
+ private:
+  pg_result* r_ = nullptr;
+};
+
+// Text parameters for one statement: values are copied in.
+class Params {
+ public:
+  Params& Add(std::string_view text);
+  Params& Add(std::int64_t v);
+  Params& Add(int v) { return Add(static_cast<std::int64_t>(v)); }
+  Params& Add(double v);
+  Params& Add(bool v) { return Add(std::string_view(v ? "t" : "f")); }
+  Params& AddNull();
+  // NULL for an empty text.
+  Params& AddTextOrNull(std::string_view text);
+  Params& Add(std::optional<std::int64_t> v) { return v ? Add(*v) : AddNull(); }
+  // PostgreSQL's array literal of the values: `= ANY($n)` in SQL, one
+  // parameter for a whole batch.
+  Params& AddArray(const std::vector<std::int64_t>& values);
+  Params& AddArray(const std::vector<std::string>& values);
+
+  int size() const { return static_cast<int>(values_.size()); }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+
+ private:
+  std::deque<std::string> storage_;  // stable addresses for values_
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+};
+
+// SQL prepared on each connection that runs it, under a name of its own.
+class Statement {
+ public:
+  explicit Statement(std::string sql);
+  const std::string& sql() const { return sql_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string sql_;
+  std::string name_;
+};
+
+class Connection {
+ public:
+  // Connects to `url` (postgresql://USER@HOST:PORT/DB?...). TCP keepalives
+  // are on, so a peer cut from the network is noticed in seconds. Throws
+  // Error.
+  static std::unique_ptr<Connection> Open(const std::string& url,
+                                          std::string_view application_name = "touchpointd");
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // One or more statements without parameters. Throws Error.
+  Result Exec(std::string_view sql);
+  // One statement with parameters (unprepared). Throws Error.
+  Result Exec(std::string_view sql, const Params& params);
+  // `statement`, prepared on this connection the first time. Throws Error.
+  Result Run(const Statement& statement, const Params& params = {});
+  // COPY table (columns) FROM STDIN with rows in text format, each row's
+  // values tab-separated and escaped by CopyText(). Throws Error.
+  void CopyIn(std::string_view copy_sql, std::string_view data);
+
+  // Whether the connection is still up (as libpq last saw it).
+  bool ok() const;
+  // The server's process id for this session (pg_terminate_backend()).
+  int backend_pid() const;
+  pg_conn* handle() { return conn_; }
+  // Notifications received (LISTEN), consumed without waiting: returns the
+  // channels that have been notified since the last call. Throws Error.
+  std::vector<std::string> TakeNotifications();
+
+ private:
+  explicit Connection(pg_conn* conn) : conn_(conn) {}
+  Result Check(pg_result* r, std::string_view sql);
+
+  pg_conn* conn_;
+  std::unordered_set<std::string> prepared_;
+};
+
+// Appends `text` to a COPY text-format row, escaped.
+void CopyText(std::string& row, std::string_view text);
+
+// BEGIN ... COMMIT; rolled back by the destructor unless committed.
+class Transaction {
+ public:
+  explicit Transaction(Connection& conn);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void Commit();
+
+ private:
+  Connection& conn_;
+  bool open_ = true;
+};
+
+// Whether `location` names a PostgreSQL database (a postgresql:// or
+// postgres:// URL) rather than a file.
+bool IsUrl(std::string_view location);
+// `url` with any password replaced by "***", for logs and messages.
+std::string Redacted(std::string_view url);
+
+}  // namespace tp::pg

@@ -1,0 +1,270 @@
+// The fire side of the PostgreSQL schedule: claims of due touchpoints, the
+// caps' reads, and a batch's outcomes with their fan-out to queues and
+// outboxes, committed with the claim.
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <utility>
+
+#include "core/ids.h"
+#include "scheduler/event.h"
+#include "store/pg/tables.h"
+
+namespace tp::pgstore {
+
+using sql::FromMs;
+using sql::Ms;
+using sql::StateCode;
+
+namespace {
+
+const pg::Statement kNextWakeup("SELECT min(next_at) FROM touchpoints WHERE state = 0");
+// The due rows and their buyers, locked until the claim commits; rows
+// another daemon holds (or whose buyer it holds) are passed over, so
+// daemons share the due rows and a buyer is decided by one at a time.
+const pg::Statement kTakeDue(
+    "SELECT t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, "
+    "GREATEST(t.next_at, p.received_at), t.step FROM touchpoints t "
+    "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
+    "WHERE t.state = 0 AND t.next_at <= $1 "
+    "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
+    "FOR NO KEY UPDATE OF t, b SKIP LOCKED");
+// Dead-lettered touchpoints were fired too: they count against the caps.
+const pg::Statement kFiredBetween(
+    "SELECT fire_at, sinks FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE "
+    "id = $1) AND state IN (1, 5) AND fire_at >= $2 AND fire_at < $3");
+const pg::Statement kFire(
+    "UPDATE touchpoints SET state = 1, fire_at = $1, sinks = $3 WHERE id = ANY($2::bigint[]) "
+    "AND state = 0 RETURNING id");
+const pg::Statement kDefer(
+    "UPDATE touchpoints t SET next_at = u.next_at FROM unnest($1::bigint[], $2::bigint[]) AS "
+    "u(id, next_at) WHERE t.id = u.id AND t.state = 0 RETURNING t.id");
+const pg::Statement kSkip(
+    "UPDATE touchpoints t SET state = 4, reason = u.reason FROM unnest($1::bigint[], $2::text[]) "
+    "AS u(id, reason) WHERE t.id = u.id AND t.state = 0 RETURNING t.id");
+const pg::Statement kHistoryRows(
+    "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
+    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])");
+const pg::Statement kEnqueue(
+    "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) "
+    "SELECT q, t, at, at FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(q, t, at)");
+const pg::Statement kOutboxInsert(
+    "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) "
+    "SELECT s, t, e, at, at FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS "
+    "u(s, t, e, at)");
+const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+                               "WHERE t.id = ANY($1::bigint[])");
+
+// History lines with a reason and time each, as arrays.
+struct HistoryRows {
+  std::vector<std::int64_t> ids, at, state;
+  std::vector<std::string> reason;
+  void Add(std::int64_t id, Instant when, TouchpointState s, std::string text) {
+    ids.push_back(id);
+    at.push_back(Ms(when));
+    state.push_back(StateCode(s));
+    reason.push_back(std::move(text));
+  }
+  void Write(pg::Connection& c) const {
+    if (ids.empty()) return;
+    c.Run(kHistoryRows, pg::Params().AddArray(ids).AddArray(at).AddArray(state).AddArray(reason));
+  }
+};
+
+}  // namespace
+
+const FireRouting& Tables::Routing() {
+  if (routed_ != rules_.generation()) {
+    routing_.Set(*rules_);
+    routed_ = rules_.generation();
+  }
+  return routing_;
+}
+
+StatusOr<std::optional<Instant>> Tables::NextWakeup() {
+  return session_.Read("next wakeup", [&]() -> StatusOr<std::optional<Instant>> {
+    pg::Result r = session_.conn().Run(kNextWakeup);
+    if (r.rows() == 0 || r.IsNull(0, 0)) return std::optional<Instant>();
+    return std::optional<Instant>(FromMs(r.Int64(0, 0)));
+  });
+}
+
+StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t max) {
+  return session_.Read("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
+    due_.clear();
+    session_.BeginClaim();
+    pg::Result r = session_.conn().Run(
+        kTakeDue, pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
+    due_.resize(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      DueRow& d = due_[static_cast<std::size_t>(i)];
+      d.rowid = r.Int64(i, 0);
+      d.buyer_id = r.Text(i, 1);
+      d.cadence = r.Text(i, 2);
+      d.zone = zones_.Named(r.Text(i, 3));
+      d.due_at = FromMs(r.Int64(i, 4));
+      d.next_at = FromMs(r.Int64(i, 5));
+      d.ready_at = FromMs(r.Int64(i, 6));
+      d.step = r.Text(i, 7);
+    }
+    std::vector<DueTouchpoint> out;
+    out.reserve(due_.size());
+    for (const DueRow& d : due_) out.push_back({static_cast<std::uint64_t>(d.rowid), d.View()});
+    return out;
+  });
+}
+
+StatusOr<std::vector<FiredTouchpoint>> Tables::FiredBetween(const DueTouchpoint& due, Instant from,
+                                                            Instant to, bool sinks) {
+  return session_.Read(
+      "read the buyer's fired touchpoints", [&]() -> StatusOr<std::vector<FiredTouchpoint>> {
+        pg::Result r = session_.conn().Run(
+            kFiredBetween,
+            pg::Params().Add(static_cast<std::int64_t>(due.handle)).Add(Ms(from)).Add(Ms(to)));
+        std::vector<FiredTouchpoint> out;
+        out.reserve(static_cast<std::size_t>(r.rows()));
+        for (int i = 0; i < r.rows(); ++i) {
+          FiredTouchpoint& f = out.emplace_back(FiredTouchpoint{FromMs(r.Int64(i, 0))});
+          if (sinks && !r.IsNull(i, 1)) f.sinks = std::string(r.Text(i, 1));
+        }
+        return out;
+      });
+}
+
+std::unordered_map<std::int64_t, std::string> Tables::MakeEvents(
+    const std::vector<std::int64_t>& rows) {
+  std::unordered_map<std::int64_t, std::string> events;
+  if (rows.empty()) return events;
+  pg::Result r = session_.conn().Run(kEventRows, pg::Params().AddArray(rows));
+  DueRow row;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (r.IsNull(i, 12)) continue;  // not fired
+    row.rowid = r.Int64(i, 0);
+    row.step = r.Text(i, 1);
+    row.buyer_id = r.Text(i, 2);
+    row.order_id = r.Text(i, 3);
+    row.cadence = r.Text(i, 4);
+    row.tp_id = TouchpointId(row.order_id, row.cadence, row.step);
+    row.topic = r.Text(i, 5);
+    row.tier = r.Text(i, 6);
+    row.product = r.Text(i, 7);
+    row.zone = zones_.Named(r.Text(i, 8));
+    row.due_at = FromMs(r.Int64(i, 9));
+    row.next_at = FromMs(r.Int64(i, 10));
+    row.attributes = r.IsNull(i, 11) ? std::string() : std::string(r.Text(i, 11));
+    row.fire_at = FromMs(r.Int64(i, 12));
+    events.emplace(row.rowid,
+                   TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
+  }
+  return events;
+}
+
+Status Tables::ApplyOutcomes(std::span<const DueTouchpoint> due,
+                             std::span<const FiringOutcome> outcomes) {
+  if (due.size() != outcomes.size()) return Status::Error("apply outcomes: size mismatch");
+  const FireRouting& routing = Routing();
+  return session_.FinishClaim("apply firing outcomes", [&] {
+    pg::Connection& c = session_.conn();
+    // Fired ones in bulk, per fire time and routing: a statement for each.
+    using Routing = FireRouting::Routing;
+    std::vector<const Routing*> route_of(due.size(), nullptr);
+    std::map<std::pair<std::int64_t, const Routing*>, std::vector<std::int64_t>> fired_at;
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      if (outcomes[i].kind != FiringOutcome::Kind::kFired) continue;
+      route_of[i] = &routing.Of(due[i].view.cadence, due[i].view.step);
+      fired_at[{Ms(outcomes[i].at), route_of[i]}].push_back(
+          static_cast<std::int64_t>(due[i].handle));
+    }
+    std::vector<std::int64_t> fired;  // still pending, so fired now
+    for (const auto& [key, ids] : fired_at) {
+      pg::Result r = c.Run(kFire, pg::Params().Add(key.first).AddArray(ids).Add(key.second->sinks));
+      for (int k = 0; k < r.rows(); ++k) fired.push_back(r.Int64(k, 0));
+    }
+    std::sort(fired.begin(), fired.end());
+
+    // A row per sink: queue messages (their event made when handed out)
+    // and outbox entries (the event in each, made now from the rows).
+    std::vector<std::string> queue_names, outbox_sinks;
+    std::vector<std::int64_t> queue_tps, queue_at, outbox_tps, outbox_at, pushed;
+    HistoryRows history;
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      const FiringOutcome& o = outcomes[i];
+      const auto rowid = static_cast<std::int64_t>(due[i].handle);
+      if (o.kind != FiringOutcome::Kind::kFired ||
+          !std::binary_search(fired.begin(), fired.end(), rowid)) {
+        continue;
+      }
+      const Routing& routes = *route_of[i];
+      for (const FireRouting::Route& route : routes.routes) {
+        if (route.type == Sink::Type::kQueue) {
+          queue_names.push_back(route.sink);
+          queue_tps.push_back(rowid);
+          queue_at.push_back(Ms(o.at));
+          continue;
+        }
+        if (outbox_tps.empty() || outbox_tps.back() != rowid) pushed.push_back(rowid);
+        outbox_sinks.push_back(route.sink);
+        outbox_tps.push_back(rowid);
+        outbox_at.push_back(Ms(o.at));
+      }
+      history.Add(rowid, o.at, TouchpointState::kFired, routes.fired_reason);
+    }
+    if (!queue_tps.empty()) {
+      c.Run(kEnqueue, pg::Params().AddArray(queue_names).AddArray(queue_tps).AddArray(queue_at));
+    }
+    if (!outbox_tps.empty()) {
+      auto events = MakeEvents(pushed);
+      std::vector<std::string> bodies;
+      bodies.reserve(outbox_tps.size());
+      for (const std::int64_t tp : outbox_tps) {
+        auto it = events.find(tp);
+        if (it == events.end()) {
+          throw std::runtime_error("touchpoint row " + std::to_string(tp) +
+                                   " vanished while firing");
+        }
+        bodies.push_back(it->second);
+      }
+      c.Run(kOutboxInsert, pg::Params()
+                               .AddArray(outbox_sinks)
+                               .AddArray(outbox_tps)
+                               .AddArray(bodies)
+                               .AddArray(outbox_at));
+    }
+
+    // Deferred and skipped ones, each batch in a statement; a history line
+    // for each row that was still pending.
+    std::vector<std::int64_t> defer_ids, defer_at, skip_ids;
+    std::vector<std::string> skip_reasons;
+    std::map<std::int64_t, std::size_t> index_of;  // row id -> its place in `due`
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      const auto rowid = static_cast<std::int64_t>(due[i].handle);
+      index_of[rowid] = i;
+      if (outcomes[i].kind == FiringOutcome::Kind::kDeferred) {
+        defer_ids.push_back(rowid);
+        defer_at.push_back(Ms(outcomes[i].at));
+      } else if (outcomes[i].kind == FiringOutcome::Kind::kSkipped) {
+        skip_ids.push_back(rowid);
+        skip_reasons.push_back(outcomes[i].reason);
+      }
+    }
+    if (!defer_ids.empty()) {
+      pg::Result r = c.Run(kDefer, pg::Params().AddArray(defer_ids).AddArray(defer_at));
+      for (int k = 0; k < r.rows(); ++k) {
+        const std::size_t i = index_of[r.Int64(k, 0)];
+        const FiringOutcome& o = outcomes[i];
+        history.Add(r.Int64(k, 0), due[i].view.next_at, TouchpointState::kPending,
+                    "deferred to " + FormatRfc3339(o.at, due[i].view.zone) + ": " + o.reason);
+      }
+    }
+    if (!skip_ids.empty()) {
+      pg::Result r = c.Run(kSkip, pg::Params().AddArray(skip_ids).AddArray(skip_reasons));
+      for (int k = 0; k < r.rows(); ++k) {
+        const std::size_t i = index_of[r.Int64(k, 0)];
+        history.Add(r.Int64(k, 0), outcomes[i].at, TouchpointState::kSkipped, outcomes[i].reason);
+      }
+    }
+    history.Write(c);
+  });
+}
+
+}  // namespace tp::pgstore

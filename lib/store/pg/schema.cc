@@ -1,0 +1,154 @@
+#include "store/pg/schema.h"
+
+#include <iterator>
+#include <string>
+
+namespace tp::pgstore {
+namespace {
+
+// The advisory lock migrations take: any constant no other code uses.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7305861230001)";
+
+// Migration i takes the schema from version i to version i + 1. Forward only:
+// a released migration is never edited, a change is a new entry. The
+// tables are those of the SQLite store at its version 11 (store/schema.cc
+// says why each column is there), in PostgreSQL's types: times are UTC
+// milliseconds (BIGINT), states SMALLINT.
+const char* const kMigrations[] = {
+    // 0 -> 1: the first schema.
+    R"sql(
+CREATE TABLE buyers (
+  id         BIGSERIAL PRIMARY KEY,
+  buyer_id   TEXT NOT NULL UNIQUE,
+  opted_out  BOOLEAN NOT NULL DEFAULT false,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE purchases (
+  id           BIGSERIAL PRIMARY KEY,
+  order_id     TEXT NOT NULL UNIQUE,
+  buyer        BIGINT NOT NULL REFERENCES buyers(id),
+  product      TEXT NOT NULL,
+  quantity     BIGINT NOT NULL,
+  amount       DOUBLE PRECISION NOT NULL,
+  purchased_at BIGINT NOT NULL,
+  timezone     TEXT NOT NULL,
+  zone         TEXT NOT NULL,
+  tier         TEXT NOT NULL,
+  attributes   TEXT,
+  received_at  BIGINT NOT NULL
+);
+CREATE INDEX purchases_by_buyer ON purchases(buyer, purchased_at, id);
+CREATE TABLE touchpoints (
+  id                   BIGSERIAL PRIMARY KEY,
+  purchase             BIGINT NOT NULL REFERENCES purchases(id),
+  buyer                BIGINT NOT NULL REFERENCES buyers(id),
+  cadence              TEXT NOT NULL,
+  step                 TEXT NOT NULL,
+  topic                TEXT NOT NULL,
+  cadence_order        INTEGER NOT NULL,
+  step_order           INTEGER NOT NULL,
+  cancel_on_repurchase BOOLEAN NOT NULL,
+  state                SMALLINT NOT NULL,  -- 0 pending 1 fired 2 cancelled 3 suppressed 4 skipped 5 dead
+  due_at               BIGINT NOT NULL,
+  next_at              BIGINT NOT NULL,
+  fire_at              BIGINT,
+  reason               TEXT,
+  tier                 TEXT,
+  sinks                TEXT
+);
+CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, cadence_order, step_order, id)
+  WHERE state = 0;
+CREATE INDEX touchpoints_by_buyer ON touchpoints(buyer);
+CREATE INDEX touchpoints_fired ON touchpoints(buyer, fire_at, id)
+  INCLUDE (cadence, topic, purchase, state, sinks) WHERE state IN (1, 5);
+CREATE TABLE touchpoint_history (
+  id         BIGSERIAL PRIMARY KEY,  -- the order lines were written in
+  touchpoint BIGINT NOT NULL REFERENCES touchpoints(id),
+  at         BIGINT NOT NULL,
+  state      SMALLINT NOT NULL,
+  reason     TEXT NOT NULL
+);
+CREATE INDEX touchpoint_history_by_touchpoint ON touchpoint_history(touchpoint);
+CREATE TABLE queue_messages (
+  id          BIGSERIAL PRIMARY KEY,
+  queue       TEXT NOT NULL,
+  touchpoint  BIGINT NOT NULL REFERENCES touchpoints(id),
+  visible_at  BIGINT NOT NULL,
+  receipt     TEXT,
+  deliveries  INTEGER NOT NULL DEFAULT 0,
+  enqueued_at BIGINT NOT NULL
+);
+CREATE INDEX queue_messages_visible ON queue_messages(queue, visible_at, id);
+CREATE INDEX queue_messages_by_touchpoint ON queue_messages(touchpoint);
+CREATE TABLE deliveries (
+  id              BIGSERIAL PRIMARY KEY,
+  sink            TEXT NOT NULL,
+  touchpoint      BIGINT NOT NULL REFERENCES touchpoints(id),
+  event           TEXT NOT NULL,
+  state           SMALLINT NOT NULL DEFAULT 0,  -- 0 waiting, 1 dead-lettered; delivered rows go
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  last_error      TEXT,
+  created_at      BIGINT NOT NULL,
+  dead_at         BIGINT
+);
+CREATE INDEX deliveries_due ON deliveries(sink, next_attempt_at, id) WHERE state = 0;
+CREATE INDEX deliveries_by_sink ON deliveries(sink, state, id);
+CREATE INDEX deliveries_by_touchpoint ON deliveries(touchpoint);
+CREATE TABLE planning (
+  id            INTEGER PRIMARY KEY CHECK (id = 1),
+  fingerprint   TEXT NOT NULL,
+  replanning    BOOLEAN NOT NULL DEFAULT false,
+  next_at       BIGINT,
+  due_at        BIGINT,
+  cadence_order INTEGER,
+  step_order    INTEGER,
+  touchpoint    BIGINT
+);
+CREATE TABLE events (
+  id            BIGSERIAL PRIMARY KEY,
+  event_id      TEXT NOT NULL UNIQUE,
+  buyer         BIGINT NOT NULL REFERENCES buyers(id),
+  type          TEXT NOT NULL,
+  at            BIGINT NOT NULL,
+  touchpoint_id TEXT,
+  credited      BIGINT,
+  attributes    TEXT,
+  received_at   BIGINT NOT NULL
+);
+CREATE INDEX events_by_buyer ON events(buyer, at, id) INCLUDE (type, credited);
+)sql",
+};
+constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
+static_assert(kMigrationCount == kSchemaVersion);
+
+}  // namespace
+
+int ReadVersion(pg::Connection& conn) {
+  pg::Result r = conn.Exec(
+      "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 "
+      "ELSE (SELECT COALESCE(MAX(version), 0) FROM schema_version) END");
+  return static_cast<int>(r.Int64(0, 0));
+}
+
+Status Migrate(pg::Connection& conn, int target) {
+  pg::Transaction txn(conn);
+  // Daemons starting together wait here in turn; the first migrates.
+  conn.Exec(kMigrationLock);
+  conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+  const int current = ReadVersion(conn);
+  if (current > kMigrationCount) {
+    return Status::Error("database schema version " + std::to_string(current) +
+                         " is newer than this build knows (" + std::to_string(kMigrationCount) +
+                         "); use a newer touchpointd");
+  }
+  for (int v = current; v < target; ++v) conn.Exec(kMigrations[v]);
+  if (current < target) {
+    conn.Exec("DELETE FROM schema_version");
+    conn.Exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(target) + ")");
+  }
+  txn.Commit();
+  return Status::Ok();
+}
+
+}  // namespace tp::pgstore

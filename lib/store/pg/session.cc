@@ -1,0 +1,174 @@
+#include "store/pg/session.h"
+
+#include <utility>
+
+#include "store/pg/schema.h"
+
+namespace tp::pgstore {
+
+Session::Session(std::string url) : url_(std::move(url)) {
+  conn_ = pg::Connection::Open(url_);
+  if (Status s = Migrate(*conn_); !s.ok()) throw pg::Error(s.message(), "", false);
+}
+
+pg::Connection& Session::conn() {
+  if (broken_) {
+    throw pg::Error("the connection to PostgreSQL was lost inside a transaction", "08006", true);
+  }
+  if (!conn_ || !conn_->ok()) {
+    conn_.reset();
+    conn_ = pg::Connection::Open(url_);
+  }
+  return *conn_;
+}
+
+void Session::Drop() {
+  conn_.reset();
+  if (group_ || claim_) broken_ = true;
+  claim_ = false;
+}
+
+Status Session::Failed(std::string_view what, const std::exception& e) {
+  const auto* pe = dynamic_cast<const pg::Error*>(&e);
+  if (pe != nullptr && pe->connection_lost()) Drop();
+  return pg::ToStatus(what, e);
+}
+
+Status Session::Atomically(std::string_view what, const std::function<void()>& fn) {
+  try {
+    if (claim_ && !group_) {
+      // A call outside the claim (ingest between two fires): the claim was
+      // abandoned (its scheduler pass failed), so its locks go.
+      claim_ = false;
+      conn().Exec("ROLLBACK");
+    }
+    if (group_ && enclosed_) {
+      fn();
+      return Status::Ok();
+    }
+    if (group_) {
+      conn().Exec("SAVEPOINT call");
+      try {
+        fn();
+      } catch (...) {
+        if (conn_ && conn_->ok()) conn_->Exec("ROLLBACK TO SAVEPOINT call");
+        throw;
+      }
+      conn().Exec("RELEASE SAVEPOINT call");
+      return Status::Ok();
+    }
+    pg::Transaction txn(conn());
+    fn();
+    txn.Commit();
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed(what, e);
+  }
+}
+
+Status Session::Begin() {
+  if (group_) return Status::Error("begin: a transaction is already open");
+  try {
+    if (claim_) {
+      claim_ = false;
+      conn().Exec("ROLLBACK");
+    }
+    conn().Exec("BEGIN");
+    group_ = true;
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("begin", e);
+  }
+}
+
+Status Session::Commit() {
+  if (!group_) return Status::Error("commit: no transaction is open");
+  try {
+    conn().Exec("COMMIT");
+    group_ = false;
+    enclosed_ = false;
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("commit", e);
+  }
+}
+
+Status Session::Rollback() {
+  const bool had = group_ && !broken_;
+  group_ = false;
+  enclosed_ = false;
+  broken_ = false;
+  if (!had) return Status::Ok();
+  try {
+    // After a failed COMMIT the server has rolled back already; ROLLBACK
+    // then only warns.
+    if (conn_ && conn_->ok()) conn_->Exec("ROLLBACK");
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("rollback", e);
+  }
+}
+
+Status Session::Savepoint() {
+  try {
+    conn().Exec("SAVEPOINT request");
+    enclosed_ = true;
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("savepoint", e);
+  }
+}
+
+Status Session::Release() {
+  try {
+    conn().Exec("RELEASE SAVEPOINT request");
+    enclosed_ = false;
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("release savepoint", e);
+  }
+}
+
+Status Session::RollbackTo() {
+  enclosed_ = false;
+  try {
+    conn().Exec("ROLLBACK TO SAVEPOINT request");
+    conn().Exec("RELEASE SAVEPOINT request");
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Failed("rollback to savepoint", e);
+  }
+}
+
+void Session::BeginClaim() {
+  if (group_) return;
+  if (claim_) {
+    claim_ = false;
+    conn().Exec("ROLLBACK");
+  }
+  conn().Exec("BEGIN");
+  claim_ = true;
+}
+
+Status Session::FinishClaim(std::string_view what, const std::function<void()>& fn) {
+  if (!claim_) return Atomically(what, fn);
+  try {
+    fn();
+    claim_ = false;
+    conn().Exec("COMMIT");
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    const bool open = claim_;
+    claim_ = false;
+    if (open && conn_ && conn_->ok()) {
+      try {
+        conn_->Exec("ROLLBACK");
+      } catch (const std::exception&) {
+        // Nothing more to undo: the server ends the transaction anyway.
+      }
+    }
+    return Failed(what, e);
+  }
+}
+
+}  // namespace tp::pgstore

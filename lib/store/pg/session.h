@@ -1,0 +1,81 @@
+// The PostgreSQL store's connection and its transactions, as the store's
+// Transactions contract (store/transactions.h) and the fire's claims need
+// them. Internal to lib/store.
+//
+// Three kinds of transaction, never two at once:
+//  - a group: Begin() ... Commit(), a savepoint per request inside
+//    (Savepoint()/Release()/RollbackTo()), the daemon's group commit;
+//  - a claim: BeginClaim() opens one for the rows TakeDue() locks (FOR NO
+//    KEY UPDATE ... SKIP LOCKED), and FinishClaim() writes the outcomes and
+//    commits, so no other daemon can take those rows in between, and a
+//    daemon that dies mid-way leaves them to the others at once;
+//  - a call's own: Atomically() outside a group.
+//
+// A lost connection is reopened by the next call outside a transaction;
+// inside one, every call fails (Unavailable) until the caller rolls back,
+// since what the transaction wrote is gone.
+//
+// Not thread-safe: one thread owns it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "pg/connection.h"
+
+namespace tp::pgstore {
+
+class Session {
+ public:
+  // Connects and migrates. Throws pg::Error.
+  explicit Session(std::string url);
+
+  const std::string& url() const { return url_; }
+
+  // The connection, reopened if lost while no transaction was open. Throws
+  // pg::Error (transient) when it cannot be.
+  pg::Connection& conn();
+
+  // Runs `fn` (which throws) as one read; errors as a Status naming `what`.
+  template <typename Fn>
+  auto Read(std::string_view what, Fn&& fn) -> decltype(fn()) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      return Failed(what, e);
+    }
+  }
+  // Runs `fn` (which throws) atomically on its own, or as part of the
+  // caller's group (a savepoint around it, none when enclosed).
+  Status Atomically(std::string_view what, const std::function<void()>& fn);
+
+  Status Begin();
+  Status Commit();
+  Status Rollback();
+  Status Savepoint();
+  Status Release();
+  Status RollbackTo();
+
+  // Opens the claim's transaction (rolling back one never finished), unless
+  // a group is open: then the claim is part of it. Throws pg::Error.
+  void BeginClaim();
+  // Runs `fn`, then commits the claim's transaction; rolls it back on error.
+  Status FinishClaim(std::string_view what, const std::function<void()>& fn);
+
+ private:
+  // `e` as a Status; a lost connection is dropped, to be reopened.
+  Status Failed(std::string_view what, const std::exception& e);
+  void Drop();
+
+  std::string url_;
+  std::unique_ptr<pg::Connection> conn_;
+  bool group_ = false;     // Begin() ... Commit()
+  bool enclosed_ = false;  // Savepoint() ... Release()
+  bool claim_ = false;     // BeginClaim() ... FinishClaim()
+  bool broken_ = false;    // the connection was lost inside a transaction
+};
+
+}  // namespace tp::pgstore

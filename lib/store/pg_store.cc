@@ -1,0 +1,100 @@
+#include "store/pg_store.h"
+
+#include <utility>
+
+#include "pg/connection.h"
+#include "store/pg/schema.h"
+#include "store/pg/session.h"
+#include "store/pg/tables.h"
+
+namespace tp {
+
+struct PgStore::Impl {
+  Impl(std::string url, const RulesInForce& rules)
+      : session(std::move(url)), tables(session, rules) {}
+  pgstore::Session session;
+  pgstore::Tables tables;
+};
+
+PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PgStore::~PgStore() = default;
+
+StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& url,
+                                                 const RulesInForce& rules) {
+  try {
+    return std::unique_ptr<PgStore>(new PgStore(std::make_unique<Impl>(url, rules)));
+  } catch (const std::exception& e) {
+    return pg::ToStatus("cannot open database " + pg::Redacted(url), e);
+  }
+}
+
+StatusOr<int> PgStore::SchemaVersion() {
+  return impl_->session.Read("read the schema version", [&]() -> StatusOr<int> {
+    return pgstore::ReadVersion(impl_->session.conn());
+  });
+}
+
+Status PgStore::Begin() { return impl_->session.Begin(); }
+Status PgStore::Commit() { return impl_->session.Commit(); }
+Status PgStore::Rollback() { return impl_->session.Rollback(); }
+Status PgStore::Savepoint() { return impl_->session.Savepoint(); }
+Status PgStore::Release() { return impl_->session.Release(); }
+Status PgStore::RollbackTo() { return impl_->session.RollbackTo(); }
+
+StatusOr<PurchaseMatch> PgStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
+  return impl_->tables.MatchPurchase(purchase, zone);
+}
+StatusOr<BuyerState> PgStore::LoadBuyer(std::string_view buyer_id) {
+  return impl_->tables.LoadBuyer(buyer_id);
+}
+Status PgStore::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                            std::span<const PlannedTouchpoint> touchpoints, Instant now) {
+  return impl_->tables.AddPurchase(purchase, zone, tier, touchpoints, now);
+}
+StatusOr<CadenceCounts> PgStore::CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                               std::string_view except_order, Instant now,
+                                               std::string_view reason) {
+  return impl_->tables.CancelEarlier(buyer_id, up_to, except_order, now, reason);
+}
+StatusOr<CadenceCounts> PgStore::SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                             Instant now) {
+  return impl_->tables.SetOptedOut(buyer_id, opted_out, now);
+}
+StatusOr<std::optional<Instant>> PgStore::NextWakeup() { return impl_->tables.NextWakeup(); }
+StatusOr<std::vector<DueTouchpoint>> PgStore::TakeDue(Instant now, std::size_t max) {
+  return impl_->tables.TakeDue(now, max);
+}
+StatusOr<std::vector<FiredTouchpoint>> PgStore::FiredBetween(const DueTouchpoint& due, Instant from,
+                                                             Instant to, bool sinks) {
+  return impl_->tables.FiredBetween(due, from, to, sinks);
+}
+Status PgStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
+                              std::span<const FiringOutcome> outcomes) {
+  return impl_->tables.ApplyOutcomes(due, outcomes);
+}
+StatusOr<EventMatch> PgStore::MatchEvent(const EngagementEvent& event) {
+  return impl_->tables.MatchEvent(event);
+}
+StatusOr<BuyerTouchpoint> PgStore::FindTouchpoint(std::string_view buyer_id,
+                                                  std::string_view touchpoint_id) {
+  return impl_->tables.FindTouchpoint(buyer_id, touchpoint_id);
+}
+StatusOr<BuyerTouchpoint> PgStore::LastFiredBefore(std::string_view buyer_id, Instant at) {
+  return impl_->tables.LastFiredBefore(buyer_id, at);
+}
+StatusOr<bool> PgStore::AddEvent(const EngagementEvent& event, std::uint64_t buyer,
+                                 std::uint64_t credited, Instant now) {
+  return impl_->tables.AddEvent(event, buyer, credited, now);
+}
+StatusOr<CadenceCounts> PgStore::CancelCadences(std::string_view buyer_id,
+                                                std::span<const std::string> cadences,
+                                                Instant up_to, Instant now,
+                                                std::string_view reason) {
+  return impl_->tables.CancelCadences(buyer_id, cadences, up_to, now, reason);
+}
+StatusOr<std::optional<EngagementEvent>> PgStore::FirstEngagement(
+    const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
+  return impl_->tables.FirstEngagement(due, types, until);
+}
+
+}  // namespace tp

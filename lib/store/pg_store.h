@@ -1,0 +1,93 @@
+// The store on PostgreSQL (database: postgresql://USER@HOST:PORT/DB): the
+// same contracts as SqliteStore, for several daemons sharing one database.
+// Rows keep what SqliteStore's keep, in the tables of store/pg/schema.cc.
+//
+// So far it implements ScheduleStore (scheduler/store.h) and Transactions
+// (store/transactions.h): ingest, planning, firing with windows and caps,
+// and the fan-out of a fire to queue messages and outbox entries. How
+// daemons share the work without two deciding one touchpoint or one buyer
+// at once is in store/pg/tables.h; transactions in store/pg/session.h.
+//
+// Errors: a lost connection, or a server starting, stopping or out of
+// space, is Status::Unavailable (try again later); the next call outside a
+// transaction reconnects.
+//
+// Not thread-safe: one thread owns it (the daemon's I/O thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/rules_in_force.h"
+#include "scheduler/store.h"
+#include "store/transactions.h"
+
+namespace tp {
+
+class PgStore final : public ScheduleStore, public Transactions {
+ public:
+  // Connects to `url` and migrates its schema (several daemons may start at
+  // once). Routing and product lookups follow `rules` as it is at each call
+  // (it outlives the store).
+  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url, const RulesInForce& rules);
+  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url,
+                                                 RulesInForce&& rules) = delete;
+  ~PgStore() override;
+  PgStore(const PgStore&) = delete;
+  PgStore& operator=(const PgStore&) = delete;
+
+  StatusOr<int> SchemaVersion();
+
+  // Transactions.
+  Status Begin() override;
+  Status Commit() override;
+  Status Rollback() override;
+  Status Savepoint() override;
+  Status Release() override;
+  Status RollbackTo() override;
+
+  // ScheduleStore.
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override;
+  StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
+  Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
+                     std::span<const PlannedTouchpoint> touchpoints, Instant now) override;
+  StatusOr<CadenceCounts> CancelEarlier(std::string_view buyer_id, Instant up_to,
+                                        std::string_view except_order, Instant now,
+                                        std::string_view reason) override;
+  StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
+                                      Instant now) override;
+  StatusOr<std::optional<Instant>> NextWakeup() override;
+  // Claims the rows it returns until ApplyOutcomes() (or the next call
+  // outside a group): other daemons pass them, and their buyers, over.
+  StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override;
+  StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
+                                                      Instant to, bool sinks) override;
+  // Commits the claim with the outcomes and their queue messages and
+  // outbox entries.
+  Status ApplyOutcomes(std::span<const DueTouchpoint> due,
+                       std::span<const FiringOutcome> outcomes) override;
+  StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override;
+  StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view buyer_id,
+                                           std::string_view touchpoint_id) override;
+  StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view buyer_id, Instant at) override;
+  StatusOr<bool> AddEvent(const EngagementEvent& event, std::uint64_t buyer, std::uint64_t credited,
+                          Instant now) override;
+  StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
+                                         std::span<const std::string> cadences, Instant up_to,
+                                         Instant now, std::string_view reason) override;
+  StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
+                                                           std::span<const std::string> types,
+                                                           Instant until) override;
+
+ private:
+  struct Impl;
+  explicit PgStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tp

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A PostgreSQL server for the tests, from Debian's postgresql package
+# (scripts/deps.sh): its own cluster in DIR, on a free loopback port, no
+# Unix socket, trust authentication for the user "touchpoint".
+#   tests/pg/cluster.sh start DIR   # initdb if needed, start; the URL in DIR/url
+#   tests/pg/cluster.sh stop DIR    # stop (fast), leaving DIR
+# initdb and the server refuse to run as root: as root they run as the
+# unprivileged user "nobody", which then owns DIR. ctest starts one for the
+# whole suite (tests/CMakeLists.txt: the fixture "pg"); a test binary run by
+# hand starts its own (tests/pg_server.h).
+set -euo pipefail
+cmd=${1:?usage: cluster.sh start|stop DIR}
+dir=${2:?usage: cluster.sh start|stop DIR}
+bindir=$(pg_config --bindir 2>/dev/null || true)
+if [[ ! -x $bindir/pg_ctl ]]; then
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+fi
+[[ -x $bindir/pg_ctl ]] || { echo "cluster.sh: no pg_ctl: install Debian's postgresql (scripts/deps.sh)" >&2; exit 1; }
+as_user=()
+if [[ $(id -u) -eq 0 ]]; then as_user=(runuser -u nobody --); fi
+
+case $cmd in
+  start)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [[ $(id -u) -eq 0 ]]; then
+      chown nobody "$dir"
+      runuser -u nobody -- test -x "$dir" ||
+        { echo "cluster.sh: user nobody cannot reach $dir (a parent folder is private)" >&2; exit 1; }
+    fi
+    if [[ ! -f $dir/data/PG_VERSION ]]; then
+      rm -rf "$dir/data"
+      "${as_user[@]}" "$bindir/initdb" -D "$dir/data" -U touchpoint --auth=trust -E UTF8 \
+        --no-locale --no-sync >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    # A server left running by an earlier run that was killed: stop it.
+    "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # Durability is not under test here: fsync off makes a test's database
+    # quick to create and write.
+    "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      start >/dev/null ||
+      { tail -20 "$dir/server.log" >&2; exit 1; }
+    echo "postgresql://touchpoint@127.0.0.1:$port" >"$dir/url.tmp"
+    mv "$dir/url.tmp" "$dir/url"
+    ;;
+  stop)
+    [[ -d $dir/data ]] || exit 0
+    "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -f "$dir/url"
+    ;;
+  *)
+    echo "usage: cluster.sh start|stop DIR" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,143 @@
+// The libpq layer (lib/pg) against a real server: text parameters and
+// results, NULLs, arrays, COPY, transactions, and errors as a Status.
+#include "pg/connection.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "pg_server.h"
+
+namespace tp {
+namespace {
+
+using testing::PgServer;
+
+class PgConnectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = PgServer::Shared().NewDatabase();
+    conn_ = pg::Connection::Open(db_->url(), "connection-test");
+  }
+  std::unique_ptr<PgServer::Database> db_;
+  std::unique_ptr<pg::Connection> conn_;
+};
+
+TEST_F(PgConnectionTest, ValuesGoAndComeBackAsTheyWere) {
+  conn_->Exec("CREATE TABLE t (s TEXT, i BIGINT, d DOUBLE PRECISION, b BOOLEAN)");
+  const pg::Statement insert("INSERT INTO t VALUES ($1, $2, $3, $4)");
+  const std::string odd = "tab\there, quote ' and \" and \\ and 中文";
+  conn_->Run(insert, pg::Params().Add(odd).Add(std::int64_t{-9007199254740993}).Add(0.1).Add(true));
+  conn_->Run(insert, pg::Params().AddNull().AddNull().Add(1e300).Add(false));
+  conn_->Run(
+      insert,
+      pg::Params().AddTextOrNull("").Add(std::optional<std::int64_t>()).Add(-0.0).Add(false));
+  pg::Result r = conn_->Exec("SELECT s, i, d, b FROM t ORDER BY d");
+  ASSERT_EQ(r.rows(), 3);
+  EXPECT_EQ(r.Double(0, 2), 0.0);
+  EXPECT_TRUE(r.IsNull(0, 0));
+  EXPECT_FALSE(r.OptionalInt64(0, 1).has_value());
+  EXPECT_EQ(r.Text(1, 0), odd);
+  EXPECT_EQ(r.Int64(1, 1), -9007199254740993);
+  EXPECT_EQ(r.Double(1, 2), 0.1);  // exactly: shortest round-trip forms both ways
+  EXPECT_TRUE(r.Bool(1, 3));
+  EXPECT_EQ(r.Double(2, 2), 1e300);
+  EXPECT_FALSE(r.Bool(2, 3));
+}
+
+TEST_F(PgConnectionTest, ArraysCarryAnyTextAndTheirCount) {
+  const std::vector<std::string> texts = {"a,b", "{x}", "q\"uote", "back\\slash", "", "NULL"};
+  pg::Result r =
+      conn_->Exec("SELECT s FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n",
+                  pg::Params().AddArray(texts));
+  ASSERT_EQ(r.rows(), static_cast<int>(texts.size()));
+  for (int i = 0; i < r.rows(); ++i) {
+    EXPECT_FALSE(r.IsNull(i, 0));
+    EXPECT_EQ(r.Text(i, 0), texts[static_cast<std::size_t>(i)]);
+  }
+  r = conn_->Exec("SELECT cardinality($1::bigint[])",
+                  pg::Params().AddArray(std::vector<std::int64_t>{}));
+  EXPECT_EQ(r.Int64(0, 0), 0);
+}
+
+TEST_F(PgConnectionTest, CopyInWritesEscapedRows) {
+  conn_->Exec("CREATE TABLE t (s TEXT, n BIGINT)");
+  std::string data;
+  for (const std::string s : {"plain", "tab\tand\nnewline", "back\\slash"}) {
+    pg::CopyText(data, s);
+    data += "\t7\n";
+  }
+  conn_->CopyIn("COPY t (s, n) FROM STDIN", data);
+  pg::Result r = conn_->Exec("SELECT s FROM t ORDER BY s");
+  ASSERT_EQ(r.rows(), 3);
+  EXPECT_EQ(r.Text(0, 0), "back\\slash");
+  EXPECT_EQ(r.Text(2, 0), "tab\tand\nnewline");
+}
+
+TEST_F(PgConnectionTest, ATransactionNotCommittedIsRolledBack) {
+  conn_->Exec("CREATE TABLE t (n BIGINT)");
+  {
+    pg::Transaction txn(*conn_);
+    conn_->Exec("INSERT INTO t VALUES (1)");
+  }
+  {
+    pg::Transaction txn(*conn_);
+    conn_->Exec("INSERT INTO t VALUES (2)");
+    txn.Commit();
+  }
+  EXPECT_EQ(conn_->Exec("SELECT string_agg(n::text, ',') FROM t").Text(0, 0), "2");
+}
+
+TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
+  try {
+    conn_->Exec("SELECT * FROM no_such_table");
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "42P01");
+    EXPECT_FALSE(e.transient());
+    EXPECT_NE(std::string(e.what()).find("no_such_table"), std::string::npos) << e.what();
+    Status s = pg::ToStatus("read", e);
+    EXPECT_FALSE(s.unavailable());
+  }
+  // The server ends the session (an administrator, a failover): transient.
+  auto admin = pg::Connection::Open(db_->url(), "admin");
+  admin->Exec("SELECT pg_terminate_backend(" + std::to_string(conn_->backend_pid()) + ")");
+  try {
+    conn_->Exec("SELECT 1");
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_TRUE(e.transient()) << e.sqlstate() << " " << e.what();
+    EXPECT_TRUE(pg::ToStatus("read", e).unavailable());
+  }
+  EXPECT_FALSE(conn_->ok());
+}
+
+TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
+  const std::string url = "postgresql://touchpoint:s3cret@127.0.0.1:9/x";
+  Status s = pg::Guard("open", [&] {
+    pg::Connection::Open(url);
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.unavailable()) << s.message();
+  EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.message();
+  EXPECT_EQ(pg::Redacted(url), "postgresql://touchpoint:***@127.0.0.1:9/x");
+  EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+  EXPECT_TRUE(pg::IsUrl("postgres://h/db"));
+  EXPECT_FALSE(pg::IsUrl("/var/lib/touchpoint/touchpoint.db"));
+}
+
+TEST_F(PgConnectionTest, NotificationsArriveOnTheListeningConnection) {
+  conn_->Exec("LISTEN touchpoint_due");
+  auto other = pg::Connection::Open(db_->url(), "notifier");
+  other->Exec("NOTIFY touchpoint_due");
+  std::vector<std::string> got;
+  for (int i = 0; i < 100 && got.empty(); ++i) {
+    got = conn_->TakeNotifications();
+    if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], "touchpoint_due");
+}
+
+}  // namespace
+}  // namespace tp

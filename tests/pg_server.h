@@ -1,0 +1,120 @@
+// Test support: a real PostgreSQL server (tests/pg/cluster.sh) and a fresh
+// database on it per test. Under ctest the suite shares one server, which
+// the fixture "pg" starts (tests/CMakeLists.txt) with its URL in
+// TP_PG_CLUSTER_DIR/url; a test binary run by hand, or a test that stops
+// and starts its server, gets one of its own in a temporary directory,
+// stopped when it goes.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "pg/connection.h"
+#include "temp_dir.h"
+
+namespace tp::testing {
+
+class PgServer {
+ public:
+  // A server of this test's own, started now.
+  // (The temporary directory itself is the cluster's: as root, the user
+  // "nobody" runs the server and must reach it.)
+  PgServer() : owned_(std::make_unique<TempDir>()) {
+    dir_ = owned_->path();
+    Start();
+  }
+  ~PgServer() {
+    if (owned_) Stop();
+  }
+  PgServer(const PgServer&) = delete;
+  PgServer& operator=(const PgServer&) = delete;
+
+  // The suite's server: ctest's if it answers, else one this process
+  // starts on first use.
+  static PgServer& Shared() {
+    static PgServer* shared = [] {
+      const std::string dir = TP_PG_CLUSTER_DIR;
+      std::ifstream in(dir + "/url");
+      std::string url;
+      if (std::getline(in, url) && Answers(url)) return new PgServer(url);
+      return new PgServer();  // stopped by its destructor: never, so at exit below
+    }();
+    static struct Stopper {
+      ~Stopper() { delete shared; }
+    } stopper;
+    return *shared;
+  }
+
+  // postgresql://touchpoint@127.0.0.1:PORT (no database).
+  const std::string& url() const { return url_; }
+
+  // Stops the server (fast: sessions are ended) and starts it again on
+  // the same port; only for a server of one's own.
+  void Stop() { Cluster("stop"); }
+  void Start() {
+    Cluster("start");
+    std::ifstream in(dir_ + "/url");
+    std::getline(in, url_);
+  }
+
+  // A fresh database for one test, dropped when it goes.
+  class Database {
+   public:
+    Database(PgServer& server, std::string name) : server_(server), name_(std::move(name)) {
+      server_.Admin("CREATE DATABASE " + name_);
+    }
+    ~Database() { server_.Admin("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); }
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+    std::string url() const { return server_.url() + "/" + name_; }
+    const std::string& name() const { return name_; }
+
+   private:
+    PgServer& server_;
+    std::string name_;
+  };
+  std::unique_ptr<Database> NewDatabase() {
+    static std::atomic<int> next{0};
+    return std::make_unique<Database>(
+        *this, "tp_test_" + std::to_string(::getpid()) + "_" + std::to_string(next++));
+  }
+
+  // Runs `sql` on the server's maintenance database.
+  void Admin(const std::string& sql) {
+    try {
+      auto conn = pg::Connection::Open(url_ + "/postgres", "touchpoint-tests");
+      conn->Exec(sql);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << sql << ": " << e.what();
+    }
+  }
+
+ private:
+  explicit PgServer(std::string url) : url_(std::move(url)) {}
+
+  static bool Answers(const std::string& url) {
+    try {
+      pg::Connection::Open(url + "/postgres", "touchpoint-tests");
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  void Cluster(const std::string& command) {
+    const std::string cmd = std::string(TP_PG_CLUSTER_SCRIPT) + " " + command + " " + dir_;
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+
+  std::unique_ptr<TempDir> owned_;
+  std::string dir_;
+  std::string url_;
+};
+
+}  // namespace tp::testing
