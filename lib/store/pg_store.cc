@@ -3,6 +3,9 @@
 #include <utility>
 
 #include "pg/connection.h"
+#include "store/pg/deliveries.h"
+#include "store/pg/replan.h"
+#include "store/pg/reports.h"
 #include "store/pg/schema.h"
 #include "store/pg/session.h"
 #include "store/pg/tables.h"
@@ -11,9 +14,16 @@ namespace tp {
 
 struct PgStore::Impl {
   Impl(std::string url, const RulesInForce& rules)
-      : session(std::move(url)), tables(session, rules) {}
+      : session(std::move(url)),
+        tables(session, rules),
+        deliveries(session, tables),
+        reports(session),
+        replan(session, rules) {}
   pgstore::Session session;
   pgstore::Tables tables;
+  pgstore::Deliveries deliveries;
+  pgstore::Reports reports;
+  pgstore::Replan replan;
 };
 
 PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -95,6 +105,83 @@ StatusOr<CadenceCounts> PgStore::CancelCadences(std::string_view buyer_id,
 StatusOr<std::optional<EngagementEvent>> PgStore::FirstEngagement(
     const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
   return impl_->tables.FirstEngagement(due, types, until);
+}
+
+StatusOr<std::vector<LeasedRow>> PgStore::TakeLease(std::string_view queue, int max,
+                                                    Millis visibility, Instant now) {
+  return impl_->deliveries.TakeLease(queue, max, visibility, now);
+}
+StatusOr<int> PgStore::Ack(std::string_view queue, std::span<const std::string> receipts,
+                           Instant now) {
+  return impl_->deliveries.Ack(queue, receipts, now);
+}
+StatusOr<std::int64_t> PgStore::QueueDepth(std::string_view queue) {
+  return impl_->deliveries.QueueDepth(queue);
+}
+void PgStore::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
+  Status s = impl_->deliveries.Fill(leased, queue);
+  if (!s.ok()) return done(s);
+  done(std::move(leased));
+}
+StatusOr<std::vector<LeasedMessage>> PgStore::Lease(std::string_view queue, int max,
+                                                    Millis visibility, Instant now) {
+  auto rows = TakeLease(queue, max, visibility, now);
+  if (!rows.ok()) return rows.status();
+  if (Status s = impl_->deliveries.Fill(*rows, queue); !s.ok()) return s;
+  std::vector<LeasedMessage> out;
+  out.reserve(rows->size());
+  for (LeasedRow& r : *rows) out.push_back(std::move(r.message));
+  return out;
+}
+
+StatusOr<std::vector<OutboxItem>> PgStore::DueDeliveries(std::string_view sink, Instant now,
+                                                         std::size_t max, bool in_order) {
+  return impl_->deliveries.DueDeliveries(sink, now, max, in_order);
+}
+StatusOr<std::optional<Instant>> PgStore::NextDeliveryAfter(std::string_view sink, Instant now) {
+  return impl_->deliveries.NextDeliveryAfter(sink, now);
+}
+Status PgStore::RecordDeliveries(std::span<const DeliveryResult> results) {
+  return impl_->deliveries.RecordDeliveries(results);
+}
+StatusOr<std::vector<DeadLetter>> PgStore::DeadLetters(std::string_view sink, std::int64_t after,
+                                                       int limit) {
+  return impl_->deliveries.DeadLetters(sink, after, limit);
+}
+StatusOr<int> PgStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
+  return impl_->deliveries.ReplayDeadLetters(id, sink, now);
+}
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink() {
+  return impl_->deliveries.OutboxBySink();
+}
+StatusOr<std::int64_t> PgStore::OutboxDepth(std::string_view sink) {
+  return impl_->deliveries.OutboxDepth(sink);
+}
+StatusOr<std::int64_t> PgStore::DeadLetterCount(std::string_view sink) {
+  return impl_->deliveries.DeadLetterCount(sink);
+}
+std::int64_t PgStore::TakenOver() const { return impl_->deliveries.taken_over(); }
+
+StatusOr<PlanningState> PgStore::Planning() { return impl_->replan.Planning(); }
+Status PgStore::SetPlanning(std::string_view fingerprint, bool replan) {
+  return impl_->replan.SetPlanning(fingerprint, replan);
+}
+StatusOr<ReplanStep> PgStore::ReplanSome(const PurchaseReplanner& replan,
+                                         std::chrono::steady_clock::time_point deadline,
+                                         Instant now) {
+  return impl_->replan.ReplanSome(replan, deadline, now);
+}
+
+StatusOr<std::optional<BuyerReport>> PgStore::GetBuyer(std::string_view buyer_id) {
+  return impl_->reports.GetBuyer(buyer_id);
+}
+StatusOr<int> PgStore::PendingOf(std::string_view buyer_id) {
+  return impl_->reports.PendingOf(buyer_id);
+}
+StatusOr<std::int64_t> PgStore::PendingCount() { return impl_->reports.PendingCount(); }
+StatusOr<PruneResult> PgStore::PruneFinished(Instant cutoff, std::int64_t after,
+                                             std::int64_t span) {
+  return impl_->reports.PruneFinished(cutoff, after, span);
 }
 
 }  // namespace tp

@@ -2,11 +2,13 @@
 // same contracts as SqliteStore, for several daemons sharing one database.
 // Rows keep what SqliteStore's keep, in the tables of store/pg/schema.cc.
 //
-// So far it implements ScheduleStore (scheduler/store.h) and Transactions
-// (store/transactions.h): ingest, planning, firing with windows and caps,
-// and the fan-out of a fire to queue messages and outbox entries. How
-// daemons share the work without two deciding one touchpoint or one buyer
-// at once is in store/pg/tables.h; transactions in store/pg/session.h.
+// It implements every interface of the store: ScheduleStore
+// (scheduler/store.h), QueueStore and LeasedEvents, OutboxStore,
+// ReplanStore, ReportStore, RetentionStore and Transactions. How daemons
+// share the work without two deciding one touchpoint or one buyer at once
+// is in store/pg/tables.h; the queues and the outbox in
+// store/pg/deliveries.h; a shared re-plan in store/pg/replan.h;
+// transactions in store/pg/session.h.
 //
 // Errors: a lost connection, or a server starting, stopping or out of
 // space, is Status::Unavailable (try again later); the next call outside a
@@ -15,22 +17,40 @@
 // Not thread-safe: one thread owns it (the daemon's I/O thread).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/rules_in_force.h"
 #include "scheduler/store.h"
+#include "store/outbox_store.h"
+#include "store/pg/schema.h"
+#include "store/queue_store.h"
+#include "store/replan_store.h"
+#include "store/report_store.h"
+#include "store/retention_store.h"
 #include "store/transactions.h"
 
 namespace tp {
 
-class PgStore final : public ScheduleStore, public Transactions {
+class PgStore final : public ScheduleStore,
+                      public QueueStore,
+                      public LeasedEvents,
+                      public OutboxStore,
+                      public ReplanStore,
+                      public ReportStore,
+                      public RetentionStore,
+                      public Transactions {
  public:
+  // The schema version this build writes (store/pg/schema.cc).
+  static constexpr int kSchemaVersion = pgstore::kSchemaVersion;
+
   // Connects to `url` and migrates its schema (several daemons may start at
   // once). Routing and product lookups follow `rules` as it is at each call
   // (it outlives the store).
@@ -83,6 +103,49 @@ class PgStore final : public ScheduleStore, public Transactions {
   StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
                                                            std::span<const std::string> types,
                                                            Instant until) override;
+
+  // QueueStore.
+  StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max, Millis visibility,
+                                             Instant now) override;
+  StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts,
+                    Instant now) override;
+  StatusOr<std::int64_t> QueueDepth(std::string_view queue) override;
+  // LeasedEvents: made on this connection, `done` called before it returns.
+  void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) override;
+  // TakeLease(), then Fill().
+  StatusOr<std::vector<LeasedMessage>> Lease(std::string_view queue, int max, Millis visibility,
+                                             Instant now);
+
+  // OutboxStore. DueDeliveries() claims what it returns for this store's
+  // session (store/pg/deliveries.h).
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
+                                                  std::size_t max, bool in_order) override;
+  StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override;
+  Status RecordDeliveries(std::span<const DeliveryResult> results) override;
+  StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
+                                                int limit) override;
+  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override;
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override;
+  StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
+  StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;
+  // Deliveries taken over from a session that ended while attempting them.
+  std::int64_t TakenOver() const;
+
+  // ReplanStore, under the rules in force.
+  StatusOr<PlanningState> Planning() override;
+  Status SetPlanning(std::string_view fingerprint, bool replan) override;
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+                                  std::chrono::steady_clock::time_point deadline,
+                                  Instant now) override;
+
+  // ReportStore.
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override;
+  StatusOr<int> PendingOf(std::string_view buyer_id) override;
+  StatusOr<std::int64_t> PendingCount() override;
+
+  // RetentionStore.
+  StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after,
+                                      std::int64_t span) override;
 
  private:
   struct Impl;

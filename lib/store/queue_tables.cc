@@ -90,18 +90,7 @@ StatusOr<int> QueueTables::Ack(std::string_view queue, std::span<const std::stri
   // JSON array: one DELETE per lease, usually one per ack.
   std::map<std::string_view, sql::IdList, std::less<>> ids_by_lease;
   for (const std::string& receipt : receipts) {
-    const auto dot = receipt.find('.');
-    // Row ids are 1 to 18 digits with no leading zero (that would not be JSON).
-    if (dot == std::string::npos || dot == 0 || dot > 18 || receipt[0] == '0' ||
-        dot + 1 == receipt.size()) {
-      continue;
-    }
-    if (!std::all_of(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(dot),
-                     [](char c) { return c >= '0' && c <= '9'; })) {
-      continue;
-    }
-    ids_by_lease[std::string_view(receipt).substr(dot + 1)].AddDigits(
-        std::string_view(receipt).substr(0, dot));
+    if (auto r = sql::SplitReceipt(receipt)) ids_by_lease[r->token].AddDigits(r->id_digits);
   }
   int acked = 0;
   const std::string reason = "acked on " + std::string(queue);

@@ -25,6 +25,20 @@ std::string RandomHex(std::size_t bytes) {
   return out;
 }
 
+std::optional<Receipt> SplitReceipt(std::string_view receipt) {
+  const auto dot = receipt.find('.');
+  if (dot == std::string_view::npos || dot == 0 || dot > 18 || receipt[0] == '0' ||
+      dot + 1 == receipt.size()) {
+    return std::nullopt;
+  }
+  Receipt r{0, receipt.substr(0, dot), receipt.substr(dot + 1)};
+  for (char c : r.id_digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    r.id = r.id * 10 + (c - '0');
+  }
+  return r;
+}
+
 const Zone* ZoneCache::Named(std::string_view name) {
   auto it = zones_.find(name);
   if (it != zones_.end()) return it->second;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +28,16 @@ TouchpointState StateFrom(int code);
 // `bytes` random bytes as hex (a lease's receipt). Throws if the system
 // has no randomness.
 std::string RandomHex(std::size_t bytes);
+
+// A queue message's receipt, "<row id>.<lease's random part>": the two
+// parts, or nullopt if it is not one (the id must be 1 to 18 digits with no
+// leading zero).
+struct Receipt {
+  std::int64_t id = 0;
+  std::string_view id_digits;
+  std::string_view token;
+};
+std::optional<Receipt> SplitReceipt(std::string_view receipt);
 
 // Lets maps keyed by std::string be searched with a string_view.
 struct StringHash {

@@ -101,7 +101,7 @@ TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
   }
   // The server ends the session (an administrator, a failover): transient.
   auto admin = pg::Connection::Open(db_->url(), "admin");
-  admin->Exec("SELECT pg_terminate_backend(" + std::to_string(conn_->backend_pid()) + ")");
+  admin->Exec("SELECT pg_terminate_backend(" + std::to_string(conn_->backend_pid()) + ", 5000)");
   try {
     conn_->Exec("SELECT 1");
     FAIL() << "no error";

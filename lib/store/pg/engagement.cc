@@ -15,7 +15,7 @@ const pg::Statement kMatchEvent(
     "JOIN buyers b ON b.id = e.buyer WHERE e.event_id = $1");
 // A buyer's touchpoints, most recently fired first: an event names one it
 // just received far more often than an old one.
-const pg::Statement kTouchpointsOf(
+const pg::Statement kBuyersTouchpoints(
     "SELECT t.id, t.cadence, p.zone, t.fire_at, p.order_id, t.step FROM touchpoints t "
     "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = $1 "
     "ORDER BY t.fire_at DESC NULLS LAST, t.id DESC");
@@ -27,7 +27,7 @@ const pg::Statement kFiredBefore(
 const pg::Statement kInsert(
     "INSERT INTO events (event_id, buyer, type, at, touchpoint_id, credited, attributes, "
     "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING");
-const pg::Statement kCancel(
+const pg::Statement kStopCadences(
     "UPDATE touchpoints SET state = 2, reason = $1 WHERE buyer = $2 AND state = 0 AND "
     "cadence = ANY($3::text[]) AND purchase IN (SELECT id FROM purchases WHERE buyer = $2 AND "
     "purchased_at <= $4) RETURNING id, cadence");
@@ -78,7 +78,7 @@ StatusOr<BuyerTouchpoint> Tables::FindTouchpoint(std::string_view buyer_id,
     found.buyer = static_cast<std::uint64_t>(*buyer);
     // Ids are digests of (order, cadence, step), not stored: each of the
     // buyer's is made until one matches.
-    pg::Result r = session_.conn().Run(kTouchpointsOf, pg::Params().Add(*buyer));
+    pg::Result r = session_.conn().Run(kBuyersTouchpoints, pg::Params().Add(*buyer));
     for (int i = 0; i < r.rows(); ++i) {
       if (TouchpointId(r.Text(i, 4), r.Text(i, 1), r.Text(i, 5)) == touchpoint_id) {
         found.touchpoint = Ref(r, i, zones_);
@@ -132,7 +132,7 @@ StatusOr<CadenceCounts> Tables::CancelCadences(std::string_view buyer_id,
     auto buyer = FindBuyer(buyer_id, now, /*create=*/false);
     if (!buyer) return;
     pg::Result r = session_.conn().Run(
-        kCancel, pg::Params()
+        kStopCadences, pg::Params()
                      .Add(reason)
                      .Add(*buyer)
                      .AddArray(std::vector<std::string>(cadences.begin(), cadences.end()))

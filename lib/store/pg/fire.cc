@@ -107,6 +107,8 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
       d.ready_at = FromMs(r.Int64(i, 6));
       d.step = r.Text(i, 7);
     }
+    // Nothing due: no transaction left open until the next pass.
+    if (due_.empty()) session_.EndClaim(true);
     std::vector<DueTouchpoint> out;
     out.reserve(due_.size());
     for (const DueRow& d : due_) out.push_back({static_cast<std::uint64_t>(d.rowid), d.View()});

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "store/pg/rows.h"
 #include "store/pg/tables.h"
 
 namespace tp::pgstore {
@@ -14,21 +15,17 @@ using sql::StateCode;
 
 namespace {
 
-const pg::Statement kBuyerGet("SELECT id, opted_out FROM buyers WHERE buyer_id = $1");
 // A buyer's turn: a transaction-level advisory lock on a hash of the
 // buyer's id (a collision only makes two buyers take turns).
 const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
 const pg::Statement kBuyerInsert(
     "INSERT INTO buyers (buyer_id, created_at) VALUES ($1, $2) "
     "ON CONFLICT (buyer_id) DO NOTHING RETURNING id, opted_out");
-const pg::Statement kHistoryEach(
-    "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
-    "SELECT unnest($1::bigint[]), $2, $3, $4");
 const pg::Statement kMatchPurchase(
     "SELECT b.buyer_id, p.product, p.quantity, p.amount, p.purchased_at, p.timezone, "
     "p.attributes, p.zone FROM purchases p JOIN buyers b ON b.id = p.buyer "
     "WHERE p.order_id = $1");
-const pg::Statement kHistory(
+const pg::Statement kBuyerHistory(
     "SELECT purchased_at, product, amount, quantity, zone FROM purchases WHERE buyer = $1 "
     "ORDER BY purchased_at, id");
 const pg::Statement kPurchaseInsert(
@@ -85,22 +82,15 @@ std::optional<std::int64_t> Tables::FindBuyer(std::string_view buyer_id, Instant
                                               bool* opted_out) {
   pg::Connection& c = session_.conn();
   TakeBuyersTurn(buyer_id);
-  pg::Result r = c.Run(kBuyerGet, pg::Params().Add(buyer_id));
-  if (r.rows() == 0 && create) {
-    // One another daemon inserts meanwhile is waited for, then read.
-    r = c.Run(kBuyerInsert, pg::Params().Add(buyer_id).Add(Ms(now)));
-    if (r.rows() == 0) r = c.Run(kBuyerGet, pg::Params().Add(buyer_id));
+  if (auto id = FindBuyerRow(c, buyer_id, opted_out)) return id;
+  if (!create) return std::nullopt;
+  // One another daemon inserts meanwhile is waited for, then read.
+  pg::Result r = c.Run(kBuyerInsert, pg::Params().Add(buyer_id).Add(Ms(now)));
+  if (r.rows() > 0) {
+    if (opted_out != nullptr) *opted_out = false;
+    return r.Int64(0, 0);
   }
-  if (r.rows() == 0) return std::nullopt;
-  if (opted_out != nullptr) *opted_out = r.Bool(0, 1);
-  return r.Int64(0, 0);
-}
-
-void Tables::AddHistory(const std::vector<std::int64_t>& ids, Instant at, TouchpointState state,
-                        std::string_view reason) {
-  if (ids.empty()) return;
-  session_.conn().Run(kHistoryEach,
-                      pg::Params().AddArray(ids).Add(Ms(at)).Add(StateCode(state)).Add(reason));
+  return FindBuyerRow(c, buyer_id, opted_out);
 }
 
 void Tables::FinishReturned(const pg::Result& r, Instant now, TouchpointState state,
@@ -111,7 +101,7 @@ void Tables::FinishReturned(const pg::Result& r, Instant now, TouchpointState st
     ids.push_back(r.Int64(i, 0));
     ++counts[std::string(r.Text(i, 1))];
   }
-  AddHistory(ids, now, state, reason);
+  AddHistory(session_.conn(), ids, now, state, reason);
 }
 
 StatusOr<PurchaseMatch> Tables::MatchPurchase(const Purchase& purchase, const Zone* zone) {
@@ -138,7 +128,7 @@ StatusOr<BuyerState> Tables::LoadBuyer(std::string_view buyer_id) {
   Status s = session_.Atomically("load buyer", [&] {
     auto id = FindBuyer(buyer_id, Instant{}, /*create=*/false, &state.opted_out);
     if (!id) return;
-    pg::Result r = session_.conn().Run(kHistory, pg::Params().Add(*id));
+    pg::Result r = session_.conn().Run(kBuyerHistory, pg::Params().Add(*id));
     const Rules& rules = *rules_;
     state.history.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {

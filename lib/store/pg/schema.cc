@@ -118,6 +118,16 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_buyer ON events(buyer, at, id) INCLUDE (type, credited);
 )sql",
+    // 1 -> 2: which session is attempting a push delivery (its server
+    // process and that process's start, in microseconds since the epoch):
+    // several daemons share the outbox, and a delivery claimed by a session
+    // that has ended is free to take over (store/pg/deliveries.h). The
+    // re-plan's position holds the lowest 64-bit value at its start.
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN claim_pid INTEGER, ADD COLUMN claim_start BIGINT;
+ALTER TABLE planning ALTER COLUMN cadence_order TYPE BIGINT,
+  ALTER COLUMN step_order TYPE BIGINT;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -17,21 +17,50 @@ pg::Connection& Session::conn() {
   }
   if (!conn_ || !conn_->ok()) {
     conn_.reset();
+    identity_.reset();
     conn_ = pg::Connection::Open(url_);
   }
   return *conn_;
 }
 
+const Session::Identity& Session::identity() {
+  pg::Connection& c = conn();
+  if (!identity_) {
+    pg::Result r = c.Exec(
+        "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
+        "WHERE pid = pg_backend_pid()");
+    identity_ = Identity{r.Int64(0, 0), r.Int64(0, 1)};
+  }
+  return *identity_;
+}
+
 void Session::Drop() {
   conn_.reset();
+  identity_.reset();
   if (group_ || claim_) broken_ = true;
   claim_ = false;
 }
 
 Status Session::Failed(std::string_view what, const std::exception& e) {
   const auto* pe = dynamic_cast<const pg::Error*>(&e);
-  if (pe != nullptr && pe->connection_lost()) Drop();
+  if (pe != nullptr && pe->connection_lost()) {
+    Drop();
+  } else if (claim_ && !group_) {
+    // A claim whose pass failed is over: its locks go now, and the next
+    // read does not run in an aborted transaction.
+    EndClaim(false);
+  }
   return pg::ToStatus(what, e);
+}
+
+void Session::EndClaim(bool commit) {
+  if (!claim_) return;
+  claim_ = false;
+  try {
+    if (conn_ && conn_->ok()) conn_->Exec(commit ? "COMMIT" : "ROLLBACK");
+  } catch (const std::exception&) {
+    // Ended either way: the server ends a transaction whose session fails.
+  }
 }
 
 Status Session::Atomically(std::string_view what, const std::function<void()>& fn) {
@@ -158,15 +187,7 @@ Status Session::FinishClaim(std::string_view what, const std::function<void()>& 
     conn().Exec("COMMIT");
     return Status::Ok();
   } catch (const std::exception& e) {
-    const bool open = claim_;
-    claim_ = false;
-    if (open && conn_ && conn_->ok()) {
-      try {
-        conn_->Exec("ROLLBACK");
-      } catch (const std::exception&) {
-        // Nothing more to undo: the server ends the transaction anyway.
-      }
-    }
+    EndClaim(false);
     return Failed(what, e);
   }
 }

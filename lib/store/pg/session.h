@@ -18,8 +18,10 @@
 // Not thread-safe: one thread owns it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +40,16 @@ class Session {
   // The connection, reopened if lost while no transaction was open. Throws
   // pg::Error (transient) when it cannot be.
   pg::Connection& conn();
+
+  // This connection's session as other sessions see it in
+  // pg_stat_activity: its server process and when that started (in
+  // microseconds since the epoch), which claims record. Connects if
+  // needed; a new connection is a new session. Throws pg::Error.
+  struct Identity {
+    std::int64_t pid = 0;
+    std::int64_t start = 0;
+  };
+  const Identity& identity();
 
   // Runs `fn` (which throws) as one read; errors as a Status naming `what`.
   template <typename Fn>
@@ -64,6 +76,9 @@ class Session {
   void BeginClaim();
   // Runs `fn`, then commits the claim's transaction; rolls it back on error.
   Status FinishClaim(std::string_view what, const std::function<void()>& fn);
+  // Ends the claim's transaction, if one is open (a pass that found
+  // nothing due commits; a failed one rolls back). Never throws.
+  void EndClaim(bool commit);
 
  private:
   // `e` as a Status; a lost connection is dropped, to be reopened.
@@ -72,10 +87,11 @@ class Session {
 
   std::string url_;
   std::unique_ptr<pg::Connection> conn_;
-  bool group_ = false;     // Begin() ... Commit()
-  bool enclosed_ = false;  // Savepoint() ... Release()
-  bool claim_ = false;     // BeginClaim() ... FinishClaim()
-  bool broken_ = false;    // the connection was lost inside a transaction
+  std::optional<Identity> identity_;  // of conn_
+  bool group_ = false;                // Begin() ... Commit()
+  bool enclosed_ = false;             // Savepoint() ... Release()
+  bool claim_ = false;                // BeginClaim() ... FinishClaim()
+  bool broken_ = false;               // the connection was lost inside a transaction
 };
 
 }  // namespace tp::pgstore

@@ -83,9 +83,6 @@ class Tables {
   // opted out); with `create`, the buyer is added first if unknown.
   std::optional<std::int64_t> FindBuyer(std::string_view buyer_id, Instant now, bool create,
                                         bool* opted_out = nullptr);
-  // History lines: one per touchpoint of `ids`, all alike.
-  void AddHistory(const std::vector<std::int64_t>& ids, Instant at, TouchpointState state,
-                  std::string_view reason);
   // Runs an UPDATE ... RETURNING id, cadence and records each row's
   // transition; counts go to `counts` by cadence.
   void FinishReturned(const pg::Result& r, Instant now, TouchpointState state,

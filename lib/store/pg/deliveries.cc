@@ -1,0 +1,323 @@
+#include "store/pg/deliveries.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "core/ids.h"
+#include "store/pg/rows.h"
+#include "store/values.h"
+
+namespace tp::pgstore {
+
+using sql::FromMs;
+using sql::Ms;
+using sql::RandomHex;
+
+namespace {
+
+// --- queues ---------------------------------------------------------------
+
+const pg::Statement kLease(
+    "WITH c AS (SELECT id FROM queue_messages WHERE queue = $1 AND visible_at <= $2 "
+    "ORDER BY visible_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "UPDATE queue_messages q SET receipt = $4, visible_at = $5, deliveries = q.deliveries + 1 "
+    "FROM c WHERE q.id = c.id RETURNING q.id, q.deliveries, q.touchpoint");
+const pg::Statement kAck(
+    "DELETE FROM queue_messages WHERE queue = $1 AND receipt = $2 AND id = ANY($3::bigint[]) "
+    "RETURNING id, touchpoint");
+const pg::Statement kQueueDepth("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
+
+// --- the outbox -----------------------------------------------------------
+
+// A claim this session may take: none, its own, or one whose session has
+// ended (parameters $pid and $start: this session's process and start).
+std::string Claimable(int pid, int start) {
+  const std::string p = "$" + std::to_string(pid), st = "$" + std::to_string(start);
+  return "(d.claim_pid IS NULL OR (d.claim_pid = " + p + " AND d.claim_start = " + st +
+         ") OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.claim_pid AND "
+         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start))";
+}
+std::string ClaimDue(const char* order) {
+  return std::string(
+             "WITH c AS (SELECT d.id, d.claim_pid AS prev_pid, d.claim_start AS prev_start "
+             "FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND d.next_attempt_at <= $2 "
+             "AND ") +
+         Claimable(4, 5) + " ORDER BY " + order +
+         " LIMIT $3 FOR UPDATE OF d SKIP LOCKED) "
+         "UPDATE deliveries d SET claim_pid = $4, claim_start = $5 FROM c, touchpoints t, "
+         "purchases p WHERE d.id = c.id AND t.id = d.touchpoint AND p.id = t.purchase "
+         "RETURNING d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts, "
+         "d.next_attempt_at, c.prev_pid IS NOT NULL AND (c.prev_pid <> $4 OR c.prev_start <> $5)";
+}
+const pg::Statement kClaimDue(ClaimDue("d.next_attempt_at, d.id"));
+const pg::Statement kClaimDueInOrder(ClaimDue("d.id"));
+// The one deliverer of an ordered sink: a session-level lock, kept.
+const pg::Statement kOrderedSinkLock(
+    "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
+const pg::Statement kNextAfter(
+    "SELECT min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $2), "
+    "COALESCE(bool_or(d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
+    "d.claim_start IS NOT DISTINCT FROM $4)), false) "
+    "FROM deliveries d WHERE d.sink = $1 AND d.state = 0");
+// A result counts only from the claim's session, or where that session has
+// ended and nobody took the delivery over ($2, $3: this session).
+const pg::Statement kDelivered("DELETE FROM deliveries d WHERE d.id = $1 AND d.state = 0 AND " +
+                               Claimable(2, 3) + " RETURNING d.touchpoint");
+const pg::Statement kFailed(
+    "UPDATE deliveries d SET state = $4::smallint, attempts = $5, next_attempt_at = CASE "
+    "$4::smallint WHEN 0 THEN $6::bigint ELSE d.next_attempt_at END, last_error = $7, "
+    "dead_at = CASE $4::smallint WHEN 1 THEN $6::bigint END, "
+    "claim_pid = NULL, claim_start = NULL WHERE d.id = $1 AND d.state = 0 AND " +
+    Claimable(2, 3) + " RETURNING d.touchpoint");
+const pg::Statement kTouchpointDead(
+    "UPDATE touchpoints SET state = 5, reason = $1 WHERE id = $2 AND state IN (1, 5)");
+const pg::Statement kDeadLetters(
+    "SELECT d.id, d.sink, p.order_id, t.cadence, t.step, d.event, d.attempts, d.last_error, "
+    "d.dead_at FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
+    "JOIN purchases p ON p.id = t.purchase "
+    "WHERE d.state = 1 AND d.id > $1 AND ($2 = '' OR d.sink = $2) ORDER BY d.id LIMIT $3");
+const pg::Statement kReplay(
+    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = $1, dead_at = NULL, "
+    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND ($2 = 0 OR id = $2) AND "
+    "($3 = '' OR sink = $3) RETURNING touchpoint, sink");
+// A touchpoint is fired again once none of its deliveries is dead.
+const pg::Statement kRevive(
+    "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
+    "t.state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id AND "
+    "d.state = 1)");
+const pg::Statement kBySink(
+    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
+const pg::Statement kDepth("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 0");
+const pg::Statement kDeadCount("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
+
+}  // namespace
+
+StatusOr<std::vector<LeasedRow>> Deliveries::TakeLease(std::string_view queue, int max,
+                                                       Millis visibility, Instant now) {
+  std::vector<LeasedRow> rows;
+  Status s = session_.Atomically("lease", [&] {
+    rows.clear();
+    // One random part per lease (96 bits): a receipt, the message's id and
+    // this part, is unguessable and unique per message and hand-out.
+    const std::string token = RandomHex(12);
+    pg::Result r = session_.conn().Run(
+        kLease, pg::Params().Add(queue).Add(Ms(now)).Add(max).Add(token).Add(Ms(now + visibility)));
+    for (int i = 0; i < r.rows(); ++i) {
+      LeasedRow& row = rows.emplace_back();
+      row.id = r.Int64(i, 0);
+      row.message.deliveries = static_cast<int>(r.Int64(i, 1));
+      row.touchpoint = r.Int64(i, 2);
+      row.message.receipt = std::to_string(row.id) + "." + token;
+    }
+  });
+  if (!s.ok()) return s;
+  // RETURNING has no defined order: hand them out in enqueue order.
+  std::sort(rows.begin(), rows.end(),
+            [](const LeasedRow& a, const LeasedRow& b) { return a.id < b.id; });
+  return rows;
+}
+
+Status Deliveries::Fill(std::span<LeasedRow> leased, std::string_view queue) {
+  return session_.Read("make leased events", [&] {
+    std::vector<std::int64_t> touchpoints;
+    touchpoints.reserve(leased.size());
+    for (const LeasedRow& r : leased) touchpoints.push_back(r.touchpoint);
+    auto events = tables_.MakeEvents(touchpoints);
+    for (LeasedRow& r : leased) {
+      if (auto it = events.find(r.touchpoint); it != events.end()) {
+        r.message.event = it->second;
+        continue;
+      }
+      spdlog::error(
+          "queue {}: message {} has no event (touchpoint row {} is gone); handing out null", queue,
+          r.id, r.touchpoint);
+      r.message.event = "null";
+    }
+    return Status::Ok();
+  });
+}
+
+StatusOr<int> Deliveries::Ack(std::string_view queue, std::span<const std::string> receipts,
+                              Instant now) {
+  // Receipts by their lease's random part: one DELETE per lease.
+  std::map<std::string_view, std::vector<std::int64_t>, std::less<>> ids_by_lease;
+  for (const std::string& receipt : receipts) {
+    if (auto r = sql::SplitReceipt(receipt)) ids_by_lease[r->token].push_back(r->id);
+  }
+  int acked = 0;
+  Status s = session_.Atomically("ack", [&] {
+    acked = 0;
+    pg::Connection& c = session_.conn();
+    std::vector<std::int64_t> touched;
+    for (const auto& [token, ids] : ids_by_lease) {
+      pg::Result r = c.Run(kAck, pg::Params().Add(queue).Add(token).AddArray(ids));
+      for (int i = 0; i < r.rows(); ++i) touched.push_back(r.Int64(i, 1));
+    }
+    acked = static_cast<int>(touched.size());
+    AddHistory(c, touched, now, TouchpointState::kFired, "acked on " + std::string(queue));
+  });
+  if (!s.ok()) return s;
+  return acked;
+}
+
+StatusOr<std::int64_t> Deliveries::QueueDepth(std::string_view queue) {
+  return session_.Read("queue depth", [&]() -> StatusOr<std::int64_t> {
+    return session_.conn().Run(kQueueDepth, pg::Params().Add(queue)).Int64(0, 0);
+  });
+}
+
+StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sink, Instant now,
+                                                            std::size_t max, bool in_order) {
+  std::vector<OutboxItem> out;
+  std::vector<Instant> due_at;
+  std::int64_t taken_over = 0;
+  Status s = session_.Atomically("read the outbox", [&] {
+    out.clear();
+    due_at.clear();
+    taken_over = 0;
+    pg::Connection& c = session_.conn();
+    if (in_order && !c.Run(kOrderedSinkLock, pg::Params().Add(sink)).Bool(0, 0)) {
+      return;  // another daemon delivers this sink
+    }
+    const Session::Identity& me = session_.identity();
+    pg::Result r =
+        c.Run(in_order ? kClaimDueInOrder : kClaimDue, pg::Params()
+                                                           .Add(sink)
+                                                           .Add(Ms(now))
+                                                           .Add(static_cast<std::int64_t>(max))
+                                                           .Add(me.pid)
+                                                           .Add(me.start));
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back({r.Int64(i, 0), r.Int64(i, 1),
+                     TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),
+                     std::string(r.Text(i, 5)), static_cast<int>(r.Int64(i, 6))});
+      due_at.push_back(FromMs(r.Int64(i, 7)));
+      if (r.Bool(i, 8)) ++taken_over;
+    }
+  });
+  if (!s.ok()) return s;
+  if (taken_over > 0) {
+    taken_over_ += taken_over;
+    spdlog::warn(
+        "sink {}: took over {} deliveries from a session that ended while attempting "
+        "them; each may reach the sink twice",
+        sink, taken_over);
+  }
+  // RETURNING has no defined order: by next attempt, or in fire order.
+  std::vector<std::size_t> order(out.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (!in_order && due_at[a] != due_at[b]) return due_at[a] < due_at[b];
+    return out[a].id < out[b].id;
+  });
+  std::vector<OutboxItem> sorted;
+  sorted.reserve(out.size());
+  for (std::size_t i : order) sorted.push_back(std::move(out[i]));
+  return sorted;
+}
+
+StatusOr<std::optional<Instant>> Deliveries::NextDeliveryAfter(std::string_view sink, Instant now) {
+  return session_.Read("read the outbox", [&]() -> StatusOr<std::optional<Instant>> {
+    const Session::Identity& me = session_.identity();
+    pg::Result r = session_.conn().Run(
+        kNextAfter, pg::Params().Add(sink).Add(Ms(now)).Add(me.pid).Add(me.start));
+    std::optional<Instant> at;
+    if (!r.IsNull(0, 0)) at = FromMs(r.Int64(0, 0));
+    // Due deliveries another session holds: look again soon, in case it ends.
+    if (r.Bool(0, 1) && (!at || *at > now + kTakeoverPoll)) at = now + kTakeoverPoll;
+    return at;
+  });
+}
+
+Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
+  return session_.Atomically("record deliveries", [&] {
+    pg::Connection& c = session_.conn();
+    const Session::Identity& me = session_.identity();
+    std::vector<std::int64_t> ids, at;
+    std::vector<std::string> reasons;
+    for (const DeliveryResult& d : results) {
+      pg::Params p;
+      p.Add(d.id).Add(me.pid).Add(me.start);
+      pg::Result r;
+      if (d.kind == DeliveryResult::Kind::kDelivered) {
+        r = c.Run(kDelivered, p);
+      } else {
+        const bool dead = d.kind == DeliveryResult::Kind::kDead;
+        p.Add(dead ? 1 : 0).Add(d.attempts).Add(Ms(dead ? d.at : d.next_attempt_at)).Add(d.error);
+        r = c.Run(kFailed, p);
+        if (dead && r.rows() > 0) {
+          c.Run(kTouchpointDead, pg::Params().Add(d.history).Add(d.touchpoint));
+        }
+      }
+      if (r.rows() == 0) continue;  // replayed, gone or taken over meanwhile
+      ids.push_back(d.touchpoint);
+      at.push_back(Ms(d.at));
+      reasons.push_back(d.history);
+    }
+    AddHistoryAsIs(c, ids, at, reasons);
+  });
+}
+
+StatusOr<std::vector<DeadLetter>> Deliveries::DeadLetters(std::string_view sink, std::int64_t after,
+                                                          int limit) {
+  return session_.Read("list dead letters", [&]() -> StatusOr<std::vector<DeadLetter>> {
+    pg::Result r = session_.conn().Run(kDeadLetters, pg::Params().Add(after).Add(sink).Add(limit));
+    std::vector<DeadLetter> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back({r.Int64(i, 0), std::string(r.Text(i, 1)),
+                     TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),
+                     std::string(r.Text(i, 5)), static_cast<int>(r.Int64(i, 6)),
+                     r.IsNull(i, 7) ? std::string() : std::string(r.Text(i, 7)),
+                     FromMs(r.Int64(i, 8))});
+    }
+    return out;
+  });
+}
+
+StatusOr<int> Deliveries::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
+  int count = 0;
+  Status s = session_.Atomically("replay dead letters", [&] {
+    pg::Connection& c = session_.conn();
+    pg::Result r = c.Run(kReplay, pg::Params().Add(Ms(now)).Add(id).Add(sink));
+    std::vector<std::int64_t> touchpoints, at;
+    std::vector<std::string> reasons;
+    for (int i = 0; i < r.rows(); ++i) {
+      touchpoints.push_back(r.Int64(i, 0));
+      at.push_back(Ms(now));
+      reasons.push_back("dead letter replayed on " + std::string(r.Text(i, 1)));
+    }
+    c.Run(kRevive, pg::Params().AddArray(touchpoints));
+    AddHistoryAsIs(c, touchpoints, at, reasons);
+    count = r.rows();
+  });
+  if (!s.ok()) return s;
+  return count;
+}
+
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> Deliveries::OutboxBySink() {
+  return session_.Read("outbox sinks",
+                       [&]() -> StatusOr<std::vector<std::pair<std::string, std::int64_t>>> {
+                         pg::Result r = session_.conn().Run(kBySink);
+                         std::vector<std::pair<std::string, std::int64_t>> out;
+                         for (int i = 0; i < r.rows(); ++i) {
+                           out.emplace_back(std::string(r.Text(i, 0)), r.Int64(i, 1));
+                         }
+                         return out;
+                       });
+}
+
+StatusOr<std::int64_t> Deliveries::OutboxDepth(std::string_view sink) {
+  return session_.Read("outbox depth", [&]() -> StatusOr<std::int64_t> {
+    return session_.conn().Run(kDepth, pg::Params().Add(sink)).Int64(0, 0);
+  });
+}
+
+StatusOr<std::int64_t> Deliveries::DeadLetterCount(std::string_view sink) {
+  return session_.Read("dead letter count", [&]() -> StatusOr<std::int64_t> {
+    return session_.conn().Run(kDeadCount, pg::Params().Add(sink)).Int64(0, 0);
+  });
+}
+
+}  // namespace tp::pgstore

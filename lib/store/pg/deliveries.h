@@ -1,0 +1,77 @@
+// The embedded queues and the push sinks' outbox in PostgreSQL: QueueStore
+// (store/queue_store.h) and OutboxStore (store/outbox_store.h) on a
+// Session. Internal to lib/store; PgStore forwards to it.
+//
+// Several daemons share them:
+//  - A lease takes visible messages FOR UPDATE SKIP LOCKED, so two leases
+//    at once, on any daemons, never hand out one message; an ack is any
+//    daemon's.
+//  - A push delivery is claimed by the session that attempts it (its
+//    server process and start time, in the row): no other daemon takes it
+//    while that session lives. When it ends (the daemon died, or lost its
+//    connection), the claim is free at once and the next daemon to look
+//    takes the delivery over and attempts it again: at-least-once, and
+//    counted (taken_over()), since the first attempt may have reached the
+//    sink. A result is recorded only by the session holding the claim, or
+//    if its claimer is gone and nobody took it over (fencing).
+//  - A sink delivered in order (a Redis stream) has one deliverer at a
+//    time: the session holding its advisory lock, taken with its first
+//    due delivery and kept until the session ends.
+//  - NextDeliveryAfter() says to look again within kTakeoverPoll while
+//    deliveries are due that another session holds, so a daemon notices a
+//    claim or a stream freed by a daemon that died.
+// Not thread-safe: one thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/outbox_store.h"
+#include "store/pg/session.h"
+#include "store/pg/tables.h"
+#include "store/queue_store.h"
+
+namespace tp::pgstore {
+
+inline constexpr Millis kTakeoverPoll{1000};
+
+class Deliveries {
+ public:
+  Deliveries(Session& session, Tables& tables) : session_(session), tables_(tables) {}
+
+  // QueueStore.
+  StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max, Millis visibility,
+                                             Instant now);
+  StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
+  StatusOr<std::int64_t> QueueDepth(std::string_view queue);
+  // The events of leased rows, made on this connection.
+  Status Fill(std::span<LeasedRow> leased, std::string_view queue);
+
+  // OutboxStore.
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
+                                                  std::size_t max, bool in_order);
+  StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now);
+  Status RecordDeliveries(std::span<const DeliveryResult> results);
+  StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
+                                                int limit);
+  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now);
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink();
+  StatusOr<std::int64_t> OutboxDepth(std::string_view sink);
+  StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);
+
+  // Deliveries this store took over from a session that had ended while
+  // it held them: each may have reached its sink already.
+  std::int64_t taken_over() const { return taken_over_; }
+
+ private:
+  Session& session_;
+  Tables& tables_;
+  std::int64_t taken_over_ = 0;
+};
+
+}  // namespace tp::pgstore

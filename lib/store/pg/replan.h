@@ -1,0 +1,51 @@
+// Re-planning after the planning rules change (ReplanStore, store/
+// replan_store.h) in PostgreSQL. Internal to lib/store; PgStore forwards
+// to it.
+//
+// Daemons that reload to the same rules share one sweep: its position is
+// in the planning row, and each step takes the re-plan's advisory lock and
+// reads the position there, so steps on several daemons take turns and
+// carry on from each other. (A buyer may be re-planned twice, once by each
+// daemon, which changes nothing.)
+// Not thread-safe: one thread owns it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/rules_in_force.h"
+#include "store/pg/session.h"
+#include "store/replan_store.h"
+#include "store/values.h"
+
+namespace tp::pgstore {
+
+class Replan {
+ public:
+  Replan(Session& session, const RulesInForce& rules) : session_(session), rules_(rules) {}
+
+  StatusOr<PlanningState> Planning();
+  Status SetPlanning(std::string_view fingerprint, bool replan);
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+                                  std::chrono::steady_clock::time_point deadline, Instant now);
+
+ private:
+  // A position in the pending index's order.
+  struct Sweep {
+    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, cadence_order = INT64_MIN,
+                 step_order = INT64_MIN, id = INT64_MIN;
+  };
+  void ReplanBuyer(const PurchaseReplanner& replan, std::int64_t buyer, Instant now,
+                   ReplanCounts& counts);
+
+  Session& session_;
+  const RulesInForce& rules_;
+  sql::ZoneCache zones_;
+  std::vector<bool> replanned_;  // buyers this daemon re-planned in this sweep
+};
+
+}  // namespace tp::pgstore

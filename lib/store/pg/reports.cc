@@ -1,0 +1,136 @@
+#include "store/pg/reports.h"
+
+#include <unordered_map>
+#include <utility>
+
+#include "core/ids.h"
+#include "store/pg/rows.h"
+
+namespace tp::pgstore {
+
+using sql::FromMs;
+using sql::Ms;
+using sql::StateFrom;
+
+namespace {
+
+const pg::Statement kPurchases(
+    "SELECT order_id, product, quantity, amount, purchased_at, timezone, zone, tier, attributes, "
+    "received_at FROM purchases WHERE buyer = $1 ORDER BY purchased_at, id");
+const pg::Statement kTouchpoints(
+    "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, COALESCE(t.tier, p.tier), p.product, "
+    "p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
+    "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = $1 "
+    "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
+const pg::Statement kTimelineHistory(
+    "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
+    "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = $1 ORDER BY h.id");
+const pg::Statement kPendingOf(
+    "SELECT COUNT(*) FROM touchpoints t JOIN buyers b ON b.id = t.buyer "
+    "WHERE b.buyer_id = $1 AND t.state = 0");
+const pg::Statement kPendingCount("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
+// Finished (fired, cancelled, suppressed, skipped; never dead), due and
+// fired before the cutoff, with nothing left to deliver: deleted with
+// their history in one statement.
+const pg::Statement kPrune(
+    "WITH gone AS (SELECT t.id FROM touchpoints t WHERE t.id > $1 AND t.id <= $2 "
+    "AND t.state IN (1, 2, 3, 4) AND t.due_at < $3 AND COALESCE(t.fire_at, 0) < $3 "
+    "AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.touchpoint = t.id) "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) FOR UPDATE SKIP "
+    "LOCKED), "
+    "history AS (DELETE FROM touchpoint_history h USING gone WHERE h.touchpoint = gone.id) "
+    "DELETE FROM touchpoints t USING gone WHERE t.id = gone.id RETURNING t.id");
+const pg::Statement kLastId("SELECT COALESCE(MAX(id), 0) FROM touchpoints");
+
+std::string TextOrEmpty(const pg::Result& r, int row, int col) {
+  return r.IsNull(row, col) ? std::string() : std::string(r.Text(row, col));
+}
+
+}  // namespace
+
+StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id) {
+  std::optional<BuyerReport> out;
+  Status s = session_.Atomically("get buyer", [&] {
+    out.reset();
+    pg::Connection& c = session_.conn();
+    BuyerReport report;
+    report.buyer_id = std::string(buyer_id);
+    auto buyer = FindBuyerRow(c, buyer_id, &report.opted_out);
+    if (!buyer) return;
+    pg::Result p = c.Run(kPurchases, pg::Params().Add(*buyer));
+    for (int i = 0; i < p.rows(); ++i) {
+      PurchaseRecord& r = report.purchases.emplace_back();
+      r.purchase.order_id = std::string(p.Text(i, 0));
+      r.purchase.buyer_id = report.buyer_id;
+      r.purchase.product = std::string(p.Text(i, 1));
+      r.purchase.quantity = p.Int64(i, 2);
+      r.purchase.amount = p.Double(i, 3);
+      r.purchase.purchased_at = FromMs(p.Int64(i, 4));
+      r.purchase.timezone = std::string(p.Text(i, 5));
+      r.zone = std::string(p.Text(i, 6));
+      r.tier = std::string(p.Text(i, 7));
+      r.purchase.attributes = TextOrEmpty(p, i, 8);
+      r.received_at = FromMs(p.Int64(i, 9));
+    }
+    if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
+    pg::Result t = c.Run(kTouchpoints, pg::Params().Add(*buyer));
+    std::unordered_map<std::int64_t, std::size_t> index;
+    for (int i = 0; i < t.rows(); ++i) {
+      index.emplace(t.Int64(i, 0), report.touchpoints.size());
+      TouchpointRecord& r = report.touchpoints.emplace_back();
+      r.order_id = std::string(t.Text(i, 1));
+      r.cadence = std::string(t.Text(i, 2));
+      r.step = std::string(t.Text(i, 3));
+      r.id = TouchpointId(r.order_id, r.cadence, r.step);
+      r.topic = std::string(t.Text(i, 4));
+      r.tier = std::string(t.Text(i, 5));
+      r.product = std::string(t.Text(i, 6));
+      r.zone = std::string(t.Text(i, 7));
+      r.due_at = FromMs(t.Int64(i, 8));
+      r.next_at = FromMs(t.Int64(i, 9));
+      if (!t.IsNull(i, 10)) r.fire_at = FromMs(t.Int64(i, 10));
+      r.state = StateFrom(static_cast<int>(t.Int64(i, 11)));
+      r.reason = TextOrEmpty(t, i, 12);
+    }
+    pg::Result h = c.Run(kTimelineHistory, pg::Params().Add(*buyer));
+    for (int i = 0; i < h.rows(); ++i) {
+      auto it = index.find(h.Int64(i, 0));
+      if (it == index.end()) continue;
+      report.touchpoints[it->second].history.push_back({FromMs(h.Int64(i, 1)),
+                                                        StateFrom(static_cast<int>(h.Int64(i, 2))),
+                                                        std::string(h.Text(i, 3))});
+    }
+    out = std::move(report);
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<int> Reports::PendingOf(std::string_view buyer_id) {
+  return session_.Read("count pending", [&]() -> StatusOr<int> {
+    return static_cast<int>(
+        session_.conn().Run(kPendingOf, pg::Params().Add(buyer_id)).Int64(0, 0));
+  });
+}
+
+StatusOr<std::int64_t> Reports::PendingCount() {
+  return session_.Read("count pending", [&]() -> StatusOr<std::int64_t> {
+    return session_.conn().Run(kPendingCount).Int64(0, 0);
+  });
+}
+
+StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
+                                             std::int64_t span) {
+  PruneResult result;
+  Status s = session_.Atomically("prune finished touchpoints", [&] {
+    pg::Connection& c = session_.conn();
+    pg::Result r = c.Run(kPrune, pg::Params().Add(after).Add(after + span).Add(Ms(cutoff)));
+    result.deleted = r.rows();
+    result.next = after + span;
+    result.done = result.next >= c.Run(kLastId).Int64(0, 0);
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+}  // namespace tp::pgstore
