@@ -23,6 +23,7 @@
 #include "simulate/html_report.h"
 #include "simulate/run_diff.h"
 #include "simulate/simulate.h"
+#include "pg/connection.h"
 #include "store/sqlite_store.h"
 
 namespace {
@@ -341,6 +342,11 @@ int main(int argc, char** argv) {
   }
   if (validate->parsed()) return Validate(validate_file);
   if (backup->parsed()) {
+    if (tp::pg::IsUrl(backup_database)) {
+      return Report(tp::Status::Error(
+          "backup copies a SQLite file; back up a PostgreSQL database with pg_dump "
+          "(docs/scaling.md)"));
+    }
     const tp::Status s = tp::SqliteStore::Backup(backup_database, backup_out);
     if (!s.ok()) return Report(s);
     std::error_code ec;

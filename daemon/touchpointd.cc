@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "ops/logging.h"
+#include "pg/connection.h"
 
 namespace {
 
@@ -25,7 +26,8 @@ int main(int argc, char** argv) {
   std::string database;
   app.add_option("--config", config_path, "the YAML rules file")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve the API on (overrides `listen:`)");
-  app.add_option("--database", database, "SQLite file (overrides `database:`)");
+  app.add_option("--database", database,
+                 "SQLite file or postgresql:// URL (overrides `database:`)");
   std::string log_level;
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error (overrides `log:`)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("touchpointd {} listening on {} (database {}, config {} sha256 {})", TP_VERSION,
-               (*daemon)->Address(), options.database, config_path,
+               (*daemon)->Address(), tp::pg::Redacted(options.database), config_path,
                loaded.rules->sha256.substr(0, 12));
   (void)tp::SetLogLevel(level);
   io.run();

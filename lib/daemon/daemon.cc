@@ -21,6 +21,7 @@
 #include "core/text.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/database_watch.h"
 #include "daemon/fire_loop.h"
 #include "daemon/ingest_batcher.h"
 #include "daemon/reloader.h"
@@ -31,8 +32,11 @@
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/service_manager.h"
+#include "pg/connection.h"
 #include "planner/replan.h"
 #include "scheduler/scheduler.h"
+#include "store/pg_reader.h"
+#include "store/pg_store.h"
 #include "store/sqlite_store.h"
 #include "store/store_reader.h"
 
@@ -41,11 +45,57 @@ namespace {
 
 namespace asio = boost::asio;
 
+// With a store other daemons share, the fire loop and the dispatcher look
+// at least this often: another daemon may have recorded an earlier
+// touchpoint, or died holding touchpoints or deliveries (docs/scaling.md).
+constexpr Millis kSharedPoll{1000};
+
+struct OpenedStore {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<StoreReads> reader;
+  SqliteStore* sqlite = nullptr;  // one of these: the store as what it is
+  PgStore* pg = nullptr;
+};
+
+// The store `database` names: a PostgreSQL URL or a SQLite file.
+StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce& rules) {
+  OpenedStore opened;
+  if (pg::IsUrl(database)) {
+    auto store = PgStore::Open(database, rules);
+    if (!store.ok()) return store.status();
+    auto reader = PgReader::Open(database);
+    if (!reader.ok()) return reader.status();
+    opened.pg = store->get();
+    opened.store = std::move(*store);
+    opened.reader = std::move(*reader);
+    return opened;
+  }
+  auto store = SqliteStore::Open(database, rules);
+  if (!store.ok() && store.status().unavailable()) {
+    // A full disk (or database_max_size): say so plainly, in one line.
+    auto fs = MeasureFilesystem(database);
+    return Status::Error(
+        "no room to open the database " + database + " (" +
+        (fs.ok() ? std::to_string(fs->fs_free) + " bytes free on its disk" : "disk not measured") +
+        "): " + store.status().message() + "; free some space, then start touchpointd again");
+  }
+  if (!store.ok()) return store.status();
+  auto reader = StoreReader::Open(database);
+  if (!reader.ok()) return reader.status();
+  opened.sqlite = store->get();
+  opened.store = std::move(*store);
+  opened.reader = std::move(*reader);
+  return opened;
+}
+
 }  // namespace
 
 struct Daemon::Impl {
+  // `sqlite` or `pg`: `s` as what it is, which decides how the daemon
+  // watches it.
   Impl(asio::io_context& io_context, std::unique_ptr<RulesInForce> r, const Clock& c,
-       std::unique_ptr<SqliteStore> s, std::unique_ptr<HttpServer> listening, DaemonOptions opts)
+       std::unique_ptr<Store> s, SqliteStore* sqlite, PgStore* pg,
+       std::unique_ptr<HttpServer> listening, DaemonOptions opts)
       : io(io_context),
         options(std::move(opts)),
         metrics(options.version),
@@ -57,41 +107,40 @@ struct Daemon::Impl {
         server_owned(std::move(listening)),
         server(*server_owned),
         watchdog(io),
-        space(
-            io, options.database, [this] { return store->Space(); }, clock, metrics,
-            [this](bool short_of_space) { SpaceChanged(short_of_space); }),
+        storage(Watch(sqlite, pg)),
         replanner(
             io, *store, clock,
             [this](const ReplanCounts& step, bool done) {
               metrics.OnReplanned(step, done);
               fire.Rearm(true);  // what it moved or passed, fired when due
             },
-            [this] { return !space.short_of_space(); },
+            [this] { return !storage->paused(); },
             [this](const Status& failed) {
-              if (failed.unavailable()) space.Check(true);
+              if (failed.unavailable()) storage->Check(true);
             }),
         fire(io, *store, scheduler, clock,
-             {.may_fire = [this] { return !stopping && !space.short_of_space(); },
+             {.may_fire = [this] { return !stopping && !storage->paused(); },
               .covered = [this](Instant now) { return replanner.Covers(now); },
-              .storage_full = [this] { space.Check(true); },
-              .fired = [this] { dispatcher->Wake(); }}),
+              .storage_full = [this] { storage->Check(true); },
+              .fired = [this] { dispatcher->Wake(); },
+              .poll = pg != nullptr ? std::optional<Millis>(kSharedPoll) : std::nullopt}),
         batcher(io, *store, scheduler, metrics, rules,
                 {.no_room = [this]() -> std::optional<std::string> {
-                   if (!space.short_of_space()) return std::nullopt;
-                   return space.guard().report().reason;
+                   if (!storage->paused()) return std::nullopt;
+                   return storage->reason();
                  },
                  .store_failed =
                      [this](const Status& failed, const std::string& what) {
-                       return space.StoreFailed(failed, what);
+                       return storage->StoreFailed(failed, what);
                      },
-                 .storage_full = [this] { space.Check(true); },
+                 .storage_full = [this] { storage->Check(true); },
                  .committed = [this] { fire.Rearm(); }}),
         retention(
             io, *store, clock, rules,
             [this](std::int64_t deleted) { metrics.pruned.Add({}, static_cast<double>(deleted)); }),
         route_context{clock, rules,
                       [this](const Status& failed, const std::string& what) {
-                        return space.StoreFailed(failed, what);
+                        return storage->StoreFailed(failed, what);
                       }},
         ingest_routes(
             route_context, [this] { return batcher.Closed(); },
@@ -108,8 +157,22 @@ struct Daemon::Impl {
     metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));
   }
 
-  // Short of space stops firing (and ingest, IngestBatcher asks); room
-  // again resumes it and the deliveries (daemon/space_watch.h).
+  // How the store is watched: a SQLite file's disk, or whether the
+  // PostgreSQL server answers.
+  std::unique_ptr<StoreWatch> Watch(SqliteStore* sqlite, PgStore* pg) {
+    auto changed = [this](bool paused) { SpaceChanged(paused); };
+    if (pg != nullptr) {
+      metrics.EnableDatabase();
+      return std::make_unique<DatabaseWatch>(
+          io, [pg] { return pg->Probe(); }, clock, metrics, changed);
+    }
+    return std::make_unique<SpaceWatch>(
+        io, options.database, [sqlite] { return sqlite->Space(); }, clock, metrics, changed);
+  }
+
+  // Short of space (or the database unreachable) stops firing (and ingest,
+  // IngestBatcher asks); room again resumes it and the deliveries
+  // (daemon/store_watch.h).
   void SpaceChanged(bool short_of_space) {
     if (stopping) return;
     if (short_of_space) return fire.Pause();
@@ -124,8 +187,8 @@ struct Daemon::Impl {
         options, clock, rules,
         Reloader::Parts{*store, *dispatcher, batcher, replanner, fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(
-        StatusRoutes::Parts{io, options, rules, *reloader, replanner, space.guard(), *dispatcher,
-                            *reader, metrics, clock});
+        StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *dispatcher,
+                            *reader, metrics, clock, *store});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
     report_routes = std::make_unique<api::ReportRoutes>(
         route_context, io, [this](OutcomeQuery query, api::ReportRoutes::Done done) {
@@ -203,7 +266,7 @@ struct Daemon::Impl {
     fire.Stop();
     watchdog.cancel();
     retention.Stop();
-    space.Stop();
+    storage->Stop();
     replanner.Stop();
     boost::system::error_code ignored;
     signals.cancel(ignored);
@@ -217,14 +280,15 @@ struct Daemon::Impl {
   // swaps them.
   std::unique_ptr<RulesInForce> rules_owned;
   RulesInForce& rules;
-  std::unique_ptr<SqliteStore> store;
-  std::unique_ptr<StoreReader> reader;  // leased events and /metrics counts, on its thread
+  std::unique_ptr<Store> store;
+  // Leased events, /metrics counts and the outcomes report, on its threads.
+  std::unique_ptr<StoreReads> reader;
   std::unique_ptr<Dispatcher> dispatcher;
   Scheduler scheduler;
   std::unique_ptr<HttpServer> server_owned;
   HttpServer& server;
   asio::steady_timer watchdog;
-  SpaceWatch space;
+  std::unique_ptr<StoreWatch> storage;
   Replanner replanner;
   FireLoop fire;
   IngestBatcher batcher;
@@ -255,22 +319,14 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
   auto in_force = std::make_unique<RulesInForce>(rules);
-  auto store = SqliteStore::Open(options.database, *in_force);
-  if (!store.ok() && store.status().unavailable()) {
-    // A full disk (or database_max_size): say so plainly, in one line.
-    auto fs = MeasureFilesystem(options.database);
-    return Status::Error(
-        "no room to open the database " + options.database + " (" +
-        (fs.ok() ? std::to_string(fs->fs_free) + " bytes free on its disk" : "disk not measured") +
-        "): " + store.status().message() + "; free some space, then start touchpointd again");
-  }
-  if (!store.ok()) return store.status();
-  auto reader = StoreReader::Open(options.database);
-  if (!reader.ok()) return reader.status();
-  auto impl = std::make_unique<Impl>(io, std::move(in_force), clock, std::move(*store),
-                                     std::move(server), options);
-  impl->reader = std::move(*reader);
-  auto dispatcher = Dispatcher::Create(io, *impl->store, clock, *rules);
+  auto opened = OpenStore(options.database, *in_force);
+  if (!opened.ok()) return opened.status();
+  auto impl = std::make_unique<Impl>(io, std::move(in_force), clock, std::move(opened->store),
+                                     opened->sqlite, opened->pg, std::move(server), options);
+  impl->reader = std::move(opened->reader);
+  auto dispatcher =
+      Dispatcher::Create(io, *impl->store, clock, *rules,
+                         opened->pg != nullptr ? std::optional<Millis>(kSharedPoll) : std::nullopt);
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
@@ -284,7 +340,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     self->signals.add(SIGHUP);
     self->WaitForSignal();
   }
-  self->space.Start();  // a full disk at start: short of space from the outset
+  self->storage->Start();  // a full disk at start: short of space from the outset
   self->replanner.Start(PlanningFingerprint(*rules));
   self->metrics.replanning.Set({}, self->replanner.running() ? 1 : 0);
   self->fire.Start();

@@ -32,7 +32,7 @@ namespace tp {
 struct DaemonOptions {
   std::string config_path;          // the rules file, read again on SIGHUP
   std::string listen;               // HOST:PORT; port 0 picks a free one
-  std::string database;             // path of the SQLite file
+  std::string database;             // a SQLite file, or a postgresql:// URL
   bool listen_from_flag = false;    // --listen set `listen`, not the config
   bool database_from_flag = false;  // --database set `database`
   std::string log_level;            // --log-level: wins over the config's `log:`

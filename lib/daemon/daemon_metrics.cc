@@ -140,6 +140,18 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
   pruned.Add({}, 0);
 }
 
+void DaemonMetrics::EnableDatabase() {
+  database_up = &registry.Gauge("touchpoint_database_up",
+                                "1 while the PostgreSQL server answers; 0 while it does not "
+                                "(purchases are refused and firing paused).");
+  taken_over = &registry.Counter(
+      "touchpoint_deliveries_taken_over_total",
+      "Push deliveries this daemon took over from another daemon that ended while attempting "
+      "them: each may have reached its sink twice.");
+  database_up->Set({}, 1);
+  taken_over->Add({}, 0);
+}
+
 void DaemonMetrics::StageBegin() {
   staging_ = true;
   request_start_ = staged_.size();

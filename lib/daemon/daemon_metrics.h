@@ -76,6 +76,11 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& build_info;
   metrics::Family& start_time;
   metrics::Family& resident_memory;
+  // Only with a PostgreSQL store (EnableDatabase()): whether it answers, and
+  // deliveries taken over from a daemon that died mid-attempt.
+  metrics::Family* database_up = nullptr;
+  metrics::Family* taken_over = nullptr;
+  void EnableDatabase();
 
  private:
   void Count(std::string_view cadence, TouchpointState state, std::int64_t count);

@@ -47,14 +47,21 @@ void FireLoop::Rearm(bool force) {
   if (stopped_ || !hooks_.may_fire()) return;
   auto next = store_.NextWakeup();
   if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
-  if (!*next) {
+  std::optional<Instant> at = *next;
+  if (hooks_.poll) {
+    // Shared: what is due now is another daemon's while it holds it.
+    const Instant now = clock_.Now();
+    if (at && *at <= now && idle_pass_) at = now + kHeldRetry;
+    if (!at || *at > now + *hooks_.poll) at = now + *hooks_.poll;
+  }
+  if (!at) {
     armed_.reset();
     timer_.cancel();
     return;
   }
-  if (!force && armed_ && *armed_ == **next) return;
-  armed_ = **next;
-  timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(**next));
+  if (!force && armed_ && *armed_ == *at) return;
+  armed_ = *at;
+  timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(*at));
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;  // re-armed or stopped
     armed_.reset();
@@ -73,6 +80,7 @@ void FireLoop::RunDue() {
     return hooks_.storage_full();
   }
   if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
+  idle_pass_ = stats->fired + stats->deferred + stats->skipped == 0;
   if (stats->fired + stats->deferred + stats->skipped > 0) {
     spdlog::debug("scheduler: fired {}, deferred {}, skipped {}", stats->fired, stats->deferred,
                   stats->skipped);

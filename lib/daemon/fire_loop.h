@@ -40,7 +40,13 @@ class FireLoop {
     std::function<void()> storage_full;
     // Touchpoints fired: the dispatcher has outbox entries to deliver.
     std::function<void()> fired;
+    // For a store other daemons share: read the next wakeup at least this
+    // often (another daemon may have recorded an earlier touchpoint, or
+    // died holding some), and after a pass that found every due
+    // touchpoint held by another daemon, look again kHeldRetry later.
+    std::optional<Millis> poll = std::nullopt;
   };
+  static constexpr Millis kHeldRetry{100};
 
   FireLoop(boost::asio::io_context& io, ScheduleStore& store, Scheduler& scheduler,
            const Clock& clock, Hooks hooks);
@@ -72,6 +78,7 @@ class FireLoop {
   boost::asio::steady_timer retry_;
   boost::asio::posix::stream_descriptor clock_jumps_;
   std::optional<Instant> armed_;
+  bool idle_pass_ = false;  // the last pass decided nothing
   bool stopped_ = false;
 };
 

@@ -22,7 +22,7 @@
 #include "daemon/ingest_batcher.h"
 #include "daemon/replanner.h"
 #include "delivery/dispatcher.h"
-#include "store/sqlite_store.h"
+#include "store/store.h"
 
 namespace tp {
 
@@ -37,7 +37,7 @@ class Reloader {
   };
   // What a reload changes besides the rules.
   struct Parts {
-    SqliteStore& store;
+    Store& store;
     Dispatcher& dispatcher;
     IngestBatcher& batcher;
     Replanner& replanner;

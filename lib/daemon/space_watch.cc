@@ -43,10 +43,15 @@ void SpaceWatch::Watch() {
   });
 }
 
-HttpResponse SpaceWatch::StoreFailed(const Status& failed, const std::string& what) {
-  if (!failed.unavailable()) return api::ErrorResponse(500, what + ": " + failed.message());
-  Check(true);
-  return api::Unavailable(what + ": " + failed.message());
+nlohmann::json SpaceWatch::Health() const {
+  const SpaceGuard::Report room = guard_.report();
+  nlohmann::json storage = {{"state", room.short_of_space ? "short" : "ok"},
+                            {"room_bytes", room.last.Room()},
+                            {"disk_free_bytes", room.last.fs_free},
+                            {"reserve_bytes", room.reserve_held}};
+  if (room.since) storage["since"] = FormatRfc3339(*room.since, UtcZone());
+  if (!room.reason.empty()) storage["reason"] = room.reason;
+  return storage;
 }
 
 }  // namespace tp

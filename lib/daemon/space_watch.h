@@ -16,12 +16,13 @@
 #include "core/status.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/space_guard.h"
+#include "daemon/store_watch.h"
 #include "http/server.h"
 #include "store/space.h"
 
 namespace tp {
 
-class SpaceWatch {
+class SpaceWatch final : public StoreWatch {
  public:
   using Measure = SpaceGuard::Measure;
   // `changed(short_of_space)` after each change of state. The reserve file
@@ -32,16 +33,18 @@ class SpaceWatch {
 
   // Checks now (a full disk at start: short from the outset), then every
   // second.
-  void Start();
-  void Stop();
+  void Start() override;
+  void Stop() override;
 
   // Measures and decides; `write_failed`: a write just failed for want of
   // space.
-  void Check(bool write_failed = false);
-  // A store call failed: 503 with Retry-After when it was for want of space
-  // (checked at once, so the daemon stops taking on more), else 500; `what`
-  // says what could not be done.
-  HttpResponse StoreFailed(const Status& failed, const std::string& what);
+  void Check(bool write_failed = false) override;
+
+  bool paused() const override { return guard_.short_of_space(); }
+  std::string reason() const override { return guard_.report().reason; }
+  // The room left, the disk's free bytes, the reserve; since when and why
+  // short.
+  nlohmann::json Health() const override;
 
   bool short_of_space() const { return guard_.short_of_space(); }
   const SpaceGuard& guard() const { return guard_; }

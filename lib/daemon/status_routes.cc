@@ -64,17 +64,11 @@ HttpResponse StatusRoutes::Health() const {
     if (!config.errors.empty()) last["errors"] = config.errors;
     cfg["last_reload"] = std::move(last);
   }
-  const SpaceGuard::Report room = parts_.space.report();
-  json storage = {{"state", room.short_of_space ? "short" : "ok"},
-                  {"room_bytes", room.last.Room()},
-                  {"disk_free_bytes", room.last.fs_free},
-                  {"reserve_bytes", room.reserve_held}};
-  if (room.since) storage["since"] = FormatRfc3339(*room.since, UtcZone());
-  if (!room.reason.empty()) storage["reason"] = room.reason;
+  json storage = parts_.storage.Health();
   // Still 200: the daemon runs on its last good rules, and serves leases
   // and acks when short of space. "degraded" tells a person (and an alert
   // on /metrics) that something needs them.
-  const bool degraded = !config.errors.empty() || room.short_of_space || replan_failing;
+  const bool degraded = !config.errors.empty() || parts_.storage.paused() || replan_failing;
   return api::JsonResponse(200, {{"status", degraded ? "degraded" : "ok"},
                                  {"config", std::move(cfg)},
                                  {"storage", std::move(storage)},
@@ -120,7 +114,7 @@ void StatusRoutes::Status(HttpRespond respond) {
   for (int d = 0; d <= kPendingDays; ++d) {
     boundaries.push_back(FromLocal(LocalTime(today + date::days(d)), zone));
   }
-  StoreReader& reader = parts_.reader;
+  StoreReads& reader = parts_.reader;
   reader.Count(
       std::move(queues), std::move(push_sinks),
       [this, &reader, rules, boundaries, work = asio::make_work_guard(parts_.io),
@@ -208,6 +202,11 @@ HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& g
 
 HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
   DaemonMetrics& m = parts_.metrics;
+  if (m.taken_over != nullptr) {
+    const std::int64_t now = parts_.store.TakenOver();
+    m.taken_over->Add({}, static_cast<double>(now - taken_over_));
+    taken_over_ = now;
+  }
   m.pending.Set({}, static_cast<double>(gauges.pending));
   m.outbox.Clear();
   m.dead_letters.Clear();

@@ -21,9 +21,10 @@
 #include "daemon/daemon_metrics.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
-#include "daemon/space_guard.h"
+#include "daemon/store_watch.h"
 #include "delivery/dispatcher.h"
-#include "store/store_reader.h"
+#include "store/store.h"
+#include "store/store_reads.h"
 
 namespace tp {
 
@@ -35,11 +36,12 @@ class StatusRoutes {
     const RulesInForce& rules;
     const Reloader& reloader;
     const Replanner& replanner;
-    const SpaceGuard& space;
+    const StoreWatch& storage;
     Dispatcher& dispatcher;
-    StoreReader& reader;
+    StoreReads& reader;
     DaemonMetrics& metrics;
     const Clock& clock;
+    const Store& store;
   };
 
   // The days GET /v1/status counts pending touchpoints over.
@@ -50,8 +52,8 @@ class StatusRoutes {
   void AddTo(api::Router& router);
 
  private:
-  // "degraded" while the last reload failed, the database has no room, or
-  // the re-plan keeps failing; always 200.
+  // "degraded" while the last reload failed, the database has no room (or
+  // does not answer), or the re-plan keeps failing; always 200.
   HttpResponse Health() const;
   void Metrics(HttpRespond respond);
   // GET /v1/status (docs/api.md): sinks with their outbox and dead
@@ -64,6 +66,7 @@ class StatusRoutes {
   static double ResidentBytes();
 
   Parts parts_;
+  std::int64_t taken_over_ = 0;  // as counted in the metric so far
 };
 
 }  // namespace tp

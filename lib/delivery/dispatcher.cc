@@ -105,8 +105,8 @@ class Worker;
 }  // namespace
 
 struct Dispatcher::Impl {
-  Impl(asio::io_context& io_context, OutboxStore& s, const Clock& c)
-      : io(io_context), store(s), clock(c), flush_timer(io_context) {}
+  Impl(asio::io_context& io_context, OutboxStore& s, const Clock& c, std::optional<Millis> p)
+      : io(io_context), store(s), clock(c), poll(p), flush_timer(io_context) {}
 
   void Add(std::shared_ptr<Worker> worker, DeliveryResult result);
   void Flush();
@@ -114,6 +114,7 @@ struct Dispatcher::Impl {
   asio::io_context& io;
   OutboxStore& store;
   const Clock& clock;
+  const std::optional<Millis> poll;  // a shared store: look at least this often
   std::vector<std::shared_ptr<Worker>> workers;
   // Results not yet written, with the worker each belongs to.
   std::vector<DeliveryResult> results;
@@ -175,6 +176,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
       } else {
         at = *next;
       }
+      if (d_.poll && (!at || *at > now + *d_.poll)) at = now + *d_.poll;
     }
     if (!at) return;
     timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(*at));
@@ -502,8 +504,9 @@ void WarnOrphans(OutboxStore& store, const Rules& rules) {
 }  // namespace
 
 StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Create(asio::io_context& io, OutboxStore& store,
-                                                         const Clock& clock, const Rules& rules) {
-  auto impl = std::make_unique<Impl>(io, store, clock);
+                                                         const Clock& clock, const Rules& rules,
+                                                         std::optional<Millis> poll) {
+  auto impl = std::make_unique<Impl>(io, store, clock, poll);
   for (const Sink& sink : rules.sinks) {
     if (!sink.IsPush()) continue;
     auto worker = MakeWorker(*impl, sink);

@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,13 @@ class Dispatcher {
  public:
   // A worker per push sink of `rules`. Fails when a sink cannot be set up
   // (a CA file OpenSSL rejects).
+  // `poll`: for a store other daemons share, look at each sink's outbox
+  // at least this often, so deliveries another daemon left (it died
+  // mid-attempt) are taken over even by a daemon with nothing to deliver.
   static StatusOr<std::unique_ptr<Dispatcher>> Create(boost::asio::io_context& io,
                                                       OutboxStore& store, const Clock& clock,
-                                                      const Rules& rules);
+                                                      const Rules& rules,
+                                                      std::optional<Millis> poll = std::nullopt);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/outcome_merge.h"
 #include "store/sql.h"
 
 namespace tp {
@@ -71,14 +72,6 @@ class Scan {
   std::int64_t buyer_ = kEnd;
 };
 
-// Makes `list` `n` long, keeping the elements (and their strings' room)
-// already there: most buyers need as many as the one before.
-template <typename T>
-T& Slot(std::vector<T>& list, std::size_t n) {
-  if (list.size() < n) list.resize(n);
-  return list[n - 1];
-}
-
 // Up to `parts` ranges of about equal row-id span covering every buyer.
 std::vector<BuyerRange> SplitBuyers(SQLite::Database& db, int parts) {
   SQLite::Statement q(db, "SELECT COALESCE(MAX(id), 0) FROM buyers");
@@ -99,7 +92,6 @@ bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange ra
                   OutcomeReport& report, const std::atomic<bool>& stop) {
   const bool by_fires =
       query.options.by == ReportBy::kCadence || query.options.by == ReportBy::kTopic;
-  sql::ZoneCache zones;
   SQLite::Transaction snapshot(db);  // one snapshot; rolled back at the end: it only reads
   Scan purchases(db,
                  "SELECT buyer, purchased_at, quantity, product, amount, tier, zone, id FROM "
@@ -121,47 +113,7 @@ bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange ra
                        : "SELECT buyer, at, 1, NULL FROM events WHERE type IN (SELECT value FROM "
                          "json_each(?3)) AND buyer >= ?1 AND buyer < ?2 ORDER BY buyer, at, id",
               range, by_fires ? nullptr : &trust);
-  BuyerHistory buyer;
-  std::vector<std::int64_t> purchase_ids;  // of buyer.purchases, by index
-  for (std::int64_t buyers = 0;; ++buyers) {
-    if (buyers % 4096 == 0 && stop.load(std::memory_order_relaxed)) return false;
-    const std::int64_t next =
-        std::min({purchases.buyer(), fires ? fires->buyer() : Scan::kEnd, events.buyer()});
-    if (next == Scan::kEnd) break;
-    std::size_t purchases_read = 0;
-    purchase_ids.clear();
-    for (; purchases.buyer() == next; purchases.Step()) {
-      BuyerHistory::Purchase& p = Slot(buyer.purchases, ++purchases_read);
-      p.purchased_at = FromMs(purchases.Int(1));
-      p.zone = zones.Named(purchases.Text(6));
-      p.product.assign(purchases.Text(3));
-      p.runout = query.runout(p.purchased_at, purchases.Int(2), p.product, p.zone);
-      p.amount = purchases.Real(4);
-      p.tier.assign(purchases.Text(5));
-      purchase_ids.push_back(purchases.Int(7));
-    }
-    buyer.purchases.resize(purchases_read);
-    std::size_t fires_read = 0;
-    for (; fires && fires->buyer() == next; fires->Step()) {
-      BuyerHistory::Fire& f = Slot(buyer.fires, ++fires_read);
-      f.fire_at = FromMs(fires->Int(1));
-      f.touchpoint = static_cast<std::uint64_t>(fires->Int(2));
-      f.cadence.assign(fires->Text(3));
-      f.topic.assign(fires->Text(4));
-      const auto mine = std::find(purchase_ids.begin(), purchase_ids.end(), fires->Int(5));
-      f.zone = mine == purchase_ids.end()
-                   ? UtcZone()
-                   : buyer.purchases[static_cast<std::size_t>(mine - purchase_ids.begin())].zone;
-    }
-    buyer.fires.resize(fires_read);
-    buyer.events.clear();
-    for (; events.buyer() == next; events.Step()) {
-      buyer.events.push_back({FromMs(events.Int(1)), events.Int(2) != 0,
-                              events.Null(3) ? 0 : static_cast<std::uint64_t>(events.Int(3))});
-    }
-    report.Add(buyer);
-  }
-  return true;
+  return MergeOutcomes(query, purchases, fires ? &*fires : nullptr, events, report, stop);
 }
 
 StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQuery& query,

@@ -16,7 +16,7 @@ struct PgStore::Impl {
   Impl(std::string url, const RulesInForce& rules)
       : session(std::move(url)),
         tables(session, rules),
-        deliveries(session, tables),
+        deliveries(session),
         reports(session),
         replan(session, rules) {}
   pgstore::Session session;
@@ -43,6 +43,15 @@ StatusOr<int> PgStore::SchemaVersion() {
     return pgstore::ReadVersion(impl_->session.conn());
   });
 }
+
+Status PgStore::Probe() {
+  return impl_->session.Read("reach the database", [&] {
+    impl_->session.conn().Exec("SELECT 1");
+    return Status::Ok();
+  });
+}
+
+Status PgStore::SetMaxSize(std::optional<std::uint64_t> /*bytes*/) { return Status::Ok(); }
 
 Status PgStore::Begin() { return impl_->session.Begin(); }
 Status PgStore::Commit() { return impl_->session.Commit(); }

@@ -28,25 +28,12 @@
 #include <vector>
 
 #include "config/rules_in_force.h"
-#include "scheduler/store.h"
-#include "store/outbox_store.h"
 #include "store/pg/schema.h"
-#include "store/queue_store.h"
-#include "store/replan_store.h"
-#include "store/report_store.h"
-#include "store/retention_store.h"
-#include "store/transactions.h"
+#include "store/store.h"
 
 namespace tp {
 
-class PgStore final : public ScheduleStore,
-                      public QueueStore,
-                      public LeasedEvents,
-                      public OutboxStore,
-                      public ReplanStore,
-                      public ReportStore,
-                      public RetentionStore,
-                      public Transactions {
+class PgStore final : public Store, public LeasedEvents {
  public:
   // The schema version this build writes (store/pg/schema.cc).
   static constexpr int kSchemaVersion = pgstore::kSchemaVersion;
@@ -62,6 +49,12 @@ class PgStore final : public ScheduleStore,
   PgStore& operator=(const PgStore&) = delete;
 
   StatusOr<int> SchemaVersion();
+
+  // Whether the server answers, reconnecting if the connection was lost
+  // (outside a transaction): the daemon's probe while it is unreachable.
+  Status Probe();
+  // A server's disk is its own: no cap to set (Store).
+  Status SetMaxSize(std::optional<std::uint64_t> bytes) override;
 
   // Transactions.
   Status Begin() override;
@@ -129,7 +122,7 @@ class PgStore final : public ScheduleStore,
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;
   // Deliveries taken over from a session that ended while attempting them.
-  std::int64_t TakenOver() const;
+  std::int64_t TakenOver() const override;
 
   // ReplanStore, under the rules in force.
   StatusOr<PlanningState> Planning() override;

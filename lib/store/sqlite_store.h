@@ -45,25 +45,13 @@
 
 #include "config/rules.h"
 #include "config/rules_in_force.h"
-#include "scheduler/store.h"
-#include "store/outbox_store.h"
-#include "store/queue_store.h"
-#include "store/replan_store.h"
-#include "store/report_store.h"
-#include "store/retention_store.h"
 #include "store/schema.h"
 #include "store/space.h"
-#include "store/transactions.h"
+#include "store/store.h"
 
 namespace tp {
 
-class SqliteStore final : public ScheduleStore,
-                          public QueueStore,
-                          public OutboxStore,
-                          public ReplanStore,
-                          public ReportStore,
-                          public RetentionStore,
-                          public Transactions {
+class SqliteStore final : public Store {
  public:
   // The schema version this build writes. Opening an older file migrates it
   // forward; a newer one is refused.
@@ -95,7 +83,9 @@ class SqliteStore final : public ScheduleStore,
   // Caps the file at `bytes` (none: no cap), as database_max_size says at
   // a reload. Writes that fail for want of space (a full disk, or past the
   // cap) return Status::Unavailable.
-  Status SetMaxSize(std::optional<std::uint64_t> bytes);
+  Status SetMaxSize(std::optional<std::uint64_t> bytes) override;
+  // One daemon per file: nothing to take over.
+  std::int64_t TakenOver() const override { return 0; }
 
   // Transactions.
   Status Begin() override;

@@ -4,73 +4,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <thread>
 #include <utility>
 
 #include "store/event_rows.h"
 #include "store/gauges.h"
+#include "store/job_thread.h"
+#include "store/outcome_merge.h"
 #include "store/sql.h"
 
 namespace tp {
 
 using sql::Guard;
-
-namespace {
-
-// A thread running the jobs posted to it in order; its destructor waits for
-// those already posted.
-class JobThread {
- public:
-  JobThread() : thread_([this] { Run(); }) {}
-  ~JobThread() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-  JobThread(const JobThread&) = delete;
-  JobThread& operator=(const JobThread&) = delete;
-
-  void Post(std::function<void()> job) {
-    {
-      std::lock_guard lock(mutex_);
-      jobs_.push_back(std::move(job));
-    }
-    wake_.notify_one();
-  }
-
- private:
-  void Run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [this] { return !jobs_.empty() || stop_; });
-      if (jobs_.empty()) return;  // stopping, and nothing left
-      std::function<void()> job = std::move(jobs_.front());
-      jobs_.pop_front();
-      lock.unlock();
-      job();
-      lock.lock();
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> jobs_;
-  bool stop_ = false;
-  std::thread thread_;  // last: started once the rest exists
-};
-
-// Threads an outcomes report reads on at once: the cores, up to 4.
-int ReportParts() {
-  return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 4U));
-}
-
-}  // namespace
 
 struct StoreReader::Impl {
   explicit Impl(const std::string& file)

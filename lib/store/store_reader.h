@@ -9,6 +9,7 @@
 #include "store/outcome_rows.h"
 #include "store/queue_store.h"
 #include "store/report_store.h"
+#include "store/store_reads.h"
 
 namespace tp {
 
@@ -19,11 +20,8 @@ namespace tp {
 // at a million pending). Jobs run in order; each calls its `done` on the
 // reader's thread. Outcomes reports run apart, on threads of their own, so
 // a report of seconds holds up no lease.
-class StoreReader final : public LeasedEvents {
+class StoreReader final : public StoreReads {
  public:
-  using Counted = std::function<void(StatusOr<StoreGauges>)>;
-  using Reported = std::function<void(StatusOr<OutcomeReport>)>;
-
   // Opens `path` (a store's file, already open and migrated by it).
   static StatusOr<std::unique_ptr<StoreReader>> Open(const std::string& path);
   // Finishes the jobs queued so far (a report under way gives up), then
@@ -42,15 +40,16 @@ class StoreReader final : public LeasedEvents {
   // Reads, in one read transaction, what SqliteStore's PendingCount(),
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
   // `push_sinks` and OutboxBySink() would say, then calls `done` with it.
-  void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks, Counted done);
+  void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
+             Counted done) override;
   // Counts the pending touchpoints between `boundaries` (gauges.h
   // ReadPendingDays), then calls `done` with them.
   void PendingByDay(std::vector<Instant> boundaries,
-                    std::function<void(StatusOr<PendingDays>)> done);
+                    std::function<void(StatusOr<PendingDays>)> done) override;
   // Computes the outcomes report over the whole file (store/outcome_rows.h
   // ComputeOutcomes, on as many threads as there are cores, up to four),
   // then calls `done` with it on the last of them.
-  void Outcomes(OutcomeQuery query, Reported done);
+  void Outcomes(OutcomeQuery query, Reported done) override;
 
  private:
   struct Impl;

@@ -29,7 +29,9 @@ jobs=$((4 * $(nproc 2>/dev/null || echo 2)))
 # runs once, in the plain suite. So do the browser tests: the simulate
 # page's replay runs on a virtual clock, the status page's daemon has no
 # send window in UTC, and chromium is not a process to preload.
-exclude=${TP_RUN_AT_EXCLUDE:-CrashTest|BrowserTest}
+# The PostgreSQL store's own tests decide on fake clocks and fixed
+# instants (the daemons on PostgreSQL, PostgresDaemonTest, run here).
+exclude=${TP_RUN_AT_EXCLUDE:-CrashTest|BrowserTest|StoreConformanceTest|PgStoreTest|PgOutboxTest|PgConnectionTest}
 failed=()
 for at in "${instants[@]}"; do
   shift_s=$(($(date -u -d "$at" +%s) - $(date -u +%s)))

@@ -36,7 +36,27 @@ case $cmd in
     fi
     # A server left running by an earlier run that was killed: stop it.
     "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # The port it had, if free: a server restarted keeps its address (the
+    # tests of a restart need that); else a free one.
+    port=$(python3 - "$dir/port" <<'PY'
+import socket, sys
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return s.getsockname()[1]
+    except OSError:
+        return None
+    finally:
+        s.close()
+try:
+    old = int(open(sys.argv[1]).read())
+except (OSError, ValueError):
+    old = None
+print((old and free(old)) or free(0))
+PY
+)
+    echo "$port" >"$dir/port"
     # Durability is not under test here: fsync off makes a test's database
     # quick to create and write.
     "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

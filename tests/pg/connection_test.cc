@@ -126,6 +126,14 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   EXPECT_FALSE(pg::IsUrl("/var/lib/touchpoint/touchpoint.db"));
 }
 
+// A daemon cut from the network: the server ends its session within 9 s,
+// freeing its claims (docs/scaling.md, "Failover").
+TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
+  EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "3");
+  EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_interval").Text(0, 0), "2");
+  EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_count").Text(0, 0), "3");
+}
+
 TEST_F(PgConnectionTest, NotificationsArriveOnTheListeningConnection) {
   conn_->Exec("LISTEN touchpoint_due");
   auto other = pg::Connection::Open(db_->url(), "notifier");

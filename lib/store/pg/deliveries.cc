@@ -121,20 +121,7 @@ StatusOr<std::vector<LeasedRow>> Deliveries::TakeLease(std::string_view queue, i
 
 Status Deliveries::Fill(std::span<LeasedRow> leased, std::string_view queue) {
   return session_.Read("make leased events", [&] {
-    std::vector<std::int64_t> touchpoints;
-    touchpoints.reserve(leased.size());
-    for (const LeasedRow& r : leased) touchpoints.push_back(r.touchpoint);
-    auto events = tables_.MakeEvents(touchpoints);
-    for (LeasedRow& r : leased) {
-      if (auto it = events.find(r.touchpoint); it != events.end()) {
-        r.message.event = it->second;
-        continue;
-      }
-      spdlog::error(
-          "queue {}: message {} has no event (touchpoint row {} is gone); handing out null", queue,
-          r.id, r.touchpoint);
-      r.message.event = "null";
-    }
+    FillEvents(session_.conn(), zones_, leased, queue);
     return Status::Ok();
   });
 }

@@ -33,8 +33,8 @@
 
 #include "store/outbox_store.h"
 #include "store/pg/session.h"
-#include "store/pg/tables.h"
 #include "store/queue_store.h"
+#include "store/values.h"
 
 namespace tp::pgstore {
 
@@ -42,7 +42,7 @@ inline constexpr Millis kTakeoverPoll{1000};
 
 class Deliveries {
  public:
-  Deliveries(Session& session, Tables& tables) : session_(session), tables_(tables) {}
+  explicit Deliveries(Session& session) : session_(session) {}
 
   // QueueStore.
   StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max, Millis visibility,
@@ -70,7 +70,7 @@ class Deliveries {
 
  private:
   Session& session_;
-  Tables& tables_;
+  sql::ZoneCache zones_;
   std::int64_t taken_over_ = 0;
 };
 

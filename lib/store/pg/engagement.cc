@@ -133,10 +133,10 @@ StatusOr<CadenceCounts> Tables::CancelCadences(std::string_view buyer_id,
     if (!buyer) return;
     pg::Result r = session_.conn().Run(
         kStopCadences, pg::Params()
-                     .Add(reason)
-                     .Add(*buyer)
-                     .AddArray(std::vector<std::string>(cadences.begin(), cadences.end()))
-                     .Add(Ms(up_to)));
+                           .Add(reason)
+                           .Add(*buyer)
+                           .AddArray(std::vector<std::string>(cadences.begin(), cadences.end()))
+                           .Add(Ms(up_to)));
     FinishReturned(r, now, TouchpointState::kCancelled, reason, counts);
   });
   if (!s.ok()) return s;

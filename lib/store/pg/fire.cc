@@ -8,6 +8,7 @@
 
 #include "core/ids.h"
 #include "scheduler/event.h"
+#include "store/pg/rows.h"
 #include "store/pg/tables.h"
 
 namespace tp::pgstore {
@@ -52,8 +53,6 @@ const pg::Statement kOutboxInsert(
     "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) "
     "SELECT s, t, e, at, at FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS "
     "u(s, t, e, at)");
-const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
-                               "WHERE t.id = ANY($1::bigint[])");
 
 // History lines with a reason and time each, as arrays.
 struct HistoryRows {
@@ -133,34 +132,6 @@ StatusOr<std::vector<FiredTouchpoint>> Tables::FiredBetween(const DueTouchpoint&
       });
 }
 
-std::unordered_map<std::int64_t, std::string> Tables::MakeEvents(
-    const std::vector<std::int64_t>& rows) {
-  std::unordered_map<std::int64_t, std::string> events;
-  if (rows.empty()) return events;
-  pg::Result r = session_.conn().Run(kEventRows, pg::Params().AddArray(rows));
-  DueRow row;
-  for (int i = 0; i < r.rows(); ++i) {
-    if (r.IsNull(i, 12)) continue;  // not fired
-    row.rowid = r.Int64(i, 0);
-    row.step = r.Text(i, 1);
-    row.buyer_id = r.Text(i, 2);
-    row.order_id = r.Text(i, 3);
-    row.cadence = r.Text(i, 4);
-    row.tp_id = TouchpointId(row.order_id, row.cadence, row.step);
-    row.topic = r.Text(i, 5);
-    row.tier = r.Text(i, 6);
-    row.product = r.Text(i, 7);
-    row.zone = zones_.Named(r.Text(i, 8));
-    row.due_at = FromMs(r.Int64(i, 9));
-    row.next_at = FromMs(r.Int64(i, 10));
-    row.attributes = r.IsNull(i, 11) ? std::string() : std::string(r.Text(i, 11));
-    row.fire_at = FromMs(r.Int64(i, 12));
-    events.emplace(row.rowid,
-                   TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
-  }
-  return events;
-}
-
 Status Tables::ApplyOutcomes(std::span<const DueTouchpoint> due,
                              std::span<const FiringOutcome> outcomes) {
   if (due.size() != outcomes.size()) return Status::Error("apply outcomes: size mismatch");
@@ -215,7 +186,7 @@ Status Tables::ApplyOutcomes(std::span<const DueTouchpoint> due,
       c.Run(kEnqueue, pg::Params().AddArray(queue_names).AddArray(queue_tps).AddArray(queue_at));
     }
     if (!outbox_tps.empty()) {
-      auto events = MakeEvents(pushed);
+      auto events = MakeEvents(c, zones_, pushed);
       std::vector<std::string> bodies;
       bodies.reserve(outbox_tps.size());
       for (const std::int64_t tp : outbox_tps) {

@@ -1,9 +1,15 @@
 #include "store/pg/rows.h"
 
+#include <spdlog/spdlog.h>
+
+#include "core/ids.h"
+#include "scheduler/event.h"
+#include "store/touchpoint_row.h"
 #include "store/values.h"
 
 namespace tp::pgstore {
 
+using sql::FromMs;
 using sql::Ms;
 using sql::StateCode;
 
@@ -21,6 +27,9 @@ const pg::Statement kTouchpointInsert(
     "INSERT INTO touchpoints (purchase, buyer, cadence, step, topic, cadence_order, step_order, "
     "cancel_on_repurchase, state, due_at, next_at, reason) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id");
+
+const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
+                               "WHERE t.id = ANY($1::bigint[])");
 
 }  // namespace
 
@@ -62,6 +71,51 @@ std::int64_t InsertTouchpoint(pg::Connection& c, const Rules& rules, std::int64_
                                               .Add(Ms(planned.next_at))
                                               .AddTextOrNull(planned.reason));
   return r.Int64(0, 0);
+}
+
+std::unordered_map<std::int64_t, std::string> MakeEvents(pg::Connection& c, sql::ZoneCache& zones,
+                                                         const std::vector<std::int64_t>& rows) {
+  std::unordered_map<std::int64_t, std::string> events;
+  if (rows.empty()) return events;
+  pg::Result r = c.Run(kEventRows, pg::Params().AddArray(rows));
+  DueRow row;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (r.IsNull(i, 12)) continue;  // not fired
+    row.rowid = r.Int64(i, 0);
+    row.step = r.Text(i, 1);
+    row.buyer_id = r.Text(i, 2);
+    row.order_id = r.Text(i, 3);
+    row.cadence = r.Text(i, 4);
+    row.tp_id = TouchpointId(row.order_id, row.cadence, row.step);
+    row.topic = r.Text(i, 5);
+    row.tier = r.Text(i, 6);
+    row.product = r.Text(i, 7);
+    row.zone = zones.Named(r.Text(i, 8));
+    row.due_at = FromMs(r.Int64(i, 9));
+    row.next_at = FromMs(r.Int64(i, 10));
+    row.attributes = r.IsNull(i, 11) ? std::string() : std::string(r.Text(i, 11));
+    row.fire_at = FromMs(r.Int64(i, 12));
+    events.emplace(row.rowid,
+                   TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
+  }
+  return events;
+}
+
+void FillEvents(pg::Connection& c, sql::ZoneCache& zones, std::span<LeasedRow> leased,
+                std::string_view queue) {
+  std::vector<std::int64_t> touchpoints;
+  touchpoints.reserve(leased.size());
+  for (const LeasedRow& r : leased) touchpoints.push_back(r.touchpoint);
+  auto events = MakeEvents(c, zones, touchpoints);
+  for (LeasedRow& r : leased) {
+    if (auto it = events.find(r.touchpoint); it != events.end()) {
+      r.message.event = std::move(it->second);
+      continue;
+    }
+    spdlog::error("queue {}: message {} has no event (touchpoint row {} is gone); handing out null",
+                  queue, r.id, r.touchpoint);
+    r.message.event = "null";
+  }
 }
 
 }  // namespace tp::pgstore

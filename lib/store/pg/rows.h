@@ -5,13 +5,17 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/rules.h"
 #include "pg/connection.h"
 #include "scheduler/store.h"
+#include "store/queue_store.h"
+#include "store/values.h"
 
 namespace tp::pgstore {
 
@@ -28,5 +32,16 @@ std::optional<std::int64_t> FindBuyerRow(pg::Connection& c, std::string_view buy
 // A planned touchpoint of a purchase (row ids), named from `rules`; its id.
 std::int64_t InsertTouchpoint(pg::Connection& c, const Rules& rules, std::int64_t purchase,
                               std::int64_t buyer, const PlannedTouchpoint& planned);
+
+// The events of fired touchpoints (row ids), by row id, made from their
+// rows as the fire made them (scheduler/event.h); a row that is gone, or
+// not fired, is left out.
+std::unordered_map<std::int64_t, std::string> MakeEvents(pg::Connection& c, sql::ZoneCache& zones,
+                                                         const std::vector<std::int64_t>& rows);
+// The events of a lease's messages (of `queue`, for the log): a message
+// whose touchpoint is gone gets null, so it can be acked, and the log says
+// so.
+void FillEvents(pg::Connection& c, sql::ZoneCache& zones, std::span<LeasedRow> leased,
+                std::string_view queue);
 
 }  // namespace tp::pgstore

@@ -69,11 +69,6 @@ class Tables {
                                                            std::span<const std::string> types,
                                                            Instant until);
 
-  // The events of fired touchpoints (row ids), by row id, made from their
-  // rows as the fire made them (scheduler/event.h); a row that is gone is
-  // left out. Throws pg::Error.
-  std::unordered_map<std::int64_t, std::string> MakeEvents(const std::vector<std::int64_t>& rows);
-
  private:
   // Rows (schedule.cc). Each throws pg::Error.
   //

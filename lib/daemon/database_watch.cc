@@ -1,0 +1,70 @@
+#include "daemon/database_watch.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace tp {
+
+DatabaseWatch::DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe,
+                             const Clock& clock, DaemonMetrics& metrics,
+                             std::function<void(bool paused)> changed)
+    : probe_(std::move(probe)),
+      clock_(clock),
+      metrics_(metrics),
+      changed_(std::move(changed)),
+      timer_(io) {}
+
+void DatabaseWatch::Start() { Check(true); }
+
+void DatabaseWatch::Stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void DatabaseWatch::Check(bool failed) {
+  if (stopped_ || (!failed && !down_)) return;
+  const Status answer = probe_();
+  if (answer.ok()) {
+    if (down_) {
+      spdlog::info("the database answers again after {} ms: resuming",
+                   (clock_.Now() - *since_).count());
+      down_ = false;
+      since_.reset();
+      reason_.clear();
+      backoff_ = kFirstRetry;
+      timer_.cancel();
+      if (metrics_.database_up != nullptr) metrics_.database_up->Set({}, 1);
+      changed_(false);
+    }
+    return;
+  }
+  reason_ = "the database does not answer: " + answer.message();
+  if (!down_) {
+    spdlog::error("{}; refusing purchases and pausing firing until it does", reason_);
+    down_ = true;
+    since_ = clock_.Now();
+    if (metrics_.database_up != nullptr) metrics_.database_up->Set({}, 0);
+    changed_(true);
+  }
+  RetryLater();
+}
+
+void DatabaseWatch::RetryLater() {
+  timer_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, kMaxRetry);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    Check();
+  });
+}
+
+nlohmann::json DatabaseWatch::Health() const {
+  nlohmann::json storage = {{"state", down_ ? "unreachable" : "ok"}, {"backend", "postgresql"}};
+  if (since_) storage["since"] = FormatRfc3339(*since_, UtcZone());
+  if (!reason_.empty()) storage["reason"] = reason_;
+  return storage;
+}
+
+}  // namespace tp

@@ -1,0 +1,263 @@
+#include "store/pg_reader.h"
+
+#include <atomic>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "pg/connection.h"
+#include "store/job_thread.h"
+#include "store/outcome_merge.h"
+#include "store/pg/rows.h"
+#include "store/values.h"
+
+namespace tp {
+namespace {
+
+using sql::Ms;
+
+const pg::Statement kCountPending("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
+const pg::Statement kCountQueue("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
+const pg::Statement kCountDeadLetters(
+    "SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
+const pg::Statement kCountOutbox(
+    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
+const pg::Statement kPendingBefore(
+    "SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND next_at < $1");
+const pg::Statement kPendingFrom(
+    "SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND next_at >= $1");
+const pg::Statement kPendingSpan(
+    "SELECT cadence_order, COUNT(*) FROM touchpoints WHERE state = 0 AND next_at >= $1 AND "
+    "next_at < $2 GROUP BY cadence_order");
+
+// One ordered scan through a server-side cursor, a batch of rows at a time
+// (store/outcome_merge.h's Scan).
+class CursorScan {
+ public:
+  static constexpr std::int64_t kEnd = std::numeric_limits<std::int64_t>::max();
+  static constexpr int kBatch = 4096;
+
+  CursorScan(pg::Connection& c, std::string name, const std::string& sql)
+      : c_(c), name_(std::move(name)) {
+    c_.Exec("DECLARE " + name_ + " NO SCROLL CURSOR FOR " + sql);
+    Fetch();
+  }
+  std::int64_t buyer() const { return row_ < batch_.rows() ? batch_.Int64(row_, 0) : kEnd; }
+  void Step() {
+    if (++row_ < batch_.rows()) return;
+    if (batch_.rows() == kBatch) Fetch();
+  }
+  std::int64_t Int(int column) const { return batch_.Int64(row_, column); }
+  double Real(int column) const { return batch_.Double(row_, column); }
+  bool Null(int column) const { return batch_.IsNull(row_, column); }
+  std::string_view Text(int column) const { return batch_.Text(row_, column); }
+
+ private:
+  void Fetch() {
+    batch_ = c_.Exec("FETCH " + std::to_string(kBatch) + " FROM " + name_);
+    row_ = 0;
+  }
+  pg::Connection& c_;
+  std::string name_;
+  pg::Result batch_;
+  int row_ = 0;
+};
+
+// `items` as a PostgreSQL array literal, quoted for SQL text.
+std::string TextArrayLiteral(const std::vector<std::string>& items) {
+  std::string array = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) array += ',';
+    array += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') array += '\\';
+      array += ch;
+    }
+    array += '"';
+  }
+  array += '}';
+  std::string quoted = "'";
+  for (char ch : array) {
+    if (ch == '\'') quoted += '\'';
+    quoted += ch;
+  }
+  return quoted + "'::text[]";
+}
+
+// Buyers by row id, [first, end): one range's report from one snapshot.
+bool ReadRange(pg::Connection& c, const OutcomeQuery& query, BuyerRange range,
+               OutcomeReport& report, const std::atomic<bool>& stop) {
+  const bool by_fires =
+      query.options.by == ReportBy::kCadence || query.options.by == ReportBy::kTopic;
+  const std::string in_range = " buyer >= " + std::to_string(range.first) + " AND buyer < " +
+                               std::to_string(range.end) + " ";
+  pg::Transaction snapshot(c);
+  c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  CursorScan purchases(c, "purchases_scan",
+                       "SELECT buyer, purchased_at, quantity, product, amount, tier, zone, id "
+                       "FROM purchases WHERE" +
+                           in_range + "ORDER BY buyer, purchased_at, id");
+  std::optional<CursorScan> fires;
+  if (by_fires) {
+    fires.emplace(c, "fires_scan",
+                  "SELECT buyer, fire_at, id, cadence, topic, purchase FROM touchpoints WHERE "
+                  "state IN (1, 5) AND" +
+                      in_range + "ORDER BY buyer, fire_at, id");
+  }
+  CursorScan events(c, "events_scan",
+                    by_fires ? "SELECT buyer, at, 0, credited FROM events WHERE credited IS NOT "
+                               "NULL AND" +
+                                   in_range + "ORDER BY buyer, at, id"
+                             : "SELECT buyer, at, 1, NULL FROM events WHERE type = ANY(" +
+                                   TextArrayLiteral(query.trust_types) + ") AND" + in_range +
+                                   "ORDER BY buyer, at, id");
+  const bool done =
+      MergeOutcomes(query, purchases, fires ? &*fires : nullptr, events, report, stop);
+  snapshot.Commit();
+  return done;
+}
+
+}  // namespace
+
+struct PgReader::Impl {
+  explicit Impl(std::string database) : url(std::move(database)) {}
+
+  // The reader thread's connection, reopened if lost.
+  pg::Connection& Conn() {
+    if (!conn || !conn->ok()) conn = pg::Connection::Open(url, "touchpointd-reader");
+    return *conn;
+  }
+
+  std::string url;
+  std::unique_ptr<pg::Connection> conn;  // the reader thread's
+  sql::ZoneCache zones;                  // the reader thread's
+  std::atomic<bool> stopping{false};
+  // Declared last, so their threads stop before the rest goes.
+  JobThread reader;
+  JobThread reports;
+};
+
+PgReader::PgReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PgReader::~PgReader() { impl_->stopping = true; }
+
+StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url) {
+  auto impl = std::make_unique<Impl>(url);
+  try {
+    impl->conn = pg::Connection::Open(url, "touchpointd-reader");
+  } catch (const std::exception& e) {
+    return pg::ToStatus("cannot open database " + pg::Redacted(url) + " to read it", e);
+  }
+  return std::unique_ptr<PgReader>(new PgReader(std::move(impl)));
+}
+
+void PgReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
+  impl_->reader.Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
+                      done = std::move(done)]() mutable {
+    Status s = pg::Guard("make leased events", [&] {
+      pgstore::FillEvents(impl->Conn(), impl->zones, leased, queue);
+      return Status::Ok();
+    });
+    if (!s.ok()) return done(s);
+    done(std::move(leased));
+  });
+}
+
+void PgReader::Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
+                     Counted done) {
+  impl_->reader.Post([impl = impl_.get(), queues = std::move(queues),
+                      push_sinks = std::move(push_sinks), done = std::move(done)] {
+    done(pg::Guard("count for metrics", [&]() -> StatusOr<StoreGauges> {
+      pg::Connection& c = impl->Conn();
+      pg::Transaction read(c);
+      c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      StoreGauges g;
+      g.pending = c.Run(kCountPending).Int64(0, 0);
+      for (const std::string& q : queues) {
+        g.queue_messages.emplace_back(q, c.Run(kCountQueue, pg::Params().Add(q)).Int64(0, 0));
+      }
+      for (const std::string& s : push_sinks) {
+        g.dead_letters.emplace_back(s, c.Run(kCountDeadLetters, pg::Params().Add(s)).Int64(0, 0));
+      }
+      pg::Result r = c.Run(kCountOutbox);
+      for (int i = 0; i < r.rows(); ++i)
+        g.outbox.emplace_back(std::string(r.Text(i, 0)), r.Int64(i, 1));
+      read.Commit();
+      return g;
+    }));
+  });
+}
+
+void PgReader::PendingByDay(std::vector<Instant> boundaries,
+                            std::function<void(StatusOr<PendingDays>)> done) {
+  impl_->reader.Post(
+      [impl = impl_.get(), boundaries = std::move(boundaries), done = std::move(done)] {
+        done(pg::Guard("count pending by day", [&]() -> StatusOr<PendingDays> {
+          PendingDays out;
+          if (boundaries.size() < 2) return out;
+          pg::Connection& c = impl->Conn();
+          pg::Transaction read(c);
+          c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+          out.days.resize(boundaries.size() - 1);
+          out.before = c.Run(kPendingBefore, pg::Params().Add(Ms(boundaries.front()))).Int64(0, 0);
+          out.later = c.Run(kPendingFrom, pg::Params().Add(Ms(boundaries.back()))).Int64(0, 0);
+          for (std::size_t i = 0; i + 1 < boundaries.size(); ++i) {
+            pg::Result r =
+                c.Run(kPendingSpan, pg::Params().Add(Ms(boundaries[i])).Add(Ms(boundaries[i + 1])));
+            for (int k = 0; k < r.rows(); ++k) {
+              out.days[i][static_cast<int>(r.Int64(k, 0))] = r.Int64(k, 1);
+            }
+          }
+          read.Commit();
+          return out;
+        }));
+      });
+}
+
+void PgReader::Outcomes(OutcomeQuery query, Reported done) {
+  impl_->reports.Post([impl = impl_.get(), query = std::move(query), done = std::move(done)] {
+    struct Part {
+      BuyerRange range;
+      OutcomeReport report;
+      Status status = Status::Ok();
+    };
+    std::vector<Part> parts;
+    try {
+      auto first = pg::Connection::Open(impl->url, "touchpointd-report");
+      const std::int64_t last = first->Exec("SELECT COALESCE(MAX(id), 0) FROM buyers").Int64(0, 0);
+      const auto n = static_cast<std::int64_t>(ReportParts());
+      const std::int64_t span = last / n + 1;
+      for (std::int64_t i = 0; i < n; ++i) {
+        BuyerRange r;
+        r.first = i * span;
+        if (i + 1 < n) r.end = (i + 1) * span;
+        parts.push_back({r, OutcomeReport(query.options)});
+      }
+    } catch (const std::exception& e) {
+      return done(pg::ToStatus("compute the outcomes report: cannot read the buyers", e));
+    }
+    const auto read = [&](Part& part) {
+      try {
+        auto c = pg::Connection::Open(impl->url, "touchpointd-report");
+        if (!ReadRange(*c, query, part.range, part.report, impl->stopping)) {
+          part.status = Status::Error("stopped");
+        }
+      } catch (const std::exception& e) {
+        part.status = pg::ToStatus("compute the outcomes report", e);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < parts.size(); ++i) threads.emplace_back(read, std::ref(parts[i]));
+    read(parts[0]);
+    for (std::thread& t : threads) t.join();
+    for (Part& part : parts) {
+      if (!part.status.ok()) return done(part.status);
+    }
+    OutcomeReport report = std::move(parts[0].report);
+    for (std::size_t i = 1; i < parts.size(); ++i) report.Merge(std::move(parts[i].report));
+    done(std::move(report));
+  });
+}
+
+}  // namespace tp

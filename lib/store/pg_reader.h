@@ -1,0 +1,39 @@
+// Reads a PostgreSQL store off the daemon's loop (store/store_reads.h): a
+// thread and connection of its own for the events of leased messages and
+// the counts, and for an outcomes report threads and connections of their
+// own, each range of buyers read from one snapshot (REPEATABLE READ) with
+// server-side cursors, so no range is ever held in memory at once.
+// A lost connection is reopened by the next job.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/store_reads.h"
+
+namespace tp {
+
+class PgReader final : public StoreReads {
+ public:
+  // Connects to `url` (a database the store has migrated).
+  static StatusOr<std::unique_ptr<PgReader>> Open(const std::string& url);
+  // Finishes the jobs queued so far (a report under way gives up), then
+  // stops.
+  ~PgReader() override;
+  PgReader(const PgReader&) = delete;
+  PgReader& operator=(const PgReader&) = delete;
+
+  void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) override;
+  void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
+             Counted done) override;
+  void PendingByDay(std::vector<Instant> boundaries,
+                    std::function<void(StatusOr<PendingDays>)> done) override;
+  void Outcomes(OutcomeQuery query, Reported done) override;
+
+ private:
+  struct Impl;
+  explicit PgReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tp

@@ -1,0 +1,41 @@
+// What the daemon reads off its loop, on threads of the store's own: the
+// events of leased messages, the counts /metrics and /v1/status report, and
+// the outcomes report. StoreReader reads a SQLite file, PgReader a
+// PostgreSQL database.
+//
+// Threading: called on the daemon's loop; each `done` runs on one of the
+// reader's threads. Errors: a Status in `done`.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "store/outcome_rows.h"
+#include "store/queue_store.h"
+#include "store/report_store.h"
+
+namespace tp {
+
+class StoreReads : public LeasedEvents {
+ public:
+  using Counted = std::function<void(StatusOr<StoreGauges>)>;
+  using Reported = std::function<void(StatusOr<OutcomeReport>)>;
+
+  // Reads, in one read transaction, what the store's PendingCount(),
+  // QueueDepth() of each of `queues`, DeadLetterCount() of each of
+  // `push_sinks` and OutboxBySink() would say, then calls `done` with it.
+  virtual void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
+                     Counted done) = 0;
+  // Counts the pending touchpoints between `boundaries` (PendingDays),
+  // then calls `done` with them.
+  virtual void PendingByDay(std::vector<Instant> boundaries,
+                            std::function<void(StatusOr<PendingDays>)> done) = 0;
+  // Computes the outcomes report over every buyer (its buyers split into
+  // ranges read at once, on as many threads as there are cores, up to
+  // four), then calls `done` with it.
+  virtual void Outcomes(OutcomeQuery query, Reported done) = 0;
+};
+
+}  // namespace tp

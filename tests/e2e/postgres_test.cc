@@ -1,0 +1,249 @@
+// End-to-end on PostgreSQL: real touchpointd processes with `--database
+// postgresql://...` on a real server, over real HTTP: every feature on one
+// daemon, three daemons sharing the work (ingest spread, a cap held across
+// them, one killed with SIGKILL while firing), and a PostgreSQL restart
+// during ingest.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "pg_server.h"
+#include "temp_dir.h"
+#include "test_config.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using testing::PgServer;
+
+std::string Ago(std::chrono::milliseconds ago) {
+  return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
+}
+
+json Purchase(const std::string& order, const std::string& buyer, const std::string& at) {
+  return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
+          {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
+}
+
+class PostgresDaemonTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  // A daemon on `url`, its log in daemon-`n`.log.
+  DaemonProcess& Start(const std::string& config, const std::string& url, int n = 0) {
+    testing::WriteFile(Path("touchpoint.yaml"), config);
+    daemons_.push_back(std::make_unique<DaemonProcess>(
+        Path("touchpoint.yaml"), url, Path("daemon-" + std::to_string(n) + ".log")));
+    EXPECT_TRUE(daemons_.back()->Start());
+    return *daemons_.back();
+  }
+
+  // Leases from each daemon in turn until none has anything left, acking
+  // each message: touchpoint id -> how many times it was handed out.
+  static std::map<std::string, int> DrainQueue(std::vector<DaemonProcess*> from, int expect,
+                                               std::chrono::seconds within) {
+    std::map<std::string, int> seen;
+    std::size_t total = 0;
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline &&
+           total < static_cast<std::size_t>(expect)) {
+      for (DaemonProcess* d : from) {
+        auto [status, body] =
+            d->Call("POST", "/v1/queues/outbox/lease", {{"max", 100}, {"visibility_s", 60}});
+        EXPECT_EQ(status, 200) << body;
+        json receipts = json::array();
+        for (const json& m : body["messages"]) {
+          ++seen[m["event"]["data"]["id"].get<std::string>()];
+          ++total;
+          receipts.push_back(m["receipt"]);
+        }
+        if (!receipts.empty()) {
+          EXPECT_EQ(d->Call("POST", "/v1/queues/outbox/ack", {{"receipts", receipts}}).first, 200);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return seen;
+  }
+
+  testing::TempDir dir_;
+  std::vector<std::unique_ptr<DaemonProcess>> daemons_;
+};
+
+TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config =
+      testing::TestConfig().CancelOnRepurchase().Step("1s", "soon").Step("1d", "later").Yaml() +
+      "engagement: {types: [replied], trust: [replied]}\n";
+  DaemonProcess& d = Start(config, db->url());
+  auto [status, body] = d.Call("GET", "/healthz");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(body["status"], "ok");
+  EXPECT_EQ(body["storage"]["backend"], "postgresql");
+
+  const std::string at = Ago(std::chrono::seconds(2));
+  ASSERT_EQ(d.Call("POST", "/v1/purchases",
+                   json::array({Purchase("o1", "lin", at), Purchase("o2", "mei", at)}))
+                .first,
+            200);
+  // Idempotent; a conflict names its field.
+  EXPECT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", at)).second["results"][0]["status"],
+      "duplicate");
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago({})));
+  EXPECT_EQ(status, 409);
+  EXPECT_THAT(body.dump(), HasSubstr("purchased_at"));
+  const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(10));
+  EXPECT_EQ(seen.size(), 2u);
+
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_EQ(body["touchpoints"].size(), 2u);
+  EXPECT_EQ(body["touchpoints"][0]["status"], "fired");
+  const std::string fired_id = body["touchpoints"][0]["id"];
+  std::tie(status, body) = d.Call("POST", "/v1/events",
+                                  {{"event_id", "e1"},
+                                   {"buyer_id", "lin"},
+                                   {"type", "replied"},
+                                   {"at", Ago(std::chrono::milliseconds(1))},
+                                   {"touchpoint_id", fired_id}});
+  EXPECT_EQ(status, 200) << body;
+  // A repurchase cancels the rest of o1.
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o3", "lin", Ago(std::chrono::seconds(0)))).first,
+      200);
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
+  int cancelled = 0;
+  for (const json& t : body["touchpoints"]) cancelled += t["status"] == "cancelled";
+  EXPECT_EQ(cancelled, 1);
+
+  std::tie(status, body) = d.Call("GET", "/v1/reports/outcomes?by=cadence");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(d.Call("GET", "/v1/status").first, 200);
+  auto metrics = d.http().Request("GET", "/metrics", "");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, HasSubstr("touchpoint_database_up 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("touchpoint_deliveries_taken_over_total 0"));
+  // o2's later step, and both of o3's.
+  EXPECT_THAT(metrics->body, HasSubstr("touchpoint_touchpoints_pending 3"));
+  d.Signal(SIGHUP);
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(), 0);
+  EXPECT_THAT(d.log(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+// Three daemons, one database: purchases spread over all three, each
+// buyer's two steps due at once under a cap of one a day. Every buyer gets
+// exactly one, whichever daemons fired, and no touchpoint is handed out
+// twice.
+TEST_F(PostgresDaemonTest, ThreeDaemonsShareTheWorkAndHoldTheCap) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config = testing::TestConfig()
+                                 .Top("frequency_cap: {max: 1, per: day}")
+                                 .Step("1s", "first")
+                                 .Step("1s", "second")
+                                 .Yaml();
+  std::vector<DaemonProcess*> all;
+  for (int i = 0; i < 3; ++i) all.push_back(&Start(config, db->url(), i));
+  constexpr int kBuyers = 60;
+  for (int b = 0; b < kBuyers; ++b) {
+    ASSERT_EQ(all[static_cast<std::size_t>(b % 3)]
+                  ->Call("POST", "/v1/purchases",
+                         Purchase("o" + std::to_string(b), "b" + std::to_string(b),
+                                  Ago(std::chrono::milliseconds(500))))
+                  .first,
+              200);
+  }
+  const auto seen = DrainQueue(all, kBuyers, std::chrono::seconds(15));
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kBuyers));
+  for (const auto& [id, times] : seen) EXPECT_EQ(times, 1) << id;
+  std::set<std::string> buyers;
+  for (int b = 0; b < kBuyers; ++b) {
+    auto [status, body] = all[0]->Call("GET", "/v1/buyers/b" + std::to_string(b));
+    ASSERT_EQ(status, 200);
+    int fired = 0;
+    for (const json& t : body["touchpoints"]) fired += t["status"] == "fired";
+    EXPECT_EQ(fired, 1) << body.dump();
+  }
+}
+
+// SIGKILL of one of three daemons while touchpoints come due: the others
+// fire its share, nothing is lost, and (queue sinks: a fire and its message
+// are one transaction) nothing is handed out twice.
+TEST_F(PostgresDaemonTest, AKilledDaemonsShareIsTakenOver) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config = testing::TestConfig().Step("2s", "soon").Step("4s", "later").Yaml();
+  std::vector<DaemonProcess*> all;
+  for (int i = 0; i < 3; ++i) all.push_back(&Start(config, db->url(), i));
+  constexpr int kBuyers = 90;
+  for (int b = 0; b < kBuyers; ++b) {
+    ASSERT_EQ(all[static_cast<std::size_t>(b % 3)]
+                  ->Call("POST", "/v1/purchases",
+                         Purchase("o" + std::to_string(b), "b" + std::to_string(b),
+                                  Ago(std::chrono::milliseconds(0))))
+                  .first,
+              200);
+  }
+  // While the first steps fire.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  all[2]->Kill9();
+  const auto seen = DrainQueue({all[0], all[1]}, 2 * kBuyers, std::chrono::seconds(20));
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(2 * kBuyers));
+  for (const auto& [id, times] : seen) EXPECT_EQ(times, 1) << id;
+}
+
+// PostgreSQL stops while purchases come in: ingest answers 503 with
+// Retry-After, /healthz says why, and once the server is back the daemon
+// resumes by itself.
+TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
+  PgServer own;  // restarted by this test alone
+  auto db = own.NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), db->url());
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      200);
+  own.Stop();
+  const std::string body_text = Purchase("o2", "b2", Ago(std::chrono::seconds(0))).dump();
+  const std::string refused = testing::RawExchange(
+      d.address(),
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nContent-Length: " +
+          std::to_string(body_text.size()) + "\r\n\r\n" + body_text);
+  EXPECT_THAT(refused, HasSubstr("HTTP/1.1 503"));
+  EXPECT_THAT(refused, HasSubstr("Retry-After:"));
+  auto [status, body] = d.Call("GET", "/healthz");
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(body["status"], "degraded");
+  EXPECT_EQ(body["storage"]["state"], "unreachable");
+  EXPECT_THAT(body["storage"]["reason"].get<std::string>(), HasSubstr("does not answer"));
+  auto metrics = d.http().Request("GET", "/metrics", "");
+  ASSERT_TRUE(metrics.ok());
+
+  own.Start();
+  // Back within the probe's backoff (at most 4 s apart).
+  int answered = 0;
+  for (int i = 0; i < 100 && answered != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    answered =
+        d.Call("POST", "/v1/purchases", Purchase("o2", "b2", Ago(std::chrono::seconds(0)))).first;
+  }
+  EXPECT_EQ(answered, 200);
+  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
+  const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(10));
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_THAT(d.log(), HasSubstr("the database does not answer"));
+  EXPECT_THAT(d.log(), HasSubstr("answers again"));
+}
+
+}  // namespace
+}  // namespace tp
