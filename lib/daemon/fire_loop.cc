@@ -76,8 +76,10 @@ void FireLoop::RunDue() {
   if (!hooks_.covered(clock_.Now())) return;
   auto stats = scheduler_.RunDue(kBatchesPerTurn);
   if (!stats.ok() && stats.status().unavailable()) {
-    spdlog::error("firing due touchpoints: {}", stats.status().message());
-    return hooks_.storage_full();
+    // Paused if the store cannot take writes; if it can again (a
+    // connection lost and reopened), the next pass comes anyway.
+    hooks_.storage_full();
+    return RetrySoon("firing due touchpoints: " + stats.status().message());
   }
   if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
   idle_pass_ = stats->fired + stats->deferred + stats->skipped == 0;

@@ -152,6 +152,12 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   const Sink& sink() const { return sink_; }
 
+  // An event of this sink's, taken by TakeDue(), is no longer attempted
+  // (its result recorded, or put back).
+  void Released(std::int64_t id) {
+    if (d_.busy.erase(id) > 0 && taken_ > 0) --taken_;
+  }
+
   // No new attempts (the daemon stops, or a reload replaced this worker);
   // those in flight finish and are recorded.
   virtual void Stop() {
@@ -185,9 +191,11 @@ class Worker : public std::enable_shared_from_this<Worker> {
     });
   }
 
-  // Due events not already being attempted, at most `max`.
+  // Due events not already being attempted, at most `max`. This sink's
+  // own attempts in flight come back among the due ones: as many more are
+  // asked for (a store other daemons share claims what it returns).
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order) {
-    auto due = d_.store.DueDeliveries(sink_.name, now, max + d_.busy.size(), in_order);
+    auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order);
     if (!due.ok()) {
       spdlog::error("sink {}: {}", sink_.name, due.status().message());
       return {};
@@ -195,7 +203,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
     std::vector<OutboxItem> out;
     for (OutboxItem& item : *due) {
       if (out.size() == max) break;
-      if (d_.busy.insert(item.id).second) out.push_back(std::move(item));
+      if (d_.busy.insert(item.id).second) {
+        ++taken_;
+        out.push_back(std::move(item));
+      }
     }
     return out;
   }
@@ -213,6 +224,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   Dispatcher::Impl& d_;
   const Sink sink_;
+  std::size_t taken_ = 0;  // this sink's events in d_.busy
   Circuit circuit_;
   asio::system_timer timer_;
   bool pump_posted_ = false;
@@ -383,7 +395,7 @@ class RedisWorker final : public Worker {
       d_.Add(shared_from_this(), std::move(r));
     }
     // The rest waits, in order, for the next try: nothing was recorded.
-    for (std::size_t i = ok; i < items.size(); ++i) d_.busy.erase(items[i].id);
+    for (std::size_t i = ok; i < items.size(); ++i) Released(items[i].id);
     if (ok < items.size()) {
       const std::string error = !status.ok()          ? status.message()
                                 : ok < replies.size() ? "XADD refused: " + replies[ok].text
@@ -431,7 +443,7 @@ void Dispatcher::Impl::Flush() {
   }
   std::vector<std::string> touched;
   for (std::size_t i = 0; i < results.size(); ++i) {
-    busy.erase(results[i].id);
+    result_workers[i]->Released(results[i].id);
     if (observer != nullptr) {
       static constexpr std::string_view kOutcomes[] = {"delivered", "retried", "dead_lettered"};
       observer->OnAttempt(result_workers[i]->name(), kOutcomes[static_cast<int>(results[i].kind)],

@@ -1,6 +1,7 @@
 #include "pg/connection.h"
 
 #include <libpq-fe.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <charconv>
@@ -55,8 +56,9 @@ bool Error::transient() const {
   // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now;
   // class 53: insufficient resources (disk full, out of memory, too many
   // connections).
+  // 55P03: a lock not had within lock_timeout (another daemon holds it).
   return sqlstate_ == "57P01" || sqlstate_ == "57P02" || sqlstate_ == "57P03" ||
-         sqlstate_.substr(0, 2) == "53";
+         sqlstate_ == "55P03" || sqlstate_.substr(0, 2) == "53";
 }
 
 Status ToStatus(std::string_view what, const std::exception& e) {
@@ -179,26 +181,36 @@ Statement::Statement(std::string sql) : sql_(std::move(sql)) {
 
 std::unique_ptr<Connection> Connection::Open(const std::string& url,
                                              std::string_view application_name) {
-  // Keepalives, both ways: a connection to a host cut from the network
-  // fails within 9 s (3 s idle, then 3 probes 2 s apart) instead of the
-  // kernel's two hours, here and on the server, which then ends the
-  // session and frees what it held (docs/scaling.md, "Failover"). The
-  // server's are set through `options`, which a URL's own overrides.
+  // Keepalives and a user timeout, both ways: a connection to a host cut
+  // from the network fails within 9 s (3 s idle, then 3 probes 2 s apart;
+  // 9 s for unacknowledged data) instead of the kernel's minutes or hours,
+  // here and on the server, which then ends the session and frees what it
+  // held (docs/scaling.md, "Failover"). On the server too: a transaction
+  // left idle for 10 s is ended (a daemon stopped mid-way), and a statement
+  // waits at most 5 s for a lock. The URL comes last, so what it sets
+  // wins (its `options` replace these server settings whole).
   const std::string app(application_name);
-  const char* keys[] = {"options",         "dbname",
-                        "application_name", "keepalives",
-                        "keepalives_idle",  "keepalives_interval",
-                        "keepalives_count", "connect_timeout",
+  const char* keys[] = {"options",
+                        "application_name",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "connect_timeout",
+                        "dbname",
                         nullptr};
   const char* values[] = {
-      "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3",
-      url.c_str(),
+      "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+      "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s",
       app.c_str(),
       "1",
       "3",
       "2",
       "3",
-      "10",
+      "9000",
+      "2",
+      url.c_str(),
       nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr)
@@ -219,7 +231,17 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
 
 Connection::~Connection() { PQfinish(conn_); }
 
-bool Connection::ok() const { return PQstatus(conn_) == CONNECTION_OK; }
+bool Connection::ok() const {
+  // Reads what the server sent meanwhile, without waiting: a session it
+  // ended (an administrator, a restart) has said so and closed, and shows
+  // here as bad before a statement is sent to it.
+  if (PQstatus(conn_) != CONNECTION_OK) return false;
+  if (!PQisBusy(conn_) && PQconsumeInput(conn_) == 0) return false;
+  if (PQstatus(conn_) != CONNECTION_OK) return false;
+  char byte = 0;
+  const int fd = PQsocket(conn_);
+  return fd < 0 || ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 0;  // 0: closed
+}
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
 
@@ -324,7 +346,30 @@ bool IsUrl(std::string_view location) {
   return location.starts_with("postgresql://") || location.starts_with("postgres://");
 }
 
+namespace {
+
+// `url` with the value of a `password=` query parameter replaced.
+std::string RedactQuery(std::string url) {
+  for (std::size_t at = url.find("password="); at != std::string::npos;
+       at = url.find("password=", at + 1)) {
+    if (at > 0 && url[at - 1] != '?' && url[at - 1] != '&') continue;
+    const std::size_t start = at + 9;
+    const std::size_t end = std::min(url.find('&', start), url.size());
+    url.replace(start, end - start, "***");
+  }
+  return url;
+}
+
+}  // namespace
+
 std::string Redacted(std::string_view url) {
+  if (url.find("password=") != std::string_view::npos) {
+    return RedactQuery(RedactUserinfo(url));
+  }
+  return RedactUserinfo(url);
+}
+
+std::string RedactUserinfo(std::string_view url) {
   const std::size_t scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
   const std::size_t start = scheme + 3;

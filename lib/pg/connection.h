@@ -134,9 +134,10 @@ class Statement {
 
 class Connection {
  public:
-  // Connects to `url` (postgresql://USER@HOST:PORT/DB?...). TCP keepalives
-  // are on, so a peer cut from the network is noticed in seconds. Throws
-  // Error.
+  // Connects to `url` (postgresql://USER@HOST:PORT/DB?...) within 2 s
+  // (connect_timeout), unless the URL says otherwise. TCP keepalives are on
+  // both ways, so a peer cut from the network is noticed within 9 s.
+  // Throws Error.
   static std::unique_ptr<Connection> Open(const std::string& url,
                                           std::string_view application_name = "touchpointd");
   ~Connection();
@@ -153,7 +154,10 @@ class Connection {
   // values tab-separated and escaped by CopyText(). Throws Error.
   void CopyIn(std::string_view copy_sql, std::string_view data);
 
-  // Whether the connection is still up (as libpq last saw it).
+  // Whether the connection is still up: as libpq last saw it, after reading
+  // (without waiting) what the server sent since, so a session the server
+  // ended shows as down. Notifications read are kept for
+  // TakeNotifications().
   bool ok() const;
   // The server's process id for this session (pg_terminate_backend()).
   int backend_pid() const;
@@ -190,7 +194,10 @@ class Transaction {
 // Whether `location` names a PostgreSQL database (a postgresql:// or
 // postgres:// URL) rather than a file.
 bool IsUrl(std::string_view location);
-// `url` with any password replaced by "***", for logs and messages.
+// `url` with any password (in its user info, or a `password=` parameter)
+// replaced by "***", for logs and messages.
 std::string Redacted(std::string_view url);
+// `url` with the password of its user info replaced by "***".
+std::string RedactUserinfo(std::string_view url);
 
 }  // namespace tp::pg

@@ -45,8 +45,11 @@ StatusOr<int> PgStore::SchemaVersion() {
 }
 
 Status PgStore::Probe() {
-  return impl_->session.Read("reach the database", [&] {
-    impl_->session.conn().Exec("SELECT 1");
+  // On a connection of its own: the store's may be inside a transaction
+  // that failed for another reason (a deadlock), which says nothing of
+  // the server.
+  return pg::Guard("reach the database", [&] {
+    pg::Connection::Open(impl_->session.url(), "touchpointd-probe")->Exec("SELECT 1");
     return Status::Ok();
   });
 }

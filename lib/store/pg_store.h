@@ -50,8 +50,8 @@ class PgStore final : public Store, public LeasedEvents {
 
   StatusOr<int> SchemaVersion();
 
-  // Whether the server answers, reconnecting if the connection was lost
-  // (outside a transaction): the daemon's probe while it is unreachable.
+  // Whether the server answers a new connection: the daemon's probe
+  // after a call failed as Unavailable, and while it is unreachable.
   Status Probe();
   // A server's disk is its own: no cap to set (Store).
   Status SetMaxSize(std::optional<std::uint64_t> bytes) override;

@@ -30,6 +30,19 @@ std::string Ago(std::chrono::milliseconds ago) {
   return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
 }
 
+// A zone where it is about noon now: a cap's day in it does not end while
+// a test runs, whatever the hour it runs at.
+std::string ZoneAtNoon() {
+  const auto now = std::chrono::system_clock::now();
+  const auto day = std::chrono::floor<std::chrono::days>(now);
+  const auto hour = std::chrono::duration_cast<std::chrono::hours>(now - day).count();
+  long offset = 12 - hour;  // local = UTC + offset
+  if (offset > 12) offset -= 24;
+  if (offset == 0) return "Etc/UTC";
+  // Etc/GMT-N is N hours ahead of UTC.
+  return offset > 0 ? "Etc/GMT-" + std::to_string(offset) : "Etc/GMT+" + std::to_string(-offset);
+}
+
 json Purchase(const std::string& order, const std::string& buyer, const std::string& at) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
           {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
@@ -134,8 +147,8 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("touchpoint_database_up 1"));
   EXPECT_THAT(metrics->body, HasSubstr("touchpoint_deliveries_taken_over_total 0"));
-  // o2's later step, and both of o3's.
-  EXPECT_THAT(metrics->body, HasSubstr("touchpoint_touchpoints_pending 3"));
+  // o2's later step, and o3's (its first may have fired by now).
+  EXPECT_THAT(metrics->body, ::testing::ContainsRegex("touchpoint_touchpoints_pending [23]\n"));
   d.Signal(SIGHUP);
   d.Signal(SIGTERM);
   EXPECT_EQ(d.Wait(), 0);
@@ -143,12 +156,13 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
 }
 
 // Three daemons, one database: purchases spread over all three, each
-// buyer's two steps due at once under a cap of one a day. Every buyer gets
-// exactly one, whichever daemons fired, and no touchpoint is handed out
-// twice.
+// buyer's two steps due at once under a cap of one a day (in a zone where
+// the day does not end meanwhile). Every buyer gets exactly one, whichever
+// daemons fired, and no touchpoint is handed out twice.
 TEST_F(PostgresDaemonTest, ThreeDaemonsShareTheWorkAndHoldTheCap) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string config = testing::TestConfig()
+                                 .Timezone(ZoneAtNoon())
                                  .Top("frequency_cap: {max: 1, per: day}")
                                  .Step("1s", "first")
                                  .Step("1s", "second")
@@ -178,8 +192,9 @@ TEST_F(PostgresDaemonTest, ThreeDaemonsShareTheWorkAndHoldTheCap) {
 }
 
 // SIGKILL of one of three daemons while touchpoints come due: the others
-// fire its share, nothing is lost, and (queue sinks: a fire and its message
-// are one transaction) nothing is handed out twice.
+// fire its share (the purchases it took, whose later steps come due after
+// it died), nothing is lost, and (queue sinks: a fire and its message are
+// one transaction) nothing is handed out twice.
 TEST_F(PostgresDaemonTest, AKilledDaemonsShareIsTakenOver) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string config = testing::TestConfig().Step("2s", "soon").Step("4s", "later").Yaml();
@@ -200,6 +215,23 @@ TEST_F(PostgresDaemonTest, AKilledDaemonsShareIsTakenOver) {
   const auto seen = DrainQueue({all[0], all[1]}, 2 * kBuyers, std::chrono::seconds(20));
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(2 * kBuyers));
   for (const auto& [id, times] : seen) EXPECT_EQ(times, 1) << id;
+}
+
+// The daemon's sessions ended by the server (an administrator, a proxy's
+// idle timeout) while touchpoints wait: the next pass fails, the server
+// still answers, and the daemon goes on firing on a new connection.
+TEST_F(PostgresDaemonTest, SessionsEndedByTheServerAreReopened) {
+  auto db = PgServer::Shared().NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("2s", "soon").Yaml(), db->url());
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", Purchase("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      200);
+  PgServer::Shared().Admin(
+      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '" +
+      db->name() + "' AND application_name LIKE 'touchpointd%'");
+  const auto seen = DrainQueue({&d}, 1, std::chrono::seconds(10));
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
 }
 
 // PostgreSQL stops while purchases come in: ingest answers 503 with
@@ -237,7 +269,7 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
     answered =
         d.Call("POST", "/v1/purchases", Purchase("o2", "b2", Ago(std::chrono::seconds(0)))).first;
   }
-  EXPECT_EQ(answered, 200);
+  EXPECT_EQ(answered, 200) << d.log();
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
   const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(10));
   EXPECT_EQ(seen.size(), 2u);

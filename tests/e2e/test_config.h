@@ -18,6 +18,11 @@ class TestConfig {
     top_.push_back(std::move(line));
     return *this;
   }
+  // The config's zone (UTC by default).
+  TestConfig& Timezone(std::string zone) {
+    timezone_ = std::move(zone);
+    return *this;
+  }
   TestConfig& MisfireGrace(std::string duration) {
     misfire_grace_ = std::move(duration);
     return *this;
@@ -55,7 +60,7 @@ class TestConfig {
   std::string Yaml() const {
     std::string y = "version: 1\n";
     for (const std::string& line : top_) y += line + "\n";
-    y += "timezone: UTC\nmisfire_grace: " + misfire_grace_ +
+    y += "timezone: " + timezone_ + "\nmisfire_grace: " + misfire_grace_ +
          "\nproducts:\n  daily: {supply_days: 15}\n";
     if (!tiers_.empty()) {
       y += "tiers:\n";
@@ -72,6 +77,7 @@ class TestConfig {
 
  private:
   std::vector<std::string> top_;
+  std::string timezone_ = "UTC";
   std::string misfire_grace_ = "1h";
   std::vector<std::string> tiers_;
   std::string cadence_ = "trust";

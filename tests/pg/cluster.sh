@@ -42,6 +42,9 @@ case $cmd in
 import socket, sys
 def free(p):
     s = socket.socket()
+    # As the server binds: a port whose old connections linger (TIME_WAIT)
+    # is free to listen on again.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", p))
         return s.getsockname()[1]
@@ -58,9 +61,11 @@ PY
 )
     echo "$port" >"$dir/port"
     # Durability is not under test here: fsync off makes a test's database
-    # quick to create and write.
+    # quick to create and write. TP_PG_SETTINGS replaces these settings (the
+    # benchmark's: tests/bench/e2e).
+    settings=${TP_PG_SETTINGS:--c fsync=off -c synchronous_commit=off -c full_page_writes=off}
     "${as_user[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      -o "-p $port -k '' -c listen_addresses=127.0.0.1 -c max_connections=300 $settings" \
       start >/dev/null ||
       { tail -20 "$dir/server.log" >&2; exit 1; }
     echo "postgresql://touchpoint@127.0.0.1:$port" >"$dir/url.tmp"

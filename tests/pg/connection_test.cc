@@ -102,6 +102,8 @@ TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
   // The server ends the session (an administrator, a failover): transient.
   auto admin = pg::Connection::Open(db_->url(), "admin");
   admin->Exec("SELECT pg_terminate_backend(" + std::to_string(conn_->backend_pid()) + ", 5000)");
+  // Seen before a statement is sent.
+  EXPECT_FALSE(conn_->ok());
   try {
     conn_->Exec("SELECT 1");
     FAIL() << "no error";
@@ -109,7 +111,6 @@ TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
     EXPECT_TRUE(e.transient()) << e.sqlstate() << " " << e.what();
     EXPECT_TRUE(pg::ToStatus("read", e).unavailable());
   }
-  EXPECT_FALSE(conn_->ok());
 }
 
 TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
@@ -122,6 +123,8 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.message();
   EXPECT_EQ(pg::Redacted(url), "postgresql://touchpoint:***@127.0.0.1:9/x");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+  EXPECT_EQ(pg::Redacted("postgresql://u@h/db?sslmode=require&password=s3cret&x=1"),
+            "postgresql://u@h/db?sslmode=require&password=***&x=1");
   EXPECT_TRUE(pg::IsUrl("postgres://h/db"));
   EXPECT_FALSE(pg::IsUrl("/var/lib/touchpoint/touchpoint.db"));
 }
@@ -132,6 +135,11 @@ TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "3");
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_interval").Text(0, 0), "2");
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_count").Text(0, 0), "3");
+  EXPECT_EQ(conn_->Exec("SHOW tcp_user_timeout").Text(0, 0), "9000");
+  EXPECT_EQ(conn_->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
+  // What the URL says wins.
+  auto named = pg::Connection::Open(db_->url() + "?application_name=mine", "ignored");
+  EXPECT_EQ(named->Exec("SHOW application_name").Text(0, 0), "mine");
 }
 
 TEST_F(PgConnectionTest, NotificationsArriveOnTheListeningConnection) {

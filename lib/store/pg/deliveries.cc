@@ -80,7 +80,8 @@ const pg::Statement kDeadLetters(
     "WHERE d.state = 1 AND d.id > $1 AND ($2 = '' OR d.sink = $2) ORDER BY d.id LIMIT $3");
 const pg::Statement kReplay(
     "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = $1, dead_at = NULL, "
-    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND ($2 = 0 OR id = $2) AND "
+    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND ($2::bigint = 0 OR id = $2::bigint) "
+    "AND "
     "($3 = '' OR sink = $3) RETURNING touchpoint, sink");
 // A touchpoint is fired again once none of its deliveries is dead.
 const pg::Statement kRevive(

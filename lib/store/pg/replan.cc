@@ -88,6 +88,8 @@ void Replan::ReplanBuyer(const PurchaseReplanner& replan, std::int64_t buyer, In
   pg::Result name = c.Run(kBuyerName, pg::Params().Add(buyer));
   if (name.rows() == 0) return;
   const std::string buyer_id(name.Text(0, 0));
+  // As ingest does: a repurchase on another daemon waits, or is waited for.
+  TakeBuyersTurn(c, buyer_id);
   struct Stored {
     std::int64_t row = 0;
     Purchase purchase;

@@ -15,6 +15,7 @@ using sql::StateCode;
 
 namespace {
 
+const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
 const pg::Statement kHistoryEach(
     "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
     "SELECT unnest($1::bigint[]), $2, $3, $4");
@@ -32,6 +33,10 @@ const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTo
                                "WHERE t.id = ANY($1::bigint[])");
 
 }  // namespace
+
+void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id) {
+  c.Run(kBuyerTurn, pg::Params().Add(buyer_id));
+}
 
 void AddHistory(pg::Connection& c, const std::vector<std::int64_t>& ids, Instant at,
                 TouchpointState state, std::string_view reason) {

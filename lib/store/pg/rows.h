@@ -19,6 +19,11 @@
 
 namespace tp::pgstore {
 
+// Waits for the buyer's turn (a transaction-level advisory lock on a hash
+// of the buyer's id; a collision only makes two buyers take turns), held
+// until the transaction ends: what reads a buyer's history and writes by
+// it takes it first.
+void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id);
 // One line per touchpoint of `ids`, all alike.
 void AddHistory(pg::Connection& c, const std::vector<std::int64_t>& ids, Instant at,
                 TouchpointState state, std::string_view reason);

@@ -15,9 +15,6 @@ using sql::StateCode;
 
 namespace {
 
-// A buyer's turn: a transaction-level advisory lock on a hash of the
-// buyer's id (a collision only makes two buyers take turns).
-const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
 const pg::Statement kBuyerInsert(
     "INSERT INTO buyers (buyer_id, created_at) VALUES ($1, $2) "
     "ON CONFLICT (buyer_id) DO NOTHING RETURNING id, opted_out");
@@ -75,7 +72,7 @@ PurchaseMatch Compare(const pg::Result& r, const Purchase& purchase, const Zone*
 Tables::Tables(Session& session, const RulesInForce& rules) : session_(session), rules_(rules) {}
 
 void Tables::TakeBuyersTurn(std::string_view buyer_id) {
-  session_.conn().Run(kBuyerTurn, pg::Params().Add(buyer_id));
+  pgstore::TakeBuyersTurn(session_.conn(), buyer_id);
 }
 
 std::optional<std::int64_t> Tables::FindBuyer(std::string_view buyer_id, Instant now, bool create,

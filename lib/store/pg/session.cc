@@ -15,10 +15,31 @@ pg::Connection& Session::conn() {
   if (broken_) {
     throw pg::Error("the connection to PostgreSQL was lost inside a transaction", "08006", true);
   }
-  if (!conn_ || !conn_->ok()) {
+  // ok() reads what the server sent: asked once, so both checks agree.
+  const bool alive = conn_ && conn_->ok();
+  if (conn_ && !alive && (group_ || claim_)) {
+    // What the transaction held is gone with the session: never carry on
+    // with its work on another.
+    Drop();
+    throw pg::Error("the connection to the database was lost inside a transaction", "08006",
+                    true);
+  }
+  if (!alive) {
     conn_.reset();
     identity_.reset();
-    conn_ = pg::Connection::Open(url_);
+    // While the server does not answer, each call would wait up to the
+    // connect timeout on the daemon's loop: one attempt per kReconnectPause.
+    const auto now = std::chrono::steady_clock::now();
+    if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause) {
+      throw pg::Error("not connected to the database (reconnecting)", "08006", true);
+    }
+    try {
+      conn_ = pg::Connection::Open(url_);
+      last_failed_connect_.reset();
+    } catch (const pg::Error&) {
+      last_failed_connect_ = now;
+      throw;
+    }
   }
   return *conn_;
 }
@@ -37,7 +58,9 @@ const Session::Identity& Session::identity() {
 void Session::Drop() {
   conn_.reset();
   identity_.reset();
-  if (group_ || claim_) broken_ = true;
+  // A group's requests were answered as if committed: its caller must
+  // learn that it was lost. A claim was the pass's own: gone with it.
+  if (group_) broken_ = true;
   claim_ = false;
 }
 

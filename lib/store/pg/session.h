@@ -11,13 +11,15 @@
 //    daemon that dies mid-way leaves them to the others at once;
 //  - a call's own: Atomically() outside a group.
 //
-// A lost connection is reopened by the next call outside a transaction;
-// inside one, every call fails (Unavailable) until the caller rolls back,
-// since what the transaction wrote is gone.
+// A lost connection is reopened by the next call outside a group (at most
+// one attempt a second while the server does not answer: the others fail
+// at once); inside a group, every call fails (Unavailable) until the
+// caller rolls back, since what the group wrote is gone.
 //
 // Not thread-safe: one thread owns it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -88,10 +90,12 @@ class Session {
   std::string url_;
   std::unique_ptr<pg::Connection> conn_;
   std::optional<Identity> identity_;  // of conn_
-  bool group_ = false;                // Begin() ... Commit()
-  bool enclosed_ = false;             // Savepoint() ... Release()
-  bool claim_ = false;                // BeginClaim() ... FinishClaim()
-  bool broken_ = false;               // the connection was lost inside a transaction
+  static constexpr std::chrono::milliseconds kReconnectPause{1000};
+  std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
+  bool group_ = false;     // Begin() ... Commit()
+  bool enclosed_ = false;  // Savepoint() ... Release()
+  bool claim_ = false;     // BeginClaim() ... FinishClaim()
+  bool broken_ = false;    // the connection was lost inside a transaction
 };
 
 }  // namespace tp::pgstore

@@ -7,6 +7,7 @@
 //   touchpoint_e2e_bench --daemon PATH [--purchases N] [--touchpoints N]
 //                        [--webhooks N] [--pending N] [--lateness-s S]
 //                        [--quick] [--only FIGURE,...] [--keep DIR]
+//                        [--store sqlite|postgres [--pg-url URL]]
 //
 // tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
 #include "harness.h"
@@ -29,12 +30,22 @@ class Bench {
     }
   }
   ~Bench() {
+    if (!pg_dir_.empty()) StopServer();
     if (options_.keep.empty()) fs::remove_all(work_);
   }
   Bench(const Bench&) = delete;
   Bench& operator=(const Bench&) = delete;
 
   void Run() {
+    if (options_.postgres && options_.pg_url.empty()) StartServer();
+    if (options_.postgres) {
+      // What the PostgreSQL store is measured on (docs/benchmarks.md).
+      if (Wanted("ingest")) Ingest();
+      if (Wanted("fire")) Fire();
+      if (Wanted("fire3")) FireThreeDaemons();
+      if (Wanted("lateness")) Lateness();
+      return;
+    }
     if (Wanted("ingest")) Ingest();
     if (Wanted("fire")) Fire();
     if (Wanted("caps")) Caps();
@@ -51,6 +62,27 @@ class Bench {
 
   std::unique_ptr<Daemon> Fresh(const std::string& name, const std::string& yaml) {
     return e2e::Fresh(options_, work_, name, yaml);
+  }
+
+  // A PostgreSQL server of the bench's own in its work directory, durable
+  // as SQLite's synchronous=NORMAL is (fsync on, no flush per commit),
+  // with room for a burst in shared buffers and WAL.
+  void StartServer() {
+    pg_dir_ = work_ + "/pg";
+    fs::create_directories(pg_dir_);
+    if (::getuid() == 0) fs::permissions(work_, fs::perms::others_exec, fs::perm_options::add);
+    const std::string settings =
+        "TP_PG_SETTINGS='-c fsync=on -c synchronous_commit=off -c full_page_writes=on "
+        "-c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min' ";
+    if (std::system((settings + TP_PG_CLUSTER_SCRIPT + " start " + pg_dir_).c_str()) != 0) {
+      Fail("cannot start PostgreSQL in " + pg_dir_);
+    }
+    std::ifstream in(pg_dir_ + "/url");
+    std::getline(in, options_.pg_url);
+    Note("PostgreSQL at " + options_.pg_url);
+  }
+  void StopServer() {
+    (void)std::system((std::string(TP_PG_CLUSTER_SCRIPT) + " stop " + pg_dir_).c_str());
   }
 
   // Purchases whose six touchpoints fall due from `due` over `window`: one
@@ -157,6 +189,47 @@ class Bench {
     Note(name + ": " + std::to_string(r.touchpoints) + " touchpoints in " +
          std::to_string(seconds) + " s");
     Metric(metric.c_str(), static_cast<double>(r.touchpoints) / seconds, "1/s");
+  }
+
+  // `fire_touchpoints_per_s_three_daemons` (PostgreSQL): the fire figure
+  // with three daemons on one database, the purchases posted a third to
+  // each, a consumer leasing from each; from the first due time to the
+  // last ack.
+  void FireThreeDaemons() {
+    const std::string name = "fire-three-daemons";
+    auto first = Fresh(name, tp::bench::BurstConfig("{name: outbox, type: queue}"));
+    std::vector<std::unique_ptr<Daemon>> others;
+    for (int i = 1; i < 3; ++i) {
+      others.push_back(std::make_unique<Daemon>(
+          options_, first->config(), first->database(),
+          work_ + "/" + name + "/touchpointd-" + std::to_string(i) + ".log"));
+    }
+    first->Start();
+    for (auto& d : others) d->Start();
+    const std::vector<const Daemon*> all = {first.get(), others[0].get(), others[1].get()};
+    const tp::Instant due = BurstStart(options_.touchpoints);
+    const auto bodies = Bodies(Burst(options_.touchpoints, due, tp::Millis(100)), 1000);
+    std::vector<std::vector<std::string>> shares(all.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) shares[i % all.size()].push_back(bodies[i]);
+    std::vector<IngestResult> results(all.size());
+    std::vector<std::thread> posting;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      posting.emplace_back([&, i] { results[i] = Post(*all[i], shares[i], 1); });
+    }
+    for (auto& t : posting) t.join();
+    std::int64_t touchpoints = 0;
+    for (const IngestResult& r : results) touchpoints += r.touchpoints;
+    WaitUntil(due, name.c_str());
+    const auto due_steady = Steady::now();
+    const auto last = Consume(all, touchpoints, static_cast<int>(all.size()),
+                              std::chrono::milliseconds(1), [](std::string_view, double) {});
+    for (auto& d : others) d->Stop();
+    first->Stop();
+    const double seconds = Seconds(last - due_steady);
+    Note(name + ": " + std::to_string(touchpoints) + " touchpoints in " + std::to_string(seconds) +
+         " s");
+    Metric("fire_touchpoints_per_s_three_daemons", static_cast<double>(touchpoints) / seconds,
+           "1/s");
   }
 
   // `lateness_*`: one touchpoint due every 5 ms for lateness_s seconds, a
@@ -306,6 +379,7 @@ class Bench {
 
   Options options_;
   std::string work_;
+  std::string pg_dir_;  // the bench's own PostgreSQL server, if it started one
   double ingest_rate_ = 0;
 };
 
@@ -320,7 +394,10 @@ const char kUsage[] =
     "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
     "         [--touchpoints N] [--consumers N] [--webhooks N] [--pending N] [--lateness-s S]\n"
     "         [--report-purchases N] [--quick]"
-    " [--only ingest,fire,caps,lateness,webhook,pending,events] [--keep DIR]\n";
+    " [--only ingest,fire,caps,lateness,webhook,pending,events,fire3] [--keep DIR]\n"
+    "         [--store sqlite|postgres [--pg-url postgresql://USER@HOST:PORT]]\n"
+    "  --store postgres runs ingest, fire, fire3 (three daemons) and lateness on\n"
+    "  PostgreSQL: on the server at --pg-url, or one started in the work directory.\n";
 
 }  // namespace
 }  // namespace tp::e2e
@@ -366,9 +443,9 @@ int main(int argc, char** argv) {
       std::stringstream names(value());
       for (std::string name; std::getline(names, name, ',');) {
         if (name != "ingest" && name != "fire" && name != "caps" && name != "lateness" &&
-            name != "webhook" && name != "pending" && name != "events") {
+            name != "webhook" && name != "pending" && name != "events" && name != "fire3") {
           Fail(
-              "--only takes ingest, fire, caps, lateness, webhook, pending, events "
+              "--only takes ingest, fire, caps, lateness, webhook, pending, events, fire3 "
               "(comma-separated), "
               "not '" +
               name + "'");
@@ -377,6 +454,14 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--keep") {
       options.keep = value();
+    } else if (arg == "--store") {
+      const std::string store = value();
+      if (store != "sqlite" && store != "postgres") {
+        Fail("--store takes sqlite or postgres, not '" + store + "'");
+      }
+      options.postgres = store == "postgres";
+    } else if (arg == "--pg-url") {
+      options.pg_url = value();
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cctype>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -33,6 +34,7 @@
 #include "core/time.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "pg/connection.h"
 
 namespace tp::e2e {
 
@@ -93,6 +95,11 @@ struct Options {
   std::string keep;                           // keep the work directory here
   std::set<std::string, std::less<>> only;    // the figures to run; empty = all
   bool quick = false;
+  // --store postgres: each figure's database is a fresh one on the server
+  // at pg_url (postgresql://USER@HOST:PORT), which the bench starts in its
+  // work directory (tests/pg/cluster.sh) when none is given.
+  bool postgres = false;
+  std::string pg_url;
 };
 
 // One touchpointd process with its own database and log.
@@ -168,6 +175,8 @@ class Daemon {
   }
 
   void Signal(int signo) const { ::kill(pid_, signo); }
+  const std::string& config() const { return config_; }
+  const std::string& database() const { return database_; }
 
   std::unique_ptr<tp::HttpClient> Client() const {
     auto client = tp::HttpClient::Create("http://" + address_);
@@ -285,17 +294,18 @@ inline IngestResult Post(const Daemon& daemon, const std::vector<std::string>& b
 // `on_message(text, received_at_ms)` for each (under a lock), with the
 // message's text from its event on. Returns when the
 // last ack was answered.
+// With several daemons, consumer c leases from daemons[c % size].
 template <typename OnMessage>
-inline Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, int consumers,
-                                  Steady::duration idle_poll, OnMessage on_message) {
+inline Steady::time_point Consume(const std::vector<const Daemon*>& daemons, std::int64_t expected,
+                                  int consumers, Steady::duration idle_poll, OnMessage on_message) {
   std::atomic<std::int64_t> received{0};
   std::mutex mutex;
   Steady::time_point last_ack{};
   std::string error;
   std::vector<std::thread> threads;
   for (int c = 0; c < consumers; ++c) {
-    threads.emplace_back([&] {
-      auto client = daemon.Client();
+    threads.emplace_back([&, c] {
+      auto client = daemons[static_cast<std::size_t>(c) % daemons.size()]->Client();
       const auto deadline = Steady::now() + std::chrono::minutes(10);
       while (received < expected && Steady::now() < deadline) {
         auto r = client->Request("POST", "/v1/queues/outbox/lease",
@@ -354,6 +364,12 @@ inline Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, i
   }
   return last_ack;
 }
+template <typename OnMessage>
+inline Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, int consumers,
+                                  Steady::duration idle_poll, OnMessage on_message) {
+  return Consume(std::vector<const Daemon*>{&daemon}, expected, consumers, idle_poll,
+                 std::move(on_message));
+}
 
 // A webhook receiver on loopback that answers 200 at once, on its own thread.
 class Receiver {
@@ -407,6 +423,23 @@ class Receiver {
   Steady::time_point last_{};
 };
 
+// The database of the figure `name` in `dir`: a SQLite file there, or a
+// fresh PostgreSQL database on options.pg_url.
+inline std::string FreshDatabase(const Options& options, const std::string& dir,
+                                 const std::string& name) {
+  if (!options.postgres) return dir + "/tp.db";
+  std::string db = "bench_";
+  for (char c : name) db += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  try {
+    auto admin = tp::pg::Connection::Open(options.pg_url + "/postgres", "touchpoint-bench");
+    admin->Exec("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    admin->Exec("CREATE DATABASE " + db);
+  } catch (const std::exception& e) {
+    Fail(std::string("cannot make the database: ") + e.what());
+  }
+  return options.pg_url + "/" + db;
+}
+
 // A fresh directory `work`/`name` with a config (the example's, or `yaml`)
 // and a database, and a daemon for it (not started).
 inline std::unique_ptr<Daemon> Fresh(const Options& options, const std::string& work,
@@ -420,7 +453,8 @@ inline std::unique_ptr<Daemon> Fresh(const Options& options, const std::string& 
   } else {
     WriteFile(config, yaml);
   }
-  return std::make_unique<Daemon>(options, config, dir + "/tp.db", dir + "/touchpointd.log");
+  return std::make_unique<Daemon>(options, config, FreshDatabase(options, dir, name),
+                                  dir + "/touchpointd.log");
 }
 
 // `events_per_s` and `report_s_1m` (events_figure.cc).
