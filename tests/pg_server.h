@@ -74,6 +74,15 @@ class PgServer {
     Database& operator=(const Database&) = delete;
     std::string url() const { return server_.url() + "/" + name_; }
     const std::string& name() const { return name_; }
+    // Ends (as an administrator or a failover would) the sessions on this
+    // database whose application_name is LIKE `application`, and waits
+    // until they are gone.
+    void EndSessions(const std::string& application = "touchpointd") {
+      server_.Admin(
+          "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+          "datname = '" +
+          name_ + "' AND application_name LIKE '" + application + "'");
+    }
 
    private:
     PgServer& server_;

@@ -226,9 +226,7 @@ TEST_F(PostgresDaemonTest, SessionsEndedByTheServerAreReopened) {
   ASSERT_EQ(
       d.Call("POST", "/v1/purchases", Purchase("o1", "b1", Ago(std::chrono::seconds(0)))).first,
       200);
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '" +
-      db->name() + "' AND application_name LIKE 'touchpointd%'");
+  db->EndSessions("touchpointd%");
   const auto seen = DrainQueue({&d}, 1, std::chrono::seconds(10));
   EXPECT_EQ(seen.size(), 1u);
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");

@@ -199,9 +199,7 @@ TEST_F(PgStoreTest, ALostConnectionIsUnavailableThenReopened) {
   auto claimed = store->TakeDue(due, 100);
   ASSERT_TRUE(claimed.ok());
   // An administrator (or a failover) ends every session of the database.
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '" +
-      db_->name() + "' AND application_name = 'touchpointd'");
+  db_->EndSessions();
   std::vector<FiringOutcome> fired(claimed->size(), {FiringOutcome::Kind::kFired, due, {}});
   Status s = store->ApplyOutcomes(*claimed, fired);
   EXPECT_TRUE(s.unavailable()) << s.message();
@@ -224,9 +222,7 @@ TEST_F(PgStoreTest, AConnectionLostMidPassEndsThePassOnly) {
   auto claimed = store->TakeDue(due, 100);
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 4u);
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '" +
-      db_->name() + "' AND application_name = 'touchpointd'");
+  db_->EndSessions();
   auto caps = store->FiredBetween((*claimed)[0], at, due, true);
   ASSERT_FALSE(caps.ok());
   EXPECT_TRUE(caps.status().unavailable()) << caps.status().message();
@@ -246,9 +242,7 @@ TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
   Scheduler scheduler(*store, clock, rules_);
   ASSERT_TRUE(store->Begin().ok());
   ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "p", 1, 1, clock.Now(), ""}).ok());
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = '" +
-      db_->name() + "' AND application_name = 'touchpointd'");
+  db_->EndSessions();
   // What the group wrote is gone: no call may run outside it.
   auto lost = scheduler.Ingest({"o2", "b2", "p", 1, 1, clock.Now(), ""});
   EXPECT_FALSE(lost.ok());

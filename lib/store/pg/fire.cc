@@ -6,8 +6,6 @@
 #include <stdexcept>
 #include <utility>
 
-#include "core/ids.h"
-#include "scheduler/event.h"
 #include "store/pg/rows.h"
 #include "store/pg/tables.h"
 

@@ -1,0 +1,379 @@
+// The store's conformance suite's parts (conformance_test.cc,
+// conformance_interfaces_test.cc): one scenario of purchases, events and
+// opt-outs; a store that writes down what the scheduler is handed and
+// decides; the scenario run on any backend; the tables of the two
+// databases as text; the two readers compared.
+#pragma once
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <future>
+#include <random>
+
+#include "core/ids.h"
+#include "harness.h"
+#include "outcomes/report_json.h"
+#include "pg_server.h"
+#include "planner/planner.h"
+#include "planner/replan.h"
+#include "scheduler/memory_store.h"
+#include "scheduler/scheduler.h"
+#include "store/pg_reader.h"
+#include "store/pg_store.h"
+#include "store/sqlite_store.h"
+#include "store/store_reader.h"
+#include "temp_dir.h"
+
+namespace tp::conformance {
+
+using testing::At;
+using ::testing::HasSubstr;
+using testing::PgServer;
+using testing::TempDir;
+
+// The playbook (tiers, caps scoped to sinks, steps with sinks of their
+// own, `when`, stop_on), with a Redis sink on the reorder cadence so fires
+// write outbox entries too.
+inline std::shared_ptr<const Rules> ScenarioRules() {
+  LoadResult loaded = LoadRulesFile(TP_PLAYBOOK_CONFIG);
+  EXPECT_TRUE(loaded.errors.empty());
+  std::ifstream in(TP_PLAYBOOK_CONFIG);
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string sinks = "  - {name: email, type: queue}\n";
+  yaml.replace(yaml.find(sinks), sinks.size(),
+               sinks + "  - {name: events, type: redis, url: \"redis://127.0.0.1:9/0\"}\n");
+  const std::string routed = "    sinks: [wecom]\n";
+  const auto at = yaml.find(routed, yaml.find("repurchase-reminder") - 400);
+  yaml.replace(at, routed.size(), "    sinks: [wecom, events]\n");
+  return testing::MustLoad(yaml);
+}
+
+// What happens, in time order: purchases (some sent twice, one changed),
+// engagement events (some naming their touchpoint), opt-outs.
+struct Item {
+  enum class Kind { kPurchase, kEvent, kOptOut } kind;
+  Instant at;
+  Purchase purchase;
+  EngagementEvent event;
+};
+
+inline std::vector<Item> Scenario(const Rules& rules, int buyers) {
+  std::mt19937 rng(20261204);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const char* zones[] = {"", "Europe/Berlin", "America/New_York", "Asia/Shanghai"};
+  const Instant start = At("2026-11-01T00:00:00Z");
+  std::vector<Item> items;
+  for (int b = 0; b < buyers; ++b) {
+    const std::string buyer = "buyer-" + std::to_string(b);
+    const std::string zone = zones[b % 4];
+    Instant t = start + std::chrono::minutes(pick(0, 5 * 24 * 60));
+    const int purchases = pick(1, 4);
+    for (int n = 0; n < purchases; ++n) {
+      Purchase p{"order-" + std::to_string(b) + "-" + std::to_string(n),
+                 buyer,
+                 pick(0, 4) == 0 ? "yearly" : "daily",
+                 pick(1, 3),
+                 static_cast<double>(pick(100, 900)) + 0.5,
+                 t,
+                 zone,
+                 pick(0, 2) == 0 ? R"({"style":"natural"})" : ""};
+      items.push_back({Item::Kind::kPurchase, t + std::chrono::seconds(pick(0, 600)), p, {}});
+      if (pick(0, 9) == 0) {  // sent again, as it was
+        items.push_back({Item::Kind::kPurchase, t + std::chrono::hours(1), p, {}});
+      }
+      if (pick(0, 19) == 0) {  // sent again, changed
+        Purchase changed = p;
+        changed.quantity += 1;
+        items.push_back({Item::Kind::kPurchase, t + std::chrono::hours(2), changed, {}});
+      }
+      const int events = pick(0, 3);
+      for (int e = 0; e < events; ++e) {
+        EngagementEvent ev{
+            "event-" + std::to_string(b) + "-" + std::to_string(n) + "-" + std::to_string(e), buyer,
+            rules
+                .engagement_types[static_cast<std::size_t>(
+                    pick(0, static_cast<int>(rules.engagement_types.size()) - 1))]
+                .name,
+            t + std::chrono::hours(pick(1, 14 * 24))};
+        if (pick(0, 2) == 0) {
+          const Cadence& c = rules.cadences[0];
+          ev.touchpoint_id = TouchpointId(p.order_id, c.name, c.steps[0].id);
+        }
+        items.push_back({Item::Kind::kEvent, ev.at + std::chrono::minutes(pick(0, 90)), {}, ev});
+      }
+      t += std::chrono::hours(24 * pick(10, 40) + pick(0, 23));
+    }
+    if (b % 17 == 5) {
+      Item out{Item::Kind::kOptOut, start + std::chrono::hours(24 * pick(5, 60)), {}, {}};
+      out.purchase.buyer_id = buyer;
+      items.push_back(out);
+    }
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& a, const Item& b) { return a.at < b.at; });
+  return items;
+}
+
+// A store that writes down what the scheduler is handed and decides.
+class Recorder final : public ScheduleStore {
+ public:
+  explicit Recorder(ScheduleStore& inner) : inner_(inner) {}
+  std::vector<std::string> log;
+
+  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& p, const Zone* z) override {
+    return inner_.MatchPurchase(p, z);
+  }
+  StatusOr<BuyerState> LoadBuyer(std::string_view b) override { return inner_.LoadBuyer(b); }
+  Status AddPurchase(const Purchase& p, const Zone* z, int tier,
+                     std::span<const PlannedTouchpoint> t, Instant now) override {
+    return inner_.AddPurchase(p, z, tier, t, now);
+  }
+  StatusOr<CadenceCounts> CancelEarlier(std::string_view b, Instant up_to, std::string_view o,
+                                        Instant now, std::string_view r) override {
+    return inner_.CancelEarlier(b, up_to, o, now, r);
+  }
+  StatusOr<CadenceCounts> SetOptedOut(std::string_view b, bool o, Instant now) override {
+    return inner_.SetOptedOut(b, o, now);
+  }
+  StatusOr<EventMatch> MatchEvent(const EngagementEvent& e) override {
+    return inner_.MatchEvent(e);
+  }
+  StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view b, std::string_view t) override {
+    return inner_.FindTouchpoint(b, t);
+  }
+  StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view b, Instant at) override {
+    return inner_.LastFiredBefore(b, at);
+  }
+  StatusOr<bool> AddEvent(const EngagementEvent& e, std::uint64_t b, std::uint64_t c,
+                          Instant now) override {
+    return inner_.AddEvent(e, b, c, now);
+  }
+  StatusOr<CadenceCounts> CancelCadences(std::string_view b, std::span<const std::string> c,
+                                         Instant up_to, Instant now, std::string_view r) override {
+    return inner_.CancelCadences(b, c, up_to, now, r);
+  }
+  StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& d,
+                                                           std::span<const std::string> t,
+                                                           Instant until) override {
+    return inner_.FirstEngagement(d, t, until);
+  }
+  StatusOr<std::optional<Instant>> NextWakeup() override { return inner_.NextWakeup(); }
+  StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override {
+    return inner_.TakeDue(now, max);
+  }
+  StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& d, Instant from,
+                                                      Instant to, bool sinks) override {
+    return inner_.FiredBetween(d, from, to, sinks);
+  }
+  Status ApplyOutcomes(std::span<const DueTouchpoint> due,
+                       std::span<const FiringOutcome> outcomes) override {
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      const TouchpointView& v = due[i].view;
+      const FiringOutcome& o = outcomes[i];
+      log.push_back(std::string(v.buyer_id) + " " + std::string(v.cadence) + "/" +
+                    std::string(v.step) + " due " + FormatRfc3339(v.due_at, UtcZone()) + " at " +
+                    FormatRfc3339(v.next_at, UtcZone()) + ": " +
+                    std::to_string(static_cast<int>(o.kind)) + " " +
+                    FormatRfc3339(o.at, UtcZone()) + " " + o.reason);
+    }
+    return inner_.ApplyOutcomes(due, outcomes);
+  }
+
+ private:
+  ScheduleStore& inner_;
+};
+
+// Runs the scenario on `store` (with `txn`, each item in a group as the
+// daemon's batcher writes it): the scheduler's decisions, and what each
+// item came to.
+// The scenario runs on to `end` (by default, until nothing is pending).
+inline std::vector<std::string> RunScenario(ScheduleStore& store, Transactions* txn,
+                                            const RulesInForce& rules,
+                                            const std::vector<Item>& items,
+                                            std::optional<Instant> end = std::nullopt) {
+  Recorder recorder(store);
+  FakeClock clock(items.front().at);
+  Scheduler scheduler(recorder, clock, rules);
+  std::vector<std::string> log;
+  auto run_until = [&](Instant until) {
+    for (;;) {
+      auto next = scheduler.NextWakeup();
+      EXPECT_TRUE(next.ok()) << next.status().message();
+      if (!next.ok() || !*next || **next > until) break;
+      clock.Set(std::max(clock.Now(), **next));
+      auto ran = scheduler.RunDue();
+      EXPECT_TRUE(ran.ok()) << ran.status().message();
+      if (!ran.ok()) break;
+    }
+  };
+  for (const Item& item : items) {
+    run_until(item.at);
+    clock.Set(std::max(clock.Now(), item.at));
+    if (txn != nullptr) {
+      EXPECT_TRUE(txn->Begin().ok());
+      EXPECT_TRUE(txn->Savepoint().ok());
+    }
+    std::string line;
+    switch (item.kind) {
+      case Item::Kind::kPurchase: {
+        auto out = scheduler.Ingest(item.purchase);
+        EXPECT_TRUE(out.ok()) << out.status().message();
+        if (out.ok()) {
+          line = item.purchase.order_id + ": " + std::to_string(static_cast<int>(out->kind)) +
+                 " tier " + std::to_string(out->tier) + " planned " + std::to_string(out->planned) +
+                 " skipped " + std::to_string(out->skipped) + " cancelled " +
+                 std::to_string(out->cancelled);
+        }
+        break;
+      }
+      case Item::Kind::kEvent: {
+        auto out = scheduler.RecordEvent(item.event);
+        EXPECT_TRUE(out.ok()) << out.status().message();
+        if (out.ok()) {
+          line = item.event.event_id + ": " + std::to_string(static_cast<int>(out->kind)) +
+                 " cancelled " + std::to_string(out->cancelled) + " credited " +
+                 (out->credited != 0 ? "yes" : "no");
+        }
+        break;
+      }
+      case Item::Kind::kOptOut:
+        EXPECT_TRUE(scheduler.OptOut(item.purchase.buyer_id).ok());
+        line = item.purchase.buyer_id + ": opted out";
+        break;
+    }
+    if (txn != nullptr) {
+      EXPECT_TRUE(txn->Release().ok());
+      EXPECT_TRUE(txn->Commit().ok());
+    }
+    log.push_back(line);
+  }
+  run_until(end.value_or(items.back().at + std::chrono::hours(24 * 400)));
+  log.insert(log.end(), recorder.log.begin(), recorder.log.end());
+  return log;
+}
+
+// A table's rows as text, in id order; booleans as 0/1 and amounts in
+// thousandths on both sides.
+inline constexpr const char* kTables[] = {
+    "SELECT id, buyer_id, CAST(opted_out AS INTEGER), created_at FROM buyers ORDER BY id",
+    "SELECT id, order_id, buyer, product, quantity, CAST(amount * 1000 AS INTEGER), "
+    "purchased_at, timezone, zone, tier, attributes, received_at FROM purchases ORDER BY id",
+    "SELECT id, purchase, buyer, cadence, step, topic, cadence_order, step_order, "
+    "CAST(cancel_on_repurchase AS INTEGER), state, due_at, next_at, fire_at, reason, tier, sinks "
+    "FROM touchpoints ORDER BY id",
+    "SELECT touchpoint, at, state, reason FROM touchpoint_history ORDER BY touchpoint, at, state, "
+    "reason",
+    // (Receipts are random: whether a message has one.)
+    "SELECT id, queue, touchpoint, visible_at, CASE WHEN receipt IS NULL THEN 0 ELSE 1 END, "
+    "deliveries, enqueued_at FROM queue_messages ORDER BY id",
+    "SELECT id, sink, touchpoint, event, state, attempts, next_attempt_at, created_at FROM "
+    "deliveries ORDER BY id",
+    "SELECT id, event_id, buyer, type, at, touchpoint_id, credited, attributes, received_at FROM "
+    "events ORDER BY id",
+};
+
+inline std::vector<std::string> SqliteRows(const std::string& path, const char* query) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, query, -1, &q, nullptr), SQLITE_OK) << query;
+  std::vector<std::string> rows;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    std::string row;
+    for (int c = 0; c < sqlite3_column_count(q); ++c) {
+      const auto* text = sqlite3_column_text(q, c);
+      row += text == nullptr ? "NULL" : reinterpret_cast<const char*>(text);
+      row += '|';
+    }
+    rows.push_back(row);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return rows;
+}
+
+inline std::vector<std::string> PgRows(const std::string& url, const char* query) {
+  auto conn = pg::Connection::Open(url, "conformance-test");
+  pg::Result r = conn->Exec(query);
+  std::vector<std::string> rows;
+  for (int i = 0; i < r.rows(); ++i) {
+    std::string row;
+    for (int c = 0; c < r.cols(); ++c) {
+      row += r.IsNull(i, c) ? "NULL" : std::string(r.Text(i, c));
+      row += '|';
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// What a reader's job gives, waited for.
+template <typename T, typename Start>
+StatusOr<T> Await(Start start) {
+  std::promise<StatusOr<T>> done;
+  start([&done](StatusOr<T> result) { done.set_value(std::move(result)); });
+  return done.get_future().get();
+}
+
+// The daemon's readers (StoreReader on the file, PgReader on the database)
+// give the same counts and outcomes reports.
+inline void ExpectTheReadersAgree(const std::string& path, const std::string& url,
+                                  const Rules& rules, Instant at) {
+  auto sqlite = StoreReader::Open(path);
+  ASSERT_TRUE(sqlite.ok()) << sqlite.status().message();
+  auto pg = PgReader::Open(url);
+  ASSERT_TRUE(pg.ok()) << pg.status().message();
+  std::vector<StoreReads*> readers = {sqlite->get(), pg->get()};
+  std::vector<std::string> texts;
+  for (StoreReads* reader : readers) {
+    std::string text;
+    auto gauges = Await<StoreGauges>([&](auto done) {
+      reader->Count({"wecom", "advisor", "email"}, {"events"}, std::move(done));
+    });
+    ASSERT_TRUE(gauges.ok()) << gauges.status().message();
+    text += "pending " + std::to_string(gauges->pending);
+    for (const auto& list : {gauges->queue_messages, gauges->dead_letters, gauges->outbox}) {
+      for (const auto& [name, n] : list) text += " " + name + "=" + std::to_string(n);
+    }
+    std::vector<Instant> boundaries;
+    for (int d = 0; d <= 40; d += 10) boundaries.push_back(at + std::chrono::hours(24 * (d - 10)));
+    auto days =
+        Await<PendingDays>([&](auto done) { reader->PendingByDay(boundaries, std::move(done)); });
+    ASSERT_TRUE(days.ok()) << days.status().message();
+    text += " | before " + std::to_string(days->before) + " later " + std::to_string(days->later);
+    for (const auto& day : days->days) {
+      for (const auto& [cadence, n] : day)
+        text += " " + std::to_string(cadence) + ":" + std::to_string(n);
+      text += ";";
+    }
+    for (ReportBy by :
+         {ReportBy::kTier, ReportBy::kProduct, ReportBy::kCadence, ReportBy::kTopic}) {
+      OutcomeQuery query;
+      query.options.from = at - std::chrono::hours(24 * 500);
+      query.options.to = at + std::chrono::hours(24 * 500);
+      query.options.as_of = at + std::chrono::hours(24 * 500);
+      query.options.by = by;
+      for (const EngagementType& t : rules.engagement_types) {
+        if (t.trust) query.trust_types.push_back(t.name);
+      }
+      query.runout = [&rules](Instant when, std::int64_t quantity, const std::string& product,
+                              const Zone* zone) {
+        const int p = rules.ProductIndex(product);
+        return p < 0 ? when
+                     : Runout(when, quantity, rules.products[static_cast<std::size_t>(p)], zone);
+      };
+      auto report =
+          Await<OutcomeReport>([&](auto done) { reader->Outcomes(query, std::move(done)); });
+      ASSERT_TRUE(report.ok()) << report.status().message();
+      text += " | " + ReportJson(*report).dump();
+    }
+    texts.push_back(text);
+  }
+  EXPECT_THAT(texts[0], HasSubstr("\"purchases\""));
+  EXPECT_EQ(texts[1], texts[0]);
+}
+
+}  // namespace tp::conformance

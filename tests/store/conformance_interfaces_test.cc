@@ -1,0 +1,194 @@
+// The store's conformance suite, the other interfaces: leases and acks,
+// push deliveries, dead letters, a re-plan, timelines and retention on
+// SQLite and PostgreSQL alike, mid-scenario.
+#include "store/conformance.h"
+
+namespace tp::conformance {
+namespace {
+
+// The other interfaces on a store mid-scenario: leases and acks, push
+// deliveries with every outcome, dead letters and their replay, the
+// counts, a re-plan to changed rules, every buyer's timeline, retention.
+// What each call answers, in order (receipts aside: they are random).
+template <typename Store>
+std::vector<std::string> Operate(Store& store, RulesInForce& rules,
+                                 std::shared_ptr<const Rules> changed, Instant now) {
+  std::vector<std::string> log;
+  auto must = [](const auto& result) {
+    EXPECT_TRUE(result.ok()) << result.status().message();
+    return result.ok();
+  };
+  for (const std::string queue : {"wecom", "advisor", "email"}) {
+    auto leased = store.Lease(queue, 40, std::chrono::seconds(30), now);
+    if (!must(leased)) continue;
+    std::vector<std::string> receipts;
+    for (const LeasedMessage& m : *leased) {
+      log.push_back(queue + " leased: " + m.event + " deliveries " + std::to_string(m.deliveries));
+      if (receipts.size() * 2 < leased->size()) receipts.push_back(m.receipt);
+    }
+    receipts.push_back("1.notareceipt");
+    auto acked = store.Ack(queue, receipts, now);
+    if (must(acked)) log.push_back(queue + " acked " + std::to_string(*acked));
+    auto depth = store.QueueDepth(queue);
+    if (must(depth)) log.push_back(queue + " depth " + std::to_string(*depth));
+  }
+  auto due = store.DueDeliveries("events", now, 30, true);
+  if (must(due)) {
+    std::vector<DeliveryResult> results;
+    for (std::size_t i = 0; i < due->size(); ++i) {
+      const OutboxItem& item = (*due)[i];
+      log.push_back("events due: " + item.touchpoint_id + " " + item.event);
+      DeliveryResult r;
+      r.id = item.id;
+      r.touchpoint = item.touchpoint;
+      r.at = now;
+      r.attempts = item.attempts + 1;
+      r.kind = static_cast<DeliveryResult::Kind>(i % 3);
+      r.next_attempt_at = now + std::chrono::hours(1);
+      r.error = "HTTP 500";
+      r.history = "attempt " + std::to_string(i % 3);
+      results.push_back(r);
+    }
+    Status recorded = store.RecordDeliveries(results);
+    EXPECT_TRUE(recorded.ok()) << recorded.message();
+  }
+  auto next = store.NextDeliveryAfter("events", now);
+  if (must(next) && *next) log.push_back("events next " + FormatRfc3339(**next, UtcZone()));
+  auto dead = store.DeadLetters("", 0, 100);
+  if (must(dead)) {
+    for (const DeadLetter& d : *dead) {
+      log.push_back("dead: " + d.sink + " " + d.touchpoint_id + " " + d.last_error + " " +
+                    std::to_string(d.attempts));
+    }
+    if (!dead->empty()) {
+      auto replayed = store.ReplayDeadLetters((*dead)[0].id, "", now);
+      if (must(replayed)) log.push_back("replayed " + std::to_string(*replayed));
+    }
+  }
+  auto by_sink = store.OutboxBySink();
+  if (must(by_sink)) {
+    for (const auto& [sink, n] : *by_sink) log.push_back(sink + " outbox " + std::to_string(n));
+  }
+  auto depth = store.OutboxDepth("events");
+  auto dead_count = store.DeadLetterCount("events");
+  auto pending = store.PendingCount();
+  if (must(depth) && must(dead_count) && must(pending)) {
+    log.push_back("counts " + std::to_string(*depth) + " " + std::to_string(*dead_count) + " " +
+                  std::to_string(*pending));
+  }
+
+  rules.Swap(changed);
+  Status planning_set = store.SetPlanning(PlanningFingerprint(*changed), true);
+  EXPECT_TRUE(planning_set.ok()) << planning_set.message();
+  for (int i = 0; i < 1000; ++i) {
+    auto step = store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), now);
+    if (!must(step)) break;
+    log.push_back("replanned " + std::to_string(step->counts.moved) + " " +
+                  std::to_string(step->counts.updated) + " " + std::to_string(step->counts.added) +
+                  " " + std::to_string(step->counts.cancelled));
+    if (step->done) break;
+  }
+  auto planning = store.Planning();
+  if (must(planning)) {
+    EXPECT_FALSE(planning->replanning);
+  }
+
+  for (int b = 0; b < 80; ++b) {
+    const std::string buyer = "buyer-" + std::to_string(b);
+    auto report = store.GetBuyer(buyer);
+    auto pending_of = store.PendingOf(buyer);
+    if (!must(report) || !must(pending_of) || !report->has_value()) continue;
+    const BuyerReport& r = **report;
+    std::string line = buyer + " " + r.tier + (r.opted_out ? " opted out" : "") + " pending " +
+                       std::to_string(*pending_of);
+    for (const PurchaseRecord& p : r.purchases) {
+      line += " | " + p.purchase.order_id + " " + p.zone + " " + p.tier;
+    }
+    for (const TouchpointRecord& t : r.touchpoints) {
+      line += " | " + t.id + " " + t.topic + " " + t.tier + " " + std::string(StateName(t.state)) +
+              " " + t.reason + " " + FormatRfc3339(t.next_at, UtcZone());
+      for (const Transition& h : t.history) {
+        line += " / " + FormatRfc3339(h.at, UtcZone()) + " " + std::string(StateName(h.state)) +
+                " " + h.reason;
+      }
+    }
+    log.push_back(line);
+  }
+  std::int64_t pruned = 0;
+  for (std::int64_t after = 0;;) {
+    auto step = store.PruneFinished(now - std::chrono::hours(24 * 20), after, 500);
+    if (!must(step)) break;
+    pruned += step->deleted;
+    after = step->next;
+    if (step->done) break;
+  }
+  log.push_back("pruned " + std::to_string(pruned));
+  return log;
+}
+
+TEST(StoreConformanceTest, TheOtherInterfacesAgreeToo) {
+  auto rules = ScenarioRules();
+  ASSERT_NE(rules, nullptr);
+  std::string yaml;
+  {
+    std::ifstream in(TP_PLAYBOOK_CONFIG);
+    yaml.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto changed_yaml = [&] {
+    std::string y = yaml;
+    const std::string from = "{after: 3d, topic: comfort-check";
+    y.replace(y.find(from), from.size(), "{after: 4d, topic: comfort-check");
+    return y;
+  }();
+  auto changed = testing::MustLoad(changed_yaml);
+  ASSERT_NE(changed, nullptr);
+  const std::vector<Item> items = Scenario(*rules, 80);
+  const Instant mid = items[items.size() / 2].at;
+  std::vector<Item> first_half(items.begin(),
+                               items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2));
+
+  TempDir dir;
+  const std::string path = dir.path() + "/tp.db";
+  RulesInForce sqlite_rules(rules), pg_rules(rules);
+  std::vector<std::string> sqlite_log, pg_log;
+  {
+    auto store = SqliteStore::Open(path, sqlite_rules);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    RunScenario(**store, store->get(), sqlite_rules, first_half, mid);
+    sqlite_log = Operate(**store, sqlite_rules, changed, mid);
+  }
+  auto db = PgServer::Shared().NewDatabase();
+  {
+    auto store = PgStore::Open(db->url(), pg_rules);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    RunScenario(**store, store->get(), pg_rules, first_half, mid);
+    pg_log = Operate(**store, pg_rules, changed, mid);
+  }
+  auto count = [&](const std::string& needle) {
+    return std::count_if(sqlite_log.begin(), sqlite_log.end(), [&](const std::string& line) {
+      return line.find(needle) != std::string::npos;
+    });
+  };
+  EXPECT_GT(count("leased: {"), 10);
+  EXPECT_GT(count("events due: "), 2);
+  EXPECT_GT(count("dead: events"), 0);
+  EXPECT_EQ(count("replayed 1"), 1);
+  EXPECT_GT(count("rules changed"), 0) << "the re-plan moved nothing";
+  EXPECT_EQ(count("pruned 0"), 0);
+  for (std::size_t i = 0; i < std::min(sqlite_log.size(), pg_log.size()); ++i) {
+    ASSERT_EQ(pg_log[i], sqlite_log[i]) << "line " << i;
+  }
+  ASSERT_EQ(pg_log.size(), sqlite_log.size());
+  ExpectTheReadersAgree(path, db->url(), *changed, mid);
+  for (const char* query : kTables) {
+    const auto sqlite_rows = SqliteRows(path, query);
+    const auto pg_rows = PgRows(db->url(), query);
+    ASSERT_EQ(pg_rows.size(), sqlite_rows.size()) << query;
+    for (std::size_t i = 0; i < pg_rows.size(); ++i) {
+      ASSERT_EQ(pg_rows[i], sqlite_rows[i]) << query;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tp::conformance
