@@ -71,7 +71,9 @@ class Receiver {
     json out = json::array();
     std::ifstream in(record_);
     std::string line;
-    while (std::getline(in, line)) out.push_back(json::parse(line));
+    // The receiver may be appending while this reads: a last line without its
+    // newline is still being written and is left for the next read.
+    while (std::getline(in, line) && !in.eof()) out.push_back(json::parse(line));
     return out;
   }
   json WaitForRequests(std::size_t n, std::chrono::seconds timeout = std::chrono::seconds(20)) {
