@@ -141,6 +141,11 @@ HttpResponse IngestBatcher::RecordPurchases(const std::vector<Purchase>& items, 
                                             bool& rolled_back) {
   Json results = Json::array();
   int planned = 0, skipped = 0, cancelled = 0;
+  if (Status s = scheduler_.PrepareIngest(items); !s.ok()) {
+    rolled_back = true;
+    spdlog::error("ingest: {}", s.message());
+    return hooks_.store_failed(s, "cannot record purchases");
+  }
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto outcome = scheduler_.Ingest(items[i]);
     if (!outcome.ok() || outcome->kind == IngestOutcome::Kind::kConflict) {

@@ -133,11 +133,22 @@ Params& Params::Add(std::string_view text) {
 
 Params& Params::Add(std::int64_t v) { return Add(std::string_view(std::to_string(v))); }
 
-Params& Params::Add(double v) {
+namespace {
+
+// The shortest text that reads back as `v`.
+void AppendDouble(std::string& out, double v) {
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   if (ec != std::errc()) throw Error("cannot print a number", "", false);
-  return Add(std::string_view(buf, static_cast<std::size_t>(end - buf)));
+  out.append(buf, end);
+}
+
+}  // namespace
+
+Params& Params::Add(double v) {
+  std::string s;
+  AppendDouble(s, v);
+  return Add(std::string_view(s));
 }
 
 Params& Params::AddNull() {
@@ -165,6 +176,16 @@ Params& Params::AddArray(const std::vector<std::string>& values) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i > 0) s += ',';
     AppendArrayElement(s, values[i]);
+  }
+  s += '}';
+  return Add(std::string_view(s));
+}
+
+Params& Params::AddArray(const std::vector<double>& values) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) s += ',';
+    AppendDouble(s, values[i]);
   }
   s += '}';
   return Add(std::string_view(s));

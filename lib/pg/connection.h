@@ -109,6 +109,7 @@ class Params {
   // parameter for a whole batch.
   Params& AddArray(const std::vector<std::int64_t>& values);
   Params& AddArray(const std::vector<std::string>& values);
+  Params& AddArray(const std::vector<double>& values);
 
   int size() const { return static_cast<int>(values_.size()); }
   const char* const* values() const { return values_.data(); }

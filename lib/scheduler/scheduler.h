@@ -98,6 +98,12 @@ class Scheduler {
   // cancel_on_repurchase touchpoints of the buyer's earlier purchases (by
   // purchased_at), never those of newer ones.
   StatusOr<IngestOutcome> Ingest(const Purchase& purchase);
+  // Before a batch's Ingest() calls inside the caller's group: lets the
+  // store read the batch's buyers and orders at once
+  // (ScheduleStore::PrepareIngest).
+  Status PrepareIngest(std::span<const Purchase> purchases) {
+    return store_.PrepareIngest(purchases);
+  }
 
   // Validates the event (planner/event_check.h: an error), then records it
   // unless its id is known; its touchpoint_id, if any, must name a

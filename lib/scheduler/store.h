@@ -106,6 +106,10 @@ class ScheduleStore {
  public:
   virtual ~ScheduleStore() = default;
 
+  // The calls for these purchases come next, in this order and in the
+  // caller's group (a store may take their buyers' turns and read their
+  // rows at once). Optional: every call works without it.
+  virtual Status PrepareIngest(std::span<const Purchase> /*purchases*/) { return Status::Ok(); }
   // Whether `order_id` is new, recorded with the same content, or recorded
   // with different content. `zone` is the purchase's zone (its timezone, or
   // the default): a timezone that names the zone the recorded purchase was

@@ -63,6 +63,9 @@ Status PgStore::Savepoint() { return impl_->session.Savepoint(); }
 Status PgStore::Release() { return impl_->session.Release(); }
 Status PgStore::RollbackTo() { return impl_->session.RollbackTo(); }
 
+Status PgStore::PrepareIngest(std::span<const Purchase> purchases) {
+  return impl_->tables.PrepareIngest(purchases);
+}
 StatusOr<PurchaseMatch> PgStore::MatchPurchase(const Purchase& purchase, const Zone* zone) {
   return impl_->tables.MatchPurchase(purchase, zone);
 }

@@ -65,6 +65,7 @@ class PgStore final : public Store, public LeasedEvents {
   Status RollbackTo() override;
 
   // ScheduleStore.
+  Status PrepareIngest(std::span<const Purchase> purchases) override;
   StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override;
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override;
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,

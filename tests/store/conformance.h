@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <future>
 #include <random>
+#include <set>
+#include <utility>
 
 #include "core/ids.h"
 #include "harness.h"
@@ -123,6 +125,7 @@ class Recorder final : public ScheduleStore {
   explicit Recorder(ScheduleStore& inner) : inner_(inner) {}
   std::vector<std::string> log;
 
+  Status PrepareIngest(std::span<const Purchase> p) override { return inner_.PrepareIngest(p); }
   StatusOr<PurchaseMatch> MatchPurchase(const Purchase& p, const Zone* z) override {
     return inner_.MatchPurchase(p, z);
   }
@@ -186,14 +189,36 @@ class Recorder final : public ScheduleStore {
   ScheduleStore& inner_;
 };
 
+// The scenario's items in groups as RunScenario() records them: each
+// event or opt-out alone, runs of up to `batch` purchases together.
+inline std::vector<std::pair<std::size_t, std::size_t>> Groups(const std::vector<Item>& items,
+                                                               std::size_t batch) {
+  std::vector<std::pair<std::size_t, std::size_t>> groups;
+  for (std::size_t first = 0; first < items.size();) {
+    std::size_t last = first + 1;
+    if (items[first].kind == Item::Kind::kPurchase) {
+      while (last < items.size() && last - first < batch &&
+             items[last].kind == Item::Kind::kPurchase) {
+        ++last;
+      }
+    }
+    groups.emplace_back(first, last);
+    first = last;
+  }
+  return groups;
+}
+
 // Runs the scenario on `store` (with `txn`, each item in a group as the
-// daemon's batcher writes it): the scheduler's decisions, and what each
-// item came to.
+// daemon's batcher writes it, with runs of up to `batch` purchases in one
+// group, prepared at once, as one request of that many): the scheduler's
+// decisions, and what each item came to. The scheduler fires before each
+// group, up to its first item's time.
 // The scenario runs on to `end` (by default, until nothing is pending).
 inline std::vector<std::string> RunScenario(ScheduleStore& store, Transactions* txn,
                                             const RulesInForce& rules,
                                             const std::vector<Item>& items,
-                                            std::optional<Instant> end = std::nullopt) {
+                                            std::optional<Instant> end = std::nullopt,
+                                            std::size_t batch = 1) {
   Recorder recorder(store);
   FakeClock clock(items.front().at);
   Scheduler scheduler(recorder, clock, rules);
@@ -209,46 +234,53 @@ inline std::vector<std::string> RunScenario(ScheduleStore& store, Transactions* 
       if (!ran.ok()) break;
     }
   };
-  for (const Item& item : items) {
-    run_until(item.at);
-    clock.Set(std::max(clock.Now(), item.at));
-    if (txn != nullptr) {
-      EXPECT_TRUE(txn->Begin().ok());
-      EXPECT_TRUE(txn->Savepoint().ok());
-    }
-    std::string line;
+  auto record = [&](const Item& item) -> std::string {
     switch (item.kind) {
       case Item::Kind::kPurchase: {
         auto out = scheduler.Ingest(item.purchase);
         EXPECT_TRUE(out.ok()) << out.status().message();
-        if (out.ok()) {
-          line = item.purchase.order_id + ": " + std::to_string(static_cast<int>(out->kind)) +
-                 " tier " + std::to_string(out->tier) + " planned " + std::to_string(out->planned) +
-                 " skipped " + std::to_string(out->skipped) + " cancelled " +
-                 std::to_string(out->cancelled);
-        }
-        break;
+        if (!out.ok()) return "";
+        return item.purchase.order_id + ": " + std::to_string(static_cast<int>(out->kind)) +
+               " tier " + std::to_string(out->tier) + " planned " + std::to_string(out->planned) +
+               " skipped " + std::to_string(out->skipped) + " cancelled " +
+               std::to_string(out->cancelled);
       }
       case Item::Kind::kEvent: {
         auto out = scheduler.RecordEvent(item.event);
         EXPECT_TRUE(out.ok()) << out.status().message();
-        if (out.ok()) {
-          line = item.event.event_id + ": " + std::to_string(static_cast<int>(out->kind)) +
-                 " cancelled " + std::to_string(out->cancelled) + " credited " +
-                 (out->credited != 0 ? "yes" : "no");
-        }
-        break;
+        if (!out.ok()) return "";
+        return item.event.event_id + ": " + std::to_string(static_cast<int>(out->kind)) +
+               " cancelled " + std::to_string(out->cancelled) + " credited " +
+               (out->credited != 0 ? "yes" : "no");
       }
       case Item::Kind::kOptOut:
         EXPECT_TRUE(scheduler.OptOut(item.purchase.buyer_id).ok());
-        line = item.purchase.buyer_id + ": opted out";
-        break;
+        return item.purchase.buyer_id + ": opted out";
+    }
+    return "";
+  };
+  for (auto [first, last] : Groups(items, batch)) {
+    std::vector<Purchase> purchases;
+    for (std::size_t i = first; i < last; ++i) {
+      if (items[i].kind == Item::Kind::kPurchase) purchases.push_back(items[i].purchase);
+    }
+    run_until(items[first].at);
+    if (txn != nullptr) {
+      EXPECT_TRUE(txn->Begin().ok());
+      EXPECT_TRUE(txn->Savepoint().ok());
+      Status prepared = scheduler.PrepareIngest(purchases);
+      EXPECT_TRUE(prepared.ok()) << prepared.message();
+    }
+    for (std::size_t i = first; i < last; ++i) {
+      clock.Set(std::max(clock.Now(), items[i].at));
+      log.push_back(record(items[i]));
     }
     if (txn != nullptr) {
-      EXPECT_TRUE(txn->Release().ok());
-      EXPECT_TRUE(txn->Commit().ok());
+      Status released = txn->Release();
+      EXPECT_TRUE(released.ok()) << released.message();
+      Status committed = txn->Commit();
+      EXPECT_TRUE(committed.ok()) << committed.message();
     }
-    log.push_back(line);
   }
   run_until(end.value_or(items.back().at + std::chrono::hours(24 * 400)));
   log.insert(log.end(), recorder.log.begin(), recorder.log.end());

@@ -14,6 +14,7 @@
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
 #include "store/pg/deliveries.h"
+#include "store/pg/schema.h"
 
 namespace tp {
 namespace {
@@ -76,6 +77,19 @@ TEST_F(PgStoreTest, DaemonsStartingTogetherMigrateOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(opened, 6);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM schema_version"), 1);
+}
+
+TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
+  {
+    auto conn = pg::Connection::Open(db_->url(), "test");
+    ASSERT_TRUE(pgstore::Migrate(*conn, 2).ok());
+    conn->Exec("INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 1)");
+  }
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'touchpoints_%_fkey'"), 2);
+  auto store = MustOpen();
+  EXPECT_EQ(store->SchemaVersion().value(), 3);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b1'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'touchpoints_%_fkey'"), 0);
 }
 
 TEST_F(PgStoreTest, ANewerSchemaIsRefused) {

@@ -17,7 +17,12 @@ using sql::StateCode;
 
 namespace {
 
-const pg::Statement kNextWakeup("SELECT min(next_at) FROM touchpoints WHERE state = 0");
+// ORDER BY ... LIMIT 1, not min(): with statistics that make the table look
+// small (before autovacuum's first ANALYZE, or after a burst of ingest) the
+// planner read min() from the whole pending index, 40 ms at 200,000
+// pending, on every wakeup; this stops at the first row.
+const pg::Statement kNextWakeup(
+    "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1");
 // The due rows and their buyers, locked until the claim commits; rows
 // another daemon holds (or whose buyer it holds) are passed over, so
 // daemons share the due rows and a buyer is decided by one at a time.

@@ -50,6 +50,17 @@ const pg::Statement kSuppress(
     "UPDATE touchpoints SET state = 3, reason = $1 WHERE buyer = $2 AND state = 0 "
     "RETURNING id, cadence");
 
+// `stored` (planned in the zone named `stored_zone`) against a purchase
+// with the same order id.
+PurchaseMatch Compare(Purchase stored, std::string_view stored_zone, const Purchase& purchase,
+                      const Zone* zone) {
+  // The zone it was planned in: a timezone naming it is the same one.
+  if (zone != nullptr && stored_zone == zone->name()) stored.timezone = purchase.timezone;
+  const std::string_view differs = stored.FirstDifference(purchase);
+  if (differs.empty()) return PurchaseMatch{PurchaseMatch::Kind::kSame};
+  return PurchaseMatch{PurchaseMatch::Kind::kConflict, std::string(differs)};
+}
+
 PurchaseMatch Compare(const pg::Result& r, const Purchase& purchase, const Zone* zone) {
   Purchase stored;
   stored.order_id = purchase.order_id;
@@ -60,11 +71,7 @@ PurchaseMatch Compare(const pg::Result& r, const Purchase& purchase, const Zone*
   stored.purchased_at = FromMs(r.Int64(0, 4));
   stored.timezone = std::string(r.Text(0, 5));
   if (!r.IsNull(0, 6)) stored.attributes = std::string(r.Text(0, 6));
-  // The zone it was planned in: a timezone naming it is the same one.
-  if (zone != nullptr && r.Text(0, 7) == zone->name()) stored.timezone = purchase.timezone;
-  const std::string_view differs = stored.FirstDifference(purchase);
-  if (differs.empty()) return PurchaseMatch{PurchaseMatch::Kind::kSame};
-  return PurchaseMatch{PurchaseMatch::Kind::kConflict, std::string(differs)};
+  return Compare(std::move(stored), r.Text(0, 7), purchase, zone);
 }
 
 }  // namespace
@@ -72,21 +79,36 @@ PurchaseMatch Compare(const pg::Result& r, const Purchase& purchase, const Zone*
 Tables::Tables(Session& session, const RulesInForce& rules) : session_(session), rules_(rules) {}
 
 void Tables::TakeBuyersTurn(std::string_view buyer_id) {
-  pgstore::TakeBuyersTurn(session_.conn(), buyer_id);
+  pg::Connection& c = session_.conn();
+  Ahead* a = Current();
+  if (a != nullptr && a->turns.contains(buyer_id)) return;
+  pgstore::TakeBuyersTurn(c, buyer_id);
+  if (a != nullptr) a->turns.emplace(buyer_id);
 }
 
 std::optional<std::int64_t> Tables::FindBuyer(std::string_view buyer_id, Instant now, bool create,
                                               bool* opted_out) {
-  pg::Connection& c = session_.conn();
+  pg::Connection& c = session_.conn();  // writes what is held first: ids known
   TakeBuyersTurn(buyer_id);
-  if (auto id = FindBuyerRow(c, buyer_id, opted_out)) return id;
+  Ahead* a = Current();
+  Ahead::Buyer* kept = a != nullptr ? a->FindBuyer(buyer_id) : nullptr;
+  if (kept != nullptr && kept->id) {
+    if (opted_out != nullptr) *opted_out = kept->opted_out;
+    return kept->id;
+  }
+  // A buyer kept without an id is not in the table: its turn is held.
+  if (kept == nullptr) {
+    if (auto id = FindBuyerRow(c, buyer_id, opted_out)) return id;
+  }
   if (!create) return std::nullopt;
   // One another daemon inserts meanwhile is waited for, then read.
   pg::Result r = c.Run(kBuyerInsert, pg::Params().Add(buyer_id).Add(Ms(now)));
   if (r.rows() > 0) {
     if (opted_out != nullptr) *opted_out = false;
+    if (kept != nullptr) kept->id = r.Int64(0, 0);
     return r.Int64(0, 0);
   }
+  if (kept != nullptr) a->buyers.erase(std::string(buyer_id));
   return FindBuyerRow(c, buyer_id, opted_out);
 }
 
@@ -102,6 +124,12 @@ void Tables::FinishReturned(const pg::Result& r, Instant now, TouchpointState st
 }
 
 StatusOr<PurchaseMatch> Tables::MatchPurchase(const Purchase& purchase, const Zone* zone) {
+  if (Ahead* a = Current()) {
+    if (auto it = a->orders.find(purchase.order_id); it != a->orders.end()) {
+      if (!it->second) return PurchaseMatch{};
+      return Compare(it->second->purchase, it->second->zone, purchase, zone);
+    }
+  }
   PurchaseMatch match;
   Status s = session_.Atomically("match purchase", [&] {
     pg::Connection& c = session_.conn();
@@ -121,6 +149,9 @@ StatusOr<PurchaseMatch> Tables::MatchPurchase(const Purchase& purchase, const Zo
 }
 
 StatusOr<BuyerState> Tables::LoadBuyer(std::string_view buyer_id) {
+  if (Ahead* a = Current()) {
+    if (const Ahead::Buyer* b = a->FindBuyer(buyer_id)) return BuyerState{b->opted_out, b->history};
+  }
   BuyerState state;
   Status s = session_.Atomically("load buyer", [&] {
     auto id = FindBuyer(buyer_id, Instant{}, /*create=*/false, &state.opted_out);
@@ -139,6 +170,12 @@ StatusOr<BuyerState> Tables::LoadBuyer(std::string_view buyer_id) {
 
 Status Tables::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                            std::span<const PlannedTouchpoint> touchpoints, Instant now) {
+  if (Ahead* a = Current()) {
+    if (Ahead::Buyer* b = a->FindBuyer(purchase.buyer_id)) {
+      return session_.Atomically("hold purchase",
+                                 [&] { Hold(*a, *b, purchase, zone, tier, touchpoints, now); });
+    }
+  }
   return session_.Atomically("add purchase", [&] {
     const Rules& rules = *rules_;
     const std::int64_t buyer = *FindBuyer(purchase.buyer_id, now, /*create=*/true);
@@ -193,6 +230,11 @@ StatusOr<CadenceCounts> Tables::CancelEarlier(std::string_view buyer_id, Instant
                                               std::string_view except_order, Instant now,
                                               std::string_view reason) {
   CadenceCounts counts;
+  if (Ahead* a = Current()) {
+    // No purchases, no touchpoints to cancel.
+    const Ahead::Buyer* b = a->FindBuyer(buyer_id);
+    if (b != nullptr && b->history.empty()) return counts;
+  }
   Status s = session_.Atomically("cancel earlier touchpoints", [&] {
     auto buyer = FindBuyer(buyer_id, now, /*create=*/false);
     if (!buyer) return;
@@ -211,6 +253,9 @@ StatusOr<CadenceCounts> Tables::SetOptedOut(std::string_view buyer_id, bool opte
     const std::int64_t buyer = *FindBuyer(buyer_id, now, /*create=*/true);
     pg::Connection& c = session_.conn();
     c.Run(kSetOptedOut, pg::Params().Add(opted_out).Add(buyer));
+    if (Ahead* a = Current()) {
+      if (Ahead::Buyer* b = a->FindBuyer(buyer_id)) b->opted_out = opted_out;
+    }
     if (!opted_out) return;
     static constexpr std::string_view kReason = "opted out";
     pg::Result r = c.Run(kSuppress, pg::Params().Add(kReason).Add(buyer));

@@ -12,6 +12,12 @@ Session::Session(std::string url) : url_(std::move(url)) {
 }
 
 pg::Connection& Session::conn() {
+  if (deferred_) {
+    // Taken out first: the write itself asks for the connection.
+    auto write = std::move(deferred_);
+    deferred_ = nullptr;
+    write();
+  }
   if (broken_) {
     throw pg::Error("the connection to PostgreSQL was lost inside a transaction", "08006", true);
   }
@@ -21,8 +27,7 @@ pg::Connection& Session::conn() {
     // What the transaction held is gone with the session: never carry on
     // with its work on another.
     Drop();
-    throw pg::Error("the connection to the database was lost inside a transaction", "08006",
-                    true);
+    throw pg::Error("the connection to the database was lost inside a transaction", "08006", true);
   }
   if (!alive) {
     conn_.reset();
@@ -55,7 +60,19 @@ const Session::Identity& Session::identity() {
   return *identity_;
 }
 
+void Session::Defer(std::function<void()> write) {
+  if (deferred_) throw pg::Error("a deferred write is already waiting", "", false);
+  if (scope() == 0) throw pg::Error("a deferred write needs a group", "", false);
+  deferred_ = std::move(write);
+}
+
+void Session::EndScope() {
+  ++scope_;
+  deferred_ = nullptr;
+}
+
 void Session::Drop() {
+  EndScope();
   conn_.reset();
   identity_.reset();
   // A group's requests were answered as if committed: its caller must
@@ -103,6 +120,7 @@ Status Session::Atomically(std::string_view what, const std::function<void()>& f
       try {
         fn();
       } catch (...) {
+        EndScope();
         if (conn_ && conn_->ok()) conn_->Exec("ROLLBACK TO SAVEPOINT call");
         throw;
       }
@@ -127,6 +145,7 @@ Status Session::Begin() {
     }
     conn().Exec("BEGIN");
     group_ = true;
+    EndScope();
     return Status::Ok();
   } catch (const std::exception& e) {
     return Failed("begin", e);
@@ -139,6 +158,7 @@ Status Session::Commit() {
     conn().Exec("COMMIT");
     group_ = false;
     enclosed_ = false;
+    EndScope();
     return Status::Ok();
   } catch (const std::exception& e) {
     return Failed("commit", e);
@@ -147,6 +167,7 @@ Status Session::Commit() {
 
 Status Session::Rollback() {
   const bool had = group_ && !broken_;
+  EndScope();
   group_ = false;
   enclosed_ = false;
   broken_ = false;
@@ -183,6 +204,7 @@ Status Session::Release() {
 
 Status Session::RollbackTo() {
   enclosed_ = false;
+  EndScope();
   try {
     conn().Exec("ROLLBACK TO SAVEPOINT request");
     conn().Exec("RELEASE SAVEPOINT request");

@@ -73,6 +73,18 @@ class Session {
   Status Release();
   Status RollbackTo();
 
+  // Which group this is, for what a caller keeps while it lasts (turns
+  // taken, rows read ahead): a number no earlier group or savepoint rolled
+  // back had, 0 outside a group. It changes when the group ends and when a
+  // savepoint inside it is rolled back, since what was taken after that
+  // savepoint (advisory locks too) is gone.
+  std::uint64_t scope() const { return group_ && !broken_ ? scope_ : 0; }
+  // Writes a caller holds back (a batch's purchases) to run as one: `write`
+  // runs before the next statement anyone sends on this connection (so
+  // reads see it, and Release()/Commit() include it), and is dropped with
+  // the scope. One at a time; only inside a group.
+  void Defer(std::function<void()> write);
+
   // Opens the claim's transaction (rolling back one never finished), unless
   // a group is open: then the claim is part of it. Throws pg::Error.
   void BeginClaim();
@@ -86,6 +98,8 @@ class Session {
   // `e` as a Status; a lost connection is dropped, to be reopened.
   Status Failed(std::string_view what, const std::exception& e);
   void Drop();
+  // What was kept for the scope is void from here on.
+  void EndScope();
 
   std::string url_;
   std::unique_ptr<pg::Connection> conn_;
@@ -96,6 +110,8 @@ class Session {
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()
   bool broken_ = false;    // the connection was lost inside a transaction
+  std::uint64_t scope_ = 1;
+  std::function<void()> deferred_;  // see Defer()
 };
 
 }  // namespace tp::pgstore

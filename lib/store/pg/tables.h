@@ -22,10 +22,12 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "config/rules_in_force.h"
 #include "pg/connection.h"
+#include "planner/planner.h"
 #include "scheduler/store.h"
 #include "store/fire_routing.h"
 #include "store/pg/session.h"
@@ -38,7 +40,15 @@ class Tables {
  public:
   Tables(Session& session, const RulesInForce& rules);
 
-  // Ingest (schedule.cc).
+  // Ingest (schedule.cc; a group's batches: ingest_ahead.cc).
+  //
+  // Inside a group, takes the purchases' buyers' turns in one statement (in
+  // the order of their lock keys, so two daemons' batches wait for each
+  // other rather than deadlock) and reads their rows and the orders ahead:
+  // the calls for these purchases then read what was kept, and their new
+  // purchases are held back and written as one statement before anything
+  // else reaches the database (Session::Defer). Outside a group, nothing.
+  Status PrepareIngest(std::span<const Purchase> purchases);
   StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone);
   StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id);
   Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
@@ -84,12 +94,55 @@ class Tables {
                       std::string_view reason, CadenceCounts& counts);
   const FireRouting& Routing();
 
+  // What a group's ingest keeps (ingest_ahead.cc), for one scope of the
+  // session: the turns held, and every prepared buyer's and order's rows as
+  // they are in this transaction, held-back purchases included.
+  struct Ahead {
+    struct Buyer {
+      std::optional<std::int64_t> id;  // none: not in the table (yet)
+      bool opted_out = false;
+      std::vector<PastPurchase> history;  // as LoadBuyer() gives it
+      bool held = false;                  // to be created with the held purchases
+    };
+    struct Order {
+      Purchase purchase;
+      std::string zone;  // the name of the zone it was planned in
+    };
+    // The purchases held back, as columns of the statement that writes them.
+    struct Held {
+      std::vector<std::string> new_buyers;
+      std::vector<std::int64_t> created_at;
+      std::vector<std::string> order_id, buyer, product, timezone, zone, tier, attributes;
+      std::vector<std::int64_t> known, quantity, purchased_at, received_at;
+      std::vector<double> amount;
+      std::vector<std::int64_t> of, cadence_order, step_order, cancel, state, due_at, next_at;
+      std::vector<std::string> cadence, step, topic, reason;
+    };
+    std::uint64_t scope = 0;
+    std::unordered_set<std::string, sql::StringHash, std::equal_to<>> turns;
+    std::unordered_map<std::string, Buyer, sql::StringHash, std::equal_to<>> buyers;
+    // Every prepared order id: its purchase, or none when it is new.
+    std::unordered_map<std::string, std::optional<Order>, sql::StringHash, std::equal_to<>> orders;
+    Held held;
+
+    Buyer* FindBuyer(std::string_view buyer_id);
+  };
+  // What is kept for the current scope (emptied when the scope changed),
+  // or null outside a group.
+  Ahead* Current();
+  // Records the purchase in `ahead` and holds its rows back.
+  void Hold(Ahead& ahead, Ahead::Buyer& buyer, const Purchase& purchase, const Zone* zone, int tier,
+            std::span<const PlannedTouchpoint> touchpoints, Instant now);
+  // Writes the held-back purchases (Session::Defer). Throws pg::Error.
+  void WriteHeld();
+
   Session& session_;
   const RulesInForce& rules_;
   FireRouting routing_;
   std::optional<std::uint64_t> routed_;  // the rules' generation routing_ follows
   sql::ZoneCache zones_;
   std::vector<DueRow> due_;  // TakeDue()'s rows, which its views point into
+  Ahead ahead_;
 };
 
 }  // namespace tp::pgstore
