@@ -150,6 +150,32 @@ TEST_F(PgStoreTest, TwoDaemonsNeverClaimTheSameTouchpointOrBuyer) {
 // More due than one firing pass takes (2,048): while one daemon decides
 // its pass, the other takes the rest, but none of the first one's buyers,
 // whose second steps it would otherwise fire past the cap.
+
+// Without caps, nothing decided for a touchpoint depends on its buyer's
+// others: a claim locks only its rows, and the other daemon takes the rest,
+// the same buyers' included.
+TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
+  std::string config(kConfig);
+  config.erase(config.find("frequency_cap"),
+               std::string("frequency_cap: {max: 1, per: day}\n").size());
+  rules_.Swap(testing::MustLoad(config));
+  auto a = MustOpen();
+  auto b = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*a, 20, at);
+  const Instant due = at + std::chrono::hours(2);
+  auto a_due = a->TakeDue(due, 5);
+  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+  ASSERT_EQ(a_due->size(), 5u);
+  auto b_due = b->TakeDue(due, 100);
+  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+  std::set<std::uint64_t> rows;
+  for (const auto& d : *a_due) rows.insert(d.handle);
+  for (const auto& d : *b_due) {
+    EXPECT_TRUE(rows.insert(d.handle).second) << "row " << d.handle << " claimed twice";
+  }
+  EXPECT_EQ(rows.size(), 40u);
+}
 TEST_F(PgStoreTest, ACapHoldsWhileTwoDaemonsFireAtOnce) {
   auto a = MustOpen();
   auto b = MustOpen();

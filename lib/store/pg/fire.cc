@@ -26,13 +26,20 @@ const pg::Statement kNextWakeup(
 // The due rows and their buyers, locked until the claim commits; rows
 // another daemon holds (or whose buyer it holds) are passed over, so
 // daemons share the due rows and a buyer is decided by one at a time.
-const pg::Statement kTakeDue(
-    "SELECT t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, "
-    "GREATEST(t.next_at, p.received_at), t.step FROM touchpoints t "
-    "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
-    "WHERE t.state = 0 AND t.next_at <= $1 "
-    "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
-    "FOR NO KEY UPDATE OF t, b SKIP LOCKED");
+std::string TakeDue(std::string_view locked) {
+  return "SELECT t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, "
+         "GREATEST(t.next_at, p.received_at), t.step FROM touchpoints t "
+         "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
+         "WHERE t.state = 0 AND t.next_at <= $1 "
+         "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
+         "FOR NO KEY UPDATE OF " +
+         std::string(locked) + " SKIP LOCKED";
+}
+const pg::Statement kTakeDue(TakeDue("t, b"));
+// Without frequency caps, nothing decided for one touchpoint depends on the
+// buyer's others: the buyers' rows are left unlocked (locking writes each
+// row, a fifth of a firing pass's work).
+const pg::Statement kTakeDueNoCaps(TakeDue("t"));
 // Dead-lettered touchpoints were fired too: they count against the caps.
 const pg::Statement kFiredBetween(
     "SELECT fire_at, sinks FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE "
@@ -95,8 +102,9 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
   return session_.Read("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
     due_.clear();
     session_.BeginClaim();
-    pg::Result r = session_.conn().Run(
-        kTakeDue, pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
+    pg::Result r =
+        session_.conn().Run(rules_->frequency_caps.empty() ? kTakeDueNoCaps : kTakeDue,
+                            pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
     due_.resize(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
       DueRow& d = due_[static_cast<std::size_t>(i)];

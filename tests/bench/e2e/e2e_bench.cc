@@ -102,7 +102,7 @@ class Bench {
   tp::Instant BurstStart(std::int64_t touchpoints) const {
     const double rate = ingest_rate_ > 0 ? ingest_rate_ : 50'000;
     const double ingest_s = static_cast<double>(touchpoints) / rate;
-    return Now() + tp::Millis(1000 + static_cast<std::int64_t>(1500 * ingest_s));
+    return Now() + tp::Millis(2000 + static_cast<std::int64_t>(3000 * ingest_s));
   }
 
   void WaitUntil(tp::Instant at, const char* what) const {
