@@ -44,6 +44,8 @@ class Bench {
       if (Wanted("fire")) Fire();
       if (Wanted("fire3")) FireThreeDaemons();
       if (Wanted("lateness")) Lateness();
+      // Sizes for the capacity plan (docs/scaling.md): asked for by name.
+      if (options_.only.contains("pending")) Pending();
       return;
     }
     if (Wanted("ingest")) Ingest();
@@ -309,6 +311,8 @@ class Bench {
   // `pending` touchpoints planned from first purchases (none fires or
   // cancels), then a restart, a /metrics scrape and a reload that moves one
   // step of every journey. RSS is the peak over all of it.
+  // On PostgreSQL: each table's and index's size, the WAL written, and how
+  // long a VACUUM of the touchpoints takes, for the capacity plan.
   void Pending() {
     auto daemon = Fresh("pending", "");
     daemon->Start();
@@ -316,12 +320,16 @@ class Bench {
     const tp::Instant base = Now() - std::chrono::minutes(10);
     std::vector<Purchase> purchases;
     for (std::int64_t i = 0; i < n; ++i) purchases.push_back({i, base + tp::Millis(i % 600'000)});
+    const std::string wal_before = options_.postgres ? PgValue(*daemon, kWalPosition) : "";
     const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     double hwm = daemon->MemoryMiB("VmHWM");
     daemon->Stop();
     const std::string dir = work_ + "/pending";
-    const auto bytes = fs::file_size(dir + "/tp.db");
-    Note("pending: " + std::to_string(r.touchpoints) + " touchpoints, " + std::to_string(bytes) +
+    const auto bytes = options_.postgres
+                           ? PgSizes(*daemon, r, wal_before)
+                           : static_cast<std::uintmax_t>(fs::file_size(dir + "/tp.db"));
+    Note("pending: " + std::to_string(r.touchpoints) + " touchpoints in " +
+         std::to_string(r.seconds) + " s, " + std::to_string(bytes) +
          " bytes, peak RSS while ingesting " + std::to_string(hwm) + " MiB");
 
     const double startup = daemon->Start();
@@ -334,6 +342,8 @@ class Bench {
       auto b = client->Request("GET", "/v1/buyers/b" + std::to_string(i * (n / 100)));
       if (!b.ok() || b->status != 200) Fail("a buyer lookup failed");
     }
+    Note("pending: restart " + std::to_string(startup) + " s, /metrics " +
+         std::to_string(scrape_ms) + " ms");
     // The reload: the last trust step moves from 21d to 22d.
     std::string yaml = ReadFile(dir + "/touchpoint.yaml");
     const auto step = yaml.find("after: 21d");
@@ -365,9 +375,8 @@ class Bench {
     }
     hwm = std::max(hwm, daemon->MemoryMiB("VmHWM"));
     daemon->Stop();
-    Note("pending: restart " + std::to_string(startup) + " s, reload " + std::to_string(reload_s) +
-         " s (the loop held at most " + std::to_string(stall_ms) + " ms), /metrics " +
-         std::to_string(scrape_ms) + " ms");
+    Note("pending: reload " + std::to_string(reload_s) + " s (the loop held at most " +
+         std::to_string(stall_ms) + " ms)");
     Metric("rss_mib_pending_1m", hwm, "MiB");
     Metric("startup_s_pending_1m", startup, "s");
     Metric("db_bytes_per_touchpoint",
@@ -375,6 +384,60 @@ class Bench {
     Metric("reload_s_pending_1m", reload_s, "s");
     Metric("reload_max_stall_ms", stall_ms, "ms");
     Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
+  }
+
+  static constexpr const char* kWalPosition = "SELECT pg_current_wal_lsn()::text";
+
+  // The first column of the first row `sql` answers on the daemon's database.
+  static std::string PgValue(const Daemon& daemon, const std::string& sql) {
+    try {
+      auto c = tp::pg::Connection::Open(daemon.database(), "touchpoint-bench");
+      return std::string(c->Exec(sql).Text(0, 0));
+    } catch (const std::exception& e) {
+      Fail("PostgreSQL: " + std::string(e.what()));
+    }
+  }
+
+  // Notes each table's and index's size (bytes per touchpoint and per
+  // purchase), the WAL written since `wal_before`, and a VACUUM's time;
+  // the database's size.
+  std::uintmax_t PgSizes(const Daemon& daemon, const IngestResult& r,
+                         const std::string& wal_before) const {
+    const auto touchpoints = static_cast<double>(r.touchpoints);
+    const auto purchases = static_cast<double>(r.purchases);
+    try {
+      auto c = tp::pg::Connection::Open(daemon.database(), "touchpoint-bench");
+      const double wal = std::stod(
+          std::string(c->Exec("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '" + wal_before + "')")
+                          .Text(0, 0)));
+      const auto vacuum_start = Steady::now();
+      c->Exec("VACUUM (ANALYZE) touchpoints");
+      const double vacuum_s = Seconds(Steady::now() - vacuum_start);
+      c->Exec("CHECKPOINT");
+      tp::pg::Result rel = c->Exec(
+          "SELECT c.relname, c.relkind, pg_relation_size(c.oid) + COALESCE((SELECT "
+          "pg_total_relation_size(c.reltoastrelid) WHERE c.reltoastrelid <> 0), 0) FROM pg_class c "
+          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
+          "c.relkind IN ('r', 'i') ORDER BY 3 DESC");
+      for (int i = 0; i < rel.rows(); ++i) {
+        const double b = static_cast<double>(rel.Int64(i, 2));
+        if (b < 65536) continue;
+        Note("pending: " + std::string(rel.Text(i, 1) == "i" ? "index " : "table ") +
+             std::string(rel.Text(i, 0)) + " " + std::to_string(static_cast<std::int64_t>(b)) +
+             " bytes, " + std::to_string(b / touchpoints) + " per touchpoint, " +
+             std::to_string(b / purchases) + " per purchase");
+      }
+      const auto total = static_cast<std::uintmax_t>(
+          c->Exec("SELECT pg_database_size(current_database())").Int64(0, 0));
+      Note("pending: WAL " + std::to_string(static_cast<std::int64_t>(wal)) + " bytes (" +
+           std::to_string(wal / touchpoints) + " per touchpoint); VACUUM (ANALYZE) touchpoints " +
+           std::to_string(vacuum_s) + " s");
+      Metric("pg_wal_bytes_per_touchpoint", wal / touchpoints, "B");
+      Metric("pg_vacuum_touchpoints_s", vacuum_s, "s");
+      return total;
+    } catch (const std::exception& e) {
+      Fail("PostgreSQL: " + std::string(e.what()));
+    }
   }
 
   Options options_;
@@ -397,7 +460,8 @@ const char kUsage[] =
     " [--only ingest,fire,caps,lateness,webhook,pending,events,fire3] [--keep DIR]\n"
     "         [--store sqlite|postgres [--pg-url postgresql://USER@HOST:PORT]]\n"
     "  --store postgres runs ingest, fire, fire3 (three daemons) and lateness on\n"
-    "  PostgreSQL: on the server at --pg-url, or one started in the work directory.\n";
+    "  PostgreSQL: on the server at --pg-url, or one started in the work directory;\n"
+    "  pending (table and index sizes, WAL, VACUUM) when --only names it.\n";
 
 }  // namespace
 }  // namespace tp::e2e
