@@ -19,11 +19,11 @@
 #include "ctl/outcome_table.h"
 #include "ctl/remote.h"
 #include "outcomes/report_json.h"
+#include "pg/connection.h"
 #include "simulate/digest.h"
 #include "simulate/html_report.h"
 #include "simulate/run_diff.h"
 #include "simulate/simulate.h"
-#include "pg/connection.h"
 #include "store/sqlite_store.h"
 
 namespace {
@@ -318,7 +318,9 @@ int main(int argc, char** argv) {
       "Write a database's purchases and events as the CSVs simulate reads "
       "(OUT_DIR/purchases.csv, OUT_DIR/events.csv), from one snapshot, even while touchpointd "
       "runs");
-  export_cmd->add_option("--database", export_options.database, "the daemon's SQLite file")
+  export_cmd
+      ->add_option("--database", export_options.database,
+                   "the daemon's SQLite file, or its PostgreSQL URL")
       ->required();
   export_cmd->add_option("OUT_DIR", export_options.out_dir, "folder for the two files")->required();
 
@@ -361,8 +363,9 @@ int main(int argc, char** argv) {
     const tp::Status s = tp::Export(export_options, exported, std::cerr);
     if (!s.ok()) return Report(s);
     std::cout << "exported " << tp::Plural(exported.purchases, "purchase") << " and "
-              << tp::Plural(exported.events, "event") << " from " << export_options.database
-              << " to " << export_options.out_dir << "/purchases.csv and events.csv\n";
+              << tp::Plural(exported.events, "event") << " from "
+              << tp::pg::Redacted(export_options.database) << " to " << export_options.out_dir
+              << "/purchases.csv and events.csv\n";
     return 0;
   }
   if (import_cmd->parsed()) {

@@ -9,7 +9,6 @@
 
 #include "core/time.h"
 #include "simulate/csv.h"
-#include "pg/connection.h"
 #include "store/export_reader.h"
 
 namespace tp {
@@ -135,9 +134,6 @@ std::string Header(std::span<const std::string_view> names) {
 }  // namespace
 
 Status Export(const ExportOptions& options, ExportResult& result, std::ostream& progress) {
-  if (pg::IsUrl(options.database)) {
-    return Status::Error("export reads a SQLite file; it cannot read a PostgreSQL database yet");
-  }
   auto reader = ExportReader::Open(options.database);
   if (!reader.ok()) return reader.status();
   std::error_code ec;

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "pg/connection.h"
+#include "store/pg_export_reader.h"
 #include "store/schema.h"
 #include "store/sql.h"
 
@@ -14,67 +16,65 @@ namespace tp {
 using sql::Guard;
 
 namespace {
-constexpr int kFirstWithEvents = 9;
-}  // namespace
 
-struct ExportReader::Impl {
-  explicit Impl(const std::string& path) : db(path, SQLite::OPEN_READWRITE) {}
-  SQLite::Database db;
-  std::unique_ptr<SQLite::Transaction> snapshot;
+constexpr int kFirstWithEvents = 9;
+
+// A SQLite file's, read as the daemon writes it.
+class SqliteExportReader final : public ExportReader {
+ public:
+  explicit SqliteExportReader(const std::string& path) : db_(path, SQLite::OPEN_READWRITE) {}
+  // Checks the schema and starts the snapshot. Throws.
+  Status Start(const std::string& path);
+
+  StatusOr<std::int64_t> PurchaseCount() override;
+  StatusOr<std::int64_t> EventCount() override;
+  Status ForEachPurchase(const std::function<bool(const Purchase&)>& visit) override;
+  Status ForEachEvent(const std::function<bool(const EngagementEvent&)>& visit) override;
+
+ private:
+  SQLite::Database db_;
+  std::unique_ptr<SQLite::Transaction> snapshot_;
 };
 
-ExportReader::ExportReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-ExportReader::~ExportReader() = default;
-
-StatusOr<std::unique_ptr<ExportReader>> ExportReader::Open(const std::string& path) {
-  // Named with the system's reason: SQLite would say "unable to open".
-  if (::access(path.c_str(), R_OK) != 0) {
-    return Status::Error("cannot read the database " + path + ": " + std::strerror(errno));
+Status SqliteExportReader::Start(const std::string& path) {
+  // Read-write only so a WAL file can be read without its writer; query_only
+  // makes SQLite refuse any write on this connection.
+  db_.setBusyTimeout(5000);
+  db_.exec("PRAGMA query_only = 1");
+  // ReadVersion() would create its table: read it only if it is there.
+  int version = 0;
+  if (db_.tableExists("schema_version")) {
+    SQLite::Statement q(db_, "SELECT version FROM schema_version");
+    if (q.executeStep()) version = q.getColumn(0).getInt();
   }
-  std::unique_ptr<Impl> impl;
-  Status s = Guard("export", [&]() -> Status {
-    // Read-write only so a WAL file can be read without its writer; query_only
-    // makes SQLite refuse any write on this connection.
-    impl = std::make_unique<Impl>(path);
-    impl->db.setBusyTimeout(5000);
-    impl->db.exec("PRAGMA query_only = 1");
-    // ReadVersion() would create its table: read it only if it is there.
-    int version = 0;
-    if (impl->db.tableExists("schema_version")) {
-      SQLite::Statement q(impl->db, "SELECT version FROM schema_version");
-      if (q.executeStep()) version = q.getColumn(0).getInt();
-    }
-    if (version < kFirstWithEvents || version > kSchemaVersion) {
-      return Status::Error(path + " has schema version " + std::to_string(version) +
-                           "; this touchpointctl exports versions " +
-                           std::to_string(kFirstWithEvents) + " to " +
-                           std::to_string(kSchemaVersion) +
-                           (version > kSchemaVersion ? " (upgrade touchpointctl)"
-                                                     : " (start touchpointd on it once)"));
-    }
-    // The snapshot begins with the transaction's first read.
-    impl->snapshot = std::make_unique<SQLite::Transaction>(impl->db);
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
-  return std::unique_ptr<ExportReader>(new ExportReader(std::move(impl)));
+  if (version < kFirstWithEvents || version > kSchemaVersion) {
+    return Status::Error(path + " has schema version " + std::to_string(version) +
+                         "; this touchpointctl exports versions " +
+                         std::to_string(kFirstWithEvents) + " to " +
+                         std::to_string(kSchemaVersion) +
+                         (version > kSchemaVersion ? " (upgrade touchpointctl)"
+                                                   : " (start touchpointd on it once)"));
+  }
+  // The snapshot begins with the transaction's first read.
+  snapshot_ = std::make_unique<SQLite::Transaction>(db_);
+  return Status::Ok();
 }
 
-StatusOr<std::int64_t> ExportReader::PurchaseCount() {
+StatusOr<std::int64_t> SqliteExportReader::PurchaseCount() {
   return Guard("export", [&]() -> StatusOr<std::int64_t> {
-    return impl_->db.execAndGet("SELECT count(*) FROM purchases").getInt64();
+    return db_.execAndGet("SELECT count(*) FROM purchases").getInt64();
   });
 }
 
-StatusOr<std::int64_t> ExportReader::EventCount() {
+StatusOr<std::int64_t> SqliteExportReader::EventCount() {
   return Guard("export", [&]() -> StatusOr<std::int64_t> {
-    return impl_->db.execAndGet("SELECT count(*) FROM events").getInt64();
+    return db_.execAndGet("SELECT count(*) FROM events").getInt64();
   });
 }
 
-Status ExportReader::ForEachPurchase(const std::function<bool(const Purchase&)>& visit) {
+Status SqliteExportReader::ForEachPurchase(const std::function<bool(const Purchase&)>& visit) {
   return Guard("export", [&]() -> Status {
-    SQLite::Statement q(impl_->db,
+    SQLite::Statement q(db_,
                         "SELECT p.order_id, b.buyer_id, p.product, p.quantity, p.amount, "
                         "p.purchased_at, p.timezone, p.attributes "
                         "FROM purchases p JOIN buyers b ON b.id = p.buyer "
@@ -95,9 +95,9 @@ Status ExportReader::ForEachPurchase(const std::function<bool(const Purchase&)>&
   });
 }
 
-Status ExportReader::ForEachEvent(const std::function<bool(const EngagementEvent&)>& visit) {
+Status SqliteExportReader::ForEachEvent(const std::function<bool(const EngagementEvent&)>& visit) {
   return Guard("export", [&]() -> Status {
-    SQLite::Statement q(impl_->db,
+    SQLite::Statement q(db_,
                         "SELECT e.event_id, b.buyer_id, e.type, e.at, e.touchpoint_id "
                         "FROM events e JOIN buyers b ON b.id = e.buyer ORDER BY e.at, e.id");
     EngagementEvent e;
@@ -111,6 +111,23 @@ Status ExportReader::ForEachEvent(const std::function<bool(const EngagementEvent
     }
     return Status::Ok();
   });
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ExportReader>> ExportReader::Open(const std::string& database) {
+  if (pg::IsUrl(database)) return OpenPgExportReader(database);
+  // Named with the system's reason: SQLite would say "unable to open".
+  if (::access(database.c_str(), R_OK) != 0) {
+    return Status::Error("cannot read the database " + database + ": " + std::strerror(errno));
+  }
+  std::unique_ptr<SqliteExportReader> reader;
+  Status s = Guard("export", [&]() -> Status {
+    reader = std::make_unique<SqliteExportReader>(database);
+    return reader->Start(database);
+  });
+  if (!s.ok()) return s;
+  return std::unique_ptr<ExportReader>(std::move(reader));
 }
 
 }  // namespace tp

@@ -1,8 +1,8 @@
 // End-to-end on PostgreSQL: real touchpointd processes with `--database
 // postgresql://...` on a real server, over real HTTP: every feature on one
 // daemon, three daemons sharing the work (ingest spread, a cap held across
-// them, one killed with SIGKILL while firing), and a PostgreSQL restart
-// during ingest.
+// them, one killed with SIGKILL while firing), a PostgreSQL restart
+// during ingest, and `touchpointctl export` from the database.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -15,6 +15,7 @@
 #include "daemon_process.h"
 #include "harness.h"
 #include "pg_server.h"
+#include "run_ctl.h"
 #include "temp_dir.h"
 #include "test_config.h"
 
@@ -24,6 +25,7 @@ namespace {
 using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::PgServer;
 
 std::string Ago(std::chrono::milliseconds ago) {
@@ -273,6 +275,62 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_THAT(d.log(), HasSubstr("the database does not answer"));
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
+}
+
+// The export reads PostgreSQL as it reads SQLite: the same requests to a
+// daemon on each give the same two files, byte for byte.
+TEST_F(PostgresDaemonTest, ExportWritesWhatItWritesFromSqlite) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config =
+      testing::TestConfig().Step("1d", "later").Yaml() + "engagement: {types: [replied, read]}\n";
+  DaemonProcess& on_pg = Start(config, db->url(), 0);
+  DaemonProcess on_sqlite(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon-sqlite.log"));
+  ASSERT_TRUE(on_sqlite.Start());
+  json purchases = json::array();
+  for (int i = 0; i < 30; ++i) {
+    json p = Purchase("o" + std::to_string(i), "b" + std::to_string(i % 7),
+                      Ago(std::chrono::hours(30 - i) + std::chrono::milliseconds(i)));
+    p["amount"] = 0.1 * i;
+    if (i % 3 == 0) p["timezone"] = "Asia/Tokyo";
+    if (i % 4 == 0) p["attributes"] = {{"note", "a, \"b\" " + std::to_string(i)}};
+    purchases.push_back(p);
+  }
+  json events = json::array();
+  for (int i = 0; i < 10; ++i) {
+    events.push_back({{"event_id", "e" + std::to_string(i)},
+                      {"buyer_id", "b" + std::to_string(i % 7)},
+                      {"type", i % 2 == 0 ? "replied" : "read"},
+                      {"at", Ago(std::chrono::minutes(60 - i))}});
+  }
+  for (DaemonProcess* d : {&on_pg, &on_sqlite}) {
+    auto [status, body] = d->Call("POST", "/v1/purchases", purchases);
+    ASSERT_EQ(status, 200) << body;
+    std::tie(status, body) = d->Call("POST", "/v1/events", events);
+    ASSERT_EQ(status, 200) << body;
+  }
+
+  // While the daemons run.
+  auto r = testing::Ctl({"export", "--database", db->url(), Path("from-pg")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("exported 30 purchases and 10 events from "));
+  EXPECT_THAT(r.err, HasSubstr("export: purchases: 30 of 30 (100%)"));
+  r = testing::Ctl({"export", "--database", Path("tp.db"), Path("from-sqlite")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* file : {"/purchases.csv", "/events.csv"}) {
+    const std::string from_pg = testing::Slurp(Path("from-pg") + file);
+    EXPECT_THAT(from_pg, HasSubstr("\n")) << file;
+    EXPECT_EQ(from_pg, testing::Slurp(Path("from-sqlite") + file)) << file;
+  }
+  EXPECT_THAT(testing::Slurp(Path("from-pg/purchases.csv")), HasSubstr("Asia/Tokyo"));
+
+  // A database no daemon has opened is named, without its password.
+  auto empty = PgServer::Shared().NewDatabase();
+  std::string url = empty->url();
+  url.insert(url.find('@'), ":s3cret");  // trust auth: accepted, not checked
+  r = testing::Ctl({"export", "--database", url, Path("from-empty")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("has schema version 0; this touchpointctl exports versions 1 to"));
+  EXPECT_THAT(r.err, Not(HasSubstr("s3cret")));
 }
 
 }  // namespace

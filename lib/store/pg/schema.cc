@@ -144,9 +144,10 @@ static_assert(kMigrationCount == kSchemaVersion);
 }  // namespace
 
 int ReadVersion(pg::Connection& conn) {
-  pg::Result r = conn.Exec(
-      "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 "
-      "ELSE (SELECT COALESCE(MAX(version), 0) FROM schema_version) END");
+  // Two statements: one naming a table that is not there fails as it is
+  // parsed, whichever branch of a CASE it is in.
+  if (conn.Exec("SELECT to_regclass('schema_version') IS NULL").Bool(0, 0)) return 0;
+  pg::Result r = conn.Exec("SELECT COALESCE(MAX(version), 0) FROM schema_version");
   return static_cast<int>(r.Int64(0, 0));
 }
 
