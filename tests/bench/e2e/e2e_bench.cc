@@ -79,11 +79,19 @@ class Bench {
     if (std::system((settings + TP_PG_CLUSTER_SCRIPT + " start " + pg_dir_).c_str()) != 0) {
       Fail("cannot start PostgreSQL in " + pg_dir_);
     }
+    {
+      std::lock_guard lock(Left().mutex);
+      Left().pg_dir = pg_dir_;
+    }
     std::ifstream in(pg_dir_ + "/url");
     std::getline(in, options_.pg_url);
     Note("PostgreSQL at " + options_.pg_url);
   }
   void StopServer() {
+    {
+      std::lock_guard lock(Left().mutex);
+      Left().pg_dir.clear();
+    }
     (void)std::system((std::string(TP_PG_CLUSTER_SCRIPT) + " stop " + pg_dir_).c_str());
   }
 

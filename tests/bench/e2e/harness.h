@@ -28,6 +28,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "burst_config.h"
@@ -43,8 +44,35 @@ using nlohmann::json;
 using Steady = std::chrono::steady_clock;
 using SystemClock = std::chrono::system_clock;
 
+// What a failed bench leaves running unless Fail() stops it: the daemons
+// started and not yet stopped, and the bench's own PostgreSQL server.
+struct Leftovers {
+  std::mutex mutex;
+  std::set<pid_t> daemons;
+  std::string pg_dir;  // tests/pg/cluster.sh's DIR, once started
+};
+inline Leftovers& Left() {
+  static Leftovers left;
+  return left;
+}
+
 [[noreturn]] inline void Fail(const std::string& what) {
   std::fprintf(stderr, "e2e_bench: %s\n", what.c_str());
+  std::string pg_dir;
+  {
+    std::lock_guard lock(Left().mutex);
+    for (pid_t pid : Left().daemons) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    Left().daemons.clear();
+    pg_dir = std::exchange(Left().pg_dir, "");
+  }
+#ifdef TP_PG_CLUSTER_SCRIPT
+  if (!pg_dir.empty()) {
+    (void)std::system((std::string(TP_PG_CLUSTER_SCRIPT) + " stop " + pg_dir).c_str());
+  }
+#endif
   std::exit(1);
 }
 
@@ -114,6 +142,7 @@ class Daemon {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      Forget();
     }
   }
   Daemon(const Daemon&) = delete;
@@ -137,10 +166,15 @@ class Daemon {
       ::execv(options_.daemon.c_str(), raw.data());
       ::_exit(127);
     }
+    {
+      std::lock_guard lock(Left().mutex);
+      Left().daemons.insert(pid_);
+    }
     const auto deadline = started + std::chrono::seconds(120);
     while (address_.empty()) {
       if (Steady::now() > deadline) Fail("touchpointd did not start:\n" + ReadFile(log_));
       if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        Forget();
         pid_ = -1;
         Fail("touchpointd exited:\n" + ReadFile(log_).substr(log_offset));
       }
@@ -167,6 +201,7 @@ class Daemon {
     ::kill(pid_, SIGTERM);
     int status = 0;
     ::waitpid(pid_, &status, 0);
+    Forget();
     pid_ = -1;
     address_.clear();
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -175,6 +210,11 @@ class Daemon {
   }
 
   void Signal(int signo) const { ::kill(pid_, signo); }
+  // Not for Fail() to stop any more: it has exited.
+  void Forget() const {
+    std::lock_guard lock(Left().mutex);
+    Left().daemons.erase(pid_);
+  }
   const std::string& config() const { return config_; }
   const std::string& database() const { return database_; }
 
