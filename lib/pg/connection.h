@@ -93,9 +93,15 @@ class Result {
   pg_result* r_ = nullptr;
 };
 
-// Text parameters for one statement: values are copied in.
+// Text parameters for one statement: values are copied in. Not copyable:
+// values() points into the values' own storage.
 class Params {
  public:
+  Params() = default;
+  Params(const Params&) = delete;
+  Params& operator=(const Params&) = delete;
+  Params(Params&&) = default;
+  Params& operator=(Params&&) = default;
   Params& Add(std::string_view text);
   Params& Add(std::int64_t v);
   Params& Add(int v) { return Add(static_cast<std::int64_t>(v)); }

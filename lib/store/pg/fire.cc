@@ -53,9 +53,6 @@ const pg::Statement kDefer(
 const pg::Statement kSkip(
     "UPDATE touchpoints t SET state = 4, reason = u.reason FROM unnest($1::bigint[], $2::text[]) "
     "AS u(id, reason) WHERE t.id = u.id AND t.state = 0 RETURNING t.id");
-const pg::Statement kHistoryRows(
-    "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
-    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])");
 const pg::Statement kEnqueue(
     "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) "
     "SELECT q, t, at, at FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(q, t, at)");
@@ -63,22 +60,6 @@ const pg::Statement kOutboxInsert(
     "INSERT INTO deliveries (sink, touchpoint, event, next_attempt_at, created_at) "
     "SELECT s, t, e, at, at FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS "
     "u(s, t, e, at)");
-
-// History lines with a reason and time each, as arrays.
-struct HistoryRows {
-  std::vector<std::int64_t> ids, at, state;
-  std::vector<std::string> reason;
-  void Add(std::int64_t id, Instant when, TouchpointState s, std::string text) {
-    ids.push_back(id);
-    at.push_back(Ms(when));
-    state.push_back(StateCode(s));
-    reason.push_back(std::move(text));
-  }
-  void Write(pg::Connection& c) const {
-    if (ids.empty()) return;
-    c.Run(kHistoryRows, pg::Params().AddArray(ids).AddArray(at).AddArray(state).AddArray(reason));
-  }
-};
 
 }  // namespace
 

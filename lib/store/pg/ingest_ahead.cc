@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "store/pg/rows.h"
 #include "store/pg/tables.h"
 
 namespace tp::pgstore {
@@ -18,13 +19,6 @@ using sql::StateCode;
 
 namespace {
 
-// The turns of a batch's buyers in one order, that of their lock keys (the
-// sub-select is sorted and not flattened, so the locks are taken in it):
-// two batches sharing buyers wait for each other instead of deadlocking.
-const pg::Statement kBuyersTurns(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
-    "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
-    "OFFSET 0) AS keys");
 // Each buyer's row and purchases (one row of NULLs for one without), in
 // LoadBuyer()'s order.
 const pg::Statement kBuyersAhead(
@@ -105,7 +99,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
       for (const std::string& b : buyers) {
         if (!a.turns.contains(b)) turns.push_back(b);
       }
-      if (!turns.empty()) c.Run(kBuyersTurns, pg::Params().AddArray(turns));
+      TakeBuyersTurns(c, turns);
       for (std::string& b : turns) a.turns.insert(std::move(b));
       for (const std::string& b : buyers) a.buyers.try_emplace(b);
       pg::Result r = c.Run(kBuyersAhead, pg::Params().AddArray(buyers));

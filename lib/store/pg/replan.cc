@@ -32,25 +32,70 @@ const pg::Statement kSweepRows(
     "WHERE state = 0 AND (next_at, due_at, cadence_order, step_order, id) > "
     "($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint) "
     "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $6");
-const pg::Statement kBuyerName("SELECT buyer_id FROM buyers WHERE id = $1");
+const pg::Statement kBuyerNames("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 const pg::Statement kPurchasesOf(
-    "SELECT id, order_id, product, quantity, amount, purchased_at, timezone, zone, attributes "
-    "FROM purchases WHERE buyer = $1 ORDER BY purchased_at, id");
+    "SELECT buyer, id, order_id, product, quantity, amount, purchased_at, timezone, zone, "
+    "attributes FROM purchases WHERE buyer = ANY($1::bigint[]) ORDER BY buyer, purchased_at, id");
 const pg::Statement kTouchpointsOf(
     "SELECT purchase, cadence, step, state, due_at, next_at, id FROM touchpoints "
-    "WHERE buyer = $1 ORDER BY id");
-const pg::Statement kPinTier(
-    "UPDATE touchpoints t SET tier = p.tier FROM purchases p WHERE p.id = $3 AND p.tier <> $1 "
-    "AND t.buyer = $2 AND t.purchase = $3 AND t.state IN (1, 5) AND t.tier IS NULL");
-const pg::Statement kPurchaseTier(
-    "UPDATE purchases SET tier = $1 WHERE id = $3 AND tier <> $1 AND buyer = $2");
-const pg::Statement kUpdate(
-    "UPDATE touchpoints SET topic = $1, cadence_order = $2, step_order = $3, "
-    "cancel_on_repurchase = $4, due_at = $5, next_at = $6 WHERE id = $7 AND state = 0 AND "
-    "(topic <> $1 OR cadence_order <> $2 OR step_order <> $3 OR cancel_on_repurchase <> $4 OR "
-    "due_at <> $5 OR next_at <> $6) RETURNING id");
-const pg::Statement kCancel(
-    "UPDATE touchpoints SET state = 2, reason = $1 WHERE id = $2 AND state = 0 RETURNING id");
+    "WHERE buyer = ANY($1::bigint[]) ORDER BY id");
+// A purchase's new tier, pinned first on its fired touchpoints that have
+// none (they keep the tier they fired at); both per purchase ($3) of a
+// buyer ($2).
+const pg::Statement kPinTiers(
+    "UPDATE touchpoints t SET tier = p.tier FROM purchases p, unnest($1::text[], $2::bigint[], "
+    "$3::bigint[]) AS u(tier, buyer, purchase) WHERE p.id = u.purchase AND p.tier <> u.tier AND "
+    "t.buyer = u.buyer AND t.purchase = u.purchase AND t.state IN (1, 5) AND t.tier IS NULL");
+const pg::Statement kPurchaseTiers(
+    "UPDATE purchases p SET tier = u.tier FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+    "AS u(tier, buyer, purchase) WHERE p.id = u.purchase AND p.tier <> u.tier AND "
+    "p.buyer = u.buyer");
+// The rows that changed.
+const pg::Statement kUpdates(
+    "UPDATE touchpoints t SET topic = u.topic, cadence_order = u.cadence_order, "
+    "step_order = u.step_order, cancel_on_repurchase = u.cancel <> 0, due_at = u.due_at, "
+    "next_at = u.next_at FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::bigint[], "
+    "$6::bigint[], $7::bigint[]) AS u(topic, cadence_order, step_order, cancel, due_at, next_at, "
+    "id) WHERE t.id = u.id AND t.state = 0 AND (t.topic <> u.topic OR "
+    "t.cadence_order <> u.cadence_order OR t.step_order <> u.step_order OR "
+    "t.cancel_on_repurchase <> (u.cancel <> 0) OR t.due_at <> u.due_at OR "
+    "t.next_at <> u.next_at) RETURNING t.id");
+const pg::Statement kCancels(
+    "UPDATE touchpoints t SET state = 2, reason = u.reason FROM unnest($1::bigint[], $2::text[]) "
+    "AS u(id, reason) WHERE t.id = u.id AND t.state = 0 RETURNING t.id");
+// New steps, in the order given (so their ids are those one insert each
+// would give); their ids in that order.
+const pg::Statement kAdds(
+    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
+    "$5::text[], $6::int[], $7::int[], $8::int[], $9::bigint[], $10::bigint[]) WITH ORDINALITY "
+    "AS u(purchase, buyer, cadence, step, topic, cadence_order, step_order, cancel, due_at, "
+    "next_at, n)) INSERT INTO touchpoints (purchase, buyer, cadence, step, topic, cadence_order, "
+    "step_order, cancel_on_repurchase, state, due_at, next_at) SELECT purchase, buyer, cadence, "
+    "step, topic, cadence_order, step_order, cancel <> 0, 0, due_at, next_at FROM u ORDER BY n "
+    "RETURNING id");
+
+// What one chunk of buyers' re-plans write, gathered to be written as a
+// few statements.
+struct Writes {
+  struct Update {
+    Instant due_at, previous_due_at;
+  };
+  std::vector<std::string> tier;
+  std::vector<std::int64_t> tier_buyer, tier_purchase;
+  // kUpdates' columns, and what each update was, by row id.
+  std::vector<std::string> topic;
+  std::vector<std::int64_t> cadence_order, step_order, cancel, due_at, next_at, id;
+  std::unordered_map<std::int64_t, Update> updates;
+  // kCancels' columns, and each one's cadence, by row id.
+  std::vector<std::int64_t> cancel_id;
+  std::vector<std::string> cancel_reason;
+  std::unordered_map<std::int64_t, std::string> cancel_cadence;
+  // kAdds' columns, and each one's cadence and due time.
+  std::vector<std::int64_t> add_purchase, add_buyer, add_cadence_order, add_step_order, add_cancel,
+      add_due_at, add_next_at;
+  std::vector<std::string> add_cadence, add_step, add_topic;
+  std::vector<Instant> add_due;
+};
 
 }  // namespace
 
@@ -81,117 +126,193 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
   });
 }
 
-void Replan::ReplanBuyer(const PurchaseReplanner& replan, std::int64_t buyer, Instant now,
-                         ReplanCounts& counts) {
+void Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
+                          Instant now, ReplanCounts& counts) {
+  if (buyers.empty()) return;
   pg::Connection& c = session_.conn();
   const Rules& rules = *rules_;
-  pg::Result name = c.Run(kBuyerName, pg::Params().Add(buyer));
-  if (name.rows() == 0) return;
-  const std::string buyer_id(name.Text(0, 0));
-  // As ingest does: a repurchase on another daemon waits, or is waited for.
-  TakeBuyersTurn(c, buyer_id);
+  std::unordered_map<std::int64_t, std::string> names;
+  {
+    pg::Result r = c.Run(kBuyerNames, pg::Params().AddArray(buyers));
+    std::vector<std::string> turns;
+    for (int i = 0; i < r.rows(); ++i) {
+      turns.emplace_back(r.Text(i, 1));
+      names.emplace(r.Int64(i, 0), turns.back());
+    }
+    // As ingest does: a repurchase on another daemon waits, or is waited
+    // for; then the buyers' rows are read.
+    TakeBuyersTurns(c, turns);
+  }
   struct Stored {
     std::int64_t row = 0;
     Purchase purchase;
     const Zone* zone = nullptr;
     std::vector<ExistingTouchpoint> touchpoints;
   };
-  std::vector<Stored> purchases;
-  std::unordered_map<std::int64_t, std::size_t> index;
-  pg::Result p = c.Run(kPurchasesOf, pg::Params().Add(buyer));
+  // Each buyer's purchases, in purchased_at order.
+  std::unordered_map<std::int64_t, std::vector<Stored>> purchases;
+  std::unordered_map<std::int64_t, std::pair<std::int64_t, std::size_t>> index;
+  pg::Result p = c.Run(kPurchasesOf, pg::Params().AddArray(buyers));
   for (int i = 0; i < p.rows(); ++i) {
-    Stored& sp = purchases.emplace_back();
-    sp.row = p.Int64(i, 0);
-    index.emplace(sp.row, purchases.size() - 1);
-    sp.purchase.order_id = std::string(p.Text(i, 1));
-    sp.purchase.buyer_id = buyer_id;
-    sp.purchase.product = std::string(p.Text(i, 2));
-    sp.purchase.quantity = p.Int64(i, 3);
-    sp.purchase.amount = p.Double(i, 4);
-    sp.purchase.purchased_at = FromMs(p.Int64(i, 5));
-    sp.purchase.timezone = std::string(p.Text(i, 6));
-    sp.zone = zones_.Named(p.Text(i, 7));
-    if (!p.IsNull(i, 8)) sp.purchase.attributes = std::string(p.Text(i, 8));
+    const std::int64_t buyer = p.Int64(i, 0);
+    auto name = names.find(buyer);
+    if (name == names.end()) continue;
+    std::vector<Stored>& of = purchases[buyer];
+    Stored& sp = of.emplace_back();
+    sp.row = p.Int64(i, 1);
+    index.emplace(sp.row, std::pair(buyer, of.size() - 1));
+    sp.purchase.order_id = std::string(p.Text(i, 2));
+    sp.purchase.buyer_id = name->second;
+    sp.purchase.product = std::string(p.Text(i, 3));
+    sp.purchase.quantity = p.Int64(i, 4);
+    sp.purchase.amount = p.Double(i, 5);
+    sp.purchase.purchased_at = FromMs(p.Int64(i, 6));
+    sp.purchase.timezone = std::string(p.Text(i, 7));
+    sp.zone = zones_.Named(p.Text(i, 8));
+    if (!p.IsNull(i, 9)) sp.purchase.attributes = std::string(p.Text(i, 9));
   }
-  pg::Result t = c.Run(kTouchpointsOf, pg::Params().Add(buyer));
+  pg::Result t = c.Run(kTouchpointsOf, pg::Params().AddArray(buyers));
   for (int i = 0; i < t.rows(); ++i) {
     auto it = index.find(t.Int64(i, 0));
     if (it == index.end()) continue;
-    Stored& sp = purchases[it->second];
+    Stored& sp = purchases[it->second.first][it->second.second];
     std::string cadence(t.Text(i, 1));
     std::string id = TouchpointId(sp.purchase.order_id, cadence, t.Text(i, 2));
     sp.touchpoints.push_back({std::move(id), std::move(cadence),
                               StateFrom(static_cast<int>(t.Int64(i, 3))), FromMs(t.Int64(i, 4)),
                               FromMs(t.Int64(i, 5)), static_cast<std::uint64_t>(t.Int64(i, 6))});
   }
-  std::vector<PastPurchase> all;
-  all.reserve(purchases.size());
-  for (const Stored& sp : purchases) {
-    all.push_back({sp.purchase.purchased_at, rules.ProductIndex(sp.purchase.product),
-                   sp.purchase.amount, sp.purchase.quantity, sp.zone});
-  }
-  std::vector<PastPurchase> others;
-  for (std::size_t i = 0; i < purchases.size(); ++i) {
-    const Stored& sp = purchases[i];
-    if (std::none_of(sp.touchpoints.begin(), sp.touchpoints.end(),
-                     [](const auto& x) { return x.state == TouchpointState::kPending; })) {
-      continue;
+
+  // Plans, in the buyers' order.
+  Writes w;
+  std::vector<PastPurchase> all, others;
+  for (const std::int64_t buyer : buyers) {
+    auto found = purchases.find(buyer);
+    if (found == purchases.end()) continue;
+    const std::vector<Stored>& of = found->second;
+    all.clear();
+    for (const Stored& sp : of) {
+      all.push_back({sp.purchase.purchased_at, rules.ProductIndex(sp.purchase.product),
+                     sp.purchase.amount, sp.purchase.quantity, sp.zone});
     }
-    others.assign(all.begin(), all.end());
-    others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
-    const PurchaseReplan plan =
-        replan(rules, others, sp.purchase, all[i].product, sp.zone, sp.touchpoints, now);
-    if (plan.tier >= 0) {
-      const std::string& tier = rules.tiers[static_cast<std::size_t>(plan.tier)].name;
-      c.Run(kPinTier, pg::Params().Add(tier).Add(buyer).Add(sp.row));
-      c.Run(kPurchaseTier, pg::Params().Add(tier).Add(buyer).Add(sp.row));
-    }
-    for (const ReplanChange& ch : plan.changes) {
-      const PlannedTouchpoint& pt = ch.touchpoint;
-      switch (ch.kind) {
-        case ReplanChange::Kind::kAdd: {
-          const std::int64_t row = InsertTouchpoint(c, rules, sp.row, buyer, pt);
-          AddHistory(c, {row}, now, TouchpointState::kPending,
-                     "rules changed: a new step, due " + FormatRfc3339(pt.due_at, UtcZone()));
-          ++counts.added;
-          ++counts.added_by_cadence[ch.cadence];
-          break;
-        }
-        case ReplanChange::Kind::kUpdate: {
-          pg::Result u =
-              c.Run(kUpdate, pg::Params()
-                                 .Add(rules.cadences[static_cast<std::size_t>(pt.cadence)]
-                                          .steps[static_cast<std::size_t>(pt.step)]
-                                          .topic)
-                                 .Add(pt.cadence)
-                                 .Add(pt.step)
-                                 .Add(pt.cancel_on_repurchase)
-                                 .Add(Ms(pt.due_at))
-                                 .Add(Ms(pt.next_at))
-                                 .Add(static_cast<std::int64_t>(ch.handle)));
-          if (u.rows() == 0) break;  // nothing differed
-          if (ch.previous_due_at != pt.due_at) {
-            AddHistory(c, {u.Int64(0, 0)}, now, TouchpointState::kPending,
-                       "rules changed: due " + FormatRfc3339(pt.due_at, UtcZone()) + " (was " +
-                           FormatRfc3339(ch.previous_due_at, UtcZone()) + ")");
-            ++counts.moved;
-          } else {
-            ++counts.updated;
+    for (std::size_t i = 0; i < of.size(); ++i) {
+      const Stored& sp = of[i];
+      if (std::none_of(sp.touchpoints.begin(), sp.touchpoints.end(),
+                       [](const auto& x) { return x.state == TouchpointState::kPending; })) {
+        continue;
+      }
+      others.assign(all.begin(), all.end());
+      others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+      const PurchaseReplan plan =
+          replan(rules, others, sp.purchase, all[i].product, sp.zone, sp.touchpoints, now);
+      if (plan.tier >= 0) {
+        w.tier.push_back(rules.tiers[static_cast<std::size_t>(plan.tier)].name);
+        w.tier_buyer.push_back(buyer);
+        w.tier_purchase.push_back(sp.row);
+      }
+      for (const ReplanChange& ch : plan.changes) {
+        const PlannedTouchpoint& pt = ch.touchpoint;
+        const Cadence& cd = rules.cadences[static_cast<std::size_t>(pt.cadence)];
+        switch (ch.kind) {
+          case ReplanChange::Kind::kAdd:
+            w.add_purchase.push_back(sp.row);
+            w.add_buyer.push_back(buyer);
+            w.add_cadence.push_back(cd.name);
+            w.add_step.push_back(cd.steps[static_cast<std::size_t>(pt.step)].id);
+            w.add_topic.push_back(cd.steps[static_cast<std::size_t>(pt.step)].topic);
+            w.add_cadence_order.push_back(pt.cadence);
+            w.add_step_order.push_back(pt.step);
+            w.add_cancel.push_back(pt.cancel_on_repurchase ? 1 : 0);
+            w.add_due_at.push_back(Ms(pt.due_at));
+            w.add_next_at.push_back(Ms(pt.next_at));
+            w.add_due.push_back(pt.due_at);
+            break;
+          case ReplanChange::Kind::kUpdate: {
+            const auto row = static_cast<std::int64_t>(ch.handle);
+            w.topic.push_back(cd.steps[static_cast<std::size_t>(pt.step)].topic);
+            w.cadence_order.push_back(pt.cadence);
+            w.step_order.push_back(pt.step);
+            w.cancel.push_back(pt.cancel_on_repurchase ? 1 : 0);
+            w.due_at.push_back(Ms(pt.due_at));
+            w.next_at.push_back(Ms(pt.next_at));
+            w.id.push_back(row);
+            w.updates[row] = {pt.due_at, ch.previous_due_at};
+            break;
           }
-          break;
-        }
-        case ReplanChange::Kind::kCancel: {
-          pg::Result u =
-              c.Run(kCancel, pg::Params().Add(ch.reason).Add(static_cast<std::int64_t>(ch.handle)));
-          if (u.rows() == 0) break;
-          AddHistory(c, {u.Int64(0, 0)}, now, TouchpointState::kCancelled, ch.reason);
-          ++counts.cancelled;
-          ++counts.cancelled_by_cadence[ch.cadence];
-          break;
+          case ReplanChange::Kind::kCancel: {
+            const auto row = static_cast<std::int64_t>(ch.handle);
+            w.cancel_id.push_back(row);
+            w.cancel_reason.push_back(ch.reason);
+            w.cancel_cadence[row] = ch.cadence;
+            break;
+          }
         }
       }
     }
   }
+
+  // Written: tiers (pinned on fired touchpoints first), updates, cancels,
+  // new steps, and the history lines of what changed.
+  HistoryRows history;
+  if (!w.tier.empty()) {
+    pg::Params args;
+    args.AddArray(w.tier).AddArray(w.tier_buyer).AddArray(w.tier_purchase);
+    c.Run(kPinTiers, args);
+    c.Run(kPurchaseTiers, args);
+  }
+  if (!w.id.empty()) {
+    pg::Result u = c.Run(kUpdates, pg::Params()
+                                       .AddArray(w.topic)
+                                       .AddArray(w.cadence_order)
+                                       .AddArray(w.step_order)
+                                       .AddArray(w.cancel)
+                                       .AddArray(w.due_at)
+                                       .AddArray(w.next_at)
+                                       .AddArray(w.id));
+    for (int i = 0; i < u.rows(); ++i) {
+      const Writes::Update& up = w.updates.at(u.Int64(i, 0));
+      if (up.previous_due_at == up.due_at) {
+        ++counts.updated;
+        continue;
+      }
+      history.Add(u.Int64(i, 0), now, TouchpointState::kPending,
+                  "rules changed: due " + FormatRfc3339(up.due_at, UtcZone()) + " (was " +
+                      FormatRfc3339(up.previous_due_at, UtcZone()) + ")");
+      ++counts.moved;
+    }
+  }
+  if (!w.cancel_id.empty()) {
+    pg::Result u = c.Run(kCancels, pg::Params().AddArray(w.cancel_id).AddArray(w.cancel_reason));
+    std::unordered_map<std::int64_t, std::size_t> at;
+    for (std::size_t i = 0; i < w.cancel_id.size(); ++i) at.emplace(w.cancel_id[i], i);
+    for (int i = 0; i < u.rows(); ++i) {
+      const std::int64_t row = u.Int64(i, 0);
+      history.Add(row, now, TouchpointState::kCancelled, w.cancel_reason[at.at(row)]);
+      ++counts.cancelled;
+      ++counts.cancelled_by_cadence[w.cancel_cadence.at(row)];
+    }
+  }
+  if (!w.add_purchase.empty()) {
+    pg::Result u = c.Run(kAdds, pg::Params()
+                                    .AddArray(w.add_purchase)
+                                    .AddArray(w.add_buyer)
+                                    .AddArray(w.add_cadence)
+                                    .AddArray(w.add_step)
+                                    .AddArray(w.add_topic)
+                                    .AddArray(w.add_cadence_order)
+                                    .AddArray(w.add_step_order)
+                                    .AddArray(w.add_cancel)
+                                    .AddArray(w.add_due_at)
+                                    .AddArray(w.add_next_at));
+    for (int i = 0; i < u.rows(); ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      history.Add(u.Int64(i, 0), now, TouchpointState::kPending,
+                  "rules changed: a new step, due " + FormatRfc3339(w.add_due[k], UtcZone()));
+      ++counts.added;
+      ++counts.added_by_cadence[w.add_cadence[k]];
+    }
+  }
+  history.Write(c);
 }
 
 StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
@@ -212,8 +333,10 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     if (!at.IsNull(0, 2)) {
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
-    constexpr int kRowsPerRead = 256;
+    // Rows read at a time; their buyers are re-planned together.
+    constexpr int kRowsPerRead = 128;
     bool out_of_time = false;
+    std::vector<std::int64_t> buyers;
     while (!out_of_time) {
       pg::Result rows = c.Run(kSweepRows, pg::Params()
                                               .Add(sweep.next_at)
@@ -226,6 +349,7 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         step.done = true;
         break;
       }
+      buyers.clear();
       for (int i = 0; i < rows.rows(); ++i) {
         sweep = {rows.Int64(i, 2), rows.Int64(i, 3), rows.Int64(i, 4), rows.Int64(i, 5),
                  rows.Int64(i, 0)};
@@ -233,13 +357,10 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         if (buyer >= replanned_.size()) replanned_.resize(buyer + 1 + buyer / 4, false);
         if (replanned_[buyer]) continue;
         replanned_[buyer] = true;
-        ReplanBuyer(replan, rows.Int64(i, 1), now, step.counts);
-        ++step.buyers;
-        if (std::chrono::steady_clock::now() >= deadline) {
-          out_of_time = true;
-          break;
-        }
+        buyers.push_back(rows.Int64(i, 1));
       }
+      ReplanBuyers(replan, buyers, now, step.counts);
+      step.buyers += static_cast<std::int64_t>(buyers.size());
       if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;
     }
     pg::Params p;

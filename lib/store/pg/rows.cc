@@ -16,6 +16,15 @@ using sql::StateCode;
 namespace {
 
 const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
+// The sub-select is sorted and not flattened (OFFSET 0), so the locks are
+// taken in its order.
+const pg::Statement kBuyersTurns(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
+    "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
+    "OFFSET 0) AS keys");
+const pg::Statement kHistoryRows(
+    "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
+    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])");
 const pg::Statement kHistoryEach(
     "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
     "SELECT unnest($1::bigint[]), $2, $3, $4");
@@ -36,6 +45,23 @@ const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTo
 
 void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id) {
   c.Run(kBuyerTurn, pg::Params().Add(buyer_id));
+}
+
+void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids) {
+  if (buyer_ids.empty()) return;
+  c.Run(kBuyersTurns, pg::Params().AddArray(buyer_ids));
+}
+
+void HistoryRows::Add(std::int64_t id, Instant when, TouchpointState s, std::string text) {
+  ids.push_back(id);
+  at.push_back(Ms(when));
+  state.push_back(StateCode(s));
+  reason.push_back(std::move(text));
+}
+
+void HistoryRows::Write(pg::Connection& c) const {
+  if (ids.empty()) return;
+  c.Run(kHistoryRows, pg::Params().AddArray(ids).AddArray(at).AddArray(state).AddArray(reason));
 }
 
 void AddHistory(pg::Connection& c, const std::vector<std::int64_t>& ids, Instant at,

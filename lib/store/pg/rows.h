@@ -24,6 +24,18 @@ namespace tp::pgstore {
 // until the transaction ends: what reads a buyer's history and writes by
 // it takes it first.
 void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id);
+// The turns of several buyers, in one statement and one order (that of
+// their lock keys), so two callers taking turns of buyers they share wait
+// for each other rather than deadlock. Nothing for none.
+void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
+// History lines with a state, time and reason each, written as one
+// statement.
+struct HistoryRows {
+  std::vector<std::int64_t> ids, at, state;
+  std::vector<std::string> reason;
+  void Add(std::int64_t id, Instant when, TouchpointState s, std::string text);
+  void Write(pg::Connection& c) const;
+};
 // One line per touchpoint of `ids`, all alike.
 void AddHistory(pg::Connection& c, const std::vector<std::int64_t>& ids, Instant at,
                 TouchpointState state, std::string_view reason);
