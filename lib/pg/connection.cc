@@ -95,6 +95,8 @@ std::int64_t Result::affected() const {
   return Parse<std::int64_t>(n, "a row count");
 }
 
+std::string_view Result::command() const { return r_ == nullptr ? "" : PQcmdStatus(r_); }
+
 bool Result::IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
 
 std::string_view Result::Text(int row, int col) const {

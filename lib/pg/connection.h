@@ -81,6 +81,9 @@ class Result {
   int cols() const;
   // Rows an INSERT/UPDATE/DELETE touched.
   std::int64_t affected() const;
+  // The command's tag: "COMMIT", or "ROLLBACK" for a COMMIT of a
+  // transaction that had failed.
+  std::string_view command() const;
   bool IsNull(int row, int col) const;
   // Valid while this Result lives.
   std::string_view Text(int row, int col) const;

@@ -123,5 +123,97 @@ TEST(StoreConformanceTest, BatchesOfPurchasesAreRecordedAsOneAtATime) {
   EXPECT_GT(count(": 2 tier -1"), 0) << "conflicts";
 }
 
+// Requests written as the daemon's batcher writes them, all in one group:
+// each in a savepoint, prepared at once, rolled back whole at a conflict.
+// What each purchase came to.
+std::vector<std::string> RunGroup(ScheduleStore& store, Transactions& txn,
+                                  const RulesInForce& rules, Instant now,
+                                  const std::vector<std::vector<Purchase>>& requests) {
+  FakeClock clock(now);
+  Scheduler scheduler(store, clock, rules);
+  std::vector<std::string> log;
+  EXPECT_TRUE(txn.Begin().ok());
+  for (const auto& request : requests) {
+    EXPECT_TRUE(txn.Savepoint().ok());
+    EXPECT_TRUE(scheduler.PrepareIngest(request).ok());
+    bool conflict = false;
+    for (const Purchase& p : request) {
+      auto out = scheduler.Ingest(p);
+      EXPECT_TRUE(out.ok()) << out.status().message();
+      if (!out.ok()) return log;
+      log.push_back(p.order_id + ": " + std::to_string(static_cast<int>(out->kind)) + " tier " +
+                    std::to_string(out->tier) + " planned " + std::to_string(out->planned) +
+                    " cancelled " + std::to_string(out->cancelled));
+      if (out->kind == IngestOutcome::Kind::kConflict) {
+        conflict = true;
+        break;
+      }
+    }
+    if (conflict) {
+      EXPECT_TRUE(txn.RollbackTo().ok());
+      log.push_back("rolled back");
+    } else {
+      Status released = txn.Release();
+      EXPECT_TRUE(released.ok()) << released.message();
+    }
+  }
+  Status committed = txn.Commit();
+  EXPECT_TRUE(committed.ok()) << committed.message();
+  return log;
+}
+
+// What a group keeps between its requests: orders and buyers recorded by
+// one request are known to the next, a request rolled back at a conflict
+// takes what it held with it, and a buyer id that is also an order id is
+// read ahead as both.
+TEST(StoreConformanceTest, RequestsOfOneGroupSeeEachOtherAndNotWhatWasRolledBack) {
+  auto rules = ScenarioRules();
+  ASSERT_NE(rules, nullptr);
+  RulesInForce in_force(rules);
+  const Instant at = At("2026-11-20T10:00:00Z");
+  auto buy = [&](std::string order, std::string buyer, int days_ago, std::int64_t quantity = 2) {
+    return Purchase{std::move(order),
+                    std::move(buyer),
+                    "daily",
+                    quantity,
+                    120.5,
+                    at - std::chrono::hours(24 * days_ago),
+                    ""};
+  };
+  const std::vector<std::vector<Purchase>> requests = {
+      // "1001" is an order here and a buyer next.
+      {buy("1001", "lin", 40), buy("x1", "1001", 30), buy("x2", "1001", 2)},
+      // Repeats of the last request's orders; a repurchase of lin.
+      {buy("x1", "1001", 30), buy("1001", "lin", 40), buy("l2", "lin", 5)},
+      // A new buyer, then a conflict: the whole request goes.
+      {buy("m1", "mei", 3), buy("x2", "1001", 2, 3)},
+      // mei again: her first purchase was rolled back, so this one is new
+      // and she is a first buyer; x2 as it was is a duplicate.
+      {buy("m1", "mei", 3), buy("x2", "1001", 2), buy("m2", "mei", 1)},
+  };
+
+  TempDir dir;
+  const std::string path = dir.path() + "/tp.db";
+  std::vector<std::string> sqlite_log, pg_log;
+  {
+    auto store = SqliteStore::Open(path, in_force);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    sqlite_log = RunGroup(**store, **store, in_force, at, requests);
+  }
+  auto db = PgServer::Shared().NewDatabase();
+  {
+    auto store = PgStore::Open(db->url(), in_force);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    pg_log = RunGroup(**store, **store, in_force, at, requests);
+  }
+  EXPECT_EQ(pg_log, sqlite_log);
+  EXPECT_THAT(sqlite_log, ::testing::Contains("rolled back"));
+  EXPECT_THAT(sqlite_log, ::testing::Contains(::testing::StartsWith("x1: 1 ")));  // duplicate
+  EXPECT_THAT(sqlite_log, ::testing::Contains(::testing::StartsWith("x2: 2 ")));  // conflict
+  for (const char* query : kTables) {
+    EXPECT_EQ(PgRows(db->url(), query), SqliteRows(path, query)) << query;
+  }
+}
+
 }  // namespace
 }  // namespace tp::conformance

@@ -23,9 +23,10 @@ namespace {
 // pending, on every wakeup; this stops at the first row.
 const pg::Statement kNextWakeup(
     "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1");
-// The due rows and their buyers, locked until the claim commits; rows
-// another daemon holds (or whose buyer it holds) are passed over, so
-// daemons share the due rows and a buyer is decided by one at a time.
+// The due rows, and with `locked` "t, b" their buyers, locked until the
+// claim commits; rows another daemon holds (or whose buyer it holds) are
+// passed over, so daemons share the due rows and, with caps, a buyer is
+// decided by one daemon at a time.
 std::string TakeDue(std::string_view locked) {
   return "SELECT t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, "
          "GREATEST(t.next_at, p.received_at), t.step FROM touchpoints t "

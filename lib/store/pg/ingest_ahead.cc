@@ -57,7 +57,7 @@ const pg::Statement kWriteHeld(
     "JOIN p ON p.order_id = pu.order_id ORDER BY pl.m RETURNING id, purchase, state, reason), "
     "h AS (INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
     "SELECT t.id, pu.received_at, t.state, t.reason FROM t JOIN p ON p.id = t.purchase "
-    "JOIN pu ON pu.order_id = p.order_id WHERE t.state <> 0) "
+    "JOIN pu ON pu.order_id = p.order_id WHERE t.state <> 0 ORDER BY t.id) "
     "SELECT buyer_id, id FROM nb");
 
 }  // namespace
@@ -85,15 +85,18 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
     pg::Connection& c = session_.conn();  // writes what is held first
     Ahead& a = *Current();
     std::vector<std::string> buyers, orders;
-    std::unordered_set<std::string_view> seen;
+    std::unordered_set<std::string_view> seen_buyers, seen_orders;
     for (const Purchase& p : purchases) {
-      if (!a.buyers.contains(p.buyer_id) && seen.insert(p.buyer_id).second) {
+      if (!a.buyers.contains(p.buyer_id) && seen_buyers.insert(p.buyer_id).second) {
         buyers.push_back(p.buyer_id);
       }
-      if (!a.orders.contains(p.order_id) && seen.insert(p.order_id).second) {
+      if (!a.orders.contains(p.order_id) && seen_orders.insert(p.order_id).second) {
         orders.push_back(p.order_id);
       }
     }
+    // Read into these, kept only once every read succeeded.
+    decltype(a.buyers) read_buyers;
+    decltype(a.orders) read_orders;
     if (!buyers.empty()) {
       std::vector<std::string> turns;
       for (const std::string& b : buyers) {
@@ -101,11 +104,11 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
       }
       TakeBuyersTurns(c, turns);
       for (std::string& b : turns) a.turns.insert(std::move(b));
-      for (const std::string& b : buyers) a.buyers.try_emplace(b);
+      for (const std::string& b : buyers) read_buyers.try_emplace(b);
       pg::Result r = c.Run(kBuyersAhead, pg::Params().AddArray(buyers));
       const Rules& rules = *rules_;
       for (int i = 0; i < r.rows(); ++i) {
-        Ahead::Buyer& b = a.buyers[std::string(r.Text(i, 0))];
+        Ahead::Buyer& b = read_buyers[std::string(r.Text(i, 0))];
         b.id = r.Int64(i, 1);
         b.opted_out = r.Bool(i, 2);
         if (r.IsNull(i, 3)) continue;
@@ -114,7 +117,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
       }
     }
     if (!orders.empty()) {
-      for (const std::string& o : orders) a.orders.try_emplace(o);
+      for (const std::string& o : orders) read_orders.try_emplace(o);
       pg::Result r = c.Run(kOrdersAhead, pg::Params().AddArray(orders));
       for (int i = 0; i < r.rows(); ++i) {
         Ahead::Order o;
@@ -127,9 +130,11 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
         o.purchase.timezone = std::string(r.Text(i, 6));
         if (!r.IsNull(i, 7)) o.purchase.attributes = std::string(r.Text(i, 7));
         o.zone = std::string(r.Text(i, 8));
-        a.orders[o.purchase.order_id] = std::move(o);
+        read_orders[o.purchase.order_id] = std::move(o);
       }
     }
+    a.buyers.merge(read_buyers);
+    a.orders.merge(read_orders);
   });
 }
 

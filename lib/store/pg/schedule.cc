@@ -170,11 +170,18 @@ StatusOr<BuyerState> Tables::LoadBuyer(std::string_view buyer_id) {
 
 Status Tables::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                            std::span<const PlannedTouchpoint> touchpoints, Instant now) {
-  if (Ahead* a = Current()) {
-    if (Ahead::Buyer* b = a->FindBuyer(purchase.buyer_id)) {
-      return session_.Atomically("hold purchase",
-                                 [&] { Hold(*a, *b, purchase, zone, tier, touchpoints, now); });
-    }
+  if (Current() != nullptr) {
+    bool held = false;
+    Status s = session_.Atomically("hold purchase", [&] {
+      // Looked up here: a savepoint taken first writes what is held, which
+      // may forget a buyer (WriteHeld).
+      Ahead* a = Current();
+      Ahead::Buyer* b = a != nullptr ? a->FindBuyer(purchase.buyer_id) : nullptr;
+      if (b == nullptr) return;
+      Hold(*a, *b, purchase, zone, tier, touchpoints, now);
+      held = true;
+    });
+    if (!s.ok() || held) return s;
   }
   return session_.Atomically("add purchase", [&] {
     const Rules& rules = *rules_;
@@ -192,6 +199,8 @@ Status Tables::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
                                               .Add(rules.tiers[static_cast<std::size_t>(tier)].name)
                                               .AddTextOrNull(purchase.attributes)
                                               .Add(Ms(now)));
+    // A later call for this order in the group reads it from what is kept.
+    if (Ahead* a = Current()) a->orders[purchase.order_id] = Ahead::Order{purchase, zone->name()};
     if (touchpoints.empty()) return;
     std::vector<std::string> cadence, step, topic, reason;
     std::vector<std::int64_t> cadence_order, step_order, cancel, state, due_at, next_at;

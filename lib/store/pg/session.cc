@@ -16,7 +16,13 @@ pg::Connection& Session::conn() {
     // Taken out first: the write itself asks for the connection.
     auto write = std::move(deferred_);
     deferred_ = nullptr;
-    write();
+    try {
+      write();
+    } catch (...) {
+      // What the caller kept counts the write as done: void from here.
+      EndScope();
+      throw;
+    }
   }
   if (broken_) {
     throw pg::Error("the connection to PostgreSQL was lost inside a transaction", "08006", true);
@@ -155,10 +161,15 @@ Status Session::Begin() {
 Status Session::Commit() {
   if (!group_) return Status::Error("commit: no transaction is open");
   try {
-    conn().Exec("COMMIT");
+    pg::Result r = conn().Exec("COMMIT");
     group_ = false;
     enclosed_ = false;
     EndScope();
+    // A transaction a statement failed in is rolled back by COMMIT, which
+    // says so only in its tag.
+    if (r.command() != "COMMIT") {
+      return Status::Error("commit: the transaction had failed and was rolled back");
+    }
     return Status::Ok();
   } catch (const std::exception& e) {
     return Failed("commit", e);
