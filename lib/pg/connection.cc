@@ -145,6 +145,18 @@ void AppendDouble(std::string& out, double v) {
   out.append(buf, end);
 }
 
+// PostgreSQL's array literal of `values`, each written by `append`.
+template <typename T, typename Append>
+std::string ArrayLiteral(const std::vector<T>& values, Append append) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) s += ',';
+    append(s, values[i]);
+  }
+  s += '}';
+  return s;
+}
+
 }  // namespace
 
 Params& Params::Add(double v) {
@@ -164,33 +176,16 @@ Params& Params::AddTextOrNull(std::string_view text) {
 }
 
 Params& Params::AddArray(const std::vector<std::int64_t>& values) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) s += ',';
-    s += std::to_string(values[i]);
-  }
-  s += '}';
-  return Add(std::string_view(s));
+  return Add(std::string_view(
+      ArrayLiteral(values, [](std::string& s, std::int64_t v) { s += std::to_string(v); })));
 }
 
 Params& Params::AddArray(const std::vector<std::string>& values) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) s += ',';
-    AppendArrayElement(s, values[i]);
-  }
-  s += '}';
-  return Add(std::string_view(s));
+  return Add(std::string_view(ArrayLiteral(values, AppendArrayElement)));
 }
 
 Params& Params::AddArray(const std::vector<double>& values) {
-  std::string s = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) s += ',';
-    AppendDouble(s, values[i]);
-  }
-  s += '}';
-  return Add(std::string_view(s));
+  return Add(std::string_view(ArrayLiteral(values, AppendDouble)));
 }
 
 // --- Statement -----------------------------------------------------------

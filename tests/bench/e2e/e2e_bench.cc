@@ -328,7 +328,7 @@ class Bench {
     const tp::Instant base = Now() - std::chrono::minutes(10);
     std::vector<Purchase> purchases;
     for (std::int64_t i = 0; i < n; ++i) purchases.push_back({i, base + tp::Millis(i % 600'000)});
-    const std::string wal_before = options_.postgres ? PgValue(*daemon, kWalPosition) : "";
+    const std::string wal_before = options_.postgres ? PgWalPosition(*daemon) : "";
     const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
     double hwm = daemon->MemoryMiB("VmHWM");
     daemon->Stop();
@@ -392,60 +392,6 @@ class Bench {
     Metric("reload_s_pending_1m", reload_s, "s");
     Metric("reload_max_stall_ms", stall_ms, "ms");
     Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
-  }
-
-  static constexpr const char* kWalPosition = "SELECT pg_current_wal_lsn()::text";
-
-  // The first column of the first row `sql` answers on the daemon's database.
-  static std::string PgValue(const Daemon& daemon, const std::string& sql) {
-    try {
-      auto c = tp::pg::Connection::Open(daemon.database(), "touchpoint-bench");
-      return std::string(c->Exec(sql).Text(0, 0));
-    } catch (const std::exception& e) {
-      Fail("PostgreSQL: " + std::string(e.what()));
-    }
-  }
-
-  // Notes each table's and index's size (bytes per touchpoint and per
-  // purchase), the WAL written since `wal_before`, and a VACUUM's time;
-  // the database's size.
-  std::uintmax_t PgSizes(const Daemon& daemon, const IngestResult& r,
-                         const std::string& wal_before) const {
-    const auto touchpoints = static_cast<double>(r.touchpoints);
-    const auto purchases = static_cast<double>(r.purchases);
-    try {
-      auto c = tp::pg::Connection::Open(daemon.database(), "touchpoint-bench");
-      const double wal = std::stod(
-          std::string(c->Exec("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '" + wal_before + "')")
-                          .Text(0, 0)));
-      const auto vacuum_start = Steady::now();
-      c->Exec("VACUUM (ANALYZE) touchpoints");
-      const double vacuum_s = Seconds(Steady::now() - vacuum_start);
-      c->Exec("CHECKPOINT");
-      tp::pg::Result rel = c->Exec(
-          "SELECT c.relname, c.relkind, pg_relation_size(c.oid) + COALESCE((SELECT "
-          "pg_total_relation_size(c.reltoastrelid) WHERE c.reltoastrelid <> 0), 0) FROM pg_class c "
-          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND "
-          "c.relkind IN ('r', 'i') ORDER BY 3 DESC");
-      for (int i = 0; i < rel.rows(); ++i) {
-        const double b = static_cast<double>(rel.Int64(i, 2));
-        if (b < 65536) continue;
-        Note("pending: " + std::string(rel.Text(i, 1) == "i" ? "index " : "table ") +
-             std::string(rel.Text(i, 0)) + " " + std::to_string(static_cast<std::int64_t>(b)) +
-             " bytes, " + std::to_string(b / touchpoints) + " per touchpoint, " +
-             std::to_string(b / purchases) + " per purchase");
-      }
-      const auto total = static_cast<std::uintmax_t>(
-          c->Exec("SELECT pg_database_size(current_database())").Int64(0, 0));
-      Note("pending: WAL " + std::to_string(static_cast<std::int64_t>(wal)) + " bytes (" +
-           std::to_string(wal / touchpoints) + " per touchpoint); VACUUM (ANALYZE) touchpoints " +
-           std::to_string(vacuum_s) + " s");
-      Metric("pg_wal_bytes_per_touchpoint", wal / touchpoints, "B");
-      Metric("pg_vacuum_touchpoints_s", vacuum_s, "s");
-      return total;
-    } catch (const std::exception& e) {
-      Fail("PostgreSQL: " + std::string(e.what()));
-    }
   }
 
   Options options_;

@@ -1,7 +1,8 @@
 // The end-to-end benchmark's harness (docs/benchmarks.md): the options,
 // one real touchpointd process, and the load it is driven with (purchase
 // and event bodies posted from several connections, queue consumers, a
-// webhook receiver). The figures are in e2e_bench.cc and events_figure.cc.
+// webhook receiver). The figures are in e2e_bench.cc, events_figure.cc and
+// pg_sizes.cc.
 #pragma once
 
 #include <signal.h>
@@ -499,5 +500,12 @@ inline std::unique_ptr<Daemon> Fresh(const Options& options, const std::string& 
 
 // `events_per_s` and `report_s_1m` (events_figure.cc).
 void EventsFigure(const Options& options, const std::string& work);
+
+// The daemon's PostgreSQL WAL position, to measure what follows (pg_sizes.cc).
+std::string PgWalPosition(const Daemon& daemon);
+// Notes each table's and index's size (bytes per touchpoint and per
+// purchase), the WAL written since `wal_before`, and a VACUUM's time;
+// the database's size (pg_sizes.cc).
+std::uintmax_t PgSizes(const Daemon& daemon, const IngestResult& r, const std::string& wal_before);
 
 }  // namespace tp::e2e
