@@ -4,7 +4,7 @@
 #   scripts/test.sh --sanitize   # ASan + UBSan build (clang) in build-asan/, ctest
 # TP_WERROR=ON makes compiler warnings errors, TP_LINE_TABLES=ON keeps only
 # line tables as debug info (CI sets both; .ci/run), TP_UNITY=ON compiles
-# the library as a unity build (CI, for the sanitizer build).
+# the library and the test programs as unity builds (CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

@@ -11,7 +11,7 @@ namespace {
 
 using ::testing::ElementsAre;
 
-constexpr std::string_view kBase = R"(version: 1
+constexpr std::string_view kEngagementBase = R"(version: 1
 products:
   daily: {supply_days: 15}
 sinks:
@@ -20,7 +20,7 @@ sinks:
 
 LoadResult Load(std::string_view sections, std::string_view cadence_extra = "",
                 std::string_view step_extra = "") {
-  std::string yaml(kBase);
+  std::string yaml(kEngagementBase);
   yaml += sections;
   yaml += "cadences:\n  - name: trust\n";
   yaml += cadence_extra;

@@ -56,13 +56,13 @@ milliseconds Scaled(milliseconds m) { return m * kSlowdown; }
 // pending; no send window and a long grace, so every due step fires at any
 // hour whatever the downtime. Repurchases cancel, so cancellations race
 // with firing too.
-const std::string kConfig = testing::TestConfig()
-                                .Cadence("crash")
-                                .CancelOnRepurchase()
-                                .Step("1s", "first")
-                                .Step("2s", "second")
-                                .Step("1d", "later")
-                                .Yaml();
+const std::string kCrashConfig = testing::TestConfig()
+                                     .Cadence("crash")
+                                     .CancelOnRepurchase()
+                                     .Step("1s", "first")
+                                     .Step("2s", "second")
+                                     .Step("1d", "later")
+                                     .Yaml();
 
 constexpr int kRounds = 30;
 constexpr int kIngestThreads = 2;
@@ -362,7 +362,7 @@ TEST(CrashTest, ThirtyKill9RoundsUnderLoadLoseNothing) {
 
   testing::TempDir dir;
   const std::string db = dir.path() + "/tp.db";
-  testing::WriteFile(dir.path() + "/touchpoint.yaml", kConfig);
+  testing::WriteFile(dir.path() + "/touchpoint.yaml", kCrashConfig);
   DaemonProcess d(dir.path() + "/touchpoint.yaml", db, dir.path() + "/daemon.log");
   std::string address;
   for (int i = 0; i < 5 && address.empty(); ++i) {

@@ -20,7 +20,7 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr std::string_view kHeader =
+constexpr std::string_view kCtlHeader =
     "order_id,buyer_id,product,quantity,amount,purchased_at,timezone\n";
 
 std::string Recently() {
@@ -73,7 +73,8 @@ TEST_F(CtlTest, ImportTakesWhatSimulateTakesAndShowsBadValues) {
   DaemonProcess& d = Start();
   const std::string csv = Path("p.csv");
   // A byte order mark and CRLF endings, as spreadsheets write them.
-  testing::WriteFile(csv, "\xEF\xBB\xBF" + std::string(kHeader.substr(0, kHeader.size() - 1)) +
+  testing::WriteFile(csv, "\xEF\xBB\xBF" +
+                              std::string(kCtlHeader.substr(0, kCtlHeader.size() - 1)) +
                               "\r\no1,lin,daily,2,240," + Recently() +
                               ",\r\no2,lin,daily,1,1e400," + Recently() + ",\r\n");
   auto r = testing::Ctl({"import", "--url", d.url(), csv});
@@ -85,7 +86,7 @@ TEST_F(CtlTest, ImportTakesWhatSimulateTakesAndShowsBadValues) {
   EXPECT_THAT(simulated.err, HasSubstr(csv + ":3: error: field 'amount': amount must be a number "
                                              "from 0 to 1e12, got '1e400'"));
   // One line: "1 line", "1 duplicate".
-  testing::WriteFile(csv, std::string(kHeader) + "o1,lin,daily,2,240," + Recently() + ",\n");
+  testing::WriteFile(csv, std::string(kCtlHeader) + "o1,lin,daily,2,240," + Recently() + ",\n");
   r = testing::Ctl({"import", "--url", d.url(), csv});
   // (a different purchased_at: a conflict, named by its field)
   EXPECT_THAT(r.err, HasSubstr("field 'purchased_at': order_id 'o1' was already recorded"));
@@ -97,7 +98,7 @@ TEST_F(CtlTest, ImportTakesWhatSimulateTakesAndShowsBadValues) {
 TEST_F(CtlTest, ImportSendsTheAttributesColumnAsAnObject) {
   DaemonProcess& d = Start();
   const std::string csv = Path("p.csv");
-  testing::WriteFile(csv, std::string(kHeader.substr(0, kHeader.size() - 1)) +
+  testing::WriteFile(csv, std::string(kCtlHeader.substr(0, kCtlHeader.size() - 1)) +
                               ",attributes\no1,lin,daily,2,240," + Recently() +
                               ",,\"{ \"\"style\"\": \"\"natural\"\" }\"\no2,mei,daily,2,240," +
                               Recently() + ",,[1]\no3,ola,daily,2,240," + Recently() + ",,\n");
@@ -113,7 +114,7 @@ TEST_F(CtlTest, ImportSendsTheAttributesColumnAsAnObject) {
 TEST_F(CtlTest, TheProgressBarFitsANarrowTerminal) {
   DaemonProcess& d = Start();
   const std::string csv = Path("p.csv");
-  std::string rows(kHeader);
+  std::string rows(kCtlHeader);
   for (int i = 0; i < 50; ++i) {
     rows +=
         "o" + std::to_string(i) + ",b" + std::to_string(i) + ",daily,1,10," + Recently() + ",\n";

@@ -63,8 +63,8 @@ std::string RecentInsideTheWindow(std::string_view zone_name) {
   return FormatRfc3339(best, zone);
 }
 
-json Purchase(const std::string& order, const std::string& buyer,
-              const std::string& at = RecentTime()) {
+json PurchaseBody(const std::string& order, const std::string& buyer,
+                  const std::string& at = RecentTime()) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
           {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
 }
@@ -144,22 +144,23 @@ TEST_F(DaemonTest, PortInUseAndUnusableDatabaseFailWithOneLine) {
 
 TEST_F(DaemonTest, IngestIsIdempotentAndConflictsAre409) {
   DaemonProcess& d = StartDaemon();
-  auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "lin"));
+  auto [status, body] = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin"));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["accepted"], 1);
   EXPECT_EQ(body["touchpoints_planned"], 6);
   EXPECT_EQ(body["results"][0]["tier"], "novice");
 
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", json::array({Purchase("o1", "lin")}));
+  std::tie(status, body) =
+      d.Call("POST", "/v1/purchases", json::array({PurchaseBody("o1", "lin")}));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["accepted"], 0);
   EXPECT_EQ(body["duplicates"], 1);
   EXPECT_EQ(body["results"][0]["status"], "duplicate");
 
-  json changed = Purchase("o1", "lin");
+  json changed = PurchaseBody("o1", "lin");
   changed["quantity"] = 3;
   std::tie(status, body) =
-      d.Call("POST", "/v1/purchases", json::array({Purchase("o2", "lin"), changed}));
+      d.Call("POST", "/v1/purchases", json::array({PurchaseBody("o2", "lin"), changed}));
   EXPECT_EQ(status, 409) << body;
   EXPECT_EQ(body["index"], 1);
   EXPECT_EQ(body["field"], "quantity");  // what differs
@@ -198,14 +199,14 @@ TEST_F(DaemonTest, ABadItemRejectsTheWholeRequestNamingItAndItsField) {
       {"colour", "blue", "unknown field 'colour'"},
   };
   for (const Case& c : cases) {
-    json bad = Purchase("bad", "b2");
+    json bad = PurchaseBody("bad", "b2");
     if (c.value.is_null()) {
       bad.erase(c.field);
     } else {
       bad[c.field] = c.value;
     }
     auto [status, body] =
-        d.Call("POST", "/v1/purchases", json::array({Purchase("good", "b1"), bad}));
+        d.Call("POST", "/v1/purchases", json::array({PurchaseBody("good", "b1"), bad}));
     EXPECT_EQ(status, 400) << c.field;
     EXPECT_EQ(body["index"], 1) << c.field;
     EXPECT_EQ(body["field"], c.field);
@@ -232,7 +233,7 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
   EXPECT_EQ(r->status, 400);
   EXPECT_THAT(r->body, HasSubstr("malformed JSON"));
 
-  r = d.http().Request("POST", "/v1/purchases", Purchase("o1", "b").dump(), "text/plain");
+  r = d.http().Request("POST", "/v1/purchases", PurchaseBody("o1", "b").dump(), "text/plain");
   EXPECT_EQ(r->status, 415);
 
   // A body over the limit is refused as soon as its Content-Length is read.
@@ -248,7 +249,7 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
 
   json many = json::array();
   for (int i = 0; i < 10'001; ++i) {
-    many.push_back(Purchase("m" + std::to_string(i), "b" + std::to_string(i % 2000)));
+    many.push_back(PurchaseBody("m" + std::to_string(i), "b" + std::to_string(i % 2000)));
   }
   auto [status, body] = d.Call("POST", "/v1/purchases", many);
   EXPECT_EQ(status, 400);
@@ -281,7 +282,7 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
   ASSERT_EQ(::send(short_body, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
 
   const auto started = std::chrono::steady_clock::now();
-  auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "lin"));
+  auto [status, body] = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin"));
   EXPECT_EQ(status, 200);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
 
@@ -298,11 +299,12 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
 
 TEST_F(DaemonTest, OptOutSuppressesAndOptInPlansOnlyFuturePurchases) {
   DaemonProcess& d = StartDaemon();
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", Purchase("o1", "lin")).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin")).first, 200);
   auto [status, body] = d.Call("POST", "/v1/buyers/lin/opt-out");
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["suppressed"], 6);
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o2", "lin", Ago(Millis(0))));
+  std::tie(status, body) =
+      d.Call("POST", "/v1/purchases", PurchaseBody("o2", "lin", Ago(Millis(0))));
   EXPECT_EQ(body["touchpoints_planned"], 0);
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
   EXPECT_TRUE(body["opted_out"]);
@@ -312,23 +314,24 @@ TEST_F(DaemonTest, OptOutSuppressesAndOptInPlansOnlyFuturePurchases) {
   std::tie(status, body) = d.Call("POST", "/v1/buyers/lin/opt-in");
   EXPECT_EQ(status, 200);
   EXPECT_FALSE(body["opted_out"]);
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o3", "lin", Ago(Millis(0))));
+  std::tie(status, body) =
+      d.Call("POST", "/v1/purchases", PurchaseBody("o3", "lin", Ago(Millis(0))));
   EXPECT_GT(body["touchpoints_planned"].get<int>(), 0);
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
   EXPECT_EQ(CountStatus(body, "suppressed"), 6);  // opt-in revives nothing
   // Opting out an unknown buyer records the wish for future purchases.
   EXPECT_EQ(d.Call("POST", "/v1/buyers/stranger/opt-out").first, 200);
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o9", "stranger"));
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", PurchaseBody("o9", "stranger"));
   EXPECT_EQ(body["touchpoints_planned"], 0);
 }
 
 TEST_F(DaemonTest, RepurchaseCancelsEarlierTouchpointsWithAReason) {
   DaemonProcess& d = StartDaemon(kFastConfig);
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(std::chrono::hours(2)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(std::chrono::hours(2)))).first,
       200);
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o2", "lin", Ago(std::chrono::hours(1)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("o2", "lin", Ago(std::chrono::hours(1)))).first,
       200);
   json buyer = WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
   EXPECT_EQ(buyer["tier"], "newbie");
@@ -350,9 +353,9 @@ TEST_F(DaemonTest, RepurchaseCancelsEarlierTouchpointsWithAReason) {
 
 TEST_F(DaemonTest, LeaseAckAndVisibilityTimeout) {
   DaemonProcess& d = StartDaemon(kFastConfig);
-  ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(std::chrono::seconds(5)))).first,
-      200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(std::chrono::seconds(5))))
+                .first,
+            200);
   WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
   auto [status, body] =
       d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}, {"visibility_s", 1}});
@@ -392,7 +395,8 @@ TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
   DaemonProcess& d = StartDaemon(kFastConfig);
   // One touchpoint fired and leased but not acked before the crash.
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("first", "b0", Ago(std::chrono::seconds(5)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("first", "b0", Ago(std::chrono::seconds(5))))
+          .first,
       200);
   WaitForBuyer("b0", [](const json& b) { return CountStatus(b, "fired") == 1; });
   auto [status, leased] =
@@ -411,7 +415,7 @@ TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
       for (int batch = 0; !stop; ++batch) {
         json items = json::array();
         for (int i = 0; i < 20; ++i) {
-          items.push_back(Purchase(
+          items.push_back(PurchaseBody(
               "w" + std::to_string(w) + "-" + std::to_string(batch) + "-" + std::to_string(i),
               "b" + std::to_string(i % 7), Ago(std::chrono::seconds(30))));
         }
@@ -474,7 +478,7 @@ TEST_F(DaemonTest, MisfireAfterDowntimeFiresWithinGraceAndSkipsOlder) {
                                      .Yaml());
 
   const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago(Millis(0)))).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(Millis(0)))).first, 200);
   d.Signal(SIGTERM);
   ASSERT_EQ(d.Wait(), 0);
   // Down from ~0 s to 6.5 s: "early" (due at 2 s) is 4.5 s late, past the

@@ -24,7 +24,7 @@ using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
-testing::TestConfig Config() {
+testing::TestConfig DiskFullConfig() {
   return testing::TestConfig().Tier("{name: novice}").Step("1s", "soon").Step("1d", "later");
 }
 
@@ -100,7 +100,8 @@ class DiskFullTest : public ::testing::Test {
 };
 
 TEST_F(DiskFullTest, AtDatabaseMaxSizeItRefusesWithRetryAfterAndRecoversWhenRaised) {
-  testing::WriteFile(Path("touchpoint.yaml"), Config().Top("database_max_size: 1MiB").Yaml());
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     DiskFullConfig().Top("database_max_size: 1MiB").Yaml());
   daemon_ =
       std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
   ASSERT_TRUE(daemon_->Start());
@@ -122,7 +123,8 @@ TEST_F(DiskFullTest, AtDatabaseMaxSizeItRefusesWithRetryAfterAndRecoversWhenRais
   EXPECT_THAT(daemon_->log(), HasSubstr("refusing purchases (503) and pausing firing"));
 
   // The operator raises the cap: the daemon takes purchases again by itself.
-  testing::WriteFile(Path("touchpoint.yaml"), Config().Top("database_max_size: 64MiB").Yaml());
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     DiskFullConfig().Top("database_max_size: 64MiB").Yaml());
   daemon_->Signal(SIGHUP);
   ASSERT_TRUE(WaitForStorage("ok")) << daemon_->log();
   EXPECT_EQ(Health()["status"], "ok");
@@ -144,7 +146,7 @@ class TmpfsTest : public DiskFullTest {
   void SetUp() override {
     if (!CanMountTmpfs()) GTEST_SKIP() << "no user and mount namespaces here (unshare -Urm)";
     std::filesystem::create_directories(Path("disk"));
-    testing::WriteFile(Path("touchpoint.yaml"), Config().Yaml());
+    testing::WriteFile(Path("touchpoint.yaml"), DiskFullConfig().Yaml());
   }
 
   // A daemon whose database is on a fresh 2 MiB tmpfs mounted at disk/;

@@ -26,7 +26,7 @@ using ::testing::HasSubstr;
 
 // UTC, no send window, steps due two seconds after the purchase: the
 // test waits for them at any hour.
-constexpr std::string_view kConfig = R"(version: 1
+constexpr std::string_view kEventsConfig = R"(version: 1
 timezone: UTC
 misfire_grace: 1h
 products:
@@ -47,7 +47,7 @@ cadences:
       - {after: 2s, topic: trust-checkpoint, when: not_engaged}
 )";
 
-std::string Now(std::chrono::milliseconds shift = {}) {
+std::string NowText(std::chrono::milliseconds shift = {}) {
   return FormatRfc3339(SystemClock().Now() + shift, UtcZone());
 }
 
@@ -63,7 +63,7 @@ class EventsTest : public ::testing::Test {
   // `listen`: a port of its own (testing::PortForLater) when the test
   // talks to it across a kill: no other test's daemon is given that one.
   DaemonProcess& StartDaemon(const std::string& listen = "127.0.0.1:0") {
-    testing::WriteFile(Path("touchpoint.yaml"), kConfig);
+    testing::WriteFile(Path("touchpoint.yaml"), kEventsConfig);
     daemon_ =
         std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
     EXPECT_TRUE(daemon_->Start(listen));
@@ -103,7 +103,7 @@ class EventsTest : public ::testing::Test {
 
 TEST_F(EventsTest, EventsAreIdempotentAtomicAndConflictsNameTheField) {
   DaemonProcess& d = StartDaemon();
-  const std::string at = Now(-std::chrono::minutes(5));
+  const std::string at = NowText(-std::chrono::minutes(5));
   auto [status, body] = d.Call("POST", "/v1/events", Event("e1", "lin", "read", at));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["accepted"], 1);
@@ -163,10 +163,10 @@ TEST_F(EventsTest, EventsAreIdempotentAtomicAndConflictsNameTheField) {
 
 TEST_F(EventsTest, AReplyStopsTheCadenceAndWhenDecidesAtTheFire) {
   DaemonProcess& d = StartDaemon();
-  const std::string bought = Now();
+  const std::string bought = NowText();
   Buy("o1", "lin", bought);
   Buy("o2", "wu", bought);
-  auto [status, body] = d.Call("POST", "/v1/events", Event("e1", "lin", "replied", Now()));
+  auto [status, body] = d.Call("POST", "/v1/events", Event("e1", "lin", "replied", NowText()));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["touchpoints_cancelled"], 2);  // lin's day-one and day-three
 
@@ -191,7 +191,7 @@ TEST_F(EventsTest, AReplyStopsTheCadenceAndWhenDecidesAtTheFire) {
 TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
   const std::string listen = "127.0.0.1:" + std::to_string(testing::PortForLater());
   DaemonProcess& d = StartDaemon(listen);
-  const std::string at = Now(-std::chrono::minutes(1));
+  const std::string at = NowText(-std::chrono::minutes(1));
   auto client = HttpClient::Create(d.url());
   ASSERT_TRUE(client.ok());
   std::atomic<bool> stop{false};
@@ -242,7 +242,7 @@ TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
 
 TEST_F(EventsTest, CtlImportsAnEventsCsvNamingRejectedLines) {
   DaemonProcess& d = StartDaemon();
-  const std::string at = Now(-std::chrono::minutes(5));
+  const std::string at = NowText(-std::chrono::minutes(5));
   const std::string csv = Path("events.csv");
   testing::WriteFile(csv,
                      "event_id,buyer_id,type,at,touchpoint_id\n"
@@ -273,7 +273,7 @@ TEST_F(EventsTest, CtlImportsAnEventsCsvNamingRejectedLines) {
 
 TEST_F(EventsTest, TheOutcomesReportCountsTrustAndRepurchasesWithOpenWindowsApart) {
   DaemonProcess& d = StartDaemon();
-  auto days_ago = [](int n) { return Now(-std::chrono::hours(24) * n); };
+  auto days_ago = [](int n) { return NowText(-std::chrono::hours(24) * n); };
   // Two boxes of 15 days: a 30-day repurchase window.
   auto buy = [&](const std::string& order, const std::string& buyer, int ago) {
     auto [status, body] = d.Call("POST", "/v1/purchases",

@@ -21,18 +21,19 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string Now(std::chrono::milliseconds ago = {}) {
+std::string AgoText(std::chrono::milliseconds ago = {}) {
   return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
 }
 
-json Purchase(const std::string& order, const std::string& buyer, const std::string& at = Now()) {
+json PurchaseBody(const std::string& order, const std::string& buyer,
+                  const std::string& at = AgoText()) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
           {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
 }
 
 // A purchase body with one field's raw JSON text replaced.
 std::string WithRaw(const std::string& field, const std::string& raw) {
-  json p = Purchase("raw", "b1");
+  json p = PurchaseBody("raw", "b1");
   p[field] = "@@";
   std::string body = p.dump();
   body.replace(body.find("\"@@\""), 4, raw);
@@ -109,7 +110,7 @@ TEST_F(InputTest, DeepNestingIs400AndTheDaemonStaysUp) {
 
 TEST_F(InputTest, DuplicateKeysNulBytesAndBadIdsAre400) {
   DaemonProcess& d = Start();
-  std::string body = Purchase("o1", "b1").dump();
+  std::string body = PurchaseBody("o1", "b1").dump();
   body.insert(1, R"("amount": 1, )");
   auto [status, answer] = Post("/v1/purchases", body);
   EXPECT_EQ(status, 400);
@@ -117,11 +118,11 @@ TEST_F(InputTest, DuplicateKeysNulBytesAndBadIdsAre400) {
   EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("duplicate key 'amount'"));
 
   std::tie(status, answer) =
-      Post("/v1/purchases", Purchase("o1", "b1").dump() + std::string("\0{]]garbage", 11));
+      Post("/v1/purchases", PurchaseBody("o1", "b1").dump() + std::string("\0{]]garbage", 11));
   EXPECT_EQ(status, 400);
   EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("NUL byte"));
 
-  std::tie(status, answer) = Post("/v1/purchases", Purchase("a\u0001b", "b1").dump());
+  std::tie(status, answer) = Post("/v1/purchases", PurchaseBody("a\u0001b", "b1").dump());
   EXPECT_EQ(status, 400);
   EXPECT_EQ(answer["field"], "order_id");
   for (const char* path :
@@ -138,7 +139,7 @@ TEST_F(InputTest, DuplicateKeysNulBytesAndBadIdsAre400) {
 
 TEST_F(InputTest, CodingsTheDaemonDoesNotDecodeAreRefused) {
   DaemonProcess& d = Start();
-  const std::string body = Purchase("o1", "b1").dump();
+  const std::string body = PurchaseBody("o1", "b1").dump();
   const std::string head =
       "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
   std::string answer =
@@ -176,11 +177,11 @@ TEST_F(InputTest, HeadAnswersWithoutABody) {
 TEST_F(InputTest, DatesAndQuantitiesOutsideTheBoundsAre400) {
   DaemonProcess& d = Start();
   for (const char* at : {"9999-05-15T10:00:00+08:00", "1900-01-01T00:00:00Z"}) {
-    auto [status, body] = d.Call("POST", "/v1/purchases", Purchase("o1", "b1", at));
+    auto [status, body] = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", at));
     EXPECT_EQ(status, 400) << at;
     EXPECT_EQ(body["field"], "purchased_at");
   }
-  json p = Purchase("o1", "b1");
+  json p = PurchaseBody("o1", "b1");
   p["quantity"] = 143'165'577;  // x 15 days wrapped past 2^31 days and skipped the reminder
   auto [status, body] = d.Call("POST", "/v1/purchases", p);
   EXPECT_EQ(status, 400);
@@ -197,17 +198,17 @@ TEST_F(InputTest, DatesAndQuantitiesOutsideTheBoundsAre400) {
 
 TEST_F(InputTest, AnOrderTwiceInOneRequestAndTheDefaultZoneSpeltOut) {
   DaemonProcess& d = Start();
-  json changed = Purchase("o1", "lin");
+  json changed = PurchaseBody("o1", "lin");
   changed["amount"] = 250;
   auto [status, body] =
-      d.Call("POST", "/v1/purchases", json::array({Purchase("o1", "lin"), changed}));
+      d.Call("POST", "/v1/purchases", json::array({PurchaseBody("o1", "lin"), changed}));
   EXPECT_EQ(status, 400) << body;
   EXPECT_EQ(body["index"], 1);
   EXPECT_EQ(body["field"], "amount");
   EXPECT_THAT(body["error"].get<std::string>(), HasSubstr("is also item 0 of this request"));
   EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").first, 404);  // nothing recorded
 
-  const json first = Purchase("o2", "lin");
+  const json first = PurchaseBody("o2", "lin");
   ASSERT_EQ(d.Call("POST", "/v1/purchases", first).first, 200);
   json spelt = first;
   spelt["timezone"] = "Asia/Shanghai";  // the config's default, which it was recorded in
@@ -218,8 +219,8 @@ TEST_F(InputTest, AnOrderTwiceInOneRequestAndTheDefaultZoneSpeltOut) {
 
 TEST_F(InputTest, AnOldOrderReportsItsStepsSkippedNotPlanned) {
   DaemonProcess& d = Start();
-  auto [status, body] =
-      d.Call("POST", "/v1/purchases", Purchase("old", "lin", Now(std::chrono::hours(24 * 60))));
+  auto [status, body] = d.Call("POST", "/v1/purchases",
+                               PurchaseBody("old", "lin", AgoText(std::chrono::hours(24 * 60))));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["touchpoints_planned"], 0);
   EXPECT_EQ(body["touchpoints_skipped"], 6);
@@ -241,7 +242,8 @@ TEST_F(InputTest, AnOrderRecordedAfterItsStepWasDueIsNotLateFiring) {
 
   // Due 30 minutes ago; it can fire only now that the order arrived.
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Now(std::chrono::minutes(30)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", AgoText(std::chrono::minutes(30))))
+          .first,
       200);
   std::string metrics;
   for (int i = 0; i < 500; ++i) {
@@ -272,7 +274,7 @@ TEST_F(InputTest, ReplayingDeadLettersNeedsToSayWhich) {
 // be looked up and opted out, though no new one can be made.
 TEST_F(InputTest, ABuyerRecordedBeforeIdsWereCheckedCanStillBeReached) {
   DaemonProcess& d = Start();
-  ASSERT_EQ(Post("/v1/purchases", json::array({Purchase("o1", "old")}).dump()).first, 200);
+  ASSERT_EQ(Post("/v1/purchases", json::array({PurchaseBody("o1", "old")}).dump()).first, 200);
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(Path("tp.db").c_str(), &db), SQLITE_OK);

@@ -36,13 +36,13 @@ const std::vector<std::string> kStepsAfter = {
     "{after: 2s, topic: soon}", "{after: 2d, topic: tomorrow}", "{after: 3d, topic: later}",
     "{after: 10d, topic: added}"};
 
-std::string Config(const std::vector<std::string>& steps) {
+std::string OpsConfig(const std::vector<std::string>& steps) {
   testing::TestConfig config;
   for (const std::string& step : steps) config.StepYaml(step);
   return config.Yaml();
 }
 
-std::string At(Instant t) { return FormatRfc3339(t, UtcZone()); }
+std::string UtcText(Instant t) { return FormatRfc3339(t, UtcZone()); }
 
 class OpsTest : public ::testing::Test {
  protected:
@@ -80,7 +80,7 @@ class OpsTest : public ::testing::Test {
 };
 
 TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());
   const Instant bought = SystemClock().Now() - std::chrono::minutes(1);
   auto [status, body] = d.Call("POST", "/v1/purchases",
@@ -89,7 +89,7 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
                                 {"product", "daily"},
                                 {"quantity", 1},
                                 {"amount", 20},
-                                {"purchased_at", At(bought)}});
+                                {"purchased_at", UtcText(bought)}});
   ASSERT_EQ(status, 200) << body;
   // `soon` fires at once; take it off the queue.
   json leased;
@@ -101,7 +101,7 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
   EXPECT_EQ(leased["messages"][0]["event"]["data"]["topic"], "soon");
   const std::string sha_before = d.Call("GET", "/healthz").second["config"]["sha256"];
 
-  testing::WriteFile(Path("touchpoint.yaml"), Config(kStepsAfter));
+  testing::WriteFile(Path("touchpoint.yaml"), OpsConfig(kStepsAfter));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reloaded " + Path("touchpoint.yaml")));
   // The re-plan runs in the background and says what it did when done.
@@ -113,20 +113,20 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
   EXPECT_EQ(soon["status"], "fired");
   const json tomorrow = Touchpoint(buyer, "tomorrow");
   EXPECT_EQ(tomorrow["status"], "pending");
-  EXPECT_EQ(tomorrow["due_at"], At(bought + std::chrono::hours(48)));
+  EXPECT_EQ(tomorrow["due_at"], UtcText(bought + std::chrono::hours(48)));
   EXPECT_THAT(tomorrow["history"].back()["reason"].get<std::string>(),
-              HasSubstr("rules changed: due " + At(bought + std::chrono::hours(48)) + " (was " +
-                        At(bought + std::chrono::hours(24)) + ")"));
+              HasSubstr("rules changed: due " + UtcText(bought + std::chrono::hours(48)) +
+                        " (was " + UtcText(bought + std::chrono::hours(24)) + ")"));
   const json later = Touchpoint(buyer, "later");
   EXPECT_EQ(later["status"], "pending");
-  EXPECT_EQ(later["due_at"], At(bought + std::chrono::hours(72)));
+  EXPECT_EQ(later["due_at"], UtcText(bought + std::chrono::hours(72)));
   EXPECT_TRUE(later["history"].empty()) << later;
   const json dropped = Touchpoint(buyer, "dropped");
   EXPECT_EQ(dropped["status"], "cancelled");
   EXPECT_EQ(dropped["reason"], "rules changed");
   const json added = Touchpoint(buyer, "added");
   EXPECT_EQ(added["status"], "pending");
-  EXPECT_EQ(added["due_at"], At(bought + std::chrono::hours(240)));
+  EXPECT_EQ(added["due_at"], UtcText(bought + std::chrono::hours(240)));
 
   // `soon` under the new rules is due a second later than it fired: the same
   // id, so it is not fired again.
@@ -144,12 +144,13 @@ TEST_F(OpsTest, SighupReplansPendingTouchpointsAndNeverRefires) {
 }
 
 TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());
   const std::string sha = d.Call("GET", "/healthz").second["config"]["sha256"];
 
   // Two mistakes, each reported with its line.
-  testing::WriteFile(Path("touchpoint.yaml"), Config({"{after: 1x, topic: soon}", "{after: 1d}"}));
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     OpsConfig({"{after: 1x, topic: soon}", "{after: 1d}"}));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reload failed"));
   EXPECT_THAT(d.log(), HasSubstr(Path("touchpoint.yaml") + ":11:"));
@@ -170,12 +171,12 @@ TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
                                 {"product", "daily"},
                                 {"quantity", 1},
                                 {"amount", 20},
-                                {"purchased_at", At(SystemClock().Now())}});
+                                {"purchased_at", UtcText(SystemClock().Now())}});
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["touchpoints_planned"], 4);
 
   // Fixed: the next reload clears the failure.
-  testing::WriteFile(Path("touchpoint.yaml"), Config(kStepsAfter));
+  testing::WriteFile(Path("touchpoint.yaml"), OpsConfig(kStepsAfter));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("reloaded " + Path("touchpoint.yaml")));
   health = d.Call("GET", "/healthz").second;
@@ -227,7 +228,7 @@ std::int64_t MonotonicUsec() {
 
 TEST_F(OpsTest, SpeaksSystemdsNotifyProtocol) {
   NotifySocket systemd(Path("notify.sock"));
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   d.SetEnv("NOTIFY_SOCKET", Path("notify.sock"));
   d.SetEnv("WATCHDOG_USEC", "200000");
   ASSERT_TRUE(d.Start());
@@ -264,7 +265,7 @@ TEST_F(OpsTest, SpeaksSystemdsNotifyProtocol) {
 
 TEST_F(OpsTest, NoWatchdogPingsWhenTheWatchdogIsForAnotherProcess) {
   NotifySocket systemd(Path("notify.sock"));
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   d.SetEnv("NOTIFY_SOCKET", Path("notify.sock"));
   d.SetEnv("WATCHDOG_USEC", "200000");
   d.SetEnv("WATCHDOG_PID", "1");
@@ -274,7 +275,7 @@ TEST_F(OpsTest, NoWatchdogPingsWhenTheWatchdogIsForAnotherProcess) {
 }
 
 TEST_F(OpsTest, LogLevelComesFromTheConfigOrTheCommandLine) {
-  DaemonProcess& d = Make("log: {level: warn}\n" + Config(kStepsBefore));
+  DaemonProcess& d = Make("log: {level: warn}\n" + OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());  // the "listening on" line is logged before the level applies
   d.Signal(SIGTERM);
   EXPECT_EQ(d.Wait(), 0);
@@ -289,7 +290,7 @@ TEST_F(OpsTest, LogLevelComesFromTheConfigOrTheCommandLine) {
                                       {"product", "daily"},
                                       {"quantity", 1},
                                       {"amount", 20},
-                                      {"purchased_at", At(SystemClock().Now())}});
+                                      {"purchased_at", UtcText(SystemClock().Now())}});
   ASSERT_EQ(status, 200) << body;
   for (int i = 0; i < 500 && verbose.log().find("scheduler: fired 1") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -300,7 +301,7 @@ TEST_F(OpsTest, LogLevelComesFromTheConfigOrTheCommandLine) {
 }
 
 TEST_F(OpsTest, UnderTheJournalLinesCarryPrioritiesAndNoTimestamps) {
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   // systemd names the stream it connected to stderr: here, the log file.
   testing::WriteFile(Path("daemon.log"), "");
   struct stat st {};
@@ -328,7 +329,7 @@ TEST_F(OpsTest, UnderTheJournalLinesCarryPrioritiesAndNoTimestamps) {
 TEST_F(OpsTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
   const std::string first = "tok-0123456789abcdef", second = "tok-fedcba9876543210";
   testing::WriteFile(Path("api.token"), "# rotation: both work\n" + first + "\n" + second + "\n");
-  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + Config(kStepsBefore));
+  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());
 
   auto call = [&](const std::string& target, const std::string& token) {
@@ -371,7 +372,7 @@ TEST_F(OpsTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
 
 TEST_F(OpsTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
   testing::WriteFile(Path("api.token"), "hunter2\n");
-  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + Config(kStepsBefore));
+  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + OpsConfig(kStepsBefore));
   EXPECT_FALSE(d.Start());
   EXPECT_EQ(d.Wait(), 78);
   EXPECT_THAT(d.log(), HasSubstr("line 1 is not a token (at least 16 printable characters"));
@@ -384,14 +385,14 @@ using testing::Sample;
 TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
   testing::WriteFile(Path("crm.secret"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
   // A webhook nobody listens on: its attempts fail, its circuit opens.
-  std::string config = Config(kStepsBefore);
+  std::string config = OpsConfig(kStepsBefore);
   config.replace(config.find("sinks:\n"), 7,
                  "sinks:\n  - {name: crm, type: webhook, url: \"http://127.0.0.1:" +
                      std::to_string(testing::PortForLater()) +
                      "/hook\", secret_file: crm.secret, retry: {initial: 1s}}\n");
   DaemonProcess& d = Make(config);
   ASSERT_TRUE(d.Start());
-  const std::string bought = At(SystemClock().Now() - std::chrono::minutes(1));
+  const std::string bought = UtcText(SystemClock().Now() - std::chrono::minutes(1));
   auto purchase = [&](const std::string& order, const std::string& buyer) {
     return json{{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
                 {"quantity", 1},     {"amount", 20},      {"purchased_at", bought}};
@@ -448,9 +449,9 @@ TEST_F(OpsTest, MetricsPassPromtoolAndCountWhatHappened) {
 }
 
 TEST_F(OpsTest, BackupCopiesALiveDatabaseConsistently) {
-  DaemonProcess& d = Make(Config(kStepsBefore));
+  DaemonProcess& d = Make(OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());
-  const std::string bought = At(SystemClock().Now());
+  const std::string bought = UtcText(SystemClock().Now());
   auto batch = [&](int from) {
     json items = json::array();
     for (int i = from; i < from + 100; ++i) {
@@ -493,7 +494,7 @@ TEST_F(OpsTest, BackupCopiesALiveDatabaseConsistently) {
 }
 
 TEST_F(OpsTest, RetentionDeletesOldFinishedTouchpointsKeepingPurchases) {
-  DaemonProcess& d = Make("retention: {touchpoints: 30d}\n" + Config(kStepsBefore));
+  DaemonProcess& d = Make("retention: {touchpoints: 30d}\n" + OpsConfig(kStepsBefore));
   ASSERT_TRUE(d.Start());
   // Bought 60 days ago: every step was missed long ago and is skipped.
   auto [status, body] =
@@ -503,7 +504,7 @@ TEST_F(OpsTest, RetentionDeletesOldFinishedTouchpointsKeepingPurchases) {
               {"product", "daily"},
               {"quantity", 1},
               {"amount", 20},
-              {"purchased_at", At(SystemClock().Now() - std::chrono::hours(24 * 60))}});
+              {"purchased_at", UtcText(SystemClock().Now() - std::chrono::hours(24 * 60))}});
   ASSERT_EQ(status, 200) << body;
   for (int i = 0; i < 500; ++i) {
     const json b = d.Call("GET", "/v1/buyers/lin").second;

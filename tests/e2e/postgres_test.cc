@@ -45,7 +45,7 @@ std::string ZoneAtNoon() {
   return offset > 0 ? "Etc/GMT-" + std::to_string(offset) : "Etc/GMT+" + std::to_string(-offset);
 }
 
-json Purchase(const std::string& order, const std::string& buyer, const std::string& at) {
+json PurchaseBody(const std::string& order, const std::string& buyer, const std::string& at) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
           {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
 }
@@ -108,14 +108,14 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
 
   const std::string at = Ago(std::chrono::seconds(2));
   ASSERT_EQ(d.Call("POST", "/v1/purchases",
-                   json::array({Purchase("o1", "lin", at), Purchase("o2", "mei", at)}))
+                   json::array({PurchaseBody("o1", "lin", at), PurchaseBody("o2", "mei", at)}))
                 .first,
             200);
   // Idempotent; a conflict names its field.
   EXPECT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "lin", at)).second["results"][0]["status"],
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", at)).second["results"][0]["status"],
       "duplicate");
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", Purchase("o1", "lin", Ago({})));
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago({})));
   EXPECT_EQ(status, 409);
   EXPECT_THAT(body.dump(), HasSubstr("purchased_at"));
   const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(10));
@@ -134,9 +134,9 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
                                    {"touchpoint_id", fired_id}});
   EXPECT_EQ(status, 200) << body;
   // A repurchase cancels the rest of o1.
-  ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o3", "lin", Ago(std::chrono::seconds(0)))).first,
-      200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o3", "lin", Ago(std::chrono::seconds(0))))
+                .first,
+            200);
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
   int cancelled = 0;
   for (const json& t : body["touchpoints"]) cancelled += t["status"] == "cancelled";
@@ -175,8 +175,8 @@ TEST_F(PostgresDaemonTest, ThreeDaemonsShareTheWorkAndHoldTheCap) {
   for (int b = 0; b < kBuyers; ++b) {
     ASSERT_EQ(all[static_cast<std::size_t>(b % 3)]
                   ->Call("POST", "/v1/purchases",
-                         Purchase("o" + std::to_string(b), "b" + std::to_string(b),
-                                  Ago(std::chrono::milliseconds(500))))
+                         PurchaseBody("o" + std::to_string(b), "b" + std::to_string(b),
+                                      Ago(std::chrono::milliseconds(500))))
                   .first,
               200);
   }
@@ -206,8 +206,8 @@ TEST_F(PostgresDaemonTest, AKilledDaemonsShareIsTakenOver) {
   for (int b = 0; b < kBuyers; ++b) {
     ASSERT_EQ(all[static_cast<std::size_t>(b % 3)]
                   ->Call("POST", "/v1/purchases",
-                         Purchase("o" + std::to_string(b), "b" + std::to_string(b),
-                                  Ago(std::chrono::milliseconds(0))))
+                         PurchaseBody("o" + std::to_string(b), "b" + std::to_string(b),
+                                      Ago(std::chrono::milliseconds(0))))
                   .first,
               200);
   }
@@ -226,7 +226,7 @@ TEST_F(PostgresDaemonTest, SessionsEndedByTheServerAreReopened) {
   auto db = PgServer::Shared().NewDatabase();
   DaemonProcess& d = Start(testing::TestConfig().Step("2s", "soon").Yaml(), db->url());
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
       200);
   db->EndSessions("touchpointd%");
   const auto seen = DrainQueue({&d}, 1, std::chrono::seconds(10));
@@ -242,10 +242,10 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   auto db = own.NewDatabase();
   DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), db->url());
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", Purchase("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
       200);
   own.Stop();
-  const std::string body_text = Purchase("o2", "b2", Ago(std::chrono::seconds(0))).dump();
+  const std::string body_text = PurchaseBody("o2", "b2", Ago(std::chrono::seconds(0))).dump();
   const std::string refused = testing::RawExchange(
       d.address(),
       "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -267,7 +267,8 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   for (int i = 0; i < 100 && answered != 200; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     answered =
-        d.Call("POST", "/v1/purchases", Purchase("o2", "b2", Ago(std::chrono::seconds(0)))).first;
+        d.Call("POST", "/v1/purchases", PurchaseBody("o2", "b2", Ago(std::chrono::seconds(0))))
+            .first;
   }
   EXPECT_EQ(answered, 200) << d.log();
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
@@ -288,8 +289,8 @@ TEST_F(PostgresDaemonTest, ExportWritesWhatItWritesFromSqlite) {
   ASSERT_TRUE(on_sqlite.Start());
   json purchases = json::array();
   for (int i = 0; i < 30; ++i) {
-    json p = Purchase("o" + std::to_string(i), "b" + std::to_string(i % 7),
-                      Ago(std::chrono::hours(30 - i) + std::chrono::milliseconds(i)));
+    json p = PurchaseBody("o" + std::to_string(i), "b" + std::to_string(i % 7),
+                          Ago(std::chrono::hours(30 - i) + std::chrono::milliseconds(i)));
     p["amount"] = 0.1 * i;
     if (i % 3 == 0) p["timezone"] = "Asia/Tokyo";
     if (i % 4 == 0) p["attributes"] = {{"note", "a, \"b\" " + std::to_string(i)}};

@@ -18,7 +18,7 @@ using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 
-std::string Config(std::string_view last_step) {
+std::string ReplanConfig(std::string_view last_step) {
   return testing::TestConfig()
       .Tier("{name: novice}")
       .Step("1d", "tomorrow")
@@ -80,9 +80,9 @@ class BackgroundReplanTest : public ::testing::Test {
 };
 
 TEST_F(BackgroundReplanTest, AReloadAnswersAtOnceAndReplansInTheBackground) {
-  DaemonProcess& d = Start(Config("{after: 3d, topic: later}"));
+  DaemonProcess& d = Start(ReplanConfig("{after: 3d, topic: later}"));
   Buy(2000);
-  testing::WriteFile(Path("touchpoint.yaml"), Config("{after: 4d, topic: later-still}"));
+  testing::WriteFile(Path("touchpoint.yaml"), ReplanConfig("{after: 4d, topic: later-still}"));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("planning rules changed"));
   ASSERT_TRUE(WaitForLog("re-planned pending touchpoints of 2000 buyers"));
@@ -95,12 +95,12 @@ TEST_F(BackgroundReplanTest, AReloadAnswersAtOnceAndReplansInTheBackground) {
 }
 
 TEST_F(BackgroundReplanTest, AStartOnRulesChangedWhileStoppedReplans) {
-  DaemonProcess& d = Start(Config("{after: 3d, topic: later}"));
+  DaemonProcess& d = Start(ReplanConfig("{after: 3d, topic: later}"));
   Buy(10);
   d.Signal(SIGTERM);
   ASSERT_EQ(d.Wait(), 0);
   // Edited while stopped, then started (systemctl restart, not reload).
-  Start(Config("{after: 4d, topic: later-still}"));
+  Start(ReplanConfig("{after: 4d, topic: later-still}"));
   ASSERT_TRUE(WaitForLog("are not those the pending touchpoints were planned by"));
   ASSERT_TRUE(WaitForLog("re-planned pending touchpoints of 10 buyers"));
   EXPECT_THAT(Topics("b3"), ::testing::UnorderedElementsAre("tomorrow:pending", "later:cancelled",
@@ -109,23 +109,23 @@ TEST_F(BackgroundReplanTest, AStartOnRulesChangedWhileStoppedReplans) {
   d.Signal(SIGTERM);
   ASSERT_EQ(d.Wait(), 0);
   const std::size_t before = d.log().size();
-  Start(Config("{after: 4d, topic: later-still}"));
+  Start(ReplanConfig("{after: 4d, topic: later-still}"));
   EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
   EXPECT_EQ(d.log().substr(before).find("re-planning"), std::string::npos) << d.log();
 }
 
 TEST_F(BackgroundReplanTest, AReplanCutShortByKill9ResumesAtTheNextStart) {
-  DaemonProcess& d = Start(Config("{after: 3d, topic: later}"));
+  DaemonProcess& d = Start(ReplanConfig("{after: 3d, topic: later}"));
   constexpr int kBuyers = 10'000;
   Buy(kBuyers);
-  testing::WriteFile(Path("touchpoint.yaml"), Config("{after: 4d, topic: later-still}"));
+  testing::WriteFile(Path("touchpoint.yaml"), ReplanConfig("{after: 4d, topic: later-still}"));
   d.Signal(SIGHUP);
   ASSERT_TRUE(WaitForLog("planning rules changed"));
   d.Kill9();
   if (d.log().find("re-planned pending touchpoints of") != std::string::npos) {
     GTEST_SKIP() << "the re-plan finished before the kill: nothing was cut short";
   }
-  Start(Config("{after: 4d, topic: later-still}"));
+  Start(ReplanConfig("{after: 4d, topic: later-still}"));
   ASSERT_TRUE(WaitForLog("resuming the re-plan a stop interrupted"));
   ASSERT_TRUE(WaitForLog("re-planned pending touchpoints of"));
   for (const int b : {0, kBuyers / 2, kBuyers - 1}) {

@@ -17,7 +17,7 @@ namespace {
 using nlohmann::json;
 using testing::DaemonProcess;
 
-constexpr std::string_view kConfig = R"(version: 1
+constexpr std::string_view kRoutingConfig = R"(version: 1
 timezone: UTC
 misfire_grace: 1h
 products: {daily: {supply_days: 15}}
@@ -55,7 +55,7 @@ class RoutingTest : public ::testing::Test {
 };
 
 TEST_F(RoutingTest, AStepWithItsOwnSinksGoesThereAndNotToItsCadences) {
-  testing::WriteFile(Path("touchpoint.yaml"), kConfig);
+  testing::WriteFile(Path("touchpoint.yaml"), kRoutingConfig);
   daemon_ =
       std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
   ASSERT_TRUE(daemon_->Start());

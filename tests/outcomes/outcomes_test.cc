@@ -12,7 +12,7 @@ namespace {
 
 using testing::At;
 
-const Zone* Berlin() { return FindZone("Europe/Berlin"); }
+const Zone* BerlinZone() { return FindZone("Europe/Berlin"); }
 const Zone* Shanghai() { return FindZone("Asia/Shanghai"); }
 
 BuyerHistory::Purchase Bought(std::string_view at, int supply_days, double amount = 120,
@@ -58,7 +58,7 @@ TEST(OutcomesTest, TrustWithinCountsCalendarDaysAcrossADstChange) {
   // Berlin falls back on 2027-10-31: 10 calendar days from 10-25 10:00 end
   // at 11-04 10:00 local, 241 hours later, not 240.
   BuyerHistory b;
-  b.purchases.push_back(Bought("2027-10-25T10:00:00+02:00", 30, 120, Berlin()));
+  b.purchases.push_back(Bought("2027-10-25T10:00:00+02:00", 30, 120, BerlinZone()));
   b.events.push_back({At("2027-11-04T09:30:00+01:00"), true, 0});  // 240.5 h later
   OutcomeReport report(Options(ReportBy::kTier, "2027-12-31T00:00:00Z"));
   report.Add(b);

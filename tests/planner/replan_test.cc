@@ -12,7 +12,7 @@ namespace {
 
 using testing::At;
 
-constexpr std::string_view kBase = R"(version: 1
+constexpr std::string_view kReplanBase = R"(version: 1
 timezone: UTC
 misfire_grace: 1h
 products:
@@ -31,7 +31,7 @@ cadences:
 class ReplanTest : public ::testing::Test {
  protected:
   std::shared_ptr<const Rules> Load(std::string_view steps) {
-    return testing::MustLoad(std::string(kBase) + std::string(steps));
+    return testing::MustLoad(std::string(kReplanBase) + std::string(steps));
   }
 
   // The purchase's touchpoints as the old rules planned them, all pending.
@@ -143,7 +143,7 @@ TEST_F(ReplanTest, AStepTheNewRulesCancelAtBirthIsCancelled) {
 
 TEST_F(ReplanTest, SamePlanningIgnoresSinksLoggingAndAuth) {
   auto a = Load("      - {after: 7d, topic: b}\n");
-  auto b = testing::MustLoad("log: {level: debug}\n" + std::string(kBase) +
+  auto b = testing::MustLoad("log: {level: debug}\n" + std::string(kReplanBase) +
                              "      - {after: 7d, topic: b}\n");
   EXPECT_TRUE(SamePlanning(*a, *b));
   EXPECT_FALSE(SamePlanning(*a, *Load("      - {after: 8d, topic: b}\n")));
@@ -159,10 +159,11 @@ TEST_F(ReplanTest, ATierConditionChangeReplansAndCapsOrSinksDoNot) {
       - {after: 7d, topic: regular, tiers: [regular]}
 )";
   auto tiers = [&](std::string_view regular) {
-    return testing::MustLoad(std::string(kBase).replace(
-                                 std::string(kBase).find("cadences:"), 0,
-                                 "tiers:\n  - " + std::string(regular) + "\n  - {name: novice}\n") +
-                             std::string(kSteps));
+    return testing::MustLoad(
+        std::string(kReplanBase)
+            .replace(std::string(kReplanBase).find("cadences:"), 0,
+                     "tiers:\n  - " + std::string(regular) + "\n  - {name: novice}\n") +
+        std::string(kSteps));
   };
   // Two purchases in 30 days: a regular under `within: 30d`, not under 3d.
   const std::vector<PastPurchase> earlier = {{At("2026-10-20T10:00:00Z"), 0, 20}};
@@ -191,12 +192,13 @@ TEST_F(ReplanTest, ATierConditionChangeReplansAndCapsOrSinksDoNot) {
                            *tiers("{name: regular, bought: [yearly, daily], attributes: {b: z, a: "
                                   "[y, x]}}")));
 
-  auto capped = testing::MustLoad(
-      "frequency_cap: [{max: 1, per: month, sinks: [outbox]}]\n" +
-      std::string(kBase).replace(std::string(kBase).find("cadences:"), 0,
-                                 "tiers:\n  - {name: regular, min_purchases: 2, within: "
-                                 "30d}\n  - {name: novice}\n") +
-      std::string(kSteps));
+  auto capped =
+      testing::MustLoad("frequency_cap: [{max: 1, per: month, sinks: [outbox]}]\n" +
+                        std::string(kReplanBase)
+                            .replace(std::string(kReplanBase).find("cadences:"), 0,
+                                     "tiers:\n  - {name: regular, min_purchases: 2, within: "
+                                     "30d}\n  - {name: novice}\n") +
+                        std::string(kSteps));
   EXPECT_TRUE(SamePlanning(*before, *capped));
 }
 

@@ -16,8 +16,9 @@ using testing::At;
 using ::testing::ElementsAre;
 using testing::Harness;
 
-std::string Config(std::string_view caps, std::string_view zone = "Asia/Shanghai",
-                   std::string_view window = "send_window: {from: \"09:00\", to: \"21:00\"}\n") {
+std::string CapsConfig(
+    std::string_view caps, std::string_view zone = "Asia/Shanghai",
+    std::string_view window = "send_window: {from: \"09:00\", to: \"21:00\"}\n") {
   return "version: 1\ntimezone: " + std::string(zone) + "\n" + std::string(window) +
          "frequency_cap: " + std::string(caps) + R"(
 products: {p: {supply_days: 365}}
@@ -35,7 +36,7 @@ cadences:
 
 TEST(CapsTest, AWeekCapCountsTheIsoWeekAcrossAMonthBoundary) {
   // Sunday 06-28; the ISO week of Monday 06-29 runs into July.
-  Harness h(Config("{max: 2, per: week}"), At("2026-06-28T10:00:00+08:00"));
+  Harness h(CapsConfig("{max: 2, per: week}"), At("2026-06-28T10:00:00+08:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-06-28T10:00:00+08:00");
   h.RunAll();
   EXPECT_EQ(h.Find("o", "a")->fire_at, "2026-06-29T10:00:00+08:00");
@@ -50,7 +51,8 @@ TEST(CapsTest, AMonthCapCountsTheLocalMonthNotTheUtcOne) {
   // Berlin, no window. March's fires are counted across the change to
   // summer time (03-29); April begins at 03-31T22:00Z, which a UTC month
   // would still count as March.
-  Harness h(Config("{max: 1, per: month}", "Europe/Berlin", ""), At("2026-03-01T10:00:00+01:00"));
+  Harness h(CapsConfig("{max: 1, per: month}", "Europe/Berlin", ""),
+            At("2026-03-01T10:00:00+01:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-03-01T10:00:00+01:00");
   h.RunUntil("2026-03-31T23:59:00+02:00");
   EXPECT_EQ(h.Find("o", "a")->fire_at, "2026-03-02T10:00:00+01:00");
@@ -66,7 +68,8 @@ TEST(CapsTest, EveryCapMustAllowAFire) {
   // One a day and three a week, bought Monday 06-29: a, b, c fill the
   // week; d waits for Monday 07-06, and e, the day cap being full then,
   // for Tuesday.
-  Harness h(Config("[{max: 1, per: day}, {max: 3, per: week}]"), At("2026-06-29T10:00:00+08:00"));
+  Harness h(CapsConfig("[{max: 1, per: day}, {max: 3, per: week}]"),
+            At("2026-06-29T10:00:00+08:00"));
   h.Buy("o", "b", "p", 1, 1, "2026-06-29T10:00:00+08:00");
   h.RunAll();
   EXPECT_EQ(h.Find("o", "c")->fire_at, "2026-07-02T10:00:00+08:00");
@@ -76,7 +79,7 @@ TEST(CapsTest, EveryCapMustAllowAFire) {
 }
 
 TEST(CapsTest, ACapIsPerBuyer) {
-  Harness h(Config("{max: 1, per: month}"), At("2026-06-01T10:00:00+08:00"));
+  Harness h(CapsConfig("{max: 1, per: month}"), At("2026-06-01T10:00:00+08:00"));
   h.Buy("o1", "x", "p", 1, 1, "2026-06-01T10:00:00+08:00");
   h.Buy("o2", "y", "p", 1, 1, "2026-06-01T10:00:00+08:00");
   h.RunUntil("2026-06-30T20:00:00+08:00");

@@ -63,7 +63,8 @@ class SimulateTest : public ::testing::Test {
   }
 };
 
-constexpr const char* kHeader = "order_id,buyer_id,product,quantity,amount,purchased_at,timezone\n";
+constexpr const char* kCsvHeader =
+    "order_id,buyer_id,product,quantity,amount,purchased_at,timezone\n";
 
 TEST_F(SimulateTest, BriefAcceptanceExample) {
   LoadResult rules = LoadRulesFile(std::string(TP_TEST_DATA) + "/brief/touchpoint.yaml");
@@ -87,7 +88,7 @@ TEST_F(SimulateTest, BriefAcceptanceExample) {
 
 TEST_F(SimulateTest, MalformedRowsAreReportedWithLineNumbersAndNothingRuns) {
   std::string out;
-  const SimulateResult r = Run(std::string(kHeader) +
+  const SimulateResult r = Run(std::string(kCsvHeader) +
                                    "o1,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
                                    "o2,b,daily,zero,10,2026-11-01T10:00:00+08:00,\n"
                                    "o3,b,daily,1,10,2026-11-01T10:00:00+08:00,Mars/Base\n"
@@ -103,7 +104,7 @@ TEST_F(SimulateTest, MalformedRowsAreReportedWithLineNumbersAndNothingRuns) {
 
 TEST_F(SimulateTest, ConflictingDuplicateIsAnErrorIdenticalOneIsIgnored) {
   std::string out;
-  SimulateResult r = Run(std::string(kHeader) +
+  SimulateResult r = Run(std::string(kCsvHeader) +
                              "o1,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
                              "o1,b,daily,1,10,2026-11-01T10:00:00+08:00,\n",
                          out);
@@ -111,7 +112,7 @@ TEST_F(SimulateTest, ConflictingDuplicateIsAnErrorIdenticalOneIsIgnored) {
   EXPECT_EQ(r.purchases, 1u);
   EXPECT_EQ(r.duplicates, 1u);
   EXPECT_EQ(r.lines, 6u);
-  r = Run(std::string(kHeader) +
+  r = Run(std::string(kCsvHeader) +
               "o1,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
               "o2,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
               "o1,b,daily,2,10,2026-11-01T10:00:00+08:00,\n",
@@ -126,12 +127,12 @@ TEST_F(SimulateTest, ConflictingDuplicateIsAnErrorIdenticalOneIsIgnored) {
 
 TEST_F(SimulateTest, RowsOutOfOrderAreReplayedInPurchaseTimeOrder) {
   std::string sorted_out, shuffled_out;
-  ASSERT_TRUE(Run(std::string(kHeader) + "a,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
-                                         "c,b,daily,1,10,2026-11-05T10:00:00+08:00,\n",
+  ASSERT_TRUE(Run(std::string(kCsvHeader) + "a,b,daily,1,10,2026-11-01T10:00:00+08:00,\n"
+                                            "c,b,daily,1,10,2026-11-05T10:00:00+08:00,\n",
                   sorted_out)
                   .ok());
-  ASSERT_TRUE(Run(std::string(kHeader) + "c,b,daily,1,10,2026-11-05T10:00:00+08:00,\n"
-                                         "a,b,daily,1,10,2026-11-01T10:00:00+08:00,\n",
+  ASSERT_TRUE(Run(std::string(kCsvHeader) + "c,b,daily,1,10,2026-11-05T10:00:00+08:00,\n"
+                                            "a,b,daily,1,10,2026-11-01T10:00:00+08:00,\n",
                   shuffled_out)
                   .ok());
   EXPECT_EQ(sorted_out, shuffled_out);
@@ -141,7 +142,7 @@ TEST_F(SimulateTest, RowsOutOfOrderAreReplayedInPurchaseTimeOrder) {
 
 TEST_F(SimulateTest, UntilLeavesLaterTouchpointsPendingAndLaterPurchasesOut) {
   std::string out;
-  const SimulateResult r = Run(std::string(kHeader) +
+  const SimulateResult r = Run(std::string(kCsvHeader) +
                                    "a,b,daily,2,10,2026-11-01T10:00:00+08:00,\n"
                                    "z,c,daily,2,10,2026-12-24T10:00:00+08:00,\n",
                                out, testing::At("2026-11-05T00:00:00+08:00"));
