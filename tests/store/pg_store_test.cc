@@ -85,11 +85,20 @@ TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
     ASSERT_TRUE(pgstore::Migrate(*conn, 2).ok());
     conn->Exec("INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 1)");
   }
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'touchpoints_%_fkey'"), 2);
+  // The foreign keys schemas 3 and 4 drop: a touchpoint's, and those to it.
+  const std::string dropped =
+      "SELECT COUNT(*) FROM pg_constraint WHERE conname IN ('touchpoints_purchase_fkey', "
+      "'touchpoints_buyer_fkey', 'touchpoint_history_touchpoint_fkey', "
+      "'queue_messages_touchpoint_fkey', 'deliveries_touchpoint_fkey')";
+  EXPECT_EQ(Count(dropped), 5);
   auto store = MustOpen();
-  EXPECT_EQ(store->SchemaVersion().value(), 3);
+  EXPECT_EQ(store->SchemaVersion().value(), 4);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b1'"), 1);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM pg_constraint WHERE conname LIKE 'touchpoints_%_fkey'"), 0);
+  EXPECT_EQ(Count(dropped), 0);
+  // The rest stay.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM pg_constraint WHERE conname IN ('purchases_buyer_fkey', "
+                  "'events_buyer_fkey')"),
+            2);
 }
 
 TEST_F(PgStoreTest, ANewerSchemaIsRefused) {

@@ -137,6 +137,18 @@ ALTER TABLE planning ALTER COLUMN cadence_order TYPE BIGINT,
 ALTER TABLE touchpoints DROP CONSTRAINT IF EXISTS touchpoints_purchase_fkey,
   DROP CONSTRAINT IF EXISTS touchpoints_buyer_fkey;
 )sql",
+    // 3 -> 4: nor are the references to a touchpoint from its history
+    // lines, queue messages and outbox entries. Each is written by the
+    // statement or transaction that holds the touchpoint's row (its fire,
+    // or a lease's ack of its message), and retention deletes a touchpoint
+    // only with its history and only once neither a message nor an entry
+    // refers to it. The check of each key locked the touchpoint's row: a
+    // write of it, and WAL, for each ack (docs/benchmarks.md).
+    R"sql(
+ALTER TABLE touchpoint_history DROP CONSTRAINT IF EXISTS touchpoint_history_touchpoint_fkey;
+ALTER TABLE queue_messages DROP CONSTRAINT IF EXISTS queue_messages_touchpoint_fkey;
+ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_touchpoint_fkey;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);
