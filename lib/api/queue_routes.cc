@@ -2,6 +2,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <optional>
 #include <vector>
 
 #include "api/http_json.h"
@@ -71,7 +72,7 @@ void QueueRoutes::AddTo(Router& router) {
                                HttpRespond respond) { Lease(queue, body, std::move(respond)); }));
   router.Add("POST", "/v1/queues/{queue}/ack",
              with_queue([this](const std::string& queue, const std::string& body,
-                               HttpRespond respond) { respond(Ack(queue, body)); }));
+                               HttpRespond respond) { Ack(queue, body, std::move(respond)); }));
 }
 
 bool QueueRoutes::IsQueue(std::string_view name) const {
@@ -81,47 +82,75 @@ bool QueueRoutes::IsQueue(std::string_view name) const {
   return false;
 }
 
+template <typename T, typename Make>
+std::function<void(StatusOr<T>)> QueueRoutes::AnswerOnLoop(HttpRespond respond, std::string what,
+                                                           Make make) {
+  return [this, work = boost::asio::make_work_guard(io_), respond = std::move(respond),
+          what = std::move(what), make = std::move(make)](StatusOr<T> result) mutable {
+    std::optional<HttpResponse> answer;
+    std::optional<Status> failed;
+    if (result.ok()) {
+      answer = make(*result);
+    } else {
+      failed = result.status();
+    }
+    boost::asio::post(work.get_executor(),
+                      [this, respond = std::move(respond), answer = std::move(answer),
+                       failed = std::move(failed), what]() mutable {
+                        respond(answer ? std::move(*answer) : context_.store_failed(*failed, what));
+                      });
+    work.reset();
+  };
+}
+
 void QueueRoutes::Lease(const std::string& queue, const std::string& body, HttpRespond respond) {
   int max = kDefaultLeaseMax;
   Millis visibility(static_cast<std::int64_t>(kDefaultVisibilityS * 1000));
   if (auto bad = ParseLease(body, max, visibility)) return respond(std::move(*bad));
+  if (jobs_ != nullptr) {
+    return jobs_->Lease(
+        queue, max, visibility, context_.clock.Now(),
+        AnswerOnLoop<std::vector<LeasedRow>>(
+            std::move(respond), "cannot lease",
+            [](const std::vector<LeasedRow>& rows) { return LeaseResponse(rows); }));
+  }
   auto leased = queues_.TakeLease(queue, max, visibility, context_.clock.Now());
   if (!leased.ok()) return respond(context_.store_failed(leased.status(), "cannot lease"));
   if (leased->empty()) return respond(LeaseResponse(*leased));
-  // The answer is written on the events maker's thread too, then sent from the
-  // loop; the work guard keeps the loop running (at a stop too) until then.
+  // The answer is written on the events maker's thread too, then sent from
+  // the loop.
   events_.Fill(std::move(*leased), queue,
-               [work = boost::asio::make_work_guard(io_),
-                respond = std::move(respond)](StatusOr<std::vector<LeasedRow>> rows) mutable {
-                 HttpResponse answer =
-                     rows.ok() ? LeaseResponse(*rows) : ErrorResponse(500, rows.status().message());
-                 boost::asio::post(work.get_executor(), [respond = std::move(respond),
-                                                         answer = std::move(answer)]() mutable {
-                   respond(std::move(answer));
-                 });
-                 work.reset();
-               });
+               AnswerOnLoop<std::vector<LeasedRow>>(
+                   std::move(respond), "cannot make the leased messages' events",
+                   [](const std::vector<LeasedRow>& rows) { return LeaseResponse(rows); }));
 }
 
-HttpResponse QueueRoutes::Ack(const std::string& queue, const std::string& body) {
+void QueueRoutes::Ack(const std::string& queue, const std::string& body, HttpRespond respond) {
   RequestJson req;
-  if (auto bad = ParseObject(body, req, {"receipts"})) return *bad;
+  if (auto bad = ParseObject(body, req, {"receipts"})) return respond(std::move(*bad));
   auto it = req.find("receipts");
   if (it == req.end() || !it->is_array()) {
-    return FieldError(400, "receipts must be an array of strings", "receipts");
+    return respond(FieldError(400, "receipts must be an array of strings", "receipts"));
   }
   if (it->size() > kMaxReceipts) {
-    return FieldError(400, "at most " + std::to_string(kMaxReceipts) + " receipts per request",
-                      "receipts");
+    return respond(FieldError(
+        400, "at most " + std::to_string(kMaxReceipts) + " receipts per request", "receipts"));
   }
   std::vector<std::string> receipts;
   for (const RequestJson& r : *it) {
-    if (!r.is_string()) return FieldError(400, "receipts must be an array of strings", "receipts");
+    if (!r.is_string()) {
+      return respond(FieldError(400, "receipts must be an array of strings", "receipts"));
+    }
     receipts.push_back(r.get<std::string>());
   }
+  const auto answer = [](int acked) { return JsonResponse(200, Json{{"acked", acked}}); };
+  if (jobs_ != nullptr) {
+    return jobs_->Ack(queue, std::move(receipts), context_.clock.Now(),
+                      AnswerOnLoop<int>(std::move(respond), "cannot ack", answer));
+  }
   auto acked = queues_.Ack(queue, receipts, context_.clock.Now());
-  if (!acked.ok()) return context_.store_failed(acked.status(), "cannot ack");
-  return JsonResponse(200, Json{{"acked", *acked}});
+  if (!acked.ok()) return respond(context_.store_failed(acked.status(), "cannot ack"));
+  respond(answer(*acked));
 }
 
 }  // namespace tp::api

@@ -189,7 +189,8 @@ struct Daemon::Impl {
     status_routes = std::make_unique<StatusRoutes>(
         StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *dispatcher,
                             *reader, metrics, clock, *store});
-    queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader);
+    queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader,
+                                                      reader->queue_jobs());
     report_routes = std::make_unique<api::ReportRoutes>(
         route_context, io, [this](OutcomeQuery query, api::ReportRoutes::Done done) {
           reader->Outcomes(std::move(query), std::move(done));

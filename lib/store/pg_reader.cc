@@ -9,6 +9,7 @@
 #include "pg/connection.h"
 #include "store/job_thread.h"
 #include "store/outcome_merge.h"
+#include "store/pg/deliveries.h"
 #include "store/pg/rows.h"
 #include "store/values.h"
 
@@ -124,17 +125,24 @@ struct PgReader::Impl {
   explicit Impl(std::string database) : url(std::move(database)) {}
 
   // The reader thread's connection, reopened if lost.
-  pg::Connection& Conn() {
-    if (!conn || !conn->ok()) conn = pg::Connection::Open(url, "touchpointd-reader");
-    return *conn;
+  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
+  // The queues thread's.
+  pg::Connection& QueueConn() { return Reopened(queue_conn, "touchpointd-queues"); }
+
+  pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, const char* name) {
+    if (!c || !c->ok()) c = pg::Connection::Open(url, name);
+    return *c;
   }
 
   std::string url;
-  std::unique_ptr<pg::Connection> conn;  // the reader thread's
-  sql::ZoneCache zones;                  // the reader thread's
+  std::unique_ptr<pg::Connection> conn;        // the reader thread's
+  sql::ZoneCache zones;                        // the reader thread's
+  std::unique_ptr<pg::Connection> queue_conn;  // the queues thread's
+  sql::ZoneCache queue_zones;                  // the queues thread's
   std::atomic<bool> stopping{false};
   // Declared last, so their threads stop before the rest goes.
   JobThread reader;
+  JobThread queues;
   JobThread reports;
 };
 
@@ -146,6 +154,7 @@ StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url) {
   auto impl = std::make_unique<Impl>(url);
   try {
     impl->conn = pg::Connection::Open(url, "touchpointd-reader");
+    impl->queue_conn = pg::Connection::Open(url, "touchpointd-queues");
   } catch (const std::exception& e) {
     return pg::ToStatus("cannot open database " + pg::Redacted(url) + " to read it", e);
   }
@@ -161,6 +170,33 @@ void PgReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled don
     });
     if (!s.ok()) return done(s);
     done(std::move(leased));
+  });
+}
+
+void PgReader::Lease(std::string queue, int max, Millis visibility, Instant now, Filled done) {
+  impl_->queues.Post(
+      [impl = impl_.get(), queue = std::move(queue), max, visibility, now, done = std::move(done)] {
+        done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
+          pg::Connection& c = impl->QueueConn();
+          // One statement, committed on its own.
+          std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
+          // From the rows of fired touchpoints, which do not change.
+          pgstore::FillEvents(c, impl->queue_zones, rows, queue);
+          return rows;
+        }));
+      });
+}
+
+void PgReader::Ack(std::string queue, std::vector<std::string> receipts, Instant now, Acked done) {
+  impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), receipts = std::move(receipts),
+                      now, done = std::move(done)] {
+    done(pg::Guard("ack", [&]() -> StatusOr<int> {
+      pg::Connection& c = impl->QueueConn();
+      pg::Transaction ack(c);
+      const int acked = pgstore::AckOn(c, queue, receipts, now);
+      ack.Commit();
+      return acked;
+    }));
   });
 }
 

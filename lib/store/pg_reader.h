@@ -1,6 +1,7 @@
 // Reads a PostgreSQL store off the daemon's loop (store/store_reads.h): a
 // thread and connection of its own for the events of leased messages and
-// the counts, and for an outcomes report threads and connections of their
+// the counts; another for the queues' leases (with their events) and acks
+// (QueueJobs); and for an outcomes report threads and connections of their
 // own, each range of buyers read from one snapshot (REPEATABLE READ) with
 // server-side cursors, so no range is ever held in memory at once.
 // A lost connection is reopened by the next job.
@@ -13,7 +14,7 @@
 
 namespace tp {
 
-class PgReader final : public StoreReads {
+class PgReader final : public StoreReads, public QueueJobs {
  public:
   // Connects to `url` (a database the store has migrated).
   static StatusOr<std::unique_ptr<PgReader>> Open(const std::string& url);
@@ -29,6 +30,14 @@ class PgReader final : public StoreReads {
   void PendingByDay(std::vector<Instant> boundaries,
                     std::function<void(StatusOr<PendingDays>)> done) override;
   void Outcomes(OutcomeQuery query, Reported done) override;
+  QueueJobs* queue_jobs() override { return this; }
+
+  // QueueJobs: on a thread and connection of their own (so a slow count
+  // holds up no lease), in order, each in a transaction of its own; the
+  // loop's connection is left to the fires, so the server works on both
+  // at once.
+  void Lease(std::string queue, int max, Millis visibility, Instant now, Filled done) override;
+  void Ack(std::string queue, std::vector<std::string> receipts, Instant now, Acked done) override;
 
  private:
   struct Impl;

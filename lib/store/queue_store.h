@@ -46,6 +46,26 @@ class LeasedEvents {
   virtual void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) = 0;
 };
 
+// A lease and an ack run off the daemon's loop, on a thread and connection
+// of the store's own, where the store lets a second connection write while
+// the loop's fires (PgReader; a SQLite file has one writer, the loop's).
+// Jobs run in order; each `done` runs on that thread.
+class QueueJobs {
+ public:
+  using Acked = std::function<void(StatusOr<int>)>;
+  virtual ~QueueJobs() = default;
+
+  // QueueStore::TakeLease, committed, then LeasedEvents::Fill: `done`
+  // gets the rows with their events, or the error that stopped it (if
+  // the lease was taken, it stands; its messages come back after their
+  // visibility timeout).
+  virtual void Lease(std::string queue, int max, Millis visibility, Instant now,
+                     LeasedEvents::Filled done) = 0;
+  // QueueStore::Ack, committed.
+  virtual void Ack(std::string queue, std::vector<std::string> receipts, Instant now,
+                   Acked done) = 0;
+};
+
 class QueueStore {
  public:
   virtual ~QueueStore() = default;

@@ -1,6 +1,7 @@
 // What the daemon reads off its loop, on threads of the store's own: the
 // events of leased messages, the counts /metrics and /v1/status report, and
-// the outcomes report. StoreReader reads a SQLite file, PgReader a
+// the outcomes report; and, where the store allows (PgReader), the queues'
+// leases and acks. StoreReader reads a SQLite file, PgReader a
 // PostgreSQL database.
 //
 // Threading: called on the daemon's loop; each `done` runs on one of the
@@ -36,6 +37,9 @@ class StoreReads : public LeasedEvents {
   // ranges read at once, on as many threads as there are cores, up to
   // four), then calls `done` with it.
   virtual void Outcomes(OutcomeQuery query, Reported done) = 0;
+  // Where this reader's thread takes leases and acks too (QueueJobs), or
+  // null: then the loop does, on the store.
+  virtual QueueJobs* queue_jobs() { return nullptr; }
 };
 
 }  // namespace tp

@@ -1,5 +1,7 @@
 // The queues' routes in-process, over a fake QueueStore and a fake maker of
-// leased events that answers on a thread of its own, as StoreReader does.
+// leased events that answers on a thread of its own, as StoreReader does;
+// and over fake QueueJobs, leasing and acking on threads of their own, as
+// PgReader does.
 #include "api/queue_routes.h"
 
 #include <gmock/gmock.h>
@@ -70,7 +72,56 @@ class QueueRoutesTest : public testing::RouteTest {
 
   FakeQueues queues_;
   FakeEvents events_;
-  api::QueueRoutes routes_{context_, io_, queues_, events_};
+  api::QueueRoutes routes_{context_, io_, queues_, events_, nullptr};
+};
+
+// Leases two messages and acks every receipt, each on a thread of its own.
+class FakeJobs final : public QueueJobs {
+ public:
+  ~FakeJobs() override {
+    for (std::thread& t : threads_) t.join();
+  }
+  void Lease(std::string queue, int max, Millis, Instant now, LeasedEvents::Filled done) override {
+    leased_on = queue;
+    lease_now = now;
+    threads_.emplace_back([this, max, done = std::move(done)] {
+      if (!fail.ok()) return done(fail);
+      std::vector<LeasedRow> rows;
+      for (int i = 0; i < std::min(max, 2); ++i) {
+        rows.push_back({10 + i,
+                        20 + i,
+                        {"9." + std::to_string(i) + "cd",
+                         R"({"touchpoint":)" + std::to_string(20 + i) + "}", 1}});
+      }
+      done(std::move(rows));
+    });
+  }
+  void Ack(std::string queue, std::vector<std::string> receipts, Instant, Acked done) override {
+    acked_on = queue;
+    acked = receipts;
+    threads_.emplace_back([this, n = receipts.size(), done = std::move(done)] {
+      if (!fail.ok()) return done(fail);
+      done(static_cast<int>(n));
+    });
+  }
+
+  std::string leased_on, acked_on;
+  Instant lease_now{};
+  std::vector<std::string> acked;
+  Status fail = Status::Ok();
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
+class QueueJobsRoutesTest : public testing::RouteTest {
+ protected:
+  QueueJobsRoutesTest() { routes_.AddTo(router_); }
+
+  FakeQueues queues_;
+  FakeEvents events_;
+  FakeJobs jobs_;
+  api::QueueRoutes routes_{context_, io_, queues_, events_, &jobs_};
 };
 
 TEST_F(QueueRoutesTest, ALeaseHandsOutTheMessagesWithTheirEvents) {
@@ -167,6 +218,43 @@ TEST_F(QueueRoutesTest, AnAckTakesReceiptsAndSaysHowManyCounted) {
   EXPECT_EQ(too_many.status, 400);
   EXPECT_THAT(Body(too_many)["error"].get<std::string>(), HasSubstr("at most 10000"));
   EXPECT_EQ(queues_.acked.size(), 2u);
+}
+
+// With QueueJobs (PostgreSQL's reader), a lease and an ack are theirs: the
+// loop's store and events maker are not called, the answers come back to
+// the loop, and a failure is answered as the store's would be.
+TEST_F(QueueJobsRoutesTest, LeasesAndAcksRunAsJobsAndAreAnsweredFromTheLoop) {
+  HttpResponse r = Send("POST", "/v1/queues/outbox/lease", R"({"max": 5})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = Body(r);
+  ASSERT_EQ(body["messages"].size(), 2u);
+  EXPECT_EQ(body["messages"][0]["receipt"], "9.0cd");
+  EXPECT_EQ(body["messages"][1]["event"]["touchpoint"], 21);
+  EXPECT_EQ(jobs_.leased_on, "outbox");
+  EXPECT_EQ(jobs_.lease_now, clock_.Now());
+  HttpResponse acked = Send("POST", "/v1/queues/outbox/ack", R"({"receipts": ["9.0cd", "9.1cd"]})");
+  ASSERT_EQ(acked.status, 200) << acked.body;
+  EXPECT_EQ(Body(acked)["acked"], 2);
+  EXPECT_EQ(jobs_.acked_on, "outbox");
+  EXPECT_THAT(jobs_.acked, ElementsAre("9.0cd", "9.1cd"));
+  EXPECT_TRUE(queues_.leases.empty());
+  EXPECT_TRUE(queues_.acked.empty());
+
+  // Bad input is answered on the loop and reaches no job.
+  EXPECT_EQ(Send("POST", "/v1/queues/outbox/lease", R"({"max": 0})").status, 400);
+  EXPECT_EQ(Send("POST", "/v1/queues/outbox/ack", R"({"receipts": [1]})").status, 400);
+  EXPECT_EQ(jobs_.acked.size(), 2u);
+
+  jobs_.fail = Status::Unavailable("the server does not answer");
+  HttpResponse down = Send("POST", "/v1/queues/outbox/lease", "{}");
+  EXPECT_EQ(down.status, 503);
+  EXPECT_TRUE(Header(down, "Retry-After").has_value());
+  EXPECT_THAT(Body(down)["error"].get<std::string>(), HasSubstr("cannot lease"));
+  HttpResponse ack_down = Send("POST", "/v1/queues/outbox/ack", R"({"receipts": ["9.0cd"]})");
+  EXPECT_EQ(ack_down.status, 503);
+  EXPECT_THAT(Body(ack_down)["error"].get<std::string>(), HasSubstr("cannot ack"));
+  jobs_.fail = Status::Error("deadlock detected");
+  EXPECT_EQ(Send("POST", "/v1/queues/outbox/ack", R"({"receipts": ["9.0cd"]})").status, 500);
 }
 
 }  // namespace

@@ -234,9 +234,9 @@ TEST_F(PostgresDaemonTest, SessionsEndedByTheServerAreReopened) {
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
 }
 
-// PostgreSQL stops while purchases come in: ingest answers 503 with
-// Retry-After, /healthz says why, and once the server is back the daemon
-// resumes by itself.
+// PostgreSQL stops while purchases come in: ingest and the queues' routes
+// answer 503 with Retry-After, /healthz says why, and once the server is
+// back the daemon resumes by itself.
 TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   PgServer own;  // restarted by this test alone
   auto db = own.NewDatabase();
@@ -253,6 +253,19 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
           std::to_string(body_text.size()) + "\r\n\r\n" + body_text);
   EXPECT_THAT(refused, HasSubstr("HTTP/1.1 503"));
   EXPECT_THAT(refused, HasSubstr("Retry-After:"));
+  // So do a lease and an ack, which run off the loop on a connection of
+  // their own.
+  for (const auto& [route, request] :
+       {std::pair<std::string, std::string>{"lease", R"({"max": 10})"},
+        std::pair<std::string, std::string>{"ack", R"({"receipts": ["1.00ff"]})"}}) {
+    const std::string answer = testing::RawExchange(
+        d.address(), "POST /v1/queues/outbox/" + route +
+                         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         "Connection: close\r\nContent-Length: " +
+                         std::to_string(request.size()) + "\r\n\r\n" + request);
+    EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << route;
+    EXPECT_THAT(answer, HasSubstr("Retry-After:")) << route;
+  }
   auto [status, body] = d.Call("GET", "/healthz");
   EXPECT_EQ(status, 200);
   EXPECT_EQ(body["status"], "degraded");

@@ -95,28 +95,50 @@ const pg::Statement kDeadCount("SELECT COUNT(*) FROM deliveries WHERE sink = $1 
 
 }  // namespace
 
-StatusOr<std::vector<LeasedRow>> Deliveries::TakeLease(std::string_view queue, int max,
-                                                       Millis visibility, Instant now) {
+std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
+                               Millis visibility, Instant now) {
+  // One random part per lease (96 bits): a receipt, the message's id and
+  // this part, is unguessable and unique per message and hand-out.
+  const std::string token = RandomHex(12);
+  pg::Result r = c.Run(
+      kLease, pg::Params().Add(queue).Add(Ms(now)).Add(max).Add(token).Add(Ms(now + visibility)));
   std::vector<LeasedRow> rows;
-  Status s = session_.Atomically("lease", [&] {
-    rows.clear();
-    // One random part per lease (96 bits): a receipt, the message's id and
-    // this part, is unguessable and unique per message and hand-out.
-    const std::string token = RandomHex(12);
-    pg::Result r = session_.conn().Run(
-        kLease, pg::Params().Add(queue).Add(Ms(now)).Add(max).Add(token).Add(Ms(now + visibility)));
-    for (int i = 0; i < r.rows(); ++i) {
-      LeasedRow& row = rows.emplace_back();
-      row.id = r.Int64(i, 0);
-      row.message.deliveries = static_cast<int>(r.Int64(i, 1));
-      row.touchpoint = r.Int64(i, 2);
-      row.message.receipt = std::to_string(row.id) + "." + token;
-    }
-  });
-  if (!s.ok()) return s;
+  rows.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    LeasedRow& row = rows.emplace_back();
+    row.id = r.Int64(i, 0);
+    row.message.deliveries = static_cast<int>(r.Int64(i, 1));
+    row.touchpoint = r.Int64(i, 2);
+    row.message.receipt = std::to_string(row.id) + "." + token;
+  }
   // RETURNING has no defined order: hand them out in enqueue order.
   std::sort(rows.begin(), rows.end(),
             [](const LeasedRow& a, const LeasedRow& b) { return a.id < b.id; });
+  return rows;
+}
+
+int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string> receipts,
+          Instant now) {
+  // Receipts by their lease's random part: one DELETE per lease.
+  std::map<std::string_view, std::vector<std::int64_t>, std::less<>> ids_by_lease;
+  for (const std::string& receipt : receipts) {
+    if (auto r = sql::SplitReceipt(receipt)) ids_by_lease[r->token].push_back(r->id);
+  }
+  std::vector<std::int64_t> touched;
+  for (const auto& [token, ids] : ids_by_lease) {
+    pg::Result r = c.Run(kAck, pg::Params().Add(queue).Add(token).AddArray(ids));
+    for (int i = 0; i < r.rows(); ++i) touched.push_back(r.Int64(i, 1));
+  }
+  AddHistory(c, touched, now, TouchpointState::kFired, "acked on " + std::string(queue));
+  return static_cast<int>(touched.size());
+}
+
+StatusOr<std::vector<LeasedRow>> Deliveries::TakeLease(std::string_view queue, int max,
+                                                       Millis visibility, Instant now) {
+  std::vector<LeasedRow> rows;
+  Status s = session_.Atomically(
+      "lease", [&] { rows = LeaseOn(session_.conn(), queue, max, visibility, now); });
+  if (!s.ok()) return s;
   return rows;
 }
 
@@ -129,23 +151,9 @@ Status Deliveries::Fill(std::span<LeasedRow> leased, std::string_view queue) {
 
 StatusOr<int> Deliveries::Ack(std::string_view queue, std::span<const std::string> receipts,
                               Instant now) {
-  // Receipts by their lease's random part: one DELETE per lease.
-  std::map<std::string_view, std::vector<std::int64_t>, std::less<>> ids_by_lease;
-  for (const std::string& receipt : receipts) {
-    if (auto r = sql::SplitReceipt(receipt)) ids_by_lease[r->token].push_back(r->id);
-  }
   int acked = 0;
-  Status s = session_.Atomically("ack", [&] {
-    acked = 0;
-    pg::Connection& c = session_.conn();
-    std::vector<std::int64_t> touched;
-    for (const auto& [token, ids] : ids_by_lease) {
-      pg::Result r = c.Run(kAck, pg::Params().Add(queue).Add(token).AddArray(ids));
-      for (int i = 0; i < r.rows(); ++i) touched.push_back(r.Int64(i, 1));
-    }
-    acked = static_cast<int>(touched.size());
-    AddHistory(c, touched, now, TouchpointState::kFired, "acked on " + std::string(queue));
-  });
+  Status s =
+      session_.Atomically("ack", [&] { acked = AckOn(session_.conn(), queue, receipts, now); });
   if (!s.ok()) return s;
   return acked;
 }

@@ -40,6 +40,16 @@ namespace tp::pgstore {
 
 inline constexpr Millis kTakeoverPoll{1000};
 
+// A lease of up to `max` visible messages of `queue` (QueueStore::
+// TakeLease), in enqueue order, and an ack of `receipts` (QueueStore::Ack),
+// each on `c` in the caller's transaction (a lease is one statement, an
+// ack several): Deliveries runs them on the store's session, PgReader on a
+// connection of its own, off the daemon's loop.
+std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
+                               Millis visibility, Instant now);
+int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string> receipts,
+          Instant now);
+
 class Deliveries {
  public:
   explicit Deliveries(Session& session) : session_(session) {}
