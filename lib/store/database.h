@@ -5,7 +5,8 @@
 // through it.
 //
 // Transactions. Every mutating call of the store is atomic on its own
-// (Atomically(): a savepoint around it). Begin()/Commit() group several
+// (Atomically(): an IMMEDIATE transaction of its own, or a savepoint inside
+// a group). Begin()/Commit() group several
 // calls (the daemon's group commit), and Savepoint()/Release()/RollbackTo()
 // make a part of that group atomic, so one bad request rolls back alone
 // while the others commit. Between Savepoint() and Release() calls open no

@@ -1,5 +1,10 @@
 // Opening, locking and transactions: the database handle (store/database.h)
 // and its checkpointer (store/checkpointer.h).
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <chrono>
+#include <thread>
+
 #include "store/store_test.h"
 
 namespace tp {
@@ -130,6 +135,33 @@ TEST_F(SqliteStoreTest, TheWalStaysBoundedUnderSteadyWrites) {
   // 4 MB, the thread and the writer's backstop within about 16 MB.
   EXPECT_GT(std::filesystem::file_size(Path()), 30u << 20);
   EXPECT_LT(std::filesystem::file_size(Path() + "-wal"), 24u << 20);
+}
+
+// A call's own transaction waits (the busy timeout) for a write lock that
+// another connection holds for a moment, as the checkpointer's does while
+// it rereads a WAL header a commit is rewriting: it begins IMMEDIATE. A
+// deferred one (a SAVEPOINT outside a transaction) read first, then took
+// the lock with its first write, where SQLite calls no busy handler, and
+// failed at once with "database is locked": the WAL test above, now and
+// then, under load.
+TEST_F(SqliteStoreTest, ACallWaitsForAWriteLockHeldForAMoment) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o0", "b0", "daily", 2, 240, clock.Now(), ""}).ok());
+  SQLite::Database other(Path(), SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+  std::thread release([&other] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    other.exec("ROLLBACK");
+  });
+  // A repeat buyer: the call reads the buyer's history before it writes.
+  auto ingested = scheduler.Ingest({"o1", "b0", "daily", 2, 240, clock.Now(), ""});
+  release.join();
+  EXPECT_TRUE(ingested.ok()) << ingested.status().message();
+  EXPECT_EQ(Match(*store, Purchase{"o1", "b0", "daily", 2, 240, clock.Now(), ""}).kind,
+            PurchaseMatch::Kind::kSame);
 }
 
 }  // namespace
