@@ -190,7 +190,7 @@ Params& Params::AddArray(const std::vector<double>& values) {
 
 // --- Statement -----------------------------------------------------------
 
-Statement::Statement(std::string sql) : sql_(std::move(sql)) {
+Statement::Statement(std::string sql, Plan plan) : sql_(std::move(sql)), plan_(plan) {
   static std::atomic<std::uint64_t> next{0};
   name_ = "tp" + std::to_string(next.fetch_add(1, std::memory_order_relaxed));
 }
@@ -290,6 +290,7 @@ Result Connection::Exec(std::string_view sql, const Params& params) {
 }
 
 Result Connection::Run(const Statement& statement, const Params& params) {
+  if (statement.plan() == Statement::Plan::kEachRun) return Exec(statement.sql(), params);
   if (prepared_.count(statement.name()) == 0) {
     Check(PQprepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr),
           statement.sql());

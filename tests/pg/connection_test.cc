@@ -45,6 +45,24 @@ TEST_F(PgConnectionTest, ValuesGoAndComeBackAsTheyWere) {
   EXPECT_FALSE(r.Bool(2, 3));
 }
 
+TEST_F(PgConnectionTest, AStatementPlannedAtEachRunIsNeverPrepared) {
+  conn_->Exec("CREATE TABLE q (id BIGINT PRIMARY KEY, v TEXT)");
+  const pg::Statement insert("INSERT INTO q VALUES ($1, $2)");
+  const pg::Statement take("DELETE FROM q WHERE id = ANY($1::bigint[]) RETURNING v",
+                           pg::Statement::Plan::kEachRun);
+  const auto prepared = [&] {
+    return conn_->Exec("SELECT count(*) FROM pg_prepared_statements").Int64(0, 0);
+  };
+  // Past the five runs after which the server may keep a generic plan.
+  for (std::int64_t i = 0; i < 8; ++i) {
+    conn_->Run(insert, pg::Params().Add(i).Add("v" + std::to_string(i)));
+    pg::Result r = conn_->Run(take, pg::Params().AddArray(std::vector<std::int64_t>{i, i + 100}));
+    ASSERT_EQ(r.rows(), 1);
+    EXPECT_EQ(r.Text(0, 0), "v" + std::to_string(i));
+  }
+  EXPECT_EQ(prepared(), 1);  // the insert only
+}
+
 TEST_F(PgConnectionTest, ArraysCarryAnyTextAndTheirCount) {
   const std::vector<std::string> texts = {"a,b", "{x}", "q\"uote", "back\\slash", "", "NULL"};
   pg::Result r =

@@ -26,7 +26,8 @@ const pg::Statement kLease(
     "FROM c WHERE q.id = c.id RETURNING q.id, q.deliveries, q.touchpoint");
 const pg::Statement kAck(
     "DELETE FROM queue_messages WHERE queue = $1 AND receipt = $2 AND id = ANY($3::bigint[]) "
-    "RETURNING id, touchpoint");
+    "RETURNING id, touchpoint",
+    pg::Statement::Plan::kEachRun);
 const pg::Statement kQueueDepth("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
 
 // --- the outbox -----------------------------------------------------------
