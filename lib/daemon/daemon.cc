@@ -23,6 +23,7 @@
 #include "daemon/daemon_metrics.h"
 #include "daemon/database_watch.h"
 #include "daemon/fire_loop.h"
+#include "daemon/fire_thread.h"
 #include "daemon/ingest_batcher.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
@@ -112,18 +113,12 @@ struct Daemon::Impl {
             io, *store, clock,
             [this](const ReplanCounts& step, bool done) {
               metrics.OnReplanned(step, done);
-              fire.Rearm(true);  // what it moved or passed, fired when due
+              fire->Rearm(true);  // what it moved or passed, fired when due
             },
             [this] { return !storage->paused(); },
             [this](const Status& failed) {
               if (failed.unavailable()) storage->Check(true);
             }),
-        fire(io, *store, scheduler, clock,
-             {.may_fire = [this] { return !stopping && !storage->paused(); },
-              .covered = [this](Instant now) { return replanner.Covers(now); },
-              .storage_full = [this] { storage->Check(true); },
-              .fired = [this] { dispatcher->Wake(); },
-              .poll = pg != nullptr ? std::optional<Millis>(kSharedPoll) : std::nullopt}),
         batcher(io, *store, scheduler, metrics, rules,
                 {.no_room = [this]() -> std::optional<std::string> {
                    if (!storage->paused()) return std::nullopt;
@@ -134,7 +129,7 @@ struct Daemon::Impl {
                        return storage->StoreFailed(failed, what);
                      },
                  .storage_full = [this] { storage->Check(true); },
-                 .committed = [this] { fire.Rearm(); }}),
+                 .committed = [this] { fire->Rearm(false); }}),
         retention(
             io, *store, clock, rules,
             [this](std::int64_t deleted) { metrics.pruned.Add({}, static_cast<double>(deleted)); }),
@@ -175,9 +170,41 @@ struct Daemon::Impl {
   // (daemon/store_watch.h).
   void SpaceChanged(bool short_of_space) {
     if (stopping) return;
-    if (short_of_space) return fire.Pause();
-    fire.Rearm(true);
+    if (short_of_space) return fire->Pause();
+    fire->Rearm(true);
     dispatcher->Wake();
+  }
+
+  // Firing: on the loop over the daemon's store, or, on a store other
+  // daemons share (PostgreSQL), on a thread and connection of its own
+  // (daemon/fire_thread.h), so that a firing pass does not hold up the
+  // requests, leases and acks.
+  Status MakeFiring(bool shared) {
+    auto may_fire = [this] { return !stopping && !storage->paused(); };
+    if (!shared) {
+      fire = std::make_unique<FireLoop>(
+          io, *store, scheduler, clock,
+          FireLoop::Hooks{.may_fire = may_fire,
+                          .covered = [this](Instant now) { return replanner.Covers(now); },
+                          .storage_full = [this] { storage->Check(true); },
+                          .fired = [this] { dispatcher->Wake(); }});
+      return Status::Ok();
+    }
+    auto thread = FireThread::Open(
+        io, rules, clock, &metrics,
+        {.may_fire = may_fire,
+         .covered_until = [this] { return replanner.CoveredUntil(); },
+         .storage_full = [this] { storage->Check(true); },
+         .fired = [this] { dispatcher->Wake(); },
+         .poll = kSharedPoll},
+        [this](const RulesInForce& own) -> StatusOr<std::unique_ptr<ScheduleStore>> {
+          auto opened = PgStore::Open(options.database, own, "touchpointd-fire");
+          if (!opened.ok()) return opened.status();
+          return std::unique_ptr<ScheduleStore>(std::move(*opened));
+        });
+    if (!thread.ok()) return thread.status();
+    fire = std::move(*thread);
+    return Status::Ok();
   }
 
   // The parts made once the store reader and the dispatcher exist, and the
@@ -185,7 +212,7 @@ struct Daemon::Impl {
   void Complete() {
     reloader = std::make_unique<Reloader>(
         options, clock, rules,
-        Reloader::Parts{*store, *dispatcher, batcher, replanner, fire, metrics});
+        Reloader::Parts{*store, *dispatcher, batcher, replanner, *fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(
         StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *dispatcher,
                             *reader, metrics, clock, *store});
@@ -264,7 +291,7 @@ struct Daemon::Impl {
     server.Stop();
     dispatcher->Stop();
     batcher.Stop();
-    fire.Stop();
+    fire->Stop();
     watchdog.cancel();
     retention.Stop();
     storage->Stop();
@@ -291,7 +318,9 @@ struct Daemon::Impl {
   asio::steady_timer watchdog;
   std::unique_ptr<StoreWatch> storage;
   Replanner replanner;
-  FireLoop fire;
+  // Made by MakeFiring() (a FireLoop or a FireThread); stopped, and its
+  // thread joined, before the parts it posts to go.
+  std::unique_ptr<Firing> fire;
   IngestBatcher batcher;
   RetentionLoop retention;
   api::RouteContext route_context;
@@ -331,6 +360,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
+  if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
   Impl* self = impl.get();
   self->Complete();
   self->server.Serve(
@@ -344,7 +374,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   self->storage->Start();  // a full disk at start: short of space from the outset
   self->replanner.Start(PlanningFingerprint(*rules));
   self->metrics.replanning.Set({}, self->replanner.running() ? 1 : 0);
-  self->fire.Start();
+  self->fire->Start();
   self->dispatcher->Wake();  // what waited in the outboxes while down
   self->StartWatchdog();
   self->retention.Start();

@@ -75,6 +75,7 @@ void FireLoop::RunDue() {
   // re-arms after each of its steps).
   if (!hooks_.covered(clock_.Now())) return;
   auto stats = scheduler_.RunDue(kBatchesPerTurn);
+  if (hooks_.passed) hooks_.passed();
   if (!stats.ok() && stats.status().unavailable()) {
     // Paused if the store cannot take writes; if it can again (a
     // connection lost and reopened), the next pass comes anyway.
@@ -96,7 +97,7 @@ void FireLoop::RunDue() {
     boost::asio::post(io_, [this] { RunDue(); });
     return;
   }
-  Rearm();
+  Rearm(false);
 }
 
 void FireLoop::RetrySoon(const std::string& what) {

@@ -4,7 +4,8 @@
 // when it wakes, the scheduler fires what is due, a few batches per loop
 // turn so requests interleave. A store error is retried a second later.
 //
-// Not thread-safe: the daemon's loop only.
+// Not thread-safe: the thread that runs `io` only (the daemon's loop, or
+// a FireThread's own).
 #pragma once
 
 // Boost 1.74's Asio needs <utility> before it under C++20.
@@ -20,12 +21,13 @@
 #include <string>
 
 #include "core/clock.h"
+#include "daemon/firing.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/store.h"
 
 namespace tp {
 
-class FireLoop {
+class FireLoop final : public Firing {
  public:
   // Firing batches per loop turn: the rest is posted, so requests interleave.
   static constexpr std::size_t kBatchesPerTurn = 2;
@@ -40,6 +42,8 @@ class FireLoop {
     std::function<void()> storage_full;
     // Touchpoints fired: the dispatcher has outbox entries to deliver.
     std::function<void()> fired;
+    // After each pass of the scheduler, whatever it did (may be empty).
+    std::function<void()> passed = nullptr;
     // For a store other daemons share: read the next wakeup at least this
     // often (another daemon may have recorded an earlier touchpoint, or
     // died holding some), and after a pass that found every due
@@ -51,16 +55,13 @@ class FireLoop {
   FireLoop(boost::asio::io_context& io, ScheduleStore& store, Scheduler& scheduler,
            const Clock& clock, Hooks hooks);
 
-  // Watches for wall clock changes and arms the timer.
-  void Start();
-  // Sets the timer to the earliest pending next_at, if that changed (or
-  // always, with `force`: the rules or the clock changed).
-  void Rearm(bool force = false);
+  // Firing (daemon/firing.h).
+  void Start() override;
+  void Rearm(bool force) override;
+  void Pause() override;
+  void Stop() override;
   // Fires what is due now, then re-arms.
   void RunDue();
-  // Cancels the timers until the next Rearm() (short of space).
-  void Pause();
-  void Stop();
 
  private:
   // A store error while scheduling (disk full, I/O error): log it and try

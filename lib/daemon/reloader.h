@@ -18,7 +18,7 @@
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
-#include "daemon/fire_loop.h"
+#include "daemon/firing.h"
 #include "daemon/ingest_batcher.h"
 #include "daemon/replanner.h"
 #include "delivery/dispatcher.h"
@@ -41,7 +41,7 @@ class Reloader {
     Dispatcher& dispatcher;
     IngestBatcher& batcher;
     Replanner& replanner;
-    FireLoop& fire;
+    Firing& fire;
     DaemonMetrics& metrics;
   };
 

@@ -63,10 +63,17 @@ class Replanner {
   void Stop();
 
   bool running() const { return running_; }
+  // How far the re-plan has got: every touchpoint due before this has been
+  // re-planned (Instant::max() when no re-plan runs).
+  Instant CoveredUntil() const { return running_ ? covered_ : Instant::max(); }
   // Whether every touchpoint due by `now`, and for a second after it, has
   // been re-planned (always, when no re-plan runs). The second covers the
   // time the scheduler's pass takes: it reads the clock again.
-  bool Covers(Instant now) const { return !running_ || covered_ > now + std::chrono::seconds(1); }
+  bool Covers(Instant now) const { return Covers(CoveredUntil(), now); }
+  // The same from a CoveredUntil() read earlier (by a thread of its own).
+  static bool Covers(Instant covered_until, Instant now) {
+    return covered_until > now + std::chrono::seconds(1);
+  }
 
   // For /healthz.
   struct Progress {

@@ -13,8 +13,8 @@
 namespace tp {
 
 struct PgStore::Impl {
-  Impl(std::string url, const RulesInForce& rules)
-      : session(std::move(url)),
+  Impl(std::string url, std::string_view application_name, const RulesInForce& rules)
+      : session(std::move(url), std::string(application_name)),
         tables(session, rules),
         deliveries(session),
         reports(session),
@@ -29,10 +29,11 @@ struct PgStore::Impl {
 PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PgStore::~PgStore() = default;
 
-StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& url,
-                                                 const RulesInForce& rules) {
+StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& url, const RulesInForce& rules,
+                                                 std::string_view application_name) {
   try {
-    return std::unique_ptr<PgStore>(new PgStore(std::make_unique<Impl>(url, rules)));
+    return std::unique_ptr<PgStore>(
+        new PgStore(std::make_unique<Impl>(url, application_name, rules)));
   } catch (const std::exception& e) {
     return pg::ToStatus("cannot open database " + pg::Redacted(url), e);
   }

@@ -40,10 +40,12 @@ class PgStore final : public Store, public LeasedEvents {
 
   // Connects to `url` and migrates its schema (several daemons may start at
   // once). Routing and product lookups follow `rules` as it is at each call
-  // (it outlives the store).
-  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url, const RulesInForce& rules);
-  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url,
-                                                 RulesInForce&& rules) = delete;
+  // (it outlives the store). Its connection shows as `application_name` in
+  // pg_stat_activity.
+  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url, const RulesInForce& rules,
+                                                 std::string_view application_name = "touchpointd");
+  static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url, RulesInForce&& rules,
+                                                 std::string_view application_name = {}) = delete;
   ~PgStore() override;
   PgStore(const PgStore&) = delete;
   PgStore& operator=(const PgStore&) = delete;

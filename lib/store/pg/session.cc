@@ -6,8 +6,9 @@
 
 namespace tp::pgstore {
 
-Session::Session(std::string url) : url_(std::move(url)) {
-  conn_ = pg::Connection::Open(url_);
+Session::Session(std::string url, std::string application_name)
+    : url_(std::move(url)), application_name_(std::move(application_name)) {
+  conn_ = pg::Connection::Open(url_, application_name_);
   if (Status s = Migrate(*conn_); !s.ok()) throw pg::Error(s.message(), "", false);
 }
 
@@ -45,7 +46,7 @@ pg::Connection& Session::conn() {
       throw pg::Error("not connected to the database (reconnecting)", "08006", true);
     }
     try {
-      conn_ = pg::Connection::Open(url_);
+      conn_ = pg::Connection::Open(url_, application_name_);
       last_failed_connect_.reset();
     } catch (const pg::Error&) {
       last_failed_connect_ = now;

@@ -34,8 +34,9 @@ namespace tp::pgstore {
 
 class Session {
  public:
-  // Connects and migrates. Throws pg::Error.
-  explicit Session(std::string url);
+  // Connects and migrates; the connection shows as `application_name` in
+  // pg_stat_activity. Throws pg::Error.
+  explicit Session(std::string url, std::string application_name = "touchpointd");
 
   const std::string& url() const { return url_; }
 
@@ -102,6 +103,7 @@ class Session {
   void EndScope();
 
   std::string url_;
+  std::string application_name_;
   std::unique_ptr<pg::Connection> conn_;
   std::optional<Identity> identity_;  // of conn_
   static constexpr std::chrono::milliseconds kReconnectPause{1000};

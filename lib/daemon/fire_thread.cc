@@ -1,0 +1,156 @@
+#include "daemon/fire_thread.h"
+
+#include <boost/asio/post.hpp>
+#include <string>
+#include <vector>
+
+#include "daemon/replanner.h"
+
+namespace tp {
+
+namespace asio = boost::asio;
+
+// What the scheduler decided in a pass, kept on the fire thread and told
+// to the loop's observer afterwards, in the same order.
+class FireThread::Recorder final : public SchedulerObserver {
+ public:
+  struct Seen {
+    enum class Kind : std::uint8_t { kTouchpoints, kDeferred, kFired };
+    Kind kind;
+    std::string cadence;
+    TouchpointState state = TouchpointState::kPending;  // kTouchpoints
+    std::int64_t count = 0;                             // kTouchpoints
+    Millis late{0};                                     // kFired
+  };
+
+  void OnTouchpoints(std::string_view cadence, TouchpointState state, std::int64_t count) override {
+    seen_.push_back({Seen::Kind::kTouchpoints, std::string(cadence), state, count});
+  }
+  void OnDeferred(std::string_view cadence) override {
+    seen_.push_back({Seen::Kind::kDeferred, std::string(cadence)});
+  }
+  void OnFired(std::string_view cadence, Millis late) override {
+    seen_.push_back({Seen::Kind::kFired, std::string(cadence), {}, 0, late});
+  }
+
+  std::vector<Seen> Take() { return std::exchange(seen_, {}); }
+
+  static void Tell(const std::vector<Seen>& seen, SchedulerObserver& observer) {
+    for (const Seen& s : seen) {
+      switch (s.kind) {
+        case Seen::Kind::kTouchpoints:
+          observer.OnTouchpoints(s.cadence, s.state, s.count);
+          break;
+        case Seen::Kind::kDeferred:
+          observer.OnDeferred(s.cadence);
+          break;
+        case Seen::Kind::kFired:
+          observer.OnFired(s.cadence, s.late);
+          break;
+      }
+    }
+  }
+
+ private:
+  std::vector<Seen> seen_;
+};
+
+FireThread::FireThread(asio::io_context& loop, const RulesInForce& loop_rules, const Clock& clock,
+                       SchedulerObserver* observer, Hooks hooks)
+    : loop_(loop),
+      loop_rules_(loop_rules),
+      clock_(clock),
+      observer_(observer),
+      hooks_(std::move(hooks)),
+      work_(io_.get_executor()),
+      rules_(loop_rules.shared()),
+      recorder_(std::make_unique<Recorder>()) {
+  shared_.rules = loop_rules.shared();
+}
+
+StatusOr<std::unique_ptr<FireThread>> FireThread::Open(asio::io_context& loop,
+                                                       const RulesInForce& loop_rules,
+                                                       const Clock& clock,
+                                                       SchedulerObserver* observer, Hooks hooks,
+                                                       const OpenStore& open) {
+  std::unique_ptr<FireThread> self(
+      new FireThread(loop, loop_rules, clock, observer, std::move(hooks)));
+  auto store = open(self->rules_);
+  if (!store.ok()) return store.status();
+  self->store_ = std::move(*store);
+  self->scheduler_ = std::make_unique<Scheduler>(*self->store_, clock, self->rules_);
+  self->scheduler_->set_observer(self->recorder_.get());
+  FireThread* t = self.get();
+  self->fire_ = std::make_unique<FireLoop>(
+      self->io_, *self->store_, *self->scheduler_, clock,
+      FireLoop::Hooks{
+          .may_fire = [t] { return t->Read().may_fire; },
+          .covered = [t](Instant now) { return Replanner::Covers(t->Read().covered_until, now); },
+          .storage_full = [t] { asio::post(t->loop_, t->hooks_.storage_full); },
+          .fired = [t] { asio::post(t->loop_, t->hooks_.fired); },
+          .passed = [t] { t->Report(); },
+          .poll = t->hooks_.poll});
+  return self;
+}
+
+FireThread::~FireThread() { Stop(); }
+
+void FireThread::Publish(bool may_fire) {
+  Snapshot next{may_fire, hooks_.covered_until(), loop_rules_.shared()};
+  const std::lock_guard<std::mutex> lock(mutex_);
+  shared_ = std::move(next);
+}
+
+FireThread::Snapshot FireThread::Read() {
+  Snapshot now;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    now = shared_;
+  }
+  if (now.rules != rules_.shared()) rules_.Swap(now.rules);
+  return now;
+}
+
+void FireThread::Report() {
+  auto seen = recorder_->Take();
+  if (seen.empty() || observer_ == nullptr) return;
+  asio::post(loop_,
+             [observer = observer_, seen = std::move(seen)] { Recorder::Tell(seen, *observer); });
+}
+
+void FireThread::Start() {
+  if (stopped_ || thread_.joinable()) return;
+  Publish(hooks_.may_fire());
+  asio::post(io_, [this] { fire_->Start(); });
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void FireThread::Rearm(bool force) {
+  if (stopped_) return;
+  Publish(hooks_.may_fire());
+  asio::post(io_, [this, force] { fire_->Rearm(force); });
+}
+
+void FireThread::Pause() {
+  if (stopped_) return;
+  Publish(false);
+  asio::post(io_, [this] { fire_->Pause(); });
+}
+
+void FireThread::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    shared_.may_fire = false;
+  }
+  // After the pass in progress; what is still queued is dropped.
+  asio::post(io_, [this] {
+    fire_->Stop();
+    io_.stop();
+  });
+  work_.reset();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace tp

@@ -1,0 +1,22 @@
+// What the daemon asks of its firing, wherever that runs: on the daemon's
+// loop (FireLoop, daemon/fire_loop.h) or on a thread of its own
+// (FireThread, daemon/fire_thread.h). Called on the daemon's loop.
+#pragma once
+
+namespace tp {
+
+class Firing {
+ public:
+  virtual ~Firing() = default;
+
+  // Watches for wall clock changes and arms the timer.
+  virtual void Start() = 0;
+  // Sets the timer to the earliest pending next_at, if that changed (or
+  // always, with `force`: the rules, the clock or the re-plan changed).
+  virtual void Rearm(bool force) = 0;
+  // Cancels the timers until the next Rearm() (short of space).
+  virtual void Pause() = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace tp
