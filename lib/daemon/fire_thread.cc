@@ -55,11 +55,10 @@ class FireThread::Recorder final : public SchedulerObserver {
   std::vector<Seen> seen_;
 };
 
-FireThread::FireThread(asio::io_context& loop, const RulesInForce& loop_rules, const Clock& clock,
+FireThread::FireThread(asio::io_context& loop, const RulesInForce& loop_rules,
                        SchedulerObserver* observer, Hooks hooks)
     : loop_(loop),
       loop_rules_(loop_rules),
-      clock_(clock),
       observer_(observer),
       hooks_(std::move(hooks)),
       work_(io_.get_executor()),
@@ -73,8 +72,7 @@ StatusOr<std::unique_ptr<FireThread>> FireThread::Open(asio::io_context& loop,
                                                        const Clock& clock,
                                                        SchedulerObserver* observer, Hooks hooks,
                                                        const OpenStore& open) {
-  std::unique_ptr<FireThread> self(
-      new FireThread(loop, loop_rules, clock, observer, std::move(hooks)));
+  std::unique_ptr<FireThread> self(new FireThread(loop, loop_rules, observer, std::move(hooks)));
   auto store = open(self->rules_);
   if (!store.ok()) return store.status();
   self->store_ = std::move(*store);
@@ -86,8 +84,8 @@ StatusOr<std::unique_ptr<FireThread>> FireThread::Open(asio::io_context& loop,
       FireLoop::Hooks{
           .may_fire = [t] { return t->Read().may_fire; },
           .covered = [t](Instant now) { return Replanner::Covers(t->Read().covered_until, now); },
-          .storage_full = [t] { asio::post(t->loop_, t->hooks_.storage_full); },
-          .fired = [t] { asio::post(t->loop_, t->hooks_.fired); },
+          .storage_full = [t] { t->PostToLoop(t->hooks_.storage_full); },
+          .fired = [t] { t->PostToLoop(t->hooks_.fired); },
           .passed = [t] { t->Report(); },
           .poll = t->hooks_.poll});
   return self;
@@ -111,11 +109,16 @@ FireThread::Snapshot FireThread::Read() {
   return now;
 }
 
+void FireThread::PostToLoop(std::function<void()> fn) {
+  asio::post(loop_, [alive = std::weak_ptr<char>(alive_), fn = std::move(fn)] {
+    if (!alive.expired()) fn();
+  });
+}
+
 void FireThread::Report() {
   auto seen = recorder_->Take();
   if (seen.empty() || observer_ == nullptr) return;
-  asio::post(loop_,
-             [observer = observer_, seen = std::move(seen)] { Recorder::Tell(seen, *observer); });
+  PostToLoop([observer = observer_, seen = std::move(seen)] { Recorder::Tell(seen, *observer); });
 }
 
 void FireThread::Start() {

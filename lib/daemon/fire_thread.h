@@ -18,7 +18,9 @@
 // Every change the loop makes to those (a reload, a re-plan's step, the
 // store short of space or back) is followed by a Rearm() or a Pause(),
 // as it is for a FireLoop on the loop, so the snapshot is never stale
-// for longer than a post.
+// for longer than a post and the pass in progress (a pass under way at a
+// reload finishes by the rules it began with, as another daemon's
+// would). What is posted to the loop does nothing once *this is gone.
 //
 // Start(), Rearm(), Pause() and Stop() are called on the loop. Stop()
 // waits for the pass in progress, then joins the thread.
@@ -90,7 +92,7 @@ class FireThread final : public Firing {
   };
   class Recorder;
 
-  FireThread(boost::asio::io_context& loop, const RulesInForce& loop_rules, const Clock& clock,
+  FireThread(boost::asio::io_context& loop, const RulesInForce& loop_rules,
              SchedulerObserver* observer, Hooks hooks);
   // On the loop: takes the snapshot.
   void Publish(bool may_fire);
@@ -99,10 +101,11 @@ class FireThread final : public Firing {
   // On the fire thread, after a pass: what the scheduler decided, posted
   // to the loop's observer.
   void Report();
+  // Runs `fn` on the loop, unless *this is gone by then.
+  void PostToLoop(std::function<void()> fn);
 
   boost::asio::io_context& loop_;
   const RulesInForce& loop_rules_;
-  const Clock& clock_;
   SchedulerObserver* observer_;
   Hooks hooks_;
   boost::asio::io_context io_;
@@ -116,6 +119,9 @@ class FireThread final : public Firing {
   Snapshot shared_;  // guarded by mutex_
   std::thread thread_;
   bool stopped_ = false;  // on the loop
+  // Expires with *this: what the thread posted to the loop checks it (on
+  // the loop, where *this is destroyed).
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace tp

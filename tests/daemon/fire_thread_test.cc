@@ -20,8 +20,8 @@ namespace {
 
 namespace asio = boost::asio;
 
-// Two steps already due (the purchase was three hours ago), no send
-// window: both fire at once whatever the hour.
+// Two steps an hour apart, no send window: those already due fire at
+// once whatever the hour.
 constexpr std::string_view kFireThreadConfig = R"(version: 1
 timezone: UTC
 misfire_grace: 1d
@@ -61,14 +61,16 @@ struct Heard final : SchedulerObserver {
 
 class FireThreadTest : public ::testing::Test {
  protected:
-  FireThreadTest() : loop_rules_(FireThreadRules(kFireThreadConfig)) {
-    // Recorded before the thread starts: the store is the thread's from
-    // then on.
-    auto store = std::make_unique<MemoryStore>(loop_rules_.shared());
-    Scheduler ingest(*store, clock_, loop_rules_);
-    Purchase p{"o1", "b1", "p", 1, 10, clock_.Now() - std::chrono::hours(3), ""};
+  FireThreadTest()
+      : loop_rules_(FireThreadRules(kFireThreadConfig)),
+        store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
+
+  // Before Open(): the store is the thread's from then on. By default both
+  // steps are due already.
+  void Buy(Instant purchased_at = SystemClock().Now() - std::chrono::hours(3)) {
+    Scheduler ingest(*store_, clock_, loop_rules_);
+    Purchase p{"o" + std::to_string(++orders_), "b1", "p", 1, 10, purchased_at, ""};
     EXPECT_TRUE(ingest.Ingest(p).ok());
-    store_ = std::move(store);
   }
 
   std::unique_ptr<FireThread> Open() {
@@ -107,11 +109,13 @@ class FireThreadTest : public ::testing::Test {
   std::unique_ptr<MemoryStore> store_;
   Heard heard_;
   std::vector<std::thread::id> fired_hook_threads_;
+  int orders_ = 0;
   bool may_fire_ = true;
   Instant covered_until_ = Instant::max();
 };
 
 TEST_F(FireThreadTest, FiresOnItsThreadAndTellsTheLoopOnTheLoop) {
+  Buy();
   auto fire = Open();
   fire->Start();
   RunLoopUntil([&] { return heard_.fired.size() == 2 && !fired_hook_threads_.empty(); });
@@ -123,6 +127,7 @@ TEST_F(FireThreadTest, FiresOnItsThreadAndTellsTheLoopOnTheLoop) {
 }
 
 TEST_F(FireThreadTest, HoldsWhileItMayNotFireOrARePlanHasNotPassedWhatIsDue) {
+  Buy();
   may_fire_ = false;
   auto fire = Open();
   fire->Start();
@@ -136,20 +141,31 @@ TEST_F(FireThreadTest, HoldsWhileItMayNotFireOrARePlanHasNotPassedWhatIsDue) {
   RunLoopFor(std::chrono::milliseconds(300));
   EXPECT_TRUE(heard_.fired.empty());
 
-  // Short of space again: Pause() holds it whatever the re-plan does.
-  fire->Pause();
+  // The re-plan done: both fire.
   covered_until_ = Instant::max();
-  RunLoopFor(std::chrono::milliseconds(300));
-  EXPECT_TRUE(heard_.fired.empty());
-
-  // The re-plan done, room again: both fire.
   fire->Rearm(true);
   RunLoopUntil([&] { return heard_.fired.size() == 2; });
   fire->Stop();
   EXPECT_EQ(heard_.fired.size(), 2U);
 }
 
+TEST_F(FireThreadTest, PauseCancelsTheTimerUntilTheNextRearm) {
+  // The first step falls due 400 ms from now (the second an hour later).
+  Buy(SystemClock().Now() - std::chrono::hours(1) + std::chrono::milliseconds(400));
+  auto fire = Open();
+  fire->Start();
+  RunLoopFor(std::chrono::milliseconds(50));
+  fire->Pause();  // short of space, though the hooks would let it fire
+  RunLoopFor(std::chrono::milliseconds(800));
+  EXPECT_TRUE(heard_.fired.empty());
+  fire->Rearm(true);  // room again
+  RunLoopUntil([&] { return heard_.fired.size() == 1; });
+  fire->Stop();
+  EXPECT_EQ(heard_.fired.size(), 1U);
+}
+
 TEST_F(FireThreadTest, FiresByTheRulesTheLoopSwappedIn) {
+  Buy();
   may_fire_ = false;
   auto fire = Open();
   fire->Start();
@@ -166,15 +182,19 @@ TEST_F(FireThreadTest, FiresByTheRulesTheLoopSwappedIn) {
   EXPECT_TRUE(heard_.fired.empty());
 }
 
-TEST_F(FireThreadTest, StopJoinsAndLaterCallsDoNothing) {
+TEST_F(FireThreadTest, AfterStopNothingFires) {
+  Buy();
+  may_fire_ = false;
   auto fire = Open();
   fire->Start();
-  fire->Stop();
+  fire->Stop();  // joins
+  may_fire_ = true;
   fire->Rearm(true);
   fire->Pause();
   fire->Stop();
-  RunLoopFor(std::chrono::milliseconds(100));
-  EXPECT_LE(heard_.fired.size(), 2U);
+  RunLoopFor(std::chrono::milliseconds(300));
+  EXPECT_TRUE(heard_.fired.empty());
+  EXPECT_TRUE(fired_hook_threads_.empty());
 }
 
 }  // namespace

@@ -133,6 +133,7 @@ int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string
   for (const std::string& receipt : receipts) {
     if (auto r = sql::SplitReceipt(receipt)) ids_by_lease[r->token].push_back(r->id);
   }
+  if (ids_by_lease.empty()) return 0;
   std::vector<std::int64_t> touched;
   c.Exec("SET LOCAL enable_seqscan = off");
   for (const auto& [token, ids] : ids_by_lease) {
