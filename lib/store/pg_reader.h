@@ -33,9 +33,9 @@ class PgReader final : public StoreReads, public QueueJobs {
   QueueJobs* queue_jobs() override { return this; }
 
   // QueueJobs: on a thread and connection of their own (so a slow count
-  // holds up no lease), in order, each in a transaction of its own; the
-  // loop's connection is left to the fires, so the server works on both
-  // at once.
+  // holds up no lease), in order, each in a transaction of its own, while
+  // the loop's connection ingests and the fire thread's fires
+  // (daemon/fire_thread.h): the server works on all three at once.
   void Lease(std::string queue, int max, Millis visibility, Instant now, Filled done) override;
   void Ack(std::string queue, std::vector<std::string> receipts, Instant now, Acked done) override;
 

@@ -47,8 +47,8 @@ class LeasedEvents {
 };
 
 // A lease and an ack run off the daemon's loop, on a thread and connection
-// of the store's own, where the store lets a second connection write while
-// the loop's fires (PgReader; a SQLite file has one writer, the loop's).
+// of the store's own, where the store lets other connections write at the
+// same time (PgReader; a SQLite file has one writer, the loop's).
 // Jobs run in order; each `done` runs on that thread.
 class QueueJobs {
  public:

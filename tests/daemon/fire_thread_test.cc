@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "config/loader.h"
+#include "harness.h"
 #include "scheduler/memory_store.h"
 
 namespace tp {
@@ -33,12 +33,6 @@ cadences:
       - {after: 1h, topic: a}
       - {after: 2h, topic: b}
 )";
-
-std::shared_ptr<const Rules> FireThreadRules(std::string_view yaml) {
-  LoadResult loaded = LoadRulesString(yaml, "test.yaml");
-  EXPECT_TRUE(loaded.ok()) << (loaded.errors.empty() ? "" : loaded.errors[0].ToString());
-  return loaded.rules;
-}
 
 // What the loop's observer heard, and on which thread.
 struct Heard final : SchedulerObserver {
@@ -62,7 +56,7 @@ struct Heard final : SchedulerObserver {
 class FireThreadTest : public ::testing::Test {
  protected:
   FireThreadTest()
-      : loop_rules_(FireThreadRules(kFireThreadConfig)),
+      : loop_rules_(testing::MustLoad(kFireThreadConfig)),
         store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
 
   // Before Open(): the store is the thread's from then on. By default both
@@ -173,7 +167,7 @@ TEST_F(FireThreadTest, FiresByTheRulesTheLoopSwappedIn) {
   // A reload: a misfire_grace of a minute makes both steps missed.
   std::string strict(kFireThreadConfig);
   strict.replace(strict.find("misfire_grace: 1d"), 17, "misfire_grace: 1m");
-  loop_rules_.Swap(FireThreadRules(strict));
+  loop_rules_.Swap(testing::MustLoad(strict));
   may_fire_ = true;
   fire->Rearm(true);
   RunLoopUntil([&] { return heard_.skipped == 2; });
