@@ -85,14 +85,20 @@ TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
     ASSERT_TRUE(pgstore::Migrate(*conn, 2).ok());
     conn->Exec("INSERT INTO buyers (buyer_id, created_at) VALUES ('b1', 1)");
   }
-  // The foreign keys schemas 3 and 4 drop: a touchpoint's, and those to it.
+  // The foreign keys schemas 3 and 4 drop (a touchpoint's, and those to
+  // it), and the index and key schema 5 drops.
   const std::string dropped =
       "SELECT COUNT(*) FROM pg_constraint WHERE conname IN ('touchpoints_purchase_fkey', "
       "'touchpoints_buyer_fkey', 'touchpoint_history_touchpoint_fkey', "
-      "'queue_messages_touchpoint_fkey', 'deliveries_touchpoint_fkey')";
-  EXPECT_EQ(Count(dropped), 5);
+      "'queue_messages_touchpoint_fkey', 'deliveries_touchpoint_fkey', "
+      "'touchpoint_history_pkey')";
+  const std::string dropped_index =
+      "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'queue_messages_by_touchpoint'";
+  EXPECT_EQ(Count(dropped), 6);
+  EXPECT_EQ(Count(dropped_index), 1);
   auto store = MustOpen();
-  EXPECT_EQ(store->SchemaVersion().value(), 4);
+  EXPECT_EQ(store->SchemaVersion().value(), 5);
+  EXPECT_EQ(Count(dropped_index), 0);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b1'"), 1);
   EXPECT_EQ(Count(dropped), 0);
   // The rest stay.

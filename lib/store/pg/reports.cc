@@ -1,5 +1,6 @@
 #include "store/pg/reports.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <utility>
 
@@ -30,17 +31,20 @@ const pg::Statement kPendingOf(
     "WHERE b.buyer_id = $1 AND t.state = 0");
 const pg::Statement kPendingCount("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
 // Finished (fired, cancelled, suppressed, skipped; never dead), due and
-// fired before the cutoff, with nothing left to deliver: deleted with
+// fired before the cutoff, with nothing left to deliver ($4: the span's
+// touchpoints that had a queue message at the pass's start): deleted with
 // their history in one statement.
 const pg::Statement kPrune(
     "WITH gone AS (SELECT t.id FROM touchpoints t WHERE t.id > $1 AND t.id <= $2 "
     "AND t.state IN (1, 2, 3, 4) AND t.due_at < $3 AND COALESCE(t.fire_at, 0) < $3 "
-    "AND NOT EXISTS (SELECT 1 FROM queue_messages q WHERE q.touchpoint = t.id) "
+    "AND t.id <> ALL($4::bigint[]) "
     "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) FOR UPDATE SKIP "
     "LOCKED), "
     "history AS (DELETE FROM touchpoint_history h USING gone WHERE h.touchpoint = gone.id) "
     "DELETE FROM touchpoints t USING gone WHERE t.id = gone.id RETURNING t.id");
 const pg::Statement kLastId("SELECT COALESCE(MAX(id), 0) FROM touchpoints");
+const pg::Statement kQueuedBefore(
+    "SELECT DISTINCT touchpoint FROM queue_messages WHERE enqueued_at < $1 ORDER BY touchpoint");
 
 std::string TextOrEmpty(const pg::Result& r, int row, int col) {
   return r.IsNull(row, col) ? std::string() : std::string(r.Text(row, col));
@@ -124,7 +128,22 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
   PruneResult result;
   Status s = session_.Atomically("prune finished touchpoints", [&] {
     pg::Connection& c = session_.conn();
-    pg::Result r = c.Run(kPrune, pg::Params().Add(after).Add(after + span).Add(Ms(cutoff)));
+    Queued& queued = queued_before_;
+    if (queued.cutoff != Ms(cutoff)) {
+      queued.touchpoints.clear();
+      pg::Result q = c.Run(kQueuedBefore, pg::Params().Add(Ms(cutoff)));
+      queued.touchpoints.reserve(static_cast<std::size_t>(q.rows()));
+      for (int i = 0; i < q.rows(); ++i) queued.touchpoints.push_back(q.Int64(i, 0));
+      queued.cutoff = Ms(cutoff);
+    }
+    const auto first =
+        std::upper_bound(queued.touchpoints.begin(), queued.touchpoints.end(), after);
+    const auto last = std::upper_bound(first, queued.touchpoints.end(), after + span);
+    pg::Result r = c.Run(kPrune, pg::Params()
+                                     .Add(after)
+                                     .Add(after + span)
+                                     .Add(Ms(cutoff))
+                                     .AddArray(std::vector<std::int64_t>(first, last)));
     result.deleted = r.rows();
     result.next = after + span;
     result.done = result.next >= c.Run(kLastId).Int64(0, 0);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "store/pg/session.h"
 #include "store/report_store.h"
@@ -26,6 +27,16 @@ class Reports {
 
  private:
   Session& session_;
+  // The touchpoints with a message enqueued before `cutoff`, sorted, read
+  // once a pass (as the SQLite store does: store/retention.h). A message
+  // is enqueued when its touchpoint fires, at its fire time, so none is
+  // added for a touchpoint fired before the cutoff once this is read: it
+  // only errs by keeping one whose message was acked since. No index on
+  // queue_messages(touchpoint) to ask per row: each lease would write it.
+  struct Queued {
+    std::optional<std::int64_t> cutoff;
+    std::vector<std::int64_t> touchpoints;
+  } queued_before_;
 };
 
 }  // namespace tp::pgstore
