@@ -214,7 +214,7 @@ struct Daemon::Impl {
         options, clock, rules,
         Reloader::Parts{*store, *dispatcher, batcher, replanner, *fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(
-        StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *dispatcher,
+        StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *fire, *dispatcher,
                             *reader, metrics, clock, *store});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader,
                                                       reader->queue_jobs());

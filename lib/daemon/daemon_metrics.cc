@@ -114,6 +114,10 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           "touchpoint_replan_running",
           "1 while pending touchpoints are being re-planned to new rules (after a reload), else "
           "0.")),
+      firing_failures(registry.Gauge(
+          "touchpoint_firing_failures",
+          "Firing passes (and reads of the next due time) that failed in a row, each retried a "
+          "second later; 0 once one goes through.")),
       storage_room(registry.Gauge("touchpoint_storage_room_bytes",
                                   "Bytes the database can still grow by: its disk's free space "
                                   "(or what database_max_size leaves) plus its free pages.")),

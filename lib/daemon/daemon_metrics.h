@@ -72,6 +72,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& pruned;
   metrics::Family& storage_short;
   metrics::Family& replanning;
+  metrics::Family& firing_failures;
   metrics::Family& storage_room;
   metrics::Family& build_info;
   metrics::Family& start_time;

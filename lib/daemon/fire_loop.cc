@@ -47,6 +47,7 @@ void FireLoop::Rearm(bool force) {
   if (stopped_ || !hooks_.may_fire()) return;
   auto next = store_.NextWakeup();
   if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
+  Succeeded();
   std::optional<Instant> at = *next;
   if (hooks_.poll) {
     // Shared: what is due now is another daemon's while it holds it.
@@ -83,6 +84,7 @@ void FireLoop::RunDue() {
     return RetrySoon("firing due touchpoints: " + stats.status().message());
   }
   if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
+  Succeeded();
   idle_pass_ = stats->fired + stats->deferred + stats->skipped == 0;
   if (stats->fired + stats->deferred + stats->skipped > 0) {
     spdlog::debug("scheduler: fired {}, deferred {}, skipped {}", stats->fired, stats->deferred,
@@ -100,7 +102,17 @@ void FireLoop::RunDue() {
   Rearm(false);
 }
 
+void FireLoop::Succeeded() {
+  if (health_.consecutive_failures == 0) return;
+  spdlog::info("firing works again after {}", Plural(health_.consecutive_failures, "failure"));
+  health_ = {};
+  if (hooks_.health_changed) hooks_.health_changed(health_);
+}
+
 void FireLoop::RetrySoon(const std::string& what) {
+  ++health_.consecutive_failures;
+  health_.last_error = what;
+  if (hooks_.health_changed) hooks_.health_changed(health_);
   spdlog::error("{}; retrying in 1s", what);
   retry_.expires_after(std::chrono::seconds(1));
   retry_.async_wait([this](const boost::system::error_code& ec) {

@@ -44,6 +44,8 @@ class FireLoop final : public Firing {
     std::function<void()> fired;
     // After each pass of the scheduler, whatever it did (may be empty).
     std::function<void()> passed = nullptr;
+    // Health() changed: a failure, or the first success after some.
+    std::function<void(const FiringHealth&)> health_changed = nullptr;
     // For a store other daemons share: read the next wakeup at least this
     // often (another daemon may have recorded an earlier touchpoint, or
     // died holding some), and after a pass that found every due
@@ -60,6 +62,7 @@ class FireLoop final : public Firing {
   void Rearm(bool force) override;
   void Pause() override;
   void Stop() override;
+  FiringHealth Health() const override { return health_; }
   // Fires what is due now, then re-arms.
   void RunDue();
 
@@ -67,6 +70,8 @@ class FireLoop final : public Firing {
   // A store error while scheduling (disk full, I/O error): log it and try
   // again in a second rather than spin or give up.
   void RetrySoon(const std::string& what);
+  // A pass or a read of the next wakeup went through.
+  void Succeeded();
   void WatchClockJumps();
   void ArmClockJumpWatch();
 
@@ -80,6 +85,7 @@ class FireLoop final : public Firing {
   boost::asio::posix::stream_descriptor clock_jumps_;
   std::optional<Instant> armed_;
   bool idle_pass_ = false;  // the last pass decided nothing
+  FiringHealth health_;
   bool stopped_ = false;
 };
 

@@ -87,6 +87,11 @@ StatusOr<std::unique_ptr<FireThread>> FireThread::Open(asio::io_context& loop,
           .storage_full = [t] { t->PostToLoop(t->hooks_.storage_full); },
           .fired = [t] { t->PostToLoop(t->hooks_.fired); },
           .passed = [t] { t->Report(); },
+          .health_changed =
+              [t](const FiringHealth& health) {
+                const std::lock_guard<std::mutex> lock(t->mutex_);
+                t->health_ = health;
+              },
           .poll = t->hooks_.poll});
   return self;
 }
@@ -107,6 +112,11 @@ FireThread::Snapshot FireThread::Read() {
   }
   if (now.rules != rules_.shared()) rules_.Swap(now.rules);
   return now;
+}
+
+FiringHealth FireThread::Health() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return health_;
 }
 
 void FireThread::PostToLoop(std::function<void()> fn) {

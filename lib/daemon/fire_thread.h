@@ -82,6 +82,8 @@ class FireThread final : public Firing {
   void Rearm(bool force) override;
   void Pause() override;
   void Stop() override;
+  // As the fire thread's FireLoop last told it.
+  FiringHealth Health() const override;
 
  private:
   // What firing reads of the loop's state, as of the last Publish().
@@ -115,8 +117,9 @@ class FireThread final : public Firing {
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<FireLoop> fire_;
-  std::mutex mutex_;
-  Snapshot shared_;  // guarded by mutex_
+  mutable std::mutex mutex_;
+  Snapshot shared_;      // guarded by mutex_
+  FiringHealth health_;  // guarded by mutex_
   std::thread thread_;
   bool stopped_ = false;  // on the loop
   // Expires with *this: what the thread posted to the loop checks it (on

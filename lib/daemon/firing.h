@@ -3,7 +3,21 @@
 // (FireThread, daemon/fire_thread.h). Called on the daemon's loop.
 #pragma once
 
+#include <string>
+
 namespace tp {
+
+// How firing has gone lately, for /healthz: the failures in a row of its
+// passes and of its reads of the next wakeup (each retried a second
+// later), and the last one's error while they last. Both reset at the
+// next success.
+struct FiringHealth {
+  int consecutive_failures = 0;
+  std::string last_error;
+};
+// After this many failures in a row (ten seconds or more), /healthz says
+// `degraded`: due touchpoints wait.
+inline constexpr int kFiringFailuresDegrade = 10;
 
 class Firing {
  public:
@@ -17,6 +31,7 @@ class Firing {
   // Cancels the timers until the next Rearm() (short of space).
   virtual void Pause() = 0;
   virtual void Stop() = 0;
+  virtual FiringHealth Health() const = 0;
 };
 
 }  // namespace tp

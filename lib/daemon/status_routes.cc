@@ -65,13 +65,21 @@ HttpResponse StatusRoutes::Health() const {
     cfg["last_reload"] = std::move(last);
   }
   json storage = parts_.storage.Health();
+  const FiringHealth fire = parts_.firing.Health();
+  json firing = {{"state", fire.consecutive_failures == 0 ? "ok" : "failing"}};
+  if (fire.consecutive_failures > 0) {
+    firing["consecutive_failures"] = fire.consecutive_failures;
+    firing["last_error"] = fire.last_error;
+  }
   // Still 200: the daemon runs on its last good rules, and serves leases
   // and acks when short of space. "degraded" tells a person (and an alert
   // on /metrics) that something needs them.
-  const bool degraded = !config.errors.empty() || parts_.storage.paused() || replan_failing;
+  const bool degraded = !config.errors.empty() || parts_.storage.paused() || replan_failing ||
+                        fire.consecutive_failures >= kFiringFailuresDegrade;
   return api::JsonResponse(200, {{"status", degraded ? "degraded" : "ok"},
                                  {"config", std::move(cfg)},
                                  {"storage", std::move(storage)},
+                                 {"firing", std::move(firing)},
                                  {"sinks", std::move(sinks)}});
 }
 
@@ -226,6 +234,7 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
   for (const SinkHealth& h : parts_.dispatcher.Health()) {
     m.circuit_open.Set({h.name}, h.state == "ok" ? 0 : 1);
   }
+  m.firing_failures.Set({}, parts_.firing.Health().consecutive_failures);
   m.resident_memory.Set({}, ResidentBytes());
   return HttpResponse{200, m.registry.Render(), std::string(metrics::kContentType)};
 }

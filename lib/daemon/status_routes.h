@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/firing.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
 #include "daemon/store_watch.h"
@@ -37,6 +38,7 @@ class StatusRoutes {
     const Reloader& reloader;
     const Replanner& replanner;
     const StoreWatch& storage;
+    const Firing& firing;
     Dispatcher& dispatcher;
     StoreReads& reader;
     DaemonMetrics& metrics;

@@ -1,8 +1,9 @@
 // End-to-end on PostgreSQL: real touchpointd processes with `--database
 // postgresql://...` on a real server, over real HTTP: every feature on one
 // daemon, three daemons sharing the work (ingest spread, a cap held across
-// them, one killed with SIGKILL while firing), a PostgreSQL restart
-// during ingest, and `touchpointctl export` from the database.
+// them, one killed with SIGKILL while firing), firing failing on its own
+// connection (told by /healthz), a PostgreSQL restart during ingest, and
+// `touchpointctl export` from the database.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "harness.h"
+#include "pg/connection.h"
 #include "pg_server.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
@@ -232,6 +234,35 @@ TEST_F(PostgresDaemonTest, SessionsEndedByTheServerAreReopened) {
   const auto seen = DrainQueue({&d}, 1, std::chrono::seconds(10));
   EXPECT_EQ(seen.size(), 1u);
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
+}
+
+// Firing fails on its own connection while the server answers everything
+// else (a constraint that refuses the fire's update): /healthz says so
+// under "firing", and "ok" again once a pass goes through.
+TEST_F(PostgresDaemonTest, FiringThatFailsAloneShowsOnHealthz) {
+  auto db = PgServer::Shared().NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), db->url());
+  EXPECT_EQ(d.Call("GET", "/healthz").second["firing"], json({{"state", "ok"}}));
+  auto admin = pg::Connection::Open(db->url(), "test");
+  admin->Exec("ALTER TABLE touchpoints ADD CONSTRAINT refuse_fire CHECK (state <> 1) NOT VALID");
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      200);
+  json health;
+  for (int i = 0; i < 100; ++i) {
+    health = d.Call("GET", "/healthz").second;
+    if (health["firing"]["state"] == "failing") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(health["firing"]["state"], "failing") << health.dump();
+  EXPECT_GE(health["firing"]["consecutive_failures"].get<int>(), 1);
+  EXPECT_THAT(health["firing"]["last_error"].get<std::string>(), HasSubstr("refuse_fire"));
+  EXPECT_EQ(health["storage"]["state"], "ok");  // the probe's connection answers
+  EXPECT_EQ(health["status"], "ok");            // degraded only after kFiringFailuresDegrade
+
+  admin->Exec("ALTER TABLE touchpoints DROP CONSTRAINT refuse_fire");
+  EXPECT_EQ(DrainQueue({&d}, 1, std::chrono::seconds(10)).size(), 1u);
+  EXPECT_EQ(d.Call("GET", "/healthz").second["firing"], json({{"state", "ok"}}));
 }
 
 // PostgreSQL stops while purchases come in: ingest and the queues' routes
