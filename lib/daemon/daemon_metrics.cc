@@ -117,7 +117,7 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
       firing_failures(registry.Gauge(
           "touchpoint_firing_failures",
           "Firing passes (and reads of the next due time) that failed in a row, each retried a "
-          "second later; 0 once one goes through.")),
+          "second later; 0 once a pass goes through, or while firing is paused.")),
       storage_room(registry.Gauge("touchpoint_storage_room_bytes",
                                   "Bytes the database can still grow by: its disk's free space "
                                   "(or what database_max_size leaves) plus its free pages.")),

@@ -33,6 +33,8 @@ void FireLoop::Pause() {
   armed_.reset();
   timer_.cancel();
   retry_.cancel();
+  // Waiting now, not failing: the store's state says why (/healthz).
+  ClearHealth();
 }
 
 void FireLoop::Stop() {
@@ -46,8 +48,12 @@ void FireLoop::Stop() {
 void FireLoop::Rearm(bool force) {
   if (stopped_ || !hooks_.may_fire()) return;
   auto next = store_.NextWakeup();
-  if (!next.ok()) return RetrySoon("reading the next wakeup: " + next.status().message());
-  Succeeded();
+  if (!next.ok()) {
+    return RetrySoon("reading the next wakeup: " + next.status().message(), /*pass=*/false);
+  }
+  // A read that works clears failed reads, not failed passes (they fail
+  // again between reads that work), unless nothing is due any more.
+  if (!pass_failed_ || !*next || **next > clock_.Now()) Succeeded();
   std::optional<Instant> at = *next;
   if (hooks_.poll) {
     // Shared: what is due now is another daemon's while it holds it.
@@ -78,12 +84,16 @@ void FireLoop::RunDue() {
   auto stats = scheduler_.RunDue(kBatchesPerTurn);
   if (hooks_.passed) hooks_.passed();
   if (!stats.ok() && stats.status().unavailable()) {
-    // Paused if the store cannot take writes; if it can again (a
+    // Paused if the store cannot take writes (which cancels the retry and
+    // clears the failure: on the loop, at once); if it can again (a
     // connection lost and reopened), the next pass comes anyway.
+    RetrySoon("firing due touchpoints: " + stats.status().message(), /*pass=*/true);
     hooks_.storage_full();
-    return RetrySoon("firing due touchpoints: " + stats.status().message());
+    return;
   }
-  if (!stats.ok()) return RetrySoon("firing due touchpoints: " + stats.status().message());
+  if (!stats.ok()) {
+    return RetrySoon("firing due touchpoints: " + stats.status().message(), /*pass=*/true);
+  }
   Succeeded();
   idle_pass_ = stats->fired + stats->deferred + stats->skipped == 0;
   if (stats->fired + stats->deferred + stats->skipped > 0) {
@@ -105,11 +115,18 @@ void FireLoop::RunDue() {
 void FireLoop::Succeeded() {
   if (health_.consecutive_failures == 0) return;
   spdlog::info("firing works again after {}", Plural(health_.consecutive_failures, "failure"));
+  ClearHealth();
+}
+
+void FireLoop::ClearHealth() {
+  if (health_.consecutive_failures == 0) return;
   health_ = {};
+  pass_failed_ = false;
   if (hooks_.health_changed) hooks_.health_changed(health_);
 }
 
-void FireLoop::RetrySoon(const std::string& what) {
+void FireLoop::RetrySoon(const std::string& what, bool pass) {
+  pass_failed_ = pass_failed_ || pass;
   ++health_.consecutive_failures;
   health_.last_error = what;
   if (hooks_.health_changed) hooks_.health_changed(health_);

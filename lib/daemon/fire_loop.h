@@ -67,11 +67,13 @@ class FireLoop final : public Firing {
   void RunDue();
 
  private:
-  // A store error while scheduling (disk full, I/O error): log it and try
-  // again in a second rather than spin or give up.
-  void RetrySoon(const std::string& what);
-  // A pass or a read of the next wakeup went through.
+  // A store error while scheduling (disk full, I/O error) in a pass, or
+  // else in a read of the next wakeup: log it, count it, and try again in
+  // a second rather than spin or give up.
+  void RetrySoon(const std::string& what, bool pass);
+  // What failed went through: Health() is clean again, and the log says so.
   void Succeeded();
+  void ClearHealth();
   void WatchClockJumps();
   void ArmClockJumpWatch();
 
@@ -86,6 +88,7 @@ class FireLoop final : public Firing {
   std::optional<Instant> armed_;
   bool idle_pass_ = false;  // the last pass decided nothing
   FiringHealth health_;
+  bool pass_failed_ = false;  // a pass failed since health_ was last clean
   bool stopped_ = false;
 };
 

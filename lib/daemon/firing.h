@@ -9,8 +9,9 @@ namespace tp {
 
 // How firing has gone lately, for /healthz: the failures in a row of its
 // passes and of its reads of the next wakeup (each retried a second
-// later), and the last one's error while they last. Both reset at the
-// next success.
+// later), and the last one's error while they last. Both reset when a
+// pass goes through, when a read does and no pass failed (or nothing is
+// due any more), and when firing is paused (the store's state says why).
 struct FiringHealth {
   int consecutive_failures = 0;
   std::string last_error;

@@ -71,6 +71,8 @@
       ['config', h.config.path + ' (sha256 ' + h.config.sha256.slice(0, 12) + '…, loaded ' + h.config.loaded_at + ')'],
       ['storage', [badge(h.storage.state), ' ' + fmt(h.storage.room_bytes) + ' bytes of room',
                    h.storage.reason ? ' · ' + h.storage.reason : '']],
+      ['firing', [badge(h.firing.state), h.firing.consecutive_failures
+                   ? ' ' + fmt(h.firing.consecutive_failures) + ' failures in a row: ' + h.firing.last_error : '']],
     ];
     if (h.config.last_reload) {
       rows.push(['last reload', [badge(h.config.last_reload.ok ? 'ok' : 'bad'), ' ' + h.config.last_reload.at,

@@ -148,6 +148,8 @@ for (const name of browsers) {
         labels: chart.data.labels,
         datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data})),
         deadRows: document.querySelectorAll('tr[data-dead-letter]').length,
+        health: Object.fromEntries([...document.querySelectorAll('#health tr')].map(
+          tr => [tr.querySelector('th').textContent, tr.querySelector('td').textContent])),
         tierRows: Object.fromEntries([...document.querySelectorAll('#outcomes-tier tbody tr')].map(
           tr => [tr.dataset.key, Number(tr.children[1].textContent.replace(/,/g, ''))])),
       };
@@ -159,6 +161,8 @@ for (const name of browsers) {
     if (crm.dead_letters < 1) fail.add('the crm webhook has no dead letter');
     const dead = await api('/v1/dead-letters');
     fail.equal(shown.deadRows, dead.dead_letters.length, 'dead letter rows');
+    const healthz = await (await fetch(base + '/healthz')).json();
+    fail.equal(shown.health.firing, healthz.firing.state, 'the firing row');
 
     // The pending chart, against the buyers' own timelines.
     const want = {};

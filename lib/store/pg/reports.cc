@@ -147,6 +147,8 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
     result.deleted = r.rows();
     result.next = after + span;
     result.done = result.next >= c.Run(kLastId).Int64(0, 0);
+    // Read again at the next pass; a backlog's list is not kept meanwhile.
+    if (result.done) queued = {};
   });
   if (!s.ok()) return s;
   return result;
