@@ -43,8 +43,9 @@ const pg::Statement kPrune(
     "history AS (DELETE FROM touchpoint_history h USING gone WHERE h.touchpoint = gone.id) "
     "DELETE FROM touchpoints t USING gone WHERE t.id = gone.id RETURNING t.id");
 const pg::Statement kLastId("SELECT COALESCE(MAX(id), 0) FROM touchpoints");
+const pg::Statement kLastMessage("SELECT COALESCE(MAX(id), 0) FROM queue_messages");
 const pg::Statement kQueuedBefore(
-    "SELECT DISTINCT touchpoint FROM queue_messages WHERE enqueued_at < $1 ORDER BY touchpoint");
+    "SELECT touchpoint FROM queue_messages WHERE id > $1 AND id <= $2 AND enqueued_at < $3");
 
 std::string TextOrEmpty(const pg::Result& r, int row, int col) {
   return r.IsNull(row, col) ? std::string() : std::string(r.Text(row, col));
@@ -129,20 +130,35 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
   Status s = session_.Atomically("prune finished touchpoints", [&] {
     pg::Connection& c = session_.conn();
     Queued& queued = queued_before_;
-    if (queued.cutoff != Ms(cutoff)) {
-      queued.touchpoints.clear();
-      pg::Result q = c.Run(kQueuedBefore, pg::Params().Add(Ms(cutoff)));
-      queued.touchpoints.reserve(static_cast<std::size_t>(q.rows()));
-      for (int i = 0; i < q.rows(); ++i) queued.touchpoints.push_back(q.Int64(i, 0));
+    // A pass begins at row 0; one left unfinished (an error) begins again.
+    if (after == 0 && queued.complete) queued = {};
+    if (!queued.cutoff) {
       queued.cutoff = Ms(cutoff);
+      queued.read_end = c.Run(kLastMessage).Int64(0, 0);
     }
+    if (!queued.complete) {
+      const std::int64_t to = std::min(queued.read_to + kQueueRange, queued.read_end);
+      pg::Result q =
+          c.Run(kQueuedBefore, pg::Params().Add(queued.read_to).Add(to).Add(*queued.cutoff));
+      for (int i = 0; i < q.rows(); ++i) queued.touchpoints.push_back(q.Int64(i, 0));
+      queued.read_to = to;
+      if (queued.read_to < queued.read_end) {
+        result.next = after;  // the next step reads on
+        return;
+      }
+      std::sort(queued.touchpoints.begin(), queued.touchpoints.end());
+      queued.touchpoints.erase(std::unique(queued.touchpoints.begin(), queued.touchpoints.end()),
+                               queued.touchpoints.end());
+      queued.complete = true;
+    }
+    const std::int64_t before = std::min(Ms(cutoff), *queued.cutoff);
     const auto first =
         std::upper_bound(queued.touchpoints.begin(), queued.touchpoints.end(), after);
     const auto last = std::upper_bound(first, queued.touchpoints.end(), after + span);
     pg::Result r = c.Run(kPrune, pg::Params()
                                      .Add(after)
                                      .Add(after + span)
-                                     .Add(Ms(cutoff))
+                                     .Add(before)
                                      .AddArray(std::vector<std::int64_t>(first, last)));
     result.deleted = r.rows();
     result.next = after + span;

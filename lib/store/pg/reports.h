@@ -27,14 +27,22 @@ class Reports {
 
  private:
   Session& session_;
-  // The touchpoints with a message enqueued before `cutoff`, sorted, read
-  // once a pass (as the SQLite store does: store/retention.h). A message
-  // is enqueued when its touchpoint fires, at its fire time, so none is
-  // added for a touchpoint fired before the cutoff once this is read: it
-  // only errs by keeping one whose message was acked since. No index on
-  // queue_messages(touchpoint) to ask per row: each lease would write it.
+  // The touchpoints with a message enqueued before `cutoff`, read once a
+  // pass (as the SQLite store does: store/retention.h), by ranges of
+  // kQueueRange message ids, a step each, so that no step holds the
+  // daemon's loop long however many messages wait. A message is enqueued
+  // when its touchpoint fires, at its fire time, so none is added for a
+  // touchpoint fired before the cutoff once the pass has begun: the list
+  // only errs by keeping one whose message was acked since. The pass
+  // prunes by the earlier of its cutoff and the one the list was read
+  // with. No index on queue_messages(touchpoint) to ask per row: each
+  // lease would write it.
+  static constexpr std::int64_t kQueueRange = 100'000;
   struct Queued {
-    std::optional<std::int64_t> cutoff;
+    std::optional<std::int64_t> cutoff;  // read with; none before a pass
+    std::int64_t read_to = 0;            // message ids read so far
+    std::int64_t read_end = 0;           // the last id as the pass began
+    bool complete = false;               // sorted, and pruning began
     std::vector<std::int64_t> touchpoints;
   } queued_before_;
 };
