@@ -18,109 +18,115 @@ namespace {
 using testing::At;
 using testing::PgServer;
 
-TEST(PgRetentionTest, PrunesOnlyFinishedTouchpointsWithNothingLeftToDeliver) {
-  RulesInForce rules(testing::MustLoad(testing::kBriefConfig));
-  auto db = PgServer::Shared().NewDatabase();
-  auto count = [&](const std::string& sql) {
-    return pg::Connection::Open(db->url(), "test")->Exec(sql).Int64(0, 0);
-  };
-  auto opened = PgStore::Open(db->url(), rules);
-  ASSERT_TRUE(opened.ok()) << opened.status().message();
-  PgStore& store = **opened;
-  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
-  Scheduler scheduler(store, clock, rules);
-  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
-  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), "", ""}).ok());
-  ASSERT_TRUE(scheduler.OptOut("b2").ok());  // six suppressed, due from day 1 to day 30
-  clock.Set(At("2026-11-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // how-to-wear: queued, never acked
-  clock.Set(At("2026-11-04T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // comfort-check: acked below
-  auto leased = store.Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
-  ASSERT_TRUE(leased.ok()) << leased.status().message();
-  ASSERT_EQ(leased->size(), 2u);
-  auto ack = [&](const std::string& topic) {
-    for (const LeasedMessage& m : *leased) {
+class PgRetentionTest : public ::testing::Test {
+ protected:
+  PgRetentionTest()
+      : rules_(testing::MustLoad(testing::kBriefConfig)), db_(PgServer::Shared().NewDatabase()) {}
+
+  void SetUp() override {
+    auto opened = PgStore::Open(db_->url(), rules_);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    scheduler_ = std::make_unique<Scheduler>(*store_, clock_, rules_);
+  }
+
+  void Buy(const std::string& buyer) {
+    ASSERT_TRUE(
+        scheduler_->Ingest({"o-" + buyer, buyer, "daily", 2, 240, clock_.Now(), "", ""}).ok());
+  }
+  // The first two steps fired (how-to-wear on day 1, comfort-check on day
+  // 3) into the queue, and leased.
+  void FireTheFirstTwoSteps() {
+    clock_.Set(At("2026-11-02T10:00:00+08:00"));
+    ASSERT_EQ(scheduler_->RunDue()->fired, 1u);
+    clock_.Set(At("2026-11-04T10:00:00+08:00"));
+    ASSERT_EQ(scheduler_->RunDue()->fired, 1u);
+    auto leased = store_->Lease("outbox", 10, std::chrono::seconds(30), clock_.Now());
+    ASSERT_TRUE(leased.ok()) << leased.status().message();
+    ASSERT_EQ(leased->size(), 2u);
+    leased_ = std::move(*leased);
+  }
+  void Ack(const std::string& topic) {
+    for (const LeasedMessage& m : leased_) {
       if (nlohmann::json::parse(m.event)["data"]["topic"] == topic) {
         std::vector<std::string> receipts = {m.receipt};
-        ASSERT_EQ(*store.Ack("outbox", receipts, clock.Now()), 1);
+        ASSERT_EQ(*store_->Ack("outbox", receipts, clock_.Now()), 1);
       }
     }
-  };
-  ack("comfort-check");
+  }
+  std::int64_t Count(const std::string& sql) {
+    return pg::Connection::Open(db_->url(), "test")->Exec(sql).Int64(0, 0);
+  }
+
+  RulesInForce rules_;
+  std::unique_ptr<PgServer::Database> db_;
+  std::unique_ptr<PgStore> store_;
+  FakeClock clock_{At("2026-11-01T10:00:00+08:00")};
+  std::unique_ptr<Scheduler> scheduler_;
+  std::vector<LeasedMessage> leased_;
+};
+
+TEST_F(PgRetentionTest, PrunesOnlyFinishedTouchpointsWithNothingLeftToDeliver) {
+  Buy("b1");
+  Buy("b2");
+  ASSERT_TRUE(scheduler_->OptOut("b2").ok());  // six suppressed, due from day 1 to day 30
+  FireTheFirstTwoSteps();
+  Ack("comfort-check");  // how-to-wear stays queued
   const Instant cutoff = At("2026-11-20T00:00:00+08:00");
 
   // A bounded step: row ids 1 to 3 only (b1's how-to-wear, comfort-check,
   // care-tips).
-  auto step = store.PruneFinished(cutoff, 0, 3);
+  auto step = store_->PruneFinished(cutoff, 0, 3);
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_EQ(step->deleted, 1);
   EXPECT_FALSE(step->done);
   EXPECT_EQ(step->next, 3);
-  step = store.PruneFinished(cutoff, step->next, 1000);
+  step = store_->PruneFinished(cutoff, step->next, 1000);
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 4);  // b2's four suppressed due before the cutoff
   EXPECT_TRUE(step->done);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
 
   // Once acked, the next pass takes it.
-  ack("how-to-wear");
-  step = store.PruneFinished(cutoff + std::chrono::hours(1), 0, 1000);
+  Ack("how-to-wear");
+  step = store_->PruneFinished(cutoff + std::chrono::hours(1), 0, 1000);
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 1);
 
-  EXPECT_EQ(count("SELECT COUNT(*) FROM touchpoints"), 12 - 6);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM touchpoints WHERE topic IN ('comfort-check', "
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 6);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic IN ('comfort-check', "
                   "'how-to-wear')"),
             0);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);  // b1's, untouched
-  EXPECT_EQ(count("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint NOT IN "
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);  // b1's, untouched
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint NOT IN "
                   "(SELECT id FROM touchpoints)"),
             0);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM purchases"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 2);
 }
 
 // A queue with more messages than one step reads: the steps read it a
 // range of ids at a time, pruning nothing until the whole of it is read,
 // so that no step holds the daemon's loop long.
-TEST(PgRetentionTest, ALongQueueIsReadInStepsBeforeAnythingIsPruned) {
-  RulesInForce rules(testing::MustLoad(testing::kBriefConfig));
-  auto db = PgServer::Shared().NewDatabase();
-  auto opened = PgStore::Open(db->url(), rules);
-  ASSERT_TRUE(opened.ok()) << opened.status().message();
-  PgStore& store = **opened;
-  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
-  Scheduler scheduler(store, clock, rules);
-  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
-  clock.Set(At("2026-11-02T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // how-to-wear, queued at row id 1
-  clock.Set(At("2026-11-04T10:00:00+08:00"));
-  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // comfort-check, queued: acked below
-  auto leased = store.Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
-  ASSERT_TRUE(leased.ok());
-  ASSERT_EQ(leased->size(), 2u);
+TEST_F(PgRetentionTest, ALongQueueIsReadInStepsBeforeAnythingIsPruned) {
+  Buy("b1");
+  FireTheFirstTwoSteps();
   // 250,000 messages of a long-gone touchpoint, after those two.
-  pg::Connection::Open(db->url(), "test")
-      ->Exec(
-          "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) "
-          "SELECT 'outbox', 999999, 0, 0 FROM generate_series(1, 250000)");
-  for (const LeasedMessage& m : *leased) {
-    if (nlohmann::json::parse(m.event)["data"]["topic"] == "comfort-check") {
-      std::vector<std::string> receipts = {m.receipt};
-      ASSERT_EQ(*store.Ack("outbox", receipts, clock.Now()), 1);
-    }
-  }
+  Count(
+      "WITH m AS (INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) "
+      "SELECT 'outbox', 999999, 0, 0 FROM generate_series(1, 250000) RETURNING 1) "
+      "SELECT COUNT(*) FROM m");
+  Ack("comfort-check");
   const Instant cutoff = At("2026-11-20T00:00:00+08:00");
   // 250,002 ids, read 100,000 a step: two steps read, the third reads the
   // rest and prunes.
   for (int i = 0; i < 2; ++i) {
-    auto step = store.PruneFinished(cutoff, 0, 1000);
+    auto step = store_->PruneFinished(cutoff, 0, 1000);
     ASSERT_TRUE(step.ok()) << step.status().message();
     EXPECT_EQ(step->deleted, 0);
     EXPECT_EQ(step->next, 0);
     EXPECT_FALSE(step->done);
   }
-  auto step = store.PruneFinished(cutoff, 0, 1000);
+  auto step = store_->PruneFinished(cutoff, 0, 1000);
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 1);  // comfort-check; how-to-wear is still queued
   EXPECT_TRUE(step->done);
