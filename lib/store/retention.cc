@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
+#include <span>
+#include <vector>
 
 #include "store/sql.h"
 
@@ -14,6 +16,27 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
                                                      std::int64_t span) {
   PruneResult result;
   Status s = db_.Atomically("prune finished touchpoints", [&] {
+    const bool whole = queued_.Step(
+        after, Ms(cutoff),
+        [&] {
+          SQLite::Statement last(db_.sql(), "SELECT COALESCE(MAX(id), 0) FROM queue_messages");
+          last.executeStep();
+          return last.getColumn(0).getInt64();
+        },
+        [&](std::int64_t from, std::int64_t to, std::int64_t before,
+            std::vector<std::int64_t>& out) {
+          SQLite::Statement q(db_.sql(),
+                              "SELECT touchpoint FROM queue_messages WHERE id > ? AND id <= ? "
+                              "AND enqueued_at < ?");
+          q.bind(1, from);
+          q.bind(2, to);
+          q.bind(3, before);
+          while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
+        });
+    if (!whole) {
+      result.next = after;  // the next step reads on
+      return;
+    }
     // Finished (fired, cancelled, suppressed, skipped; never dead) and due
     // and fired before the cutoff, with nothing left to deliver.
     SQLite::Statement find(
@@ -24,23 +47,12 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
     find.bind(1, after);
     find.bind(2, after + span);
-    find.bind(3, Ms(cutoff));
-    Queued& queued = queued_before_;
-    if (queued.cutoff != Ms(cutoff)) {
-      queued.touchpoints.clear();
-      SQLite::Statement q(db_.sql(),
-                          "SELECT DISTINCT touchpoint FROM queue_messages WHERE enqueued_at < ? "
-                          "ORDER BY touchpoint");
-      q.bind(1, Ms(cutoff));
-      while (q.executeStep()) queued.touchpoints.push_back(q.getColumn(0).getInt64());
-      queued.cutoff = Ms(cutoff);
-    }
+    find.bind(3, std::min(Ms(cutoff), queued_.cutoff()));
+    const std::span<const std::int64_t> queued = queued_.Between(after, after + span);
     std::vector<std::int64_t> ids;
     while (find.executeStep()) {
       const std::int64_t id = find.getColumn(0).getInt64();
-      if (!std::binary_search(queued.touchpoints.begin(), queued.touchpoints.end(), id)) {
-        ids.push_back(id);
-      }
+      if (!std::binary_search(queued.begin(), queued.end(), id)) ids.push_back(id);
     }
     SQLite::Statement history(db_.sql(), "DELETE FROM touchpoint_history WHERE touchpoint = ?");
     SQLite::Statement touchpoint(db_.sql(), "DELETE FROM touchpoints WHERE id = ?");
@@ -58,6 +70,7 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
     const std::int64_t max_id = last.getColumn(0).isNull() ? 0 : last.getColumn(0).getInt64();
     result.next = after + span;
     result.done = result.next >= max_id;
+    if (result.done) queued_.Done();
   });
   if (!s.ok()) return s;
   return result;

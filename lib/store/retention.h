@@ -4,10 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <vector>
 
 #include "store/database.h"
+#include "store/queued_before.h"
 #include "store/retention_store.h"
 
 namespace tp {
@@ -20,14 +20,8 @@ class RetentionTables {
 
  private:
   Database& db_;
-  // The touchpoints with a message enqueued before `cutoff`, sorted. A
-  // message is enqueued when its touchpoint fires, so none is added for a
-  // touchpoint fired before a cutoff once it is read: reading it once per
-  // cutoff only errs by keeping one whose message was acked since.
-  struct Queued {
-    std::optional<std::int64_t> cutoff;
-    std::vector<std::int64_t> touchpoints;
-  } queued_before_;
+  // Which touchpoints are still queued (store/queued_before.h).
+  QueuedBefore queued_;
 };
 
 }  // namespace tp

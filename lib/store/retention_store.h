@@ -29,8 +29,10 @@ class RetentionStore {
   // skipped; a dead one waits for its replay), were due and fired before
   // `cutoff`, and have no queue message or outbox entry left. Walking the
   // table in spans bounds the work of one call, so the daemon's loop never
-  // stalls on it; the spans of a pass share its cutoff, so the queues are
-  // read once a pass. Purchases stay: tiers and duplicate detection need them.
+  // stalls on it. The queues are read once a pass, a range of message ids
+  // a call (store/queued_before.h): until they are read, a call deletes
+  // nothing and returns `next` = `after`. Purchases stay: tiers and
+  // duplicate detection need them.
   virtual StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after,
                                               std::int64_t span) = 0;
 };

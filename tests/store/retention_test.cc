@@ -64,5 +64,37 @@ TEST_F(SqliteStoreTest, RetentionPrunesOnlyFinishedTouchpointsWithNothingLeftToD
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 2);
 }
 
+// A queue with more messages than one step reads: the steps read it a
+// range of ids at a time, pruning nothing until the whole of it is read,
+// so that no step holds the daemon's loop long.
+TEST_F(SqliteStoreTest, RetentionReadsALongQueueInStepsBeforePruning) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  clock.Set(At("2026-11-02T10:00:00+08:00"));
+  ASSERT_EQ(scheduler.RunDue()->fired, 1u);  // how-to-wear, queued at message id 1
+  // 250,000 messages of a long-gone touchpoint, after it.
+  EditByHand(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250000) "
+      "INSERT INTO queue_messages (queue, touchpoint, visible_at, enqueued_at) "
+      "SELECT 'outbox', 999999, 0, 0 FROM n");
+  ASSERT_TRUE(scheduler.OptOut("b1").ok());  // the five others suppressed
+  const Instant cutoff = At("2026-11-20T00:00:00+08:00");
+  // 250,001 ids, read 100,000 a step: two steps read, the third reads the
+  // rest and prunes.
+  for (int i = 0; i < 2; ++i) {
+    auto step = store->PruneFinished(cutoff, 0, 1000);
+    ASSERT_TRUE(step.ok()) << step.status().message();
+    EXPECT_EQ(step->deleted, 0);
+    EXPECT_EQ(step->next, 0);
+    EXPECT_FALSE(step->done);
+  }
+  auto step = store->PruneFinished(cutoff, 0, 1000);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->deleted, 3);  // the suppressed due before the cutoff; how-to-wear is queued
+  EXPECT_TRUE(step->done);
+}
+
 }  // namespace
 }  // namespace tp

@@ -1,6 +1,7 @@
 #include "store/pg/reports.h"
 
 #include <algorithm>
+#include <span>
 #include <unordered_map>
 #include <utility>
 
@@ -129,42 +130,28 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
   PruneResult result;
   Status s = session_.Atomically("prune finished touchpoints", [&] {
     pg::Connection& c = session_.conn();
-    Queued& queued = queued_before_;
-    // A pass begins at row 0; one left unfinished (an error) begins again.
-    if (after == 0 && queued.complete) queued = {};
-    if (!queued.cutoff) {
-      queued.cutoff = Ms(cutoff);
-      queued.read_end = c.Run(kLastMessage).Int64(0, 0);
+    const bool whole = queued_.Step(
+        after, Ms(cutoff), [&] { return c.Run(kLastMessage).Int64(0, 0); },
+        [&](std::int64_t from, std::int64_t to, std::int64_t before,
+            std::vector<std::int64_t>& out) {
+          pg::Result q = c.Run(kQueuedBefore, pg::Params().Add(from).Add(to).Add(before));
+          for (int i = 0; i < q.rows(); ++i) out.push_back(q.Int64(i, 0));
+        });
+    if (!whole) {
+      result.next = after;  // the next step reads on
+      return;
     }
-    if (!queued.complete) {
-      const std::int64_t to = std::min(queued.read_to + kQueueRange, queued.read_end);
-      pg::Result q =
-          c.Run(kQueuedBefore, pg::Params().Add(queued.read_to).Add(to).Add(*queued.cutoff));
-      for (int i = 0; i < q.rows(); ++i) queued.touchpoints.push_back(q.Int64(i, 0));
-      queued.read_to = to;
-      if (queued.read_to < queued.read_end) {
-        result.next = after;  // the next step reads on
-        return;
-      }
-      std::sort(queued.touchpoints.begin(), queued.touchpoints.end());
-      queued.touchpoints.erase(std::unique(queued.touchpoints.begin(), queued.touchpoints.end()),
-                               queued.touchpoints.end());
-      queued.complete = true;
-    }
-    const std::int64_t before = std::min(Ms(cutoff), *queued.cutoff);
-    const auto first =
-        std::upper_bound(queued.touchpoints.begin(), queued.touchpoints.end(), after);
-    const auto last = std::upper_bound(first, queued.touchpoints.end(), after + span);
-    pg::Result r = c.Run(kPrune, pg::Params()
-                                     .Add(after)
-                                     .Add(after + span)
-                                     .Add(before)
-                                     .AddArray(std::vector<std::int64_t>(first, last)));
+    const std::span<const std::int64_t> queued = queued_.Between(after, after + span);
+    pg::Result r =
+        c.Run(kPrune, pg::Params()
+                          .Add(after)
+                          .Add(after + span)
+                          .Add(std::min(Ms(cutoff), queued_.cutoff()))
+                          .AddArray(std::vector<std::int64_t>(queued.begin(), queued.end())));
     result.deleted = r.rows();
     result.next = after + span;
     result.done = result.next >= c.Run(kLastId).Int64(0, 0);
-    // Read again at the next pass; a backlog's list is not kept meanwhile.
-    if (result.done) queued = {};
+    if (result.done) queued_.Done();
   });
   if (!s.ok()) return s;
   return result;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "store/pg/session.h"
+#include "store/queued_before.h"
 #include "store/report_store.h"
 #include "store/retention_store.h"
 #include "store/values.h"
@@ -27,24 +28,8 @@ class Reports {
 
  private:
   Session& session_;
-  // The touchpoints with a message enqueued before `cutoff`, read once a
-  // pass (as the SQLite store does: store/retention.h), by ranges of
-  // kQueueRange message ids, a step each, so that no step holds the
-  // daemon's loop long however many messages wait. A message is enqueued
-  // when its touchpoint fires, at its fire time, so none is added for a
-  // touchpoint fired before the cutoff once the pass has begun: the list
-  // only errs by keeping one whose message was acked since. The pass
-  // prunes by the earlier of its cutoff and the one the list was read
-  // with. No index on queue_messages(touchpoint) to ask per row: each
-  // lease would write it.
-  static constexpr std::int64_t kQueueRange = 100'000;
-  struct Queued {
-    std::optional<std::int64_t> cutoff;  // read with; none before a pass
-    std::int64_t read_to = 0;            // message ids read so far
-    std::int64_t read_end = 0;           // the last id as the pass began
-    bool complete = false;               // sorted, and pruning began
-    std::vector<std::int64_t> touchpoints;
-  } queued_before_;
+  // Which touchpoints are still queued (store/queued_before.h).
+  QueuedBefore queued_;
 };
 
 }  // namespace tp::pgstore
