@@ -29,8 +29,10 @@ void RetentionLoop::Step() {
     cursor_ = deleted_in_pass_ = 0;
     return Schedule(kInterval);
   }
-  // A pass keeps the cutoff it started with (the store reads the queues
-  // once per cutoff), unless a reload lengthened the retention meanwhile.
+  // A pass keeps the cutoff it started with, unless a reload lengthened the
+  // retention meanwhile. (Its first steps read the queues and return
+  // cursor 0 again; the store prunes by the cutoff it read them with, or
+  // an earlier one: store/queued_before.h.)
   const Instant cutoff = clock_.Now() - rules.retention->Exact();
   if (cursor_ == 0 || cutoff < cutoff_) cutoff_ = cutoff;
   auto step = store_.PruneFinished(cutoff_, cursor_, kSpan);

@@ -1,8 +1,9 @@
 // Retention (docs/config.md, `retention`): finished touchpoints older than
 // the retention are deleted with their history, in a pass over the
 // touchpoints table every 10 minutes, in steps of 2,000 row ids with a
-// 10 ms pause between them (a few ms of work each), so the loop never
-// stalls on it. A reload may turn retention on or off, or change it.
+// 10 ms pause between them (a few ms of work each; the first steps read
+// which touchpoints are still queued, 100,000 messages each), so the loop
+// never stalls on it. A reload may turn retention on or off, or change it.
 //
 // Not thread-safe: the daemon's loop only.
 #pragma once

@@ -155,7 +155,7 @@ ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_touchpoint_fkey;
     // indexed column, so it adds an entry to every index of the queue's
     // table, and each fire and ack writes a history line. Retention, the
     // one reader of queue_messages(touchpoint), reads the touchpoints
-    // queued before its cutoff once a pass instead (store/pg/reports.h);
+    // queued before its cutoff once a pass instead (store/queued_before.h);
     // history lines keep their numbers (the order they were written in)
     // without a unique index on them.
     R"sql(
