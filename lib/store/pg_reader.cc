@@ -178,8 +178,9 @@ void PgReader::Lease(std::string queue, int max, Millis visibility, Instant now,
       [impl = impl_.get(), queue = std::move(queue), max, visibility, now, done = std::move(done)] {
         done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
           pg::Connection& c = impl->QueueConn();
-          // One statement, committed on its own.
+          pg::Transaction lease(c);
           std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
+          lease.Commit();  // the queue's turn ends here
           // From the rows of fired touchpoints, which do not change.
           pgstore::FillEvents(c, impl->queue_zones, rows, queue);
           return rows;

@@ -3,9 +3,9 @@
 // Session. Internal to lib/store; PgStore forwards to it.
 //
 // Several daemons share them:
-//  - A lease takes visible messages FOR UPDATE SKIP LOCKED, so two leases
-//    at once, on any daemons, never hand out one message; an ack is any
-//    daemon's.
+//  - A lease takes its queue's turn, then visible messages FOR UPDATE SKIP
+//    LOCKED: leases of one queue, on any daemons, run one after the other
+//    and never hand out one message twice; an ack is any daemon's.
 //  - A push delivery is claimed by the session that attempts it (its
 //    server process and start time, in the row): no other daemon takes it
 //    while that session lives. When it ends (the daemon died, or lost its
@@ -42,9 +42,10 @@ inline constexpr Millis kTakeoverPoll{1000};
 
 // A lease of up to `max` visible messages of `queue` (QueueStore::
 // TakeLease), in enqueue order, and an ack of `receipts` (QueueStore::Ack),
-// each on `c` in the caller's transaction (a lease is one statement, an
-// ack several): Deliveries runs them on the store's session, PgReader on a
-// connection of its own, off the daemon's loop.
+// each on `c` in the caller's transaction (a lease takes its queue's turn,
+// kept to the commit, then leases in one statement; an ack is several):
+// Deliveries runs them on the store's session, PgReader on a connection of
+// its own, off the daemon's loop.
 std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
                                Millis visibility, Instant now);
 int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string> receipts,
