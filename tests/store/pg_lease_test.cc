@@ -7,7 +7,6 @@
 #include <chrono>
 #include <future>
 
-#include "conformance.h"
 #include "harness.h"
 #include "pg/connection.h"
 #include "pg_server.h"
