@@ -130,8 +130,8 @@ void FireLoop::RetrySoon(const std::string& what, bool pass) {
   ++health_.consecutive_failures;
   health_.last_error = what;
   if (hooks_.health_changed) hooks_.health_changed(health_);
-  spdlog::error("{}; retrying in 1s", what);
-  retry_.expires_after(std::chrono::seconds(1));
+  spdlog::error("{}; retrying in {} ms", what, hooks_.retry.count());
+  retry_.expires_after(hooks_.retry);
   retry_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) Rearm(true);
   });

@@ -2,7 +2,8 @@
 // polling), re-armed whenever that changes and whenever the wall clock is
 // set (a Linux timerfd with TFD_TIMER_CANCEL_ON_SET reports clock jumps);
 // when it wakes, the scheduler fires what is due, a few batches per loop
-// turn so requests interleave. A store error is retried a second later.
+// turn so requests interleave. A store error is retried a second later
+// (Hooks::retry).
 //
 // Not thread-safe: the thread that runs `io` only (the daemon's loop, or
 // a FireThread's own).
@@ -51,6 +52,8 @@ class FireLoop final : public Firing {
     // died holding some), and after a pass that found every due
     // touchpoint held by another daemon, look again kHeldRetry later.
     std::optional<Millis> poll = std::nullopt;
+    // How long after a store error firing tries again.
+    Millis retry = Millis(1000);
   };
   static constexpr Millis kHeldRetry{100};
 
@@ -68,8 +71,8 @@ class FireLoop final : public Firing {
 
  private:
   // A store error while scheduling (disk full, I/O error) in a pass, or
-  // else in a read of the next wakeup: log it, count it, and try again in
-  // a second rather than spin or give up.
+  // else in a read of the next wakeup: log it, count it, and try again
+  // Hooks::retry later rather than spin or give up.
   void RetrySoon(const std::string& what, bool pass);
   // What failed went through: Health() is clean again, and the log says so.
   void Succeeded();
