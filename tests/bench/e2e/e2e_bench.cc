@@ -11,6 +11,7 @@
 //
 // tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
 #include "harness.h"
+#include "server_cpu.h"
 
 namespace tp::e2e {
 namespace {
@@ -39,6 +40,7 @@ class Bench {
   void Run() {
     if (options_.postgres && options_.pg_url.empty()) StartServer();
     if (options_.postgres) {
+      server_cpu_ = ServerCpu::Find(options_.pg_url);
       // What the PostgreSQL store is measured on (docs/benchmarks.md).
       if (Wanted("ingest")) Ingest();
       if (Wanted("fire")) Fire();
@@ -46,6 +48,7 @@ class Bench {
       if (Wanted("lateness")) Lateness();
       // Sizes for the capacity plan (docs/scaling.md): asked for by name.
       if (options_.only.contains("pending")) Pending();
+      server_cpu_.reset();
       return;
     }
     if (Wanted("ingest")) Ingest();
@@ -64,6 +67,18 @@ class Bench {
 
   std::unique_ptr<Daemon> Fresh(const std::string& name, const std::string& yaml) {
     return e2e::Fresh(options_, work_, name, yaml);
+  }
+
+  // The PostgreSQL server's CPU so far by session, when it is on this
+  // machine (server_cpu.h); and from `before` to now, per touchpoint.
+  ServerCpu::Reading ServerCpuNow() {
+    return server_cpu_ ? server_cpu_->Read() : ServerCpu::Reading{};
+  }
+  void NoteServerCpu(const std::string& name, const ServerCpu::Reading& before,
+                     std::int64_t touchpoints) {
+    if (!server_cpu_) return;
+    Note(name + ": the server's CPU per touchpoint: " +
+         ServerCpu::PerTouchpoint(before, server_cpu_->Read(), touchpoints));
   }
 
   // A PostgreSQL server of the bench's own in its work directory, durable
@@ -185,8 +200,10 @@ class Bench {
     const auto due_steady = Steady::now();
     const double loop_cpu = daemon->CpuSeconds(true), all_cpu = daemon->CpuSeconds(false);
     const double written = daemon->IoBytes("wchar");
+    const ServerCpu::Reading server_before = ServerCpuNow();
     const auto last = Consume(*daemon, r.touchpoints, options_.consumers,
                               std::chrono::milliseconds(1), [](std::string_view, double) {});
+    NoteServerCpu(name, server_before, r.touchpoints);
     const auto per_touchpoint = [&](double seconds) {
       return std::to_string(seconds * 1e6 / static_cast<double>(r.touchpoints));
     };
@@ -231,8 +248,10 @@ class Bench {
     for (const IngestResult& r : results) touchpoints += r.touchpoints;
     WaitUntil(due, name.c_str());
     const auto due_steady = Steady::now();
+    const ServerCpu::Reading server_before = ServerCpuNow();
     const auto last = Consume(all, touchpoints, static_cast<int>(all.size()),
                               std::chrono::milliseconds(1), [](std::string_view, double) {});
+    NoteServerCpu(name, server_before, touchpoints);
     for (auto& d : others) d->Stop();
     first->Stop();
     const double seconds = Seconds(last - due_steady);
@@ -396,108 +415,15 @@ class Bench {
 
   Options options_;
   std::string work_;
-  std::string pg_dir_;  // the bench's own PostgreSQL server, if it started one
+  std::string pg_dir_;                   // the bench's own PostgreSQL server, if it started one
+  std::optional<ServerCpu> server_cpu_;  // with --store postgres, the server on this machine
   double ingest_rate_ = 0;
 };
-
-std::int64_t Count(const char* flag, const char* value) {
-  char* end = nullptr;
-  const long long n = std::strtoll(value, &end, 10);
-  if (end == value || *end != '\0' || n < 1) Fail(std::string(flag) + " needs a positive count");
-  return n;
-}
-
-const char kUsage[] =
-    "usage: touchpoint_e2e_bench --daemon PATH [--config EXAMPLE.yaml] [--purchases N]\n"
-    "         [--touchpoints N] [--consumers N] [--webhooks N] [--pending N] [--lateness-s S]\n"
-    "         [--report-purchases N] [--quick]"
-    " [--only ingest,fire,caps,lateness,webhook,pending,events,fire3] [--keep DIR]\n"
-    "         [--store sqlite|postgres [--pg-url postgresql://USER@HOST:PORT]]\n"
-    "  --store postgres runs ingest, fire, fire3 (three daemons) and lateness on\n"
-    "  PostgreSQL: on the server at --pg-url, or one started in the work directory;\n"
-    "  pending (table and index sizes, WAL, VACUUM) when --only names it.\n";
 
 }  // namespace
 }  // namespace tp::e2e
 
 int main(int argc, char** argv) {
-  using namespace tp::e2e;  // NOLINT(google-build-using-namespace): the harness
-  Options options;
-  options.example_config = TP_EXAMPLE_CONFIG;
-  bool sized = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) Fail(arg + " needs a value\n" + kUsage);
-      return argv[++i];
-    };
-    if (arg == "--daemon") {
-      options.daemon = value();
-    } else if (arg == "--config") {
-      options.example_config = value();
-    } else if (arg == "--purchases") {
-      options.purchases = Count("--purchases", value());
-      sized = true;
-    } else if (arg == "--touchpoints") {
-      options.touchpoints = Count("--touchpoints", value());
-      sized = true;
-    } else if (arg == "--consumers") {
-      options.consumers = static_cast<int>(Count("--consumers", value()));
-    } else if (arg == "--webhooks") {
-      options.webhooks = Count("--webhooks", value());
-      sized = true;
-    } else if (arg == "--pending") {
-      options.pending = Count("--pending", value());
-      sized = true;
-    } else if (arg == "--report-purchases") {
-      options.report_purchases = Count("--report-purchases", value());
-      sized = true;
-    } else if (arg == "--lateness-s") {
-      options.lateness_s = static_cast<int>(Count("--lateness-s", value()));
-      sized = true;
-    } else if (arg == "--quick") {
-      options.quick = true;
-    } else if (arg == "--only") {
-      std::stringstream names(value());
-      for (std::string name; std::getline(names, name, ',');) {
-        if (name != "ingest" && name != "fire" && name != "caps" && name != "lateness" &&
-            name != "webhook" && name != "pending" && name != "events" && name != "fire3") {
-          Fail(
-              "--only takes ingest, fire, caps, lateness, webhook, pending, events, fire3 "
-              "(comma-separated), "
-              "not '" +
-              name + "'");
-        }
-        options.only.insert(name);
-      }
-    } else if (arg == "--keep") {
-      options.keep = value();
-    } else if (arg == "--store") {
-      const std::string store = value();
-      if (store != "sqlite" && store != "postgres") {
-        Fail("--store takes sqlite or postgres, not '" + store + "'");
-      }
-      options.postgres = store == "postgres";
-    } else if (arg == "--pg-url") {
-      options.pg_url = value();
-    } else if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else {
-      Fail("unknown argument '" + arg + "'\n" + kUsage);
-    }
-  }
-  if (options.daemon.empty()) Fail(std::string("--daemon is required\n") + kUsage);
-  if (options.quick) {
-    if (sized) Fail("--quick sets the sizes; give either --quick or sizes");
-    options.purchases = 20'000;
-    options.touchpoints = 20'000;
-    options.webhooks = 10'000;
-    options.pending = 60'000;
-    options.report_purchases = 20'000;
-    options.lateness_s = 3;
-    std::printf("# quick mode: small sizes, the figures are not comparable with a full run\n");
-  }
-  Bench(std::move(options)).Run();
+  tp::e2e::Bench(tp::e2e::ParseOptions(argc, argv)).Run();
   return 0;
 }

@@ -1,5 +1,5 @@
-// The end-to-end benchmark's harness (docs/benchmarks.md): the options,
-// one real touchpointd process, and the load it is driven with (purchase
+// The end-to-end benchmark's harness (docs/benchmarks.md): one real
+// touchpointd process, and the load it is driven with (purchase
 // and event bodies posted from several connections, queue consumers, a
 // webhook receiver). The figures are in e2e_bench.cc, events_figure.cc and
 // pg_sizes.cc.
@@ -36,7 +36,9 @@
 #include "core/time.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "options.h"
 #include "pg/connection.h"
+#include "proc.h"
 
 namespace tp::e2e {
 
@@ -110,26 +112,6 @@ inline void WriteFile(const std::string& path, std::string_view text) {
   out << text;
   if (!out) Fail("cannot write " + path);
 }
-
-struct Options {
-  std::string daemon;
-  std::string example_config;
-  std::int64_t purchases = 200'000;           // ingest
-  std::int64_t touchpoints = 200'000;         // fire into the embedded queue
-  std::int64_t webhooks = 100'000;            // webhook deliveries
-  std::int64_t pending = 1'000'000;           // restart, RSS and size
-  std::int64_t report_purchases = 1'000'000;  // the outcomes report's base (2 events each)
-  int lateness_s = 20;                        // at 200 touchpoints/s
-  int consumers = 2;                          // leasing and acking the fire figure's queue
-  std::string keep;                           // keep the work directory here
-  std::set<std::string, std::less<>> only;    // the figures to run; empty = all
-  bool quick = false;
-  // --store postgres: each figure's database is a fresh one on the server
-  // at pg_url (postgresql://USER@HOST:PORT), which the bench starts in its
-  // work directory (tests/pg/cluster.sh) when none is given.
-  bool postgres = false;
-  std::string pg_url;
-};
 
 // One touchpointd process with its own database and log.
 class Daemon {
@@ -235,19 +217,10 @@ class Daemon {
   // CPU seconds (user + system) of the daemon's main thread (the loop), or
   // of all its threads.
   double CpuSeconds(bool loop_only) const {
-    const std::string path = "/proc/" + std::to_string(pid_) +
-                             (loop_only ? "/task/" + std::to_string(pid_) : std::string()) +
-                             "/stat";
-    const std::string stat = ReadFile(path);
-    // The fields after the command's closing parenthesis; utime and stime
-    // are the 14th and 15th of the line.
-    std::istringstream in(stat.substr(stat.rfind(')') + 2));
-    std::string field;
-    double ticks = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i) {
-      if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
-    }
-    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const auto stat =
+        ReadProcStat("/proc/" + std::to_string(pid_) +
+                     (loop_only ? "/task/" + std::to_string(pid_) : std::string()) + "/stat");
+    return stat ? stat->cpu_seconds : 0;
   }
 
  private:

@@ -1,0 +1,75 @@
+#include "server_cpu.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "proc.h"
+
+namespace tp::e2e {
+
+std::optional<ServerCpu> ServerCpu::Find(const std::string& url) {
+  try {
+    auto conn = pg::Connection::Open(url + "/postgres", "touchpoint-bench-cpu");
+    const long backend = static_cast<long>(conn->Exec("SELECT pg_backend_pid()").Int64(0, 0));
+    // This session's server process, if it is on this machine: its
+    // parent is the server's postmaster.
+    const auto stat = ReadProcStat("/proc/" + std::to_string(backend) + "/stat");
+    if (!stat) return std::nullopt;
+    return ServerCpu(std::move(conn), stat->ppid);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+ServerCpu::Reading ServerCpu::Read() {
+  std::map<long, std::string> groups;
+  pg::Result r = conn_->Exec(
+      "SELECT pid, COALESCE(NULLIF(application_name, ''), backend_type) FROM pg_stat_activity");
+  for (int i = 0; i < r.rows(); ++i) {
+    groups[static_cast<long>(r.Int64(i, 0))] = std::string(r.Text(i, 1));
+  }
+  Reading reading;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    const auto stat = ReadProcStat(entry.path().string() + "/stat");
+    if (!stat || stat->ppid != postmaster_) continue;
+    const long pid = std::stol(name);
+    auto group = groups.find(pid);
+    reading[pid] = {group == groups.end() ? "other" : group->second, stat->cpu_seconds};
+  }
+  return reading;
+}
+
+std::string ServerCpu::PerTouchpoint(const Reading& before, const Reading& after,
+                                     std::int64_t touchpoints) {
+  std::map<std::string, double> seconds;
+  double all = 0;
+  for (const auto& [pid, process] : after) {
+    auto was = before.find(pid);
+    const double used =
+        process.cpu_seconds -
+        (was != before.end() && was->second.group == process.group ? was->second.cpu_seconds : 0);
+    seconds[process.group] += used;
+    all += used;
+  }
+  std::vector<std::pair<std::string, double>> sorted(seconds.begin(), seconds.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  const auto us = [&](double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f", s * 1e6 / static_cast<double>(touchpoints));
+    return std::string(text);
+  };
+  std::string out;
+  for (const auto& [group, s] : sorted) {
+    if (s <= 0) continue;
+    out += (out.empty() ? "" : ", ") + group + " " + us(s);
+  }
+  return out + " us; " + us(all) + " us in all";
+}
+
+}  // namespace tp::e2e

@@ -1,0 +1,52 @@
+// The CPU the PostgreSQL server spends for a figure, by session: each
+// client session's server process under its application_name
+// (touchpointd-fire, touchpointd-queues, touchpointd, ...), the server's
+// own processes under their backend_type (walwriter, checkpointer,
+// autovacuum worker, ...). Statement times (pg_stat_statements) count the
+// waits; this counts the CPU, which is what two cores run out of.
+//
+// Read from /proc, so only for a server on this machine (the bench's own,
+// or --pg-url's when it is local). A process that ended between two
+// readings (an autovacuum worker's run) is not counted.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "pg/connection.h"
+
+namespace tp::e2e {
+
+class ServerCpu {
+ public:
+  struct Process {
+    std::string group;
+    double cpu_seconds = 0;
+  };
+  using Reading = std::map<long, Process>;  // by process id
+
+  // Nullopt when the server at `url` (postgresql://USER@HOST:PORT) is not
+  // on this machine.
+  static std::optional<ServerCpu> Find(const std::string& url);
+
+  // Every server process's group and CPU so far.
+  Reading Read();
+
+  // "touchpointd-fire 21.3, touchpointd-queues 18.0, walwriter 0.4 us;
+  // 40.1 us in all": CPU per touchpoint between two readings, by group,
+  // the largest first.
+  static std::string PerTouchpoint(const Reading& before, const Reading& after,
+                                   std::int64_t touchpoints);
+
+ private:
+  ServerCpu(std::unique_ptr<pg::Connection> conn, long postmaster)
+      : conn_(std::move(conn)), postmaster_(postmaster) {}
+
+  std::unique_ptr<pg::Connection> conn_;
+  long postmaster_;
+};
+
+}  // namespace tp::e2e
