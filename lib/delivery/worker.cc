@@ -1,0 +1,127 @@
+#include "delivery/worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <string_view>
+
+namespace tp {
+
+namespace asio = boost::asio;
+
+// --- the dispatcher's results ---------------------------------------------------
+
+void Dispatcher::Impl::Add(std::shared_ptr<Worker> worker, DeliveryResult result) {
+  results.push_back(std::move(result));
+  result_workers.push_back(std::move(worker));
+  if (flush_posted) return;
+  flush_posted = true;
+  asio::post(io, [this] { Flush(); });
+}
+
+void Dispatcher::Impl::Flush() {
+  flush_posted = false;
+  if (results.empty()) return;
+  if (Status s = store.RecordDeliveries(results); !s.ok()) {
+    // Kept, and their events stay busy, until they can be written.
+    spdlog::error("recording deliveries: {}; retrying in 1s", s.message());
+    flush_posted = true;
+    flush_timer.expires_after(kStoreRetry);
+    flush_timer.async_wait([this](const boost::system::error_code& ec) {
+      flush_posted = false;
+      if (!ec || stopping) Flush();
+    });
+    return;
+  }
+  std::vector<std::string> touched;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    result_workers[i]->Released(results[i].id);
+    if (observer != nullptr) {
+      static constexpr std::string_view kOutcomes[] = {"delivered", "retried", "dead_lettered"};
+      observer->OnAttempt(result_workers[i]->name(), kOutcomes[static_cast<int>(results[i].kind)],
+                          results[i].latency);
+    }
+    const std::string& name = result_workers[i]->name();
+    if (std::find(touched.begin(), touched.end(), name) == touched.end()) touched.push_back(name);
+  }
+  results.clear();
+  result_workers.clear();
+  // The sink's current worker: the one that attempted may have been replaced.
+  for (auto& w : workers) {
+    if (std::find(touched.begin(), touched.end(), w->name()) != touched.end()) w->Wake();
+  }
+}
+
+// --- a worker ------------------------------------------------------------------
+
+void Worker::Wake() {
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  asio::post(d_.io, [self = shared_from_this()] {
+    self->pump_posted_ = false;
+    self->Pump();
+  });
+}
+
+void Worker::Released(std::int64_t id) {
+  if (d_.busy.erase(id) > 0 && taken_ > 0) --taken_;
+}
+
+void Worker::Stop() {
+  stopped_ = true;
+  boost::system::error_code ignored;
+  timer_.cancel(ignored);
+}
+
+void Worker::ArmTimer(Instant now) {
+  std::optional<Instant> at;
+  if (circuit_.open()) {
+    at = circuit_.open_until();
+  } else {
+    auto next = d_.store.NextDeliveryAfter(sink_.name, now);
+    if (!next.ok()) {
+      spdlog::error("sink {}: {}", sink_.name, next.status().message());
+      at = now + kStoreRetry;
+    } else {
+      at = *next;
+    }
+    if (d_.poll && (!at || *at > now + *d_.poll)) at = now + *d_.poll;
+  }
+  if (!at) return;
+  timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(*at));
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->Pump();
+  });
+}
+
+std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_order) {
+  auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order);
+  if (!due.ok()) {
+    spdlog::error("sink {}: {}", sink_.name, due.status().message());
+    return {};
+  }
+  std::vector<OutboxItem> out;
+  for (OutboxItem& item : *due) {
+    if (out.size() == max) break;
+    if (d_.busy.insert(item.id).second) {
+      ++taken_;
+      out.push_back(std::move(item));
+    }
+  }
+  return out;
+}
+
+void Worker::CircuitFailed(Instant now, const std::string& error) {
+  if (auto line = circuit_.Failed(now, error); !line.empty()) {
+    spdlog::warn("sink {}: {}", sink_.name, line);
+  }
+}
+
+void Worker::CircuitSucceeded() {
+  if (auto line = circuit_.Succeeded(); !line.empty()) {
+    spdlog::info("sink {}: {}", sink_.name, line);
+  }
+}
+
+}  // namespace tp

@@ -1,0 +1,52 @@
+// A push sink's circuit (delivery/circuit.h): closed until `threshold`
+// failures in a row; open for the initial delay, doubled at each failed
+// probe up to the maximum; half-open lets one attempt through; a success
+// closes it.
+#include "delivery/circuit.h"
+
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+
+TEST(CircuitTest, OpensAfterTheThresholdBacksOffAndRecovers) {
+  Circuit circuit(3, Millis(1'000), Millis(3'000));
+  Instant now = At("2026-12-04T10:00:00Z");
+  EXPECT_EQ(circuit.Slots(now, 1, 4), 3u);
+  EXPECT_EQ(circuit.Failed(now, "HTTP 503"), "");
+  EXPECT_EQ(circuit.Failed(now, "HTTP 503"), "");
+  EXPECT_EQ(circuit.Failed(now, "HTTP 502"),
+            "failing (3 in a row, last: HTTP 502); pausing deliveries for 1000 ms");
+  EXPECT_TRUE(circuit.open());
+  EXPECT_EQ(circuit.open_until(), now + Millis(1'000));
+  EXPECT_EQ(circuit.Slots(now + Millis(999), 0, 4), 0u);
+  EXPECT_EQ(circuit.Health("s").state, "open");
+  EXPECT_EQ(circuit.Health("s").consecutive_failures, 3);
+
+  // Half-open: one probe, and none while it is in flight.
+  now += Millis(1'000);
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);
+  EXPECT_EQ(circuit.Slots(now, 1, 4), 0u);
+  EXPECT_EQ(circuit.Health("s").state, "half-open");
+  // The probe fails: twice as long, then capped.
+  EXPECT_NE(circuit.Failed(now, "timeout").find("for 2000 ms"), std::string::npos);
+  now += Millis(2'000);
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);
+  EXPECT_NE(circuit.Failed(now, "timeout").find("for 3000 ms"), std::string::npos);
+  now += Millis(3'000);
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);
+
+  EXPECT_EQ(circuit.Succeeded(), "recovered; delivering again");
+  EXPECT_FALSE(circuit.open());
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 4u);
+  EXPECT_EQ(circuit.Health("s").state, "ok");
+  EXPECT_EQ(circuit.Health("s").last_error, "");
+  EXPECT_EQ(circuit.Succeeded(), "");  // already closed: nothing to log
+}
+
+}  // namespace
+}  // namespace tp
