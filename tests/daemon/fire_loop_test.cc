@@ -7,11 +7,12 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
 
+#include "due_now.h"
+#include "forwarding_store.h"
 #include "harness.h"
 #include "scheduler/memory_store.h"
 
@@ -20,96 +21,28 @@ namespace {
 
 namespace asio = boost::asio;
 
-// Two steps already due whatever the hour: no send window.
-constexpr std::string_view kDueNow = R"(version: 1
-timezone: UTC
-misfire_grace: 1d
-products: {p: {supply_days: 30}}
-sinks: [{name: q, type: queue}]
-cadences:
-  - name: c
-    steps:
-      - {after: 1h, topic: a}
-      - {after: 2h, topic: b}
-)";
-
 // A MemoryStore whose next-wakeup reads or claims fail while asked to.
-class FailingStore final : public ScheduleStore {
+class FailingStore final : public testing::ForwardingStore {
  public:
-  explicit FailingStore(ScheduleStore& store) : store_(store) {}
+  using ForwardingStore::ForwardingStore;
 
   bool fail_reads = false;   // NextWakeup()
   bool fail_claims = false;  // TakeDue()
 
   StatusOr<std::optional<Instant>> NextWakeup() override {
     if (fail_reads) return Status::Error("the next wakeup is unreadable");
-    return store_.NextWakeup();
+    return ForwardingStore::NextWakeup();
   }
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override {
     if (fail_claims) return Status::Error("the disk is on fire");
-    return store_.TakeDue(now, max);
+    return ForwardingStore::TakeDue(now, max);
   }
-
-  StatusOr<PurchaseMatch> MatchPurchase(const Purchase& purchase, const Zone* zone) override {
-    return store_.MatchPurchase(purchase, zone);
-  }
-  StatusOr<BuyerState> LoadBuyer(std::string_view buyer_id) override {
-    return store_.LoadBuyer(buyer_id);
-  }
-  Status AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
-                     std::span<const PlannedTouchpoint> touchpoints, Instant now) override {
-    return store_.AddPurchase(purchase, zone, tier, touchpoints, now);
-  }
-  StatusOr<CadenceCounts> CancelEarlier(std::string_view buyer_id, Instant up_to,
-                                        std::string_view except_order, Instant now,
-                                        std::string_view reason) override {
-    return store_.CancelEarlier(buyer_id, up_to, except_order, now, reason);
-  }
-  StatusOr<CadenceCounts> SetOptedOut(std::string_view buyer_id, bool opted_out,
-                                      Instant now) override {
-    return store_.SetOptedOut(buyer_id, opted_out, now);
-  }
-  StatusOr<EventMatch> MatchEvent(const EngagementEvent& event) override {
-    return store_.MatchEvent(event);
-  }
-  StatusOr<BuyerTouchpoint> FindTouchpoint(std::string_view buyer_id,
-                                           std::string_view touchpoint_id) override {
-    return store_.FindTouchpoint(buyer_id, touchpoint_id);
-  }
-  StatusOr<BuyerTouchpoint> LastFiredBefore(std::string_view buyer_id, Instant at) override {
-    return store_.LastFiredBefore(buyer_id, at);
-  }
-  StatusOr<bool> AddEvent(const EngagementEvent& event, std::uint64_t buyer, std::uint64_t credited,
-                          Instant now) override {
-    return store_.AddEvent(event, buyer, credited, now);
-  }
-  StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
-                                         std::span<const std::string> cadences, Instant up_to,
-                                         Instant now, std::string_view reason) override {
-    return store_.CancelCadences(buyer_id, cadences, up_to, now, reason);
-  }
-  StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
-                                                           std::span<const std::string> types,
-                                                           Instant until) override {
-    return store_.FirstEngagement(due, types, until);
-  }
-  StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
-                                                      Instant to, bool sinks) override {
-    return store_.FiredBetween(due, from, to, sinks);
-  }
-  Status ApplyOutcomes(std::span<const DueTouchpoint> due,
-                       std::span<const FiringOutcome> outcomes) override {
-    return store_.ApplyOutcomes(due, outcomes);
-  }
-
- private:
-  ScheduleStore& store_;
 };
 
 class FireLoopTest : public ::testing::Test {
  protected:
   FireLoopTest()
-      : rules_(testing::MustLoad(kDueNow)),
+      : rules_(testing::MustLoad(testing::kDueNowConfig)),
         memory_(rules_.shared()),
         store_(memory_),
         scheduler_(store_, clock_, rules_) {
@@ -127,14 +60,9 @@ class FireLoopTest : public ::testing::Test {
                 [this](const FiringHealth& h) { counts_.push_back(h.consecutive_failures); },
             .retry = Millis(5)};
   }
-  // Runs the loop until `done` or 10 s.
   template <typename Done>
   void RunUntil(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      io_.restart();
-      io_.run_for(std::chrono::milliseconds(5));
-    }
+    testing::RunLoopUntil(io_, done);
   }
 
   asio::io_context io_;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "due_now.h"
 #include "harness.h"
 #include "scheduler/memory_store.h"
 
@@ -19,20 +20,6 @@ namespace tp {
 namespace {
 
 namespace asio = boost::asio;
-
-// Two steps an hour apart, no send window: those already due fire at
-// once whatever the hour.
-constexpr std::string_view kFireThreadConfig = R"(version: 1
-timezone: UTC
-misfire_grace: 1d
-products: {p: {supply_days: 30}}
-sinks: [{name: q, type: queue}]
-cadences:
-  - name: c
-    steps:
-      - {after: 1h, topic: a}
-      - {after: 2h, topic: b}
-)";
 
 // What the loop's observer heard, and on which thread.
 struct Heard final : SchedulerObserver {
@@ -56,7 +43,7 @@ struct Heard final : SchedulerObserver {
 class FireThreadTest : public ::testing::Test {
  protected:
   FireThreadTest()
-      : loop_rules_(testing::MustLoad(kFireThreadConfig)),
+      : loop_rules_(testing::MustLoad(testing::kDueNowConfig)),
         store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
 
   // Before Open(): the store is the thread's from then on. By default both
@@ -81,14 +68,9 @@ class FireThreadTest : public ::testing::Test {
     return std::move(*opened);
   }
 
-  // Runs the loop until `done` or 10 s.
   template <typename Done>
   void RunLoopUntil(Done done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      loop_.restart();
-      loop_.run_for(std::chrono::milliseconds(20));
-    }
+    testing::RunLoopUntil(loop_, done);
   }
   // Runs the loop for `d`: what the fire thread would have posted by then.
   void RunLoopFor(std::chrono::milliseconds d) {
@@ -165,7 +147,7 @@ TEST_F(FireThreadTest, FiresByTheRulesTheLoopSwappedIn) {
   fire->Start();
   RunLoopFor(std::chrono::milliseconds(100));
   // A reload: a misfire_grace of a minute makes both steps missed.
-  std::string strict(kFireThreadConfig);
+  std::string strict(testing::kDueNowConfig);
   strict.replace(strict.find("misfire_grace: 1d"), 17, "misfire_grace: 1m");
   loop_rules_.Swap(testing::MustLoad(strict));
   may_fire_ = true;
