@@ -162,10 +162,6 @@ TEST_F(PgStoreTest, TwoDaemonsNeverClaimTheSameTouchpointOrBuyer) {
             0);
 }
 
-// More due than one firing pass takes (2,048): while one daemon decides
-// its pass, the other takes the rest, but none of the first one's buyers,
-// whose second steps it would otherwise fire past the cap.
-
 // Without caps, nothing decided for a touchpoint depends on its buyer's
 // others: a claim locks only its rows, and the other daemon takes the rest,
 // the same buyers' included.
@@ -188,9 +184,24 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
   for (const auto& d : *a_due) rows.insert(d.handle);
   for (const auto& d : *b_due) {
     EXPECT_TRUE(rows.insert(d.handle).second) << "row " << d.handle << " claimed twice";
+    // Each row with its own buyer and purchase (read after the rows).
+    EXPECT_EQ(
+        Count("SELECT COUNT(*) FROM touchpoints t JOIN buyers b ON b.id = t.buyer "
+              "JOIN purchases p ON p.id = t.purchase WHERE t.id = " +
+              std::to_string(d.handle) + " AND b.buyer_id = '" + std::string(d.view.buyer_id) +
+              "' AND t.step = '" + std::string(d.view.step) + "' AND p.zone = 'UTC'"),
+        1)
+        << d.handle;
+    ASSERT_NE(d.view.zone, nullptr);
+    EXPECT_EQ(d.view.ready_at, d.view.next_at);
+    EXPECT_TRUE(d.view.due_at == at + std::chrono::hours(1) || d.view.due_at == due);
   }
   EXPECT_EQ(rows.size(), 40u);
 }
+
+// More due than one firing pass takes (2,048): while one daemon decides
+// its pass, the other takes the rest, but none of the first one's buyers,
+// whose second steps it would otherwise fire past the cap.
 TEST_F(PgStoreTest, ACapHoldsWhileTwoDaemonsFireAtOnce) {
   auto a = MustOpen();
   auto b = MustOpen();

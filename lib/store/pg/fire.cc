@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 #include <stdexcept>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "store/pg/rows.h"
@@ -23,24 +25,42 @@ namespace {
 // pending, on every wakeup; this stops at the first row.
 const pg::Statement kNextWakeup(
     "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1");
-// The due rows, and with `locked` "t, b" their buyers, locked until the
-// claim commits; rows another daemon holds (or whose buyer it holds) are
-// passed over, so daemons share the due rows and, with caps, a buyer is
-// decided by one daemon at a time.
-std::string TakeDue(std::string_view locked) {
-  return "SELECT t.id, b.buyer_id, t.cadence, p.zone, t.due_at, t.next_at, "
-         "GREATEST(t.next_at, p.received_at), t.step FROM touchpoints t "
-         "JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
-         "WHERE t.state = 0 AND t.next_at <= $1 "
-         "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
-         "FOR NO KEY UPDATE OF " +
-         std::string(locked) + " SKIP LOCKED";
+// A claim locks the due rows until it commits, passing over rows another
+// daemon holds, so daemons share the due rows.
+//
+// With frequency caps, it locks their buyers too, in the same statement,
+// passing over rows whose buyer another daemon holds: a buyer's due rows
+// are decided by one daemon at a time, in order.
+const pg::Statement kTakeDueAndBuyers(
+    "SELECT t.id, b.buyer_id, t.cadence, t.step, p.zone, t.due_at, t.next_at, p.received_at "
+    "FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
+    "WHERE t.state = 0 AND t.next_at <= $1 "
+    "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
+    "FOR NO KEY UPDATE OF t, b SKIP LOCKED");
+// Without caps, nothing decided for one touchpoint depends on the buyer's
+// others: the buyers are left unlocked (locking writes each row, a fifth
+// of a firing pass's work), and the rows are locked by a statement that
+// reads no other table, so a row another daemon holds costs only its
+// lock's check. (Joining the purchases and buyers there made each row
+// passed over cost the join too: with three daemons, the claims read two
+// and a half times the buffers of one daemon's; docs/benchmarks.md.)
+// Their purchases and buyers are read after, each once.
+const pg::Statement kTakeDue(
+    "SELECT id, cadence, step, due_at, next_at, purchase, buyer FROM touchpoints "
+    "WHERE state = 0 AND next_at <= $1 "
+    "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
+    "FOR NO KEY UPDATE SKIP LOCKED");
+const pg::Statement kDuePurchases(
+    "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
+const pg::Statement kDueBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
+
+// `ids` sorted, each once.
+std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
 }
-const pg::Statement kTakeDue(TakeDue("t, b"));
-// Without frequency caps, nothing decided for one touchpoint depends on the
-// buyer's others: the buyers' rows are left unlocked (locking writes each
-// row, a fifth of a firing pass's work).
-const pg::Statement kTakeDueNoCaps(TakeDue("t"));
+
 // Dead-lettered touchpoints were fired too: they count against the caps.
 const pg::Statement kFiredBetween(
     "SELECT fire_at, sinks FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE "
@@ -84,20 +104,57 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
   return session_.Read("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
     due_.clear();
     session_.BeginClaim();
-    pg::Result r =
-        session_.conn().Run(rules_->frequency_caps.empty() ? kTakeDueNoCaps : kTakeDue,
-                            pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
-    due_.resize(static_cast<std::size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      DueRow& d = due_[static_cast<std::size_t>(i)];
-      d.rowid = r.Int64(i, 0);
-      d.buyer_id = r.Text(i, 1);
-      d.cadence = r.Text(i, 2);
-      d.zone = zones_.Named(r.Text(i, 3));
-      d.due_at = FromMs(r.Int64(i, 4));
-      d.next_at = FromMs(r.Int64(i, 5));
-      d.ready_at = FromMs(r.Int64(i, 6));
-      d.step = r.Text(i, 7);
+    pg::Connection& c = session_.conn();
+    pg::Params params;
+    params.Add(Ms(now)).Add(static_cast<std::int64_t>(max));
+    const auto add = [&](std::int64_t rowid, std::string_view buyer_id, std::string_view cadence,
+                         std::string_view step, const Zone* zone, std::int64_t due_at,
+                         std::int64_t next_at, std::int64_t received_at) {
+      DueRow& d = due_.emplace_back();
+      d.rowid = rowid;
+      d.buyer_id = buyer_id;
+      d.cadence = cadence;
+      d.step = step;
+      d.zone = zone;
+      d.due_at = FromMs(due_at);
+      d.next_at = FromMs(next_at);
+      d.ready_at = FromMs(std::max(next_at, received_at));
+    };
+    if (!rules_->frequency_caps.empty()) {
+      pg::Result r = c.Run(kTakeDueAndBuyers, params);
+      due_.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) {
+        add(r.Int64(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), zones_.Named(r.Text(i, 4)),
+            r.Int64(i, 5), r.Int64(i, 6), r.Int64(i, 7));
+      }
+    } else {
+      pg::Result r = c.Run(kTakeDue, params);
+      std::vector<std::int64_t> purchase_ids, buyer_ids;
+      for (int i = 0; i < r.rows(); ++i) {
+        purchase_ids.push_back(r.Int64(i, 5));
+        buyer_ids.push_back(r.Int64(i, 6));
+      }
+      std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
+      std::unordered_map<std::int64_t, std::string> buyers;
+      if (r.rows() > 0) {
+        pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
+        for (int i = 0; i < pr.rows(); ++i) {
+          purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
+        }
+        pg::Result br = c.Run(kDueBuyers, pg::Params().AddArray(Distinct(buyer_ids)));
+        for (int i = 0; i < br.rows(); ++i) buyers[br.Int64(i, 0)] = br.Text(i, 1);
+      }
+      due_.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) {
+        const auto purchase = purchases.find(r.Int64(i, 5));
+        const auto buyer = buyers.find(r.Int64(i, 6));
+        if (purchase == purchases.end() || buyer == buyers.end()) {
+          throw std::runtime_error("touchpoint row " + std::to_string(r.Int64(i, 0)) +
+                                   " has no purchase or buyer");
+        }
+        add(r.Int64(i, 0), buyer->second, r.Text(i, 1), r.Text(i, 2), purchase->second.first,
+            r.Int64(i, 3), r.Int64(i, 4), purchase->second.second);
+      }
     }
     // Nothing due: no transaction left open until the next pass.
     if (due_.empty()) session_.EndClaim(true);
