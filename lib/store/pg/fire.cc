@@ -54,13 +54,6 @@ const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
 const pg::Statement kDueBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 
-// `ids` sorted, each once.
-std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids) {
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
-
 // Dead-lettered touchpoints were fired too: they count against the caps.
 const pg::Statement kFiredBetween(
     "SELECT fire_at, sinks FROM touchpoints WHERE buyer = (SELECT buyer FROM touchpoints WHERE "

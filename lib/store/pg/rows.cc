@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/ids.h"
 #include "scheduler/event.h"
 #include "store/touchpoint_row.h"
@@ -38,8 +40,17 @@ const pg::Statement kTouchpointInsert(
     "cancel_on_repurchase, state, due_at, next_at, reason) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id");
 
-const pg::Statement kEventRows(std::string("SELECT ") + kTouchpointColumns + kTouchpointJoins +
-                               "WHERE t.id = ANY($1::bigint[])");
+// An event's rows, each read once: a lease's messages are those of a few
+// purchases (six touchpoints each in the playbook), and a join probed the
+// purchase and the buyer again for each touchpoint (half the buffers the
+// events of a lease read; docs/benchmarks.md).
+const pg::Statement kEventTouchpoints(
+    "SELECT id, step, cadence, topic, tier, due_at, next_at, fire_at, purchase, buyer "
+    "FROM touchpoints WHERE id = ANY($1::bigint[])");
+const pg::Statement kEventPurchases(
+    "SELECT id, order_id, tier, product, zone, attributes FROM purchases "
+    "WHERE id = ANY($1::bigint[])");
+const pg::Statement kEventBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 
 }  // namespace
 
@@ -104,28 +115,51 @@ std::int64_t InsertTouchpoint(pg::Connection& c, const Rules& rules, std::int64_
   return r.Int64(0, 0);
 }
 
+std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 std::unordered_map<std::int64_t, std::string> MakeEvents(pg::Connection& c, sql::ZoneCache& zones,
                                                          const std::vector<std::int64_t>& rows) {
   std::unordered_map<std::int64_t, std::string> events;
   if (rows.empty()) return events;
-  pg::Result r = c.Run(kEventRows, pg::Params().AddArray(rows));
+  pg::Result t = c.Run(kEventTouchpoints, pg::Params().AddArray(rows));
+  std::vector<std::int64_t> purchase_ids, buyer_ids;
+  for (int i = 0; i < t.rows(); ++i) {
+    if (t.IsNull(i, 7)) continue;  // not fired
+    purchase_ids.push_back(t.Int64(i, 8));
+    buyer_ids.push_back(t.Int64(i, 9));
+  }
+  if (purchase_ids.empty()) return events;
+  pg::Result p = c.Run(kEventPurchases, pg::Params().AddArray(Distinct(std::move(purchase_ids))));
+  pg::Result b = c.Run(kEventBuyers, pg::Params().AddArray(Distinct(std::move(buyer_ids))));
+  std::unordered_map<std::int64_t, int> purchase_at, buyer_at;  // row id -> row of p, b
+  for (int i = 0; i < p.rows(); ++i) purchase_at.emplace(p.Int64(i, 0), i);
+  for (int i = 0; i < b.rows(); ++i) buyer_at.emplace(b.Int64(i, 0), i);
   DueRow row;
-  for (int i = 0; i < r.rows(); ++i) {
-    if (r.IsNull(i, 12)) continue;  // not fired
-    row.rowid = r.Int64(i, 0);
-    row.step = r.Text(i, 1);
-    row.buyer_id = r.Text(i, 2);
-    row.order_id = r.Text(i, 3);
-    row.cadence = r.Text(i, 4);
+  for (int i = 0; i < t.rows(); ++i) {
+    if (t.IsNull(i, 7)) continue;
+    const auto pi = purchase_at.find(t.Int64(i, 8));
+    const auto bi = buyer_at.find(t.Int64(i, 9));
+    if (pi == purchase_at.end() || bi == buyer_at.end()) continue;  // never: not deleted
+    const int pr = pi->second;
+    row.rowid = t.Int64(i, 0);
+    row.step = t.Text(i, 1);
+    row.buyer_id = b.Text(bi->second, 1);
+    row.order_id = p.Text(pr, 1);
+    row.cadence = t.Text(i, 2);
     row.tp_id = TouchpointId(row.order_id, row.cadence, row.step);
-    row.topic = r.Text(i, 5);
-    row.tier = r.Text(i, 6);
-    row.product = r.Text(i, 7);
-    row.zone = zones.Named(r.Text(i, 8));
-    row.due_at = FromMs(r.Int64(i, 9));
-    row.next_at = FromMs(r.Int64(i, 10));
-    row.attributes = r.IsNull(i, 11) ? std::string() : std::string(r.Text(i, 11));
-    row.fire_at = FromMs(r.Int64(i, 12));
+    row.topic = t.Text(i, 3);
+    // A fired touchpoint's own tier, once pinned, wins over its purchase's.
+    row.tier = t.IsNull(i, 4) ? p.Text(pr, 2) : t.Text(i, 4);
+    row.product = p.Text(pr, 3);
+    row.zone = zones.Named(p.Text(pr, 4));
+    row.due_at = FromMs(t.Int64(i, 5));
+    row.next_at = FromMs(t.Int64(i, 6));
+    row.attributes = p.IsNull(pr, 5) ? std::string() : std::string(p.Text(pr, 5));
+    row.fire_at = FromMs(t.Int64(i, 7));
     events.emplace(row.rowid,
                    TouchpointEventJson(row.View(), *row.fire_at, row.attributes, *row.fire_at));
   }

@@ -50,6 +50,9 @@ std::optional<std::int64_t> FindBuyerRow(pg::Connection& c, std::string_view buy
 std::int64_t InsertTouchpoint(pg::Connection& c, const Rules& rules, std::int64_t purchase,
                               std::int64_t buyer, const PlannedTouchpoint& planned);
 
+// `ids` sorted, each once.
+std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids);
+
 // The events of fired touchpoints (row ids), by row id, made from their
 // rows as the fire made them (scheduler/event.h); a row that is gone, or
 // not fired, is left out.

@@ -281,6 +281,7 @@ class Bench {
     Post(*daemon, Bodies(purchases, 1000), 1);
     std::vector<double> late;
     late.reserve(static_cast<std::size_t>(count));
+    const ServerCpu::Reading server_before = ServerCpuNow();
     Consume(*daemon, count, 1, std::chrono::milliseconds(1), [&](std::string_view text, double at) {
       static constexpr std::string_view kDueAt = R"("due_at":")";
       const auto start = text.find(kDueAt);
@@ -291,6 +292,7 @@ class Bench {
       if (!due) Fail("an event with a bad due_at");
       late.push_back(at - static_cast<double>(due->time_since_epoch().count()));
     });
+    NoteServerCpu("lateness", server_before, count);
     daemon->Stop();
     std::sort(late.begin(), late.end());
     auto percentile = [&](double p) {
