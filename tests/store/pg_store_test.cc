@@ -97,8 +97,11 @@ TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
   EXPECT_EQ(Count(dropped), 6);
   EXPECT_EQ(Count(dropped_index), 1);
   auto store = MustOpen();
-  EXPECT_EQ(store->SchemaVersion().value(), 5);
+  EXPECT_EQ(store->SchemaVersion().value(), 6);
   EXPECT_EQ(Count(dropped_index), 0);
+  // Schema 6's claim frontier.
+  EXPECT_EQ(
+      Count("SELECT COUNT(*) FROM pg_sequences WHERE sequencename = 'touchpoints_claimed_to'"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b1'"), 1);
   EXPECT_EQ(Count(dropped), 0);
   // The rest stay.
@@ -197,6 +200,105 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
     EXPECT_TRUE(d.view.due_at == at + std::chrono::hours(1) || d.view.due_at == due);
   }
   EXPECT_EQ(rows.size(), 40u);
+}
+
+// Without caps, through a backlog (claims that come back full), a claim
+// starts at the claim frontier, where the last full claim of any daemon
+// ended, past the rows other daemons' passes hold; a row left behind it
+// (here, by a daemon whose pass ended without deciding) is taken when the
+// rows from the frontier on run short, or by the claim from the head each
+// daemon makes at least once a second.
+TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) {
+  std::string config(kConfig);
+  config.erase(config.find("frequency_cap"),
+               std::string("frequency_cap: {max: 1, per: day}\n").size());
+  rules_.Swap(testing::MustLoad(config));
+  auto b = MustOpen();
+  // Each buyer buys at its own minute; its two rows are due an hour later.
+  const auto buy = [&](const std::string& buyer, Instant when) {
+    FakeClock clock(when);
+    Scheduler scheduler(*b, clock, rules_);
+    auto out = scheduler.Ingest({"o-" + buyer, buyer, "p", 1, 1, when, ""});
+    ASSERT_TRUE(out.ok()) << out.status().message();
+    ASSERT_EQ(out->planned, 2);
+  };
+  const auto fire = [&](PgStore& store, const std::vector<DueTouchpoint>& rows, Instant at) {
+    ASSERT_TRUE(store
+                    .ApplyOutcomes(rows, std::vector<FiringOutcome>(
+                                             rows.size(), {FiringOutcome::Kind::kFired, at, {}}))
+                    .ok());
+  };
+  const Instant at = At("2026-12-04T10:00:00Z");
+  for (int i = 0; i < 20; ++i) buy("b" + std::to_string(i), at + std::chrono::minutes(i));
+  const auto due_of = [&](int i) { return at + std::chrono::hours(1) + std::chrono::minutes(i); };
+  const Instant now = at + std::chrono::hours(3);
+
+  // B's first claim reads from the head: one of b0's rows, all it asked.
+  auto first = b->TakeDue(now, 1);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].view.due_at, due_of(0));
+  fire(*b, *first, now);
+  {
+    // A's first claim reads from the head too: b0's other row, b1's and
+    // b2's, moving the frontier to b2's due time. Its pass ends with its
+    // session, deciding none of them.
+    auto a = MustOpen();
+    auto held = a->TakeDue(now, 5);
+    ASSERT_TRUE(held.ok()) << held.status().message();
+    ASSERT_EQ(held->size(), 5u);
+    EXPECT_EQ((*held)[4].view.due_at, due_of(2));
+  }
+  // B's next claim, within the second, starts at the frontier: b0's and
+  // b1's rows are left behind while there are more from there than it takes.
+  auto from = b->TakeDue(now, 3);
+  ASSERT_TRUE(from.ok()) << from.status().message();
+  ASSERT_EQ(from->size(), 3u);
+  EXPECT_EQ((*from)[0].view.due_at, due_of(2));
+  EXPECT_EQ((*from)[1].view.due_at, due_of(2));
+  EXPECT_EQ((*from)[2].view.due_at, due_of(3));
+  fire(*b, *from, now);
+  // A second later B reads from the head again, and takes them first,
+  // though there are more from the frontier on than it takes.
+  const Instant second = now + std::chrono::seconds(1);
+  auto behind = b->TakeDue(second, 3);
+  ASSERT_TRUE(behind.ok()) << behind.status().message();
+  ASSERT_EQ(behind->size(), 3u);
+  EXPECT_EQ((*behind)[0].view.due_at, due_of(0));
+  EXPECT_EQ((*behind)[1].view.due_at, due_of(1));
+  EXPECT_EQ((*behind)[2].view.due_at, due_of(1));
+  fire(*b, *behind, second);
+  auto rest = b->TakeDue(second, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  ASSERT_EQ(rest->size(), 33u);  // 40 rows, 7 fired
+  for (std::size_t k = 1; k < rest->size(); ++k) {
+    EXPECT_LE((*rest)[k - 1].view.next_at, (*rest)[k].view.next_at) << "out of order at " << k;
+  }
+  fire(*b, *rest, second);
+
+  // Rows behind the frontier are also taken, first, when those from it run
+  // short, before the second is up.
+  buy("late0", now);
+  buy("late1", now + std::chrono::minutes(1));
+  const Instant later = now + std::chrono::hours(3);
+  auto head = b->TakeDue(later, 1);  // from the head: a row of late0's
+  ASSERT_TRUE(head.ok()) << head.status().message();
+  ASSERT_EQ(head->size(), 1u);
+  fire(*b, *head, later);
+  {
+    auto a = MustOpen();
+    auto held = a->TakeDue(later, 3);  // late0's other row and late1's two
+    ASSERT_TRUE(held.ok()) << held.status().message();
+    ASSERT_EQ(held->size(), 3u);
+  }
+  auto short_of = b->TakeDue(later, 100);
+  ASSERT_TRUE(short_of.ok()) << short_of.status().message();
+  ASSERT_EQ(short_of->size(), 3u);
+  EXPECT_EQ((*short_of)[0].view.buyer_id, "late0");
+  EXPECT_EQ((*short_of)[1].view.buyer_id, "late1");
+  EXPECT_EQ((*short_of)[2].view.buyer_id, "late1");
+  fire(*b, *short_of, later);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 44);
 }
 
 // More due than one firing pass takes (2,048): while one daemon decides

@@ -2,6 +2,7 @@
 // caps' reads, and a batch's outcomes with their fan-out to queues and
 // outboxes, committed with the claim.
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -45,11 +46,30 @@ const pg::Statement kTakeDueAndBuyers(
 // passed over cost the join too: with three daemons, the claims read two
 // and a half times the buffers of one daemon's; docs/benchmarks.md.)
 // Their purchases and buyers are read after, each once.
-const pg::Statement kTakeDue(
-    "SELECT id, cadence, step, due_at, next_at, purchase, buyer FROM touchpoints "
-    "WHERE state = 0 AND next_at <= $1 "
-    "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
-    "FOR NO KEY UPDATE SKIP LOCKED");
+//
+// Through a backlog (more due than a claim takes), such a claim does not
+// start at the head of the due rows either, where the other daemons'
+// passes hold theirs: it starts at the claim frontier ($3), the next_at of
+// the last row a full claim took (a sequence every daemon sets after such
+// claims), and reads the rows before it only when those from it are too
+// few; and a daemon reads from the head at least once a second
+// (kHeadEvery), so a row left behind (by a pass that failed, a daemon that
+// died, a row re-planned to an earlier time) waits at most that. The
+// frontier is a hint: the two statements together cover every due row,
+// whatever it says.
+std::string TakeDueRange(const char* range) {
+  return std::string(
+             "SELECT id, cadence, step, due_at, next_at, purchase, buyer FROM touchpoints "
+             "WHERE state = 0 AND next_at <= $1 AND next_at ") +
+         range +
+         " $3 ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
+         "FOR NO KEY UPDATE SKIP LOCKED";
+}
+const pg::Statement kTakeDueFrom(TakeDueRange(">="));
+const pg::Statement kTakeDueBefore(TakeDueRange("<"));
+const pg::Statement kFrontier("SELECT last_value FROM touchpoints_claimed_to");
+const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1)");
+constexpr Millis kHeadEvery{1000};
 const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
 const pg::Statement kDueBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
@@ -121,15 +141,47 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
             r.Int64(i, 5), r.Int64(i, 6), r.Int64(i, 7));
       }
     } else {
-      pg::Result r = c.Run(kTakeDue, params);
+      // The rows before the frontier first, then those from it: in order.
+      struct Row {
+        std::int64_t id, due_at, next_at, purchase, buyer;
+        std::string cadence, step;
+      };
+      std::vector<Row> rows;
+      const auto read = [&rows](const pg::Result& r) {
+        for (int i = 0; i < r.rows(); ++i) {
+          rows.push_back({r.Int64(i, 0), r.Int64(i, 3), r.Int64(i, 4), r.Int64(i, 5), r.Int64(i, 6),
+                          std::string(r.Text(i, 1)), std::string(r.Text(i, 2))});
+        }
+      };
+      // From the frontier only while this daemon's claims come back full
+      // (a backlog), and not when a second has passed since it last read
+      // from the head: a claim that took all that was due read it all.
+      constexpr std::int64_t kHead = std::numeric_limits<std::int64_t>::min();
+      const bool backlog = claimed_all_ && now < head_due_;
+      const std::int64_t frontier = backlog ? c.Run(kFrontier).Int64(0, 0) : kHead;
+      if (!backlog) head_due_ = now + kHeadEvery;
+      pg::Params from;
+      from.Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(frontier);
+      pg::Result after = c.Run(kTakeDueFrom, from);
+      if (static_cast<std::size_t>(after.rows()) < max && frontier != kHead) {
+        pg::Params before;
+        before.Add(Ms(now)).Add(static_cast<std::int64_t>(max) - after.rows()).Add(frontier);
+        read(c.Run(kTakeDueBefore, before));
+      }
+      read(after);
+      claimed_all_ = rows.size() == max;
+      if (claimed_all_ && after.rows() > 0) {
+        c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 4)));
+      }
+
       std::vector<std::int64_t> purchase_ids, buyer_ids;
-      for (int i = 0; i < r.rows(); ++i) {
-        purchase_ids.push_back(r.Int64(i, 5));
-        buyer_ids.push_back(r.Int64(i, 6));
+      for (const Row& row : rows) {
+        purchase_ids.push_back(row.purchase);
+        buyer_ids.push_back(row.buyer);
       }
       std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
       std::unordered_map<std::int64_t, std::string> buyers;
-      if (r.rows() > 0) {
+      if (!rows.empty()) {
         pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
         for (int i = 0; i < pr.rows(); ++i) {
           purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
@@ -137,16 +189,16 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
         pg::Result br = c.Run(kDueBuyers, pg::Params().AddArray(Distinct(buyer_ids)));
         for (int i = 0; i < br.rows(); ++i) buyers[br.Int64(i, 0)] = br.Text(i, 1);
       }
-      due_.reserve(static_cast<std::size_t>(r.rows()));
-      for (int i = 0; i < r.rows(); ++i) {
-        const auto purchase = purchases.find(r.Int64(i, 5));
-        const auto buyer = buyers.find(r.Int64(i, 6));
+      due_.reserve(rows.size());
+      for (const Row& row : rows) {
+        const auto purchase = purchases.find(row.purchase);
+        const auto buyer = buyers.find(row.buyer);
         if (purchase == purchases.end() || buyer == buyers.end()) {
-          throw std::runtime_error("touchpoint row " + std::to_string(r.Int64(i, 0)) +
+          throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
                                    " has no purchase or buyer");
         }
-        add(r.Int64(i, 0), buyer->second, r.Text(i, 1), r.Text(i, 2), purchase->second.first,
-            r.Int64(i, 3), r.Int64(i, 4), purchase->second.second);
+        add(row.id, buyer->second, row.cadence, row.step, purchase->second.first, row.due_at,
+            row.next_at, purchase->second.second);
       }
     }
     // Nothing due: no transaction left open until the next pass.

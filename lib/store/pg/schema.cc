@@ -162,6 +162,16 @@ ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS deliveries_touchpoint_fkey;
 DROP INDEX queue_messages_by_touchpoint;
 ALTER TABLE touchpoint_history DROP CONSTRAINT touchpoint_history_pkey;
 )sql",
+    // 5 -> 6: the claim frontier, where claims without caps start: the
+    // next_at of the last row a claim took, so that daemons firing at once
+    // do not each pass over the rows the others hold at the head of the
+    // due rows (store/pg/fire.cc). A sequence: setting it is not
+    // transactional, so a claim sets it without holding anything until
+    // its pass commits.
+    R"sql(
+CREATE SEQUENCE touchpoints_claimed_to
+  MINVALUE -9223372036854775808 START -9223372036854775808;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -141,7 +141,9 @@ class Tables {
   FireRouting routing_;
   std::optional<std::uint64_t> routed_;  // the rules' generation routing_ follows
   sql::ZoneCache zones_;
-  std::vector<DueRow> due_;  // TakeDue()'s rows, which its views point into
+  std::vector<DueRow> due_;   // TakeDue()'s rows, which its views point into
+  Instant head_due_;          // when TakeDue() next reads from the head (fire.cc)
+  bool claimed_all_ = false;  // whether its last claim took as many as it asked
   Ahead ahead_;
 };
 
