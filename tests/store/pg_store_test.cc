@@ -47,6 +47,17 @@ class PgStoreTest : public ::testing::Test {
     auto conn = pg::Connection::Open(db_->url(), "test");
     return conn->Exec(sql).Int64(0, 0);
   }
+  // Waits until `pending` pending rows are free to lock: a store that was
+  // closed mid-claim holds its rows until its server process has read the
+  // closed connection and rolled back (a moment, not a timeout).
+  void AwaitUnlocked(std::int64_t pending) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (Count("SELECT COUNT(*) FROM (SELECT id FROM touchpoints WHERE state = 0 "
+                 "FOR UPDATE SKIP LOCKED) AS free") != pending) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "rows still held after 5 s";
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   // Buyers b0..b(n-1), each with one purchase whose two steps are due an
   // hour after `at`.
   void Buy(PgStore& store, int n, Instant at) {
@@ -249,6 +260,7 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
     ASSERT_EQ(held->size(), 5u);
     EXPECT_EQ((*held)[4].view.due_at, due_of(2));
   }
+  AwaitUnlocked(39);
   // B's next claim, within the second, starts at the frontier: b0's and
   // b1's rows are left behind while there are more from there than it takes.
   auto from = b->TakeDue(now, 3);
@@ -291,6 +303,7 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
     ASSERT_TRUE(held.ok()) << held.status().message();
     ASSERT_EQ(held->size(), 3u);
   }
+  AwaitUnlocked(3);
   auto short_of = b->TakeDue(later, 100);
   ASSERT_TRUE(short_of.ok()) << short_of.status().message();
   ASSERT_EQ(short_of->size(), 3u);
@@ -313,17 +326,25 @@ TEST_F(PgStoreTest, ACapHoldsWhileTwoDaemonsFireAtOnce) {
   FakeClock clock(at + std::chrono::hours(2));
   Scheduler on_a(*a, clock, rules_);
   Scheduler on_b(*b, clock, rules_);
-  // Both fire at once, again and again, until neither has anything due.
+  // Both fire at once, again and again, until nothing is due. (A fixed
+  // number of passes each was not enough on a busy machine: a pass that
+  // finds every due row held by the other takes nothing, and both could
+  // use theirs up that way with rows still due.)
   std::atomic<std::size_t> fired{0};
-  auto fire = [&fired](Scheduler& s) {
-    for (int i = 0; i < 10; ++i) {
+  auto fire = [&](Scheduler& s, PgStore& store) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    for (;;) {
       auto ran = s.RunDue(1);
       ASSERT_TRUE(ran.ok()) << ran.status().message();
       fired += ran->fired;
+      auto next = store.NextWakeup();
+      ASSERT_TRUE(next.ok()) << next.status().message();
+      if (!*next || **next > clock.Now()) return;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "still due after a minute";
     }
   };
-  std::thread ta([&] { fire(on_a); });
-  std::thread tb([&] { fire(on_b); });
+  std::thread ta([&] { fire(on_a, *a); });
+  std::thread tb([&] { fire(on_b, *b); });
   ta.join();
   tb.join();
   // One a day per buyer: each buyer's first fired, its second deferred.
