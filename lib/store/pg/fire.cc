@@ -113,101 +113,93 @@ StatusOr<std::optional<Instant>> Tables::NextWakeup() {
   });
 }
 
-void Tables::AddDue(std::int64_t rowid, std::string_view buyer_id, std::string_view cadence,
-                    std::string_view step, const Zone* zone, std::int64_t due_at,
-                    std::int64_t next_at, std::int64_t received_at) {
-  DueRow& d = due_.emplace_back();
-  d.rowid = rowid;
-  d.buyer_id = buyer_id;
-  d.cadence = cadence;
-  d.step = step;
-  d.zone = zone;
-  d.due_at = FromMs(due_at);
-  d.next_at = FromMs(next_at);
-  d.ready_at = FromMs(std::max(next_at, received_at));
-}
-
-void Tables::ClaimWithBuyers(Instant now, std::size_t max) {
-  pg::Result r = session_.conn().Run(kTakeDueAndBuyers,
-                                     pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
-  due_.reserve(static_cast<std::size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) {
-    AddDue(r.Int64(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), zones_.Named(r.Text(i, 4)),
-           r.Int64(i, 5), r.Int64(i, 6), r.Int64(i, 7));
-  }
-}
-
-void Tables::ClaimRows(Instant now, std::size_t max) {
-  pg::Connection& c = session_.conn();
-  // The rows before the frontier first, then those from it: in order.
-  struct Row {
-    std::int64_t id, due_at, next_at, purchase, buyer;
-    std::string cadence, step;
-  };
-  std::vector<Row> rows;
-  const auto read = [&rows](const pg::Result& r) {
-    for (int i = 0; i < r.rows(); ++i) {
-      rows.push_back({r.Int64(i, 0), r.Int64(i, 3), r.Int64(i, 4), r.Int64(i, 5), r.Int64(i, 6),
-                      std::string(r.Text(i, 1)), std::string(r.Text(i, 2))});
-    }
-  };
-  // From the frontier only while this daemon's claims come back full (a
-  // backlog), and not when a second has passed since it last read from
-  // the head: a claim that took all that was due read it all.
-  constexpr std::int64_t kHead = std::numeric_limits<std::int64_t>::min();
-  const bool backlog = claimed_all_ && now < head_due_;
-  const std::int64_t frontier = backlog ? c.Run(kFrontier).Int64(0, 0) : kHead;
-  if (!backlog) head_due_ = now + kHeadEvery;
-  pg::Params from;
-  from.Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(frontier);
-  pg::Result after = c.Run(kTakeDueFrom, from);
-  if (static_cast<std::size_t>(after.rows()) < max && frontier != kHead) {
-    pg::Params before;
-    before.Add(Ms(now)).Add(static_cast<std::int64_t>(max) - after.rows()).Add(frontier);
-    read(c.Run(kTakeDueBefore, before));
-  }
-  read(after);
-  claimed_all_ = rows.size() == max;
-  if (claimed_all_ && after.rows() > 0) {
-    c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 4)));
-  }
-  if (rows.empty()) return;
-
-  // Their purchases and buyers, each once.
-  std::vector<std::int64_t> purchase_ids, buyer_ids;
-  for (const Row& row : rows) {
-    purchase_ids.push_back(row.purchase);
-    buyer_ids.push_back(row.buyer);
-  }
-  std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
-  std::unordered_map<std::int64_t, std::string> buyers;
-  pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(std::move(purchase_ids))));
-  for (int i = 0; i < pr.rows(); ++i) {
-    purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
-  }
-  pg::Result br = c.Run(kDueBuyers, pg::Params().AddArray(Distinct(std::move(buyer_ids))));
-  for (int i = 0; i < br.rows(); ++i) buyers[br.Int64(i, 0)] = br.Text(i, 1);
-  due_.reserve(rows.size());
-  for (const Row& row : rows) {
-    const auto purchase = purchases.find(row.purchase);
-    const auto buyer = buyers.find(row.buyer);
-    if (purchase == purchases.end() || buyer == buyers.end()) {
-      throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
-                               " has no purchase or buyer");
-    }
-    AddDue(row.id, buyer->second, row.cadence, row.step, purchase->second.first, row.due_at,
-           row.next_at, purchase->second.second);
-  }
-}
-
 StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t max) {
   return session_.Read("take due touchpoints", [&]() -> StatusOr<std::vector<DueTouchpoint>> {
     due_.clear();
     session_.BeginClaim();
-    if (rules_->frequency_caps.empty()) {
-      ClaimRows(now, max);
+    pg::Connection& c = session_.conn();
+    pg::Params params;
+    params.Add(Ms(now)).Add(static_cast<std::int64_t>(max));
+    const auto add = [&](std::int64_t rowid, std::string_view buyer_id, std::string_view cadence,
+                         std::string_view step, const Zone* zone, std::int64_t due_at,
+                         std::int64_t next_at, std::int64_t received_at) {
+      DueRow& d = due_.emplace_back();
+      d.rowid = rowid;
+      d.buyer_id = buyer_id;
+      d.cadence = cadence;
+      d.step = step;
+      d.zone = zone;
+      d.due_at = FromMs(due_at);
+      d.next_at = FromMs(next_at);
+      d.ready_at = FromMs(std::max(next_at, received_at));
+    };
+    if (!rules_->frequency_caps.empty()) {
+      pg::Result r = c.Run(kTakeDueAndBuyers, params);
+      due_.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) {
+        add(r.Int64(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), zones_.Named(r.Text(i, 4)),
+            r.Int64(i, 5), r.Int64(i, 6), r.Int64(i, 7));
+      }
     } else {
-      ClaimWithBuyers(now, max);
+      // The rows before the frontier first, then those from it: in order.
+      struct Row {
+        std::int64_t id, due_at, next_at, purchase, buyer;
+        std::string cadence, step;
+      };
+      std::vector<Row> rows;
+      const auto read = [&rows](const pg::Result& r) {
+        for (int i = 0; i < r.rows(); ++i) {
+          rows.push_back({r.Int64(i, 0), r.Int64(i, 3), r.Int64(i, 4), r.Int64(i, 5), r.Int64(i, 6),
+                          std::string(r.Text(i, 1)), std::string(r.Text(i, 2))});
+        }
+      };
+      // From the frontier only while this daemon's claims come back full
+      // (a backlog), and not when a second has passed since it last read
+      // from the head: a claim that took all that was due read it all.
+      constexpr std::int64_t kHead = std::numeric_limits<std::int64_t>::min();
+      const bool backlog = claimed_all_ && now < head_due_;
+      const std::int64_t frontier = backlog ? c.Run(kFrontier).Int64(0, 0) : kHead;
+      if (!backlog) head_due_ = now + kHeadEvery;
+      pg::Params from;
+      from.Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(frontier);
+      pg::Result after = c.Run(kTakeDueFrom, from);
+      if (static_cast<std::size_t>(after.rows()) < max && frontier != kHead) {
+        pg::Params before;
+        before.Add(Ms(now)).Add(static_cast<std::int64_t>(max) - after.rows()).Add(frontier);
+        read(c.Run(kTakeDueBefore, before));
+      }
+      read(after);
+      claimed_all_ = rows.size() == max;
+      if (claimed_all_ && after.rows() > 0) {
+        c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 4)));
+      }
+
+      std::vector<std::int64_t> purchase_ids, buyer_ids;
+      for (const Row& row : rows) {
+        purchase_ids.push_back(row.purchase);
+        buyer_ids.push_back(row.buyer);
+      }
+      std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
+      std::unordered_map<std::int64_t, std::string> buyers;
+      if (!rows.empty()) {
+        pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
+        for (int i = 0; i < pr.rows(); ++i) {
+          purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
+        }
+        pg::Result br = c.Run(kDueBuyers, pg::Params().AddArray(Distinct(buyer_ids)));
+        for (int i = 0; i < br.rows(); ++i) buyers[br.Int64(i, 0)] = br.Text(i, 1);
+      }
+      due_.reserve(rows.size());
+      for (const Row& row : rows) {
+        const auto purchase = purchases.find(row.purchase);
+        const auto buyer = buyers.find(row.buyer);
+        if (purchase == purchases.end() || buyer == buyers.end()) {
+          throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
+                                   " has no purchase or buyer");
+        }
+        add(row.id, buyer->second, row.cadence, row.step, purchase->second.first, row.due_at,
+            row.next_at, purchase->second.second);
+      }
     }
     // Nothing due: no transaction left open until the next pass.
     if (due_.empty()) session_.EndClaim(true);

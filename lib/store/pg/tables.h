@@ -135,14 +135,6 @@ class Tables {
             std::span<const PlannedTouchpoint> touchpoints, Instant now);
   // Writes the held-back purchases (Session::Defer). Throws pg::Error.
   void WriteHeld();
-  // TakeDue()'s claim into due_, in the claim's transaction (fire.cc): with
-  // caps, the rows and their buyers; without, the rows, from the claim
-  // frontier through a backlog. Throw pg::Error.
-  void ClaimWithBuyers(Instant now, std::size_t max);
-  void ClaimRows(Instant now, std::size_t max);
-  void AddDue(std::int64_t rowid, std::string_view buyer_id, std::string_view cadence,
-              std::string_view step, const Zone* zone, std::int64_t due_at, std::int64_t next_at,
-              std::int64_t received_at);
 
   Session& session_;
   const RulesInForce& rules_;
