@@ -72,7 +72,6 @@ const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1
 constexpr Millis kHeadEvery{1000};
 const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
-const pg::Statement kDueBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 
 // Dead-lettered touchpoints were fired too: they count against the caps.
 const pg::Statement kFiredBetween(
@@ -180,15 +179,13 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
         buyer_ids.push_back(row.buyer);
       }
       std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
-      std::unordered_map<std::int64_t, std::string> buyers;
       if (!rows.empty()) {
         pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
         for (int i = 0; i < pr.rows(); ++i) {
           purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
         }
-        pg::Result br = c.Run(kDueBuyers, pg::Params().AddArray(Distinct(buyer_ids)));
-        for (int i = 0; i < br.rows(); ++i) buyers[br.Int64(i, 0)] = br.Text(i, 1);
       }
+      const auto buyers = BuyerIds(c, std::move(buyer_ids));
       due_.reserve(rows.size());
       for (const Row& row : rows) {
         const auto purchase = purchases.find(row.purchase);

@@ -50,7 +50,7 @@ const pg::Statement kEventTouchpoints(
 const pg::Statement kEventPurchases(
     "SELECT id, order_id, tier, product, zone, attributes FROM purchases "
     "WHERE id = ANY($1::bigint[])");
-const pg::Statement kEventBuyers("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
+const pg::Statement kBuyerIds("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 
 }  // namespace
 
@@ -121,6 +121,15 @@ std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids) {
   return ids;
 }
 
+std::unordered_map<std::int64_t, std::string> BuyerIds(pg::Connection& c,
+                                                       std::vector<std::int64_t> rows) {
+  std::unordered_map<std::int64_t, std::string> out;
+  if (rows.empty()) return out;
+  pg::Result r = c.Run(kBuyerIds, pg::Params().AddArray(Distinct(std::move(rows))));
+  for (int i = 0; i < r.rows(); ++i) out.emplace(r.Int64(i, 0), r.Text(i, 1));
+  return out;
+}
+
 std::unordered_map<std::int64_t, std::string> MakeEvents(pg::Connection& c, sql::ZoneCache& zones,
                                                          const std::vector<std::int64_t>& rows) {
   std::unordered_map<std::int64_t, std::string> events;
@@ -134,20 +143,19 @@ std::unordered_map<std::int64_t, std::string> MakeEvents(pg::Connection& c, sql:
   }
   if (purchase_ids.empty()) return events;
   pg::Result p = c.Run(kEventPurchases, pg::Params().AddArray(Distinct(std::move(purchase_ids))));
-  pg::Result b = c.Run(kEventBuyers, pg::Params().AddArray(Distinct(std::move(buyer_ids))));
-  std::unordered_map<std::int64_t, int> purchase_at, buyer_at;  // row id -> row of p, b
+  const auto buyers = BuyerIds(c, std::move(buyer_ids));
+  std::unordered_map<std::int64_t, int> purchase_at;  // row id -> row of p
   for (int i = 0; i < p.rows(); ++i) purchase_at.emplace(p.Int64(i, 0), i);
-  for (int i = 0; i < b.rows(); ++i) buyer_at.emplace(b.Int64(i, 0), i);
   DueRow row;
   for (int i = 0; i < t.rows(); ++i) {
     if (t.IsNull(i, 7)) continue;
     const auto pi = purchase_at.find(t.Int64(i, 8));
-    const auto bi = buyer_at.find(t.Int64(i, 9));
-    if (pi == purchase_at.end() || bi == buyer_at.end()) continue;  // never: not deleted
+    const auto bi = buyers.find(t.Int64(i, 9));
+    if (pi == purchase_at.end() || bi == buyers.end()) continue;  // never: not deleted
     const int pr = pi->second;
     row.rowid = t.Int64(i, 0);
     row.step = t.Text(i, 1);
-    row.buyer_id = b.Text(bi->second, 1);
+    row.buyer_id = bi->second;
     row.order_id = p.Text(pr, 1);
     row.cadence = t.Text(i, 2);
     row.tp_id = TouchpointId(row.order_id, row.cadence, row.step);

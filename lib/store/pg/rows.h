@@ -52,6 +52,9 @@ std::int64_t InsertTouchpoint(pg::Connection& c, const Rules& rules, std::int64_
 
 // `ids` sorted, each once.
 std::vector<std::int64_t> Distinct(std::vector<std::int64_t> ids);
+// The buyer ids of buyer rows `rows`, by row id, each row read once.
+std::unordered_map<std::int64_t, std::string> BuyerIds(pg::Connection& c,
+                                                       std::vector<std::int64_t> rows);
 
 // The events of fired touchpoints (row ids), by row id, made from their
 // rows as the fire made them (scheduler/event.h); a row that is gone, or
