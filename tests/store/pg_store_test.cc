@@ -251,38 +251,44 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
   EXPECT_EQ((*first)[0].view.due_at, due_of(0));
   fire(*b, *first, now);
   {
-    // A's first claim reads from the head too: b0's other row, b1's and
-    // b2's, moving the frontier to b2's due time. Its pass ends with its
+    // A's first claim reads from the head too: b0's other row, b1's two and
+    // b2's first, moving the frontier to that row. Its pass ends with its
     // session, deciding none of them.
     auto a = MustOpen();
-    auto held = a->TakeDue(now, 5);
+    auto held = a->TakeDue(now, 4);
     ASSERT_TRUE(held.ok()) << held.status().message();
-    ASSERT_EQ(held->size(), 5u);
-    EXPECT_EQ((*held)[4].view.due_at, due_of(2));
+    ASSERT_EQ(held->size(), 4u);
+    EXPECT_EQ((*held)[3].view.due_at, due_of(2));
+    EXPECT_EQ((*held)[3].view.step, "first");
   }
   AwaitUnlocked(39);
-  // B's next claim, within the second, starts at the frontier: b0's and
-  // b1's rows are left behind while there are more from there than it takes.
+  // B's next claim, within the second, starts past the frontier: at b2's
+  // second row, which has the same due time as the frontier's row. The
+  // rows up to it are left behind while there are more past it than it
+  // takes.
   auto from = b->TakeDue(now, 3);
   ASSERT_TRUE(from.ok()) << from.status().message();
   ASSERT_EQ(from->size(), 3u);
   EXPECT_EQ((*from)[0].view.due_at, due_of(2));
-  EXPECT_EQ((*from)[1].view.due_at, due_of(2));
+  EXPECT_EQ((*from)[0].view.step, "second");
+  EXPECT_EQ((*from)[1].view.due_at, due_of(3));
   EXPECT_EQ((*from)[2].view.due_at, due_of(3));
   fire(*b, *from, now);
   // A second later B reads from the head again, and takes them first,
-  // though there are more from the frontier on than it takes.
+  // though there are more past the frontier than it takes.
   const Instant second = now + std::chrono::seconds(1);
-  auto behind = b->TakeDue(second, 3);
+  auto behind = b->TakeDue(second, 4);
   ASSERT_TRUE(behind.ok()) << behind.status().message();
-  ASSERT_EQ(behind->size(), 3u);
+  ASSERT_EQ(behind->size(), 4u);
   EXPECT_EQ((*behind)[0].view.due_at, due_of(0));
   EXPECT_EQ((*behind)[1].view.due_at, due_of(1));
   EXPECT_EQ((*behind)[2].view.due_at, due_of(1));
+  EXPECT_EQ((*behind)[3].view.due_at, due_of(2));
+  EXPECT_EQ((*behind)[3].view.step, "first");
   fire(*b, *behind, second);
   auto rest = b->TakeDue(second, 100);
   ASSERT_TRUE(rest.ok()) << rest.status().message();
-  ASSERT_EQ(rest->size(), 33u);  // 40 rows, 7 fired
+  ASSERT_EQ(rest->size(), 32u);  // 40 rows, 8 fired
   for (std::size_t k = 1; k < rest->size(); ++k) {
     EXPECT_LE((*rest)[k - 1].view.next_at, (*rest)[k].view.next_at) << "out of order at " << k;
   }

@@ -49,25 +49,33 @@ const pg::Statement kTakeDueAndBuyers(
 //
 // Through a backlog (more due than a claim takes), such a claim does not
 // start at the head of the due rows either, where the other daemons'
-// passes hold theirs: it starts at the claim frontier ($3), the next_at of
-// the last row a full claim took (a sequence every daemon sets after such
-// claims), and reads the rows before it only when those from it are too
+// passes hold theirs: it starts past the claim frontier, the last row a
+// full claim took (a sequence every daemon sets to that row's id after
+// such claims; the claim reads the row's place in the pending order,
+// $3 to $7), and reads the rows up to it only when those past it are too
 // few; and a daemon reads from the head at least once a second
 // (kHeadEvery), so a row left behind (by a pass that failed, a daemon that
 // died, a row re-planned to an earlier time) waits at most that. The
+// frontier is a row's whole place, not its next_at: rows often share a
+// next_at (a burst of purchases, a send window opening), and a claim from
+// a next_at passed over every row of it the last claim had taken. The
 // frontier is a hint: the two statements together cover every due row,
 // whatever it says.
 std::string TakeDueRange(const char* range) {
   return std::string(
              "SELECT id, cadence, step, due_at, next_at, purchase, buyer FROM touchpoints "
-             "WHERE state = 0 AND next_at <= $1 AND next_at ") +
+             "WHERE state = 0 AND next_at <= $1 AND (next_at, due_at, cadence_order, step_order, "
+             "id) ") +
          range +
-         " $3 ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
+         " ($3, $4, $5::integer, $6::integer, $7) "
+         "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
          "FOR NO KEY UPDATE SKIP LOCKED";
 }
-const pg::Statement kTakeDueFrom(TakeDueRange(">="));
-const pg::Statement kTakeDueBefore(TakeDueRange("<"));
-const pg::Statement kFrontier("SELECT last_value FROM touchpoints_claimed_to");
+const pg::Statement kTakeDueFrom(TakeDueRange(">"));
+const pg::Statement kTakeDueBefore(TakeDueRange("<="));
+const pg::Statement kFrontier(
+    "SELECT next_at, due_at, cadence_order, step_order, id FROM touchpoints "
+    "WHERE id = (SELECT last_value FROM touchpoints_claimed_to)");
 const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1)");
 constexpr Millis kHeadEvery{1000};
 const pg::Statement kDuePurchases(
@@ -155,22 +163,35 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
       // From the frontier only while this daemon's claims come back full
       // (a backlog), and not when a second has passed since it last read
       // from the head: a claim that took all that was due read it all.
-      constexpr std::int64_t kHead = std::numeric_limits<std::int64_t>::min();
-      const bool backlog = claimed_all_ && now < head_due_;
-      const std::int64_t frontier = backlog ? c.Run(kFrontier).Int64(0, 0) : kHead;
-      if (!backlog) head_due_ = now + kHeadEvery;
-      pg::Params from;
-      from.Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(frontier);
-      pg::Result after = c.Run(kTakeDueFrom, from);
-      if (static_cast<std::size_t>(after.rows()) < max && frontier != kHead) {
-        pg::Params before;
-        before.Add(Ms(now)).Add(static_cast<std::int64_t>(max) - after.rows()).Add(frontier);
-        read(c.Run(kTakeDueBefore, before));
+      // The head is a place before every row's (ids start at 1).
+      constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+      constexpr std::int64_t kMinInt = std::numeric_limits<std::int32_t>::min();
+      std::int64_t place[5] = {kMin, kMin, kMinInt, kMinInt, kMin};
+      bool at_head = true;
+      if (claimed_all_ && now < head_due_) {
+        pg::Result f = c.Run(kFrontier);
+        // No row: the frontier was never set, or its row is gone.
+        if (f.rows() == 1) {
+          for (int k = 0; k < 5; ++k) place[k] = f.Int64(0, k);
+          at_head = false;
+        }
+      } else {
+        head_due_ = now + kHeadEvery;
+      }
+      const auto range = [&](std::int64_t limit) {
+        pg::Params p;
+        p.Add(Ms(now)).Add(limit);
+        for (const std::int64_t v : place) p.Add(v);
+        return p;
+      };
+      pg::Result after = c.Run(kTakeDueFrom, range(static_cast<std::int64_t>(max)));
+      if (static_cast<std::size_t>(after.rows()) < max && !at_head) {
+        read(c.Run(kTakeDueBefore, range(static_cast<std::int64_t>(max) - after.rows())));
       }
       read(after);
       claimed_all_ = rows.size() == max;
       if (claimed_all_ && after.rows() > 0) {
-        c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 4)));
+        c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 0)));
       }
 
       std::vector<std::int64_t> purchase_ids, buyer_ids;
