@@ -198,7 +198,7 @@ struct Daemon::Impl {
          .fired = [this] { dispatcher->Wake(); },
          .poll = kSharedPoll},
         [this](const RulesInForce& own) -> StatusOr<std::unique_ptr<ScheduleStore>> {
-          auto opened = PgStore::Open(options.database, own, "touchpointd-fire");
+          auto opened = PgStore::OpenFiring(options.database, own);
           if (!opened.ok()) return opened.status();
           return std::unique_ptr<ScheduleStore>(std::move(*opened));
         });

@@ -198,7 +198,8 @@ Statement::Statement(std::string sql, Plan plan) : sql_(std::move(sql)), plan_(p
 // --- Connection ----------------------------------------------------------
 
 std::unique_ptr<Connection> Connection::Open(const std::string& url,
-                                             std::string_view application_name) {
+                                             std::string_view application_name,
+                                             std::string_view settings) {
   // Keepalives and a user timeout, both ways: a connection to a host cut
   // from the network fails within 9 s (3 s idle, then 3 probes 2 s apart;
   // 9 s for unacknowledged data) instead of the kernel's minutes or hours,
@@ -211,6 +212,11 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   // The URL comes last, so what it sets wins (its `options` replace these
   // server settings whole).
   const std::string app(application_name);
+  std::string options =
+      "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+      "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
+      "-c jit=off";
+  if (!settings.empty()) options.append(" ").append(settings);
   const char* keys[] = {"options",
                         "application_name",
                         "keepalives",
@@ -221,19 +227,8 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
                         "connect_timeout",
                         "dbname",
                         nullptr};
-  const char* values[] = {
-      "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
-      "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
-      "-c jit=off",
-      app.c_str(),
-      "1",
-      "3",
-      "2",
-      "3",
-      "9000",
-      "2",
-      url.c_str(),
-      nullptr};
+  const char* values[] = {options.c_str(), app.c_str(), "1",         "3",    "2", "3",
+                          "9000",          "2",         url.c_str(), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr)
     throw Error("cannot connect to " + Redacted(url) + ": out of memory", "", true);

@@ -163,8 +163,11 @@ class Connection {
   // (connect_timeout), unless the URL says otherwise. TCP keepalives are on
   // both ways, so a peer cut from the network is noticed within 9 s.
   // Throws Error.
+  // `settings`: more server settings for the session, as `-c name=value`
+  // options after the defaults.
   static std::unique_ptr<Connection> Open(const std::string& url,
-                                          std::string_view application_name = "touchpointd");
+                                          std::string_view application_name = "touchpointd",
+                                          std::string_view settings = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

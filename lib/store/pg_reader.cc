@@ -126,11 +126,17 @@ struct PgReader::Impl {
 
   // The reader thread's connection, reopened if lost.
   pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
-  // The queues thread's.
-  pg::Connection& QueueConn() { return Reopened(queue_conn, "touchpointd-queues"); }
+  // The queues thread's. Its reads go by an index (a lease in the queue's
+  // order, its events by id): with statistics taken while the tables were
+  // small, the planner read the whole touchpoints table for a lease's
+  // events (75 ms against 13; docs/benchmarks.md). A bitmap scan is left
+  // on: it reads a lease's events in half the buffers an index scan does.
+  pg::Connection& QueueConn() { return Reopened(queue_conn, "touchpointd-queues", kQueueSettings); }
+  static constexpr std::string_view kQueueSettings = "-c enable_seqscan=off";
 
-  pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, const char* name) {
-    if (!c || !c->ok()) c = pg::Connection::Open(url, name);
+  pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, const char* name,
+                           std::string_view settings = {}) {
+    if (!c || !c->ok()) c = pg::Connection::Open(url, name, settings);
     return *c;
   }
 
@@ -154,7 +160,7 @@ StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url) {
   auto impl = std::make_unique<Impl>(url);
   try {
     impl->conn = pg::Connection::Open(url, "touchpointd-reader");
-    impl->queue_conn = pg::Connection::Open(url, "touchpointd-queues");
+    impl->queue_conn = pg::Connection::Open(url, "touchpointd-queues", Impl::kQueueSettings);
   } catch (const std::exception& e) {
     return pg::ToStatus("cannot open database " + pg::Redacted(url) + " to read it", e);
   }

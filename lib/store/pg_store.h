@@ -46,6 +46,12 @@ class PgStore final : public Store, public LeasedEvents {
                                                  std::string_view application_name = "touchpointd");
   static StatusOr<std::unique_ptr<PgStore>> Open(const std::string& url, RulesInForce&& rules,
                                                  std::string_view application_name = {}) = delete;
+  // A store for the firing thread alone (`touchpointd-fire`), whose session
+  // reads only by index (pg_store.cc says why).
+  static StatusOr<std::unique_ptr<PgStore>> OpenFiring(const std::string& url,
+                                                       const RulesInForce& rules);
+  static StatusOr<std::unique_ptr<PgStore>> OpenFiring(const std::string& url,
+                                                       RulesInForce&& rules) = delete;
   ~PgStore() override;
   PgStore(const PgStore&) = delete;
   PgStore& operator=(const PgStore&) = delete;
@@ -146,6 +152,10 @@ class PgStore final : public Store, public LeasedEvents {
  private:
   struct Impl;
   explicit PgStore(std::unique_ptr<Impl> impl);
+  static StatusOr<std::unique_ptr<PgStore>> Make(const std::string& url,
+                                                 std::string_view application_name,
+                                                 std::string_view settings,
+                                                 const RulesInForce& rules);
   std::unique_ptr<Impl> impl_;
 };
 

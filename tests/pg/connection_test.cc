@@ -160,6 +160,18 @@ TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
   EXPECT_EQ(named->Exec("SHOW application_name").Text(0, 0), "mine");
 }
 
+// A session's own settings (the firing session's reads by index only,
+// store/pg_store.cc) come after the defaults, which stay.
+TEST_F(PgConnectionTest, ASessionMayAskForMoreSettings) {
+  auto firing = pg::Connection::Open(db_->url(), "settings-test",
+                                     "-c enable_seqscan=off -c enable_bitmapscan=off");
+  EXPECT_EQ(firing->Exec("SHOW enable_seqscan").Text(0, 0), "off");
+  EXPECT_EQ(firing->Exec("SHOW enable_bitmapscan").Text(0, 0), "off");
+  EXPECT_EQ(firing->Exec("SHOW lock_timeout").Text(0, 0), "5s");
+  EXPECT_EQ(firing->Exec("SHOW application_name").Text(0, 0), "settings-test");
+  EXPECT_EQ(conn_->Exec("SHOW enable_seqscan").Text(0, 0), "on");
+}
+
 TEST_F(PgConnectionTest, NotificationsArriveOnTheListeningConnection) {
   conn_->Exec("LISTEN touchpoint_due");
   auto other = pg::Connection::Open(db_->url(), "notifier");

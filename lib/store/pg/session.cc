@@ -6,9 +6,11 @@
 
 namespace tp::pgstore {
 
-Session::Session(std::string url, std::string application_name)
-    : url_(std::move(url)), application_name_(std::move(application_name)) {
-  conn_ = pg::Connection::Open(url_, application_name_);
+Session::Session(std::string url, std::string application_name, std::string settings)
+    : url_(std::move(url)),
+      application_name_(std::move(application_name)),
+      settings_(std::move(settings)) {
+  conn_ = pg::Connection::Open(url_, application_name_, settings_);
   if (Status s = Migrate(*conn_); !s.ok()) throw pg::Error(s.message(), "", false);
 }
 
@@ -46,7 +48,7 @@ pg::Connection& Session::conn() {
       throw pg::Error("not connected to the database (reconnecting)", "08006", true);
     }
     try {
-      conn_ = pg::Connection::Open(url_, application_name_);
+      conn_ = pg::Connection::Open(url_, application_name_, settings_);
       last_failed_connect_.reset();
     } catch (const pg::Error&) {
       last_failed_connect_ = now;

@@ -35,8 +35,10 @@ namespace tp::pgstore {
 class Session {
  public:
   // Connects and migrates; the connection shows as `application_name` in
-  // pg_stat_activity. Throws pg::Error.
-  explicit Session(std::string url, std::string application_name = "touchpointd");
+  // pg_stat_activity, and asks for `settings` (pg::Connection::Open), as
+  // does each connection that replaces it. Throws pg::Error.
+  explicit Session(std::string url, std::string application_name = "touchpointd",
+                   std::string settings = {});
 
   const std::string& url() const { return url_; }
 
@@ -104,6 +106,7 @@ class Session {
 
   std::string url_;
   std::string application_name_;
+  std::string settings_;
   std::unique_ptr<pg::Connection> conn_;
   std::optional<Identity> identity_;  // of conn_
   static constexpr std::chrono::milliseconds kReconnectPause{1000};

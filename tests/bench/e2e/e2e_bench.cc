@@ -248,10 +248,19 @@ class Bench {
     for (const IngestResult& r : results) touchpoints += r.touchpoints;
     WaitUntil(due, name.c_str());
     const auto due_steady = Steady::now();
+    const auto daemons_cpu = [&all] {
+      double sum = 0;
+      for (const Daemon* d : all) sum += d->CpuSeconds(false);
+      return sum;
+    };
+    const double all_cpu = daemons_cpu();
     const ServerCpu::Reading server_before = ServerCpuNow();
     const auto last = Consume(all, touchpoints, static_cast<int>(all.size()),
                               std::chrono::milliseconds(1), [](std::string_view, double) {});
     NoteServerCpu(name, server_before, touchpoints);
+    Note(name + ": CPU per touchpoint " +
+         std::to_string((daemons_cpu() - all_cpu) * 1e6 / static_cast<double>(touchpoints)) +
+         " us on all three daemons' threads");
     for (auto& d : others) d->Stop();
     first->Stop();
     const double seconds = Seconds(last - due_steady);
