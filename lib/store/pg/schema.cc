@@ -167,7 +167,8 @@ ALTER TABLE touchpoint_history DROP CONSTRAINT touchpoint_history_pkey;
     // do not each pass over the rows the others hold at the head of the
     // due rows (store/pg/fire.cc). A sequence: setting it is not
     // transactional, so a claim sets it without holding anything until
-    // its pass commits.
+    // its pass commits. (Later builds keep the row's id there instead:
+    // rows often share a next_at.)
     R"sql(
 CREATE SEQUENCE touchpoints_claimed_to
   MINVALUE -9223372036854775808 START -9223372036854775808;
