@@ -184,6 +184,8 @@ void PgReader::Lease(std::string queue, int max, Millis visibility, Instant now,
       [impl = impl_.get(), queue = std::move(queue), max, visibility, now, done = std::move(done)] {
         done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
           pg::Connection& c = impl->QueueConn();
+          // An idle consumer's poll: no turn taken, no transaction.
+          if (!pgstore::AnyVisible(c, queue, now)) return std::vector<LeasedRow>();
           pg::Transaction lease(c);
           std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
           lease.Commit();  // the queue's turn ends here

@@ -46,6 +46,8 @@ const pg::Statement kAck(
     "AND queue || '' = $1 RETURNING id, touchpoint",
     pg::Statement::Plan::kEachRun);
 const pg::Statement kQueueDepth("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
+const pg::Statement kAnyVisible(
+    "SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = $1 AND visible_at <= $2)");
 
 // --- the outbox -----------------------------------------------------------
 
@@ -112,6 +114,10 @@ const pg::Statement kDepth("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND 
 const pg::Statement kDeadCount("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
 
 }  // namespace
+
+bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now) {
+  return c.Run(kAnyVisible, pg::Params().Add(queue).Add(Ms(now))).Bool(0, 0);
+}
 
 std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
                                Millis visibility, Instant now) {
