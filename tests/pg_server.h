@@ -94,10 +94,12 @@ class PgServer {
         *this, "tp_test_" + std::to_string(::getpid()) + "_" + std::to_string(next++));
   }
 
-  // Runs `sql` on the server's maintenance database.
+  // Runs `sql` on the server's maintenance database. Waits up to 30 s to
+  // connect, not the daemon's 2: a server starved by a sanitized suite on
+  // two cores once took longer to drop a test's database.
   void Admin(const std::string& sql) {
     try {
-      auto conn = pg::Connection::Open(url_ + "/postgres", "touchpoint-tests");
+      auto conn = pg::Connection::Open(url_ + "/postgres?connect_timeout=30", "touchpoint-tests");
       conn->Exec(sql);
     } catch (const std::exception& e) {
       ADD_FAILURE() << sql << ": " << e.what();

@@ -91,6 +91,10 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
       queue_messages(registry.Gauge("touchpoint_queue_messages",
                                     "Messages in an embedded queue (leased or not), by queue.",
                                     {"queue"})),
+      counts_estimated(registry.Gauge(
+          "touchpoint_store_counts_estimated",
+          "1 while a store count above (pending, outbox, dead letters, queue messages) is "
+          "PostgreSQL's estimate (over 1,000,000 rows), else 0.")),
       circuit_open(registry.Gauge(
           "touchpoint_sink_circuit_open",
           "1 while a push sink's circuit is open or half-open (failing), else 0.", {"sink"})),

@@ -64,6 +64,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& outbox;
   metrics::Family& dead_letters;
   metrics::Family& queue_messages;
+  metrics::Family& counts_estimated;
   metrics::Family& circuit_open;
   metrics::Family& reloads;
   metrics::Family& reload_ok;

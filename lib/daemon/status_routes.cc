@@ -200,6 +200,7 @@ HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& g
   return api::JsonResponse(200, {{"as_of", FormatRfc3339(parts_.clock.Now(), UtcZone())},
                                  {"sinks", std::move(sinks)},
                                  {"queues", std::move(queues)},
+                                 {"counts_estimated", gauges.estimated},
                                  {"pending",
                                   {{"total", gauges.pending},
                                    {"timezone", rules.timezone->name()},
@@ -216,6 +217,7 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
     taken_over_ = now;
   }
   m.pending.Set({}, static_cast<double>(gauges.pending));
+  m.counts_estimated.Set({}, gauges.estimated ? 1 : 0);
   m.outbox.Clear();
   m.dead_letters.Clear();
   m.queue_messages.Clear();

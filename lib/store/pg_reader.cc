@@ -10,6 +10,7 @@
 #include "store/job_thread.h"
 #include "store/outcome_merge.h"
 #include "store/pg/deliveries.h"
+#include "store/pg/gauges.h"
 #include "store/pg/rows.h"
 #include "store/values.h"
 
@@ -18,12 +19,6 @@ namespace {
 
 using sql::Ms;
 
-const pg::Statement kCountPending("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
-const pg::Statement kCountQueue("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
-const pg::Statement kCountDeadLetters(
-    "SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
-const pg::Statement kCountOutbox(
-    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
 const pg::Statement kPendingBefore(
     "SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND next_at < $1");
 const pg::Statement kPendingFrom(
@@ -122,7 +117,8 @@ bool ReadRange(pg::Connection& c, const OutcomeQuery& query, BuyerRange range,
 }  // namespace
 
 struct PgReader::Impl {
-  explicit Impl(std::string database) : url(std::move(database)) {}
+  Impl(std::string database, std::int64_t exact_up_to)
+      : url(std::move(database)), exact_counts_up_to(exact_up_to) {}
 
   // The reader thread's connection, reopened if lost.
   pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
@@ -141,6 +137,7 @@ struct PgReader::Impl {
   }
 
   std::string url;
+  std::int64_t exact_counts_up_to;
   std::unique_ptr<pg::Connection> conn;        // the reader thread's
   sql::ZoneCache zones;                        // the reader thread's
   std::unique_ptr<pg::Connection> queue_conn;  // the queues thread's
@@ -156,8 +153,9 @@ PgReader::PgReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 PgReader::~PgReader() { impl_->stopping = true; }
 
-StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url) {
-  auto impl = std::make_unique<Impl>(url);
+StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url,
+                                                   std::int64_t exact_counts_up_to) {
+  auto impl = std::make_unique<Impl>(url, exact_counts_up_to);
   try {
     impl->conn = pg::Connection::Open(url, "touchpointd-reader");
     impl->queue_conn = pg::Connection::Open(url, "touchpointd-queues", Impl::kQueueSettings);
@@ -214,22 +212,7 @@ void PgReader::Count(std::vector<std::string> queues, std::vector<std::string> p
   impl_->reader.Post([impl = impl_.get(), queues = std::move(queues),
                       push_sinks = std::move(push_sinks), done = std::move(done)] {
     done(pg::Guard("count for metrics", [&]() -> StatusOr<StoreGauges> {
-      pg::Connection& c = impl->Conn();
-      pg::Transaction read(c);
-      c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      StoreGauges g;
-      g.pending = c.Run(kCountPending).Int64(0, 0);
-      for (const std::string& q : queues) {
-        g.queue_messages.emplace_back(q, c.Run(kCountQueue, pg::Params().Add(q)).Int64(0, 0));
-      }
-      for (const std::string& s : push_sinks) {
-        g.dead_letters.emplace_back(s, c.Run(kCountDeadLetters, pg::Params().Add(s)).Int64(0, 0));
-      }
-      pg::Result r = c.Run(kCountOutbox);
-      for (int i = 0; i < r.rows(); ++i)
-        g.outbox.emplace_back(std::string(r.Text(i, 0)), r.Int64(i, 1));
-      read.Commit();
-      return g;
+      return pgstore::ReadGauges(impl->Conn(), queues, push_sinks, impl->exact_counts_up_to);
     }));
   });
 }

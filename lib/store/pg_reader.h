@@ -7,6 +7,7 @@
 // A lost connection is reopened by the next job.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -16,8 +17,12 @@ namespace tp {
 
 class PgReader final : public StoreReads, public QueueJobs {
  public:
-  // Connects to `url` (a database the store has migrated).
-  static StatusOr<std::unique_ptr<PgReader>> Open(const std::string& url);
+  // Connects to `url` (a database the store has migrated). The counts of
+  // /metrics are exact up to `exact_counts_up_to` rows each, PostgreSQL's
+  // estimates beyond (store/pg/gauges.h).
+  static constexpr std::int64_t kExactCountsUpTo = 1'000'000;
+  static StatusOr<std::unique_ptr<PgReader>> Open(
+      const std::string& url, std::int64_t exact_counts_up_to = kExactCountsUpTo);
   // Finishes the jobs queued so far (a report under way gives up), then
   // stops.
   ~PgReader() override;

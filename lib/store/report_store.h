@@ -66,6 +66,9 @@ struct StoreGauges {
   // letters. Per sink with entries waiting in the outbox (sinks no longer
   // configured too): how many.
   std::vector<std::pair<std::string, std::int64_t>> queue_messages, dead_letters, outbox;
+  // Whether any of them is an estimate (PostgreSQL, past a bound:
+  // store/pg/gauges.h); SQLite counts exactly.
+  bool estimated = false;
 };
 
 // Pending touchpoints by when they may next fire (GET /v1/status): per
