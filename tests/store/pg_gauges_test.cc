@@ -4,53 +4,32 @@
 
 #include <chrono>
 #include <future>
-#include <string>
 
 #include "harness.h"
 #include "pg/connection.h"
-#include "pg_server.h"
 #include "scheduler/scheduler.h"
 #include "store/pg_reader.h"
-#include "store/pg_store.h"
+#include "store/pg_store_fixture.h"
 
 namespace tp {
 namespace {
 
 using testing::At;
-using testing::PgServer;
 
-constexpr std::string_view kGaugesConfig = R"(version: 1
-timezone: UTC
-products: {p: {supply_days: 30}}
-sinks: [{name: q, type: queue}]
-cadences:
-  - name: c
-    steps:
-      - {after: 1h, topic: first}
-      - {after: 2h, topic: second}
-)";
-
-class PgGaugesTest : public ::testing::Test {
+class PgGaugesTest : public testing::PgStoreTest {
  protected:
-  PgGaugesTest() : rules_(testing::MustLoad(kGaugesConfig)), db_(PgServer::Shared().NewDatabase()) {}
-
-  // Ten purchases (twenty touchpoints); the first steps (ten) fired into q.
-  void Fill() {
-    auto store = PgStore::Open(db_->url(), rules_);
-    ASSERT_TRUE(store.ok()) << store.status().message();
+  // Ten buyers, twenty touchpoints: ten fired into q, ten pending (the day
+  // cap moved the second steps to the next day); then statistics, as
+  // autovacuum would take them.
+  void SetUp() override {
+    auto store = MustOpen();
     const Instant at = At("2026-12-04T10:00:00Z");
-    FakeClock clock(at);
-    Scheduler scheduler(**store, clock, rules_);
-    for (int i = 0; i < 10; ++i) {
-      const std::string buyer = "b" + std::to_string(i);
-      auto out = scheduler.Ingest({"o-" + buyer, buyer, "p", 1, 1, at, ""});
-      ASSERT_TRUE(out.ok()) << out.status().message();
-    }
-    clock.Set(at + std::chrono::minutes(90));
+    Buy(*store, 10, at);
+    FakeClock clock(at + std::chrono::hours(2));
+    Scheduler scheduler(*store, clock, rules_);
     auto ran = scheduler.RunDue();
     ASSERT_TRUE(ran.ok()) << ran.status().message();
     ASSERT_EQ(ran->fired, 10u);
-    // Statistics as autovacuum would take them.
     pg::Connection::Open(db_->url(), "analyze")->Exec("ANALYZE");
   }
 
@@ -63,13 +42,9 @@ class PgGaugesTest : public ::testing::Test {
     EXPECT_TRUE(g.ok()) << g.status().message();
     return g.ok() ? *g : StoreGauges{};
   }
-
-  RulesInForce rules_;
-  std::unique_ptr<PgServer::Database> db_;
 };
 
 TEST_F(PgGaugesTest, CountsUpToTheBoundAreExact) {
-  Fill();
   for (const std::int64_t bound : {10, 1'000'000}) {
     const StoreGauges g = Read(bound);
     EXPECT_FALSE(g.estimated) << bound;
@@ -83,7 +58,6 @@ TEST_F(PgGaugesTest, CountsUpToTheBoundAreExact) {
 // ANALYZE of these small tables is the count; it is never below the bound
 // and one, since that many rows were read.
 TEST_F(PgGaugesTest, CountsPastTheBoundAreEstimatesAndSaySo) {
-  Fill();
   const StoreGauges g = Read(4);
   EXPECT_TRUE(g.estimated);
   EXPECT_EQ(g.pending, 10);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <future>
+#include <initializer_list>
 #include <memory>
 
 #include "harness.h"
@@ -33,39 +34,60 @@ cadences:
       - {after: 1h, topic: first}
 )";
 
-TEST(PgLeaseTest, LeasesOfOneQueueTakeTurnsAndOtherQueuesDoNotWait) {
-  RulesInForce rules(testing::MustLoad(kTwoQueues));
-  auto db = PgServer::Shared().NewDatabase();
-  auto store = PgStore::Open(db->url(), rules);
-  ASSERT_TRUE(store.ok()) << store.status().message();
-  const Instant at = At("2026-12-04T10:00:00Z");
-  FakeClock clock(at);
-  Scheduler scheduler(**store, clock, rules);
-  for (const char* buyer : {"b0", "b1"}) {
-    auto out = scheduler.Ingest({std::string("o-") + buyer, buyer, "p", 1, 1, at, ""});
-    ASSERT_TRUE(out.ok()) << out.status().message();
+// Buyers' purchases fired, a message each in q and r, on a database of
+// its own; the clock at the fire time; leases of q through a PgReader.
+class PgLeaseTest : public ::testing::Test {
+ protected:
+  PgLeaseTest() : rules_(testing::MustLoad(kTwoQueues)), db_(PgServer::Shared().NewDatabase()) {}
+
+  void Fire(std::initializer_list<const char*> buyers) {
+    auto store = PgStore::Open(db_->url(), rules_);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(*store);
+    const Instant at = At("2026-12-04T10:00:00Z");
+    clock_.Set(at);
+    Scheduler scheduler(*store_, clock_, rules_);
+    for (const char* buyer : buyers) {
+      auto out = scheduler.Ingest({std::string("o-") + buyer, buyer, "p", 1, 1, at, ""});
+      ASSERT_TRUE(out.ok()) << out.status().message();
+    }
+    clock_.Set(at + std::chrono::hours(2));
+    auto ran = scheduler.RunDue();
+    ASSERT_TRUE(ran.ok()) << ran.status().message();
+    ASSERT_EQ(ran->fired, buyers.size());
+    auto reader = PgReader::Open(db_->url());
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    reader_ = std::move(*reader);
   }
-  clock.Set(at + std::chrono::hours(2));
-  auto ran = scheduler.RunDue();
-  ASSERT_TRUE(ran.ok()) << ran.status().message();
-  ASSERT_EQ(ran->fired, 2u);  // a message each in q and r
+  std::future<StatusOr<std::vector<LeasedRow>>> Lease() {
+    auto leased = std::make_shared<std::promise<StatusOr<std::vector<LeasedRow>>>>();
+    auto future = leased->get_future();
+    reader_->Lease(
+        "q", 10, Millis(60'000), clock_.Now(),
+        [leased](StatusOr<std::vector<LeasedRow>> r) { leased->set_value(std::move(r)); });
+    return future;
+  }
+
+  RulesInForce rules_;
+  std::unique_ptr<PgServer::Database> db_;
+  FakeClock clock_{Instant{}};
+  std::unique_ptr<PgStore> store_;
+  std::unique_ptr<PgReader> reader_;
+};
+
+TEST_F(PgLeaseTest, LeasesOfOneQueueTakeTurnsAndOtherQueuesDoNotWait) {
+  Fire({"b0", "b1"});
 
   // Another daemon's lease of q, its transaction still open.
-  auto other = pg::Connection::Open(db->url(), "other-daemon");
+  auto other = pg::Connection::Open(db_->url(), "other-daemon");
   pg::Transaction open(*other);
-  ASSERT_EQ(pgstore::LeaseOn(*other, "q", 1, Millis(60'000), clock.Now()).size(), 1u);
+  ASSERT_EQ(pgstore::LeaseOn(*other, "q", 1, Millis(60'000), clock_.Now()).size(), 1u);
 
-  auto reader = PgReader::Open(db->url());
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  std::promise<StatusOr<std::vector<LeasedRow>>> leased;
-  (*reader)->Lease(
-      "q", 10, Millis(60'000), clock.Now(),
-      [&leased](StatusOr<std::vector<LeasedRow>> r) { leased.set_value(std::move(r)); });
-  auto waiting = leased.get_future();
+  auto waiting = Lease();
   EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
       << "a lease of q while another was under way did not wait for its turn";
   // r's turn is its own.
-  auto of_r = (*store)->TakeLease("r", 10, Millis(60'000), clock.Now());
+  auto of_r = store_->TakeLease("r", 10, Millis(60'000), clock_.Now());
   ASSERT_TRUE(of_r.ok()) << of_r.status().message();
   EXPECT_EQ(of_r->size(), 2u);
 
@@ -78,41 +100,18 @@ TEST(PgLeaseTest, LeasesOfOneQueueTakeTurnsAndOtherQueuesDoNotWait) {
 
 // An idle consumer's poll takes no turn: it finds nothing visible first,
 // and answers at once while another lease of the queue is under way.
-TEST(PgLeaseTest, ALeaseOfAQueueWithNothingVisibleDoesNotWaitForItsTurn) {
-  RulesInForce rules(testing::MustLoad(kTwoQueues));
-  auto db = PgServer::Shared().NewDatabase();
-  auto store = PgStore::Open(db->url(), rules);
-  ASSERT_TRUE(store.ok()) << store.status().message();
-  const Instant at = At("2026-12-04T10:00:00Z");
-  FakeClock clock(at);
-  Scheduler scheduler(**store, clock, rules);
-  auto out = scheduler.Ingest({"o-b0", "b0", "p", 1, 1, at, ""});
-  ASSERT_TRUE(out.ok()) << out.status().message();
-  clock.Set(at + std::chrono::hours(2));
-  auto ran = scheduler.RunDue();
-  ASSERT_TRUE(ran.ok()) << ran.status().message();
-  ASSERT_EQ(ran->fired, 1u);
-
-  auto reader = PgReader::Open(db->url());
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  const auto lease = [&] {
-    auto leased = std::make_shared<std::promise<StatusOr<std::vector<LeasedRow>>>>();
-    auto future = leased->get_future();
-    (*reader)->Lease(
-        "q", 10, Millis(60'000), clock.Now(),
-        [leased](StatusOr<std::vector<LeasedRow>> r) { leased->set_value(std::move(r)); });
-    return future;
-  };
-  auto first = lease().get();
+TEST_F(PgLeaseTest, ALeaseOfAQueueWithNothingVisibleDoesNotWaitForItsTurn) {
+  Fire({"b0"});
+  auto first = Lease().get();
   ASSERT_TRUE(first.ok()) << first.status().message();
   ASSERT_EQ(first->size(), 1u);  // q's one message, leased for a minute
 
   // Another daemon's lease of q, finding nothing, its transaction (and the
   // turn) still open: for longer than lock_timeout (5 s) if need be.
-  auto other = pg::Connection::Open(db->url(), "other-daemon");
+  auto other = pg::Connection::Open(db_->url(), "other-daemon");
   pg::Transaction open(*other);
-  ASSERT_EQ(pgstore::LeaseOn(*other, "q", 1, Millis(60'000), clock.Now()).size(), 0u);
-  auto idle = lease();
+  ASSERT_EQ(pgstore::LeaseOn(*other, "q", 1, Millis(60'000), clock_.Now()).size(), 0u);
+  auto idle = Lease();
   ASSERT_EQ(idle.wait_for(std::chrono::seconds(2)), std::future_status::ready)
       << "a lease of a queue with nothing visible waited for the queue's turn";
   auto none = idle.get();
@@ -121,8 +120,8 @@ TEST(PgLeaseTest, ALeaseOfAQueueWithNothingVisibleDoesNotWaitForItsTurn) {
 
   // Once its visibility ends the message is visible again, and a lease
   // waits for the turn.
-  clock.Set(clock.Now() + std::chrono::minutes(2));
-  auto again = lease();
+  clock_.Set(clock_.Now() + std::chrono::minutes(2));
+  auto again = Lease();
   EXPECT_EQ(again.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
   open.Commit();
   ASSERT_EQ(again.wait_for(std::chrono::seconds(5)), std::future_status::ready);

@@ -13,67 +13,16 @@
 #include "harness.h"
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
-#include "store/pg/deliveries.h"
 #include "store/pg/schema.h"
+#include "store/pg_store_fixture.h"
 
 namespace tp {
 namespace {
 
 using testing::At;
+using testing::kConfig;
 using testing::PgServer;
-
-constexpr std::string_view kConfig = R"(version: 1
-timezone: UTC
-frequency_cap: {max: 1, per: day}
-products: {p: {supply_days: 30}}
-sinks: [{name: q, type: queue}]
-cadences:
-  - name: c
-    steps:
-      - {after: 1h, topic: first}
-      - {after: 1h, topic: second}
-)";
-
-class PgStoreTest : public ::testing::Test {
- protected:
-  PgStoreTest() : rules_(testing::MustLoad(kConfig)), db_(PgServer::Shared().NewDatabase()) {}
-
-  std::unique_ptr<PgStore> MustOpen() {
-    auto store = PgStore::Open(db_->url(), rules_);
-    EXPECT_TRUE(store.ok()) << store.status().message();
-    return store.ok() ? std::move(*store) : nullptr;
-  }
-  std::int64_t Count(const std::string& sql) {
-    auto conn = pg::Connection::Open(db_->url(), "test");
-    return conn->Exec(sql).Int64(0, 0);
-  }
-  // Waits until `pending` pending rows are free to lock: a store that was
-  // closed mid-claim holds its rows until its server process has read the
-  // closed connection and rolled back (a moment, not a timeout).
-  void AwaitUnlocked(std::int64_t pending) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (Count("SELECT COUNT(*) FROM (SELECT id FROM touchpoints WHERE state = 0 "
-                 "FOR UPDATE SKIP LOCKED) AS free") != pending) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "rows still held after 5 s";
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
-  // Buyers b0..b(n-1), each with one purchase whose two steps are due an
-  // hour after `at`.
-  void Buy(PgStore& store, int n, Instant at) {
-    FakeClock clock(at);
-    Scheduler scheduler(store, clock, rules_);
-    for (int i = 0; i < n; ++i) {
-      auto out =
-          scheduler.Ingest({"o" + std::to_string(i), "b" + std::to_string(i), "p", 1, 1, at, ""});
-      ASSERT_TRUE(out.ok()) << out.status().message();
-      ASSERT_EQ(out->planned, 2);
-    }
-  }
-
-  RulesInForce rules_;
-  std::unique_ptr<PgServer::Database> db_;
-};
+using testing::PgStoreTest;
 
 TEST_F(PgStoreTest, DaemonsStartingTogetherMigrateOnce) {
   std::vector<std::thread> threads;
@@ -214,8 +163,9 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
 }
 
 // Without caps, through a backlog (claims that come back full), a claim
-// starts at the claim frontier, where the last full claim of any daemon
-// ended, past the rows other daemons' passes hold; a row left behind it
+// starts just past the claim frontier, the row where the last full claim
+// of any daemon ended, past the rows other daemons' passes hold (rows that
+// share the frontier row's due time included); a row left behind it
 // (here, by a daemon whose pass ended without deciding) is taken when the
 // rows from the frontier on run short, or by the claim from the head each
 // daemon makes at least once a second.
@@ -446,148 +396,6 @@ TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
   EXPECT_TRUE(store->Rollback().ok());
   ASSERT_TRUE(scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""}).ok());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
-}
-
-// Push deliveries: touchpoints fired to a Redis sink, "stream".
-class PgOutboxTest : public PgStoreTest {
- protected:
-  PgOutboxTest() {
-    std::string yaml(kConfig);
-    const std::string sinks = "sinks: [{name: q, type: queue}]";
-    yaml.replace(yaml.find(sinks), sinks.size(),
-                 "sinks: [{name: stream, type: redis, url: \"redis://127.0.0.1:9/0\"}]");
-    rules_.Swap(testing::MustLoad(yaml));
-  }
-  // `n` buyers' touchpoints fired: 2n outbox entries, due at `now`.
-  Instant Fire(PgStore& store, int n) {
-    const Instant at = At("2026-12-04T10:00:00Z");
-    Buy(store, n, at);
-    FakeClock clock(at + std::chrono::hours(2));
-    Scheduler scheduler(store, clock, rules_);
-    // Each when due: the cap moves the second steps to the next day.
-    for (;;) {
-      auto next = scheduler.NextWakeup();
-      EXPECT_TRUE(next.ok());
-      if (!next.ok() || !*next) break;
-      clock.Set(std::max(clock.Now(), **next));
-      EXPECT_TRUE(scheduler.RunDue().ok());
-    }
-    EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2 * n);
-    return clock.Now();
-  }
-  static std::set<std::int64_t> Ids(const std::vector<OutboxItem>& items) {
-    std::set<std::int64_t> ids;
-    for (const OutboxItem& i : items) ids.insert(i.id);
-    return ids;
-  }
-  static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
-    DeliveryResult r;
-    r.id = item.id;
-    r.touchpoint = item.touchpoint;
-    r.at = at;
-    r.history = "delivered";
-    return r;
-  }
-};
-
-TEST_F(PgOutboxTest, TwoDaemonsNeverAttemptOneDeliveryAtOnce) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 5);
-  auto a_due = a->DueDeliveries("stream", now, 4, false);
-  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
-  ASSERT_EQ(a_due->size(), 4u);
-  // A asks again (its attempts still in flight): the same ones are its own.
-  EXPECT_EQ(Ids(*a->DueDeliveries("stream", now, 4, false)), Ids(*a_due));
-  auto b_due = b->DueDeliveries("stream", now, 100, false);
-  ASSERT_TRUE(b_due.ok());
-  EXPECT_EQ(b_due->size(), 6u);
-  for (std::int64_t id : Ids(*b_due)) EXPECT_EQ(Ids(*a_due).count(id), 0u) << id;
-  // B's result for one of A's deliveries is not B's to record.
-  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{Delivered((*a_due)[0], now)}).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 10);
-  std::vector<DeliveryResult> done;
-  for (const OutboxItem& i : *a_due) done.push_back(Delivered(i, now));
-  ASSERT_TRUE(a->RecordDeliveries(done).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 6);
-  EXPECT_EQ(a->TakenOver() + b->TakenOver(), 0);
-}
-
-TEST_F(PgOutboxTest, TheDeliveriesOfADaemonThatDiedAreTakenOverAndCounted) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 3);
-  auto a_due = a->DueDeliveries("stream", now, 100, false);
-  ASSERT_TRUE(a_due.ok());
-  ASSERT_EQ(a_due->size(), 6u);
-  // Held while A lives: B looks again within the takeover poll.
-  EXPECT_TRUE(b->DueDeliveries("stream", now, 100, false)->empty());
-  auto next = b->NextDeliveryAfter("stream", now);
-  ASSERT_TRUE(next.ok());
-  ASSERT_TRUE(next->has_value());
-  EXPECT_EQ(**next, now + pgstore::kTakeoverPoll);
-  a.reset();
-  std::vector<OutboxItem> taken;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (taken.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto again = b->DueDeliveries("stream", now, 100, false);
-    ASSERT_TRUE(again.ok());
-    taken = std::move(*again);
-    if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(Ids(taken), Ids(*a_due));
-  // Each may have reached the sink from A already: counted.
-  EXPECT_EQ(b->TakenOver(), 6);
-}
-
-TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 1);
-  auto a_due = a->DueDeliveries("stream", now, 100, false);
-  ASSERT_EQ(a_due->size(), 2u);
-  // A's session ends (its connection cut); B takes the deliveries over.
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
-      "datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' "
-      "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' ORDER BY "
-      "backend_start DESC LIMIT 1)");
-  auto b_due = b->DueDeliveries("stream", now, 100, false);
-  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
-  ASSERT_EQ(b_due->size(), 2u);
-  // A's attempts finish: on a new session, they are no longer A's.
-  std::vector<DeliveryResult> late = {Delivered((*a_due)[0], now), Delivered((*a_due)[1], now)};
-  ASSERT_TRUE(a->RecordDeliveries(late).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2);
-  // B's own result is recorded.
-  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{Delivered((*b_due)[0], now)}).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 1);
-}
-
-TEST_F(PgOutboxTest, AnOrderedSinkHasOneDelivererUntilItsSessionEnds) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 3);
-  auto a_due = a->DueDeliveries("stream", now, 2, true);
-  ASSERT_TRUE(a_due.ok());
-  ASSERT_EQ(a_due->size(), 2u);
-  EXPECT_LT((*a_due)[0].id, (*a_due)[1].id);
-  // The rest wait for A, in order, even those A has not claimed.
-  EXPECT_TRUE(b->DueDeliveries("stream", now, 100, true)->empty());
-  a.reset();
-  std::vector<OutboxItem> taken;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (taken.empty() && std::chrono::steady_clock::now() < deadline) {
-    taken = *b->DueDeliveries("stream", now, 100, true);
-    if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(taken.size(), 6u);
-  for (std::size_t i = 1; i < taken.size(); ++i) EXPECT_LT(taken[i - 1].id, taken[i].id);
-  EXPECT_EQ(b->TakenOver(), 2);
 }
 
 }  // namespace

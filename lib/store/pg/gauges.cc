@@ -102,10 +102,9 @@ StoreGauges ReadGauges(pg::Connection& c, std::span<const std::string> queues,
   } else {
     std::set<std::string> sinks(push_sinks.begin(), push_sinks.end());
     for (int i = 0; i < r.rows(); ++i) sinks.emplace(r.Text(i, 0));
+    g.estimated = true;
     for (const std::string& s : sinks) {
-      g.estimated = true;
-      pg::Result plan = c.Run(kOutboxPlan, pg::Params().Add(s));
-      g.outbox.emplace_back(s, PlannedRows(plan));
+      g.outbox.emplace_back(s, PlannedRows(c.Run(kOutboxPlan, pg::Params().Add(s))));
     }
   }
   read.Commit();
