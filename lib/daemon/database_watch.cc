@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <utility>
 
 namespace tp {
@@ -10,7 +11,8 @@ namespace tp {
 DatabaseWatch::DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe,
                              const Clock& clock, DaemonMetrics& metrics,
                              std::function<void(bool paused)> changed)
-    : probe_(std::move(probe)),
+    : io_(io),
+      probe_(std::move(probe)),
       clock_(clock),
       metrics_(metrics),
       changed_(std::move(changed)),
@@ -18,14 +20,35 @@ DatabaseWatch::DatabaseWatch(boost::asio::io_context& io, std::function<Status()
 
 void DatabaseWatch::Start() { Check(true); }
 
+DatabaseWatch::~DatabaseWatch() { Stop(); }
+
 void DatabaseWatch::Stop() {
   stopped_ = true;
   timer_.cancel();
+  if (prober_.joinable()) prober_.join();
 }
 
 void DatabaseWatch::Check(bool failed) {
   if (stopped_ || (!failed && !down_)) return;
-  const Status answer = probe_();
+  Probe();
+}
+
+void DatabaseWatch::Probe() {
+  if (probing_) return;  // its answer decides
+  probing_ = true;
+  // The last probe's thread has posted its answer, its last act.
+  if (prober_.joinable()) prober_.join();
+  prober_ = std::thread([this, alive = std::weak_ptr<int>(alive_)] {
+    Status answer = probe_();
+    boost::asio::post(io_, [this, alive, answer = std::move(answer)] {
+      if (!alive.expired()) Answered(answer);
+    });
+  });
+}
+
+void DatabaseWatch::Answered(const Status& answer) {
+  probing_ = false;
+  if (stopped_) return;
   if (answer.ok()) {
     if (down_) {
       spdlog::info("the database answers again after {} ms: resuming",

@@ -7,14 +7,22 @@
 // with backoff, from kFirstRetry doubling to kMaxRetry, until it answers:
 // then everything resumes by itself.
 //
-// Not thread-safe: the daemon's loop only.
+// A probe opens a connection, which can wait for the connect timeout
+// (2 s) when the server's host drops packets: it runs on a thread of its
+// own, and its answer comes back to the loop, so the loop answers
+// meanwhile (/healthz, /metrics, 503s). One probe at a time.
+//
+// Not thread-safe: the daemon's loop only (`probe` runs on another
+// thread). Stop() and the destructor wait for a probe under way.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -32,6 +40,9 @@ class DatabaseWatch final : public StoreWatch {
   // change of state.
   DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe, const Clock& clock,
                 DaemonMetrics& metrics, std::function<void(bool paused)> changed);
+  ~DatabaseWatch() override;
+  DatabaseWatch(const DatabaseWatch&) = delete;
+  DatabaseWatch& operator=(const DatabaseWatch&) = delete;
 
   void Start() override;
   void Stop() override;
@@ -41,8 +52,13 @@ class DatabaseWatch final : public StoreWatch {
   nlohmann::json Health() const override;
 
  private:
+  // Starts a probe on its own thread, unless one is under way.
+  void Probe();
+  // The probe's answer, on the loop.
+  void Answered(const Status& answer);
   void RetryLater();
 
+  boost::asio::io_context& io_;
   std::function<Status()> probe_;
   const Clock& clock_;
   DaemonMetrics& metrics_;
@@ -53,6 +69,10 @@ class DatabaseWatch final : public StoreWatch {
   std::optional<Instant> since_;
   std::string reason_;
   Millis backoff_ = kFirstRetry;
+  bool probing_ = false;
+  std::thread prober_;
+  // Held while this lives: an answer posted after it is gone is dropped.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace tp

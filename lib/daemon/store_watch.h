@@ -33,8 +33,8 @@ class StoreWatch {
   virtual nlohmann::json Health() const = 0;
 
   // A store call failed: 503 with Retry-After when Unavailable (checked at
-  // once, so the daemon stops taking on more), else 500; `what` says what
-  // could not be done.
+  // once, so the daemon stops taking on more as soon as the check says the
+  // store cannot), else 500; `what` says what could not be done.
   HttpResponse StoreFailed(const Status& failed, const std::string& what) {
     if (!failed.unavailable()) return api::ErrorResponse(500, what + ": " + failed.message());
     Check(true);

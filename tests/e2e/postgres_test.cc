@@ -2,8 +2,8 @@
 // postgresql://...` on a real server, over real HTTP: every feature on one
 // daemon, three daemons sharing the work (ingest spread, a cap held across
 // them, one killed with SIGKILL while firing), firing failing on its own
-// connection (told by /healthz), a PostgreSQL restart during ingest, and
-// `touchpointctl export` from the database.
+// connection (told by /healthz), a PostgreSQL restart during ingest, the
+// network to it cut, and `touchpointctl export` from the database.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "cut_proxy.h"
 #include "daemon_process.h"
 #include "harness.h"
 #include "pg/connection.h"
@@ -91,6 +92,17 @@ class PostgresDaemonTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return seen;
+  }
+
+  // /healthz once it says "degraded", or after 10 s.
+  static std::pair<int, json> AwaitDegraded(DaemonProcess& d) {
+    std::pair<int, json> health;
+    for (int i = 0; i < 100; ++i) {
+      health = d.Call("GET", "/healthz");
+      if (health.second["status"] == "degraded") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return health;
   }
 
   testing::TempDir dir_;
@@ -305,7 +317,8 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
     EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << route;
     EXPECT_THAT(answer, HasSubstr("Retry-After:")) << route;
   }
-  auto [status, body] = d.Call("GET", "/healthz");
+  // The probe that finds the server gone answers off the loop.
+  auto [status, body] = AwaitDegraded(d);
   EXPECT_EQ(status, 200);
   EXPECT_EQ(body["status"], "degraded");
   EXPECT_EQ(body["storage"]["state"], "unreachable");
@@ -328,6 +341,66 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_THAT(d.log(), HasSubstr("the database does not answer"));
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
+}
+
+// The network to PostgreSQL cut, as by a host that drops packets (each
+// connection waits for the connect timeout, 2 s): the daemon's loop
+// answers at once meanwhile, purchases get 503, /healthz says why, and
+// the daemon resumes by itself once the network is back.
+TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string& server = PgServer::Shared().url();
+  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
+  const std::string url =
+      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db->name();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), url);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      200);
+
+  proxy.Cut();
+  // Through the probe's first attempts (0.25, 0.5, 1 and 2 s apart), each
+  // waiting 2 s for an answer, and the store's reconnects (one a second).
+  std::chrono::milliseconds slowest{0};
+  std::string slowest_call;
+  json degraded;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(7);
+  for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
+    for (const bool purchase : {true, false}) {
+      const auto started = std::chrono::steady_clock::now();
+      auto [status, body] = purchase
+                                ? d.Call("POST", "/v1/purchases",
+                                         PurchaseBody("cut" + std::to_string(i), "b2", Ago({})))
+                                : d.Call("GET", "/healthz");
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      if (took > slowest) {
+        slowest = took;
+        slowest_call = purchase ? "a purchase" : "/healthz";
+      }
+      if (purchase) {
+        EXPECT_EQ(status, 503) << body;
+      } else if (body["status"] == "degraded") {
+        degraded = body;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // A connect that waited on the loop held it for 2 s.
+  EXPECT_LT(slowest, std::chrono::milliseconds(1000)) << slowest_call << "\n" << d.log();
+  EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded;
+  EXPECT_THAT(degraded["storage"]["reason"].dump(), HasSubstr("does not answer"));
+
+  proxy.Restore();
+  int answered = 0;
+  for (int i = 0; i < 150 && answered != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    answered = d.Call("POST", "/v1/purchases", PurchaseBody("o2", "b3", Ago({}))).first;
+  }
+  EXPECT_EQ(answered, 200) << d.log();
+  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
+  const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(15));
+  EXPECT_EQ(seen.size(), 2u) << d.log();
 }
 
 // The export reads PostgreSQL as it reads SQLite: the same requests to a

@@ -54,6 +54,27 @@ class PgStoreTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+  // `call()` again while it fails as Unavailable, for up to 5 s: a store
+  // that lost its connection opens the next on a thread of its own, and
+  // its calls fail until it is open if that takes more than
+  // pgstore::Session::kConnectWait (a busy machine).
+  template <typename Call>
+  static auto Reconnected(Call call) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    auto result = call();
+    while (!result.ok() && StatusOf(result).unavailable() &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      result = call();
+    }
+    return result;
+  }
+  static const Status& StatusOf(const Status& s) { return s; }
+  template <typename T>
+  static const Status& StatusOf(const StatusOr<T>& s) {
+    return s.status();
+  }
+
   // Buyers b0..b(n-1), each with one purchase whose two steps are due an
   // hour after `at`.
   void Buy(PgStore& store, int n, Instant at) {

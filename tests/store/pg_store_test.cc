@@ -349,7 +349,7 @@ TEST_F(PgStoreTest, ALostConnectionIsUnavailableThenReopened) {
   Status s = store->ApplyOutcomes(*claimed, fired);
   EXPECT_TRUE(s.unavailable()) << s.message();
   // Nothing was fired; the next pass reconnects and fires them.
-  auto again = store->TakeDue(due, 100);
+  auto again = Reconnected([&] { return store->TakeDue(due, 100); });
   ASSERT_TRUE(again.ok()) << again.status().message();
   ASSERT_EQ(again->size(), 4u);
   ASSERT_TRUE(store->ApplyOutcomes(*again, fired).ok());
@@ -372,7 +372,7 @@ TEST_F(PgStoreTest, AConnectionLostMidPassEndsThePassOnly) {
   ASSERT_FALSE(caps.ok());
   EXPECT_TRUE(caps.status().unavailable()) << caps.status().message();
   EXPECT_TRUE(store->Probe().ok());
-  auto next = store->NextWakeup();
+  auto next = Reconnected([&] { return store->NextWakeup(); });
   ASSERT_TRUE(next.ok()) << next.status().message();
   FakeClock clock(due);
   Scheduler scheduler(*store, clock, rules_);
@@ -394,7 +394,9 @@ TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
   EXPECT_TRUE(lost.status().unavailable()) << lost.status().message();
   EXPECT_TRUE(store->Commit().unavailable());
   EXPECT_TRUE(store->Rollback().ok());
-  ASSERT_TRUE(scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""}).ok());
+  ASSERT_TRUE(Reconnected([&] {
+                return scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""});
+              }).ok());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
 }
 

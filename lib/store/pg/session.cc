@@ -41,17 +41,25 @@ pg::Connection& Session::conn() {
   if (!alive) {
     conn_.reset();
     identity_.reset();
-    // While the server does not answer, each call would wait up to the
-    // connect timeout on the daemon's loop: one attempt per kReconnectPause.
-    const auto now = std::chrono::steady_clock::now();
-    if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause) {
-      throw pg::Error("not connected to the database (reconnecting)", "08006", true);
+    if (!connecting_.valid()) {
+      // While the server does not answer, one attempt per kReconnectPause.
+      const auto now = std::chrono::steady_clock::now();
+      if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause) {
+        throw pg::Error("not connected to the database (reconnecting)", "08006", true);
+      }
+      connecting_ = std::async(std::launch::async,
+                               [url = url_, name = application_name_, settings = settings_] {
+                                 return pg::Connection::Open(url, name, settings);
+                               });
+    }
+    if (connecting_.wait_for(kConnectWait) != std::future_status::ready) {
+      throw pg::Error("not connected to the database (connecting, no answer yet)", "08006", true);
     }
     try {
-      conn_ = pg::Connection::Open(url_, application_name_, settings_);
+      conn_ = connecting_.get();
       last_failed_connect_.reset();
     } catch (const pg::Error&) {
-      last_failed_connect_ = now;
+      last_failed_connect_ = std::chrono::steady_clock::now();
       throw;
     }
   }

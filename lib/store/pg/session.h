@@ -14,14 +14,20 @@
 // A lost connection is reopened by the next call outside a group (at most
 // one attempt a second while the server does not answer: the others fail
 // at once); inside a group, every call fails (Unavailable) until the
-// caller rolls back, since what the group wrote is gone.
+// caller rolls back, since what the group wrote is gone. The new
+// connection is opened on a thread of its own: a call waits for it at most
+// kConnectWait, then fails (Unavailable), and a later call takes it up. So
+// a server whose host drops packets holds the owner's thread (the daemon's
+// loop) for that long, not for the connect timeout (2 s).
 //
-// Not thread-safe: one thread owns it.
+// Not thread-safe: one thread owns it. Its destructor waits for a
+// connection being opened (at most the connect timeout).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,8 +48,10 @@ class Session {
 
   const std::string& url() const { return url_; }
 
+  static constexpr std::chrono::milliseconds kConnectWait{50};
+
   // The connection, reopened if lost while no transaction was open. Throws
-  // pg::Error (transient) when it cannot be.
+  // pg::Error (transient) when it cannot be, or not within kConnectWait.
   pg::Connection& conn();
 
   // This connection's session as other sessions see it in
@@ -111,6 +119,8 @@ class Session {
   std::optional<Identity> identity_;  // of conn_
   static constexpr std::chrono::milliseconds kReconnectPause{1000};
   std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
+  // A connection being opened, on its own thread (see conn()).
+  std::future<std::unique_ptr<pg::Connection>> connecting_;
   bool group_ = false;     // Begin() ... Commit()
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()

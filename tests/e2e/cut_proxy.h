@@ -1,0 +1,127 @@
+// Test support: a TCP proxy on loopback to a server, whose network can be
+// cut as a host that drops packets would be: the connections through it
+// are closed, and new ones are accepted but never answered, so a client
+// connecting waits for its own timeout. Restore() forwards again.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tp::testing {
+
+class CutProxy {
+ public:
+  // Forwards to 127.0.0.1:`upstream_port`.
+  explicit CutProxy(int upstream_port) : upstream_port_(upstream_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listener_, 64) != 0 ||
+        getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("proxy: cannot listen on loopback");
+    }
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~CutProxy() {
+    stopping_ = true;
+    acceptor_.join();
+    {
+      std::lock_guard lock(mutex_);
+      for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& t : pumps_) t.join();
+    for (const int fd : fds_) close(fd);
+    close(listener_);
+  }
+  CutProxy(const CutProxy&) = delete;
+  CutProxy& operator=(const CutProxy&) = delete;
+
+  int port() const { return port_; }
+
+  // Closes every connection through the proxy; those made from now on
+  // get no answer.
+  void Cut() {
+    std::lock_guard lock(mutex_);
+    cut_ = true;
+    for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
+  }
+  // Forwards new connections again (those held while cut are closed).
+  void Restore() {
+    std::lock_guard lock(mutex_);
+    cut_ = false;
+    for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void Accept() {
+    while (!stopping_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      std::lock_guard lock(mutex_);
+      fds_.push_back(client);  // closed only at the end: no fd is reused
+      if (cut_) continue;      // held, never read nor answered
+      const int server = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<std::uint16_t>(upstream_port_));
+      if (server < 0) {
+        shutdown(client, SHUT_RDWR);
+        continue;
+      }
+      fds_.push_back(server);
+      if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        shutdown(client, SHUT_RDWR);
+        continue;
+      }
+      pumps_.emplace_back([client, server] { Pump(client, server); });
+      pumps_.emplace_back([client, server] { Pump(server, client); });
+    }
+  }
+  // Copies `from` to `to` until either ends; then ends both.
+  static void Pump(int from, int to) {
+    char buffer[16384];
+    for (;;) {
+      const ssize_t n = recv(from, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      ssize_t sent = 0;
+      while (sent < n) {
+        const ssize_t w = send(to, buffer + sent, static_cast<std::size_t>(n - sent), MSG_NOSIGNAL);
+        if (w <= 0) break;
+        sent += w;
+      }
+      if (sent < n) break;
+    }
+    shutdown(from, SHUT_RDWR);
+    shutdown(to, SHUT_RDWR);
+  }
+
+  int upstream_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  bool cut_ = false;
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+  std::thread acceptor_;
+};
+
+}  // namespace tp::testing
