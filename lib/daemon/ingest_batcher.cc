@@ -55,11 +55,27 @@ void IngestBatcher::Flush() {
   std::vector<Pending> batch = std::move(pending_);
   pending_.clear();
   std::vector<HttpResponse> responses(batch.size());
-  if (Status s = store_.Begin(); !s.ok()) {
-    spdlog::error("ingest: {}", s.message());
-    if (s.unavailable()) hooks_.storage_full();
+  // Every buyer the batch writes, held for the whole batch (PostgreSQL:
+  // another daemon's batch sharing buyers waits, or is waited for, where
+  // taking them request by request could deadlock).
+  std::vector<std::string> buyers;
+  for (const Pending& p : batch) {
+    std::visit(
+        [&buyers](const auto& list) {
+          for (const auto& item : list) buyers.push_back(item.buyer_id);
+        },
+        p.items);
+  }
+  Status begun = store_.Begin();
+  if (begun.ok()) {
+    begun = store_.TakeBuyersTurns(buyers);
+    if (!begun.ok()) (void)store_.Rollback();
+  }
+  if (!begun.ok()) {
+    spdlog::error("ingest: {}", begun.message());
+    if (begun.unavailable()) hooks_.storage_full();
     for (auto& p : batch) {
-      p.respond(api::Unavailable("cannot write to the database: " + s.message()));
+      p.respond(api::Unavailable("cannot write to the database: " + begun.message()));
     }
     return;
   }

@@ -90,6 +90,9 @@ Status PgStore::Rollback() { return impl_->session.Rollback(); }
 Status PgStore::Savepoint() { return impl_->session.Savepoint(); }
 Status PgStore::Release() { return impl_->session.Release(); }
 Status PgStore::RollbackTo() { return impl_->session.RollbackTo(); }
+Status PgStore::TakeBuyersTurns(std::span<const std::string> buyer_ids) {
+  return impl_->tables.TakeBuyersTurns(buyer_ids);
+}
 
 Status PgStore::PrepareIngest(std::span<const Purchase> purchases) {
   return impl_->tables.PrepareIngest(purchases);

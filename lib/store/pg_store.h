@@ -71,6 +71,7 @@ class PgStore final : public Store, public LeasedEvents {
   Status Savepoint() override;
   Status Release() override;
   Status RollbackTo() override;
+  Status TakeBuyersTurns(std::span<const std::string> buyer_ids) override;
 
   // ScheduleStore.
   Status PrepareIngest(std::span<const Purchase> purchases) override;

@@ -79,6 +79,22 @@ Tables::Ahead* Tables::Current() {
   return &ahead_;
 }
 
+Status Tables::TakeBuyersTurns(std::span<const std::string> buyer_ids) {
+  if (session_.scope() == 0) return Status::Ok();
+  return session_.Read("take the buyers' turns", [&] {
+    pg::Connection& c = session_.conn();  // writes what is held first
+    Ahead& a = *Current();
+    std::vector<std::string> turns;
+    std::unordered_set<std::string_view> seen;
+    for (const std::string& b : buyer_ids) {
+      if (!a.turns.contains(b) && seen.insert(b).second) turns.push_back(b);
+    }
+    pgstore::TakeBuyersTurns(c, turns);
+    for (std::string& b : turns) a.turns.insert(std::move(b));
+    return Status::Ok();
+  });
+}
+
 Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
   if (session_.scope() == 0) return Status::Ok();
   return session_.Atomically("read ahead", [&] {
@@ -102,7 +118,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
       for (const std::string& b : buyers) {
         if (!a.turns.contains(b)) turns.push_back(b);
       }
-      TakeBuyersTurns(c, turns);
+      pgstore::TakeBuyersTurns(c, turns);
       for (std::string& b : turns) a.turns.insert(std::move(b));
       for (const std::string& b : buyers) read_buyers.try_emplace(b);
       pg::Result r = c.Run(kBuyersAhead, pg::Params().AddArray(buyers));

@@ -42,6 +42,9 @@ class Tables {
 
   // Ingest (schedule.cc; a group's batches: ingest_ahead.cc).
   //
+  // Inside a group, takes the buyers' turns not yet held, in one statement
+  // (Transactions::TakeBuyersTurns); outside one, nothing.
+  Status TakeBuyersTurns(std::span<const std::string> buyer_ids);
   // Inside a group, takes the purchases' buyers' turns in one statement (in
   // the order of their lock keys, so two daemons' batches wait for each
   // other rather than deadlock) and reads their rows and the orders ahead:
