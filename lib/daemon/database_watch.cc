@@ -20,12 +20,14 @@ DatabaseWatch::DatabaseWatch(boost::asio::io_context& io, std::function<Status()
 
 void DatabaseWatch::Start() { Check(true); }
 
-DatabaseWatch::~DatabaseWatch() { Stop(); }
+DatabaseWatch::~DatabaseWatch() {
+  Stop();
+  if (prober_.joinable()) prober_.join();
+}
 
 void DatabaseWatch::Stop() {
   stopped_ = true;
   timer_.cancel();
-  if (prober_.joinable()) prober_.join();
 }
 
 void DatabaseWatch::Check(bool failed) {

@@ -13,7 +13,8 @@
 // meanwhile (/healthz, /metrics, 503s). One probe at a time.
 //
 // Not thread-safe: the daemon's loop only (`probe` runs on another
-// thread). Stop() and the destructor wait for a probe under way.
+// thread). The destructor waits for a probe under way (at most the
+// connect timeout), Stop() does not.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

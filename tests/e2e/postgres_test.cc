@@ -343,10 +343,11 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
 }
 
-// The network to PostgreSQL cut, as by a host that drops packets (each
-// connection waits for the connect timeout, 2 s): the daemon's loop
-// answers at once meanwhile, purchases get 503, /healthz says why, and
-// the daemon resumes by itself once the network is back.
+// PostgreSQL's host cut off: the daemon's connections are closed (as a
+// firewall's reset would), and new ones get no answer, as from a host
+// that drops packets (each waits for the connect timeout, 2 s). The
+// daemon's loop answers at once meanwhile, purchases get 503, /healthz
+// says why, and the daemon resumes by itself once the network is back.
 TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string& server = PgServer::Shared().url();

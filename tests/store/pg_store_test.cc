@@ -1,7 +1,7 @@
 // The PostgreSQL store where several daemons share one database: migrations
 // at once, claims that no two daemons share (touchpoints or buyers), caps
-// held across daemons, a claim left by a daemon that died, and a lost
-// connection.
+// held across daemons, a claim left by a daemon that died, and groups
+// sharing buyers. Lost connections: pg_reconnect_test.cc.
 #include "store/pg_store.h"
 
 #include <gmock/gmock.h>
@@ -337,70 +337,6 @@ TEST_F(PgStoreTest, TheClaimOfADaemonThatDiedIsTakenAtOnce) {
     if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(taken.size(), 6u);
-}
-
-TEST_F(PgStoreTest, ALostConnectionIsUnavailableThenReopened) {
-  auto store = MustOpen();
-  const Instant at = At("2026-12-04T10:00:00Z");
-  Buy(*store, 2, at);
-  const Instant due = at + std::chrono::hours(2);
-  auto claimed = store->TakeDue(due, 100);
-  ASSERT_TRUE(claimed.ok());
-  // An administrator (or a failover) ends every session of the database.
-  db_->EndSessions();
-  std::vector<FiringOutcome> fired(claimed->size(), {FiringOutcome::Kind::kFired, due, {}});
-  Status s = store->ApplyOutcomes(*claimed, fired);
-  EXPECT_TRUE(s.unavailable()) << s.message();
-  // Nothing was fired; the next pass reconnects and fires them.
-  auto again = Reconnected([&] { return store->TakeDue(due, 100); });
-  ASSERT_TRUE(again.ok()) << again.status().message();
-  ASSERT_EQ(again->size(), 4u);
-  ASSERT_TRUE(store->ApplyOutcomes(*again, fired).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 4);
-}
-
-// The connection lost in the middle of a firing pass (between TakeDue and
-// ApplyOutcomes): the pass fails, its claim is gone with the session, and
-// the next pass reconnects and fires.
-TEST_F(PgStoreTest, AConnectionLostMidPassEndsThePassOnly) {
-  auto store = MustOpen();
-  const Instant at = At("2026-12-04T10:00:00Z");
-  Buy(*store, 2, at);
-  const Instant due = at + std::chrono::hours(2);
-  auto claimed = store->TakeDue(due, 100);
-  ASSERT_TRUE(claimed.ok());
-  ASSERT_EQ(claimed->size(), 4u);
-  db_->EndSessions();
-  auto caps = store->FiredBetween((*claimed)[0], at, due, true);
-  ASSERT_FALSE(caps.ok());
-  EXPECT_TRUE(caps.status().unavailable()) << caps.status().message();
-  EXPECT_TRUE(store->Probe().ok());
-  auto next = Reconnected([&] { return store->NextWakeup(); });
-  ASSERT_TRUE(next.ok()) << next.status().message();
-  FakeClock clock(due);
-  Scheduler scheduler(*store, clock, rules_);
-  auto ran = scheduler.RunDue();
-  ASSERT_TRUE(ran.ok()) << ran.status().message();
-  EXPECT_EQ(ran->fired, 2u);  // the cap: one a day each
-}
-
-TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
-  auto store = MustOpen();
-  FakeClock clock(At("2026-12-04T10:00:00Z"));
-  Scheduler scheduler(*store, clock, rules_);
-  ASSERT_TRUE(store->Begin().ok());
-  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "p", 1, 1, clock.Now(), ""}).ok());
-  db_->EndSessions();
-  // What the group wrote is gone: no call may run outside it.
-  auto lost = scheduler.Ingest({"o2", "b2", "p", 1, 1, clock.Now(), ""});
-  EXPECT_FALSE(lost.ok());
-  EXPECT_TRUE(lost.status().unavailable()) << lost.status().message();
-  EXPECT_TRUE(store->Commit().unavailable());
-  EXPECT_TRUE(store->Rollback().ok());
-  ASSERT_TRUE(Reconnected([&] {
-                return scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""});
-              }).ok());
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
 }
 
 // Two daemons' groups writing two buyers in opposite orders, a request

@@ -1,5 +1,7 @@
 #include "store/pg/session.h"
 
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "store/pg/schema.h"
@@ -41,29 +43,64 @@ pg::Connection& Session::conn() {
   if (!alive) {
     conn_.reset();
     identity_.reset();
+    const auto now = std::chrono::steady_clock::now();
+    const auto ready = [this](std::chrono::milliseconds wait) {
+      return connecting_.wait_for(wait) == std::future_status::ready;
+    };
+    if (connecting_.valid() && ready(std::chrono::milliseconds(0)) && TakeAttempt(now)) {
+      return *conn_;
+    }
     if (!connecting_.valid()) {
       // While the server does not answer, one attempt per kReconnectPause.
-      const auto now = std::chrono::steady_clock::now();
       if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause) {
         throw pg::Error("not connected to the database (reconnecting)", "08006", true);
       }
-      connecting_ = std::async(std::launch::async,
-                               [url = url_, name = application_name_, settings = settings_] {
-                                 return pg::Connection::Open(url, name, settings);
-                               });
+      StartAttempt();
+      // Only the call that starts an attempt waits for it.
+      if (ready(kConnectWait) && TakeAttempt(now)) return *conn_;
     }
-    if (connecting_.wait_for(kConnectWait) != std::future_status::ready) {
-      throw pg::Error("not connected to the database (connecting, no answer yet)", "08006", true);
-    }
-    try {
-      conn_ = connecting_.get();
-      last_failed_connect_.reset();
-    } catch (const pg::Error&) {
-      last_failed_connect_ = std::chrono::steady_clock::now();
-      throw;
-    }
+    throw pg::Error("not connected to the database (connecting, no answer yet)", "08006", true);
   }
   return *conn_;
+}
+
+void Session::StartAttempt() {
+  try {
+    connecting_ = std::async(
+        std::launch::async, [url = url_, name = application_name_, settings = settings_] {
+          Attempt a;
+          try {
+            a.conn = pg::Connection::Open(url, name, settings);
+          } catch (const pg::Error&) {
+            a.error = std::current_exception();
+          } catch (const std::exception& e) {
+            a.error = std::make_exception_ptr(
+                pg::Error(std::string("cannot connect to the database: ") + e.what(), "", true));
+          }
+          a.finished = std::chrono::steady_clock::now();
+          return a;
+        });
+  } catch (const std::system_error& e) {  // no thread to be had
+    throw pg::Error(std::string("cannot connect to the database: ") + e.what(), "", true);
+  }
+}
+
+bool Session::TakeAttempt(std::chrono::steady_clock::time_point now) {
+  Attempt a = connecting_.get();
+  if (a.conn && a.conn->ok()) {
+    conn_ = std::move(a.conn);
+    last_failed_connect_.reset();
+    return true;
+  }
+  // An outcome nobody asked for in time (the daemon was paused meanwhile)
+  // says nothing of now: a new attempt.
+  if (now - a.finished >= kReconnectPause) {
+    last_failed_connect_.reset();
+    return false;
+  }
+  last_failed_connect_ = a.finished;
+  if (a.error) std::rethrow_exception(a.error);
+  throw pg::Error("the new connection to the database was lost", "08006", true);
 }
 
 const Session::Identity& Session::identity() {

@@ -15,10 +15,13 @@
 // one attempt a second while the server does not answer: the others fail
 // at once); inside a group, every call fails (Unavailable) until the
 // caller rolls back, since what the group wrote is gone. The new
-// connection is opened on a thread of its own: a call waits for it at most
-// kConnectWait, then fails (Unavailable), and a later call takes it up. So
-// a server whose host drops packets holds the owner's thread (the daemon's
-// loop) for that long, not for the connect timeout (2 s).
+// connection is opened on a thread of its own: the call that starts the
+// attempt waits for it at most kConnectWait, then fails (Unavailable), as
+// do the calls while it lasts, and a later call takes it up. So a server
+// whose host drops packets holds the owner's thread (the daemon's loop)
+// for that long, not for the connect timeout (2 s). (A statement sent on
+// a connection whose packets are dropped still waits for TCP to give up
+// on it: tcp_user_timeout, 9 s; pg::Connection::Open.)
 //
 // Not thread-safe: one thread owns it. Its destructor waits for a
 // connection being opened (at most the connect timeout).
@@ -26,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <future>
 #include <memory>
@@ -51,7 +55,7 @@ class Session {
   static constexpr std::chrono::milliseconds kConnectWait{50};
 
   // The connection, reopened if lost while no transaction was open. Throws
-  // pg::Error (transient) when it cannot be, or not within kConnectWait.
+  // pg::Error (transient) when it cannot be, or not yet.
   pg::Connection& conn();
 
   // This connection's session as other sessions see it in
@@ -109,6 +113,13 @@ class Session {
   // `e` as a Status; a lost connection is dropped, to be reopened.
   Status Failed(std::string_view what, const std::exception& e);
   void Drop();
+  // Starts opening a connection on a thread of its own. Throws pg::Error.
+  void StartAttempt();
+  // The attempt's outcome, which must be ready: true with its connection
+  // taken; false when it came kReconnectPause or more before `now` (stale:
+  // try again); else its error thrown, and no new attempt for
+  // kReconnectPause.
+  bool TakeAttempt(std::chrono::steady_clock::time_point now);
   // What was kept for the scope is void from here on.
   void EndScope();
 
@@ -119,8 +130,14 @@ class Session {
   std::optional<Identity> identity_;  // of conn_
   static constexpr std::chrono::milliseconds kReconnectPause{1000};
   std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
-  // A connection being opened, on its own thread (see conn()).
-  std::future<std::unique_ptr<pg::Connection>> connecting_;
+  // A connection being opened, on its own thread (see conn()): its
+  // outcome and when it came.
+  struct Attempt {
+    std::unique_ptr<pg::Connection> conn;
+    std::exception_ptr error;
+    std::chrono::steady_clock::time_point finished;
+  };
+  std::future<Attempt> connecting_;
   bool group_ = false;     // Begin() ... Commit()
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()

@@ -1,7 +1,8 @@
-// Test support: a TCP proxy on loopback to a server, whose network can be
-// cut as a host that drops packets would be: the connections through it
-// are closed, and new ones are accepted but never answered, so a client
-// connecting waits for its own timeout. Restore() forwards again.
+// Test support: a TCP proxy on loopback to a server, which can cut the
+// server off: the connections through it are closed (as a firewall's
+// reset would), and new ones are accepted but never answered, as by a
+// host that drops packets, so a client connecting waits for its own
+// timeout. Restore() forwards again.
 #pragma once
 
 #include <arpa/inet.h>

@@ -1,0 +1,129 @@
+// The PostgreSQL store losing its connection: calls fail as Unavailable
+// and the next reopens it (on a thread of its own, store/pg/session.h), a
+// firing pass or a group losing theirs, and a server cut off.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cut_proxy.h"
+#include "harness.h"
+#include "pg_server.h"
+#include "scheduler/scheduler.h"
+#include "store/pg_store.h"
+#include "store/pg_store_fixture.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+using ::testing::HasSubstr;
+using testing::PgServer;
+using testing::PgStoreTest;
+
+TEST_F(PgStoreTest, ALostConnectionIsUnavailableThenReopened) {
+  auto store = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 2, at);
+  const Instant due = at + std::chrono::hours(2);
+  auto claimed = store->TakeDue(due, 100);
+  ASSERT_TRUE(claimed.ok());
+  // An administrator (or a failover) ends every session of the database.
+  db_->EndSessions();
+  std::vector<FiringOutcome> fired(claimed->size(), {FiringOutcome::Kind::kFired, due, {}});
+  Status s = store->ApplyOutcomes(*claimed, fired);
+  EXPECT_TRUE(s.unavailable()) << s.message();
+  // Nothing was fired; the next pass reconnects and fires them.
+  auto again = Reconnected([&] { return store->TakeDue(due, 100); });
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  ASSERT_EQ(again->size(), 4u);
+  ASSERT_TRUE(store->ApplyOutcomes(*again, fired).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 4);
+}
+
+// The connection lost in the middle of a firing pass (between TakeDue and
+// ApplyOutcomes): the pass fails, its claim is gone with the session, and
+// the next pass reconnects and fires.
+TEST_F(PgStoreTest, AConnectionLostMidPassEndsThePassOnly) {
+  auto store = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 2, at);
+  const Instant due = at + std::chrono::hours(2);
+  auto claimed = store->TakeDue(due, 100);
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 4u);
+  db_->EndSessions();
+  auto caps = store->FiredBetween((*claimed)[0], at, due, true);
+  ASSERT_FALSE(caps.ok());
+  EXPECT_TRUE(caps.status().unavailable()) << caps.status().message();
+  EXPECT_TRUE(store->Probe().ok());
+  auto next = Reconnected([&] { return store->NextWakeup(); });
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  FakeClock clock(due);
+  Scheduler scheduler(*store, clock, rules_);
+  auto ran = scheduler.RunDue();
+  ASSERT_TRUE(ran.ok()) << ran.status().message();
+  EXPECT_EQ(ran->fired, 2u);  // the cap: one a day each
+}
+
+TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-12-04T10:00:00Z"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(store->Begin().ok());
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "p", 1, 1, clock.Now(), ""}).ok());
+  db_->EndSessions();
+  // What the group wrote is gone: no call may run outside it.
+  auto lost = scheduler.Ingest({"o2", "b2", "p", 1, 1, clock.Now(), ""});
+  EXPECT_FALSE(lost.ok());
+  EXPECT_TRUE(lost.status().unavailable()) << lost.status().message();
+  EXPECT_TRUE(store->Commit().unavailable());
+  EXPECT_TRUE(store->Rollback().ok());
+  ASSERT_TRUE(Reconnected([&] {
+                return scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""});
+              }).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
+}
+
+// The server cut off while nobody asks: the attempt to reconnect that was
+// under way fails (no answer within the connect timeout) with nobody to
+// take its outcome. Once the server is back, the next call starts afresh
+// rather than reporting that old failure and pausing a second more.
+TEST_F(PgStoreTest, AFailedReconnectNobodyAskedForIsNotHeldAgainstTheNextCall) {
+  const std::string& server = PgServer::Shared().url();
+  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
+  const std::string via_proxy =
+      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db_->name();
+  auto opened = PgStore::Open(via_proxy, rules_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  PgStore& store = **opened;
+  ASSERT_TRUE(store.NextWakeup().ok());
+  proxy.Cut();
+  // The connection is gone (the first call may be the one to find it
+  // closed); the attempt to reopen it gets no answer.
+  Status cut = Status::Ok();
+  for (int i = 0; i < 100; ++i) {
+    auto r = store.NextWakeup();
+    ASSERT_FALSE(r.ok());
+    cut = r.status();
+    if (cut.message().find("connecting, no answer yet") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_THAT(cut.message(), HasSubstr("connecting, no answer yet"));
+  // The attempt fails after the connect timeout (2 s), and more than a
+  // second passes before anyone asks again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  proxy.Restore();
+  auto back = store.NextWakeup();
+  // At once, or still connecting on a busy machine: never that old failure.
+  if (!back.ok()) {
+    EXPECT_THAT(back.status().message(), HasSubstr("connecting, no answer yet"));
+  }
+  EXPECT_TRUE(Reconnected([&] { return store.NextWakeup(); }).ok());
+}
+
+}  // namespace
+}  // namespace tp
