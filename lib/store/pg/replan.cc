@@ -126,9 +126,9 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
   });
 }
 
-void Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
-                          Instant now, ReplanCounts& counts) {
-  if (buyers.empty()) return;
+bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
+                          Instant now, ReplanCounts& counts, bool wait) {
+  if (buyers.empty()) return true;
   pg::Connection& c = session_.conn();
   const Rules& rules = *rules_;
   std::unordered_map<std::int64_t, std::string> names;
@@ -141,7 +141,11 @@ void Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
     }
     // As ingest does: a repurchase on another daemon waits, or is waited
     // for; then the buyers' rows are read.
-    TakeBuyersTurns(c, turns);
+    if (!wait) {
+      if (!TryBuyersTurns(c, turns)) return false;
+    } else {
+      TakeBuyersTurns(c, turns);
+    }
   }
   struct Stored {
     std::int64_t row = 0;
@@ -313,6 +317,7 @@ void Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
     }
   }
   history.Write(c);
+  return true;
 }
 
 StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
@@ -333,11 +338,17 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     if (!at.IsNull(0, 2)) {
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
-    // Rows read at a time; their buyers are re-planned together.
+    // Rows read at a time; their buyers are re-planned together. Only the
+    // first read's turns are waited for: a step that waited for a buyer's
+    // turn while holding those of the buyers before could deadlock with an
+    // ingest group holding that buyer and waiting for one of those
+    // (IngestBatcher takes all its buyers' turns at once). A read whose
+    // turns are not all free ends the step before it; the next step starts
+    // there, holding nothing while it waits.
     constexpr int kRowsPerRead = 128;
     bool out_of_time = false;
     std::vector<std::int64_t> buyers;
-    while (!out_of_time) {
+    for (bool first = true; !out_of_time; first = false) {
       pg::Result rows = c.Run(kSweepRows, pg::Params()
                                               .Add(sweep.next_at)
                                               .Add(sweep.due_at)
@@ -350,6 +361,7 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         break;
       }
       buyers.clear();
+      const Sweep before = sweep;
       for (int i = 0; i < rows.rows(); ++i) {
         sweep = {rows.Int64(i, 2), rows.Int64(i, 3), rows.Int64(i, 4), rows.Int64(i, 5),
                  rows.Int64(i, 0)};
@@ -359,7 +371,11 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         replanned_[buyer] = true;
         buyers.push_back(rows.Int64(i, 1));
       }
-      ReplanBuyers(replan, buyers, now, step.counts);
+      if (!ReplanBuyers(replan, buyers, now, step.counts, first)) {
+        sweep = before;
+        for (const std::int64_t b : buyers) replanned_[static_cast<std::size_t>(b)] = false;
+        break;
+      }
       step.buyers += static_cast<std::int64_t>(buyers.size());
       if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;
     }

@@ -41,9 +41,10 @@ class Replan {
   };
   // Re-plans these buyers' purchases that have pending touchpoints, in a
   // few statements for all of them (their turns taken first, in one
-  // order); writes in the order one buyer at a time would.
-  void ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
-                    Instant now, ReplanCounts& counts);
+  // order); writes in the order one buyer at a time would. With `wait`
+  // false, only if every turn is free: else nothing, and false.
+  bool ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
+                    Instant now, ReplanCounts& counts, bool wait);
 
   Session& session_;
   const RulesInForce& rules_;

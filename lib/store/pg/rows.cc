@@ -24,6 +24,12 @@ const pg::Statement kBuyersTurns(
     "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
     "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
     "OFFSET 0) AS keys");
+// Every key is tried (an aggregate reads all its rows): those free are
+// held to the transaction's end whatever the others' answer.
+const pg::Statement kTryBuyersTurns(
+    "SELECT COALESCE(bool_and(pg_try_advisory_xact_lock(k)), true) FROM (SELECT DISTINCT "
+    "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
+    "OFFSET 0) AS keys");
 const pg::Statement kHistoryRows(
     "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])");
@@ -61,6 +67,11 @@ void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id) {
 void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids) {
   if (buyer_ids.empty()) return;
   c.Run(kBuyersTurns, pg::Params().AddArray(buyer_ids));
+}
+
+bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids) {
+  if (buyer_ids.empty()) return true;
+  return c.Run(kTryBuyersTurns, pg::Params().AddArray(buyer_ids)).Bool(0, 0);
 }
 
 void HistoryRows::Add(std::int64_t id, Instant when, TouchpointState s, std::string text) {

@@ -28,6 +28,9 @@ void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id);
 // their lock keys), so two callers taking turns of buyers they share wait
 // for each other rather than deadlock. Nothing for none.
 void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
+// The same without waiting: whether every turn was free. Those that were
+// are held either way, until the transaction ends.
+bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
 // History lines with a state, time and reason each, written as one
 // statement.
 struct HistoryRows {
