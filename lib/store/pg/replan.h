@@ -42,7 +42,8 @@ class Replan {
   // Re-plans these buyers' purchases that have pending touchpoints, in a
   // few statements for all of them (their turns taken first, in one
   // order); writes in the order one buyer at a time would. With `wait`
-  // false, only if every turn is free: else nothing, and false.
+  // false, only if every turn is free: else false, having written nothing
+  // (the turns that were free stay held until the step commits).
   bool ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
                     Instant now, ReplanCounts& counts, bool wait);
 

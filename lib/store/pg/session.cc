@@ -1,5 +1,7 @@
 #include "store/pg/session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 #include <system_error>
 #include <utility>
@@ -95,6 +97,14 @@ bool Session::TakeAttempt(std::chrono::steady_clock::time_point now) {
   // An outcome nobody asked for in time (the daemon was paused meanwhile)
   // says nothing of now: a new attempt.
   if (now - a.finished >= kReconnectPause) {
+    if (a.error) {
+      try {
+        std::rethrow_exception(a.error);
+      } catch (const std::exception& e) {
+        spdlog::debug("{}: a reconnect that failed unasked ({}); trying again", application_name_,
+                      e.what());
+      }
+    }
     last_failed_connect_.reset();
     return false;
   }
