@@ -2,7 +2,8 @@
 // server off: the connections through it are closed (as a firewall's
 // reset would), and new ones are accepted but never answered, as by a
 // host that drops packets, so a client connecting waits for its own
-// timeout. Restore() forwards again.
+// timeout; or refuse them (Refuse()), as a stopped server's host does.
+// Restore() forwards again.
 #pragma once
 
 #include <arpa/inet.h>
@@ -61,10 +62,18 @@ class CutProxy {
     cut_ = true;
     for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
   }
+  // Closes every connection through the proxy, and those made from now on
+  // at once, as a stopped server's host refuses them.
+  void Refuse() {
+    std::lock_guard lock(mutex_);
+    refuse_ = true;
+    for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
+  }
   // Forwards new connections again (those held while cut are closed).
   void Restore() {
     std::lock_guard lock(mutex_);
     cut_ = false;
+    refuse_ = false;
     for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
   }
 
@@ -77,7 +86,11 @@ class CutProxy {
       if (client < 0) continue;
       std::lock_guard lock(mutex_);
       fds_.push_back(client);  // closed only at the end: no fd is reused
-      if (cut_) continue;      // held, never read nor answered
+      if (refuse_) {
+        shutdown(client, SHUT_RDWR);
+        continue;
+      }
+      if (cut_) continue;  // held, never read nor answered
       const int server = socket(AF_INET, SOCK_STREAM, 0);
       sockaddr_in addr{};
       addr.sin_family = AF_INET;
@@ -120,6 +133,7 @@ class CutProxy {
   std::atomic<bool> stopping_{false};
   std::mutex mutex_;
   bool cut_ = false;
+  bool refuse_ = false;
   std::vector<int> fds_;
   std::vector<std::thread> pumps_;
   std::thread acceptor_;

@@ -158,8 +158,13 @@ struct Daemon::Impl {
     auto changed = [this](bool paused) { SpaceChanged(paused); };
     if (pg != nullptr) {
       metrics.EnableDatabase();
+      // Resumed: the loop's session reconnects at its next call.
       return std::make_unique<DatabaseWatch>(
-          io, [pg] { return pg->Probe(); }, clock, metrics, changed);
+          io, [pg] { return pg->Probe(); }, clock, metrics,
+          [changed, pg](bool paused) {
+            if (!paused) pg->ServerAnswers();
+            changed(paused);
+          });
     }
     return std::make_unique<SpaceWatch>(
         io, options.database, [sqlite] { return sqlite->Space(); }, clock, metrics, changed);

@@ -82,6 +82,8 @@ Status PgStore::Probe() {
   });
 }
 
+void PgStore::ServerAnswers() { impl_->session.ServerAnswers(); }
+
 Status PgStore::SetMaxSize(std::optional<std::uint64_t> /*bytes*/) { return Status::Ok(); }
 
 Status PgStore::Begin() { return impl_->session.Begin(); }

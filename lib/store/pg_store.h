@@ -61,6 +61,9 @@ class PgStore final : public Store, public LeasedEvents {
   // Whether the server answers a new connection: the daemon's probe
   // after a call failed as Unavailable, and while it is unreachable.
   Status Probe();
+  // The server answers again (the probe said so): the next call
+  // reconnects at once, even within a second of a failed attempt.
+  void ServerAnswers();
   // A server's disk is its own: no cap to set (Store).
   Status SetMaxSize(std::optional<std::uint64_t> bytes) override;
 

@@ -1,6 +1,7 @@
 // The PostgreSQL store losing its connection: calls fail as Unavailable
 // and the next reopens it (on a thread of its own, store/pg/session.h), a
-// firing pass or a group losing theirs, and a server cut off.
+// firing pass or a group losing theirs, a server cut off, and one found
+// answering again.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -120,6 +121,39 @@ TEST_F(PgStoreTest, AFailedReconnectNobodyAskedForIsNotHeldAgainstTheNextCall) {
   auto back = store.NextWakeup();
   // At once, or still connecting on a busy machine: never that old failure.
   if (!back.ok()) {
+    EXPECT_THAT(back.status().message(), HasSubstr("connecting, no answer yet"));
+  }
+  EXPECT_TRUE(Reconnected([&] { return store.NextWakeup(); }).ok());
+}
+
+// The daemon's probe found the server answering again (ServerAnswers): an
+// attempt that failed less than a second ago no longer holds the next
+// call back, so purchases are taken as soon as the daemon resumes.
+TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnce) {
+  const std::string& server = PgServer::Shared().url();
+  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
+  auto opened = PgStore::Open(
+      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db_->name(),
+      rules_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  PgStore& store = **opened;
+  proxy.Refuse();
+  // A call finds the connection closed, or tries to reopen it: refused.
+  Status refused = Status::Ok();
+  for (int i = 0; i < 100 && refused.message().find("cannot connect") == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto r = store.NextWakeup();
+    ASSERT_FALSE(r.ok());
+    refused = r.status();
+  }
+  EXPECT_THAT(refused.message(), HasSubstr("cannot connect"));
+  proxy.Restore();
+  auto paused = store.NextWakeup();  // within the second after the refusal
+  ASSERT_FALSE(paused.ok());
+  EXPECT_THAT(paused.status().message(), HasSubstr("reconnecting"));
+  store.ServerAnswers();
+  auto back = store.NextWakeup();
+  if (!back.ok()) {  // a busy machine: still connecting, never paused
     EXPECT_THAT(back.status().message(), HasSubstr("connecting, no answer yet"));
   }
   EXPECT_TRUE(Reconnected([&] { return store.NextWakeup(); }).ok());

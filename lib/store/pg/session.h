@@ -52,6 +52,10 @@ class Session {
 
   const std::string& url() const { return url_; }
 
+  // Someone else found the server answering: a failed attempt no longer
+  // holds the next one back (kReconnectPause).
+  void ServerAnswers() { last_failed_connect_.reset(); }
+
   static constexpr std::chrono::milliseconds kConnectWait{50};
 
   // The connection, reopened if lost while no transaction was open. Throws
