@@ -24,8 +24,11 @@ namespace tp::testing {
 
 class CutProxy {
  public:
-  // Forwards to 127.0.0.1:`upstream_port`.
-  explicit CutProxy(int upstream_port) : upstream_port_(upstream_port) {
+  // Forwards to the server at `server_url`
+  // (postgresql://USER@127.0.0.1:PORT, as PgServer::url()).
+  explicit CutProxy(const std::string& server_url)
+      : server_url_(server_url),
+        upstream_port_(std::stoi(server_url.substr(server_url.rfind(':') + 1))) {
     listener_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -53,7 +56,11 @@ class CutProxy {
   CutProxy(const CutProxy&) = delete;
   CutProxy& operator=(const CutProxy&) = delete;
 
-  int port() const { return port_; }
+  // The URL of `database` on the server, through this proxy.
+  std::string url(const std::string& database) const {
+    return server_url_.substr(0, server_url_.rfind(':') + 1) + std::to_string(port_) + "/" +
+           database;
+  }
 
   // Closes every connection through the proxy; those made from now on
   // get no answer.
@@ -127,6 +134,7 @@ class CutProxy {
     shutdown(to, SHUT_RDWR);
   }
 
+  std::string server_url_;
   int upstream_port_;
   int listener_ = -1;
   int port_ = 0;

@@ -350,11 +350,8 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
 // says why, and the daemon resumes by itself once the network is back.
 TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
   auto db = PgServer::Shared().NewDatabase();
-  const std::string& server = PgServer::Shared().url();
-  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
-  const std::string url =
-      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db->name();
-  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), url);
+  testing::CutProxy proxy(PgServer::Shared().url());
+  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), proxy.url(db->name()));
   ASSERT_EQ(
       d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
       200);

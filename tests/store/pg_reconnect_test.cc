@@ -94,11 +94,8 @@ TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
 // take its outcome. Once the server is back, the next call starts afresh
 // rather than reporting that old failure and pausing a second more.
 TEST_F(PgStoreTest, AFailedReconnectNobodyAskedForIsNotHeldAgainstTheNextCall) {
-  const std::string& server = PgServer::Shared().url();
-  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
-  const std::string via_proxy =
-      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db_->name();
-  auto opened = PgStore::Open(via_proxy, rules_);
+  testing::CutProxy proxy(PgServer::Shared().url());
+  auto opened = PgStore::Open(proxy.url(db_->name()), rules_);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   PgStore& store = **opened;
   ASSERT_TRUE(store.NextWakeup().ok());
@@ -130,11 +127,8 @@ TEST_F(PgStoreTest, AFailedReconnectNobodyAskedForIsNotHeldAgainstTheNextCall) {
 // attempt that failed less than a second ago no longer holds the next
 // call back, so purchases are taken as soon as the daemon resumes.
 TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnce) {
-  const std::string& server = PgServer::Shared().url();
-  testing::CutProxy proxy(std::stoi(server.substr(server.rfind(':') + 1)));
-  auto opened = PgStore::Open(
-      server.substr(0, server.rfind(':') + 1) + std::to_string(proxy.port()) + "/" + db_->name(),
-      rules_);
+  testing::CutProxy proxy(PgServer::Shared().url());
+  auto opened = PgStore::Open(proxy.url(db_->name()), rules_);
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   PgStore& store = **opened;
   proxy.Refuse();

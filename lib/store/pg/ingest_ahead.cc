@@ -79,18 +79,21 @@ Tables::Ahead* Tables::Current() {
   return &ahead_;
 }
 
+void Tables::Ahead::TakeTurns(pg::Connection& c, std::span<const std::string> buyer_ids) {
+  std::vector<std::string> needed;
+  std::unordered_set<std::string_view> seen;
+  for (const std::string& b : buyer_ids) {
+    if (!turns.contains(b) && seen.insert(b).second) needed.push_back(b);
+  }
+  pgstore::TakeBuyersTurns(c, needed);
+  for (std::string& b : needed) turns.insert(std::move(b));
+}
+
 Status Tables::TakeBuyersTurns(std::span<const std::string> buyer_ids) {
   if (session_.scope() == 0) return Status::Ok();
   return session_.Read("take the buyers' turns", [&] {
     pg::Connection& c = session_.conn();  // writes what is held first
-    Ahead& a = *Current();
-    std::vector<std::string> turns;
-    std::unordered_set<std::string_view> seen;
-    for (const std::string& b : buyer_ids) {
-      if (!a.turns.contains(b) && seen.insert(b).second) turns.push_back(b);
-    }
-    pgstore::TakeBuyersTurns(c, turns);
-    for (std::string& b : turns) a.turns.insert(std::move(b));
+    Current()->TakeTurns(c, buyer_ids);
     return Status::Ok();
   });
 }
@@ -114,12 +117,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
     decltype(a.buyers) read_buyers;
     decltype(a.orders) read_orders;
     if (!buyers.empty()) {
-      std::vector<std::string> turns;
-      for (const std::string& b : buyers) {
-        if (!a.turns.contains(b)) turns.push_back(b);
-      }
-      pgstore::TakeBuyersTurns(c, turns);
-      for (std::string& b : turns) a.turns.insert(std::move(b));
+      a.TakeTurns(c, buyers);
       for (const std::string& b : buyers) read_buyers.try_emplace(b);
       pg::Result r = c.Run(kBuyersAhead, pg::Params().AddArray(buyers));
       const Rules& rules = *rules_;

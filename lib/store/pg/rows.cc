@@ -18,18 +18,19 @@ using sql::StateCode;
 namespace {
 
 const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
-// The sub-select is sorted and not flattened (OFFSET 0), so the locks are
-// taken in its order.
-const pg::Statement kBuyersTurns(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT "
-    "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
-    "OFFSET 0) AS keys");
+// `aggregate` over the locks of the buyers' keys ($1). The sub-select is
+// sorted and not flattened (OFFSET 0), so the locks are taken in its
+// order.
+std::string BuyersTurns(const std::string& aggregate) {
+  return "SELECT " + aggregate +
+         " FROM (SELECT DISTINCT hashtextextended(b, 7305861230002) AS k FROM "
+         "unnest($1::text[]) AS u(b) ORDER BY k OFFSET 0) AS keys";
+}
+const pg::Statement kBuyersTurns(BuyersTurns("count(pg_advisory_xact_lock(k))"));
 // Every key is tried (an aggregate reads all its rows): those free are
 // held to the transaction's end whatever the others' answer.
 const pg::Statement kTryBuyersTurns(
-    "SELECT COALESCE(bool_and(pg_try_advisory_xact_lock(k)), true) FROM (SELECT DISTINCT "
-    "hashtextextended(b, 7305861230002) AS k FROM unnest($1::text[]) AS u(b) ORDER BY k "
-    "OFFSET 0) AS keys");
+    BuyersTurns("COALESCE(bool_and(pg_try_advisory_xact_lock(k)), true)"));
 const pg::Statement kHistoryRows(
     "INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
     "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::text[])");

@@ -129,6 +129,9 @@ class Tables {
     Held held;
 
     Buyer* FindBuyer(std::string_view buyer_id);
+    // Takes the turns of these buyers not yet held, in one statement.
+    // Throws pg::Error.
+    void TakeTurns(pg::Connection& c, std::span<const std::string> buyer_ids);
   };
   // What is kept for the current scope (emptied when the scope changed),
   // or null outside a group.
