@@ -155,7 +155,9 @@ class Bench {
       purchases.push_back({repeat ? i - 1000 : i, base + tp::Millis(i)});
     }
     const auto bodies = Bodies(purchases, 1000);
+    StallWatch stalls(*daemon);
     const IngestResult r = Post(*daemon, bodies);
+    const double stall_ms = stalls.Stop();
     const double hwm = daemon->MemoryMiB("VmHWM");
     const double written = daemon->IoBytes("wchar"), read = daemon->IoBytes("rchar");
     daemon->Stop();
@@ -169,6 +171,7 @@ class Bench {
     Metric("ingest_purchases_per_s", static_cast<double>(r.purchases) / r.seconds, "1/s");
     Metric("ingest_touchpoints_per_s", ingest_rate_, "1/s");
     Metric("rss_mib_ingest", hwm, "MiB");
+    Metric("ingest_max_stall_ms", stall_ms, "ms");
   }
 
   // `fire_touchpoints_per_s`: N touchpoints due within 100 ms, fired into

@@ -304,6 +304,39 @@ inline IngestResult Post(const Daemon& daemon, const std::vector<std::string>& b
   return {Seconds(Steady::now() - started), purchases, touchpoints};
 }
 
+// Asks `daemon` for /healthz back to back (10 ms apart) on a thread of its
+// own while it lives: the slowest answer is about how long the daemon's
+// loop was held meanwhile.
+class StallWatch {
+ public:
+  explicit StallWatch(const Daemon& daemon)
+      : thread_([this, client = daemon.Client()] {
+          while (!stop_) {
+            const auto asked = Steady::now();
+            auto r = client->Request("GET", "/healthz", "");
+            const double ms = Seconds(Steady::now() - asked) * 1000;
+            if (!r.ok()) Fail("/healthz failed: " + r.status().message());
+            max_ms_ = std::max(max_ms_.load(), ms);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          }
+        }) {}
+  ~StallWatch() { Stop(); }
+  StallWatch(const StallWatch&) = delete;
+  StallWatch& operator=(const StallWatch&) = delete;
+
+  // Stops asking; the slowest answer, in ms.
+  double Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return max_ms_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<double> max_ms_{0};
+  std::thread thread_;
+};
+
 // Leases and acks from `queue` until `expected` messages came; calls
 // `on_message(text, received_at_ms)` for each (under a lock), with the
 // message's text from its event on. Returns when the
