@@ -119,15 +119,11 @@ struct Daemon::Impl {
             [this](const Status& failed) {
               if (failed.unavailable()) storage->Check(true);
             }),
-        batcher(io, *store, scheduler, metrics, rules,
+        batcher(io, *store, clock, metrics, rules,
                 {.no_room = [this]() -> std::optional<std::string> {
                    if (!storage->paused()) return std::nullopt;
                    return storage->reason();
                  },
-                 .store_failed =
-                     [this](const Status& failed, const std::string& what) {
-                       return storage->StoreFailed(failed, what);
-                     },
                  .storage_full = [this] { storage->Check(true); },
                  .committed = [this] { fire->Rearm(false); }}),
         retention(
@@ -158,11 +154,15 @@ struct Daemon::Impl {
     auto changed = [this](bool paused) { SpaceChanged(paused); };
     if (pg != nullptr) {
       metrics.EnableDatabase();
-      // Resumed: the loop's session reconnects at its next call.
+      // Resumed: the loop's and the ingest thread's sessions reconnect at
+      // their next call.
       return std::make_unique<DatabaseWatch>(
           io, [pg] { return pg->Probe(); }, clock, metrics,
-          [changed, pg](bool paused) {
-            if (!paused) pg->ServerAnswers();
+          [this, changed, pg](bool paused) {
+            if (!paused) {
+              pg->ServerAnswers();
+              batcher.ServerAnswers();
+            }
             changed(paused);
           });
     }
@@ -366,6 +366,18 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
   if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
+  if (opened->pg != nullptr) {
+    // Ingest groups on a thread and session of their own: a group of large
+    // requests takes long enough on the server to hold the loop up.
+    const std::string url = options.database;
+    Status s =
+        impl->batcher.UseThread([url](const RulesInForce& own) -> StatusOr<std::unique_ptr<Store>> {
+          auto session = PgStore::Open(url, own, "touchpointd-ingest");
+          if (!session.ok()) return session.status();
+          return std::unique_ptr<Store>(std::move(*session));
+        });
+    if (!s.ok()) return s;
+  }
   Impl* self = impl.get();
   self->Complete();
   self->server.Serve(

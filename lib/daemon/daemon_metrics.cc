@@ -160,48 +160,9 @@ void DaemonMetrics::EnableDatabase() {
   taken_over->Add({}, 0);
 }
 
-void DaemonMetrics::StageBegin() {
-  staging_ = true;
-  request_start_ = staged_.size();
-}
-
-void DaemonMetrics::StageRollbackRequest() { staged_.resize(request_start_); }
-
-void DaemonMetrics::StageCommit() {
-  staging_ = false;
-  for (const Staged& s : staged_) Apply(s);
-  staged_.clear();
-}
-
-void DaemonMetrics::StageAbort() {
-  staging_ = false;
-  staged_.clear();
-}
-
-void DaemonMetrics::Stage(Staged s) {
-  if (staging_) {
-    staged_.push_back(std::move(s));
-  } else {
-    Apply(s);
-  }
-}
-
-void DaemonMetrics::Apply(const Staged& s) {
-  switch (s.kind) {
-    case Staged::Kind::kState:
-      return Count(s.label, s.state, s.count);
-    case Staged::Kind::kEngaged:
-      return engaged.Add({s.label}, static_cast<double>(s.count));
-    case Staged::Kind::kRepurchase:
-      return repurchases.Add({s.label}, static_cast<double>(s.count));
-    case Staged::Kind::kCredited:
-      return repurchases_credited.Add({s.label}, static_cast<double>(s.count));
-  }
-}
-
 void DaemonMetrics::OnTouchpoints(std::string_view cadence, TouchpointState state,
                                   std::int64_t count) {
-  Stage({Staged::Kind::kState, std::string(cadence), state, count});
+  Count(cadence, state, count);
 }
 
 void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::int64_t count) {
@@ -225,15 +186,11 @@ void DaemonMetrics::Count(std::string_view cadence, TouchpointState state, std::
   }
 }
 
-void DaemonMetrics::OnEngaged(std::string_view cadence) {
-  Stage({Staged::Kind::kEngaged, std::string(cadence), TouchpointState::kFired, 1});
-}
+void DaemonMetrics::OnEngaged(std::string_view cadence) { engaged.Add({cadence}); }
 
 void DaemonMetrics::OnRepurchase(bool in_window, std::string_view credited_cadence) {
-  Stage({Staged::Kind::kRepurchase, in_window ? "true" : "false", TouchpointState::kFired, 1});
-  if (!credited_cadence.empty()) {
-    Stage({Staged::Kind::kCredited, std::string(credited_cadence), TouchpointState::kFired, 1});
-  }
+  repurchases.Add({in_window ? "true" : "false"});
+  if (!credited_cadence.empty()) repurchases_credited.Add({credited_cadence});
 }
 
 void DaemonMetrics::OnDeferred(std::string_view cadence) { deferred.Add({cadence}); }

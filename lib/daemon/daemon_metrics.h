@@ -20,13 +20,6 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
  public:
   explicit DaemonMetrics(std::string_view version);
 
-  // Ingest runs in a transaction with a savepoint per request: what the
-  // scheduler reports is staged, and counted only once it is committed.
-  void StageBegin();            // a request's savepoint
-  void StageRollbackRequest();  // the request rolled back: forget its part
-  void StageCommit();           // the transaction committed: count everything
-  void StageAbort();            // it did not: forget everything
-
   // `respond` for an ingest request, counting its outcome by status
   // (touchpoint_ingest_requests_total; 401 and 405 are not ingest).
   HttpRespond CountingIngest(HttpRespond respond);
@@ -86,23 +79,6 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
 
  private:
   void Count(std::string_view cadence, TouchpointState state, std::int64_t count);
-
-  struct Staged {
-    // kState: `count` touchpoints of `label` (a cadence) entered `state`;
-    // kEngaged: an event credited to a touchpoint of cadence `label`;
-    // kRepurchase: one, in_window `label`; kCredited: one credited to
-    // cadence `label`.
-    enum class Kind : std::uint8_t { kState, kEngaged, kRepurchase, kCredited };
-    Kind kind;
-    std::string label;
-    TouchpointState state;
-    std::int64_t count;
-  };
-  void Stage(Staged s);
-  void Apply(const Staged& s);
-  bool staging_ = false;
-  std::vector<Staged> staged_;
-  std::size_t request_start_ = 0;
 };
 
 }  // namespace tp

@@ -1,59 +1,12 @@
 #include "daemon/fire_thread.h"
 
 #include <boost/asio/post.hpp>
-#include <string>
-#include <vector>
 
 #include "daemon/replanner.h"
 
 namespace tp {
 
 namespace asio = boost::asio;
-
-// What the scheduler decided in a pass, kept on the fire thread and told
-// to the loop's observer afterwards, in the same order.
-class FireThread::Recorder final : public SchedulerObserver {
- public:
-  struct Seen {
-    enum class Kind : std::uint8_t { kTouchpoints, kDeferred, kFired };
-    Kind kind;
-    std::string cadence;
-    TouchpointState state = TouchpointState::kPending;  // kTouchpoints
-    std::int64_t count = 0;                             // kTouchpoints
-    Millis late{0};                                     // kFired
-  };
-
-  void OnTouchpoints(std::string_view cadence, TouchpointState state, std::int64_t count) override {
-    seen_.push_back({Seen::Kind::kTouchpoints, std::string(cadence), state, count});
-  }
-  void OnDeferred(std::string_view cadence) override {
-    seen_.push_back({Seen::Kind::kDeferred, std::string(cadence)});
-  }
-  void OnFired(std::string_view cadence, Millis late) override {
-    seen_.push_back({Seen::Kind::kFired, std::string(cadence), {}, 0, late});
-  }
-
-  std::vector<Seen> Take() { return std::exchange(seen_, {}); }
-
-  static void Tell(const std::vector<Seen>& seen, SchedulerObserver& observer) {
-    for (const Seen& s : seen) {
-      switch (s.kind) {
-        case Seen::Kind::kTouchpoints:
-          observer.OnTouchpoints(s.cadence, s.state, s.count);
-          break;
-        case Seen::Kind::kDeferred:
-          observer.OnDeferred(s.cadence);
-          break;
-        case Seen::Kind::kFired:
-          observer.OnFired(s.cadence, s.late);
-          break;
-      }
-    }
-  }
-
- private:
-  std::vector<Seen> seen_;
-};
 
 FireThread::FireThread(asio::io_context& loop, const RulesInForce& loop_rules,
                        SchedulerObserver* observer, Hooks hooks)
@@ -63,7 +16,7 @@ FireThread::FireThread(asio::io_context& loop, const RulesInForce& loop_rules,
       hooks_(std::move(hooks)),
       work_(io_.get_executor()),
       rules_(loop_rules.shared()),
-      recorder_(std::make_unique<Recorder>()) {
+      recorder_(std::make_unique<ObserverLog>()) {
   shared_.rules = loop_rules.shared();
 }
 
@@ -128,7 +81,8 @@ void FireThread::PostToLoop(std::function<void()> fn) {
 void FireThread::Report() {
   auto seen = recorder_->Take();
   if (seen.empty() || observer_ == nullptr) return;
-  PostToLoop([observer = observer_, seen = std::move(seen)] { Recorder::Tell(seen, *observer); });
+  PostToLoop(
+      [observer = observer_, seen = std::move(seen)] { ObserverLog::Tell(seen, *observer); });
 }
 
 void FireThread::Start() {

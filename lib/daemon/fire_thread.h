@@ -42,6 +42,7 @@
 #include "core/status.h"
 #include "daemon/fire_loop.h"
 #include "daemon/firing.h"
+#include "daemon/observer_log.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/store.h"
 
@@ -92,8 +93,6 @@ class FireThread final : public Firing {
     Instant covered_until = Instant::max();
     std::shared_ptr<const Rules> rules;
   };
-  class Recorder;
-
   FireThread(boost::asio::io_context& loop, const RulesInForce& loop_rules,
              SchedulerObserver* observer, Hooks hooks);
   // On the loop: takes the snapshot.
@@ -114,7 +113,7 @@ class FireThread final : public Firing {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   RulesInForce rules_;  // the fire thread's
   std::unique_ptr<ScheduleStore> store_;
-  std::unique_ptr<Recorder> recorder_;
+  std::unique_ptr<ObserverLog> recorder_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<FireLoop> fire_;
   mutable std::mutex mutex_;

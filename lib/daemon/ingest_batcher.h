@@ -1,32 +1,43 @@
-// Group commit of POST /v1/purchases and POST /v1/events: requests that arrive while the loop is
-// busy are written in one transaction, each in a savepoint of its own so a
-// bad request rolls back alone, and every answer is sent only after the
-// commit. A failure that may have ended the whole transaction (a full disk,
-// an I/O error) answers every request of the group 5xx: none is recorded.
+// Group commit of POST /v1/purchases and POST /v1/events: the requests
+// that arrive while a group is being written are written together, as the
+// next group, in one transaction (daemon/ingest_writer.h), and every answer
+// is sent only after the commit. A failure that may have ended the whole
+// transaction (a full disk, an I/O error) answers every request of the
+// group 5xx: none is recorded.
 //
-// Not thread-safe: the daemon's loop only.
+// Where a group is written:
+//  - on the daemon's loop, over the loop's store (SQLite: one writer at a
+//    time, and a group takes milliseconds);
+//  - after UseThread(), on a thread of its own over a store session of its
+//    own (PostgreSQL), as another daemon would write it: a group of large
+//    requests takes 100 ms or more on the server, which held /healthz,
+//    leases and acks up when it ran on the loop (docs/benchmarks.md). One
+//    group at a time; each is written by the rules in force when it was
+//    handed over, which the thread swaps into its own RulesInForce.
+//
+// Not thread-safe: the daemon's loop only (the thread is this class's own).
 #pragma once
 
 // Boost 1.74's Asio needs <utility> before it under C++20.
 #include <utility>
 // (keep the blank line above: clang-format must not reorder this include)
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
-#include "config/rules.h"
 #include "config/rules_in_force.h"
+#include "core/clock.h"
 #include "core/model.h"
+#include "core/status.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/ingest_writer.h"
 #include "http/server.h"
-#include "scheduler/scheduler.h"
-#include "store/transactions.h"
+#include "store/store.h"
 
 namespace tp {
 
@@ -35,16 +46,26 @@ class IngestBatcher {
   struct Hooks {
     // Why purchases cannot be taken now (no room for them), or nullopt.
     std::function<std::optional<std::string>()> no_room;
-    // A store call failed: the answer (503 when storage is full for now).
-    std::function<HttpResponse(const Status& failed, const std::string& what)> store_failed;
-    // A write failed for want of space.
+    // A store call failed as Unavailable (no room, or no server): check
+    // the store now.
     std::function<void()> storage_full;
     // A group committed: touchpoints may be due sooner.
     std::function<void()> committed;
   };
+  // The writer thread's store, reading `rules` (the thread's own).
+  using OpenStore = std::function<StatusOr<std::unique_ptr<Store>>(const RulesInForce& rules)>;
 
-  IngestBatcher(boost::asio::io_context& io, Transactions& store, Scheduler& scheduler,
+  // Writes on the loop over `store`; `store`, `clock`, `metrics` and
+  // `rules` (read on the loop) outlive *this.
+  IngestBatcher(boost::asio::io_context& io, Store& store, const Clock& clock,
                 DaemonMetrics& metrics, const RulesInForce& rules, Hooks hooks);
+  ~IngestBatcher();
+  IngestBatcher(const IngestBatcher&) = delete;
+  IngestBatcher& operator=(const IngestBatcher&) = delete;
+
+  // From now on, writes on a thread of its own over the store `open` gives
+  // (before the first request).
+  Status UseThread(const OpenStore& open);
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
@@ -52,44 +73,48 @@ class IngestBatcher {
   // 503 at once when there is no room for them.
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
-  // Writes the group waiting now, if any (a reload records what was parsed
-  // under the old rules first).
+  // Writes the group waiting now, if any, and returns once every group
+  // handed over so far is written (a reload records what was parsed under
+  // the old rules first, and a re-plan then finds it). On the thread, the
+  // answers go out afterwards, from the loop.
   void Flush();
-  // No more requests (the daemon is stopping); those queued are written.
-  void Stop() { stopping_ = true; }
+  // The server was found answering again: the writer's session, if it
+  // lost its connection, reopens it with the next group.
+  void ServerAnswers();
+  // No more requests (the daemon is stopping): those queued are written,
+  // and the thread, if any, ends once they are (this waits for it).
+  void Stop();
 
  private:
-  using Items = std::variant<std::vector<Purchase>, std::vector<EngagementEvent>>;
   struct Pending {
-    Items items;
+    IngestItems items;
     HttpRespond respond;
   };
-  // What a group recorded, counted once it commits.
-  struct Counts {
-    std::int64_t accepted = 0, duplicates = 0, conflicts = 0;
-    // Events by (type, outcome).
-    std::map<std::pair<std::string, std::string>, std::int64_t> events;
-  };
-  void Queue(Items items, HttpRespond respond);
-  // One request in its savepoint; `counts` grows only if it is released.
-  HttpResponse RecordOne(const Items& items, Counts& counts);
-  // A request's items, inside its savepoint: the answer, with
-  // `rolled_back` set when the request must be rolled back (a conflict, an
-  // unknown touchpoint, a failed write).
-  HttpResponse RecordPurchases(const std::vector<Purchase>& items, Counts& counts,
-                               bool& rolled_back);
-  HttpResponse RecordEvents(const std::vector<EngagementEvent>& items, Counts& counts,
-                            bool& rolled_back);
+  class Thread;
+
+  void Queue(IngestItems items, HttpRespond respond);
+  // Hands the requests waiting now to the writer: written at once on the
+  // loop, or posted to the thread.
+  void WriteWaiting();
+  // On the loop, once a group is written: metrics, hooks, answers.
+  void Finish(std::vector<Pending> group, WrittenGroup written);
 
   boost::asio::io_context& io_;
-  Transactions& store_;
-  Scheduler& scheduler_;
+  const Clock& clock_;
   DaemonMetrics& metrics_;
   const RulesInForce& rules_;
   Hooks hooks_;
+  IngestWriter loop_writer_;
+  std::unique_ptr<Thread> thread_;
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
+  int writing_ = 0;  // groups on the thread, not yet finished on the loop
+  // While writing_: the loop does not run out of work before the answers.
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+      loop_work_;
   bool stopping_ = false;
+  // Expires with *this: what the thread posts to the loop checks it.
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace tp

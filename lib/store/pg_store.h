@@ -62,8 +62,8 @@ class PgStore final : public Store, public LeasedEvents {
   // after a call failed as Unavailable, and while it is unreachable.
   Status Probe();
   // The server answers again (the probe said so): the next call
-  // reconnects at once, even within a second of a failed attempt.
-  void ServerAnswers();
+  // reconnects at once, even within a second of a failed attempt (Store).
+  void ServerAnswers() override;
   // A server's disk is its own: no cap to set (Store).
   Status SetMaxSize(std::optional<std::uint64_t> bytes) override;
 

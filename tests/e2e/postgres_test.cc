@@ -2,8 +2,9 @@
 // postgresql://...` on a real server, over real HTTP: every feature on one
 // daemon, three daemons sharing the work (ingest spread, a cap held across
 // them, one killed with SIGKILL while firing), firing failing on its own
-// connection (told by /healthz), a PostgreSQL restart during ingest, the
-// network to it cut, and `touchpointctl export` from the database.
+// connection (told by /healthz), a PostgreSQL restart during ingest, and
+// `touchpointctl export` from the database (postgres_loop_test.cc: what
+// must not hold a daemon's loop up).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,11 +14,11 @@
 #include <thread>
 
 #include "core/clock.h"
-#include "cut_proxy.h"
 #include "daemon_process.h"
 #include "harness.h"
 #include "pg/connection.h"
 #include "pg_server.h"
+#include "postgres_fixture.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
 #include "test_config.h"
@@ -30,84 +31,6 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::PgServer;
-
-std::string Ago(std::chrono::milliseconds ago) {
-  return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
-}
-
-// A zone where it is about noon now: a cap's day in it does not end while
-// a test runs, whatever the hour it runs at.
-std::string ZoneAtNoon() {
-  const auto now = std::chrono::system_clock::now();
-  const auto day = std::chrono::floor<std::chrono::days>(now);
-  const auto hour = std::chrono::duration_cast<std::chrono::hours>(now - day).count();
-  long offset = 12 - hour;  // local = UTC + offset
-  if (offset > 12) offset -= 24;
-  if (offset == 0) return "Etc/UTC";
-  // Etc/GMT-N is N hours ahead of UTC.
-  return offset > 0 ? "Etc/GMT-" + std::to_string(offset) : "Etc/GMT+" + std::to_string(-offset);
-}
-
-json PurchaseBody(const std::string& order, const std::string& buyer, const std::string& at) {
-  return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
-          {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
-}
-
-class PostgresDaemonTest : public ::testing::Test {
- protected:
-  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
-
-  // A daemon on `url`, its log in daemon-`n`.log.
-  DaemonProcess& Start(const std::string& config, const std::string& url, int n = 0) {
-    testing::WriteFile(Path("touchpoint.yaml"), config);
-    daemons_.push_back(std::make_unique<DaemonProcess>(
-        Path("touchpoint.yaml"), url, Path("daemon-" + std::to_string(n) + ".log")));
-    EXPECT_TRUE(daemons_.back()->Start());
-    return *daemons_.back();
-  }
-
-  // Leases from each daemon in turn until none has anything left, acking
-  // each message: touchpoint id -> how many times it was handed out.
-  static std::map<std::string, int> DrainQueue(std::vector<DaemonProcess*> from, int expect,
-                                               std::chrono::seconds within) {
-    std::map<std::string, int> seen;
-    std::size_t total = 0;
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (std::chrono::steady_clock::now() < deadline &&
-           total < static_cast<std::size_t>(expect)) {
-      for (DaemonProcess* d : from) {
-        auto [status, body] =
-            d->Call("POST", "/v1/queues/outbox/lease", {{"max", 100}, {"visibility_s", 60}});
-        EXPECT_EQ(status, 200) << body;
-        json receipts = json::array();
-        for (const json& m : body["messages"]) {
-          ++seen[m["event"]["data"]["id"].get<std::string>()];
-          ++total;
-          receipts.push_back(m["receipt"]);
-        }
-        if (!receipts.empty()) {
-          EXPECT_EQ(d->Call("POST", "/v1/queues/outbox/ack", {{"receipts", receipts}}).first, 200);
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return seen;
-  }
-
-  // /healthz once it says "degraded", or after 10 s.
-  static std::pair<int, json> AwaitDegraded(DaemonProcess& d) {
-    std::pair<int, json> health;
-    for (int i = 0; i < 100; ++i) {
-      health = d.Call("GET", "/healthz");
-      if (health.second["status"] == "degraded") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return health;
-  }
-
-  testing::TempDir dir_;
-  std::vector<std::unique_ptr<DaemonProcess>> daemons_;
-};
 
 TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
   auto db = PgServer::Shared().NewDatabase();
@@ -348,59 +271,6 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
 // that drops packets (each waits for the connect timeout, 2 s). The
 // daemon's loop answers at once meanwhile, purchases get 503, /healthz
 // says why, and the daemon resumes by itself once the network is back.
-TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
-  auto db = PgServer::Shared().NewDatabase();
-  testing::CutProxy proxy(PgServer::Shared().url());
-  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), proxy.url(db->name()));
-  ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
-      200);
-
-  proxy.Cut();
-  // Through the probe's first attempts (0.25, 0.5, 1 and 2 s apart), each
-  // waiting 2 s for an answer, and the store's reconnects (one a second).
-  std::chrono::milliseconds slowest{0};
-  std::string slowest_call;
-  json degraded;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(7);
-  for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
-    for (const bool purchase : {true, false}) {
-      const auto started = std::chrono::steady_clock::now();
-      auto [status, body] = purchase
-                                ? d.Call("POST", "/v1/purchases",
-                                         PurchaseBody("cut" + std::to_string(i), "b2", Ago({})))
-                                : d.Call("GET", "/healthz");
-      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - started);
-      if (took > slowest) {
-        slowest = took;
-        slowest_call = purchase ? "a purchase" : "/healthz";
-      }
-      if (purchase) {
-        EXPECT_EQ(status, 503) << body;
-      } else if (body["status"] == "degraded") {
-        degraded = body;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  // A connect that waited on the loop held it for 2 s.
-  EXPECT_LT(slowest, std::chrono::milliseconds(1000)) << slowest_call << "\n" << d.log();
-  EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded;
-  EXPECT_THAT(degraded["storage"]["reason"].dump(), HasSubstr("does not answer"));
-
-  proxy.Restore();
-  int answered = 0;
-  for (int i = 0; i < 150 && answered != 200; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    answered = d.Call("POST", "/v1/purchases", PurchaseBody("o2", "b3", Ago({}))).first;
-  }
-  EXPECT_EQ(answered, 200) << d.log();
-  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
-  const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(15));
-  EXPECT_EQ(seen.size(), 2u) << d.log();
-}
-
 // The export reads PostgreSQL as it reads SQLite: the same requests to a
 // daemon on each give the same two files, byte for byte.
 TEST_F(PostgresDaemonTest, ExportWritesWhatItWritesFromSqlite) {

@@ -1,0 +1,206 @@
+// What must not hold a daemon's loop up on PostgreSQL, end to end: an
+// ingest group waiting on the server, and the network to the server cut.
+// While the loop is held, /healthz, leases and acks wait with it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "cut_proxy.h"
+#include "daemon_process.h"
+#include "harness.h"
+#include "http/client.h"
+#include "pg/connection.h"
+#include "pg_server.h"
+#include "postgres_fixture.h"
+#include "store/pg_store.h"
+#include "test_config.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using testing::PgServer;
+
+// A purchase of `buyer` posted while another writer holds the buyer's
+// turn: the daemon's group writing it waits on the server until Free().
+class HeldPurchase {
+ public:
+  // Null (and a failure) if the turn or the client could not be had.
+  static std::unique_ptr<HeldPurchase> Post(DaemonProcess& d, const PgServer::Database& db,
+                                            const std::string& config, const std::string& buyer) {
+    std::unique_ptr<HeldPurchase> held(new HeldPurchase(config));
+    auto other = PgStore::Open(db.url(), held->rules_, "another-writer");
+    auto client = HttpClient::Create(d.url());  // d's is not for two threads at once
+    const std::vector<std::string> buyers = {buyer};
+    if (!other.ok() || !client.ok() || !(*other)->Begin().ok() ||
+        !(*other)->TakeBuyersTurns(buyers).ok()) {
+      ADD_FAILURE() << "cannot hold " << buyer << "'s turn or make a client";
+      return nullptr;
+    }
+    held->other_ = std::move(*other);
+    held->client_ = std::move(*client);
+    held->client_->set_timeout(std::chrono::seconds(20));
+    held->answer_ = std::async(std::launch::async, [h = held.get(), buyer] {
+      auto r = h->client_->Request("POST", "/v1/purchases",
+                                   PurchaseBody("o-" + buyer, buyer, Ago({})).dump());
+      return r.ok() ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
+    });
+    return held;
+  }
+
+  // Whether the daemon's group waits for the turn (within 2 s).
+  bool Waiting(const PgServer::Database& db) const {
+    auto watch = pg::Connection::Open(db.url(), "test");
+    for (int i = 0; i < 100; ++i) {
+      if (watch
+              ->Exec("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                     "application_name LIKE 'touchpointd%'")
+              .Int64(0, 0) > 0) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  bool Answered() const {
+    return answer_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+  // Frees the turn: the purchase's status and body.
+  std::pair<int, std::string> Free() {
+    EXPECT_TRUE(other_->Rollback().ok());
+    return answer_.get();
+  }
+
+ private:
+  explicit HeldPurchase(const std::string& config) : rules_(testing::MustLoad(config)) {}
+
+  RulesInForce rules_;
+  std::unique_ptr<PgStore> other_;
+  std::unique_ptr<HttpClient> client_;
+  std::future<std::pair<int, std::string>> answer_;
+};
+
+// A group of purchases waits on the server (here for a buyer's turn that
+// another writer holds; in production, a large group takes 100 ms or
+// more): the daemon answers /healthz and leases meanwhile, and the
+// purchase once the turn is free. On the loop, the group held every one
+// of them until it ended (5 s later: lock_timeout).
+TEST_F(PostgresDaemonTest, AnIngestGroupWaitingOnTheServerDoesNotHoldTheLoop) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config = testing::TestConfig().Step("1s", "soon").Yaml();
+  DaemonProcess& d = Start(config, db->url());
+  auto held = HeldPurchase::Post(d, *db, config, "b1");
+  ASSERT_NE(held, nullptr);
+  EXPECT_TRUE(held->Waiting(*db)) << d.log();
+
+  auto [health_status, health] = d.Call("GET", "/healthz");
+  EXPECT_EQ(health_status, 200) << health;
+  EXPECT_EQ(health["status"], "ok") << health;
+  EXPECT_EQ(d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).first, 200);
+  EXPECT_FALSE(held->Answered()) << "the purchase was answered before the turn was free";
+
+  EXPECT_EQ(held->Free().first, 200) << d.log();
+  EXPECT_EQ(DrainQueue({&d}, 1, std::chrono::seconds(15)).size(), 1u) << d.log();
+}
+
+// A reload waits for the ingest group being written: its requests were
+// parsed under the old rules and are recorded under them, and the re-plan
+// to the new ones then finds them. Had the re-plan started first, it
+// would have found nothing to do, and b1 would keep the old plan.
+TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string before = testing::TestConfig().Step("1h", "soon").Yaml();
+  DaemonProcess& d = Start(before, db->url());
+  auto held = HeldPurchase::Post(d, *db, before, "b1");
+  ASSERT_NE(held, nullptr);
+  ASSERT_TRUE(held->Waiting(*db)) << d.log();
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     testing::TestConfig().Step("1h", "soon").Step("2h", "later").Yaml());
+  d.Signal(SIGHUP);
+  for (int i = 0; i < 100 && d.log().find("received SIGHUP") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto [status, answer] = held->Free();
+  EXPECT_EQ(status, 200) << answer;
+  EXPECT_EQ(json::parse(answer, nullptr, false)["touchpoints_planned"], 1) << answer;
+
+  json health;
+  for (int i = 0; i < 100; ++i) {
+    health = d.Call("GET", "/healthz").second;
+    if (health["config"].contains("replan") && health["config"]["replan"]["state"] == "done") {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(health["config"]["replan"]["state"], "done") << health;
+  auto [buyer_status, buyer] = d.Call("GET", "/v1/buyers/b1");
+  ASSERT_EQ(buyer_status, 200) << buyer;
+  EXPECT_EQ(buyer["touchpoints"].size(), 2u) << buyer << "\n" << d.log();
+}
+
+TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
+  auto db = PgServer::Shared().NewDatabase();
+  testing::CutProxy proxy(PgServer::Shared().url());
+  DaemonProcess& d = Start(testing::TestConfig().Step("1s", "soon").Yaml(), proxy.url(db->name()));
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago(std::chrono::seconds(0)))).first,
+      200);
+
+  proxy.Cut();
+  // Through the probe's first attempts (0.25, 0.5, 1 and 2 s apart), each
+  // waiting 2 s for an answer, and the store's reconnects (one a second).
+  std::chrono::milliseconds slowest{0};
+  std::string slowest_call;
+  json degraded;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(7);
+  for (int i = 0; std::chrono::steady_clock::now() < until; ++i) {
+    for (const bool purchase : {true, false}) {
+      const auto started = std::chrono::steady_clock::now();
+      auto [status, body] = purchase
+                                ? d.Call("POST", "/v1/purchases",
+                                         PurchaseBody("cut" + std::to_string(i), "b2", Ago({})))
+                                : d.Call("GET", "/healthz");
+      const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      if (took > slowest) {
+        slowest = took;
+        slowest_call = purchase ? "a purchase" : "/healthz";
+      }
+      if (purchase) {
+        EXPECT_EQ(status, 503) << body;
+      } else if (body["status"] == "degraded") {
+        degraded = body;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // A connect that waited on the loop held it for 2 s.
+  EXPECT_LT(slowest, std::chrono::milliseconds(1000)) << slowest_call << "\n" << d.log();
+  EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded;
+  EXPECT_THAT(degraded["storage"]["reason"].dump(), HasSubstr("does not answer"));
+
+  proxy.Restore();
+  int answered = 0;
+  for (int i = 0; i < 150 && answered != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    answered = d.Call("POST", "/v1/purchases", PurchaseBody("o2", "b3", Ago({}))).first;
+  }
+  EXPECT_EQ(answered, 200) << d.log();
+  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
+  const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(15));
+  EXPECT_EQ(seen.size(), 2u) << d.log();
+}
+
+}  // namespace
+}  // namespace tp
