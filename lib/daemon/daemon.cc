@@ -115,7 +115,8 @@ struct Daemon::Impl {
               metrics.OnReplanned(step, done);
               fire->Rearm(true);  // what it moved or passed, fired when due
             },
-            [this] { return !storage->paused(); },
+            // Nor before the ingest groups a reload handed over are written.
+            [this] { return !storage->paused() && batcher.Written(); },
             [this](const Status& failed) {
               if (failed.unavailable()) storage->Check(true);
             }),
@@ -125,7 +126,8 @@ struct Daemon::Impl {
                    return storage->reason();
                  },
                  .storage_full = [this] { storage->Check(true); },
-                 .committed = [this] { fire->Rearm(false); }}),
+                 .committed = [this] { fire->Rearm(false); },
+                 .written = [this] { replanner.Wake(); }}),
         retention(
             io, *store, clock, rules,
             [this](std::int64_t deleted) { metrics.pruned.Add({}, static_cast<double>(deleted)); }),

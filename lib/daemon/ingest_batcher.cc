@@ -2,7 +2,6 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <future>
 #include <thread>
 
 #include "api/http_json.h"
@@ -46,12 +45,6 @@ class IngestBatcher::Thread {
   }
   void ServerAnswers() {
     asio::post(io_, [this] { store_->ServerAnswers(); });
-  }
-  // Returns once every group handed over so far is written.
-  void Drain() {
-    std::promise<void> drained;
-    asio::post(io_, [&drained] { drained.set_value(); });
-    drained.get_future().wait();
   }
 
  private:
@@ -116,7 +109,7 @@ void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
 
 void IngestBatcher::Flush() {
   WriteWaiting();
-  if (thread_) thread_->Drain();
+  flushed_ = handed_;
 }
 
 void IngestBatcher::ServerAnswers() {
@@ -135,7 +128,11 @@ void IngestBatcher::WriteWaiting() {
   std::vector<const IngestItems*> items;
   items.reserve(group->size());
   for (const Pending& p : *group) items.push_back(&p.items);
-  if (!thread_) return Finish(std::move(*group), loop_writer_.Write(items));
+  if (!thread_) {
+    WrittenGroup written = loop_writer_.Write(items);
+    return Finish(std::move(*group), std::move(written));
+  }
+  ++handed_;
   if (writing_++ == 0) loop_work_.emplace(io_.get_executor());
   thread_->Write(
       std::move(items), rules_.shared(),
@@ -144,6 +141,7 @@ void IngestBatcher::WriteWaiting() {
           if (alive.expired()) return;
           if (--writing_ == 0) loop_work_.reset();
           Finish(std::move(*group), std::move(written));
+          if (++finished_ == flushed_ && hooks_.written) hooks_.written();
           if (writing_ == 0) WriteWaiting();
         });
       });

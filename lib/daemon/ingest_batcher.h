@@ -13,7 +13,8 @@
 //    requests takes 100 ms or more on the server, which held /healthz,
 //    leases and acks up when it ran on the loop (docs/benchmarks.md). One
 //    group at a time; each is written by the rules in force when it was
-//    handed over, which the thread swaps into its own RulesInForce.
+//    handed over, which the thread swaps into its own RulesInForce; the
+//    answers go out from the loop.
 //
 // Not thread-safe: the daemon's loop only (the thread is this class's own).
 #pragma once
@@ -24,6 +25,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,6 +53,8 @@ class IngestBatcher {
     std::function<void()> storage_full;
     // A group committed: touchpoints may be due sooner.
     std::function<void()> committed;
+    // Every group handed over before the last Flush() is written now.
+    std::function<void()> written;
   };
   // The writer thread's store, reading `rules` (the thread's own).
   using OpenStore = std::function<StatusOr<std::unique_ptr<Store>>(const RulesInForce& rules)>;
@@ -73,16 +77,20 @@ class IngestBatcher {
   // 503 at once when there is no room for them.
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
-  // Writes the group waiting now, if any, and returns once every group
-  // handed over so far is written (a reload records what was parsed under
-  // the old rules first, and a re-plan then finds it). On the thread, the
-  // answers go out afterwards, from the loop.
+  // Writes the group waiting now, if any, by the rules in force (a reload
+  // records what was parsed under the old rules by them): at once on the
+  // loop; on the thread, Written() says when it is, and `written` is told.
   void Flush();
+  // Whether every group handed over before the last Flush() is written
+  // (a reload's re-plan waits for them, so that it finds them).
+  bool Written() const { return finished_ >= flushed_; }
   // The server was found answering again: the writer's session, if it
   // lost its connection, reopens it with the next group.
   void ServerAnswers();
   // No more requests (the daemon is stopping): those queued are written,
-  // and the thread, if any, ends once they are (this waits for it).
+  // and answered from the loop, which keeps running until they are. The
+  // thread ends with *this, after the groups handed over (were the loop
+  // not run again, they would be written but not answered).
   void Stop();
 
  private:
@@ -109,6 +117,9 @@ class IngestBatcher {
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
   int writing_ = 0;  // groups on the thread, not yet finished on the loop
+  // Groups handed to the thread, and finished on the loop, since the
+  // start; how many had been handed over at the last Flush().
+  std::uint64_t handed_ = 0, finished_ = 0, flushed_ = 0;
   // While writing_: the loop does not run out of work before the answers.
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
       loop_work_;

@@ -31,7 +31,8 @@ Status Reloader::Reload() {
   }
   const std::shared_ptr<const Rules> next = loaded.rules;
   const std::shared_ptr<const Rules> previous = rules_.shared();
-  // Requests parsed under the old rules are recorded under them first.
+  // Requests parsed under the old rules are recorded under them (on the
+  // ingest thread, after this returns: the re-plan waits for them).
   parts_.batcher.Flush();
 
   // Prepare the push sinks: nothing is in use yet, so a failure changes

@@ -52,6 +52,17 @@ void Replanner::Stop() {
   retry_.cancel();
 }
 
+void Replanner::Wake() {
+  if (!running_ || stopped_ || !posted_) return;
+  // A retry waiting: its handler, cancelled, clears posted_ before this
+  // runs (unless a step was posted meanwhile).
+  if (retry_.cancel() > 0) {
+    boost::asio::post(io_, [this] {
+      if (!posted_) Step();
+    });
+  }
+}
+
 void Replanner::Run(std::string why) {
   stopped_ = false;
   if (running_) {

@@ -34,8 +34,9 @@ class Replanner {
   // and counts metrics. After the last, `done` is true.
   using OnStep = std::function<void(const ReplanCounts& step, bool done)>;
   // Whether a step may write now: not while storage is short (the room
-  // left is for leases and acks). Asked before each step; a held step is
-  // tried again a second later.
+  // left is for leases and acks), nor while the ingest groups a reload
+  // handed over are still being written. Asked before each step; a held
+  // step is tried again a second later, or at Wake().
   using MayWrite = std::function<bool()>;
   // After a failed step, with why (the daemon checks its space when the
   // store says it is full).
@@ -61,6 +62,9 @@ class Replanner {
   // Stops after the step in progress (the daemon is stopping); the next
   // start resumes.
   void Stop();
+  // What held a step may have ended: the step goes now, not a second
+  // later.
+  void Wake();
 
   bool running() const { return running_; }
   // How far the re-plan has got: every touchpoint due before this has been

@@ -113,10 +113,11 @@ TEST_F(PostgresDaemonTest, AnIngestGroupWaitingOnTheServerDoesNotHoldTheLoop) {
   EXPECT_EQ(DrainQueue({&d}, 1, std::chrono::seconds(15)).size(), 1u) << d.log();
 }
 
-// A reload waits for the ingest group being written: its requests were
-// parsed under the old rules and are recorded under them, and the re-plan
-// to the new ones then finds them. Had the re-plan started first, it
-// would have found nothing to do, and b1 would keep the old plan.
+// A reload's re-plan waits for the ingest group being written (the loop
+// does not): its requests were parsed under the old rules and are
+// recorded under them, and the re-plan to the new ones then finds them.
+// Had the re-plan started first, it would have found nothing to do, and
+// b1 would keep the old plan.
 TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string before = testing::TestConfig().Step("1h", "soon").Yaml();
@@ -124,6 +125,7 @@ TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
   auto held = HeldPurchase::Post(d, *db, before, "b1");
   ASSERT_NE(held, nullptr);
   ASSERT_TRUE(held->Waiting(*db)) << d.log();
+  const auto waiting_since = std::chrono::steady_clock::now();
   testing::WriteFile(Path("touchpoint.yaml"),
                      testing::TestConfig().Step("1h", "soon").Step("2h", "later").Yaml());
   d.Signal(SIGHUP);
@@ -131,6 +133,13 @@ TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The reload is under way, the group still waiting: within the daemon's
+  // lock_timeout (5 s), which would end the group with a 503.
+  // Nor does the loop wait for the group.
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - waiting_since, std::chrono::seconds(4))
+      << "too slow to free the turn before the daemon's lock_timeout";
+  EXPECT_FALSE(held->Answered());
   const auto [status, answer] = held->Free();
   EXPECT_EQ(status, 200) << answer;
   EXPECT_EQ(json::parse(answer, nullptr, false)["touchpoints_planned"], 1) << answer;
@@ -149,6 +158,11 @@ TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
   EXPECT_EQ(buyer["touchpoints"].size(), 2u) << buyer << "\n" << d.log();
 }
 
+// PostgreSQL's host cut off: the daemon's connections are closed (as a
+// firewall's reset would), and new ones get no answer, as from a host
+// that drops packets (each waits for the connect timeout, 2 s). The
+// daemon's loop answers at once meanwhile, purchases get 503, /healthz
+// says why, and the daemon resumes by itself once the network is back.
 TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
   auto db = PgServer::Shared().NewDatabase();
   testing::CutProxy proxy(PgServer::Shared().url());

@@ -266,11 +266,6 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
 }
 
-// PostgreSQL's host cut off: the daemon's connections are closed (as a
-// firewall's reset would), and new ones get no answer, as from a host
-// that drops packets (each waits for the connect timeout, 2 s). The
-// daemon's loop answers at once meanwhile, purchases get 503, /healthz
-// says why, and the daemon resumes by itself once the network is back.
 // The export reads PostgreSQL as it reads SQLite: the same requests to a
 // daemon on each give the same two files, byte for byte.
 TEST_F(PostgresDaemonTest, ExportWritesWhatItWritesFromSqlite) {

@@ -1,0 +1,143 @@
+// IngestBatcher writing on a thread of its own (UseThread; the daemon does
+// so on PostgreSQL), here over a SQLite file: every answer, hook and metric
+// comes on the loop's thread, after the commit; a request that conflicts
+// rolls back alone and only what committed is counted; a Flush() is
+// Written() once the groups handed over are; Stop() answers what was
+// queued.
+#include "daemon/ingest_batcher.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "due_now.h"
+#include "harness.h"
+#include "store/sqlite_store.h"
+#include "temp_dir.h"
+
+namespace tp {
+namespace {
+
+using ::testing::HasSubstr;
+
+class IngestBatcherTest : public ::testing::Test {
+ protected:
+  IngestBatcherTest() : rules_(testing::MustLoad(testing::kDueNowConfig)), metrics_("test") {
+    auto loop_store = SqliteStore::Open(dir_.path() + "/loop.db", rules_);
+    EXPECT_TRUE(loop_store.ok()) << loop_store.status().message();
+    loop_store_ = std::move(*loop_store);
+    batcher_ = std::make_unique<IngestBatcher>(
+        loop_, *loop_store_, clock_, metrics_, rules_,
+        IngestBatcher::Hooks{.no_room = [] { return std::optional<std::string>(); },
+                             .storage_full = [this] { OnLoop("storage_full"); },
+                             .committed = [this] { OnLoop("committed"); },
+                             .written = [this] { OnLoop("written"); }});
+    const Status s = batcher_->UseThread([this](const RulesInForce& own) {
+      auto opened = SqliteStore::Open(dir_.path() + "/thread.db", own);
+      if (!opened.ok()) return StatusOr<std::unique_ptr<Store>>(opened.status());
+      return StatusOr<std::unique_ptr<Store>>(std::unique_ptr<Store>(std::move(*opened)));
+    });
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+
+  void OnLoop(const std::string& hook) {
+    EXPECT_EQ(std::this_thread::get_id(), loop_thread_) << hook;
+    hooks_.push_back(hook);
+  }
+
+  // A request of purchases by `buyer`; its answer lands in answers_.
+  void Buy(const std::vector<std::string>& orders, const std::string& buyer, int amount = 10) {
+    std::vector<Purchase> items;
+    for (const std::string& order : orders) {
+      items.push_back({order, buyer, "p", 1, static_cast<double>(amount),
+                       clock_.Now() - std::chrono::minutes(1), ""});
+    }
+    batcher_->Submit(std::move(items), [this](HttpResponse r) {
+      EXPECT_EQ(std::this_thread::get_id(), loop_thread_);
+      answers_.push_back(std::move(r));
+    });
+  }
+
+  void RunUntilAnswered(std::size_t n) {
+    testing::RunLoopUntil(loop_, [&] { return answers_.size() >= n; });
+    ASSERT_EQ(answers_.size(), n);
+  }
+
+  testing::TempDir dir_;
+  RulesInForce rules_;
+  SystemClock clock_;
+  DaemonMetrics metrics_;
+  boost::asio::io_context loop_;
+  const std::thread::id loop_thread_ = std::this_thread::get_id();
+  std::unique_ptr<SqliteStore> loop_store_;
+  std::unique_ptr<IngestBatcher> batcher_;
+  std::vector<std::string> hooks_;
+  std::vector<HttpResponse> answers_;
+};
+
+TEST_F(IngestBatcherTest, AnswersCountsAndHooksComeOnTheLoopAfterTheCommit) {
+  Buy({"o1", "o2"}, "b1");
+  Buy({"o3"}, "b2");
+  RunUntilAnswered(2);
+  EXPECT_EQ(answers_[0].status, 200) << answers_[0].body;
+  EXPECT_THAT(answers_[0].body, HasSubstr("\"accepted\":2"));
+  EXPECT_EQ(answers_[1].status, 200) << answers_[1].body;
+  EXPECT_THAT(hooks_, ::testing::Contains("committed"));
+  const std::string text = metrics_.registry.Render();
+  EXPECT_THAT(text, HasSubstr("touchpoint_ingest_purchases_total{outcome=\"accepted\"} 3"));
+  // Two steps for each of the three purchases.
+  EXPECT_THAT(text, HasSubstr("touchpoint_touchpoints_planned_total{cadence=\"c\"} 6"));
+}
+
+TEST_F(IngestBatcherTest, AConflictRollsBackAloneAndOnlyWhatCommittedIsCounted) {
+  Buy({"o1"}, "b1", 10);
+  RunUntilAnswered(1);
+  Buy({"o1"}, "b1", 99);  // the same order, another amount: 409
+  Buy({"o2"}, "b2");
+  RunUntilAnswered(3);
+  EXPECT_EQ(answers_[1].status, 409) << answers_[1].body;
+  EXPECT_EQ(answers_[2].status, 200) << answers_[2].body;
+  const std::string text = metrics_.registry.Render();
+  EXPECT_THAT(text, HasSubstr("touchpoint_ingest_purchases_total{outcome=\"accepted\"} 2"));
+  EXPECT_THAT(text, HasSubstr("touchpoint_ingest_purchases_total{outcome=\"conflict\"} 1"));
+  EXPECT_THAT(text, HasSubstr("touchpoint_touchpoints_planned_total{cadence=\"c\"} 4"));
+}
+
+TEST_F(IngestBatcherTest, AFlushIsWrittenOnceItsGroupsAre) {
+  EXPECT_TRUE(batcher_->Written());
+  Buy({"o1"}, "b1");
+  batcher_->Flush();  // hands the group over without waiting
+  EXPECT_TRUE(answers_.empty());
+  EXPECT_FALSE(batcher_->Written());
+  RunUntilAnswered(1);
+  testing::RunLoopUntil(loop_, [&] { return batcher_->Written(); });
+  EXPECT_TRUE(batcher_->Written());
+  EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "written"), 1);
+  Buy({"o2"}, "b2");  // after the flush: Written() does not wait for it
+  EXPECT_TRUE(batcher_->Written());
+  RunUntilAnswered(2);
+}
+
+TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {
+  Buy({"o1"}, "b1");
+  Buy({"o2"}, "b2");
+  batcher_->Stop();
+  ASSERT_TRUE(batcher_->Closed().has_value());
+  EXPECT_EQ(batcher_->Closed()->status, 503);
+  // The loop runs until the answers are out, and then runs out of work.
+  loop_.restart();
+  loop_.run();
+  ASSERT_EQ(answers_.size(), 2u);
+  EXPECT_EQ(answers_[0].status, 200) << answers_[0].body;
+  EXPECT_EQ(answers_[1].status, 200) << answers_[1].body;
+}
+
+}  // namespace
+}  // namespace tp
