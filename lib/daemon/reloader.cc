@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "config/loader.h"
@@ -69,7 +71,12 @@ Status Reloader::Reload() {
   if (replan) {
     spdlog::info("reloaded {} (sha256 {}): planning rules changed", options_.config_path,
                  next->sha256.substr(0, 12));
-    parts_.replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()));
+    // Groups by the old rules still being written: the sweep starts again
+    // once they are (Replanner::Run).
+    std::optional<std::string> restart;
+    if (!parts_.batcher.Written()) restart = PlanningFingerprint(*next);
+    parts_.replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()),
+                         std::move(restart));
   } else {
     spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
                  options_.config_path, next->sha256.substr(0, 12));

@@ -63,8 +63,9 @@ void Replanner::Wake() {
   }
 }
 
-void Replanner::Run(std::string why) {
+void Replanner::Run(std::string why, std::optional<std::string> restart) {
   stopped_ = false;
+  restart_ = std::move(restart);
   if (running_) {
     spdlog::info("re-planning pending touchpoints again from the start: {}", why);
   } else {
@@ -95,7 +96,13 @@ void Replanner::Step() {
   if (stopped_ || !running_) return;
   if (!may_write_()) return Retry();
   const auto began = std::chrono::steady_clock::now();
-  auto step = store_.ReplanSome(ReplanPurchase, began + kStepBudget, clock_.Now());
+  auto step = [&]() -> StatusOr<ReplanStep> {
+    if (restart_) {
+      if (Status s = store_.SetPlanning(*restart_, true); !s.ok()) return s;
+      restart_.reset();
+    }
+    return store_.ReplanSome(ReplanPurchase, began + kStepBudget, clock_.Now());
+  }();
   int& failures = progress_.failures;
   if (step.ok() && failures > 0) {
     spdlog::info("re-planning goes on after {} failed tries", failures);

@@ -58,7 +58,14 @@ class Replanner {
   // Starts stepping through the re-plan the store has under way (its
   // Planning() says where); `why` is for the log. A re-plan already being
   // stepped through just goes on: the store's position decides.
-  void Run(std::string why);
+  //
+  // With `restart` (a reload while ingest groups by the old rules were
+  // still being written, daemon/ingest_batcher.h): the first step that
+  // may_write lets through first records the re-plan to `restart` again,
+  // which starts the sweep, shared with other daemons, from the first
+  // pending touchpoint: a daemon already stepping through it may have
+  // passed those groups' touchpoints before they were committed.
+  void Run(std::string why, std::optional<std::string> restart = std::nullopt);
   // Stops after the step in progress (the daemon is stopping); the next
   // start resumes.
   void Stop();
@@ -105,6 +112,7 @@ class Replanner {
   bool running_ = false;
   bool posted_ = false;
   bool stopped_ = false;
+  std::optional<std::string> restart_;  // see Run()
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

@@ -123,6 +123,7 @@ TEST_F(IngestBatcherTest, AFlushIsWrittenOnceItsGroupsAre) {
   Buy({"o2"}, "b2");  // after the flush: Written() does not wait for it
   EXPECT_TRUE(batcher_->Written());
   RunUntilAnswered(2);
+  EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "written"), 1);
 }
 
 TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {

@@ -135,8 +135,10 @@ TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   // The reload is under way, the group still waiting: within the daemon's
   // lock_timeout (5 s), which would end the group with a 503.
-  // Nor does the loop wait for the group.
-  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+  // The reload is done, its re-plan held; the loop does not wait.
+  auto [reloaded_status, reloaded] = d.Call("GET", "/healthz");
+  EXPECT_EQ(reloaded_status, 200) << reloaded;
+  EXPECT_EQ(reloaded["config"]["replan"]["state"], "running") << reloaded;
   EXPECT_LT(std::chrono::steady_clock::now() - waiting_since, std::chrono::seconds(4))
       << "too slow to free the turn before the daemon's lock_timeout";
   EXPECT_FALSE(held->Answered());

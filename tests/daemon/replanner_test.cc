@@ -1,0 +1,100 @@
+// Replanner over a store that records what it is asked: a step held by
+// may_write goes on at Wake(), not a second later; a restart asked of
+// Run() is recorded by the first step let through, before it steps.
+#include "daemon/replanner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "due_now.h"
+
+namespace tp {
+namespace {
+
+// A re-plan under way to "fp1" that ends at its first step.
+class RecordingStore final : public ReplanStore {
+ public:
+  StatusOr<PlanningState> Planning() override { return PlanningState{fingerprint, replanning}; }
+  Status SetPlanning(std::string_view fp, bool replan) override {
+    asked.push_back("set " + std::string(fp));
+    fingerprint = fp;
+    replanning = replan;
+    return Status::Ok();
+  }
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/,
+                                  std::chrono::steady_clock::time_point /*deadline*/,
+                                  Instant /*now*/) override {
+    asked.push_back("step");
+    replanning = false;
+    return ReplanStep{{}, 0, Instant::max(), true};
+  }
+
+  std::string fingerprint = "fp1";
+  bool replanning = true;
+  std::vector<std::string> asked;
+};
+
+class ReplannerTest : public ::testing::Test {
+ protected:
+  ReplannerTest()
+      : replanner_(
+            loop_, store_, clock_, [this](const ReplanCounts&, bool done) { done_ = done; },
+            [this] { return may_write_; }, [](const Status&) {}) {}
+
+  // Runs the loop for `d`.
+  void RunFor(std::chrono::milliseconds d) {
+    testing::RunLoopUntil(loop_, [end = std::chrono::steady_clock::now() + d] {
+      return std::chrono::steady_clock::now() >= end;
+    });
+  }
+
+  boost::asio::io_context loop_;
+  RecordingStore store_;
+  SystemClock clock_;
+  bool may_write_ = false;
+  bool done_ = false;
+  Replanner replanner_;
+};
+
+// Held steps are tried again a second later; Wake() lets one go at once.
+TEST_F(ReplannerTest, AHeldStepGoesOnAtWake) {
+  replanner_.Run("a test");
+  RunFor(std::chrono::milliseconds(50));
+  EXPECT_TRUE(store_.asked.empty());
+  EXPECT_TRUE(replanner_.running());
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  may_write_ = true;
+  replanner_.Wake();
+  RunFor(std::chrono::milliseconds(300));
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step"));
+  EXPECT_TRUE(done_);
+  EXPECT_FALSE(replanner_.running());
+}
+
+TEST_F(ReplannerTest, ARestartIsRecordedByTheFirstStepLetThrough) {
+  replanner_.Run("a test", "fp2");
+  RunFor(std::chrono::milliseconds(50));
+  EXPECT_TRUE(store_.asked.empty());  // held: nothing recorded yet
+  may_write_ = true;
+  replanner_.Wake();
+  RunFor(std::chrono::milliseconds(300));
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
+  EXPECT_TRUE(done_);
+}
+
+TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {
+  may_write_ = true;
+  replanner_.Wake();  // not running
+  replanner_.Run("a test");
+  replanner_.Wake();  // a step posted, no retry waiting
+  RunFor(std::chrono::milliseconds(100));
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step"));
+}
+
+}  // namespace
+}  // namespace tp
