@@ -28,6 +28,11 @@ HttpResponse Unavailable(std::string message) {
   return r;
 }
 
+HttpResponse StoreFailed(const Status& failed, const std::string& what) {
+  if (!failed.unavailable()) return ErrorResponse(500, what + ": " + failed.message());
+  return Unavailable(what + ": " + failed.message());
+}
+
 bool IsJson(std::string_view content_type) {
   std::string lower;
   for (char c : content_type.substr(0, content_type.find(';'))) {

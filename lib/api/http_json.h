@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/status.h"
 #include "http/server.h"
 
 namespace tp::api {
@@ -29,6 +30,9 @@ HttpResponse FieldError(int status, std::string message, std::string_view field)
 // 503 with Retry-After: something the call needs is short for now (the
 // disk is full, the daemon is stopping); the client tries again later.
 HttpResponse Unavailable(std::string message);
+// A store call failed: 503 with Retry-After when `failed` is Unavailable,
+// else 500; `what` says what could not be done.
+HttpResponse StoreFailed(const Status& failed, const std::string& what);
 
 // Whether a Content-Type is application/json (parameters ignored).
 bool IsJson(std::string_view content_type);

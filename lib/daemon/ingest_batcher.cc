@@ -99,7 +99,7 @@ void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respo
 void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
   pending_.push_back({std::move(items), std::move(respond)});
   // While the thread writes a group, what arrives waits to be the next.
-  if (!flush_posted_ && writing_ == 0) {
+  if (!flush_posted_ && handed_ == finished_) {
     flush_posted_ = true;
     asio::post(io_, [this] {
       if (flush_posted_) WriteWaiting();
@@ -132,17 +132,16 @@ void IngestBatcher::WriteWaiting() {
     WrittenGroup written = loop_writer_.Write(items);
     return Finish(std::move(*group), std::move(written));
   }
-  ++handed_;
-  if (writing_++ == 0) loop_work_.emplace(io_.get_executor());
+  if (handed_++ == finished_) loop_work_.emplace(io_.get_executor());
   thread_->Write(
       std::move(items), rules_.shared(),
       [this, &io = io_, alive = std::weak_ptr<char>(alive_), group](WrittenGroup written) {
         asio::post(io, [this, alive, group, written = std::move(written)]() mutable {
           if (alive.expired()) return;
-          if (--writing_ == 0) loop_work_.reset();
+          if (++finished_ == handed_) loop_work_.reset();
           Finish(std::move(*group), std::move(written));
-          if (++finished_ == flushed_ && hooks_.written) hooks_.written();
-          if (writing_ == 0) WriteWaiting();
+          if (finished_ == flushed_ && hooks_.written) hooks_.written();
+          if (finished_ == handed_) WriteWaiting();
         });
       });
 }

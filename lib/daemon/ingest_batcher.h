@@ -116,11 +116,12 @@ class IngestBatcher {
   std::unique_ptr<Thread> thread_;
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
-  int writing_ = 0;  // groups on the thread, not yet finished on the loop
   // Groups handed to the thread, and finished on the loop, since the
-  // start; how many had been handed over at the last Flush().
+  // start (the difference: those on the thread now); how many had been
+  // handed over at the last Flush().
   std::uint64_t handed_ = 0, finished_ = 0, flushed_ = 0;
-  // While writing_: the loop does not run out of work before the answers.
+  // While groups are on the thread: the loop does not run out of work
+  // before the answers.
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
       loop_work_;
   bool stopping_ = false;

@@ -19,9 +19,8 @@ IngestWriter::IngestWriter(Transactions& store, ScheduleStore& schedule, const C
 
 HttpResponse IngestWriter::Failed(const Status& failed, const std::string& what,
                                   WrittenGroup& written) {
-  if (!failed.unavailable()) return api::ErrorResponse(500, what + ": " + failed.message());
-  written.unavailable = true;
-  return api::Unavailable(what + ": " + failed.message());
+  written.unavailable = written.unavailable || failed.unavailable();
+  return api::StoreFailed(failed, what);
 }
 
 WrittenGroup IngestWriter::Write(const std::vector<const IngestItems*>& group) {

@@ -65,8 +65,7 @@ class IngestWriter {
                                bool& rolled_back, WrittenGroup& written);
   HttpResponse RecordEvents(const std::vector<EngagementEvent>& items, IngestCounts& counts,
                             bool& rolled_back, WrittenGroup& written);
-  // 503 with Retry-After when `failed` is Unavailable (noted in `written`),
-  // else 500; `what` says what could not be done.
+  // api::StoreFailed(), noting an Unavailable failure in `written`.
   static HttpResponse Failed(const Status& failed, const std::string& what, WrittenGroup& written);
 
   Transactions& store_;

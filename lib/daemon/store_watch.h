@@ -36,9 +36,8 @@ class StoreWatch {
   // once, so the daemon stops taking on more as soon as the check says the
   // store cannot), else 500; `what` says what could not be done.
   HttpResponse StoreFailed(const Status& failed, const std::string& what) {
-    if (!failed.unavailable()) return api::ErrorResponse(500, what + ": " + failed.message());
-    Check(true);
-    return api::Unavailable(what + ": " + failed.message());
+    if (failed.unavailable()) Check(true);
+    return api::StoreFailed(failed, what);
   }
 };
 
