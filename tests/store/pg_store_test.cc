@@ -1,7 +1,8 @@
 // The PostgreSQL store where several daemons share one database: migrations
 // at once, claims that no two daemons share (touchpoints or buyers), caps
 // held across daemons, a claim left by a daemon that died, and groups
-// sharing buyers. Lost connections: pg_reconnect_test.cc.
+// sharing buyers. Lost connections: pg_reconnect_test.cc; re-plans:
+// pg_replan_test.cc.
 #include "store/pg_store.h"
 
 #include <gmock/gmock.h>
@@ -15,7 +16,6 @@
 
 #include "harness.h"
 #include "pg_server.h"
-#include "planner/replan.h"
 #include "scheduler/scheduler.h"
 #include "store/pg/schema.h"
 #include "store/pg_store_fixture.h"
@@ -61,7 +61,7 @@ TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
   EXPECT_EQ(Count(dropped), 6);
   EXPECT_EQ(Count(dropped_index), 1);
   auto store = MustOpen();
-  EXPECT_EQ(store->SchemaVersion().value(), 6);
+  EXPECT_EQ(store->SchemaVersion().value(), 7);
   EXPECT_EQ(Count(dropped_index), 0);
   // Schema 6's claim frontier.
   EXPECT_EQ(
@@ -379,38 +379,6 @@ TEST_F(PgStoreTest, GroupsSharingBuyersWaitForEachOtherRatherThanDeadlock) {
   other.join();
   EXPECT_TRUE(b_status.ok()) << b_status.message();
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 4);
-}
-
-// A re-plan step waits for the turns of its first rows' buyers only; those
-// of later rows it takes only if they are free. Else a step holding the
-// earlier buyers' turns would wait for a group that holds a later buyer
-// and then asks for an earlier one: a deadlock. It ends before the busy
-// buyer instead, holding nothing, and the next step goes on from there.
-TEST_F(PgStoreTest, AReplanStepNeverWaitsForATurnWhileHoldingOthers) {
-  auto store = MustOpen(), ingest = MustOpen();
-  const Instant at = At("2026-12-04T10:00:00Z");
-  Buy(*store, 64, at);  // 128 rows: the step's first read
-  {
-    FakeClock later(at + std::chrono::minutes(1));
-    Scheduler scheduler(*store, later, rules_);
-    ASSERT_TRUE(scheduler.Ingest({"oy", "y", "p", 1, 1, later.Now(), ""}).ok());
-  }
-  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
-  const std::vector<std::string> y = {"y"}, b0 = {"b0"};
-  ASSERT_TRUE(ingest->Begin().ok());
-  ASSERT_TRUE(ingest->TakeBuyersTurns(y).ok());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  auto step = store->ReplanSome(ReplanPurchase, deadline, at);
-  ASSERT_TRUE(step.ok()) << step.status().message();
-  EXPECT_FALSE(step->done);
-  EXPECT_EQ(step->buyers, 64);
-  // The step holds nothing now: the group takes an earlier buyer's turn.
-  ASSERT_TRUE(ingest->TakeBuyersTurns(b0).ok());
-  ASSERT_TRUE(ingest->Commit().ok());
-  step = store->ReplanSome(ReplanPurchase, deadline, at);
-  ASSERT_TRUE(step.ok()) << step.status().message();
-  EXPECT_TRUE(step->done);
-  EXPECT_EQ(step->buyers, 1);
 }
 
 }  // namespace

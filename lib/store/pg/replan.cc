@@ -17,13 +17,14 @@ namespace {
 
 const pg::Statement kReplanLock("SELECT pg_advisory_xact_lock(7305861230004)");
 const pg::Statement kPlanning(
-    "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint "
+    "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run "
     "FROM planning WHERE id = 1");
+// Each record starts a new run of the sweep (see Replan::run_).
 const pg::Statement kSavePlanning(
     "INSERT INTO planning (id, fingerprint, replanning, next_at, due_at, cadence_order, "
     "step_order, touchpoint) VALUES (1, $1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE "
     "SET fingerprint = $1, replanning = $2, next_at = $3, due_at = $4, cadence_order = $5, "
-    "step_order = $6, touchpoint = $7");
+    "step_order = $6, touchpoint = $7, run = planning.run + 1");
 const pg::Statement kSaveSweep(
     "UPDATE planning SET replanning = $1, next_at = $2, due_at = $3, cadence_order = $4, "
     "step_order = $5, touchpoint = $6 WHERE id = 1");
@@ -112,6 +113,10 @@ StatusOr<PlanningState> Replan::Planning() {
 
 Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
   return session_.Atomically("record the planning state", [&] {
+    // After the step under way on any daemon, which would otherwise write
+    // its position over this one when it commits: a restart of the sweep
+    // would be lost.
+    session_.conn().Run(kReplanLock);
     pg::Params p;
     p.Add(fingerprint).Add(replan);
     for (int i = 0; i < 5; ++i) {
@@ -334,6 +339,12 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     if (at.rows() == 0 || !at.Bool(0, 1)) {
       step.done = true;  // finished meanwhile (by another daemon), or never started
       return;
+    }
+    // Started again since this daemon's last step (by another daemon's
+    // reload, after ingest by the rules before): its buyers are to do again.
+    if (const std::int64_t run = at.Int64(0, 7); run != run_) {
+      replanned_.clear();
+      run_ = run;
     }
     if (!at.IsNull(0, 2)) {
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};

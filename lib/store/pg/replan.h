@@ -6,7 +6,11 @@
 // in the planning row, and each step takes the re-plan's advisory lock and
 // reads the position there, so steps on several daemons take turns and
 // carry on from each other. (A buyer may be re-planned twice, once by each
-// daemon, which changes nothing.)
+// daemon, which changes nothing.) Each record of a re-plan starts a new
+// run of the sweep, numbered in the planning row, after the step under way
+// commits; a daemon whose next step finds another run forgets the buyers
+// it had re-planned, so that a buyer written by the rules before (by a
+// daemon not yet reloaded) is re-planned in the new run whoever steps.
 // Not thread-safe: one thread owns it.
 #pragma once
 
@@ -50,7 +54,8 @@ class Replan {
   Session& session_;
   const RulesInForce& rules_;
   sql::ZoneCache zones_;
-  std::vector<bool> replanned_;  // buyers this daemon re-planned in this sweep
+  std::vector<bool> replanned_;  // buyers this daemon re-planned in run run_
+  std::int64_t run_ = -1;
 };
 
 }  // namespace tp::pgstore

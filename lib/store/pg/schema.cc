@@ -173,6 +173,13 @@ ALTER TABLE touchpoint_history DROP CONSTRAINT touchpoint_history_pkey;
 CREATE SEQUENCE touchpoints_claimed_to
   MINVALUE -9223372036854775808 START -9223372036854775808;
 )sql",
+    // 6 -> 7: which re-plan the sweep is in, a number each record of a
+    // re-plan adds one to: a daemon stepping through the sweep forgets the
+    // buyers it re-planned when another daemon starts it again
+    // (store/pg/replan.cc).
+    R"sql(
+ALTER TABLE planning ADD COLUMN run BIGINT NOT NULL DEFAULT 0;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

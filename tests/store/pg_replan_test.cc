@@ -1,0 +1,124 @@
+// Re-plans in the PostgreSQL store, where daemons share one sweep: a step
+// never waits for a buyer's turn while holding others, a daemon's reload
+// starts the sweep again for every daemon stepping through it, and waits
+// for the step under way.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+#include "planner/replan.h"
+#include "scheduler/scheduler.h"
+#include "store/pg_store.h"
+#include "store/pg_store_fixture.h"
+
+namespace tp {
+namespace {
+
+using testing::At;
+using testing::kConfig;
+using testing::MustLoad;
+using testing::PgStoreTest;
+
+// A re-plan step waits for the turns of its first rows' buyers only; those
+// of later rows it takes only if they are free. Else a step holding the
+// earlier buyers' turns would wait for a group that holds a later buyer
+// and then asks for an earlier one: a deadlock. It ends before the busy
+// buyer instead, holding nothing, and the next step goes on from there.
+TEST_F(PgStoreTest, AReplanStepNeverWaitsForATurnWhileHoldingOthers) {
+  auto store = MustOpen(), ingest = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 64, at);  // 128 rows: the step's first read
+  {
+    FakeClock later(at + std::chrono::minutes(1));
+    Scheduler scheduler(*store, later, rules_);
+    ASSERT_TRUE(scheduler.Ingest({"oy", "y", "p", 1, 1, later.Now(), ""}).ok());
+  }
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  const std::vector<std::string> y = {"y"}, b0 = {"b0"};
+  ASSERT_TRUE(ingest->Begin().ok());
+  ASSERT_TRUE(ingest->TakeBuyersTurns(y).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_FALSE(step->done);
+  EXPECT_EQ(step->buyers, 64);
+  // The step holds nothing now: the group takes an earlier buyer's turn.
+  ASSERT_TRUE(ingest->TakeBuyersTurns(b0).ok());
+  ASSERT_TRUE(ingest->Commit().ok());
+  step = store->ReplanSome(ReplanPurchase, deadline, at);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 1);
+}
+
+// The fixture's rules with a third step.
+std::string WithAThirdStep() {
+  return std::string(kConfig) + "      - {after: 1h, topic: third}\n";
+}
+
+// A daemon not yet reloaded writes a purchase by the old rules for a buyer
+// the shared sweep has re-planned; its reload then starts the sweep again.
+// The daemon that had re-planned the buyer, stepping on, must not pass it
+// over as done: it re-plans it by the new rules like every other buyer.
+TEST_F(PgStoreTest, AReloadStartsTheSweepAgainForEveryDaemonSteppingThroughIt) {
+  RulesInForce reloaded(MustLoad(WithAThirdStep()));
+  const std::string fingerprint = PlanningFingerprint(*reloaded);
+  auto stale = MustOpen();  // by the old rules until its reload
+  auto b = PgStore::Open(db_->url(), reloaded);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  PgStore& sweeping = **b;
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*stale, 100, at);  // 200 rows: the first read (128) passes every buyer
+  ASSERT_TRUE(sweeping.SetPlanning(fingerprint, true).ok());
+  const auto past = std::chrono::steady_clock::now();  // one read a step
+  auto step = sweeping.ReplanSome(ReplanPurchase, past, at);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  ASSERT_FALSE(step->done);
+  EXPECT_EQ(step->buyers, 100);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 300);
+  {
+    FakeClock later(at + std::chrono::minutes(1));
+    Scheduler by_old_rules(*stale, later, rules_);
+    auto out = by_old_rules.Ingest({"again", "b0", "p", 1, 1, later.Now(), ""});
+    ASSERT_TRUE(out.ok()) << out.status().message();
+    EXPECT_EQ(out->planned, 2);
+  }
+  ASSERT_TRUE(stale->SetPlanning(fingerprint, true).ok());  // its reload
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    step = sweeping.ReplanSome(ReplanPurchase, deadline, at);
+    ASSERT_TRUE(step.ok()) << step.status().message();
+  } while (!step->done);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints t JOIN purchases p ON p.id = t.purchase "
+                  "WHERE p.order_id = 'again' AND t.state = 0"),
+            3);
+}
+
+// A reload's record waits for the step under way (which holds the sweep's
+// turn until it commits): else that step's commit would write its place
+// over the restart's, and the restart would be lost.
+TEST_F(PgStoreTest, AReloadWaitsForTheReplanStepUnderWay) {
+  auto store = MustOpen();
+  auto step_under_way = pg::Connection::Open(db_->url(), "test");
+  step_under_way->Exec("BEGIN");
+  step_under_way->Exec("SELECT pg_advisory_xact_lock(7305861230004)");
+  std::atomic<bool> recorded{false};
+  std::thread reload([&] {
+    EXPECT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+    recorded = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(recorded);
+  step_under_way->Exec("COMMIT");
+  reload.join();
+  EXPECT_TRUE(recorded);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM planning WHERE replanning"), 1);
+}
+
+}  // namespace
+}  // namespace tp
