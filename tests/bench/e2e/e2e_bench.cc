@@ -204,8 +204,11 @@ class Bench {
     const double loop_cpu = daemon->CpuSeconds(true), all_cpu = daemon->CpuSeconds(false);
     const double written = daemon->IoBytes("wchar");
     const ServerCpu::Reading server_before = ServerCpuNow();
-    const auto last = Consume(*daemon, r.touchpoints, options_.consumers,
-                              std::chrono::milliseconds(1), [](std::string_view, double) {});
+    Consumed consumed;
+    const auto last = Consume(
+        *daemon, r.touchpoints, options_.consumers, std::chrono::milliseconds(1),
+        [](std::string_view, double) {}, &consumed);
+    Note(name + ": " + consumed.Describe(due_steady));
     NoteServerCpu(name, server_before, r.touchpoints);
     const auto per_touchpoint = [&](double seconds) {
       return std::to_string(seconds * 1e6 / static_cast<double>(r.touchpoints));
@@ -258,8 +261,11 @@ class Bench {
     };
     const double all_cpu = daemons_cpu();
     const ServerCpu::Reading server_before = ServerCpuNow();
-    const auto last = Consume(all, touchpoints, static_cast<int>(all.size()),
-                              std::chrono::milliseconds(1), [](std::string_view, double) {});
+    Consumed consumed;
+    const auto last = Consume(
+        all, touchpoints, static_cast<int>(all.size()), std::chrono::milliseconds(1),
+        [](std::string_view, double) {}, &consumed);
+    Note(name + ": " + consumed.Describe(due_steady));
     NoteServerCpu(name, server_before, touchpoints);
     Note(name + ": CPU per touchpoint " +
          std::to_string((daemons_cpu() - all_cpu) * 1e6 / static_cast<double>(touchpoints)) +

@@ -337,14 +337,40 @@ class StallWatch {
   std::thread thread_;
 };
 
+// How consuming went: each ack's answer (when, and how many were acked by
+// then, in order), and the leases that found nothing.
+struct Consumed {
+  std::vector<std::pair<Steady::time_point, std::int64_t>> acks;
+  std::int64_t empty_leases = 0;
+
+  // "50% acked at 1.20 s, 90% at ..., all at ...; 812 empty leases": from
+  // `from` (the first due time).
+  std::string Describe(Steady::time_point from) const {
+    if (acks.empty()) return "nothing acked";
+    const std::int64_t all = acks.back().second;
+    const auto at = [&](double share) {
+      const auto want = static_cast<std::int64_t>(share * static_cast<double>(all));
+      auto it =
+          std::find_if(acks.begin(), acks.end(), [&](const auto& a) { return a.second >= want; });
+      char text[32];
+      std::snprintf(text, sizeof text, "%.3f",
+                    std::chrono::duration<double>(it->first - from).count());
+      return std::string(text);
+    };
+    return "50% acked at " + at(0.5) + " s, 90% at " + at(0.9) + ", 99% at " + at(0.99) +
+           ", all at " + at(1.0) + "; " + std::to_string(empty_leases) + " empty leases";
+  }
+};
+
 // Leases and acks from `queue` until `expected` messages came; calls
 // `on_message(text, received_at_ms)` for each (under a lock), with the
 // message's text from its event on. Returns when the
-// last ack was answered.
+// last ack was answered; `consumed`, if given, gets how it went.
 // With several daemons, consumer c leases from daemons[c % size].
 template <typename OnMessage>
 inline Steady::time_point Consume(const std::vector<const Daemon*>& daemons, std::int64_t expected,
-                                  int consumers, Steady::duration idle_poll, OnMessage on_message) {
+                                  int consumers, Steady::duration idle_poll, OnMessage on_message,
+                                  Consumed* consumed = nullptr) {
   std::atomic<std::int64_t> received{0};
   std::mutex mutex;
   Steady::time_point last_ack{};
@@ -387,6 +413,10 @@ inline Steady::time_point Consume(const std::vector<const Daemon*>& daemons, std
           }
         }
         if (count == 0) {
+          if (consumed != nullptr) {
+            std::lock_guard lock(mutex);
+            ++consumed->empty_leases;
+          }
           std::this_thread::sleep_for(idle_poll);
           continue;
         }
@@ -398,9 +428,10 @@ inline Steady::time_point Consume(const std::vector<const Daemon*>& daemons, std
           error = a.ok() ? a->body : a.status().message();
           return;
         }
-        received += count;
         std::lock_guard lock(mutex);
+        received += count;
         last_ack = std::max(last_ack, Steady::now());
+        if (consumed != nullptr) consumed->acks.emplace_back(last_ack, received.load());
       }
     });
   }
@@ -413,9 +444,10 @@ inline Steady::time_point Consume(const std::vector<const Daemon*>& daemons, std
 }
 template <typename OnMessage>
 inline Steady::time_point Consume(const Daemon& daemon, std::int64_t expected, int consumers,
-                                  Steady::duration idle_poll, OnMessage on_message) {
+                                  Steady::duration idle_poll, OnMessage on_message,
+                                  Consumed* consumed = nullptr) {
   return Consume(std::vector<const Daemon*>{&daemon}, expected, consumers, idle_poll,
-                 std::move(on_message));
+                 std::move(on_message), consumed);
 }
 
 // A webhook receiver on loopback that answers 200 at once, on its own thread.
