@@ -14,7 +14,9 @@ namespace {
 // behind one, long enough that a commit per step costs little.
 constexpr auto kStepBudget = std::chrono::milliseconds(20);
 // After a failed step (the disk is full, say), the next try.
-constexpr auto kRetryAfter = std::chrono::seconds(1);
+constexpr std::chrono::milliseconds kRetryAfter{1000};
+// After a step that ended at a lock held elsewhere (ReplanStep::busy).
+constexpr std::chrono::milliseconds kBusyRetry{20};
 
 }  // namespace
 
@@ -82,9 +84,9 @@ void Replanner::Run(std::string why, std::optional<std::string> restart) {
   }
 }
 
-void Replanner::Retry() {
+void Replanner::Retry(std::chrono::milliseconds after) {
   posted_ = true;
-  retry_.expires_after(kRetryAfter);
+  retry_.expires_after(after);
   retry_.async_wait([this](const boost::system::error_code& ec) {
     posted_ = false;
     if (!ec) Step();
@@ -94,7 +96,7 @@ void Replanner::Retry() {
 void Replanner::Step() {
   posted_ = false;
   if (stopped_ || !running_) return;
-  if (!may_write_()) return Retry();
+  if (!may_write_()) return Retry(kRetryAfter);
   const auto began = std::chrono::steady_clock::now();
   auto step = [&]() -> StatusOr<ReplanStep> {
     if (restart_) {
@@ -120,7 +122,7 @@ void Replanner::Step() {
     }
     progress_.last_error = step.status().message();
     on_failure_(step.status());
-    return Retry();
+    return Retry(kRetryAfter);
   }
   spdlog::debug("re-plan step: {} buyers in {} ms", step->buyers,
                 std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -142,10 +144,10 @@ void Replanner::Step() {
         c.added, c.cancelled, c.updated);
   }
   on_step_(step->counts, step->done);
-  if (!step->done && !posted_) {
-    posted_ = true;
-    boost::asio::post(io_, [this] { Step(); });
-  }
+  if (step->done || posted_) return;
+  if (step->busy) return Retry(kBusyRetry);
+  posted_ = true;
+  boost::asio::post(io_, [this] { Step(); });
 }
 
 }  // namespace tp

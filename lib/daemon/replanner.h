@@ -99,8 +99,8 @@ class Replanner {
 
  private:
   void Step();
-  // Steps again after kRetryAfter.
-  void Retry();
+  // Steps again `after` from now (or at Wake()).
+  void Retry(std::chrono::milliseconds after);
 
   boost::asio::io_context& io_;
   boost::asio::steady_timer retry_;

@@ -54,6 +54,10 @@ struct ReplanStep {
   // (the sweep goes in firing order); Instant::max() once done.
   Instant covered;
   bool done = false;
+  // Ended early at a lock held elsewhere (PostgreSQL: another daemon's
+  // step under way, or a buyer or a row another session held for longer
+  // than a step waits): the next step is to come a little later.
+  bool busy = false;
 };
 
 // The planner's half of a re-plan: what becomes of one purchase's

@@ -1,6 +1,7 @@
 // Replanner over a store that records what it is asked: a step held by
 // may_write goes on at Wake(), not a second later; a restart asked of
-// Run() is recorded by the first step let through, before it steps.
+// Run() is recorded by the first step let through, before it steps; a busy
+// step is tried again soon.
 #include "daemon/replanner.h"
 
 #include <gmock/gmock.h>
@@ -30,6 +31,13 @@ class RecordingStore final : public ReplanStore {
                                   std::chrono::steady_clock::time_point /*deadline*/,
                                   Instant /*now*/) override {
     asked.push_back("step");
+    stepped_at.push_back(std::chrono::steady_clock::now());
+    if (busy_steps > 0) {
+      --busy_steps;
+      ReplanStep busy{{}, 0, busy_covered, false};
+      busy.busy = true;
+      return busy;
+    }
     replanning = false;
     return ReplanStep{{}, 0, Instant::max(), true};
   }
@@ -37,6 +45,11 @@ class RecordingStore final : public ReplanStore {
   std::string fingerprint = "fp1";
   bool replanning = true;
   std::vector<std::string> asked;
+  std::vector<std::chrono::steady_clock::time_point> stepped_at;
+  // Steps that end busy first, covered to busy_covered (another daemon's
+  // step under way, the sweep where that daemon's steps left it).
+  int busy_steps = 0;
+  Instant busy_covered;
 };
 
 class ReplannerTest : public ::testing::Test {
@@ -85,6 +98,27 @@ TEST_F(ReplannerTest, ARestartIsRecordedByTheFirstStepLetThrough) {
   RunFor(std::chrono::milliseconds(300));
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
   EXPECT_TRUE(done_);
+}
+
+// A step that ended at a lock held elsewhere is not a failure: the next
+// comes a little later (not at once, not a second later), and firing
+// follows the sweep as far as it says.
+TEST_F(ReplannerTest, ABusyStepIsTriedAgainSoon) {
+  may_write_ = true;
+  store_.busy_steps = 2;
+  store_.busy_covered = clock_.Now() + std::chrono::hours(1);
+  replanner_.Run("a test");
+  RunFor(std::chrono::milliseconds(5));
+  EXPECT_TRUE(replanner_.Covers(clock_.Now()));
+  EXPECT_TRUE(replanner_.running());
+  RunFor(std::chrono::milliseconds(300));
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step", "step", "step"));
+  ASSERT_EQ(store_.stepped_at.size(), 3u);
+  for (std::size_t i = 1; i < 3; ++i) {
+    EXPECT_GE(store_.stepped_at[i] - store_.stepped_at[i - 1], std::chrono::milliseconds(15));
+  }
+  EXPECT_TRUE(done_);
+  EXPECT_EQ(replanner_.progress().failures, 0);
 }
 
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {

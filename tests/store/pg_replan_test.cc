@@ -1,7 +1,8 @@
 // Re-plans in the PostgreSQL store, where daemons share one sweep: a step
-// never waits for a buyer's turn while holding others, a daemon's reload
-// starts the sweep again for every daemon stepping through it, and waits
-// for the step under way.
+// never waits for a buyer's turn while holding others, nor long for a lock
+// held elsewhere, nor for another daemon's step; a daemon's reload starts
+// the sweep again for every daemon stepping through it, and waits for the
+// step under way.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "scheduler/scheduler.h"
 #include "store/pg_store.h"
 #include "store/pg_store_fixture.h"
+#include "store/values.h"
 
 namespace tp {
 namespace {
@@ -54,6 +56,91 @@ TEST_F(PgStoreTest, AReplanStepNeverWaitsForATurnWhileHoldingOthers) {
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_TRUE(step->done);
   EXPECT_EQ(step->buyers, 1);
+}
+
+// A step runs on the daemon's loop: a lock another session holds for
+// longer than a moment (a buyer's turn an ingest group holds, a row a
+// firing claim holds) ends it there, having written what it had, rather
+// than waiting up to lock_timeout (5 s) and failing.
+TEST_F(PgStoreTest, AReplanStepEndsAtALockHeldElsewhere) {
+  RulesInForce later(MustLoad(std::string(kConfig).replace(std::string(kConfig).find("1h"), 2,
+                                                           "3h")));  // the first step moves
+  auto store = PgStore::Open(db_->url(), later);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  PgStore& replanning = **store;
+  auto other = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*other, 64, at);
+  ASSERT_TRUE(replanning.SetPlanning(PlanningFingerprint(*later), true).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto timed_step = [&] {
+    const auto began = std::chrono::steady_clock::now();
+    auto step = replanning.ReplanSome(ReplanPurchase, deadline, at);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(2));
+    return step;
+  };
+
+  // A group holds b0's turn, the first row's buyer.
+  const std::vector<std::string> b0 = {"b0"};
+  ASSERT_TRUE(other->Begin().ok());
+  ASSERT_TRUE(other->TakeBuyersTurns(b0).ok());
+  auto step = timed_step();
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->busy);
+  EXPECT_FALSE(step->done);
+  EXPECT_EQ(step->buyers, 0);
+  ASSERT_TRUE(other->Commit().ok());
+
+  // A firing claim holds the first steps' rows, due at 11:00.
+  auto claimed = other->TakeDue(at + std::chrono::hours(1), 10);
+  ASSERT_TRUE(claimed.ok()) << claimed.status().message();
+  ASSERT_EQ(claimed->size(), 10u);
+  step = timed_step();
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->busy);
+  EXPECT_EQ(step->buyers, 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE due_at = " +
+                  std::to_string(sql::Ms(at + std::chrono::hours(3)))),
+            0);  // nothing written
+  ASSERT_TRUE(other
+                  ->ApplyOutcomes(*claimed, std::vector<FiringOutcome>(
+                                                10, {FiringOutcome::Kind::kFired, at, {}}))
+                  .ok());
+  do {
+    step = timed_step();
+    ASSERT_TRUE(step.ok()) << step.status().message();
+  } while (!step->done);
+  // The 54 first steps still pending moved.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND due_at = " +
+                  std::to_string(sql::Ms(at + std::chrono::hours(3)))),
+            54);
+}
+
+// Another daemon's step under way: this daemon's step does not wait for
+// it; it says how far the steps committed before it went, for firing.
+TEST_F(PgStoreTest, AReplanStepDoesNotWaitForAnotherDaemonsStep) {
+  auto store = MustOpen();
+  Buy(*store, 4, At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  auto conn = pg::Connection::Open(db_->url(), "test");
+  conn->Exec(
+      "UPDATE planning SET next_at = " + std::to_string(sql::Ms(At("2026-12-04T10:30:00Z"))) +
+      ", due_at = 0, cadence_order = 0, step_order = 0, touchpoint = 0");
+  conn->Exec("BEGIN");
+  conn->Exec("SELECT pg_advisory_xact_lock(7305861230004)");  // a step under way
+  auto step =
+      store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + std::chrono::seconds(30),
+                        At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->busy);
+  EXPECT_EQ(step->buyers, 0);
+  EXPECT_EQ(step->covered, At("2026-12-04T10:30:00Z"));
+  conn->Exec("COMMIT");
+  step =
+      store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + std::chrono::seconds(30),
+                        At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
 }
 
 // The fixture's rules with a third step.

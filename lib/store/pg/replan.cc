@@ -16,6 +16,12 @@ using sql::StateFrom;
 namespace {
 
 const pg::Statement kReplanLock("SELECT pg_advisory_xact_lock(7305861230004)");
+const pg::Statement kTryReplanLock("SELECT pg_try_advisory_xact_lock(7305861230004)");
+// How long a step waits for a lock another session holds (a buyer's turn
+// that an ingest group holds, a row a firing claim holds) before it ends
+// there: a step runs on the daemon's loop.
+const pg::Statement kStepLockWait("SET LOCAL lock_timeout = '50ms'");
+constexpr std::string_view kLockNotAvailable = "55P03";
 const pg::Statement kPlanning(
     "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run "
     "FROM planning WHERE id = 1");
@@ -333,8 +339,9 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
   Status s = session_.Atomically("re-plan", [&] {
     step = ReplanStep{};
     pg::Connection& c = session_.conn();
-    // This daemon's turn; then where the sweep is, whoever moved it last.
-    c.Run(kReplanLock);
+    // This daemon's turn, if no other daemon's step is under way; then
+    // where the sweep is, whoever moved it last.
+    const bool turn = c.Run(kTryReplanLock).Bool(0, 0);
     pg::Result at = c.Run(kPlanning);
     if (at.rows() == 0 || !at.Bool(0, 1)) {
       step.done = true;  // finished meanwhile (by another daemon), or never started
@@ -349,6 +356,13 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     if (!at.IsNull(0, 2)) {
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
+    // Another daemon's step under way: covered as far as the steps
+    // committed before it.
+    if (!turn) {
+      step.busy = true;
+      return;
+    }
+    c.Run(kStepLockWait);
     // Rows read at a time; their buyers are re-planned together. Only the
     // first read's turns are waited for: a step that waited for a buyer's
     // turn while holding those of the buyers before could deadlock with an
@@ -382,11 +396,25 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         replanned_[buyer] = true;
         buyers.push_back(rows.Int64(i, 1));
       }
-      if (!ReplanBuyers(replan, buyers, now, step.counts, first)) {
+      // A lock held past kStepLockWait ends the step before this read,
+      // as a turn not free does, keeping what the reads before wrote.
+      ReplanCounts counts;
+      bool wrote = false;
+      c.Exec("SAVEPOINT replan_read");
+      try {
+        wrote = ReplanBuyers(replan, buyers, now, counts, first);
+      } catch (const pg::Error& e) {
+        if (e.sqlstate() != kLockNotAvailable) throw;
+        c.Exec("ROLLBACK TO SAVEPOINT replan_read");
+        step.busy = true;
+      }
+      if (!wrote) {
         sweep = before;
         for (const std::int64_t b : buyers) replanned_[static_cast<std::size_t>(b)] = false;
         break;
       }
+      c.Exec("RELEASE SAVEPOINT replan_read");
+      step.counts.Add(counts);
       step.buyers += static_cast<std::int64_t>(buyers.size());
       if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;
     }
