@@ -87,15 +87,20 @@ void BuyerRoutes::AddTo(Router& router) {
       if (auto problem = IdProblem(*buyer); problem && !Known(*buyer)) {
         return respond(FieldError(400, "the buyer id in the path " + *problem, "buyer_id"));
       }
-      respond(then(*buyer));
+      then(std::move(*buyer), std::move(respond));
     };
   };
-  router.Add("GET", "/v1/buyers/{buyer}",
-             with_buyer([this](const std::string& buyer) { return Get(buyer); }));
+  router.Add(
+      "GET", "/v1/buyers/{buyer}",
+      with_buyer([this](const std::string& buyer, HttpRespond respond) { respond(Get(buyer)); }));
   router.Add("POST", "/v1/buyers/{buyer}/opt-out",
-             with_buyer([this](const std::string& buyer) { return SetOptOut(buyer, true); }));
+             with_buyer([this](std::string buyer, HttpRespond respond) {
+               opt_change_(std::move(buyer), true, std::move(respond));
+             }));
   router.Add("POST", "/v1/buyers/{buyer}/opt-in",
-             with_buyer([this](const std::string& buyer) { return SetOptOut(buyer, false); }));
+             with_buyer([this](std::string buyer, HttpRespond respond) {
+               opt_change_(std::move(buyer), false, std::move(respond));
+             }));
 }
 
 bool BuyerRoutes::Known(std::string_view id) {
@@ -109,18 +114,6 @@ HttpResponse BuyerRoutes::Get(const std::string& buyer) {
   if (!report.ok()) return ErrorResponse(500, report.status().message());
   if (!report->has_value()) return ErrorResponse(404, "unknown buyer '" + buyer + "'");
   return JsonResponse(200, BuyerJson(**report));
-}
-
-HttpResponse BuyerRoutes::SetOptOut(const std::string& buyer, bool opt_out) {
-  auto pending_before = reports_.PendingOf(buyer);
-  if (!pending_before.ok()) {
-    return context_.store_failed(pending_before.status(), "cannot read the buyer");
-  }
-  Status s = opt_out ? scheduler_.OptOut(buyer) : scheduler_.OptIn(buyer);
-  if (!s.ok()) return context_.store_failed(s, opt_out ? "cannot opt out" : "cannot opt in");
-  Json body = {{"buyer_id", buyer}, {"opted_out", opt_out}};
-  if (opt_out) body["suppressed"] = *pending_before;
-  return JsonResponse(200, body);
 }
 
 }  // namespace tp::api

@@ -1,34 +1,42 @@
 // A buyer's routes (docs/api.md): GET /v1/buyers/{buyer} (purchases,
 // touchpoints and their histories), POST /v1/buyers/{buyer}/opt-out and
-// /opt-in. Called on the daemon's loop.
+// /opt-in. Called on the daemon's loop; opt-outs and opt-ins are written
+// with the ingest groups (daemon/ingest_batcher.h), which take the buyer's
+// turn off the loop.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "api/route_context.h"
 #include "api/router.h"
-#include "scheduler/scheduler.h"
+#include "http/server.h"
 #include "store/report_store.h"
 
 namespace tp::api {
 
 class BuyerRoutes {
  public:
-  BuyerRoutes(const RouteContext& context, ReportStore& reports, Scheduler& scheduler)
-      : context_(context), reports_(reports), scheduler_(scheduler) {}
+  // Records the buyer's opt-out (or opt-in) and answers it:
+  // {"buyer_id", "opted_out", and for an opt-out "suppressed"}.
+  using SubmitOptChange =
+      std::function<void(std::string buyer_id, bool opt_out, HttpRespond respond)>;
+
+  BuyerRoutes(const RouteContext& context, ReportStore& reports, SubmitOptChange opt_change)
+      : context_(context), reports_(reports), opt_change_(std::move(opt_change)) {}
 
   void AddTo(Router& router);
 
  private:
   HttpResponse Get(const std::string& buyer);
-  HttpResponse SetOptOut(const std::string& buyer, bool opt_out);
   // Whether `id`, though not an id ingest takes today, names a recorded
   // buyer (one recorded before ids were checked).
   bool Known(std::string_view id);
 
   const RouteContext& context_;
   ReportStore& reports_;
-  Scheduler& scheduler_;
+  SubmitOptChange opt_change_;
 };
 
 }  // namespace tp::api

@@ -96,6 +96,10 @@ void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respo
   Queue(std::move(items), std::move(respond));
 }
 
+void IngestBatcher::Submit(OptChange change, HttpRespond respond) {
+  Queue(std::vector<OptChange>{std::move(change)}, std::move(respond));
+}
+
 void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
   pending_.push_back({std::move(items), std::move(respond)});
   // While the thread writes a group, what arrives waits to be the next.

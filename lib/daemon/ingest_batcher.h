@@ -1,4 +1,5 @@
-// Group commit of POST /v1/purchases and POST /v1/events: the requests
+// Group commit of POST /v1/purchases, POST /v1/events and a buyer's
+// opt-out and opt-in (POST /v1/buyers/{id}/opt-out, /opt-in): the requests
 // that arrive while a group is being written are written together, as the
 // next group, in one transaction (daemon/ingest_writer.h), and every answer
 // is sent only after the commit. A failure that may have ended the whole
@@ -77,6 +78,9 @@ class IngestBatcher {
   // 503 at once when there is no room for them.
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
+  // An opt-out or opt-in: taken even when there is no room for purchases
+  // (it writes a flag, and frees what an opt-out suppresses).
+  void Submit(OptChange change, HttpRespond respond);
   // Writes the group waiting now, if any, by the rules in force (a reload
   // records what was parsed under the old rules by them): at once on the
   // loop; on the thread, Written() says when it is, and `written` is told.

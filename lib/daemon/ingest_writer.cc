@@ -84,9 +84,10 @@ WrittenGroup IngestWriter::Write(const std::vector<const IngestItems*>& group) {
 
 HttpResponse IngestWriter::RecordOne(const IngestItems& items, IngestCounts& counts,
                                      WrittenGroup& written) {
-  const char* what = std::holds_alternative<std::vector<Purchase>>(items)
-                         ? "cannot record purchases"
-                         : "cannot record events";
+  const char* what =
+      std::holds_alternative<std::vector<Purchase>>(items)          ? "cannot record purchases"
+      : std::holds_alternative<std::vector<EngagementEvent>>(items) ? "cannot record events"
+                                                                    : "cannot record the opt-out";
   if (Status s = store_.Savepoint(); !s.ok()) return Failed(s, what, written);
   const std::size_t mark = log_.size();
   IngestCounts mine;
@@ -96,8 +97,10 @@ HttpResponse IngestWriter::RecordOne(const IngestItems& items, IngestCounts& cou
         using T = std::decay_t<decltype(list)>;
         if constexpr (std::is_same_v<T, std::vector<Purchase>>) {
           return RecordPurchases(list, mine, rolled_back, written);
-        } else {
+        } else if constexpr (std::is_same_v<T, std::vector<EngagementEvent>>) {
           return RecordEvents(list, mine, rolled_back, written);
+        } else {
+          return RecordOptChanges(list, rolled_back, written);
         }
       },
       items);
@@ -238,6 +241,26 @@ HttpResponse IngestWriter::RecordEvents(const std::vector<EngagementEvent>& item
                                ",\"duplicates\":" + std::to_string(duplicates) +
                                ",\"touchpoints_cancelled\":" + std::to_string(cancelled) +
                                ",\"results\":[" + results + "]}"};
+}
+
+HttpResponse IngestWriter::RecordOptChanges(const std::vector<OptChange>& items, bool& rolled_back,
+                                            WrittenGroup& written) {
+  Json body;
+  for (const OptChange& change : items) {
+    body = {{"buyer_id", change.buyer_id}, {"opted_out", change.opt_out}};
+    if (change.opt_out) {
+      auto suppressed = scheduler_.OptOut(change.buyer_id);
+      if (!suppressed.ok()) {
+        rolled_back = true;
+        return Failed(suppressed.status(), "cannot opt out", written);
+      }
+      body["suppressed"] = *suppressed;
+    } else if (Status s = scheduler_.OptIn(change.buyer_id); !s.ok()) {
+      rolled_back = true;
+      return Failed(s, "cannot opt in", written);
+    }
+  }
+  return api::JsonResponse(200, body);
 }
 
 }  // namespace tp

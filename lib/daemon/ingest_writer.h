@@ -1,9 +1,9 @@
-// Writes a group of ingest requests (POST /v1/purchases, POST /v1/events)
-// in one transaction, each request in a savepoint of its own so that a bad
-// one rolls back alone (daemon/ingest_batcher.h groups them). What it
-// returns is all the daemon's loop needs afterwards: an answer per request,
-// the counts and what the scheduler decided (for the metrics, from a
-// group that committed only), and whether a store call failed as
+// Writes a group of ingest requests (POST /v1/purchases, POST /v1/events,
+// and a buyer's POST /v1/buyers/{id}/opt-out and /opt-in, which take the
+// buyer's turn as purchases do) in one transaction, each request in a savepoint of its own so that
+// a bad one rolls back alone (daemon/ingest_batcher.h groups them). What it returns is all the
+// daemon's loop needs afterwards: an answer per request, the counts and what the scheduler decided
+// (for the metrics, from a group that committed only), and whether a store call failed as
 // Unavailable.
 //
 // Calls nothing of the daemon's: it runs on the loop over the loop's store
@@ -29,7 +29,14 @@
 
 namespace tp {
 
-using IngestItems = std::variant<std::vector<Purchase>, std::vector<EngagementEvent>>;
+// A buyer's opt-out or opt-in.
+struct OptChange {
+  std::string buyer_id;
+  bool opt_out = true;
+};
+
+using IngestItems =
+    std::variant<std::vector<Purchase>, std::vector<EngagementEvent>, std::vector<OptChange>>;
 
 // What a group recorded, counted once it commits.
 struct IngestCounts {
@@ -65,6 +72,8 @@ class IngestWriter {
                                bool& rolled_back, WrittenGroup& written);
   HttpResponse RecordEvents(const std::vector<EngagementEvent>& items, IngestCounts& counts,
                             bool& rolled_back, WrittenGroup& written);
+  HttpResponse RecordOptChanges(const std::vector<OptChange>& items, bool& rolled_back,
+                                WrittenGroup& written);
   // api::StoreFailed(), noting an Unavailable failure in `written`.
   static HttpResponse Failed(const Status& failed, const std::string& what, WrittenGroup& written);
 

@@ -245,11 +245,13 @@ void Scheduler::Report(const CadenceCounts& counts, TouchpointState state) {
   for (const auto& [cadence, n] : counts) observer_->OnTouchpoints(cadence, state, n);
 }
 
-Status Scheduler::OptOut(std::string_view buyer_id) {
+StatusOr<std::int64_t> Scheduler::OptOut(std::string_view buyer_id) {
   auto suppressed = store_.SetOptedOut(buyer_id, true, clock_.Now());
   if (!suppressed.ok()) return suppressed.status();
   Report(*suppressed, TouchpointState::kSuppressed);
-  return Status::Ok();
+  std::int64_t total = 0;
+  for (const auto& [cadence, n] : *suppressed) total += n;
+  return total;
 }
 
 Status Scheduler::OptIn(std::string_view buyer_id) {

@@ -113,9 +113,10 @@ class Scheduler {
   // alone).
   StatusOr<EventOutcome> RecordEvent(const EngagementEvent& event);
 
-  // Opt-out suppresses the buyer's pending touchpoints and plans none while
-  // opted out; opt-in plans only future purchases.
-  Status OptOut(std::string_view buyer_id);
+  // Opt-out suppresses the buyer's pending touchpoints (how many it
+  // returns) and plans none while opted out; opt-in plans only future
+  // purchases.
+  StatusOr<std::int64_t> OptOut(std::string_view buyer_id);
   Status OptIn(std::string_view buyer_id);
 
   // Decides every touchpoint due at clock.Now(), in batches: later than

@@ -83,16 +83,4 @@ StatusOr<std::optional<BuyerReport>> BuyerReports::GetBuyer(std::string_view buy
   });
 }
 
-StatusOr<int> BuyerReports::PendingOf(std::string_view buyer_id) {
-  return Guard("count pending", [&]() -> StatusOr<int> {
-    auto buyer = rows_.FindBuyer(buyer_id);
-    if (!buyer) return 0;
-    SQLite::Statement q(db_.sql(),
-                        "SELECT COUNT(*) FROM touchpoints WHERE buyer = ? AND state = 0");
-    q.bind(1, *buyer);
-    q.executeStep();
-    return q.getColumn(0).getInt();
-  });
-}
-
 }  // namespace tp

@@ -17,7 +17,6 @@ class BuyerReports {
   BuyerReports(Database& db, RowWriter& rows) : db_(db), rows_(rows) {}
 
   StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id);
-  StatusOr<int> PendingOf(std::string_view buyer_id);
 
  private:
   Database& db_;

@@ -223,9 +223,6 @@ StatusOr<ReplanStep> PgStore::ReplanSome(const PurchaseReplanner& replan,
 StatusOr<std::optional<BuyerReport>> PgStore::GetBuyer(std::string_view buyer_id) {
   return impl_->reports.GetBuyer(buyer_id);
 }
-StatusOr<int> PgStore::PendingOf(std::string_view buyer_id) {
-  return impl_->reports.PendingOf(buyer_id);
-}
 StatusOr<std::int64_t> PgStore::PendingCount() { return impl_->reports.PendingCount(); }
 StatusOr<PruneResult> PgStore::PruneFinished(Instant cutoff, std::int64_t after,
                                              std::int64_t span) {

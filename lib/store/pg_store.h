@@ -146,7 +146,6 @@ class PgStore final : public Store, public LeasedEvents {
 
   // ReportStore.
   StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override;
-  StatusOr<int> PendingOf(std::string_view buyer_id) override;
   StatusOr<std::int64_t> PendingCount() override;
 
   // RetentionStore.

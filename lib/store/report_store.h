@@ -88,8 +88,6 @@ class ReportStore {
   // A buyer's purchases and touchpoints with their histories, or nullopt if
   // the buyer is unknown.
   virtual StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) = 0;
-  // Pending touchpoints of the buyer (0 for an unknown buyer).
-  virtual StatusOr<int> PendingOf(std::string_view buyer_id) = 0;
   // Touchpoints waiting to fire, of every buyer.
   virtual StatusOr<std::int64_t> PendingCount() = 0;
 };

@@ -232,9 +232,6 @@ StatusOr<ReplanStep> SqliteStore::ReplanSome(const PurchaseReplanner& replan,
 StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id) {
   return impl_->reports.GetBuyer(buyer_id);
 }
-StatusOr<int> SqliteStore::PendingOf(std::string_view buyer_id) {
-  return impl_->reports.PendingOf(buyer_id);
-}
 StatusOr<std::int64_t> SqliteStore::PendingCount() {
   return sql::Guard("count pending touchpoints", [&]() -> StatusOr<std::int64_t> {
     return impl_->db->sql().execAndGet(kPendingCount).getInt64();

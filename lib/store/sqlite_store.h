@@ -158,7 +158,6 @@ class SqliteStore final : public Store {
 
   // ReportStore.
   StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override;
-  StatusOr<int> PendingOf(std::string_view buyer_id) override;
   StatusOr<std::int64_t> PendingCount() override;
 
   // RetentionStore.

@@ -1,18 +1,19 @@
-// A buyer's routes in-process: the timeline from a fake ReportStore, opt-out
-// and opt-in through a Scheduler over the in-memory store simulate uses.
+// A buyer's routes in-process: the timeline from a fake ReportStore; opt-out
+// and opt-in handed to what records them (the daemon's ingest batcher:
+// tests/daemon/ingest_batcher_test.cc writes them).
 #include "api/buyer_routes.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "api/route_test.h"
-#include "scheduler/memory_store.h"
-#include "scheduler/scheduler.h"
 
 namespace tp {
 namespace {
-
-using ::testing::HasSubstr;
 
 class FakeReports final : public ReportStore {
  public:
@@ -22,10 +23,6 @@ class FakeReports final : public ReportStore {
       if (r.buyer_id == buyer_id) return std::optional<BuyerReport>(r);
     }
     return std::optional<BuyerReport>();
-  }
-  StatusOr<int> PendingOf(std::string_view buyer_id) override {
-    if (!fail.ok()) return fail;
-    return buyer_id == "lin" ? 2 : 0;
   }
   StatusOr<std::int64_t> PendingCount() override { return 2; }
 
@@ -87,9 +84,13 @@ class BuyerRoutesTest : public testing::RouteTest {
   }
 
   FakeReports reports_;
-  MemoryStore memory_{rules_.shared()};
-  Scheduler scheduler_{memory_, clock_, rules_};
-  api::BuyerRoutes routes_{context_, reports_, scheduler_};
+  // The opt-outs and opt-ins handed over, answered as recorded.
+  std::vector<std::pair<std::string, bool>> opt_changes_;
+  api::BuyerRoutes routes_{
+      context_, reports_, [this](std::string buyer, bool opt_out, HttpRespond respond) {
+        opt_changes_.emplace_back(buyer, opt_out);
+        respond(api::JsonResponse(200, {{"buyer_id", buyer}, {"opted_out", opt_out}}));
+      }};
 };
 
 TEST_F(BuyerRoutesTest, TheTimelineIsInTheBuyersZoneWithReasons) {
@@ -131,29 +132,20 @@ TEST_F(BuyerRoutesTest, AnIdIsDecodedAndChecked) {
   EXPECT_EQ(Send("POST", "/v1/buyers/old%01id/opt-out").status, 200);
 }
 
-TEST_F(BuyerRoutesTest, OptOutSaysWhatItSuppressedAndOptInUndoesIt) {
-  ASSERT_TRUE(scheduler_.Ingest({"o9", "lin", "daily", 2, 240, clock_.Now(), ""}).ok());
-  HttpResponse out = Send("POST", "/v1/buyers/lin/opt-out");
+TEST_F(BuyerRoutesTest, OptOutAndOptInAreHandedOverWithTheDecodedId) {
+  HttpResponse out = Send("POST", "/v1/buyers/l%69n/opt-out");
   ASSERT_EQ(out.status, 200) << out.body;
   EXPECT_EQ(Body(out)["opted_out"], true);
-  EXPECT_EQ(Body(out)["suppressed"], 2);  // as the report store counted them
-  std::size_t suppressed = 0;
-  memory_.ForEachPending([&](const TouchpointView&) { ++suppressed; });
-  EXPECT_EQ(suppressed, 0u);  // the scheduler suppressed every pending one
-
   HttpResponse in = Send("POST", "/v1/buyers/lin/opt-in");
   ASSERT_EQ(in.status, 200);
   EXPECT_EQ(Body(in)["opted_out"], false);
-  EXPECT_FALSE(Body(in).contains("suppressed"));
   EXPECT_EQ(Send("GET", "/v1/buyers/lin/opt-out").status, 405);
+  EXPECT_EQ(Send("POST", "/v1/buyers/new%01id/opt-out").status, 400);  // never handed over
+  EXPECT_THAT(opt_changes_, ::testing::ElementsAre(std::pair<std::string, bool>("lin", true),
+                                                   std::pair<std::string, bool>("lin", false)));
 }
 
-TEST_F(BuyerRoutesTest, AStoreWithoutRoomAnswers503) {
-  reports_.fail = Status::Unavailable("database or disk is full");
-  HttpResponse r = Send("POST", "/v1/buyers/lin/opt-out");
-  EXPECT_EQ(r.status, 503);
-  EXPECT_TRUE(Header(r, "Retry-After").has_value());
-  EXPECT_THAT(Body(r)["error"].get<std::string>(), HasSubstr("cannot read the buyer"));
+TEST_F(BuyerRoutesTest, AFailedReadAnswers500) {
   reports_.fail = Status::Error("disk I/O error");
   EXPECT_EQ(Send("GET", "/v1/buyers/lin").status, 500);
 }

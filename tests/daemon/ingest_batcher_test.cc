@@ -1,7 +1,8 @@
 // IngestBatcher writing on a thread of its own (UseThread; the daemon does
 // so on PostgreSQL), here over a SQLite file: every answer, hook and metric
 // comes on the loop's thread, after the commit; a request that conflicts
-// rolls back alone and only what committed is counted; a Flush() is
+// rolls back alone and only what committed is counted; opt-outs are written
+// in order with the purchases and taken when those are not; a Flush() is
 // Written() once the groups handed over are; Stop() answers what was
 // queued.
 #include "daemon/ingest_batcher.h"
@@ -35,7 +36,7 @@ class IngestBatcherTest : public ::testing::Test {
     loop_store_ = std::move(*loop_store);
     batcher_ = std::make_unique<IngestBatcher>(
         loop_, *loop_store_, clock_, metrics_, rules_,
-        IngestBatcher::Hooks{.no_room = [] { return std::optional<std::string>(); },
+        IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
                              .storage_full = [this] { OnLoop("storage_full"); },
                              .committed = [this] { OnLoop("committed"); },
                              .written = [this] { OnLoop("written"); }});
@@ -50,6 +51,14 @@ class IngestBatcherTest : public ::testing::Test {
   void OnLoop(const std::string& hook) {
     EXPECT_EQ(std::this_thread::get_id(), loop_thread_) << hook;
     hooks_.push_back(hook);
+  }
+
+  // An opt-out (or opt-in) of `buyer`; its answer lands in answers_.
+  void Opt(const std::string& buyer, bool opt_out) {
+    batcher_->Submit(OptChange{buyer, opt_out}, [this](HttpResponse r) {
+      EXPECT_EQ(std::this_thread::get_id(), loop_thread_);
+      answers_.push_back(std::move(r));
+    });
   }
 
   // A request of purchases by `buyer`; its answer lands in answers_.
@@ -80,6 +89,7 @@ class IngestBatcherTest : public ::testing::Test {
   std::unique_ptr<IngestBatcher> batcher_;
   std::vector<std::string> hooks_;
   std::vector<HttpResponse> answers_;
+  std::optional<std::string> no_room_;
 };
 
 TEST_F(IngestBatcherTest, AnswersCountsAndHooksComeOnTheLoopAfterTheCommit) {
@@ -108,6 +118,37 @@ TEST_F(IngestBatcherTest, AConflictRollsBackAloneAndOnlyWhatCommittedIsCounted) 
   EXPECT_THAT(text, HasSubstr("touchpoint_ingest_purchases_total{outcome=\"accepted\"} 2"));
   EXPECT_THAT(text, HasSubstr("touchpoint_ingest_purchases_total{outcome=\"conflict\"} 1"));
   EXPECT_THAT(text, HasSubstr("touchpoint_touchpoints_planned_total{cadence=\"c\"} 4"));
+}
+
+// Opt-outs and opt-ins are written with the groups (in order with the
+// purchases before them), and taken when purchases are not.
+TEST_F(IngestBatcherTest, AnOptOutIsWrittenInOrderAndSaysWhatItSuppressed) {
+  Buy({"o1", "o2"}, "b1");
+  Opt("b1", true);
+  Opt("b2", true);  // not known yet: remembered
+  RunUntilAnswered(3);
+  ASSERT_EQ(answers_[1].status, 200) << answers_[1].body;
+  EXPECT_THAT(answers_[1].body, HasSubstr("\"buyer_id\":\"b1\""));
+  EXPECT_THAT(answers_[1].body, HasSubstr("\"opted_out\":true"));
+  EXPECT_THAT(answers_[1].body, HasSubstr("\"suppressed\":4"));
+  EXPECT_THAT(answers_[2].body, HasSubstr("\"suppressed\":0"));
+  EXPECT_THAT(metrics_.registry.Render(),
+              HasSubstr("touchpoint_touchpoints_suppressed_total{cadence=\"c\"} 4"));
+
+  no_room_ = "the disk is full";
+  Buy({"o3"}, "b2");
+  EXPECT_EQ(answers_.back().status, 503);  // at once
+  Opt("b2", false);
+  RunUntilAnswered(5);
+  ASSERT_EQ(answers_[4].status, 200) << answers_[4].body;
+  EXPECT_THAT(answers_[4].body, HasSubstr("\"opted_out\":false"));
+  EXPECT_THAT(answers_[4].body, ::testing::Not(HasSubstr("suppressed")));
+  no_room_.reset();
+  Buy({"o3"}, "b2");  // opted in again: planned
+  RunUntilAnswered(6);
+  EXPECT_THAT(answers_[5].body, HasSubstr("\"accepted\":1"));
+  EXPECT_THAT(metrics_.registry.Render(),
+              HasSubstr("touchpoint_touchpoints_planned_total{cadence=\"c\"} 6"));
 }
 
 TEST_F(IngestBatcherTest, AFlushIsWrittenOnceItsGroupsAre) {

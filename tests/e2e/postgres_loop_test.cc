@@ -1,5 +1,6 @@
 // What must not hold a daemon's loop up on PostgreSQL, end to end: an
-// ingest group waiting on the server, and the network to the server cut.
+// ingest group or an opt-out waiting on the server, and the network to the
+// server cut.
 // While the loop is held, /healthz, leases and acks wait with it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -31,14 +32,16 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using testing::PgServer;
 
-// A purchase of `buyer` posted while another writer holds the buyer's
-// turn: the daemon's group writing it waits on the server until Free().
-class HeldPurchase {
+// A purchase of `buyer` (or, with `path`, a POST of it without a body)
+// posted while another writer holds the buyer's turn: the daemon's group
+// writing it waits on the server until Free().
+class HeldRequest {
  public:
   // Null (and a failure) if the turn or the client could not be had.
-  static std::unique_ptr<HeldPurchase> Post(DaemonProcess& d, const PgServer::Database& db,
-                                            const std::string& config, const std::string& buyer) {
-    std::unique_ptr<HeldPurchase> held(new HeldPurchase(config));
+  static std::unique_ptr<HeldRequest> Post(DaemonProcess& d, const PgServer::Database& db,
+                                           const std::string& config, const std::string& buyer,
+                                           std::string path = "") {
+    std::unique_ptr<HeldRequest> held(new HeldRequest(config));
     auto other = PgStore::Open(db.url(), held->rules_, "another-writer");
     auto client = HttpClient::Create(d.url());  // d's is not for two threads at once
     const std::vector<std::string> buyers = {buyer};
@@ -50,9 +53,10 @@ class HeldPurchase {
     held->other_ = std::move(*other);
     held->client_ = std::move(*client);
     held->client_->set_timeout(std::chrono::seconds(20));
-    held->answer_ = std::async(std::launch::async, [h = held.get(), buyer] {
-      auto r = h->client_->Request("POST", "/v1/purchases",
-                                   PurchaseBody("o-" + buyer, buyer, Ago({})).dump());
+    held->answer_ = std::async(std::launch::async, [h = held.get(), buyer, path] {
+      auto r = path.empty() ? h->client_->Request("POST", "/v1/purchases",
+                                                  PurchaseBody("o-" + buyer, buyer, Ago({})).dump())
+                            : h->client_->Request("POST", path, "");
       return r.ok() ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
     });
     return held;
@@ -82,7 +86,7 @@ class HeldPurchase {
   }
 
  private:
-  explicit HeldPurchase(const std::string& config) : rules_(testing::MustLoad(config)) {}
+  explicit HeldRequest(const std::string& config) : rules_(testing::MustLoad(config)) {}
 
   RulesInForce rules_;
   std::unique_ptr<PgStore> other_;
@@ -99,7 +103,7 @@ TEST_F(PostgresDaemonTest, AnIngestGroupWaitingOnTheServerDoesNotHoldTheLoop) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string config = testing::TestConfig().Step("1s", "soon").Yaml();
   DaemonProcess& d = Start(config, db->url());
-  auto held = HeldPurchase::Post(d, *db, config, "b1");
+  auto held = HeldRequest::Post(d, *db, config, "b1");
   ASSERT_NE(held, nullptr);
   EXPECT_TRUE(held->Waiting(*db)) << d.log();
 
@@ -113,6 +117,31 @@ TEST_F(PostgresDaemonTest, AnIngestGroupWaitingOnTheServerDoesNotHoldTheLoop) {
   EXPECT_EQ(DrainQueue({&d}, 1, std::chrono::seconds(15)).size(), 1u) << d.log();
 }
 
+// An opt-out takes its buyer's turn as a purchase does: written with the
+// ingest groups, it waits off the loop. On the loop, it held /healthz up
+// until the turn was free.
+TEST_F(PostgresDaemonTest, AnOptOutWaitingForItsBuyersTurnDoesNotHoldTheLoop) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config = testing::TestConfig().Step("1h", "later").Yaml();
+  DaemonProcess& d = Start(config, db->url());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  auto held = HeldRequest::Post(d, *db, config, "b1", "/v1/buyers/b1/opt-out");
+  ASSERT_NE(held, nullptr);
+  EXPECT_TRUE(held->Waiting(*db)) << d.log();
+
+  const auto asked = std::chrono::steady_clock::now();
+  auto [health_status, health] = d.Call("GET", "/healthz");
+  EXPECT_EQ(health_status, 200) << health;
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(1));
+  EXPECT_FALSE(held->Answered()) << "the opt-out was answered before the turn was free";
+
+  const auto [status, body] = held->Free();
+  EXPECT_EQ(status, 200) << body << d.log();
+  EXPECT_EQ(json::parse(body)["suppressed"], 1) << body;
+  auto [buyer_status, buyer] = d.Call("GET", "/v1/buyers/b1");
+  EXPECT_EQ(buyer["opted_out"], true) << buyer;
+}
+
 // A reload's re-plan waits for the ingest group being written (the loop
 // does not): its requests were parsed under the old rules and are
 // recorded under them, and the re-plan to the new ones then finds them.
@@ -122,7 +151,7 @@ TEST_F(PostgresDaemonTest, AReloadWaitsForTheIngestGroupBeingWritten) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string before = testing::TestConfig().Step("1h", "soon").Yaml();
   DaemonProcess& d = Start(before, db->url());
-  auto held = HeldPurchase::Post(d, *db, before, "b1");
+  auto held = HeldRequest::Post(d, *db, before, "b1");
   ASSERT_NE(held, nullptr);
   ASSERT_TRUE(held->Waiting(*db)) << d.log();
   const auto waiting_since = std::chrono::steady_clock::now();

@@ -115,11 +115,13 @@ std::vector<std::string> Operate(Store& store, RulesInForce& rules,
   for (int b = 0; b < 80; ++b) {
     const std::string buyer = "buyer-" + std::to_string(b);
     auto report = store.GetBuyer(buyer);
-    auto pending_of = store.PendingOf(buyer);
-    if (!must(report) || !must(pending_of) || !report->has_value()) continue;
+    if (!must(report) || !report->has_value()) continue;
     const BuyerReport& r = **report;
+    const auto pending_of =
+        std::count_if(r.touchpoints.begin(), r.touchpoints.end(),
+                      [](const auto& t) { return t.state == TouchpointState::kPending; });
     std::string line = buyer + " " + r.tier + (r.opted_out ? " opted out" : "") + " pending " +
-                       std::to_string(*pending_of);
+                       std::to_string(pending_of);
     for (const PurchaseRecord& p : r.purchases) {
       line += " | " + p.purchase.order_id + " " + p.zone + " " + p.tier;
     }

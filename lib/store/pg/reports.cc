@@ -27,9 +27,6 @@ const pg::Statement kTouchpoints(
 const pg::Statement kTimelineHistory(
     "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
     "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = $1 ORDER BY h.id");
-const pg::Statement kPendingOf(
-    "SELECT COUNT(*) FROM touchpoints t JOIN buyers b ON b.id = t.buyer "
-    "WHERE b.buyer_id = $1 AND t.state = 0");
 const pg::Statement kPendingCount("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
 // Finished (fired, cancelled, suppressed, skipped; never dead), due and
 // fired before the cutoff, with nothing left to deliver ($4: the span's
@@ -110,13 +107,6 @@ StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id
   });
   if (!s.ok()) return s;
   return out;
-}
-
-StatusOr<int> Reports::PendingOf(std::string_view buyer_id) {
-  return session_.Read("count pending", [&]() -> StatusOr<int> {
-    return static_cast<int>(
-        session_.conn().Run(kPendingOf, pg::Params().Add(buyer_id)).Int64(0, 0));
-  });
 }
 
 StatusOr<std::int64_t> Reports::PendingCount() {

@@ -22,7 +22,6 @@ class Reports {
   explicit Reports(Session& session) : session_(session) {}
 
   StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id);
-  StatusOr<int> PendingOf(std::string_view buyer_id);
   StatusOr<std::int64_t> PendingCount();
   StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after, std::int64_t span);
 
