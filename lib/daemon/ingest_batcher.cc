@@ -97,7 +97,7 @@ void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respo
 }
 
 void IngestBatcher::Submit(OptChange change, HttpRespond respond) {
-  Queue(std::vector<OptChange>{std::move(change)}, std::move(respond));
+  Queue(std::move(change), std::move(respond));
 }
 
 void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {

@@ -79,7 +79,7 @@ class IngestBatcher {
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
   // An opt-out or opt-in: taken even when there is no room for purchases
-  // (it writes a flag, and frees what an opt-out suppresses).
+  // (a buyer's wish to hear no more is not put off for want of space).
   void Submit(OptChange change, HttpRespond respond);
   // Writes the group waiting now, if any, by the rules in force (a reload
   // records what was parsed under the old rules by them): at once on the

@@ -36,8 +36,12 @@ WrittenGroup IngestWriter::Write(const std::vector<const IngestItems*>& group) {
   std::vector<std::string> buyers;
   for (const IngestItems* items : group) {
     std::visit(
-        [&buyers](const auto& list) {
-          for (const auto& item : list) buyers.push_back(item.buyer_id);
+        [&buyers](const auto& request) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(request)>, OptChange>) {
+            buyers.push_back(request.buyer_id);
+          } else {
+            for (const auto& item : request) buyers.push_back(item.buyer_id);
+          }
         },
         *items);
   }
@@ -84,10 +88,11 @@ WrittenGroup IngestWriter::Write(const std::vector<const IngestItems*>& group) {
 
 HttpResponse IngestWriter::RecordOne(const IngestItems& items, IngestCounts& counts,
                                      WrittenGroup& written) {
-  const char* what =
-      std::holds_alternative<std::vector<Purchase>>(items)          ? "cannot record purchases"
-      : std::holds_alternative<std::vector<EngagementEvent>>(items) ? "cannot record events"
-                                                                    : "cannot record the opt-out";
+  const char* what = "cannot record purchases";
+  if (std::holds_alternative<std::vector<EngagementEvent>>(items)) what = "cannot record events";
+  if (const auto* change = std::get_if<OptChange>(&items)) {
+    what = change->opt_out ? "cannot opt out" : "cannot opt in";
+  }
   if (Status s = store_.Savepoint(); !s.ok()) return Failed(s, what, written);
   const std::size_t mark = log_.size();
   IngestCounts mine;
@@ -100,7 +105,7 @@ HttpResponse IngestWriter::RecordOne(const IngestItems& items, IngestCounts& cou
         } else if constexpr (std::is_same_v<T, std::vector<EngagementEvent>>) {
           return RecordEvents(list, mine, rolled_back, written);
         } else {
-          return RecordOptChanges(list, rolled_back, written);
+          return RecordOptChange(list, rolled_back, written);
         }
       },
       items);
@@ -243,22 +248,19 @@ HttpResponse IngestWriter::RecordEvents(const std::vector<EngagementEvent>& item
                                ",\"results\":[" + results + "]}"};
 }
 
-HttpResponse IngestWriter::RecordOptChanges(const std::vector<OptChange>& items, bool& rolled_back,
-                                            WrittenGroup& written) {
-  Json body;
-  for (const OptChange& change : items) {
-    body = {{"buyer_id", change.buyer_id}, {"opted_out", change.opt_out}};
-    if (change.opt_out) {
-      auto suppressed = scheduler_.OptOut(change.buyer_id);
-      if (!suppressed.ok()) {
-        rolled_back = true;
-        return Failed(suppressed.status(), "cannot opt out", written);
-      }
-      body["suppressed"] = *suppressed;
-    } else if (Status s = scheduler_.OptIn(change.buyer_id); !s.ok()) {
+HttpResponse IngestWriter::RecordOptChange(const OptChange& change, bool& rolled_back,
+                                           WrittenGroup& written) {
+  Json body = {{"buyer_id", change.buyer_id}, {"opted_out", change.opt_out}};
+  if (change.opt_out) {
+    auto suppressed = scheduler_.OptOut(change.buyer_id);
+    if (!suppressed.ok()) {
       rolled_back = true;
-      return Failed(s, "cannot opt in", written);
+      return Failed(suppressed.status(), "cannot opt out", written);
     }
+    body["suppressed"] = *suppressed;
+  } else if (Status s = scheduler_.OptIn(change.buyer_id); !s.ok()) {
+    rolled_back = true;
+    return Failed(s, "cannot opt in", written);
   }
   return api::JsonResponse(200, body);
 }

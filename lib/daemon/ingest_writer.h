@@ -35,8 +35,7 @@ struct OptChange {
   bool opt_out = true;
 };
 
-using IngestItems =
-    std::variant<std::vector<Purchase>, std::vector<EngagementEvent>, std::vector<OptChange>>;
+using IngestItems = std::variant<std::vector<Purchase>, std::vector<EngagementEvent>, OptChange>;
 
 // What a group recorded, counted once it commits.
 struct IngestCounts {
@@ -72,8 +71,7 @@ class IngestWriter {
                                bool& rolled_back, WrittenGroup& written);
   HttpResponse RecordEvents(const std::vector<EngagementEvent>& items, IngestCounts& counts,
                             bool& rolled_back, WrittenGroup& written);
-  HttpResponse RecordOptChanges(const std::vector<OptChange>& items, bool& rolled_back,
-                                WrittenGroup& written);
+  HttpResponse RecordOptChange(const OptChange& change, bool& rolled_back, WrittenGroup& written);
   // api::StoreFailed(), noting an Unavailable failure in `written`.
   static HttpResponse Failed(const Status& failed, const std::string& what, WrittenGroup& written);
 

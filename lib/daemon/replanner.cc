@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "core/text.h"
@@ -15,8 +16,11 @@ namespace {
 constexpr auto kStepBudget = std::chrono::milliseconds(20);
 // After a failed step (the disk is full, say), the next try.
 constexpr std::chrono::milliseconds kRetryAfter{1000};
-// After a step that ended at a lock held elsewhere (ReplanStep::busy).
+// After a step that ended at a lock held elsewhere (ReplanStep::busy),
+// doubled after each one in a row that re-planned no one, up to
+// kBusyRetryMax.
 constexpr std::chrono::milliseconds kBusyRetry{20};
+constexpr std::chrono::milliseconds kBusyRetryMax{320};
 
 }  // namespace
 
@@ -38,11 +42,11 @@ void Replanner::Start(const std::string& fingerprint) {
     // anyone can tell.
     s = store_.SetPlanning(fingerprint, false);
   } else if (state.ok() && state->fingerprint != fingerprint) {
-    s = store_.SetPlanning(fingerprint, true);
-    if (s.ok()) {
-      Run("the config's planning rules are not those the pending touchpoints were planned by "
-          "(it changed while touchpointd was stopped)");
-    }
+    // Recorded by the first step (and tried again until it is): firing
+    // waits for it meanwhile.
+    Run("the config's planning rules are not those the pending touchpoints were planned by "
+        "(it changed while touchpointd was stopped)",
+        fingerprint);
   } else if (state.ok() && state->replanning) {
     Run("resuming the re-plan a stop interrupted");
   }
@@ -128,6 +132,10 @@ void Replanner::Step() {
                 std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - began)
                     .count());
+  // A busy step that changed nothing tells no one (the daemon re-arms
+  // firing after each step it is told of).
+  const bool changed = !step->busy || step->buyers > 0 || step->covered != covered_;
+  busy_in_a_row_ = step->busy && step->buyers == 0 ? busy_in_a_row_ + 1 : 0;
   covered_ = step->covered;
   progress_.buyers += step->buyers;
   progress_.counts.Add(step->counts);
@@ -143,9 +151,12 @@ void Replanner::Step() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(), c.moved,
         c.added, c.cancelled, c.updated);
   }
-  on_step_(step->counts, step->done);
+  if (changed) on_step_(step->counts, step->done);
   if (step->done || posted_) return;
-  if (step->busy) return Retry(kBusyRetry);
+  if (step->busy) {
+    const int doublings = std::clamp(busy_in_a_row_ - 1, 0, 4);
+    return Retry(std::min(kBusyRetryMax, kBusyRetry * (1 << doublings)));
+  }
   posted_ = true;
   boost::asio::post(io_, [this] { Step(); });
 }

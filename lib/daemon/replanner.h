@@ -113,6 +113,7 @@ class Replanner {
   bool posted_ = false;
   bool stopped_ = false;
   std::optional<std::string> restart_;  // see Run()
+  int busy_in_a_row_ = 0;               // busy steps in a row that re-planned no one
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

@@ -101,24 +101,37 @@ TEST_F(ReplannerTest, ARestartIsRecordedByTheFirstStepLetThrough) {
 }
 
 // A step that ended at a lock held elsewhere is not a failure: the next
-// comes a little later (not at once, not a second later), and firing
-// follows the sweep as far as it says.
+// comes a little later (not at once, not a second later), later again
+// after each busy one, and firing follows the sweep as far as it says.
 TEST_F(ReplannerTest, ABusyStepIsTriedAgainSoon) {
   may_write_ = true;
   store_.busy_steps = 2;
   store_.busy_covered = clock_.Now() + std::chrono::hours(1);
   replanner_.Run("a test");
-  RunFor(std::chrono::milliseconds(5));
+  testing::RunLoopUntil(loop_, [&] { return !store_.asked.empty(); });
   EXPECT_TRUE(replanner_.Covers(clock_.Now()));
   EXPECT_TRUE(replanner_.running());
-  RunFor(std::chrono::milliseconds(300));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("step", "step", "step"));
   ASSERT_EQ(store_.stepped_at.size(), 3u);
-  for (std::size_t i = 1; i < 3; ++i) {
-    EXPECT_GE(store_.stepped_at[i] - store_.stepped_at[i - 1], std::chrono::milliseconds(15));
-  }
+  // 20 ms after the first, 40 after the second.
+  EXPECT_GE(store_.stepped_at[1] - store_.stepped_at[0], std::chrono::milliseconds(20));
+  EXPECT_GE(store_.stepped_at[2] - store_.stepped_at[1], std::chrono::milliseconds(40));
   EXPECT_TRUE(done_);
   EXPECT_EQ(replanner_.progress().failures, 0);
+}
+
+// Started on rules other than the database's: the re-plan to them is
+// recorded by the first step, which a failure (another daemon's step
+// holding the sweep too long) only puts off.
+TEST_F(ReplannerTest, AStartOnOtherRulesRecordsThemAtTheFirstStep) {
+  may_write_ = true;
+  store_.replanning = false;
+  replanner_.Start("fp2");
+  EXPECT_TRUE(replanner_.running());
+  EXPECT_TRUE(store_.asked.empty());
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
 }
 
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {

@@ -132,7 +132,7 @@ TEST_F(PostgresDaemonTest, AnOptOutWaitingForItsBuyersTurnDoesNotHoldTheLoop) {
   const auto asked = std::chrono::steady_clock::now();
   auto [health_status, health] = d.Call("GET", "/healthz");
   EXPECT_EQ(health_status, 200) << health;
-  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(1));
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(3));  // not 5 s
   EXPECT_FALSE(held->Answered()) << "the opt-out was answered before the turn was free";
 
   const auto [status, body] = held->Free();

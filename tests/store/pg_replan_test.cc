@@ -3,6 +3,7 @@
 // held elsewhere, nor for another daemon's step; a daemon's reload starts
 // the sweep again for every daemon stepping through it, and waits for the
 // step under way.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -116,6 +117,37 @@ TEST_F(PgStoreTest, AReplanStepEndsAtALockHeldElsewhere) {
             54);
 }
 
+// A buyer held for longer (a large group) keeps a step from its first
+// read: the next steps' first reads are halved until they end before that
+// buyer (and doubled after one that goes through), and the sweep goes on
+// up to it.
+TEST_F(PgStoreTest, AReplanStepsFirstReadShrinksPastAHeldBuyer) {
+  auto store = MustOpen(), ingest = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 64, at);
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  const std::vector<std::string> b5 = {"b5"};  // the sixth row
+  ASSERT_TRUE(ingest->Begin().ok());
+  ASSERT_TRUE(ingest->TakeBuyersTurns(b5).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::vector<std::int64_t> buyers;
+  for (int i = 0; i < 10; ++i) {
+    auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+    ASSERT_TRUE(step.ok()) << step.status().message();
+    EXPECT_TRUE(step->busy);
+    buyers.push_back(step->buyers);
+  }
+  // 128, 64, 32, 16 and 8 rows reach b5; 4 do not; then 8, 4 and 2 rows
+  // from b4 do, 1 does not.
+  EXPECT_THAT(buyers, ::testing::ElementsAre(0, 0, 0, 0, 0, 4, 0, 0, 0, 1));
+  ASSERT_TRUE(ingest->Commit().ok());
+  auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_FALSE(step->busy);
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 59);
+}
+
 // Another daemon's step under way: this daemon's step does not wait for
 // it; it says how far the steps committed before it went, for firing.
 TEST_F(PgStoreTest, AReplanStepDoesNotWaitForAnotherDaemonsStep) {
@@ -199,7 +231,18 @@ TEST_F(PgStoreTest, AReloadWaitsForTheReplanStepUnderWay) {
     EXPECT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
     recorded = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Waiting for the lock (at most 500 ms, then the record fails).
+  auto watch = pg::Connection::Open(db_->url(), "test");
+  bool waiting = false;
+  for (int i = 0; i < 100 && !waiting && !recorded; ++i) {
+    waiting = watch
+                  ->Exec(
+                      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                      "AND application_name LIKE 'touchpointd%'")
+                  .Int64(0, 0) > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_TRUE(waiting);
   EXPECT_FALSE(recorded);
   step_under_way->Exec("COMMIT");
   reload.join();

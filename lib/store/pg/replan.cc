@@ -21,6 +21,9 @@ const pg::Statement kTryReplanLock("SELECT pg_try_advisory_xact_lock(73058612300
 // that an ingest group holds, a row a firing claim holds) before it ends
 // there: a step runs on the daemon's loop.
 const pg::Statement kStepLockWait("SET LOCAL lock_timeout = '50ms'");
+// How long a record of a re-plan (a reload, on the loop) waits for the
+// step under way on another daemon; a step takes about 20 ms.
+const pg::Statement kRecordLockWait("SET LOCAL lock_timeout = '500ms'");
 constexpr std::string_view kLockNotAvailable = "55P03";
 const pg::Statement kPlanning(
     "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run "
@@ -122,6 +125,7 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
     // After the step under way on any daemon, which would otherwise write
     // its position over this one when it commits: a restart of the sweep
     // would be lost.
+    session_.conn().Run(kRecordLockWait);
     session_.conn().Run(kReplanLock);
     pg::Params p;
     p.Add(fingerprint).Add(replan);
@@ -370,7 +374,6 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     // (IngestBatcher takes all its buyers' turns at once). A read whose
     // turns are not all free ends the step before it; the next step starts
     // there, holding nothing while it waits.
-    constexpr int kRowsPerRead = 128;
     bool out_of_time = false;
     std::vector<std::int64_t> buyers;
     for (bool first = true; !out_of_time; first = false) {
@@ -380,7 +383,7 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
                                               .Add(sweep.cadence_order)
                                               .Add(sweep.step_order)
                                               .Add(sweep.id)
-                                              .Add(kRowsPerRead));
+                                              .Add(first ? first_read_ : kRowsPerRead));
       if (rows.rows() == 0) {
         step.done = true;
         break;
@@ -397,7 +400,8 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         buyers.push_back(rows.Int64(i, 1));
       }
       // A lock held past kStepLockWait ends the step before this read,
-      // as a turn not free does, keeping what the reads before wrote.
+      // as a turn not free does, keeping what the reads before wrote and
+      // letting go of the turns this one took.
       ReplanCounts counts;
       bool wrote = false;
       c.Exec("SAVEPOINT replan_read");
@@ -405,15 +409,21 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
         wrote = ReplanBuyers(replan, buyers, now, counts, first);
       } catch (const pg::Error& e) {
         if (e.sqlstate() != kLockNotAvailable) throw;
-        c.Exec("ROLLBACK TO SAVEPOINT replan_read");
-        step.busy = true;
+        // The first read's lock held: the next step's first read is half
+        // as long (down to one row, whose buyer's group ends soon), and
+        // twice as long again after one that goes through.
+        if (first) first_read_ = std::max(1, first_read_ / 2);
       }
       if (!wrote) {
+        c.Exec("ROLLBACK TO SAVEPOINT replan_read");
+        c.Exec("RELEASE SAVEPOINT replan_read");
         sweep = before;
         for (const std::int64_t b : buyers) replanned_[static_cast<std::size_t>(b)] = false;
+        step.busy = true;
         break;
       }
       c.Exec("RELEASE SAVEPOINT replan_read");
+      if (first) first_read_ = std::min(kRowsPerRead, first_read_ * 2);
       step.counts.Add(counts);
       step.buyers += static_cast<std::int64_t>(buyers.size());
       if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;

@@ -56,6 +56,11 @@ class Replan {
   sql::ZoneCache zones_;
   std::vector<bool> replanned_;  // buyers this daemon re-planned in run run_
   std::int64_t run_ = -1;
+  // Rows a step reads at a time; the first read of a step reads half as
+  // many after a first read that met a lock held elsewhere, and twice as
+  // many after one that did not (up to kRowsPerRead).
+  static constexpr int kRowsPerRead = 128;
+  int first_read_ = kRowsPerRead;
 };
 
 }  // namespace tp::pgstore
