@@ -42,11 +42,13 @@ void Replanner::Start(const std::string& fingerprint) {
     // anyone can tell.
     s = store_.SetPlanning(fingerprint, false);
   } else if (state.ok() && state->fingerprint != fingerprint) {
-    // Recorded by the first step (and tried again until it is): firing
-    // waits for it meanwhile.
+    // Recorded before any purchase is taken by the new rules; if that
+    // fails (another daemon's step holds the sweep too long), by the first
+    // step, tried again each second: firing waits for it meanwhile.
+    const bool recorded = store_.SetPlanning(fingerprint, true).ok();
     Run("the config's planning rules are not those the pending touchpoints were planned by "
         "(it changed while touchpointd was stopped)",
-        fingerprint);
+        recorded ? std::nullopt : std::optional<std::string>(fingerprint));
   } else if (state.ok() && state->replanning) {
     Run("resuming the re-plan a stop interrupted");
   }
@@ -80,11 +82,15 @@ void Replanner::Run(std::string why, std::optional<std::string> restart) {
   // A restart from the start (SetPlanning) covers nothing yet.
   covered_ = Instant::min();
   running_ = true;
+  told_ = false;
+  busy_in_a_row_ = 0;
   progress_ = Progress{true, clock_.Now(), std::nullopt, 0, {}, 0, {}};
   started_ = std::chrono::steady_clock::now();
   if (!posted_) {
     posted_ = true;
     boost::asio::post(io_, [this] { Step(); });
+  } else {
+    Wake();  // not after a busy step's or a failed one's wait
   }
 }
 
@@ -133,8 +139,10 @@ void Replanner::Step() {
                     std::chrono::steady_clock::now() - began)
                     .count());
   // A busy step that changed nothing tells no one (the daemon re-arms
-  // firing after each step it is told of).
-  const bool changed = !step->busy || step->buyers > 0 || step->covered != covered_;
+  // firing after each step it is told of), unless it is the first of the
+  // run (the daemon's gauge says a re-plan runs).
+  const bool changed = !told_ || !step->busy || step->buyers > 0 || step->covered != covered_;
+  told_ = told_ || changed;
   busy_in_a_row_ = step->busy && step->buyers == 0 ? busy_in_a_row_ + 1 : 0;
   covered_ = step->covered;
   progress_.buyers += step->buyers;

@@ -114,6 +114,7 @@ class Replanner {
   bool stopped_ = false;
   std::optional<std::string> restart_;  // see Run()
   int busy_in_a_row_ = 0;               // busy steps in a row that re-planned no one
+  bool told_ = false;                   // on_step_ called in this run
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

@@ -23,6 +23,10 @@ class RecordingStore final : public ReplanStore {
   StatusOr<PlanningState> Planning() override { return PlanningState{fingerprint, replanning}; }
   Status SetPlanning(std::string_view fp, bool replan) override {
     asked.push_back("set " + std::string(fp));
+    if (failed_sets > 0) {
+      --failed_sets;
+      return Status::Unavailable("canceling statement due to lock timeout");
+    }
     fingerprint = fp;
     replanning = replan;
     return Status::Ok();
@@ -50,13 +54,18 @@ class RecordingStore final : public ReplanStore {
   // step under way, the sweep where that daemon's steps left it).
   int busy_steps = 0;
   Instant busy_covered;
+  int failed_sets = 0;  // SetPlanning() calls that fail first
 };
 
 class ReplannerTest : public ::testing::Test {
  protected:
   ReplannerTest()
       : replanner_(
-            loop_, store_, clock_, [this](const ReplanCounts&, bool done) { done_ = done; },
+            loop_, store_, clock_,
+            [this](const ReplanCounts&, bool done) {
+              done_ = done;
+              ++told_;
+            },
             [this] { return may_write_; }, [](const Status&) {}) {}
 
   // Runs the loop for `d`.
@@ -71,6 +80,7 @@ class ReplannerTest : public ::testing::Test {
   SystemClock clock_;
   bool may_write_ = false;
   bool done_ = false;
+  int told_ = 0;  // steps the daemon was told of
   Replanner replanner_;
 };
 
@@ -117,21 +127,34 @@ TEST_F(ReplannerTest, ABusyStepIsTriedAgainSoon) {
   // 20 ms after the first, 40 after the second.
   EXPECT_GE(store_.stepped_at[1] - store_.stepped_at[0], std::chrono::milliseconds(20));
   EXPECT_GE(store_.stepped_at[2] - store_.stepped_at[1], std::chrono::milliseconds(40));
+  EXPECT_EQ(told_, 2);  // the second busy step changed nothing
   EXPECT_TRUE(done_);
   EXPECT_EQ(replanner_.progress().failures, 0);
 }
 
 // Started on rules other than the database's: the re-plan to them is
-// recorded by the first step, which a failure (another daemon's step
-// holding the sweep too long) only puts off.
-TEST_F(ReplannerTest, AStartOnOtherRulesRecordsThemAtTheFirstStep) {
+// recorded at once, before any purchase is taken; if that fails (another
+// daemon's step holding the sweep too long), by the first step, tried
+// again until it is.
+TEST_F(ReplannerTest, AStartOnOtherRulesRecordsThemAtOnceOrAtTheFirstStep) {
   may_write_ = true;
   store_.replanning = false;
   replanner_.Start("fp2");
   EXPECT_TRUE(replanner_.running());
-  EXPECT_TRUE(store_.asked.empty());
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2"));
   testing::RunLoopUntil(loop_, [&] { return done_; });
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
+
+  store_.asked.clear();
+  store_.fingerprint = "fp2";
+  store_.failed_sets = 2;  // at the start and at the first step
+  done_ = false;
+  replanner_.Start("fp3");
+  EXPECT_TRUE(replanner_.running());
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp3", "set fp3", "set fp3", "step"));
+  EXPECT_EQ(store_.fingerprint, "fp3");
 }
 
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {

@@ -226,21 +226,22 @@ TEST_F(PgStoreTest, AReloadWaitsForTheReplanStepUnderWay) {
   auto step_under_way = pg::Connection::Open(db_->url(), "test");
   step_under_way->Exec("BEGIN");
   step_under_way->Exec("SELECT pg_advisory_xact_lock(7305861230004)");
+  auto watch = pg::Connection::Open(db_->url(), "test");
   std::atomic<bool> recorded{false};
   std::thread reload([&] {
     EXPECT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
     recorded = true;
   });
   // Waiting for the lock (at most 500 ms, then the record fails).
-  auto watch = pg::Connection::Open(db_->url(), "test");
   bool waiting = false;
-  for (int i = 0; i < 100 && !waiting && !recorded; ++i) {
+  for (int i = 0; i < 200 && !waiting && !recorded; ++i) {
     waiting = watch
                   ->Exec(
-                      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                      "AND application_name LIKE 'touchpointd%'")
+                      "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' "
+                      "AND datname = current_database() AND application_name LIKE "
+                      "'touchpointd%'")
                   .Int64(0, 0) > 0;
-    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_TRUE(waiting);
   EXPECT_FALSE(recorded);

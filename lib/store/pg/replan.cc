@@ -127,6 +127,8 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
     // would be lost.
     session_.conn().Run(kRecordLockWait);
     session_.conn().Run(kReplanLock);
+    // The session's own for the rest (a caller's group may go on).
+    session_.conn().Exec("SET LOCAL lock_timeout TO DEFAULT");
     pg::Params p;
     p.Add(fingerprint).Add(replan);
     for (int i = 0; i < 5; ++i) {

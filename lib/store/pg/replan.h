@@ -47,7 +47,8 @@ class Replan {
   // few statements for all of them (their turns taken first, in one
   // order); writes in the order one buyer at a time would. With `wait`
   // false, only if every turn is free: else false, having written nothing
-  // (the turns that were free stay held until the step commits).
+  // (the caller rolls back to its savepoint, which lets go of the turns
+  // that were free).
   bool ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std::int64_t>& buyers,
                     Instant now, ReplanCounts& counts, bool wait);
 
