@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include "api/route_context.h"
 #include "api/router.h"
 #include "http/server.h"
 #include "store/report_store.h"
@@ -23,8 +22,8 @@ class BuyerRoutes {
   using SubmitOptChange =
       std::function<void(std::string buyer_id, bool opt_out, HttpRespond respond)>;
 
-  BuyerRoutes(const RouteContext& context, ReportStore& reports, SubmitOptChange opt_change)
-      : context_(context), reports_(reports), opt_change_(std::move(opt_change)) {}
+  BuyerRoutes(ReportStore& reports, SubmitOptChange opt_change)
+      : reports_(reports), opt_change_(std::move(opt_change)) {}
 
   void AddTo(Router& router);
 
@@ -34,7 +33,6 @@ class BuyerRoutes {
   // buyer (one recorded before ids were checked).
   bool Known(std::string_view id);
 
-  const RouteContext& context_;
   ReportStore& reports_;
   SubmitOptChange opt_change_;
 };

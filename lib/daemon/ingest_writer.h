@@ -1,10 +1,11 @@
 // Writes a group of ingest requests (POST /v1/purchases, POST /v1/events,
 // and a buyer's POST /v1/buyers/{id}/opt-out and /opt-in, which take the
-// buyer's turn as purchases do) in one transaction, each request in a savepoint of its own so that
-// a bad one rolls back alone (daemon/ingest_batcher.h groups them). What it returns is all the
-// daemon's loop needs afterwards: an answer per request, the counts and what the scheduler decided
-// (for the metrics, from a group that committed only), and whether a store call failed as
-// Unavailable.
+// buyer's turn as purchases do) in one transaction, each request in a
+// savepoint of its own so that a bad one rolls back alone
+// (daemon/ingest_batcher.h groups them). What it returns is all the
+// daemon's loop needs afterwards: an answer per request, the counts and
+// what the scheduler decided (for the metrics, from a group that committed
+// only), and whether a store call failed as Unavailable.
 //
 // Calls nothing of the daemon's: it runs on the loop over the loop's store
 // (SQLite), or on a thread of its own over a session of its own

@@ -87,7 +87,7 @@ class BuyerRoutesTest : public testing::RouteTest {
   // The opt-outs and opt-ins handed over, answered as recorded.
   std::vector<std::pair<std::string, bool>> opt_changes_;
   api::BuyerRoutes routes_{
-      context_, reports_, [this](std::string buyer, bool opt_out, HttpRespond respond) {
+      reports_, [this](std::string buyer, bool opt_out, HttpRespond respond) {
         opt_changes_.emplace_back(buyer, opt_out);
         respond(api::JsonResponse(200, {{"buyer_id", buyer}, {"opted_out", opt_out}}));
       }};
