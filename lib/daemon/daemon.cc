@@ -48,7 +48,9 @@ namespace asio = boost::asio;
 
 // With a store other daemons share, the fire loop and the dispatcher look
 // at least this often: another daemon may have recorded an earlier
-// touchpoint, or died holding touchpoints or deliveries (docs/scaling.md).
+// touchpoint, or died holding touchpoints or deliveries (docs/scaling.md);
+// and the re-planner looks whether another daemon's reload started the
+// shared re-plan again (Replanner::FollowOthers).
 constexpr Millis kSharedPoll{1000};
 
 struct OpenedStore {
@@ -373,6 +375,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   impl->dispatcher->set_observer(&impl->metrics);
   if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
   if (opened->pg != nullptr) {
+    impl->replanner.FollowOthers(kSharedPoll);
     // Ingest groups on a thread and session of their own: a group of large
     // requests takes long enough on the server to hold the loop up.
     const std::string url = options.database;

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -73,10 +72,8 @@ Status Reloader::Reload() {
                  next->sha256.substr(0, 12));
     // Groups by the old rules still being written: the sweep starts again
     // once they are (Replanner::Run).
-    std::optional<std::string> restart;
-    if (!parts_.batcher.Written()) restart = PlanningFingerprint(*next);
     parts_.replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()),
-                         std::move(restart));
+                         PlanningFingerprint(*next), !parts_.batcher.Written());
   } else {
     spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
                  options_.config_path, next->sha256.substr(0, 12));

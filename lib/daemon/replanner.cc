@@ -28,13 +28,18 @@ Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Cloc
                      OnStep on_step, MayWrite may_write, OnFailure on_failure)
     : io_(io),
       retry_(io),
+      follow_(io),
       store_(store),
       clock_(clock),
       on_step_(std::move(on_step)),
       may_write_(std::move(may_write)),
       on_failure_(std::move(on_failure)) {}
 
+void Replanner::FollowOthers(std::chrono::milliseconds every) { follow_every_ = every; }
+
 void Replanner::Start(const std::string& fingerprint) {
+  fingerprint_ = fingerprint;
+  if (follow_every_.count() > 0) Follow();
   auto state = store_.Planning();
   Status s = state.status();
   if (state.ok() && state->fingerprint.empty()) {
@@ -48,9 +53,9 @@ void Replanner::Start(const std::string& fingerprint) {
     const bool recorded = store_.SetPlanning(fingerprint, true).ok();
     Run("the config's planning rules are not those the pending touchpoints were planned by "
         "(it changed while touchpointd was stopped)",
-        recorded ? std::nullopt : std::optional<std::string>(fingerprint));
+        fingerprint, !recorded);
   } else if (state.ok() && state->replanning) {
-    Run("resuming the re-plan a stop interrupted");
+    Run("resuming the re-plan a stop interrupted", fingerprint);
   }
   if (!s.ok()) spdlog::error("planning state: {}; the next start tries again", s.message());
 }
@@ -58,6 +63,24 @@ void Replanner::Start(const std::string& fingerprint) {
 void Replanner::Stop() {
   stopped_ = true;
   retry_.cancel();
+  follow_.cancel();
+}
+
+void Replanner::Follow() {
+  follow_.expires_after(follow_every_);
+  follow_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    if (!running_) {
+      // A failed read is tried at the next look (the store's watch tells
+      // of an outage).
+      auto state = store_.Planning();
+      if (state.ok() && state->replanning && state->fingerprint == fingerprint_) {
+        Run("another daemon's reload to the same rules started the shared re-plan again",
+            fingerprint_);
+      }
+    }
+    Follow();
+  });
 }
 
 void Replanner::Wake() {
@@ -71,9 +94,10 @@ void Replanner::Wake() {
   }
 }
 
-void Replanner::Run(std::string why, std::optional<std::string> restart) {
+void Replanner::Run(std::string why, std::string fingerprint, bool restart) {
   stopped_ = false;
-  restart_ = std::move(restart);
+  fingerprint_ = std::move(fingerprint);
+  restart_ = restart;
   if (running_) {
     spdlog::info("re-planning pending touchpoints again from the start: {}", why);
   } else {
@@ -110,8 +134,8 @@ void Replanner::Step() {
   const auto began = std::chrono::steady_clock::now();
   auto step = [&]() -> StatusOr<ReplanStep> {
     if (restart_) {
-      if (Status s = store_.SetPlanning(*restart_, true); !s.ok()) return s;
-      restart_.reset();
+      if (Status s = store_.SetPlanning(fingerprint_, true); !s.ok()) return s;
+      restart_ = false;
     }
     return store_.ReplanSome(ReplanPurchase, began + kStepBudget, clock_.Now());
   }();

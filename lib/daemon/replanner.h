@@ -49,23 +49,34 @@ class Replanner {
   Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
             MayWrite may_write, OnFailure on_failure);
 
+  // On a store other daemons share (PostgreSQL), before Start(): every
+  // `every` while no re-plan runs here, looks whether another daemon's
+  // reload to the same rules has started the shared sweep again (its
+  // Planning() says a re-plan to this daemon's fingerprint is under way)
+  // and if so steps through it too, firing waiting for it as at a reload
+  // of its own. Without it, a daemon whose re-plan had finished before
+  // that reload would fire the purchases the later daemon took by the old
+  // rules before the sweep reached them.
+  void FollowOthers(std::chrono::milliseconds every);
   // At start: the planning state the store keeps against `fingerprint`,
   // the config's PlanningFingerprint(). Rules other than those the pending
   // touchpoints were planned by (the config changed while the daemon was
   // stopped) are re-planned to; a re-plan a stop or a crash interrupted
   // resumes. A failure is logged: the next start tries again.
   void Start(const std::string& fingerprint);
-  // Starts stepping through the re-plan the store has under way (its
-  // Planning() says where); `why` is for the log. A re-plan already being
-  // stepped through just goes on: the store's position decides.
+  // Starts stepping through the re-plan to `fingerprint` (the
+  // PlanningFingerprint() of the rules now in force) the store has under
+  // way (its Planning() says where); `why` is for the log. A re-plan
+  // already being stepped through just goes on: the store's position
+  // decides.
   //
   // With `restart` (a reload while ingest groups by the old rules were
   // still being written, daemon/ingest_batcher.h): the first step that
-  // may_write lets through first records the re-plan to `restart` again,
-  // which starts the sweep, shared with other daemons, from the first
-  // pending touchpoint: a daemon already stepping through it may have
-  // passed those groups' touchpoints before they were committed.
-  void Run(std::string why, std::optional<std::string> restart = std::nullopt);
+  // may_write lets through first records the re-plan to `fingerprint`
+  // again, which starts the sweep, shared with other daemons, from the
+  // first pending touchpoint: a daemon already stepping through it may
+  // have passed those groups' touchpoints before they were committed.
+  void Run(std::string why, std::string fingerprint, bool restart = false);
   // Stops after the step in progress (the daemon is stopping); the next
   // start resumes.
   void Stop();
@@ -101,9 +112,13 @@ class Replanner {
   void Step();
   // Steps again `after` from now (or at Wake()).
   void Retry(std::chrono::milliseconds after);
+  // FollowOthers()' next look.
+  void Follow();
 
   boost::asio::io_context& io_;
   boost::asio::steady_timer retry_;
+  boost::asio::steady_timer follow_;
+  std::chrono::milliseconds follow_every_{0};  // 0: not following
   ReplanStore& store_;
   const Clock& clock_;
   OnStep on_step_;
@@ -112,9 +127,10 @@ class Replanner {
   bool running_ = false;
   bool posted_ = false;
   bool stopped_ = false;
-  std::optional<std::string> restart_;  // see Run()
-  int busy_in_a_row_ = 0;               // busy steps in a row that re-planned no one
-  bool told_ = false;                   // on_step_ called in this run
+  std::string fingerprint_;  // of the rules in force (Start(), Run())
+  bool restart_ = false;     // see Run()
+  int busy_in_a_row_ = 0;    // busy steps in a row that re-planned no one
+  bool told_ = false;        // on_step_ called in this run
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;

@@ -1,7 +1,8 @@
 // Replanner over a store that records what it is asked: a step held by
 // may_write goes on at Wake(), not a second later; a restart asked of
 // Run() is recorded by the first step let through, before it steps; a busy
-// step is tried again soon.
+// step is tried again soon; a daemon whose re-plan had finished follows
+// another daemon's restart of the sweep to its rules.
 #include "daemon/replanner.h"
 
 #include <gmock/gmock.h>
@@ -86,26 +87,28 @@ class ReplannerTest : public ::testing::Test {
 
 // Held steps are tried again a second later; Wake() lets one go at once.
 TEST_F(ReplannerTest, AHeldStepGoesOnAtWake) {
-  replanner_.Run("a test");
+  replanner_.Run("a test", "fp1");
   RunFor(std::chrono::milliseconds(50));
   EXPECT_TRUE(store_.asked.empty());
   EXPECT_TRUE(replanner_.running());
   EXPECT_FALSE(replanner_.Covers(clock_.Now()));
   may_write_ = true;
+  const auto woken = std::chrono::steady_clock::now();
   replanner_.Wake();
-  RunFor(std::chrono::milliseconds(300));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_LT(std::chrono::steady_clock::now() - woken, std::chrono::milliseconds(500));
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("step"));
   EXPECT_TRUE(done_);
   EXPECT_FALSE(replanner_.running());
 }
 
 TEST_F(ReplannerTest, ARestartIsRecordedByTheFirstStepLetThrough) {
-  replanner_.Run("a test", "fp2");
+  replanner_.Run("a test", "fp2", true);
   RunFor(std::chrono::milliseconds(50));
   EXPECT_TRUE(store_.asked.empty());  // held: nothing recorded yet
   may_write_ = true;
   replanner_.Wake();
-  RunFor(std::chrono::milliseconds(300));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
   EXPECT_TRUE(done_);
 }
@@ -117,7 +120,7 @@ TEST_F(ReplannerTest, ABusyStepIsTriedAgainSoon) {
   may_write_ = true;
   store_.busy_steps = 2;
   store_.busy_covered = clock_.Now() + std::chrono::hours(1);
-  replanner_.Run("a test");
+  replanner_.Run("a test", "fp1");
   testing::RunLoopUntil(loop_, [&] { return !store_.asked.empty(); });
   EXPECT_TRUE(replanner_.Covers(clock_.Now()));
   EXPECT_TRUE(replanner_.running());
@@ -160,10 +163,51 @@ TEST_F(ReplannerTest, AStartOnOtherRulesRecordsThemAtOnceOrAtTheFirstStep) {
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {
   may_write_ = true;
   replanner_.Wake();  // not running
-  replanner_.Run("a test");
+  replanner_.Run("a test", "fp1");
   replanner_.Wake();  // a step posted, no retry waiting
   RunFor(std::chrono::milliseconds(100));
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("step"));
+}
+
+// Done with its own re-plan (or started on the database's rules), a
+// daemon sharing the store looks every `every` whether another daemon's
+// reload to the same rules started the sweep again, and steps through it
+// too: firing waits for it meanwhile. Not for a re-plan to other rules
+// (a daemon reloaded to rules this one does not have), nor once stopped.
+TEST_F(ReplannerTest, AFinishedReplanFollowsAnotherDaemonsRestartToItsRules) {
+  may_write_ = true;
+  store_.replanning = false;
+  replanner_.FollowOthers(std::chrono::milliseconds(20));
+  replanner_.Start("fp1");
+  EXPECT_FALSE(replanner_.running());
+
+  store_.fingerprint = "fp2";  // another daemon reloaded to other rules
+  store_.replanning = true;
+  RunFor(std::chrono::milliseconds(100));
+  EXPECT_FALSE(replanner_.running());
+  EXPECT_TRUE(store_.asked.empty());
+
+  store_.fingerprint = "fp1";  // ... or to these
+  store_.busy_steps = 1;       // its step under way
+  store_.busy_covered = clock_.Now() - std::chrono::hours(1);
+  testing::RunLoopUntil(loop_, [&] { return !store_.asked.empty(); });
+  EXPECT_TRUE(replanner_.running());
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step", "step"));
+  EXPECT_FALSE(replanner_.running());
+  ASSERT_TRUE(replanner_.progress().finished_at.has_value());
+
+  // And again at the next restart; not once stopped.
+  done_ = false;
+  store_.replanning = true;
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_EQ(store_.asked.size(), 3u);
+  replanner_.Stop();
+  store_.replanning = true;
+  RunFor(std::chrono::milliseconds(100));
+  EXPECT_EQ(store_.asked.size(), 3u);
+  EXPECT_FALSE(replanner_.running());
 }
 
 }  // namespace
