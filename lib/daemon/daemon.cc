@@ -121,6 +121,12 @@ struct Daemon::Impl {
             [this] { return !storage->paused() && batcher.Written(); },
             [this](const Status& failed) {
               if (failed.unavailable()) storage->Check(true);
+            },
+            // Firing (on its own thread on PostgreSQL, which reads how far
+            // the re-plan got when re-armed) waits for the re-plan from now.
+            [this] {
+              metrics.replanning.Set({}, 1);
+              if (fire) fire->Rearm(true);
             }),
         batcher(io, *store, clock, metrics, rules,
                 {.no_room = [this]() -> std::optional<std::string> {

@@ -25,7 +25,7 @@ constexpr std::chrono::milliseconds kBusyRetryMax{320};
 }  // namespace
 
 Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock,
-                     OnStep on_step, MayWrite may_write, OnFailure on_failure)
+                     OnStep on_step, MayWrite may_write, OnFailure on_failure, OnRun on_run)
     : io_(io),
       retry_(io),
       follow_(io),
@@ -33,7 +33,8 @@ Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Cloc
       clock_(clock),
       on_step_(std::move(on_step)),
       may_write_(std::move(may_write)),
-      on_failure_(std::move(on_failure)) {}
+      on_failure_(std::move(on_failure)),
+      on_run_(std::move(on_run)) {}
 
 void Replanner::FollowOthers(std::chrono::milliseconds every) { follow_every_ = every; }
 
@@ -75,8 +76,7 @@ void Replanner::Follow() {
       // of an outage).
       auto state = store_.Planning();
       if (state.ok() && state->replanning && state->fingerprint == fingerprint_) {
-        Run("another daemon's reload to the same rules started the shared re-plan again",
-            fingerprint_);
+        Run("another daemon started a re-plan to these rules", fingerprint_);
       }
     }
     Follow();
@@ -110,6 +110,7 @@ void Replanner::Run(std::string why, std::string fingerprint, bool restart) {
   busy_in_a_row_ = 0;
   progress_ = Progress{true, clock_.Now(), std::nullopt, 0, {}, 0, {}};
   started_ = std::chrono::steady_clock::now();
+  on_run_();
   if (!posted_) {
     posted_ = true;
     boost::asio::post(io_, [this] { Step(); });

@@ -41,13 +41,17 @@ class Replanner {
   // After a failed step, with why (the daemon checks its space when the
   // store says it is full).
   using OnFailure = std::function<void(const Status&)>;
+  // At each Run(), before its first step: the daemon sets its gauge and
+  // re-arms firing, which then waits for the re-plan (Covers()).
+  using OnRun = std::function<void()>;
 
   // Failed steps in a row after which /healthz says degraded: firing waits
   // for the re-plan, so a re-plan that cannot go on holds every fire.
   static constexpr int kFailuresDegrade = 10;
 
-  Replanner(boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
-            MayWrite may_write, OnFailure on_failure);
+  Replanner(
+      boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
+      MayWrite may_write, OnFailure on_failure, OnRun on_run = [] {});
 
   // On a store other daemons share (PostgreSQL), before Start(): every
   // `every` while no re-plan runs here, looks whether another daemon's
@@ -124,6 +128,7 @@ class Replanner {
   OnStep on_step_;
   MayWrite may_write_;
   OnFailure on_failure_;
+  OnRun on_run_;
   bool running_ = false;
   bool posted_ = false;
   bool stopped_ = false;

@@ -67,7 +67,8 @@ class ReplannerTest : public ::testing::Test {
               done_ = done;
               ++told_;
             },
-            [this] { return may_write_; }, [](const Status&) {}) {}
+            [this] { return may_write_; }, [](const Status&) {},
+            [this] { runs_.push_back(store_.asked.size()); }) {}
 
   // Runs the loop for `d`.
   void RunFor(std::chrono::milliseconds d) {
@@ -82,6 +83,8 @@ class ReplannerTest : public ::testing::Test {
   bool may_write_ = false;
   bool done_ = false;
   int told_ = 0;  // steps the daemon was told of
+  // Each Run() the daemon was told of: how many calls the store had had.
+  std::vector<std::size_t> runs_;
   Replanner replanner_;
 };
 
@@ -188,13 +191,14 @@ TEST_F(ReplannerTest, AFinishedReplanFollowsAnotherDaemonsRestartToItsRules) {
   EXPECT_TRUE(store_.asked.empty());
 
   store_.fingerprint = "fp1";  // ... or to these
-  store_.busy_steps = 1;       // its step under way
+  store_.busy_steps = 3;       // its steps under way
   store_.busy_covered = clock_.Now() - std::chrono::hours(1);
   testing::RunLoopUntil(loop_, [&] { return !store_.asked.empty(); });
   EXPECT_TRUE(replanner_.running());
   EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  EXPECT_THAT(runs_, ::testing::ElementsAre(0u));  // told before the first step
   testing::RunLoopUntil(loop_, [&] { return done_; });
-  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step", "step"));
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("step", "step", "step", "step"));
   EXPECT_FALSE(replanner_.running());
   ASSERT_TRUE(replanner_.progress().finished_at.has_value());
 
@@ -202,11 +206,13 @@ TEST_F(ReplannerTest, AFinishedReplanFollowsAnotherDaemonsRestartToItsRules) {
   done_ = false;
   store_.replanning = true;
   testing::RunLoopUntil(loop_, [&] { return done_; });
-  EXPECT_EQ(store_.asked.size(), 3u);
+  EXPECT_EQ(store_.asked.size(), 5u);
+  EXPECT_THAT(runs_, ::testing::ElementsAre(0u, 4u));
   replanner_.Stop();
   store_.replanning = true;
   RunFor(std::chrono::milliseconds(100));
-  EXPECT_EQ(store_.asked.size(), 3u);
+  EXPECT_EQ(store_.asked.size(), 5u);
+  EXPECT_EQ(runs_.size(), 2u);
   EXPECT_FALSE(replanner_.running());
 }
 
