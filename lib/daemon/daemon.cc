@@ -382,14 +382,22 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
   if (opened->pg != nullptr) {
     impl->replanner.FollowOthers(kSharedPoll);
-    // Ingest groups on a thread and session of their own: a group of large
-    // requests takes long enough on the server to hold the loop up.
+    // Ingest groups and the re-plan's steps on threads and sessions of
+    // their own: a group of large requests, or a step on a server busy with
+    // autovacuum, takes long enough there to hold the loop up.
     const std::string url = options.database;
     Status s =
         impl->batcher.UseThread([url](const RulesInForce& own) -> StatusOr<std::unique_ptr<Store>> {
           auto session = PgStore::Open(url, own, "touchpointd-ingest");
           if (!session.ok()) return session.status();
           return std::unique_ptr<Store>(std::move(*session));
+        });
+    if (!s.ok()) return s;
+    s = impl->replanner.UseThread(
+        impl->rules, [url](const RulesInForce& own) -> StatusOr<std::unique_ptr<ReplanStore>> {
+          auto session = PgStore::Open(url, own, "touchpointd-replan");
+          if (!session.ok()) return session.status();
+          return std::unique_ptr<ReplanStore>(std::move(*session));
         });
     if (!s.ok()) return s;
   }

@@ -1,62 +1,46 @@
 #include "daemon/ingest_batcher.h"
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <thread>
 
 #include "api/http_json.h"
+#include "daemon/session_thread.h"
 
 namespace tp {
 
 namespace asio = boost::asio;
 
-// The writer thread: an io_context of its own running the groups handed
-// to it in order, over a store session and rules of its own.
+// The writer thread: the groups handed to it written in order, over a
+// store session and rules of its own.
 class IngestBatcher::Thread {
  public:
   static StatusOr<std::unique_ptr<Thread>> Open(const RulesInForce& loop_rules, const Clock& clock,
                                                 const OpenStore& open) {
-    std::unique_ptr<Thread> self(new Thread(loop_rules));
-    auto store = open(self->rules_);
-    if (!store.ok()) return store.status();
-    self->store_ = std::move(*store);
-    self->writer_ =
-        std::make_unique<IngestWriter>(*self->store_, *self->store_, clock, self->rules_);
-    self->thread_ = std::thread([t = self.get()] { t->io_.run(); });
+    auto session = SessionThread<Store>::Open(loop_rules, open);
+    if (!session.ok()) return session.status();
+    std::unique_ptr<Thread> self(new Thread());
+    self->writer_ = std::make_unique<IngestWriter>((*session)->store(), (*session)->store(), clock,
+                                                   (*session)->rules());
+    self->session_ = std::move(*session);
     return self;
   }
-  // After the groups handed over.
-  ~Thread() {
-    work_.reset();
-    if (thread_.joinable()) thread_.join();
-  }
-  Thread(const Thread&) = delete;
-  Thread& operator=(const Thread&) = delete;
 
   // Writes `group` by `rules`, then calls `done` with what it wrote, on the
   // thread. `group` lives until `done` has been called.
   void Write(std::vector<const IngestItems*> group, std::shared_ptr<const Rules> rules,
              std::function<void(WrittenGroup)> done) {
-    asio::post(io_, [this, group = std::move(group), rules = std::move(rules),
-                     done = std::move(done)]() mutable {
-      if (rules != rules_.shared()) rules_.Swap(std::move(rules));
-      done(writer_->Write(group));
-    });
+    session_->Post(std::move(rules), [this, group = std::move(group), done = std::move(done)](
+                                         Store&) { done(writer_->Write(group)); });
   }
   void ServerAnswers() {
-    asio::post(io_, [this] { store_->ServerAnswers(); });
+    session_->Post(nullptr, [](Store& store) { store.ServerAnswers(); });
   }
 
  private:
-  explicit Thread(const RulesInForce& loop_rules)
-      : work_(io_.get_executor()), rules_(loop_rules.shared()) {}
+  Thread() = default;
 
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
-  RulesInForce rules_;  // the thread's
-  std::unique_ptr<Store> store_;
   std::unique_ptr<IngestWriter> writer_;
-  std::thread thread_;
+  // Last: it ends (after the groups handed over) before the writer goes.
+  std::unique_ptr<SessionThread<Store>> session_;
 };
 
 IngestBatcher::IngestBatcher(asio::io_context& io, Store& store, const Clock& clock,

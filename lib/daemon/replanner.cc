@@ -36,6 +36,18 @@ Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Cloc
       on_failure_(std::move(on_failure)),
       on_run_(std::move(on_run)) {}
 
+// The thread first (it ends after the step under way, whose outcome is
+// then dropped).
+Replanner::~Replanner() { thread_.reset(); }
+
+Status Replanner::UseThread(const RulesInForce& rules, const OpenStore& open) {
+  auto thread = SessionThread<ReplanStore>::Open(rules, open);
+  if (!thread.ok()) return thread.status();
+  thread_ = std::move(*thread);
+  rules_ = &rules;
+  return Status::Ok();
+}
+
 void Replanner::FollowOthers(std::chrono::milliseconds every) { follow_every_ = every; }
 
 void Replanner::Start(const std::string& fingerprint) {
@@ -105,6 +117,7 @@ void Replanner::Run(std::string why, std::string fingerprint, bool restart) {
   }
   // A restart from the start (SetPlanning) covers nothing yet.
   covered_ = Instant::min();
+  ++run_;
   running_ = true;
   told_ = false;
   busy_in_a_row_ = 0;
@@ -133,13 +146,42 @@ void Replanner::Step() {
   if (stopped_ || !running_) return;
   if (!may_write_()) return Retry(kRetryAfter);
   const auto began = std::chrono::steady_clock::now();
-  auto step = [&]() -> StatusOr<ReplanStep> {
-    if (restart_) {
-      if (Status s = store_.SetPlanning(fingerprint_, true); !s.ok()) return s;
-      restart_ = false;
+  auto step = [restart = restart_, fingerprint = fingerprint_,
+               now = clock_.Now()](ReplanStore& store) -> Stepped {
+    if (restart) {
+      if (Status s = store.SetPlanning(fingerprint, true); !s.ok()) return {s, false};
     }
-    return store_.ReplanSome(ReplanPurchase, began + kStepBudget, clock_.Now());
-  }();
+    return {store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + kStepBudget, now),
+            restart};
+  };
+  if (!thread_) return Finish(began, run_, step(store_));
+  posted_ = true;  // until its outcome is back
+  thread_->Post(rules_->shared(), [this, &io = io_, alive = std::weak_ptr<char>(alive_), began,
+                                   run = run_, step = std::move(step)](ReplanStore& store) {
+    Stepped stepped = step(store);
+    boost::asio::post(io, [this, alive, began, run, stepped = std::move(stepped)]() mutable {
+      if (alive.expired()) return;
+      posted_ = false;
+      Finish(began, run, std::move(stepped));
+    });
+  });
+}
+
+void Replanner::Finish(std::chrono::steady_clock::time_point began, std::uint64_t run,
+                       Stepped stepped) {
+  if (stepped.recorded && run == run_) restart_ = false;
+  if (stopped_ || !running_) return;
+  StatusOr<ReplanStep>& step = stepped.step;
+  if (run != run_) {
+    // Run() started the sweep again meanwhile: what this step wrote is
+    // written (counted), but how far it got is the old run's.
+    if (step.ok() && step->buyers > 0) on_step_(step->counts, false);
+    if (!posted_) {
+      posted_ = true;
+      boost::asio::post(io_, [this] { Step(); });
+    }
+    return;
+  }
   int& failures = progress_.failures;
   if (step.ok() && failures > 0) {
     spdlog::info("re-planning goes on after {} failed tries", failures);

@@ -10,6 +10,11 @@
 // fires by rules that were replaced. How far it got is in the database: a
 // crash or a stop mid-way resumes at the next start.
 //
+// On PostgreSQL the steps run on a thread and session of their own
+// (UseThread()): a step is about 20 ms of work, but its statements can
+// take longer on a busy server (autovacuum over a large table, other
+// daemons' work), and the loop does not wait for them.
+//
 // Not thread-safe: the daemon's loop only. `io`, `store` and `clock` must
 // outlive *this.
 #pragma once
@@ -19,11 +24,15 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "core/clock.h"
+#include "daemon/session_thread.h"
 #include "store/replan_store.h"
 
 namespace tp {
@@ -52,6 +61,19 @@ class Replanner {
   Replanner(
       boost::asio::io_context& io, ReplanStore& store, const Clock& clock, OnStep on_step,
       MayWrite may_write, OnFailure on_failure, OnRun on_run = [] {});
+  ~Replanner();
+  Replanner(const Replanner&) = delete;
+  Replanner& operator=(const Replanner&) = delete;
+
+  // Before Start(): from now on the steps (and the record of a restart
+  // asked of Run()) run on a thread over the store `open` gives, under the
+  // rules `rules` (the loop's) had when each was handed over; the store
+  // given to the constructor keeps the rest, on the loop (Planning() at a
+  // start and for FollowOthers()). A step's outcome comes back to the
+  // loop; one under way when Run() starts the sweep again counts what it
+  // wrote, and is not taken for how far the new run got.
+  using OpenStore = SessionThread<ReplanStore>::OpenStore;
+  Status UseThread(const RulesInForce& rules, const OpenStore& open);
 
   // On a store other daemons share (PostgreSQL), before Start(): every
   // `every` while no re-plan runs here, looks whether another daemon's
@@ -113,7 +135,17 @@ class Replanner {
   const Progress& progress() const { return progress_; }
 
  private:
+  // A step's outcome, and whether it recorded the restart asked of Run().
+  struct Stepped {
+    StatusOr<ReplanStep> step;
+    bool recorded = false;
+  };
+
+  // Hands a step to the store (at once on the loop, or to the thread).
   void Step();
+  // On the loop, with the outcome of a step handed over at `began` in run
+  // `run`.
+  void Finish(std::chrono::steady_clock::time_point began, std::uint64_t run, Stepped stepped);
   // Steps again `after` from now (or at Wake()).
   void Retry(std::chrono::milliseconds after);
   // FollowOthers()' next look.
@@ -130,7 +162,8 @@ class Replanner {
   OnFailure on_failure_;
   OnRun on_run_;
   bool running_ = false;
-  bool posted_ = false;
+  bool posted_ = false;    // a step posted, waiting to be retried, or on the thread
+  std::uint64_t run_ = 0;  // Run() calls so far
   bool stopped_ = false;
   std::string fingerprint_;  // of the rules in force (Start(), Run())
   bool restart_ = false;     // see Run()
@@ -139,6 +172,10 @@ class Replanner {
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;
+  const RulesInForce* rules_ = nullptr;  // with a thread: the loop's
+  // The thread's outcomes are dropped once *this is gone.
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
+  std::unique_ptr<SessionThread<ReplanStore>> thread_;
 };
 
 }  // namespace tp

@@ -2,7 +2,9 @@
 // may_write goes on at Wake(), not a second later; a restart asked of
 // Run() is recorded by the first step let through, before it steps; a busy
 // step is tried again soon; a daemon whose re-plan had finished follows
-// another daemon's restart of the sweep to its rules.
+// another daemon's restart of the sweep to its rules; on a thread, a step
+// does not hold the loop, and one under way when the sweep starts again is
+// not taken for the new run.
 #include "daemon/replanner.h"
 
 #include <gmock/gmock.h>
@@ -10,6 +12,9 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,6 +63,56 @@ class RecordingStore final : public ReplanStore {
   int failed_sets = 0;  // SetPlanning() calls that fail first
 };
 
+// The thread's store: each step waits until Open() (or 10 s), then is done
+// after `busy_steps` busy ones; it notes the rules each step ran under.
+class GatedStore final : public ReplanStore {
+ public:
+  explicit GatedStore(const RulesInForce& rules) : rules_(rules) {}
+
+  StatusOr<PlanningState> Planning() override { return PlanningState{"fp1", true}; }
+  Status SetPlanning(std::string_view /*fp*/, bool /*replan*/) override { return Status::Ok(); }
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/,
+                                  std::chrono::steady_clock::time_point /*deadline*/,
+                                  Instant /*now*/) override {
+    std::unique_lock lock(mutex_);
+    ++entered_;
+    changed_.notify_all();
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return open_; });
+    ++steps_;
+    ran_under_.push_back(rules_.shared().get());
+    ReplanStep step{{}, 1, Instant::max(), true};
+    step.counts.moved = 1;
+    return step;
+  }
+
+  void Open() {
+    const std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  // Whether a step has begun (within 10 s).
+  bool Entered() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_ > 0; });
+  }
+  int steps() {
+    const std::lock_guard lock(mutex_);
+    return steps_;
+  }
+  std::vector<const Rules*> ran_under() {
+    const std::lock_guard lock(mutex_);
+    return ran_under_;
+  }
+
+ private:
+  const RulesInForce& rules_;  // the thread's
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool open_ = false;
+  int entered_ = 0, steps_ = 0;
+  std::vector<const Rules*> ran_under_;
+};
+
 class ReplannerTest : public ::testing::Test {
  protected:
   ReplannerTest()
@@ -66,9 +121,22 @@ class ReplannerTest : public ::testing::Test {
             [this](const ReplanCounts&, bool done) {
               done_ = done;
               ++told_;
+              told_states_.push_back({done, replanner_.running(), replanner_.Covers(clock_.Now())});
             },
             [this] { return may_write_; }, [](const Status&) {},
             [this] { runs_.push_back(store_.asked.size()); }) {}
+
+  // Steps on a thread over a GatedStore (returned, owned by the thread).
+  GatedStore* UseThread() {
+    GatedStore* gated = nullptr;
+    const Status s = replanner_.UseThread(loop_rules_, [&](const RulesInForce& own) {
+      auto store = std::make_unique<GatedStore>(own);
+      gated = store.get();
+      return StatusOr<std::unique_ptr<ReplanStore>>(std::move(store));
+    });
+    EXPECT_TRUE(s.ok()) << s.message();
+    return gated;
+  }
 
   // Runs the loop for `d`.
   void RunFor(std::chrono::milliseconds d) {
@@ -85,6 +153,13 @@ class ReplannerTest : public ::testing::Test {
   int told_ = 0;  // steps the daemon was told of
   // Each Run() the daemon was told of: how many calls the store had had.
   std::vector<std::size_t> runs_;
+  // At each step told of: done, running(), Covers(now).
+  struct Told {
+    bool done, running, covers;
+    bool operator==(const Told&) const = default;
+  };
+  std::vector<Told> told_states_;
+  RulesInForce loop_rules_{std::make_shared<const Rules>()};
   Replanner replanner_;
 };
 
@@ -214,6 +289,55 @@ TEST_F(ReplannerTest, AFinishedReplanFollowsAnotherDaemonsRestartToItsRules) {
   EXPECT_EQ(store_.asked.size(), 5u);
   EXPECT_EQ(runs_.size(), 2u);
   EXPECT_FALSE(replanner_.running());
+}
+
+// On a thread, the loop goes on while a step waits on the server; the
+// step runs under the rules in force when it was handed over, and its
+// outcome is taken on the loop.
+TEST_F(ReplannerTest, AStepOnTheThreadDoesNotHoldTheLoop) {
+  may_write_ = true;
+  GatedStore* gated = UseThread();
+  ASSERT_NE(gated, nullptr);
+  auto reloaded = std::make_shared<const Rules>();
+  loop_rules_.Swap(reloaded);
+  replanner_.Run("a test", "fp1");
+  const auto began = std::chrono::steady_clock::now();
+  RunFor(std::chrono::milliseconds(50));  // the step posted, handed over
+  ASSERT_TRUE(gated->Entered());
+  RunFor(std::chrono::milliseconds(50));
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(5));
+  EXPECT_TRUE(replanner_.running());
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  EXPECT_EQ(told_, 0);
+  gated->Open();
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_TRUE(done_);
+  EXPECT_FALSE(replanner_.running());
+  EXPECT_EQ(replanner_.progress().counts.moved, 1);
+  EXPECT_THAT(gated->ran_under(), ::testing::ElementsAre(reloaded.get()));
+  EXPECT_TRUE(store_.asked.empty());  // the loop's store took no step
+}
+
+// Run() (a reload) while a step is under way on the thread: that step's
+// writes are counted, but how far it got (here, to the end) is the old
+// run's: firing waits for the next step, which the new run takes.
+TEST_F(ReplannerTest, AStepUnderWayWhenTheSweepStartsAgainIsNotTakenForTheNewRun) {
+  may_write_ = true;
+  GatedStore* gated = UseThread();
+  ASSERT_NE(gated, nullptr);
+  replanner_.Run("a test", "fp1");
+  RunFor(std::chrono::milliseconds(20));
+  ASSERT_TRUE(gated->Entered());
+  replanner_.Run("a reload", "fp1");
+  gated->Open();
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_EQ(gated->steps(), 2);
+  // The first step's end was the old run's: told (what it wrote), still
+  // running, nothing covered; then the new run's step.
+  EXPECT_THAT(told_states_,
+              ::testing::ElementsAre(Told{false, true, false}, Told{true, false, true}));
+  EXPECT_EQ(replanner_.progress().counts.moved, 1);  // this run's step only
+  EXPECT_EQ(runs_.size(), 2u);
 }
 
 }  // namespace
