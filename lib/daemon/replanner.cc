@@ -151,7 +151,8 @@ void Replanner::Step() {
     if (restart) {
       if (Status s = store.SetPlanning(fingerprint, true); !s.ok()) return {s, false};
     }
-    return {store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + kStepBudget, now),
+    return {store.ReplanSome(ReplanPurchase, fingerprint,
+                             std::chrono::steady_clock::now() + kStepBudget, now),
             restart};
   };
   if (!thread_) return Finish(began, run_, step(store_));

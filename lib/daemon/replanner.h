@@ -1,8 +1,9 @@
 // Re-plans pending touchpoints after the planning rules change (a reload,
 // or a start on rules other than those the database was planned by), in
-// steps of about 20 ms posted to the loop, so that a reload never holds it:
-// requests, fires and the watchdog get their turn between steps, however
-// many touchpoints are pending.
+// steps of about 20 ms posted to the loop (or, on PostgreSQL, handed to a
+// thread from it), so that a reload never holds it: requests, fires and
+// the watchdog get their turn between steps, however many touchpoints are
+// pending.
 //
 // The sweep goes in firing order (ReplanStore::ReplanSome), so it passes
 // what is due now in its first step and stays ahead of the clock; until it

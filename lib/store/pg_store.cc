@@ -215,9 +215,10 @@ Status PgStore::SetPlanning(std::string_view fingerprint, bool replan) {
   return impl_->replan.SetPlanning(fingerprint, replan);
 }
 StatusOr<ReplanStep> PgStore::ReplanSome(const PurchaseReplanner& replan,
+                                         std::string_view fingerprint,
                                          std::chrono::steady_clock::time_point deadline,
                                          Instant now) {
-  return impl_->replan.ReplanSome(replan, deadline, now);
+  return impl_->replan.ReplanSome(replan, fingerprint, deadline, now);
 }
 
 StatusOr<std::optional<BuyerReport>> PgStore::GetBuyer(std::string_view buyer_id) {

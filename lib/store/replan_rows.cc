@@ -226,6 +226,7 @@ StatusOr<PlanningState> ReplanRows::Planning() {
                         "step_order, touchpoint FROM planning WHERE id = 1");
     if (!q.executeStep()) return state;
     state.fingerprint = q.getColumn(0).getString();
+    fingerprint_ = state.fingerprint;
     state.replanning = q.getColumn(1).getInt() != 0;
     sweep_ = Sweep{};
     replanned_.clear();
@@ -240,15 +241,22 @@ StatusOr<PlanningState> ReplanRows::Planning() {
 Status ReplanRows::SetPlanning(std::string_view fingerprint, bool replan) {
   return db_.Atomically("record the planning state", [&] {
     SavePlanning(fingerprint, replan ? std::optional<Sweep>(Sweep{}) : std::nullopt);
+    fingerprint_ = fingerprint;
     sweep_ = Sweep{};
     replanned_.clear();
   });
 }
 
 StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules, const PurchaseReplanner& replan,
+                                            std::string_view fingerprint,
                                             std::chrono::steady_clock::time_point deadline,
                                             Instant now) {
   ReplanStep step;
+  if (fingerprint != fingerprint_) {  // a re-plan to other rules: not this caller's
+    step.busy = true;
+    step.covered = FromMs(sweep_.next_at);
+    return step;
+  }
   Status result = Status::Ok();
   {
     // All or nothing: no savepoint per buyer.

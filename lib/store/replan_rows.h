@@ -30,6 +30,7 @@ class ReplanRows {
   StatusOr<PlanningState> Planning();
   Status SetPlanning(std::string_view fingerprint, bool replan);
   StatusOr<ReplanStep> ReplanSome(const Rules& rules, const PurchaseReplanner& replan,
+                                  std::string_view fingerprint,
                                   std::chrono::steady_clock::time_point deadline, Instant now);
 
  private:
@@ -67,6 +68,7 @@ class ReplanRows {
   RowWriter& rows_;
   sql::ZoneCache zones_;
   Sweep sweep_;
+  std::string fingerprint_;      // the planning state's, as last read or written
   std::vector<bool> replanned_;  // the buyers (by row id) this re-plan did
 
   SQLite::Statement purchases_of_;

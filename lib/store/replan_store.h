@@ -86,8 +86,13 @@ class ReplanStore {
   virtual Status SetPlanning(std::string_view fingerprint, bool replan) = 0;
   // Re-plans from where the sweep is until `deadline` (one buyer at least),
   // each purchase by `replan`, in one transaction that also records how far
-  // it got. Only while Planning().replanning.
+  // it got. Only while Planning().replanning, to `fingerprint` (that of the
+  // rules the caller plans by): a re-plan to other rules, recorded since
+  // the caller asked for this step (by a reload, on this daemon or
+  // another), is not the caller's to step through; the step then writes
+  // nothing and ends busy, covered as far as the steps to those rules got.
   virtual StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+                                          std::string_view fingerprint,
                                           std::chrono::steady_clock::time_point deadline,
                                           Instant now) = 0;
 };

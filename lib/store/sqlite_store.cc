@@ -224,9 +224,10 @@ Status SqliteStore::SetPlanning(std::string_view fingerprint, bool replan) {
   return impl_->replan.SetPlanning(fingerprint, replan);
 }
 StatusOr<ReplanStep> SqliteStore::ReplanSome(const PurchaseReplanner& replan,
+                                             std::string_view fingerprint,
                                              std::chrono::steady_clock::time_point deadline,
                                              Instant now) {
-  return impl_->replan.ReplanSome(**impl_->rules, replan, deadline, now);
+  return impl_->replan.ReplanSome(**impl_->rules, replan, fingerprint, deadline, now);
 }
 
 StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id) {

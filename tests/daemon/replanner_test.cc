@@ -37,7 +37,7 @@ class RecordingStore final : public ReplanStore {
     replanning = replan;
     return Status::Ok();
   }
-  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/,
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/, std::string_view /*fp*/,
                                   std::chrono::steady_clock::time_point /*deadline*/,
                                   Instant /*now*/) override {
     asked.push_back("step");
@@ -71,7 +71,7 @@ class GatedStore final : public ReplanStore {
 
   StatusOr<PlanningState> Planning() override { return PlanningState{"fp1", true}; }
   Status SetPlanning(std::string_view /*fp*/, bool /*replan*/) override { return Status::Ok(); }
-  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/,
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/, std::string_view /*fp*/,
                                   std::chrono::steady_clock::time_point /*deadline*/,
                                   Instant /*now*/) override {
     std::unique_lock lock(mutex_);

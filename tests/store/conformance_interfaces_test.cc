@@ -91,7 +91,8 @@ std::vector<std::string> Operate(Store& store, RulesInForce& rules,
   ReplanCounts replanned;
   std::int64_t buyers = 0;
   for (int i = 0; i < 1000; ++i) {
-    auto step = store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), now);
+    auto step = store.ReplanSome(ReplanPurchase, PlanningFingerprint(*changed),
+                                 std::chrono::steady_clock::now(), now);
     if (!must(step)) break;
     replanned.Add(step->counts);
     buyers += step->buyers;

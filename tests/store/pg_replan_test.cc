@@ -46,14 +46,14 @@ TEST_F(PgStoreTest, AReplanStepNeverWaitsForATurnWhileHoldingOthers) {
   ASSERT_TRUE(ingest->Begin().ok());
   ASSERT_TRUE(ingest->TakeBuyersTurns(y).ok());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_FALSE(step->done);
   EXPECT_EQ(step->buyers, 64);
   // The step holds nothing now: the group takes an earlier buyer's turn.
   ASSERT_TRUE(ingest->TakeBuyersTurns(b0).ok());
   ASSERT_TRUE(ingest->Commit().ok());
-  step = store->ReplanSome(ReplanPurchase, deadline, at);
+  step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_TRUE(step->done);
   EXPECT_EQ(step->buyers, 1);
@@ -76,7 +76,7 @@ TEST_F(PgStoreTest, AReplanStepEndsAtALockHeldElsewhere) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   const auto timed_step = [&] {
     const auto began = std::chrono::steady_clock::now();
-    auto step = replanning.ReplanSome(ReplanPurchase, deadline, at);
+    auto step = replanning.ReplanSome(ReplanPurchase, PlanningFingerprint(*later), deadline, at);
     EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(2));
     return step;
   };
@@ -132,7 +132,7 @@ TEST_F(PgStoreTest, AReplanStepsFirstReadShrinksPastAHeldBuyer) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   std::vector<std::int64_t> buyers;
   for (int i = 0; i < 10; ++i) {
-    auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+    auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline, at);
     ASSERT_TRUE(step.ok()) << step.status().message();
     EXPECT_TRUE(step->busy);
     buyers.push_back(step->buyers);
@@ -141,7 +141,7 @@ TEST_F(PgStoreTest, AReplanStepsFirstReadShrinksPastAHeldBuyer) {
   // from b4 do, 1 does not.
   EXPECT_THAT(buyers, ::testing::ElementsAre(0, 0, 0, 0, 0, 4, 0, 0, 0, 1));
   ASSERT_TRUE(ingest->Commit().ok());
-  auto step = store->ReplanSome(ReplanPurchase, deadline, at);
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_FALSE(step->busy);
   EXPECT_TRUE(step->done);
@@ -160,17 +160,17 @@ TEST_F(PgStoreTest, AReplanStepDoesNotWaitForAnotherDaemonsStep) {
       ", due_at = 0, cadence_order = 0, step_order = 0, touchpoint = 0");
   conn->Exec("BEGIN");
   conn->Exec("SELECT pg_advisory_xact_lock(7305861230004)");  // a step under way
-  auto step =
-      store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + std::chrono::seconds(30),
-                        At("2026-12-04T10:00:00Z"));
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                                std::chrono::steady_clock::now() + std::chrono::seconds(30),
+                                At("2026-12-04T10:00:00Z"));
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_TRUE(step->busy);
   EXPECT_EQ(step->buyers, 0);
   EXPECT_EQ(step->covered, At("2026-12-04T10:30:00Z"));
   conn->Exec("COMMIT");
-  step =
-      store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + std::chrono::seconds(30),
-                        At("2026-12-04T10:00:00Z"));
+  step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                           std::chrono::steady_clock::now() + std::chrono::seconds(30),
+                           At("2026-12-04T10:00:00Z"));
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_TRUE(step->done);
 }
@@ -178,6 +178,39 @@ TEST_F(PgStoreTest, AReplanStepDoesNotWaitForAnotherDaemonsStep) {
 // The fixture's rules with a third step.
 std::string WithAThirdStep() {
   return std::string(kConfig) + "      - {after: 1h, topic: third}\n";
+}
+
+// A step asked for by the rules before a reload, run after the reload
+// recorded a re-plan to its rules (the step was on its way to the server,
+// or its daemon is not yet reloaded): it writes nothing and ends busy,
+// covered as far as the new sweep got. Stepping through the new sweep by
+// the old rules would leave the buyers it passed on them.
+TEST_F(PgStoreTest, AReplanStepByOtherRulesThanTheRecordedOnesWritesNothing) {
+  RulesInForce reloaded(MustLoad(WithAThirdStep()));
+  auto store = MustOpen();  // by the old rules
+  Buy(*store, 4, At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  auto b = PgStore::Open(db_->url(), reloaded);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  ASSERT_TRUE((*b)->SetPlanning(PlanningFingerprint(*reloaded), true).ok());  // a reload
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline,
+                                At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->busy);
+  EXPECT_FALSE(step->done);
+  EXPECT_EQ(step->buyers, 0);
+  EXPECT_LT(step->covered, At("2026-12-04T10:00:00Z"));  // nothing re-planned yet
+  // Where the reload left the sweep: at the start.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM planning WHERE replanning AND next_at < 0"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 8);
+  // The step by the reloaded rules goes through: every buyer gets a third.
+  step = (*b)->ReplanSome(ReplanPurchase, PlanningFingerprint(*reloaded), deadline,
+                          At("2026-12-04T10:00:00Z"));
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 4);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 12);
 }
 
 // A daemon not yet reloaded writes a purchase by the old rules for a buyer
@@ -195,7 +228,7 @@ TEST_F(PgStoreTest, AReloadStartsTheSweepAgainForEveryDaemonSteppingThroughIt) {
   Buy(*stale, 100, at);  // 200 rows: the first read (128) passes every buyer
   ASSERT_TRUE(sweeping.SetPlanning(fingerprint, true).ok());
   const auto past = std::chrono::steady_clock::now();  // one read a step
-  auto step = sweeping.ReplanSome(ReplanPurchase, past, at);
+  auto step = sweeping.ReplanSome(ReplanPurchase, fingerprint, past, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
   ASSERT_FALSE(step->done);
   EXPECT_EQ(step->buyers, 100);
@@ -210,7 +243,7 @@ TEST_F(PgStoreTest, AReloadStartsTheSweepAgainForEveryDaemonSteppingThroughIt) {
   ASSERT_TRUE(stale->SetPlanning(fingerprint, true).ok());  // its reload
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   do {
-    step = sweeping.ReplanSome(ReplanPurchase, deadline, at);
+    step = sweeping.ReplanSome(ReplanPurchase, fingerprint, deadline, at);
     ASSERT_TRUE(step.ok()) << step.status().message();
   } while (!step->done);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints t JOIN purchases p ON p.id = t.purchase "

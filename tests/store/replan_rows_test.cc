@@ -70,10 +70,11 @@ class ReplanStepsTest : public ::testing::Test {
 
   // Steps until done, each with `deadline` budget; the number of steps.
   int ReplanToEnd(SqliteStore& store, std::chrono::milliseconds budget) {
+    const std::string fingerprint = PlanningFingerprint(*rules_);
     int steps = 0;
     for (; steps < 10'000; ++steps) {
-      auto step =
-          store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now() + budget, clock_.Now());
+      auto step = store.ReplanSome(ReplanPurchase, fingerprint,
+                                   std::chrono::steady_clock::now() + budget, clock_.Now());
       EXPECT_TRUE(step.ok()) << step.status().message();
       if (!step.ok() || step->done) break;
     }
@@ -110,7 +111,8 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
   ASSERT_TRUE(first_due.ok() && first_due->has_value());
   Reload();
   ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
-  auto step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                                std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->buyers, 1);
   EXPECT_FALSE(step->done);
@@ -118,7 +120,8 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
   EXPECT_EQ(step->covered, **first_due);
   Instant covered = step->covered;
   for (int i = 0; i < 5; ++i) {
-    step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
+    step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                             std::chrono::steady_clock::now(), clock_.Now());
     ASSERT_TRUE(step.ok());
     EXPECT_GE(step->covered, covered);
     covered = step->covered;
@@ -139,7 +142,8 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
     Reload();
     ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*After()), true).ok());
     for (int i = 0; i < 7; ++i) {
-      auto step = store->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
+      auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                                    std::chrono::steady_clock::now(), clock_.Now());
       ASSERT_TRUE(step.ok());
       covered = step->covered;
     }
@@ -152,7 +156,8 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   EXPECT_EQ(state->fingerprint, PlanningFingerprint(*After()));
   // It goes on from there, not from the start (the buyers it did before
   // are done again when their later touchpoints come: that changes nothing).
-  auto step = (*store)->ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), clock_.Now());
+  auto step = (*store)->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                                   std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
   EXPECT_GE(step->covered, covered);
   ReplanToEnd(**store, std::chrono::milliseconds(0));

@@ -56,9 +56,11 @@ class SqliteStoreTest : public ::testing::Test {
   // step after step as the daemon does.
   static ReplanCounts ReplanAll(SqliteStore& store, const Rules& rules, Instant now) {
     ReplanCounts total;
-    EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(rules), true).ok());
+    const std::string fingerprint = PlanningFingerprint(rules);
+    EXPECT_TRUE(store.SetPlanning(fingerprint, true).ok());
     for (int i = 0; i < 100'000; ++i) {
-      auto step = store.ReplanSome(ReplanPurchase, std::chrono::steady_clock::now(), now);
+      auto step =
+          store.ReplanSome(ReplanPurchase, fingerprint, std::chrono::steady_clock::now(), now);
       EXPECT_TRUE(step.ok()) << step.status().message();
       if (!step.ok()) break;
       total.Add(step->counts);

@@ -19,10 +19,12 @@ const pg::Statement kReplanLock("SELECT pg_advisory_xact_lock(7305861230004)");
 const pg::Statement kTryReplanLock("SELECT pg_try_advisory_xact_lock(7305861230004)");
 // How long a step waits for a lock another session holds (a buyer's turn
 // that an ingest group holds, a row a firing claim holds) before it ends
-// there: a step runs on the daemon's loop.
+// there: a step is about 20 ms of work, and the sweep goes on past what
+// it could not take at the next step.
 const pg::Statement kStepLockWait("SET LOCAL lock_timeout = '50ms'");
 // How long a record of a re-plan (a reload, on the loop) waits for the
-// step under way on another daemon; a step takes about 20 ms.
+// step under way (on another daemon, or this daemon's re-plan thread); a
+// step takes about 20 ms.
 const pg::Statement kRecordLockWait("SET LOCAL lock_timeout = '500ms'");
 constexpr std::string_view kLockNotAvailable = "55P03";
 const pg::Statement kPlanning(
@@ -338,6 +340,7 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
 }
 
 StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
+                                        std::string_view fingerprint,
                                         std::chrono::steady_clock::time_point deadline,
                                         Instant now) {
   ReplanStep step;
@@ -363,8 +366,10 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
     // Another daemon's step under way: covered as far as the steps
-    // committed before it.
-    if (!turn) {
+    // committed before it. So with a re-plan to other rules than the
+    // caller's (a reload recorded since it asked for this step): stepping
+    // through it by these would leave the buyers passed on the old rules.
+    if (!turn || at.Text(0, 0) != fingerprint) {
       step.busy = true;
       return;
     }

@@ -34,7 +34,7 @@ class Replan {
 
   StatusOr<PlanningState> Planning();
   Status SetPlanning(std::string_view fingerprint, bool replan);
-  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
+  StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan, std::string_view fingerprint,
                                   std::chrono::steady_clock::time_point deadline, Instant now);
 
  private:
