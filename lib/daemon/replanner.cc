@@ -220,12 +220,19 @@ void Replanner::Finish(std::chrono::steady_clock::time_point began, std::uint64_
     progress_.running = false;
     progress_.finished_at = clock_.Now();
     const ReplanCounts& c = progress_.counts;
-    spdlog::info(
-        "re-planned pending touchpoints of {} in {:.1f} s: {} moved, {} added, {} cancelled "
-        "(rules changed), {} otherwise updated",
-        Plural(progress_.buyers, "buyer"),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(), c.moved,
-        c.added, c.cancelled, c.updated);
+    if (step->superseded) {
+      spdlog::warn(
+          "re-planning stopped after {}: another daemon's reload started a re-plan to other "
+          "rules; this daemon fires and plans by its own until it is reloaded to them too",
+          Plural(progress_.buyers, "buyer"));
+    } else {
+      spdlog::info(
+          "re-planned pending touchpoints of {} in {:.1f} s: {} moved, {} added, {} cancelled "
+          "(rules changed), {} otherwise updated",
+          Plural(progress_.buyers, "buyer"),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(),
+          c.moved, c.added, c.cancelled, c.updated);
+    }
   }
   if (changed) on_step_(step->counts, step->done);
   if (step->done || posted_) return;

@@ -239,12 +239,14 @@ StatusOr<PlanningState> ReplanRows::Planning() {
 }
 
 Status ReplanRows::SetPlanning(std::string_view fingerprint, bool replan) {
-  return db_.Atomically("record the planning state", [&] {
+  Status s = db_.Atomically("record the planning state", [&] {
     SavePlanning(fingerprint, replan ? std::optional<Sweep>(Sweep{}) : std::nullopt);
-    fingerprint_ = fingerprint;
     sweep_ = Sweep{};
     replanned_.clear();
   });
+  // Only once recorded: a step by the rules before goes on otherwise.
+  if (s.ok()) fingerprint_ = fingerprint;
+  return s;
 }
 
 StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules, const PurchaseReplanner& replan,
@@ -253,8 +255,8 @@ StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules, const PurchaseRe
                                             Instant now) {
   ReplanStep step;
   if (fingerprint != fingerprint_) {  // a re-plan to other rules: not this caller's
-    step.busy = true;
-    step.covered = FromMs(sweep_.next_at);
+    step.superseded = step.done = true;
+    step.covered = Instant::max();
     return step;
   }
   Status result = Status::Ok();

@@ -58,6 +58,11 @@ struct ReplanStep {
   // step under way, or a buyer or a row another session held for longer
   // than a step waits): the next step is to come a little later.
   bool busy = false;
+  // The sweep under way is to other rules than the caller's (a reload
+  // recorded since the caller asked for this step, on this daemon or
+  // another): nothing written, and `done` (that re-plan is not the
+  // caller's to go on with; firing need not wait for it).
+  bool superseded = false;
 };
 
 // The planner's half of a re-plan: what becomes of one purchase's
@@ -89,8 +94,9 @@ class ReplanStore {
   // it got. Only while Planning().replanning, to `fingerprint` (that of the
   // rules the caller plans by): a re-plan to other rules, recorded since
   // the caller asked for this step (by a reload, on this daemon or
-  // another), is not the caller's to step through; the step then writes
-  // nothing and ends busy, covered as far as the steps to those rules got.
+  // another), is not the caller's to step through (by its rules, it would
+  // leave the buyers it passed on them); the step then writes nothing and
+  // is `superseded`.
   virtual StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan,
                                           std::string_view fingerprint,
                                           std::chrono::steady_clock::time_point deadline,

@@ -182,9 +182,9 @@ std::string WithAThirdStep() {
 
 // A step asked for by the rules before a reload, run after the reload
 // recorded a re-plan to its rules (the step was on its way to the server,
-// or its daemon is not yet reloaded): it writes nothing and ends busy,
-// covered as far as the new sweep got. Stepping through the new sweep by
-// the old rules would leave the buyers it passed on them.
+// or its daemon is not yet reloaded): it writes nothing and says the
+// re-plan it was for is superseded. Stepping through the new sweep by the
+// old rules would leave the buyers it passed on them.
 TEST_F(PgStoreTest, AReplanStepByOtherRulesThanTheRecordedOnesWritesNothing) {
   RulesInForce reloaded(MustLoad(WithAThirdStep()));
   auto store = MustOpen();  // by the old rules
@@ -197,10 +197,9 @@ TEST_F(PgStoreTest, AReplanStepByOtherRulesThanTheRecordedOnesWritesNothing) {
   auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline,
                                 At("2026-12-04T10:00:00Z"));
   ASSERT_TRUE(step.ok()) << step.status().message();
-  EXPECT_TRUE(step->busy);
-  EXPECT_FALSE(step->done);
+  EXPECT_TRUE(step->superseded);
+  EXPECT_TRUE(step->done);
   EXPECT_EQ(step->buyers, 0);
-  EXPECT_LT(step->covered, At("2026-12-04T10:00:00Z"));  // nothing re-planned yet
   // Where the reload left the sweep: at the start.
   EXPECT_EQ(Count("SELECT COUNT(*) FROM planning WHERE replanning AND next_at < 0"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 8);

@@ -128,6 +128,27 @@ TEST_F(ReplanStepsTest, TheSweepGoesInFiringOrder) {
   }
 }
 
+// A step by other rules than those the re-plan under way is to (asked for
+// before a reload recorded it) writes nothing and says so.
+TEST_F(ReplanStepsTest, AStepByOtherRulesThanTheReplansWritesNothing) {
+  auto store = Filled("a.db");
+  const std::string before = PlanningFingerprint(*rules_);
+  Reload();
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  auto step = store->ReplanSome(ReplanPurchase, before, std::chrono::steady_clock::now(),
+                                clock_.Now());
+  ASSERT_TRUE(step.ok());
+  EXPECT_TRUE(step->superseded);
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 0);
+  EXPECT_TRUE(store->Planning()->replanning);
+  step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                           std::chrono::steady_clock::now(), clock_.Now());
+  ASSERT_TRUE(step.ok());
+  EXPECT_FALSE(step->superseded);
+  EXPECT_EQ(step->buyers, 1);
+}
+
 TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   {
     auto reference = Filled("reference.db");

@@ -365,11 +365,16 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     if (!at.IsNull(0, 2)) {
       sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
+    // A re-plan to other rules than the caller's (a reload recorded since
+    // it asked for this step): stepping through it by these would leave
+    // the buyers it passed on them.
+    if (at.Text(0, 0) != fingerprint) {
+      step.superseded = step.done = true;
+      return;
+    }
     // Another daemon's step under way: covered as far as the steps
-    // committed before it. So with a re-plan to other rules than the
-    // caller's (a reload recorded since it asked for this step): stepping
-    // through it by these would leave the buyers passed on the old rules.
-    if (!turn || at.Text(0, 0) != fingerprint) {
+    // committed before it.
+    if (!turn) {
       step.busy = true;
       return;
     }
