@@ -135,8 +135,8 @@ TEST_F(ReplanStepsTest, AStepByOtherRulesThanTheReplansWritesNothing) {
   const std::string before = PlanningFingerprint(*rules_);
   Reload();
   ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
-  auto step = store->ReplanSome(ReplanPurchase, before, std::chrono::steady_clock::now(),
-                                clock_.Now());
+  auto step =
+      store->ReplanSome(ReplanPurchase, before, std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
   EXPECT_TRUE(step->superseded);
   EXPECT_TRUE(step->done);
