@@ -24,15 +24,15 @@ class IngestBatcher::Thread {
     return self;
   }
 
-  // Writes `group` by `rules`, then calls `done` with what it wrote, on the
-  // thread. `group` lives until `done` has been called.
-  void Write(std::vector<const IngestItems*> group, std::shared_ptr<const Rules> rules,
-             std::function<void(WrittenGroup)> done) {
-    session_->Post(std::move(rules), [this, group = std::move(group), done = std::move(done)](
-                                         Store&) { done(writer_->Write(group)); });
+  // Writes `group` by the rules in force now, then calls `done` with what
+  // it wrote, on the thread. `group` lives until `done` has been called.
+  void Write(std::vector<const IngestItems*> group, std::function<void(WrittenGroup)> done) {
+    session_->Post([this, group = std::move(group), done = std::move(done)](Store&) {
+      done(writer_->Write(group));
+    });
   }
   void ServerAnswers() {
-    session_->Post(nullptr, [](Store& store) { store.ServerAnswers(); });
+    session_->Post([](Store& store) { store.ServerAnswers(); });
   }
 
  private:
@@ -121,17 +121,16 @@ void IngestBatcher::WriteWaiting() {
     return Finish(std::move(*group), std::move(written));
   }
   if (handed_++ == finished_) loop_work_.emplace(io_.get_executor());
-  thread_->Write(
-      std::move(items), rules_.shared(),
-      [this, &io = io_, alive = std::weak_ptr<char>(alive_), group](WrittenGroup written) {
-        asio::post(io, [this, alive, group, written = std::move(written)]() mutable {
-          if (alive.expired()) return;
-          if (++finished_ == handed_) loop_work_.reset();
-          Finish(std::move(*group), std::move(written));
-          if (finished_ == flushed_ && hooks_.written) hooks_.written();
-          if (finished_ == handed_) WriteWaiting();
-        });
-      });
+  thread_->Write(std::move(items), [this, &io = io_, alive = std::weak_ptr<char>(alive_),
+                                    group](WrittenGroup written) {
+    asio::post(io, [this, alive, group, written = std::move(written)]() mutable {
+      if (alive.expired()) return;
+      if (++finished_ == handed_) loop_work_.reset();
+      Finish(std::move(*group), std::move(written));
+      if (finished_ == flushed_ && hooks_.written) hooks_.written();
+      if (finished_ == handed_) WriteWaiting();
+    });
+  });
 }
 
 void IngestBatcher::Finish(std::vector<Pending> group, WrittenGroup written) {

@@ -44,7 +44,6 @@ Status Replanner::UseThread(const RulesInForce& rules, const OpenStore& open) {
   auto thread = SessionThread<ReplanStore>::Open(rules, open);
   if (!thread.ok()) return thread.status();
   thread_ = std::move(*thread);
-  rules_ = &rules;
   return Status::Ok();
 }
 
@@ -157,8 +156,8 @@ void Replanner::Step() {
   };
   if (!thread_) return Finish(began, run_, step(store_));
   posted_ = true;  // until its outcome is back
-  thread_->Post(rules_->shared(), [this, &io = io_, alive = std::weak_ptr<char>(alive_), began,
-                                   run = run_, step = std::move(step)](ReplanStore& store) {
+  thread_->Post([this, &io = io_, alive = std::weak_ptr<char>(alive_), began, run = run_,
+                 step = std::move(step)](ReplanStore& store) {
     Stepped stepped = step(store);
     boost::asio::post(io, [this, alive, began, run, stepped = std::move(stepped)]() mutable {
       if (alive.expired()) return;

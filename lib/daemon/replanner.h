@@ -68,11 +68,12 @@ class Replanner {
 
   // Before Start(): from now on the steps (and the record of a restart
   // asked of Run()) run on a thread over the store `open` gives, under the
-  // rules `rules` (the loop's) had when each was handed over; the store
-  // given to the constructor keeps the rest, on the loop (Planning() at a
-  // start and for FollowOthers()). A step's outcome comes back to the
-  // loop; one under way when Run() starts the sweep again counts what it
-  // wrote, and is not taken for how far the new run got.
+  // rules `rules` (the loop's, which outlive *this) had when each was
+  // handed over; the store given to the constructor keeps the rest, on the
+  // loop (Planning() at a start and for FollowOthers()). A step's outcome
+  // comes back to the loop; one under way when Run() starts the sweep
+  // again counts what it wrote, and is not taken for how far the new run
+  // got.
   using OpenStore = SessionThread<ReplanStore>::OpenStore;
   Status UseThread(const RulesInForce& rules, const OpenStore& open);
 
@@ -173,7 +174,6 @@ class Replanner {
   Instant covered_ = Instant::min();
   std::chrono::steady_clock::time_point started_;
   Progress progress_;
-  const RulesInForce* rules_ = nullptr;  // with a thread: the loop's
   // The thread's outcomes are dropped once *this is gone.
   std::shared_ptr<char> alive_ = std::make_shared<char>();
   std::unique_ptr<SessionThread<ReplanStore>> thread_;

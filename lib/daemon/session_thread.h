@@ -2,12 +2,12 @@
 // statements can take long enough on a shared server to hold the loop up
 // (PostgreSQL: the ingest groups, daemon/ingest_batcher.h, and the
 // re-plan's steps, daemon/replanner.h). Jobs posted to it run there in
-// order, each under the rules it carries (those in force on the loop when
-// it was posted), which the session reads through a RulesInForce of the
-// thread's own.
+// order, each under the rules in force on the loop when it was posted,
+// which the session reads through a RulesInForce of the thread's own.
 //
-// Thread-safety: Post() from one thread (the loop); the jobs, and the
-// store, on the thread. Destroying it waits for the jobs posted.
+// Thread-safety: Post() from the loop's thread, which swaps the loop's
+// rules; the jobs, and the store, on the thread. Destroying it waits for
+// the jobs posted.
 #pragma once
 
 #include <utility>
@@ -32,6 +32,7 @@ class SessionThread {
   using OpenStore = std::function<StatusOr<std::unique_ptr<StoreT>>(const RulesInForce& own)>;
 
   // Opens the store (on the caller's thread), then starts the thread.
+  // `loop_rules` outlive *this.
   static StatusOr<std::unique_ptr<SessionThread>> Open(const RulesInForce& loop_rules,
                                                        const OpenStore& open) {
     std::unique_ptr<SessionThread> self(new SessionThread(loop_rules));
@@ -48,11 +49,10 @@ class SessionThread {
   SessionThread(const SessionThread&) = delete;
   SessionThread& operator=(const SessionThread&) = delete;
 
-  // Runs job(store) on the thread under `rules` (null: those of the jobs
-  // before).
-  void Post(std::shared_ptr<const Rules> rules, std::function<void(StoreT&)> job) {
-    boost::asio::post(io_, [this, rules = std::move(rules), job = std::move(job)]() mutable {
-      if (rules && rules != rules_.shared()) rules_.Swap(std::move(rules));
+  // Runs job(store) on the thread under the rules in force on the loop now.
+  void Post(std::function<void(StoreT&)> job) {
+    boost::asio::post(io_, [this, rules = loop_rules_.shared(), job = std::move(job)]() mutable {
+      if (rules != rules_.shared()) rules_.Swap(std::move(rules));
       job(*store_);
     });
   }
@@ -64,8 +64,9 @@ class SessionThread {
 
  private:
   explicit SessionThread(const RulesInForce& loop_rules)
-      : work_(io_.get_executor()), rules_(loop_rules.shared()) {}
+      : loop_rules_(loop_rules), work_(io_.get_executor()), rules_(loop_rules.shared()) {}
 
+  const RulesInForce& loop_rules_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   RulesInForce rules_;  // the thread's
