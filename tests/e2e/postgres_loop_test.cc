@@ -1,6 +1,6 @@
 // What must not hold a daemon's loop up on PostgreSQL, end to end: an
 // ingest group or an opt-out waiting on the server, and the network to the
-// server cut.
+// server cut; and an opt-out the server refuses.
 // While the loop is held, /healthz, leases and acks wait with it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -140,6 +140,37 @@ TEST_F(PostgresDaemonTest, AnOptOutWaitingForItsBuyersTurnDoesNotHoldTheLoop) {
   EXPECT_EQ(json::parse(body)["suppressed"], 1) << body;
   auto [buyer_status, buyer] = d.Call("GET", "/v1/buyers/b1");
   EXPECT_EQ(buyer["opted_out"], true) << buyer;
+}
+
+// An opt-out the store cannot write is answered 503 naming it, and writes
+// nothing: the buyer is not opted out, its touchpoints stay pending and
+// none is counted suppressed, until the opt-out is sent again. Here its
+// buyer's touchpoints are locked past the daemon's lock_timeout (5 s), as
+// a firing claim of a daemon stalled mid-pass would hold them.
+TEST_F(PostgresDaemonTest, AnOptOutTheStoreCannotWriteIsRefusedAndWritesNothing) {
+  auto db = PgServer::Shared().NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  auto claim = pg::Connection::Open(db->url(), "another-daemons-claim");
+  claim->Exec("BEGIN");
+  ASSERT_EQ(claim->Exec("SELECT id FROM touchpoints WHERE state = 0 FOR NO KEY UPDATE").rows(), 1);
+
+  auto [refused_status, refused] = d.Call("POST", "/v1/buyers/b1/opt-out");
+  EXPECT_EQ(refused_status, 503) << refused << d.log();
+  EXPECT_THAT(refused.dump(), HasSubstr("cannot opt out")) << refused;
+  claim->Exec("ROLLBACK");
+  auto [buyer_status, buyer] = d.Call("GET", "/v1/buyers/b1");
+  ASSERT_EQ(buyer_status, 200) << buyer;
+  EXPECT_EQ(buyer["opted_out"], false) << buyer;
+  ASSERT_EQ(buyer["touchpoints"].size(), 1u) << buyer;
+  EXPECT_EQ(buyer["touchpoints"][0]["status"], "pending") << buyer;
+  auto metrics = d.http().Request("GET", "/metrics", "");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, ::testing::Not(HasSubstr("touchpoint_touchpoints_suppressed_total{")));
+
+  auto [status, body] = d.Call("POST", "/v1/buyers/b1/opt-out");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(body["suppressed"], 1) << body;
 }
 
 // A reload's re-plan waits for the ingest group being written (the loop
