@@ -31,6 +31,7 @@ class Bench {
     }
   }
   ~Bench() {
+    if (options_.keep.empty()) DropDatabase(options_, last_database_);
     if (!pg_dir_.empty()) StopServer();
     if (options_.keep.empty()) fs::remove_all(work_);
   }
@@ -65,8 +66,13 @@ class Bench {
     return options_.only.empty() || options_.only.contains(figure);
   }
 
+  // A figure's daemon on a fresh database; the previous figure's is
+  // dropped first, unless kept (--keep).
   std::unique_ptr<Daemon> Fresh(const std::string& name, const std::string& yaml) {
-    return e2e::Fresh(options_, work_, name, yaml);
+    if (options_.keep.empty()) DropDatabase(options_, last_database_);
+    auto daemon = e2e::Fresh(options_, work_, name, yaml);
+    last_database_ = daemon->database();
+    return daemon;
   }
 
   // The PostgreSQL server's CPU so far by session, when it is on this
@@ -436,6 +442,7 @@ class Bench {
   Options options_;
   std::string work_;
   std::string pg_dir_;                   // the bench's own PostgreSQL server, if it started one
+  std::string last_database_;            // the last figure's (dropped with the next figure)
   std::optional<ServerCpu> server_cpu_;  // with --store postgres, the server on this machine
   double ingest_rate_ = 0;
 };

@@ -519,6 +519,20 @@ inline std::string FreshDatabase(const Options& options, const std::string& dir,
   return options.pg_url + "/" + db;
 }
 
+// Drops the PostgreSQL database FreshDatabase() made for a figure (`url`),
+// so that its pages do not linger in the server's shared buffers for the
+// next figure, or the next run, to write out or evict.
+inline void DropDatabase(const Options& options, const std::string& url) {
+  if (!options.postgres || url.rfind(options.pg_url + "/", 0) != 0) return;
+  try {
+    auto admin = tp::pg::Connection::Open(options.pg_url + "/postgres", "touchpoint-bench");
+    admin->Exec("DROP DATABASE IF EXISTS " + url.substr(options.pg_url.size() + 1) +
+                " WITH (FORCE)");
+  } catch (const std::exception& e) {
+    Fail(std::string("cannot drop the database: ") + e.what());
+  }
+}
+
 // A fresh directory `work`/`name` with a config (the example's, or `yaml`)
 // and a database, and a daemon for it (not started).
 inline std::unique_ptr<Daemon> Fresh(const Options& options, const std::string& work,
