@@ -168,14 +168,16 @@ struct Daemon::Impl {
     auto changed = [this](bool paused) { SpaceChanged(paused); };
     if (pg != nullptr) {
       metrics.EnableDatabase();
-      // Resumed: the loop's and the ingest thread's sessions reconnect at
-      // their next call.
+      // Resumed: the loop's, the ingest thread's, the firing thread's and
+      // the re-plan thread's sessions reconnect at their next call.
       return std::make_unique<DatabaseWatch>(
           io, [pg] { return pg->Probe(); }, clock, metrics,
           [this, changed, pg](bool paused) {
             if (!paused) {
               pg->ServerAnswers();
               batcher.ServerAnswers();
+              replanner.ServerAnswers();
+              if (fire) fire->ServerAnswers();
             }
             changed(paused);
           });

@@ -1,13 +1,16 @@
 // FireThread over an in-memory store: it fires on a thread of its own and
 // tells the loop, on the loop's thread; it holds what may not fire by the
 // loop's state as of the last Rearm(); it fires by the rules the loop
-// swapped in.
+// swapped in; the server found answering again reaches its store on its
+// thread.
 #include "daemon/fire_thread.h"
 
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,11 +43,34 @@ struct Heard final : SchedulerObserver {
   std::int64_t skipped = 0;
 };
 
+// A MemoryStore that notes the threads ServerAnswers() was called on.
+class AnsweringStore final : public MemoryStore {
+ public:
+  using MemoryStore::MemoryStore;
+  void ServerAnswers() override {
+    const std::lock_guard lock(mutex_);
+    told_on_.push_back(std::this_thread::get_id());
+    told_.notify_all();
+  }
+  // The threads it was told on, once it was (within 10 s).
+  std::vector<std::thread::id> ToldOn() {
+    std::unique_lock lock(mutex_);
+    told_.wait_for(lock, std::chrono::seconds(10), [&] { return !told_on_.empty(); });
+    return told_on_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable told_;
+  std::vector<std::thread::id> told_on_;
+};
+
 class FireThreadTest : public ::testing::Test {
  protected:
   FireThreadTest()
       : loop_rules_(testing::MustLoad(testing::kDueNowConfig)),
-        store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
+        store_(std::make_unique<AnsweringStore>(loop_rules_.shared())),
+        answering_(store_.get()) {}
 
   // Before Open(): the store is the thread's from then on. By default both
   // steps are due already.
@@ -82,7 +108,8 @@ class FireThreadTest : public ::testing::Test {
   asio::io_context loop_;
   SystemClock clock_;
   RulesInForce loop_rules_;
-  std::unique_ptr<MemoryStore> store_;
+  std::unique_ptr<AnsweringStore> store_;
+  AnsweringStore* answering_;  // store_, the thread's once Open()
   Heard heard_;
   std::vector<std::thread::id> fired_hook_threads_;
   int orders_ = 0;
@@ -171,6 +198,19 @@ TEST_F(FireThreadTest, AfterStopNothingFires) {
   RunLoopFor(std::chrono::milliseconds(300));
   EXPECT_TRUE(heard_.fired.empty());
   EXPECT_TRUE(fired_hook_threads_.empty());
+}
+
+// The daemon's probe found the server answering again: the thread's store
+// is told on the thread (its next call reconnects at once, not a second
+// after its last failed attempt).
+TEST_F(FireThreadTest, TellsItsStoreOnItsThreadThatTheServerAnswers) {
+  auto fire = Open();
+  fire->Start();
+  fire->ServerAnswers();
+  const std::vector<std::thread::id> told = answering_->ToldOn();
+  fire->Stop();
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_NE(told[0], std::this_thread::get_id());
 }
 
 }  // namespace

@@ -3,8 +3,9 @@
 // Run() is recorded by the first step let through, before it steps; a busy
 // step is tried again soon; a daemon whose re-plan had finished follows
 // another daemon's restart of the sweep to its rules; on a thread, a step
-// does not hold the loop, and one under way when the sweep starts again is
-// not taken for the new run.
+// does not hold the loop, one under way when the sweep starts again is not
+// taken for the new run, and the server found answering again reaches the
+// thread's store on the thread.
 #include "daemon/replanner.h"
 
 #include <gmock/gmock.h>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "due_now.h"
@@ -103,6 +105,17 @@ class GatedStore final : public ReplanStore {
     const std::lock_guard lock(mutex_);
     return ran_under_;
   }
+  void ServerAnswers() override {
+    const std::lock_guard lock(mutex_);
+    told_on_.push_back(std::this_thread::get_id());
+    changed_.notify_all();
+  }
+  // The threads ServerAnswers() was called on, once it was (within 10 s).
+  std::vector<std::thread::id> ToldOn() {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return !told_on_.empty(); });
+    return told_on_;
+  }
 
  private:
   const RulesInForce& rules_;  // the thread's
@@ -111,6 +124,7 @@ class GatedStore final : public ReplanStore {
   bool open_ = false;
   int entered_ = 0, steps_ = 0;
   std::vector<const Rules*> ran_under_;
+  std::vector<std::thread::id> told_on_;
 };
 
 class ReplannerTest : public ::testing::Test {
@@ -338,6 +352,17 @@ TEST_F(ReplannerTest, AStepUnderWayWhenTheSweepStartsAgainIsNotTakenForTheNewRun
               ::testing::ElementsAre(Told{false, true, false}, Told{true, false, true}));
   EXPECT_EQ(replanner_.progress().counts.moved, 1);  // this run's step only
   EXPECT_EQ(runs_.size(), 2u);
+}
+
+// The daemon's probe found the server answering again: the thread's store
+// is told on the thread, so the next step reconnects at once.
+TEST_F(ReplannerTest, TellsTheThreadsStoreOnTheThreadThatTheServerAnswers) {
+  GatedStore* gated = UseThread();
+  ASSERT_NE(gated, nullptr);
+  replanner_.ServerAnswers();
+  const std::vector<std::thread::id> told = gated->ToldOn();
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_NE(told[0], std::this_thread::get_id());
 }
 
 }  // namespace
