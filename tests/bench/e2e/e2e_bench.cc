@@ -42,6 +42,12 @@ class Bench {
     if (options_.postgres && options_.pg_url.empty()) StartServer();
     if (options_.postgres) {
       server_cpu_ = ServerCpu::Find(options_.pg_url);
+      if (server_cpu_) {
+        Note(server_cpu_->HugePages()
+                 ? "the server's shared memory is in huge pages"
+                 : "the server's shared memory is not in huge pages (4 kB pages: see "
+                   "docs/benchmarks.md, vm.nr_hugepages)");
+      }
       // What the PostgreSQL store is measured on (docs/benchmarks.md).
       if (Wanted("ingest")) Ingest();
       if (Wanted("fire")) Fire();

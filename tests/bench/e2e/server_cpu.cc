@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "proc.h"
@@ -42,6 +44,20 @@ ServerCpu::Reading ServerCpu::Read() {
     reading[pid] = {group == groups.end() ? "other" : group->second, stat->cpu_seconds};
   }
   return reading;
+}
+
+bool ServerCpu::HugePages() const {
+  std::ifstream in("/proc/" + std::to_string(postmaster_) + "/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    long kb = 0;
+    if ((std::sscanf(line.c_str(), "Shared_Hugetlb: %ld kB", &kb) == 1 ||
+         std::sscanf(line.c_str(), "Private_Hugetlb: %ld kB", &kb) == 1) &&
+        kb > 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string ServerCpu::PerTouchpoint(const Reading& before, const Reading& after,
