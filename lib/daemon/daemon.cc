@@ -177,7 +177,7 @@ struct Daemon::Impl {
               pg->ServerAnswers();
               batcher.ServerAnswers();
               replanner.ServerAnswers();
-              if (fire) fire->ServerAnswers();
+              fire->ServerAnswers();
             }
             changed(paused);
           });
@@ -187,13 +187,14 @@ struct Daemon::Impl {
   }
 
   // Short of space (or the database unreachable) stops firing (and ingest,
-  // IngestBatcher asks); room again resumes it and the deliveries
-  // (daemon/store_watch.h).
+  // IngestBatcher asks); room again resumes it, the deliveries and a
+  // re-plan step waiting for its retry (daemon/store_watch.h).
   void SpaceChanged(bool short_of_space) {
     if (stopping) return;
     if (short_of_space) return fire->Pause();
     fire->Rearm(true);
     dispatcher->Wake();
+    replanner.Wake();
   }
 
   // Firing: on the loop over the daemon's store, or, on a store other

@@ -8,8 +8,7 @@
 // TrackTouchpoints() (simulate with events, or its report) each touchpoint's
 // 40-byte record stays too, and every event: history, then, by design.
 // The schedule is in memory_store.cc, the events and crediting in
-// memory_engagement.cc. Not thread-safe. Not final: a test may note what
-// else is asked of it (ServerAnswers()).
+// memory_engagement.cc. Not thread-safe.
 #pragma once
 
 #include <array>
@@ -25,7 +24,7 @@
 
 namespace tp {
 
-class MemoryStore : public ScheduleStore {
+class MemoryStore final : public ScheduleStore {
  private:
   // Lets maps keyed by std::string be searched with a string_view.
   struct StringHash {

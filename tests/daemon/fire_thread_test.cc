@@ -9,13 +9,13 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "called_on.h"
 #include "due_now.h"
+#include "forwarding_store.h"
 #include "harness.h"
 #include "scheduler/memory_store.h"
 
@@ -43,37 +43,26 @@ struct Heard final : SchedulerObserver {
   std::int64_t skipped = 0;
 };
 
-// A MemoryStore that notes the threads ServerAnswers() was called on.
-class AnsweringStore final : public MemoryStore {
+// The fixture's MemoryStore, noting the threads ServerAnswers() was
+// called on.
+class AnsweringStore final : public testing::ForwardingStore {
  public:
-  using MemoryStore::MemoryStore;
-  void ServerAnswers() override {
-    const std::lock_guard lock(mutex_);
-    told_on_.push_back(std::this_thread::get_id());
-    told_.notify_all();
-  }
-  // The threads it was told on, once it was (within 10 s).
-  std::vector<std::thread::id> ToldOn() {
-    std::unique_lock lock(mutex_);
-    told_.wait_for(lock, std::chrono::seconds(10), [&] { return !told_on_.empty(); });
-    return told_on_;
-  }
+  AnsweringStore(ScheduleStore& inner, testing::CalledOn& told)
+      : ForwardingStore(inner), told_(told) {}
+  void ServerAnswers() override { told_.Note(); }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable told_;
-  std::vector<std::thread::id> told_on_;
+  testing::CalledOn& told_;
 };
 
 class FireThreadTest : public ::testing::Test {
  protected:
   FireThreadTest()
       : loop_rules_(testing::MustLoad(testing::kDueNowConfig)),
-        store_(std::make_unique<AnsweringStore>(loop_rules_.shared())),
-        answering_(store_.get()) {}
+        store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
 
-  // Before Open(): the store is the thread's from then on. By default both
-  // steps are due already.
+  // Before Open(): store_ is the thread's from then on (it outlives the
+  // FireThread a test opens). By default both steps are due already.
   void Buy(Instant purchased_at = SystemClock().Now() - std::chrono::hours(3)) {
     Scheduler ingest(*store_, clock_, loop_rules_);
     Purchase p{"o" + std::to_string(++orders_), "b1", "p", 1, 10, purchased_at, ""};
@@ -88,7 +77,8 @@ class FireThreadTest : public ::testing::Test {
          .storage_full = [] {},
          .fired = [this] { fired_hook_threads_.push_back(std::this_thread::get_id()); }},
         [this](const RulesInForce& /*own*/) -> StatusOr<std::unique_ptr<ScheduleStore>> {
-          return std::unique_ptr<ScheduleStore>(std::move(store_));
+          return std::unique_ptr<ScheduleStore>(
+              std::make_unique<AnsweringStore>(*store_, server_answers_));
         });
     EXPECT_TRUE(opened.ok()) << opened.status().message();
     return std::move(*opened);
@@ -108,8 +98,8 @@ class FireThreadTest : public ::testing::Test {
   asio::io_context loop_;
   SystemClock clock_;
   RulesInForce loop_rules_;
-  std::unique_ptr<AnsweringStore> store_;
-  AnsweringStore* answering_;  // store_, the thread's once Open()
+  std::unique_ptr<MemoryStore> store_;
+  testing::CalledOn server_answers_;  // the thread's store's ServerAnswers()
   Heard heard_;
   std::vector<std::thread::id> fired_hook_threads_;
   int orders_ = 0;
@@ -207,7 +197,7 @@ TEST_F(FireThreadTest, TellsItsStoreOnItsThreadThatTheServerAnswers) {
   auto fire = Open();
   fire->Start();
   fire->ServerAnswers();
-  const std::vector<std::thread::id> told = answering_->ToldOn();
+  const std::vector<std::thread::id> told = server_answers_.Wait();
   fire->Stop();
   ASSERT_EQ(told.size(), 1u);
   EXPECT_NE(told[0], std::this_thread::get_id());

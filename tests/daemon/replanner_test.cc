@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "called_on.h"
 #include "due_now.h"
 
 namespace tp {
@@ -105,17 +106,8 @@ class GatedStore final : public ReplanStore {
     const std::lock_guard lock(mutex_);
     return ran_under_;
   }
-  void ServerAnswers() override {
-    const std::lock_guard lock(mutex_);
-    told_on_.push_back(std::this_thread::get_id());
-    changed_.notify_all();
-  }
-  // The threads ServerAnswers() was called on, once it was (within 10 s).
-  std::vector<std::thread::id> ToldOn() {
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return !told_on_.empty(); });
-    return told_on_;
-  }
+  void ServerAnswers() override { server_answers.Note(); }
+  testing::CalledOn server_answers;
 
  private:
   const RulesInForce& rules_;  // the thread's
@@ -124,7 +116,6 @@ class GatedStore final : public ReplanStore {
   bool open_ = false;
   int entered_ = 0, steps_ = 0;
   std::vector<const Rules*> ran_under_;
-  std::vector<std::thread::id> told_on_;
 };
 
 class ReplannerTest : public ::testing::Test {
@@ -360,7 +351,7 @@ TEST_F(ReplannerTest, TellsTheThreadsStoreOnTheThreadThatTheServerAnswers) {
   GatedStore* gated = UseThread();
   ASSERT_NE(gated, nullptr);
   replanner_.ServerAnswers();
-  const std::vector<std::thread::id> told = gated->ToldOn();
+  const std::vector<std::thread::id> told = gated->server_answers.Wait();
   ASSERT_EQ(told.size(), 1u);
   EXPECT_NE(told[0], std::this_thread::get_id());
 }

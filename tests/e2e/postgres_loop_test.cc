@@ -152,6 +152,7 @@ TEST_F(PostgresDaemonTest, AnOptOutTheStoreCannotWriteIsRefusedAndWritesNothing)
   DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
   ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
   auto claim = pg::Connection::Open(db->url(), "another-daemons-claim");
+  claim->Exec("SET idle_in_transaction_session_timeout = 0");  // held as long as it takes
   claim->Exec("BEGIN");
   ASSERT_EQ(claim->Exec("SELECT id FROM touchpoints WHERE state = 0 FOR NO KEY UPDATE").rows(), 1);
 
