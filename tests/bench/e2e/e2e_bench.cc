@@ -43,10 +43,12 @@ class Bench {
     if (options_.postgres) {
       server_cpu_ = ServerCpu::Find(options_.pg_url);
       if (server_cpu_) {
-        Note(server_cpu_->HugePages()
-                 ? "the server's shared memory is in huge pages"
-                 : "the server's shared memory is not in huge pages (4 kB pages: see "
-                   "docs/benchmarks.md, vm.nr_hugepages)");
+        const std::optional<bool> huge = server_cpu_->HugePages();
+        Note(!huge   ? "whether the server's shared memory is in huge pages: unknown (its "
+                       "postmaster's mappings are not readable here)"
+             : *huge ? "the server's shared memory is in huge pages"
+                     : "the server's shared memory is not in huge pages (4 kB pages: see "
+                       "docs/benchmarks.md, vm.nr_hugepages)");
       }
       // What the PostgreSQL store is measured on (docs/benchmarks.md).
       if (Wanted("ingest")) Ingest();

@@ -46,8 +46,9 @@ ServerCpu::Reading ServerCpu::Read() {
   return reading;
 }
 
-bool ServerCpu::HugePages() const {
+std::optional<bool> ServerCpu::HugePages() const {
   std::ifstream in("/proc/" + std::to_string(postmaster_) + "/smaps_rollup");
+  if (!in) return std::nullopt;
   std::string line;
   while (std::getline(in, line)) {
     long kb = 0;

@@ -36,11 +36,12 @@ class ServerCpu {
   Reading Read();
 
   // Whether the server's shared memory is in huge pages (its postmaster
-  // maps some hugetlb memory): without them, each server process maps
-  // the shared buffers 4 kB at a time, and with three daemons' sessions
-  // the fire figures cost the server a quarter more CPU per touchpoint
-  // (docs/benchmarks.md).
-  bool HugePages() const;
+  // maps some hugetlb memory); nullopt when this process may not read the
+  // postmaster's mappings (a server run by another user). Without them,
+  // each server process maps the shared buffers 4 kB at a time, and with
+  // three daemons' sessions the fire figures cost the server a third more
+  // CPU per touchpoint (docs/benchmarks.md).
+  std::optional<bool> HugePages() const;
 
   // "touchpointd-fire 21.3, touchpointd-queues 18.0, walwriter 0.4 us;
   // 40.1 us in all": CPU per touchpoint between two readings, by group,
