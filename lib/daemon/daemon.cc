@@ -168,17 +168,12 @@ struct Daemon::Impl {
     auto changed = [this](bool paused) { SpaceChanged(paused); };
     if (pg != nullptr) {
       metrics.EnableDatabase();
-      // Resumed: the loop's, the ingest thread's, the firing thread's and
-      // the re-plan thread's sessions reconnect at their next call.
+      // Resumed: every session of the daemon's (the loop's, the ingest,
+      // firing and re-plan threads') reconnects at its next call.
       return std::make_unique<DatabaseWatch>(
           io, [pg] { return pg->Probe(); }, clock, metrics,
-          [this, changed, pg](bool paused) {
-            if (!paused) {
-              pg->ServerAnswers();
-              batcher.ServerAnswers();
-              replanner.ServerAnswers();
-              fire->ServerAnswers();
-            }
+          [changed](bool paused) {
+            if (!paused) PgStore::ServerAnswers();
             changed(paused);
           });
     }

@@ -98,11 +98,6 @@ void FireThread::Rearm(bool force) {
   asio::post(io_, [this, force] { fire_->Rearm(force); });
 }
 
-void FireThread::ServerAnswers() {
-  if (stopped_) return;
-  asio::post(io_, [this] { store_->ServerAnswers(); });
-}
-
 void FireThread::Pause() {
   if (stopped_) return;
   Publish(false);

@@ -85,8 +85,6 @@ class FireThread final : public Firing {
   void Stop() override;
   // As the fire thread's FireLoop last told it.
   FiringHealth Health() const override;
-  // Tells the thread's store, on the thread.
-  void ServerAnswers() override;
 
  private:
   // What firing reads of the loop's state, as of the last Publish().

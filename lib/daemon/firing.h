@@ -33,9 +33,6 @@ class Firing {
   virtual void Pause() = 0;
   virtual void Stop() = 0;
   virtual FiringHealth Health() const = 0;
-  // The server behind a store of the firing's own was found answering
-  // again (ScheduleStore::ServerAnswers()).
-  virtual void ServerAnswers() {}
 };
 
 }  // namespace tp

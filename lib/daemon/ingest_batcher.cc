@@ -31,9 +31,6 @@ class IngestBatcher::Thread {
       done(writer_->Write(group));
     });
   }
-  void ServerAnswers() {
-    session_->Post([](Store& store) { store.ServerAnswers(); });
-  }
 
  private:
   Thread() = default;
@@ -98,10 +95,6 @@ void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
 void IngestBatcher::Flush() {
   WriteWaiting();
   flushed_ = handed_;
-}
-
-void IngestBatcher::ServerAnswers() {
-  if (thread_) thread_->ServerAnswers();
 }
 
 void IngestBatcher::Stop() {

@@ -88,9 +88,6 @@ class IngestBatcher {
   // Whether every group handed over before the last Flush() is written
   // (a reload's re-plan waits for them, so that it finds them).
   bool Written() const { return finished_ >= flushed_; }
-  // The server was found answering again: the writer's session, if it
-  // lost its connection, reopens it with the next group.
-  void ServerAnswers();
   // No more requests (the daemon is stopping): those queued are written,
   // and answered from the loop, which keeps running until they are. The
   // thread ends with *this, after the groups handed over (were the loop

@@ -78,10 +78,6 @@ void Replanner::Stop() {
   follow_.cancel();
 }
 
-void Replanner::ServerAnswers() {
-  if (thread_) thread_->Post([](ReplanStore& store) { store.ServerAnswers(); });
-}
-
 void Replanner::Follow() {
   follow_.expires_after(follow_every_);
   follow_.async_wait([this](const boost::system::error_code& ec) {

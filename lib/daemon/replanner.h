@@ -111,10 +111,6 @@ class Replanner {
   // What held a step may have ended: the step goes now, not a second
   // later.
   void Wake();
-  // The server was found answering again: the thread's store is told
-  // (ReplanStore::ServerAnswers()), so the next step reconnects at once.
-  // The store on the loop is the daemon's, told by the daemon.
-  void ServerAnswers();
 
   bool running() const { return running_; }
   // How far the re-plan has got: every touchpoint due before this has been

@@ -106,11 +106,6 @@ class ScheduleStore {
  public:
   virtual ~ScheduleStore() = default;
 
-  // The server behind the store was found answering again (the daemon's
-  // probe): a lost connection is reopened at the next call, not a second
-  // after the last attempt. Nothing to do for most stores.
-  virtual void ServerAnswers() {}
-
   // The calls for these purchases come next, in this order and in the
   // caller's group (a store may take their buyers' turns and read their
   // rows at once). Optional: every call works without it.

@@ -82,7 +82,7 @@ Status PgStore::Probe() {
   });
 }
 
-void PgStore::ServerAnswers() { impl_->session.ServerAnswers(); }
+void PgStore::ServerAnswers() { pgstore::Session::ServerAnswers(); }
 
 Status PgStore::SetMaxSize(std::optional<std::uint64_t> /*bytes*/) { return Status::Ok(); }
 

@@ -61,9 +61,10 @@ class PgStore final : public Store, public LeasedEvents {
   // Whether the server answers a new connection: the daemon's probe
   // after a call failed as Unavailable, and while it is unreachable.
   Status Probe();
-  // The server answers again (the probe said so): the next call
-  // reconnects at once, even within a second of a failed attempt (Store).
-  void ServerAnswers() override;
+  // The server answers again (the probe said so): every PostgreSQL store's
+  // next call in this process (the loop's and each thread's) reconnects at
+  // once, even within a second of a failed attempt. Any thread.
+  static void ServerAnswers();
   // A server's disk is its own: no cap to set (Store).
   Status SetMaxSize(std::optional<std::uint64_t> bytes) override;
 

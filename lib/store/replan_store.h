@@ -77,9 +77,6 @@ class ReplanStore {
  public:
   virtual ~ReplanStore() = default;
 
-  // As ScheduleStore::ServerAnswers().
-  virtual void ServerAnswers() {}
-
   // The sweep visits pending touchpoints in firing order and re-plans each
   // one's buyer (every purchase of the buyer with a pending touchpoint)
   // under the rules in force, once; where it has got to is kept, so

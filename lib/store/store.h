@@ -36,9 +36,6 @@ class Store : public ScheduleStore,
   // that ended while attempting them (each may have reached its sink
   // twice); always 0 for a store only one daemon uses.
   virtual std::int64_t TakenOver() const = 0;
-  // The server was found answering again (ScheduleStore and ReplanStore
-  // ask it too). Nothing to do for a file.
-  void ServerAnswers() override {}
 };
 
 }  // namespace tp

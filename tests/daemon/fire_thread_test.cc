@@ -1,8 +1,7 @@
 // FireThread over an in-memory store: it fires on a thread of its own and
 // tells the loop, on the loop's thread; it holds what may not fire by the
 // loop's state as of the last Rearm(); it fires by the rules the loop
-// swapped in; the server found answering again reaches its store on its
-// thread.
+// swapped in.
 #include "daemon/fire_thread.h"
 
 #include <gtest/gtest.h>
@@ -13,9 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "called_on.h"
 #include "due_now.h"
-#include "forwarding_store.h"
 #include "harness.h"
 #include "scheduler/memory_store.h"
 
@@ -43,26 +40,14 @@ struct Heard final : SchedulerObserver {
   std::int64_t skipped = 0;
 };
 
-// The fixture's MemoryStore, noting the threads ServerAnswers() was
-// called on.
-class AnsweringStore final : public testing::ForwardingStore {
- public:
-  AnsweringStore(ScheduleStore& inner, testing::CalledOn& told)
-      : ForwardingStore(inner), told_(told) {}
-  void ServerAnswers() override { told_.Note(); }
-
- private:
-  testing::CalledOn& told_;
-};
-
 class FireThreadTest : public ::testing::Test {
  protected:
   FireThreadTest()
       : loop_rules_(testing::MustLoad(testing::kDueNowConfig)),
         store_(std::make_unique<MemoryStore>(loop_rules_.shared())) {}
 
-  // Before Open(): store_ is the thread's from then on (it outlives the
-  // FireThread a test opens). By default both steps are due already.
+  // Before Open(): the store is the thread's from then on. By default both
+  // steps are due already.
   void Buy(Instant purchased_at = SystemClock().Now() - std::chrono::hours(3)) {
     Scheduler ingest(*store_, clock_, loop_rules_);
     Purchase p{"o" + std::to_string(++orders_), "b1", "p", 1, 10, purchased_at, ""};
@@ -77,8 +62,7 @@ class FireThreadTest : public ::testing::Test {
          .storage_full = [] {},
          .fired = [this] { fired_hook_threads_.push_back(std::this_thread::get_id()); }},
         [this](const RulesInForce& /*own*/) -> StatusOr<std::unique_ptr<ScheduleStore>> {
-          return std::unique_ptr<ScheduleStore>(
-              std::make_unique<AnsweringStore>(*store_, server_answers_));
+          return std::unique_ptr<ScheduleStore>(std::move(store_));
         });
     EXPECT_TRUE(opened.ok()) << opened.status().message();
     return std::move(*opened);
@@ -99,7 +83,6 @@ class FireThreadTest : public ::testing::Test {
   SystemClock clock_;
   RulesInForce loop_rules_;
   std::unique_ptr<MemoryStore> store_;
-  testing::CalledOn server_answers_;  // the thread's store's ServerAnswers()
   Heard heard_;
   std::vector<std::thread::id> fired_hook_threads_;
   int orders_ = 0;
@@ -188,19 +171,6 @@ TEST_F(FireThreadTest, AfterStopNothingFires) {
   RunLoopFor(std::chrono::milliseconds(300));
   EXPECT_TRUE(heard_.fired.empty());
   EXPECT_TRUE(fired_hook_threads_.empty());
-}
-
-// The daemon's probe found the server answering again: the thread's store
-// is told on the thread (its next call reconnects at once, not a second
-// after its last failed attempt).
-TEST_F(FireThreadTest, TellsItsStoreOnItsThreadThatTheServerAnswers) {
-  auto fire = Open();
-  fire->Start();
-  fire->ServerAnswers();
-  const std::vector<std::thread::id> told = server_answers_.Wait();
-  fire->Stop();
-  ASSERT_EQ(told.size(), 1u);
-  EXPECT_NE(told[0], std::this_thread::get_id());
 }
 
 }  // namespace

@@ -3,9 +3,8 @@
 // Run() is recorded by the first step let through, before it steps; a busy
 // step is tried again soon; a daemon whose re-plan had finished follows
 // another daemon's restart of the sweep to its rules; on a thread, a step
-// does not hold the loop, one under way when the sweep starts again is not
-// taken for the new run, and the server found answering again reaches the
-// thread's store on the thread.
+// does not hold the loop, and one under way when the sweep starts again is
+// not taken for the new run.
 #include "daemon/replanner.h"
 
 #include <gmock/gmock.h>
@@ -17,10 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "called_on.h"
 #include "due_now.h"
 
 namespace tp {
@@ -106,8 +103,6 @@ class GatedStore final : public ReplanStore {
     const std::lock_guard lock(mutex_);
     return ran_under_;
   }
-  void ServerAnswers() override { server_answers.Note(); }
-  testing::CalledOn server_answers;
 
  private:
   const RulesInForce& rules_;  // the thread's
@@ -343,17 +338,6 @@ TEST_F(ReplannerTest, AStepUnderWayWhenTheSweepStartsAgainIsNotTakenForTheNewRun
               ::testing::ElementsAre(Told{false, true, false}, Told{true, false, true}));
   EXPECT_EQ(replanner_.progress().counts.moved, 1);  // this run's step only
   EXPECT_EQ(runs_.size(), 2u);
-}
-
-// The daemon's probe found the server answering again: the thread's store
-// is told on the thread, so the next step reconnects at once.
-TEST_F(ReplannerTest, TellsTheThreadsStoreOnTheThreadThatTheServerAnswers) {
-  GatedStore* gated = UseThread();
-  ASSERT_NE(gated, nullptr);
-  replanner_.ServerAnswers();
-  const std::vector<std::thread::id> told = gated->server_answers.Wait();
-  ASSERT_EQ(told.size(), 1u);
-  EXPECT_NE(told[0], std::this_thread::get_id());
 }
 
 }  // namespace

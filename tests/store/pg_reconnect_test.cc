@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,32 +126,53 @@ TEST_F(PgStoreTest, AFailedReconnectNobodyAskedForIsNotHeldAgainstTheNextCall) {
 
 // The daemon's probe found the server answering again (ServerAnswers): an
 // attempt that failed less than a second ago no longer holds the next
-// call back, so purchases are taken as soon as the daemon resumes.
-TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnce) {
+// call back, in every store of the process (the loop's and each thread's),
+// so purchases are taken and touchpoints fired as soon as the daemon
+// resumes.
+TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnceByEveryStore) {
   testing::CutProxy proxy(PgServer::Shared().url());
-  auto opened = PgStore::Open(proxy.url(db_->name()), rules_);
-  ASSERT_TRUE(opened.ok()) << opened.status().message();
-  PgStore& store = **opened;
+  std::vector<std::unique_ptr<PgStore>> stores;
+  for (const char* name : {"touchpointd", "touchpointd-fire"}) {
+    auto opened = PgStore::Open(proxy.url(db_->name()), rules_, name);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    stores.push_back(std::move(*opened));
+  }
   proxy.Refuse();
-  // A call finds the connection closed, or tries to reopen it: refused.
-  Status refused = Status::Ok();
-  for (int i = 0; i < 100 && refused.message().find("cannot connect") == std::string::npos; ++i) {
+  // A call finds the connection closed, or tries to reopen it: refused
+  // (each store in turn, so that both refusals are within the second).
+  std::vector<Status> refused(stores.size(), Status::Ok());
+  const auto all_refused = [&] {
+    for (const Status& s : refused) {
+      if (s.message().find("cannot connect") == std::string::npos) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 100 && !all_refused(); ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto r = store.NextWakeup();
-    ASSERT_FALSE(r.ok());
-    refused = r.status();
+    for (std::size_t k = 0; k < stores.size(); ++k) {
+      if (refused[k].message().find("cannot connect") != std::string::npos) continue;
+      auto r = stores[k]->NextWakeup();
+      ASSERT_FALSE(r.ok());
+      refused[k] = r.status();
+    }
   }
-  EXPECT_THAT(refused.message(), HasSubstr("cannot connect"));
+  ASSERT_TRUE(all_refused()) << refused[0].message() << "; " << refused[1].message();
   proxy.Restore();
-  auto paused = store.NextWakeup();  // within the second after the refusal
-  ASSERT_FALSE(paused.ok());
-  EXPECT_THAT(paused.status().message(), HasSubstr("reconnecting"));
-  store.ServerAnswers();
-  auto back = store.NextWakeup();
-  if (!back.ok()) {  // a busy machine: still connecting, never paused
-    EXPECT_THAT(back.status().message(), HasSubstr("connecting, no answer yet"));
+  for (auto& store : stores) {
+    auto paused = store->NextWakeup();  // within the second after the refusal
+    ASSERT_FALSE(paused.ok());
+    EXPECT_THAT(paused.status().message(), HasSubstr("reconnecting"));
   }
-  EXPECT_TRUE(Reconnected([&] { return store.NextWakeup(); }).ok());
+  PgStore::ServerAnswers();
+  for (auto& store : stores) {
+    auto back = store->NextWakeup();
+    if (!back.ok()) {  // a busy machine: still connecting, never paused
+      EXPECT_THAT(back.status().message(), HasSubstr("connecting, no answer yet"));
+    }
+  }
+  for (auto& store : stores) {
+    EXPECT_TRUE(Reconnected([&] { return store->NextWakeup(); }).ok());
+  }
 }
 
 }  // namespace

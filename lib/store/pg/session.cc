@@ -54,7 +54,8 @@ pg::Connection& Session::conn() {
     }
     if (!connecting_.valid()) {
       // While the server does not answer, one attempt per kReconnectPause.
-      if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause) {
+      if (last_failed_connect_ && now - *last_failed_connect_ < kReconnectPause &&
+          answers_.load(std::memory_order_relaxed) == answers_before_attempt_) {
         throw pg::Error("not connected to the database (reconnecting)", "08006", true);
       }
       StartAttempt();
@@ -67,6 +68,7 @@ pg::Connection& Session::conn() {
 }
 
 void Session::StartAttempt() {
+  answers_before_attempt_ = answers_.load(std::memory_order_relaxed);
   try {
     connecting_ = std::async(
         std::launch::async, [url = url_, name = application_name_, settings = settings_] {

@@ -12,8 +12,9 @@
 //  - a call's own: Atomically() outside a group.
 //
 // A lost connection is reopened by the next call outside a group (at most
-// one attempt a second while the server does not answer: the others fail
-// at once); inside a group, every call fails (Unavailable) until the
+// one attempt a second while the server does not answer, unless the
+// daemon's probe finds it answering meanwhile: the others fail at once);
+// inside a group, every call fails (Unavailable) until the
 // caller rolls back, since what the group wrote is gone. The new
 // connection is opened on a thread of its own: the call that starts the
 // attempt waits for it at most kConnectWait, then fails (Unavailable), as
@@ -27,6 +28,7 @@
 // connection being opened (at most the connect timeout).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -52,9 +54,11 @@ class Session {
 
   const std::string& url() const { return url_; }
 
-  // Someone else found the server answering: a failed attempt no longer
-  // holds the next one back (kReconnectPause).
-  void ServerAnswers() { last_failed_connect_.reset(); }
+  // The daemon's probe found the server answering again: no attempt that
+  // started before this holds the next one back (kReconnectPause), so every
+  // session in the process (the loop's and each thread's) reconnects at its
+  // next call. Any thread may call it.
+  static void ServerAnswers() { answers_.fetch_add(1, std::memory_order_relaxed); }
 
   static constexpr std::chrono::milliseconds kConnectWait{50};
 
@@ -134,6 +138,10 @@ class Session {
   std::optional<Identity> identity_;  // of conn_
   static constexpr std::chrono::milliseconds kReconnectPause{1000};
   std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
+  // ServerAnswers() calls so far, and before the last attempt started:
+  // one since then voids its failure's pause.
+  static inline std::atomic<std::uint64_t> answers_{0};
+  std::uint64_t answers_before_attempt_ = 0;
   // A connection being opened, on its own thread (see conn()): its
   // outcome and when it came.
   struct Attempt {
