@@ -10,7 +10,8 @@
 //                        [--store sqlite|postgres [--pg-url URL]]
 //
 // tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
-#include "harness.h"
+#include "burst_config.h"
+#include "figures.h"
 #include "server_cpu.h"
 
 namespace tp::e2e {

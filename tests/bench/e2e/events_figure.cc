@@ -1,7 +1,7 @@
 // `events_per_s` and `report_s_1m` (issue 17): engagement events posted to
 // a daemon holding the purchases they answer, then the outcomes report over
 // that base, with the loop's longest stall while it is computed.
-#include "harness.h"
+#include "figures.h"
 
 namespace tp::e2e {
 namespace {

@@ -1,7 +1,7 @@
 // The PostgreSQL side of the `pending` figure (e2e_bench.cc): the WAL's
 // position, and each table's and index's size with a VACUUM's time, for the
 // capacity plan (docs/scaling.md).
-#include "harness.h"
+#include "figures.h"
 
 namespace tp::e2e {
 
