@@ -130,99 +130,10 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
     due_.clear();
     session_.BeginClaim();
     pg::Connection& c = session_.conn();
-    pg::Params params;
-    params.Add(Ms(now)).Add(static_cast<std::int64_t>(max));
-    const auto add = [&](std::int64_t rowid, std::string_view buyer_id, std::string_view cadence,
-                         std::string_view step, const Zone* zone, std::int64_t due_at,
-                         std::int64_t next_at, std::int64_t received_at) {
-      DueRow& d = due_.emplace_back();
-      d.rowid = rowid;
-      d.buyer_id = buyer_id;
-      d.cadence = cadence;
-      d.step = step;
-      d.zone = zone;
-      d.due_at = FromMs(due_at);
-      d.next_at = FromMs(next_at);
-      d.ready_at = FromMs(std::max(next_at, received_at));
-    };
     if (!rules_->frequency_caps.empty()) {
-      pg::Result r = c.Run(kTakeDueAndBuyers, params);
-      due_.reserve(static_cast<std::size_t>(r.rows()));
-      for (int i = 0; i < r.rows(); ++i) {
-        add(r.Int64(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), zones_.Named(r.Text(i, 4)),
-            r.Int64(i, 5), r.Int64(i, 6), r.Int64(i, 7));
-      }
+      ClaimWithBuyers(c, now, max);
     } else {
-      // The rows before the frontier first, then those from it: in order.
-      struct Row {
-        std::int64_t id, due_at, next_at, purchase, buyer;
-        std::string cadence, step;
-      };
-      std::vector<Row> rows;
-      const auto read = [&rows](const pg::Result& r) {
-        for (int i = 0; i < r.rows(); ++i) {
-          rows.push_back({r.Int64(i, 0), r.Int64(i, 3), r.Int64(i, 4), r.Int64(i, 5), r.Int64(i, 6),
-                          std::string(r.Text(i, 1)), std::string(r.Text(i, 2))});
-        }
-      };
-      // From the frontier only while this daemon's claims come back full
-      // (a backlog), and not when a second has passed since it last read
-      // from the head: a claim that took all that was due read it all.
-      // The head is a place before every row's (ids start at 1).
-      constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
-      constexpr std::int64_t kMinInt = std::numeric_limits<std::int32_t>::min();
-      std::int64_t place[5] = {kMin, kMin, kMinInt, kMinInt, kMin};
-      bool at_head = true;
-      if (claimed_all_ && now < head_due_) {
-        pg::Result f = c.Run(kFrontier);
-        // No row: the frontier was never set, or its row is gone.
-        if (f.rows() == 1) {
-          for (int k = 0; k < 5; ++k) place[k] = f.Int64(0, k);
-          at_head = false;
-        }
-      } else {
-        head_due_ = now + kHeadEvery;
-      }
-      const auto range = [&](std::int64_t limit) {
-        pg::Params p;
-        p.Add(Ms(now)).Add(limit);
-        for (const std::int64_t v : place) p.Add(v);
-        return p;
-      };
-      pg::Result after = c.Run(kTakeDueFrom, range(static_cast<std::int64_t>(max)));
-      if (static_cast<std::size_t>(after.rows()) < max && !at_head) {
-        read(c.Run(kTakeDueBefore, range(static_cast<std::int64_t>(max) - after.rows())));
-      }
-      read(after);
-      claimed_all_ = rows.size() == max;
-      if (claimed_all_ && after.rows() > 0) {
-        c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 0)));
-      }
-
-      std::vector<std::int64_t> purchase_ids, buyer_ids;
-      for (const Row& row : rows) {
-        purchase_ids.push_back(row.purchase);
-        buyer_ids.push_back(row.buyer);
-      }
-      std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
-      if (!rows.empty()) {
-        pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
-        for (int i = 0; i < pr.rows(); ++i) {
-          purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
-        }
-      }
-      const auto buyers = BuyerIds(c, std::move(buyer_ids));
-      due_.reserve(rows.size());
-      for (const Row& row : rows) {
-        const auto purchase = purchases.find(row.purchase);
-        const auto buyer = buyers.find(row.buyer);
-        if (purchase == purchases.end() || buyer == buyers.end()) {
-          throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
-                                   " has no purchase or buyer");
-        }
-        add(row.id, buyer->second, row.cadence, row.step, purchase->second.first, row.due_at,
-            row.next_at, purchase->second.second);
-      }
+      ClaimFromFrontier(c, now, max);
     }
     // Nothing due: no transaction left open until the next pass.
     if (due_.empty()) session_.EndClaim(true);
@@ -231,6 +142,111 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
     for (const DueRow& d : due_) out.push_back({static_cast<std::uint64_t>(d.rowid), d.View()});
     return out;
   });
+}
+
+void Tables::AddDue(const DueColumns& row, std::string_view buyer_id, const Zone* zone,
+                    std::int64_t received_at) {
+  DueRow& d = due_.emplace_back();
+  d.rowid = row.id;
+  d.buyer_id = buyer_id;
+  d.cadence = row.cadence;
+  d.step = row.step;
+  d.zone = zone;
+  d.due_at = FromMs(row.due_at);
+  d.next_at = FromMs(row.next_at);
+  d.ready_at = FromMs(std::max(row.next_at, received_at));
+}
+
+void Tables::ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max) {
+  pg::Result r =
+      c.Run(kTakeDueAndBuyers, pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
+  due_.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    const DueColumns row{.id = r.Int64(i, 0),
+                         .due_at = r.Int64(i, 5),
+                         .next_at = r.Int64(i, 6),
+                         .cadence = std::string(r.Text(i, 2)),
+                         .step = std::string(r.Text(i, 3))};
+    AddDue(row, r.Text(i, 1), zones_.Named(r.Text(i, 4)), r.Int64(i, 7));
+  }
+}
+
+void Tables::ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max) {
+  const std::vector<DueColumns> rows = ClaimRange(c, now, max);
+  std::vector<std::int64_t> purchase_ids, buyer_ids;
+  for (const DueColumns& row : rows) {
+    purchase_ids.push_back(row.purchase);
+    buyer_ids.push_back(row.buyer);
+  }
+  std::unordered_map<std::int64_t, std::pair<const Zone*, std::int64_t>> purchases;
+  if (!rows.empty()) {
+    pg::Result pr = c.Run(kDuePurchases, pg::Params().AddArray(Distinct(purchase_ids)));
+    for (int i = 0; i < pr.rows(); ++i) {
+      purchases[pr.Int64(i, 0)] = {zones_.Named(pr.Text(i, 1)), pr.Int64(i, 2)};
+    }
+  }
+  const auto buyers = BuyerIds(c, std::move(buyer_ids));
+  due_.reserve(rows.size());
+  for (const DueColumns& row : rows) {
+    const auto purchase = purchases.find(row.purchase);
+    const auto buyer = buyers.find(row.buyer);
+    if (purchase == purchases.end() || buyer == buyers.end()) {
+      throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
+                               " has no purchase or buyer");
+    }
+    AddDue(row, buyer->second, purchase->second.first, purchase->second.second);
+  }
+}
+
+std::vector<Tables::DueColumns> Tables::ClaimRange(pg::Connection& c, Instant now,
+                                                   std::size_t max) {
+  // From the frontier only while this daemon's claims come back full (a
+  // backlog), and not when a second has passed since it last read from the
+  // head: a claim that took all that was due read it all. The head is a
+  // place before every row's (ids start at 1).
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t kMinInt = std::numeric_limits<std::int32_t>::min();
+  std::int64_t place[5] = {kMin, kMin, kMinInt, kMinInt, kMin};
+  bool at_head = true;
+  if (claimed_all_ && now < head_due_) {
+    pg::Result f = c.Run(kFrontier);
+    // No row: the frontier was never set, or its row is gone.
+    if (f.rows() == 1) {
+      for (int k = 0; k < 5; ++k) place[k] = f.Int64(0, k);
+      at_head = false;
+    }
+  } else {
+    head_due_ = now + kHeadEvery;
+  }
+  const auto range = [&](std::int64_t limit) {
+    pg::Params p;
+    p.Add(Ms(now)).Add(limit);
+    for (const std::int64_t v : place) p.Add(v);
+    return p;
+  };
+  std::vector<DueColumns> rows;
+  const auto read = [&rows](const pg::Result& r) {
+    for (int i = 0; i < r.rows(); ++i) {
+      rows.push_back({.id = r.Int64(i, 0),
+                      .due_at = r.Int64(i, 3),
+                      .next_at = r.Int64(i, 4),
+                      .purchase = r.Int64(i, 5),
+                      .buyer = r.Int64(i, 6),
+                      .cadence = std::string(r.Text(i, 1)),
+                      .step = std::string(r.Text(i, 2))});
+    }
+  };
+  // The rows before the frontier first, then those from it: in order.
+  pg::Result after = c.Run(kTakeDueFrom, range(static_cast<std::int64_t>(max)));
+  if (static_cast<std::size_t>(after.rows()) < max && !at_head) {
+    read(c.Run(kTakeDueBefore, range(static_cast<std::int64_t>(max) - after.rows())));
+  }
+  read(after);
+  claimed_all_ = rows.size() == max;
+  if (claimed_all_ && after.rows() > 0) {
+    c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 0)));
+  }
+  return rows;
 }
 
 StatusOr<std::vector<FiredTouchpoint>> Tables::FiredBetween(const DueTouchpoint& due, Instant from,

@@ -142,6 +142,26 @@ class Tables {
   // Writes the held-back purchases (Session::Defer). Throws pg::Error.
   void WriteHeld();
 
+  // TakeDue()'s claims (fire.cc), into due_. Each throws pg::Error.
+  //
+  // A claimed row's own columns (the buyer and purchase by row id).
+  struct DueColumns {
+    std::int64_t id = 0, due_at = 0, next_at = 0, purchase = 0, buyer = 0;
+    std::string cadence, step;
+  };
+  void AddDue(const DueColumns& row, std::string_view buyer_id, const Zone* zone,
+              std::int64_t received_at);
+  // With frequency caps: the due rows and their buyers' rows, in one
+  // statement.
+  void ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max);
+  // Without: the due rows alone (ClaimRange), then their purchases and
+  // buyers, each read once.
+  void ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max);
+  // The due rows from the claim frontier, or from the head (kTakeDueFrom,
+  // kTakeDueBefore), in firing order; advances the frontier after a full
+  // claim.
+  std::vector<DueColumns> ClaimRange(pg::Connection& c, Instant now, std::size_t max);
+
   Session& session_;
   const RulesInForce& rules_;
   FireRouting routing_;
