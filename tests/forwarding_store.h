@@ -16,7 +16,6 @@ class ForwardingStore : public ScheduleStore {
  public:
   explicit ForwardingStore(ScheduleStore& inner) : inner_(inner) {}
 
-
   Status PrepareIngest(std::span<const Purchase> p) override { return inner_.PrepareIngest(p); }
   StatusOr<PurchaseMatch> MatchPurchase(const Purchase& p, const Zone* z) override {
     return inner_.MatchPurchase(p, z);

@@ -144,13 +144,13 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
   });
 }
 
-void Tables::AddDue(const DueColumns& row, std::string_view buyer_id, const Zone* zone,
+void Tables::AddDue(ClaimedRow&& row, std::string_view buyer_id, const Zone* zone,
                     std::int64_t received_at) {
   DueRow& d = due_.emplace_back();
   d.rowid = row.id;
   d.buyer_id = buyer_id;
-  d.cadence = row.cadence;
-  d.step = row.step;
+  d.cadence = std::move(row.cadence);
+  d.step = std::move(row.step);
   d.zone = zone;
   d.due_at = FromMs(row.due_at);
   d.next_at = FromMs(row.next_at);
@@ -162,19 +162,19 @@ void Tables::ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max) {
       c.Run(kTakeDueAndBuyers, pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
   due_.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
-    const DueColumns row{.id = r.Int64(i, 0),
-                         .due_at = r.Int64(i, 5),
-                         .next_at = r.Int64(i, 6),
-                         .cadence = std::string(r.Text(i, 2)),
-                         .step = std::string(r.Text(i, 3))};
-    AddDue(row, r.Text(i, 1), zones_.Named(r.Text(i, 4)), r.Int64(i, 7));
+    ClaimedRow row{.id = r.Int64(i, 0),
+                   .due_at = r.Int64(i, 5),
+                   .next_at = r.Int64(i, 6),
+                   .cadence = std::string(r.Text(i, 2)),
+                   .step = std::string(r.Text(i, 3))};
+    AddDue(std::move(row), r.Text(i, 1), zones_.Named(r.Text(i, 4)), r.Int64(i, 7));
   }
 }
 
 void Tables::ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max) {
-  const std::vector<DueColumns> rows = ClaimRange(c, now, max);
+  std::vector<ClaimedRow> rows = ClaimRange(c, now, max);
   std::vector<std::int64_t> purchase_ids, buyer_ids;
-  for (const DueColumns& row : rows) {
+  for (const ClaimedRow& row : rows) {
     purchase_ids.push_back(row.purchase);
     buyer_ids.push_back(row.buyer);
   }
@@ -187,18 +187,18 @@ void Tables::ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max) 
   }
   const auto buyers = BuyerIds(c, std::move(buyer_ids));
   due_.reserve(rows.size());
-  for (const DueColumns& row : rows) {
+  for (ClaimedRow& row : rows) {
     const auto purchase = purchases.find(row.purchase);
     const auto buyer = buyers.find(row.buyer);
     if (purchase == purchases.end() || buyer == buyers.end()) {
       throw std::runtime_error("touchpoint row " + std::to_string(row.id) +
                                " has no purchase or buyer");
     }
-    AddDue(row, buyer->second, purchase->second.first, purchase->second.second);
+    AddDue(std::move(row), buyer->second, purchase->second.first, purchase->second.second);
   }
 }
 
-std::vector<Tables::DueColumns> Tables::ClaimRange(pg::Connection& c, Instant now,
+std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant now,
                                                    std::size_t max) {
   // From the frontier only while this daemon's claims come back full (a
   // backlog), and not when a second has passed since it last read from the
@@ -224,7 +224,7 @@ std::vector<Tables::DueColumns> Tables::ClaimRange(pg::Connection& c, Instant no
     for (const std::int64_t v : place) p.Add(v);
     return p;
   };
-  std::vector<DueColumns> rows;
+  std::vector<ClaimedRow> rows;
   const auto read = [&rows](const pg::Result& r) {
     for (int i = 0; i < r.rows(); ++i) {
       rows.push_back({.id = r.Int64(i, 0),

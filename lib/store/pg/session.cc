@@ -68,7 +68,7 @@ pg::Connection& Session::conn() {
 }
 
 void Session::StartAttempt() {
-  answers_before_attempt_ = answers_.load(std::memory_order_relaxed);
+  const std::uint64_t answers = answers_.load(std::memory_order_relaxed);
   try {
     connecting_ = std::async(
         std::launch::async, [url = url_, name = application_name_, settings = settings_] {
@@ -87,6 +87,7 @@ void Session::StartAttempt() {
   } catch (const std::system_error& e) {  // no thread to be had
     throw pg::Error(std::string("cannot connect to the database: ") + e.what(), "", true);
   }
+  answers_before_attempt_ = answers;
 }
 
 bool Session::TakeAttempt(std::chrono::steady_clock::time_point now) {

@@ -142,25 +142,28 @@ class Tables {
   // Writes the held-back purchases (Session::Defer). Throws pg::Error.
   void WriteHeld();
 
-  // TakeDue()'s claims (fire.cc), into due_. Each throws pg::Error.
+  // TakeDue()'s claims (fire.cc). Each throws (pg::Error, or
+  // std::runtime_error for a row whose purchase or buyer is missing).
   //
-  // A claimed row's own columns (the buyer and purchase by row id).
-  struct DueColumns {
+  // A claimed touchpoint row's own columns (its purchase and buyer by row
+  // id; ClaimWithBuyers fills neither).
+  struct ClaimedRow {
     std::int64_t id = 0, due_at = 0, next_at = 0, purchase = 0, buyer = 0;
     std::string cadence, step;
   };
-  void AddDue(const DueColumns& row, std::string_view buyer_id, const Zone* zone,
+  // Appends `row` to due_, with what was read of its buyer and purchase.
+  void AddDue(ClaimedRow&& row, std::string_view buyer_id, const Zone* zone,
               std::int64_t received_at);
   // With frequency caps: the due rows and their buyers' rows, in one
-  // statement.
+  // statement, into due_.
   void ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max);
   // Without: the due rows alone (ClaimRange), then their purchases and
-  // buyers, each read once.
+  // buyers, each read once, into due_.
   void ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max);
   // The due rows from the claim frontier, or from the head (kTakeDueFrom,
   // kTakeDueBefore), in firing order; advances the frontier after a full
   // claim.
-  std::vector<DueColumns> ClaimRange(pg::Connection& c, Instant now, std::size_t max);
+  std::vector<ClaimedRow> ClaimRange(pg::Connection& c, Instant now, std::size_t max);
 
   Session& session_;
   const RulesInForce& rules_;

@@ -6,12 +6,16 @@
 //
 //   touchpoint_e2e_bench --daemon PATH [--purchases N] [--touchpoints N]
 //                        [--webhooks N] [--pending N] [--lateness-s S]
-//                        [--quick] [--only FIGURE,...] [--keep DIR]
+//                        [--quick] [--only FIGURE,...] [--keep DIR] [--rounds N]
 //                        [--store sqlite|postgres [--pg-url URL]]
 //
 // tests/bench/e2e/run.sh builds it and touchpointd in Release and runs it.
+#include <functional>
+#include <vector>
+
 #include "burst_config.h"
 #include "figures.h"
+#include "ratios.h"
 #include "server_cpu.h"
 
 namespace tp::e2e {
@@ -51,23 +55,46 @@ class Bench {
                      : "the server's shared memory is not in huge pages (4 kB pages: see "
                        "docs/benchmarks.md, vm.nr_hugepages)");
       }
-      // What the PostgreSQL store is measured on (docs/benchmarks.md).
-      if (Wanted("ingest")) Ingest();
-      if (Wanted("fire")) Fire();
-      if (Wanted("fire3")) FireThreeDaemons();
-      if (Wanted("lateness")) Lateness();
-      // Sizes for the capacity plan (docs/scaling.md): asked for by name.
-      if (options_.only.contains("pending")) Pending();
-      server_cpu_.reset();
-      return;
     }
-    if (Wanted("ingest")) Ingest();
-    if (Wanted("fire")) Fire();
-    if (Wanted("caps")) Caps();
-    if (Wanted("lateness")) Lateness();
-    if (Wanted("webhook")) Webhooks();
-    if (Wanted("pending")) Pending();
-    if (Wanted("events")) EventsFigure(options_, work_);
+    // The figures in their order; each round starts one figure later
+    // (--rounds), so that none is always the first, on a fresh server.
+    std::vector<std::function<void()>> figures;
+    const auto add = [&](bool wanted, std::function<void()> figure) {
+      if (wanted) figures.push_back(std::move(figure));
+    };
+    if (options_.postgres) {
+      // What the PostgreSQL store is measured on (docs/benchmarks.md);
+      // sizes for the capacity plan (docs/scaling.md) when asked by name.
+      add(Wanted("ingest"), [this] { Ingest(); });
+      add(Wanted("fire"), [this] { fire_rates_.push_back(Fire()); });
+      add(Wanted("fire3"), [this] { fire3_rates_.push_back(FireThreeDaemons()); });
+      add(Wanted("lateness"), [this] { Lateness(); });
+      add(options_.only.contains("pending"), [this] { Pending(); });
+    } else {
+      add(Wanted("ingest"), [this] { Ingest(); });
+      add(Wanted("fire"), [this] { fire_rates_.push_back(Fire()); });
+      add(Wanted("caps"), [this] { Caps(); });
+      add(Wanted("lateness"), [this] { Lateness(); });
+      add(Wanted("webhook"), [this] { Webhooks(); });
+      add(Wanted("pending"), [this] { Pending(); });
+      add(Wanted("events"), [this] { EventsFigure(options_, work_); });
+    }
+    for (int round = 0; round < options_.rounds; ++round) {
+      if (options_.rounds > 1) Note("round " + std::to_string(round + 1));
+      for (std::size_t k = 0; k < figures.size(); ++k) {
+        figures[(k + static_cast<std::size_t>(round)) % figures.size()]();
+      }
+    }
+    if (!fire3_rates_.empty() && fire3_rates_.size() == fire_rates_.size()) {
+      std::vector<double> ratios;
+      for (std::size_t r = 0; r < fire_rates_.size(); ++r) {
+        ratios.push_back(fire3_rates_[r] / fire_rates_[r]);
+      }
+      const Ratios summary = Summarize(ratios);
+      Note("three daemons / one, by round: " + summary.text);
+      Metric("fire_three_daemons_to_one", summary.mean, "ratio");
+    }
+    server_cpu_.reset();
   }
 
  private:
@@ -192,8 +219,9 @@ class Bench {
   // `fire_touchpoints_per_s`: N touchpoints due within 100 ms, fired into
   // the embedded queue and leased and acked by two consumers; from the first
   // due time to the last ack.
-  void Fire() {
-    Fire("fire", tp::bench::BurstConfig("{name: outbox, type: queue}"), "fire_touchpoints_per_s");
+  double Fire() {
+    return Fire("fire", tp::bench::BurstConfig("{name: outbox, type: queue}"),
+                "fire_touchpoints_per_s");
   }
   // `fire_touchpoints_per_s_one_cap` and `_three_caps`: the same under a
   // day cap, and under a day, a week and a month cap, none of them reached:
@@ -208,7 +236,8 @@ class Bench {
              queue,
          "fire_touchpoints_per_s_three_caps");
   }
-  void Fire(const std::string& name, const std::string& config, const std::string& metric) {
+  // Returns the rate.
+  double Fire(const std::string& name, const std::string& config, const std::string& metric) {
     auto daemon = Fresh(name, config);
     daemon->Start();
     const tp::Instant due = BurstStart(options_.touchpoints);
@@ -236,14 +265,16 @@ class Bench {
     const double seconds = Seconds(last - due_steady);
     Note(name + ": " + std::to_string(r.touchpoints) + " touchpoints in " +
          std::to_string(seconds) + " s");
-    Metric(metric.c_str(), static_cast<double>(r.touchpoints) / seconds, "1/s");
+    const double rate = static_cast<double>(r.touchpoints) / seconds;
+    Metric(metric.c_str(), rate, "1/s");
+    return rate;
   }
 
   // `fire_touchpoints_per_s_three_daemons` (PostgreSQL): the fire figure
   // with three daemons on one database, the purchases posted a third to
   // each, a consumer leasing from each; from the first due time to the
   // last ack.
-  void FireThreeDaemons() {
+  double FireThreeDaemons() {
     const std::string name = "fire-three-daemons";
     auto first = Fresh(name, tp::bench::BurstConfig("{name: outbox, type: queue}"));
     std::vector<std::unique_ptr<Daemon>> others;
@@ -290,8 +321,9 @@ class Bench {
     const double seconds = Seconds(last - due_steady);
     Note(name + ": " + std::to_string(touchpoints) + " touchpoints in " + std::to_string(seconds) +
          " s");
-    Metric("fire_touchpoints_per_s_three_daemons", static_cast<double>(touchpoints) / seconds,
-           "1/s");
+    const double rate = static_cast<double>(touchpoints) / seconds;
+    Metric("fire_touchpoints_per_s_three_daemons", rate, "1/s");
+    return rate;
   }
 
   // `lateness_*`: one touchpoint due every 5 ms for lateness_s seconds, a
@@ -454,6 +486,7 @@ class Bench {
   std::string last_database_;            // the last figure's (dropped with the next figure)
   std::optional<ServerCpu> server_cpu_;  // with --store postgres, the server on this machine
   double ingest_rate_ = 0;
+  std::vector<double> fire_rates_, fire3_rates_;  // each round's, for their ratio
 };
 
 }  // namespace

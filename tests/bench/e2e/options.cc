@@ -20,10 +20,12 @@ const char kUsage[] =
     "         [--touchpoints N] [--consumers N] [--webhooks N] [--pending N] [--lateness-s S]\n"
     "         [--report-purchases N] [--quick]"
     " [--only ingest,fire,caps,lateness,webhook,pending,events,fire3] [--keep DIR]\n"
-    "         [--store sqlite|postgres [--pg-url postgresql://USER@HOST:PORT]]\n"
+    "         [--rounds N] [--store sqlite|postgres [--pg-url postgresql://USER@HOST:PORT]]\n"
     "  --store postgres runs ingest, fire, fire3 (three daemons) and lateness on\n"
     "  PostgreSQL: on the server at --pg-url, or one started in the work directory;\n"
-    "  pending (table and index sizes, WAL, VACUUM) when --only names it.\n";
+    "  pending (table and index sizes, WAL, VACUUM) when --only names it.\n"
+    "  --rounds N runs the figures N times, each round starting one figure later,\n"
+    "  and with fire and fire3 both run, sums up three daemons' rate over one's.\n";
 
 }  // namespace
 
@@ -47,6 +49,10 @@ Options ParseOptions(int argc, char** argv) {
     } else if (arg == "--touchpoints") {
       options.touchpoints = Count("--touchpoints", value());
       sized = true;
+    } else if (arg == "--rounds") {
+      const std::int64_t rounds = Count("--rounds", value());
+      if (rounds > 1000) Fail("--rounds takes at most 1000");
+      options.rounds = static_cast<int>(rounds);
     } else if (arg == "--consumers") {
       options.consumers = static_cast<int>(Count("--consumers", value()));
     } else if (arg == "--webhooks") {

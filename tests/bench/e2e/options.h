@@ -18,6 +18,7 @@ struct Options {
   std::int64_t report_purchases = 1'000'000;  // the outcomes report's base (2 events each)
   int lateness_s = 20;                        // at 200 touchpoints/s
   int consumers = 2;                          // leasing and acking the fire figure's queue
+  int rounds = 1;                             // each figure this many times, alternated
   std::string keep;                           // keep the work directory here
   std::set<std::string, std::less<>> only;    // the figures to run; empty = all
   bool quick = false;
