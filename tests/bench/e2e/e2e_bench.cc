@@ -72,7 +72,7 @@ class Bench {
       add(options_.only.contains("pending"), [this] { Pending(); });
     } else {
       add(Wanted("ingest"), [this] { Ingest(); });
-      add(Wanted("fire"), [this] { fire_rates_.push_back(Fire()); });
+      add(Wanted("fire"), [this] { Fire(); });
       add(Wanted("caps"), [this] { Caps(); });
       add(Wanted("lateness"), [this] { Lateness(); });
       add(Wanted("webhook"), [this] { Webhooks(); });
@@ -486,7 +486,7 @@ class Bench {
   std::string last_database_;            // the last figure's (dropped with the next figure)
   std::optional<ServerCpu> server_cpu_;  // with --store postgres, the server on this machine
   double ingest_rate_ = 0;
-  std::vector<double> fire_rates_, fire3_rates_;  // each round's, for their ratio
+  std::vector<double> fire_rates_, fire3_rates_;  // PostgreSQL: each round's, for their ratio
 };
 
 }  // namespace
