@@ -1,8 +1,9 @@
 // What /proc/PID/stat (or /proc/PID/task/TID/stat) says of a process or a
-// thread: its parent and the CPU it has used. For the daemon's CPU per
+// thread: its parent, the CPU it has used and its minor page faults. For the daemon's CPU per
 // touchpoint (harness.h) and the PostgreSQL server's (server_cpu.h).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -10,7 +11,8 @@ namespace tp::e2e {
 
 struct ProcStat {
   long ppid = 0;
-  double cpu_seconds = 0;  // user + system
+  double cpu_seconds = 0;         // user + system
+  std::int64_t minor_faults = 0;  // pages mapped in without a read
 };
 
 // Nullopt once the process has gone.

@@ -10,6 +10,24 @@
 #include "proc.h"
 
 namespace tp::e2e {
+namespace {
+
+// A process's context switches so far, voluntary and not.
+std::int64_t ContextSwitches(const std::string& status) {
+  std::ifstream in(status);
+  std::string line;
+  std::int64_t all = 0;
+  while (std::getline(in, line)) {
+    long long n = 0;
+    if (std::sscanf(line.c_str(), "voluntary_ctxt_switches: %lld", &n) == 1 ||
+        std::sscanf(line.c_str(), "nonvoluntary_ctxt_switches: %lld", &n) == 1) {
+      all += n;
+    }
+  }
+  return all;
+}
+
+}  // namespace
 
 std::optional<ServerCpu> ServerCpu::Find(const std::string& url) {
   try {
@@ -41,7 +59,8 @@ ServerCpu::Reading ServerCpu::Read() {
     if (!stat || stat->ppid != postmaster_) continue;
     const long pid = std::stol(name);
     auto group = groups.find(pid);
-    reading[pid] = {group == groups.end() ? "other" : group->second, stat->cpu_seconds};
+    reading[pid] = {group == groups.end() ? "other" : group->second, stat->cpu_seconds,
+                    stat->minor_faults, ContextSwitches(entry.path().string() + "/status")};
   }
   return reading;
 }
@@ -65,13 +84,15 @@ std::string ServerCpu::PerTouchpoint(const Reading& before, const Reading& after
                                      std::int64_t touchpoints) {
   std::map<std::string, double> seconds;
   double all = 0;
+  std::int64_t faults = 0, switches = 0;
   for (const auto& [pid, process] : after) {
     auto was = before.find(pid);
-    const double used =
-        process.cpu_seconds -
-        (was != before.end() && was->second.group == process.group ? was->second.cpu_seconds : 0);
+    const bool same = was != before.end() && was->second.group == process.group;
+    const double used = process.cpu_seconds - (same ? was->second.cpu_seconds : 0);
     seconds[process.group] += used;
     all += used;
+    faults += process.minor_faults - (same ? was->second.minor_faults : 0);
+    switches += process.context_switches - (same ? was->second.context_switches : 0);
   }
   std::vector<std::pair<std::string, double>> sorted(seconds.begin(), seconds.end());
   std::sort(sorted.begin(), sorted.end(),
@@ -86,7 +107,14 @@ std::string ServerCpu::PerTouchpoint(const Reading& before, const Reading& after
     if (s <= 0) continue;
     out += (out.empty() ? "" : ", ") + group + " " + us(s);
   }
-  return out + " us; " + us(all) + " us in all";
+  const auto per = [&](std::int64_t n) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f",
+                  static_cast<double>(n) / static_cast<double>(touchpoints));
+    return std::string(text);
+  };
+  return out + " us; " + us(all) + " us in all; " + per(faults) + " minor faults, " +
+         per(switches) + " context switches";
 }
 
 }  // namespace tp::e2e
