@@ -49,7 +49,7 @@ class StatusRoutes {
   // The days GET /v1/status counts pending touchpoints over.
   static constexpr int kPendingDays = 30;
 
-  explicit StatusRoutes(Parts parts) : parts_(parts) {}
+  explicit StatusRoutes(const Parts& parts) : parts_(parts) {}
 
   void AddTo(api::Router& router);
 
