@@ -106,53 +106,62 @@ void StatusRoutes::Metrics(HttpRespond respond) {
 }
 
 // Both counts on the store reader's thread, one after the other (each
-// consistent in itself), then the answer rendered on the loop.
+// consistent in itself), then the answer rendered on the loop. The days
+// are shared by the requests at once, and given again for a while when
+// counting them is slow (daemon/shared_read.h); the rest is counted for
+// each request (bounded: store/pg/gauges.h).
 void StatusRoutes::Status(HttpRespond respond) {
-  std::vector<std::string> queues, push_sinks;
-  for (const Sink& sink : parts_.rules->sinks) {
-    (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
-  }
   // Local days in the rules' zone, from today's start. Each day's start is
   // its own midnight (or the first instant after it, where summer time
   // skips midnight), not the previous day's start plus a day.
-  std::shared_ptr<const Rules> rules = parts_.rules.shared();  // the same rules throughout
-  const Zone* zone = rules->timezone;
+  StatusKey key{parts_.rules.shared(), {}};  // the same rules throughout
+  const Zone* zone = key.rules->timezone;
   const auto today = date::floor<date::days>(ToLocal(parts_.clock.Now(), zone));
-  std::vector<Instant> boundaries;
   for (int d = 0; d <= kPendingDays; ++d) {
-    boundaries.push_back(FromLocal(LocalTime(today + date::days(d)), zone));
+    key.boundaries.push_back(FromLocal(LocalTime(today + date::days(d)), zone));
   }
-  StoreReads& reader = parts_.reader;
-  reader.Count(
+  std::vector<std::string> queues, push_sinks;
+  for (const Sink& sink : key.rules->sinks) {
+    (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
+  }
+  parts_.reader.Count(
       std::move(queues), std::move(push_sinks),
-      [this, &reader, rules, boundaries, work = asio::make_work_guard(parts_.io),
+      [this, key = std::move(key), work = asio::make_work_guard(parts_.io),
        respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
-        if (!gauges.ok()) {
-          asio::post(work.get_executor(),
-                     [respond = std::move(respond), s = gauges.status()]() mutable {
-                       respond(api::ErrorResponse(500, s.message()));
-                     });
-          return work.reset();
-        }
-        // Still on the reader's thread: the next job queues behind this one.
-        reader.PendingByDay(boundaries, [this, rules, boundaries, work = std::move(work),
-                                         respond = std::move(respond), gauges = std::move(*gauges)](
-                                            StatusOr<PendingDays> days) mutable {
-          asio::post(work.get_executor(),
-                     [this, rules = std::move(rules), boundaries = std::move(boundaries),
-                      respond = std::move(respond), gauges = std::move(gauges),
-                      days = std::move(days)]() mutable {
-                       respond(days.ok() ? RenderStatus(*rules, gauges, *days, boundaries)
-                                         : api::ErrorResponse(500, days.status().message()));
-                     });
-          work.reset();
+        asio::post(work.get_executor(), [this, key = std::move(key), respond = std::move(respond),
+                                         gauges = std::move(gauges)]() mutable {
+          if (!gauges.ok()) return respond(api::ErrorResponse(500, gauges.status().message()));
+          status_reads_.Get(
+              key, [this, key](DayReads::Done done) { CountDays(key, std::move(done)); },
+              [this, key, respond = std::move(respond),
+               gauges = std::move(*gauges)](const StatusOr<DaysCounted>& days) {
+                respond(days.ok() ? RenderStatus(*key.rules, gauges, *days, key.boundaries)
+                                  : api::ErrorResponse(500, days.status().message()));
+              });
         });
+        work.reset();
+      });
+}
+
+void StatusRoutes::CountDays(const StatusKey& key, DayReads::Done done) {
+  const Instant as_of = parts_.clock.Now();
+  parts_.reader.PendingByDay(
+      key.boundaries, [as_of, work = asio::make_work_guard(parts_.io),
+                       done = std::move(done)](StatusOr<PendingDays> days) mutable {
+        asio::post(work.get_executor(),
+                   [as_of, done = std::move(done), days = std::move(days)]() mutable {
+                     if (!days.ok()) return done(days.status(), {});
+                     const auto took = days->took;
+                     done(DaysCounted{std::move(*days), as_of}, took);
+                   });
+        work.reset();
       });
 }
 
 HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& gauges,
-                                        const PendingDays& days,
+                                        const DaysCounted& counted,
                                         const std::vector<Instant>& boundaries) const {
+  const PendingDays& days = counted.days;
   auto count_of = [](const auto& pairs, const std::string& name) -> std::int64_t {
     for (const auto& [key, n] : pairs) {
       if (key == name) return n;
@@ -204,6 +213,7 @@ HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& g
                                  {"pending",
                                   {{"total", gauges.pending},
                                    {"timezone", rules.timezone->name()},
+                                   {"days_as_of", FormatRfc3339(counted.as_of, UtcZone())},
                                    {"before", days.before},
                                    {"days", std::move(per_day)},
                                    {"later", days.later}}}});

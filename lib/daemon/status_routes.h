@@ -1,7 +1,8 @@
-// GET /healthz and GET /metrics (docs/api.md, docs/operations.md): how the
-// daemon is, from its parts. /metrics counts the store-backed gauges on the
-// store reader's thread (a scan of the pending index: 50-80 ms at a million
-// pending), then renders the page on the loop.
+// GET /healthz, GET /metrics and GET /v1/status (docs/api.md,
+// docs/operations.md): how the daemon is, from its parts. /metrics and
+// /v1/status count the store-backed gauges on the store reader's thread (a
+// scan of the pending index: 50-80 ms at a million pending), then render
+// the page on the loop.
 //
 // Not thread-safe: the daemon's loop only.
 #pragma once
@@ -11,7 +12,9 @@
 // (keep the blank line above: clang-format must not reorder this include)
 
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "api/router.h"
 #include "config/rules.h"
@@ -22,6 +25,7 @@
 #include "daemon/firing.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
+#include "daemon/shared_read.h"
 #include "daemon/store_watch.h"
 #include "delivery/dispatcher.h"
 #include "store/store.h"
@@ -57,18 +61,35 @@ class StatusRoutes {
   // "degraded" while the last reload failed, the database has no room (or
   // does not answer), or the re-plan keeps failing; always 200.
   HttpResponse Health() const;
+  // The days GET /v1/status counts, under which rules.
+  struct StatusKey {
+    std::shared_ptr<const Rules> rules;
+    std::vector<Instant> boundaries;
+    bool operator==(const StatusKey&) const = default;
+  };
+  struct DaysCounted {
+    PendingDays days;
+    Instant as_of;  // when the counting started
+  };
+  using DayReads = SharedRead<StatusKey, DaysCounted>;
+
   void Metrics(HttpRespond respond);
   // GET /v1/status (docs/api.md): sinks with their outbox and dead
   // letters, queue depths, and pending touchpoints per day for 30 days.
   void Status(HttpRespond respond);
+  // The pending touchpoints per day of `key`, counted on the store
+  // reader's thread; `done` is called on the loop.
+  void CountDays(const StatusKey& key, DayReads::Done done);
   // With the rules the days were counted under (a reload may come between).
-  HttpResponse RenderStatus(const Rules& rules, const StoreGauges& gauges, const PendingDays& days,
+  HttpResponse RenderStatus(const Rules& rules, const StoreGauges& gauges,
+                            const DaysCounted& counted,
                             const std::vector<Instant>& boundaries) const;
   HttpResponse RenderMetrics(const StoreGauges& gauges);
   static double ResidentBytes();
 
   Parts parts_;
   std::int64_t taken_over_ = 0;  // as counted in the metric so far
+  DayReads status_reads_;
 };
 
 }  // namespace tp

@@ -1,6 +1,7 @@
 #include "store/pg_reader.h"
 
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <optional>
 #include <thread>
@@ -222,6 +223,7 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
   impl_->reader.Post(
       [impl = impl_.get(), boundaries = std::move(boundaries), done = std::move(done)] {
         done(pg::Guard("count pending by day", [&]() -> StatusOr<PendingDays> {
+          const auto start = std::chrono::steady_clock::now();
           PendingDays out;
           if (boundaries.size() < 2) return out;
           pg::Connection& c = impl->Conn();
@@ -238,6 +240,7 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
             }
           }
           read.Commit();
+          out.took = std::chrono::steady_clock::now() - start;
           return out;
         }));
       });

@@ -5,6 +5,7 @@
 // Threading: called on the thread that owns the store. Errors: a Status.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -75,10 +76,12 @@ struct StoreGauges {
 // span [boundaries[i], boundaries[i + 1]), a count per cadence (its index
 // in the rules the touchpoint was planned under); `before` counts those
 // due before the first boundary, `later` those from the last on.
+// `took`: how long counting them took on the reader's thread.
 struct PendingDays {
   std::vector<std::map<int, std::int64_t>> days;
   std::int64_t before = 0;
   std::int64_t later = 0;
+  std::chrono::steady_clock::duration took{};
 };
 
 class ReportStore {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <utility>
 
@@ -67,11 +68,15 @@ void StoreReader::Count(std::vector<std::string> queues, std::vector<std::string
 
 void StoreReader::PendingByDay(std::vector<Instant> boundaries,
                                std::function<void(StatusOr<PendingDays>)> done) {
-  impl_->reader.Post([impl = impl_.get(), boundaries = std::move(boundaries),
-                      done = std::move(done)] {
-    done(Guard("count pending by day",
-               [&]() -> StatusOr<PendingDays> { return ReadPendingDays(impl->db, boundaries); }));
-  });
+  impl_->reader.Post(
+      [impl = impl_.get(), boundaries = std::move(boundaries), done = std::move(done)] {
+        done(Guard("count pending by day", [&]() -> StatusOr<PendingDays> {
+          const auto start = std::chrono::steady_clock::now();
+          PendingDays days = ReadPendingDays(impl->db, boundaries);
+          days.took = std::chrono::steady_clock::now() - start;
+          return days;
+        }));
+      });
 }
 
 void StoreReader::Outcomes(OutcomeQuery query, Reported done) {

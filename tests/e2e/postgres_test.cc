@@ -81,7 +81,9 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
 
   std::tie(status, body) = d.Call("GET", "/v1/reports/outcomes?by=cadence");
   EXPECT_EQ(status, 200) << body;
-  EXPECT_EQ(d.Call("GET", "/v1/status").first, 200);
+  std::tie(status, body) = d.Call("GET", "/v1/status");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_TRUE(body["pending"]["days_as_of"].is_string()) << body;
   auto metrics = d.http().Request("GET", "/metrics", "");
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("touchpoint_database_up 1"));
