@@ -69,14 +69,15 @@ class Bench {
       add(Wanted("fire"), [this] { fire_rates_.push_back(Fire()); });
       add(Wanted("fire3"), [this] { fire3_rates_.push_back(FireThreeDaemons()); });
       add(Wanted("lateness"), [this] { Lateness(); });
-      add(options_.only.contains("pending"), [this] { Pending(); });
+      add(options_.only.contains("pending"),
+          [this] { PendingFigure(options_, work_, Fresh("pending", "")); });
     } else {
       add(Wanted("ingest"), [this] { Ingest(); });
       add(Wanted("fire"), [this] { Fire(); });
       add(Wanted("caps"), [this] { Caps(); });
       add(Wanted("lateness"), [this] { Lateness(); });
       add(Wanted("webhook"), [this] { Webhooks(); });
-      add(Wanted("pending"), [this] { Pending(); });
+      add(Wanted("pending"), [this] { PendingFigure(options_, work_, Fresh("pending", "")); });
       add(Wanted("events"), [this] { EventsFigure(options_, work_); });
     }
     for (int round = 0; round < options_.rounds; ++round) {
@@ -402,84 +403,6 @@ class Bench {
   }
 
   // `*_pending_1m` and `db_bytes_per_touchpoint`: the example config,
-  // `pending` touchpoints planned from first purchases (none fires or
-  // cancels), then a restart, a /metrics scrape and a reload that moves one
-  // step of every journey. RSS is the peak over all of it.
-  // On PostgreSQL: each table's and index's size, the WAL written, and how
-  // long a VACUUM of the touchpoints takes, for the capacity plan.
-  void Pending() {
-    auto daemon = Fresh("pending", "");
-    daemon->Start();
-    const std::int64_t n = (options_.pending + 5) / 6;
-    const tp::Instant base = Now() - std::chrono::minutes(10);
-    std::vector<Purchase> purchases;
-    for (std::int64_t i = 0; i < n; ++i) purchases.push_back({i, base + tp::Millis(i % 600'000)});
-    const std::string wal_before = options_.postgres ? PgWalPosition(*daemon) : "";
-    const IngestResult r = Post(*daemon, Bodies(purchases, 1000));
-    double hwm = daemon->MemoryMiB("VmHWM");
-    daemon->Stop();
-    const std::string dir = work_ + "/pending";
-    const auto bytes = options_.postgres
-                           ? PgSizes(*daemon, r, wal_before)
-                           : static_cast<std::uintmax_t>(fs::file_size(dir + "/tp.db"));
-    Note("pending: " + std::to_string(r.touchpoints) + " touchpoints in " +
-         std::to_string(r.seconds) + " s, " + std::to_string(bytes) +
-         " bytes, peak RSS while ingesting " + std::to_string(hwm) + " MiB");
-
-    const double startup = daemon->Start();
-    auto client = daemon->Client();
-    const auto scrape_start = Steady::now();
-    auto scrape = client->Request("GET", "/metrics");
-    const double scrape_ms = Seconds(Steady::now() - scrape_start) * 1000;
-    if (!scrape.ok() || scrape->status != 200) Fail("/metrics failed");
-    for (int i = 0; i < 100; ++i) {
-      auto b = client->Request("GET", "/v1/buyers/b" + std::to_string(i * (n / 100)));
-      if (!b.ok() || b->status != 200) Fail("a buyer lookup failed");
-    }
-    Note("pending: restart " + std::to_string(startup) + " s, /metrics " +
-         std::to_string(scrape_ms) + " ms");
-    // The reload: the last trust step moves from 21d to 22d.
-    std::string yaml = ReadFile(dir + "/touchpoint.yaml");
-    const auto step = yaml.find("after: 21d");
-    if (step == std::string::npos) Fail("the example config has no 'after: 21d' step to move");
-    yaml.replace(step, 10, "after: 22d");
-    WriteFile(dir + "/touchpoint.yaml", yaml);
-    // The reload is done when its re-plan is; meanwhile /healthz is asked
-    // back to back, and the slowest answer is how long the loop was held.
-    const auto reload_start = Steady::now();
-    daemon->Signal(SIGHUP);
-    double reload_s = 0;
-    double stall_ms = 0;
-    for (;;) {
-      const auto asked = Steady::now();
-      auto h = client->Request("GET", "/healthz");
-      if (!h.ok()) Fail("/healthz failed during the reload");
-      stall_ms = std::max(stall_ms, Seconds(Steady::now() - asked) * 1000);
-      const json health = json::parse(h->body);
-      const json& config = health.at("config");
-      if (config.contains("last_reload")) {
-        if (!config.at("last_reload").at("ok").get<bool>()) Fail("the reload failed: " + h->body);
-        // (A build before the background re-plan has no "replan": done.)
-        if (!config.contains("replan") || config.at("replan").at("state") == "done") {
-          reload_s = Seconds(Steady::now() - reload_start);
-          break;
-        }
-      }
-      if (Steady::now() - reload_start > std::chrono::hours(1)) Fail("the reload never ended");
-    }
-    hwm = std::max(hwm, daemon->MemoryMiB("VmHWM"));
-    daemon->Stop();
-    Note("pending: reload " + std::to_string(reload_s) + " s (the loop held at most " +
-         std::to_string(stall_ms) + " ms)");
-    Metric("rss_mib_pending_1m", hwm, "MiB");
-    Metric("startup_s_pending_1m", startup, "s");
-    Metric("db_bytes_per_touchpoint",
-           static_cast<double>(bytes) / static_cast<double>(r.touchpoints), "B");
-    Metric("reload_s_pending_1m", reload_s, "s");
-    Metric("reload_max_stall_ms", stall_ms, "ms");
-    Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
-  }
-
   Options options_;
   std::string work_;
   std::string pg_dir_;                   // the bench's own PostgreSQL server, if it started one
