@@ -1,7 +1,7 @@
 // One read for every asker at once, and a slow read's answer given again
 // for a while. GET /v1/status counts the pending touchpoints of 30 days
-// exactly, a scan of every pending row: at 600 million on PostgreSQL about
-// a minute (docs/scaling.md), while a status page open in each operator's
+// exactly, a scan of every pending row: 1.5 s at 3 million on PostgreSQL,
+// so minutes at hundreds of millions (docs/scaling.md), while a status page open in each operator's
 // browser asks every 15 s, on the store reader's one thread, which also
 // counts /metrics' gauges. So askers while a read is under way share it,
 // and a read that took `slow` or longer (as the read says: its own time,
@@ -16,6 +16,7 @@
 
 #include <cassert>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -49,7 +50,8 @@ class SharedRead {
   // or with the read under way for `key`, or with a new read (`read`). One
   // read at a time: an asker for another key waits for the one under way.
   void Get(const Key& key, const Read& read, Answer answer) {
-    if (kept_ && kept_->key == key && now_() < kept_->until) {
+    if (kept_ && now_() >= kept_->until) kept_.reset();
+    if (kept_ && kept_->key == key) {
       const StatusOr<T> value = kept_->value;  // kept_ may change in answer()
       return answer(value);
     }
@@ -59,13 +61,17 @@ class SharedRead {
     }
     under_way_.emplace();
     under_way_->key = key;
+    under_way_->number = ++reads_;
     under_way_->waiting.push_back({key, read, std::move(answer)});
+    const std::uint64_t number = reads_;
     try {
       // `alive`: a read that finishes after this object went is dropped.
       read([this, alive = std::weak_ptr<int>(alive_)](StatusOr<T> value, Steady::duration took) {
         if (!alive.expired()) Finished(std::move(value), took);
       });
     } catch (const std::exception& e) {
+      // A read that finished at once, and an answer that threw: not ours.
+      if (!under_way_ || under_way_->number != number) throw;
       Finished(Status::Error(std::string("cannot start the read: ") + e.what()), {});
     }
   }
@@ -81,6 +87,7 @@ class SharedRead {
   };
   struct UnderWay {
     Key key;
+    std::uint64_t number = 0;  // reads_ when it started
     std::vector<Asker> waiting;
   };
   struct Kept {
@@ -112,6 +119,7 @@ class SharedRead {
   const std::chrono::milliseconds slow_;
   const int keep_;
   const std::function<Steady::time_point()> now_;
+  std::uint64_t reads_ = 0;  // started so far
   std::optional<UnderWay> under_way_;
   std::optional<Kept> kept_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

@@ -144,16 +144,18 @@ void StatusRoutes::Status(HttpRespond respond) {
 }
 
 void StatusRoutes::CountDays(const StatusKey& key, DayReads::Done done) {
-  const Instant as_of = parts_.clock.Now();
   parts_.reader.PendingByDay(
-      key.boundaries, [as_of, work = asio::make_work_guard(parts_.io),
+      key.boundaries, [this, work = asio::make_work_guard(parts_.io),
                        done = std::move(done)](StatusOr<PendingDays> days) mutable {
-        asio::post(work.get_executor(),
-                   [as_of, done = std::move(done), days = std::move(days)]() mutable {
-                     if (!days.ok()) return done(days.status(), {});
-                     const auto took = days->took;
-                     done(DaysCounted{std::move(*days), as_of}, took);
-                   });
+        asio::post(
+            work.get_executor(), [this, done = std::move(done), days = std::move(days)]() mutable {
+              if (!days.ok()) return done(days.status(), {});
+              const auto took = days->took;
+              // When the count started, not when it was asked for
+              // (it may have waited for the reader's thread).
+              const Instant as_of = parts_.clock.Now() - std::chrono::duration_cast<Millis>(took);
+              done(DaysCounted{std::move(*days), as_of}, took);
+            });
         work.reset();
       });
 }

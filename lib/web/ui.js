@@ -107,11 +107,11 @@
     const cadences = [...new Set(p.days.flatMap(d => Object.keys(d.cadences)))].sort();
     const [box, canvas] = chartBox('pending-chart', false);
     // A slow count is given again for a while (docs/api.md): say when it was made.
-    const kept = Date.parse(status.as_of) - Date.parse(p.days_as_of) >= 1000;
+    const older = Date.parse(status.as_of) - Date.parse(p.days_as_of) >= 1000;
     const node = panel('Pending touchpoints, next 30 days',
       'By the day (' + p.timezone + ') each may next fire, stacked by cadence. Due before today: ' +
       fmt(p.before) + ' (firing, or held by the send window or a cap); after 30 days: ' + fmt(p.later) + '.' +
-      (kept ? ' Per-day counts from ' + p.days_as_of + ' (slow to count, so reused for a while).' : ''),
+      (older ? ' The days, before today and after them, as counted at ' + p.days_as_of + '.' : ''),
       cards([['pending in all', p.total, 'total'], ['due before today', p.before, 'before'],
              ['next 30 days', p.days.reduce((a, d) => a + d.total, 0), 'days'], ['later', p.later, 'later']]),
       box);

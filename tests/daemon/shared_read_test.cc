@@ -186,6 +186,19 @@ TEST_F(SharedReadTest, AReadThatCannotStartIsAnErrorAndLeavesNothingUnderWay) {
   EXPECT_EQ(*answers[1], 4);
 }
 
+TEST_F(SharedReadTest, AnAnswerThatThrowsIsNotTakenForAReadThatCouldNotStart) {
+  Reads reads = Make();
+  auto at_once = [](Reads::Done done) { done(3, milliseconds(200)); };
+  EXPECT_THROW(
+      reads.Get("today", at_once, [](const StatusOr<int>&) { throw std::runtime_error("answer"); }),
+      std::runtime_error);
+  std::vector<StatusOr<int>> answers;
+  reads.Get("today", ReadOf("today"), Into(answers));
+  EXPECT_TRUE(started_.empty());  // the read went through, and is kept
+  ASSERT_EQ(answers.size(), 1U);
+  EXPECT_EQ(*answers[0], 3);
+}
+
 TEST_F(SharedReadTest, AReadFinishingAfterItsOwnerWentIsDropped) {
   std::vector<StatusOr<int>> answers;
   {

@@ -402,7 +402,6 @@ class Bench {
     Metric("webhook_deliveries_per_s", static_cast<double>(r.touchpoints) / seconds, "1/s");
   }
 
-  // `*_pending_1m` and `db_bytes_per_touchpoint`: the example config,
   Options options_;
   std::string work_;
   std::string pg_dir_;                   // the bench's own PostgreSQL server, if it started one

@@ -1,7 +1,8 @@
 // The end-to-end benchmark's harness (docs/benchmarks.md): one real
 // touchpointd process with its own config and database, and what a bench
 // reports and fails with. The load it is driven with is in load.h; the
-// figures are in e2e_bench.cc, events_figure.cc and pg_sizes.cc.
+// figures are in e2e_bench.cc, events_figure.cc, pending_figure.cc and
+// pg_sizes.cc.
 #pragma once
 
 #include <signal.h>

@@ -1,4 +1,4 @@
-// The PostgreSQL side of the `pending` figure (e2e_bench.cc): the WAL's
+// The PostgreSQL side of the `pending` figure (pending_figure.cc): the WAL's
 // position, and each table's and index's size with a VACUUM's time, for the
 // capacity plan (docs/scaling.md).
 #include "figures.h"
