@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <unordered_set>
 
 namespace tp::pg {
 namespace {
@@ -14,7 +16,7 @@ namespace {
 // The connection is gone, or never was: SQLSTATE class 08.
 bool IsConnectionClass(std::string_view sqlstate) { return sqlstate.substr(0, 2) == "08"; }
 
-[[noreturn]] void Throw(pg_conn* conn, const pg_result* r, std::string_view what) {
+Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
   std::string state;
   if (r != nullptr) {
     if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
@@ -27,7 +29,18 @@ bool IsConnectionClass(std::string_view sqlstate) { return sqlstate.substr(0, 2)
   std::string full(what);
   if (!full.empty()) full += ": ";
   full += message;
-  throw Error(full, std::move(state), lost);
+  return Error(full, std::move(state), lost);
+}
+
+[[noreturn]] void Throw(pg_conn* conn, const pg_result* r, std::string_view what) {
+  throw MakeError(conn, r, what);
+}
+
+// A statement's first words, which name it in a message; the rest is noise.
+std::string_view Head(std::string_view sql) {
+  std::string_view head = sql.substr(0, 60);
+  if (auto nl = head.find('\n'); nl != std::string_view::npos) head = head.substr(0, nl);
+  return head;
 }
 
 template <typename T>
@@ -249,6 +262,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
 Connection::~Connection() { PQfinish(conn_); }
 
 bool Connection::ok() const {
+  if (broken_) return false;
   // Reads what the server sent meanwhile, without waiting: a session it
   // ended (an administrator, a restart) has said so and closed, and shows
   // here as bad before a statement is sent to it.
@@ -266,10 +280,7 @@ Result Connection::Check(pg_result* r, std::string_view sql) {
   const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
   if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK || s == PGRES_COPY_IN) return Result(r);
   Result owned(r);  // freed as the exception leaves
-  // The statement's first words name it in the message; the rest is noise.
-  std::string_view head = sql.substr(0, 60);
-  if (auto nl = head.find('\n'); nl != std::string_view::npos) head = head.substr(0, nl);
-  Throw(conn_, r, head);
+  Throw(conn_, r, Head(sql));
 }
 
 Result Connection::Exec(std::string_view sql) {
@@ -294,6 +305,78 @@ Result Connection::Run(const Statement& statement, const Params& params) {
   return Check(PQexecPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
                               params.lengths(), nullptr, 0),
                statement.sql());
+}
+
+std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
+  if (PQenterPipelineMode(conn_) != 1) Throw(conn_, nullptr, "enter pipeline mode");
+  // A connection left mid-pipeline serves nothing more: it is taken as
+  // lost (ok() says so, and its owner opens another), and the server rolls
+  // back what it had of the pipeline when the session ends.
+  const auto abandon = [&](std::string_view what) {
+    broken_ = true;
+    const Error e = MakeError(conn_, nullptr, what);
+    return Error(e.what(), e.sqlstate(), /*connection_lost=*/true);
+  };
+  // What was sent, in order: each statement, after its PREPARE if it has
+  // not been prepared on this connection yet.
+  struct Sent {
+    const Statement* statement;
+    bool prepare;
+  };
+  std::vector<Sent> sent;
+  std::unordered_set<std::string> preparing;  // a statement given twice is prepared once
+  for (const Step& step : steps) {
+    const Statement& st = step.statement;
+    const Params& p = step.params;
+    if (st.plan() == Statement::Plan::kEachRun) {
+      if (PQsendQueryParams(conn_, st.sql().c_str(), p.size(), nullptr, p.values(), p.lengths(),
+                            nullptr, 0) != 1) {
+        throw abandon(Head(st.sql()));
+      }
+      sent.push_back({&st, false});
+      continue;
+    }
+    if (prepared_.count(st.name()) == 0 && preparing.insert(st.name()).second) {
+      if (PQsendPrepare(conn_, st.name().c_str(), st.sql().c_str(), 0, nullptr) != 1) {
+        throw abandon(Head(st.sql()));
+      }
+      sent.push_back({&st, true});
+    }
+    if (PQsendQueryPrepared(conn_, st.name().c_str(), p.size(), p.values(), p.lengths(), nullptr,
+                            0) != 1) {
+      throw abandon(Head(st.sql()));
+    }
+    sent.push_back({&st, false});
+  }
+  if (PQpipelineSync(conn_) != 1) throw abandon("pipeline sync");
+  // Each command's result (or PGRES_PIPELINE_ABORTED, after one that
+  // failed), then a null; the sync's at the end. All are read, so that the
+  // connection leaves pipeline mode whatever failed.
+  std::vector<Result> results;
+  std::optional<Error> failure;
+  for (const Sent& s : sent) {
+    pg_result* r = PQgetResult(conn_);
+    if (r == nullptr) throw abandon(Head(s.statement->sql()));  // the connection went
+    Result owned(r);
+    const ExecStatusType status = PQresultStatus(r);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      if (s.prepare) {
+        prepared_.insert(s.statement->name());
+      } else {
+        results.push_back(std::move(owned));
+      }
+    } else if (!failure && status != PGRES_PIPELINE_ABORTED) {
+      failure = MakeError(conn_, r, Head(s.statement->sql()));
+    }
+    while (pg_result* extra = PQgetResult(conn_)) PQclear(extra);
+  }
+  pg_result* r = PQgetResult(conn_);
+  Result sync(r);
+  if (r == nullptr || PQresultStatus(r) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(conn_) != 1) {
+    throw abandon("pipeline sync");
+  }
+  if (failure) throw *failure;
+  return results;
 }
 
 void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {

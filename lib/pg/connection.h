@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -179,6 +180,21 @@ class Connection {
   // `statement`, prepared on this connection the first time (unless it is
   // planned at each run). Throws Error.
   Result Run(const Statement& statement, const Params& params = {});
+  // One statement of RunTogether().
+  struct Step {
+    const Statement& statement;
+    const Params& params;
+  };
+  // `steps` sent at once and answered at once (libpq's pipeline mode): one
+  // round trip for them all. Each statement takes its own snapshot, as
+  // Run() one after the other would, and in that order. Outside a
+  // transaction they are one transaction of their own, committed after the
+  // last; inside one, part of it. At the first that fails the rest do not
+  // run (nothing of them is committed) and its error is thrown. Their
+  // results in order. Throws Error; one that leaves the pipeline unfinished
+  // (the connection went, or a send failed) leaves the connection not ok().
+  // Every statement's parameters must be fewer than 65,536.
+  std::vector<Result> RunTogether(std::initializer_list<Step> steps);
   // COPY table (columns) FROM STDIN with rows in text format, each row's
   // values tab-separated and escaped by CopyText(). Throws Error.
   void CopyIn(std::string_view copy_sql, std::string_view data);
@@ -201,6 +217,7 @@ class Connection {
 
   pg_conn* conn_;
   std::unordered_set<std::string> prepared_;
+  bool broken_ = false;  // left mid-pipeline (RunTogether)
 };
 
 // Appends `text` to a COPY text-format row, escaped.

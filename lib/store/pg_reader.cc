@@ -185,9 +185,8 @@ void PgReader::Lease(std::string queue, int max, Millis visibility, Instant now,
           pg::Connection& c = impl->QueueConn();
           // An idle consumer's poll: no turn taken, no transaction.
           if (!pgstore::AnyVisible(c, queue, now)) return std::vector<LeasedRow>();
-          pg::Transaction lease(c);
+          // A transaction of its own, which ends the queue's turn.
           std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
-          lease.Commit();  // the queue's turn ends here
           // From the rows of fired touchpoints, which do not change.
           pgstore::FillEvents(c, impl->queue_zones, rows, queue);
           return rows;

@@ -106,6 +106,119 @@ TEST_F(PgConnectionTest, ATransactionNotCommittedIsRolledBack) {
   EXPECT_EQ(conn_->Exec("SELECT string_agg(n::text, ',') FROM t").Text(0, 0), "2");
 }
 
+TEST_F(PgConnectionTest, StatementsRunTogetherAnswerInOrderAsOneTransaction) {
+  conn_->Exec("CREATE TABLE t (n BIGINT PRIMARY KEY)");
+  const pg::Statement insert("INSERT INTO t VALUES ($1) RETURNING n * 10");
+  const pg::Statement count("SELECT count(*) FROM t WHERE n <= $1");
+  const pg::Statement each_run("SELECT $1::bigint + 1", pg::Statement::Plan::kEachRun);
+  for (std::int64_t round = 0; round < 2; ++round) {  // prepared, then already so
+    pg::Params one, two, upto, plus;
+    one.Add(2 * round + 1);
+    two.Add(2 * round + 2);
+    upto.Add(std::int64_t{100});
+    plus.Add(round);
+    std::vector<pg::Result> r =
+        conn_->RunTogether({{insert, one}, {insert, two}, {count, upto}, {each_run, plus}});
+    ASSERT_EQ(r.size(), 4U);
+    EXPECT_EQ(r[0].Int64(0, 0), (2 * round + 1) * 10);
+    EXPECT_EQ(r[1].Int64(0, 0), (2 * round + 2) * 10);
+    EXPECT_EQ(r[2].Int64(0, 0), 2 * round + 2);  // sees the inserts before it
+    EXPECT_EQ(r[3].Int64(0, 0), round + 1);
+  }
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM pg_prepared_statements").Int64(0, 0), 2);
+
+  // A failure: its error, nothing of the others kept, the connection as
+  // before (out of pipeline mode, no transaction left open).
+  pg::Params five, dup;
+  five.Add(std::int64_t{5});
+  dup.Add(std::int64_t{1});
+  try {
+    conn_->RunTogether({{insert, five}, {insert, dup}, {count, five}});
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "23505") << e.what();
+    EXPECT_NE(std::string(e.what()).find("INSERT INTO t"), std::string::npos) << e.what();
+    EXPECT_FALSE(e.connection_lost());
+  }
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 4);
+  EXPECT_EQ(conn_->Run(count, pg::Params().Add(std::int64_t{100})).Int64(0, 0), 4);
+  EXPECT_EQ(conn_->Exec("SELECT pg_current_xact_id_if_assigned() IS NULL").Text(0, 0), "t");
+
+  // A statement that cannot be prepared fails alone, and is not taken as
+  // prepared.
+  const pg::Statement bad("SELECT * FROM no_such_table WHERE n = $1");
+  for (int i = 0; i < 2; ++i) {
+    try {
+      conn_->RunTogether({{bad, five}});
+      FAIL() << "no error";
+    } catch (const pg::Error& e) {
+      EXPECT_EQ(e.sqlstate(), "42P01") << e.what();
+    }
+  }
+
+  // Inside a transaction: part of it.
+  {
+    pg::Transaction txn(*conn_);
+    conn_->RunTogether({{insert, five}});
+  }
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 4);  // rolled back with it
+  {
+    pg::Transaction txn(*conn_);
+    conn_->RunTogether({{insert, five}});
+    txn.Commit();
+  }
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 5);
+}
+
+TEST_F(PgConnectionTest, StatementsRunTogetherEachTakeTheirOwnSnapshot) {
+  // As run one after the other: the second statement sees what another
+  // session committed while the first waited for its lock, as a lease
+  // sees the messages that the lease before it, holding the queue's turn,
+  // moved.
+  conn_->Exec("CREATE TABLE t (n BIGINT)");
+  auto other = pg::Connection::Open(db_->url(), "other");
+  other->Exec("BEGIN");
+  other->Exec("SELECT pg_advisory_xact_lock(42)");
+  other->Exec("INSERT INTO t VALUES (1)");
+  std::thread commit_later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    other->Exec("COMMIT");
+  });
+  const pg::Statement turn("SELECT pg_advisory_xact_lock($1)");
+  const pg::Statement count("SELECT count(*) FROM t WHERE n >= $1");
+  pg::Params key, from;
+  key.Add(std::int64_t{42});
+  from.Add(std::int64_t{0});
+  std::vector<pg::Result> r = conn_->RunTogether({{turn, key}, {count, from}});
+  commit_later.join();
+  EXPECT_EQ(r.back().Int64(0, 0), 1);
+}
+
+TEST_F(PgConnectionTest, AConnectionLostMidPipelineSaysSoAndIsNotOk) {
+  auto admin = pg::Connection::Open(db_->url(), "admin");
+  admin->Exec("BEGIN");
+  admin->Exec("SELECT pg_advisory_xact_lock(43)");
+  const int pid = conn_->backend_pid();
+  std::thread terminate_later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto other = pg::Connection::Open(db_->url(), "other");
+    other->Exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 5000)");
+  });
+  const pg::Statement turn("SELECT pg_advisory_xact_lock($1)");
+  const pg::Statement one("SELECT $1::bigint");
+  pg::Params key, n;
+  key.Add(std::int64_t{43});
+  n.Add(std::int64_t{1});
+  try {
+    conn_->RunTogether({{turn, key}, {one, n}});
+    ADD_FAILURE() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_TRUE(e.transient()) << e.sqlstate() << " " << e.what();
+  }
+  terminate_later.join();
+  EXPECT_FALSE(conn_->ok());
+}
+
 TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
   try {
     conn_->Exec("SELECT * FROM no_such_table");

@@ -21,7 +21,8 @@ namespace {
 
 // Leases of a queue take turns, on every daemon: a transaction-level
 // advisory lock on the queue's name, taken in a statement of its own so
-// that the lease's snapshot comes after the turn. Two leases at once would
+// that the lease's snapshot comes after the turn (the two are sent
+// together: one round trip, and outside a transaction one of their own). Two leases at once would
 // each pass over the rows the other is locking, and over those it has just
 // leased (their visible_at moved, under a snapshot older than the move),
 // a lock tried for each: with three daemons' consumers leasing one queue,
@@ -124,9 +125,10 @@ std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int ma
   // One random part per lease (96 bits): a receipt, the message's id and
   // this part, is unguessable and unique per message and hand-out.
   const std::string token = RandomHex(12);
-  c.Run(kLeaseTurn, pg::Params().Add(queue));
-  pg::Result r = c.Run(
-      kLease, pg::Params().Add(queue).Add(Ms(now)).Add(max).Add(token).Add(Ms(now + visibility)));
+  pg::Params turn, lease;
+  turn.Add(queue);
+  lease.Add(queue).Add(Ms(now)).Add(max).Add(token).Add(Ms(now + visibility));
+  pg::Result r = std::move(c.RunTogether({{kLeaseTurn, turn}, {kLease, lease}}).back());
   std::vector<LeasedRow> rows;
   rows.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {

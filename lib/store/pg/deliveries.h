@@ -43,7 +43,8 @@ inline constexpr Millis kTakeoverPoll{1000};
 // A lease of up to `max` visible messages of `queue` (QueueStore::
 // TakeLease), in enqueue order, and an ack of `receipts` (QueueStore::Ack),
 // each on `c` in the caller's transaction (a lease takes its queue's turn,
-// kept to the commit, then leases in one statement; an ack is several):
+// kept to the commit, then leases, both in one round trip; outside a
+// transaction, the lease is one of its own; an ack is several statements):
 // Deliveries runs them on the store's session, PgReader on a connection of
 // its own, off the daemon's loop.
 std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
@@ -52,7 +53,7 @@ int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string
           Instant now);
 // Whether `queue` has a message visible at `now`, read without a lock, a
 // turn or a transaction of its own: PgReader asks first, so that the poll
-// of an idle consumer costs one statement, not a lease's four. (A message
+// of an idle consumer costs one statement and takes no turn. (A message
 // that comes after it is one the lease would have missed at that moment
 // too.)
 bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now);
