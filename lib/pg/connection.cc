@@ -308,13 +308,23 @@ Result Connection::Run(const Statement& statement, const Params& params) {
 }
 
 std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
+  if (broken_) throw Error("run together: the connection was left mid-pipeline", "08006", true);
+  for (const Step& step : steps) {  // libpq refuses more, after sending the others
+    if (step.params.size() > 65535) {
+      throw Error(std::string(Head(step.statement.sql())) + ": more than 65,535 parameters", "",
+                  false);
+    }
+  }
   if (PQenterPipelineMode(conn_) != 1) Throw(conn_, nullptr, "enter pipeline mode");
+  // The first error the server gave.
+  std::optional<Error> failure;
   // A connection left mid-pipeline serves nothing more: it is taken as
   // lost (ok() says so, and its owner opens another), and the server rolls
-  // back what it had of the pipeline when the session ends.
+  // back what it had of the pipeline when the session ends. The server's
+  // own error, if it gave one (a session it ended), says why.
   const auto abandon = [&](std::string_view what) {
     broken_ = true;
-    const Error e = MakeError(conn_, nullptr, what);
+    const Error e = failure ? *failure : MakeError(conn_, nullptr, what);
     return Error(e.what(), e.sqlstate(), /*connection_lost=*/true);
   };
   // What was sent, in order: each statement, after its PREPARE if it has
@@ -353,7 +363,6 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   // failed), then a null; the sync's at the end. All are read, so that the
   // connection leaves pipeline mode whatever failed.
   std::vector<Result> results;
-  std::optional<Error> failure;
   for (const Sent& s : sent) {
     pg_result* r = PQgetResult(conn_);
     if (r == nullptr) throw abandon(Head(s.statement->sql()));  // the connection went
@@ -370,11 +379,20 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
     }
     while (pg_result* extra = PQgetResult(conn_)) PQclear(extra);
   }
-  pg_result* r = PQgetResult(conn_);
-  Result sync(r);
-  if (r == nullptr || PQresultStatus(r) != PGRES_PIPELINE_SYNC || PQexitPipelineMode(conn_) != 1) {
-    throw abandon("pipeline sync");
+  // Then the sync's result; an error before it is the implicit commit's
+  // (a deferred constraint, a serialization failure).
+  for (int nulls = 0;;) {
+    pg_result* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 2) throw abandon("pipeline sync");
+      continue;
+    }
+    Result owned(r);
+    const ExecStatusType status = PQresultStatus(r);
+    if (status == PGRES_PIPELINE_SYNC) break;
+    if (!failure && status != PGRES_PIPELINE_ABORTED) failure = MakeError(conn_, r, "commit");
   }
+  if (PQexitPipelineMode(conn_) != 1) throw abandon("leave pipeline mode");
   if (failure) throw *failure;
   return results;
 }

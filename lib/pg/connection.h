@@ -192,8 +192,9 @@ class Connection {
   // last; inside one, part of it. At the first that fails the rest do not
   // run (nothing of them is committed) and its error is thrown. Their
   // results in order. Throws Error; one that leaves the pipeline unfinished
-  // (the connection went, or a send failed) leaves the connection not ok().
-  // Every statement's parameters must be fewer than 65,536.
+  // (the connection went, or a send failed) leaves the connection not ok()
+  // and says the connection was lost. More than 65,535 parameters for a
+  // statement is an error before anything is sent.
   std::vector<Result> RunTogether(std::initializer_list<Step> steps);
   // COPY table (columns) FROM STDIN with rows in text format, each row's
   // values tab-separated and escaped by CopyText(). Throws Error.
@@ -201,7 +202,7 @@ class Connection {
 
   // Whether the connection is still up: as libpq last saw it, after reading
   // (without waiting) what the server sent since, so a session the server
-  // ended shows as down. Notifications read are kept for
+  // ended shows as down; and not left mid-pipeline (RunTogether). Notifications read are kept for
   // TakeNotifications().
   bool ok() const;
   // The server's process id for this session (pg_terminate_backend()).

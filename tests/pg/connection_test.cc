@@ -3,6 +3,7 @@
 #include "pg/connection.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <thread>
 
@@ -12,6 +13,16 @@ namespace tp {
 namespace {
 
 using testing::PgServer;
+
+// Waits until the session `pid` waits for a lock.
+void AwaitLockWait(const std::string& url, int pid) {
+  auto watcher = pg::Connection::Open(url, "watcher");
+  const std::string sql =
+      "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = " + std::to_string(pid);
+  while (watcher->Exec(sql).Int64(0, 0) == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 class PgConnectionTest : public ::testing::Test {
  protected:
@@ -142,7 +153,34 @@ TEST_F(PgConnectionTest, StatementsRunTogetherAnswerInOrderAsOneTransaction) {
   }
   EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 4);
   EXPECT_EQ(conn_->Run(count, pg::Params().Add(std::int64_t{100})).Int64(0, 0), 4);
-  EXPECT_EQ(conn_->Exec("SELECT pg_current_xact_id_if_assigned() IS NULL").Text(0, 0), "t");
+  EXPECT_EQ(PQtransactionStatus(conn_->handle()), PQTRANS_IDLE);
+  EXPECT_EQ(PQpipelineStatus(conn_->handle()), PQ_PIPELINE_OFF);
+  EXPECT_TRUE(conn_->ok());
+
+  // A statement prepared in a pipeline that failed after it stays
+  // prepared (and known to be).
+  const pg::Statement twice("SELECT $1::bigint * 2");
+  try {
+    conn_->RunTogether({{twice, five}, {insert, dup}});
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "23505") << e.what();
+  }
+  EXPECT_EQ(conn_->Run(twice, five).Int64(0, 0), 10);
+  EXPECT_EQ(conn_->RunTogether({{twice, five}}).at(0).Int64(0, 0), 10);
+
+  // Too many parameters: refused before anything is sent, the connection
+  // as it was.
+  pg::Params many;
+  for (int i = 0; i < 65536; ++i) many.Add(std::int64_t{i});
+  try {
+    conn_->RunTogether({{insert, five}, {count, many}});
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_FALSE(e.transient()) << e.what();
+  }
+  EXPECT_TRUE(conn_->ok());
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 4);
 
   // A statement that cannot be prepared fails alone, and is not taken as
   // prepared.
@@ -180,18 +218,25 @@ TEST_F(PgConnectionTest, StatementsRunTogetherEachTakeTheirOwnSnapshot) {
   other->Exec("BEGIN");
   other->Exec("SELECT pg_advisory_xact_lock(42)");
   other->Exec("INSERT INTO t VALUES (1)");
+  const int pid = conn_->backend_pid();
   std::thread commit_later([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    AwaitLockWait(db_->url(), pid);  // the first statement waits for the lock
     other->Exec("COMMIT");
   });
   const pg::Statement turn("SELECT pg_advisory_xact_lock($1)");
   const pg::Statement count("SELECT count(*) FROM t WHERE n >= $1");
+  const pg::Statement held(
+      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+      "AND objid = $1");
   pg::Params key, from;
   key.Add(std::int64_t{42});
   from.Add(std::int64_t{0});
-  std::vector<pg::Result> r = conn_->RunTogether({{turn, key}, {count, from}});
+  std::vector<pg::Result> r = conn_->RunTogether({{turn, key}, {count, from}, {held, key}});
   commit_later.join();
-  EXPECT_EQ(r.back().Int64(0, 0), 1);
+  EXPECT_EQ(r[1].Int64(0, 0), 1);
+  // The lock is held to the end of the statements, and no longer.
+  EXPECT_EQ(r[2].Int64(0, 0), 1);
+  EXPECT_EQ(conn_->Run(held, key).Int64(0, 0), 0);
 }
 
 TEST_F(PgConnectionTest, AConnectionLostMidPipelineSaysSoAndIsNotOk) {
@@ -200,7 +245,7 @@ TEST_F(PgConnectionTest, AConnectionLostMidPipelineSaysSoAndIsNotOk) {
   admin->Exec("SELECT pg_advisory_xact_lock(43)");
   const int pid = conn_->backend_pid();
   std::thread terminate_later([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    AwaitLockWait(db_->url(), pid);  // mid-pipeline
     auto other = pg::Connection::Open(db_->url(), "other");
     other->Exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 5000)");
   });
@@ -214,9 +259,18 @@ TEST_F(PgConnectionTest, AConnectionLostMidPipelineSaysSoAndIsNotOk) {
     ADD_FAILURE() << "no error";
   } catch (const pg::Error& e) {
     EXPECT_TRUE(e.transient()) << e.sqlstate() << " " << e.what();
+    EXPECT_TRUE(e.connection_lost()) << e.what();
+    // The server's own word for it.
+    EXPECT_NE(std::string(e.what()).find("terminating connection"), std::string::npos) << e.what();
   }
   terminate_later.join();
   EXPECT_FALSE(conn_->ok());
+  try {
+    conn_->RunTogether({{one, n}});
+    ADD_FAILURE() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_TRUE(e.connection_lost()) << e.what();
+  }
 }
 
 TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {

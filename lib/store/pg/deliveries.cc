@@ -22,11 +22,12 @@ namespace {
 // Leases of a queue take turns, on every daemon: a transaction-level
 // advisory lock on the queue's name, taken in a statement of its own so
 // that the lease's snapshot comes after the turn (the two are sent
-// together: one round trip, and outside a transaction one of their own). Two leases at once would
-// each pass over the rows the other is locking, and over those it has just
-// leased (their visible_at moved, under a snapshot older than the move),
-// a lock tried for each: with three daemons' consumers leasing one queue,
-// the server spent half as much again on the queue's side per message.
+// together: one round trip, and outside a transaction one of their own).
+// Two leases at once would each pass over the rows the other is locking,
+// and over those it has just leased (their visible_at moved, under a
+// snapshot older than the move), a lock tried for each: with three
+// daemons' consumers leasing one queue, the server spent half as much
+// again on the queue's side per message.
 const pg::Statement kLeaseTurn(
     "SELECT pg_advisory_xact_lock(hashtextextended('lease:' || $1, 7305861230003))");
 const pg::Statement kLease(
