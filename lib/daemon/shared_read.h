@@ -49,6 +49,7 @@ class SharedRead {
   // Answers with the answer kept for `key` while it is to be given again,
   // or with the read under way for `key`, or with a new read (`read`). One
   // read at a time: an asker for another key waits for the one under way.
+  // An answer must not throw: the askers after it would not be answered.
   void Get(const Key& key, const Read& read, Answer answer) {
     if (kept_ && now_() >= kept_->until) kept_.reset();
     if (kept_ && kept_->key == key) {
@@ -66,8 +67,10 @@ class SharedRead {
     const std::uint64_t number = reads_;
     try {
       // `alive`: a read that finishes after this object went is dropped.
-      read([this, alive = std::weak_ptr<int>(alive_)](StatusOr<T> value, Steady::duration took) {
-        if (!alive.expired()) Finished(std::move(value), took);
+      read([this, alive = std::weak_ptr<int>(alive_), number](StatusOr<T> value,
+                                                              Steady::duration took) {
+        if (alive.expired() || !under_way_ || under_way_->number != number) return;
+        Finished(std::move(value), took);
       });
     } catch (const std::exception& e) {
       // A read that finished at once, and an answer that threw: not ours.

@@ -283,12 +283,18 @@ Result Connection::Check(pg_result* r, std::string_view sql) {
   Throw(conn_, r, Head(sql));
 }
 
+void Connection::RefuseIfBroken() const {
+  if (broken_) throw Error("the connection was left mid-pipeline", "08006", true);
+}
+
 Result Connection::Exec(std::string_view sql) {
+  RefuseIfBroken();
   const std::string text(sql);
   return Check(PQexec(conn_, text.c_str()), sql);
 }
 
 Result Connection::Exec(std::string_view sql, const Params& params) {
+  RefuseIfBroken();
   const std::string text(sql);
   return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
                             params.lengths(), nullptr, 0),
@@ -296,6 +302,7 @@ Result Connection::Exec(std::string_view sql, const Params& params) {
 }
 
 Result Connection::Run(const Statement& statement, const Params& params) {
+  RefuseIfBroken();
   if (statement.plan() == Statement::Plan::kEachRun) return Exec(statement.sql(), params);
   if (prepared_.count(statement.name()) == 0) {
     Check(PQprepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr),
@@ -308,7 +315,7 @@ Result Connection::Run(const Statement& statement, const Params& params) {
 }
 
 std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
-  if (broken_) throw Error("run together: the connection was left mid-pipeline", "08006", true);
+  RefuseIfBroken();
   for (const Step& step : steps) {  // libpq refuses more, after sending the others
     if (step.params.size() > 65535) {
       throw Error(std::string(Head(step.statement.sql())) + ": more than 65,535 parameters", "",
@@ -324,8 +331,13 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   // own error, if it gave one (a session it ended), says why.
   const auto abandon = [&](std::string_view what) {
     broken_ = true;
-    const Error e = failure ? *failure : MakeError(conn_, nullptr, what);
-    return Error(e.what(), e.sqlstate(), /*connection_lost=*/true);
+    if (failure && (failure->connection_lost() || failure->sqlstate().starts_with("57P0"))) {
+      return Error(failure->what(), failure->sqlstate(), /*connection_lost=*/true);
+    }
+    const Error e = MakeError(conn_, nullptr, what);
+    return Error(
+        std::string(e.what()) + (failure ? std::string(" (after: ") + failure->what() + ")" : ""),
+        e.sqlstate(), /*connection_lost=*/true);
   };
   // What was sent, in order: each statement, after its PREPARE if it has
   // not been prepared on this connection yet.
@@ -380,7 +392,10 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
     while (pg_result* extra = PQgetResult(conn_)) PQclear(extra);
   }
   // Then the sync's result; an error before it is the implicit commit's
-  // (a deferred constraint, a serialization failure).
+  // (a deferred constraint, a serialization failure), followed by a null.
+  // More nulls than that, on a connection that says it is up, would be a
+  // libpq that lost its place: the connection is given up rather than
+  // waited on.
   for (int nulls = 0;;) {
     pg_result* r = PQgetResult(conn_);
     if (r == nullptr) {
@@ -398,6 +413,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
 }
 
 void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
+  RefuseIfBroken();
   Result started = Exec(copy_sql);
   if (!data.empty() && PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
     Throw(conn_, nullptr, "copy");

@@ -191,9 +191,11 @@ class Connection {
   // transaction they are one transaction of their own, committed after the
   // last; inside one, part of it. At the first that fails the rest do not
   // run (nothing of them is committed) and its error is thrown. Their
-  // results in order. Throws Error; one that leaves the pipeline unfinished
-  // (the connection went, or a send failed) leaves the connection not ok()
-  // and says the connection was lost. More than 65,535 parameters for a
+  // results in order. Throws Error: the server's, an error at the implicit
+  // commit (a deferred constraint, a serialization failure) included; one
+  // that leaves the pipeline unfinished (the connection went, or a send
+  // failed) leaves the connection not ok(), refusing anything more, and
+  // says the connection was lost. More than 65,535 parameters for a
   // statement is an error before anything is sent.
   std::vector<Result> RunTogether(std::initializer_list<Step> steps);
   // COPY table (columns) FROM STDIN with rows in text format, each row's
@@ -214,6 +216,8 @@ class Connection {
 
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
+  // Throws a lost connection's Error once left mid-pipeline.
+  void RefuseIfBroken() const;
   Result Check(pg_result* r, std::string_view sql);
 
   pg_conn* conn_;

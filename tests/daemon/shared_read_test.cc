@@ -91,6 +91,7 @@ TEST_F(SharedReadTest, ASlowReadIsGivenAgainForTenTimesAsLongAsItTook) {
   now_ += milliseconds(1);
   reads.Get("today", ReadOf("today"), Into(answers));
   EXPECT_EQ(started_.size(), 2U);  // 3 s on: read again
+  EXPECT_FALSE(reads.keeping());   // and what was kept let go
   Finish(6);
   ASSERT_EQ(answers.size(), 3U);
   EXPECT_EQ(*answers[2], 6);

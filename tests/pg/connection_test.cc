@@ -14,14 +14,18 @@ namespace {
 
 using testing::PgServer;
 
-// Waits until the session `pid` waits for a lock.
-void AwaitLockWait(const std::string& url, int pid) {
+// Waits until the session `pid` waits for a lock, for at most 10 s (its
+// lock_timeout is 5 s); whether it did.
+bool AwaitLockWait(const std::string& url, int pid) {
   auto watcher = pg::Connection::Open(url, "watcher");
   const std::string sql =
       "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = " + std::to_string(pid);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (watcher->Exec(sql).Int64(0, 0) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  return true;
 }
 
 class PgConnectionTest : public ::testing::Test {
@@ -178,6 +182,7 @@ TEST_F(PgConnectionTest, StatementsRunTogetherAnswerInOrderAsOneTransaction) {
     FAIL() << "no error";
   } catch (const pg::Error& e) {
     EXPECT_FALSE(e.transient()) << e.what();
+    EXPECT_FALSE(e.connection_lost()) << e.what();
   }
   EXPECT_TRUE(conn_->ok());
   EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 4);
@@ -208,6 +213,26 @@ TEST_F(PgConnectionTest, StatementsRunTogetherAnswerInOrderAsOneTransaction) {
   EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 5);
 }
 
+TEST_F(PgConnectionTest, AnErrorAtTheCommitOfStatementsRunTogetherIsTheServers) {
+  conn_->Exec("CREATE TABLE t (n BIGINT, CONSTRAINT one UNIQUE (n) DEFERRABLE INITIALLY DEFERRED)");
+  const pg::Statement insert("INSERT INTO t VALUES ($1)");
+  pg::Params one;
+  one.Add(std::int64_t{1});
+  try {
+    conn_->RunTogether({{insert, one}, {insert, one}});  // both run; the commit fails
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "23505") << e.what();
+    EXPECT_FALSE(e.connection_lost()) << e.what();
+  }
+  EXPECT_TRUE(conn_->ok());
+  EXPECT_EQ(PQpipelineStatus(conn_->handle()), PQ_PIPELINE_OFF);
+  EXPECT_EQ(PQtransactionStatus(conn_->handle()), PQTRANS_IDLE);
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 0);
+  EXPECT_EQ(conn_->RunTogether({{insert, one}}).size(), 1U);
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 1);
+}
+
 TEST_F(PgConnectionTest, StatementsRunTogetherEachTakeTheirOwnSnapshot) {
   // As run one after the other: the second statement sees what another
   // session committed while the first waited for its lock, as a lease
@@ -220,19 +245,26 @@ TEST_F(PgConnectionTest, StatementsRunTogetherEachTakeTheirOwnSnapshot) {
   other->Exec("INSERT INTO t VALUES (1)");
   const int pid = conn_->backend_pid();
   std::thread commit_later([&] {
-    AwaitLockWait(db_->url(), pid);  // the first statement waits for the lock
+    // The first statement waits for the lock.
+    if (!AwaitLockWait(db_->url(), pid)) ADD_FAILURE() << "no lock wait";
     other->Exec("COMMIT");
   });
   const pg::Statement turn("SELECT pg_advisory_xact_lock($1)");
   const pg::Statement count("SELECT count(*) FROM t WHERE n >= $1");
   const pg::Statement held(
       "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-      "AND objid = $1");
+      "AND classid = 0 AND objid = $1 AND objsubid = 1");
   pg::Params key, from;
   key.Add(std::int64_t{42});
   from.Add(std::int64_t{0});
-  std::vector<pg::Result> r = conn_->RunTogether({{turn, key}, {count, from}, {held, key}});
+  std::vector<pg::Result> r;
+  try {
+    r = conn_->RunTogether({{turn, key}, {count, from}, {held, key}});
+  } catch (const pg::Error& e) {
+    ADD_FAILURE() << e.what();
+  }
   commit_later.join();
+  ASSERT_EQ(r.size(), 3U);
   EXPECT_EQ(r[1].Int64(0, 0), 1);
   // The lock is held to the end of the statements, and no longer.
   EXPECT_EQ(r[2].Int64(0, 0), 1);
@@ -245,7 +277,7 @@ TEST_F(PgConnectionTest, AConnectionLostMidPipelineSaysSoAndIsNotOk) {
   admin->Exec("SELECT pg_advisory_xact_lock(43)");
   const int pid = conn_->backend_pid();
   std::thread terminate_later([&] {
-    AwaitLockWait(db_->url(), pid);  // mid-pipeline
+    if (!AwaitLockWait(db_->url(), pid)) ADD_FAILURE() << "no lock wait";  // mid-pipeline
     auto other = pg::Connection::Open(db_->url(), "other");
     other->Exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 5000)");
   });
