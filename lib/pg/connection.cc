@@ -7,8 +7,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <optional>
-#include <unordered_set>
+
+#include "pg/errors.h"
 
 namespace tp::pg {
 namespace {
@@ -16,31 +16,11 @@ namespace {
 // The connection is gone, or never was: SQLSTATE class 08.
 bool IsConnectionClass(std::string_view sqlstate) { return sqlstate.substr(0, 2) == "08"; }
 
-Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
-  std::string state;
-  if (r != nullptr) {
-    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
-  }
-  const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD || IsConnectionClass(state);
-  std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
-  if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  if (message.empty()) message = "unknown error";
-  std::string full(what);
-  if (!full.empty()) full += ": ";
-  full += message;
-  return Error(full, std::move(state), lost);
-}
+using detail::Head;
+using detail::MakeError;
 
 [[noreturn]] void Throw(pg_conn* conn, const pg_result* r, std::string_view what) {
   throw MakeError(conn, r, what);
-}
-
-// A statement's first words, which name it in a message; the rest is noise.
-std::string_view Head(std::string_view sql) {
-  std::string_view head = sql.substr(0, 60);
-  if (auto nl = head.find('\n'); nl != std::string_view::npos) head = head.substr(0, nl);
-  return head;
 }
 
 template <typename T>
@@ -63,6 +43,33 @@ void AppendArrayElement(std::string& out, std::string_view v) {
 }
 
 }  // namespace
+
+namespace detail {
+
+Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
+  std::string state;
+  if (r != nullptr) {
+    if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
+  }
+  const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD || IsConnectionClass(state);
+  std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
+  if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  if (message.empty()) message = "unknown error";
+  std::string full(what);
+  if (!full.empty()) full += ": ";
+  full += message;
+  return Error(full, std::move(state), lost);
+}
+
+// A statement's first words, which name it in a message; the rest is noise.
+std::string_view Head(std::string_view sql) {
+  std::string_view head = sql.substr(0, 60);
+  if (auto nl = head.find('\n'); nl != std::string_view::npos) head = head.substr(0, nl);
+  return head;
+}
+
+}  // namespace detail
 
 bool Error::transient() const {
   if (connection_lost_ || IsConnectionClass(sqlstate_) || retry_transaction()) return true;
@@ -312,104 +319,6 @@ Result Connection::Run(const Statement& statement, const Params& params) {
   return Check(PQexecPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
                               params.lengths(), nullptr, 0),
                statement.sql());
-}
-
-std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
-  RefuseIfBroken();
-  for (const Step& step : steps) {  // libpq refuses more, after sending the others
-    if (step.params.size() > 65535) {
-      throw Error(std::string(Head(step.statement.sql())) + ": more than 65,535 parameters", "",
-                  false);
-    }
-  }
-  if (PQenterPipelineMode(conn_) != 1) Throw(conn_, nullptr, "enter pipeline mode");
-  // The first error the server gave.
-  std::optional<Error> failure;
-  // A connection left mid-pipeline serves nothing more: it is taken as
-  // lost (ok() says so, and its owner opens another), and the server rolls
-  // back what it had of the pipeline when the session ends. The server's
-  // own error, if it gave one (a session it ended), says why.
-  const auto abandon = [&](std::string_view what) {
-    broken_ = true;
-    if (failure && (failure->connection_lost() || failure->sqlstate().starts_with("57P0"))) {
-      return Error(failure->what(), failure->sqlstate(), /*connection_lost=*/true);
-    }
-    const Error e = MakeError(conn_, nullptr, what);
-    return Error(
-        std::string(e.what()) + (failure ? std::string(" (after: ") + failure->what() + ")" : ""),
-        e.sqlstate(), /*connection_lost=*/true);
-  };
-  // What was sent, in order: each statement, after its PREPARE if it has
-  // not been prepared on this connection yet.
-  struct Sent {
-    const Statement* statement;
-    bool prepare;
-  };
-  std::vector<Sent> sent;
-  std::unordered_set<std::string> preparing;  // a statement given twice is prepared once
-  for (const Step& step : steps) {
-    const Statement& st = step.statement;
-    const Params& p = step.params;
-    if (st.plan() == Statement::Plan::kEachRun) {
-      if (PQsendQueryParams(conn_, st.sql().c_str(), p.size(), nullptr, p.values(), p.lengths(),
-                            nullptr, 0) != 1) {
-        throw abandon(Head(st.sql()));
-      }
-      sent.push_back({&st, false});
-      continue;
-    }
-    if (prepared_.count(st.name()) == 0 && preparing.insert(st.name()).second) {
-      if (PQsendPrepare(conn_, st.name().c_str(), st.sql().c_str(), 0, nullptr) != 1) {
-        throw abandon(Head(st.sql()));
-      }
-      sent.push_back({&st, true});
-    }
-    if (PQsendQueryPrepared(conn_, st.name().c_str(), p.size(), p.values(), p.lengths(), nullptr,
-                            0) != 1) {
-      throw abandon(Head(st.sql()));
-    }
-    sent.push_back({&st, false});
-  }
-  if (PQpipelineSync(conn_) != 1) throw abandon("pipeline sync");
-  // Each command's result (or PGRES_PIPELINE_ABORTED, after one that
-  // failed), then a null; the sync's at the end. All are read, so that the
-  // connection leaves pipeline mode whatever failed.
-  std::vector<Result> results;
-  for (const Sent& s : sent) {
-    pg_result* r = PQgetResult(conn_);
-    if (r == nullptr) throw abandon(Head(s.statement->sql()));  // the connection went
-    Result owned(r);
-    const ExecStatusType status = PQresultStatus(r);
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
-      if (s.prepare) {
-        prepared_.insert(s.statement->name());
-      } else {
-        results.push_back(std::move(owned));
-      }
-    } else if (!failure && status != PGRES_PIPELINE_ABORTED) {
-      failure = MakeError(conn_, r, Head(s.statement->sql()));
-    }
-    while (pg_result* extra = PQgetResult(conn_)) PQclear(extra);
-  }
-  // Then the sync's result; an error before it is the implicit commit's
-  // (a deferred constraint, a serialization failure), followed by a null.
-  // More nulls than that, on a connection that says it is up, would be a
-  // libpq that lost its place: the connection is given up rather than
-  // waited on.
-  for (int nulls = 0;;) {
-    pg_result* r = PQgetResult(conn_);
-    if (r == nullptr) {
-      if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 2) throw abandon("pipeline sync");
-      continue;
-    }
-    Result owned(r);
-    const ExecStatusType status = PQresultStatus(r);
-    if (status == PGRES_PIPELINE_SYNC) break;
-    if (!failure && status != PGRES_PIPELINE_ABORTED) failure = MakeError(conn_, r, "commit");
-  }
-  if (PQexitPipelineMode(conn_) != 1) throw abandon("leave pipeline mode");
-  if (failure) throw *failure;
-  return results;
 }
 
 void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
