@@ -1,14 +1,15 @@
 // One read for every asker at once, and a slow read's answer given again
 // for a while. GET /v1/status counts the pending touchpoints of 30 days
 // exactly, a scan of every pending row: 1.5 s at 3 million on PostgreSQL,
-// so minutes at hundreds of millions (docs/scaling.md), while a status page open in each operator's
-// browser asks every 15 s, on the store reader's one thread, which also
-// counts /metrics' gauges. So askers while a read is under way share it,
-// and a read that took `slow` or longer (as the read says: its own time,
-// not its wait for the thread) is given again, as it was, for `keep` times
-// as long as it took: reading then takes at most about a `keep`th of the
-// thread's time, however many ask. A quicker read is never given again.
-// A failed read is answered to those who shared it and not kept.
+// so minutes at hundreds of millions (docs/scaling.md), while a status page
+// open in each operator's browser asks every 15 s, and each scan keeps a
+// thread of the store reader's (and, on PostgreSQL, a server process) busy.
+// So askers while a read is under way share it, and a read that took
+// `slow` or longer (as the read says: its own time, not its wait for the
+// thread) is given again, as it was, for `keep` times as long as it took:
+// reading then takes at most about a `keep`th of the thread's time,
+// however many ask. A quicker read is never given again. A failed read is
+// answered to those who shared it and not kept.
 //
 // Not thread-safe: one thread (the daemon's loop) calls Get() and the
 // read's `done`.

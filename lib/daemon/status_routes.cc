@@ -6,6 +6,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <fstream>
+#include <optional>
 
 #include "api/http_json.h"
 #include "ops/metrics.h"
@@ -83,7 +84,7 @@ HttpResponse StatusRoutes::Health() const {
                                  {"sinks", std::move(sinks)}});
 }
 
-// The store-backed gauges are counted on the store reader's thread (a
+// The store-backed gauges are counted on a store reader's thread (a
 // scan of the pending index: 50-80 ms at a million pending), then set and
 // the page rendered here; the rest accumulate as things happen.
 void StatusRoutes::Metrics(HttpRespond respond) {
@@ -105,11 +106,11 @@ void StatusRoutes::Metrics(HttpRespond respond) {
                       });
 }
 
-// Both counts on the store reader's thread, one after the other (each
-// consistent in itself), then the answer rendered on the loop. The days
-// are shared by the requests at once, and given again for a while when
-// counting them is slow (daemon/shared_read.h); the rest is counted for
-// each request (bounded: store/pg/gauges.h).
+// Both counts at once, each on a thread of the store reader's (each
+// consistent in itself), then the answer rendered on the loop once both
+// are in. The days are shared by the requests at once, and given again for
+// a while when counting them is slow (daemon/shared_read.h); the rest is
+// counted for each request (bounded: store/pg/gauges.h).
 void StatusRoutes::Status(HttpRespond respond) {
   // Local days in the rules' zone, from today's start. Each day's start is
   // its own midnight (or the first instant after it, where summer time
@@ -124,22 +125,35 @@ void StatusRoutes::Status(HttpRespond respond) {
   for (const Sink& sink : key.rules->sinks) {
     (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
   }
-  parts_.reader.Count(
-      std::move(queues), std::move(push_sinks),
-      [this, key = std::move(key), work = asio::make_work_guard(parts_.io),
-       respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
-        asio::post(work.get_executor(), [this, key = std::move(key), respond = std::move(respond),
-                                         gauges = std::move(gauges)]() mutable {
-          if (!gauges.ok()) return respond(api::ErrorResponse(500, gauges.status().message()));
-          status_reads_.Get(
-              key, [this, key](DayReads::Done done) { CountDays(key, std::move(done)); },
-              [this, key, respond = std::move(respond),
-               gauges = std::move(*gauges)](const StatusOr<DaysCounted>& days) {
-                respond(days.ok() ? RenderStatus(*key.rules, gauges, *days, key.boundaries)
-                                  : api::ErrorResponse(500, days.status().message()));
-              });
-        });
-        work.reset();
+  // Filled in on the loop by whichever count comes in; the second answers.
+  struct Answer {
+    StatusKey key;
+    HttpRespond respond;
+    std::optional<StatusOr<StoreGauges>> gauges;
+    std::optional<StatusOr<DaysCounted>> days;
+  };
+  auto answer = std::make_shared<Answer>(Answer{key, std::move(respond), {}, {}});
+  auto answer_if_both_in = [this](Answer& a) {
+    if (!a.gauges || !a.days) return;
+    if (!a.gauges->ok()) return a.respond(api::ErrorResponse(500, a.gauges->status().message()));
+    if (!a.days->ok()) return a.respond(api::ErrorResponse(500, a.days->status().message()));
+    a.respond(RenderStatus(*a.key.rules, **a.gauges, **a.days, a.key.boundaries));
+  };
+  parts_.reader.Count(std::move(queues), std::move(push_sinks),
+                      [answer, answer_if_both_in, work = asio::make_work_guard(parts_.io)](
+                          StatusOr<StoreGauges> gauges) mutable {
+                        asio::post(work.get_executor(), [answer, answer_if_both_in,
+                                                         gauges = std::move(gauges)]() mutable {
+                          answer->gauges = std::move(gauges);
+                          answer_if_both_in(*answer);
+                        });
+                        work.reset();
+                      });
+  status_reads_.Get(
+      key, [this, key](DayReads::Done done) { CountDays(key, std::move(done)); },
+      [answer, answer_if_both_in](const StatusOr<DaysCounted>& days) {
+        answer->days = days;
+        answer_if_both_in(*answer);
       });
 }
 
@@ -152,7 +166,7 @@ void StatusRoutes::CountDays(const StatusKey& key, DayReads::Done done) {
               if (!days.ok()) return done(days.status(), {});
               const auto took = days->took;
               // When the count started, not when it was asked for
-              // (it may have waited for the reader's thread).
+              // (it may have waited for the days' thread).
               const Instant as_of = parts_.clock.Now() - std::chrono::duration_cast<Millis>(took);
               done(DaysCounted{std::move(*days), as_of}, took);
             });

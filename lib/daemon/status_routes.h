@@ -1,8 +1,9 @@
 // GET /healthz, GET /metrics and GET /v1/status (docs/api.md,
 // docs/operations.md): how the daemon is, from its parts. /metrics and
-// /v1/status count the store-backed gauges on the store reader's thread (a
-// scan of the pending index: 50-80 ms at a million pending), then render
-// the page on the loop.
+// /v1/status count the store-backed gauges on a store reader's thread (a
+// scan of the pending index: 50-80 ms at a million pending), and
+// /v1/status its pending days at the same time on another, then render the
+// page on the loop.
 //
 // Not thread-safe: the daemon's loop only.
 #pragma once
@@ -78,7 +79,7 @@ class StatusRoutes {
   // letters, queue depths, and pending touchpoints per day for 30 days.
   void Status(HttpRespond respond);
   // The pending touchpoints per day of `key`, counted on the store
-  // reader's thread; `done` is called on the loop.
+  // reader's days thread; `done` is called on the loop.
   void CountDays(const StatusKey& key, DayReads::Done done);
   // With the rules the days were counted under (a reload may come between).
   HttpResponse RenderStatus(const Rules& rules, const StoreGauges& gauges,

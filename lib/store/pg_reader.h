@@ -1,9 +1,11 @@
 // Reads a PostgreSQL store off the daemon's loop (store/store_reads.h): a
 // thread and connection of its own for the events of leased messages and
-// the counts; another for the queues' leases (with their events) and acks
-// (QueueJobs); and for an outcomes report threads and connections of their
-// own, each range of buyers read from one snapshot (REPEATABLE READ) with
-// server-side cursors, so no range is ever held in memory at once.
+// /metrics' counts; another for the queues' leases (with their events) and
+// acks (QueueJobs); another for the pending days of /v1/status (a scan of
+// every pending row, which so holds up no scrape and no lease); and for an
+// outcomes report threads and connections of their own, each range of
+// buyers read from one snapshot (REPEATABLE READ) with server-side
+// cursors, so no range is ever held in memory at once.
 // A lost connection is reopened by the next job.
 #pragma once
 

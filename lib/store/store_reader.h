@@ -18,8 +18,10 @@ namespace tp {
 // events of leased messages, which took a quarter of that thread's time per
 // message, and the counts /metrics reports, which scan an index (50-80 ms
 // at a million pending). Jobs run in order; each calls its `done` on the
-// reader's thread. Outcomes reports run apart, on threads of their own, so
-// a report of seconds holds up no lease.
+// reader's thread. The pending days (/v1/status) are counted apart, on a
+// thread and connection of their own, so a scan of every pending row holds
+// up neither a lease nor a scrape; outcomes reports too, on threads of
+// their own, so a report of seconds holds up no lease.
 class StoreReader final : public StoreReads {
  public:
   // Opens `path` (a store's file, already open and migrated by it).
@@ -43,7 +45,8 @@ class StoreReader final : public StoreReads {
   void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
              Counted done) override;
   // Counts the pending touchpoints between `boundaries` (gauges.h
-  // ReadPendingDays), then calls `done` with them.
+  // ReadPendingDays) on the days' thread and connection, in order with
+  // the other counts of days, then calls `done` with them on that thread.
   void PendingByDay(std::vector<Instant> boundaries,
                     std::function<void(StatusOr<PendingDays>)> done) override;
   // Computes the outcomes report over the whole file (store/outcome_rows.h

@@ -30,7 +30,9 @@ class StoreReads : public LeasedEvents {
   virtual void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
                      Counted done) = 0;
   // Counts the pending touchpoints between `boundaries` (PendingDays),
-  // then calls `done` with them.
+  // then calls `done` with them. A scan of every pending row: it runs
+  // apart from the other reads, so it holds up neither Count() nor Fill()
+  // (nor they it).
   virtual void PendingByDay(std::vector<Instant> boundaries,
                             std::function<void(StatusOr<PendingDays>)> done) = 0;
   // Computes the outcomes report over every buyer (its buyers split into

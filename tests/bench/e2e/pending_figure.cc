@@ -1,8 +1,9 @@
 // The `pending` figures (`rss_mib_pending_1m`, `startup_s_pending_1m`,
 // `db_bytes_per_touchpoint`, `reload_s_pending_1m`, `reload_max_stall_ms`,
-// `metrics_scrape_ms_pending_1m`, `status_ms_pending_1m`): a large base of
-// pending touchpoints, then a restart, a /metrics scrape, /v1/status and a
-// reload that re-plans them all.
+// `metrics_scrape_ms_pending_1m`, `status_ms_pending_1m`,
+// `metrics_scrape_ms_during_status`): a large base of pending touchpoints,
+// then a restart, a /metrics scrape, /v1/status (with a scrape while it
+// counts) and a reload that re-plans them all.
 #include <nlohmann/json.hpp>
 
 #include "figures.h"
@@ -41,17 +42,38 @@ void PendingFigure(const Options& options, const std::string& work,
   // 100 ms or more (docs/api.md).
   double status_ms[2] = {0, 0};
   std::string days_as_of[2];
-  for (int i = 0; i < 2; ++i) {
+  const auto ask_status = [&client] {
     const auto asked = Steady::now();
     auto status = client->Request("GET", "/v1/status");
-    status_ms[i] = Seconds(Steady::now() - asked) * 1000;
     if (!status.ok() || status->status != 200) Fail("/v1/status failed");
-    days_as_of[i] = json::parse(status->body).at("pending").at("days_as_of").get<std::string>();
-  }
+    return std::pair(Seconds(Steady::now() - asked) * 1000,
+                     json::parse(status->body).at("pending").at("days_as_of").get<std::string>());
+  };
+  for (int i = 0; i < 2; ++i) std::tie(status_ms[i], days_as_of[i]) = ask_status();
+  // Once the days are no longer given again (at most ten times the first
+  // answer's time), once more, with a /metrics scrape from another
+  // connection half way through: it should not wait for the days.
+  std::this_thread::sleep_for(Millis(static_cast<std::int64_t>(status_ms[0] * 11)));
+  double scrape_during_ms = -1;
+  std::thread scraper([&daemon, &scrape_during_ms, half = status_ms[0] / 2] {
+    auto other = daemon->Client();
+    std::this_thread::sleep_for(Millis(static_cast<std::int64_t>(half)));
+    const auto asked = Steady::now();
+    auto during = other->Request("GET", "/metrics");
+    if (during.ok() && during->status == 200) {
+      scrape_during_ms = Seconds(Steady::now() - asked) * 1000;
+    }
+  });
+  const auto [third_ms, third_as_of] = ask_status();
+  scraper.join();
+  if (scrape_during_ms < 0) Fail("/metrics failed during /v1/status");
+  if (third_as_of == days_as_of[0]) Fail("/v1/status gave the days again after their time");
   Note("pending: restart " + std::to_string(startup) + " s, /metrics " + std::to_string(scrape_ms) +
        " ms, /v1/status " + std::to_string(status_ms[0]) + " ms, again " +
        std::to_string(status_ms[1]) + " ms (" +
-       (days_as_of[0] == days_as_of[1] ? "the days given again" : "the days counted again") + ")");
+       (days_as_of[0] == days_as_of[1] ? "the days given again" : "the days counted again") +
+       "), counted again " + std::to_string(third_ms) + " ms with /metrics " +
+       std::to_string(scrape_during_ms) + " ms meanwhile");
   // The reload: the last trust step moves from 21d to 22d.
   std::string yaml = ReadFile(dir + "/touchpoint.yaml");
   const auto step = yaml.find("after: 21d");
@@ -93,6 +115,7 @@ void PendingFigure(const Options& options, const std::string& work,
   Metric("reload_max_stall_ms", stall_ms, "ms");
   Metric("metrics_scrape_ms_pending_1m", scrape_ms, "ms");
   Metric("status_ms_pending_1m", status_ms[0], "ms");
+  Metric("metrics_scrape_ms_during_status", scrape_during_ms, "ms");
 }
 
 }  // namespace tp::e2e
