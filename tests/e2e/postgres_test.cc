@@ -2,7 +2,8 @@
 // postgresql://...` on a real server, over real HTTP: every feature on one
 // daemon, three daemons sharing the work (ingest spread, a cap held across
 // them, one killed with SIGKILL while firing), firing failing on its own
-// connection (told by /healthz), a PostgreSQL restart during ingest, and
+// connection (told by /healthz), a PostgreSQL restart during ingest, what
+// fell due while it was down fired once it is back, and
 // `touchpointctl export` from the database (postgres_loop_test.cc: what
 // must not hold a daemon's loop up).
 #include <gmock/gmock.h>
@@ -20,6 +21,7 @@
 #include "pg_server.h"
 #include "postgres_fixture.h"
 #include "run_ctl.h"
+#include "store/values.h"
 #include "temp_dir.h"
 #include "test_config.h"
 
@@ -266,6 +268,47 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_EQ(seen.size(), 2u);
   EXPECT_THAT(d.log(), HasSubstr("the database does not answer"));
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
+}
+
+// A touchpoint falls due while PostgreSQL is down, and nothing comes in
+// afterwards: the daemon's probe finding the server back is what resumes
+// firing (daemon.cc's watch: every session told, firing re-armed), so it
+// fires then, not at the next purchase.
+TEST_F(PostgresDaemonTest, WhatFellDueInAnOutageFiresOnceTheServerIsBack) {
+  PgServer own;  // stopped and started by this test alone
+  auto db = own.NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("3s", "soon").Yaml(), db->url());
+  const Instant bought = SystemClock().Now();
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", FormatRfc3339(bought, UtcZone())))
+          .first,
+      200);
+  own.Stop();
+  const Instant stopped = SystemClock().Now();
+  ASSERT_LT(stopped, bought + std::chrono::seconds(3)) << "the server took too long to stop";
+  EXPECT_EQ(AwaitDegraded(d).second["status"], "degraded");
+  // Down past the due time.
+  std::this_thread::sleep_until(bought + std::chrono::milliseconds(3500));
+  const Instant restarted = SystemClock().Now();
+  own.Start();
+  // Nothing but /healthz is asked until the touchpoint is in the queue.
+  std::string health;
+  for (int i = 0; i < 100; ++i) {
+    health = d.Call("GET", "/healthz").second["status"];
+    if (health == "ok") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(health, "ok") << d.log();
+  auto watch = pg::Connection::Open(db->url(), "test");
+  std::int64_t fired_at = 0;
+  for (int i = 0; i < 100 && fired_at == 0; ++i) {
+    pg::Result r = watch->Exec("SELECT fire_at FROM touchpoints WHERE state = 1");
+    if (r.rows() == 1) fired_at = r.Int64(0, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(fired_at, 0) << "not fired within 10 s of the server answering again\n" << d.log();
+  EXPECT_GE(fired_at, sql::Ms(restarted)) << "fired before the outage";
+  EXPECT_EQ(DrainQueue({&d}, 1, std::chrono::seconds(10)).size(), 1u);
 }
 
 // The export reads PostgreSQL as it reads SQLite: the same requests to a
