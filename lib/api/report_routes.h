@@ -36,8 +36,8 @@ class ReportRoutes {
   const RouteContext& context_;
   boost::asio::io_context& io_;
   Compute compute_;
-  // One report at a time: it runs on the store reader's thread, ahead of
-  // the leases' events queued behind it.
+  // One report at a time: it runs on threads and connections of its own
+  // (one per core, up to four), which more at once would share.
   bool computing_ = false;
 };
 

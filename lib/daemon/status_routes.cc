@@ -108,9 +108,9 @@ void StatusRoutes::Metrics(HttpRespond respond) {
 
 // Both counts at once, each on a thread of the store reader's (each
 // consistent in itself), then the answer rendered on the loop once both
-// are in. The days are shared by the requests at once, and given again for
-// a while when counting them is slow (daemon/shared_read.h); the rest is
-// counted for each request (bounded: store/pg/gauges.h).
+// are in (or the first to fail answered at once). The days are shared by the requests at once, and
+// given again for a while when counting them is slow (daemon/shared_read.h); the rest is counted
+// for each request (bounded: store/pg/gauges.h).
 void StatusRoutes::Status(HttpRespond respond) {
   // Local days in the rules' zone, from today's start. Each day's start is
   // its own midnight (or the first instant after it, where summer time
@@ -125,35 +125,43 @@ void StatusRoutes::Status(HttpRespond respond) {
   for (const Sink& sink : key.rules->sinks) {
     (sink.type == Sink::Type::kQueue ? queues : push_sinks).push_back(sink.name);
   }
-  // Filled in on the loop by whichever count comes in; the second answers.
+  // Filled in on the loop as the counts come in: a failure answers at
+  // once, and otherwise the second count in.
   struct Answer {
     StatusKey key;
-    HttpRespond respond;
-    std::optional<StatusOr<StoreGauges>> gauges;
-    std::optional<StatusOr<DaysCounted>> days;
+    HttpRespond respond;  // null once answered
+    std::optional<StoreGauges> gauges;
+    std::optional<DaysCounted> days;
   };
   auto answer = std::make_shared<Answer>(Answer{key, std::move(respond), {}, {}});
-  auto answer_if_both_in = [this](Answer& a) {
+  auto settle = [this](Answer& a, const tp::Status& failed) {
+    if (!a.respond) return;  // answered already: the other count failed
+    if (!failed.ok()) {
+      HttpRespond reply = std::exchange(a.respond, nullptr);
+      return reply(api::ErrorResponse(500, failed.message()));
+    }
     if (!a.gauges || !a.days) return;
-    if (!a.gauges->ok()) return a.respond(api::ErrorResponse(500, a.gauges->status().message()));
-    if (!a.days->ok()) return a.respond(api::ErrorResponse(500, a.days->status().message()));
-    a.respond(RenderStatus(*a.key.rules, **a.gauges, **a.days, a.key.boundaries));
+    HttpRespond reply = std::exchange(a.respond, nullptr);
+    reply(RenderStatus(*a.key.rules, *a.gauges, *a.days, a.key.boundaries));
   };
-  parts_.reader.Count(std::move(queues), std::move(push_sinks),
-                      [answer, answer_if_both_in, work = asio::make_work_guard(parts_.io)](
-                          StatusOr<StoreGauges> gauges) mutable {
-                        asio::post(work.get_executor(), [answer, answer_if_both_in,
-                                                         gauges = std::move(gauges)]() mutable {
-                          answer->gauges = std::move(gauges);
-                          answer_if_both_in(*answer);
-                        });
-                        work.reset();
-                      });
+  parts_.reader.Count(
+      std::move(queues), std::move(push_sinks),
+      [answer, settle,
+       work = asio::make_work_guard(parts_.io)](StatusOr<StoreGauges> gauges) mutable {
+        // Everything moved to the loop, so that the answer (and the
+        // connection it holds) is let go there, not on the reader's thread.
+        asio::post(work.get_executor(), [answer = std::move(answer), settle = std::move(settle),
+                                         gauges = std::move(gauges)]() mutable {
+          if (gauges.ok()) answer->gauges = std::move(*gauges);
+          settle(*answer, gauges.status());
+        });
+        work.reset();
+      });
   status_reads_.Get(
       key, [this, key](DayReads::Done done) { CountDays(key, std::move(done)); },
-      [answer, answer_if_both_in](const StatusOr<DaysCounted>& days) {
-        answer->days = days;
-        answer_if_both_in(*answer);
+      [answer, settle](const StatusOr<DaysCounted>& days) {
+        if (days.ok()) answer->days = *days;
+        settle(*answer, days.status());
       });
 }
 

@@ -13,7 +13,7 @@
 
 namespace tp {
 
-// Reads the store on its own thread and read-only connection, so the
+// Reads the store on threads and read-only connections of its own, so the
 // thread that owns the store (and runs the daemon's loop) does not: the
 // events of leased messages, which took a quarter of that thread's time per
 // message, and the counts /metrics reports, which scan an index (50-80 ms
