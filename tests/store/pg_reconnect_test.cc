@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
+#include "store/pg/session.h"
 #include "store/pg_store.h"
 #include "store/pg_store_fixture.h"
 
@@ -69,6 +70,37 @@ TEST_F(PgStoreTest, AConnectionLostMidPassEndsThePassOnly) {
   auto ran = scheduler.RunDue();
   ASSERT_TRUE(ran.ok()) << ran.status().message();
   EXPECT_EQ(ran->fired, 2u);  // the cap: one a day each
+}
+
+// The claim's session ended by the server after its last write and before
+// its COMMIT: the claim fails (Unavailable), and what it wrote is gone;
+// COMMIT is never sent on a new connection, where it would only warn.
+TEST_F(PgStoreTest, AClaimWhoseSessionEndsBeforeItsCommitFails) {
+  auto admin = pg::Connection::Open(db_->url(), "test");
+  admin->Exec("CREATE TABLE claimed (x INT)");
+  pgstore::Session session(db_->url(), "touchpointd-fire");
+  session.BeginClaim();
+  const std::int64_t pid = session.identity().pid;
+  Status s = session.FinishClaim("finish the claim", [&] {
+    session.conn().Exec("INSERT INTO claimed VALUES (1)");
+    admin->Exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 5000)");
+  });
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(s.unavailable()) << s.message();
+  EXPECT_EQ(admin->Exec("SELECT COUNT(*) FROM claimed").Int64(0, 0), 0);
+  // The next claim reconnects and commits.
+  Status next = Status::Error("not tried");
+  for (int i = 0; i < 100 && !next.ok(); ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    next = session.Atomically("reconnect", [&] { session.conn().Exec("SELECT 1"); });
+  }
+  ASSERT_TRUE(next.ok()) << next.message();
+  session.BeginClaim();
+  EXPECT_TRUE(session
+                  .FinishClaim("finish the claim",
+                               [&] { session.conn().Exec("INSERT INTO claimed VALUES (2)"); })
+                  .ok());
+  EXPECT_EQ(admin->Exec("SELECT COUNT(*) FROM claimed").Int64(0, 0), 1);
 }
 
 TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {

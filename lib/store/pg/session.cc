@@ -300,8 +300,15 @@ Status Session::FinishClaim(std::string_view what, const std::function<void()>& 
   if (!claim_) return Atomically(what, fn);
   try {
     fn();
+    // Asked while the claim is still open, conn() refuses a connection lost
+    // meanwhile: were it to open another, COMMIT there would only warn that
+    // no transaction is open, and the claim's writes, rolled back with its
+    // session, would count as done.
+    pg::Result r = conn().Exec("COMMIT");
     claim_ = false;
-    conn().Exec("COMMIT");
+    if (r.command() != "COMMIT") {
+      return Status::Error(std::string(what) + ": the transaction had failed and was rolled back");
+    }
     return Status::Ok();
   } catch (const std::exception& e) {
     EndClaim(false);
