@@ -1,7 +1,8 @@
 // Push deliveries of the PostgreSQL store where several daemons share one
 // database: a delivery attempted by one daemon at a time, taken over (and
-// counted) when its daemon dies, a late result from a session taken over
-// ignored, and one deliverer for an ordered sink.
+// counted) when its daemon dies, but not when its own session was
+// replaced, a late result from a session taken over ignored, and one
+// deliverer for an ordered sink.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -113,6 +114,32 @@ TEST_F(PgOutboxTest, TheDeliveriesOfADaemonThatDiedAreTakenOverAndCounted) {
   EXPECT_EQ(Ids(taken), Ids(*a_due));
   // Each may have reached the sink from A already: counted.
   EXPECT_EQ(b->TakenOver(), 6);
+}
+
+// A daemon's own connection replaced (here its session ended) while its
+// attempts are in flight: its new session claims them again, and they are
+// its own, not taken over from another daemon (nothing reached the sink
+// twice); its results for them are recorded.
+TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTakenOver) {
+  auto a = MustOpen();
+  const Instant now = Fire(*a, 3);
+  auto a_due = a->DueDeliveries("stream", now, 100, false);
+  ASSERT_TRUE(a_due.ok());
+  ASSERT_EQ(a_due->size(), 6u);
+  db_->EndSessions();
+  std::vector<OutboxItem> again;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (again.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto due = a->DueDeliveries("stream", now, 100, false);
+    if (due.ok()) again = std::move(*due);  // else reconnecting
+    if (again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(Ids(again), Ids(*a_due));
+  EXPECT_EQ(a->TakenOver(), 0);
+  std::vector<DeliveryResult> done;
+  for (const OutboxItem& i : *a_due) done.push_back(Delivered(i, now));
+  ASSERT_TRUE(a->RecordDeliveries(done).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 0);
 }
 
 TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {

@@ -71,7 +71,9 @@ std::string ClaimDue(const char* order) {
          "UPDATE deliveries d SET claim_pid = $4, claim_start = $5 FROM c, touchpoints t, "
          "purchases p WHERE d.id = c.id AND t.id = d.touchpoint AND p.id = t.purchase "
          "RETURNING d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts, "
-         "d.next_attempt_at, c.prev_pid IS NOT NULL AND (c.prev_pid <> $4 OR c.prev_start <> $5)";
+         "d.next_attempt_at, c.prev_pid IS NOT NULL AND (c.prev_pid <> $4 OR c.prev_start <> $5) "
+         "AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS e(pid, start) "
+         "WHERE e.pid = c.prev_pid AND e.start = c.prev_start)";
 }
 const pg::Statement kClaimDue(ClaimDue("d.next_attempt_at, d.id"));
 const pg::Statement kClaimDueInOrder(ClaimDue("d.id"));
@@ -209,13 +211,22 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
       return;  // another daemon delivers this sink
     }
     const Session::Identity& me = session_.identity();
+    // What this daemon's earlier sessions claimed (its own attempts, still
+    // in flight when its connection was replaced) is not taken over.
+    std::vector<std::int64_t> earlier_pids, earlier_starts;
+    for (const Session::Identity& e : session_.earlier()) {
+      earlier_pids.push_back(e.pid);
+      earlier_starts.push_back(e.start);
+    }
     pg::Result r =
         c.Run(in_order ? kClaimDueInOrder : kClaimDue, pg::Params()
                                                            .Add(sink)
                                                            .Add(Ms(now))
                                                            .Add(static_cast<std::int64_t>(max))
                                                            .Add(me.pid)
-                                                           .Add(me.start));
+                                                           .Add(me.start)
+                                                           .AddArray(earlier_pids)
+                                                           .AddArray(earlier_starts));
     for (int i = 0; i < r.rows(); ++i) {
       out.push_back({r.Int64(i, 0), r.Int64(i, 1),
                      TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),

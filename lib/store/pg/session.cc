@@ -44,7 +44,7 @@ pg::Connection& Session::conn() {
   }
   if (!alive) {
     conn_.reset();
-    identity_.reset();
+    ForgetIdentity();
     const auto now = std::chrono::steady_clock::now();
     const auto ready = [this](std::chrono::milliseconds wait) {
       return connecting_.wait_for(wait) == std::future_status::ready;
@@ -127,6 +127,13 @@ const Session::Identity& Session::identity() {
   return *identity_;
 }
 
+void Session::ForgetIdentity() {
+  if (!identity_) return;
+  if (earlier_.size() == kEarlierKept) earlier_.erase(earlier_.begin());
+  earlier_.push_back(*identity_);
+  identity_.reset();
+}
+
 void Session::Defer(std::function<void()> write) {
   if (deferred_) throw pg::Error("a deferred write is already waiting", "", false);
   if (scope() == 0) throw pg::Error("a deferred write needs a group", "", false);
@@ -141,7 +148,7 @@ void Session::EndScope() {
 void Session::Drop() {
   EndScope();
   conn_.reset();
-  identity_.reset();
+  ForgetIdentity();
   // A group's requests were answered as if committed: its caller must
   // learn that it was lost. A claim was the pass's own: gone with it.
   if (group_) broken_ = true;

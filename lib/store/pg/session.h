@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "pg/connection.h"
@@ -75,6 +76,11 @@ class Session {
     std::int64_t start = 0;
   };
   const Identity& identity();
+  // The sessions this one had before (the last kEarlierKept, oldest
+  // first): what they claimed and this one claims again is its own, not
+  // taken over from another daemon.
+  static constexpr std::size_t kEarlierKept = 16;
+  const std::vector<Identity>& earlier() const { return earlier_; }
 
   // Runs `fn` (which throws) as one read; errors as a Status naming `what`.
   template <typename Fn>
@@ -136,6 +142,9 @@ class Session {
   std::string settings_;
   std::unique_ptr<pg::Connection> conn_;
   std::optional<Identity> identity_;  // of conn_
+  std::vector<Identity> earlier_;     // see earlier()
+  // conn_ is gone: its identity, if it was asked for, joins earlier_.
+  void ForgetIdentity();
   static constexpr std::chrono::milliseconds kReconnectPause{1000};
   std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
   // ServerAnswers() calls so far, and before the last attempt started:
