@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <cstdio>
@@ -282,6 +283,18 @@ bool Connection::ok() const {
 }
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
+
+Canceller::Canceller(Connection& c) : cancel_(PQgetCancel(c.handle())) {}
+
+Canceller::~Canceller() {
+  if (cancel_ != nullptr) PQfreeCancel(cancel_);
+}
+
+bool Canceller::Cancel() const {
+  if (cancel_ == nullptr) return false;
+  std::array<char, 256> error{};
+  return PQcancel(cancel_, error.data(), static_cast<int>(error.size())) == 1;
+}
 
 Result Connection::Check(pg_result* r, std::string_view sql) {
   const ExecStatusType s = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);

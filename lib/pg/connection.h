@@ -29,6 +29,7 @@
 
 struct pg_conn;
 struct pg_result;
+struct pg_cancel;
 
 namespace tp::pg {
 
@@ -223,6 +224,24 @@ class Connection {
   pg_conn* conn_;
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;  // left mid-pipeline (RunTogether)
+};
+
+// Asks the server to cancel the statement a connection is running, from
+// any thread (libpq's PQcancel, a connection of its own to the server):
+// the statement fails with SQLSTATE 57014; nothing happens if none is
+// running. Made from a connection on its owner's thread; stays usable
+// (and does nothing harmful) after that connection is gone.
+class Canceller {
+ public:
+  explicit Canceller(Connection& c);
+  ~Canceller();
+  Canceller(const Canceller&) = delete;
+  Canceller& operator=(const Canceller&) = delete;
+  // Whether the request was sent (not whether anything was cancelled).
+  bool Cancel() const;
+
+ private:
+  pg_cancel* cancel_;
 };
 
 // Appends `text` to a COPY text-format row, escaped.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -122,11 +123,11 @@ struct PgReader::Impl {
       : url(std::move(database)), exact_counts_up_to(exact_up_to) {}
 
   // The reader thread's connection, reopened if lost.
-  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
+  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader", {}, &conn_cancel); }
   // The days thread's. Opened with the others: a connection opened by the
   // first count made the first /v1/status 100-150 ms slower (a new server
   // process, its caches empty).
-  pg::Connection& DaysConn() { return Reopened(days_conn, "touchpointd-days"); }
+  pg::Connection& DaysConn() { return Reopened(days_conn, "touchpointd-days", {}, &days_cancel); }
   // The queues thread's. Its reads go by an index (a lease in the queue's
   // order, its events by id): with statistics taken while the tables were
   // small, the planner read the whole touchpoints table for a lease's
@@ -135,10 +136,23 @@ struct PgReader::Impl {
   pg::Connection& QueueConn() { return Reopened(queue_conn, "touchpointd-queues", kQueueSettings); }
   static constexpr std::string_view kQueueSettings = "-c enable_seqscan=off";
 
+  // A connection reopened if lost; `cancel`, when given, follows it.
   pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, const char* name,
-                           std::string_view settings = {}) {
-    if (!c || !c->ok()) c = pg::Connection::Open(url, name, settings);
+                           std::string_view settings = {},
+                           std::shared_ptr<pg::Canceller>* cancel = nullptr) {
+    if (!c || !c->ok()) {
+      c = pg::Connection::Open(url, name, settings);
+      if (cancel != nullptr) {
+        auto made = std::make_shared<pg::Canceller>(*c);
+        std::lock_guard lock(cancel_mutex);
+        *cancel = std::move(made);
+      }
+    }
     return *c;
+  }
+  // Throws once Stop() was called: between the statements of a long read.
+  void ThrowIfStopping() const {
+    if (stopping) throw pg::Error("the daemon is stopping", "57014", false);
   }
 
   std::string url;
@@ -148,6 +162,10 @@ struct PgReader::Impl {
   std::unique_ptr<pg::Connection> queue_conn;  // the queues thread's
   sql::ZoneCache queue_zones;                  // the queues thread's
   std::unique_ptr<pg::Connection> days_conn;   // the days thread's
+  // For Stop(), of the reader's and the days' connections (replaced on
+  // their threads, read by Stop()'s).
+  std::mutex cancel_mutex;
+  std::shared_ptr<pg::Canceller> conn_cancel, days_cancel;
   std::atomic<bool> stopping{false};
   // Declared last, so their threads stop before the rest goes.
   JobThread reader;
@@ -164,9 +182,9 @@ StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url,
                                                    std::int64_t exact_counts_up_to) {
   auto impl = std::make_unique<Impl>(url, exact_counts_up_to);
   try {
-    impl->conn = pg::Connection::Open(url, "touchpointd-reader");
-    impl->queue_conn = pg::Connection::Open(url, "touchpointd-queues", Impl::kQueueSettings);
-    impl->days_conn = pg::Connection::Open(url, "touchpointd-days");
+    impl->Conn();
+    impl->QueueConn();
+    impl->DaysConn();
   } catch (const std::exception& e) {
     return pg::ToStatus("cannot open database " + pg::Redacted(url) + " to read it", e);
   }
@@ -231,14 +249,17 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
         done(pg::Guard("count pending by day", [&]() -> StatusOr<PendingDays> {
           const auto start = std::chrono::steady_clock::now();
           PendingDays out;
+          impl->ThrowIfStopping();
           if (boundaries.size() < 2) return out;
           pg::Connection& c = impl->DaysConn();
           pg::Transaction read(c);
           c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
           out.days.resize(boundaries.size() - 1);
           out.before = c.Run(kPendingBefore, pg::Params().Add(Ms(boundaries.front()))).Int64(0, 0);
+          impl->ThrowIfStopping();
           out.later = c.Run(kPendingFrom, pg::Params().Add(Ms(boundaries.back()))).Int64(0, 0);
           for (std::size_t i = 0; i + 1 < boundaries.size(); ++i) {
+            impl->ThrowIfStopping();
             pg::Result r =
                 c.Run(kPendingSpan, pg::Params().Add(Ms(boundaries[i])).Add(Ms(boundaries[i + 1])));
             for (int k = 0; k < r.rows(); ++k) {
@@ -250,6 +271,22 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
           return out;
         }));
       });
+}
+
+void PgReader::Stop() {
+  impl_->stopping = true;
+  std::vector<std::shared_ptr<pg::Canceller>> cancels;
+  {
+    std::lock_guard lock(impl_->cancel_mutex);
+    for (const auto& c : {impl_->conn_cancel, impl_->days_cancel}) {
+      if (c) cancels.push_back(c);
+    }
+  }
+  // PQcancel connects to the server: not on the caller's thread, which
+  // an unreachable server would hold for the connect's timeout.
+  std::thread([cancels = std::move(cancels)] {
+    for (const auto& c : cancels) c->Cancel();
+  }).detach();
 }
 
 void PgReader::Outcomes(OutcomeQuery query, Reported done) {

@@ -1,6 +1,7 @@
 #include "store/store_reader.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -56,6 +57,11 @@ StoreReader::StoreReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StoreReader::~StoreReader() { impl_->stopping = true; }
 
+void StoreReader::Stop() {
+  impl_->stopping = true;
+  sqlite3_interrupt(impl_->days_db.getHandle());
+}
+
 void StoreReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
   impl_->reader.Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
                       done = std::move(done)]() mutable {
@@ -79,6 +85,7 @@ void StoreReader::PendingByDay(std::vector<Instant> boundaries,
   impl_->days.Post(
       [impl = impl_.get(), boundaries = std::move(boundaries), done = std::move(done)] {
         done(Guard("count pending by day", [&]() -> StatusOr<PendingDays> {
+          if (impl->stopping) return Status::Error("count pending by day: the daemon is stopping");
           const auto start = std::chrono::steady_clock::now();
           PendingDays days = ReadPendingDays(impl->days_db, boundaries);
           days.took = std::chrono::steady_clock::now() - start;

@@ -53,6 +53,9 @@ class StoreReader final : public StoreReads {
   // ComputeOutcomes, on as many threads as there are cores, up to four),
   // then calls `done` with it on the last of them.
   void Outcomes(OutcomeQuery query, Reported done) override;
+  // Interrupts a count of the days under way (sqlite3_interrupt), and a
+  // report gives up at its next rows.
+  void Stop() override;
 
  private:
   struct Impl;

@@ -39,6 +39,10 @@ class StoreReads : public LeasedEvents {
   // ranges read at once, on as many threads as there are cores, up to
   // four), then calls `done` with it.
   virtual void Outcomes(OutcomeQuery query, Reported done) = 0;
+  // The daemon is stopping, and should not wait for a long read: a count
+  // of the days or an outcomes report under way gives up (its `done` gets
+  // an error), as do those asked after this; the rest still run.
+  virtual void Stop() = 0;
   // Where this reader's thread takes leases and acks too (QueueJobs), or
   // null: then the loop does, on the store.
   virtual QueueJobs* queue_jobs() { return nullptr; }

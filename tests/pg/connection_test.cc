@@ -330,6 +330,39 @@ TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
   }
 }
 
+// A statement cancelled from another thread fails with 57014, and the
+// connection goes on; a cancel after its connection went does no harm.
+TEST_F(PgConnectionTest, ACancellerStopsTheRunningStatementFromAnotherThread) {
+  const pg::Canceller cancel(*conn_);
+  const int pid = conn_->backend_pid();
+  std::thread canceller([&] {
+    auto watcher = pg::Connection::Open(db_->url(), "watcher");
+    const std::string sleeping =
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(pid) +
+        " AND query LIKE 'SELECT pg_sleep%'";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (watcher->Exec(sleeping).Int64(0, 0) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(cancel.Cancel());
+  });
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    conn_->Exec("SELECT pg_sleep(60)");
+    ADD_FAILURE() << "not cancelled";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "57014") << e.what();
+    EXPECT_FALSE(e.connection_lost());
+  }
+  canceller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  EXPECT_TRUE(conn_->ok());
+  EXPECT_EQ(conn_->Exec("SELECT 1").Int64(0, 0), 1);
+  conn_.reset();
+  cancel.Cancel();  // its connection gone: sent or not, harmless
+}
+
 TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   const std::string url = "postgresql://touchpoint:s3cret@127.0.0.1:9/x";
   Status s = pg::Guard("open", [&] {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include "harness.h"
 #include "pg/connection.h"
@@ -43,6 +44,51 @@ class PgGaugesTest : public testing::PgStoreTest {
     return g.ok() ? *g : StoreGauges{};
   }
 };
+
+// A count of the days that runs long (here, waiting for a lock the test
+// holds) gives up when the daemon stops: cancelled at once, not at the
+// lock's timeout; and the days asked after fail at once while the other
+// counts still run.
+TEST_F(PgGaugesTest, AStopCancelsACountOfTheDaysUnderWay) {
+  auto reader = PgReader::Open(db_->url());
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  auto holder = pg::Connection::Open(db_->url(), "holder");
+  holder->Exec("BEGIN");
+  holder->Exec("LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE");
+  std::promise<StatusOr<PendingDays>> counted;
+  const Instant at = At("2026-12-04T00:00:00Z");
+  (*reader)->PendingByDay({at, at + std::chrono::hours(24)},
+                          [&](StatusOr<PendingDays> d) { counted.set_value(std::move(d)); });
+  auto watcher = pg::Connection::Open(db_->url(), "watcher");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (watcher
+             ->Exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                    "'touchpointd-days' AND wait_event_type = 'Lock'")
+             .Int64(0, 0) == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the count never waited";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  (*reader)->Stop();
+  auto days = counted.get_future().get();
+  holder->Exec("ROLLBACK");
+  ASSERT_FALSE(days.ok());
+  // Cancelled by the stop ("due to user request"), not by lock_timeout.
+  EXPECT_NE(days.status().message().find("user request"), std::string::npos)
+      << days.status().message();
+
+  std::promise<StatusOr<PendingDays>> after;
+  (*reader)->PendingByDay({at, at + std::chrono::hours(24)},
+                          [&](StatusOr<PendingDays> d) { after.set_value(std::move(d)); });
+  auto refused = after.get_future().get();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("stopping"), std::string::npos)
+      << refused.status().message();
+  std::promise<StatusOr<StoreGauges>> gauges;
+  (*reader)->Count({"q"}, {}, [&](StatusOr<StoreGauges> g) { gauges.set_value(std::move(g)); });
+  auto g = gauges.get_future().get();
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->pending, 10);
+}
 
 TEST_F(PgGaugesTest, CountsUpToTheBoundAreExact) {
   for (const std::int64_t bound : {10, 1'000'000}) {

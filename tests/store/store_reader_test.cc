@@ -120,5 +120,37 @@ TEST_F(SqliteStoreTest, AStoreReaderCountsWhatTheStoreWould) {
   EXPECT_EQ(gauges->outbox, (Counts{{"crm", 2}}));
 }
 
+// Once the daemon stops, the days asked for fail at once (a count under
+// way is interrupted: not shown here, a read of SQLite's cannot be held),
+// while the other counts still run.
+TEST_F(SqliteStoreTest, AStoppedStoreReaderCountsNoMoreDays) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  FireFirstSteps(scheduler, clock, 3);
+  auto reader = StoreReader::Open(Path());
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  const std::vector<Instant> boundaries{clock.Now(), clock.Now() + std::chrono::hours(24 * 30)};
+  std::promise<StatusOr<PendingDays>> before;
+  (*reader)->PendingByDay(boundaries,
+                          [&](StatusOr<PendingDays> d) { before.set_value(std::move(d)); });
+  auto counted = before.get_future().get();
+  ASSERT_TRUE(counted.ok()) << counted.status().message();
+  (*reader)->Stop();
+  std::promise<StatusOr<PendingDays>> after;
+  (*reader)->PendingByDay(boundaries,
+                          [&](StatusOr<PendingDays> d) { after.set_value(std::move(d)); });
+  auto refused = after.get_future().get();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("stopping"), std::string::npos)
+      << refused.status().message();
+  std::promise<StatusOr<StoreGauges>> gauges;
+  (*reader)->Count({"outbox"}, {},
+                   [&](StatusOr<StoreGauges> g) { gauges.set_value(std::move(g)); });
+  auto g = gauges.get_future().get();
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->pending, 3 * 5);
+}
+
 }  // namespace
 }  // namespace tp
