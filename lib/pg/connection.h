@@ -228,9 +228,11 @@ class Connection {
 
 // Asks the server to cancel the statement a connection is running, from
 // any thread (libpq's PQcancel, a connection of its own to the server):
-// the statement fails with SQLSTATE 57014; nothing happens if none is
-// running. Made from a connection on its owner's thread; stays usable
-// (and does nothing harmful) after that connection is gone.
+// the statement fails with SQLSTATE 57014. The request arrives a moment
+// later: one that finds the session idle is ignored, but it may find the
+// next statement instead, so cancel only a connection whose later
+// statements may fail too. Made from a connection on its owner's thread;
+// stays usable (and does nothing harmful) after that connection is gone.
 class Canceller {
  public:
   explicit Canceller(Connection& c);

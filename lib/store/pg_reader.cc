@@ -123,7 +123,7 @@ struct PgReader::Impl {
       : url(std::move(database)), exact_counts_up_to(exact_up_to) {}
 
   // The reader thread's connection, reopened if lost.
-  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader", {}, &conn_cancel); }
+  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
   // The days thread's. Opened with the others: a connection opened by the
   // first count made the first /v1/status 100-150 ms slower (a new server
   // process, its caches empty).
@@ -162,10 +162,11 @@ struct PgReader::Impl {
   std::unique_ptr<pg::Connection> queue_conn;  // the queues thread's
   sql::ZoneCache queue_zones;                  // the queues thread's
   std::unique_ptr<pg::Connection> days_conn;   // the days thread's
-  // For Stop(), of the reader's and the days' connections (replaced on
-  // their threads, read by Stop()'s).
+  // For Stop(), of the days' connection (replaced on the days thread, read
+  // by Stop()'s). Only the days are cancelled: the reader's counts are
+  // bounded, and a cancel can land on the statement after the one meant.
   std::mutex cancel_mutex;
-  std::shared_ptr<pg::Canceller> conn_cancel, days_cancel;
+  std::shared_ptr<pg::Canceller> days_cancel;
   std::atomic<bool> stopping{false};
   // Declared last, so their threads stop before the rest goes.
   JobThread reader;
@@ -252,6 +253,7 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
           impl->ThrowIfStopping();
           if (boundaries.size() < 2) return out;
           pg::Connection& c = impl->DaysConn();
+          impl->ThrowIfStopping();  // a stop while it was reopened
           pg::Transaction read(c);
           c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
           out.days.resize(boundaries.size() - 1);
@@ -275,18 +277,19 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
 
 void PgReader::Stop() {
   impl_->stopping = true;
-  std::vector<std::shared_ptr<pg::Canceller>> cancels;
+  std::shared_ptr<pg::Canceller> cancel;
   {
     std::lock_guard lock(impl_->cancel_mutex);
-    for (const auto& c : {impl_->conn_cancel, impl_->days_cancel}) {
-      if (c) cancels.push_back(c);
-    }
+    cancel = impl_->days_cancel;
   }
+  if (!cancel) return;
   // PQcancel connects to the server: not on the caller's thread, which
-  // an unreachable server would hold for the connect's timeout.
-  std::thread([cancels = std::move(cancels)] {
-    for (const auto& c : cancels) c->Cancel();
-  }).detach();
+  // an unreachable server would hold for the connect's timeout. (Without
+  // a thread, the count stops at its next statement.)
+  try {
+    std::thread([cancel = std::move(cancel)] { cancel->Cancel(); }).detach();
+  } catch (const std::system_error&) {
+  }
 }
 
 void PgReader::Outcomes(OutcomeQuery query, Reported done) {

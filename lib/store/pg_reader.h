@@ -37,9 +37,10 @@ class PgReader final : public StoreReads, public QueueJobs {
   void PendingByDay(std::vector<Instant> boundaries,
                     std::function<void(StatusOr<PendingDays>)> done) override;
   void Outcomes(OutcomeQuery query, Reported done) override;
-  // Asks the server to cancel what the reader's and the days' connections
-  // are running (on a thread of its own: a server that does not answer
-  // does not hold the caller), and a report gives up at its next rows.
+  // Asks the server to cancel the count of the days under way (on a thread
+  // of its own: a server that does not answer does not hold the caller),
+  // which also stops before its next statement, and a report gives up at
+  // its next rows.
   void Stop() override;
   QueueJobs* queue_jobs() override { return this; }
 

@@ -27,6 +27,12 @@ struct StoreReader::Impl {
         rows(db) {
     db.setBusyTimeout(5000);
     days_db.setBusyTimeout(5000);
+    // A count of the days gives up once stopping (every 1,000 of SQLite's
+    // steps: an interrupt could be lost between its statements).
+    sqlite3_progress_handler(
+        days_db.getHandle(), 1000,
+        [](void* flag) { return static_cast<std::atomic<bool>*>(flag)->load() ? 1 : 0; },
+        &stopping);
   }
 
   std::string path;
@@ -57,10 +63,7 @@ StoreReader::StoreReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 StoreReader::~StoreReader() { impl_->stopping = true; }
 
-void StoreReader::Stop() {
-  impl_->stopping = true;
-  sqlite3_interrupt(impl_->days_db.getHandle());
-}
+void StoreReader::Stop() { impl_->stopping = true; }
 
 void StoreReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
   impl_->reader.Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),

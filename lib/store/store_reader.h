@@ -53,8 +53,8 @@ class StoreReader final : public StoreReads {
   // ComputeOutcomes, on as many threads as there are cores, up to four),
   // then calls `done` with it on the last of them.
   void Outcomes(OutcomeQuery query, Reported done) override;
-  // Interrupts a count of the days under way (sqlite3_interrupt), and a
-  // report gives up at its next rows.
+  // A count of the days under way gives up within SQLite's next 1,000
+  // steps (a progress handler), and a report at its next rows.
   void Stop() override;
 
  private:

@@ -126,6 +126,10 @@ TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTak
   auto a_due = a->DueDeliveries("stream", now, 100, false);
   ASSERT_TRUE(a_due.ok());
   ASSERT_EQ(a_due->size(), 6u);
+  const std::string claims = "SELECT COUNT(DISTINCT (claim_pid, claim_start)) FROM deliveries";
+  const std::int64_t first_pid =
+      Count("SELECT MIN(claim_pid) FROM deliveries WHERE claim_pid IS NOT NULL");
+  EXPECT_EQ(Count(claims), 1);
   db_->EndSessions();
   std::vector<OutboxItem> again;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -135,6 +139,9 @@ TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTak
     if (again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(Ids(again), Ids(*a_due));
+  // Claimed again by another session of A's (the first one ended).
+  EXPECT_EQ(Count(claims), 1);
+  EXPECT_NE(Count("SELECT MIN(claim_pid) FROM deliveries"), first_pid);
   EXPECT_EQ(a->TakenOver(), 0);
   std::vector<DeliveryResult> done;
   for (const OutboxItem& i : *a_due) done.push_back(Delivered(i, now));

@@ -31,7 +31,8 @@ const pg::Statement kNextWakeup(
 //
 // With frequency caps, it locks their buyers too, in the same statement,
 // passing over rows whose buyer another daemon holds: a buyer's due rows
-// are decided by one daemon at a time, in order.
+// are decided by one daemon at a time (so its caps hold), in order but for
+// a race: two claims reaching a buyer's two rows at once (docs/scaling.md).
 const pg::Statement kTakeDueAndBuyers(
     "SELECT t.id, b.buyer_id, t.cadence, t.step, p.zone, t.due_at, t.next_at, p.received_at "
     "FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
