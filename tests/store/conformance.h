@@ -26,6 +26,7 @@
 #include "scheduler/scheduler.h"
 #include "store/pg_reader.h"
 #include "store/pg_store.h"
+#include "store/reader_await.h"
 #include "store/sqlite_store.h"
 #include "store/store_reader.h"
 #include "temp_dir.h"
@@ -33,6 +34,7 @@
 namespace tp::conformance {
 
 using testing::At;
+using testing::Await;
 using ::testing::HasSubstr;
 using testing::PgServer;
 using testing::TempDir;
@@ -292,14 +294,6 @@ inline std::vector<std::string> PgRows(const std::string& url, const char* query
     rows.push_back(row);
   }
   return rows;
-}
-
-// What a reader's job gives, waited for.
-template <typename T, typename Start>
-StatusOr<T> Await(Start start) {
-  std::promise<StatusOr<T>> done;
-  start([&done](StatusOr<T> result) { done.set_value(std::move(result)); });
-  return done.get_future().get();
 }
 
 // A count of the days under way (here, one whose answer the test holds

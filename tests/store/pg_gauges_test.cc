@@ -11,6 +11,7 @@
 #include "scheduler/scheduler.h"
 #include "store/pg_reader.h"
 #include "store/pg_store_fixture.h"
+#include "store/reader_await.h"
 
 namespace tp {
 namespace {
@@ -80,16 +81,14 @@ TEST_F(PgGaugesTest, AStopCancelsACountOfTheDaysUnderWay) {
   EXPECT_NE(days.status().message().find("user request"), std::string::npos)
       << days.status().message();
 
-  std::promise<StatusOr<PendingDays>> after;
-  (*reader)->PendingByDay({at, at + std::chrono::hours(24)},
-                          [&](StatusOr<PendingDays> d) { after.set_value(std::move(d)); });
-  auto refused = after.get_future().get();
+  auto refused = testing::Await<PendingDays>([&](auto done) {
+    (*reader)->PendingByDay({at, at + std::chrono::hours(24)}, std::move(done));
+  });
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("stopping"), std::string::npos)
       << refused.status().message();
-  std::promise<StatusOr<StoreGauges>> gauges;
-  (*reader)->Count({"q"}, {}, [&](StatusOr<StoreGauges> g) { gauges.set_value(std::move(g)); });
-  auto g = gauges.get_future().get();
+  auto g =
+      testing::Await<StoreGauges>([&](auto done) { (*reader)->Count({"q"}, {}, std::move(done)); });
   ASSERT_TRUE(g.ok()) << g.status().message();
   EXPECT_EQ(g->pending, 10);
 }

@@ -1,5 +1,6 @@
 // The store read on a thread of its own (store/store_reader.h): leased
 // events and /metrics counts.
+#include "store/reader_await.h"
 #include "store/store_test.h"
 
 namespace tp {
@@ -131,23 +132,19 @@ TEST_F(SqliteStoreTest, AStoppedStoreReaderCountsNoMoreDays) {
   auto reader = StoreReader::Open(Path());
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   const std::vector<Instant> boundaries{clock.Now(), clock.Now() + std::chrono::hours(24 * 30)};
-  std::promise<StatusOr<PendingDays>> before;
-  (*reader)->PendingByDay(boundaries,
-                          [&](StatusOr<PendingDays> d) { before.set_value(std::move(d)); });
-  auto counted = before.get_future().get();
+  const auto days = [&] {
+    return testing::Await<PendingDays>(
+        [&](auto done) { (*reader)->PendingByDay(boundaries, std::move(done)); });
+  };
+  auto counted = days();
   ASSERT_TRUE(counted.ok()) << counted.status().message();
   (*reader)->Stop();
-  std::promise<StatusOr<PendingDays>> after;
-  (*reader)->PendingByDay(boundaries,
-                          [&](StatusOr<PendingDays> d) { after.set_value(std::move(d)); });
-  auto refused = after.get_future().get();
+  auto refused = days();
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("stopping"), std::string::npos)
       << refused.status().message();
-  std::promise<StatusOr<StoreGauges>> gauges;
-  (*reader)->Count({"outbox"}, {},
-                   [&](StatusOr<StoreGauges> g) { gauges.set_value(std::move(g)); });
-  auto g = gauges.get_future().get();
+  auto g = testing::Await<StoreGauges>(
+      [&](auto done) { (*reader)->Count({"outbox"}, {}, std::move(done)); });
   ASSERT_TRUE(g.ok()) << g.status().message();
   EXPECT_EQ(g->pending, 3 * 5);
 }
