@@ -108,9 +108,10 @@ void StatusRoutes::Metrics(HttpRespond respond) {
 
 // Both counts at once, each on a thread of the store reader's (each
 // consistent in itself), then the answer rendered on the loop once both
-// are in (or the first to fail answered at once). The days are shared by the requests at once, and
-// given again for a while when counting them is slow (daemon/shared_read.h); the rest is counted
-// for each request (bounded: store/pg/gauges.h).
+// are in (or the first to fail answered at once). The days are shared by
+// the requests at once, and given again for a while when counting them is
+// slow (daemon/shared_read.h); the rest is counted for each request
+// (bounded: store/pg/gauges.h).
 void StatusRoutes::Status(HttpRespond respond) {
   // Local days in the rules' zone, from today's start. Each day's start is
   // its own midnight (or the first instant after it, where summer time
