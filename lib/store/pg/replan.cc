@@ -84,7 +84,7 @@ const pg::Statement kAdds(
     "next_at, n)) INSERT INTO touchpoints (purchase, buyer, cadence, step, topic, cadence_order, "
     "step_order, cancel_on_repurchase, state, due_at, next_at) SELECT purchase, buyer, cadence, "
     "step, topic, cadence_order, step_order, cancel <> 0, 0, due_at, next_at FROM u ORDER BY n "
-    "RETURNING id");
+    "RETURNING id, due_at, cadence");
 
 // What one chunk of buyers' re-plans write, gathered to be written as a
 // few statements.
@@ -102,11 +102,10 @@ struct Writes {
   std::vector<std::int64_t> cancel_id;
   std::vector<std::string> cancel_reason;
   std::unordered_map<std::int64_t, std::string> cancel_cadence;
-  // kAdds' columns, and each one's cadence and due time.
+  // kAdds' columns.
   std::vector<std::int64_t> add_purchase, add_buyer, add_cadence_order, add_step_order, add_cancel,
       add_due_at, add_next_at;
   std::vector<std::string> add_cadence, add_step, add_topic;
-  std::vector<Instant> add_due;
 };
 
 }  // namespace
@@ -248,7 +247,6 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
             w.add_cancel.push_back(pt.cancel_on_repurchase ? 1 : 0);
             w.add_due_at.push_back(Ms(pt.due_at));
             w.add_next_at.push_back(Ms(pt.next_at));
-            w.add_due.push_back(pt.due_at);
             break;
           case ReplanChange::Kind::kUpdate: {
             const auto row = static_cast<std::int64_t>(ch.handle);
@@ -327,12 +325,25 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
                                     .AddArray(w.add_cancel)
                                     .AddArray(w.add_due_at)
                                     .AddArray(w.add_next_at));
+    // Each row as it says itself (RETURNING has no defined order), in
+    // the order they were inserted (their ids, drawn in the ORDER BY's).
+    struct Added {
+      std::int64_t id;
+      Instant due;
+      std::string cadence;
+    };
+    std::vector<Added> added;
+    added.reserve(static_cast<std::size_t>(u.rows()));
     for (int i = 0; i < u.rows(); ++i) {
-      const auto k = static_cast<std::size_t>(i);
-      history.Add(u.Int64(i, 0), now, TouchpointState::kPending,
-                  "rules changed: a new step, due " + FormatRfc3339(w.add_due[k], UtcZone()));
+      added.push_back({u.Int64(i, 0), FromMs(u.Int64(i, 1)), std::string(u.Text(i, 2))});
+    }
+    std::sort(added.begin(), added.end(),
+              [](const Added& a, const Added& b) { return a.id < b.id; });
+    for (const Added& a : added) {
+      history.Add(a.id, now, TouchpointState::kPending,
+                  "rules changed: a new step, due " + FormatRfc3339(a.due, UtcZone()));
       ++counts.added;
-      ++counts.added_by_cadence[w.add_cadence[k]];
+      ++counts.added_by_cadence[a.cadence];
     }
   }
   history.Write(c);
