@@ -58,9 +58,11 @@ class PostgresDaemonTest : public ::testing::Test {
   }
 
   // Leases from each daemon in turn until none has anything left, acking
-  // each message: touchpoint id -> how many times it was handed out.
+  // each message: touchpoint id -> how many times it was handed out. Each
+  // message's event data, in the order handed out, into `handed` if given.
   static std::map<std::string, int> DrainQueue(std::vector<testing::DaemonProcess*> from,
-                                               int expect, std::chrono::seconds within) {
+                                               int expect, std::chrono::seconds within,
+                                               std::vector<nlohmann::json>* handed = nullptr) {
     std::map<std::string, int> seen;
     std::size_t total = 0;
     const auto deadline = std::chrono::steady_clock::now() + within;
@@ -73,6 +75,7 @@ class PostgresDaemonTest : public ::testing::Test {
         nlohmann::json receipts = nlohmann::json::array();
         for (const nlohmann::json& m : body["messages"]) {
           ++seen[m["event"]["data"]["id"].get<std::string>()];
+          if (handed != nullptr) handed->push_back(m["event"]["data"]);
           ++total;
           receipts.push_back(m["receipt"]);
         }

@@ -134,6 +134,43 @@ TEST_F(PostgresDaemonTest, ThreeDaemonsShareTheWorkAndHoldTheCap) {
   }
 }
 
+// Three daemons, no cap: every buyer's six steps due at one instant (the
+// purchases all made at one time, so in firing order the buyers' steps
+// interleave, and the daemons' claims of 2,048 split buyers between them).
+// Each buyer's steps reach the queue in their order, as from one daemon.
+TEST_F(PostgresDaemonTest, ThreeDaemonsFireEachBuyersTouchpointsInOrder) {
+  auto db = PgServer::Shared().NewDatabase();
+  testing::TestConfig config;
+  for (int s = 1; s <= 6; ++s) config.Step("3s", "step-" + std::to_string(s));
+  std::vector<DaemonProcess*> all;
+  for (int i = 0; i < 3; ++i) all.push_back(&Start(config.Yaml(), db->url(), i));
+  constexpr int kBuyers = 500;
+  const std::string at = Ago(std::chrono::milliseconds(0));
+  for (int b = 0; b < kBuyers; ++b) {
+    ASSERT_EQ(all[static_cast<std::size_t>(b % 3)]
+                  ->Call("POST", "/v1/purchases",
+                         PurchaseBody("o" + std::to_string(b), "b" + std::to_string(b), at))
+                  .first,
+              200);
+  }
+  std::vector<json> handed;
+  const auto seen = DrainQueue(all, 6 * kBuyers, std::chrono::seconds(30), &handed);
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(6 * kBuyers));
+  std::map<std::string, std::vector<std::string>> topics;
+  for (const json& e : handed) {
+    topics[e["buyer_id"].get<std::string>()].push_back(e["topic"].get<std::string>());
+  }
+  ASSERT_EQ(topics.size(), static_cast<std::size_t>(kBuyers));
+  const std::vector<std::string> in_order = {"step-1", "step-2", "step-3",
+                                             "step-4", "step-5", "step-6"};
+  int out_of_order = 0;
+  for (const auto& [buyer, got] : topics) {
+    if (got != in_order) ++out_of_order;
+    EXPECT_EQ(got, in_order) << buyer;
+    if (out_of_order > 3) break;
+  }
+}
+
 // SIGKILL of one of three daemons while touchpoints come due: the others
 // fire its share (the purchases it took, whose later steps come due after
 // it died), nothing is lost, and (queue sinks: a fire and its message are

@@ -131,8 +131,10 @@ TEST_F(PgStoreTest, TwoDaemonsNeverClaimTheSameTouchpointOrBuyer) {
 
 // Without caps, nothing decided for a touchpoint depends on its buyer's
 // others: a claim locks only its rows, and the other daemon takes the rest,
-// the same buyers' included.
-TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
+// the same buyers' included, but for the rows that would fire before an
+// earlier row of their buyer the first daemon holds: they wait for it, as
+// one daemon fires a buyer's touchpoints in order.
+TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimedAndABuyersRowsStayInOrder) {
   std::string config(kConfig);
   config.erase(config.find("frequency_cap"),
                std::string("frequency_cap: {max: 1, per: day}\n").size());
@@ -142,15 +144,19 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
   const Instant at = At("2026-12-04T10:00:00Z");
   Buy(*a, 20, at);
   const Instant due = at + std::chrono::hours(2);
+  // The first steps of b0..b4.
   auto a_due = a->TakeDue(due, 5);
   ASSERT_TRUE(a_due.ok()) << a_due.status().message();
   ASSERT_EQ(a_due->size(), 5u);
+  std::set<std::string> a_buyers;
+  for (const auto& d : *a_due) a_buyers.insert(std::string(d.view.buyer_id));
   auto b_due = b->TakeDue(due, 100);
   ASSERT_TRUE(b_due.ok()) << b_due.status().message();
   std::set<std::uint64_t> rows;
   for (const auto& d : *a_due) rows.insert(d.handle);
   for (const auto& d : *b_due) {
     EXPECT_TRUE(rows.insert(d.handle).second) << "row " << d.handle << " claimed twice";
+    EXPECT_EQ(a_buyers.count(std::string(d.view.buyer_id)), 0u) << d.view.buyer_id;
     // Each row with its own buyer and purchase (read after the rows).
     EXPECT_EQ(
         Count("SELECT COUNT(*) FROM touchpoints t JOIN buyers b ON b.id = t.buyer "
@@ -163,7 +169,62 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimed) {
     EXPECT_EQ(d.view.ready_at, d.view.next_at);
     EXPECT_TRUE(d.view.due_at == at + std::chrono::hours(1) || d.view.due_at == due);
   }
-  EXPECT_EQ(rows.size(), 40u);
+  // b5..b19's two rows each; b0..b4's second rows wait for A.
+  EXPECT_EQ(rows.size(), 35u);
+  const auto fire = [&](PgStore& store, const std::vector<DueTouchpoint>& taken) {
+    ASSERT_TRUE(store
+                    .ApplyOutcomes(taken, std::vector<FiringOutcome>(
+                                              taken.size(), {FiringOutcome::Kind::kFired, due, {}}))
+                    .ok());
+  };
+  fire(*b, *b_due);
+  // Still while A holds their first rows: B takes none of them.
+  auto waiting = b->TakeDue(due, 100);
+  ASSERT_TRUE(waiting.ok()) << waiting.status().message();
+  EXPECT_TRUE(waiting->empty());
+  fire(*a, *a_due);
+  auto rest = b->TakeDue(due, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  ASSERT_EQ(rest->size(), 5u);
+  for (const auto& d : *rest) {
+    EXPECT_EQ(a_buyers.count(std::string(d.view.buyer_id)), 1u) << d.view.buyer_id;
+    EXPECT_EQ(d.view.step, "second");
+  }
+  fire(*b, *rest);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 40);
+}
+
+// With caps, a claim locks the buyers of its rows too, so the other daemons
+// pass over a buyer's rows while one decides them; but two claims can reach
+// a buyer's two rows at the same instant, the later one with the buyer (here
+// a test's transaction holds the earlier row as the other claim would,
+// before it reached the buyer). The later row waits all the same.
+TEST_F(PgStoreTest, WithCapsABuyersLaterRowWaitsForAnEarlierOneHeldElsewhere) {
+  auto a = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*a, 2, at);
+  const Instant due = at + std::chrono::hours(2);
+  auto conn = pg::Connection::Open(db_->url(), "test");
+  conn->Exec("BEGIN");
+  conn->Exec(
+      "SELECT t.id FROM touchpoints t JOIN buyers b ON b.id = t.buyer WHERE b.buyer_id = 'b0' "
+      "AND t.step = 'first' FOR NO KEY UPDATE OF t");
+  auto taken = a->TakeDue(due, 100);
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  std::vector<std::string> got;
+  for (const auto& d : *taken)
+    got.push_back(std::string(d.view.buyer_id) + "/" + std::string(d.view.step));
+  EXPECT_THAT(got, ::testing::ElementsAre("b1/first", "b1/second"));
+  ASSERT_TRUE(a->ApplyOutcomes(*taken, std::vector<FiringOutcome>(
+                                           taken->size(), {FiringOutcome::Kind::kFired, due, {}}))
+                  .ok());
+  conn->Exec("ROLLBACK");
+  auto rest = a->TakeDue(due, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  got.clear();
+  for (const auto& d : *rest)
+    got.push_back(std::string(d.view.buyer_id) + "/" + std::string(d.view.step));
+  EXPECT_THAT(got, ::testing::ElementsAre("b0/first", "b0/second"));
 }
 
 // Without caps, through a backlog (claims that come back full), a claim
@@ -219,14 +280,12 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
   // B's next claim, within the second, starts past the frontier: at b2's
   // second row, which has the same due time as the frontier's row. The
   // rows up to it are left behind while there are more past it than it
-  // takes.
+  // takes; so is b2's second row, which waits for its first.
   auto from = b->TakeDue(now, 3);
   ASSERT_TRUE(from.ok()) << from.status().message();
-  ASSERT_EQ(from->size(), 3u);
-  EXPECT_EQ((*from)[0].view.due_at, due_of(2));
-  EXPECT_EQ((*from)[0].view.step, "second");
+  ASSERT_EQ(from->size(), 2u);
+  EXPECT_EQ((*from)[0].view.due_at, due_of(3));
   EXPECT_EQ((*from)[1].view.due_at, due_of(3));
-  EXPECT_EQ((*from)[2].view.due_at, due_of(3));
   fire(*b, *from, now);
   // A second later B reads from the head again, and takes them first,
   // though there are more past the frontier than it takes.
@@ -242,7 +301,9 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
   fire(*b, *behind, second);
   auto rest = b->TakeDue(second, 100);
   ASSERT_TRUE(rest.ok()) << rest.status().message();
-  ASSERT_EQ(rest->size(), 32u);  // 40 rows, 8 fired
+  ASSERT_EQ(rest->size(), 33u);  // 40 rows, 7 fired
+  EXPECT_EQ((*rest)[0].view.due_at, due_of(2));
+  EXPECT_EQ((*rest)[0].view.step, "second");
   for (std::size_t k = 1; k < rest->size(); ++k) {
     EXPECT_LE((*rest)[k - 1].view.next_at, (*rest)[k].view.next_at) << "out of order at " << k;
   }

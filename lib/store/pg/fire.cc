@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -31,10 +32,12 @@ const pg::Statement kNextWakeup(
 //
 // With frequency caps, it locks their buyers too, in the same statement,
 // passing over rows whose buyer another daemon holds: a buyer's due rows
-// are decided by one daemon at a time (so its caps hold), in order but for
-// a race: two claims reaching a buyer's two rows at once (docs/scaling.md).
+// are decided by one daemon at a time, so its caps hold. (Two claims can
+// still reach a buyer's two rows at once, the later with the buyer: the
+// order is kept by OutOfTurn, as without caps.)
 const pg::Statement kTakeDueAndBuyers(
-    "SELECT t.id, b.buyer_id, t.cadence, t.step, p.zone, t.due_at, t.next_at, p.received_at "
+    "SELECT t.id, b.buyer_id, t.cadence, t.step, p.zone, t.due_at, t.next_at, p.received_at, "
+    "t.cadence_order, t.step_order, t.buyer "
     "FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
     "WHERE t.state = 0 AND t.next_at <= $1 "
     "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
@@ -64,7 +67,8 @@ const pg::Statement kTakeDueAndBuyers(
 // whatever it says.
 std::string TakeDueRange(const char* range) {
   return std::string(
-             "SELECT id, cadence, step, due_at, next_at, purchase, buyer FROM touchpoints "
+             "SELECT id, cadence, step, due_at, next_at, purchase, buyer, cadence_order, "
+             "step_order FROM touchpoints "
              "WHERE state = 0 AND next_at <= $1 AND (next_at, due_at, cadence_order, step_order, "
              "id) ") +
          range +
@@ -79,6 +83,18 @@ const pg::Statement kFrontier(
     "WHERE id = (SELECT last_value FROM touchpoints_claimed_to)");
 const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1)");
 constexpr Millis kHeadEvery{1000};
+// For each buyer of a claim, with the place of its last row there: the
+// buyer's pending rows before that place that the claim does not hold
+// (held by another daemon's claim, or left behind the claim frontier).
+// Found by the buyer (`state + 0`, as below); the claim's row ids hashed
+// once (NOT IN a subquery), not searched for each row.
+const pg::Statement kEarlierElsewhere(
+    "SELECT c.buyer, t.next_at, t.due_at, t.cadence_order, t.step_order, t.id FROM "
+    "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], "
+    "$6::bigint[]) AS c(buyer, next_at, due_at, cadence_order, step_order, id) "
+    "JOIN touchpoints t ON t.buyer = c.buyer AND t.state + 0 = 0 AND (t.next_at, t.due_at, "
+    "t.cadence_order, t.step_order, t.id) < (c.next_at, c.due_at, c.cadence_order, "
+    "c.step_order, c.id) WHERE t.id NOT IN (SELECT unnest($7::bigint[]))");
 const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
 
@@ -161,19 +177,39 @@ void Tables::AddDue(ClaimedRow&& row, std::string_view buyer_id, const Zone* zon
 void Tables::ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max) {
   pg::Result r =
       c.Run(kTakeDueAndBuyers, pg::Params().Add(Ms(now)).Add(static_cast<std::int64_t>(max)));
-  due_.reserve(static_cast<std::size_t>(r.rows()));
+  std::vector<ClaimedRow> rows;
+  rows.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
-    ClaimedRow row{.id = r.Int64(i, 0),
-                   .due_at = r.Int64(i, 5),
-                   .next_at = r.Int64(i, 6),
-                   .cadence = std::string(r.Text(i, 2)),
-                   .step = std::string(r.Text(i, 3))};
-    AddDue(std::move(row), r.Text(i, 1), zones_.Named(r.Text(i, 4)), r.Int64(i, 7));
+    rows.push_back({.id = r.Int64(i, 0),
+                    .due_at = r.Int64(i, 5),
+                    .next_at = r.Int64(i, 6),
+                    .cadence_order = r.Int64(i, 8),
+                    .step_order = r.Int64(i, 9),
+                    .buyer = r.Int64(i, 10),
+                    .cadence = std::string(r.Text(i, 2)),
+                    .step = std::string(r.Text(i, 3))});
+  }
+  const std::vector<bool> wait = OutOfTurn(c, rows);
+  due_.reserve(rows.size());
+  for (int i = 0; i < r.rows(); ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    if (wait[k]) continue;
+    AddDue(std::move(rows[k]), r.Text(i, 1), zones_.Named(r.Text(i, 4)), r.Int64(i, 7));
   }
 }
 
 void Tables::ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max) {
   std::vector<ClaimedRow> rows = ClaimRange(c, now, max);
+  {
+    const std::vector<bool> wait = OutOfTurn(c, rows);
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (wait[i]) continue;
+      if (kept != i) rows[kept] = std::move(rows[i]);
+      ++kept;
+    }
+    rows.resize(kept);
+  }
   std::vector<std::int64_t> purchase_ids, buyer_ids;
   for (const ClaimedRow& row : rows) {
     purchase_ids.push_back(row.purchase);
@@ -231,6 +267,8 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
       rows.push_back({.id = r.Int64(i, 0),
                       .due_at = r.Int64(i, 3),
                       .next_at = r.Int64(i, 4),
+                      .cadence_order = r.Int64(i, 7),
+                      .step_order = r.Int64(i, 8),
                       .purchase = r.Int64(i, 5),
                       .buyer = r.Int64(i, 6),
                       .cadence = std::string(r.Text(i, 1)),
@@ -248,6 +286,54 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
     c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 0)));
   }
   return rows;
+}
+
+std::vector<bool> Tables::OutOfTurn(pg::Connection& c, const std::vector<ClaimedRow>& rows) {
+  std::vector<bool> wait(rows.size(), false);
+  if (rows.empty()) return wait;
+  using Place = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+  const auto place_of = [](const ClaimedRow& row) {
+    return Place(row.next_at, row.due_at, row.cadence_order, row.step_order, row.id);
+  };
+  // Each buyer's last row in the claim.
+  std::unordered_map<std::int64_t, std::size_t> last;
+  std::vector<std::int64_t> ids;
+  ids.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    ids.push_back(rows[i].id);
+    auto [it, added] = last.try_emplace(rows[i].buyer, i);
+    if (!added && place_of(rows[it->second]) < place_of(rows[i])) it->second = i;
+  }
+  std::vector<std::int64_t> buyer, next_at, due_at, cadence_order, step_order, id;
+  for (const auto& [b, i] : last) {
+    buyer.push_back(b);
+    next_at.push_back(rows[i].next_at);
+    due_at.push_back(rows[i].due_at);
+    cadence_order.push_back(rows[i].cadence_order);
+    step_order.push_back(rows[i].step_order);
+    id.push_back(rows[i].id);
+  }
+  pg::Result r = c.Run(kEarlierElsewhere, pg::Params()
+                                              .AddArray(buyer)
+                                              .AddArray(next_at)
+                                              .AddArray(due_at)
+                                              .AddArray(cadence_order)
+                                              .AddArray(step_order)
+                                              .AddArray(id)
+                                              .AddArray(ids));
+  // Each such buyer's first row elsewhere: its rows in the claim past that
+  // wait for it.
+  std::unordered_map<std::int64_t, Place> first;
+  for (int k = 0; k < r.rows(); ++k) {
+    const Place p(r.Int64(k, 1), r.Int64(k, 2), r.Int64(k, 3), r.Int64(k, 4), r.Int64(k, 5));
+    auto [it, added] = first.try_emplace(r.Int64(k, 0), p);
+    if (!added && p < it->second) it->second = p;
+  }
+  for (std::size_t i = 0; i < rows.size() && !first.empty(); ++i) {
+    const auto it = first.find(rows[i].buyer);
+    wait[i] = it != first.end() && it->second < place_of(rows[i]);
+  }
+  return wait;
 }
 
 StatusOr<std::vector<FiredTouchpoint>> Tables::FiredBetween(const DueTouchpoint& due, Instant from,

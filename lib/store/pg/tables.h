@@ -146,11 +146,18 @@ class Tables {
   // std::runtime_error for a row whose purchase or buyer is missing).
   //
   // A claimed touchpoint row's own columns (its purchase and buyer by row
-  // id; ClaimWithBuyers fills neither).
+  // id; ClaimWithBuyers fills no purchase).
   struct ClaimedRow {
-    std::int64_t id = 0, due_at = 0, next_at = 0, purchase = 0, buyer = 0;
+    std::int64_t id = 0, due_at = 0, next_at = 0, cadence_order = 0, step_order = 0, purchase = 0,
+                 buyer = 0;
     std::string cadence, step;
   };
+  // Which of `rows` (a claim) wait for an earlier pending row of their
+  // buyer (earlier in firing order) that the claim does not hold: true at
+  // those places. The claims leave them pending, undecided, for a pass
+  // after that row is decided: a buyer's rows are decided in order, by any
+  // daemons, as by one.
+  std::vector<bool> OutOfTurn(pg::Connection& c, const std::vector<ClaimedRow>& rows);
   // Appends `row` to due_, with what was read of its buyer and purchase.
   void AddDue(ClaimedRow&& row, std::string_view buyer_id, const Zone* zone,
               std::int64_t received_at);
