@@ -1,8 +1,8 @@
 // The PostgreSQL store where several daemons share one database: migrations
-// at once, claims that no two daemons share (touchpoints or buyers), caps
-// held across daemons, a claim left by a daemon that died, and groups
-// sharing buyers. Lost connections: pg_reconnect_test.cc; re-plans:
-// pg_replan_test.cc.
+// at once, claims that no two daemons share (touchpoints or buyers), a
+// buyer's touchpoints in order, caps held across daemons, and a claim left
+// by a daemon that died. Ingest groups: pg_ingest_test.cc; lost
+// connections: pg_reconnect_test.cc; re-plans: pg_replan_test.cc.
 #include "store/pg_store.h"
 
 #include <gmock/gmock.h>
@@ -399,47 +399,6 @@ TEST_F(PgStoreTest, TheClaimOfADaemonThatDiedIsTakenAtOnce) {
     if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(taken.size(), 6u);
-}
-
-// Two daemons' groups writing two buyers in opposite orders, a request
-// each (as the batcher runs them): taking each request's buyer as it came
-// would deadlock, and PostgreSQL would end one group after a second. With
-// the turns of all the group's buyers held from its start, the second
-// group waits for the first, then both commit.
-TEST_F(PgStoreTest, GroupsSharingBuyersWaitForEachOtherRatherThanDeadlock) {
-  auto a = MustOpen(), b = MustOpen();
-  FakeClock clock(At("2026-12-04T10:00:00Z"));
-  Scheduler on_a(*a, clock, rules_), on_b(*b, clock, rules_);
-  const auto request = [&clock](PgStore& store, Scheduler& scheduler, const std::string& order,
-                                const std::string& buyer) {
-    if (!store.Savepoint().ok()) return Status::Error("savepoint");
-    auto out = scheduler.Ingest({order, buyer, "p", 1, 1, clock.Now(), ""});
-    if (!out.ok()) return out.status();
-    return store.Release();
-  };
-  const std::vector<std::string> x_y = {"x", "y"}, y_x = {"y", "x"};
-  ASSERT_TRUE(a->Begin().ok());
-  ASSERT_TRUE(a->TakeBuyersTurns(x_y).ok());
-  ASSERT_TRUE(request(*a, on_a, "a1", "x").ok());
-  std::atomic<bool> b_done{false};
-  Status b_status = Status::Ok();
-  std::thread other([&] {
-    b_status = b->Begin();
-    if (b_status.ok()) b_status = b->TakeBuyersTurns(y_x);
-    if (b_status.ok()) b_status = request(*b, on_b, "b1", "y");
-    if (b_status.ok()) b_status = request(*b, on_b, "b2", "x");
-    if (b_status.ok()) b_status = b->Commit();
-    b_done = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_FALSE(b_done);  // waiting for a's group
-  const Status second = request(*a, on_a, "a2", "y");
-  EXPECT_TRUE(second.ok()) << second.message();
-  const Status committed = a->Commit();
-  EXPECT_TRUE(committed.ok()) << committed.message();
-  other.join();
-  EXPECT_TRUE(b_status.ok()) << b_status.message();
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 4);
 }
 
 }  // namespace

@@ -204,32 +204,37 @@ void Tables::WriteHeld() {
   Ahead* a = Current();
   if (a == nullptr || a->held.order_id.empty()) return;
   Ahead::Held h = std::exchange(a->held, Ahead::Held{});
-  pg::Result r = session_.conn().Run(kWriteHeld, pg::Params()
-                                                     .AddArray(h.new_buyers)
-                                                     .AddArray(h.created_at)
-                                                     .AddArray(h.order_id)
-                                                     .AddArray(h.buyer)
-                                                     .AddArray(h.known)
-                                                     .AddArray(h.product)
-                                                     .AddArray(h.quantity)
-                                                     .AddArray(h.amount)
-                                                     .AddArray(h.purchased_at)
-                                                     .AddArray(h.timezone)
-                                                     .AddArray(h.zone)
-                                                     .AddArray(h.tier)
-                                                     .AddArray(h.attributes)
-                                                     .AddArray(h.received_at)
-                                                     .AddArray(h.of)
-                                                     .AddArray(h.cadence)
-                                                     .AddArray(h.step)
-                                                     .AddArray(h.topic)
-                                                     .AddArray(h.cadence_order)
-                                                     .AddArray(h.step_order)
-                                                     .AddArray(h.cancel)
-                                                     .AddArray(h.state)
-                                                     .AddArray(h.due_at)
-                                                     .AddArray(h.next_at)
-                                                     .AddArray(h.reason));
+  pg::Result r;
+  try {
+    r = session_.conn().Run(kWriteHeld, pg::Params()
+                                            .AddArray(h.new_buyers)
+                                            .AddArray(h.created_at)
+                                            .AddArray(h.order_id)
+                                            .AddArray(h.buyer)
+                                            .AddArray(h.known)
+                                            .AddArray(h.product)
+                                            .AddArray(h.quantity)
+                                            .AddArray(h.amount)
+                                            .AddArray(h.purchased_at)
+                                            .AddArray(h.timezone)
+                                            .AddArray(h.zone)
+                                            .AddArray(h.tier)
+                                            .AddArray(h.attributes)
+                                            .AddArray(h.received_at)
+                                            .AddArray(h.of)
+                                            .AddArray(h.cadence)
+                                            .AddArray(h.step)
+                                            .AddArray(h.topic)
+                                            .AddArray(h.cadence_order)
+                                            .AddArray(h.step_order)
+                                            .AddArray(h.cancel)
+                                            .AddArray(h.state)
+                                            .AddArray(h.due_at)
+                                            .AddArray(h.next_at)
+                                            .AddArray(h.reason));
+  } catch (const pg::Error& e) {
+    RethrowOrderRace(e);
+  }
   for (int i = 0; i < r.rows(); ++i) {
     if (Ahead::Buyer* b = a->FindBuyer(r.Text(i, 0))) {
       b->id = r.Int64(i, 1);

@@ -75,6 +75,15 @@ bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids
   return c.Run(kTryBuyersTurns, pg::Params().AddArray(buyer_ids)).Bool(0, 0);
 }
 
+void RethrowOrderRace(const pg::Error& e) {
+  constexpr std::string_view kUniqueViolation = "23505";
+  constexpr std::string_view kSerializationFailure = "40001";
+  if (e.sqlstate() != kUniqueViolation) throw;
+  throw pg::Error(
+      std::string("an order id was recorded by another daemon meanwhile (") + e.what() + ")",
+      std::string(kSerializationFailure), false);
+}
+
 void HistoryRows::Add(std::int64_t id, Instant when, TouchpointState s, std::string text) {
   ids.push_back(id);
   at.push_back(Ms(when));

@@ -187,18 +187,23 @@ Status Tables::AddPurchase(const Purchase& purchase, const Zone* zone, int tier,
     const Rules& rules = *rules_;
     const std::int64_t buyer = *FindBuyer(purchase.buyer_id, now, /*create=*/true);
     pg::Connection& c = session_.conn();
-    pg::Result p = c.Run(kPurchaseInsert, pg::Params()
-                                              .Add(purchase.order_id)
-                                              .Add(buyer)
-                                              .Add(purchase.product)
-                                              .Add(purchase.quantity)
-                                              .Add(purchase.amount)
-                                              .Add(Ms(purchase.purchased_at))
-                                              .Add(purchase.timezone)
-                                              .Add(zone->name())
-                                              .Add(rules.tiers[static_cast<std::size_t>(tier)].name)
-                                              .AddTextOrNull(purchase.attributes)
-                                              .Add(Ms(now)));
+    pg::Result p;
+    try {
+      p = c.Run(kPurchaseInsert, pg::Params()
+                                     .Add(purchase.order_id)
+                                     .Add(buyer)
+                                     .Add(purchase.product)
+                                     .Add(purchase.quantity)
+                                     .Add(purchase.amount)
+                                     .Add(Ms(purchase.purchased_at))
+                                     .Add(purchase.timezone)
+                                     .Add(zone->name())
+                                     .Add(rules.tiers[static_cast<std::size_t>(tier)].name)
+                                     .AddTextOrNull(purchase.attributes)
+                                     .Add(Ms(now)));
+    } catch (const pg::Error& e) {
+      RethrowOrderRace(e);
+    }
     // A later call for this order in the group reads it from what is kept.
     if (Ahead* a = Current()) a->orders[purchase.order_id] = Ahead::Order{purchase, zone->name()};
     if (touchpoints.empty()) return;
