@@ -48,9 +48,10 @@ void AppendArrayElement(std::string& out, std::string_view v) {
 namespace detail {
 
 Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
-  std::string state;
+  std::string state, constraint;
   if (r != nullptr) {
     if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
+    if (const char* s = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME)) constraint = s;
   }
   const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD || IsConnectionClass(state);
   std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
@@ -60,7 +61,7 @@ Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
   std::string full(what);
   if (!full.empty()) full += ": ";
   full += message;
-  return Error(full, std::move(state), lost);
+  return Error(full, std::move(state), lost, std::move(constraint));
 }
 
 // A statement's first words, which name it in a message; the rest is noise.

@@ -35,13 +35,17 @@ namespace tp::pg {
 
 class Error : public std::runtime_error {
  public:
-  Error(const std::string& message, std::string sqlstate, bool connection_lost)
+  Error(const std::string& message, std::string sqlstate, bool connection_lost,
+        std::string constraint = {})
       : std::runtime_error(message),
         sqlstate_(std::move(sqlstate)),
+        constraint_(std::move(constraint)),
         connection_lost_(connection_lost) {}
   // The five-character SQLSTATE, or "" when the server sent none (the
   // connection failed).
   const std::string& sqlstate() const { return sqlstate_; }
+  // The constraint a violation names (a unique key's index), or "".
+  const std::string& constraint() const { return constraint_; }
   bool connection_lost() const { return connection_lost_; }
   // Whether the same work may succeed if tried again: the connection is
   // gone, the server is starting or shutting down, short of disk or
@@ -52,6 +56,7 @@ class Error : public std::runtime_error {
 
  private:
   std::string sqlstate_;
+  std::string constraint_;
   bool connection_lost_;
 };
 

@@ -61,11 +61,13 @@ TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
   EXPECT_EQ(Count(dropped), 6);
   EXPECT_EQ(Count(dropped_index), 1);
   auto store = MustOpen();
-  EXPECT_EQ(store->SchemaVersion().value(), 7);
+  EXPECT_EQ(store->SchemaVersion().value(), 8);
   EXPECT_EQ(Count(dropped_index), 0);
-  // Schema 6's claim frontier.
+  // Schema 6's claim frontier, schema 8's index of the pending by buyer.
   EXPECT_EQ(
       Count("SELECT COUNT(*) FROM pg_sequences WHERE sequencename = 'touchpoints_claimed_to'"), 1);
+  EXPECT_EQ(
+      Count("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'touchpoints_pending_by_buyer'"), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM buyers WHERE buyer_id = 'b1'"), 1);
   EXPECT_EQ(Count(dropped), 0);
   // The rest stay.
@@ -225,6 +227,37 @@ TEST_F(PgStoreTest, WithCapsABuyersLaterRowWaitsForAnEarlierOneHeldElsewhere) {
   for (const auto& d : *rest)
     got.push_back(std::string(d.view.buyer_id) + "/" + std::string(d.view.step));
   EXPECT_THAT(got, ::testing::ElementsAre("b0/first", "b0/second"));
+}
+
+// A buyer's row fired by another daemon at a later time than this pass's
+// (that daemon's pass began after this one's, or its clock is ahead): the
+// buyer's next row waits until the pass's time reaches it, so that the two
+// are fired at times in their order, the order a queue hands them out in.
+TEST_F(PgStoreTest, ABuyersRowWaitsForOneFiredLaterThanThePass) {
+  std::string config(kConfig);
+  config.erase(config.find("frequency_cap"),
+               std::string("frequency_cap: {max: 1, per: day}\n").size());
+  rules_.Swap(testing::MustLoad(config));
+  auto a = MustOpen();
+  auto b = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*a, 1, at);
+  const Instant due = at + std::chrono::hours(2);
+  auto first = a->TakeDue(due, 1);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].view.step, "first");
+  const Instant later = due + std::chrono::milliseconds(5);
+  ASSERT_TRUE(a->ApplyOutcomes(
+                   *first, std::vector<FiringOutcome>(1, {FiringOutcome::Kind::kFired, later, {}}))
+                  .ok());
+  auto early = b->TakeDue(due, 100);
+  ASSERT_TRUE(early.ok()) << early.status().message();
+  EXPECT_TRUE(early->empty());
+  auto then = b->TakeDue(later, 100);
+  ASSERT_TRUE(then.ok()) << then.status().message();
+  ASSERT_EQ(then->size(), 1u);
+  EXPECT_EQ((*then)[0].view.step, "second");
 }
 
 // Without caps, through a backlog (claims that come back full), a claim

@@ -85,16 +85,21 @@ const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1
 constexpr Millis kHeadEvery{1000};
 // For each buyer of a claim, with the place of its last row there: the
 // buyer's pending rows before that place that the claim does not hold
-// (held by another daemon's claim, or left behind the claim frontier).
-// Found by the buyer (`state + 0`, as below); the claim's row ids hashed
-// once (NOT IN a subquery), not searched for each row.
+// (held by another daemon's claim, or left behind the claim frontier),
+// and its rows fired later than the pass's time $8 (by another daemon
+// whose pass began after this one, or whose clock is ahead). Each by
+// the buyer (touchpoints_pending_by_buyer, touchpoints_fired); `next_at +
+// 0` so that the pending index is no way to find them. The claim's row ids
+// hashed once (NOT IN a subquery), not searched for each row.
 const pg::Statement kEarlierElsewhere(
-    "SELECT c.buyer, t.next_at, t.due_at, t.cadence_order, t.step_order, t.id FROM "
-    "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], "
-    "$6::bigint[]) AS c(buyer, next_at, due_at, cadence_order, step_order, id) "
-    "JOIN touchpoints t ON t.buyer = c.buyer AND t.state + 0 = 0 AND (t.next_at, t.due_at, "
+    "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], "
+    "$5::integer[], $6::bigint[]) AS c(buyer, next_at, due_at, cadence_order, step_order, id)) "
+    "SELECT c.buyer, t.next_at, t.due_at, t.cadence_order, t.step_order, t.id, false FROM c "
+    "JOIN touchpoints t ON t.buyer = c.buyer AND t.state = 0 AND (t.next_at + 0, t.due_at, "
     "t.cadence_order, t.step_order, t.id) < (c.next_at, c.due_at, c.cadence_order, "
-    "c.step_order, c.id) WHERE t.id NOT IN (SELECT unnest($7::bigint[]))");
+    "c.step_order, c.id) WHERE t.id NOT IN (SELECT unnest($7::bigint[])) "
+    "UNION ALL SELECT c.buyer, 0, 0, 0, 0, 0, true FROM c WHERE EXISTS (SELECT 1 FROM "
+    "touchpoints t WHERE t.buyer = c.buyer AND t.state IN (1, 5) AND t.fire_at > $8)");
 const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
 
@@ -151,6 +156,10 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
       ClaimWithBuyers(c, now, max);
     } else {
       ClaimFromFrontier(c, now, max);
+      // A full claim whose rows all wait (behind rows of their buyers that
+      // another daemon's claim holds): once more, from the frontier it
+      // moved, rather than ending the pass as if nothing were due.
+      if (due_.empty() && claimed_all_) ClaimFromFrontier(c, now, max);
     }
     // Nothing due: no transaction left open until the next pass.
     if (due_.empty()) session_.EndClaim(true);
@@ -189,7 +198,7 @@ void Tables::ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max) {
                     .cadence = std::string(r.Text(i, 2)),
                     .step = std::string(r.Text(i, 3))});
   }
-  const std::vector<bool> wait = OutOfTurn(c, rows);
+  const std::vector<bool> wait = OutOfTurn(c, now, rows);
   due_.reserve(rows.size());
   for (int i = 0; i < r.rows(); ++i) {
     const auto k = static_cast<std::size_t>(i);
@@ -201,7 +210,7 @@ void Tables::ClaimWithBuyers(pg::Connection& c, Instant now, std::size_t max) {
 void Tables::ClaimFromFrontier(pg::Connection& c, Instant now, std::size_t max) {
   std::vector<ClaimedRow> rows = ClaimRange(c, now, max);
   {
-    const std::vector<bool> wait = OutOfTurn(c, rows);
+    const std::vector<bool> wait = OutOfTurn(c, now, rows);
     std::size_t kept = 0;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (wait[i]) continue;
@@ -288,7 +297,8 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
   return rows;
 }
 
-std::vector<bool> Tables::OutOfTurn(pg::Connection& c, const std::vector<ClaimedRow>& rows) {
+std::vector<bool> Tables::OutOfTurn(pg::Connection& c, Instant now,
+                                    const std::vector<ClaimedRow>& rows) {
   std::vector<bool> wait(rows.size(), false);
   if (rows.empty()) return wait;
   using Place = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
@@ -320,12 +330,17 @@ std::vector<bool> Tables::OutOfTurn(pg::Connection& c, const std::vector<Claimed
                                               .AddArray(cadence_order)
                                               .AddArray(step_order)
                                               .AddArray(id)
-                                              .AddArray(ids));
+                                              .AddArray(ids)
+                                              .Add(Ms(now)));
   // Each such buyer's first row elsewhere: its rows in the claim past that
-  // wait for it.
+  // wait for it. A row fired later than `now`: all of them wait (fired
+  // now, they would come before it, in a queue's order of fire times).
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
   std::unordered_map<std::int64_t, Place> first;
   for (int k = 0; k < r.rows(); ++k) {
-    const Place p(r.Int64(k, 1), r.Int64(k, 2), r.Int64(k, 3), r.Int64(k, 4), r.Int64(k, 5));
+    const Place p = r.Bool(k, 6) ? Place(kMin, kMin, kMin, kMin, kMin)
+                                 : Place(r.Int64(k, 1), r.Int64(k, 2), r.Int64(k, 3), r.Int64(k, 4),
+                                         r.Int64(k, 5));
     auto [it, added] = first.try_emplace(r.Int64(k, 0), p);
     if (!added && p < it->second) it->second = p;
   }

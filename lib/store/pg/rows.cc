@@ -78,7 +78,7 @@ bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids
 void RethrowOrderRace(const pg::Error& e) {
   constexpr std::string_view kUniqueViolation = "23505";
   constexpr std::string_view kSerializationFailure = "40001";
-  if (e.sqlstate() != kUniqueViolation) throw;
+  if (e.sqlstate() != kUniqueViolation || e.constraint() != "purchases_order_id_key") throw;
   throw pg::Error(
       std::string("an order id was recorded by another daemon meanwhile (") + e.what() + ")",
       std::string(kSerializationFailure), false);

@@ -33,10 +33,10 @@ void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_id
 bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
 // Called in a handler of `e`, from writing purchases: rethrows it, but as
 // a serialization failure (transient: the caller tries again) when it is
-// a unique violation. That is an order id written meanwhile by another
-// daemon for another buyer (a buyer's own orders are written in its
-// turn); tried again, the order is found and the purchase refused (409),
-// as one daemon refuses it at once.
+// a violation of the order id's unique key: an order id written meanwhile
+// by another daemon for another buyer (a buyer's own orders are written
+// in its turn); tried again, the order is found and the purchase refused
+// (409), as one daemon refuses it at once.
 [[noreturn]] void RethrowOrderRace(const pg::Error& e);
 // History lines with a state, time and reason each, written as one
 // statement.

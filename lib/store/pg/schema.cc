@@ -180,6 +180,16 @@ CREATE SEQUENCE touchpoints_claimed_to
     R"sql(
 ALTER TABLE planning ADD COLUMN run BIGINT NOT NULL DEFAULT 0;
 )sql",
+    // 7 -> 8: each buyer's pending touchpoints, which a firing claim reads
+    // for its buyers to keep each buyer's touchpoints in order across
+    // daemons (store/pg/fire.cc, OutOfTurn). touchpoints_by_buyer has
+    // every touchpoint a buyer ever had, each read from the table to see
+    // its state: a claim's cost would grow with its buyers' histories.
+    // IF NOT EXISTS: an operator may have built it first, CONCURRENTLY, so
+    // that writes need not wait for it (docs/scaling.md).
+    R"sql(
+CREATE INDEX IF NOT EXISTS touchpoints_pending_by_buyer ON touchpoints(buyer) WHERE state = 0;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -152,12 +152,13 @@ class Tables {
                  buyer = 0;
     std::string cadence, step;
   };
-  // Which of `rows` (a claim) wait for an earlier pending row of their
-  // buyer (earlier in firing order) that the claim does not hold: true at
-  // those places. The claims leave them pending, undecided, for a pass
-  // after that row is decided: a buyer's rows are decided in order, by any
-  // daemons, as by one.
-  std::vector<bool> OutOfTurn(pg::Connection& c, const std::vector<ClaimedRow>& rows);
+  // Which of `rows` (a claim at `now`) wait for an earlier pending row of
+  // their buyer (earlier in firing order) that the claim does not hold, or
+  // for a row of their buyer fired later than `now`: true at those places.
+  // The claims leave them pending, undecided, for a later pass: a buyer's
+  // rows are decided in order, by any daemons, as by one, and fired at
+  // times in that order.
+  std::vector<bool> OutOfTurn(pg::Connection& c, Instant now, const std::vector<ClaimedRow>& rows);
   // Appends `row` to due_, with what was read of its buyer and purchase.
   void AddDue(ClaimedRow&& row, std::string_view buyer_id, const Zone* zone,
               std::int64_t received_at);
