@@ -6,7 +6,6 @@
 #include <map>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -83,23 +82,6 @@ const pg::Statement kFrontier(
     "WHERE id = (SELECT last_value FROM touchpoints_claimed_to)");
 const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1)");
 constexpr Millis kHeadEvery{1000};
-// For each buyer of a claim, with the place of its last row there: the
-// buyer's pending rows before that place that the claim does not hold
-// (held by another daemon's claim, or left behind the claim frontier),
-// and its rows fired later than the pass's time $8 (by another daemon
-// whose pass began after this one, or whose clock is ahead). Each by
-// the buyer (touchpoints_pending_by_buyer, touchpoints_fired); `next_at +
-// 0` so that the pending index is no way to find them. The claim's row ids
-// hashed once (NOT IN a subquery), not searched for each row.
-const pg::Statement kEarlierElsewhere(
-    "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], "
-    "$5::integer[], $6::bigint[]) AS c(buyer, next_at, due_at, cadence_order, step_order, id)) "
-    "SELECT c.buyer, t.next_at, t.due_at, t.cadence_order, t.step_order, t.id, false FROM c "
-    "JOIN touchpoints t ON t.buyer = c.buyer AND t.state = 0 AND (t.next_at + 0, t.due_at, "
-    "t.cadence_order, t.step_order, t.id) < (c.next_at, c.due_at, c.cadence_order, "
-    "c.step_order, c.id) WHERE t.id NOT IN (SELECT unnest($7::bigint[])) "
-    "UNION ALL SELECT c.buyer, 0, 0, 0, 0, 0, true FROM c WHERE EXISTS (SELECT 1 FROM "
-    "touchpoints t WHERE t.buyer = c.buyer AND t.state IN (1, 5) AND t.fire_at > $8)");
 const pg::Statement kDuePurchases(
     "SELECT id, zone, received_at FROM purchases WHERE id = ANY($1::bigint[])");
 
@@ -156,10 +138,11 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
       ClaimWithBuyers(c, now, max);
     } else {
       ClaimFromFrontier(c, now, max);
-      // A full claim whose rows all wait (behind rows of their buyers that
-      // another daemon's claim holds): once more, from the frontier it
-      // moved, rather than ending the pass as if nothing were due.
-      if (due_.empty() && claimed_all_) ClaimFromFrontier(c, now, max);
+      // A full claim whose rows all wait (for their buyers' rows another
+      // daemon's claim holds, or fired later): once more, from the
+      // frontier it moved, rather than ending the pass as if nothing were
+      // due. (Not from where it was: that would take the same rows.)
+      if (due_.empty() && claimed_all_ && frontier_moved_) ClaimFromFrontier(c, now, max);
     }
     // Nothing due: no transaction left open until the next pass.
     if (due_.empty()) session_.EndClaim(true);
@@ -291,64 +274,11 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
   }
   read(after);
   claimed_all_ = rows.size() == max;
-  if (claimed_all_ && after.rows() > 0) {
+  frontier_moved_ = claimed_all_ && after.rows() > 0;
+  if (frontier_moved_) {
     c.Run(kAdvanceFrontier, pg::Params().Add(after.Int64(after.rows() - 1, 0)));
   }
   return rows;
-}
-
-std::vector<bool> Tables::OutOfTurn(pg::Connection& c, Instant now,
-                                    const std::vector<ClaimedRow>& rows) {
-  std::vector<bool> wait(rows.size(), false);
-  if (rows.empty()) return wait;
-  using Place = std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
-  const auto place_of = [](const ClaimedRow& row) {
-    return Place(row.next_at, row.due_at, row.cadence_order, row.step_order, row.id);
-  };
-  // Each buyer's last row in the claim.
-  std::unordered_map<std::int64_t, std::size_t> last;
-  std::vector<std::int64_t> ids;
-  ids.reserve(rows.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    ids.push_back(rows[i].id);
-    auto [it, added] = last.try_emplace(rows[i].buyer, i);
-    if (!added && place_of(rows[it->second]) < place_of(rows[i])) it->second = i;
-  }
-  std::vector<std::int64_t> buyer, next_at, due_at, cadence_order, step_order, id;
-  for (const auto& [b, i] : last) {
-    buyer.push_back(b);
-    next_at.push_back(rows[i].next_at);
-    due_at.push_back(rows[i].due_at);
-    cadence_order.push_back(rows[i].cadence_order);
-    step_order.push_back(rows[i].step_order);
-    id.push_back(rows[i].id);
-  }
-  pg::Result r = c.Run(kEarlierElsewhere, pg::Params()
-                                              .AddArray(buyer)
-                                              .AddArray(next_at)
-                                              .AddArray(due_at)
-                                              .AddArray(cadence_order)
-                                              .AddArray(step_order)
-                                              .AddArray(id)
-                                              .AddArray(ids)
-                                              .Add(Ms(now)));
-  // Each such buyer's first row elsewhere: its rows in the claim past that
-  // wait for it. A row fired later than `now`: all of them wait (fired
-  // now, they would come before it, in a queue's order of fire times).
-  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
-  std::unordered_map<std::int64_t, Place> first;
-  for (int k = 0; k < r.rows(); ++k) {
-    const Place p = r.Bool(k, 6) ? Place(kMin, kMin, kMin, kMin, kMin)
-                                 : Place(r.Int64(k, 1), r.Int64(k, 2), r.Int64(k, 3), r.Int64(k, 4),
-                                         r.Int64(k, 5));
-    auto [it, added] = first.try_emplace(r.Int64(k, 0), p);
-    if (!added && p < it->second) it->second = p;
-  }
-  for (std::size_t i = 0; i < rows.size() && !first.empty(); ++i) {
-    const auto it = first.find(rows[i].buyer);
-    wait[i] = it != first.end() && it->second < place_of(rows[i]);
-  }
-  return wait;
 }
 
 StatusOr<std::vector<FiredTouchpoint>> Tables::FiredBetween(const DueTouchpoint& due, Instant from,

@@ -182,12 +182,19 @@ ALTER TABLE planning ADD COLUMN run BIGINT NOT NULL DEFAULT 0;
 )sql",
     // 7 -> 8: each buyer's pending touchpoints, which a firing claim reads
     // for its buyers to keep each buyer's touchpoints in order across
-    // daemons (store/pg/fire.cc, OutOfTurn). touchpoints_by_buyer has
+    // daemons (store/pg/fire_order.cc). touchpoints_by_buyer has
     // every touchpoint a buyer ever had, each read from the table to see
     // its state: a claim's cost would grow with its buyers' histories.
     // IF NOT EXISTS: an operator may have built it first, CONCURRENTLY, so
-    // that writes need not wait for it (docs/scaling.md).
+    // that writes need not wait for it (docs/scaling.md); such a build that
+    // failed leaves an invalid index of that name, dropped first.
     R"sql(
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_index WHERE NOT indisvalid
+             AND indexrelid = to_regclass('touchpoints_pending_by_buyer')) THEN
+    DROP INDEX touchpoints_pending_by_buyer;
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS touchpoints_pending_by_buyer ON touchpoints(buyer) WHERE state = 0;
 )sql",
 };

@@ -154,7 +154,8 @@ class Tables {
   };
   // Which of `rows` (a claim at `now`) wait for an earlier pending row of
   // their buyer (earlier in firing order) that the claim does not hold, or
-  // for a row of their buyer fired later than `now`: true at those places.
+  // for a row of their buyer fired later than `now` (by less than
+  // kFireOrderSlack, fire_order.cc): true at those places.
   // The claims leave them pending, undecided, for a later pass: a buyer's
   // rows are decided in order, by any daemons, as by one, and fired at
   // times in that order.
@@ -178,9 +179,10 @@ class Tables {
   FireRouting routing_;
   std::optional<std::uint64_t> routed_;  // the rules' generation routing_ follows
   sql::ZoneCache zones_;
-  std::vector<DueRow> due_;   // TakeDue()'s rows, which its views point into
-  Instant head_due_;          // when TakeDue() next reads from the head (fire.cc)
-  bool claimed_all_ = false;  // whether its last claim took as many as it asked
+  std::vector<DueRow> due_;      // TakeDue()'s rows, which its views point into
+  Instant head_due_;             // when TakeDue() next reads from the head (fire.cc)
+  bool claimed_all_ = false;     // whether its last claim took as many as it asked
+  bool frontier_moved_ = false;  // whether its last claim moved the frontier
   Ahead ahead_;
 };
 
