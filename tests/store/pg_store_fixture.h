@@ -34,6 +34,13 @@ class PgStoreTest : public ::testing::Test {
  protected:
   PgStoreTest() : rules_(MustLoad(kConfig)), db_(PgServer::Shared().NewDatabase()) {}
 
+  // The fixture's rules without their cap: claims lock only the rows.
+  void DropTheCap() {
+    std::string config(kConfig);
+    config.erase(config.find("frequency_cap"),
+                 std::string("frequency_cap: {max: 1, per: day}\n").size());
+    rules_.Swap(MustLoad(config));
+  }
   std::unique_ptr<PgStore> MustOpen() {
     auto store = PgStore::Open(db_->url(), rules_);
     EXPECT_TRUE(store.ok()) << store.status().message();

@@ -146,10 +146,7 @@ TEST_F(PgStoreTest, TwoDaemonsNeverClaimTheSameTouchpointOrBuyer) {
 // earlier row of their buyer the first daemon holds: they wait for it, as
 // one daemon fires a buyer's touchpoints in order.
 TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimedAndABuyersRowsStayInOrder) {
-  std::string config(kConfig);
-  config.erase(config.find("frequency_cap"),
-               std::string("frequency_cap: {max: 1, per: day}\n").size());
-  rules_.Swap(testing::MustLoad(config));
+  DropTheCap();
   auto a = MustOpen();
   auto b = MustOpen();
   const Instant at = At("2026-12-04T10:00:00Z");
@@ -243,10 +240,7 @@ TEST_F(PgStoreTest, WithCapsABuyersLaterRowWaitsForAnEarlierOneHeldElsewhere) {
 // buyer's next row waits until the pass's time reaches it, so that the two
 // are fired at times in their order, the order a queue hands them out in.
 TEST_F(PgStoreTest, ABuyersRowWaitsForOneFiredLaterThanThePass) {
-  std::string config(kConfig);
-  config.erase(config.find("frequency_cap"),
-               std::string("frequency_cap: {max: 1, per: day}\n").size());
-  rules_.Swap(testing::MustLoad(config));
+  DropTheCap();
   auto a = MustOpen();
   auto b = MustOpen();
   const Instant at = At("2026-12-04T10:00:00Z");
@@ -286,10 +280,7 @@ TEST_F(PgStoreTest, ABuyersRowWaitsForOneFiredLaterThanThePass) {
 // rows from the frontier on run short, or by the claim from the head each
 // daemon makes at least once a second.
 TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) {
-  std::string config(kConfig);
-  config.erase(config.find("frequency_cap"),
-               std::string("frequency_cap: {max: 1, per: day}\n").size());
-  rules_.Swap(testing::MustLoad(config));
+  DropTheCap();
   auto b = MustOpen();
   // Each buyer buys at its own minute; its two rows are due an hour later.
   const auto buy = [&](const std::string& buyer, Instant when) {
