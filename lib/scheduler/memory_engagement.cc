@@ -128,9 +128,11 @@ StatusOr<bool> MemoryStore::AddEvent(const EngagementEvent& event, std::uint64_t
                                      std::uint64_t /*credited*/, Instant /*now*/) {
   const int type = rules_->EngagementTypeIndex(event.type);
   if (type < 0) return Status::Error("unknown event type " + event.type);
-  if (!events_.emplace(event.event_id, Fingerprint(event)).second) return false;
+  // The buyer first, as the stores make its row even for an event seen
+  // before: buyers are numbered alike, and fire alike at one instant.
   const std::uint32_t index =
       buyer != 0 ? static_cast<std::uint32_t>(buyer - 1) : BuyerIndex(event.buyer_id);
+  if (!events_.emplace(event.event_id, Fingerprint(event)).second) return false;
   auto& events = buyers_[index].events;
   const auto place = std::upper_bound(events.begin(), events.end(), event.at,
                                       [](Instant t, const EventRec& e) { return t < e.at; });

@@ -68,9 +68,16 @@ std::uint32_t Allocate(std::vector<T>& items, std::vector<std::uint32_t>& releas
 bool MemoryStore::HeapEntry::operator<(const HeapEntry& o) const {
   if (next_at != o.next_at) return next_at > o.next_at;
   if (due_at != o.due_at) return due_at > o.due_at;
+  if (buyer != o.buyer) return buyer > o.buyer;
   if (cadence != o.cadence) return cadence > o.cadence;
   if (step != o.step) return step > o.step;
   return seq > o.seq;
+}
+
+MemoryStore::HeapEntry MemoryStore::EntryOf(std::uint32_t slot) const {
+  const TouchpointRec& t = touchpoints_[slot];
+  const std::uint32_t buyer = purchases_[t.purchase].buyer;
+  return HeapEntry{t.next_at, t.due_at, t.cadence, t.step, buyer, t.seq, slot, t.generation};
 }
 
 MemoryStore::MemoryStore(std::shared_ptr<const Rules> rules, Observer* observer)
@@ -174,7 +181,7 @@ Status MemoryStore::AddPurchase(const Purchase& purchase, const Zone* zone, int 
     t.next_at = planned.next_at;
     t.seq = next_seq_++;
     t.tracked = tracked;
-    heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+    heap_.push(EntryOf(slot));
     buyers_[buyer].pending.push_back(SlotRef{slot, t.generation});
     ++p.live;
     ++pending_count_;
@@ -327,7 +334,7 @@ Status MemoryStore::ApplyOutcomes(std::span<const DueTouchpoint> due,
       case FiringOutcome::Kind::kDeferred:
         if (o.capped && observer_ != nullptr) observer_->OnCapDeferred(View(slot), o.at, o.reason);
         t.next_at = o.at;
-        heap_.push(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+        heap_.push(EntryOf(slot));
         break;
       case FiringOutcome::Kind::kSkipped:
         Finish(slot, TouchpointState::kSkipped, std::nullopt, o.reason);
@@ -343,7 +350,7 @@ void MemoryStore::ForEachPending(const std::function<void(const TouchpointView&)
     const TouchpointRec& t = touchpoints_[slot];
     // Released slots are never kPending: Finish() sets the final state first.
     if (t.state == TouchpointState::kPending && t.generation != 0) {
-      live.push_back(HeapEntry{t.next_at, t.due_at, t.cadence, t.step, t.seq, slot, t.generation});
+      live.push_back(EntryOf(slot));
     }
   }
   // operator< orders "fires later" first; sort so the earliest comes first.

@@ -170,12 +170,15 @@ class MemoryStore final : public ScheduleStore {
     Instant due_at;
     std::uint16_t cadence;
     std::uint16_t step;
+    std::uint32_t buyer;  // the touchpoints due at one instant by buyer, as the stores
     std::uint64_t seq;
     std::uint32_t slot;
     std::uint32_t generation;
     // std::priority_queue is a max-heap: "less" means "fires later".
     bool operator<(const HeapEntry& o) const;
   };
+  // The touchpoint in `slot`'s place in firing order.
+  HeapEntry EntryOf(std::uint32_t slot) const;
 
   std::uint32_t BuyerIndex(std::string_view buyer_id);
   bool IsLive(SlotRef ref) const;

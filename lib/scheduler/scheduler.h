@@ -125,9 +125,10 @@ class Scheduler {
   // step's sinks) is full for its buyer-local period -> the next day's
   // opening (scheduler/frequency_caps.h); a step whose
   // `when` does not hold (engaged: a trust-signal event from the buyer since
-  // the purchase) -> skipped with the reason; else fired at Now(). Ties go by due_at, cadence
-  // order, step order. Stops after `max_batches` batches (each one store transaction) so a caller
-  // with an event loop can interleave other work; RunStats::more says to call again.
+  // the purchase) -> skipped with the reason; else fired at Now(). Ties go by due_at, then
+  // buyer, then (a buyer's own) cadence order, step order. Stops after `max_batches` batches (each
+  // one store transaction) so a caller with an event loop can interleave other work; RunStats::more
+  // says to call again.
   StatusOr<RunStats> RunDue(std::size_t max_batches = SIZE_MAX);
 
   // When RunDue() next has something to do, or nullopt if nothing is pending.

@@ -169,7 +169,8 @@ class ScheduleStore {
   // The earliest next_at of any pending touchpoint, or nullopt if none.
   virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;
   // Up to `max` pending touchpoints with next_at <= now, ordered by next_at,
-  // then due_at, then cadence order, then step order, then arrival. Each is
+  // then due_at, then buyer (in the order the store first knew them), then
+  // cadence order, then step order, then arrival. Each is
   // returned once until ApplyOutcomes() decides it. A view needs only what
   // the scheduler decides on (buyer, cadence, zone, due_at, next_at); a
   // store may leave the rest empty and make events from its rows.

@@ -33,7 +33,7 @@ FireTables::FireTables(Database& db, RowWriter& rows, EventRows& events)
                    "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1"),
       take_due_(db.sql(), std::string("SELECT ") + kDueColumns + kTouchpointJoins +
                               "WHERE t.state = 0 AND t.next_at <= ? ORDER BY t.next_at, "
-                              "t.due_at, t.cadence_order, t.step_order, t.id LIMIT ?"),
+                              "t.due_at, t.buyer, t.cadence_order, t.step_order, t.id LIMIT ?"),
       // Dead-lettered touchpoints were fired too: they count against the
       // caps. From the touchpoints_fired index alone.
       fired_between_(db.sql(),

@@ -42,31 +42,32 @@ ReplanRows::ReplanRows(Database& db, RowWriter& rows)
                      "RETURNING id"),
       sweep_rows_(db.sql(),
                   "SELECT id, buyer, next_at, due_at, cadence_order, step_order FROM touchpoints "
-                  "WHERE state = 0 AND (next_at, due_at, cadence_order, step_order, id) > "
-                  "(?1, ?2, ?3, ?4, ?5) ORDER BY next_at, due_at, cadence_order, step_order, id "
-                  "LIMIT ?6"),
+                  "WHERE state = 0 AND (next_at, due_at, buyer, cadence_order, step_order, id) "
+                  "> (?1, ?2, ?3, ?4, ?5, ?6) ORDER BY next_at, due_at, buyer, cadence_order, "
+                  "step_order, id LIMIT ?7"),
       buyer_name_(db.sql(), "SELECT buyer_id FROM buyers WHERE id = ?"),
       save_sweep_(db.sql(),
-                  "UPDATE planning SET replanning = ?1, next_at = ?2, due_at = ?3, "
-                  "cadence_order = ?4, step_order = ?5, touchpoint = ?6 WHERE id = 1") {}
+                  "UPDATE planning SET replanning = ?1, next_at = ?2, due_at = ?3, buyer = ?4, "
+                  "cadence_order = ?5, step_order = ?6, touchpoint = ?7 WHERE id = 1") {}
 
 void ReplanRows::BindSweep(SQLite::Statement& q, int first, const std::optional<Sweep>& at) {
   if (!at) {
-    for (int i = 0; i < 5; ++i) q.bind(first + i);
+    for (int i = 0; i < 6; ++i) q.bind(first + i);
     return;
   }
   q.bind(first, at->next_at);
   q.bind(first + 1, at->due_at);
-  q.bind(first + 2, at->cadence_order);
-  q.bind(first + 3, at->step_order);
-  q.bind(first + 4, at->id);
+  q.bind(first + 2, at->buyer);
+  q.bind(first + 3, at->cadence_order);
+  q.bind(first + 4, at->step_order);
+  q.bind(first + 5, at->id);
 }
 
 void ReplanRows::SavePlanning(std::string_view fingerprint, const std::optional<Sweep>& at) {
   SQLite::Statement q(db_.sql(),
                       "INSERT OR REPLACE INTO planning (id, fingerprint, replanning, next_at, "
-                      "due_at, cadence_order, step_order, touchpoint) "
-                      "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                      "due_at, buyer, cadence_order, step_order, touchpoint) "
+                      "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   BindText(q, 1, fingerprint);
   q.bind(2, at ? 1 : 0);
   BindSweep(q, 3, at);
@@ -223,7 +224,7 @@ StatusOr<PlanningState> ReplanRows::Planning() {
     PlanningState state;
     SQLite::Statement q(db_.sql(),
                         "SELECT fingerprint, replanning, next_at, due_at, cadence_order, "
-                        "step_order, touchpoint FROM planning WHERE id = 1");
+                        "step_order, touchpoint, buyer FROM planning WHERE id = 1");
     if (!q.executeStep()) return state;
     state.fingerprint = q.getColumn(0).getString();
     fingerprint_ = state.fingerprint;
@@ -231,8 +232,11 @@ StatusOr<PlanningState> ReplanRows::Planning() {
     sweep_ = Sweep{};
     replanned_.clear();
     if (state.replanning && !q.getColumn(2).isNull()) {
-      sweep_ = {q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
-                q.getColumn(5).getInt64(), q.getColumn(6).getInt64()};
+      // A place saved before schema 12 has no buyer: the sweep goes
+      // through that instant's rows again.
+      const std::int64_t buyer = q.getColumn(7).isNull() ? INT64_MIN : q.getColumn(7).getInt64();
+      sweep_ = {q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), buyer,
+                q.getColumn(4).getInt64(), q.getColumn(5).getInt64(), q.getColumn(6).getInt64()};
     }
     return state;
   });
@@ -277,15 +281,16 @@ StatusOr<ReplanStep> ReplanRows::ReplanSome(const Rules& rules, const PurchaseRe
         q.tryReset();
         q.bind(1, sweep_.next_at);
         q.bind(2, sweep_.due_at);
-        q.bind(3, sweep_.cadence_order);
-        q.bind(4, sweep_.step_order);
-        q.bind(5, sweep_.id);
-        q.bind(6, kRowsPerRead);
+        q.bind(3, sweep_.buyer);
+        q.bind(4, sweep_.cadence_order);
+        q.bind(5, sweep_.step_order);
+        q.bind(6, sweep_.id);
+        q.bind(7, kRowsPerRead);
         rows.clear();
         while (q.executeStep()) {
           rows.push_back(
-              {{q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), q.getColumn(4).getInt64(),
-                q.getColumn(5).getInt64(), q.getColumn(0).getInt64()},
+              {{q.getColumn(2).getInt64(), q.getColumn(3).getInt64(), q.getColumn(1).getInt64(),
+                q.getColumn(4).getInt64(), q.getColumn(5).getInt64(), q.getColumn(0).getInt64()},
                q.getColumn(1).getInt64()});
         }
         q.tryReset();

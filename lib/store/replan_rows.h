@@ -37,8 +37,8 @@ class ReplanRows {
   // A re-plan's sweep: where it is in the pending index's order (from the
   // start: the least values).
   struct Sweep {
-    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, cadence_order = INT64_MIN,
-                 step_order = INT64_MIN, id = INT64_MIN;
+    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, buyer = INT64_MIN,
+                 cadence_order = INT64_MIN, step_order = INT64_MIN, id = INT64_MIN;
   };
   // A purchase as recorded, with its touchpoints.
   struct StoredPurchase {

@@ -234,6 +234,17 @@ CREATE INDEX touchpoints_fired ON touchpoints(buyer, fire_at, id, cadence, topic
                                               state, sinks)
   WHERE state IN (1, 5);
 )sql",
+    // 11 -> 12: the touchpoints due at one instant by buyer (each buyer's
+    // own order unchanged), the order PostgreSQL's daemons claim in so
+    // that their claims split few buyers (store/pg/fire.cc): one daemon
+    // on either store fires in the same order. The re-plan's sweep goes in
+    // the same order, its place with a buyer.
+    R"sql(
+DROP INDEX touchpoints_pending;
+CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, buyer, cadence_order, step_order)
+  WHERE state = 0;
+ALTER TABLE planning ADD COLUMN buyer INTEGER;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

@@ -92,7 +92,7 @@ TEST_F(PgStoreTest, AReplanStepEndsAtALockHeldElsewhere) {
   EXPECT_EQ(step->buyers, 0);
   ASSERT_TRUE(other->Commit().ok());
 
-  // A firing claim holds the first steps' rows, due at 11:00.
+  // A firing claim holds the rows of b0..b4 (both steps due at 11:00).
   auto claimed = other->TakeDue(at + std::chrono::hours(1), 10);
   ASSERT_TRUE(claimed.ok()) << claimed.status().message();
   ASSERT_EQ(claimed->size(), 10u);
@@ -111,10 +111,10 @@ TEST_F(PgStoreTest, AReplanStepEndsAtALockHeldElsewhere) {
     step = timed_step();
     ASSERT_TRUE(step.ok()) << step.status().message();
   } while (!step->done);
-  // The 54 first steps still pending moved.
+  // The 59 first steps still pending moved.
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0 AND due_at = " +
                   std::to_string(sql::Ms(at + std::chrono::hours(3)))),
-            54);
+            59);
 }
 
 // A buyer held for longer (a large group) keeps a step from its first
@@ -126,7 +126,7 @@ TEST_F(PgStoreTest, AReplanStepsFirstReadShrinksPastAHeldBuyer) {
   const Instant at = At("2026-12-04T10:00:00Z");
   Buy(*store, 64, at);
   ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
-  const std::vector<std::string> b5 = {"b5"};  // the sixth row
+  const std::vector<std::string> b5 = {"b5"};  // the 11th and 12th rows
   ASSERT_TRUE(ingest->Begin().ok());
   ASSERT_TRUE(ingest->TakeBuyersTurns(b5).ok());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -137,9 +137,9 @@ TEST_F(PgStoreTest, AReplanStepsFirstReadShrinksPastAHeldBuyer) {
     EXPECT_TRUE(step->busy);
     buyers.push_back(step->buyers);
   }
-  // 128, 64, 32, 16 and 8 rows reach b5; 4 do not; then 8, 4 and 2 rows
-  // from b4 do, 1 does not.
-  EXPECT_THAT(buyers, ::testing::ElementsAre(0, 0, 0, 0, 0, 4, 0, 0, 0, 1));
+  // 128, 64, 32 and 16 rows reach b5; 8 do not (b0..b3); then 16, 8 and 4
+  // rows from b4 do, 2 do not (b4); then 4 from b5 do.
+  EXPECT_THAT(buyers, ::testing::ElementsAre(0, 0, 0, 0, 4, 0, 0, 0, 1, 0));
   ASSERT_TRUE(ingest->Commit().ok());
   auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_), deadline, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
@@ -173,6 +173,28 @@ TEST_F(PgStoreTest, AReplanStepDoesNotWaitForAnotherDaemonsStep) {
                            At("2026-12-04T10:00:00Z"));
   ASSERT_TRUE(step.ok()) << step.status().message();
   EXPECT_TRUE(step->done);
+}
+
+// A sweep's place saved before schema 9 (no buyer, and a place in the
+// older order, here past b0's and b1's first rows and b2's first and
+// second): the sweep goes through that instant's rows again, from the
+// first, so it passes over no buyer.
+TEST_F(PgStoreTest, AReplansPlaceSavedBeforeSchema9GoesThroughItsInstantAgain) {
+  auto store = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 4, at);
+  ASSERT_TRUE(store->SetPlanning(PlanningFingerprint(*rules_), true).ok());
+  auto conn = pg::Connection::Open(db_->url(), "test");
+  const std::string due = std::to_string(sql::Ms(at + std::chrono::hours(1)));
+  conn->Exec("UPDATE planning SET next_at = " + due + ", due_at = " + due +
+             ", buyer = NULL, (cadence_order, step_order, touchpoint) = (SELECT t.cadence_order, "
+             "t.step_order, t.id FROM touchpoints t JOIN buyers b ON b.id = t.buyer WHERE "
+             "b.buyer_id = 'b2' AND t.step = 'second')");
+  auto step = store->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
+                                std::chrono::steady_clock::now() + std::chrono::seconds(30), at);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 4);
 }
 
 // The fixture's rules with a third step.
@@ -224,14 +246,14 @@ TEST_F(PgStoreTest, AReloadStartsTheSweepAgainForEveryDaemonSteppingThroughIt) {
   ASSERT_TRUE(b.ok()) << b.status().message();
   PgStore& sweeping = **b;
   const Instant at = At("2026-12-04T10:00:00Z");
-  Buy(*stale, 100, at);  // 200 rows: the first read (128) passes every buyer
+  Buy(*stale, 64, at);  // 128 rows: the first read (128) passes every buyer
   ASSERT_TRUE(sweeping.SetPlanning(fingerprint, true).ok());
   const auto past = std::chrono::steady_clock::now();  // one read a step
   auto step = sweeping.ReplanSome(ReplanPurchase, fingerprint, past, at);
   ASSERT_TRUE(step.ok()) << step.status().message();
   ASSERT_FALSE(step->done);
-  EXPECT_EQ(step->buyers, 100);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 300);
+  EXPECT_EQ(step->buyers, 64);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 192);
   {
     FakeClock later(at + std::chrono::minutes(1));
     Scheduler by_old_rules(*stale, later, rules_);

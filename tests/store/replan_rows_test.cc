@@ -1,6 +1,7 @@
 // The re-plan in steps (store/replan_rows.h, ReplanSome): the same outcome
 // as in one go, in firing order, and resumed from the file after an
 // interruption.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -55,7 +56,10 @@ class ReplanStepsTest : public ::testing::Test {
     Scheduler scheduler(**store, clock, rules_);
     for (int b = 0; b < kBuyers; ++b) {
       const std::string buyer = "b" + std::to_string(b);
-      const Instant at = clock_.Now() - std::chrono::hours(24 * (b % 9)) - std::chrono::hours(b);
+      // Two buyers at each instant: the sweep's place is between buyers.
+      const int pair = b / 2;
+      const Instant at =
+          clock_.Now() - std::chrono::hours(24 * (pair % 9)) - std::chrono::hours(pair);
       EXPECT_TRUE(scheduler.Ingest({"o" + buyer, buyer, "daily", 2, 240, at, ""}).ok());
       if (b % 3 == 0) {
         EXPECT_TRUE(
@@ -83,6 +87,8 @@ class ReplanStepsTest : public ::testing::Test {
 
   // After(): what a reload does to the rules every store here reads.
   void Reload() { rules_.Swap(After()); }
+
+  void InterruptAndResume(bool without_buyer);
 
   testing::TempDir dir_;
   RulesInForce rules_{Before()};
@@ -149,7 +155,10 @@ TEST_F(ReplanStepsTest, AStepByOtherRulesThanTheReplansWritesNothing) {
   EXPECT_EQ(step->buyers, 1);
 }
 
-TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
+// A re-plan interrupted after a few steps (as a crash leaves it) and
+// resumed from the file; `without_buyer`: its place as a build before
+// schema 12 saved it, without a buyer.
+void ReplanStepsTest::InterruptAndResume(bool without_buyer) {
   {
     auto reference = Filled("reference.db");
     Reload();
@@ -169,6 +178,10 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
       covered = step->covered;
     }
   }  // as a crash would leave it: the steps so far committed, the rest not done
+  if (without_buyer) {
+    SQLite::Database db(dir_.path() + "/a.db", SQLite::OPEN_READWRITE);
+    ASSERT_EQ(db.exec("UPDATE planning SET buyer = NULL WHERE buyer IS NOT NULL"), 1);
+  }
   auto store = SqliteStore::Open(dir_.path() + "/a.db", rules_);
   ASSERT_TRUE(store.ok());
   auto state = (*store)->Planning();
@@ -176,7 +189,8 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   EXPECT_TRUE(state->replanning);
   EXPECT_EQ(state->fingerprint, PlanningFingerprint(*After()));
   // It goes on from there, not from the start (the buyers it did before
-  // are done again when their later touchpoints come: that changes nothing).
+  // are done again when their later touchpoints come: that changes nothing;
+  // without a buyer, from the first touchpoint due at that instant).
   auto step = (*store)->ReplanSome(ReplanPurchase, PlanningFingerprint(*rules_),
                                    std::chrono::steady_clock::now(), clock_.Now());
   ASSERT_TRUE(step.ok());
@@ -185,6 +199,14 @@ TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
   auto reference = SqliteStore::Open(dir_.path() + "/reference.db", rules_);
   ASSERT_TRUE(reference.ok());
   EXPECT_EQ(Snapshot(**store, kBuyers), Snapshot(**reference, kBuyers));
+}
+
+TEST_F(ReplanStepsTest, AnInterruptedReplanResumesWhereTheFileSaysItWas) {
+  InterruptAndResume(false);
+}
+
+TEST_F(ReplanStepsTest, AReplansPlaceSavedWithoutABuyerIsResumedFromItsInstant) {
+  InterruptAndResume(true);
 }
 
 TEST_F(ReplanStepsTest, TheFingerprintFollowsWhatPlanningReads) {

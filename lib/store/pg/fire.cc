@@ -27,7 +27,10 @@ namespace {
 const pg::Statement kNextWakeup(
     "SELECT next_at FROM touchpoints WHERE state = 0 ORDER BY next_at LIMIT 1");
 // A claim locks the due rows until it commits, passing over rows another
-// daemon holds, so daemons share the due rows.
+// daemon holds, so daemons share the due rows. In the pending index's
+// order: one daemon's firing order, with the rows due at one instant by
+// buyer, so that of those a claim splits only the buyer at its end
+// between daemons (a buyer's rows behind another claim's wait: OutOfTurn).
 //
 // With frequency caps, it locks their buyers too, in the same statement,
 // passing over rows whose buyer another daemon holds: a buyer's due rows
@@ -39,7 +42,7 @@ const pg::Statement kTakeDueAndBuyers(
     "t.cadence_order, t.step_order, t.buyer "
     "FROM touchpoints t JOIN purchases p ON p.id = t.purchase JOIN buyers b ON b.id = t.buyer "
     "WHERE t.state = 0 AND t.next_at <= $1 "
-    "ORDER BY t.next_at, t.due_at, t.cadence_order, t.step_order, t.id LIMIT $2 "
+    "ORDER BY t.next_at, t.due_at, t.buyer, t.cadence_order, t.step_order, t.id LIMIT $2 "
     "FOR NO KEY UPDATE OF t, b SKIP LOCKED");
 // Without caps, nothing decided for one touchpoint depends on the buyer's
 // others: the buyers are left unlocked (locking writes each row, a fifth
@@ -55,7 +58,7 @@ const pg::Statement kTakeDueAndBuyers(
 // passes hold theirs: it starts past the claim frontier, the last row a
 // full claim took (a sequence every daemon sets to that row's id after
 // such claims; the claim reads the row's place in the pending order,
-// $3 to $7), and reads the rows up to it only when those past it are too
+// $3 to $8), and reads the rows up to it only when those past it are too
 // few; and a daemon reads from the head at least once a second
 // (kHeadEvery), so a row left behind (by a pass that failed, a daemon that
 // died, a row re-planned to an earlier time) waits at most that. The
@@ -68,17 +71,17 @@ std::string TakeDueRange(const char* range) {
   return std::string(
              "SELECT id, cadence, step, due_at, next_at, purchase, buyer, cadence_order, "
              "step_order FROM touchpoints "
-             "WHERE state = 0 AND next_at <= $1 AND (next_at, due_at, cadence_order, step_order, "
-             "id) ") +
+             "WHERE state = 0 AND next_at <= $1 AND (next_at, due_at, buyer, cadence_order, "
+             "step_order, id) ") +
          range +
-         " ($3, $4, $5::integer, $6::integer, $7) "
-         "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $2 "
+         " ($3, $4, $5, $6::integer, $7::integer, $8) "
+         "ORDER BY next_at, due_at, buyer, cadence_order, step_order, id LIMIT $2 "
          "FOR NO KEY UPDATE SKIP LOCKED";
 }
 const pg::Statement kTakeDueFrom(TakeDueRange(">"));
 const pg::Statement kTakeDueBefore(TakeDueRange("<="));
 const pg::Statement kFrontier(
-    "SELECT next_at, due_at, cadence_order, step_order, id FROM touchpoints "
+    "SELECT next_at, due_at, buyer, cadence_order, step_order, id FROM touchpoints "
     "WHERE id = (SELECT last_value FROM touchpoints_claimed_to)");
 const pg::Statement kAdvanceFrontier("SELECT setval('touchpoints_claimed_to', $1)");
 constexpr Millis kHeadEvery{1000};
@@ -235,13 +238,13 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
   // place before every row's (ids start at 1).
   constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
   constexpr std::int64_t kMinInt = std::numeric_limits<std::int32_t>::min();
-  std::int64_t place[5] = {kMin, kMin, kMinInt, kMinInt, kMin};
+  std::int64_t place[6] = {kMin, kMin, kMin, kMinInt, kMinInt, kMin};
   bool at_head = true;
   if (claimed_all_ && now < head_due_) {
     pg::Result f = c.Run(kFrontier);
     // No row: the frontier was never set, or its row is gone.
     if (f.rows() == 1) {
-      for (int k = 0; k < 5; ++k) place[k] = f.Int64(0, k);
+      for (int k = 0; k < 6; ++k) place[k] = f.Int64(0, k);
       at_head = false;
     }
   } else {

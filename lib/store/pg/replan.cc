@@ -27,23 +27,25 @@ const pg::Statement kStepLockWait("SET LOCAL lock_timeout = '50ms'");
 // step takes about 20 ms.
 const pg::Statement kRecordLockWait("SET LOCAL lock_timeout = '500ms'");
 constexpr std::string_view kLockNotAvailable = "55P03";
+// The sweep's place, in the pending index's order (a place saved before
+// schema 9 has no buyer: the sweep goes through that instant's rows again).
 const pg::Statement kPlanning(
-    "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run "
-    "FROM planning WHERE id = 1");
+    "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run, "
+    "COALESCE(buyer, '-9223372036854775808'::bigint) FROM planning WHERE id = 1");
 // Each record starts a new run of the sweep (see Replan::run_).
 const pg::Statement kSavePlanning(
-    "INSERT INTO planning (id, fingerprint, replanning, next_at, due_at, cadence_order, "
-    "step_order, touchpoint) VALUES (1, $1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE "
-    "SET fingerprint = $1, replanning = $2, next_at = $3, due_at = $4, cadence_order = $5, "
-    "step_order = $6, touchpoint = $7, run = planning.run + 1");
+    "INSERT INTO planning (id, fingerprint, replanning, next_at, due_at, buyer, cadence_order, "
+    "step_order, touchpoint) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO "
+    "UPDATE SET fingerprint = $1, replanning = $2, next_at = $3, due_at = $4, buyer = $5, "
+    "cadence_order = $6, step_order = $7, touchpoint = $8, run = planning.run + 1");
 const pg::Statement kSaveSweep(
-    "UPDATE planning SET replanning = $1, next_at = $2, due_at = $3, cadence_order = $4, "
-    "step_order = $5, touchpoint = $6 WHERE id = 1");
+    "UPDATE planning SET replanning = $1, next_at = $2, due_at = $3, buyer = $4, "
+    "cadence_order = $5, step_order = $6, touchpoint = $7 WHERE id = 1");
 const pg::Statement kSweepRows(
     "SELECT id, buyer, next_at, due_at, cadence_order, step_order FROM touchpoints "
-    "WHERE state = 0 AND (next_at, due_at, cadence_order, step_order, id) > "
-    "($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint) "
-    "ORDER BY next_at, due_at, cadence_order, step_order, id LIMIT $6");
+    "WHERE state = 0 AND (next_at, due_at, buyer, cadence_order, step_order, id) > "
+    "($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint) "
+    "ORDER BY next_at, due_at, buyer, cadence_order, step_order, id LIMIT $7");
 const pg::Statement kBuyerNames("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
 const pg::Statement kPurchasesOf(
     "SELECT buyer, id, order_id, product, quantity, amount, purchased_at, timezone, zone, "
@@ -132,7 +134,7 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
     session_.conn().Exec("SET LOCAL lock_timeout TO DEFAULT");
     pg::Params p;
     p.Add(fingerprint).Add(replan);
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 6; ++i) {
       if (replan) {
         p.Add(std::int64_t{INT64_MIN});
       } else {
@@ -374,7 +376,8 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
       run_ = run;
     }
     if (!at.IsNull(0, 2)) {
-      sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
+      sweep = {at.Int64(0, 2), at.Int64(0, 3), at.Int64(0, 8),
+               at.Int64(0, 4), at.Int64(0, 5), at.Int64(0, 6)};
     }
     // A re-plan to other rules than the caller's (a reload recorded since
     // it asked for this step): stepping through it by these would leave
@@ -403,6 +406,7 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
       pg::Result rows = c.Run(kSweepRows, pg::Params()
                                               .Add(sweep.next_at)
                                               .Add(sweep.due_at)
+                                              .Add(sweep.buyer)
                                               .Add(sweep.cadence_order)
                                               .Add(sweep.step_order)
                                               .Add(sweep.id)
@@ -414,8 +418,8 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
       buyers.clear();
       const Sweep before = sweep;
       for (int i = 0; i < rows.rows(); ++i) {
-        sweep = {rows.Int64(i, 2), rows.Int64(i, 3), rows.Int64(i, 4), rows.Int64(i, 5),
-                 rows.Int64(i, 0)};
+        sweep = {rows.Int64(i, 2), rows.Int64(i, 3), rows.Int64(i, 1),
+                 rows.Int64(i, 4), rows.Int64(i, 5), rows.Int64(i, 0)};
         const auto buyer = static_cast<std::size_t>(rows.Int64(i, 1));
         if (buyer >= replanned_.size()) replanned_.resize(buyer + 1 + buyer / 4, false);
         if (replanned_[buyer]) continue;
@@ -454,10 +458,11 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
     pg::Params p;
     p.Add(!step.done);
     if (step.done) {
-      for (int i = 0; i < 5; ++i) p.AddNull();
+      for (int i = 0; i < 6; ++i) p.AddNull();
     } else {
       p.Add(sweep.next_at)
           .Add(sweep.due_at)
+          .Add(sweep.buyer)
           .Add(sweep.cadence_order)
           .Add(sweep.step_order)
           .Add(sweep.id);

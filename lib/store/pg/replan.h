@@ -40,8 +40,8 @@ class Replan {
  private:
   // A position in the pending index's order.
   struct Sweep {
-    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, cadence_order = INT64_MIN,
-                 step_order = INT64_MIN, id = INT64_MIN;
+    std::int64_t next_at = INT64_MIN, due_at = INT64_MIN, buyer = INT64_MIN,
+                 cadence_order = INT64_MIN, step_order = INT64_MIN, id = INT64_MIN;
   };
   // Re-plans these buyers' purchases that have pending touchpoints, in a
   // few statements for all of them (their turns taken first, in one

@@ -11,7 +11,7 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73058612300
 
 // Migration i takes the schema from version i to version i + 1. Forward only:
 // a released migration is never edited, a change is a new entry. The
-// tables are those of the SQLite store at its version 11 (store/schema.cc
+// tables are those of the SQLite store at its version 12 (store/schema.cc
 // says why each column is there), in PostgreSQL's types: times are UTC
 // milliseconds (BIGINT), states SMALLINT.
 const char* const kMigrations[] = {
@@ -197,6 +197,37 @@ DO $$ BEGIN
 END $$;
 CREATE INDEX IF NOT EXISTS touchpoints_pending_by_buyer ON touchpoints(buyer) WHERE state = 0;
 )sql",
+    // 8 -> 9: the pending touchpoints in an order that keeps a buyer's
+    // rows due at one instant together (by buyer after next_at and due_at;
+    // each buyer's own order is unchanged), so that daemons' claims split
+    // few buyers: a buyer's rows behind those another daemon's claim holds
+    // wait (store/pg/fire.cc). The re-plan's sweep goes in the same order,
+    // its place with a buyer. Built under another name, and put in the
+    // old one's place by the next migration: dropping the old index first
+    // would lock the table against reads too while the new one is built,
+    // and dropping it after, in this transaction, would raise the build's
+    // lock to one that waits for the older daemons' passes while they wait
+    // for the build (a deadlock). IF NOT EXISTS, and a failed build's
+    // invalid index dropped first, as for schema 8: an operator may have
+    // built it first, CONCURRENTLY (docs/scaling.md).
+    R"sql(
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_index WHERE NOT indisvalid
+             AND indexrelid = to_regclass('touchpoints_firing_order')) THEN
+    DROP INDEX touchpoints_firing_order;
+  END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS touchpoints_firing_order
+  ON touchpoints(next_at, due_at, buyer, cadence_order, step_order, id) WHERE state = 0;
+ALTER TABLE planning ADD COLUMN buyer BIGINT;
+)sql",
+    // 9 -> 10: the index in the firing order takes the old one's place, in
+    // a transaction of its own whose first lock on the table is the drop's
+    // (a moment's wait for the passes under way).
+    R"sql(
+DROP INDEX touchpoints_pending;
+ALTER INDEX touchpoints_firing_order RENAME TO touchpoints_pending;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);
@@ -212,23 +243,33 @@ int ReadVersion(pg::Connection& conn) {
 }
 
 Status Migrate(pg::Connection& conn, int target) {
-  pg::Transaction txn(conn);
-  // Daemons starting together wait here in turn; the first migrates.
-  conn.Exec(kMigrationLock);
-  conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-  const int current = ReadVersion(conn);
-  if (current > kMigrationCount) {
-    return Status::Error("database schema version " + std::to_string(current) +
-                         " is newer than this build knows (" + std::to_string(kMigrationCount) +
-                         "); use a newer touchpointd");
-  }
-  for (int v = current; v < target; ++v) conn.Exec(kMigrations[v]);
-  if (current < target) {
+  // One transaction per migration, so that none holds the locks of the one
+  // before (9 -> 10 must take its lock first), and a failed one keeps what
+  // those before it did.
+  for (;;) {
+    pg::Transaction txn(conn);
+    // Daemons starting together wait here in turn, however long a migration
+    // takes (an index build); the first migrates. The statements after wait
+    // for locks as the session's do.
+    conn.Exec("SET LOCAL lock_timeout = 0");
+    conn.Exec(kMigrationLock);
+    conn.Exec("SET LOCAL lock_timeout TO DEFAULT");
+    conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    const int current = ReadVersion(conn);
+    if (current > kMigrationCount) {
+      return Status::Error("database schema version " + std::to_string(current) +
+                           " is newer than this build knows (" + std::to_string(kMigrationCount) +
+                           "); use a newer touchpointd");
+    }
+    if (current >= target) {
+      txn.Commit();
+      return Status::Ok();
+    }
+    conn.Exec(kMigrations[current]);
     conn.Exec("DELETE FROM schema_version");
-    conn.Exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(target) + ")");
+    conn.Exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(current + 1) + ")");
+    txn.Commit();
   }
-  txn.Commit();
-  return Status::Ok();
 }
 
 }  // namespace tp::pgstore
