@@ -156,8 +156,14 @@ void DaemonMetrics::EnableDatabase() {
       "touchpoint_deliveries_taken_over_total",
       "Push deliveries this daemon took over from another daemon that ended while attempting "
       "them: each may have reached its sink twice.");
+  held_for_order = &registry.Counter(
+      "touchpoint_touchpoints_held_for_order_total",
+      "Touchpoints a firing claim of this daemon took and left pending, to keep their buyer's "
+      "order: an earlier one of the buyer was held by another daemon's claim, or fired by "
+      "another daemon at a later time (a clock ahead by up to 5 s). Each claim counts its own.");
   database_up->Set({}, 1);
   taken_over->Add({}, 0);
+  held_for_order->Add({}, 0);
 }
 
 void DaemonMetrics::OnTouchpoints(std::string_view cadence, TouchpointState state,

@@ -75,6 +75,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   // deliveries taken over from a daemon that died mid-attempt.
   metrics::Family* database_up = nullptr;
   metrics::Family* taken_over = nullptr;
+  metrics::Family* held_for_order = nullptr;
   void EnableDatabase();
 
  private:

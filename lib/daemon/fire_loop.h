@@ -66,6 +66,7 @@ class FireLoop final : public Firing {
   void Pause() override;
   void Stop() override;
   FiringHealth Health() const override { return health_; }
+  std::int64_t HeldForOrder() const override { return store_.HeldForOrder(); }
   // Fires what is due now, then re-arms.
   void RunDue();
 

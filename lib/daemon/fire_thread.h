@@ -85,6 +85,7 @@ class FireThread final : public Firing {
   void Stop() override;
   // As the fire thread's FireLoop last told it.
   FiringHealth Health() const override;
+  std::int64_t HeldForOrder() const override { return store_->HeldForOrder(); }
 
  private:
   // What firing reads of the loop's state, as of the last Publish().

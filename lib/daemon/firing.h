@@ -3,6 +3,7 @@
 // (FireThread, daemon/fire_thread.h). Called on the daemon's loop.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace tp {
@@ -33,6 +34,8 @@ class Firing {
   virtual void Pause() = 0;
   virtual void Stop() = 0;
   virtual FiringHealth Health() const = 0;
+  // The firing store's ScheduleStore::HeldForOrder().
+  virtual std::int64_t HeldForOrder() const = 0;
 };
 
 }  // namespace tp

@@ -251,6 +251,11 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
     m.taken_over->Add({}, static_cast<double>(now - taken_over_));
     taken_over_ = now;
   }
+  if (m.held_for_order != nullptr) {
+    const std::int64_t now = parts_.firing.HeldForOrder();
+    m.held_for_order->Add({}, static_cast<double>(now - held_for_order_));
+    held_for_order_ = now;
+  }
   m.pending.Set({}, static_cast<double>(gauges.pending));
   m.counts_estimated.Set({}, gauges.estimated ? 1 : 0);
   m.outbox.Clear();

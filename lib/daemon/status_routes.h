@@ -89,7 +89,8 @@ class StatusRoutes {
   static double ResidentBytes();
 
   Parts parts_;
-  std::int64_t taken_over_ = 0;  // as counted in the metric so far
+  std::int64_t taken_over_ = 0;      // as counted in the metric so far
+  std::int64_t held_for_order_ = 0;  // as counted in the metric so far
   DayReads status_reads_;
 };
 

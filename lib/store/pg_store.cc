@@ -209,6 +209,7 @@ StatusOr<std::int64_t> PgStore::DeadLetterCount(std::string_view sink) {
   return impl_->deliveries.DeadLetterCount(sink);
 }
 std::int64_t PgStore::TakenOver() const { return impl_->deliveries.taken_over(); }
+std::int64_t PgStore::HeldForOrder() const { return impl_->tables.held_for_order(); }
 
 StatusOr<PlanningState> PgStore::Planning() { return impl_->replan.Planning(); }
 Status PgStore::SetPlanning(std::string_view fingerprint, bool replan) {

@@ -137,6 +137,7 @@ class PgStore final : public Store, public LeasedEvents {
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;
   // Deliveries taken over from a session that ended while attempting them.
   std::int64_t TakenOver() const override;
+  std::int64_t HeldForOrder() const override;
 
   // ReplanStore, under the rules in force.
   StatusOr<PlanningState> Planning() override;

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
@@ -90,6 +91,7 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->body, HasSubstr("touchpoint_database_up 1"));
   EXPECT_THAT(metrics->body, HasSubstr("touchpoint_deliveries_taken_over_total 0"));
+  EXPECT_THAT(metrics->body, HasSubstr("touchpoint_touchpoints_held_for_order_total 0"));
   // o2's later step, and o3's (its first may have fired by now).
   EXPECT_THAT(metrics->body, ::testing::ContainsRegex("touchpoint_touchpoints_pending [23]\n"));
   d.Signal(SIGHUP);
@@ -184,6 +186,19 @@ TEST_F(PostgresDaemonTest, ThreeDaemonsFireEachBuyersTouchpointsInOrder) {
     EXPECT_EQ(got, in_order) << buyer;
     if (out_of_order > 3) break;
   }
+  // The claims did overlap: rows were held for their buyers' order, as
+  // the daemons' /metrics count.
+  double held = 0;
+  for (DaemonProcess* d : all) {
+    auto metrics = d->http().Request("GET", "/metrics", "");
+    ASSERT_TRUE(metrics.ok());
+    const std::string name = "\ntouchpoint_touchpoints_held_for_order_total ";
+    const auto line = metrics->body.find(name);
+    ASSERT_NE(line, std::string::npos);
+    held += std::stod(metrics->body.substr(line + name.size()));
+  }
+  std::printf("held for order: %.0f\n", held);
+  EXPECT_GT(held, 0);
 }
 
 // SIGKILL of one of three daemons while touchpoints come due: the others

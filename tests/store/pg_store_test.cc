@@ -196,8 +196,10 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimedAndABuyersRowsStayInOrder) {
     EXPECT_EQ(d.view.ready_at, d.view.next_at);
     EXPECT_TRUE(d.view.due_at == at + std::chrono::hours(1) || d.view.due_at == due);
   }
-  // b3..b19's two rows each; b2's second row waits for A.
+  // b3..b19's two rows each; b2's second row waits for A, and is counted.
   EXPECT_EQ(rows.size(), 39u);
+  EXPECT_EQ(b->HeldForOrder(), 1);
+  EXPECT_EQ(a->HeldForOrder(), 0);
   const auto fire = [&](PgStore& store, const std::vector<DueTouchpoint>& taken) {
     ASSERT_TRUE(store
                     .ApplyOutcomes(taken, std::vector<FiringOutcome>(
@@ -209,6 +211,7 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimedAndABuyersRowsStayInOrder) {
   auto waiting = b->TakeDue(due, 100);
   ASSERT_TRUE(waiting.ok()) << waiting.status().message();
   EXPECT_TRUE(waiting->empty());
+  EXPECT_EQ(b->HeldForOrder(), 2);  // each claim counts its own
   fire(*a, *a_due);
   auto rest = b->TakeDue(due, 100);
   ASSERT_TRUE(rest.ok()) << rest.status().message();
@@ -285,6 +288,7 @@ TEST_F(PgStoreTest, ABuyersRowWaitsForOneFiredLaterThanThePass) {
   ASSERT_EQ(early->size(), 1u);
   EXPECT_EQ((*early)[0].view.buyer_id, "b1");
   EXPECT_EQ((*early)[0].view.step, "second");
+  EXPECT_EQ(b->HeldForOrder(), 1);  // b0's second
   ASSERT_TRUE(b->ApplyOutcomes(
                    *early, std::vector<FiringOutcome>(1, {FiringOutcome::Kind::kFired, due, {}}))
                   .ok());

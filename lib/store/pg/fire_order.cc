@@ -88,10 +88,13 @@ std::vector<bool> Tables::OutOfTurn(pg::Connection& c, Instant now,
     auto [it, added] = first.try_emplace(r.Int64(k, 0), p);
     if (!added && p < it->second) it->second = p;
   }
+  std::int64_t held = 0;
   for (std::size_t i = 0; i < rows.size() && !first.empty(); ++i) {
     const auto it = first.find(rows[i].buyer);
     wait[i] = it != first.end() && it->second < place_of(rows[i]);
+    held += wait[i] ? 1 : 0;
   }
+  held_for_order_.fetch_add(held, std::memory_order_relaxed);
   return wait;
 }
 

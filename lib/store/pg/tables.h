@@ -16,6 +16,7 @@
 // Not thread-safe: one thread owns it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -67,6 +68,10 @@ class Tables {
   StatusOr<std::vector<FiredTouchpoint>> FiredBetween(const DueTouchpoint& due, Instant from,
                                                       Instant to, bool sinks);
   Status ApplyOutcomes(std::span<const DueTouchpoint> due, std::span<const FiringOutcome> outcomes);
+  // Rows this store's claims took and left pending, to keep a buyer's
+  // touchpoints in order (OutOfTurn): each claim counts its own. Read from
+  // any thread.
+  std::int64_t held_for_order() const { return held_for_order_.load(std::memory_order_relaxed); }
 
   // Engagement events (engagement.cc).
   StatusOr<EventMatch> MatchEvent(const EngagementEvent& event);
@@ -183,6 +188,7 @@ class Tables {
   Instant head_due_;             // when TakeDue() next reads from the head (fire.cc)
   bool claimed_all_ = false;     // whether its last claim took as many as it asked
   bool frontier_moved_ = false;  // whether its last claim moved the frontier
+  std::atomic<std::int64_t> held_for_order_{0};
   Ahead ahead_;
 };
 
