@@ -55,6 +55,7 @@ class ForwardingStore : public ScheduleStore {
     return inner_.FirstEngagement(d, t, until);
   }
   StatusOr<std::optional<Instant>> NextWakeup() override { return inner_.NextWakeup(); }
+  std::int64_t HeldForOrder() const override { return inner_.HeldForOrder(); }
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override {
     return inner_.TakeDue(now, max);
   }

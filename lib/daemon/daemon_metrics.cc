@@ -159,8 +159,9 @@ void DaemonMetrics::EnableDatabase() {
   held_for_order = &registry.Counter(
       "touchpoint_touchpoints_held_for_order_total",
       "Touchpoints a firing claim of this daemon took and left pending, to keep their buyer's "
-      "order: an earlier one of the buyer was held by another daemon's claim, or fired by "
-      "another daemon at a later time (a clock ahead by up to 5 s). Each claim counts its own.");
+      "order: an earlier one of the buyer was locked elsewhere (another daemon's claim, an "
+      "ingest or re-plan write), left behind the claim frontier, or fired at a later time (a "
+      "pass that began later, or a clock ahead by up to 5 s). Each claim counts its own.");
   database_up->Set({}, 1);
   taken_over->Add({}, 0);
   held_for_order->Add({}, 0);

@@ -168,10 +168,13 @@ class ScheduleStore {
 
   // The earliest next_at of any pending touchpoint, or nullopt if none.
   virtual StatusOr<std::optional<Instant>> NextWakeup() = 0;
-  // How many touchpoints TakeDue() has taken and left pending so far,
-  // because their buyer's earlier one was held by another daemon's claim
-  // or fired by another daemon at a later time (each claim counts its
-  // own): 0 for a store only one daemon uses. Read from any thread.
+  // How many touchpoints TakeDue() has taken and left pending so far to
+  // keep their buyer's order, because the buyer's earlier one was locked
+  // by another transaction (another daemon's claim, an ingest or re-plan
+  // write), left behind the claim frontier, or fired at a later time (by
+  // a pass that began later, or a clock ahead); each claim counts its
+  // own. Always 0 for a store that decides a buyer's touchpoints in one
+  // place. Read from any thread.
   virtual std::int64_t HeldForOrder() const { return 0; }
   // Up to `max` pending touchpoints with next_at <= now, ordered by next_at,
   // then due_at, then buyer (in the order the store first knew them), then

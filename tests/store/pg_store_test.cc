@@ -243,6 +243,7 @@ TEST_F(PgStoreTest, WithCapsABuyersLaterRowWaitsForAnEarlierOneHeldElsewhere) {
   for (const auto& d : *taken)
     got.push_back(std::string(d.view.buyer_id) + "/" + std::string(d.view.step));
   EXPECT_THAT(got, ::testing::ElementsAre("b1/first", "b1/second"));
+  EXPECT_EQ(a->HeldForOrder(), 1);  // b0's second
   ASSERT_TRUE(a->ApplyOutcomes(*taken, std::vector<FiringOutcome>(
                                            taken->size(), {FiringOutcome::Kind::kFired, due, {}}))
                   .ok());

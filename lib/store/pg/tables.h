@@ -13,7 +13,7 @@
 //    UPDATE ... SKIP LOCKED) in a transaction that ApplyOutcomes()
 //    commits: each touchpoint is decided by one daemon, and a buyer's caps
 //    are counted by one daemon at a time.
-// Not thread-safe: one thread owns it.
+// Not thread-safe: one thread owns it (held_for_order() is read from any).
 #pragma once
 
 #include <atomic>
