@@ -123,6 +123,42 @@ TEST(StoreConformanceTest, BatchesOfPurchasesAreRecordedAsOneAtATime) {
   EXPECT_GT(count(": 2 tier -1"), 0) << "conflicts";
 }
 
+// A buyer first named by an event whose id was recorded before (a conflict,
+// nothing of the event kept) still gets its number then, on every backend,
+// as the databases make its row: the buyers' touchpoints due at one instant
+// fire in the order of those numbers, alike everywhere.
+TEST(StoreConformanceTest, ABuyerFirstNamedByARepeatedEventIdIsNumberedThen) {
+  auto rules = ScenarioRules();
+  ASSERT_NE(rules, nullptr);
+  const std::string type = rules->engagement_types[0].name;
+  const Instant t0 = At("2026-11-02T08:00:00Z");
+  const Instant bought = t0 + std::chrono::minutes(5);
+  std::vector<Item> items;
+  auto event = [&](const char* id, const char* buyer, Instant at) {
+    items.push_back({Item::Kind::kEvent, at, {}, EngagementEvent{id, buyer, type, at}});
+  };
+  auto purchase = [&](const char* order, const char* buyer, Instant at) {
+    items.push_back(
+        {Item::Kind::kPurchase, at, Purchase{order, buyer, "daily", 1, 100.5, bought, ""}, {}});
+  };
+  event("event-1", "buyer-z", t0);
+  event("event-1", "buyer-a", t0 + std::chrono::minutes(1));  // the id again: a conflict
+  purchase("order-m", "buyer-m", bought);
+  purchase("order-a", "buyer-a", bought + std::chrono::minutes(1));
+  const std::vector<std::string> want = ExpectEveryBackendAlike(rules, items, 1);
+
+  ASSERT_THAT(want, ::testing::Contains("event-1: 2 cancelled 0 credited no"));
+  // buyer-a (numbered by the event) before buyer-m at their first instant.
+  auto first_fire = [&](const std::string& buyer) {
+    return std::find_if(want.begin(), want.end(), [&](const std::string& line) {
+      return line.rfind(buyer + " ", 0) == 0 && line.find(": 0 20") != std::string::npos;
+    });
+  };
+  ASSERT_NE(first_fire("buyer-a"), want.end());
+  ASSERT_NE(first_fire("buyer-m"), want.end());
+  EXPECT_LT(first_fire("buyer-a"), first_fire("buyer-m"));
+}
+
 // Requests written as the daemon's batcher writes them, all in one group:
 // each in a savepoint, prepared at once, rolled back whole at a conflict.
 // What each purchase came to.
