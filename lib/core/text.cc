@@ -100,6 +100,41 @@ std::string Excerpt(std::string_view text, std::size_t max) {
   return out;
 }
 
+std::string Printable(std::string_view text, std::size_t max) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = Sequence(text, i, cp);
+    const std::string_view piece = n == 0 ? kReplacement : IsControl(cp) ? " " : text.substr(i, n);
+    if (out.size() + piece.size() > max) {
+      out += "...";
+      break;
+    }
+    out.append(piece);
+    i += n == 0 ? 1 : n;
+  }
+  return out;
+}
+
+std::string ValidUtf8(std::string_view text) {
+  if (!InvalidUtf8At(text)) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + 8);
+  char32_t cp = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = Sequence(text, i, cp);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
 std::string Plural(long long n, std::string_view noun) {
   std::string out = std::to_string(n) + " " + std::string(noun);
   if (n != 1) out += 's';

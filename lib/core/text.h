@@ -29,6 +29,16 @@ std::optional<std::string> IdProblem(std::string_view id);
 // then "..."), with control characters and invalid bytes as \xNN escapes.
 std::string Excerpt(std::string_view text, std::size_t max = 64);
 
+// `text` from a peer (a webhook receiver's answer, a Redis reply) for a log
+// line or a stored error: valid UTF-8 whatever it was (each byte that breaks
+// UTF-8 becomes U+FFFD), control characters as spaces, and at most `max`
+// bytes of it (cut at a character boundary, then "...").
+std::string Printable(std::string_view text, std::size_t max);
+
+// `text` as valid UTF-8: each byte that breaks it becomes U+FFFD, the rest
+// is kept as it is.
+std::string ValidUtf8(std::string_view text);
+
 // "1 touchpoint", "2 touchpoints": `noun` with an "s" unless n is 1.
 std::string Plural(long long n, std::string_view noun);
 

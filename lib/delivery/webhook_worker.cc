@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "core/text.h"
 #include "delivery/retry.h"
 #include "delivery/signature.h"
 #include "delivery/worker.h"
@@ -20,15 +21,6 @@ namespace {
 
 // Consecutive failed attempts that open a webhook's circuit.
 constexpr int kCircuitThreshold = 5;
-
-std::string Printable(std::string_view text, std::size_t max) {
-  std::string out;
-  for (char c : text.substr(0, max)) {
-    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? ' ' : c;
-  }
-  if (text.size() > max) out += "...";
-  return out;
-}
 
 std::string UtcText(Instant at) { return FormatRfc3339(at, UtcZone()); }
 

@@ -6,6 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <string_view>
 
+#include "core/text.h"
+
 namespace tp {
 
 namespace asio = boost::asio;
@@ -13,6 +15,11 @@ namespace asio = boost::asio;
 // --- the dispatcher's results ---------------------------------------------------
 
 void Dispatcher::Impl::Add(std::shared_ptr<Worker> worker, DeliveryResult result) {
+  // Kept as text by the store (PostgreSQL refuses bytes that are not UTF-8,
+  // and the dead letters are answered as JSON): a peer's bytes in an error
+  // or a history line must not stop every result after them.
+  if (InvalidUtf8At(result.error)) result.error = ValidUtf8(result.error);
+  if (InvalidUtf8At(result.history)) result.history = ValidUtf8(result.history);
   results.push_back(std::move(result));
   result_workers.push_back(std::move(worker));
   if (flush_posted) return;
@@ -23,30 +30,61 @@ void Dispatcher::Impl::Add(std::shared_ptr<Worker> worker, DeliveryResult result
 void Dispatcher::Impl::Flush() {
   flush_posted = false;
   if (results.empty()) return;
-  if (Status s = store.RecordDeliveries(results); !s.ok()) {
-    // Kept, and their events stay busy, until they can be written.
-    spdlog::error("recording deliveries: {}; retrying in 1s", s.message());
-    flush_posted = true;
-    flush_timer.expires_after(kStoreRetry);
-    flush_timer.async_wait([this](const boost::system::error_code& ec) {
-      flush_posted = false;
-      if (!ec || stopping) Flush();
-    });
-    return;
+  // Which results are written; all of them, or none if the store failed.
+  std::vector<bool> written(results.size(), false);
+  Status s = store.RecordDeliveries(results);
+  if (s.ok()) {
+    written.assign(results.size(), true);
+  } else if (!s.unavailable() && results.size() > 1) {
+    // Not the store being away: something in one result it refuses. Each
+    // on its own, so that such a result holds up only itself, not every
+    // result after it.
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      Status one = store.RecordDeliveries(std::span<const DeliveryResult>(&results[i], 1));
+      written[i] = one.ok();
+      if (!one.ok()) s = one;
+      if (!one.ok() && one.unavailable()) break;
+    }
   }
+  // Workers go on once their results are written; and past a result the
+  // store refuses, though not while the store is away.
+  const bool away = !s.ok() && s.unavailable();
   std::vector<std::string> touched;
+  const auto touch = [&touched](const std::string& name) {
+    if (std::find(touched.begin(), touched.end(), name) == touched.end()) touched.push_back(name);
+  };
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < results.size(); ++i) {
+    if (!written[i]) {
+      // Kept, and their events stay busy, until they can be written.
+      if (!away) touch(result_workers[i]->name());
+      if (kept != i) {
+        results[kept] = std::move(results[i]);
+        result_workers[kept] = std::move(result_workers[i]);
+      }
+      ++kept;
+      continue;
+    }
     result_workers[i]->Released(results[i].id);
     if (observer != nullptr) {
       static constexpr std::string_view kOutcomes[] = {"delivered", "retried", "dead_lettered"};
       observer->OnAttempt(result_workers[i]->name(), kOutcomes[static_cast<int>(results[i].kind)],
                           results[i].latency);
     }
-    const std::string& name = result_workers[i]->name();
-    if (std::find(touched.begin(), touched.end(), name) == touched.end()) touched.push_back(name);
+    touch(result_workers[i]->name());
   }
-  results.clear();
-  result_workers.clear();
+  results.resize(kept);
+  result_workers.resize(kept);
+  if (kept > 0) {
+    spdlog::error("recording {}: {}; retrying in 1s",
+                  Plural(static_cast<long long>(kept), "delivery"), s.message());
+    flush_posted = true;
+    flush_timer.expires_after(kStoreRetry);
+    flush_timer.async_wait([this](const boost::system::error_code& ec) {
+      flush_posted = false;
+      if (!ec || stopping) Flush();
+    });
+  }
   // The sink's current worker: the one that attempted may have been replaced.
   for (auto& w : workers) {
     if (std::find(touched.begin(), touched.end(), w->name()) != touched.end()) w->Wake();

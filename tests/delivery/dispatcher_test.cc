@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 
+#include "core/text.h"
 #include "delivery/fake_outbox.h"
 #include "harness.h"
 #include "http/server.h"
@@ -41,7 +42,12 @@ class DispatcherTest : public ::testing::Test {
         status = answers_.front();
         answers_.pop_front();
       }
-      respond(HttpResponse{status, status == 200 ? "ok" : "not now"});
+      std::string body = status == 200 ? "ok" : "not now";
+      if (!answer_bodies_.empty()) {
+        body = std::move(answer_bodies_.front());
+        answer_bodies_.pop_front();
+      }
+      respond(HttpResponse{status, std::move(body)});
     });
   }
 
@@ -86,7 +92,8 @@ cadences:
   FakeClock clock_;
   FakeOutbox outbox_;
   HttpServer receiver_;
-  std::deque<int> answers_;  // the receiver's statuses, in turn; then 200
+  std::deque<int> answers_;                // the receiver's statuses, in turn; then 200
+  std::deque<std::string> answer_bodies_;  // its bodies, in turn; then "ok" or "not now"
   std::vector<std::string> bodies_;
   std::shared_ptr<const Rules> rules_;
 };
@@ -182,6 +189,50 @@ TEST_F(DispatcherTest, TheCircuitOpensAfterFiveFailuresAndProbesOnceWhenItHalfOp
   ASSERT_TRUE(RunUntil([&] { return outbox_.OutboxDepth("crm").value() == 0; }));
   EXPECT_EQ(outbox_.OutboxDepth("crm").value(), 0);
   EXPECT_EQ(outbox_.DeadLetterCount("crm").value(), 0);
+}
+
+// A receiver's answer in bytes that are not UTF-8, or cut inside a
+// character by the 200 bytes kept of it: the error stored is UTF-8 (a
+// PostgreSQL store refuses anything else, and the dead letters are JSON).
+TEST_F(DispatcherTest, AnAnswerThatIsNotUtf8IsStoredAsUtf8) {
+  auto d = Make("{initial: 10s, max_delay: 1h, max_attempts: 5}");
+  answers_ = {500, 503};
+  answer_bodies_ = {"Erreur \xE9tendue\r\n\xFF", std::string(199, 'x') + "\xC3\xA9 and more"};
+  outbox_.Add(1, "crm", clock_.Now());
+  outbox_.Add(2, "crm", clock_.Now());
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 2; }));
+  for (std::int64_t id : {1, 2}) {
+    const FakeOutbox::Entry* e = outbox_.Find(id);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(InvalidUtf8At(e->last_error), std::nullopt) << e->last_error;
+    EXPECT_EQ(InvalidUtf8At(outbox_.history(id).back()), std::nullopt);
+  }
+  const std::string first = outbox_.Find(1)->last_error, second = outbox_.Find(2)->last_error;
+  const std::string& latin1 = first.find("HTTP 500") != std::string::npos ? first : second;
+  const std::string& cut = &latin1 == &first ? second : first;
+  EXPECT_EQ(latin1, "HTTP 500: Erreur \uFFFDtendue  \uFFFD");
+  EXPECT_EQ(cut, "HTTP 503: " + std::string(199, 'x') + "...");
+}
+
+// A result the store refuses (not a store that is away) holds up only
+// itself: the others are recorded, and it is tried again until it can be.
+TEST_F(DispatcherTest, AResultTheStoreRefusesHoldsUpOnlyItself) {
+  auto d = Make("{initial: 10s, max_delay: 1h, max_attempts: 5}");
+  outbox_.refuse = 2;
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "crm", clock_.Now());
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 2; }));
+  EXPECT_EQ(outbox_.Find(1), nullptr);
+  EXPECT_EQ(outbox_.Find(3), nullptr);
+  ASSERT_NE(outbox_.Find(2), nullptr);
+  // Not attempted again meanwhile: its result is still to be written.
+  RunAWhile();
+  EXPECT_EQ(bodies_.size(), 3u);
+  outbox_.refuse = 0;
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 3; }));  // within kStoreRetry
+  EXPECT_EQ(outbox_.Find(2), nullptr);
+  EXPECT_EQ(bodies_.size(), 3u);
 }
 
 }  // namespace

@@ -77,6 +77,10 @@ class FakeOutbox final : public OutboxStore {
     return next;
   }
   Status RecordDeliveries(std::span<const DeliveryResult> results) override {
+    // All or nothing, as a transaction: a result it refuses refuses the call.
+    for (const DeliveryResult& r : results) {
+      if (r.id == refuse) return Status::Error("delivery " + std::to_string(r.id) + " refused");
+    }
     for (const DeliveryResult& r : results) {
       auto it = std::find_if(entries_.begin(), entries_.end(),
                              [&](const Entry& e) { return e.item.id == r.id && !e.dead; });
@@ -145,6 +149,9 @@ class FakeOutbox final : public OutboxStore {
 
   // Not ok: what DeadLetters() and ReplayDeadLetters() return.
   Status fail = Status::Ok();
+  // A delivery whose results RecordDeliveries() refuses (not as a store
+  // that is away: as one that cannot take that row), or 0.
+  std::int64_t refuse = 0;
 
  private:
   std::vector<Entry> entries_;
