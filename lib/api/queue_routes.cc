@@ -45,9 +45,9 @@ std::optional<HttpResponse> ParseLease(const std::string& body, int& max, Millis
     max = it->get<int>();
   }
   if (auto it = req.find("visibility_s"); it != req.end()) {
-    if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > kMaxVisibilityS) {
-      return FieldError(400,
-                        "visibility_s must be a number of seconds, more than 0 and at most 43200",
+    // From a millisecond: the store's unit, and less would be no time at all.
+    if (!it->is_number() || !(it->get<double>() >= 0.001) || it->get<double>() > kMaxVisibilityS) {
+      return FieldError(400, "visibility_s must be a number of seconds, from 0.001 to 43200",
                         "visibility_s");
     }
     visibility = Millis(static_cast<std::int64_t>(it->get<double>() * 1000));

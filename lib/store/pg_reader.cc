@@ -204,29 +204,46 @@ void PgReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled don
   });
 }
 
-void PgReader::Lease(std::string queue, int max, Millis visibility, Instant now, Filled done) {
-  impl_->queues.Post(
-      [impl = impl_.get(), queue = std::move(queue), max, visibility, now, done = std::move(done)] {
-        done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
-          pg::Connection& c = impl->QueueConn();
-          // An idle consumer's poll: no turn taken, no transaction.
-          if (!pgstore::AnyVisible(c, queue, now)) return std::vector<LeasedRow>();
-          // A transaction of its own, which ends the queue's turn.
-          std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
-          // From the rows of fired touchpoints, which do not change.
-          pgstore::FillEvents(c, impl->queue_zones, rows, queue);
-          return rows;
-        }));
-      });
+namespace {
+
+// `asked` (the request's time) moved on by how long its job waited for the
+// queues' thread since `queued`: the time the job runs at, on the daemon's
+// clock (which may be a test's), read on the loop.
+Instant RunsAt(Instant asked, std::chrono::steady_clock::time_point queued) {
+  return asked + std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - queued);
 }
 
-void PgReader::Ack(std::string queue, std::vector<std::string> receipts, Instant now, Acked done) {
+}  // namespace
+
+void PgReader::Lease(std::string queue, int max, Millis visibility, Instant asked, Filled done) {
+  impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), max, visibility, asked,
+                      queued = std::chrono::steady_clock::now(), done = std::move(done)] {
+    done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
+      // Hidden for `visibility` from when it is taken, however long it
+      // waited behind other leases and acks: from the request's time,
+      // a lease that waited longer than its visibility would be visible
+      // again at once, and handed out twice.
+      const Instant now = RunsAt(asked, queued);
+      pg::Connection& c = impl->QueueConn();
+      // An idle consumer's poll: no turn taken, no transaction.
+      if (!pgstore::AnyVisible(c, queue, now)) return std::vector<LeasedRow>();
+      // A transaction of its own, which ends the queue's turn.
+      std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
+      // From the rows of fired touchpoints, which do not change.
+      pgstore::FillEvents(c, impl->queue_zones, rows, queue);
+      return rows;
+    }));
+  });
+}
+
+void PgReader::Ack(std::string queue, std::vector<std::string> receipts, Instant asked,
+                   Acked done) {
   impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), receipts = std::move(receipts),
-                      now, done = std::move(done)] {
+                      asked, queued = std::chrono::steady_clock::now(), done = std::move(done)] {
     done(pg::Guard("ack", [&]() -> StatusOr<int> {
       pg::Connection& c = impl->QueueConn();
       pg::Transaction ack(c);
-      const int acked = pgstore::AckOn(c, queue, receipts, now);
+      const int acked = pgstore::AckOn(c, queue, receipts, RunsAt(asked, queued));
       ack.Commit();
       return acked;
     }));

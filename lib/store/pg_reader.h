@@ -48,8 +48,9 @@ class PgReader final : public StoreReads, public QueueJobs {
   // holds up no lease), in order, each in a transaction of its own, while
   // the loop's connection ingests and the fire thread's fires
   // (daemon/fire_thread.h): the server works on all three at once.
-  void Lease(std::string queue, int max, Millis visibility, Instant now, Filled done) override;
-  void Ack(std::string queue, std::vector<std::string> receipts, Instant now, Acked done) override;
+  void Lease(std::string queue, int max, Millis visibility, Instant asked, Filled done) override;
+  void Ack(std::string queue, std::vector<std::string> receipts, Instant asked,
+           Acked done) override;
 
  private:
   struct Impl;

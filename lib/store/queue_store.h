@@ -58,11 +58,15 @@ class QueueJobs {
   // QueueStore::TakeLease, committed, then LeasedEvents::Fill: `done`
   // gets the rows with their events, or the error that stopped it (if
   // the lease was taken, it stands; its messages come back after their
-  // visibility timeout).
-  virtual void Lease(std::string queue, int max, Millis visibility, Instant now,
+  // visibility timeout). `asked`: the request's time on the daemon's
+  // clock; the lease is taken at that time moved on by however long the
+  // job waited (for the thread, and for the queue's turn), so its
+  // messages are hidden for the whole `visibility` from when they are
+  // taken.
+  virtual void Lease(std::string queue, int max, Millis visibility, Instant asked,
                      LeasedEvents::Filled done) = 0;
-  // QueueStore::Ack, committed.
-  virtual void Ack(std::string queue, std::vector<std::string> receipts, Instant now,
+  // QueueStore::Ack, committed, at `asked` moved on as for a lease.
+  virtual void Ack(std::string queue, std::vector<std::string> receipts, Instant asked,
                    Acked done) = 0;
 };
 

@@ -157,8 +157,8 @@ TEST_F(QueueRoutesTest, ABadLeaseNamesItsField) {
     EXPECT_EQ(r.status, 400) << body;
     EXPECT_EQ(Body(r)["field"], "max") << body;
   }
-  for (const char* body :
-       {R"({"visibility_s": 0})", R"({"visibility_s": 43201})", R"({"visibility_s": null})"}) {
+  for (const char* body : {R"({"visibility_s": 0})", R"({"visibility_s": 0.0004})",
+                           R"({"visibility_s": 43201})", R"({"visibility_s": null})"}) {
     HttpResponse r = Send("POST", "/v1/queues/outbox/lease", body);
     EXPECT_EQ(r.status, 400) << body;
     EXPECT_EQ(Body(r)["field"], "visibility_s") << body;

@@ -9,6 +9,7 @@
 #include <future>
 #include <initializer_list>
 #include <memory>
+#include <thread>
 
 #include "harness.h"
 #include "pg/connection.h"
@@ -17,6 +18,7 @@
 #include "store/pg/deliveries.h"
 #include "store/pg_reader.h"
 #include "store/pg_store.h"
+#include "store/values.h"
 
 namespace tp {
 namespace {
@@ -59,13 +61,22 @@ class PgLeaseTest : public ::testing::Test {
     ASSERT_TRUE(reader.ok()) << reader.status().message();
     reader_ = std::move(*reader);
   }
-  std::future<StatusOr<std::vector<LeasedRow>>> Lease() {
+  std::future<StatusOr<std::vector<LeasedRow>>> Lease(const char* queue = "q",
+                                                      Millis visibility = Millis(60'000)) {
     auto leased = std::make_shared<std::promise<StatusOr<std::vector<LeasedRow>>>>();
     auto future = leased->get_future();
     reader_->Lease(
-        "q", 10, Millis(60'000), clock_.Now(),
+        queue, 10, visibility, clock_.Now(),
         [leased](StatusOr<std::vector<LeasedRow>> r) { leased->set_value(std::move(r)); });
     return future;
+  }
+  // Until when a message is hidden, on the clock's scale (ms).
+  std::int64_t VisibleAt(std::int64_t message) {
+    auto c = pg::Connection::Open(db_->url(), "test");
+    return c
+        ->Run(pg::Statement("SELECT visible_at FROM queue_messages WHERE id = $1"),
+              pg::Params().Add(message))
+        .Int64(0, 0);
   }
 
   RulesInForce rules_;
@@ -129,6 +140,37 @@ TEST_F(PgLeaseTest, ALeaseOfAQueueWithNothingVisibleDoesNotWaitForItsTurn) {
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   EXPECT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].message.deliveries, 2);
+}
+
+// A lease that waited (for its queue's turn, which another daemon's lease
+// held; or behind that lease on the queues' thread) hides its messages for
+// its whole visibility from when it took them, not from when it was asked
+// for: were it less, they would be handed out again while its consumer
+// still had them.
+TEST_F(PgLeaseTest, ALeaseThatWaitedHidesItsMessagesForTheirWholeVisibility) {
+  Fire({"b0", "b1"});
+  auto other = pg::Connection::Open(db_->url(), "other-daemon");
+  pg::Transaction open(*other);
+  ASSERT_EQ(pgstore::LeaseOn(*other, "q", 1, Millis(60'000), clock_.Now()).size(), 1u);
+
+  const std::int64_t asked = sql::Ms(clock_.Now());
+  constexpr Millis kVisibility(1'000);
+  auto of_q = Lease("q", kVisibility);  // waits for q's turn
+  auto of_r = Lease("r", kVisibility);  // waits for the thread
+  constexpr Millis kWait(1'500);
+  std::this_thread::sleep_for(kWait);
+  open.Commit();
+  for (auto* leased : {&of_q, &of_r}) {
+    ASSERT_EQ(leased->wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    auto rows = leased->get();
+    ASSERT_TRUE(rows.ok()) << rows.status().message();
+    ASSERT_FALSE(rows->empty());
+    for (const LeasedRow& row : *rows) {
+      // (Less a little: the second was asked for a moment after the first.)
+      EXPECT_GE(VisibleAt(row.id), asked + kWait.count() - 50 + kVisibility.count())
+          << "message " << row.id;
+    }
+  }
 }
 
 }  // namespace

@@ -30,11 +30,19 @@ namespace {
 // again on the queue's side per message.
 const pg::Statement kLeaseTurn(
     "SELECT pg_advisory_xact_lock(hashtextextended('lease:' || $1, 7305861230003))");
+// Hidden until $5 moved on by the time the lease waited for its turn
+// (since its transaction began with kLeaseTurn; up to lock_timeout, and
+// bounded should the server's clock be stepped meanwhile): a lease that
+// waited is hidden for its whole visibility all the same, not for what is
+// left of it, so its messages are not handed out again while the consumer
+// still has them.
 const pg::Statement kLease(
     "WITH c AS (SELECT id FROM queue_messages WHERE queue = $1 AND visible_at <= $2 "
     "ORDER BY visible_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
-    "UPDATE queue_messages q SET receipt = $4, visible_at = $5, deliveries = q.deliveries + 1 "
-    "FROM c WHERE q.id = c.id RETURNING q.id, q.deliveries, q.touchpoint");
+    "UPDATE queue_messages q SET receipt = $4, visible_at = $5::bigint + LEAST(60000, "
+    "GREATEST(0, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::bigint)), "
+    "deliveries = q.deliveries + 1 FROM c WHERE q.id = c.id "
+    "RETURNING q.id, q.deliveries, q.touchpoint");
 // By the primary key, whatever the table's statistics say. A queue table
 // is often empty when autovacuum analyzes it, or never analyzed yet; then
 // `queue = $1` looks selective (0.5% of the rows), and with it indexable
