@@ -62,13 +62,21 @@ class PgLeaseTest : public ::testing::Test {
     reader_ = std::move(*reader);
   }
   std::future<StatusOr<std::vector<LeasedRow>>> Lease(const char* queue = "q",
-                                                      Millis visibility = Millis(60'000)) {
+                                                      Millis visibility = Millis(60'000),
+                                                      int max = 10) {
     auto leased = std::make_shared<std::promise<StatusOr<std::vector<LeasedRow>>>>();
     auto future = leased->get_future();
     reader_->Lease(
-        queue, 10, visibility, clock_.Now(),
+        queue, max, visibility, clock_.Now(),
         [leased](StatusOr<std::vector<LeasedRow>> r) { leased->set_value(std::move(r)); });
     return future;
+  }
+  StatusOr<int> Ack(const char* queue, std::vector<std::string> receipts) {
+    std::promise<StatusOr<int>> acked;
+    auto future = acked.get_future();
+    reader_->Ack(queue, std::move(receipts), clock_.Now(),
+                 [&acked](StatusOr<int> r) { acked.set_value(std::move(r)); });
+    return future.get();
   }
   // Until when a message is hidden, on the clock's scale (ms).
   std::int64_t VisibleAt(std::int64_t message) {
@@ -171,6 +179,37 @@ TEST_F(PgLeaseTest, ALeaseThatWaitedHidesItsMessagesForTheirWholeVisibility) {
           << "message " << row.id;
     }
   }
+}
+
+// One ack takes receipts of several leases at once; each counts once, and
+// only while its lease is the message's latest and it names the queue.
+TEST_F(PgLeaseTest, AnAckTakesReceiptsOfManyLeasesEachOnce) {
+  Fire({"b0", "b1", "b2"});
+  auto first = Lease("q", Millis(1'000), 3).get();
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->size(), 3u);
+  // Visible again, and handed out in two leases: the first receipts are
+  // stale.
+  clock_.Set(clock_.Now() + std::chrono::seconds(2));
+  auto one = Lease("q", Millis(60'000), 1).get();
+  auto two = Lease("q", Millis(60'000), 2).get();
+  ASSERT_TRUE(one.ok() && two.ok());
+  ASSERT_EQ(one->size(), 1u);
+  ASSERT_EQ(two->size(), 2u);
+  ASSERT_EQ((*first)[0].id, (*one)[0].id);
+  const std::string stale = (*first)[0].message.receipt;
+  const std::string of_one = (*one)[0].message.receipt, of_two = (*two)[1].message.receipt;
+  const std::string wrong_part = std::to_string((*two)[0].id) + ".0123456789abcdef01234567";
+
+  auto under_r = Ack("r", {of_one, of_two});
+  ASSERT_TRUE(under_r.ok()) << under_r.status().message();
+  EXPECT_EQ(*under_r, 0);
+  auto acked = Ack("q", {stale, of_one, of_two, of_one, wrong_part, "7.x"});
+  ASSERT_TRUE(acked.ok()) << acked.status().message();
+  EXPECT_EQ(*acked, 2);
+  auto left = store_->QueueDepth("q");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 1);  // (*two)[0], whose receipt was not sent
 }
 
 }  // namespace
