@@ -285,6 +285,11 @@ bool Connection::ok() const {
 
 int Connection::backend_pid() const { return PQbackendPID(conn_); }
 
+bool Connection::in_transaction() const {
+  const PGTransactionStatusType t = PQtransactionStatus(conn_);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
+}
+
 Canceller::Canceller(Connection& c) : cancel_(PQgetCancel(c.handle())) {}
 
 Canceller::~Canceller() {
@@ -382,7 +387,10 @@ void CopyText(std::string& row, std::string_view text) {
 
 // --- Transaction ---------------------------------------------------------
 
-Transaction::Transaction(Connection& conn) : conn_(conn) { conn_.Exec("BEGIN"); }
+Transaction::Transaction(Connection& conn, Mode mode) : conn_(conn) {
+  conn_.Exec(mode == Mode::kSnapshot ? "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                                     : "BEGIN");
+}
 
 Transaction::~Transaction() {
   if (!open_) return;

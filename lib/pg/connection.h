@@ -215,6 +215,8 @@ class Connection {
   bool ok() const;
   // The server's process id for this session (pg_terminate_backend()).
   int backend_pid() const;
+  // Whether a transaction is open on it (begun, not yet ended).
+  bool in_transaction() const;
   pg_conn* handle() { return conn_; }
   // Notifications received (LISTEN), consumed without waiting: returns the
   // channels that have been notified since the last call. Throws Error.
@@ -257,7 +259,11 @@ void CopyText(std::string& row, std::string_view text);
 // BEGIN ... COMMIT; rolled back by the destructor unless committed.
 class Transaction {
  public:
-  explicit Transaction(Connection& conn);
+  enum class Mode : std::uint8_t {
+    kReadWrite,  // BEGIN: the session's defaults (read committed)
+    kSnapshot,   // read only, every statement seeing the database as the first did
+  };
+  explicit Transaction(Connection& conn, Mode mode = Mode::kReadWrite);
   ~Transaction();
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;

@@ -121,6 +121,25 @@ TEST_F(PgConnectionTest, ATransactionNotCommittedIsRolledBack) {
   EXPECT_EQ(conn_->Exec("SELECT string_agg(n::text, ',') FROM t").Text(0, 0), "2");
 }
 
+// A snapshot transaction's statements all see the database as its first
+// did, whatever commits meanwhile, and it writes nothing.
+TEST_F(PgConnectionTest, ASnapshotTransactionSeesOneMomentAndWritesNothing) {
+  conn_->Exec("CREATE TABLE t (n BIGINT)");
+  conn_->Exec("INSERT INTO t VALUES (1)");
+  auto other = pg::Connection::Open(db_->url(), "connection-test-other");
+  EXPECT_FALSE(conn_->in_transaction());
+  {
+    pg::Transaction snapshot(*conn_, pg::Transaction::Mode::kSnapshot);
+    EXPECT_TRUE(conn_->in_transaction());
+    EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 1);
+    other->Exec("INSERT INTO t VALUES (2)");  // committed meanwhile
+    EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 1);
+    EXPECT_THROW(conn_->Exec("INSERT INTO t VALUES (3)"), pg::Error);
+  }
+  EXPECT_FALSE(conn_->in_transaction());
+  EXPECT_EQ(conn_->Exec("SELECT count(*) FROM t").Int64(0, 0), 2);
+}
+
 TEST_F(PgConnectionTest, StatementsRunTogetherAnswerInOrderAsOneTransaction) {
   conn_->Exec("CREATE TABLE t (n BIGINT PRIMARY KEY)");
   const pg::Statement insert("INSERT INTO t VALUES ($1) RETURNING n * 10");

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/ids.h"
 #include "scheduler/event.h"
@@ -200,7 +201,17 @@ void FillEvents(pg::Connection& c, sql::ZoneCache& zones, std::span<LeasedRow> l
   std::vector<std::int64_t> touchpoints;
   touchpoints.reserve(leased.size());
   for (const LeasedRow& r : leased) touchpoints.push_back(r.touchpoint);
+  // One snapshot for MakeEvents' reads: a re-plan committed between them
+  // (it pins the old tier on fired touchpoints and gives the purchase its
+  // new one together) would make this hand-out's event say the new tier
+  // and every later one the old.
+  std::optional<pg::Transaction> snapshot;
+  if (touchpoints.empty()) return;
+  if (!c.in_transaction()) {
+    snapshot.emplace(c, pg::Transaction::Mode::kSnapshot);
+  }
   auto events = MakeEvents(c, zones, touchpoints);
+  if (snapshot) snapshot->Commit();
   for (LeasedRow& r : leased) {
     if (auto it = events.find(r.touchpoint); it != events.end()) {
       r.message.event = std::move(it->second);
