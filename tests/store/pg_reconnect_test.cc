@@ -103,6 +103,38 @@ TEST_F(PgStoreTest, AClaimWhoseSessionEndsBeforeItsCommitFails) {
   EXPECT_EQ(admin->Exec("SELECT COUNT(*) FROM claimed").Int64(0, 0), 1);
 }
 
+// The session ended between two statements of Atomically()'s transaction
+// (an administrator, a failover): the next statement's conn() fails, and
+// does not open another connection for the rest of the transaction's
+// statements to run on, outside it, with the transaction referring to the
+// connection gone.
+TEST_F(PgStoreTest, AnAtomicCallWhoseSessionEndsMidWayFailsWhole) {
+  auto admin = pg::Connection::Open(db_->url(), "test");
+  admin->Exec("CREATE TABLE written (x INT)");
+  pgstore::Session session(db_->url(), "touchpointd");
+  const std::int64_t pid = session.identity().pid;
+  bool reached_the_end = false;
+  Status s = session.Atomically("write twice", [&] {
+    session.conn().Exec("INSERT INTO written VALUES (1)");
+    admin->Exec("SELECT pg_terminate_backend(" + std::to_string(pid) + ", 5000)");
+    session.conn().Exec("INSERT INTO written VALUES (2)");
+    reached_the_end = true;
+  });
+  EXPECT_TRUE(s.unavailable()) << s.message();
+  EXPECT_THAT(s.message(), HasSubstr("lost inside a transaction"));
+  EXPECT_FALSE(reached_the_end);
+  EXPECT_EQ(admin->Exec("SELECT COUNT(*) FROM written").Int64(0, 0), 0);
+  // The next call reconnects.
+  Status next = Status::Error("not tried");
+  for (int i = 0; i < 100 && !next.ok(); ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    next =
+        session.Atomically("write", [&] { session.conn().Exec("INSERT INTO written VALUES (3)"); });
+  }
+  ASSERT_TRUE(next.ok()) << next.message();
+  EXPECT_EQ(admin->Exec("SELECT string_agg(x::text, ',') FROM written").Text(0, 0), "3");
+}
+
 TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
   auto store = MustOpen();
   FakeClock clock(At("2026-12-04T10:00:00Z"));

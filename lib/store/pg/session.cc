@@ -36,6 +36,12 @@ pg::Connection& Session::conn() {
   }
   // ok() reads what the server sent: asked once, so both checks agree.
   const bool alive = conn_ && conn_->ok();
+  if (conn_ && !alive && atomic_) {
+    // Not dropped here: Atomically()'s transaction (and its caller's
+    // statements) still refer to this connection. It is dropped once they
+    // are gone, when the error reaches Atomically().
+    throw pg::Error("the connection to the database was lost inside a transaction", "08006", true);
+  }
   if (conn_ && !alive && (group_ || claim_)) {
     // What the transaction held is gone with the session: never carry on
     // with its work on another.
@@ -201,9 +207,21 @@ Status Session::Atomically(std::string_view what, const std::function<void()>& f
       conn().Exec("RELEASE SAVEPOINT call");
       return Status::Ok();
     }
-    pg::Transaction txn(conn());
-    fn();
-    txn.Commit();
+    {
+      pg::Transaction txn(conn());
+      // Until the transaction ends: conn() must not open another meanwhile
+      // (the rest of fn's statements would run there, outside it, and txn
+      // would refer to a connection gone).
+      struct Inside {
+        bool& flag;
+        explicit Inside(bool& f) : flag(f) { flag = true; }
+        ~Inside() { flag = false; }
+        Inside(const Inside&) = delete;
+        Inside& operator=(const Inside&) = delete;
+      } inside(atomic_);
+      fn();
+      txn.Commit();
+    }
     return Status::Ok();
   } catch (const std::exception& e) {
     return Failed(what, e);

@@ -162,6 +162,7 @@ class Session {
   bool group_ = false;     // Begin() ... Commit()
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()
+  bool atomic_ = false;    // inside Atomically()'s own transaction
   bool broken_ = false;    // the connection was lost inside a transaction
   std::uint64_t scope_ = 1;
   std::function<void()> deferred_;  // see Defer()
