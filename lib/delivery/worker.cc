@@ -104,12 +104,21 @@ void Worker::Wake() {
 
 void Worker::Released(std::int64_t id) {
   if (d_.busy.erase(id) > 0 && taken_ > 0) --taken_;
+  if (taken_ == 0) MaybeLetGo();
 }
 
 void Worker::Stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   timer_.cancel(ignored);
+  MaybeLetGo();
+}
+
+void Worker::MaybeLetGo() {
+  if (!in_order_ || taken_ > 0 || !(stopped_ || circuit_.open())) return;
+  if (Status s = d_.store.LetGoOfSink(sink_.name); !s.ok()) {
+    spdlog::warn("sink {}: {}", sink_.name, s.message());
+  }
 }
 
 void Worker::ArmTimer(Instant now) {
@@ -134,6 +143,7 @@ void Worker::ArmTimer(Instant now) {
 }
 
 std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_order) {
+  in_order_ = in_order_ || in_order;
   auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order);
   if (!due.ok()) {
     spdlog::error("sink {}: {}", sink_.name, due.status().message());
@@ -145,6 +155,8 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
     if (d_.busy.insert(item.id).second) {
       ++taken_;
       out.push_back(std::move(item));
+    } else if (in_order) {
+      break;  // attempted still (by this worker, or one it replaced): wait
     }
   }
   return out;
@@ -154,6 +166,7 @@ void Worker::CircuitFailed(Instant now, const std::string& error) {
   if (auto line = circuit_.Failed(now, error); !line.empty()) {
     spdlog::warn("sink {}: {}", sink_.name, line);
   }
+  if (taken_ == 0) MaybeLetGo();
 }
 
 void Worker::CircuitSucceeded() {

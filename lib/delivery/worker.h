@@ -84,9 +84,15 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // Due events not already being attempted, at most `max`. This sink's
   // own attempts in flight come back among the due ones: as many more are
   // asked for (a store other daemons share claims what it returns).
+  // In order (`in_order`, a stream): only those before the first event
+  // another worker still attempts (one this worker replaced at a reload),
+  // so that none goes ahead of it.
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order);
   void CircuitFailed(Instant now, const std::string& error);
   void CircuitSucceeded();
+  // An in-order sink stopped, or its circuit open, with nothing in flight:
+  // the store may let another daemon deliver it (OutboxStore::LetGoOfSink).
+  void MaybeLetGo();
 
   Dispatcher::Impl& d_;
   const Sink sink_;
@@ -95,6 +101,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   boost::asio::system_timer timer_;
   bool pump_posted_ = false;
   bool stopped_ = false;
+  bool in_order_ = false;  // TakeDue() was asked for events in order
 };
 
 // A worker for a webhook sink (webhook_worker.cc), or for a Redis stream

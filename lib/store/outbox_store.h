@@ -62,6 +62,15 @@ class OutboxStore {
   // or in fire order when `in_order` (a stream).
   virtual StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
                                                           std::size_t max, bool in_order) = 0;
+  // This daemon no longer delivers the in-order `sink` (its worker
+  // stopped, or its circuit is open: it cannot reach the sink) and has
+  // nothing of it in flight: another daemon sharing the store may deliver
+  // it, from the first event on. Nothing to do for a store only one daemon
+  // uses.
+  virtual Status LetGoOfSink(std::string_view sink) {
+    (void)sink;
+    return Status::Ok();
+  }
   // When the earliest event of `sink` due after `now` is due, if any.
   virtual StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink,
                                                              Instant now) = 0;

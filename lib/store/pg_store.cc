@@ -189,6 +189,8 @@ StatusOr<std::vector<OutboxItem>> PgStore::DueDeliveries(std::string_view sink, 
 StatusOr<std::optional<Instant>> PgStore::NextDeliveryAfter(std::string_view sink, Instant now) {
   return impl_->deliveries.NextDeliveryAfter(sink, now);
 }
+Status PgStore::LetGoOfSink(std::string_view sink) { return impl_->deliveries.LetGoOfSink(sink); }
+
 Status PgStore::RecordDeliveries(std::span<const DeliveryResult> results) {
   return impl_->deliveries.RecordDeliveries(results);
 }

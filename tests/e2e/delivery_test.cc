@@ -3,7 +3,6 @@
 // real redis-server, both started here on free loopback ports.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -17,6 +16,7 @@
 #include "core/time.h"
 #include "daemon_process.h"
 #include "delivery/signature.h"
+#include "redis_server.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
 #include "test_config.h"
@@ -28,6 +28,7 @@ using nlohmann::json;
 using testing::ChildProcess;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
+using testing::RedisServer;
 
 constexpr std::string_view kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -429,88 +430,6 @@ TEST_F(DeliveryTest, TheOfficialStandardWebhooksLibraryVerifiesOurSignatures) {
   EXPECT_THAT(out, HasSubstr("verified 3 requests with 2 secrets"));
   EXPECT_THAT(out, HasSubstr("rejected a tampered body"));
 }
-
-class RedisServer {
- public:
-  void Start(const std::string& dir, int port, const std::string& password = "") {
-    port_ = port;
-    password_ = password;
-    std::vector<std::string> argv{"redis-server",
-                                  "--port",
-                                  std::to_string(port),
-                                  "--bind",
-                                  "127.0.0.1",
-                                  "--save",
-                                  "",
-                                  "--appendonly",
-                                  "no",
-                                  "--dir",
-                                  dir};
-    if (!password.empty()) argv.insert(argv.end(), {"--requirepass", password});
-    process_.Start(argv, dir + "/redis-" + std::to_string(port) + ".log");
-    process_.WaitFor("Ready to accept connections");
-  }
-  void Stop() { process_.Stop(); }
-
-  // XRANGE stream - + in database `db`: each entry's fields as a map.
-  std::vector<std::map<std::string, std::string>> Entries(const std::string& stream, int db = 0) {
-    std::vector<std::map<std::string, std::string>> out;
-    redisContext* c = redisConnect("127.0.0.1", port_);
-    if (c == nullptr || c->err) {
-      ADD_FAILURE() << "cannot connect to redis";
-      if (c != nullptr) redisFree(c);
-      return out;
-    }
-    if (!password_.empty()) freeReplyObject(redisCommand(c, "AUTH %s", password_.c_str()));
-    freeReplyObject(redisCommand(c, "SELECT %d", db));
-    auto* reply = static_cast<redisReply*>(redisCommand(c, "XRANGE %s - +", stream.c_str()));
-    if (reply != nullptr && reply->type == REDIS_REPLY_ARRAY) {
-      for (std::size_t i = 0; i < reply->elements; ++i) {
-        const redisReply* fields = reply->element[i]->element[1];
-        auto& entry = out.emplace_back();
-        for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
-          entry[fields->element[f]->str] = fields->element[f + 1]->str;
-        }
-      }
-    }
-    if (reply != nullptr) freeReplyObject(reply);
-    redisFree(c);
-    return out;
-  }
-
-  // A consumer group read, as docs/queues.md shows: the ids of what it got.
-  std::vector<std::string> ReadAsGroup(const std::string& stream) {
-    std::vector<std::string> ids;
-    redisContext* c = redisConnect("127.0.0.1", port_);
-    auto* r = static_cast<redisReply*>(
-        redisCommand(c, "XGROUP CREATE %s senders 0 MKSTREAM", stream.c_str()));
-    freeReplyObject(r);
-    r = static_cast<redisReply*>(redisCommand(
-        c, "XREADGROUP GROUP senders worker-1 COUNT 100 STREAMS %s >", stream.c_str()));
-    if (r != nullptr && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
-      const redisReply* entries = r->element[0]->element[1];
-      for (std::size_t i = 0; i < entries->elements; ++i) {
-        const redisReply* entry = entries->element[i];
-        auto* ack = static_cast<redisReply*>(
-            redisCommand(c, "XACK %s senders %s", stream.c_str(), entry->element[0]->str));
-        freeReplyObject(ack);
-        const redisReply* fields = entry->element[1];
-        for (std::size_t f = 0; f + 1 < fields->elements; f += 2) {
-          if (std::string(fields->element[f]->str) == "id")
-            ids.push_back(fields->element[f + 1]->str);
-        }
-      }
-    }
-    freeReplyObject(r);
-    redisFree(c);
-    return ids;
-  }
-
- private:
-  ChildProcess process_;
-  int port_ = 0;
-  std::string password_;
-};
 
 // The touchpoint ids of the buyers' "soon" steps, in the order they fired:
 // by fire time, then (for those one pass fired together, which a loaded

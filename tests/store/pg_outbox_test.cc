@@ -206,5 +206,32 @@ TEST_F(PgOutboxTest, AnOrderedSinkHasOneDelivererUntilItsSessionEnds) {
   EXPECT_EQ(b->TakenOver(), 2);
 }
 
+// A daemon that stops delivering an ordered sink (a reload without it, or
+// its circuit open: it cannot reach the stream) lets it go: another daemon
+// delivers it from the first event on, those the first had claimed
+// included, and nothing counts as taken over.
+TEST_F(PgOutboxTest, AnOrderedSinkLetGoIsDeliveredByAnotherFromItsFirstEvent) {
+  auto a = MustOpen();
+  auto b = MustOpen();
+  const Instant now = Fire(*a, 3);
+  auto a_due = a->DueDeliveries("stream", now, 2, true);
+  ASSERT_TRUE(a_due.ok());
+  ASSERT_EQ(a_due->size(), 2u);
+  EXPECT_TRUE(b->DueDeliveries("stream", now, 100, true)->empty());
+  // Taken again by the same session (as every pass does): let go once is
+  // enough all the same.
+  ASSERT_EQ(a->DueDeliveries("stream", now, 2, true)->size(), 2u);
+  ASSERT_TRUE(a->LetGoOfSink("stream").ok());
+  ASSERT_TRUE(a->LetGoOfSink("stream").ok());  // nothing held: nothing to do
+  auto taken = b->DueDeliveries("stream", now, 100, true);
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  ASSERT_EQ(taken->size(), 6u);
+  EXPECT_EQ((*taken)[0].id, (*a_due)[0].id);
+  for (std::size_t i = 1; i < taken->size(); ++i) EXPECT_LT((*taken)[i - 1].id, (*taken)[i].id);
+  EXPECT_EQ(b->TakenOver(), 0);
+  // Now B's: A waits.
+  EXPECT_TRUE(a->DueDeliveries("stream", now, 100, true)->empty());
+}
+
 }  // namespace
 }  // namespace tp

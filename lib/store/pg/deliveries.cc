@@ -94,6 +94,13 @@ const pg::Statement kClaimDueInOrder(ClaimDue("d.id"));
 // The one deliverer of an ordered sink: a session-level lock, kept.
 const pg::Statement kOrderedSinkLock(
     "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
+const pg::Statement kOrderedSinkUnlock(
+    "SELECT pg_advisory_unlock(hashtextextended('sink:' || $1, 7305861230003))");
+// Its claims on a sink's waiting events, given up: the next deliverer
+// starts from the first of them, not past them.
+const pg::Statement kUnclaim(
+    "UPDATE deliveries SET claim_pid = NULL, claim_start = NULL WHERE sink = $1 AND state = 0 "
+    "AND claim_pid = $2 AND claim_start = $3");
 const pg::Statement kNextAfter(
     "SELECT min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $2), "
     "COALESCE(bool_or(d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
@@ -227,10 +234,21 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
     due_at.clear();
     taken_over = 0;
     pg::Connection& c = session_.conn();
-    if (in_order && !c.Run(kOrderedSinkLock, pg::Params().Add(sink)).Bool(0, 0)) {
-      return;  // another daemon delivers this sink
-    }
     const Session::Identity& me = session_.identity();
+    if (in_order) {
+      if (!(holder_ == me)) {  // a new session: what the last one held went with it
+        ordered_.clear();
+        holder_ = me;
+      }
+      if (!ordered_.contains(sink)) {
+        if (!c.Run(kOrderedSinkLock, pg::Params().Add(sink)).Bool(0, 0)) {
+          return;  // another daemon delivers this sink
+        }
+        // Held from here, even should this transaction roll back: a
+        // session-level lock does not follow transactions.
+        ordered_.emplace(sink);
+      }
+    }
     // What this daemon's earlier sessions claimed (its own attempts, still
     // in flight when its connection was replaced) is not taken over.
     std::vector<std::int64_t> earlier_pids, earlier_starts;
@@ -287,6 +305,33 @@ StatusOr<std::optional<Instant>> Deliveries::NextDeliveryAfter(std::string_view 
     if (r.Bool(0, 1) && (!at || *at > now + kTakeoverPoll)) at = now + kTakeoverPoll;
     return at;
   });
+}
+
+Status Deliveries::LetGoOfSink(std::string_view sink) {
+  if (!ordered_.contains(sink)) return Status::Ok();
+  bool held = true;
+  // The claims given up (committed) before the lock: the next deliverer
+  // must find them free when it has the lock.
+  Status s = session_.Atomically("let go of sink", [&] {
+    pg::Connection& c = session_.conn();
+    const Session::Identity& me = session_.identity();
+    if (!(holder_ == me)) {  // its session, and the lock, are gone already
+      held = false;
+      return;
+    }
+    c.Run(kUnclaim, pg::Params().Add(sink).Add(me.pid).Add(me.start));
+  });
+  if (s.ok() && held) {
+    s = session_.Read("let go of sink", [&] {
+      session_.conn().Run(kOrderedSinkUnlock, pg::Params().Add(sink));
+      return Status::Ok();
+    });
+  }
+  // Released, or gone with a session that ended: either way no longer held
+  // by this one. (Should the unlock fail with the session still up, it is
+  // still held, and still in ordered_.)
+  if (s.ok() || !held) ordered_.erase(ordered_.find(sink));
+  return s;
 }
 
 Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {

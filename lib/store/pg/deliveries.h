@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,6 +75,9 @@ class Deliveries {
   StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
                                                   std::size_t max, bool in_order);
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now);
+  // Unlocks an in-order sink this session delivers, its claims on the
+  // sink's waiting events given up first (OutboxStore::LetGoOfSink).
+  Status LetGoOfSink(std::string_view sink);
   Status RecordDeliveries(std::span<const DeliveryResult> results);
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit);
@@ -90,6 +94,11 @@ class Deliveries {
   Session& session_;
   sql::ZoneCache zones_;
   std::int64_t taken_over_ = 0;
+  // The in-order sinks whose lock this session holds (`holder_`'s: a
+  // session-level lock goes with its session, and is taken once, as such
+  // locks count each time they are taken).
+  std::set<std::string, std::less<>> ordered_;
+  Session::Identity holder_;
 };
 
 }  // namespace tp::pgstore

@@ -74,6 +74,7 @@ class Session {
   struct Identity {
     std::int64_t pid = 0;
     std::int64_t start = 0;
+    bool operator==(const Identity&) const = default;
   };
   const Identity& identity();
   // The sessions this one had before (the last kEarlierKept, oldest

@@ -1,0 +1,94 @@
+// End-to-end on PostgreSQL: a Redis sink, which one daemon at a time
+// delivers (in fire order), delivered by another daemon when the first
+// cannot reach Redis.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "child_process.h"
+#include "core/time.h"
+#include "daemon_process.h"
+#include "pg_server.h"
+#include "postgres_fixture.h"
+#include "redis_server.h"
+#include "test_config.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using testing::PgServer;
+using testing::RedisServer;
+
+bool Eventually(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+// Daemon A delivers the stream first, and cannot reach Redis (its sink's
+// URL names a port nobody listens on); daemon B can. A lets the sink go
+// once its circuit opens: B delivers every event, in fire order, those A
+// had tried included, without waiting for A to stop.
+TEST_F(PostgresDaemonTest, AStreamADaemonCannotReachIsDeliveredByAnother) {
+  auto db = PgServer::Shared().NewDatabase();
+  const int live = testing::PortForLater();
+  RedisServer redis;
+  redis.Start(dir_.path(), live);
+  const int dead = testing::PortForLater();
+  const auto config = [](int port) {
+    return testing::TestConfig()
+        .Step("1s", "soon")
+        .Sinks("  - {name: events, type: redis, url: \"redis://127.0.0.1:" + std::to_string(port) +
+               "/0\"}")
+        .Yaml();
+  };
+  DaemonProcess& a = Start(config(dead), db->url(), 0);
+  constexpr int kBuyers = 6;
+  for (int i = 0; i < kBuyers; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_EQ(a.Call("POST", "/v1/purchases", PurchaseBody("o" + n, "b" + n, Ago({}))).first, 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(Eventually([&] { return a.log().find("sink events: failing") != std::string::npos; },
+                         std::chrono::seconds(20)));
+  DaemonProcess& b = Start(config(live), db->url(), 1);
+  std::vector<std::map<std::string, std::string>> entries;
+  EXPECT_TRUE(Eventually([&] { return (entries = redis.Entries("touchpoints")).size() >= kBuyers; },
+                         std::chrono::seconds(30)))
+      << entries.size() << " entries";
+  ASSERT_EQ(entries.size(), static_cast<std::size_t>(kBuyers));
+  // In fire order: each buyer's one step, by fire time (then due time),
+  // as instants ("10:00:05Z" sorts after "10:00:05.120Z" as text).
+  std::vector<std::tuple<Instant, Instant, std::string>> fired;
+  for (int i = 0; i < kBuyers; ++i) {
+    auto [status, body] = b.Call("GET", "/v1/buyers/b" + std::to_string(i));
+    ASSERT_EQ(status, 200);
+    for (const json& t : body["touchpoints"]) {
+      const auto fire_at = ParseRfc3339(t["fire_at"].get<std::string>());
+      const auto due_at = ParseRfc3339(t["due_at"].get<std::string>());
+      ASSERT_TRUE(fire_at && due_at) << t.dump();
+      fired.emplace_back(*fire_at, *due_at, t["id"].get<std::string>());
+    }
+  }
+  std::sort(fired.begin(), fired.end());
+  std::vector<std::string> want, got;
+  for (const auto& f : fired) want.push_back(std::get<2>(f));
+  for (auto& e : entries) got.push_back(e["id"]);
+  EXPECT_EQ(got, want);
+}
+
+}  // namespace
+}  // namespace tp
