@@ -184,6 +184,56 @@ TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 1);
 }
 
+// The same once the daemon that took a delivery over has recorded its own
+// attempt (a retry: the delivery is claimed by nobody until its next
+// attempt): the first daemon's late result (here a dead letter) changes
+// nothing, and the same result recorded twice (a retry after a COMMIT whose
+// outcome was not heard) adds nothing the second time.
+TEST_F(PgOutboxTest, ALateResultAfterTheTakeOverWasRecordedChangesNothing) {
+  auto a = MustOpen();
+  auto b = MustOpen();
+  const Instant now = Fire(*a, 1);
+  auto a_due = a->DueDeliveries("stream", now, 100, false);
+  ASSERT_EQ(a_due->size(), 2u);
+  PgServer::Shared().Admin(
+      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+      "datname = '" +
+      db_->name() +
+      "' AND application_name = 'touchpointd' "
+      "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
+      db_->name() +
+      "' AND application_name = 'touchpointd' ORDER BY "
+      "backend_start DESC LIMIT 1)");
+  auto b_due = b->DueDeliveries("stream", now, 100, false);
+  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+  ASSERT_EQ(b_due->size(), 2u);
+  DeliveryResult retry = Delivered((*b_due)[0], now);
+  retry.kind = DeliveryResult::Kind::kRetry;
+  retry.attempts = 1;
+  retry.next_attempt_at = now + std::chrono::minutes(5);
+  retry.error = "B: XADD refused";
+  retry.history = "B's retry";
+  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());
+  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());  // again
+  // A's attempt of it ends, dead-lettered, once A has a new session.
+  DeliveryResult dead = Delivered((*a_due)[0], now);
+  ASSERT_EQ(dead.id, retry.id);
+  dead.kind = DeliveryResult::Kind::kDead;
+  dead.attempts = 7;
+  dead.error = "A: gave up";
+  dead.history = "A's dead letter";
+  Status recorded = a->RecordDeliveries(std::vector<DeliveryResult>{dead});
+  for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    recorded = a->RecordDeliveries(std::vector<DeliveryResult>{dead});
+  }
+  ASSERT_TRUE(recorded.ok()) << recorded.message();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries WHERE state = 1"), 0);
+  EXPECT_EQ(Count("SELECT attempts FROM deliveries WHERE id = " + std::to_string(retry.id)), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE reason = 'B''s retry'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE reason = 'A''s dead letter'"), 0);
+}
+
 TEST_F(PgOutboxTest, AnOrderedSinkHasOneDelivererUntilItsSessionEnds) {
   auto a = MustOpen();
   auto b = MustOpen();

@@ -108,14 +108,27 @@ const pg::Statement kNextAfter(
     "FROM deliveries d WHERE d.sink = $1 AND d.state = 0");
 // A result counts only from the claim's session, or where that session has
 // ended and nobody took the delivery over ($2, $3: this session).
+// A result is recorded only while the delivery's claim is still this
+// daemon's, made by its session ($pid, $start) or by one it had before
+// ($pids, $starts: a result that came back after the connection was
+// replaced). Not once another daemon took it over, nor once it was
+// recorded (a retry after a COMMIT whose outcome was not heard), replayed,
+// or retried and recorded by the daemon that took it over: each leaves
+// another claim or none.
+std::string Mine(int pid, int start, int pids, int starts) {
+  const auto n = [](int k) { return "$" + std::to_string(k); };
+  return "((d.claim_pid = " + n(pid) + " AND d.claim_start = " + n(start) +
+         ") OR (d.claim_pid, d.claim_start) IN (SELECT * FROM unnest(" + n(pids) + "::bigint[], " +
+         n(starts) + "::bigint[])))";
+}
 const pg::Statement kDelivered("DELETE FROM deliveries d WHERE d.id = $1 AND d.state = 0 AND " +
-                               Claimable(2, 3) + " RETURNING d.touchpoint");
+                               Mine(2, 3, 4, 5) + " RETURNING d.touchpoint");
 const pg::Statement kFailed(
     "UPDATE deliveries d SET state = $4::smallint, attempts = $5, next_attempt_at = CASE "
     "$4::smallint WHEN 0 THEN $6::bigint ELSE d.next_attempt_at END, last_error = $7, "
     "dead_at = CASE $4::smallint WHEN 1 THEN $6::bigint END, "
     "claim_pid = NULL, claim_start = NULL WHERE d.id = $1 AND d.state = 0 AND " +
-    Claimable(2, 3) + " RETURNING d.touchpoint");
+    Mine(2, 3, 8, 9) + " RETURNING d.touchpoint");
 const pg::Statement kTouchpointDead(
     "UPDATE touchpoints SET state = 5, reason = $1 WHERE id = $2 AND state IN (1, 5)");
 const pg::Statement kDeadLetters(
@@ -340,16 +353,21 @@ Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
     const Session::Identity& me = session_.identity();
     std::vector<std::int64_t> ids, at;
     std::vector<std::string> reasons;
+    std::vector<std::int64_t> earlier_pids, earlier_starts;
+    for (const Session::Identity& e : session_.earlier()) {
+      earlier_pids.push_back(e.pid);
+      earlier_starts.push_back(e.start);
+    }
     for (const DeliveryResult& d : results) {
       pg::Params p;
       p.Add(d.id).Add(me.pid).Add(me.start);
       pg::Result r;
       if (d.kind == DeliveryResult::Kind::kDelivered) {
-        r = c.Run(kDelivered, p);
+        r = c.Run(kDelivered, p.AddArray(earlier_pids).AddArray(earlier_starts));
       } else {
         const bool dead = d.kind == DeliveryResult::Kind::kDead;
         p.Add(dead ? 1 : 0).Add(d.attempts).Add(Ms(dead ? d.at : d.next_attempt_at)).Add(d.error);
-        r = c.Run(kFailed, p);
+        r = c.Run(kFailed, p.AddArray(earlier_pids).AddArray(earlier_starts));
         if (dead && r.rows() > 0) {
           c.Run(kTouchpointDead, pg::Params().Add(d.history).Add(d.touchpoint));
         }
