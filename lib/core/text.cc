@@ -118,13 +118,13 @@ std::string Printable(std::string_view text, std::size_t max) {
 }
 
 std::string ValidUtf8(std::string_view text) {
-  if (!InvalidUtf8At(text)) return std::string(text);
+  if (!InvalidUtf8At(text) && text.find('\0') == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size() + 8);
   char32_t cp = 0;
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t n = Sequence(text, i, cp);
-    if (n == 0) {
+    if (n == 0 || cp == 0) {
       out += "\xEF\xBF\xBD";
       ++i;
       continue;

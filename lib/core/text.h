@@ -35,8 +35,9 @@ std::string Excerpt(std::string_view text, std::size_t max = 64);
 // bytes of it (cut at a character boundary, then "...").
 std::string Printable(std::string_view text, std::size_t max);
 
-// `text` as valid UTF-8: each byte that breaks it becomes U+FFFD, the rest
-// is kept as it is.
+// `text` as text a database keeps: valid UTF-8 (each byte that breaks it
+// becomes U+FFFD) without NUL (which becomes U+FFFD too); the rest is kept
+// as it is.
 std::string ValidUtf8(std::string_view text);
 
 // "1 touchpoint", "2 touchpoints": `noun` with an "s" unless n is 1.

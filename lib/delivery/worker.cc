@@ -16,12 +16,14 @@ namespace asio = boost::asio;
 
 void Dispatcher::Impl::Add(std::shared_ptr<Worker> worker, DeliveryResult result) {
   // Kept as text by the store (PostgreSQL refuses bytes that are not UTF-8,
-  // and the dead letters are answered as JSON): a peer's bytes in an error
+  // and NUL, and the dead letters are answered as JSON): a peer's bytes in an error
   // or a history line must not stop every result after them.
-  if (InvalidUtf8At(result.error)) result.error = ValidUtf8(result.error);
-  if (InvalidUtf8At(result.history)) result.history = ValidUtf8(result.history);
+  result.error = ValidUtf8(result.error);
+  result.history = ValidUtf8(result.history);
   results.push_back(std::move(result));
   result_workers.push_back(std::move(worker));
+  // Now, even while results the store could not take wait for the retry:
+  // this one need not wait behind them.
   if (flush_posted) return;
   flush_posted = true;
   asio::post(io, [this] { Flush(); });
@@ -75,13 +77,13 @@ void Dispatcher::Impl::Flush() {
   }
   results.resize(kept);
   result_workers.resize(kept);
-  if (kept > 0) {
-    spdlog::error("recording {}: {}; retrying in 1s",
-                  Plural(static_cast<long long>(kept), "delivery"), s.message());
-    flush_posted = true;
+  if (kept > 0 && !retry_armed) {
+    spdlog::error("recording {} of deliveries: {}; retrying in 1s",
+                  Plural(static_cast<long long>(kept), "result"), s.message());
+    retry_armed = true;
     flush_timer.expires_after(kStoreRetry);
     flush_timer.async_wait([this](const boost::system::error_code& ec) {
-      flush_posted = false;
+      retry_armed = false;
       if (!ec || stopping) Flush();
     });
   }
@@ -115,7 +117,15 @@ void Worker::Stop() {
 }
 
 void Worker::MaybeLetGo() {
-  if (!in_order_ || taken_ > 0 || !(stopped_ || circuit_.open())) return;
+  if (!in_order_ || !(stopped_ || circuit_.open())) return;
+  // By the sink's name: a worker that replaced another at a reload shares
+  // its lock, and the old one's events in flight.
+  for (const auto& [id, worker] : d_.busy) {
+    if (worker->name() == sink_.name) return;  // in flight still
+  }
+  for (const auto& w : d_.workers) {
+    if (w->name() == sink_.name && !w->stopped_ && !w->circuit_.open()) return;  // delivering
+  }
   if (Status s = d_.store.LetGoOfSink(sink_.name); !s.ok()) {
     spdlog::warn("sink {}: {}", sink_.name, s.message());
   }
@@ -152,11 +162,12 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
   std::vector<OutboxItem> out;
   for (OutboxItem& item : *due) {
     if (out.size() == max) break;
-    if (d_.busy.insert(item.id).second) {
+    const auto [at, inserted] = d_.busy.emplace(item.id, this);
+    if (inserted) {
       ++taken_;
       out.push_back(std::move(item));
-    } else if (in_order) {
-      break;  // attempted still (by this worker, or one it replaced): wait
+    } else if (in_order && at->second != this) {
+      break;  // attempted still by a worker this one replaced: wait for it
     }
   }
   return out;

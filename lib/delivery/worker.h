@@ -17,7 +17,7 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "delivery/circuit.h"
@@ -47,12 +47,15 @@ struct Dispatcher::Impl {
   // Results not yet written, with the worker each belongs to.
   std::vector<DeliveryResult> results;
   std::vector<std::shared_ptr<Worker>> result_workers;
-  bool flush_posted = false;
+  bool flush_posted = false;  // a Flush() is posted to the loop
+  bool retry_armed = false;   // flush_timer waits to write what could not be
   boost::asio::system_timer flush_timer;
   bool stopping = false;
-  // Events attempted and not yet recorded, of every worker: a worker that
-  // replaced another (a reload) must not take what the old one still has.
-  std::unordered_set<std::int64_t> busy;
+  // Events attempted and not yet recorded, of every worker, with the worker
+  // attempting each (alive while it has any: a result keeps its worker): a
+  // worker that replaced another (a reload) must not take what the old one
+  // still has.
+  std::unordered_map<std::int64_t, const Worker*> busy;
   DeliveryObserver* observer = nullptr;
   std::mt19937_64 rng{std::random_device{}()};
 };
@@ -86,12 +89,14 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // asked for (a store other daemons share claims what it returns).
   // In order (`in_order`, a stream): only those before the first event
   // another worker still attempts (one this worker replaced at a reload),
-  // so that none goes ahead of it.
+  // so that none goes ahead of it. (Its own, sent and not yet recorded,
+  // are passed over.)
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order);
   void CircuitFailed(Instant now, const std::string& error);
   void CircuitSucceeded();
-  // An in-order sink stopped, or its circuit open, with nothing in flight:
-  // the store may let another daemon deliver it (OutboxStore::LetGoOfSink).
+  // An in-order sink that no worker of this daemon delivers (stopped, or
+  // its circuit open) and none has anything of in flight: the store may let
+  // another daemon deliver it (OutboxStore::LetGoOfSink).
   void MaybeLetGo();
 
   Dispatcher::Impl& d_;

@@ -27,12 +27,16 @@ TEST(TextTest, PrintableIsUtf8WithoutControlsAndCutAtACharacter) {
   EXPECT_EQ(Printable("x", 0), "...");
 }
 
-TEST(TextTest, ValidUtf8ReplacesOnlyWhatBreaksIt) {
+TEST(TextTest, ValidUtf8ReplacesOnlyWhatADatabaseCannotKeep) {
   EXPECT_EQ(ValidUtf8("keeps\ttabs\nand caf\xC3\xA9"), "keeps\ttabs\nand caf\xC3\xA9");
   EXPECT_EQ(ValidUtf8("\xFF"), "\xEF\xBF\xBD");
   EXPECT_EQ(ValidUtf8("a\xF4\x90\x80\x80z"),  // past U+10FFFF
             "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz");
   EXPECT_EQ(InvalidUtf8At(ValidUtf8("\xC3(\xA0\xA1\xE2\x82")), std::nullopt);
+  // NUL too, which no database keeps in text.
+  EXPECT_EQ(ValidUtf8(std::string("a\0b", 3)),
+            "a\xEF\xBF\xBD"
+            "b");
 }
 
 }  // namespace

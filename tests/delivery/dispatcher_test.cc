@@ -18,6 +18,7 @@
 
 #include "core/text.h"
 #include "delivery/fake_outbox.h"
+#include "e2e/redis_server.h"
 #include "harness.h"
 #include "http/server.h"
 #include "temp_dir.h"
@@ -233,6 +234,49 @@ TEST_F(DispatcherTest, AResultTheStoreRefusesHoldsUpOnlyItself) {
   ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 3; }));  // within kStoreRetry
   EXPECT_EQ(outbox_.Find(2), nullptr);
   EXPECT_EQ(bodies_.size(), 3u);
+}
+
+// A Redis sink (one deliverer at a time, in order, among daemons sharing a
+// store) is let go when this daemon cannot deliver it: its circuit open
+// (Redis cannot be reached), with nothing in flight; and again when a reload
+// replaces its worker. The new worker delivers every event, in order.
+TEST_F(DispatcherTest, ARedisSinkThatCannotBeReachedIsLetGoAndAReloadDeliversItInOrder) {
+  const int live = testing::PortForLater();
+  testing::RedisServer redis;
+  redis.Start(dir_.path(), live);
+  const int dead = testing::PortForLater();  // another: `live` is taken
+  const auto rules = [&](int port) {
+    return testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 15}}
+sinks:
+  - {name: events, type: redis, url: "redis://127.0.0.1:)" +
+                             std::to_string(port) + R"(/0"}
+cadences:
+  - name: trust
+    steps: [{after: 1d, topic: hello}]
+)");
+  };
+  auto first = rules(dead);
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));
+  EXPECT_EQ(outbox_.let_go, std::vector<std::string>{"events"});
+  EXPECT_EQ((*d)->Health()[0].state, "open");
+  EXPECT_EQ(outbox_.recorded(), 0);  // nothing sent: nothing recorded
+
+  auto second = rules(live);
+  auto prepared = (*d)->Prepare(*second);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  (*d)->Commit(std::move(*prepared), *second);
+  EXPECT_EQ(outbox_.let_go.size(), 2u);  // the old worker, stopped
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 3; }));
+  std::vector<std::string> events;
+  for (auto& e : redis.Entries("touchpoints")) events.push_back(e["event"]);
+  EXPECT_EQ(events, (std::vector<std::string>{R"({"n":1})", R"({"n":2})", R"({"n":3})"}));
+  EXPECT_EQ(outbox_.let_go.size(), 2u);  // delivering: kept
+  (*d)->Stop();
 }
 
 }  // namespace

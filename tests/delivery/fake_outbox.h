@@ -69,6 +69,10 @@ class FakeOutbox final : public OutboxStore {
     }
     return out;
   }
+  Status LetGoOfSink(std::string_view sink) override {
+    let_go.emplace_back(sink);
+    return Status::Ok();
+  }
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override {
     std::optional<Instant> next;
     for (const Entry& e : entries_) {
@@ -152,6 +156,8 @@ class FakeOutbox final : public OutboxStore {
   // A delivery whose results RecordDeliveries() refuses (not as a store
   // that is away: as one that cannot take that row), or 0.
   std::int64_t refuse = 0;
+  // The sinks LetGoOfSink() was called for, in turn.
+  std::vector<std::string> let_go;
 
  private:
   std::vector<Entry> entries_;

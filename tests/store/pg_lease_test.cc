@@ -174,8 +174,10 @@ TEST_F(PgLeaseTest, ALeaseThatWaitedHidesItsMessagesForTheirWholeVisibility) {
     ASSERT_TRUE(rows.ok()) << rows.status().message();
     ASSERT_FALSE(rows->empty());
     for (const LeasedRow& row : *rows) {
-      // (Less a little: the second was asked for a moment after the first.)
-      EXPECT_GE(VisibleAt(row.id), asked + kWait.count() - 50 + kVisibility.count())
+      // (Less a little: the second was asked for a moment after the first,
+      // and a loaded machine may take a while between the two clocks'
+      // readings.)
+      EXPECT_GE(VisibleAt(row.id), asked + kWait.count() - 250 + kVisibility.count())
           << "message " << row.id;
     }
   }

@@ -99,15 +99,13 @@ const pg::Statement kOrderedSinkUnlock(
 // Its claims on a sink's waiting events, given up: the next deliverer
 // starts from the first of them, not past them.
 const pg::Statement kUnclaim(
-    "UPDATE deliveries SET claim_pid = NULL, claim_start = NULL WHERE sink = $1 AND state = 0 "
-    "AND claim_pid = $2 AND claim_start = $3");
+    "UPDATE deliveries SET claim_pid = NULL, claim_start = NULL WHERE id = ANY($1::bigint[]) "
+    "AND state = 0 AND claim_pid = $2 AND claim_start = $3");
 const pg::Statement kNextAfter(
     "SELECT min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $2), "
     "COALESCE(bool_or(d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
     "d.claim_start IS NOT DISTINCT FROM $4)), false) "
     "FROM deliveries d WHERE d.sink = $1 AND d.state = 0");
-// A result counts only from the claim's session, or where that session has
-// ended and nobody took the delivery over ($2, $3: this session).
 // A result is recorded only while the delivery's claim is still this
 // daemon's, made by its session ($pid, $start) or by one it had before
 // ($pids, $starts: a result that came back after the connection was
@@ -259,7 +257,7 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
         }
         // Held from here, even should this transaction roll back: a
         // session-level lock does not follow transactions.
-        ordered_.emplace(sink);
+        ordered_.emplace(std::string(sink), std::set<std::int64_t>());
       }
     }
     // What this daemon's earlier sessions claimed (its own attempts, still
@@ -287,6 +285,11 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
     }
   });
   if (!s.ok()) return s;
+  if (in_order) {
+    if (auto held = ordered_.find(sink); held != ordered_.end()) {
+      for (const OutboxItem& item : out) held->second.insert(item.id);
+    }
+  }
   if (taken_over > 0) {
     taken_over_ += taken_over;
     spdlog::warn(
@@ -321,7 +324,10 @@ StatusOr<std::optional<Instant>> Deliveries::NextDeliveryAfter(std::string_view 
 }
 
 Status Deliveries::LetGoOfSink(std::string_view sink) {
-  if (!ordered_.contains(sink)) return Status::Ok();
+  const auto entry = ordered_.find(sink);
+  if (entry == ordered_.end()) return Status::Ok();
+  // (Its claims by id: a sink's backlog may be long.)
+  const std::vector<std::int64_t> claimed(entry->second.begin(), entry->second.end());
   bool held = true;
   // The claims given up (committed) before the lock: the next deliverer
   // must find them free when it has the lock.
@@ -332,7 +338,7 @@ Status Deliveries::LetGoOfSink(std::string_view sink) {
       held = false;
       return;
     }
-    c.Run(kUnclaim, pg::Params().Add(sink).Add(me.pid).Add(me.start));
+    c.Run(kUnclaim, pg::Params().AddArray(claimed).Add(me.pid).Add(me.start));
   });
   if (s.ok() && held) {
     s = session_.Read("let go of sink", [&] {
@@ -343,12 +349,12 @@ Status Deliveries::LetGoOfSink(std::string_view sink) {
   // Released, or gone with a session that ended: either way no longer held
   // by this one. (Should the unlock fail with the session still up, it is
   // still held, and still in ordered_.)
-  if (s.ok() || !held) ordered_.erase(ordered_.find(sink));
+  if (s.ok() || !held) ordered_.erase(entry);
   return s;
 }
 
 Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
-  return session_.Atomically("record deliveries", [&] {
+  Status s = session_.Atomically("record deliveries", [&] {
     pg::Connection& c = session_.conn();
     const Session::Identity& me = session_.identity();
     std::vector<std::int64_t> ids, at;
@@ -379,6 +385,13 @@ Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
     }
     AddHistoryAsIs(c, ids, at, reasons);
   });
+  // Recorded, or not this daemon's any more: no claim of its to give up.
+  if (s.ok()) {
+    for (auto& entry : ordered_) {
+      for (const DeliveryResult& d : results) entry.second.erase(d.id);
+    }
+  }
+  return s;
 }
 
 StatusOr<std::vector<DeadLetter>> Deliveries::DeadLetters(std::string_view sink, std::int64_t after,

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <span>
@@ -96,8 +97,9 @@ class Deliveries {
   std::int64_t taken_over_ = 0;
   // The in-order sinks whose lock this session holds (`holder_`'s: a
   // session-level lock goes with its session, and is taken once, as such
-  // locks count each time they are taken).
-  std::set<std::string, std::less<>> ordered_;
+  // locks count each time they are taken), each with the ids of its events
+  // this session claimed and has not recorded a result of.
+  std::map<std::string, std::set<std::int64_t>, std::less<>> ordered_;
   Session::Identity holder_;
 };
 

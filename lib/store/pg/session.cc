@@ -214,8 +214,9 @@ Status Session::Atomically(std::string_view what, const std::function<void()>& f
       // would refer to a connection gone).
       struct Inside {
         bool& flag;
-        explicit Inside(bool& f) : flag(f) { flag = true; }
-        ~Inside() { flag = false; }
+        const bool was;
+        explicit Inside(bool& f) : flag(f), was(f) { flag = true; }
+        ~Inside() { flag = was; }
         Inside(const Inside&) = delete;
         Inside& operator=(const Inside&) = delete;
       } inside(atomic_);
