@@ -120,12 +120,13 @@ void Worker::MaybeLetGo() {
   if (!in_order_ || !(stopped_ || circuit_.open())) return;
   // By the sink's name: a worker that replaced another at a reload shares
   // its lock, and the old one's events in flight.
-  for (const auto& [id, worker] : d_.busy) {
-    if (worker->name() == sink_.name) return;  // in flight still
-  }
-  for (const auto& w : d_.workers) {
-    if (w->name() == sink_.name && !w->stopped_ && !w->circuit_.open()) return;  // delivering
-  }
+  const std::string& name = sink_.name;
+  const bool in_flight = std::any_of(d_.busy.begin(), d_.busy.end(),
+                                     [&](const auto& b) { return b.second->name() == name; });
+  const bool delivering = std::any_of(d_.workers.begin(), d_.workers.end(), [&](const auto& w) {
+    return w->name() == name && !w->stopped_ && !w->circuit_.open();
+  });
+  if (in_flight || delivering) return;
   if (Status s = d_.store.LetGoOfSink(sink_.name); !s.ok()) {
     spdlog::warn("sink {}: {}", sink_.name, s.message());
   }
