@@ -56,6 +56,52 @@ class PgOutboxTest : public PgStoreTest {
     for (const OutboxItem& i : items) ids.insert(i.id);
     return ids;
   }
+  // Two daemons' stores: A claims one buyer's two deliveries, its session
+  // ends, B takes them over.
+  struct TakenOver {
+    std::unique_ptr<PgStore> a, b;
+    Instant now;
+    std::vector<OutboxItem> a_due, b_due;
+  } taken_over_;
+  void ClaimedByATakenOverByB() {
+    TakenOver& t = taken_over_;
+    t.a = MustOpen();
+    t.b = MustOpen();
+    t.now = Fire(*t.a, 1);
+    auto a_due = t.a->DueDeliveries("stream", t.now, 100, false);
+    ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+    ASSERT_EQ(a_due->size(), 2u);
+    EndTheFirstStoresSession();
+    auto b_due = t.b->DueDeliveries("stream", t.now, 100, false);
+    ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+    ASSERT_EQ(b_due->size(), 2u);
+    t.a_due = std::move(*a_due);
+    t.b_due = std::move(*b_due);
+  }
+  // Ends the session of the store opened first (the daemons' stores are
+  // all "touchpointd": every session but the newest).
+  void EndTheFirstStoresSession() {
+    PgServer::Shared().Admin(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+        "datname = '" +
+        db_->name() +
+        "' AND application_name = 'touchpointd' "
+        "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
+        db_->name() +
+        "' AND application_name = 'touchpointd' ORDER BY "
+        "backend_start DESC LIMIT 1)");
+  }
+  // `results` recorded by a store whose session was ended: on its new one.
+  // (The new session's connection may take longer than a call waits for it
+  // on a loaded machine: Unavailable, tried again as the dispatcher would.)
+  static Status RecordOnItsNewSession(PgStore& store, const std::vector<DeliveryResult>& results) {
+    Status recorded = store.RecordDeliveries(results);
+    for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      recorded = store.RecordDeliveries(results);
+    }
+    return recorded;
+  }
   static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
     DeliveryResult r;
     r.id = item.id;
@@ -150,37 +196,16 @@ TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTak
 }
 
 TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 1);
-  auto a_due = a->DueDeliveries("stream", now, 100, false);
-  ASSERT_EQ(a_due->size(), 2u);
   // A's session ends (its connection cut); B takes the deliveries over.
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
-      "datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' "
-      "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' ORDER BY "
-      "backend_start DESC LIMIT 1)");
-  auto b_due = b->DueDeliveries("stream", now, 100, false);
-  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
-  ASSERT_EQ(b_due->size(), 2u);
-  // A's attempts finish: on a new session, they are no longer A's. (The
-  // new session's connection may take longer than a call waits for it on a
-  // loaded machine: Unavailable, tried again as the dispatcher would.)
-  std::vector<DeliveryResult> late = {Delivered((*a_due)[0], now), Delivered((*a_due)[1], now)};
-  Status recorded = a->RecordDeliveries(late);
-  for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    recorded = a->RecordDeliveries(late);
-  }
+  ASSERT_NO_FATAL_FAILURE(ClaimedByATakenOverByB());
+  const auto& [a, b, now, a_due, b_due] = taken_over_;
+  // A's attempts finish: on a new session, they are no longer A's.
+  std::vector<DeliveryResult> late = {Delivered(a_due[0], now), Delivered(a_due[1], now)};
+  Status recorded = RecordOnItsNewSession(*a, late);
   ASSERT_TRUE(recorded.ok()) << recorded.message();
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2);
   // B's own result is recorded.
-  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{Delivered((*b_due)[0], now)}).ok());
+  ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{Delivered(b_due[0], now)}).ok());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 1);
 }
 
@@ -190,24 +215,10 @@ TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {
 // nothing, and the same result recorded twice (a retry after a COMMIT whose
 // outcome was not heard) adds nothing the second time.
 TEST_F(PgOutboxTest, ALateResultAfterTheTakeOverWasRecordedChangesNothing) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 1);
-  auto a_due = a->DueDeliveries("stream", now, 100, false);
-  ASSERT_EQ(a_due->size(), 2u);
-  PgServer::Shared().Admin(
-      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
-      "datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' "
-      "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
-      db_->name() +
-      "' AND application_name = 'touchpointd' ORDER BY "
-      "backend_start DESC LIMIT 1)");
-  auto b_due = b->DueDeliveries("stream", now, 100, false);
-  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
-  ASSERT_EQ(b_due->size(), 2u);
-  DeliveryResult retry = Delivered((*b_due)[0], now);
+  // A's session ends (its connection cut); B takes the deliveries over.
+  ASSERT_NO_FATAL_FAILURE(ClaimedByATakenOverByB());
+  const auto& [a, b, now, a_due, b_due] = taken_over_;
+  DeliveryResult retry = Delivered(b_due[0], now);
   retry.kind = DeliveryResult::Kind::kRetry;
   retry.attempts = 1;
   retry.next_attempt_at = now + std::chrono::minutes(5);
@@ -216,17 +227,13 @@ TEST_F(PgOutboxTest, ALateResultAfterTheTakeOverWasRecordedChangesNothing) {
   ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());
   ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());  // again
   // A's attempt of it ends, dead-lettered, once A has a new session.
-  DeliveryResult dead = Delivered((*a_due)[0], now);
+  DeliveryResult dead = Delivered(a_due[0], now);
   ASSERT_EQ(dead.id, retry.id);
   dead.kind = DeliveryResult::Kind::kDead;
   dead.attempts = 7;
   dead.error = "A: gave up";
   dead.history = "A's dead letter";
-  Status recorded = a->RecordDeliveries(std::vector<DeliveryResult>{dead});
-  for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    recorded = a->RecordDeliveries(std::vector<DeliveryResult>{dead});
-  }
+  Status recorded = RecordOnItsNewSession(*a, {dead});
   ASSERT_TRUE(recorded.ok()) << recorded.message();
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries WHERE state = 1"), 0);
   EXPECT_EQ(Count("SELECT attempts FROM deliveries WHERE id = " + std::to_string(retry.id)), 1);
