@@ -90,8 +90,7 @@ bool ReadRange(pg::Connection& c, const OutcomeQuery& query, BuyerRange range,
       query.options.by == ReportBy::kCadence || query.options.by == ReportBy::kTopic;
   const std::string in_range = " buyer >= " + std::to_string(range.first) + " AND buyer < " +
                                std::to_string(range.end) + " ";
-  pg::Transaction snapshot(c);
-  c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  pg::Transaction snapshot(c, pg::Transaction::Mode::kSnapshot);
   CursorScan purchases(c, "purchases_scan",
                        "SELECT buyer, purchased_at, quantity, product, amount, tier, zone, id "
                        "FROM purchases WHERE" +
@@ -229,7 +228,8 @@ void PgReader::Lease(std::string queue, int max, Millis visibility, Instant aske
       if (!pgstore::AnyVisible(c, queue, now)) return std::vector<LeasedRow>();
       // A transaction of its own, which ends the queue's turn.
       std::vector<LeasedRow> rows = pgstore::LeaseOn(c, queue, max, visibility, now);
-      // From the rows of fired touchpoints, which do not change.
+      // Their events, read after the lease's commit in one snapshot of
+      // their own (FillEvents).
       pgstore::FillEvents(c, impl->queue_zones, rows, queue);
       return rows;
     }));
@@ -271,8 +271,7 @@ void PgReader::PendingByDay(std::vector<Instant> boundaries,
           if (boundaries.size() < 2) return out;
           pg::Connection& c = impl->DaysConn();
           impl->ThrowIfStopping();  // a stop while it was reopened
-          pg::Transaction read(c);
-          c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+          pg::Transaction read(c, pg::Transaction::Mode::kSnapshot);
           out.days.resize(boundaries.size() - 1);
           out.before = c.Run(kPendingBefore, pg::Params().Add(Ms(boundaries.front()))).Int64(0, 0);
           impl->ThrowIfStopping();

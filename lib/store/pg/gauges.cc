@@ -79,8 +79,7 @@ class Counter {
 
 StoreGauges ReadGauges(pg::Connection& c, std::span<const std::string> queues,
                        std::span<const std::string> push_sinks, std::int64_t exact_up_to) {
-  pg::Transaction read(c);
-  c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  pg::Transaction read(c, pg::Transaction::Mode::kSnapshot);
   StoreGauges g;
   Counter counter(c, exact_up_to, g.estimated);
   g.pending = counter.Count(kPendingUpTo, kPendingPlan);

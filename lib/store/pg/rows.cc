@@ -205,11 +205,9 @@ void FillEvents(pg::Connection& c, sql::ZoneCache& zones, std::span<LeasedRow> l
   // (it pins the old tier on fired touchpoints and gives the purchase its
   // new one together) would make this hand-out's event say the new tier
   // and every later one the old.
-  std::optional<pg::Transaction> snapshot;
   if (touchpoints.empty()) return;
-  if (!c.in_transaction()) {
-    snapshot.emplace(c, pg::Transaction::Mode::kSnapshot);
-  }
+  std::optional<pg::Transaction> snapshot;
+  if (!c.in_transaction()) snapshot.emplace(c, pg::Transaction::Mode::kSnapshot);
   auto events = MakeEvents(c, zones, touchpoints);
   if (snapshot) snapshot->Commit();
   for (LeasedRow& r : leased) {
