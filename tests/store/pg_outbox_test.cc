@@ -102,6 +102,29 @@ class PgOutboxTest : public PgStoreTest {
     }
     return recorded;
   }
+  // A store on another role of the server: neither a superuser nor a
+  // member of pg_read_all_stats, so pg_stat_activity shows it the other
+  // roles' sessions without their start times. Dropped with the fixture.
+  std::unique_ptr<PgStore> OpenAsAnotherRole() {
+    other_role_ = "other_" + db_->name();
+    PgServer::Shared().Admin("CREATE ROLE " + other_role_ + " LOGIN");
+    auto conn = pg::Connection::Open(db_->url(), "test");
+    conn->Exec("GRANT ALL ON SCHEMA public TO " + other_role_ +
+               "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + other_role_ +
+               "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + other_role_);
+    std::string url = db_->url();
+    const std::string user = "touchpoint@";
+    url.replace(url.find(user), user.size(), other_role_ + "@");
+    auto store = PgStore::Open(url, rules_);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  ~PgOutboxTest() override {
+    if (other_role_.empty()) return;
+    pg::Connection::Open(db_->url(), "test")->Exec("DROP OWNED BY " + other_role_);
+    PgServer::Shared().Admin("DROP ROLE IF EXISTS " + other_role_);
+  }
+  std::string other_role_;
   static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
     DeliveryResult r;
     r.id = item.id;
@@ -260,6 +283,40 @@ TEST_F(PgOutboxTest, AnOrderedSinkHasOneDelivererUntilItsSessionEnds) {
   }
   ASSERT_EQ(taken.size(), 6u);
   for (std::size_t i = 1; i < taken.size(); ++i) EXPECT_LT(taken[i - 1].id, taken[i].id);
+  EXPECT_EQ(b->TakenOver(), 2);
+}
+
+// Daemons on two roles of the server: each sees the other's sessions in
+// pg_stat_activity without their start times. A claim of a session it
+// cannot tell is the claimer's is held while that process lives (else
+// every claim of the other role's daemons would look dead, and be taken
+// over mid-flight), and taken over once it is gone.
+TEST_F(PgOutboxTest, AClaimOfAnotherRolesLiveSessionIsHeldUntilItEnds) {
+  auto a = MustOpen();
+  auto b = OpenAsAnotherRole();
+  ASSERT_NE(b, nullptr);
+  const Instant now = Fire(*a, 2);
+  auto a_due = a->DueDeliveries("stream", now, 2, false);
+  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+  ASSERT_EQ(a_due->size(), 2u);
+  auto b_due = b->DueDeliveries("stream", now, 100, false);
+  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+  ASSERT_EQ(b_due->size(), 2u);
+  for (std::int64_t id : Ids(*b_due)) EXPECT_EQ(Ids(*a_due).count(id), 0u) << id;
+  // Each asks again: its own, and none of the other's.
+  EXPECT_EQ(Ids(*a->DueDeliveries("stream", now, 100, false)), Ids(*a_due));
+  EXPECT_EQ(Ids(*b->DueDeliveries("stream", now, 100, false)), Ids(*b_due));
+  EXPECT_EQ(a->TakenOver() + b->TakenOver(), 0);
+  a.reset();
+  std::vector<OutboxItem> taken;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (taken.size() < 4 && std::chrono::steady_clock::now() < deadline) {
+    auto again = b->DueDeliveries("stream", now, 100, false);
+    ASSERT_TRUE(again.ok());
+    taken = std::move(*again);
+    if (taken.size() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(taken.size(), 4u);
   EXPECT_EQ(b->TakenOver(), 2);
 }
 

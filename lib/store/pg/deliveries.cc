@@ -69,11 +69,15 @@ const pg::Statement kAnyVisible(
 
 // A claim this session may take: none, its own, or one whose session has
 // ended (parameters $pid and $start: this session's process and start).
+// pg_stat_activity shows a role the start of its own sessions only (unless
+// it may read all statistics): a live process whose start it cannot see
+// may be the claimer, so its claims are held until that process is gone.
 std::string Claimable(int pid, int start) {
   const std::string p = "$" + std::to_string(pid), st = "$" + std::to_string(start);
   return "(d.claim_pid IS NULL OR (d.claim_pid = " + p + " AND d.claim_start = " + st +
          ") OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.claim_pid AND "
-         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start))";
+         "(a.backend_start IS NULL OR "
+         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start)))";
 }
 std::string ClaimDue(const char* order) {
   return std::string(
