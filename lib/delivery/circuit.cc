@@ -32,6 +32,12 @@ std::string Circuit::Failed(Instant now, const std::string& error) {
          "); pausing deliveries for " + MsText(open_for_);
 }
 
+std::string Circuit::DeliveredElsewhere() {
+  if (state_ != State::kHalfOpen) return "";
+  Succeeded();
+  return "delivered by another daemon; this one's circuit is closed until it delivers again";
+}
+
 SinkHealth Circuit::Health(const std::string& name) const {
   static constexpr const char* kNames[] = {"ok", "open", "half-open"};
   return {name, kNames[static_cast<int>(state_)], failures_, last_error_};

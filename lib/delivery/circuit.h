@@ -26,6 +26,10 @@ class Circuit {
   // Each returns a line to log when the state changed, else "".
   std::string Succeeded();
   std::string Failed(Instant now, const std::string& error);
+  // Half-open with nothing to probe: another daemon delivers the sink.
+  // Closed, its failures forgotten, until this daemon delivers it again
+  // (else it would show failing for as long as the other delivers).
+  std::string DeliveredElsewhere();
 
   SinkHealth Health(const std::string& name) const;
 

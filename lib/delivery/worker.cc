@@ -160,6 +160,11 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
     spdlog::error("sink {}: {}", sink_.name, due.status().message());
     return {};
   }
+  if (in_order && due->empty() && d_.store.DeliveredElsewhere(sink_.name)) {
+    if (auto line = circuit_.DeliveredElsewhere(); !line.empty()) {
+      spdlog::info("sink {}: {}", sink_.name, line);
+    }
+  }
   std::vector<OutboxItem> out;
   for (OutboxItem& item : *due) {
     if (out.size() == max) break;

@@ -71,6 +71,12 @@ class OutboxStore {
     (void)sink;
     return Status::Ok();
   }
+  // Whether the last in-order DueDeliveries() of `sink` found another
+  // daemon sharing the store delivering it (and so returned nothing).
+  virtual bool DeliveredElsewhere(std::string_view sink) const {
+    (void)sink;
+    return false;
+  }
   // When the earliest event of `sink` due after `now` is due, if any.
   virtual StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink,
                                                              Instant now) = 0;

@@ -190,6 +190,9 @@ StatusOr<std::optional<Instant>> PgStore::NextDeliveryAfter(std::string_view sin
   return impl_->deliveries.NextDeliveryAfter(sink, now);
 }
 Status PgStore::LetGoOfSink(std::string_view sink) { return impl_->deliveries.LetGoOfSink(sink); }
+bool PgStore::DeliveredElsewhere(std::string_view sink) const {
+  return impl_->deliveries.DeliveredElsewhere(sink);
+}
 
 Status PgStore::RecordDeliveries(std::span<const DeliveryResult> results) {
   return impl_->deliveries.RecordDeliveries(results);

@@ -129,6 +129,7 @@ class PgStore final : public Store, public LeasedEvents {
                                                   std::size_t max, bool in_order) override;
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override;
   Status LetGoOfSink(std::string_view sink) override;
+  bool DeliveredElsewhere(std::string_view sink) const override;
   Status RecordDeliveries(std::span<const DeliveryResult> results) override;
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit) override;

@@ -279,5 +279,37 @@ cadences:
   (*d)->Stop();
 }
 
+// A Redis sink this daemon let go (it cannot reach it) and another daemon
+// then delivers: the probe finds nothing to send, and the sink is not shown
+// failing here for as long as the other daemon delivers it.
+TEST_F(DispatcherTest, ARedisSinkAnotherDaemonDeliversIsNotShownFailingHere) {
+  const auto rules = testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 15}}
+sinks:
+  - {name: events, type: redis, url: "redis://127.0.0.1:)" +
+                                       std::to_string(testing::PortForLater()) + R"(/0"}
+cadences:
+  - name: trust
+    steps: [{after: 1d, topic: hello}]
+)");
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));
+  EXPECT_EQ((*d)->Health()[0].state, "open");
+  outbox_.elsewhere.insert("events");       // another daemon took its lock
+  clock_.Advance(std::chrono::minutes(1));  // past the circuit's pause: a probe
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "ok"; })) << (*d)->Health()[0].state;
+  EXPECT_EQ((*d)->Health()[0].consecutive_failures, 0);
+  // It delivers again once the other daemon lets the sink go: it fails
+  // again here, and opens again.
+  outbox_.elsewhere.clear();
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "open"; }));
+  (*d)->Stop();
+}
+
 }  // namespace
 }  // namespace tp

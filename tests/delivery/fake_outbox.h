@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,6 +56,7 @@ class FakeOutbox final : public OutboxStore {
   StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
                                                   std::size_t max, bool in_order) override {
     std::vector<const Entry*> due;
+    if (in_order && elsewhere.contains(std::string(sink))) return std::vector<OutboxItem>();
     for (const Entry& e : entries_) {
       if (e.sink == sink && !e.dead && e.next <= now) due.push_back(&e);
     }
@@ -72,6 +74,9 @@ class FakeOutbox final : public OutboxStore {
   Status LetGoOfSink(std::string_view sink) override {
     let_go.emplace_back(sink);
     return Status::Ok();
+  }
+  bool DeliveredElsewhere(std::string_view sink) const override {
+    return elsewhere.contains(std::string(sink));
   }
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override {
     std::optional<Instant> next;
@@ -158,6 +163,8 @@ class FakeOutbox final : public OutboxStore {
   std::int64_t refuse = 0;
   // The sinks LetGoOfSink() was called for, in turn.
   std::vector<std::string> let_go;
+  // In-order sinks another daemon delivers: nothing due for this one.
+  std::set<std::string> elsewhere;
 
  private:
   std::vector<Entry> entries_;

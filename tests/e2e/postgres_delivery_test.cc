@@ -88,6 +88,17 @@ TEST_F(PostgresDaemonTest, AStreamADaemonCannotReachIsDeliveredByAnother) {
   for (const auto& f : fired) want.push_back(std::get<2>(f));
   for (auto& e : entries) got.push_back(e["id"]);
   EXPECT_EQ(got, want);
+  // A's next probe (its pauses double from 1 s) finds the stream B's: A
+  // does not show the sink failing while B delivers it.
+  json health;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        health = a.Call("GET", "/healthz").second;
+        return health["sinks"][0]["state"] == "ok";
+      },
+      std::chrono::seconds(40)))
+      << health.dump();
+  EXPECT_NE(a.log().find("sink events: delivered by another daemon"), std::string::npos);
 }
 
 }  // namespace

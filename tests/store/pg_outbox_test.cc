@@ -347,5 +347,28 @@ TEST_F(PgOutboxTest, AnOrderedSinkLetGoIsDeliveredByAnotherFromItsFirstEvent) {
   EXPECT_TRUE(a->DueDeliveries("stream", now, 100, true)->empty());
 }
 
+// A daemon whose connection was replaced lets an ordered sink go before
+// its new session claimed anything: what its earlier session claimed is
+// given up too (nothing of it is in flight), so the next deliverer counts
+// none of it as taken over. Then it sees the sink is another daemon's.
+TEST_F(PgOutboxTest, AnOrderedSinkLetGoOnANewSessionGivesUpTheEarlierSessionsClaims) {
+  auto a = MustOpen();
+  const Instant now = Fire(*a, 3);
+  auto a_due = a->DueDeliveries("stream", now, 2, true);
+  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+  ASSERT_EQ(a_due->size(), 2u);
+  auto b = MustOpen();
+  EndTheFirstStoresSession();
+  ASSERT_TRUE(Reconnected([&] { return a->LetGoOfSink("stream"); }).ok());
+  auto taken = Reconnected([&] { return b->DueDeliveries("stream", now, 100, true); });
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  ASSERT_EQ(taken->size(), 6u);
+  EXPECT_EQ((*taken)[0].id, (*a_due)[0].id);
+  EXPECT_EQ(b->TakenOver(), 0);
+  EXPECT_FALSE(b->DeliveredElsewhere("stream"));
+  EXPECT_TRUE(a->DueDeliveries("stream", now, 100, true)->empty());
+  EXPECT_TRUE(a->DeliveredElsewhere("stream"));
+}
+
 }  // namespace
 }  // namespace tp

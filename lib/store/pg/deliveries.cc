@@ -100,11 +100,6 @@ const pg::Statement kOrderedSinkLock(
     "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
 const pg::Statement kOrderedSinkUnlock(
     "SELECT pg_advisory_unlock(hashtextextended('sink:' || $1, 7305861230003))");
-// Its claims on a sink's waiting events, given up: the next deliverer
-// starts from the first of them, not past them.
-const pg::Statement kUnclaim(
-    "UPDATE deliveries SET claim_pid = NULL, claim_start = NULL WHERE id = ANY($1::bigint[]) "
-    "AND state = 0 AND claim_pid = $2 AND claim_start = $3");
 const pg::Statement kNextAfter(
     "SELECT min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $2), "
     "COALESCE(bool_or(d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
@@ -123,6 +118,12 @@ std::string Mine(int pid, int start, int pids, int starts) {
          ") OR (d.claim_pid, d.claim_start) IN (SELECT * FROM unnest(" + n(pids) + "::bigint[], " +
          n(starts) + "::bigint[])))";
 }
+// Its claims on a sink's waiting events, given up: the next deliverer
+// starts from the first of them, not past them.
+const pg::Statement kUnclaim(
+    "UPDATE deliveries d SET claim_pid = NULL, claim_start = NULL WHERE d.id = ANY($1::bigint[]) "
+    "AND d.state = 0 AND " +
+    Mine(2, 3, 4, 5));
 const pg::Statement kDelivered("DELETE FROM deliveries d WHERE d.id = $1 AND d.state = 0 AND " +
                                Mine(2, 3, 4, 5) + " RETURNING d.touchpoint");
 const pg::Statement kFailed(
@@ -152,6 +153,19 @@ const pg::Statement kBySink(
     "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
 const pg::Statement kDepth("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 0");
 const pg::Statement kDeadCount("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
+
+// This daemon's earlier sessions: the $pids and $starts of Mine() and of
+// the claims.
+struct Earlier {
+  explicit Earlier(const std::vector<Session::Identity>& sessions) {
+    for (const Session::Identity& e : sessions) {
+      pids.push_back(e.pid);
+      starts.push_back(e.start);
+    }
+  }
+  pg::Params& AddTo(pg::Params& p) const { return p.AddArray(pids).AddArray(starts); }
+  std::vector<std::int64_t> pids, starts;
+};
 
 }  // namespace
 
@@ -251,35 +265,28 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
     pg::Connection& c = session_.conn();
     const Session::Identity& me = session_.identity();
     if (in_order) {
-      if (!(holder_ == me)) {  // a new session: what the last one held went with it
-        ordered_.clear();
+      if (!(holder_ == me)) {  // a new session: the last one's locks went with it
+        for (auto& [name, held] : ordered_) held.locked = false;
         holder_ = me;
       }
-      if (!ordered_.contains(sink)) {
+      const auto held = ordered_.find(sink);
+      if (held == ordered_.end() || !held->second.locked) {
         if (!c.Run(kOrderedSinkLock, pg::Params().Add(sink)).Bool(0, 0)) {
+          elsewhere_.emplace(sink);
           return;  // another daemon delivers this sink
         }
         // Held from here, even should this transaction roll back: a
         // session-level lock does not follow transactions.
-        ordered_.emplace(std::string(sink), std::set<std::int64_t>());
+        ordered_[std::string(sink)].locked = true;
+        if (const auto e = elsewhere_.find(sink); e != elsewhere_.end()) elsewhere_.erase(e);
       }
     }
     // What this daemon's earlier sessions claimed (its own attempts, still
     // in flight when its connection was replaced) is not taken over.
-    std::vector<std::int64_t> earlier_pids, earlier_starts;
-    for (const Session::Identity& e : session_.earlier()) {
-      earlier_pids.push_back(e.pid);
-      earlier_starts.push_back(e.start);
-    }
+    pg::Params claim;
+    claim.Add(sink).Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(me.pid).Add(me.start);
     pg::Result r =
-        c.Run(in_order ? kClaimDueInOrder : kClaimDue, pg::Params()
-                                                           .Add(sink)
-                                                           .Add(Ms(now))
-                                                           .Add(static_cast<std::int64_t>(max))
-                                                           .Add(me.pid)
-                                                           .Add(me.start)
-                                                           .AddArray(earlier_pids)
-                                                           .AddArray(earlier_starts));
+        c.Run(in_order ? kClaimDueInOrder : kClaimDue, Earlier(session_.earlier()).AddTo(claim));
     for (int i = 0; i < r.rows(); ++i) {
       out.push_back({r.Int64(i, 0), r.Int64(i, 1),
                      TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),
@@ -291,7 +298,7 @@ StatusOr<std::vector<OutboxItem>> Deliveries::DueDeliveries(std::string_view sin
   if (!s.ok()) return s;
   if (in_order) {
     if (auto held = ordered_.find(sink); held != ordered_.end()) {
-      for (const OutboxItem& item : out) held->second.insert(item.id);
+      for (const OutboxItem& item : out) held->second.claimed.insert(item.id);
     }
   }
   if (taken_over > 0) {
@@ -331,29 +338,31 @@ Status Deliveries::LetGoOfSink(std::string_view sink) {
   const auto entry = ordered_.find(sink);
   if (entry == ordered_.end()) return Status::Ok();
   // (Its claims by id: a sink's backlog may be long.)
-  const std::vector<std::int64_t> claimed(entry->second.begin(), entry->second.end());
-  bool held = true;
+  const std::vector<std::int64_t> claimed(entry->second.claimed.begin(),
+                                          entry->second.claimed.end());
+  bool locked = false;
   // The claims given up (committed) before the lock: the next deliverer
-  // must find them free when it has the lock.
+  // must find them free when it has the lock, and not count them as taken
+  // over.
   Status s = session_.Atomically("let go of sink", [&] {
     pg::Connection& c = session_.conn();
     const Session::Identity& me = session_.identity();
-    if (!(holder_ == me)) {  // its session, and the lock, are gone already
-      held = false;
-      return;
-    }
-    c.Run(kUnclaim, pg::Params().AddArray(claimed).Add(me.pid).Add(me.start));
+    // (Else its session, and the lock, are gone already.)
+    locked = entry->second.locked && holder_ == me;
+    if (claimed.empty()) return;
+    pg::Params unclaim;
+    unclaim.AddArray(claimed).Add(me.pid).Add(me.start);
+    c.Run(kUnclaim, Earlier(session_.earlier()).AddTo(unclaim));
   });
-  if (s.ok() && held) {
+  if (s.ok() && locked) {
     s = session_.Read("let go of sink", [&] {
       session_.conn().Run(kOrderedSinkUnlock, pg::Params().Add(sink));
       return Status::Ok();
     });
   }
-  // Released, or gone with a session that ended: either way no longer held
-  // by this one. (Should the unlock fail with the session still up, it is
-  // still held, and still in ordered_.)
-  if (s.ok() || !held) ordered_.erase(entry);
+  // Given up and released. (Else kept, to be let go again: claims not given
+  // up would count as taken over, and a lock still held keeps the sink.)
+  if (s.ok()) ordered_.erase(entry);
   return s;
 }
 
@@ -363,21 +372,17 @@ Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
     const Session::Identity& me = session_.identity();
     std::vector<std::int64_t> ids, at;
     std::vector<std::string> reasons;
-    std::vector<std::int64_t> earlier_pids, earlier_starts;
-    for (const Session::Identity& e : session_.earlier()) {
-      earlier_pids.push_back(e.pid);
-      earlier_starts.push_back(e.start);
-    }
+    const Earlier earlier(session_.earlier());
     for (const DeliveryResult& d : results) {
       pg::Params p;
       p.Add(d.id).Add(me.pid).Add(me.start);
       pg::Result r;
       if (d.kind == DeliveryResult::Kind::kDelivered) {
-        r = c.Run(kDelivered, p.AddArray(earlier_pids).AddArray(earlier_starts));
+        r = c.Run(kDelivered, earlier.AddTo(p));
       } else {
         const bool dead = d.kind == DeliveryResult::Kind::kDead;
         p.Add(dead ? 1 : 0).Add(d.attempts).Add(Ms(dead ? d.at : d.next_attempt_at)).Add(d.error);
-        r = c.Run(kFailed, p.AddArray(earlier_pids).AddArray(earlier_starts));
+        r = c.Run(kFailed, earlier.AddTo(p));
         if (dead && r.rows() > 0) {
           c.Run(kTouchpointDead, pg::Params().Add(d.history).Add(d.touchpoint));
         }
@@ -392,7 +397,7 @@ Status Deliveries::RecordDeliveries(std::span<const DeliveryResult> results) {
   // Recorded, or not this daemon's any more: no claim of its to give up.
   if (s.ok()) {
     for (auto& entry : ordered_) {
-      for (const DeliveryResult& d : results) entry.second.erase(d.id);
+      for (const DeliveryResult& d : results) entry.second.claimed.erase(d.id);
     }
   }
   return s;

@@ -79,6 +79,7 @@ class Deliveries {
   // Unlocks an in-order sink this session delivers, its claims on the
   // sink's waiting events given up first (OutboxStore::LetGoOfSink).
   Status LetGoOfSink(std::string_view sink);
+  bool DeliveredElsewhere(std::string_view sink) const { return elsewhere_.contains(sink); }
   Status RecordDeliveries(std::span<const DeliveryResult> results);
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit);
@@ -95,12 +96,20 @@ class Deliveries {
   Session& session_;
   sql::ZoneCache zones_;
   std::int64_t taken_over_ = 0;
-  // The in-order sinks whose lock this session holds (`holder_`'s: a
-  // session-level lock goes with its session, and is taken once, as such
-  // locks count each time they are taken), each with the ids of its events
-  // this session claimed and has not recorded a result of.
-  std::map<std::string, std::set<std::int64_t>, std::less<>> ordered_;
+  // An in-order sink this daemon delivered: whether `holder_`'s session
+  // holds its lock (a session-level lock goes with its session, and is
+  // taken once, as such locks count each time they are taken), and the ids
+  // of its events this daemon's sessions claimed and have not recorded a
+  // result of (given up when it lets the sink go, an earlier session's
+  // too: nothing of them is in flight then).
+  struct OrderedSink {
+    bool locked = false;
+    std::set<std::int64_t> claimed;
+  };
+  std::map<std::string, OrderedSink, std::less<>> ordered_;
   Session::Identity holder_;
+  // The in-order sinks whose lock another session held at the last claim.
+  std::set<std::string, std::less<>> elsewhere_;
 };
 
 }  // namespace tp::pgstore
