@@ -106,6 +106,14 @@ void Worker::Wake() {
 
 void Worker::Released(std::int64_t id) {
   if (d_.busy.erase(id) > 0 && taken_ > 0) --taken_;
+  if (stopped_) {
+    // Replaced at a reload: the sink's current worker may be waiting for
+    // this event (in order, it sends none ahead of it), and an event put
+    // back without a result is no result's flush to wake it.
+    for (auto& w : d_.workers) {
+      if (w.get() != this && w->name() == name()) w->Wake();
+    }
+  }
   if (taken_ == 0) MaybeLetGo();
 }
 

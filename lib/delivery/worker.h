@@ -73,7 +73,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // Coalesces wake-ups into one Pump per loop turn.
   void Wake();
   // An event of this sink's, taken by TakeDue(), is no longer attempted
-  // (its result recorded, or put back).
+  // (its result recorded, or put back). A worker a reload replaced wakes
+  // the one that replaced it.
   void Released(std::int64_t id);
   // No new attempts (the daemon stops, or a reload replaced this worker);
   // those in flight finish and are recorded.

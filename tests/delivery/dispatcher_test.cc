@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <deque>
 #include <fstream>
 #include <functional>
@@ -308,6 +309,51 @@ cadences:
   outbox_.elsewhere.clear();
   (*d)->Wake();
   ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "open"; }));
+  (*d)->Stop();
+}
+
+// A reload replaces a Redis sink's worker while the old one's batch is in
+// flight (here to a server that never answers): the new worker sends none
+// of the events after that batch ahead of it, and once the old one gives
+// its batch back (its timeout), the new one is woken and sends them all,
+// in order.
+TEST_F(DispatcherTest, AReloadedRedisSinkSendsNothingAheadOfTheOldWorkersBatch) {
+  boost::asio::ip::tcp::acceptor silent(
+      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  silent.listen();  // connections complete, and are never read nor answered
+  const int live = testing::PortForLater();
+  testing::RedisServer redis;
+  redis.Start(dir_.path(), live);
+  const auto rules = [&](int port) {
+    return testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 15}}
+sinks:
+  - {name: events, type: redis, timeout: 1s, url: "redis://127.0.0.1:)" +
+                             std::to_string(port) + R"(/0"}
+cadences:
+  - name: trust
+    steps: [{after: 1d, topic: hello}]
+)");
+  };
+  auto first = rules(silent.local_endpoint().port());
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  RunAWhile();  // 1..3 sent, unanswered
+  for (int i = 4; i <= 5; ++i) outbox_.Add(i, "events", clock_.Now());
+  auto second = rules(live);
+  auto prepared = (*d)->Prepare(*second);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  (*d)->Commit(std::move(*prepared), *second);
+  (*d)->Wake();
+  RunAWhile();
+  EXPECT_TRUE(redis.Entries("touchpoints").empty());  // 4 and 5 wait for 1..3
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 5; }));
+  std::vector<std::string> events;
+  for (auto& e : redis.Entries("touchpoints")) events.push_back(e["event"]);
+  EXPECT_EQ(events, (std::vector<std::string>{R"({"n":1})", R"({"n":2})", R"({"n":3})",
+                                              R"({"n":4})", R"({"n":5})"}));
   (*d)->Stop();
 }
 
