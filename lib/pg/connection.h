@@ -113,6 +113,8 @@ class Params {
   Params(Params&&) = default;
   Params& operator=(Params&&) = default;
   Params& Add(std::string_view text);
+  // (Else a string literal would be taken for a bool.)
+  Params& Add(const char* text) { return Add(std::string_view(text)); }
   Params& Add(std::int64_t v);
   Params& Add(int v) { return Add(static_cast<std::int64_t>(v)); }
   Params& Add(double v);

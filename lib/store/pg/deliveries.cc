@@ -69,22 +69,27 @@ const pg::Statement kAnyVisible(
 
 // A claim this session may take: none, its own, or one whose session has
 // ended (parameters $pid and $start: this session's process and start).
-// pg_stat_activity shows a role the start of its own sessions only (unless
-// it may read all statistics): a live process whose start it cannot see
-// may be the claimer, so its claims are held until that process is gone.
+// - pg_stat_activity shows a role the start of its own sessions only
+//   (unless it may read all statistics): a live process whose start it
+//   cannot see may be the claimer, so its claims are held until that
+//   process is gone.
+// - A transaction reads the server's sessions once, at its first look, and
+//   keeps them: a session that started since this transaction did may be
+//   missing from them, and has not ended.
 std::string Claimable(int pid, int start) {
   const std::string p = "$" + std::to_string(pid), st = "$" + std::to_string(start);
   return "(d.claim_pid IS NULL OR (d.claim_pid = " + p + " AND d.claim_start = " + st +
-         ") OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.claim_pid AND "
+         ") OR (d.claim_start < (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint "
+         "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.claim_pid AND "
          "(a.backend_start IS NULL OR "
-         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start)))";
+         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start))))";
 }
-std::string ClaimDue(const char* order) {
+std::string ClaimDue(const std::string& claimable, const char* order) {
   return std::string(
              "WITH c AS (SELECT d.id, d.claim_pid AS prev_pid, d.claim_start AS prev_start "
              "FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND d.next_attempt_at <= $2 "
              "AND ") +
-         Claimable(4, 5) + " ORDER BY " + order +
+         claimable + " ORDER BY " + order +
          " LIMIT $3 FOR UPDATE OF d SKIP LOCKED) "
          "UPDATE deliveries d SET claim_pid = $4, claim_start = $5 FROM c, touchpoints t, "
          "purchases p WHERE d.id = c.id AND t.id = d.touchpoint AND p.id = t.purchase "
@@ -93,8 +98,14 @@ std::string ClaimDue(const char* order) {
          "AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS e(pid, start) "
          "WHERE e.pid = c.prev_pid AND e.start = c.prev_start)";
 }
-const pg::Statement kClaimDue(ClaimDue("d.next_attempt_at, d.id"));
-const pg::Statement kClaimDueInOrder(ClaimDue("d.id"));
+const pg::Statement kClaimDue(ClaimDue(Claimable(4, 5), "d.next_attempt_at, d.id"));
+// In order, under the sink's lock: any claim. A live daemon claims a
+// stream's events only while it holds the lock, and gives its claims up
+// before it lets the lock go; so while this session holds it, every other
+// claim is a dead session's (and holding one back because its process id
+// now names a process this role cannot see the start of, or no longer
+// the claimer's, would send the events after it first).
+const pg::Statement kClaimDueInOrder(ClaimDue("true", "d.id"));
 // The one deliverer of an ordered sink: a session-level lock, kept.
 const pg::Statement kOrderedSinkLock(
     "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
@@ -168,6 +179,10 @@ struct Earlier {
 };
 
 }  // namespace
+
+const pg::Statement& ClaimDueStatement(bool in_order) {
+  return in_order ? kClaimDueInOrder : kClaimDue;
+}
 
 bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now) {
   return c.Run(kAnyVisible, pg::Params().Add(queue).Add(Ms(now))).Bool(0, 0);

@@ -60,6 +60,12 @@ int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string
 // too.)
 bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now);
 
+// The claim DueDeliveries() runs, by fire order if `in_order` (parameters:
+// the sink, now, at most how many, this session's process and start, its
+// earlier sessions' processes and starts): for the tests of what a claim
+// takes over.
+const pg::Statement& ClaimDueStatement(bool in_order);
+
 class Deliveries {
  public:
   explicit Deliveries(Session& session) : session_(session) {}
