@@ -274,7 +274,7 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
     m.outbox.Set({sink}, static_cast<double>(waiting));
   }
   for (const SinkHealth& h : parts_.dispatcher.Health()) {
-    m.circuit_open.Set({h.name}, h.state == "ok" ? 0 : 1);
+    m.circuit_open.Set({h.name}, h.failing ? 1 : 0);
   }
   m.firing_failures.Set({}, parts_.firing.Health().consecutive_failures);
   m.resident_memory.Set({}, ResidentBytes());

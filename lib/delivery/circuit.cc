@@ -7,7 +7,7 @@ namespace tp {
 std::size_t Circuit::Slots(Instant now, std::size_t in_flight, std::size_t limit) {
   if (state_ == State::kOpen && now >= open_until_) state_ = State::kHalfOpen;
   if (state_ == State::kOpen) return 0;
-  if (state_ == State::kHalfOpen) return in_flight == 0 ? 1 : 0;
+  if (state_ == State::kHalfOpen || state_ == State::kStandby) return in_flight == 0 ? 1 : 0;
   return in_flight < limit ? limit - in_flight : 0;
 }
 
@@ -34,13 +34,14 @@ std::string Circuit::Failed(Instant now, const std::string& error) {
 
 std::string Circuit::DeliveredElsewhere() {
   if (state_ != State::kHalfOpen) return "";
-  Succeeded();
-  return "delivered by another daemon; this one's circuit is closed until it delivers again";
+  state_ = State::kStandby;
+  return "delivered by another daemon; standing by";
 }
 
 SinkHealth Circuit::Health(const std::string& name) const {
-  static constexpr const char* kNames[] = {"ok", "open", "half-open"};
-  return {name, kNames[static_cast<int>(state_)], failures_, last_error_};
+  static constexpr const char* kNames[] = {"ok", "open", "half-open", "standby"};
+  return {name, kNames[static_cast<int>(state_)], failures_, last_error_,
+          state_ == State::kOpen || state_ == State::kHalfOpen};
 }
 
 }  // namespace tp

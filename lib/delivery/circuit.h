@@ -27,14 +27,15 @@ class Circuit {
   std::string Succeeded();
   std::string Failed(Instant now, const std::string& error);
   // Half-open with nothing to probe: another daemon delivers the sink.
-  // Closed, its failures forgotten, until this daemon delivers it again
-  // (else it would show failing for as long as the other delivers).
+  // Standing by (not failing, and one attempt at a time, as half-open),
+  // its back-off kept: a failure once it delivers again pauses it twice
+  // as long as the last time.
   std::string DeliveredElsewhere();
 
   SinkHealth Health(const std::string& name) const;
 
  private:
-  enum class State : std::uint8_t { kClosed, kOpen, kHalfOpen };
+  enum class State : std::uint8_t { kClosed, kOpen, kHalfOpen, kStandby };
   const int threshold_;
   const Millis initial_, max_;
   State state_ = State::kClosed;

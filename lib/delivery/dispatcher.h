@@ -34,9 +34,12 @@ class OutboxStore;
 
 struct SinkHealth {
   std::string name;
-  std::string state;  // "ok", "open" (backing off), "half-open" (probing)
+  // "ok", "open" (backing off), "half-open" (probing), "standby" (a stream
+  // another daemon sharing the store delivers).
+  std::string state;
   int consecutive_failures = 0;
   std::string last_error;
+  bool failing = false;  // open or half-open
 };
 
 // Told of every delivery attempt once its result is recorded, for metrics.

@@ -1,7 +1,7 @@
 // A push sink's circuit (delivery/circuit.h): closed until `threshold`
 // failures in a row; open for the initial delay, doubled at each failed
 // probe up to the maximum; half-open lets one attempt through; a success
-// closes it.
+// closes it; standing by while another daemon delivers the sink.
 #include "delivery/circuit.h"
 
 #include <gtest/gtest.h>
@@ -46,6 +46,36 @@ TEST(CircuitTest, OpensAfterTheThresholdBacksOffAndRecovers) {
   EXPECT_EQ(circuit.Health("s").state, "ok");
   EXPECT_EQ(circuit.Health("s").last_error, "");
   EXPECT_EQ(circuit.Succeeded(), "");  // already closed: nothing to log
+}
+
+// Half-open, and another daemon delivers the sink (a stream on a shared
+// store): standing by, not failing; its back-off is kept, so that daemons
+// which all fail in turn still back off.
+TEST(CircuitTest, StandingByForAnotherDaemonKeepsTheBackOff) {
+  Circuit circuit(1, Millis(1'000), Millis(8'000));
+  Instant now = At("2026-12-04T10:00:00Z");
+  EXPECT_EQ(circuit.DeliveredElsewhere(), "");  // closed: nothing to say
+  EXPECT_EQ(circuit.Health("s").state, "ok");
+  EXPECT_NE(circuit.Failed(now, "timeout").find("for 1000 ms"), std::string::npos);
+  EXPECT_EQ(circuit.DeliveredElsewhere(), "");  // open: no probe made yet
+  now += Millis(1'000);
+  EXPECT_EQ(circuit.Slots(now, 0, 1), 1u);  // half-open
+  EXPECT_EQ(circuit.DeliveredElsewhere(), "delivered by another daemon; standing by");
+  const SinkHealth h = circuit.Health("s");
+  EXPECT_EQ(h.state, "standby");
+  EXPECT_FALSE(h.failing);
+  EXPECT_EQ(h.last_error, "timeout");
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);
+  EXPECT_EQ(circuit.Slots(now, 1, 4), 0u);
+  // Its turn comes, and fails: twice the last pause.
+  EXPECT_NE(circuit.Failed(now, "timeout").find("for 2000 ms"), std::string::npos);
+  EXPECT_TRUE(circuit.Health("s").failing);
+  now += Millis(2'000);
+  EXPECT_EQ(circuit.Slots(now, 0, 1), 1u);
+  EXPECT_EQ(circuit.DeliveredElsewhere(), "delivered by another daemon; standing by");
+  EXPECT_EQ(circuit.Succeeded(), "recovered; delivering again");
+  EXPECT_EQ(circuit.Health("s").state, "ok");
+  EXPECT_NE(circuit.Failed(now, "timeout").find("for 1000 ms"), std::string::npos);
 }
 
 }  // namespace
