@@ -26,16 +26,16 @@ class Circuit {
   // Each returns a line to log when the state changed, else "".
   std::string Succeeded();
   std::string Failed(Instant now, const std::string& error);
-  // Half-open with nothing to probe: another daemon delivers the sink.
-  // Standing by (not failing, and one attempt at a time, as half-open),
-  // its back-off kept: a failure once it delivers again pauses it twice
-  // as long as the last time.
-  std::string DeliveredElsewhere();
+  // Whether another daemon sharing the store delivers the sink (a stream,
+  // whose lock it holds): this daemon stands by, shown as such and not as
+  // failing, and its state under that (closed, or half-open with its
+  // back-off kept) is shown again once it delivers the sink itself.
+  std::string StandBy(bool elsewhere);
 
   SinkHealth Health(const std::string& name) const;
 
  private:
-  enum class State : std::uint8_t { kClosed, kOpen, kHalfOpen, kStandby };
+  enum class State : std::uint8_t { kClosed, kOpen, kHalfOpen };
   const int threshold_;
   const Millis initial_, max_;
   State state_ = State::kClosed;
@@ -43,6 +43,7 @@ class Circuit {
   Millis open_for_{0};
   Instant open_until_;
   std::string last_error_;
+  bool standby_ = false;  // never while open: a failure ends it
 };
 
 // "250 ms": a duration in the delivery log's lines and history.

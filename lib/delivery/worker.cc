@@ -128,11 +128,11 @@ void Worker::MaybeLetGo() {
   if (!in_order_ || !(stopped_ || circuit_.open())) return;
   // By the sink's name: a worker that replaced another at a reload shares
   // its lock, and the old one's events in flight.
-  const std::string& name = sink_.name;
+  const std::string& sink = sink_.name;
   const bool in_flight = std::any_of(d_.busy.begin(), d_.busy.end(),
-                                     [&](const auto& b) { return b.second->name() == name; });
+                                     [&](const auto& b) { return b.second->name() == sink; });
   const bool delivering = std::any_of(d_.workers.begin(), d_.workers.end(), [&](const auto& w) {
-    return w->name() == name && !w->stopped_ && !w->circuit_.open();
+    return w->name() == sink && !w->stopped_ && !w->circuit_.open();
   });
   if (in_flight || delivering) return;
   if (Status s = d_.store.LetGoOfSink(sink_.name); !s.ok()) {
@@ -168,8 +168,9 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
     spdlog::error("sink {}: {}", sink_.name, due.status().message());
     return {};
   }
-  if (in_order && due->empty() && d_.store.DeliveredElsewhere(sink_.name)) {
-    if (auto line = circuit_.DeliveredElsewhere(); !line.empty()) {
+  if (in_order) {
+    const bool elsewhere = due->empty() && d_.store.DeliveredElsewhere(sink_.name);
+    if (auto line = circuit_.StandBy(elsewhere); !line.empty()) {
       spdlog::info("sink {}: {}", sink_.name, line);
     }
   }

@@ -48,31 +48,41 @@ TEST(CircuitTest, OpensAfterTheThresholdBacksOffAndRecovers) {
   EXPECT_EQ(circuit.Succeeded(), "");  // already closed: nothing to log
 }
 
-// Half-open, and another daemon delivers the sink (a stream on a shared
-// store): standing by, not failing; its back-off is kept, so that daemons
-// which all fail in turn still back off.
-TEST(CircuitTest, StandingByForAnotherDaemonKeepsTheBackOff) {
+// Another daemon delivers the sink (a stream on a shared store): standing
+// by, not failing, whatever the state under it; that state is kept, the
+// back-off with it, so that daemons which all fail in turn still back off,
+// and shown again once this daemon delivers the sink.
+TEST(CircuitTest, StandingByForAnotherDaemonKeepsTheStateUnder) {
   Circuit circuit(1, Millis(1'000), Millis(8'000));
   Instant now = At("2026-12-04T10:00:00Z");
-  EXPECT_EQ(circuit.DeliveredElsewhere(), "");  // closed: nothing to say
+  EXPECT_EQ(circuit.StandBy(true), "delivered by another daemon; standing by");
+  EXPECT_EQ(circuit.StandBy(true), "");  // no change: nothing to log
+  EXPECT_EQ(circuit.Health("s").state, "standby");
+  EXPECT_FALSE(circuit.Health("s").failing);
+  EXPECT_EQ(circuit.StandBy(false), "delivered by this daemon");
   EXPECT_EQ(circuit.Health("s").state, "ok");
+
   EXPECT_NE(circuit.Failed(now, "timeout").find("for 1000 ms"), std::string::npos);
-  EXPECT_EQ(circuit.DeliveredElsewhere(), "");  // open: no probe made yet
+  EXPECT_EQ(circuit.StandBy(true), "");  // open: no try made, nothing known
+  EXPECT_EQ(circuit.Health("s").state, "open");
   now += Millis(1'000);
-  EXPECT_EQ(circuit.Slots(now, 0, 1), 1u);  // half-open
-  EXPECT_EQ(circuit.DeliveredElsewhere(), "delivered by another daemon; standing by");
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);  // half-open
+  EXPECT_EQ(circuit.StandBy(true), "delivered by another daemon; standing by");
   const SinkHealth h = circuit.Health("s");
   EXPECT_EQ(h.state, "standby");
   EXPECT_FALSE(h.failing);
   EXPECT_EQ(h.last_error, "timeout");
-  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);
-  EXPECT_EQ(circuit.Slots(now, 1, 4), 0u);
+  EXPECT_EQ(circuit.Slots(now, 0, 4), 1u);  // still one try at a time
   // Its turn comes, and fails: twice the last pause.
   EXPECT_NE(circuit.Failed(now, "timeout").find("for 2000 ms"), std::string::npos);
   EXPECT_TRUE(circuit.Health("s").failing);
   now += Millis(2'000);
   EXPECT_EQ(circuit.Slots(now, 0, 1), 1u);
-  EXPECT_EQ(circuit.DeliveredElsewhere(), "delivered by another daemon; standing by");
+  EXPECT_EQ(circuit.StandBy(true), "delivered by another daemon; standing by");
+  // Its turn comes with nothing to send: half-open again, as it was.
+  EXPECT_EQ(circuit.StandBy(false), "delivered by this daemon");
+  EXPECT_EQ(circuit.Health("s").state, "half-open");
+  EXPECT_TRUE(circuit.Health("s").failing);
   EXPECT_EQ(circuit.Succeeded(), "recovered; delivering again");
   EXPECT_EQ(circuit.Health("s").state, "ok");
   EXPECT_NE(circuit.Failed(now, "timeout").find("for 1000 ms"), std::string::npos);

@@ -305,9 +305,16 @@ cadences:
   ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "standby"; }))
       << (*d)->Health()[0].state;
   EXPECT_FALSE((*d)->Health()[0].failing);
-  // It delivers again once the other daemon lets the sink go: it fails
-  // again here, and opens again.
+  // The other daemon lets the sink go with nothing left to send: this one
+  // delivers it again, and shows it half-open as it was (its last try
+  // failed).
+  for (int i = 1; i <= 3; ++i) outbox_.Kill(i, 1, "sent elsewhere, as far as this test goes");
   outbox_.elsewhere.clear();
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "half-open"; }))
+      << (*d)->Health()[0].state;
+  // An event comes: it fails here, and opens again.
+  outbox_.Add(4, "events", clock_.Now());
   (*d)->Wake();
   ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "open"; }));
   (*d)->Stop();
