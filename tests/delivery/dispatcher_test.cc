@@ -365,5 +365,42 @@ cadences:
   (*d)->Stop();
 }
 
+// A reload makes a Redis stream a webhook of the same name while the
+// stream's batch is in flight: once the batch is back, the stream's old
+// worker lets it go (the webhook delivers nothing in order; other daemons
+// still on the old rules may deliver the stream meanwhile).
+TEST_F(DispatcherTest, AStreamReloadedIntoAWebhookOfTheSameNameIsLetGo) {
+  boost::asio::ip::tcp::acceptor silent(
+      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  silent.listen();  // connections complete, and are never read nor answered
+  const auto rules = [&](const std::string& sink) {
+    return testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 15}}
+sinks:
+  - )" + sink + R"(
+cadences:
+  - name: trust
+    steps: [{after: 1d, topic: hello}]
+)");
+  };
+  auto first = rules("{name: events, type: redis, timeout: 1s, url: \"redis://127.0.0.1:" +
+                     std::to_string(silent.local_endpoint().port()) + "/0\"}");
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  RunAWhile();  // 1..3 sent, unanswered
+  std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+  auto second = rules("{name: events, type: webhook, url: \"http://" + receiver_.LocalAddress() +
+                      "/hook\", secret_file: \"" + dir_.path() + "/events.secret\"}");
+  auto prepared = (*d)->Prepare(*second);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  (*d)->Commit(std::move(*prepared), *second);
+  EXPECT_TRUE(outbox_.let_go.empty());                             // its batch still in flight
+  ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));  // the 1 s timeout
+  EXPECT_THAT(outbox_.let_go, ::testing::Each(std::string("events")));
+  (*d)->Stop();
+}
+
 }  // namespace
 }  // namespace tp
