@@ -97,7 +97,9 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           "PostgreSQL's estimate (over 1,000,000 rows), else 0.")),
       circuit_open(registry.Gauge(
           "touchpoint_sink_circuit_open",
-          "1 while a push sink's circuit is open or half-open (failing), else 0.", {"sink"})),
+          "1 while a push sink's circuit is open or half-open (failing), else 0 (and 0 while "
+          "the sink stands by: a Redis stream another daemon delivers).",
+          {"sink"})),
       reloads(registry.Counter("touchpoint_config_reloads_total",
                                "Config reloads (SIGHUP) by result: success or failure.",
                                {"result"})),

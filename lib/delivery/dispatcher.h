@@ -39,7 +39,7 @@ struct SinkHealth {
   std::string state;
   int consecutive_failures = 0;
   std::string last_error;
-  bool failing = false;  // open or half-open
+  bool failing = false;  // open or half-open, and not standing by
 };
 
 // Told of every delivery attempt once its result is recorded, for metrics.
