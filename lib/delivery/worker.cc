@@ -127,13 +127,14 @@ void Worker::Stop() {
 void Worker::MaybeLetGo() {
   if (!in_order_ || !(stopped_ || circuit_.open())) return;
   // By the sink's name: a worker that replaced another at a reload shares
-  // its lock, and the old one's events in flight.
-  // (A worker of another type of the same name, a reload having made the
-  // stream a webhook, delivers nothing in order: it does not keep the lock.)
+  // its lock while the old one's events are in flight. Any worker's events
+  // of the name in flight hold it: the stream's claims may include them
+  // (a reload having made a webhook a stream), and letting go gives the
+  // claims up. A worker of another type of the same name (a reload having
+  // made the stream a webhook) delivers nothing in order: it does not.
   const std::string& sink_name = sink_.name;
-  const bool in_flight = std::any_of(d_.busy.begin(), d_.busy.end(), [&](const auto& b) {
-    return b.second->name() == sink_name && b.second->sink().type == sink_.type;
-  });
+  const bool in_flight = std::any_of(d_.busy.begin(), d_.busy.end(),
+                                     [&](const auto& b) { return b.second->name() == sink_name; });
   const bool delivering = std::any_of(d_.workers.begin(), d_.workers.end(), [&](const auto& w) {
     return w->name() == sink_name && w->sink().type == sink_.type && !w->stopped_ &&
            !w->circuit_.open();

@@ -49,6 +49,12 @@ class DispatcherTest : public ::testing::Test {
         body = std::move(answer_bodies_.front());
         answer_bodies_.pop_front();
       }
+      if (hold_answers_) {
+        held_.push_back([respond = std::move(respond), status, body = std::move(body)]() mutable {
+          respond(HttpResponse{status, std::move(body)});
+        });
+        return;
+      }
       respond(HttpResponse{status, std::move(body)});
     });
   }
@@ -97,6 +103,8 @@ cadences:
   std::deque<int> answers_;                // the receiver's statuses, in turn; then 200
   std::deque<std::string> answer_bodies_;  // its bodies, in turn; then "ok" or "not now"
   std::vector<std::string> bodies_;
+  bool hold_answers_ = false;                // the receiver answers when a test says so
+  std::vector<std::function<void()>> held_;  // its answers held, to send
   std::shared_ptr<const Rules> rules_;
 };
 
@@ -400,6 +408,46 @@ cadences:
   ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));  // the 1 s timeout
   EXPECT_THAT(outbox_.let_go, ::testing::Each(std::string("events")));
   (*d)->Stop();
+}
+
+// A reload makes a webhook a Redis stream of the same name while a webhook
+// attempt is in flight: the stream's worker sends nothing ahead of it, and
+// does not let the stream go while it is in flight (letting go gives up
+// the stream's claims, which may include it: another daemon would then
+// send it again, uncounted).
+TEST_F(DispatcherTest, AWebhookReloadedIntoAStreamOfTheSameNameKeepsItsAttemptInFlight) {
+  std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+  const auto rules = [&](const std::string& sink) {
+    return testing::MustLoad(R"(version: 1
+products: {daily: {supply_days: 15}}
+sinks:
+  - )" + sink + R"(
+cadences:
+  - name: trust
+    steps: [{after: 1d, topic: hello}]
+)");
+  };
+  auto first = rules("{name: events, type: webhook, concurrency: 1, url: \"http://" +
+                     receiver_.LocalAddress() + "/hook\", secret_file: \"" + dir_.path() +
+                     "/events.secret\"}");
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  hold_answers_ = true;
+  outbox_.Add(1, "events", clock_.Now());
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return held_.size() == 1; }));  // attempted, unanswered
+  auto second = rules("{name: events, type: redis, url: \"redis://127.0.0.1:" +
+                      std::to_string(testing::PortForLater()) + "/0\"}");
+  auto prepared = (*d)->Prepare(*second);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  (*d)->Commit(std::move(*prepared), *second);
+  (*d)->Wake();
+  RunAWhile();   // the stream's worker finds event 1 in flight: it waits
+  (*d)->Stop();  // its worker stops with the webhook attempt still in flight
+  EXPECT_TRUE(outbox_.let_go.empty());
+  hold_answers_ = false;
+  for (auto& answer : held_) answer();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 1; }));
 }
 
 }  // namespace

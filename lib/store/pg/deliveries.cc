@@ -75,7 +75,8 @@ const pg::Statement kAnyVisible(
 //   process is gone.
 // - A transaction reads the server's sessions once, at its first look, and
 //   keeps them: a session that started since this transaction did may be
-//   missing from them, and has not ended.
+//   missing from them, and has not ended. (A server clock stepped back
+//   holds a dead session's claims until it has caught up.)
 std::string Claimable(int pid, int start) {
   const std::string p = "$" + std::to_string(pid), st = "$" + std::to_string(start);
   return "(d.claim_pid IS NULL OR (d.claim_pid = " + p + " AND d.claim_start = " + st +
