@@ -30,6 +30,18 @@ namespace {
 using testing::FakeOutbox;
 using ::testing::HasSubstr;
 
+// A server on loopback whose connections complete, and are never read nor
+// answered: a Redis batch sent to it stays in flight until its timeout.
+struct SilentServer {
+  explicit SilentServer(boost::asio::io_context& io)
+      : acceptor(io,
+                 boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
+    acceptor.listen();
+  }
+  int port() const { return acceptor.local_endpoint().port(); }
+  boost::asio::ip::tcp::acceptor acceptor;
+};
+
 class DispatcherTest : public ::testing::Test {
  protected:
   DispatcherTest()
@@ -77,6 +89,24 @@ cadences:
     auto d = Dispatcher::Create(io_, outbox_, clock_, *rules_);
     EXPECT_TRUE(d.ok()) << d.status().message();
     return d.ok() ? std::move(*d) : nullptr;
+  }
+
+  // Rules with one sink, `sink` (a YAML flow mapping), and one cadence.
+  static std::shared_ptr<const Rules> WithSink(const std::string& sink) {
+    return testing::MustLoad(
+        "version: 1\nproducts: {daily: {supply_days: 15}}\nsinks:\n  - " + sink +
+        "\ncadences:\n  - name: trust\n    steps: [{after: 1d, topic: hello}]\n");
+  }
+  // A Redis sink "events" at 127.0.0.1:`port`, with `keys` ("timeout: 1s, ").
+  static std::string RedisSink(int port, const std::string& keys = "") {
+    return "{name: events, type: redis, " + keys +
+           "url: \"redis://127.0.0.1:" + std::to_string(port) + "/0\"}";
+  }
+  // A webhook sink "events" at the receiver, with `keys`; its secret written.
+  std::string WebhookSink(const std::string& keys = "") {
+    std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+    return "{name: events, type: webhook, " + keys + "url: \"http://" + receiver_.LocalAddress() +
+           "/hook\", secret_file: \"" + dir_.path() + "/events.secret\"}";
   }
 
   // Runs the loop until `done` (at most 5 s of real time).
@@ -254,17 +284,7 @@ TEST_F(DispatcherTest, ARedisSinkThatCannotBeReachedIsLetGoAndAReloadDeliversItI
   testing::RedisServer redis;
   redis.Start(dir_.path(), live);
   const int dead = testing::PortForLater();  // another: `live` is taken
-  const auto rules = [&](int port) {
-    return testing::MustLoad(R"(version: 1
-products: {daily: {supply_days: 15}}
-sinks:
-  - {name: events, type: redis, url: "redis://127.0.0.1:)" +
-                             std::to_string(port) + R"(/0"}
-cadences:
-  - name: trust
-    steps: [{after: 1d, topic: hello}]
-)");
-  };
+  const auto rules = [](int port) { return WithSink(RedisSink(port)); };
   auto first = rules(dead);
   auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
   ASSERT_TRUE(d.ok()) << d.status().message();
@@ -292,15 +312,7 @@ cadences:
 // then delivers: the probe finds nothing to send, and the sink stands by
 // here, not shown failing for as long as the other daemon delivers it.
 TEST_F(DispatcherTest, ARedisSinkAnotherDaemonDeliversIsNotShownFailingHere) {
-  const auto rules = testing::MustLoad(R"(version: 1
-products: {daily: {supply_days: 15}}
-sinks:
-  - {name: events, type: redis, url: "redis://127.0.0.1:)" +
-                                       std::to_string(testing::PortForLater()) + R"(/0"}
-cadences:
-  - name: trust
-    steps: [{after: 1d, topic: hello}]
-)");
+  const auto rules = WithSink(RedisSink(testing::PortForLater()));
   auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
   ASSERT_TRUE(d.ok()) << d.status().message();
   for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
@@ -334,24 +346,12 @@ cadences:
 // its batch back (its timeout), the new one is woken and sends them all,
 // in order.
 TEST_F(DispatcherTest, AReloadedRedisSinkSendsNothingAheadOfTheOldWorkersBatch) {
-  boost::asio::ip::tcp::acceptor silent(
-      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  silent.listen();  // connections complete, and are never read nor answered
+  const SilentServer silent(io_);
   const int live = testing::PortForLater();
   testing::RedisServer redis;
   redis.Start(dir_.path(), live);
-  const auto rules = [&](int port) {
-    return testing::MustLoad(R"(version: 1
-products: {daily: {supply_days: 15}}
-sinks:
-  - {name: events, type: redis, timeout: 3s, url: "redis://127.0.0.1:)" +
-                             std::to_string(port) + R"(/0"}
-cadences:
-  - name: trust
-    steps: [{after: 1d, topic: hello}]
-)");
-  };
-  auto first = rules(silent.local_endpoint().port());
+  const auto rules = [](int port) { return WithSink(RedisSink(port, "timeout: 3s, ")); };
+  auto first = rules(silent.port());
   auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
   ASSERT_TRUE(d.ok()) << d.status().message();
   for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
@@ -378,29 +378,14 @@ cadences:
 // worker lets it go (the webhook delivers nothing in order; other daemons
 // still on the old rules may deliver the stream meanwhile).
 TEST_F(DispatcherTest, AStreamReloadedIntoAWebhookOfTheSameNameIsLetGo) {
-  boost::asio::ip::tcp::acceptor silent(
-      io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  silent.listen();  // connections complete, and are never read nor answered
-  const auto rules = [&](const std::string& sink) {
-    return testing::MustLoad(R"(version: 1
-products: {daily: {supply_days: 15}}
-sinks:
-  - )" + sink + R"(
-cadences:
-  - name: trust
-    steps: [{after: 1d, topic: hello}]
-)");
-  };
-  auto first = rules("{name: events, type: redis, timeout: 1s, url: \"redis://127.0.0.1:" +
-                     std::to_string(silent.local_endpoint().port()) + "/0\"}");
+  const SilentServer silent(io_);
+  auto first = WithSink(RedisSink(silent.port(), "timeout: 1s, "));
   auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
   ASSERT_TRUE(d.ok()) << d.status().message();
   for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
   (*d)->Wake();
   RunAWhile();  // 1..3 sent, unanswered
-  std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
-  auto second = rules("{name: events, type: webhook, url: \"http://" + receiver_.LocalAddress() +
-                      "/hook\", secret_file: \"" + dir_.path() + "/events.secret\"}");
+  auto second = WithSink(WebhookSink());
   auto prepared = (*d)->Prepare(*second);
   ASSERT_TRUE(prepared.ok()) << prepared.status().message();
   (*d)->Commit(std::move(*prepared), *second);
@@ -416,28 +401,14 @@ cadences:
 // the stream's claims, which may include it: another daemon would then
 // send it again, uncounted).
 TEST_F(DispatcherTest, AWebhookReloadedIntoAStreamOfTheSameNameKeepsItsAttemptInFlight) {
-  std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
-  const auto rules = [&](const std::string& sink) {
-    return testing::MustLoad(R"(version: 1
-products: {daily: {supply_days: 15}}
-sinks:
-  - )" + sink + R"(
-cadences:
-  - name: trust
-    steps: [{after: 1d, topic: hello}]
-)");
-  };
-  auto first = rules("{name: events, type: webhook, concurrency: 1, url: \"http://" +
-                     receiver_.LocalAddress() + "/hook\", secret_file: \"" + dir_.path() +
-                     "/events.secret\"}");
+  auto first = WithSink(WebhookSink("concurrency: 1, "));
   auto d = Dispatcher::Create(io_, outbox_, clock_, *first);
   ASSERT_TRUE(d.ok()) << d.status().message();
   hold_answers_ = true;
   outbox_.Add(1, "events", clock_.Now());
   (*d)->Wake();
   ASSERT_TRUE(RunUntil([&] { return held_.size() == 1; }));  // attempted, unanswered
-  auto second = rules("{name: events, type: redis, url: \"redis://127.0.0.1:" +
-                      std::to_string(testing::PortForLater()) + "/0\"}");
+  auto second = WithSink(RedisSink(testing::PortForLater()));
   auto prepared = (*d)->Prepare(*second);
   ASSERT_TRUE(prepared.ok()) << prepared.status().message();
   (*d)->Commit(std::move(*prepared), *second);
