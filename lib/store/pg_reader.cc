@@ -11,8 +11,8 @@
 #include "pg/connection.h"
 #include "store/job_thread.h"
 #include "store/outcome_merge.h"
-#include "store/pg/deliveries.h"
 #include "store/pg/gauges.h"
+#include "store/pg/queues.h"
 #include "store/pg/rows.h"
 #include "store/values.h"
 

@@ -3,7 +3,8 @@
 #include <utility>
 
 #include "pg/connection.h"
-#include "store/pg/deliveries.h"
+#include "store/pg/outbox.h"
+#include "store/pg/queues.h"
 #include "store/pg/replan.h"
 #include "store/pg/reports.h"
 #include "store/pg/schema.h"
@@ -17,12 +18,14 @@ struct PgStore::Impl {
        const RulesInForce& rules)
       : session(std::move(url), std::string(application_name), std::string(settings)),
         tables(session, rules),
-        deliveries(session),
+        queues(session),
+        outbox(session),
         reports(session),
         replan(session, rules) {}
   pgstore::Session session;
   pgstore::Tables tables;
-  pgstore::Deliveries deliveries;
+  pgstore::Queues queues;
+  pgstore::Outbox outbox;
   pgstore::Reports reports;
   pgstore::Replan replan;
 };
@@ -157,17 +160,17 @@ StatusOr<std::optional<EngagementEvent>> PgStore::FirstEngagement(
 
 StatusOr<std::vector<LeasedRow>> PgStore::TakeLease(std::string_view queue, int max,
                                                     Millis visibility, Instant now) {
-  return impl_->deliveries.TakeLease(queue, max, visibility, now);
+  return impl_->queues.TakeLease(queue, max, visibility, now);
 }
 StatusOr<int> PgStore::Ack(std::string_view queue, std::span<const std::string> receipts,
                            Instant now) {
-  return impl_->deliveries.Ack(queue, receipts, now);
+  return impl_->queues.Ack(queue, receipts, now);
 }
 StatusOr<std::int64_t> PgStore::QueueDepth(std::string_view queue) {
-  return impl_->deliveries.QueueDepth(queue);
+  return impl_->queues.QueueDepth(queue);
 }
 void PgStore::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
-  Status s = impl_->deliveries.Fill(leased, queue);
+  Status s = impl_->queues.Fill(leased, queue);
   if (!s.ok()) return done(s);
   done(std::move(leased));
 }
@@ -175,7 +178,7 @@ StatusOr<std::vector<LeasedMessage>> PgStore::Lease(std::string_view queue, int 
                                                     Millis visibility, Instant now) {
   auto rows = TakeLease(queue, max, visibility, now);
   if (!rows.ok()) return rows.status();
-  if (Status s = impl_->deliveries.Fill(*rows, queue); !s.ok()) return s;
+  if (Status s = impl_->queues.Fill(*rows, queue); !s.ok()) return s;
   std::vector<LeasedMessage> out;
   out.reserve(rows->size());
   for (LeasedRow& r : *rows) out.push_back(std::move(r.message));
@@ -184,36 +187,36 @@ StatusOr<std::vector<LeasedMessage>> PgStore::Lease(std::string_view queue, int 
 
 StatusOr<std::vector<OutboxItem>> PgStore::DueDeliveries(std::string_view sink, Instant now,
                                                          std::size_t max, bool in_order) {
-  return impl_->deliveries.DueDeliveries(sink, now, max, in_order);
+  return impl_->outbox.DueDeliveries(sink, now, max, in_order);
 }
 StatusOr<std::optional<Instant>> PgStore::NextDeliveryAfter(std::string_view sink, Instant now) {
-  return impl_->deliveries.NextDeliveryAfter(sink, now);
+  return impl_->outbox.NextDeliveryAfter(sink, now);
 }
-Status PgStore::LetGoOfSink(std::string_view sink) { return impl_->deliveries.LetGoOfSink(sink); }
+Status PgStore::LetGoOfSink(std::string_view sink) { return impl_->outbox.LetGoOfSink(sink); }
 bool PgStore::DeliveredElsewhere(std::string_view sink) const {
-  return impl_->deliveries.DeliveredElsewhere(sink);
+  return impl_->outbox.DeliveredElsewhere(sink);
 }
 
 Status PgStore::RecordDeliveries(std::span<const DeliveryResult> results) {
-  return impl_->deliveries.RecordDeliveries(results);
+  return impl_->outbox.RecordDeliveries(results);
 }
 StatusOr<std::vector<DeadLetter>> PgStore::DeadLetters(std::string_view sink, std::int64_t after,
                                                        int limit) {
-  return impl_->deliveries.DeadLetters(sink, after, limit);
+  return impl_->outbox.DeadLetters(sink, after, limit);
 }
 StatusOr<int> PgStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  return impl_->deliveries.ReplayDeadLetters(id, sink, now);
+  return impl_->outbox.ReplayDeadLetters(id, sink, now);
 }
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink() {
-  return impl_->deliveries.OutboxBySink();
+  return impl_->outbox.OutboxBySink();
 }
 StatusOr<std::int64_t> PgStore::OutboxDepth(std::string_view sink) {
-  return impl_->deliveries.OutboxDepth(sink);
+  return impl_->outbox.OutboxDepth(sink);
 }
 StatusOr<std::int64_t> PgStore::DeadLetterCount(std::string_view sink) {
-  return impl_->deliveries.DeadLetterCount(sink);
+  return impl_->outbox.DeadLetterCount(sink);
 }
-std::int64_t PgStore::TakenOver() const { return impl_->deliveries.taken_over(); }
+std::int64_t PgStore::TakenOver() const { return impl_->outbox.taken_over(); }
 std::int64_t PgStore::HeldForOrder() const { return impl_->tables.held_for_order(); }
 
 StatusOr<PlanningState> PgStore::Planning() { return impl_->replan.Planning(); }

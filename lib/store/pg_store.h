@@ -6,8 +6,8 @@
 // (scheduler/store.h), QueueStore and LeasedEvents, OutboxStore,
 // ReplanStore, ReportStore, RetentionStore and Transactions. How daemons
 // share the work without two deciding one touchpoint or one buyer at once
-// is in store/pg/tables.h; the queues and the outbox in
-// store/pg/deliveries.h; a shared re-plan in store/pg/replan.h;
+// is in store/pg/tables.h; the queues in store/pg/queues.h, the outbox
+// in store/pg/outbox.h; a shared re-plan in store/pg/replan.h;
 // transactions in store/pg/session.h.
 //
 // Errors: a lost connection, or a server starting, stopping or out of
@@ -124,7 +124,7 @@ class PgStore final : public Store, public LeasedEvents {
                                              Instant now);
 
   // OutboxStore. DueDeliveries() claims what it returns for this store's
-  // session (store/pg/deliveries.h).
+  // session (store/pg/outbox.h).
   StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
                                                   std::size_t max, bool in_order) override;
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override;

@@ -1,4 +1,4 @@
-// Leases on PostgreSQL take their queue's turn (store/pg/deliveries.cc):
+// Leases on PostgreSQL take their queue's turn (store/pg/queues.cc):
 // on any daemon, a lease of a queue waits while another lease of it is
 // under way, so the two never pass over each other's rows; a lease of
 // another queue does not wait, nor does one of a queue with nothing to
@@ -15,7 +15,7 @@
 #include "pg/connection.h"
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
-#include "store/pg/deliveries.h"
+#include "store/pg/queues.h"
 #include "store/pg_reader.h"
 #include "store/pg_store.h"
 #include "store/values.h"

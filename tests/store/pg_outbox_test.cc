@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
-#include "store/pg/deliveries.h"
+#include "store/pg/outbox.h"
 #include "store/pg_store.h"
 #include "store/pg_store_fixture.h"
 #include "store/values.h"

@@ -121,7 +121,7 @@ CREATE INDEX events_by_buyer ON events(buyer, at, id) INCLUDE (type, credited);
     // 1 -> 2: which session is attempting a push delivery (its server
     // process and that process's start, in microseconds since the epoch):
     // several daemons share the outbox, and a delivery claimed by a session
-    // that has ended is free to take over (store/pg/deliveries.h). The
+    // that has ended is free to take over (store/pg/outbox.h). The
     // re-plan's position holds the lowest 64-bit value at its start.
     R"sql(
 ALTER TABLE deliveries ADD COLUMN claim_pid INTEGER, ADD COLUMN claim_start BIGINT;

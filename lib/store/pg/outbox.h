@@ -1,11 +1,7 @@
-// The embedded queues and the push sinks' outbox in PostgreSQL: QueueStore
-// (store/queue_store.h) and OutboxStore (store/outbox_store.h) on a
-// Session. Internal to lib/store; PgStore forwards to it.
+// The push sinks' outbox in PostgreSQL: OutboxStore (store/outbox_store.h)
+// on a Session. Internal to lib/store; PgStore forwards to it.
 //
-// Several daemons share them:
-//  - A lease takes its queue's turn, then visible messages FOR UPDATE SKIP
-//    LOCKED: leases of one queue, on any daemons, run one after the other
-//    and never hand out one message twice; an ack is any daemon's.
+// Several daemons share it:
 //  - A push delivery is claimed by the session that attempts it (its
 //    server process and start time, in the row): no other daemon takes it
 //    while that session lives. When it ends (the daemon died, or lost its
@@ -35,30 +31,11 @@
 
 #include "store/outbox_store.h"
 #include "store/pg/session.h"
-#include "store/queue_store.h"
 #include "store/values.h"
 
 namespace tp::pgstore {
 
 inline constexpr Millis kTakeoverPoll{1000};
-
-// A lease of up to `max` visible messages of `queue` (QueueStore::
-// TakeLease), in enqueue order, and an ack of `receipts` (QueueStore::Ack),
-// each on `c` in the caller's transaction (a lease takes its queue's turn,
-// kept to the commit, then leases, both in one round trip; outside a
-// transaction, the lease is one of its own; an ack is several statements):
-// Deliveries runs them on the store's session, PgReader on a connection of
-// its own, off the daemon's loop.
-std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
-                               Millis visibility, Instant now);
-int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string> receipts,
-          Instant now);
-// Whether `queue` has a message visible at `now`, read without a lock, a
-// turn or a transaction of its own: PgReader asks first, so that the poll
-// of an idle consumer costs one statement and takes no turn. (A message
-// that comes after it is one the lease would have missed at that moment
-// too.)
-bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now);
 
 // The claim DueDeliveries() runs, by fire order if `in_order` (parameters:
 // the sink, now, at most how many, this session's process and start, its
@@ -66,19 +43,10 @@ bool AnyVisible(pg::Connection& c, std::string_view queue, Instant now);
 // takes over.
 const pg::Statement& ClaimDueStatement(bool in_order);
 
-class Deliveries {
+class Outbox {
  public:
-  explicit Deliveries(Session& session) : session_(session) {}
+  explicit Outbox(Session& session) : session_(session) {}
 
-  // QueueStore.
-  StatusOr<std::vector<LeasedRow>> TakeLease(std::string_view queue, int max, Millis visibility,
-                                             Instant now);
-  StatusOr<int> Ack(std::string_view queue, std::span<const std::string> receipts, Instant now);
-  StatusOr<std::int64_t> QueueDepth(std::string_view queue);
-  // The events of leased rows, made on this connection.
-  Status Fill(std::span<LeasedRow> leased, std::string_view queue);
-
-  // OutboxStore.
   StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
                                                   std::size_t max, bool in_order);
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now);
@@ -100,7 +68,6 @@ class Deliveries {
 
  private:
   Session& session_;
-  sql::ZoneCache zones_;
   std::int64_t taken_over_ = 0;
   // An in-order sink this daemon delivered: whether `holder_`'s session
   // holds its lock (a session-level lock goes with its session, and is
