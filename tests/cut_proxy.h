@@ -3,7 +3,9 @@
 // reset would), and new ones are accepted but never answered, as by a
 // host that drops packets, so a client connecting waits for its own
 // timeout; or refuse them (Refuse()), as a stopped server's host does.
-// Restore() forwards again.
+// Restore() forwards again. LoseTheAnswerToCommit() lets a COMMIT through
+// and loses the server's answer to it: the commit is made, and the client
+// hears only that its connection was lost.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,9 +16,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -76,6 +80,11 @@ class CutProxy {
     refuse_ = true;
     for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
   }
+  // The next COMMIT a client sends through the proxy reaches the server,
+  // whose answer is dropped, and that connection is closed: a commit whose
+  // outcome the client cannot know.
+  void LoseTheAnswerToCommit() { lose_commit_answer_ = true; }
+  bool answer_lost() const { return answer_lost_; }
   // Forwards new connections again (those held while cut are closed).
   void Restore() {
     std::lock_guard lock(mutex_);
@@ -112,16 +121,38 @@ class CutProxy {
         shutdown(client, SHUT_RDWR);
         continue;
       }
-      pumps_.emplace_back([client, server] { Pump(client, server); });
-      pumps_.emplace_back([client, server] { Pump(server, client); });
+      // Set once the client's COMMIT went through: the server's answers
+      // on that connection are dropped, and it is closed.
+      auto dropping = std::make_shared<std::atomic<bool>>(false);
+      pumps_.emplace_back([this, client, server, dropping] {
+        Pump(client, server, [this, dropping](std::string_view bytes) {
+          // A simple query, or a statement parsed, of COMMIT alone.
+          if (lose_commit_answer_ &&
+              bytes.find(std::string_view("COMMIT\0", 7)) != std::string_view::npos) {
+            lose_commit_answer_ = false;
+            *dropping = true;
+          }
+          return true;
+        });
+      });
+      pumps_.emplace_back([this, client, server, dropping] {
+        Pump(server, client, [this, dropping](std::string_view) {
+          if (!*dropping) return true;
+          answer_lost_ = true;
+          return false;
+        });
+      });
     }
   }
-  // Copies `from` to `to` until either ends; then ends both.
-  static void Pump(int from, int to) {
+  // Copies `from` to `to` until either ends, or `pass` refuses what came
+  // (which is not sent); then ends both.
+  template <typename Pass>
+  static void Pump(int from, int to, Pass pass) {
     char buffer[16384];
     for (;;) {
       const ssize_t n = recv(from, buffer, sizeof buffer, 0);
       if (n <= 0) break;
+      if (!pass(std::string_view(buffer, static_cast<std::size_t>(n)))) break;
       ssize_t sent = 0;
       while (sent < n) {
         const ssize_t w = send(to, buffer + sent, static_cast<std::size_t>(n - sent), MSG_NOSIGNAL);
@@ -142,6 +173,8 @@ class CutProxy {
   std::mutex mutex_;
   bool cut_ = false;
   bool refuse_ = false;
+  std::atomic<bool> lose_commit_answer_{false};
+  std::atomic<bool> answer_lost_{false};
   std::vector<int> fds_;
   std::vector<std::thread> pumps_;
   std::thread acceptor_;

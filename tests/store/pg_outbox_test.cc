@@ -1,149 +1,28 @@
 // Push deliveries of the PostgreSQL store where several daemons share one
 // database: a delivery attempted by one daemon at a time, taken over (and
 // counted) when its daemon dies, but not when its own session was
-// replaced, a late result from a session taken over ignored, and one
-// deliverer for an ordered sink.
+// replaced, a late result from a session taken over ignored, a result
+// recorded again after its commit's answer was lost, and daemons on
+// another role. Ordered sinks: pg_ordered_sink_test.cc.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <set>
 #include <thread>
 
+#include "cut_proxy.h"
 #include "harness.h"
 #include "pg_server.h"
-#include "scheduler/scheduler.h"
 #include "store/pg/outbox.h"
+#include "store/pg_outbox_fixture.h"
 #include "store/pg_store.h"
-#include "store/pg_store_fixture.h"
 #include "store/values.h"
 
 namespace tp {
 namespace {
 
-using testing::At;
-using testing::kConfig;
+using testing::PgOutboxTest;
 using testing::PgServer;
-using testing::PgStoreTest;
-
-// Push deliveries: touchpoints fired to a Redis sink, "stream".
-class PgOutboxTest : public PgStoreTest {
- protected:
-  PgOutboxTest() {
-    std::string yaml(kConfig);
-    const std::string sinks = "sinks: [{name: q, type: queue}]";
-    yaml.replace(yaml.find(sinks), sinks.size(),
-                 "sinks: [{name: stream, type: redis, url: \"redis://127.0.0.1:9/0\"}]");
-    rules_.Swap(testing::MustLoad(yaml));
-  }
-  // `n` buyers' touchpoints fired: 2n outbox entries, due at `now`.
-  Instant Fire(PgStore& store, int n) {
-    const Instant at = At("2026-12-04T10:00:00Z");
-    Buy(store, n, at);
-    FakeClock clock(at + std::chrono::hours(2));
-    Scheduler scheduler(store, clock, rules_);
-    // Each when due: the cap moves the second steps to the next day.
-    for (;;) {
-      auto next = scheduler.NextWakeup();
-      EXPECT_TRUE(next.ok());
-      if (!next.ok() || !*next) break;
-      clock.Set(std::max(clock.Now(), **next));
-      EXPECT_TRUE(scheduler.RunDue().ok());
-    }
-    EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2 * n);
-    return clock.Now();
-  }
-  // DueDeliveries(), failing the test (and empty) if it fails.
-  static std::vector<OutboxItem> Due(PgStore& store, Instant now, std::size_t max, bool in_order) {
-    auto due = store.DueDeliveries("stream", now, max, in_order);
-    EXPECT_TRUE(due.ok()) << due.status().message();
-    return due.ok() ? std::move(*due) : std::vector<OutboxItem>();
-  }
-  static std::set<std::int64_t> Ids(const std::vector<OutboxItem>& items) {
-    std::set<std::int64_t> ids;
-    for (const OutboxItem& i : items) ids.insert(i.id);
-    return ids;
-  }
-  // Two daemons' stores: A claims one buyer's two deliveries, its session
-  // ends, B takes them over.
-  struct TakenOver {
-    std::unique_ptr<PgStore> a, b;
-    Instant now;
-    std::vector<OutboxItem> a_due, b_due;
-  } taken_over_;
-  void ClaimedByATakenOverByB() {
-    TakenOver& t = taken_over_;
-    t.a = MustOpen();
-    t.b = MustOpen();
-    t.now = Fire(*t.a, 1);
-    auto a_due = t.a->DueDeliveries("stream", t.now, 100, false);
-    ASSERT_TRUE(a_due.ok()) << a_due.status().message();
-    ASSERT_EQ(a_due->size(), 2u);
-    EndTheFirstStoresSession();
-    auto b_due = t.b->DueDeliveries("stream", t.now, 100, false);
-    ASSERT_TRUE(b_due.ok()) << b_due.status().message();
-    ASSERT_EQ(b_due->size(), 2u);
-    t.a_due = std::move(*a_due);
-    t.b_due = std::move(*b_due);
-  }
-  // Ends the session of the store opened first (the daemons' stores are
-  // all "touchpointd": every session but the newest).
-  void EndTheFirstStoresSession() {
-    PgServer::Shared().Admin(
-        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
-        "datname = '" +
-        db_->name() +
-        "' AND application_name = 'touchpointd' "
-        "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
-        db_->name() +
-        "' AND application_name = 'touchpointd' ORDER BY "
-        "backend_start DESC LIMIT 1)");
-  }
-  // `results` recorded by a store whose session was ended: on its new one.
-  // (The new session's connection may take longer than a call waits for it
-  // on a loaded machine: Unavailable, tried again as the dispatcher would.)
-  static Status RecordOnItsNewSession(PgStore& store, const std::vector<DeliveryResult>& results) {
-    Status recorded = store.RecordDeliveries(results);
-    for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      recorded = store.RecordDeliveries(results);
-    }
-    return recorded;
-  }
-  // The URL of another role of the server: neither a superuser nor a
-  // member of pg_read_all_stats, so pg_stat_activity shows it the other
-  // roles' sessions without their start times. Dropped with the fixture.
-  std::string AnotherRolesUrl() {
-    other_role_ = "other_" + db_->name();
-    PgServer::Shared().Admin("CREATE ROLE " + other_role_ + " LOGIN");
-    auto conn = pg::Connection::Open(db_->url(), "test");
-    conn->Exec("GRANT ALL ON SCHEMA public TO " + other_role_ +
-               "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + other_role_ +
-               "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + other_role_);
-    std::string url = db_->url();
-    const std::string user = "touchpoint@";
-    url.replace(url.find(user), user.size(), other_role_ + "@");
-    return url;
-  }
-  std::unique_ptr<PgStore> OpenAsAnotherRole() {
-    auto store = PgStore::Open(AnotherRolesUrl(), rules_);
-    EXPECT_TRUE(store.ok()) << store.status().message();
-    return store.ok() ? std::move(*store) : nullptr;
-  }
-  ~PgOutboxTest() override {
-    if (other_role_.empty()) return;
-    pg::Connection::Open(db_->url(), "test")->Exec("DROP OWNED BY " + other_role_);
-    PgServer::Shared().Admin("DROP ROLE IF EXISTS " + other_role_);
-  }
-  std::string other_role_;
-  static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
-    DeliveryResult r;
-    r.id = item.id;
-    r.touchpoint = item.touchpoint;
-    r.at = at;
-    r.history = "delivered";
-    return r;
-  }
-};
 
 TEST_F(PgOutboxTest, TwoDaemonsNeverAttemptOneDeliveryAtOnce) {
   auto a = MustOpen();
@@ -274,26 +153,44 @@ TEST_F(PgOutboxTest, ALateResultAfterTheTakeOverWasRecordedChangesNothing) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE reason = 'A''s dead letter'"), 0);
 }
 
-TEST_F(PgOutboxTest, AnOrderedSinkHasOneDelivererUntilItsSessionEnds) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 3);
-  auto a_due = a->DueDeliveries("stream", now, 2, true);
-  ASSERT_TRUE(a_due.ok());
-  ASSERT_EQ(a_due->size(), 2u);
-  EXPECT_LT((*a_due)[0].id, (*a_due)[1].id);
-  // The rest wait for A, in order, even those A has not claimed.
-  EXPECT_TRUE(Due(*b, now, 100, true).empty());
-  a.reset();
-  std::vector<OutboxItem> taken;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (taken.empty() && std::chrono::steady_clock::now() < deadline) {
-    taken = Due(*b, now, 100, true);
-    if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(taken.size(), 6u);
-  for (std::size_t i = 1; i < taken.size(); ++i) EXPECT_LT(taken[i - 1].id, taken[i].id);
-  EXPECT_EQ(b->TakenOver(), 2);
+// The answer to the COMMIT of a record is lost: the results were recorded,
+// but the daemon cannot know, and records them again (as the dispatcher
+// does when the store was away) on a new session. That changes nothing:
+// each result's history line is written once, and the retry's row is not
+// updated again (its claim went with the first record).
+TEST_F(PgOutboxTest, ResultsRecordedAgainAfterTheAnswerToTheirCommitWasLostChangeNothing) {
+  testing::CutProxy proxy(PgServer::Shared().url());
+  auto opened = PgStore::Open(proxy.url(db_->name()), rules_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  PgStore& a = **opened;
+  const Instant now = Fire(a, 1);
+  const std::vector<OutboxItem> due = Due(a, now, 100, false);
+  ASSERT_EQ(due.size(), 2u);
+  DeliveryResult retry = Delivered(due[1], now);
+  retry.kind = DeliveryResult::Kind::kRetry;
+  retry.attempts = 1;
+  retry.next_attempt_at = now + std::chrono::minutes(5);
+  retry.error = "XADD refused";
+  retry.history = "retried";
+  const std::vector<DeliveryResult> results{Delivered(due[0], now), retry};
+  proxy.LoseTheAnswerToCommit();
+  const Status lost = a.RecordDeliveries(results);
+  EXPECT_TRUE(lost.unavailable()) << lost.message();
+  ASSERT_TRUE(proxy.answer_lost());
+  // Recorded all the same.
+  const std::string row = "SELECT COUNT(*) FROM deliveries WHERE claim_pid IS NULL AND id = " +
+                          std::to_string(retry.id);
+  const std::string lines =
+      "SELECT COUNT(*) FROM touchpoint_history WHERE reason IN ('delivered', 'retried')";
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 1);
+  EXPECT_EQ(Count(row), 1);
+  EXPECT_EQ(Count(lines), 2);
+  const Status again = RecordOnItsNewSession(a, results);
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 1);
+  EXPECT_EQ(Count(row), 1);
+  EXPECT_EQ(Count(lines), 2);
+  EXPECT_EQ(a.TakenOver(), 0);
 }
 
 // Daemons on two roles of the server: each sees the other's sessions in
@@ -358,76 +255,6 @@ TEST_F(PgOutboxTest, AClaimOfASessionNewerThanTheTransactionsViewIsHeld) {
                                                     .AddArray(std::vector<std::int64_t>())
                                                     .AddArray(std::vector<std::int64_t>()));
   EXPECT_EQ(taken.rows(), 0);
-}
-
-// An ordered sink's events claimed by a session that has ended, whose
-// process id now names a live process this role cannot see the start of
-// (here another role's session): the sink's lock holder takes them over
-// from the first, in order, rather than sending the later ones first.
-TEST_F(PgOutboxTest, AnOrderedSinksDeadClaimsUnderAnInvisibleProcessIdAreTakenInOrder) {
-  auto a = OpenAsAnotherRole();
-  ASSERT_NE(a, nullptr);
-  const Instant now = Fire(*a, 3);
-  // A session of the server's superuser: its start is hidden from A's role.
-  auto c = pg::Connection::Open(db_->url(), "test");
-  c->Exec(
-      "UPDATE deliveries SET claim_pid = pg_backend_pid(), claim_start = 1 WHERE id IN "
-      "(SELECT id FROM deliveries ORDER BY id LIMIT 2)");
-  auto taken = a->DueDeliveries("stream", now, 100, true);
-  ASSERT_TRUE(taken.ok()) << taken.status().message();
-  ASSERT_EQ(taken->size(), 6u);
-  for (std::size_t i = 1; i < taken->size(); ++i) EXPECT_LT((*taken)[i - 1].id, (*taken)[i].id);
-  EXPECT_EQ(a->TakenOver(), 2);
-}
-
-// A daemon that stops delivering an ordered sink (a reload without it, or
-// its circuit open: it cannot reach the stream) lets it go: another daemon
-// delivers it from the first event on, those the first had claimed
-// included, and nothing counts as taken over.
-TEST_F(PgOutboxTest, AnOrderedSinkLetGoIsDeliveredByAnotherFromItsFirstEvent) {
-  auto a = MustOpen();
-  auto b = MustOpen();
-  const Instant now = Fire(*a, 3);
-  auto a_due = a->DueDeliveries("stream", now, 2, true);
-  ASSERT_TRUE(a_due.ok());
-  ASSERT_EQ(a_due->size(), 2u);
-  EXPECT_TRUE(Due(*b, now, 100, true).empty());
-  // Taken again by the same session (as every pass does): let go once is
-  // enough all the same.
-  ASSERT_EQ(Due(*a, now, 2, true).size(), 2u);
-  ASSERT_TRUE(a->LetGoOfSink("stream").ok());
-  ASSERT_TRUE(a->LetGoOfSink("stream").ok());  // nothing held: nothing to do
-  auto taken = b->DueDeliveries("stream", now, 100, true);
-  ASSERT_TRUE(taken.ok()) << taken.status().message();
-  ASSERT_EQ(taken->size(), 6u);
-  EXPECT_EQ((*taken)[0].id, (*a_due)[0].id);
-  for (std::size_t i = 1; i < taken->size(); ++i) EXPECT_LT((*taken)[i - 1].id, (*taken)[i].id);
-  EXPECT_EQ(b->TakenOver(), 0);
-  // Now B's: A waits.
-  EXPECT_TRUE(Due(*a, now, 100, true).empty());
-}
-
-// A daemon whose connection was replaced lets an ordered sink go before
-// its new session claimed anything: what its earlier session claimed is
-// given up too (nothing of it is in flight), so the next deliverer counts
-// none of it as taken over. Then it sees the sink is another daemon's.
-TEST_F(PgOutboxTest, AnOrderedSinkLetGoOnANewSessionGivesUpTheEarlierSessionsClaims) {
-  auto a = MustOpen();
-  const Instant now = Fire(*a, 3);
-  auto a_due = a->DueDeliveries("stream", now, 2, true);
-  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
-  ASSERT_EQ(a_due->size(), 2u);
-  auto b = MustOpen();
-  EndTheFirstStoresSession();
-  ASSERT_TRUE(Reconnected([&] { return a->LetGoOfSink("stream"); }).ok());
-  auto taken = Reconnected([&] { return b->DueDeliveries("stream", now, 100, true); });
-  ASSERT_TRUE(taken.ok()) << taken.status().message();
-  ASSERT_EQ(taken->size(), 6u);
-  EXPECT_EQ((*taken)[0].id, (*a_due)[0].id);
-  EXPECT_EQ(b->TakenOver(), 0);
-  EXPECT_FALSE(b->DeliveredElsewhere("stream"));
-  EXPECT_TRUE(Due(*a, now, 100, true).empty());
-  EXPECT_TRUE(a->DeliveredElsewhere("stream"));
 }
 
 }  // namespace

@@ -1,0 +1,144 @@
+// The fixture of the PostgreSQL store's push delivery tests: touchpoints
+// fired to a Redis sink, "stream", with stores opened as daemons (also on
+// another role of the server), and results to record.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+#include "pg/connection.h"
+#include "pg_server.h"
+#include "scheduler/scheduler.h"
+#include "store/pg_store.h"
+#include "store/pg_store_fixture.h"
+#include "store/values.h"
+
+namespace tp::testing {
+
+// Push deliveries: touchpoints fired to a Redis sink, "stream".
+class PgOutboxTest : public PgStoreTest {
+ protected:
+  PgOutboxTest() {
+    std::string yaml(kConfig);
+    const std::string sinks = "sinks: [{name: q, type: queue}]";
+    yaml.replace(yaml.find(sinks), sinks.size(),
+                 "sinks: [{name: stream, type: redis, url: \"redis://127.0.0.1:9/0\"}]");
+    rules_.Swap(testing::MustLoad(yaml));
+  }
+  // `n` buyers' touchpoints fired: 2n outbox entries, due at `now`.
+  Instant Fire(PgStore& store, int n) {
+    const Instant at = At("2026-12-04T10:00:00Z");
+    Buy(store, n, at);
+    FakeClock clock(at + std::chrono::hours(2));
+    Scheduler scheduler(store, clock, rules_);
+    // Each when due: the cap moves the second steps to the next day.
+    for (;;) {
+      auto next = scheduler.NextWakeup();
+      EXPECT_TRUE(next.ok());
+      if (!next.ok() || !*next) break;
+      clock.Set(std::max(clock.Now(), **next));
+      EXPECT_TRUE(scheduler.RunDue().ok());
+    }
+    EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2 * n);
+    return clock.Now();
+  }
+  // DueDeliveries(), failing the test (and empty) if it fails.
+  static std::vector<OutboxItem> Due(PgStore& store, Instant now, std::size_t max, bool in_order) {
+    auto due = store.DueDeliveries("stream", now, max, in_order);
+    EXPECT_TRUE(due.ok()) << due.status().message();
+    return due.ok() ? std::move(*due) : std::vector<OutboxItem>();
+  }
+  static std::set<std::int64_t> Ids(const std::vector<OutboxItem>& items) {
+    std::set<std::int64_t> ids;
+    for (const OutboxItem& i : items) ids.insert(i.id);
+    return ids;
+  }
+  // Two daemons' stores: A claims one buyer's two deliveries, its session
+  // ends, B takes them over.
+  struct TakenOver {
+    std::unique_ptr<PgStore> a, b;
+    Instant now;
+    std::vector<OutboxItem> a_due, b_due;
+  } taken_over_;
+  void ClaimedByATakenOverByB() {
+    TakenOver& t = taken_over_;
+    t.a = MustOpen();
+    t.b = MustOpen();
+    t.now = Fire(*t.a, 1);
+    auto a_due = t.a->DueDeliveries("stream", t.now, 100, false);
+    ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+    ASSERT_EQ(a_due->size(), 2u);
+    EndTheFirstStoresSession();
+    auto b_due = t.b->DueDeliveries("stream", t.now, 100, false);
+    ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+    ASSERT_EQ(b_due->size(), 2u);
+    t.a_due = std::move(*a_due);
+    t.b_due = std::move(*b_due);
+  }
+  // Ends the session of the store opened first (the daemons' stores are
+  // all "touchpointd": every session but the newest).
+  void EndTheFirstStoresSession() {
+    PgServer::Shared().Admin(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+        "datname = '" +
+        db_->name() +
+        "' AND application_name = 'touchpointd' "
+        "AND pid <> (SELECT pid FROM pg_stat_activity WHERE datname = '" +
+        db_->name() +
+        "' AND application_name = 'touchpointd' ORDER BY "
+        "backend_start DESC LIMIT 1)");
+  }
+  // `results` recorded by a store whose session was ended: on its new one.
+  // (The new session's connection may take longer than a call waits for it
+  // on a loaded machine: Unavailable, tried again as the dispatcher would.)
+  static Status RecordOnItsNewSession(PgStore& store, const std::vector<DeliveryResult>& results) {
+    Status recorded = store.RecordDeliveries(results);
+    for (int i = 0; i < 250 && recorded.unavailable(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      recorded = store.RecordDeliveries(results);
+    }
+    return recorded;
+  }
+  // The URL of another role of the server: neither a superuser nor a
+  // member of pg_read_all_stats, so pg_stat_activity shows it the other
+  // roles' sessions without their start times. Dropped with the fixture.
+  std::string AnotherRolesUrl() {
+    other_role_ = "other_" + db_->name();
+    PgServer::Shared().Admin("CREATE ROLE " + other_role_ + " LOGIN");
+    auto conn = pg::Connection::Open(db_->url(), "test");
+    conn->Exec("GRANT ALL ON SCHEMA public TO " + other_role_ +
+               "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + other_role_ +
+               "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + other_role_);
+    std::string url = db_->url();
+    const std::string user = "touchpoint@";
+    url.replace(url.find(user), user.size(), other_role_ + "@");
+    return url;
+  }
+  std::unique_ptr<PgStore> OpenAsAnotherRole() {
+    auto store = PgStore::Open(AnotherRolesUrl(), rules_);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+  ~PgOutboxTest() override {
+    if (other_role_.empty()) return;
+    pg::Connection::Open(db_->url(), "test")->Exec("DROP OWNED BY " + other_role_);
+    PgServer::Shared().Admin("DROP ROLE IF EXISTS " + other_role_);
+  }
+  std::string other_role_;
+  static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
+    DeliveryResult r;
+    r.id = item.id;
+    r.touchpoint = item.touchpoint;
+    r.at = at;
+    r.history = "delivered";
+    return r;
+  }
+};
+
+}  // namespace tp::testing
