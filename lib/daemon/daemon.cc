@@ -66,6 +66,16 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
   if (pg::IsUrl(database)) {
     auto store = PgStore::Open(database, rules);
     if (!store.ok()) return store.status();
+    if (auto roles = (*store)->OtherDaemonsRoles(); roles.ok() && !roles->empty()) {
+      std::string names;
+      for (const std::string& role : *roles) names += (names.empty() ? "" : ", ") + role;
+      spdlog::warn(
+          "other daemons on this database connect as another role ({}): this daemon cannot "
+          "see when their sessions started, nor they when its did, so a claim of a dead daemon "
+          "may be taken over late; connect every daemon as one role, or make each role a "
+          "member of pg_read_all_stats (docs/scaling.md)",
+          names);
+    }
     auto reader = PgReader::Open(database);
     if (!reader.ok()) return reader.status();
     opened.pg = store->get();

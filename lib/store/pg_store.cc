@@ -75,6 +75,26 @@ StatusOr<int> PgStore::SchemaVersion() {
   });
 }
 
+namespace {
+
+const pg::Statement kOtherDaemonsRoles(
+    "SELECT DISTINCT a.usename::text FROM pg_stat_activity a WHERE a.datname = current_database() "
+    "AND a.application_name LIKE 'touchpointd%' AND a.usename <> current_user AND NOT "
+    "(pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AND "
+    "pg_has_role(a.usename, 'pg_read_all_stats', 'MEMBER')) ORDER BY 1");
+
+}  // namespace
+
+StatusOr<std::vector<std::string>> PgStore::OtherDaemonsRoles() {
+  return impl_->session.Read("read the other daemons' roles",
+                             [&]() -> StatusOr<std::vector<std::string>> {
+                               pg::Result r = impl_->session.conn().Run(kOtherDaemonsRoles);
+                               std::vector<std::string> roles;
+                               for (int i = 0; i < r.rows(); ++i) roles.emplace_back(r.Text(i, 0));
+                               return roles;
+                             });
+}
+
 Status PgStore::Probe() {
   // On a connection of its own: the store's may be inside a transaction
   // that failed for another reason (a deadlock), which says nothing of

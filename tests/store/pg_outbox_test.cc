@@ -227,6 +227,28 @@ TEST_F(PgOutboxTest, AClaimOfAnotherRolesLiveSessionIsHeldUntilItEnds) {
   EXPECT_EQ(b->TakenOver(), 2);
 }
 
+// What a daemon warns of at start: daemons on another role where either
+// role cannot read the other's sessions' start times; none once both may
+// (here: a superuser, and a member of pg_read_all_stats).
+TEST_F(PgOutboxTest, DaemonsOnRolesThatCannotSeeEachOthersSessionsAreNamed) {
+  auto a = MustOpen();
+  auto alone = a->OtherDaemonsRoles();
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  EXPECT_TRUE(alone->empty());
+  auto b = OpenAsAnotherRole();
+  ASSERT_NE(b, nullptr);
+  const auto roles = [](PgStore& store) {
+    auto r = store.OtherDaemonsRoles();
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : std::vector<std::string>{"(failed)"};
+  };
+  EXPECT_EQ(roles(*b), std::vector<std::string>{"touchpoint"});
+  EXPECT_EQ(roles(*a), std::vector<std::string>{other_role_});
+  PgServer::Shared().Admin("GRANT pg_read_all_stats TO " + other_role_);
+  EXPECT_TRUE(roles(*a).empty());
+  EXPECT_TRUE(roles(*b).empty());
+}
+
 // A claim made by a session that started after the claiming transaction
 // first read the server's sessions (which it keeps to its end) is not
 // taken for a dead session's: the session is live, only missing there.
