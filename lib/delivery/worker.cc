@@ -121,6 +121,7 @@ void Worker::Stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   timer_.cancel(ignored);
+  if (d_.stopping) let_go_timer_.cancel(ignored);  // its session ends with the daemon's
   MaybeLetGo();
 }
 
@@ -140,9 +141,19 @@ void Worker::MaybeLetGo() {
            !w->circuit_.open();
   });
   if (in_flight || delivering) return;
-  if (Status s = d_.store.LetGoOfSink(sink_.name); !s.ok()) {
-    spdlog::warn("sink {}: {}", sink_.name, s.message());
+  Status s = d_.store.LetGoOfSink(sink_.name);
+  if (s.ok() || d_.stopping || let_go_armed_) {
+    if (!s.ok()) spdlog::warn("sink {}: {}", sink_.name, s.message());
+    return;
   }
+  spdlog::warn("sink {}: {}; letting it go again in {}", sink_.name, s.message(),
+               MsText(kStoreRetry));
+  let_go_armed_ = true;
+  let_go_timer_.expires_after(kStoreRetry);
+  let_go_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    self->let_go_armed_ = false;
+    if (!ec) self->MaybeLetGo();
+  });
 }
 
 void Worker::ArmTimer(Instant now) {

@@ -97,7 +97,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void CircuitSucceeded();
   // An in-order sink that no worker of this daemon delivers (stopped, or
   // its circuit open) and none has anything of in flight: the store may let
-  // another daemon deliver it (OutboxStore::LetGoOfSink).
+  // another daemon deliver it (OutboxStore::LetGoOfSink). If the store
+  // fails to, tried again after kStoreRetry (while the daemon runs): claims
+  // left under a session that ended would count as taken over at the next
+  // deliverer.
   void MaybeLetGo();
 
   Dispatcher::Impl& d_;
@@ -105,6 +108,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::size_t taken_ = 0;  // this sink's events in d_.busy
   Circuit circuit_;
   boost::asio::system_timer timer_;
+  boost::asio::system_timer let_go_timer_{d_.io};  // MaybeLetGo() again
+  bool let_go_armed_ = false;
   bool pump_posted_ = false;
   bool stopped_ = false;
   bool in_order_ = false;  // TakeDue() was asked for events in order

@@ -308,6 +308,22 @@ TEST_F(DispatcherTest, ARedisSinkThatCannotBeReachedIsLetGoAndAReloadDeliversItI
   (*d)->Stop();
 }
 
+// Letting a Redis sink go fails (the store is away): it is let go again a
+// second later, and no more once it has been.
+TEST_F(DispatcherTest, ARedisSinkThatCouldNotBeLetGoIsLetGoAgain) {
+  const auto rules = WithSink(RedisSink(testing::PortForLater()));
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  outbox_.let_go_failures = 1;
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.let_go.size() == 2; }));  // within kStoreRetry
+  EXPECT_EQ(outbox_.let_go_failures, 0);
+  RunAWhile();
+  EXPECT_EQ(outbox_.let_go.size(), 2u);
+  (*d)->Stop();
+}
+
 // A Redis sink this daemon let go (it cannot reach it) and another daemon
 // then delivers: the probe finds nothing to send, and the sink stands by
 // here, not shown failing for as long as the other daemon delivers it.

@@ -73,7 +73,9 @@ class FakeOutbox final : public OutboxStore {
   }
   Status LetGoOfSink(std::string_view sink) override {
     let_go.emplace_back(sink);
-    return Status::Ok();
+    if (let_go_failures == 0) return Status::Ok();
+    --let_go_failures;
+    return Status::Unavailable("the database is away");
   }
   bool DeliveredElsewhere(std::string_view sink) const override {
     return elsewhere.contains(std::string(sink));
@@ -163,6 +165,8 @@ class FakeOutbox final : public OutboxStore {
   std::int64_t refuse = 0;
   // The sinks LetGoOfSink() was called for, in turn.
   std::vector<std::string> let_go;
+  // How many of the next LetGoOfSink() calls fail, as a store that is away.
+  int let_go_failures = 0;
   // In-order sinks another daemon delivers: nothing due for this one.
   std::set<std::string> elsewhere;
 
