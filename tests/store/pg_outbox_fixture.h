@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness.h"
@@ -137,6 +138,17 @@ class PgOutboxTest : public PgStoreTest {
     r.touchpoint = item.touchpoint;
     r.at = at;
     r.history = "delivered";
+    return r;
+  }
+  // A failed first attempt of `item`, to be tried again 5 minutes on.
+  static DeliveryResult Retried(const OutboxItem& item, Instant at, std::string error,
+                                std::string history) {
+    DeliveryResult r = Delivered(item, at);
+    r.kind = DeliveryResult::Kind::kRetry;
+    r.attempts = 1;
+    r.next_attempt_at = at + std::chrono::minutes(5);
+    r.error = std::move(error);
+    r.history = std::move(history);
     return r;
   }
 };

@@ -130,12 +130,7 @@ TEST_F(PgOutboxTest, ALateResultAfterTheTakeOverWasRecordedChangesNothing) {
   // A's session ends (its connection cut); B takes the deliveries over.
   ASSERT_NO_FATAL_FAILURE(ClaimedByATakenOverByB());
   const auto& [a, b, now, a_due, b_due] = taken_over_;
-  DeliveryResult retry = Delivered(b_due[0], now);
-  retry.kind = DeliveryResult::Kind::kRetry;
-  retry.attempts = 1;
-  retry.next_attempt_at = now + std::chrono::minutes(5);
-  retry.error = "B: XADD refused";
-  retry.history = "B's retry";
+  const DeliveryResult retry = Retried(b_due[0], now, "B: XADD refused", "B's retry");
   ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());
   ASSERT_TRUE(b->RecordDeliveries(std::vector<DeliveryResult>{retry}).ok());  // again
   // A's attempt of it ends, dead-lettered, once A has a new session.
@@ -166,12 +161,7 @@ TEST_F(PgOutboxTest, ResultsRecordedAgainAfterTheAnswerToTheirCommitWasLostChang
   const Instant now = Fire(a, 1);
   const std::vector<OutboxItem> due = Due(a, now, 100, false);
   ASSERT_EQ(due.size(), 2u);
-  DeliveryResult retry = Delivered(due[1], now);
-  retry.kind = DeliveryResult::Kind::kRetry;
-  retry.attempts = 1;
-  retry.next_attempt_at = now + std::chrono::minutes(5);
-  retry.error = "XADD refused";
-  retry.history = "retried";
+  const DeliveryResult retry = Retried(due[1], now, "XADD refused", "retried");
   const std::vector<DeliveryResult> results{Delivered(due[0], now), retry};
   proxy.LoseTheAnswerToCommit();
   const Status lost = a.RecordDeliveries(results);
