@@ -1,6 +1,6 @@
 // End-to-end on PostgreSQL: a Redis sink, which one daemon at a time
 // delivers (in fire order), delivered by another daemon when the first
-// cannot reach Redis.
+// cannot reach Redis; daemons on two database roles, warned of.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -16,6 +16,7 @@
 #include "child_process.h"
 #include "core/time.h"
 #include "daemon_process.h"
+#include "pg/connection.h"
 #include "pg_server.h"
 #include "postgres_fixture.h"
 #include "redis_server.h"
@@ -99,6 +100,38 @@ TEST_F(PostgresDaemonTest, AStreamADaemonCannotReachIsDeliveredByAnother) {
       std::chrono::seconds(40)))
       << health.dump();
   EXPECT_NE(a.log().find("sink events: delivered by another daemon"), std::string::npos);
+}
+
+// Daemons on one database connected as two roles, neither of which may
+// read all statistics (the first is the server's superuser, the second a
+// plain role): they cannot see when each other's sessions started, so the
+// daemon that starts second warns of it.
+TEST_F(PostgresDaemonTest, ADaemonStartedBesideAnotherRolesDaemonWarnsOfIt) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string config = testing::TestConfig().Step("1h", "later").Yaml();
+  DaemonProcess& a = Start(config, db->url(), 0);
+  const std::string role = "other_" + db->name();
+  PgServer::Shared().Admin("CREATE ROLE " + role + " LOGIN");
+  auto admin = pg::Connection::Open(db->url(), "test");
+  admin->Exec("GRANT ALL ON SCHEMA public TO " + role +
+              "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + role +
+              "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + role);
+  std::string url = db->url();
+  const std::string user = "touchpoint@";
+  url.replace(url.find(user), user.size(), role + "@");
+  DaemonProcess& b = Start(config, url, 1);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return b.log().find(
+                   "other daemons on this database connect as another role (touchpoint)") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << b.log();
+  EXPECT_EQ(a.log().find("another role"), std::string::npos);  // alone when it started
+  b.Kill9();
+  admin->Exec("DROP OWNED BY " + role);
+  PgServer::Shared().Admin("DROP ROLE IF EXISTS " + role);
 }
 
 }  // namespace
