@@ -70,10 +70,10 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
       std::string names;
       for (const std::string& role : *roles) names += (names.empty() ? "" : ", ") + role;
       spdlog::warn(
-          "other daemons on this database connect as another role ({}): this daemon cannot "
-          "see when their sessions started, nor they when its did, so a claim of a dead daemon "
-          "may be taken over late; connect every daemon as one role, or make each role a "
-          "member of pg_read_all_stats (docs/scaling.md)",
+          "other daemons on this database connect as another role ({}), and this role or "
+          "theirs cannot read when the other's sessions started, so a claim of a dead daemon "
+          "may be taken over late; connect every daemon as one role, or grant each role "
+          "pg_read_all_stats (docs/scaling.md)",
           names);
     }
     auto reader = PgReader::Open(database);

@@ -80,8 +80,8 @@ namespace {
 const pg::Statement kOtherDaemonsRoles(
     "SELECT DISTINCT a.usename::text FROM pg_stat_activity a WHERE a.datname = current_database() "
     "AND a.application_name LIKE 'touchpointd%' AND a.usename <> current_user AND NOT "
-    "(pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER') AND "
-    "pg_has_role(a.usename, 'pg_read_all_stats', 'MEMBER')) ORDER BY 1");
+    "(pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AND "
+    "pg_has_role(a.usesysid, 'pg_read_all_stats', 'USAGE')) ORDER BY 1");
 
 }  // namespace
 

@@ -58,12 +58,13 @@ class PgStore final : public Store, public LeasedEvents {
 
   StatusOr<int> SchemaVersion();
   // The roles other daemons on this database are connected as, where this
-  // role or theirs may not read the other's sessions' start times (neither
-  // both superusers nor both members of pg_read_all_stats): each then holds
-  // the other's webhook claims while the claim's process id names a live
-  // process, even one that is no longer the claimer (docs/scaling.md).
-  // Seen from the sessions open now: a daemon that starts later is seen by
-  // its own check.
+  // role or theirs may not read the other's sessions' start times (unless
+  // each is a superuser or has the privileges of pg_read_all_stats): one
+  // then holds the other's webhook claims while the claim's process id
+  // names a live process, even one that is no longer the claimer
+  // (docs/scaling.md). Seen from the sessions open now (a daemon that
+  // starts later is seen by its own check), by their application_name
+  // (touchpointd...: a URL that sets another hides its daemon).
   StatusOr<std::vector<std::string>> OtherDaemonsRoles();
 
   // Whether the server answers a new connection: the daemon's probe

@@ -219,7 +219,7 @@ TEST_F(PgOutboxTest, AClaimOfAnotherRolesLiveSessionIsHeldUntilItEnds) {
 
 // What a daemon warns of at start: daemons on another role where either
 // role cannot read the other's sessions' start times; none once both may
-// (here: a superuser, and a member of pg_read_all_stats).
+// (here: a superuser, and a role granted pg_read_all_stats).
 TEST_F(PgOutboxTest, DaemonsOnRolesThatCannotSeeEachOthersSessionsAreNamed) {
   auto a = MustOpen();
   auto alone = a->OtherDaemonsRoles();
@@ -237,6 +237,10 @@ TEST_F(PgOutboxTest, DaemonsOnRolesThatCannotSeeEachOthersSessionsAreNamed) {
   PgServer::Shared().Admin("GRANT pg_read_all_stats TO " + other_role_);
   EXPECT_TRUE(roles(*a).empty());
   EXPECT_TRUE(roles(*b).empty());
+  // A member that does not inherit its roles' privileges reads no more.
+  PgServer::Shared().Admin("ALTER ROLE " + other_role_ + " NOINHERIT");
+  EXPECT_EQ(roles(*b), std::vector<std::string>{"touchpoint"});
+  EXPECT_EQ(roles(*a), std::vector<std::string>{other_role_});
 }
 
 // A claim made by a session that started after the claiming transaction
