@@ -81,8 +81,8 @@ class CutProxy {
     for (const int fd : fds_) shutdown(fd, SHUT_RDWR);
   }
   // The next COMMIT a client sends through the proxy reaches the server,
-  // whose answer is dropped, and that connection is closed: a commit whose
-  // outcome the client cannot know.
+  // whose answer that it committed is dropped, and that connection is
+  // closed: a commit made whose outcome the client cannot know.
   void LoseTheAnswerToCommit() { lose_commit_answer_ = true; }
   bool answer_lost() const { return answer_lost_; }
   // Forwards new connections again (those held while cut are closed).
@@ -121,23 +121,31 @@ class CutProxy {
         shutdown(client, SHUT_RDWR);
         continue;
       }
-      // Set once the client's COMMIT went through: the server's answers
-      // on that connection are dropped, and it is closed.
-      auto dropping = std::make_shared<std::atomic<bool>>(false);
-      pumps_.emplace_back([this, client, server, dropping] {
-        Pump(client, server, [this, dropping](std::string_view bytes) {
-          // A simple query, or a statement parsed, of COMMIT alone.
-          if (lose_commit_answer_ &&
-              bytes.find(std::string_view("COMMIT\0", 7)) != std::string_view::npos) {
-            lose_commit_answer_ = false;
-            *dropping = true;
+      // Set once the client's COMMIT went through: the server's answer
+      // that completes it (CommandComplete, tag COMMIT) is dropped, and the
+      // connection closed.
+      auto committing = std::make_shared<std::atomic<bool>>(false);
+      pumps_.emplace_back([this, client, server, committing] {
+        Pump(client, server, [this, committing](std::string_view bytes) {
+          // A simple query of COMMIT alone, as pg::Transaction sends it.
+          static constexpr std::string_view kCommit(
+              "Q\0\0\0\x0b"
+              "COMMIT\0",
+              12);
+          if (bytes.find(kCommit) != std::string_view::npos &&
+              lose_commit_answer_.exchange(false)) {
+            *committing = true;
           }
           return true;
         });
       });
-      pumps_.emplace_back([this, client, server, dropping] {
-        Pump(server, client, [this, dropping](std::string_view) {
-          if (!*dropping) return true;
+      pumps_.emplace_back([this, client, server, committing] {
+        Pump(server, client, [this, committing](std::string_view bytes) {
+          static constexpr std::string_view kCommitted(
+              "C\0\0\0\x0b"
+              "COMMIT\0",
+              12);
+          if (!*committing || bytes.find(kCommitted) == std::string_view::npos) return true;
           answer_lost_ = true;
           return false;
         });

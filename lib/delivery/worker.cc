@@ -146,13 +146,14 @@ void Worker::MaybeLetGo() {
     if (!s.ok()) spdlog::warn("sink {}: {}", sink_.name, s.message());
     return;
   }
-  spdlog::warn("sink {}: {}; letting it go again in {}", sink_.name, s.message(),
-               MsText(kStoreRetry));
+  spdlog::warn("sink {}: {}; trying again in {}", sink_.name, s.message(), MsText(kStoreRetry));
   let_go_armed_ = true;
   let_go_timer_.expires_after(kStoreRetry);
   let_go_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     self->let_go_armed_ = false;
-    if (!ec) self->MaybeLetGo();
+    // (Not once the daemon stops: a worker a reload replaced is not
+    // stopped again with the others, and its session ends meanwhile.)
+    if (!ec && !self->d_.stopping) self->MaybeLetGo();
   });
 }
 

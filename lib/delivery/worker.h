@@ -98,9 +98,9 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // An in-order sink that no worker of this daemon delivers (stopped, or
   // its circuit open) and none has anything of in flight: the store may let
   // another daemon deliver it (OutboxStore::LetGoOfSink). If the store
-  // fails to, tried again after kStoreRetry (while the daemon runs): claims
-  // left under a session that ended would count as taken over at the next
-  // deliverer.
+  // fails to, tried again every kStoreRetry while the daemon runs: claims
+  // left under a session that ended count as taken over at the next
+  // deliverer (as they still do if it takes the sink meanwhile).
   void MaybeLetGo();
 
   Dispatcher::Impl& d_;
