@@ -214,5 +214,29 @@ TEST_F(PgLeaseTest, AnAckTakesReceiptsOfManyLeasesEachOnce) {
   EXPECT_EQ(*left, 1);  // (*two)[0], whose receipt was not sent
 }
 
+// An ack writes its touchpoints' history lines, and leaves sequential
+// scans as they were for the rest of its transaction: on where they were
+// on (the store's session), off where its session has them off (the
+// queues' connection).
+TEST_F(PgLeaseTest, AnAckLeavesSequentialScansAsTheyWere) {
+  Fire({"b0", "b1"});
+  for (const char* settings : {"", "-c enable_seqscan=off"}) {
+    auto c = pg::Connection::Open(db_->url(), "test", settings);
+    const std::string before(c->Exec("SHOW enable_seqscan").Text(0, 0));
+    pg::Transaction txn(*c);
+    std::vector<LeasedRow> rows = pgstore::LeaseOn(*c, "q", 1, Millis(60'000), clock_.Now());
+    ASSERT_EQ(rows.size(), 1u) << settings;
+    const std::vector<std::string> receipts{rows[0].message.receipt};
+    EXPECT_EQ(pgstore::AckOn(*c, "q", receipts, clock_.Now()), 1) << settings;
+    EXPECT_EQ(c->Exec("SHOW enable_seqscan").Text(0, 0), before) << settings;
+    EXPECT_EQ(c->Exec("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint = " +
+                      std::to_string(rows[0].touchpoint) + " AND reason = 'acked on q'")
+                  .Int64(0, 0),
+              1)
+        << settings;
+    txn.Commit();
+  }
+}
+
 }  // namespace
 }  // namespace tp

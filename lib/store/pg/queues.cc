@@ -10,6 +10,7 @@ namespace tp::pgstore {
 
 using sql::Ms;
 using sql::RandomHex;
+using sql::StateCode;
 
 namespace {
 
@@ -49,12 +50,25 @@ const pg::Statement kLease(
 // from when the queue was small would not follow it as it grows. All the
 // receipts in one statement, whatever leases they come from ($2 the
 // messages' ids, $3 their leases' random parts): a statement per lease let
-// one request of 10,000 receipts of one message each cost 10,000.
+// one request of 10,000 receipts of one message each cost 10,000. The
+// acked touchpoints' history lines ($4 the time, $5 the state, $6 the
+// reason) are written by the same statement; it answers how many.
 const pg::Statement kAck(
-    "DELETE FROM queue_messages q USING unnest($2::bigint[], $3::text[]) AS u(id, receipt) "
+    "WITH acked AS (DELETE FROM queue_messages q "
+    "USING unnest($2::bigint[], $3::text[]) AS u(id, receipt) "
     "WHERE q.id = u.id AND q.receipt = u.receipt AND q.queue || '' = $1 "
-    "RETURNING q.id, q.touchpoint",
+    "RETURNING q.id, q.touchpoint), "
+    "lines AS (INSERT INTO touchpoint_history (touchpoint, at, state, reason) "
+    "SELECT touchpoint, $4, $5, $6 FROM acked ORDER BY id) "
+    "SELECT COUNT(*) FROM acked",
     pg::Statement::Plan::kEachRun);
+// Sequential scans off for the rest of the transaction (SET LOCAL's
+// function form, so that it goes with the ack in one round trip), and the
+// setting it had, to set back.
+const pg::Statement kSeqscanOff(
+    "WITH b AS MATERIALIZED (SELECT current_setting('enable_seqscan') AS v) "
+    "SELECT b.v, set_config('enable_seqscan', 'off', true) FROM b");
+const pg::Statement kSeqscanAs("SELECT set_config('enable_seqscan', $1, true)");
 const pg::Statement kQueueDepth("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
 const pg::Statement kAnyVisible(
     "SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = $1 AND visible_at <= $2)");
@@ -105,13 +119,17 @@ int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string
     ids.push_back(id);
     tokens.emplace_back(token);
   }
-  std::vector<std::int64_t> touched;
-  c.Exec("SET LOCAL enable_seqscan = off");
-  pg::Result r = c.Run(kAck, pg::Params().Add(queue).AddArray(ids).AddArray(tokens));
-  for (int i = 0; i < r.rows(); ++i) touched.push_back(r.Int64(i, 1));
-  c.Exec("RESET enable_seqscan");
-  AddHistory(c, touched, now, TouchpointState::kFired, "acked on " + std::string(queue));
-  return static_cast<int>(touched.size());
+  const pg::Params none;
+  pg::Params ack;
+  ack.Add(queue).AddArray(ids).AddArray(tokens).Add(Ms(now));
+  ack.Add(StateCode(TouchpointState::kFired)).Add("acked on " + std::string(queue));
+  std::vector<pg::Result> r = c.RunTogether({{kSeqscanOff, none}, {kAck, ack}});
+  // (The queues' own connection has them off throughout: nothing to set
+  // back there.)
+  if (const std::string_view before = r[0].Text(0, 0); before != "off") {
+    c.Run(kSeqscanAs, pg::Params().Add(before));
+  }
+  return static_cast<int>(r[1].Int64(0, 0));
 }
 
 StatusOr<std::vector<LeasedRow>> Queues::TakeLease(std::string_view queue, int max,
