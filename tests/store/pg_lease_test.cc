@@ -215,26 +215,35 @@ TEST_F(PgLeaseTest, AnAckTakesReceiptsOfManyLeasesEachOnce) {
 }
 
 // An ack writes its touchpoints' history lines, and leaves sequential
-// scans as they were for the rest of its transaction: on where they were
-// on (the store's session), off where its session has them off (the
-// queues' connection).
+// scans as they were for the rest of its transaction and after: on where
+// they were on (the store's session), off where its session has them off
+// (the queues' connection), on where a session set them on over its
+// options.
 TEST_F(PgLeaseTest, AnAckLeavesSequentialScansAsTheyWere) {
-  Fire({"b0", "b1"});
-  for (const char* settings : {"", "-c enable_seqscan=off"}) {
+  Fire({"b0", "b1", "b2"});
+  // The session's options, and a SET of its own over them (RESET would go
+  // back to the options).
+  const std::pair<const char*, const char*> sessions[] = {
+      {"", ""},
+      {"-c enable_seqscan=off", ""},
+      {"-c enable_seqscan=off", "SET enable_seqscan = on"}};
+  for (const auto& [settings, set] : sessions) {
     auto c = pg::Connection::Open(db_->url(), "test", settings);
+    if (*set != '\0') c->Exec(set);
     const std::string before(c->Exec("SHOW enable_seqscan").Text(0, 0));
     pg::Transaction txn(*c);
     std::vector<LeasedRow> rows = pgstore::LeaseOn(*c, "q", 1, Millis(60'000), clock_.Now());
-    ASSERT_EQ(rows.size(), 1u) << settings;
+    ASSERT_EQ(rows.size(), 1u) << settings << set;
     const std::vector<std::string> receipts{rows[0].message.receipt};
-    EXPECT_EQ(pgstore::AckOn(*c, "q", receipts, clock_.Now()), 1) << settings;
-    EXPECT_EQ(c->Exec("SHOW enable_seqscan").Text(0, 0), before) << settings;
+    EXPECT_EQ(pgstore::AckOn(*c, "q", receipts, clock_.Now()), 1) << settings << set;
+    EXPECT_EQ(c->Exec("SHOW enable_seqscan").Text(0, 0), before) << settings << set;
     EXPECT_EQ(c->Exec("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint = " +
                       std::to_string(rows[0].touchpoint) + " AND reason = 'acked on q'")
                   .Int64(0, 0),
               1)
-        << settings;
+        << settings << set;
     txn.Commit();
+    EXPECT_EQ(c->Exec("SHOW enable_seqscan").Text(0, 0), before) << settings << set;
   }
 }
 

@@ -63,12 +63,16 @@ const pg::Statement kAck(
     "SELECT COUNT(*) FROM acked",
     pg::Statement::Plan::kEachRun);
 // Sequential scans off for the rest of the transaction (SET LOCAL's
-// function form, so that it goes with the ack in one round trip), and the
-// setting it had, to set back.
+// function form, so that it goes with the ack in one round trip), the
+// setting they had kept first in a setting of our own; and set back as
+// they were after the ack, in the same round trip. (Should the ack fail,
+// its transaction or savepoint is rolled back, and the setting with it.)
 const pg::Statement kSeqscanOff(
-    "WITH b AS MATERIALIZED (SELECT current_setting('enable_seqscan') AS v) "
-    "SELECT b.v, set_config('enable_seqscan', 'off', true) FROM b");
-const pg::Statement kSeqscanAs("SELECT set_config('enable_seqscan', $1, true)");
+    "WITH was AS MATERIALIZED (SELECT set_config('touchpoint.enable_seqscan_was', "
+    "current_setting('enable_seqscan'), true)) "
+    "SELECT set_config('enable_seqscan', 'off', true) FROM was");
+const pg::Statement kSeqscanBack(
+    "SELECT set_config('enable_seqscan', current_setting('touchpoint.enable_seqscan_was'), true)");
 const pg::Statement kQueueDepth("SELECT COUNT(*) FROM queue_messages WHERE queue = $1");
 const pg::Statement kAnyVisible(
     "SELECT EXISTS (SELECT 1 FROM queue_messages WHERE queue = $1 AND visible_at <= $2)");
@@ -123,12 +127,8 @@ int AckOn(pg::Connection& c, std::string_view queue, std::span<const std::string
   pg::Params ack;
   ack.Add(queue).AddArray(ids).AddArray(tokens).Add(Ms(now));
   ack.Add(StateCode(TouchpointState::kFired)).Add("acked on " + std::string(queue));
-  std::vector<pg::Result> r = c.RunTogether({{kSeqscanOff, none}, {kAck, ack}});
-  // (The queues' own connection has them off throughout: nothing to set
-  // back there.)
-  if (const std::string_view before = r[0].Text(0, 0); before != "off") {
-    c.Run(kSeqscanAs, pg::Params().Add(before));
-  }
+  std::vector<pg::Result> r =
+      c.RunTogether({{kSeqscanOff, none}, {kAck, ack}, {kSeqscanBack, none}});
   return static_cast<int>(r[1].Int64(0, 0));
 }
 

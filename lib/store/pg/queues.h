@@ -24,9 +24,9 @@ namespace tp::pgstore {
 // TakeLease), in enqueue order, and an ack of `receipts` (QueueStore::Ack),
 // each on `c` in the caller's transaction (a lease takes its queue's turn,
 // kept to the commit, then leases, both in one round trip; outside a
-// transaction, the lease is one of its own; an ack sets sequential scans
-// off for its transaction, deletes and writes the history lines, in one
-// round trip, and sets them back where they were on):
+// transaction, the lease is one of its own; an ack turns sequential scans
+// off, deletes and writes the history lines, and sets them back as they
+// were, in one round trip):
 // Queues runs them on the store's session, PgReader on a connection of its
 // own, off the daemon's loop.
 std::vector<LeasedRow> LeaseOn(pg::Connection& c, std::string_view queue, int max,
