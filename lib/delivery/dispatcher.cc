@@ -96,8 +96,11 @@ StatusOr<Dispatcher::Prepared> Dispatcher::Prepare(const Rules& rules) {
 void Dispatcher::Commit(Prepared prepared, const Rules& rules) {
   Impl& d = *impl_;
   std::vector<std::shared_ptr<Worker>>& next = prepared.workers_->workers;
+  std::erase_if(d.retired, [](const std::weak_ptr<Worker>& w) { return w.expired(); });
   for (auto& w : d.workers) {
-    if (std::find(next.begin(), next.end(), w) == next.end()) w->Stop();
+    if (std::find(next.begin(), next.end(), w) != next.end()) continue;
+    w->Stop();
+    d.retired.push_back(w);
   }
   d.workers = std::move(next);
   WarnOrphans(d.store, rules);
@@ -114,6 +117,9 @@ void Dispatcher::Wake() {
 void Dispatcher::Stop() {
   impl_->stopping = true;
   for (auto& w : impl_->workers) w->Stop();
+  for (auto& retired : impl_->retired) {
+    if (auto w = retired.lock()) w->CancelLetGo();
+  }
 }
 
 void Dispatcher::set_observer(DeliveryObserver* observer) { impl_->observer = observer; }

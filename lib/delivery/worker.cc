@@ -121,8 +121,13 @@ void Worker::Stop() {
   stopped_ = true;
   boost::system::error_code ignored;
   timer_.cancel(ignored);
-  if (d_.stopping) let_go_timer_.cancel(ignored);  // its session ends with the daemon's
+  if (d_.stopping) CancelLetGo();  // its session ends with the daemon's
   MaybeLetGo();
+}
+
+void Worker::CancelLetGo() {
+  boost::system::error_code ignored;
+  let_go_timer_.cancel(ignored);
 }
 
 void Worker::MaybeLetGo() {
@@ -151,8 +156,6 @@ void Worker::MaybeLetGo() {
   let_go_timer_.expires_after(kStoreRetry);
   let_go_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     self->let_go_armed_ = false;
-    // (Not once the daemon stops: a worker a reload replaced is not
-    // stopped again with the others, and its session ends meanwhile.)
     if (!ec && !self->d_.stopping) self->MaybeLetGo();
   });
 }

@@ -56,6 +56,9 @@ struct Dispatcher::Impl {
   // worker that replaced another (a reload) must not take what the old one
   // still has.
   std::unordered_map<std::int64_t, const Worker*> busy;
+  // Workers reloads replaced, alive while something holds them (a result
+  // in flight, a let-go to try again): Stop() ends their waits too.
+  std::vector<std::weak_ptr<Worker>> retired;
   DeliveryObserver* observer = nullptr;
   std::mt19937_64 rng{std::random_device{}()};
 };
@@ -79,6 +82,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // No new attempts (the daemon stops, or a reload replaced this worker);
   // those in flight finish and are recorded.
   virtual void Stop();
+  // A let-go waiting to be tried again is not (the daemon stops).
+  void CancelLetGo();
 
  protected:
   virtual void Pump() = 0;

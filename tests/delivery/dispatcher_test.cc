@@ -325,6 +325,33 @@ TEST_F(DispatcherTest, ARedisSinkThatCouldNotBeLetGoIsLetGoAgain) {
   (*d)->Stop();
 }
 
+// A stream's worker replaced at a reload while its let-go waits to be
+// tried again (the store away): once the daemon stops, its loop does not
+// wait for that try.
+TEST_F(DispatcherTest, AStoppingDaemonDoesNotWaitToLetGoAReplacedStreamAgain) {
+  boost::asio::io_context io;  // the dispatcher's alone: run() ends with its work
+  const auto rules = WithSink(RedisSink(testing::PortForLater()));
+  auto d = Dispatcher::Create(io, outbox_, clock_, *rules);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  outbox_.let_go_failures = 100;
+  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+  (*d)->Wake();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (outbox_.let_go.empty() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(outbox_.let_go.empty());
+  const auto without = WithSink("{name: q, type: queue}");
+  auto prepared = (*d)->Prepare(*without);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().message();
+  (*d)->Commit(std::move(*prepared), *without);
+  (*d)->Stop();
+  io.restart();
+  const auto start = std::chrono::steady_clock::now();
+  io.run_for(std::chrono::seconds(5));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+}
+
 // A Redis sink this daemon let go (it cannot reach it) and another daemon
 // then delivers: the probe finds nothing to send, and the sink stands by
 // here, not shown failing for as long as the other daemon delivers it.
