@@ -66,14 +66,16 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
   if (pg::IsUrl(database)) {
     auto store = PgStore::Open(database, rules);
     if (!store.ok()) return store.status();
-    if (auto roles = (*store)->OtherDaemonsRoles(); roles.ok() && !roles->empty()) {
+    if (auto roles = (*store)->OtherDaemonsRoles(); !roles.ok()) {
+      spdlog::debug("the other daemons' roles were not read: {}", roles.status().message());
+    } else if (!roles->empty()) {
       std::string names;
       for (const std::string& role : *roles) names += (names.empty() ? "" : ", ") + role;
       spdlog::warn(
           "other daemons on this database connect as another role ({}), and this role or "
           "theirs cannot read when the other's sessions started, so a claim of a dead daemon "
           "may be taken over late; connect every daemon as one role, or grant each role "
-          "pg_read_all_stats (docs/scaling.md)",
+          "pg_read_all_stats, inherited (docs/scaling.md)",
           names);
     }
     auto reader = PgReader::Open(database);

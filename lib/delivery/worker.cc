@@ -147,7 +147,9 @@ void Worker::MaybeLetGo() {
   });
   if (in_flight || delivering) return;
   Status s = d_.store.LetGoOfSink(sink_.name);
-  if (s.ok() || d_.stopping || let_go_armed_) {
+  // Tried again only while the store is away (as a result's record is):
+  // another error would come back each second.
+  if (s.ok() || !s.unavailable() || d_.stopping || let_go_armed_) {
     if (!s.ok()) spdlog::warn("sink {}: {}", sink_.name, s.message());
     return;
   }

@@ -80,7 +80,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // the one that replaced it.
   void Released(std::int64_t id);
   // No new attempts (the daemon stops, or a reload replaced this worker);
-  // those in flight finish and are recorded.
+  // those in flight finish and are recorded. (A let-go waiting to be tried
+  // again is cancelled once the daemon stops.)
   virtual void Stop();
   // A let-go waiting to be tried again is not (the daemon stops).
   void CancelLetGo();
@@ -102,8 +103,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
   void CircuitSucceeded();
   // An in-order sink that no worker of this daemon delivers (stopped, or
   // its circuit open) and none has anything of in flight: the store may let
-  // another daemon deliver it (OutboxStore::LetGoOfSink). If the store
-  // fails to, tried again every kStoreRetry while the daemon runs: claims
+  // another daemon deliver it (OutboxStore::LetGoOfSink). If the store is
+  // away, tried again every kStoreRetry while the daemon runs: claims
   // left under a session that ended count as taken over at the next
   // deliverer (as they still do if it takes the sink meanwhile).
   void MaybeLetGo();

@@ -75,7 +75,7 @@ class FakeOutbox final : public OutboxStore {
     let_go.emplace_back(sink);
     if (let_go_failures == 0) return Status::Ok();
     --let_go_failures;
-    return Status::Unavailable("the database is away");
+    return let_go_error;
   }
   bool DeliveredElsewhere(std::string_view sink) const override {
     return elsewhere.contains(std::string(sink));
@@ -165,8 +165,9 @@ class FakeOutbox final : public OutboxStore {
   std::int64_t refuse = 0;
   // The sinks LetGoOfSink() was called for, in turn.
   std::vector<std::string> let_go;
-  // How many of the next LetGoOfSink() calls fail, as a store that is away.
+  // How many of the next LetGoOfSink() calls fail, and how.
   int let_go_failures = 0;
+  Status let_go_error = Status::Unavailable("the database is away");
   // In-order sinks another daemon delivers: nothing due for this one.
   std::set<std::string> elsewhere;
 

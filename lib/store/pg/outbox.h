@@ -12,7 +12,8 @@
 //    if its claimer is gone and nobody took it over (fencing).
 //  - A sink delivered in order (a Redis stream) has one deliverer at a
 //    time: the session holding its advisory lock, taken with its first
-//    due delivery and kept until the session ends.
+//    due delivery and kept until the session ends or the daemon lets the
+//    sink go (LetGoOfSink()).
 //  - NextDeliveryAfter() says to look again within kTakeoverPoll while
 //    deliveries are due that another session holds, so a daemon notices a
 //    claim or a stream freed by a daemon that died.
