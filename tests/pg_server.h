@@ -69,11 +69,38 @@ class PgServer {
     Database(PgServer& server, std::string name) : server_(server), name_(std::move(name)) {
       server_.Admin("CREATE DATABASE " + name_);
     }
-    ~Database() { server_.Admin("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)"); }
+    ~Database() {
+      server_.Admin("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+      // (Its grants went with the database.)
+      if (!role_.empty()) server_.Admin("DROP ROLE IF EXISTS " + role_);
+    }
     Database(const Database&) = delete;
     Database& operator=(const Database&) = delete;
     std::string url() const { return server_.url() + "/" + name_; }
     const std::string& name() const { return name_; }
+    // Another role of the server, made once: it may log in and use every
+    // table and sequence of this database as they are now, and is neither
+    // a superuser nor granted pg_read_all_stats (so pg_stat_activity shows
+    // it other roles' sessions without their start times). Its name;
+    // dropped with the database.
+    const std::string& AnotherRole() {
+      if (!role_.empty()) return role_;
+      role_ = "other_" + name_;
+      server_.Admin("CREATE ROLE " + role_ + " LOGIN");
+      pg::Connection::Open(url(), "test")
+          ->Exec("GRANT ALL ON SCHEMA public TO " + role_ +
+                 "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + role_ +
+                 "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + role_);
+      return role_;
+    }
+    // The URL of this database as `role` (the server's URL names its
+    // superuser, touchpoint).
+    std::string UrlAs(const std::string& role) const {
+      std::string as = url();
+      const std::string user = "touchpoint@";
+      as.replace(as.find(user), user.size(), role + "@");
+      return as;
+    }
     // Ends (as an administrator or a failover would) the sessions on this
     // database whose application_name is LIKE `application`, and waits
     // until they are gone.
@@ -87,6 +114,7 @@ class PgServer {
    private:
     PgServer& server_;
     std::string name_;
+    std::string role_;  // AnotherRole()'s, once made
   };
   std::unique_ptr<Database> NewDatabase() {
     static std::atomic<int> next{0};

@@ -106,30 +106,14 @@ class PgOutboxTest : public PgStoreTest {
     }
     return recorded;
   }
-  // The URL of another role of the server: neither a superuser nor a
-  // member of pg_read_all_stats, so pg_stat_activity shows it the other
-  // roles' sessions without their start times. Dropped with the fixture.
-  std::string AnotherRolesUrl() {
-    other_role_ = "other_" + db_->name();
-    PgServer::Shared().Admin("CREATE ROLE " + other_role_ + " LOGIN");
-    auto conn = pg::Connection::Open(db_->url(), "test");
-    conn->Exec("GRANT ALL ON SCHEMA public TO " + other_role_ +
-               "; GRANT ALL ON ALL TABLES IN SCHEMA public TO " + other_role_ +
-               "; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO " + other_role_);
-    std::string url = db_->url();
-    const std::string user = "touchpoint@";
-    url.replace(url.find(user), user.size(), other_role_ + "@");
-    return url;
-  }
+  // A store as another role of the server (PgServer::Database::
+  // AnotherRole(): pg_stat_activity shows it the other roles' sessions
+  // without their start times), its name in other_role_.
   std::unique_ptr<PgStore> OpenAsAnotherRole() {
-    auto store = PgStore::Open(AnotherRolesUrl(), rules_);
+    other_role_ = db_->AnotherRole();
+    auto store = PgStore::Open(db_->UrlAs(other_role_), rules_);
     EXPECT_TRUE(store.ok()) << store.status().message();
     return store.ok() ? std::move(*store) : nullptr;
-  }
-  ~PgOutboxTest() override {
-    if (other_role_.empty()) return;
-    pg::Connection::Open(db_->url(), "test")->Exec("DROP OWNED BY " + other_role_);
-    PgServer::Shared().Admin("DROP ROLE IF EXISTS " + other_role_);
   }
   std::string other_role_;
   static DeliveryResult Delivered(const OutboxItem& item, Instant at) {
