@@ -83,7 +83,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   // those in flight finish and are recorded. (A let-go waiting to be tried
   // again is cancelled once the daemon stops.)
   virtual void Stop();
-  // A let-go waiting to be tried again is not (the daemon stops).
+  // Cancels a let-go waiting to be tried again (the daemon stops).
   void CancelLetGo();
 
  protected:

@@ -19,6 +19,7 @@
 
 #include "delivery/dispatcher.h"
 #include "delivery/fake_outbox.h"
+#include "e2e/child_process.h"
 #include "harness.h"
 #include "http/server.h"
 #include "temp_dir.h"
@@ -102,6 +103,20 @@ cadences:
     std::ofstream(dir_.path() + "/events.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
     return "{name: events, type: webhook, " + keys + "url: \"http://" + receiver_.LocalAddress() +
            "/hook\", secret_file: \"" + dir_.path() + "/events.secret\"}";
+  }
+
+  // A dispatcher on `io` whose one sink is a Redis stream nobody listens
+  // on, three of its events due, woken: its circuit opens, and it lets the
+  // stream go once nothing of it is in flight. Null (and failed) if it
+  // cannot be made.
+  std::unique_ptr<Dispatcher> UnreachableStream(boost::asio::io_context& io) {
+    rules_ = WithSink(RedisSink(PortForLater()));
+    auto d = Dispatcher::Create(io, outbox_, clock_, *rules_);
+    EXPECT_TRUE(d.ok()) << d.status().message();
+    if (!d.ok()) return nullptr;
+    for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
+    (*d)->Wake();
+    return std::move(*d);
   }
 
   // Runs the loop until `done` (at most 5 s of real time).

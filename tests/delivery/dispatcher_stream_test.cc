@@ -57,35 +57,29 @@ TEST_F(DispatcherTest, ARedisSinkThatCannotBeReachedIsLetGoAndAReloadDeliversItI
 // Letting a Redis sink go fails (the store is away): it is let go again a
 // second later, and no more once it has been.
 TEST_F(DispatcherTest, ARedisSinkThatCouldNotBeLetGoIsLetGoAgain) {
-  const auto rules = WithSink(RedisSink(testing::PortForLater()));
-  auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
-  ASSERT_TRUE(d.ok()) << d.status().message();
   outbox_.let_go_failures = 1;
-  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
-  (*d)->Wake();
+  auto d = UnreachableStream(io_);
+  ASSERT_NE(d, nullptr);
   ASSERT_TRUE(RunUntil([&] { return outbox_.let_go.size() == 2; }));  // within kStoreRetry
   EXPECT_EQ(outbox_.let_go_failures, 0);
   io_.restart();
   io_.run_for(std::chrono::milliseconds(1500));  // past another retry's time (kStoreRetry)
   EXPECT_EQ(outbox_.let_go.size(), 2u);
-  (*d)->Stop();
+  d->Stop();
 }
 
 // Letting a Redis sink go fails otherwise than by the store being away:
 // not tried again each second (it would fail each time).
 TEST_F(DispatcherTest, ARedisSinkWhoseLetGoTheStoreRefusesIsNotTriedEachSecond) {
-  const auto rules = WithSink(RedisSink(testing::PortForLater()));
-  auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
-  ASSERT_TRUE(d.ok()) << d.status().message();
   outbox_.let_go_failures = 100;
   outbox_.let_go_error = Status::Error("permission denied for function pg_advisory_unlock");
-  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
-  (*d)->Wake();
+  auto d = UnreachableStream(io_);
+  ASSERT_NE(d, nullptr);
   ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));
   io_.restart();
   io_.run_for(std::chrono::milliseconds(1500));  // past a retry's time (kStoreRetry)
   EXPECT_EQ(outbox_.let_go.size(), 1u);
-  (*d)->Stop();
+  d->Stop();
 }
 
 // A stream's worker replaced at a reload while its let-go waits to be
@@ -93,22 +87,19 @@ TEST_F(DispatcherTest, ARedisSinkWhoseLetGoTheStoreRefusesIsNotTriedEachSecond) 
 // wait for that try.
 TEST_F(DispatcherTest, AStoppingDaemonDoesNotWaitToLetGoAReplacedStreamAgain) {
   boost::asio::io_context io;  // the dispatcher's alone: it stops with its work
-  const auto rules = WithSink(RedisSink(testing::PortForLater()));
-  auto d = Dispatcher::Create(io, outbox_, clock_, *rules);
-  ASSERT_TRUE(d.ok()) << d.status().message();
   outbox_.let_go_failures = 100;
-  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
-  (*d)->Wake();
+  auto d = UnreachableStream(io);
+  ASSERT_NE(d, nullptr);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (outbox_.let_go.empty() && std::chrono::steady_clock::now() < deadline) {
     io.run_for(std::chrono::milliseconds(10));
   }
   ASSERT_FALSE(outbox_.let_go.empty());
   const auto without = WithSink("{name: q, type: queue}");
-  auto prepared = (*d)->Prepare(*without);
+  auto prepared = d->Prepare(*without);
   ASSERT_TRUE(prepared.ok()) << prepared.status().message();
-  (*d)->Commit(std::move(*prepared), *without);
-  (*d)->Stop();
+  d->Commit(std::move(*prepared), *without);
+  d->Stop();
   // What is ready runs (the cancelled wait's handler), and then the loop
   // has nothing left to wait for.
   io.restart();
@@ -120,32 +111,28 @@ TEST_F(DispatcherTest, AStoppingDaemonDoesNotWaitToLetGoAReplacedStreamAgain) {
 // then delivers: the probe finds nothing to send, and the sink stands by
 // here, not shown failing for as long as the other daemon delivers it.
 TEST_F(DispatcherTest, ARedisSinkAnotherDaemonDeliversIsNotShownFailingHere) {
-  const auto rules = WithSink(RedisSink(testing::PortForLater()));
-  auto d = Dispatcher::Create(io_, outbox_, clock_, *rules);
-  ASSERT_TRUE(d.ok()) << d.status().message();
-  for (int i = 1; i <= 3; ++i) outbox_.Add(i, "events", clock_.Now());
-  (*d)->Wake();
+  auto d = UnreachableStream(io_);
+  ASSERT_NE(d, nullptr);
   ASSERT_TRUE(RunUntil([&] { return !outbox_.let_go.empty(); }));
-  EXPECT_EQ((*d)->Health()[0].state, "open");
+  EXPECT_EQ(d->Health()[0].state, "open");
   outbox_.elsewhere.insert("events");       // another daemon took its lock
   clock_.Advance(std::chrono::minutes(1));  // past the circuit's pause: a probe
-  (*d)->Wake();
-  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "standby"; }))
-      << (*d)->Health()[0].state;
-  EXPECT_FALSE((*d)->Health()[0].failing);
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return d->Health()[0].state == "standby"; })) << d->Health()[0].state;
+  EXPECT_FALSE(d->Health()[0].failing);
   // The other daemon lets the sink go with nothing left to send: this one
   // delivers it again, and shows it half-open as it was (its last try
   // failed).
   for (int i = 1; i <= 3; ++i) outbox_.Kill(i, 1, "sent elsewhere, as far as this test goes");
   outbox_.elsewhere.clear();
-  (*d)->Wake();
-  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "half-open"; }))
-      << (*d)->Health()[0].state;
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return d->Health()[0].state == "half-open"; }))
+      << d->Health()[0].state;
   // An event comes: it fails here, and opens again.
   outbox_.Add(4, "events", clock_.Now());
-  (*d)->Wake();
-  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "open"; }));
-  (*d)->Stop();
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return d->Health()[0].state == "open"; }));
+  d->Stop();
 }
 
 // A reload replaces a Redis sink's worker while the old one's batch is in
