@@ -219,6 +219,23 @@ Statement::Statement(std::string sql, Plan plan) : sql_(std::move(sql)), plan_(p
 
 // --- Connection ----------------------------------------------------------
 
+namespace {
+
+// What the URL sets for `key` (percent-decoding done), or nothing: also
+// when the URL cannot be parsed, which connecting then reports.
+std::string FromUrl(const std::string& url, std::string_view key) {
+  std::string value;
+  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), nullptr);
+  if (parsed == nullptr) return value;
+  for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr && key == o->keyword) value = o->val;
+  }
+  PQconninfoFree(parsed);
+  return value;
+}
+
+}  // namespace
+
 std::unique_ptr<Connection> Connection::Open(const std::string& url,
                                              std::string_view application_name,
                                              std::string_view settings) {
@@ -231,26 +248,36 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   // waits at most 5 s for a lock. JIT is off: the store's statements are
   // short, and a batch's estimates (arrays of unknown length) put them over
   // jit_above_cost, so each paid ~600 ms of compiling for ~60 ms of work.
-  // The URL comes last, so what it sets wins (its `options` replace these
-  // server settings whole).
-  const std::string app(application_name);
+  // What the URL sets wins, key by key: its client settings replace these
+  // (they come before it), and its `options` come after these server
+  // settings rather than instead of them, so a URL that sets only
+  // `search_path` keeps the rest. The session's name stays the daemon's
+  // (the daemons find each other's sessions by it, docs/scaling.md); a
+  // name in the URL follows it in brackets.
+  std::string app(application_name);
+  if (std::string theirs = FromUrl(url, "application_name"); !theirs.empty()) {
+    app.append(" (").append(theirs).append(")");
+  }
   std::string options =
       "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
       "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
       "-c jit=off";
   if (!settings.empty()) options.append(" ").append(settings);
-  const char* keys[] = {"options",
-                        "application_name",
-                        "keepalives",
+  if (std::string theirs = FromUrl(url, "options"); !theirs.empty()) {
+    options.append(" ").append(theirs);
+  }
+  const char* keys[] = {"keepalives",
                         "keepalives_idle",
                         "keepalives_interval",
                         "keepalives_count",
                         "tcp_user_timeout",
                         "connect_timeout",
                         "dbname",
+                        "options",
+                        "application_name",
                         nullptr};
-  const char* values[] = {options.c_str(), app.c_str(), "1",         "3",    "2", "3",
-                          "9000",          "2",         url.c_str(), nullptr};
+  const char* values[] = {"1",         "3",    "2", "3", "9000", "2", url.c_str(), options.c_str(),
+                          app.c_str(), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr)
     throw Error("cannot connect to " + Redacted(url) + ": out of memory", "", true);

@@ -406,9 +406,30 @@ TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_count").Text(0, 0), "3");
   EXPECT_EQ(conn_->Exec("SHOW tcp_user_timeout").Text(0, 0), "9000");
   EXPECT_EQ(conn_->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
-  // What the URL says wins.
-  auto named = pg::Connection::Open(db_->url() + "?application_name=mine", "ignored");
-  EXPECT_EQ(named->Exec("SHOW application_name").Text(0, 0), "mine");
+}
+
+// What the URL sets wins, setting by setting: its `options` come after the
+// daemon's server settings instead of replacing them (a URL that sets only
+// the search path kept no lock timeout, no JIT off, no keepalives on the
+// server); its client settings replace the daemon's. The session's name
+// keeps the daemon's, which the daemons find each other by.
+TEST_F(PgConnectionTest, TheUrlsSettingsComeAfterTheDaemonsOwn) {
+  auto conn = pg::Connection::Open(db_->url() +
+                                       "?application_name=eu-1&connect_timeout=7&options=-c%20"
+                                       "search_path%3Delsewhere%20-c%20lock_timeout%3D7s",
+                                   "touchpointd-fire", "-c enable_seqscan=off");
+  EXPECT_EQ(conn->Exec("SHOW search_path").Text(0, 0), "elsewhere");
+  EXPECT_EQ(conn->Exec("SHOW lock_timeout").Text(0, 0), "7s");
+  EXPECT_EQ(conn->Exec("SHOW jit").Text(0, 0), "off");
+  EXPECT_EQ(conn->Exec("SHOW enable_seqscan").Text(0, 0), "off");
+  EXPECT_EQ(conn->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "3");
+  EXPECT_EQ(conn->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
+  EXPECT_EQ(conn->Exec("SHOW application_name").Text(0, 0), "touchpointd-fire (eu-1)");
+  // A URL's server setting also wins over the session's own.
+  auto scans = pg::Connection::Open(db_->url() + "?options=-c%20enable_seqscan%3Don",
+                                    "touchpointd-fire", "-c enable_seqscan=off");
+  EXPECT_EQ(scans->Exec("SHOW enable_seqscan").Text(0, 0), "on");
+  EXPECT_EQ(scans->Exec("SHOW application_name").Text(0, 0), "touchpointd-fire");
 }
 
 // A session's own settings (the firing session's reads by index only,
