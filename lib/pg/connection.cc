@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -14,8 +15,28 @@
 namespace tp::pg {
 namespace {
 
-// The connection is gone, or never was: SQLSTATE class 08.
-bool IsConnectionClass(std::string_view sqlstate) { return sqlstate.substr(0, 2) == "08"; }
+// The connection is gone, or never was: SQLSTATE class 08, except 08P01
+// (protocol_violation), which the server also answers a client's mistake
+// with (a statement given the wrong number of parameters) on a session
+// that goes on; where it ends the session, the connection's status says
+// so.
+bool IsConnectionClass(std::string_view sqlstate) {
+  return sqlstate.substr(0, 2) == "08" && sqlstate != "08P01";
+}
+
+// 25006, read_only_sql_transaction.
+constexpr std::string_view kReadOnly = "25006";
+
+// A write refused because the session is on a standby (a URL of several
+// hosts without `target_session_attrs=read-write`, or a server that came
+// back as one): a new session may find the primary. The server reports
+// `in_hot_standby` to the client with every change, so this asks it
+// nothing.
+bool OnStandby(pg_conn* conn, std::string_view sqlstate) {
+  if (conn == nullptr || sqlstate != kReadOnly) return false;
+  const char* standby = PQparameterStatus(conn, "in_hot_standby");
+  return standby != nullptr && std::string_view(standby) == "on";
+}
 
 using detail::Head;
 using detail::MakeError;
@@ -53,7 +74,8 @@ Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
     if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) state = s;
     if (const char* s = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME)) constraint = s;
   }
-  const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD || IsConnectionClass(state);
+  const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD ||
+                    IsConnectionClass(state) || OnStandby(conn, state);
   std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
   if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
@@ -79,8 +101,10 @@ bool Error::transient() const {
   // class 53: insufficient resources (disk full, out of memory, too many
   // connections).
   // 55P03: a lock not had within lock_timeout (another daemon holds it).
+  // 25006: a write refused by a standby, or by a database made read-only
+  // (`default_transaction_read_only`) for a while.
   return sqlstate_ == "57P01" || sqlstate_ == "57P02" || sqlstate_ == "57P03" ||
-         sqlstate_ == "55P03" || sqlstate_.substr(0, 2) == "53";
+         sqlstate_ == "55P03" || sqlstate_ == kReadOnly || sqlstate_.substr(0, 2) == "53";
 }
 
 Status ToStatus(std::string_view what, const std::exception& e) {
@@ -441,26 +465,50 @@ bool IsUrl(std::string_view location) {
 
 namespace {
 
-// `url` with the value of a `password=` query parameter replaced.
-std::string RedactQuery(std::string url) {
-  for (std::size_t at = url.find("password="); at != std::string::npos;
-       at = url.find("password=", at + 1)) {
-    if (at > 0 && url[at - 1] != '?' && url[at - 1] != '&') continue;
-    const std::size_t start = at + 9;
-    const std::size_t end = std::min(url.find('&', start), url.size());
-    url.replace(start, end - start, "***");
+// `key` with its %XX escapes decoded, as libpq decodes a URL's keys,
+// and in lower case.
+std::string DecodedKey(std::string_view key) {
+  std::string out;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    unsigned value = 0;
+    if (c == '%' && i + 2 < key.size() &&
+        std::from_chars(key.data() + i + 1, key.data() + i + 3, value, 16).ptr ==
+            key.data() + i + 3) {
+      c = static_cast<char>(value);
+      i += 2;
+    }
+    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
-  return url;
+  return out;
+}
+
+// `url` with the value of each query parameter whose key names a password
+// (`password`, `sslpassword`, spelt with escapes or not) replaced.
+std::string RedactQuery(std::string_view url) {
+  const std::size_t query = url.find('?');
+  if (query == std::string_view::npos) return std::string(url);
+  std::string out(url.substr(0, query + 1));
+  std::string_view rest = url.substr(query + 1);
+  while (true) {
+    const std::size_t amp = rest.find('&');
+    const std::string_view param = rest.substr(0, amp);
+    const std::size_t eq = param.find('=');
+    if (eq != std::string_view::npos && DecodedKey(param.substr(0, eq)).ends_with("password")) {
+      out.append(param.substr(0, eq + 1)).append("***");
+    } else {
+      out.append(param);
+    }
+    if (amp == std::string_view::npos) break;
+    out += '&';
+    rest = rest.substr(amp + 1);
+  }
+  return out;
 }
 
 }  // namespace
 
-std::string Redacted(std::string_view url) {
-  if (url.find("password=") != std::string_view::npos) {
-    return RedactQuery(RedactUserinfo(url));
-  }
-  return RedactUserinfo(url);
-}
+std::string Redacted(std::string_view url) { return RedactQuery(RedactUserinfo(url)); }
 
 std::string RedactUserinfo(std::string_view url) {
   const std::size_t scheme = url.find("://");

@@ -394,8 +394,47 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db?sslmode=require&password=s3cret&x=1"),
             "postgresql://u@h/db?sslmode=require&password=***&x=1");
+  // libpq reads a key with escapes as without, and the client key's
+  // password is one too.
+  EXPECT_EQ(pg::Redacted("postgresql://u:p@h/db?sslpassword=s3cret&Pass%77ord=s3cret&%"),
+            "postgresql://u:***@h/db?sslpassword=***&Pass%77ord=***&%");
+  EXPECT_EQ(pg::Redacted("postgresql://u@h/db?application_name=password"),
+            "postgresql://u@h/db?application_name=password");
   EXPECT_TRUE(pg::IsUrl("postgres://h/db"));
   EXPECT_FALSE(pg::IsUrl("/var/lib/touchpoint/touchpoint.db"));
+}
+
+// A client's mistake the server answers with 08P01 (protocol_violation)
+// leaves the session as it was: neither lost nor worth trying again.
+TEST_F(PgConnectionTest, AStatementGivenTooFewParametersIsNotALostConnection) {
+  const pg::Statement one("SELECT $1::bigint");
+  try {
+    conn_->Run(one, pg::Params());
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "08P01") << e.what();
+    EXPECT_FALSE(e.connection_lost()) << e.what();
+    EXPECT_FALSE(e.transient()) << e.what();
+  }
+  EXPECT_TRUE(conn_->ok());
+  EXPECT_EQ(conn_->Run(one, pg::Params().Add(std::int64_t{7})).Int64(0, 0), 7);
+}
+
+// A write a read-only database refuses may succeed later (503, not 500);
+// the session is lost only when it is on a standby, where a new one may
+// find the primary.
+TEST_F(PgConnectionTest, AWriteRefusedAsReadOnlyIsTriedAgain) {
+  conn_->Exec("CREATE TABLE t (n BIGINT)");
+  conn_->Exec("SET default_transaction_read_only = on");
+  try {
+    conn_->Exec("INSERT INTO t VALUES (1)");
+    FAIL() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "25006") << e.what();
+    EXPECT_TRUE(e.transient()) << e.what();
+    EXPECT_FALSE(e.connection_lost()) << e.what();  // a primary: in_hot_standby is off
+  }
+  EXPECT_TRUE(conn_->ok());
 }
 
 // A daemon cut from the network: the server ends its session within 9 s,
