@@ -44,6 +44,29 @@ TEST_F(PgStoreTest, DaemonsStartingTogetherMigrateOnce) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM schema_version"), 1);
 }
 
+// A statement timeout on the database (as managed servers set) ends
+// neither the wait for another daemon's migration nor a migration.
+TEST_F(PgStoreTest, AMigrationWaitsWhateverTheDatabasesStatementTimeout) {
+  auto holder = pg::Connection::Open(db_->url(), "test");
+  holder->Exec(
+      "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = ''200ms''', "
+      "current_database()); END$$");
+  holder->Exec("BEGIN");
+  holder->Exec("SELECT pg_advisory_xact_lock(7305861230001)");  // another daemon migrating
+  std::atomic<bool> opened{false};
+  std::thread start([&] {
+    auto store = PgStore::Open(db_->url(), rules_);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    opened = store.ok();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_FALSE(opened);  // still waiting
+  holder->Exec("COMMIT");
+  start.join();
+  EXPECT_TRUE(opened);
+  EXPECT_EQ(Count("SELECT MAX(version) FROM schema_version"), pgstore::kSchemaVersion);
+}
+
 TEST_F(PgStoreTest, AnOlderSchemaIsMigratedWithWhatItHolds) {
   {
     auto conn = pg::Connection::Open(db_->url(), "test");

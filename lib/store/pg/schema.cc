@@ -250,7 +250,10 @@ Status Migrate(pg::Connection& conn, int target) {
     pg::Transaction txn(conn);
     // Daemons starting together wait here in turn, however long a migration
     // takes (an index build); the first migrates. The statements after wait
-    // for locks as the session's do.
+    // for locks as the session's do. A statement timeout set on the role or
+    // the database (managed servers often set one) would end both the wait
+    // and an index build on a large table, every time.
+    conn.Exec("SET LOCAL statement_timeout = 0");
     conn.Exec("SET LOCAL lock_timeout = 0");
     conn.Exec(kMigrationLock);
     conn.Exec("SET LOCAL lock_timeout TO DEFAULT");
