@@ -59,7 +59,7 @@ Status IngestBatcher::UseThread(const OpenStore& open) {
 }
 
 std::optional<HttpResponse> IngestBatcher::Closed() const {
-  if (stopping_) return api::ErrorResponse(503, "shutting down");
+  if (stopping_) return api::Unavailable("shutting down");
   return std::nullopt;
 }
 

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -173,6 +174,12 @@ TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {
   batcher_->Stop();
   ASSERT_TRUE(batcher_->Closed().has_value());
   EXPECT_EQ(batcher_->Closed()->status, 503);
+  // As every 503 (docs/api.md): a client that honours it comes back to
+  // the daemon once it has restarted, or to another.
+  const std::optional<HttpResponse> closed = batcher_->Closed();
+  EXPECT_THAT(closed->headers,
+              ::testing::Contains(std::pair<std::string, std::string>("Retry-After", "10")));
+  EXPECT_THAT(closed->body, HasSubstr("shutting down"));
   // The loop runs until the answers are out, and then runs out of work.
   loop_.restart();
   loop_.run();
