@@ -38,13 +38,18 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
       return;
     }
     // Finished (fired, cancelled, suppressed, skipped; never dead) and due
-    // and fired before the cutoff, with nothing left to deliver.
+    // and fired before the cutoff, with nothing left to deliver and nothing
+    // of their purchase pending (a re-plan, which re-plans only purchases
+    // with a step pending, must find the finished ones, or it plans them
+    // again).
     SQLite::Statement find(
         db_.sql(),
         "SELECT t.id FROM touchpoints t WHERE t.id > ?1 AND t.id <= ?2 AND t.state IN (1, 2, 3, 4) "
         "AND t.due_at < ?3 AND COALESCE(t.fire_at, 0) < ?3 "
         "AND NOT EXISTS (SELECT 1 FROM queue_events e WHERE e.touchpoint = t.id) "
-        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) "
+        "AND NOT EXISTS (SELECT 1 FROM touchpoints p WHERE p.buyer = t.buyer AND p.state = 0 "
+        "AND p.purchase = t.purchase)");
     find.bind(1, after);
     find.bind(2, after + span);
     find.bind(3, std::min(Ms(cutoff), queued_.cutoff()));

@@ -1,6 +1,7 @@
 // The store's conformance suite, the other interfaces: leases and acks,
 // push deliveries, dead letters, a re-plan, timelines and retention on
 // SQLite and PostgreSQL alike, mid-scenario.
+#include "brief_config.h"
 #include "store/conformance.h"
 
 namespace tp::conformance {
@@ -221,6 +222,78 @@ TEST(StoreConformanceTest, TheOtherInterfacesAgreeToo) {
       ASSERT_EQ(pg_rows[i], sqlite_rows[i]) << query;
     }
   }
+}
+
+// Retention and a re-plan, on both stores: a purchase's finished steps are
+// kept while another of its steps is pending, so a re-plan that moves a
+// fired step from the past into the future finds it fired, instead of
+// missing (a step the new rules add) and plans it again: sent twice.
+// Once nothing of the purchase is pending, they go.
+template <typename Store>
+std::vector<std::string> PruneAndReplan(Store& store, RulesInForce& rules) {
+  std::vector<std::string> log;
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(store, clock, rules);
+  EXPECT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  for (const char* day : {"2026-11-02T10:00:00+08:00", "2026-11-04T10:00:00+08:00"}) {
+    clock.Set(At(day));
+    EXPECT_EQ(scheduler.RunDue()->fired, 1u);  // how-to-wear, then comfort-check
+  }
+  auto leased = store.Lease("outbox", 10, std::chrono::seconds(30), clock.Now());
+  EXPECT_TRUE(leased.ok() && leased->size() == 2u);
+  std::vector<std::string> receipts;
+  for (const LeasedMessage& m : leased.ok() ? *leased : std::vector<LeasedMessage>{}) {
+    receipts.push_back(m.receipt);
+  }
+  auto acked = store.Ack("outbox", receipts, clock.Now());
+  EXPECT_TRUE(acked.ok() && *acked == 2);
+  auto prune = [&](const char* cutoff) {
+    auto step = store.PruneFinished(At(cutoff), 0, 1000);
+    EXPECT_TRUE(step.ok() && step->done);
+    log.push_back("pruned " + std::to_string(step.ok() ? step->deleted : -1));
+  };
+  prune("2026-11-20T00:00:00+08:00");  // both fired steps are past it
+
+  // comfort-check moves from day 3 to day 5, after now.
+  std::string yaml(testing::kBriefConfig);
+  const std::string from = "{after: 3d,  topic: comfort-check}";
+  yaml.replace(yaml.find(from), from.size(), "{after: 5d,  topic: comfort-check}");
+  auto changed = testing::MustLoad(yaml);
+  rules.Swap(changed);
+  EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(*changed), true).ok());
+  ReplanCounts counts;
+  for (int i = 0; i < 100; ++i) {
+    auto step = store.ReplanSome(ReplanPurchase, PlanningFingerprint(*changed),
+                                 std::chrono::steady_clock::now(), clock.Now());
+    if (!step.ok()) break;
+    counts.Add(step->counts);
+    if (step->done) break;
+  }
+  log.push_back("added " + std::to_string(counts.added));
+  clock.Set(At("2026-11-07T10:00:00+08:00"));
+  auto fired = scheduler.RunDue();
+  log.push_back("fired on day 6 " + std::to_string(fired.ok() ? fired->fired : 0));  // none
+
+  // Opted out: the rest suppressed, nothing of the purchase pending.
+  EXPECT_TRUE(scheduler.OptOut("b1").ok());
+  prune("2026-12-15T00:00:00+08:00");
+  return log;
+}
+
+TEST(StoreConformanceTest, ARePlanNeverPlansAgainAStepRetentionHasPruned) {
+  auto brief = testing::MustLoad(testing::kBriefConfig);
+  const std::vector<std::string> expected = {"pruned 0", "added 0", "fired on day 6 0", "pruned 6"};
+  TempDir dir;
+  RulesInForce sqlite_rules(brief), pg_rules(brief);
+  {
+    auto store = SqliteStore::Open(dir.path() + "/tp.db", sqlite_rules);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    EXPECT_EQ(PruneAndReplan(**store, sqlite_rules), expected);
+  }
+  auto db = PgServer::Shared().NewDatabase();
+  auto store = PgStore::Open(db->url(), pg_rules);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_EQ(PruneAndReplan(**store, pg_rules), expected);
 }
 
 }  // namespace

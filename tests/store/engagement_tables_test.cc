@@ -103,6 +103,9 @@ TEST_F(EngagementTablesTest, ARetryNamingATouchpointRetentionPrunedIsStillADupli
   ASSERT_EQ(leased->size(), 1u);
   std::vector<std::string> receipts = {(*leased)[0].receipt};
   ASSERT_EQ(*store_->Ack("outbox", receipts, clock_.Now()), 1);
+  // Opted out, so that nothing of the purchase is pending: retention keeps
+  // a purchase's fired steps while any other is.
+  ASSERT_TRUE(scheduler_->OptOut("lin").ok());
   auto pruned = store_->PruneFinished(At("2026-11-03T00:00:00+08:00"), 0, 1000);
   ASSERT_TRUE(pruned.ok()) << pruned.status().message();
   ASSERT_EQ(pruned->deleted, 1);

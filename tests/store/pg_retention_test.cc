@@ -75,17 +75,25 @@ TEST_F(PgRetentionTest, PrunesOnlyFinishedTouchpointsWithNothingLeftToDeliver) {
   const Instant cutoff = At("2026-11-20T00:00:00+08:00");
 
   // A bounded step: row ids 1 to 3 only (b1's how-to-wear, comfort-check,
-  // care-tips).
+  // care-tips): nothing, while b1's purchase has steps pending (a re-plan
+  // must find its fired ones: conformance_interfaces_test.cc).
   auto step = store_->PruneFinished(cutoff, 0, 3);
   ASSERT_TRUE(step.ok()) << step.status().message();
-  EXPECT_EQ(step->deleted, 1);
+  EXPECT_EQ(step->deleted, 0);
   EXPECT_FALSE(step->done);
   EXPECT_EQ(step->next, 3);
   step = store_->PruneFinished(cutoff, step->next, 1000);
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 4);  // b2's four suppressed due before the cutoff
   EXPECT_TRUE(step->done);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);  // queued
+
+  // b1 opted out, nothing of its purchase pending: comfort-check and the
+  // two suppressed due before the cutoff go; how-to-wear is queued.
+  ASSERT_TRUE(scheduler_->OptOut("b1").ok());
+  step = store_->PruneFinished(cutoff, 0, 1000);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->deleted, 3);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic = 'how-to-wear'"), 1);
 
   // Once acked, the next pass takes it.
   Ack("how-to-wear");
@@ -93,11 +101,12 @@ TEST_F(PgRetentionTest, PrunesOnlyFinishedTouchpointsWithNothingLeftToDeliver) {
   ASSERT_TRUE(step.ok());
   EXPECT_EQ(step->deleted, 1);
 
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 6);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints"), 12 - 8);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE topic IN ('comfort-check', "
                   "'how-to-wear')"),
             0);
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);  // b1's, untouched
+  // The four suppressed due after the cutoff, two each.
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 3"), 4);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoint_history WHERE touchpoint NOT IN "
                   "(SELECT id FROM touchpoints)"),
             0);
@@ -116,6 +125,7 @@ TEST_F(PgRetentionTest, ALongQueueIsReadInStepsBeforeAnythingIsPruned) {
       "SELECT 'outbox', 999999, 0, 0 FROM generate_series(1, 250000) RETURNING 1) "
       "SELECT COUNT(*) FROM m");
   Ack("comfort-check");
+  ASSERT_TRUE(scheduler_->OptOut("b1").ok());  // the four others suppressed
   const Instant cutoff = At("2026-11-20T00:00:00+08:00");
   // 250,002 ids, read 100,000 a step: two steps read, the third reads the
   // rest and prunes.
@@ -128,7 +138,9 @@ TEST_F(PgRetentionTest, ALongQueueIsReadInStepsBeforeAnythingIsPruned) {
   }
   auto step = store_->PruneFinished(cutoff, 0, 1000);
   ASSERT_TRUE(step.ok());
-  EXPECT_EQ(step->deleted, 1);  // comfort-check; how-to-wear is still queued
+  // comfort-check and the two suppressed due before the cutoff;
+  // how-to-wear is still queued.
+  EXPECT_EQ(step->deleted, 3);
   EXPECT_TRUE(step->done);
 }
 

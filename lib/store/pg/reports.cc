@@ -30,14 +30,17 @@ const pg::Statement kTimelineHistory(
 const pg::Statement kPendingCount("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
 // Finished (fired, cancelled, suppressed, skipped; never dead), due and
 // fired before the cutoff, with nothing left to deliver ($4: the span's
-// touchpoints that had a queue message at the pass's start): deleted with
-// their history in one statement.
+// touchpoints that had a queue message at the pass's start), and nothing
+// of their purchase pending (a re-plan, which re-plans only purchases with
+// a step pending, must find the finished ones, or it plans them again):
+// deleted with their history in one statement.
 const pg::Statement kPrune(
     "WITH gone AS (SELECT t.id FROM touchpoints t WHERE t.id > $1 AND t.id <= $2 "
     "AND t.state IN (1, 2, 3, 4) AND t.due_at < $3 AND COALESCE(t.fire_at, 0) < $3 "
     "AND t.id <> ALL($4::bigint[]) "
-    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) FOR UPDATE SKIP "
-    "LOCKED), "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) "
+    "AND NOT EXISTS (SELECT 1 FROM touchpoints p WHERE p.buyer = t.buyer AND p.state = 0 "
+    "AND p.purchase = t.purchase) FOR UPDATE SKIP LOCKED), "
     "history AS (DELETE FROM touchpoint_history h USING gone WHERE h.touchpoint = gone.id) "
     "DELETE FROM touchpoints t USING gone WHERE t.id = gone.id RETURNING t.id");
 const pg::Statement kLastId("SELECT COALESCE(MAX(id), 0) FROM touchpoints");
