@@ -139,18 +139,6 @@ void Loader::LoadRoot(const YAML::Node& root) {
       LoadTokens(t);
     }
   }
-  if (auto t = SectionValue(*fields, root, "retention", "touchpoints", true); t.IsDefined()) {
-    if (auto d = DurationValue(t, "retention touchpoints")) {
-      if (d->count <= 0) {
-        Error(t, "retention touchpoints must be positive");
-      } else if (d->Exact() <= rules_.misfire_grace.Exact()) {
-        // A re-plan must never find a pruned step still within reach.
-        Error(t, "retention touchpoints must be longer than misfire_grace");
-      } else {
-        rules_.retention = *d;
-      }
-    }
-  }
 
   // Order matters: later sections refer to the names earlier ones define.
   if (auto v = Field(*fields, root, "products", "the config", true); v.IsDefined()) {
@@ -167,6 +155,9 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "frequency_cap", "the config", false); v.IsDefined()) {
     LoadFrequencyCaps(v);  // after sinks: a cap may name some
   }
+  if (auto t = SectionValue(*fields, root, "retention", "touchpoints", true); t.IsDefined()) {
+    LoadRetention(t);  // after the caps: they count fires it would delete
+  }
   if (auto v = Field(*fields, root, "engagement", "the config", false); v.IsDefined()) {
     LoadEngagement(v);
   }
@@ -176,6 +167,33 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "cadences", "the config", true); v.IsDefined()) {
     LoadCadences(v);
   }
+}
+
+void Loader::LoadRetention(const YAML::Node& node) {
+  auto d = DurationValue(node, "retention touchpoints");
+  if (!d) return;
+  if (d->count <= 0) return Error(node, "retention touchpoints must be positive");
+  if (d->Exact() <= rules_.misfire_grace.Exact()) {
+    // A re-plan must never find a pruned step still within reach.
+    return Error(node, "retention touchpoints must be longer than misfire_grace");
+  }
+  // A cap counts the fires of its whole buyer-local period, which is at
+  // most a day, a week or 31 days, and an hour longer where a clock goes
+  // back: retention must keep every one of them.
+  for (const FrequencyCap& cap : rules_.frequency_caps) {
+    const int days = cap.per == FrequencyCap::Per::kDay    ? 1
+                     : cap.per == FrequencyCap::Per::kWeek ? 7
+                                                           : 31;
+    const std::chrono::hours longest = std::chrono::hours(24 * days + 1);
+    if (d->Exact() < longest) {
+      return Error(node, "retention touchpoints (" + d->ToString() + ") must be at least " +
+                             std::to_string(longest.count()) + "h with a frequency_cap per " +
+                             std::string(PeriodName(cap.per)) +
+                             ": the cap counts every fire of its period, which retention "
+                             "would delete");
+    }
+  }
+  rules_.retention = *d;
 }
 
 void Loader::LoadSendWindow(const YAML::Node& node) {

@@ -33,6 +33,7 @@ class Loader : public YamlReader {
   void LoadRoot(const YAML::Node& root);
   void LoadSendWindow(const YAML::Node& node);
   // One cap or a list of them (after the sinks: a cap may name some).
+  void LoadRetention(const YAML::Node& node);
   void LoadFrequencyCaps(const YAML::Node& node);
   void LoadFrequencyCap(const YAML::Node& node, const std::string& what);
   void LoadProducts(const YAML::Node& node);

@@ -419,6 +419,32 @@ TEST(LoaderTest, OperationsKeys) {
                   HasSubstr("t.yaml:3:20: error: cannot read token_file '/no/such/token'")));
 }
 
+// A frequency cap counts every fire of its period from the touchpoints
+// retention keeps: retention shorter than the period would let the cap
+// count fewer fires than were sent.
+TEST(LoaderTest, RetentionKeepsEveryFireACapCounts) {
+  auto with = [](const std::string& retention, const std::string& per) {
+    return "retention: {touchpoints: " + retention + "}\nfrequency_cap: {max: 1, per: " + per +
+           "}\n" + std::string(kMinimal);
+  };
+  EXPECT_THAT(ConfigErrors(with("2d", "month")),
+              ElementsAre(HasSubstr("t.yaml:1:26: error: retention touchpoints (2d) must be at "
+                                    "least 745h with a frequency_cap per month")));
+  EXPECT_THAT(ConfigErrors(with("744h", "month")), ElementsAre(HasSubstr("at least 745h")));
+  EXPECT_THAT(ConfigErrors(with("7d", "week")), ElementsAre(HasSubstr("at least 169h")));
+  EXPECT_THAT(ConfigErrors(with("1d", "day")), ElementsAre(HasSubstr("at least 25h")));
+  for (const auto& [retention, per] : {std::pair{"745h", "month"}, std::pair{"32d", "month"},
+                                       std::pair{"169h", "week"}, std::pair{"2d", "day"}}) {
+    LoadResult r = LoadRulesString(with(retention, per), "t.yaml");
+    EXPECT_TRUE(r.ok()) << retention << " " << per << ": " << r.errors.front().ToString();
+  }
+  // Every cap counts, whatever order they come in.
+  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 10d}\nfrequency_cap:\n"
+                           "  - {max: 2, per: day}\n  - {max: 3, per: month}\n" +
+                           std::string(kMinimal)),
+              ElementsAre(HasSubstr("per month")));
+}
+
 TEST(LoaderTest, ASecondDocumentIsAnErrorNotIgnored) {
   EXPECT_THAT(ConfigErrors(std::string(kMinimal) + "---\nversion: 2\n"),
               ElementsAre(HasSubstr("t.yaml:11:1: error: a second YAML document starts here")));
