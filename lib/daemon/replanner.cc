@@ -29,6 +29,7 @@ Replanner::Replanner(boost::asio::io_context& io, ReplanStore& store, const Cloc
     : io_(io),
       retry_(io),
       follow_(io),
+      check_(io),
       store_(store),
       clock_(clock),
       on_step_(std::move(on_step)),
@@ -52,30 +53,66 @@ void Replanner::FollowOthers(std::chrono::milliseconds every) { follow_every_ = 
 void Replanner::Start(const std::string& fingerprint) {
   fingerprint_ = fingerprint;
   if (follow_every_.count() > 0) Follow();
+  Check();
+}
+
+void Replanner::Check() {
   auto state = store_.Planning();
   Status s = state.status();
+  if (state.ok()) {
+    // Known from here, whatever the branches below record: a re-plan
+    // (Run()) holds firing by its own covered_.
+    known_ = true;
+    progress_.failures = 0;
+    progress_.last_error.clear();
+  }
   if (state.ok() && state->fingerprint.empty()) {
     // A database from before schema 8: planned by these rules, as far as
     // anyone can tell.
-    s = store_.SetPlanning(fingerprint, false);
-  } else if (state.ok() && state->fingerprint != fingerprint) {
+    s = store_.SetPlanning(fingerprint_, false);
+  } else if (state.ok() && state->fingerprint != fingerprint_) {
     // Recorded before any purchase is taken by the new rules; if that
     // fails (another daemon's step holds the sweep too long), by the first
     // step, tried again each second: firing waits for it meanwhile.
-    const bool recorded = store_.SetPlanning(fingerprint, true).ok();
+    const bool recorded = store_.SetPlanning(fingerprint_, true).ok();
     Run("the config's planning rules are not those the pending touchpoints were planned by "
         "(it changed while touchpointd was stopped)",
-        fingerprint, !recorded);
+        fingerprint_, !recorded);
   } else if (state.ok() && state->replanning) {
-    Run("resuming the re-plan a stop interrupted", fingerprint);
+    Run("resuming the re-plan a stop interrupted", fingerprint_);
   }
-  if (!s.ok()) spdlog::error("planning state: {}; the next start tries again", s.message());
+  if (s.ok()) {
+    if (checks_failed_ > 0) {
+      spdlog::info("planning state read after {} failed tries", checks_failed_);
+      checks_failed_ = 0;
+      // Firing, held meanwhile, goes on (a Run() above told it already).
+      if (!running_) on_step_(ReplanCounts{}, true);
+    }
+    return;
+  }
+  // Unknown, the rules the pending touchpoints were planned by may not be
+  // these: firing waits (CoveredUntil()) until a read tells, tried again
+  // each second. At the first failure, then once a minute.
+  known_ = false;
+  if (checks_failed_++ % 60 == 0) {
+    spdlog::error(
+        "planning state: {}; due touchpoints wait until it is read, tried again every second",
+        s.message());
+  }
+  progress_.failures = checks_failed_;
+  progress_.last_error = s.message();
+  on_failure_(s);
+  check_.expires_after(kRetryAfter);
+  check_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) Check();
+  });
 }
 
 void Replanner::Stop() {
   stopped_ = true;
   retry_.cancel();
   follow_.cancel();
+  check_.cancel();
 }
 
 void Replanner::Follow() {

@@ -90,7 +90,9 @@ class Replanner {
   // the config's PlanningFingerprint(). Rules other than those the pending
   // touchpoints were planned by (the config changed while the daemon was
   // stopped) are re-planned to; a re-plan a stop or a crash interrupted
-  // resumes. A failure is logged: the next start tries again.
+  // resumes. A state that cannot be read (the store is away) is read
+  // again each second, and until it is, nothing is covered: firing waits,
+  // for it cannot tell which rules the pending touchpoints were planned by.
   void Start(const std::string& fingerprint);
   // Starts stepping through the re-plan to `fingerprint` (the
   // PlanningFingerprint() of the rules now in force) the store has under
@@ -115,7 +117,10 @@ class Replanner {
   bool running() const { return running_; }
   // How far the re-plan has got: every touchpoint due before this has been
   // re-planned (Instant::max() when no re-plan runs).
-  Instant CoveredUntil() const { return running_ ? covered_ : Instant::max(); }
+  Instant CoveredUntil() const {
+    if (!known_) return Instant::min();
+    return running_ ? covered_ : Instant::max();
+  }
   // Whether every touchpoint due by `now`, and for a second after it, has
   // been re-planned (always, when no re-plan runs). The second covers the
   // time the scheduler's pass takes: it reads the clock again.
@@ -152,10 +157,14 @@ class Replanner {
   void Retry(std::chrono::milliseconds after);
   // FollowOthers()' next look.
   void Follow();
+  // Start()'s read of the planning state, and what it calls for; again a
+  // second later while it fails.
+  void Check();
 
   boost::asio::io_context& io_;
   boost::asio::steady_timer retry_;
   boost::asio::steady_timer follow_;
+  boost::asio::steady_timer check_;            // Check() again
   std::chrono::milliseconds follow_every_{0};  // 0: not following
   ReplanStore& store_;
   const Clock& clock_;
@@ -164,6 +173,8 @@ class Replanner {
   OnFailure on_failure_;
   OnRun on_run_;
   bool running_ = false;
+  bool known_ = true;      // the planning state read (Check())
+  int checks_failed_ = 0;  // Check()s in a row that could not read it
   bool posted_ = false;    // a step posted, waiting to be retried, or on the thread
   std::uint64_t run_ = 0;  // Run() calls so far
   bool stopped_ = false;

@@ -26,7 +26,13 @@ namespace {
 // A re-plan under way to "fp1" that ends at its first step.
 class RecordingStore final : public ReplanStore {
  public:
-  StatusOr<PlanningState> Planning() override { return PlanningState{fingerprint, replanning}; }
+  StatusOr<PlanningState> Planning() override {
+    if (failed_reads > 0) {
+      --failed_reads;
+      return Status::Unavailable("connection refused");
+    }
+    return PlanningState{fingerprint, replanning};
+  }
   Status SetPlanning(std::string_view fp, bool replan) override {
     asked.push_back("set " + std::string(fp));
     if (failed_sets > 0) {
@@ -60,7 +66,8 @@ class RecordingStore final : public ReplanStore {
   // step under way, the sweep where that daemon's steps left it).
   int busy_steps = 0;
   Instant busy_covered;
-  int failed_sets = 0;  // SetPlanning() calls that fail first
+  int failed_sets = 0;   // SetPlanning() calls that fail first
+  int failed_reads = 0;  // Planning() calls that fail first
 };
 
 // The thread's store: each step waits until Open() (or 10 s), then is done
@@ -236,6 +243,39 @@ TEST_F(ReplannerTest, AStartOnOtherRulesRecordsThemAtOnceOrAtTheFirstStep) {
   testing::RunLoopUntil(loop_, [&] { return done_; });
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp3", "set fp3", "set fp3", "step"));
   EXPECT_EQ(store_.fingerprint, "fp3");
+}
+
+// A planning state that cannot be read at start (the store away) is read
+// again each second, and firing waits until it is: the config may have
+// changed while the daemon was stopped, and nothing else would look again
+// before the next start.
+TEST_F(ReplannerTest, APlanningStateUnreadAtStartIsReadAgainAndFiringWaitsForIt) {
+  may_write_ = true;
+  store_.replanning = false;  // planned by fp1
+  store_.failed_reads = 2;
+  replanner_.Start("fp2");
+  EXPECT_FALSE(replanner_.running());
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  EXPECT_EQ(replanner_.progress().failures, 1);
+  EXPECT_TRUE(store_.asked.empty());
+  testing::RunLoopUntil(loop_, [&] { return done_; });  // two seconds on
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
+  EXPECT_EQ(replanner_.progress().failures, 0);
+  EXPECT_TRUE(replanner_.Covers(clock_.Now()));
+
+  // The rules the database was planned by: once read, firing goes on,
+  // told as at the end of a re-plan.
+  store_.asked.clear();
+  done_ = false;
+  told_ = 0;
+  store_.failed_reads = 1;
+  replanner_.Start("fp2");
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_TRUE(store_.asked.empty());
+  EXPECT_EQ(told_, 1);
+  EXPECT_FALSE(replanner_.running());
+  EXPECT_TRUE(replanner_.Covers(clock_.Now()));
 }
 
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {
