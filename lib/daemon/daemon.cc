@@ -400,12 +400,13 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     // their own: a group of large requests, or a step on a server busy with
     // autovacuum, takes long enough there to hold the loop up.
     const std::string url = options.database;
-    Status s =
-        impl->batcher.UseThread([url](const RulesInForce& own) -> StatusOr<std::unique_ptr<Store>> {
+    Status s = impl->batcher.UseThread(
+        [url](const RulesInForce& own) -> StatusOr<std::unique_ptr<Store>> {
           auto session = PgStore::Open(url, own, "touchpointd-ingest");
           if (!session.ok()) return session.status();
           return std::unique_ptr<Store>(std::move(*session));
-        });
+        },
+        PgStore::kGroupBuyers);
     if (!s.ok()) return s;
     s = impl->replanner.UseThread(
         impl->rules, [url](const RulesInForce& own) -> StatusOr<std::unique_ptr<ReplanStore>> {

@@ -1,6 +1,8 @@
 #include "daemon/ingest_batcher.h"
 
 #include <boost/asio/post.hpp>
+#include <type_traits>
+#include <variant>
 
 #include "api/http_json.h"
 #include "daemon/session_thread.h"
@@ -51,10 +53,11 @@ IngestBatcher::IngestBatcher(asio::io_context& io, Store& store, const Clock& cl
 
 IngestBatcher::~IngestBatcher() = default;
 
-Status IngestBatcher::UseThread(const OpenStore& open) {
+Status IngestBatcher::UseThread(const OpenStore& open, std::size_t group_items) {
   auto thread = Thread::Open(rules_, clock_, open);
   if (!thread.ok()) return thread.status();
   thread_ = std::move(*thread);
+  group_items_ = group_items;
   return Status::Ok();
 }
 
@@ -102,17 +105,58 @@ void IngestBatcher::Stop() {
   WriteWaiting();
 }
 
+namespace {
+
+// The items a request writes (an opt change: one buyer's).
+std::size_t ItemsOf(const IngestItems& items) {
+  return std::visit(
+      [](const auto& request) -> std::size_t {
+        if constexpr (std::is_same_v<std::decay_t<decltype(request)>, OptChange>) {
+          return 1;
+        } else {
+          return request.size();
+        }
+      },
+      items);
+}
+
+}  // namespace
+
 void IngestBatcher::WriteWaiting() {
   flush_posted_ = false;
   if (pending_.empty()) return;
-  auto group = std::make_shared<std::vector<Pending>>(std::exchange(pending_, {}));
+  if (!thread_) {
+    std::vector<Pending> group = std::exchange(pending_, {});
+    std::vector<const IngestItems*> items;
+    items.reserve(group.size());
+    for (const Pending& p : group) items.push_back(&p.items);
+    WrittenGroup written = loop_writer_.Write(items);
+    return Finish(std::move(group), std::move(written));
+  }
+  // Everything waiting is handed over now (a Flush() counts on it), in
+  // groups of at most group_items_ items where requests allow: a larger
+  // group would take every buyer's turn at once on the server, and other
+  // daemons' groups would wait for it (store/pg/rows.h).
+  std::vector<Pending> waiting = std::exchange(pending_, {});
+  std::vector<Pending> group;
+  std::size_t items = 0;
+  for (Pending& p : waiting) {
+    const std::size_t n = ItemsOf(p.items);
+    if (!group.empty() && group_items_ > 0 && items + n > group_items_) {
+      HandOver(std::exchange(group, {}));
+      items = 0;
+    }
+    items += n;
+    group.push_back(std::move(p));
+  }
+  HandOver(std::move(group));
+}
+
+void IngestBatcher::HandOver(std::vector<Pending> requests) {
+  auto group = std::make_shared<std::vector<Pending>>(std::move(requests));
   std::vector<const IngestItems*> items;
   items.reserve(group->size());
   for (const Pending& p : *group) items.push_back(&p.items);
-  if (!thread_) {
-    WrittenGroup written = loop_writer_.Write(items);
-    return Finish(std::move(*group), std::move(written));
-  }
   if (handed_++ == finished_) loop_work_.emplace(io_.get_executor());
   thread_->Write(std::move(items), [this, &io = io_, alive = std::weak_ptr<char>(alive_),
                                     group](WrittenGroup written) {

@@ -69,8 +69,10 @@ class IngestBatcher {
   IngestBatcher& operator=(const IngestBatcher&) = delete;
 
   // From now on, writes on a thread of its own over the store `open` gives
-  // (before the first request).
-  Status UseThread(const OpenStore& open);
+  // (before the first request), in groups of at most `group_items`
+  // purchases, events or opt changes (0: no limit) where the requests
+  // allow: a request larger than that is a group of its own.
+  Status UseThread(const OpenStore& open, std::size_t group_items = 0);
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
@@ -102,6 +104,8 @@ class IngestBatcher {
   class Thread;
 
   void Queue(IngestItems items, HttpRespond respond);
+  // Hands `requests` to the thread as one group.
+  void HandOver(std::vector<Pending> requests);
   // Hands the requests waiting now to the writer: written at once on the
   // loop, or posted to the thread.
   void WriteWaiting();
@@ -115,6 +119,7 @@ class IngestBatcher {
   Hooks hooks_;
   IngestWriter loop_writer_;
   std::unique_ptr<Thread> thread_;
+  std::size_t group_items_ = 0;  // UseThread()'s
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
   // Groups handed to the thread, and finished on the loop, since the

@@ -7,11 +7,14 @@
 #include "store/pg/queues.h"
 #include "store/pg/replan.h"
 #include "store/pg/reports.h"
+#include "store/pg/rows.h"
 #include "store/pg/schema.h"
 #include "store/pg/session.h"
 #include "store/pg/tables.h"
 
 namespace tp {
+
+static_assert(PgStore::kGroupBuyers == pgstore::kTurnsEach);
 
 struct PgStore::Impl {
   Impl(std::string url, std::string_view application_name, std::string_view settings,

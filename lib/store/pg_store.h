@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -37,6 +38,11 @@ class PgStore final : public Store, public LeasedEvents {
  public:
   // The schema version this build writes (store/pg/schema.cc).
   static constexpr int kSchemaVersion = pgstore::kSchemaVersion;
+  // The most buyers an ingest group takes the turns of one by one; a
+  // group of more takes every buyer's turn at once, and other daemons'
+  // groups wait for it (store/pg/rows.h). The daemon's ingest groups keep
+  // under it where requests allow.
+  static constexpr std::size_t kGroupBuyers = 1000;
 
   // Connects to `url` and migrates its schema (several daemons may start at
   // once). Routing and product lookups follow `rules` as it is at each call

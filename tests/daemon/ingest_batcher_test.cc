@@ -35,17 +35,24 @@ class IngestBatcherTest : public ::testing::Test {
     auto loop_store = SqliteStore::Open(dir_.path() + "/loop.db", rules_);
     EXPECT_TRUE(loop_store.ok()) << loop_store.status().message();
     loop_store_ = std::move(*loop_store);
+    MakeBatcher(0);
+  }
+
+  // The batcher, writing on a thread in groups of at most `group_items`.
+  void MakeBatcher(std::size_t group_items) {
     batcher_ = std::make_unique<IngestBatcher>(
         loop_, *loop_store_, clock_, metrics_, rules_,
         IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
                              .storage_full = [this] { OnLoop("storage_full"); },
                              .committed = [this] { OnLoop("committed"); },
                              .written = [this] { OnLoop("written"); }});
-    const Status s = batcher_->UseThread([this](const RulesInForce& own) {
-      auto opened = SqliteStore::Open(dir_.path() + "/thread.db", own);
-      if (!opened.ok()) return StatusOr<std::unique_ptr<Store>>(opened.status());
-      return StatusOr<std::unique_ptr<Store>>(std::unique_ptr<Store>(std::move(*opened)));
-    });
+    const Status s = batcher_->UseThread(
+        [this](const RulesInForce& own) {
+          auto opened = SqliteStore::Open(dir_.path() + "/thread.db", own);
+          if (!opened.ok()) return StatusOr<std::unique_ptr<Store>>(opened.status());
+          return StatusOr<std::unique_ptr<Store>>(std::unique_ptr<Store>(std::move(*opened)));
+        },
+        group_items);
     EXPECT_TRUE(s.ok()) << s.message();
   }
 
@@ -166,6 +173,27 @@ TEST_F(IngestBatcherTest, AFlushIsWrittenOnceItsGroupsAre) {
   EXPECT_TRUE(batcher_->Written());
   RunUntilAnswered(2);
   EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "written"), 1);
+}
+
+// With a limit, what waits is handed over as several groups of at most
+// that many items, each request whole (one larger than the limit is a
+// group of its own), in order, and all at once: a Flush() is Written()
+// once the last is.
+TEST_F(IngestBatcherTest, WaitingRequestsAreHandedOverInGroupsOfAtMostTheLimit) {
+  MakeBatcher(2);
+  Buy({"o1"}, "b1");
+  Buy({"o2"}, "b2");
+  Buy({"o3"}, "b3");
+  Buy({"o4", "o5", "o6"}, "b4");
+  Buy({"o7"}, "b5");
+  batcher_->Flush();
+  RunUntilAnswered(5);
+  testing::RunLoopUntil(loop_, [&] { return batcher_->Written(); });
+  for (const HttpResponse& r : answers_) EXPECT_EQ(r.status, 200) << r.body;
+  // [o1 o2] [o3] [o4 o5 o6] [o7]
+  EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "committed"), 4);
+  EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "written"), 1);
+  EXPECT_EQ(hooks_.back(), "written");
 }
 
 TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {

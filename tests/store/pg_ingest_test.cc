@@ -77,6 +77,64 @@ TEST_F(PgStoreTest, GroupsSharingBuyersWaitForEachOtherRatherThanDeadlock) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 4);
 }
 
+// A group of more buyers than a transaction takes turns of one by one
+// (10,000 new buyers in a request, or several such requests written
+// together) takes every buyer's turn in one lock: a lock each would fill
+// the server's shared lock table (about 20,000 entries on the test
+// server), and then every session's locks fail. Other groups wait for it,
+// and it for them; a group of a few buyers takes their own turns and a
+// share of that lock, so such groups go on side by side.
+TEST_F(PgStoreTest, AGroupOfManyBuyersTakesOneLockForAllTheirTurns) {
+  auto a = MustOpen(), b = MustOpen();
+  const auto advisory_locks = [&](const std::string& mode) {
+    return Count(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE "
+        "l.locktype = 'advisory' AND s.datname = current_database() AND l.mode = '" +
+        mode + "'");
+  };
+  std::vector<std::string> many;
+  for (int i = 0; i < 40000; ++i) many.push_back("bulk-" + std::to_string(i));
+  ASSERT_TRUE(a->Begin().ok());
+  const Status taken = a->TakeBuyersTurns(many);
+  ASSERT_TRUE(taken.ok()) << taken.message();
+  EXPECT_EQ(advisory_locks("ExclusiveLock"), 1);
+
+  std::atomic<bool> b_done{false};
+  Status b_status = Status::Ok();
+  std::thread other([&] {
+    b_status = b->Begin();
+    const std::vector<std::string> one = {"someone-else"};
+    if (b_status.ok()) b_status = b->TakeBuyersTurns(one);
+    b_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(b_done);  // waiting for a's group
+  ASSERT_TRUE(a->Commit().ok());
+  other.join();
+  ASSERT_TRUE(b_status.ok()) << b_status.message();
+  EXPECT_EQ(advisory_locks("ShareLock"), 1);
+  EXPECT_EQ(advisory_locks("ExclusiveLock"), 1);  // someone-else's own
+  // Side by side with b's group: as many buyers as are taken one by one.
+  std::vector<std::string> most(many.begin(), many.begin() + 1000);
+  ASSERT_TRUE(a->Begin().ok());
+  ASSERT_TRUE(a->TakeBuyersTurns(most).ok());
+  EXPECT_EQ(advisory_locks("ShareLock"), 2);
+  EXPECT_EQ(advisory_locks("ExclusiveLock"), 1001);
+  // One more buyer in the same group: every turn at once, which waits for
+  // b's group.
+  std::atomic<bool> a_done{false};
+  std::thread more([&] {
+    const std::vector<std::string> another = {"bulk-1000"};
+    EXPECT_TRUE(a->TakeBuyersTurns(another).ok());
+    a_done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(a_done);
+  ASSERT_TRUE(b->Commit().ok());
+  more.join();
+  ASSERT_TRUE(a->Commit().ok());
+}
+
 // One order id sent as two buyers' purchases to two daemons at once: each
 // group reads no such order (the other's is not committed), and the second
 // to write it fails on the unique key. That group fails as Unavailable (the

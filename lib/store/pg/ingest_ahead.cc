@@ -79,21 +79,32 @@ Tables::Ahead* Tables::Current() {
   return &ahead_;
 }
 
-void Tables::Ahead::TakeTurns(pg::Connection& c, std::span<const std::string> buyer_ids) {
+void Tables::TakeTurns(Ahead& ahead, pg::Connection& c, std::span<const std::string> buyer_ids) {
+  const std::uint64_t group = session_.group();
+  if (group != 0 && all_turns_group_ == group) return;
   std::vector<std::string> needed;
   std::unordered_set<std::string_view> seen;
   for (const std::string& b : buyer_ids) {
-    if (!turns.contains(b) && seen.insert(b).second) needed.push_back(b);
+    if (!ahead.turns.contains(b) && seen.insert(b).second) needed.push_back(b);
+  }
+  if (needed.empty()) return;
+  // Counted against what this scope took: turns taken before a savepoint
+  // rolled back are held, but were taken as these are, and taken again
+  // they take no more of the lock table.
+  if (group != 0 && ahead.turns.size() + needed.size() > kTurnsEach) {
+    pgstore::TakeAllBuyersTurns(c);
+    all_turns_group_ = group;
+    return;
   }
   pgstore::TakeBuyersTurns(c, needed);
-  for (std::string& b : needed) turns.insert(std::move(b));
+  for (std::string& b : needed) ahead.turns.insert(std::move(b));
 }
 
 Status Tables::TakeBuyersTurns(std::span<const std::string> buyer_ids) {
   if (session_.scope() == 0) return Status::Ok();
   return session_.Read("take the buyers' turns", [&] {
     pg::Connection& c = session_.conn();  // writes what is held first
-    Current()->TakeTurns(c, buyer_ids);
+    TakeTurns(*Current(), c, buyer_ids);
     return Status::Ok();
   });
 }
@@ -117,7 +128,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
     decltype(a.buyers) read_buyers;
     decltype(a.orders) read_orders;
     if (!buyers.empty()) {
-      a.TakeTurns(c, buyers);
+      TakeTurns(a, c, buyers);
       for (const std::string& b : buyers) read_buyers.try_emplace(b);
       pg::Result r = c.Run(kBuyersAhead, pg::Params().AddArray(buyers));
       const Rules& rules = *rules_;

@@ -454,6 +454,9 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
       step.counts.Add(counts);
       step.buyers += static_cast<std::int64_t>(buyers.size());
       if (std::chrono::steady_clock::now() >= deadline) out_of_time = true;
+      // Each buyer's turn is held to the step's commit: no more than a
+      // transaction may take one by one (rows.h).
+      if (step.buyers + kRowsPerRead > static_cast<std::int64_t>(kTurnsEach)) out_of_time = true;
     }
     pg::Params p;
     p.Add(!step.done);

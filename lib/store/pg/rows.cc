@@ -18,6 +18,14 @@ using sql::StateCode;
 
 namespace {
 
+// Every buyer's turn at once (kAllTurns), or a share of that lock
+// beside each buyer's own (kSomeTurns, then the buyers' locks): one
+// transaction taking all waits for every one that holds some, and they for
+// it. A share is taken before any buyer's own lock, so the two kinds never
+// wait for each other in a cycle.
+const pg::Statement kAllTurns("SELECT pg_advisory_xact_lock(7305861230005)");
+const pg::Statement kSomeTurns("SELECT pg_advisory_xact_lock_shared(7305861230005)");
+const pg::Statement kTrySomeTurns("SELECT pg_try_advisory_xact_lock_shared(7305861230005)");
 const pg::Statement kBuyerTurn("SELECT pg_advisory_xact_lock(hashtextextended($1, 7305861230002))");
 // `aggregate` over the locks of the buyers' keys ($1). The sub-select is
 // sorted and not flattened (OFFSET 0), so the locks are taken in its
@@ -63,17 +71,21 @@ const pg::Statement kBuyerIds("SELECT id, buyer_id FROM buyers WHERE id = ANY($1
 }  // namespace
 
 void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id) {
-  c.Run(kBuyerTurn, pg::Params().Add(buyer_id));
+  c.RunTogether({{kSomeTurns, {}}, {kBuyerTurn, pg::Params().Add(buyer_id)}});
 }
 
 void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids) {
   if (buyer_ids.empty()) return;
-  c.Run(kBuyersTurns, pg::Params().AddArray(buyer_ids));
+  c.RunTogether({{kSomeTurns, {}}, {kBuyersTurns, pg::Params().AddArray(buyer_ids)}});
 }
+
+void TakeAllBuyersTurns(pg::Connection& c) { c.Run(kAllTurns); }
 
 bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids) {
   if (buyer_ids.empty()) return true;
-  return c.Run(kTryBuyersTurns, pg::Params().AddArray(buyer_ids)).Bool(0, 0);
+  std::vector<pg::Result> r =
+      c.RunTogether({{kTrySomeTurns, {}}, {kTryBuyersTurns, pg::Params().AddArray(buyer_ids)}});
+  return r.at(0).Bool(0, 0) && r.at(1).Bool(0, 0);
 }
 
 void RethrowOrderRace(const pg::Error& e) {

@@ -22,14 +22,24 @@ namespace tp::pgstore {
 // Waits for the buyer's turn (a transaction-level advisory lock on a hash
 // of the buyer's id; a collision only makes two buyers take turns), held
 // until the transaction ends: what reads a buyer's history and writes by
-// it takes it first.
+// it takes it first. Beside it, a share of every buyer's turn
+// (TakeAllBuyersTurns).
 void TakeBuyersTurn(pg::Connection& c, std::string_view buyer_id);
 // The turns of several buyers, in one statement and one order (that of
 // their lock keys), so two callers taking turns of buyers they share wait
-// for each other rather than deadlock. Nothing for none.
+// for each other rather than deadlock. Nothing for none. At most
+// kTurnsEach in a transaction.
 void TakeBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
-// The same without waiting: whether every turn was free. Those that were
-// are held either way, until the transaction ends.
+// Every buyer's turn, in one lock: what takes more than kTurnsEach. Each
+// advisory lock a transaction holds takes an entry of the server's shared
+// lock table (max_locks_per_transaction times max_connections and a few:
+// about 6,000 to 13,000 on a default server, shared by every session); a
+// group of 10,000 new buyers taking a lock each could fill it, and then
+// every session's locks fail.
+void TakeAllBuyersTurns(pg::Connection& c);
+inline constexpr std::size_t kTurnsEach = 1000;
+// TakeBuyersTurns() without waiting: whether every turn was free. Those
+// that were are held either way, until the transaction ends.
 bool TryBuyersTurns(pg::Connection& c, const std::vector<std::string>& buyer_ids);
 // Called in a handler of `e`, from writing purchases: rethrows it, but as
 // a serialization failure (transient: the caller tries again) when it is

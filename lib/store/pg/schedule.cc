@@ -80,10 +80,11 @@ Tables::Tables(Session& session, const RulesInForce& rules) : session_(session),
 
 void Tables::TakeBuyersTurn(std::string_view buyer_id) {
   pg::Connection& c = session_.conn();
-  Ahead* a = Current();
-  if (a != nullptr && a->turns.contains(buyer_id)) return;
+  if (Ahead* a = Current(); a != nullptr) {
+    const std::string id(buyer_id);
+    return TakeTurns(*a, c, std::span<const std::string>(&id, 1));
+  }
   pgstore::TakeBuyersTurn(c, buyer_id);
-  if (a != nullptr) a->turns.emplace(buyer_id);
 }
 
 std::optional<std::int64_t> Tables::FindBuyer(std::string_view buyer_id, Instant now, bool create,

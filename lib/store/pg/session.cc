@@ -238,6 +238,7 @@ Status Session::Begin() {
     }
     conn().Exec("BEGIN");
     group_ = true;
+    ++groups_;
     EndScope();
     return Status::Ok();
   } catch (const std::exception& e) {

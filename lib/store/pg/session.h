@@ -109,6 +109,10 @@ class Session {
   // savepoint inside it is rolled back, since what was taken after that
   // savepoint (advisory locks too) is gone.
   std::uint64_t scope() const { return group_ && !broken_ ? scope_ : 0; }
+  // Which group this is, whatever savepoints inside it were rolled back
+  // (what it took before them stays: the turns it took at its start); 0
+  // outside a group.
+  std::uint64_t group() const { return group_ && !broken_ ? groups_ : 0; }
   // Writes a caller holds back (a batch's purchases) to run as one: `write`
   // runs before the next statement anyone sends on this connection (so
   // reads see it, and Release()/Commit() include it), and is dropped with
@@ -166,6 +170,7 @@ class Session {
   bool atomic_ = false;    // inside Atomically()'s own transaction
   bool broken_ = false;    // the connection was lost inside a transaction
   std::uint64_t scope_ = 1;
+  std::uint64_t groups_ = 0;        // Begin() calls that opened a group
   std::function<void()> deferred_;  // see Defer()
 };
 

@@ -134,10 +134,11 @@ class Tables {
     Held held;
 
     Buyer* FindBuyer(std::string_view buyer_id);
-    // Takes the turns of these buyers not yet held, in one statement.
-    // Throws pg::Error.
-    void TakeTurns(pg::Connection& c, std::span<const std::string> buyer_ids);
   };
+  // Takes the turns of these buyers not `ahead` holds, in one statement:
+  // each buyer's own, or every buyer's at once when the group would hold
+  // more than kTurnsEach (rows.h). Throws pg::Error.
+  void TakeTurns(Ahead& ahead, pg::Connection& c, std::span<const std::string> buyer_ids);
   // What is kept for the current scope (emptied when the scope changed),
   // or null outside a group.
   Ahead* Current();
@@ -190,6 +191,9 @@ class Tables {
   bool frontier_moved_ = false;  // whether its last claim moved the frontier
   std::atomic<std::int64_t> held_for_order_{0};
   Ahead ahead_;
+  // The group (Session::group()) that holds every buyer's turn, taken at
+  // its start and kept whatever savepoints are rolled back since.
+  std::uint64_t all_turns_group_ = 0;
 };
 
 }  // namespace tp::pgstore
