@@ -14,6 +14,7 @@
 #include "store/pg/gauges.h"
 #include "store/pg/queues.h"
 #include "store/pg/rows.h"
+#include "store/pg/session.h"
 #include "store/values.h"
 
 namespace tp {
@@ -122,25 +123,54 @@ struct PgReader::Impl {
       : url(std::move(database)), exact_counts_up_to(exact_up_to) {}
 
   // The reader thread's connection, reopened if lost.
-  pg::Connection& Conn() { return Reopened(conn, "touchpointd-reader"); }
+  pg::Connection& Conn() { return Reopened(conn, conn_pace, "touchpointd-reader"); }
   // The days thread's. Opened with the others: a connection opened by the
   // first count made the first /v1/status 100-150 ms slower (a new server
   // process, its caches empty).
-  pg::Connection& DaysConn() { return Reopened(days_conn, "touchpointd-days", {}, &days_cancel); }
+  pg::Connection& DaysConn() {
+    return Reopened(days_conn, days_pace, "touchpointd-days", {}, &days_cancel);
+  }
   // The queues thread's. Its reads go by an index (a lease in the queue's
   // order, its events by id): with statistics taken while the tables were
   // small, the planner read the whole touchpoints table for a lease's
   // events (75 ms against 13; docs/benchmarks.md). A bitmap scan is left
   // on: it reads a lease's events in half the buffers an index scan does.
-  pg::Connection& QueueConn() { return Reopened(queue_conn, "touchpointd-queues", kQueueSettings); }
+  pg::Connection& QueueConn() {
+    return Reopened(queue_conn, queue_pace, "touchpointd-queues", kQueueSettings);
+  }
   static constexpr std::string_view kQueueSettings = "-c enable_seqscan=off";
 
+  // The last failed attempt to open a connection: while the server does
+  // not answer, a thread tries once a second (as the store's sessions do,
+  // store/pg/session.h), and the jobs queued meanwhile fail at once
+  // instead of each waiting out a connect timeout of its own.
+  struct Pace {
+    std::optional<std::chrono::steady_clock::time_point> failed_at;
+    std::uint64_t answers = 0;  // Session::Answers() when it failed
+    std::string error;
+  };
+  static constexpr std::chrono::milliseconds kReconnectPause{1000};
+
   // A connection reopened if lost; `cancel`, when given, follows it.
-  pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, const char* name,
+  pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, Pace& pace, const char* name,
                            std::string_view settings = {},
                            std::shared_ptr<pg::Canceller>* cancel = nullptr) {
     if (!c || !c->ok()) {
-      c = pg::Connection::Open(url, name, settings);
+      c.reset();
+      const auto now = std::chrono::steady_clock::now();
+      if (pace.failed_at && now - *pace.failed_at < kReconnectPause &&
+          pgstore::Session::Answers() == pace.answers) {
+        throw pg::Error(pace.error + " (tried again within a second)", "08006", true);
+      }
+      pace.answers = pgstore::Session::Answers();
+      try {
+        c = pg::Connection::Open(url, name, settings);
+      } catch (const pg::Error& e) {
+        pace.failed_at = std::chrono::steady_clock::now();
+        pace.error = e.what();
+        throw;
+      }
+      pace.failed_at.reset();
       if (cancel != nullptr) {
         auto made = std::make_shared<pg::Canceller>(*c);
         std::lock_guard lock(cancel_mutex);
@@ -157,6 +187,7 @@ struct PgReader::Impl {
   std::string url;
   std::int64_t exact_counts_up_to;
   std::unique_ptr<pg::Connection> conn;        // the reader thread's
+  Pace conn_pace, queue_pace, days_pace;       // each its thread's
   sql::ZoneCache zones;                        // the reader thread's
   std::unique_ptr<pg::Connection> queue_conn;  // the queues thread's
   sql::ZoneCache queue_zones;                  // the queues thread's

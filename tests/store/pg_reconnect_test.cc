@@ -1,12 +1,13 @@
 // The PostgreSQL store losing its connection: calls fail as Unavailable
 // and the next reopens it (on a thread of its own, store/pg/session.h), a
 // firing pass or a group losing theirs, a server cut off, and one found
-// answering again.
+// answering again; the reader's threads too.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "pg_server.h"
 #include "scheduler/scheduler.h"
 #include "store/pg/session.h"
+#include "store/pg_reader.h"
 #include "store/pg_store.h"
 #include "store/pg_store_fixture.h"
 
@@ -237,6 +239,57 @@ TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnceByEveryStore) {
   for (auto& store : stores) {
     EXPECT_TRUE(Reconnected([&] { return store->NextWakeup(); }).ok());
   }
+}
+
+// The reader's threads (leases and acks, counts) try to reopen a lost
+// connection at most once a second while the server does not answer: the
+// leases queued meanwhile fail at once, instead of each waiting out a
+// connect attempt of its own (up to 2 s where packets are dropped). Once
+// the server is found answering (ServerAnswers), at once.
+TEST_F(PgStoreTest, TheReadersThreadsTryAServerThatDoesNotAnswerOnceASecond) {
+  MustOpen();  // the schema
+  testing::CutProxy proxy(PgServer::Shared().url());
+  auto reader = PgReader::Open(proxy.url(db_->name()), 0);
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  std::mutex mutex;
+  std::vector<Status> answers;
+  const auto lease = [&] {
+    (*reader)->Lease("q", 10, std::chrono::seconds(30), At("2026-12-06T10:00:00Z"),
+                     [&](StatusOr<std::vector<LeasedRow>> r) {
+                       const std::lock_guard lock(mutex);
+                       answers.push_back(r.status());
+                     });
+  };
+  const auto await_answers = [&](std::size_t n) {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        const std::lock_guard lock(mutex);
+        if (answers.size() >= n) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "no answer";
+  };
+  proxy.Refuse();
+  for (int i = 0; i < 6; ++i) lease();
+  await_answers(6);
+  int tried = 0, paced = 0;
+  for (const Status& s : answers) {
+    EXPECT_TRUE(s.unavailable()) << s.message();
+    if (s.message().find("tried again within a second") != std::string::npos) {
+      ++paced;
+    } else if (s.message().find("cannot connect") != std::string::npos) {
+      ++tried;
+    }
+  }
+  EXPECT_EQ(tried, 1) << answers.front().message();
+  EXPECT_GE(paced, 4);  // a first may find the old connection closed
+
+  proxy.Restore();
+  pgstore::Session::ServerAnswers();
+  lease();
+  await_answers(7);
+  EXPECT_TRUE(answers.back().ok()) << answers.back().message();
 }
 
 }  // namespace

@@ -60,6 +60,9 @@ class Session {
   // session in the process (the loop's and each thread's) reconnects at its
   // next call. Any thread may call it.
   static void ServerAnswers() { answers_.fetch_add(1, std::memory_order_relaxed); }
+  // ServerAnswers() calls so far (for connections kept outside a Session:
+  // store/pg_reader.cc).
+  static std::uint64_t Answers() { return answers_.load(std::memory_order_relaxed); }
 
   static constexpr std::chrono::milliseconds kConnectWait{50};
 
