@@ -380,6 +380,13 @@ TEST_F(PgStoreTest, WithoutCapsAClaimStartsAtTheFrontierAndLeavesNothingBehind) 
   EXPECT_EQ((*from)[0].view.due_at, due_of(3));
   EXPECT_EQ((*from)[1].view.due_at, due_of(3));
   fire(*b, *from, now);
+  // So does a claim after the clock stepped back (here by an hour), at
+  // once: the second it waits for would last the hour. (Not decided: the
+  // next claim rolls it back.)
+  auto stepped = b->TakeDue(now - std::chrono::hours(1), 4);
+  ASSERT_TRUE(stepped.ok()) << stepped.status().message();
+  ASSERT_EQ(stepped->size(), 4u);
+  EXPECT_EQ((*stepped)[0].view.due_at, due_of(0));
   // A second later B reads from the head again, and takes them first,
   // though there are more past the frontier than it takes.
   const Instant second = now + std::chrono::seconds(1);

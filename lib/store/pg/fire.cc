@@ -234,13 +234,14 @@ std::vector<Tables::ClaimedRow> Tables::ClaimRange(pg::Connection& c, Instant no
                                                    std::size_t max) {
   // From the frontier only while this daemon's claims come back full (a
   // backlog), and not when a second has passed since it last read from the
-  // head: a claim that took all that was due read it all. The head is a
-  // place before every row's (ids start at 1).
+  // head: a claim that took all that was due read it all; nor after the
+  // clock stepped back (the second would last as long as the step). The
+  // head is a place before every row's (ids start at 1).
   constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
   constexpr std::int64_t kMinInt = std::numeric_limits<std::int32_t>::min();
   std::int64_t place[6] = {kMin, kMin, kMin, kMinInt, kMinInt, kMin};
   bool at_head = true;
-  if (claimed_all_ && now < head_due_) {
+  if (claimed_all_ && now < head_due_ && head_due_ - now <= kHeadEvery) {
     pg::Result f = c.Run(kFrontier);
     // No row: the frontier was never set, or its row is gone.
     if (f.rows() == 1) {
