@@ -47,10 +47,17 @@ Status Reloader::Reload() {
   // long); a crash from here on resumes it at the next start.
   const bool replan = !SamePlanning(*previous, *next);
   const Instant now = clock_.Now();
+  bool recorded = true;
   if (replan) {
     if (Status s = parts_.store.SetPlanning(PlanningFingerprint(*next), true); !s.ok()) {
       (void)parts_.store.Planning();  // the re-plan under way, if any, as it was
-      return Failed({s.message()}, s.message());
+      if (!s.unavailable()) return Failed({s.message()}, s.message());
+      // Another step held the sweep past the record's wait (a busy
+      // server), or the server is away: the re-plan's first step records
+      // it, tried again each second, and firing waits for it meanwhile,
+      // as at a start. The reload itself is done.
+      spdlog::warn("reload: cannot record the re-plan yet ({}); its first step will", s.message());
+      recorded = false;
     }
   }
 
@@ -73,7 +80,7 @@ Status Reloader::Reload() {
     // Groups by the old rules still being written: the sweep starts again
     // once they are (Replanner::Run).
     parts_.replanner.Run("the rules reloaded at " + FormatRfc3339(now, UtcZone()),
-                         PlanningFingerprint(*next), !parts_.batcher.Written());
+                         PlanningFingerprint(*next), !recorded || !parts_.batcher.Written());
   } else {
     spdlog::info("reloaded {} (sha256 {}): planning rules unchanged, nothing re-planned",
                  options_.config_path, next->sha256.substr(0, 12));

@@ -13,6 +13,7 @@
 
 #include "daemon_process.h"
 #include "harness.h"
+#include "pg/connection.h"
 #include "pg_server.h"
 #include "postgres_fixture.h"
 #include "store/pg_store.h"
@@ -101,6 +102,46 @@ TEST_F(PostgresDaemonTest, AFinishedDaemonFollowsALaterReloadsReplan) {
         << d->log();
   }
   EXPECT_THAT(a.log(), ::testing::HasSubstr("another daemon started a re-plan to these rules"));
+}
+
+// A reload whose record of the re-plan cannot wait for the step under way
+// (it waits 500 ms; here another daemon's step holds the sweep for 2 s, as
+// on a busy server) is still a reload: the new rules are in force, the
+// re-plan's first step records it, and nothing fires by the old rules
+// meanwhile. Before, the reload failed and the old rules stayed.
+TEST_F(PostgresDaemonTest, AReloadWhoseReplanCannotBeRecordedYetStillReloads) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string old_rules = testing::TestConfig().Step("1s", "old").Yaml();
+  const std::string new_rules = testing::TestConfig().Step("1s", "new").Yaml();
+  DaemonProcess& a = Start(old_rules, db->url(), 0);
+  ASSERT_EQ(a.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+
+  auto step_under_way = pg::Connection::Open(db->url(), "test");
+  step_under_way->Exec("BEGIN");
+  step_under_way->Exec("SELECT pg_advisory_xact_lock(7305861230004)");
+  testing::WriteFile(Path("touchpoint.yaml"), new_rules);
+  a.Signal(SIGHUP);
+  json replan = AwaitReplan(a, [](const json& r) { return r.value("failures", 0) > 0; });
+  EXPECT_EQ(replan.value("state", ""), "running") << a.log();
+  const json health = a.Call("GET", "/healthz").second;
+  EXPECT_TRUE(health["config"]["last_reload"].value("ok", false)) << health;
+  // Due, and held: the rules it was planned by are not those in force.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto [status, body] = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}});
+  ASSERT_EQ(status, 200) << body;
+  EXPECT_TRUE(body["messages"].empty()) << body << "\n" << a.log();
+
+  step_under_way->Exec("COMMIT");
+  replan = AwaitReplan(a, [](const json& r) { return r.value("state", "") == "done"; });
+  ASSERT_EQ(replan.value("state", ""), "done") << a.log();
+  json messages = json::array();
+  for (int i = 0; i < 100 && messages.empty(); ++i) {
+    messages = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(messages.size(), 1u) << messages;
+  EXPECT_EQ(messages[0]["event"]["data"]["topic"], "new") << messages;
+  EXPECT_THAT(a.log(), ::testing::HasSubstr("cannot record the re-plan yet"));
 }
 
 }  // namespace
