@@ -56,6 +56,8 @@ class FireLoop final : public Firing {
     Millis retry = Millis(1000);
   };
   static constexpr Millis kHeldRetry{100};
+  // The furthest ahead the timer is armed (see Rearm()).
+  static constexpr Millis kLongestWait{24 * 60 * 60 * 1000};
 
   FireLoop(boost::asio::io_context& io, ScheduleStore& store, Scheduler& scheduler,
            const Clock& clock, Hooks hooks);

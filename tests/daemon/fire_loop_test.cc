@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,14 +27,18 @@ class FailingStore final : public testing::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
 
-  bool fail_reads = false;   // NextWakeup()
-  bool fail_claims = false;  // TakeDue()
+  bool fail_reads = false;        // NextWakeup()
+  bool fail_claims = false;       // TakeDue()
+  std::optional<Instant> wakeup;  // NextWakeup()'s answer instead of the store's
+  int claims = 0;                 // TakeDue() calls
 
   StatusOr<std::optional<Instant>> NextWakeup() override {
     if (fail_reads) return Status::Error("the next wakeup is unreadable");
+    if (wakeup) return wakeup;
     return ForwardingStore::NextWakeup();
   }
   StatusOr<std::vector<DueTouchpoint>> TakeDue(Instant now, std::size_t max) override {
+    ++claims;
     if (fail_claims) return Status::Error("the disk is on fire");
     return ForwardingStore::TakeDue(now, max);
   }
@@ -95,6 +100,21 @@ TEST_F(FireLoopTest, FailedPassesCountUpUntilOneGoesThrough) {
   EXPECT_EQ(loop.Health().consecutive_failures, 0);
   EXPECT_TRUE(loop.Health().last_error.empty());
   EXPECT_EQ(counts_.back(), 0);
+}
+
+// A wakeup past what the timer can hold (the system clock counts
+// nanoseconds, up to 2262; a purchase may plan a step later than that)
+// arms it a day ahead at most. Before, the instant overflowed into the
+// past: a pass at once, again and again.
+TEST_F(FireLoopTest, AWakeupPastWhatTheTimerHoldsArmsItADayAheadAtMost) {
+  store_.wakeup = testing::At("2290-01-01T00:00:00Z");
+  FireLoop loop(io_, store_, scheduler_, clock_, Hooks());
+  loop.Start();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  RunUntil([&] { return std::chrono::steady_clock::now() >= end; });
+  loop.Stop();
+  EXPECT_EQ(store_.claims, 0);
+  EXPECT_EQ(fired_, 0);
 }
 
 TEST_F(FireLoopTest, FailedReadsCountUpAndAReadThatWorksClearsThem) {
