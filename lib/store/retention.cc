@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <span>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/sql.h"
@@ -38,26 +40,43 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
       return;
     }
     // Finished (fired, cancelled, suppressed, skipped; never dead) and due
-    // and fired before the cutoff, with nothing left to deliver and nothing
-    // of their purchase pending (a re-plan, which re-plans only purchases
-    // with a step pending, must find the finished ones, or it plans them
-    // again).
+    // and fired before the cutoff, with nothing left to deliver.
     SQLite::Statement find(
         db_.sql(),
-        "SELECT t.id FROM touchpoints t WHERE t.id > ?1 AND t.id <= ?2 AND t.state IN (1, 2, 3, 4) "
-        "AND t.due_at < ?3 AND COALESCE(t.fire_at, 0) < ?3 "
+        "SELECT t.id, t.buyer, t.purchase FROM touchpoints t WHERE t.id > ?1 AND t.id <= ?2 "
+        "AND t.state IN (1, 2, 3, 4) AND t.due_at < ?3 AND COALESCE(t.fire_at, 0) < ?3 "
         "AND NOT EXISTS (SELECT 1 FROM queue_events e WHERE e.touchpoint = t.id) "
-        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id) "
-        "AND NOT EXISTS (SELECT 1 FROM touchpoints p WHERE p.buyer = t.buyer AND p.state = 0 "
-        "AND p.purchase = t.purchase)");
+        "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
     find.bind(1, after);
     find.bind(2, after + span);
     find.bind(3, std::min(Ms(cutoff), queued_.cutoff()));
     const std::span<const std::int64_t> queued = queued_.Between(after, after + span);
-    std::vector<std::int64_t> ids;
+    struct Found {
+      std::int64_t id, buyer, purchase;
+    };
+    std::vector<Found> found;
     while (find.executeStep()) {
       const std::int64_t id = find.getColumn(0).getInt64();
-      if (!std::binary_search(queued.begin(), queued.end(), id)) ids.push_back(id);
+      if (std::binary_search(queued.begin(), queued.end(), id)) continue;
+      found.push_back({id, find.getColumn(1).getInt64(), find.getColumn(2).getInt64()});
+    }
+    // Nor while anything of their purchase is pending: a re-plan, which
+    // re-plans only purchases with a step pending, must find the finished
+    // ones, or it plans them again. Each buyer's pending purchases read
+    // once (by the buyer's index), however many of its rows the span has.
+    std::unordered_map<std::int64_t, std::unordered_set<std::int64_t>> pending;
+    SQLite::Statement pending_of(
+        db_.sql(), "SELECT DISTINCT purchase FROM touchpoints WHERE buyer = ? AND state = 0");
+    for (const Found& f : found) {
+      auto [it, added] = pending.try_emplace(f.buyer);
+      if (!added) continue;
+      pending_of.tryReset();
+      pending_of.bind(1, f.buyer);
+      while (pending_of.executeStep()) it->second.insert(pending_of.getColumn(0).getInt64());
+    }
+    std::vector<std::int64_t> ids;
+    for (const Found& f : found) {
+      if (!pending[f.buyer].contains(f.purchase)) ids.push_back(f.id);
     }
     SQLite::Statement history(db_.sql(), "DELETE FROM touchpoint_history WHERE touchpoint = ?");
     SQLite::Statement touchpoint(db_.sql(), "DELETE FROM touchpoints WHERE id = ?");
