@@ -57,6 +57,14 @@ void Replanner::Start(const std::string& fingerprint) {
 }
 
 void Replanner::Check() {
+  // A reload's Run() came first: its record (or the restart it asked of
+  // its first step) sweeps from the first pending touchpoint, and holds
+  // firing by how far it got; nothing is left to read or resume.
+  if (running_) {
+    known_ = true;
+    checks_failed_ = 0;
+    return;
+  }
   auto state = store_.Planning();
   Status s = state.status();
   if (state.ok()) {
@@ -146,6 +154,10 @@ void Replanner::Run(std::string why, std::string fingerprint, bool restart) {
   stopped_ = false;
   fingerprint_ = std::move(fingerprint);
   restart_ = restart;
+  // The run holds firing from here, whatever a start could not read.
+  known_ = true;
+  checks_failed_ = 0;
+  check_.cancel();
   if (running_) {
     spdlog::info("re-planning pending touchpoints again from the start: {}", why);
   } else {

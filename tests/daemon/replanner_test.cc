@@ -278,6 +278,26 @@ TEST_F(ReplannerTest, APlanningStateUnreadAtStartIsReadAgainAndFiringWaitsForIt)
   EXPECT_TRUE(replanner_.Covers(clock_.Now()));
 }
 
+// A reload while the state is still unread: its run, and the restart it
+// asked for (groups by the old rules still being written), stand; the
+// read that then works resumes nothing over them.
+TEST_F(ReplannerTest, AReloadWhileThePlanningStateIsUnreadIsNotResumedOver) {
+  store_.failed_reads = 1;
+  replanner_.Start("fp1");
+  EXPECT_FALSE(replanner_.Covers(clock_.Now()));
+  // The reload's record, and its run, held until the groups are written.
+  store_.fingerprint = "fp2";
+  store_.replanning = true;
+  replanner_.Run("a reload", "fp2", true);
+  RunFor(std::chrono::milliseconds(1200));  // past the next read
+  EXPECT_TRUE(store_.asked.empty());
+  EXPECT_TRUE(replanner_.running());
+  may_write_ = true;
+  replanner_.Wake();
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("set fp2", "step"));
+}
+
 TEST_F(ReplannerTest, WakeWithNothingHeldDoesNothing) {
   may_write_ = true;
   replanner_.Wake();  // not running
