@@ -13,9 +13,11 @@
 //    own (PostgreSQL), as another daemon would write it: a group of large
 //    requests takes 100 ms or more on the server, which held /healthz,
 //    leases and acks up when it ran on the loop (docs/benchmarks.md). One
-//    group at a time; each is written by the rules in force when it was
-//    handed over, which the thread swaps into its own RulesInForce; the
-//    answers go out from the loop.
+//    group at a time, in the order handed over (what waits is handed over
+//    at once, in groups of at most UseThread()'s limit where the requests
+//    allow); each is written by the rules in force when it was handed
+//    over, which the thread swaps into its own RulesInForce; the answers
+//    go out from the loop.
 //
 // Not thread-safe: the daemon's loop only (the thread is this class's own).
 #pragma once

@@ -135,6 +135,34 @@ TEST_F(PgStoreTest, AGroupOfManyBuyersTakesOneLockForAllTheirTurns) {
   ASSERT_TRUE(a->Commit().ok());
 }
 
+// Every buyer's turn taken inside a request's savepoint goes when that
+// savepoint is rolled back: the group's next request takes its buyer's own
+// turn again, instead of running with none.
+TEST_F(PgStoreTest, EveryTurnTakenInARequestRolledBackIsTakenAgain) {
+  auto a = MustOpen();
+  FakeClock clock(At("2026-12-04T10:00:00Z"));
+  Scheduler scheduler(*a, clock, rules_);
+  const auto advisory_locks = [&] {
+    return Count(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE "
+        "l.locktype = 'advisory' AND s.datname = current_database()");
+  };
+  std::vector<Purchase> many;
+  for (int i = 0; i < 1001; ++i) {
+    const std::string n = std::to_string(i);
+    many.push_back({"o" + n, "bulk-" + n, "p", 1, 1, clock.Now(), ""});
+  }
+  ASSERT_TRUE(a->Begin().ok());
+  ASSERT_TRUE(a->Savepoint().ok());
+  ASSERT_TRUE(scheduler.PrepareIngest(many).ok());
+  EXPECT_EQ(advisory_locks(), 1);  // every turn, in one lock
+  ASSERT_TRUE(a->RollbackTo().ok());
+  EXPECT_EQ(advisory_locks(), 0);
+  ASSERT_TRUE(RecordInGroup(*a, scheduler, clock, "x1", "x").ok());
+  EXPECT_EQ(advisory_locks(), 2);  // x's turn and a share of every turn
+  ASSERT_TRUE(a->Commit().ok());
+}
+
 // One order id sent as two buyers' purchases to two daemons at once: each
 // group reads no such order (the other's is not committed), and the second
 // to write it fails on the unique key. That group fails as Unavailable (the

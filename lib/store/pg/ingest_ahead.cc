@@ -79,9 +79,15 @@ Tables::Ahead* Tables::Current() {
   return &ahead_;
 }
 
-void Tables::TakeTurns(Ahead& ahead, pg::Connection& c, std::span<const std::string> buyer_ids) {
+bool Tables::AllTurnsHeld() const {
   const std::uint64_t group = session_.group();
-  if (group != 0 && all_turns_group_ == group) return;
+  return group != 0 && all_turns_group_ == group &&
+         (!all_turns_enclosed_ || all_turns_scope_ == session_.scope());
+}
+
+void Tables::TakeTurns(Ahead& ahead, pg::Connection& c, std::span<const std::string> buyer_ids) {
+  if (AllTurnsHeld()) return;
+  const std::uint64_t group = session_.group();
   std::vector<std::string> needed;
   std::unordered_set<std::string_view> seen;
   for (const std::string& b : buyer_ids) {
@@ -94,6 +100,8 @@ void Tables::TakeTurns(Ahead& ahead, pg::Connection& c, std::span<const std::str
   if (group != 0 && ahead.turns.size() + needed.size() > kTurnsEach) {
     pgstore::TakeAllBuyersTurns(c);
     all_turns_group_ = group;
+    all_turns_scope_ = session_.scope();
+    all_turns_enclosed_ = session_.enclosed();
     return;
   }
   pgstore::TakeBuyersTurns(c, needed);

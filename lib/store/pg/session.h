@@ -116,6 +116,9 @@ class Session {
   // (what it took before them stays: the turns it took at its start); 0
   // outside a group.
   std::uint64_t group() const { return group_ && !broken_ ? groups_ : 0; }
+  // Whether a request's savepoint is open (Savepoint() ... Release()):
+  // what is taken now goes if it is rolled back.
+  bool enclosed() const { return enclosed_; }
   // Writes a caller holds back (a batch's purchases) to run as one: `write`
   // runs before the next statement anyone sends on this connection (so
   // reads see it, and Release()/Commit() include it), and is dropped with

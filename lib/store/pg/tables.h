@@ -191,9 +191,13 @@ class Tables {
   bool frontier_moved_ = false;  // whether its last claim moved the frontier
   std::atomic<std::int64_t> held_for_order_{0};
   Ahead ahead_;
-  // The group (Session::group()) that holds every buyer's turn, taken at
-  // its start and kept whatever savepoints are rolled back since.
-  std::uint64_t all_turns_group_ = 0;
+  // Every buyer's turn held (TakeTurns()): taken by group
+  // all_turns_group_ (Session::group()) in scope all_turns_scope_, inside a
+  // request's savepoint or not. Taken outside one, it lasts the group;
+  // inside, until that savepoint is rolled back (the scope changes).
+  std::uint64_t all_turns_group_ = 0, all_turns_scope_ = 0;
+  bool all_turns_enclosed_ = false;
+  bool AllTurnsHeld() const;
 };
 
 }  // namespace tp::pgstore
