@@ -102,6 +102,12 @@ struct BuyerState {
   std::vector<PastPurchase> history;
 };
 
+// A purchase's calls (MatchPurchase, LoadBuyer, CancelEarlier,
+// AddPurchase...) see one buyer's history unchanged between them only
+// inside the caller's group (lib/store/transactions.h, as the daemon's
+// ingest writer runs them): outside one, on a store several writers share
+// (PostgreSQL), each call is a transaction of its own and another writer's
+// purchase of the buyer may come between two of them.
 class ScheduleStore {
  public:
   virtual ~ScheduleStore() = default;
