@@ -40,6 +40,16 @@ json AwaitReplan(DaemonProcess& d, Pred pred,
   return replan;
 }
 
+// The outbox's messages at the first lease that has any (within 5 s).
+json LeaseOnceAny(DaemonProcess& d) {
+  json messages = json::array();
+  for (int i = 0; i < 100 && messages.empty(); ++i) {
+    messages = d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return messages;
+}
+
 // Daemon a is reloaded to new rules and finishes its re-plan; daemon b,
 // still on the old rules, then takes a purchase by them, and is reloaded
 // too, which starts the shared sweep again. a follows that restart within
@@ -88,11 +98,7 @@ TEST_F(PostgresDaemonTest, AFinishedDaemonFollowsALaterReloadsReplan) {
   }
 
   ASSERT_TRUE((*other)->Rollback().ok());
-  json messages = json::array();
-  for (int i = 0; i < 100 && messages.empty(); ++i) {
-    messages = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const json messages = LeaseOnceAny(a);
   ASSERT_EQ(messages.size(), 1u) << messages;
   EXPECT_EQ(messages[0]["event"]["data"]["topic"], "new") << messages;
   for (DaemonProcess* d : {&a, &b}) {
@@ -134,11 +140,7 @@ TEST_F(PostgresDaemonTest, AReloadWhoseReplanCannotBeRecordedYetStillReloads) {
   step_under_way->Exec("COMMIT");
   replan = AwaitReplan(a, [](const json& r) { return r.value("state", "") == "done"; });
   ASSERT_EQ(replan.value("state", ""), "done") << a.log();
-  json messages = json::array();
-  for (int i = 0; i < 100 && messages.empty(); ++i) {
-    messages = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const json messages = LeaseOnceAny(a);
   ASSERT_EQ(messages.size(), 1u) << messages;
   EXPECT_EQ(messages[0]["event"]["data"]["topic"], "new") << messages;
   EXPECT_THAT(a.log(), ::testing::HasSubstr("cannot record the re-plan yet"));
