@@ -44,7 +44,11 @@ Status Reloader::Reload() {
   // When the planning rules changed, one short write records that a
   // re-plan to them starts from the first pending touchpoint (the
   // Replanner steps through it afterwards, so the loop is never held for
-  // long); a crash from here on resumes it at the next start.
+  // long); a crash from here on resumes it at the next start. If the write
+  // cannot be made now, the re-plan's first step makes it; a crash before
+  // that leaves the record of the rules before, and a start on these rules
+  // re-plans to them (one on the rules before would not re-plan what was
+  // planned meanwhile by these).
   const bool replan = !SamePlanning(*previous, *next);
   const Instant now = clock_.Now();
   bool recorded = true;

@@ -218,7 +218,12 @@ void Replanner::Step() {
 
 void Replanner::Finish(std::chrono::steady_clock::time_point began, std::uint64_t run,
                        Stepped stepped) {
-  if (stepped.recorded && run == run_) restart_ = false;
+  if (stepped.recorded) {
+    // A step of an earlier run that recorded its re-plan may have done so
+    // after a later Run()'s record (a reload's, on the loop), writing the
+    // earlier rules over it: the current run records its own again.
+    restart_ = run != run_;
+  }
   if (stopped_ || !running_) return;
   StatusOr<ReplanStep>& step = stepped.step;
   if (run != run_) {

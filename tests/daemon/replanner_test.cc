@@ -77,7 +77,17 @@ class GatedStore final : public ReplanStore {
   explicit GatedStore(const RulesInForce& rules) : rules_(rules) {}
 
   StatusOr<PlanningState> Planning() override { return PlanningState{"fp1", true}; }
-  Status SetPlanning(std::string_view /*fp*/, bool /*replan*/) override { return Status::Ok(); }
+  // Waits as ReplanSome() does when `gate_records`; notes the fingerprint.
+  Status SetPlanning(std::string_view fp, bool /*replan*/) override {
+    std::unique_lock lock(mutex_);
+    if (gate_records) {
+      ++entered_;
+      changed_.notify_all();
+      changed_.wait_for(lock, std::chrono::seconds(10), [&] { return open_; });
+    }
+    recorded_.emplace_back(fp);
+    return Status::Ok();
+  }
   StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& /*replan*/, std::string_view /*fp*/,
                                   std::chrono::steady_clock::time_point /*deadline*/,
                                   Instant /*now*/) override {
@@ -110,6 +120,11 @@ class GatedStore final : public ReplanStore {
     const std::lock_guard lock(mutex_);
     return ran_under_;
   }
+  std::vector<std::string> recorded() {
+    const std::lock_guard lock(mutex_);
+    return recorded_;
+  }
+  bool gate_records = false;  // set before the first step
 
  private:
   const RulesInForce& rules_;  // the thread's
@@ -118,6 +133,7 @@ class GatedStore final : public ReplanStore {
   bool open_ = false;
   int entered_ = 0, steps_ = 0;
   std::vector<const Rules*> ran_under_;
+  std::vector<std::string> recorded_;  // SetPlanning()'s fingerprints
 };
 
 class ReplannerTest : public ::testing::Test {
@@ -398,6 +414,26 @@ TEST_F(ReplannerTest, AStepUnderWayWhenTheSweepStartsAgainIsNotTakenForTheNewRun
               ::testing::ElementsAre(Told{false, true, false}, Told{true, false, true}));
   EXPECT_EQ(replanner_.progress().counts.moved, 1);  // this run's step only
   EXPECT_EQ(runs_.size(), 2u);
+}
+
+// A restart's record on the thread (a reload that could not record its
+// re-plan) that reaches the server after a later reload's own record
+// writes the earlier rules over it: the later run records its rules again
+// before it steps, or its sweep would find the earlier rules recorded and
+// end as superseded, with firing going on by rules nothing re-planned to.
+TEST_F(ReplannerTest, AnEarlierRunsLateRecordIsRecordedOverAgain) {
+  may_write_ = true;
+  GatedStore* gated = UseThread();
+  ASSERT_NE(gated, nullptr);
+  gated->gate_records = true;
+  replanner_.Run("a reload that could not record", "fp2", true);
+  RunFor(std::chrono::milliseconds(20));
+  ASSERT_TRUE(gated->Entered());  // its record, held
+  replanner_.Run("a later reload, recorded on the loop", "fp3");
+  gated->Open();
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(gated->recorded(), ::testing::ElementsAre("fp2", "fp3"));
+  EXPECT_EQ(gated->steps(), 2);
 }
 
 }  // namespace
