@@ -66,12 +66,12 @@ void FireLoop::Rearm(bool force) {
     timer_.cancel();
     return;
   }
+  if (!force && armed_ && *armed_ == *at) return;
+  armed_ = *at;
   // A day ahead at most: the timer counts nanoseconds, which end in 2262,
   // and a step may be planned later than that. Woken a day ahead, the loop
   // finds nothing due and arms it again.
   if (const Instant now = clock_.Now(); *at > now + kLongestWait) at = now + kLongestWait;
-  if (!force && armed_ && *armed_ == *at) return;
-  armed_ = *at;
   timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(*at));
   timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;  // re-armed or stopped
