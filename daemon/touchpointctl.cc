@@ -19,7 +19,7 @@
 #include "ctl/outcome_table.h"
 #include "ctl/remote.h"
 #include "outcomes/report_json.h"
-#include "pg/connection.h"
+#include "pg/url.h"
 #include "simulate/digest.h"
 #include "simulate/html_report.h"
 #include "simulate/run_diff.h"

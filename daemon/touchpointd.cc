@@ -11,7 +11,7 @@
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "ops/logging.h"
-#include "pg/connection.h"
+#include "pg/url.h"
 
 namespace {
 

@@ -33,7 +33,7 @@
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/service_manager.h"
-#include "pg/connection.h"
+#include "pg/url.h"
 #include "planner/replan.h"
 #include "scheduler/scheduler.h"
 #include "store/pg_reader.h"

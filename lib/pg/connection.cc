@@ -5,12 +5,12 @@
 
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 
 #include "pg/errors.h"
+#include "pg/url.h"
 
 namespace tp::pg {
 namespace {
@@ -243,23 +243,6 @@ Statement::Statement(std::string sql, Plan plan) : sql_(std::move(sql)), plan_(p
 
 // --- Connection ----------------------------------------------------------
 
-namespace {
-
-// What the URL sets for `key` (percent-decoding done), or nothing: also
-// when the URL cannot be parsed, which connecting then reports.
-std::string FromUrl(const std::string& url, std::string_view key) {
-  std::string value;
-  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), nullptr);
-  if (parsed == nullptr) return value;
-  for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-    if (o->val != nullptr && key == o->keyword) value = o->val;
-  }
-  PQconninfoFree(parsed);
-  return value;
-}
-
-}  // namespace
-
 std::unique_ptr<Connection> Connection::Open(const std::string& url,
                                              std::string_view application_name,
                                              std::string_view settings) {
@@ -279,7 +262,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   // (the daemons find each other's sessions by it, docs/scaling.md); a
   // name in the URL follows it in brackets.
   std::string app(application_name);
-  if (std::string theirs = FromUrl(url, "application_name"); !theirs.empty()) {
+  if (std::string theirs = UrlParameter(url, "application_name"); !theirs.empty()) {
     app.append(" (").append(theirs).append(")");
   }
   std::string options =
@@ -287,7 +270,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
       "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
       "-c jit=off";
   if (!settings.empty()) options.append(" ").append(settings);
-  if (std::string theirs = FromUrl(url, "options"); !theirs.empty()) {
+  if (std::string theirs = UrlParameter(url, "options"); !theirs.empty()) {
     options.append(" ").append(theirs);
   }
   const char* keys[] = {"keepalives",
@@ -455,73 +438,6 @@ Transaction::~Transaction() {
 void Transaction::Commit() {
   open_ = false;
   conn_.Exec("COMMIT");
-}
-
-// --- URLs ----------------------------------------------------------------
-
-bool IsUrl(std::string_view location) {
-  return location.starts_with("postgresql://") || location.starts_with("postgres://");
-}
-
-namespace {
-
-// `key` with its %XX escapes decoded, as libpq decodes a URL's keys,
-// and in lower case.
-std::string DecodedKey(std::string_view key) {
-  std::string out;
-  for (std::size_t i = 0; i < key.size(); ++i) {
-    char c = key[i];
-    unsigned value = 0;
-    if (c == '%' && i + 2 < key.size() &&
-        std::from_chars(key.data() + i + 1, key.data() + i + 3, value, 16).ptr ==
-            key.data() + i + 3) {
-      c = static_cast<char>(value);
-      i += 2;
-    }
-    out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
-// `url` with the value of each query parameter whose key names a password
-// (`password`, `sslpassword`, spelt with escapes or not) replaced.
-std::string RedactQuery(std::string_view url) {
-  const std::size_t query = url.find('?');
-  if (query == std::string_view::npos) return std::string(url);
-  std::string out(url.substr(0, query + 1));
-  std::string_view rest = url.substr(query + 1);
-  while (true) {
-    const std::size_t amp = rest.find('&');
-    const std::string_view param = rest.substr(0, amp);
-    const std::size_t eq = param.find('=');
-    if (eq != std::string_view::npos && DecodedKey(param.substr(0, eq)).ends_with("password")) {
-      out.append(param.substr(0, eq + 1)).append("***");
-    } else {
-      out.append(param);
-    }
-    if (amp == std::string_view::npos) break;
-    out += '&';
-    rest = rest.substr(amp + 1);
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string Redacted(std::string_view url) { return RedactQuery(RedactUserinfo(url)); }
-
-std::string RedactUserinfo(std::string_view url) {
-  const std::size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const std::size_t start = scheme + 3;
-  const std::size_t at = url.find('@', start);
-  const std::size_t slash = url.find('/', start);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
-    return std::string(url);
-  }
-  const std::size_t colon = url.find(':', start);
-  if (colon == std::string_view::npos || colon > at) return std::string(url);
-  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
 }
 
 }  // namespace tp::pg

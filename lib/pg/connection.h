@@ -276,13 +276,4 @@ class Transaction {
   bool open_ = true;
 };
 
-// Whether `location` names a PostgreSQL database (a postgresql:// or
-// postgres:// URL) rather than a file.
-bool IsUrl(std::string_view location);
-// `url` with any password (in its user info, or a `password=` parameter)
-// replaced by "***", for logs and messages.
-std::string Redacted(std::string_view url);
-// `url` with the password of its user info replaced by "***".
-std::string RedactUserinfo(std::string_view url);
-
 }  // namespace tp::pg

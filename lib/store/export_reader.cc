@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "pg/connection.h"
+#include "pg/url.h"
 #include "store/pg_export_reader.h"
 #include "store/schema.h"
 #include "store/sql.h"

@@ -1,6 +1,7 @@
 #include "store/pg_export_reader.h"
 
 #include "pg/connection.h"
+#include "pg/url.h"
 #include "store/pg/schema.h"
 #include "store/values.h"
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "pg/connection.h"
+#include "pg/url.h"
 #include "store/job_thread.h"
 #include "store/outcome_merge.h"
 #include "store/pg/gauges.h"

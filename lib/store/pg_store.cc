@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "pg/connection.h"
+#include "pg/url.h"
 #include "store/pg/outbox.h"
 #include "store/pg/queues.h"
 #include "store/pg/replan.h"

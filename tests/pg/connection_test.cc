@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "pg/url.h"
 #include "pg_server.h"
 
 namespace tp {
