@@ -150,7 +150,6 @@ struct PgReader::Impl {
     std::uint64_t answers = 0;  // Session::Answers() when it failed
     std::string error;
   };
-  static constexpr std::chrono::milliseconds kReconnectPause{1000};
 
   // A connection reopened if lost; `cancel`, when given, follows it.
   pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, Pace& pace, const char* name,
@@ -159,7 +158,7 @@ struct PgReader::Impl {
     if (!c || !c->ok()) {
       c.reset();
       const auto now = std::chrono::steady_clock::now();
-      if (pace.failed_at && now - *pace.failed_at < kReconnectPause &&
+      if (pace.failed_at && now - *pace.failed_at < pgstore::Session::kReconnectPause &&
           pgstore::Session::Answers() == pace.answers) {
         throw pg::Error(pace.error + " (tried again within a second)", "08006", true);
       }

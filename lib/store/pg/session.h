@@ -64,6 +64,9 @@ class Session {
   // store/pg_reader.cc).
   static std::uint64_t Answers() { return answers_.load(std::memory_order_relaxed); }
 
+  // While the server does not answer, one attempt to connect per pause
+  // (store/pg_reader.cc's threads keep to it too).
+  static constexpr std::chrono::milliseconds kReconnectPause{1000};
   static constexpr std::chrono::milliseconds kConnectWait{50};
 
   // The connection, reopened if lost while no transaction was open. Throws
@@ -156,7 +159,6 @@ class Session {
   std::vector<Identity> earlier_;     // see earlier()
   // conn_ is gone: its identity, if it was asked for, joins earlier_.
   void ForgetIdentity();
-  static constexpr std::chrono::milliseconds kReconnectPause{1000};
   std::optional<std::chrono::steady_clock::time_point> last_failed_connect_;
   // ServerAnswers() calls so far, and before the last attempt started:
   // one since then voids its failure's pause.
