@@ -29,6 +29,17 @@ class PgServer {
     dir_ = owned_->path();
     Start();
   }
+  // The same, with the server's settings (`-c NAME=VALUE ...`) in place of
+  // the suite's (tests/pg/cluster.sh, TP_PG_SETTINGS), kept across a
+  // restart.
+  struct Settings {
+    std::string text;
+  };
+  explicit PgServer(Settings settings)
+      : owned_(std::make_unique<TempDir>()), settings_(std::move(settings.text)) {
+    dir_ = owned_->path();
+    Start();
+  }
   ~PgServer() {
     if (owned_) Stop();
   }
@@ -147,11 +158,13 @@ class PgServer {
   }
 
   void Cluster(const std::string& command) {
-    const std::string cmd = std::string(TP_PG_CLUSTER_SCRIPT) + " " + command + " " + dir_;
+    const std::string cmd = (settings_.empty() ? "" : "TP_PG_SETTINGS='" + settings_ + "' ") +
+                            std::string(TP_PG_CLUSTER_SCRIPT) + " " + command + " " + dir_;
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
 
   std::unique_ptr<TempDir> owned_;
+  std::string settings_;
   std::string dir_;
   std::string url_;
 };

@@ -78,6 +78,11 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
           "pg_read_all_stats, inherited (docs/scaling.md)",
           names);
     }
+    if (auto locks = (*store)->ReadLockTable(); !locks.ok()) {
+      spdlog::debug("the server's lock table was not read: {}", locks.status().message());
+    } else if (std::string advice = PgStore::LockTableAdvice(*locks); !advice.empty()) {
+      spdlog::warn("{}", advice);
+    }
     auto reader = PgReader::Open(database);
     if (!reader.ok()) return reader.status();
     opened.pg = store->get();

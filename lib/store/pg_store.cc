@@ -1,5 +1,6 @@
 #include "store/pg_store.h"
 
+#include <string>
 #include <utility>
 
 #include "pg/connection.h"
@@ -16,6 +17,7 @@
 namespace tp {
 
 static_assert(PgStore::kGroupBuyers == pgstore::kTurnsEach);
+static_assert(PgStore::kLocksEach > 2 * PgStore::kGroupBuyers);
 
 struct PgStore::Impl {
   Impl(std::string url, std::string_view application_name, std::string_view settings,
@@ -97,6 +99,53 @@ StatusOr<std::vector<std::string>> PgStore::OtherDaemonsRoles() {
                                for (int i = 0; i < r.rows(); ++i) roles.emplace_back(r.Text(i, 0));
                                return roles;
                              });
+}
+
+namespace {
+
+// PostgreSQL 15's lock table: max_locks_per_transaction times (MaxBackends
+// + max_prepared_transactions), MaxBackends being max_connections +
+// autovacuum_max_workers + 1 + max_worker_processes + max_wal_senders.
+const pg::Statement kLockTable(
+    "SELECT current_setting('max_locks_per_transaction')::bigint, "
+    "current_setting('max_connections')::bigint + "
+    "current_setting('autovacuum_max_workers')::bigint + 1 + "
+    "current_setting('max_worker_processes')::bigint + "
+    "current_setting('max_wal_senders')::bigint + "
+    "current_setting('max_prepared_transactions')::bigint, "
+    "(SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'touchpointd' OR "
+    "application_name LIKE 'touchpointd (%')");
+
+}  // namespace
+
+StatusOr<PgStore::LockTable> PgStore::ReadLockTable() {
+  return impl_->session.Read("read the size of the server's lock table",
+                             [&]() -> StatusOr<LockTable> {
+                               pg::Result r = impl_->session.conn().Run(kLockTable);
+                               LockTable t;
+                               t.max_locks_per_transaction = r.Int64(0, 0);
+                               t.slots = r.Int64(0, 1);
+                               t.entries = t.max_locks_per_transaction * t.slots;
+                               t.daemons = r.Int64(0, 2);
+                               return t;
+                             });
+}
+
+std::string PgStore::LockTableAdvice(const LockTable& t) {
+  const std::int64_t needed = t.daemons * kLocksEach;
+  if (t.slots <= 0 || needed <= t.entries) return {};
+  // A quarter more for the other sessions' locks, in steps of 64 (the
+  // setting's default).
+  const std::int64_t wanted = (needed * 5 / 4 + t.slots - 1) / t.slots;
+  const std::int64_t advised = (wanted + 63) / 64 * 64;
+  const auto n = [](std::int64_t v) { return std::to_string(v); };
+  return "the database server's lock table has room for " + n(t.entries) +
+         " locks (max_locks_per_transaction " + n(t.max_locks_per_transaction) + " times " +
+         n(t.slots) + " server processes and prepared transactions), and the " + n(t.daemons) +
+         " daemons on the server may hold about " + n(kLocksEach) + " each, " + n(needed) +
+         " in all; when it is full, every session's next lock fails \"out of shared memory\": "
+         "raise max_locks_per_transaction to " +
+         n(advised) + " or more (a server restart; docs/scaling.md)";
 }
 
 Status PgStore::Probe() {

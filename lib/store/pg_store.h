@@ -72,6 +72,25 @@ class PgStore final : public Store, public LeasedEvents {
   // starts later is seen by its own check), by their application_name
   // (touchpointd...: a URL that sets another hides its daemon).
   StatusOr<std::vector<std::string>> OtherDaemonsRoles();
+  // The server's shared lock table, which every session on every database
+  // of the server shares (advisory locks among them: a daemon holds up to
+  // about kLocksEach), and the daemons on the server now, by their store
+  // session's application_name (touchpointd, or touchpointd (NAME) where
+  // the URL names one).
+  struct LockTable {
+    std::int64_t entries = 0;  // max_locks_per_transaction times `slots`
+    std::int64_t max_locks_per_transaction = 0;
+    std::int64_t slots = 0;  // server processes and prepared transactions
+    std::int64_t daemons = 0;
+  };
+  StatusOr<LockTable> ReadLockTable();
+  // A daemon's locks at most, about: an ingest group's kGroupBuyers and
+  // one, a re-plan step's kGroupBuyers, and a few (docs/scaling.md).
+  static constexpr std::int64_t kLocksEach = 2100;
+  // What a daemon says at start when `t` has no room for the daemons'
+  // locks beside each other, naming the setting that would: nothing when
+  // it has.
+  static std::string LockTableAdvice(const LockTable& t);
 
   // Whether the server answers a new connection: the daemon's probe
   // after a call failed as Unavailable, and while it is unreachable.

@@ -121,5 +121,29 @@ TEST_F(PostgresDaemonTest, ADaemonStartedBesideAnotherRolesDaemonWarnsOfIt) {
   EXPECT_EQ(a.log().find("another role"), std::string::npos);  // alone when it started
 }
 
+// A server whose lock table has room for one daemon's locks and not two:
+// the second daemon says so at start, with the setting that would make
+// room (322 slots: max_connections 300, and the defaults' 22).
+TEST_F(PostgresDaemonTest, ADaemonWarnsWhenTheServersLockTableHasNoRoomForEveryDaemon) {
+  PgServer own(
+      PgServer::Settings{"-c fsync=off -c synchronous_commit=off -c max_locks_per_transaction=10"});
+  auto db = own.NewDatabase();
+  const std::string config = testing::TestConfig().Step("1h", "later").Yaml();
+  DaemonProcess& a = Start(config, db->url(), 0);
+  DaemonProcess& b = Start(config, db->url(), 1);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return b.log().find(
+                   "lock table has room for 3220 locks (max_locks_per_transaction 10 "
+                   "times 322 server processes and prepared transactions), and the 2 "
+                   "daemons on the server may hold about 2100 each, 4200 in all") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << b.log();
+  EXPECT_THAT(b.log(), ::testing::HasSubstr("raise max_locks_per_transaction to 64 or more"));
+  EXPECT_EQ(a.log().find("lock table"), std::string::npos);  // room for one
+}
+
 }  // namespace
 }  // namespace tp

@@ -397,5 +397,22 @@ TEST_F(PgStoreTest, TheClaimOfADaemonThatDiedIsTakenAtOnce) {
   EXPECT_EQ(taken.size(), 6u);
 }
 
+// The advice a daemon gives at start: none while the daemons' locks fit
+// the server's lock table; past that, the setting that fits them and a
+// quarter more, in steps of 64 (a default server: 64 times 122).
+TEST(PgLockTableTest, TheAdviceFitsTheDaemonsLocksAndAQuarterMore) {
+  const auto advice = [](std::int64_t daemons, std::int64_t max_locks) {
+    return PgStore::LockTableAdvice({.entries = max_locks * 122,
+                                     .max_locks_per_transaction = max_locks,
+                                     .slots = 122,
+                                     .daemons = daemons});
+  };
+  EXPECT_EQ(advice(3, 64), "");
+  EXPECT_THAT(advice(4, 64), ::testing::HasSubstr("raise max_locks_per_transaction to 128 or"));
+  EXPECT_THAT(advice(10, 64), ::testing::HasSubstr("to 256 or more"));
+  EXPECT_EQ(advice(10, 256), "");
+  EXPECT_EQ(advice(0, 0), "");
+}
+
 }  // namespace
 }  // namespace tp
