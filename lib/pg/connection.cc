@@ -173,6 +173,13 @@ std::optional<std::int64_t> Result::OptionalInt64(int row, int col) const {
 // --- Params --------------------------------------------------------------
 
 Params& Params::Add(std::string_view text) {
+  // libpq sends a text parameter up to its first NUL (the lengths are for
+  // binary ones), so the statement would run on a shorter text: another
+  // buyer's id, or an array literal cut short. PostgreSQL's text cannot
+  // hold one either.
+  if (text.find('\0') != std::string_view::npos) {
+    throw Error("a text holds a NUL byte, which PostgreSQL cannot store", "22021", false);
+  }
   const std::string& s = storage_.emplace_back(text);
   values_.push_back(s.c_str());
   lengths_.push_back(static_cast<int>(s.size()));

@@ -55,59 +55,69 @@ std::string TextOrEmpty(const pg::Result& r, int row, int col) {
 }  // namespace
 
 StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id) {
+  // PostgreSQL's text holds no NUL: no buyer recorded here has one (a
+  // legacy id asked for by the buyer routes; in a parameter, libpq would
+  // cut it at the NUL, and find another buyer).
+  if (buyer_id.find('\0') != std::string_view::npos) return std::optional<BuyerReport>();
   std::optional<BuyerReport> out;
-  Status s = session_.Atomically("get buyer", [&] {
-    out.reset();
-    pg::Connection& c = session_.conn();
-    BuyerReport report;
-    report.buyer_id = std::string(buyer_id);
-    auto buyer = FindBuyerRow(c, buyer_id, &report.opted_out);
-    if (!buyer) return;
-    pg::Result p = c.Run(kPurchases, pg::Params().Add(*buyer));
-    for (int i = 0; i < p.rows(); ++i) {
-      PurchaseRecord& r = report.purchases.emplace_back();
-      r.purchase.order_id = std::string(p.Text(i, 0));
-      r.purchase.buyer_id = report.buyer_id;
-      r.purchase.product = std::string(p.Text(i, 1));
-      r.purchase.quantity = p.Int64(i, 2);
-      r.purchase.amount = p.Double(i, 3);
-      r.purchase.purchased_at = FromMs(p.Int64(i, 4));
-      r.purchase.timezone = std::string(p.Text(i, 5));
-      r.zone = std::string(p.Text(i, 6));
-      r.tier = std::string(p.Text(i, 7));
-      r.purchase.attributes = TextOrEmpty(p, i, 8);
-      r.received_at = FromMs(p.Int64(i, 9));
-    }
-    if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
-    pg::Result t = c.Run(kTouchpoints, pg::Params().Add(*buyer));
-    std::unordered_map<std::int64_t, std::size_t> index;
-    for (int i = 0; i < t.rows(); ++i) {
-      index.emplace(t.Int64(i, 0), report.touchpoints.size());
-      TouchpointRecord& r = report.touchpoints.emplace_back();
-      r.order_id = std::string(t.Text(i, 1));
-      r.cadence = std::string(t.Text(i, 2));
-      r.step = std::string(t.Text(i, 3));
-      r.id = TouchpointId(r.order_id, r.cadence, r.step);
-      r.topic = std::string(t.Text(i, 4));
-      r.tier = std::string(t.Text(i, 5));
-      r.product = std::string(t.Text(i, 6));
-      r.zone = std::string(t.Text(i, 7));
-      r.due_at = FromMs(t.Int64(i, 8));
-      r.next_at = FromMs(t.Int64(i, 9));
-      if (!t.IsNull(i, 10)) r.fire_at = FromMs(t.Int64(i, 10));
-      r.state = StateFrom(static_cast<int>(t.Int64(i, 11)));
-      r.reason = TextOrEmpty(t, i, 12);
-    }
-    pg::Result h = c.Run(kTimelineHistory, pg::Params().Add(*buyer));
-    for (int i = 0; i < h.rows(); ++i) {
-      auto it = index.find(h.Int64(i, 0));
-      if (it == index.end()) continue;
-      report.touchpoints[it->second].history.push_back({FromMs(h.Int64(i, 1)),
-                                                        StateFrom(static_cast<int>(h.Int64(i, 2))),
-                                                        std::string(h.Text(i, 3))});
-    }
-    out = std::move(report);
-  });
+  // Its four reads in one snapshot: the ingest, firing and re-plan
+  // sessions (and other daemons) write meanwhile, and a purchase, a fire or
+  // an opt-out committed between two of them would show half done.
+  Status s = session_.Atomically(
+      "get buyer",
+      [&] {
+        out.reset();
+        pg::Connection& c = session_.conn();
+        BuyerReport report;
+        report.buyer_id = std::string(buyer_id);
+        auto buyer = FindBuyerRow(c, buyer_id, &report.opted_out);
+        if (!buyer) return;
+        pg::Result p = c.Run(kPurchases, pg::Params().Add(*buyer));
+        for (int i = 0; i < p.rows(); ++i) {
+          PurchaseRecord& r = report.purchases.emplace_back();
+          r.purchase.order_id = std::string(p.Text(i, 0));
+          r.purchase.buyer_id = report.buyer_id;
+          r.purchase.product = std::string(p.Text(i, 1));
+          r.purchase.quantity = p.Int64(i, 2);
+          r.purchase.amount = p.Double(i, 3);
+          r.purchase.purchased_at = FromMs(p.Int64(i, 4));
+          r.purchase.timezone = std::string(p.Text(i, 5));
+          r.zone = std::string(p.Text(i, 6));
+          r.tier = std::string(p.Text(i, 7));
+          r.purchase.attributes = TextOrEmpty(p, i, 8);
+          r.received_at = FromMs(p.Int64(i, 9));
+        }
+        if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
+        pg::Result t = c.Run(kTouchpoints, pg::Params().Add(*buyer));
+        std::unordered_map<std::int64_t, std::size_t> index;
+        for (int i = 0; i < t.rows(); ++i) {
+          index.emplace(t.Int64(i, 0), report.touchpoints.size());
+          TouchpointRecord& r = report.touchpoints.emplace_back();
+          r.order_id = std::string(t.Text(i, 1));
+          r.cadence = std::string(t.Text(i, 2));
+          r.step = std::string(t.Text(i, 3));
+          r.id = TouchpointId(r.order_id, r.cadence, r.step);
+          r.topic = std::string(t.Text(i, 4));
+          r.tier = std::string(t.Text(i, 5));
+          r.product = std::string(t.Text(i, 6));
+          r.zone = std::string(t.Text(i, 7));
+          r.due_at = FromMs(t.Int64(i, 8));
+          r.next_at = FromMs(t.Int64(i, 9));
+          if (!t.IsNull(i, 10)) r.fire_at = FromMs(t.Int64(i, 10));
+          r.state = StateFrom(static_cast<int>(t.Int64(i, 11)));
+          r.reason = TextOrEmpty(t, i, 12);
+        }
+        pg::Result h = c.Run(kTimelineHistory, pg::Params().Add(*buyer));
+        for (int i = 0; i < h.rows(); ++i) {
+          auto it = index.find(h.Int64(i, 0));
+          if (it == index.end()) continue;
+          report.touchpoints[it->second].history.push_back(
+              {FromMs(h.Int64(i, 1)), StateFrom(static_cast<int>(h.Int64(i, 2))),
+               std::string(h.Text(i, 3))});
+        }
+        out = std::move(report);
+      },
+      pg::Transaction::Mode::kSnapshot);
   if (!s.ok()) return s;
   return out;
 }

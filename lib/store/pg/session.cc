@@ -183,7 +183,8 @@ void Session::EndClaim(bool commit) {
   }
 }
 
-Status Session::Atomically(std::string_view what, const std::function<void()>& fn) {
+Status Session::Atomically(std::string_view what, const std::function<void()>& fn,
+                           pg::Transaction::Mode mode) {
   try {
     if (claim_ && !group_) {
       // A call outside the claim (ingest between two fires): the claim was
@@ -208,7 +209,7 @@ Status Session::Atomically(std::string_view what, const std::function<void()>& f
       return Status::Ok();
     }
     {
-      pg::Transaction txn(conn());
+      pg::Transaction txn(conn(), mode);
       // Until the transaction ends: conn() must not open another meanwhile
       // (the rest of fn's statements would run there, outside it, and txn
       // would refer to a connection gone).

@@ -100,7 +100,11 @@ class Session {
   }
   // Runs `fn` (which throws) atomically on its own, or as part of the
   // caller's group (a savepoint around it, none when enclosed).
-  Status Atomically(std::string_view what, const std::function<void()>& fn);
+  // In a transaction of its own, `mode` says which (kSnapshot: several
+  // reads that must agree, as the other sessions write meanwhile); in the
+  // caller's group, the group's.
+  Status Atomically(std::string_view what, const std::function<void()>& fn,
+                    pg::Transaction::Mode mode = pg::Transaction::Mode::kReadWrite);
 
   Status Begin();
   Status Commit();
