@@ -84,8 +84,14 @@ void BuyerRoutes::AddTo(Router& router) {
     return [this, then](const HttpRequest&, const RouteParams& params, HttpRespond respond) {
       auto buyer = PercentDecode(params[0]);
       if (!buyer) return respond(ErrorResponse(400, "malformed percent-encoding in the buyer id"));
-      if (auto problem = IdProblem(*buyer); problem && !Known(*buyer)) {
-        return respond(FieldError(400, "the buyer id in the path " + *problem, "buyer_id"));
+      if (auto problem = IdProblem(*buyer)) {
+        auto known = Known(*buyer);
+        if (!known.ok()) {
+          return respond(context_.store_failed(known.status(), "cannot look the buyer up"));
+        }
+        if (!*known) {
+          return respond(FieldError(400, "the buyer id in the path " + *problem, "buyer_id"));
+        }
       }
       then(std::move(*buyer), std::move(respond));
     };
@@ -103,15 +109,16 @@ void BuyerRoutes::AddTo(Router& router) {
              }));
 }
 
-bool BuyerRoutes::Known(std::string_view id) {
+StatusOr<bool> BuyerRoutes::Known(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdBytes || InvalidUtf8At(id)) return false;
   auto report = reports_.GetBuyer(id);
-  return report.ok() && report->has_value();
+  if (!report.ok()) return report.status();
+  return report->has_value();
 }
 
 HttpResponse BuyerRoutes::Get(const std::string& buyer) {
   auto report = reports_.GetBuyer(buyer);
-  if (!report.ok()) return ErrorResponse(500, report.status().message());
+  if (!report.ok()) return context_.store_failed(report.status(), "cannot read the buyer");
   if (!report->has_value()) return ErrorResponse(404, "unknown buyer '" + buyer + "'");
   return JsonResponse(200, BuyerJson(**report));
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "api/route_context.h"
 #include "api/router.h"
 #include "http/server.h"
 #include "store/report_store.h"
@@ -22,17 +23,19 @@ class BuyerRoutes {
   using SubmitOptChange =
       std::function<void(std::string buyer_id, bool opt_out, HttpRespond respond)>;
 
-  BuyerRoutes(ReportStore& reports, SubmitOptChange opt_change)
-      : reports_(reports), opt_change_(std::move(opt_change)) {}
+  BuyerRoutes(const RouteContext& context, ReportStore& reports, SubmitOptChange opt_change)
+      : context_(context), reports_(reports), opt_change_(std::move(opt_change)) {}
 
   void AddTo(Router& router);
 
  private:
   HttpResponse Get(const std::string& buyer);
   // Whether `id`, though not an id ingest takes today, names a recorded
-  // buyer (one recorded before ids were checked).
-  bool Known(std::string_view id);
+  // buyer (one recorded before ids were checked); not when the store
+  // cannot say.
+  StatusOr<bool> Known(std::string_view id);
 
+  const RouteContext& context_;
   ReportStore& reports_;
   SubmitOptChange opt_change_;
 };

@@ -168,7 +168,7 @@ struct Daemon::Impl {
             [this](std::vector<EngagementEvent> items, HttpRespond respond) {
               batcher.Submit(std::move(items), std::move(respond));
             }),
-        buyer_routes(*store,
+        buyer_routes(route_context, *store,
                      [this](std::string buyer, bool opt_out, HttpRespond respond) {
                        if (auto closed = batcher.Closed()) return respond(std::move(*closed));
                        batcher.Submit(OptChange{std::move(buyer), opt_out}, std::move(respond));

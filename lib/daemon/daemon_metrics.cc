@@ -95,6 +95,10 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           "touchpoint_store_counts_estimated",
           "1 while a store count above (pending, outbox, dead letters, queue messages) is "
           "PostgreSQL's estimate (over 1,000,000 rows), else 0.")),
+      store_counts_up(registry.Gauge(
+          "touchpoint_store_counts_up",
+          "1 when this scrape's store counts were read; 0 when the store could not be read "
+          "(the four store gauges above are then left out).")),
       circuit_open(registry.Gauge(
           "touchpoint_sink_circuit_open",
           "1 while a push sink's circuit is open or half-open (failing), else 0 (and 0 while "

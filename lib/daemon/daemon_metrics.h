@@ -58,6 +58,7 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& dead_letters;
   metrics::Family& queue_messages;
   metrics::Family& counts_estimated;
+  metrics::Family& store_counts_up;
   metrics::Family& circuit_open;
   metrics::Family& reloads;
   metrics::Family& reload_ok;

@@ -1,6 +1,7 @@
 #include "daemon/status_routes.h"
 
 #include <date/tz.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -99,8 +100,14 @@ void StatusRoutes::Metrics(HttpRespond respond) {
                        respond = std::move(respond)](StatusOr<StoreGauges> gauges) mutable {
                         asio::post(work.get_executor(), [this, respond = std::move(respond),
                                                          gauges = std::move(gauges)]() mutable {
-                          respond(gauges.ok() ? RenderMetrics(*gauges)
-                                              : api::ErrorResponse(500, gauges.status().message()));
+                          // (The outage itself is logged by the store's watch.)
+                          if (!gauges.ok() && gauges.status().unavailable()) {
+                            parts_.storage.Check(true);
+                          } else if (!gauges.ok()) {
+                            spdlog::warn("/metrics: the store's gauges left out: {}",
+                                         gauges.status().message());
+                          }
+                          respond(RenderMetrics(gauges.ok() ? &*gauges : nullptr));
                         });
                         work.reset();
                       });
@@ -139,7 +146,7 @@ void StatusRoutes::Status(HttpRespond respond) {
     if (!a.respond) return;  // answered already: the other count failed
     if (!failed.ok()) {
       HttpRespond reply = std::exchange(a.respond, nullptr);
-      return reply(api::ErrorResponse(500, failed.message()));
+      return reply(parts_.storage.StoreFailed(failed, "cannot count the store"));
     }
     if (!a.gauges || !a.days) return;
     HttpRespond reply = std::exchange(a.respond, nullptr);
@@ -244,7 +251,7 @@ HttpResponse StatusRoutes::RenderStatus(const Rules& rules, const StoreGauges& g
                                    {"later", days.later}}}});
 }
 
-HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
+HttpResponse StatusRoutes::RenderMetrics(const StoreGauges* gauges) {
   DaemonMetrics& m = parts_.metrics;
   if (m.taken_over != nullptr) {
     const std::int64_t now = parts_.store.TakenOver();
@@ -256,22 +263,27 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges& gauges) {
     m.held_for_order->Add({}, static_cast<double>(now - held_for_order_));
     held_for_order_ = now;
   }
-  m.pending.Set({}, static_cast<double>(gauges.pending));
-  m.counts_estimated.Set({}, gauges.estimated ? 1 : 0);
+  m.pending.Clear();
+  m.counts_estimated.Clear();
   m.outbox.Clear();
   m.dead_letters.Clear();
   m.queue_messages.Clear();
   m.circuit_open.Clear();
-  for (const auto& [queue, depth] : gauges.queue_messages) {
-    m.queue_messages.Set({queue}, static_cast<double>(depth));
-  }
-  for (const auto& [sink, dead] : gauges.dead_letters) {
-    m.dead_letters.Set({sink}, static_cast<double>(dead));
-    m.outbox.Set({sink}, 0);
-  }
-  // Sinks removed from the config included.
-  for (const auto& [sink, waiting] : gauges.outbox) {
-    m.outbox.Set({sink}, static_cast<double>(waiting));
+  m.store_counts_up.Set({}, gauges != nullptr ? 1 : 0);
+  if (gauges != nullptr) {
+    m.pending.Set({}, static_cast<double>(gauges->pending));
+    m.counts_estimated.Set({}, gauges->estimated ? 1 : 0);
+    for (const auto& [queue, depth] : gauges->queue_messages) {
+      m.queue_messages.Set({queue}, static_cast<double>(depth));
+    }
+    for (const auto& [sink, dead] : gauges->dead_letters) {
+      m.dead_letters.Set({sink}, static_cast<double>(dead));
+      m.outbox.Set({sink}, 0);
+    }
+    // Sinks removed from the config included.
+    for (const auto& [sink, waiting] : gauges->outbox) {
+      m.outbox.Set({sink}, static_cast<double>(waiting));
+    }
   }
   for (const SinkHealth& h : parts_.dispatcher.Health()) {
     m.circuit_open.Set({h.name}, h.failing ? 1 : 0);

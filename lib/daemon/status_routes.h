@@ -42,7 +42,7 @@ class StatusRoutes {
     const RulesInForce& rules;
     const Reloader& reloader;
     const Replanner& replanner;
-    const StoreWatch& storage;
+    StoreWatch& storage;
     const Firing& firing;
     Dispatcher& dispatcher;
     StoreReads& reader;
@@ -85,7 +85,9 @@ class StatusRoutes {
   HttpResponse RenderStatus(const Rules& rules, const StoreGauges& gauges,
                             const DaysCounted& counted,
                             const std::vector<Instant>& boundaries) const;
-  HttpResponse RenderMetrics(const StoreGauges& gauges);
+  // Without the store's gauges when they could not be counted (null): the
+  // daemon's own metrics still tell what it sees (the database down).
+  HttpResponse RenderMetrics(const StoreGauges* gauges);
   static double ResidentBytes();
 
   Parts parts_;

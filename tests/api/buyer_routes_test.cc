@@ -87,7 +87,7 @@ class BuyerRoutesTest : public testing::RouteTest {
   // The opt-outs and opt-ins handed over, answered as recorded.
   std::vector<std::pair<std::string, bool>> opt_changes_;
   api::BuyerRoutes routes_{
-      reports_, [this](std::string buyer, bool opt_out, HttpRespond respond) {
+      context_, reports_, [this](std::string buyer, bool opt_out, HttpRespond respond) {
         opt_changes_.emplace_back(buyer, opt_out);
         respond(api::JsonResponse(200, {{"buyer_id", buyer}, {"opted_out", opt_out}}));
       }};
@@ -148,6 +148,20 @@ TEST_F(BuyerRoutesTest, OptOutAndOptInAreHandedOverWithTheDecodedId) {
 TEST_F(BuyerRoutesTest, AFailedReadAnswers500) {
   reports_.fail = Status::Error("disk I/O error");
   EXPECT_EQ(Send("GET", "/v1/buyers/lin").status, 500);
+}
+
+// A store that cannot answer for now (PostgreSQL away): 503 with
+// Retry-After, as every route that needs the store answers, for the
+// timeline and for the look-up of a legacy id alike.
+TEST_F(BuyerRoutesTest, AStoreAwayAnswers503WithRetryAfter) {
+  reports_.fail = Status::Unavailable("the database does not answer");
+  for (const char* path : {"/v1/buyers/lin", "/v1/buyers/old%01id"}) {
+    HttpResponse r = Send("GET", path);
+    EXPECT_EQ(r.status, 503) << path << ": " << r.body;
+    EXPECT_THAT(r.headers, ::testing::Contains(::testing::Pair("Retry-After", "10"))) << path;
+  }
+  EXPECT_EQ(Send("POST", "/v1/buyers/old%01id/opt-out").status, 503);
+  EXPECT_TRUE(opt_changes_.empty());
 }
 
 }  // namespace

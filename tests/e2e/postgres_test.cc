@@ -66,6 +66,9 @@ TEST_F(PostgresDaemonTest, EveryFeatureRunsOnPostgres) {
   EXPECT_EQ(body["touchpoints"].size(), 2u);
   EXPECT_EQ(body["touchpoints"][0]["status"], "fired");
   const std::string fired_id = body["touchpoints"][0]["id"];
+  // An id with a NUL is no one's (libpq would have cut it to "lin").
+  std::tie(status, body) = d.Call("GET", "/v1/buyers/lin%00x");
+  EXPECT_EQ(status, 400) << body;
   std::tie(status, body) = d.Call("POST", "/v1/events",
                                   {{"event_id", "e1"},
                                    {"buyer_id", "lin"},
@@ -317,8 +320,22 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_EQ(body["status"], "degraded");
   EXPECT_EQ(body["storage"]["state"], "unreachable");
   EXPECT_THAT(body["storage"]["reason"].get<std::string>(), HasSubstr("does not answer"));
+  // /metrics still answers, with what the daemon sees (the database
+  // down) and without the counts it cannot make; the routes that need the
+  // store answer 503 as ingest does.
   auto metrics = d.http().Request("GET", "/metrics", "");
   ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(metrics->status, 200) << metrics->body;
+  EXPECT_THAT(metrics->body, HasSubstr("\ntouchpoint_database_up 0\n"));
+  EXPECT_THAT(metrics->body, HasSubstr("\ntouchpoint_store_counts_up 0\n"));
+  EXPECT_THAT(metrics->body, ::testing::Not(HasSubstr("\ntouchpoint_touchpoints_pending ")));
+  for (const char* path : {"/v1/status", "/v1/buyers/b1"}) {
+    const std::string answer =
+        testing::RawExchange(d.address(), std::string("GET ") + path +
+                                              " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << path;
+    EXPECT_THAT(answer, HasSubstr("Retry-After:")) << path;
+  }
 
   own.Start();
   // Back within the probe's backoff (at most 4 s apart).
@@ -333,6 +350,9 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
   const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(10));
   EXPECT_EQ(seen.size(), 2u);
+  metrics = d.http().Request("GET", "/metrics", "");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, HasSubstr("\ntouchpoint_store_counts_up 1\n"));
   EXPECT_THAT(d.log(), HasSubstr("the database does not answer"));
   EXPECT_THAT(d.log(), HasSubstr("answers again"));
 }
