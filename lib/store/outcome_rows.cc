@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -144,7 +145,13 @@ StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQu
     }
   };
   std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < done.size(); ++i) threads.emplace_back(read, std::ref(done[i]));
+  for (std::size_t i = 1; i < done.size(); ++i) {
+    try {
+      threads.emplace_back(read, std::ref(done[i]));
+    } catch (const std::system_error&) {
+      read(done[i]);  // no thread to be had (a process at its limit): here, then
+    }
+  }
   read(done[0]);
   for (std::thread& t : threads) t.join();
   for (Part& part : done) {

@@ -5,6 +5,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -372,7 +373,13 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
       }
     };
     std::vector<std::thread> threads;
-    for (std::size_t i = 1; i < parts.size(); ++i) threads.emplace_back(read, std::ref(parts[i]));
+    for (std::size_t i = 1; i < parts.size(); ++i) {
+      try {
+        threads.emplace_back(read, std::ref(parts[i]));
+      } catch (const std::system_error&) {
+        read(parts[i]);  // no thread to be had (a process at its limit): here, then
+      }
+    }
     read(parts[0]);
     for (std::thread& t : threads) t.join();
     for (Part& part : parts) {
