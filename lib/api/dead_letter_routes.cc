@@ -53,7 +53,7 @@ HttpResponse DeadLetterRoutes::List(std::string_view target) {
     limit = static_cast<int>(*n);
   }
   auto letters = outbox_.DeadLetters(sink, after, limit);
-  if (!letters.ok()) return ErrorResponse(500, letters.status().message());
+  if (!letters.ok()) return context_.store_failed(letters.status(), "cannot list dead letters");
   Json items = Json::array();
   for (const DeadLetter& d : *letters) {
     items.push_back({{"id", d.id},

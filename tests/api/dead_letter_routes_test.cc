@@ -117,7 +117,7 @@ TEST_F(DeadLetterRoutesTest, AStoreWithoutRoomAnswers503) {
   EXPECT_TRUE(Header(r, "Retry-After").has_value());
   EXPECT_THAT(Body(r)["error"].get<std::string>(), HasSubstr("cannot replay"));
   EXPECT_EQ(Send("POST", "/v1/dead-letters/1/replay").status, 503);
-  EXPECT_EQ(Send("GET", "/v1/dead-letters").status, 500);
+  EXPECT_EQ(Send("GET", "/v1/dead-letters").status, 503);
   EXPECT_EQ(woken_, 0);
   EXPECT_TRUE(outbox_.Find(1)->dead);
 }
