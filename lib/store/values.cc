@@ -36,6 +36,9 @@ std::optional<Receipt> SplitReceipt(std::string_view receipt) {
     if (c < '0' || c > '9') return std::nullopt;
     r.id = r.id * 10 + (c - '0');
   }
+  for (char c : r.token) {
+    if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) return std::nullopt;
+  }
   return r;
 }
 

@@ -31,7 +31,8 @@ std::string RandomHex(std::size_t bytes);
 
 // A queue message's receipt, "<row id>.<lease's random part>": the two
 // parts, or nullopt if it is not one (the id must be 1 to 18 digits with no
-// leading zero).
+// leading zero, the random part lowercase hex, as RandomHex writes it: so
+// nothing else, a NUL among it, reaches a statement).
 struct Receipt {
   std::int64_t id = 0;
   std::string_view id_digits;
