@@ -8,7 +8,6 @@
 #include <memory>
 #include <optional>
 #include <string_view>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -145,10 +144,11 @@ StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQu
     }
   };
   std::vector<std::thread> threads;
+  threads.reserve(done.size());
   for (std::size_t i = 1; i < done.size(); ++i) {
     try {
       threads.emplace_back(read, std::ref(done[i]));
-    } catch (const std::system_error&) {
+    } catch (const std::exception&) {
       read(done[i]);  // no thread to be had (a process at its limit): here, then
     }
   }

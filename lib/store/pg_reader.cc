@@ -373,10 +373,11 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
       }
     };
     std::vector<std::thread> threads;
+    threads.reserve(parts.size());
     for (std::size_t i = 1; i < parts.size(); ++i) {
       try {
         threads.emplace_back(read, std::ref(parts[i]));
-      } catch (const std::system_error&) {
+      } catch (const std::exception&) {
         read(parts[i]);  // no thread to be had (a process at its limit): here, then
       }
     }
