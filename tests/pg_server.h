@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "pg/connection.h"
@@ -72,6 +75,30 @@ class PgServer {
     Cluster("start");
     std::ifstream in(dir_ + "/url");
     std::getline(in, url_);
+  }
+
+  // Sends `signal` to every process of the server, the postmaster first:
+  // SIGSTOP freezes it (a frozen VM, a stalled disk: connections stay up,
+  // nothing answers), SIGCONT lets it go on. Only for a server of one's own.
+  void SignalAll(int signal) {
+    std::ifstream in(dir_ + "/data/postmaster.pid");
+    pid_t postmaster = 0;
+    ASSERT_TRUE(in >> postmaster) << "no postmaster.pid in " << dir_;
+    ::kill(postmaster, signal);
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = entry.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream stat_file(entry.path() / "stat");
+      std::string stat;
+      std::getline(stat_file, stat);
+      // "pid (comm) state ppid ...": the command may hold spaces and ')'.
+      const auto close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 1));
+      std::string state;
+      pid_t ppid = 0;
+      if (rest >> state >> ppid && ppid == postmaster) ::kill(std::stoi(name), signal);
+    }
   }
 
   // A fresh database for one test, dropped when it goes.

@@ -53,6 +53,15 @@ namespace asio = boost::asio;
 // shared re-plan again (Replanner::FollowOthers).
 constexpr Millis kSharedPoll{1000};
 
+// On PostgreSQL, how long a statement of the loop's session waits for the
+// server's answer before its connection is given up (and the call answers
+// 503, and the daemon probes the server): a server that is stopped (a
+// frozen VM, a stalled disk) keeps the connection up, and the loop would
+// wait as long, /healthz and the watchdog's ping with it. Past the 5 s a
+// statement may wait for a lock (lock_timeout), with room for a busy
+// server.
+constexpr Millis kLoopAnswerLimit{10000};
+
 struct OpenedStore {
   std::unique_ptr<Store> store;
   std::unique_ptr<StoreReads> reader;
@@ -85,6 +94,7 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
     }
     auto reader = PgReader::Open(database);
     if (!reader.ok()) return reader.status();
+    (*store)->SetAnswerLimit(kLoopAnswerLimit);  // after its migrations: they may take long
     opened.pg = store->get();
     opened.store = std::move(*store);
     opened.reader = std::move(*reader);

@@ -351,34 +351,64 @@ Result Connection::Check(pg_result* r, std::string_view sql) {
 }
 
 void Connection::RefuseIfBroken() const {
-  if (broken_) throw Error("the connection was left mid-pipeline", "08006", true);
+  if (broken_) {
+    throw Error("the connection was given up (left mid-pipeline, or waited on too long)", "08006",
+                true);
+  }
 }
 
+// Without an answer limit, libpq's PQexec calls; with one, what they do
+// (send, then read every result), waiting within it.
 Result Connection::Exec(std::string_view sql) {
   RefuseIfBroken();
   const std::string text(sql);
-  return Check(PQexec(conn_, text.c_str()), sql);
+  if (answer_limit_.count() <= 0) return Check(PQexec(conn_, text.c_str()), sql);
+  if (PQsendQuery(conn_, text.c_str()) != 1) Throw(conn_, nullptr, Head(sql));
+  return Check(LastResult(Head(sql)), sql);
 }
 
 Result Connection::Exec(std::string_view sql, const Params& params) {
   RefuseIfBroken();
   const std::string text(sql);
-  return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
-                            params.lengths(), nullptr, 0),
-               sql);
+  if (answer_limit_.count() <= 0) {
+    return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
+                              params.lengths(), nullptr, 0),
+                 sql);
+  }
+  if (PQsendQueryParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
+                        params.lengths(), nullptr, 0) != 1) {
+    Throw(conn_, nullptr, Head(sql));
+  }
+  return Check(LastResult(Head(sql)), sql);
 }
 
 Result Connection::Run(const Statement& statement, const Params& params) {
   RefuseIfBroken();
   if (statement.plan() == Statement::Plan::kEachRun) return Exec(statement.sql(), params);
+  const std::string_view head = Head(statement.sql());
   if (prepared_.count(statement.name()) == 0) {
-    Check(PQprepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr),
-          statement.sql());
+    if (answer_limit_.count() <= 0) {
+      Check(PQprepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr),
+            statement.sql());
+    } else {
+      if (PQsendPrepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr) !=
+          1) {
+        Throw(conn_, nullptr, head);
+      }
+      Check(LastResult(head), statement.sql());
+    }
     prepared_.insert(statement.name());
   }
-  return Check(PQexecPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
-                              params.lengths(), nullptr, 0),
-               statement.sql());
+  if (answer_limit_.count() <= 0) {
+    return Check(PQexecPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
+                                params.lengths(), nullptr, 0),
+                 statement.sql());
+  }
+  if (PQsendQueryPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
+                          params.lengths(), nullptr, 0) != 1) {
+    Throw(conn_, nullptr, head);
+  }
+  return Check(LastResult(head), statement.sql());
 }
 
 void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
@@ -389,7 +419,7 @@ void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
   }
   if (PQputCopyEnd(conn_, nullptr) != 1) Throw(conn_, nullptr, "copy");
   Result last;
-  while (pg_result* r = PQgetResult(conn_)) {
+  while (pg_result* r = NextResult("copy")) {
     last = Result(r);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) Throw(conn_, r, copy_sql.substr(0, 40));
   }

@@ -13,6 +13,7 @@
 // Not thread-safe: a Connection belongs to one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -220,6 +221,13 @@ class Connection {
   // Whether a transaction is open on it (begun, not yet ended).
   bool in_transaction() const;
   pg_conn* handle() { return conn_; }
+  // At most this long to wait for the server's answer to a statement
+  // (zero, the default: as long as the connection stays up). Past it the
+  // connection is given up: not ok(), and the statement throws an Error
+  // that says the connection was lost. A server that is stopped (a frozen
+  // VM, a stalled disk) keeps the connection up, and nothing else ends the
+  // wait.
+  void set_answer_limit(std::chrono::milliseconds limit) { answer_limit_ = limit; }
   // Notifications received (LISTEN), consumed without waiting: returns the
   // channels that have been notified since the last call. Throws Error.
   std::vector<std::string> TakeNotifications();
@@ -229,10 +237,18 @@ class Connection {
   // Throws a lost connection's Error once left mid-pipeline.
   void RefuseIfBroken() const;
   Result Check(pg_result* r, std::string_view sql);
+  // With an answer limit: waits for the answer within it (lib/pg/answer.cc);
+  // without one, returns at once. Throws Error past it.
+  void AwaitAnswer(std::string_view what);
+  // PQgetResult() after AwaitAnswer().
+  pg_result* NextResult(std::string_view what);
+  // What PQexec() would return for what was sent, by NextResult().
+  pg_result* LastResult(std::string_view what);
 
   pg_conn* conn_;
   std::unordered_set<std::string> prepared_;
-  bool broken_ = false;  // left mid-pipeline (RunTogether)
+  bool broken_ = false;  // left mid-pipeline (RunTogether), or waited on too long
+  std::chrono::milliseconds answer_limit_{0};
 };
 
 // Asks the server to cancel the statement a connection is running, from

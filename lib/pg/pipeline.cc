@@ -77,7 +77,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   // connection leaves pipeline mode whatever failed.
   std::vector<Result> results;
   for (const Sent& s : sent) {
-    pg_result* r = PQgetResult(conn_);
+    pg_result* r = NextResult(Head(s.statement->sql()));
     if (r == nullptr) throw abandon(Head(s.statement->sql()));  // the connection went
     Result owned(r);
     const ExecStatusType status = PQresultStatus(r);
@@ -90,7 +90,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
     } else if (!failure && status != PGRES_PIPELINE_ABORTED) {
       failure = MakeError(conn_, r, Head(s.statement->sql()));
     }
-    while (pg_result* extra = PQgetResult(conn_)) PQclear(extra);
+    while (pg_result* extra = NextResult(Head(s.statement->sql()))) PQclear(extra);
   }
   // Then the sync's result; an error before it is the implicit commit's
   // (a deferred constraint, a serialization failure), followed by a null.
@@ -98,7 +98,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   // libpq that lost its place: the connection is given up rather than
   // waited on.
   for (int nulls = 0;;) {
-    pg_result* r = PQgetResult(conn_);
+    pg_result* r = NextResult("pipeline sync");
     if (r == nullptr) {
       if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 2) throw abandon("pipeline sync");
       continue;

@@ -148,6 +148,10 @@ std::string PgStore::LockTableAdvice(const LockTable& t) {
          n(advised) + " or more (a server restart; docs/scaling.md)";
 }
 
+void PgStore::SetAnswerLimit(std::chrono::milliseconds limit) {
+  impl_->session.set_answer_limit(limit);
+}
+
 Status PgStore::Probe() {
   // On a connection of its own: the store's may be inside a transaction
   // that failed for another reason (a deadlock), which says nothing of

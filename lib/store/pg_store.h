@@ -92,6 +92,12 @@ class PgStore final : public Store, public LeasedEvents {
   // it has.
   static std::string LockTableAdvice(const LockTable& t);
 
+  // How long a statement waits for the server's answer before the
+  // connection is given up (pg::Connection::set_answer_limit): for the
+  // store the daemon's loop calls, which must not wait on a stopped server
+  // for as long as it stays stopped. Zero (the default): no limit.
+  void SetAnswerLimit(std::chrono::milliseconds limit);
+
   // Whether the server answers a new connection: the daemon's probe
   // after a call failed as Unavailable, and while it is unreachable.
   Status Probe();

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <future>
@@ -277,6 +278,56 @@ TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
   const auto seen = DrainQueue({&d}, 2, std::chrono::seconds(15));
   EXPECT_EQ(seen.size(), 2u) << d.log();
+}
+
+// The whole server frozen (every process stopped: a frozen VM, a stalled
+// disk): the connections stay up and nothing answers, so a statement of
+// the loop's session would wait for as long, and /healthz with it. It is
+// given up after 10 s (the loop's answer limit); the daemon then finds the
+// server not answering and says so, and recovers once it goes on.
+TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) {
+  PgServer own;  // frozen by this test alone
+  auto db = own.NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  auto client = HttpClient::Create(d.url());
+  ASSERT_TRUE(client.ok());
+  (*client)->set_timeout(std::chrono::seconds(30));
+  own.SignalAll(SIGSTOP);
+  struct Thaw {
+    PgServer& server;
+    ~Thaw() { server.SignalAll(SIGCONT); }
+  } thaw{own};
+  // Each answered, and in time; the buyer's timeline needs the loop's
+  // session, /healthz does not.
+  json degraded;
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  for (int i = 0; degraded.is_null() && std::chrono::steady_clock::now() < deadline; ++i) {
+    const char* target = i % 2 == 0 ? "/v1/buyers/b1" : "/healthz";
+    const auto start = std::chrono::steady_clock::now();
+    auto r = (*client)->Request("GET", target);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+    ASSERT_TRUE(r.ok()) << target << ": " << r.status().message() << "\n" << d.log();
+    auto body = json::parse(r->body, nullptr, false);
+    if (i % 2 == 0) {
+      EXPECT_EQ(r->status, 503) << r->body;
+    } else if (body["status"] == "degraded") {
+      degraded = body;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_LT(slowest, std::chrono::seconds(15)) << d.log();
+  EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded << "\n" << d.log();
+
+  own.SignalAll(SIGCONT);
+  int answered = 0;
+  for (int i = 0; i < 150 && answered != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    answered = d.Call("GET", "/v1/buyers/b1").first;
+  }
+  EXPECT_EQ(answered, 200) << d.log();
+  EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
 }
 
 }  // namespace

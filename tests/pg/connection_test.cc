@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "connection_fixture.h"
@@ -264,6 +267,54 @@ TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_count").Text(0, 0), "3");
   EXPECT_EQ(conn_->Exec("SHOW tcp_user_timeout").Text(0, 0), "9000");
   EXPECT_EQ(conn_->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
+}
+
+// A server process that is stopped (SIGSTOP here; a frozen VM, a stalled
+// disk) keeps its connection up, and libpq would wait for its answer for
+// as long: with an answer limit, each way of sending a statement gives the
+// connection up past it, as lost. Without one, the wait is as long as it
+// takes (here: until the process goes on).
+TEST_F(PgConnectionTest, AStoppedServerIsGivenUpPastTheAnswerLimit) {
+  const pg::Statement prepared("SELECT 2");
+  const std::vector<std::pair<std::string, std::function<void(pg::Connection&)>>> ways = {
+      {"exec", [](pg::Connection& c) { c.Exec("SELECT 1"); }},
+      {"exec with parameters", [](pg::Connection& c) { c.Exec("SELECT $1", pg::Params().Add(1)); }},
+      {"prepared", [&](pg::Connection& c) { c.Run(prepared); }},
+      {"together", [&](pg::Connection& c) {
+         c.RunTogether({{prepared, {}}, {prepared, {}}});
+       }}};
+  for (const auto& [name, send] : ways) {
+    auto c = pg::Connection::Open(db_->url(), "answer-limit-test");
+    c->set_answer_limit(std::chrono::milliseconds(300));
+    const pid_t pid = c->backend_pid();
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0) << name;
+    struct Resume {
+      pid_t pid;
+      ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{pid};
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      send(*c);
+      ADD_FAILURE() << name << ": answered";
+    } catch (const pg::Error& e) {
+      EXPECT_TRUE(e.connection_lost()) << name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("did not answer within 300 ms"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << name;
+    EXPECT_FALSE(c->ok()) << name;
+    EXPECT_THROW(c->Exec("SELECT 1"), pg::Error) << name;
+  }
+  // No limit: the answer comes once the process goes on.
+  auto c = pg::Connection::Open(db_->url(), "answer-limit-test");
+  const pid_t pid = c->backend_pid();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  std::thread later([pid] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ::kill(pid, SIGCONT);
+  });
+  EXPECT_EQ(c->Exec("SELECT 3").Int64(0, 0), 3);
+  later.join();
 }
 
 // What the URL sets wins, setting by setting: its `options` come after the

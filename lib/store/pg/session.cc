@@ -96,10 +96,16 @@ void Session::StartAttempt() {
   answers_before_attempt_ = answers;
 }
 
+void Session::set_answer_limit(std::chrono::milliseconds limit) {
+  answer_limit_ = limit;
+  if (conn_) conn_->set_answer_limit(limit);
+}
+
 bool Session::TakeAttempt(std::chrono::steady_clock::time_point now) {
   Attempt a = connecting_.get();
   if (a.conn && a.conn->ok()) {
     conn_ = std::move(a.conn);
+    conn_->set_answer_limit(answer_limit_);
     last_failed_connect_.reset();
     return true;
   }

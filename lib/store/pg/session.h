@@ -72,6 +72,10 @@ class Session {
   // The connection, reopened if lost while no transaction was open. Throws
   // pg::Error (transient) when it cannot be, or not yet.
   pg::Connection& conn();
+  // How long a statement of this session waits for the server's answer
+  // before its connection is given up (pg::Connection::set_answer_limit),
+  // on this connection and those that replace it. Zero: no limit.
+  void set_answer_limit(std::chrono::milliseconds limit);
 
   // This connection's session as other sessions see it in
   // pg_stat_activity: its server process and when that started (in
@@ -179,8 +183,9 @@ class Session {
   bool group_ = false;     // Begin() ... Commit()
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()
-  bool atomic_ = false;    // inside Atomically()'s own transaction
-  bool broken_ = false;    // the connection was lost inside a transaction
+  std::chrono::milliseconds answer_limit_{0};
+  bool atomic_ = false;  // inside Atomically()'s own transaction
+  bool broken_ = false;  // the connection was lost inside a transaction
   std::uint64_t scope_ = 1;
   std::uint64_t groups_ = 0;        // Begin() calls that opened a group
   std::function<void()> deferred_;  // see Defer()
