@@ -68,14 +68,14 @@ std::optional<HttpResponse> IngestBatcher::Closed() const {
 
 void IngestBatcher::Submit(std::vector<Purchase> items, HttpRespond respond) {
   if (auto why = hooks_.no_room()) {
-    return respond(api::Unavailable("the database has no room for purchases: " + *why));
+    return respond(api::Unavailable("purchases cannot be recorded now: " + *why));
   }
   Queue(std::move(items), std::move(respond));
 }
 
 void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respond) {
   if (auto why = hooks_.no_room()) {
-    return respond(api::Unavailable("the database has no room for events: " + *why));
+    return respond(api::Unavailable("events cannot be recorded now: " + *why));
   }
   Queue(std::move(items), std::move(respond));
 }

@@ -68,6 +68,26 @@ void AppendArrayElement(std::string& out, std::string_view v) {
 
 namespace detail {
 
+// (A hint after a tab, DETAIL and HINT after the message: so that a log
+// line or a JSON error stays one line.)
+std::string OneLine(std::string_view message) {
+  std::string out;
+  bool line_break = false;
+  for (char c : message) {
+    if (c == '\n' || c == '\r') {
+      line_break = true;
+    } else if (line_break && (c == '\t' || c == ' ')) {
+      continue;
+    } else {
+      if (line_break && !out.empty()) out += "; ";
+      line_break = false;
+      out += c;
+    }
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
 Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
   std::string state, constraint;
   if (r != nullptr) {
@@ -76,9 +96,8 @@ Error MakeError(pg_conn* conn, const pg_result* r, std::string_view what) {
   }
   const bool lost = conn == nullptr || PQstatus(conn) == CONNECTION_BAD ||
                     IsConnectionClass(state) || OnStandby(conn, state);
-  std::string message = r != nullptr ? PQresultErrorMessage(r) : "";
-  if (message.empty() && conn != nullptr) message = PQerrorMessage(conn);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  std::string message = OneLine(r != nullptr ? PQresultErrorMessage(r) : "");
+  if (message.empty() && conn != nullptr) message = OneLine(PQerrorMessage(conn));
   if (message.empty()) message = "unknown error";
   std::string full(what);
   if (!full.empty()) full += ": ";
@@ -296,11 +315,8 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   if (conn == nullptr)
     throw Error("cannot connect to " + Redacted(url) + ": out of memory", "", true);
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string message = PQerrorMessage(conn);
+    std::string message = detail::OneLine(PQerrorMessage(conn));
     PQfinish(conn);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-      message.pop_back();
-    }
     throw Error("cannot connect to " + Redacted(url) + ": " + message, "08006", true);
   }
   // Notices (a table that already exists, ...) are not for stderr.

@@ -154,6 +154,7 @@ TEST_F(PgConnectionTest, ErrorsNameTheStatementAndSayWhetherToTryAgain) {
     EXPECT_EQ(e.sqlstate(), "42P01");
     EXPECT_FALSE(e.transient());
     EXPECT_NE(std::string(e.what()).find("no_such_table"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();  // one line
     Status s = pg::ToStatus("read", e);
     EXPECT_FALSE(s.unavailable());
   }
@@ -212,6 +213,11 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   });
   EXPECT_TRUE(s.unavailable()) << s.message();
   EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.message();
+  // libpq's two lines ("Connection refused", then a tab and "Is the server
+  // running ...?") on one: a log line, a JSON error.
+  EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("Connection refused; Is the server running"), std::string::npos)
+      << s.message();
   EXPECT_EQ(pg::Redacted(url), "postgresql://touchpoint:***@127.0.0.1:9/x");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db?sslmode=require&password=s3cret&x=1"),
