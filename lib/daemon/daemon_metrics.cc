@@ -98,7 +98,8 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
       store_counts_up(registry.Gauge(
           "touchpoint_store_counts_up",
           "1 when this scrape's store counts were read; 0 when the store could not be read "
-          "(the four store gauges above are then left out).")),
+          "(pending, outbox, dead letters, queue messages and whether they are estimates are "
+          "then left out).")),
       circuit_open(registry.Gauge(
           "touchpoint_sink_circuit_open",
           "1 while a push sink's circuit is open or half-open (failing), else 0 (and 0 while "

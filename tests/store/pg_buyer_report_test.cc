@@ -24,14 +24,18 @@ TEST_F(PgStoreTest, ABuyersTimelineIsReadInOneSnapshot) {
   auto store = MustOpen();
   Buy(*store, 1, At("2026-12-04T10:00:00Z"));  // b0: one purchase, two steps pending
   auto writer = pg::Connection::Open(db_->url(), "writer");
+  auto watcher = pg::Connection::Open(db_->url(), "watcher");  // one, opened before
   writer->Exec("BEGIN");
   writer->Exec("LOCK TABLE touchpoints IN ACCESS EXCLUSIVE MODE");
   auto report = std::async(std::launch::async, [&] { return store->GetBuyer("b0"); });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
-  while (Count("SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = "
-               "'touchpoints'::regclass") == 0) {
+  // Within the store's lock timeout (5 s), with room for the rest.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (watcher
+             ->Exec("SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = "
+                    "'touchpoints'::regclass")
+             .Int64(0, 0) == 0) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the report never waited";
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   writer->Exec("UPDATE touchpoints SET state = 3, reason = 'cancelled meanwhile'");
   writer->Exec("COMMIT");
