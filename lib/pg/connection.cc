@@ -68,23 +68,32 @@ void AppendArrayElement(std::string& out, std::string_view v) {
 
 namespace detail {
 
-// (A hint after a tab, DETAIL and HINT after the message: so that a log
-// line or a JSON error stays one line.)
+// (A hint after a tab, DETAIL and HINT after the message, a caret under the
+// statement: so that a log line or a JSON error stays one line.)
 std::string OneLine(std::string_view message) {
   std::string out;
-  bool line_break = false;
-  for (char c : message) {
-    if (c == '\n' || c == '\r') {
-      line_break = true;
-    } else if (line_break && (c == '\t' || c == ' ')) {
-      continue;
-    } else {
-      if (line_break && !out.empty()) out += "; ";
-      line_break = false;
-      out += c;
+  while (!message.empty()) {
+    const auto end = message.find('\n');
+    std::string_view line = message.substr(0, end);
+    message = end == std::string_view::npos ? std::string_view() : message.substr(end + 1);
+    const bool indented = !line.empty() && (line[0] == '\t' || line[0] == ' ');
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) continue;
+    line = line.substr(first);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.remove_suffix(1);
+    // The caret under a statement's position points at nothing on one line.
+    if (line.find_first_not_of("^ ") == std::string_view::npos) continue;
+    // An indented line (libpq's hints) goes on the sentence before it, or
+    // starts the next; DETAIL, HINT and the statement's line come after.
+    if (!out.empty() && !indented) {
+      out += "; ";
+    } else if (!out.empty()) {
+      const bool continues = line[0] >= 'a' && line[0] <= 'z';
+      const bool ended = out.back() == '.' || out.back() == '?' || out.back() == '!';
+      out += continues || ended ? " " : ". ";
     }
+    out += line;
   }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
 }
 
@@ -435,7 +444,8 @@ void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
   }
   if (PQputCopyEnd(conn_, nullptr) != 1) Throw(conn_, nullptr, "copy");
   Result last;
-  while (pg_result* r = NextResult("copy")) {
+  const Deadline deadline = AnswerDeadline();
+  while (pg_result* r = NextResult("copy", deadline)) {
     last = Result(r);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) Throw(conn_, r, copy_sql.substr(0, 40));
   }

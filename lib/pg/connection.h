@@ -237,11 +237,15 @@ class Connection {
   // Throws a lost connection's Error once left mid-pipeline.
   void RefuseIfBroken() const;
   Result Check(pg_result* r, std::string_view sql);
-  // With an answer limit: waits for the answer within it (lib/pg/answer.cc);
-  // without one, returns at once. Throws Error past it.
-  void AwaitAnswer(std::string_view what);
+  // With an answer limit: when the answer to what was sent now must have
+  // come (lib/pg/answer.cc); without one, Deadline::max().
+  using Deadline = std::chrono::steady_clock::time_point;
+  Deadline AnswerDeadline() const;
+  // Waits for the answer until `deadline` (at once for Deadline::max()):
+  // past it, throws Error, the connection given up.
+  void AwaitAnswer(std::string_view what, Deadline deadline);
   // PQgetResult() after AwaitAnswer().
-  pg_result* NextResult(std::string_view what);
+  pg_result* NextResult(std::string_view what, Deadline deadline);
   // What PQexec() would return for what was sent, by NextResult().
   pg_result* LastResult(std::string_view what);
 

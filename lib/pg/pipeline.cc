@@ -72,12 +72,13 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
     sent.push_back({&st, false});
   }
   if (PQpipelineSync(conn_) != 1) throw abandon("pipeline sync");
+  const Deadline deadline = AnswerDeadline();  // for the answers to them all
   // Each command's result (or PGRES_PIPELINE_ABORTED, after one that
   // failed), then a null; the sync's at the end. All are read, so that the
   // connection leaves pipeline mode whatever failed.
   std::vector<Result> results;
   for (const Sent& s : sent) {
-    pg_result* r = NextResult(Head(s.statement->sql()));
+    pg_result* r = NextResult(Head(s.statement->sql()), deadline);
     if (r == nullptr) throw abandon(Head(s.statement->sql()));  // the connection went
     Result owned(r);
     const ExecStatusType status = PQresultStatus(r);
@@ -90,7 +91,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
     } else if (!failure && status != PGRES_PIPELINE_ABORTED) {
       failure = MakeError(conn_, r, Head(s.statement->sql()));
     }
-    while (pg_result* extra = NextResult(Head(s.statement->sql()))) PQclear(extra);
+    while (pg_result* extra = NextResult(Head(s.statement->sql()), deadline)) PQclear(extra);
   }
   // Then the sync's result; an error before it is the implicit commit's
   // (a deferred constraint, a serialization failure), followed by a null.
@@ -98,7 +99,7 @@ std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   // libpq that lost its place: the connection is given up rather than
   // waited on.
   for (int nulls = 0;;) {
-    pg_result* r = NextResult("pipeline sync");
+    pg_result* r = NextResult("pipeline sync", deadline);
     if (r == nullptr) {
       if (PQstatus(conn_) != CONNECTION_OK || ++nulls > 2) throw abandon("pipeline sync");
       continue;

@@ -216,7 +216,8 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
   // libpq's two lines ("Connection refused", then a tab and "Is the server
   // running ...?") on one: a log line, a JSON error.
   EXPECT_EQ(s.message().find('\n'), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("Connection refused; Is the server running"), std::string::npos)
+  EXPECT_NE(s.message().find("Connection refused. Is the server running on that host"),
+            std::string::npos)
       << s.message();
   EXPECT_EQ(pg::Redacted(url), "postgresql://touchpoint:***@127.0.0.1:9/x");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
