@@ -16,7 +16,7 @@ void DeadLetterRoutes::AddTo(Router& router) {
              });
   router.Add("POST", "/v1/dead-letters/replay",
              [this](const HttpRequest& req, const RouteParams&, HttpRespond respond) {
-               respond(ReplayAll(req.body));
+               ReplayAll(req.body, std::move(respond));
              });
   router.Add("POST", "/v1/dead-letters/{id}/replay",
              [this](const HttpRequest&, const RouteParams& params, HttpRespond respond) {
@@ -80,33 +80,54 @@ HttpResponse DeadLetterRoutes::ReplayOne(std::string_view id_text) {
   return JsonResponse(200, Json{{"replayed", *replayed}});
 }
 
-HttpResponse DeadLetterRoutes::ReplayAll(const std::string& body) {
+void DeadLetterRoutes::ReplayAll(const std::string& body, HttpRespond respond) {
   RequestJson req;
-  if (auto bad = ParseObject(body, req, {"all", "sink"})) return *bad;
+  if (auto bad = ParseObject(body, req, {"all", "sink"})) return respond(std::move(*bad));
   const auto all = req.find("all");
   const auto named = req.find("sink");
   if ((all == req.end()) == (named == req.end())) {
-    return JsonResponse(400, {{"error",
-                               "say which dead letters to replay: {\"all\": true} for every one, "
-                               "or {\"sink\": NAME} for one sink's"},
-                              {"field", nullptr}});
+    return respond(
+        JsonResponse(400, {{"error",
+                            "say which dead letters to replay: {\"all\": true} for every one, "
+                            "or {\"sink\": NAME} for one sink's"},
+                           {"field", nullptr}}));
   }
   std::string sink;
   if (all != req.end() && *all != true) {
-    return FieldError(400, "all must be true (or use sink)", "all");
+    return respond(FieldError(400, "all must be true (or use sink)", "all"));
   }
   if (named != req.end()) {
     if (!named->is_string() || !IsPushSink(named->get<std::string>())) {
-      return FieldError(400, "sink must name a webhook or redis sink", "sink");
+      return respond(FieldError(400, "sink must name a webhook or redis sink", "sink"));
     }
     sink = named->get<std::string>();
   }
-  auto replayed = outbox_.ReplayDeadLetters(0, sink, context_.clock.Now());
-  if (!replayed.ok()) return context_.store_failed(replayed.status(), "cannot replay");
-  spdlog::info("{} replayed{}", Plural(*replayed, "dead letter"),
-               sink.empty() ? "" : " on " + sink);
-  wake_();
-  return JsonResponse(200, Json{{"replayed", *replayed}});
+  ReplayStep(std::make_shared<Replaying>(Replaying{std::move(sink), 0, 0, std::move(respond)}));
+}
+
+void DeadLetterRoutes::ReplayStep(const std::shared_ptr<Replaying>& r) {
+  auto step = outbox_.ReplayDeadLettersAfter(r->sink, r->after, kReplayStep, context_.clock.Now());
+  const std::string on = r->sink.empty() ? "" : " on " + r->sink;
+  if (!step.ok()) {
+    // The steps before stand: a replay asked again goes on from there.
+    if (r->replayed > 0) {
+      spdlog::info("{} replayed{} before a step failed", Plural(r->replayed, "dead letter"), on);
+      wake_();
+    }
+    return r->respond(context_.store_failed(
+        step.status(), r->replayed == 0
+                           ? std::string("cannot replay")
+                           : "cannot replay the rest (" + Plural(r->replayed, "dead letter") +
+                                 " replayed before)"));
+  }
+  if (step->replayed > 0) {
+    r->replayed += step->replayed;
+    r->after = step->last_id;
+    wake_();
+    return later_([this, r] { ReplayStep(r); });
+  }
+  spdlog::info("{} replayed{}", Plural(r->replayed, "dead letter"), on);
+  r->respond(JsonResponse(200, Json{{"replayed", r->replayed}}));
 }
 
 }  // namespace tp::api

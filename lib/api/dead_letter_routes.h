@@ -3,7 +3,9 @@
 // POST /v1/dead-letters/{id}/replay. Called on the daemon's loop.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -19,8 +21,15 @@ inline constexpr int kMaxDeadLetterLimit = 1000;
 class DeadLetterRoutes {
  public:
   // `wake`: tells the dispatcher that replayed letters wait in an outbox.
-  DeadLetterRoutes(const RouteContext& context, OutboxStore& outbox, std::function<void()> wake)
-      : context_(context), outbox_(outbox), wake_(std::move(wake)) {}
+  // `later`: runs a function on the loop once what waits there has run
+  // (a replay of them all goes in steps, the loop's other work between).
+  using Later = std::function<void(std::function<void()>)>;
+  DeadLetterRoutes(const RouteContext& context, OutboxStore& outbox, std::function<void()> wake,
+                   Later later)
+      : context_(context), outbox_(outbox), wake_(std::move(wake)), later_(std::move(later)) {}
+
+  // Dead letters put back in one step of a replay of them all.
+  static constexpr int kReplayStep = 1000;
 
   void AddTo(Router& router);
 
@@ -30,11 +39,20 @@ class DeadLetterRoutes {
   HttpResponse ReplayOne(std::string_view id_text);
   // Which dead letters must be said: {"all": true}, or {"sink": NAME} for
   // one sink's. A bare POST replays nothing.
-  HttpResponse ReplayAll(const std::string& body);
+  void ReplayAll(const std::string& body, HttpRespond respond);
+  struct Replaying {
+    std::string sink;  // empty: every sink's
+    std::int64_t after = 0;
+    std::int64_t replayed = 0;
+    HttpRespond respond;
+  };
+  // One step of ReplayAll, then the next, later, until one finds none.
+  void ReplayStep(const std::shared_ptr<Replaying>& r);
 
   const RouteContext& context_;
   OutboxStore& outbox_;
   std::function<void()> wake_;
+  Later later_;
 };
 
 }  // namespace tp::api

@@ -183,7 +183,9 @@ struct Daemon::Impl {
                        if (auto closed = batcher.Closed()) return respond(std::move(*closed));
                        batcher.Submit(OptChange{std::move(buyer), opt_out}, std::move(respond));
                      }),
-        dead_letter_routes(route_context, *store, [this] { dispatcher->Wake(); }),
+        dead_letter_routes(
+            route_context, *store, [this] { dispatcher->Wake(); },
+            [this](std::function<void()> later) { asio::post(io, std::move(later)); }),
         signals(io) {
     scheduler.set_observer(&metrics);
     metrics.start_time.Set({}, static_cast<double>(std::time(nullptr)));

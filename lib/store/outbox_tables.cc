@@ -2,6 +2,8 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
+
 #include "core/ids.h"
 #include "store/gauges.h"
 #include "store/sql.h"
@@ -135,20 +137,28 @@ StatusOr<std::vector<DeadLetter>> OutboxTables::DeadLetters(std::string_view sin
   });
 }
 
-StatusOr<int> OutboxTables::Replay(std::int64_t id, std::string_view sink, Instant now) {
-  int count = 0;
+StatusOr<OutboxStore::ReplayedStep> OutboxTables::Replay(std::int64_t id, std::string_view sink,
+                                                         std::int64_t after, int limit,
+                                                         Instant now) {
+  OutboxStore::ReplayedStep step;
   Status s = db_.Atomically("replay dead letters", [&] {
+    step = {};
     SQLite::Statement q(
         db_.sql(),
         "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = ?1, dead_at = NULL "
-        "WHERE state = 1 AND (?2 = 0 OR id = ?2) AND (?3 = '' OR sink = ?3) "
-        "RETURNING touchpoint, sink");
+        "WHERE id IN (SELECT id FROM deliveries WHERE state = 1 AND (?2 = 0 OR id = ?2) AND "
+        "(?3 = '' OR sink = ?3) AND id > ?4 ORDER BY id LIMIT ?5) "
+        "RETURNING id, touchpoint, sink");
     q.bind(1, Ms(now));
     q.bind(2, id);
     BindText(q, 3, sink);
+    q.bind(4, after);
+    q.bind(5, limit);
     std::vector<std::pair<std::int64_t, std::string>> replayed;
-    while (q.executeStep())
-      replayed.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
+    while (q.executeStep()) {
+      step.last_id = std::max(step.last_id, q.getColumn(0).getInt64());
+      replayed.emplace_back(q.getColumn(1).getInt64(), q.getColumn(2).getString());
+    }
     q.tryReset();
     // A touchpoint is fired again once none of its deliveries is dead.
     SQLite::Statement revive(db_.sql(),
@@ -160,11 +170,11 @@ StatusOr<int> OutboxTables::Replay(std::int64_t id, std::string_view sink, Insta
       revive.bind(1, touchpoint);
       revive.exec();
       rows_.AddHistoryAsIs(touchpoint, now, "dead letter replayed on " + name);
-      ++count;
+      ++step.replayed;
     }
   });
   if (!s.ok()) return s;
-  return count;
+  return step;
 }
 
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxTables::BySink() {

@@ -22,7 +22,10 @@ class OutboxTables {
   Status Record(std::span<const DeliveryResult> results);
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit);
-  StatusOr<int> Replay(std::int64_t id, std::string_view sink, Instant now);
+  // The one with `id`, or (0) those of `sink` past `after`, at most `limit`
+  // (negative: no limit).
+  StatusOr<OutboxStore::ReplayedStep> Replay(std::int64_t id, std::string_view sink,
+                                             std::int64_t after, int limit, Instant now);
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> BySink();
   StatusOr<std::int64_t> Depth(std::string_view sink);
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);

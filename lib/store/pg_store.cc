@@ -150,6 +150,12 @@ std::string PgStore::LockTableAdvice(const LockTable& t) {
 
 void PgStore::SetAnswerLimit(std::chrono::milliseconds limit) {
   impl_->session.set_answer_limit(limit);
+  if (limit <= std::chrono::seconds(1)) return;
+  try {
+    impl_->session.set_statement_timeout(limit - std::chrono::seconds(1));
+  } catch (const std::exception&) {
+    // The settings are kept for the connection that replaces this one.
+  }
 }
 
 Status PgStore::Probe() {
@@ -282,7 +288,14 @@ StatusOr<std::vector<DeadLetter>> PgStore::DeadLetters(std::string_view sink, st
   return impl_->outbox.DeadLetters(sink, after, limit);
 }
 StatusOr<int> PgStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  return impl_->outbox.ReplayDeadLetters(id, sink, now);
+  auto step = impl_->outbox.ReplayDeadLetters(id, sink, 0, -1, now);
+  if (!step.ok()) return step.status();
+  return step->replayed;
+}
+StatusOr<OutboxStore::ReplayedStep> PgStore::ReplayDeadLettersAfter(std::string_view sink,
+                                                                    std::int64_t after, int limit,
+                                                                    Instant now) {
+  return impl_->outbox.ReplayDeadLetters(0, sink, after, limit, now);
 }
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink() {
   return impl_->outbox.OutboxBySink();

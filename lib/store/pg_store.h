@@ -95,7 +95,11 @@ class PgStore final : public Store, public LeasedEvents {
   // How long a statement waits for the server's answer before the
   // connection is given up (pg::Connection::set_answer_limit): for the
   // store the daemon's loop calls, which must not wait on a stopped server
-  // for as long as it stays stopped. Zero (the default): no limit.
+  // for as long as it stays stopped. Zero (the default): no limit. The
+  // server's statement_timeout is set a second shorter, so that it ends a
+  // statement that merely runs long itself (an error, its locks let go),
+  // where a connection given up would leave it running. Throws nothing; a
+  // timeout that cannot be set now is set on the next connection.
   void SetAnswerLimit(std::chrono::milliseconds limit);
 
   // Whether the server answers a new connection: the daemon's probe
@@ -174,6 +178,8 @@ class PgStore final : public Store, public LeasedEvents {
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit) override;
   StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override;
+  StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
+                                                int limit, Instant now) override;
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override;
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;

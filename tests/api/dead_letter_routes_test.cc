@@ -4,6 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/asio/post.hpp>
+#include <functional>
+#include <optional>
+
 #include "api/route_test.h"
 #include "delivery/fake_outbox.h"
 
@@ -25,7 +29,9 @@ class DeadLetterRoutesTest : public testing::RouteTest {
 
   testing::FakeOutbox outbox_;
   int woken_ = 0;
-  api::DeadLetterRoutes routes_{context_, outbox_, [this] { ++woken_; }};
+  api::DeadLetterRoutes routes_{
+      context_, outbox_, [this] { ++woken_; },
+      [this](std::function<void()> later) { boost::asio::post(io_, std::move(later)); }};
 };
 
 TEST_F(DeadLetterRoutesTest, TheListPagesThroughOneSinkOrAll) {
@@ -108,6 +114,32 @@ TEST_F(DeadLetterRoutesTest, ReplayingManySaysWhich) {
     }
   }
   EXPECT_EQ(woken_, 2);
+}
+
+// A replay of them all goes in steps (each one short transaction), with
+// what else waits on the loop run between two, and answers the sum.
+TEST_F(DeadLetterRoutesTest, ReplayingThemAllGoesInStepsWithTheLoopsWorkBetween) {
+  const int more = 2 * api::DeadLetterRoutes::kReplayStep + 5;
+  for (std::int64_t id = 100; id < 100 + more; ++id) {
+    outbox_.Add(id, "crm", clock_.Now());
+    outbox_.Kill(id, 8, "HTTP 500 from the receiver");
+  }
+  std::optional<HttpResponse> answer;
+  router_.Route(
+      HttpRequest{"POST", "/v1/dead-letters/replay", "application/json", "", R"({"sink": "crm"})"},
+      [&](HttpResponse r) { answer = std::move(r); });
+  EXPECT_FALSE(answer.has_value());  // not in one go
+  int steps_when_run = -1;
+  boost::asio::post(io_, [&] { steps_when_run = outbox_.replay_steps; });
+  io_.restart();
+  io_.run();
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_EQ(answer->status, 200) << answer->body;
+  EXPECT_EQ(Body(*answer)["replayed"], more + 2);
+  EXPECT_EQ(outbox_.replay_steps, 4);  // 1,000, 1,000, 7, then none
+  EXPECT_EQ(steps_when_run, 2);        // between the second and the third
+  EXPECT_EQ(woken_, 3);
+  EXPECT_TRUE(outbox_.Find(1)->dead);  // events'
 }
 
 TEST_F(DeadLetterRoutesTest, AStoreWithoutRoomAnswers503) {

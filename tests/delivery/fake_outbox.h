@@ -140,6 +140,22 @@ class FakeOutbox final : public OutboxStore {
     }
     return n;
   }
+  StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
+                                                int limit, Instant now) override {
+    if (!fail.ok()) return fail;
+    ++replay_steps;
+    ReplayedStep step;
+    for (Entry& e : entries_) {
+      if (step.replayed == limit) break;
+      if (!e.dead || e.item.id <= after || (!sink.empty() && e.sink != sink)) continue;
+      e.dead = false;
+      e.item.attempts = 0;
+      e.next = now;
+      ++step.replayed;
+      step.last_id = e.item.id;
+    }
+    return step;
+  }
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override {
     std::map<std::string, std::int64_t> by;
     for (const Entry& e : entries_) {
@@ -158,6 +174,8 @@ class FakeOutbox final : public OutboxStore {
                       [&](const Entry& e) { return e.sink == sink && e.dead; }));
   }
 
+  // ReplayDeadLettersAfter() calls so far.
+  int replay_steps = 0;
   // Not ok: what DeadLetters() and ReplayDeadLetters() return.
   Status fail = Status::Ok();
   // A delivery whose results RecordDeliveries() refuses (not as a store

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -154,6 +155,43 @@ TEST_F(PgStoreTest, AGroupLosingItsConnectionFailsUntilRolledBack) {
                 return scheduler.Ingest({"o3", "b3", "p", 1, 1, clock.Now(), ""});
               }).ok());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases"), 1);
+}
+
+// The loop's session's limits (PgStore::SetAnswerLimit): the server ends
+// a statement past the statement timeout itself (an error, not a lost
+// connection), and one the server does not answer at all gives the
+// connection up past the answer limit; the connection that replaces a lost
+// one keeps both.
+TEST_F(PgStoreTest, ASessionsLimitsHoldOnTheConnectionsThatReplaceIt) {
+  auto admin = pg::Connection::Open(db_->url(), "test");
+  pgstore::Session session(db_->url(), "touchpointd");
+  session.set_answer_limit(std::chrono::milliseconds(2000));
+  session.set_statement_timeout(std::chrono::milliseconds(200));
+  const auto slow = [&] {
+    return session.Atomically("sleep", [&] { session.conn().Exec("SELECT pg_sleep(3)"); });
+  };
+  Status s = slow();
+  EXPECT_FALSE(s.unavailable()) << s.message();
+  EXPECT_THAT(s.message(), HasSubstr("statement timeout"));
+  admin->Exec("SELECT pg_terminate_backend(" + std::to_string(session.identity().pid) + ", 5000)");
+  Status next = Status::Error("not tried");
+  for (int i = 0; i < 100 && !next.ok(); ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    next = session.Atomically("reconnect", [&] { session.conn().Exec("SELECT 1"); });
+  }
+  ASSERT_TRUE(next.ok()) << next.message();
+  s = slow();
+  EXPECT_FALSE(s.unavailable()) << s.message();
+  EXPECT_THAT(s.message(), HasSubstr("statement timeout"));
+  const auto pid = static_cast<pid_t>(session.identity().pid);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{pid};
+  s = session.Atomically("frozen", [&] { session.conn().Exec("SELECT 1"); });
+  EXPECT_TRUE(s.unavailable()) << s.message();
+  EXPECT_THAT(s.message(), HasSubstr("did not answer within 2000 ms"));
 }
 
 // The server cut off while nobody asks: the attempt to reconnect that was

@@ -99,11 +99,13 @@ const pg::Statement kDeadLetters(
     "d.dead_at FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
     "JOIN purchases p ON p.id = t.purchase "
     "WHERE d.state = 1 AND d.id > $1 AND ($2 = '' OR d.sink = $2) ORDER BY d.id LIMIT $3");
+// (The outer `state = 1`: a row another daemon changed meanwhile is read
+// again, and left alone. A limit of NULL is none.)
 const pg::Statement kReplay(
     "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = $1, dead_at = NULL, "
-    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND ($2::bigint = 0 OR id = $2::bigint) "
-    "AND "
-    "($3 = '' OR sink = $3) RETURNING touchpoint, sink");
+    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND id IN (SELECT id FROM deliveries "
+    "WHERE state = 1 AND ($2::bigint = 0 OR id = $2::bigint) AND ($3 = '' OR sink = $3) AND "
+    "id > $4 ORDER BY id LIMIT $5) RETURNING id, touchpoint, sink");
 // A touchpoint is fired again once none of its deliveries is dead.
 const pg::Statement kRevive(
     "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
@@ -299,24 +301,36 @@ StatusOr<std::vector<DeadLetter>> Outbox::DeadLetters(std::string_view sink, std
   });
 }
 
-StatusOr<int> Outbox::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  int count = 0;
+StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
+                                                              std::string_view sink,
+                                                              std::int64_t after, int limit,
+                                                              Instant now) {
+  OutboxStore::ReplayedStep step;
   Status s = session_.Atomically("replay dead letters", [&] {
+    step = {};
     pg::Connection& c = session_.conn();
-    pg::Result r = c.Run(kReplay, pg::Params().Add(Ms(now)).Add(id).Add(sink));
+    pg::Params params;
+    params.Add(Ms(now)).Add(id).Add(sink).Add(after);
+    if (limit < 0) {
+      params.AddNull();
+    } else {
+      params.Add(limit);
+    }
+    pg::Result r = c.Run(kReplay, params);
     std::vector<std::int64_t> touchpoints, at;
     std::vector<std::string> reasons;
     for (int i = 0; i < r.rows(); ++i) {
-      touchpoints.push_back(r.Int64(i, 0));
+      step.last_id = std::max(step.last_id, r.Int64(i, 0));
+      touchpoints.push_back(r.Int64(i, 1));
       at.push_back(Ms(now));
-      reasons.push_back("dead letter replayed on " + std::string(r.Text(i, 1)));
+      reasons.push_back("dead letter replayed on " + std::string(r.Text(i, 2)));
     }
     c.Run(kRevive, pg::Params().AddArray(touchpoints));
     AddHistoryAsIs(c, touchpoints, at, reasons);
-    count = r.rows();
+    step.replayed = r.rows();
   });
   if (!s.ok()) return s;
-  return count;
+  return step;
 }
 
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> Outbox::OutboxBySink() {

@@ -101,6 +101,12 @@ void Session::set_answer_limit(std::chrono::milliseconds limit) {
   if (conn_) conn_->set_answer_limit(limit);
 }
 
+void Session::set_statement_timeout(std::chrono::milliseconds timeout) {
+  const std::string ms = std::to_string(timeout.count());
+  settings_ += (settings_.empty() ? "" : " ") + std::string("-c statement_timeout=") + ms;
+  conn().Exec("SET statement_timeout = " + ms);
+}
+
 bool Session::TakeAttempt(std::chrono::steady_clock::time_point now) {
   Attempt a = connecting_.get();
   if (a.conn && a.conn->ok()) {

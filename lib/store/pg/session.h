@@ -76,6 +76,9 @@ class Session {
   // before its connection is given up (pg::Connection::set_answer_limit),
   // on this connection and those that replace it. Zero: no limit.
   void set_answer_limit(std::chrono::milliseconds limit);
+  // The server's statement_timeout for this session's statements, on this
+  // connection (now) and those that replace it. Throws pg::Error.
+  void set_statement_timeout(std::chrono::milliseconds timeout);
 
   // This connection's session as other sessions see it in
   // pg_stat_activity: its server process and when that started (in
