@@ -77,7 +77,8 @@ class Session {
   // on this connection and those that replace it. Zero: no limit.
   void set_answer_limit(std::chrono::milliseconds limit);
   // The server's statement_timeout for this session's statements, on this
-  // connection (now) and those that replace it. Throws pg::Error.
+  // connection (now) and those that replace it; a statement it ends fails
+  // as Unavailable. Throws pg::Error.
   void set_statement_timeout(std::chrono::milliseconds timeout);
 
   // This connection's session as other sessions see it in
@@ -187,8 +188,9 @@ class Session {
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()
   std::chrono::milliseconds answer_limit_{0};
-  bool atomic_ = false;  // inside Atomically()'s own transaction
-  bool broken_ = false;  // the connection was lost inside a transaction
+  bool statement_timeout_ = false;  // set_statement_timeout() called
+  bool atomic_ = false;             // inside Atomically()'s own transaction
+  bool broken_ = false;             // the connection was lost inside a transaction
   std::uint64_t scope_ = 1;
   std::uint64_t groups_ = 0;        // Begin() calls that opened a group
   std::function<void()> deferred_;  // see Defer()
