@@ -102,12 +102,19 @@ void DeadLetterRoutes::ReplayAll(const std::string& body, HttpRespond respond) {
     }
     sink = named->get<std::string>();
   }
-  ReplayStep(std::make_shared<Replaying>(Replaying{std::move(sink), 0, 0, std::move(respond)}));
+  ReplayStep(std::make_shared<Replaying>(
+      Replaying{std::move(sink), context_.clock.Now(), 0, 0, std::move(respond)}));
 }
 
 void DeadLetterRoutes::ReplayStep(const std::shared_ptr<Replaying>& r) {
-  auto step = outbox_.ReplayDeadLettersAfter(r->sink, r->after, kReplayStep, context_.clock.Now());
   const std::string on = r->sink.empty() ? "" : " on " + r->sink;
+  if (stopping_) {
+    spdlog::info("{} replayed{} before the stop", Plural(r->replayed, "dead letter"), on);
+    return r->respond(Unavailable("shutting down: " + Plural(r->replayed, "dead letter") +
+                                  " replayed, the rest not yet"));
+  }
+  auto step = outbox_.ReplayDeadLettersAfter(r->sink, r->after, r->dead_by, kReplayStep,
+                                             context_.clock.Now());
   if (!step.ok()) {
     // The steps before stand: a replay asked again goes on from there.
     if (r->replayed > 0) {
@@ -120,10 +127,10 @@ void DeadLetterRoutes::ReplayStep(const std::shared_ptr<Replaying>& r) {
                            : "cannot replay the rest (" + Plural(r->replayed, "dead letter") +
                                  " replayed before)"));
   }
-  if (step->replayed > 0) {
+  if (step->last_id > 0) {  // something read: there may be more
     r->replayed += step->replayed;
     r->after = step->last_id;
-    wake_();
+    if (step->replayed > 0) wake_();
     return later_([this, r] { ReplayStep(r); });
   }
   spdlog::info("{} replayed{}", Plural(r->replayed, "dead letter"), on);

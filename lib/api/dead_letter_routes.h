@@ -32,6 +32,10 @@ class DeadLetterRoutes {
   static constexpr int kReplayStep = 1000;
 
   void AddTo(Router& router);
+  // The daemon stops: a replay of them all under way answers after the
+  // step in hand, with what it replayed (the same request replays the
+  // rest).
+  void Stop() { stopping_ = true; }
 
  private:
   bool IsPushSink(std::string_view name) const;
@@ -42,6 +46,7 @@ class DeadLetterRoutes {
   void ReplayAll(const std::string& body, HttpRespond respond);
   struct Replaying {
     std::string sink;  // empty: every sink's
+    Instant dead_by;   // the replay's start: what dies later is not replayed
     std::int64_t after = 0;
     std::int64_t replayed = 0;
     HttpRespond respond;
@@ -53,6 +58,7 @@ class DeadLetterRoutes {
   OutboxStore& outbox_;
   std::function<void()> wake_;
   Later later_;
+  bool stopping_ = false;
 };
 
 }  // namespace tp::api

@@ -335,6 +335,7 @@ struct Daemon::Impl {
     service::NotifyStopping();
     spdlog::info("stopping: finishing requests in flight");
     server.Stop();
+    dead_letter_routes.Stop();
     // A count of /v1/status's days or an outcomes report under way would
     // hold the stop for as long as it runs (minutes at hundreds of millions
     // of rows): it gives up, and its request is answered with the error.

@@ -93,14 +93,18 @@ class OutboxStore {
   // Returns how many went back (an unknown id: none).
   virtual StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) = 0;
   // One step of replaying them all, so that no call takes long: those of
-  // `sink` (every sink's if empty) with id > `after`, the oldest first, at
-  // most `limit`. How many went back, and the last of their ids (0: none).
+  // `sink` (every sink's if empty) with id > `after` that were dead by
+  // `dead_by` (the replay's start: what dies meanwhile waits for the next
+  // replay), the oldest first, at most `limit` of them read. How many went
+  // back (fewer than read when another daemon changed some meanwhile), and
+  // the last id read (0: none left).
   struct ReplayedStep {
     int replayed = 0;
     std::int64_t last_id = 0;
   };
   virtual StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
-                                                        int limit, Instant now) = 0;
+                                                        Instant dead_by, int limit,
+                                                        Instant now) = 0;
   // Sinks with events waiting in their outbox, and how many each.
   virtual StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() = 0;
   // Events waiting in `sink`'s outbox, and dead letters of `sink`.

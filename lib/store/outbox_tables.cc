@@ -138,8 +138,8 @@ StatusOr<std::vector<DeadLetter>> OutboxTables::DeadLetters(std::string_view sin
 }
 
 StatusOr<OutboxStore::ReplayedStep> OutboxTables::Replay(std::int64_t id, std::string_view sink,
-                                                         std::int64_t after, int limit,
-                                                         Instant now) {
+                                                         std::int64_t after, Instant dead_by,
+                                                         int limit, Instant now) {
   OutboxStore::ReplayedStep step;
   Status s = db_.Atomically("replay dead letters", [&] {
     step = {};
@@ -147,13 +147,14 @@ StatusOr<OutboxStore::ReplayedStep> OutboxTables::Replay(std::int64_t id, std::s
         db_.sql(),
         "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = ?1, dead_at = NULL "
         "WHERE id IN (SELECT id FROM deliveries WHERE state = 1 AND (?2 = 0 OR id = ?2) AND "
-        "(?3 = '' OR sink = ?3) AND id > ?4 ORDER BY id LIMIT ?5) "
+        "(?3 = '' OR sink = ?3) AND id > ?4 AND dead_at <= ?6 ORDER BY id LIMIT ?5) "
         "RETURNING id, touchpoint, sink");
     q.bind(1, Ms(now));
     q.bind(2, id);
     BindText(q, 3, sink);
     q.bind(4, after);
     q.bind(5, limit);
+    q.bind(6, dead_by == Instant::max() ? std::numeric_limits<std::int64_t>::max() : Ms(dead_by));
     std::vector<std::pair<std::int64_t, std::string>> replayed;
     while (q.executeStep()) {
       step.last_id = std::max(step.last_id, q.getColumn(0).getInt64());

@@ -22,10 +22,11 @@ class OutboxTables {
   Status Record(std::span<const DeliveryResult> results);
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit);
-  // The one with `id`, or (0) those of `sink` past `after`, at most `limit`
-  // (negative: no limit).
+  // The one with `id`, or (0) those of `sink` past `after` dead by
+  // `dead_by`, at most `limit` (negative: no limit).
   StatusOr<OutboxStore::ReplayedStep> Replay(std::int64_t id, std::string_view sink,
-                                             std::int64_t after, int limit, Instant now);
+                                             std::int64_t after, Instant dead_by, int limit,
+                                             Instant now);
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> BySink();
   StatusOr<std::int64_t> Depth(std::string_view sink);
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);

@@ -288,14 +288,15 @@ StatusOr<std::vector<DeadLetter>> PgStore::DeadLetters(std::string_view sink, st
   return impl_->outbox.DeadLetters(sink, after, limit);
 }
 StatusOr<int> PgStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  auto step = impl_->outbox.ReplayDeadLetters(id, sink, 0, -1, now);
+  auto step = impl_->outbox.ReplayDeadLetters(id, sink, 0, Instant::max(), -1, now);
   if (!step.ok()) return step.status();
   return step->replayed;
 }
 StatusOr<OutboxStore::ReplayedStep> PgStore::ReplayDeadLettersAfter(std::string_view sink,
-                                                                    std::int64_t after, int limit,
+                                                                    std::int64_t after,
+                                                                    Instant dead_by, int limit,
                                                                     Instant now) {
-  return impl_->outbox.ReplayDeadLetters(0, sink, after, limit, now);
+  return impl_->outbox.ReplayDeadLetters(0, sink, after, dead_by, limit, now);
 }
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink() {
   return impl_->outbox.OutboxBySink();

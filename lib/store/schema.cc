@@ -245,6 +245,12 @@ CREATE INDEX touchpoints_pending ON touchpoints(next_at, due_at, buyer, cadence_
   WHERE state = 0;
 ALTER TABLE planning ADD COLUMN buyer INTEGER;
 )sql",
+    // 12 -> 13: the dead letters in id order, which a replay of them all
+    // and the dead letters' listing read in steps: without it, each step
+    // of every sink's read the table from its place on.
+    R"sql(
+CREATE INDEX deliveries_dead ON deliveries(id) WHERE state = 1;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

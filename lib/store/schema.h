@@ -10,7 +10,7 @@ namespace tp {
 
 // The schema version this build writes. Opening an older file migrates it
 // forward; a newer one is refused.
-inline constexpr int kSchemaVersion = 12;
+inline constexpr int kSchemaVersion = 13;
 
 // The file's version (0 for a new file). Throws SQLite's errors.
 StatusOr<int> ReadVersion(SQLite::Database& db);

@@ -207,14 +207,15 @@ StatusOr<std::vector<DeadLetter>> SqliteStore::DeadLetters(std::string_view sink
   return impl_->outbox.DeadLetters(sink, after, limit);
 }
 StatusOr<int> SqliteStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  auto step = impl_->outbox.Replay(id, sink, 0, -1, now);
+  auto step = impl_->outbox.Replay(id, sink, 0, Instant::max(), -1, now);
   if (!step.ok()) return step.status();
   return step->replayed;
 }
 StatusOr<OutboxStore::ReplayedStep> SqliteStore::ReplayDeadLettersAfter(std::string_view sink,
                                                                         std::int64_t after,
-                                                                        int limit, Instant now) {
-  return impl_->outbox.Replay(0, sink, after, limit, now);
+                                                                        Instant dead_by, int limit,
+                                                                        Instant now) {
+  return impl_->outbox.Replay(0, sink, after, dead_by, limit, now);
 }
 StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxBySink() {
   return impl_->outbox.BySink();

@@ -146,7 +146,7 @@ class SqliteStore final : public Store {
                                                 int limit) override;
   StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override;
   StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
-                                                int limit, Instant now) override;
+                                                Instant dead_by, int limit, Instant now) override;
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override;
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;

@@ -142,6 +142,46 @@ TEST_F(DeadLetterRoutesTest, ReplayingThemAllGoesInStepsWithTheLoopsWorkBetween)
   EXPECT_TRUE(outbox_.Find(1)->dead);  // events'
 }
 
+// What dies once the replay has started waits for the next one (a sink
+// that refuses everything would otherwise keep a replay of them all going
+// for ever); a step that fails, or a stop, answers with what the steps
+// before it replayed, which stands.
+TEST_F(DeadLetterRoutesTest, AReplayOfThemAllEndsAndSaysWhatItDidWhenCutShort) {
+  const int more = api::DeadLetterRoutes::kReplayStep + 1;
+  for (std::int64_t id = 100; id < 100 + more; ++id) {
+    outbox_.Add(id, "crm", clock_.Now());
+    outbox_.Kill(id, 8, "HTTP 500 from the receiver");
+  }
+  outbox_.Add(5000, "crm", clock_.Now());
+  outbox_.Kill(5000, 1, "HTTP 401 from the receiver", clock_.Now() + std::chrono::seconds(1));
+  HttpResponse r = Send("POST", "/v1/dead-letters/replay", R"({"sink": "crm"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["replayed"], more + 2);
+  EXPECT_TRUE(outbox_.Find(5000)->dead);
+
+  for (std::int64_t id = 100; id < 100 + more; ++id) outbox_.Kill(id, 8, "HTTP 500");
+  outbox_.fail_step = outbox_.replay_steps + 2;
+  r = Send("POST", "/v1/dead-letters/replay", R"({"sink": "crm"})");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_THAT(Body(r)["error"].get<std::string>(),
+              HasSubstr("cannot replay the rest (1000 dead letters replayed before)"));
+  EXPECT_FALSE(outbox_.Find(100)->dead);
+  EXPECT_TRUE(outbox_.Find(100 + more - 1)->dead);
+
+  outbox_.fail_step = 0;
+  std::optional<HttpResponse> answer;
+  router_.Route(
+      HttpRequest{"POST", "/v1/dead-letters/replay", "application/json", "", R"({"sink": "crm"})"},
+      [&](HttpResponse a) { answer = std::move(a); });
+  routes_.Stop();  // after the first step, before the next
+  io_.restart();
+  io_.run();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->status, 503) << answer->body;
+  EXPECT_THAT(Body(*answer)["error"].get<std::string>(),
+              HasSubstr("shutting down: 1 dead letter replayed, the rest not yet"));
+}
+
 TEST_F(DeadLetterRoutesTest, AStoreWithoutRoomAnswers503) {
   outbox_.fail = Status::Unavailable("database or disk is full");
   HttpResponse r = Send("POST", "/v1/dead-letters/replay", R"({"all": true})");

@@ -24,6 +24,7 @@ class FakeOutbox final : public OutboxStore {
     std::string sink;
     Instant next;
     bool dead = false;
+    Instant dead_at{};
     std::string last_error;
   };
 
@@ -33,6 +34,7 @@ class FakeOutbox final : public OutboxStore {
          sink,
          due,
          false,
+         {},
          ""});
   }
   const Entry* Find(std::int64_t id) const {
@@ -41,11 +43,12 @@ class FakeOutbox final : public OutboxStore {
     }
     return nullptr;
   }
-  // Dead, as a dispatcher would have left it after `attempts`.
-  void Kill(std::int64_t id, int attempts, std::string error) {
+  // Dead, as a dispatcher would have left it after `attempts`, at `at`.
+  void Kill(std::int64_t id, int attempts, std::string error, Instant at = {}) {
     for (Entry& e : entries_) {
       if (e.item.id != id) continue;
       e.dead = true;
+      e.dead_at = at;
       e.item.attempts = attempts;
       e.last_error = std::move(error);
     }
@@ -141,18 +144,26 @@ class FakeOutbox final : public OutboxStore {
     return n;
   }
   StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
-                                                int limit, Instant now) override {
+                                                Instant dead_by, int limit, Instant now) override {
     if (!fail.ok()) return fail;
     ++replay_steps;
-    ReplayedStep step;
+    if (replay_steps == fail_step) return Status::Unavailable("the database is away");
+    std::vector<Entry*> picked;  // by id, as the stores read them
     for (Entry& e : entries_) {
-      if (step.replayed == limit) break;
       if (!e.dead || e.item.id <= after || (!sink.empty() && e.sink != sink)) continue;
-      e.dead = false;
-      e.item.attempts = 0;
-      e.next = now;
+      if (e.dead_at > dead_by) continue;
+      picked.push_back(&e);
+    }
+    std::sort(picked.begin(), picked.end(),
+              [](const Entry* a, const Entry* b) { return a->item.id < b->item.id; });
+    if (static_cast<int>(picked.size()) > limit) picked.resize(static_cast<std::size_t>(limit));
+    ReplayedStep step;
+    for (Entry* e : picked) {
+      e->dead = false;
+      e->item.attempts = 0;
+      e->next = now;
       ++step.replayed;
-      step.last_id = e.item.id;
+      step.last_id = e->item.id;
     }
     return step;
   }
@@ -174,8 +185,10 @@ class FakeOutbox final : public OutboxStore {
                       [&](const Entry& e) { return e.sink == sink && e.dead; }));
   }
 
-  // ReplayDeadLettersAfter() calls so far.
+  // ReplayDeadLettersAfter() calls so far, and the one that fails as a
+  // store away (0: none).
   int replay_steps = 0;
+  int fail_step = 0;
   // Not ok: what DeadLetters() and ReplayDeadLetters() return.
   Status fail = Status::Ok();
   // A delivery whose results RecordDeliveries() refuses (not as a store

@@ -74,12 +74,12 @@ std::vector<std::string> Operate(Store& store, RulesInForce& rules,
     // The rest in steps: one, then the others, then none.
     std::int64_t after = 0;
     for (int limit : {1, 100, 100}) {
-      auto step = store.ReplayDeadLettersAfter("", after, limit, now);
+      auto step = store.ReplayDeadLettersAfter("", after, now, limit, now);
       if (!must(step)) break;
       const bool second = dead->size() > 1 && step->last_id == (*dead)[1].id;
       log.push_back("replayed a step " + std::to_string(step->replayed) +
                     (second ? " up to the second" : ""));
-      if (step->replayed > 0) after = step->last_id;
+      if (step->last_id > 0) after = step->last_id;
     }
   }
   auto by_sink = store.OutboxBySink();

@@ -99,13 +99,19 @@ const pg::Statement kDeadLetters(
     "d.dead_at FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
     "JOIN purchases p ON p.id = t.purchase "
     "WHERE d.state = 1 AND d.id > $1 AND ($2 = '' OR d.sink = $2) ORDER BY d.id LIMIT $3");
-// (The outer `state = 1`: a row another daemon changed meanwhile is read
-// again, and left alone. A limit of NULL is none.)
+// The dead letters read (`picked`), and of them those put back: the
+// update's `state = 1` is read again on a row another daemon changed
+// meanwhile, which is left alone. One row at least: the last id read
+// (NULL: none), beside each put back. A limit of NULL is none.
 const pg::Statement kReplay(
-    "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = $1, dead_at = NULL, "
-    "claim_pid = NULL, claim_start = NULL WHERE state = 1 AND id IN (SELECT id FROM deliveries "
-    "WHERE state = 1 AND ($2::bigint = 0 OR id = $2::bigint) AND ($3 = '' OR sink = $3) AND "
-    "id > $4 ORDER BY id LIMIT $5) RETURNING id, touchpoint, sink");
+    "WITH picked AS MATERIALIZED (SELECT id FROM deliveries WHERE state = 1 AND "
+    "($2::bigint = 0 OR id = $2::bigint) AND ($3 = '' OR sink = $3) AND id > $4 AND "
+    "dead_at <= $6 ORDER BY id LIMIT $5), "
+    "back AS (UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = $1, "
+    "dead_at = NULL, claim_pid = NULL, claim_start = NULL WHERE id IN (SELECT id FROM picked) "
+    "AND state = 1 RETURNING touchpoint, sink) "
+    "SELECT m.last, b.touchpoint, b.sink FROM (SELECT max(id) AS last FROM picked) m "
+    "LEFT JOIN back b ON true");
 // A touchpoint is fired again once none of its deliveries is dead.
 const pg::Statement kRevive(
     "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
@@ -303,8 +309,8 @@ StatusOr<std::vector<DeadLetter>> Outbox::DeadLetters(std::string_view sink, std
 
 StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
                                                               std::string_view sink,
-                                                              std::int64_t after, int limit,
-                                                              Instant now) {
+                                                              std::int64_t after, Instant dead_by,
+                                                              int limit, Instant now) {
   OutboxStore::ReplayedStep step;
   Status s = session_.Atomically("replay dead letters", [&] {
     step = {};
@@ -316,18 +322,20 @@ StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
     } else {
       params.Add(limit);
     }
+    params.Add(dead_by == Instant::max() ? std::numeric_limits<std::int64_t>::max() : Ms(dead_by));
     pg::Result r = c.Run(kReplay, params);
     std::vector<std::int64_t> touchpoints, at;
     std::vector<std::string> reasons;
     for (int i = 0; i < r.rows(); ++i) {
-      step.last_id = std::max(step.last_id, r.Int64(i, 0));
+      if (!r.IsNull(i, 0)) step.last_id = r.Int64(i, 0);
+      if (r.IsNull(i, 1)) continue;  // none put back
       touchpoints.push_back(r.Int64(i, 1));
       at.push_back(Ms(now));
       reasons.push_back("dead letter replayed on " + std::string(r.Text(i, 2)));
     }
     c.Run(kRevive, pg::Params().AddArray(touchpoints));
     AddHistoryAsIs(c, touchpoints, at, reasons);
-    step.replayed = r.rows();
+    step.replayed = static_cast<int>(touchpoints.size());
   });
   if (!s.ok()) return s;
   return step;

@@ -58,10 +58,11 @@ class Outbox {
   Status RecordDeliveries(std::span<const DeliveryResult> results);
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit);
-  // The one with `id`, or (0) those of `sink` past `after`, at most `limit`
-  // (negative: no limit); OutboxStore's two calls.
+  // The one with `id`, or (0) those of `sink` past `after` dead by
+  // `dead_by`, at most `limit` (negative: no limit); OutboxStore's two calls.
   StatusOr<OutboxStore::ReplayedStep> ReplayDeadLetters(std::int64_t id, std::string_view sink,
-                                                        std::int64_t after, int limit, Instant now);
+                                                        std::int64_t after, Instant dead_by,
+                                                        int limit, Instant now);
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink();
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink);
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);

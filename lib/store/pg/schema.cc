@@ -228,6 +228,12 @@ ALTER TABLE planning ADD COLUMN buyer BIGINT;
 DROP INDEX touchpoints_pending;
 ALTER INDEX touchpoints_firing_order RENAME TO touchpoints_pending;
 )sql",
+    // 10 -> 11: the dead letters in id order, which a replay of them all
+    // and the dead letters' listing read in steps: without it, each step
+    // of every sink's read the table from its place on.
+    R"sql(
+CREATE INDEX deliveries_dead ON deliveries(id) WHERE state = 1;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

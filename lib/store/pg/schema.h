@@ -10,7 +10,7 @@
 namespace tp::pgstore {
 
 // The schema version this build writes.
-inline constexpr int kSchemaVersion = 10;
+inline constexpr int kSchemaVersion = 11;
 
 // The version the database is at (0: empty). Throws pg::Error.
 int ReadVersion(pg::Connection& conn);
