@@ -60,11 +60,16 @@ const pg::Statement kOrderedSinkLock(
     "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
 const pg::Statement kOrderedSinkUnlock(
     "SELECT pg_advisory_unlock(hashtextextended('sink:' || $1, 7305861230003))");
+// The sink's next attempt after $2, and whether a due one is held by
+// another session: each from the due index, stopping at the first row
+// (an aggregate over the sink's whole backlog read all of it, after every
+// pump: 230 ms at 2 million waiting).
 const pg::Statement kNextAfter(
-    "SELECT min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $2), "
-    "COALESCE(bool_or(d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
-    "d.claim_start IS NOT DISTINCT FROM $4)), false) "
-    "FROM deliveries d WHERE d.sink = $1 AND d.state = 0");
+    "SELECT (SELECT d.next_attempt_at FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND "
+    "d.next_attempt_at > $2 ORDER BY d.next_attempt_at LIMIT 1), "
+    "EXISTS (SELECT 1 FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND "
+    "d.next_attempt_at <= $2 AND NOT (d.claim_pid IS NOT DISTINCT FROM $3 AND "
+    "d.claim_start IS NOT DISTINCT FROM $4))");
 // A result is recorded only while the delivery's claim is still this
 // daemon's, made by its session ($pid, $start) or by one it had before
 // ($pids, $starts: a result that came back after the connection was
