@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/ids.h"
 #include "store/gauges.h"

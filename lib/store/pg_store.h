@@ -97,8 +97,8 @@ class PgStore final : public Store, public LeasedEvents {
   // store the daemon's loop calls, which must not wait on a stopped server
   // for as long as it stays stopped. Zero (the default): no limit. The
   // server's statement_timeout is set a second shorter, so that it ends a
-  // statement that merely runs long itself (an error, its locks let go),
-  // where a connection given up would leave it running. Throws nothing; a
+  // statement that merely runs long itself (Unavailable, its locks let
+  // go), where a connection given up would leave it running. Throws nothing; a
   // timeout that cannot be set now is set on the next connection.
   void SetAnswerLimit(std::chrono::milliseconds limit);
 

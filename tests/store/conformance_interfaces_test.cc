@@ -71,6 +71,13 @@ std::vector<std::string> Operate(Store& store, RulesInForce& rules,
       auto replayed = store.ReplayDeadLetters((*dead)[0].id, "", now);
       if (must(replayed)) log.push_back("replayed " + std::to_string(*replayed));
     }
+    // None that died after a replay began (here: died at `now`).
+    auto none = store.ReplayDeadLettersAfter("", 0, now - std::chrono::milliseconds(1), 100, now);
+    if (must(none)) {
+      EXPECT_EQ(none->last_id, 0);
+      log.push_back("replayed what died before " + std::to_string(none->replayed) + " " +
+                    std::to_string(none->last_id));
+    }
     // The rest in steps: one, then the others, then none.
     std::int64_t after = 0;
     for (int limit : {1, 100, 100}) {

@@ -230,9 +230,17 @@ ALTER INDEX touchpoints_firing_order RENAME TO touchpoints_pending;
 )sql",
     // 10 -> 11: the dead letters in id order, which a replay of them all
     // and the dead letters' listing read in steps: without it, each step
-    // of every sink's read the table from its place on.
+    // of every sink's read the table from its place on. IF NOT EXISTS, and
+    // a failed build's invalid index dropped first, as for schema 8: an
+    // operator may have built it first, CONCURRENTLY (docs/scaling.md).
     R"sql(
-CREATE INDEX deliveries_dead ON deliveries(id) WHERE state = 1;
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_index WHERE NOT indisvalid
+             AND indexrelid = to_regclass('deliveries_dead')) THEN
+    DROP INDEX deliveries_dead;
+  END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(id) WHERE state = 1;
 )sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
