@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "core/status.h"
 #include "outcomes/outcomes.h"
 #include "store/outcome_rows.h"
 #include "store/values.h"
@@ -19,6 +23,39 @@ namespace tp {
 // Threads an outcomes report reads on at once: the cores, up to 4.
 inline int ReportParts() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1U, 4U));
+}
+
+// A buyer range of a report, what was read of it, and how that went.
+struct OutcomePart {
+  BuyerRange range;
+  OutcomeReport report;
+  Status status = Status::Ok();
+};
+
+// Reads each part with `read(part)`, the first on this thread and the
+// others on threads of their own (here too when no thread is to be had: a
+// process at its limit), and merges them: the first part's failure, or
+// the whole report.
+template <typename Read>
+StatusOr<OutcomeReport> ReadParts(std::vector<OutcomePart>& parts, const Read& read) {
+  std::vector<std::thread> threads;
+  threads.reserve(parts.size());
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    try {
+      threads.emplace_back(read, std::ref(parts[i]));
+    } catch (const std::exception&) {
+      read(parts[i]);
+    }
+  }
+  if (!parts.empty()) read(parts[0]);
+  for (std::thread& t : threads) t.join();
+  for (OutcomePart& part : parts) {
+    if (!part.status.ok()) return part.status;
+  }
+  if (parts.empty()) return Status::Error("no buyer range to read");
+  OutcomeReport report = std::move(parts[0].report);
+  for (std::size_t i = 1; i < parts.size(); ++i) report.Merge(std::move(parts[i].report));
+  return report;
 }
 
 // Makes `list` `n` long, keeping the elements (and their strings' room)

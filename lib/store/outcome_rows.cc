@@ -118,12 +118,7 @@ bool ReadOutcomes(SQLite::Database& db, const OutcomeQuery& query, BuyerRange ra
 
 StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQuery& query,
                                         int parts, const std::atomic<bool>& stop) {
-  struct Part {
-    BuyerRange range;
-    OutcomeReport report;
-    Status status;
-  };
-  std::vector<Part> done;
+  std::vector<OutcomePart> done;
   try {
     SQLite::Database first(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX);
     for (const BuyerRange& r : SplitBuyers(first, parts)) {
@@ -132,7 +127,7 @@ StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQu
   } catch (const std::exception& e) {
     return Status::Error(std::string("cannot read the buyers: ") + e.what());
   }
-  const auto read = [&](Part& part) {
+  const auto read = [&](OutcomePart& part) {
     try {
       SQLite::Database db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX);
       db.setBusyTimeout(5000);
@@ -143,23 +138,7 @@ StatusOr<OutcomeReport> ComputeOutcomes(const std::string& path, const OutcomeQu
       part.status = Status::Error(e.what());
     }
   };
-  std::vector<std::thread> threads;
-  threads.reserve(done.size());
-  for (std::size_t i = 1; i < done.size(); ++i) {
-    try {
-      threads.emplace_back(read, std::ref(done[i]));
-    } catch (const std::exception&) {
-      read(done[i]);  // no thread to be had (a process at its limit): here, then
-    }
-  }
-  read(done[0]);
-  for (std::thread& t : threads) t.join();
-  for (Part& part : done) {
-    if (!part.status.ok()) return part.status;
-  }
-  OutcomeReport report = std::move(done[0].report);
-  for (std::size_t i = 1; i < done.size(); ++i) report.Merge(std::move(done[i].report));
-  return report;
+  return ReadParts(done, read);
 }
 
 }  // namespace tp

@@ -342,12 +342,7 @@ void PgReader::Stop() {
 
 void PgReader::Outcomes(OutcomeQuery query, Reported done) {
   impl_->reports.Post([impl = impl_.get(), query = std::move(query), done = std::move(done)] {
-    struct Part {
-      BuyerRange range;
-      OutcomeReport report;
-      Status status = Status::Ok();
-    };
-    std::vector<Part> parts;
+    std::vector<OutcomePart> parts;
     try {
       auto first = pg::Connection::Open(impl->url, "touchpointd-report");
       const std::int64_t last = first->Exec("SELECT COALESCE(MAX(id), 0) FROM buyers").Int64(0, 0);
@@ -362,7 +357,7 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
     } catch (const std::exception& e) {
       return done(pg::ToStatus("compute the outcomes report: cannot read the buyers", e));
     }
-    const auto read = [&](Part& part) {
+    const auto read = [&](OutcomePart& part) {
       try {
         auto c = pg::Connection::Open(impl->url, "touchpointd-report");
         if (!ReadRange(*c, query, part.range, part.report, impl->stopping)) {
@@ -372,23 +367,7 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
         part.status = pg::ToStatus("compute the outcomes report", e);
       }
     };
-    std::vector<std::thread> threads;
-    threads.reserve(parts.size());
-    for (std::size_t i = 1; i < parts.size(); ++i) {
-      try {
-        threads.emplace_back(read, std::ref(parts[i]));
-      } catch (const std::exception&) {
-        read(parts[i]);  // no thread to be had (a process at its limit): here, then
-      }
-    }
-    read(parts[0]);
-    for (std::thread& t : threads) t.join();
-    for (Part& part : parts) {
-      if (!part.status.ok()) return done(part.status);
-    }
-    OutcomeReport report = std::move(parts[0].report);
-    for (std::size_t i = 1; i < parts.size(); ++i) report.Merge(std::move(parts[i].report));
-    done(std::move(report));
+    done(ReadParts(parts, read));
   });
 }
 
