@@ -163,9 +163,15 @@ struct Daemon::Impl {
                  .storage_full = [this] { storage->Check(true); },
                  .committed = [this] { fire->Rearm(false); },
                  .written = [this] { replanner.Wake(); }}),
-        retention(
-            io, *store, clock, rules,
-            [this](std::int64_t deleted) { metrics.pruned.Add({}, static_cast<double>(deleted)); }),
+        retention(io, *store, clock, rules,
+                  {.deleted =
+                       [this](std::int64_t deleted) {
+                         metrics.pruned.Add({}, static_cast<double>(deleted));
+                       },
+                   .failed =
+                       [this](const Status& failed) {
+                         if (failed.unavailable()) storage->Check(true);
+                       }}),
         route_context{clock, rules,
                       [this](const Status& failed, const std::string& what) {
                         return storage->StoreFailed(failed, what);

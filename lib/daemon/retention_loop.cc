@@ -7,8 +7,8 @@
 namespace tp {
 
 RetentionLoop::RetentionLoop(boost::asio::io_context& io, RetentionStore& store, const Clock& clock,
-                             const RulesInForce& rules, std::function<void(std::int64_t)> deleted)
-    : timer_(io), store_(store), clock_(clock), rules_(rules), deleted_(std::move(deleted)) {}
+                             const RulesInForce& rules, Hooks hooks)
+    : timer_(io), store_(store), clock_(clock), rules_(rules), hooks_(std::move(hooks)) {}
 
 void RetentionLoop::Stop() {
   stopped_ = true;
@@ -39,10 +39,12 @@ void RetentionLoop::Step() {
   if (!step.ok()) {
     spdlog::error("retention: {}; trying again in 10 minutes", step.status().message());
     cursor_ = deleted_in_pass_ = 0;
-    return Schedule(kInterval);
+    Schedule(kInterval);
+    if (hooks_.failed) hooks_.failed(step.status());
+    return;
   }
   deleted_in_pass_ += step->deleted;
-  deleted_(step->deleted);
+  if (hooks_.deleted) hooks_.deleted(step->deleted);
   if (!step->done) {
     cursor_ = step->next;
     return Schedule(kPause);

@@ -32,9 +32,15 @@ class RetentionLoop {
   static constexpr std::int64_t kSpan = 2000;
   static constexpr std::chrono::milliseconds kPause{10};
 
-  // `deleted`: after each step, how many touchpoints it deleted.
+  struct Hooks {
+    // After each step, how many touchpoints it deleted.
+    std::function<void(std::int64_t deleted)> deleted;
+    // A step failed (the pass starts again in kInterval): so that an
+    // Unavailable store is noticed by the daemon's watch of it.
+    std::function<void(const Status& failed)> failed;
+  };
   RetentionLoop(boost::asio::io_context& io, RetentionStore& store, const Clock& clock,
-                const RulesInForce& rules, std::function<void(std::int64_t deleted)> deleted);
+                const RulesInForce& rules, Hooks hooks);
 
   // The first step now, then on.
   void Start() { Schedule(std::chrono::seconds(0)); }
@@ -49,7 +55,7 @@ class RetentionLoop {
   RetentionStore& store_;
   const Clock& clock_;
   const RulesInForce& rules_;
-  std::function<void(std::int64_t)> deleted_;
+  Hooks hooks_;
   std::int64_t cursor_ = 0;
   Instant cutoff_;  // of the pass under way
   std::int64_t deleted_in_pass_ = 0;
