@@ -32,7 +32,16 @@ class PgOutboxTest : public PgStoreTest {
                  "sinks: [{name: stream, type: redis, url: \"redis://127.0.0.1:9/0\"}]");
     rules_.Swap(testing::MustLoad(yaml));
   }
-  // `n` buyers' touchpoints fired: 2n outbox entries, due at `now`.
+  // A second Redis sink, "other": each touchpoint goes to both.
+  void TwoSinks() {
+    std::string yaml(kConfig);
+    const std::string sinks = "sinks: [{name: q, type: queue}]";
+    yaml.replace(yaml.find(sinks), sinks.size(),
+                 "sinks: [{name: stream, type: redis, url: \"redis://127.0.0.1:9/0\"}, "
+                 "{name: other, type: redis, url: \"redis://127.0.0.1:9/1\"}]");
+    rules_.Swap(testing::MustLoad(yaml));
+  }
+  // `n` buyers' touchpoints fired: 2n outbox entries a sink, due at `now`.
   Instant Fire(PgStore& store, int n) {
     const Instant at = At("2026-12-04T10:00:00Z");
     Buy(store, n, at);
@@ -46,7 +55,8 @@ class PgOutboxTest : public PgStoreTest {
       clock.Set(std::max(clock.Now(), **next));
       EXPECT_TRUE(scheduler.RunDue().ok());
     }
-    EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2 * n);
+    EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"),
+              2 * n * static_cast<int>(rules_->sinks.size()));
     return clock.Now();
   }
   // DueDeliveries(), failing the test (and empty) if it fails.

@@ -3,7 +3,9 @@
 // counted) when its daemon dies, but not when its own session was
 // replaced, a late result from a session taken over ignored, a result
 // recorded again after its commit's answer was lost, and daemons on
-// another role. Ordered sinks: pg_ordered_sink_test.cc.
+// another role; a touchpoint's letters replayed while another daemon
+// replays or kills its other sink's. Ordered sinks:
+// pg_ordered_sink_test.cc.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -275,6 +277,90 @@ TEST_F(PgOutboxTest, AClaimOfASessionNewerThanTheTransactionsViewIsHeld) {
                                                     .AddArray(std::vector<std::int64_t>())
                                                     .AddArray(std::vector<std::int64_t>()));
   EXPECT_EQ(taken.rows(), 0);
+}
+
+// One touchpoint fired to two sinks: its "stream" letter dead (the
+// touchpoint `dead`), its "other" delivery pending. Another session of
+// the test holds, uncommitted, what a daemon does to the "other" one.
+class PgReplayRaceTest : public PgOutboxTest {
+ protected:
+  void SetUp() override {
+    TwoSinks();
+    a_ = MustOpen();
+    now_ = Fire(*a_, 1);
+    std::vector<DeliveryResult> results;
+    for (const OutboxItem& i : Due(*a_, now_, 100, false)) {  // "stream"'s
+      DeliveryResult r = Delivered(i, now_);
+      r.kind = DeliveryResult::Kind::kDead;
+      r.attempts = 5;
+      r.error = "refused";
+      r.history = "dead letter on stream";
+      results.push_back(r);
+    }
+    ASSERT_EQ(results.size(), 2u);
+    ASSERT_TRUE(a_->RecordDeliveries(results).ok());
+    touchpoint_ = results[0].touchpoint;
+    letter_ = results[0].id;
+    other_ = Count("SELECT id FROM deliveries WHERE sink = 'other' AND touchpoint = " +
+                   std::to_string(touchpoint_));
+    ASSERT_EQ(State(), 5);
+  }
+  std::int64_t State() {
+    return Count("SELECT state FROM touchpoints WHERE id = " + std::to_string(touchpoint_));
+  }
+  // A replays the "stream" letter on a thread, while `held` is open; the
+  // test commits `held` a moment later.
+  void ReplayWhileHeld(pg::Connection& held) {
+    StatusOr<int> replayed = 0;
+    std::thread replay([&] { replayed = a_->ReplayDeadLetters(letter_, "stream", now_); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    held.Exec("COMMIT");
+    replay.join();
+    ASSERT_TRUE(replayed.ok()) << replayed.status().message();
+    EXPECT_EQ(*replayed, 1);
+  }
+
+  std::unique_ptr<PgStore> a_;
+  Instant now_;
+  std::int64_t touchpoint_ = 0, letter_ = 0, other_ = 0;
+};
+
+// The "other" delivery dies (kFailed, then the touchpoint marked dead)
+// while the "stream" letter is replayed: the touchpoint stays dead.
+TEST_F(PgReplayRaceTest, ALetterReplayedWhileASiblingDiesLeavesTheTouchpointDead) {
+  auto held = pg::Connection::Open(db_->url(), "test");
+  held->Exec("BEGIN");
+  held->Exec("UPDATE deliveries SET state = 1, dead_at = 1, last_error = 'refused' WHERE id = " +
+             std::to_string(other_));
+  held->Exec("UPDATE touchpoints SET state = 5, reason = 'dead letter on other' WHERE id = " +
+             std::to_string(touchpoint_) + " AND state IN (1, 5)");
+  ReplayWhileHeld(*held);
+  EXPECT_EQ(State(), 5);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries WHERE state = 1 AND touchpoint = " +
+                  std::to_string(touchpoint_)),
+            1);
+}
+
+// Another daemon replays the touchpoint's "other" letter at the same time
+// (put back, the touchpoint locked, its revive finding "stream" still
+// dead): once both are back, the touchpoint is fired again.
+TEST_F(PgReplayRaceTest, TwoDaemonsReplayingATouchpointsTwoLettersAtOnceReviveIt) {
+  auto c = pg::Connection::Open(db_->url(), "test");
+  c->Exec("UPDATE deliveries SET state = 1, dead_at = 1, last_error = 'refused' WHERE id = " +
+          std::to_string(other_));
+  auto held = pg::Connection::Open(db_->url(), "test");
+  held->Exec("BEGIN");
+  held->Exec("UPDATE deliveries SET state = 0, attempts = 0, dead_at = NULL WHERE id = " +
+             std::to_string(other_));
+  held->Exec("SELECT id FROM touchpoints WHERE id = " + std::to_string(touchpoint_) +
+             " FOR UPDATE");
+  pg::Result revived = held->Exec(
+      "UPDATE touchpoints t SET state = 1 WHERE t.id = " + std::to_string(touchpoint_) +
+      " AND t.state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id "
+      "AND d.state = 1) RETURNING id");
+  ASSERT_EQ(revived.rows(), 0);  // "stream" is still dead, as it sees it
+  ReplayWhileHeld(*held);
+  EXPECT_EQ(State(), 1);
 }
 
 }  // namespace

@@ -118,6 +118,16 @@ const pg::Statement kReplay(
     "AND state = 1 RETURNING touchpoint, sink) "
     "SELECT m.last, b.touchpoint, b.sink FROM (SELECT max(id) AS last FROM picked) m "
     "LEFT JOIN back b ON true");
+// The touchpoints of replayed letters, locked before kRevive reads their
+// other deliveries: another daemon's replay of a sibling letter, or a
+// sibling's death (kFailed, then kTouchpointDead), holds the row until it
+// commits, and kRevive, a statement of its own, then reads what it
+// committed. Without it, two replays of one touchpoint's letters on two
+// daemons each saw the other's still dead and left it dead; and a revive
+// that waited for a death's lock re-read only the touchpoint's row, not
+// its deliveries, and revived it beside a dead one.
+const pg::Statement kLockTouchpoints(
+    "SELECT id FROM touchpoints WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE");
 // A touchpoint is fired again once none of its deliveries is dead.
 const pg::Statement kRevive(
     "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
@@ -339,7 +349,10 @@ StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
       at.push_back(Ms(now));
       reasons.push_back("dead letter replayed on " + std::string(r.Text(i, 2)));
     }
-    c.Run(kRevive, pg::Params().AddArray(touchpoints));
+    if (!touchpoints.empty()) {
+      c.Run(kLockTouchpoints, pg::Params().AddArray(touchpoints));
+      c.Run(kRevive, pg::Params().AddArray(touchpoints));
+    }
     AddHistoryAsIs(c, touchpoints, at, reasons);
     step.replayed = static_cast<int>(touchpoints.size());
   });
