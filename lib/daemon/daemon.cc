@@ -57,7 +57,9 @@ constexpr Millis kSharedPoll{1000};
 // server's answer before its connection is given up (and the call answers
 // 503, and the daemon probes the server): a server that is stopped (a
 // frozen VM, a stalled disk) keeps the connection up, and the loop would
-// wait as long, /healthz and the watchdog's ping with it. Past the 5 s a
+// wait as long, /healthz and the watchdog's ping with it. (The same limit
+// holds for the leases, acks and counts of /metrics, on threads of their
+// own, so that a request queued behind them is answered too.) Past the 5 s a
 // statement may wait for a lock (lock_timeout), with room for a busy
 // server.
 constexpr Millis kLoopAnswerLimit{10000};
@@ -92,7 +94,7 @@ StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce&
     } else if (std::string advice = PgStore::LockTableAdvice(*locks); !advice.empty()) {
       spdlog::warn("{}", advice);
     }
-    auto reader = PgReader::Open(database);
+    auto reader = PgReader::Open(database, PgReader::kExactCountsUpTo, kLoopAnswerLimit);
     if (!reader.ok()) return reader.status();
     (*store)->SetAnswerLimit(kLoopAnswerLimit);  // after its migrations: they may take long
     opened.pg = store->get();

@@ -120,12 +120,44 @@ bool ReadRange(pg::Connection& c, const OutcomeQuery& query, BuyerRange range,
 
 }  // namespace
 
+// `call()`, its failure as a Status: a statement the server ended at the
+// connection's statement timeout (57014; these connections are never
+// cancelled) is a server too slow for now, as one given up past the answer
+// limit is away: Unavailable, not a fault.
+template <typename Fn>
+auto Limited(std::string_view what, Fn&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const pg::Error& e) {
+    if (e.sqlstate() == "57014") return Status::Unavailable(pg::ToStatus(what, e).message());
+    return pg::ToStatus(what, e);
+  } catch (const std::exception& e) {
+    return pg::ToStatus(what, e);
+  }
+}
+
+// A connection's settings with the statement timeout of `answer_limit`.
+std::string Limits(std::string_view settings, std::chrono::milliseconds answer_limit) {
+  std::string out(settings);
+  if (answer_limit > std::chrono::seconds(1)) {
+    out += (out.empty() ? "" : " ") + std::string("-c statement_timeout=") +
+           std::to_string((answer_limit - std::chrono::seconds(1)).count());
+  }
+  return out;
+}
+
 struct PgReader::Impl {
-  Impl(std::string database, std::int64_t exact_up_to)
-      : url(std::move(database)), exact_counts_up_to(exact_up_to) {}
+  Impl(std::string database, std::int64_t exact_up_to, std::chrono::milliseconds limit)
+      : url(std::move(database)),
+        exact_counts_up_to(exact_up_to),
+        answer_limit(limit),
+        reader_settings(Limits({}, limit)),
+        queue_settings(Limits(kQueueSettings, limit)) {}
 
   // The reader thread's connection, reopened if lost.
-  pg::Connection& Conn() { return Reopened(conn, conn_pace, "touchpointd-reader"); }
+  pg::Connection& Conn() {
+    return Reopened(conn, conn_pace, "touchpointd-reader", reader_settings, nullptr, true);
+  }
   // The days thread's. Opened with the others: a connection opened by the
   // first count made the first /v1/status 100-150 ms slower (a new server
   // process, its caches empty).
@@ -138,7 +170,7 @@ struct PgReader::Impl {
   // events (75 ms against 13; docs/benchmarks.md). A bitmap scan is left
   // on: it reads a lease's events in half the buffers an index scan does.
   pg::Connection& QueueConn() {
-    return Reopened(queue_conn, queue_pace, "touchpointd-queues", kQueueSettings);
+    return Reopened(queue_conn, queue_pace, "touchpointd-queues", queue_settings, nullptr, true);
   }
   static constexpr std::string_view kQueueSettings = "-c enable_seqscan=off";
 
@@ -152,10 +184,11 @@ struct PgReader::Impl {
     std::string error;
   };
 
-  // A connection reopened if lost; `cancel`, when given, follows it.
+  // A connection reopened if lost; `cancel`, when given, follows it;
+  // `limited`: with the answer limit.
   pg::Connection& Reopened(std::unique_ptr<pg::Connection>& c, Pace& pace, const char* name,
                            std::string_view settings = {},
-                           std::shared_ptr<pg::Canceller>* cancel = nullptr) {
+                           std::shared_ptr<pg::Canceller>* cancel = nullptr, bool limited = false) {
     if (!c || !c->ok()) {
       c.reset();
       const auto now = std::chrono::steady_clock::now();
@@ -172,6 +205,7 @@ struct PgReader::Impl {
         throw;
       }
       pace.failed_at.reset();
+      if (limited) c->set_answer_limit(answer_limit);
       if (cancel != nullptr) {
         auto made = std::make_shared<pg::Canceller>(*c);
         std::lock_guard lock(cancel_mutex);
@@ -187,6 +221,8 @@ struct PgReader::Impl {
 
   std::string url;
   std::int64_t exact_counts_up_to;
+  std::chrono::milliseconds answer_limit;
+  std::string reader_settings, queue_settings;
   std::unique_ptr<pg::Connection> conn;        // the reader thread's
   Pace conn_pace, queue_pace, days_pace;       // each its thread's
   sql::ZoneCache zones;                        // the reader thread's
@@ -211,8 +247,9 @@ PgReader::PgReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PgReader::~PgReader() { impl_->stopping = true; }
 
 StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url,
-                                                   std::int64_t exact_counts_up_to) {
-  auto impl = std::make_unique<Impl>(url, exact_counts_up_to);
+                                                   std::int64_t exact_counts_up_to,
+                                                   std::chrono::milliseconds answer_limit) {
+  auto impl = std::make_unique<Impl>(url, exact_counts_up_to, answer_limit);
   try {
     impl->Conn();
     impl->QueueConn();
@@ -226,7 +263,7 @@ StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url,
 void PgReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
   impl_->reader.Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
                       done = std::move(done)]() mutable {
-    Status s = pg::Guard("make leased events", [&] {
+    Status s = Limited("make leased events", [&] {
       pgstore::FillEvents(impl->Conn(), impl->zones, leased, queue);
       return Status::Ok();
     });
@@ -249,7 +286,7 @@ Instant RunsAt(Instant asked, std::chrono::steady_clock::time_point queued) {
 void PgReader::Lease(std::string queue, int max, Millis visibility, Instant asked, Filled done) {
   impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), max, visibility, asked,
                       queued = std::chrono::steady_clock::now(), done = std::move(done)] {
-    done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
+    done(Limited("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
       // Hidden for `visibility` from when it is taken, however long it
       // waited behind other leases and acks: from the request's time,
       // a lease that waited longer than its visibility would be visible
@@ -272,7 +309,7 @@ void PgReader::Ack(std::string queue, std::vector<std::string> receipts, Instant
                    Acked done) {
   impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), receipts = std::move(receipts),
                       asked, queued = std::chrono::steady_clock::now(), done = std::move(done)] {
-    done(pg::Guard("ack", [&]() -> StatusOr<int> {
+    done(Limited("ack", [&]() -> StatusOr<int> {
       pg::Connection& c = impl->QueueConn();
       pg::Transaction ack(c);
       const int acked = pgstore::AckOn(c, queue, receipts, RunsAt(asked, queued));
@@ -286,7 +323,7 @@ void PgReader::Count(std::vector<std::string> queues, std::vector<std::string> p
                      Counted done) {
   impl_->reader.Post([impl = impl_.get(), queues = std::move(queues),
                       push_sinks = std::move(push_sinks), done = std::move(done)] {
-    done(pg::Guard("count for metrics", [&]() -> StatusOr<StoreGauges> {
+    done(Limited("count for metrics", [&]() -> StatusOr<StoreGauges> {
       return pgstore::ReadGauges(impl->Conn(), queues, push_sinks, impl->exact_counts_up_to);
     }));
   });

@@ -9,6 +9,7 @@
 // A lost connection is reopened by the next job.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,10 +22,17 @@ class PgReader final : public StoreReads, public QueueJobs {
  public:
   // Connects to `url` (a database the store has migrated). The counts of
   // /metrics are exact up to `exact_counts_up_to` rows each, PostgreSQL's
-  // estimates beyond (store/pg/gauges.h).
+  // estimates beyond (store/pg/gauges.h). With an `answer_limit`, a
+  // lease, an ack, a lease's events or a count waits at most that long
+  // for the server's answer (past it the connection is given up, as when
+  // lost: Unavailable), and the server ends a statement that runs a second
+  // less (statement_timeout; Unavailable too): a frozen server would hold
+  // the queues' and counts' threads, and every request queued behind
+  // them, for as long as it stays frozen.
   static constexpr std::int64_t kExactCountsUpTo = 1'000'000;
   static StatusOr<std::unique_ptr<PgReader>> Open(
-      const std::string& url, std::int64_t exact_counts_up_to = kExactCountsUpTo);
+      const std::string& url, std::int64_t exact_counts_up_to = kExactCountsUpTo,
+      std::chrono::milliseconds answer_limit = {});
   // Finishes the jobs queued so far (a report under way gives up), then
   // stops.
   ~PgReader() override;

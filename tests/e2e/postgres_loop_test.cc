@@ -284,7 +284,9 @@ TEST_F(PostgresDaemonTest, ACutNetworkDoesNotHoldTheLoop) {
 // disk): the connections stay up and nothing answers, so a statement of
 // the loop's session would wait for as long, and /healthz with it. It is
 // given up after 10 s (the loop's answer limit); the daemon then finds the
-// server not answering and says so, and recovers once it goes on.
+// server not answering and says so, and recovers once it goes on. A lease
+// and a scrape of /metrics, on threads and sessions of their own, are
+// answered in time too: 503, and the metrics without the store's counts.
 TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) {
   PgServer own;  // frozen by this test alone
   auto db = own.NewDatabase();
@@ -298,6 +300,20 @@ TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) 
     PgServer& server;
     ~Thaw() { server.SignalAll(SIGCONT); }
   } thaw{own};
+  // (Each on a client of its own, timed from its start.)
+  const auto timed = [&](const char* method, const char* target, const char* body) {
+    return std::async(std::launch::async, [&d, method, target, body] {
+      auto c = HttpClient::Create(d.url());
+      EXPECT_TRUE(c.ok());
+      (*c)->set_timeout(std::chrono::seconds(60));
+      const auto start = std::chrono::steady_clock::now();
+      auto r = (*c)->Request(method, target, body);
+      const auto took = std::chrono::steady_clock::now() - start;
+      return std::make_pair(r.ok() ? std::move(*r) : HttpResult{}, took);
+    });
+  };
+  auto lease = timed("POST", "/v1/queues/outbox/lease", R"({"max": 10})");
+  auto metrics = timed("GET", "/metrics", "");
   // Each answered, and in time; the buyer's timeline needs the loop's
   // session, /healthz does not.
   json degraded;
@@ -319,6 +335,13 @@ TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) 
   }
   EXPECT_LT(slowest, std::chrono::seconds(15)) << d.log();
   EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded << "\n" << d.log();
+  const auto [leased, lease_took] = lease.get();
+  EXPECT_EQ(leased.status, 503) << leased.body;
+  EXPECT_LT(lease_took, std::chrono::seconds(15));
+  const auto [scraped, scrape_took] = metrics.get();
+  EXPECT_EQ(scraped.status, 200) << scraped.body;
+  EXPECT_THAT(scraped.body, HasSubstr("touchpoint_store_counts_up 0"));
+  EXPECT_LT(scrape_took, std::chrono::seconds(15));
 
   own.SignalAll(SIGCONT);
   int answered = 0;
