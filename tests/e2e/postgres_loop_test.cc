@@ -335,13 +335,15 @@ TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) 
   }
   EXPECT_LT(slowest, std::chrono::seconds(15)) << d.log();
   EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded << "\n" << d.log();
+  // Their own limit, after the loop read them: it may have been held by
+  // the timeline's statement first, up to its own 10 s.
   const auto [leased, lease_took] = lease.get();
   EXPECT_EQ(leased.status, 503) << leased.body;
-  EXPECT_LT(lease_took, std::chrono::seconds(15));
+  EXPECT_LT(lease_took, std::chrono::seconds(25));
   const auto [scraped, scrape_took] = metrics.get();
   EXPECT_EQ(scraped.status, 200) << scraped.body;
   EXPECT_THAT(scraped.body, HasSubstr("touchpoint_store_counts_up 0"));
-  EXPECT_LT(scrape_took, std::chrono::seconds(15));
+  EXPECT_LT(scrape_took, std::chrono::seconds(25));
 
   own.SignalAll(SIGCONT);
   int answered = 0;
