@@ -49,6 +49,10 @@ class ForwardingStore : public ScheduleStore {
                                          Instant up_to, Instant now, std::string_view r) override {
     return inner_.CancelCadences(b, c, up_to, now, r);
   }
+  StatusOr<std::vector<EngagementEvent>> FirstEventsSince(std::string_view b, Instant since,
+                                                          std::span<const std::string> t) override {
+    return inner_.FirstEventsSince(b, since, t);
+  }
   StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& d,
                                                            std::span<const std::string> t,
                                                            Instant until) override {

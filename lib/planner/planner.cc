@@ -14,6 +14,17 @@ bool Contains(const std::vector<int>& v, int x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+// The first of `events` at or after `from` of a type `cadence` stops on.
+const BuyerEvent* FirstStop(const Cadence& cadence, std::span<const BuyerEvent> events,
+                            Instant from) {
+  const BuyerEvent* first = nullptr;
+  for (const BuyerEvent& e : events) {
+    if (e.at < from || !Contains(cadence.stop_on, e.type)) continue;
+    if (first == nullptr || e.at < first->at) first = &e;
+  }
+  return first;
+}
+
 }  // namespace
 
 Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& product,
@@ -26,8 +37,26 @@ Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& produ
       std::min(static_cast<std::int64_t>(product.supply_days) * quantity, kMaxRunoutDays), zone);
 }
 
+std::vector<std::string> StopTypes(const Rules& rules) {
+  std::vector<int> types;
+  for (const Cadence& c : rules.cadences) {
+    for (int t : c.stop_on) {
+      if (!Contains(types, t)) types.push_back(t);
+    }
+  }
+  std::vector<std::string> names;
+  names.reserve(types.size());
+  for (int t : types) names.push_back(rules.engagement_types[static_cast<std::size_t>(t)].name);
+  return names;
+}
+
+std::string StoppedReason(std::string_view type, Instant at) {
+  return "buyer " + std::string(type) + " at " + FormatRfc3339(at, UtcZone());
+}
+
 Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
-                  const Purchase& purchase, int product, const Zone* zone) {
+                  const Purchase& purchase, int product, const Zone* zone,
+                  std::span<const BuyerEvent> events) {
   const auto place =
       std::upper_bound(history.begin(), history.end(), purchase.purchased_at,
                        [](Instant t, const PastPurchase& p) { return t < p.purchased_at; });
@@ -51,6 +80,8 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
       plan.switched = plan.switched || triggered;
     }
     if (!triggered) continue;
+    const BuyerEvent* stop =
+        cadence.stop_on.empty() ? nullptr : FirstStop(cadence, events, purchase.purchased_at);
     for (std::size_t s = 0; s < cadence.steps.size(); ++s) {
       const Step& step = cadence.steps[s];
       if (!step.tiers.empty() && !Contains(step.tiers, plan.tier)) continue;
@@ -69,6 +100,10 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
                  tp.next_at >= newer->purchased_at) {
         tp.state = TouchpointState::kCancelled;
         tp.reason = "repurchased: a newer purchase was already recorded";
+      } else if (stop != nullptr && tp.next_at >= stop->at) {
+        tp.state = TouchpointState::kCancelled;
+        tp.reason = StoppedReason(rules.engagement_types[static_cast<std::size_t>(stop->type)].name,
+                                  stop->at);
       }
       plan.touchpoints.push_back(std::move(tp));
     }

@@ -20,6 +20,16 @@ struct PastPurchase {
   const Zone* zone = nullptr;  // the zone it was planned in
 };
 
+// One of the buyer's engagement events, as planning reads it.
+struct BuyerEvent {
+  Instant at;
+  int type = 0;  // index into Rules::engagement_types
+};
+
+// The names of the event types some cadence stops on (`stop_on`), each
+// once: the events planning reads (PlanPurchase's `events`).
+std::vector<std::string> StopTypes(const Rules& rules);
+
 struct PlannedTouchpoint {
   std::string id;  // TouchpointId(order_id, cadence name, step id)
   int cadence = 0;
@@ -93,10 +103,22 @@ Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& produ
 //    is born kSkipped;
 //  - when history holds a newer purchase (this order arrived late), that
 //    purchase would have cancelled this one's cancel_on_repurchase
-//    touchpoints not yet due by then: those are born kCancelled.
+//    touchpoints not yet due by then: those are born kCancelled;
+//  - when `events` holds one at or after purchased_at of a type a cadence
+//    stops on (this order arrived after the buyer's answer, or a reload
+//    adds steps to a cadence the answer stopped), that event would have
+//    cancelled the cadence's touchpoints not yet due by then: those are
+//    born kCancelled, with the reason the event gives them. `events` is
+//    the buyer's (in any order; others are ignored): the first of each of
+//    StopTypes() at or after purchased_at is enough.
 // Cancelling earlier purchases' touchpoints is the caller's job (it owns the
 // state); see Scheduler::Ingest.
 Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
-                  const Purchase& purchase, int product, const Zone* zone);
+                  const Purchase& purchase, int product, const Zone* zone,
+                  std::span<const BuyerEvent> events = {});
+
+// The reason a touchpoint stopped by an event of `type` at `at` is given
+// (the event's own cancels and those PlanPurchase makes at birth alike).
+std::string StoppedReason(std::string_view type, Instant at);
 
 }  // namespace tp

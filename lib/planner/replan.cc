@@ -39,7 +39,8 @@ ReplanChange Planned(ReplanChange::Kind kind, PlannedTouchpoint t, const std::st
 
 PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> others,
                               const Purchase& purchase, int product, const Zone* zone,
-                              std::span<const ExistingTouchpoint> existing, Instant now) {
+                              std::span<const ExistingTouchpoint> existing, Instant now,
+                              std::span<const BuyerEvent> events) {
   PurchaseReplan out;
   if (product < 0 || zone == nullptr) {
     const std::string reason = std::string(kRulesChanged) + ": product '" + purchase.product +
@@ -49,7 +50,7 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
     }
     return out;
   }
-  Plan plan = PlanPurchase(rules, others, purchase, product, zone);
+  Plan plan = PlanPurchase(rules, others, purchase, product, zone, events);
   out.tier = plan.tier;
 
   std::unordered_map<std::string_view, const ExistingTouchpoint*> by_id;
@@ -130,7 +131,18 @@ std::string PlanningFingerprint(const Rules& rules) {
     text += "cadence " + c.name + " " + (c.trigger == Trigger::kSwitch ? "switch" : "purchase") +
             " products" + names(rules.products, c.products) + " from" +
             names(rules.products, c.from) + " to" + names(rules.products, c.to) +
-            (c.cancel_on_repurchase ? " cancel_on_repurchase" : "") + "\n";
+            (c.cancel_on_repurchase ? " cancel_on_repurchase" : "");
+    // What stops it: an answer already recorded cancels its steps at
+    // birth. Only when set, as a set (sorted).
+    if (!c.stop_on.empty()) {
+      std::vector<std::string> stops;
+      for (int t : c.stop_on)
+        stops.push_back(rules.engagement_types[static_cast<std::size_t>(t)].name);
+      std::sort(stops.begin(), stops.end());
+      text += " stop_on";
+      for (const std::string& s : stops) text += " " + s;
+    }
+    text += "\n";
     for (const Step& s : c.steps) {
       text += "step " + s.id + " " + s.topic + " " + s.after.ToString() + " " +
               (s.anchor == Anchor::kRunout ? "runout" : "purchase") + " tiers" +

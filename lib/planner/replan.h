@@ -30,10 +30,13 @@ namespace tp {
 
 // `others` is the buyer's other purchases, sorted as PlanPurchase wants;
 // `product` is the purchase's product in `rules` (-1 if the rules no longer
-// have it) and `zone` the zone it was planned in.
+// have it) and `zone` the zone it was planned in; `events` the buyer's, as
+// PlanPurchase reads them (a step added to a cadence the buyer's answer
+// stopped is not planned).
 PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> others,
                               const Purchase& purchase, int product, const Zone* zone,
-                              std::span<const ExistingTouchpoint> existing, Instant now);
+                              std::span<const ExistingTouchpoint> existing, Instant now,
+                              std::span<const BuyerEvent> events = {});
 
 // Whether the parts of the rules that planning reads (zone, send window,
 // products, tiers, cadences and their steps) are the same, so a reload from

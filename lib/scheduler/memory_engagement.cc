@@ -162,6 +162,30 @@ StatusOr<CadenceCounts> MemoryStore::CancelCadences(std::string_view buyer_id,
   return counts;
 }
 
+StatusOr<std::vector<EngagementEvent>> MemoryStore::FirstEventsSince(
+    std::string_view buyer_id, Instant since, std::span<const std::string> types) {
+  std::vector<EngagementEvent> found;
+  auto b = buyer_index_.find(buyer_id);
+  if (b == buyer_index_.end()) return found;
+  const BuyerRec& buyer = buyers_[b->second];
+  auto e = std::lower_bound(buyer.events.begin(), buyer.events.end(), since,
+                            [](const EventRec& r, Instant at) { return r.at < at; });
+  for (; e != buyer.events.end() && found.size() < types.size(); ++e) {
+    const std::string& name = rules_->engagement_types[e->type].name;
+    if (std::find(types.begin(), types.end(), name) == types.end()) continue;
+    if (std::any_of(found.begin(), found.end(),
+                    [&](const EngagementEvent& f) { return f.type == name; })) {
+      continue;
+    }
+    EngagementEvent first;
+    first.buyer_id = buyer.id;
+    first.type = name;
+    first.at = e->at;
+    found.push_back(std::move(first));
+  }
+  return found;
+}
+
 StatusOr<std::optional<EngagementEvent>> MemoryStore::FirstEngagement(
     const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
   const TouchpointRec& t = touchpoints_[static_cast<std::uint32_t>(due.handle)];

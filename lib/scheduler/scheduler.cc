@@ -73,7 +73,9 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
 
   auto buyer = store_.LoadBuyer(purchase.buyer_id);
   if (!buyer.ok()) return buyer.status();
-  Plan plan = PlanPurchase(*rules_, buyer->history, purchase, product, zone);
+  auto events = StopEvents(purchase);
+  if (!events.ok()) return events.status();
+  Plan plan = PlanPurchase(*rules_, buyer->history, purchase, product, zone, *events);
   if (buyer->opted_out) plan.touchpoints.clear();
 
   // An order recorded long after its steps were due: those missed by more
@@ -111,6 +113,24 @@ StatusOr<IngestOutcome> Scheduler::Ingest(const Purchase& purchase) {
   Report(*cancelled, TouchpointState::kCancelled);
   if (Status s = ObserveRepurchase(purchase, buyer->history, zone); !s.ok()) return s;
   return outcome;
+}
+
+StatusOr<std::vector<BuyerEvent>> Scheduler::StopEvents(const Purchase& purchase) {
+  const Rules& rules = *rules_;
+  if (stop_types_of_ != rules_.generation()) {
+    stop_types_ = StopTypes(rules);
+    stop_types_of_ = rules_.generation();
+  }
+  std::vector<BuyerEvent> events;
+  if (stop_types_.empty()) return events;
+  auto first = store_.FirstEventsSince(purchase.buyer_id, purchase.purchased_at, stop_types_);
+  if (!first.ok()) return first.status();
+  for (const EngagementEvent& e : *first) {
+    if (const int type = rules.EngagementTypeIndex(e.type); type >= 0) {
+      events.push_back({e.at, type});
+    }
+  }
+  return events;
 }
 
 Status Scheduler::ObserveRepurchase(const Purchase& purchase, std::span<const PastPurchase> history,
@@ -198,9 +218,8 @@ StatusOr<EventOutcome> Scheduler::RecordEvent(const EngagementEvent& event) {
     }
   }
   if (!stopped.empty()) {
-    auto cancelled =
-        store_.CancelCadences(event.buyer_id, stopped, event.at, now,
-                              "buyer " + event.type + " at " + FormatRfc3339(event.at, UtcZone()));
+    auto cancelled = store_.CancelCadences(event.buyer_id, stopped, event.at, now,
+                                           StoppedReason(event.type, event.at));
     if (!cancelled.ok()) return cancelled.status();
     for (const auto& [cadence, n] : *cancelled) outcome.cancelled += static_cast<int>(n);
     Report(*cancelled, TouchpointState::kCancelled);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "config/rules.h"
 #include "config/rules_in_force.h"
@@ -150,11 +151,17 @@ class Scheduler {
   StatusOr<EventOutcome> AsRecorded(const EngagementEvent& event, EventOutcome::Kind if_new);
   // Why `due`'s step may not fire now by its `when`, or nullopt.
   StatusOr<std::optional<std::string>> UnmetWhen(const DueTouchpoint& due, Instant now);
+  // The buyer's events planning `purchase` reads (planner.h's BuyerEvent):
+  // none when no cadence stops on any.
+  StatusOr<std::vector<BuyerEvent>> StopEvents(const Purchase& purchase);
 
   ScheduleStore& store_;
   const Clock& clock_;
   const RulesInForce& rules_;
   SchedulerObserver* observer_ = nullptr;
+  // StopTypes() of the rules of generation stop_types_of_.
+  std::vector<std::string> stop_types_;
+  std::optional<std::uint64_t> stop_types_of_;
 };
 
 }  // namespace tp

@@ -166,6 +166,12 @@ class ScheduleStore {
                                                  std::span<const std::string> cadences,
                                                  Instant up_to, Instant now,
                                                  std::string_view reason) = 0;
+  // For each of `types`, the buyer's first event of it (its `type` and
+  // `at`) with `at` at or after `since`; none for a type without one. What
+  // planning a purchase reads (planner.h's PlanPurchase `events`), for an
+  // answer recorded before the purchase was.
+  virtual StatusOr<std::vector<EngagementEvent>> FirstEventsSince(
+      std::string_view buyer_id, Instant since, std::span<const std::string> types) = 0;
   // The first event of the buyer of `due` of one of `types` with `at` from
   // its purchase's purchased_at up to `until` (inclusive), by time; nullopt
   // if none.

@@ -47,7 +47,13 @@ EngagementTables::EngagementTables(Database& db, RowWriter& rows)
           "SELECT e.type, e.at FROM touchpoints t JOIN purchases p ON p.id = t.purchase "
           "JOIN events e ON e.buyer = t.buyer AND e.at >= p.purchased_at AND e.at <= ?2 "
           "WHERE t.id = ?1 AND e.type IN (SELECT value FROM json_each(?3)) "
-          "ORDER BY e.at, e.id LIMIT 1") {}
+          "ORDER BY e.at, e.id LIMIT 1"),
+      // By events_by_buyer, from `since` on: usually nothing (a purchase
+      // is reported before its buyer answers).
+      first_events_since_(db.sql(),
+                          "SELECT type, MIN(at) FROM events WHERE buyer = (SELECT id FROM buyers "
+                          "WHERE buyer_id = ?1) AND at >= ?2 AND type IN (SELECT value FROM "
+                          "json_each(?3)) GROUP BY type") {}
 
 TouchpointRef EngagementTables::Ref(SQLite::Statement& q) {
   TouchpointRef ref;
@@ -166,6 +172,27 @@ StatusOr<CadenceCounts> EngagementTables::CancelCadences(std::string_view buyer_
   });
   if (!s.ok()) return s;
   return counts;
+}
+
+StatusOr<std::vector<EngagementEvent>> EngagementTables::FirstEventsSince(
+    std::string_view buyer_id, Instant since, std::span<const std::string> types) {
+  return Guard("read the buyer's events", [&]() -> StatusOr<std::vector<EngagementEvent>> {
+    std::vector<EngagementEvent> found;
+    if (types.empty()) return found;
+    auto& q = first_events_since_;
+    q.tryReset();
+    BindText(q, 1, buyer_id);
+    q.bind(2, Ms(since));
+    BindText(q, 3, JsonStrings(types));
+    while (q.executeStep()) {
+      EngagementEvent& e = found.emplace_back();
+      e.buyer_id = std::string(buyer_id);
+      e.type = q.getColumn(0).getString();
+      e.at = FromMs(q.getColumn(1).getInt64());
+    }
+    q.tryReset();
+    return found;
+  });
 }
 
 StatusOr<std::optional<EngagementEvent>> EngagementTables::FirstEngagement(

@@ -34,6 +34,8 @@ class EngagementTables {
   StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
                                          std::span<const std::string> cadences, Instant up_to,
                                          Instant now, std::string_view reason);
+  StatusOr<std::vector<EngagementEvent>> FirstEventsSince(std::string_view buyer_id, Instant since,
+                                                          std::span<const std::string> types);
   StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
                                                            std::span<const std::string> types,
                                                            Instant until);
@@ -53,6 +55,7 @@ class EngagementTables {
   SQLite::Statement insert_;
   SQLite::Statement cancel_;
   SQLite::Statement first_engagement_;
+  SQLite::Statement first_events_since_;
 };
 
 }  // namespace tp

@@ -236,6 +236,11 @@ StatusOr<CadenceCounts> PgStore::CancelCadences(std::string_view buyer_id,
                                                 std::string_view reason) {
   return impl_->tables.CancelCadences(buyer_id, cadences, up_to, now, reason);
 }
+StatusOr<std::vector<EngagementEvent>> PgStore::FirstEventsSince(
+    std::string_view buyer_id, Instant since, std::span<const std::string> types) {
+  return impl_->tables.FirstEventsSince(buyer_id, since, types);
+}
+
 StatusOr<std::optional<EngagementEvent>> PgStore::FirstEngagement(
     const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
   return impl_->tables.FirstEngagement(due, types, until);

@@ -151,6 +151,8 @@ class PgStore final : public Store, public LeasedEvents {
   StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
                                          std::span<const std::string> cadences, Instant up_to,
                                          Instant now, std::string_view reason) override;
+  StatusOr<std::vector<EngagementEvent>> FirstEventsSince(
+      std::string_view buyer_id, Instant since, std::span<const std::string> types) override;
   StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
                                                            std::span<const std::string> types,
                                                            Instant until) override;

@@ -46,6 +46,9 @@ ReplanRows::ReplanRows(Database& db, RowWriter& rows)
                   "> (?1, ?2, ?3, ?4, ?5, ?6) ORDER BY next_at, due_at, buyer, cadence_order, "
                   "step_order, id LIMIT ?7"),
       buyer_name_(db.sql(), "SELECT buyer_id FROM buyers WHERE id = ?"),
+      first_events_since_(db.sql(),
+                          "SELECT type, MIN(at) FROM events WHERE buyer = ?1 AND at >= ?2 AND "
+                          "type IN (SELECT value FROM json_each(?3)) GROUP BY type"),
       save_sweep_(db.sql(),
                   "UPDATE planning SET replanning = ?1, next_at = ?2, due_at = ?3, buyer = ?4, "
                   "cadence_order = ?5, step_order = ?6, touchpoint = ?7 WHERE id = 1") {}
@@ -205,6 +208,9 @@ void ReplanRows::ReplanBuyer(const Rules& rules, const PurchaseReplanner& replan
                    p.purchase.amount, p.purchase.quantity, p.zone});
   }
   std::vector<PastPurchase> others;
+  const std::vector<std::string> stop_types = StopTypes(rules);
+  const std::string stop_json = sql::JsonStrings(stop_types);
+  std::vector<BuyerEvent> events;
   for (std::size_t i = 0; i < purchases.size(); ++i) {
     const StoredPurchase& p = purchases[i];
     const bool pending = std::any_of(
@@ -213,8 +219,22 @@ void ReplanRows::ReplanBuyer(const Rules& rules, const PurchaseReplanner& replan
     if (!pending) continue;
     others.assign(all.begin(), all.end());
     others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+    // The buyer's first answers since the purchase (planner.h's `events`).
+    events.clear();
+    if (!stop_types.empty()) {
+      auto& q = first_events_since_;
+      q.tryReset();
+      q.bind(1, buyer);
+      q.bind(2, Ms(p.purchase.purchased_at));
+      BindText(q, 3, stop_json);
+      while (q.executeStep()) {
+        const int type = rules.EngagementTypeIndex(q.getColumn(0).getString());
+        if (type >= 0) events.push_back({FromMs(q.getColumn(1).getInt64()), type});
+      }
+      q.tryReset();
+    }
     const PurchaseReplan plan =
-        replan(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now);
+        replan(rules, others, p.purchase, all[i].product, p.zone, p.touchpoints, now, events);
     ApplyChanges(rules, p.row, buyer, plan.tier, plan.changes, now, counts);
   }
 }

@@ -83,6 +83,7 @@ class ReplanRows {
   // The pending touchpoints after the sweep's position, in firing order.
   SQLite::Statement sweep_rows_;
   SQLite::Statement buyer_name_;
+  SQLite::Statement first_events_since_;
   SQLite::Statement save_sweep_;
 };
 

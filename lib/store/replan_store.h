@@ -69,9 +69,12 @@ struct ReplanStep {
 // touchpoints under `rules` (planner/replan.h's ReplanPurchase, which the
 // daemon passes). The store loads the rows and writes the changes back; it
 // does not plan.
+// `events`: the buyer's first event of each of StopTypes(rules) at or after
+// the purchase's purchased_at.
 using PurchaseReplanner = std::function<PurchaseReplan(
     const Rules& rules, std::span<const PastPurchase> others, const Purchase& purchase, int product,
-    const Zone* zone, std::span<const ExistingTouchpoint> existing, Instant now)>;
+    const Zone* zone, std::span<const ExistingTouchpoint> existing, Instant now,
+    std::span<const BuyerEvent> events)>;
 
 class ReplanStore {
  public:

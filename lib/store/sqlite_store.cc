@@ -170,6 +170,11 @@ StatusOr<CadenceCounts> SqliteStore::CancelCadences(std::string_view buyer_id,
                                                     std::string_view reason) {
   return impl_->engagement.CancelCadences(buyer_id, cadences, up_to, now, reason);
 }
+StatusOr<std::vector<EngagementEvent>> SqliteStore::FirstEventsSince(
+    std::string_view buyer_id, Instant since, std::span<const std::string> types) {
+  return impl_->engagement.FirstEventsSince(buyer_id, since, types);
+}
+
 StatusOr<std::optional<EngagementEvent>> SqliteStore::FirstEngagement(
     const DueTouchpoint& due, std::span<const std::string> types, Instant until) {
   return impl_->engagement.FirstEngagement(due, types, until);

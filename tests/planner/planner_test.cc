@@ -208,6 +208,41 @@ TEST_F(PlannerTest, LateOrderIsBornCancelledWhereANewerPurchaseWouldHaveCancelle
   EXPECT_EQ(Get(plan, "style-ideas").reason, "repurchased: a newer purchase was already recorded");
 }
 
+// The trust cadence stops on a reply (stop_on): a reply at or after the
+// purchase, already recorded when it is planned, would have cancelled the
+// steps not yet due by then.
+TEST_F(PlannerTest, AnAnswerAfterThePurchaseCancelsItsCadencesStepsDueFromThenAtBirth) {
+  std::string yaml(testing::kBriefConfig);
+  const std::string at =
+      "    cancel_on_repurchase: true\n    steps:\n      - {after: 1d,  topic: how";
+  yaml.replace(yaml.find(at), at.size(),
+               "    cancel_on_repurchase: true\n    stop_on: [replied, clicked]\n    steps:\n"
+               "      - {after: 1d,  topic: how");
+  rules_ = testing::MustLoad(yaml);
+  const int replied = rules_->EngagementTypeIndex("replied");
+  const int clicked = rules_->EngagementTypeIndex("clicked");
+  const int read = rules_->EngagementTypeIndex("read");
+  EXPECT_EQ(StopTypes(*rules_), (std::vector<std::string>{"replied", "clicked"}));
+  const Purchase p{"o", "buyer", "daily", 2, 1, At("2026-02-01T10:00:00+08:00"), ""};
+  const std::vector<BuyerEvent> events = {
+      {At("2026-02-01T09:00:00+08:00"), replied},  // before the purchase: not its answer
+      {At("2026-02-06T10:00:00+08:00"), read},     // stops nothing
+      {At("2026-02-09T12:00:00+08:00"), clicked},  // later than the reply below
+      {At("2026-02-05T12:00:00+08:00"), replied},
+  };
+  const Plan plan = PlanPurchase(*rules_, {}, p, 0, shanghai_, events);
+  EXPECT_EQ(Get(plan, "how-to-wear").state, TouchpointState::kPending);    // due 02-02
+  EXPECT_EQ(Get(plan, "comfort-check").state, TouchpointState::kPending);  // due 02-04
+  EXPECT_EQ(Get(plan, "care-tips").state, TouchpointState::kCancelled);    // due 02-08
+  EXPECT_EQ(Get(plan, "care-tips").reason, "buyer replied at 2026-02-05T04:00:00Z");
+  EXPECT_EQ(Get(plan, "style-ideas").state, TouchpointState::kCancelled);
+  // Another cadence, which no answer stops.
+  EXPECT_EQ(Get(plan, "trust-checkpoint").state, TouchpointState::kPending);
+  // Without the events, as before.
+  EXPECT_EQ(Get(PlanPurchase(*rules_, {}, p, 0, shanghai_), "style-ideas").state,
+            TouchpointState::kPending);
+}
+
 TEST_F(PlannerTest, NextAtIsDueMovedIntoTheSendWindow) {
   const Plan plan = PlanFor({}, "o", "daily", 1, 1, "2026-11-01T22:40:00+08:00");
   EXPECT_EQ(Fmt(Get(plan, "how-to-wear").due_at, "Asia/Shanghai"), "2026-11-02T22:40:00+08:00");

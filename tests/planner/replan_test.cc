@@ -141,6 +141,39 @@ TEST_F(ReplanTest, AStepTheNewRulesCancelAtBirthIsCancelled) {
   EXPECT_THAT(r.changes[0].reason, ::testing::StartsWith("rules changed: "));
 }
 
+// The buyer replied on day 2, which stops the cadence: a step the new
+// rules add to it (day 5, still ahead) would have been cancelled by the
+// reply, so it is not planned; without the reply, it is.
+TEST_F(ReplanTest, AStepAddedToACadenceTheBuyersAnswerStoppedIsNotPlanned) {
+  const auto stopped = [&](std::string_view steps) {
+    std::string yaml = std::string(kReplanBase) + std::string(steps);
+    const std::string at = "    cancel_on_repurchase: true\n";
+    yaml.replace(yaml.find(at), at.size(), at + "    stop_on: [replied]\n");
+    return testing::MustLoad(yaml);
+  };
+  auto before = stopped("      - {after: 1d, topic: a}\n      - {after: 7d, topic: b}\n");
+  auto existing = Existing(*before);
+  existing[0].state = TouchpointState::kFired;
+  existing[1].state = TouchpointState::kCancelled;  // by the reply
+  auto after = stopped(
+      "      - {after: 1d, topic: a}\n      - {after: 5d, topic: m}\n"
+      "      - {after: 7d, topic: b}\n");
+  const std::string added = TouchpointId("o1", "trust", "m");
+  const std::vector<BuyerEvent> replied = {
+      {At("2026-11-03T08:00:00Z"), after->EngagementTypeIndex("replied")}};
+  const PurchaseReplan r =
+      ReplanPurchase(*after, {}, purchase_, 0, UtcZone(), existing, now_, replied);
+  EXPECT_EQ(Find(r, added), nullptr);
+  const PurchaseReplan unanswered = Replan(*after, existing);
+  ASSERT_NE(Find(unanswered, added), nullptr);
+  EXPECT_EQ(Find(unanswered, added)->kind, ReplanChange::Kind::kAdd);
+  // What stops a cadence is part of what planning reads.
+  EXPECT_NE(
+      PlanningFingerprint(*after),
+      PlanningFingerprint(*Load("      - {after: 1d, topic: a}\n      - {after: 5d, topic: m}\n"
+                                "      - {after: 7d, topic: b}\n")));
+}
+
 TEST_F(ReplanTest, SamePlanningIgnoresSinksLoggingAndAuth) {
   auto a = Load("      - {after: 7d, topic: b}\n");
   auto b = testing::MustLoad("log: {level: debug}\n" + std::string(kReplanBase) +

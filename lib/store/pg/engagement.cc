@@ -31,6 +31,11 @@ const pg::Statement kStopCadences(
     "UPDATE touchpoints SET state = 2, reason = $1 WHERE buyer = $2 AND state = 0 AND "
     "cadence = ANY($3::text[]) AND purchase IN (SELECT id FROM purchases WHERE buyer = $2 AND "
     "purchased_at <= $4) RETURNING id, cadence");
+// By events_by_buyer, from `since` on: usually nothing (a purchase is
+// reported before its buyer answers).
+const pg::Statement kFirstEventsSince(
+    "SELECT e.type, min(e.at) FROM events e WHERE e.buyer = (SELECT id FROM buyers WHERE "
+    "buyer_id = $1) AND e.at >= $2 AND e.type = ANY($3::text[]) GROUP BY e.type");
 const pg::Statement kFirstEngagement(
     "SELECT e.type, e.at FROM touchpoints t JOIN purchases p ON p.id = t.purchase "
     "JOIN events e ON e.buyer = t.buyer AND e.at >= p.purchased_at AND e.at <= $2 "
@@ -106,6 +111,8 @@ StatusOr<BuyerTouchpoint> Tables::LastFiredBefore(std::string_view buyer_id, Ins
 StatusOr<bool> Tables::AddEvent(const EngagementEvent& event, std::uint64_t buyer,
                                 std::uint64_t credited, Instant now) {
   bool added = false;
+  // What the group read of the buyer's events ahead no longer holds.
+  if (Ahead* a = Current()) a->events.erase(event.buyer_id);
   Status s = session_.Atomically("record event", [&] {
     const std::int64_t row = buyer != 0 ? static_cast<std::int64_t>(buyer)
                                         : *FindBuyer(event.buyer_id, now, /*create=*/true);
@@ -141,6 +148,27 @@ StatusOr<CadenceCounts> Tables::CancelCadences(std::string_view buyer_id,
   });
   if (!s.ok()) return s;
   return counts;
+}
+
+StatusOr<std::vector<EngagementEvent>> Tables::FirstEventsSince(
+    std::string_view buyer_id, Instant since, std::span<const std::string> types) {
+  if (types.empty()) return std::vector<EngagementEvent>();
+  if (Ahead* a = Current()) {
+    if (const auto* read = a->FindEvents(buyer_id, since)) return *read;
+  }
+  return session_.Read("read the buyer's events", [&]() -> StatusOr<std::vector<EngagementEvent>> {
+    std::vector<EngagementEvent> found;
+    pg::Result r = session_.conn().Run(kFirstEventsSince,
+                                       pg::Params().Add(buyer_id).Add(Ms(since)).AddArray(
+                                           std::vector<std::string>(types.begin(), types.end())));
+    for (int i = 0; i < r.rows(); ++i) {
+      EngagementEvent& e = found.emplace_back();
+      e.buyer_id = std::string(buyer_id);
+      e.type = std::string(r.Text(i, 0));
+      e.at = FromMs(r.Int64(i, 1));
+    }
+    return found;
+  });
 }
 
 StatusOr<std::optional<EngagementEvent>> Tables::FirstEngagement(const DueTouchpoint& due,

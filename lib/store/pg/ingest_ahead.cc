@@ -25,6 +25,12 @@ const pg::Statement kBuyersAhead(
     "SELECT b.buyer_id, b.id, b.opted_out, p.purchased_at, p.product, p.amount, p.quantity, "
     "p.zone FROM buyers b LEFT JOIN purchases p ON p.buyer = b.id "
     "WHERE b.buyer_id = ANY($1::text[]) ORDER BY b.id, p.purchased_at, p.id");
+// For each (buyer, since) pair, by its ordinal: the buyer's first event of
+// each of $3 at or after it (FirstEventsSince()), by events_by_buyer.
+const pg::Statement kEventsAhead(
+    "SELECT u.n, e.type, min(e.at) FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS "
+    "u(buyer_id, since, n) JOIN buyers b ON b.buyer_id = u.buyer_id JOIN events e ON "
+    "e.buyer = b.id AND e.at >= u.since WHERE e.type = ANY($3::text[]) GROUP BY u.n, e.type");
 const pg::Statement kOrdersAhead(
     "SELECT p.order_id, b.buyer_id, p.product, p.quantity, p.amount, p.purchased_at, p.timezone, "
     "p.attributes, p.zone FROM purchases p JOIN buyers b ON b.id = p.buyer "
@@ -65,6 +71,14 @@ const pg::Statement kWriteHeld(
 Tables::Ahead::Buyer* Tables::Ahead::FindBuyer(std::string_view buyer_id) {
   auto it = buyers.find(buyer_id);
   return it == buyers.end() ? nullptr : &it->second;
+}
+
+const std::vector<EngagementEvent>* Tables::Ahead::FindEvents(std::string_view buyer_id,
+                                                              Instant since) const {
+  auto buyer = events.find(buyer_id);
+  if (buyer == events.end()) return nullptr;
+  auto it = buyer->second.find(Ms(since));
+  return it == buyer->second.end() ? nullptr : &it->second;
 }
 
 Tables::Ahead* Tables::Current() {
@@ -135,6 +149,7 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
     // Read into these, kept only once every read succeeded.
     decltype(a.buyers) read_buyers;
     decltype(a.orders) read_orders;
+    decltype(a.events) read_events;
     if (!buyers.empty()) {
       TakeTurns(a, c, buyers);
       for (const std::string& b : buyers) read_buyers.try_emplace(b);
@@ -166,8 +181,27 @@ Status Tables::PrepareIngest(std::span<const Purchase> purchases) {
         read_orders[o.purchase.order_id] = std::move(o);
       }
     }
+    if (const std::vector<std::string> types = StopTypes(*rules_); !types.empty()) {
+      std::vector<std::string> buyer_of;
+      std::vector<std::int64_t> since;
+      for (const Purchase& p : purchases) {
+        if (!read_events[p.buyer_id].try_emplace(Ms(p.purchased_at)).second) continue;
+        buyer_of.push_back(p.buyer_id);
+        since.push_back(Ms(p.purchased_at));
+      }
+      pg::Result r =
+          c.Run(kEventsAhead, pg::Params().AddArray(buyer_of).AddArray(since).AddArray(types));
+      for (int i = 0; i < r.rows(); ++i) {
+        const auto n = static_cast<std::size_t>(r.Int64(i, 0)) - 1;
+        EngagementEvent& e = read_events[buyer_of[n]][since[n]].emplace_back();
+        e.buyer_id = buyer_of[n];
+        e.type = std::string(r.Text(i, 1));
+        e.at = FromMs(r.Int64(i, 2));
+      }
+    }
     a.buyers.merge(read_buyers);
     a.orders.merge(read_orders);
+    a.events = std::move(read_events);
   });
 }
 

@@ -53,6 +53,12 @@ const pg::Statement kPurchasesOf(
 const pg::Statement kTouchpointsOf(
     "SELECT purchase, cadence, step, state, due_at, next_at, id FROM touchpoints "
     "WHERE buyer = ANY($1::bigint[]) ORDER BY id");
+// For each purchase, its buyer's first event of each of $2 at or after
+// its purchased_at (planner.h's `events`), by events_by_buyer.
+const pg::Statement kEventsOfPurchases(
+    "SELECT p.id, e.type, min(e.at) FROM purchases p JOIN events e ON e.buyer = p.buyer AND "
+    "e.at >= p.purchased_at WHERE p.id = ANY($1::bigint[]) AND e.type = ANY($2::text[]) "
+    "GROUP BY p.id, e.type");
 // A purchase's new tier, pinned first on its fired touchpoints that have
 // none (they keep the tier they fired at); both per purchase ($3) of a
 // buyer ($2).
@@ -207,8 +213,28 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
                               FromMs(t.Int64(i, 5)), static_cast<std::uint64_t>(t.Int64(i, 6))});
   }
 
+  // The buyers' answers since each purchase with steps pending.
+  std::unordered_map<std::int64_t, std::vector<BuyerEvent>> events;
+  if (const std::vector<std::string> types = StopTypes(rules); !types.empty()) {
+    std::vector<std::int64_t> pending;
+    for (const auto& [buyer, of] : purchases) {
+      for (const Stored& sp : of) {
+        if (std::any_of(sp.touchpoints.begin(), sp.touchpoints.end(),
+                        [](const auto& x) { return x.state == TouchpointState::kPending; })) {
+          pending.push_back(sp.row);
+        }
+      }
+    }
+    pg::Result e = c.Run(kEventsOfPurchases, pg::Params().AddArray(pending).AddArray(types));
+    for (int i = 0; i < e.rows(); ++i) {
+      const int type = rules.EngagementTypeIndex(e.Text(i, 1));
+      if (type >= 0) events[e.Int64(i, 0)].push_back({FromMs(e.Int64(i, 2)), type});
+    }
+  }
+
   // Plans, in the buyers' order.
   Writes w;
+  const std::vector<BuyerEvent> no_events;
   std::vector<PastPurchase> all, others;
   for (const std::int64_t buyer : buyers) {
     auto found = purchases.find(buyer);
@@ -227,8 +253,10 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
       }
       others.assign(all.begin(), all.end());
       others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
+      const auto answered = events.find(sp.row);
       const PurchaseReplan plan =
-          replan(rules, others, sp.purchase, all[i].product, sp.zone, sp.touchpoints, now);
+          replan(rules, others, sp.purchase, all[i].product, sp.zone, sp.touchpoints, now,
+                 answered == events.end() ? no_events : answered->second);
       if (plan.tier >= 0) {
         w.tier.push_back(rules.tiers[static_cast<std::size_t>(plan.tier)].name);
         w.tier_buyer.push_back(buyer);

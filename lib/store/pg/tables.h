@@ -83,6 +83,8 @@ class Tables {
   StatusOr<CadenceCounts> CancelCadences(std::string_view buyer_id,
                                          std::span<const std::string> cadences, Instant up_to,
                                          Instant now, std::string_view reason);
+  StatusOr<std::vector<EngagementEvent>> FirstEventsSince(std::string_view buyer_id, Instant since,
+                                                          std::span<const std::string> types);
   StatusOr<std::optional<EngagementEvent>> FirstEngagement(const DueTouchpoint& due,
                                                            std::span<const std::string> types,
                                                            Instant until);
@@ -132,8 +134,16 @@ class Tables {
     // Every prepared order id: its purchase, or none when it is new.
     std::unordered_map<std::string, std::optional<Order>, sql::StringHash, std::equal_to<>> orders;
     Held held;
+    // FirstEventsSince() of StopTypes() for each purchase of the last
+    // PrepareIngest(), by buyer id and purchased_at (ms): read again at
+    // each, and a buyer's forgotten when an event of theirs is added, so
+    // that events recorded since count.
+    std::unordered_map<std::string, std::unordered_map<std::int64_t, std::vector<EngagementEvent>>,
+                       sql::StringHash, std::equal_to<>>
+        events;
 
     Buyer* FindBuyer(std::string_view buyer_id);
+    const std::vector<EngagementEvent>* FindEvents(std::string_view buyer_id, Instant since) const;
   };
   // Takes the turns of these buyers not `ahead` holds, in one statement:
   // each buyer's own, or every buyer's at once when the group would hold
