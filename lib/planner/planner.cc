@@ -50,6 +50,13 @@ std::vector<std::string> StopTypes(const Rules& rules) {
   return names;
 }
 
+bool AnyWhen(const Rules& rules) {
+  return std::any_of(rules.cadences.begin(), rules.cadences.end(), [](const Cadence& c) {
+    return std::any_of(c.steps.begin(), c.steps.end(),
+                       [](const Step& s) { return s.when != When::kAlways; });
+  });
+}
+
 std::string StoppedReason(std::string_view type, Instant at) {
   return "buyer " + std::string(type) + " at " + FormatRfc3339(at, UtcZone());
 }

@@ -30,6 +30,10 @@ struct BuyerEvent {
 // once: the events planning reads (PlanPurchase's `events`).
 std::vector<std::string> StopTypes(const Rules& rules);
 
+// Whether some step has a `when`: firing it reads the buyer's trust
+// signals.
+bool AnyWhen(const Rules& rules);
+
 struct PlannedTouchpoint {
   std::string id;  // TouchpointId(order_id, cadence name, step id)
   int cadence = 0;
