@@ -112,5 +112,39 @@ TEST_F(PgOutboxTest, AnOrderedSinkLetGoOnANewSessionGivesUpTheEarlierSessionsCla
   EXPECT_TRUE(a->DeliveredElsewhere("stream"));
 }
 
+// A daemon whose session was replaced lets a sink go while another daemon
+// holds it (here a session of the test's holding its lock): its claims are
+// left for that daemon to take over, in order, rather than given up under
+// its claim (which would pass over the rows the update locks, and send
+// later events first).
+TEST_F(PgOutboxTest, AnOrderedSinkLetGoWhileAnotherHoldsItLeavesTheClaimsToBeTakenOver) {
+  auto a = MustOpen();
+  const Instant now = Fire(*a, 3);
+  auto a_due = a->DueDeliveries("stream", now, 2, true);
+  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+  ASSERT_EQ(a_due->size(), 2u);
+  auto b = MustOpen();
+  EndTheFirstStoresSession();
+  auto holder = pg::Connection::Open(db_->url(), "test");
+  ASSERT_TRUE(holder
+                  ->Exec("SELECT pg_try_advisory_lock(hashtextextended('sink:stream', "
+                         "7305861230003))")
+                  .Bool(0, 0));
+  ASSERT_TRUE(Reconnected([&] { return a->LetGoOfSink("stream"); }).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries WHERE claim_pid IS NOT NULL"), 2);
+  holder.reset();  // its lock goes with it
+  std::vector<OutboxItem> taken;
+  for (int i = 0; i < 100 && taken.empty(); ++i) {  // until its session is gone
+    auto due = Reconnected([&] { return b->DueDeliveries("stream", now, 100, true); });
+    ASSERT_TRUE(due.ok()) << due.status().message();
+    taken = std::move(*due);
+    if (taken.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(taken.size(), 6u);
+  EXPECT_EQ(taken[0].id, (*a_due)[0].id);
+  EXPECT_EQ(taken[1].id, (*a_due)[1].id);
+  EXPECT_EQ(b->TakenOver(), 2);
+}
+
 }  // namespace
 }  // namespace tp

@@ -59,6 +59,10 @@ const pg::Statement kClaimDueInOrder(ClaimDue("true", "d.id"));
 // The one deliverer of an ordered sink: a session-level lock, kept.
 const pg::Statement kOrderedSinkLock(
     "SELECT pg_try_advisory_lock(hashtextextended('sink:' || $1, 7305861230003))");
+// The same lock for a transaction only: held while a daemon whose session
+// lost the sink's lock gives up its claims (LetGoOfSink).
+const pg::Statement kOrderedSinkXactLock(
+    "SELECT pg_try_advisory_xact_lock(hashtextextended('sink:' || $1, 7305861230003))");
 const pg::Statement kOrderedSinkUnlock(
     "SELECT pg_advisory_unlock(hashtextextended('sink:' || $1, 7305861230003))");
 // The sink's next attempt after $2, and whether a due one is held by
@@ -254,6 +258,12 @@ Status Outbox::LetGoOfSink(std::string_view sink) {
     // (Else its session, and the lock, are gone already.)
     locked = entry->second.locked && holder_ == me;
     if (claimed.empty()) return;
+    // Another daemon may hold the sink now and be claiming: the claims
+    // this one gave up would be locked by this update as its claim passed
+    // over them (SKIP LOCKED), and it would send later events first. So
+    // they are given up only while no other daemon holds the sink; else
+    // it takes them over, in order.
+    if (!locked && !c.Run(kOrderedSinkXactLock, pg::Params().Add(sink)).Bool(0, 0)) return;
     pg::Params unclaim;
     unclaim.AddArray(claimed).Add(me.pid).Add(me.start);
     c.Run(kUnclaim, Earlier(session_.earlier()).AddTo(unclaim));
