@@ -85,7 +85,8 @@ void DeadLetterRoutes::ReplayAll(const std::string& body, HttpRespond respond) {
   if (auto bad = ParseObject(body, req, {"all", "sink"})) return respond(std::move(*bad));
   const auto all = req.find("all");
   const auto named = req.find("sink");
-  if ((all == req.end()) == (named == req.end())) {
+  // `sink` alone or with `all`: that sink's; `all` alone: every one.
+  if (all == req.end() && named == req.end()) {
     return respond(
         JsonResponse(400, {{"error",
                             "say which dead letters to replay: {\"all\": true} for every one, "

@@ -268,6 +268,10 @@ TEST_F(InputTest, ReplayingDeadLettersNeedsToSayWhich) {
   std::tie(status, body) = Post("/v1/dead-letters/replay", R"({"all": true})");
   EXPECT_EQ(status, 200) << body;
   EXPECT_EQ(body["replayed"], 0);
+  // Both: that sink's, which must be one.
+  std::tie(status, body) = Post("/v1/dead-letters/replay", R"({"all": true, "sink": "nope"})");
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(body["field"], "sink") << body;
 }
 
 // Ingest let control characters into buyer ids once: such a buyer can still
