@@ -79,5 +79,37 @@ TEST(AlertRulesTest, TheShippedRulesPassPromtool) {
   EXPECT_THAT(out, ::testing::HasSubstr("SUCCESS"));
 }
 
+// A sink failing for 15 minutes alerts while its events wait, not when
+// its outbox is empty (a daemon whose last try failed stays half-open
+// until it has something to send, though another daemon delivered it).
+TEST(AlertRulesTest, ASinkFailsOnlyWhileItsEventsWait) {
+  testing::TempDir dir;
+  const std::string tests = dir.path() + "/sink_failing_test.yml";
+  std::ofstream(tests) << "rule_files: ['" << TP_ALERT_RULES << R"(']
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'touchpoint_sink_circuit_open{instance="a", job="touchpoint", sink="crm"}'
+        values: '1x30'
+      - series: 'touchpoint_outbox_events{instance="a", job="touchpoint", sink="crm"}'
+        values: '0x30'
+      - series: 'touchpoint_sink_circuit_open{instance="b", job="touchpoint", sink="crm"}'
+        values: '1x30'
+      - series: 'touchpoint_outbox_events{instance="b", job="touchpoint", sink="crm"}'
+        values: '8x30'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: TouchpointSinkFailing
+        exp_alerts:
+          - exp_labels: {severity: ticket, instance: b, job: touchpoint, sink: crm}
+            exp_annotations:
+              summary: "Sink crm has been failing for 15 minutes; its events wait in the outbox"
+)";
+  auto [status, out] = RunShell("promtool test rules " + tests);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("SUCCESS"));
+}
+
 }  // namespace
 }  // namespace tp
