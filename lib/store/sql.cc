@@ -22,9 +22,22 @@ bool IsFull(const std::exception& e) {
   return sqlite != nullptr && sqlite->getErrorCode() == SQLITE_FULL;
 }
 
+namespace {
+
+// Another process held the file past the busy timeout (an operator's
+// sqlite3 shell writing, a tool's long transaction): try later.
+bool IsBusy(const std::exception& e) {
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&e);
+  return sqlite != nullptr &&
+         (sqlite->getErrorCode() == SQLITE_BUSY || sqlite->getErrorCode() == SQLITE_LOCKED);
+}
+
+}  // namespace
+
 Status Failed(std::string_view what, const std::exception& e) {
   std::string message = std::string(what) + ": " + e.what();
-  return IsFull(e) ? Status::Unavailable(std::move(message)) : Status::Error(std::move(message));
+  return IsFull(e) || IsBusy(e) ? Status::Unavailable(std::move(message))
+                                : Status::Error(std::move(message));
 }
 
 std::string InsertRows(const char* head, int columns, int rows) {

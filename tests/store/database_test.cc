@@ -164,5 +164,21 @@ TEST_F(SqliteStoreTest, ACallWaitsForAWriteLockHeldForAMoment) {
             PurchaseMatch::Kind::kSame);
 }
 
+// Held past the busy timeout (5 s) by another process: the call fails as
+// Unavailable (503 with Retry-After: try later), not as a fault (500).
+TEST_F(SqliteStoreTest, AWriteLockHeldPastTheBusyTimeoutIsUnavailable) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  SQLite::Database other(Path(), SQLite::OPEN_READWRITE);
+  other.exec("BEGIN IMMEDIATE");
+  auto ingested = scheduler.Ingest({"o1", "b0", "daily", 2, 240, clock.Now(), ""});
+  other.exec("ROLLBACK");
+  ASSERT_FALSE(ingested.ok());
+  EXPECT_TRUE(ingested.status().unavailable()) << ingested.status().message();
+  EXPECT_THAT(ingested.status().message(), HasSubstr("locked"));
+}
+
 }  // namespace
 }  // namespace tp
