@@ -30,6 +30,15 @@ namespace {
 
 constexpr int kExitUsage = 64;  // EX_USAGE
 
+// An option that is an RFC 3339 time, checked here: the daemon's own
+// message speaks of query strings, where a '+' must be written %2B.
+const CLI::Validator kRfc3339(
+    [](std::string& text) {
+      return tp::ParseRfc3339(text) ? std::string()
+                                    : "must be an RFC 3339 time like 2026-12-01T00:00:00+08:00";
+    },
+    "RFC3339");
+
 void PrintErrors(const std::vector<tp::ConfigError>& errors) {
   for (const auto& e : errors) std::cerr << e.ToString() << '\n';
 }
@@ -279,9 +288,11 @@ int main(int argc, char** argv) {
       "Outcomes: trust and repurchase rates by tier or product, or what each cadence's "
       "or topic's touchpoints achieved (docs/outcomes.md)");
   report_remote.Add(report);
-  report->add_option("--from", report_query.from, "purchases (or fires) from this RFC 3339 time");
-  report->add_option("--to", report_query.to, "... up to before this one");
-  report->add_option("--as-of", report_query.as_of, "what was known then (default: now)");
+  report->add_option("--from", report_query.from, "purchases (or fires) from this RFC 3339 time")
+      ->check(kRfc3339);
+  report->add_option("--to", report_query.to, "... up to before this one")->check(kRfc3339);
+  report->add_option("--as-of", report_query.as_of, "what was known then (default: now)")
+      ->check(kRfc3339);
   report->add_option("--by", report_query.by, "tier (default), product, cadence or topic")
       ->check(CLI::IsMember({"tier", "product", "cadence", "topic"}));
   report->add_flag("--json", report_json, "print the API's JSON instead");

@@ -15,6 +15,7 @@
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 using tp::testing::Ctl;
@@ -55,6 +56,11 @@ TEST(TouchpointctlTest, BadUsageExits64) {
                         kData + "/brief/brief-purchases.csv", "--until", "tomorrow"});
   EXPECT_EQ(r.exit_code, 64);
   EXPECT_THAT(r.err, HasSubstr("--until must be an RFC 3339 time"));
+  // Checked here, before any request: a '+' needs no escaping on a command line.
+  const Result report = Ctl({"report", "--url", "http://127.0.0.1:9", "--from", "yesterday"});
+  EXPECT_EQ(report.exit_code, 64);
+  EXPECT_THAT(report.err, HasSubstr("--from: must be an RFC 3339 time"));
+  EXPECT_THAT(report.err, Not(HasSubstr("%2B")));
   EXPECT_EQ(Ctl({"--help"}).exit_code, 0);
 }
 
