@@ -32,9 +32,9 @@ bool DeadLetterRoutes::IsPushSink(std::string_view name) const {
 
 HttpResponse DeadLetterRoutes::List(std::string_view target) {
   const auto sink_param = QueryParam(target, "sink");
-  if (sink_param && !IsPushSink(*sink_param)) {
-    return FieldError(400, "sink must name a webhook or redis sink", "sink");
-  }
+  // A sink no longer configured may still have letters (a reload removed
+  // it): listed, so that they can be seen; a name with none is a 400.
+  const bool configured = !sink_param || IsPushSink(*sink_param);
   const std::string sink = sink_param.value_or("");
   std::int64_t after = 0;
   if (auto v = QueryParam(target, "after")) {
@@ -54,6 +54,10 @@ HttpResponse DeadLetterRoutes::List(std::string_view target) {
   }
   auto letters = outbox_.DeadLetters(sink, after, limit);
   if (!letters.ok()) return context_.store_failed(letters.status(), "cannot list dead letters");
+  if (!configured && after == 0 && letters->empty()) {
+    return FieldError(400, "sink must name a webhook or redis sink (or one with dead letters)",
+                      "sink");
+  }
   Json items = Json::array();
   for (const DeadLetter& d : *letters) {
     items.push_back({{"id", d.id},

@@ -74,6 +74,20 @@ TEST_F(DeadLetterRoutesTest, ABadListingNamesItsParameter) {
   }
 }
 
+// A reload removed the sink "old": its letters are still listed by name,
+// while a name with none stays a 400.
+TEST_F(DeadLetterRoutesTest, ARemovedSinksLettersAreListedByItsName) {
+  outbox_.Add(7, "old", clock_.Now());
+  outbox_.Kill(7, 3, "HTTP 503");
+  HttpResponse r = Send("GET", "/v1/dead-letters?sink=old");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(Body(r)["dead_letters"].size(), 1u);
+  EXPECT_EQ(Body(r)["dead_letters"][0]["id"], 7);
+  EXPECT_EQ(Send("GET", "/v1/dead-letters?sink=gone").status, 400);
+  // Replaying one sink's needs a configured one.
+  EXPECT_EQ(Send("POST", "/v1/dead-letters/replay", R"({"sink": "old"})").status, 400);
+}
+
 TEST_F(DeadLetterRoutesTest, ReplayingOneWakesTheDispatcher) {
   HttpResponse r = Send("POST", "/v1/dead-letters/2/replay");
   ASSERT_EQ(r.status, 200) << r.body;
@@ -101,8 +115,8 @@ TEST_F(DeadLetterRoutesTest, ReplayingManySaysWhich) {
 
   const std::pair<const char*, const char*> cases[] = {
       {"{}", ""},
-      {R"({"all": true, "sink": "crm"})", ""},
       {R"({"all": false})", "all"},
+      {R"({"all": true, "sink": "nope"})", "sink"},
       {R"({"sink": "outbox"})", "sink"},
       {R"({"sink": 7})", "sink"},
   };
@@ -114,6 +128,10 @@ TEST_F(DeadLetterRoutesTest, ReplayingManySaysWhich) {
     }
   }
   EXPECT_EQ(woken_, 2);
+  // Both: that sink's (none left).
+  HttpResponse both = Send("POST", "/v1/dead-letters/replay", R"({"all": true, "sink": "crm"})");
+  ASSERT_EQ(both.status, 200) << both.body;
+  EXPECT_EQ(Body(both)["replayed"], 0);
 }
 
 // A replay of them all goes in steps (each one short transaction), with
