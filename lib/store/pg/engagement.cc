@@ -36,9 +36,10 @@ const pg::Statement kStopCadences(
 const pg::Statement kFirstEventsSince(
     "SELECT e.type, min(e.at) FROM events e WHERE e.buyer = (SELECT id FROM buyers WHERE "
     "buyer_id = $1) AND e.at >= $2 AND e.type = ANY($3::text[]) GROUP BY e.type");
-// A claim of the buyer's due rows (TakeDue) holds the buyer while it
-// decides steps' `when`.
-const pg::Statement kWaitForTheBuyersClaim("SELECT 1 FROM buyers WHERE id = $1 FOR NO KEY UPDATE");
+// The buyer's pending touchpoints, locked: a claim of any of them (TakeDue
+// locks the rows it decides) is waited for. In id order, as everywhere.
+const pg::Statement kWaitForTheBuyersClaims(
+    "SELECT id FROM touchpoints WHERE buyer = $1 AND state = 0 ORDER BY id FOR NO KEY UPDATE");
 const pg::Statement kFirstEngagement(
     "SELECT e.type, e.at FROM touchpoints t JOIN purchases p ON p.id = t.purchase "
     "JOIN events e ON e.buyer = t.buyer AND e.at >= p.purchased_at AND e.at <= $2 "
@@ -131,12 +132,13 @@ StatusOr<bool> Tables::AddEvent(const EngagementEvent& event, std::uint64_t buye
     // A trust signal waits for a claim under way of the buyer's due rows,
     // whose `when` it could decide: recorded (and answered) after that
     // claim read the buyer's signals and before it committed, the step
-    // would fire as if the buyer had not answered.
+    // would fire as if the buyer had not answered. (The rows it locks are
+    // passed over by claims until its group commits.)
     const Rules& rules = *rules_;
     const int type = rules.EngagementTypeIndex(event.type);
     if (type >= 0 && rules.engagement_types[static_cast<std::size_t>(type)].trust &&
         AnyWhen(rules)) {
-      session_.conn().Run(kWaitForTheBuyersClaim, pg::Params().Add(row));
+      session_.conn().Run(kWaitForTheBuyersClaims, pg::Params().Add(row));
     }
     added = session_.conn().Run(kInsert, p).affected() > 0;
   });

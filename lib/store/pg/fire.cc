@@ -34,10 +34,7 @@ const pg::Statement kNextWakeup(
 //
 // With frequency caps, it locks their buyers too, in the same statement,
 // passing over rows whose buyer another daemon holds: a buyer's due rows
-// are decided by one daemon at a time, so its caps hold. So it does with
-// steps that have a `when`: a trust signal recorded meanwhile (elsewhere)
-// waits for the buyer (AddEvent), so that it is not answered between the
-// claim's read of the buyer's signals and its commit. (Two claims can
+// are decided by one daemon at a time, so its caps hold. (Two claims can
 // still reach a buyer's two rows at once, the later with the buyer: the
 // order is kept by OutOfTurn, as without caps.)
 const pg::Statement kTakeDueAndBuyers(
@@ -140,7 +137,7 @@ StatusOr<std::vector<DueTouchpoint>> Tables::TakeDue(Instant now, std::size_t ma
     due_.clear();
     session_.BeginClaim();
     pg::Connection& c = session_.conn();
-    if (!rules_->frequency_caps.empty() || AnyWhen(*rules_)) {
+    if (!rules_->frequency_caps.empty()) {
       ClaimWithBuyers(c, now, max);
     } else {
       ClaimFromFrontier(c, now, max);

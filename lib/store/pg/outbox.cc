@@ -131,7 +131,7 @@ const pg::Statement kReplay(
 // that waited for a death's lock re-read only the touchpoint's row, not
 // its deliveries, and revived it beside a dead one.
 const pg::Statement kLockTouchpoints(
-    "SELECT id FROM touchpoints WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE");
+    "SELECT id FROM touchpoints WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE");
 // A touchpoint is fired again once none of its deliveries is dead.
 const pg::Statement kRevive(
     "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
