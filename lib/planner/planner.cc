@@ -107,7 +107,7 @@ Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,
                  tp.next_at >= newer->purchased_at) {
         tp.state = TouchpointState::kCancelled;
         tp.reason = "repurchased: a newer purchase was already recorded";
-      } else if (stop != nullptr && tp.next_at >= stop->at) {
+      } else if (stop != nullptr) {
         tp.state = TouchpointState::kCancelled;
         tp.reason = StoppedReason(rules.engagement_types[static_cast<std::size_t>(stop->type)].name,
                                   stop->at);

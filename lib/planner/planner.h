@@ -110,11 +110,11 @@ Instant Runout(Instant purchased_at, std::int64_t quantity, const Product& produ
 //    touchpoints not yet due by then: those are born kCancelled;
 //  - when `events` holds one at or after purchased_at of a type a cadence
 //    stops on (this order arrived after the buyer's answer, or a reload
-//    adds steps to a cadence the answer stopped), that event would have
-//    cancelled the cadence's touchpoints not yet due by then: those are
-//    born kCancelled, with the reason the event gives them. `events` is
-//    the buyer's (in any order; others are ignored): the first of each of
-//    StopTypes() at or after purchased_at is enough.
+//    adds steps to a cadence the answer stopped), the cadence's
+//    touchpoints are born kCancelled, with the reason the first such event
+//    gives them: none of them was sent before the answer, and none is sent
+//    after it. `events` is the buyer's (in any order; others are ignored):
+//    the first of each of StopTypes() at or after purchased_at is enough.
 // Cancelling earlier purchases' touchpoints is the caller's job (it owns the
 // state); see Scheduler::Ingest.
 Plan PlanPurchase(const Rules& rules, std::span<const PastPurchase> history,

@@ -131,18 +131,7 @@ std::string PlanningFingerprint(const Rules& rules) {
     text += "cadence " + c.name + " " + (c.trigger == Trigger::kSwitch ? "switch" : "purchase") +
             " products" + names(rules.products, c.products) + " from" +
             names(rules.products, c.from) + " to" + names(rules.products, c.to) +
-            (c.cancel_on_repurchase ? " cancel_on_repurchase" : "");
-    // What stops it: an answer already recorded cancels its steps at
-    // birth. Only when set, as a set (sorted).
-    if (!c.stop_on.empty()) {
-      std::vector<std::string> stops;
-      for (int t : c.stop_on)
-        stops.push_back(rules.engagement_types[static_cast<std::size_t>(t)].name);
-      std::sort(stops.begin(), stops.end());
-      text += " stop_on";
-      for (const std::string& s : stops) text += " " + s;
-    }
-    text += "\n";
+            (c.cancel_on_repurchase ? " cancel_on_repurchase" : "") + "\n";
     for (const Step& s : c.steps) {
       text += "step " + s.id + " " + s.topic + " " + s.after.ToString() + " " +
               (s.anchor == Anchor::kRunout ? "runout" : "purchase") + " tiers" +

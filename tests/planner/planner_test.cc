@@ -209,8 +209,8 @@ TEST_F(PlannerTest, LateOrderIsBornCancelledWhereANewerPurchaseWouldHaveCancelle
 }
 
 // The trust cadence stops on a reply (stop_on): a reply at or after the
-// purchase, already recorded when it is planned, would have cancelled the
-// steps not yet due by then.
+// purchase, already recorded when it is planned (a late order), cancels
+// its steps at birth: none was sent before the reply, none goes after it.
 TEST_F(PlannerTest, AnAnswerAfterThePurchaseCancelsItsCadencesStepsDueFromThenAtBirth) {
   std::string yaml(testing::kBriefConfig);
   const std::string at =
@@ -231,9 +231,10 @@ TEST_F(PlannerTest, AnAnswerAfterThePurchaseCancelsItsCadencesStepsDueFromThenAt
       {At("2026-02-05T12:00:00+08:00"), replied},
   };
   const Plan plan = PlanPurchase(*rules_, {}, p, 0, shanghai_, events);
-  EXPECT_EQ(Get(plan, "how-to-wear").state, TouchpointState::kPending);    // due 02-02
-  EXPECT_EQ(Get(plan, "comfort-check").state, TouchpointState::kPending);  // due 02-04
-  EXPECT_EQ(Get(plan, "care-tips").state, TouchpointState::kCancelled);    // due 02-08
+  // Every step, those due before the answer too: none went out before it.
+  EXPECT_EQ(Get(plan, "how-to-wear").state, TouchpointState::kCancelled);  // due 02-02
+  EXPECT_EQ(Get(plan, "comfort-check").state, TouchpointState::kCancelled);
+  EXPECT_EQ(Get(plan, "care-tips").state, TouchpointState::kCancelled);
   EXPECT_EQ(Get(plan, "care-tips").reason, "buyer replied at 2026-02-05T04:00:00Z");
   EXPECT_EQ(Get(plan, "style-ideas").state, TouchpointState::kCancelled);
   // Another cadence, which no answer stops.
