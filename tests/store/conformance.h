@@ -392,4 +392,44 @@ inline void ExpectTheReadersAgree(const std::string& path, const std::string& ur
   EXPECT_EQ(texts[1], texts[0]);
 }
 
+// A reload to `changed` at `now` and its whole re-plan, in steps: what
+// the steps did, together.
+template <typename Store>
+ReplanCounts ReloadAndReplan(Store& store, RulesInForce& rules,
+                             const std::shared_ptr<const Rules>& changed, Instant now) {
+  rules.Swap(changed);
+  EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(*changed), true).ok());
+  ReplanCounts counts;
+  for (int i = 0; i < 100; ++i) {
+    auto step = store.ReplanSome(ReplanPurchase, PlanningFingerprint(*changed),
+                                 std::chrono::steady_clock::now(), now);
+    EXPECT_TRUE(step.ok()) << step.status().message();
+    if (!step.ok()) break;
+    counts.Add(step->counts);
+    if (step->done) break;
+  }
+  return counts;
+}
+
+// `run(store, rules)` on a fresh SQLite file and on a fresh PostgreSQL
+// database, each store with rules in force of its own: the two logs it
+// returns (empty for a store that did not open).
+template <typename Run>
+std::pair<std::vector<std::string>, std::vector<std::string>> OnBothStores(
+    const std::shared_ptr<const Rules>& rules, Run run) {
+  std::pair<std::vector<std::string>, std::vector<std::string>> logs;
+  TempDir dir;
+  RulesInForce sqlite_rules(rules), pg_rules(rules);
+  {
+    auto store = SqliteStore::Open(dir.path() + "/tp.db", sqlite_rules);
+    EXPECT_TRUE(store.ok()) << store.status().message();
+    if (store.ok()) logs.first = run(**store, sqlite_rules);
+  }
+  auto db = PgServer::Shared().NewDatabase();
+  auto store = PgStore::Open(db->url(), pg_rules);
+  EXPECT_TRUE(store.ok()) << store.status().message();
+  if (store.ok()) logs.second = run(**store, pg_rules);
+  return logs;
+}
+
 }  // namespace tp::conformance

@@ -276,17 +276,7 @@ std::vector<std::string> PruneAndReplan(Store& store, RulesInForce& rules) {
   std::string yaml(testing::kBriefConfig);
   const std::string from = "{after: 3d,  topic: comfort-check}";
   yaml.replace(yaml.find(from), from.size(), "{after: 5d,  topic: comfort-check}");
-  auto changed = testing::MustLoad(yaml);
-  rules.Swap(changed);
-  EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(*changed), true).ok());
-  ReplanCounts counts;
-  for (int i = 0; i < 100; ++i) {
-    auto step = store.ReplanSome(ReplanPurchase, PlanningFingerprint(*changed),
-                                 std::chrono::steady_clock::now(), clock.Now());
-    if (!step.ok()) break;
-    counts.Add(step->counts);
-    if (step->done) break;
-  }
+  const ReplanCounts counts = ReloadAndReplan(store, rules, testing::MustLoad(yaml), clock.Now());
   log.push_back("added " + std::to_string(counts.added));
   clock.Set(At("2026-11-07T10:00:00+08:00"));
   auto fired = scheduler.RunDue();
@@ -301,17 +291,10 @@ std::vector<std::string> PruneAndReplan(Store& store, RulesInForce& rules) {
 TEST(StoreConformanceTest, ARePlanNeverPlansAgainAStepRetentionHasPruned) {
   auto brief = testing::MustLoad(testing::kBriefConfig);
   const std::vector<std::string> expected = {"pruned 0", "added 0", "fired on day 6 0", "pruned 6"};
-  TempDir dir;
-  RulesInForce sqlite_rules(brief), pg_rules(brief);
-  {
-    auto store = SqliteStore::Open(dir.path() + "/tp.db", sqlite_rules);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    EXPECT_EQ(PruneAndReplan(**store, sqlite_rules), expected);
-  }
-  auto db = PgServer::Shared().NewDatabase();
-  auto store = PgStore::Open(db->url(), pg_rules);
-  ASSERT_TRUE(store.ok()) << store.status().message();
-  EXPECT_EQ(PruneAndReplan(**store, pg_rules), expected);
+  const auto [sqlite, pg] = OnBothStores(
+      brief, [](auto& store, RulesInForce& rules) { return PruneAndReplan(store, rules); });
+  EXPECT_EQ(sqlite, expected);
+  EXPECT_EQ(pg, expected);
 }
 
 }  // namespace

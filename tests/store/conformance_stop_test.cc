@@ -55,18 +55,8 @@ std::vector<std::string> AnsweredFirst(Store& store, RulesInForce& rules) {
                              : replied.status().message());
 
   // A reload adds a day-5 trust step: b2 gets it, b1 and b3 do not.
-  auto changed = testing::MustLoad(StoppedConfig(true));
-  rules.Swap(changed);
-  EXPECT_TRUE(store.SetPlanning(PlanningFingerprint(*changed), true).ok());
-  ReplanCounts counts;
-  for (int i = 0; i < 100; ++i) {
-    auto step = store.ReplanSome(ReplanPurchase, PlanningFingerprint(*changed),
-                                 std::chrono::steady_clock::now(), clock.Now());
-    EXPECT_TRUE(step.ok()) << step.status().message();
-    if (!step.ok()) break;
-    counts.Add(step->counts);
-    if (step->done) break;
-  }
+  const ReplanCounts counts =
+      ReloadAndReplan(store, rules, testing::MustLoad(StoppedConfig(true)), clock.Now());
   log.push_back("re-plan added " + std::to_string(counts.added) + " cancelled " +
                 std::to_string(counts.cancelled));
   for (const char* buyer : {"b1", "b2", "b3"}) {
@@ -110,33 +100,17 @@ TEST(StoreConformanceTest, AnAnswerAlreadyRecordedStopsThePlanOfALatePurchaseInA
   auto rules = testing::MustLoad(StoppedConfig(false));
   const std::vector<std::string> expected = {"b4 planned 2 cancelled 4",
                                              "b5 planned 2 cancelled 4"};
-  TempDir dir;
-  RulesInForce sqlite_rules(rules), pg_rules(rules);
-  {
-    auto store = SqliteStore::Open(dir.path() + "/tp.db", sqlite_rules);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    EXPECT_EQ(AnsweredFirstInGroups(**store, sqlite_rules), expected);
-  }
-  auto db = PgServer::Shared().NewDatabase();
-  auto store = PgStore::Open(db->url(), pg_rules);
-  ASSERT_TRUE(store.ok()) << store.status().message();
-  EXPECT_EQ(AnsweredFirstInGroups(**store, pg_rules), expected);
+  const auto [sqlite, pg] = OnBothStores(rules, [](auto& store, RulesInForce& in_force) {
+    return AnsweredFirstInGroups(store, in_force);
+  });
+  EXPECT_EQ(sqlite, expected);
+  EXPECT_EQ(pg, expected);
 }
 
 TEST(StoreConformanceTest, AnAnswerAlreadyRecordedStopsThePlanOfALatePurchaseAndOfAReload) {
   auto rules = testing::MustLoad(StoppedConfig(false));
-  TempDir dir;
-  RulesInForce sqlite_rules(rules), pg_rules(rules);
-  std::vector<std::string> sqlite_log;
-  {
-    auto store = SqliteStore::Open(dir.path() + "/tp.db", sqlite_rules);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    sqlite_log = AnsweredFirst(**store, sqlite_rules);
-  }
-  auto db = PgServer::Shared().NewDatabase();
-  auto store = PgStore::Open(db->url(), pg_rules);
-  ASSERT_TRUE(store.ok()) << store.status().message();
-  const std::vector<std::string> pg_log = AnsweredFirst(**store, pg_rules);
+  const auto [sqlite_log, pg_log] = OnBothStores(
+      rules, [](auto& store, RulesInForce& in_force) { return AnsweredFirst(store, in_force); });
   const std::string b1 = ": buyer replied at 2026-11-10T01:00:00Z";
   const std::string b3 = ": buyer replied at 2026-11-12T02:00:00Z";
   const std::vector<std::string> expected = {
