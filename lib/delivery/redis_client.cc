@@ -50,8 +50,13 @@ RedisReply Convert(const redisReply* r) {
     case REDIS_REPLY_INTEGER:
       out.text = std::to_string(r->integer);
       break;
+    case REDIS_REPLY_ARRAY:
+      // (As deep as hiredis's reader lets a reply nest: a few levels.)
+      out.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
     default:
-      break;  // nil, arrays: nothing this client's callers read
+      break;  // nil and the rest: nothing this client's callers read
   }
   return out;
 }

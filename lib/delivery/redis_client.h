@@ -19,8 +19,9 @@ class io_context;
 namespace tp {
 
 struct RedisReply {
-  bool error = false;  // an error reply (the command failed; the connection is fine)
-  std::string text;    // a string, status or error reply; an integer in decimal
+  bool error = false;                // an error reply (the command failed; the connection is fine)
+  std::string text;                  // a string, status or error reply; an integer in decimal
+  std::vector<RedisReply> elements;  // an array reply's (EXEC's: each command's)
 };
 
 class RedisClient {

@@ -216,5 +216,48 @@ TEST_F(DispatcherTest, AWebhookReloadedIntoAStreamOfTheSameNameKeepsItsAttemptIn
   ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 1; }));
 }
 
+// Near its maxmemory Redis refuses the commands it cannot run (out of
+// memory) and runs the ones after them: a batch of XADDs goes as one
+// transaction, so it is added whole or not at all, never a part (which,
+// with a refused command between, would put later events first and send
+// them twice); once Redis has room it goes again, in order, each once.
+TEST_F(DispatcherTest, ARedisBatchIsAddedWholeOrNotAtAll) {
+  const int port = testing::PortForLater();
+  testing::RedisServer redis;
+  redis.Start(dir_.path(), port);
+  auto d = Dispatcher::Create(io_, outbox_, clock_, *WithSink(RedisSink(port)));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  outbox_.Add(1, "events", clock_.Now());  // connected, and one in
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 1; }));
+  // Room for a third of the next batch (200 events of about 700 bytes).
+  const std::int64_t used = redis.UsedMemory();
+  ASSERT_GT(used, 0);
+  EXPECT_EQ(redis.Command("CONFIG SET maxmemory " + std::to_string(used + 48 * 1024)), "OK");
+  const std::string pad(640, 'x');
+  for (int i = 2; i <= 201; ++i) {
+    outbox_.Add(i, "events", clock_.Now(),
+                R"({"n":)" + std::to_string(i) + R"(,"pad":")" + pad + R"("})");
+  }
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return (*d)->Health()[0].state == "open"; }));
+  const std::size_t after_refusal = redis.Entries("touchpoints").size();
+  EXPECT_TRUE(after_refusal == 1 || after_refusal == 201) << after_refusal << " entries";
+  EXPECT_THAT((*d)->Health()[0].last_error, ::testing::HasSubstr("OOM"));
+
+  EXPECT_EQ(redis.Command("CONFIG SET maxmemory 0"), "OK");
+  clock_.Advance(std::chrono::seconds(2));  // past the circuit's first pause
+  (*d)->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 201; }));
+  std::vector<int> order;
+  for (auto& e : redis.Entries("touchpoints")) {
+    order.push_back(std::stoi(e["event"].substr(5)));
+  }
+  std::vector<int> expected(201);
+  for (int i = 0; i < 201; ++i) expected[static_cast<std::size_t>(i)] = i + 1;
+  EXPECT_EQ(order, expected);
+  (*d)->Stop();
+}
+
 }  // namespace
 }  // namespace tp

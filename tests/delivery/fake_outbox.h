@@ -28,14 +28,11 @@ class FakeOutbox final : public OutboxStore {
     std::string last_error;
   };
 
-  void Add(std::int64_t id, const std::string& sink, Instant due) {
+  // With the event {"n":ID}, or `event`.
+  void Add(std::int64_t id, const std::string& sink, Instant due, std::string event = "") {
+    if (event.empty()) event = R"({"n":)" + std::to_string(id) + "}";
     entries_.push_back(
-        {{id, id, "tp-" + std::to_string(id), R"({"n":)" + std::to_string(id) + "}", 0},
-         sink,
-         due,
-         false,
-         {},
-         ""});
+        {{id, id, "tp-" + std::to_string(id), std::move(event), 0}, sink, due, false, {}, ""});
   }
   const Entry* Find(std::int64_t id) const {
     for (const Entry& e : entries_) {

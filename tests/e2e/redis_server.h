@@ -61,6 +61,32 @@ class RedisServer {
     return out;
   }
 
+  // `command` (words separated by spaces): its answer as text (a string,
+  // status, error or integer reply; empty for others).
+  std::string Command(const std::string& command) {
+    redisContext* c = redisConnect("127.0.0.1", port_);
+    if (c == nullptr || c->err) {
+      ADD_FAILURE() << "cannot connect to redis";
+      if (c != nullptr) redisFree(c);
+      return "";
+    }
+    if (!password_.empty()) freeReplyObject(redisCommand(c, "AUTH %s", password_.c_str()));
+    std::string out;
+    auto* r = static_cast<redisReply*>(redisCommand(c, command.c_str()));
+    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) out = std::to_string(r->integer);
+    if (r != nullptr && r->str != nullptr) out.assign(r->str, r->len);
+    if (r != nullptr) freeReplyObject(r);
+    redisFree(c);
+    return out;
+  }
+  // INFO memory's used_memory, in bytes.
+  std::int64_t UsedMemory() {
+    const std::string info = Command("INFO memory");
+    const auto at = info.find("used_memory:");
+    if (at == std::string::npos) return -1;
+    return std::stoll(info.substr(at + 12));
+  }
+
   // A consumer group read, as docs/queues.md shows: the ids of what it got.
   std::vector<std::string> ReadAsGroup(const std::string& stream) {
     std::vector<std::string> ids;
