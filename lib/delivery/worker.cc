@@ -185,7 +185,12 @@ void Worker::ArmTimer(Instant now) {
 
 std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_order) {
   in_order_ = in_order_ || in_order;
-  auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order);
+  std::vector<std::int64_t> attempting;
+  if (!in_order) {
+    attempting.reserve(d_.busy.size());
+    for (const auto& [id, worker] : d_.busy) attempting.push_back(id);
+  }
+  auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order, attempting);
   if (!due.ok()) {
     spdlog::error("sink {}: {}", sink_.name, due.status().message());
     return {};

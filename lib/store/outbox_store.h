@@ -59,9 +59,14 @@ class OutboxStore {
   virtual ~OutboxStore() = default;
 
   // Up to `max` events of `sink` due by `now`: by their next attempt time,
-  // or in fire order when `in_order` (a stream).
-  virtual StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                          std::size_t max, bool in_order) = 0;
+  // or in fire order when `in_order` (a stream). `attempting`: the events
+  // this daemon is sending now. A store several daemons share returns one
+  // of them only while its claim is still this daemon's: one another
+  // daemon took over and recorded meanwhile is theirs (this daemon's late
+  // result for it is not recorded), not claimed back unattempted.
+  virtual StatusOr<std::vector<OutboxItem>> DueDeliveries(
+      std::string_view sink, Instant now, std::size_t max, bool in_order,
+      std::span<const std::int64_t> attempting = {}) = 0;
   // This daemon no longer delivers the in-order `sink` (its worker
   // stopped, or its circuit is open: it cannot reach the sink) and has
   // nothing of it in flight: another daemon sharing the store may deliver

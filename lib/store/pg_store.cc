@@ -274,8 +274,9 @@ StatusOr<std::vector<LeasedMessage>> PgStore::Lease(std::string_view queue, int 
 }
 
 StatusOr<std::vector<OutboxItem>> PgStore::DueDeliveries(std::string_view sink, Instant now,
-                                                         std::size_t max, bool in_order) {
-  return impl_->outbox.DueDeliveries(sink, now, max, in_order);
+                                                         std::size_t max, bool in_order,
+                                                         std::span<const std::int64_t> attempting) {
+  return impl_->outbox.DueDeliveries(sink, now, max, in_order, attempting);
 }
 StatusOr<std::optional<Instant>> PgStore::NextDeliveryAfter(std::string_view sink, Instant now) {
   return impl_->outbox.NextDeliveryAfter(sink, now);

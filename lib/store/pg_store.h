@@ -171,8 +171,9 @@ class PgStore final : public Store, public LeasedEvents {
 
   // OutboxStore. DueDeliveries() claims what it returns for this store's
   // session (store/pg/outbox.h).
-  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                  std::size_t max, bool in_order) override;
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(
+      std::string_view sink, Instant now, std::size_t max, bool in_order,
+      std::span<const std::int64_t> attempting = {}) override;
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override;
   Status LetGoOfSink(std::string_view sink) override;
   bool DeliveredElsewhere(std::string_view sink) const override;

@@ -196,8 +196,10 @@ StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
   return impl_->queues.Depth(queue);
 }
 
-StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(std::string_view sink, Instant now,
-                                                             std::size_t max, bool in_order) {
+StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(
+    std::string_view sink, Instant now, std::size_t max, bool in_order,
+    std::span<const std::int64_t> /*attempting*/) {
+  // One daemon: what it attempts stays its own.
   return impl_->outbox.Due(sink, now, max, in_order);
 }
 StatusOr<std::optional<Instant>> SqliteStore::NextDeliveryAfter(std::string_view sink,

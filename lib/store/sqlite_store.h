@@ -140,8 +140,9 @@ class SqliteStore final : public Store {
                                              Instant now);
 
   // OutboxStore.
-  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                  std::size_t max, bool in_order) override;
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(
+      std::string_view sink, Instant now, std::size_t max, bool in_order,
+      std::span<const std::int64_t> attempting = {}) override;
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now) override;
   Status RecordDeliveries(std::span<const DeliveryResult> results) override;
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,

@@ -53,8 +53,9 @@ class FakeOutbox final : public OutboxStore {
   const std::vector<std::string>& history(std::int64_t touchpoint) { return history_[touchpoint]; }
   int recorded() const { return recorded_; }
 
-  StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                  std::size_t max, bool in_order) override {
+  StatusOr<std::vector<OutboxItem>> DueDeliveries(
+      std::string_view sink, Instant now, std::size_t max, bool in_order,
+      std::span<const std::int64_t> /*attempting*/ = {}) override {
     std::vector<const Entry*> due;
     if (in_order && elsewhere.contains(std::string(sink))) return std::vector<OutboxItem>();
     for (const Entry& e : entries_) {

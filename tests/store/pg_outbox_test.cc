@@ -275,8 +275,37 @@ TEST_F(PgOutboxTest, AClaimOfASessionNewerThanTheTransactionsViewIsHeld) {
                                                     .Add(me.Int64(0, 0))
                                                     .Add(me.Int64(0, 1))
                                                     .AddArray(std::vector<std::int64_t>())
+                                                    .AddArray(std::vector<std::int64_t>())
                                                     .AddArray(std::vector<std::int64_t>()));
   EXPECT_EQ(taken.rows(), 0);
+}
+
+// A's attempts are still in flight when its session ends; B takes them
+// over and records a retry (due again at once). A's next claim, on its new
+// session, does not claim back what it is still attempting: B's now, so B
+// attempts them again, and A's late result is not recorded over B's.
+TEST_F(PgOutboxTest,
+       ADeliveryTakenOverAndRecordedElsewhereIsNotClaimedBackWhileStillAttemptedHere) {
+  ClaimedByATakenOverByB();
+  TakenOver& t = taken_over_;
+  std::vector<DeliveryResult> retried;
+  for (const OutboxItem& i : t.b_due) {
+    DeliveryResult r = Retried(i, t.now, "HTTP 503", "B's retry");
+    r.next_attempt_at = t.now;  // due again at once
+    retried.push_back(r);
+  }
+  ASSERT_TRUE(t.b->RecordDeliveries(retried).ok());
+  const std::vector<std::int64_t> attempting = {t.a_due[0].id, t.a_due[1].id};
+  auto again =
+      Reconnected([&] { return t.a->DueDeliveries("stream", t.now, 100, false, attempting); });
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->empty()) << again->size() << " claimed back";
+  EXPECT_EQ(Ids(Due(*t.b, t.now, 100, false)), Ids(t.a_due));
+  // A's late result: B's claim stands, B's retry with it.
+  ASSERT_TRUE(
+      RecordOnItsNewSession(*t.a, std::vector<DeliveryResult>{Delivered(t.a_due[0], t.now)}).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2);
+  EXPECT_EQ(Count("SELECT MIN(attempts) FROM deliveries"), 1);
 }
 
 // One touchpoint fired to two sinks: its "stream" letter dead (the

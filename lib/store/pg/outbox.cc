@@ -48,7 +48,15 @@ std::string ClaimDue(const std::string& claimable, const char* order) {
          "AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS e(pid, start) "
          "WHERE e.pid = c.prev_pid AND e.start = c.prev_start)";
 }
-const pg::Statement kClaimDue(ClaimDue(Claimable(4, 5), "d.next_attempt_at, d.id"));
+// Not one this daemon is attempting ($8) whose claim is no longer its own
+// (another daemon took it over, and recorded a retry): claimed back, it
+// would wait unattempted behind the attempt under way, and that attempt's
+// late result would be recorded over the other daemon's.
+const pg::Statement kClaimDue(ClaimDue(
+    Claimable(4, 5) + " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
+                      "d.claim_start = $5) OR (d.claim_pid, d.claim_start) IN (SELECT * FROM "
+                      "unnest($6::bigint[], $7::bigint[])), false))",
+    "d.next_attempt_at, d.id"));
 // In order, under the sink's lock: any claim. A live daemon claims a
 // stream's events only while it holds the lock, and gives its claims up
 // before it lets the lock go; so while this session holds it, every other
@@ -162,7 +170,8 @@ const pg::Statement& ClaimDueStatement(bool in_order) {
 }
 
 StatusOr<std::vector<OutboxItem>> Outbox::DueDeliveries(std::string_view sink, Instant now,
-                                                        std::size_t max, bool in_order) {
+                                                        std::size_t max, bool in_order,
+                                                        std::span<const std::int64_t> attempting) {
   std::vector<OutboxItem> out;
   std::vector<Instant> due_at;
   std::int64_t taken_over = 0;
@@ -193,8 +202,9 @@ StatusOr<std::vector<OutboxItem>> Outbox::DueDeliveries(std::string_view sink, I
     // in flight when its connection was replaced) is not taken over.
     pg::Params claim;
     claim.Add(sink).Add(Ms(now)).Add(static_cast<std::int64_t>(max)).Add(me.pid).Add(me.start);
-    pg::Result r =
-        c.Run(in_order ? kClaimDueInOrder : kClaimDue, Earlier(session_.earlier()).AddTo(claim));
+    Earlier(session_.earlier()).AddTo(claim);
+    if (!in_order) claim.AddArray(std::vector<std::int64_t>(attempting.begin(), attempting.end()));
+    pg::Result r = c.Run(in_order ? kClaimDueInOrder : kClaimDue, claim);
     for (int i = 0; i < r.rows(); ++i) {
       out.push_back({r.Int64(i, 0), r.Int64(i, 1),
                      TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),

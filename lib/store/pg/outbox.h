@@ -40,8 +40,8 @@ inline constexpr Millis kTakeoverPoll{1000};
 
 // The claim DueDeliveries() runs, by fire order if `in_order` (parameters:
 // the sink, now, at most how many, this session's process and start, its
-// earlier sessions' processes and starts): for the tests of what a claim
-// takes over.
+// earlier sessions' processes and starts, and, not in order, the ids this
+// daemon is attempting): for the tests of what a claim takes over.
 const pg::Statement& ClaimDueStatement(bool in_order);
 
 class Outbox {
@@ -49,7 +49,8 @@ class Outbox {
   explicit Outbox(Session& session) : session_(session) {}
 
   StatusOr<std::vector<OutboxItem>> DueDeliveries(std::string_view sink, Instant now,
-                                                  std::size_t max, bool in_order);
+                                                  std::size_t max, bool in_order,
+                                                  std::span<const std::int64_t> attempting);
   StatusOr<std::optional<Instant>> NextDeliveryAfter(std::string_view sink, Instant now);
   // Unlocks an in-order sink this session delivers, its claims on the
   // sink's waiting events given up first (OutboxStore::LetGoOfSink).
