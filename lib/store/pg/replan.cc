@@ -4,14 +4,13 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/ids.h"
+#include "store/pg/replan_load.h"
 #include "store/pg/rows.h"
 
 namespace tp::pgstore {
 
 using sql::FromMs;
 using sql::Ms;
-using sql::StateFrom;
 
 namespace {
 
@@ -47,18 +46,6 @@ const pg::Statement kSweepRows(
     "($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint) "
     "ORDER BY next_at, due_at, buyer, cadence_order, step_order, id LIMIT $7");
 const pg::Statement kBuyerNames("SELECT id, buyer_id FROM buyers WHERE id = ANY($1::bigint[])");
-const pg::Statement kPurchasesOf(
-    "SELECT buyer, id, order_id, product, quantity, amount, purchased_at, timezone, zone, "
-    "attributes FROM purchases WHERE buyer = ANY($1::bigint[]) ORDER BY buyer, purchased_at, id");
-const pg::Statement kTouchpointsOf(
-    "SELECT purchase, cadence, step, state, due_at, next_at, id FROM touchpoints "
-    "WHERE buyer = ANY($1::bigint[]) ORDER BY id");
-// For each purchase, its buyer's first event of each of $2 at or after
-// its purchased_at (planner.h's `events`), by events_by_buyer.
-const pg::Statement kEventsOfPurchases(
-    "SELECT p.id, e.type, min(e.at) FROM purchases p JOIN events e ON e.buyer = p.buyer AND "
-    "e.at >= p.purchased_at WHERE p.id = ANY($1::bigint[]) AND e.type = ANY($2::text[]) "
-    "GROUP BY p.id, e.type");
 // A purchase's new tier, pinned first on its fired touchpoints that have
 // none (they keep the tier they fired at); both per purchase ($3) of a
 // buyer ($2).
@@ -173,90 +160,27 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
       TakeBuyersTurns(c, turns);
     }
   }
-  struct Stored {
-    std::int64_t row = 0;
-    Purchase purchase;
-    const Zone* zone = nullptr;
-    std::vector<ExistingTouchpoint> touchpoints;
-  };
-  // Each buyer's purchases, in purchased_at order.
-  std::unordered_map<std::int64_t, std::vector<Stored>> purchases;
-  std::unordered_map<std::int64_t, std::pair<std::int64_t, std::size_t>> index;
-  pg::Result p = c.Run(kPurchasesOf, pg::Params().AddArray(buyers));
-  for (int i = 0; i < p.rows(); ++i) {
-    const std::int64_t buyer = p.Int64(i, 0);
-    auto name = names.find(buyer);
-    if (name == names.end()) continue;
-    std::vector<Stored>& of = purchases[buyer];
-    Stored& sp = of.emplace_back();
-    sp.row = p.Int64(i, 1);
-    index.emplace(sp.row, std::pair(buyer, of.size() - 1));
-    sp.purchase.order_id = std::string(p.Text(i, 2));
-    sp.purchase.buyer_id = name->second;
-    sp.purchase.product = std::string(p.Text(i, 3));
-    sp.purchase.quantity = p.Int64(i, 4);
-    sp.purchase.amount = p.Double(i, 5);
-    sp.purchase.purchased_at = FromMs(p.Int64(i, 6));
-    sp.purchase.timezone = std::string(p.Text(i, 7));
-    sp.zone = zones_.Named(p.Text(i, 8));
-    if (!p.IsNull(i, 9)) sp.purchase.attributes = std::string(p.Text(i, 9));
-  }
-  pg::Result t = c.Run(kTouchpointsOf, pg::Params().AddArray(buyers));
-  for (int i = 0; i < t.rows(); ++i) {
-    auto it = index.find(t.Int64(i, 0));
-    if (it == index.end()) continue;
-    Stored& sp = purchases[it->second.first][it->second.second];
-    std::string cadence(t.Text(i, 1));
-    std::string id = TouchpointId(sp.purchase.order_id, cadence, t.Text(i, 2));
-    sp.touchpoints.push_back({std::move(id), std::move(cadence),
-                              StateFrom(static_cast<int>(t.Int64(i, 3))), FromMs(t.Int64(i, 4)),
-                              FromMs(t.Int64(i, 5)), static_cast<std::uint64_t>(t.Int64(i, 6))});
-  }
-
-  // The buyers' answers since each purchase with steps pending.
-  std::unordered_map<std::int64_t, std::vector<BuyerEvent>> events;
-  if (const std::vector<std::string> types = StopTypes(rules); !types.empty()) {
-    std::vector<std::int64_t> pending;
-    for (const auto& [buyer, of] : purchases) {
-      for (const Stored& sp : of) {
-        if (std::any_of(sp.touchpoints.begin(), sp.touchpoints.end(),
-                        [](const auto& x) { return x.state == TouchpointState::kPending; })) {
-          pending.push_back(sp.row);
-        }
-      }
-    }
-    pg::Result e = c.Run(kEventsOfPurchases, pg::Params().AddArray(pending).AddArray(types));
-    for (int i = 0; i < e.rows(); ++i) {
-      const int type = rules.EngagementTypeIndex(e.Text(i, 1));
-      if (type >= 0) events[e.Int64(i, 0)].push_back({FromMs(e.Int64(i, 2)), type});
-    }
-  }
+  const auto purchases = LoadForReplan(c, rules, zones_, buyers, names);
 
   // Plans, in the buyers' order.
   Writes w;
-  const std::vector<BuyerEvent> no_events;
   std::vector<PastPurchase> all, others;
   for (const std::int64_t buyer : buyers) {
     auto found = purchases.find(buyer);
     if (found == purchases.end()) continue;
-    const std::vector<Stored>& of = found->second;
+    const std::vector<ReplanRows>& of = found->second;
     all.clear();
-    for (const Stored& sp : of) {
+    for (const ReplanRows& sp : of) {
       all.push_back({sp.purchase.purchased_at, rules.ProductIndex(sp.purchase.product),
                      sp.purchase.amount, sp.purchase.quantity, sp.zone});
     }
     for (std::size_t i = 0; i < of.size(); ++i) {
-      const Stored& sp = of[i];
-      if (std::none_of(sp.touchpoints.begin(), sp.touchpoints.end(),
-                       [](const auto& x) { return x.state == TouchpointState::kPending; })) {
-        continue;
-      }
+      const ReplanRows& sp = of[i];
+      if (!sp.pending()) continue;
       others.assign(all.begin(), all.end());
       others.erase(others.begin() + static_cast<std::ptrdiff_t>(i));
-      const auto answered = events.find(sp.row);
-      const PurchaseReplan plan =
-          replan(rules, others, sp.purchase, all[i].product, sp.zone, sp.touchpoints, now,
-                 answered == events.end() ? no_events : answered->second);
+      const PurchaseReplan plan = replan(rules, others, sp.purchase, all[i].product, sp.zone,
+                                         sp.touchpoints, now, sp.events);
       if (plan.tier >= 0) {
         w.tier.push_back(rules.tiers[static_cast<std::size_t>(plan.tier)].name);
         w.tier_buyer.push_back(buyer);
