@@ -76,12 +76,19 @@ HttpResponse DeadLetterRoutes::List(std::string_view target) {
 HttpResponse DeadLetterRoutes::ReplayOne(std::string_view id_text) {
   auto id = WholeNumber(id_text);
   if (!id || *id == 0) return ErrorResponse(404, "no dead letter '" + std::string(id_text) + "'");
-  auto replayed = outbox_.ReplayDeadLetters(*id, "", context_.clock.Now());
+  auto replayed = outbox_.ReplayDeadLetter(*id, context_.clock.Now());
   if (!replayed.ok()) return context_.store_failed(replayed.status(), "cannot replay");
-  if (*replayed == 0) return ErrorResponse(404, "no dead letter " + std::to_string(*id));
+  using ReplayedOne = OutboxStore::ReplayedOne;
+  // Waiting already (a retry whose first answer was lost, or a replay by
+  // someone else): what the replay asks for holds, so not an error.
+  if (*replayed == ReplayedOne::kWaiting)
+    return JsonResponse(200, Json{{"replayed", 0}, {"waiting", 1}});
+  if (*replayed == ReplayedOne::kUnknown) {
+    return ErrorResponse(404, "no dead letter " + std::to_string(*id));
+  }
   spdlog::info("dead letter {} replayed", *id);
   wake_();
-  return JsonResponse(200, Json{{"replayed", *replayed}});
+  return JsonResponse(200, Json{{"replayed", 1}});
 }
 
 void DeadLetterRoutes::ReplayAll(const std::string& body, HttpRespond respond) {

@@ -398,7 +398,7 @@ Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& i
   auto client = Connect(remote);
   if (!client.ok()) return client.status();
   std::int64_t replayed = 0;
-  std::vector<std::string> unknown;
+  std::vector<std::string> unknown, waiting;
   if (all) {
     const json body = sink.empty() ? json{{"all", true}} : json{{"sink", sink}};
     auto answer = (*client)->Request("POST", "/v1/dead-letters/replay", body.dump());
@@ -414,14 +414,18 @@ Status ReplayDeadLetters(const Remote& remote, const std::vector<std::string>& i
       continue;
     }
     if (answer->status != 200) return Status::Error(ErrorOf(*answer, remote));
-    replayed += json::parse(answer->body, nullptr, false).value("replayed", 0);
+    const json body = json::parse(answer->body, nullptr, false);
+    replayed += body.value("replayed", 0);
+    if (body.value("waiting", 0) > 0) waiting.push_back(id);
   }
+  auto list = [](const std::vector<std::string>& named) {
+    std::string text;
+    for (const auto& id : named) text += (text.empty() ? "" : ", ") + id;
+    return text;
+  };
   out << "replayed " << Plural(replayed, "dead letter") << '\n';
-  if (!unknown.empty()) {
-    std::string list;
-    for (const auto& id : unknown) list += (list.empty() ? "" : ", ") + id;
-    return Status::Error("no dead letter with id " + list);
-  }
+  if (!waiting.empty()) out << "waiting in their outbox already: " << list(waiting) << '\n';
+  if (!unknown.empty()) return Status::Error("no dead letter with id " + list(unknown));
   return Status::Ok();
 }
 

@@ -93,10 +93,16 @@ class OutboxStore {
   // Dead letters with id > `after`, oldest first, of `sink` if not empty.
   virtual StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                         int limit) = 0;
-  // Puts dead letters back in their outbox, due now with no failed attempts:
-  // the one with `id`, or (id 0) all of `sink`, or all if `sink` is empty.
-  // Returns how many went back (an unknown id: none).
-  virtual StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) = 0;
+  // What a replay of one dead letter did, or found.
+  enum class ReplayedOne {
+    kReplayed,  // put back in its outbox
+    kWaiting,   // not dead: it waits in its outbox (replayed already, or
+                // not given up on yet)
+    kUnknown,   // no such event: an unknown id, or delivered since
+  };
+  // Puts the dead letter `id` back in its outbox, due now with no failed
+  // attempts.
+  virtual StatusOr<ReplayedOne> ReplayDeadLetter(std::int64_t id, Instant now) = 0;
   // One step of replaying them all, so that no call takes long: those of
   // `sink` (every sink's if empty) with id > `after` that were dead by
   // `dead_by` (the replay's start: what dies meanwhile waits for the next
@@ -106,7 +112,16 @@ class OutboxStore {
   struct ReplayedStep {
     int replayed = 0;
     std::int64_t last_id = 0;
+    // Of a replay of one id that put none back: whether that event waits in
+    // its outbox.
+    bool waiting = false;
   };
+  // A replay of one id's step as ReplayDeadLetter() answers it.
+  static StatusOr<ReplayedOne> OneOf(const StatusOr<ReplayedStep>& step) {
+    if (!step.ok()) return step.status();
+    if (step->replayed > 0) return ReplayedOne::kReplayed;
+    return step->waiting ? ReplayedOne::kWaiting : ReplayedOne::kUnknown;
+  }
   virtual StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
                                                         Instant dead_by, int limit,
                                                         Instant now) = 0;

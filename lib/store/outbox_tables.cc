@@ -174,6 +174,11 @@ StatusOr<OutboxStore::ReplayedStep> OutboxTables::Replay(std::int64_t id, std::s
       rows_.AddHistoryAsIs(touchpoint, now, "dead letter replayed on " + name);
       ++step.replayed;
     }
+    if (id != 0 && replayed.empty()) {
+      SQLite::Statement waiting(db_.sql(), "SELECT 1 FROM deliveries WHERE id = ? AND state = 0");
+      waiting.bind(1, id);
+      step.waiting = waiting.executeStep();
+    }
   });
   if (!s.ok()) return s;
   return step;

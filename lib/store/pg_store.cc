@@ -293,10 +293,8 @@ StatusOr<std::vector<DeadLetter>> PgStore::DeadLetters(std::string_view sink, st
                                                        int limit) {
   return impl_->outbox.DeadLetters(sink, after, limit);
 }
-StatusOr<int> PgStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  auto step = impl_->outbox.ReplayDeadLetters(id, sink, 0, Instant::max(), -1, now);
-  if (!step.ok()) return step.status();
-  return step->replayed;
+StatusOr<OutboxStore::ReplayedOne> PgStore::ReplayDeadLetter(std::int64_t id, Instant now) {
+  return OneOf(impl_->outbox.ReplayDeadLetters(id, "", 0, Instant::max(), -1, now));
 }
 StatusOr<OutboxStore::ReplayedStep> PgStore::ReplayDeadLettersAfter(std::string_view sink,
                                                                     std::int64_t after,

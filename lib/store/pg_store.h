@@ -180,7 +180,7 @@ class PgStore final : public Store, public LeasedEvents {
   Status RecordDeliveries(std::span<const DeliveryResult> results) override;
   StatusOr<std::vector<DeadLetter>> DeadLetters(std::string_view sink, std::int64_t after,
                                                 int limit) override;
-  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override;
+  StatusOr<ReplayedOne> ReplayDeadLetter(std::int64_t id, Instant now) override;
   StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
                                                 Instant dead_by, int limit, Instant now) override;
   StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override;

@@ -213,10 +213,8 @@ StatusOr<std::vector<DeadLetter>> SqliteStore::DeadLetters(std::string_view sink
                                                            std::int64_t after, int limit) {
   return impl_->outbox.DeadLetters(sink, after, limit);
 }
-StatusOr<int> SqliteStore::ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) {
-  auto step = impl_->outbox.Replay(id, sink, 0, Instant::max(), -1, now);
-  if (!step.ok()) return step.status();
-  return step->replayed;
+StatusOr<OutboxStore::ReplayedOne> SqliteStore::ReplayDeadLetter(std::int64_t id, Instant now) {
+  return OneOf(impl_->outbox.Replay(id, "", 0, Instant::max(), -1, now));
 }
 StatusOr<OutboxStore::ReplayedStep> SqliteStore::ReplayDeadLettersAfter(std::string_view sink,
                                                                         std::int64_t after,

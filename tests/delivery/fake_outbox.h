@@ -129,17 +129,16 @@ class FakeOutbox final : public OutboxStore {
     }
     return out;
   }
-  StatusOr<int> ReplayDeadLetters(std::int64_t id, std::string_view sink, Instant now) override {
+  StatusOr<ReplayedOne> ReplayDeadLetter(std::int64_t id, Instant now) override {
     if (!fail.ok()) return fail;
-    int n = 0;
-    for (Entry& e : entries_) {
-      if (!e.dead || (id != 0 && e.item.id != id) || (!sink.empty() && e.sink != sink)) continue;
-      e.dead = false;
-      e.item.attempts = 0;
-      e.next = now;
-      ++n;
-    }
-    return n;
+    auto e = std::find_if(entries_.begin(), entries_.end(),
+                          [&](const Entry& x) { return x.item.id == id; });
+    if (e == entries_.end()) return ReplayedOne::kUnknown;
+    if (!e->dead) return ReplayedOne::kWaiting;
+    e->dead = false;
+    e->item.attempts = 0;
+    e->next = now;
+    return ReplayedOne::kReplayed;
   }
   StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
                                                 Instant dead_by, int limit, Instant now) override {
@@ -187,7 +186,7 @@ class FakeOutbox final : public OutboxStore {
   // store away (0: none).
   int replay_steps = 0;
   int fail_step = 0;
-  // Not ok: what DeadLetters() and ReplayDeadLetters() return.
+  // Not ok: what DeadLetters() and ReplayDeadLetter() return.
   Status fail = Status::Ok();
   // A delivery whose results RecordDeliveries() refuses (not as a store
   // that is away: as one that cannot take that row), or 0.

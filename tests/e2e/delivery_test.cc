@@ -275,10 +275,18 @@ TEST_F(DeliveryTest, ClientErrorsAndTheLastAttemptDeadLetterThenReplayDelivers) 
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_THAT(listed.out, HasSubstr(t2["id"].get<std::string>()));
   EXPECT_THAT(listed.out, HasSubstr("HTTP 500"));
+  // Its delivery takes a while: replayed again meanwhile (a retry whose
+  // answer was lost), it is found waiting, which is no error.
+  receiver.Script({{"default", {{"status", 200}, {"delay_s", 3}}}});
   auto replayed =
       testing::Ctl({"dead-letters", "replay", "--all", "--sink", "crm", "--url", daemon_->url()});
   EXPECT_EQ(replayed.exit_code, 0) << replayed.err;
   EXPECT_THAT(replayed.out, HasSubstr("replayed 1 dead letter"));
+  const std::string second = body["dead_letters"][1]["id"].dump();
+  auto again = testing::Ctl({"dead-letters", "replay", second, "--url", daemon_->url()});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.out, HasSubstr("replayed 0 dead letters"));
+  EXPECT_THAT(again.out, HasSubstr("waiting in their outbox already: " + second));
   t2 = WaitForHistory("b2", "delivered to crm");
   EXPECT_EQ(t2["status"], "fired");
   EXPECT_TRUE(daemon_->Call("GET", "/v1/dead-letters").second["dead_letters"].empty());

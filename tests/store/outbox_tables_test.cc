@@ -88,9 +88,10 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
             1u);
 
   // Replay: waiting again with no failed attempts; the touchpoint is fired.
-  EXPECT_EQ(*store->ReplayDeadLetters(999, "", clock.Now()), 0);
-  EXPECT_EQ(*store->ReplayDeadLetters((*letters)[0].id, "", clock.Now()), 1);
-  EXPECT_EQ(*store->ReplayDeadLetters((*letters)[0].id, "", clock.Now()), 0);
+  using ReplayedOne = OutboxStore::ReplayedOne;
+  EXPECT_EQ(*store->ReplayDeadLetter(999, clock.Now()), ReplayedOne::kUnknown);
+  EXPECT_EQ(*store->ReplayDeadLetter((*letters)[0].id, clock.Now()), ReplayedOne::kReplayed);
+  EXPECT_EQ(*store->ReplayDeadLetter((*letters)[0].id, clock.Now()), ReplayedOne::kWaiting);
   due = store->DueDeliveries("crm", clock.Now(), 10, false);
   ASSERT_EQ(due->size(), 1u);
   EXPECT_EQ((*due)[0].attempts, 0);

@@ -340,13 +340,13 @@ class PgReplayRaceTest : public PgOutboxTest {
   // A replays the "stream" letter on a thread, while `held` is open; the
   // test commits `held` a moment later.
   void ReplayWhileHeld(pg::Connection& held) {
-    StatusOr<int> replayed = 0;
-    std::thread replay([&] { replayed = a_->ReplayDeadLetters(letter_, "stream", now_); });
+    StatusOr<OutboxStore::ReplayedOne> replayed = OutboxStore::ReplayedOne::kUnknown;
+    std::thread replay([&] { replayed = a_->ReplayDeadLetter(letter_, now_); });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     held.Exec("COMMIT");
     replay.join();
     ASSERT_TRUE(replayed.ok()) << replayed.status().message();
-    EXPECT_EQ(*replayed, 1);
+    EXPECT_EQ(*replayed, OutboxStore::ReplayedOne::kReplayed);
   }
 
   std::unique_ptr<PgStore> a_;

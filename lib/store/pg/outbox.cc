@@ -145,6 +145,7 @@ const pg::Statement kRevive(
     "UPDATE touchpoints t SET state = 1, reason = NULL WHERE t.id = ANY($1::bigint[]) AND "
     "t.state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id AND "
     "d.state = 1)");
+const pg::Statement kWaiting("SELECT 1 FROM deliveries WHERE id = $1 AND state = 0");
 const pg::Statement kBySink(
     "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
 const pg::Statement kDepth("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 0");
@@ -375,6 +376,9 @@ StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
     }
     AddHistoryAsIs(c, touchpoints, at, reasons);
     step.replayed = static_cast<int>(touchpoints.size());
+    if (id != 0 && touchpoints.empty()) {
+      step.waiting = c.Run(kWaiting, pg::Params().Add(id)).rows() > 0;
+    }
   });
   if (!s.ok()) return s;
   return step;
