@@ -134,7 +134,7 @@
       if (!window.confirm('Replay ' + what + '? ' + 'Each goes back to its outbox, due now, and is delivered again.')) return;
       try {
         const r = await call(path, {method: 'POST', body});
-        setNote('replayed ' + r.replayed);
+        setNote(r.waiting ? what + ' waits in its outbox already' : 'replayed ' + r.replayed);
         load();
       } catch (e) {
         if (e instanceof Unauthorized) return askForToken('The token was refused.');
