@@ -43,6 +43,17 @@ class PgServer {
     dir_ = owned_->path();
     Start();
   }
+  // A hot standby of `primary` (a server of one's own), streaming from it;
+  // Stop() and Start() keep it one.
+  struct StandbyOf {
+    const PgServer& primary;
+  };
+  explicit PgServer(StandbyOf standby) : owned_(std::make_unique<TempDir>()) {
+    dir_ = owned_->path();
+    Cluster("standby", standby.primary.url());
+    std::ifstream in(dir_ + "/url");
+    std::getline(in, url_);
+  }
   ~PgServer() {
     if (owned_) Stop();
   }
@@ -184,9 +195,10 @@ class PgServer {
     }
   }
 
-  void Cluster(const std::string& command) {
+  void Cluster(const std::string& command, const std::string& primary = "") {
     const std::string cmd = (settings_.empty() ? "" : "TP_PG_SETTINGS='" + settings_ + "' ") +
-                            std::string(TP_PG_CLUSTER_SCRIPT) + " " + command + " " + dir_;
+                            std::string(TP_PG_CLUSTER_SCRIPT) + " " + command + " " + dir_ +
+                            (primary.empty() ? "" : " '" + primary + "'");
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
 

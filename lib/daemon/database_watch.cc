@@ -65,7 +65,7 @@ void DatabaseWatch::Answered(const Status& answer) {
     }
     return;
   }
-  reason_ = "the database does not answer: " + answer.message();
+  reason_ = answer.message();
   if (!down_) {
     spdlog::error("{}; refusing purchases and pausing firing until it does", reason_);
     down_ = true;

@@ -37,8 +37,8 @@ class DatabaseWatch final : public StoreWatch {
   static constexpr Millis kFirstRetry{250};
   static constexpr Millis kMaxRetry{4000};
 
-  // `probe` asks the server (PgStore::Probe); `changed(paused)` after each
-  // change of state.
+  // `probe` asks the server (PgStore::Probe): not ok, its message is the
+  // reason `/healthz` gives. `changed(paused)` after each change of state.
   DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe, const Clock& clock,
                 DaemonMetrics& metrics, std::function<void(bool paused)> changed);
   ~DatabaseWatch() override;

@@ -162,10 +162,27 @@ Status PgStore::Probe() {
   // On a connection of its own: the store's may be inside a transaction
   // that failed for another reason (a deadlock), which says nothing of
   // the server.
-  return pg::Guard("reach the database", [&] {
-    pg::Connection::Open(impl_->session.url(), "touchpointd-probe")->Exec("SELECT 1");
+  bool standby = false;
+  Status reached = pg::Guard("reach the database", [&] {
+    standby = pg::Connection::Open(impl_->session.url(), "touchpointd-probe")
+                  ->Exec("SELECT pg_is_in_recovery()")
+                  .Bool(0, 0);
     return Status::Ok();
   });
+  if (!reached.ok()) {
+    const std::string why = "the database does not answer: " + reached.message();
+    return reached.unavailable() ? Status::Unavailable(why) : Status::Error(why);
+  }
+  // A standby answers, and refuses every write (25006): found there (a
+  // URL of several hosts without target_session_attrs=read-write, or an
+  // address still on the old primary after a failover), the daemon must
+  // pause and say why, not answer 503 to each purchase as if all was well.
+  if (standby) {
+    return Status::Unavailable(
+        "the database takes no writes: the server is a standby (in recovery); point the "
+        "URL at the primary, or name every host with target_session_attrs=read-write");
+  }
+  return Status::Ok();
 }
 
 void PgStore::ServerAnswers() { pgstore::Session::ServerAnswers(); }

@@ -102,8 +102,9 @@ class PgStore final : public Store, public LeasedEvents {
   // timeout that cannot be set now is set on the next connection.
   void SetAnswerLimit(std::chrono::milliseconds limit);
 
-  // Whether the server answers a new connection: the daemon's probe
-  // after a call failed as Unavailable, and while it is unreachable.
+  // Whether the server answers a new connection, and takes writes (is not
+  // a standby): the daemon's probe after a call failed as Unavailable, and
+  // while it is unreachable. Not ok: why, in words for `/healthz`.
   Status Probe();
   // The server answers again (the probe said so): every PostgreSQL store's
   // next call in this process (the loop's and each thread's) reconnects at

@@ -4,13 +4,15 @@
 # Unix socket, trust authentication for the user "touchpoint".
 #   tests/pg/cluster.sh start DIR   # initdb if needed, start; the URL in DIR/url
 #   tests/pg/cluster.sh stop DIR    # stop (fast), leaving DIR
+#   tests/pg/cluster.sh standby DIR PRIMARY_URL   # a hot standby of that
+#                                   # server (pg_basebackup), started as above
 # initdb and the server refuse to run as root: as root they run as the
 # unprivileged user "nobody", which then owns DIR. ctest starts one for the
 # whole suite (tests/CMakeLists.txt: the fixture "pg"); a test binary run by
 # hand starts its own (tests/pg_server.h).
 set -euo pipefail
-cmd=${1:?usage: cluster.sh start|stop DIR}
-dir=${2:?usage: cluster.sh start|stop DIR}
+cmd=${1:?usage: cluster.sh start|stop DIR | standby DIR PRIMARY_URL}
+dir=${2:?usage: cluster.sh start|stop DIR | standby DIR PRIMARY_URL}
 bindir=$(pg_config --bindir 2>/dev/null || true)
 if [[ ! -x $bindir/pg_ctl ]]; then
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -20,13 +22,21 @@ as_user=()
 if [[ $(id -u) -eq 0 ]]; then as_user=(runuser -u nobody --); fi
 
 case $cmd in
-  start)
+  start | standby)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if [[ $(id -u) -eq 0 ]]; then
       chown nobody "$dir"
       runuser -u nobody -- test -x "$dir" ||
         { echo "cluster.sh: user nobody cannot reach $dir (a parent folder is private)" >&2; exit 1; }
+    fi
+    if [[ $cmd == standby && ! -f $dir/data/PG_VERSION ]]; then
+      # -R: standby.signal and the primary's address, so it starts as its
+      # hot standby, streaming.
+      primary=${3:?usage: cluster.sh standby DIR PRIMARY_URL}
+      rm -rf "$dir/data"
+      "${as_user[@]}" "$bindir/pg_basebackup" -D "$dir/data" -d "$primary" -R -X stream -c fast \
+        >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
     fi
     if [[ ! -f $dir/data/PG_VERSION ]]; then
       rm -rf "$dir/data"
@@ -77,7 +87,7 @@ PY
     rm -f "$dir/url"
     ;;
   *)
-    echo "usage: cluster.sh start|stop DIR" >&2
+    echo "usage: cluster.sh start|stop DIR | standby DIR PRIMARY_URL" >&2
     exit 2
     ;;
 esac

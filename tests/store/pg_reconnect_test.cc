@@ -279,6 +279,46 @@ TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnceByEveryStore) {
   }
 }
 
+// A URL of two hosts without target_session_attrs=read-write: with the
+// primary gone, the store's sessions reconnect to its standby, which
+// answers and refuses every write (25006). The probe says so: the daemon
+// then pauses with that reason, instead of answering each purchase 503
+// while `touchpoint_database_up` says 1.
+TEST_F(PgStoreTest, AProbeThatFindsAStandbySaysSo) {
+  PgServer primary;
+  auto db = primary.NewDatabase();
+  const std::string prefix = "postgresql://touchpoint@";
+  auto opened = PgStore::Open(db->url(), rules_);  // the schema
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  opened->reset();
+  PgServer standby(PgServer::StandbyOf{primary});
+  ASSERT_EQ(primary.url().rfind(prefix, 0), 0u) << primary.url();
+  const std::string url =
+      primary.url() + "," + standby.url().substr(prefix.size()) + "/" + db->name();
+  auto store = PgStore::Open(url, rules_);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_TRUE((*store)->Probe().ok());
+
+  primary.Stop();
+  // A purchase: refused while the sessions reconnect, then by the standby.
+  const Instant at = At("2026-12-04T10:00:00Z");
+  FakeClock clock(at);
+  Scheduler scheduler(**store, clock, rules_);
+  Status write = Status::Ok();
+  for (int i = 0; i < 50 && write.message().find("read-only") == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto out = scheduler.Ingest({"o1", "b1", "p", 1, 1, at, ""});
+    ASSERT_FALSE(out.ok());
+    write = out.status();
+  }
+  EXPECT_TRUE(write.unavailable()) << write.message();
+  EXPECT_THAT(write.message(), HasSubstr("read-only"));
+  Status probed = (*store)->Probe();
+  EXPECT_TRUE(probed.unavailable()) << probed.message();
+  EXPECT_THAT(probed.message(), HasSubstr("the server is a standby"));
+  primary.Start();  // stopped by its destructor, after the database is dropped
+}
+
 // The reader's threads (leases and acks, counts) try to reopen a lost
 // connection at most once a second while the server does not answer: the
 // leases queued meanwhile fail at once, instead of each waiting out a
