@@ -33,9 +33,12 @@ bool SameDelivery(const Sink& a, const Sink& b) {
          a.stream == b.stream && a.maxlen == b.maxlen;
 }
 
-// Events left for sinks no longer configured wait; say so.
+// Events left for sinks no longer configured wait; say so. On the loop, at
+// start and at each reload: counted up to kCountLimit each, so that an
+// outbox of millions (a sink down for hours) does not hold it.
 void WarnOrphans(OutboxStore& store, const Rules& rules) {
-  auto waiting = store.OutboxBySink();
+  constexpr std::int64_t kCountLimit = 10'000;
+  auto waiting = store.OutboxBySink(kCountLimit);
   if (!waiting.ok()) return;
   for (const auto& entry : *waiting) {
     const std::string& name = entry.first;
@@ -44,9 +47,9 @@ void WarnOrphans(OutboxStore& store, const Rules& rules) {
                                    [&](const Sink& s) { return s.name == name && s.IsPush(); });
     if (!known) {
       spdlog::warn(
-          "outbox holds {} events for sink '{}', which the config no longer has; "
+          "outbox holds {}{} events for sink '{}', which the config no longer has; "
           "they wait until it is configured again",
-          count, name);
+          count == kCountLimit ? "at least " : "", count, name);
     }
   }
 }

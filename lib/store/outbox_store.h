@@ -125,8 +125,11 @@ class OutboxStore {
   virtual StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
                                                         Instant dead_by, int limit,
                                                         Instant now) = 0;
-  // Sinks with events waiting in their outbox, and how many each.
-  virtual StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() = 0;
+  // Sinks with events waiting in their outbox, and how many each, counted
+  // up to `limit` (a count of `limit`: at least that many), so that the
+  // read stays short whatever the outbox holds.
+  virtual StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink(
+      std::int64_t limit) = 0;
   // Events waiting in `sink`'s outbox, and dead letters of `sink`.
   virtual StatusOr<std::int64_t> OutboxDepth(std::string_view sink) = 0;
   virtual StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) = 0;

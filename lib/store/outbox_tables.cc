@@ -184,10 +184,21 @@ StatusOr<OutboxStore::ReplayedStep> OutboxTables::Replay(std::int64_t id, std::s
   return step;
 }
 
-StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxTables::BySink() {
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxTables::BySink(
+    std::int64_t limit) {
   return Guard("outbox sinks",
                [&]() -> StatusOr<std::vector<std::pair<std::string, std::int64_t>>> {
-                 SQLite::Statement q(db_.sql(), kOutboxBySink);
+                 // Each sink found from the last by the due index (a read
+                 // per sink), and its events counted up to `limit`.
+                 SQLite::Statement q(
+                     db_.sql(),
+                     "WITH RECURSIVE sinks(name) AS (SELECT (SELECT min(sink) FROM deliveries "
+                     "WHERE state = 0) UNION ALL SELECT (SELECT min(sink) FROM deliveries WHERE "
+                     "state = 0 AND sink > name) FROM sinks WHERE name IS NOT NULL) "
+                     "SELECT name, (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE state = "
+                     "0 AND sink = name LIMIT ?1) AS c) FROM sinks WHERE name IS NOT NULL "
+                     "ORDER BY name");
+                 q.bind(1, limit);
                  std::vector<std::pair<std::string, std::int64_t>> out;
                  while (q.executeStep()) {
                    out.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());

@@ -27,7 +27,7 @@ class OutboxTables {
   StatusOr<OutboxStore::ReplayedStep> Replay(std::int64_t id, std::string_view sink,
                                              std::int64_t after, Instant dead_by, int limit,
                                              Instant now);
-  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> BySink();
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> BySink(std::int64_t limit);
   StatusOr<std::int64_t> Depth(std::string_view sink);
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);
 

@@ -319,8 +319,9 @@ StatusOr<OutboxStore::ReplayedStep> PgStore::ReplayDeadLettersAfter(std::string_
                                                                     Instant now) {
   return impl_->outbox.ReplayDeadLetters(0, sink, after, dead_by, limit, now);
 }
-StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink() {
-  return impl_->outbox.OutboxBySink();
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> PgStore::OutboxBySink(
+    std::int64_t limit) {
+  return impl_->outbox.OutboxBySink(limit);
 }
 StatusOr<std::int64_t> PgStore::OutboxDepth(std::string_view sink) {
   return impl_->outbox.OutboxDepth(sink);

@@ -222,8 +222,9 @@ StatusOr<OutboxStore::ReplayedStep> SqliteStore::ReplayDeadLettersAfter(std::str
                                                                         Instant now) {
   return impl_->outbox.Replay(0, sink, after, dead_by, limit, now);
 }
-StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxBySink() {
-  return impl_->outbox.BySink();
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::OutboxBySink(
+    std::int64_t limit) {
+  return impl_->outbox.BySink(limit);
 }
 StatusOr<std::int64_t> SqliteStore::OutboxDepth(std::string_view sink) {
   return impl_->outbox.Depth(sink);

@@ -150,7 +150,8 @@ class SqliteStore final : public Store {
   StatusOr<ReplayedOne> ReplayDeadLetter(std::int64_t id, Instant now) override;
   StatusOr<ReplayedStep> ReplayDeadLettersAfter(std::string_view sink, std::int64_t after,
                                                 Instant dead_by, int limit, Instant now) override;
-  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override;
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink(
+      std::int64_t limit) override;
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink) override;
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink) override;
 

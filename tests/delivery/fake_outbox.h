@@ -164,10 +164,11 @@ class FakeOutbox final : public OutboxStore {
     }
     return step;
   }
-  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink() override {
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink(
+      std::int64_t limit) override {
     std::map<std::string, std::int64_t> by;
     for (const Entry& e : entries_) {
-      if (!e.dead) ++by[e.sink];
+      if (!e.dead && by[e.sink] < limit) ++by[e.sink];
     }
     return std::vector<std::pair<std::string, std::int64_t>>(by.begin(), by.end());
   }

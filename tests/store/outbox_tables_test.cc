@@ -116,7 +116,7 @@ TEST_F(SqliteStoreTest, OutboxRetriesDeadLettersAndReplays) {
   EXPECT_EQ(*store->DeadLetterCount("crm"), 0);
   // The stream's event is still there, in fire order.
   EXPECT_EQ(store->DueDeliveries("events", clock.Now(), 10, true)->size(), 1u);
-  auto by_sink = store->OutboxBySink();
+  auto by_sink = store->OutboxBySink(1000);
   ASSERT_TRUE(by_sink.ok());
   EXPECT_THAT(*by_sink, ::testing::ElementsAre(std::pair<std::string, std::int64_t>("events", 1)));
 }

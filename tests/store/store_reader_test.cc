@@ -117,7 +117,7 @@ TEST_F(SqliteStoreTest, AStoreReaderCountsWhatTheStoreWould) {
   using Counts = std::vector<std::pair<std::string, std::int64_t>>;
   EXPECT_EQ(gauges->queue_messages, (Counts{{"outbox", 3}, {"audit", 2}}));
   EXPECT_EQ(gauges->dead_letters, (Counts{{"crm", 1}}));
-  EXPECT_EQ(gauges->outbox, *store->OutboxBySink());
+  EXPECT_EQ(gauges->outbox, *store->OutboxBySink(1000));
   EXPECT_EQ(gauges->outbox, (Counts{{"crm", 2}}));
 }
 

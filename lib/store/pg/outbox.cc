@@ -146,8 +146,14 @@ const pg::Statement kRevive(
     "t.state = 5 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id AND "
     "d.state = 1)");
 const pg::Statement kWaiting("SELECT 1 FROM deliveries WHERE id = $1 AND state = 0");
+// Each sink found from the last by the due index (a read per sink), and
+// its events counted up to $1.
 const pg::Statement kBySink(
-    "SELECT sink, COUNT(*) FROM deliveries WHERE state = 0 GROUP BY sink ORDER BY sink");
+    "WITH RECURSIVE sinks(name) AS (SELECT (SELECT min(sink) FROM deliveries WHERE state = 0) "
+    "UNION ALL SELECT (SELECT min(sink) FROM deliveries WHERE state = 0 AND sink > name) "
+    "FROM sinks WHERE name IS NOT NULL) "
+    "SELECT name, (SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE state = 0 AND "
+    "sink = name LIMIT $1) AS c) FROM sinks WHERE name IS NOT NULL ORDER BY name");
 const pg::Statement kDepth("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 0");
 const pg::Statement kDeadCount("SELECT COUNT(*) FROM deliveries WHERE sink = $1 AND state = 1");
 
@@ -384,10 +390,11 @@ StatusOr<OutboxStore::ReplayedStep> Outbox::ReplayDeadLetters(std::int64_t id,
   return step;
 }
 
-StatusOr<std::vector<std::pair<std::string, std::int64_t>>> Outbox::OutboxBySink() {
+StatusOr<std::vector<std::pair<std::string, std::int64_t>>> Outbox::OutboxBySink(
+    std::int64_t limit) {
   return session_.Read("outbox sinks",
                        [&]() -> StatusOr<std::vector<std::pair<std::string, std::int64_t>>> {
-                         pg::Result r = session_.conn().Run(kBySink);
+                         pg::Result r = session_.conn().Run(kBySink, pg::Params().Add(limit));
                          std::vector<std::pair<std::string, std::int64_t>> out;
                          for (int i = 0; i < r.rows(); ++i) {
                            out.emplace_back(std::string(r.Text(i, 0)), r.Int64(i, 1));

@@ -64,7 +64,7 @@ class Outbox {
   StatusOr<OutboxStore::ReplayedStep> ReplayDeadLetters(std::int64_t id, std::string_view sink,
                                                         std::int64_t after, Instant dead_by,
                                                         int limit, Instant now);
-  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink();
+  StatusOr<std::vector<std::pair<std::string, std::int64_t>>> OutboxBySink(std::int64_t limit);
   StatusOr<std::int64_t> OutboxDepth(std::string_view sink);
   StatusOr<std::int64_t> DeadLetterCount(std::string_view sink);
 
