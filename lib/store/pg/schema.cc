@@ -11,7 +11,7 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(73058612300
 
 // Migration i takes the schema from version i to version i + 1. Forward only:
 // a released migration is never edited, a change is a new entry. The
-// tables are those of the SQLite store at its version 12 (store/schema.cc
+// tables are those of the SQLite store at its version 13 (store/schema.cc
 // says why each column is there), in PostgreSQL's types: times are UTC
 // milliseconds (BIGINT), states SMALLINT.
 const char* const kMigrations[] = {
