@@ -42,6 +42,23 @@ class IngestBatcher::Thread {
   std::unique_ptr<SessionThread<Store>> session_;
 };
 
+namespace {
+
+// The items a request writes (an opt change: one buyer's).
+std::size_t ItemsOf(const IngestItems& items) {
+  return std::visit(
+      [](const auto& request) -> std::size_t {
+        if constexpr (std::is_same_v<std::decay_t<decltype(request)>, OptChange>) {
+          return 1;
+        } else {
+          return request.size();
+        }
+      },
+      items);
+}
+
+}  // namespace
+
 IngestBatcher::IngestBatcher(asio::io_context& io, Store& store, const Clock& clock,
                              DaemonMetrics& metrics, const RulesInForce& rules, Hooks hooks)
     : io_(io),
@@ -53,12 +70,22 @@ IngestBatcher::IngestBatcher(asio::io_context& io, Store& store, const Clock& cl
 
 IngestBatcher::~IngestBatcher() = default;
 
-Status IngestBatcher::UseThread(const OpenStore& open, std::size_t group_items) {
+Status IngestBatcher::UseThread(const OpenStore& open, std::size_t group_items,
+                                std::size_t max_waiting) {
   auto thread = Thread::Open(rules_, clock_, open);
   if (!thread.ok()) return thread.status();
   thread_ = std::move(*thread);
   group_items_ = group_items;
+  max_waiting_ = max_waiting;
   return Status::Ok();
+}
+
+std::optional<HttpResponse> IngestBatcher::TooManyWaiting(std::size_t n, const char* what) const {
+  if (!thread_ || waiting_items_ == 0 || waiting_items_ + n <= max_waiting_) return std::nullopt;
+  return api::Unavailable(std::string(what) +
+                          " cannot be taken now: " + std::to_string(waiting_items_) +
+                          " purchases and events wait to be written (the database is slow to "
+                          "answer)");
 }
 
 std::optional<HttpResponse> IngestBatcher::Closed() const {
@@ -70,6 +97,7 @@ void IngestBatcher::Submit(std::vector<Purchase> items, HttpRespond respond) {
   if (auto why = hooks_.no_room()) {
     return respond(api::Unavailable("purchases cannot be recorded now: " + *why));
   }
+  if (auto full = TooManyWaiting(items.size(), "purchases")) return respond(std::move(*full));
   Queue(std::move(items), std::move(respond));
 }
 
@@ -77,6 +105,7 @@ void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respo
   if (auto why = hooks_.no_room()) {
     return respond(api::Unavailable("events cannot be recorded now: " + *why));
   }
+  if (auto full = TooManyWaiting(items.size(), "events")) return respond(std::move(*full));
   Queue(std::move(items), std::move(respond));
 }
 
@@ -85,6 +114,7 @@ void IngestBatcher::Submit(OptChange change, HttpRespond respond) {
 }
 
 void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
+  if (thread_) waiting_items_ += ItemsOf(items);
   pending_.push_back({std::move(items), std::move(respond)});
   // While the thread writes a group, what arrives waits to be the next.
   if (!flush_posted_ && handed_ == finished_) {
@@ -104,23 +134,6 @@ void IngestBatcher::Stop() {
   stopping_ = true;
   WriteWaiting();
 }
-
-namespace {
-
-// The items a request writes (an opt change: one buyer's).
-std::size_t ItemsOf(const IngestItems& items) {
-  return std::visit(
-      [](const auto& request) -> std::size_t {
-        if constexpr (std::is_same_v<std::decay_t<decltype(request)>, OptChange>) {
-          return 1;
-        } else {
-          return request.size();
-        }
-      },
-      items);
-}
-
-}  // namespace
 
 void IngestBatcher::WriteWaiting() {
   flush_posted_ = false;
@@ -171,6 +184,9 @@ void IngestBatcher::HandOver(std::vector<Pending> requests) {
 }
 
 void IngestBatcher::Finish(std::vector<Pending> group, WrittenGroup written) {
+  if (thread_) {
+    for (const Pending& p : group) waiting_items_ -= ItemsOf(p.items);
+  }
   if (written.unavailable) hooks_.storage_full();
   if (written.committed) {
     ObserverLog::Tell(written.observed, metrics_);

@@ -70,16 +70,27 @@ class IngestBatcher {
   IngestBatcher(const IngestBatcher&) = delete;
   IngestBatcher& operator=(const IngestBatcher&) = delete;
 
+  // Purchases and events that may wait to be written on the thread, queued
+  // or handed over: past that, a request is answered 503 at once. A server
+  // that takes connections but whose statements hang (or merely a slow
+  // one) would otherwise let requests pile up in memory for as long,
+  // clients' retries on top of the requests they gave up on.
+  static constexpr std::size_t kMaxWaitingItems = 100'000;
+
   // From now on, writes on a thread of its own over the store `open` gives
   // (before the first request), in groups of at most `group_items`
   // purchases, events or opt changes (0: no limit) where the requests
-  // allow: a request larger than that is a group of its own.
-  Status UseThread(const OpenStore& open, std::size_t group_items = 0);
+  // allow: a request larger than that is a group of its own. At most
+  // `max_waiting` purchases and events wait (kMaxWaitingItems; a request
+  // larger than that is taken when none waits).
+  Status UseThread(const OpenStore& open, std::size_t group_items = 0,
+                   std::size_t max_waiting = kMaxWaitingItems);
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
   // Queues a request's purchases (or events) for the next group; answers
-  // 503 at once when there is no room for them.
+  // 503 at once when there is no room for them, or (on the thread) when
+  // too many wait to be written already.
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
   // An opt-out or opt-in: taken even when there is no room for purchases
@@ -106,6 +117,8 @@ class IngestBatcher {
   class Thread;
 
   void Queue(IngestItems items, HttpRespond respond);
+  // 503 when `n` more purchases or events would be more than may wait.
+  std::optional<HttpResponse> TooManyWaiting(std::size_t n, const char* what) const;
   // Hands `requests` to the thread as one group.
   void HandOver(std::vector<Pending> requests);
   // Hands the requests waiting now to the writer: written at once on the
@@ -122,6 +135,10 @@ class IngestBatcher {
   IngestWriter loop_writer_;
   std::unique_ptr<Thread> thread_;
   std::size_t group_items_ = 0;  // UseThread()'s
+  std::size_t max_waiting_ = 0;  // UseThread()'s
+  // Items queued or on the thread (UseThread()), until their group is
+  // finished on the loop.
+  std::size_t waiting_items_ = 0;
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
   // Groups handed to the thread, and finished on the loop, since the

@@ -38,8 +38,10 @@ class IngestBatcherTest : public ::testing::Test {
     MakeBatcher(0);
   }
 
-  // The batcher, writing on a thread in groups of at most `group_items`.
-  void MakeBatcher(std::size_t group_items) {
+  // The batcher, writing on a thread in groups of at most `group_items`,
+  // with at most `max_waiting` purchases and events waiting.
+  void MakeBatcher(std::size_t group_items,
+                   std::size_t max_waiting = IngestBatcher::kMaxWaitingItems) {
     batcher_ = std::make_unique<IngestBatcher>(
         loop_, *loop_store_, clock_, metrics_, rules_,
         IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
@@ -52,7 +54,7 @@ class IngestBatcherTest : public ::testing::Test {
           if (!opened.ok()) return StatusOr<std::unique_ptr<Store>>(opened.status());
           return StatusOr<std::unique_ptr<Store>>(std::unique_ptr<Store>(std::move(*opened)));
         },
-        group_items);
+        group_items, max_waiting);
     EXPECT_TRUE(s.ok()) << s.message();
   }
 
@@ -194,6 +196,34 @@ TEST_F(IngestBatcherTest, WaitingRequestsAreHandedOverInGroupsOfAtMostTheLimit) 
   EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "committed"), 4);
   EXPECT_EQ(std::count(hooks_.begin(), hooks_.end(), "written"), 1);
   EXPECT_EQ(hooks_.back(), "written");
+}
+
+// What waits to be written is bounded: past the bound a request is
+// answered 503 at once (a server whose statements hang would otherwise let
+// requests, and clients' retries of them, pile up in memory), an opt-out
+// is still taken, and once the groups are written requests are taken again.
+TEST_F(IngestBatcherTest, TooManyWaitingToBeWrittenIsA503AtOnce) {
+  MakeBatcher(0, 3);
+  Buy({"o1", "o2"}, "b1");
+  Buy({"o3"}, "b2");
+  Buy({"o4"}, "b3");  // a fourth
+  ASSERT_EQ(answers_.size(), 1u);
+  EXPECT_EQ(answers_[0].status, 503);
+  EXPECT_THAT(answers_[0].body, HasSubstr("3 purchases and events wait to be written"));
+  EXPECT_THAT(answers_[0].headers,
+              ::testing::Contains(std::pair<std::string, std::string>("Retry-After", "10")));
+  Opt("b4", true);
+  RunUntilAnswered(4);
+  for (std::size_t i = 1; i < answers_.size(); ++i) {
+    EXPECT_EQ(answers_[i].status, 200) << answers_[i].body;
+  }
+  Buy({"o4", "o5", "o6"}, "b3");
+  RunUntilAnswered(5);
+  EXPECT_EQ(answers_.back().status, 200) << answers_.back().body;
+  // Larger than the bound: taken when nothing waits.
+  Buy({"o7", "o8", "o9", "o10"}, "b5");
+  RunUntilAnswered(6);
+  EXPECT_EQ(answers_.back().status, 200) << answers_.back().body;
 }
 
 TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {
