@@ -109,6 +109,39 @@ TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTak
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 0);
 }
 
+// PostgreSQL restarted while a daemon's attempts are in flight: every
+// session ended with it, but the daemons live. For a while after the
+// server's start (kRestartGrace) another daemon does not take those claims
+// over (it would send them again), and their own daemon claims them again
+// as its own, not taken over, and records its results.
+TEST_F(PgOutboxTest, AfterAServerRestartADaemonsAttemptsAreItsOwnToClaimAgain) {
+  PgServer server;
+  db_ = server.NewDatabase();
+  auto a = MustOpen();
+  auto b = MustOpen();
+  const Instant now = Fire(*a, 3);
+  auto a_due = a->DueDeliveries("stream", now, 100, false);
+  ASSERT_TRUE(a_due.ok()) << a_due.status().message();
+  ASSERT_EQ(a_due->size(), 6u);
+  server.Stop();
+  server.Start();
+  PgStore::ServerAnswers();
+  auto b_due = Reconnected([&] { return b->DueDeliveries("stream", now, 100, false); });
+  ASSERT_TRUE(b_due.ok()) << b_due.status().message();
+  EXPECT_TRUE(b_due->empty()) << b_due->size() << " taken over";
+  auto again = Reconnected([&] { return a->DueDeliveries("stream", now, 100, false); });
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(Ids(*again), Ids(*a_due));
+  EXPECT_EQ(a->TakenOver() + b->TakenOver(), 0);
+  std::vector<DeliveryResult> done;
+  for (const OutboxItem& i : *a_due) done.push_back(Delivered(i, now));
+  ASSERT_TRUE(a->RecordDeliveries(done).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 0);
+  a.reset();
+  b.reset();
+  db_.reset();  // before its server stops
+}
+
 TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {
   // A's session ends (its connection cut); B takes the deliveries over.
   ASSERT_NO_FATAL_FAILURE(ClaimedByATakenOverByB());

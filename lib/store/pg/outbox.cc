@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 #include "core/ids.h"
@@ -17,7 +18,8 @@ using sql::Ms;
 namespace {
 
 // A claim this session may take: none, its own, or one whose session has
-// ended (parameters $pid and $start: this session's process and start).
+// ended (parameters $pid and $start: this session's process and start;
+// $pids and $starts: this daemon's earlier sessions').
 // - pg_stat_activity shows a role the start of its own sessions only
 //   (unless it may read all statistics): a live process whose start it
 //   cannot see may be the claimer, so its claims are held until that
@@ -26,13 +28,23 @@ namespace {
 //   keeps them: a session that started since this transaction did may be
 //   missing from them, and has not ended. (A server clock stepped back
 //   holds a dead session's claims until it has caught up.)
-std::string Claimable(int pid, int start) {
-  const std::string p = "$" + std::to_string(pid), st = "$" + std::to_string(start);
-  return "(d.claim_pid IS NULL OR (d.claim_pid = " + p + " AND d.claim_start = " + st +
+// - A session that ended with the server (a claim older than the server's
+//   start: PostgreSQL restarted) says nothing of its daemon, which is most
+//   likely reconnecting and still attempting: for kRestartGrace after the
+//   server's start only that daemon claims it again (as one of its earlier
+//   sessions'), not taken over; another daemon takes it after that.
+std::string Claimable(int pid, int start, int pids, int starts) {
+  const auto n = [](int k) { return "$" + std::to_string(k); };
+  return "(d.claim_pid IS NULL OR (d.claim_pid = " + n(pid) + " AND d.claim_start = " + n(start) +
          ") OR (d.claim_start < (extract(epoch FROM transaction_timestamp()) * 1000000)::bigint "
          "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.claim_pid AND "
          "(a.backend_start IS NULL OR "
-         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start))))";
+         "(extract(epoch FROM a.backend_start) * 1000000)::bigint = d.claim_start)) AND "
+         "(d.claim_start >= (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint "
+         "OR transaction_timestamp() >= pg_postmaster_start_time() + interval '" +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kRestartGrace).count()) +
+         " seconds' OR (d.claim_pid, d.claim_start) IN (SELECT * FROM unnest(" + n(pids) +
+         "::bigint[], " + n(starts) + "::bigint[])))))";
 }
 std::string ClaimDue(const std::string& claimable, const char* order) {
   return std::string(
@@ -53,7 +65,7 @@ std::string ClaimDue(const std::string& claimable, const char* order) {
 // would wait unattempted behind the attempt under way, and that attempt's
 // late result would be recorded over the other daemon's.
 const pg::Statement kClaimDue(ClaimDue(
-    Claimable(4, 5) + " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
+    Claimable(4, 5, 6, 7) + " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
                       "d.claim_start = $5) OR (d.claim_pid, d.claim_start) IN (SELECT * FROM "
                       "unnest($6::bigint[], $7::bigint[])), false))",
     "d.next_attempt_at, d.id"));

@@ -8,7 +8,8 @@
 //    connection), the claim is free at once and the next daemon to look
 //    takes the delivery over and attempts it again: at-least-once, and
 //    counted (taken_over()), since the first attempt may have reached the
-//    sink. A result is recorded only by the session holding the claim, or
+//    sink. (After a restart of the server, which ends every session, the
+//    claims made before are left to their own daemons for kRestartGrace.) A result is recorded only by the session holding the claim, or
 //    if its claimer is gone and nobody took it over (fencing).
 //  - A sink delivered in order (a Redis stream) has one deliverer at a
 //    time: the session holding its advisory lock, taken with its first
@@ -37,6 +38,9 @@
 namespace tp::pgstore {
 
 inline constexpr Millis kTakeoverPoll{1000};
+// After PostgreSQL started (a restart), how long a claim made before is
+// left for its own daemon to claim again (docs/scaling.md, Failover).
+inline constexpr Millis kRestartGrace{10000};
 
 // The claim DueDeliveries() runs, by fire order if `in_order` (parameters:
 // the sink, now, at most how many, this session's process and start, its
