@@ -208,7 +208,7 @@ struct Daemon::Impl {
       // Resumed: every session of the daemon's (the loop's, the ingest,
       // firing and re-plan threads') reconnects at its next call.
       return std::make_unique<DatabaseWatch>(
-          io, [pg] { return pg->Probe(); }, clock, metrics,
+          io, [pg] { return pg->Probe(); }, [] { return PgStore::LongestWait(); }, clock, metrics,
           [changed](bool paused) {
             if (!paused) PgStore::ServerAnswers();
             changed(paused);
@@ -419,6 +419,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
+  impl->dispatcher->set_store_unavailable([raw = impl.get()] { raw->storage->Check(true); });
   if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
   if (opened->pg != nullptr) {
     impl->replanner.FollowOthers(kSharedPoll);

@@ -9,16 +9,35 @@
 namespace tp {
 
 DatabaseWatch::DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe,
-                             const Clock& clock, DaemonMetrics& metrics,
-                             std::function<void(bool paused)> changed)
+                             std::function<Millis()> longest_wait, const Clock& clock,
+                             DaemonMetrics& metrics, std::function<void(bool paused)> changed)
     : io_(io),
       probe_(std::move(probe)),
+      longest_wait_(std::move(longest_wait)),
       clock_(clock),
       metrics_(metrics),
       changed_(std::move(changed)),
-      timer_(io) {}
+      timer_(io),
+      stall_timer_(io) {}
 
-void DatabaseWatch::Start() { Check(true); }
+void DatabaseWatch::Start() {
+  Check(true);
+  WatchStalls();
+}
+
+void DatabaseWatch::WatchStalls() {
+  stall_timer_.expires_after(kStallCheck);
+  stall_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    const Instant now = clock_.Now();
+    if (!down_ && (!stall_probed_ || now - *stall_probed_ >= kStalled) &&
+        longest_wait_() >= kStalled) {
+      stall_probed_ = now;
+      Probe();
+    }
+    WatchStalls();
+  });
+}
 
 DatabaseWatch::~DatabaseWatch() {
   Stop();
@@ -28,6 +47,7 @@ DatabaseWatch::~DatabaseWatch() {
 void DatabaseWatch::Stop() {
   stopped_ = true;
   timer_.cancel();
+  stall_timer_.cancel();
 }
 
 void DatabaseWatch::Check(bool failed) {

@@ -7,6 +7,13 @@
 // with backoff, from kFirstRetry doubling to kMaxRetry, until it answers:
 // then everything resumes by itself.
 //
+// A server that stops answering without refusing anything (frozen: a
+// paused VM, a stalled disk) fails no call until an answer limit gives up
+// on it, and the threads without one (firing, ingest, re-plan) wait for as
+// long: so the watch also probes once a statement of the process has
+// waited kStalled for its answer (`longest_wait`), at most once per
+// kStalled.
+//
 // A probe opens a connection, which can wait for the connect timeout
 // (2 s) when the server's host drops packets: it runs on a thread of its
 // own, and its answer comes back to the loop, so the loop answers
@@ -36,11 +43,16 @@ class DatabaseWatch final : public StoreWatch {
  public:
   static constexpr Millis kFirstRetry{250};
   static constexpr Millis kMaxRetry{4000};
+  static constexpr Millis kStalled{10000};
+  static constexpr Millis kStallCheck{1000};
 
   // `probe` asks the server (PgStore::Probe): not ok, its message is the
-  // reason `/healthz` gives. `changed(paused)` after each change of state.
-  DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe, const Clock& clock,
-                DaemonMetrics& metrics, std::function<void(bool paused)> changed);
+  // reason `/healthz` gives. `longest_wait`: how long the statement that
+  // has waited longest for the server so far has (PgStore::LongestWait).
+  // `changed(paused)` after each change of state.
+  DatabaseWatch(boost::asio::io_context& io, std::function<Status()> probe,
+                std::function<Millis()> longest_wait, const Clock& clock, DaemonMetrics& metrics,
+                std::function<void(bool paused)> changed);
   ~DatabaseWatch() override;
   DatabaseWatch(const DatabaseWatch&) = delete;
   DatabaseWatch& operator=(const DatabaseWatch&) = delete;
@@ -58,13 +70,18 @@ class DatabaseWatch final : public StoreWatch {
   // The probe's answer, on the loop.
   void Answered(const Status& answer);
   void RetryLater();
+  // Every kStallCheck while up: a probe if a statement has stalled.
+  void WatchStalls();
 
   boost::asio::io_context& io_;
   std::function<Status()> probe_;
+  std::function<Millis()> longest_wait_;
   const Clock& clock_;
   DaemonMetrics& metrics_;
   std::function<void(bool)> changed_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer stall_timer_;
+  std::optional<Instant> stall_probed_;  // the last probe for a stall
   bool down_ = false;
   bool stopped_ = false;
   std::optional<Instant> since_;

@@ -127,6 +127,10 @@ void Dispatcher::Stop() {
 
 void Dispatcher::set_observer(DeliveryObserver* observer) { impl_->observer = observer; }
 
+void Dispatcher::set_store_unavailable(std::function<void()> called) {
+  impl_->store_unavailable = std::move(called);
+}
+
 std::vector<SinkHealth> Dispatcher::Health() const {
   std::vector<SinkHealth> out;
   for (const auto& w : impl_->workers) out.push_back(w->Health());

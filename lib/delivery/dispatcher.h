@@ -94,6 +94,9 @@ class Dispatcher {
   std::vector<SinkHealth> Health() const;
   // `observer` (may be null) must outlive *this.
   void set_observer(DeliveryObserver* observer);
+  // Called (on the loop) when a store call fails for want of the store
+  // (Unavailable): the daemon probes its database.
+  void set_store_unavailable(std::function<void()> called);
 
   struct Impl;
 

@@ -77,6 +77,7 @@ void Dispatcher::Impl::Flush() {
   }
   results.resize(kept);
   result_workers.resize(kept);
+  if (kept > 0) StoreFailed(s);
   if (kept > 0 && !retry_armed) {
     spdlog::error("recording {} of deliveries: {}; retrying in 1s",
                   Plural(static_cast<long long>(kept), "result"), s.message());
@@ -147,6 +148,7 @@ void Worker::MaybeLetGo() {
   });
   if (in_flight || delivering) return;
   Status s = d_.store.LetGoOfSink(sink_.name);
+  d_.StoreFailed(s);
   // Tried again only while the store is away (as a result's record is):
   // another error would come back each second.
   if (s.ok() || !s.unavailable() || d_.stopping || let_go_armed_) {
@@ -162,14 +164,35 @@ void Worker::MaybeLetGo() {
   });
 }
 
+void Worker::OutboxRead(const Status& failed, Instant now) {
+  if (failed.ok()) {
+    if (store_failing_since_) {
+      spdlog::info("sink {}: the outbox is read again", sink_.name);
+      store_failing_since_.reset();
+      store_logged_.reset();
+    }
+    return;
+  }
+  d_.StoreFailed(failed);
+  if (!store_failing_since_) {
+    store_failing_since_ = now;
+    store_logged_ = now;
+    spdlog::error("sink {}: {}", sink_.name, failed.message());
+  } else if (now - *store_logged_ >= kStoreLogEvery) {
+    store_logged_ = now;
+    spdlog::error("sink {}: {} (failing since {} ago)", sink_.name, failed.message(),
+                  MsText(std::chrono::duration_cast<Millis>(now - *store_failing_since_)));
+  }
+}
+
 void Worker::ArmTimer(Instant now) {
   std::optional<Instant> at;
   if (circuit_.open()) {
     at = circuit_.open_until();
   } else {
     auto next = d_.store.NextDeliveryAfter(sink_.name, now);
+    OutboxRead(next.status(), now);
     if (!next.ok()) {
-      spdlog::error("sink {}: {}", sink_.name, next.status().message());
       at = now + kStoreRetry;
     } else {
       at = *next;
@@ -191,10 +214,8 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
     for (const auto& [id, worker] : d_.busy) attempting.push_back(id);
   }
   auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order, attempting);
-  if (!due.ok()) {
-    spdlog::error("sink {}: {}", sink_.name, due.status().message());
-    return {};
-  }
+  OutboxRead(due.status(), now);
+  if (!due.ok()) return {};
   if (in_order) {
     const bool elsewhere = due->empty() && d_.store.DeliveredElsewhere(sink_.name);
     if (auto line = circuit_.StandBy(elsewhere); !line.empty()) {

@@ -38,6 +38,11 @@ struct Dispatcher::Impl {
   // A worker's result, recorded with the others of this loop turn.
   void Add(std::shared_ptr<Worker> worker, DeliveryResult result);
   void Flush();
+  // A store call failed: one for want of the store (Unavailable) is told
+  // to the daemon (store_unavailable), which then probes the database.
+  void StoreFailed(const Status& failed) const {
+    if (failed.unavailable() && store_unavailable) store_unavailable();
+  }
 
   boost::asio::io_context& io;
   OutboxStore& store;
@@ -60,6 +65,7 @@ struct Dispatcher::Impl {
   // in flight, a let-go to try again): Stop() ends their waits too.
   std::vector<std::weak_ptr<Worker>> retired;
   DeliveryObserver* observer = nullptr;
+  std::function<void()> store_unavailable;
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -101,6 +107,11 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order);
   void CircuitFailed(Instant now, const std::string& error);
   void CircuitSucceeded();
+  // The outbox read (`failed` not ok) or read again: the first failure
+  // logged, then one line a kStoreLogEvery while it goes on, and one when
+  // it ends (a store away for a while would otherwise log at each pump).
+  void OutboxRead(const Status& failed, Instant now);
+  static constexpr Millis kStoreLogEvery{30'000};
   // An in-order sink that no worker of this daemon delivers (stopped, or
   // its circuit open) and none has anything of in flight: the store may let
   // another daemon deliver it (OutboxStore::LetGoOfSink). If the store is
@@ -119,6 +130,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   bool pump_posted_ = false;
   bool stopped_ = false;
   bool in_order_ = false;  // TakeDue() was asked for events in order
+  std::optional<Instant> store_failing_since_, store_logged_;
 };
 
 // A worker for a webhook sink (webhook_worker.cc), or for a Redis stream

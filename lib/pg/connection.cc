@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 
 #include "pg/errors.h"
 #include "pg/url.h"
@@ -22,6 +24,22 @@ namespace {
 // so.
 bool IsConnectionClass(std::string_view sqlstate) {
   return sqlstate.substr(0, 2) == "08" && sqlstate != "08P01";
+}
+
+// The process's open connections, for Connection::LongestWait().
+std::mutex& OpenMutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_set<const Connection*>& OpenConnections() {
+  static std::unordered_set<const Connection*> open;
+  return open;
+}
+
+std::int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // 25006, read_only_sql_transaction.
@@ -254,7 +272,40 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 
-Connection::~Connection() { PQfinish(conn_); }
+Connection::Connection(pg_conn* conn) : conn_(conn) {
+  const std::lock_guard<std::mutex> lock(OpenMutex());
+  OpenConnections().insert(this);
+}
+
+Connection::~Connection() {
+  {
+    const std::lock_guard<std::mutex> lock(OpenMutex());
+    OpenConnections().erase(this);
+  }
+  PQfinish(conn_);
+}
+
+Connection::Waiting::Waiting(Connection& c) : c_(c) {
+  if (c_.waiting_depth_++ == 0) c_.waiting_since_.store(SteadyNs(), std::memory_order_relaxed);
+}
+
+Connection::Waiting::~Waiting() {
+  if (--c_.waiting_depth_ == 0) c_.waiting_since_.store(0, std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds Connection::LongestWait() {
+  std::int64_t oldest = 0;
+  {
+    const std::lock_guard<std::mutex> lock(OpenMutex());
+    for (const Connection* c : OpenConnections()) {
+      const std::int64_t since = c->waiting_since_.load(std::memory_order_relaxed);
+      if (since != 0 && (oldest == 0 || since < oldest)) oldest = since;
+    }
+  }
+  if (oldest == 0) return std::chrono::milliseconds(0);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(SteadyNs() - oldest));
+}
 
 bool Connection::ok() const {
   if (broken_) return false;
@@ -306,6 +357,7 @@ void Connection::RefuseIfBroken() const {
 // (send, then read every result), waiting within it.
 Result Connection::Exec(std::string_view sql) {
   RefuseIfBroken();
+  const Waiting waiting(*this);
   const std::string text(sql);
   if (answer_limit_.count() <= 0) return Check(PQexec(conn_, text.c_str()), sql);
   if (PQsendQuery(conn_, text.c_str()) != 1) Throw(conn_, nullptr, Head(sql));
@@ -314,6 +366,7 @@ Result Connection::Exec(std::string_view sql) {
 
 Result Connection::Exec(std::string_view sql, const Params& params) {
   RefuseIfBroken();
+  const Waiting waiting(*this);
   const std::string text(sql);
   if (answer_limit_.count() <= 0) {
     return Check(PQexecParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
@@ -329,6 +382,7 @@ Result Connection::Exec(std::string_view sql, const Params& params) {
 
 Result Connection::Run(const Statement& statement, const Params& params) {
   RefuseIfBroken();
+  const Waiting waiting(*this);
   if (statement.plan() == Statement::Plan::kEachRun) return Exec(statement.sql(), params);
   const std::string_view head = Head(statement.sql());
   if (prepared_.count(statement.name()) == 0) {
@@ -358,6 +412,7 @@ Result Connection::Run(const Statement& statement, const Params& params) {
 
 void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
   RefuseIfBroken();
+  const Waiting waiting(*this);
   Result started = Exec(copy_sql);
   if (!data.empty() && PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
     Throw(conn_, nullptr, "copy");

@@ -13,6 +13,7 @@
 // Not thread-safe: a Connection belongs to one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -232,8 +233,26 @@ class Connection {
   // channels that have been notified since the last call. Throws Error.
   std::vector<std::string> TakeNotifications();
 
+  // How long the statement of this process's connections that has waited
+  // longest for the server's answer so far has waited (zero: none waits).
+  // A server that stopped answering shows here, whichever thread waits for
+  // it, with or without an answer limit. Any thread may call it.
+  static std::chrono::milliseconds LongestWait();
+
  private:
-  explicit Connection(pg_conn* conn) : conn_(conn) {}
+  explicit Connection(pg_conn* conn);
+  // Marks a statement waiting for its answer while it lives (the outermost
+  // of nested ones), for LongestWait().
+  class Waiting {
+   public:
+    explicit Waiting(Connection& c);
+    ~Waiting();
+    Waiting(const Waiting&) = delete;
+    Waiting& operator=(const Waiting&) = delete;
+
+   private:
+    Connection& c_;
+  };
   // Throws a lost connection's Error once left mid-pipeline.
   void RefuseIfBroken() const;
   Result Check(pg_result* r, std::string_view sql);
@@ -253,6 +272,10 @@ class Connection {
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;  // left mid-pipeline (RunTogether), or waited on too long
   std::chrono::milliseconds answer_limit_{0};
+  // Since when (steady clock, nanoseconds) the statement under way has
+  // waited; 0: none. Written by the owner's thread, read by LongestWait().
+  std::atomic<std::int64_t> waiting_since_{0};
+  int waiting_depth_ = 0;
 };
 
 // Asks the server to cancel the statement a connection is running, from

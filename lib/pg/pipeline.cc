@@ -17,6 +17,7 @@ using detail::MakeError;
 
 std::vector<Result> Connection::RunTogether(std::initializer_list<Step> steps) {
   RefuseIfBroken();
+  const Waiting waiting(*this);
   for (const Step& step : steps) {  // libpq refuses more, after sending the others
     if (step.params.size() > 65535) {
       throw Error(std::string(Head(step.statement.sql())) + ": more than 65,535 parameters", "",

@@ -187,6 +187,8 @@ Status PgStore::Probe() {
 
 void PgStore::ServerAnswers() { pgstore::Session::ServerAnswers(); }
 
+std::chrono::milliseconds PgStore::LongestWait() { return pg::Connection::LongestWait(); }
+
 Status PgStore::SetMaxSize(std::optional<std::uint64_t> /*bytes*/) { return Status::Ok(); }
 
 Status PgStore::Begin() { return impl_->session.Begin(); }

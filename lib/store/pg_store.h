@@ -106,6 +106,10 @@ class PgStore final : public Store, public LeasedEvents {
   // a standby): the daemon's probe after a call failed as Unavailable, and
   // while it is unreachable. Not ok: why, in words for `/healthz`.
   Status Probe();
+  // How long the statement of this process that has waited longest for the
+  // server's answer so far has waited (pg::Connection::LongestWait): the
+  // daemon probes once it is long. Any thread.
+  static std::chrono::milliseconds LongestWait();
   // The server answers again (the probe said so): every PostgreSQL store's
   // next call in this process (the loop's and each thread's) reconnects at
   // once, even within a second of a failed attempt. Any thread.

@@ -52,6 +52,27 @@ TEST_F(DispatcherTest, RetriesAFailureAfterItsBackoffThenDelivers) {
   EXPECT_THAT(outbox_.history(1).back(), HasSubstr("(attempt 2)"));
 }
 
+// An outbox read failing for want of the store is told to the daemon (it
+// then probes its database: a frozen PostgreSQL fails only this), each
+// time; another failure is not.
+TEST_F(DispatcherTest, AnOutboxReadFailingForWantOfTheStoreIsTold) {
+  auto d = Make("{initial: 10s, max_delay: 1h, max_attempts: 5}");
+  int told = 0;
+  d->set_store_unavailable([&] { ++told; });
+  outbox_.Add(1, "crm", clock_.Now());
+  outbox_.due_fail = Status::Error("no such table");
+  d->Wake();
+  RunAWhile();
+  EXPECT_EQ(told, 0);
+  outbox_.due_fail = Status::Unavailable("the server did not answer within 10000 ms");
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return told >= 1; }));
+  outbox_.due_fail = Status::Ok();
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 1; }));
+  EXPECT_TRUE(bodies_.size() == 1u);
+}
+
 TEST_F(DispatcherTest, TheLastAttemptDeadLettersAndAClientErrorAtOnce) {
   auto d = Make("{initial: 1s, max_delay: 1s, max_attempts: 3}");
   answers_ = {500, 500, 500, 422};

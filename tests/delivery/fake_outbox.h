@@ -56,6 +56,7 @@ class FakeOutbox final : public OutboxStore {
   StatusOr<std::vector<OutboxItem>> DueDeliveries(
       std::string_view sink, Instant now, std::size_t max, bool in_order,
       std::span<const std::int64_t> /*attempting*/ = {}) override {
+    if (!due_fail.ok()) return due_fail;
     std::vector<const Entry*> due;
     if (in_order && elsewhere.contains(std::string(sink))) return std::vector<OutboxItem>();
     for (const Entry& e : entries_) {
@@ -189,6 +190,8 @@ class FakeOutbox final : public OutboxStore {
   int fail_step = 0;
   // Not ok: what DeadLetters() and ReplayDeadLetter() return.
   Status fail = Status::Ok();
+  // Not ok: what DueDeliveries() returns.
+  Status due_fail = Status::Ok();
   // A delivery whose results RecordDeliveries() refuses (not as a store
   // that is away: as one that cannot take that row), or 0.
   std::int64_t refuse = 0;

@@ -356,5 +356,54 @@ TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) 
   EXPECT_EQ(d.Call("GET", "/healthz").second["status"], "ok");
 }
 
+// The whole server frozen while only a purchase waits for it (the ingest
+// thread has no answer limit, and no call fails) and only /healthz is
+// asked: the statement waiting makes the daemon probe the server, which
+// does not answer a new connection either. /healthz says so within the
+// watch's 10 s and the probe's connect timeout, and purchases get 503 at
+// once instead of waiting with the first.
+TEST_F(PostgresDaemonTest, AFrozenServerIsFoundThoughNoCallFails) {
+  PgServer own;  // frozen by this test alone
+  auto db = own.NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  own.SignalAll(SIGSTOP);
+  struct Thaw {
+    PgServer& server;
+    ~Thaw() { server.SignalAll(SIGCONT); }
+  } thaw{own};
+  const auto frozen = std::chrono::steady_clock::now();
+  auto waiting = std::async(std::launch::async, [&d] {
+    auto c = HttpClient::Create(d.url());
+    EXPECT_TRUE(c.ok());
+    (*c)->set_timeout(std::chrono::seconds(90));
+    auto r = (*c)->Request("POST", "/v1/purchases", PurchaseBody("o2", "b2", Ago({})).dump());
+    return r.ok() ? r->status : 0;
+  });
+  json degraded;
+  while (degraded.is_null() &&
+         std::chrono::steady_clock::now() - frozen < std::chrono::seconds(40)) {
+    auto [status, body] = d.Call("GET", "/healthz");
+    if (body["status"] == "degraded") degraded = body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const auto found = std::chrono::steady_clock::now() - frozen;
+  EXPECT_EQ(degraded["storage"]["state"], "unreachable") << degraded << "\n" << d.log();
+  EXPECT_LT(found, std::chrono::seconds(30)) << d.log();
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o3", "b3", Ago({}))).first, 503);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds(2));
+
+  own.SignalAll(SIGCONT);
+  const int first = waiting.get();
+  EXPECT_TRUE(first == 200 || first == 503) << first;
+  std::string status;
+  for (int i = 0; i < 150 && status != "ok"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = d.Call("GET", "/healthz").second["status"];
+  }
+  EXPECT_EQ(status, "ok") << d.log();
+}
+
 }  // namespace
 }  // namespace tp
