@@ -419,7 +419,11 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
-  impl->dispatcher->set_store_unavailable([raw = impl.get()] { raw->storage->Check(true); });
+  // (On SQLite, Unavailable is a file another process holds locked, which
+  // says nothing of the disk's room.)
+  if (opened->pg != nullptr) {
+    impl->dispatcher->set_store_unavailable([raw = impl.get()] { raw->storage->Check(true); });
+  }
   if (Status s = impl->MakeFiring(opened->pg != nullptr); !s.ok()) return s;
   if (opened->pg != nullptr) {
     impl->replanner.FollowOthers(kSharedPoll);

@@ -29,8 +29,8 @@ void DatabaseWatch::WatchStalls() {
   stall_timer_.expires_after(kStallCheck);
   stall_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopped_) return;
-    const Instant now = clock_.Now();
-    if (!down_ && (!stall_probed_ || now - *stall_probed_ >= kStalled) &&
+    const auto now = std::chrono::steady_clock::now();
+    if (!down_ && !probing_ && (!stall_probed_ || now - *stall_probed_ >= kStalled) &&
         longest_wait_() >= kStalled) {
       stall_probed_ = now;
       Probe();
@@ -51,7 +51,10 @@ void DatabaseWatch::Stop() {
 }
 
 void DatabaseWatch::Check(bool failed) {
-  if (stopped_ || (!failed && !down_)) return;
+  // While down, the backoff's timer probes (Check() without `failed`): a
+  // call failing meanwhile (every second, from each thread that retries)
+  // adds nothing.
+  if (stopped_ || (!failed && !down_) || (failed && down_)) return;
   Probe();
 }
 

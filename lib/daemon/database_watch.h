@@ -21,7 +21,7 @@
 //
 // Not thread-safe: the daemon's loop only (`probe` runs on another
 // thread). The destructor waits for a probe under way (at most the
-// connect timeout), Stop() does not.
+// connect timeout and the probe's answer limit), Stop() does not.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -81,7 +81,8 @@ class DatabaseWatch final : public StoreWatch {
   std::function<void(bool)> changed_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer stall_timer_;
-  std::optional<Instant> stall_probed_;  // the last probe for a stall
+  // The last probe for a stall (steady time, as the timers').
+  std::optional<std::chrono::steady_clock::time_point> stall_probed_;
   bool down_ = false;
   bool stopped_ = false;
   std::optional<Instant> since_;

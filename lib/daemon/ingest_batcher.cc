@@ -84,8 +84,8 @@ std::optional<HttpResponse> IngestBatcher::TooManyWaiting(std::size_t n, const c
   if (!thread_ || waiting_items_ == 0 || waiting_items_ + n <= max_waiting_) return std::nullopt;
   return api::Unavailable(std::string(what) +
                           " cannot be taken now: " + std::to_string(waiting_items_) +
-                          " purchases and events wait to be written (the database is slow to "
-                          "answer)");
+                          " purchases, events and opt changes wait to be written (the database is "
+                          "slow to answer)");
 }
 
 std::optional<HttpResponse> IngestBatcher::Closed() const {

@@ -41,7 +41,7 @@ struct Dispatcher::Impl {
   // A store call failed: one for want of the store (Unavailable) is told
   // to the daemon (store_unavailable), which then probes the database.
   void StoreFailed(const Status& failed) const {
-    if (failed.unavailable() && store_unavailable) store_unavailable();
+    if (failed.unavailable() && store_unavailable && !stopping) store_unavailable();
   }
 
   boost::asio::io_context& io;
@@ -107,9 +107,10 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::vector<OutboxItem> TakeDue(Instant now, std::size_t max, bool in_order);
   void CircuitFailed(Instant now, const std::string& error);
   void CircuitSucceeded();
-  // The outbox read (`failed` not ok) or read again: the first failure
-  // logged, then one line a kStoreLogEvery while it goes on, and one when
-  // it ends (a store away for a while would otherwise log at each pump).
+  // The outbox read (`failed` not ok), or claimed from again (ok): the
+  // first failure logged, then one line a kStoreLogEvery while it goes
+  // on, and one when it ends (a store away for a while would otherwise
+  // log at each pump).
   void OutboxRead(const Status& failed, Instant now);
   static constexpr Millis kStoreLogEvery{30'000};
   // An in-order sink that no worker of this daemon delivers (stopped, or

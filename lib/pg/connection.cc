@@ -286,7 +286,9 @@ Connection::~Connection() {
 }
 
 Connection::Waiting::Waiting(Connection& c) : c_(c) {
-  if (c_.waiting_depth_++ == 0) c_.waiting_since_.store(SteadyNs(), std::memory_order_relaxed);
+  if (c_.waiting_depth_++ == 0 && c_.watched_) {
+    c_.waiting_since_.store(SteadyNs(), std::memory_order_relaxed);
+  }
 }
 
 Connection::Waiting::~Waiting() {

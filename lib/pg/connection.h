@@ -238,6 +238,10 @@ class Connection {
   // A server that stopped answering shows here, whichever thread waits for
   // it, with or without an answer limit. Any thread may call it.
   static std::chrono::milliseconds LongestWait();
+  // Leaves this connection's statements out of LongestWait(): those that
+  // may run for minutes by design (an outcomes report, a count of every
+  // pending touchpoint), which say nothing of the server. Owner's thread.
+  void set_watched(bool watched) { watched_ = watched; }
 
  private:
   explicit Connection(pg_conn* conn);
@@ -276,6 +280,7 @@ class Connection {
   // waited; 0: none. Written by the owner's thread, read by LongestWait().
   std::atomic<std::int64_t> waiting_since_{0};
   int waiting_depth_ = 0;
+  bool watched_ = true;
 };
 
 // Asks the server to cancel the statement a connection is running, from

@@ -206,6 +206,9 @@ struct PgReader::Impl {
       }
       pace.failed_at.reset();
       if (limited) c->set_answer_limit(answer_limit);
+      // Without the limit (the days' count: as long as the base makes it),
+      // its wait says nothing of the server (the daemon's stall watch).
+      if (!limited) c->set_watched(false);
       if (cancel != nullptr) {
         auto made = std::make_shared<pg::Canceller>(*c);
         std::lock_guard lock(cancel_mutex);
@@ -382,6 +385,7 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
     std::vector<OutcomePart> parts;
     try {
       auto first = pg::Connection::Open(impl->url, "touchpointd-report");
+      first->set_watched(false);  // a report takes as long as the base makes it
       const std::int64_t last = first->Exec("SELECT COALESCE(MAX(id), 0) FROM buyers").Int64(0, 0);
       const auto n = static_cast<std::int64_t>(ReportParts());
       const std::int64_t span = last / n + 1;
@@ -397,6 +401,7 @@ void PgReader::Outcomes(OutcomeQuery query, Reported done) {
     const auto read = [&](OutcomePart& part) {
       try {
         auto c = pg::Connection::Open(impl->url, "touchpointd-report");
+        c->set_watched(false);
         if (!ReadRange(*c, query, part.range, part.report, impl->stopping)) {
           part.status = Status::Error("stopped");
         }

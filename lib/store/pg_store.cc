@@ -164,9 +164,11 @@ Status PgStore::Probe() {
   // the server.
   bool standby = false;
   Status reached = pg::Guard("reach the database", [&] {
-    standby = pg::Connection::Open(impl_->session.url(), "touchpointd-probe")
-                  ->Exec("SELECT pg_is_in_recovery()")
-                  .Bool(0, 0);
+    auto probe = pg::Connection::Open(impl_->session.url(), "touchpointd-probe");
+    // A server that takes connections and answers nothing (what the stall
+    // watch probes for) must not hold the probe, and the watch, for good.
+    probe->set_answer_limit(kProbeAnswerLimit);
+    standby = probe->Exec("SELECT pg_is_in_recovery()").Bool(0, 0);
     return Status::Ok();
   });
   if (!reached.ok()) {

@@ -102,9 +102,12 @@ class PgStore final : public Store, public LeasedEvents {
   // timeout that cannot be set now is set on the next connection.
   void SetAnswerLimit(std::chrono::milliseconds limit);
 
-  // Whether the server answers a new connection, and takes writes (is not
-  // a standby): the daemon's probe after a call failed as Unavailable, and
-  // while it is unreachable. Not ok: why, in words for `/healthz`.
+  // Whether the server answers a new connection (within its connect
+  // timeout) and a statement on it (within kProbeAnswerLimit), and takes
+  // writes (is not a standby): the daemon's probe after a call failed as
+  // Unavailable or a statement waited long, and while it is unreachable.
+  // Not ok: why, in words for `/healthz`.
+  static constexpr std::chrono::milliseconds kProbeAnswerLimit{5000};
   Status Probe();
   // How long the statement of this process that has waited longest for the
   // server's answer so far has waited (pg::Connection::LongestWait): the

@@ -41,7 +41,7 @@ class StoreReader final : public StoreReads {
   void Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) override;
   // Reads, in one read transaction, what SqliteStore's PendingCount(),
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
-  // `push_sinks` and OutboxBySink() (uncapped) would say, then calls `done`
+  // `push_sinks` and OutboxBySink() would say without a limit, then calls `done`
   // with it.
   void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
              Counted done) override;

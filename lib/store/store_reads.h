@@ -26,7 +26,7 @@ class StoreReads : public LeasedEvents {
 
   // Reads, in one read transaction, what the store's PendingCount(),
   // QueueDepth() of each of `queues`, DeadLetterCount() of each of
-  // `push_sinks` and OutboxBySink() (uncapped) would say, then calls `done`
+  // `push_sinks` and OutboxBySink() would say without a limit, then calls `done`
   // with it.
   virtual void Count(std::vector<std::string> queues, std::vector<std::string> push_sinks,
                      Counted done) = 0;

@@ -28,9 +28,8 @@ class DatabaseWatchTest : public ::testing::Test {
           return answers_.load() ? Status::Ok()
                                  : Status::Unavailable("the database does not answer: timeout");
         },
-        [this] { return waited_.load(); }, clock_, metrics_, [this](bool paused) {
-          paused_ = paused;
-        });
+        [this] { return waited_.load(); }, clock_, metrics_,
+        [this](bool paused) { paused_ = paused; });
   }
   // Runs the loop for `d` of real time (the watch's timers are steady).
   void RunFor(std::chrono::milliseconds d) {
@@ -70,6 +69,15 @@ TEST_F(DatabaseWatchTest, AStatementWaitingLongOnTheServerMakesItProbe) {
   waited_ = DatabaseWatch::kStalled;
   ASSERT_TRUE(RunUntil([&] { return paused_; }));
   EXPECT_GE(probes_, 2);  // then again with backoff
+  // Calls failing meanwhile (each thread retries every second) do not
+  // probe besides the backoff's (250 ms, doubling): over 600 ms with a
+  // failure every 10 ms, at most the backoff's few.
+  const int before = probes_;
+  for (int i = 0; i < 60; ++i) {
+    watch->Check(true);
+    RunFor(std::chrono::milliseconds(10));
+  }
+  EXPECT_LE(probes_ - before, 4);
   EXPECT_TRUE(watch->paused());
   EXPECT_EQ(watch->Health()["reason"], "the database does not answer: timeout");
   // Back: the backoff's probes find it.

@@ -209,7 +209,8 @@ TEST_F(IngestBatcherTest, TooManyWaitingToBeWrittenIsA503AtOnce) {
   Buy({"o4"}, "b3");  // a fourth
   ASSERT_EQ(answers_.size(), 1u);
   EXPECT_EQ(answers_[0].status, 503);
-  EXPECT_THAT(answers_[0].body, HasSubstr("3 purchases and events wait to be written"));
+  EXPECT_THAT(answers_[0].body,
+              HasSubstr("3 purchases, events and opt changes wait to be written"));
   EXPECT_THAT(answers_[0].headers,
               ::testing::Contains(std::pair<std::string, std::string>("Retry-After", "10")));
   Opt("b4", true);

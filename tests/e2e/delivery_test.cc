@@ -275,9 +275,11 @@ TEST_F(DeliveryTest, ClientErrorsAndTheLastAttemptDeadLetterThenReplayDelivers) 
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_THAT(listed.out, HasSubstr(t2["id"].get<std::string>()));
   EXPECT_THAT(listed.out, HasSubstr("HTTP 500"));
-  // Its delivery takes a while: replayed again meanwhile (a retry whose
-  // answer was lost), it is found waiting, which is no error.
-  receiver.Script({{"default", {{"status", 200}, {"delay_s", 3}}}});
+  // Its delivery takes a while (8 s: longer than two touchpointctl runs on
+  // a slow machine, within the sink's 10 s timeout): replayed again
+  // meanwhile (a retry whose answer was lost), it is found waiting, which
+  // is no error.
+  receiver.Script({{"default", {{"status", 200}, {"delay_s", 8}}}});
   auto replayed =
       testing::Ctl({"dead-letters", "replay", "--all", "--sink", "crm", "--url", daemon_->url()});
   EXPECT_EQ(replayed.exit_code, 0) << replayed.err;
@@ -287,7 +289,7 @@ TEST_F(DeliveryTest, ClientErrorsAndTheLastAttemptDeadLetterThenReplayDelivers) 
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_THAT(again.out, HasSubstr("replayed 0 dead letters"));
   EXPECT_THAT(again.out, HasSubstr("waiting in their outbox already: " + second));
-  t2 = WaitForHistory("b2", "delivered to crm");
+  t2 = WaitForHistory("b2", "delivered to crm", std::chrono::seconds(40));
   EXPECT_EQ(t2["status"], "fired");
   EXPECT_TRUE(daemon_->Call("GET", "/v1/dead-letters").second["dead_letters"].empty());
 }

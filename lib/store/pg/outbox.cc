@@ -64,11 +64,12 @@ std::string ClaimDue(const std::string& claimable, const char* order) {
 // (another daemon took it over, and recorded a retry): claimed back, it
 // would wait unattempted behind the attempt under way, and that attempt's
 // late result would be recorded over the other daemon's.
-const pg::Statement kClaimDue(ClaimDue(
-    Claimable(4, 5, 6, 7) + " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
-                      "d.claim_start = $5) OR (d.claim_pid, d.claim_start) IN (SELECT * FROM "
-                      "unnest($6::bigint[], $7::bigint[])), false))",
-    "d.next_attempt_at, d.id"));
+const pg::Statement kClaimDue(
+    ClaimDue(Claimable(4, 5, 6, 7) +
+                 " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
+                 "d.claim_start = $5) OR (d.claim_pid, d.claim_start) IN (SELECT * FROM "
+                 "unnest($6::bigint[], $7::bigint[])), false))",
+             "d.next_attempt_at, d.id"));
 // In order, under the sink's lock: any claim. A live daemon claims a
 // stream's events only while it holds the lock, and gives its claims up
 // before it lets the lock go; so while this session holds it, every other

@@ -9,8 +9,9 @@
 //    takes the delivery over and attempts it again: at-least-once, and
 //    counted (taken_over()), since the first attempt may have reached the
 //    sink. (After a restart of the server, which ends every session, the
-//    claims made before are left to their own daemons for kRestartGrace.) A result is recorded only by the session holding the claim, or
-//    if its claimer is gone and nobody took it over (fencing).
+//    claims made before are left to their own daemons for kRestartGrace.)
+//    A result is recorded only by the session holding the claim, or if its
+//    claimer is gone and nobody took it over (fencing).
 //  - A sink delivered in order (a Redis stream) has one deliverer at a
 //    time: the session holding its advisory lock, taken with its first
 //    due delivery and kept until the session ends or the daemon lets the
