@@ -63,12 +63,20 @@ void DatabaseWatch::Probe() {
   probing_ = true;
   // The last probe's thread has posted its answer, its last act.
   if (prober_.joinable()) prober_.join();
-  prober_ = std::thread([this, alive = std::weak_ptr<int>(alive_)] {
-    Status answer = probe_();
-    boost::asio::post(io_, [this, alive, answer = std::move(answer)] {
-      if (!alive.expired()) Answered(answer);
+  try {
+    prober_ = std::thread([this, alive = std::weak_ptr<int>(alive_)] {
+      Status answer = probe_();
+      boost::asio::post(io_, [this, alive, answer = std::move(answer)] {
+        if (!alive.expired()) Answered(answer);
+      });
     });
-  });
+  } catch (const std::system_error& e) {
+    // No thread to probe on: not a probe under way, and while down the
+    // backoff's timer tries again (else nothing would).
+    probing_ = false;
+    spdlog::error("cannot start a probe of the database: {}", e.what());
+    if (down_) RetryLater();
+  }
 }
 
 void DatabaseWatch::Answered(const Status& answer) {

@@ -1,7 +1,8 @@
 // The daemon's side of a PostgreSQL server that stops answering (it
 // restarts, fails over, or the network to it is cut): StoreWatch for a
 // PostgreSQL store. A store call failing as Unavailable makes it probe the
-// server at once; if the server does not answer, the daemon is paused
+// server at once (while it answered; once paused, only the backoff's
+// probes, below, ask it again); if the server does not answer, the daemon is paused
 // (purchases 503 with Retry-After, firing stopped, /healthz "degraded"
 // with the reason, touchpoint_database_up 0) and the probe is tried again
 // with backoff, from kFirstRetry doubling to kMaxRetry, until it answers:

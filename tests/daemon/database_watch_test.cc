@@ -68,7 +68,7 @@ TEST_F(DatabaseWatchTest, AStatementWaitingLongOnTheServerMakesItProbe) {
   answers_ = false;
   waited_ = DatabaseWatch::kStalled;
   ASSERT_TRUE(RunUntil([&] { return paused_; }));
-  EXPECT_GE(probes_, 2);  // then again with backoff
+  EXPECT_GE(probes_, 2);
   // Calls failing meanwhile (each thread retries every second) do not
   // probe besides the backoff's (250 ms, doubling): over 600 ms with a
   // failure every 10 ms, at most the backoff's few.

@@ -117,6 +117,12 @@ TEST_F(PgOutboxTest, ADaemonsOwnAttemptsClaimedAgainAfterItsSessionEndsAreNotTak
 // claims of the daemon that never came back are taken over, counted.
 TEST_F(PgOutboxTest, AfterAServerRestartADaemonsAttemptsAreItsOwnToClaimAgain) {
   PgServer server;
+  // The database dropped before its server stops, however the test ends
+  // (the stores, declared after this, close first).
+  struct DropFirst {
+    std::unique_ptr<PgServer::Database>& db;
+    ~DropFirst() { db.reset(); }
+  } drop_first{db_};
   db_ = server.NewDatabase();
   auto a = MustOpen();
   auto b = MustOpen();
@@ -132,14 +138,15 @@ TEST_F(PgOutboxTest, AfterAServerRestartADaemonsAttemptsAreItsOwnToClaimAgain) {
   PgStore::ServerAnswers();
   auto b_due = Reconnected([&] { return b->DueDeliveries("stream", now, 100, false); });
   ASSERT_TRUE(b_due.ok()) << b_due.status().message();
-  // (Within the grace: a machine too slow for that proves nothing here.)
-  const std::int64_t up_ms =
-      Count("SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint");
-  if (up_ms >= pgstore::kRestartGrace.count())
-    GTEST_SKIP() << "the claim came " << up_ms << " ms after the start";
-  EXPECT_TRUE(b_due->empty()) << b_due->size() << " taken over";
   auto again = Reconnected([&] { return a->DueDeliveries("stream", now, 100, false); });
   ASSERT_TRUE(again.ok()) << again.status().message();
+  // Both within the grace: a machine too slow for that proves nothing here.
+  const std::int64_t up_ms =
+      Count("SELECT (extract(epoch FROM now() - pg_postmaster_start_time()) * 1000)::bigint");
+  if (up_ms >= pgstore::kRestartGrace.count()) {
+    GTEST_SKIP() << "the claims came " << up_ms << " ms after the server's start";
+  }
+  EXPECT_TRUE(b_due->empty()) << b_due->size() << " taken over";
   EXPECT_EQ(Ids(*again), Ids(*a_due));
   EXPECT_EQ(a->TakenOver() + b->TakenOver(), 0);
   std::vector<DeliveryResult> done;
@@ -159,10 +166,6 @@ TEST_F(PgOutboxTest, AfterAServerRestartADaemonsAttemptsAreItsOwnToClaimAgain) {
             pgstore::kRestartGrace.count());
   EXPECT_EQ(Ids(taken), Ids(*c_due));
   EXPECT_EQ(b->TakenOver(), 3);
-  a.reset();
-  b.reset();
-  c.reset();
-  db_.reset();  // before its server stops
 }
 
 TEST_F(PgOutboxTest, AResultFromASessionThatWasTakenOverIsNotRecorded) {

@@ -287,6 +287,15 @@ TEST_F(PgStoreTest, AServerFoundAnsweringIsReconnectedToAtOnceByEveryStore) {
 TEST_F(PgStoreTest, AProbeThatFindsAStandbySaysSo) {
   PgServer primary;
   auto db = primary.NewDatabase();
+  // Started again once stopped, however the test ends, so that the
+  // database can be dropped.
+  struct StartedAgain {
+    PgServer& server;
+    bool stopped = false;
+    ~StartedAgain() {
+      if (stopped) server.Start();
+    }
+  } started_again{primary};
   const std::string prefix = "postgresql://touchpoint@";
   auto opened = PgStore::Open(db->url(), rules_);  // the schema
   ASSERT_TRUE(opened.ok()) << opened.status().message();
@@ -300,6 +309,7 @@ TEST_F(PgStoreTest, AProbeThatFindsAStandbySaysSo) {
   EXPECT_TRUE((*store)->Probe().ok());
 
   primary.Stop();
+  started_again.stopped = true;
   // A purchase: refused while the sessions reconnect, then by the standby.
   const Instant at = At("2026-12-04T10:00:00Z");
   FakeClock clock(at);
@@ -316,7 +326,6 @@ TEST_F(PgStoreTest, AProbeThatFindsAStandbySaysSo) {
   Status probed = (*store)->Probe();
   EXPECT_TRUE(probed.unavailable()) << probed.message();
   EXPECT_THAT(probed.message(), HasSubstr("the server is a standby"));
-  primary.Start();  // stopped by its destructor, after the database is dropped
 }
 
 // The reader's threads (leases and acks, counts) try to reopen a lost
