@@ -8,8 +8,6 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
-#include <unordered_set>
 
 #include "pg/errors.h"
 #include "pg/url.h"
@@ -24,22 +22,6 @@ namespace {
 // so.
 bool IsConnectionClass(std::string_view sqlstate) {
   return sqlstate.substr(0, 2) == "08" && sqlstate != "08P01";
-}
-
-// The process's open connections, for Connection::LongestWait().
-std::mutex& OpenMutex() {
-  static std::mutex m;
-  return m;
-}
-std::unordered_set<const Connection*>& OpenConnections() {
-  static std::unordered_set<const Connection*> open;
-  return open;
-}
-
-std::int64_t SteadyNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 // 25006, read_only_sql_transaction.
@@ -270,43 +252,6 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
-}
-
-Connection::Connection(pg_conn* conn) : conn_(conn) {
-  const std::lock_guard<std::mutex> lock(OpenMutex());
-  OpenConnections().insert(this);
-}
-
-Connection::~Connection() {
-  {
-    const std::lock_guard<std::mutex> lock(OpenMutex());
-    OpenConnections().erase(this);
-  }
-  PQfinish(conn_);
-}
-
-Connection::Waiting::Waiting(Connection& c) : c_(c) {
-  if (c_.waiting_depth_++ == 0 && c_.watched_) {
-    c_.waiting_since_.store(SteadyNs(), std::memory_order_relaxed);
-  }
-}
-
-Connection::Waiting::~Waiting() {
-  if (--c_.waiting_depth_ == 0) c_.waiting_since_.store(0, std::memory_order_relaxed);
-}
-
-std::chrono::milliseconds Connection::LongestWait() {
-  std::int64_t oldest = 0;
-  {
-    const std::lock_guard<std::mutex> lock(OpenMutex());
-    for (const Connection* c : OpenConnections()) {
-      const std::int64_t since = c->waiting_since_.load(std::memory_order_relaxed);
-      if (since != 0 && (oldest == 0 || since < oldest)) oldest = since;
-    }
-  }
-  if (oldest == 0) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::nanoseconds(SteadyNs() - oldest));
 }
 
 bool Connection::ok() const {
