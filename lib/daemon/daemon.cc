@@ -30,6 +30,7 @@
 #include "daemon/retention_loop.h"
 #include "daemon/space_watch.h"
 #include "daemon/status_routes.h"
+#include "daemon/stop_guard.h"
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/service_manager.h"
@@ -134,6 +135,9 @@ struct Daemon::Impl {
         clock(c),
         rules_owned(std::move(r)),
         rules(*rules_owned),
+        stop_guard(pg == nullptr ? nullptr : std::make_unique<StopGuard>([](Millis waited) {
+          return PgStore::CutWaiting(waited);
+        })),
         store(std::move(s)),
         scheduler(*store, clock, rules),
         server_owned(std::move(listening)),
@@ -342,6 +346,7 @@ struct Daemon::Impl {
     stopping = true;
     service::NotifyStopping();
     spdlog::info("stopping: finishing requests in flight");
+    if (stop_guard) stop_guard->Start();
     server.Stop();
     dead_letter_routes.Stop();
     // A count of /v1/status's days or an outcomes report under way would
@@ -367,6 +372,9 @@ struct Daemon::Impl {
   // swaps them.
   std::unique_ptr<RulesInForce> rules_owned;
   RulesInForce& rules;
+  // On PostgreSQL, that a frozen server cannot hold a stop; destroyed last,
+  // after every part's threads were joined.
+  std::unique_ptr<StopGuard> stop_guard;
   std::unique_ptr<Store> store;
   // Leased events, /metrics counts and the outcomes report, on its threads.
   std::unique_ptr<StoreReads> reader;

@@ -241,7 +241,15 @@ class Connection {
   // Leaves this connection's statements out of LongestWait(): those that
   // may run for minutes by design (an outcomes report, a count of every
   // pending touchpoint), which say nothing of the server. Owner's thread.
-  void set_watched(bool watched) { watched_ = watched; }
+  void set_watched(bool watched) { watched_.store(watched, std::memory_order_relaxed); }
+  // Cuts loose every statement of this process's connections that has
+  // waited at least `waited` for the server's answer (watched or not): its
+  // socket is shut down, so its wait ends at once and it throws an Error
+  // that says the connection was lost, whether or not the server would
+  // ever answer. For a stop that a frozen server would hold (the daemon's,
+  // daemon/database_watch.h): a statement cut at its commit may have
+  // committed. How many were cut. Any thread may call it.
+  static int CutWaiting(std::chrono::milliseconds waited);
 
  private:
   explicit Connection(pg_conn* conn);
@@ -276,11 +284,16 @@ class Connection {
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;  // left mid-pipeline (RunTogether), or waited on too long
   std::chrono::milliseconds answer_limit_{0};
+  // The connection's socket, as libpq opened it, and whether CutWaiting()
+  // shut it down.
+  int socket_;
+  mutable std::atomic<bool> cut_{false};
   // Since when (steady clock, nanoseconds) the statement under way has
-  // waited; 0: none. Written by the owner's thread, read by LongestWait().
+  // waited; 0: none. Written by the owner's thread, read by LongestWait()
+  // and CutWaiting().
   std::atomic<std::int64_t> waiting_since_{0};
   int waiting_depth_ = 0;
-  bool watched_ = true;
+  std::atomic<bool> watched_{true};
 };
 
 // Asks the server to cancel the statement a connection is running, from

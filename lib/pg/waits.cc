@@ -2,8 +2,11 @@
 // (Connection::LongestWait): each open connection is in one registry, and
 // marks when its statement under way began to wait (Connection::Waiting),
 // so a thread that is not the connection's owner can tell a server that
-// stopped answering (the daemon's stall watch, daemon/database_watch.h).
+// stopped answering (the daemon's stall watch, daemon/database_watch.h),
+// and cut loose what still waits for it when the daemon stops
+// (Connection::CutWaiting).
 #include <libpq-fe.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
@@ -33,7 +36,7 @@ std::int64_t SteadyNs() {
 
 }  // namespace
 
-Connection::Connection(pg_conn* conn) : conn_(conn) {
+Connection::Connection(pg_conn* conn) : conn_(conn), socket_(PQsocket(conn)) {
   const std::lock_guard<std::mutex> lock(OpenMutex());
   OpenConnections().insert(this);
 }
@@ -47,7 +50,7 @@ Connection::~Connection() {
 }
 
 Connection::Waiting::Waiting(Connection& c) : c_(c) {
-  if (c_.waiting_depth_++ == 0 && c_.watched_) {
+  if (c_.waiting_depth_++ == 0) {
     c_.waiting_since_.store(SteadyNs(), std::memory_order_relaxed);
   }
 }
@@ -61,6 +64,7 @@ std::chrono::milliseconds Connection::LongestWait() {
   {
     const std::lock_guard<std::mutex> lock(OpenMutex());
     for (const Connection* c : OpenConnections()) {
+      if (!c->watched_.load(std::memory_order_relaxed)) continue;
       const std::int64_t since = c->waiting_since_.load(std::memory_order_relaxed);
       if (since != 0 && (oldest == 0 || since < oldest)) oldest = since;
     }
@@ -68,6 +72,23 @@ std::chrono::milliseconds Connection::LongestWait() {
   if (oldest == 0) return std::chrono::milliseconds(0);
   return std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::nanoseconds(SteadyNs() - oldest));
+}
+
+int Connection::CutWaiting(std::chrono::milliseconds waited) {
+  const std::int64_t began_by =
+      SteadyNs() - std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count();
+  int cut = 0;
+  // Under the registry's lock: a connection is taken out of it before its
+  // socket is closed, so the socket shut down here is still its own.
+  const std::lock_guard<std::mutex> lock(OpenMutex());
+  for (const Connection* c : OpenConnections()) {
+    const std::int64_t since = c->waiting_since_.load(std::memory_order_relaxed);
+    if (since != 0 && since <= began_by && c->socket_ >= 0 && !c->cut_.exchange(true) &&
+        ::shutdown(c->socket_, SHUT_RDWR) == 0) {
+      ++cut;
+    }
+  }
+  return cut;
 }
 
 }  // namespace tp::pg

@@ -191,6 +191,10 @@ void PgStore::ServerAnswers() { pgstore::Session::ServerAnswers(); }
 
 std::chrono::milliseconds PgStore::LongestWait() { return pg::Connection::LongestWait(); }
 
+int PgStore::CutWaiting(std::chrono::milliseconds waited) {
+  return pg::Connection::CutWaiting(waited);
+}
+
 Status PgStore::SetMaxSize(std::optional<std::uint64_t> /*bytes*/) { return Status::Ok(); }
 
 Status PgStore::Begin() { return impl_->session.Begin(); }

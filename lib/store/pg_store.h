@@ -113,6 +113,10 @@ class PgStore final : public Store, public LeasedEvents {
   // server's answer so far has waited (pg::Connection::LongestWait): the
   // daemon probes once it is long. Any thread.
   static std::chrono::milliseconds LongestWait();
+  // Cuts loose the process's statements that have waited at least
+  // `waited` for the server (pg::Connection::CutWaiting): for a stop that
+  // a frozen server would hold. How many. Any thread.
+  static int CutWaiting(std::chrono::milliseconds waited);
   // The server answers again (the probe said so): every PostgreSQL store's
   // next call in this process (the loop's and each thread's) reconnects at
   // once, even within a second of a failed attempt. Any thread.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cut_proxy.h"
+#include "daemon/stop_guard.h"
 #include "daemon_process.h"
 #include "harness.h"
 #include "http/client.h"
@@ -410,6 +411,44 @@ TEST_F(PostgresDaemonTest, AFrozenServerIsFoundThoughNoCallFails) {
     status = d.Call("GET", "/healthz").second["status"];
   }
   EXPECT_EQ(status, "ok") << d.log();
+}
+
+// A stop while the whole server is frozen: the ingest thread waits for a
+// purchase's statement (it has no answer limit) and the stop would join it
+// for as long as the freeze lasts (until systemd's TimeoutStopSec kills
+// the daemon). Statements still waiting once the stop's grace is over are
+// cut loose, and the daemon exits in time, and cleanly.
+TEST_F(PostgresDaemonTest, AStopIsNotHeldByAFrozenServer) {
+  PgServer own;  // frozen by this test alone
+  auto db = own.NewDatabase();
+  DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  own.SignalAll(SIGSTOP);
+  struct Thaw {
+    PgServer& server;
+    ~Thaw() { server.SignalAll(SIGCONT); }
+  } thaw{own};
+  auto waiting = std::async(std::launch::async, [&d] {
+    auto c = HttpClient::Create(d.url());
+    EXPECT_TRUE(c.ok());
+    (*c)->set_timeout(std::chrono::seconds(90));
+    auto r = (*c)->Request("POST", "/v1/purchases", PurchaseBody("o2", "b2", Ago({})).dump());
+    return r.ok() ? r->status : 0;
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the purchase waits for the server
+  const auto stopped = std::chrono::steady_clock::now();
+  d.Signal(SIGTERM);
+  const std::optional<int> code = d.WaitFor(std::chrono::seconds(45));
+  const auto took = std::chrono::steady_clock::now() - stopped;
+  own.SignalAll(SIGCONT);
+  ASSERT_TRUE(code.has_value()) << "still running 45 s after SIGTERM\n" << d.log();
+  EXPECT_EQ(*code, 0) << d.log();
+  EXPECT_LT(took, StopGuard::kGrace + std::chrono::seconds(10)) << d.log();
+  EXPECT_THAT(d.log(), HasSubstr("cut loose")) << d.log();
+  // Answered before the daemon went, or its connection closed: not lost
+  // silently either way (a 503 or a failed request is retried).
+  const int first = waiting.get();
+  EXPECT_TRUE(first == 503 || first == 0) << first;
 }
 
 }  // namespace
