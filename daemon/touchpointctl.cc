@@ -273,6 +273,12 @@ int main(int argc, char** argv) {
   import_remote.Add(import_cmd);
   import_cmd->add_option("--batch", import_options.batch, "rows per request (1-10000)")
       ->check(CLI::Range(1, 10000));
+  long long import_retry_for = 600;
+  import_cmd
+      ->add_option("--retry-for", import_retry_for,
+                   "seconds to keep sending a batch again while the daemon answers 503 or, "
+                   "having answered, cannot be reached (0: no retry)")
+      ->check(CLI::Range(0LL, 86400LL));
   import_cmd->add_flag("--events", import_events,
                        "FILE is engagement events: event_id,buyer_id,type,at,touchpoint_id");
   import_cmd
@@ -384,6 +390,7 @@ int main(int argc, char** argv) {
     if (!remote) return kExitUsage;
     import_options.remote = *remote;
     if (import_events) import_options.kind = tp::ImportOptions::Kind::kEvents;
+    import_options.retry_for = std::chrono::seconds(import_retry_for);
     import_options.terminal_width = TerminalWidth(STDERR_FILENO);
     return Import(import_options);
   }

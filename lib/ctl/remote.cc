@@ -2,6 +2,7 @@
 
 #include <date/tz.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -11,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <span>
+#include <thread>
 
 #include "core/json_parse.h"
 #include "core/text.h"
@@ -157,6 +160,64 @@ struct PendingRow {
   json item;
 };
 
+// A batch sent again while the daemon cannot take it for now, within
+// ImportOptions::retry_for of its first failure.
+class Retries {
+ public:
+  Retries(std::chrono::seconds budget, std::ostream& out, bool terminal)
+      : budget_(budget), out_(out), terminal_(terminal) {}
+
+  // Waits before the next try and says so; false (at once) once the
+  // budget is spent. `retry_after`: the daemon's Retry-After (seconds)
+  // after a 503; none: the daemon could not be reached.
+  bool Wait(const std::string& why, const std::optional<std::string>& retry_after) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!first_) first_ = now;
+    const auto left = *first_ + budget_ - now;
+    if (left <= std::chrono::steady_clock::duration::zero()) return false;
+    std::chrono::seconds wait = next_;
+    if (retry_after) {
+      unsigned seconds = 0;
+      const char* end = retry_after->data() + retry_after->size();
+      auto [at, ec] = std::from_chars(retry_after->data(), end, seconds);
+      // Retry-After in seconds (an HTTP date, or none, is a second).
+      wait =
+          std::chrono::seconds(ec == std::errc() && at == end ? std::clamp(seconds, 1U, 60U) : 1);
+    } else {
+      next_ = std::min(next_ * 2, std::chrono::seconds(10));
+    }
+    const auto slept = std::min<std::chrono::steady_clock::duration>(wait, left);
+    const auto whole = std::chrono::duration_cast<std::chrono::seconds>(slept).count();
+    // (On a terminal, below the progress line that stays.)
+    out_ << (terminal_ ? "\n" : "") << "import: " << why << "; trying the batch again in "
+         << std::max<long long>(whole, 1) << " s\n"
+         << std::flush;
+    ++tries_;
+    std::this_thread::sleep_for(slept);
+    return true;
+  }
+  // The batch went through: a later failure has the whole budget again.
+  void Reset() {
+    first_.reset();
+    tries_ = 0;
+    next_ = std::chrono::seconds(1);
+  }
+  // What ends a failure's message: how long it was tried.
+  std::string GaveUp() const {
+    if (tries_ == 0) return "";
+    return " (tried again for " + std::to_string(budget_.count()) +
+           " s; --retry-for sets how long)";
+  }
+
+ private:
+  std::chrono::seconds budget_;
+  std::ostream& out_;
+  bool terminal_;
+  std::optional<std::chrono::steady_clock::time_point> first_;
+  std::chrono::seconds next_{1};
+  int tries_ = 0;
+};
+
 }  // namespace
 
 Status Import(const ImportOptions& options, ImportResult& result, std::ostream& progress_out) {
@@ -201,13 +262,29 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     result.rejected.push_back(options.path + ":" + std::to_string(line_no) + ": " + what);
   };
 
+  // Whether the daemon has answered this import: from then on, not
+  // reaching it is a restart to wait for, not a wrong --url.
+  bool answered = false;
   // Sends `rows`; on a 400/409 naming a row, rejects it and sends the rest.
   auto send = [&](std::vector<PendingRow>& rows) -> Status {
+    Retries retries(options.retry_for, progress_out, options.terminal_width > 0);
     while (!rows.empty()) {
       json items = json::array();
       for (const PendingRow& r : rows) items.push_back(r.item);
       auto answer = (*client)->Request("POST", target, items.dump());
-      if (!answer.ok()) return answer.status();
+      if (!answer.ok()) {
+        if (answered && retries.Wait(answer.status().message(), std::nullopt)) continue;
+        return Status::Error(answer.status().message() + retries.GaveUp());
+      }
+      answered = true;
+      if (answer->status == 503) {
+        const std::string why = ErrorOf(*answer, remote);
+        if (retries.Wait("the daemon cannot take it for now (503): " + why, answer->retry_after)) {
+          continue;
+        }
+        return Status::Error("the daemon refused a batch: " + why + retries.GaveUp());
+      }
+      retries.Reset();
       if (answer->status == 200) {
         auto body = json::parse(answer->body, nullptr, false);
         result.accepted += body.value("accepted", std::size_t{0});

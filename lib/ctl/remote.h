@@ -1,6 +1,7 @@
 // touchpointctl's commands that talk to a running daemon over its HTTP API.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
@@ -31,6 +32,14 @@ struct ImportOptions {
   // The terminal's columns, to redraw one progress line fitted to it; 0
   // when not a terminal: a progress line about every 10% instead.
   int terminal_width = 0;
+  // How long to keep sending a batch again while the daemon cannot take it
+  // for now: it answers 503 (its database restarts, its disk is full;
+  // waiting its Retry-After between tries), or, once it has answered this
+  // import, cannot be reached (it restarts; waiting 1 s, doubling to 10 s).
+  // Counted from the batch's first failure; zero: no retry. Sending a batch
+  // again is safe: ids make it idempotent (what was recorded the first
+  // time counts as duplicates).
+  std::chrono::seconds retry_for{600};
 };
 
 struct ImportResult {
@@ -46,9 +55,11 @@ struct ImportResult {
 // (event_id, buyer_id, type, at, touchpoint_id) in batches. A row the daemon
 // rejects (400 names its index and field, 409 a conflicting id) is
 // reported with its line number and the rest of its batch is sent again, so
-// one bad row costs nothing else. The status is an error only when the daemon
-// cannot be talked to, or the file cannot be read; the result then says how
-// far the import got.
+// one bad row costs nothing else. A batch the daemon cannot take for now is
+// sent again (ImportOptions::retry_for), each wait said on `progress`. The
+// status is an error only when the daemon cannot be talked to (past those
+// retries), or the file cannot be read; the result then says how far the
+// import got.
 Status Import(const ImportOptions& options, ImportResult& result, std::ostream& progress);
 
 // GET /v1/buyers/ID rendered for people: purchases, then every touchpoint with

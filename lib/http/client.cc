@@ -148,7 +148,8 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
   }
   if (!res.keep_alive()) m.stream.reset();
   return HttpResult{static_cast<int>(res.result_int()), std::move(res.body()),
-                    std::string(res[http::field::content_type])};
+                    std::string(res[http::field::content_type]),
+                    std::string(res[http::field::retry_after])};
 }
 
 }  // namespace tp

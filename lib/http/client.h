@@ -16,6 +16,7 @@ struct HttpResult {
   int status = 0;
   std::string body;
   std::string content_type;
+  std::string retry_after;  // the Retry-After header, if any
 };
 
 class HttpClient {

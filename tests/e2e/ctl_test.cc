@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <future>
+#include <thread>
+
 #include "core/clock.h"
 #include "daemon_process.h"
 #include "harness.h"
@@ -170,6 +174,67 @@ TEST_F(CtlTest, BuyerIsATableInOneZoneWithDecimalAmounts) {
   // No T-separated or Z times: one format throughout.
   EXPECT_THAT(r.out, Not(HasSubstr("T0")));
   EXPECT_THAT(r.out, Not(HasSubstr("Z ")));
+}
+
+// A daemon that cannot take purchases for now (here its database at
+// database_max_size; on PostgreSQL, a server restarting) answers 503 with
+// Retry-After: the import waits that long and sends the batch again, for
+// up to --retry-for, saying so; with --retry-for 0 it stops at once.
+TEST_F(CtlTest, ImportWaitsOutA503AndSendsTheBatchAgain) {
+  DaemonProcess& d = Start("database_max_size: 1MiB\n");
+  const std::string now = FormatRfc3339(SystemClock().Now(), UtcZone());
+  int status = 200;
+  for (int b = 0; b < 2000 && status == 200; ++b) {
+    json items = json::array();
+    for (int i = 0; i < 100; ++i) {
+      const std::string id = std::to_string(b) + "-" + std::to_string(i);
+      items.push_back({{"order_id", "fill" + id},
+                       {"buyer_id", "fill" + id},
+                       {"product", "daily"},
+                       {"quantity", 1},
+                       {"amount", 10},
+                       {"purchased_at", now}});
+    }
+    status = d.Call("POST", "/v1/purchases", items).first;
+  }
+  ASSERT_EQ(status, 503) << "the database never filled";
+  const std::string csv = Path("p.csv");
+  testing::WriteFile(csv, std::string(kCtlHeader) + "o1,b1,daily,1,10," + Recently() +
+                              ",\no2,b2,daily,1,10," + Recently() + ",\n");
+
+  auto refused = testing::Ctl({"import", "--url", d.url(), "--retry-for", "0", csv});
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("the daemon refused a batch: "));
+  EXPECT_THAT(refused.err, Not(HasSubstr("trying the batch again")));
+
+  const auto started = std::chrono::steady_clock::now();
+  auto waiting = std::async(std::launch::async, [&] {
+    return testing::Ctl({"import", "--url", d.url(), "--retry-for", "120", csv});
+  });
+  // The operator raises the cap while the import waits.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  testing::WriteFile(Path("touchpoint.yaml"),
+                     std::string(testing::kBriefConfig) + "database_max_size: 64MiB\n");
+  d.Signal(SIGHUP);
+  const auto r = waiting.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\n" << d.log();
+  EXPECT_THAT(r.out, HasSubstr(csv + ": 2 lines, 2 accepted, 0 duplicates, 0 rejected"));
+  EXPECT_THAT(r.err, HasSubstr("import: the daemon cannot take it for now (503): "));
+  // The daemon's Retry-After, 10 s: waited, not hammered.
+  EXPECT_THAT(r.err, HasSubstr("; trying the batch again in 10 s"));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::seconds(9));
+}
+
+// Not reaching the daemon at all is a wrong --url, not a restart: no
+// retry, whatever --retry-for says.
+TEST_F(CtlTest, ImportDoesNotWaitForADaemonItNeverReached) {
+  const std::string csv = Path("p.csv");
+  testing::WriteFile(csv, std::string(kCtlHeader) + "o1,b1,daily,1,10," + Recently() + ",\n");
+  const auto started = std::chrono::steady_clock::now();
+  auto r = testing::Ctl({"import", "--url", "http://127.0.0.1:1", csv});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot connect to 127.0.0.1:1"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
 }
 
 TEST_F(CtlTest, AWrongTokenIsNotCalledAMissingOne) {
