@@ -219,7 +219,8 @@ struct Daemon::Impl {
           });
     }
     return std::make_unique<SpaceWatch>(
-        io, options.database, [sqlite] { return sqlite->Space(); }, clock, metrics, changed);
+        io, options.database, [sqlite] { return sqlite->Space(); },
+        [] { return SqliteStore::FullFailures(); }, clock, metrics, changed);
   }
 
   // Short of space (or the database unreachable) stops firing (and ingest,

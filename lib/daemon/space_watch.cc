@@ -8,10 +8,12 @@
 namespace tp {
 
 SpaceWatch::SpaceWatch(boost::asio::io_context& io, const std::string& database, Measure measure,
-                       const Clock& clock, DaemonMetrics& metrics,
-                       std::function<void(bool short_of_space)> changed)
+                       std::function<std::uint64_t()> full_failures, const Clock& clock,
+                       DaemonMetrics& metrics, std::function<void(bool short_of_space)> changed)
     : reserve_(database + "-reserve"),
       guard_(std::move(measure), reserve_, clock),
+      full_failures_(std::move(full_failures)),
+      full_failures_seen_(full_failures_()),
       timer_(io),
       metrics_(metrics),
       changed_(std::move(changed)) {}
@@ -26,8 +28,14 @@ void SpaceWatch::Stop() {
   timer_.cancel();
 }
 
-void SpaceWatch::Check(bool write_failed) {
+void SpaceWatch::Check(bool failed) {
   if (stopped_) return;
+  bool write_failed = false;
+  if (failed) {
+    const std::uint64_t full = full_failures_();
+    write_failed = full != full_failures_seen_;
+    full_failures_seen_ = full;
+  }
   if (guard_.Check(write_failed)) changed_(guard_.short_of_space());
   const SpaceGuard::Report r = guard_.report();
   metrics_.storage_short.Set({}, r.short_of_space ? 1 : 0);

@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -26,19 +27,24 @@ class SpaceWatch final : public StoreWatch {
  public:
   using Measure = SpaceGuard::Measure;
   // `changed(short_of_space)` after each change of state. The reserve file
-  // is `database` + "-reserve".
+  // is `database` + "-reserve". `full_failures`: how many store calls have
+  // failed for want of space so far (SqliteStore::FullFailures), to tell
+  // them from those that found the file locked.
   SpaceWatch(boost::asio::io_context& io, const std::string& database, Measure measure,
-             const Clock& clock, DaemonMetrics& metrics,
-             std::function<void(bool short_of_space)> changed);
+             std::function<std::uint64_t()> full_failures, const Clock& clock,
+             DaemonMetrics& metrics, std::function<void(bool short_of_space)> changed);
 
   // Checks now (a full disk at start: short from the outset), then every
   // second.
   void Start() override;
   void Stop() override;
 
-  // Measures and decides; `write_failed`: a write just failed for want of
-  // space.
-  void Check(bool write_failed = false) override;
+  // Measures and decides; `failed`: a store call just failed as
+  // Unavailable, which is a write failed for want of space only if a
+  // failure for want of space was counted since the last such check (else
+  // the file was locked by another process: the call's 503 says so, and
+  // nothing is paused).
+  void Check(bool failed = false) override;
 
   bool paused() const override { return guard_.short_of_space(); }
   std::string reason() const override { return guard_.report().reason; }
@@ -54,6 +60,8 @@ class SpaceWatch final : public StoreWatch {
 
   DiskReserve reserve_;
   SpaceGuard guard_;
+  std::function<std::uint64_t()> full_failures_;
+  std::uint64_t full_failures_seen_;
   boost::asio::steady_timer timer_;
   DaemonMetrics& metrics_;
   std::function<void(bool)> changed_;

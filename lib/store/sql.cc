@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
+#include <cstdint>
 #include <stdexcept>
 #include <utility>
 
@@ -32,13 +34,20 @@ bool IsBusy(const std::exception& e) {
          (sqlite->getErrorCode() == SQLITE_BUSY || sqlite->getErrorCode() == SQLITE_LOCKED);
 }
 
+std::atomic<std::uint64_t> full_failures{0};
+
 }  // namespace
 
 Status Failed(std::string_view what, const std::exception& e) {
   std::string message = std::string(what) + ": " + e.what();
-  return IsFull(e) || IsBusy(e) ? Status::Unavailable(std::move(message))
-                                : Status::Error(std::move(message));
+  if (IsFull(e)) {
+    full_failures.fetch_add(1, std::memory_order_relaxed);
+    return Status::Unavailable(std::move(message));
+  }
+  return IsBusy(e) ? Status::Unavailable(std::move(message)) : Status::Error(std::move(message));
 }
+
+std::uint64_t FullFailures() { return full_failures.load(std::memory_order_relaxed); }
 
 std::string InsertRows(const char* head, int columns, int rows) {
   std::string row = "(?";

@@ -41,8 +41,13 @@ inline std::string_view TextView(const SQLite::Column& c) {
 // Whether `e` says the disk (or database_max_size) is full.
 bool IsFull(const std::exception& e);
 // An exception as a Status naming `what`: Unavailable when the disk is
-// full (the same call may work once space returns), an Error otherwise.
+// full (the same call may work once space returns) or the file is locked
+// by another process past the busy timeout, an Error otherwise.
 Status Failed(std::string_view what, const std::exception& e);
+// How many of Failed()'s failures in this process were a full disk (or
+// database_max_size), not a lock: the two are both Unavailable, and only
+// the first is the space watch's business. Any thread.
+std::uint64_t FullFailures();
 // Runs `fn`, turning SQLite's exceptions into a Status naming `what`.
 template <typename Fn>
 auto Guard(const char* what, Fn&& fn) -> decltype(fn()) {

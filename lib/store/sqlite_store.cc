@@ -102,6 +102,8 @@ StatusOr<int> SqliteStore::SchemaVersion() {
 
 StatusOr<StorageSpace> SqliteStore::Space() { return impl_->db->Space(); }
 
+std::uint64_t SqliteStore::FullFailures() { return sql::FullFailures(); }
+
 Status SqliteStore::SetMaxSize(std::optional<std::uint64_t> bytes) {
   return sql::Guard("set database_max_size", [&] {
     impl_->db->SetMaxSize(bytes);

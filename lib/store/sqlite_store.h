@@ -79,6 +79,12 @@ class SqliteStore final : public Store {
   // free pages, and what database_max_size leaves. Cheap (a statvfs() and
   // three PRAGMAs): the daemon asks every second.
   StatusOr<StorageSpace> Space();
+  // How many of this process's SQLite store calls failed for want of space
+  // (a full disk, database_max_size) so far. A call that failed as
+  // Unavailable without adding to it found the file locked by another
+  // process (an operator's sqlite3 shell writing): not a full disk. Any
+  // thread.
+  static std::uint64_t FullFailures();
 
   // Caps the file at `bytes` (none: no cap), as database_max_size says at
   // a reload. Writes that fail for want of space (a full disk, or past the

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -23,6 +24,7 @@ namespace {
 using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 testing::TestConfig DiskFullConfig() {
   return testing::TestConfig().Tier("{name: novice}").Step("1s", "soon").Step("1d", "later");
@@ -98,6 +100,40 @@ class DiskFullTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
 };
+
+// Another process holding the database's write lock past the busy
+// timeout (an operator's sqlite3 shell in a transaction) also fails a
+// write as Unavailable: that purchase is a 503 naming the lock, but it is
+// not a full disk. The daemon does not pause, /healthz does not say
+// "short", and once the lock goes the next purchase is taken at once.
+TEST_F(DiskFullTest, ALockHeldByAnotherProcessIsNotAFullDisk) {
+  testing::WriteFile(Path("touchpoint.yaml"), DiskFullConfig().Yaml());
+  daemon_ =
+      std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+  ASSERT_TRUE(daemon_->Start());
+  ASSERT_EQ(Post("/v1/purchases", Batch(1, 1)).first, 200);
+  sqlite3* shell = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(Path("tp.db").c_str(), &shell, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  struct Close {
+    sqlite3* db;
+    ~Close() { sqlite3_close(db); }
+  } close{shell};
+  ASSERT_EQ(sqlite3_exec(shell, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto [status, locked] = Post("/v1/purchases", Batch(2, 1));  // waits the busy timeout, 5 s
+  EXPECT_EQ(status, 503) << locked.body;
+  EXPECT_THAT(locked.body, HasSubstr("database is locked"));
+  ASSERT_EQ(sqlite3_exec(shell, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  const json health = Health();
+  EXPECT_EQ(health["storage"]["state"], "ok") << health;
+  auto metrics = daemon_->http().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(testing::Sample(metrics->body, "touchpoint_storage_short"), 0);
+  auto [again, taken] = Post("/v1/purchases", Batch(2, 1));
+  EXPECT_EQ(again, 200) << taken.body;
+  EXPECT_THAT(daemon_->log(), Not(HasSubstr("refusing purchases (503) and pausing firing")));
+}
 
 TEST_F(DiskFullTest, AtDatabaseMaxSizeItRefusesWithRetryAfterAndRecoversWhenRaised) {
   testing::WriteFile(Path("touchpoint.yaml"),
