@@ -202,8 +202,8 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
                                              std::string_view application_name,
                                              std::string_view settings) {
   // Keepalives and a user timeout, both ways: a connection to a host cut
-  // from the network fails within 9 s (3 s idle, then 3 probes 2 s apart;
-  // 9 s for unacknowledged data) instead of the kernel's minutes or hours,
+  // from the network fails within 8 s (2 s idle, then 3 probes 2 s apart;
+  // 8 s for unacknowledged data) instead of the kernel's minutes or hours,
   // here and on the server, which then ends the session and frees what it
   // held (docs/scaling.md, "Failover"). On the server too: a transaction
   // left idle for 10 s is ended (a daemon stopped mid-way), and a statement
@@ -221,8 +221,8 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
     app.append(" (").append(theirs).append(")");
   }
   std::string options =
-      "-c tcp_keepalives_idle=3 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
-      "-c tcp_user_timeout=9000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
+      "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
+      "-c tcp_user_timeout=8000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
       "-c jit=off";
   if (!settings.empty()) options.append(" ").append(settings);
   if (std::string theirs = UrlParameter(url, "options"); !theirs.empty()) {
@@ -238,7 +238,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
                         "options",
                         "application_name",
                         nullptr};
-  const char* values[] = {"1",         "3",    "2", "3", "9000", "2", url.c_str(), options.c_str(),
+  const char* values[] = {"1",         "2",    "2", "3", "8000", "2", url.c_str(), options.c_str(),
                           app.c_str(), nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr)

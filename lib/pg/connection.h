@@ -172,7 +172,7 @@ class Connection {
  public:
   // Connects to `url` (postgresql://USER@HOST:PORT/DB?...) within 2 s
   // (connect_timeout), unless the URL says otherwise. TCP keepalives are on
-  // both ways, so a peer cut from the network is noticed within 9 s.
+  // both ways, so a peer cut from the network is noticed within 8 s.
   // Throws Error.
   // `settings`: more server settings for the session, as `-c name=value`
   // options after the defaults.

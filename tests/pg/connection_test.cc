@@ -266,13 +266,14 @@ TEST_F(PgConnectionTest, AWriteRefusedAsReadOnlyIsTriedAgain) {
   EXPECT_TRUE(conn_->ok());
 }
 
-// A daemon cut from the network: the server ends its session within 9 s,
-// freeing its claims (docs/scaling.md, "Failover").
+// A daemon cut from the network: the server ends its session within 8 s,
+// freeing its claims (docs/scaling.md, "Failover"; e2e/postgres_cut_test.cc
+// cuts one for real).
 TEST_F(PgConnectionTest, TheServerProbesTheConnectionToo) {
-  EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "3");
+  EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "2");
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_interval").Text(0, 0), "2");
   EXPECT_EQ(conn_->Exec("SHOW tcp_keepalives_count").Text(0, 0), "3");
-  EXPECT_EQ(conn_->Exec("SHOW tcp_user_timeout").Text(0, 0), "9000");
+  EXPECT_EQ(conn_->Exec("SHOW tcp_user_timeout").Text(0, 0), "8000");
   EXPECT_EQ(conn_->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
 }
 
@@ -338,7 +339,7 @@ TEST_F(PgConnectionTest, TheUrlsSettingsComeAfterTheDaemonsOwn) {
   EXPECT_EQ(conn->Exec("SHOW lock_timeout").Text(0, 0), "7s");
   EXPECT_EQ(conn->Exec("SHOW jit").Text(0, 0), "off");
   EXPECT_EQ(conn->Exec("SHOW enable_seqscan").Text(0, 0), "off");
-  EXPECT_EQ(conn->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "3");
+  EXPECT_EQ(conn->Exec("SHOW tcp_keepalives_idle").Text(0, 0), "2");
   EXPECT_EQ(conn->Exec("SHOW idle_in_transaction_session_timeout").Text(0, 0), "10s");
   EXPECT_EQ(conn->Exec("SHOW application_name").Text(0, 0), "touchpointd-fire (eu-1)");
   // A URL's server setting also wins over the session's own.

@@ -22,7 +22,7 @@
 // whose host drops packets holds the owner's thread (the daemon's loop)
 // for that long, not for the connect timeout (2 s). (A statement sent on
 // a connection whose packets are dropped still waits for TCP to give up
-// on it: tcp_user_timeout, 9 s; pg::Connection::Open.)
+// on it: tcp_user_timeout, 8 s; pg::Connection::Open.)
 //
 // Not thread-safe: one thread owns it. Its destructor waits for a
 // connection being opened (at most the connect timeout).
