@@ -428,8 +428,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   if (!dispatcher.ok()) return dispatcher.status();
   impl->dispatcher = std::move(*dispatcher);
   impl->dispatcher->set_observer(&impl->metrics);
-  // (On SQLite, Unavailable is a file another process holds locked, which
-  // says nothing of the disk's room.)
+  // (On SQLite, the space watch's check each second finds a delivery's
+  // record that failed for want of space: the store counts those.)
   if (opened->pg != nullptr) {
     impl->dispatcher->set_store_unavailable([raw = impl.get()] { raw->storage->Check(true); });
   }

@@ -28,14 +28,15 @@ void SpaceWatch::Stop() {
   timer_.cancel();
 }
 
-void SpaceWatch::Check(bool failed) {
+void SpaceWatch::Check(bool /*failed*/) {
   if (stopped_) return;
-  bool write_failed = false;
-  if (failed) {
-    const std::uint64_t full = full_failures_();
-    write_failed = full != full_failures_seen_;
-    full_failures_seen_ = full;
-  }
+  // A write failed for want of space since the last check, whoever made
+  // it (a hook's failure checks at once; one no hook reports, such as a
+  // delivery's record, at the next second's check). A failure that did
+  // not add to the count found the file locked: not the disk's business.
+  const std::uint64_t full = full_failures_();
+  const bool write_failed = full != full_failures_seen_;
+  full_failures_seen_ = full;
   if (guard_.Check(write_failed)) changed_(guard_.short_of_space());
   const SpaceGuard::Report r = guard_.report();
   metrics_.storage_short.Set({}, r.short_of_space ? 1 : 0);

@@ -39,11 +39,12 @@ class SpaceWatch final : public StoreWatch {
   void Start() override;
   void Stop() override;
 
-  // Measures and decides; `failed`: a store call just failed as
-  // Unavailable, which is a write failed for want of space only if a
-  // failure for want of space was counted since the last such check (else
-  // the file was locked by another process: the call's 503 says so, and
-  // nothing is paused).
+  // Measures and decides, now rather than at the next second's check
+  // when `failed` (a store call just failed as Unavailable). A write
+  // failed for want of space if the store counted one since the last check
+  // (`full_failures`), whether or not a hook told it; an Unavailable
+  // failure that the store did not count found the file locked by another
+  // process: the call's 503 says so, and nothing is paused.
   void Check(bool failed = false) override;
 
   bool paused() const override { return guard_.short_of_space(); }
