@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -137,6 +138,7 @@ class Progress {
       }
       if (text.size() > room) text.resize(room);
       out_ << '\r' << text << "\x1b[K" << (final ? "\n" : "") << std::flush;
+      drawn_ = !final;
       return;
     }
     const int decile = static_cast<int>(fraction * 10);
@@ -148,11 +150,20 @@ class Progress {
          << " rejected\n";
   }
 
+  // A line for the operator; on a terminal in place of the progress line,
+  // which the next Update() draws again below it.
+  void Say(const std::string& line) {
+    if (width_ > 0 && drawn_) out_ << '\r';
+    out_ << line << (width_ > 0 ? "\x1b[K\n" : "\n") << std::flush;
+    drawn_ = false;
+  }
+
  private:
   std::ostream& out_;
   int width_;
   std::uintmax_t total_;
   int last_decile_ = 0;
+  bool drawn_ = false;  // a terminal's progress line is drawn, not ended
 };
 
 struct PendingRow {
@@ -164,8 +175,9 @@ struct PendingRow {
 // ImportOptions::retry_for of its first failure.
 class Retries {
  public:
-  Retries(std::chrono::seconds budget, std::ostream& out, bool terminal)
-      : budget_(budget), out_(out), terminal_(terminal) {}
+  // `say`: a line for the operator (Progress::Say).
+  Retries(std::chrono::seconds budget, std::function<void(const std::string&)> say)
+      : budget_(budget), say_(std::move(say)) {}
 
   // Waits before the next try and says so; false (at once) once the
   // budget is spent. `retry_after`: the daemon's Retry-After (seconds)
@@ -188,10 +200,8 @@ class Retries {
     }
     const auto slept = std::min<std::chrono::steady_clock::duration>(wait, left);
     const auto whole = std::chrono::duration_cast<std::chrono::seconds>(slept).count();
-    // (On a terminal, below the progress line that stays.)
-    out_ << (terminal_ ? "\n" : "") << "import: " << why << "; trying the batch again in "
-         << std::max<long long>(whole, 1) << " s\n"
-         << std::flush;
+    say_("import: " + why + "; trying the batch again in " +
+         std::to_string(std::max<long long>(whole, 1)) + " s");
     ++tries_;
     std::this_thread::sleep_for(slept);
     return true;
@@ -211,8 +221,7 @@ class Retries {
 
  private:
   std::chrono::seconds budget_;
-  std::ostream& out_;
-  bool terminal_;
+  std::function<void(const std::string&)> say_;
   std::optional<std::chrono::steady_clock::time_point> first_;
   std::chrono::seconds next_{1};
   int tries_ = 0;
@@ -267,7 +276,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   bool answered = false;
   // Sends `rows`; on a 400/409 naming a row, rejects it and sends the rest.
   auto send = [&](std::vector<PendingRow>& rows) -> Status {
-    Retries retries(options.retry_for, progress_out, options.terminal_width > 0);
+    Retries retries(options.retry_for, [&](const std::string& said) { progress.Say(said); });
     while (!rows.empty()) {
       json items = json::array();
       for (const PendingRow& r : rows) items.push_back(r.item);

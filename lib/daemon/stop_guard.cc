@@ -30,16 +30,18 @@ void StopGuard::Start() {
 }
 
 void StopGuard::Watch() {
+  Millis waited = kGrace;
   std::unique_lock lock(mutex_);
   // Every kCheck until the destructor says done.
   while (!wake_.wait_for(lock, kCheck, [this] { return done_; })) {
     lock.unlock();
-    const int cut = cut_(kGrace);
+    const int cut = cut_(waited);
     if (cut > 0) {
       spdlog::warn(
           "stopping: cut loose {} statement{} that waited {} s for the database's answer "
           "(their connections closed; what they wrote is rolled back unless it was committed)",
-          cut, cut == 1 ? "" : "s", kGrace.count() / 1000);
+          cut, cut == 1 ? "" : "s", waited.count() / 1000);
+      waited = kAfterCut;
     }
     lock.lock();
   }

@@ -6,8 +6,13 @@
 // systemd's TimeoutStopSec (60 s) kills the daemon. Once started, every
 // kCheck until it is destroyed, the guard cuts loose the statements that
 // have waited kGrace for their answer (PgStore::CutWaiting): they fail as
-// a lost connection, and their threads, seeing the stop, end. On a server
-// that answers, a stop is over long before kGrace.
+// a lost connection, and their threads, seeing the stop, end. Once it has
+// cut one, the server is taken for one that does not answer: from then on
+// a statement that has waited kAfterCut is cut too, so that work still
+// queued for the stop (ingest groups, each on a new connection to a server
+// that takes connections and answers nothing) is not held kGrace each. On
+// a server that answers, a stop is over long before kGrace, and its
+// statements never wait kAfterCut.
 //
 // Start() from any one thread; the destructor ends the guard's thread.
 #pragma once
@@ -24,10 +29,11 @@ namespace tp {
 class StopGuard {
  public:
   static constexpr Millis kGrace{5000};
+  static constexpr Millis kAfterCut{1000};
   static constexpr Millis kCheck{250};
 
   // `cut(waited)` cuts loose the statements that have waited at least
-  // `waited`, and says how many.
+  // `waited` (kGrace, then kAfterCut), and says how many.
   explicit StopGuard(std::function<int(Millis)> cut);
   ~StopGuard();
   StopGuard(const StopGuard&) = delete;

@@ -247,7 +247,7 @@ class Connection {
   // socket is shut down, so its wait ends at once and it throws an Error
   // that says the connection was lost, whether or not the server would
   // ever answer. For a stop that a frozen server would hold (the daemon's,
-  // daemon/database_watch.h): a statement cut at its commit may have
+  // daemon/stop_guard.h): a statement cut at its commit may have
   // committed. How many were cut. Any thread may call it.
   static int CutWaiting(std::chrono::milliseconds waited);
 
@@ -284,8 +284,9 @@ class Connection {
   std::unordered_set<std::string> prepared_;
   bool broken_ = false;  // left mid-pipeline (RunTogether), or waited on too long
   std::chrono::milliseconds answer_limit_{0};
-  // The connection's socket, as libpq opened it, and whether CutWaiting()
-  // shut it down.
+  // A copy of the connection's socket descriptor (-1 if none could be
+  // made), open while the connection is, and whether CutWaiting() shut it
+  // down.
   int socket_;
   mutable std::atomic<bool> cut_{false};
   // Since when (steady clock, nanoseconds) the statement under way has

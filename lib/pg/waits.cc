@@ -5,8 +5,10 @@
 // stopped answering (the daemon's stall watch, daemon/database_watch.h),
 // and cut loose what still waits for it when the daemon stops
 // (Connection::CutWaiting).
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -36,7 +38,8 @@ std::int64_t SteadyNs() {
 
 }  // namespace
 
-Connection::Connection(pg_conn* conn) : conn_(conn), socket_(PQsocket(conn)) {
+Connection::Connection(pg_conn* conn)
+    : conn_(conn), socket_(::fcntl(PQsocket(conn), F_DUPFD_CLOEXEC, 0)) {
   const std::lock_guard<std::mutex> lock(OpenMutex());
   OpenConnections().insert(this);
 }
@@ -47,6 +50,7 @@ Connection::~Connection() {
     OpenConnections().erase(this);
   }
   PQfinish(conn_);
+  if (socket_ >= 0) ::close(socket_);
 }
 
 Connection::Waiting::Waiting(Connection& c) : c_(c) {
@@ -78,8 +82,10 @@ int Connection::CutWaiting(std::chrono::milliseconds waited) {
   const std::int64_t began_by =
       SteadyNs() - std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count();
   int cut = 0;
-  // Under the registry's lock: a connection is taken out of it before its
-  // socket is closed, so the socket shut down here is still its own.
+  // Under the registry's lock, on the connection's own copy of its socket
+  // (closed only once the connection is out of the registry): even if
+  // libpq has closed its descriptor meanwhile (a connection it found
+  // lost), the number cannot have gone to another socket.
   const std::lock_guard<std::mutex> lock(OpenMutex());
   for (const Connection* c : OpenConnections()) {
     const std::int64_t since = c->waiting_since_.load(std::memory_order_relaxed);

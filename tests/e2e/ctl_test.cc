@@ -207,12 +207,22 @@ TEST_F(CtlTest, ImportWaitsOutA503AndSendsTheBatchAgain) {
   EXPECT_THAT(refused.err, HasSubstr("the daemon refused a batch: "));
   EXPECT_THAT(refused.err, Not(HasSubstr("trying the batch again")));
 
+  const auto refusals = [&] {
+    auto m = d.http().Request("GET", "/metrics");
+    return m.ok() ? testing::Sample(m->body,
+                                    R"(touchpoint_ingest_requests_total{outcome="unavailable"})")
+                  : -1;
+  };
+  const double before = refusals();
   const auto started = std::chrono::steady_clock::now();
   auto waiting = std::async(std::launch::async, [&] {
     return testing::Ctl({"import", "--url", d.url(), "--retry-for", "120", csv});
   });
-  // The operator raises the cap while the import waits.
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // The operator raises the cap once the import was refused, while it waits.
+  for (int i = 0; i < 400 && refusals() <= before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(refusals(), before) << "the import was never refused";
   testing::WriteFile(Path("touchpoint.yaml"),
                      std::string(testing::kBriefConfig) + "database_max_size: 64MiB\n");
   d.Signal(SIGHUP);
