@@ -17,8 +17,6 @@
 namespace tp {
 namespace {
 
-constexpr std::uint64_t kMiB = 1 << 20;
-
 class SpaceWatchTest : public ::testing::Test {
  protected:
   SpaceWatchTest()
@@ -28,8 +26,8 @@ class SpaceWatchTest : public ::testing::Test {
             io_, dir_.path() + "/tp.db",
             [] {
               StorageSpace s;  // a roomy 64 MiB disk
-              s.fs_size = 64 * kMiB;
-              s.fs_free = 48 * kMiB;
+              s.fs_size = std::uint64_t{64} << 20;
+              s.fs_free = std::uint64_t{48} << 20;
               return StatusOr<StorageSpace>(s);
             },
             [this] { return full_.load(); }, clock_, metrics_,

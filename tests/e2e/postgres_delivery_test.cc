@@ -29,15 +29,6 @@ using testing::DaemonProcess;
 using testing::PgServer;
 using testing::RedisServer;
 
-bool Eventually(const std::function<bool()>& done, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 // Daemon A delivers the stream first, and cannot reach Redis (its sink's
 // URL names a port nobody listens on); daemon B can. A lets the sink go
 // once its circuit opens: B delivers every event, in fire order, those A

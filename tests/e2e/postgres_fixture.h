@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,16 @@ inline std::string ZoneAtNoon() {
   if (offset == 0) return "Etc/UTC";
   // Etc/GMT-N is N hours ahead of UTC.
   return offset > 0 ? "Etc/GMT-" + std::to_string(offset) : "Etc/GMT+" + std::to_string(-offset);
+}
+
+// Whether `done` comes to hold within `timeout` (asked every 50 ms).
+inline bool Eventually(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 inline nlohmann::json PurchaseBody(const std::string& order, const std::string& buyer,
