@@ -48,12 +48,15 @@ class Bench {
     if (options_.postgres) {
       server_cpu_ = ServerCpu::Find(options_.pg_url);
       if (server_cpu_) {
-        const std::optional<bool> huge = server_cpu_->HugePages();
-        Note(!huge   ? "whether the server's shared memory is in huge pages: unknown (its "
-                       "postmaster's mappings are not readable here)"
-             : *huge ? "the server's shared memory is in huge pages"
-                     : "the server's shared memory is not in huge pages (4 kB pages: see "
-                       "docs/benchmarks.md, vm.nr_hugepages)");
+        using Pages = ServerCpu::Pages;
+        const std::optional<Pages> pages = server_cpu_->SharedMemoryPages();
+        Note(!pages ? "whether the server's shared memory is in huge pages: unknown (its "
+                      "postmaster's mappings are not readable here)"
+             : *pages == Pages::kHuge ? "the server's shared memory is in huge pages"
+             : *pages == Pages::kTransparentHuge
+                 ? "the server's shared memory is in transparent huge pages (shmem_enabled)"
+                 : "the server's shared memory is not in huge pages (4 kB pages: see "
+                   "docs/benchmarks.md, vm.nr_hugepages or shmem_enabled)");
       }
     }
     // The figures in their order; each round starts one figure later

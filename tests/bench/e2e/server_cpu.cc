@@ -65,19 +65,23 @@ ServerCpu::Reading ServerCpu::Read() {
   return reading;
 }
 
-std::optional<bool> ServerCpu::HugePages() const {
+std::optional<ServerCpu::Pages> ServerCpu::SharedMemoryPages() const {
   std::ifstream in("/proc/" + std::to_string(postmaster_) + "/smaps_rollup");
   if (!in) return std::nullopt;
+  Pages pages = Pages::kSmall;
   std::string line;
   while (std::getline(in, line)) {
     long kb = 0;
     if ((std::sscanf(line.c_str(), "Shared_Hugetlb: %ld kB", &kb) == 1 ||
          std::sscanf(line.c_str(), "Private_Hugetlb: %ld kB", &kb) == 1) &&
         kb > 0) {
-      return true;
+      return Pages::kHuge;
+    }
+    if (std::sscanf(line.c_str(), "ShmemPmdMapped: %ld kB", &kb) == 1 && kb > 0) {
+      pages = Pages::kTransparentHuge;
     }
   }
-  return false;
+  return pages;
 }
 
 std::string ServerCpu::PerTouchpoint(const Reading& before, const Reading& after,

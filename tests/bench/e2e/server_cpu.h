@@ -37,13 +37,17 @@ class ServerCpu {
   // Every server process's group and CPU so far.
   Reading Read();
 
-  // Whether the server's shared memory is in huge pages (its postmaster
-  // maps some hugetlb memory); nullopt when this process may not read the
-  // postmaster's mappings (a server run by another user). Without them,
-  // each server process maps the shared buffers 4 kB at a time, and with
-  // three daemons' sessions the fire figures cost the server a third more
-  // CPU per touchpoint (docs/benchmarks.md).
-  std::optional<bool> HugePages() const;
+  // How the server's shared memory is mapped: in huge pages (its
+  // postmaster maps some hugetlb memory: vm.nr_hugepages), in transparent
+  // huge pages (some of its shared memory is mapped 2 MB at a time:
+  // /sys/kernel/mm/transparent_hugepage/shmem_enabled), or neither; nullopt
+  // when this process may not read the postmaster's mappings (a server run
+  // by another user). With neither, each server process maps the shared
+  // buffers 4 kB at a time, and with three daemons' sessions the fire
+  // figures cost the server a fifth to a third more CPU per touchpoint
+  // (docs/benchmarks.md).
+  enum class Pages : std::uint8_t { kSmall, kHuge, kTransparentHuge };
+  std::optional<Pages> SharedMemoryPages() const;
 
   // "touchpointd-fire 21.3, touchpointd-queues 18.0, walwriter 0.4 us;
   // 40.1 us in all; 0.290 minor faults, 0.066 context switches": CPU per
