@@ -179,12 +179,13 @@ TEST_F(PostgresDaemonTest, ADaemonCutFromTheNetworkHasItsDeliveriesTakenOver) {
   DaemonProcess a(Path("touchpoint.yaml"), inside_url, Path("daemon-a.log"));
   a.SetWrapper({"ip", "netns", "exec", ns->name()});
   ASSERT_TRUE(a.Start(ns->inside() + ":0"));
-  DaemonProcess& b = Start(config, db->url(), 1);
 
+  // A alone at first, so that it surely claims deliveries (with B beside
+  // it, B may claim them all first).
   constexpr int kBuyers = 40;
   for (int i = 0; i < kBuyers; ++i) {
     const std::string n = std::to_string(i);
-    ASSERT_EQ(b.Call("POST", "/v1/purchases", PurchaseBody("o" + n, "b" + n, Ago({}))).first, 200);
+    ASSERT_EQ(a.Call("POST", "/v1/purchases", PurchaseBody("o" + n, "b" + n, Ago({}))).first, 200);
   }
   // Until A has an attempt in flight (the receiver holds it).
   std::set<std::string> held;
@@ -199,6 +200,8 @@ TEST_F(PostgresDaemonTest, ADaemonCutFromTheNetworkHasItsDeliveriesTakenOver) {
       std::chrono::seconds(20)))
       << "A never delivered\n"
       << a.log();
+  // Then B, which delivers what A has not claimed, and nothing A has.
+  DaemonProcess& b = Start(config, db->url(), 1);
 
   ASSERT_TRUE(ns->Cut());
   const auto cut = std::chrono::steady_clock::now();
