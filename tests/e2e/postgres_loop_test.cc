@@ -34,6 +34,24 @@ using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using testing::PgServer;
 
+// Resumes a server SignalAll(SIGSTOP) froze, however the test ends.
+struct Thaw {
+  PgServer& server;
+  ~Thaw() { server.SignalAll(SIGCONT); }
+};
+
+// A purchase posted on a client of its own, which waits for its answer up
+// to 90 s: its status, or 0 if none came.
+std::future<int> PostInBackground(DaemonProcess& d, std::string order, std::string buyer) {
+  return std::async(std::launch::async, [&d, order = std::move(order), buyer = std::move(buyer)] {
+    auto c = HttpClient::Create(d.url());
+    EXPECT_TRUE(c.ok());
+    (*c)->set_timeout(std::chrono::seconds(90));
+    auto r = (*c)->Request("POST", "/v1/purchases", PurchaseBody(order, buyer, Ago({})).dump());
+    return r.ok() ? r->status : 0;
+  });
+}
+
 // A purchase of `buyer` (or, with `path`, a POST of it without a body)
 // posted while another writer holds the buyer's turn: the daemon's group
 // writing it waits on the server until Free().
@@ -297,10 +315,7 @@ TEST_F(PostgresDaemonTest, AFrozenServerHoldsTheLoopNoLongerThanItsAnswerLimit) 
   ASSERT_TRUE(client.ok());
   (*client)->set_timeout(std::chrono::seconds(30));
   own.SignalAll(SIGSTOP);
-  struct Thaw {
-    PgServer& server;
-    ~Thaw() { server.SignalAll(SIGCONT); }
-  } thaw{own};
+  const Thaw thaw{own};
   // (Each on a client of its own, timed from its start.)
   const auto timed = [&](const char* method, const char* target, const char* body) {
     return std::async(std::launch::async, [&d, method, target, body] {
@@ -376,18 +391,9 @@ TEST_F(PostgresDaemonTest, AFrozenServerIsFoundThoughNoCallFails) {
   DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
   ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
   own.SignalAll(SIGSTOP);
-  struct Thaw {
-    PgServer& server;
-    ~Thaw() { server.SignalAll(SIGCONT); }
-  } thaw{own};
+  const Thaw thaw{own};
   const auto frozen = std::chrono::steady_clock::now();
-  auto waiting = std::async(std::launch::async, [&d] {
-    auto c = HttpClient::Create(d.url());
-    EXPECT_TRUE(c.ok());
-    (*c)->set_timeout(std::chrono::seconds(90));
-    auto r = (*c)->Request("POST", "/v1/purchases", PurchaseBody("o2", "b2", Ago({})).dump());
-    return r.ok() ? r->status : 0;
-  });
+  auto waiting = PostInBackground(d, "o2", "b2");
   json degraded;
   while (degraded.is_null() &&
          std::chrono::steady_clock::now() - frozen < std::chrono::seconds(40)) {
@@ -424,17 +430,8 @@ TEST_F(PostgresDaemonTest, AStopIsNotHeldByAFrozenServer) {
   DaemonProcess& d = Start(testing::TestConfig().Step("1h", "later").Yaml(), db->url());
   ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
   own.SignalAll(SIGSTOP);
-  struct Thaw {
-    PgServer& server;
-    ~Thaw() { server.SignalAll(SIGCONT); }
-  } thaw{own};
-  auto waiting = std::async(std::launch::async, [&d] {
-    auto c = HttpClient::Create(d.url());
-    EXPECT_TRUE(c.ok());
-    (*c)->set_timeout(std::chrono::seconds(90));
-    auto r = (*c)->Request("POST", "/v1/purchases", PurchaseBody("o2", "b2", Ago({})).dump());
-    return r.ok() ? r->status : 0;
-  });
+  const Thaw thaw{own};
+  auto waiting = PostInBackground(d, "o2", "b2");
   std::this_thread::sleep_for(std::chrono::seconds(1));  // the purchase waits for the server
   const auto stopped = std::chrono::steady_clock::now();
   d.Signal(SIGTERM);
