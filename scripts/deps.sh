@@ -4,7 +4,8 @@
 # clang, its libFuzzer runtime and llvm-symbolizer for tests/fuzz; Chart.js,
 # compiled into the pages; chromium, firefox-esr and a font for the browser
 # tests; libpq for the PostgreSQL store, and Debian's PostgreSQL server,
-# which the tests start in a folder of their own: tests/pg/cluster.sh).
+# which the tests start in a folder of their own: tests/pg/cluster.sh;
+# iproute2's `ip` for the network-cut test's namespaces).
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 
@@ -16,7 +17,7 @@ packages=(
   libpq-dev postgresql
   systemd prometheus
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 time curl openssl
+  python3 time curl openssl iproute2
   clang libclang-rt-14-dev llvm
   libjs-chart.js chromium firefox-esr fonts-dejavu-core
 )

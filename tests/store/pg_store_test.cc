@@ -139,6 +139,42 @@ TEST_F(PgStoreTest, WithoutCapsOnlyTheRowsAreClaimedAndABuyersRowsStayInOrder) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 1"), 40);
 }
 
+// However many of a buyer's earlier rows are held elsewhere, the claim's
+// rows wait from the first of them: here A holds the buyer's first and
+// third rows, and the claim's second row waits as well as its fourth.
+TEST_F(PgStoreTest, ABuyersRowsWaitFromTheFirstOfItsEarlierRowsHeldElsewhere) {
+  DropTheCap();
+  auto a = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  FakeClock clock(at);
+  Scheduler scheduler(*a, clock, rules_);
+  // Two purchases 10 minutes apart, each with its two steps due an hour
+  // after it.
+  for (int i = 0; i < 2; ++i) {
+    const Instant bought = at + std::chrono::minutes(10 * i);
+    auto out = scheduler.Ingest({"o" + std::to_string(i), "b0", "p", 1, 1, bought, ""});
+    ASSERT_TRUE(out.ok()) << out.status().message();
+  }
+  ASSERT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 0"), 4);
+  auto conn = pg::Connection::Open(db_->url(), "test");
+  conn->Exec("BEGIN");
+  conn->Exec(
+      "SELECT id FROM touchpoints WHERE id IN (SELECT id FROM touchpoints ORDER BY next_at, id "
+      "LIMIT 1) OR id IN (SELECT id FROM touchpoints ORDER BY next_at, id OFFSET 2 LIMIT 1) "
+      "FOR NO KEY UPDATE");
+  const Instant due = at + std::chrono::hours(3);
+  auto taken = a->TakeDue(due, 100);
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  EXPECT_TRUE(taken->empty()) << (*taken)[0].view.step;
+  EXPECT_EQ(a->HeldForOrder(), 2);
+  conn->Exec("ROLLBACK");
+  auto rest = a->TakeDue(due, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  std::vector<std::string> got;
+  for (const auto& d : *rest) got.push_back(std::string(d.view.step));
+  EXPECT_THAT(got, ::testing::ElementsAre("first", "second", "first", "second"));
+}
+
 // With caps, a claim locks the buyers of its rows too, so the other daemons
 // pass over a buyer's rows while one decides them; but two claims can reach
 // a buyer's two rows at the same instant, the later one with the buyer (here

@@ -14,22 +14,26 @@ using sql::Ms;
 namespace {
 
 // For each buyer of a claim, with the place of its last row there: the
-// buyer's pending rows before that place that the claim does not hold
-// (held by another daemon's claim, or left behind the claim frontier),
+// buyer's first pending row before that place that the claim does not
+// hold (held by another daemon's claim, or left behind the claim
+// frontier; only the first, however long the buyer's timeline),
 // and its rows fired later than the pass's time $8 (by another daemon
 // whose pass began after this one, or whose clock is a little ahead), up
 // to $9: past that a clock is wrong, and waiting for it could hold the
 // buyer's touchpoints for as long (docs/scaling.md). Each by the buyer
 // (touchpoints_pending_by_buyer, touchpoints_fired); `next_at + 0` so
-// that the pending index is not used for the comparison. The claim's row
-// ids hashed once (NOT IN a subquery), not searched for each row.
+// that the pending index, over every buyer, is used for neither the
+// comparison nor the order. The claim's row ids hashed once (NOT IN a
+// subquery), not searched for each row.
 const pg::Statement kEarlierElsewhere(
     "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::integer[], "
     "$5::integer[], $6::bigint[]) AS c(buyer, next_at, due_at, cadence_order, step_order, id)) "
-    "SELECT c.buyer, t.next_at, t.due_at, t.cadence_order, t.step_order, t.id, false FROM c "
-    "JOIN touchpoints t ON t.buyer = c.buyer AND t.state = 0 AND (t.next_at + 0, t.due_at, "
+    "SELECT c.buyer, e.next_at, e.due_at, e.cadence_order, e.step_order, e.id, false FROM c "
+    "CROSS JOIN LATERAL (SELECT t.next_at, t.due_at, t.cadence_order, t.step_order, t.id "
+    "FROM touchpoints t WHERE t.buyer = c.buyer AND t.state = 0 AND (t.next_at + 0, t.due_at, "
     "t.cadence_order, t.step_order, t.id) < (c.next_at, c.due_at, c.cadence_order, "
-    "c.step_order, c.id) WHERE t.id NOT IN (SELECT unnest($7::bigint[])) "
+    "c.step_order, c.id) AND t.id NOT IN (SELECT unnest($7::bigint[])) ORDER BY t.next_at + 0, "
+    "t.due_at, t.cadence_order, t.step_order, t.id LIMIT 1) e "
     "UNION ALL SELECT c.buyer, 0, 0, 0, 0, 0, true FROM c WHERE EXISTS (SELECT 1 FROM "
     "touchpoints t WHERE t.buyer = c.buyer AND t.state IN (1, 5) AND t.fire_at > $8 AND "
     "t.fire_at <= $9)");
