@@ -127,7 +127,9 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
   http::response<http::string_body> res;
   beast::error_code ec;
   // A reused connection may have been closed by the daemon while idle: retry
-  // once on a fresh one. A fresh connection's failure is final.
+  // once on a fresh one. A fresh connection's failure is final, and so is a
+  // timeout: the daemon had the request and did not answer in time, so
+  // sending it again would send it twice and wait twice as long.
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool reused = m.stream.has_value();
     if (!reused) {
@@ -140,7 +142,7 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
     ec = m.Exchange(req, res);
     if (!ec) break;
     m.stream.reset();
-    if (!reused) break;
+    if (!reused || ec == beast::error::timeout) break;
   }
   if (ec) {
     return Status::Error("no answer from " + m.host + ":" + m.port + ": " +
