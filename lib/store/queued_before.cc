@@ -13,9 +13,7 @@ bool QueuedBefore::Step(std::int64_t after, std::int64_t cutoff,
     read_end_ = last_message();
   }
   if (whole_) return true;
-  const std::int64_t to = std::min(read_to_ + kRange, read_end_);
-  read(read_to_, to, *cutoff_, touchpoints_);
-  read_to_ = to;
+  read_to_ = std::max(read(read_to_, read_end_, *cutoff_, touchpoints_), read_to_ + 1);
   if (read_to_ < read_end_) return false;
   std::sort(touchpoints_.begin(), touchpoints_.end());
   touchpoints_.erase(std::unique(touchpoints_.begin(), touchpoints_.end()), touchpoints_.end());

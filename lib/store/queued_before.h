@@ -2,7 +2,9 @@
 // pass's cutoff, for both stores' retention: read once a pass, a range of
 // message ids a step, so that no step holds the daemon's loop long however
 // many messages wait (neither store keeps an index on the messages'
-// touchpoints: a lease would write it). A message is enqueued when its
+// touchpoints: a lease would write it), by a number of messages, not of
+// ids, so that a read costs the messages there are, not every id ever
+// given (acked messages leave gaps). A message is enqueued when its
 // touchpoint fires, at its fire time, so none is added for a touchpoint
 // fired before the cutoff once the pass has begun: the list only errs by
 // keeping one whose message was acked since. A pass prunes by the earlier
@@ -22,10 +24,11 @@ namespace tp {
 class QueuedBefore {
  public:
   static constexpr std::int64_t kRange = 100'000;
-  // The touchpoints of the messages with ids in (from, to] enqueued before
-  // `cutoff`, appended to `out`.
-  using ReadRange = std::function<void(std::int64_t from, std::int64_t to, std::int64_t cutoff,
-                                       std::vector<std::int64_t>& out)>;
+  // The touchpoints of the next kRange messages after id `from`, up to id
+  // `end`, enqueued before `cutoff`, appended to `out`; returns the id read
+  // up to (the kRange-th message's, or `end` if fewer are left).
+  using ReadRange = std::function<std::int64_t(
+      std::int64_t from, std::int64_t end, std::int64_t cutoff, std::vector<std::int64_t>& out)>;
 
   // At a step of a pass (`after`: the first touchpoint row of the step, 0
   // at a pass's start): reads one more range if the list is not whole yet

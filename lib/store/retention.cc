@@ -25,8 +25,17 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
           last.executeStep();
           return last.getColumn(0).getInt64();
         },
-        [&](std::int64_t from, std::int64_t to, std::int64_t before,
+        [&](std::int64_t from, std::int64_t end, std::int64_t before,
             std::vector<std::int64_t>& out) {
+          SQLite::Statement last(db_.sql(),
+                                 "SELECT COALESCE((SELECT id FROM queue_messages WHERE id > ? AND "
+                                 "id <= ? ORDER BY id LIMIT 1 OFFSET ?), ?)");
+          last.bind(1, from);
+          last.bind(2, end);
+          last.bind(3, QueuedBefore::kRange - 1);
+          last.bind(4, end);
+          last.executeStep();
+          const std::int64_t to = last.getColumn(0).getInt64();
           SQLite::Statement q(db_.sql(),
                               "SELECT touchpoint FROM queue_messages WHERE id > ? AND id <= ? "
                               "AND enqueued_at < ?");
@@ -34,11 +43,22 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
           q.bind(2, to);
           q.bind(3, before);
           while (q.executeStep()) out.push_back(q.getColumn(0).getInt64());
+          return to;
         });
     if (!whole) {
       result.next = after;  // the next step reads on
       return;
     }
+    // The span's rows: up to the span-th row after `after`, or to the end.
+    SQLite::Statement end(db_.sql(),
+                          "SELECT (SELECT id FROM touchpoints WHERE id > ? ORDER BY id LIMIT 1 "
+                          "OFFSET ?), (SELECT COALESCE(MAX(id), 0) FROM touchpoints)");
+    end.bind(1, after);
+    end.bind(2, std::max<std::int64_t>(span, 1) - 1);
+    end.executeStep();
+    const std::int64_t last = end.getColumn(1).getInt64();
+    result.done = end.getColumn(0).isNull() || end.getColumn(0).getInt64() >= last;
+    result.next = end.getColumn(0).isNull() ? std::max(after, last) : end.getColumn(0).getInt64();
     // Finished (fired, cancelled, suppressed, skipped; never dead) and due
     // and fired before the cutoff, with nothing left to deliver.
     SQLite::Statement find(
@@ -48,9 +68,9 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
         "AND NOT EXISTS (SELECT 1 FROM queue_events e WHERE e.touchpoint = t.id) "
         "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.touchpoint = t.id)");
     find.bind(1, after);
-    find.bind(2, after + span);
+    find.bind(2, result.next);
     find.bind(3, std::min(Ms(cutoff), queued_.cutoff()));
-    const std::span<const std::int64_t> queued = queued_.Between(after, after + span);
+    const std::span<const std::int64_t> queued = queued_.Between(after, result.next);
     struct Found {
       std::int64_t id, buyer, purchase;
     };
@@ -89,11 +109,6 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
       touchpoint.exec();
     }
     result.deleted = static_cast<std::int64_t>(ids.size());
-    SQLite::Statement last(db_.sql(), "SELECT MAX(id) FROM touchpoints");
-    last.executeStep();
-    const std::int64_t max_id = last.getColumn(0).isNull() ? 0 : last.getColumn(0).getInt64();
-    result.next = after + span;
-    result.done = result.next >= max_id;
     if (result.done) queued_.Done();
   });
   if (!s.ok()) return s;

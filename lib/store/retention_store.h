@@ -24,13 +24,15 @@ class RetentionStore {
  public:
   virtual ~RetentionStore() = default;
 
-  // Deletes, with their history, the touchpoints with row ids in
-  // (after, after + span] that are finished (fired, cancelled, suppressed or
-  // skipped; a dead one waits for its replay), were due and fired before
-  // `cutoff`, and have no queue message or outbox entry left. Walking the
-  // table in spans bounds the work of one call, so the daemon's loop never
-  // stalls on it. The queues are read once a pass, a range of message ids
-  // a call (store/queued_before.h): until they are read, a call deletes
+  // Deletes, with their history, those of the `span` rows after row id
+  // `after` (the next `span` ids that exist; `next`: the last of them) that
+  // are finished (fired, cancelled, suppressed or skipped; a dead one waits
+  // for its replay), were due and fired before `cutoff`, and have no queue
+  // message or outbox entry left. Walking the table in spans bounds the
+  // work of one call, so the daemon's loop never stalls on it; spans of
+  // rows, not of ids, so that a pass costs the rows there are, not every id
+  // ever given. The queues are read once a pass, a number of messages a
+  // call (store/queued_before.h): until they are read, a call deletes
   // nothing and returns `next` = `after`. Purchases stay: tiers and
   // duplicate detection need them.
   virtual StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after,

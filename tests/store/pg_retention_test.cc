@@ -144,5 +144,25 @@ TEST_F(PgRetentionTest, ALongQueueIsReadInStepsBeforeAnythingIsPruned) {
   EXPECT_TRUE(step->done);
 }
 
+// Ids given and gone (pruned rows, acked messages, a sequence's numbers
+// cached by a server process that ended) cost a pass nothing: a step takes
+// the next rows there are, and the queue is read a number of messages at a
+// time, not a range of ids.
+TEST_F(PgRetentionTest, APassCostsTheRowsThereAreNotTheIdsEverGiven) {
+  Buy("b1");
+  Count("SELECT setval('touchpoints_id_seq', 50000000)");
+  Count(
+      "WITH m AS (INSERT INTO queue_messages (id, queue, touchpoint, visible_at, enqueued_at) "
+      "VALUES (50000000, 'outbox', 999999, 0, 0) RETURNING 1) SELECT COUNT(*) FROM m");
+  Buy("b2");
+  ASSERT_TRUE(scheduler_->OptOut("b2").ok());
+  const Instant cutoff = At("2026-11-20T00:00:00+08:00");
+  auto step = store_->PruneFinished(cutoff, 0, 1000);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);          // one step: 12 rows, 1 message
+  EXPECT_EQ(step->deleted, 4);      // b2's suppressed due before the cutoff
+  EXPECT_GT(step->next, 50000000);  // b2's last row
+}
+
 }  // namespace
 }  // namespace tp

@@ -105,5 +105,31 @@ TEST_F(SqliteStoreTest, RetentionReadsALongQueueInStepsBeforePruning) {
   EXPECT_TRUE(step->done);
 }
 
+// Ids given and gone (pruned rows, acked messages) cost a pass nothing: a
+// step takes the next rows there are, and the queue is read a number of
+// messages at a time, not a range of ids.
+TEST_F(SqliteStoreTest, ARetentionPassCostsTheRowsThereAreNotTheIdsEverGiven) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  // b1's last row again at id 50,000,000, so that b2's come after it; and
+  // a message of a long-gone touchpoint there.
+  EditByHand(
+      "CREATE TEMP TABLE far AS SELECT * FROM touchpoints WHERE id = 6; "
+      "UPDATE far SET id = 50000000; "
+      "INSERT INTO touchpoints SELECT * FROM far; "
+      "INSERT INTO queue_messages (id, queue, touchpoint, visible_at, enqueued_at) "
+      "VALUES (50000000, 'outbox', 999999, 0, 0)");
+  ASSERT_TRUE(scheduler.Ingest({"o2", "b2", "daily", 2, 240, clock.Now(), "", ""}).ok());
+  ASSERT_TRUE(scheduler.OptOut("b2").ok());
+  const Instant cutoff = At("2026-11-20T00:00:00+08:00");
+  auto step = store->PruneFinished(cutoff, 0, 1000);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);          // one step: 13 rows, 1 message
+  EXPECT_EQ(step->deleted, 4);      // b2's suppressed due before the cutoff
+  EXPECT_GT(step->next, 50000000);  // b2's last row
+}
+
 }  // namespace
 }  // namespace tp

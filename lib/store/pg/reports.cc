@@ -43,8 +43,15 @@ const pg::Statement kPrune(
     "AND p.purchase = t.purchase) FOR UPDATE SKIP LOCKED), "
     "history AS (DELETE FROM touchpoint_history h USING gone WHERE h.touchpoint = gone.id) "
     "DELETE FROM touchpoints t USING gone WHERE t.id = gone.id RETURNING t.id");
-const pg::Statement kLastId("SELECT COALESCE(MAX(id), 0) FROM touchpoints");
+// A retention step's rows: the id of the $2-th row after $1 (none if fewer
+// are left), and the last id.
+const pg::Statement kSpanEnd(
+    "SELECT (SELECT id FROM touchpoints WHERE id > $1 ORDER BY id OFFSET $2::bigint - 1 LIMIT 1), "
+    "COALESCE((SELECT MAX(id) FROM touchpoints), 0)");
 const pg::Statement kLastMessage("SELECT COALESCE(MAX(id), 0) FROM queue_messages");
+const pg::Statement kMessagesEnd(
+    "SELECT COALESCE((SELECT id FROM queue_messages WHERE id > $1 AND id <= $2 ORDER BY id "
+    "OFFSET $3::bigint - 1 LIMIT 1), $2::bigint)");
 const pg::Statement kQueuedBefore(
     "SELECT touchpoint FROM queue_messages WHERE id > $1 AND id <= $2 AND enqueued_at < $3");
 
@@ -135,25 +142,31 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
     pg::Connection& c = session_.conn();
     const bool whole = queued_.Step(
         after, Ms(cutoff), [&] { return c.Run(kLastMessage).Int64(0, 0); },
-        [&](std::int64_t from, std::int64_t to, std::int64_t before,
+        [&](std::int64_t from, std::int64_t end, std::int64_t before,
             std::vector<std::int64_t>& out) {
+          const std::int64_t to =
+              c.Run(kMessagesEnd, pg::Params().Add(from).Add(end).Add(QueuedBefore::kRange))
+                  .Int64(0, 0);
           pg::Result q = c.Run(kQueuedBefore, pg::Params().Add(from).Add(to).Add(before));
           for (int i = 0; i < q.rows(); ++i) out.push_back(q.Int64(i, 0));
+          return to;
         });
     if (!whole) {
       result.next = after;  // the next step reads on
       return;
     }
-    const std::span<const std::int64_t> queued = queued_.Between(after, after + span);
+    pg::Result end = c.Run(kSpanEnd, pg::Params().Add(after).Add(std::max<std::int64_t>(span, 1)));
+    const std::int64_t last = end.Int64(0, 1);
+    result.done = end.IsNull(0, 0) || end.Int64(0, 0) >= last;
+    result.next = end.IsNull(0, 0) ? std::max(after, last) : end.Int64(0, 0);
+    const std::span<const std::int64_t> queued = queued_.Between(after, result.next);
     pg::Result r =
         c.Run(kPrune, pg::Params()
                           .Add(after)
-                          .Add(after + span)
+                          .Add(result.next)
                           .Add(std::min(Ms(cutoff), queued_.cutoff()))
                           .AddArray(std::vector<std::int64_t>(queued.begin(), queued.end())));
     result.deleted = r.rows();
-    result.next = after + span;
-    result.done = result.next >= c.Run(kLastId).Int64(0, 0);
     if (result.done) queued_.Done();
   });
   if (!s.ok()) return s;
