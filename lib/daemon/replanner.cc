@@ -131,12 +131,40 @@ void Replanner::Follow() {
       // A failed read is tried at the next look (the store's watch tells
       // of an outage).
       auto state = store_.Planning();
-      if (state.ok() && state->replanning && state->fingerprint == fingerprint_) {
-        Run("another daemon started a re-plan to these rules", fingerprint_);
-      }
+      if (state.ok()) FollowState(*state);
     }
     Follow();
   });
+}
+
+void Replanner::FollowState(const PlanningState& state) {
+  if (state.fingerprint.empty()) return;
+  if (state.fingerprint != fingerprint_) {
+    // Recorded by another daemon's reload or start: the purchases taken
+    // here are planned by rules that are no longer the recorded ones.
+    if (!on_other_rules_) {
+      spdlog::warn(
+          "another daemon recorded other planning rules: the purchases taken here are planned by "
+          "this daemon's until it is reloaded or restarted to them, and re-planned once no daemon "
+          "on other rules is left");
+      on_other_rules_ = true;
+    }
+    // A failure: the next look says it again.
+    (void)store_.NotePlanningByOtherRules(fingerprint_);
+    return;
+  }
+  on_other_rules_ = false;
+  if (state.replanning) {
+    Run("another daemon started a re-plan to these rules", fingerprint_);
+    return;
+  }
+  if (state.other_rules_seen && *state.other_rules_seen >= kOtherRulesGone) {
+    auto started = store_.ReplanOnceOtherRulesGone(fingerprint_, kOtherRulesGone);
+    if (started.ok() && *started) {
+      Run("purchases were planned by a daemon on other rules, and no such daemon is left",
+          fingerprint_);
+    }
+  }
 }
 
 void Replanner::Wake() {

@@ -85,7 +85,18 @@ class Replanner {
   // of its own. Without it, a daemon whose re-plan had finished before
   // that reload would fire the purchases the later daemon took by the old
   // rules before the sweep reached them.
+  //
+  // It also tells the others while its rules are not the recorded ones
+  // (another daemon was reloaded or started with others): the purchases it
+  // takes meanwhile are planned by its rules. Once no daemon has told so
+  // for kOtherRulesGone (each was stopped, or reloaded or restarted to the
+  // recorded rules), one daemon on the recorded rules starts the sweep
+  // again, which the others follow: those purchases are re-planned.
+  // Without it, a daemon restarted to the recorded rules found them
+  // recorded, and the purchases it had taken by its old rules, behind the
+  // sweep or after it, kept them.
   void FollowOthers(std::chrono::milliseconds every);
+  static constexpr Millis kOtherRulesGone{5000};
   // At start: the planning state the store keeps against `fingerprint`,
   // the config's PlanningFingerprint(). Rules other than those the pending
   // touchpoints were planned by (the config changed while the daemon was
@@ -155,8 +166,10 @@ class Replanner {
   void Finish(std::chrono::steady_clock::time_point began, std::uint64_t run, Stepped stepped);
   // Steps again `after` from now (or at Wake()).
   void Retry(std::chrono::milliseconds after);
-  // FollowOthers()' next look.
+  // FollowOthers()' next look, and what the planning state it read calls
+  // for.
   void Follow();
+  void FollowState(const PlanningState& state);
   // Start()'s read of the planning state, and what it calls for; again a
   // second later while it fails.
   void Check();
@@ -173,10 +186,11 @@ class Replanner {
   OnFailure on_failure_;
   OnRun on_run_;
   bool running_ = false;
-  bool known_ = true;      // the planning state read (Check())
-  int checks_failed_ = 0;  // Check()s in a row that could not read it
-  bool posted_ = false;    // a step posted, waiting to be retried, or on the thread
-  std::uint64_t run_ = 0;  // Run() calls so far
+  bool on_other_rules_ = false;  // the last look found other rules recorded
+  bool known_ = true;            // the planning state read (Check())
+  int checks_failed_ = 0;        // Check()s in a row that could not read it
+  bool posted_ = false;          // a step posted, waiting to be retried, or on the thread
+  std::uint64_t run_ = 0;        // Run() calls so far
   bool stopped_ = false;
   std::string fingerprint_;  // of the rules in force (Start(), Run())
   bool restart_ = false;     // see Run()

@@ -344,6 +344,12 @@ StatusOr<PlanningState> PgStore::Planning() { return impl_->replan.Planning(); }
 Status PgStore::SetPlanning(std::string_view fingerprint, bool replan) {
   return impl_->replan.SetPlanning(fingerprint, replan);
 }
+Status PgStore::NotePlanningByOtherRules(std::string_view fingerprint) {
+  return impl_->replan.NotePlanningByOtherRules(fingerprint);
+}
+StatusOr<bool> PgStore::ReplanOnceOtherRulesGone(std::string_view fingerprint, Millis gone) {
+  return impl_->replan.ReplanOnceOtherRulesGone(fingerprint, gone);
+}
 StatusOr<ReplanStep> PgStore::ReplanSome(const PurchaseReplanner& replan,
                                          std::string_view fingerprint,
                                          std::chrono::steady_clock::time_point deadline,

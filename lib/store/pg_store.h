@@ -206,6 +206,8 @@ class PgStore final : public Store, public LeasedEvents {
   // ReplanStore, under the rules in force.
   StatusOr<PlanningState> Planning() override;
   Status SetPlanning(std::string_view fingerprint, bool replan) override;
+  Status NotePlanningByOtherRules(std::string_view fingerprint) override;
+  StatusOr<bool> ReplanOnceOtherRulesGone(std::string_view fingerprint, Millis gone) override;
   StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan, std::string_view fingerprint,
                                   std::chrono::steady_clock::time_point deadline,
                                   Instant now) override;

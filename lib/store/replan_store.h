@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -44,6 +45,10 @@ struct PlanningState {
   // one (written before schema 8).
   std::string fingerprint;
   bool replanning = false;  // a re-plan to `fingerprint` is under way
+  // Several daemons (PostgreSQL): how long ago a daemon planning by other
+  // rules than `fingerprint` last said so (NotePlanningByOtherRules); none
+  // if none has since the rules were recorded.
+  std::optional<Millis> other_rules_seen;
 };
 
 // One step of a re-plan (ReplanStore::ReplanSome).
@@ -104,6 +109,24 @@ class ReplanStore {
                                           std::string_view fingerprint,
                                           std::chrono::steady_clock::time_point deadline,
                                           Instant now) = 0;
+
+  // Several daemons on one database (PostgreSQL; one daemon has no one to
+  // tell, so these do nothing by default). A daemon whose rules are not
+  // those recorded (`fingerprint`: its own) plans the purchases it takes by
+  // them, behind the sweep to the recorded ones or after it: it says so
+  // once a second while it runs, without waiting for a lock (a step under
+  // way: the next second).
+  virtual Status NotePlanningByOtherRules(std::string_view /*fingerprint*/) { return Status::Ok(); }
+  // Once no daemon has said so for `gone` (stopped, or restarted or
+  // reloaded to the recorded rules), starts the sweep to the recorded rules
+  // (`fingerprint`, the caller's) again from the first pending touchpoint,
+  // so that the purchases planned by the others are re-planned too. True if
+  // this call started it (of several daemons asking at once, one does);
+  // false, without waiting, if a step under way holds the sweep.
+  virtual StatusOr<bool> ReplanOnceOtherRulesGone(std::string_view /*fingerprint*/,
+                                                  Millis /*gone*/) {
+    return false;
+  }
 };
 
 }  // namespace tp

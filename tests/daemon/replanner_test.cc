@@ -31,7 +31,19 @@ class RecordingStore final : public ReplanStore {
       --failed_reads;
       return Status::Unavailable("connection refused");
     }
-    return PlanningState{fingerprint, replanning};
+    return PlanningState{fingerprint, replanning, other_rules_seen};
+  }
+  Status NotePlanningByOtherRules(std::string_view fp) override {
+    EXPECT_NE(fp, fingerprint);
+    ++notes;
+    return Status::Ok();
+  }
+  StatusOr<bool> ReplanOnceOtherRulesGone(std::string_view fp, Millis gone) override {
+    asked.push_back("replan once others gone");
+    if (fp != fingerprint || !other_rules_seen || *other_rules_seen < gone) return false;
+    other_rules_seen.reset();
+    replanning = true;
+    return true;
   }
   Status SetPlanning(std::string_view fp, bool replan) override {
     asked.push_back("set " + std::string(fp));
@@ -60,6 +72,8 @@ class RecordingStore final : public ReplanStore {
 
   std::string fingerprint = "fp1";
   bool replanning = true;
+  std::optional<Millis> other_rules_seen;
+  int notes = 0;  // NotePlanningByOtherRules() calls
   std::vector<std::string> asked;
   std::vector<std::chrono::steady_clock::time_point> stepped_at;
   // Steps that end busy first, covered to busy_covered (another daemon's
@@ -76,7 +90,7 @@ class GatedStore final : public ReplanStore {
  public:
   explicit GatedStore(const RulesInForce& rules) : rules_(rules) {}
 
-  StatusOr<PlanningState> Planning() override { return PlanningState{"fp1", true}; }
+  StatusOr<PlanningState> Planning() override { return PlanningState{"fp1", true, {}}; }
   // Waits as ReplanSome() does when `gate_records`; notes the fingerprint.
   Status SetPlanning(std::string_view fp, bool /*replan*/) override {
     std::unique_lock lock(mutex_);
@@ -364,6 +378,38 @@ TEST_F(ReplannerTest, AFinishedReplanFollowsAnotherDaemonsRestartToItsRules) {
   RunFor(std::chrono::milliseconds(100));
   EXPECT_EQ(store_.asked.size(), 5u);
   EXPECT_EQ(runs_.size(), 2u);
+  EXPECT_FALSE(replanner_.running());
+}
+
+// A daemon whose rules are not those recorded says so at each look; one
+// on the recorded rules starts the sweep again once no daemon has said so
+// for kOtherRulesGone (docs/scaling.md), and steps through it: the
+// purchases the others planned are re-planned.
+TEST_F(ReplannerTest, PurchasesPlannedByOtherRulesAreReplannedOnceNoDaemonOnThemIsLeft) {
+  may_write_ = true;
+  store_.replanning = false;
+  replanner_.FollowOthers(std::chrono::milliseconds(20));
+  replanner_.Start("fp1");
+  store_.fingerprint = "fp2";  // another daemon started on other rules
+  RunFor(std::chrono::milliseconds(100));
+  EXPECT_GE(store_.notes, 2);
+  EXPECT_FALSE(replanner_.running());
+  EXPECT_TRUE(store_.asked.empty());
+
+  // Recorded again by a daemon on this one's rules; one on others said so
+  // a second ago: not yet.
+  store_.fingerprint = "fp1";
+  const int notes = store_.notes;
+  store_.other_rules_seen = std::chrono::seconds(1);
+  RunFor(std::chrono::milliseconds(100));
+  EXPECT_EQ(store_.notes, notes);
+  EXPECT_TRUE(store_.asked.empty());
+  EXPECT_FALSE(replanner_.running());
+
+  store_.other_rules_seen = Replanner::kOtherRulesGone;
+  testing::RunLoopUntil(loop_, [&] { return done_; });
+  EXPECT_THAT(store_.asked, ::testing::ElementsAre("replan once others gone", "step"));
+  EXPECT_THAT(runs_, ::testing::ElementsAre(1u));
   EXPECT_FALSE(replanner_.running());
 }
 

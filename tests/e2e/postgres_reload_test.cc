@@ -146,5 +146,45 @@ TEST_F(PostgresDaemonTest, AReloadWhoseReplanCannotBeRecordedYetStillReloads) {
   EXPECT_THAT(a.log(), ::testing::HasSubstr("cannot record the re-plan yet"));
 }
 
+// A restart onto new rules, one daemon at a time: a starts on them and
+// re-plans to them; b, still on the old ones, takes a purchase by them
+// after that re-plan, and is stopped (as a rolling restart would, before
+// starting it on the new rules). Once no daemon on other rules has said so
+// for 5 s, a starts the sweep again, and the purchase fires by the new
+// rules. Before, nothing re-planned it: it fired by the old ones.
+TEST_F(PostgresDaemonTest, APurchaseTakenByADaemonOnOldRulesIsReplannedOnceItIsGone) {
+  auto db = PgServer::Shared().NewDatabase();
+  const std::string old_rules = testing::TestConfig().Step("15s", "old").Yaml();
+  const std::string new_rules = testing::TestConfig().Step("15s", "new").Yaml();
+  DaemonProcess& b = Start(old_rules, db->url(), 1);
+  DaemonProcess& a = Start(new_rules, db->url(), 0);
+  json replan = AwaitReplan(a, [](const json& r) { return r.value("state", "") == "done"; });
+  ASSERT_EQ(replan.value("state", ""), "done") << a.log();
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return b.log().find("another daemon recorded other planning rules") != std::string::npos;
+      },
+      std::chrono::seconds(5)))
+      << b.log();
+
+  ASSERT_EQ(b.Call("POST", "/v1/purchases", PurchaseBody("o1", "b1", Ago({}))).first, 200);
+  b.Signal(SIGTERM);
+  ASSERT_TRUE(b.WaitFor(std::chrono::seconds(30)).has_value()) << b.log();
+
+  const json messages = [&] {
+    json got = json::array();
+    Eventually(
+        [&] {
+          got = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
+          return !got.empty();
+        },
+        std::chrono::seconds(25));
+    return got;
+  }();
+  ASSERT_EQ(messages.size(), 1u) << messages << "\n" << a.log();
+  EXPECT_EQ(messages[0]["event"]["data"]["topic"], "new") << messages;
+  EXPECT_THAT(a.log(), ::testing::HasSubstr("purchases were planned by a daemon on other rules"));
+}
+
 }  // namespace
 }  // namespace tp

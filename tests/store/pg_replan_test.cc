@@ -305,5 +305,62 @@ TEST_F(PgStoreTest, AReloadWaitsForTheReplanStepUnderWay) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM planning WHERE replanning"), 1);
 }
 
+// A daemon on rules other than the recorded ones says so; once none has
+// for the time given, one call (of several daemons') starts the sweep to
+// the recorded rules again, without waiting for a step under way; a
+// record of rules forgets what was said.
+TEST_F(PgStoreTest, TheSweepStartsAgainOnceNoDaemonOnOtherRulesIsLeft) {
+  auto current = MustOpen(), stale = MustOpen();
+  ASSERT_TRUE(current->SetPlanning("new", false).ok());
+  ASSERT_TRUE(current->NotePlanningByOtherRules("new").ok());  // the recorded ones: nothing
+  auto state = current->Planning();
+  ASSERT_TRUE(state.ok()) << state.status().message();
+  EXPECT_FALSE(state->other_rules_seen.has_value());
+
+  ASSERT_TRUE(stale->NotePlanningByOtherRules("old").ok());
+  state = current->Planning();
+  ASSERT_TRUE(state.ok() && state->other_rules_seen.has_value());
+  EXPECT_GE(state->other_rules_seen->count(), 0);
+  EXPECT_LT(state->other_rules_seen->count(), 5000);
+  auto started = current->ReplanOnceOtherRulesGone("new", std::chrono::seconds(5));
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_FALSE(*started);  // said a moment ago
+  started = stale->ReplanOnceOtherRulesGone("old", Millis(0));
+  ASSERT_TRUE(started.ok());
+  EXPECT_FALSE(*started);  // not the recorded rules
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  {
+    // A step under way: no wait, no start.
+    auto step = pg::Connection::Open(db_->url(), "test");
+    step->Exec("BEGIN");
+    step->Exec("SELECT pg_advisory_xact_lock(7305861230004)");
+    const auto began = std::chrono::steady_clock::now();
+    started = current->ReplanOnceOtherRulesGone("new", Millis(10));
+    EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(1));
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    EXPECT_FALSE(*started);
+    step->Exec("COMMIT");
+  }
+  auto other = MustOpen();
+  started = current->ReplanOnceOtherRulesGone("new", Millis(10));
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  EXPECT_TRUE(*started);
+  started = other->ReplanOnceOtherRulesGone("new", Millis(10));
+  ASSERT_TRUE(started.ok());
+  EXPECT_FALSE(*started);  // once
+  state = current->Planning();
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->replanning);
+  EXPECT_EQ(state->fingerprint, "new");
+  EXPECT_FALSE(state->other_rules_seen.has_value());
+
+  ASSERT_TRUE(stale->NotePlanningByOtherRules("old").ok());
+  ASSERT_TRUE(stale->SetPlanning("old", true).ok());  // a record of rules
+  state = current->Planning();
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(state->other_rules_seen.has_value());
+}
+
 }  // namespace
 }  // namespace tp

@@ -30,13 +30,31 @@ constexpr std::string_view kLockNotAvailable = "55P03";
 // schema 9 has no buyer: the sweep goes through that instant's rows again).
 const pg::Statement kPlanning(
     "SELECT fingerprint, replanning, next_at, due_at, cadence_order, step_order, touchpoint, run, "
-    "COALESCE(buyer, '-9223372036854775808'::bigint) FROM planning WHERE id = 1");
+    "COALESCE(buyer, '-9223372036854775808'::bigint), "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - other_rules_at "
+    "FROM planning WHERE id = 1");
 // Each record starts a new run of the sweep (see Replan::run_).
 const pg::Statement kSavePlanning(
     "INSERT INTO planning (id, fingerprint, replanning, next_at, due_at, buyer, cadence_order, "
     "step_order, touchpoint) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO "
     "UPDATE SET fingerprint = $1, replanning = $2, next_at = $3, due_at = $4, buyer = $5, "
-    "cadence_order = $6, step_order = $7, touchpoint = $8, run = planning.run + 1");
+    "cadence_order = $6, step_order = $7, touchpoint = $8, run = planning.run + 1, "
+    "other_rules_at = NULL");
+// A daemon planning by rules other than those recorded ($1: its own) says
+// so, in the server's time (each daemon's clock may differ); passed over
+// while a step holds the row (the next second's does it).
+const pg::Statement kNoteOtherRules(
+    "UPDATE planning SET other_rules_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+    "WHERE id = (SELECT id FROM planning WHERE id = 1 AND fingerprint <> $1 "
+    "FOR NO KEY UPDATE SKIP LOCKED)");
+// The sweep to the recorded rules ($1) from the first pending touchpoint
+// ($2, the lowest place), as kSavePlanning's record of a re-plan, once no
+// daemon on other rules has said so for $3 ms.
+const pg::Statement kReplanOnceOthersGone(
+    "UPDATE planning SET replanning = true, next_at = $2, due_at = $2, buyer = $2, "
+    "cadence_order = $2, step_order = $2, touchpoint = $2, run = run + 1, other_rules_at = NULL "
+    "WHERE id = 1 AND fingerprint = $1 AND other_rules_at < "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 RETURNING 1");
 const pg::Statement kSaveSweep(
     "UPDATE planning SET replanning = $1, next_at = $2, due_at = $3, buyer = $4, "
     "cadence_order = $5, step_order = $6, touchpoint = $7 WHERE id = 1");
@@ -112,8 +130,34 @@ StatusOr<PlanningState> Replan::Planning() {
     if (r.rows() == 0) return state;
     state.fingerprint = std::string(r.Text(0, 0));
     state.replanning = r.Bool(0, 1);
+    if (!r.IsNull(0, 9)) state.other_rules_seen = Millis(r.Int64(0, 9));
     return state;
   });
+}
+
+Status Replan::NotePlanningByOtherRules(std::string_view fingerprint) {
+  return session_.Atomically("say this daemon plans by other rules", [&] {
+    session_.conn().Run(kNoteOtherRules, pg::Params().Add(fingerprint));
+  });
+}
+
+StatusOr<bool> Replan::ReplanOnceOtherRulesGone(std::string_view fingerprint, Millis gone) {
+  bool restarted = false;
+  Status s = session_.Atomically("start the re-plan again", [&] {
+    // As SetPlanning(), after any step under way; but a step under way
+    // means the next look, not a wait (this runs on the daemon's loop).
+    restarted = false;
+    if (!session_.conn().Run(kTryReplanLock).Bool(0, 0)) return;
+    restarted = session_.conn()
+                    .Run(kReplanOnceOthersGone, pg::Params()
+                                                    .Add(fingerprint)
+                                                    .Add(std::int64_t{INT64_MIN})
+                                                    .Add(std::int64_t{gone.count()}))
+                    .rows() == 1;
+  });
+  if (!s.ok()) return s;
+  if (restarted) replanned_.clear();
+  return restarted;
 }
 
 Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {

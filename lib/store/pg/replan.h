@@ -34,6 +34,8 @@ class Replan {
 
   StatusOr<PlanningState> Planning();
   Status SetPlanning(std::string_view fingerprint, bool replan);
+  Status NotePlanningByOtherRules(std::string_view fingerprint);
+  StatusOr<bool> ReplanOnceOtherRulesGone(std::string_view fingerprint, Millis gone);
   StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan, std::string_view fingerprint,
                                   std::chrono::steady_clock::time_point deadline, Instant now);
 

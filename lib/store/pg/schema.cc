@@ -242,6 +242,13 @@ DO $$ BEGIN
 END $$;
 CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(id) WHERE state = 1;
 )sql",
+    // 11 -> 12: when a daemon planning by rules other than those recorded
+    // last said so (in the server's milliseconds): once none has for a
+    // while, the sweep to the recorded rules starts again, so that the
+    // purchases those daemons took are re-planned (store/pg/replan.cc).
+    R"sql(
+ALTER TABLE planning ADD COLUMN other_rules_at BIGINT;
+)sql",
 };
 constexpr int kMigrationCount = static_cast<int>(std::size(kMigrations));
 static_assert(kMigrationCount == kSchemaVersion);

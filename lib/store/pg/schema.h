@@ -10,7 +10,7 @@
 namespace tp::pgstore {
 
 // The schema version this build writes.
-inline constexpr int kSchemaVersion = 11;
+inline constexpr int kSchemaVersion = 12;
 
 // The version the database is at (0: empty). Throws pg::Error.
 int ReadVersion(pg::Connection& conn);
