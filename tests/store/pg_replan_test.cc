@@ -362,5 +362,58 @@ TEST_F(PgStoreTest, TheSweepStartsAgainOnceNoDaemonOnOtherRulesIsLeft) {
   EXPECT_FALSE(state->other_rules_seen.has_value());
 }
 
+// A re-plan that changes a purchase's tier while a firing claim holds one
+// of its rows (it fires with the old tier) waits for that claim: the step
+// ends busy, and the next one pins the old tier on the row the claim fired.
+// Before, the step went through, and the row, committed after the pin,
+// showed the new tier.
+TEST_F(PgStoreTest, ARowFiringWhileItsPurchasesTierChangesKeepsTheTierItFiredWith) {
+  rules_.Swap(MustLoad(testing::kBriefConfig));
+  auto store = MustOpen();
+  const Instant at = At("2026-11-01T10:00:00+08:00");
+  {
+    FakeClock clock(at);
+    Scheduler scheduler(*store, clock, rules_);
+    ASSERT_TRUE(scheduler.Ingest({"o1", "b1", "daily", 2, 240, at, ""}).ok());
+  }
+  ASSERT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE tier = 'novice'"), 1);
+  // A step the tier does not change (how-to-wear, novices' own, would be
+  // cancelled, and its cancel would wait for a claim of it anyway).
+  const std::int64_t row = Count("SELECT id FROM touchpoints WHERE topic = 'comfort-check'");
+  auto claim = pg::Connection::Open(db_->url(), "test");
+  claim->Exec("BEGIN");
+  claim->Exec("SELECT id FROM touchpoints WHERE id = " + std::to_string(row) +
+              " FOR NO KEY UPDATE");
+
+  std::string yaml(testing::kBriefConfig);
+  const std::string newbie = "{name: newbie, min_purchases: 2}";
+  yaml.replace(yaml.find(newbie), newbie.size(), "{name: newbie, min_purchases: 1}");
+  RulesInForce reloaded(MustLoad(yaml));
+  auto replanning = PgStore::Open(db_->url(), reloaded);
+  ASSERT_TRUE(replanning.ok()) << replanning.status().message();
+  const std::string fp = PlanningFingerprint(*reloaded);
+  ASSERT_TRUE((*replanning)->SetPlanning(fp, true).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const Instant now = at + std::chrono::hours(1);
+  auto step = (*replanning)->ReplanSome(ReplanPurchase, fp, deadline, now);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->busy);
+  EXPECT_EQ(step->buyers, 0);
+
+  // The claim fires the row, with the tier it read.
+  claim->Exec("UPDATE touchpoints SET state = 1, fire_at = " + std::to_string(sql::Ms(now)) +
+              " WHERE id = " + std::to_string(row));
+  claim->Exec("COMMIT");
+  step = (*replanning)->ReplanSome(ReplanPurchase, fp, deadline, now);
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM purchases WHERE tier = 'newbie'"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints t JOIN purchases p ON p.id = t.purchase "
+                  "WHERE t.id = " +
+                  std::to_string(row) + " AND COALESCE(t.tier, p.tier) = 'novice'"),
+            1);
+}
+
 }  // namespace
 }  // namespace tp

@@ -71,6 +71,15 @@ const pg::Statement kPinTiers(
     "UPDATE touchpoints t SET tier = p.tier FROM purchases p, unnest($1::text[], $2::bigint[], "
     "$3::bigint[]) AS u(tier, buyer, purchase) WHERE p.id = u.purchase AND p.tier <> u.tier AND "
     "t.buyer = u.buyer AND t.purchase = u.purchase AND t.state IN (1, 5) AND t.tier IS NULL");
+// Before the pin: the pending rows of the purchases whose tier changes,
+// held (the step's 50 ms at most, then it ends busy). A row a firing claim
+// holds fires with the old tier; unheld, it would commit after the pin,
+// unpinned, and show the new tier (a fired row keeps the tier it fired
+// with: the outcomes report counts it there).
+const pg::Statement kHoldRetiered(
+    "SELECT t.id FROM touchpoints t JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS "
+    "u(tier, buyer, purchase) ON t.buyer = u.buyer AND t.purchase = u.purchase JOIN purchases p "
+    "ON p.id = u.purchase WHERE p.tier <> u.tier AND t.state = 0 FOR NO KEY UPDATE OF t");
 const pg::Statement kPurchaseTiers(
     "UPDATE purchases p SET tier = u.tier FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
     "AS u(tier, buyer, purchase) WHERE p.id = u.purchase AND p.tier <> u.tier AND "
@@ -276,6 +285,7 @@ bool Replan::ReplanBuyers(const PurchaseReplanner& replan, const std::vector<std
   if (!w.tier.empty()) {
     pg::Params args;
     args.AddArray(w.tier).AddArray(w.tier_buyer).AddArray(w.tier_purchase);
+    c.Run(kHoldRetiered, args);
     c.Run(kPinTiers, args);
     c.Run(kPurchaseTiers, args);
   }
