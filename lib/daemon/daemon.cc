@@ -342,6 +342,14 @@ struct Daemon::Impl {
     });
   }
 
+  // The loop has run out once the stop's last requests were answered, the
+  // purchases queued at the stop written: a daemon on other planning
+  // rules than the recorded ones says so after them (Replanner). The parts
+  // go after this, in the reverse of their order below.
+  ~Impl() {
+    if (stopping) replanner.NoteOtherRulesOnceMore();
+  }
+
   void Stop() {
     if (stopping) return;
     stopping = true;

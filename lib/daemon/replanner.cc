@@ -123,6 +123,10 @@ void Replanner::Stop() {
   check_.cancel();
 }
 
+void Replanner::NoteOtherRulesOnceMore() {
+  if (on_other_rules_) (void)store_.NotePlanningByOtherRules(fingerprint_);
+}
+
 void Replanner::Follow() {
   follow_.expires_after(follow_every_);
   follow_.async_wait([this](const boost::system::error_code& ec) {

@@ -121,6 +121,12 @@ class Replanner {
   // Stops after the step in progress (the daemon is stopping); the next
   // start resumes.
   void Stop();
+  // After a stop, once the purchases the daemon was writing are written:
+  // if its last look found other rules recorded than its own, says so
+  // once more, so that the others re-plan kOtherRulesGone after its last
+  // purchase by them, not after its last look (the writes queued at the
+  // stop may take seconds, each waiting for its buyers' turns).
+  void NoteOtherRulesOnceMore();
   // What held a step may have ended: the step goes now, not a second
   // later.
   void Wake();

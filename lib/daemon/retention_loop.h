@@ -1,6 +1,6 @@
 // Retention (docs/config.md, `retention`): finished touchpoints older than
 // the retention are deleted with their history, in a pass over the
-// touchpoints table every 10 minutes, in steps of 2,000 row ids with a
+// touchpoints table every 10 minutes, in steps of 2,000 rows with a
 // 10 ms pause between them (a few ms of work each; the first steps read
 // which touchpoints are still queued, 100,000 messages each), so the loop
 // never stalls on it. A reload may turn retention on or off, or change it.

@@ -1,6 +1,6 @@
 // Which touchpoints still have a queue message enqueued before a retention
-// pass's cutoff, for both stores' retention: read once a pass, a range of
-// message ids a step, so that no step holds the daemon's loop long however
+// pass's cutoff, for both stores' retention: read once a pass, kRange
+// messages a step, so that no step holds the daemon's loop long however
 // many messages wait (neither store keeps an index on the messages'
 // touchpoints: a lease would write it), by a number of messages, not of
 // ids, so that a read costs the messages there are, not every id ever

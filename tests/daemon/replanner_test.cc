@@ -390,16 +390,22 @@ TEST_F(ReplannerTest, PurchasesPlannedByOtherRulesAreReplannedOnceNoDaemonOnThem
   store_.replanning = false;
   replanner_.FollowOthers(std::chrono::milliseconds(20));
   replanner_.Start("fp1");
+  replanner_.NoteOtherRulesOnceMore();  // at a stop: the recorded rules are its own
+  EXPECT_EQ(store_.notes, 0);
   store_.fingerprint = "fp2";  // another daemon started on other rules
   RunFor(std::chrono::milliseconds(100));
   EXPECT_GE(store_.notes, 2);
   EXPECT_FALSE(replanner_.running());
   EXPECT_TRUE(store_.asked.empty());
+  // And once more at a stop, after the purchases it was writing.
+  int notes = store_.notes;
+  replanner_.NoteOtherRulesOnceMore();
+  EXPECT_EQ(store_.notes, notes + 1);
 
   // Recorded again by a daemon on this one's rules; one on others said so
   // a second ago: not yet.
   store_.fingerprint = "fp1";
-  const int notes = store_.notes;
+  notes = store_.notes;
   store_.other_rules_seen = std::chrono::seconds(1);
   RunFor(std::chrono::milliseconds(100));
   EXPECT_EQ(store_.notes, notes);
@@ -411,6 +417,8 @@ TEST_F(ReplannerTest, PurchasesPlannedByOtherRulesAreReplannedOnceNoDaemonOnThem
   EXPECT_THAT(store_.asked, ::testing::ElementsAre("replan once others gone", "step"));
   EXPECT_THAT(runs_, ::testing::ElementsAre(1u));
   EXPECT_FALSE(replanner_.running());
+  replanner_.NoteOtherRulesOnceMore();
+  EXPECT_EQ(store_.notes, notes);
 }
 
 // On a thread, the loop goes on while a step waits on the server; the

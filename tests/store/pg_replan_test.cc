@@ -415,5 +415,31 @@ TEST_F(PgStoreTest, ARowFiringWhileItsPurchasesTierChangesKeepsTheTierItFiredWit
             1);
 }
 
+// A note of other rules holds the planning row until it commits, without
+// the re-plan's lock: a step saving its place waits for it rather than
+// failing at the step's 50 ms lock wait (a commit to a synchronous standby
+// can take longer).
+TEST_F(PgStoreTest, AStepSavingItsPlaceWaitsForANoteOfOtherRules) {
+  auto store = MustOpen();
+  const Instant at = At("2026-12-04T10:00:00Z");
+  Buy(*store, 4, at);
+  const std::string fp = PlanningFingerprint(*rules_);
+  ASSERT_TRUE(store->SetPlanning(fp, true).ok());
+  auto note = pg::Connection::Open(db_->url(), "test");
+  note->Exec("BEGIN");
+  note->Exec("UPDATE planning SET other_rules_at = 0 WHERE id = 1");
+  StatusOr<ReplanStep> step = Status::Error("not run");
+  std::thread replan([&] {
+    step = store->ReplanSome(ReplanPurchase, fp,
+                             std::chrono::steady_clock::now() + std::chrono::seconds(30), at);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  note->Exec("COMMIT");
+  replan.join();
+  ASSERT_TRUE(step.ok()) << step.status().message();
+  EXPECT_TRUE(step->done);
+  EXPECT_EQ(step->buyers, 4);
+}
+
 }  // namespace
 }  // namespace tp

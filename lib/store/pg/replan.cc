@@ -50,11 +50,13 @@ const pg::Statement kNoteOtherRules(
 // The sweep to the recorded rules ($1) from the first pending touchpoint
 // ($2, the lowest place), as kSavePlanning's record of a re-plan, once no
 // daemon on other rules has said so for $3 ms.
+// Passed over while a note holds the row: a daemon on other rules is there.
 const pg::Statement kReplanOnceOthersGone(
     "UPDATE planning SET replanning = true, next_at = $2, due_at = $2, buyer = $2, "
     "cadence_order = $2, step_order = $2, touchpoint = $2, run = run + 1, other_rules_at = NULL "
-    "WHERE id = 1 AND fingerprint = $1 AND other_rules_at < "
-    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 RETURNING 1");
+    "WHERE id = (SELECT id FROM planning WHERE id = 1 AND fingerprint = $1 AND other_rules_at < "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 FOR NO KEY UPDATE SKIP LOCKED) "
+    "RETURNING 1");
 const pg::Statement kSaveSweep(
     "UPDATE planning SET replanning = $1, next_at = $2, due_at = $3, buyer = $4, "
     "cadence_order = $5, step_order = $6, touchpoint = $7 WHERE id = 1");
@@ -476,6 +478,10 @@ StatusOr<ReplanStep> Replan::ReplanSome(const PurchaseReplanner& replan,
           .Add(sweep.step_order)
           .Add(sweep.id);
     }
+    // The planning row may be held by another daemon's note of other rules
+    // (NotePlanningByOtherRules, which takes no advisory lock), for as long
+    // as its commit takes: waited for, not taken for a failed step.
+    c.Exec("SET LOCAL lock_timeout TO DEFAULT");
     c.Run(kSaveSweep, p);
   });
   if (!s.ok()) {
