@@ -157,14 +157,13 @@ StatusOr<bool> Replan::ReplanOnceOtherRulesGone(std::string_view fingerprint, Mi
   Status s = session_.Atomically("start the re-plan again", [&] {
     // As SetPlanning(), after any step under way; but a step under way
     // means the next look, not a wait (this runs on the daemon's loop).
-    restarted = false;
-    if (!session_.conn().Run(kTryReplanLock).Bool(0, 0)) return;
-    restarted = session_.conn()
-                    .Run(kReplanOnceOthersGone, pg::Params()
-                                                    .Add(fingerprint)
-                                                    .Add(std::int64_t{INT64_MIN})
-                                                    .Add(std::int64_t{gone.count()}))
-                    .rows() == 1;
+    const bool turn = session_.conn().Run(kTryReplanLock).Bool(0, 0);
+    restarted = turn && session_.conn()
+                                .Run(kReplanOnceOthersGone, pg::Params()
+                                                                .Add(fingerprint)
+                                                                .Add(std::int64_t{INT64_MIN})
+                                                                .Add(std::int64_t{gone.count()}))
+                                .rows() == 1;
   });
   if (!s.ok()) return s;
   if (restarted) replanned_.clear();
