@@ -56,9 +56,10 @@ StatusOr<PruneResult> RetentionTables::PruneFinished(Instant cutoff, std::int64_
     end.bind(1, after);
     end.bind(2, std::max<std::int64_t>(span, 1) - 1);
     end.executeStep();
-    const std::int64_t last = end.getColumn(1).getInt64();
-    result.done = end.getColumn(0).isNull() || end.getColumn(0).getInt64() >= last;
-    result.next = end.getColumn(0).isNull() ? std::max(after, last) : end.getColumn(0).getInt64();
+    EndSpan(result, after,
+            end.getColumn(0).isNull() ? std::nullopt
+                                      : std::optional<std::int64_t>(end.getColumn(0).getInt64()),
+            end.getColumn(1).getInt64());
     // Finished (fired, cancelled, suppressed, skipped; never dead) and due
     // and fired before the cutoff, with nothing left to deliver.
     SQLite::Statement find(

@@ -1,12 +1,14 @@
 // What the retention loop needs from storage: deleting finished touchpoints
 // past `retention` (docs/config.md), a bounded span at a time. SqliteStore
-// implements it.
+// and PgStore implement it.
 //
 // Threading: called on the thread that owns the store. Errors: a Status; a
 // failed step deletes nothing.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "core/status.h"
 #include "core/time.h"
@@ -19,6 +21,15 @@ struct PruneResult {
   std::int64_t next = 0;     // where the next step starts
   bool done = false;         // the step reached the end of the table
 };
+
+// Where a step over the `span` rows after row id `after` ends, for both
+// stores: `spanth`, the id of the span-th of them (none if fewer are
+// left), and `last`, the table's last id (0 if it is empty).
+inline void EndSpan(PruneResult& result, std::int64_t after, std::optional<std::int64_t> spanth,
+                    std::int64_t last) {
+  result.done = !spanth || *spanth >= last;
+  result.next = spanth ? *spanth : std::max(after, last);
+}
 
 class RetentionStore {
  public:

@@ -40,10 +40,10 @@ json AwaitReplan(DaemonProcess& d, Pred pred,
   return replan;
 }
 
-// The outbox's messages at the first lease that has any (within 5 s).
-json LeaseOnceAny(DaemonProcess& d) {
+// The outbox's messages at the first lease that has any (within `within`).
+json LeaseOnceAny(DaemonProcess& d, std::chrono::milliseconds within = std::chrono::seconds(5)) {
   json messages = json::array();
-  for (int i = 0; i < 100 && messages.empty(); ++i) {
+  for (auto i = within / 50; i.count() > 0 && messages.empty(); --i) {
     messages = d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -171,16 +171,7 @@ TEST_F(PostgresDaemonTest, APurchaseTakenByADaemonOnOldRulesIsReplannedOnceItIsG
   b.Signal(SIGTERM);
   ASSERT_TRUE(b.WaitFor(std::chrono::seconds(30)).has_value()) << b.log();
 
-  const json messages = [&] {
-    json got = json::array();
-    Eventually(
-        [&] {
-          got = a.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}}).second["messages"];
-          return !got.empty();
-        },
-        std::chrono::seconds(25));
-    return got;
-  }();
+  const json messages = LeaseOnceAny(a, std::chrono::seconds(25));
   ASSERT_EQ(messages.size(), 1u) << messages << "\n" << a.log();
   EXPECT_EQ(messages[0]["event"]["data"]["topic"], "new") << messages;
   EXPECT_THAT(a.log(), ::testing::HasSubstr("purchases were planned by a daemon on other rules"));

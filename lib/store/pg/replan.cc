@@ -49,8 +49,8 @@ const pg::Statement kNoteOtherRules(
     "FOR NO KEY UPDATE SKIP LOCKED)");
 // The sweep to the recorded rules ($1) from the first pending touchpoint
 // ($2, the lowest place), as kSavePlanning's record of a re-plan, once no
-// daemon on other rules has said so for $3 ms.
-// Passed over while a note holds the row: a daemon on other rules is there.
+// daemon on other rules has said so for $3 ms; passed over while a note
+// holds the row (a daemon on other rules is there).
 const pg::Statement kReplanOnceOthersGone(
     "UPDATE planning SET replanning = true, next_at = $2, due_at = $2, buyer = $2, "
     "cadence_order = $2, step_order = $2, touchpoint = $2, run = run + 1, other_rules_at = NULL "

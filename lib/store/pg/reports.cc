@@ -156,9 +156,9 @@ StatusOr<PruneResult> Reports::PruneFinished(Instant cutoff, std::int64_t after,
       return;
     }
     pg::Result end = c.Run(kSpanEnd, pg::Params().Add(after).Add(std::max<std::int64_t>(span, 1)));
-    const std::int64_t last = end.Int64(0, 1);
-    result.done = end.IsNull(0, 0) || end.Int64(0, 0) >= last;
-    result.next = end.IsNull(0, 0) ? std::max(after, last) : end.Int64(0, 0);
+    EndSpan(result, after,
+            end.IsNull(0, 0) ? std::nullopt : std::optional<std::int64_t>(end.Int64(0, 0)),
+            end.Int64(0, 1));
     const std::span<const std::int64_t> queued = queued_.Between(after, result.next);
     pg::Result r =
         c.Run(kPrune, pg::Params()
