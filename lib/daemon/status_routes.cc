@@ -9,6 +9,7 @@
 #include <fstream>
 #include <optional>
 
+#include "api/auth.h"
 #include "api/http_json.h"
 #include "ops/metrics.h"
 
@@ -17,10 +18,22 @@ namespace tp {
 namespace asio = boost::asio;
 using json = api::Json;
 
+namespace {
+
+// What /healthz leaves out for a request without the API's token when
+// `auth` is on: every free-text field, since errors and reasons name
+// internal hosts, ports, paths and statements. The states and counts stay,
+// for a load balancer's or a monitor's probe.
+constexpr const char* kWithheld =
+    "the config's path, errors and reasons: send the API's bearer token for them";
+
+}  // namespace
+
 void StatusRoutes::AddTo(api::Router& router) {
   router.Add("GET", "/healthz",
-             [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
-               respond(Health());
+             [this](const HttpRequest& req, const api::RouteParams&, HttpRespond respond) {
+               const auto& tokens = parts_.rules->auth_tokens;
+               respond(Health(tokens.empty() || BearerAuthorized(req.authorization, tokens)));
              });
   router.Add("GET", "/metrics",
              [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
@@ -32,18 +45,17 @@ void StatusRoutes::AddTo(api::Router& router) {
              });
 }
 
-HttpResponse StatusRoutes::Health() const {
+HttpResponse StatusRoutes::Health(bool details) const {
   json sinks = json::array();
   for (const SinkHealth& h : parts_.dispatcher.Health()) {
     json item = {{"name", h.name}, {"state", h.state}};
     if (h.consecutive_failures > 0) item["consecutive_failures"] = h.consecutive_failures;
-    if (!h.last_error.empty()) item["last_error"] = h.last_error;
+    if (details && !h.last_error.empty()) item["last_error"] = h.last_error;
     sinks.push_back(std::move(item));
   }
   const Reloader::State& config = parts_.reloader.state();
-  json cfg = {{"path", parts_.options.config_path},
-              {"sha256", config.sha256},
-              {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
+  json cfg = {{"sha256", config.sha256}, {"loaded_at", FormatRfc3339(config.loaded_at, UtcZone())}};
+  if (details) cfg["path"] = parts_.options.config_path;
   if (const Replanner::Progress& p = parts_.replanner.progress(); p.started_at) {
     json replan = {{"state", p.running ? "running" : "done"},
                    {"started_at", FormatRfc3339(*p.started_at, UtcZone())},
@@ -53,36 +65,35 @@ HttpResponse StatusRoutes::Health() const {
                    {"cancelled", p.counts.cancelled},
                    {"updated", p.counts.updated}};
     if (p.finished_at) replan["finished_at"] = FormatRfc3339(*p.finished_at, UtcZone());
-    if (p.failures > 0) {
-      replan["failures"] = p.failures;
-      replan["last_error"] = p.last_error;
-    }
+    if (p.failures > 0) replan["failures"] = p.failures;
+    if (details && p.failures > 0) replan["last_error"] = p.last_error;
     cfg["replan"] = std::move(replan);
   }
   const bool replan_failing = parts_.replanner.progress().failures >= Replanner::kFailuresDegrade;
   if (config.last_reload_at) {
     json last = {{"at", FormatRfc3339(*config.last_reload_at, UtcZone())},
                  {"ok", config.errors.empty()}};
-    if (!config.errors.empty()) last["errors"] = config.errors;
+    if (details && !config.errors.empty()) last["errors"] = config.errors;
     cfg["last_reload"] = std::move(last);
   }
   json storage = parts_.storage.Health();
+  if (!details) storage.erase("reason");
   const FiringHealth fire = parts_.firing.Health();
   json firing = {{"state", fire.consecutive_failures == 0 ? "ok" : "failing"}};
-  if (fire.consecutive_failures > 0) {
-    firing["consecutive_failures"] = fire.consecutive_failures;
-    firing["last_error"] = fire.last_error;
-  }
+  if (fire.consecutive_failures > 0) firing["consecutive_failures"] = fire.consecutive_failures;
+  if (details && fire.consecutive_failures > 0) firing["last_error"] = fire.last_error;
   // Still 200: the daemon runs on its last good rules, and serves leases
   // and acks when short of space. "degraded" tells a person (and an alert
   // on /metrics) that something needs them.
   const bool degraded = !config.errors.empty() || parts_.storage.paused() || replan_failing ||
                         fire.consecutive_failures >= kFiringFailuresDegrade;
-  return api::JsonResponse(200, {{"status", degraded ? "degraded" : "ok"},
-                                 {"config", std::move(cfg)},
-                                 {"storage", std::move(storage)},
-                                 {"firing", std::move(firing)},
-                                 {"sinks", std::move(sinks)}});
+  json health = {{"status", degraded ? "degraded" : "ok"},
+                 {"config", std::move(cfg)},
+                 {"storage", std::move(storage)},
+                 {"firing", std::move(firing)},
+                 {"sinks", std::move(sinks)}};
+  if (!details) health["withheld"] = kWithheld;
+  return api::JsonResponse(200, health);
 }
 
 // The store-backed gauges are counted on a store reader's thread (a

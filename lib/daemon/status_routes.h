@@ -60,8 +60,9 @@ class StatusRoutes {
 
  private:
   // "degraded" while the last reload failed, the database has no room (or
-  // does not answer), or the re-plan keeps failing; always 200.
-  HttpResponse Health() const;
+  // does not answer), or the re-plan keeps failing; always 200. Without
+  // `details` (auth on, no valid token): states and counts only.
+  HttpResponse Health(bool details) const;
   // The days GET /v1/status counts, under which rules.
   struct StatusKey {
     std::shared_ptr<const Rules> rules;

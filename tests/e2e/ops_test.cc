@@ -326,59 +326,6 @@ TEST_F(OpsTest, UnderTheJournalLinesCarryPrioritiesAndNoTimestamps) {
   EXPECT_GE(error, 2);  // the error and the summary
 }
 
-TEST_F(OpsTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
-  const std::string first = "tok-0123456789abcdef", second = "tok-fedcba9876543210";
-  testing::WriteFile(Path("api.token"), "# rotation: both work\n" + first + "\n" + second + "\n");
-  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + OpsConfig(kStepsBefore));
-  ASSERT_TRUE(d.Start());
-
-  auto call = [&](const std::string& target, const std::string& token) {
-    auto client = HttpClient::Create(d.url());
-    EXPECT_TRUE(client.ok());
-    (*client)->set_bearer_token(token);
-    auto r = (*client)->Request("GET", target);
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : HttpResult{};
-  };
-  EXPECT_EQ(call("/healthz", "").status, 200);
-  const HttpResult none = call("/v1/buyers/lin", "");
-  EXPECT_EQ(none.status, 401);
-  EXPECT_THAT(none.body, HasSubstr("needs an Authorization: Bearer token"));
-  EXPECT_EQ(call("/v1/buyers/lin", "tok-0123456789abcdeX").status, 401);
-  EXPECT_EQ(call("/v1/no-such-endpoint", "wrong").status, 401);  // nothing to probe
-  EXPECT_EQ(call("/v1/buyers/lin", first).status, 404);          // in: an unknown buyer
-  EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
-
-  // touchpointctl: --token-file, or TOUCHPOINT_TOKEN.
-  auto refused = testing::Ctl({"buyer", "--url", d.url(), "lin"});
-  EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_THAT(refused.err, HasSubstr("needs an API token; pass --token-file FILE"));
-  auto with_file =
-      testing::Ctl({"buyer", "--url", d.url(), "--token-file", Path("api.token"), "lin"});
-  EXPECT_THAT(with_file.err, HasSubstr("unknown buyer 'lin'"));
-  ::setenv("TOUCHPOINT_TOKEN", second.c_str(), 1);
-  auto with_env = testing::Ctl({"dead-letters", "list", "--url", d.url()});
-  ::unsetenv("TOUCHPOINT_TOKEN");
-  EXPECT_EQ(with_env.exit_code, 0) << with_env.err;
-  EXPECT_THAT(with_env.out, HasSubstr("0 dead letters"));
-
-  // The rotation ends: the first token is dropped and the daemon reloaded.
-  testing::WriteFile(Path("api.token"), second + "\n");
-  d.Signal(SIGHUP);
-  ASSERT_TRUE(WaitForLog("reloaded "));
-  EXPECT_EQ(call("/v1/buyers/lin", first).status, 401);
-  EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
-}
-
-TEST_F(OpsTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
-  testing::WriteFile(Path("api.token"), "hunter2\n");
-  DaemonProcess& d = Make("auth: {token_file: api.token}\n" + OpsConfig(kStepsBefore));
-  EXPECT_FALSE(d.Start());
-  EXPECT_EQ(d.Wait(), 78);
-  EXPECT_THAT(d.log(), HasSubstr("line 1 is not a token (at least 16 printable characters"));
-  EXPECT_THAT(d.log(), Not(HasSubstr("hunter2")));
-}
-
 // The value of the sample `series` (name and labels as printed), or -1.
 using testing::Sample;
 

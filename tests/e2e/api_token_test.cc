@@ -1,0 +1,183 @@
+// End-to-end: the API's bearer tokens (`auth`), on a real daemon over real
+// HTTP, with touchpointctl; and what /healthz, which needs no token, leaves
+// out without one.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "child_process.h"
+#include "core/clock.h"
+#include "daemon_process.h"
+#include "run_ctl.h"
+#include "temp_dir.h"
+#include "test_config.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+using testing::DaemonProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ApiTokenTest : public ::testing::Test {
+ protected:
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+
+  // One step due a second after a purchase, to `sinks` (the queue
+  // "outbox" by default).
+  static std::string Config(const std::string& sinks = "") {
+    testing::TestConfig config;
+    config.Top("auth: {token_file: api.token}").Step("1s", "soon");
+    if (!sinks.empty()) config.Sinks(sinks);
+    return config.Yaml();
+  }
+
+  DaemonProcess& Make(std::string_view config) {
+    testing::WriteFile(Path("touchpoint.yaml"), config);
+    daemon_ =
+        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
+    return *daemon_;
+  }
+
+  // Waits until the log holds `text` (20 s at most).
+  bool WaitForLog(const std::string& text) {
+    for (int i = 0; i < 2000; ++i) {
+      if (daemon_->log().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "no '" << text << "' in:\n" << daemon_->log();
+    return false;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+};
+
+TEST_F(ApiTokenTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
+  const std::string first = "tok-0123456789abcdef", second = "tok-fedcba9876543210";
+  testing::WriteFile(Path("api.token"), "# rotation: both work\n" + first + "\n" + second + "\n");
+  DaemonProcess& d = Make(Config());
+  ASSERT_TRUE(d.Start());
+
+  auto call = [&](const std::string& target, const std::string& token) {
+    auto client = HttpClient::Create(d.url());
+    EXPECT_TRUE(client.ok());
+    (*client)->set_bearer_token(token);
+    auto r = (*client)->Request("GET", target);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : HttpResult{};
+  };
+  EXPECT_EQ(call("/healthz", "").status, 200);
+  const HttpResult none = call("/v1/buyers/lin", "");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_THAT(none.body, HasSubstr("needs an Authorization: Bearer token"));
+  EXPECT_EQ(call("/v1/buyers/lin", "tok-0123456789abcdeX").status, 401);
+  EXPECT_EQ(call("/v1/no-such-endpoint", "wrong").status, 401);  // nothing to probe
+  EXPECT_EQ(call("/v1/buyers/lin", first).status, 404);          // in: an unknown buyer
+  EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
+
+  // touchpointctl: --token-file, or TOUCHPOINT_TOKEN.
+  auto refused = testing::Ctl({"buyer", "--url", d.url(), "lin"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("needs an API token; pass --token-file FILE"));
+  auto with_file =
+      testing::Ctl({"buyer", "--url", d.url(), "--token-file", Path("api.token"), "lin"});
+  EXPECT_THAT(with_file.err, HasSubstr("unknown buyer 'lin'"));
+  ::setenv("TOUCHPOINT_TOKEN", second.c_str(), 1);
+  auto with_env = testing::Ctl({"dead-letters", "list", "--url", d.url()});
+  ::unsetenv("TOUCHPOINT_TOKEN");
+  EXPECT_EQ(with_env.exit_code, 0) << with_env.err;
+  EXPECT_THAT(with_env.out, HasSubstr("0 dead letters"));
+
+  // The rotation ends: the first token is dropped and the daemon reloaded.
+  testing::WriteFile(Path("api.token"), second + "\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reloaded "));
+  EXPECT_EQ(call("/v1/buyers/lin", first).status, 401);
+  EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
+}
+
+TEST_F(ApiTokenTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
+  testing::WriteFile(Path("api.token"), "hunter2\n");
+  DaemonProcess& d = Make(Config());
+  EXPECT_FALSE(d.Start());
+  EXPECT_EQ(d.Wait(), 78);
+  EXPECT_THAT(d.log(), HasSubstr("line 1 is not a token (at least 16 printable characters"));
+  EXPECT_THAT(d.log(), Not(HasSubstr("hunter2")));
+}
+
+// /healthz stays open (load balancers and monitors probe it without a
+// token), but with `auth` on it names no path, host or error to a request
+// without a valid token: a failing webhook's error names its host and
+// port, a failed reload's errors quote the file, a database's reason names
+// its server. The states and counts stay.
+TEST_F(ApiTokenTest, HealthzWithholdsPathsAndErrorsWithoutTheToken) {
+  const std::string token = "tok-0123456789abcdef";
+  testing::WriteFile(Path("api.token"), token + "\n");
+  testing::WriteFile(Path("crm.secret"), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n");
+  const std::string hook =
+      "127.0.0.1:" + std::to_string(testing::PortForLater());  // nobody listens
+  DaemonProcess& d = Make(Config("  - {name: crm, type: webhook, url: \"http://" + hook +
+                                 "/hook\", secret_file: crm.secret, retry: {initial: 1s}}\n"));
+  ASSERT_TRUE(d.Start());
+  auto health = [&](const std::string& bearer) {
+    auto client = HttpClient::Create(d.url());
+    EXPECT_TRUE(client.ok());
+    (*client)->set_bearer_token(bearer);
+    auto r = (*client)->Request("GET", "/healthz");
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r.ok() ? r->status : 0, 200);
+    return r.ok() ? r->body : std::string();
+  };
+  const std::string bought =
+      FormatRfc3339(SystemClock().Now() - std::chrono::minutes(1), UtcZone());
+  d.http().set_bearer_token(token);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases",
+                   {{"order_id", "o1"},
+                    {"buyer_id", "lin"},
+                    {"product", "daily"},
+                    {"quantity", 1},
+                    {"amount", 20},
+                    {"purchased_at", bought}})
+                .first,
+            200);
+  // The step fires at once; its delivery fails.
+  json full;
+  for (int i = 0; i < 2000; ++i) {
+    full = json::parse(health(token));
+    if (full["sinks"][0].contains("last_error")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_THAT(full["sinks"][0].value("last_error", ""), HasSubstr(hook)) << full;
+  testing::WriteFile(Path("touchpoint.yaml"), "version: 1\ntimezone: Mars/Olympus\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForLog("reload failed"));
+
+  full = json::parse(health(token));
+  EXPECT_EQ(full["status"], "degraded");
+  EXPECT_EQ(full["config"]["path"], Path("touchpoint.yaml"));
+  EXPECT_FALSE(full["config"]["last_reload"]["errors"].empty()) << full;
+  EXPECT_FALSE(full.contains("withheld"));
+
+  for (const std::string& bearer : {std::string(), std::string("tok-not-the-right-one")}) {
+    const std::string body = health(bearer);
+    EXPECT_THAT(body, Not(HasSubstr(dir_.path()))) << body;
+    EXPECT_THAT(body, Not(HasSubstr(hook))) << body;
+    EXPECT_THAT(body, Not(HasSubstr("Mars"))) << body;
+    const json shown = json::parse(body);
+    EXPECT_EQ(shown["status"], "degraded");
+    EXPECT_EQ(shown["config"]["sha256"], full["config"]["sha256"]);
+    EXPECT_EQ(shown["config"]["last_reload"]["ok"], false);
+    EXPECT_FALSE(shown["config"]["last_reload"].contains("errors"));
+    EXPECT_EQ(shown["sinks"][0]["name"], "crm");
+    EXPECT_EQ(shown["sinks"][0]["state"], full["sinks"][0]["state"]);
+    EXPECT_FALSE(shown["sinks"][0].contains("last_error"));
+    EXPECT_THAT(shown.value("withheld", ""), HasSubstr("bearer token"));
+  }
+}
+
+}  // namespace
+}  // namespace tp
