@@ -78,6 +78,15 @@ void Dispatcher::Impl::Flush() {
   results.resize(kept);
   result_workers.resize(kept);
   if (kept > 0) StoreFailed(s);
+  if (kept > 0 && stopping && ++stop_flush_failures >= kStopFlushTries) {
+    spdlog::error(
+        "stopping: {} of deliveries not recorded ({}): their events are sent again by the "
+        "daemon that claims them next, or at the next start",
+        Plural(static_cast<long long>(kept), "result"), s.message());
+    results.clear();
+    result_workers.clear();
+    return;
+  }
   if (kept > 0 && !retry_armed) {
     spdlog::error("recording {} of deliveries: {}; retrying in 1s",
                   Plural(static_cast<long long>(kept), "result"), s.message());

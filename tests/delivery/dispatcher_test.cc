@@ -14,6 +14,7 @@
 #include "core/text.h"
 #include "delivery/dispatcher_fixture.h"
 #include "delivery/fake_outbox.h"
+#include "delivery/worker.h"
 #include "harness.h"
 
 namespace tp {
@@ -179,6 +180,27 @@ TEST_F(DispatcherTest, AResultTheStoreRefusesHoldsUpOnlyItself) {
   ASSERT_TRUE(RunUntil([&] { return outbox_.recorded() == 3; }));  // within kStoreRetry
   EXPECT_EQ(outbox_.Find(2), nullptr);
   EXPECT_EQ(bodies_.size(), 3u);
+}
+
+// Stopping with results the store cannot take (the server away, a full
+// disk): they are tried a few times, then given up, and the dispatcher
+// leaves the loop (before, it tried every second for as long as the store
+// stayed away, so the daemon's loop never ran out and systemd killed it).
+TEST_F(DispatcherTest, AStopGivesUpResultsTheStoreCannotTake) {
+  auto d = Make("{initial: 10s, max_delay: 1h, max_attempts: 5}");
+  outbox_.record_fail = Status::Unavailable("the database is away");
+  outbox_.Add(1, "crm", clock_.Now());
+  d->Wake();
+  ASSERT_TRUE(RunUntil([&] { return outbox_.record_calls >= 1; }));
+  d->Stop();
+  io_.restart();
+  io_.run_for(kStoreRetry * (kStopFlushTries + 1));
+  const int calls = outbox_.record_calls;
+  EXPECT_GE(calls, kStopFlushTries);
+  io_.restart();
+  io_.run_for(kStoreRetry * 2);
+  EXPECT_EQ(outbox_.record_calls, calls);
+  EXPECT_EQ(bodies_.size(), 1u);
 }
 
 }  // namespace

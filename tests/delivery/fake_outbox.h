@@ -90,6 +90,8 @@ class FakeOutbox final : public OutboxStore {
     return next;
   }
   Status RecordDeliveries(std::span<const DeliveryResult> results) override {
+    ++record_calls;
+    if (!record_fail.ok()) return record_fail;
     // All or nothing, as a transaction: a result it refuses refuses the call.
     for (const DeliveryResult& r : results) {
       if (r.id == refuse) return Status::Error("delivery " + std::to_string(r.id) + " refused");
@@ -195,6 +197,9 @@ class FakeOutbox final : public OutboxStore {
   // A delivery whose results RecordDeliveries() refuses (not as a store
   // that is away: as one that cannot take that row), or 0.
   std::int64_t refuse = 0;
+  // Not ok: what RecordDeliveries() returns; and how often it was called.
+  Status record_fail = Status::Ok();
+  int record_calls = 0;
   // The sinks LetGoOfSink() was called for, in turn.
   std::vector<std::string> let_go;
   // How many of the next LetGoOfSink() calls fail, and how.
