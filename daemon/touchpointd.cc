@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "daemon/daemon.h"
 #include "ops/logging.h"
+#include "ops/open_files.h"
 #include "pg/url.h"
 
 namespace {
@@ -56,6 +57,10 @@ int main(int argc, char** argv) {
   const std::string level = log_level.empty() ? loaded.rules->log_level : log_level;
   if (level == "trace" || level == "debug") (void)tp::SetLogLevel(level);
 
+  const tp::OpenFileLimit files = tp::RaiseOpenFileLimit();
+  if (files.now != files.before) {
+    spdlog::debug("open files: raised the soft limit from {} to {}", files.before, files.now);
+  }
   boost::asio::io_context io(1);
   tp::SystemClock clock;
   auto daemon = tp::Daemon::Start(io, loaded.rules, options, clock);

@@ -71,17 +71,25 @@ IngestBatcher::IngestBatcher(asio::io_context& io, Store& store, const Clock& cl
 IngestBatcher::~IngestBatcher() = default;
 
 Status IngestBatcher::UseThread(const OpenStore& open, std::size_t group_items,
-                                std::size_t max_waiting) {
+                                std::size_t max_waiting, std::size_t max_requests) {
   auto thread = Thread::Open(rules_, clock_, open);
   if (!thread.ok()) return thread.status();
   thread_ = std::move(*thread);
   group_items_ = group_items;
   max_waiting_ = max_waiting;
+  max_requests_ = max_requests;
   return Status::Ok();
 }
 
 std::optional<HttpResponse> IngestBatcher::TooManyWaiting(std::size_t n, const char* what) const {
-  if (!thread_ || waiting_items_ == 0 || waiting_items_ + n <= max_waiting_) return std::nullopt;
+  if (thread_ && waiting_requests_ >= max_requests_) {
+    return api::Unavailable(std::string(what) +
+                            " cannot be taken now: " + std::to_string(waiting_requests_) +
+                            " requests wait to be written (the database is slow to answer)");
+  }
+  if (!thread_ || n == 0 || waiting_items_ == 0 || waiting_items_ + n <= max_waiting_) {
+    return std::nullopt;
+  }
   return api::Unavailable(std::string(what) +
                           " cannot be taken now: " + std::to_string(waiting_items_) +
                           " purchases, events and opt changes wait to be written (the database is "
@@ -110,11 +118,16 @@ void IngestBatcher::Submit(std::vector<EngagementEvent> items, HttpRespond respo
 }
 
 void IngestBatcher::Submit(OptChange change, HttpRespond respond) {
+  const char* what = change.opt_out ? "an opt-out" : "an opt-in";
+  if (auto full = TooManyWaiting(0, what)) return respond(std::move(*full));
   Queue(std::move(change), std::move(respond));
 }
 
 void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
-  if (thread_) waiting_items_ += ItemsOf(items);
+  if (thread_) {
+    waiting_items_ += ItemsOf(items);
+    ++waiting_requests_;
+  }
   pending_.push_back({std::move(items), std::move(respond)});
   // While the thread writes a group, what arrives waits to be the next.
   if (!flush_posted_ && handed_ == finished_) {
@@ -186,6 +199,7 @@ void IngestBatcher::HandOver(std::vector<Pending> requests) {
 void IngestBatcher::Finish(std::vector<Pending> group, WrittenGroup written) {
   if (thread_) {
     for (const Pending& p : group) waiting_items_ -= ItemsOf(p.items);
+    waiting_requests_ -= group.size();
   }
   if (written.unavailable) hooks_.storage_full();
   if (written.committed) {

@@ -76,15 +76,21 @@ class IngestBatcher {
   // one) would otherwise let requests pile up in memory for as long,
   // clients' retries on top of the requests they gave up on.
   static constexpr std::size_t kMaxWaitingItems = 100'000;
+  // Requests that may wait, whatever their size: each holds its client's
+  // connection (a socket, and its buffers) until it is answered, so
+  // opt-outs and opt-ins, taken past kMaxWaitingItems, stop here too.
+  static constexpr std::size_t kMaxWaitingRequests = 10'000;
 
   // From now on, writes on a thread of its own over the store `open` gives
   // (before the first request), in groups of at most `group_items`
   // purchases, events or opt changes (0: no limit) where the requests
   // allow: a request larger than that is a group of its own. At most
   // `max_waiting` purchases and events wait (kMaxWaitingItems; a request
-  // larger than that is taken when none waits).
+  // larger than that is taken when none waits), and at most
+  // `max_requests` requests (kMaxWaitingRequests).
   Status UseThread(const OpenStore& open, std::size_t group_items = 0,
-                   std::size_t max_waiting = kMaxWaitingItems);
+                   std::size_t max_waiting = kMaxWaitingItems,
+                   std::size_t max_requests = kMaxWaitingRequests);
 
   // 503 while stopping, else nullopt (asked before the body is parsed).
   std::optional<HttpResponse> Closed() const;
@@ -94,7 +100,9 @@ class IngestBatcher {
   void Submit(std::vector<Purchase> items, HttpRespond respond);
   void Submit(std::vector<EngagementEvent> items, HttpRespond respond);
   // An opt-out or opt-in: taken even when there is no room for purchases
-  // (a buyer's wish to hear no more is not put off for want of space).
+  // (a buyer's wish to hear no more is not put off for want of space), or
+  // when too many purchases and events wait; but not past
+  // kMaxWaitingRequests.
   void Submit(OptChange change, HttpRespond respond);
   // Writes the group waiting now, if any, by the rules in force (a reload
   // records what was parsed under the old rules by them): at once on the
@@ -117,7 +125,8 @@ class IngestBatcher {
   class Thread;
 
   void Queue(IngestItems items, HttpRespond respond);
-  // 503 when `n` more purchases or events would be more than may wait.
+  // 503 when `n` more purchases or events would be more than may wait, or
+  // one more request (an opt change: `n` 0, only that).
   std::optional<HttpResponse> TooManyWaiting(std::size_t n, const char* what) const;
   // Hands `requests` to the thread as one group.
   void HandOver(std::vector<Pending> requests);
@@ -134,11 +143,12 @@ class IngestBatcher {
   Hooks hooks_;
   IngestWriter loop_writer_;
   std::unique_ptr<Thread> thread_;
-  std::size_t group_items_ = 0;  // UseThread()'s
-  std::size_t max_waiting_ = 0;  // UseThread()'s
-  // Items queued or on the thread (UseThread()), until their group is
-  // finished on the loop.
-  std::size_t waiting_items_ = 0;
+  std::size_t group_items_ = 0;   // UseThread()'s
+  std::size_t max_waiting_ = 0;   // UseThread()'s
+  std::size_t max_requests_ = 0;  // UseThread()'s
+  // Items and requests queued or on the thread (UseThread()), until their
+  // group is finished on the loop.
+  std::size_t waiting_items_ = 0, waiting_requests_ = 0;
   std::vector<Pending> pending_;
   bool flush_posted_ = false;
   // Groups handed to the thread, and finished on the loop, since the

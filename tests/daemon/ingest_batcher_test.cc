@@ -39,9 +39,11 @@ class IngestBatcherTest : public ::testing::Test {
   }
 
   // The batcher, writing on a thread in groups of at most `group_items`,
-  // with at most `max_waiting` purchases and events waiting.
+  // with at most `max_waiting` purchases and events waiting, and
+  // `max_requests` requests.
   void MakeBatcher(std::size_t group_items,
-                   std::size_t max_waiting = IngestBatcher::kMaxWaitingItems) {
+                   std::size_t max_waiting = IngestBatcher::kMaxWaitingItems,
+                   std::size_t max_requests = IngestBatcher::kMaxWaitingRequests) {
     batcher_ = std::make_unique<IngestBatcher>(
         loop_, *loop_store_, clock_, metrics_, rules_,
         IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
@@ -54,7 +56,7 @@ class IngestBatcherTest : public ::testing::Test {
           if (!opened.ok()) return StatusOr<std::unique_ptr<Store>>(opened.status());
           return StatusOr<std::unique_ptr<Store>>(std::unique_ptr<Store>(std::move(*opened)));
         },
-        group_items, max_waiting);
+        group_items, max_waiting, max_requests);
     EXPECT_TRUE(s.ok()) << s.message();
   }
 
@@ -224,6 +226,30 @@ TEST_F(IngestBatcherTest, TooManyWaitingToBeWrittenIsA503AtOnce) {
   // Larger than the bound: taken when nothing waits.
   Buy({"o7", "o8", "o9", "o10"}, "b5");
   RunUntilAnswered(6);
+  EXPECT_EQ(answers_.back().status, 200) << answers_.back().body;
+}
+
+// Each waiting request holds its client's connection: past the bound on
+// requests, an opt-out too is answered 503 at once (before, opt changes
+// were taken however many waited, a socket each for as long as the server
+// hung).
+TEST_F(IngestBatcherTest, TooManyRequestsWaitingIsA503AtOnceEvenForAnOptOut) {
+  MakeBatcher(0, IngestBatcher::kMaxWaitingItems, 2);
+  Buy({"o1"}, "b1");
+  Opt("b2", true);
+  Opt("b3", true);  // a third request
+  Buy({"o2"}, "b4");
+  ASSERT_EQ(answers_.size(), 2u);
+  for (const HttpResponse& r : answers_) {
+    EXPECT_EQ(r.status, 503);
+    EXPECT_THAT(r.body, HasSubstr("2 requests wait to be written"));
+  }
+  EXPECT_THAT(answers_[0].body, HasSubstr("an opt-out cannot be taken now"));
+  RunUntilAnswered(4);
+  EXPECT_EQ(answers_[2].status, 200) << answers_[2].body;
+  EXPECT_EQ(answers_[3].status, 200) << answers_[3].body;
+  Opt("b3", true);
+  RunUntilAnswered(5);
   EXPECT_EQ(answers_.back().status, 200) << answers_.back().body;
 }
 

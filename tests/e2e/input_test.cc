@@ -4,8 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/clock.h"
 #include "daemon_process.h"
@@ -305,6 +307,28 @@ TEST_F(InputTest, AStartThatCannotListenLeavesNoDatabase) {
   EXPECT_EQ(second.Wait(), 1);
   EXPECT_THAT(second.log(), HasSubstr("Address already in use"));
   EXPECT_FALSE(std::filesystem::exists(Path("second.db")));
+}
+
+// Each client connection, and each request waiting for the database, is
+// a descriptor: started with systemd's soft limit (1024 here, lower for
+// the test), the daemon raises it to the hard limit.
+TEST_F(InputTest, TheDaemonRaisesItsOpenFileLimitToTheHardLimit) {
+  rlimit mine{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &mine), 0);
+  if (mine.rlim_max <= 256) GTEST_SKIP() << "the hard limit is " << mine.rlim_max;
+  const rlimit low{256, mine.rlim_max};
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);  // inherited by the daemon
+  DaemonProcess& d = Start();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &mine), 0);
+  std::ifstream limits("/proc/" + std::to_string(d.pid()) + "/limits");
+  std::string line, soft, hard;
+  while (std::getline(limits, line)) {
+    if (!line.starts_with("Max open files")) continue;
+    std::istringstream fields(line.substr(std::string("Max open files").size()));
+    fields >> soft >> hard;
+  }
+  EXPECT_EQ(hard, mine.rlim_max == RLIM_INFINITY ? "unlimited" : std::to_string(mine.rlim_max));
+  EXPECT_EQ(soft, hard);
 }
 
 }  // namespace
