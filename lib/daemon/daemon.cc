@@ -424,6 +424,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   limits.request_timeout = rules->http_request_timeout.Exact();
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
+  // Until READY=1 (or a failure): what follows opens the database.
+  const service::StartExtender extending;
   auto in_force = std::make_unique<RulesInForce>(rules);
   auto opened = OpenStore(options.database, *in_force);
   if (!opened.ok()) return opened.status();

@@ -1,7 +1,9 @@
 #include "ops/service_manager.h"
 
+#include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
 #include <ctime>
 #include <string>
 
@@ -15,6 +17,38 @@ void Notify(const std::string& state) {
 }
 
 }  // namespace
+
+StartExtender::StartExtender() {
+  thread_ = std::thread([this] {
+    const auto started = std::chrono::steady_clock::now();
+    auto next_log = started + kLogAfter;
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, kEvery, [this] { return done_; })) {
+      const auto now = std::chrono::steady_clock::now();
+      const long long seconds =
+          std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
+      const std::string doing =
+          "opening the database (a schema migration, this daemon's or "
+          "another's, can take minutes on large tables)";
+      Notify("EXTEND_TIMEOUT_USEC=" +
+             std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(kBy).count()) +
+             "\nSTATUS=starting for " + std::to_string(seconds) + " s: " + doing);
+      if (now >= next_log) {
+        spdlog::info("still starting after {} s: {}", seconds, doing);
+        next_log = now + kLogEvery;
+      }
+    }
+  });
+}
+
+StartExtender::~StartExtender() {
+  {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
 
 void NotifyReady(std::string_view status) { Notify("READY=1\nSTATUS=" + std::string(status)); }
 

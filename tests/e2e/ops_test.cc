@@ -13,6 +13,7 @@
 #include "child_process.h"
 #include "core/clock.h"
 #include "daemon_process.h"
+#include "notify_socket.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
 #include "test_config.h"
@@ -24,6 +25,7 @@ using nlohmann::json;
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::NotifySocket;
 
 // Before the reload: one step fires at once, three wait.
 const std::vector<std::string> kStepsBefore = {
@@ -184,41 +186,6 @@ TEST_F(OpsTest, BadReloadKeepsTheOldRulesAndSaysWhy) {
   EXPECT_EQ(health["config"]["last_reload"]["ok"], true);
   EXPECT_FALSE(health["config"]["last_reload"].contains("errors"));
 }
-
-// systemd's side of sd_notify(3): a datagram socket the daemon writes to.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  }
-  ~NotifySocket() { ::close(fd_); }
-
-  // The next message, or "" after `timeout`.
-  std::string Next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buffer[4096];
-    const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
-  }
-  // The next message other than a watchdog ping.
-  std::string NextState(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    for (;;) {
-      std::string m = Next(timeout);
-      if (m != "WATCHDOG=1") return m;
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
 
 std::int64_t MonotonicUsec() {
   timespec now{};

@@ -276,6 +276,13 @@ Status Migrate(pg::Connection& conn, int target) {
     // and an index build on a large table, every time.
     conn.Exec("SET LOCAL statement_timeout = 0");
     conn.Exec("SET LOCAL lock_timeout = 0");
+    // A daemon killed while it migrates (kill -9; before, systemd's start
+    // timeout too) leaves no index build running on without it, holding
+    // the lock the next start waits for: the server looks for the client
+    // every second (PostgreSQL 14 and later).
+    conn.Exec(
+        "SELECT set_config('client_connection_check_interval', '1s', true) "
+        "WHERE current_setting('server_version_num')::integer >= 140000");
     conn.Exec(kMigrationLock);
     conn.Exec("SET LOCAL lock_timeout TO DEFAULT");
     conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
