@@ -120,10 +120,13 @@ bool Error::transient() const {
   // class 53: insufficient resources (disk full, out of memory, too many
   // connections).
   // 55P03: a lock not had within lock_timeout (another daemon holds it).
+  // 57014: a statement ended by a statement timeout or a cancel (an
+  // operator's pg_cancel_backend): the server was too slow for now.
   // 25006: a write refused by a standby, or by a database made read-only
   // (`default_transaction_read_only`) for a while.
   return sqlstate_ == "57P01" || sqlstate_ == "57P02" || sqlstate_ == "57P03" ||
-         sqlstate_ == "55P03" || sqlstate_ == kReadOnly || sqlstate_.substr(0, 2) == "53";
+         sqlstate_ == "57014" || sqlstate_ == "55P03" || sqlstate_ == kReadOnly ||
+         sqlstate_.substr(0, 2) == "53";
 }
 
 Status ToStatus(std::string_view what, const std::exception& e) {
@@ -210,6 +213,10 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   // waits at most 5 s for a lock. JIT is off: the store's statements are
   // short, and a batch's estimates (arrays of unknown length) put them over
   // jit_above_cost, so each paid ~600 ms of compiling for ~60 ms of work.
+  // No statement timeout but the session's own (the loop's readers set
+  // one): a timeout set on the role or the database, as managed servers
+  // often do, would end the days' count, an outcomes report or an ingest
+  // group on a busy server as failures.
   // What the URL sets wins, key by key: its client settings replace these
   // (they come before it), and its `options` come after these server
   // settings rather than instead of them, so a URL that sets only
@@ -223,7 +230,7 @@ std::unique_ptr<Connection> Connection::Open(const std::string& url,
   std::string options =
       "-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3 "
       "-c tcp_user_timeout=8000 -c idle_in_transaction_session_timeout=10s -c lock_timeout=5s "
-      "-c jit=off";
+      "-c statement_timeout=0 -c jit=off";
   if (!settings.empty()) options.append(" ").append(settings);
   if (std::string theirs = UrlParameter(url, "options"); !theirs.empty()) {
     options.append(" ").append(theirs);

@@ -120,22 +120,6 @@ bool ReadRange(pg::Connection& c, const OutcomeQuery& query, BuyerRange range,
 
 }  // namespace
 
-// `call()`, its failure as a Status: a statement the server ended at the
-// connection's statement timeout (57014; these connections are never
-// cancelled) is a server too slow for now, as one given up past the answer
-// limit is away: Unavailable, not a fault.
-template <typename Fn>
-auto Limited(std::string_view what, Fn&& call) -> decltype(call()) {
-  try {
-    return call();
-  } catch (const pg::Error& e) {
-    if (e.sqlstate() == "57014") return Status::Unavailable(pg::ToStatus(what, e).message());
-    return pg::ToStatus(what, e);
-  } catch (const std::exception& e) {
-    return pg::ToStatus(what, e);
-  }
-}
-
 // A connection's settings with the statement timeout of `answer_limit`.
 std::string Limits(std::string_view settings, std::chrono::milliseconds answer_limit) {
   std::string out(settings);
@@ -266,7 +250,7 @@ StatusOr<std::unique_ptr<PgReader>> PgReader::Open(const std::string& url,
 void PgReader::Fill(std::vector<LeasedRow> leased, std::string queue, Filled done) {
   impl_->reader.Post([impl = impl_.get(), leased = std::move(leased), queue = std::move(queue),
                       done = std::move(done)]() mutable {
-    Status s = Limited("make leased events", [&] {
+    Status s = pg::Guard("make leased events", [&] {
       pgstore::FillEvents(impl->Conn(), impl->zones, leased, queue);
       return Status::Ok();
     });
@@ -289,7 +273,7 @@ Instant RunsAt(Instant asked, std::chrono::steady_clock::time_point queued) {
 void PgReader::Lease(std::string queue, int max, Millis visibility, Instant asked, Filled done) {
   impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), max, visibility, asked,
                       queued = std::chrono::steady_clock::now(), done = std::move(done)] {
-    done(Limited("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
+    done(pg::Guard("lease", [&]() -> StatusOr<std::vector<LeasedRow>> {
       // Hidden for `visibility` from when it is taken, however long it
       // waited behind other leases and acks: from the request's time,
       // a lease that waited longer than its visibility would be visible
@@ -312,7 +296,7 @@ void PgReader::Ack(std::string queue, std::vector<std::string> receipts, Instant
                    Acked done) {
   impl_->queues.Post([impl = impl_.get(), queue = std::move(queue), receipts = std::move(receipts),
                       asked, queued = std::chrono::steady_clock::now(), done = std::move(done)] {
-    done(Limited("ack", [&]() -> StatusOr<int> {
+    done(pg::Guard("ack", [&]() -> StatusOr<int> {
       pg::Connection& c = impl->QueueConn();
       pg::Transaction ack(c);
       const int acked = pgstore::AckOn(c, queue, receipts, RunsAt(asked, queued));
@@ -326,7 +310,7 @@ void PgReader::Count(std::vector<std::string> queues, std::vector<std::string> p
                      Counted done) {
   impl_->reader.Post([impl = impl_.get(), queues = std::move(queues),
                       push_sinks = std::move(push_sinks), done = std::move(done)] {
-    done(Limited("count for metrics", [&]() -> StatusOr<StoreGauges> {
+    done(pg::Guard("count for metrics", [&]() -> StatusOr<StoreGauges> {
       return pgstore::ReadGauges(impl->Conn(), queues, push_sinks, impl->exact_counts_up_to);
     }));
   });

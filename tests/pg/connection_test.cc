@@ -196,6 +196,10 @@ TEST_F(PgConnectionTest, ACancellerStopsTheRunningStatementFromAnotherThread) {
   } catch (const pg::Error& e) {
     EXPECT_EQ(e.sqlstate(), "57014") << e.what();
     EXPECT_FALSE(e.connection_lost());
+    // The server too slow for now, as after a statement timeout: try
+    // later (an API answers 503 with Retry-After, not 500).
+    EXPECT_TRUE(e.transient());
+    EXPECT_TRUE(pg::ToStatus("read", e).unavailable());
   }
   canceller.join();
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
@@ -203,6 +207,28 @@ TEST_F(PgConnectionTest, ACancellerStopsTheRunningStatementFromAnotherThread) {
   EXPECT_EQ(conn_->Exec("SELECT 1").Int64(0, 0), 1);
   conn_.reset();
   cancel.Cancel();  // its connection gone: sent or not, harmless
+}
+
+// A statement timeout set on the database (as managed servers often do)
+// is not the daemon's: its sessions run without one unless they set their
+// own, and a timeout a session sets ends a statement as the server being
+// too slow for now.
+TEST_F(PgConnectionTest, TheDatabasesStatementTimeoutIsNotTheSessions) {
+  const std::string alter =
+      "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = ''50ms''', "
+      "current_database()); END$$";
+  conn_->Exec(alter);
+  auto fresh = pg::Connection::Open(db_->url(), "test");
+  EXPECT_EQ(fresh->Exec("SHOW statement_timeout").Text(0, 0), "0");
+  fresh->Exec("SELECT pg_sleep(0.2)");
+  auto limited = pg::Connection::Open(db_->url(), "test", "-c statement_timeout=50");
+  try {
+    limited->Exec("SELECT pg_sleep(0.2)");
+    ADD_FAILURE() << "no timeout";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "57014") << e.what();
+    EXPECT_TRUE(pg::ToStatus("read", e).unavailable());
+  }
 }
 
 TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {

@@ -102,7 +102,6 @@ void Session::set_answer_limit(std::chrono::milliseconds limit) {
 }
 
 void Session::set_statement_timeout(std::chrono::milliseconds timeout) {
-  statement_timeout_ = true;
   const std::string ms = std::to_string(timeout.count());
   settings_ += (settings_.empty() ? "" : " ") + std::string("-c statement_timeout=") + ms;
   conn().Exec("SET statement_timeout = " + ms);
@@ -183,12 +182,9 @@ Status Session::Failed(std::string_view what, const std::exception& e) {
     // read does not run in an aborted transaction.
     EndClaim(false);
   }
-  // A statement the server ended at this session's statement timeout
-  // (57014, which a cancel also gives): a server too slow for now, as one
-  // given up past the answer limit is away; try later, not a fault.
-  if (pe != nullptr && statement_timeout_ && pe->sqlstate() == "57014") {
-    return Status::Unavailable(pg::ToStatus(what, e).message());
-  }
+  // (A statement the server ended at a statement timeout or a cancel,
+  // 57014, is a server too slow for now, as one given up past the answer
+  // limit is away: Unavailable, try later; pg::Error::transient().)
   return pg::ToStatus(what, e);
 }
 

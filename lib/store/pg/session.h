@@ -188,9 +188,8 @@ class Session {
   bool enclosed_ = false;  // Savepoint() ... Release()
   bool claim_ = false;     // BeginClaim() ... FinishClaim()
   std::chrono::milliseconds answer_limit_{0};
-  bool statement_timeout_ = false;  // set_statement_timeout() called
-  bool atomic_ = false;             // inside Atomically()'s own transaction
-  bool broken_ = false;             // the connection was lost inside a transaction
+  bool atomic_ = false;  // inside Atomically()'s own transaction
+  bool broken_ = false;  // the connection was lost inside a transaction
   std::uint64_t scope_ = 1;
   std::uint64_t groups_ = 0;        // Begin() calls that opened a group
   std::function<void()> deferred_;  // see Defer()
