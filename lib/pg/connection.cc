@@ -314,7 +314,7 @@ Result Connection::Exec(std::string_view sql) {
   const Waiting waiting(*this);
   const std::string text(sql);
   if (answer_limit_.count() <= 0) return Check(PQexec(conn_, text.c_str()), sql);
-  if (PQsendQuery(conn_, text.c_str()) != 1) Throw(conn_, nullptr, Head(sql));
+  if (PQsendQuery(conn_, text.c_str()) != 1) SendFailed(Head(sql));
   return Check(LastResult(Head(sql)), sql);
 }
 
@@ -329,7 +329,7 @@ Result Connection::Exec(std::string_view sql, const Params& params) {
   }
   if (PQsendQueryParams(conn_, text.c_str(), params.size(), nullptr, params.values(),
                         params.lengths(), nullptr, 0) != 1) {
-    Throw(conn_, nullptr, Head(sql));
+    SendFailed(Head(sql));
   }
   return Check(LastResult(Head(sql)), sql);
 }
@@ -346,7 +346,7 @@ Result Connection::Run(const Statement& statement, const Params& params) {
     } else {
       if (PQsendPrepare(conn_, statement.name().c_str(), statement.sql().c_str(), 0, nullptr) !=
           1) {
-        Throw(conn_, nullptr, head);
+        SendFailed(head);
       }
       Check(LastResult(head), statement.sql());
     }
@@ -359,7 +359,7 @@ Result Connection::Run(const Statement& statement, const Params& params) {
   }
   if (PQsendQueryPrepared(conn_, statement.name().c_str(), params.size(), params.values(),
                           params.lengths(), nullptr, 0) != 1) {
-    Throw(conn_, nullptr, head);
+    SendFailed(head);
   }
   return Check(LastResult(head), statement.sql());
 }
@@ -368,16 +368,29 @@ void Connection::CopyIn(std::string_view copy_sql, std::string_view data) {
   RefuseIfBroken();
   const Waiting waiting(*this);
   Result started = Exec(copy_sql);
+  // Left in the middle of the copy, the connection takes no statement.
   if (!data.empty() && PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
-    Throw(conn_, nullptr, "copy");
+    SendFailed("copy");
   }
-  if (PQputCopyEnd(conn_, nullptr) != 1) Throw(conn_, nullptr, "copy");
-  Result last;
+  if (PQputCopyEnd(conn_, nullptr) != 1) SendFailed("copy");
+  // Every result read, a failed one's too, so that the connection is
+  // ready for the next statement.
+  std::optional<Error> failed;
   const Deadline deadline = AnswerDeadline();
   while (pg_result* r = NextResult("copy", deadline)) {
-    last = Result(r);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) Throw(conn_, r, copy_sql.substr(0, 40));
+    const Result owned(r);
+    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      failed = MakeError(conn_, r, copy_sql.substr(0, 40));
+    }
   }
+  if (failed) throw *failed;
+}
+
+void Connection::SendFailed(std::string_view what) {
+  // A connection that takes nothing more (another command's results still
+  // unread, a copy left midway) is given up, not handed to the next caller.
+  broken_ = true;
+  Throw(conn_, nullptr, what);
 }
 
 std::vector<std::string> Connection::TakeNotifications() {

@@ -267,6 +267,9 @@ class Connection {
   };
   // Throws a lost connection's Error once left mid-pipeline.
   void RefuseIfBroken() const;
+  // A PQsend*() or a copy's data refused: the connection is given up
+  // (broken_), and libpq's reason thrown.
+  [[noreturn]] void SendFailed(std::string_view what);
   Result Check(pg_result* r, std::string_view sql);
   // With an answer limit: when the answer to what was sent now must have
   // come (lib/pg/answer.cc); without one, Deadline::max().
@@ -282,7 +285,7 @@ class Connection {
 
   pg_conn* conn_;
   std::unordered_set<std::string> prepared_;
-  bool broken_ = false;  // left mid-pipeline (RunTogether), or waited on too long
+  bool broken_ = false;  // left mid-pipeline (RunTogether) or a copy, or waited on too long
   std::chrono::milliseconds answer_limit_{0};
   // A copy of the connection's socket descriptor (-1 if none could be
   // made), open while the connection is, and whether CutWaiting() shut it

@@ -113,6 +113,26 @@ TEST_F(PgConnectionTest, CopyInWritesEscapedRows) {
   EXPECT_EQ(r.Text(2, 0), "tab\tand\nnewline");
 }
 
+// A copy the server refuses is an error of its own, and the connection
+// goes on: every result of the copy was read (before, the last was left
+// unread, and with an answer limit the next statement failed as "another
+// command is already in progress", a 500 on a connection never replaced).
+TEST_F(PgConnectionTest, ACopyTheServerRefusesLeavesTheConnectionReady) {
+  conn_->Exec("CREATE TABLE t (s TEXT, n BIGINT)");
+  conn_->set_answer_limit(std::chrono::seconds(10));
+  try {
+    conn_->CopyIn("COPY t (s, n) FROM STDIN", "a\tnot a number\n");
+    ADD_FAILURE() << "no error";
+  } catch (const pg::Error& e) {
+    EXPECT_EQ(e.sqlstate(), "22P02") << e.what();
+    EXPECT_FALSE(e.connection_lost());
+  }
+  EXPECT_TRUE(conn_->ok());
+  EXPECT_EQ(conn_->Exec("SELECT 1").Int64(0, 0), 1);
+  conn_->CopyIn("COPY t (s, n) FROM STDIN", "b\t2\n");
+  EXPECT_EQ(conn_->Exec("SELECT n FROM t").Int64(0, 0), 2);
+}
+
 TEST_F(PgConnectionTest, ATransactionNotCommittedIsRolledBack) {
   conn_->Exec("CREATE TABLE t (n BIGINT)");
   {
