@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <map>
 
 #include "core/ids.h"
 #include "store/pg/rows.h"
@@ -123,8 +124,12 @@ const pg::Statement kFailed(
     "dead_at = CASE $4::smallint WHEN 1 THEN $6::bigint END, "
     "claim_pid = NULL, claim_start = NULL WHERE d.id = $1 AND d.state = 0 AND " +
     Mine(2, 3, 8, 9) + " RETURNING d.touchpoint");
-const pg::Statement kTouchpointDead(
-    "UPDATE touchpoints SET state = 5, reason = $1 WHERE id = $2 AND state IN (1, 5)");
+// After kLockTouchpoints: the touchpoints of a record's dead letters,
+// locked in one order, so that two daemons' records (or a record and a
+// replay) with letters of the same touchpoints cannot deadlock.
+const pg::Statement kTouchpointsDead(
+    "UPDATE touchpoints t SET state = 5, reason = u.reason FROM unnest($1::bigint[], "
+    "$2::text[]) AS u(id, reason) WHERE t.id = u.id AND t.state IN (1, 5)");
 const pg::Statement kDeadLetters(
     "SELECT d.id, d.sink, p.order_id, t.cadence, t.step, d.event, d.attempts, d.last_error, "
     "d.dead_at FROM deliveries d JOIN touchpoints t ON t.id = d.touchpoint "
@@ -317,6 +322,7 @@ Status Outbox::RecordDeliveries(std::span<const DeliveryResult> results) {
     std::vector<std::int64_t> ids, at;
     std::vector<std::string> reasons;
     const Earlier earlier(session_.earlier());
+    std::map<std::int64_t, std::string> dead_letters;  // touchpoint -> its last one's reason
     for (const DeliveryResult& d : results) {
       pg::Params p;
       p.Add(d.id).Add(me.pid).Add(me.start);
@@ -327,14 +333,22 @@ Status Outbox::RecordDeliveries(std::span<const DeliveryResult> results) {
         const bool dead = d.kind == DeliveryResult::Kind::kDead;
         p.Add(dead ? 1 : 0).Add(d.attempts).Add(Ms(dead ? d.at : d.next_attempt_at)).Add(d.error);
         r = c.Run(kFailed, earlier.AddTo(p));
-        if (dead && r.rows() > 0) {
-          c.Run(kTouchpointDead, pg::Params().Add(d.history).Add(d.touchpoint));
-        }
+        if (dead && r.rows() > 0) dead_letters[d.touchpoint] = d.history;
       }
       if (r.rows() == 0) continue;  // replayed, gone or taken over meanwhile
       ids.push_back(d.touchpoint);
       at.push_back(Ms(d.at));
       reasons.push_back(d.history);
+    }
+    if (!dead_letters.empty()) {
+      std::vector<std::int64_t> touchpoints;
+      std::vector<std::string> why;
+      for (const auto& [touchpoint, reason] : dead_letters) {
+        touchpoints.push_back(touchpoint);
+        why.push_back(reason);
+      }
+      c.Run(kLockTouchpoints, pg::Params().AddArray(touchpoints));
+      c.Run(kTouchpointsDead, pg::Params().AddArray(touchpoints).AddArray(why));
     }
     AddHistoryAsIs(c, ids, at, reasons);
   });
