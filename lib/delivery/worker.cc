@@ -224,7 +224,10 @@ std::vector<OutboxItem> Worker::TakeDue(Instant now, std::size_t max, bool in_or
     attempting.reserve(d_.busy.size());
     for (const auto& [id, worker] : d_.busy) attempting.push_back(id);
   }
-  auto due = d_.store.DueDeliveries(sink_.name, now, max + taken_, in_order, attempting);
+  // In order, what is in flight comes back first (a replaced worker's
+  // stops this one); else only new ones.
+  auto due =
+      d_.store.DueDeliveries(sink_.name, now, in_order ? max + taken_ : max, in_order, attempting);
   OutboxRead(due.status(), now);
   if (!due.ok()) return {};
   if (in_order) {

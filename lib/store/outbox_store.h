@@ -59,11 +59,12 @@ class OutboxStore {
   virtual ~OutboxStore() = default;
 
   // Up to `max` events of `sink` due by `now`: by their next attempt time,
-  // or in fire order when `in_order` (a stream). `attempting`: the events
-  // this daemon is sending now. A store several daemons share returns one
-  // of them only while its claim is still this daemon's: one another
-  // daemon took over and recorded meanwhile is theirs (this daemon's late
-  // result for it is not recorded), not claimed back unattempted.
+  // or in fire order when `in_order` (a stream: those this daemon is
+  // sending now among them, counted in `max`). Not in order, none of
+  // `attempting`, the events this daemon is sending now: a store several
+  // daemons share keeps its claims on those still its own, and leaves one
+  // another daemon took over and recorded meanwhile to them (this daemon's
+  // late result for it is not recorded), not claimed back unattempted.
   virtual StatusOr<std::vector<OutboxItem>> DueDeliveries(
       std::string_view sink, Instant now, std::size_t max, bool in_order,
       std::span<const std::int64_t> attempting = {}) = 0;

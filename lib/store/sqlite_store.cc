@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/spdlog.h>
 
+#include <unordered_set>
 #include <utility>
 
 #include "store/buyer_report.h"
@@ -200,9 +201,15 @@ StatusOr<std::int64_t> SqliteStore::QueueDepth(std::string_view queue) {
 
 StatusOr<std::vector<OutboxItem>> SqliteStore::DueDeliveries(
     std::string_view sink, Instant now, std::size_t max, bool in_order,
-    std::span<const std::int64_t> /*attempting*/) {
-  // One daemon: what it attempts stays its own.
-  return impl_->outbox.Due(sink, now, max, in_order);
+    std::span<const std::int64_t> attempting) {
+  // One daemon: what it attempts stays its own, and is left out.
+  if (in_order || attempting.empty()) return impl_->outbox.Due(sink, now, max, in_order);
+  auto due = impl_->outbox.Due(sink, now, max + attempting.size(), in_order);
+  if (!due.ok()) return due;
+  const std::unordered_set<std::int64_t> busy(attempting.begin(), attempting.end());
+  std::erase_if(*due, [&busy](const OutboxItem& item) { return busy.contains(item.id); });
+  if (due->size() > max) due->resize(max);
+  return due;
 }
 StatusOr<std::optional<Instant>> SqliteStore::NextDeliveryAfter(std::string_view sink,
                                                                 Instant now) {

@@ -55,12 +55,14 @@ class FakeOutbox final : public OutboxStore {
 
   StatusOr<std::vector<OutboxItem>> DueDeliveries(
       std::string_view sink, Instant now, std::size_t max, bool in_order,
-      std::span<const std::int64_t> /*attempting*/ = {}) override {
+      std::span<const std::int64_t> attempting = {}) override {
     if (!due_fail.ok()) return due_fail;
     std::vector<const Entry*> due;
     if (in_order && elsewhere.contains(std::string(sink))) return std::vector<OutboxItem>();
     for (const Entry& e : entries_) {
-      if (e.sink == sink && !e.dead && e.next <= now) due.push_back(&e);
+      const bool busy = !in_order && std::find(attempting.begin(), attempting.end(), e.item.id) !=
+                                         attempting.end();
+      if (e.sink == sink && !e.dead && e.next <= now && !busy) due.push_back(&e);
     }
     std::sort(due.begin(), due.end(), [&](const Entry* a, const Entry* b) {
       return in_order ? a->item.id < b->item.id

@@ -8,7 +8,6 @@
 // pg_ordered_sink_test.cc.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -366,50 +365,6 @@ TEST_F(PgOutboxTest,
       RecordOnItsNewSession(*t.a, std::vector<DeliveryResult>{Delivered(t.a_due[0], t.now)}).ok());
   EXPECT_EQ(Count("SELECT COUNT(*) FROM deliveries"), 2);
   EXPECT_EQ(Count("SELECT MIN(attempts) FROM deliveries"), 1);
-}
-
-// A record of dead letters locks their touchpoints in one order (by id),
-// whatever the order of its results: another daemon's record, or a replay,
-// holding one of them waits for none it takes after. (In the results'
-// order, two records of two sinks' letters of the same touchpoints
-// deadlocked: a 503 and a probe of the database.)
-TEST_F(PgOutboxTest, DeadLettersLockTheirTouchpointsInOneOrder) {
-  auto a = MustOpen();
-  const Instant now = Fire(*a, 3);
-  std::vector<OutboxItem> due = Due(*a, now, 100, false);
-  ASSERT_GE(due.size(), 2u);
-  std::sort(due.begin(), due.end(), [](const OutboxItem& x, const OutboxItem& y) {
-    return x.touchpoint > y.touchpoint;  // the later touchpoint first
-  });
-  std::vector<DeliveryResult> results;
-  for (const OutboxItem& i : {due[0], due[1]}) {
-    DeliveryResult r = Delivered(i, now);
-    r.kind = DeliveryResult::Kind::kDead;
-    r.attempts = 5;
-    r.error = "refused";
-    r.history = "dead letter";
-    results.push_back(r);
-  }
-  ASSERT_GT(results[0].touchpoint, results[1].touchpoint);
-  const std::string later = std::to_string(results[0].touchpoint);
-  const std::string earlier = std::to_string(results[1].touchpoint);
-  auto held = pg::Connection::Open(db_->url(), "test");
-  held->Exec("BEGIN");
-  held->Exec("SELECT 1 FROM touchpoints WHERE id = " + earlier + " FOR NO KEY UPDATE");
-  Status recorded = Status::Ok();
-  std::thread record([&] { recorded = a->RecordDeliveries(results); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  // The record waits for the earlier touchpoint, holding not the later.
-  held->Exec("SET LOCAL lock_timeout = '200ms'");
-  try {
-    held->Exec("SELECT 1 FROM touchpoints WHERE id = " + later + " FOR NO KEY UPDATE");
-  } catch (const pg::Error& e) {
-    ADD_FAILURE() << e.what();
-  }
-  held->Exec("ROLLBACK");
-  record.join();
-  EXPECT_TRUE(recorded.ok()) << recorded.message();
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM touchpoints WHERE state = 5"), 2);
 }
 
 // One touchpoint fired to two sinks: its "stream" letter dead (the

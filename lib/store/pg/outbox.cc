@@ -47,30 +47,50 @@ std::string Claimable(int pid, int start, int pids, int starts) {
          " seconds' OR (d.claim_pid, d.claim_start) IN (SELECT * FROM unnest(" + n(pids) +
          "::bigint[], " + n(starts) + "::bigint[])))))";
 }
+// The claim's update, of the rows `c` picked (with `own`: an event this
+// daemon is attempting, claimed again, not returned).
+std::string Claimed(const char* own) {
+  return std::string(
+             "UPDATE deliveries d SET claim_pid = $4, claim_start = $5 FROM c, touchpoints t, "
+             "purchases p WHERE d.id = c.id AND t.id = d.touchpoint AND p.id = t.purchase "
+             "RETURNING d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts, "
+             "d.next_attempt_at, c.prev_pid IS NOT NULL AND (c.prev_pid <> $4 OR c.prev_start <> "
+             "$5) AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS e(pid, "
+             "start) WHERE e.pid = c.prev_pid AND e.start = c.prev_start), ") +
+         own;
+}
 std::string ClaimDue(const std::string& claimable, const char* order) {
   return std::string(
              "WITH c AS (SELECT d.id, d.claim_pid AS prev_pid, d.claim_start AS prev_start "
              "FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND d.next_attempt_at <= $2 "
              "AND ") +
-         claimable + " ORDER BY " + order +
-         " LIMIT $3 FOR UPDATE OF d SKIP LOCKED) "
-         "UPDATE deliveries d SET claim_pid = $4, claim_start = $5 FROM c, touchpoints t, "
-         "purchases p WHERE d.id = c.id AND t.id = d.touchpoint AND p.id = t.purchase "
-         "RETURNING d.id, d.touchpoint, p.order_id, t.cadence, t.step, d.event, d.attempts, "
-         "d.next_attempt_at, c.prev_pid IS NOT NULL AND (c.prev_pid <> $4 OR c.prev_start <> $5) "
-         "AND NOT EXISTS (SELECT 1 FROM unnest($6::bigint[], $7::bigint[]) AS e(pid, start) "
-         "WHERE e.pid = c.prev_pid AND e.start = c.prev_start)";
+         claimable + " ORDER BY " + order + " LIMIT $3 FOR UPDATE OF d SKIP LOCKED) " +
+         Claimed("false");
 }
-// Not one this daemon is attempting ($8) whose claim is no longer its own
-// (another daemon took it over, and recorded a retry): claimed back, it
-// would wait unattempted behind the attempt under way, and that attempt's
-// late result would be recorded over the other daemon's.
+// Not in order: up to $3 events this daemon is not attempting ($8), and
+// those it is whose claim is still its own, made by an earlier session
+// (its connection was replaced meanwhile), claimed again by this one, so
+// that no other daemon takes them over while they are in flight here.
+// The events attempted are not in the LIMIT (before, $3 counted them,
+// and when older events became claimable, after a failover, they fell
+// out of it and as many others were claimed and not attempted, held from
+// the other daemons for as long as this one pumped no more: a circuit
+// open). One whose claim is no longer this daemon's (another daemon took
+// it over, and recorded a retry) is left alone: claimed back, it would
+// wait unattempted behind the attempt under way, and that attempt's late
+// result would be recorded over the other daemon's.
 const pg::Statement kClaimDue(
-    ClaimDue(Claimable(4, 5, 6, 7) +
-                 " AND NOT (d.id = ANY($8::bigint[]) AND NOT COALESCE((d.claim_pid = $4 AND "
-                 "d.claim_start = $5) OR (d.claim_pid, d.claim_start) IN (SELECT * FROM "
-                 "unnest($6::bigint[], $7::bigint[])), false))",
-             "d.next_attempt_at, d.id"));
+    "WITH own AS (SELECT d.id, d.claim_pid AS prev_pid, d.claim_start AS prev_start "
+    "FROM deliveries d WHERE d.id = ANY($8::bigint[]) AND d.sink = $1 AND d.state = 0 AND "
+    "(d.claim_pid, d.claim_start) IN (SELECT * FROM unnest($6::bigint[], $7::bigint[])) "
+    "FOR UPDATE OF d SKIP LOCKED), "
+    "fresh AS (SELECT d.id, d.claim_pid AS prev_pid, d.claim_start AS prev_start "
+    "FROM deliveries d WHERE d.sink = $1 AND d.state = 0 AND d.next_attempt_at <= $2 AND "
+    "NOT d.id = ANY($8::bigint[]) AND " +
+    Claimable(4, 5, 6, 7) +
+    " ORDER BY d.next_attempt_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED), "
+    "c AS (SELECT *, true AS own FROM own UNION ALL SELECT *, false FROM fresh) " +
+    Claimed("c.own"));
 // In order, under the sink's lock: any claim. A live daemon claims a
 // stream's events only while it holds the lock, and gives its claims up
 // before it lets the lock go; so while this session holds it, every other
@@ -231,6 +251,7 @@ StatusOr<std::vector<OutboxItem>> Outbox::DueDeliveries(std::string_view sink, I
     if (!in_order) claim.AddArray(std::vector<std::int64_t>(attempting.begin(), attempting.end()));
     pg::Result r = c.Run(in_order ? kClaimDueInOrder : kClaimDue, claim);
     for (int i = 0; i < r.rows(); ++i) {
+      if (r.Bool(i, 9)) continue;  // attempted now, claimed again
       out.push_back({r.Int64(i, 0), r.Int64(i, 1),
                      TouchpointId(r.Text(i, 2), r.Text(i, 3), r.Text(i, 4)),
                      std::string(r.Text(i, 5)), static_cast<int>(r.Int64(i, 6))});
