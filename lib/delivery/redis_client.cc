@@ -111,8 +111,7 @@ struct RedisClient::Impl : std::enable_shared_from_this<RedisClient::Impl> {
       if (ec) return;
       self->timed_out = true;
       self->resolver.cancel();
-      boost::system::error_code ignored;
-      self->socket.close(ignored);
+      self->Abort();
     });
     if (connected) return Write();
     resolver.async_resolve(
@@ -182,8 +181,19 @@ struct RedisClient::Impl : std::enable_shared_from_this<RedisClient::Impl> {
 
   void FailWith(Status status) {
     timer.cancel();
-    Disconnect();
+    Abort();
     Finish(std::move(status));
+  }
+
+  // A batch given up (timed out, or its connection failed) may still sit in
+  // the kernel's send buffer, to reach Redis once a cut network heals:
+  // after the batches sent since, by this daemon or the sink's next
+  // deliverer, and out of their order. Reset, not closed: the kernel drops
+  // what it had not sent.
+  void Abort() {
+    boost::system::error_code ignored;
+    if (socket.is_open()) socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    Disconnect();
   }
 
   void Disconnect() {
