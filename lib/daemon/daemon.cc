@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <ctime>
+#include <optional>
 
 #include "api/buyer_routes.h"
 #include "api/dead_letter_routes.h"
@@ -425,7 +426,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
   // Until READY=1 (or a failure): what follows opens the database.
-  const service::StartExtender extending;
+  std::optional<service::StartExtender> extending(std::in_place);
   auto in_force = std::make_unique<RulesInForce>(rules);
   auto opened = OpenStore(options.database, *in_force);
   if (!opened.ok()) return opened.status();
@@ -483,6 +484,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   self->dispatcher->Wake();  // what waited in the outboxes while down
   self->StartWatchdog();
   self->retention.Start();
+  extending.reset();  // (its thread joined: no extension after READY=1)
   service::NotifyReady("listening on " + self->server.LocalAddress());
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }

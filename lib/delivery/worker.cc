@@ -78,7 +78,8 @@ void Dispatcher::Impl::Flush() {
   results.resize(kept);
   result_workers.resize(kept);
   if (kept > 0) StoreFailed(s);
-  if (kept > 0 && stopping && ++stop_flush_failures >= kStopFlushTries) {
+  if (kept == 0) stop_retries = 0;
+  if (kept > 0 && stopping && stop_retries >= kStopFlushTries) {
     spdlog::error(
         "stopping: {} of deliveries not recorded ({}): their events are sent again by the "
         "daemon that claims them next, or at the next start",
@@ -94,6 +95,7 @@ void Dispatcher::Impl::Flush() {
     flush_timer.expires_after(kStoreRetry);
     flush_timer.async_wait([this](const boost::system::error_code& ec) {
       retry_armed = false;
+      if (stopping) ++stop_retries;
       if (!ec || stopping) Flush();
     });
   }

@@ -28,7 +28,7 @@ namespace tp {
 
 // A store error while delivering: try again this much later.
 inline constexpr Millis kStoreRetry{1'000};
-// Stopping, results the store cannot take are tried this many times in all
+// Stopping, results the store cannot take are tried again this many times
 // (a kStoreRetry apart), then given up: their events are sent again, by
 // whichever daemon claims them next or at the next start (at-least-once),
 // rather than the loop never running out and systemd killing the daemon.
@@ -61,7 +61,7 @@ struct Dispatcher::Impl {
   bool retry_armed = false;   // flush_timer waits to write what could not be
   boost::asio::system_timer flush_timer;
   bool stopping = false;
-  int stop_flush_failures = 0;  // Flush() calls that kept results, once stopping
+  int stop_retries = 0;  // flush_timer's tries while stopping, since results last went in
   // Events attempted and not yet recorded, of every worker, with the worker
   // attempting each (alive while it has any: a result keeps its worker): a
   // worker that replaced another (a reload) must not take what the old one

@@ -150,6 +150,7 @@ std::string PgStore::LockTableAdvice(const LockTable& t) {
 
 void PgStore::SetAnswerLimit(std::chrono::milliseconds limit) {
   impl_->session.set_answer_limit(limit);
+  impl_->replan.set_on_loop();
   if (limit <= std::chrono::seconds(1)) return;
   try {
     impl_->session.set_statement_timeout(limit - std::chrono::seconds(1));

@@ -99,7 +99,9 @@ class PgStore final : public Store, public LeasedEvents {
   // server's statement_timeout is set a second shorter, so that it ends a
   // statement that merely runs long itself (Unavailable, its locks let
   // go), where a connection given up would leave it running. Throws nothing; a
-  // timeout that cannot be set now is set on the next connection.
+  // timeout that cannot be set now is set on the next connection. A record
+  // of a re-plan (SetPlanning) then waits 50 ms for the step under way,
+  // not 500.
   void SetAnswerLimit(std::chrono::milliseconds limit);
 
   // Whether the server answers a new connection (within its connect

@@ -237,7 +237,7 @@ TEST_F(OpsTest, NoWatchdogPingsWhenTheWatchdogIsForAnotherProcess) {
   d.SetEnv("WATCHDOG_USEC", "200000");
   d.SetEnv("WATCHDOG_PID", "1");
   ASSERT_TRUE(d.Start());
-  EXPECT_THAT(systemd.Next(), HasSubstr("READY=1"));
+  EXPECT_THAT(systemd.NextState(), HasSubstr("READY=1"));
   EXPECT_EQ(systemd.Next(std::chrono::milliseconds(400)), "");
 }
 

@@ -111,10 +111,10 @@ TEST_F(PostgresDaemonTest, AFinishedDaemonFollowsALaterReloadsReplan) {
 }
 
 // A reload whose record of the re-plan cannot wait for the step under way
-// (it waits 500 ms; here another daemon's step holds the sweep for 2 s, as
-// on a busy server) is still a reload: the new rules are in force, the
-// re-plan's first step records it, and nothing fires by the old rules
-// meanwhile. Before, the reload failed and the old rules stayed.
+// (it waits 50 ms on the loop, the first step 500 ms; here another daemon's step holds the sweep
+// for 2 s, as on a busy server) is still a reload: the new rules are in force, the re-plan's first
+// step records it, and nothing fires by the old rules meanwhile. Before, the reload failed and the
+// old rules stayed.
 TEST_F(PostgresDaemonTest, AReloadWhoseReplanCannotBeRecordedYetStillReloads) {
   auto db = PgServer::Shared().NewDatabase();
   const std::string old_rules = testing::TestConfig().Step("1s", "old").Yaml();

@@ -81,7 +81,18 @@ TEST_F(PgOutboxTest, DeadLettersLockTheirTouchpointsInOneOrder) {
   held->Exec("SELECT 1 FROM touchpoints WHERE id = " + earlier + " FOR NO KEY UPDATE");
   Status recorded = Status::Ok();
   std::thread record([&] { recorded = a->RecordDeliveries(results); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto watch = pg::Connection::Open(db_->url(), "test");
+  bool waiting = false;
+  for (int i = 0; i < 2000 && !waiting; ++i) {
+    waiting = watch
+                  ->Exec(
+                      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                      "AND datname = current_database() AND application_name LIKE "
+                      "'touchpointd%'")
+                  .Int64(0, 0) > 0;
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(waiting);
   // The record waits for the earlier touchpoint, holding not the later.
   held->Exec("SET LOCAL lock_timeout = '200ms'");
   try {

@@ -21,12 +21,13 @@ const pg::Statement kTryReplanLock("SELECT pg_try_advisory_xact_lock(73058612300
 // there: a step is about 20 ms of work, and the sweep goes on past what
 // it could not take at the next step.
 const pg::Statement kStepLockWait("SET LOCAL lock_timeout = '50ms'");
-// How long a record of a re-plan (a reload, or a start, on the loop)
-// waits for the step under way (on another daemon, or this daemon's
-// re-plan thread): a step takes about 20 ms, but far longer on a busy
-// server, and the loop may not be held past ~100 ms. Past it, the
-// re-plan's first step records it (Reloader, Replanner).
-const pg::Statement kRecordLockWait("SET LOCAL lock_timeout = '50ms'");
+// How long a record of a re-plan waits for the step under way (on another
+// daemon, or this daemon's re-plan thread): a step takes about 20 ms, but
+// far longer on a busy server. On the loop (a reload, a start) the loop
+// may not be held past ~100 ms: past 50 ms the re-plan's first step
+// records it (Reloader, Replanner), on its thread, waiting longer.
+const pg::Statement kRecordLockWait("SET LOCAL lock_timeout = '500ms'");
+const pg::Statement kLoopRecordLockWait("SET LOCAL lock_timeout = '50ms'");
 constexpr std::string_view kLockNotAvailable = "55P03";
 // The sweep's place, in the pending index's order (a place saved before
 // schema 9 has no buyer: the sweep goes through that instant's rows again).
@@ -177,7 +178,7 @@ Status Replan::SetPlanning(std::string_view fingerprint, bool replan) {
     // After the step under way on any daemon, which would otherwise write
     // its position over this one when it commits: a restart of the sweep
     // would be lost.
-    session_.conn().Run(kRecordLockWait);
+    session_.conn().Run(on_loop_ ? kLoopRecordLockWait : kRecordLockWait);
     session_.conn().Run(kReplanLock);
     // The session's own for the rest (a caller's group may go on).
     session_.conn().Exec("SET LOCAL lock_timeout TO DEFAULT");

@@ -34,6 +34,8 @@ class Replan {
 
   StatusOr<PlanningState> Planning();
   Status SetPlanning(std::string_view fingerprint, bool replan);
+  // The session is the daemon's loop's: SetPlanning() waits less.
+  void set_on_loop() { on_loop_ = true; }
   Status NotePlanningByOtherRules(std::string_view fingerprint);
   StatusOr<bool> ReplanOnceOtherRulesGone(std::string_view fingerprint, Millis gone);
   StatusOr<ReplanStep> ReplanSome(const PurchaseReplanner& replan, std::string_view fingerprint,
@@ -59,6 +61,7 @@ class Replan {
   sql::ZoneCache zones_;
   std::vector<bool> replanned_;  // buyers this daemon re-planned in run run_
   std::int64_t run_ = -1;
+  bool on_loop_ = false;
   // Rows a step reads at a time; the first read of a step reads half as
   // many after a first read that met a lock held elsewhere, and twice as
   // many after one that did not (up to kRowsPerRead).

@@ -279,10 +279,12 @@ Status Migrate(pg::Connection& conn, int target) {
     // A daemon killed while it migrates (kill -9; before, systemd's start
     // timeout too) leaves no index build running on without it, holding
     // the lock the next start waits for: the server looks for the client
-    // every second (PostgreSQL 14 and later).
+    // every second (PostgreSQL 14 and later, on servers that can: one that
+    // cannot, as on Windows, refuses the setting, which is then left out).
     conn.Exec(
-        "SELECT set_config('client_connection_check_interval', '1s', true) "
-        "WHERE current_setting('server_version_num')::integer >= 140000");
+        "DO $$BEGIN IF current_setting('server_version_num')::integer >= 140000 THEN "
+        "PERFORM set_config('client_connection_check_interval', '1s', true); END IF; "
+        "EXCEPTION WHEN invalid_parameter_value THEN NULL; END$$");
     conn.Exec(kMigrationLock);
     conn.Exec("SET LOCAL lock_timeout TO DEFAULT");
     conn.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
