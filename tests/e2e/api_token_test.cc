@@ -42,16 +42,6 @@ class ApiTokenTest : public ::testing::Test {
     return *daemon_;
   }
 
-  // Waits until the log holds `text` (20 s at most).
-  bool WaitForLog(const std::string& text) {
-    for (int i = 0; i < 2000; ++i) {
-      if (daemon_->log().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ADD_FAILURE() << "no '" << text << "' in:\n" << daemon_->log();
-    return false;
-  }
-
   testing::TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
 };
@@ -95,7 +85,7 @@ TEST_F(ApiTokenTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
   // The rotation ends: the first token is dropped and the daemon reloaded.
   testing::WriteFile(Path("api.token"), second + "\n");
   d.Signal(SIGHUP);
-  ASSERT_TRUE(WaitForLog("reloaded "));
+  ASSERT_TRUE(d.WaitForLog("reloaded "));
   EXPECT_EQ(call("/v1/buyers/lin", first).status, 401);
   EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
 }
@@ -154,7 +144,7 @@ TEST_F(ApiTokenTest, HealthzWithholdsPathsAndErrorsWithoutTheToken) {
   ASSERT_THAT(full["sinks"][0].value("last_error", ""), HasSubstr(hook)) << full;
   testing::WriteFile(Path("touchpoint.yaml"), "version: 1\ntimezone: Mars/Olympus\n");
   d.Signal(SIGHUP);
-  ASSERT_TRUE(WaitForLog("reload failed"));
+  ASSERT_TRUE(d.WaitForLog("reload failed"));
 
   full = json::parse(health(token));
   EXPECT_EQ(full["status"], "degraded");

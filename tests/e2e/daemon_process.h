@@ -210,6 +210,20 @@ class DaemonProcess {
     Wait();
   }
 
+  // Whether the log comes to hold `text` within `within` (looked at every
+  // 10 ms); the log in the failure if not.
+  ::testing::AssertionResult WaitForLog(
+      const std::string& text, std::chrono::milliseconds within = std::chrono::seconds(20)) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (log().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return ::testing::AssertionFailure() << "no '" << text << "' in:\n" << log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return ::testing::AssertionSuccess();
+  }
+
   const std::string& address() const { return address_; }
   std::string url() const { return "http://" + address_; }
   std::string log() const { return ReadFile(log_); }

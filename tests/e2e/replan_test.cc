@@ -66,13 +66,8 @@ class BackgroundReplanTest : public ::testing::Test {
     return out;
   }
 
-  bool WaitForLog(const std::string& text) {
-    for (int i = 0; i < 6000; ++i) {
-      if (daemon_->log().find(text) != std::string::npos) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ADD_FAILURE() << "no '" << text << "' in:\n" << daemon_->log();
-    return false;
+  ::testing::AssertionResult WaitForLog(const std::string& text) {
+    return daemon_->WaitForLog(text, std::chrono::seconds(60));
   }
 
   testing::TempDir dir_;
