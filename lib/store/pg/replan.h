@@ -28,6 +28,12 @@
 
 namespace tp::pgstore {
 
+// The sweep's advisory lock, taken (or tried) by a step and by a record of
+// the planning row; and the row's read (planning.cc).
+extern const pg::Statement kReplanLock;
+extern const pg::Statement kTryReplanLock;
+extern const pg::Statement kPlanning;
+
 class Replan {
  public:
   Replan(Session& session, const RulesInForce& rules) : session_(session), rules_(rules) {}
