@@ -84,8 +84,12 @@ void Dispatcher::Impl::Flush() {
         "stopping: {} of deliveries not recorded ({}): their events are sent again by the "
         "daemon that claims them next, or at the next start",
         Plural(static_cast<long long>(kept), "result"), s.message());
+    // Not in flight any more: `busy` names their workers, which a reload
+    // may have retired (held by these results only).
+    for (const DeliveryResult& r : results) busy.erase(r.id);
     results.clear();
     result_workers.clear();
+    stop_retries = 0;  // a result that comes later gets its own tries
     return;
   }
   if (kept > 0 && !retry_armed) {
@@ -95,7 +99,7 @@ void Dispatcher::Impl::Flush() {
     flush_timer.expires_after(kStoreRetry);
     flush_timer.async_wait([this](const boost::system::error_code& ec) {
       retry_armed = false;
-      if (stopping) ++stop_retries;
+      if (stopping && !results.empty()) ++stop_retries;
       if (!ec || stopping) Flush();
     });
   }

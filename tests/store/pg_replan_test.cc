@@ -288,7 +288,8 @@ TEST_F(PgStoreTest, AReloadWaitsForTheReplanStepUnderWay) {
   });
   // Waiting for the lock (at most 500 ms, then the record fails).
   bool waiting = false;
-  for (int i = 0; i < 200 && !waiting && !recorded; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!waiting && !recorded && std::chrono::steady_clock::now() < deadline) {
     waiting = watch
                   ->Exec(
                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' "
