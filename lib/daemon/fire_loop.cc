@@ -30,6 +30,7 @@ void FireLoop::Start() {
 }
 
 void FireLoop::Pause() {
+  ++pauses_;
   armed_.reset();
   timer_.cancel();
   retry_.cancel();
@@ -73,8 +74,8 @@ void FireLoop::Rearm(bool force) {
   // finds nothing due and arms it again.
   if (const Instant now = clock_.Now(); *at > now + kLongestWait) at = now + kLongestWait;
   timer_.expires_at(std::chrono::time_point_cast<std::chrono::system_clock::duration>(*at));
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // re-armed or stopped
+  timer_.async_wait([this, pauses = pauses_](const boost::system::error_code& ec) {
+    if (ec || pauses != pauses_) return;  // re-armed, stopped or paused
     armed_.reset();
     RunDue();
   });
@@ -136,8 +137,8 @@ void FireLoop::RetrySoon(const std::string& what, bool pass) {
   if (hooks_.health_changed) hooks_.health_changed(health_);
   spdlog::error("{}; retrying in {} ms", what, hooks_.retry.count());
   retry_.expires_after(hooks_.retry);
-  retry_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) Rearm(true);
+  retry_.async_wait([this, pauses = pauses_](const boost::system::error_code& ec) {
+    if (!ec && pauses == pauses_) Rearm(true);
   });
 }
 

@@ -17,6 +17,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -96,6 +97,10 @@ class FireLoop final : public Firing {
   FiringHealth health_;
   bool pass_failed_ = false;  // a pass failed since health_ was last clean
   bool stopped_ = false;
+  // Pause()s so far: a timer's handler already queued when it was
+  // cancelled (its time had come) runs anyway, with no error; it does
+  // nothing once a pause came after it was armed.
+  std::uint64_t pauses_ = 0;
 };
 
 }  // namespace tp
