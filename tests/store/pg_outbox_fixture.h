@@ -145,6 +145,15 @@ class PgOutboxTest : public PgStoreTest {
     r.history = std::move(history);
     return r;
   }
+  // `item`'s fifth attempt, failed: a dead letter.
+  static DeliveryResult Dead(const OutboxItem& item, Instant at, std::string history) {
+    DeliveryResult r = Delivered(item, at);
+    r.kind = DeliveryResult::Kind::kDead;
+    r.attempts = 5;
+    r.error = "refused";
+    r.history = std::move(history);
+    return r;
+  }
 };
 
 }  // namespace tp::testing

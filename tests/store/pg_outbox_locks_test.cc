@@ -65,14 +65,7 @@ TEST_F(PgOutboxTest, DeadLettersLockTheirTouchpointsInOneOrder) {
     return x.touchpoint > y.touchpoint;  // the later touchpoint first
   });
   std::vector<DeliveryResult> results;
-  for (const OutboxItem& i : {due[0], due[1]}) {
-    DeliveryResult r = Delivered(i, now);
-    r.kind = DeliveryResult::Kind::kDead;
-    r.attempts = 5;
-    r.error = "refused";
-    r.history = "dead letter";
-    results.push_back(r);
-  }
+  for (const OutboxItem& i : {due[0], due[1]}) results.push_back(Dead(i, now, "dead letter"));
   ASSERT_GT(results[0].touchpoint, results[1].touchpoint);
   const std::string later = std::to_string(results[0].touchpoint);
   const std::string earlier = std::to_string(results[1].touchpoint);

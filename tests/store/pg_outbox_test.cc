@@ -378,12 +378,7 @@ class PgReplayRaceTest : public PgOutboxTest {
     now_ = Fire(*a_, 1);
     std::vector<DeliveryResult> results;
     for (const OutboxItem& i : Due(*a_, now_, 100, false)) {  // "stream"'s
-      DeliveryResult r = Delivered(i, now_);
-      r.kind = DeliveryResult::Kind::kDead;
-      r.attempts = 5;
-      r.error = "refused";
-      r.history = "dead letter on stream";
-      results.push_back(r);
+      results.push_back(Dead(i, now_, "dead letter on stream"));
     }
     ASSERT_EQ(results.size(), 2u);
     ASSERT_TRUE(a_->RecordDeliveries(results).ok());

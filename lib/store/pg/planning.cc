@@ -9,7 +9,6 @@
 
 namespace tp::pgstore {
 
-const pg::Statement kReplanLock("SELECT pg_advisory_xact_lock(7305861230004)");
 const pg::Statement kTryReplanLock("SELECT pg_try_advisory_xact_lock(7305861230004)");
 // The sweep's place, in the pending index's order (a place saved before
 // schema 9 has no buyer: the sweep goes through that instant's rows again).
@@ -21,6 +20,7 @@ const pg::Statement kPlanning(
 
 namespace {
 
+const pg::Statement kReplanLock("SELECT pg_advisory_xact_lock(7305861230004)");
 // How long a record of a re-plan waits for the step under way (on another
 // daemon, or this daemon's re-plan thread): a step takes about 20 ms, but
 // far longer on a busy server. On the loop (a reload, a start) the loop

@@ -28,9 +28,8 @@
 
 namespace tp::pgstore {
 
-// The sweep's advisory lock, taken (or tried) by a step and by a record of
-// the planning row; and the row's read (planning.cc).
-extern const pg::Statement kReplanLock;
+// The sweep's advisory lock, tried by a step and by the restart once other
+// rules are gone; and the planning row's read (both in planning.cc).
 extern const pg::Statement kTryReplanLock;
 extern const pg::Statement kPlanning;
 
