@@ -26,6 +26,7 @@
 #include "daemon/fire_loop.h"
 #include "daemon/fire_thread.h"
 #include "daemon/ingest_batcher.h"
+#include "daemon/open_store.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
 #include "daemon/retention_loop.h"
@@ -35,13 +36,10 @@
 #include "delivery/dispatcher.h"
 #include "http/server.h"
 #include "ops/service_manager.h"
-#include "pg/url.h"
 #include "planner/replan.h"
 #include "scheduler/scheduler.h"
-#include "store/pg_reader.h"
 #include "store/pg_store.h"
 #include "store/sqlite_store.h"
-#include "store/store_reader.h"
 
 namespace tp {
 namespace {
@@ -54,73 +52,6 @@ namespace asio = boost::asio;
 // and the re-planner looks whether another daemon's reload started the
 // shared re-plan again (Replanner::FollowOthers).
 constexpr Millis kSharedPoll{1000};
-
-// On PostgreSQL, how long a statement of the loop's session waits for the
-// server's answer before its connection is given up (and the call answers
-// 503, and the daemon probes the server): a server that is stopped (a
-// frozen VM, a stalled disk) keeps the connection up, and the loop would
-// wait as long, /healthz and the watchdog's ping with it. (The same limit
-// holds for the leases, acks and counts of /metrics, on threads of their
-// own, so that a request queued behind them is answered too.) Past the 5 s a
-// statement may wait for a lock (lock_timeout), with room for a busy
-// server.
-constexpr Millis kLoopAnswerLimit{10000};
-
-struct OpenedStore {
-  std::unique_ptr<Store> store;
-  std::unique_ptr<StoreReads> reader;
-  SqliteStore* sqlite = nullptr;  // one of these: the store as what it is
-  PgStore* pg = nullptr;
-};
-
-// The store `database` names: a PostgreSQL URL or a SQLite file.
-StatusOr<OpenedStore> OpenStore(const std::string& database, const RulesInForce& rules) {
-  OpenedStore opened;
-  if (pg::IsUrl(database)) {
-    auto store = PgStore::Open(database, rules);
-    if (!store.ok()) return store.status();
-    if (auto roles = (*store)->OtherDaemonsRoles(); !roles.ok()) {
-      spdlog::debug("the other daemons' roles were not read: {}", roles.status().message());
-    } else if (!roles->empty()) {
-      std::string names;
-      for (const std::string& role : *roles) names += (names.empty() ? "" : ", ") + role;
-      spdlog::warn(
-          "other daemons on this database connect as another role ({}), and this role or "
-          "theirs cannot read when the other's sessions started, so a claim of a dead daemon "
-          "may be taken over late; connect every daemon as one role, or grant each role "
-          "pg_read_all_stats, inherited (docs/scaling.md)",
-          names);
-    }
-    if (auto locks = (*store)->ReadLockTable(); !locks.ok()) {
-      spdlog::debug("the server's lock table was not read: {}", locks.status().message());
-    } else if (std::string advice = PgStore::LockTableAdvice(*locks); !advice.empty()) {
-      spdlog::warn("{}", advice);
-    }
-    auto reader = PgReader::Open(database, PgReader::kExactCountsUpTo, kLoopAnswerLimit);
-    if (!reader.ok()) return reader.status();
-    (*store)->SetAnswerLimit(kLoopAnswerLimit);  // after its migrations: they may take long
-    opened.pg = store->get();
-    opened.store = std::move(*store);
-    opened.reader = std::move(*reader);
-    return opened;
-  }
-  auto store = SqliteStore::Open(database, rules);
-  if (!store.ok() && store.status().unavailable()) {
-    // A full disk (or database_max_size): say so plainly, in one line.
-    auto fs = MeasureFilesystem(database);
-    return Status::Error(
-        "no room to open the database " + database + " (" +
-        (fs.ok() ? std::to_string(fs->fs_free) + " bytes free on its disk" : "disk not measured") +
-        "): " + store.status().message() + "; free some space, then start touchpointd again");
-  }
-  if (!store.ok()) return store.status();
-  auto reader = StoreReader::Open(database);
-  if (!reader.ok()) return reader.status();
-  opened.sqlite = store->get();
-  opened.store = std::move(*store);
-  opened.reader = std::move(*reader);
-  return opened;
-}
 
 }  // namespace
 
@@ -250,18 +181,13 @@ struct Daemon::Impl {
                           .fired = [this] { dispatcher->Wake(); }});
       return Status::Ok();
     }
-    auto thread = FireThread::Open(
-        io, rules, clock, &metrics,
-        {.may_fire = may_fire,
-         .covered_until = [this] { return replanner.CoveredUntil(); },
-         .storage_full = [this] { storage->Check(true); },
-         .fired = [this] { dispatcher->Wake(); },
-         .poll = kSharedPoll},
-        [this](const RulesInForce& own) -> StatusOr<std::unique_ptr<ScheduleStore>> {
-          auto opened = PgStore::OpenFiring(options.database, own);
-          if (!opened.ok()) return opened.status();
-          return std::unique_ptr<ScheduleStore>(std::move(*opened));
-        });
+    auto thread = FireThread::Open(io, rules, clock, &metrics,
+                                   {.may_fire = may_fire,
+                                    .covered_until = [this] { return replanner.CoveredUntil(); },
+                                    .storage_full = [this] { storage->Check(true); },
+                                    .fired = [this] { dispatcher->Wake(); },
+                                    .poll = kSharedPoll},
+                                   PgFiringSessions(options.database));
     if (!thread.ok()) return thread.status();
     fire = std::move(*thread);
     return Status::Ok();
@@ -450,21 +376,9 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     // Ingest groups and the re-plan's steps on threads and sessions of
     // their own: a group of large requests, or a step on a server busy with
     // autovacuum, takes long enough there to hold the loop up.
-    const std::string url = options.database;
-    Status s = impl->batcher.UseThread(
-        [url](const RulesInForce& own) -> StatusOr<std::unique_ptr<Store>> {
-          auto session = PgStore::Open(url, own, "touchpointd-ingest");
-          if (!session.ok()) return session.status();
-          return std::unique_ptr<Store>(std::move(*session));
-        },
-        PgStore::kGroupBuyers);
+    Status s = impl->batcher.UseThread(PgIngestSessions(options.database), PgStore::kGroupBuyers);
     if (!s.ok()) return s;
-    s = impl->replanner.UseThread(
-        impl->rules, [url](const RulesInForce& own) -> StatusOr<std::unique_ptr<ReplanStore>> {
-          auto session = PgStore::Open(url, own, "touchpointd-replan");
-          if (!session.ok()) return session.status();
-          return std::unique_ptr<ReplanStore>(std::move(*session));
-        });
+    s = impl->replanner.UseThread(impl->rules, PgReplanSessions(options.database));
     if (!s.ok()) return s;
   }
   Impl* self = impl.get();
