@@ -2,6 +2,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "store/sql.h"
 
 namespace tp {
@@ -24,6 +27,19 @@ StoreGauges ReadGauges(SQLite::Database& db, std::span<const std::string> queues
   };
   each(kQueueDepth, queues, g.queue_messages);
   each(kDeadLetterCount, push_sinks, g.dead_letters);
+  // A sink a reload removed keeps its dead letters: counted while any wait.
+  std::vector<std::string> removed;
+  SQLite::Statement sinks(db, kSinksWithDeliveries);
+  while (sinks.executeStep()) {
+    std::string sink = sinks.getColumn(0).getString();
+    if (std::find(push_sinks.begin(), push_sinks.end(), sink) == push_sinks.end())
+      removed.push_back(std::move(sink));
+  }
+  std::vector<std::pair<std::string, std::int64_t>> removed_dead;
+  each(kDeadLetterCount, removed, removed_dead);
+  for (auto& entry : removed_dead) {
+    if (entry.second > 0) g.dead_letters.push_back(std::move(entry));
+  }
   SQLite::Statement q(db, kOutboxBySink);
   while (q.executeStep())
     g.outbox.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getInt64());

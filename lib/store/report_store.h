@@ -63,9 +63,10 @@ struct BuyerReport {
 // The counts /metrics reports from the file.
 struct StoreGauges {
   std::int64_t pending = 0;  // pending touchpoints
-  // Per queue asked for: its messages. Per push sink asked for: its dead
-  // letters. Per sink with entries waiting in the outbox (sinks no longer
-  // configured too): how many.
+  // Per queue asked for: its messages. Per push sink asked for, and per
+  // sink no longer configured that has any: its dead letters. Per sink
+  // with entries waiting in the outbox (sinks no longer configured too):
+  // how many.
   std::vector<std::pair<std::string, std::int64_t>> queue_messages, dead_letters, outbox;
   // Whether any of them is an estimate (PostgreSQL, past a bound:
   // store/pg/gauges.h); SQLite counts exactly.

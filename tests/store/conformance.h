@@ -354,6 +354,13 @@ inline void ExpectTheReadersAgree(const std::string& path, const std::string& ur
     for (const auto& list : {gauges->queue_messages, gauges->dead_letters, gauges->outbox}) {
       for (const auto& [name, n] : list) text += " " + name + "=" + std::to_string(n);
     }
+    // With the sink removed from the config, its dead letters still count,
+    // while there are any.
+    auto removed = Await<StoreGauges>([&](auto done) { reader->Count({}, {}, std::move(done)); });
+    ASSERT_TRUE(removed.ok()) << removed.status().message();
+    auto still = gauges->dead_letters;
+    std::erase_if(still, [](const auto& entry) { return entry.second == 0; });
+    EXPECT_EQ(removed->dead_letters, still);
     std::vector<Instant> boundaries;
     for (int d = 0; d <= 40; d += 10) boundaries.push_back(at + std::chrono::hours(24 * (d - 10)));
     auto days =

@@ -119,6 +119,13 @@ TEST_F(SqliteStoreTest, AStoreReaderCountsWhatTheStoreWould) {
   EXPECT_EQ(gauges->dead_letters, (Counts{{"crm", 1}}));
   EXPECT_EQ(gauges->outbox, *store->OutboxBySink(1000));
   EXPECT_EQ(gauges->outbox, (Counts{{"crm", 2}}));
+
+  // A reload removes the sink: its dead letter still counts.
+  std::promise<StatusOr<StoreGauges>> removed;
+  (*reader)->Count({}, {}, [&](StatusOr<StoreGauges> g) { removed.set_value(std::move(g)); });
+  gauges = removed.get_future().get();
+  ASSERT_TRUE(gauges.ok()) << gauges.status().message();
+  EXPECT_EQ(gauges->dead_letters, (Counts{{"crm", 1}}));
 }
 
 // Once the daemon stops, the days asked for fail at once (a count under

@@ -25,6 +25,12 @@ const pg::Statement kDeadLettersUpTo(
 const pg::Statement kDeadLettersPlan(
     "EXPLAIN SELECT 1 FROM deliveries WHERE sink = $1 AND state = 1",
     pg::Statement::Plan::kEachRun);
+// As kSinksWithDeliveries (store/gauges.h).
+const pg::Statement kSinksWithDeliveries(
+    "WITH RECURSIVE s(sink) AS (SELECT min(sink) FROM deliveries "
+    "UNION ALL SELECT (SELECT min(sink) FROM deliveries WHERE sink > s.sink) "
+    "FROM s WHERE s.sink IS NOT NULL) "
+    "SELECT sink FROM s WHERE sink IS NOT NULL LIMIT 1000");
 const pg::Statement kOutboxUpTo(
     "SELECT sink, COUNT(*) FROM (SELECT sink FROM deliveries WHERE state = 0 LIMIT $1) s "
     "GROUP BY sink ORDER BY sink");
@@ -88,6 +94,14 @@ StoreGauges ReadGauges(pg::Connection& c, std::span<const std::string> queues,
   }
   for (const std::string& s : push_sinks) {
     g.dead_letters.emplace_back(s, counter.Count(kDeadLettersUpTo, kDeadLettersPlan, &s));
+  }
+  // A sink a reload removed keeps its dead letters: counted while any wait.
+  pg::Result with_deliveries = c.Run(kSinksWithDeliveries);
+  for (int i = 0; i < with_deliveries.rows(); ++i) {
+    const std::string sink(with_deliveries.Text(i, 0));
+    if (std::find(push_sinks.begin(), push_sinks.end(), sink) != push_sinks.end()) continue;
+    if (std::int64_t dead = counter.Count(kDeadLettersUpTo, kDeadLettersPlan, &sink); dead > 0)
+      g.dead_letters.emplace_back(sink, dead);
   }
   // The outbox by sink: exact while it holds no more than the bound in
   // all; past it, an estimate for each sink seen among those rows and each

@@ -12,7 +12,7 @@
 namespace tp::pgstore {
 
 // Pending touchpoints; messages of each of `queues`; dead letters of each
-// of `push_sinks`; outbox entries of each sink with any (and of each of
+// of `push_sinks` and of each other sink that has any; outbox entries of each sink with any (and of each of
 // `push_sinks` when the outbox is past the bound). On `c`, in a read-only
 // REPEATABLE READ transaction of its own. Throws pg::Error.
 //
