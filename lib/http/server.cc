@@ -20,6 +20,20 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+// What the read buffer holds besides a whole header: the bytes of one read
+// (Beast reads at most 64 KiB at a time), where a chunk's size line or the
+// trailers after the last chunk must fit. Beast's header limit does not
+// cover those, so without a bound a client could send a size line that
+// never ends and grow the buffer for as long as the request timeout lets it.
+constexpr std::size_t kFramingBytes = 64 * 1024;
+
+// After an error answer sent before the request was read to its end (a
+// 413 for a body too large, a 431, a 400), the connection reads and drops
+// what the client still sends, for up to this long, before it closes:
+// closing with bytes unread makes the kernel reset the connection, and a
+// client still sending its body would see the reset, not the answer.
+constexpr std::chrono::seconds kLinger{2};
+
 std::string ErrorBody(std::string_view message) {
   std::string out = R"({"error":")";
   for (char c : message) {
@@ -52,7 +66,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {
+      : stream_(std::move(socket)),
+        buffer_(server->limits.max_header + kFramingBytes),
+        server_(std::move(server)) {
     server_->sessions.insert(this);
   }
   ~Session() { server_->sessions.erase(this); }
@@ -96,6 +112,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       return Reply(
           431, "request headers exceed " + std::to_string(server_->limits.max_header) + " bytes");
     }
+    if (ec == http::error::buffer_overflow) {
+      return Reply(400, "a chunk's size line or the trailers exceed " +
+                            std::to_string(buffer_.max_size()) + " bytes");
+    }
     if (ec) return Reply(400, "malformed HTTP request: " + ec.message());
 
     auto& req = parser_->get();
@@ -108,6 +128,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     request.target = std::string(req.target());
     request.content_type = std::string(req[http::field::content_type]);
     request.authorization = std::string(req[http::field::authorization]);
+    request.host = std::string(req[http::field::host]);
+    request.origin = std::string(req[http::field::origin]);
+    request.fetch_site = std::string(req["Sec-Fetch-Site"]);
     request.body = std::move(req.body());
     stream_.expires_never();
     answered_ = false;
@@ -159,8 +182,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     return std::nullopt;
   }
 
+  // An error answer; then the connection closes, once what the client
+  // still sends is drained (kLinger).
   void Reply(int status, std::string_view message) {
     keep_alive_ = false;
+    linger_ = true;
     HttpResponse r{status, ErrorBody(message)};
     if (status == 415) r.headers.emplace_back("Accept-Encoding", "identity");
     Write(std::move(r));
@@ -181,9 +207,29 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->limits.write_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                        if (!ec && self->linger_) return self->Drain();
                         if (ec || !res->keep_alive()) return self->Close();
                         self->Read();
                       });
+  }
+
+  // Sends the end of the stream, then reads and drops what comes until the
+  // client closes too, or kLinger passes, or the server stops.
+  void Drain() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLinger);  // one deadline for the whole drain
+    dropped_.resize(16 * 1024);
+    reading_ = true;  // Shutdown() closes it at once
+    DrainSome();
+  }
+  void DrainSome() {
+    if (server_->stopped) return Close();
+    stream_.async_read_some(asio::buffer(dropped_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->Close();
+                              self->DrainSome();
+                            });
   }
 
   void Close() {
@@ -201,6 +247,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;
   bool reading_ = false;
   bool answered_ = true;
+  bool linger_ = false;        // an error answer: Drain() after it
+  std::vector<char> dropped_;  // what Drain() reads
 };
 
 void HttpServer::Impl::Accept() {

@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 #include <sys/resource.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -165,6 +167,61 @@ TEST_F(InputTest, CodingsTheDaemonDoesNotDecodeAreRefused) {
                        "\r\n" + body + "\r\n0\r\n\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 200);
+}
+
+// A chunk's size line that never ends is refused once it passes the read
+// buffer, not buffered for as long as the client sends it.
+TEST_F(InputTest, AChunkSizeLineThatNeverEndsIsA400) {
+  DaemonProcess& d = Start();
+  const std::string answer = testing::RawExchange(
+      d.address(),
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n1;" +
+          std::string(1 << 20, 'a'));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(answer, HasSubstr("a chunk's size line or the trailers exceed 81920 bytes"));
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+// A client that sends its whole body before it reads (as curl does: a
+// failed send ends its request) gets to send it, then reads the 413: the
+// daemon reads and drops the rest before it closes, where closing at once
+// would reset the connection under the client's send.
+TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
+  DaemonProcess& d = Start();
+  const std::string address = d.address();
+  const auto colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const std::string request =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 67108864\r\n\r\n" +
+      std::string(48 << 20, ' ');
+  std::size_t sent = 0;
+  int send_error = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      send_error = errno;
+      break;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+    answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(sent, request.size()) << std::strerror(send_error);
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(answer, HasSubstr("request body exceeds"));
 }
 
 TEST_F(InputTest, HeadAnswersWithoutABody) {
