@@ -1,7 +1,10 @@
 #include "api/v1_gate.h"
 
+#include <cctype>
+
 #include "api/auth.h"
 #include "api/http_json.h"
+#include "core/text.h"
 
 namespace tp::api {
 namespace {
@@ -22,8 +25,31 @@ bool IsPurchases(std::string_view target) {
   return parts.size() == 2 && parts[0] == "v1" && parts[1] == "purchases";
 }
 
+std::optional<std::string> CrossSite(const HttpRequest& req) {
+  if (req.method == "GET" || req.method == "HEAD") return std::nullopt;
+  if (!req.fetch_site.empty()) {
+    if (req.fetch_site == "same-origin" || req.fetch_site == "none") return std::nullopt;
+    return "Sec-Fetch-Site: " + req.fetch_site;
+  }
+  if (req.origin.empty()) return std::nullopt;  // not from a browser's page
+  const auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string origin = lower(req.origin);
+  const std::string host = lower(req.host);
+  if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
+    return std::nullopt;
+  return "Origin: " + req.origin;
+}
+
 std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens) {
   if (!IsV1(req.target)) return std::nullopt;
+  if (auto from = CrossSite(req)) {
+    return ErrorResponse(403, "a request from another site's page is refused (" + Excerpt(*from) +
+                                  "); call the API from a program");
+  }
   if (!tokens.empty() && !BearerAuthorized(req.authorization, tokens)) {
     HttpResponse r = ErrorResponse(401, req.authorization.empty()
                                             ? "this API needs an Authorization: Bearer token"

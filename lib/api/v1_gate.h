@@ -17,8 +17,17 @@ bool IsV1(std::string_view target);
 // Whether `target` is the purchases ingest route, /v1/purchases.
 bool IsPurchases(std::string_view target);
 
-// The refusal for a /v1 request that may not reach its route, or nullopt.
-// `tokens`: the config's auth tokens (none: no token needed).
+// For a request that changes something (not GET or HEAD): what says a
+// browser sent it from another site's page (Sec-Fetch-Site other than
+// same-origin or none; without it, an Origin that is not the Host's), or
+// nullopt. Such a page can send a POST without a body, which needs no
+// CORS preflight, to a daemon on loopback; a program sends neither header.
+std::optional<std::string> CrossSite(const HttpRequest& req);
+
+// The refusal for a /v1 request that may not reach its route, or nullopt:
+// a cross-site request (403, before the token: CrossSite()), a missing or
+// wrong token (401), a POST body that is not JSON (415). `tokens`: the
+// config's auth tokens (none: no token needed).
 std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens);
 
 }  // namespace tp::api

@@ -32,6 +32,11 @@ struct HttpRequest {
   std::string content_type;
   std::string authorization;
   std::string body;
+  // What a browser says of where the request comes from (api/v1_gate.h):
+  // the Host, Origin and Sec-Fetch-Site headers, empty when not sent.
+  std::string host = {};
+  std::string origin = {};
+  std::string fetch_site = {};
 };
 
 struct HttpResponse {

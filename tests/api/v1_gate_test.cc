@@ -54,6 +54,41 @@ TEST(V1GateTest, APostWithABodyMustBeJson) {
   EXPECT_EQ(CheckV1(Request("POST", "/v1/purchases", "text/plain", "", "x"), kTokens)->status, 401);
 }
 
+// A page of another site may POST without a body (no CORS preflight) to a
+// daemon on loopback: refused, whatever the route; the status page's own
+// requests and programs' (which send neither header) pass.
+TEST(V1GateTest, RefusesChangesSentFromAnotherSitesPage) {
+  auto from = [](std::string method, std::string fetch_site, std::string origin) {
+    HttpRequest r = Request(std::move(method), "/v1/buyers/lin/opt-out");
+    r.host = "127.0.0.1:8787";
+    r.fetch_site = std::move(fetch_site);
+    r.origin = std::move(origin);
+    return CheckV1(r, {});
+  };
+  for (const char* site : {"cross-site", "same-site"}) {
+    auto refused = from("POST", site, "");
+    ASSERT_TRUE(refused.has_value()) << site;
+    EXPECT_EQ(refused->status, 403);
+    EXPECT_THAT(refused->body, HasSubstr(site));
+  }
+  // A browser without Sec-Fetch-Site: the Origin decides.
+  EXPECT_EQ(from("POST", "", "https://evil.example")->status, 403);
+  EXPECT_EQ(from("POST", "", "null")->status, 403);
+  EXPECT_EQ(from("POST", "", "http://127.0.0.1:8788")->status, 403);
+  // Refused before the token is looked at.
+  HttpRequest with_token = Request("POST", "/v1/buyers/lin/opt-out", "", "Bearer " + kTokens[0]);
+  with_token.fetch_site = "cross-site";
+  EXPECT_EQ(CheckV1(with_token, kTokens)->status, 403);
+
+  EXPECT_FALSE(from("POST", "same-origin", "http://127.0.0.1:8787").has_value());
+  EXPECT_FALSE(from("POST", "none", "").has_value());  // typed in, or a bookmark
+  EXPECT_FALSE(from("POST", "", "http://127.0.0.1:8787").has_value());
+  EXPECT_FALSE(from("POST", "", "HTTP://127.0.0.1:8787").has_value());
+  EXPECT_FALSE(from("POST", "", "").has_value());  // curl, a program
+  // Reading is not refused: another site's page cannot read the answer.
+  EXPECT_FALSE(from("GET", "cross-site", "https://evil.example").has_value());
+}
+
 TEST(V1GateTest, TellsTheIngestRouteApart) {
   EXPECT_TRUE(IsPurchases("/v1/purchases"));
   EXPECT_TRUE(IsPurchases("/v1/purchases?x=1"));
