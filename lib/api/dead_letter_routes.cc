@@ -35,6 +35,9 @@ HttpResponse DeadLetterRoutes::List(std::string_view target) {
   // A sink no longer configured may still have letters (a reload removed
   // it): listed, so that they can be seen; a name with none is a 400.
   const bool configured = !sink_param || IsPushSink(*sink_param);
+  if (!configured && !IsName(*sink_param)) {
+    return FieldError(400, "sink must name a webhook or redis sink", "sink");
+  }
   const std::string sink = sink_param.value_or("");
   std::int64_t after = 0;
   if (auto v = QueryParam(target, "after")) {

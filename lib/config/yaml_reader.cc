@@ -75,15 +75,6 @@ class DocumentStarts final : public YAML::EventHandler {
 
 }  // namespace
 
-bool IsName(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-  };
-  return std::all_of(s.begin(), s.end(), ok) && s.front() != '-' && s.front() != '.';
-}
-
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 std::string JoinNames(std::initializer_list<const char*> names) {

@@ -19,6 +19,7 @@
 
 #include "config/loader.h"
 #include "config/rules.h"
+#include "core/text.h"
 #include "core/time.h"
 
 namespace tp::config {
@@ -29,8 +30,6 @@ using Fields = std::map<std::string, YAML::Node>;
 // The longest duration anywhere in the config, either way.
 inline constexpr Duration kMaxDuration{36'500, Duration::Unit::kDays};
 
-// 1-64 letters, digits, '_', '-' or '.', not starting with '-' or '.'.
-bool IsName(std::string_view s);
 std::string Quote(std::string_view s);
 std::string JoinNames(std::initializer_list<const char*> names);
 

@@ -1,5 +1,6 @@
 #include "core/text.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace tp {
@@ -139,6 +140,15 @@ std::string Plural(long long n, std::string_view noun) {
   std::string out = std::to_string(n) + " " + std::string(noun);
   if (n != 1) out += 's';
   return out;
+}
+
+bool IsName(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  };
+  return std::all_of(s.begin(), s.end(), ok) && s.front() != '-' && s.front() != '.';
 }
 
 }  // namespace tp

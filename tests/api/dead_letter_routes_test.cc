@@ -61,6 +61,12 @@ TEST_F(DeadLetterRoutesTest, ABadListingNamesItsParameter) {
   const std::pair<const char*, const char*> cases[] = {
       {"/v1/dead-letters?sink=outbox", "sink"},  // a queue has no dead letters
       {"/v1/dead-letters?sink=nope", "sink"},
+      // Never a sink's name: not "every sink's", nor a query the store refuses.
+      {"/v1/dead-letters?sink=", "sink"},
+      {"/v1/dead-letters?sink=%zz", "sink"},
+      {"/v1/dead-letters?sink=%00", "sink"},
+      {"/v1/dead-letters?sink=%FF", "sink"},
+      {"/v1/dead-letters?sink=a%20b", "sink"},
       {"/v1/dead-letters?after=-1", "after"},
       {"/v1/dead-letters?after=1e3", "after"},
       {"/v1/dead-letters?limit=0", "limit"},
