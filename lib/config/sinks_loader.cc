@@ -97,7 +97,7 @@ void Loader::LoadUrl(const Fields& fields, const YAML::Node& item, const std::st
     if (url.ok()) {
       sink.url = *s;
     } else {
-      Error(v, "url " + Quote(*s) + " " + url.status().message());
+      Error(v, "url " + Quote(RedactedUrl(*s)) + " " + url.status().message());
     }
   }
 }

@@ -142,4 +142,21 @@ StatusOr<Url> ParseRedisUrl(std::string_view text) {
   return url;
 }
 
+std::string RedactedUrl(std::string_view text) {
+  std::string scheme;
+  std::string_view rest;
+  if (!SplitScheme(text, scheme, rest)) return std::string(text);
+  const std::size_t start = text.size() - rest.size();
+  std::size_t at = std::string_view::npos;
+  if (scheme == "redis") {
+    at = rest.rfind('@');
+  } else {
+    at = rest.substr(0, rest.find_first_of("/?#")).find('@');
+  }
+  if (at == std::string_view::npos) return std::string(text);
+  const std::size_t colon = rest.substr(0, at).find(':');
+  const std::size_t hidden = colon == std::string_view::npos ? 0 : colon + 1;
+  return std::string(text.substr(0, start + hidden)) + "***" + std::string(rest.substr(at));
+}
+
 }  // namespace tp

@@ -30,4 +30,11 @@ StatusOr<Url> ParseHttpUrl(std::string_view text);
 // Parses a redis URL (default port 6379, database 0).
 StatusOr<Url> ParseRedisUrl(std::string_view text);
 
+// `text` as a message may quote it: the password of its user info
+// replaced by "***" (all of the user info when it has no ':', which a
+// redis URL takes as the password), valid URL or not. In a redis URL the
+// user info ends at the last '@' (a password may hold '/' or '@'); in
+// another, at an '@' before its path.
+std::string RedactedUrl(std::string_view text);
+
 }  // namespace tp

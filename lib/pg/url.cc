@@ -74,11 +74,10 @@ std::string RedactUserinfo(std::string_view url) {
   const std::size_t scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
   const std::size_t start = scheme + 3;
-  const std::size_t at = url.find('@', start);
-  const std::size_t slash = url.find('/', start);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
-    return std::string(url);
-  }
+  // The last '@' before the query: a password may hold '/' or '@' (then
+  // it is not a valid URL, but a message may still quote it).
+  const std::size_t at = url.substr(0, url.find('?', start)).rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
   const std::size_t colon = url.find(':', start);
   if (colon == std::string_view::npos || colon > at) return std::string(url);
   return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));

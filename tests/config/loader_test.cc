@@ -16,6 +16,7 @@ using testing::ConfigErrors;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::kMinimal;
+using ::testing::Not;
 
 TEST(LoaderTest, TheBriefsConfigLoadsWithEveryValue) {
   LoadResult r = LoadRulesString(testing::kBriefConfig, "brief.yaml");
@@ -187,6 +188,23 @@ cadences:
                           "9:33 key 'url' does not apply to a queue sink",
                           "10:5 missing required key 'url' in sink 'f'",
                           "10:5 missing required key 'secret_file' in sink 'f'"));
+}
+
+// A redis URL the loader refuses is quoted without its password.
+TEST(LoaderTest, ARefusedRedisUrlIsQuotedWithoutItsPassword) {
+  const auto errors = ConfigErrors(R"(version: 1
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: r, type: redis, url: "redis://:s3cr/et@redis.internal:6379/0"}
+cadences:
+  - name: trust
+    steps:
+      - {after: 1d, topic: hello}
+)");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], HasSubstr("url 'redis://:***@redis.internal:6379/0'"));
+  EXPECT_THAT(errors[0], Not(HasSubstr("s3cr")));
 }
 
 TEST(LoaderTest, YamlSyntaxErrorHasItsPosition) {

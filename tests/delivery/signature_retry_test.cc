@@ -116,5 +116,18 @@ TEST(UrlTest, ParsesWebhookAndRedisUrls) {
   EXPECT_THAT(ParseRedisUrl("http://h").status().message(), HasSubstr("redis://"));
 }
 
+// A URL a message quotes shows no password, even one holding '/' or '@'
+// that the parser could not make sense of.
+TEST(UrlTest, RedactedUrlHidesThePassword) {
+  EXPECT_EQ(RedactedUrl("redis://:s3cr/et@redis.internal:6379/0"),
+            "redis://:***@redis.internal:6379/0");
+  EXPECT_EQ(RedactedUrl("redis://app:p@ss/w@h/cache"), "redis://app:***@h/cache");
+  EXPECT_EQ(RedactedUrl("redis://s3cret@h/x"), "redis://***@h/x");  // no ':': the password
+  EXPECT_EQ(RedactedUrl("redis://h:6379/x"), "redis://h:6379/x");
+  EXPECT_EQ(RedactedUrl("http://u:pw@x/a?mail=b@c"), "http://u:***@x/a?mail=b@c");
+  EXPECT_EQ(RedactedUrl("http://x/a?mail=b@c"), "http://x/a?mail=b@c");
+  EXPECT_EQ(RedactedUrl("not a url: p@ss"), "not a url: p@ss");
+}
+
 }  // namespace
 }  // namespace tp

@@ -267,6 +267,7 @@ TEST_F(PgConnectionTest, NoServerIsUnavailableAndThePasswordIsNotShown) {
       << s.message();
   EXPECT_EQ(pg::Redacted(url), "postgresql://touchpoint:***@127.0.0.1:9/x");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+  EXPECT_EQ(pg::Redacted("postgresql://u:s3cr/et@h/db"), "postgresql://u:***@h/db");
   EXPECT_EQ(pg::Redacted("postgresql://u@h/db?sslmode=require&password=s3cret&x=1"),
             "postgresql://u@h/db?sslmode=require&password=***&x=1");
   // libpq reads a key with escapes as without, and the client key's
