@@ -111,6 +111,44 @@ TEST_F(ReplanTest, NewStepsArePlannedOnlyWhileStillWithinReach) {
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "b"))->kind, ReplanChange::Kind::kUpdate);
 }
 
+// A fired step renamed (its topic serving as its id) is not sent again
+// under its new id; a new step at another time still is.
+TEST_F(ReplanTest, AFiredStepRenamedIsNotAddedAgain) {
+  auto before = Load("      - {after: 4d, topic: comfort-check}\n      - {after: 7d, topic: b}\n");
+  auto existing = Existing(*before);
+  existing[0].state = TouchpointState::kFired;  // due at now: within misfire_grace
+  auto after = Load(
+      "      - {after: 4d, topic: comfort-checks}\n"
+      "      - {after: 7d, topic: b}\n"
+      "      - {after: 4d, id: same-time, topic: x}\n");
+  PurchaseReplan r = Replan(*after, existing);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "comfort-checks")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "same-time")), nullptr);
+  EXPECT_EQ(Find(r, existing[0].id), nullptr);  // fired: never touched
+  EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kUpdate);
+
+  // Not fired (cancelled by an earlier reload, say): the new step is planned.
+  existing[0].state = TouchpointState::kCancelled;
+  r = Replan(*after, existing);
+  ASSERT_NE(Find(r, TouchpointId("o1", "trust", "comfort-checks")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "comfort-checks"))->kind, ReplanChange::Kind::kAdd);
+}
+
+// A fired step whose id is kept while it moves: the other new step at its
+// old time is still planned (the buyer's message at that time is still in
+// the plan, under its own id).
+TEST_F(ReplanTest, ANewStepAtAFiredStepsTimeIsPlannedWhileThatStepStays) {
+  auto before = Load("      - {after: 4d, topic: a}\n      - {after: 7d, topic: b}\n");
+  auto existing = Existing(*before);
+  existing[0].state = TouchpointState::kFired;
+  auto after = Load(
+      "      - {after: 4d, topic: a}\n      - {after: 4d, topic: also}\n"
+      "      - {after: 7d, topic: b}\n");
+  const PurchaseReplan r = Replan(*after, existing);
+  ASSERT_NE(Find(r, TouchpointId("o1", "trust", "also")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "also"))->kind, ReplanChange::Kind::kAdd);
+}
+
 TEST_F(ReplanTest, RemovedStepsAndProductsAreCancelledBecauseRulesChanged) {
   auto before = Load("      - {after: 7d, topic: b}\n      - {after: 9d, topic: c}\n");
   auto existing = Existing(*before);
