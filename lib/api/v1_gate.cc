@@ -37,10 +37,15 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
     for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
   };
+  // The Host the browser sent, or the one a proxy in front says it had (a
+  // page cannot send X-Forwarded-Host to another site without a preflight,
+  // which this daemon never allows).
   const std::string origin = lower(req.origin);
-  const std::string host = lower(req.host);
-  if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
-    return std::nullopt;
+  for (const std::string& name : {req.host, req.forwarded_host}) {
+    const std::string host = lower(name);
+    if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
+      return std::nullopt;
+  }
   return "Origin: " + req.origin;
 }
 

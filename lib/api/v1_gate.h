@@ -19,8 +19,9 @@ bool IsPurchases(std::string_view target);
 
 // For a request that changes something (not GET or HEAD): what says a
 // browser sent it from another site's page (Sec-Fetch-Site other than
-// same-origin or none; without it, an Origin that is not the Host's), or
-// nullopt. Such a page can send a POST without a body, which needs no
+// same-origin or none; without it, as over plain HTTP to another host than
+// localhost, an Origin that is neither the Host's nor X-Forwarded-Host's),
+// or nullopt. Such a page can send a POST without a body, which needs no
 // CORS preflight, to a daemon on loopback; a program sends neither header.
 std::optional<std::string> CrossSite(const HttpRequest& req);
 

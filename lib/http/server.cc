@@ -129,6 +129,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     request.content_type = std::string(req[http::field::content_type]);
     request.authorization = std::string(req[http::field::authorization]);
     request.host = std::string(req[http::field::host]);
+    request.forwarded_host = std::string(req["X-Forwarded-Host"]);
     request.origin = std::string(req[http::field::origin]);
     request.fetch_site = std::string(req["Sec-Fetch-Site"]);
     request.body = std::move(req.body());
@@ -219,7 +220,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.expires_after(kLinger);  // one deadline for the whole drain
-    dropped_.resize(16 * 1024);
+    dropped_.resize(64 * 1024);
     reading_ = true;  // Shutdown() closes it at once
     DrainSome();
   }

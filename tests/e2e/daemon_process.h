@@ -62,9 +62,8 @@ inline double Sample(const std::string& exposition, const std::string& series) {
   return -1;
 }
 
-// Sends `request` as raw bytes on a new connection to HOST:PORT and returns
-// everything the server sends until it closes (or 5 s pass).
-inline std::string RawExchange(const std::string& address, std::string_view request) {
+// A new TCP connection to HOST:PORT (IPv4), or -1.
+inline int RawConnect(const std::string& address) {
   const auto colon = address.rfind(':');
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -73,11 +72,22 @@ inline std::string RawExchange(const std::string& address, std::string_view requ
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     ::close(fd);
-    return {};
+    return -1;
   }
+  return fd;
+}
+
+// Sends `request` as raw bytes on a new connection to HOST:PORT and returns
+// everything the server sends until it closes (or 5 s pass).
+inline std::string RawExchange(const std::string& address, std::string_view request) {
+  const int fd = RawConnect(address);
+  if (fd < 0) return {};
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  // Nothing more to send: a daemon draining the connection after an error
+  // answer closes it now rather than after its 2 s.
+  ::shutdown(fd, SHUT_WR);
   std::string answer;
   char buf[4096];
   for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {

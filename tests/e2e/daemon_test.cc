@@ -215,17 +215,6 @@ TEST_F(DaemonTest, ABadItemRejectsTheWholeRequestNamingItAndItsField) {
   EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 404);
 }
 
-int RawConnect(const std::string& address) {
-  const auto colon = address.rfind(':');
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
-  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  return fd;
-}
-
 TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
   DaemonProcess& d = StartDaemon();
   auto r = d.http().Request("POST", "/v1/purchases", "{\"order_id\": ");
@@ -237,7 +226,8 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
   EXPECT_EQ(r->status, 415);
 
   // A body over the limit is refused as soon as its Content-Length is read.
-  const int fd = RawConnect(d.address());
+  const int fd = testing::RawConnect(d.address());
+  ASSERT_GE(fd, 0);
   const std::string head =
       "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
       "Content-Length: 40000000\r\n\r\n[";
@@ -271,11 +261,13 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
   config += "http: {request_timeout: 1s}\n";
   DaemonProcess& d = StartDaemon(config);
   // Half a request header, then silence; and a body that never completes.
-  const int stalled = RawConnect(d.address());
+  const int stalled = testing::RawConnect(d.address());
+  ASSERT_GE(stalled, 0);
   const std::string partial = "POST /v1/purchases HTTP/1.1\r\nHost: x\r\n";
   ASSERT_EQ(::send(stalled, partial.data(), partial.size(), 0),
             static_cast<ssize_t>(partial.size()));
-  const int short_body = RawConnect(d.address());
+  const int short_body = testing::RawConnect(d.address());
+  ASSERT_GE(short_body, 0);
   const std::string head =
       "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
       "Content-Length: 1000\r\n\r\n[";

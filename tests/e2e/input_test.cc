@@ -189,14 +189,8 @@ TEST_F(InputTest, AChunkSizeLineThatNeverEndsIsA400) {
 // would reset the connection under the client's send.
 TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
   DaemonProcess& d = Start();
-  const std::string address = d.address();
-  const auto colon = address.rfind(':');
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
-  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  const int fd = testing::RawConnect(d.address());
+  ASSERT_GE(fd, 0);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -222,6 +216,23 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
   EXPECT_EQ(sent, request.size()) << std::strerror(send_error);
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
   EXPECT_THAT(answer, HasSubstr("request body exceeds"));
+}
+
+// The headers a browser sends reach the gate: another site's page cannot
+// opt a buyer out of a daemon on loopback.
+TEST_F(InputTest, AnOptOutFromAnotherSitesPageIsRefused) {
+  DaemonProcess& d = Start();
+  const std::string head = "POST /v1/buyers/lin/opt-out HTTP/1.1\r\nHost: " + d.address() +
+                           "\r\nContent-Length: 0\r\nConnection: close\r\n";
+  std::string answer =
+      testing::RawExchange(d.address(), head + "Sec-Fetch-Site: cross-site\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 403"));
+  answer = testing::RawExchange(d.address(), head + "Origin: http://evil.example\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 403"));
+  answer = testing::RawExchange(d.address(), head +
+                                                 "Origin: http://ops.internal\r\n"
+                                                 "X-Forwarded-Host: ops.internal\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
 }
 
 TEST_F(InputTest, HeadAnswersWithoutABody) {
