@@ -58,25 +58,39 @@ PurchaseReplan ReplanPurchase(const Rules& rules, std::span<const PastPurchase> 
   std::unordered_map<std::string_view, const ExistingTouchpoint*> by_id;
   for (const ExistingTouchpoint& e : existing) by_id.emplace(e.id, &e);
   const Instant missed_before = now - rules.misfire_grace.Exact();
-  // Fired touchpoints the new plan no longer has: a step renamed (its id,
-  // the topic serving as its id, or its cadence), or another tier's step
-  // at the same time. A new step due when one of them was is the same
-  // message under another name: the buyer had it, so it is not added.
+  // Fired touchpoints (dead ones too: a sink gave up, another may have
+  // delivered) the new plan no longer has: a step renamed (its id, the
+  // topic serving as its id, or its cadence), or another tier's step at
+  // the same time. A new step due when one of them was is that message
+  // under another name: the buyer had it, so it is not added. Each stands
+  // for one new step, of its own cadence if there is one.
   std::unordered_set<std::string_view> planned;
   for (const PlannedTouchpoint& t : plan.touchpoints) planned.emplace(t.id);
-  std::vector<Instant> fired_elsewhere;
+  std::vector<const ExistingTouchpoint*> gone;
   for (const ExistingTouchpoint& e : existing) {
-    if (e.state == TouchpointState::kFired && !planned.contains(e.id))
-      fired_elsewhere.push_back(e.due_at);
+    if ((e.state == TouchpointState::kFired || e.state == TouchpointState::kDead) &&
+        !planned.contains(e.id))
+      gone.push_back(&e);
   }
+  const auto sent_as = [&](const PlannedTouchpoint& t, const std::string& cadence) {
+    auto same = std::find_if(gone.begin(), gone.end(), [&](const ExistingTouchpoint* e) {
+      return e->due_at == t.due_at && e->cadence == cadence;
+    });
+    if (same == gone.end()) {
+      same = std::find_if(gone.begin(), gone.end(),
+                          [&](const ExistingTouchpoint* e) { return e->due_at == t.due_at; });
+    }
+    if (same == gone.end()) return false;
+    gone.erase(same);
+    return true;
+  };
 
   for (PlannedTouchpoint& t : plan.touchpoints) {
     const std::string& cadence = rules.cadences[t.cadence].name;
     auto it = by_id.find(t.id);
     if (it == by_id.end()) {
       if (t.state == TouchpointState::kPending && t.next_at >= missed_before &&
-          std::find(fired_elsewhere.begin(), fired_elsewhere.end(), t.due_at) ==
-              fired_elsewhere.end()) {
+          !sent_as(t, cadence)) {
         out.changes.push_back(Planned(ReplanChange::Kind::kAdd, std::move(t), cadence));
       }
       continue;

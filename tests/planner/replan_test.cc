@@ -112,7 +112,8 @@ TEST_F(ReplanTest, NewStepsArePlannedOnlyWhileStillWithinReach) {
 }
 
 // A fired step renamed (its topic serving as its id) is not sent again
-// under its new id; a new step at another time still is.
+// under its new id; it stands for one new step only, so a second new step
+// at the same time is planned.
 TEST_F(ReplanTest, AFiredStepRenamedIsNotAddedAgain) {
   auto before = Load("      - {after: 4d, topic: comfort-check}\n      - {after: 7d, topic: b}\n");
   auto existing = Existing(*before);
@@ -123,9 +124,15 @@ TEST_F(ReplanTest, AFiredStepRenamedIsNotAddedAgain) {
       "      - {after: 4d, id: same-time, topic: x}\n");
   PurchaseReplan r = Replan(*after, existing);
   EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "comfort-checks")), nullptr);
-  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "same-time")), nullptr);
+  ASSERT_NE(Find(r, TouchpointId("o1", "trust", "same-time")), nullptr);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "same-time"))->kind, ReplanChange::Kind::kAdd);
   EXPECT_EQ(Find(r, existing[0].id), nullptr);  // fired: never touched
   EXPECT_EQ(Find(r, existing[1].id)->kind, ReplanChange::Kind::kUpdate);
+
+  // Dead (a sink gave up; another may have delivered it): as fired.
+  existing[0].state = TouchpointState::kDead;
+  r = Replan(*after, existing);
+  EXPECT_EQ(Find(r, TouchpointId("o1", "trust", "comfort-checks")), nullptr);
 
   // Not fired (cancelled by an earlier reload, say): the new step is planned.
   existing[0].state = TouchpointState::kCancelled;
