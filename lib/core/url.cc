@@ -144,15 +144,10 @@ StatusOr<Url> ParseRedisUrl(std::string_view text) {
 
 std::string RedactedUrl(std::string_view text) {
   std::string scheme;
-  std::string_view rest;
-  if (!SplitScheme(text, scheme, rest)) return std::string(text);
+  std::string_view rest = text;
+  if (!SplitScheme(text, scheme, rest)) rest = text;  // no scheme: the whole text
   const std::size_t start = text.size() - rest.size();
-  std::size_t at = std::string_view::npos;
-  if (scheme == "redis") {
-    at = rest.rfind('@');
-  } else {
-    at = rest.substr(0, rest.find_first_of("/?#")).find('@');
-  }
+  const std::size_t at = rest.rfind('@');
   if (at == std::string_view::npos) return std::string(text);
   const std::size_t colon = rest.substr(0, at).find(':');
   const std::size_t hidden = colon == std::string_view::npos ? 0 : colon + 1;

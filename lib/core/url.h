@@ -32,9 +32,10 @@ StatusOr<Url> ParseRedisUrl(std::string_view text);
 
 // `text` as a message may quote it: the password of its user info
 // replaced by "***" (all of the user info when it has no ':', which a
-// redis URL takes as the password), valid URL or not. In a redis URL the
-// user info ends at the last '@' (a password may hold '/' or '@'); in
-// another, at an '@' before its path.
+// redis URL takes as the password), valid URL or not, scheme or not. The
+// user info ends at the last '@', since a password may hold '/', '?' or
+// '@' (an '@' in a path or query hides more than the password: this only
+// ever shows less).
 std::string RedactedUrl(std::string_view text);
 
 }  // namespace tp

@@ -78,6 +78,14 @@ TEST_F(DeadLetterRoutesTest, ABadListingNamesItsParameter) {
     EXPECT_EQ(r.status, 400) << target;
     EXPECT_EQ(Body(r)["field"], field) << target;
   }
+  // Refused before the store is asked (the fake has no letters, so a
+  // name it was asked about is refused too, with more words).
+  for (const char* target :
+       {"/v1/dead-letters?sink=", "/v1/dead-letters?sink=%zz", "/v1/dead-letters?sink=%00",
+        "/v1/dead-letters?sink=%FF", "/v1/dead-letters?sink=a%20b"}) {
+    EXPECT_EQ(Body(Send("GET", target))["error"], "sink must name a webhook or redis sink")
+        << target;
+  }
 }
 
 // A reload removed the sink "old": its letters are still listed by name,
