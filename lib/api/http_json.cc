@@ -109,7 +109,8 @@ std::optional<HttpResponse> ParseObject(const std::string& body, RequestJson& ou
                                         std::initializer_list<const char*> allowed) {
   out = RequestJson::object();
   if (body.empty()) return std::nullopt;
-  ParsedJson parsed = ParseJson(body);
+  // A few fields (a lease's, an ack's receipts): no more values than that.
+  ParsedJson parsed = ParseJson(body, JsonLimits{.max_values = kMaxObjectBodyValues});
   if (parsed.error) {
     const JsonParseError& e = *parsed.error;
     Json answer = {{"error", e.path.empty() ? e.message : e.PathText() + ": " + e.message}};

@@ -46,6 +46,10 @@ std::optional<std::string> QueryParam(std::string_view target, std::string_view 
 // A whole non-negative decimal number, or nullopt.
 std::optional<std::int64_t> WholeNumber(std::string_view text);
 
+// The values a ParseObject() body may hold: an ack's 10,000 receipts and
+// room to spare.
+inline constexpr std::size_t kMaxObjectBodyValues = 20'000;
+
 // Parses an optional JSON object body (core/json_parse.h's bounds) into
 // `out` ({} when the body is empty); the 400 that says what is wrong, with
 // the field when there is one, if it is not an object of `allowed` keys.

@@ -105,7 +105,12 @@ std::optional<BodyError> Attributes(const json& item, std::string& out) {
 
 std::optional<BodyError> Frame(std::string_view body, const char* noun, const char* nouns,
                                std::size_t max_items, json& doc) {
-  ParsedJson parsed = ParseJson(body);
+  ParsedJson parsed = ParseJson(body, JsonLimits{.max_root_items = max_items});
+  if (parsed.too_many_root_items) {
+    return BodyError{std::string("too many ") + nouns + " in one request (at most " +
+                         std::to_string(max_items) + ")",
+                     std::nullopt, ""};
+  }
   if (parsed.error) return ParseError(*parsed.error);
   doc = std::move(parsed.value);
   if (doc.is_object()) return std::nullopt;
@@ -114,12 +119,6 @@ std::optional<BodyError> Frame(std::string_view body, const char* noun, const ch
                      std::nullopt, ""};
   }
   if (doc.empty()) return BodyError{std::string("the array holds no ") + nouns, std::nullopt, ""};
-  if (doc.size() > max_items) {
-    return BodyError{std::string("too many ") + nouns +
-                         " in one request: " + std::to_string(doc.size()) + " (at most " +
-                         std::to_string(max_items) + ")",
-                     std::nullopt, ""};
-  }
   return std::nullopt;
 }
 

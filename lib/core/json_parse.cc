@@ -11,7 +11,7 @@ using nlohmann::json;
 // with the checks ParseJson() promises. Returning false stops the parse.
 class Builder {
  public:
-  explicit Builder(std::size_t max_depth) : max_depth_(max_depth) {}
+  explicit Builder(const JsonLimits& limits) : limits_(limits) {}
 
   bool null() { return Put(nullptr); }
   bool boolean(bool v) { return Put(v); }
@@ -49,6 +49,7 @@ class Builder {
 
   json& root() { return root_; }
   std::optional<JsonParseError>& error() { return error_; }
+  bool too_many_root_items() const { return too_many_root_items_; }
 
  private:
   struct Frame {
@@ -57,11 +58,26 @@ class Builder {
   };
 
   bool Open(json::value_t type) {
-    if (stack_.size() >= max_depth_) {
-      return Fail("nested deeper than " + std::to_string(max_depth_) + " levels");
+    if (stack_.size() >= limits_.max_depth) {
+      return Fail("nested deeper than " + std::to_string(limits_.max_depth) + " levels");
     }
+    if (!Counted()) return false;
     json* value = Place(json(type));
     stack_.push_back({value, {}});
+    return true;
+  }
+
+  // One more value, within the limits.
+  bool Counted() {
+    if (stack_.size() == 1 && stack_[0].value->is_array() &&
+        stack_[0].value->size() >= limits_.max_root_items) {
+      too_many_root_items_ = true;
+      return Fail("more than " + std::to_string(limits_.max_root_items) + " items");
+    }
+    if (++values_ > limits_.max_values) {
+      return Fail("more than " + std::to_string(limits_.max_values) +
+                  " values (numbers, strings, arrays, objects...) in one document");
+    }
     return true;
   }
 
@@ -72,6 +88,7 @@ class Builder {
 
   template <typename T>
   bool Put(T&& v) {
+    if (!Counted()) return false;
     Place(json(std::forward<T>(v)));
     return true;
   }
@@ -108,7 +125,9 @@ class Builder {
     return false;
   }
 
-  std::size_t max_depth_;
+  const JsonLimits limits_;
+  std::size_t values_ = 0;
+  bool too_many_root_items_ = false;
   json root_;
   std::vector<Frame> stack_;
   std::optional<JsonParseError> error_;
@@ -129,7 +148,7 @@ std::string JsonParseError::PathText() const {
   return out;
 }
 
-ParsedJson ParseJson(std::string_view text, std::size_t max_depth) {
+ParsedJson ParseJson(std::string_view text, const JsonLimits& limits) {
   ParsedJson result;
   // nlohmann's lexer takes a NUL for the end of the input.
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
@@ -137,7 +156,7 @@ ParsedJson ParseJson(std::string_view text, std::size_t max_depth) {
         JsonParseError{"malformed JSON: a NUL byte at offset " + std::to_string(nul), {}};
     return result;
   }
-  Builder builder(max_depth);
+  Builder builder(limits);
   try {
     json::sax_parse(text.begin(), text.end(), &builder);
   } catch (const std::exception& e) {
@@ -147,6 +166,7 @@ ParsedJson ParseJson(std::string_view text, std::size_t max_depth) {
   }
   if (builder.error()) {
     result.error = std::move(builder.error());
+    result.too_many_root_items = builder.too_many_root_items();
     return result;
   }
   result.value = std::move(builder.root());

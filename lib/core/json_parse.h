@@ -39,16 +39,36 @@ struct JsonParseError {
   std::string PathText() const;
 };
 
+// Values in all (scalars, arrays and objects, at any depth) that a
+// request body may hold: what it costs in memory is the values', up to
+// about 100 bytes each (an object's member), where its text takes 2 (`0,`
+// or `{}`): a 32 MiB body of `[{},{},...]` would be a gigabyte.
+inline constexpr std::size_t kMaxJsonValues = 1'000'000;
+
+struct JsonLimits {
+  std::size_t max_depth = kMaxJsonDepth;
+  std::size_t max_values = kMaxJsonValues;
+  // Elements of a root array: the parse stops at one more, and says so
+  // (ParsedJson::too_many_root_items).
+  std::size_t max_root_items = static_cast<std::size_t>(-1);
+};
+
 struct ParsedJson {
   nlohmann::json value;  // null when error is set
   std::optional<JsonParseError> error;
+  bool too_many_root_items = false;  // the error is JsonLimits::max_root_items
 };
 
 // Parses `text` as exactly one JSON document (whitespace around it only).
 // Refuses: malformed JSON and invalid UTF-8 in strings (nlohmann's
 // messages, with line and column), a NUL byte anywhere, nesting deeper than
-// `max_depth`, a key twice in one object, and a number whose magnitude
-// exceeds the largest double. Never throws.
-ParsedJson ParseJson(std::string_view text, std::size_t max_depth = kMaxJsonDepth);
+// `max_depth`, more values than `max_values` (or root array elements than
+// `max_root_items`), a key twice in one object, and a number whose
+// magnitude exceeds the largest double; each as soon as the parse gets
+// there. Never throws.
+ParsedJson ParseJson(std::string_view text, const JsonLimits& limits);
+inline ParsedJson ParseJson(std::string_view text, std::size_t max_depth = kMaxJsonDepth) {
+  return ParseJson(text, JsonLimits{.max_depth = max_depth});
+}
 
 }  // namespace tp
