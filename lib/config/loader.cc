@@ -155,14 +155,15 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "frequency_cap", "the config", false); v.IsDefined()) {
     LoadFrequencyCaps(v);  // after sinks: a cap may name some
   }
+  if (auto v = Field(*fields, root, "outcomes", "the config", false); v.IsDefined()) {
+    LoadOutcomes(v);
+  }
   if (auto t = SectionValue(*fields, root, "retention", "touchpoints", true); t.IsDefined()) {
-    LoadRetention(t);  // after the caps: they count fires it would delete
+    // After the caps and the outcomes: they count fires it would delete.
+    LoadRetention(t);
   }
   if (auto v = Field(*fields, root, "engagement", "the config", false); v.IsDefined()) {
     LoadEngagement(v);
-  }
-  if (auto v = Field(*fields, root, "outcomes", "the config", false); v.IsDefined()) {
-    LoadOutcomes(v);
   }
   if (auto v = Field(*fields, root, "cadences", "the config", true); v.IsDefined()) {
     LoadCadences(v);
@@ -192,6 +193,18 @@ void Loader::LoadRetention(const YAML::Node& node) {
                              ": the cap counts every fire of its period, which retention "
                              "would delete");
     }
+  }
+  // A repurchase is credited to the last touchpoint fired within the
+  // attribution window (in the buyer's days: an hour more where a clock
+  // goes back), found among the touchpoints kept.
+  const auto attribution = rules_.outcomes.attribution_window.Exact() + std::chrono::hours(1);
+  if (d->Exact() < attribution) {
+    return Error(
+        node,
+        "retention touchpoints (" + d->ToString() + ") must be at least " +
+            std::to_string(std::chrono::duration_cast<std::chrono::hours>(attribution).count()) +
+            "h with outcomes.attribution_window " + rules_.outcomes.attribution_window.ToString() +
+            ": a repurchase is credited to a fire it would delete");
   }
   rules_.retention = *d;
 }

@@ -433,7 +433,7 @@ TEST(LoaderTest, OperationsKeys) {
 TEST(LoaderTest, RetentionKeepsEveryFireACapCounts) {
   auto with = [](const std::string& retention, const std::string& per) {
     return "retention: {touchpoints: " + retention + "}\nfrequency_cap: {max: 1, per: " + per +
-           "}\n" + std::string(kMinimal);
+           "}\noutcomes: {attribution_window: 1h}\n" + std::string(kMinimal);
   };
   EXPECT_THAT(ConfigErrors(with("2d", "month")),
               ElementsAre(HasSubstr("t.yaml:1:26: error: retention touchpoints (2d) must be at "
@@ -447,10 +447,27 @@ TEST(LoaderTest, RetentionKeepsEveryFireACapCounts) {
     EXPECT_TRUE(r.ok()) << retention << " " << per << ": " << r.errors.front().ToString();
   }
   // Every cap counts, whatever order they come in.
-  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 10d}\nfrequency_cap:\n"
+  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 10d}\noutcomes: {attribution_window: 1h}\n"
+                           "frequency_cap:\n"
                            "  - {max: 2, per: day}\n  - {max: 3, per: month}\n" +
                            std::string(kMinimal)),
               ElementsAre(HasSubstr("per month")));
+}
+
+// A repurchase is credited to a fire within the attribution window:
+// retention must keep those fires, whichever comes first in the file.
+TEST(LoaderTest, RetentionKeepsEveryFireARepurchaseIsCreditedTo) {
+  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 2d}\n" + std::string(kMinimal)),
+              ElementsAre(HasSubstr("retention touchpoints (2d) must be at least 169h with "
+                                    "outcomes.attribution_window 7d")));
+  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 40d}\noutcomes: {attribution_window: 40d}\n" +
+                           std::string(kMinimal)),
+              ElementsAre(HasSubstr("at least 961h")));
+  for (const char* ok : {"retention: {touchpoints: 169h}\n",
+                         "outcomes: {attribution_window: 1d}\nretention: {touchpoints: 25h}\n"}) {
+    LoadResult r = LoadRulesString(ok + std::string(kMinimal), "t.yaml");
+    EXPECT_TRUE(r.ok()) << ok << r.errors.front().ToString();
+  }
 }
 
 }  // namespace
