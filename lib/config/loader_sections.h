@@ -57,6 +57,7 @@ class Loader : public YamlReader {
                        const char* noun, const std::string& expected,
                        const std::function<bool(std::string_view)>& take);
   void LoadSecrets(const YAML::Node& node, Sink& sink);
+  void LoadCaFile(const YAML::Node& node, Sink& sink);
   void LoadTokens(const YAML::Node& node);
   void LoadRedis(const Fields& fields, const YAML::Node& item, const std::string& what, Sink& sink);
   // engagement_loader.cc

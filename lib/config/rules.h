@@ -98,6 +98,7 @@ struct Sink {
   RetryPolicy retry;
   int concurrency = 16;  // attempts in flight at once
   std::string ca_file;   // trust these CAs instead of the system's
+  std::string ca_pem;    // ca_file's certificates, read at each load
   bool tls_verify = true;
 
   // Redis.

@@ -1,10 +1,10 @@
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 
 #include "config/loader_sections.h"
 #include "core/base64.h"
@@ -117,9 +117,7 @@ void Loader::LoadWebhook(const Fields& fields, const YAML::Node& item, const std
   if (auto v = Field(fields, item, "ca_file", what, false); v.IsDefined()) {
     if (auto s = String(v, "ca_file")) {
       sink.ca_file = RelativeToConfig(*s);
-      if (::access(sink.ca_file.c_str(), R_OK) != 0) {
-        Error(v, "cannot read ca_file " + Quote(sink.ca_file) + ": " + std::strerror(errno));
-      }
+      LoadCaFile(v, sink);
     }
   }
   if (auto v = Field(fields, item, "tls_verify", what, false); v.IsDefined()) {
@@ -177,6 +175,34 @@ void Loader::LoadSecretLines(const YAML::Node& node, const std::string& path, co
     ++taken;
   }
   if (taken == 0) Error(node, std::string(what) + " " + Quote(path) + " holds no " + noun);
+}
+
+// Reads the CA file now (at start and at every reload, so that a bundle
+// replaced at the same path is a change the reload sees): PEM text with at
+// least one certificate, at most 4 MiB (a system bundle is about 200 KiB).
+// OpenSSL parses it when the sink's worker is made.
+void Loader::LoadCaFile(const YAML::Node& node, Sink& sink) {
+  constexpr std::uintmax_t kMaxCaFileBytes = 4 << 20;
+  const std::string& path = sink.ca_file;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Error(node, "ca_file " + Quote(path) + " is a directory; name a PEM file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(node, "cannot read ca_file " + Quote(path) + ": " + std::strerror(errno));
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxCaFileBytes) {
+    return Error(node, "ca_file " + Quote(path) + " is over 4 MiB");
+  }
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto begin = pem.find("-----BEGIN CERTIFICATE-----");
+  if (begin == std::string::npos ||
+      pem.find("-----END CERTIFICATE-----", begin) == std::string::npos) {
+    return Error(node, "ca_file " + Quote(path) +
+                           " holds no PEM certificate (-----BEGIN CERTIFICATE----- ... "
+                           "-----END CERTIFICATE-----)");
+  }
+  sink.ca_pem = std::move(pem);
 }
 
 void Loader::LoadSecrets(const YAML::Node& node, Sink& sink) {

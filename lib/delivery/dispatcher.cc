@@ -29,8 +29,8 @@ bool SameDelivery(const Sink& a, const Sink& b) {
   return a.name == b.name && a.type == b.type && a.url == b.url && a.secrets == b.secrets &&
          a.timeout == b.timeout && a.retry.initial == b.retry.initial &&
          a.retry.max_delay == b.retry.max_delay && a.retry.max_attempts == b.retry.max_attempts &&
-         a.concurrency == b.concurrency && a.ca_file == b.ca_file && a.tls_verify == b.tls_verify &&
-         a.stream == b.stream && a.maxlen == b.maxlen;
+         a.concurrency == b.concurrency && a.ca_file == b.ca_file && a.ca_pem == b.ca_pem &&
+         a.tls_verify == b.tls_verify && a.stream == b.stream && a.maxlen == b.maxlen;
 }
 
 // Events left for sinks no longer configured wait; say so. On the loop, at

@@ -136,7 +136,7 @@ StatusOr<std::shared_ptr<Worker>> MakeWebhookWorker(Dispatcher::Impl& d, const S
   if (!url.ok()) return Status::Error("sink " + sink.name + ": " + url.status().message());
   AsyncHttpClientOptions options;
   options.timeout = sink.timeout;
-  options.ca_file = sink.ca_file;
+  options.ca_pem = sink.ca_pem;
   options.tls_verify = sink.tls_verify;
   options.user_agent = "touchpoint-webhooks";
   auto client = AsyncHttpClient::Create(d.io, *url, options);

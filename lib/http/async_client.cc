@@ -254,8 +254,9 @@ StatusOr<std::unique_ptr<AsyncHttpClient>> AsyncHttpClient::Create(
       shared->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                                ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                                ssl::context::no_tlsv1_1);
-      if (!options.ca_file.empty()) {
-        shared->tls->load_verify_file(options.ca_file);
+      if (!options.ca_pem.empty()) {
+        // Every certificate in the text (Asio reads them all).
+        shared->tls->add_certificate_authority(asio::buffer(options.ca_pem));
       } else {
         shared->tls->set_default_verify_paths();
       }

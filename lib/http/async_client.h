@@ -39,7 +39,7 @@ struct Exchange {
 
 struct AsyncHttpClientOptions {
   Millis timeout{10'000};  // per request: connect, handshake, write and read
-  std::string ca_file;     // PEM CAs to trust instead of the system's
+  std::string ca_pem;      // PEM CAs to trust instead of the system's
   bool tls_verify = true;
   std::string user_agent = "touchpoint";
 };

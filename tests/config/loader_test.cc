@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "harness.h"
@@ -145,6 +146,41 @@ cadences:
   EXPECT_EQ(r.rules->sinks[3].stream, "touchpoints");
   EXPECT_FALSE(r.rules->sinks[3].maxlen.has_value());
   EXPECT_THAT(r.rules->cadences[0].sinks, ElementsAre(1));
+}
+
+// A CA file is read at each load: PEM certificates, or an error at its key
+// (a secret or a directory given by mistake was accepted, and the daemon
+// then failed to start with no FILE:LINE).
+TEST(LoaderTest, ACaFileMustHoldPemCertificates) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/crm.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  std::ofstream(dir.path() + "/ca.pem") << pem;
+  std::filesystem::create_directory(dir.path() + "/certs");
+  const auto with = [&](const std::string& ca_file) {
+    return R"(version: 1
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: crm, type: webhook, url: "https://crm.example/h", secret_file: crm.secret, ca_file: )" +
+           ca_file + R"(}
+cadences:
+  - name: trust
+    steps:
+      - {after: 1d, topic: hello}
+)";
+  };
+  LoadResult r = LoadRulesString(with("ca.pem"), dir.path() + "/t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
+  EXPECT_EQ(r.rules->sinks[0].ca_pem, pem);
+  for (const auto& [ca_file, error] :
+       {std::pair{"crm.secret", "holds no PEM certificate"}, std::pair{"certs", "is a directory"},
+        std::pair{"none.pem", "cannot read ca_file"}}) {
+    r = LoadRulesString(with(ca_file), dir.path() + "/t.yaml");
+    ASSERT_FALSE(r.ok()) << ca_file;
+    EXPECT_EQ(r.errors.front().line, 5) << ca_file;
+    EXPECT_THAT(r.errors.front().message, HasSubstr(error)) << ca_file;
+  }
 }
 
 TEST(LoaderTest, SinkErrorsNameTheKey) {
