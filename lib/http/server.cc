@@ -81,9 +81,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header));
     stream_.expires_after(server_->limits.request_timeout);
     reading_ = true;
-    http::async_read(
+    http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
   }
 
   // Called when the server stops: an idle connection closes now, a busy one
@@ -97,6 +97,31 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // The header is in (a body over the limit is refused here already): a
+  // client that asks before it sends its body (`Expect: 100-continue`, as
+  // curl does past 1 KiB) is told to go on, else it would wait a second
+  // for the answer it asked for.
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) return OnRead(ec);
+    const auto& req = parser_->get();
+    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+      auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *go_on,
+                        [self = shared_from_this(), go_on](beast::error_code wec, std::size_t) {
+                          if (wec) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
   void OnRead(beast::error_code ec) {
     reading_ = false;
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||

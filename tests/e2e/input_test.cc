@@ -235,6 +235,37 @@ TEST_F(InputTest, AnOptOutFromAnotherSitesPageIsRefused) {
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
 }
 
+// curl asks before it sends a body over 1 KiB (Expect: 100-continue) and
+// waits a second for the answer: the daemon tells it to go on at once.
+TEST_F(InputTest, AClientThatAsksBeforeSendingItsBodyIsToldToGoOn) {
+  DaemonProcess& d = Start();
+  const int fd = testing::RawConnect(d.address());
+  ASSERT_GE(fd, 0);
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string body = PurchaseBody("o1", "b1").dump();
+  const std::string head =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  char buf[4096];
+  std::string answer;
+  while (answer.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 100 Continue\r\n"));
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), static_cast<ssize_t>(body.size()));
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_THAT(answer, HasSubstr("\r\n\r\nHTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 200);
+}
+
 TEST_F(InputTest, HeadAnswersWithoutABody) {
   DaemonProcess& d = Start();
   const std::string answer = testing::RawExchange(
