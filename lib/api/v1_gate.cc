@@ -49,7 +49,8 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
   return "Origin: " + req.origin;
 }
 
-std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens) {
+std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,
+                                          std::span<const std::string> tokens) {
   if (!IsV1(req.target)) return std::nullopt;
   if (auto from = CrossSite(req)) {
     return ErrorResponse(403, "a request from another site's page is refused (" + Excerpt(*from) +
@@ -62,6 +63,12 @@ std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std:
     r.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="touchpoint")");
     return r;
   }
+  return std::nullopt;
+}
+
+std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens) {
+  if (auto refused = CheckV1Header(req, tokens)) return refused;
+  if (!IsV1(req.target)) return std::nullopt;
   if (req.method == "POST" && !req.body.empty() && !IsJson(req.content_type)) {
     return ErrorResponse(415,
                          "Content-Type must be application/json, got '" + req.content_type + "'");

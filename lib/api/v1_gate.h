@@ -25,6 +25,11 @@ bool IsPurchases(std::string_view target);
 // CORS preflight, to a daemon on loopback; a program sends neither header.
 std::optional<std::string> CrossSite(const HttpRequest& req);
 
+// What of CheckV1() needs no body: the cross-site check and the token. The
+// server asks it before it reads a body (HttpServer::SetHeaderCheck).
+std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,
+                                          std::span<const std::string> tokens);
+
 // The refusal for a /v1 request that may not reach its route, or nullopt:
 // a cross-site request (403, before the token: CrossSite()), a missing or
 // wrong token (401), a POST body that is not JSON (415). `tokens`: the

@@ -383,6 +383,12 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   }
   Impl* self = impl.get();
   self->Complete();
+  // A stranger's body is not read: the token is checked on the header.
+  self->server.SetHeaderCheck([self](const HttpRequest& req) {
+    auto refused = api::CheckV1Header(req, self->rules->auth_tokens);
+    if (refused && refused->status == 401) self->metrics.unauthorized.Add({});
+    return refused;
+  });
   self->server.Serve(
       [self](HttpRequest req, HttpRespond respond) { self->Handle(req, std::move(respond)); });
   if (options.handle_signals) {

@@ -58,6 +58,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   tcp::acceptor acceptor;
   asio::steady_timer retry;  // backs off when accept fails (e.g. out of fds)
   HttpHandler handler;
+  HttpHeaderCheck header_check;
   HttpLimits limits;
   bool stopped = false;
   std::unordered_set<Session*> sessions;
@@ -104,6 +105,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec || parser_->is_done()) return OnRead(ec);
     const auto& req = parser_->get();
+    if (server_->header_check) {
+      version_ = req.version();
+      head_ = req.method() == http::verb::head;
+      if (auto refused = server_->header_check(RequestOf(req))) {
+        keep_alive_ = false;
+        linger_ = true;  // the body unread: drained before the close
+        return Write(std::move(*refused));
+      }
+    }
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
       auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *go_on,
@@ -148,15 +158,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     version_ = req.version();
     head_ = req.method() == http::verb::head;
     if (auto refused = RefusedCoding(req)) return Reply(refused->first, refused->second);
-    HttpRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    request.content_type = std::string(req[http::field::content_type]);
-    request.authorization = std::string(req[http::field::authorization]);
-    request.host = std::string(req[http::field::host]);
-    request.forwarded_host = std::string(req["X-Forwarded-Host"]);
-    request.origin = std::string(req[http::field::origin]);
-    request.fetch_site = std::string(req["Sec-Fetch-Site"]);
+    HttpRequest request = RequestOf(req);
     request.body = std::move(req.body());
     stream_.expires_never();
     answered_ = false;
@@ -170,6 +172,20 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     } catch (const std::exception& e) {
       respond(HttpResponse{500, ErrorBody(std::string("internal error: ") + e.what())});
     }
+  }
+
+  // The request as the handler sees it, but for its body.
+  static HttpRequest RequestOf(const http::request<http::string_body>& req) {
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.authorization = std::string(req[http::field::authorization]);
+    request.host = std::string(req[http::field::host]);
+    request.forwarded_host = std::string(req["X-Forwarded-Host"]);
+    request.origin = std::string(req[http::field::origin]);
+    request.fetch_site = std::string(req["Sec-Fetch-Site"]);
+    return request;
   }
 
   // Codings the server does not decode, which RFC 9112 (6.1, 6.3) and
@@ -336,6 +352,8 @@ Status HttpServer::Listen(std::string_view host_port) {
   if (acceptor.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
   return Status::Ok();
 }
+
+void HttpServer::SetHeaderCheck(HttpHeaderCheck check) { impl_->header_check = std::move(check); }
 
 void HttpServer::Serve(HttpHandler handler) {
   if (impl_->handler) return;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,6 +52,9 @@ struct HttpResponse {
 // Must be called exactly once; later calls are ignored.
 using HttpRespond = std::function<void(HttpResponse)>;
 using HttpHandler = std::function<void(HttpRequest, HttpRespond)>;
+// Looks at a request before its body is read (`body` empty): the answer
+// that refuses it, or nullopt to read the body and hand it on.
+using HttpHeaderCheck = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
 struct HttpLimits {
   std::size_t max_body = 32 * 1024 * 1024;
@@ -73,6 +77,10 @@ class HttpServer {
   Status Listen(std::string_view host_port);
   // Starts accepting, handing every request to `handler` (once).
   void Serve(HttpHandler handler);
+  // Before Serve(): a request `check` refuses is answered without its body
+  // being read (say, a missing token: a stranger's 32 MiB is not read),
+  // and its connection closes.
+  void SetHeaderCheck(HttpHeaderCheck check);
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;
   // Stops accepting and closes idle connections; a request being handled is

@@ -90,6 +90,34 @@ TEST_F(ApiTokenTest, TheV1ApiNeedsABearerTokenWhenAuthIsConfigured) {
   EXPECT_EQ(call("/v1/buyers/lin", second).status, 404);
 }
 
+// Without the token, a body is not read: the 401 comes on the headers,
+// before a byte of it is sent (a stranger's 32 MiB is not buffered).
+TEST_F(ApiTokenTest, ARequestWithoutTheTokenIsRefusedBeforeItsBody) {
+  testing::WriteFile(Path("api.token"), "tok-0123456789abcdef\n");
+  DaemonProcess& d = Make(Config());
+  ASSERT_TRUE(d.Start());
+  const int fd = testing::RawConnect(d.address());
+  ASSERT_GE(fd, 0);
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string head =
+      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 30000000\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  ::shutdown(fd, SHUT_WR);  // no body at all
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 401"));
+  EXPECT_THAT(answer, HasSubstr("WWW-Authenticate: Bearer"));
+  auto metrics = d.http().Request("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(testing::Sample(metrics->body, "touchpoint_api_unauthorized_requests_total"), 1);
+}
+
 TEST_F(ApiTokenTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
   testing::WriteFile(Path("api.token"), "hunter2\n");
   DaemonProcess& d = Make(Config());
