@@ -199,12 +199,12 @@ void Loader::LoadRetention(const YAML::Node& node) {
   // goes back), found among the touchpoints kept.
   const auto attribution = rules_.outcomes.attribution_window.Exact() + std::chrono::hours(1);
   if (d->Exact() < attribution) {
-    return Error(
-        node,
-        "retention touchpoints (" + d->ToString() + ") must be at least " +
-            std::to_string(std::chrono::duration_cast<std::chrono::hours>(attribution).count()) +
-            "h with outcomes.attribution_window " + rules_.outcomes.attribution_window.ToString() +
-            ": a repurchase is credited to a fire it would delete");
+    return Error(node,
+                 "retention touchpoints (" + d->ToString() + ") must be at least " +
+                     std::to_string(std::chrono::ceil<std::chrono::hours>(attribution).count()) +
+                     "h with outcomes.attribution_window " +
+                     rules_.outcomes.attribution_window.ToString() +
+                     ": a repurchase is credited to a fire it would delete");
   }
   rules_.retention = *d;
 }

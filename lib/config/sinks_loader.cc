@@ -1,10 +1,15 @@
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <iterator>
+#include <memory>
 
 #include "config/loader_sections.h"
 #include "core/base64.h"
@@ -177,30 +182,60 @@ void Loader::LoadSecretLines(const YAML::Node& node, const std::string& path, co
   if (taken == 0) Error(node, std::string(what) + " " + Quote(path) + " holds no " + noun);
 }
 
+namespace {
+
+// Why the PEM text is not one or more certificates OpenSSL reads (as
+// Asio's add_certificate_authority does when the worker is made), or "".
+std::string PemCertificatesProblem(const std::string& pem) {
+  const std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!bio) return "out of memory";
+  ERR_clear_error();
+  for (int count = 0;; ++count) {
+    X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+    if (cert != nullptr) {
+      X509_free(cert);
+      continue;
+    }
+    const unsigned long e = ERR_peek_last_error();
+    const bool ended = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+    char text[256] = "";
+    ERR_error_string_n(e, text, sizeof text);
+    ERR_clear_error();
+    if (ended && count > 0) return "";
+    if (ended) return "holds no PEM certificate (-----BEGIN CERTIFICATE----- ...)";
+    return "certificate " + std::to_string(count + 1) + " cannot be read: " + text;
+  }
+}
+
+}  // namespace
+
 // Reads the CA file now (at start and at every reload, so that a bundle
-// replaced at the same path is a change the reload sees): PEM text with at
-// least one certificate, at most 4 MiB (a system bundle is about 200 KiB).
-// OpenSSL parses it when the sink's worker is made.
+// replaced at the same path is a change the reload sees): a regular file
+// of at most 4 MiB (a system bundle is about 200 KiB) whose certificates
+// OpenSSL reads, so that a damaged one is an error at its key, not a
+// failed start.
 void Loader::LoadCaFile(const YAML::Node& node, Sink& sink) {
-  constexpr std::uintmax_t kMaxCaFileBytes = 4 << 20;
+  constexpr std::size_t kMaxCaFileBytes = 4 << 20;
   const std::string& path = sink.ca_file;
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return Error(node, "ca_file " + Quote(path) + " is a directory; name a PEM file");
+  const auto status = std::filesystem::status(path, ec);
+  if (ec) return Error(node, "cannot read ca_file " + Quote(path) + ": " + ec.message());
+  // Not a FIFO or a device: a reload (on the daemon's loop) would wait on
+  // one, or read for ever.
+  if (!std::filesystem::is_regular_file(status)) {
+    return Error(node, "ca_file " + Quote(path) + " is not a regular file; name a PEM file");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(node, "cannot read ca_file " + Quote(path) + ": " + std::strerror(errno));
-  const auto size = std::filesystem::file_size(path, ec);
-  if (!ec && size > kMaxCaFileBytes) {
+  std::string pem(kMaxCaFileBytes + 1, '\0');
+  in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
+  pem.resize(static_cast<std::size_t>(in.gcount()));
+  if (pem.size() > kMaxCaFileBytes) {
     return Error(node, "ca_file " + Quote(path) + " is over 4 MiB");
   }
-  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto begin = pem.find("-----BEGIN CERTIFICATE-----");
-  if (begin == std::string::npos ||
-      pem.find("-----END CERTIFICATE-----", begin) == std::string::npos) {
-    return Error(node, "ca_file " + Quote(path) +
-                           " holds no PEM certificate (-----BEGIN CERTIFICATE----- ... "
-                           "-----END CERTIFICATE-----)");
+  if (std::string problem = PemCertificatesProblem(pem); !problem.empty()) {
+    return Error(node, "ca_file " + Quote(path) + " " + problem);
   }
   sink.ca_pem = std::move(pem);
 }

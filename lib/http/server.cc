@@ -105,12 +105,20 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec || parser_->is_done()) return OnRead(ec);
     const auto& req = parser_->get();
+    // What is refused on its headers is refused before its body is read
+    // (or asked for, by a 100 Continue); the body is drained, then the
+    // connection closes.
+    version_ = req.version();
+    head_ = req.method() == http::verb::head;
+    if (auto refused = RefusedCoding(req)) {
+      reading_ = false;
+      return Reply(refused->first, refused->second);
+    }
     if (server_->header_check) {
-      version_ = req.version();
-      head_ = req.method() == http::verb::head;
       if (auto refused = server_->header_check(RequestOf(req))) {
+        reading_ = false;
         keep_alive_ = false;
-        linger_ = true;  // the body unread: drained before the close
+        linger_ = true;
         return Write(std::move(*refused));
       }
     }

@@ -77,9 +77,10 @@ class HttpServer {
   Status Listen(std::string_view host_port);
   // Starts accepting, handing every request to `handler` (once).
   void Serve(HttpHandler handler);
-  // Before Serve(): a request `check` refuses is answered without its body
-  // being read (say, a missing token: a stranger's 32 MiB is not read),
-  // and its connection closes.
+  // Before Serve(): a request with a body that `check` refuses is answered
+  // without its body being read (say, a missing token: a stranger's 32 MiB
+  // is not read), and its connection closes. A request without a body goes
+  // to the handler as before (which checks it there).
   void SetHeaderCheck(HttpHeaderCheck check);
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;

@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -154,9 +155,25 @@ cadences:
 TEST(LoaderTest, ACaFileMustHoldPemCertificates) {
   testing::TempDir dir;
   std::ofstream(dir.path() + "/crm.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
-  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  // A real certificate (a self-signed P-256 CA, valid until 2126), twice:
+  // a bundle.
+  const std::string cert =
+      "-----BEGIN CERTIFICATE-----\n"
+      "MIIBezCCASGgAwIBAgIUWHZujJHzQlFSYqKmVwA/C7iYAeowCgYIKoZIzj0EAwIw\n"
+      "EjEQMA4GA1UEAwwHdGVzdC1jYTAgFw0yNjEyMDcxODA4NDNaGA8yMTI2MTExMzE4\n"
+      "MDg0M1owEjEQMA4GA1UEAwwHdGVzdC1jYTBZMBMGByqGSM49AgEGCCqGSM49AwEH\n"
+      "A0IABBWwZXs4ceCNhSBZ1/6QznxRQHUClubt9rVDP/iRE0GOZ4S18K8fjcbJyoOU\n"
+      "q/EDbR8g8bG2TBIegiMsyJ3NtE2jUzBRMB0GA1UdDgQWBBQv41OhEXMpQHSwyV0a\n"
+      "BexijgJG7zAfBgNVHSMEGDAWgBQv41OhEXMpQHSwyV0aBexijgJG7zAPBgNVHRMB\n"
+      "Af8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIEpuYRTlmOG2NH7bvjjV7okuEwsS\n"
+      "eopURuuf/ssbxtPeAiEAhdEtsxFh9Ke6DA6knt1lM8oxxDTM3DMWH4yAUODNB08=\n"
+      "-----END CERTIFICATE-----\n";
+  const std::string pem = "# our CAs\n" + cert + cert;
   std::ofstream(dir.path() + "/ca.pem") << pem;
+  std::ofstream(dir.path() + "/damaged.pem")
+      << cert << "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   std::filesystem::create_directory(dir.path() + "/certs");
+  ASSERT_EQ(::mkfifo((dir.path() + "/fifo").c_str(), 0600), 0);
   const auto with = [&](const std::string& ca_file) {
     return R"(version: 1
 products:
@@ -174,7 +191,9 @@ cadences:
   ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
   EXPECT_EQ(r.rules->sinks[0].ca_pem, pem);
   for (const auto& [ca_file, error] :
-       {std::pair{"crm.secret", "holds no PEM certificate"}, std::pair{"certs", "is a directory"},
+       {std::pair{"crm.secret", "holds no PEM certificate"},
+        std::pair{"damaged.pem", "certificate 2 cannot be read"},
+        std::pair{"certs", "is not a regular file"}, std::pair{"fifo", "is not a regular file"},
         std::pair{"none.pem", "cannot read ca_file"}}) {
     r = LoadRulesString(with(ca_file), dir.path() + "/t.yaml");
     ASSERT_FALSE(r.ok()) << ca_file;
@@ -499,6 +518,10 @@ TEST(LoaderTest, RetentionKeepsEveryFireARepurchaseIsCreditedTo) {
   EXPECT_THAT(ConfigErrors("retention: {touchpoints: 40d}\noutcomes: {attribution_window: 40d}\n" +
                            std::string(kMinimal)),
               ElementsAre(HasSubstr("at least 961h")));
+  // Rounded up: 90 minutes and an hour need 3h, not 2h.
+  EXPECT_THAT(ConfigErrors("retention: {touchpoints: 2h}\noutcomes: {attribution_window: 90m}\n" +
+                           std::string(kMinimal)),
+              ElementsAre(HasSubstr("at least 3h")));
   for (const char* ok : {"retention: {touchpoints: 169h}\n",
                          "outcomes: {attribution_window: 1d}\nretention: {touchpoints: 25h}\n"}) {
     LoadResult r = LoadRulesString(ok + std::string(kMinimal), "t.yaml");
