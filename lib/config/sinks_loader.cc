@@ -1,12 +1,14 @@
+#include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -197,7 +199,9 @@ std::string PemCertificatesProblem(const std::string& pem) {
       X509_free(cert);
       continue;
     }
-    const unsigned long e = ERR_peek_last_error();
+    // The first error: the reason (a damaged certificate's ASN.1 one), not
+    // the generic one PEM stacks on it; at the end, PEM_R_NO_START_LINE.
+    const unsigned long e = ERR_peek_error();
     const bool ended = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
     char text[256] = "";
     ERR_error_string_n(e, text, sizeof text);
@@ -218,22 +222,36 @@ std::string PemCertificatesProblem(const std::string& pem) {
 void Loader::LoadCaFile(const YAML::Node& node, Sink& sink) {
   constexpr std::size_t kMaxCaFileBytes = 4 << 20;
   const std::string& path = sink.ca_file;
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec) return Error(node, "cannot read ca_file " + Quote(path) + ": " + ec.message());
-  // Not a FIFO or a device: a reload (on the daemon's loop) would wait on
-  // one, or read for ever.
-  if (!std::filesystem::is_regular_file(status)) {
+  // Opened without waiting (a FIFO's writer), then looked at as opened:
+  // not a FIFO or a device, on which a reload (on the daemon's loop) would
+  // wait, or read for ever.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return Error(node, "cannot read ca_file " + Quote(path) + ": " + std::strerror(errno));
+  struct Closing {
+    int fd;
+    ~Closing() { ::close(fd); }
+  } closing{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     return Error(node, "ca_file " + Quote(path) + " is not a regular file; name a PEM file");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(node, "cannot read ca_file " + Quote(path) + ": " + std::strerror(errno));
-  std::string pem(kMaxCaFileBytes + 1, '\0');
-  in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
-  pem.resize(static_cast<std::size_t>(in.gcount()));
-  if (pem.size() > kMaxCaFileBytes) {
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxCaFileBytes) {
     return Error(node, "ca_file " + Quote(path) + " is over 4 MiB");
   }
+  // Its size as it is now; a file growing meanwhile is read up to that.
+  std::string pem(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < pem.size()) {
+    const ssize_t n = ::read(fd, pem.data() + got, pem.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Error(node, "cannot read ca_file " + Quote(path) + ": " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  pem.resize(got);
   if (std::string problem = PemCertificatesProblem(pem); !problem.empty()) {
     return Error(node, "ca_file " + Quote(path) + " " + problem);
   }
