@@ -271,8 +271,8 @@ int main(int argc, char** argv) {
       "import",
       "Send a purchases (or --events) CSV to a running daemon in batches; report rejected lines");
   import_remote.Add(import_cmd);
-  import_cmd->add_option("--batch", import_options.batch, "rows per request (1-10000)")
-      ->check(CLI::Range(1, 10000));
+  import_cmd->add_option("--batch", import_options.batch, "rows per request (1-1000)")
+      ->check(CLI::Range(1, 1000));
   long long import_retry_for = 600;
   import_cmd
       ->add_option("--retry-for", import_retry_for,

@@ -19,7 +19,7 @@ struct ParsedEvents {
   std::optional<BodyError> error;
 };
 
-inline constexpr std::size_t kMaxEventsPerRequest = 10'000;
+inline constexpr std::size_t kMaxEventsPerRequest = 1'000;
 
 // Fields: event_id, buyer_id, type (one of the config's engagement types),
 // at (RFC 3339 with offset), touchpoint_id (optional; null = none),

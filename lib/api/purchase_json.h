@@ -22,7 +22,7 @@ struct ParsedPurchases {
   std::optional<PurchaseBodyError> error;
 };
 
-inline constexpr std::size_t kMaxPurchasesPerRequest = 10'000;
+inline constexpr std::size_t kMaxPurchasesPerRequest = 1'000;
 
 // The body is parsed by ParseJson() (nesting, duplicate keys, numbers out of
 // range, NUL bytes: an error at the item and field). Fields: order_id,

@@ -25,6 +25,15 @@ bool IsPurchases(std::string_view target) {
   return parts.size() == 2 && parts[0] == "v1" && parts[1] == "purchases";
 }
 
+std::size_t BodyLimit(const HttpRequest& req) {
+  if (req.method != "POST") return kMaxOtherBody;
+  const auto parts = PathSegments(req.target);
+  if (parts.size() == 2 && parts[0] == "v1" && (parts[1] == "purchases" || parts[1] == "events")) {
+    return kMaxIngestBody;
+  }
+  return kMaxOtherBody;
+}
+
 std::optional<std::string> CrossSite(const HttpRequest& req) {
   if (req.method == "GET" || req.method == "HEAD") return std::nullopt;
   if (!req.fetch_site.empty()) {

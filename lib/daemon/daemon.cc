@@ -26,6 +26,7 @@
 #include "daemon/fire_loop.h"
 #include "daemon/fire_thread.h"
 #include "daemon/ingest_batcher.h"
+#include "daemon/off_loop.h"
 #include "daemon/open_store.h"
 #include "daemon/reloader.h"
 #include "daemon/replanner.h"
@@ -114,6 +115,7 @@ struct Daemon::Impl {
                       [this](const Status& failed, const std::string& what) {
                         return storage->StoreFailed(failed, what);
                       }},
+        off_loop(io),
         ingest_routes(
             route_context, [this] { return batcher.Closed(); },
             [this](std::vector<Purchase> items, HttpRespond respond) {
@@ -121,6 +123,9 @@ struct Daemon::Impl {
             },
             [this](std::vector<EngagementEvent> items, HttpRespond respond) {
               batcher.Submit(std::move(items), std::move(respond));
+            },
+            [this](std::function<void()> work, std::function<void()> then) {
+              off_loop.Run(std::move(work), std::move(then));
             }),
         buyer_routes(route_context, *store,
                      [this](std::string buyer, bool opt_out, HttpRespond respond) {
@@ -291,6 +296,7 @@ struct Daemon::Impl {
     if (reader) reader->Stop();
     dispatcher->Stop();
     batcher.Stop();
+    off_loop.Stop();  // (what it parses now is answered 503)
     fire->Stop();
     watchdog.cancel();
     retention.Stop();
@@ -328,6 +334,8 @@ struct Daemon::Impl {
   RetentionLoop retention;
   api::RouteContext route_context;
   api::Router router;
+  // Parses large ingest bodies.
+  OffLoop off_loop;
   api::IngestRoutes ingest_routes;
   api::BuyerRoutes buyer_routes;
   api::DeadLetterRoutes dead_letter_routes;
@@ -349,6 +357,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   // The port first: a daemon that cannot listen leaves the database alone.
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
+  limits.max_body = api::kMaxIngestBody;
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
   // Until READY=1 (or a failure): what follows opens the database.
@@ -389,6 +398,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
     if (refused && refused->status == 401) self->metrics.unauthorized.Add({});
     return refused;
   });
+  self->server.SetBodyLimit(&api::BodyLimit);
   self->server.Serve(
       [self](HttpRequest req, HttpRespond respond) { self->Handle(req, std::move(respond)); });
   if (options.handle_signals) {

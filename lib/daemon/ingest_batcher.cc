@@ -130,52 +130,62 @@ void IngestBatcher::Queue(IngestItems items, HttpRespond respond) {
   }
   pending_.push_back({std::move(items), std::move(respond)});
   // While the thread writes a group, what arrives waits to be the next.
-  if (!flush_posted_ && handed_ == finished_) {
-    flush_posted_ = true;
-    asio::post(io_, [this] {
-      if (flush_posted_) WriteWaiting();
-    });
-  }
+  if (handed_ == finished_) PostWrite();
 }
 
 void IngestBatcher::Flush() {
-  WriteWaiting();
+  WriteWaiting(true);
   flushed_ = handed_;
 }
 
 void IngestBatcher::Stop() {
   stopping_ = true;
-  WriteWaiting();
+  WriteWaiting(true);
 }
 
-void IngestBatcher::WriteWaiting() {
+std::vector<IngestBatcher::Pending> IngestBatcher::TakeGroup(std::size_t max_items) {
+  std::size_t taken = 0, items = 0;
+  for (; taken < pending_.size(); ++taken) {
+    const std::size_t n = ItemsOf(pending_[taken].items);
+    if (taken > 0 && max_items > 0 && items + n > max_items) break;
+    items += n;
+  }
+  std::vector<Pending> group(std::make_move_iterator(pending_.begin()),
+                             std::make_move_iterator(pending_.begin() + taken));
+  pending_.erase(pending_.begin(), pending_.begin() + taken);
+  return group;
+}
+
+void IngestBatcher::WriteWaiting(bool all) {
   flush_posted_ = false;
-  if (pending_.empty()) return;
   if (!thread_) {
-    std::vector<Pending> group = std::exchange(pending_, {});
-    std::vector<const IngestItems*> items;
-    items.reserve(group.size());
-    for (const Pending& p : group) items.push_back(&p.items);
-    WrittenGroup written = loop_writer_.Write(items);
-    return Finish(std::move(group), std::move(written));
+    // One group a turn, so that the loop is held for one group's write
+    // (tens of milliseconds), not for every request waiting; all of them
+    // when a reload or a stop must find them written.
+    for (bool first = true; !pending_.empty() && (all || first); first = false) {
+      std::vector<Pending> group = TakeGroup(kLoopGroupItems);
+      std::vector<const IngestItems*> items;
+      items.reserve(group.size());
+      for (const Pending& p : group) items.push_back(&p.items);
+      WrittenGroup written = loop_writer_.Write(items);
+      Finish(std::move(group), std::move(written));
+    }
+    if (!pending_.empty()) PostWrite();
+    return;
   }
   // Everything waiting is handed over now (a Flush() counts on it), in
   // groups of at most group_items_ items where requests allow: a larger
   // group would take every buyer's turn at once on the server, and other
   // daemons' groups would wait for it (store/pg/rows.h).
-  std::vector<Pending> waiting = std::exchange(pending_, {});
-  std::vector<Pending> group;
-  std::size_t items = 0;
-  for (Pending& p : waiting) {
-    const std::size_t n = ItemsOf(p.items);
-    if (!group.empty() && group_items_ > 0 && items + n > group_items_) {
-      HandOver(std::exchange(group, {}));
-      items = 0;
-    }
-    items += n;
-    group.push_back(std::move(p));
-  }
-  HandOver(std::move(group));
+  while (!pending_.empty()) HandOver(TakeGroup(group_items_));
+}
+
+void IngestBatcher::PostWrite() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(io_, [this] {
+    if (flush_posted_) WriteWaiting(false);
+  });
 }
 
 void IngestBatcher::HandOver(std::vector<Pending> requests) {
@@ -191,7 +201,7 @@ void IngestBatcher::HandOver(std::vector<Pending> requests) {
       if (++finished_ == handed_) loop_work_.reset();
       Finish(std::move(*group), std::move(written));
       if (finished_ == flushed_ && hooks_.written) hooks_.written();
-      if (finished_ == handed_) WriteWaiting();
+      if (finished_ == handed_) WriteWaiting(false);
     });
   });
 }

@@ -124,15 +124,25 @@ class IngestBatcher {
   };
   class Thread;
 
+  // On the loop, the purchases, events and opt changes of a group at most,
+  // where requests allow (a request of more is a group of its own).
+  static constexpr std::size_t kLoopGroupItems = 1000;
+
   void Queue(IngestItems items, HttpRespond respond);
+  // Takes the first requests waiting, of at most `max_items` items in all
+  // (0: no limit), and at least one.
+  std::vector<Pending> TakeGroup(std::size_t max_items);
+  // WriteWaiting(false) on the loop's next turn, unless already posted.
+  void PostWrite();
   // 503 when `n` more purchases or events would be more than may wait, or
   // one more request (an opt change: `n` 0, only that).
   std::optional<HttpResponse> TooManyWaiting(std::size_t n, const char* what) const;
   // Hands `requests` to the thread as one group.
   void HandOver(std::vector<Pending> requests);
-  // Hands the requests waiting now to the writer: written at once on the
-  // loop, or posted to the thread.
-  void WriteWaiting();
+  // Hands the requests waiting now to the writer, all of them (`all`, or
+  // on the thread) or the first group (on the loop, the rest on the next
+  // turn): written at once on the loop, or posted to the thread.
+  void WriteWaiting(bool all);
   // On the loop, once a group is written: metrics, hooks, answers.
   void Finish(std::vector<Pending> group, WrittenGroup written);
 

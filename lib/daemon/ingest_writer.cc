@@ -182,8 +182,8 @@ HttpResponse IngestWriter::RecordPurchases(const std::vector<Purchase>& items, I
 HttpResponse IngestWriter::RecordEvents(const std::vector<EngagementEvent>& items,
                                         IngestCounts& counts, bool& rolled_back,
                                         WrittenGroup& written) {
-  // The answer is written as text: at 10,000 events a request, a JSON tree
-  // of the results cost more than recording them.
+  // The answer is written as text: at 10,000 events a request (the limit
+  // then), a JSON tree of the results cost more than recording them.
   std::string results;
   results.reserve(items.size() * 64);
   std::int64_t accepted = 0, duplicates = 0;

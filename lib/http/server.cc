@@ -2,11 +2,14 @@
 #include <utility>
 // (keep the blank line above: clang-format must not reorder this include)
 
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <unordered_set>
 
@@ -59,6 +62,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::steady_timer retry;  // backs off when accept fails (e.g. out of fds)
   HttpHandler handler;
   HttpHeaderCheck header_check;
+  HttpBodyLimit body_limit;
   HttpLimits limits;
   bool stopped = false;
   std::unordered_set<Session*> sessions;
@@ -78,7 +82,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     if (server_->stopped) return Close();
     parser_.emplace();
     head_ = false;
-    parser_->body_limit(server_->limits.max_body);
+    // The body's limit is set on the header, after the header check: a
+    // stranger's request is answered 401 whatever its length. (Not
+    // boost::none, which Beast 1.74 takes as less than any length.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header));
     stream_.expires_after(server_->limits.request_timeout);
     reading_ = true;
@@ -98,8 +105,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // The header is in (a body over the limit is refused here already): a
-  // client that asks before it sends its body (`Expect: 100-continue`, as
+  // The header is in: a request refused on it (a coding, the header check,
+  // a Content-Length over its limit) is answered now, unread; a client that
+  // asks before it sends its body (`Expect: 100-continue`, as
   // curl does past 1 KiB) is told to go on, else it would wait a second
   // for the answer it asked for.
   void OnHeader(beast::error_code ec) {
@@ -122,6 +130,17 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         return Write(std::move(*refused));
       }
     }
+    body_limit_ = server_->limits.max_body;
+    if (server_->body_limit) {
+      body_limit_ = std::min(body_limit_, server_->body_limit(RequestOf(req)));
+    }
+    // (Beast checks a Content-Length against the limit with the header,
+    // now read, and a chunked body as it comes.)
+    if (parser_->content_length().value_or(0) > body_limit_) {
+      reading_ = false;
+      return Reply(413, "request body exceeds " + std::to_string(body_limit_) + " bytes");
+    }
+    parser_->body_limit(body_limit_);
     if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
       auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *go_on,
@@ -148,8 +167,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == http::error::body_limit) {
-      return Reply(413,
-                   "request body exceeds " + std::to_string(server_->limits.max_body) + " bytes");
+      return Reply(413, "request body exceeds " + std::to_string(body_limit_) + " bytes");
     }
     if (ec == http::error::header_limit) {
       return Reply(
@@ -293,6 +311,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<Impl> server_;
   unsigned version_ = 11;
+  std::size_t body_limit_ = 0;  // this request's
   bool keep_alive_ = false;
   bool head_ = false;
   bool reading_ = false;
@@ -362,6 +381,8 @@ Status HttpServer::Listen(std::string_view host_port) {
 }
 
 void HttpServer::SetHeaderCheck(HttpHeaderCheck check) { impl_->header_check = std::move(check); }
+
+void HttpServer::SetBodyLimit(HttpBodyLimit limit) { impl_->body_limit = std::move(limit); }
 
 void HttpServer::Serve(HttpHandler handler) {
   if (impl_->handler) return;

@@ -55,6 +55,9 @@ using HttpHandler = std::function<void(HttpRequest, HttpRespond)>;
 // Looks at a request before its body is read (`body` empty): the answer
 // that refuses it, or nullopt to read the body and hand it on.
 using HttpHeaderCheck = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+// The largest body a request may have, looked at on its headers (`body`
+// empty); HttpLimits::max_body caps it.
+using HttpBodyLimit = std::function<std::size_t(const HttpRequest&)>;
 
 struct HttpLimits {
   std::size_t max_body = 32 * 1024 * 1024;
@@ -82,6 +85,10 @@ class HttpServer {
   // is not read), and its connection closes. A request without a body goes
   // to the handler as before (which checks it there).
   void SetHeaderCheck(HttpHeaderCheck check);
+  // Before Serve(): a request whose body is over `limit` (after the header
+  // check) is answered 413, before its body is read where its length says
+  // so, else as soon as it passes the limit; its connection closes.
+  void SetBodyLimit(HttpBodyLimit limit);
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;
   // Stops accepting and closes idle connections; a request being handled is

@@ -9,9 +9,9 @@
 #include <thread>
 #include <utility>
 
+#include "core/job_thread.h"
 #include "pg/connection.h"
 #include "pg/url.h"
-#include "store/job_thread.h"
 #include "store/outcome_merge.h"
 #include "store/pg/gauges.h"
 #include "store/pg/queues.h"

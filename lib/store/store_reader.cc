@@ -9,9 +9,9 @@
 #include <thread>
 #include <utility>
 
+#include "core/job_thread.h"
 #include "store/event_rows.h"
 #include "store/gauges.h"
-#include "store/job_thread.h"
 #include "store/outcome_merge.h"
 #include "store/sql.h"
 

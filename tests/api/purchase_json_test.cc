@@ -143,7 +143,7 @@ TEST_F(PurchaseJsonTest, TooManyItemsOrValuesStopTheParse) {
   many += "]";
   auto parsed = ParsePurchases(many, *rules_);
   ASSERT_TRUE(parsed.error);
-  EXPECT_THAT(parsed.error->error, HasSubstr("too many purchases in one request (at most 10000)"));
+  EXPECT_THAT(parsed.error->error, HasSubstr("too many purchases in one request (at most 1000)"));
 
   std::string values = "[1";
   for (std::size_t i = 0; i < kMaxJsonValues; ++i) values += ",1";

@@ -100,5 +100,20 @@ TEST(V1GateTest, TellsTheIngestRouteApart) {
   EXPECT_FALSE(IsV1("/"));
 }
 
+// Bodies of a megabyte or more only for the ingest routes, as the router
+// matches them.
+TEST(V1GateTest, OnlyTheIngestRoutesTakeLargeBodies) {
+  const auto limit = [](std::string method, std::string target) {
+    return BodyLimit(Request(std::move(method), std::move(target)));
+  };
+  EXPECT_EQ(limit("POST", "/v1/purchases"), kMaxIngestBody);
+  EXPECT_EQ(limit("POST", "//v1/events/?x=1"), kMaxIngestBody);
+  EXPECT_GT(kMaxIngestBody, kMaxOtherBody);
+  EXPECT_EQ(limit("PUT", "/v1/purchases"), kMaxOtherBody);
+  EXPECT_EQ(limit("POST", "/v1/queues/outbox/ack"), kMaxOtherBody);
+  EXPECT_EQ(limit("POST", "/v1/events/x"), kMaxOtherBody);
+  EXPECT_EQ(limit("POST", "/v2/purchases"), kMaxOtherBody);
+}
+
 }  // namespace
 }  // namespace tp::api

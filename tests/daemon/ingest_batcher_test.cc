@@ -4,7 +4,7 @@
 // rolls back alone and only what committed is counted; opt-outs are written
 // in order with the purchases and taken when those are not; a Flush() is
 // Written() once the groups handed over are; Stop() answers what was
-// queued.
+// queued. On the loop (SQLite's), one group is written a turn.
 #include "daemon/ingest_batcher.h"
 
 #include <gmock/gmock.h>
@@ -44,12 +44,7 @@ class IngestBatcherTest : public ::testing::Test {
   void MakeBatcher(std::size_t group_items,
                    std::size_t max_waiting = IngestBatcher::kMaxWaitingItems,
                    std::size_t max_requests = IngestBatcher::kMaxWaitingRequests) {
-    batcher_ = std::make_unique<IngestBatcher>(
-        loop_, *loop_store_, clock_, metrics_, rules_,
-        IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
-                             .storage_full = [this] { OnLoop("storage_full"); },
-                             .committed = [this] { OnLoop("committed"); },
-                             .written = [this] { OnLoop("written"); }});
+    MakeLoopBatcher();
     const Status s = batcher_->UseThread(
         [this](const RulesInForce& own) {
           auto opened = SqliteStore::Open(dir_.path() + "/thread.db", own);
@@ -58,6 +53,16 @@ class IngestBatcherTest : public ::testing::Test {
         },
         group_items, max_waiting, max_requests);
     EXPECT_TRUE(s.ok()) << s.message();
+  }
+
+  // The batcher, writing on the loop over loop_store_.
+  void MakeLoopBatcher() {
+    batcher_ = std::make_unique<IngestBatcher>(
+        loop_, *loop_store_, clock_, metrics_, rules_,
+        IngestBatcher::Hooks{.no_room = [this] { return no_room_; },
+                             .storage_full = [this] { OnLoop("storage_full"); },
+                             .committed = [this] { OnLoop("committed"); },
+                             .written = [this] { OnLoop("written"); }});
   }
 
   void OnLoop(const std::string& hook) {
@@ -271,6 +276,36 @@ TEST_F(IngestBatcherTest, StopAnswersWhatWasQueuedAndRefusesMore) {
   ASSERT_EQ(answers_.size(), 2u);
   EXPECT_EQ(answers_[0].status, 200) << answers_[0].body;
   EXPECT_EQ(answers_[1].status, 200) << answers_[1].body;
+}
+
+// On the loop, a turn writes one group of at most 1,000 purchases, events
+// and opt changes, where requests allow: the loop is held for one group's
+// write (tens of milliseconds), not for every request waiting. A Flush()
+// (a reload) writes them all at once.
+TEST_F(IngestBatcherTest, OnTheLoopOneGroupIsWrittenATurn) {
+  MakeLoopBatcher();
+  const auto orders = [](const std::string& prefix) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 600; ++i) ids.push_back(prefix + std::to_string(i));
+    return ids;
+  };
+  Buy(orders("a"), "b1");
+  Buy(orders("b"), "b2");
+  Buy(orders("c"), "b3");
+  EXPECT_EQ(loop_.run_one(), 1U);
+  EXPECT_EQ(answers_.size(), 1U);  // 600 and 600 more would pass 1,000
+  EXPECT_EQ(loop_.run_one(), 1U);
+  EXPECT_EQ(answers_.size(), 2U);
+  Buy({"d"}, "b4");
+  batcher_->Flush();
+  ASSERT_EQ(answers_.size(), 4U);
+  for (const HttpResponse& r : answers_) EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(answers_[3].body, HasSubstr("\"accepted\":1"));
+  EXPECT_THAT(metrics_.registry.Render(),
+              HasSubstr("touchpoint_ingest_purchases_total{outcome=\"accepted\"} 1801"));
+  // What the Flush() wrote is not written again by the turn it left posted.
+  loop_.run();
+  EXPECT_EQ(answers_.size(), 4U);
 }
 
 }  // namespace

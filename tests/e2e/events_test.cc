@@ -226,9 +226,9 @@ TEST_F(EventsTest, Kill9DuringEventIngestLosesNothingAcknowledged) {
   ASSERT_GE(acknowledged.size(), 1000u);
 
   ASSERT_TRUE(d.Start(listen));
-  for (std::size_t from = 0; from < acknowledged.size(); from += 5000) {
+  for (std::size_t from = 0; from < acknowledged.size(); from += 1000) {
     json items = json::array();
-    for (std::size_t i = from; i < std::min(acknowledged.size(), from + 5000); ++i) {
+    for (std::size_t i = from; i < std::min(acknowledged.size(), from + 1000); ++i) {
       const std::string& id = acknowledged[i];
       const int n = std::stoi(id.substr(id.find('-') + 1));
       items.push_back(Event(id, "b" + std::to_string(n % 7), "read", at));

@@ -218,6 +218,29 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
   EXPECT_THAT(answer, HasSubstr("request body exceeds"));
 }
 
+// Only purchases and events take bodies of a megabyte or more (parsed off
+// the loop): another route's is refused on its length before it is read,
+// or, chunked, once it passes the limit.
+TEST_F(InputTest, OtherRoutesTakeBodiesOfAMegabyteAtMost) {
+  DaemonProcess& d = Start();
+  const std::string head =
+      "POST /v1/queues/outbox/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+  std::string answer =
+      testing::RawExchange(d.address(), head + "Content-Length: 2000000\r\n\r\n{\"receipts\":[");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(answer, HasSubstr("request body exceeds 1048576 bytes"));
+  answer = testing::RawExchange(d.address(), head + "Transfer-Encoding: chunked\r\n\r\n180000\r\n" +
+                                                 std::string(0x180000, ' ') + "\r\n0\r\n\r\n");
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
+  // At the limit, the body reaches the route.
+  std::string body = "{\"receipts\":[]}";
+  body.insert(1, std::string((1U << 20) - body.size(), ' '));
+  auto [status, acked] = Post("/v1/queues/outbox/ack", body);
+  EXPECT_EQ(status, 200) << acked;
+  EXPECT_EQ(acked["acked"], 0);
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
 // The headers a browser sends reach the gate: another site's page cannot
 // opt a buyer out of a daemon on loopback.
 TEST_F(InputTest, AnOptOutFromAnotherSitesPageIsRefused) {
@@ -316,6 +339,34 @@ TEST_F(InputTest, AnOrderTwiceInOneRequestAndTheDefaultZoneSpeltOut) {
   std::tie(status, body) = d.Call("POST", "/v1/purchases", spelt);
   EXPECT_EQ(status, 200) << body;
   EXPECT_EQ(body["duplicates"], 1);
+}
+
+// A body of a megabyte or more is parsed away from the loop: it is
+// recorded, or refused naming its item, all the same.
+TEST_F(InputTest, ALargeBodyIsCheckedAndRecordedAsASmallOne) {
+  DaemonProcess& d = Start();
+  json many = json::array();
+  for (int i = 0; i < 1'000; ++i) {
+    json p = PurchaseBody("big" + std::to_string(i), "buyer" + std::to_string(i));
+    p["attributes"] = {{"note", std::string(1'100, 'x')}};
+    many.push_back(std::move(p));
+  }
+  json bad = many;
+  bad[999].erase("buyer_id");
+  ASSERT_GE(bad.dump().size(), 1024U * 1024U);
+  auto [status, body] = Post("/v1/purchases", bad.dump());
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_EQ(body["index"], 999);
+  EXPECT_EQ(body["field"], "buyer_id");
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/buyer0").first, 404);  // nothing recorded
+
+  std::tie(status, body) = Post("/v1/purchases", many.dump());
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(body["accepted"], 1'000);
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/buyer999").first, 200);
+  // The rest of the answer as for any request, and the daemon unharmed.
+  EXPECT_EQ(body["results"][999]["order_id"], "big999");
+  EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
 }
 
 TEST_F(InputTest, AnOldOrderReportsItsStepsSkippedNotPlanned) {

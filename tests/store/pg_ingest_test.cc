@@ -78,9 +78,9 @@ TEST_F(PgStoreTest, GroupsSharingBuyersWaitForEachOtherRatherThanDeadlock) {
 }
 
 // A group of more buyers than a transaction takes turns of one by one
-// (10,000 new buyers in a request, or several such requests written
-// together) takes every buyer's turn in one lock: a lock each would fill
-// the server's shared lock table (about 20,000 entries on the test
+// (10,000 new buyers in one call to the store; the daemon's groups hold
+// 1,000 at most) takes every buyer's turn in one lock: a lock each would
+// fill the server's shared lock table (about 20,000 entries on the test
 // server), and then every session's locks fail. Other groups wait for it,
 // and it for them; a group of a few buyers takes their own turns and a
 // share of that lock, so such groups go on side by side.

@@ -206,6 +206,7 @@ class Bench {
     const double stall_ms = stalls.Stop();
     const double hwm = daemon->MemoryMiB("VmHWM");
     const double written = daemon->IoBytes("wchar"), read = daemon->IoBytes("rchar");
+    const double large_stall_ms = LargeBodyStall(*daemon, base);
     daemon->Stop();
     ingest_rate_ = static_cast<double>(r.touchpoints) / r.seconds;
     const auto per_touchpoint = [&](double bytes) {
@@ -218,6 +219,29 @@ class Bench {
     Metric("ingest_touchpoints_per_s", ingest_rate_, "1/s");
     Metric("rss_mib_ingest", hwm, "MiB");
     Metric("ingest_max_stall_ms", stall_ms, "ms");
+    Metric("ingest_max_stall_ms_4mib", large_stall_ms, "ms");
+  }
+
+  // One request of 1,000 purchases whose attributes nearly fill the body
+  // limit (4 MiB), alone: the longest /healthz answer meanwhile, i.e. how long
+  // its parse (off the loop) and its write held the loop.
+  static double LargeBodyStall(const Daemon& daemon, tp::Instant at) {
+    const std::string note(4'000, 'x');
+    std::string body = "[";
+    for (int i = 0; i < 1000; ++i) {
+      if (i > 0) body += ',';
+      body += R"({"order_id":"large)" + std::to_string(i) + R"(","buyer_id":"large)" +
+              std::to_string(i) +
+              R"(","product":"daily","quantity":2,"amount":240,"purchased_at":")" + Rfc3339(at) +
+              R"(","attributes":{"note":")" + note + "\"}}";
+    }
+    body += ']';
+    StallWatch stalls(daemon);
+    const IngestResult r = Post(daemon, {body}, 1);
+    const double stall_ms = stalls.Stop();
+    Note("ingest: one request of " + std::to_string(r.purchases) + " purchases in " +
+         std::to_string(body.size()) + " bytes took " + std::to_string(r.seconds) + " s");
+    return stall_ms;
   }
 
   // `fire_touchpoints_per_s`: N touchpoints due within 100 ms, fired into

@@ -1,6 +1,6 @@
 // A thread of its own running the jobs posted to it, in order: the store
 // readers' (StoreReader, PgReader), so the daemon's loop does not wait on
-// their reads. Internal to lib/store.
+// their reads, and the parse of large request bodies (daemon/off_loop.h).
 #pragma once
 
 #include <condition_variable>
