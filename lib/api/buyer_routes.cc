@@ -70,6 +70,7 @@ Json BuyerJson(const BuyerReport& r) {
           {"tier", r.tier.empty() ? Json(nullptr) : Json(r.tier)},
           {"opted_out", r.opted_out},
           {"purchases", std::move(purchases)},
+          {"earlier_purchases", r.earlier_purchases},
           {"touchpoints", std::move(touchpoints)}};
 }
 
@@ -81,7 +82,7 @@ void BuyerRoutes::AddTo(Router& router) {
   // (control characters were let in then): they can still be looked up and
   // opted out.
   auto with_buyer = [this](auto then) {
-    return [this, then](const HttpRequest&, const RouteParams& params, HttpRespond respond) {
+    return [this, then](const HttpRequest& req, const RouteParams& params, HttpRespond respond) {
       auto buyer = PercentDecode(params[0]);
       if (!buyer) return respond(ErrorResponse(400, "malformed percent-encoding in the buyer id"));
       if (auto problem = IdProblem(*buyer)) {
@@ -93,31 +94,41 @@ void BuyerRoutes::AddTo(Router& router) {
           return respond(FieldError(400, "the buyer id in the path " + *problem, "buyer_id"));
         }
       }
-      then(std::move(*buyer), std::move(respond));
+      then(std::move(*buyer), req, std::move(respond));
     };
   };
-  router.Add(
-      "GET", "/v1/buyers/{buyer}",
-      with_buyer([this](const std::string& buyer, HttpRespond respond) { respond(Get(buyer)); }));
+  router.Add("GET", "/v1/buyers/{buyer}",
+             with_buyer([this](const std::string& buyer, const HttpRequest& req,
+                               HttpRespond respond) { respond(Get(buyer, req.target)); }));
   router.Add("POST", "/v1/buyers/{buyer}/opt-out",
-             with_buyer([this](std::string buyer, HttpRespond respond) {
+             with_buyer([this](std::string buyer, const HttpRequest&, HttpRespond respond) {
                opt_change_(std::move(buyer), true, std::move(respond));
              }));
   router.Add("POST", "/v1/buyers/{buyer}/opt-in",
-             with_buyer([this](std::string buyer, HttpRespond respond) {
+             with_buyer([this](std::string buyer, const HttpRequest&, HttpRespond respond) {
                opt_change_(std::move(buyer), false, std::move(respond));
              }));
 }
 
 StatusOr<bool> BuyerRoutes::Known(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdBytes || InvalidUtf8At(id)) return false;
-  auto report = reports_.GetBuyer(id);
+  auto report = reports_.GetBuyer(id, 0);
   if (!report.ok()) return report.status();
   return report->has_value();
 }
 
-HttpResponse BuyerRoutes::Get(const std::string& buyer) {
-  auto report = reports_.GetBuyer(buyer);
+HttpResponse BuyerRoutes::Get(const std::string& buyer, std::string_view target) {
+  std::int64_t shown = kDefaultPurchasesShown;
+  if (auto v = QueryParam(target, "purchases")) {
+    auto n = WholeNumber(*v);
+    if (!n || *n < 1 || *n > kMaxPurchasesShown) {
+      return FieldError(
+          400, "purchases must be an integer from 1 to " + std::to_string(kMaxPurchasesShown),
+          "purchases");
+    }
+    shown = *n;
+  }
+  auto report = reports_.GetBuyer(buyer, shown);
   if (!report.ok()) return context_.store_failed(report.status(), "cannot read the buyer");
   if (!report->has_value()) return ErrorResponse(404, "unknown buyer '" + buyer + "'");
   return JsonResponse(200, BuyerJson(**report));

@@ -1,12 +1,14 @@
-// A buyer's routes (docs/api.md): GET /v1/buyers/{buyer} (purchases,
-// touchpoints and their histories), POST /v1/buyers/{buyer}/opt-out and
+// A buyer's routes (docs/api.md): GET /v1/buyers/{buyer} (the last
+// purchases, `?purchases=N`, their touchpoints and histories), POST /v1/buyers/{buyer}/opt-out and
 // /opt-in. Called on the daemon's loop; opt-outs and opt-ins are written
 // with the ingest groups (daemon/ingest_batcher.h), which take the buyer's
 // turn off the loop.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "api/route_context.h"
@@ -15,6 +17,12 @@
 #include "store/report_store.h"
 
 namespace tp::api {
+
+// A timeline's purchases: by default, and at most. A buyer with 10,000
+// purchases (one id for walk-in sales) held the loop 1.2 s and had an
+// answer of 29 MB; 1,000 of them still held it 150 ms.
+inline constexpr std::int64_t kDefaultPurchasesShown = 100;
+inline constexpr std::int64_t kMaxPurchasesShown = 500;
 
 class BuyerRoutes {
  public:
@@ -29,7 +37,7 @@ class BuyerRoutes {
   void AddTo(Router& router);
 
  private:
-  HttpResponse Get(const std::string& buyer);
+  HttpResponse Get(const std::string& buyer, std::string_view target);
   // Whether `id`, though not an id ingest takes today, names a recorded
   // buyer (one recorded before ids were checked); not when the store
   // cannot say.

@@ -113,7 +113,12 @@ Status ShowBuyer(const Remote& remote, const std::string& buyer_id, bool raw, st
                 amount.is_number() ? DisplayAmount(amount.get<double>()) : "-", str(p["tier"]),
                 when(p["received_at"])});
   }
-  out << Plural(static_cast<long long>(bought.rows()), "purchase") << "\n";
+  out << Plural(static_cast<long long>(bought.rows()), "purchase");
+  if (const auto earlier = b.value("earlier_purchases", std::int64_t{0}); earlier > 0) {
+    out << " (the last; " << Plural(static_cast<long long>(earlier), "earlier purchase")
+        << " and their touchpoints not shown: touchpointctl export has them)";
+  }
+  out << "\n";
   bought.Print(out, "  ");
 
   Table planned({"DUE", "STATUS", "CADENCE/TOPIC", "ORDER", "FIRED OR WHY NOT"});

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -15,17 +16,28 @@ using sql::Guard;
 using sql::StateFrom;
 using sql::Text;
 
-StatusOr<std::optional<BuyerReport>> BuyerReports::GetBuyer(std::string_view buyer_id) {
+namespace {
+
+// The buyer's (?1) last ?2 purchases, by the index on (buyer, purchased_at).
+constexpr const char* kShown =
+    "SELECT id FROM purchases WHERE buyer = ?1 ORDER BY purchased_at DESC, id DESC LIMIT ?2";
+
+}  // namespace
+
+StatusOr<std::optional<BuyerReport>> BuyerReports::GetBuyer(std::string_view buyer_id,
+                                                            std::int64_t last_purchases) {
   return Guard("get buyer", [&]() -> StatusOr<std::optional<BuyerReport>> {
     BuyerReport report;
     report.buyer_id = std::string(buyer_id);
     auto buyer = rows_.FindBuyer(buyer_id, &report.opted_out);
     if (!buyer) return std::optional<BuyerReport>();
     SQLite::Statement p(db_.sql(),
-                        "SELECT order_id, product, quantity, amount, purchased_at, timezone, zone, "
-                        "tier, attributes, received_at FROM purchases WHERE buyer = ? "
-                        "ORDER BY purchased_at, id");
+                        std::string("SELECT order_id, product, quantity, amount, purchased_at, "
+                                    "timezone, zone, tier, attributes, received_at FROM purchases "
+                                    "WHERE id IN (") +
+                            kShown + ") ORDER BY purchased_at, id");
     p.bind(1, *buyer);
+    p.bind(2, last_purchases);
     while (p.executeStep()) {
       PurchaseRecord& r = report.purchases.emplace_back();
       r.purchase.order_id = p.getColumn(0).getString();
@@ -41,14 +53,20 @@ StatusOr<std::optional<BuyerReport>> BuyerReports::GetBuyer(std::string_view buy
       r.received_at = FromMs(p.getColumn(9).getInt64());
     }
     if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
+    SQLite::Statement all(db_.sql(), "SELECT count(*) FROM purchases WHERE buyer = ?");
+    all.bind(1, *buyer);
+    all.executeStep();
+    report.earlier_purchases =
+        all.getColumn(0).getInt64() - static_cast<std::int64_t>(report.purchases.size());
 
     SQLite::Statement t(
         db_.sql(),
         "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, COALESCE(t.tier, p.tier), "
         "p.product, p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
-        "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ? "
-        "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
+        "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = ?1 AND t.purchase IN (" +
+            std::string(kShown) + ") ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
     t.bind(1, *buyer);
+    t.bind(2, last_purchases);
     std::unordered_map<std::int64_t, std::size_t> index;
     while (t.executeStep()) {
       index.emplace(t.getColumn(0).getInt64(), report.touchpoints.size());
@@ -69,9 +87,11 @@ StatusOr<std::optional<BuyerReport>> BuyerReports::GetBuyer(std::string_view buy
     }
     SQLite::Statement h(db_.sql(),
                         "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
-                        "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = ? "
-                        "ORDER BY h.rowid");
+                        "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = ?1 AND "
+                        "t.purchase IN (" +
+                            std::string(kShown) + ") ORDER BY h.rowid");
     h.bind(1, *buyer);
+    h.bind(2, last_purchases);
     while (h.executeStep()) {
       auto it = index.find(h.getColumn(0).getInt64());
       if (it == index.end()) continue;

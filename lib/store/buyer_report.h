@@ -16,7 +16,8 @@ class BuyerReports {
  public:
   BuyerReports(Database& db, RowWriter& rows) : db_(db), rows_(rows) {}
 
-  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id);
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id,
+                                                std::int64_t last_purchases);
 
  private:
   Database& db_;

@@ -358,8 +358,9 @@ StatusOr<ReplanStep> PgStore::ReplanSome(const PurchaseReplanner& replan,
   return impl_->replan.ReplanSome(replan, fingerprint, deadline, now);
 }
 
-StatusOr<std::optional<BuyerReport>> PgStore::GetBuyer(std::string_view buyer_id) {
-  return impl_->reports.GetBuyer(buyer_id);
+StatusOr<std::optional<BuyerReport>> PgStore::GetBuyer(std::string_view buyer_id,
+                                                       std::int64_t last_purchases) {
+  return impl_->reports.GetBuyer(buyer_id, last_purchases);
 }
 StatusOr<std::int64_t> PgStore::PendingCount() { return impl_->reports.PendingCount(); }
 StatusOr<PruneResult> PgStore::PruneFinished(Instant cutoff, std::int64_t after,

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -58,6 +59,9 @@ struct BuyerReport {
   bool opted_out = false;
   std::vector<PurchaseRecord> purchases;      // by purchased_at
   std::vector<TouchpointRecord> touchpoints;  // by due_at, then cadence and step order
+  // The buyer's earlier purchases left out (GetBuyer's `last_purchases`),
+  // with their touchpoints.
+  std::int64_t earlier_purchases = 0;
 };
 
 // The counts /metrics reports from the file.
@@ -89,9 +93,16 @@ class ReportStore {
  public:
   virtual ~ReportStore() = default;
 
-  // A buyer's purchases and touchpoints with their histories, or nullopt if
-  // the buyer is unknown.
-  virtual StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) = 0;
+  // A buyer's last `last_purchases` purchases (by purchased_at) and their
+  // touchpoints with their histories, or nullopt if the buyer is unknown.
+  // Its cost grows with the purchases and touchpoints shown, and with the
+  // buyer's touchpoints read to find theirs.
+  virtual StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id,
+                                                        std::int64_t last_purchases) = 0;
+  // Every purchase.
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) {
+    return GetBuyer(buyer_id, std::numeric_limits<std::int64_t>::max());
+  }
   // Touchpoints waiting to fire, of every buyer.
   virtual StatusOr<std::int64_t> PendingCount() = 0;
 };

@@ -253,8 +253,9 @@ StatusOr<ReplanStep> SqliteStore::ReplanSome(const PurchaseReplanner& replan,
   return impl_->replan.ReplanSome(**impl_->rules, replan, fingerprint, deadline, now);
 }
 
-StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id) {
-  return impl_->reports.GetBuyer(buyer_id);
+StatusOr<std::optional<BuyerReport>> SqliteStore::GetBuyer(std::string_view buyer_id,
+                                                           std::int64_t last_purchases) {
+  return impl_->reports.GetBuyer(buyer_id, last_purchases);
 }
 StatusOr<std::int64_t> SqliteStore::PendingCount() {
   return sql::Guard("count pending touchpoints", [&]() -> StatusOr<std::int64_t> {

@@ -169,7 +169,9 @@ class SqliteStore final : public Store {
                                   Instant now) override;
 
   // ReportStore.
-  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override;
+  using ReportStore::GetBuyer;
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id,
+                                                std::int64_t last_purchases) override;
   StatusOr<std::int64_t> PendingCount() override;
 
   // RetentionStore.

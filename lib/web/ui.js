@@ -231,6 +231,8 @@
     items.sort((x, y) => x[0] - y[0]);
     return el('div', {class: 'journey', 'data-buyer': b.buyer_id},
       el('h3', {}, b.buyer_id + ' ', el('span', {class: 'muted'}, '(' + b.tier + (b.opted_out ? ', opted out' : '') + ')')),
+      b.earlier_purchases > 0 ? el('p', {class: 'sub'}, 'The last ' + b.purchases.length + ' purchases; ' +
+        b.earlier_purchases + ' earlier ones and their touchpoints are not shown.') : null,
       el('ol', {class: 'timeline'}, items.map(i => i[1])));
   }
 

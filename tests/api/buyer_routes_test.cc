@@ -17,8 +17,11 @@ namespace {
 
 class FakeReports final : public ReportStore {
  public:
-  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id) override {
+  using ReportStore::GetBuyer;
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id,
+                                                std::int64_t last_purchases) override {
     if (!fail.ok()) return fail;
+    asked.push_back(last_purchases);
     for (const BuyerReport& r : buyers) {
       if (r.buyer_id == buyer_id) return std::optional<BuyerReport>(r);
     }
@@ -28,6 +31,7 @@ class FakeReports final : public ReportStore {
 
   std::vector<BuyerReport> buyers;
   Status fail = Status::Ok();
+  std::vector<std::int64_t> asked;  // each call's last_purchases
 };
 
 class BuyerRoutesTest : public testing::RouteTest {
@@ -116,6 +120,23 @@ TEST_F(BuyerRoutesTest, TheTimelineIsInTheBuyersZoneWithReasons) {
   EXPECT_EQ(t[3]["status"], "cancelled");
   EXPECT_EQ(t[3]["reason"], "repurchase o2");
   EXPECT_FALSE(t[3].contains("next_at"));
+}
+
+// The last 100 purchases by default, up to 500 when asked; how many
+// earlier ones were left out is said.
+TEST_F(BuyerRoutesTest, TheTimelineShowsTheLastPurchasesAndSaysHowManyAreLeftOut) {
+  reports_.buyers[0].earlier_purchases = 250;
+  HttpResponse r = Send("GET", "/v1/buyers/lin");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)["earlier_purchases"], 250);
+  EXPECT_EQ(Send("GET", "/v1/buyers/lin?purchases=500").status, 200);
+  EXPECT_EQ(reports_.asked, (std::vector<std::int64_t>{100, 500}));
+  for (const char* bad : {"0", "501", "x", "-1", ""}) {
+    HttpResponse refused = Send("GET", std::string("/v1/buyers/lin?purchases=") + bad);
+    EXPECT_EQ(refused.status, 400) << bad;
+    EXPECT_EQ(Body(refused)["field"], "purchases");
+  }
+  EXPECT_EQ(reports_.asked.size(), 2U);  // a refused one reads nothing
 }
 
 TEST_F(BuyerRoutesTest, AnIdIsDecodedAndChecked) {

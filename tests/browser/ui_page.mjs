@@ -103,6 +103,9 @@ await api('/v1/purchases', {method: 'POST', body: buyers.map((b, i) => ({
   purchased_at: ago(i === 0 ? 86400e3 + 60e3 : (i + 1) * 3600e3), timezone: 'UTC'}))});
 await until('a dead letter', async () => (await api('/v1/dead-letters')).dead_letters.length > 0);
 
+// Bought long ago by a buyer seen in each browser's last check.
+const walkInAt = ago(400 * 86400e3);
+
 // Each browser in turn; Chromium's screenshots are the ones the docs show.
 for (const name of browsers) {
   fail.prefix = name + ': ';
@@ -231,6 +234,20 @@ for (const name of browsers) {
     fail.equal(await page.$$eval('#buyer li.purchase', l => l.length), lin.purchases.length, 'lin\'s purchases');
     await page.$eval('#buyer', e => e.scrollIntoView());
     await screenshot(page, shot('ui-buyer'));
+
+    // A buyer with more purchases than a timeline shows (long past: every
+    // step skipped, nothing else on the page moves): the page says so.
+    await api('/v1/purchases', {method: 'POST', body: Array.from({length: 102}, (_, i) => ({
+      order_id: 'walk-in-' + i, buyer_id: 'walk-in', product: 'daily', quantity: 1, amount: 10,
+      purchased_at: walkInAt, timezone: 'UTC'}))});
+    await page.$eval('#buyer-id', e => { e.value = ''; });
+    await page.type('#buyer-id', 'walk-in');
+    await page.click('#buyer-form button');
+    await page.waitForSelector('#buyer .journey[data-buyer="walk-in"]');
+    fail.equal(await page.$$eval('#buyer li.purchase', l => l.length), 100, 'walk-in\'s purchases shown');
+    fail.equal(await page.$eval('#buyer .journey p.sub', e => e.textContent),
+               'The last 100 purchases; 2 earlier ones and their touchpoints are not shown.',
+               'walk-in\'s earlier purchases');
 
     // The page's files carry the policy; the API is still closed without a token.
     const shell = await fetch(base + '/ui/');

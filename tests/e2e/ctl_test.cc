@@ -176,6 +176,28 @@ TEST_F(CtlTest, BuyerIsATableInOneZoneWithDecimalAmounts) {
   EXPECT_THAT(r.out, Not(HasSubstr("Z ")));
 }
 
+// A buyer with more purchases than the timeline shows: the last 100, and
+// how many earlier ones are left out.
+TEST_F(CtlTest, BuyerSaysHowManyEarlierPurchasesAreLeftOut) {
+  DaemonProcess& d = Start();
+  json all = json::array();
+  for (int i = 0; i < 103; ++i) {
+    all.push_back({{"order_id", "walk-in-" + std::to_string(i)},
+                   {"buyer_id", "walk-in"},
+                   {"product", "daily"},
+                   {"quantity", 1},
+                   {"amount", 10},
+                   {"purchased_at", "2026-01-01T10:00:00+08:00"}});
+  }
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", all).first, 200);
+  auto r = testing::Ctl({"buyer", "--url", d.url(), "walk-in"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("100 purchases (the last; 3 earlier purchases and their "
+                               "touchpoints not shown: touchpointctl export has them)"));
+  EXPECT_THAT(r.out, HasSubstr("walk-in-102"));
+  EXPECT_THAT(r.out, Not(HasSubstr("walk-in-2 ")));
+}
+
 // A daemon that cannot take purchases for now (here its database at
 // database_max_size; on PostgreSQL, a server restarting) answers 503 with
 // Retry-After: the import waits that long and sends the batch again, for

@@ -70,5 +70,47 @@ TEST_F(SqliteStoreTest, ABuyersTimelineComesBackInOrderWithItsHistory) {
   EXPECT_EQ(*store->PendingCount(), pending);
 }
 
+// Only the last purchases and their touchpoints, with how many are left
+// out (a buyer id shared by walk-in sales has thousands).
+TEST_F(SqliteStoreTest, ABuyersTimelineCanShowItsLastPurchasesAlone) {
+  auto store = MustOpen();
+  FakeClock clock(At("2026-11-01T10:00:00+08:00"));
+  Scheduler scheduler(*store, clock, rules_);
+  for (int i = 1; i <= 3; ++i) {
+    const std::string order = "o" + std::to_string(i);
+    ASSERT_TRUE(scheduler
+                    .Ingest({order, "lin", "daily", 2, 240,
+                             At("2026-10-2" + std::to_string(i) + "T09:00:00Z"), ""})
+                    .ok());
+  }
+  auto all = store->GetBuyer("lin");
+  ASSERT_TRUE(all.ok() && all->has_value());
+  EXPECT_EQ((*all)->purchases.size(), 3U);
+  EXPECT_EQ((*all)->earlier_purchases, 0);
+
+  auto last = store->GetBuyer("lin", 2);
+  ASSERT_TRUE(last.ok() && last->has_value()) << last.status().message();
+  const BuyerReport& r = **last;
+  ASSERT_EQ(r.purchases.size(), 2U);
+  EXPECT_EQ(r.purchases[0].purchase.order_id, "o2");
+  EXPECT_EQ(r.purchases[1].purchase.order_id, "o3");
+  EXPECT_EQ(r.earlier_purchases, 1);
+  std::size_t shown = 0;
+  for (const TouchpointRecord& t : (*all)->touchpoints) {
+    if (t.order_id != "o1") ++shown;
+  }
+  ASSERT_EQ(r.touchpoints.size(), shown);
+  for (const TouchpointRecord& t : r.touchpoints) EXPECT_NE(t.order_id, "o1") << t.id;
+  // o2's were cancelled by o3: their history comes with them.
+  EXPECT_TRUE(std::any_of(r.touchpoints.begin(), r.touchpoints.end(),
+                          [](const auto& t) { return t.order_id == "o2" && !t.history.empty(); }));
+
+  auto none = store->GetBuyer("lin", 0);
+  ASSERT_TRUE(none.ok() && none->has_value());
+  EXPECT_TRUE((*none)->purchases.empty());
+  EXPECT_TRUE((*none)->touchpoints.empty());
+  EXPECT_EQ((*none)->earlier_purchases, 3);
+}
+
 }  // namespace
 }  // namespace tp

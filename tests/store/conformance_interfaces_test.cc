@@ -164,6 +164,21 @@ std::vector<std::string> Operate(Store& store, RulesInForce& rules,
       }
     }
     log.push_back(line);
+    // The last purchase alone: its touchpoints, and how many are left out.
+    auto last = store.GetBuyer(buyer, 1);
+    if (!must(last) || !last->has_value()) continue;
+    const BuyerReport& l = **last;
+    EXPECT_EQ(l.earlier_purchases + static_cast<std::int64_t>(l.purchases.size()),
+              static_cast<std::int64_t>(r.purchases.size()))
+        << buyer;
+    EXPECT_EQ(l.tier, r.tier) << buyer;
+    line = buyer + " last, " + std::to_string(l.earlier_purchases) + " earlier";
+    for (const PurchaseRecord& p : l.purchases) line += " | " + p.purchase.order_id;
+    for (const TouchpointRecord& t : l.touchpoints) {
+      EXPECT_EQ(t.order_id, l.purchases.back().purchase.order_id) << buyer;
+      line += " | " + t.id + " " + std::to_string(t.history.size());
+    }
+    log.push_back(line);
   }
   std::int64_t pruned = 0;
   for (std::int64_t after = 0;;) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -16,17 +17,23 @@ using sql::StateFrom;
 
 namespace {
 
+// The buyer's ($1) last $2 purchases, by the index on (buyer, purchased_at).
+const std::string kShown =
+    "SELECT id FROM purchases WHERE buyer = $1 ORDER BY purchased_at DESC, id DESC LIMIT $2";
 const pg::Statement kPurchases(
     "SELECT order_id, product, quantity, amount, purchased_at, timezone, zone, tier, attributes, "
-    "received_at FROM purchases WHERE buyer = $1 ORDER BY purchased_at, id");
+    "received_at FROM purchases WHERE id IN (" +
+    kShown + ") ORDER BY purchased_at, id");
+const pg::Statement kPurchaseCount("SELECT COUNT(*) FROM purchases WHERE buyer = $1");
 const pg::Statement kTouchpoints(
     "SELECT t.id, p.order_id, t.cadence, t.step, t.topic, COALESCE(t.tier, p.tier), p.product, "
     "p.zone, t.due_at, t.next_at, t.fire_at, t.state, t.reason FROM touchpoints t "
-    "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = $1 "
-    "ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
+    "JOIN purchases p ON p.id = t.purchase WHERE t.buyer = $1 AND t.purchase IN (" +
+    kShown + ") ORDER BY t.due_at, t.cadence_order, t.step_order, t.id");
 const pg::Statement kTimelineHistory(
     "SELECT h.touchpoint, h.at, h.state, h.reason FROM touchpoint_history h "
-    "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = $1 ORDER BY h.id");
+    "JOIN touchpoints t ON t.id = h.touchpoint WHERE t.buyer = $1 AND t.purchase IN (" +
+    kShown + ") ORDER BY h.id");
 const pg::Statement kPendingCount("SELECT COUNT(*) FROM touchpoints WHERE state = 0");
 // Finished (fired, cancelled, suppressed, skipped; never dead), due and
 // fired before the cutoff, with nothing left to deliver ($4: the span's
@@ -61,13 +68,14 @@ std::string TextOrEmpty(const pg::Result& r, int row, int col) {
 
 }  // namespace
 
-StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id) {
+StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id,
+                                                       std::int64_t last_purchases) {
   // PostgreSQL's text holds no NUL: no buyer recorded here has one (a
   // legacy id asked for by the buyer routes; in a parameter, libpq would
   // cut it at the NUL, and find another buyer).
   if (buyer_id.find('\0') != std::string_view::npos) return std::optional<BuyerReport>();
   std::optional<BuyerReport> out;
-  // Its four reads in one snapshot: the ingest, firing and re-plan
+  // Its five reads in one snapshot: the ingest, firing and re-plan
   // sessions (and other daemons) write meanwhile, and a purchase, a fire or
   // an opt-out committed between two of them would show half done.
   Status s = session_.Atomically(
@@ -79,7 +87,7 @@ StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id
         report.buyer_id = std::string(buyer_id);
         auto buyer = FindBuyerRow(c, buyer_id, &report.opted_out);
         if (!buyer) return;
-        pg::Result p = c.Run(kPurchases, pg::Params().Add(*buyer));
+        pg::Result p = c.Run(kPurchases, pg::Params().Add(*buyer).Add(last_purchases));
         for (int i = 0; i < p.rows(); ++i) {
           PurchaseRecord& r = report.purchases.emplace_back();
           r.purchase.order_id = std::string(p.Text(i, 0));
@@ -95,7 +103,9 @@ StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id
           r.received_at = FromMs(p.Int64(i, 9));
         }
         if (!report.purchases.empty()) report.tier = report.purchases.back().tier;
-        pg::Result t = c.Run(kTouchpoints, pg::Params().Add(*buyer));
+        report.earlier_purchases =
+            c.Run(kPurchaseCount, pg::Params().Add(*buyer)).Int64(0, 0) - p.rows();
+        pg::Result t = c.Run(kTouchpoints, pg::Params().Add(*buyer).Add(last_purchases));
         std::unordered_map<std::int64_t, std::size_t> index;
         for (int i = 0; i < t.rows(); ++i) {
           index.emplace(t.Int64(i, 0), report.touchpoints.size());
@@ -114,7 +124,7 @@ StatusOr<std::optional<BuyerReport>> Reports::GetBuyer(std::string_view buyer_id
           r.state = StateFrom(static_cast<int>(t.Int64(i, 11)));
           r.reason = TextOrEmpty(t, i, 12);
         }
-        pg::Result h = c.Run(kTimelineHistory, pg::Params().Add(*buyer));
+        pg::Result h = c.Run(kTimelineHistory, pg::Params().Add(*buyer).Add(last_purchases));
         for (int i = 0; i < h.rows(); ++i) {
           auto it = index.find(h.Int64(i, 0));
           if (it == index.end()) continue;

@@ -21,7 +21,8 @@ class Reports {
  public:
   explicit Reports(Session& session) : session_(session) {}
 
-  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id);
+  StatusOr<std::optional<BuyerReport>> GetBuyer(std::string_view buyer_id,
+                                                std::int64_t last_purchases);
   StatusOr<std::int64_t> PendingCount();
   StatusOr<PruneResult> PruneFinished(Instant cutoff, std::int64_t after, std::int64_t span);
 
