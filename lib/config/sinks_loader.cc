@@ -130,6 +130,16 @@ void Loader::LoadWebhook(const Fields& fields, const YAML::Node& item, const std
   if (auto v = Field(fields, item, "tls_verify", what, false); v.IsDefined()) {
     if (auto b = Bool(v, "tls_verify")) sink.tls_verify = *b;
   }
+  // On a plain http:// url they would do nothing: https:// was meant, or
+  // they were left from it, and the events go out unencrypted.
+  if (auto url = ParseHttpUrl(sink.url); url.ok() && url->scheme == "http") {
+    for (const char* key : {"ca_file", "tls_verify"}) {
+      if (const YAML::Node v = item[key]; v.IsDefined()) {
+        Error(v, std::string(key) + " applies to an https:// url; this sink's is http://, " +
+                     "whose events go unencrypted");
+      }
+    }
+  }
   if (auto v = Field(fields, item, "retry", what, false); v.IsDefined()) {
     auto retry = Map(v, what + " retry", {"initial", "max_delay", "max_attempts"});
     if (!retry) return;

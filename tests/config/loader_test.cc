@@ -149,6 +149,38 @@ cadences:
   EXPECT_THAT(r.rules->cadences[0].sinks, ElementsAre(1));
 }
 
+// TLS settings on a plain http:// webhook did nothing: an error at each.
+TEST(LoaderTest, TlsSettingsOnAPlainHttpUrlAreAnError) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/crm.secret") << "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n";
+  const std::string config = R"(version: 1
+products:
+  daily: {supply_days: 15}
+sinks:
+  - {name: crm, type: webhook, url: "http://crm.example/h", secret_file: crm.secret,
+     tls_verify: false, ca_file: none.pem}
+cadences:
+  - name: trust
+    steps:
+      - {after: 1d, topic: hello}
+)";
+  LoadResult r = LoadRulesString(config, dir.path() + "/t.yaml");
+  ASSERT_FALSE(r.ok());
+  std::vector<std::string> messages;
+  for (const auto& e : r.errors) messages.push_back(e.ToString());
+  EXPECT_THAT(messages, ::testing::Contains(HasSubstr(
+                            "t.yaml:6:18: error: tls_verify applies to an https:// url; this "
+                            "sink's is http://, whose events go unencrypted")));
+  EXPECT_THAT(messages, ::testing::Contains(HasSubstr("ca_file applies to an https:// url")));
+  std::string https = config;
+  https.replace(https.find("http://"), 7, "https://");
+  std::ofstream(dir.path() + "/none.pem");  // (empty: its own error)
+  r = LoadRulesString(https, dir.path() + "/t.yaml");
+  for (const auto& e : r.errors) {
+    EXPECT_THAT(e.message, Not(HasSubstr("applies to an https:// url"))) << e.ToString();
+  }
+}
+
 // A CA file is read at each load: PEM certificates, or an error at its key
 // (a secret or a directory given by mistake was accepted, and the daemon
 // then failed to start with no FILE:LINE).
