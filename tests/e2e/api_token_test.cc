@@ -105,12 +105,7 @@ TEST_F(ApiTokenTest, ARequestWithoutTheTokenIsRefusedBeforeItsBody) {
       "Content-Length: 30000000\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
   ::shutdown(fd, SHUT_WR);  // no body at all
-  std::string answer;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  const std::string answer = testing::ReadUntilClosed(fd);
   EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 401"));
   EXPECT_THAT(answer, HasSubstr("WWW-Authenticate: Bearer"));
   auto metrics = d.http().Request("GET", "/metrics");

@@ -77,6 +77,18 @@ inline int RawConnect(const std::string& address) {
   return fd;
 }
 
+// What `fd` receives until the peer closes it (or its receive timeout
+// passes); closes it.
+inline std::string ReadUntilClosed(int fd) {
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+    answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
 // Sends `request` as raw bytes on a new connection to HOST:PORT and returns
 // everything the server sends until it closes (or 5 s pass).
 inline std::string RawExchange(const std::string& address, std::string_view request) {
@@ -88,13 +100,7 @@ inline std::string RawExchange(const std::string& address, std::string_view requ
   // Nothing more to send: a daemon draining the connection after an error
   // answer closes it now rather than after its 2 s.
   ::shutdown(fd, SHUT_WR);
-  std::string answer;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return answer;
+  return ReadUntilClosed(fd);
 }
 
 class DaemonProcess {

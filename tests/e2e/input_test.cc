@@ -208,11 +208,7 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
     }
     sent += static_cast<std::size_t>(n);
   }
-  std::string answer;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    answer.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
+  const std::string answer = testing::ReadUntilClosed(fd);
   EXPECT_EQ(sent, request.size()) << std::strerror(send_error);
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
   EXPECT_THAT(answer, HasSubstr("request body exceeds"));
@@ -252,10 +248,12 @@ TEST_F(InputTest, AnOptOutFromAnotherSitesPageIsRefused) {
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 403"));
   answer = testing::RawExchange(d.address(), head + "Origin: http://evil.example\r\n\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 403"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").first, 404);  // nothing recorded
   answer = testing::RawExchange(d.address(), head +
                                                  "Origin: http://ops.internal\r\n"
                                                  "X-Forwarded-Host: ops.internal\r\n\r\n");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").second["opted_out"], true);
 }
 
 // curl asks before it sends a body over 1 KiB (Expect: 100-continue) and
@@ -281,10 +279,7 @@ TEST_F(InputTest, AClientThatAsksBeforeSendingItsBodyIsToldToGoOn) {
   }
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 100 Continue\r\n"));
   ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL), static_cast<ssize_t>(body.size()));
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
-    answer.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  answer += testing::ReadUntilClosed(fd);
   EXPECT_THAT(answer, HasSubstr("\r\n\r\nHTTP/1.1 200 OK\r\n"));
   EXPECT_EQ(d.Call("GET", "/v1/buyers/b1").first, 200);
 }
