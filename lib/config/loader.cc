@@ -115,12 +115,19 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "database_max_size", "the config", false); v.IsDefined()) {
     if (auto size = ByteSize(v, "database_max_size")) rules_.database_max_size = *size;
   }
-  if (auto t = SectionValue(*fields, root, "http", "request_timeout", false); t.IsDefined()) {
-    if (auto d = DurationValue(t, "request_timeout")) {
-      if (d->count <= 0 || d->IsCalendar()) {
-        Error(t, "request_timeout must be a positive number of s, m or h");
-      } else {
-        rules_.http_request_timeout = *d;
+  if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) {
+    if (auto http = Map(v, "http", {"request_timeout", "max_connections"})) {
+      if (auto t = Field(*http, v, "request_timeout", "http", false); t.IsDefined()) {
+        if (auto d = DurationValue(t, "request_timeout")) {
+          if (d->count <= 0 || d->IsCalendar()) {
+            Error(t, "request_timeout must be a positive number of s, m or h");
+          } else {
+            rules_.http_request_timeout = *d;
+          }
+        }
+      }
+      if (auto n = Field(*http, v, "max_connections", "http", false); n.IsDefined()) {
+        if (auto c = Integer(n, "max_connections", 1, 1'000'000)) rules_.http_max_connections = *c;
       }
     }
   }

@@ -358,6 +358,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   HttpLimits limits;
   limits.request_timeout = rules->http_request_timeout.Exact();
   limits.max_body = api::kMaxIngestBody;
+  limits.max_connections = static_cast<std::size_t>(rules->http_max_connections);
   auto server = std::make_unique<HttpServer>(io, limits);
   if (Status s = server->Listen(options.listen); !s.ok()) return s;
   // Until READY=1 (or a failure): what follows opens the database.

@@ -119,6 +119,7 @@ void Reloader::WarnRestartOnly(const Rules& was, const Rules& now) const {
   }
   if (was.database_sync != now.database_sync) warn("database_sync");
   if (!(was.http_request_timeout == now.http_request_timeout)) warn("http.request_timeout");
+  if (was.http_max_connections != now.http_max_connections) warn("http.max_connections");
 }
 
 void Reloader::SetMetrics() {

@@ -2,6 +2,8 @@
 #include <utility>
 // (keep the blank line above: clang-format must not reorder this include)
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -65,6 +67,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpBodyLimit body_limit;
   HttpLimits limits;
   bool stopped = false;
+  // At limits.max_connections: not accepting until a session ends.
+  bool full = false;
   std::unordered_set<Session*> sessions;
 };
 
@@ -76,7 +80,13 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         server_(std::move(server)) {
     server_->sessions.insert(this);
   }
-  ~Session() { server_->sessions.erase(this); }
+  ~Session() {
+    server_->sessions.erase(this);
+    if (server_->full) {
+      server_->full = false;
+      server_->Accept();
+    }
+  }
 
   void Read() {
     if (server_->stopped) return Close();
@@ -336,6 +346,15 @@ void HttpServer::Impl::Accept() {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     std::make_shared<Session>(std::move(socket), self)->Read();
+    if (self->limits.max_connections > 0 && self->sessions.size() >= self->limits.max_connections) {
+      // Said each time it fills, not for each client that then waits.
+      spdlog::warn(
+          "http: {} connections open, the most http.max_connections allows: new ones wait "
+          "until one closes",
+          self->sessions.size());
+      self->full = true;
+      return;
+    }
     self->Accept();
   });
 }

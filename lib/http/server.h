@@ -64,6 +64,9 @@ struct HttpLimits {
   std::size_t max_header = 16 * 1024;
   Millis request_timeout = std::chrono::seconds(30);
   Millis write_timeout = std::chrono::seconds(30);
+  // Connections served at once (0: no limit); past it the server stops
+  // accepting, and clients wait in the kernel's backlog until one closes.
+  std::size_t max_connections = 0;
 };
 
 class HttpServer {

@@ -79,25 +79,29 @@ TEST(LoaderTest, DefaultsForKeysNotShown) {
   EXPECT_EQ(rules.database, "/var/lib/touchpoint/touchpoint.db");
   EXPECT_EQ(rules.database_sync, Rules::DatabaseSync::kNormal);
   EXPECT_EQ(rules.http_request_timeout, (Duration{30, Duration::Unit::kSeconds}));
+  EXPECT_EQ(rules.http_max_connections, 512);
 }
 
 TEST(LoaderTest, DaemonKeys) {
   std::string yaml(kMinimal);
-  yaml += "database_sync: full\nhttp: {request_timeout: 2m}\n";
+  yaml += "database_sync: full\nhttp: {request_timeout: 2m, max_connections: 64}\n";
   LoadResult r = LoadRulesString(yaml, "t.yaml");
   ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
   EXPECT_EQ(r.rules->database_sync, Rules::DatabaseSync::kFull);
   EXPECT_EQ(r.rules->http_request_timeout, (Duration{2, Duration::Unit::kMinutes}));
+  EXPECT_EQ(r.rules->http_max_connections, 64);
 
   std::string bad(kMinimal);
-  bad += "database_sync: sometimes\nhttp: {request_timeout: 1d, body: 1}\n";
+  bad += "database_sync: sometimes\nhttp: {request_timeout: 1d, body: 1, max_connections: 0}\n";
   EXPECT_THAT(ConfigErrors(bad),
               ElementsAre("t.yaml:10:16: error: database_sync must be normal or full, got "
                           "'sometimes'",
                           "t.yaml:11:25: error: request_timeout must be a positive number of s, "
                           "m or h",
                           "t.yaml:11:29: error: unknown key 'body' in http (expected one of: "
-                          "request_timeout)"));
+                          "request_timeout, max_connections)",
+                          "t.yaml:11:55: error: max_connections must be an integer from 1 to "
+                          "1000000, got '0'"));
 }
 
 TEST(LoaderTest, WebhookAndRedisSinks) {
