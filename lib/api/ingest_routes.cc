@@ -65,19 +65,31 @@ void IngestRoutes::ParseAway(std::shared_ptr<Away<Parsed>> job, Parse<Parsed> pa
         }
       },
       [this, job, parse, &submit] {
-        // Stopping meanwhile: nothing is recorded.
-        if (auto closed = closed_()) return job->respond(std::move(*closed));
-        if (job->threw) return job->respond(ErrorResponse(500, "internal error: " + *job->threw));
-        // A reload meanwhile: checked again by the rules in force now, which
-        // will record it (a reload writes what was queued before it by the
-        // old rules, and this was not queued).
-        if (job->rules != context_.rules.shared()) {
-          job->rules = context_.rules.shared();
-          return ParseAway(std::move(job), parse, submit);
+        // As the server answers what its handler throws (out of memory).
+        try {
+          Resume(job, parse, submit);
+        } catch (const std::exception& e) {
+          if (job->respond)
+            job->respond(ErrorResponse(500, std::string("internal error: ") + e.what()));
         }
-        if (job->parsed.error) return job->respond(Refused(*job->parsed.error));
-        submit(std::move(job->parsed.items), std::move(job->respond));
       });
+}
+
+template <typename Parsed, typename Submit>
+void IngestRoutes::Resume(const std::shared_ptr<Away<Parsed>>& job, Parse<Parsed> parse,
+                          const Submit& submit) {
+  // Stopping meanwhile: nothing is recorded.
+  if (auto closed = closed_()) return job->respond(std::move(*closed));
+  if (job->threw) return job->respond(ErrorResponse(500, "internal error: " + *job->threw));
+  // A reload meanwhile: checked again by the rules in force now, which will
+  // record it (a reload writes what was queued before it by the old rules,
+  // and this was not queued).
+  if (job->rules != context_.rules.shared()) {
+    job->rules = context_.rules.shared();
+    return ParseAway(job, parse, submit);
+  }
+  if (job->parsed.error) return job->respond(Refused(*job->parsed.error));
+  submit(std::move(job->parsed.items), std::move(job->respond));
 }
 
 void IngestRoutes::AddTo(Router& router) {

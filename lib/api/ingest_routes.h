@@ -55,6 +55,9 @@ class IngestRoutes {
   // Parses `job`'s body off the loop by its rules, then goes on on the loop.
   template <typename Parsed, typename Submit>
   void ParseAway(std::shared_ptr<Away<Parsed>> job, Parse<Parsed> parse, const Submit& submit);
+  // Back on the loop: answers, parses again, or hands the items on.
+  template <typename Parsed, typename Submit>
+  void Resume(const std::shared_ptr<Away<Parsed>>& job, Parse<Parsed> parse, const Submit& submit);
 
   const RouteContext& context_;
   Closed closed_;

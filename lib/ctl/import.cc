@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/v1_gate.h"
 #include "core/json_parse.h"
 #include "core/text.h"
 #include "ctl/remote.h"
@@ -279,7 +280,17 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     return Status::Ok();
   };
 
+  // A batch is sent at options.batch rows, or before its body would pass
+  // the daemon's limit (1,000 rows of 4 KB; a row's attributes may be 64 KB).
   std::vector<PendingRow> batch;
+  std::size_t batch_bytes = 1;  // the array's brackets, and a comma a row
+  const auto flush = [&](std::size_t last_line) -> Status {
+    batch_bytes = 1;
+    if (Status s = send(batch); !s.ok()) {
+      return Status::Error(s.message() + " (after line " + std::to_string(last_line) + ")");
+    }
+    return Status::Ok();
+  };
   for (CsvLineReader::Read read; (read = in.Next(line)) != CsvLineReader::Read::kEnd;) {
     if (read == CsvLineReader::Read::kLine && line.empty()) continue;
     ++result.lines;
@@ -291,11 +302,15 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       reject(in.number(), *e);
       continue;
     }
-    batch.push_back({in.number(), RowToItem(fields, index, columns)});
+    PendingRow row{in.number(), RowToItem(fields, index, columns)};
+    const std::size_t bytes = row.item.dump().size() + 1;
+    if (!batch.empty() && batch_bytes + bytes > api::kMaxIngestBody) {
+      if (Status s = flush(in.number() - 1); !s.ok()) return s;
+    }
+    batch_bytes += bytes;
+    batch.push_back(std::move(row));
     if (batch.size() >= options.batch) {
-      if (Status s = send(batch); !s.ok()) {
-        return Status::Error(s.message() + " (after line " + std::to_string(in.number() - 1) + ")");
-      }
+      if (Status s = flush(in.number() - 1); !s.ok()) return s;
       progress.Update(in.position(), result);
     }
   }
@@ -303,9 +318,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     return Status::Error("reading " + options.path + " failed after line " +
                          std::to_string(in.number()) + ": " + in.read_error());
   }
-  if (Status s = send(batch); !s.ok()) {
-    return Status::Error(s.message() + " (after line " + std::to_string(in.number()) + ")");
-  }
+  if (Status s = flush(in.number()); !s.ok()) return s;
   progress.Update(in.size(), result, true);
   return Status::Ok();
 }

@@ -1,7 +1,8 @@
 // Group commit of POST /v1/purchases, POST /v1/events and a buyer's
 // opt-out and opt-in (POST /v1/buyers/{id}/opt-out, /opt-in): the requests
 // that arrive while a group is being written are written together, as the
-// next group, in one transaction (daemon/ingest_writer.h), and every answer
+// next group (on the loop, of at most kLoopGroupItems items where requests
+// allow, one a turn), in one transaction (daemon/ingest_writer.h), and every answer
 // is sent only after the commit. A failure that may have ended the whole
 // transaction (a full disk, an I/O error) answers every request of the
 // group 5xx: none is recorded.

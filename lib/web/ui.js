@@ -209,7 +209,7 @@
         out.replaceChildren(el('p', {class: 'error'}, err.message));
       }
     }}, input, el('button', {class: 'act', type: 'submit'}, 'Show timeline'));
-    return panel('Buyer', 'Purchases and every touchpoint, with its status, why, and its history.', form, out);
+    return panel('Buyer', 'The last 100 purchases and their touchpoints, each with its status, why, and its history.', form, out);
   }
 
   function timeline(b) {

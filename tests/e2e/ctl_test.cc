@@ -115,6 +115,24 @@ TEST_F(CtlTest, ImportSendsTheAttributesColumnAsAnObject) {
   EXPECT_EQ(lin["purchases"][0]["attributes"], (nlohmann::json{{"style", "natural"}}));
 }
 
+// Rows whose attributes make 1,000 of them larger than the daemon takes
+// (4 MiB) go in smaller batches rather than a refused one.
+TEST_F(CtlTest, ImportKeepsEachBatchUnderTheBodyLimit) {
+  DaemonProcess& d = Start();
+  const std::string csv = Path("p.csv");
+  const std::string note = "\"{\"\"note\"\": \"\"" + std::string(5000, 'x') + "\"\"}\"";
+  std::string text = std::string(kCtlHeader.substr(0, kCtlHeader.size() - 1)) + ",attributes\n";
+  const std::string at = Recently();
+  for (int i = 0; i < 1000; ++i) {
+    text += "o" + std::to_string(i) + ",b" + std::to_string(i) + ",daily,1,10," + at + ",," + note +
+            "\n";
+  }
+  testing::WriteFile(csv, text);
+  auto r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(": 1000 lines, 1000 accepted, 0 duplicates, 0 rejected"));
+}
+
 TEST_F(CtlTest, TheProgressBarFitsANarrowTerminal) {
   DaemonProcess& d = Start();
   const std::string csv = Path("p.csv");

@@ -82,10 +82,12 @@ class DaemonTest : public ::testing::Test {
   }
 
   // Polls the buyer until `done` holds (10 s at most).
+  // (The timeline of the buyer's last 500 purchases: a test that needs all
+  // checks earlier_purchases.)
   json WaitForBuyer(const std::string& buyer, const std::function<bool(const json&)>& done) {
     json last;
     for (int i = 0; i < 1000; ++i) {
-      auto [status, body] = daemon_->Call("GET", "/v1/buyers/" + buyer);
+      auto [status, body] = daemon_->Call("GET", "/v1/buyers/" + buyer + "?purchases=500");
       last = body;
       if (status == 200 && done(body)) return body;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -452,12 +454,13 @@ TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
   EXPECT_GE(again["deliveries"].get<int>(), 2);
   // Every touchpoint due by now reached a final state: nothing pending is late.
   for (int b = 0; b < 7; ++b) {
-    WaitForBuyer("b" + std::to_string(b), [](const json& buyer) {
+    const json seen = WaitForBuyer("b" + std::to_string(b), [](const json& buyer) {
       for (const auto& t : buyer["touchpoints"]) {
         if (t["status"] == "pending" && t["topic"] == "soon") return false;
       }
       return true;
     });
+    EXPECT_EQ(seen["earlier_purchases"], 0) << "b" << b << ": some purchases were not looked at";
   }
 }
 
