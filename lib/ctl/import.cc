@@ -284,8 +284,10 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   // the daemon's limit (1,000 rows of 4 KB; a row's attributes may be 64 KB).
   std::vector<PendingRow> batch;
   std::size_t batch_bytes = 1;  // the array's brackets, and a comma a row
-  const auto flush = [&](std::size_t last_line) -> Status {
+  const auto flush = [&]() -> Status {
     batch_bytes = 1;
+    if (batch.empty()) return Status::Ok();
+    const std::size_t last_line = batch.back().line;
     if (Status s = send(batch); !s.ok()) {
       return Status::Error(s.message() + " (after line " + std::to_string(last_line) + ")");
     }
@@ -298,19 +300,28 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       reject(in.number(), "the line is longer than 1 MiB");
       continue;
     }
+    if (auto bad = InvalidUtf8At(line)) {
+      // (As JSON it could not be sent at all.)
+      reject(in.number(), "the line is not valid UTF-8 (byte " + std::to_string(*bad + 1) + ")");
+      continue;
+    }
     if (auto e = SplitCsvLine(line, fields)) {
       reject(in.number(), *e);
       continue;
     }
     PendingRow row{in.number(), RowToItem(fields, index, columns)};
     const std::size_t bytes = row.item.dump().size() + 1;
-    if (!batch.empty() && batch_bytes + bytes > api::kMaxIngestBody) {
-      if (Status s = flush(in.number() - 1); !s.ok()) return s;
+    if (bytes + 1 > api::kMaxIngestBody) {
+      reject(in.number(), "the row is over 4 MiB as JSON, more than a request may carry");
+      continue;
+    }
+    if (batch_bytes + bytes > api::kMaxIngestBody) {
+      if (Status s = flush(); !s.ok()) return s;
     }
     batch_bytes += bytes;
     batch.push_back(std::move(row));
     if (batch.size() >= options.batch) {
-      if (Status s = flush(in.number() - 1); !s.ok()) return s;
+      if (Status s = flush(); !s.ok()) return s;
       progress.Update(in.position(), result);
     }
   }
@@ -318,7 +329,7 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
     return Status::Error("reading " + options.path + " failed after line " +
                          std::to_string(in.number()) + ": " + in.read_error());
   }
-  if (Status s = flush(in.number()); !s.ok()) return s;
+  if (Status s = flush(); !s.ok()) return s;
   progress.Update(in.size(), result, true);
   return Status::Ok();
 }

@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -69,6 +70,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   bool stopped = false;
   // At limits.max_connections: not accepting until a session ends.
   bool full = false;
+  std::chrono::steady_clock::time_point warned_full{};  // (said so then)
   std::unordered_set<Session*> sessions;
 };
 
@@ -347,11 +349,16 @@ void HttpServer::Impl::Accept() {
     socket.set_option(tcp::no_delay(true), ignored);
     std::make_shared<Session>(std::move(socket), self)->Read();
     if (self->limits.max_connections > 0 && self->sessions.size() >= self->limits.max_connections) {
-      // Said each time it fills, not for each client that then waits.
-      spdlog::warn(
-          "http: {} connections open, the most http.max_connections allows: new ones wait "
-          "until one closes",
-          self->sessions.size());
+      // At most once a minute: while clients wait, each close lets one in
+      // and it fills again.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - self->warned_full >= std::chrono::minutes(1)) {
+        self->warned_full = now;
+        spdlog::warn(
+            "http: {} connections open, the most http.max_connections allows: new ones wait "
+            "until one closes",
+            self->sessions.size());
+      }
       self->full = true;
       return;
     }

@@ -131,6 +131,15 @@ TEST_F(CtlTest, ImportKeepsEachBatchUnderTheBodyLimit) {
   auto r = testing::Ctl({"import", "--url", d.url(), csv});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr(": 1000 lines, 1000 accepted, 0 duplicates, 0 rejected"));
+
+  // A line that is not UTF-8 (it could not be sent as JSON) is rejected
+  // alone, named by its line.
+  testing::WriteFile(csv, std::string(kCtlHeader) + "x1,lin,daily,1,10," + at +
+                              ",\nx2,l\xFFn,daily,1,10," + at + ",\n");
+  r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(": 2 lines, 1 accepted, 0 duplicates, 1 rejected"));
+  EXPECT_THAT(r.err, HasSubstr(csv + ":3: the line is not valid UTF-8 (byte 5)"));
 }
 
 TEST_F(CtlTest, TheProgressBarFitsANarrowTerminal) {
