@@ -206,7 +206,7 @@ struct Daemon::Impl {
         Reloader::Parts{*store, *dispatcher, batcher, replanner, *fire, metrics});
     status_routes = std::make_unique<StatusRoutes>(
         StatusRoutes::Parts{io, options, rules, *reloader, replanner, *storage, *fire, *dispatcher,
-                            *reader, metrics, clock, *store});
+                            *reader, metrics, clock, *store, server});
     queue_routes = std::make_unique<api::QueueRoutes>(route_context, io, *store, *reader,
                                                       reader->queue_jobs());
     report_routes = std::make_unique<api::ReportRoutes>(

@@ -138,7 +138,12 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
       start_time(registry.Gauge("process_start_time_seconds",
                                 "Start time of the process since the Unix epoch in seconds.")),
       resident_memory(
-          registry.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")) {
+          registry.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")),
+      http_connections(registry.Gauge(
+          "touchpoint_http_connections",
+          "API connections open now; at touchpoint_http_max_connections, new ones wait.")),
+      http_max_connections(registry.Gauge("touchpoint_http_max_connections",
+                                          "http.max_connections: the most served at once.")) {
   build_info.Set({version}, 1);
   for (const char* outcome : {"accepted", "invalid", "conflict", "unavailable", "error"}) {
     ingest_requests.Add({outcome}, 0);

@@ -72,6 +72,8 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& build_info;
   metrics::Family& start_time;
   metrics::Family& resident_memory;
+  metrics::Family& http_connections;
+  metrics::Family& http_max_connections;
   // Only with a PostgreSQL store (EnableDatabase()): whether it answers, and
   // deliveries taken over from a daemon that died mid-attempt.
   metrics::Family* database_up = nullptr;

@@ -301,6 +301,8 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges* gauges) {
   }
   m.firing_failures.Set({}, parts_.firing.Health().consecutive_failures);
   m.resident_memory.Set({}, ResidentBytes());
+  m.http_connections.Set({}, static_cast<double>(parts_.server.Connections()));
+  m.http_max_connections.Set({}, static_cast<double>(parts_.server.MaxConnections()));
   return HttpResponse{200, m.registry.Render(), std::string(metrics::kContentType)};
 }
 

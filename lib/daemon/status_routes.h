@@ -29,6 +29,7 @@
 #include "daemon/shared_read.h"
 #include "daemon/store_watch.h"
 #include "delivery/dispatcher.h"
+#include "http/server.h"
 #include "store/store.h"
 #include "store/store_reads.h"
 
@@ -49,6 +50,7 @@ class StatusRoutes {
     DaemonMetrics& metrics;
     const Clock& clock;
     const Store& store;
+    const HttpServer& server;
   };
 
   // The days GET /v1/status counts pending touchpoints over.

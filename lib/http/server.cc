@@ -70,7 +70,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   bool stopped = false;
   // At limits.max_connections: not accepting until a session ends.
   bool full = false;
-  std::chrono::steady_clock::time_point warned_full{};  // (said so then)
+  std::optional<std::chrono::steady_clock::time_point> warned_full;  // (said so then)
   std::unordered_set<Session*> sessions;
 };
 
@@ -352,7 +352,7 @@ void HttpServer::Impl::Accept() {
       // At most once a minute: while clients wait, each close lets one in
       // and it fills again.
       const auto now = std::chrono::steady_clock::now();
-      if (now - self->warned_full >= std::chrono::minutes(1)) {
+      if (!self->warned_full || now - *self->warned_full >= std::chrono::minutes(1)) {
         self->warned_full = now;
         spdlog::warn(
             "http: {} connections open, the most http.max_connections allows: new ones wait "
@@ -415,6 +415,10 @@ void HttpServer::Serve(HttpHandler handler) {
   impl_->handler = std::move(handler);
   impl_->Accept();
 }
+
+std::size_t HttpServer::Connections() const { return impl_->sessions.size(); }
+
+std::size_t HttpServer::MaxConnections() const { return impl_->limits.max_connections; }
 
 std::string HttpServer::LocalAddress() const {
   beast::error_code ec;

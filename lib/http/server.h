@@ -92,6 +92,10 @@ class HttpServer {
   // check) is answered 413, before its body is read where its length says
   // so, else as soon as it passes the limit; its connection closes.
   void SetBodyLimit(HttpBodyLimit limit);
+  // Connections open now (answering or draining ones included), and the
+  // most served at once (HttpLimits::max_connections).
+  std::size_t Connections() const;
+  std::size_t MaxConnections() const;
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;
   // Stops accepting and closes idle connections; a request being handled is

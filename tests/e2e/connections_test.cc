@@ -54,7 +54,21 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneCloses) {
   ASSERT_GE(first, 0);
   ASSERT_GE(second, 0);
   EXPECT_THAT(AskHealth(first, 10'000), StartsWith("HTTP/1.1 200"));
-  EXPECT_THAT(AskHealth(second, 10'000), StartsWith("HTTP/1.1 200"));
+  const std::string metrics = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(second, metrics.data(), metrics.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(metrics.size()));
+  std::string scrape;
+  const auto has = [&](const char* line) { return scrape.find(line) != std::string::npos; };
+  while (
+      !(has("\ntouchpoint_http_connections 2\n") && has("\ntouchpoint_http_max_connections 2\n")) &&
+      Answered(second, 10'000)) {
+    char buf[4096];
+    const ssize_t n = ::recv(second, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    scrape.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections 2\n"));
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_max_connections 2\n"));
 
   // A third connects (the kernel takes it) and asks, but is not served
   // while both stay open...

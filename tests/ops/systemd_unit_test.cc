@@ -111,5 +111,36 @@ tests:
   EXPECT_THAT(out, ::testing::HasSubstr("SUCCESS"));
 }
 
+// Connections at the most for five minutes alert; below it, none.
+TEST(AlertRulesTest, ConnectionsAtTheMostForFiveMinutesAlert) {
+  testing::TempDir dir;
+  const std::string tests = dir.path() + "/connections_test.yml";
+  std::ofstream(tests) << "rule_files: ['" << TP_ALERT_RULES << R"(']
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'touchpoint_http_connections{instance="a", job="touchpoint"}'
+        values: '512x30'
+      - series: 'touchpoint_http_max_connections{instance="a", job="touchpoint"}'
+        values: '512x30'
+      - series: 'touchpoint_http_connections{instance="b", job="touchpoint"}'
+        values: '500x30'
+      - series: 'touchpoint_http_max_connections{instance="b", job="touchpoint"}'
+        values: '512x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: TouchpointConnectionsFull
+        exp_alerts:
+          - exp_labels: {severity: ticket, instance: a, job: touchpoint}
+            exp_annotations:
+              summary: "touchpointd on a serves http.max_connections connections: new clients wait"
+              description: "Find who holds them (ss -tn on the API's port): clients that keep idle connections open, or a flood. Raise http.max_connections (a restart) if they are legitimate."
+)";
+  auto [status, out] = RunShell("promtool test rules " + tests);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("SUCCESS"));
+}
+
 }  // namespace
 }  // namespace tp
