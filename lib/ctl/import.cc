@@ -74,6 +74,16 @@ json RowToItem(const std::vector<std::string>& fields, const std::vector<int>& i
   return item;
 }
 
+// The values a JSON document holds, as the daemon counts them against
+// kMaxJsonValues: every number, string, array and object (keys not).
+std::size_t ValuesOf(const json& j) {
+  std::size_t n = 1;
+  if (j.is_structured()) {
+    for (const json& v : j) n += ValuesOf(v);
+  }
+  return n;
+}
+
 // The import's progress: on a terminal one line redrawn in place, fitted to
 // its width; otherwise a line about every 10% and one at the end.
 class Progress {
@@ -284,8 +294,11 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
   // the daemon's limit (1,000 rows of 4 KB; a row's attributes may be 64 KB).
   std::vector<PendingRow> batch;
   std::size_t batch_bytes = 1;  // the array's brackets, and a comma a row
+  // Nor past the daemon's values in a body (rows of dense attributes).
+  std::size_t batch_values = 1;  // the array
   const auto flush = [&]() -> Status {
     batch_bytes = 1;
+    batch_values = 1;
     if (batch.empty()) return Status::Ok();
     const std::size_t last_line = batch.back().line;
     if (Status s = send(batch); !s.ok()) {
@@ -315,10 +328,12 @@ Status Import(const ImportOptions& options, ImportResult& result, std::ostream& 
       reject(in.number(), "the row is over 4 MiB as JSON, more than a request may carry");
       continue;
     }
-    if (batch_bytes + bytes > api::kMaxIngestBody) {
+    const std::size_t values = ValuesOf(row.item);
+    if (batch_bytes + bytes > api::kMaxIngestBody || batch_values + values > kMaxJsonValues) {
       if (Status s = flush(); !s.ok()) return s;
     }
     batch_bytes += bytes;
+    batch_values += values;
     batch.push_back(std::move(row));
     if (batch.size() >= options.batch) {
       if (Status s = flush(); !s.ok()) return s;

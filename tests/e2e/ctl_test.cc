@@ -132,6 +132,20 @@ TEST_F(CtlTest, ImportKeepsEachBatchUnderTheBodyLimit) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr(": 1000 lines, 1000 accepted, 0 duplicates, 0 rejected"));
 
+  // Rows of dense attributes: 40 of 30,001 values each pass the 1,000,000
+  // values a body may hold long before 4 MiB; they go in two batches.
+  std::string zeros = "0";
+  for (int i = 1; i < 30'000; ++i) zeros += ",0";
+  text = std::string(kCtlHeader.substr(0, kCtlHeader.size() - 1)) + ",attributes\n";
+  for (int i = 0; i < 40; ++i) {
+    text += "dense" + std::to_string(i) + ",d" + std::to_string(i) + ",daily,1,10," + at +
+            ",,\"{\"\"a\"\": [" + zeros + "]}\"\n";
+  }
+  testing::WriteFile(csv, text);
+  r = testing::Ctl({"import", "--url", d.url(), csv});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(": 40 lines, 40 accepted, 0 duplicates, 0 rejected"));
+
   // A line that is not UTF-8 (it could not be sent as JSON) is rejected
   // alone, named by its line.
   testing::WriteFile(csv, std::string(kCtlHeader) + "x1,lin,daily,1,10," + at +
