@@ -166,8 +166,9 @@ struct Rules {
   // How long a client may take to send one request (or keep an idle
   // keep-alive connection) before the daemon closes the connection.
   Duration http_request_timeout{30, Duration::Unit::kSeconds};
-  // How many connections the API serves at once; more wait in the kernel's
-  // backlog until one closes. Each may hold a request body of up to 4 MiB.
+  // How many connections the API serves at once; a new one past it takes
+  // the place of the one idle longest, or waits in the kernel's backlog
+  // while none is. Each may hold a request body of up to 4 MiB.
   std::int64_t http_max_connections = 512;
   // `log: {level}`: one of kLogLevels.
   std::string log_level = "info";

@@ -141,9 +141,17 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
           registry.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.")),
       http_connections(registry.Gauge(
           "touchpoint_http_connections",
-          "API connections open now; at touchpoint_http_max_connections, new ones wait.")),
+          "API connections open now; at touchpoint_http_max_connections, a new one takes the "
+          "place of an idle one, or waits.")),
       http_max_connections(registry.Gauge("touchpoint_http_max_connections",
-                                          "http.max_connections: the most served at once.")) {
+                                          "http.max_connections: the most served at once.")),
+      http_idle_connections(
+          registry.Gauge("touchpoint_http_connections_idle",
+                         "Of the API connections open now, those idle: waiting for a request, "
+                         "or closing after an error answer.")),
+      http_idle_closed(registry.Counter(
+          "touchpoint_http_idle_closed_total",
+          "Idle API connections closed to let a new client in, at http.max_connections.")) {
   build_info.Set({version}, 1);
   for (const char* outcome : {"accepted", "invalid", "conflict", "unavailable", "error"}) {
     ingest_requests.Add({outcome}, 0);

@@ -74,6 +74,8 @@ class DaemonMetrics final : public SchedulerObserver, public DeliveryObserver {
   metrics::Family& resident_memory;
   metrics::Family& http_connections;
   metrics::Family& http_max_connections;
+  metrics::Family& http_idle_connections;
+  metrics::Family& http_idle_closed;
   // Only with a PostgreSQL store (EnableDatabase()): whether it answers, and
   // deliveries taken over from a daemon that died mid-attempt.
   metrics::Family* database_up = nullptr;

@@ -303,6 +303,8 @@ HttpResponse StatusRoutes::RenderMetrics(const StoreGauges* gauges) {
   m.resident_memory.Set({}, ResidentBytes());
   m.http_connections.Set({}, static_cast<double>(parts_.server.Connections()));
   m.http_max_connections.Set({}, static_cast<double>(parts_.server.MaxConnections()));
+  m.http_idle_connections.Set({}, static_cast<double>(parts_.server.IdleConnections()));
+  m.http_idle_closed.Set({}, static_cast<double>(parts_.server.IdleClosed()));
   return HttpResponse{200, m.registry.Render(), std::string(metrics::kContentType)};
 }
 

@@ -59,6 +59,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       : io(io_context), acceptor(io_context), retry(io_context), limits(l) {}
 
   void Accept();
+  // At limits.max_connections with a client waiting: closes the connection
+  // idle longest, if one is (its end lets the client in).
+  void MakeRoom();
 
   asio::io_context& io;
   tcp::acceptor acceptor;
@@ -68,8 +71,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   HttpBodyLimit body_limit;
   HttpLimits limits;
   bool stopped = false;
-  // At limits.max_connections: not accepting until a session ends.
-  bool full = false;
+  // Past limits.max_connections the acceptor waits for a client
+  // (kWaitingForClient); once one waits (kClientWaits) an idle connection
+  // is closed to let it in (kRoomMade), now or as soon as one is idle. A
+  // session's end then starts accepting again.
+  enum class Door { kAccepting, kWaitingForClient, kClientWaits, kRoomMade };
+  Door door = Door::kAccepting;
+  std::uint64_t idle_closed = 0;  // connections closed to let a client in
   std::optional<std::chrono::steady_clock::time_point> warned_full;  // (said so then)
   std::unordered_set<Session*> sessions;
 };
@@ -84,10 +92,27 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() {
     server_->sessions.erase(this);
-    if (server_->full) {
-      server_->full = false;
+    // (kWaitingForClient: the acceptor's wait sees there is room.)
+    if (server_->door == Door::kClientWaits || server_->door == Door::kRoomMade) {
+      server_->door = Door::kAccepting;
       server_->Accept();
     }
+  }
+
+  // Since when the connection has waited for a request's first byte, or
+  // drained after an error answer; nullopt while a request is read or
+  // answered. Such a connection can be closed to make room (RFC 9112
+  // 9.6: a client reopens an idle keep-alive connection the server closed).
+  std::optional<std::chrono::steady_clock::time_point> IdleSince() const {
+    if (draining_ || (awaiting_header_ && buffer_.size() == 0)) return idle_since_;
+    return std::nullopt;
+  }
+
+  // Closes an idle connection now (see Shutdown()).
+  void CloseIdle() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
   }
 
   void Read() {
@@ -101,19 +126,19 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header));
     stream_.expires_after(server_->limits.request_timeout);
     reading_ = true;
+    awaiting_header_ = true;
+    idle_since_ = std::chrono::steady_clock::now();
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+    // A client waits for room: this connection, now idle, makes it.
+    if (server_->door == Door::kClientWaits && buffer_.size() == 0) server_->MakeRoom();
   }
 
   // Called when the server stops: an idle connection closes now, a busy one
   // after its answer is written.
   void Shutdown() {
-    if (reading_) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_.socket().close(ignored);
-    }
+    if (reading_) CloseIdle();
   }
 
  private:
@@ -123,6 +148,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // curl does past 1 KiB) is told to go on, else it would wait a second
   // for the answer it asked for.
   void OnHeader(beast::error_code ec) {
+    awaiting_header_ = false;
     if (ec || parser_->is_done()) return OnRead(ec);
     const auto& req = parser_->get();
     // What is refused on its headers is refused before its body is read
@@ -301,7 +327,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(kLinger);  // one deadline for the whole drain
     dropped_.resize(64 * 1024);
     reading_ = true;  // Shutdown() closes it at once
+    draining_ = true;
+    idle_since_ = std::chrono::steady_clock::now();
     DrainSome();
+    if (server_->door == Door::kClientWaits) server_->MakeRoom();
   }
   void DrainSome() {
     if (server_->stopped) return Close();
@@ -328,6 +357,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;
   bool reading_ = false;
   bool answered_ = true;
+  bool awaiting_header_ = false;  // in async_read_header
+  bool draining_ = false;         // in Drain()
+  std::chrono::steady_clock::time_point idle_since_;
   bool linger_ = false;        // an error answer: Drain() after it
   std::vector<char> dropped_;  // what Drain() reads
 };
@@ -349,21 +381,48 @@ void HttpServer::Impl::Accept() {
     socket.set_option(tcp::no_delay(true), ignored);
     std::make_shared<Session>(std::move(socket), self)->Read();
     if (self->limits.max_connections > 0 && self->sessions.size() >= self->limits.max_connections) {
-      // At most once a minute: while clients wait, each close lets one in
-      // and it fills again.
-      const auto now = std::chrono::steady_clock::now();
-      if (!self->warned_full || now - *self->warned_full >= std::chrono::minutes(1)) {
-        self->warned_full = now;
-        spdlog::warn(
-            "http: {} connections open, the most http.max_connections allows: new ones wait "
-            "until one closes",
-            self->sessions.size());
-      }
-      self->full = true;
+      self->door = Door::kWaitingForClient;
+      self->acceptor.async_wait(tcp::acceptor::wait_read, [self](beast::error_code wait_ec) {
+        if (self->stopped || wait_ec) return;
+        if (self->sessions.size() < self->limits.max_connections) {
+          self->door = Door::kAccepting;
+          return self->Accept();
+        }
+        self->door = Door::kClientWaits;
+        self->MakeRoom();
+      });
       return;
     }
     self->Accept();
   });
+}
+
+void HttpServer::Impl::MakeRoom() {
+  Session* oldest = nullptr;
+  std::chrono::steady_clock::time_point since;
+  for (Session* s : sessions) {
+    if (auto idle = s->IdleSince(); idle && (!oldest || *idle < since)) {
+      oldest = s;
+      since = *idle;
+    }
+  }
+  if (oldest) {
+    ++idle_closed;
+    door = Door::kRoomMade;
+    // (Its end, once its read is aborted, accepts the client.)
+    return oldest->CloseIdle();
+  }
+  // Every connection is reading or answering a request: the client waits
+  // until one ends or idles. At most once a minute: while clients wait,
+  // each close lets one in and it fills again.
+  const auto now = std::chrono::steady_clock::now();
+  if (!warned_full || now - *warned_full >= std::chrono::minutes(1)) {
+    warned_full = now;
+    spdlog::warn(
+        "http: {} connections open, the most http.max_connections allows, all busy with a "
+        "request: new ones wait until one ends",
+        sessions.size());
+  }
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpLimits limits)
@@ -419,6 +478,14 @@ void HttpServer::Serve(HttpHandler handler) {
 std::size_t HttpServer::Connections() const { return impl_->sessions.size(); }
 
 std::size_t HttpServer::MaxConnections() const { return impl_->limits.max_connections; }
+
+std::size_t HttpServer::IdleConnections() const {
+  return static_cast<std::size_t>(
+      std::count_if(impl_->sessions.begin(), impl_->sessions.end(),
+                    [](const Impl::Session* s) { return s->IdleSince().has_value(); }));
+}
+
+std::uint64_t HttpServer::IdleClosed() const { return impl_->idle_closed; }
 
 std::string HttpServer::LocalAddress() const {
   beast::error_code ec;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -64,8 +65,10 @@ struct HttpLimits {
   std::size_t max_header = 16 * 1024;
   Millis request_timeout = std::chrono::seconds(30);
   Millis write_timeout = std::chrono::seconds(30);
-  // Connections served at once (0: no limit); past it the server stops
-  // accepting, and clients wait in the kernel's backlog until one closes.
+  // Connections served at once (0: no limit). At it, a new client gets the
+  // place of the connection idle longest (waiting for a request's first
+  // byte, or draining after an error answer), which is closed; if none is
+  // idle, it waits in the kernel's backlog until one is, or closes.
   std::size_t max_connections = 0;
 };
 
@@ -96,6 +99,12 @@ class HttpServer {
   // most served at once (HttpLimits::max_connections).
   std::size_t Connections() const;
   std::size_t MaxConnections() const;
+  // Of those, the idle ones: waiting for a request's first byte, or
+  // draining after an error answer. A new client at the most takes the
+  // place of the one idle longest.
+  std::size_t IdleConnections() const;
+  // Idle connections closed so far to let a new client in.
+  std::uint64_t IdleClosed() const;
   // The bound address as "HOST:PORT".
   std::string LocalAddress() const;
   // Stops accepting and closes idle connections; a request being handled is

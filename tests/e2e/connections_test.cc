@@ -1,6 +1,7 @@
 // End-to-end: a real touchpointd serves at most `http.max_connections`
-// connections at once; a client past them waits in the kernel's backlog,
-// and is served once one closes.
+// connections at once; a client past them takes the place of the
+// connection idle longest, or waits in the kernel's backlog until one is
+// idle or closes.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <string_view>
 
 #include "daemon_process.h"
 #include "harness.h"
@@ -19,6 +21,7 @@ namespace {
 
 using testing::DaemonProcess;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // Sends a keep-alive GET /healthz on `fd`; what arrives within `ms`
@@ -42,7 +45,50 @@ bool Answered(int fd, int ms) {
   return ::poll(&ready, 1, ms) == 1;
 }
 
-TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneCloses) {
+// Sends `bytes` on `fd`, all of them.
+bool Send(int fd, std::string_view bytes) {
+  return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+}
+
+// What one read on `fd` gets within `ms`: empty if nothing came, "EOF" if
+// the daemon closed the connection.
+std::string Receive(int fd, int ms) {
+  if (!Answered(fd, ms)) return {};
+  char buf[4096];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  if (n == 0) return "EOF";
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// GET /metrics on `fd` (keep-alive): the whole answer.
+std::string Scrape(int fd) {
+  if (!Send(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")) return {};
+  std::string scrape;
+  const auto done = [&] {
+    const auto head_end = scrape.find("\r\n\r\n");
+    const auto length = scrape.find("Content-Length: ");
+    if (head_end == std::string::npos || length == std::string::npos) return false;
+    return scrape.size() - head_end - 4 >= std::stoul(scrape.substr(length + 16));
+  };
+  while (!done() && Answered(fd, 10'000)) {
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    scrape.append(buf, static_cast<std::size_t>(n));
+  }
+  return scrape;
+}
+
+constexpr std::string_view kHealthHead = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+
+// Makes `fd` busy: a whole request and half of the next sent at once, and
+// the first answered, so the daemon holds the half (the rest: "\r\n").
+bool MakeBusy(int fd) {
+  const std::string both = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(kHealthHead);
+  return Send(fd, both) && Receive(fd, 10'000).starts_with("HTTP/1.1 200");
+}
+
+TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
   testing::TempDir dir;
   testing::WriteFile(dir.path() + "/touchpoint.yaml",
                      std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
@@ -53,41 +99,71 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneCloses) {
   const int second = testing::RawConnect(d.address());
   ASSERT_GE(first, 0);
   ASSERT_GE(second, 0);
-  EXPECT_THAT(AskHealth(first, 10'000), StartsWith("HTTP/1.1 200"));
-  const std::string metrics = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::send(second, metrics.data(), metrics.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(metrics.size()));
-  std::string scrape;
-  const auto has = [&](const char* line) { return scrape.find(line) != std::string::npos; };
-  while (
-      !(has("\ntouchpoint_http_connections 2\n") && has("\ntouchpoint_http_max_connections 2\n")) &&
-      Answered(second, 10'000)) {
-    char buf[4096];
-    const ssize_t n = ::recv(second, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    scrape.append(buf, static_cast<std::size_t>(n));
-  }
+  // The first is busy: half of a request is in.
+  ASSERT_TRUE(MakeBusy(first));
+  const std::string scrape = Scrape(second);
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections 2\n"));
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_max_connections 2\n"));
+  // So is the second.
+  ASSERT_TRUE(MakeBusy(second));
 
   // A third connects (the kernel takes it) and asks, but is not served
-  // while both stay open...
+  // while both are busy...
   const int third = testing::RawConnect(d.address());
   ASSERT_GE(third, 0);
   EXPECT_EQ(AskHealth(third, 500), "");
-  // ...and is once one of them closes.
+  EXPECT_THAT(d.log(), HasSubstr("http: 2 connections open, the most http.max_connections "
+                                 "allows, all busy with a request: new ones wait until one ends"));
+  // ...and is once one of them has its answer and idles: that one closes.
+  ASSERT_TRUE(Send(first, "\r\n"));
+  EXPECT_THAT(Receive(first, 10'000), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Receive(first, 10'000), "EOF");
+  EXPECT_THAT(Receive(third, 10'000), StartsWith("HTTP/1.1 200"));
+  // The second, still busy, was left alone.
+  ASSERT_TRUE(Send(second, "\r\n"));
+  EXPECT_THAT(Receive(second, 10'000), StartsWith("HTTP/1.1 200"));
   ::close(first);
-  ASSERT_TRUE(Answered(third, 10'000));
-  char buf[4096];
-  const ssize_t n = ::recv(third, buf, sizeof buf, 0);
-  ASSERT_GT(n, 0);
-  EXPECT_THAT(std::string(buf, static_cast<std::size_t>(n)), StartsWith("HTTP/1.1 200"));
   ::close(second);
   ::close(third);
-  EXPECT_THAT(d.log(), HasSubstr("http: 2 connections open, the most http.max_connections "
-                                 "allows: new ones wait until one closes"));
   // Served as before once they are gone.
   EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
+}
+
+TEST(ConnectionsTest, ANewClientTakesThePlaceOfTheConnectionIdleLongest) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.path() + "/touchpoint.yaml",
+                     std::string(testing::kBriefConfig) + "http: {max_connections: 3}\n");
+  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
+                  dir.path() + "/daemon.log");
+  ASSERT_TRUE(d.Start());
+  // The oldest connection is half-way through a request: not idle.
+  const int busy = testing::RawConnect(d.address());
+  ASSERT_GE(busy, 0);
+  ASSERT_TRUE(MakeBusy(busy));
+  // Two keep-alive clients, served once each, then idle: `older` first.
+  const int older = testing::RawConnect(d.address());
+  ASSERT_GE(older, 0);
+  EXPECT_THAT(AskHealth(older, 10'000), StartsWith("HTTP/1.1 200"));
+  const int younger = testing::RawConnect(d.address());
+  ASSERT_GE(younger, 0);
+  EXPECT_THAT(AskHealth(younger, 10'000), StartsWith("HTTP/1.1 200"));
+
+  // A new client is served at once: the connection idle longest closed.
+  const int fresh = testing::RawConnect(d.address());
+  ASSERT_GE(fresh, 0);
+  EXPECT_THAT(AskHealth(fresh, 10'000), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Receive(older, 10'000), "EOF");
+  // The others stay open and served.
+  EXPECT_THAT(AskHealth(younger, 10'000), StartsWith("HTTP/1.1 200"));
+  ASSERT_TRUE(Send(busy, "\r\n"));
+  EXPECT_THAT(Receive(busy, 10'000), StartsWith("HTTP/1.1 200"));
+  const std::string scrape = Scrape(younger);
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_idle_closed_total 1\n"));
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections 3\n"));
+  // `busy` and `fresh`, answered; the scrape's own connection is busy.
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections_idle 2\n"));
+  EXPECT_THAT(d.log(), Not(HasSubstr("all busy with a request")));
+  for (int fd : {busy, older, younger, fresh}) ::close(fd);
 }
 
 }  // namespace
