@@ -1,5 +1,8 @@
 #include "api/v1_gate.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <cctype>
 
 #include "api/auth.h"
@@ -11,6 +14,12 @@ namespace {
 
 std::vector<std::string_view> PathSegments(std::string_view target) {
   return Segments(target.substr(0, target.find('?')));
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 }  // namespace
@@ -41,26 +50,57 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
     return "Sec-Fetch-Site: " + req.fetch_site;
   }
   if (req.origin.empty()) return std::nullopt;  // not from a browser's page
-  const auto lower = [](std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-  };
   // The Host the browser sent, or the one a proxy in front says it had (a
   // page cannot send X-Forwarded-Host to another site without a preflight,
   // which this daemon never allows).
-  const std::string origin = lower(req.origin);
+  const std::string origin = Lower(req.origin);
   for (const std::string& name : {req.host, req.forwarded_host}) {
-    const std::string host = lower(name);
+    const std::string host = Lower(name);
     if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
       return std::nullopt;
   }
   return "Origin: " + req.origin;
 }
 
+std::optional<std::string> ForeignHost(const HttpRequest& req,
+                                       std::span<const std::string> allowed_hosts) {
+  if (req.host.empty()) return std::nullopt;
+  const std::string host = Lower(req.host);
+  std::string name;
+  if (host.front() == '[') {  // an IPv6 address, with or without a port
+    const auto close = host.find(']');
+    in6_addr v6{};
+    if (close != std::string::npos &&
+        ::inet_pton(AF_INET6, host.substr(1, close - 1).c_str(), &v6) == 1) {
+      return std::nullopt;
+    }
+    return req.host;
+  }
+  name = host.substr(0, host.rfind(':'));
+  if (!name.empty() && name.back() == '.') name.pop_back();  // (fully qualified)
+  in_addr v4{};
+  if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return std::nullopt;
+  if (name == "localhost" || name.ends_with(".localhost")) return std::nullopt;
+  if (std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
+                  [&](const std::string& a) { return a == "*" || a == name; })) {
+    return std::nullopt;
+  }
+  return req.host;
+}
+
 std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,
-                                          std::span<const std::string> tokens) {
+                                          std::span<const std::string> tokens,
+                                          std::span<const std::string> allowed_hosts) {
   if (!IsV1(req.target)) return std::nullopt;
+  if (tokens.empty()) {
+    if (auto host = ForeignHost(req, allowed_hosts)) {
+      return ErrorResponse(
+          403, "Host '" + Excerpt(*host) +
+                   "' is refused: without auth, /v1/ answers only requests to an IP address, "
+                   "localhost or a name in http.allowed_hosts (a page of another site could "
+                   "have made its own name point here); add the name there, or turn auth on");
+    }
+  }
   if (auto from = CrossSite(req)) {
     return ErrorResponse(403, "a request from another site's page is refused (" + Excerpt(*from) +
                                   "); call the API from a program");
@@ -75,8 +115,9 @@ std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,
   return std::nullopt;
 }
 
-std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens) {
-  if (auto refused = CheckV1Header(req, tokens)) return refused;
+std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens,
+                                    std::span<const std::string> allowed_hosts) {
+  if (auto refused = CheckV1Header(req, tokens, allowed_hosts)) return refused;
   if (!IsV1(req.target)) return std::nullopt;
   if (req.method == "POST" && !req.body.empty() && !IsJson(req.content_type)) {
     return ErrorResponse(415,

@@ -38,15 +38,30 @@ std::size_t BodyLimit(const HttpRequest& req);
 // CORS preflight, to a daemon on loopback; a program sends neither header.
 std::optional<std::string> CrossSite(const HttpRequest& req);
 
-// What of CheckV1() needs no body: the cross-site check and the token. The
-// server asks it before it reads a body (HttpServer::SetHeaderCheck).
+// For a daemon without auth: the Host of a request that a page of another
+// site may have sent after making its own name resolve to the daemon's
+// address (DNS rebinding; to the browser the page and the daemon are then
+// one origin, so it reads answers and sends changes alike), or nullopt.
+// Passed: a Host that is an IP address, localhost or a name under
+// .localhost (browsers resolve those themselves), or one of
+// `allowed_hosts` (lowercase names, no port; "*": any); and no Host at all
+// (HTTP/1.0: not a browser).
+std::optional<std::string> ForeignHost(const HttpRequest& req,
+                                       std::span<const std::string> allowed_hosts);
+
+// What of CheckV1() needs no body: the host, cross-site and token checks.
+// The server asks it before it reads a body (HttpServer::SetHeaderCheck).
 std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,
-                                          std::span<const std::string> tokens);
+                                          std::span<const std::string> tokens,
+                                          std::span<const std::string> allowed_hosts = {});
 
 // The refusal for a /v1 request that may not reach its route, or nullopt:
-// a cross-site request (403, before the token: CrossSite()), a missing or
+// without tokens, a Host that is not the daemon's (403: ForeignHost()); a
+// cross-site request (403, before the token: CrossSite()), a missing or
 // wrong token (401), a POST body that is not JSON (415). `tokens`: the
-// config's auth tokens (none: no token needed).
-std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens);
+// config's auth tokens (none: no token needed); `allowed_hosts`: its
+// http.allowed_hosts.
+std::optional<HttpResponse> CheckV1(const HttpRequest& req, std::span<const std::string> tokens,
+                                    std::span<const std::string> allowed_hosts = {});
 
 }  // namespace tp::api

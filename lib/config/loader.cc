@@ -1,6 +1,7 @@
 #include "config/loader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -115,22 +116,7 @@ void Loader::LoadRoot(const YAML::Node& root) {
   if (auto v = Field(*fields, root, "database_max_size", "the config", false); v.IsDefined()) {
     if (auto size = ByteSize(v, "database_max_size")) rules_.database_max_size = *size;
   }
-  if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) {
-    if (auto http = Map(v, "http", {"request_timeout", "max_connections"})) {
-      if (auto t = Field(*http, v, "request_timeout", "http", false); t.IsDefined()) {
-        if (auto d = DurationValue(t, "request_timeout")) {
-          if (d->count <= 0 || d->IsCalendar()) {
-            Error(t, "request_timeout must be a positive number of s, m or h");
-          } else {
-            rules_.http_request_timeout = *d;
-          }
-        }
-      }
-      if (auto n = Field(*http, v, "max_connections", "http", false); n.IsDefined()) {
-        if (auto c = Integer(n, "max_connections", 1, 1'000'000)) rules_.http_max_connections = *c;
-      }
-    }
-  }
+  if (auto v = Field(*fields, root, "http", "the config", false); v.IsDefined()) LoadHttp(v);
   if (auto l = SectionValue(*fields, root, "log", "level", false); l.IsDefined()) {
     if (auto s = String(l, "level")) {
       if (std::find(std::begin(kLogLevels), std::end(kLogLevels), *s) == std::end(kLogLevels)) {
@@ -174,6 +160,44 @@ void Loader::LoadRoot(const YAML::Node& root) {
   }
   if (auto v = Field(*fields, root, "cadences", "the config", true); v.IsDefined()) {
     LoadCadences(v);
+  }
+}
+
+void Loader::LoadHttp(const YAML::Node& node) {
+  auto http = Map(node, "http", {"request_timeout", "max_connections", "allowed_hosts"});
+  if (!http) return;
+  if (auto t = Field(*http, node, "request_timeout", "http", false); t.IsDefined()) {
+    if (auto d = DurationValue(t, "request_timeout")) {
+      if (d->count <= 0 || d->IsCalendar()) {
+        Error(t, "request_timeout must be a positive number of s, m or h");
+      } else {
+        rules_.http_request_timeout = *d;
+      }
+    }
+  }
+  if (auto n = Field(*http, node, "max_connections", "http", false); n.IsDefined()) {
+    if (auto c = Integer(n, "max_connections", 1, 1'000'000)) rules_.http_max_connections = *c;
+  }
+  auto hosts = Field(*http, node, "allowed_hosts", "http", false);
+  if (!hosts.IsDefined()) return;
+  if (!hosts.IsSequence()) return Error(hosts, "allowed_hosts must be a list of host names");
+  for (const auto& item : hosts) {
+    auto name = String(item, "allowed_hosts entries");
+    if (!name) continue;
+    std::string host;
+    for (char c : *name) host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool valid =
+        host == "*" ||
+        (!host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+        }));
+    if (!valid) {
+      Error(item, "allowed_hosts: " + Quote(*name) +
+                      " is not a host name (no scheme, no port): e.g. touchpoint.internal, or "
+                      "\"*\" for any");
+      continue;
+    }
+    rules_.http_allowed_hosts.push_back(std::move(host));
   }
 }
 

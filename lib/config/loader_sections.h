@@ -32,6 +32,7 @@ class Loader : public YamlReader {
   LoadResult Finish();
   void LoadRoot(const YAML::Node& root);
   void LoadSendWindow(const YAML::Node& node);
+  void LoadHttp(const YAML::Node& node);
   // One cap or a list of them (after the sinks: a cap may name some).
   void LoadRetention(const YAML::Node& node);
   void LoadFrequencyCaps(const YAML::Node& node);

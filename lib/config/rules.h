@@ -170,6 +170,9 @@ struct Rules {
   // the place of the one idle longest, or waits in the kernel's backlog
   // while none is. Each may hold a request body of up to 4 MiB.
   std::int64_t http_max_connections = 512;
+  // Without auth, the host names (lowercase, no port) /v1/ answers for
+  // besides IP addresses and localhost; "*": any (api/v1_gate.h).
+  std::vector<std::string> http_allowed_hosts;
   // `log: {level}`: one of kLogLevels.
   std::string log_level = "info";
   // `auth: {token_file}`: when set, every /v1/ request needs

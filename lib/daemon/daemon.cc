@@ -235,7 +235,7 @@ struct Daemon::Impl {
   // and JSON bodies (api/v1_gate.h); then its route answers.
   void Handle(const HttpRequest& req, HttpRespond respond) {
     if (api::IsPurchases(req.target)) respond = metrics.CountingIngest(std::move(respond));
-    if (auto refused = api::CheckV1(req, rules->auth_tokens)) {
+    if (auto refused = api::CheckV1(req, rules->auth_tokens, rules->http_allowed_hosts)) {
       if (refused->status == 401) metrics.unauthorized.Add({});
       return respond(std::move(*refused));
     }
@@ -395,7 +395,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(asio::io_context& io,
   self->Complete();
   // A stranger's body is not read: the token is checked on the header.
   self->server.SetHeaderCheck([self](const HttpRequest& req) {
-    auto refused = api::CheckV1Header(req, self->rules->auth_tokens);
+    auto refused =
+        api::CheckV1Header(req, self->rules->auth_tokens, self->rules->http_allowed_hosts);
     if (refused && refused->status == 401) self->metrics.unauthorized.Add({});
     return refused;
   });

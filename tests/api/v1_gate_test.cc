@@ -89,6 +89,47 @@ TEST(V1GateTest, RefusesChangesSentFromAnotherSitesPage) {
   EXPECT_FALSE(from("GET", "cross-site", "https://evil.example").has_value());
 }
 
+// Without auth, a page of another site that made its own name resolve to
+// the daemon (DNS rebinding) is one origin with it: /v1/ answers only a
+// Host that is an address, localhost or an allowed name.
+TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
+  const std::vector<std::string> allowed = {"touchpoint.internal"};
+  auto to = [&](std::string host, std::span<const std::string> tokens = {}) {
+    HttpRequest r =
+        Request("GET", "/v1/buyers/lin", "", tokens.empty() ? "" : "Bearer " + tokens[0]);
+    r.host = std::move(host);
+    return CheckV1(r, tokens, allowed);
+  };
+  for (const char* host : {"127.0.0.1:8787", "127.0.0.1", "10.1.2.3:80", "[::1]:8787", "[::1]",
+                           "localhost:8787", "LOCALHOST", "localhost.:8787", "app.localhost:3000",
+                           "touchpoint.internal:8787", "Touchpoint.Internal", ""}) {
+    EXPECT_FALSE(to(host).has_value()) << host;
+  }
+  for (const char* host :
+       {"evil.example:8787", "evil.example", "touchpoint.internal.evil.example",
+        "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal"}) {
+    auto refused = to(host);
+    ASSERT_TRUE(refused.has_value()) << host;
+    EXPECT_EQ(refused->status, 403) << host;
+    EXPECT_THAT(nlohmann::json::parse(refused->body)["error"].get<std::string>(),
+                HasSubstr("Host '" + std::string(host) +
+                          "' is refused: without auth, /v1/ answers only requests to an IP "
+                          "address, localhost or a name in http.allowed_hosts"));
+  }
+  // With auth the token guards it: a page cannot have it.
+  EXPECT_FALSE(to("evil.example:8787", kTokens).has_value());
+  // Outside /v1/, nothing to guard; "*" lets every name in.
+  HttpRequest health = Request("GET", "/healthz");
+  health.host = "evil.example";
+  EXPECT_FALSE(CheckV1(health, {}, allowed).has_value());
+  HttpRequest any = Request("POST", "/v1/buyers/lin/opt-out");
+  any.host = "evil.example";
+  EXPECT_EQ(CheckV1(any, {}, allowed)->status, 403);  // before the body is read
+  EXPECT_EQ(CheckV1Header(any, {}, allowed)->status, 403);
+  const std::vector<std::string> star = {"*"};
+  EXPECT_FALSE(CheckV1(any, {}, star).has_value());
+}
+
 TEST(V1GateTest, TellsTheIngestRouteApart) {
   EXPECT_TRUE(IsPurchases("/v1/purchases"));
   EXPECT_TRUE(IsPurchases("/v1/purchases?x=1"));

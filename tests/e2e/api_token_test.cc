@@ -113,6 +113,55 @@ TEST_F(ApiTokenTest, ARequestWithoutTheTokenIsRefusedBeforeItsBody) {
   EXPECT_EQ(testing::Sample(metrics->body, "touchpoint_api_unauthorized_requests_total"), 1);
 }
 
+// Without `auth`, a page of another site that made its own name resolve to
+// the daemon's address (DNS rebinding) is, to the browser, one origin with
+// the daemon: /v1/ refuses its Host, reading and changing alike, until
+// http.allowed_hosts names it (a reload).
+TEST_F(ApiTokenTest, WithoutAuthV1AnswersOnlyTheDaemonsOwnHosts) {
+  DaemonProcess& d = Make(testing::TestConfig().Step("1d", "later").Yaml());
+  ASSERT_TRUE(d.Start());
+  const std::string bought =
+      FormatRfc3339(SystemClock().Now() - std::chrono::minutes(1), UtcZone());
+  ASSERT_EQ(d.Call("POST", "/v1/purchases",
+                   {{"order_id", "o1"},
+                    {"buyer_id", "lin"},
+                    {"product", "daily"},
+                    {"quantity", 1},
+                    {"amount", 20},
+                    {"purchased_at", bought}})
+                .first,
+            200);
+  const std::string page = "evil.example" + d.address().substr(d.address().rfind(':'));
+  auto ask = [&](const std::string& method, const std::string& target) {
+    const int fd = testing::RawConnect(d.address());
+    EXPECT_GE(fd, 0);
+    const std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + page +
+                                "\r\nOrigin: http://" + page +
+                                "\r\nSec-Fetch-Site: same-origin\r\nContent-Length: "
+                                "0\r\nConnection: close\r\n\r\n";
+    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    return testing::ReadUntilClosed(fd);
+  };
+  const std::string read = ask("GET", "/v1/buyers/lin");
+  EXPECT_THAT(read, ::testing::StartsWith("HTTP/1.1 403"));
+  EXPECT_THAT(read, HasSubstr("Host '" + page + "' is refused"));
+  EXPECT_THAT(read, Not(HasSubstr("daily")));
+  EXPECT_THAT(ask("POST", "/v1/buyers/lin/opt-out"), ::testing::StartsWith("HTTP/1.1 403"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").second["opted_out"], false);
+  // Not /v1/: nothing of a buyer.
+  EXPECT_THAT(ask("GET", "/healthz"), ::testing::StartsWith("HTTP/1.1 200"));
+
+  testing::WriteFile(Path("touchpoint.yaml"), testing::TestConfig()
+                                                  .Top("http: {allowed_hosts: [evil.example]}")
+                                                  .Step("1d", "later")
+                                                  .Yaml());
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(d.WaitForLog("reloaded "));
+  EXPECT_THAT(ask("POST", "/v1/buyers/lin/opt-out"), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").second["opted_out"], true);
+}
+
 TEST_F(ApiTokenTest, AShortTokenIsAConfigErrorThatNeverEchoesIt) {
   testing::WriteFile(Path("api.token"), "hunter2\n");
   DaemonProcess& d = Make(Config());

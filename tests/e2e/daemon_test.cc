@@ -231,7 +231,7 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
   const int fd = testing::RawConnect(d.address());
   ASSERT_GE(fd, 0);
   const std::string head =
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Content-Length: 40000000\r\n\r\n[";
   ASSERT_EQ(::send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
   char buf[512] = {};
@@ -265,13 +265,13 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
   // Half a request header, then silence; and a body that never completes.
   const int stalled = testing::RawConnect(d.address());
   ASSERT_GE(stalled, 0);
-  const std::string partial = "POST /v1/purchases HTTP/1.1\r\nHost: x\r\n";
+  const std::string partial = "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   ASSERT_EQ(::send(stalled, partial.data(), partial.size(), 0),
             static_cast<ssize_t>(partial.size()));
   const int short_body = testing::RawConnect(d.address());
   ASSERT_GE(short_body, 0);
   const std::string head =
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Content-Length: 1000\r\n\r\n[";
   ASSERT_EQ(::send(short_body, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
 

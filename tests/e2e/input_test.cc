@@ -145,7 +145,7 @@ TEST_F(InputTest, CodingsTheDaemonDoesNotDecodeAreRefused) {
   DaemonProcess& d = Start();
   const std::string body = PurchaseBody("o1", "b1").dump();
   const std::string head =
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
   std::string answer =
       testing::RawExchange(d.address(), head + "Transfer-Encoding: gzip\r\n\r\n" + body);
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 400"));
@@ -175,7 +175,7 @@ TEST_F(InputTest, AChunkSizeLineThatNeverEndsIsA400) {
   DaemonProcess& d = Start();
   const std::string answer = testing::RawExchange(
       d.address(),
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\n\r\n1;" +
           std::string(1 << 20, 'a'));
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 400"));
@@ -195,7 +195,7 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const std::string request =
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Content-Length: 67108864\r\n\r\n" +
       std::string(48 << 20, ' ');
   std::size_t sent = 0;
@@ -220,7 +220,7 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
 TEST_F(InputTest, OtherRoutesTakeBodiesOfAMegabyteAtMost) {
   DaemonProcess& d = Start();
   const std::string head =
-      "POST /v1/queues/outbox/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+      "POST /v1/queues/outbox/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
   std::string answer =
       testing::RawExchange(d.address(), head + "Content-Length: 2000000\r\n\r\n{\"receipts\":[");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));
@@ -266,7 +266,7 @@ TEST_F(InputTest, AClientThatAsksBeforeSendingItsBodyIsToldToGoOn) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   const std::string body = PurchaseBody("o1", "b1").dump();
   const std::string head =
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Expect: 100-continue\r\nConnection: close\r\nContent-Length: " +
       std::to_string(body.size()) + "\r\n\r\n";
   ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
@@ -287,7 +287,7 @@ TEST_F(InputTest, AClientThatAsksBeforeSendingItsBodyIsToldToGoOn) {
 TEST_F(InputTest, HeadAnswersWithoutABody) {
   DaemonProcess& d = Start();
   const std::string answer = testing::RawExchange(
-      d.address(), "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      d.address(), "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   ASSERT_THAT(answer, StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(answer, HasSubstr("Content-Length: "));
   EXPECT_EQ(answer.substr(answer.find("\r\n\r\n") + 4), "") << answer;

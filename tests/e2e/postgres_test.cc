@@ -296,7 +296,7 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   const std::string body_text = PurchaseBody("o2", "b2", Ago(std::chrono::seconds(0))).dump();
   const std::string refused = testing::RawExchange(
       d.address(),
-      "POST /v1/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Connection: close\r\nContent-Length: " +
           std::to_string(body_text.size()) + "\r\n\r\n" + body_text);
   EXPECT_THAT(refused, HasSubstr("HTTP/1.1 503"));
@@ -308,7 +308,7 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
         std::pair<std::string, std::string>{"ack", R"({"receipts": ["1.00ff"]})"}}) {
     const std::string answer = testing::RawExchange(
         d.address(), "POST /v1/queues/outbox/" + route +
-                         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          "Connection: close\r\nContent-Length: " +
                          std::to_string(request.size()) + "\r\n\r\n" + request);
     EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << route;
@@ -332,7 +332,7 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   for (const char* path : {"/v1/status", "/v1/buyers/b1"}) {
     const std::string answer =
         testing::RawExchange(d.address(), std::string("GET ") + path +
-                                              " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << path;
     EXPECT_THAT(answer, HasSubstr("Retry-After:")) << path;
   }
