@@ -12,7 +12,7 @@
 
 #include "child_process.h"
 #include "core/clock.h"
-#include "daemon_process.h"
+#include "daemon_fixture.h"
 #include "harness.h"
 #include "run_ctl.h"
 #include "temp_dir.h"
@@ -22,89 +22,14 @@ namespace tp {
 namespace {
 
 using nlohmann::json;
+using testing::Ago;
 using testing::DaemonProcess;
+using testing::DaemonTest;
 using ::testing::HasSubstr;
-
-// Steps a real-time test can wait for: one due a second after the purchase.
-const std::string kFastConfig = testing::TestConfig()
-                                    .Tier("{name: newbie, min_purchases: 2}")
-                                    .Tier("{name: novice}")
-                                    .CancelOnRepurchase()
-                                    .Step("1s", "soon")
-                                    .Step("1d", "later")
-                                    .Step("3d", "much-later")
-                                    .Yaml();
-
-std::string Ago(std::chrono::milliseconds ago) {
-  return FormatRfc3339(SystemClock().Now() - ago, UtcZone());
-}
-
-// A minute before the tests started: nothing of it is due for a day, and
-// the same for every call, so re-sending a purchase is a true duplicate.
-const std::string& RecentTime() {
-  static const std::string at = Ago(std::chrono::minutes(1));
-  return at;
-}
-
-// The latest of 10:00, 15:00 and 20:00 in `zone` that is at least a minute
-// ago: the same wall-clock time a day later is inside a 09:00-21:00 send
-// window and still ahead, whatever the hour and day the test runs at.
-std::string RecentInsideTheWindow(std::string_view zone_name) {
-  const Zone* zone = FindZone(zone_name);
-  const Instant latest = SystemClock().Now() - std::chrono::minutes(1);
-  Instant best{};
-  for (int days_back : {0, 1}) {
-    for (int hour : {10, 15, 20}) {
-      const Instant t =
-          AtLocalTimeOfDay(AddCalendarDays(latest, -days_back, zone), TimeOfDay{hour * 60}, zone);
-      if (t <= latest && t > best) best = t;
-    }
-  }
-  return FormatRfc3339(best, zone);
-}
-
-json PurchaseBody(const std::string& order, const std::string& buyer,
-                  const std::string& at = RecentTime()) {
-  return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
-          {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
-}
-
-class DaemonTest : public ::testing::Test {
- protected:
-  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
-
-  DaemonProcess& StartDaemon(std::string_view config = testing::kBriefConfig) {
-    testing::WriteFile(Path("touchpoint.yaml"), config);
-    daemon_ =
-        std::make_unique<DaemonProcess>(Path("touchpoint.yaml"), Path("tp.db"), Path("daemon.log"));
-    EXPECT_TRUE(daemon_->Start());
-    return *daemon_;
-  }
-
-  // Polls the buyer until `done` holds (10 s at most).
-  // (The timeline of the buyer's last 500 purchases: a test that needs all
-  // checks earlier_purchases.)
-  json WaitForBuyer(const std::string& buyer, const std::function<bool(const json&)>& done) {
-    json last;
-    for (int i = 0; i < 1000; ++i) {
-      auto [status, body] = daemon_->Call("GET", "/v1/buyers/" + buyer + "?purchases=500");
-      last = body;
-      if (status == 200 && done(body)) return body;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ADD_FAILURE() << "buyer " << buyer << " never reached the expected state: " << last.dump(2);
-    return last;
-  }
-
-  static int CountStatus(const json& buyer, const std::string& status) {
-    int n = 0;
-    for (const auto& t : buyer["touchpoints"]) n += t["status"] == status;
-    return n;
-  }
-
-  testing::TempDir dir_;
-  std::unique_ptr<DaemonProcess> daemon_;
-};
+using testing::kFastConfig;
+using testing::PurchaseBody;
+using testing::RecentInsideTheWindow;
+using testing::RecentTime;
 
 TEST_F(DaemonTest, ServesHealthAndStopsCleanlyOnSigterm) {
   DaemonProcess& d = StartDaemon();
@@ -383,121 +308,6 @@ TEST_F(DaemonTest, LeaseAckAndVisibilityTimeout) {
   EXPECT_EQ(body["field"], "max");
   std::tie(status, body) = d.Call("POST", "/v1/queues/outbox/ack", {{"receipts", "x"}});
   EXPECT_EQ(status, 400);
-}
-
-TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
-  DaemonProcess& d = StartDaemon(kFastConfig);
-  // One touchpoint fired and leased but not acked before the crash.
-  ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", PurchaseBody("first", "b0", Ago(std::chrono::seconds(5))))
-          .first,
-      200);
-  WaitForBuyer("b0", [](const json& b) { return CountStatus(b, "fired") == 1; });
-  auto [status, leased] =
-      d.Call("POST", "/v1/queues/outbox/lease", {{"max", 1}, {"visibility_s", 1}});
-  ASSERT_EQ(leased["messages"].size(), 1u);
-  const json unacked_id = leased["messages"][0]["event"]["data"]["id"];
-
-  // Writers keep ingesting until the daemon dies under them, spread over
-  // enough buyers that each timeline below shows all of a buyer's purchases.
-  constexpr int kBuyers = 70;
-  std::mutex mu;
-  std::vector<json> acknowledged;
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> writers;
-  for (int w = 0; w < 3; ++w) {
-    writers.emplace_back([&, w] {
-      auto client = HttpClient::Create(d.url());
-      for (int batch = 0; !stop; ++batch) {
-        json items = json::array();
-        for (int i = 0; i < 20; ++i) {
-          items.push_back(PurchaseBody(
-              "w" + std::to_string(w) + "-" + std::to_string(batch) + "-" + std::to_string(i),
-              "b" + std::to_string((batch * 20 + i) % kBuyers), Ago(std::chrono::seconds(30))));
-        }
-        auto r = (*client)->Request("POST", "/v1/purchases", items.dump());
-        if (!r.ok()) break;  // the daemon is gone
-        if (r->status == 200) {
-          std::lock_guard lock(mu);
-          acknowledged.insert(acknowledged.end(), items.begin(), items.end());
-        }
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  d.Kill9();
-  stop = true;
-  for (auto& t : writers) t.join();
-  ASSERT_FALSE(acknowledged.empty());
-
-  ASSERT_TRUE(d.Start());
-  // Every acknowledged purchase is there: re-sending them is all duplicates.
-  for (std::size_t i = 0; i < acknowledged.size(); i += 1000) {
-    json items = json::array();
-    for (std::size_t j = i; j < std::min(acknowledged.size(), i + 1000); ++j) {
-      items.push_back(acknowledged[j]);
-    }
-    auto [code, body] = d.Call("POST", "/v1/purchases", items);
-    ASSERT_EQ(code, 200) << body;
-    EXPECT_EQ(body["accepted"], 0);
-    EXPECT_EQ(body["duplicates"], items.size());
-  }
-  // The fired-but-unacked message comes back after its visibility timeout.
-  json again;
-  for (int i = 0; i < 300 && again.empty(); ++i) {
-    auto [code, body] =
-        d.Call("POST", "/v1/queues/outbox/lease", {{"max", 1000}, {"visibility_s", 60}});
-    for (const auto& m : body["messages"]) {
-      if (m["event"]["data"]["id"] == unacked_id) again = m;
-    }
-    if (again.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_FALSE(again.empty());
-  EXPECT_GE(again["deliveries"].get<int>(), 2);
-  // Every touchpoint due by now reached a final state: nothing pending is late.
-  std::set<std::string> buyers = {"b0"};
-  for (const json& p : acknowledged) buyers.insert(p["buyer_id"].get<std::string>());
-  for (const std::string& b : buyers) {
-    const json seen = WaitForBuyer(b, [](const json& buyer) {
-      for (const auto& t : buyer["touchpoints"]) {
-        if (t["status"] == "pending" && t["topic"] == "soon") return false;
-      }
-      return true;
-    });
-    EXPECT_EQ(seen["earlier_purchases"], 0) << b << ": some purchases were not looked at";
-  }
-}
-
-TEST_F(DaemonTest, MisfireAfterDowntimeFiresWithinGraceAndSkipsOlder) {
-  DaemonProcess& d = StartDaemon(testing::TestConfig()
-                                     .MisfireGrace("3s")
-                                     .Cadence("c")
-                                     .Step("2s", "early")
-                                     .Step("6s", "late")
-                                     .Yaml());
-
-  const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(Millis(0)))).first, 200);
-  d.Signal(SIGTERM);
-  ASSERT_EQ(d.Wait(), 0);
-  // Down from ~0 s to 6.5 s: "early" (due at 2 s) is 4.5 s late, past the
-  // 3 s grace; "late" (due at 6 s) is 0.5 s late.
-  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(6500));
-  ASSERT_TRUE(d.Start());
-  json buyer = WaitForBuyer("lin", [](const json& b) {
-    return CountStatus(b, "fired") + CountStatus(b, "skipped") == 2;
-  });
-  for (const auto& t : buyer["touchpoints"]) {
-    if (t["topic"] == "early") {
-      EXPECT_EQ(t["status"], "skipped");
-      EXPECT_THAT(t["reason"].get<std::string>(), HasSubstr("more than misfire_grace 3s"));
-      ASSERT_EQ(t["history"].size(), 1u);
-      EXPECT_EQ(t["history"][0]["status"], "skipped");
-    } else {
-      EXPECT_EQ(t["status"], "fired");
-      EXPECT_EQ(t["history"][0]["reason"], "queued on outbox");
-    }
-  }
 }
 
 TEST_F(DaemonTest, CtlImportReportsRejectedLinesAndBuyerShowsTheTimeline) {
