@@ -42,6 +42,21 @@ class ApiTokenTest : public ::testing::Test {
     return *daemon_;
   }
 
+  // Lin buys a box a minute ago: the status of the answer.
+  static int BuyOne(DaemonProcess& d) {
+    const std::string bought =
+        FormatRfc3339(SystemClock().Now() - std::chrono::minutes(1), UtcZone());
+    return d
+        .Call("POST", "/v1/purchases",
+              {{"order_id", "o1"},
+               {"buyer_id", "lin"},
+               {"product", "daily"},
+               {"quantity", 1},
+               {"amount", 20},
+               {"purchased_at", bought}})
+        .first;
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<DaemonProcess> daemon_;
 };
@@ -120,17 +135,7 @@ TEST_F(ApiTokenTest, ARequestWithoutTheTokenIsRefusedBeforeItsBody) {
 TEST_F(ApiTokenTest, WithoutAuthV1AnswersOnlyTheDaemonsOwnHosts) {
   DaemonProcess& d = Make(testing::TestConfig().Step("1d", "later").Yaml());
   ASSERT_TRUE(d.Start());
-  const std::string bought =
-      FormatRfc3339(SystemClock().Now() - std::chrono::minutes(1), UtcZone());
-  ASSERT_EQ(d.Call("POST", "/v1/purchases",
-                   {{"order_id", "o1"},
-                    {"buyer_id", "lin"},
-                    {"product", "daily"},
-                    {"quantity", 1},
-                    {"amount", 20},
-                    {"purchased_at", bought}})
-                .first,
-            200);
+  ASSERT_EQ(BuyOne(d), 200);
   const std::string page = "evil.example" + d.address().substr(d.address().rfind(':'));
   auto ask = [&](const std::string& method, const std::string& target) {
     const int fd = testing::RawConnect(d.address());
@@ -194,18 +199,8 @@ TEST_F(ApiTokenTest, HealthzWithholdsPathsAndErrorsWithoutTheToken) {
     EXPECT_EQ(r.ok() ? r->status : 0, 200);
     return r.ok() ? r->body : std::string();
   };
-  const std::string bought =
-      FormatRfc3339(SystemClock().Now() - std::chrono::minutes(1), UtcZone());
   d.http().set_bearer_token(token);
-  ASSERT_EQ(d.Call("POST", "/v1/purchases",
-                   {{"order_id", "o1"},
-                    {"buyer_id", "lin"},
-                    {"product", "daily"},
-                    {"quantity", 1},
-                    {"amount", 20},
-                    {"purchased_at", bought}})
-                .first,
-            200);
+  ASSERT_EQ(BuyOne(d), 200);
   // The step fires at once; its delivery fails.
   json full;
   for (int i = 0; i < 2000; ++i) {
