@@ -22,6 +22,33 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+bool IsIpv6(const std::string& text) {
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1;
+}
+
+// Whether a Host (or X-Forwarded-Host) value names the daemon itself: an IP
+// address, localhost, or one of `allowed_hosts` (ForeignHost()).
+bool OwnHost(std::string_view value, std::span<const std::string> allowed_hosts) {
+  const std::string host = Lower(value);
+  if (host.front() == '[') {  // an IPv6 address, with or without a port
+    const auto close = host.find(']');
+    return close != std::string::npos && IsIpv6(host.substr(1, close - 1));
+  }
+  // Without brackets (older clients' Host for an IPv6 address), with or
+  // without a port: no name has two colons.
+  if (std::count(host.begin(), host.end(), ':') >= 2) {
+    return IsIpv6(host) || IsIpv6(host.substr(0, host.rfind(':')));
+  }
+  std::string name = host.substr(0, host.rfind(':'));
+  if (!name.empty() && name.back() == '.') name.pop_back();  // (fully qualified)
+  in_addr v4{};
+  if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return true;
+  if (name == "localhost" || name.ends_with(".localhost")) return true;
+  return std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
+                     [&](const std::string& a) { return a == "*" || a == name; });
+}
+
 }  // namespace
 
 bool IsV1(std::string_view target) {
@@ -64,28 +91,10 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
 
 std::optional<std::string> ForeignHost(const HttpRequest& req,
                                        std::span<const std::string> allowed_hosts) {
-  if (req.host.empty()) return std::nullopt;
-  const std::string host = Lower(req.host);
-  std::string name;
-  if (host.front() == '[') {  // an IPv6 address, with or without a port
-    const auto close = host.find(']');
-    in6_addr v6{};
-    if (close != std::string::npos &&
-        ::inet_pton(AF_INET6, host.substr(1, close - 1).c_str(), &v6) == 1) {
-      return std::nullopt;
-    }
-    return req.host;
+  for (const std::string& value : {req.host, req.forwarded_host}) {
+    if (!value.empty() && !OwnHost(value, allowed_hosts)) return value;
   }
-  name = host.substr(0, host.rfind(':'));
-  if (!name.empty() && name.back() == '.') name.pop_back();  // (fully qualified)
-  in_addr v4{};
-  if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return std::nullopt;
-  if (name == "localhost" || name.ends_with(".localhost")) return std::nullopt;
-  if (std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
-                  [&](const std::string& a) { return a == "*" || a == name; })) {
-    return std::nullopt;
-  }
-  return req.host;
+  return std::nullopt;
 }
 
 std::optional<HttpResponse> CheckV1Header(const HttpRequest& req,

@@ -45,7 +45,10 @@ std::optional<std::string> CrossSite(const HttpRequest& req);
 // Passed: a Host that is an IP address, localhost or a name under
 // .localhost (browsers resolve those themselves), or one of
 // `allowed_hosts` (lowercase names, no port; "*": any); and no Host at all
-// (HTTP/1.0: not a browser).
+// (HTTP/1.0: not a browser). An X-Forwarded-Host, when sent, must pass
+// too: behind a proxy that rewrites Host to the daemon's address, it is
+// the name the page used. (A page can add that header, but only to be
+// refused.)
 std::optional<std::string> ForeignHost(const HttpRequest& req,
                                        std::span<const std::string> allowed_hosts);
 

@@ -186,6 +186,7 @@ void Loader::LoadHttp(const YAML::Node& node) {
     if (!name) continue;
     std::string host;
     for (char c : *name) host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (host.size() > 1 && host.back() == '.') host.pop_back();  // as a Host is compared
     const bool valid =
         host == "*" ||
         (!host.empty() && host.size() <= 253 && std::all_of(host.begin(), host.end(), [](char c) {

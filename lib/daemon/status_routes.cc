@@ -11,6 +11,7 @@
 
 #include "api/auth.h"
 #include "api/http_json.h"
+#include "api/v1_gate.h"
 #include "ops/metrics.h"
 
 namespace tp {
@@ -26,15 +27,25 @@ namespace {
 // for a load balancer's or a monitor's probe.
 constexpr const char* kWithheld =
     "the config's path, errors and reasons: send the API's bearer token for them";
+// The same without `auth`, to a request by a name not the daemon's (a page
+// that made its own name resolve here: api::ForeignHost()).
+constexpr const char* kWithheldForeignHost =
+    "the config's path, errors and reasons: ask by an IP address, localhost or a name in "
+    "http.allowed_hosts for them";
 
 }  // namespace
 
 void StatusRoutes::AddTo(api::Router& router) {
-  router.Add("GET", "/healthz",
-             [this](const HttpRequest& req, const api::RouteParams&, HttpRespond respond) {
-               const auto& tokens = parts_.rules->auth_tokens;
-               respond(Health(tokens.empty() || BearerAuthorized(req.authorization, tokens)));
-             });
+  router.Add(
+      "GET", "/healthz",
+      [this](const HttpRequest& req, const api::RouteParams&, HttpRespond respond) {
+        const auto& tokens = parts_.rules->auth_tokens;
+        if (!tokens.empty()) {
+          return respond(Health(BearerAuthorized(req.authorization, tokens) ? nullptr : kWithheld));
+        }
+        const bool foreign = api::ForeignHost(req, parts_.rules->http_allowed_hosts).has_value();
+        respond(Health(foreign ? kWithheldForeignHost : nullptr));
+      });
   router.Add("GET", "/metrics",
              [this](const HttpRequest&, const api::RouteParams&, HttpRespond respond) {
                Metrics(std::move(respond));
@@ -45,7 +56,8 @@ void StatusRoutes::AddTo(api::Router& router) {
              });
 }
 
-HttpResponse StatusRoutes::Health(bool details) const {
+HttpResponse StatusRoutes::Health(const char* withheld) const {
+  const bool details = withheld == nullptr;
   json sinks = json::array();
   for (const SinkHealth& h : parts_.dispatcher.Health()) {
     json item = {{"name", h.name}, {"state", h.state}};
@@ -92,7 +104,7 @@ HttpResponse StatusRoutes::Health(bool details) const {
                  {"storage", std::move(storage)},
                  {"firing", std::move(firing)},
                  {"sinks", std::move(sinks)}};
-  if (!details) health["withheld"] = kWithheld;
+  if (!details) health["withheld"] = withheld;
   return api::JsonResponse(200, health);
 }
 

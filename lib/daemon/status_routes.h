@@ -62,9 +62,10 @@ class StatusRoutes {
 
  private:
   // "degraded" while the last reload failed, the database has no room (or
-  // does not answer), or the re-plan keeps failing; always 200. Without
-  // `details` (auth on, no valid token): states and counts only.
-  HttpResponse Health(bool details) const;
+  // does not answer), or the re-plan keeps failing; always 200. With
+  // `withheld` (auth on and no valid token, or no auth and a Host not the
+  // daemon's): states and counts only, and `withheld` saying why.
+  HttpResponse Health(const char* withheld) const;
   // The days GET /v1/status counts, under which rules.
   struct StatusKey {
     std::shared_ptr<const Rules> rules;

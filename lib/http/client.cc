@@ -113,7 +113,9 @@ StatusOr<HttpResult> HttpClient::Request(std::string_view method, std::string_vi
   req.method_string(beast::string_view(method.data(), method.size()));
   req.target(m.prefix + std::string(target));
   req.version(11);
-  req.set(http::field::host, m.host + ":" + m.port);
+  // (An IPv6 address in brackets, as in the URL: RFC 9110 7.2.)
+  const bool v6 = m.host.find(':') != std::string::npos;
+  req.set(http::field::host, (v6 ? "[" + m.host + "]" : m.host) + ":" + m.port);
   req.set(http::field::user_agent, "touchpointctl");
   if (!m.authorization.empty()) req.set(http::field::authorization, m.authorization);
   if (!body.empty() || method == "POST") {

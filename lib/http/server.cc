@@ -40,6 +40,13 @@ constexpr std::size_t kFramingBytes = 64 * 1024;
 // client still sending its body would see the reset, not the answer.
 constexpr std::chrono::seconds kLinger{2};
 
+// A new connection is not closed to make room before it has had this long
+// to send its first request: else, with every other connection busy, each
+// client arriving would close the one accepted just before it.
+constexpr std::chrono::seconds kNewClientGrace{1};
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
 std::string ErrorBody(std::string_view message) {
   std::string out = R"({"error":")";
   for (char c : message) {
@@ -56,7 +63,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   class Session;
 
   Impl(asio::io_context& io_context, HttpLimits l)
-      : io(io_context), acceptor(io_context), retry(io_context), limits(l) {}
+      : io(io_context), acceptor(io_context), retry(io_context), room(io_context), limits(l) {}
 
   void Accept();
   // At limits.max_connections with a client waiting: closes the connection
@@ -66,6 +73,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   asio::io_context& io;
   tcp::acceptor acceptor;
   asio::steady_timer retry;  // backs off when accept fails (e.g. out of fds)
+  asio::steady_timer room;   // MakeRoom() again once a new connection may go
   HttpHandler handler;
   HttpHeaderCheck header_check;
   HttpBodyLimit body_limit;
@@ -99,17 +107,32 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // Since when the connection has waited for a request's first byte, or
-  // drained after an error answer; nullopt while a request is read or
-  // answered. Such a connection can be closed to make room (RFC 9112
-  // 9.6: a client reopens an idle keep-alive connection the server closed).
-  std::optional<std::chrono::steady_clock::time_point> IdleSince() const {
-    if (draining_ || (awaiting_header_ && buffer_.size() == 0)) return idle_since_;
-    return std::nullopt;
+  // Whether the connection waits for a request's first byte (none was in
+  // the buffer when its read began, none has come since), or drains after
+  // an error answer.
+  bool Idle() const {
+    return !closed_idle_ &&
+           (draining_ || (awaiting_header_ && began_empty_ && buffer_.size() == 0));
+  }
+  // Since when it has been idle (Idle()).
+  SteadyTime IdleSince() const { return idle_since_; }
+  // From when it may be closed to make room for a new client (RFC 9112
+  // 9.6: a client reopens a keep-alive connection the server closed while
+  // idle): waiting for a request, at once if it was answered before, else
+  // once it has had kNewClientGrace to send its first. nullopt: not now nor
+  // later while it stays as it is (busy, or draining: closed with the
+  // client's bytes unread, the kernel would reset it and lose the error
+  // answer; it ends within kLinger anyway).
+  std::optional<SteadyTime> ClosableFrom() const {
+    if (!Idle() || draining_) return std::nullopt;
+    return answered_before_ ? idle_since_ : idle_since_ + kNewClientGrace;
   }
 
-  // Closes an idle connection now (see Shutdown()).
+  // Closes an idle connection now (see Shutdown()). A request whose bytes
+  // came meanwhile (read, but not yet handed to OnHeader) is dropped
+  // unanswered, as if it came after the close: never run with its answer lost.
   void CloseIdle() {
+    closed_idle_ = true;
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -127,12 +150,17 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->limits.request_timeout);
     reading_ = true;
     awaiting_header_ = true;
+    // (A pipelined request already in the buffer is parsed as the read
+    // starts, and leaves the buffer empty.)
+    began_empty_ = buffer_.size() == 0;
     idle_since_ = std::chrono::steady_clock::now();
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
     // A client waits for room: this connection, now idle, makes it.
-    if (server_->door == Door::kClientWaits && buffer_.size() == 0) server_->MakeRoom();
+    if (server_->door == Door::kClientWaits && answered_before_ && began_empty_) {
+      server_->MakeRoom();
+    }
   }
 
   // Called when the server stops: an idle connection closes now, a busy one
@@ -149,6 +177,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // for the answer it asked for.
   void OnHeader(beast::error_code ec) {
     awaiting_header_ = false;
+    if (closed_idle_) return Close();
     if (ec || parser_->is_done()) return OnRead(ec);
     const auto& req = parser_->get();
     // What is refused on its headers is refused before its body is read
@@ -199,6 +228,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     reading_ = false;
+    if (closed_idle_) return Close();
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
         ec == asio::error::bad_descriptor || ec == asio::error::eof) {
@@ -310,6 +340,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     // The answer to HEAD is GET's without its body (RFC 9110 9.3.2): the
     // Content-Length stays, the bytes go.
     if (head_) res->body().clear();
+    answered_before_ = true;
     stream_.expires_after(server_->limits.write_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
@@ -330,7 +361,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     draining_ = true;
     idle_since_ = std::chrono::steady_clock::now();
     DrainSome();
-    if (server_->door == Door::kClientWaits) server_->MakeRoom();
   }
   void DrainSome() {
     if (server_->stopped) return Close();
@@ -358,8 +388,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool reading_ = false;
   bool answered_ = true;
   bool awaiting_header_ = false;  // in async_read_header
+  bool began_empty_ = false;      // its buffer empty when the read began
   bool draining_ = false;         // in Drain()
-  std::chrono::steady_clock::time_point idle_since_;
+  bool answered_before_ = false;  // an answer was written on it
+  bool closed_idle_ = false;      // by CloseIdle()
+  SteadyTime idle_since_;
   bool linger_ = false;        // an error answer: Drain() after it
   std::vector<char> dropped_;  // what Drain() reads
 };
@@ -383,7 +416,17 @@ void HttpServer::Impl::Accept() {
     if (self->limits.max_connections > 0 && self->sessions.size() >= self->limits.max_connections) {
       self->door = Door::kWaitingForClient;
       self->acceptor.async_wait(tcp::acceptor::wait_read, [self](beast::error_code wait_ec) {
-        if (self->stopped || wait_ec) return;
+        if (self->stopped || wait_ec == asio::error::operation_aborted) return;
+        if (wait_ec) {
+          // As a failed accept: try again shortly (a session's end does
+          // not while the door waits for a client).
+          self->door = Door::kAccepting;
+          self->retry.expires_after(std::chrono::milliseconds(100));
+          self->retry.async_wait([self](beast::error_code retry_ec) {
+            if (!retry_ec) self->Accept();
+          });
+          return;
+        }
         if (self->sessions.size() < self->limits.max_connections) {
           self->door = Door::kAccepting;
           return self->Accept();
@@ -398,12 +441,16 @@ void HttpServer::Impl::Accept() {
 }
 
 void HttpServer::Impl::MakeRoom() {
+  const SteadyTime now = std::chrono::steady_clock::now();
   Session* oldest = nullptr;
-  std::chrono::steady_clock::time_point since;
+  std::optional<SteadyTime> next;  // when a new connection may go
   for (Session* s : sessions) {
-    if (auto idle = s->IdleSince(); idle && (!oldest || *idle < since)) {
+    const auto from = s->ClosableFrom();
+    if (!from) continue;
+    if (*from > now) {
+      if (!next || *from < *next) next = *from;
+    } else if (!oldest || s->IdleSince() < oldest->IdleSince()) {
       oldest = s;
-      since = *idle;
     }
   }
   if (oldest) {
@@ -412,10 +459,16 @@ void HttpServer::Impl::MakeRoom() {
     // (Its end, once its read is aborted, accepts the client.)
     return oldest->CloseIdle();
   }
-  // Every connection is reading or answering a request: the client waits
-  // until one ends or idles. At most once a minute: while clients wait,
-  // each close lets one in and it fills again.
-  const auto now = std::chrono::steady_clock::now();
+  if (next) {
+    room.expires_at(*next);
+    room.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->stopped && self->door == Door::kClientWaits) self->MakeRoom();
+    });
+    return;
+  }
+  // Every connection is reading or answering a request, or draining: the
+  // client waits until one ends or idles. At most once a minute: while
+  // clients wait, each close lets one in and it fills again.
   if (!warned_full || now - *warned_full >= std::chrono::minutes(1)) {
     warned_full = now;
     spdlog::warn(
@@ -480,9 +533,8 @@ std::size_t HttpServer::Connections() const { return impl_->sessions.size(); }
 std::size_t HttpServer::MaxConnections() const { return impl_->limits.max_connections; }
 
 std::size_t HttpServer::IdleConnections() const {
-  return static_cast<std::size_t>(
-      std::count_if(impl_->sessions.begin(), impl_->sessions.end(),
-                    [](const Impl::Session* s) { return s->IdleSince().has_value(); }));
+  return static_cast<std::size_t>(std::count_if(impl_->sessions.begin(), impl_->sessions.end(),
+                                                [](const Impl::Session* s) { return s->Idle(); }));
 }
 
 std::uint64_t HttpServer::IdleClosed() const { return impl_->idle_closed; }
@@ -502,6 +554,7 @@ void HttpServer::Stop() {
   beast::error_code ignored;
   impl_->acceptor.close(ignored);
   impl_->retry.cancel();
+  impl_->room.cancel();
   // Copy: closing may not destroy sessions synchronously, but be safe.
   std::vector<Impl::Session*> sessions(impl_->sessions.begin(), impl_->sessions.end());
   for (auto* s : sessions) s->Shutdown();

@@ -67,8 +67,9 @@ struct HttpLimits {
   Millis write_timeout = std::chrono::seconds(30);
   // Connections served at once (0: no limit). At it, a new client gets the
   // place of the connection idle longest (waiting for a request's first
-  // byte, or draining after an error answer), which is closed; if none is
-  // idle, it waits in the kernel's backlog until one is, or closes.
+  // byte; a new connection once it has had a second to send one), which
+  // is closed; if none is idle, it waits in the kernel's backlog until one
+  // is, or one closes.
   std::size_t max_connections = 0;
 };
 

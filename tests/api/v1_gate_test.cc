@@ -100,14 +100,15 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
     r.host = std::move(host);
     return CheckV1(r, tokens, allowed);
   };
-  for (const char* host : {"127.0.0.1:8787", "127.0.0.1", "10.1.2.3:80", "[::1]:8787", "[::1]",
-                           "localhost:8787", "LOCALHOST", "localhost.:8787", "app.localhost:3000",
-                           "touchpoint.internal:8787", "Touchpoint.Internal", ""}) {
+  for (const char* host :
+       {"127.0.0.1:8787", "127.0.0.1", "10.1.2.3:80", "[::1]:8787", "[::1]", "localhost:8787",
+        "LOCALHOST", "localhost.:8787", "app.localhost:3000", "touchpoint.internal:8787",
+        "Touchpoint.Internal", "::1:8787", "::1", ""}) {
     EXPECT_FALSE(to(host).has_value()) << host;
   }
   for (const char* host :
        {"evil.example:8787", "evil.example", "touchpoint.internal.evil.example",
-        "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal"}) {
+        "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal", "a:b:c"}) {
     auto refused = to(host);
     ASSERT_TRUE(refused.has_value()) << host;
     EXPECT_EQ(refused->status, 403) << host;
@@ -116,6 +117,14 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
                           "' is refused: without auth, /v1/ answers only requests to an IP "
                           "address, localhost or a name in http.allowed_hosts"));
   }
+  // Behind a proxy that rewrites Host to the daemon's address, the name
+  // the page used comes as X-Forwarded-Host.
+  HttpRequest proxied = Request("GET", "/v1/buyers/lin");
+  proxied.host = "127.0.0.1:8787";
+  proxied.forwarded_host = "evil.example";
+  EXPECT_EQ(CheckV1(proxied, {}, allowed)->status, 403);
+  proxied.forwarded_host = "touchpoint.internal";
+  EXPECT_FALSE(CheckV1(proxied, {}, allowed).has_value());
   // With auth the token guards it: a page cannot have it.
   EXPECT_FALSE(to("evil.example:8787", kTokens).has_value());
   // Outside /v1/, nothing to guard; "*" lets every name in.

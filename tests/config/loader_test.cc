@@ -82,7 +82,7 @@ TEST(LoaderTest, DaemonKeys) {
   std::string yaml(kMinimal);
   yaml +=
       "database_sync: full\nhttp: {request_timeout: 2m, max_connections: 64, allowed_hosts: "
-      "[Touchpoint.Internal, tp-1.example.com, '*']}\n";
+      "[Touchpoint.Internal, tp-1.example.com., '*']}\n";
   LoadResult r = LoadRulesString(yaml, "t.yaml");
   ASSERT_TRUE(r.ok()) << r.errors.front().ToString();
   EXPECT_EQ(r.rules->database_sync, Rules::DatabaseSync::kFull);

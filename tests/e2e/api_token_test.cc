@@ -154,8 +154,13 @@ TEST_F(ApiTokenTest, WithoutAuthV1AnswersOnlyTheDaemonsOwnHosts) {
   EXPECT_THAT(read, Not(HasSubstr("daily")));
   EXPECT_THAT(ask("POST", "/v1/buyers/lin/opt-out"), ::testing::StartsWith("HTTP/1.1 403"));
   EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").second["opted_out"], false);
-  // Not /v1/: nothing of a buyer.
-  EXPECT_THAT(ask("GET", "/healthz"), ::testing::StartsWith("HTTP/1.1 200"));
+  // /healthz answers, with states and counts only.
+  const std::string health = ask("GET", "/healthz");
+  EXPECT_THAT(health, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(health, HasSubstr("\"withheld\":\"the config's path, errors and reasons: ask by "
+                                "an IP address, localhost or a name in http.allowed_hosts"));
+  EXPECT_THAT(health, Not(HasSubstr(dir_.path())));
+  EXPECT_THAT(d.Call("GET", "/healthz").second["config"].value("path", ""), HasSubstr(dir_.path()));
 
   testing::WriteFile(Path("touchpoint.yaml"), testing::TestConfig()
                                                   .Top("http: {allowed_hosts: [evil.example]}")

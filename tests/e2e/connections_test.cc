@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -112,8 +113,9 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
   const int third = testing::RawConnect(d.address());
   ASSERT_GE(third, 0);
   EXPECT_EQ(AskHealth(third, 500), "");
-  EXPECT_THAT(d.log(), HasSubstr("http: 2 connections open, the most http.max_connections "
-                                 "allows, all busy with a request: new ones wait until one ends"));
+  EXPECT_TRUE(
+      d.WaitForLog("http: 2 connections open, the most http.max_connections allows, "
+                   "all busy with a request: new ones wait until one ends"));
   // ...and is once one of them has its answer and idles: that one closes.
   ASSERT_TRUE(Send(first, "\r\n"));
   EXPECT_THAT(Receive(first, 10'000), StartsWith("HTTP/1.1 200"));
@@ -164,6 +166,32 @@ TEST(ConnectionsTest, ANewClientTakesThePlaceOfTheConnectionIdleLongest) {
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections_idle 2\n"));
   EXPECT_THAT(d.log(), Not(HasSubstr("all busy with a request")));
   for (int fd : {busy, older, younger, fresh}) ::close(fd);
+}
+
+// A new connection that has sent nothing yet is not closed for the next
+// client before it has had a second to send its request: else, with every
+// other connection busy, each client arriving would close the one before.
+TEST(ConnectionsTest, ANewConnectionHasASecondToSendItsRequest) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.path() + "/touchpoint.yaml",
+                     std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
+  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
+                  dir.path() + "/daemon.log");
+  ASSERT_TRUE(d.Start());
+  const int busy = testing::RawConnect(d.address());
+  ASSERT_GE(busy, 0);
+  ASSERT_TRUE(MakeBusy(busy));
+  const auto connected = std::chrono::steady_clock::now();
+  const int silent = testing::RawConnect(d.address());
+  ASSERT_GE(silent, 0);
+  const int next = testing::RawConnect(d.address());
+  ASSERT_GE(next, 0);
+  EXPECT_THAT(AskHealth(next, 10'000), StartsWith("HTTP/1.1 200"));
+  // (The daemon's second starts after the connect returned.)
+  EXPECT_GE(std::chrono::steady_clock::now() - connected, std::chrono::seconds(1));
+  EXPECT_EQ(Receive(silent, 10'000), "EOF");
+  EXPECT_FALSE(d.log().find("all busy with a request") != std::string::npos);
+  for (int fd : {busy, silent, next}) ::close(fd);
 }
 
 }  // namespace
