@@ -22,23 +22,42 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-bool IsIpv6(const std::string& text) {
+// An IPv6 address, with a zone ("%25eth0" in a URL, "%eth0") or not.
+bool IsIpv6(std::string_view text) {
+  const std::string address(text.substr(0, text.find('%')));
   in6_addr v6{};
-  return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1;
+  return ::inet_pton(AF_INET6, address.c_str(), &v6) == 1;
 }
 
-// Whether a Host (or X-Forwarded-Host) value names the daemon itself: an IP
-// address, localhost, or one of `allowed_hosts` (ForeignHost()).
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Empty, or ':' and a port's digits.
+bool IsPortOrNothing(std::string_view text) {
+  if (text.empty()) return true;
+  return text.size() >= 2 && text.size() <= 6 && text[0] == ':' &&
+         std::all_of(text.begin() + 1, text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether one Host (or X-Forwarded-Host) value names the daemon itself: an
+// IP address, localhost, or one of `allowed_hosts` (ForeignHost()).
 bool OwnHost(std::string_view value, std::span<const std::string> allowed_hosts) {
-  const std::string host = Lower(value);
+  const std::string host = Lower(Trim(value));
+  if (host.empty()) return false;
   if (host.front() == '[') {  // an IPv6 address, with or without a port
     const auto close = host.find(']');
-    return close != std::string::npos && IsIpv6(host.substr(1, close - 1));
+    return close != std::string::npos && IsIpv6(std::string_view(host).substr(1, close - 1)) &&
+           IsPortOrNothing(std::string_view(host).substr(close + 1));
   }
   // Without brackets (older clients' Host for an IPv6 address), with or
   // without a port: no name has two colons.
   if (std::count(host.begin(), host.end(), ':') >= 2) {
-    return IsIpv6(host) || IsIpv6(host.substr(0, host.rfind(':')));
+    const auto colon = host.rfind(':');
+    return IsIpv6(host) || (IsIpv6(std::string_view(host).substr(0, colon)) &&
+                            IsPortOrNothing(std::string_view(host).substr(colon)));
   }
   std::string name = host.substr(0, host.rfind(':'));
   if (!name.empty() && name.back() == '.') name.pop_back();  // (fully qualified)
@@ -91,8 +110,15 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
 
 std::optional<std::string> ForeignHost(const HttpRequest& req,
                                        std::span<const std::string> allowed_hosts) {
-  for (const std::string& value : {req.host, req.forwarded_host}) {
-    if (!value.empty() && !OwnHost(value, allowed_hosts)) return value;
+  if (!req.host.empty() && !OwnHost(req.host, allowed_hosts)) return req.host;
+  // A proxy's X-Forwarded-Host; proxies in a chain each add theirs.
+  if (!req.forwarded_host.empty()) {
+    std::string_view rest = req.forwarded_host;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      if (!OwnHost(rest.substr(0, comma), allowed_hosts)) return req.forwarded_host;
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
   }
   return std::nullopt;
 }

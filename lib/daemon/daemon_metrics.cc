@@ -147,8 +147,8 @@ DaemonMetrics::DaemonMetrics(std::string_view version)
                                           "http.max_connections: the most served at once.")),
       http_idle_connections(
           registry.Gauge("touchpoint_http_connections_idle",
-                         "Of the API connections open now, those idle: waiting for a request, "
-                         "or closing after an error answer.")),
+                         "Of the API connections open now, those idle: waiting for a request "
+                         "(a new one at the most takes the place of the one idle longest).")),
       http_idle_closed(registry.Counter(
           "touchpoint_http_idle_closed_total",
           "Idle API connections closed to let a new client in, at http.max_connections.")) {

@@ -66,6 +66,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       : io(io_context), acceptor(io_context), retry(io_context), room(io_context), limits(l) {}
 
   void Accept();
+  // At limits.max_connections: waits for a client to come, then makes room.
+  void WaitForClient();
   // At limits.max_connections with a client waiting: closes the connection
   // idle longest, if one is (its end lets the client in).
   void MakeRoom();
@@ -108,11 +110,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   // Whether the connection waits for a request's first byte (none was in
-  // the buffer when its read began, none has come since), or drains after
-  // an error answer.
+  // the buffer when its read began, none has come since). Not one that
+  // drains after an error answer (see ClosableFrom()).
   bool Idle() const {
-    return !closed_idle_ &&
-           (draining_ || (awaiting_header_ && began_empty_ && buffer_.size() == 0));
+    return !closed_idle_ && awaiting_header_ && began_empty_ && buffer_.size() == 0;
   }
   // Since when it has been idle (Idle()).
   SteadyTime IdleSince() const { return idle_since_; }
@@ -124,7 +125,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // client's bytes unread, the kernel would reset it and lose the error
   // answer; it ends within kLinger anyway).
   std::optional<SteadyTime> ClosableFrom() const {
-    if (!Idle() || draining_) return std::nullopt;
+    if (!Idle()) return std::nullopt;
     return answered_before_ ? idle_since_ : idle_since_ + kNewClientGrace;
   }
 
@@ -414,29 +415,31 @@ void HttpServer::Impl::Accept() {
     socket.set_option(tcp::no_delay(true), ignored);
     std::make_shared<Session>(std::move(socket), self)->Read();
     if (self->limits.max_connections > 0 && self->sessions.size() >= self->limits.max_connections) {
-      self->door = Door::kWaitingForClient;
-      self->acceptor.async_wait(tcp::acceptor::wait_read, [self](beast::error_code wait_ec) {
-        if (self->stopped || wait_ec == asio::error::operation_aborted) return;
-        if (wait_ec) {
-          // As a failed accept: try again shortly (a session's end does
-          // not while the door waits for a client).
-          self->door = Door::kAccepting;
-          self->retry.expires_after(std::chrono::milliseconds(100));
-          self->retry.async_wait([self](beast::error_code retry_ec) {
-            if (!retry_ec) self->Accept();
-          });
-          return;
-        }
-        if (self->sessions.size() < self->limits.max_connections) {
-          self->door = Door::kAccepting;
-          return self->Accept();
-        }
-        self->door = Door::kClientWaits;
-        self->MakeRoom();
+      return self->WaitForClient();
+    }
+    self->Accept();
+  });
+}
+
+void HttpServer::Impl::WaitForClient() {
+  door = Door::kWaitingForClient;
+  acceptor.async_wait(tcp::acceptor::wait_read, [self = shared_from_this()](beast::error_code ec) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // As a failed accept: wait again shortly (the door still waits, so a
+      // session's end leaves the accepting to this).
+      self->retry.expires_after(std::chrono::milliseconds(100));
+      self->retry.async_wait([self](beast::error_code retry_ec) {
+        if (!retry_ec) self->WaitForClient();
       });
       return;
     }
-    self->Accept();
+    if (self->sessions.size() < self->limits.max_connections) {
+      self->door = Door::kAccepting;
+      return self->Accept();
+    }
+    self->door = Door::kClientWaits;
+    self->MakeRoom();
   });
 }
 
@@ -466,14 +469,15 @@ void HttpServer::Impl::MakeRoom() {
     });
     return;
   }
-  // Every connection is reading or answering a request, or draining: the
-  // client waits until one ends or idles. At most once a minute: while
-  // clients wait, each close lets one in and it fills again.
+  // Every connection is reading or answering a request, or draining after
+  // an error answer: the client waits until one ends or idles. At most
+  // once a minute: while clients wait, each close lets one in and it fills
+  // again.
   if (!warned_full || now - *warned_full >= std::chrono::minutes(1)) {
     warned_full = now;
     spdlog::warn(
         "http: {} connections open, the most http.max_connections allows, all busy with a "
-        "request: new ones wait until one ends",
+        "request or closing after an error answer: new ones wait until one ends",
         sessions.size());
   }
 }

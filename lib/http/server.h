@@ -100,9 +100,8 @@ class HttpServer {
   // most served at once (HttpLimits::max_connections).
   std::size_t Connections() const;
   std::size_t MaxConnections() const;
-  // Of those, the idle ones: waiting for a request's first byte, or
-  // draining after an error answer. A new client at the most takes the
-  // place of the one idle longest.
+  // Of those, the idle ones: waiting for a request's first byte. A new
+  // client at the most takes the place of the one idle longest.
   std::size_t IdleConnections() const;
   // Idle connections closed so far to let a new client in.
   std::uint64_t IdleClosed() const;

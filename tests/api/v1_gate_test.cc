@@ -100,15 +100,16 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
     r.host = std::move(host);
     return CheckV1(r, tokens, allowed);
   };
-  for (const char* host :
-       {"127.0.0.1:8787", "127.0.0.1", "10.1.2.3:80", "[::1]:8787", "[::1]", "localhost:8787",
-        "LOCALHOST", "localhost.:8787", "app.localhost:3000", "touchpoint.internal:8787",
-        "Touchpoint.Internal", "::1:8787", "::1", ""}) {
+  for (const char* host : {"127.0.0.1:8787", "127.0.0.1", "10.1.2.3:80", "[::1]:8787", "[::1]",
+                           "localhost:8787", "LOCALHOST", "localhost.:8787", "app.localhost:3000",
+                           "touchpoint.internal:8787", "Touchpoint.Internal", "::1:8787", "::1",
+                           "[fe80::1%25eth0]:8787", "[::ffff:127.0.0.1]", ""}) {
     EXPECT_FALSE(to(host).has_value()) << host;
   }
   for (const char* host :
        {"evil.example:8787", "evil.example", "touchpoint.internal.evil.example",
-        "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal", "a:b:c"}) {
+        "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal", "a:b:c",
+        "[::1]evil.example", "[::1]:80:80", "1::2:evil", ":", "[", "[]"}) {
     auto refused = to(host);
     ASSERT_TRUE(refused.has_value()) << host;
     EXPECT_EQ(refused->status, 403) << host;
@@ -125,6 +126,11 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
   EXPECT_EQ(CheckV1(proxied, {}, allowed)->status, 403);
   proxied.forwarded_host = "touchpoint.internal";
   EXPECT_FALSE(CheckV1(proxied, {}, allowed).has_value());
+  // Proxies in a chain: every name must pass.
+  proxied.forwarded_host = "touchpoint.internal, 10.0.0.5:8787";
+  EXPECT_FALSE(CheckV1(proxied, {}, allowed).has_value());
+  proxied.forwarded_host = "touchpoint.internal, evil.example";
+  EXPECT_EQ(CheckV1(proxied, {}, allowed)->status, 403);
   // With auth the token guards it: a page cannot have it.
   EXPECT_FALSE(to("evil.example:8787", kTokens).has_value());
   // Outside /v1/, nothing to guard; "*" lets every name in.

@@ -138,15 +138,10 @@ TEST_F(ApiTokenTest, WithoutAuthV1AnswersOnlyTheDaemonsOwnHosts) {
   ASSERT_EQ(BuyOne(d), 200);
   const std::string page = "evil.example" + d.address().substr(d.address().rfind(':'));
   auto ask = [&](const std::string& method, const std::string& target) {
-    const int fd = testing::RawConnect(d.address());
-    EXPECT_GE(fd, 0);
-    const std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + page +
-                                "\r\nOrigin: http://" + page +
-                                "\r\nSec-Fetch-Site: same-origin\r\nContent-Length: "
-                                "0\r\nConnection: close\r\n\r\n";
-    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(request.size()));
-    return testing::ReadUntilClosed(fd);
+    return testing::RawExchange(d.address(), method + " " + target + " HTTP/1.1\r\nHost: " + page +
+                                                 "\r\nOrigin: http://" + page +
+                                                 "\r\nSec-Fetch-Site: same-origin\r\n"
+                                                 "Content-Length: 0\r\nConnection: close\r\n\r\n");
   };
   const std::string read = ask("GET", "/v1/buyers/lin");
   EXPECT_THAT(read, ::testing::StartsWith("HTTP/1.1 403"));

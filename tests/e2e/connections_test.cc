@@ -113,9 +113,10 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
   const int third = testing::RawConnect(d.address());
   ASSERT_GE(third, 0);
   EXPECT_EQ(AskHealth(third, 500), "");
-  EXPECT_TRUE(
-      d.WaitForLog("http: 2 connections open, the most http.max_connections allows, "
-                   "all busy with a request: new ones wait until one ends"));
+  EXPECT_TRUE(d.WaitForLog(
+      "http: 2 connections open, the most http.max_connections allows, "
+      "all busy with a request or closing after an error answer: new ones wait until one "
+      "ends"));
   // ...and is once one of them has its answer and idles: that one closes.
   ASSERT_TRUE(Send(first, "\r\n"));
   EXPECT_THAT(Receive(first, 10'000), StartsWith("HTTP/1.1 200"));
@@ -192,6 +193,33 @@ TEST(ConnectionsTest, ANewConnectionHasASecondToSendItsRequest) {
   EXPECT_EQ(Receive(silent, 10'000), "EOF");
   EXPECT_FALSE(d.log().find("all busy with a request") != std::string::npos);
   for (int fd : {busy, silent, next}) ::close(fd);
+}
+
+// A connection that drains after an error answer is not closed for a new
+// client (with the client's bytes unread, the kernel would reset it and
+// lose the answer): it ends within its two seconds, and the client gets in.
+TEST(ConnectionsTest, AConnectionClosingAfterAnErrorAnswerIsLeftToEnd) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.path() + "/touchpoint.yaml",
+                     std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
+  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
+                  dir.path() + "/daemon.log");
+  ASSERT_TRUE(d.Start());
+  const int busy = testing::RawConnect(d.address());
+  ASSERT_GE(busy, 0);
+  ASSERT_TRUE(MakeBusy(busy));
+  const int refused = testing::RawConnect(d.address());
+  ASSERT_GE(refused, 0);
+  ASSERT_TRUE(Send(refused,
+                   "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   "application/json\r\nContent-Length: 10000000\r\n\r\n"));
+  EXPECT_THAT(Receive(refused, 10'000), StartsWith("HTTP/1.1 413"));
+  const int next = testing::RawConnect(d.address());
+  ASSERT_GE(next, 0);
+  EXPECT_THAT(AskHealth(next, 10'000), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Receive(refused, 10'000), "EOF");
+  EXPECT_THAT(Scrape(next), HasSubstr("\ntouchpoint_http_idle_closed_total 0\n"));
+  for (int fd : {busy, refused, next}) ::close(fd);
 }
 
 }  // namespace
