@@ -24,7 +24,16 @@ std::string Lower(std::string_view s) {
 
 // An IPv6 address, with a zone ("%25eth0" in a URL, "%eth0") or not.
 bool IsIpv6(std::string_view text) {
-  const std::string address(text.substr(0, text.find('%')));
+  const auto percent = text.find('%');
+  if (percent != std::string_view::npos) {
+    const std::string_view zone = text.substr(percent + 1);
+    if (zone.empty() || !std::all_of(zone.begin(), zone.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+        })) {
+      return false;
+    }
+  }
+  const std::string address(text.substr(0, percent));
   in6_addr v6{};
   return ::inet_pton(AF_INET6, address.c_str(), &v6) == 1;
 }
@@ -33,6 +42,18 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// The names of an X-Forwarded-Host: proxies in a chain each add theirs,
+// after a comma or on a line of its own (the server joins those).
+std::vector<std::string_view> ForwardedHosts(std::string_view value) {
+  std::vector<std::string_view> names;
+  while (!value.empty()) {
+    const auto comma = value.find(',');
+    if (auto name = Trim(value.substr(0, comma)); !name.empty()) names.push_back(name);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return names;
 }
 
 // Empty, or ':' and a port's digits.
@@ -59,7 +80,9 @@ bool OwnHost(std::string_view value, std::span<const std::string> allowed_hosts)
     return IsIpv6(host) || (IsIpv6(std::string_view(host).substr(0, colon)) &&
                             IsPortOrNothing(std::string_view(host).substr(colon)));
   }
-  std::string name = host.substr(0, host.rfind(':'));
+  const auto colon = std::min(host.rfind(':'), host.size());
+  if (!IsPortOrNothing(std::string_view(host).substr(colon))) return false;
+  std::string name = host.substr(0, colon);
   if (!name.empty() && name.back() == '.') name.pop_back();  // (fully qualified)
   in_addr v4{};
   if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) return true;
@@ -100,7 +123,9 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
   // page cannot send X-Forwarded-Host to another site without a preflight,
   // which this daemon never allows).
   const std::string origin = Lower(req.origin);
-  for (const std::string& name : {req.host, req.forwarded_host}) {
+  std::vector<std::string_view> names = ForwardedHosts(req.forwarded_host);
+  names.emplace_back(req.host);
+  for (std::string_view name : names) {
     const std::string host = Lower(name);
     if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
       return std::nullopt;
@@ -111,14 +136,8 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
 std::optional<std::string> ForeignHost(const HttpRequest& req,
                                        std::span<const std::string> allowed_hosts) {
   if (!req.host.empty() && !OwnHost(req.host, allowed_hosts)) return req.host;
-  // A proxy's X-Forwarded-Host; proxies in a chain each add theirs.
-  if (!req.forwarded_host.empty()) {
-    std::string_view rest = req.forwarded_host;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      if (!OwnHost(rest.substr(0, comma), allowed_hosts)) return req.forwarded_host;
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
+  for (std::string_view name : ForwardedHosts(req.forwarded_host)) {
+    if (!OwnHost(name, allowed_hosts)) return req.forwarded_host;
   }
   return std::nullopt;
 }

@@ -277,7 +277,12 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     request.content_type = std::string(req[http::field::content_type]);
     request.authorization = std::string(req[http::field::authorization]);
     request.host = std::string(req[http::field::host]);
-    request.forwarded_host = std::string(req["X-Forwarded-Host"]);
+    // Every line of it, joined as one list: a page may send its own line,
+    // and a proxy add another.
+    for (auto [it, end] = req.equal_range("X-Forwarded-Host"); it != end; ++it) {
+      if (!request.forwarded_host.empty()) request.forwarded_host += ", ";
+      request.forwarded_host += std::string(it->value());
+    }
     request.origin = std::string(req[http::field::origin]);
     request.fetch_site = std::string(req["Sec-Fetch-Site"]);
     return request;
@@ -359,8 +364,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(kLinger);  // one deadline for the whole drain
     dropped_.resize(64 * 1024);
     reading_ = true;  // Shutdown() closes it at once
-    draining_ = true;
-    idle_since_ = std::chrono::steady_clock::now();
     DrainSome();
   }
   void DrainSome() {
@@ -390,7 +393,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool answered_ = true;
   bool awaiting_header_ = false;  // in async_read_header
   bool began_empty_ = false;      // its buffer empty when the read began
-  bool draining_ = false;         // in Drain()
   bool answered_before_ = false;  // an answer was written on it
   bool closed_idle_ = false;      // by CloseIdle()
   SteadyTime idle_since_;

@@ -35,8 +35,8 @@ struct HttpRequest {
   std::string authorization;
   std::string body;
   // What a browser says of where the request comes from (api/v1_gate.h):
-  // the Host, X-Forwarded-Host (a proxy's), Origin and Sec-Fetch-Site
-  // headers, empty when not sent.
+  // the Host, X-Forwarded-Host (a proxy's; several lines joined by ", "),
+  // Origin and Sec-Fetch-Site headers, empty when not sent.
   std::string host = {};
   std::string forwarded_host = {};
   std::string origin = {};

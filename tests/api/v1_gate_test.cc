@@ -109,7 +109,8 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
   for (const char* host :
        {"evil.example:8787", "evil.example", "touchpoint.internal.evil.example",
         "localhost.evil.example", "127.0.0.1.evil.example", "[evil]:8787", "internal", "a:b:c",
-        "[::1]evil.example", "[::1]:80:80", "1::2:evil", ":", "[", "[]"}) {
+        "[::1]evil.example", "[::1]:80:80", "1::2:evil", ":", "[", "[]", "127.0.0.1:junk",
+        "localhost:80x", "[::1%]", "[::1%a:b]", "1::2%x:evil"}) {
     auto refused = to(host);
     ASSERT_TRUE(refused.has_value()) << host;
     EXPECT_EQ(refused->status, 403) << host;
@@ -131,6 +132,8 @@ TEST(V1GateTest, WithoutAuthOnlyTheDaemonsOwnHostsReachV1) {
   EXPECT_FALSE(CheckV1(proxied, {}, allowed).has_value());
   proxied.forwarded_host = "touchpoint.internal, evil.example";
   EXPECT_EQ(CheckV1(proxied, {}, allowed)->status, 403);
+  proxied.forwarded_host = "touchpoint.internal, ";
+  EXPECT_FALSE(CheckV1(proxied, {}, allowed).has_value());
   // With auth the token guards it: a page cannot have it.
   EXPECT_FALSE(to("evil.example:8787", kTokens).has_value());
   // Outside /v1/, nothing to guard; "*" lets every name in.

@@ -149,6 +149,14 @@ TEST_F(ApiTokenTest, WithoutAuthV1AnswersOnlyTheDaemonsOwnHosts) {
   EXPECT_THAT(read, Not(HasSubstr("daily")));
   EXPECT_THAT(ask("POST", "/v1/buyers/lin/opt-out"), ::testing::StartsWith("HTTP/1.1 403"));
   EXPECT_EQ(d.Call("GET", "/v1/buyers/lin").second["opted_out"], false);
+  // Behind a proxy that rewrites Host to the daemon's address and adds an
+  // X-Forwarded-Host line of its own, the page's own line does not hide it.
+  const std::string proxied = testing::RawExchange(
+      d.address(), "GET /v1/buyers/lin HTTP/1.1\r\nHost: " + d.address() +
+                       "\r\nX-Forwarded-Host: 127.0.0.1\r\nX-Forwarded-Host: " + page +
+                       "\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(proxied, ::testing::StartsWith("HTTP/1.1 403"));
+  EXPECT_THAT(proxied, HasSubstr("Host '127.0.0.1, " + page + "' is refused"));
   // /healthz answers, with states and counts only.
   const std::string health = ask("GET", "/healthz");
   EXPECT_THAT(health, ::testing::StartsWith("HTTP/1.1 200"));

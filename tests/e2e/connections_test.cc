@@ -195,13 +195,14 @@ TEST(ConnectionsTest, ANewConnectionHasASecondToSendItsRequest) {
   for (int fd : {busy, silent, next}) ::close(fd);
 }
 
-// A connection that drains after an error answer is not closed for a new
-// client (with the client's bytes unread, the kernel would reset it and
-// lose the answer): it ends within its two seconds, and the client gets in.
+// A connection that drains after an error answer is neither idle nor
+// closed for a new client (with the client's bytes unread, the kernel would
+// reset it and lose the answer): it ends within its two seconds, and the
+// client gets in then.
 TEST(ConnectionsTest, AConnectionClosingAfterAnErrorAnswerIsLeftToEnd) {
   testing::TempDir dir;
   testing::WriteFile(dir.path() + "/touchpoint.yaml",
-                     std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
+                     std::string(testing::kBriefConfig) + "http: {max_connections: 3}\n");
   DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
                   dir.path() + "/daemon.log");
   ASSERT_TRUE(d.Start());
@@ -214,12 +215,21 @@ TEST(ConnectionsTest, AConnectionClosingAfterAnErrorAnswerIsLeftToEnd) {
                    "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                    "application/json\r\nContent-Length: 10000000\r\n\r\n"));
   EXPECT_THAT(Receive(refused, 10'000), StartsWith("HTTP/1.1 413"));
+  // (The scrape's own connection is busy answering it.)
+  const int probe = testing::RawConnect(d.address());
+  ASSERT_GE(probe, 0);
+  const std::string scrape = Scrape(probe);
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections 3\n"));
+  EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections_idle 0\n"));
+  ASSERT_TRUE(MakeBusy(probe));
+
   const int next = testing::RawConnect(d.address());
   ASSERT_GE(next, 0);
   EXPECT_THAT(AskHealth(next, 10'000), StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(Receive(refused, 10'000), "EOF");
+  EXPECT_TRUE(d.WaitForLog("all busy with a request or closing after an error answer"));
   EXPECT_THAT(Scrape(next), HasSubstr("\ntouchpoint_http_idle_closed_total 0\n"));
-  for (int fd : {busy, refused, next}) ::close(fd);
+  for (int fd : {busy, refused, probe, next}) ::close(fd);
 }
 
 }  // namespace

@@ -220,7 +220,8 @@ TEST_F(InputTest, AClientStillSendingItsBodyReadsThe413) {
 TEST_F(InputTest, OtherRoutesTakeBodiesOfAMegabyteAtMost) {
   DaemonProcess& d = Start();
   const std::string head =
-      "POST /v1/queues/outbox/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+      "POST /v1/queues/outbox/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+      "application/json\r\n";
   std::string answer =
       testing::RawExchange(d.address(), head + "Content-Length: 2000000\r\n\r\n{\"receipts\":[");
   EXPECT_THAT(answer, StartsWith("HTTP/1.1 413"));

@@ -330,9 +330,9 @@ TEST_F(PostgresDaemonTest, APostgresRestartPausesIngestAndTheDaemonRecovers) {
   EXPECT_THAT(metrics->body, HasSubstr("\ntouchpoint_store_counts_up 0\n"));
   EXPECT_THAT(metrics->body, ::testing::Not(HasSubstr("\ntouchpoint_touchpoints_pending ")));
   for (const char* path : {"/v1/status", "/v1/buyers/b1"}) {
-    const std::string answer =
-        testing::RawExchange(d.address(), std::string("GET ") + path +
-                                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    const std::string answer = testing::RawExchange(
+        d.address(),
+        std::string("GET ") + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     EXPECT_THAT(answer, HasSubstr("HTTP/1.1 503")) << path;
     EXPECT_THAT(answer, HasSubstr("Retry-After:")) << path;
   }

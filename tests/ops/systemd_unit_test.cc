@@ -148,7 +148,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: ticket, instance: a, job: touchpoint}
             exp_annotations:
-              summary: "touchpointd on a has nearly http.max_connections connections busy with a request: new clients will wait"
+              summary: "touchpointd on a has nearly http.max_connections connections busy (with a request, or closing after an error answer): new clients will wait"
               description: "Find who holds them (ss -tn on the API's port): slow clients sending their requests, many clients at once, or a flood. Raise http.max_connections (a restart) if they are legitimate."
 )");
 }
