@@ -16,12 +16,6 @@ std::vector<std::string_view> PathSegments(std::string_view target) {
   return Segments(target.substr(0, target.find('?')));
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // An IPv6 address, with a zone ("%25eth0" in a URL, "%eth0") or not.
 bool IsIpv6(std::string_view text) {
   const auto percent = text.find('%');
@@ -66,7 +60,7 @@ bool IsPortOrNothing(std::string_view text) {
 // Whether one Host (or X-Forwarded-Host) value names the daemon itself: an
 // IP address, localhost, or one of `allowed_hosts` (ForeignHost()).
 bool OwnHost(std::string_view value, std::span<const std::string> allowed_hosts) {
-  const std::string host = Lower(Trim(value));
+  const std::string host = AsciiLower(Trim(value));
   if (host.empty()) return false;
   if (host.front() == '[') {  // an IPv6 address, with or without a port
     const auto close = host.find(']');
@@ -122,11 +116,11 @@ std::optional<std::string> CrossSite(const HttpRequest& req) {
   // The Host the browser sent, or the one a proxy in front says it had (a
   // page cannot send X-Forwarded-Host to another site without a preflight,
   // which this daemon never allows).
-  const std::string origin = Lower(req.origin);
+  const std::string origin = AsciiLower(req.origin);
   std::vector<std::string_view> names = ForwardedHosts(req.forwarded_host);
   names.emplace_back(req.host);
   for (std::string_view name : names) {
-    const std::string host = Lower(name);
+    const std::string host = AsciiLower(name);
     if (!host.empty() && (origin == "http://" + host || origin == "https://" + host))
       return std::nullopt;
   }

@@ -13,6 +13,7 @@
 
 #include "config/loader_sections.h"
 #include "core/ids.h"
+#include "core/text.h"
 
 namespace tp::config {
 namespace {
@@ -184,8 +185,7 @@ void Loader::LoadHttp(const YAML::Node& node) {
   for (const auto& item : hosts) {
     auto name = String(item, "allowed_hosts entries");
     if (!name) continue;
-    std::string host;
-    for (char c : *name) host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string host = AsciiLower(*name);
     if (host.size() > 1 && host.back() == '.') host.pop_back();  // as a Host is compared
     const bool valid =
         host == "*" ||

@@ -142,6 +142,14 @@ std::string Plural(long long n, std::string_view noun) {
   return out;
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 bool IsName(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   auto ok = [](char c) {

@@ -43,6 +43,10 @@ std::string ValidUtf8(std::string_view text);
 // "1 touchpoint", "2 touchpoints": `noun` with an "s" unless n is 1.
 std::string Plural(long long n, std::string_view noun);
 
+// `s` with ASCII letters in lower case (host names, URL schemes, header
+// tokens); other bytes as they are.
+std::string AsciiLower(std::string_view s);
+
 // Whether `s` is a name the config allows (a sink's, a cadence's, a step
 // id): 1-64 letters, digits, '_', '-' or '.', not starting with '-' or '.'.
 bool IsName(std::string_view s);

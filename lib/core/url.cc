@@ -1,18 +1,12 @@
 #include "core/url.h"
 
-#include <algorithm>
 #include <cctype>
 #include <charconv>
 
+#include "core/text.h"
+
 namespace tp {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Splits HOST[:PORT] into `url`; `default_port` when no port is given.
 Status ParseAuthority(std::string_view authority, std::uint16_t default_port, Url& url) {
@@ -63,7 +57,7 @@ std::uint16_t DefaultPort(std::string_view scheme) {
 bool SplitScheme(std::string_view text, std::string& scheme, std::string_view& rest) {
   const auto sep = text.find("://");
   if (sep == std::string_view::npos || sep == 0) return false;
-  scheme = Lower(text.substr(0, sep));
+  scheme = AsciiLower(text.substr(0, sep));
   rest = text.substr(sep + 3);
   return true;
 }

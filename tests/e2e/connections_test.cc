@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "daemon_process.h"
 #include "harness.h"
@@ -89,15 +91,40 @@ bool MakeBusy(int fd) {
   return Send(fd, both) && Receive(fd, 10'000).starts_with("HTTP/1.1 200");
 }
 
-TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
-  testing::TempDir dir;
-  testing::WriteFile(dir.path() + "/touchpoint.yaml",
-                     std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
-  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
-                  dir.path() + "/daemon.log");
-  ASSERT_TRUE(d.Start());
-  const int first = testing::RawConnect(d.address());
-  const int second = testing::RawConnect(d.address());
+class ConnectionsTest : public ::testing::Test {
+ protected:
+  ~ConnectionsTest() override { CloseAll(); }
+
+  // A daemon that serves at most `max` connections.
+  DaemonProcess& Start(int max) {
+    testing::WriteFile(dir_.path() + "/touchpoint.yaml",
+                       std::string(testing::kBriefConfig) +
+                           "http: {max_connections: " + std::to_string(max) + "}\n");
+    daemon_ = std::make_unique<DaemonProcess>(dir_.path() + "/touchpoint.yaml",
+                                              dir_.path() + "/tp.db", dir_.path() + "/daemon.log");
+    EXPECT_TRUE(daemon_->Start());
+    return *daemon_;
+  }
+  // A new connection to it (-1 if none), closed by CloseAll().
+  int Connect() {
+    const int fd = testing::RawConnect(daemon_->address());
+    if (fd >= 0) fds_.push_back(fd);
+    return fd;
+  }
+  void CloseAll() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonProcess> daemon_;
+  std::vector<int> fds_;
+};
+
+TEST_F(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
+  DaemonProcess& d = Start(2);
+  const int first = Connect();
+  const int second = Connect();
   ASSERT_GE(first, 0);
   ASSERT_GE(second, 0);
   // The first is busy: half of a request is in.
@@ -110,7 +137,7 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
 
   // A third connects (the kernel takes it) and asks, but is not served
   // while both are busy...
-  const int third = testing::RawConnect(d.address());
+  const int third = Connect();
   ASSERT_GE(third, 0);
   EXPECT_EQ(AskHealth(third, 500), "");
   EXPECT_TRUE(d.WaitForLog(
@@ -125,34 +152,27 @@ TEST(ConnectionsTest, PastTheMostAClientWaitsUntilOneIsIdle) {
   // The second, still busy, was left alone.
   ASSERT_TRUE(Send(second, "\r\n"));
   EXPECT_THAT(Receive(second, 10'000), StartsWith("HTTP/1.1 200"));
-  ::close(first);
-  ::close(second);
-  ::close(third);
+  CloseAll();
   // Served as before once they are gone.
   EXPECT_EQ(d.Call("GET", "/healthz").first, 200);
 }
 
-TEST(ConnectionsTest, ANewClientTakesThePlaceOfTheConnectionIdleLongest) {
-  testing::TempDir dir;
-  testing::WriteFile(dir.path() + "/touchpoint.yaml",
-                     std::string(testing::kBriefConfig) + "http: {max_connections: 3}\n");
-  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
-                  dir.path() + "/daemon.log");
-  ASSERT_TRUE(d.Start());
+TEST_F(ConnectionsTest, ANewClientTakesThePlaceOfTheConnectionIdleLongest) {
+  DaemonProcess& d = Start(3);
   // The oldest connection is half-way through a request: not idle.
-  const int busy = testing::RawConnect(d.address());
+  const int busy = Connect();
   ASSERT_GE(busy, 0);
   ASSERT_TRUE(MakeBusy(busy));
   // Two keep-alive clients, served once each, then idle: `older` first.
-  const int older = testing::RawConnect(d.address());
+  const int older = Connect();
   ASSERT_GE(older, 0);
   EXPECT_THAT(AskHealth(older, 10'000), StartsWith("HTTP/1.1 200"));
-  const int younger = testing::RawConnect(d.address());
+  const int younger = Connect();
   ASSERT_GE(younger, 0);
   EXPECT_THAT(AskHealth(younger, 10'000), StartsWith("HTTP/1.1 200"));
 
   // A new client is served at once: the connection idle longest closed.
-  const int fresh = testing::RawConnect(d.address());
+  const int fresh = Connect();
   ASSERT_GE(fresh, 0);
   EXPECT_THAT(AskHealth(fresh, 10'000), StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(Receive(older, 10'000), "EOF");
@@ -166,70 +186,57 @@ TEST(ConnectionsTest, ANewClientTakesThePlaceOfTheConnectionIdleLongest) {
   // `busy` and `fresh`, answered; the scrape's own connection is busy.
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections_idle 2\n"));
   EXPECT_THAT(d.log(), Not(HasSubstr("all busy with a request")));
-  for (int fd : {busy, older, younger, fresh}) ::close(fd);
 }
 
 // A new connection that has sent nothing yet is not closed for the next
 // client before it has had a second to send its request: else, with every
 // other connection busy, each client arriving would close the one before.
-TEST(ConnectionsTest, ANewConnectionHasASecondToSendItsRequest) {
-  testing::TempDir dir;
-  testing::WriteFile(dir.path() + "/touchpoint.yaml",
-                     std::string(testing::kBriefConfig) + "http: {max_connections: 2}\n");
-  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
-                  dir.path() + "/daemon.log");
-  ASSERT_TRUE(d.Start());
-  const int busy = testing::RawConnect(d.address());
+TEST_F(ConnectionsTest, ANewConnectionHasASecondToSendItsRequest) {
+  DaemonProcess& d = Start(2);
+  const int busy = Connect();
   ASSERT_GE(busy, 0);
   ASSERT_TRUE(MakeBusy(busy));
   const auto connected = std::chrono::steady_clock::now();
-  const int silent = testing::RawConnect(d.address());
+  const int silent = Connect();
   ASSERT_GE(silent, 0);
-  const int next = testing::RawConnect(d.address());
+  const int next = Connect();
   ASSERT_GE(next, 0);
   EXPECT_THAT(AskHealth(next, 10'000), StartsWith("HTTP/1.1 200"));
   // (The daemon's second starts after the connect returned.)
   EXPECT_GE(std::chrono::steady_clock::now() - connected, std::chrono::seconds(1));
   EXPECT_EQ(Receive(silent, 10'000), "EOF");
   EXPECT_FALSE(d.log().find("all busy with a request") != std::string::npos);
-  for (int fd : {busy, silent, next}) ::close(fd);
 }
 
 // A connection that drains after an error answer is neither idle nor
 // closed for a new client (with the client's bytes unread, the kernel would
 // reset it and lose the answer): it ends within its two seconds, and the
 // client gets in then.
-TEST(ConnectionsTest, AConnectionClosingAfterAnErrorAnswerIsLeftToEnd) {
-  testing::TempDir dir;
-  testing::WriteFile(dir.path() + "/touchpoint.yaml",
-                     std::string(testing::kBriefConfig) + "http: {max_connections: 3}\n");
-  DaemonProcess d(dir.path() + "/touchpoint.yaml", dir.path() + "/tp.db",
-                  dir.path() + "/daemon.log");
-  ASSERT_TRUE(d.Start());
-  const int busy = testing::RawConnect(d.address());
+TEST_F(ConnectionsTest, AConnectionClosingAfterAnErrorAnswerIsLeftToEnd) {
+  DaemonProcess& d = Start(3);
+  const int busy = Connect();
   ASSERT_GE(busy, 0);
   ASSERT_TRUE(MakeBusy(busy));
-  const int refused = testing::RawConnect(d.address());
+  const int refused = Connect();
   ASSERT_GE(refused, 0);
   ASSERT_TRUE(Send(refused,
                    "POST /v1/purchases HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                    "application/json\r\nContent-Length: 10000000\r\n\r\n"));
   EXPECT_THAT(Receive(refused, 10'000), StartsWith("HTTP/1.1 413"));
   // (The scrape's own connection is busy answering it.)
-  const int probe = testing::RawConnect(d.address());
+  const int probe = Connect();
   ASSERT_GE(probe, 0);
   const std::string scrape = Scrape(probe);
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections 3\n"));
   EXPECT_THAT(scrape, HasSubstr("\ntouchpoint_http_connections_idle 0\n"));
   ASSERT_TRUE(MakeBusy(probe));
 
-  const int next = testing::RawConnect(d.address());
+  const int next = Connect();
   ASSERT_GE(next, 0);
   EXPECT_THAT(AskHealth(next, 10'000), StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(Receive(refused, 10'000), "EOF");
   EXPECT_TRUE(d.WaitForLog("all busy with a request or closing after an error answer"));
   EXPECT_THAT(Scrape(next), HasSubstr("\ntouchpoint_http_idle_closed_total 0\n"));
-  for (int fd : {busy, refused, probe, next}) ::close(fd);
 }
 
 }  // namespace

@@ -59,8 +59,8 @@ inline std::string RecentInsideTheWindow(std::string_view zone_name) {
   return FormatRfc3339(best, zone);
 }
 
-inline nlohmann::json PurchaseBody(const std::string& order, const std::string& buyer,
-                                   const std::string& at = RecentTime()) {
+inline nlohmann::json DailyPurchase(const std::string& order, const std::string& buyer,
+                                    const std::string& at = RecentTime()) {
   return {{"order_id", order}, {"buyer_id", buyer}, {"product", "daily"},
           {"quantity", 2},     {"amount", 240},     {"purchased_at", at}};
 }

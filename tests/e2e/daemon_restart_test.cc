@@ -19,15 +19,15 @@ using nlohmann::json;
 using testing::Ago;
 using testing::DaemonProcess;
 using testing::DaemonTest;
+using testing::DailyPurchase;
 using ::testing::HasSubstr;
 using testing::kFastConfig;
-using testing::PurchaseBody;
 
 TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
   DaemonProcess& d = StartDaemon(kFastConfig);
   // One touchpoint fired and leased but not acked before the crash.
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", PurchaseBody("first", "b0", Ago(std::chrono::seconds(5))))
+      d.Call("POST", "/v1/purchases", DailyPurchase("first", "b0", Ago(std::chrono::seconds(5))))
           .first,
       200);
   WaitForBuyer("b0", [](const json& b) { return CountStatus(b, "fired") == 1; });
@@ -49,7 +49,7 @@ TEST_F(DaemonTest, Kill9LosesNoAcknowledgedPurchaseOrUnackedMessage) {
       for (int batch = 0; !stop; ++batch) {
         json items = json::array();
         for (int i = 0; i < 20; ++i) {
-          items.push_back(PurchaseBody(
+          items.push_back(DailyPurchase(
               "w" + std::to_string(w) + "-" + std::to_string(batch) + "-" + std::to_string(i),
               "b" + std::to_string((batch * 20 + i) % kBuyers), Ago(std::chrono::seconds(30))));
         }
@@ -115,7 +115,7 @@ TEST_F(DaemonTest, MisfireAfterDowntimeFiresWithinGraceAndSkipsOlder) {
                                      .Yaml());
 
   const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(Millis(0)))).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin", Ago(Millis(0)))).first, 200);
   d.Signal(SIGTERM);
   ASSERT_EQ(d.Wait(), 0);
   // Down from ~0 s to 6.5 s: "early" (due at 2 s) is 4.5 s late, past the

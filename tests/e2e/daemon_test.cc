@@ -25,9 +25,9 @@ using nlohmann::json;
 using testing::Ago;
 using testing::DaemonProcess;
 using testing::DaemonTest;
+using testing::DailyPurchase;
 using ::testing::HasSubstr;
 using testing::kFastConfig;
-using testing::PurchaseBody;
 using testing::RecentInsideTheWindow;
 using testing::RecentTime;
 
@@ -71,23 +71,23 @@ TEST_F(DaemonTest, PortInUseAndUnusableDatabaseFailWithOneLine) {
 
 TEST_F(DaemonTest, IngestIsIdempotentAndConflictsAre409) {
   DaemonProcess& d = StartDaemon();
-  auto [status, body] = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin"));
+  auto [status, body] = d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin"));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["accepted"], 1);
   EXPECT_EQ(body["touchpoints_planned"], 6);
   EXPECT_EQ(body["results"][0]["tier"], "novice");
 
   std::tie(status, body) =
-      d.Call("POST", "/v1/purchases", json::array({PurchaseBody("o1", "lin")}));
+      d.Call("POST", "/v1/purchases", json::array({DailyPurchase("o1", "lin")}));
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["accepted"], 0);
   EXPECT_EQ(body["duplicates"], 1);
   EXPECT_EQ(body["results"][0]["status"], "duplicate");
 
-  json changed = PurchaseBody("o1", "lin");
+  json changed = DailyPurchase("o1", "lin");
   changed["quantity"] = 3;
   std::tie(status, body) =
-      d.Call("POST", "/v1/purchases", json::array({PurchaseBody("o2", "lin"), changed}));
+      d.Call("POST", "/v1/purchases", json::array({DailyPurchase("o2", "lin"), changed}));
   EXPECT_EQ(status, 409) << body;
   EXPECT_EQ(body["index"], 1);
   EXPECT_EQ(body["field"], "quantity");  // what differs
@@ -126,14 +126,14 @@ TEST_F(DaemonTest, ABadItemRejectsTheWholeRequestNamingItAndItsField) {
       {"colour", "blue", "unknown field 'colour'"},
   };
   for (const Case& c : cases) {
-    json bad = PurchaseBody("bad", "b2");
+    json bad = DailyPurchase("bad", "b2");
     if (c.value.is_null()) {
       bad.erase(c.field);
     } else {
       bad[c.field] = c.value;
     }
     auto [status, body] =
-        d.Call("POST", "/v1/purchases", json::array({PurchaseBody("good", "b1"), bad}));
+        d.Call("POST", "/v1/purchases", json::array({DailyPurchase("good", "b1"), bad}));
     EXPECT_EQ(status, 400) << c.field;
     EXPECT_EQ(body["index"], 1) << c.field;
     EXPECT_EQ(body["field"], c.field);
@@ -149,7 +149,7 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
   EXPECT_EQ(r->status, 400);
   EXPECT_THAT(r->body, HasSubstr("malformed JSON"));
 
-  r = d.http().Request("POST", "/v1/purchases", PurchaseBody("o1", "b").dump(), "text/plain");
+  r = d.http().Request("POST", "/v1/purchases", DailyPurchase("o1", "b").dump(), "text/plain");
   EXPECT_EQ(r->status, 415);
 
   // A body over the limit is refused as soon as its Content-Length is read.
@@ -166,7 +166,7 @@ TEST_F(DaemonTest, MalformedRequestsAreRejectedWithoutHarm) {
 
   json many = json::array();
   for (int i = 0; i < 1'001; ++i) {
-    many.push_back(PurchaseBody("m" + std::to_string(i), "b" + std::to_string(i % 200)));
+    many.push_back(DailyPurchase("m" + std::to_string(i), "b" + std::to_string(i % 200)));
   }
   auto [status, body] = d.Call("POST", "/v1/purchases", many);
   EXPECT_EQ(status, 400);
@@ -201,7 +201,7 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
   ASSERT_EQ(::send(short_body, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
 
   const auto started = std::chrono::steady_clock::now();
-  auto [status, body] = d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin"));
+  auto [status, body] = d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin"));
   EXPECT_EQ(status, 200);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
 
@@ -218,12 +218,12 @@ TEST_F(DaemonTest, StalledClientsDoNotBlockOthersAndAreTimedOut) {
 
 TEST_F(DaemonTest, OptOutSuppressesAndOptInPlansOnlyFuturePurchases) {
   DaemonProcess& d = StartDaemon();
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin")).first, 200);
+  ASSERT_EQ(d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin")).first, 200);
   auto [status, body] = d.Call("POST", "/v1/buyers/lin/opt-out");
   ASSERT_EQ(status, 200) << body;
   EXPECT_EQ(body["suppressed"], 6);
   std::tie(status, body) =
-      d.Call("POST", "/v1/purchases", PurchaseBody("o2", "lin", Ago(Millis(0))));
+      d.Call("POST", "/v1/purchases", DailyPurchase("o2", "lin", Ago(Millis(0))));
   EXPECT_EQ(body["touchpoints_planned"], 0);
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
   EXPECT_TRUE(body["opted_out"]);
@@ -234,23 +234,23 @@ TEST_F(DaemonTest, OptOutSuppressesAndOptInPlansOnlyFuturePurchases) {
   EXPECT_EQ(status, 200);
   EXPECT_FALSE(body["opted_out"]);
   std::tie(status, body) =
-      d.Call("POST", "/v1/purchases", PurchaseBody("o3", "lin", Ago(Millis(0))));
+      d.Call("POST", "/v1/purchases", DailyPurchase("o3", "lin", Ago(Millis(0))));
   EXPECT_GT(body["touchpoints_planned"].get<int>(), 0);
   std::tie(status, body) = d.Call("GET", "/v1/buyers/lin");
   EXPECT_EQ(CountStatus(body, "suppressed"), 6);  // opt-in revives nothing
   // Opting out an unknown buyer records the wish for future purchases.
   EXPECT_EQ(d.Call("POST", "/v1/buyers/stranger/opt-out").first, 200);
-  std::tie(status, body) = d.Call("POST", "/v1/purchases", PurchaseBody("o9", "stranger"));
+  std::tie(status, body) = d.Call("POST", "/v1/purchases", DailyPurchase("o9", "stranger"));
   EXPECT_EQ(body["touchpoints_planned"], 0);
 }
 
 TEST_F(DaemonTest, RepurchaseCancelsEarlierTouchpointsWithAReason) {
   DaemonProcess& d = StartDaemon(kFastConfig);
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(std::chrono::hours(2)))).first,
+      d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin", Ago(std::chrono::hours(2)))).first,
       200);
   ASSERT_EQ(
-      d.Call("POST", "/v1/purchases", PurchaseBody("o2", "lin", Ago(std::chrono::hours(1)))).first,
+      d.Call("POST", "/v1/purchases", DailyPurchase("o2", "lin", Ago(std::chrono::hours(1)))).first,
       200);
   json buyer = WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
   EXPECT_EQ(buyer["tier"], "newbie");
@@ -272,9 +272,10 @@ TEST_F(DaemonTest, RepurchaseCancelsEarlierTouchpointsWithAReason) {
 
 TEST_F(DaemonTest, LeaseAckAndVisibilityTimeout) {
   DaemonProcess& d = StartDaemon(kFastConfig);
-  ASSERT_EQ(d.Call("POST", "/v1/purchases", PurchaseBody("o1", "lin", Ago(std::chrono::seconds(5))))
-                .first,
-            200);
+  ASSERT_EQ(
+      d.Call("POST", "/v1/purchases", DailyPurchase("o1", "lin", Ago(std::chrono::seconds(5))))
+          .first,
+      200);
   WaitForBuyer("lin", [](const json& b) { return CountStatus(b, "fired") == 1; });
   auto [status, body] =
       d.Call("POST", "/v1/queues/outbox/lease", {{"max", 10}, {"visibility_s", 1}});
